@@ -1,0 +1,113 @@
+# tally - build, run, test, install.
+#   make            build ./tally
+#   make run        install missing packages, build, start the demo console
+#   make check      install missing packages, build, run the whole test suite
+#   make check SAN=1  the same under AddressSanitizer + UBSan
+#   make bench      benchmarks (prints tables; not part of make check)
+#   make install PREFIX=/usr/local DESTDIR=
+
+VERSION    := 0.1.0
+PREFIX     ?= /usr/local
+BINDIR     ?= $(PREFIX)/bin
+DATADIR    ?= $(PREFIX)/share/tally
+MANDIR     ?= $(PREFIX)/share/man
+CC         ?= cc
+PKG_CONFIG ?= pkg-config
+PKGS       := libwebsockets sqlite3 jansson ncursesw
+SAN        ?= 0
+
+ifeq ($(SAN),1)
+BUILD      := build/san
+SANFLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT        := -O1
+else
+BUILD      := build/release
+SANFLAGS   :=
+OPT        := -O2
+endif
+
+# Recursive (=) so pkg-config runs when a recipe needs it, after deps.
+PKG_CFLAGS  = $(shell $(PKG_CONFIG) --cflags $(PKGS))
+PKG_LIBS    = $(shell $(PKG_CONFIG) --libs $(PKGS))
+CHECK_FLAGS = $(shell $(PKG_CONFIG) --cflags --libs check)
+CFLAGS     ?=
+WARN       := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes
+ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -g $(SANFLAGS) -I. -MMD -MP \
+	      -DTALLY_VERSION='"$(VERSION)"' -DTALLY_ASSETS_DIR='"$(DATADIR)/assets"' \
+	      $(PKG_CFLAGS) $(CFLAGS)
+LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
+
+CORE_OBJS := core/util.o core/log.o core/buf.o core/validate.o core/engine.o core/demo.o
+DB_OBJS   := db/db.o db/writer.o
+WS_OBJS   := ws/server.o ws/http.o ws/api.o ws/live.o ws/assets.o
+TUI_OBJS  := tui/console.o tui/console_fmt.o
+LIB_OBJS  := $(addprefix $(BUILD)/,$(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
+MAIN_OBJ  := $(BUILD)/tally.o
+
+TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c \
+	     tests/test_buf.c tests/test_db.c tests/test_engine.c tests/test_console.c \
+	     tests/test_http.c tests/test_live.c tests/test_restart.c
+TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
+
+.PHONY: all run check test deps install uninstall clean format bench
+
+all: tally
+
+tally: $(BUILD)/tally
+	cp $< $@
+
+$(BUILD)/tally: $(LIB_OBJS) $(MAIN_OBJ)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/tests/%.o: tests/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) $(shell $(PKG_CONFIG) --cflags check) -c -o $@ $<
+
+$(BUILD)/tally-tests: $(TEST_OBJS) $(LIB_OBJS)
+	$(CC) $(SANFLAGS) -o $@ $^ $(CHECK_FLAGS) $(LDLIBS_ALL)
+
+$(BUILD)/console-demo: $(BUILD)/tests/console_demo.o $(TUI_OBJS:%=$(BUILD)/%)
+	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS_ALL)
+
+deps:
+	@scripts/deps
+
+run: deps
+	@$(MAKE) --no-print-directory tally
+	./tally --demo
+
+# The whole suite: unit tests, integration tests against the real binary,
+# the console under tmux. Check prints the summary line.
+check: deps
+	@$(MAKE) --no-print-directory $(BUILD)/tally $(BUILD)/tally-tests $(BUILD)/console-demo
+	TALLY_BIN=$(BUILD)/tally TALLY_CONSOLE_DEMO=$(BUILD)/console-demo \
+	TALLY_ASSETS=assets ./$(BUILD)/tally-tests
+
+test: check
+
+bench: deps
+	@scripts/deps --bench
+	@$(MAKE) --no-print-directory $(BUILD)/tally
+	tests/bench/run $(BUILD)/tally
+
+install: tally
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/assets $(DESTDIR)$(MANDIR)/man1
+	install -m 0755 tally $(DESTDIR)$(BINDIR)/tally
+	install -m 0644 assets/* $(DESTDIR)$(DATADIR)/assets/
+	install -m 0644 man/tally.1 $(DESTDIR)$(MANDIR)/man1/tally.1
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/tally $(DESTDIR)$(MANDIR)/man1/tally.1
+	rm -rf $(DESTDIR)$(DATADIR)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build tally
+
+-include $(shell find build -name '*.d' 2>/dev/null)

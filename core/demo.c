@@ -1,0 +1,149 @@
+/* core/demo.c - demo campaigns and a donation stream. */
+#include "core/demo.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static const struct {
+	const char *slug, *name;
+	int64_t goal_cents;
+	int weight;
+} demo_campaigns[] = {
+	{"food-bank", "Riverside Food Bank", 5000000, 5},
+	{"animal-rescue", "Hillside Animal Rescue", 2500000, 4},
+	{"literacy", "Readers First Literacy Project", 1500000, 3},
+	{"river-cleanup", "Clean River Coalition", 1000000, 2},
+	{"youth-music", "Youth Music Workshop", 750000, 2},
+	{"library", "Northside Library Friends", 500000, 1},
+};
+
+static const char *const first[] = {"Ada", "Grace", "Alan", "Katherine", "Linus", "Margaret",
+				    "Dennis", "Barbara", "Ken", "Frances", "Edsger", "Radia",
+				    "Niklaus", "Hedy", "Tim", "Sophie", "José", "Zoë"};
+static const char *const last[] = {"Lovelace", "Hopper", "Turing", "Johnson", "Hamilton", "Ritchie",
+				   "Liskov", "Thompson", "Allen", "Perlman", "Wirth", "Lamarr",
+				   "Wilson", "Núñez"};
+static const char *const messages[] = {"", "", "", "Go team!", "Happy giving day!",
+				       "In memory of Grandma", "Keep up the great work",
+				       "Matching my office's gift", ""};
+static const int64_t amounts[] = {500, 1000, 2000, 2500, 2500, 5000, 5000, 10000, 25000, 100000};
+
+struct demo {
+	struct engine *engine;
+	pthread_t thread;
+	atomic_int stop;
+	unsigned seed;
+};
+
+static void ignore_done(void *ud, int rc, const char *body, size_t len)
+{
+	(void)ud;
+	(void)body;
+	(void)len;
+	if (rc && rc != ENGINE_EPAUSED && rc != ENGINE_ECLOSED)
+		log_msg(LOG_WARN, "demo.donation_failed", "%s", engine_strerror(rc));
+}
+
+static int pick_campaign(unsigned *seed)
+{
+	int total = 0, r;
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(demo_campaigns); i++)
+		total += demo_campaigns[i].weight;
+	r = (int)(rand_r(seed) % (unsigned)total);
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(demo_campaigns); i++) {
+		r -= demo_campaigns[i].weight;
+		if (r < 0)
+			return (int)i;
+	}
+	return 0;
+}
+
+static void *demo_main(void *arg)
+{
+	struct demo *d = arg;
+
+	while (!atomic_load(&d->stop)) {
+		struct donation_req req;
+		struct timespec ts;
+		int c = pick_campaign(&d->seed), rc;
+		const char *f = first[rand_r(&d->seed) % UTIL_ARRAY_LEN(first)];
+		const char *l = last[rand_r(&d->seed) % UTIL_ARRAY_LEN(last)];
+
+		memset(&req, 0, sizeof(req));
+		req.amount_cents = amounts[rand_r(&d->seed) % UTIL_ARRAY_LEN(amounts)];
+		memcpy(req.currency, "USD", 4);
+		snprintf(req.name, sizeof(req.name), "%s %s", f, l);
+		snprintf(req.email, sizeof(req.email), "%s.%u@example.org", "donor",
+			 rand_r(&d->seed) % 5000);
+		snprintf(req.message, sizeof(req.message), "%s",
+			 messages[rand_r(&d->seed) % UTIL_ARRAY_LEN(messages)]);
+		memcpy(req.payment_token, "tok_visa", 9);
+		req.anonymous = rand_r(&d->seed) % 7 == 0;
+		rc = engine_donate(d->engine, demo_campaigns[c].slug, &req, ignore_done, NULL);
+		if (rc && rc != ENGINE_EPAUSED && rc != ENGINE_ECLOSED && rc != ENGINE_EOVERLOADED)
+			log_msg(LOG_WARN, "demo.donation_refused", "%s", engine_strerror(rc));
+		/* Bursty: mostly 50-300 ms apart, sometimes a quick run. */
+		ts.tv_sec = 0;
+		ts.tv_nsec = (long)(rand_r(&d->seed) % 4 == 0 ? 10 + rand_r(&d->seed) % 40
+							       : 50 + rand_r(&d->seed) % 250) *
+			     1000000L;
+		nanosleep(&ts, NULL);
+	}
+	return NULL;
+}
+
+int demo_start(struct engine *e, struct demo **out)
+{
+	struct demo *d;
+	int rc;
+
+	*out = NULL;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(demo_campaigns); i++) {
+		struct campaign_spec spec;
+
+		if (engine_campaign_id(e, demo_campaigns[i].slug, strlen(demo_campaigns[i].slug)) > 0)
+			continue;
+		memset(&spec, 0, sizeof(spec));
+		snprintf(spec.slug, sizeof(spec.slug), "%s", demo_campaigns[i].slug);
+		snprintf(spec.name, sizeof(spec.name), "%s", demo_campaigns[i].name);
+		memcpy(spec.currency, "USD", 4);
+		spec.goal_cents = demo_campaigns[i].goal_cents;
+		spec.has_slug = spec.has_name = spec.has_currency = spec.has_goal = 1;
+		rc = engine_campaign_create_sync(e, &spec, "demo");
+		if (rc && rc != ENGINE_EEXISTS) {
+			log_msg(LOG_ERROR, "demo.create_failed", "%s: %s", spec.slug,
+				engine_strerror(rc));
+			return rc;
+		}
+	}
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return -ENOMEM;
+	d->engine = e;
+	d->seed = (unsigned)util_mono_ns();
+	atomic_init(&d->stop, 0);
+	rc = pthread_create(&d->thread, NULL, demo_main, d);
+	if (rc) {
+		free(d);
+		return -rc;
+	}
+	*out = d;
+	return 0;
+}
+
+void demo_stop(struct demo *d)
+{
+	if (!d)
+		return;
+	atomic_store(&d->stop, 1);
+	pthread_join(d->thread, NULL);
+	free(d);
+}

@@ -1,0 +1,1089 @@
+/* core/engine.c - campaigns, donations and the in-memory totals cache.
+ *
+ * DESIGN: the writer thread is the only thread that changes a campaign.
+ * Requests are admitted on the caller's thread (campaign exists, is open,
+ * currency matches, queue has room), get a donation id and their 202 body,
+ * and go to the writer as a db_op. After each committed batch, batch_done
+ * (writer thread) applies the batch to the cache: it updates the numbers,
+ * re-renders each touched campaign's public JSON once, swaps it in under
+ * e->lock, tells the listeners and finally acknowledges each op. Readers on
+ * other threads take e->lock only to look up a campaign and copy its JSON.
+ * The writer reads its own campaigns without the lock; it takes the lock
+ * only to publish.
+ */
+#include "core/engine.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "db/db.h"
+#include "db/writer.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECENT_MAX 10
+#define MAX_LISTENERS 8
+#define RATE_BUCKETS 6          /* of 10 s: one minute */
+
+enum cstatus { ST_ACTIVE, ST_PAUSED, ST_CLOSED };
+static const char *const status_names[] = {"active", "paused", "closed"};
+
+struct campaign {
+	int64_t id;
+	char slug[65];
+	char name[513];
+	char currency[4];
+	enum cstatus status;          /* stored status */
+	enum cstatus effective;       /* status after the schedule is applied */
+	int64_t goal_cents, starts_at, ends_at, created_at;
+	int64_t raised_cents, donor_count, donation_count;
+	uint64_t seq;
+	char *recent[RECENT_MAX];     /* rendered gifts, newest first (writer) */
+	int n_recent;
+	uint32_t rate[RATE_BUCKETS];  /* donations per 10 s bucket */
+	int64_t rate_epoch;           /* bucket index of rate[0]'s period */
+
+	/* Published under e->lock. */
+	char *json;
+	size_t json_len;
+	int dirty;                    /* writer: needs re-render this batch */
+	struct campaign *next_dirty;
+};
+
+/* What the engine keeps per queued operation. */
+struct pending {
+	struct db_op op;
+	engine_done_fn done;
+	void *ud;
+	char actor[64];
+	size_t body_len;
+	char body[320];
+};
+
+struct engine {
+	struct engine_config cfg;
+	struct db_writer *writer;
+	pthread_mutex_t lock;
+
+	/* Guarded by lock (writes only on the writer thread after start). */
+	struct campaign **by_id;      /* index = campaign id */
+	size_t id_cap;
+	struct campaign **slots;      /* open addressing on slug */
+	size_t slot_cap;              /* power of two */
+	size_t n_campaigns;
+	uint64_t version;             /* bumps on any campaign change */
+	int64_t donations_total;
+	uint32_t rate[10];            /* donations per 1 s bucket */
+	int64_t rate_epoch;
+
+	atomic_llong next_donation_id;
+	int64_t started_ms;
+
+	struct engine_listener listeners[MAX_LISTENERS];
+	int n_listeners;
+
+	pthread_mutex_t reader_lock;
+	sqlite3 *reader;              /* guarded by reader_lock */
+	struct campaign *dirty_head;  /* writer thread only */
+	struct buf scratch;           /* writer thread only */
+};
+
+void engine_config_defaults(struct engine_config *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->db_path = "tally.db";
+	cfg->synchronous = "FULL";
+	cfg->limits.min_cents = 100;
+	cfg->limits.max_cents = 100000000;
+	cfg->max_queue = 65536;
+	cfg->max_batch = 4096;
+}
+
+const struct donation_limits *engine_limits(struct engine *e)
+{
+	return &e->cfg.limits;
+}
+
+const char *engine_strerror(int rc)
+{
+	switch (rc) {
+	case ENGINE_OK:
+		return "ok";
+	case ENGINE_ENOCAMPAIGN:
+		return "no campaign has this slug";
+	case ENGINE_EPAUSED:
+		return "the campaign is paused and is not accepting donations";
+	case ENGINE_ECLOSED:
+		return "the campaign is closed or outside its schedule";
+	case ENGINE_ECURRENCY:
+		return "the currency differs from the campaign's currency";
+	case ENGINE_EOVERLOADED:
+		return "too many donations are waiting to be recorded; retry shortly";
+	case ENGINE_ESHUTDOWN:
+		return "the server is shutting down";
+	case ENGINE_EEXISTS:
+		return "a campaign with this slug already exists";
+	case ENGINE_ENODONATION:
+		return "no donation has this id";
+	case ENGINE_ESTATE:
+		return "the action does not apply to the campaign in its current state";
+	case ENGINE_EIO:
+		return "storage failure: nothing was recorded";
+	default:
+		return "internal error";
+	}
+}
+
+/* ---- campaign table (callers hold e->lock or are the writer) ---- */
+
+static struct campaign *find_slug(struct engine *e, const char *slug, size_t len)
+{
+	size_t mask = e->slot_cap - 1, i = (size_t)util_hash(slug, len) & mask;
+
+	for (; e->slots[i]; i = (i + 1) & mask)
+		if (strlen(e->slots[i]->slug) == len && !memcmp(e->slots[i]->slug, slug, len))
+			return e->slots[i];
+	return NULL;
+}
+
+static struct campaign *find_id(struct engine *e, int64_t id)
+{
+	return id > 0 && (size_t)id < e->id_cap ? e->by_id[id] : NULL;
+}
+
+static void slot_put(struct campaign **slots, size_t cap, struct campaign *c)
+{
+	size_t mask = cap - 1, i = (size_t)util_hash(c->slug, strlen(c->slug)) & mask;
+
+	while (slots[i])
+		i = (i + 1) & mask;
+	slots[i] = c;
+}
+
+static int table_add(struct engine *e, struct campaign *c)
+{
+	if ((size_t)c->id >= e->id_cap) {
+		size_t cap = e->id_cap ? e->id_cap : 64;
+		struct campaign **p;
+
+		while (cap <= (size_t)c->id)
+			cap *= 2;
+		p = realloc(e->by_id, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		memset(p + e->id_cap, 0, (cap - e->id_cap) * sizeof(*p));
+		e->by_id = p;
+		e->id_cap = cap;
+	}
+	if ((e->n_campaigns + 1) * 2 > e->slot_cap) {
+		size_t cap = e->slot_cap ? e->slot_cap * 2 : 64;
+		struct campaign **s = calloc(cap, sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		for (size_t i = 0; i < e->slot_cap; i++)
+			if (e->slots[i])
+				slot_put(s, cap, e->slots[i]);
+		free(e->slots);
+		e->slots = s;
+		e->slot_cap = cap;
+	}
+	slot_put(e->slots, e->slot_cap, c);
+	e->by_id[c->id] = c;
+	e->n_campaigns++;
+	return 0;
+}
+
+static enum cstatus parse_status(const char *s)
+{
+	return !strcmp(s, "paused") ? ST_PAUSED : !strcmp(s, "closed") ? ST_CLOSED : ST_ACTIVE;
+}
+
+static enum cstatus effective_status(const struct campaign *c, int64_t now)
+{
+	if (c->status != ST_ACTIVE)
+		return c->status;
+	if ((c->starts_at && now < c->starts_at) || (c->ends_at && now >= c->ends_at))
+		return ST_CLOSED;
+	return ST_ACTIVE;
+}
+
+/* ---- rendering (writer thread) ---- */
+
+static int put_time(struct buf *b, const char *key, int64_t ms)
+{
+	char ts[32];
+
+	if (!ms)
+		return buf_printf(b, ",\"%s\":null", key);
+	return buf_printf(b, ",\"%s\":\"%s\"", key, util_rfc3339(ms, ts, sizeof(ts)));
+}
+
+/* Render c's public JSON into e->scratch. */
+static int render_campaign(struct engine *e, const struct campaign *c)
+{
+	struct buf *b = &e->scratch;
+	int rc = 0;
+
+	b->len = 0;
+	rc |= buf_puts(b, "{\"slug\":");
+	rc |= buf_json_string(b, c->slug);
+	rc |= buf_puts(b, ",\"name\":");
+	rc |= buf_json_string(b, c->name);
+	rc |= buf_printf(b,
+			 ",\"currency\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
+			 "\"raised_cents\":%lld,\"matched_cents\":0,\"bonus_cents\":0,"
+			 "\"donor_count\":%lld,\"donation_count\":%lld,\"pending_cents\":0,"
+			 "\"status\":\"%s\",\"seq\":%llu",
+			 c->currency, (long long)c->goal_cents, (long long)c->raised_cents,
+			 (long long)c->raised_cents, (long long)c->donor_count,
+			 (long long)c->donation_count, status_names[c->effective],
+			 (unsigned long long)c->seq);
+	rc |= put_time(b, "starts_at", c->starts_at);
+	rc |= put_time(b, "ends_at", c->ends_at);
+	rc |= buf_puts(b, ",\"recent\":[");
+	for (int i = 0; i < c->n_recent; i++) {
+		if (i)
+			rc |= buf_puts(b, ",");
+		rc |= buf_puts(b, c->recent[i]);
+	}
+	rc |= buf_puts(b, "]}");
+	return rc ? -ENOMEM : 0;
+}
+
+/* Render one gift as a donation event's data object. Returns malloc'd text. */
+static char *render_gift(const struct db_op *op, const char *name, int64_t amount, int hide,
+			 const char *message, int64_t at)
+{
+	struct buf b = {0};
+	char ts[32];
+	int rc = 0;
+
+	(void)op;
+	rc |= buf_puts(&b, "{\"name\":");
+	rc |= buf_json_string(&b, name);
+	if (!hide)
+		rc |= buf_printf(&b, ",\"amount_cents\":%lld", (long long)amount);
+	rc |= buf_puts(&b, ",\"message\":");
+	rc |= buf_json_string(&b, message);
+	rc |= buf_printf(&b, ",\"at\":\"%s\"}", util_rfc3339(at, ts, sizeof(ts)));
+	if (rc) {
+		buf_fini(&b);
+		return NULL;
+	}
+	return b.p;
+}
+
+static void push_recent(struct campaign *c, char *gift)
+{
+	if (c->n_recent == RECENT_MAX)
+		free(c->recent[--c->n_recent]);
+	memmove(c->recent + 1, c->recent, (size_t)c->n_recent * sizeof(c->recent[0]));
+	c->recent[0] = gift;
+	c->n_recent++;
+}
+
+static void mark_dirty(struct engine *e, struct campaign *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = 1;
+	c->next_dirty = e->dirty_head;
+	e->dirty_head = c;
+}
+
+static void rate_add(uint32_t *buckets, int n, int64_t *epoch, int64_t now_epoch, uint32_t add)
+{
+	int64_t shift = now_epoch - *epoch;
+
+	if (shift > 0) {
+		if (shift >= n) {
+			memset(buckets, 0, (size_t)n * sizeof(*buckets));
+		} else {
+			memmove(buckets + shift, buckets, (size_t)(n - shift) * sizeof(*buckets));
+			memset(buckets, 0, (size_t)shift * sizeof(*buckets));
+		}
+		*epoch = now_epoch;
+	}
+	buckets[0] += add;
+}
+
+/* Publish every dirty campaign: render, swap under the lock, notify. */
+static void publish_dirty(struct engine *e)
+{
+	struct campaign *c = e->dirty_head;
+
+	e->dirty_head = NULL;
+	while (c) {
+		struct campaign *next = c->next_dirty;
+		char *json = NULL, *old;
+		size_t len = 0;
+
+		c->dirty = 0;
+		c->next_dirty = NULL;
+		c->seq++;
+		if (render_campaign(e, c) == 0) {
+			json = malloc(e->scratch.len + 1);
+			if (json) {
+				memcpy(json, e->scratch.p, e->scratch.len + 1);
+				len = e->scratch.len;
+			}
+		}
+		if (!json) {
+			log_msg(LOG_ERROR, "engine.render_failed", "campaign %s: out of memory",
+				c->slug);
+			c = next;
+			continue;
+		}
+		pthread_mutex_lock(&e->lock);
+		old = c->json;
+		c->json = json;
+		c->json_len = len;
+		e->version++;
+		pthread_mutex_unlock(&e->lock);
+		free(old);
+		for (int i = 0; i < e->n_listeners; i++)
+			if (e->listeners[i].campaign_changed)
+				e->listeners[i].campaign_changed(e->listeners[i].ctx, c->id, c->seq);
+		c = next;
+	}
+}
+
+/* ---- loading ---- */
+
+static struct campaign *campaign_from_row(const struct db_campaign_row *row)
+{
+	struct campaign *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->id = row->id;
+	memcpy(c->slug, row->slug, sizeof(c->slug));
+	memcpy(c->name, row->name, sizeof(c->name));
+	memcpy(c->currency, row->currency, sizeof(c->currency));
+	c->status = parse_status(row->status);
+	c->goal_cents = row->goal_cents;
+	c->starts_at = row->starts_at;
+	c->ends_at = row->ends_at;
+	c->created_at = row->created_at;
+	c->raised_cents = row->raised_cents;
+	c->donor_count = row->donor_count;
+	c->donation_count = row->donation_count;
+	c->seq = (uint64_t)row->seq;
+	c->effective = effective_status(c, util_now_ms());
+	return c;
+}
+
+static int load_recent_cb(void *ud, const struct db_donation_row *row)
+{
+	struct campaign *c = ud;
+	char *gift = render_gift(NULL, row->anonymous ? "Anonymous" : row->name, row->amount_cents,
+				 row->hide_amount, row->message, row->created_at);
+
+	if (!gift)
+		return -ENOMEM;
+	c->recent[c->n_recent++] = gift;
+	return 0;
+}
+
+struct load_ctx {
+	struct engine *e;
+	sqlite3 *db;
+};
+
+static int load_campaign_cb(void *ud, const struct db_campaign_row *row)
+{
+	struct load_ctx *lc = ud;
+	struct campaign *c = campaign_from_row(row);
+	int rc;
+
+	if (!c)
+		return -ENOMEM;
+	rc = table_add(lc->e, c);
+	if (rc) {
+		free(c);
+		return rc;
+	}
+	rc = db_load_recent(lc->db, c->id, RECENT_MAX, load_recent_cb, c);
+	if (rc)
+		return rc;
+	/* Render without bumping seq: the stored seq already names this state. */
+	c->seq--;
+	mark_dirty(lc->e, c);
+	return 0;
+}
+
+/* ---- writer hooks ---- */
+
+static void apply_donation(struct engine *e, struct pending *p)
+{
+	struct db_op *op = &p->op;
+	const struct donation_req *d = &op->u.donation.req;
+	struct campaign *c = find_id(e, op->campaign_id);
+	char *gift;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&e->lock);
+	c->raised_cents += d->amount_cents;
+	c->donation_count++;
+	c->donor_count += op->u.donation.new_donor;
+	rate_add(c->rate, RATE_BUCKETS, &c->rate_epoch, op->now_ms / 10000, 1);
+	e->donations_total++;
+	rate_add(e->rate, 10, &e->rate_epoch, op->now_ms / 1000, 1);
+	pthread_mutex_unlock(&e->lock);
+	gift = render_gift(op, d->anonymous ? "Anonymous" : d->name, d->amount_cents,
+			   d->hide_amount, d->message, op->now_ms);
+	if (gift) {
+		for (int i = 0; i < e->n_listeners; i++)
+			if (e->listeners[i].donation)
+				e->listeners[i].donation(e->listeners[i].ctx, c->id, gift,
+							 strlen(gift));
+		push_recent(c, gift);
+	}
+	mark_dirty(e, c);
+}
+
+static void apply_campaign_create(struct engine *e, struct pending *p)
+{
+	struct db_campaign_row row = {0};
+	const struct campaign_spec *s = &p->op.u.campaign;
+	struct campaign *c;
+	int rc;
+
+	row.id = p->op.campaign_id;
+	memcpy(row.slug, s->slug, sizeof(row.slug));
+	snprintf(row.name, sizeof(row.name), "%s", s->name);
+	memcpy(row.currency, s->currency, sizeof(row.currency));
+	memcpy(row.status, "active", 7);
+	row.goal_cents = s->goal_cents;
+	row.starts_at = s->starts_at;
+	row.ends_at = s->ends_at;
+	row.created_at = p->op.now_ms;
+	c = campaign_from_row(&row);
+	if (!c) {
+		p->op.rc = -ENOMEM;
+		return;
+	}
+	pthread_mutex_lock(&e->lock);
+	rc = table_add(e, c);
+	pthread_mutex_unlock(&e->lock);
+	if (rc) {
+		free(c);
+		p->op.rc = rc;
+		return;
+	}
+	mark_dirty(e, c);
+}
+
+static void apply_campaign_update(struct engine *e, struct pending *p)
+{
+	const struct campaign_spec *s = &p->op.u.campaign;
+	struct campaign *c = find_id(e, p->op.campaign_id);
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&e->lock);
+	if (s->has_name)
+		snprintf(c->name, sizeof(c->name), "%s", s->name);
+	if (s->has_goal)
+		c->goal_cents = s->goal_cents;
+	if (s->has_starts)
+		c->starts_at = s->starts_at;
+	if (s->has_ends)
+		c->ends_at = s->ends_at;
+	if (p->op.kind == DB_OP_CAMPAIGN_STATUS)
+		c->status = parse_status(p->op.u.status);
+	c->effective = effective_status(c, util_now_ms());
+	pthread_mutex_unlock(&e->lock);
+	mark_dirty(e, c);
+}
+
+static int map_rc(int rc)
+{
+	switch (rc) {
+	case 0:
+		return ENGINE_OK;
+	case -EEXIST:
+		return ENGINE_EEXISTS;
+	case -ENOENT:
+		return ENGINE_ENOCAMPAIGN;
+	default:
+		return ENGINE_EIO;
+	}
+}
+
+static void finish(struct engine *e, struct pending *p, int rc)
+{
+	struct campaign *c;
+
+	if (rc || !p->done) {
+		if (p->done)
+			p->done(p->ud, rc, NULL, 0);
+		return;
+	}
+	if (p->op.kind == DB_OP_DONATION) {
+		p->done(p->ud, ENGINE_OK, p->body, p->body_len);
+		return;
+	}
+	/* Staff actions answer with the campaign's new public state. */
+	c = find_id(e, p->op.campaign_id);
+	pthread_mutex_lock(&e->lock);
+	if (c && c->json) {
+		struct buf b = {0};
+
+		if (buf_append(&b, c->json, c->json_len) == 0) {
+			pthread_mutex_unlock(&e->lock);
+			p->done(p->ud, ENGINE_OK, b.p, b.len);
+			buf_fini(&b);
+			return;
+		}
+	}
+	pthread_mutex_unlock(&e->lock);
+	p->done(p->ud, ENGINE_EIO, NULL, 0);
+}
+
+static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
+{
+	struct engine *e = ctx;
+	struct db_op *op;
+
+	for (op = ops; op; op = op->next) {
+		struct pending *p = op->owner;
+
+		if (commit_rc || op->rc)
+			continue;
+		switch (op->kind) {
+		case DB_OP_DONATION:
+			apply_donation(e, p);
+			break;
+		case DB_OP_CAMPAIGN_CREATE:
+			apply_campaign_create(e, p);
+			break;
+		case DB_OP_CAMPAIGN_UPDATE:
+		case DB_OP_CAMPAIGN_STATUS:
+			apply_campaign_update(e, p);
+			break;
+		}
+	}
+	publish_dirty(e);
+	while (ops) {
+		struct pending *p = ops->owner;
+
+		op = ops->next;
+		if (p->actor[0] && !commit_rc && !ops->rc) {
+			const char *what = ops->kind == DB_OP_CAMPAIGN_CREATE   ? "create"
+					   : ops->kind == DB_OP_CAMPAIGN_UPDATE ? "update"
+										: ops->u.status;
+			struct campaign *c = find_id(e, ops->campaign_id);
+
+			log_event(LOG_INFO, "staff.campaign",
+				  json_pack("{s:s,s:s,s:s}", "actor", p->actor, "action", what,
+					    "campaign", c ? c->slug : "?"));
+		}
+		finish(e, p, commit_rc ? map_rc(commit_rc) : map_rc(ops->rc));
+		free(p);
+		ops = op;
+	}
+}
+
+static void tick(void *ctx)
+{
+	struct engine *e = ctx;
+	int64_t now = util_now_ms();
+
+	/* Schedules open and close campaigns without any write. */
+	for (size_t i = 1; i < e->id_cap; i++) {
+		struct campaign *c = e->by_id[i];
+		enum cstatus eff;
+
+		if (!c || (!c->starts_at && !c->ends_at))
+			continue;
+		eff = effective_status(c, now);
+		if (eff != c->effective) {
+			pthread_mutex_lock(&e->lock);
+			c->effective = eff;
+			pthread_mutex_unlock(&e->lock);
+			mark_dirty(e, c);
+		}
+	}
+	publish_dirty(e);
+}
+
+/* ---- public API ---- */
+
+int engine_open(const struct engine_config *cfg, struct engine **out, char *err, size_t errcap)
+{
+	struct engine *e;
+	struct db_writer_hooks hooks;
+	sqlite3 *db = NULL;
+	int64_t max_id = 0;
+	int rc;
+
+	*out = NULL;
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return -ENOMEM;
+	e->cfg = *cfg;
+	e->started_ms = util_now_ms();
+	if (pthread_mutex_init(&e->lock, NULL) || pthread_mutex_init(&e->reader_lock, NULL)) {
+		free(e);
+		return -ENOMEM;
+	}
+	rc = db_open(cfg->db_path, cfg->synchronous, &db, err, errcap);
+	if (rc)
+		goto fail;
+	{
+		struct load_ctx lc = {e, db};
+
+		rc = db_load_campaigns(db, load_campaign_cb, &lc);
+	}
+	if (!rc)
+		rc = db_max_donation_id(db, &max_id);
+	if (rc) {
+		snprintf(err, errcap, "%s: loading campaigns: %s", cfg->db_path, sqlite3_errmsg(db));
+		goto fail;
+	}
+	if (!e->slot_cap) {
+		/* No campaigns yet: allocate the empty table. */
+		e->slots = calloc(64, sizeof(*e->slots));
+		if (!e->slots) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		e->slot_cap = 64;
+	}
+	publish_dirty(e);
+	atomic_init(&e->next_donation_id, max_id + 1);
+	rc = db_open_reader(cfg->db_path, &e->reader, err, errcap);
+	if (rc)
+		goto fail;
+	hooks.batch_done = batch_done;
+	hooks.tick = tick;
+	hooks.ctx = e;
+	rc = db_writer_new(db, cfg->max_queue, cfg->max_batch, &hooks, &e->writer);
+	db = NULL; /* owned by the writer now, even on failure */
+	if (rc) {
+		snprintf(err, errcap, "starting the database writer: %s", strerror(-rc));
+		goto fail;
+	}
+	*out = e;
+	return 0;
+fail:
+	sqlite3_close(db);
+	engine_free(e);
+	return rc;
+}
+
+int engine_add_listener(struct engine *e, const struct engine_listener *l)
+{
+	if (e->n_listeners == MAX_LISTENERS)
+		return -ENOSPC;
+	e->listeners[e->n_listeners++] = *l;
+	return 0;
+}
+
+static struct pending *pending_new(enum db_op_kind kind, engine_done_fn done, void *ud,
+				   const char *actor)
+{
+	struct pending *p = malloc(sizeof(*p));
+
+	if (!p)
+		return NULL;
+	memset(&p->op, 0, offsetof(struct db_op, u));
+	p->op.kind = kind;
+	p->op.now_ms = util_now_ms();
+	p->op.owner = p;
+	p->done = done;
+	p->ud = ud;
+	p->body_len = 0;
+	snprintf(p->actor, sizeof(p->actor), "%s", actor ? actor : "");
+	return p;
+}
+
+static int submit(struct engine *e, struct pending *p, int force)
+{
+	int rc = force ? db_writer_submit_force(e->writer, &p->op)
+		       : db_writer_submit(e->writer, &p->op);
+
+	if (rc) {
+		free(p);
+		return rc == -EAGAIN ? ENGINE_EOVERLOADED : ENGINE_ESHUTDOWN;
+	}
+	return ENGINE_OK;
+}
+
+int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
+		  engine_done_fn done, void *ud)
+{
+	struct campaign *c;
+	struct pending *p;
+	int64_t now = util_now_ms(), campaign_id;
+	enum cstatus st;
+	char ts[32];
+	int n;
+
+	pthread_mutex_lock(&e->lock);
+	c = find_slug(e, slug, strlen(slug));
+	if (!c) {
+		pthread_mutex_unlock(&e->lock);
+		return ENGINE_ENOCAMPAIGN;
+	}
+	st = effective_status(c, now);
+	campaign_id = c->id;
+	n = strcmp(c->currency, req->currency);
+	pthread_mutex_unlock(&e->lock);
+	if (st == ST_PAUSED)
+		return ENGINE_EPAUSED;
+	if (st == ST_CLOSED)
+		return ENGINE_ECLOSED;
+	if (n)
+		return ENGINE_ECURRENCY;
+
+	p = pending_new(DB_OP_DONATION, done, ud, NULL);
+	if (!p)
+		return ENGINE_EIO;
+	p->op.now_ms = now;
+	p->op.campaign_id = campaign_id;
+	p->op.u.donation.req = *req;
+	p->op.u.donation.new_donor = 0;
+	p->op.u.donation.id = atomic_fetch_add(&e->next_donation_id, 1);
+	n = snprintf(p->body, sizeof(p->body),
+		     "{\"id\":\"dn_%lld\",\"status\":\"succeeded\",\"campaign\":\"%s\","
+		     "\"amount_cents\":%lld,\"currency\":\"%s\",\"created_at\":\"%s\"}",
+		     (long long)p->op.u.donation.id, slug, (long long)req->amount_cents,
+		     req->currency, util_rfc3339(now, ts, sizeof(ts)));
+	p->body_len = (size_t)n < sizeof(p->body) ? (size_t)n : sizeof(p->body) - 1;
+	return submit(e, p, 0);
+}
+
+int engine_campaign_create(struct engine *e, const struct campaign_spec *spec, const char *actor,
+			   engine_done_fn done, void *ud)
+{
+	struct pending *p;
+	int exists;
+
+	pthread_mutex_lock(&e->lock);
+	exists = find_slug(e, spec->slug, strlen(spec->slug)) != NULL;
+	pthread_mutex_unlock(&e->lock);
+	if (exists)
+		return ENGINE_EEXISTS;
+	p = pending_new(DB_OP_CAMPAIGN_CREATE, done, ud, actor);
+	if (!p)
+		return ENGINE_EIO;
+	p->op.u.campaign = *spec;
+	return submit(e, p, 1);
+}
+
+static int64_t lookup_id(struct engine *e, const char *slug, enum cstatus *stored)
+{
+	struct campaign *c;
+	int64_t id;
+
+	pthread_mutex_lock(&e->lock);
+	c = find_slug(e, slug, strlen(slug));
+	id = c ? c->id : ENGINE_ENOCAMPAIGN;
+	if (c && stored)
+		*stored = c->status;
+	pthread_mutex_unlock(&e->lock);
+	return id;
+}
+
+int engine_campaign_update(struct engine *e, const char *slug, const struct campaign_spec *spec,
+			   const char *actor, engine_done_fn done, void *ud)
+{
+	int64_t id = lookup_id(e, slug, NULL);
+	struct pending *p;
+
+	if (id < 0)
+		return (int)id;
+	p = pending_new(DB_OP_CAMPAIGN_UPDATE, done, ud, actor);
+	if (!p)
+		return ENGINE_EIO;
+	p->op.campaign_id = id;
+	p->op.u.campaign = *spec;
+	return submit(e, p, 1);
+}
+
+int engine_campaign_action(struct engine *e, const char *slug, const char *action,
+			   const char *actor, engine_done_fn done, void *ud)
+{
+	enum cstatus stored = ST_ACTIVE;
+	int64_t id = lookup_id(e, slug, &stored);
+	const char *to;
+	struct pending *p;
+
+	if (id < 0)
+		return (int)id;
+	if (!strcmp(action, "pause"))
+		to = "paused";
+	else if (!strcmp(action, "resume"))
+		to = "active";
+	else if (!strcmp(action, "close"))
+		to = "closed";
+	else
+		return ENGINE_ESTATE;
+	if (stored == ST_CLOSED && strcmp(to, "closed"))
+		return ENGINE_ECLOSED;
+	p = pending_new(DB_OP_CAMPAIGN_STATUS, done, ud, actor);
+	if (!p)
+		return ENGINE_EIO;
+	p->op.campaign_id = id;
+	snprintf(p->op.u.status, sizeof(p->op.u.status), "%s", to);
+	return submit(e, p, 1);
+}
+
+struct waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+	int rc;
+};
+
+static void waiter_done(void *ud, int rc, const char *body, size_t len)
+{
+	struct waiter *w = ud;
+
+	(void)body;
+	(void)len;
+	pthread_mutex_lock(&w->lock);
+	w->done = 1;
+	w->rc = rc;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+static int waiter_wait(struct waiter *w, int rc)
+{
+	if (rc == ENGINE_OK) {
+		pthread_mutex_lock(&w->lock);
+		while (!w->done)
+			pthread_cond_wait(&w->cond, &w->lock);
+		rc = w->rc;
+		pthread_mutex_unlock(&w->lock);
+	}
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	return rc;
+}
+
+int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *spec,
+				const char *actor)
+{
+	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+	return waiter_wait(&w, engine_campaign_create(e, spec, actor, waiter_done, &w));
+}
+
+int engine_campaign_action_sync(struct engine *e, const char *slug, const char *action,
+				const char *actor)
+{
+	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+	return waiter_wait(&w, engine_campaign_action(e, slug, action, actor, waiter_done, &w));
+}
+
+static int copy_json(struct campaign *c, struct buf *out, uint64_t *seq)
+{
+	if (!c || !c->json)
+		return ENGINE_ENOCAMPAIGN;
+	if (seq)
+		*seq = c->seq;
+	return buf_append(out, c->json, c->json_len);
+}
+
+int engine_campaign_json(struct engine *e, const char *slug, size_t slug_len, struct buf *out,
+			 uint64_t *seq)
+{
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	rc = copy_json(find_slug(e, slug, slug_len), out, seq);
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+int engine_campaign_json_by_id(struct engine *e, int64_t id, struct buf *out, uint64_t *seq)
+{
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	rc = copy_json(find_id(e, id), out, seq);
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+int64_t engine_campaign_id(struct engine *e, const char *slug, size_t slug_len)
+{
+	struct campaign *c;
+	int64_t id;
+
+	pthread_mutex_lock(&e->lock);
+	c = find_slug(e, slug, slug_len);
+	id = c && c->json ? c->id : ENGINE_ENOCAMPAIGN;
+	pthread_mutex_unlock(&e->lock);
+	return id;
+}
+
+int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct buf *out,
+			      uint64_t *version)
+{
+	int rc = 0, n = 0;
+	int64_t last = 0;
+	size_t i;
+
+	pthread_mutex_lock(&e->lock);
+	*version = e->version;
+	rc |= buf_puts(out, "{\"campaigns\":[");
+	for (i = after < 0 ? 1 : (size_t)after + 1; i < e->id_cap && n < limit; i++) {
+		struct campaign *c = e->by_id[i];
+
+		if (!c || !c->json)
+			continue;
+		if (n++)
+			rc |= buf_puts(out, ",");
+		rc |= buf_append(out, c->json, c->json_len);
+		last = c->id;
+	}
+	for (; i < e->id_cap && !(e->by_id[i] && e->by_id[i]->json); i++)
+		;
+	pthread_mutex_unlock(&e->lock);
+	if (i < e->id_cap && n == limit)
+		rc |= buf_printf(out, "],\"next\":\"%lld\"}", (long long)last);
+	else
+		rc |= buf_puts(out, "],\"next\":null}");
+	return rc ? -ENOMEM : 0;
+}
+
+int engine_donation_json(struct engine *e, const char *id, struct buf *out)
+{
+	struct db_donation_row row;
+	const char *slug = "";
+	char ts[32], *end;
+	long long n;
+	int rc;
+
+	if (strncmp(id, "dn_", 3) || id[3] < '1' || id[3] > '9')
+		return ENGINE_ENODONATION;
+	errno = 0;
+	n = strtoll(id + 3, &end, 10);
+	if (*end || errno || n <= 0)
+		return ENGINE_ENODONATION;
+	pthread_mutex_lock(&e->reader_lock);
+	rc = db_donation_get(e->reader, n, &row);
+	pthread_mutex_unlock(&e->reader_lock);
+	if (rc == -ENOENT)
+		return ENGINE_ENODONATION;
+	if (rc)
+		return ENGINE_EIO;
+	pthread_mutex_lock(&e->lock);
+	{
+		struct campaign *c = find_id(e, row.campaign_id);
+
+		if (c)
+			slug = c->slug;
+		rc = buf_printf(out, "{\"id\":\"dn_%lld\",\"campaign\":\"%s\",\"status\":\"%s\"", n,
+				slug, row.status);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (!row.hide_amount)
+		rc |= buf_printf(out, ",\"amount_cents\":%lld", (long long)row.amount_cents);
+	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\"}", row.currency,
+			 util_rfc3339(row.created_at, ts, sizeof(ts)));
+	return rc ? -ENOMEM : 0;
+}
+
+static double rate_sum(const uint32_t *b, int n, int64_t epoch, int64_t now_epoch)
+{
+	double sum = 0;
+	int64_t shift = now_epoch - epoch;
+
+	for (int i = 0; i + shift < n; i++)
+		if (i + shift >= 0)
+			sum += b[i];
+	return sum;
+}
+
+long engine_campaign_infos(struct engine *e, struct engine_campaign_info **out)
+{
+	struct engine_campaign_info *v;
+	int64_t now = util_now_ms();
+	long n = 0;
+
+	pthread_mutex_lock(&e->lock);
+	v = calloc(e->n_campaigns ? e->n_campaigns : 1, sizeof(*v));
+	if (!v) {
+		pthread_mutex_unlock(&e->lock);
+		return -ENOMEM;
+	}
+	for (size_t i = 1; i < e->id_cap; i++) {
+		struct campaign *c = e->by_id[i];
+		struct engine_campaign_info *r;
+
+		if (!c)
+			continue;
+		r = &v[n++];
+		memcpy(r->slug, c->slug, sizeof(r->slug));
+		memcpy(r->name, c->name, sizeof(r->name));
+		memcpy(r->currency, c->currency, sizeof(r->currency));
+		snprintf(r->status, sizeof(r->status), "%s", status_names[effective_status(c, now)]);
+		r->goal_cents = c->goal_cents;
+		r->total_cents = c->raised_cents;
+		r->donor_count = c->donor_count;
+		r->donation_count = c->donation_count;
+		r->per_min = rate_sum(c->rate, RATE_BUCKETS, c->rate_epoch, now / 10000) *
+			     60.0 / (RATE_BUCKETS * 10);
+	}
+	pthread_mutex_unlock(&e->lock);
+	*out = v;
+	return n;
+}
+
+void engine_get_stats(struct engine *e, struct engine_stats *out)
+{
+	struct db_writer_stats ws;
+	int64_t now = util_now_ms();
+
+	memset(out, 0, sizeof(*out));
+	db_writer_stats(e->writer, &ws);
+	pthread_mutex_lock(&e->lock);
+	out->uptime_s = (now - e->started_ms) / 1000;
+	out->donations_total = e->donations_total;
+	/* The current second is partial: average the nine before it. */
+	out->donations_per_s = (rate_sum(e->rate, 10, e->rate_epoch, now / 1000) -
+				(e->rate_epoch == now / 1000 ? e->rate[0] : 0)) /
+			       9.0;
+	out->campaigns = (int64_t)e->n_campaigns;
+	pthread_mutex_unlock(&e->lock);
+	out->intake_depth = (int64_t)ws.depth;
+	out->batches = ws.batches;
+	out->last_batch = ws.last_batch;
+}
+
+void engine_free(struct engine *e)
+{
+	if (!e)
+		return;
+	db_writer_free(e->writer);
+	if (e->reader && sqlite3_close(e->reader) != SQLITE_OK)
+		log_msg(LOG_ERROR, "db.close_failed", "reader connection still busy");
+	for (size_t i = 0; i < e->id_cap; i++) {
+		struct campaign *c = e->by_id[i];
+
+		if (!c)
+			continue;
+		for (int k = 0; k < c->n_recent; k++)
+			free(c->recent[k]);
+		free(c->json);
+		free(c);
+	}
+	free(e->by_id);
+	free(e->slots);
+	buf_fini(&e->scratch);
+	pthread_mutex_destroy(&e->lock);
+	pthread_mutex_destroy(&e->reader_lock);
+	free(e);
+}

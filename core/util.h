@@ -1,0 +1,42 @@
+/* core/util.h - small helpers shared by every module: time, UTF-8, text. */
+#ifndef TALLY_CORE_UTIL_H
+#define TALLY_CORE_UTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define UTIL_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Wall-clock time in milliseconds since the Unix epoch. Any thread. */
+int64_t util_now_ms(void);
+
+/* Monotonic time in nanoseconds. Any thread. */
+uint64_t util_mono_ns(void);
+
+/* Return the number of code points in s[0..len) if it is valid UTF-8
+ * (shortest form, no surrogates, <= U+10FFFF), else -1. */
+long util_utf8_len(const char *s, size_t len);
+
+/* Return 1 if s[0..len) holds a C0 control character or DEL (a newline is
+ * allowed when allow_newline is set), else 0. */
+int util_has_control(const char *s, size_t len, int allow_newline);
+
+/* Format ms since the epoch as RFC 3339 UTC with millisecond precision
+ * ("2026-11-28T12:00:00.000Z") into buf (>= 25 bytes). Returns buf. */
+char *util_rfc3339(int64_t ms, char *buf, size_t cap);
+
+/* Parse an RFC 3339 timestamp ("YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM)").
+ * Returns 0 and stores ms since the epoch in *out, or -EINVAL. */
+int util_parse_rfc3339(const char *s, int64_t *out);
+
+/* Fill buf with n cryptographically random bytes. Returns 0 or -errno. */
+int util_random(void *buf, size_t n);
+
+/* Constant-time comparison: 1 when a[0..alen) equals b[0..blen), else 0.
+ * Runs in time dependent only on blen. */
+int util_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
+
+/* 64-bit FNV-1a hash of s[0..len). */
+uint64_t util_hash(const void *s, size_t len);
+
+#endif

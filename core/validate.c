@@ -1,0 +1,339 @@
+/* core/validate.c - request body parsing with per-field messages. */
+#include "core/validate.h"
+#include "core/util.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <string.h>
+
+static void field_error(struct validate_error *err, const char *field, const char *msg)
+{
+	if (!err->fields)
+		err->fields = json_object();
+	/* Keep the first message per field: it names the first problem. */
+	if (err->fields && !json_object_get(err->fields, field))
+		json_object_set_new(err->fields, field, json_string(msg));
+}
+
+void validate_error_fini(struct validate_error *err)
+{
+	json_decref(err->fields);
+	err->fields = NULL;
+	err->message[0] = '\0';
+}
+
+int validate_json_object(const char *body, size_t len, json_t **out, struct validate_error *err)
+{
+	json_error_t jerr;
+	json_t *root;
+
+	*out = NULL;
+	if (len > VALIDATE_BODY_MAX) {
+		snprintf(err->message, sizeof(err->message), "body exceeds %d bytes",
+			 VALIDATE_BODY_MAX);
+		return VALIDATE_EJSON;
+	}
+	if (util_utf8_len(body, len) < 0) {
+		snprintf(err->message, sizeof(err->message), "body is not valid UTF-8");
+		return VALIDATE_EJSON;
+	}
+	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root) {
+		if (json_error_code(&jerr) == json_error_numeric_overflow) {
+			snprintf(err->message, sizeof(err->message),
+				 "a number is outside the 64-bit integer range (line %d, column %d)",
+				 jerr.line, jerr.column);
+			field_error(err, "body", "number outside the 64-bit integer range");
+			return VALIDATE_EFIELDS;
+		}
+		snprintf(err->message, sizeof(err->message), "invalid JSON: %s (line %d, column %d)",
+			 jerr.text, jerr.line, jerr.column);
+		return VALIDATE_EJSON;
+	}
+	if (!json_is_object(root)) {
+		json_decref(root);
+		snprintf(err->message, sizeof(err->message), "body must be a JSON object");
+		return VALIDATE_EJSON;
+	}
+	*out = root;
+	return VALIDATE_OK;
+}
+
+/* Copy a string field. Returns 1 if present and valid, 0 if absent (and
+ * reports it when required), -1 if invalid (reported). */
+static int take_string(json_t *obj, const char *key, const char *field, int required,
+		       long min_cp, long max_cp, int allow_newline, char *dst, size_t cap,
+		       struct validate_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+	const char *s;
+	size_t len;
+	long cp;
+	char msg[120];
+
+	if (!v || json_is_null(v)) {
+		if (required) {
+			field_error(err, field, "is required");
+			return -1;
+		}
+		return 0;
+	}
+	if (!json_is_string(v)) {
+		field_error(err, field, "must be a string");
+		return -1;
+	}
+	s = json_string_value(v);
+	len = json_string_length(v);
+	cp = util_utf8_len(s, len);
+	if (cp < 0 || strlen(s) != len) {
+		field_error(err, field, "must be valid UTF-8 without NUL characters");
+		return -1;
+	}
+	if (util_has_control(s, len, allow_newline)) {
+		field_error(err, field, "must not contain control characters");
+		return -1;
+	}
+	if (cp < min_cp || cp > max_cp || len >= cap) {
+		snprintf(msg, sizeof(msg), "must be %ld to %ld characters long", min_cp, max_cp);
+		field_error(err, field, msg);
+		return -1;
+	}
+	memcpy(dst, s, len + 1);
+	return 1;
+}
+
+static int take_bool(json_t *obj, const char *key, int *dst, struct validate_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v || json_is_null(v))
+		return 0;
+	if (!json_is_boolean(v)) {
+		field_error(err, key, "must be true or false");
+		return -1;
+	}
+	*dst = json_is_true(v);
+	return 1;
+}
+
+static int take_int(json_t *obj, const char *key, int required, int64_t min, int64_t max,
+		    int64_t *dst, struct validate_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+	char msg[120];
+
+	if (!v || json_is_null(v)) {
+		if (required) {
+			field_error(err, key, "is required");
+			return -1;
+		}
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "must be an integer from %lld to %lld", (long long)min,
+		 (long long)max);
+	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
+		field_error(err, key, msg);
+		return -1;
+	}
+	*dst = json_integer_value(v);
+	return 1;
+}
+
+static int take_time(json_t *obj, const char *key, int64_t *dst, struct validate_error *err)
+{
+	json_t *v = json_object_get(obj, key);
+
+	if (!v)
+		return 0;
+	if (json_is_null(v)) {
+		*dst = 0;
+		return 1;
+	}
+	if (!json_is_string(v) || util_parse_rfc3339(json_string_value(v), dst)) {
+		field_error(err, key, "must be an RFC 3339 time such as 2026-12-01T00:00:00Z, or null");
+		return -1;
+	}
+	return 1;
+}
+
+int validate_currency(const char *s)
+{
+	return strlen(s) == 3 && isupper((unsigned char)s[0]) && isupper((unsigned char)s[1]) &&
+	       isupper((unsigned char)s[2]);
+}
+
+int validate_slug(const char *s, size_t len)
+{
+	if (len < 1 || len > VALIDATE_SLUG_MAX || s[0] == '-')
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static int valid_email(const char *s)
+{
+	const char *at = strchr(s, '@');
+	size_t local, domain;
+	const char *d;
+
+	if (!at || strchr(at + 1, '@'))
+		return 0;
+	local = (size_t)(at - s);
+	d = at + 1;
+	domain = strlen(d);
+	if (local < 1 || local > 64 || domain < 3 || !strchr(d, '.'))
+		return 0;
+	for (const char *p = s; p < at; p++)
+		if (isspace((unsigned char)*p) || *p == '"' || *p == ',' || *p == '<' || *p == '>' ||
+		    *p == '(' || *p == ')' || *p == ';' || *p == ':' || *p == '\\' || *p == '[' ||
+		    *p == ']')
+			return 0;
+	if (d[0] == '.' || d[0] == '-' || d[domain - 1] == '.' || d[domain - 1] == '-' ||
+	    strstr(d, ".."))
+		return 0;
+	for (const char *p = d; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+
+		if (!(isalnum(c) || c == '-' || c == '.' || c >= 0x80))
+			return 0;
+	}
+	return 1;
+}
+
+int validate_donation(const char *body, size_t len, const struct donation_limits *lim,
+		      struct donation_req *out, struct validate_error *err)
+{
+	json_t *root, *donor;
+	char msg[120];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	err->message[0] = '\0';
+	err->fields = NULL;
+	rc = validate_json_object(body, len, &root, err);
+	if (rc)
+		return rc;
+
+	{
+		json_t *v = json_object_get(root, "amount_cents");
+
+		snprintf(msg, sizeof(msg), "must be an integer number of cents from %lld to %lld",
+			 (long long)lim->min_cents, (long long)lim->max_cents);
+		if (!v)
+			field_error(err, "amount_cents", "is required");
+		else if (!json_is_integer(v) || json_integer_value(v) < lim->min_cents ||
+			 json_integer_value(v) > lim->max_cents)
+			field_error(err, "amount_cents", msg);
+		else
+			out->amount_cents = json_integer_value(v);
+	}
+	if (take_string(root, "currency", "currency", 1, 3, 3, 0, out->currency,
+			sizeof(out->currency), err) == 1 &&
+	    !validate_currency(out->currency))
+		field_error(err, "currency", "must be a three-letter ISO 4217 code such as USD");
+
+	donor = json_object_get(root, "donor");
+	if (!donor) {
+		field_error(err, "donor", "is required");
+	} else if (!json_is_object(donor)) {
+		field_error(err, "donor", "must be an object with name and email");
+	} else {
+		if (take_string(donor, "name", "donor.name", 1, 1, VALIDATE_NAME_MAX, 0, out->name,
+				sizeof(out->name), err) == 1) {
+			int blank = 1;
+
+			for (const char *p = out->name; *p; p++)
+				if (!isspace((unsigned char)*p))
+					blank = 0;
+			if (blank)
+				field_error(err, "donor.name", "must not be blank");
+		}
+		if (take_string(donor, "email", "donor.email", 1, 3, VALIDATE_EMAIL_MAX, 0,
+				out->email, sizeof(out->email), err) == 1 &&
+		    !valid_email(out->email))
+			field_error(err, "donor.email", "must be an email address like ada@example.org");
+	}
+	take_bool(root, "anonymous", &out->anonymous, err);
+	take_bool(root, "hide_amount", &out->hide_amount, err);
+	take_string(root, "message", "message", 0, 0, VALIDATE_MESSAGE_MAX, 1, out->message,
+		    sizeof(out->message), err);
+	if (take_string(root, "payment_token", "payment_token", 0, 1, VALIDATE_TOKEN_MAX, 0,
+			out->payment_token, sizeof(out->payment_token), err) == 1) {
+		for (const char *p = out->payment_token; *p; p++)
+			if (!(isalnum((unsigned char)*p) || *p == '_' || *p == '-')) {
+				field_error(err, "payment_token", "must contain only A-Z, a-z, 0-9, _ and -");
+				break;
+			}
+	} else if (!json_object_get(root, "payment_token")) {
+		memcpy(out->payment_token, "tok_visa", sizeof("tok_visa"));
+	}
+	json_decref(root);
+	if (err->fields) {
+		snprintf(err->message, sizeof(err->message), "the donation has invalid fields");
+		return VALIDATE_EFIELDS;
+	}
+	return VALIDATE_OK;
+}
+
+int validate_campaign(const char *body, size_t len, int create, struct campaign_spec *out,
+		      struct validate_error *err)
+{
+	json_t *root;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	err->message[0] = '\0';
+	err->fields = NULL;
+	rc = validate_json_object(body, len, &root, err);
+	if (rc)
+		return rc;
+
+	if (create) {
+		if (take_string(root, "slug", "slug", 1, 1, VALIDATE_SLUG_MAX, 0, out->slug,
+				sizeof(out->slug), err) == 1) {
+			if (!validate_slug(out->slug, strlen(out->slug)))
+				field_error(err, "slug",
+					    "must be 1-64 of a-z, 0-9 and '-', not starting with '-'");
+			else
+				out->has_slug = 1;
+		}
+	} else if (json_object_get(root, "slug")) {
+		field_error(err, "slug", "cannot be changed");
+	}
+	if (take_string(root, "name", "name", create, 1, VALIDATE_CAMPAIGN_NAME_MAX, 0, out->name,
+			sizeof(out->name), err) == 1)
+		out->has_name = 1;
+	if (create) {
+		if (take_string(root, "currency", "currency", 1, 3, 3, 0, out->currency,
+				sizeof(out->currency), err) == 1) {
+			if (!validate_currency(out->currency))
+				field_error(err, "currency",
+					    "must be a three-letter ISO 4217 code such as USD");
+			else
+				out->has_currency = 1;
+		}
+	} else if (json_object_get(root, "currency")) {
+		field_error(err, "currency", "cannot be changed");
+	}
+	if (take_int(root, "goal_cents", 0, 0, INT64_C(1000000000000000), &out->goal_cents, err) ==
+	    1)
+		out->has_goal = 1;
+	if (take_time(root, "starts_at", &out->starts_at, err) == 1)
+		out->has_starts = 1;
+	if (take_time(root, "ends_at", &out->ends_at, err) == 1)
+		out->has_ends = 1;
+	if (out->has_starts && out->has_ends && out->starts_at && out->ends_at &&
+	    out->ends_at <= out->starts_at)
+		field_error(err, "ends_at", "must be after starts_at");
+	json_decref(root);
+	if (err->fields) {
+		snprintf(err->message, sizeof(err->message), "the campaign has invalid fields");
+		return VALIDATE_EFIELDS;
+	}
+	return VALIDATE_OK;
+}

@@ -1,0 +1,336 @@
+/* db/db.c - schema migrations, connection setup and read queries. */
+#include "db/db.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+/* Each entry brings the schema from version i to i + 1. Never edit a
+ * released step: append a new one. */
+static const char *const migrations[] = {
+	"CREATE TABLE campaigns ("
+	"  id INTEGER PRIMARY KEY,"
+	"  slug TEXT NOT NULL UNIQUE,"
+	"  name TEXT NOT NULL,"
+	"  currency TEXT NOT NULL,"
+	"  goal_cents INTEGER NOT NULL DEFAULT 0 CHECK (goal_cents >= 0),"
+	"  status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active','paused','closed')),"
+	"  starts_at INTEGER,"
+	"  ends_at INTEGER,"
+	"  created_at INTEGER NOT NULL,"
+	"  raised_cents INTEGER NOT NULL DEFAULT 0,"
+	"  donor_count INTEGER NOT NULL DEFAULT 0,"
+	"  donation_count INTEGER NOT NULL DEFAULT 0,"
+	"  seq INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE TABLE donations ("
+	"  id INTEGER PRIMARY KEY,"
+	"  campaign_id INTEGER NOT NULL REFERENCES campaigns(id),"
+	"  amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),"
+	"  currency TEXT NOT NULL,"
+	"  donor_name TEXT NOT NULL,"
+	"  donor_email TEXT NOT NULL,"
+	"  anonymous INTEGER NOT NULL DEFAULT 0,"
+	"  hide_amount INTEGER NOT NULL DEFAULT 0,"
+	"  message TEXT NOT NULL DEFAULT '',"
+	"  payment_token TEXT NOT NULL,"
+	"  status TEXT NOT NULL CHECK (status IN ('pending','succeeded','failed','refunded')),"
+	"  created_at INTEGER NOT NULL"
+	");"
+	"CREATE INDEX donations_by_campaign ON donations(campaign_id, id);"
+	"CREATE TABLE donors ("
+	"  campaign_id INTEGER NOT NULL,"
+	"  email TEXT NOT NULL,"
+	"  PRIMARY KEY (campaign_id, email)"
+	") WITHOUT ROWID;",
+};
+
+int db_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_DONE:
+	case SQLITE_ROW:
+		return 0;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_READONLY:
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	default:
+		return -EIO;
+	}
+}
+
+static int fail(sqlite3 *db, int rc, const char *what, char *errbuf, size_t errcap)
+{
+	snprintf(errbuf, errcap, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+	return db_errno(rc) ? db_errno(rc) : -EIO;
+}
+
+static int exec(sqlite3 *db, const char *sql, char *errbuf, size_t errcap)
+{
+	int rc = sqlite3_exec(db, sql, NULL, NULL, NULL);
+
+	return rc == SQLITE_OK ? 0 : fail(db, rc, sql, errbuf, errcap);
+}
+
+static int user_version(sqlite3 *db, int *out)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
+static int migrate(sqlite3 *db, char *errbuf, size_t errcap)
+{
+	int version = 0, rc;
+	char sql[64];
+
+	rc = exec(db, "BEGIN IMMEDIATE", errbuf, errcap);
+	if (rc)
+		return rc;
+	rc = user_version(db, &version);
+	if (rc) {
+		snprintf(errbuf, errcap, "reading user_version: %s", sqlite3_errmsg(db));
+		goto fail;
+	}
+	if (version > DB_SCHEMA_VERSION) {
+		snprintf(errbuf, errcap,
+			 "database schema version %d is newer than this tally (%d)", version,
+			 DB_SCHEMA_VERSION);
+		rc = -EPROTO;
+		goto fail;
+	}
+	for (; version < DB_SCHEMA_VERSION; version++) {
+		rc = exec(db, migrations[version], errbuf, errcap);
+		if (rc)
+			goto fail;
+	}
+	snprintf(sql, sizeof(sql), "PRAGMA user_version = %d", DB_SCHEMA_VERSION);
+	rc = exec(db, sql, errbuf, errcap);
+	if (rc)
+		goto fail;
+	return exec(db, "COMMIT", errbuf, errcap);
+fail:
+	sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
+
+int db_open(const char *path, const char *synchronous, sqlite3 **out, char *errbuf, size_t errcap)
+{
+	sqlite3 *db = NULL;
+	char sql[128];
+	int rc;
+
+	*out = NULL;
+	rc = sqlite3_open_v2(path, &db,
+			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		rc = fail(db, rc, path, errbuf, errcap);
+		goto fail;
+	}
+	rc = sqlite3_busy_timeout(db, 5000);
+	if (rc != SQLITE_OK) {
+		rc = fail(db, rc, "busy_timeout", errbuf, errcap);
+		goto fail;
+	}
+	snprintf(sql, sizeof(sql),
+		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
+		 "PRAGMA journal_size_limit=67108864;",
+		 synchronous);
+	rc = exec(db, sql, errbuf, errcap);
+	if (rc)
+		goto fail;
+	{
+		/* journal_mode answers with the mode it got; insist on WAL. */
+		sqlite3_stmt *st;
+
+		rc = sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL);
+		if (rc != SQLITE_OK) {
+			rc = fail(db, rc, "journal_mode", errbuf, errcap);
+			goto fail;
+		}
+		rc = sqlite3_step(st);
+		if (rc != SQLITE_ROW || strcmp((const char *)sqlite3_column_text(st, 0), "wal")) {
+			sqlite3_finalize(st);
+			snprintf(errbuf, errcap, "%s: cannot use WAL journal mode", path);
+			rc = -EIO;
+			goto fail;
+		}
+		sqlite3_finalize(st);
+	}
+	rc = migrate(db, errbuf, errcap);
+	if (rc)
+		goto fail;
+	*out = db;
+	return 0;
+fail:
+	sqlite3_close(db);
+	return rc;
+}
+
+int db_open_reader(const char *path, sqlite3 **out, char *errbuf, size_t errcap)
+{
+	sqlite3 *db = NULL;
+	int rc;
+
+	*out = NULL;
+	rc = sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_busy_timeout(db, 5000);
+	if (rc != SQLITE_OK) {
+		rc = fail(db, rc, path, errbuf, errcap);
+		sqlite3_close(db);
+		return rc;
+	}
+	*out = db;
+	return 0;
+}
+
+static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_row *row), void *ud)
+{
+	static const char sql[] =
+		"SELECT id, slug, name, currency, status, goal_cents, coalesce(starts_at,0),"
+		" coalesce(ends_at,0), created_at, raised_cents, donor_count, donation_count, seq"
+		" FROM campaigns ORDER BY id";
+	sqlite3_stmt *st;
+	struct db_campaign_row row;
+	int rc, stop = 0;
+
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		memset(&row, 0, sizeof(row));
+		row.id = sqlite3_column_int64(st, 0);
+		copy_text(row.slug, sizeof(row.slug), st, 1);
+		copy_text(row.name, sizeof(row.name), st, 2);
+		copy_text(row.currency, sizeof(row.currency), st, 3);
+		copy_text(row.status, sizeof(row.status), st, 4);
+		row.goal_cents = sqlite3_column_int64(st, 5);
+		row.starts_at = sqlite3_column_int64(st, 6);
+		row.ends_at = sqlite3_column_int64(st, 7);
+		row.created_at = sqlite3_column_int64(st, 8);
+		row.raised_cents = sqlite3_column_int64(st, 9);
+		row.donor_count = sqlite3_column_int64(st, 10);
+		row.donation_count = sqlite3_column_int64(st, 11);
+		row.seq = sqlite3_column_int64(st, 12);
+		stop = cb(ud, &row);
+		if (stop)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+static void read_donation(sqlite3_stmt *st, struct db_donation_row *row)
+{
+	memset(row, 0, sizeof(*row));
+	row->id = sqlite3_column_int64(st, 0);
+	row->campaign_id = sqlite3_column_int64(st, 1);
+	row->amount_cents = sqlite3_column_int64(st, 2);
+	copy_text(row->currency, sizeof(row->currency), st, 3);
+	copy_text(row->name, sizeof(row->name), st, 4);
+	copy_text(row->message, sizeof(row->message), st, 5);
+	copy_text(row->status, sizeof(row->status), st, 6);
+	row->anonymous = sqlite3_column_int(st, 7);
+	row->hide_amount = sqlite3_column_int(st, 8);
+	row->created_at = sqlite3_column_int64(st, 9);
+}
+
+#define DONATION_COLUMNS                                                                           \
+	"id, campaign_id, amount_cents, currency, donor_name, message, status, anonymous,"          \
+	" hide_amount, created_at"
+
+int db_load_recent(sqlite3 *db, int64_t campaign_id, int limit,
+		   int (*cb)(void *ud, const struct db_donation_row *row), void *ud)
+{
+	static const char sql[] = "SELECT " DONATION_COLUMNS " FROM donations"
+				  " WHERE campaign_id = ?1 AND status = 'succeeded'"
+				  " ORDER BY id DESC LIMIT ?2";
+	struct db_donation_row row;
+	sqlite3_stmt *st;
+	int rc, stop = 0;
+
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	if (sqlite3_bind_int64(st, 1, campaign_id) != SQLITE_OK ||
+	    sqlite3_bind_int(st, 2, limit) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		read_donation(st, &row);
+		stop = cb(ud, &row);
+		if (stop)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out)
+{
+	static const char sql[] = "SELECT " DONATION_COLUMNS " FROM donations WHERE id = ?1";
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		read_donation(st, out);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+}
+
+int db_max_donation_id(sqlite3 *db, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM donations", -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}

@@ -1,0 +1,73 @@
+/* db/db.h - the SQLite schema, connections and read queries.
+ *
+ * Only db/ contains SQL. A connection belongs to one thread: the writer
+ * thread owns the write connection (db/writer.h); readers open their own.
+ */
+#ifndef TALLY_DB_DB_H
+#define TALLY_DB_DB_H
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define DB_SCHEMA_VERSION 1
+
+struct db_campaign_row {
+	int64_t id;
+	char slug[65];
+	char name[513];
+	char currency[4];
+	char status[8];
+	int64_t goal_cents;
+	int64_t starts_at;      /* ms since epoch, 0 = none */
+	int64_t ends_at;        /* ms since epoch, 0 = none */
+	int64_t created_at;
+	int64_t raised_cents;
+	int64_t donor_count;
+	int64_t donation_count;
+	int64_t seq;
+};
+
+struct db_donation_row {
+	int64_t id;
+	int64_t campaign_id;
+	int64_t amount_cents;
+	char currency[4];
+	char name[401];
+	char message[2001];
+	char status[10];
+	int anonymous;
+	int hide_amount;
+	int64_t created_at;
+};
+
+/* Open (creating if needed) the database at path with WAL and the given
+ * synchronous level ("FULL" or "NORMAL"), and bring the schema up to
+ * DB_SCHEMA_VERSION. Returns 0 and a connection in *out, or a negative
+ * errno-style code with a message in errbuf. The caller closes it. */
+int db_open(const char *path, const char *synchronous, sqlite3 **out, char *errbuf,
+	    size_t errcap);
+
+/* Open a read-only connection to an existing database. */
+int db_open_reader(const char *path, sqlite3 **out, char *errbuf, size_t errcap);
+
+/* Call cb for every campaign with its stored aggregates, in id order. A
+ * non-zero return from cb stops the walk and is returned. */
+int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_row *row),
+		      void *ud);
+
+/* Call cb for the newest `limit` succeeded donations of a campaign, newest
+ * first. */
+int db_load_recent(sqlite3 *db, int64_t campaign_id, int limit,
+		   int (*cb)(void *ud, const struct db_donation_row *row), void *ud);
+
+/* Fetch one donation. Returns 0, -ENOENT, or -EIO. */
+int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out);
+
+/* Store the largest donation id (0 when none) in *out. */
+int db_max_donation_id(sqlite3 *db, int64_t *out);
+
+/* Map an SQLite result code to a negative errno-style code. */
+int db_errno(int sqlite_rc);
+
+#endif

@@ -1,0 +1,483 @@
+/* db/writer.c - group commit.
+ *
+ * DESIGN: a redis-bio-style thread. Producers append db_op to a FIFO under a
+ * mutex and signal a condition variable. The writer pops everything queued
+ * (up to max_batch) under the lock, then works unlocked: BEGIN IMMEDIATE,
+ * one prepared statement per op, one aggregate UPDATE per touched campaign,
+ * COMMIT. Only then does it hand the batch to the batch_done hook, which
+ * acknowledges each op. A constraint failure fails only its op; any other
+ * error rolls the batch back and fails every op in it. The queue is bounded
+ * so overload is answered, not buffered. Every 10 s the writer restarts the
+ * WAL (checkpoint RESTART) so readers can never make it grow without bound.
+ */
+#include "db/writer.h"
+#include "db/db.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum stmt_id {
+	ST_BEGIN,
+	ST_COMMIT,
+	ST_ROLLBACK,
+	ST_INSERT_DONATION,
+	ST_INSERT_DONOR,
+	ST_BUMP_CAMPAIGN,
+	ST_INSERT_CAMPAIGN,
+	ST_UPDATE_CAMPAIGN,
+	ST_SET_STATUS,
+	ST_COUNT
+};
+
+static const char *const stmt_sql[ST_COUNT] = {
+	[ST_BEGIN] = "BEGIN IMMEDIATE",
+	[ST_COMMIT] = "COMMIT",
+	[ST_ROLLBACK] = "ROLLBACK",
+	[ST_INSERT_DONATION] =
+		"INSERT INTO donations (campaign_id, amount_cents, currency, donor_name,"
+		" donor_email, anonymous, hide_amount, message, payment_token, status, created_at,"
+		" id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'succeeded', ?10, ?11)",
+	[ST_INSERT_DONOR] = "INSERT OR IGNORE INTO donors (campaign_id, email) VALUES (?1, lower(?2))",
+	[ST_BUMP_CAMPAIGN] = "UPDATE campaigns SET raised_cents = raised_cents + ?2,"
+			     " donor_count = donor_count + ?3, donation_count = donation_count + ?4,"
+			     " seq = seq + 1 WHERE id = ?1",
+	[ST_INSERT_CAMPAIGN] = "INSERT INTO campaigns (slug, name, currency, goal_cents, starts_at,"
+			       " ends_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+	[ST_UPDATE_CAMPAIGN] =
+		"UPDATE campaigns SET name = coalesce(?2, name),"
+		" goal_cents = coalesce(?3, goal_cents),"
+		" starts_at = CASE WHEN ?4 THEN nullif(?5, 0) ELSE starts_at END,"
+		" ends_at = CASE WHEN ?6 THEN nullif(?7, 0) ELSE ends_at END,"
+		" seq = seq + 1 WHERE id = ?1",
+	[ST_SET_STATUS] = "UPDATE campaigns SET status = ?2, seq = seq + 1 WHERE id = ?1",
+};
+
+/* Per-batch aggregate delta of one campaign (open addressing, key 0 = free). */
+struct bump {
+	int64_t campaign_id;
+	int64_t raised;
+	int64_t donors;
+	int64_t donations;
+};
+
+struct db_writer {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct db_op *head, *tail;   /* guarded by lock */
+	size_t depth;                /* guarded by lock */
+	int stopping;                /* guarded by lock */
+	struct db_writer_stats stats; /* guarded by lock */
+	size_t max_queue, max_batch;
+
+	/* Writer thread only. */
+	sqlite3 *db;
+	sqlite3_stmt *st[ST_COUNT];
+	struct bump *bumps;
+	size_t bump_cap;             /* power of two >= 2 * max_batch */
+	uint64_t last_checkpoint_ns;
+	uint64_t last_tick_ns;
+	struct db_writer_hooks hooks;
+};
+
+static int step_reset(sqlite3_stmt *st)
+{
+	int rc = sqlite3_step(st);
+
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc;
+}
+
+static int bind_text(sqlite3_stmt *st, int i, const char *s)
+{
+	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static void bump_add(struct db_writer *w, int64_t campaign_id, int64_t raised, int donor)
+{
+	size_t mask = w->bump_cap - 1;
+	size_t i = (size_t)util_hash(&campaign_id, sizeof(campaign_id)) & mask;
+
+	while (w->bumps[i].campaign_id && w->bumps[i].campaign_id != campaign_id)
+		i = (i + 1) & mask;
+	w->bumps[i].campaign_id = campaign_id;
+	w->bumps[i].raised += raised;
+	w->bumps[i].donors += donor;
+	w->bumps[i].donations++;
+}
+
+/* Returns SQLITE_OK, or the code of an error that must fail the batch. A
+ * constraint error is recorded in op->rc and returns SQLITE_OK. */
+static int apply_donation(struct db_writer *w, struct db_op *op)
+{
+	const struct donation_req *d = &op->u.donation.req;
+	sqlite3_stmt *st = w->st[ST_INSERT_DONATION];
+	int rc;
+
+	if (sqlite3_bind_int64(st, 1, op->campaign_id) || sqlite3_bind_int64(st, 2, d->amount_cents) ||
+	    bind_text(st, 3, d->currency) || bind_text(st, 4, d->name) ||
+	    bind_text(st, 5, d->email) || sqlite3_bind_int(st, 6, d->anonymous) ||
+	    sqlite3_bind_int(st, 7, d->hide_amount) || bind_text(st, 8, d->message) ||
+	    bind_text(st, 9, d->payment_token) || sqlite3_bind_int64(st, 10, op->now_ms) ||
+	    sqlite3_bind_int64(st, 11, op->u.donation.id))
+		return SQLITE_ERROR;
+	rc = step_reset(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		op->rc = -ENOENT;
+		return SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE)
+		return rc;
+
+	st = w->st[ST_INSERT_DONOR];
+	if (sqlite3_bind_int64(st, 1, op->campaign_id) || bind_text(st, 2, d->email))
+		return SQLITE_ERROR;
+	rc = step_reset(st);
+	if (rc != SQLITE_DONE)
+		return rc;
+	op->u.donation.new_donor = sqlite3_changes(w->db) > 0;
+	bump_add(w, op->campaign_id, d->amount_cents, op->u.donation.new_donor);
+	return SQLITE_OK;
+}
+
+static int bind_opt_time(sqlite3_stmt *st, int i, int64_t ms)
+{
+	return ms ? sqlite3_bind_int64(st, i, ms) : sqlite3_bind_null(st, i);
+}
+
+static int apply_campaign(struct db_writer *w, struct db_op *op)
+{
+	const struct campaign_spec *c = &op->u.campaign;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (op->kind == DB_OP_CAMPAIGN_CREATE) {
+		st = w->st[ST_INSERT_CAMPAIGN];
+		if (bind_text(st, 1, c->slug) || bind_text(st, 2, c->name) ||
+		    bind_text(st, 3, c->currency) || sqlite3_bind_int64(st, 4, c->goal_cents) ||
+		    bind_opt_time(st, 5, c->starts_at) || bind_opt_time(st, 6, c->ends_at) ||
+		    sqlite3_bind_int64(st, 7, op->now_ms))
+			return SQLITE_ERROR;
+	} else {
+		st = w->st[ST_UPDATE_CAMPAIGN];
+		if (sqlite3_bind_int64(st, 1, op->campaign_id) ||
+		    (c->has_name && bind_text(st, 2, c->name)) ||
+		    (c->has_goal && sqlite3_bind_int64(st, 3, c->goal_cents)) ||
+		    sqlite3_bind_int(st, 4, c->has_starts) || sqlite3_bind_int64(st, 5, c->starts_at) ||
+		    sqlite3_bind_int(st, 6, c->has_ends) || sqlite3_bind_int64(st, 7, c->ends_at))
+			return SQLITE_ERROR;
+	}
+	rc = step_reset(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		op->rc = -EEXIST;
+		return SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE)
+		return rc;
+	if (op->kind == DB_OP_CAMPAIGN_CREATE)
+		op->campaign_id = sqlite3_last_insert_rowid(w->db);
+	else if (sqlite3_changes(w->db) == 0)
+		op->rc = -ENOENT;
+	return SQLITE_OK;
+}
+
+static int apply_status(struct db_writer *w, struct db_op *op)
+{
+	sqlite3_stmt *st = w->st[ST_SET_STATUS];
+	int rc;
+
+	if (sqlite3_bind_int64(st, 1, op->campaign_id) || bind_text(st, 2, op->u.status))
+		return SQLITE_ERROR;
+	rc = step_reset(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		op->rc = -EINVAL;
+		return SQLITE_OK;
+	}
+	if (rc != SQLITE_DONE)
+		return rc;
+	if (sqlite3_changes(w->db) == 0)
+		op->rc = -ENOENT;
+	return SQLITE_OK;
+}
+
+static int flush_bumps(struct db_writer *w)
+{
+	sqlite3_stmt *st = w->st[ST_BUMP_CAMPAIGN];
+
+	for (size_t i = 0; i < w->bump_cap; i++) {
+		struct bump *b = &w->bumps[i];
+		int rc;
+
+		if (!b->campaign_id)
+			continue;
+		if (sqlite3_bind_int64(st, 1, b->campaign_id) || sqlite3_bind_int64(st, 2, b->raised) ||
+		    sqlite3_bind_int64(st, 3, b->donors) || sqlite3_bind_int64(st, 4, b->donations))
+			return SQLITE_ERROR;
+		rc = step_reset(st);
+		if (rc != SQLITE_DONE)
+			return rc;
+		memset(b, 0, sizeof(*b));
+	}
+	return SQLITE_OK;
+}
+
+/* Apply a batch in one transaction. Returns 0 or a negative errno. */
+static int apply_batch(struct db_writer *w, struct db_op *ops)
+{
+	int rc = step_reset(w->st[ST_BEGIN]);
+
+	if (rc != SQLITE_DONE)
+		goto fail;
+	for (struct db_op *op = ops; op; op = op->next) {
+		op->rc = 0;
+		switch (op->kind) {
+		case DB_OP_DONATION:
+			rc = apply_donation(w, op);
+			break;
+		case DB_OP_CAMPAIGN_CREATE:
+		case DB_OP_CAMPAIGN_UPDATE:
+			rc = apply_campaign(w, op);
+			break;
+		case DB_OP_CAMPAIGN_STATUS:
+			rc = apply_status(w, op);
+			break;
+		default:
+			op->rc = -EINVAL;
+			rc = SQLITE_OK;
+		}
+		if (rc != SQLITE_OK)
+			goto fail;
+	}
+	rc = flush_bumps(w);
+	if (rc != SQLITE_OK)
+		goto fail;
+	rc = step_reset(w->st[ST_COMMIT]);
+	if (rc != SQLITE_DONE)
+		goto fail;
+	return 0;
+fail:
+	log_msg(LOG_ERROR, "db.batch_failed", "batch rolled back: %s", sqlite3_errmsg(w->db));
+	if (!sqlite3_get_autocommit(w->db) && step_reset(w->st[ST_ROLLBACK]) != SQLITE_DONE)
+		log_msg(LOG_ERROR, "db.rollback_failed", "%s", sqlite3_errmsg(w->db));
+	memset(w->bumps, 0, w->bump_cap * sizeof(*w->bumps));
+	return db_errno(rc) ? db_errno(rc) : -EIO;
+}
+
+static void maybe_checkpoint(struct db_writer *w)
+{
+	uint64_t now = util_mono_ns();
+	int rc;
+
+	if (now - w->last_checkpoint_ns < 10ull * 1000000000ull)
+		return;
+	w->last_checkpoint_ns = now;
+	rc = sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		log_msg(LOG_WARN, "db.checkpoint_failed", "%s", sqlite3_errmsg(w->db));
+}
+
+static void maybe_tick(struct db_writer *w)
+{
+	uint64_t now = util_mono_ns();
+
+	if (!w->hooks.tick || now - w->last_tick_ns < 1000000000ull)
+		return;
+	w->last_tick_ns = now;
+	w->hooks.tick(w->hooks.ctx);
+}
+
+static void *writer_main(void *arg)
+{
+	struct db_writer *w = arg;
+
+	for (;;) {
+		struct db_op *batch, *last;
+		size_t n = 1;
+		int rc;
+
+		pthread_mutex_lock(&w->lock);
+		while (!w->head && !w->stopping) {
+			struct timespec ts;
+
+			clock_gettime(CLOCK_REALTIME, &ts);
+			ts.tv_sec += 1;
+			if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT)
+				break;
+		}
+		if (!w->head) {
+			int stop = w->stopping;
+
+			pthread_mutex_unlock(&w->lock);
+			if (stop)
+				break;
+			maybe_checkpoint(w);
+			maybe_tick(w);
+			continue;
+		}
+		batch = last = w->head;
+		while (last->next && n < w->max_batch) {
+			last = last->next;
+			n++;
+		}
+		w->head = last->next;
+		if (!w->head)
+			w->tail = NULL;
+		last->next = NULL;
+		w->depth -= n;
+		pthread_mutex_unlock(&w->lock);
+
+		rc = apply_batch(w, batch);
+		if (rc)
+			for (struct db_op *op = batch; op; op = op->next)
+				op->rc = rc;
+
+		pthread_mutex_lock(&w->lock);
+		w->stats.batches++;
+		w->stats.ops += n;
+		w->stats.last_batch = n;
+		w->stats.failed_commits += rc != 0;
+		pthread_mutex_unlock(&w->lock);
+
+		w->hooks.batch_done(w->hooks.ctx, batch, rc);
+		maybe_checkpoint(w);
+		maybe_tick(w);
+	}
+	return NULL;
+}
+
+int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
+		  const struct db_writer_hooks *hooks, struct db_writer **out)
+{
+	struct db_writer *w;
+	int rc;
+
+	*out = NULL;
+	w = calloc(1, sizeof(*w));
+	if (!w) {
+		sqlite3_close(conn);
+		return -ENOMEM;
+	}
+	w->db = conn;
+	w->max_queue = max_queue;
+	w->max_batch = max_batch ? max_batch : 1;
+	w->hooks = *hooks;
+	w->bump_cap = 16;
+	while (w->bump_cap < 2 * w->max_batch)
+		w->bump_cap <<= 1;
+	w->bumps = calloc(w->bump_cap, sizeof(*w->bumps));
+	if (!w->bumps) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	for (int i = 0; i < ST_COUNT; i++) {
+		rc = sqlite3_prepare_v3(conn, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->st[i],
+					NULL);
+		if (rc != SQLITE_OK) {
+			log_msg(LOG_ERROR, "db.prepare_failed", "%s: %s", stmt_sql[i],
+				sqlite3_errmsg(conn));
+			rc = db_errno(rc);
+			goto fail;
+		}
+	}
+	w->last_checkpoint_ns = util_mono_ns();
+	if (pthread_mutex_init(&w->lock, NULL)) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	if (pthread_cond_init(&w->cond, NULL)) {
+		pthread_mutex_destroy(&w->lock);
+		rc = -ENOMEM;
+		goto fail;
+	}
+	rc = -pthread_create(&w->thread, NULL, writer_main, w);
+	if (rc) {
+		pthread_cond_destroy(&w->cond);
+		pthread_mutex_destroy(&w->lock);
+		goto fail;
+	}
+	*out = w;
+	return 0;
+fail:
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(w->st[i]);
+	sqlite3_close(conn);
+	free(w->bumps);
+	free(w);
+	return rc;
+}
+
+static int submit(struct db_writer *w, struct db_op *op, int force)
+{
+	int wake;
+
+	op->next = NULL;
+	pthread_mutex_lock(&w->lock);
+	if (w->stopping) {
+		pthread_mutex_unlock(&w->lock);
+		return -ESHUTDOWN;
+	}
+	if (!force && w->depth >= w->max_queue) {
+		pthread_mutex_unlock(&w->lock);
+		return -EAGAIN;
+	}
+	wake = !w->head;
+	if (w->tail)
+		w->tail->next = op;
+	else
+		w->head = op;
+	w->tail = op;
+	w->depth++;
+	pthread_mutex_unlock(&w->lock);
+	if (wake)
+		pthread_cond_signal(&w->cond);
+	return 0;
+}
+
+int db_writer_submit(struct db_writer *w, struct db_op *op)
+{
+	return submit(w, op, 0);
+}
+
+int db_writer_submit_force(struct db_writer *w, struct db_op *op)
+{
+	return submit(w, op, 1);
+}
+
+void db_writer_stats(struct db_writer *w, struct db_writer_stats *out)
+{
+	pthread_mutex_lock(&w->lock);
+	*out = w->stats;
+	out->depth = w->depth;
+	pthread_mutex_unlock(&w->lock);
+}
+
+void db_writer_free(struct db_writer *w)
+{
+	int rc;
+
+	if (!w)
+		return;
+	pthread_mutex_lock(&w->lock);
+	w->stopping = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->thread, NULL);
+	for (int i = 0; i < ST_COUNT; i++)
+		sqlite3_finalize(w->st[i]);
+	rc = sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+	if (rc != SQLITE_OK)
+		log_msg(LOG_WARN, "db.checkpoint_failed", "%s", sqlite3_errmsg(w->db));
+	rc = sqlite3_close(w->db);
+	if (rc != SQLITE_OK)
+		log_msg(LOG_ERROR, "db.close_failed", "%s", sqlite3_errstr(rc));
+	pthread_cond_destroy(&w->cond);
+	pthread_mutex_destroy(&w->lock);
+	free(w->bumps);
+	free(w);
+}

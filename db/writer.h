@@ -1,0 +1,83 @@
+/* db/writer.h - the one thread that writes to SQLite (group commit).
+ *
+ * Other threads submit operations; the writer takes everything queued,
+ * applies it in one transaction and, only after COMMIT returned, hands the
+ * whole batch to the batch_done hook. An operation is never acknowledged
+ * before it is durable.
+ */
+#ifndef TALLY_DB_WRITER_H
+#define TALLY_DB_WRITER_H
+
+#include "core/validate.h"
+
+#include <sqlite3.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum db_op_kind {
+	DB_OP_DONATION = 1,     /* insert a donation, bump campaign aggregates */
+	DB_OP_CAMPAIGN_CREATE,  /* insert a campaign from u.campaign.spec */
+	DB_OP_CAMPAIGN_UPDATE,  /* apply the given fields of u.campaign.spec */
+	DB_OP_CAMPAIGN_STATUS,  /* set u.status */
+};
+
+struct db_op {
+	struct db_op *next;     /* queue link, owned by the writer while queued */
+	enum db_op_kind kind;
+	int rc;                 /* out: 0, -EEXIST (slug taken), -ENOENT, -EIO... */
+	int64_t campaign_id;    /* in (donation, update, status); out (create) */
+	int64_t now_ms;         /* in: creation time to record */
+	union {
+		struct {
+			struct donation_req req;   /* in */
+			int64_t id;                /* in: donation id */
+			int new_donor;             /* out: first gift of this email */
+		} donation;
+		struct campaign_spec campaign;     /* in (create, update) */
+		char status[8];                    /* in: active|paused|closed */
+	} u;
+	void *owner;            /* caller's context, untouched by the writer */
+};
+
+struct db_writer_stats {
+	uint64_t batches;
+	uint64_t ops;
+	uint64_t failed_commits;
+	uint64_t last_batch;
+	uint64_t depth;         /* operations waiting now */
+};
+
+/* Called on the writer thread after each batch with the batch in submission
+ * order. commit_rc is 0 when the batch committed; otherwise every op's rc is
+ * set to it. The hook takes ownership of the ops. */
+struct db_writer_hooks {
+	void (*batch_done)(void *ctx, struct db_op *ops, int commit_rc);
+	/* Called on the writer thread about once a second (may be NULL). */
+	void (*tick)(void *ctx);
+	void *ctx;
+};
+
+struct db_writer;
+
+/* Start the writer thread on conn (ownership passes to the writer, which
+ * closes it). max_queue bounds the operations waiting; max_batch bounds one
+ * transaction. Returns 0 or -errno. */
+int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
+		  const struct db_writer_hooks *hooks, struct db_writer **out);
+
+/* Queue op. Any thread. Returns 0, -EAGAIN when the queue is full (the
+ * caller answers "overloaded"), or -ESHUTDOWN once stopping. */
+int db_writer_submit(struct db_writer *w, struct db_op *op);
+
+/* Queue op even when the queue is full (staff actions must not be refused
+ * by donor load). Returns 0 or -ESHUTDOWN. */
+int db_writer_submit_force(struct db_writer *w, struct db_op *op);
+
+/* Copy the counters. Any thread. */
+void db_writer_stats(struct db_writer *w, struct db_writer_stats *out);
+
+/* Commit everything queued, stop the thread, close the connection and free
+ * w. Must not be called from the batch_done hook. */
+void db_writer_free(struct db_writer *w);
+
+#endif

@@ -1,0 +1,524 @@
+/* tally.c - the program: parses the command line and composes the engine
+ * (core/, db/), the network server (ws/) and the console (tui/).
+ *
+ * Threads: the signal thread (sigwait), the db writer, the lws service
+ * thread, the demo feeder, and in console mode the main thread runs curses.
+ */
+#include "core/demo.h"
+#include "core/engine.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "tui/console.h"
+#include "ws/server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#ifndef TALLY_VERSION
+#define TALLY_VERSION "0.1.0"
+#endif
+#ifndef TALLY_ASSETS_DIR
+#define TALLY_ASSETS_DIR "/usr/local/share/tally/assets"
+#endif
+
+struct options {
+	int headless, demo;
+	char listen_addr[64];
+	int port;
+	const char *db_path;
+	const char *assets_dir;
+	const char *log_path;
+	const char *token_file;
+	const char *processor;
+	long mock_latency_ms;
+	struct engine_config engine;
+};
+
+static volatile sig_atomic_t console_stop;
+static struct server *the_server;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"usage: tally [options]\n"
+		"       tally console --connect http://HOST:PORT [--token-file PATH]\n"
+		"\n"
+		"A giving-day donation engine: records donations durably in SQLite, streams\n"
+		"live campaign totals to browser widgets and shows a staff console.\n"
+		"\n"
+		"  --headless            server only; JSON log lines on stderr\n"
+		"  --demo                seed demo campaigns and a stream of donations\n"
+		"  --listen ADDR:PORT    address to serve (default 127.0.0.1:8080)\n"
+		"  --db PATH             SQLite database (default ./tally.db)\n"
+		"  --assets DIR          widget and page files (default ./assets if present,\n"
+		"                        else " TALLY_ASSETS_DIR ")\n"
+		"  --log PATH            log file (console mode default: ./tally.log)\n"
+		"  --sync full|normal    SQLite synchronous level (default full)\n"
+		"  --min-cents N         smallest donation (default 100)\n"
+		"  --max-cents N         largest donation (default 100000000)\n"
+		"  --queue N             intake queue bound before 503 (default 65536)\n"
+		"  --processor mock      payment processor (only mock in this version)\n"
+		"  --mock-latency-ms N   simulated processor latency (default 0)\n"
+		"  --token-file PATH     admin token file (default DB.token)\n"
+		"  --help, --version\n"
+		"\n"
+		"Environment: TALLY_ADMIN_TOKEN is the admin bearer token; when unset, one is\n"
+		"generated on first start and kept next to the database (mode 0600).\n");
+}
+
+static int parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || !*s || *end || v < min || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+static int parse_listen(const char *s, struct options *o)
+{
+	const char *colon = strrchr(s, ':');
+	long port;
+	size_t len;
+
+	if (!colon || colon == s || parse_long(colon + 1, 0, 65535, &port))
+		return -EINVAL;
+	len = (size_t)(colon - s);
+	if (s[0] == '[' && colon[-1] == ']') {
+		s++;
+		len -= 2;
+	}
+	if (len >= sizeof(o->listen_addr))
+		return -EINVAL;
+	memcpy(o->listen_addr, s, len);
+	o->listen_addr[len] = '\0';
+	o->port = (int)port;
+	return 0;
+}
+
+static int parse_args(int argc, char **argv, struct options *o)
+{
+	enum { OPT_LISTEN = 256, OPT_DB, OPT_ASSETS, OPT_LOG, OPT_SYNC, OPT_MIN, OPT_MAX, OPT_QUEUE, OPT_PROC,
+	       OPT_LAT, OPT_TOKEN };
+	static const struct option longopts[] = {
+		{"headless", no_argument, NULL, 'H'},
+		{"demo", no_argument, NULL, 'D'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{"listen", required_argument, NULL, OPT_LISTEN},
+		{"db", required_argument, NULL, OPT_DB},
+		{"assets", required_argument, NULL, OPT_ASSETS},
+		{"log", required_argument, NULL, OPT_LOG},
+		{"sync", required_argument, NULL, OPT_SYNC},
+		{"min-cents", required_argument, NULL, OPT_MIN},
+		{"max-cents", required_argument, NULL, OPT_MAX},
+		{"queue", required_argument, NULL, OPT_QUEUE},
+		{"processor", required_argument, NULL, OPT_PROC},
+		{"mock-latency-ms", required_argument, NULL, OPT_LAT},
+		{"token-file", required_argument, NULL, OPT_TOKEN},
+		{NULL, 0, NULL, 0},
+	};
+	long v;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'H':
+			o->headless = 1;
+			break;
+		case 'D':
+			o->demo = 1;
+			break;
+		case 'h':
+			usage(stdout);
+			exit(0);
+		case 'V':
+			printf("tally %s\n", TALLY_VERSION);
+			exit(0);
+		case OPT_LISTEN:
+			if (parse_listen(optarg, o)) {
+				fprintf(stderr, "tally: --listen wants ADDR:PORT, got '%s'\n", optarg);
+				return -EINVAL;
+			}
+			break;
+		case OPT_DB:
+			o->db_path = optarg;
+			break;
+		case OPT_ASSETS:
+			o->assets_dir = optarg;
+			break;
+		case OPT_LOG:
+			o->log_path = optarg;
+			break;
+		case OPT_SYNC:
+			if (!strcmp(optarg, "full")) {
+				o->engine.synchronous = "FULL";
+			} else if (!strcmp(optarg, "normal")) {
+				o->engine.synchronous = "NORMAL";
+			} else {
+				fprintf(stderr, "tally: --sync wants full or normal\n");
+				return -EINVAL;
+			}
+			break;
+		case OPT_MIN:
+		case OPT_MAX:
+			if (parse_long(optarg, 1, LONG_MAX, &v)) {
+				fprintf(stderr, "tally: %s wants a positive number of cents\n",
+					c == OPT_MIN ? "--min-cents" : "--max-cents");
+				return -EINVAL;
+			}
+			if (c == OPT_MIN)
+				o->engine.limits.min_cents = v;
+			else
+				o->engine.limits.max_cents = v;
+			break;
+		case OPT_QUEUE:
+			if (parse_long(optarg, 1, 10000000, &v)) {
+				fprintf(stderr, "tally: --queue wants 1 to 10000000\n");
+				return -EINVAL;
+			}
+			o->engine.max_queue = (size_t)v;
+			break;
+		case OPT_PROC:
+			if (strcmp(optarg, "mock")) {
+				fprintf(stderr, "tally: --processor: only 'mock' is available\n");
+				return -EINVAL;
+			}
+			o->processor = optarg;
+			break;
+		case OPT_LAT:
+			if (parse_long(optarg, 0, 60000, &o->mock_latency_ms)) {
+				fprintf(stderr, "tally: --mock-latency-ms wants 0 to 60000\n");
+				return -EINVAL;
+			}
+			break;
+		case OPT_TOKEN:
+			o->token_file = optarg;
+			break;
+		default:
+			usage(stderr);
+			return -EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tally: unexpected argument '%s' (see tally --help)\n", argv[optind]);
+		return -EINVAL;
+	}
+	if (o->engine.limits.min_cents > o->engine.limits.max_cents) {
+		fprintf(stderr, "tally: --min-cents is larger than --max-cents\n");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The admin token: $TALLY_ADMIN_TOKEN, else the token file (created with a
+ * random token, mode 0600, on first start). */
+static int load_token(const struct options *o, char *tok, size_t cap, char *path, size_t pcap)
+{
+	const char *env = getenv("TALLY_ADMIN_TOKEN");
+	unsigned char raw[24];
+	ssize_t n;
+	int fd;
+
+	path[0] = '\0';
+	if (env && *env) {
+		if (strlen(env) >= cap)
+			return -ENAMETOOLONG;
+		snprintf(tok, cap, "%s", env);
+		return 0;
+	}
+	if (o->token_file)
+		snprintf(path, pcap, "%s", o->token_file);
+	else
+		snprintf(path, pcap, "%s.token", o->db_path);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, tok, cap - 1);
+		close(fd);
+		if (n <= 0)
+			return -EINVAL;
+		tok[n] = '\0';
+		tok[strcspn(tok, "\r\n")] = '\0';
+		return tok[0] ? 0 : -EINVAL;
+	}
+	if (util_random(raw, sizeof(raw)))
+		return -EIO;
+	for (size_t i = 0; i < sizeof(raw); i++)
+		snprintf(tok + 2 * i, cap - 2 * i, "%02x", raw[i]);
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	n = write(fd, tok, strlen(tok));
+	if (n != (ssize_t)strlen(tok) || write(fd, "\n", 1) != 1) {
+		close(fd);
+		return -EIO;
+	}
+	return close(fd) ? -errno : 0;
+}
+
+static void *signal_main(void *arg)
+{
+	sigset_t *set = arg;
+	int sig;
+
+	for (;;) {
+		if (sigwait(set, &sig))
+			continue;
+		if (sig == SIGHUP) {
+			if (log_reopen())
+				log_msg(LOG_ERROR, "log.reopen_failed", "cannot reopen the log file");
+			continue;
+		}
+		if (sig == SIGUSR2) /* sent by main to end this thread */
+			break;
+		log_msg(LOG_INFO, "signal", "received %s, draining", strsignal(sig));
+		console_stop = 1;
+		if (the_server)
+			server_stop(the_server);
+	}
+	return NULL;
+}
+
+/* ---- the in-process console source ---- */
+struct local_source {
+	struct engine *engine;
+	struct server *server;
+	char server_name[96];
+};
+
+static int local_fetch(void *ctx, struct console_model *m)
+{
+	struct local_source *ls = ctx;
+	struct engine_campaign_info *infos;
+	struct engine_stats es;
+	struct server_stats ss;
+	long n = engine_campaign_infos(ls->engine, &infos);
+
+	if (n < 0)
+		return (int)n;
+	engine_get_stats(ls->engine, &es);
+	server_get_stats(ls->server, &ss);
+	free(m->campaigns);
+	m->campaigns = calloc(n ? (size_t)n : 1, sizeof(*m->campaigns));
+	if (!m->campaigns) {
+		free(infos);
+		m->n_campaigns = 0;
+		return -ENOMEM;
+	}
+	for (long i = 0; i < n; i++) {
+		struct console_campaign *c = &m->campaigns[i];
+
+		snprintf(c->slug, sizeof(c->slug), "%s", infos[i].slug);
+		snprintf(c->name, sizeof(c->name), "%.128s", infos[i].name);
+		memcpy(c->currency, infos[i].currency, sizeof(c->currency));
+		memcpy(c->status, infos[i].status, sizeof(c->status));
+		c->goal_cents = infos[i].goal_cents;
+		c->total_cents = infos[i].total_cents;
+		c->pending_cents = infos[i].pending_cents;
+		c->donor_count = infos[i].donor_count;
+		c->donation_count = infos[i].donation_count;
+		c->per_min = infos[i].per_min;
+	}
+	m->n_campaigns = (size_t)n;
+	free(infos);
+	snprintf(m->server, sizeof(m->server), "%s", ls->server_name);
+	m->connected = 1;
+	m->error[0] = '\0';
+	m->uptime_s = es.uptime_s;
+	m->donations_per_s = es.donations_per_s;
+	m->donations_total = es.donations_total;
+	m->intake_depth = es.intake_depth;
+	m->ws_clients = ss.ws_clients;
+	return 0;
+}
+
+static int local_set_paused(void *ctx, const char *slug, int pause)
+{
+	struct local_source *ls = ctx;
+	int rc = engine_campaign_action_sync(ls->engine, slug, pause ? "pause" : "resume",
+					     "console");
+
+	return rc ? -EINVAL : 0;
+}
+
+static void *server_thread(void *arg)
+{
+	struct server *s = arg;
+
+	if (server_run(s))
+		console_stop = 1;
+	return NULL;
+}
+
+static const char *default_assets(void)
+{
+	struct stat st;
+
+	if (stat("assets/widget.html", &st) == 0)
+		return "assets";
+	return TALLY_ASSETS_DIR;
+}
+
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl))
+			log_msg(LOG_WARN, "rlimit", "cannot raise the open-file limit");
+	}
+}
+
+int main(int argc, char **argv)
+{
+	struct options o;
+	struct server_config scfg;
+	struct engine *engine = NULL;
+	struct server *server = NULL;
+	struct demo *demo = NULL;
+	pthread_t sig_thread, srv_thread;
+	sigset_t set;
+	char err[512], token[256], token_path[PATH_MAX];
+	int rc, console, exit_code = 1;
+
+	if (argc > 1 && !strcmp(argv[1], "console")) {
+		fprintf(stderr, "tally console: attaching to a remote server is not available in "
+				"this version; run tally on the server's terminal instead\n");
+		return 2;
+	}
+	memset(&o, 0, sizeof(o));
+	engine_config_defaults(&o.engine);
+	snprintf(o.listen_addr, sizeof(o.listen_addr), "127.0.0.1");
+	o.port = 8080;
+	o.db_path = "tally.db";
+	if (parse_args(argc, argv, &o))
+		return 2;
+	o.engine.db_path = o.db_path;
+	if (!o.assets_dir)
+		o.assets_dir = default_assets();
+	console = !o.headless && isatty(STDIN_FILENO) && isatty(STDOUT_FILENO);
+	if (console && !o.log_path)
+		o.log_path = "tally.log";
+	rc = log_open(o.log_path);
+	if (rc) {
+		fprintf(stderr, "tally: cannot open log %s: %s\n", o.log_path, strerror(-rc));
+		return 1;
+	}
+	raise_fd_limit();
+
+	/* Every thread inherits this mask; only the signal thread takes them. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR2);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	rc = pthread_create(&sig_thread, NULL, signal_main, &set);
+	if (rc) {
+		fprintf(stderr, "tally: cannot start the signal thread: %s\n", strerror(rc));
+		return 1;
+	}
+
+	rc = load_token(&o, token, sizeof(token), token_path, sizeof(token_path));
+	if (rc) {
+		fprintf(stderr, "tally: admin token (%s): %s\n",
+			token_path[0] ? token_path : "TALLY_ADMIN_TOKEN", strerror(-rc));
+		goto out;
+	}
+	if (token_path[0])
+		fprintf(stderr, "tally: admin token is in %s\n", token_path);
+
+	log_event(LOG_INFO, "start",
+		  json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:b,s:b,s:I,s:I}", "version", TALLY_VERSION,
+			    "db", o.db_path, "listen", o.listen_addr, "port", o.port, "assets",
+			    o.assets_dir, "synchronous", o.engine.synchronous, "demo", o.demo,
+			    "console", console, "min_cents", (json_int_t)o.engine.limits.min_cents,
+			    "max_cents", (json_int_t)o.engine.limits.max_cents));
+	rc = engine_open(&o.engine, &engine, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "tally: %s\n", err);
+		log_msg(LOG_ERROR, "engine.open_failed", "%s", err);
+		goto out;
+	}
+	memset(&scfg, 0, sizeof(scfg));
+	scfg.listen_addr = o.listen_addr;
+	scfg.port = o.port;
+	scfg.assets_dir = o.assets_dir;
+	scfg.admin_token = token;
+	scfg.coalesce_ms = 100;
+	rc = server_new(&scfg, engine, &server, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "tally: %s\n", err);
+		log_msg(LOG_ERROR, "server.start_failed", "%s", err);
+		goto out;
+	}
+	the_server = server;
+	if (o.demo) {
+		rc = demo_start(engine, &demo);
+		if (rc) {
+			fprintf(stderr, "tally: cannot start the demo: %s\n", engine_strerror(rc));
+			goto out;
+		}
+	}
+	{
+		struct engine_stats es;
+		struct server_stats ss;
+
+		engine_get_stats(engine, &es);
+		server_get_stats(server, &ss);
+		log_event(LOG_INFO, "ready",
+			  json_pack("{s:I,s:i}", "campaigns", (json_int_t)es.campaigns, "port",
+				    ss.port));
+		if (!console)
+			fprintf(stderr, "tally: serving http://%s:%d/\n", o.listen_addr, ss.port);
+	}
+	if (console) {
+		struct local_source ls = {engine, server, ""};
+		struct console_source src = {local_fetch, local_set_paused, &ls};
+		struct server_stats ss;
+
+		server_get_stats(server, &ss);
+		snprintf(ls.server_name, sizeof(ls.server_name), "%s:%d", o.listen_addr, ss.port);
+		rc = pthread_create(&srv_thread, NULL, server_thread, server);
+		if (rc) {
+			fprintf(stderr, "tally: cannot start the server thread: %s\n", strerror(rc));
+			goto out;
+		}
+		rc = console_run(&src, &console_stop);
+		server_stop(server);
+		pthread_join(srv_thread, NULL);
+		if (rc) {
+			fprintf(stderr, "tally: console: %s\n", strerror(-rc));
+			goto out;
+		}
+	} else if (server_run(server)) {
+		goto out;
+	}
+	exit_code = 0;
+out:
+	demo_stop(demo);
+	the_server = NULL;
+	server_free(server);
+	engine_free(engine);
+	log_msg(LOG_INFO, "stop", "exit %d", exit_code);
+	pthread_kill(sig_thread, SIGUSR2);
+	pthread_join(sig_thread, NULL);
+	log_close();
+	return exit_code;
+}

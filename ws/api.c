@@ -1,0 +1,340 @@
+/* ws/api.c - the HTTP API: the route table and its handlers. */
+#include "ws/internal.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/validate.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Engine completions carry only a void *; there is one server per process. */
+static struct server *api_server;
+
+void api_init(struct server *s)
+{
+	api_server = s;
+}
+
+/* Writer thread: hand the engine's answer to the service thread. */
+static void engine_done(void *ud, int rc, const char *body, size_t len)
+{
+	struct xmsg *m = malloc(sizeof(*m) + len + 1);
+
+	if (!m) {
+		log_msg(LOG_ERROR, "http.reply_lost", "out of memory posting a reply");
+		return;
+	}
+	m->kind = XM_REPLY;
+	m->ref = (uint64_t)(uintptr_t)ud;
+	m->rc = rc;
+	m->len = len;
+	if (len)
+		memcpy(m->data, body, len);
+	m->data[len] = '\0';
+	server_post(api_server, m);
+}
+
+static void *ref_ud(const struct http_pss *p)
+{
+	return (void *)(uintptr_t)http_ref(p);
+}
+
+void api_complete(struct server *s, struct xmsg *m)
+{
+	struct http_pss *p = http_lookup(s, m->ref);
+	int rc;
+
+	s->async_pending--;
+	if (!p || !p->async || !p->route)
+		return; /* the client went away; the work itself is done */
+	if (m->rc == ENGINE_OK) {
+		struct buf *b = http_body(p);
+
+		rc = buf_append(b, m->data, m->len) ? -1
+						     : http_send(p, p->route->ok_status, NULL, NULL, 0);
+	} else {
+		rc = http_engine_error(p, m->rc);
+	}
+	if (rc)
+		log_msg(LOG_ERROR, "http.reply_failed", "cannot build a reply");
+	if (lws_callback_on_writable(p->wsi) < 0)
+		log_msg(LOG_WARN, "http.writable_failed", "connection is closing");
+}
+
+static int send_json(struct http_pss *p, int status, const char *etag)
+{
+	struct http_header h[3];
+	int n = 0;
+
+	h[n].name = "access-control-allow-origin:";
+	h[n++].value = "*";
+	h[n].name = "cache-control:";
+	h[n++].value = "no-cache";
+	if (etag) {
+		h[n].name = "etag:";
+		h[n++].value = etag;
+	}
+	return http_send(p, status, NULL, h, n);
+}
+
+/* 304 when the client's If-None-Match names etag. */
+static int not_modified(struct http_pss *p, const char *etag)
+{
+	if (!p->if_none_match[0] ||
+	    (strcmp(p->if_none_match, etag) && strcmp(p->if_none_match, "*") &&
+	     !strstr(p->if_none_match, etag)))
+		return 0;
+	http_body(p);
+	return 1;
+}
+
+static int h_healthz(struct server *s, struct http_pss *p)
+{
+	(void)s;
+	buf_puts(http_body(p), "{\"status\":\"ok\"}");
+	return http_send(p, 200, NULL, NULL, 0);
+}
+
+static int h_readyz(struct server *s, struct http_pss *p)
+{
+	if (s->stopping)
+		return http_error(p, 503, "shutting_down", "the server is draining", NULL, 1);
+	buf_puts(http_body(p), "{\"status\":\"ready\"}");
+	return http_send(p, 200, NULL, NULL, 0);
+}
+
+static int h_metrics(struct server *s, struct http_pss *p)
+{
+	struct engine_stats es;
+	struct buf *b = http_body(p);
+	int rc = 0;
+
+	engine_get_stats(s->engine, &es);
+	rc |= buf_printf(b,
+			 "# HELP tally_donations_committed_total Donations committed since start.\n"
+			 "# TYPE tally_donations_committed_total counter\n"
+			 "tally_donations_committed_total %lld\n"
+			 "# HELP tally_intake_queue_depth Operations waiting for the writer.\n"
+			 "# TYPE tally_intake_queue_depth gauge\n"
+			 "tally_intake_queue_depth %lld\n"
+			 "# HELP tally_commit_batches_total Transactions committed.\n"
+			 "# TYPE tally_commit_batches_total counter\n"
+			 "tally_commit_batches_total %llu\n"
+			 "# HELP tally_campaigns Campaigns in the cache.\n"
+			 "# TYPE tally_campaigns gauge\n"
+			 "tally_campaigns %lld\n"
+			 "# HELP tally_websocket_connections Open live websockets.\n"
+			 "# TYPE tally_websocket_connections gauge\n"
+			 "tally_websocket_connections %lld\n"
+			 "# HELP tally_http_responses_total HTTP responses written.\n"
+			 "# TYPE tally_http_responses_total counter\n"
+			 "tally_http_responses_total %lld\n",
+			 (long long)es.donations_total, (long long)es.intake_depth,
+			 (unsigned long long)es.batches, (long long)es.campaigns,
+			 (long long)atomic_load(&s->ws_clients),
+			 (long long)atomic_load(&s->http_requests));
+	if (rc)
+		return -1;
+	return http_send(p, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);
+}
+
+static int h_campaign_list(struct server *s, struct http_pss *p)
+{
+	char v[32], etag[96];
+	int limit = 100;
+	long long after = 0;
+	uint64_t version;
+	struct buf *b;
+
+	if (http_query(p, "limit", v, sizeof(v)) >= 0) {
+		char *end;
+		long n = strtol(v, &end, 10);
+
+		if (*end || !v[0] || n < 1 || n > 500)
+			return http_error(p, 400, "invalid_query", "limit must be 1 to 500",
+					  json_pack("{s:s}", "limit", "must be 1 to 500"), 0);
+		limit = (int)n;
+	}
+	if (http_query(p, "cursor", v, sizeof(v)) >= 0) {
+		char *end;
+
+		after = strtoll(v, &end, 10);
+		if (*end || !v[0] || after < 0)
+			return http_error(p, 400, "invalid_query", "cursor is not one we gave out",
+					  json_pack("{s:s}", "cursor", "must be a next value"), 0);
+	}
+	b = http_body(p);
+	if (engine_campaign_list_json(s->engine, after, limit, b, &version))
+		return -1;
+	snprintf(etag, sizeof(etag), "\"%llx-l%llu-%lld-%d\"", (unsigned long long)s->etag_epoch,
+		 (unsigned long long)version, after, limit);
+	if (not_modified(p, etag))
+		return send_json(p, 304, etag);
+	return send_json(p, 200, etag);
+}
+
+static int h_campaign_get(struct server *s, struct http_pss *p)
+{
+	const char *slug = p->param[0];
+	struct buf *b = http_body(p);
+	char etag[96];
+	uint64_t seq;
+	int64_t id;
+
+	if (!validate_slug(slug, strlen(slug)))
+		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
+	id = engine_campaign_id(s->engine, slug, strlen(slug));
+	if (id < 0 || engine_campaign_json(s->engine, slug, strlen(slug), b, &seq))
+		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
+	snprintf(etag, sizeof(etag), "\"%llx-c%lld-%llu\"", (unsigned long long)s->etag_epoch,
+		 (long long)id, (unsigned long long)seq);
+	if (not_modified(p, etag))
+		return send_json(p, 304, etag);
+	return send_json(p, 200, etag);
+}
+
+static int h_donation_get(struct server *s, struct http_pss *p)
+{
+	int rc = engine_donation_json(s->engine, p->param[0], http_body(p));
+
+	if (rc)
+		return http_engine_error(p, rc);
+	return send_json(p, 200, NULL);
+}
+
+static int need_json(struct http_pss *p)
+{
+	if (p->json_body)
+		return 0;
+	return http_error(p, 415, "unsupported_media_type",
+			  "send the body as Content-Type: application/json", NULL, 0) ? -1 : 1;
+}
+
+static int validation_error(struct http_pss *p, int rc, struct validate_error *err)
+{
+	json_t *fields = err->fields;
+
+	err->fields = NULL;
+	if (rc == VALIDATE_EJSON) {
+		json_decref(fields);
+		return http_error(p, 400, "invalid_json", err->message, NULL, 0);
+	}
+	return http_error(p, 422, "validation_failed", err->message, fields, 0);
+}
+
+static int h_donate(struct server *s, struct http_pss *p)
+{
+	struct validate_error err = {{0}, NULL};
+	struct donation_req req;
+	int rc;
+
+	if ((rc = need_json(p)))
+		return rc < 0 ? -1 : 0;
+	if (s->stopping)
+		return http_engine_error(p, ENGINE_ESHUTDOWN);
+	if (!validate_slug(p->param[0], strlen(p->param[0])))
+		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
+	rc = validate_donation(p->body.p ? p->body.p : "", p->body.len,
+			       engine_limits(s->engine), &req, &err);
+	if (rc)
+		return validation_error(p, rc, &err);
+	rc = engine_donate(s->engine, p->param[0], &req, engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	return HTTP_ASYNC;
+}
+
+static void actor_of(const struct http_pss *p, char *dst, size_t cap)
+{
+	snprintf(dst, cap, "admin@%s", p->peer);
+}
+
+static int h_admin_create(struct server *s, struct http_pss *p)
+{
+	struct validate_error err = {{0}, NULL};
+	struct campaign_spec spec;
+	char actor[64];
+	int rc;
+
+	if ((rc = need_json(p)))
+		return rc < 0 ? -1 : 0;
+	rc = validate_campaign(p->body.p ? p->body.p : "", p->body.len, 1, &spec, &err);
+	if (rc)
+		return validation_error(p, rc, &err);
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_campaign_create(s->engine, &spec, actor, engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	return HTTP_ASYNC;
+}
+
+static int h_admin_update(struct server *s, struct http_pss *p)
+{
+	struct validate_error err = {{0}, NULL};
+	struct campaign_spec spec;
+	char actor[64];
+	int rc;
+
+	if ((rc = need_json(p)))
+		return rc < 0 ? -1 : 0;
+	if (!validate_slug(p->param[0], strlen(p->param[0])))
+		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
+	rc = validate_campaign(p->body.p ? p->body.p : "", p->body.len, 0, &spec, &err);
+	if (rc)
+		return validation_error(p, rc, &err);
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_campaign_update(s->engine, p->param[0], &spec, actor, engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	return HTTP_ASYNC;
+}
+
+static int h_admin_action(struct server *s, struct http_pss *p)
+{
+	char actor[64];
+	int rc;
+
+	if (!validate_slug(p->param[0], strlen(p->param[0])))
+		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_campaign_action(s->engine, p->param[0], p->param[1], actor, engine_done,
+				    ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	return HTTP_ASYNC;
+}
+
+static int h_admin_pause(struct server *s, struct http_pss *p)
+{
+	memcpy(p->param[1], "pause", 6);
+	return h_admin_action(s, p);
+}
+
+static int h_admin_resume(struct server *s, struct http_pss *p)
+{
+	memcpy(p->param[1], "resume", 7);
+	return h_admin_action(s, p);
+}
+
+static int h_admin_close(struct server *s, struct http_pss *p)
+{
+	memcpy(p->param[1], "close", 6);
+	return h_admin_action(s, p);
+}
+
+const struct route api_routes[] = {
+	{M_GET, "/healthz", 0, 200, h_healthz},
+	{M_GET, "/readyz", 0, 200, h_readyz},
+	{M_GET, "/metrics", 0, 200, h_metrics},
+	{M_GET, "/api/v1/campaigns", 0, 200, h_campaign_list},
+	{M_GET, "/api/v1/campaigns/*", 0, 200, h_campaign_get},
+	{M_POST, "/api/v1/campaigns/*/donations", 0, 202, h_donate},
+	{M_GET, "/api/v1/donations/*", 0, 200, h_donation_get},
+	{M_POST, "/api/v1/admin/campaigns", 1, 201, h_admin_create},
+	{M_PATCH, "/api/v1/admin/campaigns/*", 1, 200, h_admin_update},
+	{M_POST, "/api/v1/admin/campaigns/*/pause", 1, 200, h_admin_pause},
+	{M_POST, "/api/v1/admin/campaigns/*/resume", 1, 200, h_admin_resume},
+	{M_POST, "/api/v1/admin/campaigns/*/close", 1, 200, h_admin_close},
+};
+const size_t api_n_routes = UTIL_ARRAY_LEN(api_routes);

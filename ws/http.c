@@ -1,0 +1,470 @@
+/* ws/http.c - HTTP plumbing: request intake, routing, responses.
+ *
+ * DESIGN: every HTTP request arrives in LWS_CALLBACK_HTTP. We copy what the
+ * handler needs out of the headers (path, query, auth, keys), bound every
+ * size, and either dispatch at once (no body) or collect the body (16 KiB at
+ * most) and dispatch at BODY_COMPLETION. A handler answers synchronously
+ * with one lws_write of headers + body, or returns HTTP_ASYNC after handing
+ * the request's reference ((fd << 32) | gen) to the engine; the answer then
+ * comes back through the server queue and is written on WRITEABLE. The gen
+ * guards against answering a request on a connection that closed or moved
+ * on to another request meanwhile.
+ */
+#include "ws/internal.h"
+#include "core/log.h"
+#include "core/util.h"
+#include "core/validate.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const struct {
+	enum lws_token_indexes tok;
+	enum http_method method;
+} method_tokens[] = {
+	{WSI_TOKEN_GET_URI, M_GET},       {WSI_TOKEN_POST_URI, M_POST},
+	{WSI_TOKEN_HEAD_URI, M_HEAD},     {WSI_TOKEN_PATCH_URI, M_PATCH},
+	{WSI_TOKEN_DELETE_URI, M_DELETE}, {WSI_TOKEN_PUT_URI, M_PUT},
+	{WSI_TOKEN_OPTIONS_URI, M_OPTIONS},
+};
+
+uint64_t http_ref(const struct http_pss *p)
+{
+	return ((uint64_t)(uint32_t)p->fd << 32) | p->gen;
+}
+
+struct http_pss *http_lookup(struct server *s, uint64_t ref)
+{
+	size_t fd = (size_t)(ref >> 32);
+	uint32_t gen = (uint32_t)ref;
+
+	if (fd >= s->n_conns || !s->conns[fd].wsi || s->conns[fd].gen != gen)
+		return NULL;
+	return s->conns[fd].pss;
+}
+
+struct buf *http_body(struct http_pss *p)
+{
+	p->out.len = LWS_PRE + HTTP_HDR_ROOM;
+	if (buf_reserve(&p->out, 512))
+		p->out.len = 0;
+	return &p->out;
+}
+
+int http_send(struct http_pss *p, int status, const char *ctype, const struct http_header *hdrs,
+	      int n_hdrs)
+{
+	unsigned char hdr[HTTP_HDR_ROOM], *h = hdr, *end = hdr + sizeof(hdr) - 1;
+	size_t body_start = LWS_PRE + HTTP_HDR_ROOM, body_len, hlen;
+	struct lws *wsi = p->wsi;
+
+	if (p->out.len < body_start)
+		return -1;
+	body_len = p->out.len - body_start;
+	if (p->method == M_HEAD)
+		p->out.len = body_start;
+	if (lws_add_http_common_headers(wsi, (unsigned)status,
+					ctype ? ctype : "application/json; charset=utf-8",
+					body_len, &h, end))
+		return -1;
+	for (int i = 0; i < n_hdrs; i++)
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[i].name,
+						(const unsigned char *)hdrs[i].value,
+						(int)strlen(hdrs[i].value), &h, end))
+			return -1;
+	if (p->close_after &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+					 5, &h, end))
+		return -1;
+	if (lws_finalize_http_header(wsi, &h, end))
+		return -1;
+	hlen = (size_t)(h - hdr);
+	p->out_start = body_start - hlen;
+	memcpy(p->out.p + p->out_start, hdr, hlen);
+	p->ready = 1;
+	atomic_fetch_add(&((struct server *)lws_context_user(lws_get_context(wsi)))->http_requests,
+			 1);
+	return 0;
+}
+
+int http_error(struct http_pss *p, int status, const char *code, const char *message,
+	       json_t *fields, int retry_after)
+{
+	struct buf *b = http_body(p);
+	struct http_header h[1];
+	char ra[16];
+	int rc = 0;
+
+	rc |= buf_printf(b, "{\"error\":{\"code\":\"%s\",\"message\":", code);
+	rc |= buf_json_string(b, message);
+	if (fields) {
+		char *f = json_dumps(fields, JSON_COMPACT | JSON_SORT_KEYS);
+
+		if (f) {
+			rc |= buf_puts(b, ",\"fields\":");
+			rc |= buf_puts(b, f);
+			free(f);
+		}
+		json_decref(fields);
+	}
+	rc |= buf_puts(b, "}}");
+	if (rc)
+		return -1;
+	snprintf(ra, sizeof(ra), "%d", retry_after);
+	h[0].name = "retry-after:";
+	h[0].value = ra;
+	return http_send(p, status, NULL, h, retry_after > 0);
+}
+
+int http_engine_error(struct http_pss *p, int rc)
+{
+	static const struct {
+		int rc, status;
+		const char *code;
+		const char *field;
+	} map[] = {
+		{ENGINE_ENOCAMPAIGN, 404, "campaign_not_found", NULL},
+		{ENGINE_EPAUSED, 409, "campaign_paused", NULL},
+		{ENGINE_ECLOSED, 409, "campaign_closed", NULL},
+		{ENGINE_ECURRENCY, 422, "validation_failed", "currency"},
+		{ENGINE_EOVERLOADED, 503, "overloaded", NULL},
+		{ENGINE_ESHUTDOWN, 503, "shutting_down", NULL},
+		{ENGINE_EEXISTS, 409, "campaign_exists", "slug"},
+		{ENGINE_ENODONATION, 404, "donation_not_found", NULL},
+		{ENGINE_ESTATE, 409, "invalid_state", NULL},
+	};
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
+		if (map[i].rc == rc)
+			return http_error(p, map[i].status, map[i].code, engine_strerror(rc),
+					  map[i].field ? json_pack("{s:s}", map[i].field,
+								   engine_strerror(rc))
+						       : NULL,
+					  map[i].status == 503 ? 1 : 0);
+	return http_error(p, 500, "internal", engine_strerror(rc), NULL, 0);
+}
+
+int http_query(const struct http_pss *p, const char *name, char *dst, size_t cap)
+{
+	size_t nlen = strlen(name);
+	const char *q = p->query;
+
+	while (*q) {
+		const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q);
+
+		if ((size_t)(end - q) > nlen && !strncmp(q, name, nlen) && q[nlen] == '=') {
+			size_t vlen = (size_t)(end - q) - nlen - 1;
+
+			if (vlen >= cap)
+				vlen = cap - 1;
+			memcpy(dst, q + nlen + 1, vlen);
+			dst[vlen] = '\0';
+			return (int)vlen;
+		}
+		q = amp ? amp + 1 : end;
+	}
+	return -1;
+}
+
+int http_flush(struct http_pss *p)
+{
+	size_t len;
+
+	if (!p->ready)
+		return 0;
+	p->ready = 0;
+	p->async = 0;
+	len = p->out.len - p->out_start;
+	if (lws_write(p->wsi, (unsigned char *)p->out.p + p->out_start, len,
+		      LWS_WRITE_HTTP_FINAL) != (int)len)
+		return -1;
+	/* Requests are bounded per connection; keep idle buffers small. */
+	if (p->out.cap > 65536)
+		buf_fini(&p->out);
+	if (p->body.cap > 65536)
+		buf_fini(&p->body);
+	if (p->close_after)
+		return -1;
+	return lws_http_transaction_completed(p->wsi) ? -1 : 0;
+}
+
+/* Match path against pattern; '*' matches one non-empty segment. */
+static int match(const char *pattern, const char *path, char param[2][HTTP_PATH_MAX + 1])
+{
+	int n = 0;
+
+	while (*pattern && *path) {
+		if (*pattern == '*') {
+			size_t len = strcspn(path, "/");
+
+			if (!len || n == 2)
+				return 0;
+			memcpy(param[n], path, len);
+			param[n++][len] = '\0';
+			path += len;
+			pattern++;
+			continue;
+		}
+		if (*pattern++ != *path++)
+			return 0;
+	}
+	return !*pattern && !*path;
+}
+
+static int dispatch(struct server *s, struct http_pss *p)
+{
+	int path_matched = 0, rc;
+
+	p->started_ns = util_mono_ns();
+	if (p->method == M_OPTIONS) {
+		static const struct http_header h[] = {
+			{"access-control-allow-origin:", "*"},
+			{"access-control-allow-methods:", "GET, POST, OPTIONS"},
+			{"access-control-allow-headers:", "Content-Type, Idempotency-Key"},
+			{"access-control-max-age:", "86400"},
+		};
+
+		http_body(p);
+		return http_send(p, 204, "text/plain", h, (int)UTIL_ARRAY_LEN(h)) ? -1 : 0;
+	}
+	for (size_t i = 0; i < api_n_routes; i++) {
+		const struct route *r = &api_routes[i];
+		enum http_method m = p->method == M_HEAD ? M_GET : p->method;
+
+		if (!match(r->pattern, p->path, p->param))
+			continue;
+		path_matched = 1;
+		if (r->method != m)
+			continue;
+		if (r->admin && !p->admin)
+			return http_error(p, 401, "unauthorized",
+					  "this endpoint needs Authorization: Bearer <admin token>",
+					  NULL, 0);
+		p->route = r;
+		rc = r->handler(s, p);
+		if (rc == HTTP_ASYNC) {
+			p->async = 1;
+			s->async_pending++;
+		}
+		return rc == HTTP_ASYNC ? 0 : rc;
+	}
+	if (path_matched)
+		return http_error(p, 405, "method_not_allowed",
+				  "this path does not accept this method", NULL, 0);
+	if (p->method == M_GET || p->method == M_HEAD) {
+		rc = assets_serve(s->assets, p);
+		if (rc)
+			return rc < 0 ? -1 : 0;
+	}
+	return http_error(p, 404, "not_found", "no such path", NULL, 0);
+}
+
+static int copy_header(struct lws *wsi, enum lws_token_indexes tok, char *dst, size_t cap)
+{
+	int len = lws_hdr_total_length(wsi, tok);
+
+	dst[0] = '\0';
+	if (len <= 0)
+		return 0;
+	if ((size_t)len >= cap)
+		return -1;
+	return lws_hdr_copy(wsi, dst, (int)cap, tok) < 0 ? -1 : len;
+}
+
+/* Start a request: returns 0 to go on, or the result of an early answer. */
+static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const char *uri)
+{
+	char auth[300], ctype[128], clen[32];
+	int n;
+
+	p->wsi = wsi;
+	p->fd = (int)lws_get_socket_fd(wsi);
+	p->gen = ++s->next_gen;
+	p->async = p->ready = p->admin = p->close_after = p->too_large = p->has_len = 0;
+	p->json_body = p->in_body = 0;
+	p->body.len = 0;
+	p->route = NULL;
+	if (p->fd >= 0 && (size_t)p->fd < s->n_conns) {
+		s->conns[p->fd].wsi = wsi;
+		s->conns[p->fd].pss = p;
+		s->conns[p->fd].gen = p->gen;
+	}
+	p->method = M_OTHER;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(method_tokens); i++)
+		if (lws_hdr_total_length(wsi, method_tokens[i].tok) > 0) {
+			p->method = method_tokens[i].method;
+			break;
+		}
+	lws_get_peer_simple(wsi, p->peer, sizeof(p->peer));
+
+	if (strlen(uri) > HTTP_PATH_MAX) {
+		p->path[0] = '\0';
+		p->close_after = 1;
+		return http_error(p, 414, "uri_too_long", "the path is longer than 512 bytes", NULL,
+				  0);
+	}
+	snprintf(p->path, sizeof(p->path), "%s", uri);
+	p->query[0] = '\0';
+	{
+		/* Rebuild the query string from lws's url-arg fragments. */
+		size_t used = 0;
+
+		for (int i = 0; i < 32; i++) {
+			char frag[HTTP_QUERY_MAX + 1];
+			int len = lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
+							WSI_TOKEN_HTTP_URI_ARGS, i);
+
+			if (len <= 0)
+				break;
+			if (used + (size_t)len + 2 > sizeof(p->query)) {
+				p->close_after = 1;
+				return http_error(p, 414, "uri_too_long",
+						  "the query string is too long", NULL, 0);
+			}
+			if (used)
+				p->query[used++] = '&';
+			memcpy(p->query + used, frag, (size_t)len);
+			used += (size_t)len;
+			p->query[used] = '\0';
+		}
+	}
+	if (copy_header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, p->if_none_match,
+			sizeof(p->if_none_match)) < 0)
+		p->if_none_match[0] = '\0';
+	n = lws_hdr_custom_length(wsi, "idempotency-key:", 16);
+	p->idem_key[0] = '\0';
+	if (n > HTTP_IDEM_MAX)
+		return http_error(p, 422, "validation_failed", "Idempotency-Key is too long",
+				  json_pack("{s:s}", "Idempotency-Key", "must be 1 to 255 characters"),
+				  0);
+	if (n > 0 && lws_hdr_custom_copy(wsi, p->idem_key, sizeof(p->idem_key), "idempotency-key:",
+					 16) < 0)
+		p->idem_key[0] = '\0';
+	if (copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, auth, sizeof(auth)) > 7 &&
+	    !strncasecmp(auth, "Bearer ", 7))
+		p->admin = util_ct_equal(auth + 7, strlen(auth + 7), s->cfg.admin_token,
+					 strlen(s->cfg.admin_token));
+	n = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ctype, sizeof(ctype));
+	p->json_body = n > 0 && !strncasecmp(ctype, "application/json", 16) &&
+		       (ctype[16] == '\0' || ctype[16] == ';' || ctype[16] == ' ');
+	n = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, clen, sizeof(clen));
+	if (n > 0) {
+		char *end;
+		long long v = strtoll(clen, &end, 10);
+
+		p->has_len = 1;
+		if (*end || v < 0 || v > 1024 * 1024) {
+			/* Too big to read and drop: answer and close. */
+			p->close_after = 1;
+			return http_error(p, 413, "payload_too_large",
+					  "the body is larger than 16384 bytes", NULL, 0);
+		}
+		/* Read and drop a moderately oversized body, then answer 413 and keep
+		 * the connection. */
+		p->too_large = v > VALIDATE_BODY_MAX;
+	}
+	return 0;
+}
+
+static int needs_body(const struct http_pss *p)
+{
+	return p->method == M_POST || p->method == M_PATCH || p->method == M_PUT;
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			 size_t len)
+{
+	struct http_pss *p = user;
+	struct server *s = lws_context_user(lws_get_context(wsi));
+	int rc;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP:
+		rc = begin(s, wsi, p, in ? (const char *)in : "/");
+		if (rc || p->ready)
+			return rc ? -1 : http_flush(p);
+		if (needs_body(p) && p->has_len) {
+			p->in_body = 1;
+			return 0; /* dispatch at BODY_COMPLETION */
+		}
+		if (needs_body(p) && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+			/* Chunked bodies are not accepted: answer and close. */
+			p->close_after = 1;
+			rc = http_error(p, 411, "length_required", "send the body with Content-Length",
+					NULL, 0);
+		} else {
+			rc = dispatch(s, p);
+		}
+		if (rc)
+			return -1;
+		return p->async ? 0 : http_flush(p);
+
+	case LWS_CALLBACK_HTTP_BODY:
+		if (!p->in_body)
+			return 0;
+		if (p->too_large || p->body.len + len > VALIDATE_BODY_MAX)
+			p->too_large = 1;
+		else if (buf_append(&p->body, in, len))
+			return -1;
+		return 0;
+
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (!p->in_body)
+			return 0;
+		p->in_body = 0;
+		if (p->too_large)
+			rc = http_error(p, 413, "payload_too_large",
+					"the body is larger than 16384 bytes", NULL, 0);
+		else
+			rc = dispatch(s, p);
+		if (rc)
+			return -1;
+		return p->async ? 0 : http_flush(p);
+
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		return http_flush(p);
+
+	case LWS_CALLBACK_CLOSED_HTTP:
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+		if (p) {
+			if (p->fd >= 0 && (size_t)p->fd < s->n_conns && s->conns[p->fd].pss == p)
+				memset(&s->conns[p->fd], 0, sizeof(s->conns[p->fd]));
+			buf_fini(&p->body);
+			buf_fini(&p->out);
+			p->wsi = NULL;
+		}
+		return 0;
+
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* Websockets are only served by tally.live.v1 on /live. */
+		return -1;
+
+	case LWS_CALLBACK_EVENT_WAIT_CANCELLED: {
+		struct xmsg *m;
+
+		pthread_mutex_lock(&s->qlock);
+		m = s->qhead;
+		s->qhead = s->qtail = NULL;
+		pthread_mutex_unlock(&s->qlock);
+		while (m) {
+			struct xmsg *next = m->next;
+
+			if (m->kind == XM_REPLY)
+				api_complete(s, m);
+			else
+				live_event(s, m);
+			free(m);
+			m = next;
+		}
+		return 0;
+	}
+
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+const struct lws_protocols http_protocol = {
+	"http", http_callback, sizeof(struct http_pss), 0, 0, NULL, 0,
+};

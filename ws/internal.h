@@ -1,0 +1,164 @@
+/* ws/internal.h - what the ws/ files share. Service thread only, unless a
+ * field says otherwise. */
+#ifndef TALLY_WS_INTERNAL_H
+#define TALLY_WS_INTERNAL_H
+
+#include "core/buf.h"
+#include "core/engine.h"
+#include "ws/server.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+
+#define HTTP_HDR_ROOM 1024           /* bytes reserved before a body for headers */
+#define HTTP_PATH_MAX 512
+#define HTTP_QUERY_MAX 512
+#define HTTP_IDEM_MAX 255
+
+enum http_method { M_GET, M_HEAD, M_POST, M_PATCH, M_DELETE, M_PUT, M_OPTIONS, M_OTHER };
+
+/* Per-connection state of the HTTP protocol; lives as long as the
+ * connection (keep-alive requests reuse it). */
+struct http_pss {
+	struct lws *wsi;
+	uint32_t gen;                    /* names the current request */
+	int fd;
+	enum http_method method;
+	unsigned admin : 1, async : 1, ready : 1, close_after : 1, json_body : 1, has_len : 1,
+		too_large : 1, in_body : 1;
+	uint64_t started_ns;
+	char path[HTTP_PATH_MAX + 1];
+	char query[HTTP_QUERY_MAX + 1];
+	char idem_key[HTTP_IDEM_MAX + 1];
+	char if_none_match[80];
+	char peer[48];
+	struct buf body;                 /* request body */
+	struct buf out;                  /* LWS_PRE + header room + response body */
+	size_t out_start;                /* where the response starts in out */
+	const struct route *route;
+	char param[2][HTTP_PATH_MAX + 1]; /* path segments matched by '*' */
+};
+
+struct http_header {
+	const char *name;                /* "etag:" (lower case, with colon) */
+	const char *value;
+};
+
+struct route {
+	enum http_method method;
+	const char *pattern;             /* "/api/v1/campaigns/ * /donations" */
+	int admin;                       /* needs the bearer token */
+	int ok_status;                   /* status of an async success */
+	int (*handler)(struct server *s, struct http_pss *p);
+};
+
+/* Handler results besides 0 (answered): */
+#define HTTP_ASYNC 1                 /* the answer comes later */
+
+/* A message from another thread to the service thread. */
+enum xmsg_kind { XM_REPLY, XM_CHANGED, XM_DONATION };
+struct xmsg {
+	struct xmsg *next;
+	enum xmsg_kind kind;
+	uint64_t ref;                    /* XM_REPLY: (fd << 32) | gen */
+	int rc;                          /* XM_REPLY: engine result */
+	int64_t campaign_id;
+	uint64_t seq;
+	size_t len;
+	char data[];                     /* body / donation data */
+};
+
+struct conn_slot {
+	struct lws *wsi;
+	struct http_pss *pss;
+	uint32_t gen;
+};
+
+struct live;
+struct assets;
+
+struct server {
+	struct server_config cfg;
+	struct engine *engine;
+	struct lws_context *ctx;
+	struct lws_vhost *vhost;
+	volatile sig_atomic_t stop;      /* any thread / signal handler */
+	int stopping;
+	int port;
+	uint64_t etag_epoch;
+	atomic_llong ws_clients;
+	atomic_llong http_requests;
+	uint32_t next_gen;
+	int64_t async_pending;           /* requests waiting for the engine */
+	uint64_t stop_deadline_ns;
+	struct conn_slot *conns;         /* index = fd */
+	size_t n_conns;
+	pthread_mutex_t qlock;           /* guards qhead/qtail; any thread */
+	struct xmsg *qhead, *qtail;
+	struct live *live;
+	struct assets *assets;
+	lws_sorted_usec_list_t tick_sul;
+	struct buf scratch;
+};
+
+/* Queue a message for the service thread and wake it. Any thread. Takes
+ * ownership of m. */
+void server_post(struct server *s, struct xmsg *m);
+
+/* ---- http.c ---- */
+extern const struct lws_protocols http_protocol;
+
+/* Start a response body: returns the buffer to append the body to. */
+struct buf *http_body(struct http_pss *p);
+
+/* Finish the response with the body appended since http_body(). ctype NULL
+ * means application/json. Returns 0 or -1. */
+int http_send(struct http_pss *p, int status, const char *ctype, const struct http_header *hdrs,
+	      int n_hdrs);
+
+/* A JSON error: {"error":{"code","message","fields"}}; steals fields. A
+ * retry_after > 0 adds Retry-After. */
+int http_error(struct http_pss *p, int status, const char *code, const char *message,
+	       json_t *fields, int retry_after);
+
+/* Answer an engine result code as the contract's error. */
+int http_engine_error(struct http_pss *p, int rc);
+
+/* A request's pss for an async reference, or NULL if it went away. */
+struct http_pss *http_lookup(struct server *s, uint64_t ref);
+
+/* The async reference of the current request. */
+uint64_t http_ref(const struct http_pss *p);
+
+/* Write a ready response now (in a callback of p->wsi). Returns the value
+ * the callback should return. */
+int http_flush(struct http_pss *p);
+
+/* Value of query parameter name into dst; returns length or -1 if absent. */
+int http_query(const struct http_pss *p, const char *name, char *dst, size_t cap);
+
+/* ---- api.c ---- */
+extern const struct route api_routes[];
+extern const size_t api_n_routes;
+/* Called on the service thread when an async engine call completed. */
+void api_complete(struct server *s, struct xmsg *m);
+/* Set the server that engine completions are posted to. */
+void api_init(struct server *s);
+
+/* ---- live.c ---- */
+extern const struct lws_protocols live_protocol;
+int live_new(struct server *s, struct live **out);
+void live_stop(struct live *l);       /* cancel timers, before the context goes */
+void live_free(struct live *l);
+void live_event(struct server *s, struct xmsg *m);   /* XM_CHANGED / XM_DONATION */
+int live_watched(struct live *l, int64_t campaign_id); /* any thread */
+
+/* ---- assets.c ---- */
+int assets_load(const char *dir, struct assets **out, char *err, size_t errcap);
+void assets_free(struct assets *a);
+/* Serve path if it names an asset: returns 1 when answered, 0 if unknown. */
+int assets_serve(struct assets *a, struct http_pss *p);
+
+#endif

@@ -1,0 +1,47 @@
+/* ws/server.h - the network side: one libwebsockets context and its service
+ * thread, serving the HTTP API, static assets and the /live websocket.
+ */
+#ifndef TALLY_WS_SERVER_H
+#define TALLY_WS_SERVER_H
+
+#include "core/engine.h"
+
+#include <stdint.h>
+
+struct server_config {
+	const char *listen_addr;   /* "127.0.0.1" */
+	int port;                  /* 8080; 0 picks a free port */
+	const char *assets_dir;    /* static files, loaded into memory at start */
+	const char *admin_token;   /* bearer token for /api/v1/admin */
+	int coalesce_ms;           /* live updates per channel at most this often */
+};
+
+struct server;
+
+struct server_stats {
+	int64_t ws_clients;        /* open /live websockets */
+	int64_t http_requests;     /* answered since start */
+	int port;                  /* the bound port */
+};
+
+/* Create the context and listen. Registers a listener on e. Returns 0 or
+ * -errno with a message in err. Call from the thread that will run it. */
+int server_new(const struct server_config *cfg, struct engine *e, struct server **out, char *err,
+	       size_t errcap);
+
+/* Run the service loop on the calling thread until server_stop(). Returns 0
+ * or -errno. */
+int server_run(struct server *s);
+
+/* Ask the loop to stop: stop accepting and return from server_run() once
+ * in-flight answers are written (at most ~2 s). Any thread, and
+ * async-signal-safe. */
+void server_stop(struct server *s);
+
+/* Counters. Any thread. */
+void server_get_stats(struct server *s, struct server_stats *out);
+
+/* Destroy the context. Not while server_run() is running. */
+void server_free(struct server *s);
+
+#endif
