@@ -27,7 +27,8 @@ int buf_append(struct buf *b, const void *data, size_t n)
 {
 	if (buf_reserve(b, n))
 		return -ENOMEM;
-	memcpy(b->p + b->len, data, n);
+	if (n)
+		memcpy(b->p + b->len, data, n);
 	b->len += n;
 	b->p[b->len] = '\0';
 	return 0;

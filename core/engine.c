@@ -487,13 +487,13 @@ static void apply_campaign_update(struct engine *e, struct pending *p)
 	if (!c)
 		return;
 	pthread_mutex_lock(&e->lock);
-	if (s->has_name)
+	if (p->op.kind == DB_OP_CAMPAIGN_UPDATE && s->has_name)
 		snprintf(c->name, sizeof(c->name), "%s", s->name);
-	if (s->has_goal)
+	if (p->op.kind == DB_OP_CAMPAIGN_UPDATE && s->has_goal)
 		c->goal_cents = s->goal_cents;
-	if (s->has_starts)
+	if (p->op.kind == DB_OP_CAMPAIGN_UPDATE && s->has_starts)
 		c->starts_at = s->starts_at;
-	if (s->has_ends)
+	if (p->op.kind == DB_OP_CAMPAIGN_UPDATE && s->has_ends)
 		c->ends_at = s->ends_at;
 	if (p->op.kind == DB_OP_CAMPAIGN_STATUS)
 		c->status = parse_status(p->op.u.status);

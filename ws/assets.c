@@ -120,7 +120,8 @@ int assets_load(const char *dir, struct assets **out, char *err, size_t errcap)
 			snprintf(err, errcap, "reading %s/%s: %s", dir, de->d_name, strerror(-rc));
 			goto fail;
 		}
-		snprintf(x->path, sizeof(x->path), "/%s", de->d_name);
+		x->path[0] = '/';
+		memcpy(x->path + 1, de->d_name, strlen(de->d_name) + 1);
 		x->ctype = ctype;
 		snprintf(x->etag, sizeof(x->etag), "\"%016llx\"",
 			 (unsigned long long)util_hash(x->data, x->len));

@@ -321,20 +321,12 @@ static int write_one(struct server *s, struct live_pss *p)
 		p->err[0] = '\0';
 		wrote = 1;
 	}
+	/* Order per subscription: snapshot, then gifts, then the latest state. */
 	for (int i = 0; i < p->n_subs && !wrote; i++) {
 		struct live_sub *sub = &p->subs[i];
 		struct channel *ch = sub->ch;
 
-		if (sub->need_snapshot || sub->sent_seq < ch->state_seq) {
-			if (buf_printf(b, "{\"type\":\"%s\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
-				       sub->need_snapshot ? "snapshot" : "update", ch->name,
-				       (unsigned long long)ch->state_seq) ||
-			    buf_append(b, ch->state.p, ch->state.len) || buf_puts(b, "}"))
-				return -1;
-			sub->need_snapshot = 0;
-			sub->sent_seq = ch->state_seq;
-			wrote = 1;
-		} else if (sub->tail < ch->ring_head) {
+		if (!sub->need_snapshot && sub->tail < ch->ring_head) {
 			size_t slot;
 
 			if (ch->ring_head - sub->tail > LIVE_RING)
@@ -342,6 +334,15 @@ static int write_one(struct server *s, struct live_pss *p)
 			slot = sub->tail++ % LIVE_RING;
 			if (buf_append(b, ch->ring[slot], ch->ring_len[slot]))
 				return -1;
+			wrote = 1;
+		} else if (sub->need_snapshot || sub->sent_seq < ch->state_seq) {
+			if (buf_printf(b, "{\"type\":\"%s\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
+				       sub->need_snapshot ? "snapshot" : "update", ch->name,
+				       (unsigned long long)ch->state_seq) ||
+			    buf_append(b, ch->state.p, ch->state.len) || buf_puts(b, "}"))
+				return -1;
+			sub->need_snapshot = 0;
+			sub->sent_seq = ch->state_seq;
 			wrote = 1;
 		}
 	}

@@ -1,0 +1,470 @@
+/* tests/itest.c - integration helpers (see itest.h). */
+#include "tests/itest.h"
+#include "tests/tests.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static int read_port(const char *log)
+{
+	char line[512];
+	FILE *f = fopen(log, "r");
+	int port = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		char *p = strstr(line, "tally: serving http://");
+
+		if (p) {
+			p = strrchr(p, ':');
+			if (p)
+				port = atoi(p + 1);
+		}
+	}
+	fclose(f);
+	return port;
+}
+
+int itest_start(struct itest_server *s, const char *extra)
+{
+	const char *bin = getenv("TALLY_BIN") ? getenv("TALLY_BIN") : "./tally";
+	const char *assets = getenv("TALLY_ASSETS") ? getenv("TALLY_ASSETS") : "assets";
+	char *argv[32], *copy = NULL;
+	int argc = 0;
+
+	if (!s->dir) {
+		s->dir = tests_tmpdir();
+		if (!s->dir)
+			return -1;
+	}
+	snprintf(s->db, sizeof(s->db), "%s/t.db", s->dir);
+	snprintf(s->log, sizeof(s->log), "%s/server.log", s->dir);
+	s->port = 0;
+	if (truncate(s->log, 0) && errno != ENOENT)
+		return -1;
+	argv[argc++] = (char *)bin;
+	argv[argc++] = "--headless";
+	argv[argc++] = "--listen";
+	argv[argc++] = "127.0.0.1:0";
+	argv[argc++] = "--db";
+	argv[argc++] = s->db;
+	argv[argc++] = "--assets";
+	argv[argc++] = (char *)assets;
+	if (extra) {
+		copy = strdup(extra);
+		for (char *tok = strtok(copy, " "); tok && argc < 30; tok = strtok(NULL, " "))
+			argv[argc++] = tok;
+	}
+	argv[argc] = NULL;
+	s->pid = fork();
+	if (s->pid < 0) {
+		free(copy);
+		return -1;
+	}
+	if (s->pid == 0) {
+		int fd = open(s->log, O_WRONLY | O_CREAT | O_APPEND, 0644);
+
+		if (fd >= 0) {
+			dup2(fd, STDERR_FILENO);
+			dup2(fd, STDOUT_FILENO);
+		}
+		setenv("TALLY_ADMIN_TOKEN", ITEST_TOKEN, 1);
+		execv(bin, argv);
+		_exit(127);
+	}
+	free(copy);
+	for (int i = 0; i < 200; i++) {
+		int st;
+
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			s->pid = 0;
+			return -1;
+		}
+		s->port = read_port(s->log);
+		if (s->port > 0)
+			return 0;
+		sleep_ms(25);
+	}
+	return -1;
+}
+
+int itest_signal(struct itest_server *s, int sig)
+{
+	int st = -1;
+
+	if (s->pid <= 0)
+		return -1;
+	kill(s->pid, sig);
+	for (int i = 0; i < 400; i++) {
+		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
+			s->pid = 0;
+			return st;
+		}
+		sleep_ms(25);
+	}
+	kill(s->pid, SIGKILL);
+	waitpid(s->pid, &st, 0);
+	s->pid = 0;
+	return -1;
+}
+
+void itest_cleanup(struct itest_server *s)
+{
+	if (s->pid > 0)
+		itest_signal(s, SIGTERM);
+	tests_rmdir(s->dir);
+	s->dir = NULL;
+}
+
+static int dial(int port)
+{
+	struct sockaddr_in sa = {0};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	sa.sin_family = AF_INET;
+	sa.sin_port = htons((uint16_t)port);
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa))) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static int send_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+int itest_http(int port, const char *method, const char *path, const char *extra_headers,
+	       const char *body, size_t len, struct itest_resp *r)
+{
+	char head[4096], *buf = NULL, *sep;
+	size_t used = 0, cap = 0;
+	int fd, n;
+
+	memset(r, 0, sizeof(*r));
+	fd = dial(port);
+	if (fd < 0)
+		return -1;
+	n = snprintf(head, sizeof(head),
+		     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s",
+		     method, path, port, extra_headers ? extra_headers : "");
+	if (body)
+		n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %zu\r\n", len);
+	n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
+	if (send_all(fd, head, (size_t)n) || (body && send_all(fd, body, len))) {
+		close(fd);
+		return -1;
+	}
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		ssize_t got;
+
+		if (poll(&pfd, 1, 5000) <= 0)
+			break;
+		if (used + 4096 + 1 > cap) {
+			char *nb = realloc(buf, cap = cap ? cap * 2 : 16384);
+
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		got = recv(fd, buf + used, cap - used - 1, 0);
+		if (got <= 0)
+			break;
+		used += (size_t)got;
+	}
+	close(fd);
+	if (!buf)
+		return -1;
+	buf[used] = '\0';
+	sep = strstr(buf, "\r\n\r\n");
+	if (!sep || sscanf(buf, "HTTP/1.%*d %d", &r->status) != 1) {
+		free(buf);
+		return -1;
+	}
+	snprintf(r->headers, sizeof(r->headers), "%.*s", (int)(sep - buf), buf);
+	r->len = used - (size_t)(sep + 4 - buf);
+	r->body = malloc(r->len + 1);
+	if (r->body) {
+		memcpy(r->body, sep + 4, r->len);
+		r->body[r->len] = '\0';
+	}
+	free(buf);
+	return r->body ? 0 : -1;
+}
+
+int itest_post_json(int port, const char *path, const char *json, int admin,
+		    struct itest_resp *r)
+{
+	return itest_http(port, "POST", path,
+			  admin ? "Content-Type: application/json\r\nAuthorization: Bearer " ITEST_TOKEN
+				  "\r\n"
+				: "Content-Type: application/json\r\n",
+			  json, strlen(json), r);
+}
+
+const char *itest_header(const struct itest_resp *r, const char *name, char *dst, size_t cap)
+{
+	const char *p = r->headers;
+	size_t nlen = strlen(name);
+
+	while ((p = strstr(p, "\r\n"))) {
+		p += 2;
+		if (!strncasecmp(p, name, nlen) && p[nlen] == ':') {
+			const char *v = p + nlen + 1, *end;
+
+			while (*v == ' ')
+				v++;
+			end = strstr(v, "\r\n");
+			if (!end)
+				end = v + strlen(v);
+			snprintf(dst, cap, "%.*s", (int)(end - v), v);
+			return dst;
+		}
+	}
+	return NULL;
+}
+
+void itest_resp_fini(struct itest_resp *r)
+{
+	free(r->body);
+	r->body = NULL;
+}
+
+int itest_create_campaign(int port, const char *slug, const char *currency, long long goal)
+{
+	struct itest_resp r;
+	char json[512];
+	int status;
+
+	snprintf(json, sizeof(json),
+		 "{\"slug\":\"%s\",\"name\":\"Campaign %s\",\"currency\":\"%s\",\"goal_cents\":%lld}",
+		 slug, slug, currency, goal);
+	if (itest_post_json(port, "/api/v1/admin/campaigns", json, 1, &r))
+		return -1;
+	status = r.status;
+	itest_resp_fini(&r);
+	return status;
+}
+
+int itest_donate(int port, const char *slug, long long cents, const char *name, const char *email)
+{
+	struct itest_resp r;
+	char json[512], path[256];
+	int status;
+
+	snprintf(path, sizeof(path), "/api/v1/campaigns/%s/donations", slug);
+	snprintf(json, sizeof(json),
+		 "{\"amount_cents\":%lld,\"currency\":\"USD\",\"donor\":{\"name\":\"%s\","
+		 "\"email\":\"%s\"},\"payment_token\":\"tok_visa\"}",
+		 cents, name, email);
+	if (itest_post_json(port, path, json, 0, &r))
+		return -1;
+	status = r.status;
+	itest_resp_fini(&r);
+	return status;
+}
+
+int itest_ws_connect(int port, const char *path, const char *subprotocol, int *status)
+{
+	char req[1024], resp[4096];
+	size_t used = 0;
+	int fd = dial(port), n;
+
+	if (status)
+		*status = 0;
+	if (fd < 0)
+		return -1;
+	n = snprintf(req, sizeof(req),
+		     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+		     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+		     path, port, subprotocol ? "Sec-WebSocket-Protocol: " : "",
+		     subprotocol ? subprotocol : "", subprotocol ? "\r\n" : "");
+	if (send_all(fd, req, (size_t)n))
+		goto fail;
+	/* Read the handshake byte by byte so no frame bytes are consumed. */
+	while (used < sizeof(resp) - 1) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+
+		if (poll(&pfd, 1, 3000) <= 0 || recv(fd, resp + used, 1, 0) != 1)
+			break;
+		used++;
+		resp[used] = '\0';
+		if (used >= 4 && !memcmp(resp + used - 4, "\r\n\r\n", 4))
+			break;
+	}
+	resp[used] = '\0';
+	if (status)
+		sscanf(resp, "HTTP/1.%*d %d", status);
+	if (strncmp(resp, "HTTP/1.1 101", 12))
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+int itest_ws_send(int fd, const char *text)
+{
+	size_t len = strlen(text), hl = 2;
+	unsigned char hdr[14], mask[4] = {0x12, 0x34, 0x56, 0x78};
+	char *frame;
+	int rc;
+
+	hdr[0] = 0x81;
+	if (len < 126) {
+		hdr[1] = (unsigned char)(0x80 | len);
+	} else {
+		hdr[1] = 0x80 | 126;
+		hdr[2] = (unsigned char)(len >> 8);
+		hdr[3] = (unsigned char)len;
+		hl = 4;
+	}
+	memcpy(hdr + hl, mask, 4);
+	hl += 4;
+	frame = malloc(hl + len);
+	if (!frame)
+		return -1;
+	memcpy(frame, hdr, hl);
+	for (size_t i = 0; i < len; i++)
+		frame[hl + i] = (char)(text[i] ^ mask[i % 4]);
+	rc = send_all(fd, frame, hl + len);
+	free(frame);
+	return rc;
+}
+
+static int recv_exact(int fd, void *buf, size_t len, int timeout_ms)
+{
+	char *p = buf;
+
+	while (len) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		ssize_t n;
+
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			return -1;
+		n = recv(fd, p, len, 0);
+		if (n <= 0)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+char *itest_ws_recv(int fd, int timeout_ms)
+{
+	for (;;) {
+		unsigned char h[2], ext[8];
+		uint64_t len;
+		char *msg;
+
+		if (recv_exact(fd, h, 2, timeout_ms))
+			return NULL;
+		len = h[1] & 0x7f;
+		if (len == 126) {
+			if (recv_exact(fd, ext, 2, timeout_ms))
+				return NULL;
+			len = ((uint64_t)ext[0] << 8) | ext[1];
+		} else if (len == 127) {
+			if (recv_exact(fd, ext, 8, timeout_ms))
+				return NULL;
+			len = 0;
+			for (int i = 0; i < 8; i++)
+				len = (len << 8) | ext[i];
+		}
+		if (len > (1u << 24))
+			return NULL;
+		msg = malloc(len + 1);
+		if (!msg || (len && recv_exact(fd, msg, len, timeout_ms))) {
+			free(msg);
+			return NULL;
+		}
+		msg[len] = '\0';
+		if ((h[0] & 0x0f) == 0x1)
+			return msg;
+		free(msg);
+		if ((h[0] & 0x0f) == 0x8)
+			return NULL; /* close */
+		/* ping/pong/other: keep reading */
+	}
+}
+
+char *itest_ws_wait_for(int fd, const char *needle, int timeout_ms)
+{
+	struct timespec t0, t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		int left;
+		char *m;
+
+		clock_gettime(CLOCK_MONOTONIC, &t1);
+		left = timeout_ms - (int)((t1.tv_sec - t0.tv_sec) * 1000 +
+					  (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		if (left <= 0)
+			return NULL;
+		m = itest_ws_recv(fd, left);
+		if (!m)
+			return NULL;
+		if (strstr(m, needle))
+			return m;
+		free(m);
+	}
+}
+
+long long itest_sql_int(const char *db, const char *sql)
+{
+	sqlite3 *h = NULL;
+	sqlite3_stmt *st = NULL;
+	long long v = -1;
+
+	if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	    sqlite3_busy_timeout(h, 5000) == SQLITE_OK &&
+	    sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	sqlite3_close(h);
+	return v;
+}

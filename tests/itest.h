@@ -1,0 +1,71 @@
+/* tests/itest.h - integration helpers: start the real tally binary on a
+ * free port with a temporary database, talk HTTP and websockets to it. */
+#ifndef TALLY_TESTS_ITEST_H
+#define TALLY_TESTS_ITEST_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+#define ITEST_TOKEN "itest-admin-token"
+
+struct itest_server {
+	pid_t pid;
+	int port;
+	char *dir;           /* temp dir holding t.db and server.log */
+	char db[512];
+	char log[512];
+};
+
+struct itest_resp {
+	int status;
+	char headers[8192];
+	char *body;          /* NUL-terminated, malloc'd */
+	size_t len;
+};
+
+/* Start `$TALLY_BIN --headless --listen 127.0.0.1:0 --db DIR/t.db` plus
+ * extra args (space separated, may be NULL), with TALLY_ADMIN_TOKEN set.
+ * Creates DIR when s->dir is NULL. Waits until it serves. Returns 0 or -1. */
+int itest_start(struct itest_server *s, const char *extra);
+
+/* Send sig and wait for the exit; returns the wait status. */
+int itest_signal(struct itest_server *s, int sig);
+
+/* Stop with SIGTERM (if running) and remove the temp dir. */
+void itest_cleanup(struct itest_server *s);
+
+/* One HTTP/1.1 request on a new connection. extra_headers are raw lines
+ * ("Name: value\r\n...") or NULL. Returns 0 or -1. */
+int itest_http(int port, const char *method, const char *path, const char *extra_headers,
+	       const char *body, size_t len, struct itest_resp *r);
+
+/* A JSON POST with Content-Type set; admin adds the bearer token. */
+int itest_post_json(int port, const char *path, const char *json, int admin,
+		    struct itest_resp *r);
+
+/* Value of a response header (case-insensitive name), copied into dst;
+ * returns dst or NULL. */
+const char *itest_header(const struct itest_resp *r, const char *name, char *dst, size_t cap);
+
+void itest_resp_fini(struct itest_resp *r);
+
+/* Create a campaign through the admin API. Returns the HTTP status. */
+int itest_create_campaign(int port, const char *slug, const char *currency, long long goal);
+
+/* Post a donation; returns the HTTP status. */
+int itest_donate(int port, const char *slug, long long cents, const char *name, const char *email);
+
+/* Websocket client: connect to path with subprotocol (NULL for none).
+ * Returns the fd, or -1 (and *status the HTTP status when not 101). */
+int itest_ws_connect(int port, const char *path, const char *subprotocol, int *status);
+int itest_ws_send(int fd, const char *text);
+/* Receive one text message within timeout_ms; returns malloc'd text or
+ * NULL on timeout/close. */
+char *itest_ws_recv(int fd, int timeout_ms);
+/* Receive messages until one contains needle (or timeout); returns it. */
+char *itest_ws_wait_for(int fd, const char *needle, int timeout_ms);
+
+/* Run a SQL query returning one integer against db (read-only). */
+long long itest_sql_int(const char *db, const char *sql);
+
+#endif

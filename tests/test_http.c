@@ -1,0 +1,419 @@
+/* tests/test_http.c - the HTTP API of the real binary: the contract's happy
+ * paths and every kind of bad input (right code, JSON error body, nothing
+ * written, server still serving). */
+#include "tests/itest.h"
+#include "tests/tests.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static struct itest_server srv;
+
+static void start(void)
+{
+	memset(&srv, 0, sizeof(srv));
+	if (itest_start(&srv, NULL)) {
+		itest_cleanup(&srv);
+		ck_abort_msg("the server did not start");
+	}
+	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 100000), 201);
+}
+
+static void stop(void)
+{
+	itest_cleanup(&srv);
+}
+
+static long long donations_in_db(void)
+{
+	return itest_sql_int(srv.db, "SELECT count(*) FROM donations");
+}
+
+static json_t *parse(const struct itest_resp *r)
+{
+	json_error_t e;
+	json_t *j = json_loads(r->body, 0, &e);
+
+	ck_assert_msg(j != NULL, "not JSON: %s", r->body);
+	return j;
+}
+
+/* Assert r is an error with this status and code; returns its fields (may
+ * be NULL), a new reference. */
+static json_t *expect_error(const struct itest_resp *r, int status, const char *code)
+{
+	json_t *j, *fields;
+	const char *got = NULL, *msg = NULL;
+
+	ck_assert_msg(r->status == status, "status %d, want %d: %s", r->status, status, r->body);
+	j = parse(r);
+	ck_assert_int_eq(json_unpack(j, "{s:{s:s,s:s}}", "error", "code", &got, "message", &msg), 0);
+	ck_assert_str_eq(got, code);
+	ck_assert(strlen(msg) > 0);
+	fields = json_object_get(json_object_get(j, "error"), "fields");
+	json_incref(fields);
+	json_decref(j);
+	return fields;
+}
+
+static void post_donation(const char *slug, const char *body, struct itest_resp *r)
+{
+	char path[256];
+
+	snprintf(path, sizeof(path), "/api/v1/campaigns/%s/donations", slug);
+	ck_assert_int_eq(itest_post_json(srv.port, path, body, 0, r), 0);
+}
+
+#define GOOD "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\"," \
+	     "\"email\":\"ada@example.org\"},\"message\":\"Go team!\",\"payment_token\":\"tok_visa\"}"
+
+START_TEST(donation_is_recorded_and_counted)
+{
+	struct itest_resp r;
+	json_t *j;
+	const char *id, *status;
+	char path[128];
+	json_int_t total, donors, count;
+
+	post_donation("food", GOOD, &r);
+	ck_assert_int_eq(r.status, 202);
+	j = parse(&r);
+	ck_assert_int_eq(json_unpack(j, "{s:s,s:s}", "id", &id, "status", &status), 0);
+	ck_assert(!strcmp(status, "succeeded") || !strcmp(status, "pending"));
+	snprintf(path, sizeof(path), "/api/v1/donations/%s", id);
+	json_decref(j);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(donations_in_db(), 1);
+
+	ck_assert_int_eq(itest_http(srv.port, "GET", path, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_null(strstr(r.body, "ada@example.org"));
+	itest_resp_fini(&r);
+
+	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "Bob", "bob@example.org"), 202);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 500, "Ada", "ADA@example.org"), 202);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	j = parse(&r);
+	ck_assert_int_eq(json_unpack(j, "{s:I,s:I,s:I}", "total_cents", &total, "donor_count",
+				     &donors, "donation_count", &count),
+			 0);
+	ck_assert_int_eq(total, 4000);
+	ck_assert_int_eq(donors, 2);
+	ck_assert_int_eq(count, 3);
+	ck_assert_ptr_null(strstr(r.body, "@example.org"));
+	json_decref(j);
+	itest_resp_fini(&r);
+}
+END_TEST
+
+START_TEST(campaign_get_has_etag_and_304)
+{
+	struct itest_resp r;
+	char etag[128], hdr[200];
+
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(itest_header(&r, "etag", etag, sizeof(etag)));
+	itest_resp_fini(&r);
+	snprintf(hdr, sizeof(hdr), "If-None-Match: %s\r\n", etag);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", hdr, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 304);
+	ck_assert_int_eq(r.len, 0);
+	itest_resp_fini(&r);
+	/* A gift changes the representation, so the old tag no longer matches. */
+	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "Bob", "bob@example.org"), 202);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", hdr, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+}
+END_TEST
+
+START_TEST(campaign_list_pages)
+{
+	struct itest_resp r;
+	json_t *j, *list, *next;
+	char path[128];
+
+	ck_assert_int_eq(itest_create_campaign(srv.port, "b-camp", "USD", 0), 201);
+	ck_assert_int_eq(itest_create_campaign(srv.port, "c-camp", "EUR", 500), 201);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns?limit=2", NULL, NULL, 0, &r),
+			 0);
+	ck_assert_int_eq(r.status, 200);
+	j = parse(&r);
+	list = json_object_get(j, "campaigns");
+	next = json_object_get(j, "next");
+	ck_assert_int_eq(json_array_size(list), 2);
+	ck_assert(json_is_string(next));
+	snprintf(path, sizeof(path), "/api/v1/campaigns?limit=2&cursor=%s", json_string_value(next));
+	json_decref(j);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "GET", path, NULL, NULL, 0, &r), 0);
+	j = parse(&r);
+	ck_assert_int_eq(json_array_size(json_object_get(j, "campaigns")), 1);
+	ck_assert(json_is_null(json_object_get(j, "next")));
+	ck_assert_str_eq(json_string_value(json_object_get(
+				 json_array_get(json_object_get(j, "campaigns"), 0), "slug")),
+			 "c-camp");
+	json_decref(j);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns?limit=0", NULL, NULL, 0, &r),
+			 0);
+	json_decref(expect_error(&r, 400, "invalid_query"));
+	itest_resp_fini(&r);
+}
+END_TEST
+
+START_TEST(admin_needs_token)
+{
+	struct itest_resp r;
+	const char *body = "{\"slug\":\"x\",\"name\":\"X\",\"currency\":\"USD\"}";
+
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns", body, 0, &r), 0);
+	json_decref(expect_error(&r, 401, "unauthorized"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "POST", "/api/v1/admin/campaigns",
+				    "Content-Type: application/json\r\nAuthorization: Bearer wrong\r\n",
+				    body, strlen(body), &r),
+			 0);
+	json_decref(expect_error(&r, 401, "unauthorized"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "POST", "/api/v1/admin/campaigns/food/pause", NULL, NULL,
+				    0, &r),
+			 0);
+	json_decref(expect_error(&r, 401, "unauthorized"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM campaigns"), 1);
+	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 1), 409);
+}
+END_TEST
+
+START_TEST(pause_resume_close)
+{
+	struct itest_resp r;
+	json_t *j;
+
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &r),
+			 0);
+	ck_assert_int_eq(r.status, 200);
+	j = parse(&r);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "paused");
+	json_decref(j);
+	itest_resp_fini(&r);
+	post_donation("food", GOOD, &r);
+	json_decref(expect_error(&r, 409, "campaign_paused"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns/food/resume", "{}", 1,
+					 &r),
+			 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 100, "Cy", "cy@example.org"), 202);
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns/food/close", "{}", 1, &r),
+			 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	post_donation("food", GOOD, &r);
+	json_decref(expect_error(&r, 409, "campaign_closed"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(donations_in_db(), 1);
+	ck_assert_int_eq(itest_sql_int(srv.db,
+				       "SELECT count(*) FROM campaigns WHERE status = 'closed'"),
+			 1);
+}
+END_TEST
+
+START_TEST(update_and_schedule)
+{
+	struct itest_resp r;
+	json_t *j;
+	const char *patch = "{\"name\":\"Food Bank\",\"goal_cents\":900,"
+			    "\"ends_at\":\"2001-01-01T00:00:00Z\"}";
+
+	ck_assert_int_eq(itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food",
+				    "Content-Type: application/json\r\nAuthorization: Bearer " ITEST_TOKEN
+				    "\r\n",
+				    patch, strlen(patch), &r),
+			 0);
+	ck_assert_int_eq(r.status, 200);
+	j = parse(&r);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "name")), "Food Bank");
+	ck_assert_int_eq(json_integer_value(json_object_get(j, "goal_cents")), 900);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "closed");
+	json_decref(j);
+	itest_resp_fini(&r);
+	post_donation("food", GOOD, &r);
+	json_decref(expect_error(&r, 409, "campaign_closed"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(donations_in_db(), 0);
+}
+END_TEST
+
+/* One row of the bad-input table: the body, the expected answer, and the
+ * per-field key that must be named (NULL when none). */
+static const struct bad_case {
+	const char *slug, *body, *ctype, *code, *field;
+	int status;
+} bad_cases[] = {
+	{"food", "{\"amount_cents\":", NULL, "invalid_json", NULL, 400},
+	{"food", "[1,2]", NULL, "invalid_json", NULL, 400},
+	{"food", GOOD "x", NULL, "invalid_json", NULL, 400},
+	{"food", "", NULL, "invalid_json", NULL, 400},
+	{"food", "{\"amount_cents\":1,\"amount_cents\":2}", NULL, "invalid_json", NULL, 400},
+	{"food", "{\"amount_cents\":\"2500\",\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+		 "\"a@b.org\"}}", NULL, "validation_failed", "amount_cents", 422},
+	{"food", "{\"amount_cents\":25.5,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+		 "\"a@b.org\"}}", NULL, "validation_failed", "amount_cents", 422},
+	{"food", "{\"amount_cents\":-5,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+		 "\"a@b.org\"}}", NULL, "validation_failed", "amount_cents", 422},
+	{"food", "{\"amount_cents\":99999999999999999999999,\"currency\":\"USD\"}", NULL,
+	 "validation_failed", NULL, 422},
+	{"food", "{\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}", NULL,
+	 "validation_failed", "amount_cents", 422},
+	{"food", "{\"amount_cents\":500,\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}", NULL,
+	 "validation_failed", "currency", 422},
+	{"food", "{\"amount_cents\":500,\"currency\":\"EUR\",\"donor\":{\"name\":\"A\",\"email\":"
+		 "\"a@b.org\"}}", NULL, "validation_failed", "currency", 422},
+	{"food", "{\"amount_cents\":500,\"currency\":\"USD\"}", NULL, "validation_failed", "donor",
+	 422},
+	{"food", "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+		 "\"not-an-email\"}}", NULL, "validation_failed", "donor.email", 422},
+	{"food", "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":7,\"email\":"
+		 "\"a@b.org\"}}", NULL, "validation_failed", "donor.name", 422},
+	{"food", "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+		 "\"a@b.org\"},\"anonymous\":\"yes\"}", NULL, "validation_failed", "anonymous", 422},
+	{"food", "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\xff\","
+		 "\"email\":\"a@b.org\"}}", NULL, "invalid_json", NULL, 400},
+	{"food", "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\\u0000B\","
+		 "\"email\":\"a@b.org\"}}", NULL, "invalid_json", NULL, 400},
+	{"food", GOOD, "text/plain", "unsupported_media_type", NULL, 415},
+	{"food", GOOD, "application/x-www-form-urlencoded", "unsupported_media_type", NULL, 415},
+	{"nope", GOOD, NULL, "campaign_not_found", NULL, 404},
+	{"BAD..slug", GOOD, NULL, "campaign_not_found", NULL, 404},
+};
+
+START_TEST(bad_input_is_refused)
+{
+	const struct bad_case *c = &bad_cases[_i];
+	struct itest_resp r;
+	char path[256], hdr[128];
+	json_t *fields;
+
+	snprintf(path, sizeof(path), "/api/v1/campaigns/%s/donations", c->slug);
+	snprintf(hdr, sizeof(hdr), "Content-Type: %s\r\n", c->ctype ? c->ctype : "application/json");
+	ck_assert_int_eq(itest_http(srv.port, "POST", path, hdr, c->body, strlen(c->body), &r), 0);
+	fields = expect_error(&r, c->status, c->code);
+	if (c->field)
+		ck_assert_msg(json_object_get(fields, c->field) != NULL, "case %d: no field %s in %s",
+			      _i, c->field, r.body);
+	json_decref(fields);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(donations_in_db(), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+}
+END_TEST
+
+START_TEST(oversized_and_unknown)
+{
+	struct itest_resp r;
+	size_t big = 17 * 1024;
+	char *body = malloc(big + 1);
+
+	ck_assert_ptr_nonnull(body);
+	memset(body, ' ', big);
+	body[0] = '{';
+	body[big - 1] = '}';
+	body[big] = '\0';
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/campaigns/food/donations", body, 0, &r),
+			 0);
+	json_decref(expect_error(&r, 413, "payload_too_large"));
+	itest_resp_fini(&r);
+	free(body);
+
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/nothing-here", NULL, NULL, 0, &r), 0);
+	json_decref(expect_error(&r, 404, "not_found"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "DELETE", "/api/v1/campaigns/food", NULL, NULL, 0, &r),
+			 0);
+	json_decref(expect_error(&r, 405, "method_not_allowed"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/nope", NULL, NULL, 0, &r), 0);
+	json_decref(expect_error(&r, 404, "campaign_not_found"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/donations/dn_999", NULL, NULL, 0, &r),
+			 0);
+	json_decref(expect_error(&r, 404, "donation_not_found"));
+	itest_resp_fini(&r);
+	{
+		char path[1200];
+
+		memset(path, 'a', sizeof(path) - 1);
+		path[0] = '/';
+		path[sizeof(path) - 1] = '\0';
+		ck_assert_int_eq(itest_http(srv.port, "GET", path, NULL, NULL, 0, &r), 0);
+		json_decref(expect_error(&r, 414, "uri_too_long"));
+		itest_resp_fini(&r);
+	}
+	ck_assert_int_eq(donations_in_db(), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+}
+END_TEST
+
+START_TEST(static_assets_and_probes)
+{
+	struct itest_resp r;
+	char etag[128], hdr[200], ctype[128];
+
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "<html"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/widget.js", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(itest_header(&r, "content-type", ctype, sizeof(ctype)));
+	ck_assert_ptr_nonnull(strstr(ctype, "javascript"));
+	ck_assert_ptr_nonnull(itest_header(&r, "etag", etag, sizeof(etag)));
+	itest_resp_fini(&r);
+	snprintf(hdr, sizeof(hdr), "If-None-Match: %s\r\n", etag);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/widget.js", hdr, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 304);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/widget.html?campaign=food", NULL, NULL, 0, &r),
+			 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/readyz", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "tally_donations_committed_total"));
+	itest_resp_fini(&r);
+}
+END_TEST
+
+Suite *http_suite(void)
+{
+	Suite *s = suite_create("http");
+	TCase *tc = tcase_create("api");
+
+	tcase_add_checked_fixture(tc, start, stop);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, donation_is_recorded_and_counted);
+	tcase_add_test(tc, campaign_get_has_etag_and_304);
+	tcase_add_test(tc, campaign_list_pages);
+	tcase_add_test(tc, admin_needs_token);
+	tcase_add_test(tc, pause_resume_close);
+	tcase_add_test(tc, update_and_schedule);
+	tcase_add_loop_test(tc, bad_input_is_refused, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+	tcase_add_test(tc, oversized_and_unknown);
+	tcase_add_test(tc, static_assets_and_probes);
+	suite_add_tcase(s, tc);
+	return s;
+}

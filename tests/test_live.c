@@ -1,0 +1,219 @@
+/* tests/test_live.c - the /live websocket of the real binary: snapshot on
+ * subscribe, a donation event and an update after a gift, status changes,
+ * and bad messages answered with errors. */
+#include "tests/itest.h"
+#include "tests/tests.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static struct itest_server srv;
+
+static void start(void)
+{
+	memset(&srv, 0, sizeof(srv));
+	if (itest_start(&srv, NULL)) {
+		itest_cleanup(&srv);
+		ck_abort_msg("the server did not start");
+	}
+	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 100000), 201);
+}
+
+static void stop(void)
+{
+	itest_cleanup(&srv);
+}
+
+static int subscribe(const char *channel_json)
+{
+	int fd = itest_ws_connect(srv.port, "/live", "tally.live.v1", NULL);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(itest_ws_send(fd, channel_json), 0);
+	return fd;
+}
+
+static json_int_t total_of(const char *msg)
+{
+	json_t *j = json_loads(msg, 0, NULL);
+	json_int_t total = -1;
+
+	ck_assert_ptr_nonnull(j);
+	json_unpack(j, "{s:{s:I}}", "data", "total_cents", &total);
+	json_decref(j);
+	return total;
+}
+
+START_TEST(snapshot_then_updates)
+{
+	int fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	char *m = itest_ws_wait_for(fd, "\"type\":\"snapshot\"", 3000);
+	json_t *j;
+	json_int_t seq0 = 0, seq1 = 0;
+
+	ck_assert_ptr_nonnull(m);
+	j = json_loads(m, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_eq(json_unpack(j, "{s:I}", "seq", &seq0), 0);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "channel")), "campaign:food");
+	ck_assert_int_eq(total_of(m), 0);
+	json_decref(j);
+	free(m);
+
+	ck_assert_int_eq(itest_donate(srv.port, "food", 4200, "Ada Lovelace", "ada@example.org"), 202);
+	m = itest_ws_wait_for(fd, "\"type\":\"donation\"", 1000);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_nonnull(strstr(m, "Ada Lovelace"));
+	ck_assert_ptr_nonnull(strstr(m, "\"amount_cents\":4200"));
+	ck_assert_ptr_null(strstr(m, "example.org"));
+	free(m);
+	m = itest_ws_wait_for(fd, "\"type\":\"update\"", 1000);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(total_of(m), 4200);
+	j = json_loads(m, 0, NULL);
+	json_unpack(j, "{s:I}", "seq", &seq1);
+	ck_assert_int_gt(seq1, seq0);
+	json_decref(j);
+	free(m);
+
+	{
+		struct itest_resp r;
+
+		ck_assert_int_eq(
+			itest_post_json(srv.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &r), 0);
+		ck_assert_int_eq(r.status, 200);
+		itest_resp_fini(&r);
+	}
+	m = itest_ws_wait_for(fd, "\"status\":\"paused\"", 1000);
+	ck_assert_ptr_nonnull(m);
+	free(m);
+	close(fd);
+}
+END_TEST
+
+START_TEST(anonymous_and_hidden_amounts)
+{
+	int fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	const char *body = "{\"amount_cents\":777,\"currency\":\"USD\",\"anonymous\":true,"
+			   "\"hide_amount\":true,\"donor\":{\"name\":\"Secret Sam\","
+			   "\"email\":\"sam@example.org\"}}";
+	struct itest_resp r;
+	char *m;
+
+	free(itest_ws_wait_for(fd, "snapshot", 3000));
+	ck_assert_int_eq(
+		itest_post_json(srv.port, "/api/v1/campaigns/food/donations", body, 0, &r), 0);
+	ck_assert_int_eq(r.status, 202);
+	itest_resp_fini(&r);
+	m = itest_ws_wait_for(fd, "\"type\":\"donation\"", 1000);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_nonnull(strstr(m, "\"name\":\"Anonymous\""));
+	ck_assert_ptr_null(strstr(m, "Secret Sam"));
+	ck_assert_ptr_null(strstr(m, "amount_cents"));
+	ck_assert_ptr_null(strstr(m, "sam@example.org"));
+	free(m);
+	close(fd);
+}
+END_TEST
+
+START_TEST(since_current_seq_skips_snapshot)
+{
+	int fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	char *m = itest_ws_wait_for(fd, "snapshot", 3000), req[200];
+	json_int_t seq = 0;
+	json_t *j;
+	int fd2;
+
+	ck_assert_ptr_nonnull(m);
+	j = json_loads(m, 0, NULL);
+	json_unpack(j, "{s:I}", "seq", &seq);
+	json_decref(j);
+	free(m);
+	snprintf(req, sizeof(req), "{\"op\":\"subscribe\",\"channel\":\"campaign:food\",\"since\":%lld}",
+		 (long long)seq);
+	fd2 = subscribe(req);
+	m = itest_ws_recv(fd2, 400);
+	ck_assert_ptr_null(m);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 100, "Bo", "bo@example.org"), 202);
+	m = itest_ws_wait_for(fd2, "\"type\":\"update\"", 1000);
+	ck_assert_ptr_nonnull(m);
+	free(m);
+	close(fd);
+	close(fd2);
+}
+END_TEST
+
+START_TEST(bad_messages_get_errors)
+{
+	static const char *const bad[] = {
+		"not json",
+		"{\"op\":\"subscribe\"}",
+		"{\"op\":\"dance\",\"channel\":\"campaign:food\"}",
+		"{\"op\":\"subscribe\",\"channel\":\"weather\"}",
+	};
+	int fd = itest_ws_connect(srv.port, "/live", "tally.live.v1", NULL), status = 0;
+	char *m;
+
+	ck_assert_int_ge(fd, 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(itest_ws_send(fd, bad[i]), 0);
+		m = itest_ws_wait_for(fd, "\"type\":\"error\"", 1000);
+		ck_assert_msg(m != NULL, "no error for %s", bad[i]);
+		free(m);
+	}
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:nope\"}"), 0);
+	m = itest_ws_wait_for(fd, "campaign_not_found", 1000);
+	ck_assert_ptr_nonnull(m);
+	free(m);
+	/* The connection still works after the errors. */
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"), 0);
+	m = itest_ws_wait_for(fd, "snapshot", 1000);
+	ck_assert_ptr_nonnull(m);
+	free(m);
+	close(fd);
+
+	/* Websockets only on /live with the subprotocol. */
+	ck_assert_int_lt(itest_ws_connect(srv.port, "/other", "tally.live.v1", &status), 0);
+	ck_assert_int_lt(itest_ws_connect(srv.port, "/live", NULL, &status), 0);
+}
+END_TEST
+
+START_TEST(many_subscribers_all_get_the_update)
+{
+	enum { N = 50 };
+	int fds[N];
+	char *m;
+
+	for (int i = 0; i < N; i++) {
+		fds[i] = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+		m = itest_ws_wait_for(fds[i], "snapshot", 3000);
+		ck_assert_ptr_nonnull(m);
+		free(m);
+	}
+	ck_assert_int_eq(itest_donate(srv.port, "food", 1234, "Ada", "ada@example.org"), 202);
+	for (int i = 0; i < N; i++) {
+		m = itest_ws_wait_for(fds[i], "\"total_cents\":1234", 2000);
+		ck_assert_msg(m != NULL, "subscriber %d missed the update", i);
+		free(m);
+		close(fds[i]);
+	}
+}
+END_TEST
+
+Suite *live_suite(void)
+{
+	Suite *s = suite_create("live");
+	TCase *tc = tcase_create("websocket");
+
+	tcase_add_checked_fixture(tc, start, stop);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, snapshot_then_updates);
+	tcase_add_test(tc, anonymous_and_hidden_amounts);
+	tcase_add_test(tc, since_current_seq_skips_snapshot);
+	tcase_add_test(tc, bad_messages_get_errors);
+	tcase_add_test(tc, many_subscribers_all_get_the_update);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,223 @@
+/* tests/test_restart.c - durability of the real binary: totals survive a
+ * clean restart, and every donation acknowledged with 202 survives SIGKILL
+ * exactly once, even in the middle of a load. */
+#include "tests/itest.h"
+#include "tests/tests.h"
+
+#include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+static struct itest_server srv;
+
+static void start(void)
+{
+	memset(&srv, 0, sizeof(srv));
+	if (itest_start(&srv, NULL)) {
+		itest_cleanup(&srv);
+		ck_abort_msg("the server did not start");
+	}
+	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 100000), 201);
+}
+
+static void stop(void)
+{
+	itest_cleanup(&srv);
+}
+
+static json_int_t api_total(const char *field)
+{
+	struct itest_resp r;
+	json_int_t v = -1;
+	json_t *j;
+
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	j = json_loads(r.body, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	json_unpack(j, "{s:I}", field, &v);
+	json_decref(j);
+	itest_resp_fini(&r);
+	return v;
+}
+
+static void assert_integrity(void)
+{
+	char sql[] = "SELECT count(*) FROM pragma_integrity_check WHERE integrity_check = 'ok'";
+
+	ck_assert_int_eq(itest_sql_int(srv.db, sql), 1);
+}
+
+START_TEST(totals_survive_restart)
+{
+	long long sum = 0;
+	int st;
+	char *m;
+	int fd;
+
+	for (int i = 1; i <= 40; i++) {
+		char email[64];
+
+		snprintf(email, sizeof(email), "d%d@example.org", i % 7);
+		ck_assert_int_eq(itest_donate(srv.port, "food", 100 * i, "Donor", email), 202);
+		sum += 100 * i;
+	}
+	ck_assert_int_eq(api_total("total_cents"), sum);
+	ck_assert_int_eq(api_total("donor_count"), 7);
+	st = itest_signal(&srv, SIGTERM);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGTERM exit status %d", st);
+	ck_assert_int_eq(itest_start(&srv, NULL), 0);
+	ck_assert_int_eq(api_total("total_cents"), sum);
+	ck_assert_int_eq(api_total("donor_count"), 7);
+	ck_assert_int_eq(api_total("donation_count"), 40);
+	fd = itest_ws_connect(srv.port, "/live", "tally.live.v1", NULL);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"), 0);
+	m = itest_ws_wait_for(fd, "snapshot", 3000);
+	ck_assert_ptr_nonnull(m);
+	{
+		char want[64];
+
+		snprintf(want, sizeof(want), "\"total_cents\":%lld", sum);
+		ck_assert_ptr_nonnull(strstr(m, want));
+	}
+	free(m);
+	close(fd);
+	assert_integrity();
+}
+END_TEST
+
+START_TEST(acknowledged_gift_survives_sigkill)
+{
+	struct itest_resp r;
+	const char *id = NULL;
+	json_t *j;
+	char sql[128];
+	int st;
+
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/campaigns/food/donations",
+					 "{\"amount_cents\":3100,\"currency\":\"USD\",\"donor\":"
+					 "{\"name\":\"Ada\",\"email\":\"ada@example.org\"}}",
+					 0, &r),
+			 0);
+	ck_assert_int_eq(r.status, 202);
+	st = itest_signal(&srv, SIGKILL);
+	ck_assert(WIFSIGNALED(st));
+	j = json_loads(r.body, 0, NULL);
+	ck_assert_int_eq(json_unpack(j, "{s:s}", "id", &id), 0);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM donations WHERE id = %s", id + 3);
+	json_decref(j);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_sql_int(srv.db, sql), 1);
+	ck_assert_int_eq(itest_start(&srv, NULL), 0);
+	ck_assert_int_eq(api_total("total_cents"), 3100);
+}
+END_TEST
+
+/* A load thread: posts donations until told to stop or the server dies,
+ * recording the ids that were acknowledged. */
+struct load {
+	pthread_mutex_t lock;
+	int port;
+	atomic_int stop;
+	long long ids[20000];
+	long long amounts[20000];
+	int n;
+};
+
+static void *load_main(void *arg)
+{
+	struct load *l = arg;
+
+	while (!atomic_load(&l->stop)) {
+		char body[256];
+		struct itest_resp r;
+		long long cents = 100 + (l->n % 50) * 10;
+		json_t *j;
+		const char *id;
+
+		snprintf(body, sizeof(body),
+			 "{\"amount_cents\":%lld,\"currency\":\"USD\",\"donor\":{\"name\":\"L\","
+			 "\"email\":\"l%d@example.org\"}}",
+			 cents, l->n % 100);
+		if (itest_post_json(l->port, "/api/v1/campaigns/food/donations", body, 0, &r))
+			break;
+		if (r.status == 202 && (j = json_loads(r.body, 0, NULL))) {
+			pthread_mutex_lock(&l->lock);
+			if (!json_unpack(j, "{s:s}", "id", &id) && l->n < 20000) {
+				l->ids[l->n] = atoll(id + 3);
+				l->amounts[l->n++] = cents;
+			}
+			pthread_mutex_unlock(&l->lock);
+			json_decref(j);
+		}
+		itest_resp_fini(&r);
+	}
+	return NULL;
+}
+
+START_TEST(sigkill_during_load_loses_nothing)
+{
+	static struct load l;
+
+	for (int round = 0; round < 10; round++) {
+		pthread_t t[3];
+		struct timespec ts = {0, 150000000L + round * 20000000L};
+		int st;
+
+		memset(&l, 0, sizeof(l));
+		pthread_mutex_init(&l.lock, NULL);
+		l.port = srv.port;
+		for (int i = 0; i < 3; i++)
+			ck_assert_int_eq(pthread_create(&t[i], NULL, load_main, &l), 0);
+		nanosleep(&ts, NULL);
+		st = itest_signal(&srv, SIGKILL);
+		ck_assert(WIFSIGNALED(st));
+		atomic_store(&l.stop, 1);
+		for (int i = 0; i < 3; i++)
+			pthread_join(t[i], NULL);
+		ck_assert_int_gt(l.n, 0);
+		pthread_mutex_destroy(&l.lock);
+		/* Every acknowledged id is in the database exactly once. */
+		for (int i = 0; i < l.n; i++) {
+			char sql[128];
+
+			snprintf(sql, sizeof(sql), "SELECT count(*) FROM donations WHERE id = %lld",
+				 l.ids[i]);
+			ck_assert_msg(itest_sql_int(srv.db, sql) == 1, "round %d: donation %lld lost",
+				      round, l.ids[i]);
+		}
+		ck_assert_int_eq(itest_start(&srv, NULL), 0);
+		assert_integrity();
+		ck_assert_int_eq(api_total("total_cents"),
+				 itest_sql_int(srv.db, "SELECT coalesce(sum(amount_cents),0) FROM "
+						       "donations WHERE status = 'succeeded'"));
+		ck_assert_int_eq(api_total("donation_count"),
+				 itest_sql_int(srv.db, "SELECT count(*) FROM donations"));
+		ck_assert_int_eq(api_total("donor_count"),
+				 itest_sql_int(srv.db, "SELECT count(DISTINCT lower(donor_email)) "
+						       "FROM donations"));
+	}
+}
+END_TEST
+
+Suite *restart_suite(void)
+{
+	Suite *s = suite_create("restart");
+	TCase *tc = tcase_create("durability");
+
+	tcase_add_checked_fixture(tc, start, stop);
+	tcase_set_timeout(tc, 60);
+	tcase_add_test(tc, totals_survive_restart);
+	tcase_add_test(tc, acknowledged_gift_survives_sigkill);
+	tcase_add_test(tc, sigkill_during_load_loses_nothing);
+	suite_add_tcase(s, tc);
+	return s;
+}

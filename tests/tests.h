@@ -1,0 +1,23 @@
+/* tests/tests.h - the suites of the one test runner (tests/main.c). Each
+ * tests/test_<module>.c defines <module>_suite(). */
+#ifndef TALLY_TESTS_H
+#define TALLY_TESTS_H
+
+#include <check.h>
+
+Suite *util_suite(void);
+Suite *buf_suite(void);
+Suite *validate_suite(void);
+Suite *db_suite(void);
+Suite *engine_suite(void);
+Suite *console_suite(void);
+Suite *http_suite(void);
+Suite *live_suite(void);
+Suite *restart_suite(void);
+
+/* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
+ * /tmp); removed with tests_rmdir. */
+char *tests_tmpdir(void);
+void tests_rmdir(char *dir);
+
+#endif
