@@ -87,7 +87,7 @@ static void *demo_main(void *arg)
 			 messages[rand_r(&d->seed) % UTIL_ARRAY_LEN(messages)]);
 		memcpy(req.payment_token, "tok_visa", 9);
 		req.anonymous = rand_r(&d->seed) % 7 == 0;
-		rc = engine_donate(d->engine, demo_campaigns[c].slug, &req, ignore_done, NULL);
+		rc = engine_donate(d->engine, demo_campaigns[c].slug, &req, NULL, NULL, ignore_done, NULL);
 		if (rc && rc != ENGINE_EPAUSED && rc != ENGINE_ECLOSED && rc != ENGINE_EOVERLOADED)
 			log_msg(LOG_WARN, "demo.donation_refused", "%s", engine_strerror(rc));
 		/* Bursty: mostly 50-300 ms apart, sometimes a quick run. */

@@ -12,6 +12,7 @@
  * only to publish.
  */
 #include "core/engine.h"
+#include "core/idem.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "db/db.h"
@@ -27,6 +28,9 @@
 #define RECENT_MAX 10
 #define MAX_LISTENERS 8
 #define RATE_BUCKETS 6          /* of 10 s: one minute */
+#define IDEM_LIFETIME_MS (24 * 3600 * 1000LL)
+#define IDEM_MEMORY_CAP 200000
+#define IDEM_MEMORY_WINDOW_MS (10 * 60 * 1000LL)
 
 enum cstatus { ST_ACTIVE, ST_PAUSED, ST_CLOSED };
 static const char *const status_names[] = {"active", "paused", "closed"};
@@ -80,6 +84,7 @@ struct engine {
 	int64_t rate_epoch;
 
 	atomic_llong next_donation_id;
+	struct idem_table *idem;
 	int64_t started_ms;
 
 	struct engine_listener listeners[MAX_LISTENERS];
@@ -132,6 +137,12 @@ const char *engine_strerror(int rc)
 		return "the action does not apply to the campaign in its current state";
 	case ENGINE_EIO:
 		return "storage failure: nothing was recorded";
+	case ENGINE_EIDEM_REUSED:
+		return "this Idempotency-Key was already used with a different request";
+	case ENGINE_EIDEM_BUSY:
+		return "a request with this Idempotency-Key is still being processed; retry shortly";
+	case ENGINE_REPLAYED:
+		return "replayed";
 	default:
 		return "internal error";
 	}
@@ -275,6 +286,21 @@ static char *render_gift(const struct db_op *op, const char *name, int64_t amoun
 		return NULL;
 	}
 	return b.p;
+}
+
+/* The 202 body of a donation. A replay renders the same text from the
+ * stored row, so everything here must come from the row. */
+static size_t render_receipt(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
+			     const char *currency, int64_t created_at)
+{
+	char ts[32];
+	int n = snprintf(dst, cap,
+			 "{\"id\":\"dn_%lld\",\"status\":\"succeeded\",\"campaign\":\"%s\","
+			 "\"amount_cents\":%lld,\"currency\":\"%s\",\"created_at\":\"%s\"}",
+			 (long long)id, slug, (long long)amount, currency,
+			 util_rfc3339(created_at, ts, sizeof(ts)));
+
+	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
 static void push_recent(struct campaign *c, char *gift)
@@ -516,17 +542,43 @@ static int map_rc(int rc)
 	}
 }
 
+static void finish_donation(struct engine *e, struct pending *p, int rc)
+{
+	struct db_op *op = &p->op;
+	const char *key = op->u.donation.idem_key;
+
+	if (!rc && op->u.donation.replay) {
+		struct campaign *c = find_id(e, op->u.donation.prev_campaign_id);
+		uint64_t fp = (uint64_t)op->u.donation.prev_hash;
+
+		p->body_len = render_receipt(p->body, sizeof(p->body), op->u.donation.id,
+					     c ? c->slug : "", op->u.donation.prev_amount_cents,
+					     op->u.donation.prev_currency,
+					     op->u.donation.prev_created_at);
+		idem_finish(e->idem, key, fp, p->body, p->body_len);
+		rc = fp == (uint64_t)op->u.donation.idem_hash ? ENGINE_REPLAYED : ENGINE_EIDEM_REUSED;
+	} else if (key[0]) {
+		if (rc)
+			idem_abort(e->idem, key);
+		else
+			idem_finish(e->idem, key, (uint64_t)op->u.donation.idem_hash, p->body,
+				    p->body_len);
+	}
+	if (p->done)
+		p->done(p->ud, rc, rc >= 0 ? p->body : NULL, rc >= 0 ? p->body_len : 0);
+}
+
 static void finish(struct engine *e, struct pending *p, int rc)
 {
 	struct campaign *c;
 
+	if (p->op.kind == DB_OP_DONATION) {
+		finish_donation(e, p, rc);
+		return;
+	}
 	if (rc || !p->done) {
 		if (p->done)
 			p->done(p->ud, rc, NULL, 0);
-		return;
-	}
-	if (p->op.kind == DB_OP_DONATION) {
-		p->done(p->ud, ENGINE_OK, p->body, p->body_len);
 		return;
 	}
 	/* Staff actions answer with the campaign's new public state. */
@@ -558,7 +610,8 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 			continue;
 		switch (op->kind) {
 		case DB_OP_DONATION:
-			apply_donation(e, p);
+			if (!op->u.donation.replay)
+				apply_donation(e, p);
 			break;
 		case DB_OP_CAMPAIGN_CREATE:
 			apply_campaign_create(e, p);
@@ -658,6 +711,9 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 	}
 	publish_dirty(e);
 	atomic_init(&e->next_donation_id, max_id + 1);
+	rc = idem_new(IDEM_MEMORY_CAP, IDEM_MEMORY_WINDOW_MS, &e->idem);
+	if (rc)
+		goto fail;
 	rc = db_open_reader(cfg->db_path, &e->reader, err, errcap);
 	if (rc)
 		goto fail;
@@ -716,48 +772,87 @@ static int submit(struct engine *e, struct pending *p, int force)
 	return ENGINE_OK;
 }
 
+/* Fingerprint of a donation request: equal for the same gift to the same
+ * campaign, whatever the JSON's spacing or key order. */
+static uint64_t fingerprint(const char *slug, const struct donation_req *r)
+{
+	struct buf b = {0};
+	uint64_t h;
+
+	if (buf_printf(&b, "%s|%lld|%s|%s|%s|%d|%d|%s|%s", slug, (long long)r->amount_cents,
+		       r->currency, r->name, r->email, r->anonymous, r->hide_amount, r->message,
+		       r->payment_token)) {
+		buf_fini(&b);
+		return 0;
+	}
+	h = util_hash(b.p, b.len);
+	buf_fini(&b);
+	return h;
+}
+
 int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
-		  engine_done_fn done, void *ud)
+		  const char *idem_key, struct buf *replay, engine_done_fn done, void *ud)
 {
 	struct campaign *c;
 	struct pending *p;
 	int64_t now = util_now_ms(), campaign_id;
+	uint64_t fp = 0;
 	enum cstatus st;
-	char ts[32];
-	int n;
+	int n, rc;
+
+	if (!idem_key)
+		idem_key = "";
+	if (strlen(idem_key) > 255)
+		return ENGINE_EIDEM_REUSED;
+	if (idem_key[0]) {
+		fp = fingerprint(slug, req);
+		rc = idem_begin(e->idem, idem_key, fp, now, replay);
+		if (rc < 0)
+			return ENGINE_EIO;
+		if (rc == IDEM_REPLAY)
+			return ENGINE_REPLAYED;
+		if (rc == IDEM_REUSED)
+			return ENGINE_EIDEM_REUSED;
+		if (rc == IDEM_IN_FLIGHT)
+			return ENGINE_EIDEM_BUSY;
+	}
 
 	pthread_mutex_lock(&e->lock);
 	c = find_slug(e, slug, strlen(slug));
-	if (!c) {
-		pthread_mutex_unlock(&e->lock);
-		return ENGINE_ENOCAMPAIGN;
+	rc = ENGINE_ENOCAMPAIGN;
+	if (c) {
+		st = effective_status(c, now);
+		campaign_id = c->id;
+		rc = st == ST_PAUSED			  ? ENGINE_EPAUSED
+		     : st == ST_CLOSED			  ? ENGINE_ECLOSED
+		     : strcmp(c->currency, req->currency) ? ENGINE_ECURRENCY
+							  : ENGINE_OK;
 	}
-	st = effective_status(c, now);
-	campaign_id = c->id;
-	n = strcmp(c->currency, req->currency);
 	pthread_mutex_unlock(&e->lock);
-	if (st == ST_PAUSED)
-		return ENGINE_EPAUSED;
-	if (st == ST_CLOSED)
-		return ENGINE_ECLOSED;
-	if (n)
-		return ENGINE_ECURRENCY;
-
-	p = pending_new(DB_OP_DONATION, done, ud, NULL);
-	if (!p)
-		return ENGINE_EIO;
+	p = rc ? NULL : pending_new(DB_OP_DONATION, done, ud, NULL);
+	if (!rc && !p)
+		rc = ENGINE_EIO;
+	if (rc) {
+		if (idem_key[0])
+			idem_abort(e->idem, idem_key);
+		return rc;
+	}
 	p->op.now_ms = now;
 	p->op.campaign_id = campaign_id;
 	p->op.u.donation.req = *req;
 	p->op.u.donation.new_donor = 0;
+	p->op.u.donation.replay = 0;
 	p->op.u.donation.id = atomic_fetch_add(&e->next_donation_id, 1);
-	n = snprintf(p->body, sizeof(p->body),
-		     "{\"id\":\"dn_%lld\",\"status\":\"succeeded\",\"campaign\":\"%s\","
-		     "\"amount_cents\":%lld,\"currency\":\"%s\",\"created_at\":\"%s\"}",
-		     (long long)p->op.u.donation.id, slug, (long long)req->amount_cents,
-		     req->currency, util_rfc3339(now, ts, sizeof(ts)));
-	p->body_len = (size_t)n < sizeof(p->body) ? (size_t)n : sizeof(p->body) - 1;
-	return submit(e, p, 0);
+	n = snprintf(p->op.u.donation.idem_key, sizeof(p->op.u.donation.idem_key), "%s", idem_key);
+	(void)n;
+	p->op.u.donation.idem_hash = (int64_t)fp;
+	p->op.u.donation.idem_expired = now - IDEM_LIFETIME_MS;
+	p->body_len = render_receipt(p->body, sizeof(p->body), p->op.u.donation.id, slug,
+				     req->amount_cents, req->currency, now);
+	rc = submit(e, p, 0);
+	if (rc && idem_key[0])
+		idem_abort(e->idem, idem_key);
+	return rc;
 }
 
 int engine_campaign_create(struct engine *e, const struct campaign_spec *spec, const char *actor,
@@ -1080,6 +1175,7 @@ void engine_free(struct engine *e)
 		free(c->json);
 		free(c);
 	}
+	idem_free(e->idem);
 	free(e->by_id);
 	free(e->slots);
 	buf_fini(&e->scratch);

@@ -16,6 +16,8 @@
 
 /* Engine result codes (negative). */
 enum engine_err {
+	ENGINE_REPLAYED = 1,         /* success: the answer to an earlier request
+				      * with the same idempotency key */
 	ENGINE_OK = 0,
 	ENGINE_ENOCAMPAIGN = -2000,  /* 404 campaign_not_found */
 	ENGINE_EPAUSED,              /* 409 campaign_paused */
@@ -27,6 +29,8 @@ enum engine_err {
 	ENGINE_ENODONATION,          /* 404 donation_not_found */
 	ENGINE_ESTATE,               /* 409 the action does not apply in this state */
 	ENGINE_EIO,                  /* 500 storage failure, nothing recorded */
+	ENGINE_EIDEM_REUSED,         /* 422 idempotency_key_reused */
+	ENGINE_EIDEM_BUSY,           /* 409 idempotency_key_in_use */
 };
 
 struct engine_config {
@@ -65,11 +69,16 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
  * -ENOSPC. */
 int engine_add_listener(struct engine *e, const struct engine_listener *l);
 
-/* Record a donation to the campaign `slug`. Returns ENGINE_OK when queued
- * (done runs once it committed or failed), or an engine_err now (done is
- * not called). */
+/* Record a donation to the campaign `slug`. idem_key (NULL or "" for none,
+ * at most 255 bytes) makes retries safe: the same key with the same request
+ * answers the first response again, with a different request
+ * ENGINE_EIDEM_REUSED, while the first is in flight ENGINE_EIDEM_BUSY.
+ * Returns ENGINE_OK when queued (done runs once it committed or failed:
+ * rc ENGINE_OK, ENGINE_REPLAYED when the database already knew the key, or
+ * an error), ENGINE_REPLAYED with the first response appended to replay, or
+ * an engine_err now (done is not called). */
 int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
-		  engine_done_fn done, void *ud);
+		  const char *idem_key, struct buf *replay, engine_done_fn done, void *ud);
 
 /* Create a campaign from a validated spec (has_slug/name/currency set). */
 int engine_campaign_create(struct engine *e, const struct campaign_spec *spec, const char *actor,

@@ -43,6 +43,11 @@ static const char *const migrations[] = {
 	"  email TEXT NOT NULL,"
 	"  PRIMARY KEY (campaign_id, email)"
 	") WITHOUT ROWID;",
+	/* 2: idempotency keys live on the donation they created. */
+	"ALTER TABLE donations ADD COLUMN idem_key TEXT;"
+	"ALTER TABLE donations ADD COLUMN idem_hash INTEGER;"
+	"CREATE UNIQUE INDEX donations_by_idem_key ON donations(idem_key)"
+	"  WHERE idem_key IS NOT NULL;",
 };
 
 int db_errno(int rc)

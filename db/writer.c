@@ -17,6 +17,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +28,8 @@ enum stmt_id {
 	ST_ROLLBACK,
 	ST_INSERT_DONATION,
 	ST_INSERT_DONOR,
+	ST_FIND_IDEM,
+	ST_FREE_IDEM,
 	ST_BUMP_CAMPAIGN,
 	ST_INSERT_CAMPAIGN,
 	ST_UPDATE_CAMPAIGN,
@@ -41,7 +44,11 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_INSERT_DONATION] =
 		"INSERT INTO donations (campaign_id, amount_cents, currency, donor_name,"
 		" donor_email, anonymous, hide_amount, message, payment_token, status, created_at,"
-		" id) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'succeeded', ?10, ?11)",
+		" id, idem_key, idem_hash)"
+		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'succeeded', ?10, ?11, ?12, ?13)",
+	[ST_FIND_IDEM] = "SELECT id, idem_hash, campaign_id, amount_cents, currency, created_at"
+			 " FROM donations WHERE idem_key = ?1",
+	[ST_FREE_IDEM] = "UPDATE donations SET idem_key = NULL WHERE id = ?1",
 	[ST_INSERT_DONOR] = "INSERT OR IGNORE INTO donors (campaign_id, email) VALUES (?1, lower(?2))",
 	[ST_BUMP_CAMPAIGN] = "UPDATE campaigns SET raised_cents = raised_cents + ?2,"
 			     " donor_count = donor_count + ?3, donation_count = donation_count + ?4,"
@@ -112,25 +119,85 @@ static void bump_add(struct db_writer *w, int64_t campaign_id, int64_t raised, i
 	w->bumps[i].donations++;
 }
 
-/* Returns SQLITE_OK, or the code of an error that must fail the batch. A
- * constraint error is recorded in op->rc and returns SQLITE_OK. */
-static int apply_donation(struct db_writer *w, struct db_op *op)
+static int insert_donation(struct db_writer *w, struct db_op *op)
 {
 	const struct donation_req *d = &op->u.donation.req;
 	sqlite3_stmt *st = w->st[ST_INSERT_DONATION];
-	int rc;
+	int has_key = op->u.donation.idem_key[0] != '\0';
 
 	if (sqlite3_bind_int64(st, 1, op->campaign_id) || sqlite3_bind_int64(st, 2, d->amount_cents) ||
 	    bind_text(st, 3, d->currency) || bind_text(st, 4, d->name) ||
 	    bind_text(st, 5, d->email) || sqlite3_bind_int(st, 6, d->anonymous) ||
 	    sqlite3_bind_int(st, 7, d->hide_amount) || bind_text(st, 8, d->message) ||
 	    bind_text(st, 9, d->payment_token) || sqlite3_bind_int64(st, 10, op->now_ms) ||
-	    sqlite3_bind_int64(st, 11, op->u.donation.id))
+	    sqlite3_bind_int64(st, 11, op->u.donation.id) ||
+	    (has_key && (bind_text(st, 12, op->u.donation.idem_key) ||
+			 sqlite3_bind_int64(st, 13, op->u.donation.idem_hash))))
+		return SQLITE_ERROR;
+	return step_reset(st);
+}
+
+/* The insert hit a constraint: if the idempotency key names an earlier
+ * donation, describe it (op->u.donation.replay) or, when that one is older
+ * than the key's lifetime, free the key and say so with SQLITE_ROW. */
+static int find_idem(struct db_writer *w, struct db_op *op)
+{
+	sqlite3_stmt *st = w->st[ST_FIND_IDEM];
+	int64_t id = 0;
+	int rc;
+
+	if (!op->u.donation.idem_key[0])
+		return SQLITE_DONE;
+	if (bind_text(st, 1, op->u.donation.idem_key))
+		return SQLITE_ERROR;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *cur = sqlite3_column_text(st, 4);
+
+		id = sqlite3_column_int64(st, 0);
+		op->u.donation.prev_hash = sqlite3_column_int64(st, 1);
+		op->u.donation.prev_campaign_id = sqlite3_column_int64(st, 2);
+		op->u.donation.prev_amount_cents = sqlite3_column_int64(st, 3);
+		snprintf(op->u.donation.prev_currency, sizeof(op->u.donation.prev_currency), "%s",
+			 cur ? (const char *)cur : "");
+		op->u.donation.prev_created_at = sqlite3_column_int64(st, 5);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_ROW)
+		return rc;
+	if (op->u.donation.prev_created_at >= op->u.donation.idem_expired) {
+		op->u.donation.replay = 1;
+		op->u.donation.id = id;
+		return SQLITE_DONE;
+	}
+	st = w->st[ST_FREE_IDEM];
+	if (sqlite3_bind_int64(st, 1, id))
 		return SQLITE_ERROR;
 	rc = step_reset(st);
+	return rc == SQLITE_DONE ? SQLITE_ROW : rc;
+}
+
+/* Returns SQLITE_OK, or the code of an error that must fail the batch. A
+ * constraint error is recorded in op->rc and returns SQLITE_OK. */
+static int apply_donation(struct db_writer *w, struct db_op *op)
+{
+	const struct donation_req *d = &op->u.donation.req;
+	sqlite3_stmt *st;
+	int rc = insert_donation(w, op);
+
 	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-		op->rc = -ENOENT;
-		return SQLITE_OK;
+		rc = find_idem(w, op);
+		if (rc == SQLITE_ROW) /* an expired key was freed: try again */
+			rc = insert_donation(w, op);
+		else if (rc == SQLITE_DONE && op->u.donation.replay)
+			return SQLITE_OK;
+		else if (rc == SQLITE_DONE)
+			rc = SQLITE_CONSTRAINT;
+		if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+			op->rc = -ENOENT;
+			return SQLITE_OK;
+		}
 	}
 	if (rc != SQLITE_DONE)
 		return rc;

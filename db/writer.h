@@ -31,7 +31,19 @@ struct db_op {
 		struct {
 			struct donation_req req;   /* in */
 			int64_t id;                /* in: donation id */
+			char idem_key[256];        /* in: "" when none */
+			int64_t idem_hash;         /* in: fingerprint of the request */
+			int64_t idem_expired;      /* in: keys created before this (ms)
+						    * are free for reuse */
 			int new_donor;             /* out: first gift of this email */
+			int replay;                /* out: the key already named a
+						    * donation; fields below describe it
+						    * and nothing was written */
+			int64_t prev_hash;
+			int64_t prev_campaign_id;
+			int64_t prev_amount_cents;
+			int64_t prev_created_at;
+			char prev_currency[4];
 		} donation;
 		struct campaign_spec campaign;     /* in (create, update) */
 		char status[8];                    /* in: active|paused|closed */

@@ -5,6 +5,9 @@
 #include "tests/tests.h"
 
 #include <jansson.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -398,6 +401,137 @@ START_TEST(static_assets_and_probes)
 }
 END_TEST
 
+static int post_keyed(const char *key, const char *body, struct itest_resp *r)
+{
+	char hdr[512];
+
+	snprintf(hdr, sizeof(hdr), "Content-Type: application/json\r\nIdempotency-Key: %s\r\n", key);
+	return itest_http(srv.port, "POST", "/api/v1/campaigns/food/donations", hdr, body,
+			  strlen(body), r);
+}
+
+START_TEST(idempotency_key_replays_and_refuses_reuse)
+{
+	struct itest_resp a, b;
+	char hv[32];
+	int st;
+
+	ck_assert_int_eq(post_keyed("order-1", GOOD, &a), 0);
+	ck_assert_int_eq(a.status, 202);
+	ck_assert_ptr_null(itest_header(&a, "idempotent-replayed", hv, sizeof(hv)));
+	ck_assert_int_eq(post_keyed("order-1", GOOD, &b), 0);
+	ck_assert_int_eq(b.status, 202);
+	ck_assert_str_eq(b.body, a.body);
+	ck_assert_ptr_nonnull(itest_header(&b, "idempotent-replayed", hv, sizeof(hv)));
+	ck_assert_str_eq(hv, "true");
+	itest_resp_fini(&b);
+	/* Same gift, different JSON spacing: still the same request. */
+	ck_assert_int_eq(post_keyed("order-1",
+				    "{ \"currency\":\"USD\", \"amount_cents\":2500, \"donor\":{\"email\":"
+				    "\"ada@example.org\",\"name\":\"Ada\"},\"message\":\"Go team!\","
+				    "\"payment_token\":\"tok_visa\"}",
+				    &b),
+			 0);
+	ck_assert_int_eq(b.status, 202);
+	ck_assert_str_eq(b.body, a.body);
+	itest_resp_fini(&b);
+	ck_assert_int_eq(post_keyed("order-1",
+				    "{\"amount_cents\":9900,\"currency\":\"USD\",\"donor\":{\"name\":"
+				    "\"Ada\",\"email\":\"ada@example.org\"}}",
+				    &b),
+			 0);
+	json_decref(expect_error(&b, 422, "idempotency_key_reused"));
+	itest_resp_fini(&b);
+	ck_assert_int_eq(donations_in_db(), 1);
+
+	/* After a restart the database answers for the key. */
+	st = itest_signal(&srv, SIGTERM);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_int_eq(itest_start(&srv, NULL), 0);
+	ck_assert_int_eq(post_keyed("order-1", GOOD, &b), 0);
+	ck_assert_int_eq(b.status, 202);
+	ck_assert_str_eq(b.body, a.body);
+	ck_assert_ptr_nonnull(itest_header(&b, "idempotent-replayed", hv, sizeof(hv)));
+	itest_resp_fini(&b);
+	ck_assert_int_eq(post_keyed("order-1",
+				    "{\"amount_cents\":100,\"currency\":\"USD\",\"donor\":{\"name\":"
+				    "\"Ada\",\"email\":\"ada@example.org\"}}",
+				    &b),
+			 0);
+	json_decref(expect_error(&b, 422, "idempotency_key_reused"));
+	itest_resp_fini(&b);
+	ck_assert_int_eq(donations_in_db(), 1);
+	itest_resp_fini(&a);
+}
+END_TEST
+
+struct racer {
+	int port;
+	int status;
+	char body[512];
+};
+
+static void *race_main(void *arg)
+{
+	struct racer *r = arg;
+	struct itest_resp resp;
+
+	if (itest_http(r->port, "POST", "/api/v1/campaigns/food/donations",
+		       "Content-Type: application/json\r\nIdempotency-Key: double-click\r\n", GOOD,
+		       strlen(GOOD), &resp) == 0) {
+		r->status = resp.status;
+		snprintf(r->body, sizeof(r->body), "%s", resp.body);
+		itest_resp_fini(&resp);
+	}
+	return NULL;
+}
+
+START_TEST(double_click_records_one_gift)
+{
+	enum { N = 16 };
+	struct racer r[N];
+	pthread_t t[N];
+	const char *first = NULL;
+
+	for (int i = 0; i < N; i++) {
+		memset(&r[i], 0, sizeof(r[i]));
+		r[i].port = srv.port;
+		ck_assert_int_eq(pthread_create(&t[i], NULL, race_main, &r[i]), 0);
+	}
+	for (int i = 0; i < N; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < N; i++) {
+		ck_assert_msg(r[i].status == 202 || r[i].status == 409, "status %d: %s", r[i].status,
+			      r[i].body);
+		if (r[i].status == 409)
+			ck_assert_ptr_nonnull(strstr(r[i].body, "idempotency_key_in_use"));
+		else if (!first)
+			first = r[i].body;
+		else
+			ck_assert_str_eq(r[i].body, first);
+	}
+	ck_assert_ptr_nonnull(first);
+	ck_assert_int_eq(donations_in_db(), 1);
+}
+END_TEST
+
+START_TEST(bad_idempotency_keys)
+{
+	struct itest_resp r;
+	char key[300];
+
+	memset(key, 'k', 256);
+	key[256] = '\0';
+	ck_assert_int_eq(post_keyed(key, GOOD, &r), 0);
+	json_decref(expect_error(&r, 422, "validation_failed"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(post_keyed("has\x01control", GOOD, &r), 0);
+	ck_assert_int_ge(r.status, 400);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(donations_in_db(), 0);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -414,6 +548,9 @@ Suite *http_suite(void)
 	tcase_add_loop_test(tc, bad_input_is_refused, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, oversized_and_unknown);
 	tcase_add_test(tc, static_assets_and_probes);
+	tcase_add_test(tc, idempotency_key_replays_and_refuses_reuse);
+	tcase_add_test(tc, double_click_records_one_gift);
+	tcase_add_test(tc, bad_idempotency_keys);
 	suite_add_tcase(s, tc);
 	return s;
 }

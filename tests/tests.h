@@ -14,6 +14,7 @@ Suite *console_suite(void);
 Suite *http_suite(void);
 Suite *live_suite(void);
 Suite *restart_suite(void);
+Suite *e2e_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
  * /tmp); removed with tests_rmdir. */

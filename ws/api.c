@@ -35,6 +35,8 @@ static void engine_done(void *ud, int rc, const char *body, size_t len)
 	server_post(api_server, m);
 }
 
+static const struct http_header replayed[] = {{"idempotent-replayed:", "true"}};
+
 static void *ref_ud(const struct http_pss *p)
 {
 	return (void *)(uintptr_t)http_ref(p);
@@ -48,11 +50,13 @@ void api_complete(struct server *s, struct xmsg *m)
 	s->async_pending--;
 	if (!p || !p->async || !p->route)
 		return; /* the client went away; the work itself is done */
-	if (m->rc == ENGINE_OK) {
+	if (m->rc == ENGINE_OK || m->rc == ENGINE_REPLAYED) {
 		struct buf *b = http_body(p);
 
-		rc = buf_append(b, m->data, m->len) ? -1
-						     : http_send(p, p->route->ok_status, NULL, NULL, 0);
+		rc = buf_append(b, m->data, m->len)
+			     ? -1
+			     : http_send(p, p->route->ok_status, NULL, replayed,
+					 m->rc == ENGINE_REPLAYED);
 	} else {
 		rc = http_engine_error(p, m->rc);
 	}
@@ -227,10 +231,17 @@ static int h_donate(struct server *s, struct http_pss *p)
 {
 	struct validate_error err = {{0}, NULL};
 	struct donation_req req;
+	struct buf *b;
 	int rc;
 
 	if ((rc = need_json(p)))
 		return rc < 0 ? -1 : 0;
+	for (const char *k = p->idem_key; *k; k++)
+		if (*k < 0x21 || *k > 0x7e)
+			return http_error(p, 422, "validation_failed", "Idempotency-Key is invalid",
+					  json_pack("{s:s}", "Idempotency-Key",
+						    "must be 1 to 255 printable ASCII characters"),
+					  0);
 	if (s->stopping)
 		return http_engine_error(p, ENGINE_ESHUTDOWN);
 	if (!validate_slug(p->param[0], strlen(p->param[0])))
@@ -239,7 +250,10 @@ static int h_donate(struct server *s, struct http_pss *p)
 			       engine_limits(s->engine), &req, &err);
 	if (rc)
 		return validation_error(p, rc, &err);
-	rc = engine_donate(s->engine, p->param[0], &req, engine_done, ref_ud(p));
+	b = http_body(p);
+	rc = engine_donate(s->engine, p->param[0], &req, p->idem_key, b, engine_done, ref_ud(p));
+	if (rc == ENGINE_REPLAYED)
+		return http_send(p, 202, NULL, replayed, 1);
 	if (rc)
 		return http_engine_error(p, rc);
 	return HTTP_ASYNC;

@@ -51,6 +51,39 @@ struct buf *http_body(struct http_pss *p)
 	return &p->out;
 }
 
+static const char *reason(int status)
+{
+	static const struct {
+		int status;
+		const char *text;
+	} reasons[] = {
+		{200, "OK"},
+		{201, "Created"},
+		{202, "Accepted"},
+		{204, "No Content"},
+		{304, "Not Modified"},
+		{400, "Bad Request"},
+		{401, "Unauthorized"},
+		{403, "Forbidden"},
+		{404, "Not Found"},
+		{405, "Method Not Allowed"},
+		{409, "Conflict"},
+		{411, "Length Required"},
+		{413, "Content Too Large"},
+		{414, "URI Too Long"},
+		{415, "Unsupported Media Type"},
+		{422, "Unprocessable Content"},
+		{429, "Too Many Requests"},
+		{500, "Internal Server Error"},
+		{503, "Service Unavailable"},
+	};
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(reasons); i++)
+		if (reasons[i].status == status)
+			return reasons[i].text;
+	return "Status";
+}
+
 int http_send(struct http_pss *p, int status, const char *ctype, const struct http_header *hdrs,
 	      int n_hdrs)
 {
@@ -63,9 +96,13 @@ int http_send(struct http_pss *p, int status, const char *ctype, const struct ht
 	body_len = p->out.len - body_start;
 	if (p->method == M_HEAD)
 		p->out.len = body_start;
-	if (lws_add_http_common_headers(wsi, (unsigned)status,
-					ctype ? ctype : "application/json; charset=utf-8",
-					body_len, &h, end))
+	ctype = ctype ? ctype : "application/json; charset=utf-8";
+	/* Our own status line: lws leaves the reason phrase of 201/202/204/409/
+	 * 422/429 empty. tally serves HTTP/1.1 only (no TLS, so no h2). */
+	h += snprintf((char *)h, sizeof(hdr), "HTTP/1.1 %d %s\r\n", status, reason(status));
+	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+					 (const unsigned char *)ctype, (int)strlen(ctype), &h, end) ||
+	    lws_add_http_header_content_length(wsi, body_len, &h, end))
 		return -1;
 	for (int i = 0; i < n_hdrs; i++)
 		if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[i].name,
@@ -132,6 +169,8 @@ int http_engine_error(struct http_pss *p, int rc)
 		{ENGINE_EEXISTS, 409, "campaign_exists", "slug"},
 		{ENGINE_ENODONATION, 404, "donation_not_found", NULL},
 		{ENGINE_ESTATE, 409, "invalid_state", NULL},
+		{ENGINE_EIDEM_REUSED, 422, "idempotency_key_reused", NULL},
+		{ENGINE_EIDEM_BUSY, 409, "idempotency_key_in_use", NULL},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
@@ -140,7 +179,7 @@ int http_engine_error(struct http_pss *p, int rc)
 					  map[i].field ? json_pack("{s:s}", map[i].field,
 								   engine_strerror(rc))
 						       : NULL,
-					  map[i].status == 503 ? 1 : 0);
+					  map[i].status == 503 || rc == ENGINE_EIDEM_BUSY ? 1 : 0);
 	return http_error(p, 500, "internal", engine_strerror(rc), NULL, 0);
 }
 

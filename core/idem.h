@@ -1,0 +1,45 @@
+/* core/idem.h - recent idempotency keys in memory.
+ *
+ * The database is the source of truth for keys (a unique index on the
+ * donation that a key created); this table answers the common cases without
+ * it: a double-clicked button while the first request is still in flight,
+ * and quick retries. Entries in flight are kept until finished or aborted;
+ * finished ones for `window_ms` or until `cap` entries, oldest first.
+ * All functions are thread-safe.
+ */
+#ifndef TALLY_CORE_IDEM_H
+#define TALLY_CORE_IDEM_H
+
+#include "core/buf.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum idem_result {
+	IDEM_NEW,        /* unknown: now recorded as in flight with fp */
+	IDEM_REPLAY,     /* finished with the same fp: its body was appended */
+	IDEM_REUSED,     /* known with a different fp */
+	IDEM_IN_FLIGHT,  /* same fp, first request not finished yet */
+};
+
+struct idem_table;
+
+int idem_new(size_t cap, int64_t window_ms, struct idem_table **out);
+void idem_free(struct idem_table *t);
+
+/* Look key up at now_ms; see enum idem_result. Returns the result, or
+ * -ENOMEM (nothing recorded). */
+int idem_begin(struct idem_table *t, const char *key, uint64_t fp, int64_t now_ms,
+	       struct buf *replay);
+
+/* Record the final answer of key: its fingerprint (which may differ from
+ * the one given to idem_begin when the database knew the key) and body. */
+void idem_finish(struct idem_table *t, const char *key, uint64_t fp, const char *body, size_t len);
+
+/* Forget key (the request failed before anything was stored). */
+void idem_abort(struct idem_table *t, const char *key);
+
+/* Entries held now. */
+size_t idem_count(struct idem_table *t);
+
+#endif
