@@ -50,6 +50,8 @@ struct campaign {
 	uint32_t rate[RATE_BUCKETS];  /* donations per 10 s bucket */
 	int64_t rate_epoch;           /* bucket index of rate[0]'s period */
 
+	size_t rank[2];               /* position in e->ranked[by] */
+
 	/* Published under e->lock. */
 	char *json;
 	size_t json_len;
@@ -78,6 +80,8 @@ struct engine {
 	struct campaign **slots;      /* open addressing on slug */
 	size_t slot_cap;              /* power of two */
 	size_t n_campaigns;
+	struct campaign **ranked[2];  /* by total, by donors; best first */
+	int loading;                  /* start-up: rank once at the end */
 	uint64_t version;             /* bumps on any campaign change */
 	int64_t donations_total;
 	uint32_t rate[10];            /* donations per 1 s bucket */
@@ -174,6 +178,63 @@ static void slot_put(struct campaign **slots, size_t cap, struct campaign *c)
 	slots[i] = c;
 }
 
+/* 1 if a ranks before b: higher key, then the older campaign. */
+static int ranks_before(const struct campaign *a, const struct campaign *b, int by)
+{
+	int64_t ka = by == ENGINE_BY_TOTAL ? a->raised_cents : a->donor_count;
+	int64_t kb = by == ENGINE_BY_TOTAL ? b->raised_cents : b->donor_count;
+
+	return ka != kb ? ka > kb : a->id < b->id;
+}
+
+/* Move c to its place in ranking `by` after its key changed: O(distance).
+ * Caller holds e->lock. */
+static void rerank(struct engine *e, struct campaign *c, int by)
+{
+	struct campaign **r = e->ranked[by];
+	size_t i = c->rank[by];
+
+	while (i > 0 && ranks_before(c, r[i - 1], by)) {
+		r[i] = r[i - 1];
+		r[i]->rank[by] = i;
+		i--;
+	}
+	while (i + 1 < e->n_campaigns && ranks_before(r[i + 1], c, by)) {
+		r[i] = r[i + 1];
+		r[i]->rank[by] = i;
+		i++;
+	}
+	r[i] = c;
+	c->rank[by] = i;
+}
+
+static int cmp_total(const void *a, const void *b)
+{
+	const struct campaign *x = *(struct campaign *const *)a, *y = *(struct campaign *const *)b;
+
+	return ranks_before(x, y, ENGINE_BY_TOTAL) ? -1 : ranks_before(y, x, ENGINE_BY_TOTAL);
+}
+
+static int cmp_donors(const void *a, const void *b)
+{
+	const struct campaign *x = *(struct campaign *const *)a, *y = *(struct campaign *const *)b;
+
+	return ranks_before(x, y, ENGINE_BY_DONORS) ? -1 : ranks_before(y, x, ENGINE_BY_DONORS);
+}
+
+static void sort_rankings(struct engine *e)
+{
+	int (*const cmp[2])(const void *, const void *) = {cmp_total, cmp_donors};
+
+	for (int by = 0; by < 2; by++) {
+		if (!e->n_campaigns)
+			continue;
+		qsort(e->ranked[by], e->n_campaigns, sizeof(*e->ranked[by]), cmp[by]);
+		for (size_t i = 0; i < e->n_campaigns; i++)
+			e->ranked[by][i]->rank[by] = i;
+	}
+}
+
 static int table_add(struct engine *e, struct campaign *c)
 {
 	if ((size_t)c->id >= e->id_cap) {
@@ -202,9 +263,21 @@ static int table_add(struct engine *e, struct campaign *c)
 		e->slots = s;
 		e->slot_cap = cap;
 	}
+	for (int by = 0; by < 2; by++) {
+		struct campaign **r = realloc(e->ranked[by], (e->n_campaigns + 1) * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		e->ranked[by] = r;
+		r[e->n_campaigns] = c;
+		c->rank[by] = e->n_campaigns;
+	}
 	slot_put(e->slots, e->slot_cap, c);
 	e->by_id[c->id] = c;
 	e->n_campaigns++;
+	if (!e->loading)
+		for (int by = 0; by < 2; by++)
+			rerank(e, c, by);
 	return 0;
 }
 
@@ -457,6 +530,9 @@ static void apply_donation(struct engine *e, struct pending *p)
 	c->raised_cents += d->amount_cents;
 	c->donation_count++;
 	c->donor_count += op->u.donation.new_donor;
+	rerank(e, c, ENGINE_BY_TOTAL);
+	if (op->u.donation.new_donor)
+		rerank(e, c, ENGINE_BY_DONORS);
 	rate_add(c->rate, RATE_BUCKETS, &c->rate_epoch, op->now_ms / 10000, 1);
 	e->donations_total++;
 	rate_add(e->rate, 10, &e->rate_epoch, op->now_ms / 1000, 1);
@@ -692,7 +768,10 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 	{
 		struct load_ctx lc = {e, db};
 
+		e->loading = 1;
 		rc = db_load_campaigns(db, load_campaign_cb, &lc);
+		e->loading = 0;
+		sort_rankings(e);
 	}
 	if (!rc)
 		rc = db_max_donation_id(db, &max_id);
@@ -1053,6 +1132,33 @@ int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct
 	return rc ? -ENOMEM : 0;
 }
 
+int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, struct buf *out,
+			    uint64_t *version)
+{
+	int rc = 0;
+
+	pthread_mutex_lock(&e->lock);
+	*version = e->version;
+	rc |= buf_printf(out, "{\"by\":\"%s\",\"entries\":[",
+			 by == ENGINE_BY_TOTAL ? "total" : "donors");
+	for (size_t i = 0; i < e->n_campaigns && (int)i < limit; i++) {
+		const struct campaign *c = e->ranked[by][i];
+
+		if (i)
+			rc |= buf_puts(out, ",");
+		rc |= buf_printf(out, "{\"rank\":%zu,\"slug\":\"%s\",\"name\":", i + 1, c->slug);
+		rc |= buf_json_string(out, c->name);
+		rc |= buf_printf(out,
+				 ",\"currency\":\"%s\",\"total_cents\":%lld,\"donor_count\":%lld,"
+				 "\"goal_cents\":%lld,\"status\":\"%s\"}",
+				 c->currency, (long long)c->raised_cents, (long long)c->donor_count,
+				 (long long)c->goal_cents, status_names[c->effective]);
+	}
+	pthread_mutex_unlock(&e->lock);
+	rc |= buf_puts(out, "]}");
+	return rc ? -ENOMEM : 0;
+}
+
 int engine_donation_json(struct engine *e, const char *id, struct buf *out)
 {
 	struct db_donation_row row;
@@ -1178,6 +1284,8 @@ void engine_free(struct engine *e)
 	idem_free(e->idem);
 	free(e->by_id);
 	free(e->slots);
+	free(e->ranked[0]);
+	free(e->ranked[1]);
 	buf_fini(&e->scratch);
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->reader_lock);

@@ -117,6 +117,15 @@ int64_t engine_campaign_id(struct engine *e, const char *slug, size_t slug_len);
 int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct buf *out,
 			      uint64_t *version);
 
+enum engine_rank { ENGINE_BY_TOTAL, ENGINE_BY_DONORS };
+
+/* Append {"by":"total"|"donors","entries":[{slug,name,currency,total_cents,
+ * donor_count,goal_cents}...]} with the top `limit` campaigns. The ranking
+ * is kept sorted as totals change (never sorted per call). *version as for
+ * engine_campaign_list_json. */
+int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, struct buf *out,
+			    uint64_t *version);
+
 /* Append a donation's public JSON (id, campaign, status, amount unless
  * hidden, currency, created_at). Reads SQLite on the calling thread through
  * a private connection. Returns 0, ENGINE_ENODONATION or ENGINE_EIO. */

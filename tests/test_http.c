@@ -401,6 +401,62 @@ START_TEST(static_assets_and_probes)
 }
 END_TEST
 
+START_TEST(leaderboard_ranks_incrementally)
+{
+	struct itest_resp r;
+	json_t *j, *e;
+
+	ck_assert_int_eq(itest_create_campaign(srv.port, "b-camp", "USD", 0), 201);
+	ck_assert_int_eq(itest_create_campaign(srv.port, "c-camp", "USD", 0), 201);
+	ck_assert_int_eq(itest_donate(srv.port, "b-camp", 6000, "A", "a@example.org"), 202);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 3000, "A", "a@example.org"), 202);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "B", "b@example.org"), 202);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "C", "c@example.org"), 202);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?by=total&limit=2", NULL,
+				    NULL, 0, &r),
+			 0);
+	ck_assert_int_eq(r.status, 200);
+	j = json_loads(r.body, 0, NULL);
+	e = json_object_get(j, "entries");
+	ck_assert_int_eq(json_array_size(e), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 0), "slug")), "b-camp");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 1), "slug")), "food");
+	json_decref(j);
+	itest_resp_fini(&r);
+	/* food overtakes b-camp with one more gift. */
+	ck_assert_int_eq(itest_donate(srv.port, "food", 2000, "D", "d@example.org"), 202);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard", NULL, NULL, 0, &r), 0);
+	j = json_loads(r.body, 0, NULL);
+	e = json_object_get(j, "entries");
+	ck_assert_int_eq(json_array_size(e), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 0), "slug")), "food");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(e, 0), "total_cents")),
+			 7000);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 2), "slug")), "c-camp");
+	json_decref(j);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?by=donors", NULL, NULL, 0,
+				    &r),
+			 0);
+	j = json_loads(r.body, 0, NULL);
+	e = json_object_get(j, "entries");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 0), "slug")), "food");
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(e, 0), "donor_count")), 4);
+	json_decref(j);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?by=height", NULL, NULL, 0,
+				    &r),
+			 0);
+	json_decref(expect_error(&r, 400, "invalid_query"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?limit=101", NULL, NULL, 0,
+				    &r),
+			 0);
+	json_decref(expect_error(&r, 400, "invalid_query"));
+	itest_resp_fini(&r);
+}
+END_TEST
+
 static int post_keyed(const char *key, const char *body, struct itest_resp *r)
 {
 	char hdr[512];
@@ -551,6 +607,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, idempotency_key_replays_and_refuses_reuse);
 	tcase_add_test(tc, double_click_records_one_gift);
 	tcase_add_test(tc, bad_idempotency_keys);
+	tcase_add_test(tc, leaderboard_ranks_incrementally);
 	suite_add_tcase(s, tc);
 	return s;
 }

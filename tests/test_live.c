@@ -202,6 +202,24 @@ START_TEST(many_subscribers_all_get_the_update)
 }
 END_TEST
 
+START_TEST(leaderboard_channel)
+{
+	int fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"leaderboard\"}");
+	char *m = itest_ws_wait_for(fd, "\"type\":\"snapshot\"", 3000);
+
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_nonnull(strstr(m, "\"channel\":\"leaderboard\""));
+	ck_assert_ptr_nonnull(strstr(m, "\"slug\":\"food\""));
+	free(m);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 999, "Ada", "ada@example.org"), 202);
+	m = itest_ws_wait_for(fd, "\"total_cents\":999", 1000);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_nonnull(strstr(m, "\"type\":\"update\""));
+	free(m);
+	close(fd);
+}
+END_TEST
+
 Suite *live_suite(void)
 {
 	Suite *s = suite_create("live");
@@ -214,6 +232,7 @@ Suite *live_suite(void)
 	tcase_add_test(tc, since_current_seq_skips_snapshot);
 	tcase_add_test(tc, bad_messages_get_errors);
 	tcase_add_test(tc, many_subscribers_all_get_the_update);
+	tcase_add_test(tc, leaderboard_channel);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -198,6 +198,38 @@ static int h_campaign_get(struct server *s, struct http_pss *p)
 	return send_json(p, 200, etag);
 }
 
+static int h_leaderboard(struct server *s, struct http_pss *p)
+{
+	enum engine_rank by = ENGINE_BY_TOTAL;
+	char v[32], etag[96];
+	uint64_t version;
+	int limit = 10;
+
+	if (http_query(p, "by", v, sizeof(v)) >= 0) {
+		if (!strcmp(v, "donors"))
+			by = ENGINE_BY_DONORS;
+		else if (strcmp(v, "total"))
+			return http_error(p, 400, "invalid_query", "by must be total or donors",
+					  json_pack("{s:s}", "by", "must be total or donors"), 0);
+	}
+	if (http_query(p, "limit", v, sizeof(v)) >= 0) {
+		char *end;
+		long n = strtol(v, &end, 10);
+
+		if (*end || !v[0] || n < 1 || n > 100)
+			return http_error(p, 400, "invalid_query", "limit must be 1 to 100",
+					  json_pack("{s:s}", "limit", "must be 1 to 100"), 0);
+		limit = (int)n;
+	}
+	if (engine_leaderboard_json(s->engine, by, limit, http_body(p), &version))
+		return -1;
+	snprintf(etag, sizeof(etag), "\"%llx-b%llu-%d-%d\"", (unsigned long long)s->etag_epoch,
+		 (unsigned long long)version, (int)by, limit);
+	if (not_modified(p, etag))
+		return send_json(p, 304, etag);
+	return send_json(p, 200, etag);
+}
+
 static int h_donation_get(struct server *s, struct http_pss *p)
 {
 	int rc = engine_donation_json(s->engine, p->param[0], http_body(p));
@@ -345,6 +377,7 @@ const struct route api_routes[] = {
 	{M_GET, "/api/v1/campaigns/*", 0, 200, h_campaign_get},
 	{M_POST, "/api/v1/campaigns/*/donations", 0, 202, h_donate},
 	{M_GET, "/api/v1/donations/*", 0, 200, h_donation_get},
+	{M_GET, "/api/v1/leaderboard", 0, 200, h_leaderboard},
 	{M_POST, "/api/v1/admin/campaigns", 1, 201, h_admin_create},
 	{M_PATCH, "/api/v1/admin/campaigns/*", 1, 200, h_admin_update},
 	{M_POST, "/api/v1/admin/campaigns/*/pause", 1, 200, h_admin_pause},

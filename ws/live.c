@@ -60,14 +60,35 @@ struct live_pss {
 struct live {
 	struct channel **by_id;
 	size_t cap;
+	struct channel *board;       /* "leaderboard": top 10 by total */
 	atomic_uint watch[LIVE_WATCH_SLOTS];
 };
 
 int live_new(struct server *s, struct live **out)
 {
-	(void)s;
-	*out = calloc(1, sizeof(**out));
-	return *out ? 0 : -ENOMEM;
+	struct live *l = calloc(1, sizeof(*l));
+
+	*out = NULL;
+	if (!l)
+		return -ENOMEM;
+	l->board = calloc(1, sizeof(*l->board));
+	if (!l->board) {
+		free(l);
+		return -ENOMEM;
+	}
+	l->board->s = s;
+	snprintf(l->board->name, sizeof(l->board->name), "leaderboard");
+	*out = l;
+	return 0;
+}
+
+static void channel_free(struct channel *ch)
+{
+	for (int k = 0; k < LIVE_RING; k++)
+		free(ch->ring[k]);
+	buf_fini(&ch->state);
+	free(ch->subs);
+	free(ch);
 }
 
 void live_stop(struct live *l)
@@ -75,31 +96,28 @@ void live_stop(struct live *l)
 	for (size_t i = 0; l && i < l->cap; i++)
 		if (l->by_id[i])
 			lws_sul_cancel(&l->by_id[i]->sul);
+	if (l)
+		lws_sul_cancel(&l->board->sul);
 }
 
 void live_free(struct live *l)
 {
 	if (!l)
 		return;
-	for (size_t i = 0; i < l->cap; i++) {
-		struct channel *ch = l->by_id[i];
-
-		if (!ch)
-			continue;
-		for (int k = 0; k < LIVE_RING; k++)
-			free(ch->ring[k]);
-		buf_fini(&ch->state);
-		free(ch->subs);
-		free(ch);
-	}
+	for (size_t i = 0; i < l->cap; i++)
+		if (l->by_id[i])
+			channel_free(l->by_id[i]);
+	channel_free(l->board);
 	free(l->by_id);
 	free(l);
 }
 
 int live_watched(struct live *l, int64_t campaign_id)
 {
+	/* Slot 0 counts leaderboard subscribers, who care about every campaign. */
 	return atomic_load_explicit(&l->watch[(uint64_t)campaign_id % LIVE_WATCH_SLOTS],
-				    memory_order_relaxed) != 0;
+				    memory_order_relaxed) != 0 ||
+	       atomic_load_explicit(&l->watch[0], memory_order_relaxed) != 0;
 }
 
 static struct channel *channel_get(struct live *l, int64_t id)
@@ -146,6 +164,9 @@ static void ask_all(struct channel *ch)
 static int refresh(struct channel *ch)
 {
 	ch->state.len = 0;
+	if (!ch->campaign_id)
+		return engine_leaderboard_json(ch->s->engine, ENGINE_BY_TOTAL, 10, &ch->state,
+					       &ch->state_seq);
 	return engine_campaign_json_by_id(ch->s->engine, ch->campaign_id, &ch->state,
 					  &ch->state_seq);
 }
@@ -185,6 +206,8 @@ void live_event(struct server *s, struct xmsg *m)
 	struct buf b = {0};
 	size_t slot;
 
+	if (m->kind == XM_CHANGED && s->live->board->n_subs)
+		schedule_flush(s->live->board);
 	if (!ch || !ch->n_subs)
 		return;
 	if (m->kind == XM_CHANGED) {
@@ -225,45 +248,41 @@ static void set_error(struct live_pss *p, const char *code, const char *msg)
 	lws_callback_on_writable(p->wsi);
 }
 
-static int find_sub(struct live_pss *p, int64_t id)
+static int find_sub(struct live_pss *p, const struct channel *ch)
 {
 	for (int i = 0; i < p->n_subs; i++)
-		if (p->subs[i].ch->campaign_id == id)
+		if (p->subs[i].ch == ch)
 			return i;
 	return -1;
 }
 
-static void subscribe(struct server *s, struct live_pss *p, const char *slug, json_t *since)
+static void subscribe(struct server *s, struct live_pss *p, struct channel *ch, json_t *since)
 {
-	int64_t id = engine_campaign_id(s->engine, slug, strlen(slug));
-	struct channel *ch;
 	struct live_sub *sub;
-	int idx;
+	int idx = find_sub(p, ch);
 
-	if (!validate_slug(slug, strlen(slug)) || id < 0) {
-		set_error(p, "campaign_not_found", "no campaign has this slug");
-		return;
-	}
-	idx = find_sub(p, id);
 	if (idx < 0) {
 		if (p->n_subs == LIVE_MAX_SUBS) {
 			set_error(p, "too_many_subscriptions", "at most 8 channels per connection");
 			return;
 		}
-		ch = channel_make(s, id, slug);
-		if (!ch || (ch->n_subs == ch->cap_subs &&
-			    !(ch->subs = realloc(ch->subs, (ch->cap_subs = ch->cap_subs * 2 + 8) *
-								   sizeof(*ch->subs))))) {
-			set_error(p, "internal", "out of memory");
-			return;
+		if (ch->n_subs == ch->cap_subs) {
+			size_t cap = ch->cap_subs * 2 + 8;
+			struct live_pss **v = realloc(ch->subs, cap * sizeof(*v));
+
+			if (!v) {
+				set_error(p, "internal", "out of memory");
+				return;
+			}
+			ch->subs = v;
+			ch->cap_subs = cap;
 		}
 		ch->subs[ch->n_subs++] = p;
-		atomic_fetch_add(&s->live->watch[(uint64_t)id % LIVE_WATCH_SLOTS], 1);
+		atomic_fetch_add(&s->live->watch[(uint64_t)ch->campaign_id % LIVE_WATCH_SLOTS], 1);
 		idx = p->n_subs++;
 		p->subs[idx].ch = ch;
 	}
 	sub = &p->subs[idx];
-	ch = sub->ch;
 	if (refresh(ch)) {
 		set_error(p, "campaign_not_found", "no campaign has this slug");
 		unsubscribe(s, p, idx);
@@ -274,6 +293,33 @@ static void subscribe(struct server *s, struct live_pss *p, const char *slug, js
 			       (uint64_t)json_integer_value(since) >= ch->state_seq);
 	sub->sent_seq = sub->need_snapshot ? 0 : ch->state_seq;
 	lws_callback_on_writable(p->wsi);
+}
+
+/* The channel a client names, created on first use; NULL with an error
+ * set when there is none. */
+static struct channel *lookup_channel(struct server *s, struct live_pss *p, const char *name,
+				      int create)
+{
+	const char *slug = name + 9;
+	int64_t id;
+	struct channel *ch;
+
+	if (!strcmp(name, "leaderboard"))
+		return s->live->board;
+	if (strncmp(name, "campaign:", 9)) {
+		set_error(p, "channel_not_found", "channels are campaign:SLUG and leaderboard");
+		return NULL;
+	}
+	id = validate_slug(slug, strlen(slug)) ? engine_campaign_id(s->engine, slug, strlen(slug))
+					       : ENGINE_ENOCAMPAIGN;
+	if (id < 0) {
+		set_error(p, "campaign_not_found", "no campaign has this slug");
+		return NULL;
+	}
+	ch = create ? channel_make(s, id, slug) : channel_get(s->live, id);
+	if (!ch && create)
+		set_error(p, "internal", "out of memory");
+	return ch;
 }
 
 static void receive(struct server *s, struct live_pss *p, const char *in, size_t len)
@@ -289,16 +335,17 @@ static void receive(struct server *s, struct live_pss *p, const char *in, size_t
 		json_decref(msg);
 		return;
 	}
-	if (!strcmp(op, "subscribe") && !strncmp(channel, "campaign:", 9)) {
-		subscribe(s, p, channel + 9, since);
-	} else if (!strcmp(op, "unsubscribe") && !strncmp(channel, "campaign:", 9)) {
-		int64_t id = engine_campaign_id(s->engine, channel + 9, strlen(channel + 9));
-		int idx = id > 0 ? find_sub(p, id) : -1;
+	if (!strcmp(op, "subscribe")) {
+		struct channel *ch = lookup_channel(s, p, channel, 1);
+
+		if (ch)
+			subscribe(s, p, ch, since);
+	} else if (!strcmp(op, "unsubscribe")) {
+		struct channel *ch = lookup_channel(s, p, channel, 0);
+		int idx = ch ? find_sub(p, ch) : -1;
 
 		if (idx >= 0)
 			unsubscribe(s, p, idx);
-	} else if (!strcmp(op, "subscribe") || !strcmp(op, "unsubscribe")) {
-		set_error(p, "channel_not_found", "channels are campaign:SLUG");
 	} else {
 		set_error(p, "bad_request", "op must be subscribe or unsubscribe");
 	}
