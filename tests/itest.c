@@ -460,7 +460,7 @@ long long itest_sql_int(const char *db, const char *sql)
 	sqlite3_stmt *st = NULL;
 	long long v = -1;
 
-	if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+	if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
 	    sqlite3_busy_timeout(h, 5000) == SQLITE_OK &&
 	    sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);

@@ -65,7 +65,8 @@ char *itest_ws_recv(int fd, int timeout_ms);
 /* Receive messages until one contains needle (or timeout); returns it. */
 char *itest_ws_wait_for(int fd, const char *needle, int timeout_ms);
 
-/* Run a SQL query returning one integer against db (read-only). */
+/* Run a SQL query returning one integer against db; -1 on any error. Opens
+ * read-write so that it can recover the WAL of a killed server. */
 long long itest_sql_int(const char *db, const char *sql);
 
 #endif

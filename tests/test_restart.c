@@ -191,8 +191,10 @@ START_TEST(sigkill_during_load_loses_nothing)
 
 			snprintf(sql, sizeof(sql), "SELECT count(*) FROM donations WHERE id = %lld",
 				 l.ids[i]);
-			ck_assert_msg(itest_sql_int(srv.db, sql) == 1, "round %d: donation %lld lost",
-				      round, l.ids[i]);
+			long long n = itest_sql_int(srv.db, sql);
+
+			ck_assert_msg(n == 1, "round %d: donation %lld: count %lld", round, l.ids[i],
+				      n);
 		}
 		ck_assert_int_eq(itest_start(&srv, NULL), 0);
 		assert_integrity();
