@@ -40,7 +40,7 @@ LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 CORE_OBJS := core/util.o core/log.o core/buf.o core/validate.o core/idem.o core/engine.o \
 	     core/demo.o
 DB_OBJS   := db/db.o db/writer.o
-WS_OBJS   := ws/server.o ws/http.o ws/api.o ws/live.o ws/assets.o
+WS_OBJS   := ws/server.o ws/http.o ws/api.o ws/live.o ws/assets.o ws/ratelimit.o
 TUI_OBJS  := tui/console.o tui/console_fmt.o
 LIB_OBJS  := $(addprefix $(BUILD)/,$(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
 MAIN_OBJ  := $(BUILD)/tally.o

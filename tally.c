@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <limits.h>
+#include <locale.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -352,7 +353,16 @@ static int local_set_paused(void *ctx, const char *slug, int pause)
 	int rc = engine_campaign_action_sync(ls->engine, slug, pause ? "pause" : "resume",
 					     "console");
 
-	return rc ? -EINVAL : 0;
+	switch (rc) {
+	case ENGINE_OK:
+		return 0;
+	case ENGINE_ECLOSED:
+		return -EPERM; /* closed campaigns stay closed */
+	case ENGINE_ENOCAMPAIGN:
+		return -ENOENT;
+	default:
+		return -EIO;
+	}
 }
 
 static void *server_thread(void *arg)
@@ -396,6 +406,8 @@ int main(int argc, char **argv)
 	char err[512], token[256], token_path[PATH_MAX];
 	int rc, console, exit_code = 1;
 
+	/* Before any thread: the console draws UTF-8 names by the locale. */
+	setlocale(LC_CTYPE, "");
 	if (argc > 1 && !strcmp(argv[1], "console")) {
 		fprintf(stderr, "tally console: attaching to a remote server is not available in "
 				"this version; run tally on the server's terminal instead\n");

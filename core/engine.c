@@ -56,6 +56,8 @@ struct campaign {
 	char *json;
 	size_t json_len;
 	int dirty;                    /* writer: needs re-render this batch */
+	int bumped;                   /* writer: seq already bumped this batch */
+	int touch_pending;            /* writer: a schedule change is queued */
 	struct campaign *next_dirty;
 };
 
@@ -422,8 +424,8 @@ static void publish_dirty(struct engine *e)
 		size_t len = 0;
 
 		c->dirty = 0;
+		c->bumped = 0;
 		c->next_dirty = NULL;
-		c->seq++;
 		if (render_campaign(e, c) == 0) {
 			json = malloc(e->scratch.len + 1);
 			if (json) {
@@ -509,8 +511,6 @@ static int load_campaign_cb(void *ud, const struct db_campaign_row *row)
 	rc = db_load_recent(lc->db, c->id, RECENT_MAX, load_recent_cb, c);
 	if (rc)
 		return rc;
-	/* Render without bumping seq: the stored seq already names this state. */
-	c->seq--;
 	mark_dirty(lc->e, c);
 	return 0;
 }
@@ -530,6 +530,11 @@ static void apply_donation(struct engine *e, struct pending *p)
 	c->raised_cents += d->amount_cents;
 	c->donation_count++;
 	c->donor_count += op->u.donation.new_donor;
+	/* The writer bumps a campaign's stored seq once per batch. */
+	if (!c->bumped) {
+		c->seq++;
+		c->bumped = 1;
+	}
 	rerank(e, c, ENGINE_BY_TOTAL);
 	if (op->u.donation.new_donor)
 		rerank(e, c, ENGINE_BY_DONORS);
@@ -565,6 +570,7 @@ static void apply_campaign_create(struct engine *e, struct pending *p)
 	row.starts_at = s->starts_at;
 	row.ends_at = s->ends_at;
 	row.created_at = p->op.now_ms;
+	row.seq = 1; /* as inserted */
 	c = campaign_from_row(&row);
 	if (!c) {
 		p->op.rc = -ENOMEM;
@@ -599,7 +605,10 @@ static void apply_campaign_update(struct engine *e, struct pending *p)
 		c->ends_at = s->ends_at;
 	if (p->op.kind == DB_OP_CAMPAIGN_STATUS)
 		c->status = parse_status(p->op.u.status);
+	if (p->op.kind == DB_OP_CAMPAIGN_TOUCH)
+		c->touch_pending = 0;
 	c->effective = effective_status(c, util_now_ms());
+	c->seq++; /* as the writer did */
 	pthread_mutex_unlock(&e->lock);
 	mark_dirty(e, c);
 }
@@ -694,6 +703,7 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 			break;
 		case DB_OP_CAMPAIGN_UPDATE:
 		case DB_OP_CAMPAIGN_STATUS:
+		case DB_OP_CAMPAIGN_TOUCH:
 			apply_campaign_update(e, p);
 			break;
 		}
@@ -719,27 +729,33 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 	}
 }
 
+static struct pending *pending_new(enum db_op_kind kind, engine_done_fn done, void *ud,
+				   const char *actor);
+
 static void tick(void *ctx)
 {
 	struct engine *e = ctx;
 	int64_t now = util_now_ms();
 
-	/* Schedules open and close campaigns without any write. */
+	/* A schedule opening or closing a campaign changes its public state:
+	 * record that (seq) through the writer like any other change. */
 	for (size_t i = 1; i < e->id_cap; i++) {
 		struct campaign *c = e->by_id[i];
-		enum cstatus eff;
+		struct pending *p;
 
-		if (!c || (!c->starts_at && !c->ends_at))
+		if (!c || c->touch_pending || (!c->starts_at && !c->ends_at) ||
+		    effective_status(c, now) == c->effective)
 			continue;
-		eff = effective_status(c, now);
-		if (eff != c->effective) {
-			pthread_mutex_lock(&e->lock);
-			c->effective = eff;
-			pthread_mutex_unlock(&e->lock);
-			mark_dirty(e, c);
+		p = pending_new(DB_OP_CAMPAIGN_TOUCH, NULL, NULL, NULL);
+		if (!p)
+			return;
+		p->op.campaign_id = c->id;
+		c->touch_pending = 1;
+		if (db_writer_submit_force(e->writer, &p->op)) {
+			c->touch_pending = 0;
+			free(p);
 		}
 	}
-	publish_dirty(e);
 }
 
 /* ---- public API ---- */
@@ -1262,6 +1278,8 @@ void engine_get_stats(struct engine *e, struct engine_stats *out)
 	out->intake_depth = (int64_t)ws.depth;
 	out->batches = ws.batches;
 	out->last_batch = ws.last_batch;
+	out->idem_entries = (int64_t)idem_count(e->idem);
+	out->writer = ws;
 }
 
 void engine_free(struct engine *e)

@@ -10,6 +10,7 @@
 
 #include "core/buf.h"
 #include "core/validate.h"
+#include "db/writer.h"
 
 #include <stddef.h>
 #include <stdint.h>
@@ -89,8 +90,9 @@ int engine_campaign_update(struct engine *e, const char *slug, const struct camp
 			   const char *actor, engine_done_fn done, void *ud);
 
 /* Pause, resume or close a campaign. action is "pause", "resume" or "close".
- * Returns ENGINE_ESTATE when the campaign is already in that state or
- * closed. */
+ * Repeating an action is a success (staff retries are harmless). Returns
+ * ENGINE_ECLOSED for pause/resume of a closed campaign, ENGINE_ESTATE for
+ * an unknown action. */
 int engine_campaign_action(struct engine *e, const char *slug, const char *action,
 			   const char *actor, engine_done_fn done, void *ud);
 
@@ -149,6 +151,8 @@ struct engine_stats {
 	int64_t campaigns;
 	uint64_t batches;
 	uint64_t last_batch;
+	int64_t idem_entries;      /* idempotency keys held in memory */
+	struct db_writer_stats writer;
 };
 
 /* Copy all campaigns into a malloc'd array (caller frees). Returns the count

@@ -215,7 +215,7 @@ int util_ct_equal(const char *a, size_t alen, const char *b, size_t blen)
 uint64_t util_hash(const void *s, size_t len)
 {
 	const unsigned char *p = s;
-	uint64_t h = 1469598103934665603ull;
+	uint64_t h = 14695981039346656037ull;
 
 	for (size_t i = 0; i < len; i++) {
 		h ^= p[i];

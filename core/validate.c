@@ -156,6 +156,14 @@ static int take_time(json_t *obj, const char *key, int64_t *dst, struct validate
 	return 1;
 }
 
+static int blank(const char *s)
+{
+	for (; *s; s++)
+		if (!isspace((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
 int validate_currency(const char *s)
 {
 	return strlen(s) == 3 && isupper((unsigned char)s[0]) && isupper((unsigned char)s[1]) &&
@@ -186,7 +194,8 @@ static int valid_email(const char *s)
 	local = (size_t)(at - s);
 	d = at + 1;
 	domain = strlen(d);
-	if (local < 1 || local > 64 || domain < 3 || !strchr(d, '.'))
+	if (local < 1 || local > 64 || domain < 3 || !strchr(d, '.') || s[0] == '.' ||
+	    at[-1] == '.')
 		return 0;
 	for (const char *p = s; p < at; p++)
 		if (isspace((unsigned char)*p) || *p == '"' || *p == ',' || *p == '<' || *p == '>' ||
@@ -244,15 +253,9 @@ int validate_donation(const char *body, size_t len, const struct donation_limits
 		field_error(err, "donor", "must be an object with name and email");
 	} else {
 		if (take_string(donor, "name", "donor.name", 1, 1, VALIDATE_NAME_MAX, 0, out->name,
-				sizeof(out->name), err) == 1) {
-			int blank = 1;
-
-			for (const char *p = out->name; *p; p++)
-				if (!isspace((unsigned char)*p))
-					blank = 0;
-			if (blank)
-				field_error(err, "donor.name", "must not be blank");
-		}
+				sizeof(out->name), err) == 1 &&
+		    blank(out->name))
+			field_error(err, "donor.name", "must not be blank");
 		if (take_string(donor, "email", "donor.email", 1, 3, VALIDATE_EMAIL_MAX, 0,
 				out->email, sizeof(out->email), err) == 1 &&
 		    !valid_email(out->email))
@@ -269,7 +272,8 @@ int validate_donation(const char *body, size_t len, const struct donation_limits
 				field_error(err, "payment_token", "must contain only A-Z, a-z, 0-9, _ and -");
 				break;
 			}
-	} else if (!json_object_get(root, "payment_token")) {
+	} else {
+		/* Absent or null: the processor's default test token. */
 		memcpy(out->payment_token, "tok_visa", sizeof("tok_visa"));
 	}
 	json_decref(root);
@@ -306,8 +310,12 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 		field_error(err, "slug", "cannot be changed");
 	}
 	if (take_string(root, "name", "name", create, 1, VALIDATE_CAMPAIGN_NAME_MAX, 0, out->name,
-			sizeof(out->name), err) == 1)
-		out->has_name = 1;
+			sizeof(out->name), err) == 1) {
+		if (blank(out->name))
+			field_error(err, "name", "must not be blank");
+		else
+			out->has_name = 1;
+	}
 	if (create) {
 		if (take_string(root, "currency", "currency", 1, 3, 3, 0, out->currency,
 				sizeof(out->currency), err) == 1) {

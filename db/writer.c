@@ -34,6 +34,7 @@ enum stmt_id {
 	ST_INSERT_CAMPAIGN,
 	ST_UPDATE_CAMPAIGN,
 	ST_SET_STATUS,
+	ST_TOUCH,
 	ST_COUNT
 };
 
@@ -54,7 +55,7 @@ static const char *const stmt_sql[ST_COUNT] = {
 			     " donor_count = donor_count + ?3, donation_count = donation_count + ?4,"
 			     " seq = seq + 1 WHERE id = ?1",
 	[ST_INSERT_CAMPAIGN] = "INSERT INTO campaigns (slug, name, currency, goal_cents, starts_at,"
-			       " ends_at, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+			       " ends_at, created_at, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
 	[ST_UPDATE_CAMPAIGN] =
 		"UPDATE campaigns SET name = coalesce(?2, name),"
 		" goal_cents = coalesce(?3, goal_cents),"
@@ -62,7 +63,23 @@ static const char *const stmt_sql[ST_COUNT] = {
 		" ends_at = CASE WHEN ?6 THEN nullif(?7, 0) ELSE ends_at END,"
 		" seq = seq + 1 WHERE id = ?1",
 	[ST_SET_STATUS] = "UPDATE campaigns SET status = ?2, seq = seq + 1 WHERE id = ?1",
+	[ST_TOUCH] = "UPDATE campaigns SET seq = seq + 1 WHERE id = ?1",
 };
+
+const double db_batch_size_bounds[DB_HIST_BUCKETS] = {1,   2,   5,    10,   20,   50,
+						      100, 200, 500, 1000, 2000, 5000};
+const double db_commit_seconds_bounds[DB_HIST_BUCKETS] = {0.0005, 0.001, 0.002, 0.005,
+							  0.01,   0.02,  0.05,  0.1,
+							  0.25,   0.5,   1.0,   2.5};
+
+static void hist_add(uint64_t *hist, const double *bounds, double v)
+{
+	int b = 0;
+
+	while (b < DB_HIST_BUCKETS && v > bounds[b])
+		b++;
+	hist[b]++;
+}
 
 /* Per-batch aggregate delta of one campaign (open addressing, key 0 = free). */
 struct bump {
@@ -256,10 +273,12 @@ static int apply_campaign(struct db_writer *w, struct db_op *op)
 
 static int apply_status(struct db_writer *w, struct db_op *op)
 {
-	sqlite3_stmt *st = w->st[ST_SET_STATUS];
+	int touch = op->kind == DB_OP_CAMPAIGN_TOUCH;
+	sqlite3_stmt *st = w->st[touch ? ST_TOUCH : ST_SET_STATUS];
 	int rc;
 
-	if (sqlite3_bind_int64(st, 1, op->campaign_id) || bind_text(st, 2, op->u.status))
+	if (sqlite3_bind_int64(st, 1, op->campaign_id) ||
+	    (!touch && bind_text(st, 2, op->u.status)))
 		return SQLITE_ERROR;
 	rc = step_reset(st);
 	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
@@ -312,6 +331,7 @@ static int apply_batch(struct db_writer *w, struct db_op *ops)
 			rc = apply_campaign(w, op);
 			break;
 		case DB_OP_CAMPAIGN_STATUS:
+		case DB_OP_CAMPAIGN_TOUCH:
 			rc = apply_status(w, op);
 			break;
 		default:
@@ -365,6 +385,8 @@ static void *writer_main(void *arg)
 
 	for (;;) {
 		struct db_op *batch, *last;
+		uint64_t t0;
+		double secs;
 		size_t n = 1;
 		int rc;
 
@@ -399,7 +421,9 @@ static void *writer_main(void *arg)
 		w->depth -= n;
 		pthread_mutex_unlock(&w->lock);
 
+		t0 = util_mono_ns();
 		rc = apply_batch(w, batch);
+		secs = (double)(util_mono_ns() - t0) / 1e9;
 		if (rc)
 			for (struct db_op *op = batch; op; op = op->next)
 				op->rc = rc;
@@ -409,6 +433,9 @@ static void *writer_main(void *arg)
 		w->stats.ops += n;
 		w->stats.last_batch = n;
 		w->stats.failed_commits += rc != 0;
+		hist_add(w->stats.batch_size_hist, db_batch_size_bounds, (double)n);
+		hist_add(w->stats.commit_seconds_hist, db_commit_seconds_bounds, secs);
+		w->stats.commit_seconds_sum += secs;
 		pthread_mutex_unlock(&w->lock);
 
 		w->hooks.batch_done(w->hooks.ctx, batch, rc);

@@ -19,6 +19,7 @@ enum db_op_kind {
 	DB_OP_CAMPAIGN_CREATE,  /* insert a campaign from u.campaign.spec */
 	DB_OP_CAMPAIGN_UPDATE,  /* apply the given fields of u.campaign.spec */
 	DB_OP_CAMPAIGN_STATUS,  /* set u.status */
+	DB_OP_CAMPAIGN_TOUCH,   /* bump seq only (its public state changed by time) */
 };
 
 struct db_op {
@@ -51,7 +52,15 @@ struct db_op {
 	void *owner;            /* caller's context, untouched by the writer */
 };
 
+#define DB_HIST_BUCKETS 12
+/* Upper bounds of the histogram buckets (a last bucket holds the rest). */
+extern const double db_batch_size_bounds[DB_HIST_BUCKETS];
+extern const double db_commit_seconds_bounds[DB_HIST_BUCKETS];
+
 struct db_writer_stats {
+	uint64_t batch_size_hist[DB_HIST_BUCKETS + 1];
+	uint64_t commit_seconds_hist[DB_HIST_BUCKETS + 1];
+	double commit_seconds_sum;
 	uint64_t batches;
 	uint64_t ops;
 	uint64_t failed_commits;

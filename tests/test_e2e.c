@@ -1,6 +1,6 @@
 /* tests/test_e2e.c - end-to-end tests through real outside programs: the
- * console in tmux (against a fake source, and the real tally --demo), and
- * the widget in headless Chromium. Each runs a script and asserts it
+ * real tally --demo console in tmux, and the widget in headless Chromium
+ * (the console against a fake source runs in the console suite). Each runs a script and asserts it
  * passed; the script prints what failed. */
 #include "tests/tests.h"
 
@@ -22,16 +22,6 @@ static void run(const char *cmd)
 	ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "'%s' failed (status %d)",
 		      cmd, st);
 }
-
-START_TEST(console_in_tmux)
-{
-	char cmd[1024];
-
-	snprintf(cmd, sizeof(cmd), "bash tests/tui_tmux.sh '%s'",
-		 env_or("TALLY_CONSOLE_DEMO", "build/release/console-demo"));
-	run(cmd);
-}
-END_TEST
 
 START_TEST(tally_console_in_tmux)
 {
@@ -60,7 +50,6 @@ Suite *e2e_suite(void)
 	TCase *web = tcase_create("browser");
 
 	tcase_set_timeout(tui, 120);
-	tcase_add_test(tui, console_in_tmux);
 	tcase_add_test(tui, tally_console_in_tmux);
 	suite_add_tcase(s, tui);
 	tcase_set_timeout(web, 240);

@@ -108,36 +108,99 @@ static int h_readyz(struct server *s, struct http_pss *p)
 	return http_send(p, 200, NULL, NULL, 0);
 }
 
+static int put_hist(struct buf *b, const char *name, const char *labels, const uint64_t *counts,
+		    const double *bounds, int n, double sum)
+{
+	uint64_t cum = 0;
+	int rc = 0;
+
+	for (int i = 0; i <= n; i++) {
+		cum += counts[i];
+		if (i < n)
+			rc |= buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels,
+					 *labels ? "," : "", bounds[i], (unsigned long long)cum);
+		else
+			rc |= buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels,
+					 *labels ? "," : "", (unsigned long long)cum);
+	}
+	rc |= buf_printf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, sum, name, labels,
+			 (unsigned long long)cum);
+	return rc;
+}
+
+static const char *route_label(size_t i)
+{
+	return i < api_n_routes ? api_routes[i].pattern : i == api_n_routes ? "static" : "other";
+}
+
 static int h_metrics(struct server *s, struct http_pss *p)
 {
+	static const char *const methods[] = {"GET", "HEAD", "POST", "PATCH", "DELETE", "PUT"};
+	const struct http_metrics *m = s->metrics;
 	struct engine_stats es;
 	struct buf *b = http_body(p);
+	char labels[160];
 	int rc = 0;
 
 	engine_get_stats(s->engine, &es);
-	rc |= buf_printf(b,
-			 "# HELP tally_donations_committed_total Donations committed since start.\n"
-			 "# TYPE tally_donations_committed_total counter\n"
-			 "tally_donations_committed_total %lld\n"
-			 "# HELP tally_intake_queue_depth Operations waiting for the writer.\n"
-			 "# TYPE tally_intake_queue_depth gauge\n"
-			 "tally_intake_queue_depth %lld\n"
-			 "# HELP tally_commit_batches_total Transactions committed.\n"
-			 "# TYPE tally_commit_batches_total counter\n"
-			 "tally_commit_batches_total %llu\n"
-			 "# HELP tally_campaigns Campaigns in the cache.\n"
-			 "# TYPE tally_campaigns gauge\n"
-			 "tally_campaigns %lld\n"
-			 "# HELP tally_websocket_connections Open live websockets.\n"
-			 "# TYPE tally_websocket_connections gauge\n"
-			 "tally_websocket_connections %lld\n"
-			 "# HELP tally_http_responses_total HTTP responses written.\n"
-			 "# TYPE tally_http_responses_total counter\n"
-			 "tally_http_responses_total %lld\n",
-			 (long long)es.donations_total, (long long)es.intake_depth,
-			 (unsigned long long)es.batches, (long long)es.campaigns,
-			 (long long)atomic_load(&s->ws_clients),
-			 (long long)atomic_load(&s->http_requests));
+	rc |= buf_puts(b, "# HELP tally_http_requests_total HTTP responses by route and status.\n"
+			  "# TYPE tally_http_requests_total counter\n");
+	for (size_t r = 0; r <= api_n_routes + 1; r++)
+		for (int st = 0; st < 500; st++)
+			if (m->by_status[r][st])
+				rc |= buf_printf(b,
+						 "tally_http_requests_total{route=\"%s %s\","
+						 "status=\"%d\"} %llu\n",
+						 r < api_n_routes ? methods[api_routes[r].method] : "*",
+						 route_label(r), st + 100,
+						 (unsigned long long)m->by_status[r][st]);
+	rc |= buf_puts(b, "# HELP tally_http_request_duration_seconds Time from request to "
+			  "response, by route.\n"
+			  "# TYPE tally_http_request_duration_seconds histogram\n");
+	for (size_t r = 0; r <= api_n_routes + 1; r++) {
+		uint64_t any = 0;
+
+		for (int k = 0; k <= METRIC_BUCKETS; k++)
+			any += m->latency[r][k];
+		if (!any)
+			continue;
+		snprintf(labels, sizeof(labels), "route=\"%s %s\"",
+			 r < api_n_routes ? methods[api_routes[r].method] : "*", route_label(r));
+		rc |= put_hist(b, "tally_http_request_duration_seconds", labels, m->latency[r],
+			       metric_latency_bounds, METRIC_BUCKETS, m->latency_sum[r]);
+	}
+	rc |= buf_puts(b, "# HELP tally_commit_batch_size Operations per committed transaction.\n"
+			  "# TYPE tally_commit_batch_size histogram\n");
+	rc |= put_hist(b, "tally_commit_batch_size", "", es.writer.batch_size_hist,
+		       db_batch_size_bounds, DB_HIST_BUCKETS, (double)es.writer.ops);
+	rc |= buf_puts(b, "# HELP tally_commit_duration_seconds Time to apply and commit a batch.\n"
+			  "# TYPE tally_commit_duration_seconds histogram\n");
+	rc |= put_hist(b, "tally_commit_duration_seconds", "", es.writer.commit_seconds_hist,
+		       db_commit_seconds_bounds, DB_HIST_BUCKETS, es.writer.commit_seconds_sum);
+	rc |= buf_printf(
+		b,
+		"# HELP tally_donations_committed_total Donations committed since start.\n"
+		"# TYPE tally_donations_committed_total counter\n"
+		"tally_donations_committed_total %lld\n"
+		"# HELP tally_commit_failures_total Transactions rolled back.\n"
+		"# TYPE tally_commit_failures_total counter\n"
+		"tally_commit_failures_total %llu\n"
+		"# HELP tally_intake_queue_depth Operations waiting for the writer.\n"
+		"# TYPE tally_intake_queue_depth gauge\n"
+		"tally_intake_queue_depth %lld\n"
+		"# HELP tally_cache_entries Entries in the in-memory caches.\n"
+		"# TYPE tally_cache_entries gauge\n"
+		"tally_cache_entries{cache=\"campaigns\"} %lld\n"
+		"tally_cache_entries{cache=\"idempotency_keys\"} %lld\n"
+		"# HELP tally_websocket_connections Open live websockets.\n"
+		"# TYPE tally_websocket_connections gauge\n"
+		"tally_websocket_connections %lld\n"
+		"# HELP tally_uptime_seconds Seconds since start.\n"
+		"# TYPE tally_uptime_seconds gauge\n"
+		"tally_uptime_seconds %lld\n",
+		(long long)es.donations_total, (unsigned long long)es.writer.failed_commits,
+		(long long)es.intake_depth, (long long)es.campaigns, (long long)es.idem_entries,
+		(long long)atomic_load(&s->ws_clients), (long long)es.uptime_s);
 	if (rc)
 		return -1;
 	return http_send(p, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);

@@ -11,6 +11,7 @@
  * on to another request meanwhile.
  */
 #include "ws/internal.h"
+#include "ws/ratelimit.h"
 #include "core/log.h"
 #include "core/util.h"
 #include "core/validate.h"
@@ -49,6 +50,29 @@ struct buf *http_body(struct http_pss *p)
 	if (buf_reserve(&p->out, 512))
 		p->out.len = 0;
 	return &p->out;
+}
+
+const double metric_latency_bounds[METRIC_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+						       0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
+
+static void record(struct server *s, const struct http_pss *p, int status)
+{
+	struct http_metrics *m = s->metrics;
+	double secs = (double)(util_mono_ns() - p->started_ns) / 1e9;
+	int r = p->metric_route, b = 0;
+
+	if (r < 0 || r >= METRIC_ROUTES || status < 100 || status >= 600)
+		return;
+	m->by_status[r][status - 100]++;
+	while (b < METRIC_BUCKETS && secs > metric_latency_bounds[b])
+		b++;
+	m->latency[r][b]++;
+	m->latency_sum[r] += secs;
+}
+
+static int is_loopback(const char *peer)
+{
+	return !strncmp(peer, "127.", 4) || !strcmp(peer, "::1") || !strncmp(peer, "::ffff:127.", 11);
 }
 
 static const char *reason(int status)
@@ -116,6 +140,7 @@ int http_send(struct http_pss *p, int status, const char *ctype, const struct ht
 	if (lws_finalize_http_header(wsi, &h, end))
 		return -1;
 	hlen = (size_t)(h - hdr);
+	record(lws_context_user(lws_get_context(wsi)), p, status);
 	p->out_start = body_start - hlen;
 	memcpy(p->out.p + p->out_start, hdr, hlen);
 	p->ready = 1;
@@ -254,7 +279,7 @@ static int dispatch(struct server *s, struct http_pss *p)
 {
 	int path_matched = 0, rc;
 
-	p->started_ns = util_mono_ns();
+	p->metric_route = (int)api_n_routes + 1; /* "other" until a route matches */
 	if (p->method == M_OPTIONS) {
 		static const struct http_header h[] = {
 			{"access-control-allow-origin:", "*"},
@@ -280,6 +305,15 @@ static int dispatch(struct server *s, struct http_pss *p)
 					  "this endpoint needs Authorization: Bearer <admin token>",
 					  NULL, 0);
 		p->route = r;
+		p->metric_route = (int)i;
+		if (s->ratelimit && m != M_GET && (s->cfg.rate_limit_loopback || !is_loopback(p->peer))) {
+			int wait = ratelimit_take(s->ratelimit, p->peer, util_mono_ns());
+
+			if (wait > 0)
+				return http_error(p, 429, "rate_limited",
+						  "too many requests from this address; retry later",
+						  NULL, wait);
+		}
 		rc = r->handler(s, p);
 		if (rc == HTTP_ASYNC) {
 			p->async = 1;
@@ -291,9 +325,11 @@ static int dispatch(struct server *s, struct http_pss *p)
 		return http_error(p, 405, "method_not_allowed",
 				  "this path does not accept this method", NULL, 0);
 	if (p->method == M_GET || p->method == M_HEAD) {
+		p->metric_route = (int)api_n_routes;
 		rc = assets_serve(s->assets, p);
 		if (rc)
 			return rc < 0 ? -1 : 0;
+		p->metric_route = (int)api_n_routes + 1;
 	}
 	return http_error(p, 404, "not_found", "no such path", NULL, 0);
 }
@@ -317,6 +353,8 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 	int n;
 
 	p->wsi = wsi;
+	p->started_ns = util_mono_ns();
+	p->metric_route = (int)api_n_routes + 1;
 	p->fd = (int)lws_get_socket_fd(wsi);
 	p->gen = ++s->next_gen;
 	p->async = p->ready = p->admin = p->close_after = p->too_large = p->has_len = 0;

@@ -38,6 +38,7 @@ struct http_pss {
 	struct buf out;                  /* LWS_PRE + header room + response body */
 	size_t out_start;                /* where the response starts in out */
 	const struct route *route;
+	int metric_route;                /* index into http_metrics */
 	char param[2][HTTP_PATH_MAX + 1]; /* path segments matched by '*' */
 };
 
@@ -78,6 +79,17 @@ struct conn_slot {
 
 struct live;
 struct assets;
+struct ratelimit;
+
+/* Request metrics, by route (api_routes index, then "static", "other"). */
+#define METRIC_ROUTES 32
+#define METRIC_BUCKETS 12
+extern const double metric_latency_bounds[METRIC_BUCKETS]; /* seconds */
+struct http_metrics {
+	uint64_t by_status[METRIC_ROUTES][600 - 100];        /* [route][status - 100] */
+	uint64_t latency[METRIC_ROUTES][METRIC_BUCKETS + 1]; /* last = +Inf */
+	double latency_sum[METRIC_ROUTES];
+};
 
 struct server {
 	struct server_config cfg;
@@ -99,6 +111,8 @@ struct server {
 	struct xmsg *qhead, *qtail;
 	struct live *live;
 	struct assets *assets;
+	struct ratelimit *ratelimit;     /* NULL when off */
+	struct http_metrics *metrics;
 	lws_sorted_usec_list_t tick_sul;
 	struct buf scratch;
 };

@@ -10,6 +10,7 @@
  * donations get 503, in-flight ones are answered, then the loop returns.
  */
 #include "ws/internal.h"
+#include "ws/ratelimit.h"
 #include "core/log.h"
 #include "core/util.h"
 
@@ -138,7 +139,14 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 		rl.rlim_cur = 65536;
 	s->n_conns = (size_t)rl.rlim_cur;
 	s->conns = calloc(s->n_conns, sizeof(*s->conns));
-	rc = s->conns ? live_new(s, &s->live) : -ENOMEM;
+	s->metrics = calloc(1, sizeof(*s->metrics));
+	rc = s->conns && s->metrics ? live_new(s, &s->live) : -ENOMEM;
+	if (rc)
+		goto fail;
+	if (cfg->rate_limit > 0)
+		rc = ratelimit_new(cfg->rate_limit,
+				   cfg->rate_burst >= 1 ? cfg->rate_burst : 2 * cfg->rate_limit, 65536,
+				   &s->ratelimit);
 	if (rc)
 		goto fail;
 	rc = assets_load(cfg->assets_dir, &s->assets, err, errcap);
@@ -240,6 +248,8 @@ void server_free(struct server *s)
 	}
 	buf_fini(&s->scratch);
 	free(s->conns);
+	free(s->metrics);
+	ratelimit_free(s->ratelimit);
 	pthread_mutex_destroy(&s->qlock);
 	free(s);
 }

@@ -1,0 +1,472 @@
+/* tally widget.js: live giving-day totals for any page, no dependencies.
+ * DESIGN: a TallyLive owns one websocket to <origin>/live (subprotocol tally.live.v1) for
+ * all its channels ("campaign:SLUG", "leaderboard"). It keeps each channel's last seq and
+ * drops older snapshots/updates (unless 3 come in a row: the server's counter restarted).
+ * On close: reconnect after 0.5 s doubling to 10 s, jittered; resubscribe with "since".
+ * Money stays integer minor units until Intl.NumberFormat; server text only via textContent.
+ * Auto-mount: <div data-tally-campaign="SLUG" data-tally-kind="thermometer|total|donors|wall">
+ * plus <script src="https://HOST/widget.js">; the server is the script's origin. */
+(function (root) {
+  'use strict';
+  var PROTOCOL = 'tally.live.v1', BASE_MS = 500, MAX_MS = 10000, CONNECT_MS = 10000, STALE_RESET = 3;
+  var doc = root.document, me = doc && doc.currentScript, scriptOrigin = null;
+  try { if (me && me.src) scriptOrigin = new URL(me.src, root.location.href).origin; } catch (e) { /* page origin */ }
+
+  function defaultOrigin() { return scriptOrigin || root.location.origin; }
+
+  function liveUrl(origin) {
+    var u = new URL('/live', origin || scriptOrigin || root.location.href);
+    u.protocol = u.protocol === 'https:' ? 'wss:' : 'ws:';
+    return u.href;
+  }
+
+  function isNum(x) { return typeof x === 'number' && isFinite(x); }
+  function int(x) { return isNum(x) ? Math.trunc(x) : 0; }
+  function validSlug(s) { return typeof s === 'string' && /^[a-z0-9][a-z0-9-]{0,63}$/.test(s); }
+
+  function TallyLive(opts) {
+    if (!(this instanceof TallyLive)) return new TallyLive(opts);
+    opts = opts || {};
+    this.url = opts.url || liveUrl(opts.origin);
+    this.state = 'closed'; /* connecting | open | closed */
+    this._subs = Object.create(null);
+    this._ev = { state: [], message: [] };
+    this._ws = this._timer = null;
+    this._attempt = 0;
+    this._stopped = false;
+    var self = this;
+    if (root.addEventListener) {
+      var kick = function () { if (self._timer && !self._stopped) { clearTimeout(self._timer); self._connect(); } };
+      root.addEventListener('online', kick);
+      if (doc) doc.addEventListener('visibilitychange', function () { if (!doc.hidden) kick(); });
+    }
+  }
+  var P = TallyLive.prototype;
+
+  /* on('state'|'message', fn) -> off() */
+  P.on = function (type, fn) {
+    var l = this._ev[type];
+    l.push(fn);
+    return function () { var i = l.indexOf(fn); if (i >= 0) l.splice(i, 1); };
+  };
+
+  P._emit = function (list, arg) {
+    list.slice().forEach(function (fn) { try { fn(arg); } catch (e) { setTimeout(function () { throw e; }); } });
+  };
+
+  P._setState = function (s) {
+    if (this.state !== s) this._emit(this._ev.state, this.state = s);
+  };
+
+  /* subscribe(channel, fn) -> unsubscribe(). fn gets every message of the channel:
+   * {type:"snapshot"|"update", seq, data} / {type:"donation", data} / {type:"error", code, message}.
+   * A late subscriber to a known channel gets the latest state at once. */
+  P.subscribe = function (channel, fn) {
+    var self = this, s = this._subs[channel];
+    if (!s) {
+      s = this._subs[channel] = { fns: [], seq: null, last: null, stale: 0, ok: false };
+      this._sendSub(channel);
+    } else if (s.last) {
+      var last = s.last;
+      setTimeout(function () { if (s.fns.indexOf(fn) >= 0) self._emit([fn], last); });
+    }
+    s.fns.push(fn);
+    this._stopped = false;
+    if (!this._ws && !this._timer) this._connect();
+    return function () {
+      var i = s.fns.indexOf(fn);
+      if (i < 0) return;
+      s.fns.splice(i, 1);
+      if (!s.fns.length && self._subs[channel] === s) {
+        delete self._subs[channel];
+        self._send({ op: 'unsubscribe', channel: channel });
+      }
+    };
+  };
+
+  P.lastSeq = function (channel) { var s = this._subs[channel]; return s ? s.seq : null; };
+
+  P.close = function () {
+    var ws = this._ws;
+    this._stopped = true;
+    clearTimeout(this._timer);
+    this._ws = this._timer = null;
+    if (ws) ws.close(1000);
+    this._setState('closed');
+  };
+
+  P._send = function (obj) {
+    if (this._ws && this._ws.readyState === 1) this._ws.send(JSON.stringify(obj));
+  };
+
+  P._sendSub = function (channel) {
+    var s = this._subs[channel], m = { op: 'subscribe', channel: channel };
+    if (s.seq !== null) m.since = s.seq;
+    this._send(m);
+  };
+
+  P._connect = function () {
+    var self = this, ws;
+    this._timer = null;
+    if (this._stopped) return;
+    this._setState('connecting');
+    try { ws = new WebSocket(this.url, PROTOCOL); } catch (e) { this._setState('closed'); return this._retry(); }
+    this._ws = ws;
+    var guard = setTimeout(function () { if (ws.readyState === 0) ws.close(); }, CONNECT_MS);
+    ws.onopen = function () {
+      clearTimeout(guard);
+      if (self._ws !== ws) return;
+      self._setState('open');
+      for (var ch in self._subs) { self._subs[ch].ok = false; self._sendSub(ch); }
+    };
+    ws.onmessage = function (ev) {
+      if (self._ws !== ws) return;
+      self._attempt = 0; /* the server talks to us: the next outage starts at the short delay */
+      self._onMessage(ev.data);
+    };
+    ws.onerror = function () { /* a close event follows */ };
+    ws.onclose = function () {
+      clearTimeout(guard);
+      if (self._ws !== ws) return;
+      self._ws = null;
+      self._setState('closed');
+      if (!self._stopped) self._retry();
+    };
+  };
+
+  P._retry = function () {
+    if (this._timer || this._stopped) return;
+    var cap = Math.min(MAX_MS, BASE_MS * Math.pow(2, Math.min(this._attempt++, 16)));
+    this._timer = setTimeout(this._connect.bind(this), cap / 2 + Math.random() * cap / 2); /* equal jitter */
+  };
+
+  P._onMessage = function (raw) {
+    var m;
+    try { m = JSON.parse(raw); } catch (e) { return; }
+    if (!m || typeof m !== 'object') return;
+    this._emit(this._ev.message, m);
+    var s = typeof m.channel === 'string' ? this._subs[m.channel] : null;
+    if (m.type === 'snapshot' || m.type === 'update') {
+      if (!s || !m.data || typeof m.data !== 'object') return;
+      if (isNum(m.seq) && s.seq !== null && m.seq < s.seq && ++s.stale < STALE_RESET) return; /* out of order */
+      s.stale = 0; s.ok = true;
+      if (isNum(m.seq)) s.seq = m.seq;
+      s.last = m;
+      this._emit(s.fns, m);
+    } else if (m.type === 'error') {
+      if (s) { this._emit(s.fns, m); return; }
+      /* no channel named: tell the channels still waiting for their snapshot (or all) */
+      var subs = this._subs, all = Object.keys(subs).map(function (c) { return subs[c]; });
+      var waiting = all.filter(function (x) { return !x.ok; });
+      (waiting.length ? waiting : all).forEach(function (x) { this._emit(x.fns, m); }, this);
+    } else if (s) {
+      this._emit(s.fns, m); /* donation and anything newer */
+    }
+  };
+
+  var shared = Object.create(null);
+  /* One connection per server origin, shared by all auto-mounted widgets. */
+  TallyLive.shared = function (origin) {
+    origin = origin || defaultOrigin();
+    return shared[origin] || (shared[origin] = new TallyLive({ origin: origin }));
+  };
+
+  var fmts = Object.create(null);
+  function moneyFmt(currency, locale, whole) {
+    var key = locale + currency + whole, o = { style: 'currency', currency: currency };
+    if (whole) o.minimumFractionDigits = o.maximumFractionDigits = 0;
+    if (!(key in fmts)) try { fmts[key] = new Intl.NumberFormat(locale || undefined, o); } catch (e) { fmts[key] = null; }
+    return fmts[key];
+  }
+
+  /* Integer minor units -> "$1,234.56". The exponent is the currency's (ISO 4217, as
+   * Intl knows it: USD 2, JPY 0). opts: {locale, whole: drop the minor part}. */
+  function formatMoney(cents, currency, opts) {
+    opts = opts || {};
+    if (!isNum(cents)) return '\u2014';
+    currency = typeof currency === 'string' && currency ? currency.toUpperCase() : 'USD';
+    var f = moneyFmt(currency, opts.locale, false), d = f ? f.resolvedOptions().maximumFractionDigits : 2;
+    var s = String(Math.abs(Math.trunc(cents))).padStart(d + 1, '0'), i = s.length - d;
+    var dec = (cents < 0 ? '-' : '') + s.slice(0, i) + (d && !opts.whole ? '.' + s.slice(i) : ''); /* exact decimal string */
+    if (opts.whole) f = moneyFmt(currency, opts.locale, true);
+    if (!f) return dec + ' ' + currency;
+    try { return f.format(dec); } catch (e) { return f.format(Number(dec)); }
+  }
+
+  var countFmt = null;
+  function formatCount(n) {
+    try { countFmt = countFmt || new Intl.NumberFormat(); return countFmt.format(int(n)); } catch (e) { return String(int(n)); }
+  }
+
+  /* whole percent of goal (floor), or null without a goal */
+  function percent(total, goal) { return int(goal) > 0 ? Math.floor(Math.max(0, int(total)) * 100 / int(goal)) : null; }
+
+  function ago(iso) {
+    var t = Date.parse(iso), s = (Date.now() - t) / 1000;
+    return isNaN(t) ? '' : s < 45 ? 'just now' : s < 3600 ? Math.round(s / 60) + ' min ago'
+      : s < 86400 ? Math.round(s / 3600) + ' h ago' : new Date(t).toLocaleDateString();
+  }
+
+  /* el('span.a.b', {part: 'total', href: ...}, children|text) — no HTML parsing anywhere. */
+  function el(spec, attrs, kids) {
+    var bits = spec.split('.'), e = doc.createElement(bits.shift() || 'div');
+    e.className = bits.join(' ');
+    for (var k in attrs || {}) {
+      if (attrs[k] == null) continue;
+      if (k === 'part') e.setAttribute('data-part', attrs[k]);
+      else if (k === 'hidden') e.hidden = !!attrs[k];
+      else e.setAttribute(k, attrs[k]);
+    }
+    if (typeof kids === 'string') e.textContent = kids;
+    else if (kids) e.append.apply(e, kids); /* strings become text nodes */
+    return e;
+  }
+
+  /* <span data-state="open|connecting|closed">live|connecting…|offline</span> */
+  function connText(c, state) {
+    if (!c) return;
+    c.setAttribute('data-state', state);
+    setText(c, state === 'open' ? 'live' : state === 'connecting' ? 'connecting\u2026' : 'offline');
+  }
+  function setText(e, t) { if (e && e.textContent !== t) e.textContent = t; }
+  function bump(e, cls) { e.classList.remove(cls); void e.offsetWidth; e.classList.add(cls); } /* restart animation */
+
+  var CSS = '.tally{--ta:var(--tally-accent,#16a34a);--tt:var(--tally-track,rgba(127,127,127,.22));' +
+    '--tm:var(--tally-muted,#6b7280);font-variant-numeric:tabular-nums;line-height:1.35}' +
+    '.tally [hidden]{display:none!important}' +
+    '.tally:is([data-error=invalid_campaign],[data-error=campaign_not_found])>:not(.tally-error,.tally-keep){display:none}' +
+    '.tally-head{display:flex;align-items:center;justify-content:space-between;gap:.5em}' +
+    '.tally-name{font-weight:700;overflow-wrap:anywhere;color:inherit}' +
+    '.tally-badge{font-size:.75em;padding:.1em .65em;border-radius:1em;border:1px solid currentColor;white-space:nowrap;font-weight:600}' +
+    '.tally-badge[data-status=active]{color:var(--ta)}' +
+    '.tally-badge:empty{display:none}.tally-badge:not([data-status=active]){color:#fff;background:#4b5563;border-color:transparent}' +
+    '.tally-badge[data-status=paused]{background:#d97706}' +
+    '.tally-notice{margin:.5em 0;padding:.4em .7em;border-radius:.4em;background:rgba(217,119,6,.16);font-weight:600}' +
+    '.tally-amounts{margin-top:.3em;display:flex;flex-wrap:wrap;align-items:baseline;gap:0 .6em}' +
+    '.tally-total{font-size:1.9em;font-weight:800;display:inline-block;transform-origin:0}.tally-of,.tally-meta{color:var(--tm)}' +
+    '.tally-track{height:.8em;border-radius:1em;background:var(--tt);overflow:hidden;margin:.45em 0}' +
+    '.tally-bar{height:100%;width:0;background:var(--ta);border-radius:inherit;transition:width .7s ease}' +
+    '.tally[data-status=paused] .tally-bar{background:#d97706}.tally[data-status=closed] .tally-bar{background:#6b7280}' +
+    '.tally-meta{font-size:.9em;display:flex;justify-content:space-between;gap:.5em}' +
+    '.tally-wall{list-style:none;margin:.6em 0 0;padding:0}' +
+    '.tally-wall li{padding:.4em 0;border-top:1px solid var(--tt);display:flex;flex-wrap:wrap;align-items:baseline;gap:0 .5em}' +
+    '.tally-gift-name{font-weight:600;overflow-wrap:anywhere}.tally-gift-amount{color:var(--ta);font-weight:700}' +
+    '.tally-gift-at{margin-left:auto;color:var(--tm);font-size:.8em;white-space:nowrap}' +
+    '.tally-gift-msg{flex-basis:100%;color:var(--tm);font-style:italic;overflow-wrap:anywhere}' +
+    '.tally-new{animation:tally-in 1.2s ease}@keyframes tally-in{from{background:rgba(22,163,74,.28)}}' +
+    '.tally-bump{animation:tally-bump .5s ease}@keyframes tally-bump{40%{transform:scale(1.05)}}' +
+    '.tally-error{color:#b91c1c;font-weight:600;overflow-wrap:anywhere}' +
+    '@media (prefers-reduced-motion:reduce){.tally *{animation:none!important;transition:none!important}}';
+
+  function injectStyle() {
+    if (!doc || doc.getElementById('tally-widget-css')) return;
+    var s = el('style', { id: 'tally-widget-css' }, CSS), h = doc.head || doc.documentElement;
+    h.insertBefore(s, h.firstChild); /* first, so the page's own rules win */
+  }
+
+  /* Markup for one widget kind; parts are found by data-part. opts.href links the name. */
+  function template(kind, opts) {
+    opts = opts || {};
+    var err = el('p.tally-error', { part: 'error', role: 'alert', hidden: true });
+    if (kind === 'total') return [el('span.tally-total', { part: 'total' }, '\u2014'), err];
+    if (kind === 'donors') {
+      return [el('span.tally-donors', { part: 'donors' }, '\u2014'), ' ', el('span', { part: 'donorslabel' }, 'donors'), err];
+    }
+    if (kind === 'wall') return [el('ul.tally-wall', { part: 'wall', 'aria-live': 'polite' }), err];
+    return [
+      el('div.tally-head', null, [
+        el(opts.href ? 'a.tally-name' : 'strong.tally-name', { part: 'name', href: opts.href }, '\u2026'),
+        el('span.tally-badge', { part: 'status' })
+      ]),
+      el('p.tally-notice', { part: 'notice', hidden: true }),
+      el('div.tally-amounts', null, [
+        el('span.tally-total', { part: 'total' }, '\u2014'),
+        el('span.tally-of', { part: 'goalwrap', hidden: true }, ['of ', el('span', { part: 'goal' }), ' goal'])
+      ]),
+      el('div.tally-track', { part: 'track', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100' },
+        [el('div.tally-bar', { part: 'bar' })]),
+      el('div.tally-meta', null, [
+        el('span', null, [el('span.tally-donors', { part: 'donors' }, '0'), ' ', el('span', { part: 'donorslabel' }, 'donors')]),
+        el('span', { part: 'pct' })
+      ]),
+      err
+    ];
+  }
+
+  function giftKey(g) { return [g.at, g.name, g.amount_cents, g.message].join('\u0001'); }
+
+  var views = [];
+  /* View: renders campaign state into the [data-part] elements under root.
+   * opts: {wall: max gifts (default 5), locale, whole: drop cents}. */
+  function View(rootEl, opts) {
+    this.root = rootEl;
+    this.opts = opts || {};
+    this.p = {};
+    this.gifts = [];
+    rootEl.querySelectorAll('[data-part]').forEach(function (e) { this.p[e.getAttribute('data-part')] = e; }, this);
+    rootEl.classList.add('tally');
+    injectStyle();
+    views.push(this);
+  }
+  var V = View.prototype;
+
+  V.handler = function () { var self = this; return function (m) { self.apply(m); }; };
+
+  V.apply = function (m) {
+    if (m.type === 'snapshot' || m.type === 'update') {
+      var d = m.data || {};
+      this.state = d;
+      if (Array.isArray(d.recent)) this.gifts = d.recent.slice();
+      this.showError(null);
+      this.render();
+    } else if (m.type === 'donation' && m.data && typeof m.data === 'object') {
+      var k = giftKey(m.data);
+      if (!this.gifts.some(function (g) { return giftKey(g) === k; })) {
+        this.gifts.unshift(m.data);
+        this.renderWall();
+      }
+    } else if (m.type === 'error') {
+      this.showError(m.code || 'error', m.message || m.code || 'error');
+    }
+  };
+
+  /* HTTP-fetched campaign object: applied unless older than what is shown. */
+  V.applyHttp = function (c) {
+    if (c && !(this.state && c.seq < this.state.seq)) this.apply({ type: 'snapshot', data: c });
+  };
+
+  V.showError = function (code, message) {
+    var e = this.p.error, r = this.root;
+    if (code == null) r.removeAttribute('data-error'); else r.setAttribute('data-error', code);
+    if (!e) return;
+    e.hidden = code == null;
+    e.setAttribute('data-code', code || '');
+    setText(e, code == null ? '' : message);
+  };
+
+  V.setConn = function (state) { connText(this.p.conn, state); };
+
+  V.render = function () {
+    var d = this.state, p = this.p, o = this.opts;
+    if (!d) return;
+    var cur = d.currency, total = int(d.total_cents);
+    var goal = int(d.goal_cents), count = int(d.donor_count), pc = percent(total, goal);
+    var status = typeof d.status === 'string' && d.status ? d.status : 'active';
+    setText(p.name, String(d.name || d.slug || ''));
+    if (p.total) {
+      var old = p.total.getAttribute('data-cents');
+      setText(p.total, formatMoney(total, cur, o));
+      p.total.setAttribute('data-cents', total);
+      if (old && +old < total) bump(p.total, 'tally-bump');
+    }
+    if (p.goal) { setText(p.goal, goal > 0 ? formatMoney(goal, cur, o) : ''); p.goal.setAttribute('data-cents', goal); }
+    if (p.goalwrap) p.goalwrap.hidden = !(goal > 0);
+    if (p.track) { p.track.hidden = !(goal > 0); p.track.setAttribute('aria-valuenow', Math.min(100, pc || 0)); }
+    if (p.bar) {
+      p.bar.style.width = goal > 0 ? Math.min(100, Math.max(0, total) * 100 / goal) + '%' : '0%';
+      p.bar.setAttribute('data-pct', pc === null ? '' : pc);
+    }
+    setText(p.pct, pc === null ? '' : pc + '% of goal');
+    if (p.donors) { setText(p.donors, formatCount(count)); p.donors.setAttribute('data-count', count); }
+    setText(p.donorslabel, count === 1 ? 'donor' : 'donors');
+    if (p.status) { setText(p.status, status); p.status.setAttribute('data-status', status); }
+    this.root.setAttribute('data-status', status);
+    if (p.notice) {
+      p.notice.hidden = status === 'active';
+      setText(p.notice, status === 'paused' ? 'Donations are paused for now.'
+        : status === 'closed' ? 'This campaign has closed. Thank you!' : '');
+    }
+    this.renderWall();
+  };
+
+  V.renderWall = function () {
+    var ul = this.p.wall;
+    if (!ul) return;
+    var max = isNum(this.opts.wall) ? this.opts.wall : 5, cur = this.state && this.state.currency, o = this.opts;
+    var gifts = this.gifts = this.gifts.slice(0, Math.max(max, 20)), have = {}, keep = {}, first = !ul.hasAttribute('data-ready');
+    [].forEach.call(ul.children, function (li) { have[li.getAttribute('data-key')] = li; });
+    gifts.slice(0, max).forEach(function (g, i) {
+      var k = giftKey(g), li;
+      while (keep[k]) k += '+'; /* identical gifts get their own row */
+      li = have[k];
+      if (!li) {
+        var kids = [el('span.tally-gift-name', null, String(g.name || 'Anonymous'))];
+        if (isNum(g.amount_cents)) {
+          kids.push(el('span.tally-gift-amount', { 'data-cents': int(g.amount_cents) }, formatMoney(g.amount_cents, cur, o)));
+        }
+        kids.push(el('time.tally-gift-at', { datetime: typeof g.at === 'string' ? g.at : null }, ago(g.at)));
+        if (g.message) kids.push(el('span.tally-gift-msg', null, String(g.message)));
+        li = el(first ? 'li' : 'li.tally-new', { 'data-key': k }, kids);
+      }
+      keep[k] = 1;
+      if (ul.children[i] !== li) ul.insertBefore(li, ul.children[i] || null);
+    });
+    for (var k in have) if (!keep[k]) have[k].remove();
+    ul.setAttribute('data-ready', '');
+  };
+
+  V.destroy = function () {
+    var i = views.indexOf(this);
+    if (i >= 0) views.splice(i, 1);
+    if (this.unsubscribe) this.unsubscribe();
+  };
+
+  V.tick = function () {
+    this.root.querySelectorAll('time[datetime]').forEach(function (t) { setText(t, ago(t.getAttribute('datetime'))); });
+  };
+
+  if (root.setInterval) setInterval(function () { views.forEach(function (v) { v.tick(); }); }, 30000);
+
+  var KINDS = { thermometer: 1, total: 1, donors: 1, wall: 1 };
+  function mount(node, live) {
+    if (node.__tally) return node.__tally;
+    var slug = node.getAttribute('data-tally-campaign'), kind = node.getAttribute('data-tally-kind') || 'thermometer';
+    if (!KINDS[kind]) kind = 'thermometer';
+    node.replaceChildren.apply(node, template(kind));
+    node.classList.add('tally-' + kind);
+    var wall = parseInt(node.getAttribute('data-tally-wall'), 10);
+    var view = node.__tally = new View(node, { locale: node.getAttribute('data-tally-locale') || undefined, wall: isNaN(wall) ? 5 : wall });
+    if (!validSlug(slug)) { view.showError('invalid_campaign', 'tally: invalid campaign "' + (slug || '') + '"'); return view; }
+    view.live = live || TallyLive.shared();
+    view.unsubscribe = view.live.subscribe('campaign:' + slug, view.handler());
+    return view;
+  }
+
+  function mountAll(scope) {
+    (scope || doc).querySelectorAll('[data-tally-campaign]').forEach(function (n) { mount(n); });
+  }
+
+  TallyLive.View = View;
+  TallyLive.template = template;
+  TallyLive.el = el;
+  TallyLive.mount = mount;
+  TallyLive.mountAll = mountAll;
+  TallyLive.formatMoney = formatMoney;
+  TallyLive.formatCount = formatCount;
+  TallyLive.percent = percent;
+  TallyLive.connText = connText;
+  TallyLive.bump = bump;
+  TallyLive.validSlug = validSlug;
+  TallyLive.version = '1';
+
+  /* All campaigns from GET /api/v1/campaigns, following "next" (as ?cursor=), at most 20 pages. */
+  TallyLive.fetchCampaigns = async function (origin) {
+    var out = [], url = (origin || defaultOrigin()) + '/api/v1/campaigns', q = '';
+    for (var n = 0; n < 20; n++) {
+      var r = await fetch(url + q, { cache: 'no-cache', headers: { Accept: 'application/json' } }), j = r.ok && await r.json();
+      if (!j || !Array.isArray(j.campaigns)) { if (n) break; throw new Error('HTTP ' + r.status); }
+      out = out.concat(j.campaigns);
+      if (j.next == null || j.next === '') break;
+      q = '?cursor=' + encodeURIComponent(j.next);
+    }
+    return out;
+  };
+
+  root.TallyLive = TallyLive;
+  if (typeof module === 'object' && module.exports) module.exports = TallyLive;
+
+  if (doc) {
+    if (doc.readyState === 'loading') doc.addEventListener('DOMContentLoaded', function () { mountAll(); });
+    else mountAll();
+  }
+})(typeof window !== 'undefined' ? window : this);

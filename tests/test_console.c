@@ -1,0 +1,543 @@
+/* tests/test_console.c - the console: its pure helpers, the model's
+ * lifecycle, console_run's refusals, and the real thing in a terminal:
+ * tests/tui_tmux.sh drives $TALLY_CONSOLE_DEMO (tests/console_demo.c) in
+ * tmux (make check sets the variable; run from the source root).
+ *
+ * Part of the one runner (tests/main.c). Built with -DTEST_CONSOLE_MAIN it
+ * has its own main() and runs alone.
+ */
+#include "tests/tests.h"
+#include "tui/console.h"
+#include "tui/console_fmt.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <locale.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <wchar.h>
+
+/* Formats into a fresh buffer and checks text and returned length. */
+#define CHECK_MONEY(cents, cur, want)                                                              \
+	do {                                                                                       \
+		char b_[64];                                                                       \
+		int n_ = console_fmt_money(b_, sizeof b_, (cents), (cur));                         \
+		ck_assert_str_eq(b_, (want));                                                      \
+		ck_assert_int_eq(n_, (int)strlen(want));                                           \
+	} while (0)
+
+#define CHECK_PERCENT(part, whole, want)                                                           \
+	do {                                                                                       \
+		char b_[32];                                                                       \
+		int n_ = console_fmt_percent(b_, sizeof b_, (part), (whole));                      \
+		ck_assert_str_eq(b_, (want));                                                      \
+		ck_assert_int_eq(n_, (int)strlen(want));                                           \
+	} while (0)
+
+static void utf8_locale(void);
+
+/* A valid UTF-8 string decodes completely (nothing cut in half). */
+static int valid_utf8(const char *s)
+{
+	mbstate_t st;
+	memset(&st, 0, sizeof st);
+	return mbsrtowcs(NULL, &s, 0, &st) != (size_t)-1;
+}
+
+/* ---- money ---- */
+
+START_TEST(money_usd)
+{
+	CHECK_MONEY(0, "USD", "$0.00");
+	CHECK_MONEY(1, "USD", "$0.01");
+	CHECK_MONEY(99, "USD", "$0.99");
+	CHECK_MONEY(100, "USD", "$1.00");
+	CHECK_MONEY(99999, "USD", "$999.99");
+	CHECK_MONEY(100000, "USD", "$1,000.00");
+	CHECK_MONEY(1234567, "USD", "$12,345.67");
+	CHECK_MONEY(123456789012, "USD", "$1,234,567,890.12");
+}
+END_TEST
+
+START_TEST(money_negative)
+{
+	CHECK_MONEY(-1, "USD", "-$0.01");
+	CHECK_MONEY(-1234567, "USD", "-$12,345.67");
+	CHECK_MONEY(-250, "EUR",
+	            "-\xe2\x82\xac"
+	            "2.50");
+	CHECK_MONEY(-1234567, "CAD", "CAD -12,345.67");
+	CHECK_MONEY(-5, NULL, "-0.05");
+}
+END_TEST
+
+START_TEST(money_symbols_and_codes)
+{
+	CHECK_MONEY(1234567, "EUR",
+	            "\xe2\x82\xac"
+	            "12,345.67");
+	CHECK_MONEY(1234567, "GBP",
+	            "\xc2\xa3"
+	            "12,345.67");
+	CHECK_MONEY(1234567, "CAD", "CAD 12,345.67");
+	CHECK_MONEY(1234567, "usd", "$12,345.67"); /* case-insensitive */
+	CHECK_MONEY(1234567, "chf", "CHF 12,345.67");
+	/* ISO-4217 exponents other than 2 */
+	CHECK_MONEY(1234567, "JPY", "JPY 1,234,567");
+	CHECK_MONEY(1234567, "KWD", "KWD 1,234.567");
+	CHECK_MONEY(5, "KWD", "KWD 0.005");
+}
+END_TEST
+
+START_TEST(money_unknown_or_missing_currency)
+{
+	CHECK_MONEY(100, "XYZ", "XYZ 1.00"); /* unknown but well-formed: the code */
+	CHECK_MONEY(100, "", "1.00");
+	CHECK_MONEY(100, NULL, "1.00");
+	CHECK_MONEY(100, "US", "??? 1.00");
+	CHECK_MONEY(100, "USDX", "??? 1.00");
+	CHECK_MONEY(100, "U$D", "??? 1.00");
+	CHECK_MONEY(100, "\x1b[m", "??? 1.00");
+}
+END_TEST
+
+START_TEST(money_int64_limits)
+{
+	CHECK_MONEY(INT64_MAX, "USD", "$92,233,720,368,547,758.07");
+	CHECK_MONEY(INT64_MIN, "USD", "-$92,233,720,368,547,758.08");
+	CHECK_MONEY(INT64_MIN + 1, "USD", "-$92,233,720,368,547,758.07");
+	CHECK_MONEY(INT64_MAX, "CAD", "CAD 92,233,720,368,547,758.07");
+	CHECK_MONEY(INT64_MIN, "CAD", "CAD -92,233,720,368,547,758.08");
+	CHECK_MONEY(INT64_MAX, "JPY", "JPY 9,223,372,036,854,775,807");
+	CHECK_MONEY(INT64_MIN, "KWD", "KWD -9,223,372,036,854,775.808");
+}
+END_TEST
+
+START_TEST(money_symbol_needs_locale)
+{
+	/* where the locale cannot print "€", the code stands in */
+	ck_assert_ptr_nonnull(setlocale(LC_CTYPE, "C"));
+	CHECK_MONEY(1234567, "EUR", "EUR 12,345.67");
+	CHECK_MONEY(-1, "GBP", "GBP -0.01");
+	CHECK_MONEY(1234567, "USD", "$12,345.67");
+	utf8_locale(); /* for the tests after this one under CK_FORK=no */
+}
+END_TEST
+
+START_TEST(money_buffer_bounds)
+{
+	char b[8];
+
+	memset(b, 'x', sizeof b);
+	ck_assert_int_eq(console_fmt_money(b, sizeof b, 1234567, "USD"), -ENOSPC);
+	ck_assert_str_eq(b, "");
+	/* exactly enough: "$123.45" is 7 bytes + NUL */
+	ck_assert_int_eq(console_fmt_money(b, sizeof b, 12345, "USD"), 7);
+	ck_assert_str_eq(b, "$123.45");
+	ck_assert_int_eq(console_fmt_money(b, 7, 12345, "USD"), -ENOSPC);
+	ck_assert_int_eq(console_fmt_money(NULL, 10, 1, "USD"), -EINVAL);
+	ck_assert_int_eq(console_fmt_money(b, 0, 1, "USD"), -EINVAL);
+}
+END_TEST
+
+/* ---- integers, percent, bar, duration ---- */
+
+START_TEST(int_grouping)
+{
+	char b[40];
+
+	ck_assert_int_eq(console_fmt_int(b, sizeof b, 0), 1);
+	ck_assert_str_eq(b, "0");
+	console_fmt_int(b, sizeof b, 999);
+	ck_assert_str_eq(b, "999");
+	console_fmt_int(b, sizeof b, 1000);
+	ck_assert_str_eq(b, "1,000");
+	console_fmt_int(b, sizeof b, -1234567);
+	ck_assert_str_eq(b, "-1,234,567");
+	console_fmt_int(b, sizeof b, INT64_MAX);
+	ck_assert_str_eq(b, "9,223,372,036,854,775,807");
+	console_fmt_int(b, sizeof b, INT64_MIN);
+	ck_assert_str_eq(b, "-9,223,372,036,854,775,808");
+	ck_assert_int_eq(console_fmt_int(b, 5, 12345), -ENOSPC);
+}
+END_TEST
+
+START_TEST(percent_values)
+{
+	CHECK_PERCENT(0, 100, "0.0%");
+	CHECK_PERCENT(50, 100, "50.0%");
+	CHECK_PERCENT(1, 3, "33.3%");
+	CHECK_PERCENT(2, 3, "66.6%"); /* toward zero, never rounded up to a goal */
+	CHECK_PERCENT(999, 1000, "99.9%");
+	CHECK_PERCENT(100, 100, "100.0%");
+	CHECK_PERCENT(150, 100, "150.0%");
+	CHECK_PERCENT(9999, 100, "9999.0%");
+	CHECK_PERCENT(10000, 100, ">9999%");
+	CHECK_PERCENT(-50, 100, "-50.0%");
+	CHECK_PERCENT(-1, 10000, "0.0%"); /* no "-0.0%" */
+	CHECK_PERCENT(-10000, 100, "<-9999%");
+	CHECK_PERCENT(5, 0, "-"); /* no goal */
+	CHECK_PERCENT(5, -1, "-");
+}
+END_TEST
+
+START_TEST(percent_int64_limits)
+{
+	CHECK_PERCENT(INT64_MAX, INT64_MAX, "100.0%");
+	CHECK_PERCENT(INT64_MAX - 1, INT64_MAX, "99.9%");
+	CHECK_PERCENT(INT64_MAX / 2, INT64_MAX, "49.9%");
+	CHECK_PERCENT(INT64_MAX / 3, INT64_MAX / 2, "66.6%");
+	CHECK_PERCENT(INT64_MAX, 1, ">9999%");
+	CHECK_PERCENT(INT64_MIN, INT64_MAX, "-100.0%");
+	CHECK_PERCENT(INT64_MIN, 1, "<-9999%");
+	CHECK_PERCENT(1, INT64_MAX, "0.0%");
+}
+END_TEST
+
+START_TEST(bar_cells)
+{
+	ck_assert_int_eq(console_fmt_bar_cells(0, 100, 10), 0);
+	ck_assert_int_eq(console_fmt_bar_cells(9, 100, 10), 0);
+	ck_assert_int_eq(console_fmt_bar_cells(10, 100, 10), 1);
+	ck_assert_int_eq(console_fmt_bar_cells(55, 100, 10), 5);
+	ck_assert_int_eq(console_fmt_bar_cells(99, 100, 10), 9);
+	ck_assert_int_eq(console_fmt_bar_cells(100, 100, 10), 10);
+	ck_assert_int_eq(console_fmt_bar_cells(150, 100, 10), 10);
+	ck_assert_int_eq(console_fmt_bar_cells(-5, 100, 10), 0);
+	ck_assert_int_eq(console_fmt_bar_cells(50, 0, 10), 0);
+	ck_assert_int_eq(console_fmt_bar_cells(50, 100, 0), 0);
+	ck_assert_int_eq(console_fmt_bar_cells(INT64_MAX - 1, INT64_MAX, 10), 9);
+	ck_assert_int_eq(console_fmt_bar_cells(INT64_MAX / 2 + 1, INT64_MAX, 10), 5);
+}
+END_TEST
+
+START_TEST(duration)
+{
+	char b[32];
+
+	console_fmt_duration(b, sizeof b, 0);
+	ck_assert_str_eq(b, "0:00:00");
+	console_fmt_duration(b, sizeof b, 3661);
+	ck_assert_str_eq(b, "1:01:01");
+	console_fmt_duration(b, sizeof b, 86399);
+	ck_assert_str_eq(b, "23:59:59");
+	console_fmt_duration(b, sizeof b, 90061);
+	ck_assert_str_eq(b, "1d 1:01:01");
+	console_fmt_duration(b, sizeof b, -5);
+	ck_assert_str_eq(b, "0:00:00");
+	ck_assert_int_gt(console_fmt_duration(b, sizeof b, INT64_MAX), 0);
+}
+END_TEST
+
+/* ---- display width and truncation ---- */
+
+START_TEST(width_utf8)
+{
+	ck_assert_int_eq(console_fmt_width(""), 0);
+	ck_assert_int_eq(console_fmt_width(NULL), 0);
+	ck_assert_int_eq(console_fmt_width("abc"), 3);
+	ck_assert_int_eq(console_fmt_width("Caf\xc3\xa9"), 4);              /* Café */
+	ck_assert_int_eq(console_fmt_width("\xe6\x9d\xb1\xe4\xba\xac"), 4); /* 東京 */
+	ck_assert_int_eq(console_fmt_width("e\xcc\x81"), 1);                /* e + U+0301 */
+	ck_assert_int_eq(console_fmt_width("\x1b[31m"), 5);                 /* ESC counts as "?" */
+	ck_assert_int_eq(console_fmt_width("\xff\xfe"), 2);
+}
+END_TEST
+
+#define CHECK_TRUNC(src, cols, ell, want, want_cols)                                               \
+	do {                                                                                       \
+		char b_[64];                                                                       \
+		int n_ = console_fmt_trunc(b_, sizeof b_, (src), (cols), (ell));                   \
+		ck_assert_str_eq(b_, (want));                                                      \
+		ck_assert_int_eq(n_, (want_cols));                                                 \
+		ck_assert(valid_utf8(b_));                                                         \
+	} while (0)
+
+START_TEST(trunc_ascii)
+{
+	CHECK_TRUNC("Hello", 10, 0, "Hello", 5);
+	CHECK_TRUNC("Hello", 5, 1, "Hello", 5); /* fits: no ellipsis */
+	CHECK_TRUNC("Hello world", 5, 0, "Hello", 5);
+	CHECK_TRUNC("Hello world", 5, 1, "Hell\xe2\x80\xa6", 5);
+	CHECK_TRUNC("Hello", 0, 1, "", 0);
+	CHECK_TRUNC("Hello", -3, 0, "", 0);
+	CHECK_TRUNC(NULL, 5, 1, "", 0);
+	CHECK_TRUNC("Hello", 1, 1, "\xe2\x80\xa6", 1);
+}
+END_TEST
+
+START_TEST(trunc_multibyte)
+{
+	/* Café Crème: é and è are two bytes, one column */
+	CHECK_TRUNC("Caf\xc3\xa9 Cr\xc3\xa8me", 4, 0, "Caf\xc3\xa9", 4);
+	CHECK_TRUNC("Caf\xc3\xa9 Cr\xc3\xa8me", 3, 0, "Caf", 3);
+	CHECK_TRUNC("Caf\xc3\xa9 Cr\xc3\xa8me", 8, 1, "Caf\xc3\xa9 Cr\xe2\x80\xa6", 8);
+	CHECK_TRUNC("Caf\xc3\xa9 Cr\xc3\xa8me", 9, 1, "Caf\xc3\xa9 Cr\xc3\xa8\xe2\x80\xa6", 9);
+	CHECK_TRUNC("Caf\xc3\xa9 Cr\xc3\xa8me", 10, 1, "Caf\xc3\xa9 Cr\xc3\xa8me", 10);
+}
+END_TEST
+
+START_TEST(trunc_wide)
+{
+	/* 東京タワー: five characters of two columns each */
+	const char *s = "\xe6\x9d\xb1\xe4\xba\xac\xe3\x82\xbf\xe3\x83\xaf\xe3\x83\xbc";
+
+	CHECK_TRUNC(s, 10, 0, s, 10);
+	CHECK_TRUNC(s, 5, 0, "\xe6\x9d\xb1\xe4\xba\xac", 4); /* a half never shows */
+	CHECK_TRUNC(s, 4, 0, "\xe6\x9d\xb1\xe4\xba\xac", 4);
+	CHECK_TRUNC(s, 5, 1, "\xe6\x9d\xb1\xe4\xba\xac\xe2\x80\xa6", 5);
+	CHECK_TRUNC(s, 4, 1, "\xe6\x9d\xb1\xe2\x80\xa6", 3);
+	CHECK_TRUNC(s, 1, 0, "", 0);
+}
+END_TEST
+
+START_TEST(trunc_combining)
+{
+	/* "Cafe\u0301 x": the accent stays with its e */
+	CHECK_TRUNC("Cafe\xcc\x81 x", 4, 0, "Cafe\xcc\x81", 4);
+	CHECK_TRUNC("Cafe\xcc\x81 x", 5, 1, "Cafe\xcc\x81\xe2\x80\xa6", 5);
+}
+END_TEST
+
+START_TEST(trunc_invalid_and_control)
+{
+	CHECK_TRUNC("\xff\xfe ok", 10, 0, "?? ok", 5);
+	CHECK_TRUNC("ab\xe6\x9d", 10, 0, "ab??", 4);       /* cut-off sequence */
+	CHECK_TRUNC("\xc0\xaf", 10, 0, "??", 2);           /* overlong '/' */
+	CHECK_TRUNC("\xed\xa0\x80", 10, 0, "???", 3);      /* surrogate */
+	CHECK_TRUNC("\xf4\x90\x80\x80", 10, 0, "????", 4); /* > U+10FFFF */
+	CHECK_TRUNC("a\nb\tc", 10, 0, "a?b?c", 5);
+	CHECK_TRUNC("\x1b]0;pwned\x07", 20, 0, "?]0;pwned?", 10);
+	CHECK_TRUNC("x\xc2\x9by", 10, 0, "x?y", 3); /* C1 CSI */
+}
+END_TEST
+
+START_TEST(trunc_byte_capacity)
+{
+	char b[4];
+	int n;
+
+	/* 東 is 3 bytes: it fits a 4-byte buffer, 東京 does not */
+	n = console_fmt_trunc(b, sizeof b, "\xe6\x9d\xb1\xe4\xba\xac", 10, 0);
+	ck_assert_str_eq(b, "\xe6\x9d\xb1");
+	ck_assert_int_eq(n, 2);
+	/* with an ellipsis the budget goes to "…" */
+	n = console_fmt_trunc(b, sizeof b, "\xe6\x9d\xb1\xe4\xba\xac", 10, 1);
+	ck_assert_str_eq(b, "\xe2\x80\xa6");
+	ck_assert_int_eq(n, 1);
+	n = console_fmt_trunc(b, 2, "abc", 10, 1);
+	ck_assert_str_eq(b, "~");
+	ck_assert_int_eq(n, 1);
+	n = console_fmt_trunc(b, 1, "abc", 10, 1);
+	ck_assert_str_eq(b, "");
+	ck_assert_int_eq(n, 0);
+	/* a combining mark that does not fit takes its base with it */
+	n = console_fmt_trunc(b, sizeof b, "abe\xcc\x81", 10, 0);
+	ck_assert_str_eq(b, "ab");
+	ck_assert_int_eq(n, 2);
+	ck_assert_int_eq(console_fmt_trunc(NULL, 4, "a", 1, 0), -EINVAL);
+	ck_assert_int_eq(console_fmt_trunc(b, 0, "a", 1, 0), -EINVAL);
+}
+END_TEST
+
+START_TEST(trunc_never_splits)
+{
+	/* every width and byte budget over a mixed string gives valid UTF-8
+	 * whose width is within the budget */
+	const char *s = "A\xc3\xa9\xe6\x9d\xb1"
+	                "e\xcc\x81\xf0\x9f\x8e\x89 z\xe4\xba\xac";
+	char b[64];
+
+	for (size_t cap = 1; cap < sizeof b; cap++) {
+		for (int cols = 0; cols < 16; cols++) {
+			for (int ell = 0; ell < 2; ell++) {
+				int n = console_fmt_trunc(b, cap, s, cols, ell);
+				ck_assert_int_ge(n, 0);
+				ck_assert_int_le(n, cols);
+				ck_assert_uint_lt(strlen(b), cap);
+				ck_assert(valid_utf8(b));
+				ck_assert_int_eq(console_fmt_width(b), n);
+			}
+		}
+	}
+}
+END_TEST
+
+START_TEST(contains)
+{
+	ck_assert(console_fmt_contains("Spring Gala", "gala"));
+	ck_assert(console_fmt_contains("spring-gala", "SPRING"));
+	ck_assert(console_fmt_contains("abc", ""));
+	ck_assert(console_fmt_contains("abc", NULL));
+	ck_assert(!console_fmt_contains(NULL, "a"));
+	ck_assert(!console_fmt_contains("abc", "abd"));
+	ck_assert(!console_fmt_contains("ab", "abc"));
+	ck_assert(console_fmt_contains("Caf\xc3\xa9", "f\xc3\xa9"));
+}
+END_TEST
+
+/* ---- model and run ---- */
+
+START_TEST(model_fini_frees_and_zeroes)
+{
+	struct console_model m;
+
+	memset(&m, 0x5a, sizeof m);
+	m.n_campaigns = 3;
+	m.campaigns = calloc(3, sizeof *m.campaigns);
+	ck_assert_ptr_nonnull(m.campaigns);
+	snprintf(m.server, sizeof m.server, "127.0.0.1:8080");
+	console_model_fini(&m);
+	ck_assert_ptr_null(m.campaigns);
+	ck_assert_uint_eq(m.n_campaigns, 0);
+	ck_assert_str_eq(m.server, "");
+	ck_assert_str_eq(m.error, "");
+	ck_assert_int_eq(m.connected, 0);
+	ck_assert_int_eq(m.donations_total, 0);
+	console_model_fini(&m); /* twice is harmless */
+	console_model_fini(NULL);
+}
+END_TEST
+
+START_TEST(model_fini_empty)
+{
+	struct console_model m = {0};
+
+	console_model_fini(&m);
+	ck_assert_ptr_null(m.campaigns);
+}
+END_TEST
+
+static int never_fetch(void *ctx, struct console_model *m)
+{
+	(void)ctx;
+	(void)m;
+	ck_abort_msg("fetch must not run without a terminal");
+	return 0;
+}
+
+START_TEST(run_needs_a_terminal)
+{
+	struct console_source src = {never_fetch, NULL, NULL};
+	volatile sig_atomic_t stop = 0;
+	int fd = open("/dev/null", O_RDWR);
+
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_ge(dup2(fd, STDIN_FILENO), 0); /* forked: only this test's */
+	ck_assert_int_eq(console_run(&src, &stop), -ENOTTY);
+	close(fd);
+}
+END_TEST
+
+START_TEST(run_rejects_bad_source)
+{
+	struct console_source src = {NULL, NULL, NULL};
+
+	ck_assert_int_eq(console_run(NULL, NULL), -EINVAL);
+	ck_assert_int_eq(console_run(&src, NULL), -EINVAL);
+}
+END_TEST
+
+/* ---- the console in a terminal ---- */
+
+START_TEST(tmux_drives_the_demo)
+{
+	const char *demo = getenv("TALLY_CONSOLE_DEMO");
+	const char *script = "tests/tui_tmux.sh";
+	int status = 0;
+	pid_t pid;
+
+	ck_assert_msg(demo && demo[0],
+	              "set TALLY_CONSOLE_DEMO to the console demo binary (make check does)");
+	ck_assert_msg(access(script, R_OK) == 0, "%s not found: run from the source root", script);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		/* its PASS line is noise here; failures explain on stderr */
+		int null = open("/dev/null", O_WRONLY);
+		if (null >= 0)
+			dup2(null, STDOUT_FILENO);
+		execlp("bash", "bash", script, demo, (char *)NULL);
+		_exit(127);
+	}
+	while (waitpid(pid, &status, 0) < 0)
+		ck_assert_int_eq(errno, EINTR);
+	ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	              "%s %s failed (wait status %d); its stderr says why", script, demo, status);
+}
+END_TEST
+
+/* Widths follow LC_CTYPE: every test but one runs in a UTF-8 locale. */
+static void utf8_locale(void)
+{
+	ck_assert_msg(setlocale(LC_CTYPE, "C.UTF-8") || setlocale(LC_CTYPE, "en_US.UTF-8"),
+	              "no UTF-8 locale (C.UTF-8) available");
+}
+
+Suite *console_suite(void)
+{
+	Suite *s = suite_create("console");
+	TCase *fmt = tcase_create("fmt");
+	TCase *text = tcase_create("text");
+	TCase *model = tcase_create("model");
+	TCase *tmux = tcase_create("tmux");
+
+	tcase_add_checked_fixture(fmt, utf8_locale, NULL);
+	tcase_add_checked_fixture(text, utf8_locale, NULL);
+	tcase_add_checked_fixture(model, utf8_locale, NULL);
+
+	tcase_add_test(fmt, money_usd);
+	tcase_add_test(fmt, money_negative);
+	tcase_add_test(fmt, money_symbols_and_codes);
+	tcase_add_test(fmt, money_unknown_or_missing_currency);
+	tcase_add_test(fmt, money_int64_limits);
+	tcase_add_test(fmt, money_symbol_needs_locale);
+	tcase_add_test(fmt, money_buffer_bounds);
+	tcase_add_test(fmt, int_grouping);
+	tcase_add_test(fmt, percent_values);
+	tcase_add_test(fmt, percent_int64_limits);
+	tcase_add_test(fmt, bar_cells);
+	tcase_add_test(fmt, duration);
+	suite_add_tcase(s, fmt);
+
+	tcase_add_test(text, width_utf8);
+	tcase_add_test(text, trunc_ascii);
+	tcase_add_test(text, trunc_multibyte);
+	tcase_add_test(text, trunc_wide);
+	tcase_add_test(text, trunc_combining);
+	tcase_add_test(text, trunc_invalid_and_control);
+	tcase_add_test(text, trunc_byte_capacity);
+	tcase_add_test(text, trunc_never_splits);
+	tcase_add_test(text, contains);
+	suite_add_tcase(s, text);
+
+	tcase_add_test(model, model_fini_frees_and_zeroes);
+	tcase_add_test(model, model_fini_empty);
+	tcase_add_test(model, run_needs_a_terminal);
+	tcase_add_test(model, run_rejects_bad_source);
+	suite_add_tcase(s, model);
+
+	/* each wait in the script is bounded (5 s); this only guards a hang */
+	tcase_set_timeout(tmux, 120);
+	tcase_add_test(tmux, tmux_drives_the_demo);
+	suite_add_tcase(s, tmux);
+	return s;
+}
+
+#ifdef TEST_CONSOLE_MAIN
+int main(void)
+{
+	SRunner *sr = srunner_create(console_suite());
+	int failed;
+
+	srunner_run_all(sr, CK_NORMAL);
+	failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+#endif

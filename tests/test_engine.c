@@ -1,0 +1,1071 @@
+/* tests/test_engine.c - campaigns, donations, the totals cache, restarts and
+ * listeners of core/engine. */
+#include "tests/tests.h"
+#include "core/engine.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static char *tmp_dir;
+static char db_path[600];
+static struct engine *eng;
+
+/* Per-test directories live under one root made in the runner process
+ * (unchecked fixture), so even a failed test, whose checked teardown never
+ * runs, leaves nothing behind. */
+static char *root_dir;
+static char *saved_tmpdir;
+
+static void root_setup(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	saved_tmpdir = t ? strdup(t) : NULL;
+	root_dir = tests_tmpdir();
+	if (root_dir)
+		setenv("TMPDIR", root_dir, 1);
+}
+
+static void root_teardown(void)
+{
+	if (saved_tmpdir)
+		setenv("TMPDIR", saved_tmpdir, 1);
+	else
+		unsetenv("TMPDIR");
+	free(saved_tmpdir);
+	saved_tmpdir = NULL;
+	tests_rmdir(root_dir);
+	root_dir = NULL;
+}
+
+static struct engine *open_engine_queue(size_t max_queue)
+{
+	struct engine_config cfg;
+	struct engine *e = NULL;
+	char err[256] = "";
+
+	engine_config_defaults(&cfg);
+	cfg.db_path = db_path;
+	cfg.synchronous = "NORMAL";
+	cfg.max_queue = max_queue;
+	ck_assert_msg(engine_open(&cfg, &e, err, sizeof(err)) == 0, "engine_open: %s", err);
+	ck_assert_ptr_nonnull(e);
+	return e;
+}
+
+static struct engine *open_engine(void)
+{
+	struct engine_config cfg;
+
+	engine_config_defaults(&cfg);
+	return open_engine_queue(cfg.max_queue);
+}
+
+static void setup(void)
+{
+	log_set_level(LOG_ERROR);
+	tmp_dir = tests_tmpdir();
+	ck_assert_ptr_nonnull(tmp_dir);
+	snprintf(db_path, sizeof(db_path), "%s/tally.db", tmp_dir);
+	eng = open_engine();
+}
+
+static void teardown(void)
+{
+	engine_free(eng);
+	eng = NULL;
+	tests_rmdir(tmp_dir);
+	tmp_dir = NULL;
+}
+
+/* ---- helpers ---- */
+
+/* Create a campaign from a JSON body (validated like the API does). */
+static int create(const char *body)
+{
+	struct campaign_spec spec;
+	struct validate_error err = {{0}, NULL};
+	int rc = validate_campaign(body, strlen(body), 1, &spec, &err);
+
+	ck_assert_msg(rc == VALIDATE_OK, "%s: %s", body, err.message);
+	validate_error_fini(&err);
+	return engine_campaign_create_sync(eng, &spec, "tester");
+}
+
+static void create_ok(const char *slug, const char *currency)
+{
+	char body[256];
+	int rc;
+
+	snprintf(body, sizeof(body),
+	         "{\"slug\":\"%s\",\"name\":\"Campaign %s\",\"currency\":\"%s\","
+	         "\"goal_cents\":1000000}",
+	         slug, slug, currency);
+	rc = create(body);
+	ck_assert_msg(rc == ENGINE_OK, "create %s: %s", slug, engine_strerror(rc));
+}
+
+static struct donation_req make_req(int64_t amount, const char *currency, const char *name,
+                                    const char *email)
+{
+	struct donation_req r;
+
+	memset(&r, 0, sizeof(r));
+	r.amount_cents = amount;
+	snprintf(r.currency, sizeof(r.currency), "%s", currency);
+	snprintf(r.name, sizeof(r.name), "%s", name);
+	snprintf(r.email, sizeof(r.email), "%s", email);
+	memcpy(r.payment_token, "tok_visa", 9);
+	return r;
+}
+
+struct waiter {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int done;
+	int rc;
+	char body[512];
+};
+
+static void waiter_done(void *ud, int rc, const char *body, size_t len)
+{
+	struct waiter *w = ud;
+
+	pthread_mutex_lock(&w->lock);
+	w->rc = rc;
+	if (body)
+		snprintf(w->body, sizeof(w->body), "%.*s", (int)len, body);
+	w->done = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+/* Donate and wait for the commit. Returns the immediate error, or the
+ * completion's rc; the 202 body goes to body (may be NULL). */
+static int donate(const char *slug, const struct donation_req *req, char *body, size_t cap)
+{
+	struct waiter w;
+	int rc;
+
+	memset(&w, 0, sizeof(w));
+	pthread_mutex_init(&w.lock, NULL);
+	pthread_cond_init(&w.cond, NULL);
+	rc = engine_donate(eng, slug, req, NULL, NULL, waiter_done, &w);
+	if (rc == ENGINE_OK) {
+		pthread_mutex_lock(&w.lock);
+		while (!w.done)
+			pthread_cond_wait(&w.cond, &w.lock);
+		pthread_mutex_unlock(&w.lock);
+		rc = w.rc;
+		if (body)
+			snprintf(body, cap, "%s", w.body);
+	}
+	pthread_cond_destroy(&w.cond);
+	pthread_mutex_destroy(&w.lock);
+	return rc;
+}
+
+static void donate_ok(const char *slug, const struct donation_req *req, char *body, size_t cap)
+{
+	int rc = donate(slug, req, body, cap);
+
+	ck_assert_msg(rc == ENGINE_OK, "donate to %s: %s", slug, engine_strerror(rc));
+}
+
+static json_t *parse(const char *text, size_t len)
+{
+	json_error_t jerr;
+	json_t *v = json_loadb(text, len, 0, &jerr);
+
+	ck_assert_msg(v != NULL, "bad JSON (%s): %.400s", jerr.text, text);
+	return v;
+}
+
+/* The campaign's public JSON, parsed (caller decrefs); its raw text in raw
+ * when given (caller frees). */
+static json_t *campaign_json(const char *slug, uint64_t *seq, char **raw)
+{
+	struct buf b = {0};
+	json_t *v;
+	int rc = engine_campaign_json(eng, slug, strlen(slug), &b, seq);
+
+	ck_assert_msg(rc == 0, "campaign_json %s: %d", slug, rc);
+	v = parse(b.p, b.len);
+	if (raw)
+		*raw = b.p;
+	else
+		buf_fini(&b);
+	return v;
+}
+
+static int64_t jint(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	ck_assert_msg(json_is_integer(v), "\"%s\" is not an integer", key);
+	return json_integer_value(v);
+}
+
+static const char *jstr(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	ck_assert_msg(json_is_string(v), "\"%s\" is not a string", key);
+	return json_string_value(v);
+}
+
+/* The info row of slug (from engine_campaign_infos). */
+static struct engine_campaign_info info_of(const char *slug)
+{
+	struct engine_campaign_info *v = NULL, row;
+	long n = engine_campaign_infos(eng, &v);
+	int found = 0;
+
+	ck_assert_int_ge(n, 0);
+	memset(&row, 0, sizeof(row));
+	for (long i = 0; i < n; i++)
+		if (!strcmp(v[i].slug, slug)) {
+			row = v[i];
+			found = 1;
+		}
+	free(v);
+	ck_assert_msg(found, "no info row for %s", slug);
+	return row;
+}
+
+static char *rfc3339_at(int64_t ms, char *buf, size_t cap)
+{
+	return util_rfc3339(ms, buf, cap);
+}
+
+/* ---- creation and reads ---- */
+
+START_TEST(create_and_read)
+{
+	json_t *c, *recent;
+	uint64_t seq = 0;
+	struct buf b = {0};
+	int rc;
+
+	rc = create("{\"slug\":\"spring\",\"name\":\"Spring \\\"Drive\\\" <b>&</b>\","
+	            "\"currency\":\"USD\",\"goal_cents\":500000,"
+	            "\"starts_at\":\"2020-01-01T00:00:00Z\",\"ends_at\":\"2099-01-01T00:00:00Z\"}");
+	ck_assert_int_eq(rc, ENGINE_OK);
+
+	c = campaign_json("spring", &seq, NULL);
+	ck_assert_str_eq(jstr(c, "slug"), "spring");
+	ck_assert_str_eq(jstr(c, "name"), "Spring \"Drive\" <b>&</b>");
+	ck_assert_str_eq(jstr(c, "currency"), "USD");
+	ck_assert_int_eq(jint(c, "goal_cents"), 500000);
+	ck_assert_int_eq(jint(c, "total_cents"), 0);
+	ck_assert_int_eq(jint(c, "raised_cents"), 0);
+	ck_assert_int_eq(jint(c, "donor_count"), 0);
+	ck_assert_int_eq(jint(c, "donation_count"), 0);
+	ck_assert_int_eq(jint(c, "pending_cents"), 0);
+	ck_assert_str_eq(jstr(c, "status"), "active");
+	ck_assert_str_eq(jstr(c, "starts_at"), "2020-01-01T00:00:00.000Z");
+	ck_assert_str_eq(jstr(c, "ends_at"), "2099-01-01T00:00:00.000Z");
+	ck_assert_int_eq(jint(c, "seq"), (int64_t)seq);
+	ck_assert_uint_gt(seq, 0);
+	recent = json_object_get(c, "recent");
+	ck_assert(json_is_array(recent));
+	ck_assert_uint_eq(json_array_size(recent), 0);
+	json_decref(c);
+
+	ck_assert_int_gt(engine_campaign_id(eng, "spring", 6), 0);
+	ck_assert_int_eq(engine_campaign_id(eng, "nope", 4), ENGINE_ENOCAMPAIGN);
+	/* A slug is matched on its exact length. */
+	ck_assert_int_eq(engine_campaign_id(eng, "springtime", 6),
+	                 engine_campaign_id(eng, "spring", 6));
+	ck_assert_int_eq(engine_campaign_id(eng, "sprin", 5), ENGINE_ENOCAMPAIGN);
+	ck_assert_int_eq(engine_campaign_json(eng, "nope", 4, &b, NULL), ENGINE_ENOCAMPAIGN);
+	ck_assert_int_eq(engine_campaign_json_by_id(eng, 9999, &b, NULL), ENGINE_ENOCAMPAIGN);
+	ck_assert_uint_eq(b.len, 0);
+	ck_assert_int_eq(
+	    engine_campaign_json_by_id(eng, engine_campaign_id(eng, "spring", 6), &b, NULL), 0);
+	ck_assert_ptr_nonnull(strstr(b.p, "\"slug\":\"spring\""));
+	buf_fini(&b);
+
+	{
+		struct engine_campaign_info info = info_of("spring");
+
+		ck_assert_str_eq(info.name, "Spring \"Drive\" <b>&</b>");
+		ck_assert_str_eq(info.currency, "USD");
+		ck_assert_str_eq(info.status, "active");
+		ck_assert_int_eq(info.goal_cents, 500000);
+		ck_assert_int_eq(info.total_cents, 0);
+	}
+}
+END_TEST
+
+START_TEST(duplicate_create)
+{
+	create_ok("spring", "USD");
+	ck_assert_int_eq(create("{\"slug\":\"spring\",\"name\":\"Again\",\"currency\":\"EUR\"}"),
+	                 ENGINE_EEXISTS);
+	{
+		json_t *c = campaign_json("spring", NULL, NULL);
+
+		ck_assert_str_eq(jstr(c, "name"), "Campaign spring");
+		ck_assert_str_eq(jstr(c, "currency"), "USD");
+		json_decref(c);
+	}
+	create_ok("summer", "USD");
+	{
+		struct engine_stats st;
+
+		engine_get_stats(eng, &st);
+		ck_assert_int_eq(st.campaigns, 2);
+	}
+}
+END_TEST
+
+/* ---- donations ---- */
+
+START_TEST(donate_totals)
+{
+	struct donation_req r;
+	char body[512];
+	json_t *c, *recent, *ack;
+	uint64_t seq0 = 0, seq1 = 0;
+
+	create_ok("spring", "USD");
+	json_decref(campaign_json("spring", &seq0, NULL));
+
+	r = make_req(2500, "USD", "Ada", "ada@example.org");
+	snprintf(r.message, sizeof(r.message), "Go team!");
+	donate_ok("spring", &r, body, sizeof(body));
+	ack = parse(body, strlen(body));
+	ck_assert_str_eq(jstr(ack, "status"), "succeeded");
+	ck_assert_str_eq(jstr(ack, "campaign"), "spring");
+	ck_assert_int_eq(jint(ack, "amount_cents"), 2500);
+	ck_assert_str_eq(jstr(ack, "currency"), "USD");
+	ck_assert_int_eq(strncmp(jstr(ack, "id"), "dn_", 3), 0);
+	{
+		int64_t at;
+
+		ck_assert_int_eq(util_parse_rfc3339(jstr(ack, "created_at"), &at), 0);
+	}
+	ck_assert_ptr_null(strstr(body, "ada@example.org"));
+	json_decref(ack);
+
+	/* The same donor with other case, then someone new. */
+	r = make_req(1000, "USD", "Ada L.", "ADA@Example.Org");
+	donate_ok("spring", &r, NULL, 0);
+	r = make_req(500, "USD", "Bob", "bob@example.org");
+	donate_ok("spring", &r, NULL, 0);
+
+	c = campaign_json("spring", &seq1, NULL);
+	ck_assert_int_eq(jint(c, "total_cents"), 4000);
+	ck_assert_int_eq(jint(c, "raised_cents"), 4000);
+	ck_assert_int_eq(jint(c, "donor_count"), 2);
+	ck_assert_int_eq(jint(c, "donation_count"), 3);
+	ck_assert_uint_gt(seq1, seq0);
+	recent = json_object_get(c, "recent");
+	ck_assert_uint_eq(json_array_size(recent), 3);
+	ck_assert_str_eq(jstr(json_array_get(recent, 0), "name"), "Bob");
+	ck_assert_str_eq(jstr(json_array_get(recent, 1), "name"), "Ada L.");
+	ck_assert_str_eq(jstr(json_array_get(recent, 2), "name"), "Ada");
+	ck_assert_int_eq(jint(json_array_get(recent, 2), "amount_cents"), 2500);
+	ck_assert_str_eq(jstr(json_array_get(recent, 2), "message"), "Go team!");
+	ck_assert_str_eq(jstr(json_array_get(recent, 0), "message"), "");
+	json_decref(c);
+
+	{
+		struct engine_campaign_info info = info_of("spring");
+		struct engine_stats st;
+
+		ck_assert_int_eq(info.total_cents, 4000);
+		ck_assert_int_eq(info.donor_count, 2);
+		ck_assert_int_eq(info.donation_count, 3);
+		ck_assert_int_eq(info.pending_cents, 0);
+		ck_assert(info.per_min > 0);
+		engine_get_stats(eng, &st);
+		ck_assert_int_eq(st.donations_total, 3);
+		ck_assert_int_eq(st.campaigns, 1);
+		ck_assert_uint_ge(st.batches, 4);
+	}
+}
+END_TEST
+
+START_TEST(donate_recent_is_bounded)
+{
+	json_t *c, *recent;
+
+	create_ok("spring", "USD");
+	for (int i = 1; i <= 13; i++) {
+		char name[16];
+		struct donation_req r;
+
+		snprintf(name, sizeof(name), "D%d", i);
+		r = make_req(100 * i, "USD", name, "same@example.org");
+		donate_ok("spring", &r, NULL, 0);
+	}
+	c = campaign_json("spring", NULL, NULL);
+	recent = json_object_get(c, "recent");
+	ck_assert_uint_eq(json_array_size(recent), 10);
+	ck_assert_str_eq(jstr(json_array_get(recent, 0), "name"), "D13");
+	ck_assert_str_eq(jstr(json_array_get(recent, 9), "name"), "D4");
+	ck_assert_int_eq(jint(c, "donor_count"), 1);
+	ck_assert_int_eq(jint(c, "donation_count"), 13);
+	ck_assert_int_eq(jint(c, "total_cents"), 100 * 91);
+	json_decref(c);
+}
+END_TEST
+
+START_TEST(donate_refused)
+{
+	struct donation_req r = make_req(2500, "USD", "Ada", "ada@example.org");
+	json_t *c;
+
+	create_ok("spring", "USD");
+	ck_assert_int_eq(engine_donate(eng, "nope", &r, NULL, NULL, waiter_done, NULL),
+	                 ENGINE_ENOCAMPAIGN);
+	ck_assert_int_eq(engine_donate(eng, "", &r, NULL, NULL, waiter_done, NULL),
+	                 ENGINE_ENOCAMPAIGN);
+	ck_assert_int_eq(engine_donate(eng, "sprin", &r, NULL, NULL, waiter_done, NULL),
+	                 ENGINE_ENOCAMPAIGN);
+	r = make_req(2500, "EUR", "Ada", "ada@example.org");
+	ck_assert_int_eq(engine_donate(eng, "spring", &r, NULL, NULL, waiter_done, NULL),
+	                 ENGINE_ECURRENCY);
+	c = campaign_json("spring", NULL, NULL);
+	ck_assert_int_eq(jint(c, "donation_count"), 0);
+	ck_assert_int_eq(jint(c, "total_cents"), 0);
+	json_decref(c);
+	ck_assert_str_ne(engine_strerror(ENGINE_ECURRENCY), "internal error");
+}
+END_TEST
+
+/* ---- status ---- */
+
+/* A full intake queue answers "overloaded" at once; staff actions are
+ * never refused by donor load. */
+START_TEST(donate_overloaded)
+{
+	struct donation_req r = make_req(2500, "USD", "Ada", "ada@example.org");
+	json_t *c;
+
+	engine_free(eng);
+	eng = open_engine_queue(0);
+	create_ok("spring", "USD");
+	ck_assert_int_eq(engine_donate(eng, "spring", &r, NULL, NULL, waiter_done, NULL),
+	                 ENGINE_EOVERLOADED);
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "pause", "tester"), ENGINE_OK);
+	c = campaign_json("spring", NULL, NULL);
+	ck_assert_str_eq(jstr(c, "status"), "paused");
+	ck_assert_int_eq(jint(c, "donation_count"), 0);
+	json_decref(c);
+}
+END_TEST
+
+START_TEST(pause_resume_close)
+{
+	struct donation_req r = make_req(2500, "USD", "Ada", "ada@example.org");
+	json_t *c;
+
+	create_ok("spring", "USD");
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "pause", "tester"), ENGINE_OK);
+	c = campaign_json("spring", NULL, NULL);
+	ck_assert_str_eq(jstr(c, "status"), "paused");
+	json_decref(c);
+	ck_assert_str_eq(info_of("spring").status, "paused");
+	ck_assert_int_eq(donate("spring", &r, NULL, 0), ENGINE_EPAUSED);
+
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "resume", "tester"), ENGINE_OK);
+	c = campaign_json("spring", NULL, NULL);
+	ck_assert_str_eq(jstr(c, "status"), "active");
+	json_decref(c);
+	donate_ok("spring", &r, NULL, 0);
+
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "close", "tester"), ENGINE_OK);
+	c = campaign_json("spring", NULL, NULL);
+	ck_assert_str_eq(jstr(c, "status"), "closed");
+	ck_assert_int_eq(jint(c, "total_cents"), 2500);
+	json_decref(c);
+	ck_assert_int_eq(donate("spring", &r, NULL, 0), ENGINE_ECLOSED);
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "resume", "tester"),
+	                 ENGINE_ECLOSED);
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "pause", "tester"),
+	                 ENGINE_ECLOSED);
+	c = campaign_json("spring", NULL, NULL);
+	ck_assert_str_eq(jstr(c, "status"), "closed");
+	json_decref(c);
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "nope", "pause", "tester"),
+	                 ENGINE_ENOCAMPAIGN);
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "explode", "tester"),
+	                 ENGINE_ESTATE);
+}
+END_TEST
+
+/* A status change touches the status only: name, goal and schedule stay. */
+START_TEST(pause_keeps_settings)
+{
+	json_t *c;
+	uint64_t seq0 = 0, seq1 = 0;
+	int rc;
+
+	rc = create("{\"slug\":\"spring\",\"name\":\"Spring Drive\",\"currency\":\"USD\","
+	            "\"goal_cents\":500000,\"ends_at\":\"2099-01-01T00:00:00Z\"}");
+	ck_assert_int_eq(rc, ENGINE_OK);
+	json_decref(campaign_json("spring", &seq0, NULL));
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "pause", "tester"), ENGINE_OK);
+	c = campaign_json("spring", &seq1, NULL);
+	ck_assert_uint_eq(seq1, seq0 + 1);
+	ck_assert_str_eq(jstr(c, "status"), "paused");
+	ck_assert_str_eq(jstr(c, "name"), "Spring Drive");
+	ck_assert_int_eq(jint(c, "goal_cents"), 500000);
+	ck_assert(json_is_null(json_object_get(c, "starts_at")));
+	ck_assert_str_eq(jstr(c, "ends_at"), "2099-01-01T00:00:00.000Z");
+	json_decref(c);
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "resume", "tester"), ENGINE_OK);
+	c = campaign_json("spring", NULL, NULL);
+	ck_assert_str_eq(jstr(c, "status"), "active");
+	ck_assert_str_eq(jstr(c, "name"), "Spring Drive");
+	ck_assert_int_eq(jint(c, "goal_cents"), 500000);
+	json_decref(c);
+	{
+		struct engine_campaign_info info = info_of("spring");
+
+		ck_assert_str_eq(info.name, "Spring Drive");
+		ck_assert_int_eq(info.goal_cents, 500000);
+		ck_assert_str_eq(info.status, "active");
+	}
+}
+END_TEST
+
+/* engine.h: "Returns ENGINE_ESTATE when the campaign is already in that
+ * state or closed." */
+START_TEST(redundant_action)
+{
+	int resume_active, pause_paused, close_closed;
+	json_t *c;
+
+	create_ok("spring", "USD");
+	resume_active = engine_campaign_action_sync(eng, "spring", "resume", "tester");
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "pause", "tester"), ENGINE_OK);
+	pause_paused = engine_campaign_action_sync(eng, "spring", "pause", "tester");
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "close", "tester"), ENGINE_OK);
+	close_closed = engine_campaign_action_sync(eng, "spring", "close", "tester");
+	c = campaign_json("spring", NULL, NULL);
+	ck_assert_str_eq(jstr(c, "status"), "closed");
+	json_decref(c);
+	/* Staff actions are idempotent: repeating one is a success, so a double
+	 * click or a retried request never shows an error. */
+	ck_assert_msg(resume_active == ENGINE_OK && pause_paused == ENGINE_OK &&
+	                  close_closed == ENGINE_OK,
+	              "resume when active -> %d, pause when paused -> %d, close when closed -> %d;"
+	              " want ENGINE_OK for all three",
+	              resume_active, pause_paused, close_closed);
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "resume", "tester"),
+	                 ENGINE_ECLOSED);
+}
+END_TEST
+
+START_TEST(schedule_closes)
+{
+	struct donation_req r = make_req(2500, "USD", "Ada", "ada@example.org");
+	int64_t now = util_now_ms();
+	char body[512], t1[32], t2[32];
+	json_t *c;
+
+	/* Ended an hour ago. */
+	snprintf(body, sizeof(body),
+	         "{\"slug\":\"past\",\"name\":\"Past\",\"currency\":\"USD\","
+	         "\"starts_at\":\"%s\",\"ends_at\":\"%s\"}",
+	         rfc3339_at(now - 7200000, t1, sizeof(t1)),
+	         rfc3339_at(now - 3600000, t2, sizeof(t2)));
+	ck_assert_int_eq(create(body), ENGINE_OK);
+	c = campaign_json("past", NULL, NULL);
+	ck_assert_str_eq(jstr(c, "status"), "closed");
+	json_decref(c);
+	ck_assert_str_eq(info_of("past").status, "closed");
+	ck_assert_int_eq(donate("past", &r, NULL, 0), ENGINE_ECLOSED);
+
+	/* Not started yet. */
+	snprintf(body, sizeof(body),
+	         "{\"slug\":\"future\",\"name\":\"Future\",\"currency\":\"USD\","
+	         "\"starts_at\":\"%s\"}",
+	         rfc3339_at(now + 3600000, t1, sizeof(t1)));
+	ck_assert_int_eq(create(body), ENGINE_OK);
+	c = campaign_json("future", NULL, NULL);
+	ck_assert_str_eq(jstr(c, "status"), "closed");
+	json_decref(c);
+	ck_assert_int_eq(donate("future", &r, NULL, 0), ENGINE_ECLOSED);
+
+	/* Running now. */
+	snprintf(body, sizeof(body),
+	         "{\"slug\":\"now\",\"name\":\"Now\",\"currency\":\"USD\","
+	         "\"starts_at\":\"%s\",\"ends_at\":\"%s\"}",
+	         rfc3339_at(now - 3600000, t1, sizeof(t1)),
+	         rfc3339_at(now + 3600000, t2, sizeof(t2)));
+	ck_assert_int_eq(create(body), ENGINE_OK);
+	c = campaign_json("now", NULL, NULL);
+	ck_assert_str_eq(jstr(c, "status"), "active");
+	json_decref(c);
+	donate_ok("now", &r, NULL, 0);
+}
+END_TEST
+
+/* ---- donation lookups and privacy ---- */
+
+START_TEST(donation_lookup)
+{
+	static const char *const bad[] = {
+	    "dn_0",
+	    "x",
+	    "dn_99999",
+	    "",
+	    "dn_",
+	    "dn_-1",
+	    "dn_01",
+	    "DN_1",
+	    "dn_1x",
+	    "dn_ 1",
+	    "dn_99999999999999999999999",
+	    "1",
+	};
+	struct donation_req r = make_req(2500, "USD", "Ada", "ada@example.org");
+	char ack[512], id[64];
+	struct buf b = {0};
+	json_t *ackj, *d;
+
+	create_ok("spring", "USD");
+	donate_ok("spring", &r, ack, sizeof(ack));
+	ackj = parse(ack, strlen(ack));
+	snprintf(id, sizeof(id), "%s", jstr(ackj, "id"));
+	json_decref(ackj);
+
+	ck_assert_int_eq(engine_donation_json(eng, id, &b), 0);
+	d = parse(b.p, b.len);
+	ck_assert_str_eq(jstr(d, "id"), id);
+	ck_assert_str_eq(jstr(d, "campaign"), "spring");
+	ck_assert_str_eq(jstr(d, "status"), "succeeded");
+	ck_assert_int_eq(jint(d, "amount_cents"), 2500);
+	ck_assert_str_eq(jstr(d, "currency"), "USD");
+	{
+		int64_t at;
+
+		ck_assert_int_eq(util_parse_rfc3339(jstr(d, "created_at"), &at), 0);
+	}
+	ck_assert_ptr_null(strstr(b.p, "ada@example.org"));
+	json_decref(d);
+	buf_fini(&b);
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(bad); i++) {
+		ck_assert_msg(engine_donation_json(eng, bad[i], &b) == ENGINE_ENODONATION,
+		              "id \"%s\" found", bad[i]);
+		ck_assert_uint_eq(b.len, 0);
+	}
+	buf_fini(&b);
+}
+END_TEST
+
+/* No email in any JSON the engine produces. */
+static void assert_no_secrets(const char *text, size_t len)
+{
+	char *s = strndup(text, len);
+
+	ck_assert_ptr_nonnull(s);
+	ck_assert_msg(!strstr(s, "@example.org"), "email leaked: %s", s);
+	ck_assert_msg(!strstr(s, "Secret Sam"), "anonymous name leaked: %s", s);
+	ck_assert_msg(!strstr(s, "email"), "email key in: %s", s);
+	free(s);
+}
+
+START_TEST(anonymous_and_hidden)
+{
+	struct donation_req r;
+	char ack[512], id_anon[64], id_hidden[64];
+	struct buf b = {0};
+	uint64_t version;
+	json_t *c, *recent, *g, *j;
+
+	create_ok("spring", "USD");
+	r = make_req(2500, "USD", "Secret Sam", "sam.secret@example.org");
+	r.anonymous = 1;
+	snprintf(r.message, sizeof(r.message), "From a friend");
+	donate_ok("spring", &r, ack, sizeof(ack));
+	assert_no_secrets(ack, strlen(ack));
+	j = parse(ack, strlen(ack));
+	snprintf(id_anon, sizeof(id_anon), "%s", jstr(j, "id"));
+	json_decref(j);
+
+	r = make_req(7700, "USD", "Quiet Quinn", "quinn@example.org");
+	r.hide_amount = 1;
+	donate_ok("spring", &r, ack, sizeof(ack));
+	j = parse(ack, strlen(ack));
+	snprintf(id_hidden, sizeof(id_hidden), "%s", jstr(j, "id"));
+	json_decref(j);
+
+	r = make_req(100, "USD", "Open Olga", "olga@example.org");
+	donate_ok("spring", &r, NULL, 0);
+
+	c = campaign_json("spring", NULL, NULL);
+	ck_assert_int_eq(jint(c, "total_cents"), 2500 + 7700 + 100);
+	recent = json_object_get(c, "recent");
+	ck_assert_uint_eq(json_array_size(recent), 3);
+	g = json_array_get(recent, 2);
+	ck_assert_str_eq(jstr(g, "name"), "Anonymous");
+	ck_assert_int_eq(jint(g, "amount_cents"), 2500);
+	ck_assert_str_eq(jstr(g, "message"), "From a friend");
+	g = json_array_get(recent, 1);
+	ck_assert_str_eq(jstr(g, "name"), "Quiet Quinn");
+	ck_assert_ptr_null(json_object_get(g, "amount_cents"));
+	g = json_array_get(recent, 0);
+	ck_assert_str_eq(jstr(g, "name"), "Open Olga");
+	ck_assert_int_eq(jint(g, "amount_cents"), 100);
+	json_decref(c);
+
+	ck_assert_int_eq(engine_campaign_json(eng, "spring", 6, &b, NULL), 0);
+	assert_no_secrets(b.p, b.len);
+	ck_assert_ptr_null(strstr(b.p, "7700"));
+	b.len = 0;
+	ck_assert_int_eq(engine_campaign_list_json(eng, 0, 10, &b, &version), 0);
+	assert_no_secrets(b.p, b.len);
+	b.len = 0;
+	ck_assert_int_eq(engine_donation_json(eng, id_anon, &b), 0);
+	assert_no_secrets(b.p, b.len);
+	b.len = 0;
+	ck_assert_int_eq(engine_donation_json(eng, id_hidden, &b), 0);
+	assert_no_secrets(b.p, b.len);
+	j = parse(b.p, b.len);
+	ck_assert_ptr_null(json_object_get(j, "amount_cents"));
+	json_decref(j);
+	buf_fini(&b);
+}
+END_TEST
+
+/* ---- the list ---- */
+
+START_TEST(list_paging)
+{
+	static const char *const slugs[] = {"c1", "c2", "c3", "c4", "c5"};
+	struct buf b = {0};
+	uint64_t v0 = 0, v1 = 0;
+	int64_t after = 0;
+	int seen = 0, pages = 0;
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(slugs); i++)
+		create_ok(slugs[i], "USD");
+
+	/* Follow the cursor two at a time. */
+	for (;;) {
+		json_t *page, *list, *next;
+
+		b.len = 0;
+		ck_assert_int_eq(engine_campaign_list_json(eng, after, 2, &b, &v0), 0);
+		page = parse(b.p, b.len);
+		list = json_object_get(page, "campaigns");
+		ck_assert(json_is_array(list));
+		ck_assert_uint_le(json_array_size(list), 2);
+		for (size_t i = 0; i < json_array_size(list); i++)
+			ck_assert_str_eq(jstr(json_array_get(list, i), "slug"), slugs[seen++]);
+		pages++;
+		next = json_object_get(page, "next");
+		if (json_is_null(next)) {
+			json_decref(page);
+			break;
+		}
+		ck_assert(json_is_string(next));
+		after = strtoll(json_string_value(next), NULL, 10);
+		ck_assert_int_gt(after, 0);
+		json_decref(page);
+		ck_assert_int_lt(pages, 10);
+	}
+	ck_assert_int_eq(seen, 5);
+	ck_assert_int_eq(pages, 3);
+
+	/* Everything on one page: no cursor. */
+	b.len = 0;
+	ck_assert_int_eq(engine_campaign_list_json(eng, 0, 100, &b, &v0), 0);
+	{
+		json_t *page = parse(b.p, b.len);
+
+		ck_assert_uint_eq(json_array_size(json_object_get(page, "campaigns")), 5);
+		ck_assert(json_is_null(json_object_get(page, "next")));
+		json_decref(page);
+	}
+	/* An exact fit on the last page: no cursor to an empty page. */
+	b.len = 0;
+	ck_assert_int_eq(engine_campaign_list_json(eng, 0, 5, &b, &v0), 0);
+	{
+		json_t *page = parse(b.p, b.len);
+
+		ck_assert_uint_eq(json_array_size(json_object_get(page, "campaigns")), 5);
+		ck_assert(json_is_null(json_object_get(page, "next")));
+		json_decref(page);
+	}
+	/* Past the end. */
+	b.len = 0;
+	ck_assert_int_eq(engine_campaign_list_json(eng, 1000, 2, &b, &v0), 0);
+	{
+		json_t *page = parse(b.p, b.len);
+
+		ck_assert_uint_eq(json_array_size(json_object_get(page, "campaigns")), 0);
+		ck_assert(json_is_null(json_object_get(page, "next")));
+		json_decref(page);
+	}
+
+	/* The version moves when a campaign changes. */
+	{
+		struct donation_req r = make_req(100, "USD", "Ada", "ada@example.org");
+
+		donate_ok("c3", &r, NULL, 0);
+	}
+	b.len = 0;
+	ck_assert_int_eq(engine_campaign_list_json(eng, 0, 100, &b, &v1), 0);
+	ck_assert_uint_ne(v0, v1);
+	buf_fini(&b);
+}
+END_TEST
+
+/* ---- restart ---- */
+
+START_TEST(restart_rebuilds)
+{
+	static const char *const slugs[] = {"spring", "summer"};
+	json_t *before[2], *after[2];
+	struct donation_req r;
+	char ack[512];
+	int64_t last_id;
+
+	create_ok("spring", "USD");
+	create_ok("summer", "EUR");
+	for (int i = 0; i < 12; i++) {
+		char name[32], email[64];
+
+		snprintf(name, sizeof(name), "Donor %d", i);
+		snprintf(email, sizeof(email), "donor%d@example.org", i % 4);
+		r = make_req(100 + i, "USD", name, email);
+		r.anonymous = i == 11;
+		r.hide_amount = i == 10;
+		snprintf(r.message, sizeof(r.message), "note\n%d \"quoted\"", i);
+		donate_ok("spring", &r, NULL, 0);
+	}
+	r = make_req(999, "EUR", "Eve", "eve@example.org");
+	donate_ok("summer", &r, ack, sizeof(ack));
+	{
+		json_t *j = parse(ack, strlen(ack));
+
+		last_id = strtoll(jstr(j, "id") + 3, NULL, 10);
+		json_decref(j);
+	}
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "summer", "pause", "tester"), ENGINE_OK);
+
+	for (int i = 0; i < 2; i++)
+		before[i] = campaign_json(slugs[i], NULL, NULL);
+
+	engine_free(eng);
+	eng = open_engine();
+
+	for (int i = 0; i < 2; i++) {
+		const char *keys[] = {"slug",        "name",           "currency",
+		                      "goal_cents",  "total_cents",    "raised_cents",
+		                      "donor_count", "donation_count", "status",
+		                      "starts_at",   "ends_at"};
+
+		after[i] = campaign_json(slugs[i], NULL, NULL);
+		for (size_t k = 0; k < UTIL_ARRAY_LEN(keys); k++)
+			ck_assert_msg(json_equal(json_object_get(before[i], keys[k]),
+			                         json_object_get(after[i], keys[k])),
+			              "%s.%s differs after restart", slugs[i], keys[k]);
+		ck_assert_msg(json_equal(json_object_get(before[i], "recent"),
+		                         json_object_get(after[i], "recent")),
+		              "%s.recent differs after restart", slugs[i]);
+	}
+	ck_assert_int_eq(jint(after[0], "donor_count"), 4);
+	ck_assert_int_eq(jint(after[0], "donation_count"), 12);
+	ck_assert_uint_eq(json_array_size(json_object_get(after[0], "recent")), 10);
+	ck_assert_str_eq(jstr(json_array_get(json_object_get(after[0], "recent"), 0), "name"),
+	                 "Anonymous");
+	ck_assert_str_eq(jstr(after[1], "status"), "paused");
+	for (int i = 0; i < 2; i++) {
+		json_decref(before[i]);
+		json_decref(after[i]);
+	}
+
+	/* Ids continue after the largest stored one; old ids still resolve. */
+	{
+		struct buf b = {0};
+		char id[32];
+		json_t *j;
+
+		r = make_req(100, "USD", "New", "new@example.org");
+		donate_ok("spring", &r, ack, sizeof(ack));
+		j = parse(ack, strlen(ack));
+		ck_assert_int_eq(strtoll(jstr(j, "id") + 3, NULL, 10), last_id + 1);
+		json_decref(j);
+		snprintf(id, sizeof(id), "dn_%lld", (long long)last_id);
+		ck_assert_int_eq(engine_donation_json(eng, id, &b), 0);
+		ck_assert_ptr_nonnull(strstr(b.p, "\"campaign\":\"summer\""));
+		buf_fini(&b);
+	}
+	/* A status survives too: the paused campaign still refuses. */
+	r = make_req(100, "EUR", "Eve", "eve@example.org");
+	ck_assert_int_eq(donate("summer", &r, NULL, 0), ENGINE_EPAUSED);
+}
+END_TEST
+
+/* The comment in load_campaign_cb: "the stored seq already names this
+ * state" - a restart must not move seq (live clients resume with "since"
+ * and the campaign ETag embeds it). */
+START_TEST(restart_keeps_seq)
+{
+	struct donation_req r = make_req(2500, "USD", "Ada", "ada@example.org");
+	uint64_t before = 0, after = 0;
+	char *raw_before, *raw_after;
+
+	create_ok("spring", "USD");
+	donate_ok("spring", &r, NULL, 0);
+	json_decref(campaign_json("spring", &before, &raw_before));
+	engine_free(eng);
+	eng = open_engine();
+	json_decref(campaign_json("spring", &after, &raw_after));
+	ck_assert_msg(after == before, "seq %llu before restart, %llu after",
+	              (unsigned long long)before, (unsigned long long)after);
+	ck_assert_str_eq(raw_after, raw_before);
+	free(raw_before);
+	free(raw_after);
+}
+END_TEST
+
+/* ---- listeners ---- */
+
+struct heard {
+	pthread_mutex_t lock;
+	int changed;
+	int64_t changed_id;
+	uint64_t changed_seq;
+	int donations;
+	int64_t donation_campaign;
+	char last_donation[1024];
+};
+
+static void on_changed(void *ctx, int64_t id, uint64_t seq)
+{
+	struct heard *h = ctx;
+
+	pthread_mutex_lock(&h->lock);
+	h->changed++;
+	h->changed_id = id;
+	h->changed_seq = seq;
+	pthread_mutex_unlock(&h->lock);
+}
+
+static void on_donation(void *ctx, int64_t id, const char *json, size_t len)
+{
+	struct heard *h = ctx;
+
+	pthread_mutex_lock(&h->lock);
+	h->donations++;
+	h->donation_campaign = id;
+	snprintf(h->last_donation, sizeof(h->last_donation), "%.*s", (int)len, json);
+	pthread_mutex_unlock(&h->lock);
+}
+
+START_TEST(listeners)
+{
+	struct heard h;
+	struct engine_listener l = {on_changed, on_donation, &h};
+	struct engine_listener nop = {NULL, NULL, NULL};
+	struct donation_req r;
+	uint64_t seq = 0;
+	int64_t id;
+	json_t *d;
+
+	memset(&h, 0, sizeof(h));
+	pthread_mutex_init(&h.lock, NULL);
+	ck_assert_int_eq(engine_add_listener(eng, &l), 0);
+	for (int i = 1; i < 8; i++)
+		ck_assert_int_eq(engine_add_listener(eng, &nop), 0);
+	ck_assert_int_eq(engine_add_listener(eng, &nop), -ENOSPC);
+
+	create_ok("spring", "USD");
+	id = engine_campaign_id(eng, "spring", 6);
+	pthread_mutex_lock(&h.lock);
+	ck_assert_int_eq(h.changed, 1);
+	ck_assert_int_eq(h.changed_id, id);
+	ck_assert_int_eq(h.donations, 0);
+	pthread_mutex_unlock(&h.lock);
+
+	r = make_req(2500, "USD", "Ada", "ada@example.org");
+	snprintf(r.message, sizeof(r.message), "Go <team>!");
+	donate_ok("spring", &r, NULL, 0);
+	json_decref(campaign_json("spring", &seq, NULL));
+	pthread_mutex_lock(&h.lock);
+	ck_assert_int_eq(h.changed, 2);
+	ck_assert_int_eq(h.changed_seq, seq);
+	ck_assert_int_eq(h.donations, 1);
+	ck_assert_int_eq(h.donation_campaign, id);
+	d = parse(h.last_donation, strlen(h.last_donation));
+	pthread_mutex_unlock(&h.lock);
+	ck_assert_str_eq(jstr(d, "name"), "Ada");
+	ck_assert_int_eq(jint(d, "amount_cents"), 2500);
+	ck_assert_str_eq(jstr(d, "message"), "Go <team>!");
+	{
+		int64_t at;
+
+		ck_assert_int_eq(util_parse_rfc3339(jstr(d, "at"), &at), 0);
+	}
+	ck_assert_ptr_null(json_object_get(d, "email"));
+	json_decref(d);
+	pthread_mutex_lock(&h.lock);
+	assert_no_secrets(h.last_donation, strlen(h.last_donation));
+	pthread_mutex_unlock(&h.lock);
+
+	r = make_req(4200, "USD", "Secret Sam", "sam@example.org");
+	r.anonymous = 1;
+	r.hide_amount = 1;
+	donate_ok("spring", &r, NULL, 0);
+	pthread_mutex_lock(&h.lock);
+	ck_assert_int_eq(h.donations, 2);
+	assert_no_secrets(h.last_donation, strlen(h.last_donation));
+	d = parse(h.last_donation, strlen(h.last_donation));
+	pthread_mutex_unlock(&h.lock);
+	ck_assert_str_eq(jstr(d, "name"), "Anonymous");
+	ck_assert_ptr_null(json_object_get(d, "amount_cents"));
+	json_decref(d);
+
+	/* A staff action is a change too. */
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "pause", "tester"), ENGINE_OK);
+	pthread_mutex_lock(&h.lock);
+	ck_assert_int_eq(h.changed, 4);
+	ck_assert_int_eq(h.donations, 2);
+	pthread_mutex_unlock(&h.lock);
+	pthread_mutex_destroy(&h.lock);
+}
+END_TEST
+
+Suite *engine_suite(void)
+{
+	Suite *s = suite_create("engine");
+	TCase *tc = tcase_create("engine");
+
+	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 20);
+	tcase_add_test(tc, create_and_read);
+	tcase_add_test(tc, duplicate_create);
+	tcase_add_test(tc, donate_totals);
+	tcase_add_test(tc, donate_recent_is_bounded);
+	tcase_add_test(tc, donate_refused);
+	tcase_add_test(tc, donate_overloaded);
+	tcase_add_test(tc, pause_resume_close);
+	tcase_add_test(tc, pause_keeps_settings);
+	tcase_add_test(tc, redundant_action);
+	tcase_add_test(tc, schedule_closes);
+	tcase_add_test(tc, donation_lookup);
+	tcase_add_test(tc, anonymous_and_hidden);
+	tcase_add_test(tc, list_paging);
+	tcase_add_test(tc, restart_rebuilds);
+	tcase_add_test(tc, restart_keeps_seq);
+	tcase_add_test(tc, listeners);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,1050 @@
+/* tests/test_validate.c - donation and campaign bodies: every kind of bad
+ * input gets the right code and the right per-field key. */
+#include "tests/tests.h"
+#include "core/util.h"
+#include "core/validate.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const struct donation_limits lim = {100, 100000000};
+
+/* ---- helpers ---- */
+
+/* s repeated n times (caller frees). */
+static char *repeat(const char *s, size_t n)
+{
+	size_t len = strlen(s);
+	char *out = malloc(len * n + 1);
+
+	ck_assert_ptr_nonnull(out);
+	for (size_t i = 0; i < n; i++)
+		memcpy(out + i * len, s, len);
+	out[len * n] = '\0';
+	return out;
+}
+
+static json_t *base_donation(void)
+{
+	json_t *o = json_pack("{s:i, s:s, s:{s:s, s:s}, s:b, s:b, s:s, s:s}", "amount_cents", 2500,
+	                      "currency", "USD", "donor", "name", "Ada Lovelace", "email",
+	                      "ada@example.org", "anonymous", 0, "hide_amount", 0, "message",
+	                      "Go team!", "payment_token", "tok_visa");
+
+	ck_assert_ptr_nonnull(o);
+	return o;
+}
+
+/* The base donation with key set to v (stolen), or removed when v is NULL. */
+static json_t *donation_with(const char *key, json_t *v)
+{
+	json_t *o = base_donation();
+
+	if (v)
+		json_object_set_new(o, key, v);
+	else
+		json_object_del(o, key);
+	return o;
+}
+
+/* The base donation with donor.key set to v (stolen), or removed. */
+static json_t *donor_with(const char *key, json_t *v)
+{
+	json_t *o = base_donation(), *d = json_object_get(o, "donor");
+
+	if (v)
+		json_object_set_new(d, key, v);
+	else
+		json_object_del(d, key);
+	return o;
+}
+
+static char *dump(json_t *o)
+{
+	char *s = json_dumps(o, JSON_COMPACT);
+
+	ck_assert_ptr_nonnull(s);
+	json_decref(o);
+	return s;
+}
+
+/* Validate body and check the result code; for VALIDATE_EFIELDS, that field
+ * is the only key of err.fields (or one of them when only is 0). */
+static void check_donation_body(const char *body, size_t len, int want, const char *field, int only)
+{
+	struct donation_req req;
+	struct validate_error err = {{0}, NULL};
+	int rc = validate_donation(body, len, &lim, &req, &err);
+	char *fields = err.fields ? json_dumps(err.fields, JSON_COMPACT) : NULL;
+
+	ck_assert_msg(rc == want, "%.300s: rc %d, want %d (%s; fields %s)", body, rc, want,
+	              err.message, fields ? fields : "null");
+	if (want == VALIDATE_EFIELDS) {
+		ck_assert_msg(err.fields && json_object_get(err.fields, field),
+		              "%.300s: no \"%s\" in fields %s", body, field,
+		              fields ? fields : "null");
+		ck_assert_msg(!only || json_object_size(err.fields) == 1,
+		              "%.300s: fields %s has more than \"%s\"", body, fields, field);
+		ck_assert(json_is_string(json_object_get(err.fields, field)));
+		ck_assert_str_ne(err.message, "");
+	} else if (want == VALIDATE_EJSON) {
+		ck_assert_ptr_null(err.fields);
+		ck_assert_str_ne(err.message, "");
+	}
+	free(fields);
+	validate_error_fini(&err);
+	ck_assert_ptr_null(err.fields);
+}
+
+/* The body o (stolen) fails with exactly one field error on field. */
+static void expect_donation_field(json_t *o, const char *field)
+{
+	char *body = dump(o);
+
+	check_donation_body(body, strlen(body), VALIDATE_EFIELDS, field, 1);
+	free(body);
+}
+
+/* The body o (stolen) is accepted; the result lands in *req. */
+static void expect_donation_ok(json_t *o, struct donation_req *req)
+{
+	char *body = dump(o);
+	struct validate_error err = {{0}, NULL};
+	int rc = validate_donation(body, strlen(body), &lim, req, &err);
+	char *fields = err.fields ? json_dumps(err.fields, JSON_COMPACT) : NULL;
+
+	ck_assert_msg(rc == VALIDATE_OK, "%.300s: rc %d (%s; fields %s)", body, rc, err.message,
+	              fields ? fields : "null");
+	ck_assert_ptr_null(err.fields);
+	free(fields);
+	validate_error_fini(&err);
+	free(body);
+}
+
+static void expect_donation_raw(const char *body, int want)
+{
+	check_donation_body(body, strlen(body), want, NULL, 0);
+}
+
+/* ---- donations: the good path ---- */
+
+START_TEST(donation_valid)
+{
+	struct donation_req req;
+
+	expect_donation_ok(base_donation(), &req);
+	ck_assert_int_eq(req.amount_cents, 2500);
+	ck_assert_str_eq(req.currency, "USD");
+	ck_assert_str_eq(req.name, "Ada Lovelace");
+	ck_assert_str_eq(req.email, "ada@example.org");
+	ck_assert_str_eq(req.message, "Go team!");
+	ck_assert_str_eq(req.payment_token, "tok_visa");
+	ck_assert_int_eq(req.anonymous, 0);
+	ck_assert_int_eq(req.hide_amount, 0);
+
+	/* Optional fields absent: defaults. */
+	{
+		static const char body[] =
+		    "{\"amount_cents\":100,\"currency\":\"EUR\","
+		    "\"donor\":{\"name\":\"B\",\"email\":\"b@example.org\"}}";
+		struct validate_error err = {{0}, NULL};
+
+		ck_assert_int_eq(validate_donation(body, strlen(body), &lim, &req, &err),
+		                 VALIDATE_OK);
+		validate_error_fini(&err);
+		ck_assert_int_eq(req.amount_cents, 100);
+		ck_assert_str_eq(req.currency, "EUR");
+		ck_assert_str_eq(req.message, "");
+		ck_assert_str_eq(req.payment_token, "tok_visa");
+		ck_assert_int_eq(req.anonymous, 0);
+		ck_assert_int_eq(req.hide_amount, 0);
+	}
+
+	/* Flags set; optional values given as null count as absent. */
+	{
+		json_t *o = base_donation();
+
+		json_object_set_new(o, "anonymous", json_true());
+		json_object_set_new(o, "hide_amount", json_true());
+		json_object_set_new(o, "message", json_null());
+		expect_donation_ok(o, &req);
+		ck_assert_int_eq(req.anonymous, 1);
+		ck_assert_int_eq(req.hide_amount, 1);
+		ck_assert_str_eq(req.message, "");
+	}
+	{
+		json_t *o = base_donation();
+
+		json_object_set_new(o, "anonymous", json_null());
+		json_object_set_new(o, "hide_amount", json_null());
+		expect_donation_ok(o, &req);
+		ck_assert_int_eq(req.anonymous, 0);
+		ck_assert_int_eq(req.hide_amount, 0);
+	}
+
+	/* The limits are inclusive. */
+	expect_donation_ok(donation_with("amount_cents", json_integer(100)), &req);
+	ck_assert_int_eq(req.amount_cents, 100);
+	expect_donation_ok(donation_with("amount_cents", json_integer(100000000)), &req);
+	ck_assert_int_eq(req.amount_cents, 100000000);
+
+	/* Whitespace around the object is fine. */
+	{
+		static const char body[] =
+		    " \n\t{ \"amount_cents\" : 500 , \"currency\" : \"USD\" , \"donor\" : "
+		    "{ \"name\" : \"Ada\" , \"email\" : \"ada@example.org\" } } \r\n ";
+
+		check_donation_body(body, strlen(body), VALIDATE_OK, NULL, 0);
+	}
+}
+END_TEST
+
+START_TEST(donation_unknown_fields_ignored)
+{
+	struct donation_req req;
+	json_t *o = base_donation();
+
+	json_object_set_new(o, "utm_source", json_string("newsletter"));
+	json_object_set_new(o, "extra", json_pack("{s:[i,i,{s:n}]}", "nested", 1, 2, "a"));
+	json_object_set_new(json_object_get(o, "donor"), "phone", json_string("+1 555 0100"));
+	json_object_set_new(o, "amount", json_string("ignored"));
+	expect_donation_ok(o, &req);
+	ck_assert_int_eq(req.amount_cents, 2500);
+	ck_assert_str_eq(req.name, "Ada Lovelace");
+}
+END_TEST
+
+/* ---- donations: the body as a whole ---- */
+
+START_TEST(donation_malformed_json)
+{
+	expect_donation_raw("", VALIDATE_EJSON);
+	expect_donation_raw("{", VALIDATE_EJSON);
+	expect_donation_raw("}", VALIDATE_EJSON);
+	expect_donation_raw("not json", VALIDATE_EJSON);
+	expect_donation_raw("{\"amount_cents\":}", VALIDATE_EJSON);
+	expect_donation_raw("{'amount_cents':2500}", VALIDATE_EJSON);
+	expect_donation_raw("{amount_cents:2500}", VALIDATE_EJSON);
+	expect_donation_raw("{\"amount_cents\":2500,}", VALIDATE_EJSON);
+	expect_donation_raw("{\"message\":\"unterminated}", VALIDATE_EJSON);
+	expect_donation_raw("{\"amount_cents\":0x10}", VALIDATE_EJSON);
+	expect_donation_raw("{\"amount_cents\":NaN}", VALIDATE_EJSON);
+}
+END_TEST
+
+START_TEST(donation_not_an_object)
+{
+	expect_donation_raw("[]", VALIDATE_EJSON);
+	expect_donation_raw("[{\"amount_cents\":2500}]", VALIDATE_EJSON);
+	expect_donation_raw("\"a string\"", VALIDATE_EJSON);
+	expect_donation_raw("2500", VALIDATE_EJSON);
+	expect_donation_raw("null", VALIDATE_EJSON);
+	expect_donation_raw("true", VALIDATE_EJSON);
+}
+END_TEST
+
+START_TEST(donation_trailing_garbage)
+{
+	char *good = dump(base_donation());
+	char body[600];
+
+	snprintf(body, sizeof(body), "%s x", good);
+	expect_donation_raw(body, VALIDATE_EJSON);
+	snprintf(body, sizeof(body), "%s{}", good);
+	expect_donation_raw(body, VALIDATE_EJSON);
+	snprintf(body, sizeof(body), "%s,", good);
+	expect_donation_raw(body, VALIDATE_EJSON);
+	snprintf(body, sizeof(body), "%s}", good);
+	expect_donation_raw(body, VALIDATE_EJSON);
+	/* A NUL byte after the object is still part of the body. */
+	snprintf(body, sizeof(body), "%s", good);
+	check_donation_body(body, strlen(body) + 1, VALIDATE_EJSON, NULL, 0);
+	snprintf(body, sizeof(body), "%s\n", good);
+	expect_donation_raw(body, VALIDATE_OK);
+	free(good);
+}
+END_TEST
+
+START_TEST(donation_duplicate_keys)
+{
+	expect_donation_raw("{\"amount_cents\":2500,\"amount_cents\":100,\"currency\":\"USD\","
+	                    "\"donor\":{\"name\":\"Ada\",\"email\":\"ada@example.org\"}}",
+	                    VALIDATE_EJSON);
+	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
+	                    "\"donor\":{\"name\":\"Ada\",\"name\":\"Eve\","
+	                    "\"email\":\"ada@example.org\"}}",
+	                    VALIDATE_EJSON);
+}
+END_TEST
+
+START_TEST(donation_not_utf8)
+{
+	/* Raw invalid bytes inside a string value. */
+	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
+	                    "\"donor\":{\"name\":\"Ad\xff\",\"email\":\"ada@example.org\"}}",
+	                    VALIDATE_EJSON);
+	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
+	                    "\"donor\":{\"name\":\"Ada\",\"email\":\"ada@example.org\"},"
+	                    "\"message\":\"caf\xe9\"}",
+	                    VALIDATE_EJSON);
+	/* Overlong and surrogate encodings. */
+	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
+	                    "\"donor\":{\"name\":\"A\xc0\xae\",\"email\":\"ada@example.org\"}}",
+	                    VALIDATE_EJSON);
+	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
+	                    "\"donor\":{\"name\":\"A\xed\xa0\x80\",\"email\":\"ada@example.org\"}}",
+	                    VALIDATE_EJSON);
+	/* Invalid bytes outside any string. */
+	expect_donation_raw("{\"amount_cents\":2500\xff}", VALIDATE_EJSON);
+	/* An escaped lone surrogate is not a character either. */
+	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
+	                    "\"donor\":{\"name\":\"A\\udc00\",\"email\":\"ada@example.org\"}}",
+	                    VALIDATE_EJSON);
+	/* An escaped NUL never reaches a C string. */
+	{
+		static const char body[] =
+		    "{\"amount_cents\":2500,\"currency\":\"USD\","
+		    "\"donor\":{\"name\":\"A\\u0000B\",\"email\":\"ada@example.org\"}}";
+		struct donation_req req;
+		struct validate_error err = {{0}, NULL};
+
+		ck_assert_int_ne(validate_donation(body, strlen(body), &lim, &req, &err),
+		                 VALIDATE_OK);
+		validate_error_fini(&err);
+	}
+	/* Valid multi-byte text, raw or escaped, is fine. */
+	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
+	                    "\"donor\":{\"name\":\"Ren\xc3\xa9\\u00e9 \\ud83d\\ude00\","
+	                    "\"email\":\"ada@example.org\"}}",
+	                    VALIDATE_OK);
+}
+END_TEST
+
+/* A valid donation padded with an unknown field to exactly total bytes. */
+static char *padded_body(size_t total)
+{
+	char *good = dump(base_donation());
+	size_t glen = strlen(good), pad;
+	char *body = malloc(total + 1);
+
+	/* {"pad":"xxx", + good without its '{' */
+	ck_assert_uint_gt(total, glen + 9);
+	pad = total - (glen - 1) - 10;
+	ck_assert_ptr_nonnull(body);
+	memcpy(body, "{\"pad\":\"", 8);
+	memset(body + 8, 'x', pad);
+	memcpy(body + 8 + pad, "\",", 2);
+	memcpy(body + 10 + pad, good + 1, glen);
+	ck_assert_uint_eq(strlen(body), total);
+	free(good);
+	return body;
+}
+
+START_TEST(donation_too_large)
+{
+	char *body = padded_body(VALIDATE_BODY_MAX);
+
+	expect_donation_raw(body, VALIDATE_OK);
+	free(body);
+	body = padded_body(VALIDATE_BODY_MAX + 1);
+	expect_donation_raw(body, VALIDATE_EJSON);
+	free(body);
+	body = padded_body(1 << 20);
+	expect_donation_raw(body, VALIDATE_EJSON);
+	free(body);
+}
+END_TEST
+
+/* ---- donations: amount and currency ---- */
+
+START_TEST(donation_amount)
+{
+	expect_donation_field(donation_with("amount_cents", json_string("2500")), "amount_cents");
+	expect_donation_field(donation_with("amount_cents", json_real(25.5)), "amount_cents");
+	expect_donation_field(donation_with("amount_cents", json_real(2500.0)), "amount_cents");
+	expect_donation_field(donation_with("amount_cents", json_integer(0)), "amount_cents");
+	expect_donation_field(donation_with("amount_cents", json_integer(-2500)), "amount_cents");
+	expect_donation_field(donation_with("amount_cents", json_integer(99)), "amount_cents");
+	expect_donation_field(donation_with("amount_cents", json_integer(100000001)),
+	                      "amount_cents");
+	expect_donation_field(donation_with("amount_cents", json_integer(INT64_MAX)),
+	                      "amount_cents");
+	expect_donation_field(donation_with("amount_cents", json_integer(INT64_MIN)),
+	                      "amount_cents");
+	expect_donation_field(donation_with("amount_cents", json_true()), "amount_cents");
+	expect_donation_field(donation_with("amount_cents", json_null()), "amount_cents");
+	expect_donation_field(donation_with("amount_cents", json_pack("[i]", 2500)),
+	                      "amount_cents");
+	expect_donation_field(donation_with("amount_cents", NULL), "amount_cents");
+}
+END_TEST
+
+START_TEST(donation_amount_overflow)
+{
+	/* Beyond int64: jansson cannot say which field, so the key is "body". */
+	static const char big[] = "{\"amount_cents\":99999999999999999999,\"currency\":\"USD\","
+	                          "\"donor\":{\"name\":\"Ada\",\"email\":\"ada@example.org\"}}";
+	static const char small[] = "{\"amount_cents\":-99999999999999999999,\"currency\":\"USD\","
+	                            "\"donor\":{\"name\":\"Ada\",\"email\":\"ada@example.org\"}}";
+
+	check_donation_body(big, strlen(big), VALIDATE_EFIELDS, "body", 1);
+	check_donation_body(small, strlen(small), VALIDATE_EFIELDS, "body", 1);
+}
+END_TEST
+
+START_TEST(donation_currency)
+{
+	expect_donation_field(donation_with("currency", json_string("usd")), "currency");
+	expect_donation_field(donation_with("currency", json_string("Usd")), "currency");
+	expect_donation_field(donation_with("currency", json_string("USDX")), "currency");
+	expect_donation_field(donation_with("currency", json_string("US")), "currency");
+	expect_donation_field(donation_with("currency", json_string("")), "currency");
+	expect_donation_field(donation_with("currency", json_string("U$D")), "currency");
+	expect_donation_field(donation_with("currency", json_string("U1D")), "currency");
+	expect_donation_field(donation_with("currency", json_string("\xc3\x9cSD")), "currency");
+	expect_donation_field(donation_with("currency", json_string(" USD")), "currency");
+	expect_donation_field(donation_with("currency", json_integer(840)), "currency");
+	expect_donation_field(donation_with("currency", json_null()), "currency");
+	expect_donation_field(donation_with("currency", NULL), "currency");
+}
+END_TEST
+
+/* ---- donations: donor ---- */
+
+START_TEST(donation_donor)
+{
+	expect_donation_field(donation_with("donor", NULL), "donor");
+	expect_donation_field(donation_with("donor", json_string("Ada")), "donor");
+	expect_donation_field(donation_with("donor", json_pack("[s,s]", "Ada", "a@b.org")),
+	                      "donor");
+	expect_donation_field(donation_with("donor", json_null()), "donor");
+	expect_donation_field(donation_with("donor", json_integer(1)), "donor");
+	/* An empty donor object lacks both fields. */
+	{
+		char *body = dump(donation_with("donor", json_object()));
+
+		check_donation_body(body, strlen(body), VALIDATE_EFIELDS, "donor.name", 0);
+		check_donation_body(body, strlen(body), VALIDATE_EFIELDS, "donor.email", 0);
+		free(body);
+	}
+}
+END_TEST
+
+START_TEST(donation_name)
+{
+	struct donation_req req;
+	char *s;
+
+	expect_donation_field(donor_with("name", NULL), "donor.name");
+	expect_donation_field(donor_with("name", json_null()), "donor.name");
+	expect_donation_field(donor_with("name", json_integer(42)), "donor.name");
+	expect_donation_field(donor_with("name", json_string("")), "donor.name");
+	expect_donation_field(donor_with("name", json_string(" ")), "donor.name");
+	expect_donation_field(donor_with("name", json_string("    ")), "donor.name");
+	/* Control characters (no newline in a name). */
+	expect_donation_field(donor_with("name", json_string("\t")), "donor.name");
+	expect_donation_field(donor_with("name", json_string("Ada\nLovelace")), "donor.name");
+	expect_donation_field(donor_with("name", json_string("Ada\rLovelace")), "donor.name");
+	expect_donation_field(donor_with("name", json_string("\x1b[31mAda")), "donor.name");
+	expect_donation_field(donor_with("name", json_string("Ada\x7f")), "donor.name");
+	expect_donation_field(donor_with("name", json_string("Ada\x01")), "donor.name");
+
+	/* 100 code points pass, 101 do not, whatever their byte length. */
+	s = repeat("a", 100);
+	expect_donation_ok(donor_with("name", json_string(s)), &req);
+	ck_assert_str_eq(req.name, s);
+	free(s);
+	s = repeat("a", 101);
+	expect_donation_field(donor_with("name", json_string(s)), "donor.name");
+	free(s);
+	s = repeat("\xc3\xa9", 100);
+	expect_donation_ok(donor_with("name", json_string(s)), &req);
+	ck_assert_str_eq(req.name, s);
+	free(s);
+	s = repeat("\xc3\xa9", 101);
+	expect_donation_field(donor_with("name", json_string(s)), "donor.name");
+	free(s);
+	s = repeat("\xe2\x82\xac", 100);
+	expect_donation_ok(donor_with("name", json_string(s)), &req);
+	ck_assert_str_eq(req.name, s);
+	free(s);
+	s = repeat("\xf0\x9f\x98\x80", 100);
+	expect_donation_ok(donor_with("name", json_string(s)), &req);
+	ck_assert_str_eq(req.name, s);
+	ck_assert_uint_eq(strlen(req.name), 400);
+	free(s);
+	s = repeat("\xf0\x9f\x98\x80", 101);
+	expect_donation_field(donor_with("name", json_string(s)), "donor.name");
+	free(s);
+
+	/* Inner spaces and non-ASCII letters are a name. */
+	expect_donation_ok(donor_with("name", json_string(" Jos\xc3\xa9 Mar\xc3\xad"
+	                                                  "a ")),
+	                   &req);
+	ck_assert_str_eq(req.name, " Jos\xc3\xa9 Mar\xc3\xad"
+	                           "a ");
+}
+END_TEST
+
+START_TEST(donation_email)
+{
+	static const char *const bad[] = {
+	    "adaexample.org",   /* no @ */
+	    "ada@@example.org", /* two @ */
+	    "ada@exa@mple.org",
+	    "ada@examplecom", /* no dot in the domain */
+	    "ada@localhost",
+	    "ada@.example.org", /* leading dot */
+	    "ada@example.org.", /* trailing dot */
+	    "ada@example..org",
+	    "ada@-example.org",
+	    "ada lovelace@example.org", /* spaces */
+	    "ada@exam ple.org",
+	    " ada@example.org",
+	    "ada@example.org ",
+	    "ada\t@example.org",
+	    "@example.org", /* empty local part */
+	    "ada@",
+	    "ada@.",
+	    "a\"b@example.org",
+	    "a<b>@example.org",
+	    "a,b@example.org",
+	    "ada@exa_mple.org",
+	    "ada@exa!mple.org",
+	    "",
+	};
+	static const char *const good[] = {
+	    "ada@example.org",
+	    "Ada.Lovelace+tag@mail.example.co.uk",
+	    "x@y.io",
+	    "o'brien@example.ie",
+	    "first-last@sub-domain.example.org",
+	    "ada@b\xc3\xbc"
+	    "cher.example",
+	};
+	struct donation_req req;
+	char *local;
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(bad); i++)
+		expect_donation_field(donor_with("email", json_string(bad[i])), "donor.email");
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(good); i++) {
+		expect_donation_ok(donor_with("email", json_string(good[i])), &req);
+		ck_assert_str_eq(req.email, good[i]);
+	}
+	expect_donation_field(donor_with("email", NULL), "donor.email");
+	expect_donation_field(donor_with("email", json_null()), "donor.email");
+	expect_donation_field(donor_with("email", json_integer(7)), "donor.email");
+
+	/* A 64-character local part is the most allowed. */
+	local = repeat("l", 64);
+	{
+		char email[128];
+
+		snprintf(email, sizeof(email), "%s@example.org", local);
+		expect_donation_ok(donor_with("email", json_string(email)), &req);
+		snprintf(email, sizeof(email), "%sl@example.org", local);
+		expect_donation_field(donor_with("email", json_string(email)), "donor.email");
+	}
+	free(local);
+	/* Longer than 254 characters in all. */
+	{
+		char *domain = repeat("d", 250), email[300];
+
+		snprintf(email, sizeof(email), "ada@%s.org", domain);
+		expect_donation_field(donor_with("email", json_string(email)), "donor.email");
+		free(domain);
+	}
+}
+END_TEST
+
+/* ---- donations: message, flags, token ---- */
+
+START_TEST(donation_message)
+{
+	struct donation_req req;
+	char *s;
+
+	s = repeat("m", 501);
+	expect_donation_field(donation_with("message", json_string(s)), "message");
+	free(s);
+	s = repeat("\xe2\x82\xac", 501);
+	expect_donation_field(donation_with("message", json_string(s)), "message");
+	free(s);
+	s = repeat("\xe2\x82\xac", 500);
+	expect_donation_ok(donation_with("message", json_string(s)), &req);
+	ck_assert_str_eq(req.message, s);
+	free(s);
+	s = repeat("\xf0\x9f\x98\x80", 500);
+	expect_donation_ok(donation_with("message", json_string(s)), &req);
+	ck_assert_str_eq(req.message, s);
+	free(s);
+	/* Newlines are allowed in a message, other controls are not. */
+	expect_donation_ok(donation_with("message", json_string("Line one\nLine two\n")), &req);
+	ck_assert_str_eq(req.message, "Line one\nLine two\n");
+	expect_donation_field(donation_with("message", json_string("Windows\r\nline")), "message");
+	expect_donation_field(donation_with("message", json_string("tab\there")), "message");
+	expect_donation_field(donation_with("message", json_string("bell\a")), "message");
+	expect_donation_field(donation_with("message", json_string("del\x7f")), "message");
+	expect_donation_field(donation_with("message", json_integer(5)), "message");
+	expect_donation_field(donation_with("message", json_pack("{}")), "message");
+	expect_donation_ok(donation_with("message", json_string("")), &req);
+	ck_assert_str_eq(req.message, "");
+}
+END_TEST
+
+START_TEST(donation_flags)
+{
+	expect_donation_field(donation_with("anonymous", json_string("yes")), "anonymous");
+	expect_donation_field(donation_with("anonymous", json_string("true")), "anonymous");
+	expect_donation_field(donation_with("anonymous", json_integer(1)), "anonymous");
+	expect_donation_field(donation_with("anonymous", json_integer(0)), "anonymous");
+	expect_donation_field(donation_with("anonymous", json_pack("[]")), "anonymous");
+	expect_donation_field(donation_with("hide_amount", json_string("no")), "hide_amount");
+	expect_donation_field(donation_with("hide_amount", json_integer(1)), "hide_amount");
+}
+END_TEST
+
+START_TEST(donation_payment_token)
+{
+	static const char *const bad[] = {
+	    "tok visa", "tok;drop", "tok.visa", "tok/visa", "t\xc3\xb6k", "tok'--", "", "tok\tvisa",
+	};
+	struct donation_req req;
+	char *s;
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(bad); i++)
+		expect_donation_field(donation_with("payment_token", json_string(bad[i])),
+		                      "payment_token");
+	expect_donation_field(donation_with("payment_token", json_integer(4242)), "payment_token");
+	s = repeat("t", 65);
+	expect_donation_field(donation_with("payment_token", json_string(s)), "payment_token");
+	free(s);
+	s = repeat("t", 64);
+	expect_donation_ok(donation_with("payment_token", json_string(s)), &req);
+	ck_assert_str_eq(req.payment_token, s);
+	free(s);
+	expect_donation_ok(donation_with("payment_token", json_string("tok_chargeDeclined-2")),
+	                   &req);
+	ck_assert_str_eq(req.payment_token, "tok_chargeDeclined-2");
+	expect_donation_ok(donation_with("payment_token", NULL), &req);
+	ck_assert_str_eq(req.payment_token, "tok_visa");
+}
+END_TEST
+
+/* "payment_token": null is treated like an absent field everywhere else
+ * (message, flags): an accepted request must never carry an empty token,
+ * which the field's own rule (1 to 64 characters) forbids. */
+START_TEST(donation_payment_token_null)
+{
+	struct donation_req req;
+
+	expect_donation_ok(donation_with("payment_token", json_null()), &req);
+	ck_assert_msg(req.payment_token[0] != '\0',
+	              "accepted donation has an empty payment_token (expected \"tok_visa\")");
+	ck_assert_str_eq(req.payment_token, "tok_visa");
+}
+END_TEST
+
+START_TEST(donation_many_errors)
+{
+	json_t *o = base_donation();
+	char *body;
+	struct donation_req req;
+	struct validate_error err = {{0}, NULL};
+
+	json_object_set_new(o, "amount_cents", json_integer(-1));
+	json_object_set_new(o, "currency", json_string("usd"));
+	json_object_set_new(json_object_get(o, "donor"), "email", json_string("nope"));
+	json_object_set_new(o, "anonymous", json_string("x"));
+	body = dump(o);
+	ck_assert_int_eq(validate_donation(body, strlen(body), &lim, &req, &err), VALIDATE_EFIELDS);
+	ck_assert_ptr_nonnull(json_object_get(err.fields, "amount_cents"));
+	ck_assert_ptr_nonnull(json_object_get(err.fields, "currency"));
+	ck_assert_ptr_nonnull(json_object_get(err.fields, "donor.email"));
+	ck_assert_ptr_nonnull(json_object_get(err.fields, "anonymous"));
+	ck_assert_int_eq(json_object_size(err.fields), 4);
+	validate_error_fini(&err);
+	free(body);
+}
+END_TEST
+
+/* ---- campaigns ---- */
+
+static void check_campaign_body(const char *body, int create, int want, const char *field, int only)
+{
+	struct campaign_spec spec;
+	struct validate_error err = {{0}, NULL};
+	int rc = validate_campaign(body, strlen(body), create, &spec, &err);
+	char *fields = err.fields ? json_dumps(err.fields, JSON_COMPACT) : NULL;
+
+	ck_assert_msg(rc == want, "%.300s (create %d): rc %d, want %d (%s; fields %s)", body,
+	              create, rc, want, err.message, fields ? fields : "null");
+	if (want == VALIDATE_EFIELDS) {
+		ck_assert_msg(err.fields && json_object_get(err.fields, field),
+		              "%.300s: no \"%s\" in fields %s", body, field,
+		              fields ? fields : "null");
+		ck_assert_msg(!only || json_object_size(err.fields) == 1,
+		              "%.300s: fields %s has more than \"%s\"", body, fields, field);
+	} else if (want == VALIDATE_EJSON) {
+		ck_assert_ptr_null(err.fields);
+		ck_assert_str_ne(err.message, "");
+	}
+	free(fields);
+	validate_error_fini(&err);
+}
+
+static json_t *base_campaign(void)
+{
+	json_t *o =
+	    json_pack("{s:s, s:s, s:s, s:I, s:s, s:s}", "slug", "spring-drive", "name",
+	              "Spring Drive", "currency", "USD", "goal_cents", (json_int_t)500000,
+	              "starts_at", "2026-11-28T00:00:00Z", "ends_at", "2026-11-29T00:00:00-05:00");
+
+	ck_assert_ptr_nonnull(o);
+	return o;
+}
+
+static json_t *campaign_with(const char *key, json_t *v)
+{
+	json_t *o = base_campaign();
+
+	if (v)
+		json_object_set_new(o, key, v);
+	else
+		json_object_del(o, key);
+	return o;
+}
+
+/* o (stolen) as a create (create=1) or update body fails on field only. */
+static void expect_campaign_field(json_t *o, int create, const char *field)
+{
+	char *body = dump(o);
+
+	check_campaign_body(body, create, VALIDATE_EFIELDS, field, 1);
+	free(body);
+}
+
+static void expect_campaign_ok(json_t *o, int create, struct campaign_spec *spec)
+{
+	char *body = dump(o);
+	struct validate_error err = {{0}, NULL};
+	int rc = validate_campaign(body, strlen(body), create, spec, &err);
+	char *fields = err.fields ? json_dumps(err.fields, JSON_COMPACT) : NULL;
+
+	ck_assert_msg(rc == VALIDATE_OK, "%.300s: rc %d (%s; fields %s)", body, rc, err.message,
+	              fields ? fields : "null");
+	free(fields);
+	validate_error_fini(&err);
+	free(body);
+}
+
+START_TEST(campaign_valid_create)
+{
+	struct campaign_spec spec;
+
+	expect_campaign_ok(base_campaign(), 1, &spec);
+	ck_assert_str_eq(spec.slug, "spring-drive");
+	ck_assert_str_eq(spec.name, "Spring Drive");
+	ck_assert_str_eq(spec.currency, "USD");
+	ck_assert_int_eq(spec.goal_cents, 500000);
+	ck_assert_int_eq(spec.starts_at, 1795824000000);
+	ck_assert_int_eq(spec.ends_at, 1795928400000);
+	ck_assert(spec.has_slug && spec.has_name && spec.has_currency && spec.has_goal &&
+	          spec.has_starts && spec.has_ends);
+
+	/* The minimum. */
+	check_campaign_body("{\"slug\":\"a\",\"name\":\"A\",\"currency\":\"EUR\"}", 1, VALIDATE_OK,
+	                    NULL, 0);
+	{
+		static const char body[] = "{\"slug\":\"a\",\"name\":\"A\",\"currency\":\"EUR\"}";
+		struct validate_error err = {{0}, NULL};
+
+		ck_assert_int_eq(validate_campaign(body, strlen(body), 1, &spec, &err),
+		                 VALIDATE_OK);
+		validate_error_fini(&err);
+		ck_assert(spec.has_slug && spec.has_name && spec.has_currency);
+		ck_assert(!spec.has_goal && !spec.has_starts && !spec.has_ends);
+		ck_assert_int_eq(spec.goal_cents, 0);
+	}
+
+	/* Limits of goal and name, null times, unknown fields. */
+	{
+		json_t *o = base_campaign();
+		char *name = repeat("\xe2\x82\xac", VALIDATE_CAMPAIGN_NAME_MAX);
+
+		json_object_set_new(o, "goal_cents", json_integer(INT64_C(1000000000000000)));
+		json_object_set_new(o, "name", json_string(name));
+		json_object_set_new(o, "starts_at", json_null());
+		json_object_set_new(o, "ends_at", json_null());
+		json_object_set_new(o, "color", json_string("blue"));
+		expect_campaign_ok(o, 1, &spec);
+		ck_assert_str_eq(spec.name, name);
+		ck_assert_int_eq(spec.goal_cents, INT64_C(1000000000000000));
+		ck_assert(spec.has_starts && spec.has_ends);
+		ck_assert_int_eq(spec.starts_at, 0);
+		ck_assert_int_eq(spec.ends_at, 0);
+		free(name);
+	}
+	expect_campaign_ok(campaign_with("goal_cents", json_integer(0)), 1, &spec);
+	ck_assert(spec.has_goal);
+	ck_assert_int_eq(spec.goal_cents, 0);
+}
+END_TEST
+
+START_TEST(campaign_not_json)
+{
+	check_campaign_body("", 1, VALIDATE_EJSON, NULL, 0);
+	check_campaign_body("{\"slug\":", 1, VALIDATE_EJSON, NULL, 0);
+	check_campaign_body("[\"slug\"]", 1, VALIDATE_EJSON, NULL, 0);
+	check_campaign_body("\"x\"", 0, VALIDATE_EJSON, NULL, 0);
+	check_campaign_body("{\"name\":\"a\",\"name\":\"b\"}", 0, VALIDATE_EJSON, NULL, 0);
+	check_campaign_body("{\"name\":\"a\"} {}", 0, VALIDATE_EJSON, NULL, 0);
+	check_campaign_body("{\"name\":\"\xff\"}", 0, VALIDATE_EJSON, NULL, 0);
+	check_campaign_body("{\"goal_cents\":123456789012345678901234}", 0, VALIDATE_EFIELDS,
+	                    "body", 1);
+}
+END_TEST
+
+START_TEST(campaign_missing_on_create)
+{
+	expect_campaign_field(campaign_with("slug", NULL), 1, "slug");
+	expect_campaign_field(campaign_with("name", NULL), 1, "name");
+	expect_campaign_field(campaign_with("currency", NULL), 1, "currency");
+	expect_campaign_field(campaign_with("slug", json_null()), 1, "slug");
+	expect_campaign_field(campaign_with("name", json_null()), 1, "name");
+	{
+		struct campaign_spec spec;
+		struct validate_error err = {{0}, NULL};
+
+		ck_assert_int_eq(validate_campaign("{}", 2, 1, &spec, &err), VALIDATE_EFIELDS);
+		ck_assert_ptr_nonnull(json_object_get(err.fields, "slug"));
+		ck_assert_ptr_nonnull(json_object_get(err.fields, "name"));
+		ck_assert_ptr_nonnull(json_object_get(err.fields, "currency"));
+		ck_assert_int_eq(json_object_size(err.fields), 3);
+		validate_error_fini(&err);
+	}
+}
+END_TEST
+
+START_TEST(campaign_slug)
+{
+	static const char *const bad[] = {
+	    "Spring",
+	    "spring-Drive",
+	    "-spring",
+	    "-",
+	    "a/b",
+	    "../etc",
+	    "",
+	    "spring drive",
+	    "spring_drive",
+	    "spring.drive",
+	    "spr\xc3\xadng",
+	    "spring\n",
+	};
+	static const char *const good[] = {"a", "0", "2026", "spring-drive", "spring-", "a--b"};
+	struct campaign_spec spec;
+	char *s;
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(bad); i++)
+		expect_campaign_field(campaign_with("slug", json_string(bad[i])), 1, "slug");
+	expect_campaign_field(campaign_with("slug", json_integer(7)), 1, "slug");
+	s = repeat("a", 65);
+	expect_campaign_field(campaign_with("slug", json_string(s)), 1, "slug");
+	free(s);
+	s = repeat("a", 64);
+	expect_campaign_ok(campaign_with("slug", json_string(s)), 1, &spec);
+	ck_assert_str_eq(spec.slug, s);
+	free(s);
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(good); i++) {
+		expect_campaign_ok(campaign_with("slug", json_string(good[i])), 1, &spec);
+		ck_assert_str_eq(spec.slug, good[i]);
+	}
+}
+END_TEST
+
+START_TEST(campaign_slug_direct)
+{
+	ck_assert_int_eq(validate_slug("spring-drive", 12), 1);
+	ck_assert_int_eq(validate_slug("a", 1), 1);
+	ck_assert_int_eq(validate_slug("", 0), 0);
+	ck_assert_int_eq(validate_slug("-a", 2), 0);
+	ck_assert_int_eq(validate_slug("aB", 2), 0);
+	ck_assert_int_eq(validate_slug("a/b", 3), 0);
+	/* Only len bytes are looked at. */
+	ck_assert_int_eq(validate_slug("ab/", 2), 1);
+	{
+		char s[66];
+
+		memset(s, 'z', sizeof(s));
+		ck_assert_int_eq(validate_slug(s, 64), 1);
+		ck_assert_int_eq(validate_slug(s, 65), 0);
+	}
+	ck_assert_int_eq(validate_currency("USD"), 1);
+	ck_assert_int_eq(validate_currency("EUR"), 1);
+	ck_assert_int_eq(validate_currency("usd"), 0);
+	ck_assert_int_eq(validate_currency("US"), 0);
+	ck_assert_int_eq(validate_currency("USDX"), 0);
+	ck_assert_int_eq(validate_currency("U1D"), 0);
+	ck_assert_int_eq(validate_currency(""), 0);
+}
+END_TEST
+
+START_TEST(campaign_fields)
+{
+	char *s;
+
+	/* Currency on create. */
+	expect_campaign_field(campaign_with("currency", json_string("usd")), 1, "currency");
+	expect_campaign_field(campaign_with("currency", json_string("DOLLARS")), 1, "currency");
+	expect_campaign_field(campaign_with("currency", json_integer(840)), 1, "currency");
+	/* Name. */
+	expect_campaign_field(campaign_with("name", json_string("")), 1, "name");
+	expect_campaign_field(campaign_with("name", json_string("Two\nlines")), 1, "name");
+	expect_campaign_field(campaign_with("name", json_string("Tab\t")), 1, "name");
+	expect_campaign_field(campaign_with("name", json_integer(3)), 1, "name");
+	s = repeat("n", VALIDATE_CAMPAIGN_NAME_MAX + 1);
+	expect_campaign_field(campaign_with("name", json_string(s)), 1, "name");
+	free(s);
+	/* Goal. */
+	expect_campaign_field(campaign_with("goal_cents", json_integer(-1)), 1, "goal_cents");
+	expect_campaign_field(campaign_with("goal_cents", json_real(25.5)), 1, "goal_cents");
+	expect_campaign_field(campaign_with("goal_cents", json_string("100")), 1, "goal_cents");
+	expect_campaign_field(campaign_with("goal_cents", json_true()), 1, "goal_cents");
+	expect_campaign_field(campaign_with("goal_cents", json_integer(INT64_C(1000000000000001))),
+	                      1, "goal_cents");
+	expect_campaign_field(json_pack("{s:i}", "goal_cents", -1), 0, "goal_cents");
+}
+END_TEST
+
+START_TEST(campaign_times)
+{
+	static const char *const bad[] = {
+	    "tomorrow",
+	    "",
+	    "2026-02-30T00:00:00Z",
+	    "2026-12-01",
+	    "2026-12-01T00:00:00",
+	    "2026-12-01T25:00:00Z",
+	    "1969-01-01T00:00:00Z",
+	};
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(bad); i++) {
+		json_t *o = campaign_with("starts_at", json_string(bad[i]));
+
+		json_object_del(o, "ends_at");
+		expect_campaign_field(o, 1, "starts_at");
+		o = campaign_with("ends_at", json_string(bad[i]));
+		json_object_del(o, "starts_at");
+		expect_campaign_field(o, 1, "ends_at");
+		expect_campaign_field(json_pack("{s:s}", "ends_at", bad[i]), 0, "ends_at");
+	}
+	expect_campaign_field(campaign_with("starts_at", json_integer(1795824000000)), 1,
+	                      "starts_at");
+	expect_campaign_field(campaign_with("ends_at", json_true()), 1, "ends_at");
+	expect_campaign_field(campaign_with("ends_at", json_pack("{}")), 1, "ends_at");
+
+	/* ends_at must come after starts_at. */
+	expect_campaign_field(campaign_with("ends_at", json_string("2026-11-27T00:00:00Z")), 1,
+	                      "ends_at");
+	expect_campaign_field(campaign_with("ends_at", json_string("2026-11-28T00:00:00Z")), 1,
+	                      "ends_at");
+	/* The same instant in another zone is still not after. */
+	expect_campaign_field(campaign_with("ends_at", json_string("2026-11-28T01:00:00+01:00")), 1,
+	                      "ends_at");
+	expect_campaign_field(json_pack("{s:s,s:s}", "starts_at", "2026-12-02T00:00:00Z", "ends_at",
+	                                "2026-12-01T00:00:00Z"),
+	                      0, "ends_at");
+	/* One millisecond later is fine. */
+	{
+		struct campaign_spec spec;
+
+		expect_campaign_ok(
+		    campaign_with("ends_at", json_string("2026-11-28T00:00:00.001Z")), 1, &spec);
+		ck_assert_int_eq(spec.ends_at - spec.starts_at, 1);
+	}
+}
+END_TEST
+
+START_TEST(campaign_update)
+{
+	struct campaign_spec spec;
+
+	expect_campaign_ok(json_object(), 0, &spec);
+	ck_assert(!spec.has_slug && !spec.has_name && !spec.has_currency && !spec.has_goal &&
+	          !spec.has_starts && !spec.has_ends);
+
+	expect_campaign_ok(json_pack("{s:s}", "name", "Renamed"), 0, &spec);
+	ck_assert(spec.has_name);
+	ck_assert_str_eq(spec.name, "Renamed");
+	ck_assert(!spec.has_goal && !spec.has_starts && !spec.has_ends);
+
+	expect_campaign_ok(json_pack("{s:I}", "goal_cents", (json_int_t)7), 0, &spec);
+	ck_assert(spec.has_goal && !spec.has_name);
+	ck_assert_int_eq(spec.goal_cents, 7);
+
+	/* Slug and currency cannot change. */
+	expect_campaign_field(json_pack("{s:s}", "slug", "new-slug"), 0, "slug");
+	expect_campaign_field(json_pack("{s:s,s:s}", "slug", "spring-drive", "name", "X"), 0,
+	                      "slug");
+	expect_campaign_field(json_pack("{s:n}", "slug"), 0, "slug");
+	expect_campaign_field(json_pack("{s:s}", "currency", "EUR"), 0, "currency");
+
+	/* null clears a time. */
+	expect_campaign_ok(json_pack("{s:n,s:n}", "starts_at", "ends_at"), 0, &spec);
+	ck_assert(spec.has_starts && spec.has_ends);
+	ck_assert_int_eq(spec.starts_at, 0);
+	ck_assert_int_eq(spec.ends_at, 0);
+	/* A cleared start does not constrain the end. */
+	expect_campaign_ok(json_pack("{s:n,s:s}", "starts_at", "ends_at", "2026-01-01T00:00:00Z"),
+	                   0, &spec);
+	ck_assert(spec.has_starts && spec.has_ends);
+	ck_assert_int_eq(spec.starts_at, 0);
+	ck_assert_int_eq(spec.ends_at, 1767225600000);
+	/* Only one time given. */
+	expect_campaign_ok(json_pack("{s:s}", "ends_at", "2026-01-01T00:00:00Z"), 0, &spec);
+	ck_assert(spec.has_ends && !spec.has_starts);
+}
+END_TEST
+
+Suite *validate_suite(void)
+{
+	Suite *s = suite_create("validate");
+	TCase *tc;
+
+	tc = tcase_create("donation");
+	tcase_add_test(tc, donation_valid);
+	tcase_add_test(tc, donation_unknown_fields_ignored);
+	tcase_add_test(tc, donation_malformed_json);
+	tcase_add_test(tc, donation_not_an_object);
+	tcase_add_test(tc, donation_trailing_garbage);
+	tcase_add_test(tc, donation_duplicate_keys);
+	tcase_add_test(tc, donation_not_utf8);
+	tcase_add_test(tc, donation_too_large);
+	tcase_add_test(tc, donation_amount);
+	tcase_add_test(tc, donation_amount_overflow);
+	tcase_add_test(tc, donation_currency);
+	tcase_add_test(tc, donation_donor);
+	tcase_add_test(tc, donation_name);
+	tcase_add_test(tc, donation_email);
+	tcase_add_test(tc, donation_message);
+	tcase_add_test(tc, donation_flags);
+	tcase_add_test(tc, donation_payment_token);
+	tcase_add_test(tc, donation_payment_token_null);
+	tcase_add_test(tc, donation_many_errors);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("campaign");
+	tcase_add_test(tc, campaign_valid_create);
+	tcase_add_test(tc, campaign_not_json);
+	tcase_add_test(tc, campaign_missing_on_create);
+	tcase_add_test(tc, campaign_slug);
+	tcase_add_test(tc, campaign_slug_direct);
+	tcase_add_test(tc, campaign_fields);
+	tcase_add_test(tc, campaign_times);
+	tcase_add_test(tc, campaign_update);
+	suite_add_tcase(s, tc);
+	return s;
+}

@@ -1,0 +1,271 @@
+#!/usr/bin/env bash
+# tests/tui_tmux.sh - drive the console through a real terminal.
+#
+# usage: tests/tui_tmux.sh PATH/TO/console_demo
+#
+# Runs the demo (tests/console_demo.c, built by the caller) in a detached tmux
+# session of 120x30 on a private tmux server, reads the screen with
+# `tmux capture-pane -p` and checks: campaign names, money and the header
+# render; totals change between captures; p+y pauses the selected campaign,
+# p+n cancels, r+y resumes, pausing a closed campaign shows the error; the
+# / filter narrows the list and Esc clears it; ? and Tab show help and Esc
+# goes back; resizing relayouts, down to "terminal too small" and back; q
+# quits and the demo exits 0 with nothing on stderr (so a sanitizer build
+# fails the test on any report); a second run ends on SIGTERM through the
+# stop flag. Every wait is bounded (5 s, or $TUI_TMUX_TIMEOUT seconds for a
+# slow machine); the tmux server and temporary files go away on every exit
+# path.
+set -u
+
+demo=${1:-}
+if [ -z "$demo" ] || [ ! -x "$demo" ]; then
+	echo "usage: $0 PATH/TO/console_demo (an executable)" >&2
+	exit 2
+fi
+if ! command -v tmux >/dev/null 2>&1; then
+	echo "tui_tmux: FAIL: tmux is not installed" >&2
+	exit 1
+fi
+case $demo in /*) ;; *) demo=$PWD/$demo ;; esac
+
+timeout_s=${TUI_TMUX_TIMEOUT:-5}
+case $timeout_s in '' | *[!0-9]* | 0) echo "TUI_TMUX_TIMEOUT must be whole seconds" >&2; exit 2 ;; esac
+polls=$((timeout_s * 10)) # waits poll every 0.1 s
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/tally-tui.XXXXXX") || exit 1
+sock="$tmp/tmux.sock" # a private server, removed with $tmp
+session=console
+step="setup"
+
+T() { tmux -S "$sock" -f /dev/null "$@"; }
+
+cleanup() {
+	T kill-server >/dev/null 2>&1
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'echo "tui_tmux: interrupted during: $step" >&2; exit 1' INT TERM HUP
+
+fail() {
+	echo "tui_tmux: FAIL ($step): $*" >&2
+	if [ -s "$tmp/screen" ]; then
+		echo "---- last screen ----" >&2
+		cat "$tmp/screen" >&2
+		echo "---------------------" >&2
+	fi
+	if [ -s "$tmp/stderr" ]; then
+		echo "---- demo stderr ----" >&2
+		cat "$tmp/stderr" >&2
+	fi
+	exit 1
+}
+
+alive() { T has-session -t "$session" >/dev/null 2>&1; }
+
+# Capture the pane into $tmp/screen; fails when the session is gone.
+cap() {
+	T capture-pane -p -t "$session" >"$tmp/screen.new" 2>/dev/null || return 1
+	mv "$tmp/screen.new" "$tmp/screen"
+}
+
+# wait_for ERE [DESCRIPTION]: until the screen matches, at most $timeout_s s.
+wait_for() {
+	local _
+	for _ in $(seq "$polls"); do
+		if cap && grep -Eq -- "$1" "$tmp/screen"; then
+			return 0
+		fi
+		alive || fail "the demo exited while waiting for ${2:-/$1/}"
+		sleep 0.1
+	done
+	fail "timed out after ${timeout_s}s waiting for ${2:-/$1/}"
+}
+
+# wait_gone ERE [DESCRIPTION]: until the screen no longer matches.
+wait_gone() {
+	local _
+	for _ in $(seq "$polls"); do
+		if cap && ! grep -Eq -- "$1" "$tmp/screen"; then
+			return 0
+		fi
+		alive || fail "the demo exited while waiting for ${2:-/$1/} to go"
+		sleep 0.1
+	done
+	fail "timed out after ${timeout_s}s waiting for ${2:-/$1/} to disappear"
+}
+
+keys() { T send-keys -t "$session" "$@" || fail "send-keys $*"; }
+
+# The line of the table that shows campaign SLUG.
+row_of() { grep -F -- "($1)" "$tmp/screen" | head -n 1; }
+
+money_re='\$[0-9]{1,3}(,[0-9]{3})*\.[0-9]{2}'
+any_money_re='(\$|€|£|[A-Z]{3} )-?[0-9]{1,3}(,[0-9]{3})*(\.[0-9]+)?'
+
+# start_demo: the demo in session $session, 120x30, UTF-8 locale. Its pid
+# goes to $tmp/pid, its stderr to $tmp/stderr, its exit status to $tmp/rc.
+start_demo() {
+	local cmd wrapped size
+	rm -f "$tmp/pid" "$tmp/rc" "$tmp/stderr" "$tmp/screen"
+	printf -v cmd 'echo $$ >%q; exec %q 2>%q' "$tmp/pid" "$demo" "$tmp/stderr"
+	printf -v wrapped 'LC_ALL=C.UTF-8 LANG=C.UTF-8 sh -c %q; echo $? >%q' "$cmd" "$tmp/rc"
+	T new-session -d -s "$session" -x 120 -y 30 "$wrapped" || fail "cannot start tmux"
+	size=$(T display-message -p -t "$session" '#{window_width}x#{window_height}')
+	[ "$size" = "120x30" ] || fail "window is $size, expected 120x30"
+}
+
+# wait_exit: until the session has ended, then expect status 0 and a silent
+# stderr (sanitizer reports land there).
+wait_exit() {
+	local rc
+	for _ in $(seq "$polls"); do
+		alive || break
+		sleep 0.1
+	done
+	alive && fail "the demo still runs after ${timeout_s}s"
+	for _ in $(seq "$polls"); do
+		[ -s "$tmp/rc" ] && break
+		sleep 0.1
+	done
+	rc=$(cat "$tmp/rc" 2>/dev/null)
+	[ "$rc" = "0" ] || fail "the demo exited with status '${rc:-unknown}', expected 0"
+	if [ -s "$tmp/stderr" ]; then
+		fail "the demo wrote to stderr"
+	fi
+}
+
+# ---- start ----------------------------------------------------------------
+step="start"
+start_demo
+
+# ---- first screen -----------------------------------------------------------
+step="first screen"
+wait_for 'Spring Gala 2025' "the campaign name Spring Gala 2025"
+wait_for 'Library Renovation Fund' "the campaign name Library Renovation Fund"
+wait_for 'connected' "the connection state in the header"
+grep -Eq -- "$money_re" "$tmp/screen" || fail "no dollar total like \$12,345.67"
+grep -Fq -- '€' "$tmp/screen" || fail "no euro total"
+grep -Fq -- '£' "$tmp/screen" || fail "no pound total"
+grep -Eq -- 'CAD [0-9,]+\.[0-9]{2}' "$tmp/screen" || fail "no CAD total"
+grep -Fq -- 'Café Crème Scholarship' "$tmp/screen" || fail "UTF-8 name not shown intact"
+grep -Fq -- '東京 Relief Fund' "$tmp/screen" || fail "wide-character name not shown intact"
+grep -Eq -- 'Campaign +Status +Total' "$tmp/screen" || fail "no table header"
+grep -Eq -- 'q/F10 Quit' "$tmp/screen" || fail "no key bar"
+
+# ---- totals move ---------------------------------------------------------------
+step="totals change"
+first=$(row_of library-fund | grep -Eo -- "$money_re")
+[ -n "$first" ] || fail "no total on the library-fund row"
+changed=""
+for _ in $(seq "$polls"); do
+	sleep 0.1
+	cap || fail "capture failed"
+	now=$(row_of library-fund | grep -Eo -- "$money_re")
+	if [ -n "$now" ] && [ "$now" != "$first" ]; then
+		changed=$now
+		break
+	fi
+done
+[ -n "$changed" ] || fail "library-fund total stayed at $first for ${timeout_s}s"
+
+# ---- pause / resume the selected campaign ------------------------------------------
+step="pause cancelled"
+keys g
+keys p
+wait_for 'Pause [a-z0-9-]+ \(.*\)\? y/n' "the pause confirmation prompt"
+keys n
+wait_for 'cancelled' "cancelled after n"
+
+step="pause"
+keys p
+wait_for 'Pause [a-z0-9-]+ \(.*\)\? y/n' "the pause confirmation prompt"
+slug=$(sed -nE 's/.*Pause ([a-z0-9-]+) \(.*/\1/p' "$tmp/screen" | head -n 1)
+[ -n "$slug" ] || fail "cannot read the slug from the prompt"
+keys y
+wait_for "paused $slug" "the message 'paused $slug'"
+row=$(row_of "$slug")
+case $row in *paused*) ;; *) fail "row of $slug does not say paused: $row" ;; esac
+# a paused campaign's total stands still over a few ticks
+t1=$(row_of "$slug" | grep -Eo -- "$any_money_re" | head -n 1)
+sleep 0.8
+cap || fail "capture failed"
+t2=$(row_of "$slug" | grep -Eo -- "$any_money_re" | head -n 1)
+if [ -z "$t1" ] || [ "$t1" != "$t2" ]; then
+	fail "paused $slug total moved: '$t1' -> '$t2'"
+fi
+
+step="resume"
+keys r
+wait_for "Resume $slug \(" "the resume confirmation prompt"
+keys y
+wait_for "resumed $slug" "the message 'resumed $slug'"
+row=$(row_of "$slug")
+case $row in *active*) ;; *) fail "row of $slug does not say active: $row" ;; esac
+
+# ---- filter ----------------------------------------------------------------------------
+step="filter"
+keys /
+wait_for '^Filter:' "the filter prompt"
+keys -l 'old'
+wait_gone 'Spring Gala 2025' "Spring Gala filtered out"
+wait_for 'Old Campaign 2019' "the filtered campaign"
+keys Enter
+wait_for 'filter "old": 1 of' "the filter status line"
+
+step="error from set_paused"
+keys p
+wait_for 'Pause old-campaign \(' "the pause prompt for the closed campaign"
+keys y
+wait_for 'pause old-campaign failed: ' "the error from set_paused"
+
+step="filter cleared"
+keys Escape
+wait_for 'Spring Gala 2025' "the full list after Esc"
+
+# ---- help ------------------------------------------------------------------------------
+step="help"
+keys '?'
+wait_for 'tally console - keys' "the help screen"
+grep -Fq -- 'pause the selected campaign' "$tmp/screen" || fail "help misses the pause key"
+grep -Fq -- 'Esc Back' "$tmp/screen" || fail "help's key bar misses Esc Back"
+keys Escape
+wait_for 'Campaign +Status +Total' "the campaigns view after Esc"
+keys Tab
+wait_for 'tally console - keys' "the help screen after Tab"
+keys Tab
+wait_for 'Campaign +Status +Total' "the campaigns view after a second Tab"
+
+# ---- resize ----------------------------------------------------------------------------
+step="resize 80x24"
+T resize-window -t "$session" -x 80 -y 24 || fail "resize-window failed"
+wait_for 'Spring Gala' "names after resizing to 80x24"
+wait_for 'q/F10 Quit' "the key bar after resizing to 80x24"
+lines=$(wc -l <"$tmp/screen")
+[ "$lines" -le 24 ] || fail "capture has $lines lines after resizing to 24"
+widest=$(LC_ALL=C.UTF-8 wc -L <"$tmp/screen")
+[ "$widest" -le 80 ] || fail "a line is $widest columns wide after resizing to 80"
+
+step="resize too small"
+T resize-window -t "$session" -x 30 -y 8 || fail "resize-window failed"
+wait_for 'terminal too small' "the too-small message at 30x8"
+
+step="resize back"
+T resize-window -t "$session" -x 120 -y 30 || fail "resize-window failed"
+wait_for 'Library Renovation Fund' "the full table again at 120x30"
+wait_gone 'terminal too small' "the too-small message"
+
+# ---- quit ------------------------------------------------------------------------------
+step="quit"
+keys q
+wait_exit
+
+# ---- the stop flag: SIGTERM makes console_run return 0 -----------------------------
+step="stop flag"
+start_demo
+wait_for 'Spring Gala 2025' "the first screen of the second run"
+pid=$(cat "$tmp/pid" 2>/dev/null)
+[ -n "$pid" ] || fail "no pid file"
+kill -TERM "$pid" || fail "cannot signal the demo ($pid)"
+wait_exit
+
+echo "tui_tmux: PASS"

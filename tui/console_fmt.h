@@ -1,0 +1,63 @@
+/* tui/console_fmt.h - pure text helpers of the console (internal to tui/).
+ *
+ * Nothing here calls curses or keeps state; every function may be called from
+ * any thread. Display widths follow wcwidth() and so the LC_CTYPE locale: the
+ * console sets it from the environment, tests set a UTF-8 locale.
+ *
+ * Every function that writes a buffer always NUL-terminates it when cap > 0,
+ * returns the number of bytes written (without the NUL) or a negative errno:
+ * -EINVAL for a NULL buffer or cap == 0, -ENOSPC when the text does not fit
+ * (the buffer then holds ""). Nothing is ever cut in the middle of a number.
+ */
+#ifndef TALLY_TUI_CONSOLE_FMT_H
+#define TALLY_TUI_CONSOLE_FMT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Money from integer minor units of an ISO-4217 currency, with thousands
+ * separators; no floating point anywhere. USD "$12,345.67", EUR "€12,345.67",
+ * GBP "£12,345.67" (as "EUR 12,345.67" where the LC_CTYPE locale cannot
+ * print the symbol); any other code "CAD 12,345.67". The code is matched
+ * case-insensitively; zero-decimal (JPY, KRW, ...) and three-decimal (KWD,
+ * BHD, ...) currencies get their ISO exponent, any other code two decimals.
+ * A sign goes before the symbol ("-$0.01") or before the digits
+ * ("CAD -0.01"). NULL or "" currency: just the number; a code that is not
+ * three ASCII letters: "???" as the code. Exact over the whole int64 range. */
+int console_fmt_money(char *buf, size_t cap, int64_t cents, const char *currency);
+
+/* An integer with thousands separators: "-1,234,567". */
+int console_fmt_int(char *buf, size_t cap, int64_t v);
+
+/* part/whole as a percent with one decimal, rounded toward zero: "42.5%",
+ * "-3.0%", ">9999%" (or "<-9999%") beyond; "-" when whole <= 0 (no goal). Integer
+ * arithmetic only, exact for any int64 operands. */
+int console_fmt_percent(char *buf, size_t cap, int64_t part, int64_t whole);
+
+/* How many of `width` cells of a progress bar part/whole fills, rounded down
+ * and clamped to 0..width; 0 when whole <= 0 or width <= 0. */
+int console_fmt_bar_cells(int64_t part, int64_t whole, int width);
+
+/* Seconds as "H:MM:SS", with a "Nd " prefix from one day on; negative
+ * values show as "0:00:00". */
+int console_fmt_duration(char *buf, size_t cap, int64_t seconds);
+
+/* Display columns that console_fmt_trunc() would give the whole of s. Bytes
+ * that are not valid UTF-8, control characters and characters the locale
+ * cannot print count as one "?" each. NULL counts as "". */
+int console_fmt_width(const char *s);
+
+/* Copy src into dst, sanitised for the terminal (each invalid UTF-8 byte,
+ * control character or unprintable character becomes '?') and cut to at
+ * most max_cols display columns and cap - 1 bytes, never inside a UTF-8
+ * sequence and never between a character and its combining marks. When src
+ * is cut and ellipsis is non-zero, the last column shows U+2026 "…" (or "~"
+ * when the locale cannot print it). Returns the display columns used (>= 0),
+ * or -EINVAL for a NULL dst or cap == 0. NULL src counts as "". */
+int console_fmt_trunc(char *dst, size_t cap, const char *src, int max_cols, int ellipsis);
+
+/* 1 when needle occurs in hay, ignoring ASCII case; an empty needle always
+ * matches. NULL counts as "". */
+int console_fmt_contains(const char *hay, const char *needle);
+
+#endif
