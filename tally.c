@@ -42,6 +42,8 @@ struct options {
 	const char *token_file;
 	const char *processor;
 	long mock_latency_ms;
+	double rate_limit, rate_burst;
+	int rate_limit_loopback;
 	struct engine_config engine;
 };
 
@@ -71,6 +73,10 @@ static void usage(FILE *f)
 		"  --processor mock      payment processor (only mock in this version)\n"
 		"  --mock-latency-ms N   simulated processor latency (default 0)\n"
 		"  --token-file PATH     admin token file (default DB.token)\n"
+		"  --rate-limit N        writes (POST/PATCH) per second per client address;\n"
+		"                        429 beyond it (default off)\n"
+		"  --rate-burst N        bucket size for --rate-limit (default 2 x N)\n"
+		"  --rate-limit-loopback also limit 127.0.0.1 and ::1 (exempt by default)\n"
 		"  --help, --version\n"
 		"\n"
 		"Environment: TALLY_ADMIN_TOKEN is the admin bearer token; when unset, one is\n"
@@ -114,7 +120,7 @@ static int parse_listen(const char *s, struct options *o)
 static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_LISTEN = 256, OPT_DB, OPT_ASSETS, OPT_LOG, OPT_SYNC, OPT_MIN, OPT_MAX, OPT_QUEUE, OPT_PROC,
-	       OPT_LAT, OPT_TOKEN };
+	       OPT_LAT, OPT_TOKEN, OPT_RATE, OPT_BURST, OPT_RATE_LO };
 	static const struct option longopts[] = {
 		{"headless", no_argument, NULL, 'H'},
 		{"demo", no_argument, NULL, 'D'},
@@ -131,6 +137,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		{"processor", required_argument, NULL, OPT_PROC},
 		{"mock-latency-ms", required_argument, NULL, OPT_LAT},
 		{"token-file", required_argument, NULL, OPT_TOKEN},
+		{"rate-limit", required_argument, NULL, OPT_RATE},
+		{"rate-burst", required_argument, NULL, OPT_BURST},
+		{"rate-limit-loopback", no_argument, NULL, OPT_RATE_LO},
 		{NULL, 0, NULL, 0},
 	};
 	long v;
@@ -209,6 +218,21 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_TOKEN:
 			o->token_file = optarg;
+			break;
+		case OPT_RATE:
+		case OPT_BURST:
+			if (parse_long(optarg, 1, 1000000, &v)) {
+				fprintf(stderr, "tally: %s wants 1 to 1000000\n",
+					c == OPT_RATE ? "--rate-limit" : "--rate-burst");
+				return -EINVAL;
+			}
+			if (c == OPT_RATE)
+				o->rate_limit = (double)v;
+			else
+				o->rate_burst = (double)v;
+			break;
+		case OPT_RATE_LO:
+			o->rate_limit_loopback = 1;
 			break;
 		default:
 			usage(stderr);
@@ -474,6 +498,9 @@ int main(int argc, char **argv)
 	scfg.assets_dir = o.assets_dir;
 	scfg.admin_token = token;
 	scfg.coalesce_ms = 100;
+	scfg.rate_limit = o.rate_limit;
+	scfg.rate_burst = o.rate_burst;
+	scfg.rate_limit_loopback = o.rate_limit_loopback;
 	rc = server_new(&scfg, engine, &server, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "tally: %s\n", err);

@@ -588,6 +588,39 @@ START_TEST(bad_idempotency_keys)
 }
 END_TEST
 
+START_TEST(rate_limit_answers_429)
+{
+	struct itest_resp r;
+	char ra[16];
+	int ok = 0, limited = 0;
+
+	itest_cleanup(&srv);
+	memset(&srv, 0, sizeof(srv));
+	ck_assert_int_eq(itest_start(&srv, "--rate-limit 1 --rate-burst 3 --rate-limit-loopback"), 0);
+	/* The campaign create is a write too: it takes the first token. */
+	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 0), 201);
+	for (int i = 0; i < 6; i++) {
+		post_donation("food", GOOD, &r);
+		if (r.status == 202) {
+			ok++;
+		} else {
+			json_decref(expect_error(&r, 429, "rate_limited"));
+			ck_assert_ptr_nonnull(itest_header(&r, "retry-after", ra, sizeof(ra)));
+			ck_assert_int_ge(atoi(ra), 1);
+			limited++;
+		}
+		itest_resp_fini(&r);
+	}
+	ck_assert_int_le(ok, 3);
+	ck_assert_int_ge(limited, 3);
+	ck_assert_int_eq(donations_in_db(), ok);
+	/* Reads are never limited. */
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -608,6 +641,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, double_click_records_one_gift);
 	tcase_add_test(tc, bad_idempotency_keys);
 	tcase_add_test(tc, leaderboard_ranks_incrementally);
+	tcase_add_test(tc, rate_limit_answers_429);
 	suite_add_tcase(s, tc);
 	return s;
 }
