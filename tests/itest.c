@@ -177,24 +177,30 @@ static int send_all(int fd, const void *data, size_t len)
 int itest_http(int port, const char *method, const char *path, const char *extra_headers,
 	       const char *body, size_t len, struct itest_resp *r)
 {
-	char head[4096], *buf = NULL, *sep;
+	size_t hcap = strlen(method) + strlen(path) + (extra_headers ? strlen(extra_headers) : 0) + 256;
+	char *head = malloc(hcap), *buf = NULL, *sep;
 	size_t used = 0, cap = 0;
 	int fd, n;
 
 	memset(r, 0, sizeof(*r));
-	fd = dial(port);
-	if (fd < 0)
+	if (!head)
 		return -1;
-	n = snprintf(head, sizeof(head),
-		     "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s",
+	fd = dial(port);
+	if (fd < 0) {
+		free(head);
+		return -1;
+	}
+	n = snprintf(head, hcap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s",
 		     method, path, port, extra_headers ? extra_headers : "");
 	if (body)
-		n += snprintf(head + n, sizeof(head) - (size_t)n, "Content-Length: %zu\r\n", len);
-	n += snprintf(head + n, sizeof(head) - (size_t)n, "\r\n");
+		n += snprintf(head + n, hcap - (size_t)n, "Content-Length: %zu\r\n", len);
+	n += snprintf(head + n, hcap - (size_t)n, "\r\n");
 	if (send_all(fd, head, (size_t)n) || (body && send_all(fd, body, len))) {
+		free(head);
 		close(fd);
 		return -1;
 	}
+	free(head);
 	for (;;) {
 		struct pollfd pfd = {fd, POLLIN, 0};
 		ssize_t got;

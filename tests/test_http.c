@@ -361,6 +361,21 @@ START_TEST(oversized_and_unknown)
 		json_decref(expect_error(&r, 414, "uri_too_long"));
 		itest_resp_fini(&r);
 	}
+	{
+		/* Headers beyond lws's 4 KiB header space: the connection is
+		 * refused, nothing else is affected. */
+		char *hdr = malloc(9100);
+
+		ck_assert_ptr_nonnull(hdr);
+		memcpy(hdr, "X-Big: ", 7);
+		memset(hdr + 7, 'b', 9000);
+		memcpy(hdr + 9007, "\r\n", 3);
+		if (itest_http(srv.port, "GET", "/healthz", hdr, NULL, 0, &r) == 0) {
+			ck_assert_int_ge(r.status, 400);
+			itest_resp_fini(&r);
+		}
+		free(hdr);
+	}
 	ck_assert_int_eq(donations_in_db(), 0);
 	ck_assert_int_eq(itest_http(srv.port, "GET", "/healthz", NULL, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 200);
@@ -397,6 +412,10 @@ START_TEST(static_assets_and_probes)
 	ck_assert_int_eq(itest_http(srv.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_ptr_nonnull(strstr(r.body, "tally_donations_committed_total"));
+	ck_assert_ptr_nonnull(strstr(r.body, "tally_http_requests_total{route=\"GET /readyz\""));
+	ck_assert_ptr_nonnull(strstr(r.body, "tally_commit_batch_size_bucket{le=\"+Inf\"}"));
+	ck_assert_ptr_nonnull(strstr(r.body, "tally_http_request_duration_seconds_bucket"));
+	ck_assert_ptr_null(strstr(r.body, "{}"));
 	itest_resp_fini(&r);
 }
 END_TEST

@@ -123,8 +123,12 @@ static int put_hist(struct buf *b, const char *name, const char *labels, const u
 			rc |= buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels,
 					 *labels ? "," : "", (unsigned long long)cum);
 	}
-	rc |= buf_printf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, sum, name, labels,
-			 (unsigned long long)cum);
+	if (*labels)
+		rc |= buf_printf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, sum, name,
+				 labels, (unsigned long long)cum);
+	else
+		rc |= buf_printf(b, "%s_sum %.6f\n%s_count %llu\n", name, sum, name,
+				 (unsigned long long)cum);
 	return rc;
 }
 

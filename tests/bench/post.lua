@@ -4,8 +4,9 @@ dofile("report.lua")
 local campaigns = tonumber(os.getenv("CAMPAIGNS") or "100")
 local counter = 0
 local threads = 0
-local me = 0
 
+-- Each wrk thread gets its own "me" (a global in its Lua state) so keys
+-- never repeat across threads.
 function setup(thread)
    threads = threads + 1
    thread:set("me", threads)
