@@ -73,6 +73,12 @@ int validate_json_object(const char *body, size_t len, json_t **out, struct vali
 int validate_donation(const char *body, size_t len, const struct donation_limits *lim,
 		      struct donation_req *out, struct validate_error *err);
 
+/* The same with jansson only (validate_donation tries an allocation-free
+ * scan of the common shape first and falls back to this). Same results;
+ * exposed for the tests that prove it. */
+int validate_donation_full(const char *body, size_t len, const struct donation_limits *lim,
+			   struct donation_req *out, struct validate_error *err);
+
 /* Validate a campaign body; create=1 requires slug, name and currency, an
  * update (create=0) accepts any subset but not slug. */
 int validate_campaign(const char *body, size_t len, int create, struct campaign_spec *out,

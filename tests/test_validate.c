@@ -1009,10 +1009,120 @@ START_TEST(campaign_update)
 }
 END_TEST
 
+/* ---- the fast path agrees with the full (jansson) path ---- */
+
+static const struct donation_limits diff_lim = {100, 100000000};
+
+/* Validate body both ways; both must give the same code, the same result
+ * and the same per-field messages. */
+static void same_both_ways(const char *body, size_t len)
+{
+	struct donation_req a, b;
+	struct validate_error ea = {{0}, NULL}, eb = {{0}, NULL};
+	int ra = validate_donation(body, len, &diff_lim, &a, &ea);
+	int rb = validate_donation_full(body, len, &diff_lim, &b, &eb);
+
+	ck_assert_msg(ra == rb, "fast %d, full %d for: %.*s", ra, rb, (int)len, body);
+	if (ra == VALIDATE_OK)
+		ck_assert_msg(!memcmp(&a, &b, sizeof(a)), "results differ for: %.*s", (int)len, body);
+	else
+		ck_assert_msg(json_equal(ea.fields, eb.fields) || (!ea.fields && !eb.fields),
+			      "fields differ for: %.*s", (int)len, body);
+	validate_error_fini(&ea);
+	validate_error_fini(&eb);
+}
+
+static const char *const diff_corpus[] = {
+	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\",\"email\":"
+	"\"ada@example.org\"}}",
+	" {\n \"donor\" : { \"email\" : \"ada@example.org\" , \"name\" : \"Ada L\" } ,\r\n"
+	"\t\"currency\":\"EUR\", \"amount_cents\" : 100 } \n",
+	"{\"amount_cents\":100000000,\"currency\":\"USD\",\"donor\":{\"name\":\"Zoë Núñez 李\","
+	"\"email\":\"z@exämple.org\"},\"anonymous\":true,\"hide_amount\":false,\"message\":"
+	"\"Go team! 🎉\",\"payment_token\":\"tok_chargeDeclined\"}",
+	"{\"amount_cents\":100000001,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+	"\"a@b.org\"}}",
+	"{\"amount_cents\":99,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
+	"{\"amount_cents\":-0,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
+	"{\"amount_cents\":0100,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
+	"{\"amount_cents\":1e3,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
+	"{\"amount_cents\":2500,\"currency\":\"usd\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
+	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\" \",\"email\":\"a@b.org\"}}",
+	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b\"}}",
+	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\","
+	"\"name\":\"B\"}}",
+	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+	"\"extra\":[1,2,{\"x\":null}]}",
+	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\\u00e9\",\"email\":"
+	"\"a@b.org\"},\"message\":\"line\\nbreak\"}",
+	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+	"\"payment_token\":null,\"anonymous\":null}",
+	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+	"\"payment_token\":\"tok visa\"}",
+	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},}",
+	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}} x",
+	"{\"amount_cents\":2500,\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\","
+	"\"email\":\"a@b.org\"}}",
+	"{}",
+	"[]",
+	"",
+	"{\"amount_cents\":123456789012345678901,\"currency\":\"USD\"}",
+};
+
+START_TEST(fast_path_agrees_on_corpus)
+{
+	for (size_t i = 0; i < sizeof(diff_corpus) / sizeof(diff_corpus[0]); i++)
+		same_both_ways(diff_corpus[i], strlen(diff_corpus[i]));
+}
+END_TEST
+
+START_TEST(fast_path_agrees_on_mutations)
+{
+	static const char alphabet[] = "{}[]:,\"\\ 0123456789-.eEtruefalsn\x01\x7f\xc3\xa9\xff";
+	unsigned seed = 12345;
+
+	/* 20,000 random edits of valid bodies: each must get the same answer
+	 * both ways, valid or not. */
+	for (int n = 0; n < 20000; n++) {
+		const char *base = diff_corpus[n % 3];
+		char buf[1024];
+		size_t len = strlen(base);
+		int edits = 1 + (int)(rand_r(&seed) % 3);
+
+		memcpy(buf, base, len);
+		for (int e = 0; e < edits && len > 2 && len < sizeof(buf) - 2; e++) {
+			size_t at = rand_r(&seed) % len;
+			char c = alphabet[rand_r(&seed) % (sizeof(alphabet) - 1)];
+
+			switch (rand_r(&seed) % 3) {
+			case 0:
+				buf[at] = c;
+				break;
+			case 1:
+				memmove(buf + at + 1, buf + at, len - at);
+				buf[at] = c;
+				len++;
+				break;
+			default:
+				memmove(buf + at, buf + at + 1, len - at - 1);
+				len--;
+			}
+		}
+		same_both_ways(buf, len);
+	}
+}
+END_TEST
+
 Suite *validate_suite(void)
 {
 	Suite *s = suite_create("validate");
 	TCase *tc;
+
+	tc = tcase_create("fast_path");
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, fast_path_agrees_on_corpus);
+	tcase_add_test(tc, fast_path_agrees_on_mutations);
+	suite_add_tcase(s, tc);
 
 	tc = tcase_create("donation");
 	tcase_add_test(tc, donation_valid);
