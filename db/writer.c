@@ -7,8 +7,8 @@
  * COMMIT. Only then does it hand the batch to the batch_done hook, which
  * acknowledges each op. A constraint failure fails only its op; any other
  * error rolls the batch back and fails every op in it. The queue is bounded
- * so overload is answered, not buffered. A checkpointer thread with its own
- * connection copies the WAL into the database (see checkpoint_main).
+ * so overload is answered, not buffered. Every 10 s the writer restarts the
+ * WAL (checkpoint RESTART) so readers can never make it grow without bound.
  */
 #include "db/writer.h"
 #include "db/db.h"
@@ -104,9 +104,7 @@ struct db_writer {
 	sqlite3_stmt *st[ST_COUNT];
 	struct bump *bumps;
 	size_t bump_cap;             /* power of two >= 2 * max_batch */
-	sqlite3 *ckpt_db;            /* checkpointer thread's connection */
-	pthread_t ckpt_thread;
-	pthread_cond_t ckpt_cond;    /* wakes the checkpointer to stop */
+	uint64_t last_checkpoint_ns;
 	uint64_t last_tick_ns;
 	struct db_writer_hooks hooks;
 };
@@ -358,44 +356,17 @@ fail:
 	return db_errno(rc) ? db_errno(rc) : -EIO;
 }
 
-/* The checkpointer: its own connection and thread, so copying WAL frames
- * into the database never sits on the commit path. PASSIVE every 100 ms
- * (never blocks the writer), RESTART every 10 s so that a steady stream of
- * readers cannot make the WAL grow without bound. */
-static void *checkpoint_main(void *arg)
+static void maybe_checkpoint(struct db_writer *w)
 {
-	struct db_writer *w = arg;
-	uint64_t last_restart = util_mono_ns();
+	uint64_t now = util_mono_ns();
+	int rc;
 
-	pthread_mutex_lock(&w->lock);
-	while (!w->stopping) {
-		struct timespec ts;
-		uint64_t now;
-		int rc, mode;
-
-		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_nsec += 100000000L;
-		if (ts.tv_nsec >= 1000000000L) {
-			ts.tv_sec++;
-			ts.tv_nsec -= 1000000000L;
-		}
-		pthread_cond_timedwait(&w->ckpt_cond, &w->lock, &ts);
-		if (w->stopping)
-			break;
-		pthread_mutex_unlock(&w->lock);
-		now = util_mono_ns();
-		mode = SQLITE_CHECKPOINT_PASSIVE;
-		if (now - last_restart >= 10ull * 1000000000ull) {
-			mode = SQLITE_CHECKPOINT_RESTART;
-			last_restart = now;
-		}
-		rc = sqlite3_wal_checkpoint_v2(w->ckpt_db, NULL, mode, NULL, NULL);
-		if (rc != SQLITE_OK && rc != SQLITE_BUSY)
-			log_msg(LOG_WARN, "db.checkpoint_failed", "%s", sqlite3_errmsg(w->ckpt_db));
-		pthread_mutex_lock(&w->lock);
-	}
-	pthread_mutex_unlock(&w->lock);
-	return NULL;
+	if (now - w->last_checkpoint_ns < 10ull * 1000000000ull)
+		return;
+	w->last_checkpoint_ns = now;
+	rc = sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_RESTART, NULL, NULL);
+	if (rc != SQLITE_OK && rc != SQLITE_BUSY)
+		log_msg(LOG_WARN, "db.checkpoint_failed", "%s", sqlite3_errmsg(w->db));
 }
 
 static void maybe_tick(struct db_writer *w)
@@ -434,6 +405,7 @@ static void *writer_main(void *arg)
 			pthread_mutex_unlock(&w->lock);
 			if (stop)
 				break;
+			maybe_checkpoint(w);
 			maybe_tick(w);
 			continue;
 		}
@@ -467,6 +439,7 @@ static void *writer_main(void *arg)
 		pthread_mutex_unlock(&w->lock);
 
 		w->hooks.batch_done(w->hooks.ctx, batch, rc);
+		maybe_checkpoint(w);
 		maybe_tick(w);
 	}
 	return NULL;
@@ -506,24 +479,12 @@ int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
 			goto fail;
 		}
 	}
-	/* Commits never checkpoint; the checkpointer thread does. */
-	rc = sqlite3_exec(conn, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_open_v2(sqlite3_db_filename(conn, "main"), &w->ckpt_db,
-				     SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX, NULL);
-	if (rc == SQLITE_OK)
-		rc = sqlite3_busy_timeout(w->ckpt_db, 1000);
-	if (rc != SQLITE_OK) {
-		log_msg(LOG_ERROR, "db.checkpointer_failed", "%s",
-			w->ckpt_db ? sqlite3_errmsg(w->ckpt_db) : sqlite3_errmsg(conn));
-		rc = db_errno(rc);
-		goto fail;
-	}
+	w->last_checkpoint_ns = util_mono_ns();
 	if (pthread_mutex_init(&w->lock, NULL)) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	if (pthread_cond_init(&w->cond, NULL) || pthread_cond_init(&w->ckpt_cond, NULL)) {
+	if (pthread_cond_init(&w->cond, NULL)) {
 		pthread_mutex_destroy(&w->lock);
 		rc = -ENOMEM;
 		goto fail;
@@ -531,19 +492,6 @@ int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
 	rc = -pthread_create(&w->thread, NULL, writer_main, w);
 	if (rc) {
 		pthread_cond_destroy(&w->cond);
-		pthread_cond_destroy(&w->ckpt_cond);
-		pthread_mutex_destroy(&w->lock);
-		goto fail;
-	}
-	rc = -pthread_create(&w->ckpt_thread, NULL, checkpoint_main, w);
-	if (rc) {
-		pthread_mutex_lock(&w->lock);
-		w->stopping = 1;
-		pthread_cond_signal(&w->cond);
-		pthread_mutex_unlock(&w->lock);
-		pthread_join(w->thread, NULL);
-		pthread_cond_destroy(&w->cond);
-		pthread_cond_destroy(&w->ckpt_cond);
 		pthread_mutex_destroy(&w->lock);
 		goto fail;
 	}
@@ -552,7 +500,6 @@ int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
 fail:
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(w->st[i]);
-	sqlite3_close(w->ckpt_db);
 	sqlite3_close(conn);
 	free(w->bumps);
 	free(w);
@@ -613,13 +560,8 @@ void db_writer_free(struct db_writer *w)
 	pthread_mutex_lock(&w->lock);
 	w->stopping = 1;
 	pthread_cond_signal(&w->cond);
-	pthread_cond_signal(&w->ckpt_cond);
 	pthread_mutex_unlock(&w->lock);
 	pthread_join(w->thread, NULL);
-	pthread_join(w->ckpt_thread, NULL);
-	rc = sqlite3_close(w->ckpt_db);
-	if (rc != SQLITE_OK)
-		log_msg(LOG_ERROR, "db.close_failed", "%s", sqlite3_errstr(rc));
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(w->st[i]);
 	rc = sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
@@ -629,7 +571,6 @@ void db_writer_free(struct db_writer *w)
 	if (rc != SQLITE_OK)
 		log_msg(LOG_ERROR, "db.close_failed", "%s", sqlite3_errstr(rc));
 	pthread_cond_destroy(&w->cond);
-	pthread_cond_destroy(&w->ckpt_cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w->bumps);
 	free(w);
