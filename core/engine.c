@@ -486,6 +486,10 @@ static int load_recent_cb(void *ud, const struct db_donation_row *row)
 
 	if (!gift)
 		return -ENOMEM;
+	if (c->n_recent == RECENT_MAX) {
+		free(gift);
+		return 0;
+	}
 	c->recent[c->n_recent++] = gift;
 	return 0;
 }
@@ -508,7 +512,7 @@ static int load_campaign_cb(void *ud, const struct db_campaign_row *row)
 		free(c);
 		return rc;
 	}
-	rc = db_load_recent(lc->db, c->id, RECENT_MAX, load_recent_cb, c);
+	rc = db_load_donations(lc->db, row->recent_ids, load_recent_cb, c);
 	if (rc)
 		return rc;
 	mark_dirty(lc->e, c);

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 2
+#define DB_SCHEMA_VERSION 3
 
 struct db_campaign_row {
 	int64_t id;
@@ -26,6 +26,7 @@ struct db_campaign_row {
 	int64_t donor_count;
 	int64_t donation_count;
 	int64_t seq;
+	char recent_ids[256];   /* "9,7,4": newest succeeded gifts, newest first */
 };
 
 struct db_donation_row {
@@ -56,10 +57,10 @@ int db_open_reader(const char *path, sqlite3 **out, char *errbuf, size_t errcap)
 int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_row *row),
 		      void *ud);
 
-/* Call cb for the newest `limit` succeeded donations of a campaign, newest
- * first. */
-int db_load_recent(sqlite3 *db, int64_t campaign_id, int limit,
-		   int (*cb)(void *ud, const struct db_donation_row *row), void *ud);
+/* Call cb for each donation named in ids (comma-separated, as stored in a
+ * campaign's recent_ids), in that order; missing ids are skipped. */
+int db_load_donations(sqlite3 *db, const char *ids,
+		      int (*cb)(void *ud, const struct db_donation_row *row), void *ud);
 
 /* Fetch one donation. Returns 0, -ENOENT, or -EIO. */
 int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out);

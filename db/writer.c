@@ -31,6 +31,7 @@ enum stmt_id {
 	ST_FIND_IDEM,
 	ST_FREE_IDEM,
 	ST_BUMP_CAMPAIGN,
+	ST_RECENT_IDS,
 	ST_INSERT_CAMPAIGN,
 	ST_UPDATE_CAMPAIGN,
 	ST_SET_STATUS,
@@ -53,7 +54,8 @@ static const char *const stmt_sql[ST_COUNT] = {
 	[ST_INSERT_DONOR] = "INSERT OR IGNORE INTO donors (campaign_id, email) VALUES (?1, lower(?2))",
 	[ST_BUMP_CAMPAIGN] = "UPDATE campaigns SET raised_cents = raised_cents + ?2,"
 			     " donor_count = donor_count + ?3, donation_count = donation_count + ?4,"
-			     " seq = seq + 1 WHERE id = ?1",
+			     " seq = seq + 1, recent_ids = ?5 WHERE id = ?1",
+	[ST_RECENT_IDS] = "SELECT recent_ids FROM campaigns WHERE id = ?1",
 	[ST_INSERT_CAMPAIGN] = "INSERT INTO campaigns (slug, name, currency, goal_cents, starts_at,"
 			       " ends_at, created_at, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
 	[ST_UPDATE_CAMPAIGN] =
@@ -89,6 +91,15 @@ struct bump {
 	int64_t donations;
 };
 
+/* The newest gift ids of a campaign, newest first, as stored in
+ * campaigns.recent_ids (writer thread; loaded on first use). */
+#define RECENT_IDS 10
+struct recent {
+	int64_t campaign_id;    /* 0 = free slot */
+	int64_t ids[RECENT_IDS];
+	int n;
+};
+
 struct db_writer {
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -104,6 +115,8 @@ struct db_writer {
 	sqlite3_stmt *st[ST_COUNT];
 	struct bump *bumps;
 	size_t bump_cap;             /* power of two >= 2 * max_batch */
+	struct recent *recent;       /* open addressing on campaign_id */
+	size_t recent_cap, recent_used;
 	uint64_t last_checkpoint_ns;
 	uint64_t last_tick_ns;
 	struct db_writer_hooks hooks;
@@ -121,6 +134,72 @@ static int step_reset(sqlite3_stmt *st)
 static int bind_text(sqlite3_stmt *st, int i, const char *s)
 {
 	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
+}
+
+static struct recent *recent_slot(struct recent *v, size_t cap, int64_t campaign_id)
+{
+	size_t mask = cap - 1, i = (size_t)util_hash(&campaign_id, sizeof(campaign_id)) & mask;
+
+	while (v[i].campaign_id && v[i].campaign_id != campaign_id)
+		i = (i + 1) & mask;
+	return &v[i];
+}
+
+/* The recent ids of a campaign, loaded from its row the first time. NULL on
+ * failure (out of memory, storage error). */
+static struct recent *recent_get(struct db_writer *w, int64_t campaign_id)
+{
+	struct recent *r;
+	sqlite3_stmt *st;
+	const char *p;
+	int rc;
+
+	if ((w->recent_used + 1) * 2 > w->recent_cap) {
+		size_t cap = w->recent_cap ? w->recent_cap * 2 : 256;
+		struct recent *v = calloc(cap, sizeof(*v));
+
+		if (!v)
+			return NULL;
+		for (size_t i = 0; i < w->recent_cap; i++)
+			if (w->recent[i].campaign_id)
+				*recent_slot(v, cap, w->recent[i].campaign_id) = w->recent[i];
+		free(w->recent);
+		w->recent = v;
+		w->recent_cap = cap;
+	}
+	r = recent_slot(w->recent, w->recent_cap, campaign_id);
+	if (r->campaign_id)
+		return r;
+	st = w->st[ST_RECENT_IDS];
+	if (sqlite3_bind_int64(st, 1, campaign_id) != SQLITE_OK)
+		return NULL;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		r->n = 0;
+		p = (const char *)sqlite3_column_text(st, 0);
+		while (p && *p && r->n < RECENT_IDS) {
+			char *end;
+			long long id = strtoll(p, &end, 10);
+
+			if (end == p)
+				break;
+			r->ids[r->n++] = id;
+			p = *end == ',' ? end + 1 : end;
+		}
+		r->campaign_id = campaign_id;
+		w->recent_used++;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return r->campaign_id ? r : NULL;
+}
+
+/* Forget every loaded list (after a rollback they may name lost ids). */
+static void recent_forget(struct db_writer *w)
+{
+	if (w->recent)
+		memset(w->recent, 0, w->recent_cap * sizeof(*w->recent));
+	w->recent_used = 0;
 }
 
 static void bump_add(struct db_writer *w, int64_t campaign_id, int64_t raised, int donor)
@@ -227,6 +306,16 @@ static int apply_donation(struct db_writer *w, struct db_op *op)
 		return rc;
 	op->u.donation.new_donor = sqlite3_changes(w->db) > 0;
 	bump_add(w, op->campaign_id, d->amount_cents, op->u.donation.new_donor);
+	{
+		struct recent *r = recent_get(w, op->campaign_id);
+
+		if (!r)
+			return SQLITE_NOMEM;
+		memmove(r->ids + 1, r->ids, (RECENT_IDS - 1) * sizeof(r->ids[0]));
+		r->ids[0] = op->u.donation.id;
+		if (r->n < RECENT_IDS)
+			r->n++;
+	}
 	return SQLITE_OK;
 }
 
@@ -298,12 +387,23 @@ static int flush_bumps(struct db_writer *w)
 
 	for (size_t i = 0; i < w->bump_cap; i++) {
 		struct bump *b = &w->bumps[i];
+		struct recent *r;
+		char ids[RECENT_IDS * 21 + 1];
+		size_t len = 0;
 		int rc;
 
 		if (!b->campaign_id)
 			continue;
+		r = recent_get(w, b->campaign_id);
+		if (!r)
+			return SQLITE_NOMEM;
+		for (int k = 0; k < r->n; k++)
+			len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%lld", k ? "," : "",
+						(long long)r->ids[k]);
+		ids[len] = '\0';
 		if (sqlite3_bind_int64(st, 1, b->campaign_id) || sqlite3_bind_int64(st, 2, b->raised) ||
-		    sqlite3_bind_int64(st, 3, b->donors) || sqlite3_bind_int64(st, 4, b->donations))
+		    sqlite3_bind_int64(st, 3, b->donors) || sqlite3_bind_int64(st, 4, b->donations) ||
+		    sqlite3_bind_text(st, 5, ids, (int)len, SQLITE_TRANSIENT))
 			return SQLITE_ERROR;
 		rc = step_reset(st);
 		if (rc != SQLITE_DONE)
@@ -353,6 +453,7 @@ fail:
 	if (!sqlite3_get_autocommit(w->db) && step_reset(w->st[ST_ROLLBACK]) != SQLITE_DONE)
 		log_msg(LOG_ERROR, "db.rollback_failed", "%s", sqlite3_errmsg(w->db));
 	memset(w->bumps, 0, w->bump_cap * sizeof(*w->bumps));
+	recent_forget(w);
 	return db_errno(rc) ? db_errno(rc) : -EIO;
 }
 
@@ -502,6 +603,7 @@ fail:
 		sqlite3_finalize(w->st[i]);
 	sqlite3_close(conn);
 	free(w->bumps);
+	free(w->recent);
 	free(w);
 	return rc;
 }
@@ -573,5 +675,6 @@ void db_writer_free(struct db_writer *w)
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w->bumps);
+	free(w->recent);
 	free(w);
 }

@@ -555,17 +555,22 @@ START_TEST(read_queries)
 	ck_assert_int_eq(db_load_campaigns(rd, stop_cb, &calls), 77);
 	ck_assert_int_eq(calls, 1);
 
-	/* Newest first, limited. */
-	ck_assert_int_eq(db_load_recent(rd, a, 2, donation_cb, r), 0);
-	ck_assert_int_eq(r->nd, 2);
+	/* Each campaign's row names its newest gifts, newest first; the
+	 * writer keeps the list as gifts commit. */
+	ck_assert_str_eq(r->c[0].recent_ids, "13,12,11");
+	ck_assert_str_eq(r->c[1].recent_ids, "14");
+	ck_assert_int_eq(db_load_donations(rd, r->c[0].recent_ids, donation_cb, r), 0);
+	ck_assert_int_eq(r->nd, 3);
 	ck_assert_int_eq(r->d[0].id, 13);
 	ck_assert_int_eq(r->d[1].id, 12);
 	ck_assert_int_eq(r->d[0].hide_amount, 1);
 	ck_assert_int_eq(r->d[1].anonymous, 1);
 	ck_assert_str_eq(r->d[0].status, "succeeded");
 	r->nd = 0;
-	ck_assert_int_eq(db_load_recent(rd, 9999, 10, donation_cb, r), 0);
-	ck_assert_int_eq(r->nd, 0);
+	ck_assert_int_eq(db_load_donations(rd, "", donation_cb, r), 0);
+	ck_assert_int_eq(db_load_donations(rd, "9999,13", donation_cb, r), 0);
+	ck_assert_int_eq(r->nd, 1); /* missing ids are skipped */
+	ck_assert_int_eq(r->d[0].id, 13);
 
 	ck_assert_int_eq(db_donation_get(rd, 14, &one), 0);
 	ck_assert_int_eq(one.campaign_id, b);
