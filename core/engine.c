@@ -871,22 +871,30 @@ static int submit(struct engine *e, struct pending *p, int force)
 	return ENGINE_OK;
 }
 
+static uint64_t fnv_add(uint64_t h, const void *data, size_t len)
+{
+	const unsigned char *p = data;
+
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
 /* Fingerprint of a donation request: equal for the same gift to the same
- * campaign, whatever the JSON's spacing or key order. */
+ * campaign, whatever the JSON's spacing or key order. FNV-1a over the
+ * fields, each followed by a separator byte that no field contains. */
 static uint64_t fingerprint(const char *slug, const struct donation_req *r)
 {
-	struct buf b = {0};
-	uint64_t h;
+	const char *const strs[] = {slug, r->currency, r->name, r->email, r->message,
+				    r->payment_token};
+	int64_t nums[] = {r->amount_cents, r->anonymous, r->hide_amount};
+	uint64_t h = util_hash("", 0);
 
-	if (buf_printf(&b, "%s|%lld|%s|%s|%s|%d|%d|%s|%s", slug, (long long)r->amount_cents,
-		       r->currency, r->name, r->email, r->anonymous, r->hide_amount, r->message,
-		       r->payment_token)) {
-		buf_fini(&b);
-		return 0;
-	}
-	h = util_hash(b.p, b.len);
-	buf_fini(&b);
-	return h;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(strs); i++)
+		h = fnv_add(fnv_add(h, strs[i], strlen(strs[i])), "\x1f", 1);
+	return fnv_add(h, nums, sizeof(nums));
 }
 
 int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,

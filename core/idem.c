@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define IDEM_BUCKETS (1u << 16)
+#define IDEM_BUCKETS (1u << 18) /* cap 200,000: chains stay short */
 
 struct idem {
 	struct idem *next;          /* hash chain */

@@ -372,7 +372,8 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 			p->method = method_tokens[i].method;
 			break;
 		}
-	lws_get_peer_simple(wsi, p->peer, sizeof(p->peer));
+	if (!p->peer[0]) /* once per connection: keep-alive requests share it */
+		lws_get_peer_simple(wsi, p->peer, sizeof(p->peer));
 
 	if (strlen(uri) > HTTP_PATH_MAX) {
 		p->path[0] = '\0';
@@ -509,6 +510,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			buf_fini(&p->body);
 			buf_fini(&p->out);
 			p->wsi = NULL;
+			p->peer[0] = '\0';
 		}
 		return 0;
 
