@@ -29,6 +29,7 @@
 #define MAX_LISTENERS 8
 #define RATE_BUCKETS 6          /* of 10 s: one minute */
 #define IDEM_LIFETIME_MS (24 * 3600 * 1000LL)
+#define PENDING_POOL_MAX 8192
 #define IDEM_MEMORY_CAP 200000
 #define IDEM_MEMORY_WINDOW_MS (10 * 60 * 1000LL)
 
@@ -64,6 +65,7 @@ struct campaign {
 /* What the engine keeps per queued operation. */
 struct pending {
 	struct db_op op;
+	struct pending *next_free;    /* in e->pool */
 	engine_done_fn done;
 	void *ud;
 	char actor[64];
@@ -99,6 +101,12 @@ struct engine {
 	pthread_mutex_t reader_lock;
 	sqlite3 *reader;              /* guarded by reader_lock */
 	struct campaign *dirty_head;  /* writer thread only */
+	/* Recycled pending ops: the service thread takes one per request, the
+	 * writer gives a batch back at once, so neither pays for a 3 KB
+	 * malloc/free across threads. Bounded by PENDING_POOL_MAX. */
+	pthread_mutex_t pool_lock;
+	struct pending *pool;         /* guarded by pool_lock */
+	size_t pool_len;
 	struct buf scratch;           /* writer thread only */
 };
 
@@ -687,9 +695,15 @@ static void finish(struct engine *e, struct pending *p, int rc)
 	p->done(p->ud, ENGINE_EIO, NULL, 0);
 }
 
+static struct pending *pending_new(struct engine *e, enum db_op_kind kind, engine_done_fn done,
+				   void *ud, const char *actor);
+static void pending_free(struct engine *e, struct pending *p);
+static void pending_release(struct engine *e, struct pending *list);
+
 static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 {
 	struct engine *e = ctx;
+	struct pending *done_list = NULL;
 	struct db_op *op;
 
 	for (op = ops; op; op = op->next) {
@@ -717,6 +731,8 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 		struct pending *p = ops->owner;
 
 		op = ops->next;
+		p->next_free = done_list;
+		done_list = p;
 		if (p->actor[0] && !commit_rc && !ops->rc) {
 			const char *what = ops->kind == DB_OP_CAMPAIGN_CREATE   ? "create"
 					   : ops->kind == DB_OP_CAMPAIGN_UPDATE ? "update"
@@ -728,13 +744,11 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 					    "campaign", c ? c->slug : "?"));
 		}
 		finish(e, p, commit_rc ? map_rc(commit_rc) : map_rc(ops->rc));
-		free(p);
 		ops = op;
 	}
+	pending_release(e, done_list);
 }
 
-static struct pending *pending_new(enum db_op_kind kind, engine_done_fn done, void *ud,
-				   const char *actor);
 
 static void tick(void *ctx)
 {
@@ -750,14 +764,14 @@ static void tick(void *ctx)
 		if (!c || c->touch_pending || (!c->starts_at && !c->ends_at) ||
 		    effective_status(c, now) == c->effective)
 			continue;
-		p = pending_new(DB_OP_CAMPAIGN_TOUCH, NULL, NULL, NULL);
+		p = pending_new(e, DB_OP_CAMPAIGN_TOUCH, NULL, NULL, NULL);
 		if (!p)
 			return;
 		p->op.campaign_id = c->id;
 		c->touch_pending = 1;
 		if (db_writer_submit_force(e->writer, &p->op)) {
 			c->touch_pending = 0;
-			free(p);
+			pending_free(e, p);
 		}
 	}
 }
@@ -778,7 +792,8 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 		return -ENOMEM;
 	e->cfg = *cfg;
 	e->started_ms = util_now_ms();
-	if (pthread_mutex_init(&e->lock, NULL) || pthread_mutex_init(&e->reader_lock, NULL)) {
+	if (pthread_mutex_init(&e->lock, NULL) || pthread_mutex_init(&e->reader_lock, NULL) ||
+	    pthread_mutex_init(&e->pool_lock, NULL)) {
 		free(e);
 		return -ENOMEM;
 	}
@@ -841,11 +856,20 @@ int engine_add_listener(struct engine *e, const struct engine_listener *l)
 	return 0;
 }
 
-static struct pending *pending_new(enum db_op_kind kind, engine_done_fn done, void *ud,
-				   const char *actor)
+static struct pending *pending_new(struct engine *e, enum db_op_kind kind, engine_done_fn done,
+				   void *ud, const char *actor)
 {
-	struct pending *p = malloc(sizeof(*p));
+	struct pending *p;
 
+	pthread_mutex_lock(&e->pool_lock);
+	p = e->pool;
+	if (p) {
+		e->pool = p->next_free;
+		e->pool_len--;
+	}
+	pthread_mutex_unlock(&e->pool_lock);
+	if (!p)
+		p = malloc(sizeof(*p));
 	if (!p)
 		return NULL;
 	memset(&p->op, 0, offsetof(struct db_op, u));
@@ -859,13 +883,41 @@ static struct pending *pending_new(enum db_op_kind kind, engine_done_fn done, vo
 	return p;
 }
 
+/* Give a list of pending ops (linked by next_free) back to the pool, under
+ * one lock; what does not fit is freed. */
+static void pending_release(struct engine *e, struct pending *list)
+{
+	pthread_mutex_lock(&e->pool_lock);
+	while (list && e->pool_len < PENDING_POOL_MAX) {
+		struct pending *next = list->next_free;
+
+		list->next_free = e->pool;
+		e->pool = list;
+		e->pool_len++;
+		list = next;
+	}
+	pthread_mutex_unlock(&e->pool_lock);
+	while (list) {
+		struct pending *next = list->next_free;
+
+		free(list);
+		list = next;
+	}
+}
+
+static void pending_free(struct engine *e, struct pending *p)
+{
+	p->next_free = NULL;
+	pending_release(e, p);
+}
+
 static int submit(struct engine *e, struct pending *p, int force)
 {
 	int rc = force ? db_writer_submit_force(e->writer, &p->op)
 		       : db_writer_submit(e->writer, &p->op);
 
 	if (rc) {
-		free(p);
+		pending_free(e, p);
 		return rc == -EAGAIN ? ENGINE_EOVERLOADED : ENGINE_ESHUTDOWN;
 	}
 	return ENGINE_OK;
@@ -936,7 +988,7 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 							  : ENGINE_OK;
 	}
 	pthread_mutex_unlock(&e->lock);
-	p = rc ? NULL : pending_new(DB_OP_DONATION, done, ud, NULL);
+	p = rc ? NULL : pending_new(e, DB_OP_DONATION, done, ud, NULL);
 	if (!rc && !p)
 		rc = ENGINE_EIO;
 	if (rc) {
@@ -973,7 +1025,7 @@ int engine_campaign_create(struct engine *e, const struct campaign_spec *spec, c
 	pthread_mutex_unlock(&e->lock);
 	if (exists)
 		return ENGINE_EEXISTS;
-	p = pending_new(DB_OP_CAMPAIGN_CREATE, done, ud, actor);
+	p = pending_new(e, DB_OP_CAMPAIGN_CREATE, done, ud, actor);
 	if (!p)
 		return ENGINE_EIO;
 	p->op.u.campaign = *spec;
@@ -1002,7 +1054,7 @@ int engine_campaign_update(struct engine *e, const char *slug, const struct camp
 
 	if (id < 0)
 		return (int)id;
-	p = pending_new(DB_OP_CAMPAIGN_UPDATE, done, ud, actor);
+	p = pending_new(e, DB_OP_CAMPAIGN_UPDATE, done, ud, actor);
 	if (!p)
 		return ENGINE_EIO;
 	p->op.campaign_id = id;
@@ -1030,7 +1082,7 @@ int engine_campaign_action(struct engine *e, const char *slug, const char *actio
 		return ENGINE_ESTATE;
 	if (stored == ST_CLOSED && strcmp(to, "closed"))
 		return ENGINE_ECLOSED;
-	p = pending_new(DB_OP_CAMPAIGN_STATUS, done, ud, actor);
+	p = pending_new(e, DB_OP_CAMPAIGN_STATUS, done, ud, actor);
 	if (!p)
 		return ENGINE_EIO;
 	p->op.campaign_id = id;
@@ -1317,7 +1369,14 @@ void engine_free(struct engine *e)
 	free(e->ranked[0]);
 	free(e->ranked[1]);
 	buf_fini(&e->scratch);
+	while (e->pool) {
+		struct pending *next = e->pool->next_free;
+
+		free(e->pool);
+		e->pool = next;
+	}
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->reader_lock);
+	pthread_mutex_destroy(&e->pool_lock);
 	free(e);
 }

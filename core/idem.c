@@ -3,11 +3,13 @@
 #include "core/util.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define IDEM_BUCKETS (1u << 18) /* cap 200,000: chains stay short */
+#define IDEM_INLINE_BODY 320    /* a donation's 202 body fits: no second malloc */
 
 struct idem {
 	struct idem *next;          /* hash chain */
@@ -15,8 +17,9 @@ struct idem {
 	uint64_t fp;
 	int64_t at_ms;
 	int done;
-	char *body;
+	char *body;                 /* body_inline, or malloc'd when longer */
 	size_t body_len;
+	char body_inline[IDEM_INLINE_BODY];
 	char key[];
 };
 
@@ -68,7 +71,8 @@ static void unlink_entry(struct idem_table *t, struct idem **pp)
 	else
 		t->newest = x->older;
 	t->count--;
-	free(x->body);
+	if (x->body != x->body_inline)
+		free(x->body);
 	free(x);
 }
 
@@ -107,11 +111,12 @@ int idem_begin(struct idem_table *t, const char *key, uint64_t fp, int64_t now_m
 		pthread_mutex_unlock(&t->lock);
 		return rc;
 	}
-	x = calloc(1, sizeof(*x) + klen + 1);
+	x = malloc(sizeof(*x) + klen + 1);
 	if (!x) {
 		pthread_mutex_unlock(&t->lock);
 		return -ENOMEM;
 	}
+	memset(x, 0, offsetof(struct idem, body_inline));
 	memcpy(x->key, key, klen + 1);
 	x->fp = fp;
 	x->at_ms = now_ms;
@@ -134,12 +139,13 @@ void idem_finish(struct idem_table *t, const char *key, uint64_t fp, const char 
 	pthread_mutex_lock(&t->lock);
 	x = *slot(t, key);
 	if (x) {
-		char *copy = malloc(len + 1);
+		char *copy = len < sizeof(x->body_inline) ? x->body_inline : malloc(len + 1);
 
 		if (copy) {
 			memcpy(copy, body, len);
 			copy[len] = '\0';
-			free(x->body);
+			if (x->body && x->body != x->body_inline)
+				free(x->body);
 			x->body = copy;
 			x->body_len = len;
 			x->fp = fp;
