@@ -75,22 +75,24 @@ $(BUILD)/console-demo: $(BUILD)/tests/console_demo.o $(TUI_OBJS:%=$(BUILD)/%)
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 deps:
-	@scripts/deps
+	@scripts/deps --check
 
-run: deps
+run:
+	@scripts/deps
 	@$(MAKE) --no-print-directory tally
 	./tally --demo
 
 # The whole suite: unit tests, integration tests against the real binary,
 # the console under tmux. Check prints the summary line.
-check: deps
+check:
+	@scripts/deps --check
 	@$(MAKE) --no-print-directory $(BUILD)/tally $(BUILD)/tally-tests $(BUILD)/console-demo
 	TALLY_BIN=$(BUILD)/tally TALLY_CONSOLE_DEMO=$(BUILD)/console-demo \
 	TALLY_ASSETS=assets ./$(BUILD)/tally-tests
 
 test: check
 
-bench: deps
+bench:
 	@scripts/deps --bench
 	@$(MAKE) --no-print-directory $(BUILD)/tally
 	tests/bench/run $(BUILD)/tally
