@@ -111,6 +111,16 @@ int itest_start(struct itest_server *s, const char *extra)
 	return -1;
 }
 
+void itest_start_with_food(struct itest_server *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (itest_start(s, NULL)) {
+		itest_cleanup(s);
+		ck_abort_msg("the server did not start");
+	}
+	ck_assert_int_eq(itest_create_campaign(s->port, "food", "USD", 100000), 201);
+}
+
 int itest_signal(struct itest_server *s, int sig)
 {
 	int st = -1;

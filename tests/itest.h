@@ -28,6 +28,10 @@ struct itest_resp {
  * Creates DIR when s->dir is NULL. Waits until it serves. Returns 0 or -1. */
 int itest_start(struct itest_server *s, const char *extra);
 
+/* Start a server (no extra args) with one USD campaign "food" (goal
+ * $1,000); a Check failure when that does not work. For fixtures. */
+void itest_start_with_food(struct itest_server *s);
+
 /* Send sig and wait for the exit; returns the wait status. */
 int itest_signal(struct itest_server *s, int sig);
 

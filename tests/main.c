@@ -36,6 +36,34 @@ void tests_rmdir(char *dir)
 	free(dir);
 }
 
+/* Per-test directories live under one root made in the runner process
+ * (an unchecked fixture), so even a failed test, whose checked teardown
+ * never runs, leaves nothing behind. */
+static char *root_dir;
+static char *saved_tmpdir;
+
+void tests_root_setup(void)
+{
+	const char *t = getenv("TMPDIR");
+
+	saved_tmpdir = t ? strdup(t) : NULL;
+	root_dir = tests_tmpdir();
+	if (root_dir)
+		setenv("TMPDIR", root_dir, 1);
+}
+
+void tests_root_teardown(void)
+{
+	if (saved_tmpdir)
+		setenv("TMPDIR", saved_tmpdir, 1);
+	else
+		unsetenv("TMPDIR");
+	free(saved_tmpdir);
+	saved_tmpdir = NULL;
+	tests_rmdir(root_dir);
+	root_dir = NULL;
+}
+
 int main(void)
 {
 	static Suite *(*const suites[])(void) = {

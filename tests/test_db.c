@@ -19,33 +19,6 @@
 static char *tmp_dir;
 static char db_path[600];
 
-/* Per-test directories live under one root made in the runner process
- * (unchecked fixture), so even a failed test, whose checked teardown never
- * runs, leaves nothing behind. */
-static char *root_dir;
-static char *saved_tmpdir;
-
-static void root_setup(void)
-{
-	const char *t = getenv("TMPDIR");
-
-	saved_tmpdir = t ? strdup(t) : NULL;
-	root_dir = tests_tmpdir();
-	if (root_dir)
-		setenv("TMPDIR", root_dir, 1);
-}
-
-static void root_teardown(void)
-{
-	if (saved_tmpdir)
-		setenv("TMPDIR", saved_tmpdir, 1);
-	else
-		unsetenv("TMPDIR");
-	free(saved_tmpdir);
-	saved_tmpdir = NULL;
-	tests_rmdir(root_dir);
-	root_dir = NULL;
-}
 
 static void setup(void)
 {
@@ -906,7 +879,7 @@ Suite *db_suite(void)
 	TCase *tc;
 
 	tc = tcase_create("schema");
-	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+	tcase_add_unchecked_fixture(tc, tests_root_setup, tests_root_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, open_creates_schema);
 	tcase_add_test(tc, open_normal_sync);
@@ -917,7 +890,7 @@ Suite *db_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("writer");
-	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+	tcase_add_unchecked_fixture(tc, tests_root_setup, tests_root_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, writer_commits);

@@ -16,33 +16,6 @@ static char *tmp_dir;
 static char db_path[600];
 static struct engine *eng;
 
-/* Per-test directories live under one root made in the runner process
- * (unchecked fixture), so even a failed test, whose checked teardown never
- * runs, leaves nothing behind. */
-static char *root_dir;
-static char *saved_tmpdir;
-
-static void root_setup(void)
-{
-	const char *t = getenv("TMPDIR");
-
-	saved_tmpdir = t ? strdup(t) : NULL;
-	root_dir = tests_tmpdir();
-	if (root_dir)
-		setenv("TMPDIR", root_dir, 1);
-}
-
-static void root_teardown(void)
-{
-	if (saved_tmpdir)
-		setenv("TMPDIR", saved_tmpdir, 1);
-	else
-		unsetenv("TMPDIR");
-	free(saved_tmpdir);
-	saved_tmpdir = NULL;
-	tests_rmdir(root_dir);
-	root_dir = NULL;
-}
 
 static struct engine *open_engine_queue(size_t max_queue)
 {
@@ -1047,7 +1020,7 @@ Suite *engine_suite(void)
 	Suite *s = suite_create("engine");
 	TCase *tc = tcase_create("engine");
 
-	tcase_add_unchecked_fixture(tc, root_setup, root_teardown);
+	tcase_add_unchecked_fixture(tc, tests_root_setup, tests_root_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_set_timeout(tc, 20);
 	tcase_add_test(tc, create_and_read);

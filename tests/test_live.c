@@ -13,12 +13,7 @@ static struct itest_server srv;
 
 static void start(void)
 {
-	memset(&srv, 0, sizeof(srv));
-	if (itest_start(&srv, NULL)) {
-		itest_cleanup(&srv);
-		ck_abort_msg("the server did not start");
-	}
-	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 100000), 201);
+	itest_start_with_food(&srv);
 }
 
 static void stop(void)

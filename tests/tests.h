@@ -21,4 +21,9 @@ Suite *e2e_suite(void);
 char *tests_tmpdir(void);
 void tests_rmdir(char *dir);
 
+/* Unchecked fixture pair: point TMPDIR at a root made for the test case
+ * and remove it afterwards, with whatever the tests left in it. */
+void tests_root_setup(void);
+void tests_root_teardown(void);
+
 #endif
