@@ -18,6 +18,7 @@
 #include <locale.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,7 +49,10 @@ struct options {
 };
 
 static volatile sig_atomic_t console_stop;
-static struct server *the_server;
+/* Set by the signal thread; main checks it before serving, so a signal
+ * during a slow start-up is not lost. */
+static atomic_int stop_requested;
+static _Atomic(struct server *) the_server;
 
 static void usage(FILE *f)
 {
@@ -311,9 +315,14 @@ static void *signal_main(void *arg)
 		if (sig == SIGUSR2) /* sent by main to end this thread */
 			break;
 		log_msg(LOG_INFO, "signal", "received %s, draining", strsignal(sig));
+		atomic_store(&stop_requested, 1);
 		console_stop = 1;
-		if (the_server)
-			server_stop(the_server);
+		{
+			struct server *s = atomic_load(&the_server);
+
+			if (s)
+				server_stop(s);
+		}
 	}
 	return NULL;
 }
@@ -507,7 +516,9 @@ int main(int argc, char **argv)
 		log_msg(LOG_ERROR, "server.start_failed", "%s", err);
 		goto out;
 	}
-	the_server = server;
+	atomic_store(&the_server, server);
+	if (atomic_load(&stop_requested))
+		server_stop(server);
 	if (o.demo) {
 		rc = demo_start(engine, &demo);
 		if (rc) {
@@ -552,12 +563,15 @@ int main(int argc, char **argv)
 	exit_code = 0;
 out:
 	demo_stop(demo);
-	the_server = NULL;
-	server_free(server);
+	/* The signal thread goes first (it may hold the server pointer); then
+	 * the engine, whose writer commits what is queued and may still post
+	 * answers and events to the server; the server last. */
+	if (pthread_kill(sig_thread, SIGUSR2) == 0 && pthread_join(sig_thread, NULL))
+		log_msg(LOG_WARN, "stop", "signal thread did not join");
+	atomic_store(&the_server, NULL);
 	engine_free(engine);
+	server_free(server);
 	log_msg(LOG_INFO, "stop", "exit %d", exit_code);
-	pthread_kill(sig_thread, SIGUSR2);
-	pthread_join(sig_thread, NULL);
 	log_close();
 	return exit_code;
 }

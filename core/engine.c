@@ -19,11 +19,14 @@
 #include "db/writer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #define RECENT_MAX 10
 #define MAX_LISTENERS 8
@@ -58,6 +61,7 @@ struct campaign {
 	size_t json_len;
 	int dirty;                    /* writer: needs re-render this batch */
 	int bumped;                   /* writer: seq already bumped this batch */
+	uint64_t published_seq;       /* seq counted in e->seq_sum */
 	int touch_pending;            /* writer: a schedule change is queued */
 	struct campaign *next_dirty;
 };
@@ -87,6 +91,8 @@ struct engine {
 	struct campaign **ranked[2];  /* by total, by donors; best first */
 	int loading;                  /* start-up: rank once at the end */
 	uint64_t version;             /* bumps on any campaign change */
+	uint64_t seq_sum;             /* sum of every campaign's seq: stored, so
+				       * it only grows, across restarts too */
 	int64_t donations_total;
 	uint32_t rate[10];            /* donations per 1 s bucket */
 	int64_t rate_epoch;
@@ -101,6 +107,7 @@ struct engine {
 	pthread_mutex_t reader_lock;
 	sqlite3 *reader;              /* guarded by reader_lock */
 	struct campaign *dirty_head;  /* writer thread only */
+	int lock_fd;                  /* flock on DB.lock: one tally per database */
 	/* Recycled pending ops: the service thread takes one per request, the
 	 * writer gives a batch back at once, so neither pays for a 3 KB
 	 * malloc/free across threads. Bounded by PENDING_POOL_MAX. */
@@ -157,6 +164,10 @@ const char *engine_strerror(int rc)
 		return "a request with this Idempotency-Key is still being processed; retry shortly";
 	case ENGINE_REPLAYED:
 		return "replayed";
+	case ENGINE_ESCHEDULE:
+		return "ends_at must be after starts_at";
+	case ENGINE_ELOCKED:
+		return "another tally process is using this database";
 	default:
 		return "internal error";
 	}
@@ -452,6 +463,8 @@ static void publish_dirty(struct engine *e)
 		c->json = json;
 		c->json_len = len;
 		e->version++;
+		e->seq_sum += c->seq - c->published_seq;
+		c->published_seq = c->seq;
 		pthread_mutex_unlock(&e->lock);
 		free(old);
 		for (int i = 0; i < e->n_listeners; i++)
@@ -673,6 +686,12 @@ static void finish(struct engine *e, struct pending *p, int rc)
 		finish_donation(e, p, rc);
 		return;
 	}
+	if (p->op.kind == DB_OP_CAMPAIGN_TOUCH && rc) {
+		/* The schedule change did not commit: let the next tick retry. */
+		c = find_id(e, p->op.campaign_id);
+		if (c)
+			c->touch_pending = 0;
+	}
 	if (rc || !p->done) {
 		if (p->done)
 			p->done(p->ud, rc, NULL, 0);
@@ -776,6 +795,34 @@ static void tick(void *ctx)
 	}
 }
 
+/* Two processes on one database would hand out the same donation ids and
+ * keep caches that drift apart: hold an exclusive lock on DB.lock. */
+static int lock_database(struct engine *e, const char *db_path, char *err, size_t errcap)
+{
+	char path[4096];
+	int fd;
+
+	if (snprintf(path, sizeof(path), "%s.lock", db_path) >= (int)sizeof(path)) {
+		snprintf(err, errcap, "%s: path too long", db_path);
+		return -ENAMETOOLONG;
+	}
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(err, errcap, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (flock(fd, LOCK_EX | LOCK_NB)) {
+		int rc = errno == EWOULDBLOCK ? ENGINE_ELOCKED : -errno;
+
+		snprintf(err, errcap, "%s: %s", db_path,
+			 rc == ENGINE_ELOCKED ? engine_strerror(rc) : strerror(errno));
+		close(fd);
+		return rc;
+	}
+	e->lock_fd = fd;
+	return 0;
+}
+
 /* ---- public API ---- */
 
 int engine_open(const struct engine_config *cfg, struct engine **out, char *err, size_t errcap)
@@ -791,12 +838,16 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 	if (!e)
 		return -ENOMEM;
 	e->cfg = *cfg;
+	e->lock_fd = -1;
 	e->started_ms = util_now_ms();
 	if (pthread_mutex_init(&e->lock, NULL) || pthread_mutex_init(&e->reader_lock, NULL) ||
 	    pthread_mutex_init(&e->pool_lock, NULL)) {
 		free(e);
 		return -ENOMEM;
 	}
+	rc = lock_database(e, cfg->db_path, err, errcap);
+	if (rc)
+		goto fail;
 	rc = db_open(cfg->db_path, cfg->synchronous, &db, err, errcap);
 	if (rc)
 		goto fail;
@@ -1049,11 +1100,18 @@ static int64_t lookup_id(struct engine *e, const char *slug, enum cstatus *store
 int engine_campaign_update(struct engine *e, const char *slug, const struct campaign_spec *spec,
 			   const char *actor, engine_done_fn done, void *ud)
 {
-	int64_t id = lookup_id(e, slug, NULL);
+	int64_t id = lookup_id(e, slug, NULL), starts, ends;
 	struct pending *p;
 
 	if (id < 0)
 		return (int)id;
+	/* The schedule after the update must still make sense. */
+	pthread_mutex_lock(&e->lock);
+	starts = spec->has_starts ? spec->starts_at : e->by_id[id]->starts_at;
+	ends = spec->has_ends ? spec->ends_at : e->by_id[id]->ends_at;
+	pthread_mutex_unlock(&e->lock);
+	if (starts && ends && ends <= starts)
+		return ENGINE_ESCHEDULE;
 	p = pending_new(e, DB_OP_CAMPAIGN_UPDATE, done, ud, actor);
 	if (!p)
 		return ENGINE_EIO;
@@ -1185,7 +1243,7 @@ int64_t engine_campaign_id(struct engine *e, const char *slug, size_t slug_len)
 int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct buf *out,
 			      uint64_t *version)
 {
-	int rc = 0, n = 0;
+	int rc = 0, n = 0, more;
 	int64_t last = 0;
 	size_t i;
 
@@ -1204,8 +1262,9 @@ int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct
 	}
 	for (; i < e->id_cap && !(e->by_id[i] && e->by_id[i]->json); i++)
 		;
+	more = i < e->id_cap && n == limit;
 	pthread_mutex_unlock(&e->lock);
-	if (i < e->id_cap && n == limit)
+	if (more)
 		rc |= buf_printf(out, "],\"next\":\"%lld\"}", (long long)last);
 	else
 		rc |= buf_puts(out, "],\"next\":null}");
@@ -1218,7 +1277,7 @@ int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, st
 	int rc = 0;
 
 	pthread_mutex_lock(&e->lock);
-	*version = e->version;
+	*version = e->seq_sum;
 	rc |= buf_printf(out, "{\"by\":\"%s\",\"entries\":[",
 			 by == ENGINE_BY_TOTAL ? "total" : "donors");
 	for (size_t i = 0; i < e->n_campaigns && (int)i < limit; i++) {
@@ -1375,6 +1434,8 @@ void engine_free(struct engine *e)
 		free(e->pool);
 		e->pool = next;
 	}
+	if (e->lock_fd >= 0 && close(e->lock_fd))
+		log_msg(LOG_WARN, "engine.unlock_failed", "%s", strerror(errno));
 	pthread_mutex_destroy(&e->lock);
 	pthread_mutex_destroy(&e->reader_lock);
 	pthread_mutex_destroy(&e->pool_lock);

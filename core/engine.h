@@ -32,6 +32,8 @@ enum engine_err {
 	ENGINE_EIO,                  /* 500 storage failure, nothing recorded */
 	ENGINE_EIDEM_REUSED,         /* 422 idempotency_key_reused */
 	ENGINE_EIDEM_BUSY,           /* 409 idempotency_key_in_use */
+	ENGINE_ESCHEDULE,            /* 422 ends_at would not be after starts_at */
+	ENGINE_ELOCKED,              /* another tally has this database open */
 };
 
 struct engine_config {
@@ -123,8 +125,9 @@ enum engine_rank { ENGINE_BY_TOTAL, ENGINE_BY_DONORS };
 
 /* Append {"by":"total"|"donors","entries":[{slug,name,currency,total_cents,
  * donor_count,goal_cents}...]} with the top `limit` campaigns. The ranking
- * is kept sorted as totals change (never sorted per call). *version as for
- * engine_campaign_list_json. */
+ * is kept sorted as totals change (never sorted per call). *version is the
+ * sum of all campaigns' seqs: it grows with every change, across restarts
+ * too, so clients can use it as the leaderboard's seq. */
 int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, struct buf *out,
 			    uint64_t *version);
 

@@ -156,7 +156,7 @@ static int take_time(json_t *obj, const char *key, int64_t *dst, struct validate
 		*dst = 0;
 		return 1;
 	}
-	if (!json_is_string(v) || util_parse_rfc3339(json_string_value(v), dst)) {
+	if (!json_is_string(v) || util_parse_rfc3339(json_string_value(v), dst) || *dst <= 0) {
 		field_error(err, key, "must be an RFC 3339 time such as 2026-12-01T00:00:00Z, or null");
 		return -1;
 	}

@@ -249,6 +249,43 @@ int itest_http(int port, const char *method, const char *path, const char *extra
 	return r->body ? 0 : -1;
 }
 
+char *itest_raw(int port, const char *bytes, size_t len, int timeout_ms)
+{
+	size_t used = 0, cap = 4096;
+	char *buf = malloc(cap);
+	int fd = dial(port);
+
+	if (fd < 0 || !buf) {
+		if (fd >= 0)
+			close(fd);
+		free(buf);
+		return NULL;
+	}
+	if (send_all(fd, bytes, len) == 0) {
+		for (;;) {
+			struct pollfd pfd = {fd, POLLIN, 0};
+			ssize_t got;
+
+			if (poll(&pfd, 1, timeout_ms) <= 0)
+				break;
+			if (used + 1024 + 1 > cap) {
+				char *nb = realloc(buf, cap *= 2);
+
+				if (!nb)
+					break;
+				buf = nb;
+			}
+			got = recv(fd, buf + used, cap - used - 1, 0);
+			if (got <= 0)
+				break;
+			used += (size_t)got;
+		}
+	}
+	close(fd);
+	buf[used] = '\0';
+	return buf;
+}
+
 int itest_post_json(int port, const char *path, const char *json, int admin,
 		    struct itest_resp *r)
 {

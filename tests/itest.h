@@ -43,6 +43,11 @@ void itest_cleanup(struct itest_server *s);
 int itest_http(int port, const char *method, const char *path, const char *extra_headers,
 	       const char *body, size_t len, struct itest_resp *r);
 
+/* Send raw bytes on a new connection and collect what comes back until
+ * the server closes or timeout_ms passes without data. Returns a malloc'd
+ * NUL-terminated string (possibly empty), or NULL if it cannot connect. */
+char *itest_raw(int port, const char *bytes, size_t len, int timeout_ms);
+
 /* A JSON POST with Content-Type set; admin adds the bearer token. */
 int itest_post_json(int port, const char *path, const char *json, int admin,
 		    struct itest_resp *r);

@@ -635,6 +635,71 @@ START_TEST(rate_limit_answers_429)
 }
 END_TEST
 
+START_TEST(pipelined_posts_do_not_stall_the_server)
+{
+	struct itest_resp r;
+	char req[1024], two[2048];
+	int n;
+	char *got;
+
+	n = snprintf(req, sizeof(req),
+		     "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n"
+		     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		     strlen(GOOD), GOOD);
+	memcpy(two, req, (size_t)n);
+	memcpy(two + n, req, (size_t)n);
+	got = itest_raw(srv.port, two, 2 * (size_t)n, 2000);
+	ck_assert_ptr_nonnull(got);
+	free(got);
+	/* A bad first body (answered at once) followed by a second request. */
+	n = snprintf(req, sizeof(req),
+		     "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n"
+		     "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+	memcpy(two, req, (size_t)n);
+	memcpy(two + n, req, (size_t)n);
+	got = itest_raw(srv.port, two, 2 * (size_t)n, 2000);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_ptr_null(strstr(got, "near 'POST'"));
+	free(got);
+	/* The server still answers everyone. */
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 700, "After", "after@example.org"), 202);
+}
+END_TEST
+
+START_TEST(patch_keeps_the_schedule_consistent)
+{
+	struct itest_resp r;
+	const char *hdr = "Content-Type: application/json\r\nAuthorization: Bearer " ITEST_TOKEN "\r\n";
+	const char *a = "{\"starts_at\":\"2030-01-02T00:00:00Z\"}";
+	const char *b = "{\"ends_at\":\"2030-01-01T00:00:00Z\"}";
+	const char *c = "{\"ends_at\":\"1970-01-01T00:00:00Z\"}";
+	json_t *f;
+
+	ck_assert_int_eq(itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food", hdr, a,
+				    strlen(a), &r),
+			 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food", hdr, b,
+				    strlen(b), &r),
+			 0);
+	f = expect_error(&r, 422, "validation_failed");
+	ck_assert_ptr_nonnull(json_object_get(f, "ends_at"));
+	json_decref(f);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food", hdr, c,
+				    strlen(c), &r),
+			 0);
+	json_decref(expect_error(&r, 422, "validation_failed"));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM campaigns WHERE ends_at IS NULL"),
+			 1);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -656,6 +721,8 @@ Suite *http_suite(void)
 	tcase_add_test(tc, bad_idempotency_keys);
 	tcase_add_test(tc, leaderboard_ranks_incrementally);
 	tcase_add_test(tc, rate_limit_answers_429);
+	tcase_add_test(tc, pipelined_posts_do_not_stall_the_server);
+	tcase_add_test(tc, patch_keeps_the_schedule_consistent);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -47,7 +47,6 @@ void api_complete(struct server *s, struct xmsg *m)
 	struct http_pss *p = http_lookup(s, m->ref);
 	int rc;
 
-	s->async_pending--;
 	if (!p || !p->async || !p->route)
 		return; /* the client went away; the work itself is done */
 	if (m->rc == ENGINE_OK || m->rc == ENGINE_REPLAYED) {
@@ -60,8 +59,12 @@ void api_complete(struct server *s, struct xmsg *m)
 	} else {
 		rc = http_engine_error(p, m->rc);
 	}
-	if (rc)
+	if (rc) {
+		/* Nothing to send: drop the connection rather than leave it hanging. */
 		log_msg(LOG_ERROR, "http.reply_failed", "cannot build a reply");
+		lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		return;
+	}
 	if (lws_callback_on_writable(p->wsi) < 0)
 		log_msg(LOG_WARN, "http.writable_failed", "connection is closing");
 }

@@ -196,6 +196,7 @@ int http_engine_error(struct http_pss *p, int rc)
 		{ENGINE_ESTATE, 409, "invalid_state", NULL},
 		{ENGINE_EIDEM_REUSED, 422, "idempotency_key_reused", NULL},
 		{ENGINE_EIDEM_BUSY, 409, "idempotency_key_in_use", NULL},
+		{ENGINE_ESCHEDULE, 422, "validation_failed", "ends_at"},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
@@ -237,7 +238,12 @@ int http_flush(struct http_pss *p)
 	if (!p->ready)
 		return 0;
 	p->ready = 0;
-	p->async = 0;
+	if (p->async) {
+		struct server *s = lws_context_user(lws_get_context(p->wsi));
+
+		s->async_pending--;
+		p->async = 0;
+	}
 	len = p->out.len - p->out_start;
 	if (lws_write(p->wsi, (unsigned char *)p->out.p + p->out_start, len,
 		      LWS_WRITE_HTTP_FINAL) != (int)len)
@@ -280,6 +286,8 @@ static int dispatch(struct server *s, struct http_pss *p)
 	int path_matched = 0, rc;
 
 	p->metric_route = (int)api_n_routes + 1; /* "other" until a route matches */
+	if (s->stopping)
+		p->close_after = 1; /* draining: no more requests on this connection */
 	if (p->method == M_OPTIONS) {
 		static const struct http_header h[] = {
 			{"access-control-allow-origin:", "*"},
@@ -387,6 +395,12 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 		/* Rebuild the query string from lws's url-arg fragments. */
 		size_t used = 0;
 
+		if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > HTTP_QUERY_MAX) {
+			p->close_after = 1;
+			return http_error(p, 414, "uri_too_long", "the query string is too long",
+					  NULL, 0);
+		}
+
 		for (int i = 0; i < 32; i++) {
 			char frag[HTTP_QUERY_MAX + 1];
 			int len = lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
@@ -411,10 +425,12 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 		p->if_none_match[0] = '\0';
 	n = lws_hdr_custom_length(wsi, "idempotency-key:", 16);
 	p->idem_key[0] = '\0';
-	if (n > HTTP_IDEM_MAX)
+	if (n > HTTP_IDEM_MAX) {
+		p->close_after = 1; /* its body, if any, stays unread */
 		return http_error(p, 422, "validation_failed", "Idempotency-Key is too long",
 				  json_pack("{s:s}", "Idempotency-Key", "must be 1 to 255 characters"),
 				  0);
+	}
 	if (n > 0 && lws_hdr_custom_copy(wsi, p->idem_key, sizeof(p->idem_key), "idempotency-key:",
 					 16) < 0)
 		p->idem_key[0] = '\0';
@@ -431,7 +447,12 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 		long long v = strtoll(clen, &end, 10);
 
 		p->has_len = 1;
-		if (*end || v < 0 || v > 1024 * 1024) {
+		if (*end || v < 0) {
+			p->close_after = 1;
+			return http_error(p, 400, "bad_request", "Content-Length is not a number",
+					  NULL, 0);
+		}
+		if (v > 1024 * 1024) {
 			/* Too big to read and drop: answer and close. */
 			p->close_after = 1;
 			return http_error(p, 413, "payload_too_large",
@@ -487,8 +508,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		return 0;
 
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		/* lws 4.1 raises this again, consuming nothing, when a client
+		 * pipelines a second request with a body behind the first: that
+		 * would spin the service thread. Such a connection is closed. */
 		if (!p->in_body)
-			return 0;
+			return -1;
 		p->in_body = 0;
 		if (p->too_large)
 			rc = http_error(p, 413, "payload_too_large",
@@ -497,7 +521,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			rc = dispatch(s, p);
 		if (rc)
 			return -1;
-		return p->async ? 0 : http_flush(p);
+		/* Answer from WRITEABLE, not from inside the body callback: an
+		 * answer written here lets lws read pipelined bytes as a body. */
+		if (!p->async && lws_callback_on_writable(wsi) < 0)
+			return -1;
+		return 0;
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_flush(p);
@@ -505,6 +533,10 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (p) {
+			if (p->async) { /* its answer will find no one */
+				s->async_pending--;
+				p->async = 0;
+			}
 			if (p->fd >= 0 && (size_t)p->fd < s->n_conns && s->conns[p->fd].pss == p)
 				memset(&s->conns[p->fd], 0, sizeof(s->conns[p->fd]));
 			buf_fini(&p->body);

@@ -32,7 +32,7 @@ struct http_pss {
 	char path[HTTP_PATH_MAX + 1];
 	char query[HTTP_QUERY_MAX + 1];
 	char idem_key[HTTP_IDEM_MAX + 1];
-	char if_none_match[80];
+	char if_none_match[512];
 	char peer[48];
 	struct buf body;                 /* request body */
 	struct buf out;                  /* LWS_PRE + header room + response body */
