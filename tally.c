@@ -472,8 +472,10 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR2);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
-	signal(SIGPIPE, SIG_IGN);
+	if (pthread_sigmask(SIG_BLOCK, &set, NULL) || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		fprintf(stderr, "tally: cannot set up signal handling\n");
+		return 1;
+	}
 	rc = pthread_create(&sig_thread, NULL, signal_main, &set);
 	if (rc) {
 		fprintf(stderr, "tally: cannot start the signal thread: %s\n", strerror(rc));
@@ -552,7 +554,8 @@ int main(int argc, char **argv)
 		}
 		rc = console_run(&src, &console_stop);
 		server_stop(server);
-		pthread_join(srv_thread, NULL);
+		if (pthread_join(srv_thread, NULL))
+			log_msg(LOG_WARN, "stop", "server thread did not join");
 		if (rc) {
 			fprintf(stderr, "tally: console: %s\n", strerror(-rc));
 			goto out;

@@ -144,6 +144,7 @@ void demo_stop(struct demo *d)
 	if (!d)
 		return;
 	atomic_store(&d->stop, 1);
-	pthread_join(d->thread, NULL);
+	if (pthread_join(d->thread, NULL))
+		log_msg(LOG_WARN, "demo.join_failed", "the demo thread did not join");
 	free(d);
 }

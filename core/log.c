@@ -120,6 +120,12 @@ void log_msg(enum log_level level, const char *event, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
+	/* JSON needs UTF-8: a message cut mid-character, or bytes from a peer,
+	 * would make the line vanish; show them as '?' instead. */
+	if (util_utf8_len(msg, strlen(msg)) < 0)
+		for (char *p = msg; *p; p++)
+			if ((unsigned char)*p >= 0x80)
+				*p = '?';
 	log_event(level, event, json_pack("{s:s}", "msg", msg));
 }
 

@@ -90,7 +90,8 @@ char *util_rfc3339(int64_t ms, char *buf, size_t cap)
 		frac += 1000;
 		secs -= 1;
 	}
-	gmtime_r(&secs, &tm);
+	if (!gmtime_r(&secs, &tm))
+		memset(&tm, 0, sizeof(tm)); /* out of range: print the epoch's fields */
 	snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
 		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 	return buf;

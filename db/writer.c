@@ -663,7 +663,8 @@ void db_writer_free(struct db_writer *w)
 	w->stopping = 1;
 	pthread_cond_signal(&w->cond);
 	pthread_mutex_unlock(&w->lock);
-	pthread_join(w->thread, NULL);
+	if (pthread_join(w->thread, NULL))
+		log_msg(LOG_ERROR, "db.join_failed", "the writer thread did not join");
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(w->st[i]);
 	rc = sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);

@@ -99,7 +99,8 @@ static int not_modified(struct http_pss *p, const char *etag)
 static int h_healthz(struct server *s, struct http_pss *p)
 {
 	(void)s;
-	buf_puts(http_body(p), "{\"status\":\"ok\"}");
+	if (buf_puts(http_body(p), "{\"status\":\"ok\"}"))
+		return -1;
 	return http_send(p, 200, NULL, NULL, 0);
 }
 
@@ -107,7 +108,8 @@ static int h_readyz(struct server *s, struct http_pss *p)
 {
 	if (s->stopping)
 		return http_error(p, 503, "shutting_down", "the server is draining", NULL, 1);
-	buf_puts(http_body(p), "{\"status\":\"ready\"}");
+	if (buf_puts(http_body(p), "{\"status\":\"ready\"}"))
+		return -1;
 	return http_send(p, 200, NULL, NULL, 0);
 }
 

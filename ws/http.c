@@ -381,7 +381,8 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 			break;
 		}
 	if (!p->peer[0]) /* once per connection: keep-alive requests share it */
-		lws_get_peer_simple(wsi, p->peer, sizeof(p->peer));
+		if (!lws_get_peer_simple(wsi, p->peer, sizeof(p->peer)))
+			snprintf(p->peer, sizeof(p->peer), "unknown");
 
 	if (strlen(uri) > HTTP_PATH_MAX) {
 		p->path[0] = '\0';

@@ -155,10 +155,18 @@ static struct channel *channel_make(struct server *s, int64_t id, const char *sl
 	return ch;
 }
 
+/* Ask for a WRITEABLE callback; a connection that cannot take one is
+ * closing, and its CLOSED callback unsubscribes it. */
+static void want_write(struct lws *wsi)
+{
+	if (lws_callback_on_writable(wsi) < 0)
+		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+}
+
 static void ask_all(struct channel *ch)
 {
 	for (size_t i = 0; i < ch->n_subs; i++)
-		lws_callback_on_writable(ch->subs[i]->wsi);
+		want_write(ch->subs[i]->wsi);
 }
 
 static int refresh(struct channel *ch)
@@ -245,7 +253,7 @@ static void set_error(struct live_pss *p, const char *code, const char *msg)
 {
 	snprintf(p->err, sizeof(p->err), "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"%s\"}",
 		 code, msg);
-	lws_callback_on_writable(p->wsi);
+	want_write(p->wsi);
 }
 
 static int find_sub(struct live_pss *p, const struct channel *ch)
@@ -292,7 +300,7 @@ static void subscribe(struct server *s, struct live_pss *p, struct channel *ch, 
 	sub->need_snapshot = !(json_is_integer(since) &&
 			       (uint64_t)json_integer_value(since) >= ch->state_seq);
 	sub->sent_seq = sub->need_snapshot ? 0 : ch->state_seq;
-	lws_callback_on_writable(p->wsi);
+	want_write(p->wsi);
 }
 
 /* The channel a client names, created on first use; NULL with an error
@@ -433,14 +441,14 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		if (lws_send_pipe_choked(wsi)) {
-			lws_callback_on_writable(wsi);
+			want_write(wsi);
 			return 0;
 		}
 		rc = write_one(s, p);
 		if (rc < 0)
 			return -1;
 		if (rc)
-			lws_callback_on_writable(wsi);
+			want_write(wsi);
 		return 0;
 	case LWS_CALLBACK_CLOSED:
 		while (p->n_subs)
