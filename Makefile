@@ -4,6 +4,7 @@
 #   make check      install missing packages, build, run the whole test suite
 #   make check SAN=1  the same under AddressSanitizer + UBSan
 #   make bench      benchmarks (prints tables; not part of make check)
+#   make fuzz       libFuzzer on the donation validator (FUZZ_SECONDS=60)
 #   make install PREFIX=/usr/local DESTDIR=
 
 VERSION    := 0.1.0
@@ -50,7 +51,7 @@ TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c 
 	     tests/test_http.c tests/test_live.c tests/test_restart.c tests/test_e2e.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
-.PHONY: all run check test deps install uninstall clean format bench
+.PHONY: all run check test deps install uninstall clean format bench fuzz
 
 all: tally
 
@@ -96,6 +97,20 @@ bench:
 	@scripts/deps --bench
 	@$(MAKE) --no-print-directory $(BUILD)/tally
 	tests/bench/run $(BUILD)/tally
+
+# libFuzzer on the request validator (clang); FUZZ_SECONDS=60 by default.
+FUZZ_SECONDS ?= 60
+build/fuzz/fuzz_donation: tests/fuzz/fuzz_donation.c core/validate.c core/util.c core/buf.c
+	@mkdir -p build/fuzz
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
+		$(shell $(PKG_CONFIG) --cflags jansson) -o $@ $^ $(shell $(PKG_CONFIG) --libs jansson)
+
+fuzz:
+	@scripts/deps --fuzz
+	@$(MAKE) --no-print-directory build/fuzz/fuzz_donation
+	@mkdir -p build/fuzz/corpus
+	cp -n tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
+	build/fuzz/fuzz_donation -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus
 
 install: tally
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/assets $(DESTDIR)$(MANDIR)/man1
