@@ -279,6 +279,37 @@ START_TEST(sigterm_answers_what_it_accepted)
 }
 END_TEST
 
+START_TEST(status_and_limits_survive_restart)
+{
+	struct itest_resp r;
+	json_t *j;
+	int st;
+
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &r),
+			 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	st = itest_signal(&srv, SIGTERM);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	/* Restart with a higher minimum gift: the configured range applies. */
+	ck_assert_int_eq(itest_start(&srv, "--min-cents 500 --max-cents 9000"), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
+	j = json_loads(r.body, 0, NULL);
+	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "paused");
+	json_decref(j);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "A", "a@example.org"), 409);
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns/food/resume", "{}", 1,
+					 &r),
+			 0);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 400, "A", "a@example.org"), 422);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 9001, "A", "a@example.org"), 422);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 500, "A", "a@example.org"), 202);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations"), 1);
+}
+END_TEST
+
 Suite *restart_suite(void)
 {
 	Suite *s = suite_create("restart");
@@ -291,6 +322,7 @@ Suite *restart_suite(void)
 	tcase_add_test(tc, sigkill_during_load_loses_nothing);
 	tcase_add_test(tc, one_tally_per_database);
 	tcase_add_test(tc, sigterm_answers_what_it_accepted);
+	tcase_add_test(tc, status_and_limits_survive_restart);
 	suite_add_tcase(s, tc);
 	return s;
 }
