@@ -56,35 +56,34 @@ static _Atomic(struct server *) the_server;
 
 static void usage(FILE *f)
 {
-	fprintf(f,
-		"usage: tally [options]\n"
-		"       tally console --connect http://HOST:PORT [--token-file PATH]\n"
-		"\n"
-		"A giving-day donation engine: records donations durably in SQLite, streams\n"
-		"live campaign totals to browser widgets and shows a staff console.\n"
-		"\n"
-		"  --headless            server only; JSON log lines on stderr\n"
-		"  --demo                seed demo campaigns and a stream of donations\n"
-		"  --listen ADDR:PORT    address to serve (default 127.0.0.1:8080)\n"
-		"  --db PATH             SQLite database (default ./tally.db)\n"
-		"  --assets DIR          widget and page files (default ./assets if present,\n"
-		"                        else " TALLY_ASSETS_DIR ")\n"
-		"  --log PATH            log file (console mode default: ./tally.log)\n"
-		"  --sync full|normal    SQLite synchronous level (default full)\n"
-		"  --min-cents N         smallest donation (default 100)\n"
-		"  --max-cents N         largest donation (default 100000000)\n"
-		"  --queue N             intake queue bound before 503 (default 65536)\n"
-		"  --processor mock      payment processor (only mock in this version)\n"
-		"  --mock-latency-ms N   simulated processor latency (default 0)\n"
-		"  --token-file PATH     admin token file (default DB.token)\n"
-		"  --rate-limit N        writes (POST/PATCH) per second per client address;\n"
-		"                        429 beyond it (default off)\n"
-		"  --rate-burst N        bucket size for --rate-limit (default 2 x N)\n"
-		"  --rate-limit-loopback also limit 127.0.0.1 and ::1 (exempt by default)\n"
-		"  --help, --version\n"
-		"\n"
-		"Environment: TALLY_ADMIN_TOKEN is the admin bearer token; when unset, one is\n"
-		"generated on first start and kept next to the database (mode 0600).\n");
+	fprintf(f, "usage: tally [options]\n"
+	           "       tally console --connect http://HOST:PORT [--token-file PATH]\n"
+	           "\n"
+	           "A giving-day donation engine: records donations durably in SQLite, streams\n"
+	           "live campaign totals to browser widgets and shows a staff console.\n"
+	           "\n"
+	           "  --headless            server only; JSON log lines on stderr\n"
+	           "  --demo                seed demo campaigns and a stream of donations\n"
+	           "  --listen ADDR:PORT    address to serve (default 127.0.0.1:8080)\n"
+	           "  --db PATH             SQLite database (default ./tally.db)\n"
+	           "  --assets DIR          widget and page files (default ./assets if present,\n"
+	           "                        else " TALLY_ASSETS_DIR ")\n"
+	           "  --log PATH            log file (console mode default: ./tally.log)\n"
+	           "  --sync full|normal    SQLite synchronous level (default full)\n"
+	           "  --min-cents N         smallest donation (default 100)\n"
+	           "  --max-cents N         largest donation (default 100000000)\n"
+	           "  --queue N             intake queue bound before 503 (default 65536)\n"
+	           "  --processor mock      payment processor (only mock in this version)\n"
+	           "  --mock-latency-ms N   simulated processor latency (default 0)\n"
+	           "  --token-file PATH     admin token file (default DB.token)\n"
+	           "  --rate-limit N        writes (POST/PATCH) per second per client address;\n"
+	           "                        429 beyond it (default off)\n"
+	           "  --rate-burst N        bucket size for --rate-limit (default 2 x N)\n"
+	           "  --rate-limit-loopback also limit 127.0.0.1 and ::1 (exempt by default)\n"
+	           "  --help, --version\n"
+	           "\n"
+	           "Environment: TALLY_ADMIN_TOKEN is the admin bearer token; when unset, one is\n"
+	           "generated on first start and kept next to the database (mode 0600).\n");
 }
 
 static int parse_long(const char *s, long min, long max, long *out)
@@ -123,28 +122,42 @@ static int parse_listen(const char *s, struct options *o)
 
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_LISTEN = 256, OPT_DB, OPT_ASSETS, OPT_LOG, OPT_SYNC, OPT_MIN, OPT_MAX, OPT_QUEUE, OPT_PROC,
-	       OPT_LAT, OPT_TOKEN, OPT_RATE, OPT_BURST, OPT_RATE_LO };
+	enum {
+		OPT_LISTEN = 256,
+		OPT_DB,
+		OPT_ASSETS,
+		OPT_LOG,
+		OPT_SYNC,
+		OPT_MIN,
+		OPT_MAX,
+		OPT_QUEUE,
+		OPT_PROC,
+		OPT_LAT,
+		OPT_TOKEN,
+		OPT_RATE,
+		OPT_BURST,
+		OPT_RATE_LO
+	};
 	static const struct option longopts[] = {
-		{"headless", no_argument, NULL, 'H'},
-		{"demo", no_argument, NULL, 'D'},
-		{"help", no_argument, NULL, 'h'},
-		{"version", no_argument, NULL, 'V'},
-		{"listen", required_argument, NULL, OPT_LISTEN},
-		{"db", required_argument, NULL, OPT_DB},
-		{"assets", required_argument, NULL, OPT_ASSETS},
-		{"log", required_argument, NULL, OPT_LOG},
-		{"sync", required_argument, NULL, OPT_SYNC},
-		{"min-cents", required_argument, NULL, OPT_MIN},
-		{"max-cents", required_argument, NULL, OPT_MAX},
-		{"queue", required_argument, NULL, OPT_QUEUE},
-		{"processor", required_argument, NULL, OPT_PROC},
-		{"mock-latency-ms", required_argument, NULL, OPT_LAT},
-		{"token-file", required_argument, NULL, OPT_TOKEN},
-		{"rate-limit", required_argument, NULL, OPT_RATE},
-		{"rate-burst", required_argument, NULL, OPT_BURST},
-		{"rate-limit-loopback", no_argument, NULL, OPT_RATE_LO},
-		{NULL, 0, NULL, 0},
+	    {"headless", no_argument, NULL, 'H'},
+	    {"demo", no_argument, NULL, 'D'},
+	    {"help", no_argument, NULL, 'h'},
+	    {"version", no_argument, NULL, 'V'},
+	    {"listen", required_argument, NULL, OPT_LISTEN},
+	    {"db", required_argument, NULL, OPT_DB},
+	    {"assets", required_argument, NULL, OPT_ASSETS},
+	    {"log", required_argument, NULL, OPT_LOG},
+	    {"sync", required_argument, NULL, OPT_SYNC},
+	    {"min-cents", required_argument, NULL, OPT_MIN},
+	    {"max-cents", required_argument, NULL, OPT_MAX},
+	    {"queue", required_argument, NULL, OPT_QUEUE},
+	    {"processor", required_argument, NULL, OPT_PROC},
+	    {"mock-latency-ms", required_argument, NULL, OPT_LAT},
+	    {"token-file", required_argument, NULL, OPT_TOKEN},
+	    {"rate-limit", required_argument, NULL, OPT_RATE},
+	    {"rate-burst", required_argument, NULL, OPT_BURST},
+	    {"rate-limit-loopback", no_argument, NULL, OPT_RATE_LO},
+	    {NULL, 0, NULL, 0},
 	};
 	long v;
 	int c;
@@ -165,7 +178,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			exit(0);
 		case OPT_LISTEN:
 			if (parse_listen(optarg, o)) {
-				fprintf(stderr, "tally: --listen wants ADDR:PORT, got '%s'\n", optarg);
+				fprintf(stderr, "tally: --listen wants ADDR:PORT, got '%s'\n",
+				        optarg);
 				return -EINVAL;
 			}
 			break;
@@ -192,7 +206,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_MAX:
 			if (parse_long(optarg, 1, LONG_MAX, &v)) {
 				fprintf(stderr, "tally: %s wants a positive number of cents\n",
-					c == OPT_MIN ? "--min-cents" : "--max-cents");
+				        c == OPT_MIN ? "--min-cents" : "--max-cents");
 				return -EINVAL;
 			}
 			if (c == OPT_MIN)
@@ -227,7 +241,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_BURST:
 			if (parse_long(optarg, 1, 1000000, &v)) {
 				fprintf(stderr, "tally: %s wants 1 to 1000000\n",
-					c == OPT_RATE ? "--rate-limit" : "--rate-burst");
+				        c == OPT_RATE ? "--rate-limit" : "--rate-burst");
 				return -EINVAL;
 			}
 			if (c == OPT_RATE)
@@ -244,7 +258,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "tally: unexpected argument '%s' (see tally --help)\n", argv[optind]);
+		fprintf(stderr, "tally: unexpected argument '%s' (see tally --help)\n",
+		        argv[optind]);
 		return -EINVAL;
 	}
 	if (o->engine.limits.min_cents > o->engine.limits.max_cents) {
@@ -309,7 +324,8 @@ static void *signal_main(void *arg)
 			continue;
 		if (sig == SIGHUP) {
 			if (log_reopen())
-				log_msg(LOG_ERROR, "log.reopen_failed", "cannot reopen the log file");
+				log_msg(LOG_ERROR, "log.reopen_failed",
+				        "cannot reopen the log file");
 			continue;
 		}
 		if (sig == SIGUSR2) /* sent by main to end this thread */
@@ -383,8 +399,8 @@ static int local_fetch(void *ctx, struct console_model *m)
 static int local_set_paused(void *ctx, const char *slug, int pause)
 {
 	struct local_source *ls = ctx;
-	int rc = engine_campaign_action_sync(ls->engine, slug, pause ? "pause" : "resume",
-					     "console");
+	int rc =
+	    engine_campaign_action_sync(ls->engine, slug, pause ? "pause" : "resume", "console");
 
 	switch (rc) {
 	case ENGINE_OK:
@@ -443,7 +459,7 @@ int main(int argc, char **argv)
 	setlocale(LC_CTYPE, "");
 	if (argc > 1 && !strcmp(argv[1], "console")) {
 		fprintf(stderr, "tally console: attaching to a remote server is not available in "
-				"this version; run tally on the server's terminal instead\n");
+		                "this version; run tally on the server's terminal instead\n");
 		return 2;
 	}
 	memset(&o, 0, sizeof(o));
@@ -485,18 +501,18 @@ int main(int argc, char **argv)
 	rc = load_token(&o, token, sizeof(token), token_path, sizeof(token_path));
 	if (rc) {
 		fprintf(stderr, "tally: admin token (%s): %s\n",
-			token_path[0] ? token_path : "TALLY_ADMIN_TOKEN", strerror(-rc));
+		        token_path[0] ? token_path : "TALLY_ADMIN_TOKEN", strerror(-rc));
 		goto out;
 	}
 	if (token_path[0])
 		fprintf(stderr, "tally: admin token is in %s\n", token_path);
 
 	log_event(LOG_INFO, "start",
-		  json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:b,s:b,s:I,s:I}", "version", TALLY_VERSION,
-			    "db", o.db_path, "listen", o.listen_addr, "port", o.port, "assets",
-			    o.assets_dir, "synchronous", o.engine.synchronous, "demo", o.demo,
-			    "console", console, "min_cents", (json_int_t)o.engine.limits.min_cents,
-			    "max_cents", (json_int_t)o.engine.limits.max_cents));
+	          json_pack("{s:s,s:s,s:s,s:i,s:s,s:s,s:b,s:b,s:I,s:I}", "version", TALLY_VERSION,
+	                    "db", o.db_path, "listen", o.listen_addr, "port", o.port, "assets",
+	                    o.assets_dir, "synchronous", o.engine.synchronous, "demo", o.demo,
+	                    "console", console, "min_cents", (json_int_t)o.engine.limits.min_cents,
+	                    "max_cents", (json_int_t)o.engine.limits.max_cents));
 	rc = engine_open(&o.engine, &engine, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "tally: %s\n", err);
@@ -534,9 +550,9 @@ int main(int argc, char **argv)
 
 		engine_get_stats(engine, &es);
 		server_get_stats(server, &ss);
-		log_event(LOG_INFO, "ready",
-			  json_pack("{s:I,s:i}", "campaigns", (json_int_t)es.campaigns, "port",
-				    ss.port));
+		log_event(
+		    LOG_INFO, "ready",
+		    json_pack("{s:I,s:i}", "campaigns", (json_int_t)es.campaigns, "port", ss.port));
 		if (!console)
 			fprintf(stderr, "tally: serving http://%s:%d/\n", o.listen_addr, ss.port);
 	}
@@ -549,7 +565,8 @@ int main(int argc, char **argv)
 		snprintf(ls.server_name, sizeof(ls.server_name), "%s:%d", o.listen_addr, ss.port);
 		rc = pthread_create(&srv_thread, NULL, server_thread, server);
 		if (rc) {
-			fprintf(stderr, "tally: cannot start the server thread: %s\n", strerror(rc));
+			fprintf(stderr, "tally: cannot start the server thread: %s\n",
+			        strerror(rc));
 			goto out;
 		}
 		rc = console_run(&src, &console_stop);

@@ -6,9 +6,9 @@
 #include <stddef.h>
 
 struct buf {
-	char *p;        /* owned; NULL until the first reserve */
-	size_t len;     /* bytes in use */
-	size_t cap;     /* bytes allocated */
+	char *p;    /* owned; NULL until the first reserve */
+	size_t len; /* bytes in use */
+	size_t cap; /* bytes allocated */
 };
 
 /* Make room for n more bytes. Returns 0 or -ENOMEM. */

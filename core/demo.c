@@ -16,23 +16,29 @@ static const struct {
 	int64_t goal_cents;
 	int weight;
 } demo_campaigns[] = {
-	{"food-bank", "Riverside Food Bank", 5000000, 5},
-	{"animal-rescue", "Hillside Animal Rescue", 2500000, 4},
-	{"literacy", "Readers First Literacy Project", 1500000, 3},
-	{"river-cleanup", "Clean River Coalition", 1000000, 2},
-	{"youth-music", "Youth Music Workshop", 750000, 2},
-	{"library", "Northside Library Friends", 500000, 1},
+    {"food-bank", "Riverside Food Bank", 5000000, 5},
+    {"animal-rescue", "Hillside Animal Rescue", 2500000, 4},
+    {"literacy", "Readers First Literacy Project", 1500000, 3},
+    {"river-cleanup", "Clean River Coalition", 1000000, 2},
+    {"youth-music", "Youth Music Workshop", 750000, 2},
+    {"library", "Northside Library Friends", 500000, 1},
 };
 
-static const char *const first[] = {"Ada", "Grace", "Alan", "Katherine", "Linus", "Margaret",
-				    "Dennis", "Barbara", "Ken", "Frances", "Edsger", "Radia",
-				    "Niklaus", "Hedy", "Tim", "Sophie", "José", "Zoë"};
-static const char *const last[] = {"Lovelace", "Hopper", "Turing", "Johnson", "Hamilton", "Ritchie",
-				   "Liskov", "Thompson", "Allen", "Perlman", "Wirth", "Lamarr",
-				   "Wilson", "Núñez"};
-static const char *const messages[] = {"", "", "", "Go team!", "Happy giving day!",
-				       "In memory of Grandma", "Keep up the great work",
-				       "Matching my office's gift", ""};
+static const char *const first[] = {"Ada",     "Grace",   "Alan", "Katherine", "Linus",  "Margaret",
+                                    "Dennis",  "Barbara", "Ken",  "Frances",   "Edsger", "Radia",
+                                    "Niklaus", "Hedy",    "Tim",  "Sophie",    "José",   "Zoë"};
+static const char *const last[] = {"Lovelace", "Hopper", "Turing",   "Johnson", "Hamilton",
+                                   "Ritchie",  "Liskov", "Thompson", "Allen",   "Perlman",
+                                   "Wirth",    "Lamarr", "Wilson",   "Núñez"};
+static const char *const messages[] = {"",
+                                       "",
+                                       "",
+                                       "Go team!",
+                                       "Happy giving day!",
+                                       "In memory of Grandma",
+                                       "Keep up the great work",
+                                       "Matching my office's gift",
+                                       ""};
 static const int64_t amounts[] = {500, 1000, 2000, 2500, 2500, 5000, 5000, 10000, 25000, 100000};
 
 struct demo {
@@ -82,19 +88,20 @@ static void *demo_main(void *arg)
 		memcpy(req.currency, "USD", 4);
 		snprintf(req.name, sizeof(req.name), "%s %s", f, l);
 		snprintf(req.email, sizeof(req.email), "%s.%u@example.org", "donor",
-			 rand_r(&d->seed) % 5000);
+		         rand_r(&d->seed) % 5000);
 		snprintf(req.message, sizeof(req.message), "%s",
-			 messages[rand_r(&d->seed) % UTIL_ARRAY_LEN(messages)]);
+		         messages[rand_r(&d->seed) % UTIL_ARRAY_LEN(messages)]);
 		memcpy(req.payment_token, "tok_visa", 9);
 		req.anonymous = rand_r(&d->seed) % 7 == 0;
-		rc = engine_donate(d->engine, demo_campaigns[c].slug, &req, NULL, NULL, ignore_done, NULL);
+		rc = engine_donate(d->engine, demo_campaigns[c].slug, &req, NULL, NULL, ignore_done,
+		                   NULL);
 		if (rc && rc != ENGINE_EPAUSED && rc != ENGINE_ECLOSED && rc != ENGINE_EOVERLOADED)
 			log_msg(LOG_WARN, "demo.donation_refused", "%s", engine_strerror(rc));
 		/* Bursty: mostly 50-300 ms apart, sometimes a quick run. */
 		ts.tv_sec = 0;
 		ts.tv_nsec = (long)(rand_r(&d->seed) % 4 == 0 ? 10 + rand_r(&d->seed) % 40
-							       : 50 + rand_r(&d->seed) % 250) *
-			     1000000L;
+		                                              : 50 + rand_r(&d->seed) % 250) *
+		             1000000L;
 		nanosleep(&ts, NULL);
 	}
 	return NULL;
@@ -109,7 +116,8 @@ int demo_start(struct engine *e, struct demo **out)
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(demo_campaigns); i++) {
 		struct campaign_spec spec;
 
-		if (engine_campaign_id(e, demo_campaigns[i].slug, strlen(demo_campaigns[i].slug)) > 0)
+		if (engine_campaign_id(e, demo_campaigns[i].slug, strlen(demo_campaigns[i].slug)) >
+		    0)
 			continue;
 		memset(&spec, 0, sizeof(spec));
 		snprintf(spec.slug, sizeof(spec.slug), "%s", demo_campaigns[i].slug);
@@ -120,7 +128,7 @@ int demo_start(struct engine *e, struct demo **out)
 		rc = engine_campaign_create_sync(e, &spec, "demo");
 		if (rc && rc != ENGINE_EEXISTS) {
 			log_msg(LOG_ERROR, "demo.create_failed", "%s: %s", spec.slug,
-				engine_strerror(rc));
+			        engine_strerror(rc));
 			return rc;
 		}
 	}

@@ -30,7 +30,7 @@
 
 #define RECENT_MAX 10
 #define MAX_LISTENERS 8
-#define RATE_BUCKETS 6          /* of 10 s: one minute */
+#define RATE_BUCKETS 6 /* of 10 s: one minute */
 #define IDEM_LIFETIME_MS (24 * 3600 * 1000LL)
 #define PENDING_POOL_MAX 8192
 #define IDEM_MEMORY_CAP 200000
@@ -44,32 +44,32 @@ struct campaign {
 	char slug[65];
 	char name[513];
 	char currency[4];
-	enum cstatus status;          /* stored status */
-	enum cstatus effective;       /* status after the schedule is applied */
+	enum cstatus status;    /* stored status */
+	enum cstatus effective; /* status after the schedule is applied */
 	int64_t goal_cents, starts_at, ends_at, created_at;
 	int64_t raised_cents, donor_count, donation_count;
 	uint64_t seq;
-	char *recent[RECENT_MAX];     /* rendered gifts, newest first (writer) */
+	char *recent[RECENT_MAX]; /* rendered gifts, newest first (writer) */
 	int n_recent;
-	uint32_t rate[RATE_BUCKETS];  /* donations per 10 s bucket */
-	int64_t rate_epoch;           /* bucket index of rate[0]'s period */
+	uint32_t rate[RATE_BUCKETS]; /* donations per 10 s bucket */
+	int64_t rate_epoch;          /* bucket index of rate[0]'s period */
 
-	size_t rank[2];               /* position in e->ranked[by] */
+	size_t rank[2]; /* position in e->ranked[by] */
 
 	/* Published under e->lock. */
 	char *json;
 	size_t json_len;
-	int dirty;                    /* writer: needs re-render this batch */
-	int bumped;                   /* writer: seq already bumped this batch */
-	uint64_t published_seq;       /* seq counted in e->seq_sum */
-	int touch_pending;            /* writer: a schedule change is queued */
+	int dirty;              /* writer: needs re-render this batch */
+	int bumped;             /* writer: seq already bumped this batch */
+	uint64_t published_seq; /* seq counted in e->seq_sum */
+	int touch_pending;      /* writer: a schedule change is queued */
 	struct campaign *next_dirty;
 };
 
 /* What the engine keeps per queued operation. */
 struct pending {
 	struct db_op op;
-	struct pending *next_free;    /* in e->pool */
+	struct pending *next_free; /* in e->pool */
 	engine_done_fn done;
 	void *ud;
 	char actor[64];
@@ -83,18 +83,18 @@ struct engine {
 	pthread_mutex_t lock;
 
 	/* Guarded by lock (writes only on the writer thread after start). */
-	struct campaign **by_id;      /* index = campaign id */
+	struct campaign **by_id; /* index = campaign id */
 	size_t id_cap;
-	struct campaign **slots;      /* open addressing on slug */
-	size_t slot_cap;              /* power of two */
+	struct campaign **slots; /* open addressing on slug */
+	size_t slot_cap;         /* power of two */
 	size_t n_campaigns;
-	struct campaign **ranked[2];  /* by total, by donors; best first */
-	int loading;                  /* start-up: rank once at the end */
-	uint64_t version;             /* bumps on any campaign change */
-	uint64_t seq_sum;             /* sum of every campaign's seq: stored, so
-				       * it only grows, across restarts too */
+	struct campaign **ranked[2]; /* by total, by donors; best first */
+	int loading;                 /* start-up: rank once at the end */
+	uint64_t version;            /* bumps on any campaign change */
+	uint64_t seq_sum;            /* sum of every campaign's seq: stored, so
+	                              * it only grows, across restarts too */
 	int64_t donations_total;
-	uint32_t rate[10];            /* donations per 1 s bucket */
+	uint32_t rate[10]; /* donations per 1 s bucket */
 	int64_t rate_epoch;
 
 	atomic_llong next_donation_id;
@@ -105,16 +105,16 @@ struct engine {
 	int n_listeners;
 
 	pthread_mutex_t reader_lock;
-	sqlite3 *reader;              /* guarded by reader_lock */
-	struct campaign *dirty_head;  /* writer thread only */
-	int lock_fd;                  /* flock on DB.lock: one tally per database */
+	sqlite3 *reader;             /* guarded by reader_lock */
+	struct campaign *dirty_head; /* writer thread only */
+	int lock_fd;                 /* flock on DB.lock: one tally per database */
 	/* Recycled pending ops: the service thread takes one per request, the
 	 * writer gives a batch back at once, so neither pays for a 3 KB
 	 * malloc/free across threads. Bounded by PENDING_POOL_MAX. */
 	pthread_mutex_t pool_lock;
-	struct pending *pool;         /* guarded by pool_lock */
+	struct pending *pool; /* guarded by pool_lock */
 	size_t pool_len;
-	struct buf scratch;           /* writer thread only */
+	struct buf scratch; /* writer thread only */
 };
 
 void engine_config_defaults(struct engine_config *cfg)
@@ -161,7 +161,8 @@ const char *engine_strerror(int rc)
 	case ENGINE_EIDEM_REUSED:
 		return "this Idempotency-Key was already used with a different request";
 	case ENGINE_EIDEM_BUSY:
-		return "a request with this Idempotency-Key is still being processed; retry shortly";
+		return "a request with this Idempotency-Key is still being processed; retry "
+		       "shortly";
 	case ENGINE_REPLAYED:
 		return "replayed";
 	case ENGINE_ESCHEDULE:
@@ -339,14 +340,14 @@ static int render_campaign(struct engine *e, const struct campaign *c)
 	rc |= buf_puts(b, ",\"name\":");
 	rc |= buf_json_string(b, c->name);
 	rc |= buf_printf(b,
-			 ",\"currency\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
-			 "\"raised_cents\":%lld,\"matched_cents\":0,\"bonus_cents\":0,"
-			 "\"donor_count\":%lld,\"donation_count\":%lld,\"pending_cents\":0,"
-			 "\"status\":\"%s\",\"seq\":%llu",
-			 c->currency, (long long)c->goal_cents, (long long)c->raised_cents,
-			 (long long)c->raised_cents, (long long)c->donor_count,
-			 (long long)c->donation_count, status_names[c->effective],
-			 (unsigned long long)c->seq);
+	                 ",\"currency\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
+	                 "\"raised_cents\":%lld,\"matched_cents\":0,\"bonus_cents\":0,"
+	                 "\"donor_count\":%lld,\"donation_count\":%lld,\"pending_cents\":0,"
+	                 "\"status\":\"%s\",\"seq\":%llu",
+	                 c->currency, (long long)c->goal_cents, (long long)c->raised_cents,
+	                 (long long)c->raised_cents, (long long)c->donor_count,
+	                 (long long)c->donation_count, status_names[c->effective],
+	                 (unsigned long long)c->seq);
 	rc |= put_time(b, "starts_at", c->starts_at);
 	rc |= put_time(b, "ends_at", c->ends_at);
 	rc |= buf_puts(b, ",\"recent\":[");
@@ -361,7 +362,7 @@ static int render_campaign(struct engine *e, const struct campaign *c)
 
 /* Render one gift as a donation event's data object. Returns malloc'd text. */
 static char *render_gift(const struct db_op *op, const char *name, int64_t amount, int hide,
-			 const char *message, int64_t at)
+                         const char *message, int64_t at)
 {
 	struct buf b = {0};
 	char ts[32];
@@ -385,14 +386,14 @@ static char *render_gift(const struct db_op *op, const char *name, int64_t amoun
 /* The 202 body of a donation. A replay renders the same text from the
  * stored row, so everything here must come from the row. */
 static size_t render_receipt(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
-			     const char *currency, int64_t created_at)
+                             const char *currency, int64_t created_at)
 {
 	char ts[32];
 	int n = snprintf(dst, cap,
-			 "{\"id\":\"dn_%lld\",\"status\":\"succeeded\",\"campaign\":\"%s\","
-			 "\"amount_cents\":%lld,\"currency\":\"%s\",\"created_at\":\"%s\"}",
-			 (long long)id, slug, (long long)amount, currency,
-			 util_rfc3339(created_at, ts, sizeof(ts)));
+	                 "{\"id\":\"dn_%lld\",\"status\":\"succeeded\",\"campaign\":\"%s\","
+	                 "\"amount_cents\":%lld,\"currency\":\"%s\",\"created_at\":\"%s\"}",
+	                 (long long)id, slug, (long long)amount, currency,
+	                 util_rfc3339(created_at, ts, sizeof(ts)));
 
 	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
@@ -454,7 +455,7 @@ static void publish_dirty(struct engine *e)
 		}
 		if (!json) {
 			log_msg(LOG_ERROR, "engine.render_failed", "campaign %s: out of memory",
-				c->slug);
+			        c->slug);
 			c = next;
 			continue;
 		}
@@ -469,7 +470,8 @@ static void publish_dirty(struct engine *e)
 		free(old);
 		for (int i = 0; i < e->n_listeners; i++)
 			if (e->listeners[i].campaign_changed)
-				e->listeners[i].campaign_changed(e->listeners[i].ctx, c->id, c->seq);
+				e->listeners[i].campaign_changed(e->listeners[i].ctx, c->id,
+				                                 c->seq);
 		c = next;
 	}
 }
@@ -503,7 +505,7 @@ static int load_recent_cb(void *ud, const struct db_donation_row *row)
 {
 	struct campaign *c = ud;
 	char *gift = render_gift(NULL, row->anonymous ? "Anonymous" : row->name, row->amount_cents,
-				 row->hide_amount, row->message, row->created_at);
+	                         row->hide_amount, row->message, row->created_at);
 
 	if (!gift)
 		return -ENOMEM;
@@ -568,12 +570,12 @@ static void apply_donation(struct engine *e, struct pending *p)
 	rate_add(e->rate, 10, &e->rate_epoch, op->now_ms / 1000, 1);
 	pthread_mutex_unlock(&e->lock);
 	gift = render_gift(op, d->anonymous ? "Anonymous" : d->name, d->amount_cents,
-			   d->hide_amount, d->message, op->now_ms);
+	                   d->hide_amount, d->message, op->now_ms);
 	if (gift) {
 		for (int i = 0; i < e->n_listeners; i++)
 			if (e->listeners[i].donation)
 				e->listeners[i].donation(e->listeners[i].ctx, c->id, gift,
-							 strlen(gift));
+				                         strlen(gift));
 		push_recent(c, gift);
 	}
 	mark_dirty(e, c);
@@ -661,18 +663,19 @@ static void finish_donation(struct engine *e, struct pending *p, int rc)
 		struct campaign *c = find_id(e, op->u.donation.prev_campaign_id);
 		uint64_t fp = (uint64_t)op->u.donation.prev_hash;
 
-		p->body_len = render_receipt(p->body, sizeof(p->body), op->u.donation.id,
-					     c ? c->slug : "", op->u.donation.prev_amount_cents,
-					     op->u.donation.prev_currency,
-					     op->u.donation.prev_created_at);
+		p->body_len =
+		    render_receipt(p->body, sizeof(p->body), op->u.donation.id, c ? c->slug : "",
+		                   op->u.donation.prev_amount_cents, op->u.donation.prev_currency,
+		                   op->u.donation.prev_created_at);
 		idem_finish(e->idem, key, fp, p->body, p->body_len);
-		rc = fp == (uint64_t)op->u.donation.idem_hash ? ENGINE_REPLAYED : ENGINE_EIDEM_REUSED;
+		rc = fp == (uint64_t)op->u.donation.idem_hash ? ENGINE_REPLAYED
+		                                              : ENGINE_EIDEM_REUSED;
 	} else if (key[0]) {
 		if (rc)
 			idem_abort(e->idem, key);
 		else
 			idem_finish(e->idem, key, (uint64_t)op->u.donation.idem_hash, p->body,
-				    p->body_len);
+			            p->body_len);
 	}
 	if (p->done)
 		p->done(p->ud, rc, rc >= 0 ? p->body : NULL, rc >= 0 ? p->body_len : 0);
@@ -715,7 +718,7 @@ static void finish(struct engine *e, struct pending *p, int rc)
 }
 
 static struct pending *pending_new(struct engine *e, enum db_op_kind kind, engine_done_fn done,
-				   void *ud, const char *actor);
+                                   void *ud, const char *actor);
 static void pending_free(struct engine *e, struct pending *p);
 static void pending_release(struct engine *e, struct pending *list);
 
@@ -754,20 +757,19 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 		done_list = p;
 		if (p->actor[0] && !commit_rc && !ops->rc) {
 			const char *what = ops->kind == DB_OP_CAMPAIGN_CREATE   ? "create"
-					   : ops->kind == DB_OP_CAMPAIGN_UPDATE ? "update"
-										: ops->u.status;
+			                   : ops->kind == DB_OP_CAMPAIGN_UPDATE ? "update"
+			                                                        : ops->u.status;
 			struct campaign *c = find_id(e, ops->campaign_id);
 
 			log_event(LOG_INFO, "staff.campaign",
-				  json_pack("{s:s,s:s,s:s}", "actor", p->actor, "action", what,
-					    "campaign", c ? c->slug : "?"));
+			          json_pack("{s:s,s:s,s:s}", "actor", p->actor, "action", what,
+			                    "campaign", c ? c->slug : "?"));
 		}
 		finish(e, p, commit_rc ? map_rc(commit_rc) : map_rc(ops->rc));
 		ops = op;
 	}
 	pending_release(e, done_list);
 }
-
 
 static void tick(void *ctx)
 {
@@ -815,7 +817,7 @@ static int lock_database(struct engine *e, const char *db_path, char *err, size_
 		int rc = errno == EWOULDBLOCK ? ENGINE_ELOCKED : -errno;
 
 		snprintf(err, errcap, "%s: %s", db_path,
-			 rc == ENGINE_ELOCKED ? engine_strerror(rc) : strerror(errno));
+		         rc == ENGINE_ELOCKED ? engine_strerror(rc) : strerror(errno));
 		close(fd);
 		return rc;
 	}
@@ -862,7 +864,8 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 	if (!rc)
 		rc = db_max_donation_id(db, &max_id);
 	if (rc) {
-		snprintf(err, errcap, "%s: loading campaigns: %s", cfg->db_path, sqlite3_errmsg(db));
+		snprintf(err, errcap, "%s: loading campaigns: %s", cfg->db_path,
+		         sqlite3_errmsg(db));
 		goto fail;
 	}
 	if (!e->slot_cap) {
@@ -908,7 +911,7 @@ int engine_add_listener(struct engine *e, const struct engine_listener *l)
 }
 
 static struct pending *pending_new(struct engine *e, enum db_op_kind kind, engine_done_fn done,
-				   void *ud, const char *actor)
+                                   void *ud, const char *actor)
 {
 	struct pending *p;
 
@@ -964,8 +967,8 @@ static void pending_free(struct engine *e, struct pending *p)
 
 static int submit(struct engine *e, struct pending *p, int force)
 {
-	int rc = force ? db_writer_submit_force(e->writer, &p->op)
-		       : db_writer_submit(e->writer, &p->op);
+	int rc =
+	    force ? db_writer_submit_force(e->writer, &p->op) : db_writer_submit(e->writer, &p->op);
 
 	if (rc) {
 		pending_free(e, p);
@@ -990,8 +993,8 @@ static uint64_t fnv_add(uint64_t h, const void *data, size_t len)
  * fields, each followed by a separator byte that no field contains. */
 static uint64_t fingerprint(const char *slug, const struct donation_req *r)
 {
-	const char *const strs[] = {slug, r->currency, r->name, r->email, r->message,
-				    r->payment_token};
+	const char *const strs[] = {slug,     r->currency, r->name,
+	                            r->email, r->message,  r->payment_token};
 	int64_t nums[] = {r->amount_cents, r->anonymous, r->hide_amount};
 	uint64_t h = util_hash("", 0);
 
@@ -1001,7 +1004,7 @@ static uint64_t fingerprint(const char *slug, const struct donation_req *r)
 }
 
 int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
-		  const char *idem_key, struct buf *replay, engine_done_fn done, void *ud)
+                  const char *idem_key, struct buf *replay, engine_done_fn done, void *ud)
 {
 	struct campaign *c;
 	struct pending *p;
@@ -1033,10 +1036,10 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 	if (c) {
 		st = effective_status(c, now);
 		campaign_id = c->id;
-		rc = st == ST_PAUSED			  ? ENGINE_EPAUSED
-		     : st == ST_CLOSED			  ? ENGINE_ECLOSED
+		rc = st == ST_PAUSED                      ? ENGINE_EPAUSED
+		     : st == ST_CLOSED                    ? ENGINE_ECLOSED
 		     : strcmp(c->currency, req->currency) ? ENGINE_ECURRENCY
-							  : ENGINE_OK;
+		                                          : ENGINE_OK;
 	}
 	pthread_mutex_unlock(&e->lock);
 	p = rc ? NULL : pending_new(e, DB_OP_DONATION, done, ud, NULL);
@@ -1058,7 +1061,7 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 	p->op.u.donation.idem_hash = (int64_t)fp;
 	p->op.u.donation.idem_expired = now - IDEM_LIFETIME_MS;
 	p->body_len = render_receipt(p->body, sizeof(p->body), p->op.u.donation.id, slug,
-				     req->amount_cents, req->currency, now);
+	                             req->amount_cents, req->currency, now);
 	rc = submit(e, p, 0);
 	if (rc && idem_key[0])
 		idem_abort(e->idem, idem_key);
@@ -1066,7 +1069,7 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 }
 
 int engine_campaign_create(struct engine *e, const struct campaign_spec *spec, const char *actor,
-			   engine_done_fn done, void *ud)
+                           engine_done_fn done, void *ud)
 {
 	struct pending *p;
 	int exists;
@@ -1098,7 +1101,7 @@ static int64_t lookup_id(struct engine *e, const char *slug, enum cstatus *store
 }
 
 int engine_campaign_update(struct engine *e, const char *slug, const struct campaign_spec *spec,
-			   const char *actor, engine_done_fn done, void *ud)
+                           const char *actor, engine_done_fn done, void *ud)
 {
 	int64_t id = lookup_id(e, slug, NULL), starts, ends;
 	struct pending *p;
@@ -1121,7 +1124,7 @@ int engine_campaign_update(struct engine *e, const char *slug, const struct camp
 }
 
 int engine_campaign_action(struct engine *e, const char *slug, const char *action,
-			   const char *actor, engine_done_fn done, void *ud)
+                           const char *actor, engine_done_fn done, void *ud)
 {
 	enum cstatus stored = ST_ACTIVE;
 	int64_t id = lookup_id(e, slug, &stored);
@@ -1183,7 +1186,7 @@ static int waiter_wait(struct waiter *w, int rc)
 }
 
 int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *spec,
-				const char *actor)
+                                const char *actor)
 {
 	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 
@@ -1191,7 +1194,7 @@ int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *sp
 }
 
 int engine_campaign_action_sync(struct engine *e, const char *slug, const char *action,
-				const char *actor)
+                                const char *actor)
 {
 	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
 
@@ -1208,7 +1211,7 @@ static int copy_json(struct campaign *c, struct buf *out, uint64_t *seq)
 }
 
 int engine_campaign_json(struct engine *e, const char *slug, size_t slug_len, struct buf *out,
-			 uint64_t *seq)
+                         uint64_t *seq)
 {
 	int rc;
 
@@ -1241,7 +1244,7 @@ int64_t engine_campaign_id(struct engine *e, const char *slug, size_t slug_len)
 }
 
 int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct buf *out,
-			      uint64_t *version)
+                              uint64_t *version)
 {
 	int rc = 0, n = 0, more;
 	int64_t last = 0;
@@ -1272,14 +1275,14 @@ int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct
 }
 
 int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, struct buf *out,
-			    uint64_t *version)
+                            uint64_t *version)
 {
 	int rc = 0;
 
 	pthread_mutex_lock(&e->lock);
 	*version = e->seq_sum;
 	rc |= buf_printf(out, "{\"by\":\"%s\",\"entries\":[",
-			 by == ENGINE_BY_TOTAL ? "total" : "donors");
+	                 by == ENGINE_BY_TOTAL ? "total" : "donors");
 	for (size_t i = 0; i < e->n_campaigns && (int)i < limit; i++) {
 		const struct campaign *c = e->ranked[by][i];
 
@@ -1288,10 +1291,10 @@ int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, st
 		rc |= buf_printf(out, "{\"rank\":%zu,\"slug\":\"%s\",\"name\":", i + 1, c->slug);
 		rc |= buf_json_string(out, c->name);
 		rc |= buf_printf(out,
-				 ",\"currency\":\"%s\",\"total_cents\":%lld,\"donor_count\":%lld,"
-				 "\"goal_cents\":%lld,\"status\":\"%s\"}",
-				 c->currency, (long long)c->raised_cents, (long long)c->donor_count,
-				 (long long)c->goal_cents, status_names[c->effective]);
+		                 ",\"currency\":\"%s\",\"total_cents\":%lld,\"donor_count\":%lld,"
+		                 "\"goal_cents\":%lld,\"status\":\"%s\"}",
+		                 c->currency, (long long)c->raised_cents, (long long)c->donor_count,
+		                 (long long)c->goal_cents, status_names[c->effective]);
 	}
 	pthread_mutex_unlock(&e->lock);
 	rc |= buf_puts(out, "]}");
@@ -1326,13 +1329,13 @@ int engine_donation_json(struct engine *e, const char *id, struct buf *out)
 		if (c)
 			slug = c->slug;
 		rc = buf_printf(out, "{\"id\":\"dn_%lld\",\"campaign\":\"%s\",\"status\":\"%s\"", n,
-				slug, row.status);
+		                slug, row.status);
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (!row.hide_amount)
 		rc |= buf_printf(out, ",\"amount_cents\":%lld", (long long)row.amount_cents);
 	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\"}", row.currency,
-			 util_rfc3339(row.created_at, ts, sizeof(ts)));
+	                 util_rfc3339(row.created_at, ts, sizeof(ts)));
 	return rc ? -ENOMEM : 0;
 }
 
@@ -1369,13 +1372,14 @@ long engine_campaign_infos(struct engine *e, struct engine_campaign_info **out)
 		memcpy(r->slug, c->slug, sizeof(r->slug));
 		memcpy(r->name, c->name, sizeof(r->name));
 		memcpy(r->currency, c->currency, sizeof(r->currency));
-		snprintf(r->status, sizeof(r->status), "%s", status_names[effective_status(c, now)]);
+		snprintf(r->status, sizeof(r->status), "%s",
+		         status_names[effective_status(c, now)]);
 		r->goal_cents = c->goal_cents;
 		r->total_cents = c->raised_cents;
 		r->donor_count = c->donor_count;
 		r->donation_count = c->donation_count;
-		r->per_min = rate_sum(c->rate, RATE_BUCKETS, c->rate_epoch, now / 10000) *
-			     60.0 / (RATE_BUCKETS * 10);
+		r->per_min = rate_sum(c->rate, RATE_BUCKETS, c->rate_epoch, now / 10000) * 60.0 /
+		             (RATE_BUCKETS * 10);
 	}
 	pthread_mutex_unlock(&e->lock);
 	*out = v;
@@ -1394,8 +1398,8 @@ void engine_get_stats(struct engine *e, struct engine_stats *out)
 	out->donations_total = e->donations_total;
 	/* The current second is partial: average the nine before it. */
 	out->donations_per_s = (rate_sum(e->rate, 10, e->rate_epoch, now / 1000) -
-				(e->rate_epoch == now / 1000 ? e->rate[0] : 0)) /
-			       9.0;
+	                        (e->rate_epoch == now / 1000 ? e->rate[0] : 0)) /
+	                       9.0;
 	out->campaigns = (int64_t)e->n_campaigns;
 	pthread_mutex_unlock(&e->lock);
 	out->intake_depth = (int64_t)ws.depth;

@@ -17,31 +17,31 @@
 
 /* Engine result codes (negative). */
 enum engine_err {
-	ENGINE_REPLAYED = 1,         /* success: the answer to an earlier request
-				      * with the same idempotency key */
+	ENGINE_REPLAYED = 1, /* success: the answer to an earlier request
+	                      * with the same idempotency key */
 	ENGINE_OK = 0,
-	ENGINE_ENOCAMPAIGN = -2000,  /* 404 campaign_not_found */
-	ENGINE_EPAUSED,              /* 409 campaign_paused */
-	ENGINE_ECLOSED,              /* 409 campaign_closed (status or schedule) */
-	ENGINE_ECURRENCY,            /* 422 currency differs from the campaign's */
-	ENGINE_EOVERLOADED,          /* 503 overloaded: intake queue full */
-	ENGINE_ESHUTDOWN,            /* 503 shutting down */
-	ENGINE_EEXISTS,              /* 409 campaign_exists */
-	ENGINE_ENODONATION,          /* 404 donation_not_found */
-	ENGINE_ESTATE,               /* 409 the action does not apply in this state */
-	ENGINE_EIO,                  /* 500 storage failure, nothing recorded */
-	ENGINE_EIDEM_REUSED,         /* 422 idempotency_key_reused */
-	ENGINE_EIDEM_BUSY,           /* 409 idempotency_key_in_use */
-	ENGINE_ESCHEDULE,            /* 422 ends_at would not be after starts_at */
-	ENGINE_ELOCKED,              /* another tally has this database open */
+	ENGINE_ENOCAMPAIGN = -2000, /* 404 campaign_not_found */
+	ENGINE_EPAUSED,             /* 409 campaign_paused */
+	ENGINE_ECLOSED,             /* 409 campaign_closed (status or schedule) */
+	ENGINE_ECURRENCY,           /* 422 currency differs from the campaign's */
+	ENGINE_EOVERLOADED,         /* 503 overloaded: intake queue full */
+	ENGINE_ESHUTDOWN,           /* 503 shutting down */
+	ENGINE_EEXISTS,             /* 409 campaign_exists */
+	ENGINE_ENODONATION,         /* 404 donation_not_found */
+	ENGINE_ESTATE,              /* 409 the action does not apply in this state */
+	ENGINE_EIO,                 /* 500 storage failure, nothing recorded */
+	ENGINE_EIDEM_REUSED,        /* 422 idempotency_key_reused */
+	ENGINE_EIDEM_BUSY,          /* 409 idempotency_key_in_use */
+	ENGINE_ESCHEDULE,           /* 422 ends_at would not be after starts_at */
+	ENGINE_ELOCKED,             /* another tally has this database open */
 };
 
 struct engine_config {
 	const char *db_path;
-	const char *synchronous;      /* "FULL" (default) or "NORMAL" */
+	const char *synchronous; /* "FULL" (default) or "NORMAL" */
 	struct donation_limits limits;
-	size_t max_queue;             /* intake queue bound */
-	size_t max_batch;             /* operations per transaction */
+	size_t max_queue; /* intake queue bound */
+	size_t max_batch; /* operations per transaction */
 };
 
 /* Fill cfg with defaults (./tally.db, FULL, 1.00 to 1,000,000.00, ...). */
@@ -81,33 +81,33 @@ int engine_add_listener(struct engine *e, const struct engine_listener *l);
  * an error), ENGINE_REPLAYED with the first response appended to replay, or
  * an engine_err now (done is not called). */
 int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
-		  const char *idem_key, struct buf *replay, engine_done_fn done, void *ud);
+                  const char *idem_key, struct buf *replay, engine_done_fn done, void *ud);
 
 /* Create a campaign from a validated spec (has_slug/name/currency set). */
 int engine_campaign_create(struct engine *e, const struct campaign_spec *spec, const char *actor,
-			   engine_done_fn done, void *ud);
+                           engine_done_fn done, void *ud);
 
 /* Apply the fields of spec that are set to campaign `slug`. */
 int engine_campaign_update(struct engine *e, const char *slug, const struct campaign_spec *spec,
-			   const char *actor, engine_done_fn done, void *ud);
+                           const char *actor, engine_done_fn done, void *ud);
 
 /* Pause, resume or close a campaign. action is "pause", "resume" or "close".
  * Repeating an action is a success (staff retries are harmless). Returns
  * ENGINE_ECLOSED for pause/resume of a closed campaign, ENGINE_ESTATE for
  * an unknown action. */
 int engine_campaign_action(struct engine *e, const char *slug, const char *action,
-			   const char *actor, engine_done_fn done, void *ud);
+                           const char *actor, engine_done_fn done, void *ud);
 
 /* Blocking helpers for start-up code and tests: run the call and wait. */
 int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *spec,
-				const char *actor);
+                                const char *actor);
 int engine_campaign_action_sync(struct engine *e, const char *slug, const char *action,
-				const char *actor);
+                                const char *actor);
 
 /* Append campaign `slug`'s public JSON to out and store its seq. Returns 0,
  * ENGINE_ENOCAMPAIGN or -ENOMEM. */
 int engine_campaign_json(struct engine *e, const char *slug, size_t slug_len, struct buf *out,
-			 uint64_t *seq);
+                         uint64_t *seq);
 
 /* Same by id (for live channels). */
 int engine_campaign_json_by_id(struct engine *e, int64_t id, struct buf *out, uint64_t *seq);
@@ -119,7 +119,7 @@ int64_t engine_campaign_id(struct engine *e, const char *slug, size_t slug_len);
  * greater than after (a cursor). *version is a counter that changes whenever
  * any campaign changes (for ETags). */
 int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct buf *out,
-			      uint64_t *version);
+                              uint64_t *version);
 
 enum engine_rank { ENGINE_BY_TOTAL, ENGINE_BY_DONORS };
 
@@ -129,7 +129,7 @@ enum engine_rank { ENGINE_BY_TOTAL, ENGINE_BY_DONORS };
  * sum of all campaigns' seqs: it grows with every change, across restarts
  * too, so clients can use it as the leaderboard's seq. */
 int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, struct buf *out,
-			    uint64_t *version);
+                            uint64_t *version);
 
 /* Append a donation's public JSON (id, campaign, status, amount unless
  * hidden, currency, created_at). Reads SQLite on the calling thread through
@@ -148,13 +148,13 @@ struct engine_campaign_info {
 
 struct engine_stats {
 	int64_t uptime_s;
-	int64_t donations_total;   /* committed since start */
-	double donations_per_s;    /* last 10 s */
+	int64_t donations_total; /* committed since start */
+	double donations_per_s;  /* last 10 s */
 	int64_t intake_depth;
 	int64_t campaigns;
 	uint64_t batches;
 	uint64_t last_batch;
-	int64_t idem_entries;      /* idempotency keys held in memory */
+	int64_t idem_entries; /* idempotency keys held in memory */
 	struct db_writer_stats writer;
 };
 

@@ -17,7 +17,7 @@ struct idem {
 	uint64_t fp;
 	int64_t at_ms;
 	int done;
-	char *body;                 /* body_inline, or malloc'd when longer */
+	char *body; /* body_inline, or malloc'd when longer */
 	size_t body_len;
 	char body_inline[IDEM_INLINE_BODY];
 	char key[];
@@ -92,7 +92,7 @@ static void prune(struct idem_table *t, int64_t now_ms)
 }
 
 int idem_begin(struct idem_table *t, const char *key, uint64_t fp, int64_t now_ms,
-	       struct buf *replay)
+               struct buf *replay)
 {
 	struct idem **pp, *x;
 	size_t klen = strlen(key);

@@ -16,10 +16,10 @@
 #include <stdint.h>
 
 enum idem_result {
-	IDEM_NEW,        /* unknown: now recorded as in flight with fp */
-	IDEM_REPLAY,     /* finished with the same fp: its body was appended */
-	IDEM_REUSED,     /* known with a different fp */
-	IDEM_IN_FLIGHT,  /* same fp, first request not finished yet */
+	IDEM_NEW,       /* unknown: now recorded as in flight with fp */
+	IDEM_REPLAY,    /* finished with the same fp: its body was appended */
+	IDEM_REUSED,    /* known with a different fp */
+	IDEM_IN_FLIGHT, /* same fp, first request not finished yet */
 };
 
 struct idem_table;
@@ -30,7 +30,7 @@ void idem_free(struct idem_table *t);
 /* Look key up at now_ms; see enum idem_result. Returns the result, or
  * -ENOMEM (nothing recorded). */
 int idem_begin(struct idem_table *t, const char *key, uint64_t fp, int64_t now_ms,
-	       struct buf *replay);
+               struct buf *replay);
 
 /* Record the final answer of key: its fingerprint (which may differ from
  * the one given to idem_begin when the database knew the key) and body. */

@@ -83,7 +83,8 @@ void log_event(enum log_level level, const char *event, json_t *fields)
 		json_decref(fields);
 		return;
 	}
-	if (json_object_set_new(o, "ts", json_string(util_rfc3339(util_now_ms(), ts, sizeof(ts)))) ||
+	if (json_object_set_new(o, "ts",
+	                        json_string(util_rfc3339(util_now_ms(), ts, sizeof(ts)))) ||
 	    json_object_set_new(o, "level", json_string(level_names[level])) ||
 	    json_object_set_new(o, "event", json_string(event)) ||
 	    (fields && json_object_update(o, fields))) {

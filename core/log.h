@@ -27,7 +27,7 @@ void log_event(enum log_level level, const char *event, json_t *fields);
 
 /* Write {"ts","level","event","msg"} with a printf-formatted message. */
 void log_msg(enum log_level level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Close the log file. */
 void log_close(void);

@@ -93,7 +93,7 @@ char *util_rfc3339(int64_t ms, char *buf, size_t cap)
 	if (!gmtime_r(&secs, &tm))
 		memset(&tm, 0, sizeof(tm)); /* out of range: print the epoch's fields */
 	snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+	         tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 	return buf;
 }
 
@@ -204,8 +204,7 @@ int util_ct_equal(const char *a, size_t alen, const char *b, size_t blen)
 {
 	unsigned char diff = alen != blen;
 
-	for (size_t i = 0; i < blen; i++)
-	{
+	for (size_t i = 0; i < blen; i++) {
 		unsigned char ca = i < alen ? (unsigned char)a[i] : 0;
 
 		diff |= (unsigned char)(ca ^ (unsigned char)b[i]);

@@ -30,7 +30,7 @@ int validate_json_object(const char *body, size_t len, json_t **out, struct vali
 	*out = NULL;
 	if (len > VALIDATE_BODY_MAX) {
 		snprintf(err->message, sizeof(err->message), "body exceeds %d bytes",
-			 VALIDATE_BODY_MAX);
+		         VALIDATE_BODY_MAX);
 		return VALIDATE_EJSON;
 	}
 	if (util_utf8_len(body, len) < 0) {
@@ -40,14 +40,16 @@ int validate_json_object(const char *body, size_t len, json_t **out, struct vali
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
 		if (json_error_code(&jerr) == json_error_numeric_overflow) {
-			snprintf(err->message, sizeof(err->message),
-				 "a number is outside the 64-bit integer range (line %d, column %d)",
-				 jerr.line, jerr.column);
+			snprintf(
+			    err->message, sizeof(err->message),
+			    "a number is outside the 64-bit integer range (line %d, column %d)",
+			    jerr.line, jerr.column);
 			field_error(err, "body", "number outside the 64-bit integer range");
 			return VALIDATE_EFIELDS;
 		}
-		snprintf(err->message, sizeof(err->message), "invalid JSON: %s (line %d, column %d)",
-			 jerr.text, jerr.line, jerr.column);
+		snprintf(err->message, sizeof(err->message),
+		         "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+		         jerr.column);
 		return VALIDATE_EJSON;
 	}
 	if (!json_is_object(root)) {
@@ -61,7 +63,7 @@ int validate_json_object(const char *body, size_t len, json_t **out, struct vali
 
 /* Check a string value; returns NULL when valid, else the reason. */
 static const char *check_string(const char *s, size_t len, long min_cp, long max_cp,
-				int allow_newline, size_t cap, char *msg, size_t msgcap)
+                                int allow_newline, size_t cap, char *msg, size_t msgcap)
 {
 	long cp = util_utf8_len(s, len);
 
@@ -78,9 +80,9 @@ static const char *check_string(const char *s, size_t len, long min_cp, long max
 
 /* Copy a string field. Returns 1 if present and valid, 0 if absent (and
  * reports it when required), -1 if invalid (reported). */
-static int take_string(json_t *obj, const char *key, const char *field, int required,
-		       long min_cp, long max_cp, int allow_newline, char *dst, size_t cap,
-		       struct validate_error *err)
+static int take_string(json_t *obj, const char *key, const char *field, int required, long min_cp,
+                       long max_cp, int allow_newline, char *dst, size_t cap,
+                       struct validate_error *err)
 {
 	json_t *v = json_object_get(obj, key);
 	const char *why;
@@ -100,7 +102,7 @@ static int take_string(json_t *obj, const char *key, const char *field, int requ
 	}
 	len = json_string_length(v);
 	why = check_string(json_string_value(v), len, min_cp, max_cp, allow_newline, cap, msg,
-			   sizeof(msg));
+	                   sizeof(msg));
 	if (why) {
 		field_error(err, field, why);
 		return -1;
@@ -124,7 +126,7 @@ static int take_bool(json_t *obj, const char *key, int *dst, struct validate_err
 }
 
 static int take_int(json_t *obj, const char *key, int required, int64_t min, int64_t max,
-		    int64_t *dst, struct validate_error *err)
+                    int64_t *dst, struct validate_error *err)
 {
 	json_t *v = json_object_get(obj, key);
 	char msg[120];
@@ -137,7 +139,7 @@ static int take_int(json_t *obj, const char *key, int required, int64_t min, int
 		return 0;
 	}
 	snprintf(msg, sizeof(msg), "must be an integer from %lld to %lld", (long long)min,
-		 (long long)max);
+	         (long long)max);
 	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
 		field_error(err, key, msg);
 		return -1;
@@ -157,7 +159,8 @@ static int take_time(json_t *obj, const char *key, int64_t *dst, struct validate
 		return 1;
 	}
 	if (!json_is_string(v) || util_parse_rfc3339(json_string_value(v), dst) || *dst <= 0) {
-		field_error(err, key, "must be an RFC 3339 time such as 2026-12-01T00:00:00Z, or null");
+		field_error(err, key,
+		            "must be an RFC 3339 time such as 2026-12-01T00:00:00Z, or null");
 		return -1;
 	}
 	return 1;
@@ -205,9 +208,9 @@ static int valid_email(const char *s)
 	    at[-1] == '.')
 		return 0;
 	for (const char *p = s; p < at; p++)
-		if (isspace((unsigned char)*p) || *p == '"' || *p == ',' || *p == '<' || *p == '>' ||
-		    *p == '(' || *p == ')' || *p == ';' || *p == ':' || *p == '\\' || *p == '[' ||
-		    *p == ']')
+		if (isspace((unsigned char)*p) || *p == '"' || *p == ',' || *p == '<' ||
+		    *p == '>' || *p == '(' || *p == ')' || *p == ';' || *p == ':' || *p == '\\' ||
+		    *p == '[' || *p == ']')
 			return 0;
 	if (d[0] == '.' || d[0] == '-' || d[domain - 1] == '.' || d[domain - 1] == '-' ||
 	    strstr(d, ".."))
@@ -319,7 +322,7 @@ static int key_is(const char *k, size_t klen, const char *name)
 
 /* Copy a string that passes the full path's checks; 0 when it does not. */
 static int fast_string(struct scan *sc, long min_cp, long max_cp, int allow_newline, char *dst,
-		       size_t cap)
+                       size_t cap)
 {
 	const char *s;
 	size_t len;
@@ -354,13 +357,14 @@ static int fast_donor(struct scan *sc, struct donation_req *out)
 		if (!scan_string(sc, &k, &klen) || !eat(sc, ':'))
 			return 0;
 		if (key_is(k, klen, "name") && !(seen & 1)) {
-			if (!fast_string(sc, 1, VALIDATE_NAME_MAX, 0, out->name, sizeof(out->name)) ||
+			if (!fast_string(sc, 1, VALIDATE_NAME_MAX, 0, out->name,
+			                 sizeof(out->name)) ||
 			    blank(out->name))
 				return 0;
 			seen |= 1;
 		} else if (key_is(k, klen, "email") && !(seen & 2)) {
 			if (!fast_string(sc, 3, VALIDATE_EMAIL_MAX, 0, out->email,
-					 sizeof(out->email)) ||
+			                 sizeof(out->email)) ||
 			    !valid_email(out->email))
 				return 0;
 			seen |= 2;
@@ -373,7 +377,7 @@ static int fast_donor(struct scan *sc, struct donation_req *out)
 
 /* Returns 1 with *out filled when the body is a plain, valid donation. */
 static int fast_donation(const char *body, size_t len, const struct donation_limits *lim,
-			 struct donation_req *out)
+                         struct donation_req *out)
 {
 	struct scan sc = {body, body + len};
 	enum { AMOUNT = 1, CURRENCY = 2, DONOR = 4, ANON = 8, HIDE = 16, MSG = 32, TOKEN = 64 };
@@ -391,7 +395,8 @@ static int fast_donation(const char *body, size_t len, const struct donation_lim
 		if (key_is(k, klen, "amount_cents")) {
 			bit = AMOUNT;
 			ok = scan_int(&sc, &out->amount_cents) &&
-			     out->amount_cents >= lim->min_cents && out->amount_cents <= lim->max_cents;
+			     out->amount_cents >= lim->min_cents &&
+			     out->amount_cents <= lim->max_cents;
 		} else if (key_is(k, klen, "currency")) {
 			bit = CURRENCY;
 			ok = fast_string(&sc, 3, 3, 0, out->currency, sizeof(out->currency)) &&
@@ -408,11 +413,11 @@ static int fast_donation(const char *body, size_t len, const struct donation_lim
 		} else if (key_is(k, klen, "message")) {
 			bit = MSG;
 			ok = fast_string(&sc, 0, VALIDATE_MESSAGE_MAX, 1, out->message,
-					 sizeof(out->message));
+			                 sizeof(out->message));
 		} else if (key_is(k, klen, "payment_token")) {
 			bit = TOKEN;
 			ok = fast_string(&sc, 1, VALIDATE_TOKEN_MAX, 0, out->payment_token,
-					 sizeof(out->payment_token)) &&
+			                 sizeof(out->payment_token)) &&
 			     valid_token(out->payment_token);
 		} else {
 			return 0;
@@ -432,7 +437,7 @@ static int fast_donation(const char *body, size_t len, const struct donation_lim
 }
 
 int validate_donation(const char *body, size_t len, const struct donation_limits *lim,
-		      struct donation_req *out, struct validate_error *err)
+                      struct donation_req *out, struct validate_error *err)
 {
 	memset(out, 0, sizeof(*out));
 	if (fast_donation(body, len, lim, out)) {
@@ -444,7 +449,7 @@ int validate_donation(const char *body, size_t len, const struct donation_limits
 }
 
 int validate_donation_full(const char *body, size_t len, const struct donation_limits *lim,
-			   struct donation_req *out, struct validate_error *err)
+                           struct donation_req *out, struct validate_error *err)
 {
 	json_t *root, *donor;
 	char msg[120];
@@ -461,17 +466,17 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 		json_t *v = json_object_get(root, "amount_cents");
 
 		snprintf(msg, sizeof(msg), "must be an integer number of cents from %lld to %lld",
-			 (long long)lim->min_cents, (long long)lim->max_cents);
+		         (long long)lim->min_cents, (long long)lim->max_cents);
 		if (!v)
 			field_error(err, "amount_cents", "is required");
 		else if (!json_is_integer(v) || json_integer_value(v) < lim->min_cents ||
-			 json_integer_value(v) > lim->max_cents)
+		         json_integer_value(v) > lim->max_cents)
 			field_error(err, "amount_cents", msg);
 		else
 			out->amount_cents = json_integer_value(v);
 	}
 	if (take_string(root, "currency", "currency", 1, 3, 3, 0, out->currency,
-			sizeof(out->currency), err) == 1 &&
+	                sizeof(out->currency), err) == 1 &&
 	    !validate_currency(out->currency))
 		field_error(err, "currency", "must be a three-letter ISO 4217 code such as USD");
 
@@ -482,22 +487,24 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 		field_error(err, "donor", "must be an object with name and email");
 	} else {
 		if (take_string(donor, "name", "donor.name", 1, 1, VALIDATE_NAME_MAX, 0, out->name,
-				sizeof(out->name), err) == 1 &&
+		                sizeof(out->name), err) == 1 &&
 		    blank(out->name))
 			field_error(err, "donor.name", "must not be blank");
 		if (take_string(donor, "email", "donor.email", 1, 3, VALIDATE_EMAIL_MAX, 0,
-				out->email, sizeof(out->email), err) == 1 &&
+		                out->email, sizeof(out->email), err) == 1 &&
 		    !valid_email(out->email))
-			field_error(err, "donor.email", "must be an email address like ada@example.org");
+			field_error(err, "donor.email",
+			            "must be an email address like ada@example.org");
 	}
 	take_bool(root, "anonymous", &out->anonymous, err);
 	take_bool(root, "hide_amount", &out->hide_amount, err);
 	take_string(root, "message", "message", 0, 0, VALIDATE_MESSAGE_MAX, 1, out->message,
-		    sizeof(out->message), err);
+	            sizeof(out->message), err);
 	if (take_string(root, "payment_token", "payment_token", 0, 1, VALIDATE_TOKEN_MAX, 0,
-			out->payment_token, sizeof(out->payment_token), err) == 1) {
+	                out->payment_token, sizeof(out->payment_token), err) == 1) {
 		if (!valid_token(out->payment_token))
-			field_error(err, "payment_token", "must contain only A-Z, a-z, 0-9, _ and -");
+			field_error(err, "payment_token",
+			            "must contain only A-Z, a-z, 0-9, _ and -");
 	} else {
 		/* Absent or null: the processor's default test token. The fast path
 		 * does the same. */
@@ -512,7 +519,7 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 }
 
 int validate_campaign(const char *body, size_t len, int create, struct campaign_spec *out,
-		      struct validate_error *err)
+                      struct validate_error *err)
 {
 	json_t *root;
 	int rc;
@@ -526,10 +533,11 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 
 	if (create) {
 		if (take_string(root, "slug", "slug", 1, 1, VALIDATE_SLUG_MAX, 0, out->slug,
-				sizeof(out->slug), err) == 1) {
+		                sizeof(out->slug), err) == 1) {
 			if (!validate_slug(out->slug, strlen(out->slug)))
-				field_error(err, "slug",
-					    "must be 1-64 of a-z, 0-9 and '-', not starting with '-'");
+				field_error(
+				    err, "slug",
+				    "must be 1-64 of a-z, 0-9 and '-', not starting with '-'");
 			else
 				out->has_slug = 1;
 		}
@@ -537,7 +545,7 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 		field_error(err, "slug", "cannot be changed");
 	}
 	if (take_string(root, "name", "name", create, 1, VALIDATE_CAMPAIGN_NAME_MAX, 0, out->name,
-			sizeof(out->name), err) == 1) {
+	                sizeof(out->name), err) == 1) {
 		if (blank(out->name))
 			field_error(err, "name", "must not be blank");
 		else
@@ -545,10 +553,10 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 	}
 	if (create) {
 		if (take_string(root, "currency", "currency", 1, 3, 3, 0, out->currency,
-				sizeof(out->currency), err) == 1) {
+		                sizeof(out->currency), err) == 1) {
 			if (!validate_currency(out->currency))
 				field_error(err, "currency",
-					    "must be a three-letter ISO 4217 code such as USD");
+				            "must be a three-letter ISO 4217 code such as USD");
 			else
 				out->has_currency = 1;
 		}

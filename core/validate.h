@@ -11,18 +11,18 @@
 #include <stdint.h>
 
 #define VALIDATE_SLUG_MAX 64
-#define VALIDATE_NAME_MAX 100        /* donor name, code points */
+#define VALIDATE_NAME_MAX 100 /* donor name, code points */
 #define VALIDATE_CAMPAIGN_NAME_MAX 128
 #define VALIDATE_EMAIL_MAX 254
-#define VALIDATE_MESSAGE_MAX 500     /* code points */
+#define VALIDATE_MESSAGE_MAX 500 /* code points */
 #define VALIDATE_TOKEN_MAX 64
 #define VALIDATE_BODY_MAX (16 * 1024)
 
 /* Result codes (negative, distinct from errno values used elsewhere). */
 enum {
 	VALIDATE_OK = 0,
-	VALIDATE_EJSON = -1000,      /* 400 invalid_json: err.message says why */
-	VALIDATE_EFIELDS = -1001,    /* 422 validation_failed: err.fields */
+	VALIDATE_EJSON = -1000,   /* 400 invalid_json: err.message says why */
+	VALIDATE_EFIELDS = -1001, /* 422 validation_failed: err.fields */
 };
 
 /* Validation error. fields is NULL or an object field -> message, owned by
@@ -60,7 +60,7 @@ struct campaign_spec {
 	int64_t starts_at;
 	int64_t ends_at;
 	unsigned has_slug : 1, has_name : 1, has_currency : 1, has_goal : 1, has_starts : 1,
-		has_ends : 1;
+	    has_ends : 1;
 };
 
 /* Parse a JSON object body (at most VALIDATE_BODY_MAX bytes). On success
@@ -71,18 +71,18 @@ int validate_json_object(const char *body, size_t len, json_t **out, struct vali
 /* Validate a donation body. Returns VALIDATE_OK, VALIDATE_EJSON or
  * VALIDATE_EFIELDS. */
 int validate_donation(const char *body, size_t len, const struct donation_limits *lim,
-		      struct donation_req *out, struct validate_error *err);
+                      struct donation_req *out, struct validate_error *err);
 
 /* The same with jansson only (validate_donation tries an allocation-free
  * scan of the common shape first and falls back to this). Same results;
  * exposed for the tests that prove it. */
 int validate_donation_full(const char *body, size_t len, const struct donation_limits *lim,
-			   struct donation_req *out, struct validate_error *err);
+                           struct donation_req *out, struct validate_error *err);
 
 /* Validate a campaign body; create=1 requires slug, name and currency, an
  * update (create=0) accepts any subset but not slug. */
 int validate_campaign(const char *body, size_t len, int create, struct campaign_spec *out,
-		      struct validate_error *err);
+                      struct validate_error *err);
 
 /* 1 if s is a valid campaign slug: 1-64 of [a-z0-9-], not starting with '-'. */
 int validate_slug(const char *s, size_t len);

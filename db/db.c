@@ -9,53 +9,53 @@
 /* Each entry brings the schema from version i to i + 1. Never edit a
  * released step: append a new one. */
 static const char *const migrations[] = {
-	"CREATE TABLE campaigns ("
-	"  id INTEGER PRIMARY KEY,"
-	"  slug TEXT NOT NULL UNIQUE,"
-	"  name TEXT NOT NULL,"
-	"  currency TEXT NOT NULL,"
-	"  goal_cents INTEGER NOT NULL DEFAULT 0 CHECK (goal_cents >= 0),"
-	"  status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active','paused','closed')),"
-	"  starts_at INTEGER,"
-	"  ends_at INTEGER,"
-	"  created_at INTEGER NOT NULL,"
-	"  raised_cents INTEGER NOT NULL DEFAULT 0,"
-	"  donor_count INTEGER NOT NULL DEFAULT 0,"
-	"  donation_count INTEGER NOT NULL DEFAULT 0,"
-	"  seq INTEGER NOT NULL DEFAULT 0"
-	");"
-	"CREATE TABLE donations ("
-	"  id INTEGER PRIMARY KEY,"
-	"  campaign_id INTEGER NOT NULL REFERENCES campaigns(id),"
-	"  amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),"
-	"  currency TEXT NOT NULL,"
-	"  donor_name TEXT NOT NULL,"
-	"  donor_email TEXT NOT NULL,"
-	"  anonymous INTEGER NOT NULL DEFAULT 0,"
-	"  hide_amount INTEGER NOT NULL DEFAULT 0,"
-	"  message TEXT NOT NULL DEFAULT '',"
-	"  payment_token TEXT NOT NULL,"
-	"  status TEXT NOT NULL CHECK (status IN ('pending','succeeded','failed','refunded')),"
-	"  created_at INTEGER NOT NULL"
-	");"
-	"CREATE INDEX donations_by_campaign ON donations(campaign_id, id);"
-	"CREATE TABLE donors ("
-	"  campaign_id INTEGER NOT NULL,"
-	"  email TEXT NOT NULL,"
-	"  PRIMARY KEY (campaign_id, email)"
-	") WITHOUT ROWID;",
-	/* 2: idempotency keys live on the donation they created. */
-	"ALTER TABLE donations ADD COLUMN idem_key TEXT;"
-	"ALTER TABLE donations ADD COLUMN idem_hash INTEGER;"
-	"CREATE UNIQUE INDEX donations_by_idem_key ON donations(idem_key)"
-	"  WHERE idem_key IS NOT NULL;",
-	/* 3: each campaign keeps the ids of its newest gifts, so start-up needs
-	 * no per-campaign index (which cost a random page write per gift). */
-	"ALTER TABLE campaigns ADD COLUMN recent_ids TEXT NOT NULL DEFAULT '';"
-	"UPDATE campaigns SET recent_ids = coalesce((SELECT group_concat(id, ',') FROM"
-	"  (SELECT id FROM donations d WHERE d.campaign_id = campaigns.id"
-	"   AND d.status = 'succeeded' ORDER BY id DESC LIMIT 10)), '');"
-	"DROP INDEX donations_by_campaign;",
+    "CREATE TABLE campaigns ("
+    "  id INTEGER PRIMARY KEY,"
+    "  slug TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL,"
+    "  currency TEXT NOT NULL,"
+    "  goal_cents INTEGER NOT NULL DEFAULT 0 CHECK (goal_cents >= 0),"
+    "  status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active','paused','closed')),"
+    "  starts_at INTEGER,"
+    "  ends_at INTEGER,"
+    "  created_at INTEGER NOT NULL,"
+    "  raised_cents INTEGER NOT NULL DEFAULT 0,"
+    "  donor_count INTEGER NOT NULL DEFAULT 0,"
+    "  donation_count INTEGER NOT NULL DEFAULT 0,"
+    "  seq INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "CREATE TABLE donations ("
+    "  id INTEGER PRIMARY KEY,"
+    "  campaign_id INTEGER NOT NULL REFERENCES campaigns(id),"
+    "  amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),"
+    "  currency TEXT NOT NULL,"
+    "  donor_name TEXT NOT NULL,"
+    "  donor_email TEXT NOT NULL,"
+    "  anonymous INTEGER NOT NULL DEFAULT 0,"
+    "  hide_amount INTEGER NOT NULL DEFAULT 0,"
+    "  message TEXT NOT NULL DEFAULT '',"
+    "  payment_token TEXT NOT NULL,"
+    "  status TEXT NOT NULL CHECK (status IN ('pending','succeeded','failed','refunded')),"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX donations_by_campaign ON donations(campaign_id, id);"
+    "CREATE TABLE donors ("
+    "  campaign_id INTEGER NOT NULL,"
+    "  email TEXT NOT NULL,"
+    "  PRIMARY KEY (campaign_id, email)"
+    ") WITHOUT ROWID;",
+    /* 2: idempotency keys live on the donation they created. */
+    "ALTER TABLE donations ADD COLUMN idem_key TEXT;"
+    "ALTER TABLE donations ADD COLUMN idem_hash INTEGER;"
+    "CREATE UNIQUE INDEX donations_by_idem_key ON donations(idem_key)"
+    "  WHERE idem_key IS NOT NULL;",
+    /* 3: each campaign keeps the ids of its newest gifts, so start-up needs
+     * no per-campaign index (which cost a random page write per gift). */
+    "ALTER TABLE campaigns ADD COLUMN recent_ids TEXT NOT NULL DEFAULT '';"
+    "UPDATE campaigns SET recent_ids = coalesce((SELECT group_concat(id, ',') FROM"
+    "  (SELECT id FROM donations d WHERE d.campaign_id = campaigns.id"
+    "   AND d.status = 'succeeded' ORDER BY id DESC LIMIT 10)), '');"
+    "DROP INDEX donations_by_campaign;",
 };
 
 int db_errno(int rc)
@@ -126,9 +126,8 @@ static int migrate(sqlite3 *db, char *errbuf, size_t errcap)
 		goto fail;
 	}
 	if (version > DB_SCHEMA_VERSION) {
-		snprintf(errbuf, errcap,
-			 "database schema version %d is newer than this tally (%d)", version,
-			 DB_SCHEMA_VERSION);
+		snprintf(errbuf, errcap, "database schema version %d is newer than this tally (%d)",
+		         version, DB_SCHEMA_VERSION);
 		rc = -EPROTO;
 		goto fail;
 	}
@@ -154,8 +153,8 @@ int db_open(const char *path, const char *synchronous, sqlite3 **out, char *errb
 	int rc;
 
 	*out = NULL;
-	rc = sqlite3_open_v2(path, &db,
-			     SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	rc = sqlite3_open_v2(
+	    path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {
 		rc = fail(db, rc, path, errbuf, errcap);
 		goto fail;
@@ -166,9 +165,9 @@ int db_open(const char *path, const char *synchronous, sqlite3 **out, char *errb
 		goto fail;
 	}
 	snprintf(sql, sizeof(sql),
-		 "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
-		 "PRAGMA journal_size_limit=67108864;",
-		 synchronous);
+	         "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s; PRAGMA foreign_keys=ON;"
+	         "PRAGMA journal_size_limit=67108864;",
+	         synchronous);
 	rc = exec(db, sql, errbuf, errcap);
 	if (rc)
 		goto fail;
@@ -233,9 +232,9 @@ static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_row *row), void *ud)
 {
 	static const char sql[] =
-		"SELECT id, slug, name, currency, status, goal_cents, coalesce(starts_at,0),"
-		" coalesce(ends_at,0), created_at, raised_cents, donor_count, donation_count, seq,"
-		" recent_ids FROM campaigns ORDER BY id";
+	    "SELECT id, slug, name, currency, status, goal_cents, coalesce(starts_at,0),"
+	    " coalesce(ends_at,0), created_at, raised_cents, donor_count, donation_count, seq,"
+	    " recent_ids FROM campaigns ORDER BY id";
 	sqlite3_stmt *st;
 	struct db_campaign_row row;
 	int rc, stop = 0;
@@ -285,11 +284,11 @@ static void read_donation(sqlite3_stmt *st, struct db_donation_row *row)
 }
 
 #define DONATION_COLUMNS                                                                           \
-	"id, campaign_id, amount_cents, currency, donor_name, message, status, anonymous,"          \
+	"id, campaign_id, amount_cents, currency, donor_name, message, status, anonymous,"         \
 	" hide_amount, created_at"
 
 int db_load_donations(sqlite3 *db, const char *ids,
-		      int (*cb)(void *ud, const struct db_donation_row *row), void *ud)
+                      int (*cb)(void *ud, const struct db_donation_row *row), void *ud)
 {
 	static const char sql[] = "SELECT " DONATION_COLUMNS " FROM donations WHERE id = ?1";
 	struct db_donation_row row;
@@ -354,7 +353,8 @@ int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out)
 int db_max_donation_id(sqlite3 *db, int64_t *out)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM donations", -1, &st, NULL);
+	int rc =
+	    sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM donations", -1, &st, NULL);
 
 	if (rc != SQLITE_OK)
 		return db_errno(rc);

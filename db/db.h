@@ -19,14 +19,14 @@ struct db_campaign_row {
 	char currency[4];
 	char status[8];
 	int64_t goal_cents;
-	int64_t starts_at;      /* ms since epoch, 0 = none */
-	int64_t ends_at;        /* ms since epoch, 0 = none */
+	int64_t starts_at; /* ms since epoch, 0 = none */
+	int64_t ends_at;   /* ms since epoch, 0 = none */
 	int64_t created_at;
 	int64_t raised_cents;
 	int64_t donor_count;
 	int64_t donation_count;
 	int64_t seq;
-	char recent_ids[256];   /* "9,7,4": newest succeeded gifts, newest first */
+	char recent_ids[256]; /* "9,7,4": newest succeeded gifts, newest first */
 };
 
 struct db_donation_row {
@@ -46,8 +46,7 @@ struct db_donation_row {
  * synchronous level ("FULL" or "NORMAL"), and bring the schema up to
  * DB_SCHEMA_VERSION. Returns 0 and a connection in *out, or a negative
  * errno-style code with a message in errbuf. The caller closes it. */
-int db_open(const char *path, const char *synchronous, sqlite3 **out, char *errbuf,
-	    size_t errcap);
+int db_open(const char *path, const char *synchronous, sqlite3 **out, char *errbuf, size_t errcap);
 
 /* Open a read-only connection to an existing database. */
 int db_open_reader(const char *path, sqlite3 **out, char *errbuf, size_t errcap);
@@ -55,12 +54,12 @@ int db_open_reader(const char *path, sqlite3 **out, char *errbuf, size_t errcap)
 /* Call cb for every campaign with its stored aggregates, in id order. A
  * non-zero return from cb stops the walk and is returned. */
 int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_row *row),
-		      void *ud);
+                      void *ud);
 
 /* Call cb for each donation named in ids (comma-separated, as stored in a
  * campaign's recent_ids), in that order; missing ids are skipped. */
 int db_load_donations(sqlite3 *db, const char *ids,
-		      int (*cb)(void *ud, const struct db_donation_row *row), void *ud);
+                      int (*cb)(void *ud, const struct db_donation_row *row), void *ud);
 
 /* Fetch one donation. Returns 0, -ENOENT, or -EIO. */
 int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out);

@@ -40,39 +40,37 @@ enum stmt_id {
 };
 
 static const char *const stmt_sql[ST_COUNT] = {
-	[ST_BEGIN] = "BEGIN IMMEDIATE",
-	[ST_COMMIT] = "COMMIT",
-	[ST_ROLLBACK] = "ROLLBACK",
-	[ST_INSERT_DONATION] =
-		"INSERT INTO donations (campaign_id, amount_cents, currency, donor_name,"
-		" donor_email, anonymous, hide_amount, message, payment_token, status, created_at,"
-		" id, idem_key, idem_hash)"
-		" VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'succeeded', ?10, ?11, ?12, ?13)",
-	[ST_FIND_IDEM] = "SELECT id, idem_hash, campaign_id, amount_cents, currency, created_at"
-			 " FROM donations WHERE idem_key = ?1",
-	[ST_FREE_IDEM] = "UPDATE donations SET idem_key = NULL WHERE id = ?1",
-	[ST_INSERT_DONOR] = "INSERT OR IGNORE INTO donors (campaign_id, email) VALUES (?1, lower(?2))",
-	[ST_BUMP_CAMPAIGN] = "UPDATE campaigns SET raised_cents = raised_cents + ?2,"
-			     " donor_count = donor_count + ?3, donation_count = donation_count + ?4,"
-			     " seq = seq + 1, recent_ids = ?5 WHERE id = ?1",
-	[ST_RECENT_IDS] = "SELECT recent_ids FROM campaigns WHERE id = ?1",
-	[ST_INSERT_CAMPAIGN] = "INSERT INTO campaigns (slug, name, currency, goal_cents, starts_at,"
-			       " ends_at, created_at, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
-	[ST_UPDATE_CAMPAIGN] =
-		"UPDATE campaigns SET name = coalesce(?2, name),"
-		" goal_cents = coalesce(?3, goal_cents),"
-		" starts_at = CASE WHEN ?4 THEN nullif(?5, 0) ELSE starts_at END,"
-		" ends_at = CASE WHEN ?6 THEN nullif(?7, 0) ELSE ends_at END,"
-		" seq = seq + 1 WHERE id = ?1",
-	[ST_SET_STATUS] = "UPDATE campaigns SET status = ?2, seq = seq + 1 WHERE id = ?1",
-	[ST_TOUCH] = "UPDATE campaigns SET seq = seq + 1 WHERE id = ?1",
+    [ST_BEGIN] = "BEGIN IMMEDIATE",
+    [ST_COMMIT] = "COMMIT",
+    [ST_ROLLBACK] = "ROLLBACK",
+    [ST_INSERT_DONATION] =
+        "INSERT INTO donations (campaign_id, amount_cents, currency, donor_name,"
+        " donor_email, anonymous, hide_amount, message, payment_token, status, created_at,"
+        " id, idem_key, idem_hash)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'succeeded', ?10, ?11, ?12, ?13)",
+    [ST_FIND_IDEM] = "SELECT id, idem_hash, campaign_id, amount_cents, currency, created_at"
+                     " FROM donations WHERE idem_key = ?1",
+    [ST_FREE_IDEM] = "UPDATE donations SET idem_key = NULL WHERE id = ?1",
+    [ST_INSERT_DONOR] = "INSERT OR IGNORE INTO donors (campaign_id, email) VALUES (?1, lower(?2))",
+    [ST_BUMP_CAMPAIGN] = "UPDATE campaigns SET raised_cents = raised_cents + ?2,"
+                         " donor_count = donor_count + ?3, donation_count = donation_count + ?4,"
+                         " seq = seq + 1, recent_ids = ?5 WHERE id = ?1",
+    [ST_RECENT_IDS] = "SELECT recent_ids FROM campaigns WHERE id = ?1",
+    [ST_INSERT_CAMPAIGN] = "INSERT INTO campaigns (slug, name, currency, goal_cents, starts_at,"
+                           " ends_at, created_at, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
+    [ST_UPDATE_CAMPAIGN] = "UPDATE campaigns SET name = coalesce(?2, name),"
+                           " goal_cents = coalesce(?3, goal_cents),"
+                           " starts_at = CASE WHEN ?4 THEN nullif(?5, 0) ELSE starts_at END,"
+                           " ends_at = CASE WHEN ?6 THEN nullif(?7, 0) ELSE ends_at END,"
+                           " seq = seq + 1 WHERE id = ?1",
+    [ST_SET_STATUS] = "UPDATE campaigns SET status = ?2, seq = seq + 1 WHERE id = ?1",
+    [ST_TOUCH] = "UPDATE campaigns SET seq = seq + 1 WHERE id = ?1",
 };
 
-const double db_batch_size_bounds[DB_HIST_BUCKETS] = {1,   2,   5,    10,   20,   50,
-						      100, 200, 500, 1000, 2000, 5000};
-const double db_commit_seconds_bounds[DB_HIST_BUCKETS] = {0.0005, 0.001, 0.002, 0.005,
-							  0.01,   0.02,  0.05,  0.1,
-							  0.25,   0.5,   1.0,   2.5};
+const double db_batch_size_bounds[DB_HIST_BUCKETS] = {1,   2,   5,   10,   20,   50,
+                                                      100, 200, 500, 1000, 2000, 5000};
+const double db_commit_seconds_bounds[DB_HIST_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+                                                          0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
 
 static void hist_add(uint64_t *hist, const double *bounds, double v)
 {
@@ -95,7 +93,7 @@ struct bump {
  * campaigns.recent_ids (writer thread; loaded on first use). */
 #define RECENT_IDS 10
 struct recent {
-	int64_t campaign_id;    /* 0 = free slot */
+	int64_t campaign_id; /* 0 = free slot */
 	int64_t ids[RECENT_IDS];
 	int n;
 };
@@ -104,9 +102,9 @@ struct db_writer {
 	pthread_t thread;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
-	struct db_op *head, *tail;   /* guarded by lock */
-	size_t depth;                /* guarded by lock */
-	int stopping;                /* guarded by lock */
+	struct db_op *head, *tail;    /* guarded by lock */
+	size_t depth;                 /* guarded by lock */
+	int stopping;                 /* guarded by lock */
 	struct db_writer_stats stats; /* guarded by lock */
 	size_t max_queue, max_batch;
 
@@ -114,8 +112,8 @@ struct db_writer {
 	sqlite3 *db;
 	sqlite3_stmt *st[ST_COUNT];
 	struct bump *bumps;
-	size_t bump_cap;             /* power of two >= 2 * max_batch */
-	struct recent *recent;       /* open addressing on campaign_id */
+	size_t bump_cap;       /* power of two >= 2 * max_batch */
+	struct recent *recent; /* open addressing on campaign_id */
 	size_t recent_cap, recent_used;
 	uint64_t last_checkpoint_ns;
 	uint64_t last_tick_ns;
@@ -221,14 +219,15 @@ static int insert_donation(struct db_writer *w, struct db_op *op)
 	sqlite3_stmt *st = w->st[ST_INSERT_DONATION];
 	int has_key = op->u.donation.idem_key[0] != '\0';
 
-	if (sqlite3_bind_int64(st, 1, op->campaign_id) || sqlite3_bind_int64(st, 2, d->amount_cents) ||
-	    bind_text(st, 3, d->currency) || bind_text(st, 4, d->name) ||
-	    bind_text(st, 5, d->email) || sqlite3_bind_int(st, 6, d->anonymous) ||
-	    sqlite3_bind_int(st, 7, d->hide_amount) || bind_text(st, 8, d->message) ||
-	    bind_text(st, 9, d->payment_token) || sqlite3_bind_int64(st, 10, op->now_ms) ||
+	if (sqlite3_bind_int64(st, 1, op->campaign_id) ||
+	    sqlite3_bind_int64(st, 2, d->amount_cents) || bind_text(st, 3, d->currency) ||
+	    bind_text(st, 4, d->name) || bind_text(st, 5, d->email) ||
+	    sqlite3_bind_int(st, 6, d->anonymous) || sqlite3_bind_int(st, 7, d->hide_amount) ||
+	    bind_text(st, 8, d->message) || bind_text(st, 9, d->payment_token) ||
+	    sqlite3_bind_int64(st, 10, op->now_ms) ||
 	    sqlite3_bind_int64(st, 11, op->u.donation.id) ||
 	    (has_key && (bind_text(st, 12, op->u.donation.idem_key) ||
-			 sqlite3_bind_int64(st, 13, op->u.donation.idem_hash))))
+	                 sqlite3_bind_int64(st, 13, op->u.donation.idem_hash))))
 		return SQLITE_ERROR;
 	return step_reset(st);
 }
@@ -255,7 +254,7 @@ static int find_idem(struct db_writer *w, struct db_op *op)
 		op->u.donation.prev_campaign_id = sqlite3_column_int64(st, 2);
 		op->u.donation.prev_amount_cents = sqlite3_column_int64(st, 3);
 		snprintf(op->u.donation.prev_currency, sizeof(op->u.donation.prev_currency), "%s",
-			 cur ? (const char *)cur : "");
+		         cur ? (const char *)cur : "");
 		op->u.donation.prev_created_at = sqlite3_column_int64(st, 5);
 	}
 	sqlite3_reset(st);
@@ -342,7 +341,8 @@ static int apply_campaign(struct db_writer *w, struct db_op *op)
 		if (sqlite3_bind_int64(st, 1, op->campaign_id) ||
 		    (c->has_name && bind_text(st, 2, c->name)) ||
 		    (c->has_goal && sqlite3_bind_int64(st, 3, c->goal_cents)) ||
-		    sqlite3_bind_int(st, 4, c->has_starts) || sqlite3_bind_int64(st, 5, c->starts_at) ||
+		    sqlite3_bind_int(st, 4, c->has_starts) ||
+		    sqlite3_bind_int64(st, 5, c->starts_at) ||
 		    sqlite3_bind_int(st, 6, c->has_ends) || sqlite3_bind_int64(st, 7, c->ends_at))
 			return SQLITE_ERROR;
 	}
@@ -398,11 +398,12 @@ static int flush_bumps(struct db_writer *w)
 		if (!r)
 			return SQLITE_NOMEM;
 		for (int k = 0; k < r->n; k++)
-			len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%lld", k ? "," : "",
-						(long long)r->ids[k]);
+			len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%lld",
+			                        k ? "," : "", (long long)r->ids[k]);
 		ids[len] = '\0';
-		if (sqlite3_bind_int64(st, 1, b->campaign_id) || sqlite3_bind_int64(st, 2, b->raised) ||
-		    sqlite3_bind_int64(st, 3, b->donors) || sqlite3_bind_int64(st, 4, b->donations) ||
+		if (sqlite3_bind_int64(st, 1, b->campaign_id) ||
+		    sqlite3_bind_int64(st, 2, b->raised) || sqlite3_bind_int64(st, 3, b->donors) ||
+		    sqlite3_bind_int64(st, 4, b->donations) ||
 		    sqlite3_bind_text(st, 5, ids, (int)len, SQLITE_TRANSIENT))
 			return SQLITE_ERROR;
 		rc = step_reset(st);
@@ -547,7 +548,7 @@ static void *writer_main(void *arg)
 }
 
 int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
-		  const struct db_writer_hooks *hooks, struct db_writer **out)
+                  const struct db_writer_hooks *hooks, struct db_writer **out)
 {
 	struct db_writer *w;
 	int rc;
@@ -572,10 +573,10 @@ int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
 	}
 	for (int i = 0; i < ST_COUNT; i++) {
 		rc = sqlite3_prepare_v3(conn, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->st[i],
-					NULL);
+		                        NULL);
 		if (rc != SQLITE_OK) {
 			log_msg(LOG_ERROR, "db.prepare_failed", "%s: %s", stmt_sql[i],
-				sqlite3_errmsg(conn));
+			        sqlite3_errmsg(conn));
 			rc = db_errno(rc);
 			goto fail;
 		}

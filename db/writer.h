@@ -15,41 +15,41 @@
 #include <stdint.h>
 
 enum db_op_kind {
-	DB_OP_DONATION = 1,     /* insert a donation, bump campaign aggregates */
-	DB_OP_CAMPAIGN_CREATE,  /* insert a campaign from u.campaign.spec */
-	DB_OP_CAMPAIGN_UPDATE,  /* apply the given fields of u.campaign.spec */
-	DB_OP_CAMPAIGN_STATUS,  /* set u.status */
-	DB_OP_CAMPAIGN_TOUCH,   /* bump seq only (its public state changed by time) */
+	DB_OP_DONATION = 1,    /* insert a donation, bump campaign aggregates */
+	DB_OP_CAMPAIGN_CREATE, /* insert a campaign from u.campaign.spec */
+	DB_OP_CAMPAIGN_UPDATE, /* apply the given fields of u.campaign.spec */
+	DB_OP_CAMPAIGN_STATUS, /* set u.status */
+	DB_OP_CAMPAIGN_TOUCH,  /* bump seq only (its public state changed by time) */
 };
 
 struct db_op {
-	struct db_op *next;     /* queue link, owned by the writer while queued */
+	struct db_op *next; /* queue link, owned by the writer while queued */
 	enum db_op_kind kind;
-	int rc;                 /* out: 0, -EEXIST (slug taken), -ENOENT, -EIO... */
-	int64_t campaign_id;    /* in (donation, update, status); out (create) */
-	int64_t now_ms;         /* in: creation time to record */
+	int rc;              /* out: 0, -EEXIST (slug taken), -ENOENT, -EIO... */
+	int64_t campaign_id; /* in (donation, update, status); out (create) */
+	int64_t now_ms;      /* in: creation time to record */
 	union {
 		struct {
-			struct donation_req req;   /* in */
-			int64_t id;                /* in: donation id */
-			char idem_key[256];        /* in: "" when none */
-			int64_t idem_hash;         /* in: fingerprint of the request */
-			int64_t idem_expired;      /* in: keys created before this (ms)
-						    * are free for reuse */
-			int new_donor;             /* out: first gift of this email */
-			int replay;                /* out: the key already named a
-						    * donation; fields below describe it
-						    * and nothing was written */
+			struct donation_req req; /* in */
+			int64_t id;              /* in: donation id */
+			char idem_key[256];      /* in: "" when none */
+			int64_t idem_hash;       /* in: fingerprint of the request */
+			int64_t idem_expired;    /* in: keys created before this (ms)
+			                          * are free for reuse */
+			int new_donor;           /* out: first gift of this email */
+			int replay;              /* out: the key already named a
+			                          * donation; fields below describe it
+			                          * and nothing was written */
 			int64_t prev_hash;
 			int64_t prev_campaign_id;
 			int64_t prev_amount_cents;
 			int64_t prev_created_at;
 			char prev_currency[4];
 		} donation;
-		struct campaign_spec campaign;     /* in (create, update) */
-		char status[8];                    /* in: active|paused|closed */
+		struct campaign_spec campaign; /* in (create, update) */
+		char status[8];                /* in: active|paused|closed */
 	} u;
-	void *owner;            /* caller's context, untouched by the writer */
+	void *owner; /* caller's context, untouched by the writer */
 };
 
 #define DB_HIST_BUCKETS 12
@@ -65,7 +65,7 @@ struct db_writer_stats {
 	uint64_t ops;
 	uint64_t failed_commits;
 	uint64_t last_batch;
-	uint64_t depth;         /* operations waiting now */
+	uint64_t depth; /* operations waiting now */
 };
 
 /* Called on the writer thread after each batch with the batch in submission
@@ -84,7 +84,7 @@ struct db_writer;
  * closes it). max_queue bounds the operations waiting; max_batch bounds one
  * transaction. Returns 0 or -errno. */
 int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
-		  const struct db_writer_hooks *hooks, struct db_writer **out);
+                  const struct db_writer_hooks *hooks, struct db_writer **out);
 
 /* Queue op. Any thread. Returns 0, -EAGAIN when the queue is full (the
  * caller answers "overloaded"), or -ESHUTDOWN once stopping. */

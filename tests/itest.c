@@ -185,9 +185,10 @@ static int send_all(int fd, const void *data, size_t len)
 }
 
 int itest_http(int port, const char *method, const char *path, const char *extra_headers,
-	       const char *body, size_t len, struct itest_resp *r)
+               const char *body, size_t len, struct itest_resp *r)
 {
-	size_t hcap = strlen(method) + strlen(path) + (extra_headers ? strlen(extra_headers) : 0) + 256;
+	size_t hcap =
+	    strlen(method) + strlen(path) + (extra_headers ? strlen(extra_headers) : 0) + 256;
 	char *head = malloc(hcap), *buf = NULL, *sep;
 	size_t used = 0, cap = 0;
 	int fd, n;
@@ -201,7 +202,7 @@ int itest_http(int port, const char *method, const char *path, const char *extra
 		return -1;
 	}
 	n = snprintf(head, hcap, "%s %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nConnection: close\r\n%s",
-		     method, path, port, extra_headers ? extra_headers : "");
+	             method, path, port, extra_headers ? extra_headers : "");
 	if (body)
 		n += snprintf(head + n, hcap - (size_t)n, "Content-Length: %zu\r\n", len);
 	n += snprintf(head + n, hcap - (size_t)n, "\r\n");
@@ -286,14 +287,13 @@ char *itest_raw(int port, const char *bytes, size_t len, int timeout_ms)
 	return buf;
 }
 
-int itest_post_json(int port, const char *path, const char *json, int admin,
-		    struct itest_resp *r)
+int itest_post_json(int port, const char *path, const char *json, int admin, struct itest_resp *r)
 {
-	return itest_http(port, "POST", path,
-			  admin ? "Content-Type: application/json\r\nAuthorization: Bearer " ITEST_TOKEN
-				  "\r\n"
-				: "Content-Type: application/json\r\n",
-			  json, strlen(json), r);
+	return itest_http(
+	    port, "POST", path,
+	    admin ? "Content-Type: application/json\r\nAuthorization: Bearer " ITEST_TOKEN "\r\n"
+	          : "Content-Type: application/json\r\n",
+	    json, strlen(json), r);
 }
 
 const char *itest_header(const struct itest_resp *r, const char *name, char *dst, size_t cap)
@@ -330,9 +330,10 @@ int itest_create_campaign(int port, const char *slug, const char *currency, long
 	char json[512];
 	int status;
 
-	snprintf(json, sizeof(json),
-		 "{\"slug\":\"%s\",\"name\":\"Campaign %s\",\"currency\":\"%s\",\"goal_cents\":%lld}",
-		 slug, slug, currency, goal);
+	snprintf(
+	    json, sizeof(json),
+	    "{\"slug\":\"%s\",\"name\":\"Campaign %s\",\"currency\":\"%s\",\"goal_cents\":%lld}",
+	    slug, slug, currency, goal);
 	if (itest_post_json(port, "/api/v1/admin/campaigns", json, 1, &r))
 		return -1;
 	status = r.status;
@@ -348,9 +349,9 @@ int itest_donate(int port, const char *slug, long long cents, const char *name, 
 
 	snprintf(path, sizeof(path), "/api/v1/campaigns/%s/donations", slug);
 	snprintf(json, sizeof(json),
-		 "{\"amount_cents\":%lld,\"currency\":\"USD\",\"donor\":{\"name\":\"%s\","
-		 "\"email\":\"%s\"},\"payment_token\":\"tok_visa\"}",
-		 cents, name, email);
+	         "{\"amount_cents\":%lld,\"currency\":\"USD\",\"donor\":{\"name\":\"%s\","
+	         "\"email\":\"%s\"},\"payment_token\":\"tok_visa\"}",
+	         cents, name, email);
 	if (itest_post_json(port, path, json, 0, &r))
 		return -1;
 	status = r.status;
@@ -369,11 +370,11 @@ int itest_ws_connect(int port, const char *path, const char *subprotocol, int *s
 	if (fd < 0)
 		return -1;
 	n = snprintf(req, sizeof(req),
-		     "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
-		     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-		     "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
-		     path, port, subprotocol ? "Sec-WebSocket-Protocol: " : "",
-		     subprotocol ? subprotocol : "", subprotocol ? "\r\n" : "");
+	             "GET %s HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
+	             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	             "Sec-WebSocket-Version: 13\r\n%s%s%s\r\n",
+	             path, port, subprotocol ? "Sec-WebSocket-Protocol: " : "",
+	             subprotocol ? subprotocol : "", subprotocol ? "\r\n" : "");
 	if (send_all(fd, req, (size_t)n))
 		goto fail;
 	/* Read the handshake byte by byte so no frame bytes are consumed. */
@@ -480,7 +481,7 @@ char *itest_ws_recv(int fd, int timeout_ms)
 		free(msg);
 		if ((h[0] & 0x0f) == 0x8)
 			return NULL; /* close */
-		/* ping/pong/other: keep reading */
+		                     /* ping/pong/other: keep reading */
 	}
 }
 
@@ -494,8 +495,8 @@ char *itest_ws_wait_for(int fd, const char *needle, int timeout_ms)
 		char *m;
 
 		clock_gettime(CLOCK_MONOTONIC, &t1);
-		left = timeout_ms - (int)((t1.tv_sec - t0.tv_sec) * 1000 +
-					  (t1.tv_nsec - t0.tv_nsec) / 1000000);
+		left = timeout_ms -
+		       (int)((t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000);
 		if (left <= 0)
 			return NULL;
 		m = itest_ws_recv(fd, left);
@@ -515,7 +516,8 @@ long long itest_sql_int(const char *db, const char *sql)
 
 	if (sqlite3_open_v2(db, &h, SQLITE_OPEN_READWRITE, NULL) == SQLITE_OK &&
 	    sqlite3_busy_timeout(h, 5000) == SQLITE_OK &&
-	    sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
+	    sqlite3_prepare_v2(h, sql, -1, &st, NULL) == SQLITE_OK &&
+	    sqlite3_step(st) == SQLITE_ROW)
 		v = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	sqlite3_close(h);

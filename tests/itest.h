@@ -11,7 +11,7 @@
 struct itest_server {
 	pid_t pid;
 	int port;
-	char *dir;           /* temp dir holding t.db and server.log */
+	char *dir; /* temp dir holding t.db and server.log */
 	char db[512];
 	char log[512];
 };
@@ -19,7 +19,7 @@ struct itest_server {
 struct itest_resp {
 	int status;
 	char headers[8192];
-	char *body;          /* NUL-terminated, malloc'd */
+	char *body; /* NUL-terminated, malloc'd */
 	size_t len;
 };
 
@@ -41,7 +41,7 @@ void itest_cleanup(struct itest_server *s);
 /* One HTTP/1.1 request on a new connection. extra_headers are raw lines
  * ("Name: value\r\n...") or NULL. Returns 0 or -1. */
 int itest_http(int port, const char *method, const char *path, const char *extra_headers,
-	       const char *body, size_t len, struct itest_resp *r);
+               const char *body, size_t len, struct itest_resp *r);
 
 /* Send raw bytes on a new connection and collect what comes back until
  * the server closes or timeout_ms passes without data. Returns a malloc'd
@@ -49,8 +49,7 @@ int itest_http(int port, const char *method, const char *path, const char *extra
 char *itest_raw(int port, const char *bytes, size_t len, int timeout_ms);
 
 /* A JSON POST with Content-Type set; admin adds the bearer token. */
-int itest_post_json(int port, const char *path, const char *json, int admin,
-		    struct itest_resp *r);
+int itest_post_json(int port, const char *path, const char *json, int admin, struct itest_resp *r);
 
 /* Value of a response header (case-insensitive name), copied into dst;
  * returns dst or NULL. */

@@ -19,7 +19,6 @@
 static char *tmp_dir;
 static char db_path[600];
 
-
 static void setup(void)
 {
 	log_set_level(LOG_ERROR);

@@ -20,7 +20,7 @@ static void run(const char *cmd)
 	int st = system(cmd);
 
 	ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "'%s' failed (status %d)",
-		      cmd, st);
+	              cmd, st);
 }
 
 START_TEST(tally_console_in_tmux)
@@ -28,7 +28,7 @@ START_TEST(tally_console_in_tmux)
 	char cmd[1024];
 
 	snprintf(cmd, sizeof(cmd), "bash tests/tally_tmux.sh '%s' '%s'",
-		 env_or("TALLY_BIN", "build/release/tally"), env_or("TALLY_ASSETS", "assets"));
+	         env_or("TALLY_BIN", "build/release/tally"), env_or("TALLY_ASSETS", "assets"));
 	run(cmd);
 }
 END_TEST
@@ -38,7 +38,7 @@ START_TEST(widget_in_chromium)
 	char cmd[1024];
 
 	snprintf(cmd, sizeof(cmd), "bash tests/browser/run '%s' '%s'",
-		 env_or("TALLY_BIN", "build/release/tally"), env_or("TALLY_ASSETS", "assets"));
+	         env_or("TALLY_BIN", "build/release/tally"), env_or("TALLY_ASSETS", "assets"));
 	run(cmd);
 }
 END_TEST

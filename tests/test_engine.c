@@ -16,7 +16,6 @@ static char *tmp_dir;
 static char db_path[600];
 static struct engine *eng;
 
-
 static struct engine *open_engine_queue(size_t max_queue)
 {
 	struct engine_config cfg;

@@ -47,7 +47,8 @@ static json_t *expect_error(const struct itest_resp *r, int status, const char *
 
 	ck_assert_msg(r->status == status, "status %d, want %d: %s", r->status, status, r->body);
 	j = parse(r);
-	ck_assert_int_eq(json_unpack(j, "{s:{s:s,s:s}}", "error", "code", &got, "message", &msg), 0);
+	ck_assert_int_eq(json_unpack(j, "{s:{s:s,s:s}}", "error", "code", &got, "message", &msg),
+	                 0);
 	ck_assert_str_eq(got, code);
 	ck_assert(strlen(msg) > 0);
 	fields = json_object_get(json_object_get(j, "error"), "fields");
@@ -64,8 +65,9 @@ static void post_donation(const char *slug, const char *body, struct itest_resp 
 	ck_assert_int_eq(itest_post_json(srv.port, path, body, 0, r), 0);
 }
 
-#define GOOD "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\"," \
-	     "\"email\":\"ada@example.org\"},\"message\":\"Go team!\",\"payment_token\":\"tok_visa\"}"
+#define GOOD                                                                                       \
+	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\","                 \
+	"\"email\":\"ada@example.org\"},\"message\":\"Go team!\",\"payment_token\":\"tok_visa\"}"
 
 START_TEST(donation_is_recorded_and_counted)
 {
@@ -92,12 +94,13 @@ START_TEST(donation_is_recorded_and_counted)
 
 	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "Bob", "bob@example.org"), 202);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 500, "Ada", "ADA@example.org"), 202);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r),
+	                 0);
 	ck_assert_int_eq(r.status, 200);
 	j = parse(&r);
 	ck_assert_int_eq(json_unpack(j, "{s:I,s:I,s:I}", "total_cents", &total, "donor_count",
-				     &donors, "donation_count", &count),
-			 0);
+	                             &donors, "donation_count", &count),
+	                 0);
 	ck_assert_int_eq(total, 4000);
 	ck_assert_int_eq(donors, 2);
 	ck_assert_int_eq(count, 3);
@@ -112,18 +115,21 @@ START_TEST(campaign_get_has_etag_and_304)
 	struct itest_resp r;
 	char etag[128], hdr[200];
 
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r),
+	                 0);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_ptr_nonnull(itest_header(&r, "etag", etag, sizeof(etag)));
 	itest_resp_fini(&r);
 	snprintf(hdr, sizeof(hdr), "If-None-Match: %s\r\n", etag);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", hdr, NULL, 0, &r), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", hdr, NULL, 0, &r),
+	                 0);
 	ck_assert_int_eq(r.status, 304);
 	ck_assert_int_eq(r.len, 0);
 	itest_resp_fini(&r);
 	/* A gift changes the representation, so the old tag no longer matches. */
 	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "Bob", "bob@example.org"), 202);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", hdr, NULL, 0, &r), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", hdr, NULL, 0, &r),
+	                 0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
 }
@@ -137,15 +143,16 @@ START_TEST(campaign_list_pages)
 
 	ck_assert_int_eq(itest_create_campaign(srv.port, "b-camp", "USD", 0), 201);
 	ck_assert_int_eq(itest_create_campaign(srv.port, "c-camp", "EUR", 500), 201);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns?limit=2", NULL, NULL, 0, &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/campaigns?limit=2", NULL, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	j = parse(&r);
 	list = json_object_get(j, "campaigns");
 	next = json_object_get(j, "next");
 	ck_assert_int_eq(json_array_size(list), 2);
 	ck_assert(json_is_string(next));
-	snprintf(path, sizeof(path), "/api/v1/campaigns?limit=2&cursor=%s", json_string_value(next));
+	snprintf(path, sizeof(path), "/api/v1/campaigns?limit=2&cursor=%s",
+	         json_string_value(next));
 	json_decref(j);
 	itest_resp_fini(&r);
 	ck_assert_int_eq(itest_http(srv.port, "GET", path, NULL, NULL, 0, &r), 0);
@@ -153,12 +160,12 @@ START_TEST(campaign_list_pages)
 	ck_assert_int_eq(json_array_size(json_object_get(j, "campaigns")), 1);
 	ck_assert(json_is_null(json_object_get(j, "next")));
 	ck_assert_str_eq(json_string_value(json_object_get(
-				 json_array_get(json_object_get(j, "campaigns"), 0), "slug")),
-			 "c-camp");
+	                     json_array_get(json_object_get(j, "campaigns"), 0), "slug")),
+	                 "c-camp");
 	json_decref(j);
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns?limit=0", NULL, NULL, 0, &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/campaigns?limit=0", NULL, NULL, 0, &r), 0);
 	json_decref(expect_error(&r, 400, "invalid_query"));
 	itest_resp_fini(&r);
 }
@@ -172,15 +179,16 @@ START_TEST(admin_needs_token)
 	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns", body, 0, &r), 0);
 	json_decref(expect_error(&r, 401, "unauthorized"));
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_http(srv.port, "POST", "/api/v1/admin/campaigns",
-				    "Content-Type: application/json\r\nAuthorization: Bearer wrong\r\n",
-				    body, strlen(body), &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "POST", "/api/v1/admin/campaigns",
+	               "Content-Type: application/json\r\nAuthorization: Bearer wrong\r\n", body,
+	               strlen(body), &r),
+	    0);
 	json_decref(expect_error(&r, 401, "unauthorized"));
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_http(srv.port, "POST", "/api/v1/admin/campaigns/food/pause", NULL, NULL,
-				    0, &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "POST", "/api/v1/admin/campaigns/food/pause", NULL, NULL, 0, &r),
+	    0);
 	json_decref(expect_error(&r, 401, "unauthorized"));
 	itest_resp_fini(&r);
 	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM campaigns"), 1);
@@ -193,8 +201,8 @@ START_TEST(pause_resume_close)
 	struct itest_resp r;
 	json_t *j;
 
-	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_post_json(srv.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	j = parse(&r);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "paused");
@@ -203,23 +211,21 @@ START_TEST(pause_resume_close)
 	post_donation("food", GOOD, &r);
 	json_decref(expect_error(&r, 409, "campaign_paused"));
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns/food/resume", "{}", 1,
-					 &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_post_json(srv.port, "/api/v1/admin/campaigns/food/resume", "{}", 1, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 100, "Cy", "cy@example.org"), 202);
-	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns/food/close", "{}", 1, &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_post_json(srv.port, "/api/v1/admin/campaigns/food/close", "{}", 1, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
 	post_donation("food", GOOD, &r);
 	json_decref(expect_error(&r, 409, "campaign_closed"));
 	itest_resp_fini(&r);
 	ck_assert_int_eq(donations_in_db(), 1);
-	ck_assert_int_eq(itest_sql_int(srv.db,
-				       "SELECT count(*) FROM campaigns WHERE status = 'closed'"),
-			 1);
+	ck_assert_int_eq(
+	    itest_sql_int(srv.db, "SELECT count(*) FROM campaigns WHERE status = 'closed'"), 1);
 }
 END_TEST
 
@@ -228,13 +234,14 @@ START_TEST(update_and_schedule)
 	struct itest_resp r;
 	json_t *j;
 	const char *patch = "{\"name\":\"Food Bank\",\"goal_cents\":900,"
-			    "\"ends_at\":\"2001-01-01T00:00:00Z\"}";
+	                    "\"ends_at\":\"2001-01-01T00:00:00Z\"}";
 
-	ck_assert_int_eq(itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food",
-				    "Content-Type: application/json\r\nAuthorization: Bearer " ITEST_TOKEN
-				    "\r\n",
-				    patch, strlen(patch), &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food",
+	               "Content-Type: application/json\r\nAuthorization: Bearer " ITEST_TOKEN
+	               "\r\n",
+	               patch, strlen(patch), &r),
+	    0);
 	ck_assert_int_eq(r.status, 200);
 	j = parse(&r);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "name")), "Food Bank");
@@ -255,41 +262,59 @@ static const struct bad_case {
 	const char *slug, *body, *ctype, *code, *field;
 	int status;
 } bad_cases[] = {
-	{"food", "{\"amount_cents\":", NULL, "invalid_json", NULL, 400},
-	{"food", "[1,2]", NULL, "invalid_json", NULL, 400},
-	{"food", GOOD "x", NULL, "invalid_json", NULL, 400},
-	{"food", "", NULL, "invalid_json", NULL, 400},
-	{"food", "{\"amount_cents\":1,\"amount_cents\":2}", NULL, "invalid_json", NULL, 400},
-	{"food", "{\"amount_cents\":\"2500\",\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
-		 "\"a@b.org\"}}", NULL, "validation_failed", "amount_cents", 422},
-	{"food", "{\"amount_cents\":25.5,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
-		 "\"a@b.org\"}}", NULL, "validation_failed", "amount_cents", 422},
-	{"food", "{\"amount_cents\":-5,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
-		 "\"a@b.org\"}}", NULL, "validation_failed", "amount_cents", 422},
-	{"food", "{\"amount_cents\":99999999999999999999999,\"currency\":\"USD\"}", NULL,
-	 "validation_failed", NULL, 422},
-	{"food", "{\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}", NULL,
-	 "validation_failed", "amount_cents", 422},
-	{"food", "{\"amount_cents\":500,\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}", NULL,
-	 "validation_failed", "currency", 422},
-	{"food", "{\"amount_cents\":500,\"currency\":\"EUR\",\"donor\":{\"name\":\"A\",\"email\":"
-		 "\"a@b.org\"}}", NULL, "validation_failed", "currency", 422},
-	{"food", "{\"amount_cents\":500,\"currency\":\"USD\"}", NULL, "validation_failed", "donor",
-	 422},
-	{"food", "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
-		 "\"not-an-email\"}}", NULL, "validation_failed", "donor.email", 422},
-	{"food", "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":7,\"email\":"
-		 "\"a@b.org\"}}", NULL, "validation_failed", "donor.name", 422},
-	{"food", "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
-		 "\"a@b.org\"},\"anonymous\":\"yes\"}", NULL, "validation_failed", "anonymous", 422},
-	{"food", "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\xff\","
-		 "\"email\":\"a@b.org\"}}", NULL, "invalid_json", NULL, 400},
-	{"food", "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\\u0000B\","
-		 "\"email\":\"a@b.org\"}}", NULL, "invalid_json", NULL, 400},
-	{"food", GOOD, "text/plain", "unsupported_media_type", NULL, 415},
-	{"food", GOOD, "application/x-www-form-urlencoded", "unsupported_media_type", NULL, 415},
-	{"nope", GOOD, NULL, "campaign_not_found", NULL, 404},
-	{"BAD..slug", GOOD, NULL, "campaign_not_found", NULL, 404},
+    {"food", "{\"amount_cents\":", NULL, "invalid_json", NULL, 400},
+    {"food", "[1,2]", NULL, "invalid_json", NULL, 400},
+    {"food", GOOD "x", NULL, "invalid_json", NULL, 400},
+    {"food", "", NULL, "invalid_json", NULL, 400},
+    {"food", "{\"amount_cents\":1,\"amount_cents\":2}", NULL, "invalid_json", NULL, 400},
+    {"food",
+     "{\"amount_cents\":\"2500\",\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+     "\"a@b.org\"}}",
+     NULL, "validation_failed", "amount_cents", 422},
+    {"food",
+     "{\"amount_cents\":25.5,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+     "\"a@b.org\"}}",
+     NULL, "validation_failed", "amount_cents", 422},
+    {"food",
+     "{\"amount_cents\":-5,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+     "\"a@b.org\"}}",
+     NULL, "validation_failed", "amount_cents", 422},
+    {"food", "{\"amount_cents\":99999999999999999999999,\"currency\":\"USD\"}", NULL,
+     "validation_failed", NULL, 422},
+    {"food", "{\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}", NULL,
+     "validation_failed", "amount_cents", 422},
+    {"food", "{\"amount_cents\":500,\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}", NULL,
+     "validation_failed", "currency", 422},
+    {"food",
+     "{\"amount_cents\":500,\"currency\":\"EUR\",\"donor\":{\"name\":\"A\",\"email\":"
+     "\"a@b.org\"}}",
+     NULL, "validation_failed", "currency", 422},
+    {"food", "{\"amount_cents\":500,\"currency\":\"USD\"}", NULL, "validation_failed", "donor",
+     422},
+    {"food",
+     "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+     "\"not-an-email\"}}",
+     NULL, "validation_failed", "donor.email", 422},
+    {"food",
+     "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":7,\"email\":"
+     "\"a@b.org\"}}",
+     NULL, "validation_failed", "donor.name", 422},
+    {"food",
+     "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+     "\"a@b.org\"},\"anonymous\":\"yes\"}",
+     NULL, "validation_failed", "anonymous", 422},
+    {"food",
+     "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\xff\","
+     "\"email\":\"a@b.org\"}}",
+     NULL, "invalid_json", NULL, 400},
+    {"food",
+     "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\\u0000B\","
+     "\"email\":\"a@b.org\"}}",
+     NULL, "invalid_json", NULL, 400},
+    {"food", GOOD, "text/plain", "unsupported_media_type", NULL, 415},
+    {"food", GOOD, "application/x-www-form-urlencoded", "unsupported_media_type", NULL, 415},
+    {"nope", GOOD, NULL, "campaign_not_found", NULL, 404},
+    {"BAD..slug", GOOD, NULL, "campaign_not_found", NULL, 404},
 };
 
 START_TEST(bad_input_is_refused)
@@ -300,12 +325,13 @@ START_TEST(bad_input_is_refused)
 	json_t *fields;
 
 	snprintf(path, sizeof(path), "/api/v1/campaigns/%s/donations", c->slug);
-	snprintf(hdr, sizeof(hdr), "Content-Type: %s\r\n", c->ctype ? c->ctype : "application/json");
+	snprintf(hdr, sizeof(hdr), "Content-Type: %s\r\n",
+	         c->ctype ? c->ctype : "application/json");
 	ck_assert_int_eq(itest_http(srv.port, "POST", path, hdr, c->body, strlen(c->body), &r), 0);
 	fields = expect_error(&r, c->status, c->code);
 	if (c->field)
-		ck_assert_msg(json_object_get(fields, c->field) != NULL, "case %d: no field %s in %s",
-			      _i, c->field, r.body);
+		ck_assert_msg(json_object_get(fields, c->field) != NULL,
+		              "case %d: no field %s in %s", _i, c->field, r.body);
 	json_decref(fields);
 	itest_resp_fini(&r);
 	ck_assert_int_eq(donations_in_db(), 0);
@@ -327,7 +353,7 @@ START_TEST(oversized_and_unknown)
 	body[big - 1] = '}';
 	body[big] = '\0';
 	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/campaigns/food/donations", body, 0, &r),
-			 0);
+	                 0);
 	json_decref(expect_error(&r, 413, "payload_too_large"));
 	itest_resp_fini(&r);
 	free(body);
@@ -335,15 +361,16 @@ START_TEST(oversized_and_unknown)
 	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/nothing-here", NULL, NULL, 0, &r), 0);
 	json_decref(expect_error(&r, 404, "not_found"));
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_http(srv.port, "DELETE", "/api/v1/campaigns/food", NULL, NULL, 0, &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "DELETE", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
 	json_decref(expect_error(&r, 405, "method_not_allowed"));
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/nope", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/nope", NULL, NULL, 0, &r),
+	                 0);
 	json_decref(expect_error(&r, 404, "campaign_not_found"));
 	itest_resp_fini(&r);
 	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/donations/dn_999", NULL, NULL, 0, &r),
-			 0);
+	                 0);
 	json_decref(expect_error(&r, 404, "donation_not_found"));
 	itest_resp_fini(&r);
 	{
@@ -397,8 +424,8 @@ START_TEST(static_assets_and_probes)
 	ck_assert_int_eq(itest_http(srv.port, "GET", "/widget.js", hdr, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 304);
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/widget.html?campaign=food", NULL, NULL, 0, &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/widget.html?campaign=food", NULL, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
 	ck_assert_int_eq(itest_http(srv.port, "GET", "/readyz", NULL, NULL, 0, &r), 0);
@@ -426,14 +453,15 @@ START_TEST(leaderboard_ranks_incrementally)
 	ck_assert_int_eq(itest_donate(srv.port, "food", 3000, "A", "a@example.org"), 202);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "B", "b@example.org"), 202);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "C", "c@example.org"), 202);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?by=total&limit=2", NULL,
-				    NULL, 0, &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/leaderboard?by=total&limit=2", NULL, NULL, 0, &r),
+	    0);
 	ck_assert_int_eq(r.status, 200);
 	j = json_loads(r.body, 0, NULL);
 	e = json_object_get(j, "entries");
 	ck_assert_int_eq(json_array_size(e), 2);
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 0), "slug")), "b-camp");
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 0), "slug")),
+	                 "b-camp");
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 1), "slug")), "food");
 	json_decref(j);
 	itest_resp_fini(&r);
@@ -445,27 +473,26 @@ START_TEST(leaderboard_ranks_incrementally)
 	ck_assert_int_eq(json_array_size(e), 3);
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 0), "slug")), "food");
 	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(e, 0), "total_cents")),
-			 7000);
-	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 2), "slug")), "c-camp");
+	                 7000);
+	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 2), "slug")),
+	                 "c-camp");
 	json_decref(j);
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?by=donors", NULL, NULL, 0,
-				    &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/leaderboard?by=donors", NULL, NULL, 0, &r), 0);
 	j = json_loads(r.body, 0, NULL);
 	e = json_object_get(j, "entries");
 	ck_assert_str_eq(json_string_value(json_object_get(json_array_get(e, 0), "slug")), "food");
-	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(e, 0), "donor_count")), 4);
+	ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(e, 0), "donor_count")),
+	                 4);
 	json_decref(j);
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?by=height", NULL, NULL, 0,
-				    &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/leaderboard?by=height", NULL, NULL, 0, &r), 0);
 	json_decref(expect_error(&r, 400, "invalid_query"));
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?limit=101", NULL, NULL, 0,
-				    &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/leaderboard?limit=101", NULL, NULL, 0, &r), 0);
 	json_decref(expect_error(&r, 400, "invalid_query"));
 	itest_resp_fini(&r);
 }
@@ -475,9 +502,10 @@ static int post_keyed(const char *key, const char *body, struct itest_resp *r)
 {
 	char hdr[512];
 
-	snprintf(hdr, sizeof(hdr), "Content-Type: application/json\r\nIdempotency-Key: %s\r\n", key);
+	snprintf(hdr, sizeof(hdr), "Content-Type: application/json\r\nIdempotency-Key: %s\r\n",
+	         key);
 	return itest_http(srv.port, "POST", "/api/v1/campaigns/food/donations", hdr, body,
-			  strlen(body), r);
+	                  strlen(body), r);
 }
 
 START_TEST(idempotency_key_replays_and_refuses_reuse)
@@ -496,20 +524,22 @@ START_TEST(idempotency_key_replays_and_refuses_reuse)
 	ck_assert_str_eq(hv, "true");
 	itest_resp_fini(&b);
 	/* Same gift, different JSON spacing: still the same request. */
-	ck_assert_int_eq(post_keyed("order-1",
-				    "{ \"currency\":\"USD\", \"amount_cents\":2500, \"donor\":{\"email\":"
-				    "\"ada@example.org\",\"name\":\"Ada\"},\"message\":\"Go team!\","
-				    "\"payment_token\":\"tok_visa\"}",
-				    &b),
-			 0);
+	ck_assert_int_eq(
+	    post_keyed("order-1",
+	               "{ \"currency\":\"USD\", \"amount_cents\":2500, \"donor\":{\"email\":"
+	               "\"ada@example.org\",\"name\":\"Ada\"},\"message\":\"Go team!\","
+	               "\"payment_token\":\"tok_visa\"}",
+	               &b),
+	    0);
 	ck_assert_int_eq(b.status, 202);
 	ck_assert_str_eq(b.body, a.body);
 	itest_resp_fini(&b);
-	ck_assert_int_eq(post_keyed("order-1",
-				    "{\"amount_cents\":9900,\"currency\":\"USD\",\"donor\":{\"name\":"
-				    "\"Ada\",\"email\":\"ada@example.org\"}}",
-				    &b),
-			 0);
+	ck_assert_int_eq(
+	    post_keyed("order-1",
+	               "{\"amount_cents\":9900,\"currency\":\"USD\",\"donor\":{\"name\":"
+	               "\"Ada\",\"email\":\"ada@example.org\"}}",
+	               &b),
+	    0);
 	json_decref(expect_error(&b, 422, "idempotency_key_reused"));
 	itest_resp_fini(&b);
 	ck_assert_int_eq(donations_in_db(), 1);
@@ -523,11 +553,12 @@ START_TEST(idempotency_key_replays_and_refuses_reuse)
 	ck_assert_str_eq(b.body, a.body);
 	ck_assert_ptr_nonnull(itest_header(&b, "idempotent-replayed", hv, sizeof(hv)));
 	itest_resp_fini(&b);
-	ck_assert_int_eq(post_keyed("order-1",
-				    "{\"amount_cents\":100,\"currency\":\"USD\",\"donor\":{\"name\":"
-				    "\"Ada\",\"email\":\"ada@example.org\"}}",
-				    &b),
-			 0);
+	ck_assert_int_eq(
+	    post_keyed("order-1",
+	               "{\"amount_cents\":100,\"currency\":\"USD\",\"donor\":{\"name\":"
+	               "\"Ada\",\"email\":\"ada@example.org\"}}",
+	               &b),
+	    0);
 	json_decref(expect_error(&b, 422, "idempotency_key_reused"));
 	itest_resp_fini(&b);
 	ck_assert_int_eq(donations_in_db(), 1);
@@ -547,8 +578,8 @@ static void *race_main(void *arg)
 	struct itest_resp resp;
 
 	if (itest_http(r->port, "POST", "/api/v1/campaigns/food/donations",
-		       "Content-Type: application/json\r\nIdempotency-Key: double-click\r\n", GOOD,
-		       strlen(GOOD), &resp) == 0) {
+	               "Content-Type: application/json\r\nIdempotency-Key: double-click\r\n", GOOD,
+	               strlen(GOOD), &resp) == 0) {
 		r->status = resp.status;
 		snprintf(r->body, sizeof(r->body), "%s", resp.body);
 		itest_resp_fini(&resp);
@@ -571,8 +602,8 @@ START_TEST(double_click_records_one_gift)
 	for (int i = 0; i < N; i++)
 		pthread_join(t[i], NULL);
 	for (int i = 0; i < N; i++) {
-		ck_assert_msg(r[i].status == 202 || r[i].status == 409, "status %d: %s", r[i].status,
-			      r[i].body);
+		ck_assert_msg(r[i].status == 202 || r[i].status == 409, "status %d: %s",
+		              r[i].status, r[i].body);
 		if (r[i].status == 409)
 			ck_assert_ptr_nonnull(strstr(r[i].body, "idempotency_key_in_use"));
 		else if (!first)
@@ -610,7 +641,8 @@ START_TEST(rate_limit_answers_429)
 
 	itest_cleanup(&srv);
 	memset(&srv, 0, sizeof(srv));
-	ck_assert_int_eq(itest_start(&srv, "--rate-limit 1 --rate-burst 3 --rate-limit-loopback"), 0);
+	ck_assert_int_eq(itest_start(&srv, "--rate-limit 1 --rate-burst 3 --rate-limit-loopback"),
+	                 0);
 	/* The campaign create is a write too: it takes the first token. */
 	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 0), 201);
 	for (int i = 0; i < 6; i++) {
@@ -629,7 +661,8 @@ START_TEST(rate_limit_answers_429)
 	ck_assert_int_ge(limited, 3);
 	ck_assert_int_eq(donations_in_db(), ok);
 	/* Reads are never limited. */
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r),
+	                 0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
 }
@@ -643,9 +676,9 @@ START_TEST(pipelined_posts_do_not_stall_the_server)
 	char *got;
 
 	n = snprintf(req, sizeof(req),
-		     "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n"
-		     "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
-		     strlen(GOOD), GOOD);
+	             "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n"
+	             "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+	             strlen(GOOD), GOOD);
 	memcpy(two, req, (size_t)n);
 	memcpy(two + n, req, (size_t)n);
 	got = itest_raw(srv.port, two, 2 * (size_t)n, 2000);
@@ -653,8 +686,8 @@ START_TEST(pipelined_posts_do_not_stall_the_server)
 	free(got);
 	/* A bad first body (answered at once) followed by a second request. */
 	n = snprintf(req, sizeof(req),
-		     "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n"
-		     "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
+	             "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n"
+	             "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
 	memcpy(two, req, (size_t)n);
 	memcpy(two + n, req, (size_t)n);
 	got = itest_raw(srv.port, two, 2 * (size_t)n, 2000);
@@ -672,31 +705,32 @@ END_TEST
 START_TEST(patch_keeps_the_schedule_consistent)
 {
 	struct itest_resp r;
-	const char *hdr = "Content-Type: application/json\r\nAuthorization: Bearer " ITEST_TOKEN "\r\n";
+	const char *hdr =
+	    "Content-Type: application/json\r\nAuthorization: Bearer " ITEST_TOKEN "\r\n";
 	const char *a = "{\"starts_at\":\"2030-01-02T00:00:00Z\"}";
 	const char *b = "{\"ends_at\":\"2030-01-01T00:00:00Z\"}";
 	const char *c = "{\"ends_at\":\"1970-01-01T00:00:00Z\"}";
 	json_t *f;
 
-	ck_assert_int_eq(itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food", hdr, a,
-				    strlen(a), &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food", hdr, a, strlen(a), &r),
+	    0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food", hdr, b,
-				    strlen(b), &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food", hdr, b, strlen(b), &r),
+	    0);
 	f = expect_error(&r, 422, "validation_failed");
 	ck_assert_ptr_nonnull(json_object_get(f, "ends_at"));
 	json_decref(f);
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food", hdr, c,
-				    strlen(c), &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "PATCH", "/api/v1/admin/campaigns/food", hdr, c, strlen(c), &r),
+	    0);
 	json_decref(expect_error(&r, 422, "validation_failed"));
 	itest_resp_fini(&r);
-	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM campaigns WHERE ends_at IS NULL"),
-			 1);
+	ck_assert_int_eq(
+	    itest_sql_int(srv.db, "SELECT count(*) FROM campaigns WHERE ends_at IS NULL"), 1);
 }
 END_TEST
 
@@ -713,7 +747,8 @@ Suite *http_suite(void)
 	tcase_add_test(tc, admin_needs_token);
 	tcase_add_test(tc, pause_resume_close);
 	tcase_add_test(tc, update_and_schedule);
-	tcase_add_loop_test(tc, bad_input_is_refused, 0, (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+	tcase_add_loop_test(tc, bad_input_is_refused, 0,
+	                    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, oversized_and_unknown);
 	tcase_add_test(tc, static_assets_and_probes);
 	tcase_add_test(tc, idempotency_key_replays_and_refuses_reuse);

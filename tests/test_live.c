@@ -57,7 +57,8 @@ START_TEST(snapshot_then_updates)
 	json_decref(j);
 	free(m);
 
-	ck_assert_int_eq(itest_donate(srv.port, "food", 4200, "Ada Lovelace", "ada@example.org"), 202);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 4200, "Ada Lovelace", "ada@example.org"),
+	                 202);
 	m = itest_ws_wait_for(fd, "\"type\":\"donation\"", 1000);
 	ck_assert_ptr_nonnull(m);
 	ck_assert_ptr_nonnull(strstr(m, "Ada Lovelace"));
@@ -77,7 +78,8 @@ START_TEST(snapshot_then_updates)
 		struct itest_resp r;
 
 		ck_assert_int_eq(
-			itest_post_json(srv.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &r), 0);
+		    itest_post_json(srv.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &r),
+		    0);
 		ck_assert_int_eq(r.status, 200);
 		itest_resp_fini(&r);
 	}
@@ -92,14 +94,14 @@ START_TEST(anonymous_and_hidden_amounts)
 {
 	int fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
 	const char *body = "{\"amount_cents\":777,\"currency\":\"USD\",\"anonymous\":true,"
-			   "\"hide_amount\":true,\"donor\":{\"name\":\"Secret Sam\","
-			   "\"email\":\"sam@example.org\"}}";
+	                   "\"hide_amount\":true,\"donor\":{\"name\":\"Secret Sam\","
+	                   "\"email\":\"sam@example.org\"}}";
 	struct itest_resp r;
 	char *m;
 
 	free(itest_ws_wait_for(fd, "snapshot", 3000));
-	ck_assert_int_eq(
-		itest_post_json(srv.port, "/api/v1/campaigns/food/donations", body, 0, &r), 0);
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/campaigns/food/donations", body, 0, &r),
+	                 0);
 	ck_assert_int_eq(r.status, 202);
 	itest_resp_fini(&r);
 	m = itest_ws_wait_for(fd, "\"type\":\"donation\"", 1000);
@@ -126,8 +128,9 @@ START_TEST(since_current_seq_skips_snapshot)
 	json_unpack(j, "{s:I}", "seq", &seq);
 	json_decref(j);
 	free(m);
-	snprintf(req, sizeof(req), "{\"op\":\"subscribe\",\"channel\":\"campaign:food\",\"since\":%lld}",
-		 (long long)seq);
+	snprintf(req, sizeof(req),
+	         "{\"op\":\"subscribe\",\"channel\":\"campaign:food\",\"since\":%lld}",
+	         (long long)seq);
 	fd2 = subscribe(req);
 	m = itest_ws_recv(fd2, 400);
 	ck_assert_ptr_null(m);
@@ -143,10 +146,10 @@ END_TEST
 START_TEST(bad_messages_get_errors)
 {
 	static const char *const bad[] = {
-		"not json",
-		"{\"op\":\"subscribe\"}",
-		"{\"op\":\"dance\",\"channel\":\"campaign:food\"}",
-		"{\"op\":\"subscribe\",\"channel\":\"weather\"}",
+	    "not json",
+	    "{\"op\":\"subscribe\"}",
+	    "{\"op\":\"dance\",\"channel\":\"campaign:food\"}",
+	    "{\"op\":\"subscribe\",\"channel\":\"weather\"}",
 	};
 	int fd = itest_ws_connect(srv.port, "/live", "tally.live.v1", NULL), status = 0;
 	char *m;
@@ -158,12 +161,14 @@ START_TEST(bad_messages_get_errors)
 		ck_assert_msg(m != NULL, "no error for %s", bad[i]);
 		free(m);
 	}
-	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:nope\"}"), 0);
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:nope\"}"),
+	                 0);
 	m = itest_ws_wait_for(fd, "campaign_not_found", 1000);
 	ck_assert_ptr_nonnull(m);
 	free(m);
 	/* The connection still works after the errors. */
-	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"), 0);
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"),
+	                 0);
 	m = itest_ws_wait_for(fd, "snapshot", 1000);
 	ck_assert_ptr_nonnull(m);
 	free(m);

@@ -33,7 +33,8 @@ static json_int_t api_total(const char *field)
 	json_int_t v = -1;
 	json_t *j;
 
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r),
+	                 0);
 	ck_assert_int_eq(r.status, 200);
 	j = json_loads(r.body, 0, NULL);
 	ck_assert_ptr_nonnull(j);
@@ -58,7 +59,8 @@ static long long board_seq(void)
 	char *m, *p;
 
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"leaderboard\"}"), 0);
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"leaderboard\"}"),
+	                 0);
 	m = itest_ws_wait_for(fd, "snapshot", 3000);
 	ck_assert_ptr_nonnull(m);
 	p = strstr(m, "\"seq\":");
@@ -98,7 +100,8 @@ START_TEST(totals_survive_restart)
 	ck_assert_int_ge(board_seq(), seq_before);
 	fd = itest_ws_connect(srv.port, "/live", "tally.live.v1", NULL);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"), 0);
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"),
+	                 0);
 	m = itest_ws_wait_for(fd, "snapshot", 3000);
 	ck_assert_ptr_nonnull(m);
 	{
@@ -122,10 +125,10 @@ START_TEST(acknowledged_gift_survives_sigkill)
 	int st;
 
 	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/campaigns/food/donations",
-					 "{\"amount_cents\":3100,\"currency\":\"USD\",\"donor\":"
-					 "{\"name\":\"Ada\",\"email\":\"ada@example.org\"}}",
-					 0, &r),
-			 0);
+	                                 "{\"amount_cents\":3100,\"currency\":\"USD\",\"donor\":"
+	                                 "{\"name\":\"Ada\",\"email\":\"ada@example.org\"}}",
+	                                 0, &r),
+	                 0);
 	ck_assert_int_eq(r.status, 202);
 	st = itest_signal(&srv, SIGKILL);
 	ck_assert(WIFSIGNALED(st));
@@ -163,9 +166,9 @@ static void *load_main(void *arg)
 		const char *id;
 
 		snprintf(body, sizeof(body),
-			 "{\"amount_cents\":%lld,\"currency\":\"USD\",\"donor\":{\"name\":\"L\","
-			 "\"email\":\"l%d@example.org\"}}",
-			 cents, l->n % 100);
+		         "{\"amount_cents\":%lld,\"currency\":\"USD\",\"donor\":{\"name\":\"L\","
+		         "\"email\":\"l%d@example.org\"}}",
+		         cents, l->n % 100);
 		if (itest_post_json(l->port, "/api/v1/campaigns/food/donations", body, 0, &r))
 			break;
 		if (r.status == 202 && (j = json_loads(r.body, 0, NULL))) {
@@ -209,22 +212,22 @@ START_TEST(sigkill_during_load_loses_nothing)
 			char sql[128];
 
 			snprintf(sql, sizeof(sql), "SELECT count(*) FROM donations WHERE id = %lld",
-				 l.ids[i]);
+			         l.ids[i]);
 			long long n = itest_sql_int(srv.db, sql);
 
-			ck_assert_msg(n == 1, "round %d: donation %lld: count %lld", round, l.ids[i],
-				      n);
+			ck_assert_msg(n == 1, "round %d: donation %lld: count %lld", round,
+			              l.ids[i], n);
 		}
 		ck_assert_int_eq(itest_start(&srv, NULL), 0);
 		assert_integrity();
 		ck_assert_int_eq(api_total("total_cents"),
-				 itest_sql_int(srv.db, "SELECT coalesce(sum(amount_cents),0) FROM "
-						       "donations WHERE status = 'succeeded'"));
+		                 itest_sql_int(srv.db, "SELECT coalesce(sum(amount_cents),0) FROM "
+		                                       "donations WHERE status = 'succeeded'"));
 		ck_assert_int_eq(api_total("donation_count"),
-				 itest_sql_int(srv.db, "SELECT count(*) FROM donations"));
+		                 itest_sql_int(srv.db, "SELECT count(*) FROM donations"));
 		ck_assert_int_eq(api_total("donor_count"),
-				 itest_sql_int(srv.db, "SELECT count(DISTINCT lower(donor_email)) "
-						       "FROM donations"));
+		                 itest_sql_int(srv.db, "SELECT count(DISTINCT lower(donor_email)) "
+		                                       "FROM donations"));
 	}
 }
 END_TEST
@@ -285,23 +288,23 @@ START_TEST(status_and_limits_survive_restart)
 	json_t *j;
 	int st;
 
-	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_post_json(srv.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
 	st = itest_signal(&srv, SIGTERM);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	/* Restart with a higher minimum gift: the configured range applies. */
 	ck_assert_int_eq(itest_start(&srv, "--min-cents 500 --max-cents 9000"), 0);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r),
+	                 0);
 	j = json_loads(r.body, 0, NULL);
 	ck_assert_str_eq(json_string_value(json_object_get(j, "status")), "paused");
 	json_decref(j);
 	itest_resp_fini(&r);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "A", "a@example.org"), 409);
-	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns/food/resume", "{}", 1,
-					 &r),
-			 0);
+	ck_assert_int_eq(
+	    itest_post_json(srv.port, "/api/v1/admin/campaigns/food/resume", "{}", 1, &r), 0);
 	itest_resp_fini(&r);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 400, "A", "a@example.org"), 422);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 9001, "A", "a@example.org"), 422);

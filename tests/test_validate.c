@@ -1024,49 +1024,52 @@ static void same_both_ways(const char *body, size_t len)
 
 	ck_assert_msg(ra == rb, "fast %d, full %d for: %.*s", ra, rb, (int)len, body);
 	if (ra == VALIDATE_OK)
-		ck_assert_msg(!memcmp(&a, &b, sizeof(a)), "results differ for: %.*s", (int)len, body);
+		ck_assert_msg(!memcmp(&a, &b, sizeof(a)), "results differ for: %.*s", (int)len,
+		              body);
 	else
 		ck_assert_msg(json_equal(ea.fields, eb.fields) || (!ea.fields && !eb.fields),
-			      "fields differ for: %.*s", (int)len, body);
+		              "fields differ for: %.*s", (int)len, body);
 	validate_error_fini(&ea);
 	validate_error_fini(&eb);
 }
 
 static const char *const diff_corpus[] = {
-	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\",\"email\":"
-	"\"ada@example.org\"}}",
-	" {\n \"donor\" : { \"email\" : \"ada@example.org\" , \"name\" : \"Ada L\" } ,\r\n"
-	"\t\"currency\":\"EUR\", \"amount_cents\" : 100 } \n",
-	"{\"amount_cents\":100000000,\"currency\":\"USD\",\"donor\":{\"name\":\"Zoë Núñez 李\","
-	"\"email\":\"z@exämple.org\"},\"anonymous\":true,\"hide_amount\":false,\"message\":"
-	"\"Go team! 🎉\",\"payment_token\":\"tok_chargeDeclined\"}",
-	"{\"amount_cents\":100000001,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
-	"\"a@b.org\"}}",
-	"{\"amount_cents\":99,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
-	"{\"amount_cents\":-0,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
-	"{\"amount_cents\":0100,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
-	"{\"amount_cents\":1e3,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
-	"{\"amount_cents\":2500,\"currency\":\"usd\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
-	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\" \",\"email\":\"a@b.org\"}}",
-	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b\"}}",
-	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\","
-	"\"name\":\"B\"}}",
-	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
-	"\"extra\":[1,2,{\"x\":null}]}",
-	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\\u00e9\",\"email\":"
-	"\"a@b.org\"},\"message\":\"line\\nbreak\"}",
-	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
-	"\"payment_token\":null,\"anonymous\":null}",
-	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
-	"\"payment_token\":\"tok visa\"}",
-	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},}",
-	"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}} x",
-	"{\"amount_cents\":2500,\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\","
-	"\"email\":\"a@b.org\"}}",
-	"{}",
-	"[]",
-	"",
-	"{\"amount_cents\":123456789012345678901,\"currency\":\"USD\"}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\",\"email\":"
+    "\"ada@example.org\"}}",
+    " {\n \"donor\" : { \"email\" : \"ada@example.org\" , \"name\" : \"Ada L\" } ,\r\n"
+    "\t\"currency\":\"EUR\", \"amount_cents\" : 100 } \n",
+    "{\"amount_cents\":100000000,\"currency\":\"USD\",\"donor\":{\"name\":\"Zoë Núñez 李\","
+    "\"email\":\"z@exämple.org\"},\"anonymous\":true,\"hide_amount\":false,\"message\":"
+    "\"Go team! 🎉\",\"payment_token\":\"tok_chargeDeclined\"}",
+    "{\"amount_cents\":100000001,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+    "\"a@b.org\"}}",
+    "{\"amount_cents\":99,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
+    "{\"amount_cents\":-0,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
+    "{\"amount_cents\":0100,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
+    "{\"amount_cents\":1e3,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
+    "{\"amount_cents\":2500,\"currency\":\"usd\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\" \",\"email\":\"a@b.org\"}}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b\"}}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\","
+    "\"name\":\"B\"}}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+    "\"extra\":[1,2,{\"x\":null}]}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\\u00e9\",\"email\":"
+    "\"a@b.org\"},\"message\":\"line\\nbreak\"}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+    "\"payment_token\":null,\"anonymous\":null}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+    "\"payment_token\":\"tok visa\"}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+    "}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"}} "
+    "x",
+    "{\"amount_cents\":2500,\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\","
+    "\"email\":\"a@b.org\"}}",
+    "{}",
+    "[]",
+    "",
+    "{\"amount_cents\":123456789012345678901,\"currency\":\"USD\"}",
 };
 
 START_TEST(fast_path_agrees_on_corpus)

@@ -17,26 +17,26 @@ struct console_campaign {
 	char slug[65];
 	char name[129];
 	char currency[4];
-	char status[8];             /* "active" | "paused" | "closed" */
-	int64_t goal_cents;         /* 0 = no goal */
+	char status[8];     /* "active" | "paused" | "closed" */
+	int64_t goal_cents; /* 0 = no goal */
 	int64_t total_cents;
 	int64_t pending_cents;
 	int64_t donor_count;
 	int64_t donation_count;
-	double per_min;             /* donations per minute, recent window */
+	double per_min; /* donations per minute, recent window */
 };
 
 /* The whole view model. The source fills it; the console owns the array and
  * frees it with console_model_fini(). */
 struct console_model {
-	char server[96];            /* "127.0.0.1:8080" or a remote URL */
-	int connected;              /* 0 when a remote source lost its server */
-	char error[160];            /* last source error, "" when none */
+	char server[96]; /* "127.0.0.1:8080" or a remote URL */
+	int connected;   /* 0 when a remote source lost its server */
+	char error[160]; /* last source error, "" when none */
 	int64_t uptime_s;
-	double donations_per_s;     /* committed, recent window */
-	int64_t donations_total;    /* committed since start */
-	int64_t intake_depth;       /* donations waiting for the writer */
-	int64_t ws_clients;         /* live websocket subscribers */
+	double donations_per_s;  /* committed, recent window */
+	int64_t donations_total; /* committed since start */
+	int64_t intake_depth;    /* donations waiting for the writer */
+	int64_t ws_clients;      /* live websocket subscribers */
 	size_t n_campaigns;
 	struct console_campaign *campaigns; /* malloc'd, n_campaigns entries */
 };

@@ -52,10 +52,9 @@ void api_complete(struct server *s, struct xmsg *m)
 	if (m->rc == ENGINE_OK || m->rc == ENGINE_REPLAYED) {
 		struct buf *b = http_body(p);
 
-		rc = buf_append(b, m->data, m->len)
-			     ? -1
-			     : http_send(p, p->route->ok_status, NULL, replayed,
-					 m->rc == ENGINE_REPLAYED);
+		rc = buf_append(b, m->data, m->len) ? -1
+		                                    : http_send(p, p->route->ok_status, NULL,
+		                                                replayed, m->rc == ENGINE_REPLAYED);
 	} else {
 		rc = http_engine_error(p, m->rc);
 	}
@@ -114,7 +113,7 @@ static int h_readyz(struct server *s, struct http_pss *p)
 }
 
 static int put_hist(struct buf *b, const char *name, const char *labels, const uint64_t *counts,
-		    const double *bounds, int n, double sum)
+                    const double *bounds, int n, double sum)
 {
 	uint64_t cum = 0;
 	int rc = 0;
@@ -123,17 +122,17 @@ static int put_hist(struct buf *b, const char *name, const char *labels, const u
 		cum += counts[i];
 		if (i < n)
 			rc |= buf_printf(b, "%s_bucket{%s%sle=\"%g\"} %llu\n", name, labels,
-					 *labels ? "," : "", bounds[i], (unsigned long long)cum);
+			                 *labels ? "," : "", bounds[i], (unsigned long long)cum);
 		else
 			rc |= buf_printf(b, "%s_bucket{%s%sle=\"+Inf\"} %llu\n", name, labels,
-					 *labels ? "," : "", (unsigned long long)cum);
+			                 *labels ? "," : "", (unsigned long long)cum);
 	}
 	if (*labels)
 		rc |= buf_printf(b, "%s_sum{%s} %.6f\n%s_count{%s} %llu\n", name, labels, sum, name,
-				 labels, (unsigned long long)cum);
+		                 labels, (unsigned long long)cum);
 	else
 		rc |= buf_printf(b, "%s_sum %.6f\n%s_count %llu\n", name, sum, name,
-				 (unsigned long long)cum);
+		                 (unsigned long long)cum);
 	return rc;
 }
 
@@ -153,19 +152,20 @@ static int h_metrics(struct server *s, struct http_pss *p)
 
 	engine_get_stats(s->engine, &es);
 	rc |= buf_puts(b, "# HELP tally_http_requests_total HTTP responses by route and status.\n"
-			  "# TYPE tally_http_requests_total counter\n");
+	                  "# TYPE tally_http_requests_total counter\n");
 	for (size_t r = 0; r <= api_n_routes + 1; r++)
 		for (int st = 0; st < 500; st++)
 			if (m->by_status[r][st])
 				rc |= buf_printf(b,
-						 "tally_http_requests_total{route=\"%s %s\","
-						 "status=\"%d\"} %llu\n",
-						 r < api_n_routes ? methods[api_routes[r].method] : "*",
-						 route_label(r), st + 100,
-						 (unsigned long long)m->by_status[r][st]);
+				                 "tally_http_requests_total{route=\"%s %s\","
+				                 "status=\"%d\"} %llu\n",
+				                 r < api_n_routes ? methods[api_routes[r].method]
+				                                  : "*",
+				                 route_label(r), st + 100,
+				                 (unsigned long long)m->by_status[r][st]);
 	rc |= buf_puts(b, "# HELP tally_http_request_duration_seconds Time from request to "
-			  "response, by route.\n"
-			  "# TYPE tally_http_request_duration_seconds histogram\n");
+	                  "response, by route.\n"
+	                  "# TYPE tally_http_request_duration_seconds histogram\n");
 	for (size_t r = 0; r <= api_n_routes + 1; r++) {
 		uint64_t any = 0;
 
@@ -174,42 +174,42 @@ static int h_metrics(struct server *s, struct http_pss *p)
 		if (!any)
 			continue;
 		snprintf(labels, sizeof(labels), "route=\"%s %s\"",
-			 r < api_n_routes ? methods[api_routes[r].method] : "*", route_label(r));
+		         r < api_n_routes ? methods[api_routes[r].method] : "*", route_label(r));
 		rc |= put_hist(b, "tally_http_request_duration_seconds", labels, m->latency[r],
-			       metric_latency_bounds, METRIC_BUCKETS, m->latency_sum[r]);
+		               metric_latency_bounds, METRIC_BUCKETS, m->latency_sum[r]);
 	}
 	rc |= buf_puts(b, "# HELP tally_commit_batch_size Operations per committed transaction.\n"
-			  "# TYPE tally_commit_batch_size histogram\n");
+	                  "# TYPE tally_commit_batch_size histogram\n");
 	rc |= put_hist(b, "tally_commit_batch_size", "", es.writer.batch_size_hist,
-		       db_batch_size_bounds, DB_HIST_BUCKETS, (double)es.writer.ops);
+	               db_batch_size_bounds, DB_HIST_BUCKETS, (double)es.writer.ops);
 	rc |= buf_puts(b, "# HELP tally_commit_duration_seconds Time to apply and commit a batch.\n"
-			  "# TYPE tally_commit_duration_seconds histogram\n");
+	                  "# TYPE tally_commit_duration_seconds histogram\n");
 	rc |= put_hist(b, "tally_commit_duration_seconds", "", es.writer.commit_seconds_hist,
-		       db_commit_seconds_bounds, DB_HIST_BUCKETS, es.writer.commit_seconds_sum);
-	rc |= buf_printf(
-		b,
-		"# HELP tally_donations_committed_total Donations committed since start.\n"
-		"# TYPE tally_donations_committed_total counter\n"
-		"tally_donations_committed_total %lld\n"
-		"# HELP tally_commit_failures_total Transactions rolled back.\n"
-		"# TYPE tally_commit_failures_total counter\n"
-		"tally_commit_failures_total %llu\n"
-		"# HELP tally_intake_queue_depth Operations waiting for the writer.\n"
-		"# TYPE tally_intake_queue_depth gauge\n"
-		"tally_intake_queue_depth %lld\n"
-		"# HELP tally_cache_entries Entries in the in-memory caches.\n"
-		"# TYPE tally_cache_entries gauge\n"
-		"tally_cache_entries{cache=\"campaigns\"} %lld\n"
-		"tally_cache_entries{cache=\"idempotency_keys\"} %lld\n"
-		"# HELP tally_websocket_connections Open live websockets.\n"
-		"# TYPE tally_websocket_connections gauge\n"
-		"tally_websocket_connections %lld\n"
-		"# HELP tally_uptime_seconds Seconds since start.\n"
-		"# TYPE tally_uptime_seconds gauge\n"
-		"tally_uptime_seconds %lld\n",
-		(long long)es.donations_total, (unsigned long long)es.writer.failed_commits,
-		(long long)es.intake_depth, (long long)es.campaigns, (long long)es.idem_entries,
-		(long long)atomic_load(&s->ws_clients), (long long)es.uptime_s);
+	               db_commit_seconds_bounds, DB_HIST_BUCKETS, es.writer.commit_seconds_sum);
+	rc |= buf_printf(b,
+	                 "# HELP tally_donations_committed_total Donations committed since start.\n"
+	                 "# TYPE tally_donations_committed_total counter\n"
+	                 "tally_donations_committed_total %lld\n"
+	                 "# HELP tally_commit_failures_total Transactions rolled back.\n"
+	                 "# TYPE tally_commit_failures_total counter\n"
+	                 "tally_commit_failures_total %llu\n"
+	                 "# HELP tally_intake_queue_depth Operations waiting for the writer.\n"
+	                 "# TYPE tally_intake_queue_depth gauge\n"
+	                 "tally_intake_queue_depth %lld\n"
+	                 "# HELP tally_cache_entries Entries in the in-memory caches.\n"
+	                 "# TYPE tally_cache_entries gauge\n"
+	                 "tally_cache_entries{cache=\"campaigns\"} %lld\n"
+	                 "tally_cache_entries{cache=\"idempotency_keys\"} %lld\n"
+	                 "# HELP tally_websocket_connections Open live websockets.\n"
+	                 "# TYPE tally_websocket_connections gauge\n"
+	                 "tally_websocket_connections %lld\n"
+	                 "# HELP tally_uptime_seconds Seconds since start.\n"
+	                 "# TYPE tally_uptime_seconds gauge\n"
+	                 "tally_uptime_seconds %lld\n",
+	                 (long long)es.donations_total,
+	                 (unsigned long long)es.writer.failed_commits, (long long)es.intake_depth,
+	                 (long long)es.campaigns, (long long)es.idem_entries,
+	                 (long long)atomic_load(&s->ws_clients), (long long)es.uptime_s);
 	if (rc)
 		return -1;
 	return http_send(p, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);
@@ -229,7 +229,7 @@ static int h_campaign_list(struct server *s, struct http_pss *p)
 
 		if (*end || !v[0] || n < 1 || n > 500)
 			return http_error(p, 400, "invalid_query", "limit must be 1 to 500",
-					  json_pack("{s:s}", "limit", "must be 1 to 500"), 0);
+			                  json_pack("{s:s}", "limit", "must be 1 to 500"), 0);
 		limit = (int)n;
 	}
 	if (http_query(p, "cursor", v, sizeof(v)) >= 0) {
@@ -238,13 +238,13 @@ static int h_campaign_list(struct server *s, struct http_pss *p)
 		after = strtoll(v, &end, 10);
 		if (*end || !v[0] || after < 0)
 			return http_error(p, 400, "invalid_query", "cursor is not one we gave out",
-					  json_pack("{s:s}", "cursor", "must be a next value"), 0);
+			                  json_pack("{s:s}", "cursor", "must be a next value"), 0);
 	}
 	b = http_body(p);
 	if (engine_campaign_list_json(s->engine, after, limit, b, &version))
 		return -1;
 	snprintf(etag, sizeof(etag), "\"%llx-l%llu-%lld-%d\"", (unsigned long long)s->etag_epoch,
-		 (unsigned long long)version, after, limit);
+	         (unsigned long long)version, after, limit);
 	if (not_modified(p, etag))
 		return send_json(p, 304, etag);
 	return send_json(p, 200, etag);
@@ -264,7 +264,7 @@ static int h_campaign_get(struct server *s, struct http_pss *p)
 	if (id < 0 || engine_campaign_json(s->engine, slug, strlen(slug), b, &seq))
 		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
 	snprintf(etag, sizeof(etag), "\"%llx-c%lld-%llu\"", (unsigned long long)s->etag_epoch,
-		 (long long)id, (unsigned long long)seq);
+	         (long long)id, (unsigned long long)seq);
 	if (not_modified(p, etag))
 		return send_json(p, 304, etag);
 	return send_json(p, 200, etag);
@@ -282,7 +282,7 @@ static int h_leaderboard(struct server *s, struct http_pss *p)
 			by = ENGINE_BY_DONORS;
 		else if (strcmp(v, "total"))
 			return http_error(p, 400, "invalid_query", "by must be total or donors",
-					  json_pack("{s:s}", "by", "must be total or donors"), 0);
+			                  json_pack("{s:s}", "by", "must be total or donors"), 0);
 	}
 	if (http_query(p, "limit", v, sizeof(v)) >= 0) {
 		char *end;
@@ -290,13 +290,13 @@ static int h_leaderboard(struct server *s, struct http_pss *p)
 
 		if (*end || !v[0] || n < 1 || n > 100)
 			return http_error(p, 400, "invalid_query", "limit must be 1 to 100",
-					  json_pack("{s:s}", "limit", "must be 1 to 100"), 0);
+			                  json_pack("{s:s}", "limit", "must be 1 to 100"), 0);
 		limit = (int)n;
 	}
 	if (engine_leaderboard_json(s->engine, by, limit, http_body(p), &version))
 		return -1;
 	snprintf(etag, sizeof(etag), "\"%llx-b%llu-%d-%d\"", (unsigned long long)s->etag_epoch,
-		 (unsigned long long)version, (int)by, limit);
+	         (unsigned long long)version, (int)by, limit);
 	if (not_modified(p, etag))
 		return send_json(p, 304, etag);
 	return send_json(p, 200, etag);
@@ -316,7 +316,9 @@ static int need_json(struct http_pss *p)
 	if (p->json_body)
 		return 0;
 	return http_error(p, 415, "unsupported_media_type",
-			  "send the body as Content-Type: application/json", NULL, 0) ? -1 : 1;
+	                  "send the body as Content-Type: application/json", NULL, 0)
+	           ? -1
+	           : 1;
 }
 
 static int validation_error(struct http_pss *p, int rc, struct validate_error *err)
@@ -343,15 +345,15 @@ static int h_donate(struct server *s, struct http_pss *p)
 	for (const char *k = p->idem_key; *k; k++)
 		if (*k < 0x21 || *k > 0x7e)
 			return http_error(p, 422, "validation_failed", "Idempotency-Key is invalid",
-					  json_pack("{s:s}", "Idempotency-Key",
-						    "must be 1 to 255 printable ASCII characters"),
-					  0);
+			                  json_pack("{s:s}", "Idempotency-Key",
+			                            "must be 1 to 255 printable ASCII characters"),
+			                  0);
 	if (s->stopping)
 		return http_engine_error(p, ENGINE_ESHUTDOWN);
 	if (!validate_slug(p->param[0], strlen(p->param[0])))
 		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
-	rc = validate_donation(p->body.p ? p->body.p : "", p->body.len,
-			       engine_limits(s->engine), &req, &err);
+	rc = validate_donation(p->body.p ? p->body.p : "", p->body.len, engine_limits(s->engine),
+	                       &req, &err);
 	if (rc)
 		return validation_error(p, rc, &err);
 	b = http_body(p);
@@ -417,7 +419,7 @@ static int h_admin_action(struct server *s, struct http_pss *p)
 		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
 	actor_of(p, actor, sizeof(actor));
 	rc = engine_campaign_action(s->engine, p->param[0], p->param[1], actor, engine_done,
-				    ref_ud(p));
+	                            ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
 	return HTTP_ASYNC;
@@ -442,18 +444,18 @@ static int h_admin_close(struct server *s, struct http_pss *p)
 }
 
 const struct route api_routes[] = {
-	{M_GET, "/healthz", 0, 200, h_healthz},
-	{M_GET, "/readyz", 0, 200, h_readyz},
-	{M_GET, "/metrics", 0, 200, h_metrics},
-	{M_GET, "/api/v1/campaigns", 0, 200, h_campaign_list},
-	{M_GET, "/api/v1/campaigns/*", 0, 200, h_campaign_get},
-	{M_POST, "/api/v1/campaigns/*/donations", 0, 202, h_donate},
-	{M_GET, "/api/v1/donations/*", 0, 200, h_donation_get},
-	{M_GET, "/api/v1/leaderboard", 0, 200, h_leaderboard},
-	{M_POST, "/api/v1/admin/campaigns", 1, 201, h_admin_create},
-	{M_PATCH, "/api/v1/admin/campaigns/*", 1, 200, h_admin_update},
-	{M_POST, "/api/v1/admin/campaigns/*/pause", 1, 200, h_admin_pause},
-	{M_POST, "/api/v1/admin/campaigns/*/resume", 1, 200, h_admin_resume},
-	{M_POST, "/api/v1/admin/campaigns/*/close", 1, 200, h_admin_close},
+    {M_GET, "/healthz", 0, 200, h_healthz},
+    {M_GET, "/readyz", 0, 200, h_readyz},
+    {M_GET, "/metrics", 0, 200, h_metrics},
+    {M_GET, "/api/v1/campaigns", 0, 200, h_campaign_list},
+    {M_GET, "/api/v1/campaigns/*", 0, 200, h_campaign_get},
+    {M_POST, "/api/v1/campaigns/*/donations", 0, 202, h_donate},
+    {M_GET, "/api/v1/donations/*", 0, 200, h_donation_get},
+    {M_GET, "/api/v1/leaderboard", 0, 200, h_leaderboard},
+    {M_POST, "/api/v1/admin/campaigns", 1, 201, h_admin_create},
+    {M_PATCH, "/api/v1/admin/campaigns/*", 1, 200, h_admin_update},
+    {M_POST, "/api/v1/admin/campaigns/*/pause", 1, 200, h_admin_pause},
+    {M_POST, "/api/v1/admin/campaigns/*/resume", 1, 200, h_admin_resume},
+    {M_POST, "/api/v1/admin/campaigns/*/close", 1, 200, h_admin_close},
 };
 const size_t api_n_routes = UTIL_ARRAY_LEN(api_routes);

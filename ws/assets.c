@@ -17,7 +17,7 @@
 #define ASSET_MAX_COUNT 256
 
 struct asset {
-	char path[256];          /* "/widget.js" */
+	char path[256]; /* "/widget.js" */
 	const char *ctype;
 	char etag[40];
 	char *data;
@@ -32,14 +32,14 @@ struct assets {
 static const struct {
 	const char *ext, *ctype;
 } ctypes[] = {
-	{".html", "text/html; charset=utf-8"},
-	{".js", "text/javascript; charset=utf-8"},
-	{".css", "text/css; charset=utf-8"},
-	{".json", "application/json"},
-	{".svg", "image/svg+xml"},
-	{".png", "image/png"},
-	{".ico", "image/x-icon"},
-	{".txt", "text/plain; charset=utf-8"},
+    {".html", "text/html; charset=utf-8"},
+    {".js", "text/javascript; charset=utf-8"},
+    {".css", "text/css; charset=utf-8"},
+    {".json", "application/json"},
+    {".svg", "image/svg+xml"},
+    {".png", "image/png"},
+    {".ico", "image/x-icon"},
+    {".txt", "text/plain; charset=utf-8"},
 };
 
 static const char *ctype_of(const char *name)
@@ -124,7 +124,7 @@ int assets_load(const char *dir, struct assets **out, char *err, size_t errcap)
 		memcpy(x->path + 1, de->d_name, strlen(de->d_name) + 1);
 		x->ctype = ctype;
 		snprintf(x->etag, sizeof(x->etag), "\"%016llx\"",
-			 (unsigned long long)util_hash(x->data, x->len));
+		         (unsigned long long)util_hash(x->data, x->len));
 		a->n++;
 	}
 	closedir(d);
@@ -151,9 +151,9 @@ int assets_serve(struct assets *a, struct http_pss *p)
 {
 	const char *path = strcmp(p->path, "/") ? p->path : "/index.html";
 	struct http_header h[3] = {
-		{"etag:", NULL},
-		{"cache-control:", "no-cache"},
-		{"access-control-allow-origin:", "*"},
+	    {"etag:", NULL},
+	    {"cache-control:", "no-cache"},
+	    {"access-control-allow-origin:", "*"},
 	};
 
 	for (size_t i = 0; a && i < a->n; i++) {

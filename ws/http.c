@@ -23,10 +23,10 @@ static const struct {
 	enum lws_token_indexes tok;
 	enum http_method method;
 } method_tokens[] = {
-	{WSI_TOKEN_GET_URI, M_GET},       {WSI_TOKEN_POST_URI, M_POST},
-	{WSI_TOKEN_HEAD_URI, M_HEAD},     {WSI_TOKEN_PATCH_URI, M_PATCH},
-	{WSI_TOKEN_DELETE_URI, M_DELETE}, {WSI_TOKEN_PUT_URI, M_PUT},
-	{WSI_TOKEN_OPTIONS_URI, M_OPTIONS},
+    {WSI_TOKEN_GET_URI, M_GET},         {WSI_TOKEN_POST_URI, M_POST},
+    {WSI_TOKEN_HEAD_URI, M_HEAD},       {WSI_TOKEN_PATCH_URI, M_PATCH},
+    {WSI_TOKEN_DELETE_URI, M_DELETE},   {WSI_TOKEN_PUT_URI, M_PUT},
+    {WSI_TOKEN_OPTIONS_URI, M_OPTIONS},
 };
 
 uint64_t http_ref(const struct http_pss *p)
@@ -53,7 +53,7 @@ struct buf *http_body(struct http_pss *p)
 }
 
 const double metric_latency_bounds[METRIC_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
-						       0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
+                                                      0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
 
 static void record(struct server *s, const struct http_pss *p, int status)
 {
@@ -72,7 +72,8 @@ static void record(struct server *s, const struct http_pss *p, int status)
 
 static int is_loopback(const char *peer)
 {
-	return !strncmp(peer, "127.", 4) || !strcmp(peer, "::1") || !strncmp(peer, "::ffff:127.", 11);
+	return !strncmp(peer, "127.", 4) || !strcmp(peer, "::1") ||
+	       !strncmp(peer, "::ffff:127.", 11);
 }
 
 static const char *reason(int status)
@@ -81,25 +82,25 @@ static const char *reason(int status)
 		int status;
 		const char *text;
 	} reasons[] = {
-		{200, "OK"},
-		{201, "Created"},
-		{202, "Accepted"},
-		{204, "No Content"},
-		{304, "Not Modified"},
-		{400, "Bad Request"},
-		{401, "Unauthorized"},
-		{403, "Forbidden"},
-		{404, "Not Found"},
-		{405, "Method Not Allowed"},
-		{409, "Conflict"},
-		{411, "Length Required"},
-		{413, "Content Too Large"},
-		{414, "URI Too Long"},
-		{415, "Unsupported Media Type"},
-		{422, "Unprocessable Content"},
-		{429, "Too Many Requests"},
-		{500, "Internal Server Error"},
-		{503, "Service Unavailable"},
+	    {200, "OK"},
+	    {201, "Created"},
+	    {202, "Accepted"},
+	    {204, "No Content"},
+	    {304, "Not Modified"},
+	    {400, "Bad Request"},
+	    {401, "Unauthorized"},
+	    {403, "Forbidden"},
+	    {404, "Not Found"},
+	    {405, "Method Not Allowed"},
+	    {409, "Conflict"},
+	    {411, "Length Required"},
+	    {413, "Content Too Large"},
+	    {414, "URI Too Long"},
+	    {415, "Unsupported Media Type"},
+	    {422, "Unprocessable Content"},
+	    {429, "Too Many Requests"},
+	    {500, "Internal Server Error"},
+	    {503, "Service Unavailable"},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(reasons); i++)
@@ -109,7 +110,7 @@ static const char *reason(int status)
 }
 
 int http_send(struct http_pss *p, int status, const char *ctype, const struct http_header *hdrs,
-	      int n_hdrs)
+              int n_hdrs)
 {
 	unsigned char hdr[HTTP_HDR_ROOM], *h = hdr, *end = hdr + sizeof(hdr) - 1;
 	size_t body_start = LWS_PRE + HTTP_HDR_ROOM, body_len, hlen;
@@ -125,17 +126,18 @@ int http_send(struct http_pss *p, int status, const char *ctype, const struct ht
 	 * 422/429 empty. tally serves HTTP/1.1 only (no TLS, so no h2). */
 	h += snprintf((char *)h, sizeof(hdr), "HTTP/1.1 %d %s\r\n", status, reason(status));
 	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-					 (const unsigned char *)ctype, (int)strlen(ctype), &h, end) ||
+	                                 (const unsigned char *)ctype, (int)strlen(ctype), &h,
+	                                 end) ||
 	    lws_add_http_header_content_length(wsi, body_len, &h, end))
 		return -1;
 	for (int i = 0; i < n_hdrs; i++)
 		if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[i].name,
-						(const unsigned char *)hdrs[i].value,
-						(int)strlen(hdrs[i].value), &h, end))
+		                                (const unsigned char *)hdrs[i].value,
+		                                (int)strlen(hdrs[i].value), &h, end))
 			return -1;
 	if (p->close_after &&
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
-					 5, &h, end))
+	                                 5, &h, end))
 		return -1;
 	if (lws_finalize_http_header(wsi, &h, end))
 		return -1;
@@ -145,12 +147,12 @@ int http_send(struct http_pss *p, int status, const char *ctype, const struct ht
 	memcpy(p->out.p + p->out_start, hdr, hlen);
 	p->ready = 1;
 	atomic_fetch_add(&((struct server *)lws_context_user(lws_get_context(wsi)))->http_requests,
-			 1);
+	                 1);
 	return 0;
 }
 
 int http_error(struct http_pss *p, int status, const char *code, const char *message,
-	       json_t *fields, int retry_after)
+               json_t *fields, int retry_after)
 {
 	struct buf *b = http_body(p);
 	struct http_header h[1];
@@ -185,27 +187,27 @@ int http_engine_error(struct http_pss *p, int rc)
 		const char *code;
 		const char *field;
 	} map[] = {
-		{ENGINE_ENOCAMPAIGN, 404, "campaign_not_found", NULL},
-		{ENGINE_EPAUSED, 409, "campaign_paused", NULL},
-		{ENGINE_ECLOSED, 409, "campaign_closed", NULL},
-		{ENGINE_ECURRENCY, 422, "validation_failed", "currency"},
-		{ENGINE_EOVERLOADED, 503, "overloaded", NULL},
-		{ENGINE_ESHUTDOWN, 503, "shutting_down", NULL},
-		{ENGINE_EEXISTS, 409, "campaign_exists", "slug"},
-		{ENGINE_ENODONATION, 404, "donation_not_found", NULL},
-		{ENGINE_ESTATE, 409, "invalid_state", NULL},
-		{ENGINE_EIDEM_REUSED, 422, "idempotency_key_reused", NULL},
-		{ENGINE_EIDEM_BUSY, 409, "idempotency_key_in_use", NULL},
-		{ENGINE_ESCHEDULE, 422, "validation_failed", "ends_at"},
+	    {ENGINE_ENOCAMPAIGN, 404, "campaign_not_found", NULL},
+	    {ENGINE_EPAUSED, 409, "campaign_paused", NULL},
+	    {ENGINE_ECLOSED, 409, "campaign_closed", NULL},
+	    {ENGINE_ECURRENCY, 422, "validation_failed", "currency"},
+	    {ENGINE_EOVERLOADED, 503, "overloaded", NULL},
+	    {ENGINE_ESHUTDOWN, 503, "shutting_down", NULL},
+	    {ENGINE_EEXISTS, 409, "campaign_exists", "slug"},
+	    {ENGINE_ENODONATION, 404, "donation_not_found", NULL},
+	    {ENGINE_ESTATE, 409, "invalid_state", NULL},
+	    {ENGINE_EIDEM_REUSED, 422, "idempotency_key_reused", NULL},
+	    {ENGINE_EIDEM_BUSY, 409, "idempotency_key_in_use", NULL},
+	    {ENGINE_ESCHEDULE, 422, "validation_failed", "ends_at"},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
 		if (map[i].rc == rc)
-			return http_error(p, map[i].status, map[i].code, engine_strerror(rc),
-					  map[i].field ? json_pack("{s:s}", map[i].field,
-								   engine_strerror(rc))
-						       : NULL,
-					  map[i].status == 503 || rc == ENGINE_EIDEM_BUSY ? 1 : 0);
+			return http_error(
+			    p, map[i].status, map[i].code, engine_strerror(rc),
+			    map[i].field ? json_pack("{s:s}", map[i].field, engine_strerror(rc))
+			                 : NULL,
+			    map[i].status == 503 || rc == ENGINE_EIDEM_BUSY ? 1 : 0);
 	return http_error(p, 500, "internal", engine_strerror(rc), NULL, 0);
 }
 
@@ -246,7 +248,7 @@ int http_flush(struct http_pss *p)
 	}
 	len = p->out.len - p->out_start;
 	if (lws_write(p->wsi, (unsigned char *)p->out.p + p->out_start, len,
-		      LWS_WRITE_HTTP_FINAL) != (int)len)
+	              LWS_WRITE_HTTP_FINAL) != (int)len)
 		return -1;
 	/* Requests are bounded per connection; keep idle buffers small. */
 	if (p->out.cap > 65536)
@@ -290,10 +292,10 @@ static int dispatch(struct server *s, struct http_pss *p)
 		p->close_after = 1; /* draining: no more requests on this connection */
 	if (p->method == M_OPTIONS) {
 		static const struct http_header h[] = {
-			{"access-control-allow-origin:", "*"},
-			{"access-control-allow-methods:", "GET, POST, OPTIONS"},
-			{"access-control-allow-headers:", "Content-Type, Idempotency-Key"},
-			{"access-control-max-age:", "86400"},
+		    {"access-control-allow-origin:", "*"},
+		    {"access-control-allow-methods:", "GET, POST, OPTIONS"},
+		    {"access-control-allow-headers:", "Content-Type, Idempotency-Key"},
+		    {"access-control-max-age:", "86400"},
 		};
 
 		http_body(p);
@@ -310,17 +312,18 @@ static int dispatch(struct server *s, struct http_pss *p)
 			continue;
 		if (r->admin && !p->admin)
 			return http_error(p, 401, "unauthorized",
-					  "this endpoint needs Authorization: Bearer <admin token>",
-					  NULL, 0);
+			                  "this endpoint needs Authorization: Bearer <admin token>",
+			                  NULL, 0);
 		p->route = r;
 		p->metric_route = (int)i;
-		if (s->ratelimit && m != M_GET && (s->cfg.rate_limit_loopback || !is_loopback(p->peer))) {
+		if (s->ratelimit && m != M_GET &&
+		    (s->cfg.rate_limit_loopback || !is_loopback(p->peer))) {
 			int wait = ratelimit_take(s->ratelimit, p->peer, util_mono_ns());
 
 			if (wait > 0)
-				return http_error(p, 429, "rate_limited",
-						  "too many requests from this address; retry later",
-						  NULL, wait);
+				return http_error(
+				    p, 429, "rate_limited",
+				    "too many requests from this address; retry later", NULL, wait);
 		}
 		rc = r->handler(s, p);
 		if (rc == HTTP_ASYNC) {
@@ -331,7 +334,7 @@ static int dispatch(struct server *s, struct http_pss *p)
 	}
 	if (path_matched)
 		return http_error(p, 405, "method_not_allowed",
-				  "this path does not accept this method", NULL, 0);
+		                  "this path does not accept this method", NULL, 0);
 	if (p->method == M_GET || p->method == M_HEAD) {
 		p->metric_route = (int)api_n_routes;
 		rc = assets_serve(s->assets, p);
@@ -388,7 +391,7 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 		p->path[0] = '\0';
 		p->close_after = 1;
 		return http_error(p, 414, "uri_too_long", "the path is longer than 512 bytes", NULL,
-				  0);
+		                  0);
 	}
 	snprintf(p->path, sizeof(p->path), "%s", uri);
 	p->query[0] = '\0';
@@ -399,20 +402,20 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 		if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > HTTP_QUERY_MAX) {
 			p->close_after = 1;
 			return http_error(p, 414, "uri_too_long", "the query string is too long",
-					  NULL, 0);
+			                  NULL, 0);
 		}
 
 		for (int i = 0; i < 32; i++) {
 			char frag[HTTP_QUERY_MAX + 1];
 			int len = lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
-							WSI_TOKEN_HTTP_URI_ARGS, i);
+			                                WSI_TOKEN_HTTP_URI_ARGS, i);
 
 			if (len <= 0)
 				break;
 			if (used + (size_t)len + 2 > sizeof(p->query)) {
 				p->close_after = 1;
 				return http_error(p, 414, "uri_too_long",
-						  "the query string is too long", NULL, 0);
+				                  "the query string is too long", NULL, 0);
 			}
 			if (used)
 				p->query[used++] = '&';
@@ -422,26 +425,26 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 		}
 	}
 	if (copy_header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, p->if_none_match,
-			sizeof(p->if_none_match)) < 0)
+	                sizeof(p->if_none_match)) < 0)
 		p->if_none_match[0] = '\0';
 	n = lws_hdr_custom_length(wsi, "idempotency-key:", 16);
 	p->idem_key[0] = '\0';
 	if (n > HTTP_IDEM_MAX) {
 		p->close_after = 1; /* its body, if any, stays unread */
-		return http_error(p, 422, "validation_failed", "Idempotency-Key is too long",
-				  json_pack("{s:s}", "Idempotency-Key", "must be 1 to 255 characters"),
-				  0);
+		return http_error(
+		    p, 422, "validation_failed", "Idempotency-Key is too long",
+		    json_pack("{s:s}", "Idempotency-Key", "must be 1 to 255 characters"), 0);
 	}
-	if (n > 0 && lws_hdr_custom_copy(wsi, p->idem_key, sizeof(p->idem_key), "idempotency-key:",
-					 16) < 0)
+	if (n > 0 &&
+	    lws_hdr_custom_copy(wsi, p->idem_key, sizeof(p->idem_key), "idempotency-key:", 16) < 0)
 		p->idem_key[0] = '\0';
 	if (copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, auth, sizeof(auth)) > 7 &&
 	    !strncasecmp(auth, "Bearer ", 7))
 		p->admin = util_ct_equal(auth + 7, strlen(auth + 7), s->cfg.admin_token,
-					 strlen(s->cfg.admin_token));
+		                         strlen(s->cfg.admin_token));
 	n = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ctype, sizeof(ctype));
 	p->json_body = n > 0 && !strncasecmp(ctype, "application/json", 16) &&
-		       (ctype[16] == '\0' || ctype[16] == ';' || ctype[16] == ' ');
+	               (ctype[16] == '\0' || ctype[16] == ';' || ctype[16] == ' ');
 	n = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, clen, sizeof(clen));
 	if (n > 0) {
 		char *end;
@@ -451,13 +454,13 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 		if (*end || v < 0) {
 			p->close_after = 1;
 			return http_error(p, 400, "bad_request", "Content-Length is not a number",
-					  NULL, 0);
+			                  NULL, 0);
 		}
 		if (v > 1024 * 1024) {
 			/* Too big to read and drop: answer and close. */
 			p->close_after = 1;
 			return http_error(p, 413, "payload_too_large",
-					  "the body is larger than 16384 bytes", NULL, 0);
+			                  "the body is larger than 16384 bytes", NULL, 0);
 		}
 		/* Read and drop a moderately oversized body, then answer 413 and keep
 		 * the connection. */
@@ -472,7 +475,7 @@ static int needs_body(const struct http_pss *p)
 }
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-			 size_t len)
+                         size_t len)
 {
 	struct http_pss *p = user;
 	struct server *s = lws_context_user(lws_get_context(wsi));
@@ -487,11 +490,12 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			p->in_body = 1;
 			return 0; /* dispatch at BODY_COMPLETION */
 		}
-		if (needs_body(p) && lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+		if (needs_body(p) &&
+		    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
 			/* Chunked bodies are not accepted: answer and close. */
 			p->close_after = 1;
-			rc = http_error(p, 411, "length_required", "send the body with Content-Length",
-					NULL, 0);
+			rc = http_error(p, 411, "length_required",
+			                "send the body with Content-Length", NULL, 0);
 		} else {
 			rc = dispatch(s, p);
 		}
@@ -517,7 +521,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		p->in_body = 0;
 		if (p->too_large)
 			rc = http_error(p, 413, "payload_too_large",
-					"the body is larger than 16384 bytes", NULL, 0);
+			                "the body is larger than 16384 bytes", NULL, 0);
 		else
 			rc = dispatch(s, p);
 		if (rc)
@@ -578,5 +582,5 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 const struct lws_protocols http_protocol = {
-	"http", http_callback, sizeof(struct http_pss), 0, 0, NULL, 0,
+    "http", http_callback, sizeof(struct http_pss), 0, 0, NULL, 0,
 };

@@ -12,7 +12,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 
-#define HTTP_HDR_ROOM 1024           /* bytes reserved before a body for headers */
+#define HTTP_HDR_ROOM 1024 /* bytes reserved before a body for headers */
 #define HTTP_PATH_MAX 512
 #define HTTP_QUERY_MAX 512
 #define HTTP_IDEM_MAX 255
@@ -23,52 +23,52 @@ enum http_method { M_GET, M_HEAD, M_POST, M_PATCH, M_DELETE, M_PUT, M_OPTIONS, M
  * connection (keep-alive requests reuse it). */
 struct http_pss {
 	struct lws *wsi;
-	uint32_t gen;                    /* names the current request */
+	uint32_t gen; /* names the current request */
 	int fd;
 	enum http_method method;
 	unsigned admin : 1, async : 1, ready : 1, close_after : 1, json_body : 1, has_len : 1,
-		too_large : 1, in_body : 1;
+	    too_large : 1, in_body : 1;
 	uint64_t started_ns;
 	char path[HTTP_PATH_MAX + 1];
 	char query[HTTP_QUERY_MAX + 1];
 	char idem_key[HTTP_IDEM_MAX + 1];
 	char if_none_match[512];
 	char peer[48];
-	struct buf body;                 /* request body */
-	struct buf out;                  /* LWS_PRE + header room + response body */
-	size_t out_start;                /* where the response starts in out */
+	struct buf body;  /* request body */
+	struct buf out;   /* LWS_PRE + header room + response body */
+	size_t out_start; /* where the response starts in out */
 	const struct route *route;
-	int metric_route;                /* index into http_metrics */
+	int metric_route;                 /* index into http_metrics */
 	char param[2][HTTP_PATH_MAX + 1]; /* path segments matched by '*' */
 };
 
 struct http_header {
-	const char *name;                /* "etag:" (lower case, with colon) */
+	const char *name; /* "etag:" (lower case, with colon) */
 	const char *value;
 };
 
 struct route {
 	enum http_method method;
-	const char *pattern;             /* "/api/v1/campaigns/ * /donations" */
-	int admin;                       /* needs the bearer token */
-	int ok_status;                   /* status of an async success */
+	const char *pattern; /* "/api/v1/campaigns/ * /donations" */
+	int admin;           /* needs the bearer token */
+	int ok_status;       /* status of an async success */
 	int (*handler)(struct server *s, struct http_pss *p);
 };
 
 /* Handler results besides 0 (answered): */
-#define HTTP_ASYNC 1                 /* the answer comes later */
+#define HTTP_ASYNC 1 /* the answer comes later */
 
 /* A message from another thread to the service thread. */
 enum xmsg_kind { XM_REPLY, XM_CHANGED, XM_DONATION };
 struct xmsg {
 	struct xmsg *next;
 	enum xmsg_kind kind;
-	uint64_t ref;                    /* XM_REPLY: (fd << 32) | gen */
-	int rc;                          /* XM_REPLY: engine result */
+	uint64_t ref; /* XM_REPLY: (fd << 32) | gen */
+	int rc;       /* XM_REPLY: engine result */
 	int64_t campaign_id;
 	uint64_t seq;
 	size_t len;
-	char data[];                     /* body / donation data */
+	char data[]; /* body / donation data */
 };
 
 struct conn_slot {
@@ -96,22 +96,22 @@ struct server {
 	struct engine *engine;
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
-	volatile sig_atomic_t stop;      /* any thread / signal handler */
+	volatile sig_atomic_t stop; /* any thread / signal handler */
 	int stopping;
 	int port;
 	uint64_t etag_epoch;
 	atomic_llong ws_clients;
 	atomic_llong http_requests;
 	uint32_t next_gen;
-	int64_t async_pending;           /* requests waiting for the engine */
+	int64_t async_pending; /* requests waiting for the engine */
 	uint64_t stop_deadline_ns;
-	struct conn_slot *conns;         /* index = fd */
+	struct conn_slot *conns; /* index = fd */
 	size_t n_conns;
-	pthread_mutex_t qlock;           /* guards qhead/qtail; any thread */
+	pthread_mutex_t qlock; /* guards qhead/qtail; any thread */
 	struct xmsg *qhead, *qtail;
 	struct live *live;
 	struct assets *assets;
-	struct ratelimit *ratelimit;     /* NULL when off */
+	struct ratelimit *ratelimit; /* NULL when off */
 	struct http_metrics *metrics;
 	lws_sorted_usec_list_t tick_sul;
 	struct buf scratch;
@@ -130,12 +130,12 @@ struct buf *http_body(struct http_pss *p);
 /* Finish the response with the body appended since http_body(). ctype NULL
  * means application/json. Returns 0 or -1. */
 int http_send(struct http_pss *p, int status, const char *ctype, const struct http_header *hdrs,
-	      int n_hdrs);
+              int n_hdrs);
 
 /* A JSON error: {"error":{"code","message","fields"}}; steals fields. A
  * retry_after > 0 adds Retry-After. */
 int http_error(struct http_pss *p, int status, const char *code, const char *message,
-	       json_t *fields, int retry_after);
+               json_t *fields, int retry_after);
 
 /* Answer an engine result code as the contract's error. */
 int http_engine_error(struct http_pss *p, int rc);
@@ -164,9 +164,9 @@ void api_init(struct server *s);
 /* ---- live.c ---- */
 extern const struct lws_protocols live_protocol;
 int live_new(struct server *s, struct live **out);
-void live_stop(struct live *l);       /* cancel timers, before the context goes */
+void live_stop(struct live *l); /* cancel timers, before the context goes */
 void live_free(struct live *l);
-void live_event(struct server *s, struct xmsg *m);   /* XM_CHANGED / XM_DONATION */
+void live_event(struct server *s, struct xmsg *m);     /* XM_CHANGED / XM_DONATION */
 int live_watched(struct live *l, int64_t campaign_id); /* any thread */
 
 /* ---- assets.c ---- */

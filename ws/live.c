@@ -28,19 +28,19 @@
 struct live_pss;
 
 struct channel {
-	lws_sorted_usec_list_t sul;  /* coalescing timer */
+	lws_sorted_usec_list_t sul; /* coalescing timer */
 	struct server *s;
 	int64_t campaign_id;
-	char name[80];               /* "campaign:SLUG" */
+	char name[80]; /* "campaign:SLUG" */
 	struct live_pss **subs;
 	size_t n_subs, cap_subs;
-	struct buf state;            /* the campaign's public JSON */
+	struct buf state; /* the campaign's public JSON */
 	uint64_t state_seq;
 	uint64_t last_flush_ns;
 	int flush_pending;
-	char *ring[LIVE_RING];       /* donation messages */
+	char *ring[LIVE_RING]; /* donation messages */
 	size_t ring_len[LIVE_RING];
-	uint64_t ring_head;          /* messages ever pushed */
+	uint64_t ring_head; /* messages ever pushed */
 };
 
 struct live_sub {
@@ -54,13 +54,13 @@ struct live_pss {
 	struct lws *wsi;
 	struct live_sub subs[LIVE_MAX_SUBS];
 	int n_subs;
-	char err[200];               /* a pending error message, "" when none */
+	char err[200]; /* a pending error message, "" when none */
 };
 
 struct live {
 	struct channel **by_id;
 	size_t cap;
-	struct channel *board;       /* "leaderboard": top 10 by total */
+	struct channel *board; /* "leaderboard": top 10 by total */
 	atomic_uint watch[LIVE_WATCH_SLOTS];
 };
 
@@ -116,7 +116,7 @@ int live_watched(struct live *l, int64_t campaign_id)
 {
 	/* Slot 0 counts leaderboard subscribers, who care about every campaign. */
 	return atomic_load_explicit(&l->watch[(uint64_t)campaign_id % LIVE_WATCH_SLOTS],
-				    memory_order_relaxed) != 0 ||
+	                            memory_order_relaxed) != 0 ||
 	       atomic_load_explicit(&l->watch[0], memory_order_relaxed) != 0;
 }
 
@@ -174,9 +174,9 @@ static int refresh(struct channel *ch)
 	ch->state.len = 0;
 	if (!ch->campaign_id)
 		return engine_leaderboard_json(ch->s->engine, ENGINE_BY_TOTAL, 10, &ch->state,
-					       &ch->state_seq);
+		                               &ch->state_seq);
 	return engine_campaign_json_by_id(ch->s->engine, ch->campaign_id, &ch->state,
-					  &ch->state_seq);
+	                                  &ch->state_seq);
 }
 
 static void flush(struct channel *ch)
@@ -205,7 +205,7 @@ static void schedule_flush(struct channel *ch)
 	}
 	ch->flush_pending = 1;
 	lws_sul_schedule(ch->s->ctx, 0, &ch->sul, flush_cb,
-			 (lws_usec_t)((ch->last_flush_ns + interval - now) / 1000));
+	                 (lws_usec_t)((ch->last_flush_ns + interval - now) / 1000));
 }
 
 void live_event(struct server *s, struct xmsg *m)
@@ -252,7 +252,7 @@ static void unsubscribe(struct server *s, struct live_pss *p, int idx)
 static void set_error(struct live_pss *p, const char *code, const char *msg)
 {
 	snprintf(p->err, sizeof(p->err), "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"%s\"}",
-		 code, msg);
+	         code, msg);
 	want_write(p->wsi);
 }
 
@@ -297,8 +297,8 @@ static void subscribe(struct server *s, struct live_pss *p, struct channel *ch, 
 		return;
 	}
 	sub->tail = ch->ring_head;
-	sub->need_snapshot = !(json_is_integer(since) &&
-			       (uint64_t)json_integer_value(since) >= ch->state_seq);
+	sub->need_snapshot =
+	    !(json_is_integer(since) && (uint64_t)json_integer_value(since) >= ch->state_seq);
 	sub->sent_seq = sub->need_snapshot ? 0 : ch->state_seq;
 	want_write(p->wsi);
 }
@@ -306,7 +306,7 @@ static void subscribe(struct server *s, struct live_pss *p, struct channel *ch, 
 /* The channel a client names, created on first use; NULL with an error
  * set when there is none. */
 static struct channel *lookup_channel(struct server *s, struct live_pss *p, const char *name,
-				      int create)
+                                      int create)
 {
 	const char *slug = name + 9;
 	int64_t id;
@@ -319,7 +319,7 @@ static struct channel *lookup_channel(struct server *s, struct live_pss *p, cons
 		return NULL;
 	}
 	id = validate_slug(slug, strlen(slug)) ? engine_campaign_id(s->engine, slug, strlen(slug))
-					       : ENGINE_ENOCAMPAIGN;
+	                                       : ENGINE_ENOCAMPAIGN;
 	if (id < 0) {
 		set_error(p, "campaign_not_found", "no campaign has this slug");
 		return NULL;
@@ -338,8 +338,9 @@ static void receive(struct server *s, struct live_pss *p, const char *in, size_t
 
 	if (len > LIVE_RX_MAX || !(msg = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr)) ||
 	    json_unpack(msg, "{s:s, s:s, s?o}", "op", &op, "channel", &channel, "since", &since)) {
-		set_error(p, "bad_request",
-			  "send {\\\"op\\\":\\\"subscribe\\\",\\\"channel\\\":\\\"campaign:SLUG\\\"}");
+		set_error(
+		    p, "bad_request",
+		    "send {\\\"op\\\":\\\"subscribe\\\",\\\"channel\\\":\\\"campaign:SLUG\\\"}");
 		json_decref(msg);
 		return;
 	}
@@ -391,9 +392,10 @@ static int write_one(struct server *s, struct live_pss *p)
 				return -1;
 			wrote = 1;
 		} else if (sub->need_snapshot || sub->sent_seq < ch->state_seq) {
-			if (buf_printf(b, "{\"type\":\"%s\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
-				       sub->need_snapshot ? "snapshot" : "update", ch->name,
-				       (unsigned long long)ch->state_seq) ||
+			if (buf_printf(b,
+			               "{\"type\":\"%s\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
+			               sub->need_snapshot ? "snapshot" : "update", ch->name,
+			               (unsigned long long)ch->state_seq) ||
 			    buf_append(b, ch->state.p, ch->state.len) || buf_puts(b, "}"))
 				return -1;
 			sub->need_snapshot = 0;
@@ -405,16 +407,16 @@ static int write_one(struct server *s, struct live_pss *p)
 		struct live_sub *sub = &p->subs[i];
 
 		more |= sub->need_snapshot || sub->sent_seq < sub->ch->state_seq ||
-			sub->tail < sub->ch->ring_head;
+		        sub->tail < sub->ch->ring_head;
 	}
 	if (wrote && lws_write(p->wsi, (unsigned char *)b->p + LWS_PRE, b->len - LWS_PRE,
-			       LWS_WRITE_TEXT) < (int)(b->len - LWS_PRE))
+	                       LWS_WRITE_TEXT) < (int)(b->len - LWS_PRE))
 		return -1;
 	return more;
 }
 
 static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
-			 size_t len)
+                         size_t len)
 {
 	struct live_pss *p = user;
 	struct server *s = lws_context_user(lws_get_context(wsi));
@@ -423,7 +425,8 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 || strcmp(uri, "/live"))
+		if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 ||
+		    strcmp(uri, "/live"))
 			return -1;
 		return 0;
 	case LWS_CALLBACK_ESTABLISHED:
@@ -461,5 +464,5 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 }
 
 const struct lws_protocols live_protocol = {
-	"tally.live.v1", live_callback, sizeof(struct live_pss), LIVE_RX_MAX, 0, NULL, 0,
+    "tally.live.v1", live_callback, sizeof(struct live_pss), LIVE_RX_MAX, 0, NULL, 0,
 };

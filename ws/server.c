@@ -23,8 +23,8 @@
 #define STOP_GRACE_NS (5ull * 1000000000ull)
 
 static const lws_retry_bo_t idle_policy = {
-	.secs_since_valid_ping = 30,
-	.secs_since_valid_hangup = 40,
+    .secs_since_valid_ping = 30,
+    .secs_since_valid_hangup = 40,
 };
 
 void server_post(struct server *s, struct xmsg *m)
@@ -44,8 +44,7 @@ void server_post(struct server *s, struct xmsg *m)
 		lws_cancel_service(s->ctx);
 }
 
-static struct xmsg *xmsg_new(enum xmsg_kind kind, int64_t campaign_id, const char *data,
-			     size_t len)
+static struct xmsg *xmsg_new(enum xmsg_kind kind, int64_t campaign_id, const char *data, size_t len)
 {
 	struct xmsg *m = malloc(sizeof(*m) + len + 1);
 
@@ -113,7 +112,7 @@ static void lws_log(int level, const char *line)
 }
 
 int server_new(const struct server_config *cfg, struct engine *e, struct server **out, char *err,
-	       size_t errcap)
+               size_t errcap)
 {
 	static struct lws_protocols bound[3];
 	struct lws_context_creation_info info;
@@ -145,8 +144,8 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 		goto fail;
 	if (cfg->rate_limit > 0)
 		rc = ratelimit_new(cfg->rate_limit,
-				   cfg->rate_burst >= 1 ? cfg->rate_burst : 2 * cfg->rate_limit, 65536,
-				   &s->ratelimit);
+		                   cfg->rate_burst >= 1 ? cfg->rate_burst : 2 * cfg->rate_limit,
+		                   65536, &s->ratelimit);
 	if (rc)
 		goto fail;
 	rc = assets_load(cfg->assets_dir, &s->assets, err, errcap);
@@ -176,7 +175,7 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {
 		snprintf(err, errcap, "cannot listen on %s:%d (in use, or not a local address?)",
-			 cfg->listen_addr, cfg->port);
+		         cfg->listen_addr, cfg->port);
 		rc = -EADDRINUSE;
 		goto fail;
 	}
@@ -202,14 +201,13 @@ fail:
 int server_run(struct server *s)
 {
 	log_event(LOG_INFO, "server.listening",
-		  json_pack("{s:s,s:i}", "address", s->cfg.listen_addr, "port", s->port));
+	          json_pack("{s:s,s:i}", "address", s->cfg.listen_addr, "port", s->port));
 	for (;;) {
 		if (lws_service(s->ctx, 0) < 0) {
 			log_msg(LOG_ERROR, "server.failed", "the service loop failed");
 			return -EIO;
 		}
-		if (s->stopping &&
-		    (s->async_pending <= 0 || util_mono_ns() > s->stop_deadline_ns))
+		if (s->stopping && (s->async_pending <= 0 || util_mono_ns() > s->stop_deadline_ns))
 			break;
 	}
 	return 0;

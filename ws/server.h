@@ -9,28 +9,28 @@
 #include <stdint.h>
 
 struct server_config {
-	const char *listen_addr;   /* "127.0.0.1" */
-	int port;                  /* 8080; 0 picks a free port */
-	const char *assets_dir;    /* static files, loaded into memory at start */
-	const char *admin_token;   /* bearer token for /api/v1/admin */
-	int coalesce_ms;           /* live updates per channel at most this often */
-	double rate_limit;         /* writes per second per client; 0 = off */
-	double rate_burst;         /* bucket size (default 2 x rate) */
-	int rate_limit_loopback;   /* also limit 127.0.0.0/8 and ::1 */
+	const char *listen_addr; /* "127.0.0.1" */
+	int port;                /* 8080; 0 picks a free port */
+	const char *assets_dir;  /* static files, loaded into memory at start */
+	const char *admin_token; /* bearer token for /api/v1/admin */
+	int coalesce_ms;         /* live updates per channel at most this often */
+	double rate_limit;       /* writes per second per client; 0 = off */
+	double rate_burst;       /* bucket size (default 2 x rate) */
+	int rate_limit_loopback; /* also limit 127.0.0.0/8 and ::1 */
 };
 
 struct server;
 
 struct server_stats {
-	int64_t ws_clients;        /* open /live websockets */
-	int64_t http_requests;     /* answered since start */
-	int port;                  /* the bound port */
+	int64_t ws_clients;    /* open /live websockets */
+	int64_t http_requests; /* answered since start */
+	int port;              /* the bound port */
 };
 
 /* Create the context and listen. Registers a listener on e. Returns 0 or
  * -errno with a message in err. Call from the thread that will run it. */
 int server_new(const struct server_config *cfg, struct engine *e, struct server **out, char *err,
-	       size_t errcap);
+               size_t errcap);
 
 /* Run the service loop on the calling thread until server_stop(). Returns 0
  * or -errno. */
