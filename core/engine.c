@@ -649,6 +649,8 @@ static int map_rc(int rc)
 		return ENGINE_EEXISTS;
 	case -ENOENT:
 		return ENGINE_ENOCAMPAIGN;
+	case -ESHUTDOWN:
+		return ENGINE_ESHUTDOWN;
 	default:
 		return ENGINE_EIO;
 	}
@@ -1003,6 +1005,41 @@ static uint64_t fingerprint(const char *slug, const struct donation_req *r)
 	return fnv_add(h, nums, sizeof(nums));
 }
 
+/* The answer stored for an idempotency key in SQLite: ENGINE_REPLAYED with
+ * the first 202 appended to replay, ENGINE_EIDEM_REUSED, or `otherwise`
+ * when the key is unknown or expired. Reads on the caller's thread. */
+static int stored_answer(struct engine *e, const char *key, uint64_t fp, int64_t now,
+                         struct buf *replay, int otherwise)
+{
+	struct db_donation_row row;
+	const char *slug = "";
+	char body[320];
+	int64_t hash;
+	size_t len;
+	int rc;
+
+	pthread_mutex_lock(&e->reader_lock);
+	rc = db_donation_by_key(e->reader, key, &row, &hash);
+	pthread_mutex_unlock(&e->reader_lock);
+	if (rc || row.created_at < now - IDEM_LIFETIME_MS)
+		return otherwise;
+	if ((uint64_t)hash != fp)
+		return ENGINE_EIDEM_REUSED;
+	pthread_mutex_lock(&e->lock);
+	{
+		struct campaign *c = find_id(e, row.campaign_id);
+
+		if (c)
+			slug = c->slug;
+		len = render_receipt(body, sizeof(body), row.id, slug, row.amount_cents,
+		                     row.currency, row.created_at);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (!replay || buf_append(replay, body, len))
+		return otherwise;
+	return ENGINE_REPLAYED;
+}
+
 int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
                   const char *idem_key, struct buf *replay, engine_done_fn done, void *ud)
 {
@@ -1046,8 +1083,13 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 	if (!rc && !p)
 		rc = ENGINE_EIO;
 	if (rc) {
-		if (idem_key[0])
+		if (idem_key[0]) {
 			idem_abort(e->idem, idem_key);
+			/* A retry of a gift made before the campaign was paused or
+			 * closed, whose key has left memory: the first answer still
+			 * stands. */
+			rc = stored_answer(e, idem_key, fp, now, replay, rc);
+		}
 		return rc;
 	}
 	p->op.now_ms = now;
@@ -1407,6 +1449,11 @@ void engine_get_stats(struct engine *e, struct engine_stats *out)
 	out->last_batch = ws.last_batch;
 	out->idem_entries = (int64_t)idem_count(e->idem);
 	out->writer = ws;
+}
+
+void engine_refuse_queued(struct engine *e)
+{
+	db_writer_refuse(e->writer);
 }
 
 void engine_free(struct engine *e)

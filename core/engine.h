@@ -170,6 +170,10 @@ const struct donation_limits *engine_limits(struct engine *e);
 /* Short English text for an engine_err. */
 const char *engine_strerror(int rc);
 
+/* Answer everything still waiting for the writer with ENGINE_ESHUTDOWN
+ * instead of committing it (a drain out of time). Any thread. */
+void engine_refuse_queued(struct engine *e);
+
 /* Stop accepting, commit everything queued, stop the writer, free e. */
 void engine_free(struct engine *e);
 

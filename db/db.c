@@ -350,6 +350,32 @@ int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out)
 	return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
 }
 
+int db_donation_by_key(sqlite3 *db, const char *key, struct db_donation_row *out,
+                       int64_t *idem_hash)
+{
+	static const char sql[] =
+	    "SELECT " DONATION_COLUMNS ", idem_hash FROM donations WHERE idem_key = ?1";
+	sqlite3_stmt *st;
+	int rc;
+
+	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	if (sqlite3_bind_text(st, 1, key, -1, SQLITE_STATIC) != SQLITE_OK) {
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_donation(st, out);
+		*idem_hash = sqlite3_column_int64(st, 10);
+	}
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+}
+
 int db_max_donation_id(sqlite3 *db, int64_t *out)
 {
 	sqlite3_stmt *st;

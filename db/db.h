@@ -64,6 +64,11 @@ int db_load_donations(sqlite3 *db, const char *ids,
 /* Fetch one donation. Returns 0, -ENOENT, or -EIO. */
 int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out);
 
+/* Fetch the donation created with idempotency key `key` and its request
+ * fingerprint. Returns 0, -ENOENT, or -EIO. */
+int db_donation_by_key(sqlite3 *db, const char *key, struct db_donation_row *out,
+                       int64_t *idem_hash);
+
 /* Store the largest donation id (0 when none) in *out. */
 int db_max_donation_id(sqlite3 *db, int64_t *out);
 

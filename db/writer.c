@@ -105,6 +105,7 @@ struct db_writer {
 	struct db_op *head, *tail;    /* guarded by lock */
 	size_t depth;                 /* guarded by lock */
 	int stopping;                 /* guarded by lock */
+	int refusing;                 /* guarded by lock: see db_writer_refuse */
 	struct db_writer_stats stats; /* guarded by lock */
 	size_t max_queue, max_batch;
 
@@ -521,6 +522,13 @@ static void *writer_main(void *arg)
 			w->tail = NULL;
 		last->next = NULL;
 		w->depth -= n;
+		if (w->refusing) {
+			pthread_mutex_unlock(&w->lock);
+			for (struct db_op *op = batch; op; op = op->next)
+				op->rc = -ESHUTDOWN;
+			w->hooks.batch_done(w->hooks.ctx, batch, -ESHUTDOWN);
+			continue;
+		}
 		pthread_mutex_unlock(&w->lock);
 
 		t0 = util_mono_ns();
@@ -644,6 +652,14 @@ int db_writer_submit(struct db_writer *w, struct db_op *op)
 int db_writer_submit_force(struct db_writer *w, struct db_op *op)
 {
 	return submit(w, op, 1);
+}
+
+void db_writer_refuse(struct db_writer *w)
+{
+	pthread_mutex_lock(&w->lock);
+	w->refusing = 1;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
 }
 
 void db_writer_stats(struct db_writer *w, struct db_writer_stats *out)

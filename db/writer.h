@@ -94,6 +94,11 @@ int db_writer_submit(struct db_writer *w, struct db_op *op);
  * by donor load). Returns 0 or -ESHUTDOWN. */
 int db_writer_submit_force(struct db_writer *w, struct db_op *op);
 
+/* From now on, hand every operation that has not started to batch_done
+ * with commit_rc -ESHUTDOWN instead of applying it (a drain that ran out of
+ * time). Any thread. */
+void db_writer_refuse(struct db_writer *w);
+
 /* Copy the counters. Any thread. */
 void db_writer_stats(struct db_writer *w, struct db_writer_stats *out);
 

@@ -708,6 +708,38 @@ START_TEST(writer_status_and_update)
 }
 END_TEST
 
+/* A drain out of time: what the writer has not started is answered with
+ * -ESHUTDOWN and never written. */
+START_TEST(writer_refuses_queued_ops)
+{
+	struct db_writer *w = start_writer(64, 64);
+	struct db_op *a, *b, *c;
+	int64_t cid;
+	sqlite3 *plain;
+
+	cid = create_campaign(w, "alpha");
+	block_writer();
+	a = donation_op(cid, 1, 100, "a@example.org");
+	ck_assert_int_eq(db_writer_submit(w, a), 0);
+	wait_blocked();
+	b = donation_op(cid, 2, 200, "b@example.org");
+	c = donation_op(cid, 3, 300, "c@example.org");
+	ck_assert_int_eq(db_writer_submit(w, b), 0);
+	ck_assert_int_eq(db_writer_submit(w, c), 0);
+	db_writer_refuse(w);
+	unblock_writer();
+	wait_done(4);
+	ck_assert_int_eq(a->rc, 0); /* it had started: committed */
+	ck_assert_int_eq(b->rc, -ESHUTDOWN);
+	ck_assert_int_eq(c->rc, -ESHUTDOWN);
+	db_writer_free(w);
+	ck_assert_int_eq(sqlite3_open_v2(db_path, &plain, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM donations"), 1);
+	sqlite3_close(plain);
+	collector_fini();
+}
+END_TEST
+
 START_TEST(writer_queue_bound)
 {
 	struct db_writer *w = start_writer(1, 64);
@@ -897,6 +929,7 @@ Suite *db_suite(void)
 	tcase_add_test(tc, writer_failed_ops_spare_the_batch);
 	tcase_add_test(tc, writer_status_and_update);
 	tcase_add_test(tc, writer_queue_bound);
+	tcase_add_test(tc, writer_refuses_queued_ops);
 	tcase_add_test(tc, writer_batch_limit);
 	tcase_add_test(tc, writer_free_commits_queued);
 	tcase_add_test(tc, writer_free_without_waiting);

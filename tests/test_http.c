@@ -683,7 +683,22 @@ START_TEST(pipelined_posts_do_not_stall_the_server)
 	memcpy(two + n, req, (size_t)n);
 	got = itest_raw(srv.port, two, 2 * (size_t)n, 2000);
 	ck_assert_ptr_nonnull(got);
+	/* The first request is answered (the connection may close after it). */
+	ck_assert_msg(strstr(got, "HTTP/1.1 202") != NULL, "no 202 in: %s", got);
 	free(got);
+	/* A POST followed by a pipelined GET, and by a stray CRLF. */
+	{
+		const char *tails[] = {"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", "\r\n"};
+
+		for (int i = 0; i < 2; i++) {
+			memcpy(two, req, (size_t)n);
+			memcpy(two + n, tails[i], strlen(tails[i]));
+			got = itest_raw(srv.port, two, (size_t)n + strlen(tails[i]), 2000);
+			ck_assert_ptr_nonnull(got);
+			ck_assert_msg(strstr(got, "HTTP/1.1 202") != NULL, "no 202 in: %s", got);
+			free(got);
+		}
+	}
 	/* A bad first body (answered at once) followed by a second request. */
 	n = snprintf(req, sizeof(req),
 	             "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n"
@@ -693,12 +708,15 @@ START_TEST(pipelined_posts_do_not_stall_the_server)
 	got = itest_raw(srv.port, two, 2 * (size_t)n, 2000);
 	ck_assert_ptr_nonnull(got);
 	ck_assert_ptr_null(strstr(got, "near 'POST'"));
+	ck_assert_msg(strstr(got, "HTTP/1.1 422") != NULL, "no 422 in: %s", got);
 	free(got);
 	/* The server still answers everyone. */
 	ck_assert_int_eq(itest_http(srv.port, "GET", "/healthz", NULL, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 700, "After", "after@example.org"), 202);
+	/* Every committed gift was answered: 3 pipelined + the last one. */
+	ck_assert_int_eq(donations_in_db(), 4);
 }
 END_TEST
 

@@ -313,6 +313,43 @@ START_TEST(status_and_limits_survive_restart)
 }
 END_TEST
 
+START_TEST(retry_after_pause_and_restart_replays)
+{
+	const char *body =
+	    "{\"amount_cents\":4100,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\","
+	    "\"email\":\"ada@example.org\"}}";
+	const char *hdr =
+	    "Content-Type: application/json\r\nIdempotency-Key: gift-before-pause\r\n";
+	struct itest_resp a, b;
+	char hv[16];
+	int st;
+
+	ck_assert_int_eq(itest_http(srv.port, "POST", "/api/v1/campaigns/food/donations", hdr, body,
+	                            strlen(body), &a),
+	                 0);
+	ck_assert_int_eq(a.status, 202);
+	ck_assert_int_eq(
+	    itest_post_json(srv.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &b), 0);
+	itest_resp_fini(&b);
+	st = itest_signal(&srv, SIGTERM);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_int_eq(itest_start(&srv, NULL), 0);
+	/* The key is no longer in memory and the campaign is paused: the first
+	 * answer still stands. */
+	ck_assert_int_eq(itest_http(srv.port, "POST", "/api/v1/campaigns/food/donations", hdr, body,
+	                            strlen(body), &b),
+	                 0);
+	ck_assert_int_eq(b.status, 202);
+	ck_assert_str_eq(b.body, a.body);
+	ck_assert_ptr_nonnull(itest_header(&b, "idempotent-replayed", hv, sizeof(hv)));
+	itest_resp_fini(&b);
+	/* A new gift is refused while paused. */
+	ck_assert_int_eq(itest_donate(srv.port, "food", 100, "B", "b@example.org"), 409);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations"), 1);
+	itest_resp_fini(&a);
+}
+END_TEST
+
 Suite *restart_suite(void)
 {
 	Suite *s = suite_create("restart");
@@ -326,6 +363,7 @@ Suite *restart_suite(void)
 	tcase_add_test(tc, one_tally_per_database);
 	tcase_add_test(tc, sigterm_answers_what_it_accepted);
 	tcase_add_test(tc, status_and_limits_survive_restart);
+	tcase_add_test(tc, retry_after_pause_and_restart_replays);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -370,6 +370,7 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 	p->gen = ++s->next_gen;
 	p->async = p->ready = p->admin = p->close_after = p->too_large = p->has_len = 0;
 	p->json_body = p->in_body = 0;
+	p->rep_pass = ~0ull;
 	p->body.len = 0;
 	p->route = NULL;
 	if (p->fd >= 0 && (size_t)p->fd < s->n_conns) {
@@ -513,11 +514,22 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		return 0;
 
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
-		/* lws 4.1 raises this again, consuming nothing, when a client
-		 * pipelines a second request with a body behind the first: that
-		 * would spin the service thread. Such a connection is closed. */
-		if (!p->in_body)
-			return -1;
+		if (!p->in_body) {
+			/* lws 4.1 raises this again, consuming nothing, on every
+			 * service pass while bytes follow the body (a pipelined
+			 * request, a stray CRLF) until this request is answered:
+			 * answer it, then close (the client retries the rest).
+			 * Many repeats within one pass is lws looping on its own
+			 * buflist (a request with a body parsed from it): close. */
+			if (p->rep_pass != s->pass) {
+				p->rep_pass = s->pass;
+				p->rep_count = 0;
+			}
+			if (++p->rep_count > 8 || (!p->async && !p->ready))
+				return -1;
+			p->close_after = 1;
+			return 0;
+		}
 		p->in_body = 0;
 		if (p->too_large)
 			rc = http_error(p, 413, "payload_too_large",

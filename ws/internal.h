@@ -28,6 +28,8 @@ struct http_pss {
 	enum http_method method;
 	unsigned admin : 1, async : 1, ready : 1, close_after : 1, json_body : 1, has_len : 1,
 	    too_large : 1, in_body : 1;
+	uint64_t rep_pass; /* service pass of the last repeated BODY_COMPLETION */
+	int rep_count;
 	uint64_t started_ns;
 	char path[HTTP_PATH_MAX + 1];
 	char query[HTTP_QUERY_MAX + 1];
@@ -103,8 +105,10 @@ struct server {
 	atomic_llong ws_clients;
 	atomic_llong http_requests;
 	uint32_t next_gen;
+	uint64_t pass;         /* lws_service() calls so far */
 	int64_t async_pending; /* requests waiting for the engine */
-	uint64_t stop_deadline_ns;
+	uint64_t stop_started_ns;
+	int refusing;            /* drain out of time: queue refused */
 	struct conn_slot *conns; /* index = fd */
 	size_t n_conns;
 	pthread_mutex_t qlock; /* guards qhead/qtail; any thread */

@@ -20,7 +20,8 @@
 #include <string.h>
 #include <sys/resource.h>
 
-#define STOP_GRACE_NS (5ull * 1000000000ull)
+#define STOP_GRACE_NS (5ull * 1000000000ull) /* then queued work gets 503 */
+#define STOP_HARD_NS (15ull * 1000000000ull) /* then the loop ends regardless */
 
 static const lws_retry_bo_t idle_policy = {
     .secs_since_valid_ping = 30,
@@ -93,8 +94,15 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 
 	if (s->stop && !s->stopping) {
 		s->stopping = 1;
-		s->stop_deadline_ns = util_mono_ns() + STOP_GRACE_NS;
+		s->stop_started_ns = util_mono_ns();
 		log_msg(LOG_INFO, "server.draining", "answering in-flight requests");
+	}
+	if (s->stopping && !s->refusing && util_mono_ns() - s->stop_started_ns > STOP_GRACE_NS) {
+		/* The writer is stuck (a locked or failing disk): answer what it
+		 * has not started with 503 rather than commit it unanswered. */
+		s->refusing = 1;
+		engine_refuse_queued(s->engine);
+		log_msg(LOG_WARN, "server.drain_timeout", "refusing donations still queued");
 	}
 	lws_sul_schedule(s->ctx, 0, &s->tick_sul, tick_cb, 100 * LWS_US_PER_MS);
 }
@@ -207,7 +215,9 @@ int server_run(struct server *s)
 			log_msg(LOG_ERROR, "server.failed", "the service loop failed");
 			return -EIO;
 		}
-		if (s->stopping && (s->async_pending <= 0 || util_mono_ns() > s->stop_deadline_ns))
+		s->pass++;
+		if (s->stopping &&
+		    (s->async_pending <= 0 || util_mono_ns() - s->stop_started_ns > STOP_HARD_NS))
 			break;
 	}
 	return 0;
