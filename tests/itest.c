@@ -184,13 +184,45 @@ static int send_all(int fd, const void *data, size_t len)
 	return 0;
 }
 
+/* Read until the peer closes or timeout_ms passes without data. Returns a
+ * malloc'd NUL-terminated buffer (length in *len), or NULL. */
+static char *read_all(int fd, int timeout_ms, size_t *len)
+{
+	size_t used = 0, cap = 16384;
+	char *buf = malloc(cap);
+
+	if (!buf)
+		return NULL;
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		ssize_t got;
+
+		if (poll(&pfd, 1, timeout_ms) <= 0)
+			break;
+		if (used + 4096 + 1 > cap) {
+			char *nb = realloc(buf, cap *= 2);
+
+			if (!nb)
+				break;
+			buf = nb;
+		}
+		got = recv(fd, buf + used, cap - used - 1, 0);
+		if (got <= 0)
+			break;
+		used += (size_t)got;
+	}
+	buf[used] = '\0';
+	*len = used;
+	return buf;
+}
+
 int itest_http(int port, const char *method, const char *path, const char *extra_headers,
                const char *body, size_t len, struct itest_resp *r)
 {
 	size_t hcap =
 	    strlen(method) + strlen(path) + (extra_headers ? strlen(extra_headers) : 0) + 256;
 	char *head = malloc(hcap), *buf = NULL, *sep;
-	size_t used = 0, cap = 0;
+	size_t used = 0;
 	int fd, n;
 
 	memset(r, 0, sizeof(*r));
@@ -212,28 +244,10 @@ int itest_http(int port, const char *method, const char *path, const char *extra
 		return -1;
 	}
 	free(head);
-	for (;;) {
-		struct pollfd pfd = {fd, POLLIN, 0};
-		ssize_t got;
-
-		if (poll(&pfd, 1, 5000) <= 0)
-			break;
-		if (used + 4096 + 1 > cap) {
-			char *nb = realloc(buf, cap = cap ? cap * 2 : 16384);
-
-			if (!nb)
-				break;
-			buf = nb;
-		}
-		got = recv(fd, buf + used, cap - used - 1, 0);
-		if (got <= 0)
-			break;
-		used += (size_t)got;
-	}
+	buf = read_all(fd, 5000, &used);
 	close(fd);
 	if (!buf)
 		return -1;
-	buf[used] = '\0';
 	sep = strstr(buf, "\r\n\r\n");
 	if (!sep || sscanf(buf, "HTTP/1.%*d %d", &r->status) != 1) {
 		free(buf);
@@ -252,38 +266,14 @@ int itest_http(int port, const char *method, const char *path, const char *extra
 
 char *itest_raw(int port, const char *bytes, size_t len, int timeout_ms)
 {
-	size_t used = 0, cap = 4096;
-	char *buf = malloc(cap);
 	int fd = dial(port);
+	size_t got = 0;
+	char *buf;
 
-	if (fd < 0 || !buf) {
-		if (fd >= 0)
-			close(fd);
-		free(buf);
+	if (fd < 0)
 		return NULL;
-	}
-	if (send_all(fd, bytes, len) == 0) {
-		for (;;) {
-			struct pollfd pfd = {fd, POLLIN, 0};
-			ssize_t got;
-
-			if (poll(&pfd, 1, timeout_ms) <= 0)
-				break;
-			if (used + 1024 + 1 > cap) {
-				char *nb = realloc(buf, cap *= 2);
-
-				if (!nb)
-					break;
-				buf = nb;
-			}
-			got = recv(fd, buf + used, cap - used - 1, 0);
-			if (got <= 0)
-				break;
-			used += (size_t)got;
-		}
-	}
+	buf = send_all(fd, bytes, len) == 0 ? read_all(fd, timeout_ms, &got) : calloc(1, 1);
 	close(fd);
-	buf[used] = '\0';
 	return buf;
 }
 

@@ -215,23 +215,38 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	return http_send(p, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);
 }
 
+/* Read ?limit=N (1..max) into *limit when present. Returns 0; 1 after
+ * answering 400 invalid_query; -1 when even that failed. */
+static int query_limit(struct http_pss *p, int max, int *limit)
+{
+	char v[32], msg[40];
+	char *end;
+	long n;
+
+	if (http_query(p, "limit", v, sizeof(v)) < 0)
+		return 0;
+	n = strtol(v, &end, 10);
+	if (!*end && v[0] && n >= 1 && n <= max) {
+		*limit = (int)n;
+		return 0;
+	}
+	snprintf(msg, sizeof(msg), "must be 1 to %d", max);
+	return http_error(p, 400, "invalid_query", "limit is out of range",
+	                  json_pack("{s:s}", "limit", msg), 0)
+	           ? -1
+	           : 1;
+}
+
 static int h_campaign_list(struct server *s, struct http_pss *p)
 {
 	char v[32], etag[96];
-	int limit = 100;
+	int limit = 100, rc;
 	long long after = 0;
 	uint64_t version;
 	struct buf *b;
 
-	if (http_query(p, "limit", v, sizeof(v)) >= 0) {
-		char *end;
-		long n = strtol(v, &end, 10);
-
-		if (*end || !v[0] || n < 1 || n > 500)
-			return http_error(p, 400, "invalid_query", "limit must be 1 to 500",
-			                  json_pack("{s:s}", "limit", "must be 1 to 500"), 0);
-		limit = (int)n;
-	}
+	if ((rc = query_limit(p, 500, &limit)))
+		return rc < 0 ? -1 : 0;
 	if (http_query(p, "cursor", v, sizeof(v)) >= 0) {
 		char *end;
 
@@ -275,7 +290,7 @@ static int h_leaderboard(struct server *s, struct http_pss *p)
 	enum engine_rank by = ENGINE_BY_TOTAL;
 	char v[32], etag[96];
 	uint64_t version;
-	int limit = 10;
+	int limit = 10, rc;
 
 	if (http_query(p, "by", v, sizeof(v)) >= 0) {
 		if (!strcmp(v, "donors"))
@@ -284,15 +299,8 @@ static int h_leaderboard(struct server *s, struct http_pss *p)
 			return http_error(p, 400, "invalid_query", "by must be total or donors",
 			                  json_pack("{s:s}", "by", "must be total or donors"), 0);
 	}
-	if (http_query(p, "limit", v, sizeof(v)) >= 0) {
-		char *end;
-		long n = strtol(v, &end, 10);
-
-		if (*end || !v[0] || n < 1 || n > 100)
-			return http_error(p, 400, "invalid_query", "limit must be 1 to 100",
-			                  json_pack("{s:s}", "limit", "must be 1 to 100"), 0);
-		limit = (int)n;
-	}
+	if ((rc = query_limit(p, 100, &limit)))
+		return rc < 0 ? -1 : 0;
 	if (engine_leaderboard_json(s->engine, by, limit, http_body(p), &version))
 		return -1;
 	snprintf(etag, sizeof(etag), "\"%llx-b%llu-%d-%d\"", (unsigned long long)s->etag_epoch,
