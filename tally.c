@@ -423,12 +423,30 @@ static void *server_thread(void *arg)
 	return NULL;
 }
 
+/* ./assets in a source tree; else the folder installed with the binary:
+ * the compiled-in PREFIX, or share/tally/assets beside the binary's bin/
+ * (for an install under another PREFIX than the build's). */
 static const char *default_assets(void)
 {
+	static char beside[PATH_MAX];
 	struct stat st;
+	ssize_t n;
+	char *slash;
 
 	if (stat("assets/widget.html", &st) == 0)
 		return "assets";
+	if (stat(TALLY_ASSETS_DIR "/widget.html", &st) == 0)
+		return TALLY_ASSETS_DIR;
+	n = readlink("/proc/self/exe", beside, sizeof(beside) - 32);
+	if (n > 0) {
+		beside[n] = '\0';
+		slash = strrchr(beside, '/');
+		if (slash) {
+			strcpy(slash, "/../share/tally/assets");
+			if (stat(beside, &st) == 0)
+				return beside;
+		}
+	}
 	return TALLY_ASSETS_DIR;
 }
 
