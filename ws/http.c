@@ -384,7 +384,7 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 			p->method = method_tokens[i].method;
 			break;
 		}
-	if (!p->peer[0]) /* once per connection: keep-alive requests share it */
+	if (!p->peer[0]) /* known already when lws kept this pss from the last request */
 		if (!lws_get_peer_simple(wsi, p->peer, sizeof(p->peer)))
 			snprintf(p->peer, sizeof(p->peer), "unknown");
 
