@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -350,6 +351,72 @@ START_TEST(retry_after_pause_and_restart_replays)
 }
 END_TEST
 
+struct poster {
+	int port;
+	int status;
+	char retry_after[16];
+};
+
+static void *post_main(void *arg)
+{
+	struct poster *ps = arg;
+	struct itest_resp r;
+
+	if (itest_post_json(ps->port, "/api/v1/campaigns/food/donations",
+	                    "{\"amount_cents\":500,\"currency\":\"USD\",\"donor\":{\"name\":\"Q\","
+	                    "\"email\":\"q@example.org\"}}",
+	                    0, &r) == 0) {
+		ps->status = r.status;
+		if (!itest_header(&r, "retry-after", ps->retry_after, sizeof(ps->retry_after)))
+			ps->retry_after[0] = '\0';
+		itest_resp_fini(&r);
+	}
+	return NULL;
+}
+
+START_TEST(full_queue_answers_503)
+{
+	enum { N = 6 };
+	struct poster ps[N];
+	pthread_t t[N];
+	struct timespec ts = {0, 300000000L};
+	sqlite3 *lock;
+	int ok = 0, busy = 0, st;
+
+	st = itest_signal(&srv, SIGTERM);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_int_eq(itest_start(&srv, "--queue 2"), 0);
+	/* Hold the database so the writer cannot commit: its first batch
+	 * waits, two more donations fit the queue, the rest must be refused. */
+	ck_assert_int_eq(sqlite3_open(srv.db, &lock), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_exec(lock, "BEGIN EXCLUSIVE", NULL, NULL, NULL), SQLITE_OK);
+	for (int i = 0; i < N; i++) {
+		memset(&ps[i], 0, sizeof(ps[i]));
+		ps[i].port = srv.port;
+		ck_assert_int_eq(pthread_create(&t[i], NULL, post_main, &ps[i]), 0);
+		nanosleep(&(struct timespec){0, 50000000L}, NULL);
+	}
+	nanosleep(&ts, NULL);
+	ck_assert_int_eq(sqlite3_exec(lock, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(lock);
+	for (int i = 0; i < N; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < N; i++) {
+		if (ps[i].status == 202) {
+			ok++;
+		} else {
+			ck_assert_int_eq(ps[i].status, 503);
+			ck_assert_int_ge(atoi(ps[i].retry_after), 1);
+			busy++;
+		}
+	}
+	ck_assert_int_ge(ok, 1);
+	ck_assert_int_le(ok, 3);
+	ck_assert_int_ge(busy, 3);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations"), ok);
+}
+END_TEST
+
 Suite *restart_suite(void)
 {
 	Suite *s = suite_create("restart");
@@ -364,6 +431,7 @@ Suite *restart_suite(void)
 	tcase_add_test(tc, sigterm_answers_what_it_accepted);
 	tcase_add_test(tc, status_and_limits_survive_restart);
 	tcase_add_test(tc, retry_after_pause_and_restart_replays);
+	tcase_add_test(tc, full_queue_answers_503);
 	suite_add_tcase(s, tc);
 	return s;
 }
