@@ -979,17 +979,6 @@ static int submit(struct engine *e, struct pending *p, int force)
 	return ENGINE_OK;
 }
 
-static uint64_t fnv_add(uint64_t h, const void *data, size_t len)
-{
-	const unsigned char *p = data;
-
-	for (size_t i = 0; i < len; i++) {
-		h ^= p[i];
-		h *= 1099511628211ull;
-	}
-	return h;
-}
-
 /* Fingerprint of a donation request: equal for the same gift to the same
  * campaign, whatever the JSON's spacing or key order. FNV-1a over the
  * fields, each followed by a separator byte that no field contains. */
@@ -1001,8 +990,8 @@ static uint64_t fingerprint(const char *slug, const struct donation_req *r)
 	uint64_t h = util_hash("", 0);
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(strs); i++)
-		h = fnv_add(fnv_add(h, strs[i], strlen(strs[i])), "\x1f", 1);
-	return fnv_add(h, nums, sizeof(nums));
+		h = util_hash_add(util_hash_add(h, strs[i], strlen(strs[i])), "\x1f", 1);
+	return util_hash_add(h, nums, sizeof(nums));
 }
 
 /* The answer stored for an idempotency key in SQLite: ENGINE_REPLAYED with

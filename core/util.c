@@ -212,14 +212,18 @@ int util_ct_equal(const char *a, size_t alen, const char *b, size_t blen)
 	return diff == 0 && alen == blen;
 }
 
-uint64_t util_hash(const void *s, size_t len)
+uint64_t util_hash_add(uint64_t h, const void *s, size_t len)
 {
 	const unsigned char *p = s;
-	uint64_t h = 14695981039346656037ull;
 
 	for (size_t i = 0; i < len; i++) {
 		h ^= p[i];
 		h *= 1099511628211ull;
 	}
 	return h;
+}
+
+uint64_t util_hash(const void *s, size_t len)
+{
+	return util_hash_add(14695981039346656037ull, s, len);
 }

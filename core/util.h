@@ -39,4 +39,7 @@ int util_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
 /* 64-bit FNV-1a hash of s[0..len). */
 uint64_t util_hash(const void *s, size_t len);
 
+/* Continue an FNV-1a hash h (from util_hash) over s[0..len). */
+uint64_t util_hash_add(uint64_t h, const void *s, size_t len);
+
 #endif

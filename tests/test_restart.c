@@ -186,6 +186,26 @@ static void *load_main(void *arg)
 	return NULL;
 }
 
+/* Start three load threads on l (reset first). */
+static void load_start(struct load *l, pthread_t t[3])
+{
+	memset(l, 0, sizeof(*l));
+	pthread_mutex_init(&l->lock, NULL);
+	l->port = srv.port;
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(pthread_create(&t[i], NULL, load_main, l), 0);
+}
+
+/* Stop and join them; at least one donation must have been acknowledged. */
+static void load_stop(struct load *l, pthread_t t[3])
+{
+	atomic_store(&l->stop, 1);
+	for (int i = 0; i < 3; i++)
+		pthread_join(t[i], NULL);
+	ck_assert_int_gt(l->n, 0);
+	pthread_mutex_destroy(&l->lock);
+}
+
 START_TEST(sigkill_during_load_loses_nothing)
 {
 	static struct load l;
@@ -195,19 +215,11 @@ START_TEST(sigkill_during_load_loses_nothing)
 		struct timespec ts = {0, 150000000L + round * 20000000L};
 		int st;
 
-		memset(&l, 0, sizeof(l));
-		pthread_mutex_init(&l.lock, NULL);
-		l.port = srv.port;
-		for (int i = 0; i < 3; i++)
-			ck_assert_int_eq(pthread_create(&t[i], NULL, load_main, &l), 0);
+		load_start(&l, t);
 		nanosleep(&ts, NULL);
 		st = itest_signal(&srv, SIGKILL);
 		ck_assert(WIFSIGNALED(st));
-		atomic_store(&l.stop, 1);
-		for (int i = 0; i < 3; i++)
-			pthread_join(t[i], NULL);
-		ck_assert_int_gt(l.n, 0);
-		pthread_mutex_destroy(&l.lock);
+		load_stop(&l, t);
 		/* Every acknowledged id is in the database exactly once. */
 		for (int i = 0; i < l.n; i++) {
 			char sql[128];
@@ -264,22 +276,14 @@ START_TEST(sigterm_answers_what_it_accepted)
 	struct timespec ts = {0, 300000000L};
 	int st;
 
-	memset(&l, 0, sizeof(l));
-	pthread_mutex_init(&l.lock, NULL);
-	l.port = srv.port;
-	for (int i = 0; i < 3; i++)
-		ck_assert_int_eq(pthread_create(&t[i], NULL, load_main, &l), 0);
+	load_start(&l, t);
 	nanosleep(&ts, NULL);
 	st = itest_signal(&srv, SIGTERM);
-	atomic_store(&l.stop, 1);
-	for (int i = 0; i < 3; i++)
-		pthread_join(t[i], NULL);
+	load_stop(&l, t);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
-	ck_assert_int_gt(l.n, 0);
 	/* Every 202 is in the database, and nothing was committed without one
 	 * being sent (the drain answers everything it accepted). */
 	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations"), l.n);
-	pthread_mutex_destroy(&l.lock);
 }
 END_TEST
 

@@ -37,16 +37,20 @@ static json_t *base_donation(void)
 	return o;
 }
 
-/* The base donation with key set to v (stolen), or removed when v is NULL. */
-static json_t *donation_with(const char *key, json_t *v)
+/* o (stolen) with key set to v (stolen), or removed when v is NULL. */
+static json_t *json_with(json_t *o, const char *key, json_t *v)
 {
-	json_t *o = base_donation();
-
 	if (v)
 		json_object_set_new(o, key, v);
 	else
 		json_object_del(o, key);
 	return o;
+}
+
+/* The base donation with key set to v (stolen), or removed when v is NULL. */
+static json_t *donation_with(const char *key, json_t *v)
+{
+	return json_with(base_donation(), key, v);
 }
 
 /* The base donation with donor.key set to v (stolen), or removed. */
@@ -708,13 +712,7 @@ static json_t *base_campaign(void)
 
 static json_t *campaign_with(const char *key, json_t *v)
 {
-	json_t *o = base_campaign();
-
-	if (v)
-		json_object_set_new(o, key, v);
-	else
-		json_object_del(o, key);
-	return o;
+	return json_with(base_campaign(), key, v);
 }
 
 /* o (stolen) as a create (create=1) or update body fails on field only. */
