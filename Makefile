@@ -14,7 +14,7 @@ DATADIR    ?= $(PREFIX)/share/tally
 MANDIR     ?= $(PREFIX)/share/man
 CC         ?= cc
 PKG_CONFIG ?= pkg-config
-PKGS       := libwebsockets sqlite3 jansson ncursesw
+PKGS       := libwebsockets sqlite3 jansson ncursesw libcurl libcrypto
 SAN        ?= 0
 
 ifeq ($(SAN),1)
@@ -39,7 +39,7 @@ ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -g $(SANFLAGS) -I. -MMD -MP 
 LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 
 CORE_OBJS := core/util.o core/log.o core/buf.o core/validate.o core/idem.o core/engine.o \
-	     core/demo.o
+	     core/demo.o core/jobs.o core/work.o
 DB_OBJS   := db/db.o db/writer.o
 WS_OBJS   := ws/server.o ws/http.o ws/api.o ws/live.o ws/assets.o ws/ratelimit.o
 TUI_OBJS  := tui/console.o tui/console_fmt.o
@@ -48,7 +48,8 @@ MAIN_OBJ  := $(BUILD)/tally.o
 
 TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c \
 	     tests/test_buf.c tests/test_db.c tests/test_engine.c tests/test_console.c \
-	     tests/test_http.c tests/test_live.c tests/test_restart.c tests/test_e2e.c
+	     tests/test_http.c tests/test_live.c tests/test_restart.c tests/test_e2e.c \
+	     tests/test_jobs.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
 .PHONY: all run check test deps install uninstall clean format bench fuzz

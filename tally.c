@@ -41,8 +41,7 @@ struct options {
 	const char *assets_dir;
 	const char *log_path;
 	const char *token_file;
-	const char *processor;
-	long mock_latency_ms;
+	long mock_latency_ms; /* -1: not given */
 	double rate_limit, rate_burst;
 	int rate_limit_loopback;
 	struct engine_config engine;
@@ -73,8 +72,25 @@ static void usage(FILE *f)
 	           "  --min-cents N         smallest donation (default 100)\n"
 	           "  --max-cents N         largest donation (default 100000000)\n"
 	           "  --queue N             intake queue bound before 503 (default 65536)\n"
-	           "  --processor mock      payment processor (only mock in this version)\n"
-	           "  --mock-latency-ms N   simulated processor latency (default 0)\n"
+	           "  --processor mock|stripe  payment processor (default mock; stripe reads\n"
+	           "                        STRIPE_SECRET_KEY)\n"
+	           "  --stripe-url URL      Stripe API base (default https://api.stripe.com)\n"
+	           "  --mock-latency-ms N   mock processor latency (default 0; --demo 120)\n"
+	           "  --mock-fail-rate P    mock: share of transient failures, 0 to 1\n"
+	           "  --smtp-url URL        send receipts over SMTP (smtp://HOST:PORT); without\n"
+	           "                        it they are written to --outbox as .eml files\n"
+	           "  --smtp-from ADDR      receipts' sender (default receipts@localhost)\n"
+	           "  --outbox DIR          receipt folder (default DB-outbox)\n"
+	           "  --org-name TEXT       organisation name signed under receipts\n"
+	           "  --tax-note TEXT       tax note printed on receipts\n"
+	           "  --webhook URL         send signed donation events to URL (repeatable,\n"
+	           "                        up to 8); its secret is the next --webhook-secret\n"
+	           "                        or TALLY_WEBHOOK_SECRET\n"
+	           "  --webhook-secret S    HMAC secret of the preceding --webhook\n"
+	           "  --jobs Q:K=V,...      queue settings; Q is payments, receipts or webhooks,\n"
+	           "                        K is workers, inflight, attempts, backoff-ms or\n"
+	           "                        backoff-max-ms (e.g. --jobs payments:inflight=512)\n"
+	           "  --job-retention-s N   delete done jobs after N s (default 86400; 0 keeps)\n"
 	           "  --token-file PATH     admin token file (default DB.token)\n"
 	           "  --rate-limit N        writes (POST/PATCH) per second per client address;\n"
 	           "                        429 beyond it (default off)\n"
@@ -97,6 +113,71 @@ static int parse_long(const char *s, long min, long max, long *out)
 		return -EINVAL;
 	*out = v;
 	return 0;
+}
+
+/* --jobs QUEUE:key=value,... */
+static int parse_jobs(const char *arg, struct job_policy *policy)
+{
+	static const struct {
+		const char *key;
+		long min, max;
+	} keys[] = {{"workers", 1, 16},
+	            {"inflight", 1, 4096},
+	            {"attempts", 1, 100},
+	            {"backoff-ms", 1, 86400000},
+	            {"backoff-max-ms", 1, 604800000}};
+	char copy[256], *q, *save = NULL, *kv;
+	struct job_policy *p;
+	int qi;
+
+	snprintf(copy, sizeof(copy), "%s", arg);
+	q = strchr(copy, ':');
+	if (!q)
+		goto bad;
+	*q++ = '\0';
+	qi = job_queue_by_name(copy);
+	if (qi < 0)
+		goto bad;
+	p = &policy[qi];
+	for (kv = strtok_r(q, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+		size_t k;
+		long v;
+
+		if (!eq)
+			goto bad;
+		*eq = '\0';
+		for (k = 0; k < UTIL_ARRAY_LEN(keys) && strcmp(kv, keys[k].key); k++)
+			;
+		if (k == UTIL_ARRAY_LEN(keys) || parse_long(eq + 1, keys[k].min, keys[k].max, &v))
+			goto bad;
+		switch (k) {
+		case 0:
+			p->workers = (int)v;
+			break;
+		case 1:
+			p->inflight = (int)v;
+			break;
+		case 2:
+			p->max_attempts = (int)v;
+			break;
+		case 3:
+			p->backoff_ms = v;
+			break;
+		default:
+			p->backoff_max_ms = v;
+		}
+	}
+	if (p->backoff_max_ms < p->backoff_ms)
+		p->backoff_max_ms = p->backoff_ms;
+	return 0;
+bad:
+	fprintf(stderr,
+	        "tally: --jobs wants QUEUE:KEY=N,... with QUEUE payments, receipts or webhooks "
+	        "and KEY workers (1-16), inflight (1-4096), attempts (1-100), backoff-ms or "
+	        "backoff-max-ms; got '%s'\n",
+	        arg);
+	return -EINVAL;
 }
 
 static int parse_listen(const char *s, struct options *o)
@@ -136,7 +217,18 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_TOKEN,
 		OPT_RATE,
 		OPT_BURST,
-		OPT_RATE_LO
+		OPT_RATE_LO,
+		OPT_FAIL,
+		OPT_STRIPE,
+		OPT_SMTP,
+		OPT_FROM,
+		OPT_OUTBOX,
+		OPT_ORG,
+		OPT_TAX,
+		OPT_HOOK,
+		OPT_HOOK_SECRET,
+		OPT_JOBS,
+		OPT_RETENTION
 	};
 	static const struct option longopts[] = {
 	    {"headless", no_argument, NULL, 'H'},
@@ -157,8 +249,20 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"rate-limit", required_argument, NULL, OPT_RATE},
 	    {"rate-burst", required_argument, NULL, OPT_BURST},
 	    {"rate-limit-loopback", no_argument, NULL, OPT_RATE_LO},
+	    {"mock-fail-rate", required_argument, NULL, OPT_FAIL},
+	    {"stripe-url", required_argument, NULL, OPT_STRIPE},
+	    {"smtp-url", required_argument, NULL, OPT_SMTP},
+	    {"smtp-from", required_argument, NULL, OPT_FROM},
+	    {"outbox", required_argument, NULL, OPT_OUTBOX},
+	    {"org-name", required_argument, NULL, OPT_ORG},
+	    {"tax-note", required_argument, NULL, OPT_TAX},
+	    {"webhook", required_argument, NULL, OPT_HOOK},
+	    {"webhook-secret", required_argument, NULL, OPT_HOOK_SECRET},
+	    {"jobs", required_argument, NULL, OPT_JOBS},
+	    {"job-retention-s", required_argument, NULL, OPT_RETENTION},
 	    {NULL, 0, NULL, 0},
 	};
+	struct work_config *w = &o->engine.work;
 	long v;
 	int c;
 
@@ -222,11 +326,71 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->engine.max_queue = (size_t)v;
 			break;
 		case OPT_PROC:
-			if (strcmp(optarg, "mock")) {
-				fprintf(stderr, "tally: --processor: only 'mock' is available\n");
+			if (strcmp(optarg, "mock") && strcmp(optarg, "stripe")) {
+				fprintf(stderr, "tally: --processor wants mock or stripe\n");
 				return -EINVAL;
 			}
-			o->processor = optarg;
+			w->processor = optarg;
+			break;
+		case OPT_FAIL: {
+			char *end;
+
+			errno = 0;
+			w->mock_fail_rate = strtod(optarg, &end);
+			if (errno || *end || !*optarg || w->mock_fail_rate < 0 ||
+			    w->mock_fail_rate > 1) {
+				fprintf(stderr, "tally: --mock-fail-rate wants 0 to 1\n");
+				return -EINVAL;
+			}
+			break;
+		}
+		case OPT_STRIPE:
+			w->stripe_url = optarg;
+			break;
+		case OPT_SMTP:
+			w->smtp_url = optarg;
+			break;
+		case OPT_FROM:
+			w->smtp_from = optarg;
+			break;
+		case OPT_OUTBOX:
+			w->outbox = optarg;
+			break;
+		case OPT_ORG:
+			w->org_name = optarg;
+			break;
+		case OPT_TAX:
+			w->tax_note = optarg;
+			break;
+		case OPT_HOOK:
+			if (w->n_webhooks == JOB_MAX_ENDPOINTS) {
+				fprintf(stderr, "tally: at most %d --webhook\n", JOB_MAX_ENDPOINTS);
+				return -EINVAL;
+			}
+			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) {
+				fprintf(stderr, "tally: --webhook wants an http:// or https:// URL\n");
+				return -EINVAL;
+			}
+			w->webhook_url[w->n_webhooks] = optarg;
+			w->webhook_secret[w->n_webhooks++] = getenv("TALLY_WEBHOOK_SECRET");
+			break;
+		case OPT_HOOK_SECRET:
+			if (!w->n_webhooks || !*optarg) {
+				fprintf(stderr, "tally: --webhook-secret follows its --webhook\n");
+				return -EINVAL;
+			}
+			w->webhook_secret[w->n_webhooks - 1] = optarg;
+			break;
+		case OPT_JOBS:
+			if (parse_jobs(optarg, o->engine.policy))
+				return -EINVAL;
+			break;
+		case OPT_RETENTION:
+			if (parse_long(optarg, 0, 365L * 86400, &v)) {
+				fprintf(stderr, "tally: --job-retention-s wants 0 to 31536000\n");
+				return -EINVAL;
+			}
+			o->engine.job_retention_ms = v * 1000;
 			break;
 		case OPT_LAT:
 			if (parse_long(optarg, 0, 60000, &o->mock_latency_ms)) {
@@ -262,6 +426,20 @@ static int parse_args(int argc, char **argv, struct options *o)
 		        argv[optind]);
 		return -EINVAL;
 	}
+	for (int i = 0; i < w->n_webhooks; i++)
+		if (!w->webhook_secret[i] || !*w->webhook_secret[i]) {
+			fprintf(stderr,
+			        "tally: --webhook %s needs a secret (--webhook-secret or "
+			        "TALLY_WEBHOOK_SECRET)\n",
+			        w->webhook_url[i]);
+			return -EINVAL;
+		}
+	if (o->mock_latency_ms >= 0)
+		w->mock_latency_ms = (int)o->mock_latency_ms;
+	else if (o->demo)
+		w->mock_latency_ms = 120;
+	if (!strcmp(w->processor, "stripe"))
+		w->stripe_key = getenv("STRIPE_SECRET_KEY");
 	if (o->engine.limits.min_cents > o->engine.limits.max_cents) {
 		fprintf(stderr, "tally: --min-cents is larger than --max-cents\n");
 		return -EINVAL;
@@ -485,6 +663,7 @@ int main(int argc, char **argv)
 	snprintf(o.listen_addr, sizeof(o.listen_addr), "127.0.0.1");
 	o.port = 8080;
 	o.db_path = "tally.db";
+	o.mock_latency_ms = -1;
 	if (parse_args(argc, argv, &o))
 		return 2;
 	o.engine.db_path = o.db_path;
@@ -531,6 +710,19 @@ int main(int argc, char **argv)
 	                    o.assets_dir, "synchronous", o.engine.synchronous, "demo", o.demo,
 	                    "console", console, "min_cents", (json_int_t)o.engine.limits.min_cents,
 	                    "max_cents", (json_int_t)o.engine.limits.max_cents));
+	{
+		const struct work_config *w = &o.engine.work;
+
+		log_event(LOG_INFO, "jobs.config",
+		          json_pack("{s:s,s:i,s:f,s:s?,s:s,s:i,s:i,s:i,s:i}", "processor",
+		                    w->processor, "mock_latency_ms", w->mock_latency_ms,
+		                    "mock_fail_rate", w->mock_fail_rate, "smtp", w->smtp_url,
+		                    "outbox", w->outbox ? w->outbox : "(DB-outbox)", "webhooks",
+		                    w->n_webhooks, "payments_inflight",
+		                    o.engine.policy[JOB_PAYMENTS].inflight, "receipts_inflight",
+		                    o.engine.policy[JOB_RECEIPTS].inflight, "webhooks_inflight",
+		                    o.engine.policy[JOB_WEBHOOKS].inflight));
+	}
 	rc = engine_open(&o.engine, &engine, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "tally: %s\n", err);

@@ -18,6 +18,7 @@
 #include "db/db.h"
 #include "db/writer.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -47,7 +48,7 @@ struct campaign {
 	enum cstatus status;    /* stored status */
 	enum cstatus effective; /* status after the schedule is applied */
 	int64_t goal_cents, starts_at, ends_at, created_at;
-	int64_t raised_cents, donor_count, donation_count;
+	int64_t raised_cents, donor_count, donation_count, pending_cents;
 	uint64_t seq;
 	char *recent[RECENT_MAX]; /* rendered gifts, newest first (writer) */
 	int n_recent;
@@ -115,7 +116,32 @@ struct engine {
 	struct pending *pool; /* guarded by pool_lock */
 	size_t pool_len;
 	struct buf scratch; /* writer thread only */
+	struct jobs *jobs;
+	struct work_config work; /* the job handlers' settings (they point here) */
+	int curl_inited;
+	char outbox[4200];
 };
+
+static struct pending *pending_new(struct engine *e, enum db_op_kind kind, engine_done_fn done,
+                                   void *ud, const char *actor);
+static void pending_free(struct engine *e, struct pending *p);
+static void pending_release(struct engine *e, struct pending *list);
+
+/* A job attempt finished (worker thread): record it through the writer. */
+static int job_finished(void *ctx, struct db_job_update *upd)
+{
+	struct engine *e = ctx;
+	struct pending *p = pending_new(e, DB_OP_JOB_UPDATE, NULL, NULL, NULL);
+
+	if (!p)
+		return -ENOMEM;
+	memcpy(&p->op.u.job, upd, offsetof(struct db_job_update, d));
+	if (db_writer_submit_force(e->writer, &p->op)) {
+		pending_free(e, p);
+		return -ESHUTDOWN;
+	}
+	return 0;
+}
 
 void engine_config_defaults(struct engine_config *cfg)
 {
@@ -126,6 +152,15 @@ void engine_config_defaults(struct engine_config *cfg)
 	cfg->limits.max_cents = 100000000;
 	cfg->max_queue = 65536;
 	cfg->max_batch = 4096;
+	{
+		struct jobs_config jc;
+
+		jobs_config_defaults(&jc);
+		memcpy(cfg->policy, jc.policy, sizeof(cfg->policy));
+	}
+	work_config_defaults(&cfg->work);
+	cfg->work.outbox = NULL; /* DB-outbox */
+	cfg->job_retention_ms = 24 * 3600 * 1000LL;
 }
 
 const struct donation_limits *engine_limits(struct engine *e)
@@ -155,7 +190,7 @@ const char *engine_strerror(int rc)
 	case ENGINE_ENODONATION:
 		return "no donation has this id";
 	case ENGINE_ESTATE:
-		return "the action does not apply to the campaign in its current state";
+		return "the action does not apply in the current state";
 	case ENGINE_EIO:
 		return "storage failure: nothing was recorded";
 	case ENGINE_EIDEM_REUSED:
@@ -169,6 +204,12 @@ const char *engine_strerror(int rc)
 		return "ends_at must be after starts_at";
 	case ENGINE_ELOCKED:
 		return "another tally process is using this database";
+	case ENGINE_ENOJOB:
+		return "no job has this id (done jobs cannot be acted on)";
+	case ENGINE_ENOQUEUE:
+		return "no queue has this name (payments, receipts, webhooks)";
+	case ENGINE_EJOBBUSY:
+		return "an attempt of this job is in flight; try again when it ends";
 	default:
 		return "internal error";
 	}
@@ -342,11 +383,12 @@ static int render_campaign(struct engine *e, const struct campaign *c)
 	rc |= buf_printf(b,
 	                 ",\"currency\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
 	                 "\"raised_cents\":%lld,\"matched_cents\":0,\"bonus_cents\":0,"
-	                 "\"donor_count\":%lld,\"donation_count\":%lld,\"pending_cents\":0,"
+	                 "\"donor_count\":%lld,\"donation_count\":%lld,\"pending_cents\":%lld,"
 	                 "\"status\":\"%s\",\"seq\":%llu",
 	                 c->currency, (long long)c->goal_cents, (long long)c->raised_cents,
 	                 (long long)c->raised_cents, (long long)c->donor_count,
-	                 (long long)c->donation_count, status_names[c->effective],
+	                 (long long)c->donation_count, (long long)c->pending_cents,
+	                 status_names[c->effective],
 	                 (unsigned long long)c->seq);
 	rc |= put_time(b, "starts_at", c->starts_at);
 	rc |= put_time(b, "ends_at", c->ends_at);
@@ -390,7 +432,7 @@ static size_t render_receipt(char *dst, size_t cap, int64_t id, const char *slug
 {
 	char ts[32];
 	int n = snprintf(dst, cap,
-	                 "{\"id\":\"dn_%lld\",\"status\":\"succeeded\",\"campaign\":\"%s\","
+	                 "{\"id\":\"dn_%lld\",\"status\":\"pending\",\"campaign\":\"%s\","
 	                 "\"amount_cents\":%lld,\"currency\":\"%s\",\"created_at\":\"%s\"}",
 	                 (long long)id, slug, (long long)amount, currency,
 	                 util_rfc3339(created_at, ts, sizeof(ts)));
@@ -496,6 +538,7 @@ static struct campaign *campaign_from_row(const struct db_campaign_row *row)
 	c->raised_cents = row->raised_cents;
 	c->donor_count = row->donor_count;
 	c->donation_count = row->donation_count;
+	c->pending_cents = row->pending_cents;
 	c->seq = (uint64_t)row->seq;
 	c->effective = effective_status(c, util_now_ms());
 	return c;
@@ -544,33 +587,70 @@ static int load_campaign_cb(void *ud, const struct db_campaign_row *row)
 
 /* ---- writer hooks ---- */
 
-static void apply_donation(struct engine *e, struct pending *p)
+/* The writer bumps a campaign's stored seq once per batch. */
+static void bump_seq(struct campaign *c)
 {
-	struct db_op *op = &p->op;
-	const struct donation_req *d = &op->u.donation.req;
-	struct campaign *c = find_id(e, op->campaign_id);
-	char *gift;
-
-	if (!c)
-		return;
-	pthread_mutex_lock(&e->lock);
-	c->raised_cents += d->amount_cents;
-	c->donation_count++;
-	c->donor_count += op->u.donation.new_donor;
-	/* The writer bumps a campaign's stored seq once per batch. */
 	if (!c->bumped) {
 		c->seq++;
 		c->bumped = 1;
 	}
-	rerank(e, c, ENGINE_BY_TOTAL);
-	if (op->u.donation.new_donor)
-		rerank(e, c, ENGINE_BY_DONORS);
-	rate_add(c->rate, RATE_BUCKETS, &c->rate_epoch, op->now_ms / 10000, 1);
-	e->donations_total++;
-	rate_add(e->rate, 10, &e->rate_epoch, op->now_ms / 1000, 1);
+}
+
+/* A gift was recorded: it is pending until its capture succeeds. */
+static void apply_donation(struct engine *e, struct pending *p)
+{
+	struct db_op *op = &p->op;
+	struct campaign *c = find_id(e, op->campaign_id);
+
+	if (c) {
+		pthread_mutex_lock(&e->lock);
+		c->pending_cents += op->u.donation.req.amount_cents;
+		bump_seq(c);
+		pthread_mutex_unlock(&e->lock);
+		mark_dirty(e, c);
+	}
+	if (jobs_add(e->jobs, op->u.donation.job_id, JOB_CAPTURE, op->u.donation.id, NULL,
+	             op->now_ms))
+		log_msg(LOG_ERROR, "engine.capture_lost",
+		        "dn_%lld: its capture job is stored but not queued until restart",
+		        (long long)op->u.donation.id);
+}
+
+/* A job's effect on its donation committed: mirror it in the cache. */
+static void apply_effect(struct engine *e, struct pending *p)
+{
+	struct db_op *op = &p->op;
+	const struct db_job_update *u = &op->u.job;
+	const struct donation_req *d = &u->d;
+	struct campaign *c = find_id(e, op->campaign_id);
+	char *gift = NULL;
+
+	if (!c || !u->applied || u->effect == DB_EFFECT_RECEIPT)
+		return;
+	pthread_mutex_lock(&e->lock);
+	bump_seq(c);
+	if (u->effect == DB_EFFECT_SUCCEEDED) {
+		c->pending_cents -= d->amount_cents;
+		c->raised_cents += d->amount_cents;
+		c->donation_count++;
+		c->donor_count += u->new_donor;
+		rerank(e, c, ENGINE_BY_TOTAL);
+		if (u->new_donor)
+			rerank(e, c, ENGINE_BY_DONORS);
+		rate_add(c->rate, RATE_BUCKETS, &c->rate_epoch, op->now_ms / 10000, 1);
+		e->donations_total++;
+		rate_add(e->rate, 10, &e->rate_epoch, op->now_ms / 1000, 1);
+	} else if (u->effect == DB_EFFECT_FAILED) {
+		c->pending_cents -= d->amount_cents;
+	} else if (u->effect == DB_EFFECT_REFUNDED) {
+		c->raised_cents -= d->amount_cents;
+		c->donation_count--;
+		rerank(e, c, ENGINE_BY_TOTAL);
+	}
 	pthread_mutex_unlock(&e->lock);
-	gift = render_gift(op, d->anonymous ? "Anonymous" : d->name, d->amount_cents,
-	                   d->hide_amount, d->message, op->now_ms);
+	if (u->effect == DB_EFFECT_SUCCEEDED)
+		gift = render_gift(op, d->anonymous ? "Anonymous" : d->name, d->amount_cents,
+		                   d->hide_amount, d->message, u->created_at);
 	if (gift) {
 		for (int i = 0; i < e->n_listeners; i++)
 			if (e->listeners[i].donation)
@@ -651,6 +731,8 @@ static int map_rc(int rc)
 		return ENGINE_ENOCAMPAIGN;
 	case -ESHUTDOWN:
 		return ENGINE_ESHUTDOWN;
+	case -EALREADY:
+		return ENGINE_ESTATE;
 	default:
 		return ENGINE_EIO;
 	}
@@ -683,6 +765,43 @@ static void finish_donation(struct engine *e, struct pending *p, int rc)
 		p->done(p->ud, rc, rc >= 0 ? p->body : NULL, rc >= 0 ? p->body_len : 0);
 }
 
+/* Answer a committed queue, job or refund action. */
+static void finish_admin(struct engine *e, struct pending *p)
+{
+	struct buf b = {0};
+	int rc = 0;
+
+	switch (p->op.kind) {
+	case DB_OP_QUEUE_PAUSE:
+	case DB_OP_QUEUE_RETRY_DEAD:
+		rc = engine_queue_json(e, p->op.u.queue.name, &b);
+		if (!rc && p->op.kind == DB_OP_QUEUE_RETRY_DEAD && b.len) {
+			b.len--; /* reopen the object */
+			rc = buf_printf(&b, ",\"retried\":%lld}", (long long)p->op.u.queue.changed);
+		}
+		break;
+	case DB_OP_JOB_UPDATE:
+		rc = buf_printf(&b, "{\"id\":%lld,\"queue\":\"%s\",\"state\":\"%s\"}",
+		                (long long)p->op.u.job.job_id, p->op.u.job.queue,
+		                p->op.u.job.state ? p->op.u.job.state : "discarded");
+		break;
+	case DB_OP_REFUND:
+		rc = buf_printf(&b,
+		                "{\"id\":\"dn_%lld\",\"status\":\"succeeded\","
+		                "\"refund\":\"requested\",\"job\":%lld}",
+		                (long long)p->op.u.refund.donation_id,
+		                (long long)p->op.u.refund.job.id);
+		break;
+	default:
+		rc = buf_puts(&b, "{}");
+	}
+	if (rc)
+		p->done(p->ud, ENGINE_EIO, NULL, 0);
+	else
+		p->done(p->ud, ENGINE_OK, b.p, b.len);
+	buf_fini(&b);
+}
+
 static void finish(struct engine *e, struct pending *p, int rc)
 {
 	struct campaign *c;
@@ -691,6 +810,8 @@ static void finish(struct engine *e, struct pending *p, int rc)
 		finish_donation(e, p, rc);
 		return;
 	}
+	if (p->op.kind == DB_OP_JOB_UPDATE && rc == ENGINE_ENOCAMPAIGN)
+		rc = ENGINE_ENOJOB;
 	if (p->op.kind == DB_OP_CAMPAIGN_TOUCH && rc) {
 		/* The schedule change did not commit: let the next tick retry. */
 		c = find_id(e, p->op.campaign_id);
@@ -700,6 +821,10 @@ static void finish(struct engine *e, struct pending *p, int rc)
 	if (rc || !p->done) {
 		if (p->done)
 			p->done(p->ud, rc, NULL, 0);
+		return;
+	}
+	if (p->op.kind >= DB_OP_JOB_UPDATE) {
+		finish_admin(e, p);
 		return;
 	}
 	/* Staff actions answer with the campaign's new public state. */
@@ -733,12 +858,32 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 	for (op = ops; op; op = op->next) {
 		struct pending *p = op->owner;
 
+		if (op->kind == DB_OP_JOB_UPDATE) {
+			/* Effects first: a receipt job must never run before
+			 * the cache knows its gift succeeded. */
+			if (!commit_rc)
+				apply_effect(e, p);
+			jobs_committed(e->jobs, &op->u.job, commit_rc ? commit_rc : op->rc);
+			continue;
+		}
 		if (commit_rc || op->rc)
 			continue;
 		switch (op->kind) {
 		case DB_OP_DONATION:
 			if (!op->u.donation.replay)
 				apply_donation(e, p);
+			break;
+		case DB_OP_QUEUE_PAUSE:
+			jobs_set_paused(e->jobs, (enum job_queue)job_queue_by_name(op->u.queue.name),
+			                op->u.queue.paused);
+			break;
+		case DB_OP_QUEUE_RETRY_DEAD:
+			jobs_retry_dead(e->jobs, (enum job_queue)job_queue_by_name(op->u.queue.name),
+			                op->now_ms);
+			break;
+		case DB_OP_REFUND:
+			jobs_add(e->jobs, op->u.refund.job.id, JOB_REFUND, op->u.refund.donation_id,
+			         NULL, op->now_ms);
 			break;
 		case DB_OP_CAMPAIGN_CREATE:
 			apply_campaign_create(e, p);
@@ -747,6 +892,9 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 		case DB_OP_CAMPAIGN_STATUS:
 		case DB_OP_CAMPAIGN_TOUCH:
 			apply_campaign_update(e, p);
+			break;
+		case DB_OP_JOB_UPDATE:
+		case DB_OP_AUDIT:
 			break;
 		}
 	}
@@ -757,16 +905,11 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 		op = ops->next;
 		p->next_free = done_list;
 		done_list = p;
-		if (p->actor[0] && !commit_rc && !ops->rc) {
-			const char *what = ops->kind == DB_OP_CAMPAIGN_CREATE   ? "create"
-			                   : ops->kind == DB_OP_CAMPAIGN_UPDATE ? "update"
-			                                                        : ops->u.status;
-			struct campaign *c = find_id(e, ops->campaign_id);
-
-			log_event(LOG_INFO, "staff.campaign",
-			          json_pack("{s:s,s:s,s:s}", "actor", p->actor, "action", what,
-			                    "campaign", c ? c->slug : "?"));
-		}
+		if (ops->audit.actor[0] && !commit_rc && !ops->rc)
+			log_event(LOG_INFO, "staff.action",
+			          json_pack("{s:s,s:s,s:s,s:s}", "actor", ops->audit.actor, "action",
+			                    ops->audit.action, "target", ops->audit.target, "detail",
+			                    ops->audit.detail));
 		finish(e, p, commit_rc ? map_rc(commit_rc) : map_rc(ops->rc));
 		ops = op;
 	}
@@ -887,6 +1030,31 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 	rc = db_open_reader(cfg->db_path, &e->reader, err, errcap);
 	if (rc)
 		goto fail;
+	{
+		struct jobs_config jc;
+		struct jobs_hooks jh = {job_finished, e};
+
+		jobs_config_defaults(&jc);
+		jc.db_path = cfg->db_path;
+		memcpy(jc.policy, cfg->policy, sizeof(jc.policy));
+		e->work = cfg->work;
+		if (!e->work.outbox) {
+			snprintf(e->outbox, sizeof(e->outbox), "%s-outbox", cfg->db_path);
+			e->work.outbox = e->outbox;
+		}
+		rc = work_setup(&e->work, &jc, err, errcap);
+		if (rc)
+			goto fail;
+		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+			snprintf(err, errcap, "curl_global_init failed");
+			rc = -EIO;
+			goto fail;
+		}
+		e->curl_inited = 1;
+		rc = jobs_new(&jc, &jh, db, &e->jobs, err, errcap);
+		if (rc)
+			goto fail;
+	}
 	hooks.batch_done = batch_done;
 	hooks.tick = tick;
 	hooks.ctx = e;
@@ -894,6 +1062,15 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 	db = NULL; /* owned by the writer now, even on failure */
 	if (rc) {
 		snprintf(err, errcap, "starting the database writer: %s", strerror(-rc));
+		goto fail;
+	}
+	db_writer_set_job_retention(e->writer, cfg->job_retention_ms);
+	if (cfg->jobs_paused_at_start)
+		for (int q = 0; q < JOB_QUEUES; q++)
+			jobs_set_paused(e->jobs, (enum job_queue)q, 1);
+	rc = jobs_start(e->jobs);
+	if (rc) {
+		snprintf(err, errcap, "starting the job workers: %s", strerror(-rc));
 		goto fail;
 	}
 	*out = e;
@@ -929,6 +1106,8 @@ static struct pending *pending_new(struct engine *e, enum db_op_kind kind, engin
 	if (!p)
 		return NULL;
 	memset(&p->op, 0, offsetof(struct db_op, u));
+	p->op.bumped_campaign = 0;
+	memset(&p->op.audit, 0, sizeof(p->op.audit));
 	p->op.kind = kind;
 	p->op.now_ms = util_now_ms();
 	p->op.owner = p;
@@ -965,6 +1144,19 @@ static void pending_free(struct engine *e, struct pending *p)
 {
 	p->next_free = NULL;
 	pending_release(e, p);
+}
+
+/* Record p as a staff action of its actor (no-op without one). */
+static void audit(struct pending *p, const char *action, const char *target, const char *detail)
+{
+	struct db_audit *a = &p->op.audit;
+
+	if (!p->actor[0])
+		return;
+	snprintf(a->actor, sizeof(a->actor), "%s", p->actor);
+	snprintf(a->action, sizeof(a->action), "%s", action);
+	snprintf(a->target, sizeof(a->target), "%s", target);
+	snprintf(a->detail, sizeof(a->detail), "%s", detail ? detail : "");
 }
 
 static int submit(struct engine *e, struct pending *p, int force)
@@ -1087,6 +1279,7 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 	p->op.u.donation.new_donor = 0;
 	p->op.u.donation.replay = 0;
 	p->op.u.donation.id = atomic_fetch_add(&e->next_donation_id, 1);
+	p->op.u.donation.job_id = jobs_next_id(e->jobs);
 	n = snprintf(p->op.u.donation.idem_key, sizeof(p->op.u.donation.idem_key), "%s", idem_key);
 	(void)n;
 	p->op.u.donation.idem_hash = (int64_t)fp;
@@ -1114,6 +1307,7 @@ int engine_campaign_create(struct engine *e, const struct campaign_spec *spec, c
 	if (!p)
 		return ENGINE_EIO;
 	p->op.u.campaign = *spec;
+	audit(p, "campaign.create", spec->slug, NULL);
 	return submit(e, p, 1);
 }
 
@@ -1151,6 +1345,7 @@ int engine_campaign_update(struct engine *e, const char *slug, const struct camp
 		return ENGINE_EIO;
 	p->op.campaign_id = id;
 	p->op.u.campaign = *spec;
+	audit(p, "campaign.update", slug, NULL);
 	return submit(e, p, 1);
 }
 
@@ -1179,6 +1374,12 @@ int engine_campaign_action(struct engine *e, const char *slug, const char *actio
 		return ENGINE_EIO;
 	p->op.campaign_id = id;
 	snprintf(p->op.u.status, sizeof(p->op.u.status), "%s", to);
+	{
+		char what[40];
+
+		snprintf(what, sizeof(what), "campaign.%s", action);
+		audit(p, what, slug, NULL);
+	}
 	return submit(e, p, 1);
 }
 
@@ -1332,19 +1533,30 @@ int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, st
 	return rc ? -ENOMEM : 0;
 }
 
+static int parse_donation_id(const char *id, int64_t *out)
+{
+	char *end;
+	long long n;
+
+	if (strncmp(id, "dn_", 3) || id[3] < '1' || id[3] > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(id + 3, &end, 10);
+	if (*end || errno || n <= 0)
+		return -1;
+	*out = n;
+	return 0;
+}
+
 int engine_donation_json(struct engine *e, const char *id, struct buf *out)
 {
 	struct db_donation_row row;
 	const char *slug = "";
-	char ts[32], *end;
-	long long n;
+	char ts[32];
+	int64_t n;
 	int rc;
 
-	if (strncmp(id, "dn_", 3) || id[3] < '1' || id[3] > '9')
-		return ENGINE_ENODONATION;
-	errno = 0;
-	n = strtoll(id + 3, &end, 10);
-	if (*end || errno || n <= 0)
+	if (parse_donation_id(id, &n))
 		return ENGINE_ENODONATION;
 	pthread_mutex_lock(&e->reader_lock);
 	rc = db_donation_get(e->reader, n, &row);
@@ -1359,14 +1571,19 @@ int engine_donation_json(struct engine *e, const char *id, struct buf *out)
 
 		if (c)
 			slug = c->slug;
-		rc = buf_printf(out, "{\"id\":\"dn_%lld\",\"campaign\":\"%s\",\"status\":\"%s\"", n,
-		                slug, row.status);
+		rc = buf_printf(out, "{\"id\":\"dn_%lld\",\"campaign\":\"%s\",\"status\":\"%s\"",
+		                (long long)n, slug, row.status);
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (!row.hide_amount)
 		rc |= buf_printf(out, ",\"amount_cents\":%lld", (long long)row.amount_cents);
-	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\"}", row.currency,
+	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\"", row.currency,
 	                 util_rfc3339(row.created_at, ts, sizeof(ts)));
+	if (row.reason[0] && strcmp(row.status, "succeeded")) {
+		rc |= buf_puts(out, ",\"reason\":");
+		rc |= buf_json_string(out, row.reason);
+	}
+	rc |= buf_puts(out, "}");
 	return rc ? -ENOMEM : 0;
 }
 
@@ -1407,6 +1624,7 @@ long engine_campaign_infos(struct engine *e, struct engine_campaign_info **out)
 		         status_names[effective_status(c, now)]);
 		r->goal_cents = c->goal_cents;
 		r->total_cents = c->raised_cents;
+		r->pending_cents = c->pending_cents;
 		r->donor_count = c->donor_count;
 		r->donation_count = c->donation_count;
 		r->per_min = rate_sum(c->rate, RATE_BUCKETS, c->rate_epoch, now / 10000) * 60.0 /
@@ -1449,7 +1667,13 @@ void engine_free(struct engine *e)
 {
 	if (!e)
 		return;
+	/* Workers hand results to the writer, whose batch_done hands them
+	 * back: stop the workers, then the writer, then free the jobs. */
+	jobs_stop(e->jobs, 5000);
 	db_writer_free(e->writer);
+	jobs_free(e->jobs);
+	if (e->curl_inited)
+		curl_global_cleanup();
 	if (e->reader && sqlite3_close(e->reader) != SQLITE_OK)
 		log_msg(LOG_ERROR, "db.close_failed", "reader connection still busy");
 	for (size_t i = 0; i < e->id_cap; i++) {
@@ -1480,4 +1704,222 @@ void engine_free(struct engine *e)
 	pthread_mutex_destroy(&e->reader_lock);
 	pthread_mutex_destroy(&e->pool_lock);
 	free(e);
+}
+
+/* ---- jobs and queues ---- */
+
+static int queue_object(struct engine *e, enum job_queue q, struct buf *out)
+{
+	struct job_queue_info i;
+
+	jobs_queue_info(e->jobs, q, &i);
+	return buf_printf(out,
+	                  "{\"name\":\"%s\",\"paused\":%s,\"ready\":%lld,\"running\":%lld,"
+	                  "\"scheduled\":%lld,\"dead\":%lld,\"held\":%lld,\"done\":%lld,"
+	                  "\"failed\":%lld,\"done_per_s\":%.1f,\"latency_ms_p50\":%.2f,"
+	                  "\"latency_ms_p99\":%.2f,\"workers\":%d,\"inflight\":%d}",
+	                  job_queue_names[q], i.paused ? "true" : "false", (long long)i.ready,
+	                  (long long)i.running, (long long)i.scheduled, (long long)i.dead,
+	                  (long long)i.held, (long long)i.done_total, (long long)i.failed_total,
+	                  i.done_per_s, i.latency_ms_p50, i.latency_ms_p99, i.workers, i.inflight);
+}
+
+int engine_queues_json(struct engine *e, struct buf *out)
+{
+	int rc = buf_puts(out, "{\"queues\":[");
+
+	for (int q = 0; q < JOB_QUEUES; q++) {
+		rc |= q ? buf_puts(out, ",") : 0;
+		rc |= queue_object(e, (enum job_queue)q, out);
+	}
+	rc |= buf_puts(out, "]}");
+	return rc ? -ENOMEM : 0;
+}
+
+int engine_queue_json(struct engine *e, const char *name, struct buf *out)
+{
+	int q = job_queue_by_name(name);
+
+	if (q < 0)
+		return ENGINE_ENOQUEUE;
+	return queue_object(e, (enum job_queue)q, out) ? -ENOMEM : 0;
+}
+
+void engine_queue_info(struct engine *e, enum job_queue q, struct job_queue_info *out)
+{
+	jobs_queue_info(e->jobs, q, out);
+}
+
+int engine_queue_action(struct engine *e, const char *name, const char *action,
+                        const char *actor, engine_done_fn done, void *ud)
+{
+	int q = job_queue_by_name(name), retry = !strcmp(action, "retry-dead");
+	struct pending *p;
+	char what[40];
+
+	if (q < 0)
+		return ENGINE_ENOQUEUE;
+	if (!retry && strcmp(action, "pause") && strcmp(action, "resume"))
+		return ENGINE_ESTATE;
+	p = pending_new(e, retry ? DB_OP_QUEUE_RETRY_DEAD : DB_OP_QUEUE_PAUSE, done, ud, actor);
+	if (!p)
+		return ENGINE_EIO;
+	p->op.u.queue.name = job_queue_names[q];
+	p->op.u.queue.paused = !strcmp(action, "pause");
+	snprintf(what, sizeof(what), "queue.%s", action);
+	audit(p, what, job_queue_names[q], NULL);
+	return submit(e, p, 1);
+}
+
+struct list_ctx {
+	struct buf *out;
+	int n, rc;
+};
+
+static int list_done_cb(void *ud, const struct db_job_row *row)
+{
+	struct list_ctx *lc = ud;
+
+	lc->rc |= lc->n++ ? buf_puts(lc->out, ",") : 0;
+	lc->rc |= jobs_row_json(lc->out, row->id, row->queue, row->kind, row->state,
+	                        row->attempts, row->next_run_at, row->last_error,
+	                        row->created_at, row->donation_id, row->url);
+	return 0;
+}
+
+int engine_jobs_json(struct engine *e, const char *queue, const char *state, int limit,
+                     struct buf *out)
+{
+	int q = job_queue_by_name(queue), st = job_state_by_name(state), rc;
+
+	if (q < 0)
+		return ENGINE_ENOQUEUE;
+	if (st < 0)
+		return ENGINE_ESTATE;
+	rc = buf_puts(out, "{\"jobs\":");
+	if (st != JOB_DONE) {
+		rc |= jobs_list_json(e->jobs, (enum job_queue)q, (enum job_state)st, limit, out);
+	} else {
+		struct list_ctx lc = {out, 0, 0};
+
+		rc |= buf_puts(out, "[");
+		pthread_mutex_lock(&e->reader_lock);
+		if (db_list_jobs(e->reader, queue, state, limit, list_done_cb, &lc))
+			rc = ENGINE_EIO;
+		pthread_mutex_unlock(&e->reader_lock);
+		if (rc == ENGINE_EIO)
+			return rc;
+		rc |= lc.rc | buf_puts(out, "]");
+	}
+	rc |= buf_puts(out, "}");
+	return rc ? -ENOMEM : 0;
+}
+
+int engine_job_action(struct engine *e, int64_t id, const char *action, const char *actor,
+                      engine_done_fn done, void *ud)
+{
+	struct pending *p;
+	char target[32], what[40];
+	int rc;
+
+	if (strcmp(action, "retry") && strcmp(action, "discard"))
+		return ENGINE_ESTATE;
+	p = pending_new(e, DB_OP_JOB_UPDATE, done, ud, actor);
+	if (!p)
+		return ENGINE_EIO;
+	rc = jobs_hold(e->jobs, id, action, &p->op.u.job);
+	if (rc) {
+		pending_free(e, p);
+		return rc == -ENOENT  ? ENGINE_ENOJOB
+		       : rc == -EBUSY ? ENGINE_EJOBBUSY
+		                      : ENGINE_ESTATE;
+	}
+	snprintf(target, sizeof(target), "job %lld", (long long)id);
+	snprintf(what, sizeof(what), "job.%s", action);
+	audit(p, what, target, p->op.u.job.error);
+	rc = submit(e, p, 1);
+	if (rc) {
+		/* Not queued: give the job back (pending p is already freed,
+		 * so release through a copy). */
+		struct db_job_update back = {.job_id = id};
+
+		jobs_committed(e->jobs, &back, -ESHUTDOWN);
+	}
+	return rc;
+}
+
+int engine_refund(struct engine *e, const char *id, const char *reason, const char *actor,
+                  engine_done_fn done, void *ud)
+{
+	struct db_donation_row row;
+	struct pending *p;
+	int64_t n;
+	int rc;
+
+	if (parse_donation_id(id, &n))
+		return ENGINE_ENODONATION;
+	pthread_mutex_lock(&e->reader_lock);
+	rc = db_donation_get(e->reader, n, &row);
+	pthread_mutex_unlock(&e->reader_lock);
+	if (rc == -ENOENT)
+		return ENGINE_ENODONATION;
+	if (rc)
+		return ENGINE_EIO;
+	if (strcmp(row.status, "succeeded"))
+		return ENGINE_ESTATE;
+	p = pending_new(e, DB_OP_REFUND, done, ud, actor);
+	if (!p)
+		return ENGINE_EIO;
+	p->op.u.refund.donation_id = n;
+	snprintf(p->op.u.refund.reason, sizeof(p->op.u.refund.reason), "%s",
+	         reason && reason[0] ? reason : "refunded by staff");
+	p->op.u.refund.job.id = jobs_next_id(e->jobs);
+	p->op.u.refund.job.queue = job_queue_names[JOB_PAYMENTS];
+	p->op.u.refund.job.kind = job_kind_names[JOB_REFUND];
+	p->op.u.refund.job.url = NULL;
+	audit(p, "donation.refund", id, p->op.u.refund.reason);
+	return submit(e, p, 1);
+}
+
+static int audit_cb(void *ud, const struct db_audit_row *row)
+{
+	struct list_ctx *lc = ud;
+	char ts[32];
+
+	lc->rc |= buf_printf(lc->out, "%s{\"id\":%lld,\"at\":\"%s\",\"actor\":", lc->n++ ? "," : "",
+	                     (long long)row->id, util_rfc3339(row->at, ts, sizeof(ts)));
+	lc->rc |= buf_json_string(lc->out, row->actor);
+	lc->rc |= buf_puts(lc->out, ",\"action\":");
+	lc->rc |= buf_json_string(lc->out, row->action);
+	lc->rc |= buf_puts(lc->out, ",\"target\":");
+	lc->rc |= buf_json_string(lc->out, row->target);
+	lc->rc |= buf_puts(lc->out, ",\"detail\":");
+	lc->rc |= buf_json_string(lc->out, row->detail);
+	lc->rc |= buf_puts(lc->out, "}");
+	return 0;
+}
+
+int engine_audit_json(struct engine *e, int limit, struct buf *out)
+{
+	struct list_ctx lc = {out, 0, 0};
+	int rc = buf_puts(out, "{\"entries\":[");
+
+	pthread_mutex_lock(&e->reader_lock);
+	if (db_list_audit(e->reader, limit, audit_cb, &lc))
+		rc = ENGINE_EIO;
+	pthread_mutex_unlock(&e->reader_lock);
+	if (rc == ENGINE_EIO)
+		return rc;
+	rc |= lc.rc | buf_puts(out, "]}");
+	return rc ? -ENOMEM : 0;
+}
+
+int engine_jobs_metrics(struct engine *e, struct buf *out)
+{
+	return jobs_metrics(e->jobs, out);
+}
+
+void engine_stop_jobs(struct engine *e, int wait_ms)
+{
+	jobs_stop(e->jobs, wait_ms);
 }

@@ -9,7 +9,9 @@
 #define TALLY_CORE_ENGINE_H
 
 #include "core/buf.h"
+#include "core/jobs.h"
 #include "core/validate.h"
+#include "core/work.h"
 #include "db/writer.h"
 
 #include <stddef.h>
@@ -34,6 +36,9 @@ enum engine_err {
 	ENGINE_EIDEM_BUSY,          /* 409 idempotency_key_in_use */
 	ENGINE_ESCHEDULE,           /* 422 ends_at would not be after starts_at */
 	ENGINE_ELOCKED,             /* another tally has this database open */
+	ENGINE_ENOJOB,              /* 404 job_not_found */
+	ENGINE_ENOQUEUE,            /* 404 queue_not_found */
+	ENGINE_EJOBBUSY,            /* 409 job_running: an attempt is in flight */
 };
 
 struct engine_config {
@@ -42,6 +47,10 @@ struct engine_config {
 	struct donation_limits limits;
 	size_t max_queue; /* intake queue bound */
 	size_t max_batch; /* operations per transaction */
+	struct work_config work;                /* what the jobs do */
+	struct job_policy policy[JOB_QUEUES];   /* per queue */
+	int64_t job_retention_ms;               /* delete done jobs older than this */
+	int jobs_paused_at_start;               /* tests: workers start stopped */
 };
 
 /* Fill cfg with defaults (./tally.db, FULL, 1.00 to 1,000,000.00, ...). */
@@ -173,6 +182,49 @@ const char *engine_strerror(int rc);
 /* Answer everything still waiting for the writer with ENGINE_ESHUTDOWN
  * instead of committing it (a drain out of time). Any thread. */
 void engine_refuse_queued(struct engine *e);
+
+/* ---- jobs and queues (staff) ---- */
+
+/* Append {"queues":[{name, paused, ready, running, scheduled, dead, done,
+ * failed, done_per_s, latency_ms_p50, latency_ms_p99, workers, inflight}]}. */
+int engine_queues_json(struct engine *e, struct buf *out);
+
+/* One queue's object; ENGINE_ENOQUEUE when unknown. */
+int engine_queue_json(struct engine *e, const char *name, struct buf *out);
+
+/* Pause, resume (persisted) or retry-dead a queue. */
+int engine_queue_action(struct engine *e, const char *name, const char *action,
+                        const char *actor, engine_done_fn done, void *ud);
+
+/* Append {"jobs":[...]} of queue in state (ready|running|scheduled|dead|
+ * done), at most limit. Done jobs come from SQLite, the rest from memory. */
+int engine_jobs_json(struct engine *e, const char *queue, const char *state, int limit,
+                     struct buf *out);
+
+/* "retry" or "discard" job id. ENGINE_ENOJOB, ENGINE_EJOBBUSY, or
+ * ENGINE_ESTATE when the action does not apply to its state. */
+int engine_job_action(struct engine *e, int64_t id, const char *action, const char *actor,
+                      engine_done_fn done, void *ud);
+
+/* Ask the processor to refund a succeeded donation ("dn_N"); it becomes
+ * refunded when the refund job succeeds. ENGINE_ENODONATION, or
+ * ENGINE_ESTATE when not succeeded or already being refunded. */
+int engine_refund(struct engine *e, const char *id, const char *reason, const char *actor,
+                  engine_done_fn done, void *ud);
+
+/* Append {"entries":[{id, at, actor, action, target, detail}]}, newest
+ * first. */
+int engine_audit_json(struct engine *e, int limit, struct buf *out);
+
+/* Append the jobs' Prometheus lines. */
+int engine_jobs_metrics(struct engine *e, struct buf *out);
+
+/* A queue's counters (console). */
+void engine_queue_info(struct engine *e, enum job_queue q, struct job_queue_info *out);
+
+/* Stop the job workers at a job boundary (at most wait_ms for attempts in
+ * flight). engine_free does it too. */
+void engine_stop_jobs(struct engine *e, int wait_ms);
 
 /* Stop accepting, commit everything queued, stop the writer, free e. */
 void engine_free(struct engine *e);

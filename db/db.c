@@ -56,6 +56,44 @@ static const char *const migrations[] = {
     "  (SELECT id FROM donations d WHERE d.campaign_id = campaigns.id"
     "   AND d.status = 'succeeded' ORDER BY id DESC LIMIT 10)), '');"
     "DROP INDEX donations_by_campaign;",
+    /* 4: payments, receipts and webhooks run as durable jobs. A donation
+     * starts pending; its capture job is inserted in the same transaction.
+     * "running" is never stored: a job interrupted by a crash is ready (or
+     * scheduled) again after restart. */
+    "ALTER TABLE donations ADD COLUMN reason TEXT;"
+    "ALTER TABLE donations ADD COLUMN processor_ref TEXT;"
+    "ALTER TABLE donations ADD COLUMN receipt_sent_at INTEGER;"
+    "ALTER TABLE donations ADD COLUMN refund_requested_at INTEGER;"
+    "ALTER TABLE campaigns ADD COLUMN pending_cents INTEGER NOT NULL DEFAULT 0;"
+    "CREATE TABLE jobs ("
+    "  id INTEGER PRIMARY KEY,"
+    "  queue TEXT NOT NULL CHECK (queue IN ('payments','receipts','webhooks')),"
+    "  kind TEXT NOT NULL,"
+    "  donation_id INTEGER NOT NULL,"
+    "  url TEXT,"
+    "  state TEXT NOT NULL CHECK (state IN ('ready','running','scheduled','done','dead')),"
+    "  attempts INTEGER NOT NULL DEFAULT 0,"
+    "  next_run_at INTEGER NOT NULL,"
+    "  last_error TEXT,"
+    "  created_at INTEGER NOT NULL,"
+    "  updated_at INTEGER NOT NULL"
+    ");"
+    "CREATE INDEX jobs_open ON jobs(state) WHERE state <> 'done';"
+    "CREATE TABLE queues ("
+    "  name TEXT PRIMARY KEY,"
+    "  paused INTEGER NOT NULL DEFAULT 0,"
+    "  done_total INTEGER NOT NULL DEFAULT 0,"
+    "  failed_total INTEGER NOT NULL DEFAULT 0"
+    ");"
+    "INSERT INTO queues (name) VALUES ('payments'), ('receipts'), ('webhooks');"
+    "CREATE TABLE audit ("
+    "  id INTEGER PRIMARY KEY,"
+    "  at INTEGER NOT NULL,"
+    "  actor TEXT NOT NULL,"
+    "  action TEXT NOT NULL,"
+    "  target TEXT NOT NULL,"
+    "  detail TEXT NOT NULL DEFAULT ''"
+    ");",
 };
 
 int db_errno(int rc)
@@ -234,7 +272,7 @@ int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_
 	static const char sql[] =
 	    "SELECT id, slug, name, currency, status, goal_cents, coalesce(starts_at,0),"
 	    " coalesce(ends_at,0), created_at, raised_cents, donor_count, donation_count, seq,"
-	    " recent_ids FROM campaigns ORDER BY id";
+	    " recent_ids, pending_cents FROM campaigns ORDER BY id";
 	sqlite3_stmt *st;
 	struct db_campaign_row row;
 	int rc, stop = 0;
@@ -258,6 +296,7 @@ int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_
 		row.donation_count = sqlite3_column_int64(st, 11);
 		row.seq = sqlite3_column_int64(st, 12);
 		copy_text(row.recent_ids, sizeof(row.recent_ids), st, 13);
+		row.pending_cents = sqlite3_column_int64(st, 14);
 		stop = cb(ud, &row);
 		if (stop)
 			break;
@@ -281,11 +320,12 @@ static void read_donation(sqlite3_stmt *st, struct db_donation_row *row)
 	row->anonymous = sqlite3_column_int(st, 7);
 	row->hide_amount = sqlite3_column_int(st, 8);
 	row->created_at = sqlite3_column_int64(st, 9);
+	copy_text(row->reason, sizeof(row->reason), st, 10);
 }
 
 #define DONATION_COLUMNS                                                                           \
 	"id, campaign_id, amount_cents, currency, donor_name, message, status, anonymous,"         \
-	" hide_amount, created_at"
+	" hide_amount, created_at, coalesce(reason, '')"
 
 int db_load_donations(sqlite3 *db, const char *ids,
                       int (*cb)(void *ud, const struct db_donation_row *row), void *ud)
@@ -368,7 +408,7 @@ int db_donation_by_key(sqlite3 *db, const char *key, struct db_donation_row *out
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		read_donation(st, out);
-		*idem_hash = sqlite3_column_int64(st, 10);
+		*idem_hash = sqlite3_column_int64(st, 11);
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
@@ -389,4 +429,212 @@ int db_max_donation_id(sqlite3 *db, int64_t *out)
 		*out = sqlite3_column_int64(st, 0);
 	sqlite3_finalize(st);
 	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
+int db_max_job_id(sqlite3 *db, int64_t *out)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM jobs", -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
+int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job_donation *out)
+{
+	static const char sql[] =
+	    "SELECT d.id, d.campaign_id, d.amount_cents, d.created_at,"
+	    " coalesce(d.receipt_sent_at, 0), d.anonymous, d.hide_amount, d.currency, d.status,"
+	    " d.payment_token, d.donor_email, d.donor_name, d.message, c.slug, c.name,"
+	    " coalesce(d.processor_ref, ''), coalesce(d.reason, '')"
+	    " FROM donations d JOIN campaigns c ON c.id = d.campaign_id WHERE d.id = ?1";
+	sqlite3_stmt *st = *cache;
+	int rc;
+
+	if (!st) {
+		rc = sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+		if (rc != SQLITE_OK)
+			return db_errno(rc);
+		*cache = st;
+	}
+	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK)
+		return -EIO;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		memset(out, 0, sizeof(*out));
+		out->id = sqlite3_column_int64(st, 0);
+		out->campaign_id = sqlite3_column_int64(st, 1);
+		out->amount_cents = sqlite3_column_int64(st, 2);
+		out->created_at = sqlite3_column_int64(st, 3);
+		out->receipt_sent_at = sqlite3_column_int64(st, 4);
+		out->anonymous = sqlite3_column_int(st, 5);
+		out->hide_amount = sqlite3_column_int(st, 6);
+		copy_text(out->currency, sizeof(out->currency), st, 7);
+		copy_text(out->status, sizeof(out->status), st, 8);
+		copy_text(out->token, sizeof(out->token), st, 9);
+		copy_text(out->email, sizeof(out->email), st, 10);
+		copy_text(out->name, sizeof(out->name), st, 11);
+		copy_text(out->message, sizeof(out->message), st, 12);
+		copy_text(out->campaign_slug, sizeof(out->campaign_slug), st, 13);
+		copy_text(out->campaign_name, sizeof(out->campaign_name), st, 14);
+		copy_text(out->processor_ref, sizeof(out->processor_ref), st, 15);
+		copy_text(out->reason, sizeof(out->reason), st, 16);
+	}
+	sqlite3_reset(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+}
+
+#define JOB_COLUMNS                                                                                \
+	"id, donation_id, next_run_at, created_at, updated_at, attempts, queue, kind, state,"      \
+	" coalesce(url, ''), coalesce(last_error, '')"
+
+static void read_job(sqlite3_stmt *st, struct db_job_row *row)
+{
+	memset(row, 0, sizeof(*row));
+	row->id = sqlite3_column_int64(st, 0);
+	row->donation_id = sqlite3_column_int64(st, 1);
+	row->next_run_at = sqlite3_column_int64(st, 2);
+	row->created_at = sqlite3_column_int64(st, 3);
+	row->updated_at = sqlite3_column_int64(st, 4);
+	row->attempts = sqlite3_column_int(st, 5);
+	copy_text(row->queue, sizeof(row->queue), st, 6);
+	copy_text(row->kind, sizeof(row->kind), st, 7);
+	copy_text(row->state, sizeof(row->state), st, 8);
+	copy_text(row->url, sizeof(row->url), st, 9);
+	copy_text(row->last_error, sizeof(row->last_error), st, 10);
+}
+
+/* Step st to the end, handing each row to visit (which reads it and calls
+ * the caller's callback); a non-zero return stops the walk. */
+static int walk(sqlite3_stmt *st, int (*visit)(sqlite3_stmt *st, void *ctx), void *ctx)
+{
+	int rc, stop = 0;
+
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		stop = visit(st, ctx);
+		if (stop)
+			break;
+	}
+	sqlite3_finalize(st);
+	if (stop)
+		return stop;
+	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+struct job_walk {
+	int (*cb)(void *ud, const struct db_job_row *row);
+	void *ud;
+};
+
+static int visit_job(sqlite3_stmt *st, void *ctx)
+{
+	struct job_walk *w = ctx;
+	struct db_job_row row;
+
+	read_job(st, &row);
+	return w->cb(w->ud, &row);
+}
+
+int db_load_jobs(sqlite3 *db, int (*cb)(void *ud, const struct db_job_row *row), void *ud)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db,
+	                            "SELECT " JOB_COLUMNS " FROM jobs INDEXED BY jobs_open"
+	                            " WHERE state <> 'done' ORDER BY id",
+	                            -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	return walk(st, visit_job, &(struct job_walk){cb, ud});
+}
+
+int db_list_jobs(sqlite3 *db, const char *queue, const char *state, int limit,
+                 int (*cb)(void *ud, const struct db_job_row *row), void *ud)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db,
+	                            "SELECT " JOB_COLUMNS " FROM jobs WHERE queue = ?1 AND"
+	                            " state = ?2 ORDER BY id DESC LIMIT ?3",
+	                            -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	if (sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC) ||
+	    sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC) || sqlite3_bind_int(st, 3, limit)) {
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	return walk(st, visit_job, &(struct job_walk){cb, ud});
+}
+
+struct queue_walk {
+	int (*cb)(void *ud, const struct db_queue_row *row);
+	void *ud;
+};
+
+static int visit_queue(sqlite3_stmt *st, void *ctx)
+{
+	struct queue_walk *w = ctx;
+	struct db_queue_row row = {0};
+
+	copy_text(row.name, sizeof(row.name), st, 0);
+	row.paused = sqlite3_column_int(st, 1);
+	row.done_total = sqlite3_column_int64(st, 2);
+	row.failed_total = sqlite3_column_int64(st, 3);
+	return w->cb(w->ud, &row);
+}
+
+int db_load_queues(sqlite3 *db, int (*cb)(void *ud, const struct db_queue_row *row), void *ud)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "SELECT name, paused, done_total, failed_total FROM queues",
+	                            -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	return walk(st, visit_queue, &(struct queue_walk){cb, ud});
+}
+
+struct audit_walk {
+	int (*cb)(void *ud, const struct db_audit_row *row);
+	void *ud;
+};
+
+static int visit_audit(sqlite3_stmt *st, void *ctx)
+{
+	struct audit_walk *w = ctx;
+	struct db_audit_row row = {0};
+
+	row.id = sqlite3_column_int64(st, 0);
+	row.at = sqlite3_column_int64(st, 1);
+	copy_text(row.actor, sizeof(row.actor), st, 2);
+	copy_text(row.action, sizeof(row.action), st, 3);
+	copy_text(row.target, sizeof(row.target), st, 4);
+	copy_text(row.detail, sizeof(row.detail), st, 5);
+	return w->cb(w->ud, &row);
+}
+
+int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct db_audit_row *row),
+                  void *ud)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db,
+	                            "SELECT id, at, actor, action, target, detail FROM audit"
+	                            " ORDER BY id DESC LIMIT ?1",
+	                            -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	if (sqlite3_bind_int(st, 1, limit)) {
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	return walk(st, visit_audit, &(struct audit_walk){cb, ud});
 }

@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 3
+#define DB_SCHEMA_VERSION 4
 
 struct db_campaign_row {
 	int64_t id;
@@ -27,6 +27,7 @@ struct db_campaign_row {
 	int64_t donation_count;
 	int64_t seq;
 	char recent_ids[256]; /* "9,7,4": newest succeeded gifts, newest first */
+	int64_t pending_cents;
 };
 
 struct db_donation_row {
@@ -40,6 +41,7 @@ struct db_donation_row {
 	int anonymous;
 	int hide_amount;
 	int64_t created_at;
+	char reason[200]; /* why it failed or was refunded; "" when none */
 };
 
 /* Open (creating if needed) the database at path with WAL and the given
@@ -71,6 +73,69 @@ int db_donation_by_key(sqlite3 *db, const char *key, struct db_donation_row *out
 
 /* Store the largest donation id (0 when none) in *out. */
 int db_max_donation_id(sqlite3 *db, int64_t *out);
+
+/* What a job worker needs of a donation and its campaign. */
+struct db_job_donation {
+	int64_t id, campaign_id, amount_cents, created_at, receipt_sent_at;
+	int anonymous, hide_amount;
+	char currency[4];
+	char status[10];
+	char token[65];
+	char email[255];
+	char name[401];
+	char message[2001];
+	char campaign_slug[65];
+	char campaign_name[513];
+	char processor_ref[128];
+	char reason[200];
+};
+
+/* Fetch donation id for a job. *cache holds a prepared statement between
+ * calls on the same connection (NULL at first; finalize it when done).
+ * Returns 0, -ENOENT or -EIO. */
+int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job_donation *out);
+
+/* A stored job. */
+struct db_job_row {
+	int64_t id, donation_id, next_run_at, created_at, updated_at;
+	int attempts;
+	char queue[10];
+	char kind[24];
+	char state[10];
+	char url[512];
+	char last_error[256];
+};
+
+/* Call cb for every job that is not done, in id order. */
+int db_load_jobs(sqlite3 *db, int (*cb)(void *ud, const struct db_job_row *row), void *ud);
+
+/* Call cb for up to limit jobs of queue in state, newest first. */
+int db_list_jobs(sqlite3 *db, const char *queue, const char *state, int limit,
+                 int (*cb)(void *ud, const struct db_job_row *row), void *ud);
+
+/* Store the largest job id (0 when none) in *out. */
+int db_max_job_id(sqlite3 *db, int64_t *out);
+
+struct db_queue_row {
+	char name[10];
+	int paused;
+	int64_t done_total, failed_total;
+};
+
+/* Call cb for each queue's stored switch and counters. */
+int db_load_queues(sqlite3 *db, int (*cb)(void *ud, const struct db_queue_row *row), void *ud);
+
+struct db_audit_row {
+	int64_t id, at;
+	char actor[64];
+	char action[40];
+	char target[128];
+	char detail[256];
+};
+
+/* Call cb for the newest limit audit entries, newest first. */
+int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct db_audit_row *row),
+                  void *ud);
 
 /* Map an SQLite result code to a negative errno-style code. */
 int db_errno(int sqlite_rc);

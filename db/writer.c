@@ -36,8 +36,26 @@ enum stmt_id {
 	ST_UPDATE_CAMPAIGN,
 	ST_SET_STATUS,
 	ST_TOUCH,
+	ST_INSERT_JOB,
+	ST_UPDATE_JOB,
+	ST_DELETE_JOB,
+	ST_DON_SUCCEEDED,
+	ST_DON_FAILED,
+	ST_DON_REFUNDED,
+	ST_DON_RECEIPT,
+	ST_DON_REFUND_ASK,
+	ST_QUEUE_PAUSE,
+	ST_QUEUE_COUNT,
+	ST_RETRY_DEAD,
+	ST_AUDIT,
+	ST_PRUNE_SCAN,
 	ST_COUNT
 };
+
+/* The donation columns an effect returns (see read_effect). */
+#define EFFECT_RETURNING                                                                           \
+	" RETURNING campaign_id, amount_cents, currency, donor_name, donor_email, anonymous,"      \
+	" hide_amount, message, created_at"
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -47,14 +65,15 @@ static const char *const stmt_sql[ST_COUNT] = {
         "INSERT INTO donations (campaign_id, amount_cents, currency, donor_name,"
         " donor_email, anonymous, hide_amount, message, payment_token, status, created_at,"
         " id, idem_key, idem_hash)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'succeeded', ?10, ?11, ?12, ?13)",
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13)",
     [ST_FIND_IDEM] = "SELECT id, idem_hash, campaign_id, amount_cents, currency, created_at"
                      " FROM donations WHERE idem_key = ?1",
     [ST_FREE_IDEM] = "UPDATE donations SET idem_key = NULL WHERE id = ?1",
     [ST_INSERT_DONOR] = "INSERT OR IGNORE INTO donors (campaign_id, email) VALUES (?1, lower(?2))",
     [ST_BUMP_CAMPAIGN] = "UPDATE campaigns SET raised_cents = raised_cents + ?2,"
                          " donor_count = donor_count + ?3, donation_count = donation_count + ?4,"
-                         " seq = seq + 1, recent_ids = ?5 WHERE id = ?1",
+                         " pending_cents = pending_cents + ?6, seq = seq + 1, recent_ids = ?5"
+                         " WHERE id = ?1",
     [ST_RECENT_IDS] = "SELECT recent_ids FROM campaigns WHERE id = ?1",
     [ST_INSERT_CAMPAIGN] = "INSERT INTO campaigns (slug, name, currency, goal_cents, starts_at,"
                            " ends_at, created_at, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
@@ -65,7 +84,39 @@ static const char *const stmt_sql[ST_COUNT] = {
                            " seq = seq + 1 WHERE id = ?1",
     [ST_SET_STATUS] = "UPDATE campaigns SET status = ?2, seq = seq + 1 WHERE id = ?1",
     [ST_TOUCH] = "UPDATE campaigns SET seq = seq + 1 WHERE id = ?1",
+    [ST_INSERT_JOB] = "INSERT INTO jobs (id, queue, kind, donation_id, url, state, attempts,"
+                      " next_run_at, created_at, updated_at)"
+                      " VALUES (?1, ?2, ?3, ?4, ?5, 'ready', 0, ?6, ?6, ?6)",
+    [ST_UPDATE_JOB] = "UPDATE jobs SET state = ?2, attempts = ?3, next_run_at = ?4,"
+                      " last_error = nullif(?5, ''), updated_at = ?6 WHERE id = ?1",
+    [ST_DELETE_JOB] = "DELETE FROM jobs WHERE id = ?1",
+    [ST_DON_SUCCEEDED] = "UPDATE donations SET status = 'succeeded', processor_ref = ?2"
+                         " WHERE id = ?1 AND status = 'pending'" EFFECT_RETURNING,
+    [ST_DON_FAILED] = "UPDATE donations SET status = 'failed', reason = ?2"
+                      " WHERE id = ?1 AND status = 'pending'" EFFECT_RETURNING,
+    [ST_DON_REFUNDED] = "UPDATE donations SET status = 'refunded', reason = coalesce(reason, ?2)"
+                        " WHERE id = ?1 AND status = 'succeeded'" EFFECT_RETURNING,
+    [ST_DON_RECEIPT] = "UPDATE donations SET receipt_sent_at = ?2 WHERE id = ?1",
+    [ST_DON_REFUND_ASK] = "UPDATE donations SET refund_requested_at = ?2, reason = ?3"
+                          " WHERE id = ?1 AND status = 'succeeded'"
+                          " AND refund_requested_at IS NULL",
+    [ST_QUEUE_PAUSE] = "UPDATE queues SET paused = ?2 WHERE name = ?1",
+    [ST_QUEUE_COUNT] = "UPDATE queues SET done_total = done_total + ?2,"
+                       " failed_total = failed_total + ?3 WHERE name = ?1",
+    [ST_RETRY_DEAD] = "UPDATE jobs INDEXED BY jobs_open SET state = 'ready', next_run_at = ?2,"
+                      " updated_at = ?2 WHERE state <> 'done' AND state = 'dead' AND queue = ?1",
+    [ST_AUDIT] = "INSERT INTO audit (at, actor, action, target, detail)"
+                 " VALUES (?1, ?2, ?3, ?4, ?5)",
+    [ST_PRUNE_SCAN] = "SELECT id, state = 'done', updated_at < ?2 FROM jobs"
+                      " WHERE id > ?1 ORDER BY id LIMIT 2000",
 };
+
+/* Per-batch counters of one queue. */
+struct queue_count {
+	const char *name; /* NULL = free */
+	int64_t done, failed;
+};
+#define MAX_QUEUES 4
 
 const double db_batch_size_bounds[DB_HIST_BUCKETS] = {1,   2,   5,   10,   20,   50,
                                                       100, 200, 500, 1000, 2000, 5000};
@@ -87,6 +138,7 @@ struct bump {
 	int64_t raised;
 	int64_t donors;
 	int64_t donations;
+	int64_t pending;
 };
 
 /* The newest gift ids of a campaign, newest first, as stored in
@@ -119,6 +171,9 @@ struct db_writer {
 	uint64_t last_checkpoint_ns;
 	uint64_t last_tick_ns;
 	struct db_writer_hooks hooks;
+	struct queue_count counts[MAX_QUEUES];
+	int64_t prune_cursor;    /* jobs below this id were looked at */
+	int64_t retention_ms;    /* guarded by lock */
 };
 
 static int step_reset(sqlite3_stmt *st)
@@ -201,7 +256,8 @@ static void recent_forget(struct db_writer *w)
 	w->recent_used = 0;
 }
 
-static void bump_add(struct db_writer *w, int64_t campaign_id, int64_t raised, int donor)
+static void bump_add(struct db_writer *w, int64_t campaign_id, int64_t raised, int64_t donors,
+                     int64_t donations, int64_t pending)
 {
 	size_t mask = w->bump_cap - 1;
 	size_t i = (size_t)util_hash(&campaign_id, sizeof(campaign_id)) & mask;
@@ -210,8 +266,9 @@ static void bump_add(struct db_writer *w, int64_t campaign_id, int64_t raised, i
 		i = (i + 1) & mask;
 	w->bumps[i].campaign_id = campaign_id;
 	w->bumps[i].raised += raised;
-	w->bumps[i].donors += donor;
-	w->bumps[i].donations++;
+	w->bumps[i].donors += donors;
+	w->bumps[i].donations += donations;
+	w->bumps[i].pending += pending;
 }
 
 static int insert_donation(struct db_writer *w, struct db_op *op)
@@ -297,26 +354,251 @@ static int apply_donation(struct db_writer *w, struct db_op *op)
 	}
 	if (rc != SQLITE_DONE)
 		return rc;
-
-	st = w->st[ST_INSERT_DONOR];
-	if (sqlite3_bind_int64(st, 1, op->campaign_id) || bind_text(st, 2, d->email))
+	/* The transactional outbox: no gift without its capture job. */
+	st = w->st[ST_INSERT_JOB];
+	if (sqlite3_bind_int64(st, 1, op->u.donation.job_id) || bind_text(st, 2, "payments") ||
+	    bind_text(st, 3, "capture") || sqlite3_bind_int64(st, 4, op->u.donation.id) ||
+	    sqlite3_bind_int64(st, 6, op->now_ms))
 		return SQLITE_ERROR;
 	rc = step_reset(st);
 	if (rc != SQLITE_DONE)
 		return rc;
-	op->u.donation.new_donor = sqlite3_changes(w->db) > 0;
-	bump_add(w, op->campaign_id, d->amount_cents, op->u.donation.new_donor);
-	{
-		struct recent *r = recent_get(w, op->campaign_id);
+	bump_add(w, op->campaign_id, 0, 0, 0, d->amount_cents);
+	op->bumped_campaign = op->campaign_id;
+	return SQLITE_OK;
+}
 
-		if (!r)
-			return SQLITE_NOMEM;
-		memmove(r->ids + 1, r->ids, (RECENT_IDS - 1) * sizeof(r->ids[0]));
-		r->ids[0] = op->u.donation.id;
-		if (r->n < RECENT_IDS)
-			r->n++;
+static int insert_job(struct db_writer *w, const struct db_new_job *j, int64_t donation_id,
+                      int64_t now)
+{
+	sqlite3_stmt *st = w->st[ST_INSERT_JOB];
+
+	if (sqlite3_bind_int64(st, 1, j->id) || bind_text(st, 2, j->queue) ||
+	    bind_text(st, 3, j->kind) || sqlite3_bind_int64(st, 4, donation_id) ||
+	    (j->url && bind_text(st, 5, j->url)) || sqlite3_bind_int64(st, 6, now))
+		return SQLITE_ERROR;
+	return step_reset(st);
+}
+
+static void count_queue(struct db_writer *w, const char *name, int done, int failed)
+{
+	for (int i = 0; i < MAX_QUEUES; i++) {
+		if (w->counts[i].name && strcmp(w->counts[i].name, name))
+			continue;
+		w->counts[i].name = name;
+		w->counts[i].done += done;
+		w->counts[i].failed += failed;
+		return;
+	}
+}
+
+static int flush_counts(struct db_writer *w)
+{
+	sqlite3_stmt *st = w->st[ST_QUEUE_COUNT];
+
+	for (int i = 0; i < MAX_QUEUES && w->counts[i].name; i++) {
+		int rc;
+
+		if (bind_text(st, 1, w->counts[i].name) ||
+		    sqlite3_bind_int64(st, 2, w->counts[i].done) ||
+		    sqlite3_bind_int64(st, 3, w->counts[i].failed))
+			return SQLITE_ERROR;
+		rc = step_reset(st);
+		if (rc != SQLITE_DONE)
+			return rc;
+	}
+	memset(w->counts, 0, sizeof(w->counts));
+	return SQLITE_OK;
+}
+
+static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
+{
+	const unsigned char *t = sqlite3_column_text(st, col);
+
+	snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+/* Read the row an effect's UPDATE ... RETURNING gave. */
+static void read_effect(sqlite3_stmt *st, struct db_job_update *j, int64_t *campaign_id)
+{
+	*campaign_id = sqlite3_column_int64(st, 0);
+	j->d.amount_cents = sqlite3_column_int64(st, 1);
+	copy_col(j->d.currency, sizeof(j->d.currency), st, 2);
+	copy_col(j->d.name, sizeof(j->d.name), st, 3);
+	copy_col(j->d.email, sizeof(j->d.email), st, 4);
+	j->d.anonymous = sqlite3_column_int(st, 5);
+	j->d.hide_amount = sqlite3_column_int(st, 6);
+	copy_col(j->d.message, sizeof(j->d.message), st, 7);
+	j->created_at = sqlite3_column_int64(st, 8);
+}
+
+/* Push id onto a campaign's newest-gift list. */
+static int recent_push(struct db_writer *w, int64_t campaign_id, int64_t id)
+{
+	struct recent *r = recent_get(w, campaign_id);
+
+	if (!r)
+		return SQLITE_NOMEM;
+	memmove(r->ids + 1, r->ids, (RECENT_IDS - 1) * sizeof(r->ids[0]));
+	r->ids[0] = id;
+	if (r->n < RECENT_IDS)
+		r->n++;
+	return SQLITE_OK;
+}
+
+/* Apply a job's effect on its donation. Sets j->applied when the donation
+ * changed state (a repeated effect changes nothing). */
+static int apply_effect(struct db_writer *w, struct db_op *op)
+{
+	struct db_job_update *j = &op->u.job;
+	sqlite3_stmt *st;
+	int64_t cid = 0;
+	int rc;
+
+	switch (j->effect) {
+	case DB_EFFECT_NONE:
+		return SQLITE_OK;
+	case DB_EFFECT_RECEIPT:
+		st = w->st[ST_DON_RECEIPT];
+		if (sqlite3_bind_int64(st, 1, j->donation_id) ||
+		    sqlite3_bind_int64(st, 2, op->now_ms))
+			return SQLITE_ERROR;
+		rc = step_reset(st);
+		j->applied = rc == SQLITE_DONE && sqlite3_changes(w->db) > 0;
+		return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	case DB_EFFECT_SUCCEEDED:
+		st = w->st[ST_DON_SUCCEEDED];
+		break;
+	case DB_EFFECT_FAILED:
+		st = w->st[ST_DON_FAILED];
+		break;
+	case DB_EFFECT_REFUNDED:
+		st = w->st[ST_DON_REFUNDED];
+		break;
+	default:
+		return SQLITE_MISUSE;
+	}
+	if (sqlite3_bind_int64(st, 1, j->donation_id) ||
+	    bind_text(st, 2, j->effect == DB_EFFECT_SUCCEEDED ? j->ref : j->reason))
+		return SQLITE_ERROR;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_effect(st, j, &cid);
+		j->applied = 1;
+		rc = sqlite3_step(st);
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	if (rc != SQLITE_DONE)
+		return rc;
+	if (!j->applied)
+		return SQLITE_OK;
+	op->campaign_id = cid;
+	op->bumped_campaign = cid;
+	if (j->effect == DB_EFFECT_SUCCEEDED) {
+		st = w->st[ST_INSERT_DONOR];
+		if (sqlite3_bind_int64(st, 1, cid) || bind_text(st, 2, j->d.email))
+			return SQLITE_ERROR;
+		rc = step_reset(st);
+		if (rc != SQLITE_DONE)
+			return rc;
+		j->new_donor = sqlite3_changes(w->db) > 0;
+		bump_add(w, cid, j->d.amount_cents, j->new_donor, 1, -j->d.amount_cents);
+		rc = recent_push(w, cid, j->donation_id);
+		if (rc != SQLITE_OK)
+			return rc;
+	} else if (j->effect == DB_EFFECT_FAILED) {
+		bump_add(w, cid, 0, 0, 0, -j->d.amount_cents);
+	} else {
+		bump_add(w, cid, -j->d.amount_cents, 0, -1, 0);
+	}
+	for (int i = 0; i < j->n_follow; i++) {
+		rc = insert_job(w, &j->follow[i], j->donation_id, op->now_ms);
+		if (rc != SQLITE_DONE)
+			return rc;
 	}
 	return SQLITE_OK;
+}
+
+static int apply_job(struct db_writer *w, struct db_op *op)
+{
+	struct db_job_update *j = &op->u.job;
+	sqlite3_stmt *st;
+	int rc = apply_effect(w, op);
+
+	if (rc != SQLITE_OK)
+		return rc;
+	if (j->state) {
+		st = w->st[ST_UPDATE_JOB];
+		if (sqlite3_bind_int64(st, 1, j->job_id) || bind_text(st, 2, j->state) ||
+		    sqlite3_bind_int(st, 3, j->attempts) ||
+		    sqlite3_bind_int64(st, 4, j->next_run_at) || bind_text(st, 5, j->error) ||
+		    sqlite3_bind_int64(st, 6, op->now_ms))
+			return SQLITE_ERROR;
+	} else {
+		st = w->st[ST_DELETE_JOB];
+		if (sqlite3_bind_int64(st, 1, j->job_id))
+			return SQLITE_ERROR;
+	}
+	rc = step_reset(st);
+	if (rc != SQLITE_DONE)
+		return rc;
+	if (sqlite3_changes(w->db) == 0)
+		op->rc = -ENOENT;
+	if (j->done || j->failed)
+		count_queue(w, j->queue, j->done, j->failed);
+	return SQLITE_OK;
+}
+
+static int apply_queue(struct db_writer *w, struct db_op *op)
+{
+	int retry = op->kind == DB_OP_QUEUE_RETRY_DEAD;
+	sqlite3_stmt *st = w->st[retry ? ST_RETRY_DEAD : ST_QUEUE_PAUSE];
+	int rc;
+
+	if (bind_text(st, 1, op->u.queue.name) ||
+	    sqlite3_bind_int64(st, 2, retry ? op->now_ms : op->u.queue.paused))
+		return SQLITE_ERROR;
+	rc = step_reset(st);
+	if (rc != SQLITE_DONE)
+		return rc;
+	op->u.queue.changed = sqlite3_changes(w->db);
+	if (!retry && op->u.queue.changed == 0)
+		op->rc = -ENOENT;
+	return SQLITE_OK;
+}
+
+static int apply_refund(struct db_writer *w, struct db_op *op)
+{
+	sqlite3_stmt *st = w->st[ST_DON_REFUND_ASK];
+	int rc;
+
+	if (sqlite3_bind_int64(st, 1, op->u.refund.donation_id) ||
+	    sqlite3_bind_int64(st, 2, op->now_ms) || bind_text(st, 3, op->u.refund.reason))
+		return SQLITE_ERROR;
+	rc = step_reset(st);
+	if (rc != SQLITE_DONE)
+		return rc;
+	if (sqlite3_changes(w->db) == 0) {
+		op->rc = -EALREADY; /* not succeeded, or a refund was asked before */
+		return SQLITE_OK;
+	}
+	rc = insert_job(w, &op->u.refund.job, op->u.refund.donation_id, op->now_ms);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int apply_audit(struct db_writer *w, struct db_op *op)
+{
+	sqlite3_stmt *st = w->st[ST_AUDIT];
+	const struct db_audit *a = &op->audit;
+	int rc;
+
+	if (sqlite3_bind_int64(st, 1, op->now_ms) || bind_text(st, 2, a->actor) ||
+	    bind_text(st, 3, a->action) || bind_text(st, 4, a->target) ||
+	    bind_text(st, 5, a->detail))
+		return SQLITE_ERROR;
+	rc = step_reset(st);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
 static int bind_opt_time(sqlite3_stmt *st, int i, int64_t ms)
@@ -405,7 +687,8 @@ static int flush_bumps(struct db_writer *w)
 		if (sqlite3_bind_int64(st, 1, b->campaign_id) ||
 		    sqlite3_bind_int64(st, 2, b->raised) || sqlite3_bind_int64(st, 3, b->donors) ||
 		    sqlite3_bind_int64(st, 4, b->donations) ||
-		    sqlite3_bind_text(st, 5, ids, (int)len, SQLITE_TRANSIENT))
+		    sqlite3_bind_text(st, 5, ids, (int)len, SQLITE_TRANSIENT) ||
+		    sqlite3_bind_int64(st, 6, b->pending))
 			return SQLITE_ERROR;
 		rc = step_reset(st);
 		if (rc != SQLITE_DONE)
@@ -436,13 +719,31 @@ static int apply_batch(struct db_writer *w, struct db_op *ops)
 		case DB_OP_CAMPAIGN_TOUCH:
 			rc = apply_status(w, op);
 			break;
+		case DB_OP_JOB_UPDATE:
+			rc = apply_job(w, op);
+			break;
+		case DB_OP_QUEUE_PAUSE:
+		case DB_OP_QUEUE_RETRY_DEAD:
+			rc = apply_queue(w, op);
+			break;
+		case DB_OP_REFUND:
+			rc = apply_refund(w, op);
+			break;
+		case DB_OP_AUDIT:
+			rc = SQLITE_OK;
+			break;
 		default:
 			op->rc = -EINVAL;
 			rc = SQLITE_OK;
 		}
+		if (rc == SQLITE_OK && op->audit.actor[0] && !op->rc)
+			rc = apply_audit(w, op);
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
+	rc = flush_counts(w);
+	if (rc != SQLITE_OK)
+		goto fail;
 	rc = flush_bumps(w);
 	if (rc != SQLITE_OK)
 		goto fail;
@@ -455,6 +756,7 @@ fail:
 	if (!sqlite3_get_autocommit(w->db) && step_reset(w->st[ST_ROLLBACK]) != SQLITE_DONE)
 		log_msg(LOG_ERROR, "db.rollback_failed", "%s", sqlite3_errmsg(w->db));
 	memset(w->bumps, 0, w->bump_cap * sizeof(*w->bumps));
+	memset(w->counts, 0, sizeof(w->counts));
 	recent_forget(w);
 	return db_errno(rc) ? db_errno(rc) : -EIO;
 }
@@ -472,6 +774,66 @@ static void maybe_checkpoint(struct db_writer *w)
 		log_msg(LOG_WARN, "db.checkpoint_failed", "%s", sqlite3_errmsg(w->db));
 }
 
+/* Delete done jobs older than the retention, walking up from a cursor so a
+ * tick never rescans what it already kept: a done job too young to go
+ * stops the walk (later ids finished later, roughly); jobs that are not
+ * done are stepped over (they are pruned after a restart once done). */
+static void prune_jobs(struct db_writer *w)
+{
+	sqlite3_stmt *scan = w->st[ST_PRUNE_SCAN], *del = w->st[ST_DELETE_JOB];
+	int64_t keep, ids[2000], deleted = 0;
+	int rc = SQLITE_OK, stop = 0;
+
+	pthread_mutex_lock(&w->lock);
+	keep = w->retention_ms;
+	pthread_mutex_unlock(&w->lock);
+	if (!keep)
+		return;
+	if (step_reset(w->st[ST_BEGIN]) != SQLITE_DONE)
+		goto fail;
+	for (int round = 0; round < 25 && !stop; round++) {
+		int n = 0, rows = 0;
+
+		if (sqlite3_bind_int64(scan, 1, w->prune_cursor) ||
+		    sqlite3_bind_int64(scan, 2, util_now_ms() - keep))
+			goto fail;
+		while ((rc = sqlite3_step(scan)) == SQLITE_ROW) {
+			int64_t id = sqlite3_column_int64(scan, 0);
+			int done = sqlite3_column_int(scan, 1), old = sqlite3_column_int(scan, 2);
+
+			rows++;
+			if (done && !old) {
+				stop = 1;
+				break;
+			}
+			if (done)
+				ids[n++] = id;
+			w->prune_cursor = id;
+		}
+		sqlite3_reset(scan);
+		sqlite3_clear_bindings(scan);
+		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+			goto fail;
+		for (int i = 0; i < n; i++) {
+			if (sqlite3_bind_int64(del, 1, ids[i]) || step_reset(del) != SQLITE_DONE)
+				goto fail;
+		}
+		deleted += n;
+		if (rows < 2000)
+			stop = 1;
+	}
+	if (step_reset(w->st[ST_COMMIT]) != SQLITE_DONE)
+		goto fail;
+	if (deleted)
+		log_msg(LOG_DEBUG, "jobs.pruned", "%lld done jobs deleted", (long long)deleted);
+	return;
+fail:
+	log_msg(LOG_WARN, "jobs.prune_failed", "%s", sqlite3_errmsg(w->db));
+	if (!sqlite3_get_autocommit(w->db) && step_reset(w->st[ST_ROLLBACK]) != SQLITE_DONE)
+		log_msg(LOG_ERROR, "db.rollback_failed", "%s", sqlite3_errmsg(w->db));
+	w->prune_cursor = 0;
+}
+
 static void maybe_tick(struct db_writer *w)
 {
 	uint64_t now = util_mono_ns();
@@ -479,6 +841,7 @@ static void maybe_tick(struct db_writer *w)
 	if (!w->hooks.tick || now - w->last_tick_ns < 1000000000ull)
 		return;
 	w->last_tick_ns = now;
+	prune_jobs(w);
 	w->hooks.tick(w->hooks.ctx);
 }
 
@@ -659,6 +1022,13 @@ void db_writer_refuse(struct db_writer *w)
 	pthread_mutex_lock(&w->lock);
 	w->refusing = 1;
 	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+}
+
+void db_writer_set_job_retention(struct db_writer *w, int64_t ms)
+{
+	pthread_mutex_lock(&w->lock);
+	w->retention_ms = ms;
 	pthread_mutex_unlock(&w->lock);
 }
 

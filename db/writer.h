@@ -20,6 +20,61 @@ enum db_op_kind {
 	DB_OP_CAMPAIGN_UPDATE, /* apply the given fields of u.campaign.spec */
 	DB_OP_CAMPAIGN_STATUS, /* set u.status */
 	DB_OP_CAMPAIGN_TOUCH,  /* bump seq only (its public state changed by time) */
+	DB_OP_JOB_UPDATE,      /* a job's new state and its effect (u.job) */
+	DB_OP_QUEUE_PAUSE,     /* store a queue's pause switch (u.queue) */
+	DB_OP_QUEUE_RETRY_DEAD, /* make every dead job of a queue ready (u.queue) */
+	DB_OP_REFUND,          /* ask for a refund: insert its job (u.refund) */
+	DB_OP_AUDIT,           /* only the audit row (op->audit) */
+};
+
+/* A job to insert, ready at once. Strings are static or outlive the op. */
+struct db_new_job {
+	int64_t id;
+	const char *queue;
+	const char *kind;
+	const char *url; /* NULL unless a webhook */
+};
+
+#define DB_MAX_NEW_JOBS 10
+
+/* What a finished job does to its donation. */
+enum db_effect {
+	DB_EFFECT_NONE,
+	DB_EFFECT_SUCCEEDED, /* pending -> succeeded: counted in the totals */
+	DB_EFFECT_FAILED,    /* pending -> failed (declined or discarded) */
+	DB_EFFECT_REFUNDED,  /* succeeded -> refunded: taken out of the totals */
+	DB_EFFECT_RECEIPT,   /* the receipt went out: remember when */
+};
+
+struct db_job_update {
+	int64_t job_id;
+	const char *queue;
+	const char *state; /* "ready", "scheduled", "done", "dead"; NULL deletes */
+	int attempts;
+	int64_t next_run_at;
+	char error[256];
+	int done, failed; /* add to the queue's done_total / failed_total */
+	enum db_effect effect;
+	int64_t donation_id;
+	char ref[128];    /* processor reference (succeeded) */
+	char reason[200]; /* why it failed / was refunded */
+	/* Inserted only when the effect applied (the donation changed state). */
+	struct db_new_job follow[DB_MAX_NEW_JOBS];
+	int n_follow;
+	/* Out, when the effect applied: the donation as stored. */
+	int applied;
+	int new_donor;
+	int64_t created_at;
+	struct donation_req d;
+};
+
+/* A staff action, recorded in the audit table in the same transaction as
+ * the change (actor "" = not a staff action). */
+struct db_audit {
+	char actor[64];
+	char action[40];
+	char target[128];
+	char detail[256];
 };
 
 struct db_op {
@@ -32,6 +87,7 @@ struct db_op {
 		struct {
 			struct donation_req req; /* in */
 			int64_t id;              /* in: donation id */
+			int64_t job_id;          /* in: its capture job's id */
 			char idem_key[256];      /* in: "" when none */
 			int64_t idem_hash;       /* in: fingerprint of the request */
 			int64_t idem_expired;    /* in: keys created before this (ms)
@@ -48,7 +104,21 @@ struct db_op {
 		} donation;
 		struct campaign_spec campaign; /* in (create, update) */
 		char status[8];                /* in: active|paused|closed */
+		struct db_job_update job;      /* in/out (job update) */
+		struct {
+			const char *name; /* static */
+			int paused;
+			int64_t changed; /* out: jobs made ready */
+		} queue;
+		struct {
+			int64_t donation_id;
+			char reason[200];
+			struct db_new_job job;
+		} refund;
 	} u;
+	int64_t bumped_campaign; /* out: the campaign whose row (seq) this op
+	                          * changed, 0 when none */
+	struct db_audit audit;
 	void *owner; /* caller's context, untouched by the writer */
 };
 
@@ -98,6 +168,9 @@ int db_writer_submit_force(struct db_writer *w, struct db_op *op);
  * with commit_rc -ESHUTDOWN instead of applying it (a drain that ran out of
  * time). Any thread. */
 void db_writer_refuse(struct db_writer *w);
+
+/* Delete done jobs older than ms (0 = keep them). Any thread. */
+void db_writer_set_job_retention(struct db_writer *w, int64_t ms);
 
 /* Copy the counters. Any thread. */
 void db_writer_stats(struct db_writer *w, struct db_writer_stats *out);

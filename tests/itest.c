@@ -513,3 +513,106 @@ long long itest_sql_int(const char *db, const char *sql)
 	sqlite3_close(h);
 	return v;
 }
+
+int itest_admin_get(int port, const char *path, struct itest_resp *r)
+{
+	return itest_http(port, "GET", path, "Authorization: Bearer " ITEST_TOKEN "\r\n", NULL, 0, r);
+}
+
+/* 1 when every queue in the body of GET /api/v1/admin/queues is idle. */
+static int queues_idle(const char *body)
+{
+	static const char *const keys[] = {"\"ready\":", "\"running\":", "\"scheduled\":",
+	                                   "\"held\":"};
+
+	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
+		for (const char *p = strstr(body, keys[k]); p; p = strstr(p + 1, keys[k]))
+			if (atoll(p + strlen(keys[k])) != 0)
+				return 0;
+	return 1;
+}
+
+int itest_settle(int port)
+{
+	for (int i = 0; i < 1000; i++) {
+		struct itest_resp r;
+		int idle;
+
+		if (itest_admin_get(port, "/api/v1/admin/queues", &r))
+			return -1;
+		idle = r.status == 200 && queues_idle(r.body);
+		itest_resp_fini(&r);
+		if (idle)
+			return 0;
+		usleep(10000);
+	}
+	return -1;
+}
+
+int itest_tool_start(struct itest_tool *t, const char *script, const char *args)
+{
+	char *argv[24], *copy = NULL, path[512], line[64];
+	const char *dir = getenv("TALLY_TOOLS") ? getenv("TALLY_TOOLS") : "tests/tools";
+	int argc = 0, pipefd[2];
+	FILE *f;
+
+	memset(t, 0, sizeof(*t));
+	snprintf(path, sizeof(path), "%s/%s", dir, script);
+	argv[argc++] = "/usr/bin/python3";
+	argv[argc++] = path;
+	argv[argc++] = "--port";
+	argv[argc++] = "0";
+	if (args) {
+		copy = strdup(args);
+		for (char *tok = strtok(copy, " "); tok && argc < 22; tok = strtok(NULL, " "))
+			argv[argc++] = tok;
+	}
+	argv[argc] = NULL;
+	if (pipe(pipefd)) {
+		free(copy);
+		return -1;
+	}
+	t->pid = fork();
+	if (t->pid < 0) {
+		free(copy);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		return -1;
+	}
+	if (t->pid == 0) {
+		dup2(pipefd[1], STDOUT_FILENO);
+		close(pipefd[0]);
+		close(pipefd[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	free(copy);
+	close(pipefd[1]);
+	f = fdopen(pipefd[0], "r");
+	if (!f) {
+		close(pipefd[0]);
+		itest_tool_stop(t);
+		return -1;
+	}
+	if (fgets(line, sizeof(line), f) && sscanf(line, "PORT %d", &t->port) == 1 && t->port > 0) {
+		t->out = f;
+		return 0;
+	}
+	fclose(f);
+	itest_tool_stop(t);
+	return -1;
+}
+
+void itest_tool_stop(struct itest_tool *t)
+{
+	int st;
+
+	if (t->pid > 0) {
+		kill(t->pid, SIGTERM);
+		waitpid(t->pid, &st, 0);
+	}
+	if (t->out)
+		fclose(t->out);
+	t->pid = 0;
+	t->out = NULL;
+}

@@ -4,6 +4,7 @@
 #define TALLY_TESTS_ITEST_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #define ITEST_TOKEN "itest-admin-token"
@@ -72,6 +73,26 @@ int itest_ws_send(int fd, const char *text);
 char *itest_ws_recv(int fd, int timeout_ms);
 /* Receive messages until one contains needle (or timeout); returns it. */
 char *itest_ws_wait_for(int fd, const char *needle, int timeout_ms);
+
+/* GET path with the admin token. Returns 0 or -1. */
+int itest_admin_get(int port, const char *path, struct itest_resp *r);
+
+/* Wait (at most 10 s) until no job is ready, running, held or waiting to
+ * retry: every accepted gift is captured or declined and its receipts and
+ * webhooks done (or dead). Returns 0 or -1. */
+int itest_settle(int port);
+
+/* A stand-in server from tests/tools (Python): started with --port 0. */
+struct itest_tool {
+	pid_t pid;
+	int port;
+	FILE *out;
+};
+
+/* Start tests/tools/<script> with extra args (space separated, may be
+ * NULL) and read the port it prints. Returns 0 or -1. */
+int itest_tool_start(struct itest_tool *t, const char *script, const char *args);
+void itest_tool_stop(struct itest_tool *t);
 
 /* Run a SQL query returning one integer against db; -1 on any error. Opens
  * read-write so that it can recover the WAL of a killed server. */

@@ -68,7 +68,7 @@ int main(void)
 {
 	static Suite *(*const suites[])(void) = {
 	    util_suite, buf_suite,  validate_suite, db_suite,      engine_suite,
-	    http_suite, live_suite, restart_suite,  console_suite, e2e_suite,
+	    http_suite, live_suite, restart_suite,  console_suite, e2e_suite, jobs_suite,
 	};
 	SRunner *sr = srunner_create(suites[0]());
 	int failed;

@@ -363,6 +363,7 @@ static struct db_op *donation_op(int64_t campaign_id, int64_t id, int64_t amount
 	op->campaign_id = campaign_id;
 	op->now_ms = 1700000000000 + id;
 	op->u.donation.id = id;
+	op->u.donation.job_id = id; /* its capture job */
 	d = &op->u.donation.req;
 	d->amount_cents = amount;
 	memcpy(d->currency, "USD", 4);
@@ -371,6 +372,35 @@ static struct db_op *donation_op(int64_t campaign_id, int64_t id, int64_t amount
 	snprintf(d->message, sizeof(d->message), "gift %lld", (long long)id);
 	memcpy(d->payment_token, "tok_visa", 9);
 	return op;
+}
+
+/* The capture of donation id succeeded (its job has the same id). */
+static struct db_op *capture_op(int64_t id)
+{
+	struct db_op *op = calloc(1, sizeof(*op));
+
+	ck_assert_ptr_nonnull(op);
+	op->kind = DB_OP_JOB_UPDATE;
+	op->now_ms = 1700000100000 + id;
+	op->u.job.job_id = id;
+	op->u.job.queue = "payments";
+	op->u.job.state = "done";
+	op->u.job.attempts = 1;
+	op->u.job.done = 1;
+	op->u.job.effect = DB_EFFECT_SUCCEEDED;
+	op->u.job.donation_id = id;
+	snprintf(op->u.job.ref, sizeof(op->u.job.ref), "ch_%lld", (long long)id);
+	return op;
+}
+
+/* Submit the captures of donations first..last and wait for them. */
+static void capture_all(struct db_writer *w, int64_t first, int64_t last)
+{
+	size_t before = col.n_done;
+
+	for (int64_t id = first; id <= last; id++)
+		ck_assert_int_eq(db_writer_submit(w, capture_op(id)), 0);
+	wait_done(before + (size_t)(last - first + 1));
 }
 
 /* Create a campaign through the writer and return its id. */
@@ -402,21 +432,43 @@ START_TEST(writer_commits)
 	ck_assert_int_eq(db_writer_submit(w, d1), 0);
 	wait_done(2);
 	ck_assert_int_eq(d1->rc, 0);
-	ck_assert_int_eq(d1->u.donation.new_donor, 1);
+	/* Pending: counted in pending_cents only, its capture job stored in
+	 * the same transaction. */
+	plain = open_plain();
+	ck_assert_int_eq(query_int(plain, "SELECT pending_cents FROM campaigns"), 2500);
+	ck_assert_int_eq(query_int(plain, "SELECT raised_cents FROM campaigns"), 0);
+	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM jobs WHERE id = 1 AND"
+	                                  " donation_id = 1 AND queue = 'payments' AND"
+	                                  " kind = 'capture' AND state = 'ready'"),
+	                 1);
+	query_text(plain, "SELECT status FROM donations WHERE id = 1", text, sizeof(text));
+	ck_assert_str_eq(text, "pending");
+	sqlite3_close(plain);
+	capture_all(w, 1, 1);
+	ck_assert_int_eq(done_op(2)->rc, 0);
+	ck_assert_int_eq(done_op(2)->u.job.applied, 1);
+	ck_assert_int_eq(done_op(2)->u.job.new_donor, 1);
+	ck_assert_int_eq(done_op(2)->campaign_id, cid);
+	ck_assert_str_eq(done_op(2)->u.job.d.name, "Donor 1");
 
 	/* The same donor in other case, then a new donor. */
 	d2 = donation_op(cid, 2, 1000, "ADA@Example.ORG");
 	d3 = donation_op(cid, 3, 500, "bob@example.org");
 	ck_assert_int_eq(db_writer_submit(w, d2), 0);
 	ck_assert_int_eq(db_writer_submit(w, d3), 0);
-	wait_done(4);
+	wait_done(5);
 	/* Handed back in submission order. */
-	ck_assert_ptr_eq(done_op(2), d2);
-	ck_assert_ptr_eq(done_op(3), d3);
+	ck_assert_ptr_eq(done_op(3), d2);
+	ck_assert_ptr_eq(done_op(4), d3);
 	ck_assert_int_eq(d2->rc, 0);
 	ck_assert_int_eq(d3->rc, 0);
-	ck_assert_int_eq(d2->u.donation.new_donor, 0);
-	ck_assert_int_eq(d3->u.donation.new_donor, 1);
+	capture_all(w, 2, 3);
+	ck_assert_int_eq(done_op(5)->u.job.new_donor, 0);
+	ck_assert_int_eq(done_op(6)->u.job.new_donor, 1);
+	/* A repeated capture changes nothing (at-least-once jobs). */
+	capture_all(w, 3, 3);
+	ck_assert_int_eq(done_op(7)->rc, 0);
+	ck_assert_int_eq(done_op(7)->u.job.applied, 0);
 
 	/* Durable before the hook ran: a separate connection sees it all. */
 	plain = open_plain();
@@ -424,6 +476,10 @@ START_TEST(writer_commits)
 	ck_assert_int_eq(query_int(plain, "SELECT raised_cents FROM campaigns"), 4000);
 	ck_assert_int_eq(query_int(plain, "SELECT donor_count FROM campaigns"), 2);
 	ck_assert_int_eq(query_int(plain, "SELECT donation_count FROM campaigns"), 3);
+	ck_assert_int_eq(query_int(plain, "SELECT pending_cents FROM campaigns"), 0);
+	ck_assert_int_eq(query_int(plain, "SELECT done_total FROM queues WHERE name ="
+	                                  " 'payments'"),
+	                 4);
 	ck_assert_int_eq(query_int(plain, "SELECT goal_cents FROM campaigns"), 100000);
 	ck_assert_int_eq(query_int(plain, "SELECT created_at FROM campaigns"), 1700000000000);
 	ck_assert_int_ge(query_int(plain, "SELECT seq FROM campaigns"), 2);
@@ -506,6 +562,7 @@ START_TEST(read_queries)
 		ck_assert_int_eq(db_writer_submit(w, op), 0);
 	}
 	wait_done(6);
+	capture_all(w, 11, 14);
 
 	ck_assert_int_eq(db_load_campaigns(rd, campaign_cb, r), 0);
 	ck_assert_int_eq(r->nc, 2);
@@ -609,12 +666,9 @@ START_TEST(writer_failed_ops_spare_the_batch)
 	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM donations"), 2);
 	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM donations WHERE id = 2"), 0);
 	ck_assert_int_eq(
-	    query_int(plain, "SELECT raised_cents FROM campaigns WHERE slug = 'alpha'"), 1000);
-	ck_assert_int_eq(query_int(plain, "SELECT donor_count FROM campaigns WHERE slug = 'alpha'"),
-	                 2);
-	ck_assert_int_eq(
-	    query_int(plain, "SELECT donation_count FROM campaigns WHERE slug = 'alpha'"), 2);
-	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM donors"), 2);
+	    query_int(plain, "SELECT pending_cents FROM campaigns WHERE slug = 'alpha'"), 1000);
+	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM jobs"), 2);
+	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM jobs WHERE donation_id = 2"), 0);
 	sqlite3_close(plain);
 
 	db_writer_free(w);
@@ -791,8 +845,8 @@ START_TEST(writer_queue_bound)
 	{
 		sqlite3 *plain = open_plain();
 
-		ck_assert_int_eq(query_int(plain, "SELECT raised_cents FROM campaigns"), 1000);
-		ck_assert_int_eq(query_int(plain, "SELECT donation_count FROM campaigns"), 4);
+		ck_assert_int_eq(query_int(plain, "SELECT pending_cents FROM campaigns"), 1000);
+		ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM jobs"), 4);
 		sqlite3_close(plain);
 	}
 	collector_fini();
@@ -876,8 +930,8 @@ START_TEST(writer_free_commits_queued)
 		ck_assert_int_eq(col.done[i]->rc, 0);
 	plain = open_plain();
 	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM donations"), 1 + accepted);
-	ck_assert_int_eq(query_int(plain, "SELECT donation_count FROM campaigns"), 1 + accepted);
-	ck_assert_int_eq(query_int(plain, "SELECT raised_cents FROM campaigns"),
+	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM jobs"), 1 + accepted);
+	ck_assert_int_eq(query_int(plain, "SELECT pending_cents FROM campaigns"),
 	                 100 * (1 + accepted));
 	sqlite3_close(plain);
 	collector_fini();
@@ -897,8 +951,8 @@ START_TEST(writer_free_without_waiting)
 	ck_assert_uint_eq(col.n_done, 101);
 	plain = open_plain();
 	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM donations"), 100);
-	ck_assert_int_eq(query_int(plain, "SELECT raised_cents FROM campaigns"), 10000);
-	ck_assert_int_eq(query_int(plain, "SELECT donor_count FROM campaigns"), 1);
+	ck_assert_int_eq(query_int(plain, "SELECT pending_cents FROM campaigns"), 10000);
+	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM jobs"), 100);
 	sqlite3_close(plain);
 	collector_fini();
 }

@@ -94,6 +94,7 @@ START_TEST(donation_is_recorded_and_counted)
 
 	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "Bob", "bob@example.org"), 202);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 500, "Ada", "ADA@example.org"), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r),
 	                 0);
 	ck_assert_int_eq(r.status, 200);
@@ -453,6 +454,7 @@ START_TEST(leaderboard_ranks_incrementally)
 	ck_assert_int_eq(itest_donate(srv.port, "food", 3000, "A", "a@example.org"), 202);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "B", "b@example.org"), 202);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "C", "c@example.org"), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(
 	    itest_http(srv.port, "GET", "/api/v1/leaderboard?by=total&limit=2", NULL, NULL, 0, &r),
 	    0);
@@ -467,6 +469,7 @@ START_TEST(leaderboard_ranks_incrementally)
 	itest_resp_fini(&r);
 	/* food overtakes b-camp with one more gift. */
 	ck_assert_int_eq(itest_donate(srv.port, "food", 2000, "D", "d@example.org"), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard", NULL, NULL, 0, &r), 0);
 	j = json_loads(r.body, 0, NULL);
 	e = json_object_get(j, "entries");

@@ -86,6 +86,7 @@ START_TEST(totals_survive_restart)
 		ck_assert_int_eq(itest_donate(srv.port, "food", 100 * i, "Donor", email), 202);
 		sum += 100 * i;
 	}
+	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(api_total("total_cents"), sum);
 	ck_assert_int_eq(api_total("donor_count"), 7);
 	seq_before = board_seq();

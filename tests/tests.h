@@ -15,6 +15,7 @@ Suite *http_suite(void);
 Suite *live_suite(void);
 Suite *restart_suite(void);
 Suite *e2e_suite(void);
+Suite *jobs_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
  * /tmp); removed with tests_rmdir. */

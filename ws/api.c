@@ -210,6 +210,7 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	                 (unsigned long long)es.writer.failed_commits, (long long)es.intake_depth,
 	                 (long long)es.campaigns, (long long)es.idem_entries,
 	                 (long long)atomic_load(&s->ws_clients), (long long)es.uptime_s);
+	rc |= engine_jobs_metrics(s->engine, b);
 	if (rc)
 		return -1;
 	return http_send(p, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);
@@ -451,6 +452,150 @@ static int h_admin_close(struct server *s, struct http_pss *p)
 	return h_admin_action(s, p);
 }
 
+/* ---- queues, jobs, refunds, audit ---- */
+
+static int h_queues(struct server *s, struct http_pss *p)
+{
+	if (engine_queues_json(s->engine, http_body(p)))
+		return -1;
+	return send_json(p, 200, NULL);
+}
+
+static int h_queue_action(struct server *s, struct http_pss *p, const char *action)
+{
+	char actor[64];
+	int rc;
+
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_queue_action(s->engine, p->param[0], action, actor, engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	return HTTP_ASYNC;
+}
+
+static int h_queue_pause(struct server *s, struct http_pss *p)
+{
+	return h_queue_action(s, p, "pause");
+}
+
+static int h_queue_resume(struct server *s, struct http_pss *p)
+{
+	return h_queue_action(s, p, "resume");
+}
+
+static int h_queue_retry_dead(struct server *s, struct http_pss *p)
+{
+	return h_queue_action(s, p, "retry-dead");
+}
+
+static int h_jobs(struct server *s, struct http_pss *p)
+{
+	char queue[16], state[16];
+	int limit = 100, rc;
+
+	if (http_query(p, "queue", queue, sizeof(queue)) < 0 || job_queue_by_name(queue) < 0)
+		return http_error(p, 400, "invalid_query", "queue is missing or unknown",
+		                  json_pack("{s:s}", "queue", "must be payments, receipts or webhooks"),
+		                  0);
+	if (http_query(p, "state", state, sizeof(state)) < 0)
+		snprintf(state, sizeof(state), "dead");
+	if (job_state_by_name(state) < 0)
+		return http_error(p, 400, "invalid_query", "state is unknown",
+		                  json_pack("{s:s}", "state",
+		                            "must be ready, running, scheduled, dead or done"),
+		                  0);
+	if ((rc = query_limit(p, 1000, &limit)))
+		return rc < 0 ? -1 : 0;
+	rc = engine_jobs_json(s->engine, queue, state, limit, http_body(p));
+	if (rc)
+		return rc < 0 ? -1 : http_engine_error(p, rc);
+	return send_json(p, 200, NULL);
+}
+
+static int job_id(const char *s, int64_t *out)
+{
+	char *end;
+	long long n;
+
+	if (*s < '1' || *s > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(s, &end, 10);
+	if (*end || errno)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+static int h_job_action(struct server *s, struct http_pss *p, const char *action)
+{
+	char actor[64];
+	int64_t id;
+	int rc;
+
+	if (job_id(p->param[0], &id))
+		return http_engine_error(p, ENGINE_ENOJOB);
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_job_action(s->engine, id, action, actor, engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	return HTTP_ASYNC;
+}
+
+static int h_job_retry(struct server *s, struct http_pss *p)
+{
+	return h_job_action(s, p, "retry");
+}
+
+static int h_job_discard(struct server *s, struct http_pss *p)
+{
+	return h_job_action(s, p, "discard");
+}
+
+static int h_refund(struct server *s, struct http_pss *p)
+{
+	char actor[64], reason[201] = "";
+	json_t *body = NULL, *r;
+	struct validate_error err = {{0}, NULL};
+	int rc;
+
+	if (p->body.len) {
+		if ((rc = need_json(p)))
+			return rc < 0 ? -1 : 0;
+		rc = validate_json_object(p->body.p, p->body.len, &body, &err);
+		if (rc)
+			return validation_error(p, rc, &err);
+		r = json_object_get(body, "reason");
+		if (r && (!json_is_string(r) || json_string_length(r) > 200)) {
+			json_decref(body);
+			return http_error(p, 422, "validation_failed", "reason is invalid",
+			                  json_pack("{s:s}", "reason",
+			                            "must be a string of at most 200 bytes"),
+			                  0);
+		}
+		if (r)
+			snprintf(reason, sizeof(reason), "%s", json_string_value(r));
+		json_decref(body);
+	}
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_refund(s->engine, p->param[0], reason, actor, engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	return HTTP_ASYNC;
+}
+
+static int h_audit(struct server *s, struct http_pss *p)
+{
+	int limit = 100, rc;
+
+	if ((rc = query_limit(p, 1000, &limit)))
+		return rc < 0 ? -1 : 0;
+	rc = engine_audit_json(s->engine, limit, http_body(p));
+	if (rc)
+		return rc < 0 ? -1 : http_engine_error(p, rc);
+	return send_json(p, 200, NULL);
+}
+
 const struct route api_routes[] = {
     {M_GET, "/healthz", 0, 200, h_healthz},
     {M_GET, "/readyz", 0, 200, h_readyz},
@@ -465,5 +610,14 @@ const struct route api_routes[] = {
     {M_POST, "/api/v1/admin/campaigns/*/pause", 1, 200, h_admin_pause},
     {M_POST, "/api/v1/admin/campaigns/*/resume", 1, 200, h_admin_resume},
     {M_POST, "/api/v1/admin/campaigns/*/close", 1, 200, h_admin_close},
+    {M_GET, "/api/v1/admin/queues", 1, 200, h_queues},
+    {M_POST, "/api/v1/admin/queues/*/pause", 1, 200, h_queue_pause},
+    {M_POST, "/api/v1/admin/queues/*/resume", 1, 200, h_queue_resume},
+    {M_POST, "/api/v1/admin/queues/*/retry-dead", 1, 200, h_queue_retry_dead},
+    {M_GET, "/api/v1/admin/jobs", 1, 200, h_jobs},
+    {M_POST, "/api/v1/admin/jobs/*/retry", 1, 200, h_job_retry},
+    {M_DELETE, "/api/v1/admin/jobs/*", 1, 200, h_job_discard},
+    {M_POST, "/api/v1/admin/donations/*/refund", 1, 202, h_refund},
+    {M_GET, "/api/v1/admin/audit", 1, 200, h_audit},
 };
 const size_t api_n_routes = UTIL_ARRAY_LEN(api_routes);

@@ -199,6 +199,9 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {ENGINE_EIDEM_REUSED, 422, "idempotency_key_reused", NULL},
 	    {ENGINE_EIDEM_BUSY, 409, "idempotency_key_in_use", NULL},
 	    {ENGINE_ESCHEDULE, 422, "validation_failed", "ends_at"},
+	    {ENGINE_ENOJOB, 404, "job_not_found", NULL},
+	    {ENGINE_ENOQUEUE, 404, "queue_not_found", NULL},
+	    {ENGINE_EJOBBUSY, 409, "job_running", NULL},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)

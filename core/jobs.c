@@ -1,0 +1,1258 @@
+/* core/jobs.c - queues, worker pools and retries (see jobs.h).
+ *
+ * DESIGN: one mutex guards every queue's lists; workers take up to 64 jobs
+ * per lock and the writer applies a whole committed batch per lock, so it
+ * is taken a few thousand times a second at most. Each worker thread has an
+ * eventfd to be woken, a read connection to fetch the job's donation, and a
+ * curl multi handle, so one thread keeps hundreds of captures, emails or
+ * webhooks in flight without a thread each.
+ */
+#include "core/jobs.h"
+#include "core/log.h"
+#include "core/util.h"
+
+#include <errno.h>
+#include <math.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+const char *const job_queue_names[JOB_QUEUES] = {"payments", "receipts", "webhooks"};
+const char *const job_kind_names[JOB_KINDS] = {"capture",
+                                               "refund",
+                                               "receipt",
+                                               "donation.succeeded",
+                                               "donation.failed",
+                                               "donation.refunded"};
+const char *const job_state_names[JOB_HELD + 1] = {"ready", "running", "scheduled",
+                                                   "done",  "dead",    "held"};
+static const enum job_queue kind_queue[JOB_KINDS] = {
+    JOB_PAYMENTS, JOB_PAYMENTS, JOB_RECEIPTS, JOB_WEBHOOKS, JOB_WEBHOOKS, JOB_WEBHOOKS};
+
+#define TAKE_MAX 64
+#define LAT_BUCKETS 48 /* upper bound of bucket i: 0.05 ms * 1.4^i */
+#define WINDOW_NS (10ull * 1000000000ull)
+#define NO_ENDPOINT 255
+
+struct jlist {
+	struct job *head, *tail;
+	int64_t n;
+};
+
+struct worker {
+	struct jobs *js;
+	enum job_queue q;
+	pthread_t thread;
+	int started;
+	int efd;
+	int idle; /* guarded by js->lock */
+	CURLM *multi;
+	sqlite3 *db;
+	sqlite3_stmt *don_stmt;
+	int inflight, transfers;
+	struct job_run *timers; /* sorted by due_ns */
+	struct job_run *xfers;  /* transfers in flight */
+};
+
+struct queue {
+	struct job_policy pol;
+	struct jlist ready, running, dead, held;
+	struct job **heap; /* scheduled, min by next_run_at */
+	size_t n_heap, heap_cap;
+	int paused;
+	int64_t done_total, failed_total;
+	struct worker *workers;
+	/* Windows of 10 s: [0] is the current one. */
+	uint64_t win_start_ns;
+	uint64_t lat_win[2][LAT_BUCKETS + 1];
+	int64_t done_win[2];
+	uint64_t lat_all[LAT_BUCKETS + 1]; /* since start, for /metrics */
+	double lat_sum_s;
+};
+
+struct jobs {
+	struct jobs_config cfg;
+	struct jobs_hooks hooks;
+	pthread_mutex_t lock;
+	struct queue q[JOB_QUEUES];
+	struct job **table; /* id hash, chained through hnext */
+	size_t table_cap, n_jobs;
+	atomic_llong next_id;
+	int stopping;
+	uint64_t stop_deadline_ns;
+};
+
+int job_queue_by_name(const char *name)
+{
+	for (int i = 0; i < JOB_QUEUES; i++)
+		if (!strcmp(name, job_queue_names[i]))
+			return i;
+	return -1;
+}
+
+int job_state_by_name(const char *name)
+{
+	for (int i = 0; i < JOB_HELD; i++)
+		if (!strcmp(name, job_state_names[i]))
+			return i;
+	return -1;
+}
+
+static int kind_by_name(const char *name)
+{
+	for (int i = 0; i < JOB_KINDS; i++)
+		if (!strcmp(name, job_kind_names[i]))
+			return i;
+	return -1;
+}
+
+int64_t job_backoff_ms(const struct job_policy *p, int attempts, double r)
+{
+	int64_t d = p->backoff_ms;
+
+	for (int i = 1; i < attempts && d < p->backoff_max_ms; i++)
+		d *= 2;
+	if (d > p->backoff_max_ms)
+		d = p->backoff_max_ms;
+	if (d < 1)
+		d = 1;
+	return d / 2 + (int64_t)(r * (double)(d - d / 2));
+}
+
+void jobs_config_defaults(struct jobs_config *cfg)
+{
+	static const struct job_policy defaults[JOB_QUEUES] = {
+	    {1, 256, 8, 1000, 3600 * 1000},
+	    {1, 32, 10, 5000, 3600 * 1000},
+	    {1, 64, 12, 5000, 3600 * 1000},
+	};
+
+	memset(cfg, 0, sizeof(*cfg));
+	memcpy(cfg->policy, defaults, sizeof(defaults));
+	cfg->receipts = 1;
+}
+
+/* ---- lists, heap, hash (under js->lock) ---- */
+
+static void jl_push(struct jlist *l, struct job *j)
+{
+	j->next = NULL;
+	j->prev = l->tail;
+	if (l->tail)
+		l->tail->next = j;
+	else
+		l->head = j;
+	l->tail = j;
+	l->n++;
+}
+
+static void jl_remove(struct jlist *l, struct job *j)
+{
+	if (j->prev)
+		j->prev->next = j->next;
+	else
+		l->head = j->next;
+	if (j->next)
+		j->next->prev = j->prev;
+	else
+		l->tail = j->prev;
+	j->prev = j->next = NULL;
+	l->n--;
+}
+
+static int heap_less(const struct job *a, const struct job *b)
+{
+	return a->next_run_at < b->next_run_at || (a->next_run_at == b->next_run_at && a->id < b->id);
+}
+
+static void heap_set(struct queue *q, size_t i, struct job *j)
+{
+	q->heap[i] = j;
+	j->heap_i = i;
+}
+
+static void heap_up(struct queue *q, size_t i)
+{
+	struct job *j = q->heap[i];
+
+	while (i > 0 && heap_less(j, q->heap[(i - 1) / 2])) {
+		heap_set(q, i, q->heap[(i - 1) / 2]);
+		i = (i - 1) / 2;
+	}
+	heap_set(q, i, j);
+}
+
+static void heap_down(struct queue *q, size_t i)
+{
+	struct job *j = q->heap[i];
+
+	for (;;) {
+		size_t c = 2 * i + 1;
+
+		if (c >= q->n_heap)
+			break;
+		if (c + 1 < q->n_heap && heap_less(q->heap[c + 1], q->heap[c]))
+			c++;
+		if (!heap_less(q->heap[c], j))
+			break;
+		heap_set(q, i, q->heap[c]);
+		i = c;
+	}
+	heap_set(q, i, j);
+}
+
+static int heap_push(struct queue *q, struct job *j)
+{
+	if (q->n_heap == q->heap_cap) {
+		size_t cap = q->heap_cap ? q->heap_cap * 2 : 256;
+		struct job **v = realloc(q->heap, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		q->heap = v;
+		q->heap_cap = cap;
+	}
+	q->heap[q->n_heap] = j;
+	heap_up(q, q->n_heap++);
+	return 0;
+}
+
+static void heap_remove(struct queue *q, struct job *j)
+{
+	size_t i = j->heap_i;
+	struct job *last = q->heap[--q->n_heap];
+
+	if (i == q->n_heap)
+		return;
+	heap_set(q, i, last);
+	heap_down(q, i);
+	heap_up(q, last->heap_i);
+}
+
+static size_t slot_of(const struct jobs *js, int64_t id)
+{
+	return (size_t)util_hash(&id, sizeof(id)) & (js->table_cap - 1);
+}
+
+static struct job *find(struct jobs *js, int64_t id)
+{
+	struct job *j = js->table[slot_of(js, id)];
+
+	while (j && j->id != id)
+		j = j->hnext;
+	return j;
+}
+
+static int hash_add(struct jobs *js, struct job *j)
+{
+	size_t s;
+
+	if (js->n_jobs + 1 > js->table_cap) {
+		size_t cap = js->table_cap * 2;
+		struct job **t = calloc(cap, sizeof(*t));
+
+		if (!t)
+			return -ENOMEM;
+		for (size_t i = 0; i < js->table_cap; i++) {
+			struct job *x = js->table[i];
+
+			while (x) {
+				struct job *next = x->hnext;
+				size_t k = (size_t)util_hash(&x->id, sizeof(x->id)) & (cap - 1);
+
+				x->hnext = t[k];
+				t[k] = x;
+				x = next;
+			}
+		}
+		free(js->table);
+		js->table = t;
+		js->table_cap = cap;
+	}
+	s = slot_of(js, j->id);
+	j->hnext = js->table[s];
+	js->table[s] = j;
+	js->n_jobs++;
+	return 0;
+}
+
+static void hash_del(struct jobs *js, struct job *j)
+{
+	struct job **pp = &js->table[slot_of(js, j->id)];
+
+	while (*pp && *pp != j)
+		pp = &(*pp)->hnext;
+	if (*pp) {
+		*pp = j->hnext;
+		js->n_jobs--;
+	}
+}
+
+static void job_free(struct job *j)
+{
+	if (!j)
+		return;
+	free(j->last_error);
+	free(j);
+}
+
+/* Take j off whatever state list or heap holds it. */
+static void detach(struct jobs *js, struct job *j)
+{
+	struct queue *q = &js->q[j->queue];
+
+	switch (j->state) {
+	case JOB_READY:
+		jl_remove(&q->ready, j);
+		break;
+	case JOB_RUNNING:
+		jl_remove(&q->running, j);
+		break;
+	case JOB_SCHEDULED:
+		heap_remove(q, j);
+		break;
+	case JOB_DEAD:
+		jl_remove(&q->dead, j);
+		break;
+	case JOB_HELD:
+		jl_remove(&q->held, j);
+		break;
+	default:
+		break;
+	}
+}
+
+/* Put a detached j into state st (READY, SCHEDULED or DEAD). */
+static void attach(struct jobs *js, struct job *j, enum job_state st)
+{
+	struct queue *q = &js->q[j->queue];
+
+	j->state = (uint8_t)st;
+	if (st == JOB_SCHEDULED && heap_push(q, j) == 0)
+		return;
+	if (st == JOB_SCHEDULED) /* no memory for the heap: run it now */
+		j->state = st = JOB_READY;
+	if (st == JOB_READY) {
+		j->ready_ns = util_mono_ns();
+		jl_push(&q->ready, j);
+	} else {
+		jl_push(&q->dead, j);
+	}
+}
+
+static void wake(struct jobs *js, enum job_queue qi)
+{
+	struct queue *q = &js->q[qi];
+	uint64_t one = 1;
+
+	if (!q->workers)
+		return;
+	for (int i = 0; i < q->pol.workers; i++) {
+		struct worker *w = &q->workers[i];
+
+		if (w->idle && w->efd >= 0) {
+			w->idle = 0;
+			if (write(w->efd, &one, sizeof(one)) != sizeof(one))
+				log_msg(LOG_WARN, "jobs.wake_failed", "%s", strerror(errno));
+		}
+	}
+}
+
+static void window_roll(struct queue *q, uint64_t now)
+{
+	if (now - q->win_start_ns < WINDOW_NS)
+		return;
+	if (now - q->win_start_ns >= 2 * WINDOW_NS) {
+		memset(q->lat_win[1], 0, sizeof(q->lat_win[1]));
+		q->done_win[1] = 0;
+	} else {
+		memcpy(q->lat_win[1], q->lat_win[0], sizeof(q->lat_win[1]));
+		q->done_win[1] = q->done_win[0];
+	}
+	memset(q->lat_win[0], 0, sizeof(q->lat_win[0]));
+	q->done_win[0] = 0;
+	q->win_start_ns = now;
+}
+
+static double bucket_bound_ms(int b)
+{
+	return 0.05 * pow(1.4, b);
+}
+
+static int bucket_of(double ms)
+{
+	int b;
+
+	if (ms <= 0.05)
+		return 0;
+	b = (int)ceil(log(ms / 0.05) / log(1.4));
+	return b > LAT_BUCKETS ? LAT_BUCKETS : b;
+}
+
+/* ---- loading ---- */
+
+static struct job *job_new(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_id,
+                           const char *url, int64_t created_at)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j)
+		return NULL;
+	j->id = id;
+	j->kind = (uint8_t)kind;
+	j->queue = (uint8_t)kind_queue[kind];
+	j->donation_id = donation_id;
+	j->created_at = created_at;
+	j->next_run_at = created_at;
+	j->endpoint = NO_ENDPOINT;
+	for (int i = 0; url && i < js->cfg.n_endpoints; i++)
+		if (!strcmp(url, js->cfg.endpoint[i]))
+			j->endpoint = (uint8_t)i;
+	if (hash_add(js, j)) {
+		free(j);
+		return NULL;
+	}
+	return j;
+}
+
+static int load_job_cb(void *ud, const struct db_job_row *row)
+{
+	struct jobs *js = ud;
+	int kind = kind_by_name(row->kind), st = job_state_by_name(row->state);
+	struct job *j;
+
+	if (kind < 0 || st < 0) {
+		log_msg(LOG_WARN, "jobs.unknown", "job %lld has kind %s, state %s: skipped",
+		        (long long)row->id, row->kind, row->state);
+		return 0;
+	}
+	j = job_new(js, row->id, (enum job_kind)kind, row->donation_id, row->url[0] ? row->url : NULL,
+	            row->created_at);
+	if (!j)
+		return -ENOMEM;
+	j->attempts = row->attempts;
+	j->next_run_at = row->next_run_at;
+	if (row->last_error[0])
+		j->last_error = strdup(row->last_error);
+	/* A job that was running when tally stopped runs again. */
+	attach(js, j,
+	       st == JOB_DEAD        ? JOB_DEAD
+	       : st == JOB_SCHEDULED ? JOB_SCHEDULED
+	                             : JOB_READY);
+	return 0;
+}
+
+static int load_queue_cb(void *ud, const struct db_queue_row *row)
+{
+	struct jobs *js = ud;
+	int q = job_queue_by_name(row->name);
+
+	if (q >= 0) {
+		js->q[q].paused = row->paused;
+		js->q[q].done_total = row->done_total;
+		js->q[q].failed_total = row->failed_total;
+	}
+	return 0;
+}
+
+int jobs_new(const struct jobs_config *cfg, const struct jobs_hooks *hooks, sqlite3 *db,
+             struct jobs **out, char *err, size_t errcap)
+{
+	struct jobs *js = calloc(1, sizeof(*js));
+	int64_t max_id = 0;
+	int rc;
+
+	*out = NULL;
+	if (!js)
+		return -ENOMEM;
+	js->cfg = *cfg;
+	js->hooks = *hooks;
+	js->table_cap = 1024;
+	js->table = calloc(js->table_cap, sizeof(*js->table));
+	if (!js->table || pthread_mutex_init(&js->lock, NULL)) {
+		free(js->table);
+		free(js);
+		return -ENOMEM;
+	}
+	for (int i = 0; i < JOB_QUEUES; i++) {
+		js->q[i].pol = cfg->policy[i];
+		js->q[i].win_start_ns = util_mono_ns();
+	}
+	rc = db_load_queues(db, load_queue_cb, js);
+	if (!rc)
+		rc = db_load_jobs(db, load_job_cb, js);
+	if (!rc)
+		rc = db_max_job_id(db, &max_id);
+	if (rc) {
+		snprintf(err, errcap, "loading jobs: %s", sqlite3_errmsg(db));
+		jobs_free(js);
+		return rc;
+	}
+	atomic_init(&js->next_id, max_id + 1);
+	*out = js;
+	return 0;
+}
+
+int64_t jobs_next_id(struct jobs *js)
+{
+	return atomic_fetch_add(&js->next_id, 1);
+}
+
+int jobs_add(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_id,
+             const char *url, int64_t now)
+{
+	struct job *j;
+
+	pthread_mutex_lock(&js->lock);
+	j = job_new(js, id, kind, donation_id, url, now);
+	if (j) {
+		attach(js, j, JOB_READY);
+		wake(js, j->queue);
+	}
+	pthread_mutex_unlock(&js->lock);
+	if (!j)
+		log_msg(LOG_ERROR, "jobs.add_failed",
+		        "job %lld: out of memory; it runs after a restart", (long long)id);
+	return j ? 0 : -ENOMEM;
+}
+
+/* ---- outcomes ---- */
+
+static void follow(struct jobs *js, struct db_job_update *u, enum job_kind kind, const char *url)
+{
+	struct db_new_job *n;
+
+	if (u->n_follow == DB_MAX_NEW_JOBS)
+		return;
+	n = &u->follow[u->n_follow++];
+	n->id = jobs_next_id(js);
+	n->queue = job_queue_names[kind_queue[kind]];
+	n->kind = job_kind_names[kind];
+	n->url = url;
+}
+
+static void follow_hooks(struct jobs *js, struct db_job_update *u, enum job_kind kind)
+{
+	for (int i = 0; i < js->cfg.n_endpoints; i++)
+		follow(js, u, kind, js->cfg.endpoint[i]);
+}
+
+/* What an attempt's result means: the job's next state and the effect on
+ * its donation, as one record for the writer. */
+static void transition(struct jobs *js, const struct job *j, const struct job_run *r,
+                       struct db_job_update *u)
+{
+	const struct job_result *res = &r->result;
+	const struct job_policy *pol = &js->q[j->queue].pol;
+	double rnd;
+
+	memset(u, 0, offsetof(struct db_job_update, d));
+	u->job_id = j->id;
+	u->queue = job_queue_names[j->queue];
+	u->donation_id = j->donation_id;
+	u->attempts = j->attempts + 1;
+	u->next_run_at = j->next_run_at;
+	snprintf(u->error, sizeof(u->error), "%s", res->kind == JOB_OK ? "" : res->error);
+	if (res->kind == JOB_OK) {
+		u->state = "done";
+		u->done = 1;
+		switch (j->kind) {
+		case JOB_CAPTURE:
+			u->effect = DB_EFFECT_SUCCEEDED;
+			snprintf(u->ref, sizeof(u->ref), "%s", res->ref);
+			if (js->cfg.receipts && r->don.email[0])
+				follow(js, u, JOB_RECEIPT, NULL);
+			follow_hooks(js, u, JOB_HOOK_SUCCEEDED);
+			break;
+		case JOB_REFUND:
+			u->effect = DB_EFFECT_REFUNDED;
+			snprintf(u->reason, sizeof(u->reason), "refunded");
+			follow_hooks(js, u, JOB_HOOK_REFUNDED);
+			break;
+		case JOB_RECEIPT:
+			u->effect = DB_EFFECT_RECEIPT;
+			break;
+		default:
+			break;
+		}
+		return;
+	}
+	u->failed = 1;
+	if (res->kind == JOB_FAIL && j->kind == JOB_CAPTURE) {
+		/* A decline is an answer, not an error: the job is done and
+		 * the donation failed. */
+		u->state = "done";
+		u->done = 1;
+		u->effect = DB_EFFECT_FAILED;
+		snprintf(u->reason, sizeof(u->reason), "%.199s", res->error);
+		follow_hooks(js, u, JOB_HOOK_FAILED);
+		return;
+	}
+	if (res->kind == JOB_FAIL || u->attempts >= pol->max_attempts) {
+		u->state = "dead";
+		return;
+	}
+	{
+		uint64_t bits = 0;
+
+		util_random(&bits, sizeof(bits));
+		rnd = (double)(bits >> 11) / 9007199254740992.0; /* [0, 1) */
+	}
+	u->state = "scheduled";
+	u->next_run_at = util_now_ms() + job_backoff_ms(pol, u->attempts, rnd);
+}
+
+static void set_error(struct job *j, const char *error)
+{
+	if (j->last_error && !strcmp(j->last_error, error))
+		return;
+	free(j->last_error);
+	j->last_error = error[0] ? strdup(error) : NULL;
+}
+
+void jobs_committed(struct jobs *js, const struct db_job_update *u, int rc)
+{
+	struct job *j;
+	int wake_q[JOB_QUEUES] = {0};
+
+	pthread_mutex_lock(&js->lock);
+	j = find(js, u->job_id);
+	if (j && rc) {
+		/* Not recorded: the database still has the job as it was. */
+		detach(js, j);
+		if (j->state == JOB_HELD) {
+			attach(js, j, (enum job_state)j->held_from);
+		} else {
+			j->next_run_at = util_now_ms() + 1000;
+			attach(js, j, JOB_SCHEDULED);
+		}
+		wake_q[j->queue] = 1;
+	} else if (j) {
+		struct queue *q = &js->q[j->queue];
+
+		detach(js, j);
+		j->attempts = u->attempts;
+		j->next_run_at = u->next_run_at;
+		set_error(j, u->error);
+		q->done_total += u->done;
+		q->failed_total += u->failed;
+		if (u->done) {
+			window_roll(q, util_mono_ns());
+			q->done_win[0]++;
+		}
+		if (!u->state || !strcmp(u->state, "done")) {
+			hash_del(js, j);
+			job_free(j);
+		} else {
+			enum job_state st = (enum job_state)job_state_by_name(u->state);
+
+			attach(js, j, st);
+			wake_q[j->queue] |= st == JOB_READY;
+		}
+	}
+	if (!rc && u->applied) {
+		for (int i = 0; i < u->n_follow; i++) {
+			const struct db_new_job *n = &u->follow[i];
+			int kind = kind_by_name(n->kind);
+			struct job *f = kind < 0 ? NULL
+			                          : job_new(js, n->id, (enum job_kind)kind,
+			                                    u->donation_id, n->url, util_now_ms());
+
+			if (!f) {
+				log_msg(LOG_ERROR, "jobs.add_failed", "job %lld: out of memory",
+				        (long long)n->id);
+				continue;
+			}
+			attach(js, f, JOB_READY);
+			wake_q[f->queue] = 1;
+		}
+	}
+	for (int i = 0; i < JOB_QUEUES; i++)
+		if (wake_q[i])
+			wake(js, (enum job_queue)i);
+	pthread_mutex_unlock(&js->lock);
+}
+
+int jobs_hold(struct jobs *js, int64_t id, const char *action, struct db_job_update *u)
+{
+	int retry = !strcmp(action, "retry"), rc = 0;
+	struct job *j;
+
+	pthread_mutex_lock(&js->lock);
+	j = find(js, id);
+	if (!j)
+		rc = -ENOENT;
+	else if (j->state == JOB_RUNNING || j->state == JOB_HELD)
+		rc = -EBUSY;
+	else if (retry && j->state == JOB_READY)
+		rc = -EINVAL;
+	if (rc) {
+		pthread_mutex_unlock(&js->lock);
+		return rc;
+	}
+	detach(js, j);
+	j->held_from = j->state;
+	j->state = JOB_HELD;
+	jl_push(&js->q[j->queue].held, j);
+	memset(u, 0, offsetof(struct db_job_update, d));
+	u->job_id = j->id;
+	u->queue = job_queue_names[j->queue];
+	u->donation_id = j->donation_id;
+	u->attempts = j->attempts;
+	u->next_run_at = util_now_ms();
+	snprintf(u->error, sizeof(u->error), "%s", j->last_error ? j->last_error : "");
+	if (retry) {
+		u->state = "ready";
+	} else if (j->kind == JOB_CAPTURE) {
+		u->effect = DB_EFFECT_FAILED;
+		snprintf(u->reason, sizeof(u->reason), "discarded by staff");
+		follow_hooks(js, u, JOB_HOOK_FAILED);
+	}
+	pthread_mutex_unlock(&js->lock);
+	return 0;
+}
+
+void jobs_set_paused(struct jobs *js, enum job_queue q, int paused)
+{
+	pthread_mutex_lock(&js->lock);
+	js->q[q].paused = paused;
+	if (!paused)
+		wake(js, q);
+	pthread_mutex_unlock(&js->lock);
+}
+
+int jobs_paused(struct jobs *js, enum job_queue q)
+{
+	int p;
+
+	pthread_mutex_lock(&js->lock);
+	p = js->q[q].paused;
+	pthread_mutex_unlock(&js->lock);
+	return p;
+}
+
+void jobs_retry_dead(struct jobs *js, enum job_queue qi, int64_t now)
+{
+	struct queue *q = &js->q[qi];
+
+	pthread_mutex_lock(&js->lock);
+	while (q->dead.head) {
+		struct job *j = q->dead.head;
+
+		jl_remove(&q->dead, j);
+		j->next_run_at = now;
+		attach(js, j, JOB_READY);
+	}
+	wake(js, qi);
+	pthread_mutex_unlock(&js->lock);
+}
+
+/* ---- workers ---- */
+
+static void run_free(struct job_run *r)
+{
+	if (r->easy)
+		curl_easy_cleanup(r->easy);
+	curl_slist_free_all(r->headers);
+	curl_slist_free_all(r->rcpt);
+	buf_fini(&r->req);
+	buf_fini(&r->resp);
+	free(r);
+}
+
+static void complete(struct worker *w, struct job_run *r)
+{
+	struct jobs *js = w->js;
+	struct db_job_update *u = calloc(1, sizeof(*u));
+	int rc = u ? 0 : -ENOMEM;
+
+	if (u) {
+		transition(js, r->job, r, u);
+		rc = js->hooks.finished(js->hooks.ctx, u);
+		free(u);
+	}
+	if (rc) {
+		struct db_job_update back = {.job_id = r->job->id};
+
+		log_msg(LOG_ERROR, "jobs.record_failed", "job %lld: %s; trying again later",
+		        (long long)r->job->id, strerror(-rc));
+		jobs_committed(js, &back, rc);
+	}
+	w->inflight--;
+	run_free(r);
+}
+
+static void start_one(struct worker *w, struct job *j)
+{
+	struct job_handler *h = &w->js->cfg.handler[w->q];
+	struct job_run *r = calloc(1, sizeof(*r));
+	int rc;
+
+	w->inflight++;
+	if (!r) {
+		struct db_job_update back = {.job_id = j->id};
+
+		jobs_committed(w->js, &back, -ENOMEM);
+		w->inflight--;
+		return;
+	}
+	r->job = j;
+	rc = db_job_donation(w->db, &w->don_stmt, j->donation_id, &r->don);
+	if (rc == -ENOENT) {
+		r->result.kind = JOB_FAIL;
+		snprintf(r->result.error, sizeof(r->result.error), "donation dn_%lld not found",
+		         (long long)j->donation_id);
+		rc = JOB_RUN_DONE;
+	} else if (rc) {
+		r->result.kind = JOB_RETRY;
+		snprintf(r->result.error, sizeof(r->result.error), "reading the donation: %s",
+		         sqlite3_errmsg(w->db));
+		rc = JOB_RUN_DONE;
+	} else if (!h->start) {
+		r->result.kind = JOB_RETRY;
+		snprintf(r->result.error, sizeof(r->result.error), "no handler for this queue");
+		rc = JOB_RUN_DONE;
+	} else {
+		rc = h->start(h->ctx, r);
+	}
+	if (rc == JOB_RUN_DELAY) {
+		struct job_run **pp = &w->timers;
+
+		while (*pp && (*pp)->due_ns <= r->due_ns)
+			pp = &(*pp)->next;
+		r->next = *pp;
+		*pp = r;
+		return;
+	}
+	if (rc == JOB_RUN_CURL) {
+		CURLMcode mc;
+
+		curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
+		mc = curl_multi_add_handle(w->multi, r->easy);
+		if (mc == CURLM_OK) {
+			w->transfers++;
+			r->prev = NULL;
+			r->next = w->xfers;
+			if (w->xfers)
+				w->xfers->prev = r;
+			w->xfers = r;
+			return;
+		}
+		r->result.kind = JOB_RETRY;
+		snprintf(r->result.error, sizeof(r->result.error), "curl: %s",
+		         curl_multi_strerror(mc));
+	}
+	complete(w, r);
+}
+
+static void deliver_timers(struct worker *w, uint64_t now)
+{
+	while (w->timers && w->timers->due_ns <= now) {
+		struct job_run *r = w->timers;
+
+		w->timers = r->next;
+		complete(w, r);
+	}
+}
+
+static void reap_transfers(struct worker *w)
+{
+	CURLMsg *m;
+	int left, running;
+
+	if (!w->transfers)
+		return;
+	if (curl_multi_perform(w->multi, &running) != CURLM_OK)
+		log_msg(LOG_WARN, "jobs.curl_failed", "curl_multi_perform failed");
+	while ((m = curl_multi_info_read(w->multi, &left))) {
+		struct job_run *r = NULL;
+
+		if (m->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
+		curl_multi_remove_handle(w->multi, m->easy_handle);
+		w->transfers--;
+		if (!r)
+			continue;
+		if (r->prev)
+			r->prev->next = r->next;
+		else
+			w->xfers = r->next;
+		if (r->next)
+			r->next->prev = r->prev;
+		r->finish(r, m->data.result);
+		complete(w, r);
+	}
+}
+
+static void wait_work(struct worker *w, int timeout_ms)
+{
+	struct curl_waitfd wfd = {w->efd, CURL_WAIT_POLLIN, 0};
+	uint64_t v;
+
+	if (w->timers) {
+		uint64_t now = util_mono_ns(), due = w->timers->due_ns;
+		int ms = due <= now ? 0 : (int)((due - now + 999999) / 1000000);
+
+		if (ms < timeout_ms)
+			timeout_ms = ms;
+	}
+	if (timeout_ms < 0)
+		timeout_ms = 0;
+	if (w->transfers) {
+		if (curl_multi_poll(w->multi, &wfd, 1, timeout_ms, NULL) != CURLM_OK)
+			log_msg(LOG_WARN, "jobs.curl_failed", "curl_multi_poll failed");
+	} else {
+		struct pollfd p = {w->efd, POLLIN, 0};
+
+		if (poll(&p, 1, timeout_ms) < 0 && errno != EINTR)
+			log_msg(LOG_WARN, "jobs.poll_failed", "%s", strerror(errno));
+	}
+	if (read(w->efd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_msg(LOG_WARN, "jobs.wake_failed", "%s", strerror(errno));
+}
+
+/* Move scheduled jobs that are due to ready (under the lock). */
+static void promote_due(struct jobs *js, struct queue *q, int64_t now)
+{
+	while (q->n_heap && q->heap[0]->next_run_at <= now) {
+		struct job *j = q->heap[0];
+
+		heap_remove(q, j);
+		attach(js, j, JOB_READY);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct jobs *js = w->js;
+	struct queue *q = &js->q[w->q];
+
+	for (;;) {
+		struct job *take[TAKE_MAX];
+		int n = 0, timeout = 1000, quit = 0;
+		uint64_t now_ns = util_mono_ns();
+		int64_t now = util_now_ms();
+
+		pthread_mutex_lock(&js->lock);
+		if (js->stopping) {
+			quit = w->inflight == 0 || now_ns >= js->stop_deadline_ns;
+			timeout = 20;
+		} else {
+			promote_due(js, q, now);
+			while (!q->paused && n < TAKE_MAX && w->inflight + n < q->pol.inflight &&
+			       q->ready.head) {
+				struct job *j = q->ready.head;
+				double ms = (double)(now_ns - j->ready_ns) / 1e6;
+				int b = bucket_of(ms);
+
+				jl_remove(&q->ready, j);
+				j->state = JOB_RUNNING;
+				jl_push(&q->running, j);
+				window_roll(q, now_ns);
+				q->lat_win[0][b]++;
+				q->lat_all[b]++;
+				q->lat_sum_s += ms / 1000.0;
+				take[n++] = j;
+			}
+			if (q->n_heap) {
+				int64_t due = q->heap[0]->next_run_at - now;
+
+				if (due < timeout)
+					timeout = due < 0 ? 0 : (int)due;
+			}
+		}
+		w->idle = n == 0;
+		pthread_mutex_unlock(&js->lock);
+		if (quit)
+			break;
+		for (int i = 0; i < n; i++)
+			start_one(w, take[i]);
+		deliver_timers(w, util_mono_ns());
+		reap_transfers(w);
+		if (n == 0)
+			wait_work(w, timeout);
+	}
+	/* Out of time: what is still in flight stays "running" in memory and
+	 * ready in the database, so it runs again after the restart. */
+	while (w->timers) {
+		struct job_run *r = w->timers;
+
+		w->timers = r->next;
+		run_free(r);
+	}
+	if (w->transfers)
+		log_msg(LOG_WARN, "jobs.abandoned", "%s: %d attempts still in flight at stop",
+		        job_queue_names[w->q], w->transfers);
+	while (w->xfers) {
+		struct job_run *r = w->xfers;
+
+		w->xfers = r->next;
+		curl_multi_remove_handle(w->multi, r->easy);
+		run_free(r);
+	}
+	w->transfers = 0;
+	return NULL;
+}
+
+int jobs_start(struct jobs *js)
+{
+	for (int qi = 0; qi < JOB_QUEUES; qi++) {
+		struct queue *q = &js->q[qi];
+
+		q->workers = calloc((size_t)q->pol.workers, sizeof(*q->workers));
+		if (!q->workers)
+			return -ENOMEM;
+		for (int i = 0; i < q->pol.workers; i++)
+			q->workers[i].efd = -1;
+		for (int i = 0; i < q->pol.workers; i++) {
+			struct worker *w = &q->workers[i];
+			char err[256];
+			int rc;
+
+			w->js = js;
+			w->q = (enum job_queue)qi;
+			w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+			if (w->efd < 0)
+				return -errno;
+			w->multi = curl_multi_init();
+			if (!w->multi)
+				return -ENOMEM;
+			rc = db_open_reader(js->cfg.db_path, &w->db, err, sizeof(err));
+			if (rc) {
+				log_msg(LOG_ERROR, "jobs.start_failed", "%s", err);
+				return rc;
+			}
+			rc = -pthread_create(&w->thread, NULL, worker_main, w);
+			if (rc)
+				return rc;
+			w->started = 1;
+		}
+	}
+	return 0;
+}
+
+void jobs_stop(struct jobs *js, int wait_ms)
+{
+	if (!js)
+		return;
+	pthread_mutex_lock(&js->lock);
+	if (js->stopping) {
+		pthread_mutex_unlock(&js->lock);
+		return;
+	}
+	js->stopping = 1;
+	js->stop_deadline_ns = util_mono_ns() + (uint64_t)wait_ms * 1000000ull;
+	for (int qi = 0; qi < JOB_QUEUES; qi++)
+		for (int i = 0; js->q[qi].workers && i < js->q[qi].pol.workers; i++)
+			js->q[qi].workers[i].idle = 1;
+	for (int qi = 0; qi < JOB_QUEUES; qi++)
+		wake(js, (enum job_queue)qi);
+	pthread_mutex_unlock(&js->lock);
+	for (int qi = 0; qi < JOB_QUEUES; qi++) {
+		struct queue *q = &js->q[qi];
+
+		for (int i = 0; q->workers && i < q->pol.workers; i++) {
+			struct worker *w = &q->workers[i];
+
+			if (w->started && pthread_join(w->thread, NULL))
+				log_msg(LOG_ERROR, "jobs.join_failed", "a worker did not join");
+			w->started = 0;
+		}
+	}
+}
+
+/* ---- reading ---- */
+
+static double percentile(const uint64_t *a, const uint64_t *b, double p)
+{
+	uint64_t total = 0, seen = 0;
+
+	for (int i = 0; i <= LAT_BUCKETS; i++)
+		total += a[i] + b[i];
+	if (!total)
+		return 0;
+	for (int i = 0; i <= LAT_BUCKETS; i++) {
+		seen += a[i] + b[i];
+		if ((double)seen >= p * (double)total)
+			return bucket_bound_ms(i);
+	}
+	return bucket_bound_ms(LAT_BUCKETS);
+}
+
+void jobs_queue_info(struct jobs *js, enum job_queue qi, struct job_queue_info *out)
+{
+	struct queue *q = &js->q[qi];
+	uint64_t now = util_mono_ns();
+	double span;
+
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&js->lock);
+	window_roll(q, now);
+	out->paused = q->paused;
+	out->workers = q->pol.workers;
+	out->inflight = q->pol.inflight;
+	out->ready = q->ready.n;
+	out->running = q->running.n;
+	out->scheduled = (int64_t)q->n_heap;
+	out->dead = q->dead.n;
+	out->held = q->held.n;
+	out->done_total = q->done_total;
+	out->failed_total = q->failed_total;
+	span = (double)(now - q->win_start_ns) / 1e9 + 10.0;
+	out->done_per_s = (double)(q->done_win[0] + q->done_win[1]) / span;
+	out->latency_ms_p50 = percentile(q->lat_win[0], q->lat_win[1], 0.50);
+	out->latency_ms_p99 = percentile(q->lat_win[0], q->lat_win[1], 0.99);
+	pthread_mutex_unlock(&js->lock);
+}
+
+int jobs_row_json(struct buf *out, int64_t id, const char *queue, const char *kind,
+                  const char *state, int attempts, int64_t next_run_at, const char *last_error,
+                  int64_t created_at, int64_t donation_id, const char *url)
+{
+	char ts[32], ts2[32];
+	int rc = buf_printf(out,
+	                    "{\"id\":%lld,\"queue\":\"%s\",\"kind\":\"%s\",\"state\":\"%s\","
+	                    "\"attempts\":%d,\"next_run_at\":\"%s\",\"created_at\":\"%s\","
+	                    "\"last_error\":",
+	                    (long long)id, queue, kind, state, attempts,
+	                    util_rfc3339(next_run_at, ts, sizeof(ts)),
+	                    util_rfc3339(created_at, ts2, sizeof(ts2)));
+
+	rc |= last_error && last_error[0] ? buf_json_string(out, last_error) : buf_puts(out, "null");
+	rc |= buf_printf(out, ",\"payload\":{\"donation_id\":\"dn_%lld\"", (long long)donation_id);
+	if (url && url[0]) {
+		rc |= buf_printf(out, ",\"event_id\":\"evt_%lld_%s\",\"url\":", (long long)donation_id,
+		                 strchr(kind, '.') ? strchr(kind, '.') + 1 : kind);
+		rc |= buf_json_string(out, url);
+	}
+	rc |= buf_puts(out, "}}");
+	return rc ? -ENOMEM : 0;
+}
+
+int jobs_list_json(struct jobs *js, enum job_queue qi, enum job_state st, int limit,
+                   struct buf *out)
+{
+	struct queue *q = &js->q[qi];
+	int rc = buf_puts(out, "["), n = 0;
+
+	pthread_mutex_lock(&js->lock);
+	if (st == JOB_SCHEDULED) {
+		for (size_t i = 0; i < q->n_heap && n < limit; i++, n++) {
+			const struct job *j = q->heap[i];
+
+			rc |= buf_puts(out, n ? "," : "");
+			rc |= jobs_row_json(out, j->id, job_queue_names[qi], job_kind_names[j->kind],
+			                    "scheduled", j->attempts, j->next_run_at, j->last_error,
+			                    j->created_at, j->donation_id,
+			                    j->endpoint == NO_ENDPOINT ? NULL
+			                                               : js->cfg.endpoint[j->endpoint]);
+		}
+	} else {
+		const struct jlist *l = st == JOB_READY     ? &q->ready
+		                        : st == JOB_RUNNING ? &q->running
+		                        : st == JOB_DEAD    ? &q->dead
+		                                            : &q->held;
+
+		for (const struct job *j = l->head; j && n < limit; j = j->next, n++) {
+			rc |= buf_puts(out, n ? "," : "");
+			rc |= jobs_row_json(out, j->id, job_queue_names[qi], job_kind_names[j->kind],
+			                    job_state_names[st], j->attempts, j->next_run_at,
+			                    j->last_error, j->created_at, j->donation_id,
+			                    j->endpoint == NO_ENDPOINT ? NULL
+			                                               : js->cfg.endpoint[j->endpoint]);
+		}
+	}
+	pthread_mutex_unlock(&js->lock);
+	rc |= buf_puts(out, "]");
+	return rc ? -ENOMEM : 0;
+}
+
+int jobs_metrics(struct jobs *js, struct buf *out)
+{
+	int rc = 0;
+
+	rc |= buf_puts(out, "# TYPE tally_jobs gauge\n"
+	                    "# TYPE tally_queue_paused gauge\n"
+	                    "# TYPE tally_jobs_done_total counter\n"
+	                    "# TYPE tally_jobs_failed_total counter\n"
+	                    "# TYPE tally_job_queue_latency_seconds histogram\n");
+	pthread_mutex_lock(&js->lock);
+	for (int qi = 0; qi < JOB_QUEUES; qi++) {
+		struct queue *q = &js->q[qi];
+		const char *n = job_queue_names[qi];
+		uint64_t cum = 0;
+
+		rc |= buf_printf(out,
+		                 "tally_jobs{queue=\"%s\",state=\"ready\"} %lld\n"
+		                 "tally_jobs{queue=\"%s\",state=\"running\"} %lld\n"
+		                 "tally_jobs{queue=\"%s\",state=\"scheduled\"} %zu\n"
+		                 "tally_jobs{queue=\"%s\",state=\"dead\"} %lld\n"
+		                 "tally_queue_paused{queue=\"%s\"} %d\n"
+		                 "tally_jobs_done_total{queue=\"%s\"} %lld\n"
+		                 "tally_jobs_failed_total{queue=\"%s\"} %lld\n",
+		                 n, (long long)q->ready.n, n, (long long)q->running.n, n, q->n_heap,
+		                 n, (long long)q->dead.n, n, q->paused, n, (long long)q->done_total,
+		                 n, (long long)q->failed_total);
+		for (int b = 0; b <= LAT_BUCKETS; b++) {
+			cum += q->lat_all[b];
+			if (b % 4 == 3 && b < LAT_BUCKETS)
+				rc |= buf_printf(out,
+				                 "tally_job_queue_latency_seconds_bucket{queue=\"%s\","
+				                 "le=\"%.6g\"} %llu\n",
+				                 n, bucket_bound_ms(b) / 1000.0, (unsigned long long)cum);
+		}
+		rc |= buf_printf(out,
+		                 "tally_job_queue_latency_seconds_bucket{queue=\"%s\",le=\"+Inf\"} "
+		                 "%llu\n"
+		                 "tally_job_queue_latency_seconds_sum{queue=\"%s\"} %.6f\n"
+		                 "tally_job_queue_latency_seconds_count{queue=\"%s\"} %llu\n",
+		                 n, (unsigned long long)cum, n, q->lat_sum_s, n,
+		                 (unsigned long long)cum);
+	}
+	pthread_mutex_unlock(&js->lock);
+	return rc ? -ENOMEM : 0;
+}
+
+void jobs_free(struct jobs *js)
+{
+	if (!js)
+		return;
+	jobs_stop(js, 0);
+	for (int qi = 0; qi < JOB_QUEUES; qi++) {
+		struct queue *q = &js->q[qi];
+
+		for (int i = 0; q->workers && i < q->pol.workers; i++) {
+			struct worker *w = &q->workers[i];
+
+			sqlite3_finalize(w->don_stmt);
+			if (w->db && sqlite3_close(w->db) != SQLITE_OK)
+				log_msg(LOG_ERROR, "db.close_failed", "a worker's connection is busy");
+			if (w->multi)
+				curl_multi_cleanup(w->multi);
+			if (w->efd >= 0)
+				close(w->efd);
+		}
+		free(q->workers);
+		free(q->heap);
+	}
+	for (size_t i = 0; i < js->table_cap; i++) {
+		struct job *j = js->table[i];
+
+		while (j) {
+			struct job *next = j->hnext;
+
+			job_free(j);
+			j = next;
+		}
+	}
+	free(js->table);
+	pthread_mutex_destroy(&js->lock);
+	free(js);
+}

@@ -1,0 +1,188 @@
+/* core/jobs.h - durable background jobs: queues, worker pools, retries.
+ *
+ * SQLite holds every job (db/ writer); this module holds the live view: per
+ * queue a FIFO of ready jobs, a heap of jobs waiting to retry, the running
+ * and the dead, and a pool of worker threads. A job moves between states in
+ * memory only once the writer committed the move, so memory never runs
+ * ahead of the database. Workers finish attempts through jobs_hooks, which
+ * sends the outcome to the writer; jobs_committed applies it afterwards.
+ */
+#ifndef TALLY_CORE_JOBS_H
+#define TALLY_CORE_JOBS_H
+
+#include "core/buf.h"
+#include "db/db.h"
+#include "db/writer.h"
+
+#include <curl/curl.h>
+#include <stdint.h>
+
+enum job_queue { JOB_PAYMENTS, JOB_RECEIPTS, JOB_WEBHOOKS, JOB_QUEUES };
+
+enum job_kind {
+	JOB_CAPTURE, /* payments: capture the gift through the processor */
+	JOB_REFUND,  /* payments: refund it */
+	JOB_RECEIPT, /* receipts: email the donor */
+	JOB_HOOK_SUCCEEDED, /* webhooks: donation.succeeded */
+	JOB_HOOK_FAILED,    /* webhooks: donation.failed */
+	JOB_HOOK_REFUNDED,  /* webhooks: donation.refunded */
+	JOB_KINDS
+};
+
+enum job_state { JOB_READY, JOB_RUNNING, JOB_SCHEDULED, JOB_DONE, JOB_DEAD, JOB_HELD };
+
+extern const char *const job_queue_names[JOB_QUEUES];
+extern const char *const job_kind_names[JOB_KINDS];
+extern const char *const job_state_names[JOB_HELD + 1];
+
+/* Look names up; -1 when unknown. */
+int job_queue_by_name(const char *name);
+int job_state_by_name(const char *name);
+
+#define JOB_MAX_ENDPOINTS 8
+
+struct job_policy {
+	int workers;          /* threads */
+	int inflight;         /* jobs in flight per thread */
+	int max_attempts;     /* then dead */
+	int64_t backoff_ms;   /* delay after the first failed attempt */
+	int64_t backoff_max_ms;
+};
+
+/* The delay before the next attempt after `attempts` failed ones:
+ * d = min(backoff_max, backoff * 2^(attempts-1)), then a uniform jitter in
+ * [d/2, d] from r in [0, 1). */
+int64_t job_backoff_ms(const struct job_policy *p, int attempts, double r);
+
+struct job {
+	int64_t id, donation_id, created_at;
+	int64_t next_run_at; /* ms: when a scheduled job is due */
+	int64_t ready_ns;    /* monotonic: when it became ready (queue latency) */
+	struct job *prev, *next; /* state list (ready, running, dead, held) */
+	struct job *hnext;       /* id hash chain */
+	size_t heap_i;           /* scheduled: index in the queue's heap */
+	char *last_error;
+	int attempts;
+	uint8_t queue, kind, state, held_from, endpoint;
+};
+
+enum job_result_kind { JOB_OK, JOB_RETRY, JOB_FAIL };
+
+struct job_result {
+	enum job_result_kind kind;
+	char error[256]; /* why it failed (RETRY, FAIL) */
+	char ref[128];   /* processor reference (OK) */
+};
+
+/* One attempt in flight on a worker thread. A handler either fills result
+ * at once, or asks for a delay, or starts an HTTP/SMTP transfer. */
+struct job_run {
+	struct job *job;
+	struct db_job_donation don; /* the job's donation, read before start */
+	struct job_result result;
+	/* Async: */
+	uint64_t due_ns; /* JOB_RUN_DELAY: deliver result then */
+	CURL *easy;      /* JOB_RUN_CURL: the transfer (the worker runs it) */
+	void (*finish)(struct job_run *r, CURLcode rc); /* fills result */
+	struct curl_slist *headers, *rcpt;
+	struct buf req, resp;
+	size_t req_off;
+	char errbuf[CURL_ERROR_SIZE];
+	struct job_run *next, *prev; /* the worker's timers or transfers */
+	void *ctx;                   /* the handler's */
+};
+
+enum { JOB_RUN_DONE = 0, JOB_RUN_DELAY = 1, JOB_RUN_CURL = 2 };
+
+struct job_handler {
+	/* Start r (r->job, r->don set). Returns JOB_RUN_DONE with r->result
+	 * filled, JOB_RUN_DELAY with r->result and r->due_ns, or JOB_RUN_CURL
+	 * with r->easy and r->finish set. */
+	int (*start)(void *ctx, struct job_run *r);
+	void *ctx;
+};
+
+struct jobs_config {
+	const char *db_path;
+	struct job_policy policy[JOB_QUEUES];
+	struct job_handler handler[JOB_QUEUES];
+	int n_endpoints;                       /* webhook endpoints */
+	const char *endpoint[JOB_MAX_ENDPOINTS]; /* their URLs (outlive jobs) */
+	int receipts;                          /* 0: no receipt jobs */
+};
+
+struct jobs_hooks {
+	/* An attempt finished (a worker thread): record upd through the
+	 * writer. Returns 0 or -errno (the job is tried again later). */
+	int (*finished)(void *ctx, struct db_job_update *upd);
+	void *ctx;
+};
+
+struct jobs;
+
+/* Set cfg to the defaults: payments 1 thread x 256 in flight, 8 attempts
+ * from 1 s; receipts 1 x 32, 10 from 5 s; webhooks 1 x 64, 12 from 5 s;
+ * backoff at most 1 h. */
+void jobs_config_defaults(struct jobs_config *cfg);
+
+/* Load every job that is not done from db and the queues' switches and
+ * counters. Workers do not start yet. */
+int jobs_new(const struct jobs_config *cfg, const struct jobs_hooks *hooks, sqlite3 *db,
+             struct jobs **out, char *err, size_t errcap);
+
+/* Start the worker threads. */
+int jobs_start(struct jobs *js);
+
+/* A fresh job id (any thread). */
+int64_t jobs_next_id(struct jobs *js);
+
+/* A committed new job: make it ready (any thread; after its commit). */
+int jobs_add(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_id,
+             const char *url, int64_t now);
+
+/* The writer committed upd (rc 0) or failed to (rc < 0). Writer thread. */
+void jobs_committed(struct jobs *js, const struct db_job_update *upd, int rc);
+
+/* Staff: hold job id for an action and fill upd to record it. action is
+ * "retry" (dead or scheduled -> ready) or "discard" (ready, scheduled or
+ * dead -> deleted; a capture's donation fails). Returns 0, -ENOENT (no
+ * such job in memory), -EBUSY (running or held) or -EINVAL (the action
+ * does not apply to its state). Release with jobs_committed. */
+int jobs_hold(struct jobs *js, int64_t id, const char *action, struct db_job_update *upd);
+
+/* Committed queue changes (writer thread). */
+void jobs_set_paused(struct jobs *js, enum job_queue q, int paused);
+void jobs_retry_dead(struct jobs *js, enum job_queue q, int64_t now);
+
+int jobs_paused(struct jobs *js, enum job_queue q);
+
+struct job_queue_info {
+	int paused, workers, inflight;
+	int64_t ready, running, scheduled, dead, held;
+	int64_t done_total, failed_total; /* stored counters, since ever */
+	double done_per_s;                /* last 10-20 s */
+	double latency_ms_p50, latency_ms_p99; /* ready -> started, last 10-20 s */
+};
+
+void jobs_queue_info(struct jobs *js, enum job_queue q, struct job_queue_info *out);
+
+/* Append a JSON array of up to limit in-memory jobs of queue q in state
+ * (not done), oldest first. */
+int jobs_list_json(struct jobs *js, enum job_queue q, enum job_state state, int limit,
+                   struct buf *out);
+
+/* Append one job's JSON object (shared with the stored-job listing). */
+int jobs_row_json(struct buf *out, int64_t id, const char *queue, const char *kind,
+                  const char *state, int attempts, int64_t next_run_at, const char *last_error,
+                  int64_t created_at, int64_t donation_id, const char *url);
+
+/* Append Prometheus lines: per-queue gauges, counters, latency histogram. */
+int jobs_metrics(struct jobs *js, struct buf *out);
+
+/* Stop taking jobs, let attempts in flight finish (at most wait_ms), join
+ * the workers. Results already handed to the writer still commit. */
+void jobs_stop(struct jobs *js, int wait_ms);
+
+void jobs_free(struct jobs *js);
+
+#endif

@@ -1,0 +1,867 @@
+/* tests/test_jobs.c - durable jobs: the retry schedule, the handlers'
+ * messages, and the real binary against a stand-in processor, a real SMTP
+ * sink and a webhook receiver that checks signatures (tests/tools). */
+#include "core/jobs.h"
+#include "core/work.h"
+#include "tests/itest.h"
+#include "tests/tests.h"
+
+#include <check.h>
+#include <dirent.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* ---- unit: retry schedule ---- */
+
+START_TEST(backoff_doubles_with_jitter_and_cap)
+{
+	struct job_policy p = {1, 1, 10, 1000, 30000};
+	int64_t prev_max = 0;
+
+	for (int n = 1; n <= 12; n++) {
+		int64_t d = 1000;
+		int64_t lo = job_backoff_ms(&p, n, 0.0), hi = job_backoff_ms(&p, n, 0.999999);
+
+		for (int i = 1; i < n && d < 30000; i++)
+			d *= 2;
+		if (d > 30000)
+			d = 30000;
+		/* Equal jitter: uniformly within [d/2, d). */
+		ck_assert_int_eq(lo, d / 2);
+		ck_assert_int_ge(hi, d - 1);
+		ck_assert_int_le(hi, d);
+		ck_assert_int_ge(hi, prev_max); /* never shrinks */
+		prev_max = hi;
+		for (int k = 0; k < 50; k++) {
+			int64_t v = job_backoff_ms(&p, n, k / 50.0);
+
+			ck_assert_int_ge(v, d / 2);
+			ck_assert_int_le(v, d);
+		}
+	}
+	ck_assert_int_eq(job_backoff_ms(&p, 60, 0.999999), 29999);
+	p.backoff_ms = 0; /* never a zero delay */
+	ck_assert_int_ge(job_backoff_ms(&p, 1, 0.999), 0);
+}
+END_TEST
+
+START_TEST(names_round_trip)
+{
+	for (int q = 0; q < JOB_QUEUES; q++)
+		ck_assert_int_eq(job_queue_by_name(job_queue_names[q]), q);
+	ck_assert_int_eq(job_queue_by_name("payment"), -1);
+	ck_assert_int_eq(job_queue_by_name(""), -1);
+	ck_assert_int_eq(job_state_by_name("dead"), JOB_DEAD);
+	ck_assert_int_eq(job_state_by_name("done"), JOB_DONE);
+	ck_assert_int_eq(job_state_by_name("held"), -1); /* internal only */
+	ck_assert_int_eq(job_state_by_name("READY"), -1);
+}
+END_TEST
+
+/* ---- unit: messages ---- */
+
+START_TEST(signature_matches_reference)
+{
+	/* Reference computed independently (Python hmac/hashlib). */
+	const char *body = "{\"id\":\"evt_1\"}";
+	char sig[160];
+
+	ck_assert_int_eq(work_signature("whsec_test", 1700000000, body, strlen(body), sig,
+	                                sizeof(sig)),
+	                 0);
+	ck_assert_str_eq(sig, "t=1700000000,v1="
+	                      "c89214b5b5da833daed6f0b8c5bb6bd58cea9022bd80ccc78230f3942d632925");
+	/* Any change of body, time or secret changes it. */
+	ck_assert_int_eq(work_signature("whsec_tesT", 1700000000, body, strlen(body), sig,
+	                                sizeof(sig)),
+	                 0);
+	ck_assert_ptr_null(strstr(sig, "c89214b5"));
+	ck_assert_int_eq(work_signature("whsec_test", 1, body, strlen(body), sig, 10), -1);
+}
+END_TEST
+
+static struct db_job_donation sample(void)
+{
+	struct db_job_donation d;
+
+	memset(&d, 0, sizeof(d));
+	d.id = 42;
+	d.campaign_id = 1;
+	d.amount_cents = 2505;
+	d.created_at = 1700000000000;
+	memcpy(d.currency, "USD", 4);
+	memcpy(d.status, "succeeded", 10);
+	snprintf(d.email, sizeof(d.email), "ada@example.org");
+	snprintf(d.name, sizeof(d.name), "Ada\r\nBcc: victim@example.org");
+	snprintf(d.message, sizeof(d.message), "Go \"team\"");
+	snprintf(d.campaign_slug, sizeof(d.campaign_slug), "food");
+	snprintf(d.campaign_name, sizeof(d.campaign_name), "Füd bank");
+	return d;
+}
+
+START_TEST(receipt_text)
+{
+	struct work_config cfg;
+	struct db_job_donation d = sample();
+	struct buf b = {0};
+	char *hdr_end;
+
+	work_config_defaults(&cfg);
+	cfg.smtp_from = "giving@example.org";
+	cfg.tax_note = "EIN 12-3456789. Keep this receipt for your taxes.";
+	cfg.org_name = "Example Food Bank";
+	ck_assert_int_eq(work_receipt_message(&cfg, &d, &b), 0);
+	ck_assert_ptr_nonnull(strstr(b.p, "From: giving@example.org\r\n"));
+	ck_assert_ptr_nonnull(strstr(b.p, "To: ada@example.org\r\n"));
+	ck_assert_ptr_nonnull(strstr(b.p, "Message-ID: <receipt-dn_42@tally>\r\n"));
+	/* A non-ASCII campaign name is MIME-encoded in the subject. */
+	ck_assert_ptr_nonnull(strstr(b.p, "Subject: Thank you for your gift to =?UTF-8?B?"));
+	ck_assert_ptr_nonnull(strstr(b.p, "USD 25.05"));
+	ck_assert_ptr_nonnull(strstr(b.p, "dn_42"));
+	ck_assert_ptr_nonnull(strstr(b.p, "2023-11-14T22:13:20.000Z"));
+	ck_assert_ptr_nonnull(strstr(b.p, "EIN 12-3456789"));
+	ck_assert_ptr_nonnull(strstr(b.p, "Example Food Bank"));
+	/* The donor's name never reaches a header line of its own. */
+	hdr_end = strstr(b.p, "\r\n\r\n");
+	ck_assert_ptr_nonnull(hdr_end);
+	*hdr_end = '\0';
+	ck_assert_ptr_null(strstr(b.p, "\r\nBcc:"));
+	buf_fini(&b);
+}
+END_TEST
+
+START_TEST(event_body_is_json)
+{
+	struct db_job_donation d = sample();
+	struct buf b = {0};
+	json_t *v, *data;
+
+	snprintf(d.reason, sizeof(d.reason), "card_declined: no");
+	ck_assert_int_eq(work_event_body(JOB_HOOK_FAILED, &d, 1700000001000, &b), 0);
+	v = json_loadb(b.p, b.len, 0, NULL);
+	ck_assert_ptr_nonnull(v);
+	ck_assert_str_eq(json_string_value(json_object_get(v, "id")), "evt_42_failed");
+	ck_assert_str_eq(json_string_value(json_object_get(v, "type")), "donation.failed");
+	ck_assert_str_eq(json_string_value(json_object_get(v, "created")),
+	                 "2023-11-14T22:13:21.000Z");
+	data = json_object_get(v, "data");
+	ck_assert_str_eq(json_string_value(json_object_get(data, "id")), "dn_42");
+	ck_assert_str_eq(json_string_value(json_object_get(data, "status")), "failed");
+	ck_assert_str_eq(json_string_value(json_object_get(data, "reason")), "card_declined: no");
+	ck_assert_int_eq(json_integer_value(json_object_get(data, "amount_cents")), 2505);
+	ck_assert_str_eq(json_string_value(json_object_get(data, "message")), "Go \"team\"");
+	json_decref(v);
+	buf_fini(&b);
+}
+END_TEST
+
+/* ---- integration helpers ---- */
+
+static struct itest_server srv;
+static struct itest_tool tool, hook;
+
+static void setup(void)
+{
+	memset(&srv, 0, sizeof(srv));
+	memset(&tool, 0, sizeof(tool));
+	memset(&hook, 0, sizeof(hook));
+}
+
+static void teardown(void)
+{
+	itest_cleanup(&srv);
+	itest_tool_stop(&tool);
+	itest_tool_stop(&hook);
+}
+
+static json_t *body_json(const struct itest_resp *r)
+{
+	json_t *v = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
+
+	ck_assert_msg(v != NULL, "not JSON (%d): %.300s", r->status, r->body ? r->body : "");
+	return v;
+}
+
+/* GET path (admin when asked); status must be 200. Caller decrefs. */
+static json_t *get(int port, const char *path, int admin)
+{
+	struct itest_resp r;
+	json_t *v;
+
+	if (admin)
+		ck_assert_int_eq(itest_admin_get(port, path, &r), 0);
+	else
+		ck_assert_int_eq(itest_http(port, "GET", path, NULL, NULL, 0, &r), 0);
+	ck_assert_msg(r.status == 200, "GET %s: %d %.300s", path, r.status, r.body);
+	v = body_json(&r);
+	itest_resp_fini(&r);
+	return v;
+}
+
+static long long jnum(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	ck_assert_msg(json_is_integer(v), "%s is not an integer", key);
+	return json_integer_value(v);
+}
+
+/* Start tally with extra args and a USD campaign "food". */
+static void start(const char *extra)
+{
+	char args[1024];
+
+	snprintf(args, sizeof(args), "--job-retention-s 0 %s", extra ? extra : "");
+	ck_assert_msg(itest_start(&srv, args) == 0, "tally did not start");
+	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 100000), 201);
+}
+
+/* Donate with a payment token; returns the status and the id in id. */
+static int donate(const char *token, long long cents, const char *email, char *id, size_t cap)
+{
+	char body[512];
+	struct itest_resp r;
+	int status;
+
+	snprintf(body, sizeof(body),
+	         "{\"amount_cents\":%lld,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\","
+	         "\"email\":\"%s\"},\"payment_token\":\"%s\"}",
+	         cents, email, token);
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/campaigns/food/donations", body, 0, &r),
+	                 0);
+	status = r.status;
+	if (status == 202 && id) {
+		json_t *v = body_json(&r);
+
+		ck_assert_str_eq(json_string_value(json_object_get(v, "status")), "pending");
+		snprintf(id, cap, "%s", json_string_value(json_object_get(v, "id")));
+		json_decref(v);
+	}
+	itest_resp_fini(&r);
+	return status;
+}
+
+static json_t *donation(const char *id)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/api/v1/donations/%s", id);
+	return get(srv.port, path, 0);
+}
+
+static void expect_status(const char *id, const char *status)
+{
+	json_t *d = donation(id);
+
+	ck_assert_msg(!strcmp(json_string_value(json_object_get(d, "status")), status),
+	              "%s is %s, expected %s", id, json_string_value(json_object_get(d, "status")),
+	              status);
+	json_decref(d);
+}
+
+static json_t *queue(const char *name)
+{
+	json_t *all = get(srv.port, "/api/v1/admin/queues", 1), *q = NULL;
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(json_object_get(all, "queues"), i, v)
+	{
+		if (!strcmp(json_string_value(json_object_get(v, "name")), name))
+			q = json_incref(v);
+	}
+	json_decref(all);
+	ck_assert_ptr_nonnull(q);
+	return q;
+}
+
+static long long queue_num(const char *name, const char *key)
+{
+	json_t *q = queue(name);
+	long long n = jnum(q, key);
+
+	json_decref(q);
+	return n;
+}
+
+/* The jobs array of queue in state. Caller decrefs the returned object. */
+static json_t *jobs(const char *q, const char *state)
+{
+	char path[128];
+
+	snprintf(path, sizeof(path), "/api/v1/admin/jobs?queue=%s&state=%s", q, state);
+	return get(srv.port, path, 1);
+}
+
+static json_t *campaign(void)
+{
+	return get(srv.port, "/api/v1/campaigns/food", 0);
+}
+
+static int admin(const char *method, const char *path, const char *body, struct itest_resp *r)
+{
+	return itest_http(srv.port, method, path,
+	                  "Content-Type: application/json\r\nAuthorization: Bearer " ITEST_TOKEN
+	                  "\r\n",
+	                  body, body ? strlen(body) : 0, r);
+}
+
+/* POST/DELETE as staff; returns the status. */
+static int admin_status(const char *method, const char *path, const char *body)
+{
+	struct itest_resp r;
+	int st;
+
+	ck_assert_int_eq(admin(method, path, body, &r), 0);
+	st = r.status;
+	itest_resp_fini(&r);
+	return st;
+}
+
+/* Wait until fn(port) says so, at most ms. */
+static int wait_dead(const char *q, long long n, int ms)
+{
+	for (int i = 0; i < ms / 20; i++) {
+		if (queue_num(q, "dead") >= n)
+			return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
+static json_t *tool_get(int port, const char *path)
+{
+	struct itest_resp r;
+	json_t *v;
+
+	ck_assert_int_eq(itest_http(port, "GET", path, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	v = body_json(&r);
+	itest_resp_fini(&r);
+	return v;
+}
+
+/* ---- integration ---- */
+
+START_TEST(decline_fails_the_gift_and_signs_the_event)
+{
+	char args[256], ok_id[32], bad_id[32], path[600];
+	json_t *c, *d, *ev, *e0;
+
+	ck_assert_int_eq(itest_tool_start(&hook, "webhook_receiver.py", "--secret whsec_t1"), 0);
+	snprintf(args, sizeof(args), "--webhook http://127.0.0.1:%d/hook --webhook-secret whsec_t1",
+	         hook.port);
+	start(args);
+	ck_assert_int_eq(donate("tok_chargeDeclined", 2500, "ada@example.org", bad_id,
+	                        sizeof(bad_id)),
+	                 202);
+	ck_assert_int_eq(donate("tok_visa", 1200, "bob@example.org", ok_id, sizeof(ok_id)), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+
+	d = donation(bad_id);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "status")), "failed");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(d, "reason")),
+	                             "card_declined"));
+	json_decref(d);
+	expect_status(ok_id, "succeeded");
+	c = campaign();
+	ck_assert_int_eq(jnum(c, "total_cents"), 1200); /* only the captured gift */
+	ck_assert_int_eq(jnum(c, "pending_cents"), 0);
+	ck_assert_int_eq(jnum(c, "donation_count"), 1);
+	json_decref(c);
+	/* A decline is an answer: the job is done, never retried. */
+	ck_assert_int_eq(queue_num("payments", "dead"), 0);
+	ck_assert_int_eq(queue_num("payments", "done"), 2);
+	ck_assert_int_eq(queue_num("payments", "failed"), 1);
+
+	ev = tool_get(hook.port, "/_events");
+	ck_assert_int_eq(jnum(ev, "bad_signatures"), 0);
+	ck_assert_int_eq(json_array_size(json_object_get(ev, "events")), 2);
+	for (size_t i = 0; i < 2; i++) {
+		const char *type, *id;
+
+		e0 = json_array_get(json_object_get(ev, "events"), i);
+		type = json_string_value(json_object_get(e0, "type"));
+		id = json_string_value(json_object_get(json_object_get(e0, "data"), "id"));
+		if (!strcmp(id, bad_id))
+			ck_assert_str_eq(type, "donation.failed");
+		else
+			ck_assert_str_eq(type, "donation.succeeded");
+	}
+	json_decref(ev);
+	/* Only the succeeded gift gets a receipt (outbox by default). */
+	snprintf(path, sizeof(path), "%s-outbox/receipt-%s.eml", srv.db, ok_id);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	snprintf(path, sizeof(path), "%s-outbox/receipt-%s.eml", srv.db, bad_id);
+	ck_assert_int_ne(access(path, F_OK), 0);
+}
+END_TEST
+
+static void start_stripe(const char *standin_args, const char *tally_args)
+{
+	char args[512];
+
+	ck_assert_int_eq(itest_tool_start(&tool, "stripe_standin.py", standin_args), 0);
+	setenv("STRIPE_SECRET_KEY", "sk_test_tally", 1);
+	snprintf(args, sizeof(args), "--processor stripe --stripe-url http://127.0.0.1:%d %s",
+	         tool.port, tally_args);
+	start(args);
+}
+
+START_TEST(transient_failures_then_success)
+{
+	char id[32];
+	json_t *st, *key, *done, *j0;
+
+	start_stripe("--fail-first 2", "--jobs payments:backoff-ms=30");
+	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	expect_status(id, "succeeded");
+	done = jobs("payments", "done");
+	j0 = json_array_get(json_object_get(done, "jobs"), 0);
+	ck_assert_int_eq(jnum(j0, "attempts"), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(j0, "kind")), "capture");
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(j0, "payload"), "donation_id")), id);
+	json_decref(done);
+	/* Three requests under one idempotency key, one charge. */
+	st = tool_get(tool.port, "/_stats");
+	ck_assert_int_eq(jnum(st, "captures"), 1);
+	key = json_object_get(json_object_get(st, "by_key"), id);
+	ck_assert_ptr_nonnull(key);
+	ck_assert_int_eq(jnum(key, "requests"), 3);
+	json_decref(st);
+	ck_assert_int_eq(queue_num("payments", "failed"), 2);
+}
+END_TEST
+
+START_TEST(dead_then_staff_retry)
+{
+	char id[32], path[128];
+	json_t *dead, *j0, *c, *audit;
+	long long job;
+	struct itest_resp r;
+
+	start_stripe("--fail-first 2", "--jobs payments:attempts=2,backoff-ms=20");
+	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
+	ck_assert_int_eq(wait_dead("payments", 1, 5000), 1);
+	dead = jobs("payments", "dead");
+	j0 = json_array_get(json_object_get(dead, "jobs"), 0);
+	ck_assert_int_eq(jnum(j0, "attempts"), 2);
+	ck_assert_str_eq(json_string_value(json_object_get(j0, "state")), "dead");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(j0, "last_error")),
+	                             "processor HTTP 500"));
+	job = jnum(j0, "id");
+	json_decref(dead);
+	/* The gift waits, pending, for a person. */
+	expect_status(id, "pending");
+	c = campaign();
+	ck_assert_int_eq(jnum(c, "pending_cents"), 2500);
+	ck_assert_int_eq(jnum(c, "total_cents"), 0);
+	json_decref(c);
+
+	snprintf(path, sizeof(path), "/api/v1/admin/jobs/%lld/retry", job);
+	ck_assert_int_eq(admin(("POST"), path, NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"state\":\"ready\""));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	expect_status(id, "succeeded");
+	ck_assert_int_eq(queue_num("payments", "dead"), 0);
+	/* Done jobs leave memory: acting on one again is a 404. */
+	ck_assert_int_eq(admin_status("POST", path, NULL), 404);
+	ck_assert_int_eq(admin_status("POST", "/api/v1/admin/jobs/abc/retry", NULL), 404);
+	audit = get(srv.port, "/api/v1/admin/audit?limit=5", 1);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_array_get(json_object_get(audit, "entries"), 0), "action")),
+	                 "job.retry");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_array_get(json_object_get(audit, "entries"), 0), "actor")),
+	                 "admin@127.0.0.1");
+	json_decref(audit);
+}
+END_TEST
+
+START_TEST(discard_fails_a_stuck_gift)
+{
+	char id[32], path[128];
+	json_t *dead, *d, *c;
+	long long job;
+
+	start("--jobs payments:attempts=1");
+	ck_assert_int_eq(donate("tok_chargeDeclinedProcessingError", 900, "a@example.org", id,
+	                        sizeof(id)),
+	                 202);
+	ck_assert_int_eq(wait_dead("payments", 1, 5000), 1);
+	dead = jobs("payments", "dead");
+	job = jnum(json_array_get(json_object_get(dead, "jobs"), 0), "id");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
+	                                 json_array_get(json_object_get(dead, "jobs"), 0),
+	                                 "last_error")),
+	                             "processing_error"));
+	json_decref(dead);
+	snprintf(path, sizeof(path), "/api/v1/admin/jobs/%lld", job);
+	ck_assert_int_eq(admin_status("DELETE", path, NULL), 200);
+	d = donation(id);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "status")), "failed");
+	ck_assert_str_eq(json_string_value(json_object_get(d, "reason")), "discarded by staff");
+	json_decref(d);
+	c = campaign();
+	ck_assert_int_eq(jnum(c, "pending_cents"), 0);
+	json_decref(c);
+	ck_assert_int_eq(queue_num("payments", "dead"), 0);
+	ck_assert_int_eq(admin_status("DELETE", path, NULL), 404);
+}
+END_TEST
+
+START_TEST(paused_queue_waits_across_restart)
+{
+	char id[3][32];
+	struct itest_resp r;
+	json_t *q, *c, *audit;
+	int st;
+
+	start(NULL);
+	ck_assert_int_eq(admin("POST", "/api/v1/admin/queues/payments/pause", NULL, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(strstr(r.body, "\"paused\":true"));
+	itest_resp_fini(&r);
+	for (int i = 0; i < 3; i++)
+		ck_assert_int_eq(donate("tok_visa", 1000, "a@example.org", id[i], sizeof(id[i])),
+		                 202);
+	usleep(300000);
+	q = queue("payments");
+	ck_assert_int_eq(jnum(q, "ready"), 3);
+	ck_assert(json_is_true(json_object_get(q, "paused")));
+	json_decref(q);
+	expect_status(id[0], "pending");
+
+	/* The switch is stored: still paused after a restart. */
+	st = itest_signal(&srv, SIGTERM);
+	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	ck_assert_int_eq(itest_start(&srv, "--job-retention-s 0"), 0);
+	usleep(200000);
+	q = queue("payments");
+	ck_assert_int_eq(jnum(q, "ready"), 3);
+	ck_assert(json_is_true(json_object_get(q, "paused")));
+	json_decref(q);
+	c = campaign();
+	ck_assert_int_eq(jnum(c, "pending_cents"), 3000);
+	json_decref(c);
+
+	ck_assert_int_eq(admin_status("POST", "/api/v1/admin/queues/payments/resume", NULL), 200);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	for (int i = 0; i < 3; i++)
+		expect_status(id[i], "succeeded");
+	c = campaign();
+	ck_assert_int_eq(jnum(c, "total_cents"), 3000);
+	ck_assert_int_eq(jnum(c, "pending_cents"), 0);
+	json_decref(c);
+	audit = get(srv.port, "/api/v1/admin/audit", 1);
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_array_get(json_object_get(audit, "entries"), 0), "action")),
+	                 "queue.resume");
+	ck_assert_str_eq(json_string_value(json_object_get(
+	                     json_array_get(json_object_get(audit, "entries"), 1), "action")),
+	                 "queue.pause");
+	json_decref(audit);
+}
+END_TEST
+
+START_TEST(sigkill_during_capture_charges_once)
+{
+	enum { N = 20 };
+	char id[N][32];
+	json_t *st, *v;
+	const char *k;
+	int status, in_flight = 0;
+
+	start_stripe("--latency-ms 600", "");
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(donate("tok_visa", 100 + i, "a@example.org", id[i], sizeof(id[i])),
+		                 202);
+	/* Wait until the captures are at the processor, then kill tally. */
+	for (int i = 0; i < 100 && in_flight < N; i++) {
+		st = tool_get(tool.port, "/_stats?summary=1");
+		in_flight = (int)jnum(st, "requests");
+		json_decref(st);
+		usleep(10000);
+	}
+	ck_assert_int_eq(in_flight, N);
+	status = itest_signal(&srv, SIGKILL);
+	ck_assert(WIFSIGNALED(status));
+	/* Not recorded as captured: they run again after the restart. */
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE status ="
+	                                       " 'pending'"),
+	                 N);
+	{
+		char args[256];
+
+		snprintf(args, sizeof(args),
+		         "--processor stripe --stripe-url http://127.0.0.1:%d --job-retention-s 0",
+		         tool.port);
+		ck_assert_int_eq(itest_start(&srv, args), 0);
+	}
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	for (int i = 0; i < N; i++)
+		expect_status(id[i], "succeeded");
+	st = tool_get(tool.port, "/_stats");
+	/* Every gift was asked for twice with the same key, charged once. */
+	ck_assert_int_eq(jnum(st, "captures"), N);
+	ck_assert_int_eq(jnum(st, "replays"), N);
+	json_object_foreach(json_object_get(st, "by_key"), k, v)
+	{
+		ck_assert_int_eq(jnum(v, "requests"), 2);
+		ck_assert(json_is_true(json_object_get(v, "charged")));
+	}
+	json_decref(st);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT sum(amount_cents) FROM donations"),
+	                 itest_sql_int(srv.db, "SELECT raised_cents FROM campaigns"));
+}
+END_TEST
+
+static int count_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	if (!d)
+		return -1;
+	while ((e = readdir(d)))
+		n += e->d_name[0] != '.';
+	closedir(d);
+	return n;
+}
+
+static char *read_file(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = calloc(1, 65536);
+
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(buf);
+	ck_assert_int_gt(fread(buf, 1, 65535, f), 0);
+	fclose(f);
+	return buf;
+}
+
+START_TEST(receipts_over_smtp)
+{
+	char args[512], path[700], id[32], bad[32];
+	char *dir = tests_tmpdir(), *mail;
+	json_t *dead;
+
+	ck_assert_ptr_nonnull(dir);
+	snprintf(args, sizeof(args), "--dir %s --reject-rcpt nobody", dir);
+	ck_assert_int_eq(itest_tool_start(&tool, "smtp_sink.py", args), 0);
+	snprintf(args, sizeof(args),
+	         "--smtp-url smtp://127.0.0.1:%d --smtp-from giving@example.org --tax-note "
+	         "Tax-deductible. --jobs receipts:attempts=2,backoff-ms=20",
+	         tool.port);
+	start(args);
+	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	ck_assert_int_eq(count_files(dir), 1);
+	snprintf(path, sizeof(path), "%s/1.eml", dir);
+	mail = read_file(path);
+	ck_assert_ptr_nonnull(strstr(mail, "To: ada@example.org"));
+	ck_assert_ptr_nonnull(strstr(mail, "From: giving@example.org"));
+	ck_assert_ptr_nonnull(strstr(mail, "USD 25.00"));
+	ck_assert_ptr_nonnull(strstr(mail, id));
+	ck_assert_ptr_nonnull(strstr(mail, "Tax-deductible."));
+	free(mail);
+	ck_assert_int_eq(queue_num("receipts", "done"), 1);
+
+	/* A mailbox the server refuses for good: dead at once, the gift stays
+	 * succeeded. */
+	ck_assert_int_eq(donate("tok_visa", 700, "nobody@example.org", bad, sizeof(bad)), 202);
+	ck_assert_int_eq(wait_dead("receipts", 1, 5000), 1);
+	expect_status(bad, "succeeded");
+	dead = jobs("receipts", "dead");
+	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
+	                                 json_array_get(json_object_get(dead, "jobs"), 0),
+	                                 "last_error")),
+	                             "550"));
+	ck_assert_int_eq(jnum(json_array_get(json_object_get(dead, "jobs"), 0), "attempts"), 1);
+	json_decref(dead);
+	ck_assert_int_eq(count_files(dir), 1);
+	tests_rmdir(dir);
+}
+END_TEST
+
+START_TEST(webhook_retries_keep_the_event_id)
+{
+	char args[256], id[32], want[64];
+	json_t *ev, *e0;
+
+	ck_assert_int_eq(
+	    itest_tool_start(&hook, "webhook_receiver.py", "--secret whsec_t2 --fail-first 2"), 0);
+	snprintf(args, sizeof(args),
+	         "--webhook http://127.0.0.1:%d/hook --webhook-secret whsec_t2 --jobs "
+	         "webhooks:backoff-ms=20",
+	         hook.port);
+	start(args);
+	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	ev = tool_get(hook.port, "/_events");
+	ck_assert_int_eq(jnum(ev, "requests"), 3);
+	ck_assert_int_eq(jnum(ev, "bad_signatures"), 0);
+	ck_assert_int_eq(json_array_size(json_object_get(ev, "events")), 1);
+	e0 = json_array_get(json_object_get(ev, "events"), 0);
+	snprintf(want, sizeof(want), "evt_%s_succeeded", id + 3);
+	ck_assert_str_eq(json_string_value(json_object_get(e0, "id")), want);
+	ck_assert_str_eq(json_string_value(json_object_get(json_object_get(e0, "data"), "id")), id);
+	json_decref(ev);
+	ck_assert_int_eq(queue_num("webhooks", "failed"), 2);
+	ck_assert_int_eq(queue_num("webhooks", "done"), 1);
+}
+END_TEST
+
+START_TEST(refund_takes_the_gift_out)
+{
+	char args[256], id[32], path[128], pend[32];
+	json_t *c, *d, *ev;
+	struct itest_resp r;
+
+	ck_assert_int_eq(itest_tool_start(&hook, "webhook_receiver.py", "--secret whsec_t3"), 0);
+	snprintf(args, sizeof(args), "--webhook http://127.0.0.1:%d/ --webhook-secret whsec_t3",
+	         hook.port);
+	start(args);
+	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	snprintf(path, sizeof(path), "/api/v1/admin/donations/%s/refund", id);
+	/* Bad input first: nothing is asked of the processor for it. */
+	ck_assert_int_eq(admin_status("POST", path, "{\"reason\":5}"), 422);
+	ck_assert_int_eq(admin_status("POST", path, "{\"reason\":"), 400);
+	ck_assert_int_eq(admin_status("POST", "/api/v1/admin/donations/dn_999/refund", NULL), 404);
+	ck_assert_int_eq(itest_post_json(srv.port, path, "{}", 0, &r), 0);
+	ck_assert_int_eq(r.status, 401);
+	itest_resp_fini(&r);
+	expect_status(id, "succeeded");
+
+	ck_assert_int_eq(admin_status("POST", path, "{\"reason\":\"donor asked\"}"), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	d = donation(id);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "status")), "refunded");
+	ck_assert_str_eq(json_string_value(json_object_get(d, "reason")), "donor asked");
+	json_decref(d);
+	c = campaign();
+	ck_assert_int_eq(jnum(c, "total_cents"), 0);
+	ck_assert_int_eq(jnum(c, "donation_count"), 0);
+	json_decref(c);
+	/* Once is enough. */
+	ck_assert_int_eq(admin_status("POST", path, NULL), 409);
+	ev = tool_get(hook.port, "/_events?summary=1");
+	ck_assert_int_eq(jnum(json_object_get(ev, "by_type"), "donation.refunded"), 1);
+	ck_assert_int_eq(jnum(json_object_get(ev, "by_type"), "donation.succeeded"), 1);
+	json_decref(ev);
+
+	/* A pending gift cannot be refunded. */
+	ck_assert_int_eq(admin_status("POST", "/api/v1/admin/queues/payments/pause", NULL), 200);
+	ck_assert_int_eq(donate("tok_visa", 500, "b@example.org", pend, sizeof(pend)), 202);
+	snprintf(path, sizeof(path), "/api/v1/admin/donations/%s/refund", pend);
+	ck_assert_int_eq(admin_status("POST", path, NULL), 409);
+}
+END_TEST
+
+START_TEST(queue_api_rejects_bad_input)
+{
+	static const struct {
+		const char *method, *path;
+		int status;
+		const char *code;
+	} bad[] = {
+	    {"GET", "/api/v1/admin/jobs", 400, "invalid_query"},
+	    {"GET", "/api/v1/admin/jobs?queue=mail", 400, "invalid_query"},
+	    {"GET", "/api/v1/admin/jobs?queue=payments&state=lost", 400, "invalid_query"},
+	    {"GET", "/api/v1/admin/jobs?queue=payments&state=held", 400, "invalid_query"},
+	    {"GET", "/api/v1/admin/jobs?queue=payments&limit=0", 400, "invalid_query"},
+	    {"GET", "/api/v1/admin/audit?limit=100000", 400, "invalid_query"},
+	    {"POST", "/api/v1/admin/queues/mail/pause", 404, "queue_not_found"},
+	    {"POST", "/api/v1/admin/jobs/99999/retry", 404, "job_not_found"},
+	    {"DELETE", "/api/v1/admin/jobs/0", 404, "job_not_found"},
+	    {"DELETE", "/api/v1/admin/jobs/-1", 404, "job_not_found"},
+	};
+	char id[32], path[64];
+	struct itest_resp r;
+	json_t *ready;
+	long long job;
+
+	start("--jobs payments:backoff-ms=100");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_int_eq(admin(bad[i].method, bad[i].path, NULL, &r), 0);
+		ck_assert_msg(r.status == bad[i].status, "%s %s: %d", bad[i].method, bad[i].path,
+		              r.status);
+		ck_assert_msg(strstr(r.body, bad[i].code), "%s %s: %s", bad[i].method,
+		              bad[i].path, r.body);
+		itest_resp_fini(&r);
+	}
+	/* Staff only. */
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/admin/queues", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 401);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/admin/jobs?queue=payments", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 401);
+	itest_resp_fini(&r);
+
+	/* A ready job cannot be retried (it is about to run). */
+	ck_assert_int_eq(admin_status("POST", "/api/v1/admin/queues/payments/pause", NULL), 200);
+	ck_assert_int_eq(donate("tok_visa", 500, "b@example.org", id, sizeof(id)), 202);
+	ready = jobs("payments", "ready");
+	job = jnum(json_array_get(json_object_get(ready, "jobs"), 0), "id");
+	json_decref(ready);
+	snprintf(path, sizeof(path), "/api/v1/admin/jobs/%lld/retry", job);
+	ck_assert_int_eq(admin_status("POST", path, NULL), 409);
+	/* Nothing above was audited: only the pause. */
+	{
+		json_t *a = get(srv.port, "/api/v1/admin/audit", 1);
+
+		ck_assert_int_eq(json_array_size(json_object_get(a, "entries")), 2);
+		ck_assert_str_eq(json_string_value(json_object_get(
+		                     json_array_get(json_object_get(a, "entries"), 0), "action")),
+		                 "queue.pause");
+		json_decref(a);
+	}
+	/* Metrics have the per-queue gauges. */
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+	ck_assert_ptr_nonnull(strstr(r.body, "tally_jobs{queue=\"payments\",state=\"ready\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(r.body, "tally_queue_paused{queue=\"payments\"} 1\n"));
+	ck_assert_ptr_nonnull(strstr(r.body, "tally_job_queue_latency_seconds_count{queue="));
+	itest_resp_fini(&r);
+}
+END_TEST
+
+Suite *jobs_suite(void)
+{
+	Suite *s = suite_create("jobs");
+	TCase *unit = tcase_create("unit");
+	TCase *it = tcase_create("integration");
+
+	tcase_add_test(unit, backoff_doubles_with_jitter_and_cap);
+	tcase_add_test(unit, names_round_trip);
+	tcase_add_test(unit, signature_matches_reference);
+	tcase_add_test(unit, receipt_text);
+	tcase_add_test(unit, event_body_is_json);
+	suite_add_tcase(s, unit);
+	tcase_add_unchecked_fixture(it, tests_root_setup, tests_root_teardown);
+	tcase_add_checked_fixture(it, setup, teardown);
+	tcase_set_timeout(it, 60);
+	tcase_add_test(it, decline_fails_the_gift_and_signs_the_event);
+	tcase_add_test(it, transient_failures_then_success);
+	tcase_add_test(it, dead_then_staff_retry);
+	tcase_add_test(it, discard_fails_a_stuck_gift);
+	tcase_add_test(it, paused_queue_waits_across_restart);
+	tcase_add_test(it, sigkill_during_capture_charges_once);
+	tcase_add_test(it, receipts_over_smtp);
+	tcase_add_test(it, webhook_retries_keep_the_event_id);
+	tcase_add_test(it, refund_takes_the_gift_out);
+	tcase_add_test(it, queue_api_rejects_bad_input);
+	suite_add_tcase(s, it);
+	return s;
+}

@@ -1,0 +1,554 @@
+#!/usr/bin/python3
+"""Stand-in for Stripe's PaymentIntents + Refunds API, for tally tests and benchmarks.
+
+Usage:
+    tests/tools/stripe_standin.py --port 0 [--latency-ms N] [--secret-key KEY]
+                                  [--fail-first N]
+
+Listens on 127.0.0.1 only. Prints exactly one line "PORT <n>" on stdout once it
+listens, then serves until SIGTERM/SIGINT (exit status 0). HTTP/1.1 keep-alive,
+Content-Length bodies, "Expect: 100-continue" answered with "100 Continue".
+
+API (form-encoded bodies; every /v1 request needs "Authorization: Bearer KEY",
+KEY defaults to sk_test_tally, and an Idempotency-Key header):
+    POST /v1/payment_intents  amount, currency, payment_method, confirm=true,
+                              metadata[...]
+        tok_chargeDeclined                -> 402 card_error card_declined
+        tok_chargeDeclinedProcessingError -> 402 card_error processing_error
+        any other tok_* or pm_*           -> 200 payment_intent, status succeeded
+                                             (without confirm=true: status
+                                             requires_confirmation, no charge)
+        missing/invalid amount (integer 1..99999999), currency (3 letters),
+        payment_method (not tok_*/pm_*)   -> 400 invalid_request_error
+    POST /v1/refunds          payment_intent=pi_..., optional amount
+        -> 200 refund; unknown intent -> 404 resource_missing;
+           already fully refunded -> 400 charge_already_refunded
+
+Idempotency as in Stripe: a key's first answer that got past validation
+(200, 402 decline, 404 unknown intent, 400 already refunded) is stored and replayed for the same key and the same
+parameters, with "Idempotent-Replayed: true"; the same key with other
+parameters (or another endpoint) -> 400 idempotency_error. 400 validation
+errors and the 500s of --fail-first are not stored, so a retry with the same
+key is processed afresh. A request whose key is still in flight (in its
+latency sleep) waits for that request and gets the same answer.
+
+--latency-ms N delays every /v1 answer by N ms (asyncio sleep, so thousands
+can be in flight); the charge is created at the end of that delay.
+--fail-first N answers HTTP 500 api_error to the first N new capture requests
+(POST /v1/payment_intents that are neither replays nor waiting on one).
+
+Control endpoints (no auth, no latency, not counted in "requests"):
+    GET  /_stats            {"requests","captures","refunds","replays","by_key":
+                             {key: {"requests","charged"[, "refunded"]}}}
+    GET  /_stats?summary=1  the same without by_key
+    POST /_reset            forget everything, restore the --fail-first budget;
+                            /_reset?fail_first=N sets a new budget instead.
+
+Unknown paths -> 404, known path with another method -> 405. Every answer is
+application/json with a Content-Length.
+"""
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+import time
+from collections import deque
+from urllib.parse import parse_qsl
+
+MAX_HEAD = 64 * 1024
+MAX_BODY = 1024 * 1024
+MAX_QUEUE = 256  # pipelined answers pending per connection before we stop reading
+
+REASONS = {
+    100: "Continue", 200: "OK", 400: "Bad Request", 401: "Unauthorized",
+    402: "Request Failed", 404: "Not Found", 405: "Method Not Allowed",
+    411: "Length Required", 413: "Payload Too Large",
+    431: "Request Header Fields Too Large", 500: "Internal Server Error",
+    501: "Not Implemented", 503: "Service Unavailable",
+}
+
+
+def jbytes(obj):
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def proto_error(status, msg):
+    """Answer for a malformed request or a handler bug, Stripe-shaped."""
+    kind = "api_error" if status >= 500 else "invalid_request_error"
+    return (status, jbytes({"error": {"type": kind, "message": msg}}), "")
+
+
+# --------------------------------------------------------------------------
+# Minimal HTTP/1.1 server: asyncio Protocol, keep-alive, pipelining-safe.
+# A handler returns (status, body_bytes, extra_header_lines) or an awaitable
+# of that; answers leave each connection in request order.
+
+
+class Request:
+    __slots__ = ("method", "path", "query", "headers", "body")
+
+    def __init__(self, method, path, query, headers, body):
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = headers
+        self.body = body
+
+
+class HttpProtocol(asyncio.Protocol):
+    def __init__(self, app, conns):
+        self.app = app
+        self.conns = conns
+        self.transport = None
+        self.buf = bytearray()
+        self.req = None  # request whose body we are waiting for
+        self.need = 0
+        self.keep = True
+        self.sent_continue = False
+        self.queue = deque()  # [result-or-future, keep_alive]
+        self.closing = False
+        self.paused = False
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.conns.add(self)
+
+    def connection_lost(self, exc):
+        self.conns.discard(self)
+        self.transport = None
+        self.closing = True
+
+    def data_received(self, data):
+        if self.closing:
+            return
+        buf = self.buf
+        buf += data
+        while not self.closing:
+            if self.req is None:
+                i = buf.find(b"\r\n\r\n")
+                if i < 0:
+                    if len(buf) > MAX_HEAD:
+                        self._fail(431, "request head too large")
+                    return
+                head = buf[:i].decode("latin-1")
+                del buf[: i + 4]
+                if not self._parse_head(head.lstrip("\r\n")):
+                    return
+            if len(buf) < self.need:
+                if (not self.sent_continue and not self.queue
+                        and self.req.headers.get("expect", "").lower() == "100-continue"):
+                    self.sent_continue = True
+                    self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                return
+            req = self.req
+            req.body = bytes(buf[: self.need])
+            del buf[: self.need]
+            self.req = None
+            self._dispatch(req, self.keep)
+
+    def _parse_head(self, head):
+        lines = head.split("\r\n")
+        try:
+            method, target, version = lines[0].split(" ", 2)
+        except ValueError:
+            self._fail(400, "bad request line")
+            return False
+        headers = {}
+        for line in lines[1:]:
+            k, sep, v = line.partition(":")
+            if not sep:
+                self._fail(400, "bad header line")
+                return False
+            headers[k.strip().lower()] = v.strip()
+        conn = headers.get("connection", "").lower()
+        if version == "HTTP/1.1":
+            self.keep = conn != "close"
+        else:
+            self.keep = conn == "keep-alive"
+        if "transfer-encoding" in headers:
+            self._fail(411, "chunked bodies are not supported; send Content-Length")
+            return False
+        cl = headers.get("content-length", "0")
+        if not cl.isdigit():
+            self._fail(400, "bad Content-Length")
+            return False
+        self.need = int(cl)
+        if self.need > MAX_BODY:
+            self._fail(413, "body too large")
+            return False
+        path, _, query = target.partition("?")
+        self.req = Request(method, path, query, headers, b"")
+        self.sent_continue = False
+        return True
+
+    def _fail(self, status, msg):
+        """Answer a protocol error after the pending answers, then close."""
+        self.closing = True
+        self.queue.append([proto_error(status, msg), False])
+        self._flush()
+
+    def _dispatch(self, req, keep):
+        try:
+            res = self.app.handle(req)
+        except Exception as e:  # a bug in the stand-in must not kill the connection
+            print(f"handler error: {e!r}", file=sys.stderr)
+            res = proto_error(500, "internal error in the test tool")
+        if not keep:
+            self.closing = True
+        if type(res) is tuple and not self.queue:
+            self._write(res, keep)
+            return
+        if type(res) is not tuple:
+            res = asyncio.ensure_future(res)
+            res.add_done_callback(self._done)
+        self.queue.append([res, keep])
+        if len(self.queue) > MAX_QUEUE and not self.paused and self.transport:
+            self.paused = True
+            self.transport.pause_reading()
+        self._flush()
+
+    def _done(self, fut):
+        self._flush()
+
+    def _flush(self):
+        q = self.queue
+        while q:
+            res, keep = q[0]
+            if type(res) is not tuple:
+                if not res.done():
+                    break
+                if res.cancelled() or res.exception() is not None:
+                    if not res.cancelled():
+                        print(f"handler error: {res.exception()!r}", file=sys.stderr)
+                    res = proto_error(500, "internal error in the test tool")
+                else:
+                    res = res.result()
+            q.popleft()
+            self._write(res, keep)
+            if not keep:
+                q.clear()
+                return
+        if self.paused and len(q) < MAX_QUEUE // 2 and self.transport:
+            self.paused = False
+            self.transport.resume_reading()
+
+    def _write(self, res, keep):
+        t = self.transport
+        if t is None:
+            return
+        status, body, extra = res
+        t.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                b"Content-Length: %d\r\n%s%s\r\n%s" % (
+                    status, REASONS.get(status, "Unknown").encode(), len(body),
+                    extra.encode(), b"" if keep else b"Connection: close\r\n", body))
+        if not keep:
+            t.close()
+            self.transport = None
+
+
+async def serve(app, port):
+    """Listen on 127.0.0.1:port, print PORT, run until SIGTERM/SIGINT."""
+    loop = asyncio.get_running_loop()
+    conns = set()
+    server = await loop.create_server(lambda: HttpProtocol(app, conns), "127.0.0.1",
+                                      port, backlog=4096, reuse_address=True)
+    print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    server.close()
+    for c in list(conns):
+        if c.transport is not None:
+            c.transport.abort()
+    await server.wait_closed()
+
+
+# --------------------------------------------------------------------------
+# The Stripe stand-in proper.
+
+ERR_AUTH = (401, jbytes({"error": {"type": "invalid_request_error",
+                                   "message": "Invalid API Key provided"}}), "")
+ERR_NO_KEY = (400, jbytes({"error": {
+    "type": "invalid_request_error",
+    "message": "This stand-in requires an Idempotency-Key header on every POST."}}), "")
+ERR_TRANSIENT = (500, jbytes({"error": {"type": "api_error",
+                                        "message": "stand-in transient failure"}}), "")
+ERR_DECLINED = (402, jbytes({"error": {
+    "type": "card_error", "code": "card_declined", "decline_code": "generic_decline",
+    "message": "Your card was declined."}}), "")
+ERR_PROCESSING = (402, jbytes({"error": {
+    "type": "card_error", "code": "processing_error",
+    "message": "An error occurred while processing your card."}}), "")
+REPLAYED = "Idempotent-Replayed: true\r\n"
+CURRENCY_RE = re.compile(r"[A-Za-z]{3}\Z")
+MAX_AMOUNT = 99999999
+
+
+def invalid(message, param=None, code=None, status=400):
+    err = {"type": "invalid_request_error", "message": message}
+    if code:
+        err["code"] = code
+    if param:
+        err["param"] = param
+    return (status, jbytes({"error": err}), "")
+
+
+def missing(param):
+    return invalid(f"Missing required param: {param}.", param, "parameter_missing")
+
+
+def parse_amount(s):
+    """Return a positive integer amount in minor units, or None."""
+    if s is None or not s.isdigit() or len(s) > 9:
+        return None
+    n = int(s)
+    return n if 1 <= n <= MAX_AMOUNT else None
+
+
+class KeyState:
+    """What the stand-in knows about one Idempotency-Key."""
+    __slots__ = ("requests", "charged", "refunded", "fp", "stored")
+
+    def __init__(self):
+        self.requests = 0
+        self.charged = False
+        self.refunded = None  # None: never used on /v1/refunds
+        self.fp = None       # hash of (path, sorted params) of the stored answer
+        self.stored = None   # (status, body, "") stored for replay
+
+
+class Stripe:
+    def __init__(self, args):
+        self.secret = "Bearer " + args.secret_key
+        self.latency = args.latency_ms / 1000.0
+        self.fail_first = args.fail_first
+        self.routes = {
+            ("POST", "/v1/payment_intents"): self.api,
+            ("POST", "/v1/refunds"): self.api,
+            ("GET", "/_stats"): self.stats,
+            ("POST", "/_reset"): self.reset_route,
+        }
+        self.processors = {
+            "/v1/payment_intents": self.create_intent,
+            "/v1/refunds": self.create_refund,
+        }
+        self.paths = {p for _, p in self.routes}
+        self.reset(self.fail_first)
+
+    def reset(self, fail_first):
+        self.requests = 0
+        self.captures = 0
+        self.refunds = 0
+        self.replays = 0
+        self.fail_left = fail_first
+        self.keys = {}      # idempotency key -> KeyState
+        self.intents = {}   # pi id -> [amount, currency, refunded amount]
+        self.inflight = {}  # idempotency key -> (fingerprint, future of answer)
+
+    def handle(self, req):
+        fn = self.routes.get((req.method, req.path))
+        if fn is None:
+            if req.path not in self.paths:
+                self.requests += 1
+                return self.delayed(invalid(f"Unrecognized request URL ({req.method}: "
+                                            f"{req.path}).", status=404))
+            return (405, jbytes({"error": {"type": "invalid_request_error",
+                                           "message": "method not allowed"}}), "")
+        return fn(req)
+
+    async def _sleep_then(self, res):
+        await asyncio.sleep(self.latency)
+        return res
+
+    def delayed(self, res):
+        return self._sleep_then(res) if self.latency > 0 else res
+
+    # ---- control endpoints
+
+    def stats(self, req):
+        out = {"requests": self.requests, "captures": self.captures,
+               "refunds": self.refunds, "replays": self.replays}
+        if "summary=1" not in req.query.split("&"):
+            by_key = {}
+            for k, st in self.keys.items():
+                d = {"requests": st.requests, "charged": st.charged}
+                if st.refunded is not None:
+                    d["refunded"] = st.refunded
+                by_key[k] = d
+            out["by_key"] = by_key
+        return (200, jbytes(out), "")
+
+    def reset_route(self, req):
+        q = dict(parse_qsl(req.query))
+        ff = q.get("fail_first", "")
+        self.reset(int(ff) if ff.isdigit() else self.fail_first)
+        return (200, b'{"ok":true}', "")
+
+    # ---- /v1 endpoints
+
+    def api(self, req):
+        self.requests += 1
+        h = req.headers
+        if h.get("authorization") != self.secret:
+            return self.delayed(ERR_AUTH)
+        key = h.get("idempotency-key")
+        if not key:
+            return self.delayed(ERR_NO_KEY)
+        st = self.keys.get(key)
+        if st is None:
+            st = self.keys[key] = KeyState()
+        st.requests += 1
+        params = parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True)
+        path = req.path
+        # A hash, not the tuple itself: 100k stored keys must stay small.
+        fp = hash((path, tuple(sorted(params))))
+        if self.latency <= 0:
+            return self.answer(key, st, path, fp, params)
+        fl = self.inflight.get(key)
+        if fl is not None:
+            if fl[0] != fp:
+                return self._sleep_then(self.mismatch(key))
+            return self.wait_inflight(key, st, fl[1])
+        if st.stored is not None:
+            return self._sleep_then(self.answer(key, st, path, fp, params))
+        fut = asyncio.get_running_loop().create_future()
+        self.inflight[key] = (fp, fut)
+        return self.process_later(key, st, path, fp, params, fut)
+
+    async def process_later(self, key, st, path, fp, params, fut):
+        try:
+            await asyncio.sleep(self.latency)
+        except asyncio.CancelledError:
+            if self.inflight.get(key, (None, None))[1] is fut:
+                del self.inflight[key]
+            fut.cancel()
+            raise
+        if self.inflight.get(key, (None, None))[1] is fut:
+            del self.inflight[key]
+        res = self.answer(key, st, path, fp, params)
+        fut.set_result(res)
+        return res
+
+    async def wait_inflight(self, key, st, fut):
+        res = await asyncio.shield(fut)
+        if st.stored is not None and self.keys.get(key) is st:
+            self.replays += 1
+            s, body, _ = st.stored
+            return (s, body, REPLAYED)
+        return res  # the first answer was not stored (e.g. a 500): same answer
+
+    def mismatch(self, key):
+        return (400, jbytes({"error": {
+            "type": "idempotency_error",
+            "message": "Keys for idempotent requests can only be used with the same "
+                       "parameters they were first used with. Try using a key other "
+                       f"than '{key}' if you meant to execute a different request."}}), "")
+
+    def answer(self, key, st, path, fp, params):
+        """Replay, reject or process one request; runs atomically in the loop."""
+        if st.stored is not None:
+            if st.fp != fp:
+                return self.mismatch(key)
+            self.replays += 1
+            s, body, _ = st.stored
+            return (s, body, REPLAYED)
+        res, store = self.processors[path](st, params)
+        if store:
+            st.fp = fp
+            st.stored = res
+        return res
+
+    def create_intent(self, st, params):
+        if self.fail_left > 0:
+            self.fail_left -= 1
+            return ERR_TRANSIENT, False
+        p = dict(params)
+        if "amount" not in p:
+            return missing("amount"), False
+        amount = parse_amount(p["amount"])
+        if amount is None:
+            return invalid("Invalid positive integer", "amount", "parameter_invalid_integer"), False
+        cur = p.get("currency")
+        if cur is None:
+            return missing("currency"), False
+        if not CURRENCY_RE.match(cur):
+            return invalid(f"Invalid currency: {cur}.", "currency", "parameter_invalid"), False
+        cur = cur.lower()
+        pm = p.get("payment_method")
+        if not pm:
+            return missing("payment_method"), False
+        if pm == "tok_chargeDeclined":
+            return ERR_DECLINED, True
+        if pm == "tok_chargeDeclinedProcessingError":
+            return ERR_PROCESSING, True
+        if not pm.startswith(("tok_", "pm_")):
+            return invalid(f"No such PaymentMethod: '{pm}'", "payment_method",
+                           "resource_missing"), False
+        confirmed = p.get("confirm") == "true"
+        meta = {k[9:-1]: v for k, v in params if k.startswith("metadata[") and k.endswith("]")}
+        pi = "pi_" + os.urandom(12).hex()
+        obj = {"id": pi, "object": "payment_intent", "amount": amount, "currency": cur,
+               "status": "succeeded" if confirmed else "requires_confirmation",
+               "payment_method": pm, "amount_received": amount if confirmed else 0,
+               "created": int(time.time()), "livemode": False, "metadata": meta}
+        if confirmed:
+            self.captures += 1
+            st.charged = True
+            self.intents[pi] = [amount, cur, 0]
+        return (200, jbytes(obj), ""), True
+
+    def create_refund(self, st, params):
+        if st.refunded is None:
+            st.refunded = False
+        p = dict(params)
+        pi = p.get("payment_intent")
+        if not pi:
+            return missing("payment_intent"), False
+        intent = self.intents.get(pi)
+        if intent is None:
+            return invalid(f"No such payment_intent: '{pi}'", "payment_intent",
+                           "resource_missing", status=404), True
+        left = intent[0] - intent[2]
+        if "amount" in p:
+            amount = parse_amount(p["amount"])
+            if amount is None:
+                return invalid("Invalid positive integer", "amount",
+                               "parameter_invalid_integer"), False
+        else:
+            amount = left
+        if left <= 0:
+            return invalid(f"Charge for {pi} has already been refunded.", None,
+                           "charge_already_refunded"), True
+        if amount > left:
+            return invalid(f"Refund amount ({amount}) is greater than unrefunded amount "
+                           f"on charge ({left})", "amount", "amount_too_large"), True
+        intent[2] += amount
+        self.refunds += 1
+        st.refunded = True
+        obj = {"id": "re_" + os.urandom(12).hex(), "object": "refund", "amount": amount,
+               "currency": intent[1], "payment_intent": pi, "status": "succeeded",
+               "created": int(time.time())}
+        return (200, jbytes(obj), ""), True
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--latency-ms", type=int, default=0)
+    ap.add_argument("--secret-key", default="sk_test_tally")
+    ap.add_argument("--fail-first", type=int, default=0)
+    args = ap.parse_args()
+    try:
+        asyncio.run(serve(Stripe(args), args.port))
+    except BrokenPipeError:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
