@@ -127,20 +127,38 @@ static struct pending *pending_new(struct engine *e, enum db_op_kind kind, engin
 static void pending_free(struct engine *e, struct pending *p);
 static void pending_release(struct engine *e, struct pending *list);
 
-/* A job attempt finished (worker thread): record it through the writer. */
-static int job_finished(void *ctx, struct db_job_update *upd)
+/* Job attempts finished (worker thread): record them through the writer,
+ * all in one hand-over. */
+static int job_finished(void *ctx, struct db_job_update *upd, int n)
 {
 	struct engine *e = ctx;
-	struct pending *p = pending_new(e, DB_OP_JOB_UPDATE, NULL, NULL, NULL);
+	struct db_op *first = NULL, **tail = &first;
+	int rc;
 
-	if (!p)
-		return -ENOMEM;
-	memcpy(&p->op.u.job, upd, offsetof(struct db_job_update, d));
-	if (db_writer_submit_force(e->writer, &p->op)) {
-		pending_free(e, p);
-		return -ESHUTDOWN;
+	for (int i = 0; i < n; i++) {
+		struct pending *p = pending_new(e, DB_OP_JOB_UPDATE, NULL, NULL, NULL);
+
+		if (!p) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		memcpy(&p->op.u.job, &upd[i],
+		       upd[i].has_donation ? sizeof(upd[i]) : offsetof(struct db_job_update, d));
+		p->op.next = NULL;
+		*tail = &p->op;
+		tail = &p->op.next;
 	}
-	return 0;
+	rc = db_writer_submit_list(e->writer, first, (size_t)n);
+	if (!rc)
+		return 0;
+fail:
+	while (first) {
+		struct db_op *next = first->next;
+
+		pending_free(e, first->owner);
+		first = next;
+	}
+	return rc;
 }
 
 void engine_config_defaults(struct engine_config *cfg)
@@ -849,10 +867,14 @@ static struct pending *pending_new(struct engine *e, enum db_op_kind kind, engin
 static void pending_free(struct engine *e, struct pending *p);
 static void pending_release(struct engine *e, struct pending *list);
 
+#define JOBS_AT_ONCE 256
+
 static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 {
 	struct engine *e = ctx;
 	struct pending *done_list = NULL;
+	const struct db_job_update *jobs_done[JOBS_AT_ONCE];
+	int jobs_rc[JOBS_AT_ONCE], n_jobs = 0;
 	struct db_op *op;
 
 	for (op = ops; op; op = op->next) {
@@ -863,7 +885,12 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 			 * the cache knows its gift succeeded. */
 			if (!commit_rc)
 				apply_effect(e, p);
-			jobs_committed(e->jobs, &op->u.job, commit_rc ? commit_rc : op->rc);
+			if (n_jobs == JOBS_AT_ONCE) {
+				jobs_committed_many(e->jobs, jobs_done, jobs_rc, n_jobs);
+				n_jobs = 0;
+			}
+			jobs_done[n_jobs] = &op->u.job;
+			jobs_rc[n_jobs++] = commit_rc ? commit_rc : op->rc;
 			continue;
 		}
 		if (commit_rc || op->rc)
@@ -898,6 +925,8 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 			break;
 		}
 	}
+	if (n_jobs)
+		jobs_committed_many(e->jobs, jobs_done, jobs_rc, n_jobs);
 	publish_dirty(e);
 	while (ops) {
 		struct pending *p = ops->owner;

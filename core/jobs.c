@@ -35,6 +35,8 @@ static const enum job_queue kind_queue[JOB_KINDS] = {
     JOB_PAYMENTS, JOB_PAYMENTS, JOB_RECEIPTS, JOB_WEBHOOKS, JOB_WEBHOOKS, JOB_WEBHOOKS};
 
 #define TAKE_MAX 64
+#define OUT_MAX 64           /* outcomes handed to the writer at once */
+#define AWAIT_COMMIT_MAX 4096 /* per queue: outcomes waiting for a commit */
 #define LAT_BUCKETS 48 /* upper bound of bucket i: 0.05 ms * 1.4^i */
 #define WINDOW_NS (10ull * 1000000000ull)
 #define NO_ENDPOINT 255
@@ -57,6 +59,8 @@ struct worker {
 	int inflight, transfers;
 	struct job_run *timers; /* sorted by due_ns */
 	struct job_run *xfers;  /* transfers in flight */
+	struct db_job_update *out; /* outcomes not yet handed over */
+	int n_out;
 };
 
 struct queue {
@@ -556,6 +560,22 @@ static void transition(struct jobs *js, const struct job *j, const struct job_ru
 	u->queue = job_queue_names[j->queue];
 	u->donation_id = j->donation_id;
 	u->attempts = j->attempts + 1;
+	if (r->don.id == j->donation_id) {
+		/* The writer needs the gift for the totals and the live
+		 * event: send what was read, so it does not read it again. */
+		const struct db_job_donation *d = &r->don;
+
+		u->has_donation = 1;
+		u->campaign_id = d->campaign_id;
+		u->created_at = d->created_at;
+		u->d.amount_cents = d->amount_cents;
+		u->d.anonymous = d->anonymous;
+		u->d.hide_amount = d->hide_amount;
+		memcpy(u->d.currency, d->currency, sizeof(u->d.currency));
+		memcpy(u->d.name, d->name, sizeof(u->d.name));
+		memcpy(u->d.email, d->email, sizeof(u->d.email));
+		memcpy(u->d.message, d->message, sizeof(u->d.message));
+	}
 	u->next_run_at = j->next_run_at;
 	snprintf(u->error, sizeof(u->error), "%s", res->kind == JOB_OK ? "" : res->error);
 	if (res->kind == JOB_OK) {
@@ -615,13 +635,12 @@ static void set_error(struct job *j, const char *error)
 	j->last_error = error[0] ? strdup(error) : NULL;
 }
 
-void jobs_committed(struct jobs *js, const struct db_job_update *u, int rc)
+/* Apply one committed (rc 0) or failed outcome; js->lock held. */
+static void committed_locked(struct jobs *js, const struct db_job_update *u, int rc,
+                             int *wake_q)
 {
-	struct job *j;
-	int wake_q[JOB_QUEUES] = {0};
+	struct job *j = find(js, u->job_id);
 
-	pthread_mutex_lock(&js->lock);
-	j = find(js, u->job_id);
 	if (j && rc) {
 		/* Not recorded: the database still has the job as it was. */
 		detach(js, j);
@@ -645,6 +664,7 @@ void jobs_committed(struct jobs *js, const struct db_job_update *u, int rc)
 			window_roll(q, util_mono_ns());
 			q->done_win[0]++;
 		}
+		wake_q[j->queue] |= q->ready.n > 0; /* a slot opened */
 		if (!u->state || !strcmp(u->state, "done")) {
 			hash_del(js, j);
 			job_free(j);
@@ -672,10 +692,25 @@ void jobs_committed(struct jobs *js, const struct db_job_update *u, int rc)
 			wake_q[f->queue] = 1;
 		}
 	}
+}
+
+void jobs_committed_many(struct jobs *js, const struct db_job_update *const *upd,
+                         const int *rc, int n)
+{
+	int wake_q[JOB_QUEUES] = {0};
+
+	pthread_mutex_lock(&js->lock);
+	for (int i = 0; i < n; i++)
+		committed_locked(js, upd[i], rc[i], wake_q);
 	for (int i = 0; i < JOB_QUEUES; i++)
 		if (wake_q[i])
 			wake(js, (enum job_queue)i);
 	pthread_mutex_unlock(&js->lock);
+}
+
+void jobs_committed(struct jobs *js, const struct db_job_update *u, int rc)
+{
+	jobs_committed_many(js, &u, &rc, 1);
 }
 
 int jobs_hold(struct jobs *js, int64_t id, const char *action, struct db_job_update *u)
@@ -765,24 +800,29 @@ static void run_free(struct job_run *r)
 	free(r);
 }
 
-static void complete(struct worker *w, struct job_run *r)
+/* Hand the outcomes gathered so far to the writer. */
+static void flush_outcomes(struct worker *w)
 {
 	struct jobs *js = w->js;
-	struct db_job_update *u = calloc(1, sizeof(*u));
-	int rc = u ? 0 : -ENOMEM;
+	int rc;
 
-	if (u) {
-		transition(js, r->job, r, u);
-		rc = js->hooks.finished(js->hooks.ctx, u);
-		free(u);
-	}
+	if (!w->n_out)
+		return;
+	rc = js->hooks.finished(js->hooks.ctx, w->out, w->n_out);
 	if (rc) {
-		struct db_job_update back = {.job_id = r->job->id};
-
-		log_msg(LOG_ERROR, "jobs.record_failed", "job %lld: %s; trying again later",
-		        (long long)r->job->id, strerror(-rc));
-		jobs_committed(js, &back, rc);
+		log_msg(LOG_ERROR, "jobs.record_failed", "%d outcomes: %s; trying again later",
+		        w->n_out, strerror(-rc));
+		for (int i = 0; i < w->n_out; i++)
+			jobs_committed(js, &w->out[i], rc);
 	}
+	w->n_out = 0;
+}
+
+static void complete(struct worker *w, struct job_run *r)
+{
+	if (w->n_out == OUT_MAX)
+		flush_outcomes(w);
+	transition(w->js, r->job, r, &w->out[w->n_out++]);
 	w->inflight--;
 	run_free(r);
 }
@@ -946,7 +986,11 @@ static void *worker_main(void *arg)
 			timeout = 20;
 		} else {
 			promote_due(js, q, now);
+			/* Running counts attempts whose outcome waits for its
+			 * commit too: the writer's backlog stays bounded. */
 			while (!q->paused && n < TAKE_MAX && w->inflight + n < q->pol.inflight &&
+			       q->running.n < (int64_t)q->pol.inflight * q->pol.workers +
+			                          AWAIT_COMMIT_MAX &&
 			       q->ready.head) {
 				struct job *j = q->ready.head;
 				double ms = (double)(now_ns - j->ready_ns) / 1e6;
@@ -976,6 +1020,7 @@ static void *worker_main(void *arg)
 			start_one(w, take[i]);
 		deliver_timers(w, util_mono_ns());
 		reap_transfers(w);
+		flush_outcomes(w);
 		if (n == 0)
 			wait_work(w, timeout);
 	}
@@ -1018,6 +1063,9 @@ int jobs_start(struct jobs *js)
 
 			w->js = js;
 			w->q = (enum job_queue)qi;
+			w->out = calloc(OUT_MAX, sizeof(*w->out));
+			if (!w->out)
+				return -ENOMEM;
 			w->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 			if (w->efd < 0)
 				return -errno;
@@ -1238,6 +1286,7 @@ void jobs_free(struct jobs *js)
 				curl_multi_cleanup(w->multi);
 			if (w->efd >= 0)
 				close(w->efd);
+			free(w->out);
 		}
 		free(q->workers);
 		free(q->heap);

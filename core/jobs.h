@@ -112,9 +112,10 @@ struct jobs_config {
 };
 
 struct jobs_hooks {
-	/* An attempt finished (a worker thread): record upd through the
-	 * writer. Returns 0 or -errno (the job is tried again later). */
-	int (*finished)(void *ctx, struct db_job_update *upd);
+	/* Attempts finished (a worker thread): record the n outcomes in
+	 * upd through the writer. Returns 0 or -errno (none was queued; the
+	 * jobs are tried again later). */
+	int (*finished)(void *ctx, struct db_job_update *upd, int n);
 	void *ctx;
 };
 
@@ -142,6 +143,10 @@ int jobs_add(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_i
 
 /* The writer committed upd (rc 0) or failed to (rc < 0). Writer thread. */
 void jobs_committed(struct jobs *js, const struct db_job_update *upd, int rc);
+
+/* The same for n outcomes at once, under one lock. */
+void jobs_committed_many(struct jobs *js, const struct db_job_update *const *upd,
+                         const int *rc, int n);
 
 /* Staff: hold job id for an action and fill upd to record it. action is
  * "retry" (dead or scheduled -> ready) or "discard" (ready, scheduled or

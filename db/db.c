@@ -2,6 +2,7 @@
 #include "db/db.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,7 +79,7 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  updated_at INTEGER NOT NULL"
     ");"
-    "CREATE INDEX jobs_open ON jobs(state) WHERE state <> 'done';"
+    "CREATE INDEX jobs_open ON jobs(id) WHERE state <> 'done';"
     "CREATE TABLE queues ("
     "  name TEXT PRIMARY KEY,"
     "  paused INTEGER NOT NULL DEFAULT 0,"
@@ -95,6 +96,23 @@ static const char *const migrations[] = {
     "  detail TEXT NOT NULL DEFAULT ''"
     ");",
 };
+
+static void global_init_once(void)
+{
+	int rc = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+
+	/* MISUSE: SQLite was initialized already (an embedding program);
+	 * the statistics stay on, which costs speed, not correctness. */
+	if (rc != SQLITE_OK && rc != SQLITE_MISUSE)
+		fprintf(stderr, "tally: sqlite3_config: %s\n", sqlite3_errstr(rc));
+}
+
+void db_global_init(void)
+{
+	static pthread_once_t once = PTHREAD_ONCE_INIT;
+
+	pthread_once(&once, global_init_once);
+}
 
 int db_errno(int rc)
 {
@@ -191,6 +209,7 @@ int db_open(const char *path, const char *synchronous, sqlite3 **out, char *errb
 	int rc;
 
 	*out = NULL;
+	db_global_init();
 	rc = sqlite3_open_v2(
 	    path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {

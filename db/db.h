@@ -44,6 +44,11 @@ struct db_donation_row {
 	char reason[200]; /* why it failed or was refunded; "" when none */
 };
 
+/* Process-wide SQLite settings, before the first connection: no memory
+ * statistics (they put a global mutex around every allocation, which the
+ * writer and the job workers would fight over). Safe to call repeatedly. */
+void db_global_init(void);
+
 /* Open (creating if needed) the database at path with WAL and the given
  * synchronous level ("FULL" or "NORMAL"), and bring the schema up to
  * DB_SCHEMA_VERSION. Returns 0 and a connection in *out, or a negative

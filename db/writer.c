@@ -38,7 +38,9 @@ enum stmt_id {
 	ST_TOUCH,
 	ST_INSERT_JOB,
 	ST_UPDATE_JOB,
+	ST_DONE_JOB,
 	ST_DELETE_JOB,
+	ST_DON_FETCH,
 	ST_DON_SUCCEEDED,
 	ST_DON_FAILED,
 	ST_DON_REFUNDED,
@@ -52,10 +54,7 @@ enum stmt_id {
 	ST_COUNT
 };
 
-/* The donation columns an effect returns (see read_effect). */
-#define EFFECT_RETURNING                                                                           \
-	" RETURNING campaign_id, amount_cents, currency, donor_name, donor_email, anonymous,"      \
-	" hide_amount, message, created_at"
+
 
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
@@ -89,13 +88,20 @@ static const char *const stmt_sql[ST_COUNT] = {
                       " VALUES (?1, ?2, ?3, ?4, ?5, 'ready', 0, ?6, ?6, ?6)",
     [ST_UPDATE_JOB] = "UPDATE jobs SET state = ?2, attempts = ?3, next_run_at = ?4,"
                       " last_error = nullif(?5, ''), updated_at = ?6 WHERE id = ?1",
+    [ST_DONE_JOB] = "UPDATE jobs SET state = 'done', attempts = attempts + 1, updated_at = ?2"
+                    " WHERE id = ?1",
     [ST_DELETE_JOB] = "DELETE FROM jobs WHERE id = ?1",
+    /* When the worker did not send the donation along: read it, then
+     * update (UPDATE ... RETURNING would build an ephemeral table per
+     * call, which costs more than the read). */
+    [ST_DON_FETCH] = "SELECT campaign_id, amount_cents, currency, donor_name, donor_email,"
+                     " anonymous, hide_amount, message, created_at FROM donations WHERE id = ?1",
     [ST_DON_SUCCEEDED] = "UPDATE donations SET status = 'succeeded', processor_ref = ?2"
-                         " WHERE id = ?1 AND status = 'pending'" EFFECT_RETURNING,
+                         " WHERE id = ?1 AND status = 'pending'",
     [ST_DON_FAILED] = "UPDATE donations SET status = 'failed', reason = ?2"
-                      " WHERE id = ?1 AND status = 'pending'" EFFECT_RETURNING,
+                      " WHERE id = ?1 AND status = 'pending'",
     [ST_DON_REFUNDED] = "UPDATE donations SET status = 'refunded', reason = coalesce(reason, ?2)"
-                        " WHERE id = ?1 AND status = 'succeeded'" EFFECT_RETURNING,
+                        " WHERE id = ?1 AND status = 'succeeded'",
     [ST_DON_RECEIPT] = "UPDATE donations SET receipt_sent_at = ?2 WHERE id = ?1",
     [ST_DON_REFUND_ASK] = "UPDATE donations SET refund_requested_at = ?2, reason = ?3"
                           " WHERE id = ?1 AND status = 'succeeded'"
@@ -174,7 +180,21 @@ struct db_writer {
 	struct queue_count counts[MAX_QUEUES];
 	int64_t prune_cursor;    /* jobs below this id were looked at */
 	int64_t retention_ms;    /* guarded by lock */
+	/* Jobs created by this batch's outcomes, inserted together before
+	 * COMMIT (a multi-row INSERT costs far less per row). */
+	struct later_job {
+		struct db_new_job j;
+		int64_t donation_id;
+	} *later;
+	size_t n_later, later_cap;
+	sqlite3_stmt *insert_many; /* INSERT_ROWS rows per statement */
+	/* Jobs done at their first try this batch, marked done together. */
+	int64_t *done_ids;
+	size_t n_done, done_cap;
+	sqlite3_stmt *done_many; /* INSERT_ROWS ids per statement */
 };
+
+#define INSERT_ROWS 32
 
 static int step_reset(sqlite3_stmt *st)
 {
@@ -418,7 +438,7 @@ static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
 	snprintf(dst, cap, "%s", t ? (const char *)t : "");
 }
 
-/* Read the row an effect's UPDATE ... RETURNING gave. */
+/* Read the donation an effect applies to (ST_DON_FETCH). */
 static void read_effect(sqlite3_stmt *st, struct db_job_update *j, int64_t *campaign_id)
 {
 	*campaign_id = sqlite3_column_int64(st, 0);
@@ -478,19 +498,31 @@ static int apply_effect(struct db_writer *w, struct db_op *op)
 	default:
 		return SQLITE_MISUSE;
 	}
+	if (!j->has_donation) {
+		sqlite3_stmt *f = w->st[ST_DON_FETCH];
+
+		if (sqlite3_bind_int64(f, 1, j->donation_id))
+			return SQLITE_ERROR;
+		rc = sqlite3_step(f);
+		if (rc == SQLITE_ROW) {
+			read_effect(f, j, &j->campaign_id);
+			rc = SQLITE_DONE;
+		}
+		sqlite3_reset(f);
+		sqlite3_clear_bindings(f);
+		if (rc != SQLITE_DONE)
+			return rc;
+	}
+	/* Only from the state the effect starts from (the UPDATE says so):
+	 * a repeated outcome (at-least-once) changes nothing. */
 	if (sqlite3_bind_int64(st, 1, j->donation_id) ||
 	    bind_text(st, 2, j->effect == DB_EFFECT_SUCCEEDED ? j->ref : j->reason))
 		return SQLITE_ERROR;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		read_effect(st, j, &cid);
-		j->applied = 1;
-		rc = sqlite3_step(st);
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
+	rc = step_reset(st);
 	if (rc != SQLITE_DONE)
 		return rc;
+	j->applied = sqlite3_changes(w->db) > 0;
+	cid = j->campaign_id;
 	if (!j->applied)
 		return SQLITE_OK;
 	op->campaign_id = cid;
@@ -512,11 +544,84 @@ static int apply_effect(struct db_writer *w, struct db_op *op)
 	} else {
 		bump_add(w, cid, -j->d.amount_cents, 0, -1, 0);
 	}
+	if (w->n_later + (size_t)j->n_follow > w->later_cap) {
+		size_t cap = w->later_cap ? w->later_cap * 2 : 1024;
+		struct later_job *v;
+
+		while (cap < w->n_later + (size_t)j->n_follow)
+			cap *= 2;
+		v = realloc(w->later, cap * sizeof(*v));
+		if (!v)
+			return SQLITE_NOMEM;
+		w->later = v;
+		w->later_cap = cap;
+	}
 	for (int i = 0; i < j->n_follow; i++) {
-		rc = insert_job(w, &j->follow[i], j->donation_id, op->now_ms);
+		w->later[w->n_later].j = j->follow[i];
+		w->later[w->n_later++].donation_id = j->donation_id;
+	}
+	return SQLITE_OK;
+}
+
+/* Mark the batch's finished jobs done (attempts + 1: the stored count
+ * always equals the one in memory that the outcome counted from). */
+static int flush_done(struct db_writer *w, int64_t now)
+{
+	sqlite3_stmt *st = w->done_many, *one = w->st[ST_DONE_JOB];
+	size_t i = 0;
+	int rc;
+
+	for (; i + INSERT_ROWS <= w->n_done; i += INSERT_ROWS) {
+		if (sqlite3_bind_int64(st, 1, now))
+			return SQLITE_ERROR;
+		for (int k = 0; k < INSERT_ROWS; k++)
+			if (sqlite3_bind_int64(st, k + 2, w->done_ids[i + (size_t)k]))
+				return SQLITE_ERROR;
+		rc = step_reset(st);
 		if (rc != SQLITE_DONE)
 			return rc;
 	}
+	for (; i < w->n_done; i++) {
+		if (sqlite3_bind_int64(one, 1, w->done_ids[i]) || sqlite3_bind_int64(one, 2, now))
+			return SQLITE_ERROR;
+		rc = step_reset(one);
+		if (rc != SQLITE_DONE)
+			return rc;
+	}
+	w->n_done = 0;
+	return SQLITE_OK;
+}
+
+/* Insert the jobs queued by this batch's outcomes. */
+static int flush_later(struct db_writer *w, int64_t now)
+{
+	sqlite3_stmt *st = w->insert_many;
+	size_t i = 0;
+	int rc;
+
+	for (; i + INSERT_ROWS <= w->n_later; i += INSERT_ROWS) {
+		for (int k = 0; k < INSERT_ROWS; k++) {
+			const struct later_job *l = &w->later[i + (size_t)k];
+			int b = k * 5;
+
+			if (sqlite3_bind_int64(st, b + 2, l->j.id) || bind_text(st, b + 3, l->j.queue) ||
+			    bind_text(st, b + 4, l->j.kind) ||
+			    sqlite3_bind_int64(st, b + 5, l->donation_id) ||
+			    (l->j.url ? bind_text(st, b + 6, l->j.url) : sqlite3_bind_null(st, b + 6)))
+				return SQLITE_ERROR;
+		}
+		if (sqlite3_bind_int64(st, 1, now))
+			return SQLITE_ERROR;
+		rc = step_reset(st);
+		if (rc != SQLITE_DONE)
+			return rc;
+	}
+	for (; i < w->n_later; i++) {
+		rc = insert_job(w, &w->later[i].j, w->later[i].donation_id, now);
+		if (rc != SQLITE_DONE)
+			return rc;
+	}
+	w->n_later = 0;
 	return SQLITE_OK;
 }
 
@@ -528,7 +633,22 @@ static int apply_job(struct db_writer *w, struct db_op *op)
 
 	if (rc != SQLITE_OK)
 		return rc;
-	if (j->state) {
+	if (j->state && !strcmp(j->state, "done") && !j->error[0]) {
+		/* The common case: marked done with the batch's others. */
+		if (w->n_done == w->done_cap) {
+			size_t cap = w->done_cap ? w->done_cap * 2 : 1024;
+			int64_t *v = realloc(w->done_ids, cap * sizeof(*v));
+
+			if (!v)
+				return SQLITE_NOMEM;
+			w->done_ids = v;
+			w->done_cap = cap;
+		}
+		w->done_ids[w->n_done++] = j->job_id;
+		if (j->done || j->failed)
+			count_queue(w, j->queue, j->done, j->failed);
+		return SQLITE_OK;
+	} else if (j->state) {
 		st = w->st[ST_UPDATE_JOB];
 		if (sqlite3_bind_int64(st, 1, j->job_id) || bind_text(st, 2, j->state) ||
 		    sqlite3_bind_int(st, 3, j->attempts) ||
@@ -741,6 +861,11 @@ static int apply_batch(struct db_writer *w, struct db_op *ops)
 		if (rc != SQLITE_OK)
 			goto fail;
 	}
+	rc = flush_later(w, util_now_ms());
+	if (rc == SQLITE_OK)
+		rc = flush_done(w, util_now_ms());
+	if (rc != SQLITE_OK)
+		goto fail;
 	rc = flush_counts(w);
 	if (rc != SQLITE_OK)
 		goto fail;
@@ -757,6 +882,8 @@ fail:
 		log_msg(LOG_ERROR, "db.rollback_failed", "%s", sqlite3_errmsg(w->db));
 	memset(w->bumps, 0, w->bump_cap * sizeof(*w->bumps));
 	memset(w->counts, 0, sizeof(w->counts));
+	w->n_later = 0;
+	w->n_done = 0;
 	recent_forget(w);
 	return db_errno(rc) ? db_errno(rc) : -EIO;
 }
@@ -952,6 +1079,40 @@ int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
 			goto fail;
 		}
 	}
+	{
+		/* INSERT ... VALUES (row 1), ... (row INSERT_ROWS); ?1 = now. */
+		char sql[4096];
+		size_t len = (size_t)snprintf(sql, sizeof(sql),
+		                              "INSERT INTO jobs (id, queue, kind, donation_id, url,"
+		                              " state, attempts, next_run_at, created_at,"
+		                              " updated_at) VALUES ");
+
+		for (int k = 0; k < INSERT_ROWS; k++) {
+			int b = k * 5;
+
+			len += (size_t)snprintf(sql + len, sizeof(sql) - len,
+			                        "%s(?%d, ?%d, ?%d, ?%d, ?%d, 'ready', 0, ?1, ?1, ?1)",
+			                        k ? ", " : "", b + 2, b + 3, b + 4, b + 5, b + 6);
+		}
+		rc = sqlite3_prepare_v3(conn, sql, -1, SQLITE_PREPARE_PERSISTENT, &w->insert_many,
+		                        NULL);
+		if (rc == SQLITE_OK) {
+			len = (size_t)snprintf(sql, sizeof(sql),
+			                       "UPDATE jobs SET state = 'done', attempts = attempts + 1,"
+			                       " updated_at = ?1 WHERE id IN (");
+			for (int k = 0; k < INSERT_ROWS; k++)
+				len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s?%d",
+				                        k ? ", " : "", k + 2);
+			snprintf(sql + len, sizeof(sql) - len, ")");
+			rc = sqlite3_prepare_v3(conn, sql, -1, SQLITE_PREPARE_PERSISTENT,
+			                        &w->done_many, NULL);
+		}
+		if (rc != SQLITE_OK) {
+			log_msg(LOG_ERROR, "db.prepare_failed", "%s", sqlite3_errmsg(conn));
+			rc = db_errno(rc);
+			goto fail;
+		}
+	}
 	w->last_checkpoint_ns = util_mono_ns();
 	if (pthread_mutex_init(&w->lock, NULL)) {
 		rc = -ENOMEM;
@@ -973,7 +1134,11 @@ int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
 fail:
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(w->st[i]);
+	sqlite3_finalize(w->insert_many);
+	sqlite3_finalize(w->done_many);
 	sqlite3_close(conn);
+	free(w->later);
+	free(w->done_ids);
 	free(w->bumps);
 	free(w->recent);
 	free(w);
@@ -1017,6 +1182,33 @@ int db_writer_submit_force(struct db_writer *w, struct db_op *op)
 	return submit(w, op, 1);
 }
 
+int db_writer_submit_list(struct db_writer *w, struct db_op *first, size_t n)
+{
+	struct db_op *last = first;
+	int wake;
+
+	if (!first)
+		return 0;
+	while (last->next)
+		last = last->next;
+	pthread_mutex_lock(&w->lock);
+	if (w->stopping) {
+		pthread_mutex_unlock(&w->lock);
+		return -ESHUTDOWN;
+	}
+	wake = !w->head;
+	if (w->tail)
+		w->tail->next = first;
+	else
+		w->head = first;
+	w->tail = last;
+	w->depth += n;
+	pthread_mutex_unlock(&w->lock);
+	if (wake)
+		pthread_cond_signal(&w->cond);
+	return 0;
+}
+
 void db_writer_refuse(struct db_writer *w)
 {
 	pthread_mutex_lock(&w->lock);
@@ -1054,6 +1246,10 @@ void db_writer_free(struct db_writer *w)
 		log_msg(LOG_ERROR, "db.join_failed", "the writer thread did not join");
 	for (int i = 0; i < ST_COUNT; i++)
 		sqlite3_finalize(w->st[i]);
+	sqlite3_finalize(w->insert_many);
+	sqlite3_finalize(w->done_many);
+	free(w->later);
+	free(w->done_ids);
 	rc = sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	if (rc != SQLITE_OK)
 		log_msg(LOG_WARN, "db.checkpoint_failed", "%s", sqlite3_errmsg(w->db));

@@ -61,9 +61,12 @@ struct db_job_update {
 	/* Inserted only when the effect applied (the donation changed state). */
 	struct db_new_job follow[DB_MAX_NEW_JOBS];
 	int n_follow;
-	/* Out, when the effect applied: the donation as stored. */
-	int applied;
-	int new_donor;
+	int applied;   /* out: the donation changed state */
+	int new_donor; /* out: its donor's first succeeded gift here */
+	/* The donation as stored: in when has_donation (the worker read it,
+	 * which spares the writer a read), else out once applied. */
+	int has_donation;
+	int64_t campaign_id;
 	int64_t created_at;
 	struct donation_req d;
 };
@@ -163,6 +166,10 @@ int db_writer_submit(struct db_writer *w, struct db_op *op);
 /* Queue op even when the queue is full (staff actions must not be refused
  * by donor load). Returns 0 or -ESHUTDOWN. */
 int db_writer_submit_force(struct db_writer *w, struct db_op *op);
+
+/* Queue the n ops linked through next (first .. the one whose next is
+ * NULL) at once, even when the queue is full. Returns 0 or -ESHUTDOWN. */
+int db_writer_submit_list(struct db_writer *w, struct db_op *first, size_t n);
 
 /* From now on, hand every operation that has not started to batch_done
  * with commit_rc -ESHUTDOWN instead of applying it (a drain that ran out of

@@ -141,12 +141,39 @@ int itest_signal(struct itest_server *s, int sig)
 	return -1;
 }
 
+/* 1 when the server's log has a sanitizer report (a SAN build of tally). */
+static int log_has_sanitizer_report(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f)) {
+		if (strstr(line, "ERROR: AddressSanitizer") || strstr(line, "ERROR: LeakSanitizer") ||
+		    strstr(line, "runtime error:"))
+			found = 1;
+		if (found)
+			fputs(line, stderr);
+	}
+	fclose(f);
+	return found;
+}
+
 void itest_cleanup(struct itest_server *s)
 {
+	int dirty;
+
 	if (s->pid > 0)
 		itest_signal(s, SIGTERM);
+	dirty = s->dir && log_has_sanitizer_report(s->log);
 	tests_rmdir(s->dir);
 	s->dir = NULL;
+	if (dirty) {
+		fprintf(stderr, "itest: the server reported a sanitizer error (above)\n");
+		_exit(3);
+	}
 }
 
 static int dial(int port)

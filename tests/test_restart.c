@@ -234,6 +234,13 @@ START_TEST(sigkill_during_load_loses_nothing)
 		}
 		ck_assert_int_eq(itest_start(&srv, NULL), 0);
 		assert_integrity();
+		/* Captures cut short by the kill run again: once they are all
+		 * done, every gift counts exactly once. */
+		ck_assert_int_eq(itest_settle(srv.port), 0);
+		ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations"
+		                                       " WHERE status <> 'succeeded'"),
+		                 0);
+		ck_assert_int_eq(api_total("pending_cents"), 0);
 		ck_assert_int_eq(api_total("total_cents"),
 		                 itest_sql_int(srv.db, "SELECT coalesce(sum(amount_cents),0) FROM "
 		                                       "donations WHERE status = 'succeeded'"));
