@@ -438,8 +438,13 @@ static int parse_args(int argc, char **argv, struct options *o)
 		w->mock_latency_ms = (int)o->mock_latency_ms;
 	else if (o->demo)
 		w->mock_latency_ms = 120;
-	if (!strcmp(w->processor, "stripe"))
+	if (!strcmp(w->processor, "stripe")) {
 		w->stripe_key = getenv("STRIPE_SECRET_KEY");
+		if (!w->stripe_key || !*w->stripe_key) {
+			fprintf(stderr, "tally: --processor stripe needs STRIPE_SECRET_KEY\n");
+			return -EINVAL;
+		}
+	}
 	if (o->engine.limits.min_cents > o->engine.limits.max_cents) {
 		fprintf(stderr, "tally: --min-cents is larger than --max-cents\n");
 		return -EINVAL;

@@ -1948,6 +1948,27 @@ int engine_jobs_metrics(struct engine *e, struct buf *out)
 	return jobs_metrics(e->jobs, out);
 }
 
+int engine_jobs_list(struct engine *e, enum job_queue q, enum job_state st,
+                     struct job_brief *out, int max)
+{
+	return jobs_list(e->jobs, q, st, out, max);
+}
+
+int engine_queue_action_sync(struct engine *e, const char *name, const char *action,
+                             const char *actor)
+{
+	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+	return waiter_wait(&w, engine_queue_action(e, name, action, actor, waiter_done, &w));
+}
+
+int engine_job_action_sync(struct engine *e, int64_t id, const char *action, const char *actor)
+{
+	struct waiter w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+
+	return waiter_wait(&w, engine_job_action(e, id, action, actor, waiter_done, &w));
+}
+
 void engine_stop_jobs(struct engine *e, int wait_ms)
 {
 	jobs_stop(e->jobs, wait_ms);

@@ -222,6 +222,17 @@ int engine_jobs_metrics(struct engine *e, struct buf *out);
 /* A queue's counters (console). */
 void engine_queue_info(struct engine *e, enum job_queue q, struct job_queue_info *out);
 
+/* Up to max jobs of queue q in state st, oldest first (console). Returns
+ * the count. */
+int engine_jobs_list(struct engine *e, enum job_queue q, enum job_state st,
+                     struct job_brief *out, int max);
+
+/* Blocking forms of engine_queue_action and engine_job_action for the
+ * console thread: run the action and wait for its commit. */
+int engine_queue_action_sync(struct engine *e, const char *name, const char *action,
+                             const char *actor);
+int engine_job_action_sync(struct engine *e, int64_t id, const char *action, const char *actor);
+
 /* Stop the job workers at a job boundary (at most wait_ms for attempts in
  * flight). engine_free does it too. */
 void engine_stop_jobs(struct engine *e, int wait_ms);

@@ -1222,6 +1222,39 @@ int jobs_list_json(struct jobs *js, enum job_queue qi, enum job_state st, int li
 	return rc ? -ENOMEM : 0;
 }
 
+static void brief(const struct job *j, struct job_brief *b)
+{
+	b->id = j->id;
+	b->donation_id = j->donation_id;
+	b->next_run_at = j->next_run_at;
+	b->attempts = j->attempts;
+	b->kind = (enum job_kind)j->kind;
+	snprintf(b->last_error, sizeof(b->last_error), "%s", j->last_error ? j->last_error : "");
+}
+
+int jobs_list(struct jobs *js, enum job_queue qi, enum job_state st, struct job_brief *out,
+              int max)
+{
+	struct queue *q = &js->q[qi];
+	int n = 0;
+
+	pthread_mutex_lock(&js->lock);
+	if (st == JOB_SCHEDULED) {
+		for (size_t i = 0; i < q->n_heap && n < max; i++)
+			brief(q->heap[i], &out[n++]);
+	} else {
+		const struct jlist *l = st == JOB_READY     ? &q->ready
+		                        : st == JOB_RUNNING ? &q->running
+		                        : st == JOB_DEAD    ? &q->dead
+		                                            : &q->held;
+
+		for (const struct job *j = l->head; j && n < max; j = j->next)
+			brief(j, &out[n++]);
+	}
+	pthread_mutex_unlock(&js->lock);
+	return n;
+}
+
 int jobs_metrics(struct jobs *js, struct buf *out)
 {
 	int rc = 0;

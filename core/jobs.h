@@ -176,6 +176,19 @@ void jobs_queue_info(struct jobs *js, enum job_queue q, struct job_queue_info *o
 int jobs_list_json(struct jobs *js, enum job_queue q, enum job_state state, int limit,
                    struct buf *out);
 
+/* A job as the console lists it. */
+struct job_brief {
+	int64_t id, donation_id, next_run_at;
+	int attempts;
+	enum job_kind kind;
+	char last_error[160];
+};
+
+/* Copy up to max in-memory jobs of queue q in state st (oldest first) into
+ * out. Returns the count. */
+int jobs_list(struct jobs *js, enum job_queue q, enum job_state st, struct job_brief *out,
+              int max);
+
 /* Append one job's JSON object (shared with the stored-job listing). */
 int jobs_row_json(struct buf *out, int64_t id, const char *queue, const char *kind,
                   const char *state, int attempts, int64_t next_run_at, const char *last_error,

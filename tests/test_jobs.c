@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 /* ---- unit: retry schedule ---- */
@@ -837,6 +838,64 @@ START_TEST(queue_api_rejects_bad_input)
 }
 END_TEST
 
+/* Run tally with args (and env) on a fresh database path; its exit code
+ * and output go to *code and out. */
+static void run_cli(const char *env, const char *args, const char *db, int *code, char *out,
+                    size_t cap)
+{
+	const char *bin = getenv("TALLY_BIN") ? getenv("TALLY_BIN") : "./tally";
+	char cmd[2048];
+	size_t n;
+	FILE *p;
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "env -u STRIPE_SECRET_KEY %s %s --headless --db %s %s 2>&1",
+	         env, bin, db, args);
+	p = popen(cmd, "r");
+	ck_assert_ptr_nonnull(p);
+	n = fread(out, 1, cap - 1, p);
+	out[n] = '\0';
+	st = pclose(p);
+	*code = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+START_TEST(bad_job_options_are_refused)
+{
+	static const struct {
+		const char *env, *args, *says;
+	} bad[] = {
+	    {"", "--processor paypal", "--processor wants mock or stripe"},
+	    {"", "--processor stripe", "needs STRIPE_SECRET_KEY"},
+	    {"", "--mock-fail-rate 1.5", "--mock-fail-rate wants 0 to 1"},
+	    {"", "--mock-fail-rate x", "--mock-fail-rate wants 0 to 1"},
+	    {"", "--mock-latency-ms -1", "--mock-latency-ms wants 0 to 60000"},
+	    {"", "--jobs payments", "--jobs wants QUEUE:KEY=N"},
+	    {"", "--jobs mail:workers=2", "--jobs wants QUEUE:KEY=N"},
+	    {"", "--jobs payments:workers=0", "--jobs wants QUEUE:KEY=N"},
+	    {"", "--jobs payments:speed=2", "--jobs wants QUEUE:KEY=N"},
+	    {"", "--jobs payments:inflight=", "--jobs wants QUEUE:KEY=N"},
+	    {"", "--job-retention-s -5", "--job-retention-s wants"},
+	    {"", "--webhook ftp://x", "--webhook wants an http:// or https:// URL"},
+	    {"", "--webhook http://127.0.0.1:9/h", "needs a secret"},
+	    {"TALLY_WEBHOOK_SECRET=", "--webhook http://127.0.0.1:9/h", "needs a secret"},
+	    {"", "--webhook-secret s", "--webhook-secret follows its --webhook"},
+	};
+	char *dir = tests_tmpdir(), db[600], out[4096];
+	int code;
+
+	ck_assert_ptr_nonnull(dir);
+	snprintf(db, sizeof(db), "%s/never.db", dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		run_cli(bad[i].env, bad[i].args, db, &code, out, sizeof(out));
+		ck_assert_msg(code == 2, "%s: exit %d: %s", bad[i].args, code, out);
+		ck_assert_msg(strstr(out, bad[i].says), "%s: said %s", bad[i].args, out);
+		/* Refused before anything was written. */
+		ck_assert_msg(access(db, F_OK) != 0, "%s: created the database", bad[i].args);
+	}
+	tests_rmdir(dir);
+}
+END_TEST
+
 Suite *jobs_suite(void)
 {
 	Suite *s = suite_create("jobs");
@@ -848,6 +907,7 @@ Suite *jobs_suite(void)
 	tcase_add_test(unit, signature_matches_reference);
 	tcase_add_test(unit, receipt_text);
 	tcase_add_test(unit, event_body_is_json);
+	tcase_add_test(unit, bad_job_options_are_refused);
 	suite_add_tcase(s, unit);
 	tcase_add_unchecked_fixture(it, tests_root_setup, tests_root_teardown);
 	tcase_add_checked_fixture(it, setup, teardown);
