@@ -641,7 +641,15 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 {
 	struct job *j = find(js, u->job_id);
 
-	if (j && rc) {
+	if (j && rc == -ENOENT) {
+		/* Its row is gone (deleted outside tally): forget it rather
+		 * than retry a job that cannot be recorded. */
+		log_msg(LOG_WARN, "jobs.row_missing", "job %lld has no row; dropped",
+		        (long long)j->id);
+		detach(js, j);
+		hash_del(js, j);
+		job_free(j);
+	} else if (j && rc) {
 		/* Not recorded: the database still has the job as it was. */
 		detach(js, j);
 		if (j->state == JOB_HELD) {

@@ -625,6 +625,41 @@ START_TEST(sigkill_during_capture_charges_once)
 }
 END_TEST
 
+START_TEST(sigterm_lets_captures_in_flight_finish)
+{
+	enum { N = 10 };
+	char id[N][32];
+	json_t *st;
+	int status, in_flight = 0;
+
+	start_stripe("--latency-ms 700", "");
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(donate("tok_visa", 100 + i, "a@example.org", id[i], sizeof(id[i])),
+		                 202);
+	for (int i = 0; i < 100 && in_flight < N; i++) {
+		st = tool_get(tool.port, "/_stats?summary=1");
+		in_flight = (int)jnum(st, "requests");
+		json_decref(st);
+		usleep(10000);
+	}
+	ck_assert_int_eq(in_flight, N);
+	/* The drain stops the workers at a job boundary: the attempts in
+	 * flight finish and are recorded before tally exits. */
+	status = itest_signal(&srv, SIGTERM);
+	ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE status ="
+	                                       " 'succeeded'"),
+	                 N);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM jobs WHERE queue ="
+	                                       " 'payments' AND state <> 'done'"),
+	                 0);
+	st = tool_get(tool.port, "/_stats?summary=1");
+	ck_assert_int_eq(jnum(st, "captures"), N);
+	ck_assert_int_eq(jnum(st, "replays"), 0);
+	json_decref(st);
+}
+END_TEST
+
 static int count_files(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -918,6 +953,7 @@ Suite *jobs_suite(void)
 	tcase_add_test(it, discard_fails_a_stuck_gift);
 	tcase_add_test(it, paused_queue_waits_across_restart);
 	tcase_add_test(it, sigkill_during_capture_charges_once);
+	tcase_add_test(it, sigterm_lets_captures_in_flight_finish);
 	tcase_add_test(it, receipts_over_smtp);
 	tcase_add_test(it, webhook_retries_keep_the_event_id);
 	tcase_add_test(it, refund_takes_the_gift_out);
