@@ -660,6 +660,34 @@ START_TEST(sigterm_lets_captures_in_flight_finish)
 }
 END_TEST
 
+START_TEST(done_jobs_are_pruned_after_the_retention)
+{
+	char id[32], bad[32];
+	long long done = -1;
+
+	ck_assert_msg(itest_start(&srv, "--job-retention-s 1 --jobs payments:attempts=1") == 0,
+	              "tally did not start");
+	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 100000), 201);
+	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
+	ck_assert_int_eq(donate("tok_chargeDeclinedProcessingError", 900, "b@example.org", bad,
+	                        sizeof(bad)),
+	                 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	ck_assert_int_eq(wait_dead("payments", 1, 5000), 1);
+	ck_assert_int_eq(queue_num("receipts", "done"), 1); /* capture + receipt: 2 done */
+	for (int i = 0; i < 60 && done != 0; i++) {
+		usleep(100000);
+		done = itest_sql_int(srv.db, "SELECT count(*) FROM jobs WHERE state = 'done'");
+	}
+	ck_assert_int_eq(done, 0);
+	/* Only done jobs go: the dead one stays for staff, and the gift too. */
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM jobs WHERE state = 'dead'"),
+	                 1);
+	expect_status(id, "succeeded");
+	ck_assert_int_eq(queue_num("payments", "done"), 1);
+}
+END_TEST
+
 static int count_files(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -954,6 +982,7 @@ Suite *jobs_suite(void)
 	tcase_add_test(it, paused_queue_waits_across_restart);
 	tcase_add_test(it, sigkill_during_capture_charges_once);
 	tcase_add_test(it, sigterm_lets_captures_in_flight_finish);
+	tcase_add_test(it, done_jobs_are_pruned_after_the_retention);
 	tcase_add_test(it, receipts_over_smtp);
 	tcase_add_test(it, webhook_retries_keep_the_event_id);
 	tcase_add_test(it, refund_takes_the_gift_out);
