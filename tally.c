@@ -531,7 +531,57 @@ struct local_source {
 	struct engine *engine;
 	struct server *server;
 	char server_name[96];
+	struct job_brief briefs[CONSOLE_DEAD_MAX]; /* local_fetch's scratch */
 };
+
+/* The job queues and a fair share of each one's dead jobs into m. */
+static void local_fetch_queues(struct local_source *ls, struct console_model *m)
+{
+	int64_t dead[JOB_QUEUES];
+	size_t take[JOB_QUEUES];
+
+	_Static_assert(JOB_QUEUES <= CONSOLE_QUEUES_MAX, "the console shows every queue");
+	m->n_queues = JOB_QUEUES;
+	for (int q = 0; q < JOB_QUEUES; q++) {
+		struct console_queue *cq = &m->queues[q];
+		struct job_queue_info qi;
+
+		engine_queue_info(ls->engine, (enum job_queue)q, &qi);
+		snprintf(cq->name, sizeof(cq->name), "%s", job_queue_names[q]);
+		cq->paused = qi.paused;
+		cq->ready = qi.ready;
+		cq->running = qi.running;
+		cq->scheduled = qi.scheduled;
+		cq->dead = qi.dead;
+		cq->done = qi.done_total;
+		cq->failed = qi.failed_total;
+		cq->done_per_s = qi.done_per_s;
+		/* 0: no job started in the window */
+		cq->latency_ms_p50 = qi.latency_ms_p50 > 0 ? qi.latency_ms_p50 : -1;
+		cq->latency_ms_p99 = qi.latency_ms_p99 > 0 ? qi.latency_ms_p99 : -1;
+		dead[q] = qi.dead;
+	}
+	console_dead_share(dead, JOB_QUEUES, CONSOLE_DEAD_MAX, take);
+	m->n_dead = 0;
+	for (int q = 0; q < JOB_QUEUES; q++) {
+		int n = take[q] ? engine_jobs_list(ls->engine, (enum job_queue)q, JOB_DEAD,
+		                                   ls->briefs, (int)take[q])
+		                : 0;
+
+		for (int i = 0; i < n && m->n_dead < CONSOLE_DEAD_MAX; i++) {
+			const struct job_brief *b = &ls->briefs[i];
+			struct console_job *cj = &m->dead[m->n_dead++];
+
+			cj->id = b->id;
+			cj->donation_id = b->donation_id;
+			cj->attempts = b->attempts;
+			snprintf(cj->queue, sizeof(cj->queue), "%s", job_queue_names[q]);
+			snprintf(cj->kind, sizeof(cj->kind), "%s",
+			         (unsigned)b->kind < JOB_KINDS ? job_kind_names[b->kind] : "?");
+			snprintf(cj->last_error, sizeof(cj->last_error), "%s", b->last_error);
+		}
+	}
+}
 
 static int local_fetch(void *ctx, struct console_model *m)
 {
@@ -576,6 +626,7 @@ static int local_fetch(void *ctx, struct console_model *m)
 	m->donations_total = es.donations_total;
 	m->intake_depth = es.intake_depth;
 	m->ws_clients = ss.ws_clients;
+	local_fetch_queues(ls, m);
 	return 0;
 }
 
@@ -595,6 +646,50 @@ static int local_set_paused(void *ctx, const char *slug, int pause)
 	default:
 		return -EIO;
 	}
+}
+
+/* The queue and job actions return engine codes as they are; local_errtext
+ * explains them. */
+static int local_queue_action(struct local_source *ls, const char *queue, const char *action)
+{
+	int rc = engine_queue_action_sync(ls->engine, queue, action, "console");
+
+	return rc > 0 ? 0 : rc;
+}
+
+static int local_queue_set_paused(void *ctx, const char *queue, int pause)
+{
+	return local_queue_action(ctx, queue, pause ? "pause" : "resume");
+}
+
+static int local_queue_retry_dead(void *ctx, const char *queue)
+{
+	return local_queue_action(ctx, queue, "retry-dead");
+}
+
+static int local_job_action(void *ctx, int64_t id, const char *action)
+{
+	struct local_source *ls = ctx;
+	int rc = engine_job_action_sync(ls->engine, id, action, "console");
+
+	return rc > 0 ? 0 : rc;
+}
+
+static int local_job_retry(void *ctx, int64_t id)
+{
+	return local_job_action(ctx, id, "retry");
+}
+
+static int local_job_discard(void *ctx, int64_t id)
+{
+	return local_job_action(ctx, id, "discard");
+}
+
+/* Engine codes sit far below any errno (-2000 on); the rest are errnos. */
+static const char *local_errtext(void *ctx, int rc)
+{
+	(void)ctx;
+	return rc <= -1000 ? engine_strerror(rc) : NULL;
 }
 
 static void *server_thread(void *arg)
@@ -772,8 +867,17 @@ int main(int argc, char **argv)
 			fprintf(stderr, "tally: serving http://%s:%d/\n", o.listen_addr, ss.port);
 	}
 	if (console) {
-		struct local_source ls = {engine, server, ""};
-		struct console_source src = {local_fetch, local_set_paused, &ls};
+		struct local_source ls = {.engine = engine, .server = server};
+		struct console_source src = {
+		    .fetch = local_fetch,
+		    .set_paused = local_set_paused,
+		    .ctx = &ls,
+		    .queue_set_paused = local_queue_set_paused,
+		    .queue_retry_dead = local_queue_retry_dead,
+		    .job_retry = local_job_retry,
+		    .job_discard = local_job_discard,
+		    .errtext = local_errtext,
+		};
 		struct server_stats ss;
 
 		server_get_stats(server, &ss);

@@ -3,10 +3,15 @@
  *
  * A handful of campaigns in several currencies (one with a UTF-8 name, one
  * with wide CJK characters, one closed) whose totals grow on every fetch
- * unless paused; set_paused flips the status. SIGINT/SIGTERM set the stop
- * flag, so they also show that console_run() honours it.
+ * unless paused; set_paused flips the status. Three job queues whose done
+ * counts grow unless paused, and a few dead jobs (errors with UTF-8 and
+ * with an escape sequence); retry and discard remove a job, retry-dead
+ * empties a queue's list. Job 103 is "running": retrying or discarding it
+ * fails with the demo's own code, which errtext explains. SIGINT/SIGTERM
+ * set the stop flag, so they also show that console_run() honours it.
  *
- * usage: console_demo [EXTRA]   EXTRA more generated campaigns (scrolling)
+ * usage: console_demo [EXTRA [DEAD]]
+ *   EXTRA more generated campaigns, DEAD more dead payments jobs (scrolling)
  */
 #include "tui/console.h"
 
@@ -17,13 +22,37 @@
 #include <string.h>
 #include <time.h>
 
+#define DEMO_QUEUES 3
+#define DEMO_EBUSY (-5001) /* the demo's own error code, for errtext */
+#define BUSY_JOB 103
+
 struct demo {
 	struct console_campaign *c;
 	size_t n;
 	uint64_t fetches;
 	int64_t gifts;
 	time_t started;
+	struct console_queue q[DEMO_QUEUES];
+	struct console_job *dead; /* every dead job, any queue */
+	size_t n_dead;
 };
+
+static const struct console_queue seed_queues[DEMO_QUEUES] = {
+    {"payments", 0, 3, 1, 2, 0, 1200, 4, 6.5, 120, 1250},
+    {"receipts", 0, 0, 0, 0, 0, 1180, 0, 6.4, 3.4, 48.2},
+    {"webhooks", 0, 0, 0, 1, 0, 90, 2, 0.5, -1, -1},
+};
+
+static const struct console_job seed_dead[] = {
+    {101, 41, 8, "payments", "capture", "processing_error: simulated transient failure"},
+    {102, 57, 8, "payments", "capture", "processor timeout after 30 s"},
+    {BUSY_JOB, 58, 8, "payments", "capture", "processing_error: rate limited"},
+    {205, 12, 10, "receipts", "receipt", "smtp: 550 5.1.1 <ada@example.org>: mailbox unavailable"},
+    {306, 12, 12, "webhooks", "donation.succeeded", "hook said bad\x1b]0;pwned\x07 reply"},
+    {307, 13, 12, "webhooks", "donation.failed", "point de terminaison: r\xc3\xa9ponse 410"},
+};
+
+#define N_SEED_DEAD (sizeof seed_dead / sizeof seed_dead[0])
 
 static const struct console_campaign seed[] = {
     {"spring-gala", "Spring Gala 2025", "USD", "active", 5000000, 1234567, 0, 210, 250, 0},
@@ -45,6 +74,47 @@ static void on_signal(int sig)
 {
 	(void)sig;
 	stop_flag = 1;
+}
+
+static struct console_queue *demo_queue(struct demo *d, const char *name)
+{
+	for (size_t i = 0; i < DEMO_QUEUES; i++)
+		if (strcmp(d->q[i].name, name) == 0)
+			return &d->q[i];
+	return NULL;
+}
+
+static void demo_fetch_queues(struct demo *d, struct console_model *m)
+{
+	int64_t avail[DEMO_QUEUES] = {0};
+	size_t take[DEMO_QUEUES];
+
+	for (size_t i = 0; i < DEMO_QUEUES; i++) {
+		struct console_queue *q = &d->q[i];
+		if (!q->paused) {
+			q->done += (int64_t)(3 - i);
+			q->ready = (int64_t)((d->fetches + i) % 4);
+		}
+	}
+	memcpy(m->queues, d->q, sizeof d->q); /* dead: counted below */
+	for (size_t i = 0; i < DEMO_QUEUES; i++)
+		if (d->q[i].paused)
+			m->queues[i].done_per_s = 0;
+	for (size_t k = 0; k < d->n_dead; k++) {
+		size_t i = (size_t)(demo_queue(d, d->dead[k].queue) - d->q);
+		avail[i]++;
+		m->queues[i].dead++;
+	}
+	m->n_queues = DEMO_QUEUES;
+	/* each queue's share of the list, in queue order, oldest first */
+	console_dead_share(avail, DEMO_QUEUES, CONSOLE_DEAD_MAX, take);
+	m->n_dead = 0;
+	for (size_t i = 0; i < DEMO_QUEUES; i++)
+		for (size_t k = 0; k < d->n_dead && take[i] > 0; k++)
+			if (strcmp(d->dead[k].queue, d->q[i].name) == 0) {
+				m->dead[m->n_dead++] = d->dead[k];
+				take[i]--;
+			}
 }
 
 static int demo_fetch(void *ctx, struct console_model *m)
@@ -85,6 +155,7 @@ static int demo_fetch(void *ctx, struct console_model *m)
 	m->donations_total = d->gifts;
 	m->intake_depth = (int64_t)(d->fetches % 7);
 	m->ws_clients = 42;
+	demo_fetch_queues(d, m);
 	return 0;
 }
 
@@ -104,21 +175,112 @@ static int demo_set_paused(void *ctx, const char *slug, int pause)
 	return -ENOENT;
 }
 
+static int demo_queue_set_paused(void *ctx, const char *queue, int pause)
+{
+	struct console_queue *q = demo_queue(ctx, queue);
+
+	if (!q)
+		return -ENOENT;
+	q->paused = pause;
+	return 0;
+}
+
+/* Drop dead job k; it counts as done (retried) or failed (discarded). */
+static void demo_drop(struct demo *d, size_t k, int retried)
+{
+	struct console_queue *q = demo_queue(d, d->dead[k].queue);
+
+	if (retried)
+		q->done++;
+	else
+		q->failed++;
+	memmove(&d->dead[k], &d->dead[k + 1], (d->n_dead - k - 1) * sizeof *d->dead);
+	d->n_dead--;
+}
+
+static int demo_queue_retry_dead(void *ctx, const char *queue)
+{
+	struct demo *d = ctx;
+
+	if (!demo_queue(d, queue))
+		return -ENOENT;
+	for (size_t k = d->n_dead; k-- > 0;)
+		if (strcmp(d->dead[k].queue, queue) == 0 && d->dead[k].id != BUSY_JOB)
+			demo_drop(d, k, 1);
+	return 0;
+}
+
+static int demo_job_action(struct demo *d, int64_t id, int retry)
+{
+	for (size_t k = 0; k < d->n_dead; k++) {
+		if (d->dead[k].id != id)
+			continue;
+		if (id == BUSY_JOB)
+			return DEMO_EBUSY;
+		demo_drop(d, k, retry);
+		return 0;
+	}
+	return -ENOENT;
+}
+
+static int demo_job_retry(void *ctx, int64_t id)
+{
+	return demo_job_action(ctx, id, 1);
+}
+
+static int demo_job_discard(void *ctx, int64_t id)
+{
+	return demo_job_action(ctx, id, 0);
+}
+
+static const char *demo_errtext(void *ctx, int rc)
+{
+	(void)ctx;
+	return rc == DEMO_EBUSY ? "an attempt of this job is in flight (demo)" : NULL;
+}
+
 int main(int argc, char **argv)
 {
 	struct demo d = {0};
-	struct console_source src = {demo_fetch, demo_set_paused, &d};
+	struct console_source src = {
+	    .fetch = demo_fetch,
+	    .set_paused = demo_set_paused,
+	    .ctx = &d,
+	    .queue_set_paused = demo_queue_set_paused,
+	    .queue_retry_dead = demo_queue_retry_dead,
+	    .job_retry = demo_job_retry,
+	    .job_discard = demo_job_discard,
+	    .errtext = demo_errtext,
+	};
 	struct sigaction sa;
 	size_t extra = argc > 1 ? strtoul(argv[1], NULL, 10) : 0;
+	size_t extra_dead = argc > 2 ? strtoul(argv[2], NULL, 10) : 0;
 	int rc;
 
 	if (extra > 10000)
 		extra = 10000;
+	if (extra_dead > 10000)
+		extra_dead = 10000;
 	d.n = N_SEED + extra;
 	d.c = calloc(d.n, sizeof *d.c);
-	if (!d.c) {
+	d.n_dead = N_SEED_DEAD + extra_dead;
+	d.dead = calloc(d.n_dead, sizeof *d.dead);
+	if (!d.c || !d.dead) {
 		fprintf(stderr, "console_demo: out of memory\n");
+		free(d.c);
+		free(d.dead);
 		return 1;
+	}
+	memcpy(d.q, seed_queues, sizeof d.q);
+	memcpy(d.dead, seed_dead, sizeof seed_dead);
+	for (size_t k = N_SEED_DEAD; k < d.n_dead; k++) {
+		struct console_job *j = &d.dead[k];
+		j->id = 1000 + (int64_t)k;
+		j->donation_id = 500 + (int64_t)k;
+		j->attempts = 8;
+		memcpy(j->queue, "payments", 9);
+		memcpy(j->kind, "capture", 8);
+		snprintf(j->last_error, sizeof j->last_error, "generated failure %zu", k);
 	}
 	memcpy(d.c, seed, sizeof seed);
 	for (size_t i = N_SEED; i < d.n; i++) {
@@ -134,12 +296,17 @@ int main(int argc, char **argv)
 
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
-	sigemptyset(&sa.sa_mask);
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	if (sigemptyset(&sa.sa_mask) || sigaction(SIGINT, &sa, NULL) ||
+	    sigaction(SIGTERM, &sa, NULL)) {
+		fprintf(stderr, "console_demo: sigaction: %s\n", strerror(errno));
+		free(d.c);
+		free(d.dead);
+		return 1;
+	}
 
 	rc = console_run(&src, &stop_flag);
 	free(d.c);
+	free(d.dead);
 	if (rc < 0) {
 		fprintf(stderr, "console_demo: %s\n", strerror(-rc));
 		return 1;

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <locale.h>
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -234,6 +235,98 @@ START_TEST(duration)
 }
 END_TEST
 
+#define CHECK_FMT(fn, v, want)                                                                     \
+	do {                                                                                       \
+		char b_[32];                                                                       \
+		int n_ = fn(b_, sizeof b_, (v));                                                   \
+		ck_assert_str_eq(b_, (want));                                                      \
+		ck_assert_int_eq(n_, (int)strlen(want));                                           \
+	} while (0)
+
+START_TEST(rate)
+{
+	CHECK_FMT(console_fmt_rate, 0.0, "0.0");
+	CHECK_FMT(console_fmt_rate, 6.54, "6.5");
+	CHECK_FMT(console_fmt_rate, 9999.94, "9999.9");
+	CHECK_FMT(console_fmt_rate, 10000.0, "10000");
+	CHECK_FMT(console_fmt_rate, 123456.7, "123457");
+	CHECK_FMT(console_fmt_rate, 2e9, "2.00e+09");
+	CHECK_FMT(console_fmt_rate, -1.0, "-");
+	CHECK_FMT(console_fmt_rate, NAN, "-");
+	CHECK_FMT(console_fmt_rate, INFINITY, "inf");
+}
+END_TEST
+
+START_TEST(latency_units)
+{
+	CHECK_FMT(console_fmt_latency, 0.0, "0.00 ms");
+	CHECK_FMT(console_fmt_latency, 0.05, "0.05 ms");
+	CHECK_FMT(console_fmt_latency, 9.99, "9.99 ms");
+	CHECK_FMT(console_fmt_latency, 12.34, "12.3 ms");
+	CHECK_FMT(console_fmt_latency, 120, "120 ms");
+	CHECK_FMT(console_fmt_latency, 999.4, "999 ms");
+	CHECK_FMT(console_fmt_latency, 1250, "1.25 s");
+	CHECK_FMT(console_fmt_latency, 42000, "42.0 s");
+	CHECK_FMT(console_fmt_latency, 210000, "3.5 min");
+	CHECK_FMT(console_fmt_latency, 7.2e6, "2.0 h");
+	CHECK_FMT(console_fmt_latency, 3.6e8, "100 h");
+	CHECK_FMT(console_fmt_latency, 1e300, ">999999 h");
+	CHECK_FMT(console_fmt_latency, INFINITY, ">999999 h");
+	CHECK_FMT(console_fmt_latency, -1, "-"); /* no sample */
+	CHECK_FMT(console_fmt_latency, NAN, "-");
+}
+END_TEST
+
+START_TEST(latency_never_rounds_into_the_next_unit)
+{
+	/* what would round up to "10.00 ms", "100.0 ms", "1000 ms", "60.0 s",
+	 * "60.0 min" shows in the next unit instead */
+	CHECK_FMT(console_fmt_latency, 9.996, "10.0 ms");
+	CHECK_FMT(console_fmt_latency, 99.96, "100 ms");
+	CHECK_FMT(console_fmt_latency, 999.6, "1.00 s");
+	CHECK_FMT(console_fmt_latency, 9996, "10.0 s");
+	CHECK_FMT(console_fmt_latency, 59960, "1.0 min");
+	CHECK_FMT(console_fmt_latency, 3597000, "1.0 h");
+	/* nor does any value in between, and none is wider than 9 columns */
+	static const char *const never[] = {"10.00 ", "100.0 ", "1000 ms", "60.0 s", "60.0 min"};
+	for (double ms = 0.001; ms < 1e10; ms *= 1.01) {
+		char b[32];
+		ck_assert_int_gt(console_fmt_latency(b, sizeof b, ms), 0);
+		ck_assert_msg(strlen(b) <= 9, "%g ms gave \"%s\"", ms, b);
+		for (size_t i = 0; i < sizeof never / sizeof never[0]; i++)
+			ck_assert_msg(strncmp(b, never[i], strlen(never[i])) != 0,
+			              "%g ms gave \"%s\"", ms, b);
+	}
+}
+END_TEST
+
+START_TEST(latency_buffer_bounds)
+{
+	char b[4];
+
+	ck_assert_int_eq(console_fmt_latency(b, sizeof b, 120), -ENOSPC);
+	ck_assert_str_eq(b, "");
+	ck_assert_int_eq(console_fmt_latency(b, sizeof b, -1), 1);
+	ck_assert_str_eq(b, "-");
+	ck_assert_int_eq(console_fmt_latency(NULL, 4, 1), -EINVAL);
+	ck_assert_int_eq(console_fmt_rate(b, 0, 1), -EINVAL);
+	ck_assert_int_eq(console_fmt_rate(b, 3, 123), -ENOSPC);
+}
+END_TEST
+
+START_TEST(donation_id)
+{
+	char b[8];
+
+	CHECK_FMT(console_fmt_donation, 42, "dn_42");
+	CHECK_FMT(console_fmt_donation, INT64_MAX, "dn_9223372036854775807");
+	CHECK_FMT(console_fmt_donation, 0, "-");
+	CHECK_FMT(console_fmt_donation, -7, "-");
+	ck_assert_int_eq(console_fmt_donation(b, sizeof b, 12345), -ENOSPC);
+	ck_assert_str_eq(b, "");
+}
+END_TEST
+
 /* ---- display width and truncation ---- */
 
 START_TEST(width_utf8)
@@ -413,6 +506,74 @@ START_TEST(model_fini_empty)
 }
 END_TEST
 
+START_TEST(model_fini_clears_queues_and_dead_jobs)
+{
+	struct console_model m = {0};
+
+	m.n_queues = 3;
+	snprintf(m.queues[0].name, sizeof m.queues[0].name, "payments");
+	m.queues[0].paused = 1;
+	m.queues[0].dead = 7;
+	m.n_dead = 2;
+	m.dead[1].id = 42;
+	snprintf(m.dead[1].last_error, sizeof m.dead[1].last_error, "timeout");
+	console_model_fini(&m);
+	ck_assert_uint_eq(m.n_queues, 0);
+	ck_assert_uint_eq(m.n_dead, 0);
+	ck_assert_str_eq(m.queues[0].name, "");
+	ck_assert_int_eq(m.queues[0].paused, 0);
+	ck_assert_int_eq(m.dead[1].id, 0);
+	ck_assert_str_eq(m.dead[1].last_error, "");
+}
+END_TEST
+
+/* console_dead_share(avail, n, cap) gives want[] and returns their sum. */
+static void check_share(const int64_t *avail, size_t n, size_t cap, const size_t *want)
+{
+	size_t take[8], total = 0;
+
+	ck_assert_uint_le(n, 8);
+	memset(take, 0xa5, sizeof take);
+	size_t got = console_dead_share(avail, n, cap, take);
+	for (size_t i = 0; i < n; i++) {
+		ck_assert_msg(take[i] == want[i], "queue %zu: took %zu, want %zu (cap %zu)", i,
+		              take[i], want[i], cap);
+		total += take[i];
+	}
+	ck_assert_uint_eq(got, total);
+}
+
+START_TEST(dead_share_fair)
+{
+	/* everything fits */
+	check_share((const int64_t[]){3, 0, 2}, 3, 50, (const size_t[]){3, 0, 2});
+	/* one queue full of dead jobs cannot hide the others */
+	check_share((const int64_t[]){1000, 2, 5}, 3, 50, (const size_t[]){43, 2, 5});
+	check_share((const int64_t[]){1000, 1000, 1000}, 3, 50, (const size_t[]){17, 17, 16});
+	check_share((const int64_t[]){1000, 20, 1000}, 3, 50, (const size_t[]){17, 17, 16});
+	/* what a small queue leaves goes to the others */
+	check_share((const int64_t[]){1000, 10, 1000}, 3, 50, (const size_t[]){20, 10, 20});
+	check_share((const int64_t[]){1000, 10, 1000}, 3, 51, (const size_t[]){21, 10, 20});
+	/* fewer rows than queues: the first ones get one each */
+	check_share((const int64_t[]){5, 5, 5}, 3, 2, (const size_t[]){1, 1, 0});
+	/* exactly the budget */
+	check_share((const int64_t[]){25, 25}, 2, 50, (const size_t[]){25, 25});
+}
+END_TEST
+
+START_TEST(dead_share_edges)
+{
+	size_t take[3] = {9, 9, 9};
+
+	check_share((const int64_t[]){0, 0, 0}, 3, 50, (const size_t[]){0, 0, 0});
+	check_share((const int64_t[]){-5, 4, INT64_MIN}, 3, 50, (const size_t[]){0, 4, 0});
+	check_share((const int64_t[]){INT64_MAX, INT64_MAX, 1}, 3, 50, (const size_t[]){25, 24, 1});
+	check_share((const int64_t[]){7, 7, 7}, 3, 0, (const size_t[]){0, 0, 0});
+	ck_assert_uint_eq(console_dead_share(NULL, 0, 50, take), 0);
+	ck_assert_uint_eq(take[0], 9); /* n = 0: nothing written */
+}
+END_TEST
+
 static int never_fetch(void *ctx, struct console_model *m)
 {
 	(void)ctx;
@@ -423,7 +584,7 @@ static int never_fetch(void *ctx, struct console_model *m)
 
 START_TEST(run_needs_a_terminal)
 {
-	struct console_source src = {never_fetch, NULL, NULL};
+	struct console_source src = {.fetch = never_fetch};
 	volatile sig_atomic_t stop = 0;
 	int fd = open("/dev/null", O_RDWR);
 
@@ -436,7 +597,7 @@ END_TEST
 
 START_TEST(run_rejects_bad_source)
 {
-	struct console_source src = {NULL, NULL, NULL};
+	struct console_source src = {.fetch = NULL};
 
 	ck_assert_int_eq(console_run(NULL, NULL), -EINVAL);
 	ck_assert_int_eq(console_run(&src, NULL), -EINVAL);
@@ -503,6 +664,11 @@ Suite *console_suite(void)
 	tcase_add_test(fmt, percent_int64_limits);
 	tcase_add_test(fmt, bar_cells);
 	tcase_add_test(fmt, duration);
+	tcase_add_test(fmt, rate);
+	tcase_add_test(fmt, latency_units);
+	tcase_add_test(fmt, latency_never_rounds_into_the_next_unit);
+	tcase_add_test(fmt, latency_buffer_bounds);
+	tcase_add_test(fmt, donation_id);
 	suite_add_tcase(s, fmt);
 
 	tcase_add_test(text, width_utf8);
@@ -518,6 +684,9 @@ Suite *console_suite(void)
 
 	tcase_add_test(model, model_fini_frees_and_zeroes);
 	tcase_add_test(model, model_fini_empty);
+	tcase_add_test(model, model_fini_clears_queues_and_dead_jobs);
+	tcase_add_test(model, dead_share_fair);
+	tcase_add_test(model, dead_share_edges);
 	tcase_add_test(model, run_needs_a_terminal);
 	tcase_add_test(model, run_rejects_bad_source);
 	suite_add_tcase(s, model);

@@ -156,10 +156,18 @@ struct console {
 	size_t sort;       /* index into sorts[] */
 	char filter[FILTER_CAP];
 
+	/* the queues view: rows are model.queues, then model.dead */
+	size_t qsel, qtop;   /* selected row; first dead job shown */
+	char qsel_queue[16]; /* the selection follows this queue ... */
+	int64_t qsel_job;    /* ... or this dead job of it (0: a queue row) */
+
 	enum prompt prompt;
-	int confirm_pause; /* what a 'y' does: 1 pause, 0 resume */
-	char confirm_slug[65];
+	action_fn confirm_fn;     /* what a 'y' does, with the fields below */
+	char confirm_q[TEXT_CAP]; /* the question */
+	int confirm_pause;        /* 1 pause, 0 resume */
+	char confirm_slug[65];    /* a campaign's slug or a queue's name */
 	char confirm_name[129];
+	int64_t confirm_job;
 
 	char msg[256];
 	enum role msg_role;
@@ -183,6 +191,36 @@ void console_model_fini(struct console_model *m)
 		return;
 	free(m->campaigns);
 	memset(m, 0, sizeof *m);
+}
+
+size_t console_dead_share(const int64_t *avail, size_t n, size_t cap, size_t *take)
+{
+	size_t left = cap;
+
+	for (size_t i = 0; i < n; i++)
+		take[i] = 0;
+	/* Rounds of equal shares; a queue that needs less than its share
+	 * leaves the rest for the next round. Each round gives at least one
+	 * row to every queue still wanting, so it ends. */
+	while (left > 0) {
+		size_t wanting = 0, share;
+
+		for (size_t i = 0; i < n; i++)
+			if (avail[i] > 0 && (uint64_t)avail[i] > take[i])
+				wanting++;
+		if (wanting == 0)
+			break;
+		share = left / wanting ? left / wanting : 1;
+		for (size_t i = 0; i < n && left > 0; i++) {
+			if (!(avail[i] > 0 && (uint64_t)avail[i] > take[i]))
+				continue;
+			uint64_t more = (uint64_t)avail[i] - take[i];
+			size_t give = more < share ? (size_t)more : share;
+			take[i] += give;
+			left -= give;
+		}
+	}
+	return cap - left;
 }
 
 /* ---- small helpers ------------------------------------------------------- */
@@ -307,18 +345,6 @@ static void put(struct console *c, WINDOW *w, int *x, enum role role, const char
 	*x += draw_text(w, 0, *x, cols < room ? cols : room, text, 0, c->attr[role]);
 }
 
-static void fmt_rate(char *buf, size_t cap, double v)
-{
-	if (!(v >= 0)) /* negative or NaN */
-		snprintf(buf, cap, "-");
-	else if (v < 10000)
-		snprintf(buf, cap, "%.1f", v);
-	else if (v < 1e9)
-		snprintf(buf, cap, "%.0f", v);
-	else
-		snprintf(buf, cap, "%.2e", v);
-}
-
 /* ---- rows: filter, sort, selection ------------------------------------------ */
 
 static const struct console_campaign *row_at(const struct console *c, size_t i)
@@ -419,6 +445,18 @@ static void model_sanitize(struct console_model *m)
 		cc->currency[sizeof cc->currency - 1] = '\0';
 		cc->status[sizeof cc->status - 1] = '\0';
 	}
+	if (m->n_queues > CONSOLE_QUEUES_MAX)
+		m->n_queues = CONSOLE_QUEUES_MAX;
+	for (size_t i = 0; i < m->n_queues; i++)
+		m->queues[i].name[sizeof m->queues[i].name - 1] = '\0';
+	if (m->n_dead > CONSOLE_DEAD_MAX)
+		m->n_dead = CONSOLE_DEAD_MAX;
+	for (size_t i = 0; i < m->n_dead; i++) {
+		struct console_job *j = &m->dead[i];
+		j->queue[sizeof j->queue - 1] = '\0';
+		j->kind[sizeof j->kind - 1] = '\0';
+		j->last_error[sizeof j->last_error - 1] = '\0';
+	}
 }
 
 static void rows_rebuild(struct console *c)
@@ -458,6 +496,8 @@ static void rows_rebuild(struct console *c)
 	select_row(c, sel);
 }
 
+static void queues_follow(struct console *c);
+
 static void console_fetch(struct console *c)
 {
 	int rc = c->src->fetch(c->src->ctx, &c->model);
@@ -465,6 +505,7 @@ static void console_fetch(struct console *c)
 	c->fetch_rc = rc < 0 ? rc : 0;
 	model_sanitize(&c->model);
 	rows_rebuild(c);
+	queues_follow(c);
 	c->dirty |= DIRTY_HEADER | DIRTY_BODY | DIRTY_MSG;
 }
 
@@ -480,9 +521,8 @@ static void act_redraw(struct console *c)
 	c->dirty |= DIRTY_ALL | DIRTY_SCREEN;
 }
 
-static const struct view_ops campaigns_view, help_view;
-static const struct view_ops *const all_views[] = {&campaigns_view, &help_view};
-#define N_VIEWS (sizeof all_views / sizeof all_views[0])
+/* The bottom of the stack is the main view: campaigns or queues (t). */
+static const struct view_ops campaigns_view, queues_view, help_view;
 
 static void act_help(struct console *c)
 {
@@ -492,14 +532,17 @@ static void act_help(struct console *c)
 		view_push(c, &help_view);
 }
 
-/* Tab: the next view of all_views; back down the stack if it is there. */
+/* Tab: the next of the main view and help; back down the stack if it is
+ * there. */
 static void act_next_view(struct console *c)
 {
+	const struct view_ops *const cycle[] = {c->views[0], &help_view};
+	const size_t n = sizeof cycle / sizeof cycle[0];
 	size_t i = 0;
 
-	while (i < N_VIEWS && all_views[i] != view_top(c))
+	while (i < n && cycle[i] != view_top(c))
 		i++;
-	const struct view_ops *next = all_views[(i + 1) % N_VIEWS];
+	const struct view_ops *next = cycle[(i + 1) % n];
 	for (int d = 0; d < c->depth; d++) {
 		if (c->views[d] == next) {
 			c->depth = d + 1;
@@ -576,6 +619,31 @@ static void act_clear_filter(struct console *c)
 	filter_changed(c);
 }
 
+/* Text for a code an action of the source returned. */
+static const char *action_errtext(const struct console *c, int rc, char *buf, size_t cap)
+{
+	const char *t = c->src->errtext ? c->src->errtext(c->src->ctx, rc) : NULL;
+
+	return t ? t : errtext(rc < 0 ? -rc : rc, buf, cap);
+}
+
+/* Open the y/n prompt: on y, fn runs with the confirm_* fields. */
+__attribute__((format(printf, 3, 4))) static void ask(struct console *c, action_fn fn,
+                                                      const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->confirm_q, sizeof c->confirm_q, fmt, ap);
+	va_end(ap);
+	c->confirm_fn = fn;
+	c->prompt = PROMPT_CONFIRM;
+	c->msg_until = 0;
+	c->dirty |= DIRTY_MSG;
+}
+
+static void confirm_campaign(struct console *c);
+
 static void ask_paused(struct console *c, int pause)
 {
 	const struct console_campaign *cc = row_at(c, c->sel);
@@ -589,12 +657,11 @@ static void ask_paused(struct console *c, int pause)
 		message(c, ROLE_WARN, "%s is already %s", cc->slug, want);
 		return;
 	}
-	c->prompt = PROMPT_CONFIRM;
 	c->confirm_pause = pause;
 	snprintf(c->confirm_slug, sizeof c->confirm_slug, "%s", cc->slug);
 	snprintf(c->confirm_name, sizeof c->confirm_name, "%s", cc->name);
-	c->msg_until = 0;
-	c->dirty |= DIRTY_MSG;
+	ask(c, confirm_campaign, "%s %s (%s)? y/n", pause ? "Pause" : "Resume", c->confirm_slug,
+	    c->confirm_name);
 }
 
 static void act_pause(struct console *c)
@@ -608,7 +675,7 @@ static void act_resume(struct console *c)
 }
 
 /* The user said y: ask the source, report, show the new state at once. */
-static void confirm_run(struct console *c)
+static void confirm_campaign(struct console *c)
 {
 	const struct console_source *src = c->src;
 	int pause = c->confirm_pause;
@@ -619,8 +686,313 @@ static void confirm_run(struct console *c)
 		message(c, ROLE_OK, "%s %s", pause ? "paused" : "resumed", c->confirm_slug);
 	else
 		message(c, ROLE_ERROR, "%s %s failed: %s", pause ? "pause" : "resume",
-		        c->confirm_slug, errtext(rc < 0 ? -rc : rc, err, sizeof err));
+		        c->confirm_slug, action_errtext(c, rc, err, sizeof err));
 	console_fetch(c);
+}
+
+/* ---- queues view: rows, selection, actions ----------------------------------------------- */
+
+/* The queues view lists model.queues (rows 0 .. n_queues - 1), then
+ * model.dead. The selection follows its queue by name or its dead job by
+ * id across fetches. When the job is gone (retried, discarded) the job
+ * that slid into its place is selected, so R R R works down the list; when
+ * none did, the gone job's queue, so that p, r and A still mean it. */
+
+static size_t q_rows(const struct console *c)
+{
+	return c->model.n_queues + c->model.n_dead;
+}
+
+/* The selected dead job, or NULL when a queue row is selected. */
+static const struct console_job *q_sel_job(const struct console *c)
+{
+	size_t nq = c->model.n_queues;
+
+	return c->qsel >= nq && c->qsel < q_rows(c) ? &c->model.dead[c->qsel - nq] : NULL;
+}
+
+static const struct console_queue *queue_named(const struct console *c, const char *name)
+{
+	for (size_t i = 0; i < c->model.n_queues; i++)
+		if (strcmp(c->model.queues[i].name, name) == 0)
+			return &c->model.queues[i];
+	return NULL;
+}
+
+/* The selected queue: its row, or the queue of the selected dead job. */
+static const struct console_queue *q_sel_queue(const struct console *c)
+{
+	const struct console_job *j = q_sel_job(c);
+
+	if (j)
+		return queue_named(c, j->queue);
+	return c->qsel < c->model.n_queues ? &c->model.queues[c->qsel] : NULL;
+}
+
+/* Geometry of the view in a body of h lines: the queue table (title row
+ * and one row per queue), a blank line when there is room, the dead list's
+ * title row at *dead_y and *vis rows of it. */
+static void queues_geometry(const struct console *c, int h, int *dead_y, size_t *vis)
+{
+	int y = 1 + (int)c->model.n_queues;
+
+	if (h - y >= 6)
+		y++;
+	*dead_y = y;
+	*vis = h - y - 1 > 0 ? (size_t)(h - y - 1) : 0;
+}
+
+static size_t queues_dead_vis(const struct console *c)
+{
+	int dead_y;
+	size_t vis;
+
+	queues_geometry(c, c->w_body ? getmaxy(c->w_body) : 1, &dead_y, &vis);
+	return vis ? vis : 1;
+}
+
+/* Scroll the dead list so that a selected job shows; keep it full. */
+static void queues_scroll(struct console *c, size_t vis)
+{
+	size_t nq = c->model.n_queues, nd = c->model.n_dead;
+
+	if (vis == 0)
+		vis = 1;
+	if (c->qsel >= nq) {
+		size_t j = c->qsel - nq;
+		if (j < c->qtop)
+			c->qtop = j;
+		else if (j >= c->qtop + vis)
+			c->qtop = j - vis + 1;
+	}
+	if (nd <= vis)
+		c->qtop = 0;
+	else if (c->qtop > nd - vis)
+		c->qtop = nd - vis;
+}
+
+static void queues_select(struct console *c, size_t i)
+{
+	size_t n = q_rows(c);
+
+	c->qsel = n == 0 ? 0 : i < n ? i : n - 1;
+	c->qsel_queue[0] = '\0';
+	c->qsel_job = 0;
+	if (n > 0) {
+		const struct console_job *j = q_sel_job(c);
+		snprintf(c->qsel_queue, sizeof c->qsel_queue, "%s",
+		         j ? j->queue : c->model.queues[c->qsel].name);
+		c->qsel_job = j ? j->id : 0;
+	}
+	if (c->w_body)
+		queues_scroll(c, queues_dead_vis(c));
+	c->dirty |= DIRTY_BODY;
+}
+
+/* After a fetch: find the selected queue or job again. */
+static void queues_follow(struct console *c)
+{
+	size_t nq = c->model.n_queues, sel = c->qsel;
+	int found = 0;
+
+	if (c->qsel_job) {
+		for (size_t i = 0; i < c->model.n_dead && !found; i++) {
+			if (c->model.dead[i].id == c->qsel_job) {
+				sel = nq + i;
+				found = 1;
+			}
+		}
+		/* gone: the next job, in its place */
+		found = found || (sel >= nq && sel < q_rows(c));
+	}
+	for (size_t i = 0; i < nq && !found && c->qsel_queue[0]; i++) {
+		if (strcmp(c->model.queues[i].name, c->qsel_queue) == 0) {
+			sel = i;
+			found = 1;
+		}
+	}
+	queues_select(c, sel);
+}
+
+static void act_q_up(struct console *c)
+{
+	if (c->qsel > 0)
+		queues_select(c, c->qsel - 1);
+}
+
+static void act_q_down(struct console *c)
+{
+	queues_select(c, c->qsel + 1);
+}
+
+static void act_q_first(struct console *c)
+{
+	queues_select(c, 0);
+}
+
+static void act_q_last(struct console *c)
+{
+	size_t n = q_rows(c);
+
+	queues_select(c, n ? n - 1 : 0);
+}
+
+static void act_q_page_up(struct console *c)
+{
+	size_t page = queues_dead_vis(c);
+
+	queues_select(c, c->qsel > page ? c->qsel - page : 0);
+}
+
+static void act_q_page_down(struct console *c)
+{
+	queues_select(c, c->qsel + queues_dead_vis(c));
+}
+
+/* t: the other main view (campaigns or queues). */
+static void act_toggle_view(struct console *c)
+{
+	c->views[0] = c->views[0] == &queues_view ? &campaigns_view : &queues_view;
+	c->depth = 1;
+	c->dirty |= DIRTY_BODY | DIRTY_BAR | DIRTY_MSG;
+}
+
+static void confirm_queue_paused(struct console *c)
+{
+	const struct console_source *src = c->src;
+	int pause = c->confirm_pause, rc;
+	char err[128];
+
+	rc = src->queue_set_paused ? src->queue_set_paused(src->ctx, c->confirm_slug, pause)
+	                           : -ENOTSUP;
+	if (rc == 0)
+		message(c, ROLE_OK, "%s queue %s", pause ? "paused" : "resumed", c->confirm_slug);
+	else
+		message(c, ROLE_ERROR, "%s queue %s failed: %s", pause ? "pause" : "resume",
+		        c->confirm_slug, action_errtext(c, rc, err, sizeof err));
+	console_fetch(c);
+}
+
+static void ask_queue_paused(struct console *c, int pause)
+{
+	const struct console_queue *q = q_sel_queue(c);
+
+	if (!q) {
+		message(c, ROLE_WARN, "no queue selected");
+		return;
+	}
+	if (!q->paused == !pause) {
+		message(c, ROLE_WARN, "queue %s is already %s", q->name,
+		        pause ? "paused" : "active");
+		return;
+	}
+	c->confirm_pause = pause;
+	snprintf(c->confirm_slug, sizeof c->confirm_slug, "%s", q->name);
+	ask(c, confirm_queue_paused, "%s queue %s? y/n", pause ? "Pause" : "Resume",
+	    c->confirm_slug);
+}
+
+static void act_q_pause(struct console *c)
+{
+	ask_queue_paused(c, 1);
+}
+
+static void act_q_resume(struct console *c)
+{
+	ask_queue_paused(c, 0);
+}
+
+static void confirm_retry_dead(struct console *c)
+{
+	const struct console_source *src = c->src;
+	int rc =
+	    src->queue_retry_dead ? src->queue_retry_dead(src->ctx, c->confirm_slug) : -ENOTSUP;
+	char err[128];
+
+	if (rc == 0)
+		message(c, ROLE_OK, "dead jobs of %s are ready again", c->confirm_slug);
+	else
+		message(c, ROLE_ERROR, "retry dead jobs of %s failed: %s", c->confirm_slug,
+		        action_errtext(c, rc, err, sizeof err));
+	console_fetch(c);
+}
+
+static void act_retry_dead(struct console *c)
+{
+	const struct console_queue *q = q_sel_queue(c);
+	char num[32];
+
+	if (!q) {
+		message(c, ROLE_WARN, "no queue selected");
+		return;
+	}
+	if (q->dead <= 0) {
+		message(c, ROLE_WARN, "queue %s has no dead jobs", q->name);
+		return;
+	}
+	snprintf(c->confirm_slug, sizeof c->confirm_slug, "%s", q->name);
+	console_fmt_int(num, sizeof num, q->dead);
+	ask(c, confirm_retry_dead, "Retry all %s dead job%s of %s? y/n", num,
+	    q->dead == 1 ? "" : "s", c->confirm_slug);
+}
+
+/* The selected dead job, or NULL after saying why there is none. */
+static const struct console_job *job_for_action(struct console *c, const char *what)
+{
+	const struct console_job *j = q_sel_job(c);
+
+	if (!j)
+		message(c, ROLE_WARN, "select a dead job (Down/j) to %s it", what);
+	return j;
+}
+
+static void act_retry(struct console *c)
+{
+	const struct console_source *src = c->src;
+	const struct console_job *j = job_for_action(c, "retry");
+	char gift[32], err[128];
+	int64_t id;
+	int rc;
+
+	if (!j)
+		return;
+	id = j->id;
+	console_fmt_donation(gift, sizeof gift, j->donation_id);
+	rc = src->job_retry ? src->job_retry(src->ctx, id) : -ENOTSUP;
+	if (rc == 0)
+		message(c, ROLE_OK, "retried job %lld (%s %s %s)", (long long)id, j->queue, j->kind,
+		        gift);
+	else
+		message(c, ROLE_ERROR, "retry job %lld failed: %s", (long long)id,
+		        action_errtext(c, rc, err, sizeof err));
+	console_fetch(c);
+}
+
+static void confirm_discard(struct console *c)
+{
+	const struct console_source *src = c->src;
+	int rc = src->job_discard ? src->job_discard(src->ctx, c->confirm_job) : -ENOTSUP;
+	char err[128];
+
+	if (rc == 0)
+		message(c, ROLE_OK, "discarded job %lld", (long long)c->confirm_job);
+	else
+		message(c, ROLE_ERROR, "discard job %lld failed: %s", (long long)c->confirm_job,
+		        action_errtext(c, rc, err, sizeof err));
+	console_fetch(c);
+}
+
+static void act_discard(struct console *c)
+{
+	const struct console_job *j = job_for_action(c, "discard");
+	char gift[32];
+
+	if (!j)
+		return;
+	c->confirm_job = j->id;
+	console_fmt_donation(gift, sizeof gift, j->donation_id);
+	ask(c, confirm_discard, "Discard job %lld (%s %s %s)%s? y/n", (long long)j->id, j->queue,
+	    j->kind, gift, strcmp(j->kind, "capture") == 0 ? ", failing its gift" : "");
 }
 
 /* ---- key tables ------------------------------------------------------------------- */
@@ -637,6 +1009,22 @@ static const struct key_entry campaigns_keys[] = {
     {{KEY_ESC}, "Esc", NULL, "clear the filter", act_clear_filter},
     {{'p'}, "p", "Pause", "pause the selected campaign (asks y/n)", act_pause},
     {{'r'}, "r", "Resume", "resume the selected campaign (asks y/n)", act_resume},
+    {{'t'}, "t", "Queues", "show the job queues and dead jobs", act_toggle_view},
+};
+
+static const struct key_entry queues_keys[] = {
+    {{KEYFN(KEY_UP), 'k'}, "Up/k", NULL, "select the previous queue or dead job", act_q_up},
+    {{KEYFN(KEY_DOWN), 'j'}, "Down/j", NULL, "select the next queue or dead job", act_q_down},
+    {{'g', KEYFN(KEY_HOME)}, "g/Home", NULL, "select the first queue", act_q_first},
+    {{'G', KEYFN(KEY_END)}, "G/End", NULL, "select the last dead job", act_q_last},
+    {{KEYFN(KEY_PPAGE)}, "PgUp", NULL, "one page up", act_q_page_up},
+    {{KEYFN(KEY_NPAGE)}, "PgDn", NULL, "one page down", act_q_page_down},
+    {{'t', KEY_ESC}, "t/Esc", "Campaigns", "back to the campaigns view", act_toggle_view},
+    {{'p'}, "p", "Pause", "pause the selected queue (asks y/n)", act_q_pause},
+    {{'r'}, "r", "Resume", "resume the selected queue (asks y/n)", act_q_resume},
+    {{'R'}, "R", "Retry", "retry the selected dead job now", act_retry},
+    {{'D', KEYFN(KEY_DC)}, "D/Del", "Discard", "discard the selected job (asks y/n)", act_discard},
+    {{'A'}, "A", "Retry all", "retry all dead jobs of the queue (asks y/n)", act_retry_dead},
 };
 
 static void act_help_up(struct console *c);
@@ -726,7 +1114,7 @@ static void cell_gifts(const struct console_campaign *cc, char *buf, size_t cap)
 
 static void cell_rate(const struct console_campaign *cc, char *buf, size_t cap)
 {
-	fmt_rate(buf, cap, cc->per_min);
+	console_fmt_rate(buf, cap, cc->per_min);
 }
 
 struct column {
@@ -753,16 +1141,51 @@ struct layout {
 	int shown[COL_COUNT];
 };
 
+/* Fit a table of n columns into maxx columns: a margin of one on the left,
+ * COL_GAP between columns. width[] holds each column's natural width and
+ * shown[] which are in. With a flexible column (flex >= 0) it takes what
+ * is left, one column short of the edge, and needs at least flex_min;
+ * without one the table must fit. Until then the shown column with the
+ * highest drop[] goes (0: never). Every table of the console fits this way. */
+static void table_fit(int n, const int *drop, int flex, int flex_min, int maxx, int *width,
+                      int *shown)
+{
+	for (;;) {
+		int used = 1, worst = -1, fits;
+
+		for (int k = 0; k < n; k++) {
+			if (!shown[k] || k == flex)
+				continue;
+			used += COL_GAP + width[k];
+			if (drop[k] > (worst < 0 ? 0 : drop[worst]))
+				worst = k;
+		}
+		if (flex >= 0) {
+			width[flex] = maxx - used - 1;
+			fits = width[flex] >= flex_min;
+		} else {
+			fits = used - COL_GAP <= maxx;
+		}
+		if (fits || worst < 0)
+			break;
+		shown[worst] = 0;
+	}
+	if (flex >= 0 && width[flex] < 1)
+		width[flex] = 1;
+}
+
 /* Widths from the widest cell of all rows (stable while scrolling); the name
  * column takes what is left, optional columns go while it is too narrow. */
 static void campaigns_layout(const struct console *c, int maxx, struct layout *l)
 {
 	char buf[TEXT_CAP];
+	int drop[COL_COUNT];
 
 	for (int k = 0; k < COL_COUNT; k++) {
 		int w = console_fmt_width(columns[k].title);
 		l->width[k] = columns[k].width > w ? columns[k].width : w;
 		l->shown[k] = 1;
+		drop[k] = columns[k].drop;
 	}
 	for (size_t i = 0; i < c->n_rows; i++) {
 		for (int k = 1; k < COL_COUNT; k++) {
@@ -774,22 +1197,7 @@ static void campaigns_layout(const struct console *c, int maxx, struct layout *l
 				l->width[k] = w;
 		}
 	}
-	for (;;) {
-		int used = 1, drop = 0;
-		for (int k = 1; k < COL_COUNT; k++) {
-			if (!l->shown[k])
-				continue;
-			used += COL_GAP + l->width[k];
-			if (columns[k].drop > columns[drop].drop)
-				drop = k;
-		}
-		l->width[COL_NAME] = maxx - used - 1;
-		if (l->width[COL_NAME] >= NAME_MIN || drop == 0)
-			break;
-		l->shown[drop] = 0;
-	}
-	if (l->width[COL_NAME] < 1)
-		l->width[COL_NAME] = 1;
+	table_fit(COL_COUNT, drop, COL_NAME, NAME_MIN, maxx, l->width, l->shown);
 }
 
 static enum role status_role(const char *status)
@@ -882,6 +1290,202 @@ static const struct view_ops campaigns_view = {
     "Campaigns", campaigns_draw, campaigns_key, campaigns_keys, N_OF(campaigns_keys),
 };
 
+/* ---- queues view ------------------------------------------------------------------------- */
+
+/* A column of the queue table or the dead list. */
+struct tcol {
+	const char *title;
+	int right; /* right-aligned */
+	int drop;  /* see table_fit() */
+};
+
+enum qcol {
+	QC_NAME,
+	QC_STATE,
+	QC_READY,
+	QC_RUNNING,
+	QC_RETRY,
+	QC_DEAD,
+	QC_DONE,
+	QC_FAILED,
+	QC_RATE,
+	QC_P50,
+	QC_P99,
+	QC_COUNT
+};
+
+/* Narrow terminals keep what triage needs most: state, dead, retrying. */
+static const struct tcol qcols[QC_COUNT] = {
+    [QC_NAME] = {"Queue", 0, 0},      [QC_STATE] = {"State", 0, 0},    [QC_READY] = {"Ready", 1, 5},
+    [QC_RUNNING] = {"Running", 1, 7}, [QC_RETRY] = {"Retrying", 1, 2}, [QC_DEAD] = {"Dead", 1, 0},
+    [QC_DONE] = {"Done", 1, 8},       [QC_FAILED] = {"Failed", 1, 6},  [QC_RATE] = {"Done/s", 1, 3},
+    [QC_P50] = {"p50", 1, 9},         [QC_P99] = {"p99", 1, 4},
+};
+
+enum jcol { JC_ID, JC_QUEUE, JC_KIND, JC_GIFT, JC_TRIES, JC_ERROR, JC_COUNT };
+
+static const struct tcol jcols[JC_COUNT] = {
+    [JC_ID] = {"Dead job", 1, 0}, [JC_QUEUE] = {"Queue", 0, 1}, [JC_KIND] = {"Kind", 0, 2},
+    [JC_GIFT] = {"Gift", 0, 3},   [JC_TRIES] = {"Tries", 1, 4}, [JC_ERROR] = {"Last error", 0, 0},
+};
+
+#define ERROR_MIN 16              /* the last error keeps at least this many columns */
+#define TCOLS_MAX ((int)QC_COUNT) /* columns of the widest table */
+_Static_assert((int)JC_COUNT <= TCOLS_MAX, "TCOLS_MAX is the widest table");
+
+static void queue_cells(const struct console_queue *q, char cell[][TEXT_CAP], enum role *role)
+{
+	for (int k = 0; k < QC_COUNT; k++)
+		role[k] = ROLE_NORMAL;
+	snprintf(cell[QC_NAME], TEXT_CAP, "%s", q->name);
+	snprintf(cell[QC_STATE], TEXT_CAP, "%s", q->paused ? "paused" : "active");
+	console_fmt_int(cell[QC_READY], TEXT_CAP, q->ready);
+	console_fmt_int(cell[QC_RUNNING], TEXT_CAP, q->running);
+	console_fmt_int(cell[QC_RETRY], TEXT_CAP, q->scheduled);
+	console_fmt_int(cell[QC_DEAD], TEXT_CAP, q->dead);
+	console_fmt_int(cell[QC_DONE], TEXT_CAP, q->done);
+	console_fmt_int(cell[QC_FAILED], TEXT_CAP, q->failed);
+	console_fmt_rate(cell[QC_RATE], TEXT_CAP, q->done_per_s);
+	console_fmt_latency(cell[QC_P50], TEXT_CAP, q->latency_ms_p50);
+	console_fmt_latency(cell[QC_P99], TEXT_CAP, q->latency_ms_p99);
+	role[QC_NAME] = q->paused ? ROLE_WARN : ROLE_NORMAL;
+	role[QC_STATE] = q->paused ? ROLE_WARN : ROLE_OK;
+	if (q->scheduled > 0)
+		role[QC_RETRY] = ROLE_WARN;
+	if (q->dead > 0)
+		role[QC_DEAD] = ROLE_ERROR;
+}
+
+static void job_cells(const struct console_job *j, char cell[][TEXT_CAP], enum role *role)
+{
+	for (int k = 0; k < JC_COUNT; k++)
+		role[k] = ROLE_NORMAL;
+	snprintf(cell[JC_ID], TEXT_CAP, "%lld", (long long)j->id);
+	snprintf(cell[JC_QUEUE], TEXT_CAP, "%s", j->queue);
+	snprintf(cell[JC_KIND], TEXT_CAP, "%s", j->kind);
+	console_fmt_donation(cell[JC_GIFT], TEXT_CAP, j->donation_id);
+	snprintf(cell[JC_TRIES], TEXT_CAP, "%d", j->attempts);
+	snprintf(cell[JC_ERROR], TEXT_CAP, "%s", j->last_error[0] ? j->last_error : "-");
+	role[JC_ERROR] = ROLE_WARN;
+}
+
+/* Widen width[] (n columns) to the cells' display widths. */
+static void widen(int n, char cell[][TEXT_CAP], int *width)
+{
+	for (int k = 0; k < n; k++) {
+		int w = console_fmt_width(cell[k]);
+		if (w > width[k])
+			width[k] = w;
+	}
+}
+
+static void table_init(int n, const struct tcol *cols, int *width, int *shown, int *drop)
+{
+	for (int k = 0; k < n; k++) {
+		width[k] = console_fmt_width(cols[k].title);
+		shown[k] = 1;
+		drop[k] = cols[k].drop;
+	}
+}
+
+/* One row of a fitted table at y: text[k] in role[k]; the selected row
+ * (sel non-zero) all in sel, highlighted edge to edge. */
+static void table_row(struct console *c, WINDOW *w, int y, const struct tcol *cols, int n,
+                      const int *width, const int *shown, const char *const *text,
+                      const enum role *role, attr_t sel)
+{
+	int x = 1;
+
+	if (sel)
+		mvwhline(w, y, 0, ' ' | sel, getmaxx(w));
+	for (int k = 0; k < n; k++) {
+		if (!shown[k])
+			continue;
+		draw_text(w, y, x, width[k], text[k], cols[k].right, sel ? sel : c->attr[role[k]]);
+		x += width[k] + COL_GAP;
+	}
+}
+
+static void table_titles(struct console *c, WINDOW *w, int y, const struct tcol *cols, int n,
+                         const int *width, const int *shown)
+{
+	const char *text[TCOLS_MAX];
+	enum role role[TCOLS_MAX];
+
+	for (int k = 0; k < n; k++) {
+		text[k] = cols[k].title;
+		role[k] = ROLE_HEADER;
+	}
+	table_row(c, w, y, cols, n, width, shown, text, role, 0);
+}
+
+static void queues_draw(struct console *c, WINDOW *w)
+{
+	const struct console_model *m = &c->model;
+	char qcell[QC_COUNT][TEXT_CAP], jcell[JC_COUNT][TEXT_CAP];
+	const char *text[TCOLS_MAX];
+	enum role qrole[QC_COUNT], jrole[JC_COUNT];
+	int qw[QC_COUNT], qshown[QC_COUNT], qdrop[QC_COUNT];
+	int jw[JC_COUNT], jshown[JC_COUNT], jdrop[JC_COUNT];
+	int maxx = getmaxx(w), h = getmaxy(w), dead_y;
+	size_t vis;
+
+	werase(w);
+	if (m->n_queues == 0) {
+		draw_text(w, 1, 2, maxx - 2, "no job queues in this source", 0, c->attr[ROLE_DIM]);
+		return;
+	}
+	queues_geometry(c, h, &dead_y, &vis);
+	queues_scroll(c, vis);
+
+	/* widths from every row, so that they hold while scrolling */
+	table_init(QC_COUNT, qcols, qw, qshown, qdrop);
+	for (size_t i = 0; i < m->n_queues; i++) {
+		queue_cells(&m->queues[i], qcell, qrole);
+		widen(QC_COUNT, qcell, qw);
+	}
+	table_fit(QC_COUNT, qdrop, -1, 0, maxx, qw, qshown);
+	table_init(JC_COUNT, jcols, jw, jshown, jdrop);
+	for (size_t i = 0; i < m->n_dead; i++) {
+		job_cells(&m->dead[i], jcell, jrole);
+		widen(JC_ERROR, jcell, jw); /* the error takes what is left */
+	}
+	table_fit(JC_COUNT, jdrop, JC_ERROR, ERROR_MIN, maxx, jw, jshown);
+
+	table_titles(c, w, 0, qcols, QC_COUNT, qw, qshown);
+	for (size_t i = 0; i < m->n_queues && 1 + (int)i < h; i++) {
+		queue_cells(&m->queues[i], qcell, qrole);
+		for (int k = 0; k < QC_COUNT; k++)
+			text[k] = qcell[k];
+		table_row(c, w, 1 + (int)i, qcols, QC_COUNT, qw, qshown, text, qrole,
+		          c->qsel == i ? c->attr[ROLE_SELECTION] : 0);
+	}
+
+	if (dead_y >= h)
+		return;
+	table_titles(c, w, dead_y, jcols, JC_COUNT, jw, jshown);
+	if (m->n_dead == 0 && dead_y + 1 < h)
+		draw_text(w, dead_y + 1, 2, maxx - 2, "no dead jobs", 0, c->attr[ROLE_DIM]);
+	for (size_t r = 0; r < vis && c->qtop + r < m->n_dead; r++) {
+		size_t i = c->qtop + r;
+
+		job_cells(&m->dead[i], jcell, jrole);
+		for (int k = 0; k < JC_COUNT; k++)
+			text[k] = jcell[k];
+		table_row(c, w, dead_y + 1 + (int)r, jcols, JC_COUNT, jw, jshown, text, jrole,
+		          c->qsel == m->n_queues + i ? c->attr[ROLE_SELECTION] : 0);
+	}
+}
+
+static int queues_key(struct console *c, int key)
+{
+	return keymap_run(c, queues_keys, N_OF(queues_keys), key);
+}
+
+static const struct view_ops queues_view = {
+    "Queues", queues_draw, queues_key, queues_keys, N_OF(queues_keys),
+};
+
 /* ---- help view ------------------------------------------------------------------------- */
 
 enum help_kind { HELP_BLANK, HELP_TITLE, HELP_KEY, HELP_TEXT };
@@ -899,6 +1503,7 @@ struct help_section {
 
 static const struct help_section help_sections[] = {
     {"Campaigns view", campaigns_keys, N_OF(campaigns_keys)},
+    {"Queues view", queues_keys, N_OF(queues_keys)},
     {"Help view", help_keys, N_OF(help_keys)},
     {"Everywhere", global_keys, N_OF(global_keys)},
 };
@@ -908,6 +1513,10 @@ static const char *const help_notes[] = {
     "of its goal reached; /min the recent donations per minute.",
     "Status: active (green), paused (yellow), closed (dim).",
     "The selection follows its campaign when totals re-sort the list.",
+    "Queues: Retrying counts failed jobs waiting for their next attempt; dead",
+    "jobs are out of attempts and wait for staff. A discarded capture fails its",
+    "gift. p50/p99: recent wait from ready to started. The header counts dead",
+    "jobs and names paused queues from every view.",
 };
 
 #define HELP_ROWS_MAX 64
@@ -1026,6 +1635,49 @@ static const struct view_ops help_view = {
 
 /* ---- header, message line, key bar ------------------------------------------------------ */
 
+/* Dead jobs of all queues (saturating). */
+static int64_t queues_dead_total(const struct console_model *m)
+{
+	int64_t dead = 0;
+
+	for (size_t i = 0; i < m->n_queues; i++)
+		if (m->queues[i].dead > 0)
+			dead = m->queues[i].dead > INT64_MAX - dead ? INT64_MAX
+			                                            : dead + m->queues[i].dead;
+	return dead;
+}
+
+/* Dead jobs and paused queues, seen from every view. */
+static void draw_queue_alerts(struct console *c, WINDOW *w, int *x)
+{
+	const struct console_model *m = &c->model;
+	const char *paused = NULL;
+	char buf[TEXT_CAP], num[32];
+	int64_t dead = queues_dead_total(m);
+	size_t n_paused = 0;
+
+	for (size_t i = 0; i < m->n_queues; i++) {
+		if (m->queues[i].paused) {
+			paused = m->queues[i].name;
+			n_paused++;
+		}
+	}
+	if (dead > 0) {
+		console_fmt_int(num, sizeof num, dead);
+		snprintf(buf, sizeof buf, "%s dead job%s", num, dead == 1 ? "" : "s");
+		put(c, w, x, ROLE_NORMAL, "  ");
+		put(c, w, x, ROLE_ERROR, buf);
+	}
+	if (n_paused == 1)
+		snprintf(buf, sizeof buf, "%s paused", paused);
+	else if (n_paused > 1)
+		snprintf(buf, sizeof buf, "%zu queues paused", n_paused);
+	if (n_paused) {
+		put(c, w, x, ROLE_NORMAL, "  ");
+		put(c, w, x, ROLE_WARN, buf);
+	}
+}
+
 static void draw_header(struct console *c)
 {
 	const struct console_model *m = &c->model;
@@ -1052,11 +1704,12 @@ static void draw_header(struct console *c)
 		}
 	}
 
+	draw_queue_alerts(c, w, &x);
 	put(c, w, &x, ROLE_DIM, "  up ");
 	console_fmt_duration(num, sizeof num, m->uptime_s);
 	put(c, w, &x, ROLE_NORMAL, num);
 	put(c, w, &x, ROLE_DIM, "  gifts/s ");
-	fmt_rate(num, sizeof num, m->donations_per_s);
+	console_fmt_rate(num, sizeof num, m->donations_per_s);
 	put(c, w, &x, ROLE_NORMAL, num);
 	put(c, w, &x, ROLE_DIM, "  gifts ");
 	console_fmt_int(num, sizeof num, m->donations_total);
@@ -1067,6 +1720,23 @@ static void draw_header(struct console *c)
 	put(c, w, &x, ROLE_DIM, "  ws ");
 	console_fmt_int(num, sizeof num, m->ws_clients);
 	put(c, w, &x, ROLE_NORMAL, num);
+}
+
+/* The queues view's idle message line: how much of the dead list shows. */
+static void queues_summary(const struct console *c, char *buf, size_t cap)
+{
+	const struct console_model *m = &c->model;
+	size_t last = c->qtop + queues_dead_vis(c);
+	int64_t dead = queues_dead_total(m);
+
+	if (last > m->n_dead)
+		last = m->n_dead;
+	if (m->n_dead == 0)
+		snprintf(buf, cap, "%zu queues, no dead jobs", m->n_queues);
+	else
+		snprintf(buf, cap, "%zu queues, %lld dead job%s, showing %zu-%zu of %zu listed",
+		         m->n_queues, (long long)dead, dead == 1 ? "" : "s", c->qtop + 1, last,
+		         m->n_dead);
 }
 
 static void draw_msgline(struct console *c)
@@ -1083,15 +1753,16 @@ static void draw_msgline(struct console *c)
 		wmove(w, 0, x < getmaxx(w) ? x : getmaxx(w) - 1); /* the cursor */
 		return;
 	case PROMPT_CONFIRM:
-		snprintf(buf, sizeof buf, "%s %s (%s)? y/n", c->confirm_pause ? "Pause" : "Resume",
-		         c->confirm_slug, c->confirm_name);
-		put(c, w, &x, ROLE_WARN, buf);
+		put(c, w, &x, ROLE_WARN, c->confirm_q);
 		return;
 	case PROMPT_NONE:
 		break;
 	}
 	if (c->msg_until) {
 		put(c, w, &x, c->msg_role, c->msg);
+	} else if (c->views[0] == &queues_view) {
+		queues_summary(c, buf, sizeof buf);
+		put(c, w, &x, ROLE_DIM, buf);
 	} else if (c->filter[0]) {
 		snprintf(buf, sizeof buf, "filter \"%s\": %zu of %zu campaigns, sorted by %s",
 		         c->filter, c->n_rows, c->model.n_campaigns, sorts[c->sort].name);
@@ -1306,7 +1977,7 @@ static int prompt_key(struct console *c, int key)
 		/* any key answers; only y acts */
 		c->prompt = PROMPT_NONE;
 		if (key == 'y' || key == 'Y')
-			confirm_run(c);
+			c->confirm_fn(c);
 		else
 			message(c, ROLE_NORMAL, "cancelled");
 		return 1;

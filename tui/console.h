@@ -26,6 +26,34 @@ struct console_campaign {
 	double per_min; /* donations per minute, recent window */
 };
 
+/* The job queues as the console shows them (payments, receipts, webhooks). */
+#define CONSOLE_QUEUES_MAX 8
+/* Dead jobs the model carries at most, all queues together. */
+#define CONSOLE_DEAD_MAX 50
+
+/* One job queue's counters. */
+struct console_queue {
+	char name[16];
+	int paused;
+	int64_t ready, running;
+	int64_t scheduled;    /* failed, waiting to retry */
+	int64_t dead;         /* out of attempts: wait for staff */
+	int64_t done, failed; /* since ever */
+	double done_per_s;    /* recent window */
+	/* ready -> started, recent window; < 0 when no job started in it */
+	double latency_ms_p50, latency_ms_p99;
+};
+
+/* One dead job. */
+struct console_job {
+	int64_t id;
+	int64_t donation_id; /* shown as "dn_N"; 0 when none */
+	int attempts;
+	char queue[16];
+	char kind[24]; /* "capture", "receipt", "donation.succeeded", ... */
+	char last_error[160];
+};
+
 /* The whole view model. The source fills it; the console owns the array and
  * frees it with console_model_fini(). */
 struct console_model {
@@ -39,11 +67,20 @@ struct console_model {
 	int64_t ws_clients;      /* live websocket subscribers */
 	size_t n_campaigns;
 	struct console_campaign *campaigns; /* malloc'd, n_campaigns entries */
+	size_t n_queues;                    /* <= CONSOLE_QUEUES_MAX; 0: no job queues */
+	struct console_queue queues[CONSOLE_QUEUES_MAX];
+	/* Dead jobs grouped by queue in queues[] order, oldest first in each;
+	 * at most CONSOLE_DEAD_MAX of the queues' dead counts (see
+	 * console_dead_share()). */
+	size_t n_dead;
+	struct console_job dead[CONSOLE_DEAD_MAX];
 };
 
 /* What the console can do to the server. Every function returns 0 or a
- * negative errno-style code and may be called only from the console thread;
- * the source does its own locking. */
+ * negative code (errno-style, or one of the source's own that errtext
+ * explains) and may be called only from the console thread; the source does
+ * its own locking. The console shows the error text on its message line. A
+ * NULL action is refused with -ENOTSUP. */
 struct console_source {
 	/* Replace *m's contents with the current state (m->campaigns may be
 	 * realloc'd). */
@@ -51,9 +88,28 @@ struct console_source {
 	/* Pause (pause=1) or resume (pause=0) the campaign with this slug. */
 	int (*set_paused)(void *ctx, const char *slug, int pause);
 	void *ctx;
+	/* Pause (pause=1) or resume (pause=0) the job queue with this name. */
+	int (*queue_set_paused)(void *ctx, const char *queue, int pause);
+	/* Make every dead job of the queue ready again. */
+	int (*queue_retry_dead)(void *ctx, const char *queue);
+	/* Run one dead (or waiting) job again now. */
+	int (*job_retry)(void *ctx, int64_t id);
+	/* Drop one job for good (a discarded capture fails its gift). */
+	int (*job_discard)(void *ctx, int64_t id);
+	/* Text for a code the actions returned, or NULL to use strerror(-rc).
+	 * NULL: strerror() for every code. */
+	const char *(*errtext)(void *ctx, int rc);
 };
 
-/* Free what a model owns and zero it. */
+/* Split the CONSOLE_DEAD_MAX-style budget of cap list rows fairly between
+ * n queues that have avail[i] dead jobs (negative counts as 0): each gets
+ * an equal share and what one cannot use goes to the others, so one queue
+ * full of dead jobs never hides another's. Writes take[i] <= avail[i] and
+ * returns their sum, min(cap, sum of avail). For sources filling
+ * console_model.dead; any thread. */
+size_t console_dead_share(const int64_t *avail, size_t n, size_t cap, size_t *take);
+
+/* Free what a model owns and zero it (queues and dead jobs too). */
 void console_model_fini(struct console_model *m);
 
 /* Run the console on the calling thread until the user quits or *stop becomes

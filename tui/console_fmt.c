@@ -1,5 +1,6 @@
 /* tui/console_fmt.c - pure text helpers of the console: money, counts,
- * percentages, durations and display-width-aware truncation of UTF-8.
+ * percentages, rates, latencies, durations and display-width-aware
+ * truncation of UTF-8.
  *
  * Money and percentages use integer arithmetic only: a total is formatted
  * from its int64 minor units by division, and ratios are computed digit by
@@ -213,6 +214,67 @@ int console_fmt_duration(char *buf, size_t cap, int64_t seconds)
 	else
 		n = snprintf(tmp, sizeof tmp, "%d:%02d:%02d", (int)(rest / 3600),
 		             (int)(rest / 60 % 60), (int)(rest % 60));
+	return emit(buf, cap, tmp, (size_t)n);
+}
+
+int console_fmt_rate(char *buf, size_t cap, double v)
+{
+	char tmp[32];
+	int n;
+
+	if (!(v >= 0)) /* negative or NaN */
+		return emit(buf, cap, "-", 1);
+	if (v < 10000)
+		n = snprintf(tmp, sizeof tmp, "%.1f", v);
+	else if (v < 1e9)
+		n = snprintf(tmp, sizeof tmp, "%.0f", v);
+	else
+		n = snprintf(tmp, sizeof tmp, "%.2e", v);
+	return emit(buf, cap, tmp, (size_t)n);
+}
+
+/* Latency units, smallest first: a value below `below` (in that unit, so
+ * that rounding to `decimals` never reaches the next row) prints here. */
+struct latency_unit {
+	double per_ms; /* units per millisecond */
+	double below;
+	int decimals;
+	const char *name;
+};
+
+static const struct latency_unit latency_units[] = {
+    {1, 9.995, 2, "ms"},        {1, 99.95, 1, "ms"},           {1, 999.5, 0, "ms"},
+    {1 / 1e3, 9.995, 2, "s"},   {1 / 1e3, 59.95, 1, "s"},      {1 / 6e4, 59.95, 1, "min"},
+    {1 / 3.6e6, 99.95, 1, "h"}, {1 / 3.6e6, 999999.5, 0, "h"},
+};
+
+int console_fmt_latency(char *buf, size_t cap, double ms)
+{
+	char tmp[32];
+	int n;
+
+	if (!(ms >= 0))
+		return emit(buf, cap, "-", 1);
+	for (size_t i = 0; i < sizeof latency_units / sizeof latency_units[0]; i++) {
+		const struct latency_unit *u = &latency_units[i];
+		double v = ms * u->per_ms;
+
+		if (v < u->below) {
+			n = snprintf(tmp, sizeof tmp, "%.*f %s", u->decimals, v, u->name);
+			return emit(buf, cap, tmp, (size_t)n);
+		}
+	}
+	return emit(buf, cap, ">999999 h", 9);
+}
+
+int console_fmt_donation(char *buf, size_t cap, int64_t id)
+{
+	char tmp[32];
+	int n;
+
+	if (id <= 0)
+		return emit(buf, cap, "-", 1);
+	n = snprintf(tmp, sizeof tmp, "dn_%lld", (long long)id);
 	return emit(buf, cap, tmp, (size_t)n);
 }
 

@@ -42,6 +42,21 @@ int console_fmt_bar_cells(int64_t part, int64_t whole, int width);
  * values show as "0:00:00". */
 int console_fmt_duration(char *buf, size_t cap, int64_t seconds);
 
+/* A rate such as gifts or jobs per second: one decimal below 10,000
+ * ("4.0", "9999.9"), none below 1e9 ("123456"), then "1.23e+09"; "-" for a
+ * negative value or NaN. */
+int console_fmt_rate(char *buf, size_t cap, double v);
+
+/* Milliseconds of latency in a unit that keeps three significant digits at
+ * most: "0.05 ms", "12.3 ms", "120 ms", "1.25 s", "42.0 s", "3.5 min",
+ * "2.0 h" (hours from 60 min, at most ">999999 h"); "-" for a negative
+ * value or NaN (no sample). Never rounds up into the next unit's range
+ * ("999 ms", then "1.00 s"). */
+int console_fmt_latency(char *buf, size_t cap, double ms);
+
+/* A donation's public id, "dn_42"; "-" when id <= 0. */
+int console_fmt_donation(char *buf, size_t cap, int64_t id);
+
 /* Display columns that console_fmt_trunc() would give the whole of s. Bytes
  * that are not valid UTF-8, control characters and characters the locale
  * cannot print count as one "?" each. NULL counts as "". */
