@@ -4,11 +4,17 @@
 # usage: tests/tally_tmux.sh PATH/TO/tally ASSETS_DIR
 #
 # Starts `tally --demo` on a free port with a temporary database in a
-# detached tmux session (120x30), and checks through `tmux capture-pane`
-# that the console shows the demo campaigns, that totals move, that p + y
-# pauses the selected campaign (and the HTTP API agrees), that r + y
-# resumes it, and that q quits with exit status 0. Every wait is bounded;
-# the tmux server and the temporary folder go away on every path.
+# detached tmux session (120x30), with a flaky mock processor and one
+# attempt per capture so that dead jobs come quickly, and checks through
+# `tmux capture-pane` that the console shows the demo campaigns, that
+# totals move, that p + y pauses the selected campaign (and the HTTP API
+# agrees), that r + y resumes it; then in the queues view (t) that the
+# payments done count rises, that p + y pauses the payments queue (the
+# admin API says paused), that R retries a dead job (the API lists it
+# ready, no longer dead), D + y discards one (its gift fails), A + y
+# retries the rest, r + y resumes the queue (the API agrees); and that q
+# quits with exit status 0. Every wait is bounded; the tmux server and the
+# temporary folder go away on every path.
 set -u
 
 bin=${1:-}
@@ -26,7 +32,12 @@ step=setup
 T() { tmux -L "$sock" -f /dev/null "$@"; }
 cleanup() {
 	T kill-server >/dev/null 2>&1
-	rm -rf "$tmp"
+	# on a failure tally may still be closing its files after losing the
+	# terminal: retry for a while
+	for _ in $(seq 1 50); do
+		rm -rf "$tmp" 2>/dev/null && break
+		sleep 0.1
+	done
 }
 trap cleanup EXIT
 
@@ -50,18 +61,29 @@ wait_for() {
 	fail "screen never matched /$1/"
 }
 
-# http_get PATH: body of GET on the server's port, through bash's /dev/tcp.
+# http_get PATH [TOKEN]: the answer to GET on the server's port (with the
+# bearer token when given), through bash's /dev/tcp.
 http_get() {
+	local auth=""
+	[ -n "${2:-}" ] && auth="Authorization: Bearer $2"$'\r\n'
 	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
-	printf 'GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' "$1" >&3
+	printf 'GET %s HTTP/1.1\r\nHost: x\r\n%sConnection: close\r\n\r\n' "$1" "$auth" >&3
 	timeout 5 cat <&3
 	exec 3<&-
 }
 
+# admin_get PATH: GET with the admin token (TALLY_ADMIN_TOKEN=t below).
+admin_get() { http_get "$1" t; }
+
+# The payments row of the queue table, and its columns by the title row
+# (Queue State Ready Running Retrying Dead Done ...).
+payments_col() { grep -E '^ payments ' "$tmp/screen" | head -n 1 | awk -v n="$1" '{ print $n }' | tr -d ,; }
+
 step="start"
 T new-session -d -s console -x 120 -y 30 \
 	"cd '$tmp' && TALLY_ADMIN_TOKEN=t '$bin' --demo --listen 127.0.0.1:0 --db '$tmp/t.db' \
-	 --assets '$assets' --log '$tmp/log'; echo \"exit=\$?\" >'$tmp/exit'; sleep 30" ||
+	 --assets '$assets' --log '$tmp/log' --mock-fail-rate 0.3 --jobs payments:attempts=1; \
+	 echo \"exit=\$?\" >'$tmp/exit'; sleep 30" ||
 	fail "tmux could not start"
 wait_for "Riverside Food Bank" 10
 port=$(grep -o '"event":"ready"[^}]*"port":[0-9]*' "$tmp/log" | grep -o '[0-9]*$' | head -n 1)
@@ -97,6 +119,86 @@ while http_get /api/v1/campaigns | grep -q '"status":"paused"'; do
 	[ $SECONDS -lt $deadline ] || fail "the campaign stayed paused"
 	sleep 0.1
 done
+
+step="queues view"
+T send-keys -t console t
+wait_for 'Queue +State +Ready +Running +Retrying +Dead +Done +Failed' 5
+wait_for 'Dead job +Queue +Kind +Gift +Tries +Last error' 5
+
+step="payments done rises"
+d1=$(payments_col 7)
+[ -n "$d1" ] || fail "no done count on the payments row"
+deadline=$((SECONDS + 10))
+while :; do
+	sleep 0.2
+	capture || fail "the console is gone"
+	d2=$(payments_col 7)
+	[ -n "$d2" ] && [ "$d2" -gt "$d1" ] && break
+	[ $SECONDS -lt $deadline ] || fail "payments done stayed at $d1 for 10 s"
+done
+
+step="dead jobs"
+# one attempt at a 30% failure rate: dead captures come within seconds;
+# three, for a retry, a discard and a retry of the rest
+deadline=$((SECONDS + 15))
+while :; do
+	capture || fail "the console is gone"
+	dead=$(payments_col 6)
+	[ -n "$dead" ] && [ "$dead" -ge 3 ] && break
+	[ $SECONDS -lt $deadline ] || fail "fewer than 3 dead payments jobs after 15 s"
+	sleep 0.2
+done
+grep -Eq '^ +[0-9]+ +payments +capture +dn_[0-9]+ +1 +processing_error: simulated' "$tmp/screen" ||
+	fail "no dead capture with its error in the list"
+
+step="pause the payments queue"
+T send-keys -t console g p
+wait_for 'Pause queue payments\? y/n' 5
+T send-keys -t console y
+wait_for 'paused queue payments' 5
+admin_get /api/v1/admin/queues | grep -q '"name":"payments","paused":true' ||
+	fail "the admin API does not say payments is paused"
+
+step="retry a dead job"
+# paused, the retried job waits in ready where the API can see it
+T send-keys -t console G R
+wait_for 'retried job [0-9]+ ' 5
+job=$(sed -nE 's/.*retried job ([0-9]+) .*/\1/p' "$tmp/screen" | head -n 1)
+[ -n "$job" ] || fail "no job id in the message"
+admin_get '/api/v1/admin/jobs?queue=payments&state=dead&limit=1000' | grep -q "\"id\":$job," &&
+	fail "job $job is still dead"
+admin_get '/api/v1/admin/jobs?queue=payments&state=ready&limit=1000' | grep -q "\"id\":$job," ||
+	fail "job $job is not ready"
+
+step="discard a dead job"
+T send-keys -t console G D
+wait_for 'Discard job [0-9]+ \(payments capture dn_[0-9]+\), failing its gift\? y/n' 5
+job=$(sed -nE 's/.*Discard job ([0-9]+) .*/\1/p' "$tmp/screen" | head -n 1)
+gift=$(sed -nE 's/.*Discard job [0-9]+ \(payments capture (dn_[0-9]+)\).*/\1/p' "$tmp/screen" | head -n 1)
+T send-keys -t console y
+wait_for "discarded job $job" 5
+admin_get '/api/v1/admin/jobs?queue=payments&state=dead&limit=1000' | grep -q "\"id\":$job," &&
+	fail "discarded job $job is still dead"
+http_get "/api/v1/donations/$gift" | grep -q '"status":"failed"' ||
+	fail "the gift $gift of the discarded capture did not fail"
+
+step="retry all dead jobs"
+T send-keys -t console A
+wait_for 'Retry all [0-9,]+ dead jobs? of payments\? y/n' 5
+T send-keys -t console y
+wait_for 'dead jobs of payments are ready again' 5
+admin_get /api/v1/admin/queues | grep -q '"name":"payments","paused":true,"ready":[0-9]*,"running":[0-9]*,"scheduled":[0-9]*,"dead":0,' ||
+	fail "the admin API still counts dead payments jobs"
+
+step="resume the payments queue"
+T send-keys -t console g r
+wait_for 'Resume queue payments\? y/n' 5
+T send-keys -t console y
+wait_for 'resumed queue payments' 5
+admin_get /api/v1/admin/queues | grep -q '"name":"payments","paused":false' ||
+	fail "the admin API does not say payments runs again"
+T send-keys -t console t
+wait_for 'Campaign +Status +Total' 5
 
 step="quit"
 T send-keys -t console q

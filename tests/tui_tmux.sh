@@ -9,12 +9,17 @@
 # render; totals change between captures; p+y pauses the selected campaign,
 # p+n cancels, r+y resumes, pausing a closed campaign shows the error; the
 # / filter narrows the list and Esc clears it; ? and Tab show help and Esc
-# goes back; resizing relayouts, down to "terminal too small" and back; q
-# quits and the demo exits 0 with nothing on stderr (so a sanitizer build
-# fails the test on any report); a second run ends on SIGTERM through the
-# stop flag. Every wait is bounded (5 s, or $TUI_TMUX_TIMEOUT seconds for a
-# slow machine); the tmux server and temporary files go away on every exit
-# path.
+# goes back; t shows the queues view: queue counts (done rising), dead jobs
+# with their errors (an escape sequence in one shown as "?"), p+y pauses the
+# selected queue and r+y resumes it, R retries a dead job (and the next one
+# slides under the cursor), D+y discards one, A+y retries all of a queue,
+# the source's own error text shows when an action fails; resizing
+# relayouts, down to "terminal too small" and back; q quits and the demo
+# exits 0 with nothing on stderr (so a sanitizer build fails the test on any
+# report); a second run, with 60 more dead jobs, scrolls the dead list to its
+# end and ends on SIGTERM through the stop flag. Every wait is bounded (5 s,
+# or $TUI_TMUX_TIMEOUT seconds for a slow machine); the tmux server and
+# temporary files go away on every exit path.
 set -u
 
 demo=${1:-}
@@ -99,15 +104,21 @@ keys() { T send-keys -t "$session" "$@" || fail "send-keys $*"; }
 # The line of the table that shows campaign SLUG.
 row_of() { grep -F -- "($1)" "$tmp/screen" | head -n 1; }
 
+# The line of the queue table that shows queue NAME, and its Done column.
+queue_row() { grep -E -- "^ $1 " "$tmp/screen" | head -n 1; }
+done_of() { queue_row "$1" | awk '{ print $7 }' | tr -d ,; }
+
 money_re='\$[0-9]{1,3}(,[0-9]{3})*\.[0-9]{2}'
 any_money_re='(\$|€|£|[A-Z]{3} )-?[0-9]{1,3}(,[0-9]{3})*(\.[0-9]+)?'
 
-# start_demo: the demo in session $session, 120x30, UTF-8 locale. Its pid
-# goes to $tmp/pid, its stderr to $tmp/stderr, its exit status to $tmp/rc.
+# start_demo [ARGS...]: the demo in session $session, 120x30, UTF-8 locale.
+# Its pid goes to $tmp/pid, its stderr to $tmp/stderr, its exit status to
+# $tmp/rc.
 start_demo() {
-	local cmd wrapped size
+	local cmd wrapped size args
 	rm -f "$tmp/pid" "$tmp/rc" "$tmp/stderr" "$tmp/screen"
-	printf -v cmd 'echo $$ >%q; exec %q 2>%q' "$tmp/pid" "$demo" "$tmp/stderr"
+	printf -v args ' %q' "$@"
+	printf -v cmd 'echo $$ >%q; exec %q%s 2>%q' "$tmp/pid" "$demo" "$args" "$tmp/stderr"
 	printf -v wrapped 'LC_ALL=C.UTF-8 LANG=C.UTF-8 sh -c %q; echo $? >%q' "$cmd" "$tmp/rc"
 	T new-session -d -s "$session" -x 120 -y 30 "$wrapped" || fail "cannot start tmux"
 	size=$(T display-message -p -t "$session" '#{window_width}x#{window_height}')
@@ -235,6 +246,113 @@ wait_for 'tally console - keys' "the help screen after Tab"
 keys Tab
 wait_for 'Campaign +Status +Total' "the campaigns view after a second Tab"
 
+# ---- queues view ---------------------------------------------------------------------
+step="queues view"
+keys t
+wait_for 'Queue +State +Ready +Running +Retrying +Dead +Done +Failed +Done/s +p50 +p99' \
+	"the queue table"
+wait_for 'Dead job +Queue +Kind +Gift +Tries +Last error' "the dead-job list"
+grep -Eq -- '^ payments +active +[0-9]+ +1 +2 +3 ' "$tmp/screen" || fail "no payments row"
+grep -Eq -- '^ +101 +payments +capture +dn_41 +8 +processing_error: simulated' "$tmp/screen" ||
+	fail "no dead job 101 with its error"
+grep -Fq -- 'hook said bad?]0;pwned? reply' "$tmp/screen" ||
+	fail "the escape sequence in an error was not shown as ?"
+grep -Fq -- 'point de terminaison: réponse 410' "$tmp/screen" || fail "UTF-8 error not intact"
+grep -Fq -- '6 dead jobs' "$tmp/screen" || fail "the header does not count the dead jobs"
+grep -Fq -- 't/Esc Campaigns' "$tmp/screen" || fail "no queues key bar"
+grep -Eq -- '120 ms +1\.25 s' "$tmp/screen" || fail "latencies not shown"
+
+step="queue done counts rise"
+d1=$(done_of payments)
+[ -n "$d1" ] || fail "no done count on the payments row"
+rose=""
+for _ in $(seq "$polls"); do
+	sleep 0.1
+	cap || fail "capture failed"
+	d2=$(done_of payments)
+	if [ -n "$d2" ] && [ "$d2" -gt "$d1" ]; then
+		rose=1
+		break
+	fi
+done
+[ -n "$rose" ] || fail "payments done stayed at $d1"
+
+step="queue pause"
+keys g p
+wait_for 'Pause queue payments\? y/n' "the queue pause prompt"
+keys n
+wait_for 'cancelled' "cancelled after n"
+keys p
+wait_for 'Pause queue payments\? y/n' "the queue pause prompt"
+keys y
+wait_for 'paused queue payments' "the message 'paused queue payments'"
+queue_row payments | grep -q paused || fail "payments row does not say paused"
+grep -Fq -- 'payments paused' "$tmp/screen" || fail "the header does not name the paused queue"
+d1=$(done_of payments)
+sleep 0.8
+cap || fail "capture failed"
+[ "$(done_of payments)" = "$d1" ] || fail "paused payments queue kept finishing jobs"
+keys p
+wait_for 'queue payments is already paused' "the already-paused warning"
+
+step="retry dead jobs"
+keys j j j
+keys R
+wait_for 'retried job 101 \(payments capture dn_41\)' "the message 'retried job 101'"
+wait_gone '^ +101 +payments' "job 101 in the dead list"
+keys R # the next job slid under the cursor
+wait_for 'retried job 102 ' "the message 'retried job 102'"
+keys R
+wait_for 'retry job 103 failed: an attempt of this job is in flight \(demo\)' \
+	"the source's own error text"
+
+step="discard"
+keys D
+wait_for 'Discard job 103 \(payments capture dn_58\), failing its gift\? y/n' "the discard prompt"
+keys y
+wait_for 'discard job 103 failed: an attempt' "the error of the refused discard"
+keys j D
+wait_for 'Discard job 205 \(receipts receipt dn_12\)\? y/n' "the discard prompt for 205"
+keys n
+wait_for 'cancelled' "cancelled after n"
+grep -Eq -- '^ +205 +receipts' "$tmp/screen" || fail "job 205 went after n"
+keys Delete
+wait_for 'Discard job 205 ' "the discard prompt after Delete"
+keys y
+wait_for 'discarded job 205' "the message 'discarded job 205'"
+wait_gone '^ +205 +receipts' "job 205 in the dead list"
+
+step="retry all dead jobs of a queue"
+keys A # the cursor is on job 306 now, of webhooks
+wait_for 'Retry all 2 dead jobs of webhooks\? y/n' "the retry-all prompt"
+keys y
+wait_for 'dead jobs of webhooks are ready again' "the retry-all message"
+wait_gone '^ +30[67] +webhooks' "the webhooks dead jobs"
+grep -Fq -- '1 dead job ' "$tmp/screen" || fail "the header does not say 1 dead job"
+keys g R
+wait_for 'select a dead job \(Down/j\) to retry it' "the hint on a queue row"
+
+step="queue resume"
+keys r
+wait_for 'Resume queue payments\? y/n' "the queue resume prompt"
+keys y
+wait_for 'resumed queue payments' "the message 'resumed queue payments'"
+queue_row payments | grep -q active || fail "payments row does not say active"
+
+step="queues help and back"
+keys '?'
+wait_for 'tally console - keys' "the help screen"
+keys G
+wait_for 'retry all dead jobs of the queue' "help lists the queue keys"
+keys Escape
+wait_for 'Queue +State +Ready' "the queues view after Esc"
+keys Tab
+wait_for '^Esc Back' "the help screen after Tab"
+keys Tab
+wait_for 'Queue +State +Ready' "the queues view after a second Tab"
+keys t
+wait_for 'Campaign +Status +Total' "the campaigns view after t"
+
 # ---- resize ----------------------------------------------------------------------------
 step="resize 80x24"
 T resize-window -t "$session" -x 80 -y 24 || fail "resize-window failed"
@@ -260,9 +378,17 @@ keys q
 wait_exit
 
 # ---- the stop flag: SIGTERM makes console_run return 0 -----------------------------
-step="stop flag"
-start_demo
+step="a long dead list scrolls"
+start_demo 0 60
 wait_for 'Spring Gala 2025' "the first screen of the second run"
+grep -Fq -- '66 dead jobs' "$tmp/screen" || fail "the header does not count 66 dead jobs"
+keys t G
+wait_for '66 dead jobs, showing 30-50 of 50 listed' "the end of the dead list"
+grep -Eq -- '^ +307 +webhooks' "$tmp/screen" || fail "the last dead job is not shown"
+keys PPage
+wait_for 'showing 29-49 of 50 listed' "one page up (the selection 21 rows up)"
+
+step="stop flag"
 pid=$(cat "$tmp/pid" 2>/dev/null)
 [ -n "$pid" ] || fail "no pid file"
 kill -TERM "$pid" || fail "cannot signal the demo ($pid)"
