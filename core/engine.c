@@ -120,6 +120,7 @@ struct engine {
 	struct work_config work; /* the job handlers' settings (they point here) */
 	int curl_inited;
 	char outbox[4200];
+	char install_id[40];
 };
 
 static struct pending *pending_new(struct engine *e, enum db_op_kind kind, engine_done_fn done,
@@ -643,7 +644,7 @@ static void apply_effect(struct engine *e, struct pending *p)
 	struct campaign *c = find_id(e, op->campaign_id);
 	char *gift = NULL;
 
-	if (!c || !u->applied || u->effect == DB_EFFECT_RECEIPT)
+	if (!c || !u->applied || u->effect == DB_EFFECT_RECEIPT || u->effect == DB_EFFECT_REF)
 		return;
 	pthread_mutex_lock(&e->lock);
 	bump_seq(c);
@@ -828,7 +829,7 @@ static void finish(struct engine *e, struct pending *p, int rc)
 		finish_donation(e, p, rc);
 		return;
 	}
-	if (p->op.kind == DB_OP_JOB_UPDATE && rc == ENGINE_ENOCAMPAIGN)
+	if (p->op.kind == DB_OP_JOB_UPDATE && p->op.rc == -ESRCH)
 		rc = ENGINE_ENOJOB;
 	if (p->op.kind == DB_OP_CAMPAIGN_TOUCH && rc) {
 		/* The schedule change did not commit: let the next tick retry. */
@@ -901,10 +902,16 @@ static void batch_done(void *ctx, struct db_op *ops, int commit_rc)
 				apply_donation(e, p);
 			break;
 		case DB_OP_QUEUE_PAUSE:
+			/* Jobs in memory follow the writer's order: outcomes
+			 * before this op first. */
+			jobs_committed_many(e->jobs, jobs_done, jobs_rc, n_jobs);
+			n_jobs = 0;
 			jobs_set_paused(e->jobs, (enum job_queue)job_queue_by_name(op->u.queue.name),
 			                op->u.queue.paused);
 			break;
 		case DB_OP_QUEUE_RETRY_DEAD:
+			jobs_committed_many(e->jobs, jobs_done, jobs_rc, n_jobs);
+			n_jobs = 0;
 			jobs_retry_dead(e->jobs, (enum job_queue)job_queue_by_name(op->u.queue.name),
 			                op->now_ms);
 			break;
@@ -1067,6 +1074,13 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 		jc.db_path = cfg->db_path;
 		memcpy(jc.policy, cfg->policy, sizeof(jc.policy));
 		e->work = cfg->work;
+		rc = db_install_id(db, e->install_id, sizeof(e->install_id));
+		if (rc) {
+			snprintf(err, errcap, "%s: reading the installation id: %s", cfg->db_path,
+			         sqlite3_errmsg(db));
+			goto fail;
+		}
+		e->work.install_id = e->install_id;
 		if (!e->work.outbox) {
 			snprintf(e->outbox, sizeof(e->outbox), "%s-outbox", cfg->db_path);
 			e->work.outbox = e->outbox;

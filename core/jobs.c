@@ -613,6 +613,11 @@ static void transition(struct jobs *js, const struct job *j, const struct job_ru
 		follow_hooks(js, u, JOB_HOOK_FAILED);
 		return;
 	}
+	if (j->kind == JOB_CAPTURE && res->ref[0]) {
+		/* Still pending: keep the processor's id for the next try. */
+		u->effect = DB_EFFECT_REF;
+		snprintf(u->ref, sizeof(u->ref), "%s", res->ref);
+	}
 	if (res->kind == JOB_FAIL || u->attempts >= pol->max_attempts) {
 		u->state = "dead";
 		return;
@@ -641,7 +646,7 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 {
 	struct job *j = find(js, u->job_id);
 
-	if (j && rc == -ENOENT) {
+	if (j && rc == -ESRCH) {
 		/* Its row is gone (deleted outside tally): forget it rather
 		 * than retry a job that cannot be recorded. */
 		log_msg(LOG_WARN, "jobs.row_missing", "job %lld has no row; dropped",
@@ -683,7 +688,8 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 			wake_q[j->queue] |= st == JOB_READY;
 		}
 	}
-	if (!rc && u->applied) {
+	/* -ESRCH comes from a committed batch: the follow-ups are stored. */
+	if ((!rc || rc == -ESRCH) && u->applied) {
 		for (int i = 0; i < u->n_follow; i++) {
 			const struct db_new_job *n = &u->follow[i];
 			int kind = kind_by_name(n->kind);
@@ -851,7 +857,7 @@ static void start_one(struct worker *w, struct job *j)
 	}
 	r->job = j;
 	rc = db_job_donation(w->db, &w->don_stmt, j->donation_id, &r->don);
-	if (rc == -ENOENT) {
+	if (rc == -ESRCH) {
 		r->result.kind = JOB_FAIL;
 		snprintf(r->result.error, sizeof(r->result.error), "donation dn_%lld not found",
 		         (long long)j->donation_id);
@@ -880,8 +886,9 @@ static void start_one(struct worker *w, struct job *j)
 	if (rc == JOB_RUN_CURL) {
 		CURLMcode mc;
 
-		curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r);
-		mc = curl_multi_add_handle(w->multi, r->easy);
+		mc = curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r) == CURLE_OK
+		         ? curl_multi_add_handle(w->multi, r->easy)
+		         : CURLM_BAD_EASY_HANDLE;
 		if (mc == CURLM_OK) {
 			w->transfers++;
 			r->prev = NULL;
@@ -933,7 +940,23 @@ static void reap_transfers(struct worker *w)
 			w->xfers = r->next;
 		if (r->next)
 			r->next->prev = r->prev;
-		r->finish(r, m->data.result);
+		if (r->finish(r, m->data.result) == JOB_RUN_CURL) {
+			/* The attempt goes on with another request (a reset
+			 * handle has lost its private pointer). */
+			if (curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r) == CURLE_OK &&
+			    curl_multi_add_handle(w->multi, r->easy) == CURLM_OK) {
+				w->transfers++;
+				r->prev = NULL;
+				r->next = w->xfers;
+				if (w->xfers)
+					w->xfers->prev = r;
+				w->xfers = r;
+				continue;
+			}
+			r->result.kind = JOB_RETRY;
+			snprintf(r->result.error, sizeof(r->result.error),
+			         "curl: cannot add the transfer");
+		}
 		complete(w, r);
 	}
 }

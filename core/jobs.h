@@ -83,7 +83,11 @@ struct job_run {
 	/* Async: */
 	uint64_t due_ns; /* JOB_RUN_DELAY: deliver result then */
 	CURL *easy;      /* JOB_RUN_CURL: the transfer (the worker runs it) */
-	void (*finish)(struct job_run *r, CURLcode rc); /* fills result */
+	/* The transfer ended: fill result and return JOB_RUN_DONE, or set
+	 * up the next transfer of the same attempt on r->easy (reset) and
+	 * return JOB_RUN_CURL. */
+	int (*finish)(struct job_run *r, CURLcode rc);
+	int step; /* the handler's: which transfer of the attempt this is */
 	struct curl_slist *headers, *rcpt;
 	struct buf req, resp;
 	size_t req_off;
@@ -141,7 +145,9 @@ int64_t jobs_next_id(struct jobs *js);
 int jobs_add(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_id,
              const char *url, int64_t now);
 
-/* The writer committed upd (rc 0) or failed to (rc < 0). Writer thread. */
+/* The writer committed upd (rc 0), committed the batch but found no row
+ * for the job (-ESRCH: it is dropped), or failed to commit (another rc < 0).
+ * Writer thread. */
 void jobs_committed(struct jobs *js, const struct db_job_update *upd, int rc);
 
 /* The same for n outcomes at once, under one lock. */

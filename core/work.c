@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,20 +51,23 @@ static size_t collect(char *data, size_t size, size_t n, void *ud)
 	return buf_append(&r->resp, data, size * n) ? 0 : size * n;
 }
 
+static int easy_setup(CURL *e, struct job_run *r, const struct work_config *cfg, const char *url)
+{
+	r->errbuf[0] = '\0';
+	return curl_easy_setopt(e, CURLOPT_URL, url) || curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) ||
+	       curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, cfg->timeout_ms) ||
+	       curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) ||
+	       curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect) ||
+	       curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
+}
+
 /* A new easy handle for r with the common options. NULL when out of
  * memory. */
 static CURL *easy_for(struct job_run *r, const struct work_config *cfg, const char *url)
 {
 	CURL *e = curl_easy_init();
 
-	if (!e)
-		return NULL;
-	r->errbuf[0] = '\0';
-	if (curl_easy_setopt(e, CURLOPT_URL, url) || curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) ||
-	    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, cfg->timeout_ms) ||
-	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf) ||
-	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect) ||
-	    curl_easy_setopt(e, CURLOPT_WRITEDATA, r)) {
+	if (e && easy_setup(e, r, cfg, url)) {
 		curl_easy_cleanup(e);
 		return NULL;
 	}
@@ -149,33 +153,89 @@ static const char *json_str(json_t *o, const char *path1, const char *path2)
 	return json_is_string(v) ? json_string_value(v) : NULL;
 }
 
-static void stripe_finish(struct job_run *r, CURLcode rc)
+/* A capture is one PaymentIntent per gift, created without confirming
+ * under a key made of the installation and donation ids (a replay returns
+ * the same intent, and creating never charges), then confirmed under a key
+ * per attempt. A PaymentIntent succeeds at most once, so no sequence of
+ * retries, crashes and replays can charge a gift twice; a later attempt
+ * that knows the intent reads it first (GET) and confirms only when it is
+ * still unconfirmed. The intent's id goes back with every outcome, so the
+ * writer stores it on the donation. */
+enum { STRIPE_CREATE, STRIPE_GET, STRIPE_CONFIRM, STRIPE_REFUND };
+
+static int stripe_request(struct job_run *r, int step);
+
+/* Go on from an intent's status. */
+static int stripe_status(struct job_run *r, const char *status, int after_confirm)
+{
+	if (!strcmp(status, "succeeded")) {
+		r->result.kind = JOB_OK;
+		return JOB_RUN_DONE;
+	}
+	if (!strcmp(status, "processing")) {
+		result(r, JOB_RETRY, "%s is processing", r->result.ref);
+		return JOB_RUN_DONE;
+	}
+	if (!strcmp(status, "canceled")) {
+		result(r, JOB_FAIL, "canceled: %s was canceled", r->result.ref);
+		return JOB_RUN_DONE;
+	}
+	if (after_confirm || (strcmp(status, "requires_confirmation") &&
+	                      strcmp(status, "requires_payment_method"))) {
+		/* requires_action and the like: a donor step a server cannot
+		 * take. */
+		result(r, JOB_FAIL, "%s: %s", status, r->result.ref);
+		return JOB_RUN_DONE;
+	}
+	return stripe_request(r, STRIPE_CONFIRM);
+}
+
+static size_t stripe_header(char *data, size_t size, size_t n, void *ud)
+{
+	struct job_run *r = ud;
+
+	if (size * n >= 20 && !strncasecmp(data, "Idempotent-Replayed:", 20) &&
+	    strstr(data + 20, "true"))
+		r->req_off = 1; /* marks "this answer is a replay" */
+	return size * n;
+}
+
+static int stripe_finish(struct job_run *r, CURLcode rc)
 {
 	long code = response_code(r);
+	int replayed = r->req_off == 1, next = JOB_RUN_DONE;
+	const char *msg, *ecode, *type, *id, *status;
 	json_t *o;
-	const char *msg, *ecode, *type;
 
 	if (rc != CURLE_OK) {
 		result(r, JOB_RETRY, "processor unreachable: %s",
 		       r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
-		return;
+		return JOB_RUN_DONE;
 	}
 	o = json_loadb(r->resp.p ? r->resp.p : "", r->resp.len, 0, NULL);
 	msg = json_str(o, "error", "message");
 	ecode = json_str(o, "error", "code");
 	type = json_str(o, "error", "type");
-	if (code == 200) {
-		const char *id = json_str(o, "id", NULL), *st = json_str(o, "status", NULL);
-
-		if (!id || !st)
-			result(r, JOB_RETRY, "processor answered 200 without id/status");
-		else if (!strcmp(st, "succeeded")) {
-			r->result.kind = JOB_OK;
+	id = json_str(o, "id", NULL);
+	status = json_str(o, "status", NULL);
+	if (code == 200 && r->step == STRIPE_REFUND) {
+		r->result.kind = JOB_OK;
+	} else if (code == 200 && (!id || !status)) {
+		result(r, JOB_RETRY, "processor answered 200 without id or status");
+	} else if (code == 200) {
+		if (r->step != STRIPE_REFUND)
 			snprintf(r->result.ref, sizeof(r->result.ref), "%s", id);
-		} else if (!strcmp(st, "processing") || !strcmp(st, "pending"))
-			result(r, JOB_RETRY, "%s is %s", id, st);
-		else
-			result(r, JOB_FAIL, "%s: %s", st, id);
+		/* A replayed creation shows the intent as it was then: read
+		 * it as it is now before confirming. */
+		next = r->step == STRIPE_CREATE && replayed && strcmp(status, "succeeded")
+		           ? stripe_request(r, STRIPE_GET)
+		           : stripe_status(r, status, r->step == STRIPE_CONFIRM);
+	} else if (r->step == STRIPE_REFUND && ecode && !strcmp(ecode, "charge_already_refunded")) {
+		r->result.kind = JOB_OK; /* refunded before (another attempt, or by hand) */
+	} else if (code == 400 && ecode && !strcmp(ecode, "payment_intent_unexpected_state")) {
+		/* Confirmed meanwhile (an attempt cut short): see how it went. */
+		next = r->step == STRIPE_GET ? (result(r, JOB_RETRY, "unexpected state"), JOB_RUN_DONE)
+		                             : stripe_request(r, STRIPE_GET);
 	} else if (code == 402 && ecode && !strcmp(ecode, "processing_error")) {
 		result(r, JOB_RETRY, "processing_error: %s", msg ? msg : "processing error");
 	} else if (code == 402) {
@@ -183,17 +243,18 @@ static void stripe_finish(struct job_run *r, CURLcode rc)
 
 		result(r, JOB_FAIL, "%s: %s", decline ? decline : ecode ? ecode : "card_error",
 		       msg ? msg : "declined");
-	} else if (code == 400 || code == 404) {
+	} else if ((code == 400 || code == 404) && r->step != STRIPE_GET) {
 		/* The request itself is wrong (currency, amount, unknown
 		 * intent): trying again cannot help. */
 		result(r, JOB_FAIL, "%s: %s", type ? type : "invalid_request_error",
 		       msg ? msg : "rejected");
 	} else {
-		/* 401/403 (key), 409 (idempotency race), 429, 5xx: transient
-		 * or fixable by staff; retried, then dead. */
+		/* 401/403 (key), 409, 429, 5xx, an intent that cannot be read:
+		 * transient or fixable by staff; retried, then dead. */
 		result(r, JOB_RETRY, "processor HTTP %ld: %s", code, msg ? msg : "no message");
 	}
 	json_decref(o);
+	return next;
 }
 
 static int form_add(struct buf *b, CURL *e, const char *key, const char *value)
@@ -208,52 +269,109 @@ static int form_add(struct buf *b, CURL *e, const char *key, const char *value)
 	return rc;
 }
 
-static int stripe_start(void *ctx, struct job_run *r)
+/* Set up step's request on r->easy (new, or reset for a second request of
+ * the same attempt). Returns JOB_RUN_CURL, or JOB_RUN_DONE with a result. */
+static int stripe_request(struct job_run *r, int step)
 {
-	const struct work_config *cfg = ctx;
+	const struct work_config *cfg = r->ctx;
 	const struct db_job_donation *d = &r->don;
-	int refund = r->job->kind == JOB_REFUND, rc = 0;
-	char url[1024], num[32], cur[4], id[32];
+	char url[1024], num[32], cur[4], dn[32];
+	int rc = 0;
 
-	if (!refund && strcmp(d->status, "pending")) {
-		r->result.kind = JOB_OK;
-		snprintf(r->result.ref, sizeof(r->result.ref), "%s", d->processor_ref);
-		return JOB_RUN_DONE;
+	snprintf(dn, sizeof(dn), "dn_%lld", (long long)d->id);
+	switch (step) {
+	case STRIPE_CREATE:
+		snprintf(url, sizeof(url), "%s/v1/payment_intents", cfg->stripe_url);
+		break;
+	case STRIPE_GET:
+		snprintf(url, sizeof(url), "%s/v1/payment_intents/%s", cfg->stripe_url,
+		         r->result.ref);
+		break;
+	case STRIPE_CONFIRM:
+		snprintf(url, sizeof(url), "%s/v1/payment_intents/%s/confirm", cfg->stripe_url,
+		         r->result.ref);
+		break;
+	default:
+		snprintf(url, sizeof(url), "%s/v1/refunds", cfg->stripe_url);
 	}
-	snprintf(url, sizeof(url), "%s/v1/%s", cfg->stripe_url,
-	         refund ? "refunds" : "payment_intents");
-	r->easy = easy_for(r, cfg, url);
-	if (!r->easy) {
+	if (r->easy) {
+		curl_easy_reset(r->easy);
+		curl_slist_free_all(r->headers);
+		r->headers = NULL;
+		r->req.len = 0;
+		r->resp.len = 0;
+		if (easy_setup(r->easy, r, cfg, url)) {
+			result(r, JOB_RETRY, "curl setup failed");
+			return JOB_RUN_DONE;
+		}
+	} else if (!(r->easy = easy_for(r, cfg, url))) {
 		result(r, JOB_RETRY, "out of memory");
 		return JOB_RUN_DONE;
 	}
-	snprintf(id, sizeof(id), "dn_%lld", (long long)d->id);
-	if (refund) {
-		rc |= form_add(&r->req, r->easy, "payment_intent", d->processor_ref);
-		rc |= form_add(&r->req, r->easy, "metadata[donation_id]", id);
-	} else {
+	r->step = step;
+	r->req_off = 0;
+	if (step == STRIPE_CREATE) {
 		for (int i = 0; i < 3; i++)
 			cur[i] = (char)(d->currency[i] | 0x20);
 		cur[3] = '\0';
 		snprintf(num, sizeof(num), "%lld", (long long)d->amount_cents);
 		rc |= form_add(&r->req, r->easy, "amount", num);
 		rc |= form_add(&r->req, r->easy, "currency", cur);
-		rc |= form_add(&r->req, r->easy, "payment_method", d->token);
-		rc |= form_add(&r->req, r->easy, "confirm", "true");
-		rc |= form_add(&r->req, r->easy, "metadata[donation_id]", id);
+		if (!strncmp(d->token, "tok_", 4)) {
+			rc |= form_add(&r->req, r->easy, "payment_method_data[type]", "card");
+			rc |= form_add(&r->req, r->easy, "payment_method_data[card][token]", d->token);
+		} else {
+			rc |= form_add(&r->req, r->easy, "payment_method", d->token);
+		}
+		rc |= form_add(&r->req, r->easy, "payment_method_types[]", "card");
+		rc |= form_add(&r->req, r->easy, "confirm", "false");
+		rc |= form_add(&r->req, r->easy, "metadata[donation_id]", dn);
+		rc |= add_header(r, "Idempotency-Key: %s-%s", cfg->install_id, dn);
+	} else if (step == STRIPE_CONFIRM) {
+		rc |= add_header(r, "Idempotency-Key: %s-%s-confirm-%d", cfg->install_id, dn,
+		                 r->job->attempts + 1);
+	} else if (step == STRIPE_REFUND) {
+		rc |= form_add(&r->req, r->easy, "payment_intent", d->processor_ref);
+		rc |= form_add(&r->req, r->easy, "metadata[donation_id]", dn);
+		rc |= add_header(r, "Idempotency-Key: %s-%s-refund", cfg->install_id, dn);
 	}
 	rc |= add_header(r, "Authorization: Bearer %s", cfg->stripe_key ? cfg->stripe_key : "");
-	rc |= add_header(r, "Idempotency-Key: %s%s", refund ? "refund-" : "", id);
-	rc |= add_header(r, "Content-Type: application/x-www-form-urlencoded");
+	rc |= add_header(r, "Stripe-Version: 2024-06-20");
 	rc |= add_header(r, "Expect:");
+	if (step != STRIPE_GET) {
+		rc |= add_header(r, "Content-Type: application/x-www-form-urlencoded");
+		rc |= curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->req.p ? r->req.p : "") ||
+		      curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)r->req.len);
+	}
 	if (rc || curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers) ||
-	    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDS, r->req.p) ||
-	    curl_easy_setopt(r->easy, CURLOPT_POSTFIELDSIZE, (long)r->req.len)) {
+	    curl_easy_setopt(r->easy, CURLOPT_HEADERFUNCTION, stripe_header) ||
+	    curl_easy_setopt(r->easy, CURLOPT_HEADERDATA, r)) {
 		result(r, JOB_RETRY, "out of memory");
 		return JOB_RUN_DONE;
 	}
 	r->finish = stripe_finish;
 	return JOB_RUN_CURL;
+}
+
+static int stripe_start(void *ctx, struct job_run *r)
+{
+	const struct db_job_donation *d = &r->don;
+
+	r->ctx = ctx;
+	if (r->job->kind == JOB_REFUND) {
+		if (strncmp(d->processor_ref, "pi_", 3)) {
+			result(r, JOB_FAIL, "no PaymentIntent to refund (reference '%s')",
+			       d->processor_ref);
+			return JOB_RUN_DONE;
+		}
+		return stripe_request(r, STRIPE_REFUND);
+	}
+	snprintf(r->result.ref, sizeof(r->result.ref), "%s", d->processor_ref);
+	if (strcmp(d->status, "pending")) {
+		r->result.kind = JOB_OK; /* decided by an earlier attempt */
+		return JOB_RUN_DONE;
+	}
+	return stripe_request(r, !strncmp(d->processor_ref, "pi_", 3) ? STRIPE_GET : STRIPE_CREATE);
 }
 
 /* ---- receipts ---- */
@@ -377,7 +495,7 @@ static size_t smtp_read(char *dst, size_t size, size_t n, void *ud)
 	return k;
 }
 
-static void smtp_finish(struct job_run *r, CURLcode rc)
+static int smtp_finish(struct job_run *r, CURLcode rc)
 {
 	long code = response_code(r);
 
@@ -389,6 +507,7 @@ static void smtp_finish(struct job_run *r, CURLcode rc)
 	else
 		result(r, JOB_RETRY, "SMTP %ld: %s", code,
 		       r->errbuf[0] ? r->errbuf : curl_easy_strerror(rc));
+	return JOB_RUN_DONE;
 }
 
 static int receipt_start(void *ctx, struct job_run *r)
@@ -492,7 +611,7 @@ int work_event_body(enum job_kind kind, const struct db_job_donation *d, int64_t
 	return rc ? -ENOMEM : 0;
 }
 
-static void webhook_finish(struct job_run *r, CURLcode rc)
+static int webhook_finish(struct job_run *r, CURLcode rc)
 {
 	long code = response_code(r);
 
@@ -503,6 +622,7 @@ static void webhook_finish(struct job_run *r, CURLcode rc)
 		r->result.kind = JOB_OK;
 	else
 		result(r, JOB_RETRY, "endpoint answered HTTP %ld", code);
+	return JOB_RUN_DONE;
 }
 
 static int webhook_start(void *ctx, struct job_run *r)

@@ -21,6 +21,7 @@ struct work_config {
 	double mock_fail_rate;  /* mock: share of transient failures, 0..1 */
 	const char *stripe_url; /* default https://api.stripe.com */
 	const char *stripe_key; /* secret key (from the environment) */
+	const char *install_id; /* this database's id, in idempotency keys */
 	const char *smtp_url;   /* NULL: receipts go to the outbox folder */
 	const char *smtp_from;
 	const char *outbox;     /* folder for .eml receipts */

@@ -94,7 +94,11 @@ static const char *const migrations[] = {
     "  action TEXT NOT NULL,"
     "  target TEXT NOT NULL,"
     "  detail TEXT NOT NULL DEFAULT ''"
-    ");",
+    ");"
+    /* This database's identity, part of every processor idempotency key
+     * (two databases on one processor account must never share keys). */
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+    "INSERT INTO meta VALUES ('install_id', 'tly' || lower(hex(randomblob(8))));",
 };
 
 static void global_init_once(void)
@@ -507,7 +511,7 @@ int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)
 		return 0;
-	return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+	return rc == SQLITE_DONE ? -ESRCH : db_errno(rc);
 }
 
 #define JOB_COLUMNS                                                                                \
@@ -656,4 +660,21 @@ int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct db_au
 		return -EIO;
 	}
 	return walk(st, visit_audit, &(struct audit_walk){cb, ud});
+}
+
+int db_install_id(sqlite3 *db, char *out, size_t cap)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, "SELECT value FROM meta WHERE key = 'install_id'", -1, &st,
+	                            NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		copy_text(out, cap, st, 0);
+	sqlite3_finalize(st);
+	if (rc == SQLITE_ROW)
+		return 0;
+	return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
 }

@@ -97,7 +97,7 @@ struct db_job_donation {
 
 /* Fetch donation id for a job. *cache holds a prepared statement between
  * calls on the same connection (NULL at first; finalize it when done).
- * Returns 0, -ENOENT or -EIO. */
+ * Returns 0, -ESRCH when there is no such donation, or another -errno. */
 int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job_donation *out);
 
 /* A stored job. */
@@ -141,6 +141,9 @@ struct db_audit_row {
 /* Call cb for the newest limit audit entries, newest first. */
 int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct db_audit_row *row),
                   void *ud);
+
+/* This database's installation id (for processor idempotency keys). */
+int db_install_id(sqlite3 *db, char *out, size_t cap);
 
 /* Map an SQLite result code to a negative errno-style code. */
 int db_errno(int sqlite_rc);

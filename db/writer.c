@@ -45,6 +45,7 @@ enum stmt_id {
 	ST_DON_FAILED,
 	ST_DON_REFUNDED,
 	ST_DON_RECEIPT,
+	ST_DON_REF,
 	ST_DON_REFUND_ASK,
 	ST_QUEUE_PAUSE,
 	ST_QUEUE_COUNT,
@@ -103,6 +104,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DON_REFUNDED] = "UPDATE donations SET status = 'refunded', reason = coalesce(reason, ?2)"
                         " WHERE id = ?1 AND status = 'succeeded'",
     [ST_DON_RECEIPT] = "UPDATE donations SET receipt_sent_at = ?2 WHERE id = ?1",
+    [ST_DON_REF] = "UPDATE donations SET processor_ref = ?2 WHERE id = ?1 AND status = 'pending'",
     [ST_DON_REFUND_ASK] = "UPDATE donations SET refund_requested_at = ?2, reason = ?3"
                           " WHERE id = ?1 AND status = 'succeeded'"
                           " AND refund_requested_at IS NULL",
@@ -486,6 +488,12 @@ static int apply_effect(struct db_writer *w, struct db_op *op)
 		rc = step_reset(st);
 		j->applied = rc == SQLITE_DONE && sqlite3_changes(w->db) > 0;
 		return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	case DB_EFFECT_REF:
+		st = w->st[ST_DON_REF];
+		if (sqlite3_bind_int64(st, 1, j->donation_id) || bind_text(st, 2, j->ref))
+			return SQLITE_ERROR;
+		rc = step_reset(st);
+		return rc == SQLITE_DONE ? SQLITE_OK : rc;
 	case DB_EFFECT_SUCCEEDED:
 		st = w->st[ST_DON_SUCCEEDED];
 		break;
@@ -664,7 +672,7 @@ static int apply_job(struct db_writer *w, struct db_op *op)
 	if (rc != SQLITE_DONE)
 		return rc;
 	if (sqlite3_changes(w->db) == 0)
-		op->rc = -ENOENT;
+		op->rc = -ESRCH; /* no such job row */
 	if (j->done || j->failed)
 		count_queue(w, j->queue, j->done, j->failed);
 	return SQLITE_OK;

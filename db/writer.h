@@ -44,6 +44,7 @@ enum db_effect {
 	DB_EFFECT_FAILED,    /* pending -> failed (declined or discarded) */
 	DB_EFFECT_REFUNDED,  /* succeeded -> refunded: taken out of the totals */
 	DB_EFFECT_RECEIPT,   /* the receipt went out: remember when */
+	DB_EFFECT_REF,       /* still pending: remember the processor's id */
 };
 
 struct db_job_update {

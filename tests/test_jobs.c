@@ -429,13 +429,20 @@ START_TEST(transient_failures_then_success)
 	ck_assert_str_eq(
 	    json_string_value(json_object_get(json_object_get(j0, "payload"), "donation_id")), id);
 	json_decref(done);
-	/* Three requests under one idempotency key, one charge. */
+	/* One PaymentIntent, confirmed three times (each failure stored by
+	 * the processor under its own key), charged once. */
 	st = tool_get(tool.port, "/_stats");
 	ck_assert_int_eq(jnum(st, "captures"), 1);
-	key = json_object_get(json_object_get(st, "by_key"), id);
+	key = json_object_get(json_object_get(st, "by_donation"), id);
 	ck_assert_ptr_nonnull(key);
-	ck_assert_int_eq(jnum(key, "requests"), 3);
+	ck_assert_int_eq(jnum(key, "intents"), 1);
+	ck_assert_int_eq(jnum(key, "confirms"), 3);
+	ck_assert_int_eq(jnum(key, "charges"), 1);
 	json_decref(st);
+	/* The intent's id is stored on the gift. */
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE"
+	                                       " processor_ref LIKE 'pi_%'"),
+	                 1);
 	ck_assert_int_eq(queue_num("payments", "failed"), 2);
 }
 END_TEST
@@ -611,13 +618,14 @@ START_TEST(sigkill_during_capture_charges_once)
 	for (int i = 0; i < N; i++)
 		expect_status(id[i], "succeeded");
 	st = tool_get(tool.port, "/_stats");
-	/* Every gift was asked for twice with the same key, charged once. */
+	/* Each gift has one PaymentIntent (the creation key replays it after
+	 * the restart) and one charge. */
 	ck_assert_int_eq(jnum(st, "captures"), N);
-	ck_assert_int_eq(jnum(st, "replays"), N);
-	json_object_foreach(json_object_get(st, "by_key"), k, v)
+	ck_assert_int_eq(json_object_size(json_object_get(st, "by_donation")), N);
+	json_object_foreach(json_object_get(st, "by_donation"), k, v)
 	{
-		ck_assert_int_eq(jnum(v, "requests"), 2);
-		ck_assert(json_is_true(json_object_get(v, "charged")));
+		ck_assert_msg(jnum(v, "intents") == 1, "%s: %lld intents", k, jnum(v, "intents"));
+		ck_assert_msg(jnum(v, "charges") == 1, "%s: %lld charges", k, jnum(v, "charges"));
 	}
 	json_decref(st);
 	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT sum(amount_cents) FROM donations"),

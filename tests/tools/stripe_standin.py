@@ -11,35 +11,44 @@ Content-Length bodies, "Expect: 100-continue" answered with "100 Continue".
 
 API (form-encoded bodies; every /v1 request needs "Authorization: Bearer KEY",
 KEY defaults to sk_test_tally, and an Idempotency-Key header):
-    POST /v1/payment_intents  amount, currency, payment_method, confirm=true,
-                              metadata[...]
-        tok_chargeDeclined                -> 402 card_error card_declined
-        tok_chargeDeclinedProcessingError -> 402 card_error processing_error
-        any other tok_* or pm_*           -> 200 payment_intent, status succeeded
-                                             (without confirm=true: status
-                                             requires_confirmation, no charge)
+    POST /v1/payment_intents  amount, currency, payment_method=tok_|pm_ or
+                              payment_method_data[card][token]=tok_,
+                              confirm=true|false, metadata[...]
+        without confirm=true: 200, status requires_confirmation, no charge
+        with confirm=true: as the confirmation below
         missing/invalid amount (integer 1..99999999), currency (3 letters),
-        payment_method (not tok_*/pm_*)   -> 400 invalid_request_error
+        payment method (not tok_*/pm_*)   -> 400 invalid_request_error
+    POST /v1/payment_intents/{id}/confirm  (Idempotency-Key too)
+        tok_chargeDeclined                -> 402 card_error card_declined
+                                             (intent: requires_payment_method)
+        tok_chargeDeclinedProcessingError -> 402 card_error processing_error
+        any other tok_* or pm_*           -> 200, status succeeded: a charge
+        an intent already succeeded       -> 400 payment_intent_unexpected_state
+        unknown intent                    -> 404 resource_missing
+    GET  /v1/payment_intents/{id}        -> 200 the intent as it is now
     POST /v1/refunds          payment_intent=pi_..., optional amount
         -> 200 refund; unknown intent -> 404 resource_missing;
            already fully refunded -> 400 charge_already_refunded
 
 Idempotency as in Stripe: a key's first answer that got past validation
-(200, 402 decline, 404 unknown intent, 400 already refunded) is stored and replayed for the same key and the same
-parameters, with "Idempotent-Replayed: true"; the same key with other
-parameters (or another endpoint) -> 400 idempotency_error. 400 validation
-errors and the 500s of --fail-first are not stored, so a retry with the same
-key is processed afresh. A request whose key is still in flight (in its
-latency sleep) waits for that request and gets the same answer.
+(200, 402, 404 unknown intent, 400 already refunded or unexpected state,
+and the 500s of --fail-first) is stored and replayed for the same key and
+the same parameters, with "Idempotent-Replayed: true"; the same key with
+other parameters (or another endpoint) -> 400 idempotency_error. 400
+validation errors are not stored. A request whose key is still in flight
+(in its latency sleep) waits for that request and gets the same answer.
 
 --latency-ms N delays every /v1 answer by N ms (asyncio sleep, so thousands
 can be in flight); the charge is created at the end of that delay.
---fail-first N answers HTTP 500 api_error to the first N new capture requests
-(POST /v1/payment_intents that are neither replays nor waiting on one).
+--fail-first N answers HTTP 500 api_error to the first N new charge
+attempts (confirmations, or creations with confirm=true, that are neither
+replays nor waiting on one); like Stripe, the 500 is stored for its key.
 
 Control endpoints (no auth, no latency, not counted in "requests"):
-    GET  /_stats            {"requests","captures","refunds","replays","by_key":
-                             {key: {"requests","charged"[, "refunded"]}}}
+    GET  /_stats            {"requests","captures","refunds","replays","intents",
+                             "by_key": {key: {"requests","charged"[, "refunded"]}},
+                             "by_donation": {metadata donation_id:
+                                 {"intents","confirms","charges"}}}
     GET  /_stats?summary=1  the same without by_key
     POST /_reset            forget everything, restore the --fail-first budget;
                             /_reset?fail_first=N sets a new budget instead.
@@ -286,6 +295,7 @@ ERR_PROCESSING = (402, jbytes({"error": {
     "message": "An error occurred while processing your card."}}), "")
 REPLAYED = "Idempotent-Replayed: true\r\n"
 CURRENCY_RE = re.compile(r"[A-Za-z]{3}\Z")
+INTENT_PATH = re.compile(r"/v1/payment_intents/(pi_[A-Za-z0-9]+)(/confirm)?\Z")
 MAX_AMOUNT = 99999999
 
 
@@ -335,6 +345,7 @@ class Stripe:
         }
         self.processors = {
             "/v1/payment_intents": self.create_intent,
+            "/v1/payment_intents/*/confirm": self.confirm_intent,
             "/v1/refunds": self.create_refund,
         }
         self.paths = {p for _, p in self.routes}
@@ -347,10 +358,23 @@ class Stripe:
         self.replays = 0
         self.fail_left = fail_first
         self.keys = {}      # idempotency key -> KeyState
-        self.intents = {}   # pi id -> [amount, currency, refunded amount]
+        self.intents = {}   # pi id -> {"obj", "pm", "refunded", "donation"}
+        self.by_donation = {}  # metadata donation_id -> counts
         self.inflight = {}  # idempotency key -> (fingerprint, future of answer)
 
     def handle(self, req):
+        m = INTENT_PATH.match(req.path)
+        if m and req.method == "GET" and not m.group(2):
+            self.requests += 1
+            if req.headers.get("authorization") != self.secret:
+                return self.delayed(ERR_AUTH)
+            intent = self.intents.get(m.group(1))
+            if intent is None:
+                return self.delayed(invalid(f"No such payment_intent: '{m.group(1)}'",
+                                            "intent", "resource_missing", status=404))
+            return self.delayed((200, jbytes(intent["obj"]), ""))
+        if m and req.method == "POST" and m.group(2):
+            return self.api(req, "/v1/payment_intents/*/confirm", m.group(1))
         fn = self.routes.get((req.method, req.path))
         if fn is None:
             if req.path not in self.paths:
@@ -372,7 +396,8 @@ class Stripe:
 
     def stats(self, req):
         out = {"requests": self.requests, "captures": self.captures,
-               "refunds": self.refunds, "replays": self.replays}
+               "refunds": self.refunds, "replays": self.replays,
+               "intents": len(self.intents)}
         if "summary=1" not in req.query.split("&"):
             by_key = {}
             for k, st in self.keys.items():
@@ -381,6 +406,7 @@ class Stripe:
                     d["refunded"] = st.refunded
                 by_key[k] = d
             out["by_key"] = by_key
+            out["by_donation"] = self.by_donation
         return (200, jbytes(out), "")
 
     def reset_route(self, req):
@@ -391,7 +417,7 @@ class Stripe:
 
     # ---- /v1 endpoints
 
-    def api(self, req):
+    def api(self, req, path=None, pi=None):
         self.requests += 1
         h = req.headers
         if h.get("authorization") != self.secret:
@@ -404,7 +430,9 @@ class Stripe:
             st = self.keys[key] = KeyState()
         st.requests += 1
         params = parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True)
-        path = req.path
+        if pi is not None:
+            params.append(("__intent", pi))
+        path = path or req.path
         # A hash, not the tuple itself: 100k stored keys must stay small.
         fp = hash((path, tuple(sorted(params))))
         if self.latency <= 0:
@@ -463,10 +491,34 @@ class Stripe:
             st.stored = res
         return res
 
-    def create_intent(self, st, params):
+    def donation(self, dn):
+        d = self.by_donation.get(dn)
+        if d is None:
+            d = self.by_donation[dn] = {"intents": 0, "confirms": 0, "charges": 0}
+        return d
+
+    def charge(self, st, intent):
+        """Confirm an intent with its payment method: decline or charge."""
+        obj, pm = intent["obj"], intent["pm"]
+        d = self.donation(intent["donation"])
+        d["confirms"] += 1
         if self.fail_left > 0:
             self.fail_left -= 1
-            return ERR_TRANSIENT, False
+            return ERR_TRANSIENT, True
+        if pm == "tok_chargeDeclined":
+            obj["status"] = "requires_payment_method"
+            return ERR_DECLINED, True
+        if pm == "tok_chargeDeclinedProcessingError":
+            obj["status"] = "requires_payment_method"
+            return ERR_PROCESSING, True
+        obj["status"] = "succeeded"
+        obj["amount_received"] = obj["amount"]
+        self.captures += 1
+        d["charges"] += 1
+        st.charged = True
+        return (200, jbytes(obj), ""), True
+
+    def create_intent(self, st, params):
         p = dict(params)
         if "amount" not in p:
             return missing("amount"), False
@@ -479,28 +531,37 @@ class Stripe:
         if not CURRENCY_RE.match(cur):
             return invalid(f"Invalid currency: {cur}.", "currency", "parameter_invalid"), False
         cur = cur.lower()
-        pm = p.get("payment_method")
+        pm = p.get("payment_method") or p.get("payment_method_data[card][token]")
         if not pm:
             return missing("payment_method"), False
-        if pm == "tok_chargeDeclined":
-            return ERR_DECLINED, True
-        if pm == "tok_chargeDeclinedProcessingError":
-            return ERR_PROCESSING, True
         if not pm.startswith(("tok_", "pm_")):
             return invalid(f"No such PaymentMethod: '{pm}'", "payment_method",
                            "resource_missing"), False
-        confirmed = p.get("confirm") == "true"
         meta = {k[9:-1]: v for k, v in params if k.startswith("metadata[") and k.endswith("]")}
         pi = "pi_" + os.urandom(12).hex()
         obj = {"id": pi, "object": "payment_intent", "amount": amount, "currency": cur,
-               "status": "succeeded" if confirmed else "requires_confirmation",
-               "payment_method": pm, "amount_received": amount if confirmed else 0,
-               "created": int(time.time()), "livemode": False, "metadata": meta}
-        if confirmed:
-            self.captures += 1
-            st.charged = True
-            self.intents[pi] = [amount, cur, 0]
+               "status": "requires_confirmation", "payment_method": pm,
+               "amount_received": 0, "created": int(time.time()), "livemode": False,
+               "metadata": meta}
+        intent = self.intents[pi] = {"obj": obj, "pm": pm, "refunded": 0,
+                                     "donation": meta.get("donation_id", "")}
+        self.donation(intent["donation"])["intents"] += 1
+        if p.get("confirm") == "true":
+            return self.charge(st, intent)
         return (200, jbytes(obj), ""), True
+
+    def confirm_intent(self, st, params):
+        p = dict(params)
+        pi = p.get("__intent", "")
+        intent = self.intents.get(pi)
+        if intent is None:
+            return invalid(f"No such payment_intent: '{pi}'", "intent", "resource_missing",
+                           status=404), True
+        status = intent["obj"]["status"]
+        if status not in ("requires_confirmation", "requires_payment_method"):
+            return invalid(f"This PaymentIntent's status is {status}; it cannot be "
+                           "confirmed.", None, "payment_intent_unexpected_state"), True
+        return self.charge(st, intent)
 
     def create_refund(self, st, params):
         if st.refunded is None:
@@ -510,10 +571,10 @@ class Stripe:
         if not pi:
             return missing("payment_intent"), False
         intent = self.intents.get(pi)
-        if intent is None:
+        if intent is None or intent["obj"]["status"] != "succeeded":
             return invalid(f"No such payment_intent: '{pi}'", "payment_intent",
                            "resource_missing", status=404), True
-        left = intent[0] - intent[2]
+        left = intent["obj"]["amount"] - intent["refunded"]
         if "amount" in p:
             amount = parse_amount(p["amount"])
             if amount is None:
@@ -527,11 +588,12 @@ class Stripe:
         if amount > left:
             return invalid(f"Refund amount ({amount}) is greater than unrefunded amount "
                            f"on charge ({left})", "amount", "amount_too_large"), True
-        intent[2] += amount
+        intent["refunded"] += amount
         self.refunds += 1
         st.refunded = True
         obj = {"id": "re_" + os.urandom(12).hex(), "object": "refund", "amount": amount,
-               "currency": intent[1], "payment_intent": pi, "status": "succeeded",
+               "currency": intent["obj"]["currency"], "payment_intent": pi,
+               "status": "succeeded",
                "created": int(time.time())}
         return (200, jbytes(obj), ""), True
 
