@@ -158,6 +158,14 @@ T send-keys -t console y
 wait_for 'paused queue payments' 5
 admin_get /api/v1/admin/queues | grep -q '"name":"payments","paused":true' ||
 	fail "the admin API does not say payments is paused"
+# captures in flight still finish, and may die: wait for them, so that the
+# dead list holds still from here on
+deadline=$((SECONDS + 5))
+until admin_get /api/v1/admin/queues |
+	grep -q '"name":"payments","paused":true,"ready":[0-9]*,"running":0,'; do
+	[ $SECONDS -lt $deadline ] || fail "payments captures still running 5 s after the pause"
+	sleep 0.1
+done
 
 step="retry a dead job"
 # paused, the retried job waits in ready where the API can see it
