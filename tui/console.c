@@ -14,15 +14,19 @@
  * repaint. Keys are read from stdscr, which is kept refreshed (never touched
  * between a redraw and the next read) so wget_wch() never repaints it.
  *
- * Views form a stack (campaigns at the bottom, help pushed over it); each has
- * draw and key functions and a key table. A key goes to the active prompt
- * (filter text, y/n confirmation) first, then to the top view, then to the
- * global table. The same tables write the help screen and the key bar.
+ * Views form a stack (the main view at the bottom: campaigns or queues,
+ * switched with t; help pushed over it); each has draw and key functions
+ * and a key table. A key goes to the active prompt (filter text, y/n
+ * confirmation) first, then to the top view, then to the global table. The
+ * same tables write the help screen and the key bar.
  *
  * Rows: after every fetch and whenever sort or filter change, rows[] is
  * rebuilt as pointers into model.campaigns, filtered then sorted. The
  * selection follows its campaign by slug, so updates and re-sorting never
- * slide another campaign under the cursor between `p` and `y`.
+ * slide another campaign under the cursor between `p` and `y`. The queues
+ * view selects in one list of queue rows then dead jobs, following a queue
+ * by name or a job by id the same way; its y/n actions keep their target
+ * (queue name, job id) from the moment they asked.
  *
  * Exits: q/F10, *stop (seen within one tick), or a failure: -ENOTTY when
  * stdin/stdout is not a terminal or TERM cannot address the cursor, -EIO

@@ -101,12 +101,12 @@ struct console_source {
 	const char *(*errtext)(void *ctx, int rc);
 };
 
-/* Split the CONSOLE_DEAD_MAX-style budget of cap list rows fairly between
- * n queues that have avail[i] dead jobs (negative counts as 0): each gets
- * an equal share and what one cannot use goes to the others, so one queue
- * full of dead jobs never hides another's. Writes take[i] <= avail[i] and
- * returns their sum, min(cap, sum of avail). For sources filling
- * console_model.dead; any thread. */
+/* Split cap rows of the dead-job list (CONSOLE_DEAD_MAX in the model)
+ * fairly between n queues that have avail[i] dead jobs (negative counts as
+ * 0): each gets an equal share and what one cannot use goes to the others,
+ * so one queue full of dead jobs never hides another's. Writes take[i] <=
+ * avail[i] and returns their sum, min(cap, sum of avail). For sources
+ * filling console_model.dead; any thread. */
 size_t console_dead_share(const int64_t *avail, size_t n, size_t cap, size_t *take);
 
 /* Free what a model owns and zero it (queues and dead jobs too). */
