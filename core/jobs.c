@@ -132,7 +132,7 @@ void jobs_config_defaults(struct jobs_config *cfg)
 {
 	static const struct job_policy defaults[JOB_QUEUES] = {
 	    {1, 256, 8, 1000, 3600 * 1000},
-	    {1, 32, 10, 5000, 3600 * 1000},
+	    {2, 32, 10, 5000, 3600 * 1000},
 	    {1, 64, 12, 5000, 3600 * 1000},
 	};
 
@@ -1008,10 +1008,14 @@ static void *worker_main(void *arg)
 	for (;;) {
 		struct job *take[TAKE_MAX];
 		int n = 0, timeout = 1000, quit = 0;
-		uint64_t now_ns = util_mono_ns();
-		int64_t now = util_now_ms();
+		uint64_t now_ns;
+		int64_t now;
 
 		pthread_mutex_lock(&js->lock);
+		/* After the lock: a job made ready while we waited for it must
+		 * not look ready in the future. */
+		now_ns = util_mono_ns();
+		now = util_now_ms();
 		if (js->stopping) {
 			quit = w->inflight == 0 || now_ns >= js->stop_deadline_ns;
 			timeout = 20;
@@ -1024,7 +1028,8 @@ static void *worker_main(void *arg)
 			                          AWAIT_COMMIT_MAX &&
 			       q->ready.head) {
 				struct job *j = q->ready.head;
-				double ms = (double)(now_ns - j->ready_ns) / 1e6;
+				int64_t waited = (int64_t)now_ns - j->ready_ns;
+				double ms = waited > 0 ? (double)waited / 1e6 : 0;
 				int b = bucket_of(ms);
 
 				jl_remove(&q->ready, j);

@@ -449,39 +449,70 @@ int work_receipt_message(const struct work_config *cfg, const struct db_job_dona
 	return rc ? -ENOMEM : 0;
 }
 
-/* Write the receipt into the outbox: a temporary file, then a link to the
- * final name, which fails if it exists (a receipt is written once). */
+/* Write all of buf to fd. Returns 0 or -errno. */
+static int write_all(int fd, const char *p, size_t len)
+{
+	while (len) {
+		ssize_t n = write(fd, p, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Write the receipt into the outbox under its final name, whole or not at
+ * all: an unnamed file (O_TMPFILE) linked in once written, or, where the
+ * file system has no O_TMPFILE, a temporary name linked in. The link fails
+ * if the name exists, so a receipt is written once. */
 static void outbox_write(const struct work_config *cfg, struct job_run *r)
 {
 	char path[4096], tmp[4200];
-	int fd, ok;
+	int fd, rc;
 
 	snprintf(path, sizeof(path), "%s/receipt-dn_%lld.eml", cfg->outbox, (long long)r->don.id);
-	snprintf(tmp, sizeof(tmp), "%s/.tmp-%lld-%d", cfg->outbox, (long long)r->job->id,
-	         (int)getpid());
-	if (access(path, F_OK) == 0) {
-		r->result.kind = JOB_OK;
+	fd = open(cfg->outbox, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0640);
+	if (fd >= 0) {
+		char proc[64];
+
+		rc = write_all(fd, r->req.p, r->req.len);
+		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
+		if (!rc && linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) &&
+		    errno != EEXIST)
+			rc = -errno;
+		if (close(fd) && !rc)
+			rc = -errno;
+		if (rc)
+			result(r, JOB_RETRY, "%s: %s", path, strerror(-rc));
+		else
+			r->result.kind = JOB_OK;
 		return;
 	}
+	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
+		result(r, JOB_RETRY, "%s: %s", cfg->outbox, strerror(errno));
+		return;
+	}
+	snprintf(tmp, sizeof(tmp), "%s/.tmp-%lld-%d", cfg->outbox, (long long)r->job->id,
+	         (int)getpid());
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
 	if (fd < 0) {
 		result(r, JOB_RETRY, "%s: %s", tmp, strerror(errno));
 		return;
 	}
-	ok = write(fd, r->req.p, r->req.len) == (ssize_t)r->req.len;
-	if (!ok)
-		result(r, JOB_RETRY, "%s: %s", tmp, strerror(errno ? errno : EIO));
-	if (close(fd) && ok) {
-		result(r, JOB_RETRY, "%s: %s", tmp, strerror(errno));
-		ok = 0;
-	}
-	if (ok && link(tmp, path) && errno != EEXIST) {
-		result(r, JOB_RETRY, "%s: %s", path, strerror(errno));
-		ok = 0;
-	}
+	rc = write_all(fd, r->req.p, r->req.len);
+	if (close(fd) && !rc)
+		rc = -errno;
+	if (!rc && link(tmp, path) && errno != EEXIST)
+		rc = -errno;
 	if (unlink(tmp))
 		log_msg(LOG_WARN, "receipts.unlink_failed", "%s: %s", tmp, strerror(errno));
-	if (ok)
+	if (rc)
+		result(r, JOB_RETRY, "%s: %s", path, strerror(-rc));
+	else
 		r->result.kind = JOB_OK;
 }
 
