@@ -1,14 +1,15 @@
--- tests/bench/jobs_drain.sql - 1,000,000 pending donations over 100
--- campaigns, each with its ready capture job; receipts and webhooks paused so
--- only the payments queue runs. Run with sqlite3 on a database tally created
--- (schema in place, tally stopped).
+-- tests/bench/jobs_drain.sql - :n pending donations over 100 campaigns
+-- (d-1..d-100), each with its ready capture job in the payments queue; the
+-- receipts and webhooks queues are paused so only payments run. For a
+-- database tally created (schema in place), with tally stopped:
+--   { echo '.parameter set :n 1000000'; cat jobs_drain.sql; } | sqlite3 DB
 PRAGMA journal_mode = WAL;
 PRAGMA synchronous = OFF;
 BEGIN;
 WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100)
 INSERT INTO campaigns (id, slug, name, currency, goal_cents, created_at)
 SELECT i, 'd-' || i, 'Drain campaign ' || i, 'USD', 1000000, 1764288000000 FROM n;
-WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1000000)
+WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < :n)
 INSERT INTO donations (id, campaign_id, amount_cents, currency, donor_name, donor_email,
 	anonymous, hide_amount, message, payment_token, status, created_at)
 SELECT i, 1 + i % 100, 500 + (i % 20) * 250, 'USD', 'Donor ' || (i % 100000),
