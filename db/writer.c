@@ -353,12 +353,34 @@ static int find_idem(struct db_writer *w, struct db_op *op)
 	return rc == SQLITE_DONE ? SQLITE_ROW : rc;
 }
 
+/* Queue n new jobs of donation_id for the batch's multi-row INSERT. */
+static int later_add(struct db_writer *w, const struct db_new_job *jobs, int n,
+                     int64_t donation_id)
+{
+	if (w->n_later + (size_t)n > w->later_cap) {
+		size_t cap = w->later_cap ? w->later_cap * 2 : 1024;
+		struct later_job *v;
+
+		while (cap < w->n_later + (size_t)n)
+			cap *= 2;
+		v = realloc(w->later, cap * sizeof(*v));
+		if (!v)
+			return SQLITE_NOMEM;
+		w->later = v;
+		w->later_cap = cap;
+	}
+	for (int i = 0; i < n; i++) {
+		w->later[w->n_later].j = jobs[i];
+		w->later[w->n_later++].donation_id = donation_id;
+	}
+	return SQLITE_OK;
+}
+
 /* Returns SQLITE_OK, or the code of an error that must fail the batch. A
  * constraint error is recorded in op->rc and returns SQLITE_OK. */
 static int apply_donation(struct db_writer *w, struct db_op *op)
 {
 	const struct donation_req *d = &op->u.donation.req;
-	sqlite3_stmt *st;
 	int rc = insert_donation(w, op);
 
 	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
@@ -376,15 +398,15 @@ static int apply_donation(struct db_writer *w, struct db_op *op)
 	}
 	if (rc != SQLITE_DONE)
 		return rc;
-	/* The transactional outbox: no gift without its capture job. */
-	st = w->st[ST_INSERT_JOB];
-	if (sqlite3_bind_int64(st, 1, op->u.donation.job_id) || bind_text(st, 2, "payments") ||
-	    bind_text(st, 3, "capture") || sqlite3_bind_int64(st, 4, op->u.donation.id) ||
-	    sqlite3_bind_int64(st, 6, op->now_ms))
-		return SQLITE_ERROR;
-	rc = step_reset(st);
-	if (rc != SQLITE_DONE)
-		return rc;
+	/* The transactional outbox: no gift without its capture job, inserted
+	 * with the batch's other new jobs before COMMIT. */
+	{
+		struct db_new_job cap = {op->u.donation.job_id, "payments", "capture", NULL};
+
+		rc = later_add(w, &cap, 1, op->u.donation.id);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
 	bump_add(w, op->campaign_id, 0, 0, 0, d->amount_cents);
 	op->bumped_campaign = op->campaign_id;
 	return SQLITE_OK;
@@ -552,23 +574,7 @@ static int apply_effect(struct db_writer *w, struct db_op *op)
 	} else {
 		bump_add(w, cid, -j->d.amount_cents, 0, -1, 0);
 	}
-	if (w->n_later + (size_t)j->n_follow > w->later_cap) {
-		size_t cap = w->later_cap ? w->later_cap * 2 : 1024;
-		struct later_job *v;
-
-		while (cap < w->n_later + (size_t)j->n_follow)
-			cap *= 2;
-		v = realloc(w->later, cap * sizeof(*v));
-		if (!v)
-			return SQLITE_NOMEM;
-		w->later = v;
-		w->later_cap = cap;
-	}
-	for (int i = 0; i < j->n_follow; i++) {
-		w->later[w->n_later].j = j->follow[i];
-		w->later[w->n_later++].donation_id = j->donation_id;
-	}
-	return SQLITE_OK;
+	return later_add(w, j->follow, j->n_follow, j->donation_id);
 }
 
 /* Mark the batch's finished jobs done (attempts + 1: the stored count

@@ -187,7 +187,7 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	rc |= put_hist(b, "tally_commit_duration_seconds", "", es.writer.commit_seconds_hist,
 	               db_commit_seconds_bounds, DB_HIST_BUCKETS, es.writer.commit_seconds_sum);
 	rc |= buf_printf(b,
-	                 "# HELP tally_donations_committed_total Donations committed since start.\n"
+	                 "# HELP tally_donations_committed_total Donations captured (succeeded) since start.\n"
 	                 "# TYPE tally_donations_committed_total counter\n"
 	                 "tally_donations_committed_total %lld\n"
 	                 "# HELP tally_commit_failures_total Transactions rolled back.\n"
