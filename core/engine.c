@@ -644,7 +644,8 @@ static void apply_effect(struct engine *e, struct pending *p)
 	struct campaign *c = find_id(e, op->campaign_id);
 	char *gift = NULL;
 
-	if (!c || !u->applied || u->effect == DB_EFFECT_RECEIPT || u->effect == DB_EFFECT_REF)
+	if (!c || !u->applied || u->effect == DB_EFFECT_RECEIPT || u->effect == DB_EFFECT_REF ||
+	    u->effect == DB_EFFECT_REFUND_DROPPED)
 		return;
 	pthread_mutex_lock(&e->lock);
 	bump_seq(c);

@@ -595,7 +595,9 @@ static void transition(struct jobs *js, const struct job *j, const struct job_ru
 			follow_hooks(js, u, JOB_HOOK_REFUNDED);
 			break;
 		case JOB_RECEIPT:
-			u->effect = DB_EFFECT_RECEIPT;
+			/* Only a receipt that went out is recorded as sent. */
+			if (strcmp(res->ref, "skipped"))
+				u->effect = DB_EFFECT_RECEIPT;
 			break;
 		default:
 			break;
@@ -685,7 +687,9 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 			enum job_state st = (enum job_state)job_state_by_name(u->state);
 
 			attach(js, j, st);
-			wake_q[j->queue] |= st == JOB_READY;
+			/* A retry due soon must not wait for the worker's
+			 * next regular look at the heap. */
+			wake_q[j->queue] |= st == JOB_READY || st == JOB_SCHEDULED;
 		}
 	}
 	/* -ESRCH comes from a committed batch: the follow-ups are stored. */
@@ -761,6 +765,8 @@ int jobs_hold(struct jobs *js, int64_t id, const char *action, struct db_job_upd
 		u->effect = DB_EFFECT_FAILED;
 		snprintf(u->reason, sizeof(u->reason), "discarded by staff");
 		follow_hooks(js, u, JOB_HOOK_FAILED);
+	} else if (j->kind == JOB_REFUND) {
+		u->effect = DB_EFFECT_REFUND_DROPPED; /* a new refund may be asked */
 	}
 	pthread_mutex_unlock(&js->lock);
 	return 0;

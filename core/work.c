@@ -547,8 +547,13 @@ static int receipt_start(void *ctx, struct job_run *r)
 	char from[300];
 	struct curl_slist *l;
 
-	if (r->don.receipt_sent_at || strcmp(r->don.status, "succeeded") || !r->don.email[0]) {
-		r->result.kind = JOB_OK; /* sent before, or nothing to thank for */
+	if (r->don.receipt_sent_at) {
+		r->result.kind = JOB_OK; /* sent before */
+		return JOB_RUN_DONE;
+	}
+	if (strcmp(r->don.status, "succeeded") || !r->don.email[0]) {
+		r->result.kind = JOB_OK; /* refunded meanwhile: nothing to thank for */
+		snprintf(r->result.ref, sizeof(r->result.ref), "skipped");
 		return JOB_RUN_DONE;
 	}
 	if (work_receipt_message(cfg, &r->don, &r->req)) {

@@ -46,6 +46,7 @@ enum stmt_id {
 	ST_DON_REFUNDED,
 	ST_DON_RECEIPT,
 	ST_DON_REF,
+	ST_DON_UNREFUND,
 	ST_DON_REFUND_ASK,
 	ST_QUEUE_PAUSE,
 	ST_QUEUE_COUNT,
@@ -105,6 +106,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                         " WHERE id = ?1 AND status = 'succeeded'",
     [ST_DON_RECEIPT] = "UPDATE donations SET receipt_sent_at = ?2 WHERE id = ?1",
     [ST_DON_REF] = "UPDATE donations SET processor_ref = ?2 WHERE id = ?1 AND status = 'pending'",
+    [ST_DON_UNREFUND] = "UPDATE donations SET refund_requested_at = NULL WHERE id = ?1"
+                        " AND status = 'succeeded'",
     [ST_DON_REFUND_ASK] = "UPDATE donations SET refund_requested_at = ?2, reason = ?3"
                           " WHERE id = ?1 AND status = 'succeeded'"
                           " AND refund_requested_at IS NULL",
@@ -509,6 +512,12 @@ static int apply_effect(struct db_writer *w, struct db_op *op)
 			return SQLITE_ERROR;
 		rc = step_reset(st);
 		j->applied = rc == SQLITE_DONE && sqlite3_changes(w->db) > 0;
+		return rc == SQLITE_DONE ? SQLITE_OK : rc;
+	case DB_EFFECT_REFUND_DROPPED:
+		st = w->st[ST_DON_UNREFUND];
+		if (sqlite3_bind_int64(st, 1, j->donation_id))
+			return SQLITE_ERROR;
+		rc = step_reset(st);
 		return rc == SQLITE_DONE ? SQLITE_OK : rc;
 	case DB_EFFECT_REF:
 		st = w->st[ST_DON_REF];

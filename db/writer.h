@@ -45,6 +45,7 @@ enum db_effect {
 	DB_EFFECT_REFUNDED,  /* succeeded -> refunded: taken out of the totals */
 	DB_EFFECT_RECEIPT,   /* the receipt went out: remember when */
 	DB_EFFECT_REF,       /* still pending: remember the processor's id */
+	DB_EFFECT_REFUND_DROPPED, /* a refund job discarded: may be asked again */
 };
 
 struct db_job_update {

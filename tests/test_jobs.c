@@ -833,8 +833,27 @@ START_TEST(refund_takes_the_gift_out)
 	ck_assert_int_eq(jnum(json_object_get(ev, "by_type"), "donation.succeeded"), 1);
 	json_decref(ev);
 
-	/* A pending gift cannot be refunded. */
+	/* A refund whose job staff discard may be asked for again. */
+	ck_assert_int_eq(donate("tok_visa", 800, "c@example.org", id, sizeof(id)), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(admin_status("POST", "/api/v1/admin/queues/payments/pause", NULL), 200);
+	snprintf(path, sizeof(path), "/api/v1/admin/donations/%s/refund", id);
+	ck_assert_int_eq(admin_status("POST", path, NULL), 202);
+	ck_assert_int_eq(admin_status("POST", path, NULL), 409); /* one at a time */
+	{
+		json_t *ready = jobs("payments", "ready");
+		json_t *j0 = json_array_get(json_object_get(ready, "jobs"), 0);
+		char del[96];
+
+		ck_assert_str_eq(json_string_value(json_object_get(j0, "kind")), "refund");
+		snprintf(del, sizeof(del), "/api/v1/admin/jobs/%lld", jnum(j0, "id"));
+		json_decref(ready);
+		ck_assert_int_eq(admin_status("DELETE", del, NULL), 200);
+	}
+	expect_status(id, "succeeded");
+	ck_assert_int_eq(admin_status("POST", path, NULL), 202);
+
+	/* A pending gift cannot be refunded. */
 	ck_assert_int_eq(donate("tok_visa", 500, "b@example.org", pend, sizeof(pend)), 202);
 	snprintf(path, sizeof(path), "/api/v1/admin/donations/%s/refund", pend);
 	ck_assert_int_eq(admin_status("POST", path, NULL), 409);
