@@ -457,7 +457,13 @@ int db_max_donation_id(sqlite3 *db, int64_t *out)
 int db_max_job_id(sqlite3 *db, int64_t *out)
 {
 	sqlite3_stmt *st;
-	int rc = sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM jobs", -1, &st, NULL);
+	/* Pruned jobs leave their ids behind in meta: never hand one out
+	 * again (audit entries and links name jobs by id). */
+	int rc = sqlite3_prepare_v2(db,
+	                            "SELECT max(coalesce((SELECT max(id) FROM jobs), 0),"
+	                            " coalesce((SELECT CAST(value AS INTEGER) FROM meta"
+	                            " WHERE key = 'job_id_floor'), 0))",
+	                            -1, &st, NULL);
 
 	if (rc != SQLITE_OK)
 		return db_errno(rc);

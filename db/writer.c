@@ -53,6 +53,7 @@ enum stmt_id {
 	ST_RETRY_DEAD,
 	ST_AUDIT,
 	ST_PRUNE_SCAN,
+	ST_PRUNE_FLOOR,
 	ST_COUNT
 };
 
@@ -120,6 +121,8 @@ static const char *const stmt_sql[ST_COUNT] = {
                  " VALUES (?1, ?2, ?3, ?4, ?5)",
     [ST_PRUNE_SCAN] = "SELECT id, state = 'done', updated_at < ?2 FROM jobs"
                       " WHERE id > ?1 ORDER BY id LIMIT 2000",
+    [ST_PRUNE_FLOOR] = "INSERT INTO meta VALUES ('job_id_floor', ?1) ON CONFLICT (key) DO UPDATE"
+                       " SET value = max(CAST(value AS INTEGER), excluded.value)",
 };
 
 /* Per-batch counters of one queue. */
@@ -969,6 +972,9 @@ static void prune_jobs(struct db_writer *w)
 				goto fail;
 		}
 		deleted += n;
+		if (n && (sqlite3_bind_int64(w->st[ST_PRUNE_FLOOR], 1, ids[n - 1]) ||
+		          step_reset(w->st[ST_PRUNE_FLOOR]) != SQLITE_DONE))
+			goto fail;
 		if (rows < 2000)
 			stop = 1;
 	}

@@ -676,12 +676,13 @@ START_TEST(done_jobs_are_pruned_after_the_retention)
 	ck_assert_msg(itest_start(&srv, "--job-retention-s 1 --jobs payments:attempts=1") == 0,
 	              "tally did not start");
 	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 100000), 201);
-	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
+	/* The dead job first: the pruned ones have the highest ids. */
 	ck_assert_int_eq(donate("tok_chargeDeclinedProcessingError", 900, "b@example.org", bad,
 	                        sizeof(bad)),
 	                 202);
-	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(wait_dead("payments", 1, 5000), 1);
+	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(queue_num("receipts", "done"), 1); /* capture + receipt: 2 done */
 	for (int i = 0; i < 60 && done != 0; i++) {
 		usleep(100000);
@@ -693,6 +694,23 @@ START_TEST(done_jobs_are_pruned_after_the_retention)
 	                 1);
 	expect_status(id, "succeeded");
 	ck_assert_int_eq(queue_num("payments", "done"), 1);
+	/* The ids of pruned jobs are never handed out again. */
+	{
+		long long top = itest_sql_int(srv.db, "SELECT CAST(value AS INTEGER) FROM meta"
+		                                      " WHERE key = 'job_id_floor'");
+		char sql[160];
+		int st;
+
+		ck_assert_int_eq(top, 3);
+		ck_assert_int_eq(itest_sql_int(srv.db, "SELECT max(id) FROM jobs"), 1);
+		st = itest_signal(&srv, SIGTERM);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+		ck_assert_int_eq(itest_start(&srv, "--job-retention-s 1"), 0);
+		ck_assert_int_eq(donate("tok_visa", 700, "c@example.org", id, sizeof(id)), 202);
+		snprintf(sql, sizeof(sql),
+		         "SELECT min(id) FROM jobs WHERE donation_id = %s", id + 3);
+		ck_assert_int_gt(itest_sql_int(srv.db, sql), top);
+	}
 }
 END_TEST
 
