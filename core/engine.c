@@ -1714,6 +1714,9 @@ void engine_free(struct engine *e)
 	/* Workers hand results to the writer, whose batch_done hands them
 	 * back: stop the workers, then the writer, then free the jobs. */
 	jobs_stop(e->jobs, 5000);
+	if (e->reader && sqlite3_close(e->reader) != SQLITE_OK)
+		log_msg(LOG_ERROR, "db.close_failed", "reader connection still busy");
+	e->reader = NULL;
 	db_writer_free(e->writer);
 	jobs_free(e->jobs);
 	if (e->curl_inited)

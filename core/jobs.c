@@ -1154,6 +1154,13 @@ void jobs_stop(struct jobs *js, int wait_ms)
 			if (w->started && pthread_join(w->thread, NULL))
 				log_msg(LOG_ERROR, "jobs.join_failed", "a worker did not join");
 			w->started = 0;
+			/* Readers close before the writer's last checkpoint, so
+			 * the WAL and shared-memory files go with it. */
+			sqlite3_finalize(w->don_stmt);
+			w->don_stmt = NULL;
+			if (w->db && sqlite3_close(w->db) != SQLITE_OK)
+				log_msg(LOG_ERROR, "db.close_failed", "a worker's connection is busy");
+			w->db = NULL;
 		}
 	}
 }
