@@ -935,6 +935,8 @@ static void reap_transfers(struct worker *w)
 
 		if (m->msg != CURLMSG_DONE)
 			continue;
+		CURLcode result = m->data.result; /* m is invalid after the removal */
+
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 		curl_multi_remove_handle(w->multi, m->easy_handle);
 		w->transfers--;
@@ -946,7 +948,7 @@ static void reap_transfers(struct worker *w)
 			w->xfers = r->next;
 		if (r->next)
 			r->next->prev = r->prev;
-		if (r->finish(r, m->data.result) == JOB_RUN_CURL) {
+		if (r->finish(r, result) == JOB_RUN_CURL) {
 			/* The attempt goes on with another request (a reset
 			 * handle has lost its private pointer). */
 			if (curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r) == CURLE_OK &&

@@ -87,7 +87,8 @@ struct job_run {
 	 * up the next transfer of the same attempt on r->easy (reset) and
 	 * return JOB_RUN_CURL. */
 	int (*finish)(struct job_run *r, CURLcode rc);
-	int step; /* the handler's: which transfer of the attempt this is */
+	int step;     /* the handler's: which transfer of the attempt this is */
+	int confirms; /* the handler's: charges asked for in this attempt */
 	struct curl_slist *headers, *rcpt;
 	struct buf req, resp;
 	size_t req_off;

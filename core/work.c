@@ -165,9 +165,12 @@ enum { STRIPE_CREATE, STRIPE_GET, STRIPE_CONFIRM, STRIPE_REFUND };
 
 static int stripe_request(struct job_run *r, int step);
 
-/* Go on from an intent's status. */
-static int stripe_status(struct job_run *r, const char *status, int after_confirm)
+/* Go on from an intent's status. pm_gone: the intent has no payment
+ * method left (Stripe drops it when a payment fails). */
+static int stripe_status(struct job_run *r, const char *status, int pm_gone, const char *why)
 {
+	int after_confirm = r->confirms > 0;
+
 	if (!strcmp(status, "succeeded")) {
 		r->result.kind = JOB_OK;
 		return JOB_RUN_DONE;
@@ -178,6 +181,11 @@ static int stripe_status(struct job_run *r, const char *status, int after_confir
 	}
 	if (!strcmp(status, "canceled")) {
 		result(r, JOB_FAIL, "canceled: %s was canceled", r->result.ref);
+		return JOB_RUN_DONE;
+	}
+	if (!strcmp(status, "requires_payment_method") && pm_gone) {
+		/* An earlier attempt's payment failed: a decline. */
+		result(r, JOB_FAIL, "payment_failed: %s", why ? why : "the card was declined");
 		return JOB_RUN_DONE;
 	}
 	if (after_confirm || (strcmp(status, "requires_confirmation") &&
@@ -195,7 +203,7 @@ static size_t stripe_header(char *data, size_t size, size_t n, void *ud)
 	struct job_run *r = ud;
 
 	if (size * n >= 20 && !strncasecmp(data, "Idempotent-Replayed:", 20) &&
-	    strstr(data + 20, "true"))
+	    memmem(data + 20, size * n - 20, "true", 4))
 		r->req_off = 1; /* marks "this answer is a replay" */
 	return size * n;
 }
@@ -227,9 +235,13 @@ static int stripe_finish(struct job_run *r, CURLcode rc)
 			snprintf(r->result.ref, sizeof(r->result.ref), "%s", id);
 		/* A replayed creation shows the intent as it was then: read
 		 * it as it is now before confirming. */
+		json_t *pm = json_object_get(o, "payment_method");
+
 		next = r->step == STRIPE_CREATE && replayed && strcmp(status, "succeeded")
 		           ? stripe_request(r, STRIPE_GET)
-		           : stripe_status(r, status, r->step == STRIPE_CONFIRM);
+		           : stripe_status(r, status, !pm || json_is_null(pm),
+		                           json_str(json_object_get(o, "last_payment_error"),
+		                                    "message", NULL));
 	} else if (r->step == STRIPE_REFUND && ecode && !strcmp(ecode, "charge_already_refunded")) {
 		r->result.kind = JOB_OK; /* refunded before (another attempt, or by hand) */
 	} else if (code == 400 && ecode && !strcmp(ecode, "payment_intent_unexpected_state")) {
@@ -288,6 +300,12 @@ static int stripe_request(struct job_run *r, int step)
 		         r->result.ref);
 		break;
 	case STRIPE_CONFIRM:
+		/* At most one charge request per attempt: an intent that
+		 * changes under us is looked at again by the next attempt. */
+		if (r->confirms++) {
+			result(r, JOB_RETRY, "%s changed during the attempt", r->result.ref);
+			return JOB_RUN_DONE;
+		}
 		snprintf(url, sizeof(url), "%s/v1/payment_intents/%s/confirm", cfg->stripe_url,
 		         r->result.ref);
 		break;
@@ -326,7 +344,12 @@ static int stripe_request(struct job_run *r, int step)
 		rc |= form_add(&r->req, r->easy, "payment_method_types[]", "card");
 		rc |= form_add(&r->req, r->easy, "confirm", "false");
 		rc |= form_add(&r->req, r->easy, "metadata[donation_id]", dn);
-		rc |= add_header(r, "Idempotency-Key: %s-%s", cfg->install_id, dn);
+		/* Per attempt: Stripe replays a stored 500 for a day. A crash
+		 * or a failed commit leaves attempts unchanged, so the next try
+		 * replays this same intent; an intent whose id we never learned
+		 * was never confirmed. */
+		rc |= add_header(r, "Idempotency-Key: %s-%s-create-%d", cfg->install_id, dn,
+		                 r->job->attempts + 1);
 	} else if (step == STRIPE_CONFIRM) {
 		rc |= add_header(r, "Idempotency-Key: %s-%s-confirm-%d", cfg->install_id, dn,
 		                 r->job->attempts + 1);
@@ -486,11 +509,15 @@ static void outbox_write(const struct work_config *cfg, struct job_run *r)
 			rc = -errno;
 		if (close(fd) && !rc)
 			rc = -errno;
-		if (rc)
-			result(r, JOB_RETRY, "%s: %s", path, strerror(-rc));
-		else
+		if (!rc) {
 			r->result.kind = JOB_OK;
-		return;
+			return;
+		}
+		if (rc != -ENOENT) { /* ENOENT: no /proc here; use a name */
+			result(r, JOB_RETRY, "%s: %s", path, strerror(-rc));
+			return;
+		}
+		errno = EOPNOTSUPP;
 	}
 	if (errno != EOPNOTSUPP && errno != EISDIR && errno != EINVAL) {
 		result(r, JOB_RETRY, "%s: %s", cfg->outbox, strerror(errno));

@@ -122,7 +122,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_PRUNE_SCAN] = "SELECT id, state = 'done', updated_at < ?2 FROM jobs"
                       " WHERE id > ?1 ORDER BY id LIMIT 2000",
     [ST_PRUNE_FLOOR] = "INSERT INTO meta VALUES ('job_id_floor', ?1) ON CONFLICT (key) DO UPDATE"
-                       " SET value = max(CAST(value AS INTEGER), excluded.value)",
+                       " SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
 };
 
 /* Per-batch counters of one queue. */
@@ -691,6 +691,15 @@ static int apply_job(struct db_writer *w, struct db_op *op)
 		return rc;
 	if (sqlite3_changes(w->db) == 0)
 		op->rc = -ESRCH; /* no such job row */
+	else if (!j->state) {
+		/* A discarded job's id is never handed out again either. */
+		st = w->st[ST_PRUNE_FLOOR];
+		if (sqlite3_bind_int64(st, 1, j->job_id))
+			return SQLITE_ERROR;
+		rc = step_reset(st);
+		if (rc != SQLITE_DONE)
+			return rc;
+	}
 	if (j->done || j->failed)
 		count_queue(w, j->queue, j->done, j->failed);
 	return SQLITE_OK;

@@ -447,6 +447,34 @@ START_TEST(transient_failures_then_success)
 }
 END_TEST
 
+START_TEST(stripe_failed_payment_is_not_confirmed_again)
+{
+	char id[32], reason[256];
+	json_t *st, *d, *per;
+
+	/* Stripe detaches the card after a failed payment: the retry reads
+	 * the intent, finds no card, and fails the gift (no confirm loop). */
+	start_stripe("", "--jobs payments:backoff-ms=20");
+	ck_assert_int_eq(donate("tok_chargeDeclinedProcessingError", 2500, "ada@example.org", id,
+	                        sizeof(id)),
+	                 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	d = donation(id);
+	ck_assert_str_eq(json_string_value(json_object_get(d, "status")), "failed");
+	snprintf(reason, sizeof(reason), "%s", json_string_value(json_object_get(d, "reason")));
+	json_decref(d);
+	ck_assert_msg(strstr(reason, "payment_failed"), "reason: %s", reason);
+	st = tool_get(tool.port, "/_stats");
+	per = json_object_get(json_object_get(st, "by_donation"), id);
+	ck_assert_int_eq(jnum(per, "intents"), 1);
+	ck_assert_int_eq(jnum(per, "confirms"), 1);
+	ck_assert_int_eq(jnum(per, "charges"), 0);
+	/* create, confirm (402), then one read: nothing more. */
+	ck_assert_int_le(jnum(st, "requests"), 3);
+	json_decref(st);
+}
+END_TEST
+
 START_TEST(dead_then_staff_retry)
 {
 	char id[32], path[128];
@@ -1023,6 +1051,7 @@ Suite *jobs_suite(void)
 	tcase_add_test(it, decline_fails_the_gift_and_signs_the_event);
 	tcase_add_test(it, transient_failures_then_success);
 	tcase_add_test(it, dead_then_staff_retry);
+	tcase_add_test(it, stripe_failed_payment_is_not_confirmed_again);
 	tcase_add_test(it, discard_fails_a_stuck_gift);
 	tcase_add_test(it, paused_queue_waits_across_restart);
 	tcase_add_test(it, sigkill_during_capture_charges_once);

@@ -20,8 +20,11 @@ KEY defaults to sk_test_tally, and an Idempotency-Key header):
         payment method (not tok_*/pm_*)   -> 400 invalid_request_error
     POST /v1/payment_intents/{id}/confirm  (Idempotency-Key too)
         tok_chargeDeclined                -> 402 card_error card_declined
-                                             (intent: requires_payment_method)
         tok_chargeDeclinedProcessingError -> 402 card_error processing_error
+                                             (both: the intent loses its payment
+                                             method, requires_payment_method,
+                                             last_payment_error; confirming it
+                                             again -> 400 unexpected_state)
         any other tok_* or pm_*           -> 200, status succeeded: a charge
         an intent already succeeded       -> 400 payment_intent_unexpected_state
         unknown intent                    -> 404 resource_missing
@@ -505,12 +508,15 @@ class Stripe:
         if self.fail_left > 0:
             self.fail_left -= 1
             return ERR_TRANSIENT, True
-        if pm == "tok_chargeDeclined":
+        if pm in ("tok_chargeDeclined", "tok_chargeDeclinedProcessingError"):
+            # As Stripe: a failed payment detaches the payment method and
+            # records why; confirming again needs a new one.
             obj["status"] = "requires_payment_method"
-            return ERR_DECLINED, True
-        if pm == "tok_chargeDeclinedProcessingError":
-            obj["status"] = "requires_payment_method"
-            return ERR_PROCESSING, True
+            obj["payment_method"] = None
+            err = ERR_DECLINED if pm == "tok_chargeDeclined" else ERR_PROCESSING
+            obj["last_payment_error"] = json.loads(err[1])["error"]
+            intent["pm"] = None
+            return err, True
         obj["status"] = "succeeded"
         obj["amount_received"] = obj["amount"]
         self.captures += 1
@@ -558,6 +564,9 @@ class Stripe:
             return invalid(f"No such payment_intent: '{pi}'", "intent", "resource_missing",
                            status=404), True
         status = intent["obj"]["status"]
+        if status == "requires_payment_method" and intent["pm"] is None:
+            return invalid("You cannot confirm this PaymentIntent because it's missing a "
+                           "payment method.", None, "payment_intent_unexpected_state"), True
         if status not in ("requires_confirmation", "requires_payment_method"):
             return invalid(f"This PaymentIntent's status is {status}; it cannot be "
                            "confirmed.", None, "payment_intent_unexpected_state"), True
