@@ -1592,6 +1592,22 @@ static int parse_donation_id(const char *id, int64_t *out)
 	return 0;
 }
 
+/* Read donation "dn_N" through the engine's reader. Returns 0 (with N in
+ * *n), ENGINE_ENODONATION or ENGINE_EIO. */
+static int donation_row(struct engine *e, const char *id, int64_t *n, struct db_donation_row *row)
+{
+	int rc;
+
+	if (parse_donation_id(id, n))
+		return ENGINE_ENODONATION;
+	pthread_mutex_lock(&e->reader_lock);
+	rc = db_donation_get(e->reader, *n, row);
+	pthread_mutex_unlock(&e->reader_lock);
+	if (rc == -ENOENT)
+		return ENGINE_ENODONATION;
+	return rc ? ENGINE_EIO : 0;
+}
+
 int engine_donation_json(struct engine *e, const char *id, struct buf *out)
 {
 	struct db_donation_row row;
@@ -1600,15 +1616,9 @@ int engine_donation_json(struct engine *e, const char *id, struct buf *out)
 	int64_t n;
 	int rc;
 
-	if (parse_donation_id(id, &n))
-		return ENGINE_ENODONATION;
-	pthread_mutex_lock(&e->reader_lock);
-	rc = db_donation_get(e->reader, n, &row);
-	pthread_mutex_unlock(&e->reader_lock);
-	if (rc == -ENOENT)
-		return ENGINE_ENODONATION;
+	rc = donation_row(e, id, &n, &row);
 	if (rc)
-		return ENGINE_EIO;
+		return rc;
 	pthread_mutex_lock(&e->lock);
 	{
 		struct campaign *c = find_id(e, row.campaign_id);
@@ -1903,15 +1913,9 @@ int engine_refund(struct engine *e, const char *id, const char *reason, const ch
 	int64_t n;
 	int rc;
 
-	if (parse_donation_id(id, &n))
-		return ENGINE_ENODONATION;
-	pthread_mutex_lock(&e->reader_lock);
-	rc = db_donation_get(e->reader, n, &row);
-	pthread_mutex_unlock(&e->reader_lock);
-	if (rc == -ENOENT)
-		return ENGINE_ENODONATION;
+	rc = donation_row(e, id, &n, &row);
 	if (rc)
-		return ENGINE_EIO;
+		return rc;
 	if (strcmp(row.status, "succeeded"))
 		return ENGINE_ESTATE;
 	p = pending_new(e, DB_OP_REFUND, done, ud, actor);

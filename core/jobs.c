@@ -847,6 +847,35 @@ static void complete(struct worker *w, struct job_run *r)
 	run_free(r);
 }
 
+/* Hand r's transfer to the worker's multi handle and list it. */
+static CURLMcode xfer_add(struct worker *w, struct job_run *r)
+{
+	/* PRIVATE again each time: a reset handle has lost it. */
+	CURLMcode mc = curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r) == CURLE_OK
+	                   ? curl_multi_add_handle(w->multi, r->easy)
+	                   : CURLM_BAD_EASY_HANDLE;
+
+	if (mc != CURLM_OK)
+		return mc;
+	w->transfers++;
+	r->prev = NULL;
+	r->next = w->xfers;
+	if (w->xfers)
+		w->xfers->prev = r;
+	w->xfers = r;
+	return CURLM_OK;
+}
+
+static void xfer_unlink(struct worker *w, struct job_run *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		w->xfers = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+}
+
 static void start_one(struct worker *w, struct job *j)
 {
 	struct job_handler *h = &w->js->cfg.handler[w->q];
@@ -892,18 +921,9 @@ static void start_one(struct worker *w, struct job *j)
 	if (rc == JOB_RUN_CURL) {
 		CURLMcode mc;
 
-		mc = curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r) == CURLE_OK
-		         ? curl_multi_add_handle(w->multi, r->easy)
-		         : CURLM_BAD_EASY_HANDLE;
-		if (mc == CURLM_OK) {
-			w->transfers++;
-			r->prev = NULL;
-			r->next = w->xfers;
-			if (w->xfers)
-				w->xfers->prev = r;
-			w->xfers = r;
+		mc = xfer_add(w, r);
+		if (mc == CURLM_OK)
 			return;
-		}
 		r->result.kind = JOB_RETRY;
 		snprintf(r->result.error, sizeof(r->result.error), "curl: %s",
 		         curl_multi_strerror(mc));
@@ -932,35 +952,22 @@ static void reap_transfers(struct worker *w)
 		log_msg(LOG_WARN, "jobs.curl_failed", "curl_multi_perform failed");
 	while ((m = curl_multi_info_read(w->multi, &left))) {
 		struct job_run *r = NULL;
+		CURLcode result;
 
 		if (m->msg != CURLMSG_DONE)
 			continue;
-		CURLcode result = m->data.result; /* m is invalid after the removal */
+		result = m->data.result; /* m is invalid after the removal */
 
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 		curl_multi_remove_handle(w->multi, m->easy_handle);
 		w->transfers--;
 		if (!r)
 			continue;
-		if (r->prev)
-			r->prev->next = r->next;
-		else
-			w->xfers = r->next;
-		if (r->next)
-			r->next->prev = r->prev;
+		xfer_unlink(w, r);
 		if (r->finish(r, result) == JOB_RUN_CURL) {
-			/* The attempt goes on with another request (a reset
-			 * handle has lost its private pointer). */
-			if (curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r) == CURLE_OK &&
-			    curl_multi_add_handle(w->multi, r->easy) == CURLM_OK) {
-				w->transfers++;
-				r->prev = NULL;
-				r->next = w->xfers;
-				if (w->xfers)
-					w->xfers->prev = r;
-				w->xfers = r;
+			/* The attempt goes on with another request. */
+			if (xfer_add(w, r) == CURLM_OK)
 				continue;
-			}
 			r->result.kind = JOB_RETRY;
 			snprintf(r->result.error, sizeof(r->result.error),
 			         "curl: cannot add the transfer");

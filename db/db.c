@@ -439,11 +439,11 @@ int db_donation_by_key(sqlite3 *db, const char *key, struct db_donation_row *out
 	return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
 }
 
-int db_max_donation_id(sqlite3 *db, int64_t *out)
+/* Run sql, which yields one integer, into *out. */
+static int query_int64(sqlite3 *db, const char *sql, int64_t *out)
 {
 	sqlite3_stmt *st;
-	int rc =
-	    sqlite3_prepare_v2(db, "SELECT coalesce(max(id), 0) FROM donations", -1, &st, NULL);
+	int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
 
 	if (rc != SQLITE_OK)
 		return db_errno(rc);
@@ -454,24 +454,20 @@ int db_max_donation_id(sqlite3 *db, int64_t *out)
 	return rc == SQLITE_ROW ? 0 : db_errno(rc);
 }
 
+int db_max_donation_id(sqlite3 *db, int64_t *out)
+{
+	return query_int64(db, "SELECT coalesce(max(id), 0) FROM donations", out);
+}
+
 int db_max_job_id(sqlite3 *db, int64_t *out)
 {
-	sqlite3_stmt *st;
 	/* Pruned jobs leave their ids behind in meta: never hand one out
 	 * again (audit entries and links name jobs by id). */
-	int rc = sqlite3_prepare_v2(db,
-	                            "SELECT max(coalesce((SELECT max(id) FROM jobs), 0),"
-	                            " coalesce((SELECT CAST(value AS INTEGER) FROM meta"
-	                            " WHERE key = 'job_id_floor'), 0))",
-	                            -1, &st, NULL);
-
-	if (rc != SQLITE_OK)
-		return db_errno(rc);
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
-		*out = sqlite3_column_int64(st, 0);
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+	return query_int64(db,
+	                   "SELECT max(coalesce((SELECT max(id) FROM jobs), 0),"
+	                   " coalesce((SELECT CAST(value AS INTEGER) FROM meta"
+	                   " WHERE key = 'job_id_floor'), 0))",
+	                   out);
 }
 
 int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job_donation *out)
