@@ -1,5 +1,5 @@
-dofile("report.lua")
--- POST donations like post.lua (unique Idempotency-Keys, CAMPAIGNS campaigns
+dofile("post.lua") -- setup(), request() and the report
+-- POST donations as post.lua does (unique Idempotency-Keys, CAMPAIGNS campaigns
 -- bench-0..N-1), optionally paced: RATE requests/s in total over THREADS wrk
 -- threads (RATE unset or 0 = as fast as the connections go). Each thread
 -- hands out send slots every THREADS/RATE seconds on a monotonic clock and
@@ -16,31 +16,10 @@ local function now_ms()
    return tonumber(ts.tv_sec) * 1000 + tonumber(ts.tv_nsec) / 1e6
 end
 
-local campaigns = tonumber(os.getenv("CAMPAIGNS") or "100")
 local rate = tonumber(os.getenv("RATE") or "0")
 local nthreads = tonumber(os.getenv("THREADS") or "2")
-local counter = 0
-local threads = 0
 local interval = rate > 0 and 1000 * nthreads / rate or 0
 local next_slot = nil
-
-function setup(thread)
-   threads = threads + 1
-   thread:set("me", threads)
-end
-
-request = function()
-   counter = counter + 1
-   local c = counter % campaigns
-   local body = string.format(
-      '{"amount_cents":%d,"currency":"USD","donor":{"name":"Bench Donor %d","email":"d%d@example.org"},"payment_token":"tok_visa"}',
-      100 + (counter % 50) * 100, counter % 1000, counter % 5000)
-   local headers = {
-      ["Content-Type"] = "application/json",
-      ["Idempotency-Key"] = string.format("jobs-%d-%d-%d", os.time(), me, counter),
-   }
-   return wrk.format("POST", "/api/v1/campaigns/bench-" .. c .. "/donations", headers, body)
-end
 
 if rate > 0 then
    delay = function()
