@@ -608,26 +608,36 @@ START_TEST(paused_queue_waits_across_restart)
 }
 END_TEST
 
+/* Wait (at most 1 s) until the stand-in processor has seen n requests;
+ * returns how many it saw. */
+static int wait_processor_requests(int n)
+{
+	int seen = 0;
+
+	for (int i = 0; i < 100 && seen < n; i++) {
+		json_t *st = tool_get(tool.port, "/_stats?summary=1");
+
+		seen = (int)jnum(st, "requests");
+		json_decref(st);
+		usleep(10000);
+	}
+	return seen;
+}
+
 START_TEST(sigkill_during_capture_charges_once)
 {
 	enum { N = 20 };
 	char id[N][32];
 	json_t *st, *v;
 	const char *k;
-	int status, in_flight = 0;
+	int status;
 
 	start_stripe("--latency-ms 600", "");
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(donate("tok_visa", 100 + i, "a@example.org", id[i], sizeof(id[i])),
 		                 202);
 	/* Wait until the captures are at the processor, then kill tally. */
-	for (int i = 0; i < 100 && in_flight < N; i++) {
-		st = tool_get(tool.port, "/_stats?summary=1");
-		in_flight = (int)jnum(st, "requests");
-		json_decref(st);
-		usleep(10000);
-	}
-	ck_assert_int_eq(in_flight, N);
+	ck_assert_int_eq(wait_processor_requests(N), N);
 	status = itest_signal(&srv, SIGKILL);
 	ck_assert(WIFSIGNALED(status));
 	/* Not recorded as captured: they run again after the restart. */
@@ -666,19 +676,13 @@ START_TEST(sigterm_lets_captures_in_flight_finish)
 	enum { N = 10 };
 	char id[N][32];
 	json_t *st;
-	int status, in_flight = 0;
+	int status;
 
 	start_stripe("--latency-ms 700", "");
 	for (int i = 0; i < N; i++)
 		ck_assert_int_eq(donate("tok_visa", 100 + i, "a@example.org", id[i], sizeof(id[i])),
 		                 202);
-	for (int i = 0; i < 100 && in_flight < N; i++) {
-		st = tool_get(tool.port, "/_stats?summary=1");
-		in_flight = (int)jnum(st, "requests");
-		json_decref(st);
-		usleep(10000);
-	}
-	ck_assert_int_eq(in_flight, N);
+	ck_assert_int_eq(wait_processor_requests(N), N);
 	/* The drain stops the workers at a job boundary: the attempts in
 	 * flight finish and are recorded before tally exits. */
 	status = itest_signal(&srv, SIGTERM);
