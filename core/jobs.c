@@ -1242,46 +1242,66 @@ int jobs_row_json(struct buf *out, int64_t id, const char *queue, const char *ki
 	return rc ? -ENOMEM : 0;
 }
 
+/* Call fn for up to limit jobs of queue qi in state st, oldest first (the
+ * retry heap in heap order); js->lock held. */
+static void each_job(struct jobs *js, enum job_queue qi, enum job_state st, int limit,
+                     void (*fn)(struct jobs *js, const struct job *j, void *ctx), void *ctx)
+{
+	struct queue *q = &js->q[qi];
+	const struct jlist *l = st == JOB_READY     ? &q->ready
+	                        : st == JOB_RUNNING ? &q->running
+	                        : st == JOB_DEAD    ? &q->dead
+	                                            : &q->held;
+	int n = 0;
+
+	if (st == JOB_SCHEDULED) {
+		for (size_t i = 0; i < q->n_heap && n < limit; i++, n++)
+			fn(js, q->heap[i], ctx);
+		return;
+	}
+	for (const struct job *j = l->head; j && n < limit; j = j->next, n++)
+		fn(js, j, ctx);
+}
+
+struct json_ctx {
+	struct buf *out;
+	int n, rc;
+};
+
+static void job_json(struct jobs *js, const struct job *j, void *ctx)
+{
+	struct json_ctx *c = ctx;
+
+	c->rc |= buf_puts(c->out, c->n++ ? "," : "");
+	c->rc |= jobs_row_json(c->out, j->id, job_queue_names[j->queue], job_kind_names[j->kind],
+	                       job_state_names[j->state], j->attempts, j->next_run_at,
+	                       j->last_error, j->created_at, j->donation_id,
+	                       j->endpoint == NO_ENDPOINT ? NULL : js->cfg.endpoint[j->endpoint]);
+}
+
 int jobs_list_json(struct jobs *js, enum job_queue qi, enum job_state st, int limit,
                    struct buf *out)
 {
-	struct queue *q = &js->q[qi];
-	int rc = buf_puts(out, "["), n = 0;
+	struct json_ctx c = {out, 0, buf_puts(out, "[")};
 
 	pthread_mutex_lock(&js->lock);
-	if (st == JOB_SCHEDULED) {
-		for (size_t i = 0; i < q->n_heap && n < limit; i++, n++) {
-			const struct job *j = q->heap[i];
-
-			rc |= buf_puts(out, n ? "," : "");
-			rc |= jobs_row_json(out, j->id, job_queue_names[qi], job_kind_names[j->kind],
-			                    "scheduled", j->attempts, j->next_run_at, j->last_error,
-			                    j->created_at, j->donation_id,
-			                    j->endpoint == NO_ENDPOINT ? NULL
-			                                               : js->cfg.endpoint[j->endpoint]);
-		}
-	} else {
-		const struct jlist *l = st == JOB_READY     ? &q->ready
-		                        : st == JOB_RUNNING ? &q->running
-		                        : st == JOB_DEAD    ? &q->dead
-		                                            : &q->held;
-
-		for (const struct job *j = l->head; j && n < limit; j = j->next, n++) {
-			rc |= buf_puts(out, n ? "," : "");
-			rc |= jobs_row_json(out, j->id, job_queue_names[qi], job_kind_names[j->kind],
-			                    job_state_names[st], j->attempts, j->next_run_at,
-			                    j->last_error, j->created_at, j->donation_id,
-			                    j->endpoint == NO_ENDPOINT ? NULL
-			                                               : js->cfg.endpoint[j->endpoint]);
-		}
-	}
+	each_job(js, qi, st, limit, job_json, &c);
 	pthread_mutex_unlock(&js->lock);
-	rc |= buf_puts(out, "]");
-	return rc ? -ENOMEM : 0;
+	c.rc |= buf_puts(out, "]");
+	return c.rc ? -ENOMEM : 0;
 }
 
-static void brief(const struct job *j, struct job_brief *b)
+struct brief_ctx {
+	struct job_brief *out;
+	int n;
+};
+
+static void brief(struct jobs *js, const struct job *j, void *ctx)
 {
+	struct brief_ctx *c = ctx;
+	struct job_brief *b = &c->out[c->n++];
+
+	(void)js;
 	b->id = j->id;
 	b->donation_id = j->donation_id;
 	b->next_run_at = j->next_run_at;
@@ -1293,24 +1313,12 @@ static void brief(const struct job *j, struct job_brief *b)
 int jobs_list(struct jobs *js, enum job_queue qi, enum job_state st, struct job_brief *out,
               int max)
 {
-	struct queue *q = &js->q[qi];
-	int n = 0;
+	struct brief_ctx c = {out, 0};
 
 	pthread_mutex_lock(&js->lock);
-	if (st == JOB_SCHEDULED) {
-		for (size_t i = 0; i < q->n_heap && n < max; i++)
-			brief(q->heap[i], &out[n++]);
-	} else {
-		const struct jlist *l = st == JOB_READY     ? &q->ready
-		                        : st == JOB_RUNNING ? &q->running
-		                        : st == JOB_DEAD    ? &q->dead
-		                                            : &q->held;
-
-		for (const struct job *j = l->head; j && n < max; j = j->next)
-			brief(j, &out[n++]);
-	}
+	each_job(js, qi, st, max, brief, &c);
 	pthread_mutex_unlock(&js->lock);
-	return n;
+	return c.n;
 }
 
 int jobs_metrics(struct jobs *js, struct buf *out)
