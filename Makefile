@@ -38,12 +38,13 @@ ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -g $(SANFLAGS) -I. -MMD -MP 
 	      $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 
-CORE_OBJS := core/util.o core/log.o core/buf.o core/validate.o core/idem.o core/engine.o \
+BASE_OBJS := base/util.o base/log.o base/buf.o
+CORE_OBJS := core/validate.o core/idem.o core/engine.o \
 	     core/demo.o core/jobs.o core/work.o
 DB_OBJS   := db/db.o db/writer.o
 WS_OBJS   := ws/server.o ws/http.o ws/api.o ws/live.o ws/assets.o ws/ratelimit.o
 TUI_OBJS  := tui/console.o tui/console_fmt.o
-LIB_OBJS  := $(addprefix $(BUILD)/,$(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
+LIB_OBJS  := $(addprefix $(BUILD)/,$(BASE_OBJS) $(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
 MAIN_OBJ  := $(BUILD)/tally.o
 
 TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c \
@@ -101,7 +102,7 @@ bench:
 
 # libFuzzer on the request validator (clang); FUZZ_SECONDS=60 by default.
 FUZZ_SECONDS ?= 60
-build/fuzz/fuzz_donation: tests/fuzz/fuzz_donation.c core/validate.c core/util.c core/buf.c
+build/fuzz/fuzz_donation: tests/fuzz/fuzz_donation.c core/validate.c base/util.c base/buf.c
 	@mkdir -p build/fuzz
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
 		$(shell $(PKG_CONFIG) --cflags jansson) -o $@ $^ $(shell $(PKG_CONFIG) --libs jansson)

@@ -6,8 +6,8 @@
  */
 #include "core/demo.h"
 #include "core/engine.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "tui/console.h"
 #include "ws/server.h"
 

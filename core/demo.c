@@ -1,7 +1,7 @@
 /* core/demo.c - demo campaigns and a donation stream. */
 #include "core/demo.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -13,8 +13,8 @@
  */
 #include "core/engine.h"
 #include "core/idem.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "db/db.h"
 #include "db/writer.h"
 

@@ -8,7 +8,7 @@
 #ifndef TALLY_CORE_ENGINE_H
 #define TALLY_CORE_ENGINE_H
 
-#include "core/buf.h"
+#include "base/buf.h"
 #include "core/jobs.h"
 #include "core/validate.h"
 #include "core/work.h"

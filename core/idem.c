@@ -1,6 +1,6 @@
 /* core/idem.c - chained hash table plus an age-ordered list. */
 #include "core/idem.h"
-#include "core/util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stddef.h>

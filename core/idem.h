@@ -10,7 +10,7 @@
 #ifndef TALLY_CORE_IDEM_H
 #define TALLY_CORE_IDEM_H
 
-#include "core/buf.h"
+#include "base/buf.h"
 
 #include <stddef.h>
 #include <stdint.h>

@@ -8,8 +8,8 @@
  * webhooks in flight without a thread each.
  */
 #include "core/jobs.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <math.h>

@@ -10,7 +10,7 @@
 #ifndef TALLY_CORE_JOBS_H
 #define TALLY_CORE_JOBS_H
 
-#include "core/buf.h"
+#include "base/buf.h"
 #include "db/db.h"
 #include "db/writer.h"
 

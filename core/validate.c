@@ -1,6 +1,6 @@
 /* core/validate.c - request body parsing with per-field messages. */
 #include "core/validate.h"
-#include "core/util.h"
+#include "base/util.h"
 
 #include <ctype.h>
 #include <stdio.h>

@@ -1,7 +1,7 @@
 /* core/work.c - the job handlers (see work.h). */
 #include "core/work.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -12,8 +12,8 @@
  */
 #include "db/writer.h"
 #include "db/db.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <pthread.h>

@@ -1,7 +1,7 @@
 /* tests/test_buf.c - the growable buffer: growth, printf, JSON strings. */
 #include "tests/tests.h"
-#include "core/buf.h"
-#include "core/util.h"
+#include "base/buf.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <stdio.h>

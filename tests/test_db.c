@@ -1,7 +1,7 @@
 /* tests/test_db.c - schema, connections, read queries and the group-commit
  * writer thread. */
 #include "tests/tests.h"
-#include "core/log.h"
+#include "base/log.h"
 #include "db/db.h"
 #include "db/writer.h"
 

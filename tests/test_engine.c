@@ -2,8 +2,8 @@
  * listeners of core/engine. */
 #include "tests/tests.h"
 #include "core/engine.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -1,7 +1,7 @@
 /* tests/test_util.c - UTF-8, control characters, RFC 3339, constant-time
- * comparison, hashing and the clocks of core/util. */
+ * comparison, hashing and the clocks of base/util. */
 #include "tests/tests.h"
-#include "core/util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdint.h>

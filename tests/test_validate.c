@@ -1,7 +1,7 @@
 /* tests/test_validate.c - donation and campaign bodies: every kind of bad
  * input gets the right code and the right per-field key. */
 #include "tests/tests.h"
-#include "core/util.h"
+#include "base/util.h"
 #include "core/validate.h"
 
 #include <jansson.h>

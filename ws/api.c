@@ -1,7 +1,7 @@
 /* ws/api.c - the HTTP API: the route table and its handlers. */
 #include "ws/internal.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 #include "core/validate.h"
 
 #include <stdio.h>

@@ -2,7 +2,7 @@
  * strong ETags. The folder is small (widgets, pages); serving from memory
  * keeps the service thread free of file I/O. */
 #include "ws/internal.h"
-#include "core/util.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <errno.h>

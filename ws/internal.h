@@ -3,7 +3,7 @@
 #ifndef TALLY_WS_INTERNAL_H
 #define TALLY_WS_INTERNAL_H
 
-#include "core/buf.h"
+#include "base/buf.h"
 #include "core/engine.h"
 #include "ws/server.h"
 

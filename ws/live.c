@@ -13,8 +13,8 @@
  * writer thread skip posting events for campaigns nobody watches.
  */
 #include "ws/internal.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

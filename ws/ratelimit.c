@@ -2,7 +2,7 @@
  * neighbourhood evicts its longest-idle client: a forgotten client starts
  * again with a full bucket, which only ever errs towards letting through. */
 #include "ws/ratelimit.h"
-#include "core/util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <math.h>

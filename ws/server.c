@@ -11,8 +11,8 @@
  */
 #include "ws/internal.h"
 #include "ws/ratelimit.h"
-#include "core/log.h"
-#include "core/util.h"
+#include "base/log.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdio.h>

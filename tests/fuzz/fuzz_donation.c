@@ -6,7 +6,7 @@
  * nothing crashes or leaks (build with -fsanitize=fuzzer,address,undefined).
  *   make fuzz            # builds build/fuzz/fuzz_donation and runs it 60 s
  */
-#include "core/util.h"
+#include "base/util.h"
 #include "core/validate.h"
 
 #include <stdint.h>

@@ -1,6 +1,6 @@
-/* core/util.h - small helpers shared by every module: time, UTF-8, text. */
-#ifndef TALLY_CORE_UTIL_H
-#define TALLY_CORE_UTIL_H
+/* base/util.h - small helpers shared by every module: time, UTF-8, text. */
+#ifndef TALLY_BASE_UTIL_H
+#define TALLY_BASE_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>

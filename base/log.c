@@ -1,6 +1,6 @@
-/* core/log.c - JSON-lines logger shared by all threads. */
-#include "core/log.h"
-#include "core/util.h"
+/* base/log.c - JSON-lines logger shared by all threads. */
+#include "base/log.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

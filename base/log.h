@@ -1,10 +1,10 @@
-/* core/log.h - structured logging: one JSON object per line.
+/* base/log.h - structured logging: one JSON object per line.
  *
  * Lines go to stderr (headless) or to a log file (console mode, where the
  * terminal belongs to curses). Any thread may log; a mutex keeps lines whole.
  */
-#ifndef TALLY_CORE_LOG_H
-#define TALLY_CORE_LOG_H
+#ifndef TALLY_BASE_LOG_H
+#define TALLY_BASE_LOG_H
 
 #include <jansson.h>
 

@@ -1,5 +1,5 @@
-/* core/util.c - time, UTF-8 checks, RFC 3339, randomness, hashing. */
-#include "core/util.h"
+/* base/util.c - time, UTF-8 checks, RFC 3339, randomness, hashing. */
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdio.h>

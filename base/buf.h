@@ -1,6 +1,6 @@
-/* core/buf.h - a growable byte buffer. */
-#ifndef TALLY_CORE_BUF_H
-#define TALLY_CORE_BUF_H
+/* base/buf.h - a growable byte buffer. */
+#ifndef TALLY_BASE_BUF_H
+#define TALLY_BASE_BUF_H
 
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,5 +1,5 @@
-/* core/buf.c - growable buffer. */
-#include "core/buf.h"
+/* base/buf.c - growable buffer. */
+#include "base/buf.h"
 
 #include <errno.h>
 #include <stdio.h>
