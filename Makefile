@@ -38,11 +38,11 @@ ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -g $(SANFLAGS) -I. -MMD -MP 
 	      $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 
-BASE_OBJS := base/util.o base/log.o base/buf.o
-CORE_OBJS := core/validate.o core/idem.o core/engine.o \
+BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o
+CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/publish.o core/commit.o core/intake.o core/staff.o \
 	     core/demo.o core/jobs.o core/work.o
-DB_OBJS   := db/db.o db/writer.o
-WS_OBJS   := ws/server.o ws/http.o ws/api.o ws/live.o ws/assets.o ws/ratelimit.o
+DB_OBJS   := db/db.o db/store.o db/writer.o
+WS_OBJS   := ws/admin.o ws/server.o ws/http.o ws/api.o ws/live.o ws/assets.o ws/ratelimit.o
 TUI_OBJS  := tui/console.o tui/console_fmt.o
 LIB_OBJS  := $(addprefix $(BUILD)/,$(BASE_OBJS) $(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
 MAIN_OBJ  := $(BUILD)/tally.o

@@ -6,11 +6,14 @@
  */
 #include "core/demo.h"
 #include "core/engine.h"
+#include "core/jobs.h"
+#include "core/work.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "tui/console.h"
 #include "ws/server.h"
 
+#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -45,6 +48,11 @@ struct options {
 	double rate_limit, rate_burst;
 	int rate_limit_loopback;
 	struct engine_config engine;
+	/* The job queues, composed here: policies and handlers (work.c). */
+	struct work_config work;
+	struct jobs_config jobs;
+	char install_id[40]; /* filled by engine_open */
+	char outbox[4200];   /* default: DB-outbox */
 };
 
 static volatile sig_atomic_t console_stop;
@@ -262,7 +270,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"job-retention-s", required_argument, NULL, OPT_RETENTION},
 	    {NULL, 0, NULL, 0},
 	};
-	struct work_config *w = &o->engine.work;
+	struct work_config *w = &o->work;
 	long v;
 	int c;
 
@@ -382,7 +390,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			w->webhook_secret[w->n_webhooks - 1] = optarg;
 			break;
 		case OPT_JOBS:
-			if (parse_jobs(optarg, o->engine.policy))
+			if (parse_jobs(optarg, o->jobs.policy))
 				return -EINVAL;
 			break;
 		case OPT_RETENTION:
@@ -531,8 +539,18 @@ struct local_source {
 	struct engine *engine;
 	struct server *server;
 	char server_name[96];
-	struct job_brief briefs[CONSOLE_DEAD_MAX]; /* local_fetch's scratch */
+	struct job_record jobs[CONSOLE_DEAD_MAX]; /* local_fetch's scratch */
+	int n_jobs;
 };
+
+static int keep_job(void *ud, const struct job_record *j)
+{
+	struct local_source *ls = ud;
+
+	if (ls->n_jobs < CONSOLE_DEAD_MAX)
+		ls->jobs[ls->n_jobs++] = *j;
+	return 0;
+}
 
 /* The job queues and a fair share of each one's dead jobs into m. */
 static void local_fetch_queues(struct local_source *ls, struct console_model *m)
@@ -564,20 +582,19 @@ static void local_fetch_queues(struct local_source *ls, struct console_model *m)
 	console_dead_share(dead, JOB_QUEUES, CONSOLE_DEAD_MAX, take);
 	m->n_dead = 0;
 	for (int q = 0; q < JOB_QUEUES; q++) {
-		int n = take[q] ? engine_jobs_list(ls->engine, (enum job_queue)q, JOB_DEAD,
-		                                   ls->briefs, (int)take[q])
-		                : 0;
-
-		for (int i = 0; i < n && m->n_dead < CONSOLE_DEAD_MAX; i++) {
-			const struct job_brief *b = &ls->briefs[i];
+		ls->n_jobs = 0;
+		if (take[q] && engine_jobs_each(ls->engine, (enum job_queue)q, JOB_DEAD, (int)take[q],
+		                                keep_job, ls))
+			continue;
+		for (int i = 0; i < ls->n_jobs && m->n_dead < CONSOLE_DEAD_MAX; i++) {
+			const struct job_record *b = &ls->jobs[i];
 			struct console_job *cj = &m->dead[m->n_dead++];
 
 			cj->id = b->id;
 			cj->donation_id = b->donation_id;
 			cj->attempts = b->attempts;
 			snprintf(cj->queue, sizeof(cj->queue), "%s", job_queue_names[q]);
-			snprintf(cj->kind, sizeof(cj->kind), "%s",
-			         (unsigned)b->kind < JOB_KINDS ? job_kind_names[b->kind] : "?");
+			snprintf(cj->kind, sizeof(cj->kind), "%s", job_kind_names[b->kind]);
 			snprintf(cj->last_error, sizeof(cj->last_error), "%s", b->last_error);
 		}
 	}
@@ -605,15 +622,18 @@ static int local_fetch(void *ctx, struct console_model *m)
 	for (long i = 0; i < n; i++) {
 		struct console_campaign *c = &m->campaigns[i];
 
-		snprintf(c->slug, sizeof(c->slug), "%s", infos[i].slug);
-		snprintf(c->name, sizeof(c->name), "%.128s", infos[i].name);
-		memcpy(c->currency, infos[i].currency, sizeof(c->currency));
-		memcpy(c->status, infos[i].status, sizeof(c->status));
-		c->goal_cents = infos[i].goal_cents;
-		c->total_cents = infos[i].total_cents;
-		c->pending_cents = infos[i].pending_cents;
-		c->donor_count = infos[i].donor_count;
-		c->donation_count = infos[i].donation_count;
+		const struct campaign_row *r = &infos[i].c;
+
+		snprintf(c->slug, sizeof(c->slug), "%s", r->slug);
+		snprintf(c->name, sizeof(c->name), "%.128s", r->name);
+		memcpy(c->currency, r->currency, sizeof(c->currency));
+		snprintf(c->status, sizeof(c->status), "%s",
+		         campaign_status_names[infos[i].effective]);
+		c->goal_cents = r->goal_cents;
+		c->total_cents = r->raised_cents;
+		c->pending_cents = r->pending_cents;
+		c->donor_count = r->donor_count;
+		c->donation_count = r->donation_count;
 		c->per_min = infos[i].per_min;
 	}
 	m->n_campaigns = (size_t)n;
@@ -637,24 +657,24 @@ static int local_set_paused(void *ctx, const char *slug, int pause)
 	    engine_campaign_action_sync(ls->engine, slug, pause ? "pause" : "resume", "console");
 
 	switch (rc) {
-	case ENGINE_OK:
+	case TALLY_OK:
 		return 0;
-	case ENGINE_ECLOSED:
+	case TALLY_ECLOSED:
 		return -EPERM; /* closed campaigns stay closed */
-	case ENGINE_ENOCAMPAIGN:
+	case TALLY_ENOCAMPAIGN:
 		return -ENOENT;
 	default:
 		return -EIO;
 	}
 }
 
-/* The queue and job actions return engine codes as they are; local_errtext
+/* The queue and job actions return tally's codes as they are; local_errtext
  * explains them. */
 static int local_queue_action(struct local_source *ls, const char *queue, const char *action)
 {
 	int rc = engine_queue_action_sync(ls->engine, queue, action, "console");
 
-	return rc > 0 ? 0 : rc;
+	return rc;
 }
 
 static int local_queue_set_paused(void *ctx, const char *queue, int pause)
@@ -672,7 +692,7 @@ static int local_job_action(void *ctx, int64_t id, const char *action)
 	struct local_source *ls = ctx;
 	int rc = engine_job_action_sync(ls->engine, id, action, "console");
 
-	return rc > 0 ? 0 : rc;
+	return rc;
 }
 
 static int local_job_retry(void *ctx, int64_t id)
@@ -685,11 +705,11 @@ static int local_job_discard(void *ctx, int64_t id)
 	return local_job_action(ctx, id, "discard");
 }
 
-/* Engine codes sit far below any errno (-2000 on); the rest are errnos. */
+/* tally's own codes get their text; errnos are the console's to word. */
 static const char *local_errtext(void *ctx, int rc)
 {
 	(void)ctx;
-	return rc <= -1000 ? engine_strerror(rc) : NULL;
+	return tally_is_own(rc) ? tally_strerror(rc) : NULL;
 }
 
 static void *server_thread(void *arg)
@@ -739,6 +759,29 @@ static void raise_fd_limit(void)
 	}
 }
 
+/* Set up what the job queues do (work.c) and how (policies), and libcurl,
+ * which the handlers use: the engine gets them ready-made. */
+static int compose_jobs(struct options *o, char *err, size_t errcap)
+{
+	int rc;
+
+	if (!o->work.outbox) {
+		snprintf(o->outbox, sizeof(o->outbox), "%s-outbox", o->db_path);
+		o->work.outbox = o->outbox;
+	}
+	o->work.install_id = o->install_id;
+	rc = work_setup(&o->work, &o->jobs, err, errcap);
+	if (rc)
+		return rc;
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, errcap, "curl_global_init failed");
+		return -EIO;
+	}
+	o->engine.jobs = &o->jobs;
+	o->engine.install_id = o->install_id;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -749,7 +792,7 @@ int main(int argc, char **argv)
 	pthread_t sig_thread, srv_thread;
 	sigset_t set;
 	char err[512], token[256], token_path[PATH_MAX];
-	int rc, console, exit_code = 1;
+	int rc, console, exit_code = 1, curl_inited = 0;
 
 	/* Before any thread: the console draws UTF-8 names by the locale. */
 	setlocale(LC_CTYPE, "");
@@ -760,6 +803,9 @@ int main(int argc, char **argv)
 	}
 	memset(&o, 0, sizeof(o));
 	engine_config_defaults(&o.engine);
+	jobs_config_defaults(&o.jobs);
+	work_config_defaults(&o.work);
+	o.work.outbox = NULL; /* DB-outbox unless --outbox */
 	snprintf(o.listen_addr, sizeof(o.listen_addr), "127.0.0.1");
 	o.port = 8080;
 	o.db_path = "tally.db";
@@ -811,7 +857,7 @@ int main(int argc, char **argv)
 	                    "console", console, "min_cents", (json_int_t)o.engine.limits.min_cents,
 	                    "max_cents", (json_int_t)o.engine.limits.max_cents));
 	{
-		const struct work_config *w = &o.engine.work;
+		const struct work_config *w = &o.work;
 
 		log_event(LOG_INFO, "jobs.config",
 		          json_pack("{s:s,s:i,s:f,s:s?,s:s,s:i,s:i,s:i,s:i}", "processor",
@@ -819,10 +865,17 @@ int main(int argc, char **argv)
 		                    "mock_fail_rate", w->mock_fail_rate, "smtp", w->smtp_url,
 		                    "outbox", w->outbox ? w->outbox : "(DB-outbox)", "webhooks",
 		                    w->n_webhooks, "payments_inflight",
-		                    o.engine.policy[JOB_PAYMENTS].inflight, "receipts_inflight",
-		                    o.engine.policy[JOB_RECEIPTS].inflight, "webhooks_inflight",
-		                    o.engine.policy[JOB_WEBHOOKS].inflight));
+		                    o.jobs.policy[JOB_PAYMENTS].inflight, "receipts_inflight",
+		                    o.jobs.policy[JOB_RECEIPTS].inflight, "webhooks_inflight",
+		                    o.jobs.policy[JOB_WEBHOOKS].inflight));
 	}
+	rc = compose_jobs(&o, err, sizeof(err));
+	if (rc) {
+		fprintf(stderr, "tally: %s\n", err);
+		log_msg(LOG_ERROR, "jobs.setup_failed", "%s", err);
+		goto out;
+	}
+	curl_inited = 1;
 	rc = engine_open(&o.engine, &engine, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "tally: %s\n", err);
@@ -850,7 +903,7 @@ int main(int argc, char **argv)
 	if (o.demo) {
 		rc = demo_start(engine, &demo);
 		if (rc) {
-			fprintf(stderr, "tally: cannot start the demo: %s\n", engine_strerror(rc));
+			fprintf(stderr, "tally: cannot start the demo: %s\n", tally_strerror(rc));
 			goto out;
 		}
 	}
@@ -910,6 +963,8 @@ out:
 	atomic_store(&the_server, NULL);
 	engine_free(engine);
 	server_free(server);
+	if (curl_inited)
+		curl_global_cleanup();
 	log_msg(LOG_INFO, "stop", "exit %d", exit_code);
 	log_close();
 	return exit_code;

@@ -48,13 +48,11 @@ struct demo {
 	unsigned seed;
 };
 
-static void ignore_done(void *ud, int rc, const char *body, size_t len)
+static void ignore_done(void *ud, const struct engine_answer *a)
 {
 	(void)ud;
-	(void)body;
-	(void)len;
-	if (rc && rc != ENGINE_EPAUSED && rc != ENGINE_ECLOSED)
-		log_msg(LOG_WARN, "demo.donation_failed", "%s", engine_strerror(rc));
+	if (a->rc && a->rc != TALLY_EPAUSED && a->rc != TALLY_ECLOSED)
+		log_msg(LOG_WARN, "demo.donation_failed", "%s", tally_strerror(a->rc));
 }
 
 static int pick_campaign(unsigned *seed)
@@ -79,7 +77,7 @@ static void *demo_main(void *arg)
 	while (!atomic_load(&d->stop)) {
 		struct donation_req req;
 		struct timespec ts;
-		int c = pick_campaign(&d->seed), rc;
+		int c = pick_campaign(&d->seed), rc, replayed;
 		const char *f = first[rand_r(&d->seed) % UTIL_ARRAY_LEN(first)];
 		const char *l = last[rand_r(&d->seed) % UTIL_ARRAY_LEN(last)];
 
@@ -93,10 +91,10 @@ static void *demo_main(void *arg)
 		         messages[rand_r(&d->seed) % UTIL_ARRAY_LEN(messages)]);
 		memcpy(req.payment_token, "tok_visa", 9);
 		req.anonymous = rand_r(&d->seed) % 7 == 0;
-		rc = engine_donate(d->engine, demo_campaigns[c].slug, &req, NULL, NULL, ignore_done,
-		                   NULL);
-		if (rc && rc != ENGINE_EPAUSED && rc != ENGINE_ECLOSED && rc != ENGINE_EOVERLOADED)
-			log_msg(LOG_WARN, "demo.donation_refused", "%s", engine_strerror(rc));
+		rc = engine_donate(d->engine, demo_campaigns[c].slug, &req, NULL, NULL, &replayed,
+		                   ignore_done, NULL);
+		if (rc && rc != TALLY_EPAUSED && rc != TALLY_ECLOSED && rc != TALLY_EOVERLOADED)
+			log_msg(LOG_WARN, "demo.donation_refused", "%s", tally_strerror(rc));
 		/* Bursty: mostly 50-300 ms apart, sometimes a quick run. */
 		ts.tv_sec = 0;
 		ts.tv_nsec = (long)(rand_r(&d->seed) % 4 == 0 ? 10 + rand_r(&d->seed) % 40
@@ -126,9 +124,9 @@ int demo_start(struct engine *e, struct demo **out)
 		spec.goal_cents = demo_campaigns[i].goal_cents;
 		spec.has_slug = spec.has_name = spec.has_currency = spec.has_goal = 1;
 		rc = engine_campaign_create_sync(e, &spec, "demo");
-		if (rc && rc != ENGINE_EEXISTS) {
+		if (rc && rc != TALLY_EEXISTS) {
 			log_msg(LOG_ERROR, "demo.create_failed", "%s: %s", spec.slug,
-			        engine_strerror(rc));
+			        tally_strerror(rc));
 			return rc;
 		}
 	}

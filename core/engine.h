@@ -1,45 +1,52 @@
-/* core/engine.h - the donation engine: campaigns, donations, totals cache.
+/* core/engine.h - the donation engine: campaigns, donations, totals cache,
+ * staff actions, and the job queues behind them.
  *
- * The engine owns the database writer and the in-memory cache. Every public
- * read (a campaign's JSON, the list) is served from memory; every change goes
- * through the writer thread and reaches the cache only after it committed.
- * Unless stated otherwise, functions may be called from any thread.
+ * Every public read (a campaign's JSON, the list, the leaderboard) is served
+ * from memory; every change goes through the writer thread and reaches the
+ * cache only after it committed. Unless stated otherwise, functions may be
+ * called from any thread. Where each function lives: the section headers
+ * below name the file.
+ *
+ * THREADS
+ *   service   (ws/, one lws thread) calls the API below; never blocks on
+ *             the writer: writes answer through engine_done_fn.
+ *   writer    (db/writer.c) owns the write connection. After each COMMIT it
+ *             runs commit.c, in this order: mirror the batch into each
+ *             campaign's working copy -> publish.c: JSON, seq and numbers
+ *             swapped in together under e->lock -> listeners (campaign
+ *             changes, then gifts) -> job states released (new jobs ready,
+ *             finished jobs leave `running`) -> done callbacks. So when a
+ *             job has left `running`, or a done has run, everything before
+ *             it is visible to every reader; engine_sync waits for that.
+ *   workers   (core/jobs.c, per queue) run attempts; outcomes go to the
+ *             writer as ops; they read donations through their own
+ *             connection.
+ *   console   (tui/) reads through engine_campaign_infos/engine_stats and
+ *             acts through the *_sync calls.
+ *   main      opens and frees the engine; the demo feeder donates.
+ * LOCKS (none is held while calling out of the engine, and none nests:
+ * each is taken alone)
+ *   e->lock         the campaign table, every campaign's published half
+ *                   (pub, json, rank, rate), the rankings, e->version,
+ *                   e->seq_sum and the engine's counters.
+ *   e->reader_lock  the engine's read connection (donation and audit reads).
+ *   e->pool_lock    the pool of pending operations.
+ *   jobs lock       (core/jobs.c) every queue's lists; taken by workers, by
+ *                   commit.c when releasing job states, and by staff reads.
+ *   writer lock     (db/writer.c) the writer's FIFO and stats.
+ *   idem lock       (core/idem.c) the recent idempotency keys.
  */
 #ifndef TALLY_CORE_ENGINE_H
 #define TALLY_CORE_ENGINE_H
 
 #include "base/buf.h"
-#include "core/jobs.h"
-#include "core/validate.h"
-#include "core/work.h"
-#include "db/writer.h"
+#include "base/err.h"
+#include "base/model.h"
 
 #include <stddef.h>
 #include <stdint.h>
 
-/* Engine result codes (negative). */
-enum engine_err {
-	ENGINE_REPLAYED = 1, /* success: the answer to an earlier request
-	                      * with the same idempotency key */
-	ENGINE_OK = 0,
-	ENGINE_ENOCAMPAIGN = -2000, /* 404 campaign_not_found */
-	ENGINE_EPAUSED,             /* 409 campaign_paused */
-	ENGINE_ECLOSED,             /* 409 campaign_closed (status or schedule) */
-	ENGINE_ECURRENCY,           /* 422 currency differs from the campaign's */
-	ENGINE_EOVERLOADED,         /* 503 overloaded: intake queue full */
-	ENGINE_ESHUTDOWN,           /* 503 shutting down */
-	ENGINE_EEXISTS,             /* 409 campaign_exists */
-	ENGINE_ENODONATION,         /* 404 donation_not_found */
-	ENGINE_ESTATE,              /* 409 the action does not apply in this state */
-	ENGINE_EIO,                 /* 500 storage failure, nothing recorded */
-	ENGINE_EIDEM_REUSED,        /* 422 idempotency_key_reused */
-	ENGINE_EIDEM_BUSY,          /* 409 idempotency_key_in_use */
-	ENGINE_ESCHEDULE,           /* 422 ends_at would not be after starts_at */
-	ENGINE_ELOCKED,             /* another tally has this database open */
-	ENGINE_ENOJOB,              /* 404 job_not_found */
-	ENGINE_ENOQUEUE,            /* 404 queue_not_found */
-	ENGINE_EJOBBUSY,            /* 409 job_running: an attempt is in flight */
-};
+struct jobs_config;
 
 struct engine_config {
 	const char *db_path;
@@ -47,10 +54,15 @@ struct engine_config {
 	struct donation_limits limits;
 	size_t max_queue; /* intake queue bound */
 	size_t max_batch; /* operations per transaction */
-	struct work_config work;                /* what the jobs do */
-	struct job_policy policy[JOB_QUEUES];   /* per queue */
-	int64_t job_retention_ms;               /* delete done jobs older than this */
-	int jobs_paused_at_start;               /* tests: workers start stopped */
+	/* The queues' policies and handlers (the composition root sets them
+	 * up; they outlive the engine). */
+	const struct jobs_config *jobs;
+	/* Filled by engine_open with this database's installation id before
+	 * the workers start (the handlers' idempotency keys use it); NULL
+	 * when nobody needs it. At least 40 bytes. */
+	char *install_id;
+	int64_t job_retention_ms; /* delete done jobs older than this */
+	int jobs_paused_at_start; /* tests: workers start stopped */
 };
 
 /* Fill cfg with defaults (./tally.db, FULL, 1.00 to 1,000,000.00, ...). */
@@ -69,28 +81,85 @@ struct engine_listener {
 	void *ctx;
 };
 
-/* Completion of an asynchronous call, on the writer thread. rc is ENGINE_OK
- * or an engine_err; body/len is the JSON answer (valid during the call). */
-typedef void (*engine_done_fn)(void *ud, int rc, const char *body, size_t len);
+/* The answer to an asynchronous call, on the writer thread after its
+ * commit (valid during the call only). */
+enum engine_answer_kind {
+	ANSWER_PLAIN,    /* body (if any) is the whole answer */
+	ANSWER_QUEUE,    /* a queue action: queue, retried */
+	ANSWER_JOB,      /* a job action: job_id, job_queue, job_state */
+	ANSWER_REFUND,   /* a refund asked for: donation_id, job_id */
+};
 
-/* Open the database, rebuild the cache and start the writer. Returns 0 or
- * -errno with a message in err. */
+struct engine_answer {
+	int rc;       /* 0 or a tally error (then nothing below is set) */
+	int replayed; /* a donation: this is the answer to an earlier request
+	               * with the same key, which the database remembered */
+	const char *body; /* JSON: a donation's 202, a campaign's public state */
+	size_t len;
+	enum engine_answer_kind kind;
+	const struct job_queue_info *queue; /* ANSWER_QUEUE: after the action */
+	int64_t retried;                    /* ANSWER_QUEUE: jobs made ready */
+	int64_t job_id;                     /* ANSWER_JOB, ANSWER_REFUND */
+	enum job_queue job_queue;           /* ANSWER_JOB */
+	enum job_state job_state;           /* ANSWER_JOB: JOB_GONE if discarded */
+	int64_t donation_id;                /* ANSWER_REFUND */
+};
+
+typedef void (*engine_done_fn)(void *ud, const struct engine_answer *a);
+
+/* ---- engine.c ---- */
+
+/* Open the database, rebuild the cache and start the writer and the job
+ * workers. Returns 0, TALLY_ELOCKED (another tally has the database) or
+ * another error, with a message in err. */
 int engine_open(const struct engine_config *cfg, struct engine **out, char *err, size_t errcap);
 
-/* Register a listener (before traffic starts; at most 8). Returns 0 or
- * -ENOSPC. */
+/* Register a listener (at most 8; from one thread, the one that opened
+ * the engine). Events from batches committed before this call are not
+ * delivered to it. Returns 0 or -ENOSPC. */
 int engine_add_listener(struct engine *e, const struct engine_listener *l);
 
+/* Wait until everything submitted to the writer before this call has
+ * committed, been published, told to the listeners, released its jobs and
+ * been answered (a no-op through the writer: a test's barrier). Returns 0
+ * or TALLY_ESHUTDOWN. Never from the writer thread. */
+int engine_sync(struct engine *e);
+
+/* Wait until queue q has nothing ready, running, held or waiting to retry,
+ * at most timeout_ms. Returns 0 or -ETIMEDOUT. Tests and the console. */
+int engine_jobs_wait_idle(struct engine *e, enum job_queue q, int timeout_ms);
+
+/* Answer everything still waiting for the writer with TALLY_ESHUTDOWN
+ * instead of committing it (a drain out of time). */
+void engine_refuse_queued(struct engine *e);
+
+/* Stop accepting, commit everything queued, stop the writer, free e. */
+void engine_free(struct engine *e);
+
+/* ---- intake.c: donations ---- */
+
 /* Record a donation to the campaign `slug`. idem_key (NULL or "" for none,
- * at most 255 bytes) makes retries safe: the same key with the same request
- * answers the first response again, with a different request
- * ENGINE_EIDEM_REUSED, while the first is in flight ENGINE_EIDEM_BUSY.
- * Returns ENGINE_OK when queued (done runs once it committed or failed:
- * rc ENGINE_OK, ENGINE_REPLAYED when the database already knew the key, or
- * an error), ENGINE_REPLAYED with the first response appended to replay, or
- * an engine_err now (done is not called). */
+ * at most TALLY_IDEM_KEY_MAX bytes, else TALLY_EIDEM_KEY) makes retries
+ * safe: the same key with the same request answers the first response
+ * again, with a different request TALLY_EIDEM_REUSED, while the first is in
+ * flight TALLY_EIDEM_BUSY. Returns 0 with *replayed = 1 when the first
+ * response was appended to replay now (done is not called), 0 with
+ * *replayed = 0 when queued (done runs once it committed or failed, with
+ * a->replayed when the database already knew the key), or an error now
+ * (done is not called). */
 int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
-                  const char *idem_key, struct buf *replay, engine_done_fn done, void *ud);
+                  const char *idem_key, struct buf *replay, int *replayed, engine_done_fn done,
+                  void *ud);
+
+/* The configured donation limits (valid while e lives). */
+const struct donation_limits *engine_limits(struct engine *e);
+
+/* Append a donation's public JSON (id, campaign, status, amount unless
+ * hidden, currency, created_at). Reads SQLite on the calling thread through
+ * a private connection. Returns 0, TALLY_ENODONATION or TALLY_EIO. */
+int engine_donation_json(struct engine *e, const char *id, struct buf *out);
+
+/* ---- staff.c: staff actions (each is audited under its actor) ---- */
 
 /* Create a campaign from a validated spec (has_slug/name/currency set). */
 int engine_campaign_create(struct engine *e, const struct campaign_spec *spec, const char *actor,
@@ -102,8 +171,8 @@ int engine_campaign_update(struct engine *e, const char *slug, const struct camp
 
 /* Pause, resume or close a campaign. action is "pause", "resume" or "close".
  * Repeating an action is a success (staff retries are harmless). Returns
- * ENGINE_ECLOSED for pause/resume of a closed campaign, ENGINE_ESTATE for
- * an unknown action. */
+ * TALLY_ECLOSED for pause/resume of a closed campaign, TALLY_ESTATE for
+ * an unknown action. The answer's body is the campaign's new public JSON. */
 int engine_campaign_action(struct engine *e, const char *slug, const char *action,
                            const char *actor, engine_done_fn done, void *ud);
 
@@ -113,15 +182,56 @@ int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *sp
 int engine_campaign_action_sync(struct engine *e, const char *slug, const char *action,
                                 const char *actor);
 
-/* Append campaign `slug`'s public JSON to out and store its seq. Returns 0,
- * ENGINE_ENOCAMPAIGN or -ENOMEM. */
+/* Blocking forms of engine_queue_action and engine_job_action for the
+ * console thread: run the action and wait for its commit. */
+int engine_queue_action_sync(struct engine *e, const char *name, const char *action,
+                             const char *actor);
+int engine_job_action_sync(struct engine *e, int64_t id, const char *action, const char *actor);
+
+/* Pause, resume (persisted) or retry-dead a queue. TALLY_ENOQUEUE,
+ * TALLY_ESTATE for an unknown action. */
+int engine_queue_action(struct engine *e, const char *name, const char *action,
+                        const char *actor, engine_done_fn done, void *ud);
+
+/* "retry" or "discard" job id. TALLY_ENOJOB, TALLY_EJOBBUSY, or
+ * TALLY_ESTATE when the action does not apply to its state. */
+int engine_job_action(struct engine *e, int64_t id, const char *action, const char *actor,
+                      engine_done_fn done, void *ud);
+
+/* Ask the processor to refund a succeeded donation ("dn_N"); it becomes
+ * refunded when the refund job succeeds. TALLY_ENODONATION, or
+ * TALLY_ESTATE when not succeeded or already being refunded. */
+int engine_refund(struct engine *e, const char *id, const char *reason, const char *actor,
+                  engine_done_fn done, void *ud);
+
+/* Call cb for the newest limit audit entries, newest first (a non-zero
+ * return stops the walk). Returns 0, TALLY_EIO, or cb's return. */
+int engine_audit_each(struct engine *e, int limit,
+                      int (*cb)(void *ud, const struct audit_entry *a), void *ud);
+
+/* A queue's counters. */
+void engine_queue_info(struct engine *e, enum job_queue q, struct job_queue_info *out);
+
+/* Call cb for up to limit jobs of queue q in state st: done jobs from
+ * SQLite (newest first), the others from memory (oldest first). Returns 0,
+ * TALLY_EIO, or cb's return. */
+int engine_jobs_each(struct engine *e, enum job_queue q, enum job_state st, int limit,
+                     int (*cb)(void *ud, const struct job_record *j), void *ud);
+
+/* Append the jobs' Prometheus lines. */
+int engine_jobs_metrics(struct engine *e, struct buf *out);
+
+/* ---- campaigns.c: reads, all from memory ---- */
+
+/* Append campaign `slug`'s public JSON to out and store the seq that JSON
+ * shows. Returns 0, TALLY_ENOCAMPAIGN or -ENOMEM. */
 int engine_campaign_json(struct engine *e, const char *slug, size_t slug_len, struct buf *out,
                          uint64_t *seq);
 
 /* Same by id (for live channels). */
 int engine_campaign_json_by_id(struct engine *e, int64_t id, struct buf *out, uint64_t *seq);
 
-/* Look up a campaign id by slug. Returns the id (> 0) or ENGINE_ENOCAMPAIGN. */
+/* Look up a campaign id by slug. Returns the id (> 0) or TALLY_ENOCAMPAIGN. */
 int64_t engine_campaign_id(struct engine *e, const char *slug, size_t slug_len);
 
 /* Append {"campaigns":[...],"next":...} with up to limit campaigns whose id is
@@ -140,31 +250,21 @@ enum engine_rank { ENGINE_BY_TOTAL, ENGINE_BY_DONORS };
 int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, struct buf *out,
                             uint64_t *version);
 
-/* Append a donation's public JSON (id, campaign, status, amount unless
- * hidden, currency, created_at). Reads SQLite on the calling thread through
- * a private connection. Returns 0, ENGINE_ENODONATION or ENGINE_EIO. */
-int engine_donation_json(struct engine *e, const char *id, struct buf *out);
-
 /* A row of the staff view. */
 struct engine_campaign_info {
-	char slug[65];
-	char name[513];
-	char currency[4];
-	char status[8];
-	int64_t goal_cents, total_cents, pending_cents, donor_count, donation_count;
-	double per_min;
+	struct campaign_row c;          /* as published */
+	enum campaign_status effective; /* after the schedule */
+	double per_min;                 /* succeeded gifts, last minute */
 };
 
 struct engine_stats {
 	int64_t uptime_s;
-	int64_t donations_total; /* committed since start */
+	int64_t donations_total; /* succeeded since start */
 	double donations_per_s;  /* last 10 s */
 	int64_t intake_depth;
 	int64_t campaigns;
-	uint64_t batches;
-	uint64_t last_batch;
 	int64_t idem_entries; /* idempotency keys held in memory */
-	struct db_writer_stats writer;
+	struct commit_stats commits;
 };
 
 /* Copy all campaigns into a malloc'd array (caller frees). Returns the count
@@ -172,72 +272,5 @@ struct engine_stats {
 long engine_campaign_infos(struct engine *e, struct engine_campaign_info **out);
 
 void engine_get_stats(struct engine *e, struct engine_stats *out);
-
-/* The configured donation limits (valid while e lives). */
-const struct donation_limits *engine_limits(struct engine *e);
-
-/* Short English text for an engine_err. */
-const char *engine_strerror(int rc);
-
-/* Answer everything still waiting for the writer with ENGINE_ESHUTDOWN
- * instead of committing it (a drain out of time). Any thread. */
-void engine_refuse_queued(struct engine *e);
-
-/* ---- jobs and queues (staff) ---- */
-
-/* Append {"queues":[{name, paused, ready, running, scheduled, dead, done,
- * failed, done_per_s, latency_ms_p50, latency_ms_p99, workers, inflight}]}. */
-int engine_queues_json(struct engine *e, struct buf *out);
-
-/* One queue's object; ENGINE_ENOQUEUE when unknown. */
-int engine_queue_json(struct engine *e, const char *name, struct buf *out);
-
-/* Pause, resume (persisted) or retry-dead a queue. */
-int engine_queue_action(struct engine *e, const char *name, const char *action,
-                        const char *actor, engine_done_fn done, void *ud);
-
-/* Append {"jobs":[...]} of queue in state (ready|running|scheduled|dead|
- * done), at most limit. Done jobs come from SQLite, the rest from memory. */
-int engine_jobs_json(struct engine *e, const char *queue, const char *state, int limit,
-                     struct buf *out);
-
-/* "retry" or "discard" job id. ENGINE_ENOJOB, ENGINE_EJOBBUSY, or
- * ENGINE_ESTATE when the action does not apply to its state. */
-int engine_job_action(struct engine *e, int64_t id, const char *action, const char *actor,
-                      engine_done_fn done, void *ud);
-
-/* Ask the processor to refund a succeeded donation ("dn_N"); it becomes
- * refunded when the refund job succeeds. ENGINE_ENODONATION, or
- * ENGINE_ESTATE when not succeeded or already being refunded. */
-int engine_refund(struct engine *e, const char *id, const char *reason, const char *actor,
-                  engine_done_fn done, void *ud);
-
-/* Append {"entries":[{id, at, actor, action, target, detail}]}, newest
- * first. */
-int engine_audit_json(struct engine *e, int limit, struct buf *out);
-
-/* Append the jobs' Prometheus lines. */
-int engine_jobs_metrics(struct engine *e, struct buf *out);
-
-/* A queue's counters (console). */
-void engine_queue_info(struct engine *e, enum job_queue q, struct job_queue_info *out);
-
-/* Up to max jobs of queue q in state st, oldest first (console). Returns
- * the count. */
-int engine_jobs_list(struct engine *e, enum job_queue q, enum job_state st,
-                     struct job_brief *out, int max);
-
-/* Blocking forms of engine_queue_action and engine_job_action for the
- * console thread: run the action and wait for its commit. */
-int engine_queue_action_sync(struct engine *e, const char *name, const char *action,
-                             const char *actor);
-int engine_job_action_sync(struct engine *e, int64_t id, const char *action, const char *actor);
-
-/* Stop the job workers at a job boundary (at most wait_ms for attempts in
- * flight). engine_free does it too. */
-void engine_stop_jobs(struct engine *e, int wait_ms);
-
-/* Stop accepting, commit everything queued, stop the writer, free e. */
-void engine_free(struct engine *e);
 
 #endif

@@ -92,22 +92,24 @@ static void prune(struct idem_table *t, int64_t now_ms)
 }
 
 int idem_begin(struct idem_table *t, const char *key, uint64_t fp, int64_t now_ms,
-               struct buf *replay)
+               struct buf *replay, enum idem_result *out)
 {
 	struct idem **pp, *x;
 	size_t klen = strlen(key);
-	int rc;
+	int rc = 0;
 
 	pthread_mutex_lock(&t->lock);
 	prune(t, now_ms);
 	pp = slot(t, key);
 	if ((x = *pp)) {
 		if (x->fp != fp)
-			rc = IDEM_REUSED;
+			*out = IDEM_REUSED;
 		else if (!x->done)
-			rc = IDEM_IN_FLIGHT;
+			*out = IDEM_IN_FLIGHT;
+		else if (buf_append(replay, x->body, x->body_len))
+			rc = -ENOMEM;
 		else
-			rc = buf_append(replay, x->body, x->body_len) ? -ENOMEM : IDEM_REPLAY;
+			*out = IDEM_REPLAY;
 		pthread_mutex_unlock(&t->lock);
 		return rc;
 	}
@@ -129,7 +131,8 @@ int idem_begin(struct idem_table *t, const char *key, uint64_t fp, int64_t now_m
 	t->newest = x;
 	t->count++;
 	pthread_mutex_unlock(&t->lock);
-	return IDEM_NEW;
+	*out = IDEM_NEW;
+	return 0;
 }
 
 void idem_finish(struct idem_table *t, const char *key, uint64_t fp, const char *body, size_t len)

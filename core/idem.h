@@ -27,10 +27,10 @@ struct idem_table;
 int idem_new(size_t cap, int64_t window_ms, struct idem_table **out);
 void idem_free(struct idem_table *t);
 
-/* Look key up at now_ms; see enum idem_result. Returns the result, or
- * -ENOMEM (nothing recorded). */
+/* Look key up at now_ms and store what was found in *out (see enum
+ * idem_result). Returns 0, or -ENOMEM (nothing recorded). */
 int idem_begin(struct idem_table *t, const char *key, uint64_t fp, int64_t now_ms,
-               struct buf *replay);
+               struct buf *replay, enum idem_result *out);
 
 /* Record the final answer of key: its fingerprint (which may differ from
  * the one given to idem_begin when the database knew the key) and body. */

@@ -22,18 +22,6 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-const char *const job_queue_names[JOB_QUEUES] = {"payments", "receipts", "webhooks"};
-const char *const job_kind_names[JOB_KINDS] = {"capture",
-                                               "refund",
-                                               "receipt",
-                                               "donation.succeeded",
-                                               "donation.failed",
-                                               "donation.refunded"};
-const char *const job_state_names[JOB_HELD + 1] = {"ready", "running", "scheduled",
-                                                   "done",  "dead",    "held"};
-static const enum job_queue kind_queue[JOB_KINDS] = {
-    JOB_PAYMENTS, JOB_PAYMENTS, JOB_RECEIPTS, JOB_WEBHOOKS, JOB_WEBHOOKS, JOB_WEBHOOKS};
-
 #define TAKE_MAX 64
 #define OUT_MAX 64           /* outcomes handed to the writer at once */
 #define AWAIT_COMMIT_MAX 4096 /* per queue: outcomes waiting for a commit */
@@ -89,31 +77,9 @@ struct jobs {
 	atomic_llong next_id;
 	int stopping;
 	uint64_t stop_deadline_ns;
+	pthread_cond_t idle; /* broadcast whenever jobs leave their state */
+	const char *db_path; /* workers open their own read connections */
 };
-
-int job_queue_by_name(const char *name)
-{
-	for (int i = 0; i < JOB_QUEUES; i++)
-		if (!strcmp(name, job_queue_names[i]))
-			return i;
-	return -1;
-}
-
-int job_state_by_name(const char *name)
-{
-	for (int i = 0; i < JOB_HELD; i++)
-		if (!strcmp(name, job_state_names[i]))
-			return i;
-	return -1;
-}
-
-static int kind_by_name(const char *name)
-{
-	for (int i = 0; i < JOB_KINDS; i++)
-		if (!strcmp(name, job_kind_names[i]))
-			return i;
-	return -1;
-}
 
 int64_t job_backoff_ms(const struct job_policy *p, int attempts, double r)
 {
@@ -409,7 +375,7 @@ static struct job *job_new(struct jobs *js, int64_t id, enum job_kind kind, int6
 		return NULL;
 	j->id = id;
 	j->kind = (uint8_t)kind;
-	j->queue = (uint8_t)kind_queue[kind];
+	j->queue = (uint8_t)job_kind_queue[kind];
 	j->donation_id = donation_id;
 	j->created_at = created_at;
 	j->next_run_at = created_at;
@@ -424,18 +390,13 @@ static struct job *job_new(struct jobs *js, int64_t id, enum job_kind kind, int6
 	return j;
 }
 
-static int load_job_cb(void *ud, const struct db_job_row *row)
+static int load_job_cb(void *ud, const struct job_record *row)
 {
 	struct jobs *js = ud;
-	int kind = kind_by_name(row->kind), st = job_state_by_name(row->state);
+	enum job_state st = row->state;
 	struct job *j;
 
-	if (kind < 0 || st < 0) {
-		log_msg(LOG_WARN, "jobs.unknown", "job %lld has kind %s, state %s: skipped",
-		        (long long)row->id, row->kind, row->state);
-		return 0;
-	}
-	j = job_new(js, row->id, (enum job_kind)kind, row->donation_id, row->url[0] ? row->url : NULL,
+	j = job_new(js, row->id, row->kind, row->donation_id, row->url[0] ? row->url : NULL,
 	            row->created_at);
 	if (!j)
 		return -ENOMEM;
@@ -464,8 +425,8 @@ static int load_queue_cb(void *ud, const struct db_queue_row *row)
 	return 0;
 }
 
-int jobs_new(const struct jobs_config *cfg, const struct jobs_hooks *hooks, sqlite3 *db,
-             struct jobs **out, char *err, size_t errcap)
+int jobs_new(const struct jobs_config *cfg, const struct jobs_hooks *hooks, const char *db_path,
+             sqlite3 *db, struct jobs **out, char *err, size_t errcap)
 {
 	struct jobs *js = calloc(1, sizeof(*js));
 	int64_t max_id = 0;
@@ -475,7 +436,12 @@ int jobs_new(const struct jobs_config *cfg, const struct jobs_hooks *hooks, sqli
 	if (!js)
 		return -ENOMEM;
 	js->cfg = *cfg;
+	js->db_path = db_path;
 	js->hooks = *hooks;
+	if (pthread_cond_init(&js->idle, NULL)) {
+		free(js);
+		return -ENOMEM;
+	}
 	js->table_cap = 1024;
 	js->table = calloc(js->table_cap, sizeof(*js->table));
 	if (!js->table || pthread_mutex_init(&js->lock, NULL)) {
@@ -527,6 +493,48 @@ int jobs_add(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_i
 
 /* ---- outcomes ---- */
 
+/* The job lifecycle as one table: what an attempt's result means for each
+ * kind of job. The effect's own rule (effect_rules, base/model.c) then
+ * says what the donation and its campaign's numbers do; the store and the
+ * engine's cache both read that one. */
+struct job_rule {
+	enum job_state state;   /* JOB_SCHEDULED: retried while attempts remain,
+	                         * then JOB_DEAD */
+	enum job_effect effect; /* on the job's donation */
+	uint8_t receipt;        /* a receipt job follows (if the donor gave an email) */
+	enum job_kind hooks;    /* a webhook job per endpoint follows; JOB_KINDS: none */
+	uint8_t done, failed;   /* the queue's counters */
+};
+
+#define RETRY_RULE {JOB_SCHEDULED, EFFECT_NONE, 0, JOB_KINDS, 0, 1}
+#define DEAD_RULE {JOB_DEAD, EFFECT_NONE, 0, JOB_KINDS, 0, 1}
+#define DONE_RULE {JOB_DONE, EFFECT_NONE, 0, JOB_KINDS, 1, 0}
+
+static const struct job_rule job_rules[JOB_KINDS][3] = {
+    [JOB_CAPTURE] =
+        {
+            [JOB_OK] = {JOB_DONE, EFFECT_SUCCEEDED, 1, JOB_HOOK_SUCCEEDED, 1, 0},
+            [JOB_RETRY] = RETRY_RULE,
+            /* A decline is an answer, not an error: done, and the gift failed. */
+            [JOB_FAIL] = {JOB_DONE, EFFECT_FAILED, 0, JOB_HOOK_FAILED, 1, 1},
+        },
+    [JOB_REFUND] =
+        {
+            [JOB_OK] = {JOB_DONE, EFFECT_REFUNDED, 0, JOB_HOOK_REFUNDED, 1, 0},
+            [JOB_RETRY] = RETRY_RULE,
+            [JOB_FAIL] = DEAD_RULE,
+        },
+    [JOB_RECEIPT] =
+        {
+            [JOB_OK] = {JOB_DONE, EFFECT_RECEIPT, 0, JOB_KINDS, 1, 0},
+            [JOB_RETRY] = RETRY_RULE,
+            [JOB_FAIL] = DEAD_RULE,
+        },
+    [JOB_HOOK_SUCCEEDED] = {[JOB_OK] = DONE_RULE, [JOB_RETRY] = RETRY_RULE, [JOB_FAIL] = DEAD_RULE},
+    [JOB_HOOK_FAILED] = {[JOB_OK] = DONE_RULE, [JOB_RETRY] = RETRY_RULE, [JOB_FAIL] = DEAD_RULE},
+    [JOB_HOOK_REFUNDED] = {[JOB_OK] = DONE_RULE, [JOB_RETRY] = RETRY_RULE, [JOB_FAIL] = DEAD_RULE},
+};
+
 static void follow(struct jobs *js, struct db_job_update *u, enum job_kind kind, const char *url)
 {
 	struct db_new_job *n;
@@ -535,29 +543,28 @@ static void follow(struct jobs *js, struct db_job_update *u, enum job_kind kind,
 		return;
 	n = &u->follow[u->n_follow++];
 	n->id = jobs_next_id(js);
-	n->queue = job_queue_names[kind_queue[kind]];
-	n->kind = job_kind_names[kind];
+	n->kind = kind;
 	n->url = url;
 }
 
 static void follow_hooks(struct jobs *js, struct db_job_update *u, enum job_kind kind)
 {
-	for (int i = 0; i < js->cfg.n_endpoints; i++)
+	for (int i = 0; kind != JOB_KINDS && i < js->cfg.n_endpoints; i++)
 		follow(js, u, kind, js->cfg.endpoint[i]);
 }
 
 /* What an attempt's result means: the job's next state and the effect on
- * its donation, as one record for the writer. */
+ * its donation, as one record for the writer (job_rules says which). */
 static void transition(struct jobs *js, const struct job *j, const struct job_run *r,
                        struct db_job_update *u)
 {
 	const struct job_result *res = &r->result;
 	const struct job_policy *pol = &js->q[j->queue].pol;
-	double rnd;
+	const struct job_rule *rule = &job_rules[j->kind][res->kind];
 
 	memset(u, 0, offsetof(struct db_job_update, d));
 	u->job_id = j->id;
-	u->queue = job_queue_names[j->queue];
+	u->queue = (enum job_queue)j->queue;
 	u->donation_id = j->donation_id;
 	u->attempts = j->attempts + 1;
 	if (r->don.id == j->donation_id) {
@@ -578,60 +585,51 @@ static void transition(struct jobs *js, const struct job *j, const struct job_ru
 	}
 	u->next_run_at = j->next_run_at;
 	snprintf(u->error, sizeof(u->error), "%s", res->kind == JOB_OK ? "" : res->error);
-	if (res->kind == JOB_OK) {
-		u->state = "done";
-		u->done = 1;
-		switch (j->kind) {
-		case JOB_CAPTURE:
-			u->effect = DB_EFFECT_SUCCEEDED;
-			snprintf(u->ref, sizeof(u->ref), "%s", res->ref);
-			if (js->cfg.receipts && r->don.email[0])
-				follow(js, u, JOB_RECEIPT, NULL);
-			follow_hooks(js, u, JOB_HOOK_SUCCEEDED);
-			break;
-		case JOB_REFUND:
-			u->effect = DB_EFFECT_REFUNDED;
-			snprintf(u->reason, sizeof(u->reason), "refunded");
-			follow_hooks(js, u, JOB_HOOK_REFUNDED);
-			break;
-		case JOB_RECEIPT:
-			/* Only a receipt that went out is recorded as sent. */
-			if (strcmp(res->ref, "skipped"))
-				u->effect = DB_EFFECT_RECEIPT;
-			break;
-		default:
-			break;
-		}
-		return;
-	}
-	u->failed = 1;
-	if (res->kind == JOB_FAIL && j->kind == JOB_CAPTURE) {
-		/* A decline is an answer, not an error: the job is done and
-		 * the donation failed. */
-		u->state = "done";
-		u->done = 1;
-		u->effect = DB_EFFECT_FAILED;
+	u->state = rule->state;
+	u->effect = rule->effect;
+	u->done = rule->done;
+	u->failed = rule->failed;
+	if (rule->receipt && js->cfg.receipts && r->don.email[0])
+		follow(js, u, JOB_RECEIPT, NULL);
+	follow_hooks(js, u, rule->hooks);
+	switch (u->effect) {
+	case EFFECT_SUCCEEDED:
+		snprintf(u->ref, sizeof(u->ref), "%s", res->ref);
+		break;
+	case EFFECT_FAILED:
 		snprintf(u->reason, sizeof(u->reason), "%.199s", res->error);
-		follow_hooks(js, u, JOB_HOOK_FAILED);
-		return;
+		break;
+	case EFFECT_REFUNDED:
+		snprintf(u->reason, sizeof(u->reason), "refunded");
+		break;
+	case EFFECT_RECEIPT:
+		/* Only a receipt that went out is recorded as sent. */
+		if (!strcmp(res->ref, "skipped"))
+			u->effect = EFFECT_NONE;
+		break;
+	default:
+		break;
 	}
-	if (j->kind == JOB_CAPTURE && res->ref[0]) {
+	if (j->kind == JOB_CAPTURE && res->kind != JOB_OK && u->effect == EFFECT_NONE &&
+	    res->ref[0]) {
 		/* Still pending: keep the processor's id for the next try. */
-		u->effect = DB_EFFECT_REF;
+		u->effect = EFFECT_REF;
 		snprintf(u->ref, sizeof(u->ref), "%s", res->ref);
 	}
-	if (res->kind == JOB_FAIL || u->attempts >= pol->max_attempts) {
-		u->state = "dead";
+	if (u->state != JOB_SCHEDULED)
+		return;
+	if (u->attempts >= pol->max_attempts) {
+		u->state = JOB_DEAD;
 		return;
 	}
 	{
 		uint64_t bits = 0;
+		double rnd;
 
 		util_random(&bits, sizeof(bits));
 		rnd = (double)(bits >> 11) / 9007199254740992.0; /* [0, 1) */
+		u->next_run_at = util_now_ms() + job_backoff_ms(pol, u->attempts, rnd);
 	}
-	u->state = "scheduled";
-	u->next_run_at = util_now_ms() + job_backoff_ms(pol, u->attempts, rnd);
 }
 
 static void set_error(struct job *j, const char *error)
@@ -680,11 +678,11 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 			q->done_win[0]++;
 		}
 		wake_q[j->queue] |= q->ready.n > 0; /* a slot opened */
-		if (!u->state || !strcmp(u->state, "done")) {
+		if (u->state == JOB_GONE || u->state == JOB_DONE) {
 			hash_del(js, j);
 			job_free(j);
 		} else {
-			enum job_state st = (enum job_state)job_state_by_name(u->state);
+			enum job_state st = u->state;
 
 			attach(js, j, st);
 			/* A retry due soon must not wait for the worker's
@@ -696,10 +694,8 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 	if ((!rc || rc == -ESRCH) && u->applied) {
 		for (int i = 0; i < u->n_follow; i++) {
 			const struct db_new_job *n = &u->follow[i];
-			int kind = kind_by_name(n->kind);
-			struct job *f = kind < 0 ? NULL
-			                          : job_new(js, n->id, (enum job_kind)kind,
-			                                    u->donation_id, n->url, util_now_ms());
+			struct job *f = job_new(js, n->id, n->kind, u->donation_id, n->url,
+			                        util_now_ms());
 
 			if (!f) {
 				log_msg(LOG_ERROR, "jobs.add_failed", "job %lld: out of memory",
@@ -723,6 +719,7 @@ void jobs_committed_many(struct jobs *js, const struct db_job_update *const *upd
 	for (int i = 0; i < JOB_QUEUES; i++)
 		if (wake_q[i])
 			wake(js, (enum job_queue)i);
+	pthread_cond_broadcast(&js->idle);
 	pthread_mutex_unlock(&js->lock);
 }
 
@@ -754,19 +751,20 @@ int jobs_hold(struct jobs *js, int64_t id, const char *action, struct db_job_upd
 	jl_push(&js->q[j->queue].held, j);
 	memset(u, 0, offsetof(struct db_job_update, d));
 	u->job_id = j->id;
-	u->queue = job_queue_names[j->queue];
+	u->queue = (enum job_queue)j->queue;
 	u->donation_id = j->donation_id;
 	u->attempts = j->attempts;
 	u->next_run_at = util_now_ms();
 	snprintf(u->error, sizeof(u->error), "%s", j->last_error ? j->last_error : "");
+	u->state = retry ? JOB_READY : JOB_GONE;
 	if (retry) {
-		u->state = "ready";
+		/* nothing else changes */
 	} else if (j->kind == JOB_CAPTURE) {
-		u->effect = DB_EFFECT_FAILED;
+		u->effect = EFFECT_FAILED;
 		snprintf(u->reason, sizeof(u->reason), "discarded by staff");
 		follow_hooks(js, u, JOB_HOOK_FAILED);
 	} else if (j->kind == JOB_REFUND) {
-		u->effect = DB_EFFECT_REFUND_DROPPED; /* a new refund may be asked */
+		u->effect = EFFECT_REFUND_DROPPED; /* a new refund may be asked */
 	}
 	pthread_mutex_unlock(&js->lock);
 	return 0;
@@ -779,16 +777,6 @@ void jobs_set_paused(struct jobs *js, enum job_queue q, int paused)
 	if (!paused)
 		wake(js, q);
 	pthread_mutex_unlock(&js->lock);
-}
-
-int jobs_paused(struct jobs *js, enum job_queue q)
-{
-	int p;
-
-	pthread_mutex_lock(&js->lock);
-	p = js->q[q].paused;
-	pthread_mutex_unlock(&js->lock);
-	return p;
 }
 
 void jobs_retry_dead(struct jobs *js, enum job_queue qi, int64_t now)
@@ -1123,7 +1111,7 @@ int jobs_start(struct jobs *js)
 			w->multi = curl_multi_init();
 			if (!w->multi)
 				return -ENOMEM;
-			rc = db_open_reader(js->cfg.db_path, &w->db, err, sizeof(err));
+			rc = db_open_reader(js->db_path, &w->db, err, sizeof(err));
 			if (rc) {
 				log_msg(LOG_ERROR, "jobs.start_failed", "%s", err);
 				return rc;
@@ -1218,30 +1206,6 @@ void jobs_queue_info(struct jobs *js, enum job_queue qi, struct job_queue_info *
 	pthread_mutex_unlock(&js->lock);
 }
 
-int jobs_row_json(struct buf *out, int64_t id, const char *queue, const char *kind,
-                  const char *state, int attempts, int64_t next_run_at, const char *last_error,
-                  int64_t created_at, int64_t donation_id, const char *url)
-{
-	char ts[32], ts2[32];
-	int rc = buf_printf(out,
-	                    "{\"id\":%lld,\"queue\":\"%s\",\"kind\":\"%s\",\"state\":\"%s\","
-	                    "\"attempts\":%d,\"next_run_at\":\"%s\",\"created_at\":\"%s\","
-	                    "\"last_error\":",
-	                    (long long)id, queue, kind, state, attempts,
-	                    util_rfc3339(next_run_at, ts, sizeof(ts)),
-	                    util_rfc3339(created_at, ts2, sizeof(ts2)));
-
-	rc |= last_error && last_error[0] ? buf_json_string(out, last_error) : buf_puts(out, "null");
-	rc |= buf_printf(out, ",\"payload\":{\"donation_id\":\"dn_%lld\"", (long long)donation_id);
-	if (url && url[0]) {
-		rc |= buf_printf(out, ",\"event_id\":\"evt_%lld_%s\",\"url\":", (long long)donation_id,
-		                 strchr(kind, '.') ? strchr(kind, '.') + 1 : kind);
-		rc |= buf_json_string(out, url);
-	}
-	rc |= buf_puts(out, "}}");
-	return rc ? -ENOMEM : 0;
-}
-
 /* Call fn for up to limit jobs of queue qi in state st, oldest first (the
  * retry heap in heap order); js->lock held. */
 static void each_job(struct jobs *js, enum job_queue qi, enum job_state st, int limit,
@@ -1263,62 +1227,64 @@ static void each_job(struct jobs *js, enum job_queue qi, enum job_state st, int 
 		fn(js, j, ctx);
 }
 
-struct json_ctx {
-	struct buf *out;
-	int n, rc;
-};
-
-static void job_json(struct jobs *js, const struct job *j, void *ctx)
+static void record(struct jobs *js, const struct job *j, void *ctx)
 {
-	struct json_ctx *c = ctx;
+	struct job_record **next = ctx, *r = (*next)++;
 
-	c->rc |= buf_puts(c->out, c->n++ ? "," : "");
-	c->rc |= jobs_row_json(c->out, j->id, job_queue_names[j->queue], job_kind_names[j->kind],
-	                       job_state_names[j->state], j->attempts, j->next_run_at,
-	                       j->last_error, j->created_at, j->donation_id,
-	                       j->endpoint == NO_ENDPOINT ? NULL : js->cfg.endpoint[j->endpoint]);
+	memset(r, 0, sizeof(*r));
+	r->id = j->id;
+	r->donation_id = j->donation_id;
+	r->next_run_at = j->next_run_at;
+	r->created_at = j->created_at;
+	r->attempts = j->attempts;
+	r->queue = (enum job_queue)j->queue;
+	r->kind = (enum job_kind)j->kind;
+	r->state = (enum job_state)j->state;
+	if (j->endpoint != NO_ENDPOINT)
+		snprintf(r->url, sizeof(r->url), "%s", js->cfg.endpoint[j->endpoint]);
+	snprintf(r->last_error, sizeof(r->last_error), "%s", j->last_error ? j->last_error : "");
 }
 
-int jobs_list_json(struct jobs *js, enum job_queue qi, enum job_state st, int limit,
-                   struct buf *out)
+int jobs_each(struct jobs *js, enum job_queue qi, enum job_state st, int limit,
+              int (*cb)(void *ud, const struct job_record *j), void *ud)
 {
-	struct json_ctx c = {out, 0, buf_puts(out, "[")};
+	struct job_record *v, *next;
+	int rc = 0;
 
+	if (limit <= 0)
+		return 0;
+	v = malloc((size_t)limit * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	next = v;
+	/* Copy under the lock, call back without it. */
 	pthread_mutex_lock(&js->lock);
-	each_job(js, qi, st, limit, job_json, &c);
+	each_job(js, qi, st, limit, record, &next);
 	pthread_mutex_unlock(&js->lock);
-	c.rc |= buf_puts(out, "]");
-	return c.rc ? -ENOMEM : 0;
+	for (struct job_record *r = v; r < next && !rc; r++)
+		rc = cb(ud, r);
+	free(v);
+	return rc;
 }
 
-struct brief_ctx {
-	struct job_brief *out;
-	int n;
-};
-
-static void brief(struct jobs *js, const struct job *j, void *ctx)
+int jobs_wait_idle(struct jobs *js, enum job_queue qi, int timeout_ms)
 {
-	struct brief_ctx *c = ctx;
-	struct job_brief *b = &c->out[c->n++];
+	const struct queue *q = &js->q[qi];
+	struct timespec until;
+	int rc = 0;
 
-	(void)js;
-	b->id = j->id;
-	b->donation_id = j->donation_id;
-	b->next_run_at = j->next_run_at;
-	b->attempts = j->attempts;
-	b->kind = (enum job_kind)j->kind;
-	snprintf(b->last_error, sizeof(b->last_error), "%s", j->last_error ? j->last_error : "");
-}
-
-int jobs_list(struct jobs *js, enum job_queue qi, enum job_state st, struct job_brief *out,
-              int max)
-{
-	struct brief_ctx c = {out, 0};
-
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += timeout_ms / 1000;
+	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
 	pthread_mutex_lock(&js->lock);
-	each_job(js, qi, st, max, brief, &c);
+	while (rc == 0 && (q->ready.n || q->running.n || q->n_heap || q->held.n))
+		rc = pthread_cond_timedwait(&js->idle, &js->lock, &until);
 	pthread_mutex_unlock(&js->lock);
-	return c.n;
+	return rc ? -ETIMEDOUT : 0;
 }
 
 int jobs_metrics(struct jobs *js, struct buf *out)
@@ -1402,5 +1368,6 @@ void jobs_free(struct jobs *js)
 	}
 	free(js->table);
 	pthread_mutex_destroy(&js->lock);
+	pthread_cond_destroy(&js->idle);
 	free(js);
 }

@@ -11,43 +11,15 @@
 #define TALLY_CORE_JOBS_H
 
 #include "base/buf.h"
+#include "base/model.h"
 #include "db/db.h"
 #include "db/writer.h"
 
 #include <curl/curl.h>
 #include <stdint.h>
 
-enum job_queue { JOB_PAYMENTS, JOB_RECEIPTS, JOB_WEBHOOKS, JOB_QUEUES };
-
-enum job_kind {
-	JOB_CAPTURE, /* payments: capture the gift through the processor */
-	JOB_REFUND,  /* payments: refund it */
-	JOB_RECEIPT, /* receipts: email the donor */
-	JOB_HOOK_SUCCEEDED, /* webhooks: donation.succeeded */
-	JOB_HOOK_FAILED,    /* webhooks: donation.failed */
-	JOB_HOOK_REFUNDED,  /* webhooks: donation.refunded */
-	JOB_KINDS
-};
-
-enum job_state { JOB_READY, JOB_RUNNING, JOB_SCHEDULED, JOB_DONE, JOB_DEAD, JOB_HELD };
-
-extern const char *const job_queue_names[JOB_QUEUES];
-extern const char *const job_kind_names[JOB_KINDS];
-extern const char *const job_state_names[JOB_HELD + 1];
-
-/* Look names up; -1 when unknown. */
-int job_queue_by_name(const char *name);
-int job_state_by_name(const char *name);
-
 #define JOB_MAX_ENDPOINTS 8
 
-struct job_policy {
-	int workers;          /* threads */
-	int inflight;         /* jobs in flight per thread */
-	int max_attempts;     /* then dead */
-	int64_t backoff_ms;   /* delay after the first failed attempt */
-	int64_t backoff_max_ms;
-};
 
 /* The delay before the next attempt after `attempts` failed ones:
  * d = min(backoff_max, backoff * 2^(attempts-1)), then a uniform jitter in
@@ -108,7 +80,6 @@ struct job_handler {
 };
 
 struct jobs_config {
-	const char *db_path;
 	struct job_policy policy[JOB_QUEUES];
 	struct job_handler handler[JOB_QUEUES];
 	int n_endpoints;                       /* webhook endpoints */
@@ -134,8 +105,8 @@ void jobs_config_defaults(struct jobs_config *cfg);
 
 /* Load every job that is not done from db and the queues' switches and
  * counters. Workers do not start yet. */
-int jobs_new(const struct jobs_config *cfg, const struct jobs_hooks *hooks, sqlite3 *db,
-             struct jobs **out, char *err, size_t errcap);
+int jobs_new(const struct jobs_config *cfg, const struct jobs_hooks *hooks, const char *db_path,
+             sqlite3 *db, struct jobs **out, char *err, size_t errcap);
 
 /* Start the worker threads. */
 int jobs_start(struct jobs *js);
@@ -167,40 +138,19 @@ int jobs_hold(struct jobs *js, int64_t id, const char *action, struct db_job_upd
 void jobs_set_paused(struct jobs *js, enum job_queue q, int paused);
 void jobs_retry_dead(struct jobs *js, enum job_queue q, int64_t now);
 
-int jobs_paused(struct jobs *js, enum job_queue q);
 
-struct job_queue_info {
-	int paused, workers, inflight;
-	int64_t ready, running, scheduled, dead, held;
-	int64_t done_total, failed_total; /* stored counters, since ever */
-	double done_per_s;                /* last 10-20 s */
-	double latency_ms_p50, latency_ms_p99; /* ready -> started, last 10-20 s */
-};
 
 void jobs_queue_info(struct jobs *js, enum job_queue q, struct job_queue_info *out);
 
-/* Append a JSON array of up to limit in-memory jobs of queue q in state
- * (not done), oldest first. */
-int jobs_list_json(struct jobs *js, enum job_queue q, enum job_state state, int limit,
-                   struct buf *out);
+/* Call cb for up to limit in-memory jobs of queue q in state st (not
+ * done), oldest first; they are copied under the lock and handed over
+ * after it. Returns 0, -ENOMEM, or cb's non-zero return. */
+int jobs_each(struct jobs *js, enum job_queue q, enum job_state st, int limit,
+              int (*cb)(void *ud, const struct job_record *j), void *ud);
 
-/* A job as the console lists it. */
-struct job_brief {
-	int64_t id, donation_id, next_run_at;
-	int attempts;
-	enum job_kind kind;
-	char last_error[160];
-};
-
-/* Copy up to max in-memory jobs of queue q in state st (oldest first) into
- * out. Returns the count. */
-int jobs_list(struct jobs *js, enum job_queue q, enum job_state st, struct job_brief *out,
-              int max);
-
-/* Append one job's JSON object (shared with the stored-job listing). */
-int jobs_row_json(struct buf *out, int64_t id, const char *queue, const char *kind,
-                  const char *state, int attempts, int64_t next_run_at, const char *last_error,
-                  int64_t created_at, int64_t donation_id, const char *url);
+/* Wait until queue q has nothing ready, running, held or scheduled, at
+ * most timeout_ms. Returns 0 or -ETIMEDOUT. */
+int jobs_wait_idle(struct jobs *js, enum job_queue q, int timeout_ms);
 
 /* Append Prometheus lines: per-queue gauges, counters, latency histogram. */
 int jobs_metrics(struct jobs *js, struct buf *out);

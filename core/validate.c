@@ -28,14 +28,14 @@ int validate_json_object(const char *body, size_t len, json_t **out, struct vali
 	json_t *root;
 
 	*out = NULL;
-	if (len > VALIDATE_BODY_MAX) {
+	if (len > TALLY_BODY_MAX) {
 		snprintf(err->message, sizeof(err->message), "body exceeds %d bytes",
-		         VALIDATE_BODY_MAX);
-		return VALIDATE_EJSON;
+		         TALLY_BODY_MAX);
+		return TALLY_EJSON;
 	}
 	if (util_utf8_len(body, len) < 0) {
 		snprintf(err->message, sizeof(err->message), "body is not valid UTF-8");
-		return VALIDATE_EJSON;
+		return TALLY_EJSON;
 	}
 	root = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!root) {
@@ -45,20 +45,20 @@ int validate_json_object(const char *body, size_t len, json_t **out, struct vali
 			    "a number is outside the 64-bit integer range (line %d, column %d)",
 			    jerr.line, jerr.column);
 			field_error(err, "body", "number outside the 64-bit integer range");
-			return VALIDATE_EFIELDS;
+			return TALLY_EFIELDS;
 		}
 		snprintf(err->message, sizeof(err->message),
 		         "invalid JSON: %s (line %d, column %d)", jerr.text, jerr.line,
 		         jerr.column);
-		return VALIDATE_EJSON;
+		return TALLY_EJSON;
 	}
 	if (!json_is_object(root)) {
 		json_decref(root);
 		snprintf(err->message, sizeof(err->message), "body must be a JSON object");
-		return VALIDATE_EJSON;
+		return TALLY_EJSON;
 	}
 	*out = root;
-	return VALIDATE_OK;
+	return TALLY_OK;
 }
 
 /* Check a string value; returns NULL when valid, else the reason. */
@@ -182,7 +182,7 @@ int validate_currency(const char *s)
 
 int validate_slug(const char *s, size_t len)
 {
-	if (len < 1 || len > VALIDATE_SLUG_MAX || s[0] == '-')
+	if (len < 1 || len > TALLY_SLUG_MAX || s[0] == '-')
 		return 0;
 	for (size_t i = 0; i < len; i++) {
 		char c = s[i];
@@ -357,13 +357,13 @@ static int fast_donor(struct scan *sc, struct donation_req *out)
 		if (!scan_string(sc, &k, &klen) || !eat(sc, ':'))
 			return 0;
 		if (key_is(k, klen, "name") && !(seen & 1)) {
-			if (!fast_string(sc, 1, VALIDATE_NAME_MAX, 0, out->name,
+			if (!fast_string(sc, 1, TALLY_DONOR_NAME_MAX, 0, out->name,
 			                 sizeof(out->name)) ||
 			    blank(out->name))
 				return 0;
 			seen |= 1;
 		} else if (key_is(k, klen, "email") && !(seen & 2)) {
-			if (!fast_string(sc, 3, VALIDATE_EMAIL_MAX, 0, out->email,
+			if (!fast_string(sc, 3, TALLY_EMAIL_MAX, 0, out->email,
 			                 sizeof(out->email)) ||
 			    !valid_email(out->email))
 				return 0;
@@ -383,7 +383,7 @@ static int fast_donation(const char *body, size_t len, const struct donation_lim
 	enum { AMOUNT = 1, CURRENCY = 2, DONOR = 4, ANON = 8, HIDE = 16, MSG = 32, TOKEN = 64 };
 	int seen = 0;
 
-	if (len > VALIDATE_BODY_MAX || util_utf8_len(body, len) < 0 || !eat(&sc, '{'))
+	if (len > TALLY_BODY_MAX || util_utf8_len(body, len) < 0 || !eat(&sc, '{'))
 		return 0;
 	do {
 		const char *k;
@@ -412,11 +412,11 @@ static int fast_donation(const char *body, size_t len, const struct donation_lim
 			ok = scan_bool(&sc, &out->hide_amount);
 		} else if (key_is(k, klen, "message")) {
 			bit = MSG;
-			ok = fast_string(&sc, 0, VALIDATE_MESSAGE_MAX, 1, out->message,
+			ok = fast_string(&sc, 0, TALLY_MESSAGE_MAX, 1, out->message,
 			                 sizeof(out->message));
 		} else if (key_is(k, klen, "payment_token")) {
 			bit = TOKEN;
-			ok = fast_string(&sc, 1, VALIDATE_TOKEN_MAX, 0, out->payment_token,
+			ok = fast_string(&sc, 1, TALLY_TOKEN_MAX, 0, out->payment_token,
 			                 sizeof(out->payment_token)) &&
 			     valid_token(out->payment_token);
 		} else {
@@ -443,7 +443,7 @@ int validate_donation(const char *body, size_t len, const struct donation_limits
 	if (fast_donation(body, len, lim, out)) {
 		err->message[0] = '\0';
 		err->fields = NULL;
-		return VALIDATE_OK;
+		return TALLY_OK;
 	}
 	return validate_donation_full(body, len, lim, out, err);
 }
@@ -486,11 +486,11 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 	} else if (!json_is_object(donor)) {
 		field_error(err, "donor", "must be an object with name and email");
 	} else {
-		if (take_string(donor, "name", "donor.name", 1, 1, VALIDATE_NAME_MAX, 0, out->name,
+		if (take_string(donor, "name", "donor.name", 1, 1, TALLY_DONOR_NAME_MAX, 0, out->name,
 		                sizeof(out->name), err) == 1 &&
 		    blank(out->name))
 			field_error(err, "donor.name", "must not be blank");
-		if (take_string(donor, "email", "donor.email", 1, 3, VALIDATE_EMAIL_MAX, 0,
+		if (take_string(donor, "email", "donor.email", 1, 3, TALLY_EMAIL_MAX, 0,
 		                out->email, sizeof(out->email), err) == 1 &&
 		    !valid_email(out->email))
 			field_error(err, "donor.email",
@@ -498,9 +498,9 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 	}
 	take_bool(root, "anonymous", &out->anonymous, err);
 	take_bool(root, "hide_amount", &out->hide_amount, err);
-	take_string(root, "message", "message", 0, 0, VALIDATE_MESSAGE_MAX, 1, out->message,
+	take_string(root, "message", "message", 0, 0, TALLY_MESSAGE_MAX, 1, out->message,
 	            sizeof(out->message), err);
-	if (take_string(root, "payment_token", "payment_token", 0, 1, VALIDATE_TOKEN_MAX, 0,
+	if (take_string(root, "payment_token", "payment_token", 0, 1, TALLY_TOKEN_MAX, 0,
 	                out->payment_token, sizeof(out->payment_token), err) == 1) {
 		if (!valid_token(out->payment_token))
 			field_error(err, "payment_token",
@@ -513,9 +513,9 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 	json_decref(root);
 	if (err->fields) {
 		snprintf(err->message, sizeof(err->message), "the donation has invalid fields");
-		return VALIDATE_EFIELDS;
+		return TALLY_EFIELDS;
 	}
-	return VALIDATE_OK;
+	return TALLY_OK;
 }
 
 int validate_campaign(const char *body, size_t len, int create, struct campaign_spec *out,
@@ -532,7 +532,7 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 		return rc;
 
 	if (create) {
-		if (take_string(root, "slug", "slug", 1, 1, VALIDATE_SLUG_MAX, 0, out->slug,
+		if (take_string(root, "slug", "slug", 1, 1, TALLY_SLUG_MAX, 0, out->slug,
 		                sizeof(out->slug), err) == 1) {
 			if (!validate_slug(out->slug, strlen(out->slug)))
 				field_error(
@@ -544,7 +544,7 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 	} else if (json_object_get(root, "slug")) {
 		field_error(err, "slug", "cannot be changed");
 	}
-	if (take_string(root, "name", "name", create, 1, VALIDATE_CAMPAIGN_NAME_MAX, 0, out->name,
+	if (take_string(root, "name", "name", create, 1, TALLY_CAMPAIGN_NAME_MAX, 0, out->name,
 	                sizeof(out->name), err) == 1) {
 		if (blank(out->name))
 			field_error(err, "name", "must not be blank");
@@ -576,7 +576,7 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 	json_decref(root);
 	if (err->fields) {
 		snprintf(err->message, sizeof(err->message), "the campaign has invalid fields");
-		return VALIDATE_EFIELDS;
+		return TALLY_EFIELDS;
 	}
-	return VALIDATE_OK;
+	return TALLY_OK;
 }

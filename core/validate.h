@@ -6,24 +6,12 @@
 #ifndef TALLY_CORE_VALIDATE_H
 #define TALLY_CORE_VALIDATE_H
 
+#include "base/err.h"
+#include "base/model.h"
+
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
-
-#define VALIDATE_SLUG_MAX 64
-#define VALIDATE_NAME_MAX 100 /* donor name, code points */
-#define VALIDATE_CAMPAIGN_NAME_MAX 128
-#define VALIDATE_EMAIL_MAX 254
-#define VALIDATE_MESSAGE_MAX 500 /* code points */
-#define VALIDATE_TOKEN_MAX 64
-#define VALIDATE_BODY_MAX (16 * 1024)
-
-/* Result codes (negative, distinct from errno values used elsewhere). */
-enum {
-	VALIDATE_OK = 0,
-	VALIDATE_EJSON = -1000,   /* 400 invalid_json: err.message says why */
-	VALIDATE_EFIELDS = -1001, /* 422 validation_failed: err.fields */
-};
 
 /* Validation error. fields is NULL or an object field -> message, owned by
  * the struct (release with validate_error_fini). */
@@ -32,44 +20,13 @@ struct validate_error {
 	json_t *fields;
 };
 
-struct donation_limits {
-	int64_t min_cents;
-	int64_t max_cents;
-};
-
-/* A validated donation request. Strings are NUL-terminated UTF-8. */
-struct donation_req {
-	int64_t amount_cents;
-	char currency[4];
-	char name[VALIDATE_NAME_MAX * 4 + 1];
-	char email[VALIDATE_EMAIL_MAX + 1];
-	char message[VALIDATE_MESSAGE_MAX * 4 + 1];
-	char payment_token[VALIDATE_TOKEN_MAX + 1];
-	int anonymous;
-	int hide_amount;
-};
-
-/* A validated campaign create/update. has_* flags tell which fields were
- * given (an update may give any subset). Times are ms since the epoch; 0 with
- * has_* set means "cleared" (JSON null). */
-struct campaign_spec {
-	char slug[VALIDATE_SLUG_MAX + 1];
-	char name[VALIDATE_CAMPAIGN_NAME_MAX * 4 + 1];
-	char currency[4];
-	int64_t goal_cents;
-	int64_t starts_at;
-	int64_t ends_at;
-	unsigned has_slug : 1, has_name : 1, has_currency : 1, has_goal : 1, has_starts : 1,
-	    has_ends : 1;
-};
-
-/* Parse a JSON object body (at most VALIDATE_BODY_MAX bytes). On success
+/* Parse a JSON object body (at most TALLY_BODY_MAX bytes). On success
  * *out is a new reference; on failure err->message says why. Returns
- * VALIDATE_OK, VALIDATE_EJSON or VALIDATE_EFIELDS (number out of range). */
+ * 0, TALLY_EJSON or TALLY_EFIELDS (number out of range). */
 int validate_json_object(const char *body, size_t len, json_t **out, struct validate_error *err);
 
-/* Validate a donation body. Returns VALIDATE_OK, VALIDATE_EJSON or
- * VALIDATE_EFIELDS. */
+/* Validate a donation body. Returns TALLY_OK, TALLY_EJSON or
+ * TALLY_EFIELDS. */
 int validate_donation(const char *body, size_t len, const struct donation_limits *lim,
                       struct donation_req *out, struct validate_error *err);
 

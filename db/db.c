@@ -1,5 +1,6 @@
 /* db/db.c - schema migrations, connection setup and read queries. */
 #include "db/db.h"
+#include "base/log.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -304,22 +305,28 @@ int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_
 	if (rc != SQLITE_OK)
 		return db_errno(rc);
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct campaign_row *c = &row.c;
+		char status[16];
+		int known;
+
 		memset(&row, 0, sizeof(row));
-		row.id = sqlite3_column_int64(st, 0);
-		copy_text(row.slug, sizeof(row.slug), st, 1);
-		copy_text(row.name, sizeof(row.name), st, 2);
-		copy_text(row.currency, sizeof(row.currency), st, 3);
-		copy_text(row.status, sizeof(row.status), st, 4);
-		row.goal_cents = sqlite3_column_int64(st, 5);
-		row.starts_at = sqlite3_column_int64(st, 6);
-		row.ends_at = sqlite3_column_int64(st, 7);
-		row.created_at = sqlite3_column_int64(st, 8);
-		row.raised_cents = sqlite3_column_int64(st, 9);
-		row.donor_count = sqlite3_column_int64(st, 10);
-		row.donation_count = sqlite3_column_int64(st, 11);
-		row.seq = sqlite3_column_int64(st, 12);
+		c->id = sqlite3_column_int64(st, 0);
+		copy_text(c->slug, sizeof(c->slug), st, 1);
+		copy_text(c->name, sizeof(c->name), st, 2);
+		copy_text(c->currency, sizeof(c->currency), st, 3);
+		copy_text(status, sizeof(status), st, 4);
+		known = campaign_status_by_name(status);
+		c->status = known < 0 ? CAMPAIGN_ACTIVE : (enum campaign_status)known;
+		c->goal_cents = sqlite3_column_int64(st, 5);
+		c->starts_at = sqlite3_column_int64(st, 6);
+		c->ends_at = sqlite3_column_int64(st, 7);
+		c->created_at = sqlite3_column_int64(st, 8);
+		c->raised_cents = sqlite3_column_int64(st, 9);
+		c->donor_count = sqlite3_column_int64(st, 10);
+		c->donation_count = sqlite3_column_int64(st, 11);
+		c->seq = (uint64_t)sqlite3_column_int64(st, 12);
 		copy_text(row.recent_ids, sizeof(row.recent_ids), st, 13);
-		row.pending_cents = sqlite3_column_int64(st, 14);
+		c->pending_cents = sqlite3_column_int64(st, 14);
 		stop = cb(ud, &row);
 		if (stop)
 			break;
@@ -520,20 +527,33 @@ int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job
 	"id, donation_id, next_run_at, created_at, updated_at, attempts, queue, kind, state,"      \
 	" coalesce(url, ''), coalesce(last_error, '')"
 
-static void read_job(sqlite3_stmt *st, struct db_job_row *row)
+/* Read a job row. Returns 0, or -EINVAL when its queue, kind or state is
+ * none that tally knows (the row is skipped). */
+static int read_job(sqlite3_stmt *st, struct job_record *row)
 {
+	char queue[16], kind[32], state[16];
+	int q, k, s;
+
 	memset(row, 0, sizeof(*row));
 	row->id = sqlite3_column_int64(st, 0);
 	row->donation_id = sqlite3_column_int64(st, 1);
 	row->next_run_at = sqlite3_column_int64(st, 2);
 	row->created_at = sqlite3_column_int64(st, 3);
-	row->updated_at = sqlite3_column_int64(st, 4);
 	row->attempts = sqlite3_column_int(st, 5);
-	copy_text(row->queue, sizeof(row->queue), st, 6);
-	copy_text(row->kind, sizeof(row->kind), st, 7);
-	copy_text(row->state, sizeof(row->state), st, 8);
+	copy_text(queue, sizeof(queue), st, 6);
+	copy_text(kind, sizeof(kind), st, 7);
+	copy_text(state, sizeof(state), st, 8);
 	copy_text(row->url, sizeof(row->url), st, 9);
 	copy_text(row->last_error, sizeof(row->last_error), st, 10);
+	q = job_queue_by_name(queue);
+	k = job_kind_by_name(kind);
+	s = job_state_by_name(state);
+	if (q < 0 || k < 0 || s < 0)
+		return -EINVAL;
+	row->queue = (enum job_queue)q;
+	row->kind = (enum job_kind)k;
+	row->state = (enum job_state)s;
+	return 0;
 }
 
 /* Step st to the end, handing each row to visit (which reads it and calls
@@ -554,20 +574,24 @@ static int walk(sqlite3_stmt *st, int (*visit)(sqlite3_stmt *st, void *ctx), voi
 }
 
 struct job_walk {
-	int (*cb)(void *ud, const struct db_job_row *row);
+	int (*cb)(void *ud, const struct job_record *row);
 	void *ud;
 };
 
 static int visit_job(sqlite3_stmt *st, void *ctx)
 {
 	struct job_walk *w = ctx;
-	struct db_job_row row;
+	struct job_record row;
 
-	read_job(st, &row);
+	if (read_job(st, &row)) {
+		log_msg(LOG_WARN, "jobs.row_unknown", "job %lld: unknown queue, kind or state; skipped",
+		        (long long)row.id);
+		return 0;
+	}
 	return w->cb(w->ud, &row);
 }
 
-int db_load_jobs(sqlite3 *db, int (*cb)(void *ud, const struct db_job_row *row), void *ud)
+int db_load_jobs(sqlite3 *db, int (*cb)(void *ud, const struct job_record *row), void *ud)
 {
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v2(db,
@@ -580,8 +604,8 @@ int db_load_jobs(sqlite3 *db, int (*cb)(void *ud, const struct db_job_row *row),
 	return walk(st, visit_job, &(struct job_walk){cb, ud});
 }
 
-int db_list_jobs(sqlite3 *db, const char *queue, const char *state, int limit,
-                 int (*cb)(void *ud, const struct db_job_row *row), void *ud)
+int db_list_jobs(sqlite3 *db, enum job_queue queue, enum job_state state, int limit,
+                 int (*cb)(void *ud, const struct job_record *row), void *ud)
 {
 	sqlite3_stmt *st;
 	int rc = sqlite3_prepare_v2(db,
@@ -591,8 +615,9 @@ int db_list_jobs(sqlite3 *db, const char *queue, const char *state, int limit,
 
 	if (rc != SQLITE_OK)
 		return db_errno(rc);
-	if (sqlite3_bind_text(st, 1, queue, -1, SQLITE_STATIC) ||
-	    sqlite3_bind_text(st, 2, state, -1, SQLITE_STATIC) || sqlite3_bind_int(st, 3, limit)) {
+	if (sqlite3_bind_text(st, 1, job_queue_names[queue], -1, SQLITE_STATIC) ||
+	    sqlite3_bind_text(st, 2, job_state_names[state], -1, SQLITE_STATIC) ||
+	    sqlite3_bind_int(st, 3, limit)) {
 		sqlite3_finalize(st);
 		return -EIO;
 	}
@@ -628,14 +653,14 @@ int db_load_queues(sqlite3 *db, int (*cb)(void *ud, const struct db_queue_row *r
 }
 
 struct audit_walk {
-	int (*cb)(void *ud, const struct db_audit_row *row);
+	int (*cb)(void *ud, const struct audit_entry *row);
 	void *ud;
 };
 
 static int visit_audit(sqlite3_stmt *st, void *ctx)
 {
 	struct audit_walk *w = ctx;
-	struct db_audit_row row = {0};
+	struct audit_entry row = {0};
 
 	row.id = sqlite3_column_int64(st, 0);
 	row.at = sqlite3_column_int64(st, 1);
@@ -646,7 +671,7 @@ static int visit_audit(sqlite3_stmt *st, void *ctx)
 	return w->cb(w->ud, &row);
 }
 
-int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct db_audit_row *row),
+int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct audit_entry *row),
                   void *ud)
 {
 	sqlite3_stmt *st;

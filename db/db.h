@@ -6,37 +6,27 @@
 #ifndef TALLY_DB_DB_H
 #define TALLY_DB_DB_H
 
+#include "base/model.h"
+
 #include <sqlite3.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #define DB_SCHEMA_VERSION 4
 
+/* A campaign as stored, with the ids of its newest gifts. */
 struct db_campaign_row {
-	int64_t id;
-	char slug[65];
-	char name[513];
-	char currency[4];
-	char status[8];
-	int64_t goal_cents;
-	int64_t starts_at; /* ms since epoch, 0 = none */
-	int64_t ends_at;   /* ms since epoch, 0 = none */
-	int64_t created_at;
-	int64_t raised_cents;
-	int64_t donor_count;
-	int64_t donation_count;
-	int64_t seq;
+	struct campaign_row c;
 	char recent_ids[256]; /* "9,7,4": newest succeeded gifts, newest first */
-	int64_t pending_cents;
 };
 
 struct db_donation_row {
 	int64_t id;
 	int64_t campaign_id;
 	int64_t amount_cents;
-	char currency[4];
-	char name[401];
-	char message[2001];
+	char currency[TALLY_CURRENCY_SIZE];
+	char name[TALLY_DONOR_NAME_SIZE];
+	char message[TALLY_MESSAGE_SIZE];
 	char status[10];
 	int anonymous;
 	int hide_amount;
@@ -83,14 +73,14 @@ int db_max_donation_id(sqlite3 *db, int64_t *out);
 struct db_job_donation {
 	int64_t id, campaign_id, amount_cents, created_at, receipt_sent_at;
 	int anonymous, hide_amount;
-	char currency[4];
+	char currency[TALLY_CURRENCY_SIZE];
 	char status[10];
-	char token[65];
-	char email[255];
-	char name[401];
-	char message[2001];
-	char campaign_slug[65];
-	char campaign_name[513];
+	char token[TALLY_TOKEN_SIZE];
+	char email[TALLY_EMAIL_SIZE];
+	char name[TALLY_DONOR_NAME_SIZE];
+	char message[TALLY_MESSAGE_SIZE];
+	char campaign_slug[TALLY_SLUG_SIZE];
+	char campaign_name[TALLY_CAMPAIGN_NAME_SIZE];
 	char processor_ref[128];
 	char reason[200];
 };
@@ -100,23 +90,13 @@ struct db_job_donation {
  * Returns 0, -ESRCH when there is no such donation, or another -errno. */
 int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job_donation *out);
 
-/* A stored job. */
-struct db_job_row {
-	int64_t id, donation_id, next_run_at, created_at, updated_at;
-	int attempts;
-	char queue[10];
-	char kind[24];
-	char state[10];
-	char url[512];
-	char last_error[256];
-};
 
 /* Call cb for every job that is not done, in id order. */
-int db_load_jobs(sqlite3 *db, int (*cb)(void *ud, const struct db_job_row *row), void *ud);
+int db_load_jobs(sqlite3 *db, int (*cb)(void *ud, const struct job_record *row), void *ud);
 
 /* Call cb for up to limit jobs of queue in state, newest first. */
-int db_list_jobs(sqlite3 *db, const char *queue, const char *state, int limit,
-                 int (*cb)(void *ud, const struct db_job_row *row), void *ud);
+int db_list_jobs(sqlite3 *db, enum job_queue queue, enum job_state state, int limit,
+                 int (*cb)(void *ud, const struct job_record *row), void *ud);
 
 /* Store the largest job id (0 when none) in *out. */
 int db_max_job_id(sqlite3 *db, int64_t *out);
@@ -130,16 +110,9 @@ struct db_queue_row {
 /* Call cb for each queue's stored switch and counters. */
 int db_load_queues(sqlite3 *db, int (*cb)(void *ud, const struct db_queue_row *row), void *ud);
 
-struct db_audit_row {
-	int64_t id, at;
-	char actor[64];
-	char action[40];
-	char target[128];
-	char detail[256];
-};
 
 /* Call cb for the newest limit audit entries, newest first. */
-int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct db_audit_row *row),
+int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct audit_entry *row),
                   void *ud);
 
 /* This database's installation id (for processor idempotency keys). */

@@ -1,17 +1,19 @@
-/* db/writer.c - group commit.
+/* db/writer.c - group commit: the one thread that writes to SQLite.
  *
  * DESIGN: a redis-bio-style thread. Producers append db_op to a FIFO under a
  * mutex and signal a condition variable. The writer pops everything queued
  * (up to max_batch) under the lock, then works unlocked: BEGIN IMMEDIATE,
- * one prepared statement per op, one aggregate UPDATE per touched campaign,
- * COMMIT. Only then does it hand the batch to the batch_done hook, which
- * acknowledges each op. A constraint failure fails only its op; any other
+ * each op recorded by the store (store.c, which holds every domain
+ * statement), the store's per-batch flush, COMMIT. Only then does it hand
+ * the whole batch to the batch_done hook, which acknowledges each op. Any
  * error rolls the batch back and fails every op in it. The queue is bounded
  * so overload is answered, not buffered. Every 10 s the writer restarts the
- * WAL (checkpoint RESTART) so readers can never make it grow without bound.
+ * WAL (checkpoint RESTART) so readers can never make it grow without bound;
+ * about once a second it prunes old done jobs and calls the tick hook.
  */
 #include "db/writer.h"
 #include "db/db.h"
+#include "db/store.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -22,904 +24,50 @@
 #include <string.h>
 #include <time.h>
 
-enum stmt_id {
-	ST_BEGIN,
-	ST_COMMIT,
-	ST_ROLLBACK,
-	ST_INSERT_DONATION,
-	ST_INSERT_DONOR,
-	ST_FIND_IDEM,
-	ST_FREE_IDEM,
-	ST_BUMP_CAMPAIGN,
-	ST_RECENT_IDS,
-	ST_INSERT_CAMPAIGN,
-	ST_UPDATE_CAMPAIGN,
-	ST_SET_STATUS,
-	ST_TOUCH,
-	ST_INSERT_JOB,
-	ST_UPDATE_JOB,
-	ST_DONE_JOB,
-	ST_DELETE_JOB,
-	ST_DON_FETCH,
-	ST_DON_SUCCEEDED,
-	ST_DON_FAILED,
-	ST_DON_REFUNDED,
-	ST_DON_RECEIPT,
-	ST_DON_REF,
-	ST_DON_UNREFUND,
-	ST_DON_REFUND_ASK,
-	ST_QUEUE_PAUSE,
-	ST_QUEUE_COUNT,
-	ST_RETRY_DEAD,
-	ST_AUDIT,
-	ST_PRUNE_SCAN,
-	ST_PRUNE_FLOOR,
-	ST_COUNT
+struct db_writer {
+	pthread_t thread;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct db_op *head, *tail; /* guarded by lock */
+	size_t depth;              /* guarded by lock */
+	int stopping;              /* guarded by lock */
+	int refusing;              /* guarded by lock: see db_writer_refuse */
+	struct commit_stats stats; /* guarded by lock */
+	int64_t retention_ms;      /* guarded by lock */
+	size_t max_queue, max_batch;
+
+	/* Writer thread only. */
+	sqlite3 *db;
+	struct db_store *store;
+	uint64_t last_checkpoint_ns;
+	uint64_t last_tick_ns;
+	struct db_writer_hooks hooks;
 };
-
-
-
-static const char *const stmt_sql[ST_COUNT] = {
-    [ST_BEGIN] = "BEGIN IMMEDIATE",
-    [ST_COMMIT] = "COMMIT",
-    [ST_ROLLBACK] = "ROLLBACK",
-    [ST_INSERT_DONATION] =
-        "INSERT INTO donations (campaign_id, amount_cents, currency, donor_name,"
-        " donor_email, anonymous, hide_amount, message, payment_token, status, created_at,"
-        " id, idem_key, idem_hash)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13)",
-    [ST_FIND_IDEM] = "SELECT id, idem_hash, campaign_id, amount_cents, currency, created_at"
-                     " FROM donations WHERE idem_key = ?1",
-    [ST_FREE_IDEM] = "UPDATE donations SET idem_key = NULL WHERE id = ?1",
-    [ST_INSERT_DONOR] = "INSERT OR IGNORE INTO donors (campaign_id, email) VALUES (?1, lower(?2))",
-    [ST_BUMP_CAMPAIGN] = "UPDATE campaigns SET raised_cents = raised_cents + ?2,"
-                         " donor_count = donor_count + ?3, donation_count = donation_count + ?4,"
-                         " pending_cents = pending_cents + ?6, seq = seq + 1, recent_ids = ?5"
-                         " WHERE id = ?1",
-    [ST_RECENT_IDS] = "SELECT recent_ids FROM campaigns WHERE id = ?1",
-    [ST_INSERT_CAMPAIGN] = "INSERT INTO campaigns (slug, name, currency, goal_cents, starts_at,"
-                           " ends_at, created_at, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
-    [ST_UPDATE_CAMPAIGN] = "UPDATE campaigns SET name = coalesce(?2, name),"
-                           " goal_cents = coalesce(?3, goal_cents),"
-                           " starts_at = CASE WHEN ?4 THEN nullif(?5, 0) ELSE starts_at END,"
-                           " ends_at = CASE WHEN ?6 THEN nullif(?7, 0) ELSE ends_at END,"
-                           " seq = seq + 1 WHERE id = ?1",
-    [ST_SET_STATUS] = "UPDATE campaigns SET status = ?2, seq = seq + 1 WHERE id = ?1",
-    [ST_TOUCH] = "UPDATE campaigns SET seq = seq + 1 WHERE id = ?1",
-    [ST_INSERT_JOB] = "INSERT INTO jobs (id, queue, kind, donation_id, url, state, attempts,"
-                      " next_run_at, created_at, updated_at)"
-                      " VALUES (?1, ?2, ?3, ?4, ?5, 'ready', 0, ?6, ?6, ?6)",
-    [ST_UPDATE_JOB] = "UPDATE jobs SET state = ?2, attempts = ?3, next_run_at = ?4,"
-                      " last_error = nullif(?5, ''), updated_at = ?6 WHERE id = ?1",
-    [ST_DONE_JOB] = "UPDATE jobs SET state = 'done', attempts = attempts + 1, updated_at = ?2"
-                    " WHERE id = ?1",
-    [ST_DELETE_JOB] = "DELETE FROM jobs WHERE id = ?1",
-    /* When the worker did not send the donation along: read it, then
-     * update (UPDATE ... RETURNING would build an ephemeral table per
-     * call, which costs more than the read). */
-    [ST_DON_FETCH] = "SELECT campaign_id, amount_cents, currency, donor_name, donor_email,"
-                     " anonymous, hide_amount, message, created_at FROM donations WHERE id = ?1",
-    [ST_DON_SUCCEEDED] = "UPDATE donations SET status = 'succeeded', processor_ref = ?2"
-                         " WHERE id = ?1 AND status = 'pending'",
-    [ST_DON_FAILED] = "UPDATE donations SET status = 'failed', reason = ?2"
-                      " WHERE id = ?1 AND status = 'pending'",
-    [ST_DON_REFUNDED] = "UPDATE donations SET status = 'refunded', reason = coalesce(reason, ?2)"
-                        " WHERE id = ?1 AND status = 'succeeded'",
-    [ST_DON_RECEIPT] = "UPDATE donations SET receipt_sent_at = ?2 WHERE id = ?1",
-    [ST_DON_REF] = "UPDATE donations SET processor_ref = ?2 WHERE id = ?1 AND status = 'pending'",
-    [ST_DON_UNREFUND] = "UPDATE donations SET refund_requested_at = NULL WHERE id = ?1"
-                        " AND status = 'succeeded'",
-    [ST_DON_REFUND_ASK] = "UPDATE donations SET refund_requested_at = ?2, reason = ?3"
-                          " WHERE id = ?1 AND status = 'succeeded'"
-                          " AND refund_requested_at IS NULL",
-    [ST_QUEUE_PAUSE] = "UPDATE queues SET paused = ?2 WHERE name = ?1",
-    [ST_QUEUE_COUNT] = "UPDATE queues SET done_total = done_total + ?2,"
-                       " failed_total = failed_total + ?3 WHERE name = ?1",
-    [ST_RETRY_DEAD] = "UPDATE jobs INDEXED BY jobs_open SET state = 'ready', next_run_at = ?2,"
-                      " updated_at = ?2 WHERE state <> 'done' AND state = 'dead' AND queue = ?1",
-    [ST_AUDIT] = "INSERT INTO audit (at, actor, action, target, detail)"
-                 " VALUES (?1, ?2, ?3, ?4, ?5)",
-    [ST_PRUNE_SCAN] = "SELECT id, state = 'done', updated_at < ?2 FROM jobs"
-                      " WHERE id > ?1 ORDER BY id LIMIT 2000",
-    [ST_PRUNE_FLOOR] = "INSERT INTO meta VALUES ('job_id_floor', ?1) ON CONFLICT (key) DO UPDATE"
-                       " SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
-};
-
-/* Per-batch counters of one queue. */
-struct queue_count {
-	const char *name; /* NULL = free */
-	int64_t done, failed;
-};
-#define MAX_QUEUES 4
-
-const double db_batch_size_bounds[DB_HIST_BUCKETS] = {1,   2,   5,   10,   20,   50,
-                                                      100, 200, 500, 1000, 2000, 5000};
-const double db_commit_seconds_bounds[DB_HIST_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
-                                                          0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
 
 static void hist_add(uint64_t *hist, const double *bounds, double v)
 {
 	int b = 0;
 
-	while (b < DB_HIST_BUCKETS && v > bounds[b])
+	while (b < COMMIT_HIST_BUCKETS && v > bounds[b])
 		b++;
 	hist[b]++;
-}
-
-/* Per-batch aggregate delta of one campaign (open addressing, key 0 = free). */
-struct bump {
-	int64_t campaign_id;
-	int64_t raised;
-	int64_t donors;
-	int64_t donations;
-	int64_t pending;
-};
-
-/* The newest gift ids of a campaign, newest first, as stored in
- * campaigns.recent_ids (writer thread; loaded on first use). */
-#define RECENT_IDS 10
-struct recent {
-	int64_t campaign_id; /* 0 = free slot */
-	int64_t ids[RECENT_IDS];
-	int n;
-};
-
-struct db_writer {
-	pthread_t thread;
-	pthread_mutex_t lock;
-	pthread_cond_t cond;
-	struct db_op *head, *tail;    /* guarded by lock */
-	size_t depth;                 /* guarded by lock */
-	int stopping;                 /* guarded by lock */
-	int refusing;                 /* guarded by lock: see db_writer_refuse */
-	struct db_writer_stats stats; /* guarded by lock */
-	size_t max_queue, max_batch;
-
-	/* Writer thread only. */
-	sqlite3 *db;
-	sqlite3_stmt *st[ST_COUNT];
-	struct bump *bumps;
-	size_t bump_cap;       /* power of two >= 2 * max_batch */
-	struct recent *recent; /* open addressing on campaign_id */
-	size_t recent_cap, recent_used;
-	uint64_t last_checkpoint_ns;
-	uint64_t last_tick_ns;
-	struct db_writer_hooks hooks;
-	struct queue_count counts[MAX_QUEUES];
-	int64_t prune_cursor;    /* jobs below this id were looked at */
-	int64_t retention_ms;    /* guarded by lock */
-	/* Jobs created by this batch's outcomes, inserted together before
-	 * COMMIT (a multi-row INSERT costs far less per row). */
-	struct later_job {
-		struct db_new_job j;
-		int64_t donation_id;
-	} *later;
-	size_t n_later, later_cap;
-	sqlite3_stmt *insert_many; /* INSERT_ROWS rows per statement */
-	/* Jobs done at their first try this batch, marked done together. */
-	int64_t *done_ids;
-	size_t n_done, done_cap;
-	sqlite3_stmt *done_many; /* INSERT_ROWS ids per statement */
-};
-
-#define INSERT_ROWS 32
-
-static int step_reset(sqlite3_stmt *st)
-{
-	int rc = sqlite3_step(st);
-
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return rc;
-}
-
-static int bind_text(sqlite3_stmt *st, int i, const char *s)
-{
-	return sqlite3_bind_text(st, i, s, -1, SQLITE_STATIC);
-}
-
-static struct recent *recent_slot(struct recent *v, size_t cap, int64_t campaign_id)
-{
-	size_t mask = cap - 1, i = (size_t)util_hash(&campaign_id, sizeof(campaign_id)) & mask;
-
-	while (v[i].campaign_id && v[i].campaign_id != campaign_id)
-		i = (i + 1) & mask;
-	return &v[i];
-}
-
-/* The recent ids of a campaign, loaded from its row the first time. NULL on
- * failure (out of memory, storage error). */
-static struct recent *recent_get(struct db_writer *w, int64_t campaign_id)
-{
-	struct recent *r;
-	sqlite3_stmt *st;
-	const char *p;
-	int rc;
-
-	if ((w->recent_used + 1) * 2 > w->recent_cap) {
-		size_t cap = w->recent_cap ? w->recent_cap * 2 : 256;
-		struct recent *v = calloc(cap, sizeof(*v));
-
-		if (!v)
-			return NULL;
-		for (size_t i = 0; i < w->recent_cap; i++)
-			if (w->recent[i].campaign_id)
-				*recent_slot(v, cap, w->recent[i].campaign_id) = w->recent[i];
-		free(w->recent);
-		w->recent = v;
-		w->recent_cap = cap;
-	}
-	r = recent_slot(w->recent, w->recent_cap, campaign_id);
-	if (r->campaign_id)
-		return r;
-	st = w->st[ST_RECENT_IDS];
-	if (sqlite3_bind_int64(st, 1, campaign_id) != SQLITE_OK)
-		return NULL;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		r->n = 0;
-		p = (const char *)sqlite3_column_text(st, 0);
-		while (p && *p && r->n < RECENT_IDS) {
-			char *end;
-			long long id = strtoll(p, &end, 10);
-
-			if (end == p)
-				break;
-			r->ids[r->n++] = id;
-			p = *end == ',' ? end + 1 : end;
-		}
-		r->campaign_id = campaign_id;
-		w->recent_used++;
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	return r->campaign_id ? r : NULL;
-}
-
-/* Forget every loaded list (after a rollback they may name lost ids). */
-static void recent_forget(struct db_writer *w)
-{
-	if (w->recent)
-		memset(w->recent, 0, w->recent_cap * sizeof(*w->recent));
-	w->recent_used = 0;
-}
-
-static void bump_add(struct db_writer *w, int64_t campaign_id, int64_t raised, int64_t donors,
-                     int64_t donations, int64_t pending)
-{
-	size_t mask = w->bump_cap - 1;
-	size_t i = (size_t)util_hash(&campaign_id, sizeof(campaign_id)) & mask;
-
-	while (w->bumps[i].campaign_id && w->bumps[i].campaign_id != campaign_id)
-		i = (i + 1) & mask;
-	w->bumps[i].campaign_id = campaign_id;
-	w->bumps[i].raised += raised;
-	w->bumps[i].donors += donors;
-	w->bumps[i].donations += donations;
-	w->bumps[i].pending += pending;
-}
-
-static int insert_donation(struct db_writer *w, struct db_op *op)
-{
-	const struct donation_req *d = &op->u.donation.req;
-	sqlite3_stmt *st = w->st[ST_INSERT_DONATION];
-	int has_key = op->u.donation.idem_key[0] != '\0';
-
-	if (sqlite3_bind_int64(st, 1, op->campaign_id) ||
-	    sqlite3_bind_int64(st, 2, d->amount_cents) || bind_text(st, 3, d->currency) ||
-	    bind_text(st, 4, d->name) || bind_text(st, 5, d->email) ||
-	    sqlite3_bind_int(st, 6, d->anonymous) || sqlite3_bind_int(st, 7, d->hide_amount) ||
-	    bind_text(st, 8, d->message) || bind_text(st, 9, d->payment_token) ||
-	    sqlite3_bind_int64(st, 10, op->now_ms) ||
-	    sqlite3_bind_int64(st, 11, op->u.donation.id) ||
-	    (has_key && (bind_text(st, 12, op->u.donation.idem_key) ||
-	                 sqlite3_bind_int64(st, 13, op->u.donation.idem_hash))))
-		return SQLITE_ERROR;
-	return step_reset(st);
-}
-
-/* The insert hit a constraint: if the idempotency key names an earlier
- * donation, describe it (op->u.donation.replay) or, when that one is older
- * than the key's lifetime, free the key and say so with SQLITE_ROW. */
-static int find_idem(struct db_writer *w, struct db_op *op)
-{
-	sqlite3_stmt *st = w->st[ST_FIND_IDEM];
-	int64_t id = 0;
-	int rc;
-
-	if (!op->u.donation.idem_key[0])
-		return SQLITE_DONE;
-	if (bind_text(st, 1, op->u.donation.idem_key))
-		return SQLITE_ERROR;
-	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW) {
-		const unsigned char *cur = sqlite3_column_text(st, 4);
-
-		id = sqlite3_column_int64(st, 0);
-		op->u.donation.prev_hash = sqlite3_column_int64(st, 1);
-		op->u.donation.prev_campaign_id = sqlite3_column_int64(st, 2);
-		op->u.donation.prev_amount_cents = sqlite3_column_int64(st, 3);
-		snprintf(op->u.donation.prev_currency, sizeof(op->u.donation.prev_currency), "%s",
-		         cur ? (const char *)cur : "");
-		op->u.donation.prev_created_at = sqlite3_column_int64(st, 5);
-	}
-	sqlite3_reset(st);
-	sqlite3_clear_bindings(st);
-	if (rc != SQLITE_ROW)
-		return rc;
-	if (op->u.donation.prev_created_at >= op->u.donation.idem_expired) {
-		op->u.donation.replay = 1;
-		op->u.donation.id = id;
-		return SQLITE_DONE;
-	}
-	st = w->st[ST_FREE_IDEM];
-	if (sqlite3_bind_int64(st, 1, id))
-		return SQLITE_ERROR;
-	rc = step_reset(st);
-	return rc == SQLITE_DONE ? SQLITE_ROW : rc;
-}
-
-/* Queue n new jobs of donation_id for the batch's multi-row INSERT. */
-static int later_add(struct db_writer *w, const struct db_new_job *jobs, int n,
-                     int64_t donation_id)
-{
-	if (w->n_later + (size_t)n > w->later_cap) {
-		size_t cap = w->later_cap ? w->later_cap * 2 : 1024;
-		struct later_job *v;
-
-		while (cap < w->n_later + (size_t)n)
-			cap *= 2;
-		v = realloc(w->later, cap * sizeof(*v));
-		if (!v)
-			return SQLITE_NOMEM;
-		w->later = v;
-		w->later_cap = cap;
-	}
-	for (int i = 0; i < n; i++) {
-		w->later[w->n_later].j = jobs[i];
-		w->later[w->n_later++].donation_id = donation_id;
-	}
-	return SQLITE_OK;
-}
-
-/* Returns SQLITE_OK, or the code of an error that must fail the batch. A
- * constraint error is recorded in op->rc and returns SQLITE_OK. */
-static int apply_donation(struct db_writer *w, struct db_op *op)
-{
-	const struct donation_req *d = &op->u.donation.req;
-	int rc = insert_donation(w, op);
-
-	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-		rc = find_idem(w, op);
-		if (rc == SQLITE_ROW) /* an expired key was freed: try again */
-			rc = insert_donation(w, op);
-		else if (rc == SQLITE_DONE && op->u.donation.replay)
-			return SQLITE_OK;
-		else if (rc == SQLITE_DONE)
-			rc = SQLITE_CONSTRAINT;
-		if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-			op->rc = -ENOENT;
-			return SQLITE_OK;
-		}
-	}
-	if (rc != SQLITE_DONE)
-		return rc;
-	/* The transactional outbox: no gift without its capture job, inserted
-	 * with the batch's other new jobs before COMMIT. */
-	{
-		struct db_new_job cap = {op->u.donation.job_id, "payments", "capture", NULL};
-
-		rc = later_add(w, &cap, 1, op->u.donation.id);
-		if (rc != SQLITE_OK)
-			return rc;
-	}
-	bump_add(w, op->campaign_id, 0, 0, 0, d->amount_cents);
-	op->bumped_campaign = op->campaign_id;
-	return SQLITE_OK;
-}
-
-static int insert_job(struct db_writer *w, const struct db_new_job *j, int64_t donation_id,
-                      int64_t now)
-{
-	sqlite3_stmt *st = w->st[ST_INSERT_JOB];
-
-	if (sqlite3_bind_int64(st, 1, j->id) || bind_text(st, 2, j->queue) ||
-	    bind_text(st, 3, j->kind) || sqlite3_bind_int64(st, 4, donation_id) ||
-	    (j->url && bind_text(st, 5, j->url)) || sqlite3_bind_int64(st, 6, now))
-		return SQLITE_ERROR;
-	return step_reset(st);
-}
-
-static void count_queue(struct db_writer *w, const char *name, int done, int failed)
-{
-	for (int i = 0; i < MAX_QUEUES; i++) {
-		if (w->counts[i].name && strcmp(w->counts[i].name, name))
-			continue;
-		w->counts[i].name = name;
-		w->counts[i].done += done;
-		w->counts[i].failed += failed;
-		return;
-	}
-}
-
-static int flush_counts(struct db_writer *w)
-{
-	sqlite3_stmt *st = w->st[ST_QUEUE_COUNT];
-
-	for (int i = 0; i < MAX_QUEUES && w->counts[i].name; i++) {
-		int rc;
-
-		if (bind_text(st, 1, w->counts[i].name) ||
-		    sqlite3_bind_int64(st, 2, w->counts[i].done) ||
-		    sqlite3_bind_int64(st, 3, w->counts[i].failed))
-			return SQLITE_ERROR;
-		rc = step_reset(st);
-		if (rc != SQLITE_DONE)
-			return rc;
-	}
-	memset(w->counts, 0, sizeof(w->counts));
-	return SQLITE_OK;
-}
-
-static void copy_col(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
-/* Read the donation an effect applies to (ST_DON_FETCH). */
-static void read_effect(sqlite3_stmt *st, struct db_job_update *j, int64_t *campaign_id)
-{
-	*campaign_id = sqlite3_column_int64(st, 0);
-	j->d.amount_cents = sqlite3_column_int64(st, 1);
-	copy_col(j->d.currency, sizeof(j->d.currency), st, 2);
-	copy_col(j->d.name, sizeof(j->d.name), st, 3);
-	copy_col(j->d.email, sizeof(j->d.email), st, 4);
-	j->d.anonymous = sqlite3_column_int(st, 5);
-	j->d.hide_amount = sqlite3_column_int(st, 6);
-	copy_col(j->d.message, sizeof(j->d.message), st, 7);
-	j->created_at = sqlite3_column_int64(st, 8);
-}
-
-/* Push id onto a campaign's newest-gift list. */
-static int recent_push(struct db_writer *w, int64_t campaign_id, int64_t id)
-{
-	struct recent *r = recent_get(w, campaign_id);
-
-	if (!r)
-		return SQLITE_NOMEM;
-	memmove(r->ids + 1, r->ids, (RECENT_IDS - 1) * sizeof(r->ids[0]));
-	r->ids[0] = id;
-	if (r->n < RECENT_IDS)
-		r->n++;
-	return SQLITE_OK;
-}
-
-/* Apply a job's effect on its donation. Sets j->applied when the donation
- * changed state (a repeated effect changes nothing). */
-static int apply_effect(struct db_writer *w, struct db_op *op)
-{
-	struct db_job_update *j = &op->u.job;
-	sqlite3_stmt *st;
-	int64_t cid = 0;
-	int rc;
-
-	switch (j->effect) {
-	case DB_EFFECT_NONE:
-		return SQLITE_OK;
-	case DB_EFFECT_RECEIPT:
-		st = w->st[ST_DON_RECEIPT];
-		if (sqlite3_bind_int64(st, 1, j->donation_id) ||
-		    sqlite3_bind_int64(st, 2, op->now_ms))
-			return SQLITE_ERROR;
-		rc = step_reset(st);
-		j->applied = rc == SQLITE_DONE && sqlite3_changes(w->db) > 0;
-		return rc == SQLITE_DONE ? SQLITE_OK : rc;
-	case DB_EFFECT_REFUND_DROPPED:
-		st = w->st[ST_DON_UNREFUND];
-		if (sqlite3_bind_int64(st, 1, j->donation_id))
-			return SQLITE_ERROR;
-		rc = step_reset(st);
-		return rc == SQLITE_DONE ? SQLITE_OK : rc;
-	case DB_EFFECT_REF:
-		st = w->st[ST_DON_REF];
-		if (sqlite3_bind_int64(st, 1, j->donation_id) || bind_text(st, 2, j->ref))
-			return SQLITE_ERROR;
-		rc = step_reset(st);
-		return rc == SQLITE_DONE ? SQLITE_OK : rc;
-	case DB_EFFECT_SUCCEEDED:
-		st = w->st[ST_DON_SUCCEEDED];
-		break;
-	case DB_EFFECT_FAILED:
-		st = w->st[ST_DON_FAILED];
-		break;
-	case DB_EFFECT_REFUNDED:
-		st = w->st[ST_DON_REFUNDED];
-		break;
-	default:
-		return SQLITE_MISUSE;
-	}
-	if (!j->has_donation) {
-		sqlite3_stmt *f = w->st[ST_DON_FETCH];
-
-		if (sqlite3_bind_int64(f, 1, j->donation_id))
-			return SQLITE_ERROR;
-		rc = sqlite3_step(f);
-		if (rc == SQLITE_ROW) {
-			read_effect(f, j, &j->campaign_id);
-			rc = SQLITE_DONE;
-		}
-		sqlite3_reset(f);
-		sqlite3_clear_bindings(f);
-		if (rc != SQLITE_DONE)
-			return rc;
-	}
-	/* Only from the state the effect starts from (the UPDATE says so):
-	 * a repeated outcome (at-least-once) changes nothing. */
-	if (sqlite3_bind_int64(st, 1, j->donation_id) ||
-	    bind_text(st, 2, j->effect == DB_EFFECT_SUCCEEDED ? j->ref : j->reason))
-		return SQLITE_ERROR;
-	rc = step_reset(st);
-	if (rc != SQLITE_DONE)
-		return rc;
-	j->applied = sqlite3_changes(w->db) > 0;
-	cid = j->campaign_id;
-	if (!j->applied)
-		return SQLITE_OK;
-	op->campaign_id = cid;
-	op->bumped_campaign = cid;
-	if (j->effect == DB_EFFECT_SUCCEEDED) {
-		st = w->st[ST_INSERT_DONOR];
-		if (sqlite3_bind_int64(st, 1, cid) || bind_text(st, 2, j->d.email))
-			return SQLITE_ERROR;
-		rc = step_reset(st);
-		if (rc != SQLITE_DONE)
-			return rc;
-		j->new_donor = sqlite3_changes(w->db) > 0;
-		bump_add(w, cid, j->d.amount_cents, j->new_donor, 1, -j->d.amount_cents);
-		rc = recent_push(w, cid, j->donation_id);
-		if (rc != SQLITE_OK)
-			return rc;
-	} else if (j->effect == DB_EFFECT_FAILED) {
-		bump_add(w, cid, 0, 0, 0, -j->d.amount_cents);
-	} else {
-		bump_add(w, cid, -j->d.amount_cents, 0, -1, 0);
-	}
-	return later_add(w, j->follow, j->n_follow, j->donation_id);
-}
-
-/* Mark the batch's finished jobs done (attempts + 1: the stored count
- * always equals the one in memory that the outcome counted from). */
-static int flush_done(struct db_writer *w, int64_t now)
-{
-	sqlite3_stmt *st = w->done_many, *one = w->st[ST_DONE_JOB];
-	size_t i = 0;
-	int rc;
-
-	for (; i + INSERT_ROWS <= w->n_done; i += INSERT_ROWS) {
-		if (sqlite3_bind_int64(st, 1, now))
-			return SQLITE_ERROR;
-		for (int k = 0; k < INSERT_ROWS; k++)
-			if (sqlite3_bind_int64(st, k + 2, w->done_ids[i + (size_t)k]))
-				return SQLITE_ERROR;
-		rc = step_reset(st);
-		if (rc != SQLITE_DONE)
-			return rc;
-	}
-	for (; i < w->n_done; i++) {
-		if (sqlite3_bind_int64(one, 1, w->done_ids[i]) || sqlite3_bind_int64(one, 2, now))
-			return SQLITE_ERROR;
-		rc = step_reset(one);
-		if (rc != SQLITE_DONE)
-			return rc;
-	}
-	w->n_done = 0;
-	return SQLITE_OK;
-}
-
-/* Insert the jobs queued by this batch's outcomes. */
-static int flush_later(struct db_writer *w, int64_t now)
-{
-	sqlite3_stmt *st = w->insert_many;
-	size_t i = 0;
-	int rc;
-
-	for (; i + INSERT_ROWS <= w->n_later; i += INSERT_ROWS) {
-		for (int k = 0; k < INSERT_ROWS; k++) {
-			const struct later_job *l = &w->later[i + (size_t)k];
-			int b = k * 5;
-
-			if (sqlite3_bind_int64(st, b + 2, l->j.id) || bind_text(st, b + 3, l->j.queue) ||
-			    bind_text(st, b + 4, l->j.kind) ||
-			    sqlite3_bind_int64(st, b + 5, l->donation_id) ||
-			    (l->j.url ? bind_text(st, b + 6, l->j.url) : sqlite3_bind_null(st, b + 6)))
-				return SQLITE_ERROR;
-		}
-		if (sqlite3_bind_int64(st, 1, now))
-			return SQLITE_ERROR;
-		rc = step_reset(st);
-		if (rc != SQLITE_DONE)
-			return rc;
-	}
-	for (; i < w->n_later; i++) {
-		rc = insert_job(w, &w->later[i].j, w->later[i].donation_id, now);
-		if (rc != SQLITE_DONE)
-			return rc;
-	}
-	w->n_later = 0;
-	return SQLITE_OK;
-}
-
-static int apply_job(struct db_writer *w, struct db_op *op)
-{
-	struct db_job_update *j = &op->u.job;
-	sqlite3_stmt *st;
-	int rc = apply_effect(w, op);
-
-	if (rc != SQLITE_OK)
-		return rc;
-	if (j->state && !strcmp(j->state, "done") && !j->error[0]) {
-		/* The common case: marked done with the batch's others. */
-		if (w->n_done == w->done_cap) {
-			size_t cap = w->done_cap ? w->done_cap * 2 : 1024;
-			int64_t *v = realloc(w->done_ids, cap * sizeof(*v));
-
-			if (!v)
-				return SQLITE_NOMEM;
-			w->done_ids = v;
-			w->done_cap = cap;
-		}
-		w->done_ids[w->n_done++] = j->job_id;
-		if (j->done || j->failed)
-			count_queue(w, j->queue, j->done, j->failed);
-		return SQLITE_OK;
-	} else if (j->state) {
-		st = w->st[ST_UPDATE_JOB];
-		if (sqlite3_bind_int64(st, 1, j->job_id) || bind_text(st, 2, j->state) ||
-		    sqlite3_bind_int(st, 3, j->attempts) ||
-		    sqlite3_bind_int64(st, 4, j->next_run_at) || bind_text(st, 5, j->error) ||
-		    sqlite3_bind_int64(st, 6, op->now_ms))
-			return SQLITE_ERROR;
-	} else {
-		st = w->st[ST_DELETE_JOB];
-		if (sqlite3_bind_int64(st, 1, j->job_id))
-			return SQLITE_ERROR;
-	}
-	rc = step_reset(st);
-	if (rc != SQLITE_DONE)
-		return rc;
-	if (sqlite3_changes(w->db) == 0)
-		op->rc = -ESRCH; /* no such job row */
-	else if (!j->state) {
-		/* A discarded job's id is never handed out again either. */
-		st = w->st[ST_PRUNE_FLOOR];
-		if (sqlite3_bind_int64(st, 1, j->job_id))
-			return SQLITE_ERROR;
-		rc = step_reset(st);
-		if (rc != SQLITE_DONE)
-			return rc;
-	}
-	if (j->done || j->failed)
-		count_queue(w, j->queue, j->done, j->failed);
-	return SQLITE_OK;
-}
-
-static int apply_queue(struct db_writer *w, struct db_op *op)
-{
-	int retry = op->kind == DB_OP_QUEUE_RETRY_DEAD;
-	sqlite3_stmt *st = w->st[retry ? ST_RETRY_DEAD : ST_QUEUE_PAUSE];
-	int rc;
-
-	if (bind_text(st, 1, op->u.queue.name) ||
-	    sqlite3_bind_int64(st, 2, retry ? op->now_ms : op->u.queue.paused))
-		return SQLITE_ERROR;
-	rc = step_reset(st);
-	if (rc != SQLITE_DONE)
-		return rc;
-	op->u.queue.changed = sqlite3_changes(w->db);
-	if (!retry && op->u.queue.changed == 0)
-		op->rc = -ENOENT;
-	return SQLITE_OK;
-}
-
-static int apply_refund(struct db_writer *w, struct db_op *op)
-{
-	sqlite3_stmt *st = w->st[ST_DON_REFUND_ASK];
-	int rc;
-
-	if (sqlite3_bind_int64(st, 1, op->u.refund.donation_id) ||
-	    sqlite3_bind_int64(st, 2, op->now_ms) || bind_text(st, 3, op->u.refund.reason))
-		return SQLITE_ERROR;
-	rc = step_reset(st);
-	if (rc != SQLITE_DONE)
-		return rc;
-	if (sqlite3_changes(w->db) == 0) {
-		op->rc = -EALREADY; /* not succeeded, or a refund was asked before */
-		return SQLITE_OK;
-	}
-	rc = insert_job(w, &op->u.refund.job, op->u.refund.donation_id, op->now_ms);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static int apply_audit(struct db_writer *w, struct db_op *op)
-{
-	sqlite3_stmt *st = w->st[ST_AUDIT];
-	const struct db_audit *a = &op->audit;
-	int rc;
-
-	if (sqlite3_bind_int64(st, 1, op->now_ms) || bind_text(st, 2, a->actor) ||
-	    bind_text(st, 3, a->action) || bind_text(st, 4, a->target) ||
-	    bind_text(st, 5, a->detail))
-		return SQLITE_ERROR;
-	rc = step_reset(st);
-	return rc == SQLITE_DONE ? SQLITE_OK : rc;
-}
-
-static int bind_opt_time(sqlite3_stmt *st, int i, int64_t ms)
-{
-	return ms ? sqlite3_bind_int64(st, i, ms) : sqlite3_bind_null(st, i);
-}
-
-static int apply_campaign(struct db_writer *w, struct db_op *op)
-{
-	const struct campaign_spec *c = &op->u.campaign;
-	sqlite3_stmt *st;
-	int rc;
-
-	if (op->kind == DB_OP_CAMPAIGN_CREATE) {
-		st = w->st[ST_INSERT_CAMPAIGN];
-		if (bind_text(st, 1, c->slug) || bind_text(st, 2, c->name) ||
-		    bind_text(st, 3, c->currency) || sqlite3_bind_int64(st, 4, c->goal_cents) ||
-		    bind_opt_time(st, 5, c->starts_at) || bind_opt_time(st, 6, c->ends_at) ||
-		    sqlite3_bind_int64(st, 7, op->now_ms))
-			return SQLITE_ERROR;
-	} else {
-		st = w->st[ST_UPDATE_CAMPAIGN];
-		if (sqlite3_bind_int64(st, 1, op->campaign_id) ||
-		    (c->has_name && bind_text(st, 2, c->name)) ||
-		    (c->has_goal && sqlite3_bind_int64(st, 3, c->goal_cents)) ||
-		    sqlite3_bind_int(st, 4, c->has_starts) ||
-		    sqlite3_bind_int64(st, 5, c->starts_at) ||
-		    sqlite3_bind_int(st, 6, c->has_ends) || sqlite3_bind_int64(st, 7, c->ends_at))
-			return SQLITE_ERROR;
-	}
-	rc = step_reset(st);
-	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-		op->rc = -EEXIST;
-		return SQLITE_OK;
-	}
-	if (rc != SQLITE_DONE)
-		return rc;
-	if (op->kind == DB_OP_CAMPAIGN_CREATE)
-		op->campaign_id = sqlite3_last_insert_rowid(w->db);
-	else if (sqlite3_changes(w->db) == 0)
-		op->rc = -ENOENT;
-	return SQLITE_OK;
-}
-
-static int apply_status(struct db_writer *w, struct db_op *op)
-{
-	int touch = op->kind == DB_OP_CAMPAIGN_TOUCH;
-	sqlite3_stmt *st = w->st[touch ? ST_TOUCH : ST_SET_STATUS];
-	int rc;
-
-	if (sqlite3_bind_int64(st, 1, op->campaign_id) ||
-	    (!touch && bind_text(st, 2, op->u.status)))
-		return SQLITE_ERROR;
-	rc = step_reset(st);
-	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
-		op->rc = -EINVAL;
-		return SQLITE_OK;
-	}
-	if (rc != SQLITE_DONE)
-		return rc;
-	if (sqlite3_changes(w->db) == 0)
-		op->rc = -ENOENT;
-	return SQLITE_OK;
-}
-
-static int flush_bumps(struct db_writer *w)
-{
-	sqlite3_stmt *st = w->st[ST_BUMP_CAMPAIGN];
-
-	for (size_t i = 0; i < w->bump_cap; i++) {
-		struct bump *b = &w->bumps[i];
-		struct recent *r;
-		char ids[RECENT_IDS * 21 + 1];
-		size_t len = 0;
-		int rc;
-
-		if (!b->campaign_id)
-			continue;
-		r = recent_get(w, b->campaign_id);
-		if (!r)
-			return SQLITE_NOMEM;
-		for (int k = 0; k < r->n; k++)
-			len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%lld",
-			                        k ? "," : "", (long long)r->ids[k]);
-		ids[len] = '\0';
-		if (sqlite3_bind_int64(st, 1, b->campaign_id) ||
-		    sqlite3_bind_int64(st, 2, b->raised) || sqlite3_bind_int64(st, 3, b->donors) ||
-		    sqlite3_bind_int64(st, 4, b->donations) ||
-		    sqlite3_bind_text(st, 5, ids, (int)len, SQLITE_TRANSIENT) ||
-		    sqlite3_bind_int64(st, 6, b->pending))
-			return SQLITE_ERROR;
-		rc = step_reset(st);
-		if (rc != SQLITE_DONE)
-			return rc;
-		memset(b, 0, sizeof(*b));
-	}
-	return SQLITE_OK;
 }
 
 /* Apply a batch in one transaction. Returns 0 or a negative errno. */
 static int apply_batch(struct db_writer *w, struct db_op *ops)
 {
-	int rc = step_reset(w->st[ST_BEGIN]);
+	int rc = db_store_begin(w->store);
 
-	if (rc != SQLITE_DONE)
-		goto fail;
-	for (struct db_op *op = ops; op; op = op->next) {
-		op->rc = 0;
-		switch (op->kind) {
-		case DB_OP_DONATION:
-			rc = apply_donation(w, op);
-			break;
-		case DB_OP_CAMPAIGN_CREATE:
-		case DB_OP_CAMPAIGN_UPDATE:
-			rc = apply_campaign(w, op);
-			break;
-		case DB_OP_CAMPAIGN_STATUS:
-		case DB_OP_CAMPAIGN_TOUCH:
-			rc = apply_status(w, op);
-			break;
-		case DB_OP_JOB_UPDATE:
-			rc = apply_job(w, op);
-			break;
-		case DB_OP_QUEUE_PAUSE:
-		case DB_OP_QUEUE_RETRY_DEAD:
-			rc = apply_queue(w, op);
-			break;
-		case DB_OP_REFUND:
-			rc = apply_refund(w, op);
-			break;
-		case DB_OP_AUDIT:
-			rc = SQLITE_OK;
-			break;
-		default:
-			op->rc = -EINVAL;
-			rc = SQLITE_OK;
-		}
-		if (rc == SQLITE_OK && op->audit.actor[0] && !op->rc)
-			rc = apply_audit(w, op);
-		if (rc != SQLITE_OK)
-			goto fail;
-	}
-	rc = flush_later(w, util_now_ms());
+	for (struct db_op *op = ops; op && rc == SQLITE_OK; op = op->next)
+		rc = db_store_apply(w->store, op);
 	if (rc == SQLITE_OK)
-		rc = flush_done(w, util_now_ms());
-	if (rc != SQLITE_OK)
-		goto fail;
-	rc = flush_counts(w);
-	if (rc != SQLITE_OK)
-		goto fail;
-	rc = flush_bumps(w);
-	if (rc != SQLITE_OK)
-		goto fail;
-	rc = step_reset(w->st[ST_COMMIT]);
-	if (rc != SQLITE_DONE)
-		goto fail;
-	return 0;
-fail:
-	log_msg(LOG_ERROR, "db.batch_failed", "batch rolled back: %s", sqlite3_errmsg(w->db));
-	if (!sqlite3_get_autocommit(w->db) && step_reset(w->st[ST_ROLLBACK]) != SQLITE_DONE)
-		log_msg(LOG_ERROR, "db.rollback_failed", "%s", sqlite3_errmsg(w->db));
-	memset(w->bumps, 0, w->bump_cap * sizeof(*w->bumps));
-	memset(w->counts, 0, sizeof(w->counts));
-	w->n_later = 0;
-	w->n_done = 0;
-	recent_forget(w);
+		rc = db_store_flush(w->store, util_now_ms());
+	if (rc == SQLITE_OK)
+		rc = db_store_commit(w->store);
+	if (rc == SQLITE_OK)
+		return 0;
+	log_msg(LOG_ERROR, "db.batch_failed", "batch rolled back: %s", db_store_errmsg(w->store));
+	db_store_rollback(w->store);
 	return db_errno(rc) ? db_errno(rc) : -EIO;
 }
 
@@ -936,77 +84,18 @@ static void maybe_checkpoint(struct db_writer *w)
 		log_msg(LOG_WARN, "db.checkpoint_failed", "%s", sqlite3_errmsg(w->db));
 }
 
-/* Delete done jobs older than the retention, walking up from a cursor so a
- * tick never rescans what it already kept: a done job too young to go
- * stops the walk (later ids finished later, roughly); jobs that are not
- * done are stepped over (they are pruned after a restart once done). */
-static void prune_jobs(struct db_writer *w)
-{
-	sqlite3_stmt *scan = w->st[ST_PRUNE_SCAN], *del = w->st[ST_DELETE_JOB];
-	int64_t keep, ids[2000], deleted = 0;
-	int rc = SQLITE_OK, stop = 0;
-
-	pthread_mutex_lock(&w->lock);
-	keep = w->retention_ms;
-	pthread_mutex_unlock(&w->lock);
-	if (!keep)
-		return;
-	if (step_reset(w->st[ST_BEGIN]) != SQLITE_DONE)
-		goto fail;
-	for (int round = 0; round < 25 && !stop; round++) {
-		int n = 0, rows = 0;
-
-		if (sqlite3_bind_int64(scan, 1, w->prune_cursor) ||
-		    sqlite3_bind_int64(scan, 2, util_now_ms() - keep))
-			goto fail;
-		while ((rc = sqlite3_step(scan)) == SQLITE_ROW) {
-			int64_t id = sqlite3_column_int64(scan, 0);
-			int done = sqlite3_column_int(scan, 1), old = sqlite3_column_int(scan, 2);
-
-			rows++;
-			if (done && !old) {
-				stop = 1;
-				break;
-			}
-			if (done)
-				ids[n++] = id;
-			w->prune_cursor = id;
-		}
-		sqlite3_reset(scan);
-		sqlite3_clear_bindings(scan);
-		if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-			goto fail;
-		for (int i = 0; i < n; i++) {
-			if (sqlite3_bind_int64(del, 1, ids[i]) || step_reset(del) != SQLITE_DONE)
-				goto fail;
-		}
-		deleted += n;
-		if (n && (sqlite3_bind_int64(w->st[ST_PRUNE_FLOOR], 1, ids[n - 1]) ||
-		          step_reset(w->st[ST_PRUNE_FLOOR]) != SQLITE_DONE))
-			goto fail;
-		if (rows < 2000)
-			stop = 1;
-	}
-	if (step_reset(w->st[ST_COMMIT]) != SQLITE_DONE)
-		goto fail;
-	if (deleted)
-		log_msg(LOG_DEBUG, "jobs.pruned", "%lld done jobs deleted", (long long)deleted);
-	return;
-fail:
-	log_msg(LOG_WARN, "jobs.prune_failed", "%s", sqlite3_errmsg(w->db));
-	if (!sqlite3_get_autocommit(w->db) && step_reset(w->st[ST_ROLLBACK]) != SQLITE_DONE)
-		log_msg(LOG_ERROR, "db.rollback_failed", "%s", sqlite3_errmsg(w->db));
-	w->prune_cursor = 0;
-}
-
 static void maybe_tick(struct db_writer *w)
 {
 	uint64_t now = util_mono_ns();
+	int64_t keep;
 
 	if (!w->hooks.tick || now - w->last_tick_ns < 1000000000ull)
 		return;
 	w->last_tick_ns = now;
-	prune_jobs(w);
+	pthread_mutex_lock(&w->lock);
+	keep = w->retention_ms;
+	pthread_mutex_unlock(&w->lock);
+	db_store_prune(w->store, keep);
 	w->hooks.tick(w->hooks.ctx);
 }
 
@@ -1071,8 +160,8 @@ static void *writer_main(void *arg)
 		w->stats.ops += n;
 		w->stats.last_batch = n;
 		w->stats.failed_commits += rc != 0;
-		hist_add(w->stats.batch_size_hist, db_batch_size_bounds, (double)n);
-		hist_add(w->stats.commit_seconds_hist, db_commit_seconds_bounds, secs);
+		hist_add(w->stats.batch_size_hist, commit_batch_size_bounds, (double)n);
+		hist_add(w->stats.commit_seconds_hist, commit_seconds_bounds, secs);
 		w->stats.commit_seconds_sum += secs;
 		pthread_mutex_unlock(&w->lock);
 
@@ -1099,58 +188,9 @@ int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
 	w->max_queue = max_queue;
 	w->max_batch = max_batch ? max_batch : 1;
 	w->hooks = *hooks;
-	w->bump_cap = 16;
-	while (w->bump_cap < 2 * w->max_batch)
-		w->bump_cap <<= 1;
-	w->bumps = calloc(w->bump_cap, sizeof(*w->bumps));
-	if (!w->bumps) {
-		rc = -ENOMEM;
+	rc = db_store_new(conn, w->max_batch, &w->store);
+	if (rc)
 		goto fail;
-	}
-	for (int i = 0; i < ST_COUNT; i++) {
-		rc = sqlite3_prepare_v3(conn, stmt_sql[i], -1, SQLITE_PREPARE_PERSISTENT, &w->st[i],
-		                        NULL);
-		if (rc != SQLITE_OK) {
-			log_msg(LOG_ERROR, "db.prepare_failed", "%s: %s", stmt_sql[i],
-			        sqlite3_errmsg(conn));
-			rc = db_errno(rc);
-			goto fail;
-		}
-	}
-	{
-		/* INSERT ... VALUES (row 1), ... (row INSERT_ROWS); ?1 = now. */
-		char sql[4096];
-		size_t len = (size_t)snprintf(sql, sizeof(sql),
-		                              "INSERT INTO jobs (id, queue, kind, donation_id, url,"
-		                              " state, attempts, next_run_at, created_at,"
-		                              " updated_at) VALUES ");
-
-		for (int k = 0; k < INSERT_ROWS; k++) {
-			int b = k * 5;
-
-			len += (size_t)snprintf(sql + len, sizeof(sql) - len,
-			                        "%s(?%d, ?%d, ?%d, ?%d, ?%d, 'ready', 0, ?1, ?1, ?1)",
-			                        k ? ", " : "", b + 2, b + 3, b + 4, b + 5, b + 6);
-		}
-		rc = sqlite3_prepare_v3(conn, sql, -1, SQLITE_PREPARE_PERSISTENT, &w->insert_many,
-		                        NULL);
-		if (rc == SQLITE_OK) {
-			len = (size_t)snprintf(sql, sizeof(sql),
-			                       "UPDATE jobs SET state = 'done', attempts = attempts + 1,"
-			                       " updated_at = ?1 WHERE id IN (");
-			for (int k = 0; k < INSERT_ROWS; k++)
-				len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s?%d",
-				                        k ? ", " : "", k + 2);
-			snprintf(sql + len, sizeof(sql) - len, ")");
-			rc = sqlite3_prepare_v3(conn, sql, -1, SQLITE_PREPARE_PERSISTENT,
-			                        &w->done_many, NULL);
-		}
-		if (rc != SQLITE_OK) {
-			log_msg(LOG_ERROR, "db.prepare_failed", "%s", sqlite3_errmsg(conn));
-			rc = db_errno(rc);
-			goto fail;
-		}
-	}
 	w->last_checkpoint_ns = util_mono_ns();
 	if (pthread_mutex_init(&w->lock, NULL)) {
 		rc = -ENOMEM;
@@ -1170,15 +210,8 @@ int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
 	*out = w;
 	return 0;
 fail:
-	for (int i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(w->st[i]);
-	sqlite3_finalize(w->insert_many);
-	sqlite3_finalize(w->done_many);
+	db_store_free(w->store);
 	sqlite3_close(conn);
-	free(w->later);
-	free(w->done_ids);
-	free(w->bumps);
-	free(w->recent);
 	free(w);
 	return rc;
 }
@@ -1262,7 +295,7 @@ void db_writer_set_job_retention(struct db_writer *w, int64_t ms)
 	pthread_mutex_unlock(&w->lock);
 }
 
-void db_writer_stats(struct db_writer *w, struct db_writer_stats *out)
+void db_writer_stats(struct db_writer *w, struct commit_stats *out)
 {
 	pthread_mutex_lock(&w->lock);
 	*out = w->stats;
@@ -1282,12 +315,7 @@ void db_writer_free(struct db_writer *w)
 	pthread_mutex_unlock(&w->lock);
 	if (pthread_join(w->thread, NULL))
 		log_msg(LOG_ERROR, "db.join_failed", "the writer thread did not join");
-	for (int i = 0; i < ST_COUNT; i++)
-		sqlite3_finalize(w->st[i]);
-	sqlite3_finalize(w->insert_many);
-	sqlite3_finalize(w->done_many);
-	free(w->later);
-	free(w->done_ids);
+	db_store_free(w->store);
 	rc = sqlite3_wal_checkpoint_v2(w->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
 	if (rc != SQLITE_OK)
 		log_msg(LOG_WARN, "db.checkpoint_failed", "%s", sqlite3_errmsg(w->db));
@@ -1296,7 +324,5 @@ void db_writer_free(struct db_writer *w)
 		log_msg(LOG_ERROR, "db.close_failed", "%s", sqlite3_errstr(rc));
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
-	free(w->bumps);
-	free(w->recent);
 	free(w);
 }

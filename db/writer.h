@@ -8,7 +8,7 @@
 #ifndef TALLY_DB_WRITER_H
 #define TALLY_DB_WRITER_H
 
-#include "core/validate.h"
+#include "base/model.h"
 
 #include <sqlite3.h>
 #include <stddef.h>
@@ -24,39 +24,28 @@ enum db_op_kind {
 	DB_OP_QUEUE_PAUSE,     /* store a queue's pause switch (u.queue) */
 	DB_OP_QUEUE_RETRY_DEAD, /* make every dead job of a queue ready (u.queue) */
 	DB_OP_REFUND,          /* ask for a refund: insert its job (u.refund) */
-	DB_OP_AUDIT,           /* only the audit row (op->audit) */
+	DB_OP_SYNC,            /* nothing: a barrier (engine_sync) */
+	DB_OP_KINDS
 };
 
-/* A job to insert, ready at once. Strings are static or outlive the op. */
+/* A job to insert, ready at once (its queue follows from its kind). */
 struct db_new_job {
 	int64_t id;
-	const char *queue;
-	const char *kind;
-	const char *url; /* NULL unless a webhook */
+	enum job_kind kind;
+	const char *url; /* NULL unless a webhook; outlives the op */
 };
 
 #define DB_MAX_NEW_JOBS 10
 
-/* What a finished job does to its donation. */
-enum db_effect {
-	DB_EFFECT_NONE,
-	DB_EFFECT_SUCCEEDED, /* pending -> succeeded: counted in the totals */
-	DB_EFFECT_FAILED,    /* pending -> failed (declined or discarded) */
-	DB_EFFECT_REFUNDED,  /* succeeded -> refunded: taken out of the totals */
-	DB_EFFECT_RECEIPT,   /* the receipt went out: remember when */
-	DB_EFFECT_REF,       /* still pending: remember the processor's id */
-	DB_EFFECT_REFUND_DROPPED, /* a refund job discarded: may be asked again */
-};
-
 struct db_job_update {
 	int64_t job_id;
-	const char *queue;
-	const char *state; /* "ready", "scheduled", "done", "dead"; NULL deletes */
+	enum job_queue queue;
+	enum job_state state; /* ready, scheduled, done, dead; JOB_GONE deletes */
 	int attempts;
 	int64_t next_run_at;
 	char error[256];
 	int done, failed; /* add to the queue's done_total / failed_total */
-	enum db_effect effect;
+	enum job_effect effect;
 	int64_t donation_id;
 	char ref[128];    /* processor reference (succeeded) */
 	char reason[200]; /* why it failed / was refunded */
@@ -108,10 +97,10 @@ struct db_op {
 			char prev_currency[4];
 		} donation;
 		struct campaign_spec campaign; /* in (create, update) */
-		char status[8];                /* in: active|paused|closed */
+		enum campaign_status status;   /* in (status) */
 		struct db_job_update job;      /* in/out (job update) */
 		struct {
-			const char *name; /* static */
+			enum job_queue queue;
 			int paused;
 			int64_t changed; /* out: jobs made ready */
 		} queue;
@@ -121,26 +110,8 @@ struct db_op {
 			struct db_new_job job;
 		} refund;
 	} u;
-	int64_t bumped_campaign; /* out: the campaign whose row (seq) this op
-	                          * changed, 0 when none */
 	struct db_audit audit;
 	void *owner; /* caller's context, untouched by the writer */
-};
-
-#define DB_HIST_BUCKETS 12
-/* Upper bounds of the histogram buckets (a last bucket holds the rest). */
-extern const double db_batch_size_bounds[DB_HIST_BUCKETS];
-extern const double db_commit_seconds_bounds[DB_HIST_BUCKETS];
-
-struct db_writer_stats {
-	uint64_t batch_size_hist[DB_HIST_BUCKETS + 1];
-	uint64_t commit_seconds_hist[DB_HIST_BUCKETS + 1];
-	double commit_seconds_sum;
-	uint64_t batches;
-	uint64_t ops;
-	uint64_t failed_commits;
-	uint64_t last_batch;
-	uint64_t depth; /* operations waiting now */
 };
 
 /* Called on the writer thread after each batch with the batch in submission
@@ -182,7 +153,7 @@ void db_writer_refuse(struct db_writer *w);
 void db_writer_set_job_retention(struct db_writer *w, int64_t ms);
 
 /* Copy the counters. Any thread. */
-void db_writer_stats(struct db_writer *w, struct db_writer_stats *out);
+void db_writer_stats(struct db_writer *w, struct commit_stats *out);
 
 /* Commit everything queued, stop the thread, close the connection and free
  * w. Must not be called from the batch_done hook. */

@@ -383,11 +383,11 @@ static struct db_op *capture_op(int64_t id)
 	op->kind = DB_OP_JOB_UPDATE;
 	op->now_ms = 1700000100000 + id;
 	op->u.job.job_id = id;
-	op->u.job.queue = "payments";
-	op->u.job.state = "done";
+	op->u.job.queue = JOB_PAYMENTS;
+	op->u.job.state = JOB_DONE;
 	op->u.job.attempts = 1;
 	op->u.job.done = 1;
-	op->u.job.effect = DB_EFFECT_SUCCEEDED;
+	op->u.job.effect = EFFECT_SUCCEEDED;
 	op->u.job.donation_id = id;
 	snprintf(op->u.job.ref, sizeof(op->u.job.ref), "ch_%lld", (long long)id);
 	return op;
@@ -566,19 +566,19 @@ START_TEST(read_queries)
 
 	ck_assert_int_eq(db_load_campaigns(rd, campaign_cb, r), 0);
 	ck_assert_int_eq(r->nc, 2);
-	ck_assert_int_eq(r->c[0].id, a);
-	ck_assert_str_eq(r->c[0].slug, "alpha");
-	ck_assert_str_eq(r->c[0].name, "Campaign alpha");
-	ck_assert_str_eq(r->c[0].currency, "USD");
-	ck_assert_str_eq(r->c[0].status, "active");
-	ck_assert_int_eq(r->c[0].raised_cents, 600);
-	ck_assert_int_eq(r->c[0].donor_count, 1);
-	ck_assert_int_eq(r->c[0].donation_count, 3);
-	ck_assert_int_eq(r->c[0].starts_at, 0);
-	ck_assert_int_eq(r->c[0].ends_at, 0);
-	ck_assert_int_eq(r->c[1].id, b);
-	ck_assert_int_eq(r->c[1].raised_cents, 400);
-	ck_assert_int_eq(r->c[1].donor_count, 1);
+	ck_assert_int_eq(r->c[0].c.id, a);
+	ck_assert_str_eq(r->c[0].c.slug, "alpha");
+	ck_assert_str_eq(r->c[0].c.name, "Campaign alpha");
+	ck_assert_str_eq(r->c[0].c.currency, "USD");
+	ck_assert_int_eq(r->c[0].c.status, CAMPAIGN_ACTIVE);
+	ck_assert_int_eq(r->c[0].c.raised_cents, 600);
+	ck_assert_int_eq(r->c[0].c.donor_count, 1);
+	ck_assert_int_eq(r->c[0].c.donation_count, 3);
+	ck_assert_int_eq(r->c[0].c.starts_at, 0);
+	ck_assert_int_eq(r->c[0].c.ends_at, 0);
+	ck_assert_int_eq(r->c[1].c.id, b);
+	ck_assert_int_eq(r->c[1].c.raised_cents, 400);
+	ck_assert_int_eq(r->c[1].c.donor_count, 1);
 
 	/* A non-zero return stops the walk and is returned. */
 	ck_assert_int_eq(db_load_campaigns(rd, stop_cb, &calls), 77);
@@ -690,7 +690,7 @@ START_TEST(writer_status_and_update)
 	ck_assert_ptr_nonnull(op);
 	op->kind = DB_OP_CAMPAIGN_STATUS;
 	op->campaign_id = cid;
-	memcpy(op->u.status, "paused", 7);
+	op->u.status = CAMPAIGN_PAUSED;
 	ck_assert_int_eq(db_writer_submit(w, op), 0);
 	wait_done(2);
 	ck_assert_int_eq(op->rc, 0);
@@ -699,7 +699,7 @@ START_TEST(writer_status_and_update)
 	ck_assert_ptr_nonnull(op);
 	op->kind = DB_OP_CAMPAIGN_STATUS;
 	op->campaign_id = cid;
-	memcpy(op->u.status, "bogus", 6);
+	op->u.status = (enum campaign_status)7; /* none that exists */
 	ck_assert_int_eq(db_writer_submit(w, op), 0);
 	wait_done(3);
 	ck_assert_int_eq(op->rc, -EINVAL);
@@ -708,7 +708,7 @@ START_TEST(writer_status_and_update)
 	ck_assert_ptr_nonnull(op);
 	op->kind = DB_OP_CAMPAIGN_STATUS;
 	op->campaign_id = cid + 50;
-	memcpy(op->u.status, "closed", 7);
+	op->u.status = CAMPAIGN_CLOSED;
 	ck_assert_int_eq(db_writer_submit(w, op), 0);
 	wait_done(4);
 	ck_assert_int_eq(op->rc, -ENOENT);
@@ -798,7 +798,7 @@ START_TEST(writer_queue_bound)
 {
 	struct db_writer *w = start_writer(1, 64);
 	struct db_op *a, *b, *c, *d;
-	struct db_writer_stats st;
+	struct commit_stats st;
 	int64_t cid;
 
 	cid = create_campaign(w, "alpha");

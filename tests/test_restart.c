@@ -163,14 +163,19 @@ static void *load_main(void *arg)
 	while (!atomic_load(&l->stop)) {
 		char body[256];
 		struct itest_resp r;
-		long long cents = 100 + (l->n % 50) * 10;
+		long long cents;
 		json_t *j;
 		const char *id;
+		int n;
 
+		pthread_mutex_lock(&l->lock);
+		n = l->n;
+		pthread_mutex_unlock(&l->lock);
+		cents = 100 + (n % 50) * 10;
 		snprintf(body, sizeof(body),
 		         "{\"amount_cents\":%lld,\"currency\":\"USD\",\"donor\":{\"name\":\"L\","
 		         "\"email\":\"l%d@example.org\"}}",
-		         cents, l->n % 100);
+		         cents, n % 100);
 		if (itest_post_json(l->port, "/api/v1/campaigns/food/donations", body, 0, &r))
 			break;
 		if (r.status == 202 && (j = json_loads(r.body, 0, NULL))) {

@@ -74,7 +74,7 @@ static char *dump(json_t *o)
 	return s;
 }
 
-/* Validate body and check the result code; for VALIDATE_EFIELDS, that field
+/* Validate body and check the result code; for TALLY_EFIELDS, that field
  * is the only key of err.fields (or one of them when only is 0). */
 static void check_donation_body(const char *body, size_t len, int want, const char *field, int only)
 {
@@ -85,7 +85,7 @@ static void check_donation_body(const char *body, size_t len, int want, const ch
 
 	ck_assert_msg(rc == want, "%.300s: rc %d, want %d (%s; fields %s)", body, rc, want,
 	              err.message, fields ? fields : "null");
-	if (want == VALIDATE_EFIELDS) {
+	if (want == TALLY_EFIELDS) {
 		ck_assert_msg(err.fields && json_object_get(err.fields, field),
 		              "%.300s: no \"%s\" in fields %s", body, field,
 		              fields ? fields : "null");
@@ -93,7 +93,7 @@ static void check_donation_body(const char *body, size_t len, int want, const ch
 		              "%.300s: fields %s has more than \"%s\"", body, fields, field);
 		ck_assert(json_is_string(json_object_get(err.fields, field)));
 		ck_assert_str_ne(err.message, "");
-	} else if (want == VALIDATE_EJSON) {
+	} else if (want == TALLY_EJSON) {
 		ck_assert_ptr_null(err.fields);
 		ck_assert_str_ne(err.message, "");
 	}
@@ -107,7 +107,7 @@ static void expect_donation_field(json_t *o, const char *field)
 {
 	char *body = dump(o);
 
-	check_donation_body(body, strlen(body), VALIDATE_EFIELDS, field, 1);
+	check_donation_body(body, strlen(body), TALLY_EFIELDS, field, 1);
 	free(body);
 }
 
@@ -119,7 +119,7 @@ static void expect_donation_ok(json_t *o, struct donation_req *req)
 	int rc = validate_donation(body, strlen(body), &lim, req, &err);
 	char *fields = err.fields ? json_dumps(err.fields, JSON_COMPACT) : NULL;
 
-	ck_assert_msg(rc == VALIDATE_OK, "%.300s: rc %d (%s; fields %s)", body, rc, err.message,
+	ck_assert_msg(rc == TALLY_OK, "%.300s: rc %d (%s; fields %s)", body, rc, err.message,
 	              fields ? fields : "null");
 	ck_assert_ptr_null(err.fields);
 	free(fields);
@@ -156,7 +156,7 @@ START_TEST(donation_valid)
 		struct validate_error err = {{0}, NULL};
 
 		ck_assert_int_eq(validate_donation(body, strlen(body), &lim, &req, &err),
-		                 VALIDATE_OK);
+		                 TALLY_OK);
 		validate_error_fini(&err);
 		ck_assert_int_eq(req.amount_cents, 100);
 		ck_assert_str_eq(req.currency, "EUR");
@@ -200,7 +200,7 @@ START_TEST(donation_valid)
 		    " \n\t{ \"amount_cents\" : 500 , \"currency\" : \"USD\" , \"donor\" : "
 		    "{ \"name\" : \"Ada\" , \"email\" : \"ada@example.org\" } } \r\n ";
 
-		check_donation_body(body, strlen(body), VALIDATE_OK, NULL, 0);
+		check_donation_body(body, strlen(body), TALLY_OK, NULL, 0);
 	}
 }
 END_TEST
@@ -224,28 +224,28 @@ END_TEST
 
 START_TEST(donation_malformed_json)
 {
-	expect_donation_raw("", VALIDATE_EJSON);
-	expect_donation_raw("{", VALIDATE_EJSON);
-	expect_donation_raw("}", VALIDATE_EJSON);
-	expect_donation_raw("not json", VALIDATE_EJSON);
-	expect_donation_raw("{\"amount_cents\":}", VALIDATE_EJSON);
-	expect_donation_raw("{'amount_cents':2500}", VALIDATE_EJSON);
-	expect_donation_raw("{amount_cents:2500}", VALIDATE_EJSON);
-	expect_donation_raw("{\"amount_cents\":2500,}", VALIDATE_EJSON);
-	expect_donation_raw("{\"message\":\"unterminated}", VALIDATE_EJSON);
-	expect_donation_raw("{\"amount_cents\":0x10}", VALIDATE_EJSON);
-	expect_donation_raw("{\"amount_cents\":NaN}", VALIDATE_EJSON);
+	expect_donation_raw("", TALLY_EJSON);
+	expect_donation_raw("{", TALLY_EJSON);
+	expect_donation_raw("}", TALLY_EJSON);
+	expect_donation_raw("not json", TALLY_EJSON);
+	expect_donation_raw("{\"amount_cents\":}", TALLY_EJSON);
+	expect_donation_raw("{'amount_cents':2500}", TALLY_EJSON);
+	expect_donation_raw("{amount_cents:2500}", TALLY_EJSON);
+	expect_donation_raw("{\"amount_cents\":2500,}", TALLY_EJSON);
+	expect_donation_raw("{\"message\":\"unterminated}", TALLY_EJSON);
+	expect_donation_raw("{\"amount_cents\":0x10}", TALLY_EJSON);
+	expect_donation_raw("{\"amount_cents\":NaN}", TALLY_EJSON);
 }
 END_TEST
 
 START_TEST(donation_not_an_object)
 {
-	expect_donation_raw("[]", VALIDATE_EJSON);
-	expect_donation_raw("[{\"amount_cents\":2500}]", VALIDATE_EJSON);
-	expect_donation_raw("\"a string\"", VALIDATE_EJSON);
-	expect_donation_raw("2500", VALIDATE_EJSON);
-	expect_donation_raw("null", VALIDATE_EJSON);
-	expect_donation_raw("true", VALIDATE_EJSON);
+	expect_donation_raw("[]", TALLY_EJSON);
+	expect_donation_raw("[{\"amount_cents\":2500}]", TALLY_EJSON);
+	expect_donation_raw("\"a string\"", TALLY_EJSON);
+	expect_donation_raw("2500", TALLY_EJSON);
+	expect_donation_raw("null", TALLY_EJSON);
+	expect_donation_raw("true", TALLY_EJSON);
 }
 END_TEST
 
@@ -255,18 +255,18 @@ START_TEST(donation_trailing_garbage)
 	char body[600];
 
 	snprintf(body, sizeof(body), "%s x", good);
-	expect_donation_raw(body, VALIDATE_EJSON);
+	expect_donation_raw(body, TALLY_EJSON);
 	snprintf(body, sizeof(body), "%s{}", good);
-	expect_donation_raw(body, VALIDATE_EJSON);
+	expect_donation_raw(body, TALLY_EJSON);
 	snprintf(body, sizeof(body), "%s,", good);
-	expect_donation_raw(body, VALIDATE_EJSON);
+	expect_donation_raw(body, TALLY_EJSON);
 	snprintf(body, sizeof(body), "%s}", good);
-	expect_donation_raw(body, VALIDATE_EJSON);
+	expect_donation_raw(body, TALLY_EJSON);
 	/* A NUL byte after the object is still part of the body. */
 	snprintf(body, sizeof(body), "%s", good);
-	check_donation_body(body, strlen(body) + 1, VALIDATE_EJSON, NULL, 0);
+	check_donation_body(body, strlen(body) + 1, TALLY_EJSON, NULL, 0);
 	snprintf(body, sizeof(body), "%s\n", good);
-	expect_donation_raw(body, VALIDATE_OK);
+	expect_donation_raw(body, TALLY_OK);
 	free(good);
 }
 END_TEST
@@ -275,11 +275,11 @@ START_TEST(donation_duplicate_keys)
 {
 	expect_donation_raw("{\"amount_cents\":2500,\"amount_cents\":100,\"currency\":\"USD\","
 	                    "\"donor\":{\"name\":\"Ada\",\"email\":\"ada@example.org\"}}",
-	                    VALIDATE_EJSON);
+	                    TALLY_EJSON);
 	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
 	                    "\"donor\":{\"name\":\"Ada\",\"name\":\"Eve\","
 	                    "\"email\":\"ada@example.org\"}}",
-	                    VALIDATE_EJSON);
+	                    TALLY_EJSON);
 }
 END_TEST
 
@@ -288,24 +288,24 @@ START_TEST(donation_not_utf8)
 	/* Raw invalid bytes inside a string value. */
 	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
 	                    "\"donor\":{\"name\":\"Ad\xff\",\"email\":\"ada@example.org\"}}",
-	                    VALIDATE_EJSON);
+	                    TALLY_EJSON);
 	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
 	                    "\"donor\":{\"name\":\"Ada\",\"email\":\"ada@example.org\"},"
 	                    "\"message\":\"caf\xe9\"}",
-	                    VALIDATE_EJSON);
+	                    TALLY_EJSON);
 	/* Overlong and surrogate encodings. */
 	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
 	                    "\"donor\":{\"name\":\"A\xc0\xae\",\"email\":\"ada@example.org\"}}",
-	                    VALIDATE_EJSON);
+	                    TALLY_EJSON);
 	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
 	                    "\"donor\":{\"name\":\"A\xed\xa0\x80\",\"email\":\"ada@example.org\"}}",
-	                    VALIDATE_EJSON);
+	                    TALLY_EJSON);
 	/* Invalid bytes outside any string. */
-	expect_donation_raw("{\"amount_cents\":2500\xff}", VALIDATE_EJSON);
+	expect_donation_raw("{\"amount_cents\":2500\xff}", TALLY_EJSON);
 	/* An escaped lone surrogate is not a character either. */
 	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
 	                    "\"donor\":{\"name\":\"A\\udc00\",\"email\":\"ada@example.org\"}}",
-	                    VALIDATE_EJSON);
+	                    TALLY_EJSON);
 	/* An escaped NUL never reaches a C string. */
 	{
 		static const char body[] =
@@ -315,14 +315,14 @@ START_TEST(donation_not_utf8)
 		struct validate_error err = {{0}, NULL};
 
 		ck_assert_int_ne(validate_donation(body, strlen(body), &lim, &req, &err),
-		                 VALIDATE_OK);
+		                 TALLY_OK);
 		validate_error_fini(&err);
 	}
 	/* Valid multi-byte text, raw or escaped, is fine. */
 	expect_donation_raw("{\"amount_cents\":2500,\"currency\":\"USD\","
 	                    "\"donor\":{\"name\":\"Ren\xc3\xa9\\u00e9 \\ud83d\\ude00\","
 	                    "\"email\":\"ada@example.org\"}}",
-	                    VALIDATE_OK);
+	                    TALLY_OK);
 }
 END_TEST
 
@@ -348,15 +348,15 @@ static char *padded_body(size_t total)
 
 START_TEST(donation_too_large)
 {
-	char *body = padded_body(VALIDATE_BODY_MAX);
+	char *body = padded_body(TALLY_BODY_MAX);
 
-	expect_donation_raw(body, VALIDATE_OK);
+	expect_donation_raw(body, TALLY_OK);
 	free(body);
-	body = padded_body(VALIDATE_BODY_MAX + 1);
-	expect_donation_raw(body, VALIDATE_EJSON);
+	body = padded_body(TALLY_BODY_MAX + 1);
+	expect_donation_raw(body, TALLY_EJSON);
 	free(body);
 	body = padded_body(1 << 20);
-	expect_donation_raw(body, VALIDATE_EJSON);
+	expect_donation_raw(body, TALLY_EJSON);
 	free(body);
 }
 END_TEST
@@ -393,8 +393,8 @@ START_TEST(donation_amount_overflow)
 	static const char small[] = "{\"amount_cents\":-99999999999999999999,\"currency\":\"USD\","
 	                            "\"donor\":{\"name\":\"Ada\",\"email\":\"ada@example.org\"}}";
 
-	check_donation_body(big, strlen(big), VALIDATE_EFIELDS, "body", 1);
-	check_donation_body(small, strlen(small), VALIDATE_EFIELDS, "body", 1);
+	check_donation_body(big, strlen(big), TALLY_EFIELDS, "body", 1);
+	check_donation_body(small, strlen(small), TALLY_EFIELDS, "body", 1);
 }
 END_TEST
 
@@ -429,8 +429,8 @@ START_TEST(donation_donor)
 	{
 		char *body = dump(donation_with("donor", json_object()));
 
-		check_donation_body(body, strlen(body), VALIDATE_EFIELDS, "donor.name", 0);
-		check_donation_body(body, strlen(body), VALIDATE_EFIELDS, "donor.email", 0);
+		check_donation_body(body, strlen(body), TALLY_EFIELDS, "donor.name", 0);
+		check_donation_body(body, strlen(body), TALLY_EFIELDS, "donor.email", 0);
 		free(body);
 	}
 }
@@ -663,7 +663,7 @@ START_TEST(donation_many_errors)
 	json_object_set_new(json_object_get(o, "donor"), "email", json_string("nope"));
 	json_object_set_new(o, "anonymous", json_string("x"));
 	body = dump(o);
-	ck_assert_int_eq(validate_donation(body, strlen(body), &lim, &req, &err), VALIDATE_EFIELDS);
+	ck_assert_int_eq(validate_donation(body, strlen(body), &lim, &req, &err), TALLY_EFIELDS);
 	ck_assert_ptr_nonnull(json_object_get(err.fields, "amount_cents"));
 	ck_assert_ptr_nonnull(json_object_get(err.fields, "currency"));
 	ck_assert_ptr_nonnull(json_object_get(err.fields, "donor.email"));
@@ -685,13 +685,13 @@ static void check_campaign_body(const char *body, int create, int want, const ch
 
 	ck_assert_msg(rc == want, "%.300s (create %d): rc %d, want %d (%s; fields %s)", body,
 	              create, rc, want, err.message, fields ? fields : "null");
-	if (want == VALIDATE_EFIELDS) {
+	if (want == TALLY_EFIELDS) {
 		ck_assert_msg(err.fields && json_object_get(err.fields, field),
 		              "%.300s: no \"%s\" in fields %s", body, field,
 		              fields ? fields : "null");
 		ck_assert_msg(!only || json_object_size(err.fields) == 1,
 		              "%.300s: fields %s has more than \"%s\"", body, fields, field);
-	} else if (want == VALIDATE_EJSON) {
+	} else if (want == TALLY_EJSON) {
 		ck_assert_ptr_null(err.fields);
 		ck_assert_str_ne(err.message, "");
 	}
@@ -720,7 +720,7 @@ static void expect_campaign_field(json_t *o, int create, const char *field)
 {
 	char *body = dump(o);
 
-	check_campaign_body(body, create, VALIDATE_EFIELDS, field, 1);
+	check_campaign_body(body, create, TALLY_EFIELDS, field, 1);
 	free(body);
 }
 
@@ -731,7 +731,7 @@ static void expect_campaign_ok(json_t *o, int create, struct campaign_spec *spec
 	int rc = validate_campaign(body, strlen(body), create, spec, &err);
 	char *fields = err.fields ? json_dumps(err.fields, JSON_COMPACT) : NULL;
 
-	ck_assert_msg(rc == VALIDATE_OK, "%.300s: rc %d (%s; fields %s)", body, rc, err.message,
+	ck_assert_msg(rc == TALLY_OK, "%.300s: rc %d (%s; fields %s)", body, rc, err.message,
 	              fields ? fields : "null");
 	free(fields);
 	validate_error_fini(&err);
@@ -753,14 +753,14 @@ START_TEST(campaign_valid_create)
 	          spec.has_starts && spec.has_ends);
 
 	/* The minimum. */
-	check_campaign_body("{\"slug\":\"a\",\"name\":\"A\",\"currency\":\"EUR\"}", 1, VALIDATE_OK,
+	check_campaign_body("{\"slug\":\"a\",\"name\":\"A\",\"currency\":\"EUR\"}", 1, TALLY_OK,
 	                    NULL, 0);
 	{
 		static const char body[] = "{\"slug\":\"a\",\"name\":\"A\",\"currency\":\"EUR\"}";
 		struct validate_error err = {{0}, NULL};
 
 		ck_assert_int_eq(validate_campaign(body, strlen(body), 1, &spec, &err),
-		                 VALIDATE_OK);
+		                 TALLY_OK);
 		validate_error_fini(&err);
 		ck_assert(spec.has_slug && spec.has_name && spec.has_currency);
 		ck_assert(!spec.has_goal && !spec.has_starts && !spec.has_ends);
@@ -770,7 +770,7 @@ START_TEST(campaign_valid_create)
 	/* Limits of goal and name, null times, unknown fields. */
 	{
 		json_t *o = base_campaign();
-		char *name = repeat("\xe2\x82\xac", VALIDATE_CAMPAIGN_NAME_MAX);
+		char *name = repeat("\xe2\x82\xac", TALLY_CAMPAIGN_NAME_MAX);
 
 		json_object_set_new(o, "goal_cents", json_integer(INT64_C(1000000000000000)));
 		json_object_set_new(o, "name", json_string(name));
@@ -793,14 +793,14 @@ END_TEST
 
 START_TEST(campaign_not_json)
 {
-	check_campaign_body("", 1, VALIDATE_EJSON, NULL, 0);
-	check_campaign_body("{\"slug\":", 1, VALIDATE_EJSON, NULL, 0);
-	check_campaign_body("[\"slug\"]", 1, VALIDATE_EJSON, NULL, 0);
-	check_campaign_body("\"x\"", 0, VALIDATE_EJSON, NULL, 0);
-	check_campaign_body("{\"name\":\"a\",\"name\":\"b\"}", 0, VALIDATE_EJSON, NULL, 0);
-	check_campaign_body("{\"name\":\"a\"} {}", 0, VALIDATE_EJSON, NULL, 0);
-	check_campaign_body("{\"name\":\"\xff\"}", 0, VALIDATE_EJSON, NULL, 0);
-	check_campaign_body("{\"goal_cents\":123456789012345678901234}", 0, VALIDATE_EFIELDS,
+	check_campaign_body("", 1, TALLY_EJSON, NULL, 0);
+	check_campaign_body("{\"slug\":", 1, TALLY_EJSON, NULL, 0);
+	check_campaign_body("[\"slug\"]", 1, TALLY_EJSON, NULL, 0);
+	check_campaign_body("\"x\"", 0, TALLY_EJSON, NULL, 0);
+	check_campaign_body("{\"name\":\"a\",\"name\":\"b\"}", 0, TALLY_EJSON, NULL, 0);
+	check_campaign_body("{\"name\":\"a\"} {}", 0, TALLY_EJSON, NULL, 0);
+	check_campaign_body("{\"name\":\"\xff\"}", 0, TALLY_EJSON, NULL, 0);
+	check_campaign_body("{\"goal_cents\":123456789012345678901234}", 0, TALLY_EFIELDS,
 	                    "body", 1);
 }
 END_TEST
@@ -816,7 +816,7 @@ START_TEST(campaign_missing_on_create)
 		struct campaign_spec spec;
 		struct validate_error err = {{0}, NULL};
 
-		ck_assert_int_eq(validate_campaign("{}", 2, 1, &spec, &err), VALIDATE_EFIELDS);
+		ck_assert_int_eq(validate_campaign("{}", 2, 1, &spec, &err), TALLY_EFIELDS);
 		ck_assert_ptr_nonnull(json_object_get(err.fields, "slug"));
 		ck_assert_ptr_nonnull(json_object_get(err.fields, "name"));
 		ck_assert_ptr_nonnull(json_object_get(err.fields, "currency"));
@@ -903,7 +903,7 @@ START_TEST(campaign_fields)
 	expect_campaign_field(campaign_with("name", json_string("Two\nlines")), 1, "name");
 	expect_campaign_field(campaign_with("name", json_string("Tab\t")), 1, "name");
 	expect_campaign_field(campaign_with("name", json_integer(3)), 1, "name");
-	s = repeat("n", VALIDATE_CAMPAIGN_NAME_MAX + 1);
+	s = repeat("n", TALLY_CAMPAIGN_NAME_MAX + 1);
 	expect_campaign_field(campaign_with("name", json_string(s)), 1, "name");
 	free(s);
 	/* Goal. */
@@ -1021,7 +1021,7 @@ static void same_both_ways(const char *body, size_t len)
 	int rb = validate_donation_full(body, len, &diff_lim, &b, &eb);
 
 	ck_assert_msg(ra == rb, "fast %d, full %d for: %.*s", ra, rb, (int)len, body);
-	if (ra == VALIDATE_OK)
+	if (ra == TALLY_OK)
 		ck_assert_msg(!memcmp(&a, &b, sizeof(a)), "results differ for: %.*s", (int)len,
 		              body);
 	else

@@ -17,21 +17,29 @@ void api_init(struct server *s)
 }
 
 /* Writer thread: hand the engine's answer to the service thread. */
-static void engine_done(void *ud, int rc, const char *body, size_t len)
+static void engine_done(void *ud, const struct engine_answer *a)
 {
-	struct xmsg *m = malloc(sizeof(*m) + len + 1);
+	struct buf b = {0};
+	struct xmsg *m;
+	int rc = a->rc;
 
+	if (!rc && admin_answer_json(a, &b))
+		rc = -ENOMEM;
+	m = malloc(sizeof(*m) + b.len + 1);
 	if (!m) {
 		log_msg(LOG_ERROR, "http.reply_lost", "out of memory posting a reply");
+		buf_fini(&b);
 		return;
 	}
 	m->kind = XM_REPLY;
 	m->ref = (uint64_t)(uintptr_t)ud;
 	m->rc = rc;
-	m->len = len;
-	if (len)
-		memcpy(m->data, body, len);
-	m->data[len] = '\0';
+	m->replayed = a->replayed;
+	m->len = rc ? 0 : b.len;
+	if (m->len)
+		memcpy(m->data, b.p, m->len);
+	m->data[m->len] = '\0';
+	buf_fini(&b);
 	server_post(api_server, m);
 }
 
@@ -49,12 +57,12 @@ void api_complete(struct server *s, struct xmsg *m)
 
 	if (!p || !p->async || !p->route)
 		return; /* the client went away; the work itself is done */
-	if (m->rc == ENGINE_OK || m->rc == ENGINE_REPLAYED) {
+	if (m->rc == 0) {
 		struct buf *b = http_body(p);
 
-		rc = buf_append(b, m->data, m->len) ? -1
-		                                    : http_send(p, p->route->ok_status, NULL,
-		                                                replayed, m->rc == ENGINE_REPLAYED);
+		rc = buf_append(b, m->data, m->len)
+		         ? -1
+		         : http_send(p, p->route->ok_status, NULL, replayed, m->replayed);
 	} else {
 		rc = http_engine_error(p, m->rc);
 	}
@@ -180,12 +188,12 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	}
 	rc |= buf_puts(b, "# HELP tally_commit_batch_size Operations per committed transaction.\n"
 	                  "# TYPE tally_commit_batch_size histogram\n");
-	rc |= put_hist(b, "tally_commit_batch_size", "", es.writer.batch_size_hist,
-	               db_batch_size_bounds, DB_HIST_BUCKETS, (double)es.writer.ops);
+	rc |= put_hist(b, "tally_commit_batch_size", "", es.commits.batch_size_hist,
+	               commit_batch_size_bounds, COMMIT_HIST_BUCKETS, (double)es.commits.ops);
 	rc |= buf_puts(b, "# HELP tally_commit_duration_seconds Time to apply and commit a batch.\n"
 	                  "# TYPE tally_commit_duration_seconds histogram\n");
-	rc |= put_hist(b, "tally_commit_duration_seconds", "", es.writer.commit_seconds_hist,
-	               db_commit_seconds_bounds, DB_HIST_BUCKETS, es.writer.commit_seconds_sum);
+	rc |= put_hist(b, "tally_commit_duration_seconds", "", es.commits.commit_seconds_hist,
+	               commit_seconds_bounds, COMMIT_HIST_BUCKETS, es.commits.commit_seconds_sum);
 	rc |= buf_printf(b,
 	                 "# HELP tally_donations_committed_total Donations captured (succeeded) since start.\n"
 	                 "# TYPE tally_donations_committed_total counter\n"
@@ -207,7 +215,7 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	                 "# TYPE tally_uptime_seconds gauge\n"
 	                 "tally_uptime_seconds %lld\n",
 	                 (long long)es.donations_total,
-	                 (unsigned long long)es.writer.failed_commits, (long long)es.intake_depth,
+	                 (unsigned long long)es.commits.failed_commits, (long long)es.intake_depth,
 	                 (long long)es.campaigns, (long long)es.idem_entries,
 	                 (long long)atomic_load(&s->ws_clients), (long long)es.uptime_s);
 	rc |= engine_jobs_metrics(s->engine, b);
@@ -275,10 +283,10 @@ static int h_campaign_get(struct server *s, struct http_pss *p)
 	int64_t id;
 
 	if (!validate_slug(slug, strlen(slug)))
-		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
+		return http_engine_error(p, TALLY_ENOCAMPAIGN);
 	id = engine_campaign_id(s->engine, slug, strlen(slug));
 	if (id < 0 || engine_campaign_json(s->engine, slug, strlen(slug), b, &seq))
-		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
+		return http_engine_error(p, TALLY_ENOCAMPAIGN);
 	snprintf(etag, sizeof(etag), "\"%llx-c%lld-%llu\"", (unsigned long long)s->etag_epoch,
 	         (long long)id, (unsigned long long)seq);
 	if (not_modified(p, etag))
@@ -335,7 +343,7 @@ static int validation_error(struct http_pss *p, int rc, struct validate_error *e
 	json_t *fields = err->fields;
 
 	err->fields = NULL;
-	if (rc == VALIDATE_EJSON) {
+	if (rc == TALLY_EJSON) {
 		json_decref(fields);
 		return http_error(p, 400, "invalid_json", err->message, NULL, 0);
 	}
@@ -347,7 +355,7 @@ static int h_donate(struct server *s, struct http_pss *p)
 	struct validate_error err = {{0}, NULL};
 	struct donation_req req;
 	struct buf *b;
-	int rc;
+	int rc, was_replayed;
 
 	if ((rc = need_json(p)))
 		return rc < 0 ? -1 : 0;
@@ -358,19 +366,20 @@ static int h_donate(struct server *s, struct http_pss *p)
 			                            "must be 1 to 255 printable ASCII characters"),
 			                  0);
 	if (s->stopping)
-		return http_engine_error(p, ENGINE_ESHUTDOWN);
+		return http_engine_error(p, TALLY_ESHUTDOWN);
 	if (!validate_slug(p->param[0], strlen(p->param[0])))
-		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
+		return http_engine_error(p, TALLY_ENOCAMPAIGN);
 	rc = validate_donation(p->body.p ? p->body.p : "", p->body.len, engine_limits(s->engine),
 	                       &req, &err);
 	if (rc)
 		return validation_error(p, rc, &err);
 	b = http_body(p);
-	rc = engine_donate(s->engine, p->param[0], &req, p->idem_key, b, engine_done, ref_ud(p));
-	if (rc == ENGINE_REPLAYED)
-		return http_send(p, 202, NULL, replayed, 1);
+	rc = engine_donate(s->engine, p->param[0], &req, p->idem_key, b, &was_replayed, engine_done,
+	                   ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
+	if (was_replayed)
+		return http_send(p, 202, NULL, replayed, 1);
 	return HTTP_ASYNC;
 }
 
@@ -408,7 +417,7 @@ static int h_admin_update(struct server *s, struct http_pss *p)
 	if ((rc = need_json(p)))
 		return rc < 0 ? -1 : 0;
 	if (!validate_slug(p->param[0], strlen(p->param[0])))
-		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
+		return http_engine_error(p, TALLY_ENOCAMPAIGN);
 	rc = validate_campaign(p->body.p ? p->body.p : "", p->body.len, 0, &spec, &err);
 	if (rc)
 		return validation_error(p, rc, &err);
@@ -425,7 +434,7 @@ static int h_admin_action(struct server *s, struct http_pss *p)
 	int rc;
 
 	if (!validate_slug(p->param[0], strlen(p->param[0])))
-		return http_engine_error(p, ENGINE_ENOCAMPAIGN);
+		return http_engine_error(p, TALLY_ENOCAMPAIGN);
 	actor_of(p, actor, sizeof(actor));
 	rc = engine_campaign_action(s->engine, p->param[0], p->param[1], actor, engine_done,
 	                            ref_ud(p));
@@ -456,7 +465,7 @@ static int h_admin_close(struct server *s, struct http_pss *p)
 
 static int h_queues(struct server *s, struct http_pss *p)
 {
-	if (engine_queues_json(s->engine, http_body(p)))
+	if (admin_queues_json(s->engine, http_body(p)))
 		return -1;
 	return send_json(p, 200, NULL);
 }
@@ -491,22 +500,22 @@ static int h_queue_retry_dead(struct server *s, struct http_pss *p)
 static int h_jobs(struct server *s, struct http_pss *p)
 {
 	char queue[16], state[16];
-	int limit = 100, rc;
+	int limit = 100, rc, q, st;
 
-	if (http_query(p, "queue", queue, sizeof(queue)) < 0 || job_queue_by_name(queue) < 0)
+	if (http_query(p, "queue", queue, sizeof(queue)) < 0 || (q = job_queue_by_name(queue)) < 0)
 		return http_error(p, 400, "invalid_query", "queue is missing or unknown",
 		                  json_pack("{s:s}", "queue", "must be payments, receipts or webhooks"),
 		                  0);
 	if (http_query(p, "state", state, sizeof(state)) < 0)
 		snprintf(state, sizeof(state), "dead");
-	if (job_state_by_name(state) < 0)
+	if ((st = job_state_by_name(state)) < 0)
 		return http_error(p, 400, "invalid_query", "state is unknown",
 		                  json_pack("{s:s}", "state",
 		                            "must be ready, running, scheduled, dead or done"),
 		                  0);
 	if ((rc = query_limit(p, 1000, &limit)))
 		return rc < 0 ? -1 : 0;
-	rc = engine_jobs_json(s->engine, queue, state, limit, http_body(p));
+	rc = admin_jobs_json(s->engine, (enum job_queue)q, (enum job_state)st, limit, http_body(p));
 	if (rc)
 		return rc < 0 ? -1 : http_engine_error(p, rc);
 	return send_json(p, 200, NULL);
@@ -534,7 +543,7 @@ static int h_job_action(struct server *s, struct http_pss *p, const char *action
 	int rc;
 
 	if (job_id(p->param[0], &id))
-		return http_engine_error(p, ENGINE_ENOJOB);
+		return http_engine_error(p, TALLY_ENOJOB);
 	actor_of(p, actor, sizeof(actor));
 	rc = engine_job_action(s->engine, id, action, actor, engine_done, ref_ud(p));
 	if (rc)
@@ -590,7 +599,7 @@ static int h_audit(struct server *s, struct http_pss *p)
 
 	if ((rc = query_limit(p, 1000, &limit)))
 		return rc < 0 ? -1 : 0;
-	rc = engine_audit_json(s->engine, limit, http_body(p));
+	rc = admin_audit_json(s->engine, limit, http_body(p));
 	if (rc)
 		return rc < 0 ? -1 : http_engine_error(p, rc);
 	return send_json(p, 200, NULL);

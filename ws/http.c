@@ -187,31 +187,31 @@ int http_engine_error(struct http_pss *p, int rc)
 		const char *code;
 		const char *field;
 	} map[] = {
-	    {ENGINE_ENOCAMPAIGN, 404, "campaign_not_found", NULL},
-	    {ENGINE_EPAUSED, 409, "campaign_paused", NULL},
-	    {ENGINE_ECLOSED, 409, "campaign_closed", NULL},
-	    {ENGINE_ECURRENCY, 422, "validation_failed", "currency"},
-	    {ENGINE_EOVERLOADED, 503, "overloaded", NULL},
-	    {ENGINE_ESHUTDOWN, 503, "shutting_down", NULL},
-	    {ENGINE_EEXISTS, 409, "campaign_exists", "slug"},
-	    {ENGINE_ENODONATION, 404, "donation_not_found", NULL},
-	    {ENGINE_ESTATE, 409, "invalid_state", NULL},
-	    {ENGINE_EIDEM_REUSED, 422, "idempotency_key_reused", NULL},
-	    {ENGINE_EIDEM_BUSY, 409, "idempotency_key_in_use", NULL},
-	    {ENGINE_ESCHEDULE, 422, "validation_failed", "ends_at"},
-	    {ENGINE_ENOJOB, 404, "job_not_found", NULL},
-	    {ENGINE_ENOQUEUE, 404, "queue_not_found", NULL},
-	    {ENGINE_EJOBBUSY, 409, "job_running", NULL},
+	    {TALLY_ENOCAMPAIGN, 404, "campaign_not_found", NULL},
+	    {TALLY_EPAUSED, 409, "campaign_paused", NULL},
+	    {TALLY_ECLOSED, 409, "campaign_closed", NULL},
+	    {TALLY_ECURRENCY, 422, "validation_failed", "currency"},
+	    {TALLY_EOVERLOADED, 503, "overloaded", NULL},
+	    {TALLY_ESHUTDOWN, 503, "shutting_down", NULL},
+	    {TALLY_EEXISTS, 409, "campaign_exists", "slug"},
+	    {TALLY_ENODONATION, 404, "donation_not_found", NULL},
+	    {TALLY_ESTATE, 409, "invalid_state", NULL},
+	    {TALLY_EIDEM_REUSED, 422, "idempotency_key_reused", NULL},
+	    {TALLY_EIDEM_BUSY, 409, "idempotency_key_in_use", NULL},
+	    {TALLY_ESCHEDULE, 422, "validation_failed", "ends_at"},
+	    {TALLY_ENOJOB, 404, "job_not_found", NULL},
+	    {TALLY_ENOQUEUE, 404, "queue_not_found", NULL},
+	    {TALLY_EJOBBUSY, 409, "job_running", NULL},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
 		if (map[i].rc == rc)
 			return http_error(
-			    p, map[i].status, map[i].code, engine_strerror(rc),
-			    map[i].field ? json_pack("{s:s}", map[i].field, engine_strerror(rc))
+			    p, map[i].status, map[i].code, tally_strerror(rc),
+			    map[i].field ? json_pack("{s:s}", map[i].field, tally_strerror(rc))
 			                 : NULL,
-			    map[i].status == 503 || rc == ENGINE_EIDEM_BUSY ? 1 : 0);
-	return http_error(p, 500, "internal", engine_strerror(rc), NULL, 0);
+			    map[i].status == 503 || rc == TALLY_EIDEM_BUSY ? 1 : 0);
+	return http_error(p, 500, "internal", tally_strerror(rc), NULL, 0);
 }
 
 int http_query(const struct http_pss *p, const char *name, char *dst, size_t cap)
@@ -468,7 +468,7 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 		}
 		/* Read and drop a moderately oversized body, then answer 413 and keep
 		 * the connection. */
-		p->too_large = v > VALIDATE_BODY_MAX;
+		p->too_large = v > TALLY_BODY_MAX;
 	}
 	return 0;
 }
@@ -510,7 +510,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP_BODY:
 		if (!p->in_body)
 			return 0;
-		if (p->too_large || p->body.len + len > VALIDATE_BODY_MAX)
+		if (p->too_large || p->body.len + len > TALLY_BODY_MAX)
 			p->too_large = 1;
 		else if (buf_append(&p->body, in, len))
 			return -1;

@@ -5,6 +5,7 @@
 
 #include "base/buf.h"
 #include "core/engine.h"
+#include "core/validate.h"
 #include "ws/server.h"
 
 #include <libwebsockets.h>
@@ -67,6 +68,7 @@ struct xmsg {
 	enum xmsg_kind kind;
 	uint64_t ref; /* XM_REPLY: (fd << 32) | gen */
 	int rc;       /* XM_REPLY: engine result */
+	int replayed; /* XM_REPLY: the answer to an earlier request */
 	int64_t campaign_id;
 	uint64_t seq;
 	size_t len;
@@ -98,7 +100,7 @@ struct server {
 	struct engine *engine;
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
-	volatile sig_atomic_t stop; /* any thread / signal handler */
+	atomic_int stop; /* set by any thread (server_stop), read by the service thread */
 	int stopping;
 	int port;
 	uint64_t etag_epoch;
@@ -124,6 +126,16 @@ struct server {
 /* Queue a message for the service thread and wake it. Any thread. Takes
  * ownership of m. */
 void server_post(struct server *s, struct xmsg *m);
+
+/* ---- admin.c: JSON of the staff listings and answers ---- */
+int admin_queue_json(struct buf *out, enum job_queue q, const struct job_queue_info *i);
+int admin_queues_json(struct engine *e, struct buf *out);
+/* Returns 0, -ENOMEM or TALLY_EIO. */
+int admin_jobs_json(struct engine *e, enum job_queue q, enum job_state st, int limit,
+                    struct buf *out);
+int admin_audit_json(struct engine *e, int limit, struct buf *out);
+/* The JSON of a successful asynchronous answer (writer thread). */
+int admin_answer_json(const struct engine_answer *a, struct buf *out);
 
 /* ---- http.c ---- */
 extern const struct lws_protocols http_protocol;

@@ -319,7 +319,7 @@ static struct channel *lookup_channel(struct server *s, struct live_pss *p, cons
 		return NULL;
 	}
 	id = validate_slug(slug, strlen(slug)) ? engine_campaign_id(s->engine, slug, strlen(slug))
-	                                       : ENGINE_ENOCAMPAIGN;
+	                                       : TALLY_ENOCAMPAIGN;
 	if (id < 0) {
 		set_error(p, "campaign_not_found", "no campaign has this slug");
 		return NULL;

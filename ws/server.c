@@ -6,7 +6,7 @@
  * an xmsg to s->qhead under s->qlock and call lws_cancel_service() when the
  * queue was empty; the service thread drains the whole queue in
  * LWS_CALLBACK_EVENT_WAIT_CANCELLED (ws/http.c). A 100 ms timer in the loop
- * notices a stop request (set from a signal handler) and drains: new
+ * notices a stop request (set by the signal thread) and drains: new
  * donations get 503, in-flight ones are answered, then the loop returns.
  */
 #include "ws/internal.h"
@@ -92,7 +92,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 {
 	struct server *s = lws_container_of(sul, struct server, tick_sul);
 
-	if (s->stop && !s->stopping) {
+	if (atomic_load(&s->stop) && !s->stopping) {
 		s->stopping = 1;
 		s->stop_started_ns = util_mono_ns();
 		log_msg(LOG_INFO, "server.draining", "answering in-flight requests");
@@ -225,7 +225,7 @@ int server_run(struct server *s)
 
 void server_stop(struct server *s)
 {
-	s->stop = 1;
+	atomic_store(&s->stop, 1);
 }
 
 void server_get_stats(struct server *s, struct server_stats *out)

@@ -25,7 +25,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (ra != rb)
 		abort();
-	if (ra == VALIDATE_OK) {
+	if (ra == TALLY_OK) {
 		if (memcmp(&a, &b, sizeof(a)))
 			abort();
 		if (a.amount_cents < lim.min_cents || a.amount_cents > lim.max_cents ||
@@ -33,7 +33,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		    util_utf8_len(a.name, strlen(a.name)) < 0 ||
 		    util_utf8_len(a.message, strlen(a.message)) < 0 || !a.payment_token[0])
 			abort();
-	} else if (ra == VALIDATE_EFIELDS && !ea.fields) {
+	} else if (ra == TALLY_EFIELDS && !ea.fields) {
 		abort();
 	}
 	validate_error_fini(&ea);

@@ -1,0 +1,46 @@
+/* base/err.c - texts of tally's error codes (see err.h). */
+#include "base/err.h"
+
+#include <string.h>
+
+static const char *const own[] = {
+    [TALLY_EJSON - TALLY_EJSON] = "the body is not a valid JSON object",
+    [TALLY_EFIELDS - TALLY_EJSON] = "some fields are invalid",
+    [TALLY_ENOCAMPAIGN - TALLY_EJSON] = "no campaign has this slug",
+    [TALLY_EPAUSED - TALLY_EJSON] = "the campaign is paused and is not accepting donations",
+    [TALLY_ECLOSED - TALLY_EJSON] = "the campaign is closed or outside its schedule",
+    [TALLY_ECURRENCY - TALLY_EJSON] = "the currency differs from the campaign's currency",
+    [TALLY_EOVERLOADED - TALLY_EJSON] =
+        "too many donations are waiting to be recorded; retry shortly",
+    [TALLY_ESHUTDOWN - TALLY_EJSON] = "the server is shutting down",
+    [TALLY_EEXISTS - TALLY_EJSON] = "a campaign with this slug already exists",
+    [TALLY_ENODONATION - TALLY_EJSON] = "no donation has this id",
+    [TALLY_ESTATE - TALLY_EJSON] = "the action does not apply in the current state",
+    [TALLY_EIO - TALLY_EJSON] = "storage failure: nothing was recorded",
+    [TALLY_EIDEM_REUSED - TALLY_EJSON] =
+        "this Idempotency-Key was already used with a different request",
+    [TALLY_EIDEM_BUSY - TALLY_EJSON] =
+        "a request with this Idempotency-Key is still being processed; retry shortly",
+    [TALLY_EIDEM_KEY - TALLY_EJSON] = "the Idempotency-Key is longer than 255 bytes",
+    [TALLY_ESCHEDULE - TALLY_EJSON] = "ends_at must be after starts_at",
+    [TALLY_ELOCKED - TALLY_EJSON] = "another tally process is using this database",
+    [TALLY_ENOJOB - TALLY_EJSON] = "no job has this id (done jobs cannot be acted on)",
+    [TALLY_ENOQUEUE - TALLY_EJSON] = "no queue has this name (payments, receipts, webhooks)",
+    [TALLY_EJOBBUSY - TALLY_EJSON] = "an attempt of this job is in flight; try again when it ends",
+};
+
+int tally_is_own(int err)
+{
+	return err >= TALLY_EJSON && err < TALLY_ELAST;
+}
+
+const char *tally_strerror(int err)
+{
+	if (err == 0)
+		return "ok";
+	if (tally_is_own(err))
+		return own[err - TALLY_EJSON];
+	if (err < 0 && err > -4000)
+		return strerror(-err);
+	return "unknown error";
+}

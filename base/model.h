@@ -1,0 +1,197 @@
+/* base/model.h - the plain types that cross layers: a campaign, a donation
+ * request, a campaign spec, the job queues, kinds and states, and the
+ * sizes they are built from. Every folder may include it; it includes
+ * nothing of tally's. Strings live at the edges (JSON, SQL text): inside,
+ * states are enums, and their names come from the tables here.
+ */
+#ifndef TALLY_BASE_MODEL_H
+#define TALLY_BASE_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Limits of the inputs, in code points unless said otherwise. A UTF-8
+ * code point takes at most 4 bytes: *_SIZE is the buffer for one. */
+#define TALLY_SLUG_MAX 64 /* bytes of [a-z0-9-] */
+#define TALLY_CAMPAIGN_NAME_MAX 128
+#define TALLY_DONOR_NAME_MAX 100
+#define TALLY_EMAIL_MAX 254 /* bytes */
+#define TALLY_MESSAGE_MAX 500
+#define TALLY_TOKEN_MAX 64 /* bytes */
+#define TALLY_IDEM_KEY_MAX 255 /* bytes of printable ASCII */
+#define TALLY_BODY_MAX (16 * 1024)
+
+#define TALLY_SLUG_SIZE (TALLY_SLUG_MAX + 1)
+#define TALLY_CAMPAIGN_NAME_SIZE (TALLY_CAMPAIGN_NAME_MAX * 4 + 1)
+#define TALLY_DONOR_NAME_SIZE (TALLY_DONOR_NAME_MAX * 4 + 1)
+#define TALLY_EMAIL_SIZE (TALLY_EMAIL_MAX + 1)
+#define TALLY_MESSAGE_SIZE (TALLY_MESSAGE_MAX * 4 + 1)
+#define TALLY_TOKEN_SIZE (TALLY_TOKEN_MAX + 1)
+#define TALLY_IDEM_KEY_SIZE (TALLY_IDEM_KEY_MAX + 1)
+#define TALLY_CURRENCY_SIZE 4 /* ISO 4217 code and its NUL */
+
+/* ---- campaigns ---- */
+
+enum campaign_status { CAMPAIGN_ACTIVE, CAMPAIGN_PAUSED, CAMPAIGN_CLOSED, CAMPAIGN_STATUSES };
+
+extern const char *const campaign_status_names[CAMPAIGN_STATUSES];
+
+/* The status named s; -1 when unknown. */
+int campaign_status_by_name(const char *s);
+
+/* A campaign's settings and stored aggregates: one record, as the database
+ * keeps it, as the engine caches it and as the console shows it. Times are
+ * ms since the epoch, 0 for none. */
+struct campaign_row {
+	int64_t id;
+	char slug[TALLY_SLUG_SIZE];
+	char name[TALLY_CAMPAIGN_NAME_SIZE];
+	char currency[TALLY_CURRENCY_SIZE];
+	enum campaign_status status; /* as stored (before the schedule) */
+	int64_t goal_cents, starts_at, ends_at, created_at;
+	int64_t raised_cents, donor_count, donation_count, pending_cents;
+	uint64_t seq;
+};
+
+/* A validated campaign create/update. has_* flags tell which fields were
+ * given (an update may give any subset). Times are ms since the epoch; 0 with
+ * has_* set means "cleared" (JSON null). */
+struct campaign_spec {
+	char slug[TALLY_SLUG_SIZE];
+	char name[TALLY_CAMPAIGN_NAME_SIZE];
+	char currency[TALLY_CURRENCY_SIZE];
+	int64_t goal_cents;
+	int64_t starts_at;
+	int64_t ends_at;
+	unsigned has_slug : 1, has_name : 1, has_currency : 1, has_goal : 1, has_starts : 1,
+	    has_ends : 1;
+};
+
+/* ---- donations ---- */
+
+struct donation_limits {
+	int64_t min_cents;
+	int64_t max_cents;
+};
+
+/* A validated donation request. Strings are NUL-terminated UTF-8. */
+struct donation_req {
+	int64_t amount_cents;
+	char currency[TALLY_CURRENCY_SIZE];
+	char name[TALLY_DONOR_NAME_SIZE];
+	char email[TALLY_EMAIL_SIZE];
+	char message[TALLY_MESSAGE_SIZE];
+	char payment_token[TALLY_TOKEN_SIZE];
+	int anonymous;
+	int hide_amount;
+};
+
+/* ---- jobs ---- */
+
+enum job_queue { JOB_PAYMENTS, JOB_RECEIPTS, JOB_WEBHOOKS, JOB_QUEUES };
+
+enum job_kind {
+	JOB_CAPTURE,        /* payments: capture the gift through the processor */
+	JOB_REFUND,         /* payments: refund it */
+	JOB_RECEIPT,        /* receipts: email the donor */
+	JOB_HOOK_SUCCEEDED, /* webhooks: donation.succeeded */
+	JOB_HOOK_FAILED,    /* webhooks: donation.failed */
+	JOB_HOOK_REFUNDED,  /* webhooks: donation.refunded */
+	JOB_KINDS
+};
+
+/* JOB_HELD is memory only (a staff action waits for its commit); a job
+ * record whose state is JOB_GONE is deleted. */
+enum job_state { JOB_READY, JOB_RUNNING, JOB_SCHEDULED, JOB_DONE, JOB_DEAD, JOB_HELD, JOB_GONE };
+
+/* What a job's outcome does to its donation. */
+enum job_effect {
+	EFFECT_NONE,
+	EFFECT_SUCCEEDED,      /* pending -> succeeded: counted in the totals */
+	EFFECT_FAILED,         /* pending -> failed (declined or discarded) */
+	EFFECT_REFUNDED,       /* succeeded -> refunded: taken out of the totals */
+	EFFECT_RECEIPT,        /* the receipt went out: remember when */
+	EFFECT_REF,            /* still pending: remember the processor's id */
+	EFFECT_REFUND_DROPPED, /* a refund job discarded: may be asked again */
+};
+
+/* What an effect does, read by the writer (which donation status it moves
+ * from and to) and by the engine's cache (what the campaign's numbers do).
+ * from NULL: any status; to NULL: the status stays. */
+struct effect_rule {
+	const char *from, *to; /* the donation's status in SQL */
+	int pending;           /* pending_cents moves by this x the amount */
+	int raised;            /* raised_cents and donation_count move by this */
+	int public;            /* the campaign's public state changes */
+};
+
+extern const struct effect_rule effect_rules[EFFECT_REFUND_DROPPED + 1];
+
+extern const char *const job_queue_names[JOB_QUEUES];
+extern const char *const job_kind_names[JOB_KINDS];
+extern const char *const job_state_names[JOB_GONE + 1];
+extern const enum job_queue job_kind_queue[JOB_KINDS];
+
+/* Look names up; -1 when unknown. job_state_by_name knows only the states
+ * a user may ask for (ready, running, scheduled, done, dead). */
+int job_queue_by_name(const char *name);
+int job_kind_by_name(const char *name);
+int job_state_by_name(const char *name);
+
+struct job_policy {
+	int workers;          /* threads */
+	int inflight;         /* jobs in flight per thread */
+	int max_attempts;     /* then dead */
+	int64_t backoff_ms;   /* delay after the first failed attempt */
+	int64_t backoff_max_ms;
+};
+
+struct job_queue_info {
+	int paused, workers, inflight;
+	int64_t ready, running, scheduled, dead, held;
+	int64_t done_total, failed_total;      /* stored counters, since ever */
+	double done_per_s;                     /* last 10-20 s */
+	double latency_ms_p50, latency_ms_p99; /* ready -> started, last 10-20 s */
+};
+
+/* A job as staff see it (from memory or from its row). */
+struct job_record {
+	int64_t id, donation_id, next_run_at, created_at;
+	int attempts;
+	enum job_queue queue;
+	enum job_kind kind;
+	enum job_state state;
+	char url[512];
+	char last_error[256];
+};
+
+/* ---- staff ---- */
+
+/* A staff action as the audit table keeps it. */
+struct audit_entry {
+	int64_t id, at;
+	char actor[64];
+	char action[40];
+	char target[128];
+	char detail[256];
+};
+
+/* ---- the writer's commits ---- */
+
+#define COMMIT_HIST_BUCKETS 12
+/* Upper bounds of the histogram buckets (a last bucket holds the rest). */
+extern const double commit_batch_size_bounds[COMMIT_HIST_BUCKETS];
+extern const double commit_seconds_bounds[COMMIT_HIST_BUCKETS];
+
+struct commit_stats {
+	uint64_t batch_size_hist[COMMIT_HIST_BUCKETS + 1];
+	uint64_t commit_seconds_hist[COMMIT_HIST_BUCKETS + 1];
+	double commit_seconds_sum;
+	uint64_t batches;
+	uint64_t ops;
+	uint64_t failed_commits;
+	uint64_t last_batch;
+	uint64_t depth; /* operations waiting now */
+};
+
+#endif

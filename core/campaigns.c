@@ -1,0 +1,367 @@
+/* core/campaigns.c - the campaign table, its two rankings, and every read
+ * of the published campaigns (see internal.h for the two copies).
+ *
+ * The table (by id and by slug) and the rankings change only on the writer
+ * thread, under e->lock; readers take e->lock and look only at the
+ * published half of a campaign. The writer may read the table without the
+ * lock, since nobody else writes it.
+ */
+#include "core/internal.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct campaign *campaign_find_slug(struct engine *e, const char *slug, size_t len)
+{
+	size_t mask = e->slot_cap - 1, i = (size_t)util_hash(slug, len) & mask;
+
+	for (; e->slots[i]; i = (i + 1) & mask)
+		if (strlen(e->slots[i]->pub.slug) == len &&
+		    !memcmp(e->slots[i]->pub.slug, slug, len))
+			return e->slots[i];
+	return NULL;
+}
+
+struct campaign *campaign_find_id(struct engine *e, int64_t id)
+{
+	return id > 0 && (size_t)id < e->id_cap ? e->by_id[id] : NULL;
+}
+
+static void slot_put(struct campaign **slots, size_t cap, struct campaign *c)
+{
+	size_t mask = cap - 1, i = (size_t)util_hash(c->w.slug, strlen(c->w.slug)) & mask;
+
+	while (slots[i])
+		i = (i + 1) & mask;
+	slots[i] = c;
+}
+
+/* 1 if a ranks before b: higher published key, then the older campaign. */
+static int ranks_before(const struct campaign *a, const struct campaign *b, int by)
+{
+	int64_t ka = by == ENGINE_BY_TOTAL ? a->pub.raised_cents : a->pub.donor_count;
+	int64_t kb = by == ENGINE_BY_TOTAL ? b->pub.raised_cents : b->pub.donor_count;
+
+	return ka != kb ? ka > kb : a->pub.id < b->pub.id;
+}
+
+void campaigns_rerank(struct engine *e, struct campaign *c, int by)
+{
+	struct campaign **r = e->ranked[by];
+	size_t i = c->rank[by];
+
+	while (i > 0 && ranks_before(c, r[i - 1], by)) {
+		r[i] = r[i - 1];
+		r[i]->rank[by] = i;
+		i--;
+	}
+	while (i + 1 < e->n_campaigns && ranks_before(r[i + 1], c, by)) {
+		r[i] = r[i + 1];
+		r[i]->rank[by] = i;
+		i++;
+	}
+	r[i] = c;
+	c->rank[by] = i;
+}
+
+static int cmp_total(const void *a, const void *b)
+{
+	const struct campaign *x = *(struct campaign *const *)a, *y = *(struct campaign *const *)b;
+
+	return ranks_before(x, y, ENGINE_BY_TOTAL) ? -1 : ranks_before(y, x, ENGINE_BY_TOTAL);
+}
+
+static int cmp_donors(const void *a, const void *b)
+{
+	const struct campaign *x = *(struct campaign *const *)a, *y = *(struct campaign *const *)b;
+
+	return ranks_before(x, y, ENGINE_BY_DONORS) ? -1 : ranks_before(y, x, ENGINE_BY_DONORS);
+}
+
+void campaigns_sort(struct engine *e)
+{
+	int (*const cmp[2])(const void *, const void *) = {cmp_total, cmp_donors};
+
+	for (int by = 0; by < 2; by++) {
+		if (!e->n_campaigns)
+			continue;
+		qsort(e->ranked[by], e->n_campaigns, sizeof(*e->ranked[by]), cmp[by]);
+		for (size_t i = 0; i < e->n_campaigns; i++)
+			e->ranked[by][i]->rank[by] = i;
+	}
+}
+
+int campaigns_add(struct engine *e, struct campaign *c, int rank)
+{
+	int64_t id = c->w.id;
+
+	if ((size_t)id >= e->id_cap) {
+		size_t cap = e->id_cap ? e->id_cap : 64;
+		struct campaign **p;
+
+		while (cap <= (size_t)id)
+			cap *= 2;
+		p = realloc(e->by_id, cap * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		memset(p + e->id_cap, 0, (cap - e->id_cap) * sizeof(*p));
+		e->by_id = p;
+		e->id_cap = cap;
+	}
+	if ((e->n_campaigns + 1) * 2 > e->slot_cap) {
+		size_t cap = e->slot_cap ? e->slot_cap * 2 : 64;
+		struct campaign **s = calloc(cap, sizeof(*s));
+
+		if (!s)
+			return -ENOMEM;
+		for (size_t i = 0; i < e->slot_cap; i++)
+			if (e->slots[i])
+				slot_put(s, cap, e->slots[i]);
+		free(e->slots);
+		e->slots = s;
+		e->slot_cap = cap;
+	}
+	for (int by = 0; by < 2; by++) {
+		struct campaign **r = realloc(e->ranked[by], (e->n_campaigns + 1) * sizeof(*r));
+
+		if (!r)
+			return -ENOMEM;
+		e->ranked[by] = r;
+		r[e->n_campaigns] = c;
+		c->rank[by] = e->n_campaigns;
+	}
+	slot_put(e->slots, e->slot_cap, c);
+	e->by_id[id] = c;
+	e->n_campaigns++;
+	e->seq_sum += c->pub.seq; /* publishing adds what it moves on */
+	if (rank)
+		for (int by = 0; by < 2; by++)
+			campaigns_rerank(e, c, by);
+	return 0;
+}
+
+struct campaign *campaign_new(const struct campaign_row *row)
+{
+	struct campaign *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	c->w = *row;
+	c->pub = *row;
+	c->effective = campaign_effective(row, util_now_ms());
+	return c;
+}
+
+void campaign_free(struct campaign *c)
+{
+	if (!c)
+		return;
+	for (int k = 0; k < c->n_recent; k++)
+		free(c->recent[k]);
+	free(c->json);
+	free(c);
+}
+
+void campaigns_free(struct engine *e)
+{
+	for (size_t i = 0; i < e->id_cap; i++)
+		campaign_free(e->by_id[i]);
+	free(e->by_id);
+	free(e->slots);
+	free(e->ranked[0]);
+	free(e->ranked[1]);
+	e->by_id = e->slots = e->ranked[0] = e->ranked[1] = NULL;
+	e->id_cap = e->slot_cap = e->n_campaigns = 0;
+}
+
+enum campaign_status campaign_effective(const struct campaign_row *r, int64_t now)
+{
+	if (r->status != CAMPAIGN_ACTIVE)
+		return r->status;
+	if ((r->starts_at && now < r->starts_at) || (r->ends_at && now >= r->ends_at))
+		return CAMPAIGN_CLOSED;
+	return CAMPAIGN_ACTIVE;
+}
+
+void rate_add(uint32_t *buckets, int n, int64_t *epoch, int64_t now_epoch, uint32_t add)
+{
+	int64_t shift = now_epoch - *epoch;
+
+	if (shift > 0) {
+		if (shift >= n) {
+			memset(buckets, 0, (size_t)n * sizeof(*buckets));
+		} else {
+			memmove(buckets + shift, buckets, (size_t)(n - shift) * sizeof(*buckets));
+			memset(buckets, 0, (size_t)shift * sizeof(*buckets));
+		}
+		*epoch = now_epoch;
+	}
+	buckets[0] += add;
+}
+
+static double rate_sum(const uint32_t *b, int n, int64_t epoch, int64_t now_epoch)
+{
+	double sum = 0;
+	int64_t shift = now_epoch - epoch;
+
+	for (int i = 0; i + shift < n; i++)
+		if (i + shift >= 0)
+			sum += b[i];
+	return sum;
+}
+
+/* ---- public reads ---- */
+
+static int copy_json(const struct campaign *c, struct buf *out, uint64_t *seq)
+{
+	if (!c || !c->json)
+		return TALLY_ENOCAMPAIGN;
+	if (seq)
+		*seq = c->pub.seq;
+	return buf_append(out, c->json, c->json_len);
+}
+
+int engine_campaign_json(struct engine *e, const char *slug, size_t slug_len, struct buf *out,
+                         uint64_t *seq)
+{
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	rc = copy_json(campaign_find_slug(e, slug, slug_len), out, seq);
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+int engine_campaign_json_by_id(struct engine *e, int64_t id, struct buf *out, uint64_t *seq)
+{
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	rc = copy_json(campaign_find_id(e, id), out, seq);
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+int64_t engine_campaign_id(struct engine *e, const char *slug, size_t slug_len)
+{
+	struct campaign *c;
+	int64_t id;
+
+	pthread_mutex_lock(&e->lock);
+	c = campaign_find_slug(e, slug, slug_len);
+	id = c && c->json ? c->pub.id : TALLY_ENOCAMPAIGN;
+	pthread_mutex_unlock(&e->lock);
+	return id;
+}
+
+int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct buf *out,
+                              uint64_t *version)
+{
+	int rc = 0, n = 0, more;
+	int64_t last = 0;
+	size_t i;
+
+	pthread_mutex_lock(&e->lock);
+	*version = e->version;
+	rc |= buf_puts(out, "{\"campaigns\":[");
+	for (i = after < 0 ? 1 : (size_t)after + 1; i < e->id_cap && n < limit; i++) {
+		struct campaign *c = e->by_id[i];
+
+		if (!c || !c->json)
+			continue;
+		if (n++)
+			rc |= buf_puts(out, ",");
+		rc |= buf_append(out, c->json, c->json_len);
+		last = c->pub.id;
+	}
+	for (; i < e->id_cap && !(e->by_id[i] && e->by_id[i]->json); i++)
+		;
+	more = i < e->id_cap && n == limit;
+	pthread_mutex_unlock(&e->lock);
+	if (more)
+		rc |= buf_printf(out, "],\"next\":\"%lld\"}", (long long)last);
+	else
+		rc |= buf_puts(out, "],\"next\":null}");
+	return rc ? -ENOMEM : 0;
+}
+
+int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, struct buf *out,
+                            uint64_t *version)
+{
+	int64_t now = util_now_ms();
+	int rc = 0;
+
+	pthread_mutex_lock(&e->lock);
+	*version = e->seq_sum;
+	rc |= buf_printf(out, "{\"by\":\"%s\",\"entries\":[",
+	                 by == ENGINE_BY_TOTAL ? "total" : "donors");
+	for (size_t i = 0; i < e->n_campaigns && (int)i < limit; i++) {
+		const struct campaign_row *c = &e->ranked[by][i]->pub;
+
+		if (i)
+			rc |= buf_puts(out, ",");
+		rc |= buf_printf(out, "{\"rank\":%zu,\"slug\":\"%s\",\"name\":", i + 1, c->slug);
+		rc |= buf_json_string(out, c->name);
+		rc |= buf_printf(out,
+		                 ",\"currency\":\"%s\",\"total_cents\":%lld,\"donor_count\":%lld,"
+		                 "\"goal_cents\":%lld,\"status\":\"%s\"}",
+		                 c->currency, (long long)c->raised_cents, (long long)c->donor_count,
+		                 (long long)c->goal_cents,
+		                 campaign_status_names[campaign_effective(c, now)]);
+	}
+	pthread_mutex_unlock(&e->lock);
+	rc |= buf_puts(out, "]}");
+	return rc ? -ENOMEM : 0;
+}
+
+long engine_campaign_infos(struct engine *e, struct engine_campaign_info **out)
+{
+	struct engine_campaign_info *v;
+	int64_t now = util_now_ms();
+	long n = 0;
+
+	pthread_mutex_lock(&e->lock);
+	v = calloc(e->n_campaigns ? e->n_campaigns : 1, sizeof(*v));
+	if (!v) {
+		pthread_mutex_unlock(&e->lock);
+		return -ENOMEM;
+	}
+	for (size_t i = 1; i < e->id_cap; i++) {
+		struct campaign *c = e->by_id[i];
+		struct engine_campaign_info *r;
+
+		if (!c || !c->json)
+			continue;
+		r = &v[n++];
+		r->c = c->pub;
+		r->effective = campaign_effective(&c->pub, now);
+		r->per_min = rate_sum(c->rate, RATE_BUCKETS, c->rate_epoch, now / 10000) * 60.0 /
+		             (RATE_BUCKETS * 10);
+	}
+	pthread_mutex_unlock(&e->lock);
+	*out = v;
+	return n;
+}
+
+void engine_get_stats(struct engine *e, struct engine_stats *out)
+{
+	int64_t now = util_now_ms();
+
+	memset(out, 0, sizeof(*out));
+	db_writer_stats(e->writer, &out->commits);
+	pthread_mutex_lock(&e->lock);
+	out->uptime_s = (now - e->started_ms) / 1000;
+	out->donations_total = e->donations_total;
+	/* The current second is partial: average the nine before it. */
+	out->donations_per_s = (rate_sum(e->rate, 10, e->rate_epoch, now / 1000) -
+	                        (e->rate_epoch == now / 1000 ? e->rate[0] : 0)) /
+	                       9.0;
+	out->campaigns = (int64_t)e->n_campaigns;
+	pthread_mutex_unlock(&e->lock);
+	out->intake_depth = (int64_t)out->commits.depth;
+	out->idem_entries = (int64_t)idem_count(e->idem);
+}

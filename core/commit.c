@@ -1,0 +1,381 @@
+/* core/commit.c - a committed batch, mirrored into memory in one order.
+ *
+ * DESIGN: everything here runs on the writer thread, after COMMIT returned
+ * (or after the batch failed), in four steps over the whole batch:
+ *   1. mirror: each committed op changes its campaign's working copy
+ *      (totals, status, recent gifts) and marks it;
+ *   2. publish (publish.c): JSON, seq and numbers swapped in together,
+ *      then the listeners;
+ *   3. release the job states: new jobs become ready, finished attempts
+ *      leave `running`, queue switches flip, in submission order;
+ *   4. answer: each op's done callback, and the staff action's log line.
+ * So a worker never runs a receipt before the gift's success is published,
+ * a job that left `running` is already visible to readers, and a done
+ * callback (engine_sync's among them) means all of the above happened.
+ */
+#include "core/internal.h"
+#include "core/jobs.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define JOBS_AT_ONCE 256
+
+/* The writer changes a campaign's stored seq once per batch. */
+static void bump_seq(struct campaign *c)
+{
+	if (!c->bumped) {
+		c->w.seq++;
+		c->bumped = 1;
+	}
+}
+
+static void push_recent(struct campaign *c, char *gift)
+{
+	if (c->n_recent == RECENT_MAX)
+		free(c->recent[--c->n_recent]);
+	memmove(c->recent + 1, c->recent, (size_t)c->n_recent * sizeof(c->recent[0]));
+	c->recent[0] = gift;
+	c->n_recent++;
+}
+
+/* Keep a gift for the donation event sent after publishing. */
+static void queue_gift(struct engine *e, int64_t campaign_id, const char *json)
+{
+	size_t len = strlen(json);
+	char *copy;
+
+	if (e->n_gifts == e->gifts_cap) {
+		size_t cap = e->gifts_cap ? 2 * e->gifts_cap : 64;
+		struct gift_event *g = realloc(e->gifts, cap * sizeof(*g));
+
+		if (!g)
+			goto fail;
+		e->gifts = g;
+		e->gifts_cap = cap;
+	}
+	copy = malloc(len + 1);
+	if (!copy)
+		goto fail;
+	memcpy(copy, json, len + 1);
+	e->gifts[e->n_gifts++] = (struct gift_event){campaign_id, copy, len};
+	return;
+fail:
+	log_msg(LOG_ERROR, "engine.event_lost", "campaign %lld: out of memory",
+	        (long long)campaign_id);
+}
+
+/* ---- step 1: mirror ---- */
+
+/* A gift was recorded: it is pending until its capture succeeds. */
+static void mirror_donation(struct engine *e, const struct db_op *op)
+{
+	struct campaign *c = campaign_find_id(e, op->campaign_id);
+
+	if (!c)
+		return;
+	c->w.pending_cents += op->u.donation.req.amount_cents;
+	bump_seq(c);
+	publish_mark(e, c);
+}
+
+/* A job's effect on its donation committed. */
+static void mirror_effect(struct engine *e, const struct db_op *op)
+{
+	const struct db_job_update *u = &op->u.job;
+	const struct donation_req *d = &u->d;
+	const struct effect_rule *rule = &effect_rules[u->effect];
+	struct campaign *c = campaign_find_id(e, op->campaign_id);
+	char *gift;
+
+	if (!c || !u->applied || !rule->public)
+		return;
+	bump_seq(c);
+	c->w.pending_cents += rule->pending * d->amount_cents;
+	c->w.raised_cents += rule->raised * d->amount_cents;
+	c->w.donation_count += rule->raised;
+	if (rule->raised > 0)
+		c->w.donor_count += u->new_donor;
+	publish_mark(e, c);
+	if (u->effect != EFFECT_SUCCEEDED)
+		return;
+	pthread_mutex_lock(&e->lock);
+	rate_add(c->rate, RATE_BUCKETS, &c->rate_epoch, op->now_ms / 10000, 1);
+	e->donations_total++;
+	rate_add(e->rate, 10, &e->rate_epoch, op->now_ms / 1000, 1);
+	pthread_mutex_unlock(&e->lock);
+	gift = publish_render_gift(d->anonymous ? "Anonymous" : d->name, d->amount_cents,
+	                           d->hide_amount, d->message, u->created_at);
+	if (!gift) {
+		log_msg(LOG_ERROR, "engine.render_failed", "dn_%lld: out of memory",
+		        (long long)u->donation_id);
+		return;
+	}
+	queue_gift(e, c->w.id, gift);
+	push_recent(c, gift);
+}
+
+static void mirror_campaign_create(struct engine *e, struct pending *p)
+{
+	const struct campaign_spec *s = &p->op.u.campaign;
+	struct campaign_row row = {0};
+	struct campaign *c;
+	int rc;
+
+	row.id = p->op.campaign_id;
+	memcpy(row.slug, s->slug, sizeof(row.slug));
+	memcpy(row.name, s->name, sizeof(row.name));
+	memcpy(row.currency, s->currency, sizeof(row.currency));
+	row.status = CAMPAIGN_ACTIVE;
+	row.goal_cents = s->goal_cents;
+	row.starts_at = s->starts_at;
+	row.ends_at = s->ends_at;
+	row.created_at = p->op.now_ms;
+	row.seq = 1; /* as inserted */
+	c = campaign_new(&row);
+	if (!c) {
+		p->op.rc = -ENOMEM;
+		return;
+	}
+	pthread_mutex_lock(&e->lock);
+	rc = campaigns_add(e, c, 1);
+	pthread_mutex_unlock(&e->lock);
+	if (rc) {
+		campaign_free(c);
+		p->op.rc = rc;
+		return;
+	}
+	publish_mark(e, c);
+}
+
+static void mirror_campaign_change(struct engine *e, struct pending *p)
+{
+	const struct campaign_spec *s = &p->op.u.campaign;
+	struct campaign *c = campaign_find_id(e, p->op.campaign_id);
+
+	if (!c)
+		return;
+	if (p->op.kind == DB_OP_CAMPAIGN_UPDATE) {
+		if (s->has_name)
+			memcpy(c->w.name, s->name, sizeof(c->w.name));
+		if (s->has_goal)
+			c->w.goal_cents = s->goal_cents;
+		if (s->has_starts)
+			c->w.starts_at = s->starts_at;
+		if (s->has_ends)
+			c->w.ends_at = s->ends_at;
+	}
+	if (p->op.kind == DB_OP_CAMPAIGN_STATUS)
+		c->w.status = p->op.u.status;
+	if (p->op.kind == DB_OP_CAMPAIGN_TOUCH)
+		c->touch_pending = 0;
+	c->effective = campaign_effective(&c->w, util_now_ms());
+	c->w.seq++; /* as the writer did */
+	publish_mark(e, c);
+}
+
+static void mirror(struct engine *e, struct pending *p)
+{
+	struct db_op *op = &p->op;
+
+	switch (op->kind) {
+	case DB_OP_DONATION:
+		if (!op->u.donation.replay)
+			mirror_donation(e, op);
+		break;
+	case DB_OP_JOB_UPDATE:
+		mirror_effect(e, op);
+		break;
+	case DB_OP_CAMPAIGN_CREATE:
+		mirror_campaign_create(e, p);
+		break;
+	case DB_OP_CAMPAIGN_UPDATE:
+	case DB_OP_CAMPAIGN_STATUS:
+	case DB_OP_CAMPAIGN_TOUCH:
+		mirror_campaign_change(e, p);
+		break;
+	default:
+		break;
+	}
+}
+
+/* ---- step 3: release the job states ---- */
+
+struct outcomes {
+	const struct db_job_update *upd[JOBS_AT_ONCE];
+	int rc[JOBS_AT_ONCE];
+	int n;
+};
+
+static void outcomes_flush(struct engine *e, struct outcomes *o)
+{
+	if (o->n)
+		jobs_committed_many(e->jobs, o->upd, o->rc, o->n);
+	o->n = 0;
+}
+
+static void release(struct engine *e, struct db_op *ops, int commit_rc)
+{
+	struct outcomes o;
+
+	o.n = 0;
+	for (struct db_op *op = ops; op; op = op->next) {
+		if (op->kind == DB_OP_JOB_UPDATE) {
+			if (o.n == JOBS_AT_ONCE)
+				outcomes_flush(e, &o);
+			o.upd[o.n] = &op->u.job;
+			o.rc[o.n++] = commit_rc ? commit_rc : op->rc;
+			continue;
+		}
+		if (commit_rc || op->rc)
+			continue;
+		switch (op->kind) {
+		case DB_OP_DONATION:
+			if (!op->u.donation.replay &&
+			    jobs_add(e->jobs, op->u.donation.job_id, JOB_CAPTURE, op->u.donation.id,
+			             NULL, op->now_ms))
+				log_msg(LOG_ERROR, "engine.capture_lost",
+				        "dn_%lld: its capture job is stored but not queued until "
+				        "restart",
+				        (long long)op->u.donation.id);
+			break;
+		case DB_OP_REFUND:
+			jobs_add(e->jobs, op->u.refund.job.id, JOB_REFUND, op->u.refund.donation_id,
+			         NULL, op->now_ms);
+			break;
+		case DB_OP_QUEUE_PAUSE:
+			/* Jobs follow the writer's order: outcomes before
+			 * this op first. */
+			outcomes_flush(e, &o);
+			jobs_set_paused(e->jobs, op->u.queue.queue, op->u.queue.paused);
+			break;
+		case DB_OP_QUEUE_RETRY_DEAD:
+			outcomes_flush(e, &o);
+			jobs_retry_dead(e->jobs, op->u.queue.queue, op->now_ms);
+			break;
+		default:
+			break;
+		}
+	}
+	outcomes_flush(e, &o);
+}
+
+/* ---- step 4: answer ---- */
+
+static void answer(struct engine *e, struct pending *p, int rc)
+{
+	struct db_op *op = &p->op;
+
+	if (op->audit.actor[0] && !rc)
+		log_event(LOG_INFO, "staff.action",
+		          json_pack("{s:s,s:s,s:s,s:s}", "actor", op->audit.actor, "action",
+		                    op->audit.action, "target", op->audit.target, "detail",
+		                    op->audit.detail));
+	if (op->kind == DB_OP_DONATION)
+		intake_finish(e, p, rc);
+	else
+		staff_finish(e, p, rc);
+}
+
+static int map_rc(int rc)
+{
+	switch (rc) {
+	case 0:
+		return 0;
+	case -EEXIST:
+		return TALLY_EEXISTS;
+	case -ENOENT:
+		return TALLY_ENOCAMPAIGN;
+	case -ESHUTDOWN:
+		return TALLY_ESHUTDOWN;
+	case -EALREADY:
+		return TALLY_ESTATE;
+	case -ESRCH:
+		return TALLY_ENOJOB;
+	default:
+		return TALLY_EIO;
+	}
+}
+
+void commit_batch(void *ctx, struct db_op *ops, int commit_rc)
+{
+	struct engine *e = ctx;
+	struct pending *done_list = NULL;
+
+	if (!commit_rc)
+		for (struct db_op *op = ops; op; op = op->next)
+			if (!op->rc)
+				mirror(e, op->owner);
+	publish_batch(e);
+	release(e, ops, commit_rc);
+	while (ops) {
+		struct pending *p = ops->owner;
+		struct db_op *next = ops->next;
+
+		answer(e, p, map_rc(commit_rc ? commit_rc : ops->rc));
+		p->next_free = done_list;
+		done_list = p;
+		ops = next;
+	}
+	pending_release(e, done_list);
+}
+
+void commit_tick(void *ctx)
+{
+	struct engine *e = ctx;
+	int64_t now = util_now_ms();
+
+	/* A schedule opening or closing a campaign changes its public state:
+	 * record that (seq) through the writer like any other change. */
+	for (size_t i = 1; i < e->id_cap; i++) {
+		struct campaign *c = e->by_id[i];
+		struct pending *p;
+
+		if (!c || c->touch_pending || (!c->w.starts_at && !c->w.ends_at) ||
+		    campaign_effective(&c->w, now) == c->effective)
+			continue;
+		p = pending_new(e, DB_OP_CAMPAIGN_TOUCH, NULL, NULL, NULL);
+		if (!p)
+			return;
+		p->op.campaign_id = c->w.id;
+		c->touch_pending = 1;
+		if (engine_submit(e, p, 1))
+			c->touch_pending = 0;
+	}
+}
+
+int commit_job_outcomes(void *ctx, struct db_job_update *upd, int n)
+{
+	struct engine *e = ctx;
+	struct db_op *first = NULL, **tail = &first;
+	int rc;
+
+	for (int i = 0; i < n; i++) {
+		struct pending *p = pending_new(e, DB_OP_JOB_UPDATE, NULL, NULL, NULL);
+
+		if (!p) {
+			rc = -ENOMEM;
+			goto fail;
+		}
+		memcpy(&p->op.u.job, &upd[i],
+		       upd[i].has_donation ? sizeof(upd[i]) : offsetof(struct db_job_update, d));
+		p->op.next = NULL;
+		*tail = &p->op;
+		tail = &p->op.next;
+	}
+	rc = db_writer_submit_list(e->writer, first, (size_t)n);
+	if (!rc)
+		return 0;
+fail:
+	while (first) {
+		struct db_op *next = first->next;
+
+		pending_free(e, first->owner);
+		first = next;
+	}
+	return rc;
+}

@@ -1,0 +1,264 @@
+/* core/intake.c - donations: admission, idempotency keys, their answers.
+ *
+ * DESIGN: a donation is admitted on the caller's thread (its key is new or
+ * its answer is known, the campaign exists, is open and takes this
+ * currency, the writer has room), gets its id and its 202 body, and goes to
+ * the writer. Idempotency lives here alone: the recent keys in memory
+ * (idem.c) answer double clicks and quick retries; SQLite, which stores a
+ * key on the donation it created, answers the rest, both before admission
+ * (a retry of a gift whose campaign has closed since) and in the writer
+ * (a key that left memory: the op comes back as a replay).
+ */
+#include "core/internal.h"
+#include "core/jobs.h"
+#include "base/log.h"
+#include "base/util.h"
+#include "db/db.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define IDEM_LIFETIME_MS (24 * 3600 * 1000LL)
+
+const struct donation_limits *engine_limits(struct engine *e)
+{
+	return &e->cfg.limits;
+}
+
+/* Fingerprint of a donation request: equal for the same gift to the same
+ * campaign, whatever the JSON's spacing or key order. FNV-1a over the
+ * fields, each followed by a separator byte that no field contains. */
+static uint64_t fingerprint(const char *slug, const struct donation_req *r)
+{
+	const char *const strs[] = {slug,     r->currency, r->name,
+	                            r->email, r->message,  r->payment_token};
+	int64_t nums[] = {r->amount_cents, r->anonymous, r->hide_amount};
+	uint64_t h = util_hash("", 0);
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(strs); i++)
+		h = util_hash_add(util_hash_add(h, strs[i], strlen(strs[i])), "\x1f", 1);
+	return util_hash_add(h, nums, sizeof(nums));
+}
+
+/* The answer SQLite holds for an idempotency key: 0 with *replayed and the
+ * first 202 appended to replay, TALLY_EIDEM_REUSED, or `otherwise` when
+ * the key is unknown or expired. Reads on the caller's thread. */
+static int stored_answer(struct engine *e, const char *key, uint64_t fp, int64_t now,
+                         struct buf *replay, int *replayed, int otherwise)
+{
+	struct db_donation_row row;
+	const char *slug = "";
+	char body[320];
+	int64_t hash;
+	size_t len;
+	int rc;
+
+	pthread_mutex_lock(&e->reader_lock);
+	rc = db_donation_by_key(e->reader, key, &row, &hash);
+	pthread_mutex_unlock(&e->reader_lock);
+	if (rc || row.created_at < now - IDEM_LIFETIME_MS)
+		return otherwise;
+	if ((uint64_t)hash != fp)
+		return TALLY_EIDEM_REUSED;
+	pthread_mutex_lock(&e->lock);
+	{
+		struct campaign *c = campaign_find_id(e, row.campaign_id);
+
+		if (c)
+			slug = c->pub.slug;
+		len = publish_render_receipt(body, sizeof(body), row.id, slug, row.amount_cents,
+		                             row.currency, row.created_at);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (!replay || buf_append(replay, body, len))
+		return otherwise;
+	*replayed = 1;
+	return 0;
+}
+
+/* Is the campaign open to this gift? Returns 0 with its id, or why not. */
+static int admit(struct engine *e, const char *slug, const struct donation_req *req, int64_t now,
+                 int64_t *campaign_id)
+{
+	struct campaign *c;
+	int rc = TALLY_ENOCAMPAIGN;
+
+	pthread_mutex_lock(&e->lock);
+	c = campaign_find_slug(e, slug, strlen(slug));
+	if (c) {
+		enum campaign_status st = campaign_effective(&c->pub, now);
+
+		*campaign_id = c->pub.id;
+		rc = st == CAMPAIGN_PAUSED                    ? TALLY_EPAUSED
+		     : st == CAMPAIGN_CLOSED                  ? TALLY_ECLOSED
+		     : strcmp(c->pub.currency, req->currency) ? TALLY_ECURRENCY
+		                                              : 0;
+	}
+	pthread_mutex_unlock(&e->lock);
+	return rc;
+}
+
+int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
+                  const char *idem_key, struct buf *replay, int *replayed, engine_done_fn done,
+                  void *ud)
+{
+	struct pending *p;
+	int64_t now = util_now_ms(), campaign_id = 0;
+	uint64_t fp = 0;
+	int rc;
+
+	*replayed = 0;
+	if (!idem_key)
+		idem_key = "";
+	if (strlen(idem_key) > TALLY_IDEM_KEY_MAX)
+		return TALLY_EIDEM_KEY;
+	if (idem_key[0]) {
+		enum idem_result found;
+
+		fp = fingerprint(slug, req);
+		if (idem_begin(e->idem, idem_key, fp, now, replay, &found))
+			return TALLY_EIO;
+		switch (found) {
+		case IDEM_REPLAY:
+			*replayed = 1;
+			return 0;
+		case IDEM_REUSED:
+			return TALLY_EIDEM_REUSED;
+		case IDEM_IN_FLIGHT:
+			return TALLY_EIDEM_BUSY;
+		case IDEM_NEW:
+			break;
+		}
+	}
+	rc = admit(e, slug, req, now, &campaign_id);
+	p = rc ? NULL : pending_new(e, DB_OP_DONATION, done, ud, NULL);
+	if (!rc && !p)
+		rc = TALLY_EIO;
+	if (rc) {
+		if (idem_key[0]) {
+			idem_abort(e->idem, idem_key);
+			/* A retry of a gift made before the campaign was paused or
+			 * closed, whose key has left memory: the first answer still
+			 * stands. */
+			rc = stored_answer(e, idem_key, fp, now, replay, replayed, rc);
+		}
+		return rc;
+	}
+	p->op.now_ms = now;
+	p->op.campaign_id = campaign_id;
+	p->op.u.donation.req = *req;
+	p->op.u.donation.new_donor = 0;
+	p->op.u.donation.replay = 0;
+	p->op.u.donation.id = atomic_fetch_add(&e->next_donation_id, 1);
+	p->op.u.donation.job_id = jobs_next_id(e->jobs);
+	memcpy(p->op.u.donation.idem_key, idem_key, strlen(idem_key) + 1);
+	p->op.u.donation.idem_hash = (int64_t)fp;
+	p->op.u.donation.idem_expired = now - IDEM_LIFETIME_MS;
+	p->body_len = publish_render_receipt(p->body, sizeof(p->body), p->op.u.donation.id, slug,
+	                                     req->amount_cents, req->currency, now);
+	rc = engine_submit(e, p, 0);
+	if (rc && idem_key[0])
+		idem_abort(e->idem, idem_key);
+	return rc;
+}
+
+void intake_finish(struct engine *e, struct pending *p, int rc)
+{
+	struct db_op *op = &p->op;
+	const char *key = op->u.donation.idem_key;
+	struct engine_answer a = {0};
+
+	if (!rc && op->u.donation.replay) {
+		/* The database knew the key: answer what it answered then. */
+		struct campaign *c = campaign_find_id(e, op->u.donation.prev_campaign_id);
+		uint64_t fp = (uint64_t)op->u.donation.prev_hash;
+
+		p->body_len = publish_render_receipt(
+		    p->body, sizeof(p->body), op->u.donation.id, c ? c->w.slug : "",
+		    op->u.donation.prev_amount_cents, op->u.donation.prev_currency,
+		    op->u.donation.prev_created_at);
+		idem_finish(e->idem, key, fp, p->body, p->body_len);
+		if (fp == (uint64_t)op->u.donation.idem_hash)
+			a.replayed = 1;
+		else
+			rc = TALLY_EIDEM_REUSED;
+	} else if (key[0]) {
+		if (rc)
+			idem_abort(e->idem, key);
+		else
+			idem_finish(e->idem, key, (uint64_t)op->u.donation.idem_hash, p->body,
+			            p->body_len);
+	}
+	if (!p->done)
+		return;
+	a.rc = rc;
+	if (!rc) {
+		a.body = p->body;
+		a.len = p->body_len;
+	}
+	p->done(p->ud, &a);
+}
+
+static int parse_donation_id(const char *id, int64_t *out)
+{
+	char *end;
+	long long n;
+
+	if (strncmp(id, "dn_", 3) || id[3] < '1' || id[3] > '9')
+		return -1;
+	errno = 0;
+	n = strtoll(id + 3, &end, 10);
+	if (*end || errno || n <= 0)
+		return -1;
+	*out = n;
+	return 0;
+}
+
+int intake_donation_row(struct engine *e, const char *id, int64_t *n, struct db_donation_row *row)
+{
+	int rc;
+
+	if (parse_donation_id(id, n))
+		return TALLY_ENODONATION;
+	pthread_mutex_lock(&e->reader_lock);
+	rc = db_donation_get(e->reader, *n, row);
+	pthread_mutex_unlock(&e->reader_lock);
+	if (rc == -ENOENT)
+		return TALLY_ENODONATION;
+	return rc ? TALLY_EIO : 0;
+}
+
+int engine_donation_json(struct engine *e, const char *id, struct buf *out)
+{
+	struct db_donation_row row;
+	const char *slug = "";
+	char ts[32];
+	int64_t n;
+	int rc;
+
+	rc = intake_donation_row(e, id, &n, &row);
+	if (rc)
+		return rc;
+	pthread_mutex_lock(&e->lock);
+	{
+		struct campaign *c = campaign_find_id(e, row.campaign_id);
+
+		if (c)
+			slug = c->pub.slug;
+		rc = buf_printf(out, "{\"id\":\"dn_%lld\",\"campaign\":\"%s\",\"status\":\"%s\"",
+		                (long long)n, slug, row.status);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (!row.hide_amount)
+		rc |= buf_printf(out, ",\"amount_cents\":%lld", (long long)row.amount_cents);
+	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\"", row.currency,
+	                 util_rfc3339(row.created_at, ts, sizeof(ts)));
+	if (row.reason[0] && strcmp(row.status, "succeeded")) {
+		rc |= buf_puts(out, ",\"reason\":");
+		rc |= buf_json_string(out, row.reason);
+	}
+	rc |= buf_puts(out, "}");
+	return rc ? -ENOMEM : 0;
+}

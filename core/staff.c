@@ -1,0 +1,315 @@
+/* core/staff.c - what staff do: create and change campaigns, pause and
+ * resume queues, retry and discard jobs, refund gifts, and read the audit
+ * trail and the job lists. Every action is checked here on the caller's
+ * thread, recorded with its audit row by the writer in one transaction,
+ * and answered by staff_finish once everything it changed is visible.
+ */
+#include "core/internal.h"
+#include "core/jobs.h"
+#include "base/util.h"
+#include "db/db.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- campaigns ---- */
+
+int engine_campaign_create(struct engine *e, const struct campaign_spec *spec, const char *actor,
+                           engine_done_fn done, void *ud)
+{
+	struct pending *p;
+	int exists;
+
+	pthread_mutex_lock(&e->lock);
+	exists = campaign_find_slug(e, spec->slug, strlen(spec->slug)) != NULL;
+	pthread_mutex_unlock(&e->lock);
+	if (exists)
+		return TALLY_EEXISTS;
+	p = pending_new(e, DB_OP_CAMPAIGN_CREATE, done, ud, actor);
+	if (!p)
+		return TALLY_EIO;
+	p->op.u.campaign = *spec;
+	pending_audit(p, "campaign.create", spec->slug, NULL);
+	return engine_submit(e, p, 1);
+}
+
+/* The published id, status and schedule of campaign `slug`. */
+static int lookup(struct engine *e, const char *slug, struct campaign_row *out)
+{
+	struct campaign *c;
+
+	pthread_mutex_lock(&e->lock);
+	c = campaign_find_slug(e, slug, strlen(slug));
+	if (c)
+		*out = c->pub;
+	pthread_mutex_unlock(&e->lock);
+	return c ? 0 : TALLY_ENOCAMPAIGN;
+}
+
+int engine_campaign_update(struct engine *e, const char *slug, const struct campaign_spec *spec,
+                           const char *actor, engine_done_fn done, void *ud)
+{
+	struct campaign_row now;
+	struct pending *p;
+	int64_t starts, ends;
+	int rc = lookup(e, slug, &now);
+
+	if (rc)
+		return rc;
+	/* The schedule after the update must still make sense. */
+	starts = spec->has_starts ? spec->starts_at : now.starts_at;
+	ends = spec->has_ends ? spec->ends_at : now.ends_at;
+	if (starts && ends && ends <= starts)
+		return TALLY_ESCHEDULE;
+	p = pending_new(e, DB_OP_CAMPAIGN_UPDATE, done, ud, actor);
+	if (!p)
+		return TALLY_EIO;
+	p->op.campaign_id = now.id;
+	p->op.u.campaign = *spec;
+	pending_audit(p, "campaign.update", slug, NULL);
+	return engine_submit(e, p, 1);
+}
+
+int engine_campaign_action(struct engine *e, const char *slug, const char *action,
+                           const char *actor, engine_done_fn done, void *ud)
+{
+	static const struct {
+		const char *action;
+		enum campaign_status to;
+	} actions[] = {
+	    {"pause", CAMPAIGN_PAUSED},
+	    {"resume", CAMPAIGN_ACTIVE},
+	    {"close", CAMPAIGN_CLOSED},
+	};
+	struct campaign_row now;
+	struct pending *p;
+	char what[40];
+	size_t i;
+	int rc = lookup(e, slug, &now);
+
+	if (rc)
+		return rc;
+	for (i = 0; i < UTIL_ARRAY_LEN(actions) && strcmp(actions[i].action, action); i++)
+		;
+	if (i == UTIL_ARRAY_LEN(actions))
+		return TALLY_ESTATE;
+	if (now.status == CAMPAIGN_CLOSED && actions[i].to != CAMPAIGN_CLOSED)
+		return TALLY_ECLOSED;
+	p = pending_new(e, DB_OP_CAMPAIGN_STATUS, done, ud, actor);
+	if (!p)
+		return TALLY_EIO;
+	p->op.campaign_id = now.id;
+	p->op.u.status = actions[i].to;
+	snprintf(what, sizeof(what), "campaign.%s", action);
+	pending_audit(p, what, slug, NULL);
+	return engine_submit(e, p, 1);
+}
+
+int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *spec,
+                                const char *actor)
+{
+	struct waiter w;
+
+	waiter_init(&w);
+	return waiter_wait(&w, engine_campaign_create(e, spec, actor, waiter_done, &w));
+}
+
+int engine_campaign_action_sync(struct engine *e, const char *slug, const char *action,
+                                const char *actor)
+{
+	struct waiter w;
+
+	waiter_init(&w);
+	return waiter_wait(&w, engine_campaign_action(e, slug, action, actor, waiter_done, &w));
+}
+
+/* ---- queues and jobs ---- */
+
+int engine_queue_action(struct engine *e, const char *name, const char *action,
+                        const char *actor, engine_done_fn done, void *ud)
+{
+	int q = job_queue_by_name(name), retry = !strcmp(action, "retry-dead");
+	struct pending *p;
+	char what[40];
+
+	if (q < 0)
+		return TALLY_ENOQUEUE;
+	if (!retry && strcmp(action, "pause") && strcmp(action, "resume"))
+		return TALLY_ESTATE;
+	p = pending_new(e, retry ? DB_OP_QUEUE_RETRY_DEAD : DB_OP_QUEUE_PAUSE, done, ud, actor);
+	if (!p)
+		return TALLY_EIO;
+	p->op.u.queue.queue = (enum job_queue)q;
+	p->op.u.queue.paused = !strcmp(action, "pause");
+	snprintf(what, sizeof(what), "queue.%s", action);
+	pending_audit(p, what, job_queue_names[q], NULL);
+	return engine_submit(e, p, 1);
+}
+
+int engine_job_action(struct engine *e, int64_t id, const char *action, const char *actor,
+                      engine_done_fn done, void *ud)
+{
+	struct pending *p;
+	char target[32], what[40];
+	int rc;
+
+	if (strcmp(action, "retry") && strcmp(action, "discard"))
+		return TALLY_ESTATE;
+	p = pending_new(e, DB_OP_JOB_UPDATE, done, ud, actor);
+	if (!p)
+		return TALLY_EIO;
+	rc = jobs_hold(e->jobs, id, action, &p->op.u.job);
+	if (rc) {
+		pending_free(e, p);
+		return rc == -ENOENT ? TALLY_ENOJOB : rc == -EBUSY ? TALLY_EJOBBUSY : TALLY_ESTATE;
+	}
+	snprintf(target, sizeof(target), "job %lld", (long long)id);
+	snprintf(what, sizeof(what), "job.%s", action);
+	pending_audit(p, what, target, p->op.u.job.error);
+	rc = engine_submit(e, p, 1);
+	if (rc) {
+		/* Not queued (p is freed): give the job back. */
+		struct db_job_update back = {.job_id = id};
+
+		jobs_committed(e->jobs, &back, -ESHUTDOWN);
+	}
+	return rc;
+}
+
+int engine_queue_action_sync(struct engine *e, const char *name, const char *action,
+                             const char *actor)
+{
+	struct waiter w;
+
+	waiter_init(&w);
+	return waiter_wait(&w, engine_queue_action(e, name, action, actor, waiter_done, &w));
+}
+
+int engine_job_action_sync(struct engine *e, int64_t id, const char *action, const char *actor)
+{
+	struct waiter w;
+
+	waiter_init(&w);
+	return waiter_wait(&w, engine_job_action(e, id, action, actor, waiter_done, &w));
+}
+
+void engine_queue_info(struct engine *e, enum job_queue q, struct job_queue_info *out)
+{
+	jobs_queue_info(e->jobs, q, out);
+}
+
+int engine_jobs_metrics(struct engine *e, struct buf *out)
+{
+	return jobs_metrics(e->jobs, out);
+}
+
+int engine_jobs_each(struct engine *e, enum job_queue q, enum job_state st, int limit,
+                     int (*cb)(void *ud, const struct job_record *j), void *ud)
+{
+	int rc;
+
+	if (st != JOB_DONE)
+		return jobs_each(e->jobs, q, st, limit, cb, ud);
+	pthread_mutex_lock(&e->reader_lock);
+	rc = db_list_jobs(e->reader, q, st, limit, cb, ud);
+	pthread_mutex_unlock(&e->reader_lock);
+	return rc < 0 && !tally_is_own(rc) ? TALLY_EIO : rc;
+}
+
+/* ---- refunds and the audit trail ---- */
+
+int engine_refund(struct engine *e, const char *id, const char *reason, const char *actor,
+                  engine_done_fn done, void *ud)
+{
+	struct db_donation_row row;
+	struct pending *p;
+	int64_t n;
+	int rc;
+
+	rc = intake_donation_row(e, id, &n, &row);
+	if (rc)
+		return rc;
+	if (strcmp(row.status, "succeeded"))
+		return TALLY_ESTATE;
+	p = pending_new(e, DB_OP_REFUND, done, ud, actor);
+	if (!p)
+		return TALLY_EIO;
+	p->op.u.refund.donation_id = n;
+	snprintf(p->op.u.refund.reason, sizeof(p->op.u.refund.reason), "%s",
+	         reason && reason[0] ? reason : "refunded by staff");
+	p->op.u.refund.job.id = jobs_next_id(e->jobs);
+	p->op.u.refund.job.kind = JOB_REFUND;
+	p->op.u.refund.job.url = NULL;
+	pending_audit(p, "donation.refund", id, p->op.u.refund.reason);
+	return engine_submit(e, p, 1);
+}
+
+int engine_audit_each(struct engine *e, int limit,
+                      int (*cb)(void *ud, const struct audit_entry *a), void *ud)
+{
+	int rc;
+
+	pthread_mutex_lock(&e->reader_lock);
+	rc = db_list_audit(e->reader, limit, cb, ud);
+	pthread_mutex_unlock(&e->reader_lock);
+	return rc < 0 && !tally_is_own(rc) ? TALLY_EIO : rc;
+}
+
+/* ---- answers (writer thread) ---- */
+
+void staff_finish(struct engine *e, struct pending *p, int rc)
+{
+	struct db_op *op = &p->op;
+	struct engine_answer a = {0};
+	struct job_queue_info qi;
+	struct campaign *c;
+	struct buf b = {0};
+
+	if (op->kind == DB_OP_CAMPAIGN_TOUCH && rc) {
+		/* The schedule change did not commit: let the next tick retry. */
+		c = campaign_find_id(e, op->campaign_id);
+		if (c)
+			c->touch_pending = 0;
+	}
+	if (!p->done)
+		return;
+	a.rc = rc;
+	if (!rc) {
+		switch (op->kind) {
+		case DB_OP_QUEUE_PAUSE:
+		case DB_OP_QUEUE_RETRY_DEAD:
+			jobs_queue_info(e->jobs, op->u.queue.queue, &qi);
+			a.kind = ANSWER_QUEUE;
+			a.job_queue = op->u.queue.queue;
+			a.queue = &qi;
+			a.retried = op->kind == DB_OP_QUEUE_RETRY_DEAD ? op->u.queue.changed : -1;
+			break;
+		case DB_OP_JOB_UPDATE:
+			a.kind = ANSWER_JOB;
+			a.job_id = op->u.job.job_id;
+			a.job_queue = op->u.job.queue;
+			a.job_state = op->u.job.state;
+			break;
+		case DB_OP_REFUND:
+			a.kind = ANSWER_REFUND;
+			a.donation_id = op->u.refund.donation_id;
+			a.job_id = op->u.refund.job.id;
+			break;
+		case DB_OP_SYNC:
+			break;
+		default:
+			/* Campaign actions answer with the new public state. */
+			c = campaign_find_id(e, op->campaign_id);
+			pthread_mutex_lock(&e->lock);
+			if (!c || !c->json || buf_append(&b, c->json, c->json_len))
+				a.rc = TALLY_EIO;
+			pthread_mutex_unlock(&e->lock);
+			a.body = b.p;
+			a.len = b.len;
+		}
+	}
+	p->done(p->ud, &a);
+	buf_fini(&b);
+}

@@ -1,0 +1,142 @@
+/* ws/admin.c - the JSON of the staff listings and answers: queues, jobs,
+ * the audit trail, and the answers of queue, job and refund actions. The
+ * engine hands over plain structs; their JSON shape is decided here. */
+#include "ws/internal.h"
+#include "base/util.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+int admin_queue_json(struct buf *out, enum job_queue q, const struct job_queue_info *i)
+{
+	return buf_printf(out,
+	                  "{\"name\":\"%s\",\"paused\":%s,\"ready\":%lld,\"running\":%lld,"
+	                  "\"scheduled\":%lld,\"dead\":%lld,\"held\":%lld,\"done\":%lld,"
+	                  "\"failed\":%lld,\"done_per_s\":%.1f,\"latency_ms_p50\":%.2f,"
+	                  "\"latency_ms_p99\":%.2f,\"workers\":%d,\"inflight\":%d}",
+	                  job_queue_names[q], i->paused ? "true" : "false", (long long)i->ready,
+	                  (long long)i->running, (long long)i->scheduled, (long long)i->dead,
+	                  (long long)i->held, (long long)i->done_total, (long long)i->failed_total,
+	                  i->done_per_s, i->latency_ms_p50, i->latency_ms_p99, i->workers,
+	                  i->inflight);
+}
+
+int admin_queues_json(struct engine *e, struct buf *out)
+{
+	int rc = buf_puts(out, "{\"queues\":[");
+
+	for (int q = 0; q < JOB_QUEUES; q++) {
+		struct job_queue_info i;
+
+		engine_queue_info(e, (enum job_queue)q, &i);
+		rc |= q ? buf_puts(out, ",") : 0;
+		rc |= admin_queue_json(out, (enum job_queue)q, &i);
+	}
+	rc |= buf_puts(out, "]}");
+	return rc ? -ENOMEM : 0;
+}
+
+struct list_ctx {
+	struct buf *out;
+	int n, rc;
+};
+
+static int job_cb(void *ud, const struct job_record *j)
+{
+	struct list_ctx *lc = ud;
+	const char *kind = job_kind_names[j->kind];
+	char ts[32], ts2[32];
+
+	lc->rc |= buf_printf(lc->out,
+	                     "%s{\"id\":%lld,\"queue\":\"%s\",\"kind\":\"%s\",\"state\":\"%s\","
+	                     "\"attempts\":%d,\"next_run_at\":\"%s\",\"created_at\":\"%s\","
+	                     "\"last_error\":",
+	                     lc->n++ ? "," : "", (long long)j->id, job_queue_names[j->queue], kind,
+	                     job_state_names[j->state], j->attempts,
+	                     util_rfc3339(j->next_run_at, ts, sizeof(ts)),
+	                     util_rfc3339(j->created_at, ts2, sizeof(ts2)));
+	lc->rc |= j->last_error[0] ? buf_json_string(lc->out, j->last_error)
+	                           : buf_puts(lc->out, "null");
+	lc->rc |= buf_printf(lc->out, ",\"payload\":{\"donation_id\":\"dn_%lld\"",
+	                     (long long)j->donation_id);
+	if (j->url[0]) {
+		lc->rc |= buf_printf(lc->out, ",\"event_id\":\"evt_%lld_%s\",\"url\":",
+		                     (long long)j->donation_id,
+		                     strchr(kind, '.') ? strchr(kind, '.') + 1 : kind);
+		lc->rc |= buf_json_string(lc->out, j->url);
+	}
+	lc->rc |= buf_puts(lc->out, "}}");
+	return 0;
+}
+
+int admin_jobs_json(struct engine *e, enum job_queue q, enum job_state st, int limit,
+                    struct buf *out)
+{
+	struct list_ctx lc = {out, 0, buf_puts(out, "{\"jobs\":[")};
+	int rc = engine_jobs_each(e, q, st, limit, job_cb, &lc);
+
+	if (rc)
+		return rc;
+	lc.rc |= buf_puts(out, "]}");
+	return lc.rc ? -ENOMEM : 0;
+}
+
+static int audit_cb(void *ud, const struct audit_entry *a)
+{
+	struct list_ctx *lc = ud;
+	char ts[32];
+
+	lc->rc |= buf_printf(lc->out, "%s{\"id\":%lld,\"at\":\"%s\",\"actor\":", lc->n++ ? "," : "",
+	                     (long long)a->id, util_rfc3339(a->at, ts, sizeof(ts)));
+	lc->rc |= buf_json_string(lc->out, a->actor);
+	lc->rc |= buf_puts(lc->out, ",\"action\":");
+	lc->rc |= buf_json_string(lc->out, a->action);
+	lc->rc |= buf_puts(lc->out, ",\"target\":");
+	lc->rc |= buf_json_string(lc->out, a->target);
+	lc->rc |= buf_puts(lc->out, ",\"detail\":");
+	lc->rc |= buf_json_string(lc->out, a->detail);
+	lc->rc |= buf_puts(lc->out, "}");
+	return 0;
+}
+
+int admin_audit_json(struct engine *e, int limit, struct buf *out)
+{
+	struct list_ctx lc = {out, 0, buf_puts(out, "{\"entries\":[")};
+	int rc = engine_audit_each(e, limit, audit_cb, &lc);
+
+	if (rc)
+		return rc;
+	lc.rc |= buf_puts(out, "]}");
+	return lc.rc ? -ENOMEM : 0;
+}
+
+int admin_answer_json(const struct engine_answer *a, struct buf *out)
+{
+	int rc = 0;
+
+	switch (a->kind) {
+	case ANSWER_QUEUE:
+		rc = admin_queue_json(out, a->job_queue, a->queue);
+		if (!rc && a->retried >= 0 && out->len) {
+			out->len--; /* reopen the object */
+			rc = buf_printf(out, ",\"retried\":%lld}", (long long)a->retried);
+		}
+		break;
+	case ANSWER_JOB:
+		rc = buf_printf(out, "{\"id\":%lld,\"queue\":\"%s\",\"state\":\"%s\"}",
+		                (long long)a->job_id, job_queue_names[a->job_queue],
+		                a->job_state == JOB_GONE ? "discarded" : job_state_names[a->job_state]);
+		break;
+	case ANSWER_REFUND:
+		rc = buf_printf(out,
+		                "{\"id\":\"dn_%lld\",\"status\":\"succeeded\","
+		                "\"refund\":\"requested\",\"job\":%lld}",
+		                (long long)a->donation_id, (long long)a->job_id);
+		break;
+	case ANSWER_PLAIN:
+		rc = a->len ? buf_append(out, a->body, a->len) : buf_puts(out, "{}");
+		break;
+	}
+	return rc ? -ENOMEM : 0;
+}
