@@ -890,6 +890,45 @@ START_TEST(keep_alive_serves_requests_in_a_row)
 }
 END_TEST
 
+/* A POST without Content-Length has no body; lws 4.1 still waits for one,
+ * so the server answers it (sync or async) and closes rather than read the
+ * next request on the connection as that body. */
+START_TEST(bodyless_post_closes_instead_of_eating_the_next_request)
+{
+	static const struct {
+		const char *req;
+		int status;
+	} cases[] = {
+	    {"POST /api/v1/admin/queues/payments/pause HTTP/1.1\r\nHost: x\r\n" ADMIN "\r\n", 200},
+	    {"POST /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404},
+	};
+	const char *next = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct itest_resp r;
+	char conn[32];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd = itest_conn_open(srv.port);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(
+		    itest_conn_request(fd, cases[i].req, strlen(cases[i].req), 5000, &r), 0);
+		ck_assert_int_eq(r.status, cases[i].status);
+		if (!itest_header(&r, "connection", conn, sizeof(conn)))
+			conn[0] = '\0';
+		itest_resp_fini(&r);
+		/* Had it stayed open, this request would vanish into the "body". */
+		ck_assert_msg(itest_conn_request(fd, next, strlen(next), 2000, &r) != 0 ||
+		                  r.status == 200,
+		              "request %zu: the next request got status %d", i, r.status);
+		itest_resp_fini(&r);
+		ck_assert_msg(itest_conn_closed(fd, 2000),
+		              "request %zu: the connection stayed open", i);
+		close(fd);
+		ck_assert_msg(!strcmp(conn, "close"), "request %zu: no Connection: close", i);
+	}
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -917,6 +956,7 @@ Suite *http_suite(void)
 	tcase_add_loop_test(tc, connection_close_closes_after_every_answer, 0,
 	                    (int)(sizeof(close_cases) / sizeof(close_cases[0])));
 	tcase_add_test(tc, keep_alive_serves_requests_in_a_row);
+	tcase_add_test(tc, bodyless_post_closes_instead_of_eating_the_next_request);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -523,6 +523,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			rc = http_error(p, 411, "length_required",
 			                "send the body with Content-Length", NULL, 0);
 		} else {
+			/* No Content-Length: no body (RFC 9112 6.3), but lws 4.1
+			 * expects one of up to 100 MiB and would take the next
+			 * request on this connection for it. Answer, then close. */
+			if (needs_body(p))
+				p->close_after = 1;
 			rc = dispatch(s, p);
 		}
 		if (rc)
