@@ -304,6 +304,93 @@ char *itest_raw(int port, const char *bytes, size_t len, int timeout_ms)
 	return buf;
 }
 
+/* Milliseconds left until deadline (CLOCK_MONOTONIC), at least 0. */
+static int ms_left(const struct timespec *deadline)
+{
+	struct timespec now;
+	long long ms;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	ms = (long long)(deadline->tv_sec - now.tv_sec) * 1000 +
+	     (deadline->tv_nsec - now.tv_nsec) / 1000000;
+	return ms > 0 ? (int)ms : 0;
+}
+
+static void deadline_in(struct timespec *deadline, int timeout_ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, deadline);
+	deadline->tv_sec += timeout_ms / 1000;
+	deadline->tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (deadline->tv_nsec >= 1000000000L) {
+		deadline->tv_sec++;
+		deadline->tv_nsec -= 1000000000L;
+	}
+}
+
+int itest_conn_open(int port)
+{
+	return dial(port);
+}
+
+int itest_conn_request(int fd, const char *bytes, size_t len, int timeout_ms, struct itest_resp *r)
+{
+	char buf[65536], *sep = NULL, *cl;
+	size_t used = 0, head = 0, want = 0;
+	struct timespec deadline;
+
+	memset(r, 0, sizeof(*r));
+	if (send_all(fd, bytes, len))
+		return -1;
+	deadline_in(&deadline, timeout_ms);
+	while (!sep || used < head + want) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		ssize_t got;
+
+		if (used + 1 >= sizeof(buf) || poll(&pfd, 1, ms_left(&deadline)) <= 0)
+			return -1;
+		got = recv(fd, buf + used, sizeof(buf) - used - 1, 0);
+		if (got <= 0)
+			return -1;
+		used += (size_t)got;
+		buf[used] = '\0';
+		if (!sep && (sep = strstr(buf, "\r\n\r\n"))) {
+			head = (size_t)(sep + 4 - buf);
+			snprintf(r->headers, sizeof(r->headers), "%.*s", (int)(sep - buf), buf);
+			cl = strcasestr(r->headers, "\r\ncontent-length:");
+			want = cl ? strtoul(cl + 17, NULL, 10) : 0;
+		}
+	}
+	if (used != head + want || sscanf(buf, "HTTP/1.%*d %d", &r->status) != 1)
+		return -1;
+	r->len = want;
+	r->body = malloc(want + 1);
+	if (!r->body)
+		return -1;
+	memcpy(r->body, buf + head, want);
+	r->body[want] = '\0';
+	return 0;
+}
+
+int itest_conn_closed(int fd, int timeout_ms)
+{
+	struct timespec deadline;
+	char buf[4096];
+
+	deadline_in(&deadline, timeout_ms);
+	for (;;) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+		ssize_t got;
+
+		if (poll(&pfd, 1, ms_left(&deadline)) <= 0)
+			return 0;
+		got = recv(fd, buf, sizeof(buf), 0);
+		if (got == 0 || (got < 0 && errno == ECONNRESET))
+			return 1;
+		if (got < 0 && errno != EINTR)
+			return 0;
+	}
+}
+
 int itest_post_json(int port, const char *path, const char *json, int admin, struct itest_resp *r)
 {
 	return itest_http(

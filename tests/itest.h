@@ -49,6 +49,18 @@ int itest_http(int port, const char *method, const char *path, const char *extra
  * NUL-terminated string (possibly empty), or NULL if it cannot connect. */
 char *itest_raw(int port, const char *bytes, size_t len, int timeout_ms);
 
+/* A raw HTTP connection, for tests of the connection itself. Open one to
+ * port: returns the fd (close it with close()) or -1. */
+int itest_conn_open(int port);
+
+/* Send bytes on fd, then read one response (headers, then a body of its
+ * Content-Length; not for HEAD) within timeout_ms. Returns 0 or -1. */
+int itest_conn_request(int fd, const char *bytes, size_t len, int timeout_ms, struct itest_resp *r);
+
+/* 1 when the server closes fd (a read sees the end or a reset) within
+ * timeout_ms, dropping any bytes that arrive meanwhile; else 0. */
+int itest_conn_closed(int fd, int timeout_ms);
+
 /* A JSON POST with Content-Type set; admin adds the bearer token. */
 int itest_post_json(int port, const char *path, const char *json, int admin, struct itest_resp *r);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static struct itest_server srv;
 
@@ -755,6 +756,179 @@ START_TEST(patch_keeps_the_schedule_consistent)
 }
 END_TEST
 
+/* ---- the connection after an answer ---- */
+
+#define ADMIN "Authorization: Bearer " ITEST_TOKEN "\r\n"
+#define JSON "Content-Type: application/json\r\n"
+#define CLOSE "Connection: close\r\n"
+
+static const struct close_case {
+	const char *what;
+	const char *line; /* request line */
+	const char *headers;
+	const char *body; /* NULL: no body, no Content-Length */
+	int etag;         /* add If-None-Match with the campaign's tag */
+	int status;
+} close_cases[] = {
+    {"GET", "GET /api/v1/campaigns/food HTTP/1.1", CLOSE, NULL, 0, 200},
+    {"304", "GET /api/v1/campaigns/food HTTP/1.1", CLOSE, NULL, 1, 304},
+    {"static file", "GET /style.css HTTP/1.1", CLOSE, NULL, 0, 200},
+    {"error", "GET /nope HTTP/1.1", CLOSE, NULL, 0, 404},
+    {"OPTIONS", "OPTIONS /api/v1/campaigns/food/donations HTTP/1.1", CLOSE, NULL, 0, 204},
+    {"body-less POST, async", "POST /api/v1/admin/queues/payments/pause HTTP/1.1", CLOSE ADMIN,
+     NULL, 0, 200},
+    {"body-less POST, async error", "POST /api/v1/admin/jobs/999999/retry HTTP/1.1", CLOSE ADMIN,
+     NULL, 0, 404},
+    {"body-less POST, sync error", "POST /api/v1/admin/queues/payments/pause HTTP/1.1", CLOSE, NULL,
+     0, 401},
+    {"body-less POST, token list", "POST /api/v1/admin/queues/payments/pause HTTP/1.1",
+     "Connection: Keep-Alive, Close\r\n" ADMIN, NULL, 0, 200},
+    {"POST with body", "POST /api/v1/campaigns/food/donations HTTP/1.1", CLOSE JSON, GOOD, 0, 202},
+    {"POST with a bad body", "POST /api/v1/campaigns/food/donations HTTP/1.1", CLOSE JSON, "{}", 0,
+     422},
+    {"POST with an empty body", "POST /api/v1/admin/queues/payments/resume HTTP/1.1", CLOSE ADMIN,
+     "", 0, 200},
+    {"HTTP/1.0 GET", "GET /api/v1/campaigns/food HTTP/1.0", "", NULL, 0, 200},
+    {"HTTP/1.0 body-less POST", "POST /api/v1/admin/queues/payments/pause HTTP/1.0", ADMIN, NULL, 0,
+     200},
+};
+
+/* Every kind of answer to a client that asked for Connection: close (or
+ * spoke HTTP/1.0) says so and closes the connection at once. */
+START_TEST(connection_close_closes_after_every_answer)
+{
+	const struct close_case *c = &close_cases[_i];
+	struct itest_resp r;
+	char req[2048], etag[128] = "", conn[32];
+	int fd, n;
+
+	if (c->etag) {
+		ck_assert_int_eq(
+		    itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r), 0);
+		ck_assert_ptr_nonnull(itest_header(&r, "etag", etag, sizeof(etag)));
+		itest_resp_fini(&r);
+	}
+	n = snprintf(req, sizeof(req), "%s\r\nHost: x\r\n%s", c->line, c->headers);
+	if (c->etag)
+		n += snprintf(req + n, sizeof(req) - (size_t)n, "If-None-Match: %s\r\n", etag);
+	if (c->body)
+		n += snprintf(req + n, sizeof(req) - (size_t)n, "Content-Length: %zu\r\n\r\n%s",
+		              strlen(c->body), c->body);
+	else
+		n += snprintf(req + n, sizeof(req) - (size_t)n, "\r\n");
+	ck_assert_int_lt(n, (int)sizeof(req));
+	fd = itest_conn_open(srv.port);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_msg(itest_conn_request(fd, req, (size_t)n, 5000, &r) == 0, "%s: no answer",
+	              c->what);
+	ck_assert_msg(r.status == c->status, "%s: status %d, want %d: %s", c->what, r.status,
+	              c->status, r.body);
+	if (!itest_header(&r, "connection", conn, sizeof(conn)))
+		conn[0] = '\0';
+	itest_resp_fini(&r);
+	ck_assert_msg(itest_conn_closed(fd, 2000), "%s: the connection stayed open", c->what);
+	close(fd);
+	ck_assert_msg(!strcmp(conn, "close"), "%s: the answer has no Connection: close", c->what);
+}
+END_TEST
+
+/* Without Connection: close, one connection serves request after request,
+ * whatever the kind of answer. */
+START_TEST(keep_alive_serves_requests_in_a_row)
+{
+	static const struct {
+		const char *req;
+		int status;
+	} seq[] = {
+	    {"GET /api/v1/campaigns/food HTTP/1.1\r\nHost: x\r\n\r\n", 200},
+	    {"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404},
+	    {"POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n" JSON
+	     "Content-Length: 2\r\n\r\n{}",
+	     422},
+	    {"OPTIONS /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n\r\n", 204},
+	    {"POST /api/v1/admin/queues/payments/pause HTTP/1.1\r\nHost: x\r\n" ADMIN
+	     "Content-Length: 0\r\n\r\n",
+	     200},
+	    {"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 200},
+	    {"GET /api/v1/campaigns/food HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", 200},
+	};
+	char req[2048], etag[128], conn[32];
+	struct itest_resp r;
+	int fd, n;
+
+	fd = itest_conn_open(srv.port);
+	ck_assert_int_ge(fd, 0);
+	for (size_t i = 0; i < sizeof(seq) / sizeof(seq[0]); i++) {
+		ck_assert_msg(itest_conn_request(fd, seq[i].req, strlen(seq[i].req), 5000, &r) == 0,
+		              "request %zu: no answer", i);
+		ck_assert_msg(r.status == seq[i].status, "request %zu: status %d, want %d: %s", i,
+		              r.status, seq[i].status, r.body);
+		ck_assert_ptr_null(itest_header(&r, "connection", conn, sizeof(conn)));
+		itest_resp_fini(&r);
+	}
+	/* A gift with a body, then a 304, on the same connection. */
+	n = snprintf(req, sizeof(req),
+	             "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n" JSON
+	             "Content-Length: %zu\r\n\r\n%s",
+	             strlen(GOOD), GOOD);
+	ck_assert_int_eq(itest_conn_request(fd, req, (size_t)n, 5000, &r), 0);
+	ck_assert_int_eq(r.status, 202);
+	itest_resp_fini(&r);
+	n = snprintf(req, sizeof(req), "GET /api/v1/campaigns/food HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_int_eq(itest_conn_request(fd, req, (size_t)n, 5000, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(itest_header(&r, "etag", etag, sizeof(etag)));
+	itest_resp_fini(&r);
+	n = snprintf(req, sizeof(req),
+	             "GET /api/v1/campaigns/food HTTP/1.1\r\nHost: x\r\nIf-None-Match: %s\r\n\r\n",
+	             etag);
+	ck_assert_int_eq(itest_conn_request(fd, req, (size_t)n, 5000, &r), 0);
+	ck_assert_int_eq(r.status, 304);
+	itest_resp_fini(&r);
+	close(fd);
+	ck_assert_int_eq(donations_in_db(), 1);
+}
+END_TEST
+
+/* A POST without Content-Length has no body; lws 4.1 still waits for one,
+ * so the server answers it (sync or async) and closes rather than read the
+ * next request on the connection as that body. */
+START_TEST(bodyless_post_closes_instead_of_eating_the_next_request)
+{
+	static const struct {
+		const char *req;
+		int status;
+	} cases[] = {
+	    {"POST /api/v1/admin/queues/payments/pause HTTP/1.1\r\nHost: x\r\n" ADMIN "\r\n", 200},
+	    {"POST /nope HTTP/1.1\r\nHost: x\r\n\r\n", 404},
+	};
+	const char *next = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+	struct itest_resp r;
+	char conn[32];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd = itest_conn_open(srv.port);
+
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(
+		    itest_conn_request(fd, cases[i].req, strlen(cases[i].req), 5000, &r), 0);
+		ck_assert_int_eq(r.status, cases[i].status);
+		if (!itest_header(&r, "connection", conn, sizeof(conn)))
+			conn[0] = '\0';
+		itest_resp_fini(&r);
+		/* Had it stayed open, this request would vanish into the "body". */
+		ck_assert_msg(itest_conn_request(fd, next, strlen(next), 2000, &r) != 0 ||
+		                  r.status == 200,
+		              "request %zu: the next request got status %d", i, r.status);
+		itest_resp_fini(&r);
+		ck_assert_msg(itest_conn_closed(fd, 2000),
+		              "request %zu: the connection stayed open", i);
+		close(fd);
+		ck_assert_msg(!strcmp(conn, "close"), "request %zu: no Connection: close", i);
+	}
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -779,6 +953,10 @@ Suite *http_suite(void)
 	tcase_add_test(tc, rate_limit_answers_429);
 	tcase_add_test(tc, pipelined_posts_do_not_stall_the_server);
 	tcase_add_test(tc, patch_keeps_the_schedule_consistent);
+	tcase_add_loop_test(tc, connection_close_closes_after_every_answer, 0,
+	                    (int)(sizeof(close_cases) / sizeof(close_cases[0])));
+	tcase_add_test(tc, keep_alive_serves_requests_in_a_row);
+	tcase_add_test(tc, bodyless_post_closes_instead_of_eating_the_next_request);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -360,6 +360,27 @@ static int copy_header(struct lws *wsi, enum lws_token_indexes tok, char *dst, s
 	return lws_hdr_copy(wsi, dst, (int)cap, tok) < 0 ? -1 : len;
 }
 
+/* 1 when the client asked for the connection to close after this answer:
+ * a "close" token in Connection, or HTTP/1.0 without "keep-alive" (the same
+ * reading as lws's). We act on it ourselves: lws closes only from
+ * lws_http_transaction_completed(), which it defers while it still expects
+ * a request body. */
+static int client_wants_close(struct lws *wsi)
+{
+	char conn[256], ver[16], *tok, *save = NULL;
+	int want_close = 0, keep = 0, http11;
+
+	http11 = copy_header(wsi, WSI_TOKEN_HTTP, ver, sizeof(ver)) >= 8 &&
+	         !strncmp(ver, "HTTP/1.", 7) && ver[7] == '1';
+	if (copy_header(wsi, WSI_TOKEN_CONNECTION, conn, sizeof(conn)) > 0)
+		for (tok = strtok_r(conn, ", \t", &save); tok;
+		     tok = strtok_r(NULL, ", \t", &save)) {
+			want_close |= !strcasecmp(tok, "close");
+			keep |= !strcasecmp(tok, "keep-alive");
+		}
+	return want_close || (!http11 && !keep);
+}
+
 /* Start a request: returns 0 to go on, or the result of an early answer. */
 static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const char *uri)
 {
@@ -371,8 +392,9 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 	p->metric_route = (int)api_n_routes + 1;
 	p->fd = (int)lws_get_socket_fd(wsi);
 	p->gen = ++s->next_gen;
-	p->async = p->ready = p->admin = p->close_after = p->too_large = p->has_len = 0;
+	p->async = p->ready = p->admin = p->too_large = p->has_len = 0;
 	p->json_body = p->in_body = 0;
+	p->close_after = client_wants_close(wsi);
 	p->rep_pass = ~0ull;
 	p->body.len = 0;
 	p->route = NULL;
@@ -501,6 +523,11 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			rc = http_error(p, 411, "length_required",
 			                "send the body with Content-Length", NULL, 0);
 		} else {
+			/* No Content-Length: no body (RFC 9112 6.3), but lws 4.1
+			 * expects one of up to 100 MiB and would take the next
+			 * request on this connection for it. Answer, then close. */
+			if (needs_body(p))
+				p->close_after = 1;
 			rc = dispatch(s, p);
 		}
 		if (rc)
