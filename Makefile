@@ -3,6 +3,7 @@
 #   make run        install missing packages, build, start the demo console
 #   make check      install missing packages, build, run the whole test suite
 #   make check SAN=1  the same under AddressSanitizer + UBSan
+#   make check-deps which folder may include which (make check runs it first)
 #   make bench      benchmarks (prints tables; not part of make check)
 #   make fuzz       libFuzzer on the donation validator (FUZZ_SECONDS=60)
 #   make install PREFIX=/usr/local DESTDIR=
@@ -52,7 +53,7 @@ TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c 
 	     tests/test_jobs.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
-.PHONY: all run check test deps install uninstall clean format bench fuzz
+.PHONY: all run check check-deps test deps install uninstall clean format bench fuzz
 
 all: tally
 
@@ -84,9 +85,15 @@ run:
 	@$(MAKE) --no-print-directory tally
 	./tally --demo
 
-# The whole suite: unit tests, integration tests against the real binary,
-# the console under tmux. Check prints the summary line.
-check:
+# Which folder may include which (scripts/check-deps states the rules).
+check-deps:
+	@command -v python3 >/dev/null 2>&1 || scripts/deps --check
+	@scripts/check-deps
+
+# The whole suite: the include rules first, then unit tests, integration
+# tests against the real binary, the console under tmux. Check prints the
+# summary line.
+check: check-deps
 	@scripts/deps --check
 	@$(MAKE) --no-print-directory $(BUILD)/tally $(BUILD)/tally-tests $(BUILD)/console-demo
 	TALLY_BIN=$(BUILD)/tally TALLY_CONSOLE_DEMO=$(BUILD)/console-demo \
