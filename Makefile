@@ -4,6 +4,7 @@
 #   make check      install missing packages, build, run the whole test suite
 #   make check SAN=1  the same under AddressSanitizer + UBSan
 #   make check-deps which folder may include which (make check runs it first)
+#   make format-check  fail when a tracked .c/.h differs from .clang-format
 #   make bench      benchmarks (prints tables; not part of make check)
 #   make fuzz       libFuzzer on the donation validator (FUZZ_SECONDS=60)
 #   make install PREFIX=/usr/local DESTDIR=
@@ -14,6 +15,7 @@ BINDIR     ?= $(PREFIX)/bin
 DATADIR    ?= $(PREFIX)/share/tally
 MANDIR     ?= $(PREFIX)/share/man
 CC         ?= cc
+CLANG_FORMAT ?= clang-format
 PKG_CONFIG ?= pkg-config
 PKGS       := libwebsockets sqlite3 jansson ncursesw libcurl libcrypto
 SAN        ?= 0
@@ -53,7 +55,7 @@ TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c 
 	     tests/test_jobs.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
-.PHONY: all run check check-deps test deps install uninstall clean format bench fuzz
+.PHONY: all run check check-deps test deps install uninstall clean format format-check bench fuzz
 
 all: tally
 
@@ -131,7 +133,21 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	@scripts/deps --format
+	$(CLANG_FORMAT) -i $$(git ls-files '*.c' '*.h')
+
+# Every tracked .c/.h must be as clang-format leaves it; shows the first
+# few differences of each file, then how many files differ.
+format-check:
+	@scripts/deps --format
+	@bad=0; n=0; for f in $$(git ls-files '*.c' '*.h'); do n=$$((n + 1)); \
+		$(CLANG_FORMAT) --dry-run --Werror --ferror-limit=3 "$$f" || bad=$$((bad + 1)); \
+	done; \
+	if [ $$bad -ne 0 ]; then \
+		echo "format-check: $$bad of $$n files differ from .clang-format (make format fixes them)"; \
+		exit 1; \
+	fi; \
+	echo "format-check: $$n files, all formatted"
 
 clean:
 	rm -rf build tally
