@@ -3,6 +3,9 @@
 #   make run        install missing packages, build, start the demo console
 #   make check      install missing packages, build, run the whole test suite
 #   make check SAN=1  the same under AddressSanitizer + UBSan
+#   make check TSAN=1 the same under ThreadSanitizer (CK_RUN_SUITES="engine live jobs")
+#   make check-deps which folder may include which (make check runs it first)
+#   make format-check  fail when a tracked .c/.h differs from .clang-format
 #   make bench      benchmarks (prints tables; not part of make check)
 #   make fuzz       libFuzzer on the donation validator (FUZZ_SECONDS=60)
 #   make install PREFIX=/usr/local DESTDIR=
@@ -13,13 +16,22 @@ BINDIR     ?= $(PREFIX)/bin
 DATADIR    ?= $(PREFIX)/share/tally
 MANDIR     ?= $(PREFIX)/share/man
 CC         ?= cc
+CLANG_FORMAT ?= clang-format
 PKG_CONFIG ?= pkg-config
 PKGS       := libwebsockets sqlite3 jansson ncursesw libcurl libcrypto
 SAN        ?= 0
+TSAN       ?= 0
 
+ifeq ($(SAN)$(TSAN),11)
+$(error SAN=1 and TSAN=1 are exclusive: ASan and TSan cannot share a process)
+endif
 ifeq ($(SAN),1)
 BUILD      := build/san
 SANFLAGS   := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+OPT        := -O1
+else ifeq ($(TSAN),1)
+BUILD      := build/tsan
+SANFLAGS   := -fsanitize=thread -fno-omit-frame-pointer
 OPT        := -O1
 else
 BUILD      := build/release
@@ -53,7 +65,7 @@ TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c 
 	     tests/test_jobs.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
-.PHONY: all run check test deps install uninstall clean format bench fuzz
+.PHONY: all run check check-deps test deps install uninstall clean format format-check bench fuzz
 
 all: tally
 
@@ -85,13 +97,50 @@ run:
 	@$(MAKE) --no-print-directory tally
 	./tally --demo
 
-# The whole suite: unit tests, integration tests against the real binary,
-# the console under tmux. Check prints the summary line.
-check:
+# Which folder may include which (scripts/check-deps states the rules).
+check-deps:
+	@command -v python3 >/dev/null 2>&1 || scripts/deps --check
+	@scripts/check-deps
+
+# The whole suite: the include rules first, then unit tests, integration
+# tests against the real binary, the console under tmux. Check prints the
+# summary line.
+ifeq ($(TSAN),1)
+# TSan: every process (the runner, its forks, the tally servers it starts)
+# writes its reports to $(BUILD)/tsan-reports, so one from a server whose
+# stderr a test swallows still fails the run. gcc 12's runtime cannot
+# map its shadow memory when the kernel randomises mmap with more than 28
+# bits (FATAL: ThreadSanitizer: unexpected memory mapping); setarch -R
+# turns randomisation off for the runner and every child it starts, with
+# no root and no system-wide change of vm.mmap_rnd_bits.
+TSAN_REPORTS = $(BUILD)/tsan-reports
+check: check-deps
+	@scripts/deps --check
+	@$(MAKE) --no-print-directory $(BUILD)/tally $(BUILD)/tally-tests $(BUILD)/console-demo
+	@rm -rf $(TSAN_REPORTS) && mkdir -p $(TSAN_REPORTS)
+	@norand=""; if setarch "$$(uname -m)" -R true 2>/dev/null; then \
+		norand="setarch $$(uname -m) -R"; fi; \
+	opts="halt_on_error=1 second_deadlock_stack=1 $(if $(wildcard tests/tsan.supp),suppressions=$(CURDIR)/tests/tsan.supp )log_path=$(CURDIR)/$(TSAN_REPORTS)/tsan $$TSAN_OPTIONS"; \
+	echo "TSAN_OPTIONS=\"$$opts\" $$norand ./$(BUILD)/tally-tests"; \
+	TSAN_OPTIONS="$$opts" \
+	TALLY_BIN=$(BUILD)/tally TALLY_CONSOLE_DEMO=$(BUILD)/console-demo \
+	TALLY_ASSETS=assets $$norand ./$(BUILD)/tally-tests; rc=$$?; \
+	if [ -n "$$(ls $(TSAN_REPORTS))" ]; then \
+		grep -h '^SUMMARY' $(TSAN_REPORTS)/* | sort -u | while read -r sum; do \
+			cat "$$(grep -lxF "$$sum" $(TSAN_REPORTS)/* | head -n 1)"; done; \
+		echo "ThreadSanitizer: $$(ls $(TSAN_REPORTS) | wc -l) processes reported;" \
+			"one report of each kind above, all in $(TSAN_REPORTS):"; \
+		grep -h '^SUMMARY' $(TSAN_REPORTS)/* | sort | uniq -c; \
+		exit 1; \
+	fi; \
+	exit $$rc
+else
+check: check-deps
 	@scripts/deps --check
 	@$(MAKE) --no-print-directory $(BUILD)/tally $(BUILD)/tally-tests $(BUILD)/console-demo
 	TALLY_BIN=$(BUILD)/tally TALLY_CONSOLE_DEMO=$(BUILD)/console-demo \
 	TALLY_ASSETS=assets ./$(BUILD)/tally-tests
+endif
 
 test: check
 
@@ -125,7 +174,21 @@ uninstall:
 	rm -rf $(DESTDIR)$(DATADIR)
 
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	@scripts/deps --format
+	$(CLANG_FORMAT) -i $$(git ls-files '*.c' '*.h')
+
+# Every tracked .c/.h must be as clang-format leaves it; shows the first
+# few differences of each file, then how many files differ.
+format-check:
+	@scripts/deps --format
+	@bad=0; n=0; for f in $$(git ls-files '*.c' '*.h'); do n=$$((n + 1)); \
+		$(CLANG_FORMAT) --dry-run --Werror --ferror-limit=3 "$$f" || bad=$$((bad + 1)); \
+	done; \
+	if [ $$bad -ne 0 ]; then \
+		echo "format-check: $$bad of $$n files differ from .clang-format (make format fixes them)"; \
+		exit 1; \
+	fi; \
+	echo "format-check: $$n files, all formatted"
 
 clean:
 	rm -rf build tally

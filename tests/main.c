@@ -1,5 +1,6 @@
 /* tests/main.c - runs every suite in one Check runner (fork mode) so the
- * summary line covers the whole suite. CK_RUN_SUITE=name runs one suite. */
+ * summary line covers the whole suite. CK_RUN_SUITE=name runs one suite,
+ * CK_RUN_SUITES="a b" several. */
 #include "tests/tests.h"
 
 #include <stdio.h>
@@ -64,18 +65,51 @@ void tests_root_teardown(void)
 	root_dir = NULL;
 }
 
+/* 1 when name is one of the words (spaces or commas between) of list. */
+static int listed(const char *list, const char *name)
+{
+	size_t n = strlen(name);
+
+	for (const char *p = list; *p;) {
+		size_t len = strcspn(p, " ,");
+
+		if (len == n && !strncmp(p, name, n))
+			return 1;
+		p += len;
+		p += strspn(p, " ,");
+	}
+	return 0;
+}
+
 int main(void)
 {
-	static Suite *(*const suites[])(void) = {
-	    util_suite, buf_suite,  validate_suite, db_suite,      engine_suite,
-	    http_suite, live_suite, restart_suite,  console_suite, e2e_suite, jobs_suite,
+	static const struct {
+		const char *name;
+		Suite *(*make)(void);
+	} suites[] = {
+	    {"util", util_suite}, {"buf", buf_suite},         {"validate", validate_suite},
+	    {"db", db_suite},     {"engine", engine_suite},   {"http", http_suite},
+	    {"live", live_suite}, {"restart", restart_suite}, {"console", console_suite},
+	    {"e2e", e2e_suite},   {"jobs", jobs_suite},
 	};
-	SRunner *sr = srunner_create(suites[0]());
+	const char *only = getenv("CK_RUN_SUITES");
+	SRunner *sr = NULL;
 	int failed;
 
-	/* CK_RUN_SUITE=name / CK_RUN_CASE=name select what runs. */
-	for (size_t i = 1; i < sizeof(suites) / sizeof(suites[0]); i++)
-		srunner_add_suite(sr, suites[i]());
+	/* CK_RUN_SUITE=name / CK_RUN_CASE=name select what runs (Check);
+	 * CK_RUN_SUITES="engine live jobs" runs several suites. */
+	for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++) {
+		if (only && *only && !listed(only, suites[i].name))
+			continue;
+		if (!sr)
+			sr = srunner_create(suites[i].make());
+		else
+			srunner_add_suite(sr, suites[i].make());
+	}
+	if (!sr) {
+		fprintf(stderr, "tally-tests: CK_RUN_SUITES=\"%s\" names no suite\n", only);
+		return EXIT_FAILURE;
+	}
 	srunner_run_all(sr, CK_NORMAL);
 	failed = srunner_ntests_failed(sr);
 	srunner_free(sr);
