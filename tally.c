@@ -376,7 +376,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 				return -EINVAL;
 			}
 			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) {
-				fprintf(stderr, "tally: --webhook wants an http:// or https:// URL\n");
+				fprintf(stderr,
+				        "tally: --webhook wants an http:// or https:// URL\n");
 				return -EINVAL;
 			}
 			w->webhook_url[w->n_webhooks] = optarg;
@@ -583,8 +584,8 @@ static void local_fetch_queues(struct local_source *ls, struct console_model *m)
 	m->n_dead = 0;
 	for (int q = 0; q < JOB_QUEUES; q++) {
 		ls->n_jobs = 0;
-		if (take[q] && engine_jobs_each(ls->engine, (enum job_queue)q, JOB_DEAD, (int)take[q],
-		                                keep_job, ls))
+		if (take[q] && engine_jobs_each(ls->engine, (enum job_queue)q, JOB_DEAD,
+		                                (int)take[q], keep_job, ls))
 			continue;
 		for (int i = 0; i < ls->n_jobs && m->n_dead < CONSOLE_DEAD_MAX; i++) {
 			const struct job_record *b = &ls->jobs[i];

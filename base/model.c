@@ -14,10 +14,9 @@ const enum job_queue job_kind_queue[JOB_KINDS] = {JOB_PAYMENTS, JOB_PAYMENTS, JO
                                                   JOB_WEBHOOKS, JOB_WEBHOOKS, JOB_WEBHOOKS};
 
 const double commit_batch_size_bounds[COMMIT_HIST_BUCKETS] = {1,   2,   5,   10,   20,   50,
-                                                               100, 200, 500, 1000, 2000, 5000};
-const double commit_seconds_bounds[COMMIT_HIST_BUCKETS] = {0.0005, 0.001, 0.002, 0.005,
-                                                           0.01,   0.02,  0.05,  0.1,
-                                                           0.25,   0.5,   1.0,   2.5};
+                                                              100, 200, 500, 1000, 2000, 5000};
+const double commit_seconds_bounds[COMMIT_HIST_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
+                                                           0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
 
 const struct effect_rule effect_rules[EFFECT_REFUND_DROPPED + 1] = {
     [EFFECT_NONE] = {NULL, NULL, 0, 0, 0},

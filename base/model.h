@@ -17,7 +17,7 @@
 #define TALLY_DONOR_NAME_MAX 100
 #define TALLY_EMAIL_MAX 254 /* bytes */
 #define TALLY_MESSAGE_MAX 500
-#define TALLY_TOKEN_MAX 64 /* bytes */
+#define TALLY_TOKEN_MAX 64     /* bytes */
 #define TALLY_IDEM_KEY_MAX 255 /* bytes of printable ASCII */
 #define TALLY_BODY_MAX (16 * 1024)
 
@@ -139,10 +139,10 @@ int job_kind_by_name(const char *name);
 int job_state_by_name(const char *name);
 
 struct job_policy {
-	int workers;          /* threads */
-	int inflight;         /* jobs in flight per thread */
-	int max_attempts;     /* then dead */
-	int64_t backoff_ms;   /* delay after the first failed attempt */
+	int workers;        /* threads */
+	int inflight;       /* jobs in flight per thread */
+	int max_attempts;   /* then dead */
+	int64_t backoff_ms; /* delay after the first failed attempt */
 	int64_t backoff_max_ms;
 };
 

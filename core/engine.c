@@ -66,8 +66,8 @@ void engine_notify_donation(struct engine *e, int64_t campaign_id, const char *j
 
 /* ---- pending operations ---- */
 
-struct pending *pending_new(struct engine *e, enum db_op_kind kind, engine_done_fn done,
-                            void *ud, const char *actor)
+struct pending *pending_new(struct engine *e, enum db_op_kind kind, engine_done_fn done, void *ud,
+                            const char *actor)
 {
 	struct pending *p;
 

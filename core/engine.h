@@ -84,16 +84,16 @@ struct engine_listener {
 /* The answer to an asynchronous call, on the writer thread after its
  * commit (valid during the call only). */
 enum engine_answer_kind {
-	ANSWER_PLAIN,    /* body (if any) is the whole answer */
-	ANSWER_QUEUE,    /* a queue action: queue, retried */
-	ANSWER_JOB,      /* a job action: job_id, job_queue, job_state */
-	ANSWER_REFUND,   /* a refund asked for: donation_id, job_id */
+	ANSWER_PLAIN,  /* body (if any) is the whole answer */
+	ANSWER_QUEUE,  /* a queue action: queue, retried */
+	ANSWER_JOB,    /* a job action: job_id, job_queue, job_state */
+	ANSWER_REFUND, /* a refund asked for: donation_id, job_id */
 };
 
 struct engine_answer {
-	int rc;       /* 0 or a tally error (then nothing below is set) */
-	int replayed; /* a donation: this is the answer to an earlier request
-	               * with the same key, which the database remembered */
+	int rc;           /* 0 or a tally error (then nothing below is set) */
+	int replayed;     /* a donation: this is the answer to an earlier request
+	                   * with the same key, which the database remembered */
 	const char *body; /* JSON: a donation's 202, a campaign's public state */
 	size_t len;
 	enum engine_answer_kind kind;
@@ -190,8 +190,8 @@ int engine_job_action_sync(struct engine *e, int64_t id, const char *action, con
 
 /* Pause, resume (persisted) or retry-dead a queue. TALLY_ENOQUEUE,
  * TALLY_ESTATE for an unknown action. */
-int engine_queue_action(struct engine *e, const char *name, const char *action,
-                        const char *actor, engine_done_fn done, void *ud);
+int engine_queue_action(struct engine *e, const char *name, const char *action, const char *actor,
+                        engine_done_fn done, void *ud);
 
 /* "retry" or "discard" job id. TALLY_ENOJOB, TALLY_EJOBBUSY, or
  * TALLY_ESTATE when the action does not apply to its state. */
@@ -206,8 +206,8 @@ int engine_refund(struct engine *e, const char *id, const char *reason, const ch
 
 /* Call cb for the newest limit audit entries, newest first (a non-zero
  * return stops the walk). Returns 0, TALLY_EIO, or cb's return. */
-int engine_audit_each(struct engine *e, int limit,
-                      int (*cb)(void *ud, const struct audit_entry *a), void *ud);
+int engine_audit_each(struct engine *e, int limit, int (*cb)(void *ud, const struct audit_entry *a),
+                      void *ud);
 
 /* A queue's counters. */
 void engine_queue_info(struct engine *e, enum job_queue q, struct job_queue_info *out);

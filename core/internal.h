@@ -33,9 +33,9 @@ struct campaign {
 	struct campaign_row w;    /* writer thread */
 	char *recent[RECENT_MAX]; /* writer: rendered gifts, newest first */
 	int n_recent;
-	int dirty;            /* writer: to publish at the end of the batch */
-	int bumped;           /* writer: seq already bumped this batch */
-	int touch_pending;    /* writer: a schedule change is queued */
+	int dirty;                      /* writer: to publish at the end of the batch */
+	int bumped;                     /* writer: seq already bumped this batch */
+	int touch_pending;              /* writer: a schedule change is queued */
 	enum campaign_status effective; /* writer: after the schedule, as of
 	                                 * the last recorded change */
 	struct campaign *next_dirty;
@@ -118,8 +118,8 @@ struct engine {
 };
 
 /* ---- engine.c ---- */
-struct pending *pending_new(struct engine *e, enum db_op_kind kind, engine_done_fn done,
-                            void *ud, const char *actor);
+struct pending *pending_new(struct engine *e, enum db_op_kind kind, engine_done_fn done, void *ud,
+                            const char *actor);
 void pending_free(struct engine *e, struct pending *p);
 /* Give a list linked by next_free back to the pool. */
 void pending_release(struct engine *e, struct pending *list);
@@ -175,8 +175,8 @@ char *publish_render_gift(const char *name, int64_t amount, int hide, const char
                           int64_t at);
 /* The 202 body of a donation (a replay renders the same text from the
  * stored row, so everything here must come from the row). */
-size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slug,
-                              int64_t amount, const char *currency, int64_t created_at);
+size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
+                              const char *currency, int64_t created_at);
 
 /* ---- commit.c (writer hooks) ---- */
 void commit_batch(void *ctx, struct db_op *ops, int commit_rc);

@@ -23,9 +23,9 @@
 #include <unistd.h>
 
 #define TAKE_MAX 64
-#define OUT_MAX 64           /* outcomes handed to the writer at once */
+#define OUT_MAX 64            /* outcomes handed to the writer at once */
 #define AWAIT_COMMIT_MAX 4096 /* per queue: outcomes waiting for a commit */
-#define LAT_BUCKETS 48 /* upper bound of bucket i: 0.05 ms * 1.4^i */
+#define LAT_BUCKETS 48        /* upper bound of bucket i: 0.05 ms * 1.4^i */
 #define WINDOW_NS (10ull * 1000000000ull)
 #define NO_ENDPOINT 255
 
@@ -45,8 +45,8 @@ struct worker {
 	sqlite3 *db;
 	sqlite3_stmt *don_stmt;
 	int inflight, transfers;
-	struct job_run *timers; /* sorted by due_ns */
-	struct job_run *xfers;  /* transfers in flight */
+	struct job_run *timers;    /* sorted by due_ns */
+	struct job_run *xfers;     /* transfers in flight */
 	struct db_job_update *out; /* outcomes not yet handed over */
 	int n_out;
 };
@@ -137,7 +137,8 @@ static void jl_remove(struct jlist *l, struct job *j)
 
 static int heap_less(const struct job *a, const struct job *b)
 {
-	return a->next_run_at < b->next_run_at || (a->next_run_at == b->next_run_at && a->id < b->id);
+	return a->next_run_at < b->next_run_at ||
+	       (a->next_run_at == b->next_run_at && a->id < b->id);
 }
 
 static void heap_set(struct queue *q, size_t i, struct job *j)
@@ -405,10 +406,7 @@ static int load_job_cb(void *ud, const struct job_record *row)
 	if (row->last_error[0])
 		j->last_error = strdup(row->last_error);
 	/* A job that was running when tally stopped runs again. */
-	attach(js, j,
-	       st == JOB_DEAD        ? JOB_DEAD
-	       : st == JOB_SCHEDULED ? JOB_SCHEDULED
-	                             : JOB_READY);
+	attach(js, j, st == JOB_DEAD ? JOB_DEAD : st == JOB_SCHEDULED ? JOB_SCHEDULED : JOB_READY);
 	return 0;
 }
 
@@ -473,8 +471,8 @@ int64_t jobs_next_id(struct jobs *js)
 	return atomic_fetch_add(&js->next_id, 1);
 }
 
-int jobs_add(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_id,
-             const char *url, int64_t now)
+int jobs_add(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_id, const char *url,
+             int64_t now)
 {
 	struct job *j;
 
@@ -506,9 +504,18 @@ struct job_rule {
 	uint8_t done, failed;   /* the queue's counters */
 };
 
-#define RETRY_RULE {JOB_SCHEDULED, EFFECT_NONE, 0, JOB_KINDS, 0, 1}
-#define DEAD_RULE {JOB_DEAD, EFFECT_NONE, 0, JOB_KINDS, 0, 1}
-#define DONE_RULE {JOB_DONE, EFFECT_NONE, 0, JOB_KINDS, 1, 0}
+#define RETRY_RULE                                                                                 \
+	{                                                                                          \
+		JOB_SCHEDULED, EFFECT_NONE, 0, JOB_KINDS, 0, 1                                     \
+	}
+#define DEAD_RULE                                                                                  \
+	{                                                                                          \
+		JOB_DEAD, EFFECT_NONE, 0, JOB_KINDS, 0, 1                                          \
+	}
+#define DONE_RULE                                                                                  \
+	{                                                                                          \
+		JOB_DONE, EFFECT_NONE, 0, JOB_KINDS, 1, 0                                          \
+	}
 
 static const struct job_rule job_rules[JOB_KINDS][3] = {
     [JOB_CAPTURE] =
@@ -641,8 +648,7 @@ static void set_error(struct job *j, const char *error)
 }
 
 /* Apply one committed (rc 0) or failed outcome; js->lock held. */
-static void committed_locked(struct jobs *js, const struct db_job_update *u, int rc,
-                             int *wake_q)
+static void committed_locked(struct jobs *js, const struct db_job_update *u, int rc, int *wake_q)
 {
 	struct job *j = find(js, u->job_id);
 
@@ -694,8 +700,8 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 	if ((!rc || rc == -ESRCH) && u->applied) {
 		for (int i = 0; i < u->n_follow; i++) {
 			const struct db_new_job *n = &u->follow[i];
-			struct job *f = job_new(js, n->id, n->kind, u->donation_id, n->url,
-			                        util_now_ms());
+			struct job *f =
+			    job_new(js, n->id, n->kind, u->donation_id, n->url, util_now_ms());
 
 			if (!f) {
 				log_msg(LOG_ERROR, "jobs.add_failed", "job %lld: out of memory",
@@ -708,8 +714,8 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 	}
 }
 
-void jobs_committed_many(struct jobs *js, const struct db_job_update *const *upd,
-                         const int *rc, int n)
+void jobs_committed_many(struct jobs *js, const struct db_job_update *const *upd, const int *rc,
+                         int n)
 {
 	int wake_q[JOB_QUEUES] = {0};
 
@@ -1027,8 +1033,8 @@ static void *worker_main(void *arg)
 			/* Running counts attempts whose outcome waits for its
 			 * commit too: the writer's backlog stays bounded. */
 			while (!q->paused && n < TAKE_MAX && w->inflight + n < q->pol.inflight &&
-			       q->running.n < (int64_t)q->pol.inflight * q->pol.workers +
-			                          AWAIT_COMMIT_MAX &&
+			       q->running.n <
+			           (int64_t)q->pol.inflight * q->pol.workers + AWAIT_COMMIT_MAX &&
 			       q->ready.head) {
 				struct job *j = q->ready.head;
 				int64_t waited = (int64_t)now_ns - j->ready_ns;
@@ -1156,7 +1162,8 @@ void jobs_stop(struct jobs *js, int wait_ms)
 			sqlite3_finalize(w->don_stmt);
 			w->don_stmt = NULL;
 			if (w->db && sqlite3_close(w->db) != SQLITE_OK)
-				log_msg(LOG_ERROR, "db.close_failed", "a worker's connection is busy");
+				log_msg(LOG_ERROR, "db.close_failed",
+				        "a worker's connection is busy");
 			w->db = NULL;
 		}
 	}
@@ -1316,10 +1323,11 @@ int jobs_metrics(struct jobs *js, struct buf *out)
 		for (int b = 0; b <= LAT_BUCKETS; b++) {
 			cum += q->lat_all[b];
 			if (b % 4 == 3 && b < LAT_BUCKETS)
-				rc |= buf_printf(out,
-				                 "tally_job_queue_latency_seconds_bucket{queue=\"%s\","
-				                 "le=\"%.6g\"} %llu\n",
-				                 n, bucket_bound_ms(b) / 1000.0, (unsigned long long)cum);
+				rc |= buf_printf(
+				    out,
+				    "tally_job_queue_latency_seconds_bucket{queue=\"%s\","
+				    "le=\"%.6g\"} %llu\n",
+				    n, bucket_bound_ms(b) / 1000.0, (unsigned long long)cum);
 		}
 		rc |= buf_printf(out,
 		                 "tally_job_queue_latency_seconds_bucket{queue=\"%s\",le=\"+Inf\"} "
@@ -1346,7 +1354,8 @@ void jobs_free(struct jobs *js)
 
 			sqlite3_finalize(w->don_stmt);
 			if (w->db && sqlite3_close(w->db) != SQLITE_OK)
-				log_msg(LOG_ERROR, "db.close_failed", "a worker's connection is busy");
+				log_msg(LOG_ERROR, "db.close_failed",
+				        "a worker's connection is busy");
 			if (w->multi)
 				curl_multi_cleanup(w->multi);
 			if (w->efd >= 0)

@@ -20,7 +20,6 @@
 
 #define JOB_MAX_ENDPOINTS 8
 
-
 /* The delay before the next attempt after `attempts` failed ones:
  * d = min(backoff_max, backoff * 2^(attempts-1)), then a uniform jitter in
  * [d/2, d] from r in [0, 1). */
@@ -28,8 +27,8 @@ int64_t job_backoff_ms(const struct job_policy *p, int attempts, double r);
 
 struct job {
 	int64_t id, donation_id, created_at;
-	int64_t next_run_at; /* ms: when a scheduled job is due */
-	int64_t ready_ns;    /* monotonic: when it became ready (queue latency) */
+	int64_t next_run_at;     /* ms: when a scheduled job is due */
+	int64_t ready_ns;        /* monotonic: when it became ready (queue latency) */
 	struct job *prev, *next; /* state list (ready, running, dead, held) */
 	struct job *hnext;       /* id hash chain */
 	size_t heap_i;           /* scheduled: index in the queue's heap */
@@ -82,9 +81,9 @@ struct job_handler {
 struct jobs_config {
 	struct job_policy policy[JOB_QUEUES];
 	struct job_handler handler[JOB_QUEUES];
-	int n_endpoints;                       /* webhook endpoints */
+	int n_endpoints;                         /* webhook endpoints */
 	const char *endpoint[JOB_MAX_ENDPOINTS]; /* their URLs (outlive jobs) */
-	int receipts;                          /* 0: no receipt jobs */
+	int receipts;                            /* 0: no receipt jobs */
 };
 
 struct jobs_hooks {
@@ -115,8 +114,8 @@ int jobs_start(struct jobs *js);
 int64_t jobs_next_id(struct jobs *js);
 
 /* A committed new job: make it ready (any thread; after its commit). */
-int jobs_add(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_id,
-             const char *url, int64_t now);
+int jobs_add(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_id, const char *url,
+             int64_t now);
 
 /* The writer committed upd (rc 0), committed the batch but found no row
  * for the job (-ESRCH: it is dropped), or failed to commit (another rc < 0).
@@ -124,8 +123,8 @@ int jobs_add(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_i
 void jobs_committed(struct jobs *js, const struct db_job_update *upd, int rc);
 
 /* The same for n outcomes at once, under one lock. */
-void jobs_committed_many(struct jobs *js, const struct db_job_update *const *upd,
-                         const int *rc, int n);
+void jobs_committed_many(struct jobs *js, const struct db_job_update *const *upd, const int *rc,
+                         int n);
 
 /* Staff: hold job id for an action and fill upd to record it. action is
  * "retry" (dead or scheduled -> ready) or "discard" (ready, scheduled or
@@ -137,8 +136,6 @@ int jobs_hold(struct jobs *js, int64_t id, const char *action, struct db_job_upd
 /* Committed queue changes (writer thread). */
 void jobs_set_paused(struct jobs *js, enum job_queue q, int paused);
 void jobs_retry_dead(struct jobs *js, enum job_queue q, int64_t now);
-
-
 
 void jobs_queue_info(struct jobs *js, enum job_queue q, struct job_queue_info *out);
 

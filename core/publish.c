@@ -82,8 +82,8 @@ char *publish_render_gift(const char *name, int64_t amount, int hide, const char
 	return b.p;
 }
 
-size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slug,
-                              int64_t amount, const char *currency, int64_t created_at)
+size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
+                              const char *currency, int64_t created_at)
 {
 	char ts[32];
 	int n = snprintf(dst, cap,
@@ -185,7 +185,8 @@ void publish_batch(struct engine *e)
 	if (fresh != stack)
 		free(fresh);
 	for (size_t i = 0; i < e->n_gifts; i++) {
-		engine_notify_donation(e, e->gifts[i].campaign_id, e->gifts[i].json, e->gifts[i].len);
+		engine_notify_donation(e, e->gifts[i].campaign_id, e->gifts[i].json,
+		                       e->gifts[i].len);
 		free(e->gifts[i].json);
 	}
 	e->n_gifts = 0;

@@ -127,8 +127,8 @@ int engine_campaign_action_sync(struct engine *e, const char *slug, const char *
 
 /* ---- queues and jobs ---- */
 
-int engine_queue_action(struct engine *e, const char *name, const char *action,
-                        const char *actor, engine_done_fn done, void *ud)
+int engine_queue_action(struct engine *e, const char *name, const char *action, const char *actor,
+                        engine_done_fn done, void *ud)
 {
 	int q = job_queue_by_name(name), retry = !strcmp(action, "retry-dead");
 	struct pending *p;
@@ -246,8 +246,8 @@ int engine_refund(struct engine *e, const char *id, const char *reason, const ch
 	return engine_submit(e, p, 1);
 }
 
-int engine_audit_each(struct engine *e, int limit,
-                      int (*cb)(void *ud, const struct audit_entry *a), void *ud)
+int engine_audit_each(struct engine *e, int limit, int (*cb)(void *ud, const struct audit_entry *a),
+                      void *ud)
 {
 	int rc;
 

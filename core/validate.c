@@ -486,12 +486,12 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 	} else if (!json_is_object(donor)) {
 		field_error(err, "donor", "must be an object with name and email");
 	} else {
-		if (take_string(donor, "name", "donor.name", 1, 1, TALLY_DONOR_NAME_MAX, 0, out->name,
-		                sizeof(out->name), err) == 1 &&
+		if (take_string(donor, "name", "donor.name", 1, 1, TALLY_DONOR_NAME_MAX, 0,
+		                out->name, sizeof(out->name), err) == 1 &&
 		    blank(out->name))
 			field_error(err, "donor.name", "must not be blank");
-		if (take_string(donor, "email", "donor.email", 1, 3, TALLY_EMAIL_MAX, 0,
-		                out->email, sizeof(out->email), err) == 1 &&
+		if (take_string(donor, "email", "donor.email", 1, 3, TALLY_EMAIL_MAX, 0, out->email,
+		                sizeof(out->email), err) == 1 &&
 		    !valid_email(out->email))
 			field_error(err, "donor.email",
 			            "must be an email address like ada@example.org");

@@ -74,7 +74,8 @@ static CURL *easy_for(struct job_run *r, const struct work_config *cfg, const ch
 	return e;
 }
 
-static int add_header(struct job_run *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int add_header(struct job_run *r, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int add_header(struct job_run *r, const char *fmt, ...)
 {
@@ -119,7 +120,8 @@ static int mock_start(void *ctx, struct job_run *r)
 	} else if (!strcmp(tok, "tok_chargeDeclined")) {
 		result(r, JOB_FAIL, "card_declined: Your card was declined.");
 	} else if (!strcmp(tok, "tok_chargeDeclinedProcessingError")) {
-		result(r, JOB_RETRY, "processing_error: An error occurred while processing the card.");
+		result(r, JOB_RETRY,
+		       "processing_error: An error occurred while processing the card.");
 	} else if (strncmp(tok, "tok_", 4)) {
 		result(r, JOB_FAIL, "invalid_payment_token: unknown payment token");
 	} else {
@@ -246,14 +248,18 @@ static int stripe_finish(struct job_run *r, CURLcode rc)
 		r->result.kind = JOB_OK; /* refunded before (another attempt, or by hand) */
 	} else if (code == 400 && ecode && !strcmp(ecode, "payment_intent_unexpected_state")) {
 		/* Confirmed meanwhile (an attempt cut short): see how it went. */
-		next = r->step == STRIPE_GET ? (result(r, JOB_RETRY, "unexpected state"), JOB_RUN_DONE)
-		                             : stripe_request(r, STRIPE_GET);
+		next = r->step == STRIPE_GET
+		           ? (result(r, JOB_RETRY, "unexpected state"), JOB_RUN_DONE)
+		           : stripe_request(r, STRIPE_GET);
 	} else if (code == 402 && ecode && !strcmp(ecode, "processing_error")) {
 		result(r, JOB_RETRY, "processing_error: %s", msg ? msg : "processing error");
 	} else if (code == 402) {
 		const char *decline = json_str(o, "error", "decline_code");
 
-		result(r, JOB_FAIL, "%s: %s", decline ? decline : ecode ? ecode : "card_error",
+		result(r, JOB_FAIL, "%s: %s",
+		       decline ? decline
+		       : ecode ? ecode
+		               : "card_error",
 		       msg ? msg : "declined");
 	} else if ((code == 400 || code == 404) && r->step != STRIPE_GET) {
 		/* The request itself is wrong (currency, amount, unknown
@@ -337,7 +343,8 @@ static int stripe_request(struct job_run *r, int step)
 		rc |= form_add(&r->req, r->easy, "currency", cur);
 		if (!strncmp(d->token, "tok_", 4)) {
 			rc |= form_add(&r->req, r->easy, "payment_method_data[type]", "card");
-			rc |= form_add(&r->req, r->easy, "payment_method_data[card][token]", d->token);
+			rc |= form_add(&r->req, r->easy, "payment_method_data[card][token]",
+			               d->token);
 		} else {
 			rc |= form_add(&r->req, r->easy, "payment_method", d->token);
 		}
@@ -658,8 +665,8 @@ int work_event_body(enum job_kind kind, const struct db_job_donation *d, int64_t
 	                 (long long)d->id, status, type, util_rfc3339(created_at, ts, sizeof(ts)),
 	                 (long long)d->id);
 	rc |= buf_json_string(out, d->campaign_slug);
-	rc |= buf_printf(out, ",\"status\":\"%s\",\"amount_cents\":%lld,\"currency\":\"%s\"", status,
-	                 (long long)d->amount_cents, d->currency);
+	rc |= buf_printf(out, ",\"status\":\"%s\",\"amount_cents\":%lld,\"currency\":\"%s\"",
+	                 status, (long long)d->amount_cents, d->currency);
 	rc |= buf_puts(out, ",\"reason\":");
 	rc |= kind == JOB_HOOK_SUCCEEDED || !d->reason[0] ? buf_puts(out, "null")
 	                                                  : buf_json_string(out, d->reason);
@@ -699,8 +706,8 @@ static int webhook_start(void *ctx, struct job_run *r)
 		return JOB_RUN_DONE;
 	}
 	if (work_event_body((enum job_kind)r->job->kind, &r->don, r->job->created_at, &r->req) ||
-	    work_signature(cfg->webhook_secret[ep], (long long)time(NULL), r->req.p, r->req.len, sig,
-	                   sizeof(sig))) {
+	    work_signature(cfg->webhook_secret[ep], (long long)time(NULL), r->req.p, r->req.len,
+	                   sig, sizeof(sig))) {
 		result(r, JOB_RETRY, "out of memory");
 		return JOB_RUN_DONE;
 	}

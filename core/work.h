@@ -24,7 +24,7 @@ struct work_config {
 	const char *install_id; /* this database's id, in idempotency keys */
 	const char *smtp_url;   /* NULL: receipts go to the outbox folder */
 	const char *smtp_from;
-	const char *outbox;     /* folder for .eml receipts */
+	const char *outbox; /* folder for .eml receipts */
 	const char *org_name;
 	const char *tax_note;
 	int n_webhooks;

@@ -584,8 +584,8 @@ static int visit_job(sqlite3_stmt *st, void *ctx)
 	struct job_record row;
 
 	if (read_job(st, &row)) {
-		log_msg(LOG_WARN, "jobs.row_unknown", "job %lld: unknown queue, kind or state; skipped",
-		        (long long)row.id);
+		log_msg(LOG_WARN, "jobs.row_unknown",
+		        "job %lld: unknown queue, kind or state; skipped", (long long)row.id);
 		return 0;
 	}
 	return w->cb(w->ud, &row);

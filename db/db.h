@@ -90,7 +90,6 @@ struct db_job_donation {
  * Returns 0, -ESRCH when there is no such donation, or another -errno. */
 int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job_donation *out);
 
-
 /* Call cb for every job that is not done, in id order. */
 int db_load_jobs(sqlite3 *db, int (*cb)(void *ud, const struct job_record *row), void *ud);
 
@@ -109,7 +108,6 @@ struct db_queue_row {
 
 /* Call cb for each queue's stored switch and counters. */
 int db_load_queues(sqlite3 *db, int (*cb)(void *ud, const struct db_queue_row *row), void *ud);
-
 
 /* Call cb for the newest limit audit entries, newest first. */
 int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct audit_entry *row),

@@ -55,8 +55,6 @@ enum stmt_id {
 	ST_COUNT
 };
 
-
-
 static const char *const stmt_sql[ST_COUNT] = {
     [ST_BEGIN] = "BEGIN IMMEDIATE",
     [ST_COMMIT] = "COMMIT",
@@ -162,7 +160,7 @@ struct db_store {
 	struct later_job {
 		struct db_new_job j;
 		int64_t donation_id;
-	} *later;
+	} * later;
 	size_t n_later, later_cap;
 	sqlite3_stmt *insert_many; /* INSERT_ROWS rows per statement */
 	/* Jobs done at their first try this batch, marked done together. */
@@ -329,8 +327,7 @@ static int find_idem(struct db_store *ds, struct db_op *op)
 }
 
 /* Queue n new jobs of donation_id for the batch's multi-row INSERT. */
-static int later_add(struct db_store *ds, const struct db_new_job *jobs, int n,
-                     int64_t donation_id)
+static int later_add(struct db_store *ds, const struct db_new_job *jobs, int n, int64_t donation_id)
 {
 	if (ds->n_later + (size_t)n > ds->later_cap) {
 		size_t cap = ds->later_cap ? ds->later_cap * 2 : 1024;
@@ -606,7 +603,8 @@ static int flush_later(struct db_store *ds, int64_t now)
 			    bind_text(st, b + 3, job_queue_names[job_kind_queue[l->j.kind]]) ||
 			    bind_text(st, b + 4, job_kind_names[l->j.kind]) ||
 			    sqlite3_bind_int64(st, b + 5, l->donation_id) ||
-			    (l->j.url ? bind_text(st, b + 6, l->j.url) : sqlite3_bind_null(st, b + 6)))
+			    (l->j.url ? bind_text(st, b + 6, l->j.url)
+			              : sqlite3_bind_null(st, b + 6)))
 				return SQLITE_ERROR;
 		}
 		if (sqlite3_bind_int64(st, 1, now))
@@ -891,7 +889,6 @@ fail:
 	ds->prune_cursor = 0;
 }
 
-
 static int apply_nothing(struct db_store *ds, struct db_op *op)
 {
 	(void)ds;
@@ -983,8 +980,8 @@ static int prepare_many(sqlite3 *db, const char *head, int rows, int cols, const
 		int b = k * cols;
 
 		len += (size_t)snprintf(sql + len, sizeof(sql) - len, "%s", k ? ", " : "");
-		len += (size_t)snprintf(sql + len, sizeof(sql) - len, fmt, b + 2, b + 3, b + 4, b + 5,
-		                        b + 6);
+		len += (size_t)snprintf(sql + len, sizeof(sql) - len, fmt, b + 2, b + 3, b + 4,
+		                        b + 5, b + 6);
 	}
 	snprintf(sql + len, sizeof(sql) - len, "%s", close);
 	return sqlite3_prepare_v3(db, sql, -1, SQLITE_PREPARE_PERSISTENT, out, NULL);

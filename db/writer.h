@@ -15,16 +15,16 @@
 #include <stdint.h>
 
 enum db_op_kind {
-	DB_OP_DONATION = 1,    /* insert a donation, bump campaign aggregates */
-	DB_OP_CAMPAIGN_CREATE, /* insert a campaign from u.campaign.spec */
-	DB_OP_CAMPAIGN_UPDATE, /* apply the given fields of u.campaign.spec */
-	DB_OP_CAMPAIGN_STATUS, /* set u.status */
-	DB_OP_CAMPAIGN_TOUCH,  /* bump seq only (its public state changed by time) */
-	DB_OP_JOB_UPDATE,      /* a job's new state and its effect (u.job) */
-	DB_OP_QUEUE_PAUSE,     /* store a queue's pause switch (u.queue) */
+	DB_OP_DONATION = 1,     /* insert a donation, bump campaign aggregates */
+	DB_OP_CAMPAIGN_CREATE,  /* insert a campaign from u.campaign.spec */
+	DB_OP_CAMPAIGN_UPDATE,  /* apply the given fields of u.campaign.spec */
+	DB_OP_CAMPAIGN_STATUS,  /* set u.status */
+	DB_OP_CAMPAIGN_TOUCH,   /* bump seq only (its public state changed by time) */
+	DB_OP_JOB_UPDATE,       /* a job's new state and its effect (u.job) */
+	DB_OP_QUEUE_PAUSE,      /* store a queue's pause switch (u.queue) */
 	DB_OP_QUEUE_RETRY_DEAD, /* make every dead job of a queue ready (u.queue) */
-	DB_OP_REFUND,          /* ask for a refund: insert its job (u.refund) */
-	DB_OP_SYNC,            /* nothing: a barrier (engine_sync) */
+	DB_OP_REFUND,           /* ask for a refund: insert its job (u.refund) */
+	DB_OP_SYNC,             /* nothing: a barrier (engine_sync) */
 	DB_OP_KINDS
 };
 

@@ -151,8 +151,8 @@ static int log_has_sanitizer_report(const char *path)
 	if (!f)
 		return 0;
 	while (fgets(line, sizeof(line), f)) {
-		if (strstr(line, "ERROR: AddressSanitizer") || strstr(line, "ERROR: LeakSanitizer") ||
-		    strstr(line, "runtime error:"))
+		if (strstr(line, "ERROR: AddressSanitizer") ||
+		    strstr(line, "ERROR: LeakSanitizer") || strstr(line, "runtime error:"))
 			found = 1;
 		if (found)
 			fputs(line, stderr);
@@ -630,14 +630,15 @@ long long itest_sql_int(const char *db, const char *sql)
 
 int itest_admin_get(int port, const char *path, struct itest_resp *r)
 {
-	return itest_http(port, "GET", path, "Authorization: Bearer " ITEST_TOKEN "\r\n", NULL, 0, r);
+	return itest_http(port, "GET", path, "Authorization: Bearer " ITEST_TOKEN "\r\n", NULL, 0,
+	                  r);
 }
 
 /* 1 when every queue in the body of GET /api/v1/admin/queues is idle. */
 static int queues_idle(const char *body)
 {
-	static const char *const keys[] = {"\"ready\":", "\"running\":", "\"scheduled\":",
-	                                   "\"held\":"};
+	static const char *const keys[] = {
+	    "\"ready\":", "\"running\":", "\"scheduled\":", "\"held\":"};
 
 	for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++)
 		for (const char *p = strstr(body, keys[k]); p; p = strstr(p + 1, keys[k]))

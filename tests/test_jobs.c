@@ -71,15 +71,13 @@ START_TEST(signature_matches_reference)
 	const char *body = "{\"id\":\"evt_1\"}";
 	char sig[160];
 
-	ck_assert_int_eq(work_signature("whsec_test", 1700000000, body, strlen(body), sig,
-	                                sizeof(sig)),
-	                 0);
+	ck_assert_int_eq(
+	    work_signature("whsec_test", 1700000000, body, strlen(body), sig, sizeof(sig)), 0);
 	ck_assert_str_eq(sig, "t=1700000000,v1="
 	                      "c89214b5b5da833daed6f0b8c5bb6bd58cea9022bd80ccc78230f3942d632925");
 	/* Any change of body, time or secret changes it. */
-	ck_assert_int_eq(work_signature("whsec_tesT", 1700000000, body, strlen(body), sig,
-	                                sizeof(sig)),
-	                 0);
+	ck_assert_int_eq(
+	    work_signature("whsec_tesT", 1700000000, body, strlen(body), sig, sizeof(sig)), 0);
 	ck_assert_ptr_null(strstr(sig, "c89214b5"));
 	ck_assert_int_eq(work_signature("whsec_test", 1, body, strlen(body), sig, 10), -1);
 }
@@ -357,16 +355,15 @@ START_TEST(decline_fails_the_gift_and_signs_the_event)
 	snprintf(args, sizeof(args), "--webhook http://127.0.0.1:%d/hook --webhook-secret whsec_t1",
 	         hook.port);
 	start(args);
-	ck_assert_int_eq(donate("tok_chargeDeclined", 2500, "ada@example.org", bad_id,
-	                        sizeof(bad_id)),
-	                 202);
+	ck_assert_int_eq(
+	    donate("tok_chargeDeclined", 2500, "ada@example.org", bad_id, sizeof(bad_id)), 202);
 	ck_assert_int_eq(donate("tok_visa", 1200, "bob@example.org", ok_id, sizeof(ok_id)), 202);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 
 	d = donation(bad_id);
 	ck_assert_str_eq(json_string_value(json_object_get(d, "status")), "failed");
-	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(d, "reason")),
-	                             "card_declined"));
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(d, "reason")), "card_declined"));
 	json_decref(d);
 	expect_status(ok_id, "succeeded");
 	c = campaign();
@@ -455,9 +452,9 @@ START_TEST(stripe_failed_payment_is_not_confirmed_again)
 	/* Stripe detaches the card after a failed payment: the retry reads
 	 * the intent, finds no card, and fails the gift (no confirm loop). */
 	start_stripe("", "--jobs payments:backoff-ms=20");
-	ck_assert_int_eq(donate("tok_chargeDeclinedProcessingError", 2500, "ada@example.org", id,
-	                        sizeof(id)),
-	                 202);
+	ck_assert_int_eq(
+	    donate("tok_chargeDeclinedProcessingError", 2500, "ada@example.org", id, sizeof(id)),
+	    202);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	d = donation(id);
 	ck_assert_str_eq(json_string_value(json_object_get(d, "status")), "failed");
@@ -489,8 +486,8 @@ START_TEST(dead_then_staff_retry)
 	j0 = json_array_get(json_object_get(dead, "jobs"), 0);
 	ck_assert_int_eq(jnum(j0, "attempts"), 2);
 	ck_assert_str_eq(json_string_value(json_object_get(j0, "state")), "dead");
-	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(j0, "last_error")),
-	                             "processor HTTP 500"));
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(j0, "last_error")), "processor HTTP 500"));
 	job = jnum(j0, "id");
 	json_decref(dead);
 	/* The gift waits, pending, for a person. */
@@ -529,16 +526,15 @@ START_TEST(discard_fails_a_stuck_gift)
 	long long job;
 
 	start("--jobs payments:attempts=1");
-	ck_assert_int_eq(donate("tok_chargeDeclinedProcessingError", 900, "a@example.org", id,
-	                        sizeof(id)),
-	                 202);
+	ck_assert_int_eq(
+	    donate("tok_chargeDeclinedProcessingError", 900, "a@example.org", id, sizeof(id)), 202);
 	ck_assert_int_eq(wait_dead("payments", 1, 5000), 1);
 	dead = jobs("payments", "dead");
 	job = jnum(json_array_get(json_object_get(dead, "jobs"), 0), "id");
-	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
-	                                 json_array_get(json_object_get(dead, "jobs"), 0),
-	                                 "last_error")),
-	                             "processing_error"));
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(
+	               json_array_get(json_object_get(dead, "jobs"), 0), "last_error")),
+	           "processing_error"));
 	json_decref(dead);
 	snprintf(path, sizeof(path), "/api/v1/admin/jobs/%lld", job);
 	ck_assert_int_eq(admin_status("DELETE", path, NULL), 200);
@@ -709,9 +705,9 @@ START_TEST(done_jobs_are_pruned_after_the_retention)
 	              "tally did not start");
 	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 100000), 201);
 	/* The dead job first: the pruned ones have the highest ids. */
-	ck_assert_int_eq(donate("tok_chargeDeclinedProcessingError", 900, "b@example.org", bad,
-	                        sizeof(bad)),
-	                 202);
+	ck_assert_int_eq(
+	    donate("tok_chargeDeclinedProcessingError", 900, "b@example.org", bad, sizeof(bad)),
+	    202);
 	ck_assert_int_eq(wait_dead("payments", 1, 5000), 1);
 	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
@@ -739,8 +735,8 @@ START_TEST(done_jobs_are_pruned_after_the_retention)
 		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 		ck_assert_int_eq(itest_start(&srv, "--job-retention-s 1"), 0);
 		ck_assert_int_eq(donate("tok_visa", 700, "c@example.org", id, sizeof(id)), 202);
-		snprintf(sql, sizeof(sql),
-		         "SELECT min(id) FROM jobs WHERE donation_id = %s", id + 3);
+		snprintf(sql, sizeof(sql), "SELECT min(id) FROM jobs WHERE donation_id = %s",
+		         id + 3);
 		ck_assert_int_gt(itest_sql_int(srv.db, sql), top);
 	}
 }
@@ -805,10 +801,10 @@ START_TEST(receipts_over_smtp)
 	ck_assert_int_eq(wait_dead("receipts", 1, 5000), 1);
 	expect_status(bad, "succeeded");
 	dead = jobs("receipts", "dead");
-	ck_assert_ptr_nonnull(strstr(json_string_value(json_object_get(
-	                                 json_array_get(json_object_get(dead, "jobs"), 0),
-	                                 "last_error")),
-	                             "550"));
+	ck_assert_ptr_nonnull(
+	    strstr(json_string_value(json_object_get(
+	               json_array_get(json_object_get(dead, "jobs"), 0), "last_error")),
+	           "550"));
 	ck_assert_int_eq(jnum(json_array_get(json_object_get(dead, "jobs"), 0), "attempts"), 1);
 	json_decref(dead);
 	ck_assert_int_eq(count_files(dir), 1);
@@ -938,8 +934,8 @@ START_TEST(queue_api_rejects_bad_input)
 		ck_assert_int_eq(admin(bad[i].method, bad[i].path, NULL, &r), 0);
 		ck_assert_msg(r.status == bad[i].status, "%s %s: %d", bad[i].method, bad[i].path,
 		              r.status);
-		ck_assert_msg(strstr(r.body, bad[i].code), "%s %s: %s", bad[i].method,
-		              bad[i].path, r.body);
+		ck_assert_msg(strstr(r.body, bad[i].code), "%s %s: %s", bad[i].method, bad[i].path,
+		              r.body);
 		itest_resp_fini(&r);
 	}
 	/* Staff only. */
@@ -989,8 +985,8 @@ static void run_cli(const char *env, const char *args, const char *db, int *code
 	FILE *p;
 	int st;
 
-	snprintf(cmd, sizeof(cmd), "env -u STRIPE_SECRET_KEY %s %s --headless --db %s %s 2>&1",
-	         env, bin, db, args);
+	snprintf(cmd, sizeof(cmd), "env -u STRIPE_SECRET_KEY %s %s --headless --db %s %s 2>&1", env,
+	         bin, db, args);
 	p = popen(cmd, "r");
 	ck_assert_ptr_nonnull(p);
 	n = fread(out, 1, cap - 1, p);

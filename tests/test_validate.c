@@ -155,8 +155,7 @@ START_TEST(donation_valid)
 		    "\"donor\":{\"name\":\"B\",\"email\":\"b@example.org\"}}";
 		struct validate_error err = {{0}, NULL};
 
-		ck_assert_int_eq(validate_donation(body, strlen(body), &lim, &req, &err),
-		                 TALLY_OK);
+		ck_assert_int_eq(validate_donation(body, strlen(body), &lim, &req, &err), TALLY_OK);
 		validate_error_fini(&err);
 		ck_assert_int_eq(req.amount_cents, 100);
 		ck_assert_str_eq(req.currency, "EUR");
@@ -314,8 +313,7 @@ START_TEST(donation_not_utf8)
 		struct donation_req req;
 		struct validate_error err = {{0}, NULL};
 
-		ck_assert_int_ne(validate_donation(body, strlen(body), &lim, &req, &err),
-		                 TALLY_OK);
+		ck_assert_int_ne(validate_donation(body, strlen(body), &lim, &req, &err), TALLY_OK);
 		validate_error_fini(&err);
 	}
 	/* Valid multi-byte text, raw or escaped, is fine. */
@@ -759,8 +757,7 @@ START_TEST(campaign_valid_create)
 		static const char body[] = "{\"slug\":\"a\",\"name\":\"A\",\"currency\":\"EUR\"}";
 		struct validate_error err = {{0}, NULL};
 
-		ck_assert_int_eq(validate_campaign(body, strlen(body), 1, &spec, &err),
-		                 TALLY_OK);
+		ck_assert_int_eq(validate_campaign(body, strlen(body), 1, &spec, &err), TALLY_OK);
 		validate_error_fini(&err);
 		ck_assert(spec.has_slug && spec.has_name && spec.has_currency);
 		ck_assert(!spec.has_goal && !spec.has_starts && !spec.has_ends);
@@ -800,8 +797,8 @@ START_TEST(campaign_not_json)
 	check_campaign_body("{\"name\":\"a\",\"name\":\"b\"}", 0, TALLY_EJSON, NULL, 0);
 	check_campaign_body("{\"name\":\"a\"} {}", 0, TALLY_EJSON, NULL, 0);
 	check_campaign_body("{\"name\":\"\xff\"}", 0, TALLY_EJSON, NULL, 0);
-	check_campaign_body("{\"goal_cents\":123456789012345678901234}", 0, TALLY_EFIELDS,
-	                    "body", 1);
+	check_campaign_body("{\"goal_cents\":123456789012345678901234}", 0, TALLY_EFIELDS, "body",
+	                    1);
 }
 END_TEST
 

@@ -56,14 +56,14 @@ static int job_cb(void *ud, const struct job_record *j)
 	                     job_state_names[j->state], j->attempts,
 	                     util_rfc3339(j->next_run_at, ts, sizeof(ts)),
 	                     util_rfc3339(j->created_at, ts2, sizeof(ts2)));
-	lc->rc |= j->last_error[0] ? buf_json_string(lc->out, j->last_error)
-	                           : buf_puts(lc->out, "null");
+	lc->rc |=
+	    j->last_error[0] ? buf_json_string(lc->out, j->last_error) : buf_puts(lc->out, "null");
 	lc->rc |= buf_printf(lc->out, ",\"payload\":{\"donation_id\":\"dn_%lld\"",
 	                     (long long)j->donation_id);
 	if (j->url[0]) {
-		lc->rc |= buf_printf(lc->out, ",\"event_id\":\"evt_%lld_%s\",\"url\":",
-		                     (long long)j->donation_id,
-		                     strchr(kind, '.') ? strchr(kind, '.') + 1 : kind);
+		lc->rc |= buf_printf(
+		    lc->out, ",\"event_id\":\"evt_%lld_%s\",\"url\":", (long long)j->donation_id,
+		    strchr(kind, '.') ? strchr(kind, '.') + 1 : kind);
 		lc->rc |= buf_json_string(lc->out, j->url);
 	}
 	lc->rc |= buf_puts(lc->out, "}}");
@@ -126,7 +126,8 @@ int admin_answer_json(const struct engine_answer *a, struct buf *out)
 	case ANSWER_JOB:
 		rc = buf_printf(out, "{\"id\":%lld,\"queue\":\"%s\",\"state\":\"%s\"}",
 		                (long long)a->job_id, job_queue_names[a->job_queue],
-		                a->job_state == JOB_GONE ? "discarded" : job_state_names[a->job_state]);
+		                a->job_state == JOB_GONE ? "discarded"
+		                                         : job_state_names[a->job_state]);
 		break;
 	case ANSWER_REFUND:
 		rc = buf_printf(out,

@@ -194,30 +194,30 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	                  "# TYPE tally_commit_duration_seconds histogram\n");
 	rc |= put_hist(b, "tally_commit_duration_seconds", "", es.commits.commit_seconds_hist,
 	               commit_seconds_bounds, COMMIT_HIST_BUCKETS, es.commits.commit_seconds_sum);
-	rc |= buf_printf(b,
-	                 "# HELP tally_donations_committed_total Donations captured (succeeded) since start.\n"
-	                 "# TYPE tally_donations_committed_total counter\n"
-	                 "tally_donations_committed_total %lld\n"
-	                 "# HELP tally_commit_failures_total Transactions rolled back.\n"
-	                 "# TYPE tally_commit_failures_total counter\n"
-	                 "tally_commit_failures_total %llu\n"
-	                 "# HELP tally_intake_queue_depth Operations waiting for the writer.\n"
-	                 "# TYPE tally_intake_queue_depth gauge\n"
-	                 "tally_intake_queue_depth %lld\n"
-	                 "# HELP tally_cache_entries Entries in the in-memory caches.\n"
-	                 "# TYPE tally_cache_entries gauge\n"
-	                 "tally_cache_entries{cache=\"campaigns\"} %lld\n"
-	                 "tally_cache_entries{cache=\"idempotency_keys\"} %lld\n"
-	                 "# HELP tally_websocket_connections Open live websockets.\n"
-	                 "# TYPE tally_websocket_connections gauge\n"
-	                 "tally_websocket_connections %lld\n"
-	                 "# HELP tally_uptime_seconds Seconds since start.\n"
-	                 "# TYPE tally_uptime_seconds gauge\n"
-	                 "tally_uptime_seconds %lld\n",
-	                 (long long)es.donations_total,
-	                 (unsigned long long)es.commits.failed_commits, (long long)es.intake_depth,
-	                 (long long)es.campaigns, (long long)es.idem_entries,
-	                 (long long)atomic_load(&s->ws_clients), (long long)es.uptime_s);
+	rc |= buf_printf(
+	    b,
+	    "# HELP tally_donations_committed_total Donations captured (succeeded) since start.\n"
+	    "# TYPE tally_donations_committed_total counter\n"
+	    "tally_donations_committed_total %lld\n"
+	    "# HELP tally_commit_failures_total Transactions rolled back.\n"
+	    "# TYPE tally_commit_failures_total counter\n"
+	    "tally_commit_failures_total %llu\n"
+	    "# HELP tally_intake_queue_depth Operations waiting for the writer.\n"
+	    "# TYPE tally_intake_queue_depth gauge\n"
+	    "tally_intake_queue_depth %lld\n"
+	    "# HELP tally_cache_entries Entries in the in-memory caches.\n"
+	    "# TYPE tally_cache_entries gauge\n"
+	    "tally_cache_entries{cache=\"campaigns\"} %lld\n"
+	    "tally_cache_entries{cache=\"idempotency_keys\"} %lld\n"
+	    "# HELP tally_websocket_connections Open live websockets.\n"
+	    "# TYPE tally_websocket_connections gauge\n"
+	    "tally_websocket_connections %lld\n"
+	    "# HELP tally_uptime_seconds Seconds since start.\n"
+	    "# TYPE tally_uptime_seconds gauge\n"
+	    "tally_uptime_seconds %lld\n",
+	    (long long)es.donations_total, (unsigned long long)es.commits.failed_commits,
+	    (long long)es.intake_depth, (long long)es.campaigns, (long long)es.idem_entries,
+	    (long long)atomic_load(&s->ws_clients), (long long)es.uptime_s);
 	rc |= engine_jobs_metrics(s->engine, b);
 	if (rc)
 		return -1;
@@ -503,16 +503,16 @@ static int h_jobs(struct server *s, struct http_pss *p)
 	int limit = 100, rc, q, st;
 
 	if (http_query(p, "queue", queue, sizeof(queue)) < 0 || (q = job_queue_by_name(queue)) < 0)
-		return http_error(p, 400, "invalid_query", "queue is missing or unknown",
-		                  json_pack("{s:s}", "queue", "must be payments, receipts or webhooks"),
-		                  0);
+		return http_error(
+		    p, 400, "invalid_query", "queue is missing or unknown",
+		    json_pack("{s:s}", "queue", "must be payments, receipts or webhooks"), 0);
 	if (http_query(p, "state", state, sizeof(state)) < 0)
 		snprintf(state, sizeof(state), "dead");
 	if ((st = job_state_by_name(state)) < 0)
-		return http_error(p, 400, "invalid_query", "state is unknown",
-		                  json_pack("{s:s}", "state",
-		                            "must be ready, running, scheduled, dead or done"),
-		                  0);
+		return http_error(
+		    p, 400, "invalid_query", "state is unknown",
+		    json_pack("{s:s}", "state", "must be ready, running, scheduled, dead or done"),
+		    0);
 	if ((rc = query_limit(p, 1000, &limit)))
 		return rc < 0 ? -1 : 0;
 	rc = admin_jobs_json(s->engine, (enum job_queue)q, (enum job_state)st, limit, http_body(p));
@@ -577,10 +577,10 @@ static int h_refund(struct server *s, struct http_pss *p)
 		r = json_object_get(body, "reason");
 		if (r && (!json_is_string(r) || json_string_length(r) > 200)) {
 			json_decref(body);
-			return http_error(p, 422, "validation_failed", "reason is invalid",
-			                  json_pack("{s:s}", "reason",
-			                            "must be a string of at most 200 bytes"),
-			                  0);
+			return http_error(
+			    p, 422, "validation_failed", "reason is invalid",
+			    json_pack("{s:s}", "reason", "must be a string of at most 200 bytes"),
+			    0);
 		}
 		if (r)
 			snprintf(reason, sizeof(reason), "%s", json_string_value(r));

@@ -206,11 +206,11 @@ int http_engine_error(struct http_pss *p, int rc)
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
 		if (map[i].rc == rc)
-			return http_error(
-			    p, map[i].status, map[i].code, tally_strerror(rc),
-			    map[i].field ? json_pack("{s:s}", map[i].field, tally_strerror(rc))
-			                 : NULL,
-			    map[i].status == 503 || rc == TALLY_EIDEM_BUSY ? 1 : 0);
+			return http_error(p, map[i].status, map[i].code, tally_strerror(rc),
+			                  map[i].field
+			                      ? json_pack("{s:s}", map[i].field, tally_strerror(rc))
+			                      : NULL,
+			                  map[i].status == 503 || rc == TALLY_EIDEM_BUSY ? 1 : 0);
 	return http_error(p, 500, "internal", tally_strerror(rc), NULL, 0);
 }
 
