@@ -1044,6 +1044,189 @@ START_TEST(listeners)
 }
 END_TEST
 
+/* ---- publishing: a body never disagrees with its seq ---- */
+
+#define RACE_GIFTS 150 /* per giving thread */
+#define RACE_SEQS 4096
+
+struct race {
+	pthread_mutex_t lock;
+	int64_t total_at[RACE_SEQS]; /* seq -> total_cents seen with it; -1 = none */
+	int giving;                  /* giving threads still running */
+	int bad;                     /* a body disagreed with its seq */
+	char why[200];
+	int64_t reads;
+};
+
+static void race_bad(struct race *r, const char *fmt, unsigned long long a, long long b)
+{
+	pthread_mutex_lock(&r->lock);
+	if (!r->bad++)
+		snprintf(r->why, sizeof(r->why), fmt, a, b);
+	pthread_mutex_unlock(&r->lock);
+}
+
+/* Check one body against its seq: the seq in the body is the one handed
+ * out, and every read of that seq saw the same total. */
+static void race_check(struct race *r, const char *body, size_t len, uint64_t seq)
+{
+	json_t *c = json_loadb(body, len, 0, NULL);
+	int64_t total = c ? json_integer_value(json_object_get(c, "total_cents")) : -1;
+	uint64_t body_seq = c ? (uint64_t)json_integer_value(json_object_get(c, "seq")) : 0;
+
+	json_decref(c);
+	if (body_seq != seq) {
+		race_bad(r, "seq %llu handed out with a body of seq %lld", (unsigned long long)seq,
+		         (long long)body_seq);
+		return;
+	}
+	if (seq >= RACE_SEQS)
+		return;
+	pthread_mutex_lock(&r->lock);
+	if (r->total_at[seq] < 0)
+		r->total_at[seq] = total;
+	else if (r->total_at[seq] != total && !r->bad++)
+		snprintf(r->why, sizeof(r->why), "seq %llu named totals %lld and %lld",
+		         (unsigned long long)seq, (long long)r->total_at[seq], (long long)total);
+	r->reads++;
+	pthread_mutex_unlock(&r->lock);
+}
+
+static void *race_reader(void *arg)
+{
+	struct race *r = arg;
+	struct buf b = {0};
+
+	for (;;) {
+		uint64_t seq = 0;
+		int giving;
+
+		pthread_mutex_lock(&r->lock);
+		giving = r->giving;
+		pthread_mutex_unlock(&r->lock);
+		b.len = 0;
+		if (engine_campaign_json(eng, "spring", 6, &b, &seq) == 0)
+			race_check(r, b.p, b.len, seq);
+		if (!giving)
+			break;
+	}
+	buf_fini(&b);
+	return NULL;
+}
+
+static void *race_giver(void *arg)
+{
+	struct race *r = arg;
+
+	for (int i = 0; i < RACE_GIFTS; i++) {
+		struct donation_req req = make_req(100, "USD", "Racer", "racer@example.org");
+		struct waiter w;
+		int rc;
+
+		memset(&w, 0, sizeof(w));
+		pthread_mutex_init(&w.lock, NULL);
+		pthread_cond_init(&w.cond, NULL);
+		rc = engine_donate(eng, "spring", &req, NULL, NULL, &replayed, waiter_done, &w);
+		if (rc == 0) {
+			pthread_mutex_lock(&w.lock);
+			while (!w.done)
+				pthread_cond_wait(&w.cond, &w.lock);
+			pthread_mutex_unlock(&w.lock);
+			rc = w.rc;
+		}
+		pthread_cond_destroy(&w.cond);
+		pthread_mutex_destroy(&w.lock);
+		if (rc)
+			race_bad(r, "donation %llu refused: %lld", (unsigned long long)i, rc);
+	}
+	pthread_mutex_lock(&r->lock);
+	r->giving--;
+	pthread_mutex_unlock(&r->lock);
+	return NULL;
+}
+
+/* A listener told of a change reads the campaign at once: it must see the
+ * body of that change (the live channels skip seqs they have seen). */
+static void race_changed(void *ctx, int64_t campaign_id, uint64_t seq)
+{
+	struct race *r = ctx;
+	struct buf b = {0};
+	uint64_t now = 0;
+
+	if (engine_campaign_json_by_id(eng, campaign_id, &b, &now) == 0) {
+		if (now != seq)
+			race_bad(r, "told of seq %llu, read seq %lld", (unsigned long long)seq,
+			         (long long)now);
+		race_check(r, b.p, b.len, now);
+	}
+	buf_fini(&b);
+}
+
+/* Three threads give while three read the campaign and a listener reads it
+ * on every change: an ETag (the seq) never names two bodies, and the last
+ * body holds every gift. */
+START_TEST(seq_and_body_agree)
+{
+	static struct race r;
+	struct engine_listener l = {race_changed, NULL, &r};
+	pthread_t readers[3], givers[3];
+	json_t *c;
+
+	memset(&r, 0, sizeof(r));
+	pthread_mutex_init(&r.lock, NULL);
+	for (int i = 0; i < RACE_SEQS; i++)
+		r.total_at[i] = -1;
+	r.giving = 3;
+	create_ok("spring", "USD");
+	ck_assert_int_eq(engine_add_listener(eng, &l), 0);
+	for (int i = 0; i < 3; i++) {
+		ck_assert_int_eq(pthread_create(&readers[i], NULL, race_reader, &r), 0);
+		ck_assert_int_eq(pthread_create(&givers[i], NULL, race_giver, &r), 0);
+	}
+	for (int i = 0; i < 3; i++) {
+		pthread_join(givers[i], NULL);
+		pthread_join(readers[i], NULL);
+	}
+	settle_queue(JOB_PAYMENTS);
+	ck_assert_msg(!r.bad, "%d disagreements; first: %s", r.bad, r.why);
+	ck_assert_int_gt(r.reads, 0);
+	c = campaign_json("spring", NULL, NULL);
+	ck_assert_int_eq(jint(c, "total_cents"), 3 * RACE_GIFTS * 100);
+	ck_assert_int_eq(jint(c, "donation_count"), 3 * RACE_GIFTS);
+	json_decref(c);
+	engine_free(eng); /* before r's lock goes: the listener may still run */
+	eng = NULL;
+	pthread_mutex_destroy(&r.lock);
+}
+END_TEST
+
+/* engine_sync returns once everything submitted before it was answered. */
+START_TEST(sync_is_a_barrier)
+{
+	struct donation_req req = make_req(100, "USD", "Ada", "ada@example.org");
+	struct waiter w[20];
+
+	create_ok("spring", "USD");
+	for (int i = 0; i < 20; i++) {
+		memset(&w[i], 0, sizeof(w[i]));
+		pthread_mutex_init(&w[i].lock, NULL);
+		pthread_cond_init(&w[i].cond, NULL);
+		ck_assert_int_eq(
+		    engine_donate(eng, "spring", &req, NULL, NULL, &replayed, waiter_done, &w[i]),
+		    0);
+	}
+	ck_assert_int_eq(engine_sync(eng), 0);
+	for (int i = 0; i < 20; i++) {
+		pthread_mutex_lock(&w[i].lock);
+		ck_assert_msg(w[i].done, "donation %d not answered before the barrier", i);
+		ck_assert_int_eq(w[i].rc, 0);
+		pthread_mutex_unlock(&w[i].lock);
+		pthread_cond_destroy(&w[i].cond);
+		pthread_mutex_destroy(&w[i].lock);
+	}
+}
+END_TEST
+
 Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -1068,6 +1251,8 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, restart_rebuilds);
 	tcase_add_test(tc, restart_keeps_seq);
 	tcase_add_test(tc, listeners);
+	tcase_add_test(tc, seq_and_body_agree);
+	tcase_add_test(tc, sync_is_a_barrier);
 	suite_add_tcase(s, tc);
 	return s;
 }

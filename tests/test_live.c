@@ -5,6 +5,8 @@
 #include "tests/tests.h"
 
 #include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -220,6 +222,123 @@ START_TEST(leaderboard_channel)
 }
 END_TEST
 
+/* ---- a body never disagrees with its seq, over HTTP and live ---- */
+
+#define AGREE_GIVERS 2
+#define AGREE_GIFTS 60 /* per giver */
+#define AGREE_SEQS 2048
+
+struct agree {
+	pthread_mutex_t lock;
+	long long total_at[AGREE_SEQS]; /* seq -> total_cents; -1 = unseen */
+	int giving, bad, failed_gifts;
+	long long reads;
+	char why[200];
+};
+
+static void *agree_giver(void *arg)
+{
+	struct agree *a = arg;
+
+	for (int i = 0; i < AGREE_GIFTS; i++)
+		if (itest_donate(srv.port, "food", 100, "Racer", "racer@example.org") != 202) {
+			pthread_mutex_lock(&a->lock);
+			a->failed_gifts++;
+			pthread_mutex_unlock(&a->lock);
+		}
+	pthread_mutex_lock(&a->lock);
+	a->giving--;
+	pthread_mutex_unlock(&a->lock);
+	return NULL;
+}
+
+/* GET the campaign over and over: the ETag's seq (its last part) is the
+ * body's seq, and one seq always comes with one total. */
+static void *agree_reader(void *arg)
+{
+	struct agree *a = arg;
+
+	for (;;) {
+		struct itest_resp r;
+		char etag[128] = "", *dash;
+		long long tag_seq = -1, seq = -1, total = -1;
+		int giving;
+		json_t *j;
+
+		pthread_mutex_lock(&a->lock);
+		giving = a->giving;
+		pthread_mutex_unlock(&a->lock);
+		if (itest_http(srv.port, "GET", "/api/v1/campaigns/food", NULL, NULL, 0, &r) == 0) {
+			if (itest_header(&r, "etag", etag, sizeof(etag)) &&
+			    (dash = strrchr(etag, '-')))
+				tag_seq = atoll(dash + 1);
+			j = json_loads(r.body ? r.body : "", 0, NULL);
+			if (j) {
+				seq = json_integer_value(json_object_get(j, "seq"));
+				total = json_integer_value(json_object_get(j, "total_cents"));
+				json_decref(j);
+			}
+			pthread_mutex_lock(&a->lock);
+			a->reads++;
+			if (r.status != 200 || tag_seq != seq || seq < 0) {
+				if (!a->bad++)
+					snprintf(a->why, sizeof(a->why),
+					         "status %d, ETag %s with a body of seq %lld",
+					         r.status, etag, seq);
+			} else if (seq < AGREE_SEQS) {
+				if (a->total_at[seq] < 0)
+					a->total_at[seq] = total;
+				else if (a->total_at[seq] != total && !a->bad++)
+					snprintf(a->why, sizeof(a->why),
+					         "ETag %s named totals %lld and %lld", etag,
+					         a->total_at[seq], total);
+			}
+			pthread_mutex_unlock(&a->lock);
+			itest_resp_fini(&r);
+		}
+		if (!giving)
+			break;
+	}
+	return NULL;
+}
+
+START_TEST(etag_and_live_agree_with_the_body)
+{
+	static struct agree a;
+	pthread_t givers[AGREE_GIVERS], readers[2];
+	long long want = AGREE_GIVERS * AGREE_GIFTS * 100;
+	char needle[64];
+	int fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	char *m = itest_ws_wait_for(fd, "snapshot", 3000);
+
+	ck_assert_ptr_nonnull(m);
+	free(m);
+	memset(&a, 0, sizeof(a));
+	pthread_mutex_init(&a.lock, NULL);
+	for (int i = 0; i < AGREE_SEQS; i++)
+		a.total_at[i] = -1;
+	a.giving = AGREE_GIVERS;
+	for (int i = 0; i < AGREE_GIVERS; i++)
+		ck_assert_int_eq(pthread_create(&givers[i], NULL, agree_giver, &a), 0);
+	for (int i = 0; i < 2; i++)
+		ck_assert_int_eq(pthread_create(&readers[i], NULL, agree_reader, &a), 0);
+	for (int i = 0; i < AGREE_GIVERS; i++)
+		pthread_join(givers[i], NULL);
+	for (int i = 0; i < 2; i++)
+		pthread_join(readers[i], NULL);
+	ck_assert_int_eq(a.failed_gifts, 0);
+	ck_assert_msg(!a.bad, "%d of %lld reads disagreed; first: %s", a.bad, a.reads, a.why);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	/* The live channel ends on the exact total. */
+	snprintf(needle, sizeof(needle), "\"total_cents\":%lld,", want);
+	m = itest_ws_wait_for(fd, needle, 5000);
+	ck_assert_msg(m != NULL, "the live channel never showed %lld", want);
+	free(m);
+	close(fd);
+	pthread_mutex_destroy(&a.lock);
+}
+END_TEST
+
 Suite *live_suite(void)
 {
 	Suite *s = suite_create("live");
@@ -233,6 +352,7 @@ Suite *live_suite(void)
 	tcase_add_test(tc, bad_messages_get_errors);
 	tcase_add_test(tc, many_subscribers_all_get_the_update);
 	tcase_add_test(tc, leaderboard_channel);
+	tcase_add_test(tc, etag_and_live_agree_with_the_body);
 	suite_add_tcase(s, tc);
 	return s;
 }

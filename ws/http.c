@@ -198,6 +198,7 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_ESTATE, 409, "invalid_state", NULL},
 	    {TALLY_EIDEM_REUSED, 422, "idempotency_key_reused", NULL},
 	    {TALLY_EIDEM_BUSY, 409, "idempotency_key_in_use", NULL},
+	    {TALLY_EIDEM_KEY, 422, "validation_failed", "Idempotency-Key"},
 	    {TALLY_ESCHEDULE, 422, "validation_failed", "ends_at"},
 	    {TALLY_ENOJOB, 404, "job_not_found", NULL},
 	    {TALLY_ENOQUEUE, 404, "queue_not_found", NULL},
