@@ -24,8 +24,10 @@
  *   console   (tui/) reads through engine_campaign_infos/engine_stats and
  *             acts through the *_sync calls.
  *   main      opens and frees the engine; the demo feeder donates.
- * LOCKS (none is held while calling out of the engine, and none nests:
- * each is taken alone)
+ * LOCKS (none is held while calling out of the engine, but for the
+ * read-connection lock around the listing callbacks of engine_audit_each
+ * and engine_jobs_each; none is taken while another is held, except the
+ * log's lock in base/log.c, a leaf)
  *   e->lock         the campaign table, every campaign's published half
  *                   (pub, json, rank, rate), the rankings, e->version,
  *                   e->seq_sum and the engine's counters.
@@ -205,7 +207,8 @@ int engine_refund(struct engine *e, const char *id, const char *reason, const ch
                   engine_done_fn done, void *ud);
 
 /* Call cb for the newest limit audit entries, newest first (a non-zero
- * return stops the walk). Returns 0, TALLY_EIO, or cb's return. */
+ * return stops the walk). cb runs under the engine's read-connection lock:
+ * it must not call the engine. Returns 0, TALLY_EIO, or cb's return. */
 int engine_audit_each(struct engine *e, int limit, int (*cb)(void *ud, const struct audit_entry *a),
                       void *ud);
 
@@ -213,8 +216,9 @@ int engine_audit_each(struct engine *e, int limit, int (*cb)(void *ud, const str
 void engine_queue_info(struct engine *e, enum job_queue q, struct job_queue_info *out);
 
 /* Call cb for up to limit jobs of queue q in state st: done jobs from
- * SQLite (newest first), the others from memory (oldest first). Returns 0,
- * TALLY_EIO, or cb's return. */
+ * SQLite (newest first; cb runs under the read-connection lock and must not
+ * call the engine), the others from memory (oldest first, copied first).
+ * Returns 0, TALLY_EIO, -ENOMEM, or cb's return. */
 int engine_jobs_each(struct engine *e, enum job_queue q, enum job_state st, int limit,
                      int (*cb)(void *ud, const struct job_record *j), void *ud);
 

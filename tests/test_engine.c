@@ -1121,12 +1121,12 @@ static void *race_giver(void *arg)
 	for (int i = 0; i < RACE_GIFTS; i++) {
 		struct donation_req req = make_req(100, "USD", "Racer", "racer@example.org");
 		struct waiter w;
-		int rc;
+		int rc, mine; /* this thread's out-parameter */
 
 		memset(&w, 0, sizeof(w));
 		pthread_mutex_init(&w.lock, NULL);
 		pthread_cond_init(&w.cond, NULL);
-		rc = engine_donate(eng, "spring", &req, NULL, NULL, &replayed, waiter_done, &w);
+		rc = engine_donate(eng, "spring", &req, NULL, NULL, &mine, waiter_done, &w);
 		if (rc == 0) {
 			pthread_mutex_lock(&w.lock);
 			while (!w.done)
