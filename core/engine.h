@@ -21,7 +21,7 @@
  *   workers   (core/jobs.c, per queue) run attempts; outcomes go to the
  *             writer as ops; they read donations through their own
  *             connection.
- *   console   (tui/) reads through engine_campaign_infos/engine_stats and
+ *   console   (tui/) reads through engine_campaign_infos/engine_get_stats and
  *             acts through the *_sync calls.
  *   main      opens and frees the engine; the demo feeder donates.
  * LOCKS (none is held while calling out of the engine, but for the
