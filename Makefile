@@ -52,7 +52,8 @@ LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 
 BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o
 CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/publish.o core/commit.o core/intake.o core/staff.o \
-	     core/demo.o core/jobs.o core/work.o
+	     core/demo.o core/jobs.o core/work.o core/processor.o core/receipt.o core/webhook.o \
+	     core/transfer.o
 DB_OBJS   := db/db.o db/store.o db/writer.o
 WS_OBJS   := ws/admin.o ws/server.o ws/http.o ws/api.o ws/live.o ws/assets.o ws/ratelimit.o
 TUI_OBJS  := tui/console.o tui/console_fmt.o

@@ -807,10 +807,8 @@ static void run_free(struct job_run *r)
 {
 	if (r->easy)
 		curl_easy_cleanup(r->easy);
-	curl_slist_free_all(r->headers);
-	curl_slist_free_all(r->rcpt);
-	buf_fini(&r->req);
-	buf_fini(&r->resp);
+	if (r->state_free)
+		r->state_free(r->state);
 	free(r);
 }
 

@@ -58,14 +58,13 @@ struct job_run {
 	 * up the next transfer of the same attempt on r->easy (reset) and
 	 * return JOB_RUN_CURL. */
 	int (*finish)(struct job_run *r, CURLcode rc);
-	int step;     /* the handler's: which transfer of the attempt this is */
-	int confirms; /* the handler's: charges asked for in this attempt */
-	struct curl_slist *headers, *rcpt;
-	struct buf req, resp;
-	size_t req_off;
-	char errbuf[CURL_ERROR_SIZE];
+	/* The handler's per-attempt state (its own struct), or NULL. start
+	 * sets state_free with it; the worker calls state_free(state) when
+	 * the attempt ends, after cleaning up easy (which may point into the
+	 * state: headers, buffers, callbacks' data). */
+	void *state;
+	void (*state_free)(void *state);
 	struct job_run *next, *prev; /* the worker's timers or transfers */
-	void *ctx;                   /* the handler's */
 };
 
 enum { JOB_RUN_DONE = 0, JOB_RUN_DELAY = 1, JOB_RUN_CURL = 2 };
@@ -73,7 +72,8 @@ enum { JOB_RUN_DONE = 0, JOB_RUN_DELAY = 1, JOB_RUN_CURL = 2 };
 struct job_handler {
 	/* Start r (r->job, r->don set). Returns JOB_RUN_DONE with r->result
 	 * filled, JOB_RUN_DELAY with r->result and r->due_ns, or JOB_RUN_CURL
-	 * with r->easy and r->finish set. */
+	 * with r->easy and r->finish set. Whatever it returns, it may leave
+	 * per-attempt state in r->state with r->state_free. */
 	int (*start)(void *ctx, struct job_run *r);
 	void *ctx;
 };

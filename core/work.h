@@ -1,6 +1,9 @@
 /* core/work.h - what the job queues do: capture and refund through a
- * processor adapter (mock or Stripe), email receipts (SMTP or an outbox
- * folder of .eml files) and deliver signed webhooks.
+ * processor adapter (mock or Stripe; core/processor.c), email receipts
+ * (SMTP or an outbox folder of .eml files; core/receipt.c) and deliver
+ * signed webhooks (core/webhook.c). core/work.c holds the configuration
+ * and installs the three handlers; core/transfer.c the curl plumbing
+ * they share.
  *
  * Every effect is made safe to repeat, because a job runs at least once:
  * the processor gets the donation id as its idempotency key, a receipt is
@@ -40,17 +43,30 @@ void work_config_defaults(struct work_config *cfg);
  * Returns 0 or -EINVAL/-errno with a message in err. */
 int work_setup(const struct work_config *cfg, struct jobs_config *jc, char *err, size_t errcap);
 
-/* The webhook signature header value for body at unix time t:
+/* The webhook signature header value (core/webhook.c) for body at unix time t:
  * "t=<t>,v1=<hex HMAC-SHA256(secret, "<t>.<body>")>". Returns 0 or -1. */
 int work_signature(const char *secret, long long t, const char *body, size_t len, char *out,
                    size_t cap);
 
-/* The plain-text receipt for d (headers and body, CRLF line ends). */
+/* The plain-text receipt for d (headers and body, CRLF line ends), appended
+ * to out. Returns 0 or -ENOMEM. core/receipt.c. */
 int work_receipt_message(const struct work_config *cfg, const struct db_job_donation *d,
                          struct buf *out);
 
-/* The JSON body of webhook event `kind` (JOB_HOOK_*) for d. */
+/* The JSON body of webhook event `kind` (JOB_HOOK_*) for d, appended to
+ * out. Returns 0 or -ENOMEM. core/webhook.c. */
 int work_event_body(enum job_kind kind, const struct db_job_donation *d, int64_t created_at,
                     struct buf *out);
+
+/* For the handlers (a worker thread) */
+
+/* Set r->result to kind with a printf-formatted reason (cut to fit). */
+void work_result(struct job_run *r, enum job_result_kind kind, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Give r a zeroed per-attempt state of size bytes, which the worker frees
+ * with state_free when the attempt ends (state_free must accept it as
+ * zeroed). Returns it, or NULL (out of memory; r has no state). */
+void *work_attempt_new(struct job_run *r, size_t size, void (*state_free)(void *state));
 
 #endif
