@@ -1,8 +1,9 @@
 /* tally.c - the program: parses the command line and composes the engine
  * (core/, db/), the network server (ws/) and the console (tui/).
  *
- * Threads: the signal thread (sigwait), the db writer, the lws service
- * thread, the demo feeder, and in console mode the main thread runs curses.
+ * Threads: the signal thread (sigwait), the db writer, the job workers,
+ * the lws service thread, the demo feeder, and in console mode the main
+ * thread runs curses (the full map: THREADS in core/engine.h).
  */
 #include "core/demo.h"
 #include "core/engine.h"
