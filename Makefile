@@ -147,8 +147,13 @@ test: check
 
 bench:
 	@scripts/deps --bench
-	@$(MAKE) --no-print-directory $(BUILD)/tally
+	@$(MAKE) --no-print-directory $(BUILD)/tally $(BUILD)/fanout
 	tests/bench/run $(BUILD)/tally
+
+# The live fan-out load tool (tests/bench/fanout drives it): libc only.
+$(BUILD)/fanout: tests/bench/fanout.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -o $@ $<
 
 # libFuzzer on the request validator (clang); FUZZ_SECONDS=60 by default.
 FUZZ_SECONDS ?= 60
