@@ -117,6 +117,7 @@ static struct hist lat_post, lat_screen;
 static uint64_t fps_hist[FPS_N + 1], fps_max, fps_folded;
 static int64_t win0_ns, win_secs; /* frames/s window */
 static uint64_t st_202, st_other, st_noanswer, st_codes[6], reconnects;
+static uint64_t pub_closed_idle, pub_closed_answer; /* by the server: idle, Connection: close */
 static uint64_t rx_bytes, frames, error_frames, foreign_stamps, old_stamps;
 static uint64_t subs_ready, subs_dead, connect_failed, handshake_failed;
 static int close_code[CODES_N], close_n[CODES_N];
@@ -353,6 +354,17 @@ static struct proc proc_read(void)
 		fclose(f);
 	}
 	return p;
+}
+
+/* This process's CPU time (user + system), in ns. */
+static uint64_t self_cpu_ns(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru))
+		return 0;
+	return ((uint64_t)ru.ru_utime.tv_sec + (uint64_t)ru.ru_stime.tv_sec) * 1000000000u +
+	       ((uint64_t)ru.ru_utime.tv_usec + (uint64_t)ru.ru_stime.tv_usec) * 1000u;
 }
 
 /* --- connections --- */
@@ -815,6 +827,8 @@ static void pub_lost(struct conn *c)
 		gifts[c->gift].status = -1;
 		st_noanswer++;
 		c->gift = -1;
+	} else if (c->state == OPEN) {
+		pub_closed_idle++;
 	}
 	conn_close(c);
 	reconnects++;
@@ -887,6 +901,7 @@ static void on_event(struct conn *c, uint32_t events, uint64_t t)
 			return;
 		}
 		c->rlen += (size_t)n;
+		t = now_ns(); /* after the read: never before a send made since epoll_wait */
 		if (c->kind == SUB) {
 			rx_bytes += (uint64_t)n;
 			used = 0;
@@ -921,6 +936,7 @@ static void on_event(struct conn *c, uint32_t events, uint64_t t)
 				memmove(c->rbuf, c->rbuf + used, c->rlen - (size_t)used);
 				c->rlen -= (size_t)used;
 				if (close_after) {
+					pub_closed_answer++;
 					conn_close(c);
 					reconnects++;
 					if (conn_open(c))
@@ -1164,6 +1180,8 @@ int main(int argc, char **argv)
 	struct proc p0, p1 = {0, 0}, p_subs;
 	uint64_t t, deadline, connect0, opened = 0, cpu_t0, cpu_t1 = 0;
 	long tck = sysconf(_SC_CLK_TCK);
+	uint64_t ru0, ru1 = 0;
+	double tool_pct;
 	double load_s, cpu_pct, fps_p99 = 0, kib_sub = 0;
 	char post50[16], post99[16], scr50[16], scr99[16], scrmax[16], drops[256], seen[32];
 	uint64_t expected = 0, seen_sum = 0;
@@ -1267,6 +1285,7 @@ int main(int argc, char **argv)
 	load_end_ns = load0_ns + (uint64_t)o.seconds * 1000000000u;
 	cpu_t0 = load0_ns;
 	p0.ticks = proc_read().ticks;
+	ru0 = self_cpu_ns();
 	load_on = !o.idle;
 	while ((t = now_ns()) < load_end_ns) {
 		int timeout = 10;
@@ -1285,6 +1304,7 @@ int main(int argc, char **argv)
 	if (o.idle) {
 		cpu_t1 = now_ns();
 		p1 = proc_read();
+		ru1 = self_cpu_ns();
 	}
 
 	/* 3. answers still in flight, up to 10 s */
@@ -1299,7 +1319,9 @@ int main(int argc, char **argv)
 	if (!o.idle) {
 		cpu_t1 = now_ns();
 		p1 = proc_read();
+		ru1 = self_cpu_ns();
 	}
+	tool_pct = (double)(ru1 - ru0) / (double)(cpu_t1 - cpu_t0) * 100.0;
 	for (size_t i = first_pub; i < n_conns; i++)
 		if (conns[i].gift >= 0) {
 			st_noanswer++;
@@ -1438,16 +1460,19 @@ int main(int argc, char **argv)
 	}
 	fflush(stdout);
 	say("gifts sent %zu, accepted %llu, other %llu (1xx-5xx: %llu %llu %llu %llu %llu), no "
-	    "answer "
-	    "%llu, reconnects %llu; frames %llu, rx %.1f MB, error frames %llu, stamps of another "
+	    "answer %llu, reconnects %llu (server closed %llu idle, %llu after an answer); tool "
+	    "CPU "
+	    "%.0f %%; frames %llu, rx %.1f MB, error frames %llu, stamps of another "
 	    "campaign %llu, too old %llu; screen samples %llu",
 	    n_gifts, (unsigned long long)st_202, (unsigned long long)st_other,
 	    (unsigned long long)st_codes[1], (unsigned long long)st_codes[2],
 	    (unsigned long long)st_codes[3], (unsigned long long)st_codes[4],
 	    (unsigned long long)st_codes[5], (unsigned long long)st_noanswer,
-	    (unsigned long long)reconnects, (unsigned long long)frames, (double)rx_bytes / 1e6,
-	    (unsigned long long)error_frames, (unsigned long long)foreign_stamps,
-	    (unsigned long long)old_stamps, (unsigned long long)lat_screen.count);
+	    (unsigned long long)reconnects, (unsigned long long)pub_closed_idle,
+	    (unsigned long long)pub_closed_answer, tool_pct, (unsigned long long)frames,
+	    (double)rx_bytes / 1e6, (unsigned long long)error_frames,
+	    (unsigned long long)foreign_stamps, (unsigned long long)old_stamps,
+	    (unsigned long long)lat_screen.count);
 	if (o.result && (rf = fopen(o.result, "w"))) {
 		fprintf(rf,
 		        "viewers=%d\nready=%llu\nlost=%llu\nsent=%zu\naccepted=%llu\naccepted_per_"
@@ -1457,7 +1482,7 @@ int main(int argc, char **argv)
 		        "samples=%llu\n"
 		        "fps_max=%llu\nfps_p99=%.0f\nexact=%zu\nlive=%zu\nrss_mb=%.1f\nkib_per_"
 		        "viewer=%.2f\n"
-		        "cpu_pct=%.1f\nrx_mb=%.1f\nframes=%llu\n",
+		        "cpu_pct=%.1f\nrx_mb=%.1f\nframes=%llu\ntool_cpu_pct=%.0f\n",
 		        o.subs, (unsigned long long)subs_ready, (unsigned long long)subs_dead,
 		        n_gifts, (unsigned long long)st_202, (double)st_202 / load_s,
 		        (unsigned long long)st_other, (unsigned long long)st_noanswer,
@@ -1465,7 +1490,7 @@ int main(int argc, char **argv)
 		        hist_q(&lat_screen, 0.99), (double)lat_screen.max_us / 1000.0,
 		        (unsigned long long)lat_screen.count, (unsigned long long)fps_max, fps_p99,
 		        exact, live, (double)p1.rss_kb / 1024.0, kib_sub, cpu_pct,
-		        (double)rx_bytes / 1e6, (unsigned long long)frames);
+		        (double)rx_bytes / 1e6, (unsigned long long)frames, tool_pct);
 		fclose(rf);
 	}
 	return 0;
