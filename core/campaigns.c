@@ -214,6 +214,15 @@ static double rate_sum(const uint32_t *b, int n, int64_t epoch, int64_t now_epoc
 	return sum;
 }
 
+/* Succeeded gifts per second over the last ten seconds; e->lock held. The
+ * current second is partial: average the nine before it. */
+static double rates_per_s(const struct engine *e, int64_t now)
+{
+	return (rate_sum(e->rate, 10, e->rate_epoch, now / 1000) -
+	        (e->rate_epoch == now / 1000 ? e->rate[0] : 0)) /
+	       9.0;
+}
+
 /* ---- public reads ---- */
 
 static int copy_json(const struct campaign *c, struct buf *out, uint64_t *seq)
@@ -318,6 +327,35 @@ int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, st
 	return rc ? -ENOMEM : 0;
 }
 
+int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
+{
+	int64_t now = util_now_ms(), total = 0, donors = 0, gifts = 0, live = 0;
+	double per_s;
+	size_t n;
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	*seq = e->seq_sum;
+	n = e->n_campaigns;
+	for (size_t i = 0; i < n; i++) {
+		const struct campaign_row *c = &e->ranked[ENGINE_BY_TOTAL][i]->pub;
+
+		total += c->raised_cents;
+		donors += c->donor_count;
+		gifts += c->donation_count;
+		live += campaign_effective(c, now) == CAMPAIGN_ACTIVE;
+	}
+	per_s = rates_per_s(e, now);
+	pthread_mutex_unlock(&e->lock);
+	rc = buf_printf(out,
+	                "{\"total_cents\":%lld,\"raised_cents\":%lld,\"donor_count\":%lld,"
+	                "\"donation_count\":%lld,\"gifts_per_min\":%.0f,\"campaigns_live\":%lld,"
+	                "\"campaigns\":%zu}",
+	                (long long)total, (long long)total, (long long)donors, (long long)gifts,
+	                per_s * 60.0, (long long)live, n);
+	return rc ? -ENOMEM : 0;
+}
+
 long engine_campaign_infos(struct engine *e, struct engine_campaign_info **out)
 {
 	struct engine_campaign_info *v;
@@ -356,10 +394,7 @@ void engine_get_stats(struct engine *e, struct engine_stats *out)
 	pthread_mutex_lock(&e->lock);
 	out->uptime_s = (now - e->started_ms) / 1000;
 	out->donations_total = e->donations_total;
-	/* The current second is partial: average the nine before it. */
-	out->donations_per_s = (rate_sum(e->rate, 10, e->rate_epoch, now / 1000) -
-	                        (e->rate_epoch == now / 1000 ? e->rate[0] : 0)) /
-	                       9.0;
+	out->donations_per_s = rates_per_s(e, now);
 	out->campaigns = (int64_t)e->n_campaigns;
 	pthread_mutex_unlock(&e->lock);
 	out->intake_depth = (int64_t)out->commits.depth;

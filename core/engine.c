@@ -55,6 +55,15 @@ void engine_notify_changed(struct engine *e, int64_t campaign_id, uint64_t seq)
 			e->listeners[i].campaign_changed(e->listeners[i].ctx, campaign_id, seq);
 }
 
+void engine_notify_published(struct engine *e)
+{
+	int n = atomic_load_explicit(&e->n_listeners, memory_order_acquire);
+
+	for (int i = 0; i < n; i++)
+		if (e->listeners[i].published)
+			e->listeners[i].published(e->listeners[i].ctx);
+}
+
 void engine_notify_donation(struct engine *e, int64_t campaign_id, const char *json, size_t len)
 {
 	int n = atomic_load_explicit(&e->n_listeners, memory_order_acquire);

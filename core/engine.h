@@ -80,6 +80,9 @@ struct engine_listener {
 	/* A public gift succeeded: json is the "data" object of a donation
 	 * event (name, amount_cents unless hidden, message, at). */
 	void (*donation)(void *ctx, int64_t campaign_id, const char *json, size_t len);
+	/* A batch was published and the calls above for it are done (the
+	 * leaderboard and the day's totals may have moved). */
+	void (*published)(void *ctx);
 	void *ctx;
 };
 
@@ -253,6 +256,12 @@ enum engine_rank { ENGINE_BY_TOTAL, ENGINE_BY_DONORS };
  * too, so clients can use it as the leaderboard's seq. */
 int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, struct buf *out,
                             uint64_t *version);
+
+/* Append the giving day's public state: {"total_cents", "raised_cents",
+ * "donor_count", "donation_count", "gifts_per_min", "campaigns_live",
+ * "campaigns"} and store its seq (the sum of every campaign's seq, as the
+ * leaderboard's). Returns 0 or -ENOMEM. */
+int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq);
 
 /* A row of the staff view. */
 struct engine_campaign_info {

@@ -131,6 +131,7 @@ void pending_audit(struct pending *p, const char *action, const char *target, co
 /* Call every listener's campaign_changed / donation. Writer thread. */
 void engine_notify_changed(struct engine *e, int64_t campaign_id, uint64_t seq);
 void engine_notify_donation(struct engine *e, int64_t campaign_id, const char *json, size_t len);
+void engine_notify_published(struct engine *e);
 
 /* A blocking call: init, pass waiter_done and the waiter, then wait with
  * the call's immediate result (0: wait for the answer's rc). */

@@ -189,5 +189,7 @@ void publish_batch(struct engine *e)
 		                       e->gifts[i].len);
 		free(e->gifts[i].json);
 	}
+	if (n || e->n_gifts)
+		engine_notify_published(e);
 	e->n_gifts = 0;
 }

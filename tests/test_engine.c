@@ -974,8 +974,8 @@ static void on_donation(void *ctx, int64_t id, const char *json, size_t len)
 START_TEST(listeners)
 {
 	struct heard h;
-	struct engine_listener l = {on_changed, on_donation, &h};
-	struct engine_listener nop = {NULL, NULL, NULL};
+	struct engine_listener l = {on_changed, on_donation, NULL, &h};
+	struct engine_listener nop = {NULL, NULL, NULL, NULL};
 	struct donation_req r;
 	uint64_t seq = 0;
 	int64_t id;
@@ -1168,7 +1168,7 @@ static void race_changed(void *ctx, int64_t campaign_id, uint64_t seq)
 START_TEST(seq_and_body_agree)
 {
 	static struct race r;
-	struct engine_listener l = {race_changed, NULL, &r};
+	struct engine_listener l = {race_changed, NULL, NULL, &r};
 	pthread_t readers[3], givers[3];
 	json_t *c;
 

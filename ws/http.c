@@ -610,8 +610,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 			if (m->kind == XM_REPLY)
 				api_complete(s, m);
-			else
-				live_event(s, m);
+			else if (m->kind == XM_ADOPT &&
+			         (s->stopping || !lws_adopt_socket_vhost(s->vhost, m->fd)))
+				close(m->fd);
 			free(m);
 			m = next;
 		}

@@ -61,19 +61,37 @@ struct route {
 /* Handler results besides 0 (answered): */
 #define HTTP_ASYNC 1 /* the answer comes later */
 
-/* A message from another thread to the service thread. */
-enum xmsg_kind { XM_REPLY, XM_CHANGED, XM_DONATION };
+/* A message from another thread to a service thread. The live loop takes
+ * only channel messages (XM_STATE, XM_EVENT) and sockets: everything it
+ * shows comes as a channel's full state with its seq, or an event on it,
+ * so the same messages could reach a separate edge process from a bus. */
+enum xmsg_kind {
+	XM_REPLY, /* API: an engine answer (ref, rc, replayed, data) */
+	XM_ADOPT, /* either loop: a connection to serve (fd) */
+	XM_STATE, /* live: a channel's full public state (channel, seq, data) */
+	XM_EVENT, /* live: a donation event on a channel (channel, data) */
+};
+
+/* Channel ids besides campaign ids (> 0). */
+#define LIVE_BOARD_ID (-1) /* "leaderboard" */
+#define LIVE_DAY_ID (-2)   /* "day" */
+
 struct xmsg {
 	struct xmsg *next;
 	enum xmsg_kind kind;
-	uint64_t ref; /* XM_REPLY: (fd << 32) | gen */
-	int rc;       /* XM_REPLY: engine result */
-	int replayed; /* XM_REPLY: the answer to an earlier request */
-	int64_t campaign_id;
-	uint64_t seq;
+	uint64_t ref;        /* XM_REPLY: (fd << 32) | gen */
+	int rc;              /* XM_REPLY: engine result */
+	int replayed;        /* XM_REPLY: the answer to an earlier request */
+	int fd;              /* XM_ADOPT */
+	int64_t campaign_id; /* XM_STATE, XM_EVENT: the channel */
+	uint64_t seq;        /* XM_STATE: the state's seq */
 	size_t len;
-	char data[]; /* body / donation data */
+	char data[]; /* body / state / event data */
 };
+
+/* A message with len bytes of data (copied, NUL-terminated); NULL when out
+ * of memory. */
+struct xmsg *xmsg_new(enum xmsg_kind kind, int64_t campaign_id, const char *data, size_t len);
 
 struct conn_slot {
 	struct lws *wsi;
@@ -84,6 +102,7 @@ struct conn_slot {
 struct live;
 struct assets;
 struct ratelimit;
+struct acceptor;
 
 /* Request metrics, by route (api_routes index, then "static", "other"). */
 #define METRIC_ROUTES 32
@@ -100,11 +119,12 @@ struct server {
 	struct engine *engine;
 	struct lws_context *ctx;
 	struct lws_vhost *vhost;
-	atomic_int stop; /* set by any thread (server_stop), read by the service thread */
+	atomic_int stop;           /* set by any thread (server_stop), read by the service thread */
+	struct acceptor *acceptor; /* owns the listening socket */
 	int stopping;
 	int port;
 	uint64_t etag_epoch;
-	atomic_llong ws_clients;
+	atomic_llong ws_clients; /* open /live websockets (the live loop counts) */
 	atomic_llong http_requests;
 	uint32_t next_gen;
 	uint64_t pass;         /* lws_service() calls so far */
@@ -177,13 +197,34 @@ void api_complete(struct server *s, struct xmsg *m);
 /* Set the server that engine completions are posted to. */
 void api_init(struct server *s);
 
-/* ---- live.c ---- */
-extern const struct lws_protocols live_protocol;
-int live_new(struct server *s, struct live **out);
-void live_stop(struct live *l); /* cancel timers, before the context goes */
+/* ---- live.c: the live loop (its own thread) ---- */
+/* Create the live loop (not started). Returns 0 or -errno with err. */
+int live_new(struct server *s, unsigned fd_limit, struct live **out, char *err, size_t errcap);
+int live_start(struct live *l);
+/* Hand the live loop a message (any thread; takes m). Returns 0 or -errno
+ * (m is freed). */
+int live_post(struct live *l, struct xmsg *m);
+/* 1 when somebody watches channel id now (any thread); the messages of an
+ * unwatched channel are skipped. */
+int live_watched(struct live *l, int64_t id);
+/* 1 when the live loop takes no more viewers (any thread). */
+int live_full(struct live *l);
+/* Counters for /metrics (any thread). */
+struct live_stats {
+	int64_t viewers, subscriptions, queue_depth;
+	uint64_t frames, events_thinned, dropped_slow, dropped_ping, refused_address,
+	    closed_too_big, refused_full;
+};
+void live_get_stats(struct live *l, struct live_stats *out);
+/* Close the viewers and end the live loop's thread (idempotent; not from
+ * the live loop). It no longer touches the engine after this. */
+void live_stop(struct live *l);
+/* Stop (if needed) and free. */
 void live_free(struct live *l);
-void live_event(struct server *s, struct xmsg *m);     /* XM_CHANGED / XM_DONATION */
-int live_watched(struct live *l, int64_t campaign_id); /* any thread */
+
+/* ---- feed.c: engine events -> channel messages (writer thread) ---- */
+/* The engine listener that feeds the live loop. */
+struct engine_listener feed_listener(struct server *s);
 
 /* ---- assets.c ---- */
 int assets_load(const char *dir, struct assets **out, char *err, size_t errcap);

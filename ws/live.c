@@ -1,46 +1,75 @@
-/* ws/live.c - live campaign channels over the /live websocket.
+/* ws/live.c - the live channels: the /live websocket on a loop of its own.
  *
- * DESIGN: a channel per campaign holds the latest public state (copied from
- * the engine's cache) and a ring of the last LIVE_RING donation messages.
- * Subscribers are never queued anything: each keeps only the seq of the
- * state it last sent and its position in the ring. When the engine reports
- * a change, the channel refreshes its state at most once per coalescing
- * interval (a timer in the service loop) and asks each subscriber for a
- * WRITEABLE callback; each callback writes one message (snapshot, then
- * gifts, then the latest state). A slow reader that falls more than
- * LIVE_RING gifts behind skips ahead, so memory per reader is constant.
- * Engine events arrive through the server queue; live_watched() lets the
- * writer thread skip posting events for campaigns nobody watches.
+ * DESIGN: viewers live on their own thread and libwebsockets context
+ * (ws/uvloop.c: libuv, epoll), apart from the API loop, so that however
+ * many watch, a donor's POST never waits behind them; the thread runs at a
+ * lower priority (nice), so under overload the kernel serves donors first.
+ * The loop is fed channel messages only (ws/feed.c): a channel keeps the
+ * latest full state it was sent and a ring of the last LIVE_RING donation
+ * events. Subscribers are never queued anything: each keeps the seq of the
+ * state it last sent and its place in the ring; a channel whose state
+ * changed is flushed at most once per coalescing interval (a uv timer per
+ * channel), building its "update" frame once for all its subscribers, and
+ * each subscriber, when writable, writes one frame: an error or close, a
+ * ping, its snapshot, then gifts, then the latest state. A reader that
+ * falls more than LIVE_RING gifts behind skips ahead, so memory per viewer
+ * is constant. Limits, each answered: donation events per channel per
+ * second (the rest are thinned away: the state's "recent" list still shows
+ * them), subscriptions per connection (an error frame), connections per
+ * address (close 4029), message size (close 4009), silence (a ping after
+ * ping_s, close 4001 after timeout_s), a reader that takes no data for
+ * slow_s (dropped: it cannot be sent a close), viewers in all (the
+ * acceptor answers 503).
  */
 #include "ws/internal.h"
+#include "ws/uvloop.h"
 #include "base/log.h"
 #include "base/util.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <uv.h>
 
 #define LIVE_MAX_SUBS 8
 #define LIVE_RING 32
 #define LIVE_WATCH_SLOTS 65536
 #define LIVE_RX_MAX 1024
+#define LIVE_SNDBUF (64 * 1024) /* a viewer's socket buffer: small and fixed */
+#define ADDR_SLOTS 4096         /* per-address counts (open addressing) */
+#define CLOSE_GRACE_MS 2000     /* a close frame not sent by then: dropped */
+
+enum close_code {
+	CLOSE_NO_PONG = 4001,   /* silent past the timeout */
+	CLOSE_TOO_BIG = 4009,   /* a message over LIVE_RX_MAX bytes */
+	CLOSE_PER_ADDR = 4029,  /* too many connections from this address */
+	CLOSE_GOING_AWAY = 1001 /* tally stops */
+};
 
 struct live_pss;
 
 struct channel {
-	lws_sorted_usec_list_t sul; /* coalescing timer */
-	struct server *s;
-	int64_t campaign_id;
-	char name[80]; /* "campaign:SLUG" */
+	uv_timer_t timer; /* coalescing */
+	struct live *l;
+	int64_t id; /* campaign id, LIVE_BOARD_ID or LIVE_DAY_ID */
+	char name[80];
 	struct live_pss **subs;
 	size_t n_subs, cap_subs;
-	struct buf state; /* the campaign's public JSON */
-	uint64_t state_seq;
+	struct buf state;   /* the latest full state sent to the channel */
+	uint64_t state_seq; /* its seq */
+	struct buf update;  /* LWS_PRE + the update frame of pub_seq's state */
+	uint64_t pub_seq;   /* the state subscribers are brought to */
 	uint64_t last_flush_ns;
 	int flush_pending;
-	char *ring[LIVE_RING]; /* donation messages */
+	char *ring[LIVE_RING]; /* LWS_PRE + a donation frame */
 	size_t ring_len[LIVE_RING];
-	uint64_t ring_head; /* messages ever pushed */
+	uint64_t ring_head;  /* events ever pushed */
+	int64_t wall_second; /* the second wall_sent counts */
+	int wall_sent;
 };
 
 struct live_sub {
@@ -52,83 +81,143 @@ struct live_sub {
 
 struct live_pss {
 	struct lws *wsi;
+	struct live_pss *prev, *next; /* every viewer, for the tick */
 	struct live_sub subs[LIVE_MAX_SUBS];
 	int n_subs;
-	char err[200]; /* a pending error message, "" when none */
+	char err[200];      /* a pending error frame, "" when none */
+	int64_t last_rx_ms; /* anything from the peer, pongs included */
+	int64_t waiting_ms; /* asked for a write and not had it since; 0 = not */
+	int64_t closing_ms; /* a close frame is due since; 0 = not closing */
+	int close_code;     /* to send, 0 = none */
+	const char *close_why;
+	int want_ping, ping_out;
+	int addr_slot; /* in l->addrs, -1 when not counted */
+};
+
+struct addr_count {
+	char ip[48]; /* "" = free */
+	int n;
 };
 
 struct live {
-	struct channel **by_id;
+	struct server *s;
+	struct uvloop *loop;
+	uv_loop_t *uv;
+	struct live_config {
+		int coalesce_ms, wall_per_s, ping_s, timeout_s, slow_s, per_address, nice;
+		int limit_loopback;
+		long max_viewers;
+	} cfg;
+	struct channel **by_id; /* campaign channels, index = id */
 	size_t cap;
-	struct channel *board; /* "leaderboard": top 10 by total */
-	atomic_uint watch[LIVE_WATCH_SLOTS];
+	struct channel *board, *day;
+	struct live_pss *all; /* every viewer */
+	struct buf scratch;
+	struct addr_count addrs[ADDR_SLOTS];
+	atomic_llong viewers;       /* open websockets (any thread reads) */
+	atomic_llong subscriptions; /* any thread reads */
+	atomic_ullong frames, thinned, dropped_slow, dropped_ping, refused_address, too_big;
+	atomic_uint watch[LIVE_WATCH_SLOTS]; /* subscribers per campaign slot;
+	                                      * [0] board and day: every campaign */
+	atomic_uint watch_board, watch_day;
+	int stopping;
 };
 
-int live_new(struct server *s, struct live **out)
-{
-	struct live *l = calloc(1, sizeof(*l));
+static const struct lws_protocols live_protocols[];
 
-	*out = NULL;
-	if (!l)
-		return -ENOMEM;
-	l->board = calloc(1, sizeof(*l->board));
-	if (!l->board) {
-		free(l);
-		return -ENOMEM;
-	}
-	l->board->s = s;
-	snprintf(l->board->name, sizeof(l->board->name), "leaderboard");
-	*out = l;
-	return 0;
+static int64_t now_ms(void)
+{
+	return (int64_t)(util_mono_ns() / 1000000u);
 }
 
-static void channel_free(struct channel *ch)
+/* ---- watching (any thread reads) ---- */
+
+static atomic_uint *watch_of(struct live *l, int64_t id)
 {
+	if (id == LIVE_BOARD_ID)
+		return &l->watch_board;
+	if (id == LIVE_DAY_ID)
+		return &l->watch_day;
+	return &l->watch[(uint64_t)id % LIVE_WATCH_SLOTS];
+}
+
+int live_watched(struct live *l, int64_t id)
+{
+	if (!l)
+		return 0;
+	return atomic_load(watch_of(l, id)) != 0;
+}
+
+int live_full(struct live *l)
+{
+	return l->cfg.max_viewers > 0 && atomic_load(&l->viewers) >= l->cfg.max_viewers;
+}
+
+void live_get_stats(struct live *l, struct live_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->viewers = atomic_load(&l->viewers);
+	out->subscriptions = atomic_load(&l->subscriptions);
+	out->queue_depth = (int64_t)uvloop_depth(l->loop);
+	out->frames = atomic_load(&l->frames);
+	out->events_thinned = atomic_load(&l->thinned);
+	out->dropped_slow = atomic_load(&l->dropped_slow);
+	out->dropped_ping = atomic_load(&l->dropped_ping);
+	out->refused_address = atomic_load(&l->refused_address);
+	out->closed_too_big = atomic_load(&l->too_big);
+}
+
+/* ---- channels (loop thread) ---- */
+
+static void channel_free_cb(uv_handle_t *h)
+{
+	struct channel *ch = h->data;
+
 	for (int k = 0; k < LIVE_RING; k++)
 		free(ch->ring[k]);
 	buf_fini(&ch->state);
+	buf_fini(&ch->update);
 	free(ch->subs);
 	free(ch);
 }
 
-void live_stop(struct live *l)
+static void channel_close(struct channel *ch)
 {
-	for (size_t i = 0; l && i < l->cap; i++)
-		if (l->by_id[i])
-			lws_sul_cancel(&l->by_id[i]->sul);
-	if (l)
-		lws_sul_cancel(&l->board->sul);
-}
-
-void live_free(struct live *l)
-{
-	if (!l)
+	if (!ch)
 		return;
-	for (size_t i = 0; i < l->cap; i++)
-		if (l->by_id[i])
-			channel_free(l->by_id[i]);
-	channel_free(l->board);
-	free(l->by_id);
-	free(l);
+	uv_timer_stop(&ch->timer);
+	uv_close((uv_handle_t *)&ch->timer, channel_free_cb);
 }
 
-int live_watched(struct live *l, int64_t campaign_id)
+static struct channel *channel_alloc(struct live *l, int64_t id, const char *name)
 {
-	/* Slot 0 counts leaderboard subscribers, who care about every campaign. */
-	return atomic_load_explicit(&l->watch[(uint64_t)campaign_id % LIVE_WATCH_SLOTS],
-	                            memory_order_relaxed) != 0 ||
-	       atomic_load_explicit(&l->watch[0], memory_order_relaxed) != 0;
+	struct channel *ch = calloc(1, sizeof(*ch));
+
+	if (!ch)
+		return NULL;
+	ch->l = l;
+	ch->id = id;
+	snprintf(ch->name, sizeof(ch->name), "%s", name);
+	if (uv_timer_init(l->uv, &ch->timer)) {
+		free(ch);
+		return NULL;
+	}
+	ch->timer.data = ch;
+	return ch;
 }
 
 static struct channel *channel_get(struct live *l, int64_t id)
 {
+	if (id == LIVE_BOARD_ID)
+		return l->board;
+	if (id == LIVE_DAY_ID)
+		return l->day;
 	return id > 0 && (size_t)id < l->cap ? l->by_id[id] : NULL;
 }
 
-static struct channel *channel_make(struct server *s, int64_t id, const char *slug)
+static struct channel *channel_make(struct live *l, int64_t id, const char *slug)
 {
-	struct live *l = s->live;
-	struct channel *ch;
+	char name[80];
 
 	if ((size_t)id >= l->cap) {
 		size_t cap = l->cap ? l->cap : 64;
@@ -143,59 +232,54 @@ static struct channel *channel_make(struct server *s, int64_t id, const char *sl
 		l->by_id = v;
 		l->cap = cap;
 	}
-	if (l->by_id[id])
-		return l->by_id[id];
-	ch = calloc(1, sizeof(*ch));
-	if (!ch)
-		return NULL;
-	ch->s = s;
-	ch->campaign_id = id;
-	snprintf(ch->name, sizeof(ch->name), "campaign:%s", slug);
-	l->by_id[id] = ch;
-	return ch;
+	if (!l->by_id[id]) {
+		snprintf(name, sizeof(name), "campaign:%s", slug);
+		l->by_id[id] = channel_alloc(l, id, name);
+	}
+	return l->by_id[id];
 }
 
 /* Ask for a WRITEABLE callback; a connection that cannot take one is
  * closing, and its CLOSED callback unsubscribes it. */
-static void want_write(struct lws *wsi)
+static void want_write(struct live_pss *p)
 {
-	if (lws_callback_on_writable(wsi) < 0)
-		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+	if (!p->waiting_ms)
+		p->waiting_ms = now_ms();
+	if (lws_callback_on_writable(p->wsi) < 0)
+		lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
-static void ask_all(struct channel *ch)
-{
-	for (size_t i = 0; i < ch->n_subs; i++)
-		want_write(ch->subs[i]->wsi);
-}
-
-static int refresh(struct channel *ch)
-{
-	ch->state.len = 0;
-	if (!ch->campaign_id)
-		return engine_leaderboard_json(ch->s->engine, ENGINE_BY_TOTAL, 10, &ch->state,
-		                               &ch->state_seq);
-	return engine_campaign_json_by_id(ch->s->engine, ch->campaign_id, &ch->state,
-	                                  &ch->state_seq);
-}
-
+/* Build the update frame of the channel's latest state and bring every
+ * subscriber to it. */
 static void flush(struct channel *ch)
 {
+	struct buf *u = &ch->update;
+
 	ch->flush_pending = 0;
 	ch->last_flush_ns = util_mono_ns();
-	if (refresh(ch))
+	if (ch->state_seq <= ch->pub_seq || !ch->state.len)
 		return;
-	ask_all(ch);
+	u->len = 0;
+	if (buf_reserve(u, LWS_PRE + ch->state.len + 128))
+		return;
+	u->len = LWS_PRE;
+	if (buf_printf(u, "{\"type\":\"update\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
+	               ch->name, (unsigned long long)ch->state_seq) ||
+	    buf_append(u, ch->state.p, ch->state.len) || buf_puts(u, "}"))
+		return;
+	ch->pub_seq = ch->state_seq;
+	for (size_t i = 0; i < ch->n_subs; i++)
+		want_write(ch->subs[i]);
 }
 
-static void flush_cb(lws_sorted_usec_list_t *sul)
+static void flush_cb(uv_timer_t *t)
 {
-	flush(lws_container_of(sul, struct channel, sul));
+	flush(t->data);
 }
 
 static void schedule_flush(struct channel *ch)
 {
-	uint64_t now = util_mono_ns(), interval = (uint64_t)ch->s->cfg.coalesce_ms * 1000000u;
+	uint64_t now = util_mono_ns(), interval = (uint64_t)ch->l->cfg.coalesce_ms * 1000000u;
 
 	if (ch->flush_pending)
 		return;
@@ -204,39 +288,94 @@ static void schedule_flush(struct channel *ch)
 		return;
 	}
 	ch->flush_pending = 1;
-	lws_sul_schedule(ch->s->ctx, 0, &ch->sul, flush_cb,
-	                 (lws_usec_t)((ch->last_flush_ns + interval - now) / 1000));
+	if (uv_timer_start(&ch->timer, flush_cb,
+	                   (ch->last_flush_ns + interval - now) / 1000000u + 1, 0))
+		flush(ch);
 }
 
-void live_event(struct server *s, struct xmsg *m)
+/* A new full state for the channel (seq only ever grows). */
+static void take_state(struct channel *ch, const char *data, size_t len, uint64_t seq)
 {
-	struct channel *ch = channel_get(s->live, m->campaign_id);
+	if (seq <= ch->state_seq && ch->state.len)
+		return;
+	ch->state.len = 0;
+	if (buf_append(&ch->state, data, len))
+		return;
+	ch->state_seq = seq;
+	if (ch->n_subs)
+		schedule_flush(ch);
+}
+
+/* A donation event: into the ring unless the channel's wall is full this
+ * second. */
+static void take_event(struct live *l, struct channel *ch, const char *data, size_t len)
+{
+	int64_t second = now_ms() / 1000;
 	struct buf b = {0};
 	size_t slot;
 
-	if (m->kind == XM_CHANGED && s->live->board->n_subs)
-		schedule_flush(s->live->board);
-	if (!ch || !ch->n_subs)
-		return;
-	if (m->kind == XM_CHANGED) {
-		if (m->seq > ch->state_seq)
-			schedule_flush(ch);
+	if (second != ch->wall_second) {
+		ch->wall_second = second;
+		ch->wall_sent = 0;
+	}
+	if (ch->wall_sent >= l->cfg.wall_per_s) {
+		atomic_fetch_add(&l->thinned, 1);
 		return;
 	}
-	if (buf_printf(&b, "{\"type\":\"donation\",\"channel\":\"%s\",\"data\":", ch->name) ||
-	    buf_append(&b, m->data, m->len) || buf_puts(&b, "}")) {
+	if (buf_reserve(&b, LWS_PRE + len + 96)) {
 		buf_fini(&b);
 		return;
 	}
+	b.len = LWS_PRE;
+	if (buf_printf(&b, "{\"type\":\"donation\",\"channel\":\"%s\",\"data\":", ch->name) ||
+	    buf_append(&b, data, len) || buf_puts(&b, "}")) {
+		buf_fini(&b);
+		return;
+	}
+	ch->wall_sent++;
 	slot = ch->ring_head % LIVE_RING;
 	free(ch->ring[slot]);
 	ch->ring[slot] = b.p;
 	ch->ring_len[slot] = b.len;
 	ch->ring_head++;
-	ask_all(ch);
+	for (size_t i = 0; i < ch->n_subs; i++)
+		want_write(ch->subs[i]);
 }
 
-static void unsubscribe(struct server *s, struct live_pss *p, int idx)
+/* The loop's messages. */
+static void on_msg(void *user, struct xmsg *m)
+{
+	struct live *l = user;
+	struct channel *ch;
+
+	if (m->kind == XM_ADOPT) {
+		int size = LIVE_SNDBUF;
+
+		/* A small fixed send buffer: a viewer that stops reading
+		 * holds little kernel memory and is noticed sooner. */
+		if (setsockopt(m->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)))
+			log_msg(LOG_DEBUG, "live.sndbuf_failed", "%s", strerror(errno));
+		if (l->stopping || !lws_adopt_socket_vhost(uvloop_vhost(l->loop), m->fd))
+			close(m->fd);
+		return;
+	}
+	ch = channel_get(l, m->campaign_id);
+	if (!ch || !ch->n_subs)
+		return;
+	if (m->kind == XM_STATE)
+		take_state(ch, m->data, m->len, m->seq);
+	else if (m->kind == XM_EVENT)
+		take_event(l, ch, m->data, m->len);
+}
+
+int live_post(struct live *l, struct xmsg *m)
+{
+	return uvloop_post(l->loop, m);
+}
+
+/* ---- subscriptions (loop thread) ---- */
+
+static void unsubscribe(struct live *l, struct live_pss *p, int idx)
 {
 	struct channel *ch = p->subs[idx].ch;
 
@@ -245,7 +384,8 @@ static void unsubscribe(struct server *s, struct live_pss *p, int idx)
 			ch->subs[i] = ch->subs[--ch->n_subs];
 			break;
 		}
-	atomic_fetch_sub(&s->live->watch[(uint64_t)ch->campaign_id % LIVE_WATCH_SLOTS], 1);
+	atomic_fetch_sub(watch_of(l, ch->id), 1);
+	atomic_fetch_sub(&l->subscriptions, 1);
 	p->subs[idx] = p->subs[--p->n_subs];
 }
 
@@ -253,7 +393,17 @@ static void set_error(struct live_pss *p, const char *code, const char *msg)
 {
 	snprintf(p->err, sizeof(p->err), "{\"type\":\"error\",\"code\":\"%s\",\"message\":\"%s\"}",
 	         code, msg);
-	want_write(p->wsi);
+	want_write(p);
+}
+
+static void set_close(struct live_pss *p, int code, const char *why)
+{
+	if (p->close_code)
+		return;
+	p->close_code = code;
+	p->close_why = why;
+	p->closing_ms = now_ms();
+	want_write(p);
 }
 
 static int find_sub(struct live_pss *p, const struct channel *ch)
@@ -264,7 +414,30 @@ static int find_sub(struct live_pss *p, const struct channel *ch)
 	return -1;
 }
 
-static void subscribe(struct server *s, struct live_pss *p, struct channel *ch, json_t *since)
+/* Read a channel's state from the engine (a channel nobody watched had no
+ * messages). Returns 0 or an error. */
+static int fetch_state(struct live *l, struct channel *ch)
+{
+	struct buf b = {0};
+	uint64_t seq = 0;
+	int rc;
+
+	if (ch->id == LIVE_BOARD_ID)
+		rc = engine_leaderboard_json(l->s->engine, ENGINE_BY_TOTAL, 10, &b, &seq);
+	else if (ch->id == LIVE_DAY_ID)
+		rc = engine_day_json(l->s->engine, &b, &seq);
+	else
+		rc = engine_campaign_json_by_id(l->s->engine, ch->id, &b, &seq);
+	if (!rc && (seq > ch->state_seq || !ch->state.len)) {
+		ch->state.len = 0;
+		rc = buf_append(&ch->state, b.p, b.len);
+		ch->state_seq = seq;
+	}
+	buf_fini(&b);
+	return rc;
+}
+
+static void subscribe(struct live *l, struct live_pss *p, struct channel *ch, json_t *since)
 {
 	struct live_sub *sub;
 	int idx = find_sub(p, ch);
@@ -286,57 +459,66 @@ static void subscribe(struct server *s, struct live_pss *p, struct channel *ch, 
 			ch->cap_subs = cap;
 		}
 		ch->subs[ch->n_subs++] = p;
-		atomic_fetch_add(&s->live->watch[(uint64_t)ch->campaign_id % LIVE_WATCH_SLOTS], 1);
+		/* Watched before the state is read: no change can slip
+		 * between the read and the first message (feed.c). */
+		atomic_fetch_add(watch_of(l, ch->id), 1);
+		atomic_fetch_add(&l->subscriptions, 1);
 		idx = p->n_subs++;
 		p->subs[idx].ch = ch;
 	}
 	sub = &p->subs[idx];
-	if (refresh(ch)) {
+	if (fetch_state(l, ch)) {
 		set_error(p, "campaign_not_found", "no campaign has this slug");
-		unsubscribe(s, p, idx);
+		unsubscribe(l, p, idx);
 		return;
 	}
+	if (!ch->pub_seq || ch->state_seq > ch->pub_seq)
+		flush(ch);
 	sub->tail = ch->ring_head;
 	sub->need_snapshot =
-	    !(json_is_integer(since) && (uint64_t)json_integer_value(since) >= ch->state_seq);
-	sub->sent_seq = sub->need_snapshot ? 0 : ch->state_seq;
-	want_write(p->wsi);
+	    !(json_is_integer(since) && (uint64_t)json_integer_value(since) >= ch->pub_seq);
+	sub->sent_seq = sub->need_snapshot ? 0 : ch->pub_seq;
+	want_write(p);
 }
 
-/* The channel a client names, created on first use; NULL with an error
- * set when there is none. */
-static struct channel *lookup_channel(struct server *s, struct live_pss *p, const char *name,
+/* The channel a client names, made on first use; NULL with an error set
+ * when there is none. */
+static struct channel *lookup_channel(struct live *l, struct live_pss *p, const char *name,
                                       int create)
 {
 	const char *slug = name + 9;
-	int64_t id;
 	struct channel *ch;
+	int64_t id;
 
 	if (!strcmp(name, "leaderboard"))
-		return s->live->board;
+		return l->board;
+	if (!strcmp(name, "day"))
+		return l->day;
 	if (strncmp(name, "campaign:", 9)) {
-		set_error(p, "channel_not_found", "channels are campaign:SLUG and leaderboard");
+		set_error(p, "channel_not_found",
+		          "channels are campaign:SLUG, leaderboard and day");
 		return NULL;
 	}
-	id = validate_slug(slug, strlen(slug)) ? engine_campaign_id(s->engine, slug, strlen(slug))
-	                                       : TALLY_ENOCAMPAIGN;
+	id = validate_slug(slug, strlen(slug))
+	         ? engine_campaign_id(l->s->engine, slug, strlen(slug))
+	         : TALLY_ENOCAMPAIGN;
 	if (id < 0) {
 		set_error(p, "campaign_not_found", "no campaign has this slug");
 		return NULL;
 	}
-	ch = create ? channel_make(s, id, slug) : channel_get(s->live, id);
+	ch = create ? channel_make(l, id, slug) : channel_get(l, id);
 	if (!ch && create)
 		set_error(p, "internal", "out of memory");
 	return ch;
 }
 
-static void receive(struct server *s, struct live_pss *p, const char *in, size_t len)
+static void receive(struct live *l, struct live_pss *p, const char *in, size_t len)
 {
 	json_error_t jerr;
 	json_t *msg = NULL, *since = NULL;
 	const char *op = NULL, *channel = NULL;
 
-	if (len > LIVE_RX_MAX || !(msg = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr)) ||
+	if (!(msg = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr)) ||
 	    json_unpack(msg, "{s:s, s:s, s?o}", "op", &op, "channel", &channel, "since", &since)) {
 		set_error(
 		    p, "bad_request",
@@ -345,83 +527,198 @@ static void receive(struct server *s, struct live_pss *p, const char *in, size_t
 		return;
 	}
 	if (!strcmp(op, "subscribe")) {
-		struct channel *ch = lookup_channel(s, p, channel, 1);
+		struct channel *ch = lookup_channel(l, p, channel, 1);
 
 		if (ch)
-			subscribe(s, p, ch, since);
+			subscribe(l, p, ch, since);
 	} else if (!strcmp(op, "unsubscribe")) {
-		struct channel *ch = lookup_channel(s, p, channel, 0);
+		struct channel *ch = lookup_channel(l, p, channel, 0);
 		int idx = ch ? find_sub(p, ch) : -1;
 
 		if (idx >= 0)
-			unsubscribe(s, p, idx);
+			unsubscribe(l, p, idx);
 	} else {
 		set_error(p, "bad_request", "op must be subscribe or unsubscribe");
 	}
 	json_decref(msg);
 }
 
-/* Write one pending message. Returns 1 if more are pending, 0 if none, -1
- * on a failed write. */
-static int write_one(struct server *s, struct live_pss *p)
+/* ---- writing (loop thread) ---- */
+
+/* Write frame (LWS_PRE bytes of room, then len bytes) as one text frame. */
+static int send_frame(struct live *l, struct live_pss *p, char *frame, size_t len)
 {
-	struct buf *b = &s->scratch;
-	int more = 0, wrote = 0;
+	atomic_fetch_add(&l->frames, 1);
+	return lws_write(p->wsi, (unsigned char *)frame + LWS_PRE, len, LWS_WRITE_TEXT) < (int)len
+	           ? -1
+	           : 0;
+}
+
+/* The snapshot frame of a subscription, in scratch. */
+static int build_snapshot(struct live *l, struct channel *ch)
+{
+	struct buf *b = &l->scratch;
 
 	b->len = 0;
-	if (buf_reserve(b, LWS_PRE))
+	if (buf_reserve(b, LWS_PRE + ch->state.len + 128))
 		return -1;
 	b->len = LWS_PRE;
-	if (p->err[0]) {
-		buf_puts(b, p->err);
-		p->err[0] = '\0';
-		wrote = 1;
+	return buf_printf(b, "{\"type\":\"snapshot\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
+	                  ch->name, (unsigned long long)ch->pub_seq) ||
+	               buf_append(b, ch->update.p + ch->update.len - ch->state.len - 1,
+	                          ch->state.len) ||
+	               buf_puts(b, "}")
+	           ? -1
+	           : 0;
+}
+
+static int pending(const struct live_pss *p)
+{
+	if (p->err[0] || p->close_code || p->want_ping)
+		return 1;
+	for (int i = 0; i < p->n_subs; i++) {
+		const struct live_sub *sub = &p->subs[i];
+
+		if (sub->need_snapshot || sub->sent_seq < sub->ch->pub_seq ||
+		    sub->tail < sub->ch->ring_head)
+			return 1;
 	}
-	/* Order per subscription: snapshot, then gifts, then the latest state. */
-	for (int i = 0; i < p->n_subs && !wrote; i++) {
+	return 0;
+}
+
+/* Write one pending frame. Returns 0, or -1 to close the connection. */
+static int write_one(struct live *l, struct live_pss *p)
+{
+	if (p->close_code) {
+		lws_close_reason(p->wsi, (enum lws_close_status)p->close_code,
+		                 (unsigned char *)p->close_why, strlen(p->close_why));
+		return -1;
+	}
+	if (p->err[0]) {
+		struct buf *b = &l->scratch;
+		size_t n = strlen(p->err);
+
+		b->len = 0;
+		if (buf_reserve(b, LWS_PRE + n + 1))
+			return -1;
+		memcpy(b->p + LWS_PRE, p->err, n);
+		p->err[0] = '\0';
+		return send_frame(l, p, b->p, n);
+	}
+	if (p->want_ping) {
+		unsigned char ping[LWS_PRE + 1];
+
+		p->want_ping = 0;
+		p->ping_out = 1;
+		return lws_write(p->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0 ? -1 : 0;
+	}
+	/* Per subscription: its snapshot, then gifts, then the latest state
+	 * (the update frame is shared by every subscriber of the channel). */
+	for (int i = 0; i < p->n_subs; i++) {
 		struct live_sub *sub = &p->subs[i];
 		struct channel *ch = sub->ch;
 
-		if (!sub->need_snapshot && sub->tail < ch->ring_head) {
+		if (sub->need_snapshot) {
+			if (!ch->pub_seq)
+				continue; /* nothing to show yet */
+			if (build_snapshot(l, ch))
+				return -1;
+			sub->need_snapshot = 0;
+			sub->sent_seq = ch->pub_seq;
+			sub->tail = ch->ring_head;
+			return send_frame(l, p, l->scratch.p, l->scratch.len - LWS_PRE);
+		}
+		if (sub->tail < ch->ring_head) {
 			size_t slot;
 
 			if (ch->ring_head - sub->tail > LIVE_RING)
 				sub->tail = ch->ring_head - LIVE_RING;
 			slot = sub->tail++ % LIVE_RING;
-			if (buf_append(b, ch->ring[slot], ch->ring_len[slot]))
-				return -1;
-			wrote = 1;
-		} else if (sub->need_snapshot || sub->sent_seq < ch->state_seq) {
-			if (buf_printf(b,
-			               "{\"type\":\"%s\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
-			               sub->need_snapshot ? "snapshot" : "update", ch->name,
-			               (unsigned long long)ch->state_seq) ||
-			    buf_append(b, ch->state.p, ch->state.len) || buf_puts(b, "}"))
-				return -1;
-			sub->need_snapshot = 0;
-			sub->sent_seq = ch->state_seq;
-			wrote = 1;
+			return send_frame(l, p, ch->ring[slot], ch->ring_len[slot] - LWS_PRE);
+		}
+		if (sub->sent_seq < ch->pub_seq) {
+			sub->sent_seq = ch->pub_seq;
+			return send_frame(l, p, ch->update.p, ch->update.len - LWS_PRE);
 		}
 	}
-	for (int i = 0; i < p->n_subs; i++) {
-		struct live_sub *sub = &p->subs[i];
+	return 0;
+}
 
-		more |= sub->need_snapshot || sub->sent_seq < sub->ch->state_seq ||
-		        sub->tail < sub->ch->ring_head;
+/* ---- connections (loop thread) ---- */
+
+static int is_loopback(const char *ip)
+{
+	return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1") || !strncmp(ip, "::ffff:127.", 11);
+}
+
+/* Count the connection against its address. Returns 0, or -1 when the
+ * address has its fill. */
+static int count_address(struct live *l, struct live_pss *p)
+{
+	char ip[48] = "";
+	uint64_t h;
+	int i;
+
+	p->addr_slot = -1;
+	if (l->cfg.per_address <= 0 || !lws_get_peer_simple(p->wsi, ip, sizeof(ip)) ||
+	    (is_loopback(ip) && !l->cfg.limit_loopback))
+		return 0;
+	h = util_hash(ip, strlen(ip));
+	for (int k = 0; k < ADDR_SLOTS; k++) {
+		i = (int)((h + (uint64_t)k) % ADDR_SLOTS);
+		if (l->addrs[i].ip[0] && strcmp(l->addrs[i].ip, ip))
+			continue;
+		if (l->addrs[i].n >= l->cfg.per_address)
+			return -1;
+		if (!l->addrs[i].ip[0])
+			snprintf(l->addrs[i].ip, sizeof(l->addrs[i].ip), "%s", ip);
+		l->addrs[i].n++;
+		p->addr_slot = i;
+		return 0;
 	}
-	if (wrote && lws_write(p->wsi, (unsigned char *)b->p + LWS_PRE, b->len - LWS_PRE,
-	                       LWS_WRITE_TEXT) < (int)(b->len - LWS_PRE))
-		return -1;
-	return more;
+	return 0; /* table full: not limited */
+}
+
+static void uncount_address(struct live *l, struct live_pss *p)
+{
+	struct addr_count *a;
+
+	if (p->addr_slot < 0)
+		return;
+	a = &l->addrs[p->addr_slot];
+	/* A slot stays named while it counts; at zero it is kept named (a
+	 * free mark would break the probe chains of others). */
+	if (a->n > 0)
+		a->n--;
+	p->addr_slot = -1;
+}
+
+static void link_pss(struct live *l, struct live_pss *p)
+{
+	p->prev = NULL;
+	p->next = l->all;
+	if (l->all)
+		l->all->prev = p;
+	l->all = p;
+}
+
+static void unlink_pss(struct live *l, struct live_pss *p)
+{
+	if (p->prev)
+		p->prev->next = p->next;
+	else if (l->all == p)
+		l->all = p->next;
+	if (p->next)
+		p->next->prev = p->prev;
+	p->prev = p->next = NULL;
 }
 
 static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
 	struct live_pss *p = user;
-	struct server *s = lws_context_user(lws_get_context(wsi));
+	struct live *l = lws_context_user(lws_get_context(wsi));
 	char uri[16];
-	int rc;
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
@@ -432,37 +729,190 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_ESTABLISHED:
 		memset(p, 0, sizeof(*p));
 		p->wsi = wsi;
-		atomic_fetch_add(&s->ws_clients, 1);
+		p->last_rx_ms = now_ms();
+		link_pss(l, p);
+		atomic_fetch_add(&l->viewers, 1);
+		atomic_fetch_add(&l->s->ws_clients, 1);
+		if (count_address(l, p)) {
+			atomic_fetch_add(&l->refused_address, 1);
+			set_close(p, CLOSE_PER_ADDR, "too many connections from this address");
+		}
 		return 0;
 	case LWS_CALLBACK_RECEIVE:
+		p->last_rx_ms = now_ms();
+		p->ping_out = 0;
 		if (!lws_is_first_fragment(wsi) || !lws_is_final_fragment(wsi) ||
-		    lws_remaining_packet_payload(wsi)) {
-			set_error(p, "bad_request", "messages must be at most 1024 bytes");
+		    lws_remaining_packet_payload(wsi) || len > LIVE_RX_MAX) {
+			atomic_fetch_add(&l->too_big, 1);
+			set_close(p, CLOSE_TOO_BIG, "messages are at most 1024 bytes");
 			return 0;
 		}
-		receive(s, p, in, len);
+		if (!p->close_code)
+			receive(l, p, in, len);
+		return 0;
+	case LWS_CALLBACK_RECEIVE_PONG:
+		p->last_rx_ms = now_ms();
+		p->ping_out = 0;
 		return 0;
 	case LWS_CALLBACK_SERVER_WRITEABLE:
+		p->waiting_ms = 0;
 		if (lws_send_pipe_choked(wsi)) {
-			want_write(wsi);
+			want_write(p);
 			return 0;
 		}
-		rc = write_one(s, p);
-		if (rc < 0)
+		if (write_one(l, p))
 			return -1;
-		if (rc)
-			want_write(wsi);
+		if (pending(p))
+			want_write(p);
 		return 0;
 	case LWS_CALLBACK_CLOSED:
 		while (p->n_subs)
-			unsubscribe(s, p, p->n_subs - 1);
-		atomic_fetch_sub(&s->ws_clients, 1);
+			unsubscribe(l, p, p->n_subs - 1);
+		uncount_address(l, p);
+		unlink_pss(l, p);
+		atomic_fetch_sub(&l->viewers, 1);
+		atomic_fetch_sub(&l->s->ws_clients, 1);
 		return 0;
 	default:
 		return 0;
 	}
 }
 
-const struct lws_protocols live_protocol = {
-    "tally.live.v1", live_callback, sizeof(struct live_pss), LIVE_RX_MAX, 0, NULL, 0,
+static int live_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                              void *in, size_t len)
+{
+	/* Only the upgrade to tally.live.v1 is served here: an upgrade
+	 * without that subprotocol lands on this protocol and is refused. */
+	if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
+		return -1;
+	if (reason == LWS_CALLBACK_HTTP) {
+		lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
+		                       "use a websocket with subprotocol tally.live.v1");
+		return -1;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+static const struct lws_protocols live_protocols[] = {
+    {"http", live_http_callback, 0, 0, 0, NULL, 0},
+    {"tally.live.v1", live_callback, sizeof(struct live_pss), LIVE_RX_MAX, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
 };
+
+/* Once a second: pings, silent viewers, readers that take no data. */
+static void on_tick(void *user, uint64_t now_ns)
+{
+	struct live *l = user;
+	int64_t now = (int64_t)(now_ns / 1000000u), ping_ms = (int64_t)l->cfg.ping_s * 1000,
+	        timeout_ms = (int64_t)l->cfg.timeout_s * 1000,
+	        slow_ms = (int64_t)l->cfg.slow_s * 1000;
+
+	for (struct live_pss *p = l->all; p; p = p->next) {
+		if (p->closing_ms && now - p->closing_ms > CLOSE_GRACE_MS) {
+			lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		} else if (p->waiting_ms && now - p->waiting_ms > slow_ms) {
+			/* It takes no data: it cannot be sent a close either. */
+			atomic_fetch_add(&l->dropped_slow, 1);
+			p->waiting_ms = 0;
+			p->closing_ms = now;
+			lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		} else if (!p->close_code && now - p->last_rx_ms > timeout_ms) {
+			atomic_fetch_add(&l->dropped_ping, 1);
+			set_close(p, CLOSE_NO_PONG, "no pong");
+		} else if (!p->close_code && !p->ping_out && now - p->last_rx_ms > ping_ms) {
+			p->want_ping = 1;
+			want_write(p);
+		}
+	}
+}
+
+static void on_stop(void *user)
+{
+	struct live *l = user;
+
+	l->stopping = 1;
+	for (size_t i = 0; i < l->cap; i++)
+		channel_close(l->by_id[i]);
+	channel_close(l->board);
+	channel_close(l->day);
+	l->by_id = NULL; /* freed below; the channels go with their timers */
+	l->cap = 0;
+	l->board = l->day = NULL;
+}
+
+static int positive(int v, int dflt)
+{
+	return v > 0 ? v : dflt;
+}
+
+int live_new(struct server *s, unsigned fd_limit, struct live **out, char *err, size_t errcap)
+{
+	const struct server_config *c = &s->cfg;
+	struct uvloop_config uc;
+	struct live *l = calloc(1, sizeof(*l));
+	int rc;
+
+	*out = NULL;
+	if (!l)
+		return -ENOMEM;
+	l->s = s;
+	l->cfg.coalesce_ms = positive(c->coalesce_ms, 100);
+	l->cfg.wall_per_s = positive(c->live_wall_per_s, 5);
+	l->cfg.ping_s = positive(c->live_ping_s, 30);
+	l->cfg.timeout_s = positive(c->live_timeout_s, 45);
+	l->cfg.slow_s = positive(c->live_slow_s, 10);
+	l->cfg.per_address = positive(c->live_per_address, 256);
+	l->cfg.nice = c->live_nice > 0 ? c->live_nice : c->live_nice < 0 ? 0 : 10;
+	l->cfg.limit_loopback = c->rate_limit_loopback;
+	/* Leave room for the API, SQLite, the log and the job workers. */
+	l->cfg.max_viewers = c->max_viewers > 0 ? c->max_viewers
+	                     : fd_limit > 1024  ? (long)fd_limit - 512
+	                                        : (long)fd_limit / 2;
+	memset(&uc, 0, sizeof(uc));
+	uc.protocols = live_protocols;
+	uc.user = l;
+	uc.fd_limit = fd_limit;
+	uc.name = "live";
+	uc.on_msg = on_msg;
+	uc.on_tick = on_tick;
+	uc.on_stop = on_stop;
+	uc.tick_ms = 1000;
+	rc = uvloop_new(&uc, &l->loop, err, errcap);
+	if (rc) {
+		free(l);
+		return rc;
+	}
+	l->uv = uvloop_uv(l->loop);
+	l->board = channel_alloc(l, LIVE_BOARD_ID, "leaderboard");
+	l->day = channel_alloc(l, LIVE_DAY_ID, "day");
+	if (!l->board || !l->day) {
+		live_free(l);
+		return -ENOMEM;
+	}
+	*out = l;
+	return 0;
+}
+
+int live_start(struct live *l)
+{
+	return uvloop_start(l->loop, l->cfg.nice);
+}
+
+void live_stop(struct live *l)
+{
+	if (l)
+		uvloop_join(l->loop);
+}
+
+void live_free(struct live *l)
+{
+	struct channel **by_id;
+
+	if (!l)
+		return;
+	by_id = l->by_id;
+	uvloop_free(l->loop); /* runs on_stop, which closes the channels */
+	free(by_id);
+	buf_fini(&l->scratch);
+	free(l);
+}

@@ -1,15 +1,22 @@
-/* ws/server.c - the libwebsockets context, its service loop and the queue
- * other threads use to reach it.
+/* ws/server.c - the network side put together: the acceptor (the listening
+ * socket), the API loop and the live loop.
  *
- * DESIGN: the service thread owns every socket and every lws call. Other
- * threads (the db writer, through engine listeners and completions) append
- * an xmsg to s->qhead under s->qlock and call lws_cancel_service() when the
- * queue was empty; the service thread drains the whole queue in
- * LWS_CALLBACK_EVENT_WAIT_CANCELLED (ws/http.c). A 100 ms timer in the loop
- * notices a stop request (set by the signal thread) and drains: new
- * donations get 503, in-flight ones are answered, then the loop returns.
+ * DESIGN: the acceptor thread hands each connection to the loop that
+ * serves it (ws/acceptor.c). The API loop is one libwebsockets context on
+ * its own thread (server_run), with lws's default poll() loop, which is
+ * the fastest for the few keep-alive connections donors and staff use.
+ * The live loop (ws/live.c) has its own context on libuv and its own
+ * thread. Other threads talk to the API loop only through its queue: the
+ * writer thread posts engine answers (XM_REPLY), the acceptor connections
+ * (XM_ADOPT), and a post wakes the loop with lws_cancel_service, whose
+ * wakeups coalesce, so the loop drains the whole queue (ws/http.c). A
+ * 100 ms timer in the loop notices a stop request (set by the signal
+ * thread) and drains: the acceptor stops accepting, new donations get 503,
+ * in-flight ones are answered, then the loop returns and the live loop
+ * closes its viewers.
  */
 #include "ws/internal.h"
+#include "ws/acceptor.h"
 #include "ws/ratelimit.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -19,14 +26,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <unistd.h>
 
 #define STOP_GRACE_NS (5ull * 1000000000ull) /* then queued work gets 503 */
 #define STOP_HARD_NS (15ull * 1000000000ull) /* then the loop ends regardless */
-
-static const lws_retry_bo_t idle_policy = {
-    .secs_since_valid_ping = 30,
-    .secs_since_valid_hangup = 40,
-};
 
 void server_post(struct server *s, struct xmsg *m)
 {
@@ -45,47 +48,26 @@ void server_post(struct server *s, struct xmsg *m)
 		lws_cancel_service(s->ctx);
 }
 
-static struct xmsg *xmsg_new(enum xmsg_kind kind, int64_t campaign_id, const char *data, size_t len)
-{
-	struct xmsg *m = malloc(sizeof(*m) + len + 1);
-
-	if (!m)
-		return NULL;
-	memset(m, 0, sizeof(*m));
-	m->kind = kind;
-	m->campaign_id = campaign_id;
-	m->len = len;
-	if (len)
-		memcpy(m->data, data, len);
-	m->data[len] = '\0';
-	return m;
-}
-
-/* Engine listener (writer thread). */
-static void on_changed(void *ctx, int64_t campaign_id, uint64_t seq)
+/* The acceptor's hand-over (acceptor thread). */
+static int hand(void *ctx, int fd, enum acceptor_route route)
 {
 	struct server *s = ctx;
-	struct xmsg *m;
+	struct xmsg *m = xmsg_new(XM_ADOPT, 0, NULL, 0);
 
-	if (!live_watched(s->live, campaign_id))
-		return;
-	m = xmsg_new(XM_CHANGED, campaign_id, NULL, 0);
 	if (!m)
-		return;
-	m->seq = seq;
+		return -ENOMEM;
+	m->fd = fd;
+	if (route == ROUTE_LIVE)
+		return live_post(s->live, m);
 	server_post(s, m);
+	return 0;
 }
 
-static void on_donation(void *ctx, int64_t campaign_id, const char *json, size_t len)
+static int viewers_full(void *ctx)
 {
 	struct server *s = ctx;
-	struct xmsg *m;
 
-	if (!live_watched(s->live, campaign_id))
-		return;
-	m = xmsg_new(XM_DONATION, campaign_id, json, len);
-	if (m)
-		server_post(s, m);
+	return live_full(s->live);
 }
 
 static void tick_cb(lws_sorted_usec_list_t *sul)
@@ -95,6 +77,7 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 	if (atomic_load(&s->stop) && !s->stopping) {
 		s->stopping = 1;
 		s->stop_started_ns = util_mono_ns();
+		acceptor_stop(s->acceptor); /* joins the acceptor: nothing new comes */
 		log_msg(LOG_INFO, "server.draining", "answering in-flight requests");
 	}
 	if (s->stopping && !s->refusing && util_mono_ns() - s->stop_started_ns > STOP_GRACE_NS) {
@@ -122,8 +105,9 @@ static void lws_log(int level, const char *line)
 int server_new(const struct server_config *cfg, struct engine *e, struct server **out, char *err,
                size_t errcap)
 {
-	static struct lws_protocols bound[3];
+	static struct lws_protocols bound[2];
 	struct lws_context_creation_info info;
+	struct acceptor_config ac;
 	struct engine_listener listener;
 	struct server *s;
 	struct rlimit rl;
@@ -147,7 +131,7 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 	s->n_conns = (size_t)rl.rlim_cur;
 	s->conns = calloc(s->n_conns, sizeof(*s->conns));
 	s->metrics = calloc(1, sizeof(*s->metrics));
-	rc = s->conns && s->metrics ? live_new(s, &s->live) : -ENOMEM;
+	rc = s->conns && s->metrics ? 0 : -ENOMEM;
 	if (rc)
 		goto fail;
 	if (cfg->rate_limit > 0)
@@ -161,44 +145,63 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 		goto fail;
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+	rc = live_new(s, (unsigned)s->n_conns, &s->live, err, errcap);
+	if (rc)
+		goto fail;
 	bound[0] = http_protocol;
-	bound[1] = live_protocol;
-	memset(&bound[2], 0, sizeof(bound[2]));
+	memset(&bound[1], 0, sizeof(bound[1]));
 	memset(&info, 0, sizeof(info));
-	info.port = cfg->port;
-	info.iface = cfg->listen_addr;
+	/* Connections come from the acceptor (lws_adopt_socket_vhost). The
+	 * fd table is indexed by descriptor number, so it spans the whole
+	 * process limit though this loop serves few. */
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = bound;
 	info.user = s;
-	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_DISABLE_IPV6;
-	if (strchr(cfg->listen_addr, ':'))
-		info.options &= ~(uint64_t)LWS_SERVER_OPTION_DISABLE_IPV6;
+	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
 	info.max_http_header_pool = 1024;
 	info.max_http_header_data = 4096;
 	info.fd_limit_per_thread = (unsigned)s->n_conns;
-	info.retry_and_idle_policy = &idle_policy;
 	info.timeout_secs = 20;
 	info.keepalive_timeout = 60;
 	info.vhost_name = "tally";
 	info.server_string = "tally";
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {
-		snprintf(err, errcap, "cannot listen on %s:%d (in use, or not a local address?)",
-		         cfg->listen_addr, cfg->port);
-		rc = -EADDRINUSE;
+		snprintf(err, errcap, "cannot create the API loop");
+		rc = -EIO;
 		goto fail;
 	}
 	s->vhost = lws_get_vhost_by_name(s->ctx, "tally");
-	s->port = s->vhost ? lws_get_vhost_listen_port(s->vhost) : cfg->port;
+	if (!s->vhost) {
+		snprintf(err, errcap, "the API loop has no vhost");
+		rc = -EIO;
+		goto fail;
+	}
+	memset(&ac, 0, sizeof(ac));
+	ac.addr = cfg->listen_addr;
+	ac.port = cfg->port;
+	ac.hand = hand;
+	ac.live_full = viewers_full;
+	ac.ctx = s;
+	rc = acceptor_new(&ac, &s->acceptor, err, errcap);
+	if (rc)
+		goto fail;
+	s->port = acceptor_port(s->acceptor);
 	api_init(s);
-	listener.campaign_changed = on_changed;
-	listener.donation = on_donation;
-	listener.ctx = s;
+	listener = feed_listener(s);
 	rc = engine_add_listener(e, &listener);
 	if (rc) {
 		snprintf(err, errcap, "too many engine listeners");
 		goto fail;
 	}
 	lws_sul_schedule(s->ctx, 0, &s->tick_sul, tick_cb, 100 * LWS_US_PER_MS);
+	rc = live_start(s->live);
+	if (!rc)
+		rc = acceptor_start(s->acceptor);
+	if (rc) {
+		snprintf(err, errcap, "cannot start the network threads: %s", strerror(-rc));
+		goto fail;
+	}
 	*out = s;
 	return 0;
 fail:
@@ -220,6 +223,9 @@ int server_run(struct server *s)
 		    (s->async_pending <= 0 || util_mono_ns() - s->stop_started_ns > STOP_HARD_NS))
 			break;
 	}
+	/* The viewers' loop reads the engine: it ends before the caller
+	 * frees the engine. */
+	live_stop(s->live);
 	return 0;
 }
 
@@ -241,16 +247,21 @@ void server_free(struct server *s)
 
 	if (!s)
 		return;
+	/* Nothing new comes in; the viewers go with their loop; then the
+	 * API loop. */
+	acceptor_free(s->acceptor);
+	live_free(s->live);
+	s->live = NULL;
 	if (s->ctx) {
 		lws_sul_cancel(&s->tick_sul);
-		live_stop(s->live);
 		lws_context_destroy(s->ctx);
 	}
-	live_free(s->live);
 	assets_free(s->assets);
 	for (m = s->qhead; m;) {
 		struct xmsg *next = m->next;
 
+		if (m->kind == XM_ADOPT)
+			close(m->fd);
 		free(m);
 		m = next;
 	}

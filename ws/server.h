@@ -1,5 +1,7 @@
-/* ws/server.h - the network side: one libwebsockets context and its service
- * thread, serving the HTTP API, static assets and the /live websocket.
+/* ws/server.h - the network side: an acceptor thread owning the listening
+ * socket, the API loop (a libwebsockets context and its service thread:
+ * the HTTP API, static assets, metrics) and the live loop (another context
+ * on libuv with a thread of its own: the /live websockets).
  */
 #ifndef TALLY_WS_SERVER_H
 #define TALLY_WS_SERVER_H
@@ -16,7 +18,18 @@ struct server_config {
 	int coalesce_ms;         /* live updates per channel at most this often */
 	double rate_limit;       /* writes per second per client; 0 = off */
 	double rate_burst;       /* bucket size (default 2 x rate) */
-	int rate_limit_loopback; /* also limit 127.0.0.0/8 and ::1 */
+	int rate_limit_loopback; /* also limit 127.0.0.0/8 and ::1 (writes and the
+	                          * live connections per address) */
+	/* Live viewers (0 = default for each): */
+	long max_viewers;     /* open /live websockets at most (default: what
+	                       * the descriptor limit allows) */
+	int live_per_address; /* websockets per client address (default 256) */
+	int live_wall_per_s;  /* donation events per channel per second (5) */
+	int live_ping_s;      /* ping a quiet viewer after this long (30) */
+	int live_timeout_s;   /* hang up on a viewer silent this long (45) */
+	int live_slow_s;      /* drop a viewer that takes no data this long (10) */
+	int live_nice;        /* nice of the live thread (default 10): under
+	                       * overload the donors' threads run first */
 };
 
 struct server;

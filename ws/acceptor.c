@@ -1,0 +1,405 @@
+/* ws/acceptor.c - the listening socket, and which loop serves a connection.
+ *
+ * DESIGN: tally serves the API and /live on one port but in two
+ * libwebsockets contexts, each with its own service thread, so a flood of
+ * viewers never waits in the loop that answers a donor. This thread owns
+ * the listening socket: it accepts, waits (epoll) for the first bytes of
+ * the request, looks at them without reading them (MSG_PEEK) and hands the
+ * socket to the loop that serves its path, "GET /live" to the live loop
+ * and everything else to the API loop. Each loop adopts the socket on its
+ * own thread (lws_adopt_socket_vhost); the bytes are still in the kernel,
+ * so it parses the request as if it had accepted it. Connections wait here
+ * at most first_bytes_ms and at most PENDING_MAX at once (the oldest goes
+ * first). When the process runs out of descriptors, a spare one is closed
+ * to accept and drop the connection at once, so accept() never spins.
+ */
+#include "ws/acceptor.h"
+#include "base/log.h"
+#include "base/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define PENDING_MAX 1024
+#define LIVE_PREFIX "GET /live"
+
+struct pending_conn {
+	int fd;
+	int64_t deadline_ms;
+};
+
+struct acceptor {
+	struct acceptor_config cfg;
+	int lfd;   /* listening socket */
+	int efd;   /* eventfd: stop */
+	int epfd;  /* epoll */
+	int spare; /* a descriptor kept to give back when out of them */
+	int port;
+	pthread_t thread;
+	int started;
+	atomic_int stopping;
+	/* Acceptor thread only. */
+	struct pending_conn pending[PENDING_MAX];
+	int n_pending;
+	int64_t last_emfile_log_ms;
+	/* Counters (atomics: read from any thread). */
+	atomic_ullong accepted, api, live, refused_full, timed_out, dropped;
+};
+
+static int fail_errno(char *err, size_t errcap, const char *what)
+{
+	int rc = -errno;
+
+	snprintf(err, errcap, "%s: %s", what, strerror(errno));
+	return rc;
+}
+
+static int listen_on(struct acceptor *a, char *err, size_t errcap)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl;
+	int one = 1, fd;
+
+	memset(&ss, 0, sizeof(ss));
+	if (strchr(a->cfg.addr, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((uint16_t)a->cfg.port);
+		if (inet_pton(AF_INET6, a->cfg.addr, &s6->sin6_addr) != 1)
+			goto bad_addr;
+		sl = sizeof(*s6);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((uint16_t)a->cfg.port);
+		if (inet_pton(AF_INET, a->cfg.addr, &s4->sin_addr) != 1)
+			goto bad_addr;
+		sl = sizeof(*s4);
+	}
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return fail_errno(err, errcap, "socket");
+	a->lfd = fd;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)))
+		return fail_errno(err, errcap, "SO_REUSEADDR");
+	if (bind(fd, (struct sockaddr *)&ss, sl) || listen(fd, SOMAXCONN)) {
+		int rc = -errno;
+
+		snprintf(err, errcap, "cannot listen on %s:%d: %s", a->cfg.addr, a->cfg.port,
+		         strerror(errno));
+		return rc;
+	}
+	sl = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl))
+		return fail_errno(err, errcap, "getsockname");
+	a->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+	                                          : ((struct sockaddr_in *)&ss)->sin_port);
+	return 0;
+bad_addr:
+	snprintf(err, errcap, "%s is not an IP address", a->cfg.addr);
+	return -EINVAL;
+}
+
+int acceptor_new(const struct acceptor_config *cfg, struct acceptor **out, char *err,
+                 size_t errcap)
+{
+	struct acceptor *a = calloc(1, sizeof(*a));
+	struct epoll_event ev = {.events = EPOLLIN};
+	int rc;
+
+	*out = NULL;
+	if (!a)
+		return -ENOMEM;
+	a->cfg = *cfg;
+	if (a->cfg.first_bytes_ms <= 0)
+		a->cfg.first_bytes_ms = 10000;
+	a->lfd = a->efd = a->epfd = a->spare = -1;
+	rc = listen_on(a, err, errcap);
+	if (rc)
+		goto fail;
+	a->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	a->epfd = epoll_create1(EPOLL_CLOEXEC);
+	a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (a->efd < 0 || a->epfd < 0 || a->spare < 0) {
+		rc = fail_errno(err, errcap, "acceptor set-up");
+		goto fail;
+	}
+	ev.data.fd = a->lfd;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->lfd, &ev)) {
+		rc = fail_errno(err, errcap, "epoll_ctl");
+		goto fail;
+	}
+	ev.data.fd = a->efd;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->efd, &ev)) {
+		rc = fail_errno(err, errcap, "epoll_ctl");
+		goto fail;
+	}
+	*out = a;
+	return 0;
+fail:
+	acceptor_free(a);
+	return rc;
+}
+
+int acceptor_port(const struct acceptor *a)
+{
+	return a->port;
+}
+
+static void drop_pending(struct acceptor *a, int i)
+{
+	/* Closing the descriptor also takes it out of the epoll set. */
+	close(a->pending[i].fd);
+	a->pending[i] = a->pending[--a->n_pending];
+}
+
+static int find_pending(const struct acceptor *a, int fd)
+{
+	for (int i = 0; i < a->n_pending; i++)
+		if (a->pending[i].fd == fd)
+			return i;
+	return -1;
+}
+
+/* Tell a viewer the live loop is full, best effort, and close. */
+static void refuse_full(struct acceptor *a, int fd)
+{
+	static const char answer[] = "HTTP/1.1 503 Service Unavailable\r\n"
+	                             "Content-Type: application/json\r\n"
+	                             "Retry-After: 5\r\nConnection: close\r\n"
+	                             "Content-Length: 82\r\n\r\n"
+	                             "{\"error\":{\"code\":\"live_full\",\"message\":\"too many "
+	                             "viewers; retry shortly\"}}";
+
+	if (send(fd, answer, sizeof(answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
+	    errno != EAGAIN)
+		log_msg(LOG_DEBUG, "acceptor.refuse_failed", "%s", strerror(errno));
+	atomic_fetch_add(&a->refused_full, 1);
+	close(fd);
+}
+
+/* Route fd by its first bytes. Returns 1 when handed over or closed, 0
+ * when more bytes are needed. */
+static int classify(struct acceptor *a, int fd)
+{
+	char head[sizeof(LIVE_PREFIX)];
+	ssize_t n = recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT);
+	enum acceptor_route route;
+	size_t want = sizeof(LIVE_PREFIX); /* the prefix and the byte after it */
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return 0;
+	if (n <= 0) {
+		close(fd); /* closed or reset before a request */
+		return 1;
+	}
+	if ((size_t)n < want && !memcmp(head, LIVE_PREFIX, (size_t)n))
+		return 0; /* could still be "GET /live" */
+	route = (size_t)n >= want && !memcmp(head, LIVE_PREFIX, want - 1) &&
+	                (head[want - 1] == ' ' || head[want - 1] == '?')
+	            ? ROUTE_LIVE
+	            : ROUTE_API;
+	if (route == ROUTE_LIVE && a->cfg.live_full && a->cfg.live_full(a->cfg.ctx)) {
+		refuse_full(a, fd);
+		return 1;
+	}
+	if (a->cfg.hand(a->cfg.ctx, fd, route)) {
+		atomic_fetch_add(&a->dropped, 1);
+		close(fd);
+		return 1;
+	}
+	atomic_fetch_add(route == ROUTE_LIVE ? &a->live : &a->api, 1);
+	return 1;
+}
+
+/* Out of descriptors: give the spare back, take the connection and close
+ * it, so the kernel queue does not keep waking us. */
+static void shed(struct acceptor *a)
+{
+	int64_t now = util_now_ms();
+	int fd;
+
+	if (a->spare >= 0)
+		close(a->spare);
+	fd = accept4(a->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (fd >= 0) {
+		close(fd);
+		atomic_fetch_add(&a->dropped, 1);
+	}
+	a->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	if (now - a->last_emfile_log_ms > 1000) {
+		a->last_emfile_log_ms = now;
+		log_msg(LOG_WARN, "acceptor.out_of_files",
+		        "no descriptor left: a new connection was closed at once");
+	}
+}
+
+static void accept_all(struct acceptor *a)
+{
+	for (int round = 0; round < 256; round++) {
+		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+		int one = 1, fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				shed(a);
+			else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				log_msg(LOG_WARN, "acceptor.accept_failed", "%s", strerror(errno));
+			if (errno != EINTR && errno != ECONNABORTED)
+				return;
+			continue;
+		}
+		atomic_fetch_add(&a->accepted, 1);
+		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
+			log_msg(LOG_DEBUG, "acceptor.nodelay_failed", "%s", strerror(errno));
+		if (classify(a, fd))
+			continue;
+		if (a->n_pending == PENDING_MAX) {
+			/* Full of silent connections: the oldest goes. */
+			int oldest = 0;
+
+			for (int i = 1; i < a->n_pending; i++)
+				if (a->pending[i].deadline_ms < a->pending[oldest].deadline_ms)
+					oldest = i;
+			atomic_fetch_add(&a->timed_out, 1);
+			drop_pending(a, oldest);
+		}
+		ev.data.fd = fd;
+		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+			log_msg(LOG_WARN, "acceptor.epoll_failed", "%s", strerror(errno));
+			close(fd);
+			continue;
+		}
+		a->pending[a->n_pending++] =
+		    (struct pending_conn){fd, util_now_ms() + a->cfg.first_bytes_ms};
+	}
+}
+
+static void expire(struct acceptor *a)
+{
+	int64_t now = util_now_ms();
+
+	for (int i = 0; i < a->n_pending;) {
+		if (a->pending[i].deadline_ms > now) {
+			i++;
+			continue;
+		}
+		atomic_fetch_add(&a->timed_out, 1);
+		drop_pending(a, i);
+	}
+}
+
+static void *acceptor_main(void *arg)
+{
+	struct acceptor *a = arg;
+	struct epoll_event evs[64];
+
+	while (!atomic_load(&a->stopping)) {
+		int n = epoll_wait(a->epfd, evs, 64, a->n_pending ? 250 : 1000);
+
+		if (n < 0 && errno != EINTR) {
+			log_msg(LOG_ERROR, "acceptor.epoll_failed", "%s", strerror(errno));
+			break;
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd, k;
+
+			if (fd == a->lfd) {
+				accept_all(a);
+			} else if (fd != a->efd && (k = find_pending(a, fd)) >= 0) {
+				/* Out of the epoll set before the hand-over: the
+				 * loop that adopts it must be its only watcher. */
+				if (epoll_ctl(a->epfd, EPOLL_CTL_DEL, fd, NULL))
+					log_msg(LOG_WARN, "acceptor.epoll_failed", "%s",
+					        strerror(errno));
+				struct pending_conn pc = a->pending[k];
+
+				a->pending[k] = a->pending[--a->n_pending];
+				if (!classify(a, fd)) {
+					struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+
+					ev.data.fd = fd;
+					if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+						close(fd);
+						continue;
+					}
+					a->pending[a->n_pending++] = pc; /* same deadline */
+				}
+			}
+		}
+		expire(a);
+	}
+	while (a->n_pending)
+		drop_pending(a, 0);
+	return NULL;
+}
+
+int acceptor_start(struct acceptor *a)
+{
+	int rc = pthread_create(&a->thread, NULL, acceptor_main, a);
+
+	if (rc)
+		return -rc;
+	a->started = 1;
+	return 0;
+}
+
+void acceptor_stop(struct acceptor *a)
+{
+	uint64_t one = 1;
+
+	if (!a)
+		return;
+	atomic_store(&a->stopping, 1);
+	if (a->started) {
+		if (write(a->efd, &one, sizeof(one)) != sizeof(one))
+			log_msg(LOG_WARN, "acceptor.wake_failed", "%s", strerror(errno));
+		if (pthread_join(a->thread, NULL))
+			log_msg(LOG_ERROR, "acceptor.join_failed", "the acceptor did not join");
+		a->started = 0;
+	}
+	if (a->lfd >= 0)
+		close(a->lfd);
+	a->lfd = -1;
+}
+
+void acceptor_get_stats(struct acceptor *a, struct acceptor_stats *out)
+{
+	out->accepted = atomic_load(&a->accepted);
+	out->api = atomic_load(&a->api);
+	out->live = atomic_load(&a->live);
+	out->refused_full = atomic_load(&a->refused_full);
+	out->timed_out = atomic_load(&a->timed_out);
+	out->dropped = atomic_load(&a->dropped);
+}
+
+void acceptor_free(struct acceptor *a)
+{
+	if (!a)
+		return;
+	acceptor_stop(a);
+	while (a->n_pending)
+		drop_pending(a, 0);
+	if (a->epfd >= 0)
+		close(a->epfd);
+	if (a->efd >= 0)
+		close(a->efd);
+	if (a->spare >= 0)
+		close(a->spare);
+	free(a);
+}

@@ -1,0 +1,55 @@
+/* ws/acceptor.h - the listening socket and the choice of loop per
+ * connection (see acceptor.c). ws/ only.
+ */
+#ifndef TALLY_WS_ACCEPTOR_H
+#define TALLY_WS_ACCEPTOR_H
+
+#include <stddef.h>
+
+enum acceptor_route {
+	ROUTE_API,  /* everything but the live websocket */
+	ROUTE_LIVE, /* GET /live */
+};
+
+struct acceptor_config {
+	const char *addr; /* "127.0.0.1", "::1", "0.0.0.0" */
+	int port;         /* 0 picks a free port */
+	/* Hand fd to the loop of route (the acceptor's thread). Returns 0
+	 * (the loop owns fd now) or non-zero (the acceptor closes it). */
+	int (*hand)(void *ctx, int fd, enum acceptor_route route);
+	/* 1 when the live loop takes no more viewers: a new /live
+	 * connection is answered 503 and closed. May be NULL. */
+	int (*live_full)(void *ctx);
+	void *ctx;
+	int first_bytes_ms; /* a connection that sends nothing this long is
+	                     * closed (default 10,000) */
+};
+
+struct acceptor;
+
+/* Bind and listen (not accepting yet). Returns 0 or -errno with a message
+ * in err. */
+int acceptor_new(const struct acceptor_config *cfg, struct acceptor **out, char *err,
+                 size_t errcap);
+
+/* The bound port. */
+int acceptor_port(const struct acceptor *a);
+
+/* Start the acceptor's thread. Returns 0 or -errno. */
+int acceptor_start(struct acceptor *a);
+
+/* Stop accepting: close the listening socket and every connection not yet
+ * handed over, and join the thread. Any thread but the acceptor's;
+ * idempotent. */
+void acceptor_stop(struct acceptor *a);
+
+/* Connections accepted, handed to each route, and refused so far. */
+struct acceptor_stats {
+	unsigned long long accepted, api, live, refused_full, timed_out, dropped;
+};
+void acceptor_get_stats(struct acceptor *a, struct acceptor_stats *out);
+
+/* Stop (if needed) and free. */
+void acceptor_free(struct acceptor *a);
+
+#endif
