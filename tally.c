@@ -22,6 +22,7 @@
 #include <locale.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,6 +49,7 @@ struct options {
 	long mock_latency_ms; /* -1: not given */
 	double rate_limit, rate_burst;
 	int rate_limit_loopback;
+	struct server_config live; /* the live settings (--live) */
 	struct engine_config engine;
 	/* The job queues, composed here: policies and handlers (work.c). */
 	struct work_config work;
@@ -97,14 +99,21 @@ static void usage(FILE *f)
 	           "                        or TALLY_WEBHOOK_SECRET\n"
 	           "  --webhook-secret S    HMAC secret of the preceding --webhook\n"
 	           "  --jobs Q:K=V,...      queue settings; Q is payments, receipts or webhooks,\n"
-	           "                        K is workers, inflight, attempts, backoff-ms or\n"
-	           "                        backoff-max-ms (e.g. --jobs payments:inflight=512)\n"
+	           "                        K is workers, inflight, attempts, backoff-ms,\n"
+	           "                        backoff-max-ms or nice (of its threads; receipts\n"
+	           "                        and webhooks 10), e.g. --jobs payments:inflight=512\n"
 	           "  --job-retention-s N   delete done jobs after N s (default 86400; 0 keeps)\n"
 	           "  --token-file PATH     admin token file (default DB.token)\n"
 	           "  --rate-limit N        writes (POST/PATCH) per second per client address;\n"
 	           "                        429 beyond it (default off)\n"
 	           "  --rate-burst N        bucket size for --rate-limit (default 2 x N)\n"
-	           "  --rate-limit-loopback also limit 127.0.0.1 and ::1 (exempt by default)\n"
+	           "  --rate-limit-loopback also limit 127.0.0.1 and ::1 (exempt by default),\n"
+	           "                        writes and live connections per address\n"
+	           "  --live K=N,...        live viewers: viewers (all, default what the file\n"
+	           "                        limit allows), per-address (256), wall-per-s\n"
+	           "                        (donation events per channel per second, 5),\n"
+	           "                        coalesce-ms (100), ping-s (30), timeout-s (45),\n"
+	           "                        slow-s (10), nice (of the live thread, 0)\n"
 	           "  --help, --version\n"
 	           "\n"
 	           "Environment: TALLY_ADMIN_TOKEN is the admin bearer token; when unset, one is\n"
@@ -134,7 +143,8 @@ static int parse_jobs(const char *arg, struct job_policy *policy)
 	            {"inflight", 1, 4096},
 	            {"attempts", 1, 100},
 	            {"backoff-ms", 1, 86400000},
-	            {"backoff-max-ms", 1, 604800000}};
+	            {"backoff-max-ms", 1, 604800000},
+	            {"nice", 0, 19}};
 	char copy[256], *q, *save = NULL, *kv;
 	struct job_policy *p;
 	int qi;
@@ -173,8 +183,11 @@ static int parse_jobs(const char *arg, struct job_policy *policy)
 		case 3:
 			p->backoff_ms = v;
 			break;
-		default:
+		case 4:
 			p->backoff_max_ms = v;
+			break;
+		default:
+			p->nice = (int)v;
 		}
 	}
 	if (p->backoff_max_ms < p->backoff_ms)
@@ -183,8 +196,60 @@ static int parse_jobs(const char *arg, struct job_policy *policy)
 bad:
 	fprintf(stderr,
 	        "tally: --jobs wants QUEUE:KEY=N,... with QUEUE payments, receipts or webhooks "
-	        "and KEY workers (1-16), inflight (1-4096), attempts (1-100), backoff-ms or "
-	        "backoff-max-ms; got '%s'\n",
+	        "and KEY workers (1-16), inflight (1-4096), attempts (1-100), backoff-ms, "
+	        "backoff-max-ms or nice (0-19); got '%s'\n",
+	        arg);
+	return -EINVAL;
+}
+
+/* --live KEY=N,... into the server's live settings. */
+static int parse_live(const char *arg, struct server_config *c)
+{
+	static const struct {
+		const char *key;
+		long min, max;
+		size_t off; /* of an int, or of max_viewers (a long) */
+	} keys[] = {
+	    {"viewers", 1, 1000000, offsetof(struct server_config, max_viewers)},
+	    {"per-address", 1, 1000000, offsetof(struct server_config, live_per_address)},
+	    {"wall-per-s", 1, 1000, offsetof(struct server_config, live_wall_per_s)},
+	    {"coalesce-ms", 10, 10000, offsetof(struct server_config, coalesce_ms)},
+	    {"ping-s", 1, 3600, offsetof(struct server_config, live_ping_s)},
+	    {"timeout-s", 2, 7200, offsetof(struct server_config, live_timeout_s)},
+	    {"slow-s", 1, 3600, offsetof(struct server_config, live_slow_s)},
+	    {"nice", 0, 19, offsetof(struct server_config, live_nice)},
+	};
+	char copy[256], *save = NULL, *kv;
+
+	if (snprintf(copy, sizeof(copy), "%s", arg) >= (int)sizeof(copy))
+		goto bad;
+	for (kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+		size_t k;
+		long v;
+
+		if (!eq)
+			goto bad;
+		*eq = '\0';
+		for (k = 0; k < UTIL_ARRAY_LEN(keys) && strcmp(kv, keys[k].key); k++)
+			;
+		if (k == UTIL_ARRAY_LEN(keys) || parse_long(eq + 1, keys[k].min, keys[k].max, &v))
+			goto bad;
+		if (keys[k].off == offsetof(struct server_config, max_viewers))
+			c->max_viewers = v;
+		else if (keys[k].off == offsetof(struct server_config, live_nice))
+			c->live_nice = (int)v;
+		else
+			*(int *)((char *)c + keys[k].off) = (int)v;
+	}
+	if (c->live_timeout_s && c->live_ping_s && c->live_timeout_s <= c->live_ping_s)
+		goto bad;
+	return 0;
+bad:
+	fprintf(stderr,
+	        "tally: --live wants KEY=N,... with KEY viewers, per-address, wall-per-s, "
+	        "coalesce-ms (10-10000), ping-s, timeout-s (above ping-s), slow-s or nice "
+	        "(0-19); got '%s'\n",
 	        arg);
 	return -EINVAL;
 }
@@ -237,7 +302,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_HOOK,
 		OPT_HOOK_SECRET,
 		OPT_JOBS,
-		OPT_RETENTION
+		OPT_RETENTION,
+		OPT_LIVE
 	};
 	static const struct option longopts[] = {
 	    {"headless", no_argument, NULL, 'H'},
@@ -269,6 +335,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"webhook-secret", required_argument, NULL, OPT_HOOK_SECRET},
 	    {"jobs", required_argument, NULL, OPT_JOBS},
 	    {"job-retention-s", required_argument, NULL, OPT_RETENTION},
+	    {"live", required_argument, NULL, OPT_LIVE},
 	    {NULL, 0, NULL, 0},
 	};
 	struct work_config *w = &o->work;
@@ -425,6 +492,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_RATE_LO:
 			o->rate_limit_loopback = 1;
+			break;
+		case OPT_LIVE:
+			if (parse_live(optarg, &o->live))
+				return -EINVAL;
 			break;
 		default:
 			usage(stderr);
@@ -893,6 +964,15 @@ int main(int argc, char **argv)
 	scfg.rate_limit = o.rate_limit;
 	scfg.rate_burst = o.rate_burst;
 	scfg.rate_limit_loopback = o.rate_limit_loopback;
+	scfg.max_viewers = o.live.max_viewers;
+	scfg.live_per_address = o.live.live_per_address;
+	scfg.live_wall_per_s = o.live.live_wall_per_s;
+	scfg.live_ping_s = o.live.live_ping_s;
+	scfg.live_timeout_s = o.live.live_timeout_s;
+	scfg.live_slow_s = o.live.live_slow_s;
+	scfg.live_nice = o.live.live_nice;
+	if (o.live.coalesce_ms)
+		scfg.coalesce_ms = o.live.coalesce_ms;
 	rc = server_new(&scfg, engine, &server, err, sizeof(err));
 	if (rc) {
 		fprintf(stderr, "tally: %s\n", err);

@@ -144,6 +144,7 @@ struct job_policy {
 	int max_attempts;   /* then dead */
 	int64_t backoff_ms; /* delay after the first failed attempt */
 	int64_t backoff_max_ms;
+	int nice; /* of the queue's threads: slow work yields the CPU to donors */
 };
 
 struct job_queue_info {

@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #define TAKE_MAX 64
@@ -97,9 +98,9 @@ int64_t job_backoff_ms(const struct job_policy *p, int attempts, double r)
 void jobs_config_defaults(struct jobs_config *cfg)
 {
 	static const struct job_policy defaults[JOB_QUEUES] = {
-	    {1, 256, 8, 1000, 3600 * 1000},
-	    {2, 32, 10, 5000, 3600 * 1000},
-	    {1, 64, 12, 5000, 3600 * 1000},
+	    {1, 256, 8, 1000, 3600 * 1000, 0},
+	    {2, 32, 10, 5000, 3600 * 1000, 19},
+	    {1, 64, 12, 5000, 3600 * 1000, 19},
 	};
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -1012,6 +1013,10 @@ static void *worker_main(void *arg)
 	struct jobs *js = w->js;
 	struct queue *q = &js->q[w->q];
 
+	/* Linux keeps a nice value per thread: receipts and webhooks can
+	 * wait when the CPU is short, donors and viewers cannot. */
+	if (q->pol.nice && setpriority(PRIO_PROCESS, (id_t)gettid(), q->pol.nice))
+		log_msg(LOG_WARN, "jobs.nice_failed", "%s", strerror(errno));
 	for (;;) {
 		struct job *take[TAKE_MAX];
 		int n = 0, timeout = 1000, quit = 0;

@@ -99,7 +99,8 @@ struct jobs;
 /* Set cfg to the defaults: payments 1 thread x 256 in flight, 8 attempts
  * from 1 s; receipts 2 x 32, 10 from 5 s (libcurl finishes an SMTP DATA
  * phase blocking, and files are written one by one: threads help);
- * webhooks 1 x 64, 12 from 5 s; backoff at most 1 h. */
+ * webhooks 1 x 64, 12 from 5 s; backoff at most 1 h; receipts and
+ * webhooks threads at nice 10 (they yield to intake, captures and viewers). */
 void jobs_config_defaults(struct jobs_config *cfg);
 
 /* Load every job that is not done from db and the queues' switches and

@@ -176,6 +176,10 @@ void itest_cleanup(struct itest_server *s)
 	}
 }
 
+/* A small receive buffer for the next websocket dial (0 = the default):
+ * itest_ws_connect_slow sets it for a reader that falls behind. */
+static int next_rcvbuf;
+
 static int dial(int port)
 {
 	struct sockaddr_in sa = {0};
@@ -183,6 +187,11 @@ static int dial(int port)
 
 	if (fd < 0)
 		return -1;
+	if (next_rcvbuf &&
+	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &next_rcvbuf, sizeof(next_rcvbuf))) {
+		close(fd);
+		return -1;
+	}
 	sa.sin_family = AF_INET;
 	sa.sin_port = htons((uint16_t)port);
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -503,6 +512,16 @@ fail:
 	return -1;
 }
 
+int itest_ws_connect_slow(int port, int rcvbuf)
+{
+	int fd;
+
+	next_rcvbuf = rcvbuf;
+	fd = itest_ws_connect(port, "/live", "tally.live.v1", NULL);
+	next_rcvbuf = 0;
+	return fd;
+}
+
 int itest_ws_send(int fd, const char *text)
 {
 	size_t len = strlen(text), hl = 2;
@@ -586,6 +605,148 @@ char *itest_ws_recv(int fd, int timeout_ms)
 		if ((h[0] & 0x0f) == 0x8)
 			return NULL; /* close */
 		                     /* ping/pong/other: keep reading */
+	}
+}
+
+int itest_ws_send_frame(int fd, int opcode, const void *payload, size_t len)
+{
+	unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78}, *frame;
+	const unsigned char *pl = payload;
+	size_t hl = 2;
+	int rc;
+
+	frame = malloc(len + 14);
+	if (!frame)
+		return -1;
+	frame[0] = (unsigned char)(0x80 | (opcode & 0x0f));
+	if (len < 126) {
+		frame[1] = (unsigned char)(0x80 | len);
+	} else if (len < 65536) {
+		frame[1] = 0x80 | 126;
+		frame[2] = (unsigned char)(len >> 8);
+		frame[3] = (unsigned char)len;
+		hl = 4;
+	} else {
+		frame[1] = 0x80 | 127;
+		for (int i = 0; i < 8; i++)
+			frame[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+		hl = 10;
+	}
+	memcpy(frame + hl, mask, 4);
+	hl += 4;
+	for (size_t i = 0; i < len; i++)
+		frame[hl + i] = pl[i] ^ mask[i % 4];
+	rc = send_all(fd, frame, hl + len);
+	free(frame);
+	return rc;
+}
+
+/* One frame: its opcode, and its payload (malloc'd) in *out. Returns 0, or
+ * -1 when the connection ended, -2 on timeout. */
+static int ws_frame(int fd, int timeout_ms, int *opcode, char **out, size_t *outlen)
+{
+	unsigned char h[2], ext[8];
+	uint64_t len;
+	char *msg;
+	struct pollfd pfd = {fd, POLLIN, 0};
+
+	*out = NULL;
+	if (poll(&pfd, 1, timeout_ms) <= 0)
+		return -2;
+	if (recv_exact(fd, h, 2, timeout_ms))
+		return -1;
+	len = h[1] & 0x7f;
+	if (len == 126) {
+		if (recv_exact(fd, ext, 2, timeout_ms))
+			return -1;
+		len = ((uint64_t)ext[0] << 8) | ext[1];
+	} else if (len == 127) {
+		if (recv_exact(fd, ext, 8, timeout_ms))
+			return -1;
+		len = 0;
+		for (int i = 0; i < 8; i++)
+			len = (len << 8) | ext[i];
+	}
+	if (len > (1u << 24))
+		return -1;
+	msg = malloc(len + 1);
+	if (!msg || (len && recv_exact(fd, msg, len, timeout_ms))) {
+		free(msg);
+		return -1;
+	}
+	msg[len] = '\0';
+	*opcode = h[0] & 0x0f;
+	*out = msg;
+	*outlen = len;
+	return 0;
+}
+
+static long ms_since(const struct timespec *t0)
+{
+	struct timespec t1;
+
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	return (long)((t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000);
+}
+
+int itest_ws_close_code(int fd, int pong, int timeout_ms)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		long left = timeout_ms - ms_since(&t0);
+		char *msg;
+		size_t len = 0;
+		int op = 0, rc;
+
+		if (left <= 0)
+			return -1;
+		rc = ws_frame(fd, (int)left, &op, &msg, &len);
+		if (rc == -2)
+			return -1;
+		if (rc == -1)
+			return 0;
+		if (op == 0x8) {
+			rc = len >= 2 ? ((unsigned char)msg[0] << 8) | (unsigned char)msg[1] : 0;
+			free(msg);
+			return rc;
+		}
+		if (op == 0x9 && pong)
+			itest_ws_send_frame(fd, 0xA, msg, len);
+		free(msg);
+	}
+}
+
+int itest_ws_keep(int fd, int ms)
+{
+	struct timespec t0;
+	int pings = 0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (;;) {
+		long left = ms - ms_since(&t0);
+		char *msg;
+		size_t len = 0;
+		int op = 0, rc;
+
+		if (left <= 0)
+			return pings;
+		rc = ws_frame(fd, (int)left, &op, &msg, &len);
+		if (rc == -2)
+			return pings;
+		if (rc == -1 || op == 0x8) {
+			free(msg);
+			return -1;
+		}
+		if (op == 0x9) {
+			pings++;
+			if (itest_ws_send_frame(fd, 0xA, msg, len)) {
+				free(msg);
+				return -1;
+			}
+		}
+		free(msg);
 	}
 }
 

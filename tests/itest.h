@@ -80,11 +80,26 @@ int itest_donate(int port, const char *slug, long long cents, const char *name, 
  * Returns the fd, or -1 (and *status the HTTP status when not 101). */
 int itest_ws_connect(int port, const char *path, const char *subprotocol, int *status);
 int itest_ws_send(int fd, const char *text);
+/* A /live websocket whose receive buffer is rcvbuf bytes: a reader that
+ * takes nothing fills it soon. Returns the fd or -1. */
+int itest_ws_connect_slow(int port, int rcvbuf);
 /* Receive one text message within timeout_ms; returns malloc'd text or
  * NULL on timeout/close. */
 char *itest_ws_recv(int fd, int timeout_ms);
 /* Receive messages until one contains needle (or timeout); returns it. */
 char *itest_ws_wait_for(int fd, const char *needle, int timeout_ms);
+
+/* Read frames (answering pings with pongs when pong is set) until the
+ * server's close frame: returns its status code, 0 when the connection
+ * ended without one, or -1 when nothing ended it within timeout_ms. */
+int itest_ws_close_code(int fd, int pong, int timeout_ms);
+
+/* Read frames for ms, answering every ping. Returns the pings answered,
+ * or -1 if the connection ended. */
+int itest_ws_keep(int fd, int ms);
+
+/* Send one frame of any opcode (masked, payload of len bytes). */
+int itest_ws_send_frame(int fd, int opcode, const void *payload, size_t len);
 
 /* GET path with the admin token. Returns 0 or -1. */
 int itest_admin_get(int port, const char *path, struct itest_resp *r);

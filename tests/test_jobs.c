@@ -20,7 +20,7 @@
 
 START_TEST(backoff_doubles_with_jitter_and_cap)
 {
-	struct job_policy p = {1, 1, 10, 1000, 30000};
+	struct job_policy p = {1, 1, 10, 1000, 30000, 0};
 	int64_t prev_max = 0;
 
 	for (int n = 1; n <= 12; n++) {

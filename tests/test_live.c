@@ -6,9 +6,11 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct itest_server srv;
@@ -339,6 +341,274 @@ START_TEST(etag_and_live_agree_with_the_body)
 }
 END_TEST
 
+/* ---- the day channel ---- */
+
+START_TEST(day_channel)
+{
+	int fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"day\"}");
+	char *m = itest_ws_wait_for(fd, "\"type\":\"snapshot\"", 3000);
+	json_t *j;
+	json_int_t live = -1, camps = -1;
+
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_nonnull(strstr(m, "\"channel\":\"day\""));
+	j = json_loads(m, 0, NULL);
+	ck_assert_ptr_nonnull(j);
+	ck_assert_int_eq(
+	    json_unpack(j, "{s:{s:I,s:I}}", "data", "campaigns_live", &live, "campaigns", &camps),
+	    0);
+	ck_assert_int_eq(live, 1);
+	ck_assert_int_eq(camps, 1);
+	json_decref(j);
+	ck_assert_int_eq(total_of(m), 0);
+	free(m);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 2500, "Ada", "ada@example.org"), 202);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 1500, "Bo", "bo@example.org"), 202);
+	m = itest_ws_wait_for(fd, "\"total_cents\":4000", 3000);
+	ck_assert_msg(m != NULL, "the day channel never showed both gifts");
+	ck_assert_ptr_nonnull(strstr(m, "\"type\":\"update\""));
+	ck_assert_ptr_nonnull(strstr(m, "\"donor_count\":2"));
+	free(m);
+	close(fd);
+}
+END_TEST
+
+/* ---- limits: each one answered ---- */
+
+START_TEST(subscriptions_per_connection)
+{
+	int fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"day\"}");
+	char *m;
+
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"leaderboard\"}"),
+	                 0);
+	for (int i = 0; i < 6; i++) {
+		char slug[16], msg[96];
+
+		snprintf(slug, sizeof(slug), "c%d", i);
+		ck_assert_int_eq(itest_create_campaign(srv.port, slug, "USD", 1000), 201);
+		snprintf(msg, sizeof(msg), "{\"op\":\"subscribe\",\"channel\":\"campaign:%s\"}",
+		         slug);
+		ck_assert_int_eq(itest_ws_send(fd, msg), 0);
+	}
+	/* Eight so far: the ninth is refused, the connection stays. */
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"),
+	                 0);
+	m = itest_ws_wait_for(fd, "too_many_subscriptions", 3000);
+	ck_assert_msg(m != NULL, "no error for the ninth subscription");
+	free(m);
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"unsubscribe\",\"channel\":\"day\"}"), 0);
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"),
+	                 0);
+	m = itest_ws_wait_for(fd, "\"channel\":\"campaign:food\"", 3000);
+	ck_assert_msg(m != NULL, "a freed slot was not usable");
+	free(m);
+	close(fd);
+}
+END_TEST
+
+START_TEST(message_too_big_closes_4009)
+{
+	int fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	char big[4096];
+
+	memset(big, ' ', sizeof(big));
+	memcpy(big, "{\"op\":\"subscribe\"", 18);
+	free(itest_ws_wait_for(fd, "snapshot", 3000));
+	ck_assert_int_eq(itest_ws_send_frame(fd, 0x1, big, sizeof(big)), 0);
+	ck_assert_int_eq(itest_ws_close_code(fd, 1, 3000), 4009);
+	close(fd);
+	/* The server goes on. */
+	fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	free(itest_ws_wait_for(fd, "snapshot", 3000));
+	close(fd);
+}
+END_TEST
+
+/* A server of its own with the given arguments and the "food" campaign. */
+static void restart_with(const char *args)
+{
+	itest_cleanup(&srv);
+	memset(&srv, 0, sizeof(srv));
+	ck_assert_int_eq(itest_start(&srv, args), 0);
+	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 100000), 201);
+}
+
+START_TEST(connections_per_address_close_4029)
+{
+	int fd[3];
+
+	restart_with("--live per-address=2 --rate-limit-loopback");
+	for (int i = 0; i < 2; i++) {
+		fd[i] = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+		free(itest_ws_wait_for(fd[i], "snapshot", 3000));
+	}
+	fd[2] = itest_ws_connect(srv.port, "/live", "tally.live.v1", NULL);
+	ck_assert_int_ge(fd[2], 0);
+	ck_assert_int_eq(itest_ws_close_code(fd[2], 1, 3000), 4029);
+	close(fd[2]);
+	/* One leaves: a new one is taken. */
+	close(fd[0]);
+	for (int tries = 0;; tries++) {
+		int code;
+
+		fd[0] = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+		code = itest_ws_close_code(fd[0], 1, 300);
+		if (code == -1)
+			break; /* still open after 300 ms, as it should be */
+		close(fd[0]);
+		ck_assert_msg(tries < 20, "the freed place was never given back");
+	}
+	close(fd[0]);
+	close(fd[1]);
+}
+END_TEST
+
+START_TEST(viewers_limit_answers_503)
+{
+	int fd[2], status = 0;
+
+	restart_with("--live viewers=2");
+	for (int i = 0; i < 2; i++) {
+		fd[i] = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+		free(itest_ws_wait_for(fd[i], "snapshot", 3000));
+	}
+	ck_assert_int_lt(itest_ws_connect(srv.port, "/live", "tally.live.v1", &status), 0);
+	ck_assert_int_eq(status, 503);
+	/* Donors are not viewers: the API answers as ever. */
+	ck_assert_int_eq(itest_donate(srv.port, "food", 1000, "Ada", "ada@example.org"), 202);
+	close(fd[0]);
+	close(fd[1]);
+}
+END_TEST
+
+START_TEST(silent_viewer_is_pinged_then_closed_4001)
+{
+	int quiet, polite, pings;
+	char *m;
+
+	restart_with("--live ping-s=1,timeout-s=2");
+	quiet = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	polite = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	free(itest_ws_wait_for(quiet, "snapshot", 3000));
+	free(itest_ws_wait_for(polite, "snapshot", 3000));
+	/* polite answers pings for 4 s: it is pinged and kept. */
+	pings = itest_ws_keep(polite, 4000);
+	ck_assert_msg(pings >= 1, "polite viewer: %d pings", pings);
+	/* quiet never answered: it was closed with 4001 by now. */
+	ck_assert_int_eq(itest_ws_close_code(quiet, 0, 3000), 4001);
+	close(quiet);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 700, "Cy", "cy@example.org"), 202);
+	m = itest_ws_wait_for(polite, "\"total_cents\":700", 3000);
+	ck_assert_msg(m != NULL, "the kept viewer stopped getting updates");
+	free(m);
+	close(polite);
+}
+END_TEST
+
+static long long metric(const char *name)
+{
+	struct itest_resp r;
+	const char *p;
+	long long v = -1;
+
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
+	p = strstr(r.body, name);
+	if (p)
+		v = atoll(p + strlen(name));
+	itest_resp_fini(&r);
+	return v;
+}
+
+static long rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f))
+		if (!strncmp(line, "VmRSS:", 6))
+			kib = atol(line + 6);
+	fclose(f);
+	return kib;
+}
+
+/* Readers that take nothing are dropped, and cost no memory meanwhile. */
+START_TEST(slow_readers_are_dropped_without_memory_growth)
+{
+	enum { SLOW = 20, GIFTS = 400 };
+	char note[480], body[800];
+	int slow[SLOW], fast;
+	long before, after;
+	char *m;
+
+	restart_with("--live slow-s=1,wall-per-s=1000");
+	for (int i = 0; i < SLOW; i++) {
+		slow[i] = itest_ws_connect_slow(srv.port, 2048);
+		ck_assert_int_ge(slow[i], 0);
+		ck_assert_int_eq(
+		    itest_ws_send(slow[i], "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"),
+		    0);
+	}
+	before = rss_kib(srv.pid);
+	/* Each gift's event carries a long message: together far more than
+	 * the sockets' buffers hold. */
+	memset(note, 'x', sizeof(note) - 1);
+	note[sizeof(note) - 1] = '\0';
+	snprintf(body, sizeof(body),
+	         "{\"amount_cents\":100,\"currency\":\"USD\",\"donor\":{\"name\":\"Slow\","
+	         "\"email\":\"slow@example.org\"},\"message\":\"%s\"}",
+	         note);
+	for (int i = 0; i < GIFTS; i++) {
+		struct itest_resp r;
+
+		ck_assert_int_eq(
+		    itest_post_json(srv.port, "/api/v1/campaigns/food/donations", body, 0, &r), 0);
+		ck_assert_int_eq(r.status, 202);
+		itest_resp_fini(&r);
+	}
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	/* Every slow reader is dropped within slow-s and a tick or two. */
+	for (int i = 0; i < 40 && metric("tally_live_dropped_total{reason=\"slow\"} ") < SLOW; i++)
+		usleep(100000);
+	ck_assert_int_eq(metric("tally_live_dropped_total{reason=\"slow\"} "), SLOW);
+	ck_assert_int_eq(metric("tally_live_viewers "), 0);
+	/* A new viewer is served the whole total. */
+	fast = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	m = itest_ws_wait_for(fast, "\"total_cents\":40000", 5000);
+	ck_assert_msg(m != NULL, "a new viewer did not get the total");
+	free(m);
+	after = rss_kib(srv.pid);
+	ck_assert_msg(after - before < 8 * 1024, "RSS grew %ld KiB with %d stuck readers",
+	              after - before, SLOW);
+	for (int i = 0; i < SLOW; i++)
+		close(slow[i]);
+	close(fast);
+}
+END_TEST
+
+/* SIGTERM with viewers connected: they are closed, tally exits 0. */
+START_TEST(sigterm_with_viewers_drains)
+{
+	int fd[5], st;
+
+	for (int i = 0; i < 5; i++) {
+		fd[i] = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+		free(itest_ws_wait_for(fd[i], "snapshot", 3000));
+	}
+	st = itest_signal(&srv, SIGTERM);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+	for (int i = 0; i < 5; i++) {
+		ck_assert_int_ge(itest_ws_close_code(fd[i], 1, 2000), 0);
+		close(fd[i]);
+	}
+}
+END_TEST
+
 Suite *live_suite(void)
 {
 	Suite *s = suite_create("live");
@@ -353,6 +623,14 @@ Suite *live_suite(void)
 	tcase_add_test(tc, many_subscribers_all_get_the_update);
 	tcase_add_test(tc, leaderboard_channel);
 	tcase_add_test(tc, etag_and_live_agree_with_the_body);
+	tcase_add_test(tc, day_channel);
+	tcase_add_test(tc, subscriptions_per_connection);
+	tcase_add_test(tc, message_too_big_closes_4009);
+	tcase_add_test(tc, connections_per_address_close_4029);
+	tcase_add_test(tc, viewers_limit_answers_503);
+	tcase_add_test(tc, silent_viewer_is_pinged_then_closed_4001);
+	tcase_add_test(tc, slow_readers_are_dropped_without_memory_growth);
+	tcase_add_test(tc, sigterm_with_viewers_drains);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -108,15 +108,14 @@ static int listen_on(struct acceptor *a, char *err, size_t errcap)
 	if (getsockname(fd, (struct sockaddr *)&ss, &sl))
 		return fail_errno(err, errcap, "getsockname");
 	a->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-	                                          : ((struct sockaddr_in *)&ss)->sin_port);
+	                                         : ((struct sockaddr_in *)&ss)->sin_port);
 	return 0;
 bad_addr:
 	snprintf(err, errcap, "%s is not an IP address", a->cfg.addr);
 	return -EINVAL;
 }
 
-int acceptor_new(const struct acceptor_config *cfg, struct acceptor **out, char *err,
-                 size_t errcap)
+int acceptor_new(const struct acceptor_config *cfg, struct acceptor **out, char *err, size_t errcap)
 {
 	struct acceptor *a = calloc(1, sizeof(*a));
 	struct epoll_event ev = {.events = EPOLLIN};

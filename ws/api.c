@@ -1,5 +1,6 @@
 /* ws/api.c - the HTTP API: the route table and its handlers. */
 #include "ws/internal.h"
+#include "ws/acceptor.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "core/validate.h"
@@ -149,6 +150,54 @@ static const char *route_label(size_t i)
 	return i < api_n_routes ? api_routes[i].pattern : i == api_n_routes ? "static" : "other";
 }
 
+/* The live loop's gauges and counters. */
+static int live_metrics(struct server *s, struct buf *b)
+{
+	struct live_stats ls;
+	struct acceptor_stats as;
+
+	live_get_stats(s->live, &ls);
+	acceptor_get_stats(s->acceptor, &as);
+	return buf_printf(
+	    b,
+	    "# HELP tally_live_viewers Open live websockets.\n"
+	    "# TYPE tally_live_viewers gauge\n"
+	    "tally_live_viewers %lld\n"
+	    "# HELP tally_live_subscriptions Channel subscriptions of the viewers.\n"
+	    "# TYPE tally_live_subscriptions gauge\n"
+	    "tally_live_subscriptions %lld\n"
+	    "# HELP tally_live_queue_depth Channel messages waiting for the live loop.\n"
+	    "# TYPE tally_live_queue_depth gauge\n"
+	    "tally_live_queue_depth %lld\n"
+	    "# HELP tally_live_frames_total Frames written to viewers.\n"
+	    "# TYPE tally_live_frames_total counter\n"
+	    "tally_live_frames_total %llu\n"
+	    "# HELP tally_live_events_thinned_total Donation events left out of crowded or "
+	    "busy channels (their state still shows the gifts).\n"
+	    "# TYPE tally_live_events_thinned_total counter\n"
+	    "tally_live_events_thinned_total %llu\n"
+	    "# HELP tally_live_dropped_total Viewers dropped or refused, by reason.\n"
+	    "# TYPE tally_live_dropped_total counter\n"
+	    "tally_live_dropped_total{reason=\"slow\"} %llu\n"
+	    "tally_live_dropped_total{reason=\"no_pong\"} %llu\n"
+	    "tally_live_dropped_total{reason=\"per_address\"} %llu\n"
+	    "tally_live_dropped_total{reason=\"too_big\"} %llu\n"
+	    "tally_live_dropped_total{reason=\"full\"} %llu\n"
+	    "# HELP tally_live_messages_dropped_total Channel messages dropped while the live "
+	    "loop was behind (it then read every state again).\n"
+	    "# TYPE tally_live_messages_dropped_total counter\n"
+	    "tally_live_messages_dropped_total %llu\n"
+	    "# HELP tally_connections_total Connections accepted, by the loop that took them.\n"
+	    "# TYPE tally_connections_total counter\n"
+	    "tally_connections_total{loop=\"api\"} %llu\n"
+	    "tally_connections_total{loop=\"live\"} %llu\n",
+	    (long long)ls.viewers, (long long)ls.subscriptions, (long long)ls.queue_depth,
+	    (unsigned long long)ls.frames, (unsigned long long)ls.events_thinned,
+	    (unsigned long long)ls.dropped_slow, (unsigned long long)ls.dropped_ping,
+	    (unsigned long long)ls.refused_address, (unsigned long long)ls.closed_too_big,
+	    as.refused_full, (unsigned long long)ls.dropped_msgs, as.api, as.live);
+}
+
 static int h_metrics(struct server *s, struct http_pss *p)
 {
 	static const char *const methods[] = {"GET", "HEAD", "POST", "PATCH", "DELETE", "PUT"};
@@ -218,6 +267,7 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	    (long long)es.donations_total, (unsigned long long)es.commits.failed_commits,
 	    (long long)es.intake_depth, (long long)es.campaigns, (long long)es.idem_entries,
 	    (long long)atomic_load(&s->ws_clients), (long long)es.uptime_s);
+	rc |= live_metrics(s, b);
 	rc |= engine_jobs_metrics(s->engine, b);
 	if (rc)
 		return -1;

@@ -8,8 +8,10 @@
  * latest full state it was sent and a ring of the last LIVE_RING donation
  * events. Subscribers are never queued anything: each keeps the seq of the
  * state it last sent and its place in the ring; a channel whose state
- * changed is flushed at most once per coalescing interval (a uv timer per
- * channel), building its "update" frame once for all its subscribers, and
+ * changed is flushed half an interval after the change and at most once per
+ * coalescing interval (a uv timer per channel), so a gift's "pending" and
+ * "succeeded" make one update; its "update" frame is built once for all its
+ * subscribers, and
  * each subscriber, when writable, writes one frame: an error or close, a
  * ping, its snapshot, then gifts, then the latest state. A reader that
  * falls more than LIVE_RING gifts behind skips ahead, so memory per viewer
@@ -39,6 +41,11 @@
 #define LIVE_RING 32
 #define LIVE_WATCH_SLOTS 65536
 #define LIVE_RX_MAX 1024
+#define LIVE_TX_MAX 65536
+#define LIVE_WRITES_PER_CALL 8  /* frames per WRITEABLE callback at most */
+#define LIVE_QUEUE_MAX 20000    /* channel messages waiting for the loop */
+#define LIVE_SLOW_MAX 16        /* the most the loop slows its channels */
+#define LIVE_BEHIND 2000        /* messages waiting at a tick: slow down */
 #define LIVE_SNDBUF (64 * 1024) /* a viewer's socket buffer: small and fixed */
 #define ADDR_SLOTS 4096         /* per-address counts (open addressing) */
 #define CLOSE_GRACE_MS 2000     /* a close frame not sent by then: dropped */
@@ -89,9 +96,11 @@ struct live_pss {
 	int64_t waiting_ms; /* asked for a write and not had it since; 0 = not */
 	int64_t closing_ms; /* a close frame is due since; 0 = not closing */
 	int close_code;     /* to send, 0 = none */
+	int close_sent;     /* lws is closing it with close_code */
 	const char *close_why;
 	int want_ping, ping_out;
-	int addr_slot; /* in l->addrs, -1 when not counted */
+	int in_callback; /* writes wait for a WRITEABLE callback */
+	int addr_slot;   /* in l->addrs, -1 when not counted */
 };
 
 struct addr_count {
@@ -121,9 +130,16 @@ struct live {
 	                                      * [0] board and day: every campaign */
 	atomic_uint watch_board, watch_day;
 	int stopping;
+	/* Degrading under load (loop thread): the coalescing interval is
+	 * multiplied and the donation events divided by `slow`, 1..LIVE_SLOW_MAX
+	 * (see pace). */
+	int slow, calm_seconds;
+	atomic_int resync; /* messages were dropped: read every state again */
+	atomic_ullong dropped_msgs;
 };
 
 static const struct lws_protocols live_protocols[];
+static void push(struct live *l, struct live_pss *p);
 
 static int64_t now_ms(void)
 {
@@ -165,6 +181,7 @@ void live_get_stats(struct live *l, struct live_stats *out)
 	out->dropped_ping = atomic_load(&l->dropped_ping);
 	out->refused_address = atomic_load(&l->refused_address);
 	out->closed_too_big = atomic_load(&l->too_big);
+	out->dropped_msgs = atomic_load(&l->dropped_msgs);
 }
 
 /* ---- channels (loop thread) ---- */
@@ -269,7 +286,7 @@ static void flush(struct channel *ch)
 		return;
 	ch->pub_seq = ch->state_seq;
 	for (size_t i = 0; i < ch->n_subs; i++)
-		want_write(ch->subs[i]);
+		push(ch->l, ch->subs[i]);
 }
 
 static void flush_cb(uv_timer_t *t)
@@ -277,19 +294,31 @@ static void flush_cb(uv_timer_t *t)
 	flush(t->data);
 }
 
+/* Flush the channel's state soon: half a coalescing interval after the
+ * first change (so a gift's "pending" and "succeeded", a few ms apart,
+ * make one update) and at most once per interval. */
+/* A crowded channel costs a frame per subscriber per flush: past
+ * LIVE_CROWD subscribers it is flushed less often and shows fewer donation
+ * events (its state's "recent" list still has every gift). */
+#define LIVE_CROWD 2000
+
+static uint64_t crowd_factor(const struct channel *ch)
+{
+	return (1 + ch->n_subs / LIVE_CROWD) * (uint64_t)ch->l->slow;
+}
+
 static void schedule_flush(struct channel *ch)
 {
-	uint64_t now = util_mono_ns(), interval = (uint64_t)ch->l->cfg.coalesce_ms * 1000000u;
+	uint64_t now = util_mono_ns(),
+	         interval = (uint64_t)ch->l->cfg.coalesce_ms * 1000000u * crowd_factor(ch);
+	uint64_t due = now + interval / 2;
 
 	if (ch->flush_pending)
 		return;
-	if (now - ch->last_flush_ns >= interval) {
-		flush(ch);
-		return;
-	}
+	if (ch->last_flush_ns + interval > due)
+		due = ch->last_flush_ns + interval;
 	ch->flush_pending = 1;
-	if (uv_timer_start(&ch->timer, flush_cb,
-	                   (ch->last_flush_ns + interval - now) / 1000000u + 1, 0))
+	if (uv_timer_start(&ch->timer, flush_cb, (due - now) / 1000000u + 1, 0))
 		flush(ch);
 }
 
@@ -318,7 +347,7 @@ static void take_event(struct live *l, struct channel *ch, const char *data, siz
 		ch->wall_second = second;
 		ch->wall_sent = 0;
 	}
-	if (ch->wall_sent >= l->cfg.wall_per_s) {
+	if ((uint64_t)ch->wall_sent * crowd_factor(ch) >= (uint64_t)l->cfg.wall_per_s) {
 		atomic_fetch_add(&l->thinned, 1);
 		return;
 	}
@@ -339,7 +368,7 @@ static void take_event(struct live *l, struct channel *ch, const char *data, siz
 	ch->ring_len[slot] = b.len;
 	ch->ring_head++;
 	for (size_t i = 0; i < ch->n_subs; i++)
-		want_write(ch->subs[i]);
+		push(l, ch->subs[i]);
 }
 
 /* The loop's messages. */
@@ -370,6 +399,15 @@ static void on_msg(void *user, struct xmsg *m)
 
 int live_post(struct live *l, struct xmsg *m)
 {
+	/* A loop that has fallen this far behind gets no more channel
+	 * messages until it has caught up; it then reads every state again
+	 * (the states are the truth; the events it missed are thinned). */
+	if (m->kind != XM_ADOPT && uvloop_depth(l->loop) >= LIVE_QUEUE_MAX) {
+		atomic_fetch_add(&l->dropped_msgs, 1);
+		atomic_store(&l->resync, 1);
+		free(m);
+		return 0;
+	}
 	return uvloop_post(l->loop, m);
 }
 
@@ -472,8 +510,12 @@ static void subscribe(struct live *l, struct live_pss *p, struct channel *ch, js
 		unsubscribe(l, p, idx);
 		return;
 	}
-	if (!ch->pub_seq || ch->state_seq > ch->pub_seq)
+	if (!ch->pub_seq || ch->state_seq > ch->pub_seq) {
+		/* Inside p's RECEIVE callback: p must not be written to now. */
+		p->in_callback = 1;
 		flush(ch);
+		p->in_callback = 0;
+	}
 	sub->tail = ch->ring_head;
 	sub->need_snapshot =
 	    !(json_is_integer(since) && (uint64_t)json_integer_value(since) >= ch->pub_seq);
@@ -574,6 +616,8 @@ static int build_snapshot(struct live *l, struct channel *ch)
 
 static int pending(const struct live_pss *p)
 {
+	if (p->close_sent)
+		return 0;
 	if (p->err[0] || p->close_code || p->want_ping)
 		return 1;
 	for (int i = 0; i < p->n_subs; i++) {
@@ -590,9 +634,16 @@ static int pending(const struct live_pss *p)
 static int write_one(struct live *l, struct live_pss *p)
 {
 	if (p->close_code) {
+		/* lws sends the reason given to lws_close_reason when it
+		 * closes the connection politely; a WRITEABLE callback that
+		 * returns -1, or a timeout, close violently (no close frame).
+		 * The one timeout lws treats as polite is the keep-alive idle
+		 * one (core-net/wsi-timeout.c): at once, it sends our frame. */
 		lws_close_reason(p->wsi, (enum lws_close_status)p->close_code,
 		                 (unsigned char *)p->close_why, strlen(p->close_why));
-		return -1;
+		lws_set_timeout(p->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
+		p->close_sent = 1;
+		return 0;
 	}
 	if (p->err[0]) {
 		struct buf *b = &l->scratch;
@@ -606,11 +657,13 @@ static int write_one(struct live *l, struct live_pss *p)
 		return send_frame(l, p, b->p, n);
 	}
 	if (p->want_ping) {
-		unsigned char ping[LWS_PRE + 1];
+		/* With a payload: lws does not report an empty pong. */
+		unsigned char ping[LWS_PRE + 5];
 
+		memcpy(ping + LWS_PRE, "tally", 5);
 		p->want_ping = 0;
 		p->ping_out = 1;
-		return lws_write(p->wsi, ping + LWS_PRE, 0, LWS_WRITE_PING) < 0 ? -1 : 0;
+		return lws_write(p->wsi, ping + LWS_PRE, 5, LWS_WRITE_PING) < 0 ? -1 : 0;
 	}
 	/* Per subscription: its snapshot, then gifts, then the latest state
 	 * (the update frame is shared by every subscriber of the channel). */
@@ -642,6 +695,43 @@ static int write_one(struct live *l, struct live_pss *p)
 		}
 	}
 	return 0;
+}
+
+/* Write frames while each goes out whole, at most LIVE_WRITES_PER_CALL:
+ * lws keeps a partly sent frame in its buflist and queues what is written
+ * after it behind (lib/core-net/output.c), and we stop as soon as
+ * something stays buffered, so a viewer owes at most one frame. Returns 0
+ * or -1 (the connection must close). */
+static int drain(struct live *l, struct live_pss *p)
+{
+	for (int n = 0; n < LIVE_WRITES_PER_CALL && pending(p); n++) {
+		if (write_one(l, p))
+			return -1;
+		if (lws_partial_buffered(p->wsi))
+			break;
+	}
+	if (pending(p))
+		want_write(p);
+	return 0;
+}
+
+/* New frames for p, outside its callbacks (a channel flushed, an event
+ * came). A viewer that is keeping up is written to at once: asking for a
+ * WRITEABLE callback costs libuv two epoll_ctl calls to turn POLLOUT on
+ * and two to turn it off, several times the send itself. One that is
+ * behind (a callback asked for, something buffered, a close due) waits
+ * for its callback, as lws wants. */
+static void push(struct live *l, struct live_pss *p)
+{
+	if (p->close_sent)
+		return;
+	if (p->waiting_ms || p->in_callback || p->close_code || p->err[0] ||
+	    lws_partial_buffered(p->wsi)) {
+		want_write(p);
+		return;
+	}
+	if (drain(l, p))
+		lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
 /* ---- connections (loop thread) ---- */
@@ -760,11 +850,7 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			want_write(p);
 			return 0;
 		}
-		if (write_one(l, p))
-			return -1;
-		if (pending(p))
-			want_write(p);
-		return 0;
+		return drain(l, p);
 	case LWS_CALLBACK_CLOSED:
 		while (p->n_subs)
 			unsubscribe(l, p, p->n_subs - 1);
@@ -795,11 +881,47 @@ static int live_http_callback(struct lws *wsi, enum lws_callback_reasons reason,
 
 static const struct lws_protocols live_protocols[] = {
     {"http", live_http_callback, 0, 0, 0, NULL, 0},
-    {"tally.live.v1", live_callback, sizeof(struct live_pss), LIVE_RX_MAX, 0, NULL, 0},
+    /* tx_packet_size: lws sends at most this much per send(); left 0 it
+     * would be rx_buffer_size (1 KiB), cutting every update in two. */
+    {"tally.live.v1", live_callback, sizeof(struct live_pss), LIVE_RX_MAX, 0, NULL, LIVE_TX_MAX},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 /* Once a second: pings, silent viewers, readers that take no data. */
+/* Read the state of every watched channel again (after dropped messages). */
+static void resync(struct live *l)
+{
+	struct channel *extra[2] = {l->board, l->day};
+
+	for (size_t i = 0; i < l->cap + 2; i++) {
+		struct channel *ch = i < l->cap ? l->by_id[i] : extra[i - l->cap];
+
+		if (ch && ch->n_subs && fetch_state(l, ch) == 0 && ch->state_seq > ch->pub_seq)
+			schedule_flush(ch);
+	}
+}
+
+/* Once a second: slow the channels down while channel messages pile up
+ * (the loop is not keeping up), speed them up again after three calm
+ * seconds. A crowded channel's own fan-out makes flushes late without the
+ * loop falling behind, so the queue is the signal, not the lateness. */
+static void pace(struct live *l)
+{
+	size_t depth = uvloop_depth(l->loop);
+	int dropped = atomic_exchange(&l->resync, 0);
+
+	if (dropped || depth > LIVE_BEHIND) {
+		l->calm_seconds = 0;
+		if (l->slow < LIVE_SLOW_MAX)
+			l->slow *= 2;
+	} else if (l->slow > 1 && ++l->calm_seconds >= 3) {
+		l->calm_seconds = 0;
+		l->slow /= 2;
+	}
+	if (dropped)
+		resync(l);
+}
+
 static void on_tick(void *user, uint64_t now_ns)
 {
 	struct live *l = user;
@@ -807,6 +929,7 @@ static void on_tick(void *user, uint64_t now_ns)
 	        timeout_ms = (int64_t)l->cfg.timeout_s * 1000,
 	        slow_ms = (int64_t)l->cfg.slow_s * 1000;
 
+	pace(l);
 	for (struct live_pss *p = l->all; p; p = p->next) {
 		if (p->closing_ms && now - p->closing_ms > CLOSE_GRACE_MS) {
 			lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
@@ -856,13 +979,14 @@ int live_new(struct server *s, unsigned fd_limit, struct live **out, char *err, 
 	if (!l)
 		return -ENOMEM;
 	l->s = s;
+	l->slow = 1;
 	l->cfg.coalesce_ms = positive(c->coalesce_ms, 100);
 	l->cfg.wall_per_s = positive(c->live_wall_per_s, 5);
 	l->cfg.ping_s = positive(c->live_ping_s, 30);
 	l->cfg.timeout_s = positive(c->live_timeout_s, 45);
 	l->cfg.slow_s = positive(c->live_slow_s, 10);
 	l->cfg.per_address = positive(c->live_per_address, 256);
-	l->cfg.nice = c->live_nice > 0 ? c->live_nice : c->live_nice < 0 ? 0 : 10;
+	l->cfg.nice = c->live_nice > 0 ? c->live_nice : 0;
 	l->cfg.limit_loopback = c->rate_limit_loopback;
 	/* Leave room for the API, SQLite, the log and the job workers. */
 	l->cfg.max_viewers = c->max_viewers > 0 ? c->max_viewers

@@ -42,7 +42,7 @@ struct uvloop {
 	int started, joined;
 	int nice;
 	atomic_int stop_asked;
-	int stopping; /* loop thread */
+	int stopping;          /* loop thread */
 	pthread_mutex_t qlock; /* guards the queue and closed; nothing inside */
 	struct xmsg *qhead, *qtail;
 	size_t depth;

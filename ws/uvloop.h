@@ -18,10 +18,10 @@ struct uvloop_config {
 	unsigned fd_limit;                     /* the process's descriptor limit */
 	const char *name;                      /* vhost name, for logs */
 	/* On the loop's thread: */
-	void (*on_msg)(void *user, struct xmsg *m); /* each posted message (then freed) */
+	void (*on_msg)(void *user, struct xmsg *m);   /* each posted message (then freed) */
 	void (*on_tick)(void *user, uint64_t now_ns); /* every tick_ms */
-	void (*on_stop)(void *user); /* once, when asked to stop, before the
-	                              * context goes: close the connections */
+	void (*on_stop)(void *user);                  /* once, when asked to stop, before the
+	                                               * context goes: close the connections */
 	int tick_ms;
 };
 

@@ -113,7 +113,7 @@ static size_t n_gifts, cap_gifts;
 static uint32_t *cidx_next; /* per campaign: next gift index */
 static int64_t *accepted_sum;
 static uint64_t *accepted_n;
-static struct hist lat_post, lat_screen;
+static struct hist lat_post, lat_screen, lat_event, lat_state; /* screen: by frame kind */
 static uint64_t fps_hist[FPS_N + 1], fps_max, fps_folded;
 static int64_t win0_ns, win_secs; /* frames/s window */
 static uint64_t st_202, st_other, st_noanswer, st_codes[6], reconnects;
@@ -589,6 +589,7 @@ static void sub_message(struct conn *c, const char *m, size_t len, uint64_t t)
 	frames++;
 	fps_count(c, t);
 	int first = !nchan && !c->ready && memmem(m, len, "\"type\":\"snapshot\"", 17);
+	int is_event = nchan || memmem(m, len, "\"type\":\"donation\"", 17) != NULL;
 
 	if (memmem(m, len, "\"type\":\"error\"", 14)) {
 		error_frames++;
@@ -638,6 +639,7 @@ static void sub_message(struct conn *c, const char *m, size_t len, uint64_t t)
 		}
 		c->seen++;
 		hist_add(&lat_screen, t - gi->sent_ns);
+		hist_add(is_event ? &lat_event : &lat_state, t - gi->sent_ns);
 	}
 }
 
@@ -1473,6 +1475,10 @@ int main(int argc, char **argv)
 	    (double)rx_bytes / 1e6, (unsigned long long)error_frames,
 	    (unsigned long long)foreign_stamps, (unsigned long long)old_stamps,
 	    (unsigned long long)lat_screen.count);
+	say("screen p50/p99 ms by frame: donation events %.1f / %.1f (%llu), states %.1f / %.1f "
+	    "(%llu)",
+	    hist_q(&lat_event, 0.5), hist_q(&lat_event, 0.99), (unsigned long long)lat_event.count,
+	    hist_q(&lat_state, 0.5), hist_q(&lat_state, 0.99), (unsigned long long)lat_state.count);
 	if (o.result && (rf = fopen(o.result, "w"))) {
 		fprintf(rf,
 		        "viewers=%d\nready=%llu\nlost=%llu\nsent=%zu\naccepted=%llu\naccepted_per_"
