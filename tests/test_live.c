@@ -583,8 +583,16 @@ START_TEST(slow_readers_are_dropped_without_memory_growth)
 	ck_assert_msg(m != NULL, "a new viewer did not get the total");
 	free(m);
 	after = rss_kib(srv.pid);
+	/* They were sent about 5 MB that they never read. A sanitizer's
+	 * allocator keeps freed memory and shadows the rest, so its RSS says
+	 * nothing of what tally holds: the bound applies to a plain build. */
+#if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
 	ck_assert_msg(after - before < 8 * 1024, "RSS grew %ld KiB with %d stuck readers",
 	              after - before, SLOW);
+#else
+	(void)after;
+	(void)before;
+#endif
 	for (int i = 0; i < SLOW; i++)
 		close(slow[i]);
 	close(fast);
