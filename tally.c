@@ -22,7 +22,6 @@
 #include <locale.h>
 #include <pthread.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -133,23 +132,78 @@ static int parse_long(const char *s, long min, long max, long *out)
 	return 0;
 }
 
+/* A KEY=N setting of a comma-separated list. */
+struct kv_key {
+	const char *key;
+	long min, max;
+};
+
+/* Walk list (modified) "KEY=N,...": for each pair, the index of its key in
+ * keys and its value, checked against the key's range, go to set. Returns
+ * 0, or -EINVAL at the first unknown key or bad value. */
+static int each_kv(char *list, const struct kv_key *keys, size_t n,
+                   void (*set)(void *ctx, size_t k, long v), void *ctx)
+{
+	char *save = NULL, *kv;
+
+	for (kv = strtok_r(list, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
+		char *eq = strchr(kv, '=');
+		size_t k;
+		long v;
+
+		if (!eq)
+			return -EINVAL;
+		*eq = '\0';
+		for (k = 0; k < n && strcmp(kv, keys[k].key); k++)
+			;
+		if (k == n || parse_long(eq + 1, keys[k].min, keys[k].max, &v))
+			return -EINVAL;
+		set(ctx, k, v);
+	}
+	return 0;
+}
+
+static const struct kv_key job_keys[] = {{"workers", 1, 16},
+                                         {"inflight", 1, 4096},
+                                         {"attempts", 1, 100},
+                                         {"backoff-ms", 1, 86400000},
+                                         {"backoff-max-ms", 1, 604800000},
+                                         {"nice", 0, 19}};
+
+static void set_job_key(void *ctx, size_t k, long v)
+{
+	struct job_policy *p = ctx;
+
+	switch (k) {
+	case 0:
+		p->workers = (int)v;
+		break;
+	case 1:
+		p->inflight = (int)v;
+		break;
+	case 2:
+		p->max_attempts = (int)v;
+		break;
+	case 3:
+		p->backoff_ms = v;
+		break;
+	case 4:
+		p->backoff_max_ms = v;
+		break;
+	default:
+		p->nice = (int)v;
+	}
+}
+
 /* --jobs QUEUE:key=value,... */
 static int parse_jobs(const char *arg, struct job_policy *policy)
 {
-	static const struct {
-		const char *key;
-		long min, max;
-	} keys[] = {{"workers", 1, 16},
-	            {"inflight", 1, 4096},
-	            {"attempts", 1, 100},
-	            {"backoff-ms", 1, 86400000},
-	            {"backoff-max-ms", 1, 604800000},
-	            {"nice", 0, 19}};
-	char copy[256], *q, *save = NULL, *kv;
+	char copy[256], *q;
 	struct job_policy *p;
 	int qi;
 
-	snprintf(copy, sizeof(copy), "%s", arg);
+	if (snprintf(copy, sizeof(copy), "%s", arg) >= (int)sizeof(copy))
+		goto bad;
 	q = strchr(copy, ':');
 	if (!q)
 		goto bad;
@@ -158,38 +212,8 @@ static int parse_jobs(const char *arg, struct job_policy *policy)
 	if (qi < 0)
 		goto bad;
 	p = &policy[qi];
-	for (kv = strtok_r(q, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(kv, '=');
-		size_t k;
-		long v;
-
-		if (!eq)
-			goto bad;
-		*eq = '\0';
-		for (k = 0; k < UTIL_ARRAY_LEN(keys) && strcmp(kv, keys[k].key); k++)
-			;
-		if (k == UTIL_ARRAY_LEN(keys) || parse_long(eq + 1, keys[k].min, keys[k].max, &v))
-			goto bad;
-		switch (k) {
-		case 0:
-			p->workers = (int)v;
-			break;
-		case 1:
-			p->inflight = (int)v;
-			break;
-		case 2:
-			p->max_attempts = (int)v;
-			break;
-		case 3:
-			p->backoff_ms = v;
-			break;
-		case 4:
-			p->backoff_max_ms = v;
-			break;
-		default:
-			p->nice = (int)v;
-		}
-	}
+	if (each_kv(q, job_keys, UTIL_ARRAY_LEN(job_keys), set_job_key, p))
+		goto bad;
 	if (p->backoff_max_ms < p->backoff_ms)
 		p->backoff_max_ms = p->backoff_ms;
 	return 0;
@@ -202,46 +226,39 @@ bad:
 	return -EINVAL;
 }
 
+static const struct kv_key live_keys[] = {
+    {"viewers", 1, 1000000}, {"per-address", 1, 1000000},
+    {"wall-per-s", 1, 1000}, {"coalesce-ms", 10, 10000},
+    {"ping-s", 1, 3600},     {"timeout-s", 2, 7200},
+    {"slow-s", 1, 3600},     {"nice", 0, 19},
+};
+
+static void set_live_key(void *ctx, size_t k, long v)
+{
+	struct server_config *c = ctx;
+	int *fields[] = {NULL,
+	                 &c->live_per_address,
+	                 &c->live_wall_per_s,
+	                 &c->coalesce_ms,
+	                 &c->live_ping_s,
+	                 &c->live_timeout_s,
+	                 &c->live_slow_s,
+	                 &c->live_nice};
+
+	if (k == 0)
+		c->max_viewers = v;
+	else
+		*fields[k] = (int)v;
+}
+
 /* --live KEY=N,... into the server's live settings. */
 static int parse_live(const char *arg, struct server_config *c)
 {
-	static const struct {
-		const char *key;
-		long min, max;
-		size_t off; /* of an int, or of max_viewers (a long) */
-	} keys[] = {
-	    {"viewers", 1, 1000000, offsetof(struct server_config, max_viewers)},
-	    {"per-address", 1, 1000000, offsetof(struct server_config, live_per_address)},
-	    {"wall-per-s", 1, 1000, offsetof(struct server_config, live_wall_per_s)},
-	    {"coalesce-ms", 10, 10000, offsetof(struct server_config, coalesce_ms)},
-	    {"ping-s", 1, 3600, offsetof(struct server_config, live_ping_s)},
-	    {"timeout-s", 2, 7200, offsetof(struct server_config, live_timeout_s)},
-	    {"slow-s", 1, 3600, offsetof(struct server_config, live_slow_s)},
-	    {"nice", 0, 19, offsetof(struct server_config, live_nice)},
-	};
-	char copy[256], *save = NULL, *kv;
+	char copy[256];
 
-	if (snprintf(copy, sizeof(copy), "%s", arg) >= (int)sizeof(copy))
+	if (snprintf(copy, sizeof(copy), "%s", arg) >= (int)sizeof(copy) ||
+	    each_kv(copy, live_keys, UTIL_ARRAY_LEN(live_keys), set_live_key, c))
 		goto bad;
-	for (kv = strtok_r(copy, ",", &save); kv; kv = strtok_r(NULL, ",", &save)) {
-		char *eq = strchr(kv, '=');
-		size_t k;
-		long v;
-
-		if (!eq)
-			goto bad;
-		*eq = '\0';
-		for (k = 0; k < UTIL_ARRAY_LEN(keys) && strcmp(kv, keys[k].key); k++)
-			;
-		if (k == UTIL_ARRAY_LEN(keys) || parse_long(eq + 1, keys[k].min, keys[k].max, &v))
-			goto bad;
-		if (keys[k].off == offsetof(struct server_config, max_viewers))
-			c->max_viewers = v;
-		else if (keys[k].off == offsetof(struct server_config, live_nice))
-			c->live_nice = (int)v;
-		else
-			*(int *)((char *)c + keys[k].off) = (int)v;
-	}
 	if (c->live_timeout_s && c->live_ping_s && c->live_timeout_s <= c->live_ping_s)
 		goto bad;
 	return 0;

@@ -8,8 +8,11 @@
  * below name the file.
  *
  * THREADS
- *   service   (ws/, one lws thread) calls the API below; never blocks on
+ *   API loop  (ws/, an lws thread) calls the API below; never blocks on
  *             the writer: writes answer through engine_done_fn.
+ *   live loop (ws/, another lws thread) reads campaigns, the leaderboard
+ *             and the day's totals when a viewer subscribes; the rest it
+ *             is sent by the listeners.
  *   writer    (db/writer.c) owns the write connection. After each COMMIT it
  *             runs commit.c, in this order: mirror the batch into each
  *             campaign's working copy -> publish.c: JSON, seq and numbers

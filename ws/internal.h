@@ -213,7 +213,7 @@ int live_full(struct live *l);
 struct live_stats {
 	int64_t viewers, subscriptions, queue_depth;
 	uint64_t frames, events_thinned, dropped_slow, dropped_ping, refused_address,
-	    closed_too_big, refused_full, dropped_msgs;
+	    closed_too_big, dropped_msgs;
 };
 void live_get_stats(struct live *l, struct live_stats *out);
 /* Close the viewers and end the live loop's thread (idempotent; not from
