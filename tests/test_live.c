@@ -487,16 +487,16 @@ START_TEST(silent_viewer_is_pinged_then_closed_4001)
 	int quiet, polite, pings;
 	char *m;
 
-	restart_with("--live ping-s=1,timeout-s=2");
+	restart_with("--live ping-s=1,timeout-s=3");
 	quiet = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
 	polite = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
 	free(itest_ws_wait_for(quiet, "snapshot", 3000));
 	free(itest_ws_wait_for(polite, "snapshot", 3000));
-	/* polite answers pings for 4 s: it is pinged and kept. */
-	pings = itest_ws_keep(polite, 4000);
+	/* polite answers pings for 5 s: it is pinged and kept. */
+	pings = itest_ws_keep(polite, 5000);
 	ck_assert_msg(pings >= 1, "polite viewer: %d pings", pings);
 	/* quiet never answered: it was closed with 4001 by now. */
-	ck_assert_int_eq(itest_ws_close_code(quiet, 0, 3000), 4001);
+	ck_assert_int_eq(itest_ws_close_code(quiet, 0, 4000), 4001);
 	close(quiet);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 700, "Cy", "cy@example.org"), 202);
 	m = itest_ws_wait_for(polite, "\"total_cents\":700", 3000);

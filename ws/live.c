@@ -99,6 +99,7 @@ struct live_pss {
 	int close_sent;     /* lws is closing it with close_code */
 	const char *close_why;
 	int want_ping, ping_out;
+	int64_t ping_ms; /* when the outstanding ping was asked for */
 	int in_callback; /* writes wait for a WRITEABLE callback */
 	int addr_slot;   /* in l->addrs, -1 when not counted */
 };
@@ -939,12 +940,16 @@ static void on_tick(void *user, uint64_t now_ns)
 			p->waiting_ms = 0;
 			p->closing_ms = now;
 			lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
-		} else if (!p->close_code && now - p->last_rx_ms > timeout_ms) {
-			atomic_fetch_add(&l->dropped_ping, 1);
-			set_close(p, CLOSE_NO_PONG, "no pong");
 		} else if (!p->close_code && !p->ping_out && now - p->last_rx_ms > ping_ms) {
 			p->want_ping = 1;
+			p->ping_ms = now;
 			want_write(p);
+		} else if (!p->close_code && p->ping_out && now - p->last_rx_ms > timeout_ms &&
+		           now - p->ping_ms >= 1000) {
+			/* Silent past the timeout, and pinged a second ago at
+			 * least: nobody is there. */
+			atomic_fetch_add(&l->dropped_ping, 1);
+			set_close(p, CLOSE_NO_PONG, "no pong");
 		}
 	}
 }
@@ -954,11 +959,12 @@ static void on_stop(void *user)
 	struct live *l = user;
 
 	l->stopping = 1;
+	/* The channels go with their timers' close callbacks; the array of
+	 * them goes in live_free. */
 	for (size_t i = 0; i < l->cap; i++)
 		channel_close(l->by_id[i]);
 	channel_close(l->board);
 	channel_close(l->day);
-	l->by_id = NULL; /* freed below; the channels go with their timers */
 	l->cap = 0;
 	l->board = l->day = NULL;
 }
@@ -1030,13 +1036,10 @@ void live_stop(struct live *l)
 
 void live_free(struct live *l)
 {
-	struct channel **by_id;
-
 	if (!l)
 		return;
-	by_id = l->by_id;
-	uvloop_free(l->loop); /* runs on_stop, which closes the channels */
-	free(by_id);
+	uvloop_free(l->loop); /* runs on_stop (if not yet), which closes the channels */
+	free(l->by_id);
 	buf_fini(&l->scratch);
 	free(l);
 }
