@@ -227,3 +227,8 @@ uint64_t util_hash(const void *s, size_t len)
 {
 	return util_hash_add(14695981039346656037ull, s, len);
 }
+
+int util_is_loopback(const char *ip)
+{
+	return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1") || !strncmp(ip, "::ffff:127.", 11);
+}

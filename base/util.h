@@ -42,4 +42,8 @@ uint64_t util_hash(const void *s, size_t len);
 /* Continue an FNV-1a hash h (from util_hash) over s[0..len). */
 uint64_t util_hash_add(uint64_t h, const void *s, size_t len);
 
+/* 1 if ip (text) is a loopback address: 127.0.0.0/8, ::1 or IPv4-mapped
+ * 127.x. */
+int util_is_loopback(const char *ip);
+
 #endif

@@ -3,7 +3,9 @@
  * and bad messages answered with errors. */
 #include "tests/itest.h"
 #include "tests/tests.h"
+#include "ws/addrcount.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
@@ -617,6 +619,47 @@ START_TEST(sigterm_with_viewers_drains)
 }
 END_TEST
 
+/* ---- the per-address table ---- */
+
+START_TEST(addrcount_limits_and_forgets)
+{
+	struct addrcount *a;
+	char ip[32];
+
+	ck_assert_int_eq(addrcount_new(64, &a), 0);
+	ck_assert_int_eq(addrcount_add(a, "10.0.0.1", 2), 0);
+	ck_assert_int_eq(addrcount_add(a, "10.0.0.1", 2), 0);
+	ck_assert_int_eq(addrcount_add(a, "10.0.0.1", 2), -EBUSY);
+	addrcount_remove(a, "10.0.0.1");
+	ck_assert_int_eq(addrcount_add(a, "10.0.0.1", 2), 0);
+	/* Thousands of addresses come and go through 64 slots: the ones that
+	 * left never fill the table, and the ones still there keep counting
+	 * whatever was removed around them. */
+	for (int round = 0; round < 200; round++) {
+		for (int i = 0; i < 40; i++) {
+			snprintf(ip, sizeof(ip), "172.%d.%d.9", round, i);
+			ck_assert_int_eq(addrcount_add(a, ip, 1), 0);
+		}
+		for (int i = 39; i >= 0; i -= (round % 3) + 1) {
+			snprintf(ip, sizeof(ip), "172.%d.%d.9", round, i);
+			addrcount_remove(a, ip);
+		}
+		for (int i = 0; i < 40; i++) {
+			snprintf(ip, sizeof(ip), "172.%d.%d.9", round, i);
+			if (addrcount_add(a, ip, 1) == 0)
+				addrcount_remove(a, ip); /* it was removed above */
+			else
+				addrcount_remove(a, ip); /* still counted: now gone */
+		}
+	}
+	/* 10.0.0.1 kept its two connections through all the shifting. */
+	ck_assert_int_eq(addrcount_add(a, "10.0.0.1", 2), -EBUSY);
+	addrcount_remove(a, "10.0.0.1");
+	ck_assert_int_eq(addrcount_add(a, "10.0.0.1", 2), 0);
+	addrcount_free(a);
+}
+END_TEST
+
 Suite *live_suite(void)
 {
 	Suite *s = suite_create("live");
@@ -639,6 +682,9 @@ Suite *live_suite(void)
 	tcase_add_test(tc, silent_viewer_is_pinged_then_closed_4001);
 	tcase_add_test(tc, slow_readers_are_dropped_without_memory_growth);
 	tcase_add_test(tc, sigterm_with_viewers_drains);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("addrcount");
+	tcase_add_test(tc, addrcount_limits_and_forgets);
 	suite_add_tcase(s, tc);
 	return s;
 }

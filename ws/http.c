@@ -70,12 +70,6 @@ static void record(struct server *s, const struct http_pss *p, int status)
 	m->latency_sum[r] += secs;
 }
 
-static int is_loopback(const char *peer)
-{
-	return !strncmp(peer, "127.", 4) || !strcmp(peer, "::1") ||
-	       !strncmp(peer, "::ffff:127.", 11);
-}
-
 static const char *reason(int status)
 {
 	static const struct {
@@ -321,7 +315,7 @@ static int dispatch(struct server *s, struct http_pss *p)
 		p->route = r;
 		p->metric_route = (int)i;
 		if (s->ratelimit && m != M_GET &&
-		    (s->cfg.rate_limit_loopback || !is_loopback(p->peer))) {
+		    (s->cfg.rate_limit_loopback || !util_is_loopback(p->peer))) {
 			int wait = ratelimit_take(s->ratelimit, p->peer, util_mono_ns());
 
 			if (wait > 0)

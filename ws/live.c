@@ -24,6 +24,7 @@
  * acceptor answers 503).
  */
 #include "ws/internal.h"
+#include "ws/addrcount.h"
 #include "ws/uvloop.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -47,7 +48,7 @@
 #define LIVE_SLOW_MAX 16        /* the most the loop slows its channels */
 #define LIVE_BEHIND 2000        /* messages waiting at a tick: slow down */
 #define LIVE_SNDBUF (64 * 1024) /* a viewer's socket buffer: small and fixed */
-#define ADDR_SLOTS 4096         /* per-address counts (open addressing) */
+#define ADDR_SLOTS 16384        /* addresses connected at once that are counted */
 #define CLOSE_GRACE_MS 2000     /* a close frame not sent by then: dropped */
 
 enum close_code {
@@ -99,14 +100,9 @@ struct live_pss {
 	int close_sent;     /* lws is closing it with close_code */
 	const char *close_why;
 	int want_ping, ping_out;
-	int64_t ping_ms; /* when the outstanding ping was asked for */
-	int in_callback; /* writes wait for a WRITEABLE callback */
-	int addr_slot;   /* in l->addrs, -1 when not counted */
-};
-
-struct addr_count {
-	char ip[48]; /* "" = free */
-	int n;
+	int64_t ping_ms;            /* when the outstanding ping was asked for */
+	int in_callback;            /* writes wait for a WRITEABLE callback */
+	char ip[ADDRCOUNT_IP_SIZE]; /* counted against this address; "" = not */
 };
 
 struct live {
@@ -123,7 +119,7 @@ struct live {
 	struct channel *board, *day;
 	struct live_pss *all; /* every viewer */
 	struct buf scratch;
-	struct addr_count addrs[ADDR_SLOTS];
+	struct addrcount *addrs;
 	atomic_llong viewers;       /* open websockets (any thread reads) */
 	atomic_llong subscriptions; /* any thread reads */
 	atomic_ullong frames, thinned, dropped_slow, dropped_ping, refused_address, too_big;
@@ -737,51 +733,30 @@ static void push(struct live *l, struct live_pss *p)
 
 /* ---- connections (loop thread) ---- */
 
-static int is_loopback(const char *ip)
-{
-	return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1") || !strncmp(ip, "::ffff:127.", 11);
-}
-
 /* Count the connection against its address. Returns 0, or -1 when the
  * address has its fill. */
 static int count_address(struct live *l, struct live_pss *p)
 {
-	char ip[48] = "";
-	uint64_t h;
-	int i;
+	char ip[ADDRCOUNT_IP_SIZE] = "";
+	int rc;
 
-	p->addr_slot = -1;
-	if (l->cfg.per_address <= 0 || !lws_get_peer_simple(p->wsi, ip, sizeof(ip)) ||
-	    (is_loopback(ip) && !l->cfg.limit_loopback))
+	p->ip[0] = '\0';
+	if (!lws_get_peer_simple(p->wsi, ip, sizeof(ip)) ||
+	    (util_is_loopback(ip) && !l->cfg.limit_loopback))
 		return 0;
-	h = util_hash(ip, strlen(ip));
-	for (int k = 0; k < ADDR_SLOTS; k++) {
-		i = (int)((h + (uint64_t)k) % ADDR_SLOTS);
-		if (l->addrs[i].ip[0] && strcmp(l->addrs[i].ip, ip))
-			continue;
-		if (l->addrs[i].n >= l->cfg.per_address)
-			return -1;
-		if (!l->addrs[i].ip[0])
-			snprintf(l->addrs[i].ip, sizeof(l->addrs[i].ip), "%s", ip);
-		l->addrs[i].n++;
-		p->addr_slot = i;
-		return 0;
-	}
-	return 0; /* table full: not limited */
+	rc = addrcount_add(l->addrs, ip, l->cfg.per_address);
+	if (rc == -EBUSY)
+		return -1;
+	if (rc == 0)
+		memcpy(p->ip, ip, sizeof(p->ip));
+	return 0; /* -ENOSPC: too many addresses to count; not limited */
 }
 
 static void uncount_address(struct live *l, struct live_pss *p)
 {
-	struct addr_count *a;
-
-	if (p->addr_slot < 0)
-		return;
-	a = &l->addrs[p->addr_slot];
-	/* A slot stays named while it counts; at zero it is kept named (a
-	 * free mark would break the probe chains of others). */
-	if (a->n > 0)
-		a->n--;
-	p->addr_slot = -1;
+	if (p->ip[0])
+		addrcount_remove(l->addrs, p->ip);
+	p->ip[0] = '\0';
 }
 
 static void link_pss(struct live *l, struct live_pss *p)
@@ -1015,7 +990,7 @@ int live_new(struct server *s, unsigned fd_limit, struct live **out, char *err, 
 	l->uv = uvloop_uv(l->loop);
 	l->board = channel_alloc(l, LIVE_BOARD_ID, "leaderboard");
 	l->day = channel_alloc(l, LIVE_DAY_ID, "day");
-	if (!l->board || !l->day) {
+	if (!l->board || !l->day || addrcount_new(ADDR_SLOTS, &l->addrs)) {
 		live_free(l);
 		return -ENOMEM;
 	}
@@ -1041,5 +1016,6 @@ void live_free(struct live *l)
 	uvloop_free(l->loop); /* runs on_stop (if not yet), which closes the channels */
 	free(l->by_id);
 	buf_fini(&l->scratch);
+	addrcount_free(l->addrs);
 	free(l);
 }
