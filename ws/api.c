@@ -266,7 +266,7 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	    "tally_uptime_seconds %lld\n",
 	    (long long)es.donations_total, (unsigned long long)es.commits.failed_commits,
 	    (long long)es.intake_depth, (long long)es.campaigns, (long long)es.idem_entries,
-	    (long long)atomic_load(&s->ws_clients), (long long)es.uptime_s);
+	    (long long)live_viewers(s->live), (long long)es.uptime_s);
 	rc |= live_metrics(s, b);
 	rc |= engine_jobs_metrics(s->engine, b);
 	if (rc)

@@ -124,7 +124,6 @@ struct server {
 	int stopping;
 	int port;
 	uint64_t etag_epoch;
-	atomic_llong ws_clients; /* open /live websockets (the live loop counts) */
 	atomic_llong http_requests;
 	uint32_t next_gen;
 	uint64_t pass;         /* lws_service() calls so far */
@@ -207,6 +206,8 @@ int live_post(struct live *l, struct xmsg *m);
 /* 1 when somebody watches channel id now (any thread); the messages of an
  * unwatched channel are skipped. */
 int live_watched(struct live *l, int64_t id);
+/* Open /live websockets now (any thread). */
+int64_t live_viewers(struct live *l);
 /* 1 when the live loop takes no more viewers (any thread). */
 int live_full(struct live *l);
 /* Counters for /metrics (any thread). */

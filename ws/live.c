@@ -161,6 +161,11 @@ int live_watched(struct live *l, int64_t id)
 	return atomic_load(watch_of(l, id)) != 0;
 }
 
+int64_t live_viewers(struct live *l)
+{
+	return atomic_load(&l->viewers);
+}
+
 int live_full(struct live *l)
 {
 	return l->cfg.max_viewers > 0 && atomic_load(&l->viewers) >= l->cfg.max_viewers;
@@ -798,7 +803,6 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		p->last_rx_ms = now_ms();
 		link_pss(l, p);
 		atomic_fetch_add(&l->viewers, 1);
-		atomic_fetch_add(&l->s->ws_clients, 1);
 		if (count_address(l, p)) {
 			atomic_fetch_add(&l->refused_address, 1);
 			set_close(p, CLOSE_PER_ADDR, "too many connections from this address");
@@ -833,7 +837,6 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		uncount_address(l, p);
 		unlink_pss(l, p);
 		atomic_fetch_sub(&l->viewers, 1);
-		atomic_fetch_sub(&l->s->ws_clients, 1);
 		return 0;
 	default:
 		return 0;

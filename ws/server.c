@@ -236,7 +236,7 @@ void server_stop(struct server *s)
 
 void server_get_stats(struct server *s, struct server_stats *out)
 {
-	out->ws_clients = atomic_load(&s->ws_clients);
+	out->ws_clients = live_viewers(s->live);
 	out->http_requests = atomic_load(&s->http_requests);
 	out->port = s->port;
 }
