@@ -598,7 +598,10 @@ static int load_token(const struct options *o, char *tok, size_t cap, char *path
 static void *signal_main(void *arg)
 {
 	sigset_t *set = arg;
-	int sig;
+	int sig, named = util_thread_name("signals");
+
+	if (named)
+		log_msg(LOG_WARN, "thread.name_failed", "%s", strerror(-named));
 
 	for (;;) {
 		if (sigwait(set, &sig))
@@ -805,6 +808,10 @@ static const char *local_errtext(void *ctx, int rc)
 static void *server_thread(void *arg)
 {
 	struct server *s = arg;
+	int named = util_thread_name("api");
+
+	if (named)
+		log_msg(LOG_WARN, "thread.name_failed", "%s", strerror(-named));
 
 	if (server_run(s))
 		console_stop = 1;

@@ -2,6 +2,7 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
@@ -231,4 +232,12 @@ uint64_t util_hash(const void *s, size_t len)
 int util_is_loopback(const char *ip)
 {
 	return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1") || !strncmp(ip, "::ffff:127.", 11);
+}
+
+int util_thread_name(const char *name)
+{
+	char n[16];
+
+	snprintf(n, sizeof n, "%s", name);
+	return -pthread_setname_np(pthread_self(), n);
 }

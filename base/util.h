@@ -46,4 +46,8 @@ uint64_t util_hash_add(uint64_t h, const void *s, size_t len);
  * 127.x. */
 int util_is_loopback(const char *ip);
 
+/* Name the calling thread (top -H, gdb, perf; at most 15 bytes are kept).
+ * Never the main thread: its name is the process's. Returns 0 or -errno. */
+int util_thread_name(const char *name);
+
 #endif

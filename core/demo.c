@@ -73,6 +73,10 @@ static int pick_campaign(unsigned *seed)
 static void *demo_main(void *arg)
 {
 	struct demo *d = arg;
+	int named = util_thread_name("demo");
+
+	if (named)
+		log_msg(LOG_WARN, "thread.name_failed", "%s", strerror(-named));
 
 	while (!atomic_load(&d->stop)) {
 		struct donation_req req;

@@ -1012,6 +1012,13 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 	struct jobs *js = w->js;
 	struct queue *q = &js->q[w->q];
+	char name[16];
+	int rc;
+
+	snprintf(name, sizeof name, "job-%s", job_queue_names[w->q]);
+	rc = util_thread_name(name);
+	if (rc)
+		log_msg(LOG_WARN, "thread.name_failed", "%s", strerror(-rc));
 
 	/* Linux keeps a nice value per thread: receipts and webhooks can
 	 * wait when the CPU is short, donors and viewers cannot. */

@@ -102,6 +102,10 @@ static void maybe_tick(struct db_writer *w)
 static void *writer_main(void *arg)
 {
 	struct db_writer *w = arg;
+	int named = util_thread_name("writer");
+
+	if (named)
+		log_msg(LOG_WARN, "thread.name_failed", "%s", strerror(-named));
 
 	for (;;) {
 		struct db_op *batch, *last;

@@ -307,6 +307,10 @@ static void *acceptor_main(void *arg)
 {
 	struct acceptor *a = arg;
 	struct epoll_event evs[64];
+	int named = util_thread_name("acceptor");
+
+	if (named)
+		log_msg(LOG_WARN, "thread.name_failed", "%s", strerror(-named));
 
 	while (!atomic_load(&a->stopping)) {
 		int n = epoll_wait(a->epfd, evs, 64, a->n_pending ? 250 : 1000);

@@ -221,6 +221,10 @@ void *uvloop_uv(struct uvloop *l)
 static void *loop_main(void *arg)
 {
 	struct uvloop *l = arg;
+	int named = util_thread_name(l->cfg.name);
+
+	if (named)
+		log_msg(LOG_WARN, "thread.name_failed", "%s", strerror(-named));
 
 	/* Linux keeps a nice value per thread. */
 	if (l->nice && setpriority(PRIO_PROCESS, (id_t)gettid(), l->nice))
