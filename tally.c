@@ -100,7 +100,7 @@ static void usage(FILE *f)
 	           "  --jobs Q:K=V,...      queue settings; Q is payments, receipts or webhooks,\n"
 	           "                        K is workers, inflight, attempts, backoff-ms,\n"
 	           "                        backoff-max-ms or nice (of its threads; receipts\n"
-	           "                        and webhooks 10), e.g. --jobs payments:inflight=512\n"
+	           "                        and webhooks 19), e.g. --jobs payments:inflight=512\n"
 	           "  --job-retention-s N   delete done jobs after N s (default 86400; 0 keeps)\n"
 	           "  --token-file PATH     admin token file (default DB.token)\n"
 	           "  --rate-limit N        writes (POST/PATCH) per second per client address;\n"
@@ -112,7 +112,7 @@ static void usage(FILE *f)
 	           "                        limit allows), per-address (256), wall-per-s\n"
 	           "                        (donation events per channel per second, 5),\n"
 	           "                        coalesce-ms (100), ping-s (30), timeout-s (45),\n"
-	           "                        slow-s (10), nice (of the live thread, 0)\n"
+	           "                        slow-s (10), nice (of the live thread, 10)\n"
 	           "  --help, --version\n"
 	           "\n"
 	           "Environment: TALLY_ADMIN_TOKEN is the admin bearer token; when unset, one is\n"
@@ -907,6 +907,7 @@ int main(int argc, char **argv)
 	o.port = 8080;
 	o.db_path = "tally.db";
 	o.mock_latency_ms = -1;
+	o.live.live_nice = -1; /* the live loop's default */
 	if (parse_args(argc, argv, &o))
 		return 2;
 	o.engine.db_path = o.db_path;

@@ -3,19 +3,20 @@
  * DESIGN: viewers live on their own thread and libwebsockets context
  * (ws/uvloop.c: libuv, epoll), apart from the API loop, so that however
  * many watch, a donor's POST never waits behind them; the thread runs at a
- * lower priority (nice), so under overload the kernel serves donors first.
- * The loop is fed channel messages only (ws/feed.c): a channel keeps the
- * latest full state it was sent and a ring of the last LIVE_RING donation
- * events. Subscribers are never queued anything: each keeps the seq of the
- * state it last sent and its place in the ring; a channel whose state
- * changed is flushed half an interval after the change and at most once per
- * coalescing interval (a uv timer per channel), so a gift's "pending" and
- * "succeeded" make one update; its "update" frame is built once for all its
- * subscribers, and
- * each subscriber, when writable, writes one frame: an error or close, a
- * ping, its snapshot, then gifts, then the latest state. A reader that
- * falls more than LIVE_RING gifts behind skips ahead, so memory per viewer
- * is constant. Limits, each answered: donation events per channel per
+ * lower priority (nice 10), so under overload the kernel serves donors
+ * first. The loop is fed channel messages only (ws/feed.c): a channel keeps
+ * the latest full state it was sent and a ring of the last LIVE_RING
+ * donation events. Subscribers are never queued anything: each keeps the
+ * seq of the state it last sent and its place in the ring. A channel that
+ * changed (a state or an event) is flushed half an interval after the
+ * change and at most once per coalescing interval (a uv timer per
+ * channel), so a gift's "pending", "succeeded" and donation event go out
+ * together; the update frame is built once for all its subscribers. A
+ * viewer's frames (an error, a ping, its snapshot, then gifts, then the
+ * latest state) are gathered and written whole, in one send(): the kernel's
+ * cost per send, not per byte, is what fan-out pays. A reader that falls
+ * more than LIVE_RING gifts behind skips ahead, so memory per viewer is
+ * constant. Limits, each answered: donation events per channel in any
  * second (the rest are thinned away: the state's "recent" list still shows
  * them), subscriptions per connection (an error frame), connections per
  * address (close 4029), message size (close 4009), silence (a ping after
@@ -43,7 +44,7 @@
 #define LIVE_WATCH_SLOTS 65536
 #define LIVE_RX_MAX 1024
 #define LIVE_TX_MAX 65536
-#define LIVE_WRITES_PER_CALL 8  /* frames per WRITEABLE callback at most */
+#define LIVE_WRITES_PER_CALL 4  /* writes per WRITEABLE callback at most */
 #define LIVE_QUEUE_MAX 20000    /* channel messages waiting for the loop */
 #define LIVE_SLOW_MAX 16        /* the most the loop slows its channels */
 #define LIVE_BEHIND 2000        /* messages waiting at a tick: slow down */
@@ -67,17 +68,21 @@ struct channel {
 	char name[80];
 	struct live_pss **subs;
 	size_t n_subs, cap_subs;
-	struct buf state;   /* the latest full state sent to the channel */
-	uint64_t state_seq; /* its seq */
-	struct buf update;  /* LWS_PRE + the update frame of pub_seq's state */
-	uint64_t pub_seq;   /* the state subscribers are brought to */
+	struct buf state;     /* the latest full state sent to the channel */
+	uint64_t state_seq;   /* its seq */
+	struct buf update;    /* LWS_PRE room, then the update payload of pub_seq's
+	                       * state; the frame's header ends the room */
+	size_t update_at;     /* where the whole update frame starts in update */
+	uint64_t pub_seq;     /* the state subscribers are brought to */
+	uint64_t pushed_head; /* ring_head at the last flush */
 	uint64_t last_flush_ns;
 	int flush_pending;
-	char *ring[LIVE_RING]; /* LWS_PRE + a donation frame */
-	size_t ring_len[LIVE_RING];
-	uint64_t ring_head;  /* events ever pushed */
-	int64_t wall_second; /* the second wall_sent counts */
-	int wall_sent;
+	char *ring[LIVE_RING];       /* LWS_PRE room + a donation event's payload */
+	char *ring_frame[LIVE_RING]; /* the whole frame, header first, in ring[] */
+	size_t ring_len[LIVE_RING];  /* its length */
+	uint64_t ring_head;          /* events ever pushed */
+	int64_t *wall_ms;            /* when the last wall_per_s events were taken */
+	uint64_t wall_n;             /* events ever taken (wall_ms[wall_n % wall_per_s] next) */
 };
 
 struct live_sub {
@@ -118,7 +123,7 @@ struct live {
 	size_t cap;
 	struct channel *board, *day;
 	struct live_pss *all; /* every viewer */
-	struct buf scratch;
+	struct buf tx;        /* LWS_PRE room, then the frames of one write */
 	struct addrcount *addrs;
 	atomic_llong viewers;       /* open websockets (any thread reads) */
 	atomic_llong subscriptions; /* any thread reads */
@@ -194,6 +199,7 @@ static void channel_free_cb(uv_handle_t *h)
 
 	for (int k = 0; k < LIVE_RING; k++)
 		free(ch->ring[k]);
+	free(ch->wall_ms);
 	buf_fini(&ch->state);
 	buf_fini(&ch->update);
 	free(ch->subs);
@@ -217,7 +223,9 @@ static struct channel *channel_alloc(struct live *l, int64_t id, const char *nam
 	ch->l = l;
 	ch->id = id;
 	snprintf(ch->name, sizeof(ch->name), "%s", name);
-	if (uv_timer_init(l->uv, &ch->timer)) {
+	ch->wall_ms = calloc((size_t)l->cfg.wall_per_s, sizeof(*ch->wall_ms));
+	if (!ch->wall_ms || uv_timer_init(l->uv, &ch->timer)) {
+		free(ch->wall_ms);
 		free(ch);
 		return NULL;
 	}
@@ -268,25 +276,52 @@ static void want_write(struct live_pss *p)
 		lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 }
 
-/* Build the update frame of the channel's latest state and bring every
- * subscriber to it. */
+/* Write the header of a whole unmasked server frame (FIN, opcode) into
+ * the room before payload[0..len); the frame starts where it returns. */
+_Static_assert(LWS_PRE >= 10, "a frame header fits in LWS_PRE");
+static char *frame_head(char *payload, size_t len, unsigned char opcode)
+{
+	size_t n = len < 126 ? 2 : len < 65536 ? 4 : 10;
+	unsigned char *h = (unsigned char *)payload - n;
+
+	h[0] = (unsigned char)(0x80 | opcode);
+	if (len < 126) {
+		h[1] = (unsigned char)len;
+	} else if (len < 65536) {
+		h[1] = 126;
+		h[2] = (unsigned char)(len >> 8);
+		h[3] = (unsigned char)len;
+	} else {
+		h[1] = 127;
+		for (int i = 0; i < 8; i++)
+			h[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+	}
+	return (char *)h;
+}
+
+/* Bring every subscriber to the channel's latest state and its new
+ * donation events: the update frame is built once for all of them. */
 static void flush(struct channel *ch)
 {
 	struct buf *u = &ch->update;
 
 	ch->flush_pending = 0;
 	ch->last_flush_ns = util_mono_ns();
-	if (ch->state_seq <= ch->pub_seq || !ch->state.len)
+	if (ch->state_seq > ch->pub_seq && ch->state.len) {
+		u->len = 0;
+		if (buf_reserve(u, LWS_PRE + ch->state.len + 128))
+			return;
+		u->len = LWS_PRE;
+		if (buf_printf(u, "{\"type\":\"update\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
+		               ch->name, (unsigned long long)ch->state_seq) ||
+		    buf_append(u, ch->state.p, ch->state.len) || buf_puts(u, "}"))
+			return;
+		ch->update_at = (size_t)(frame_head(u->p + LWS_PRE, u->len - LWS_PRE, 0x1) - u->p);
+		ch->pub_seq = ch->state_seq;
+	} else if (ch->ring_head == ch->pushed_head) {
 		return;
-	u->len = 0;
-	if (buf_reserve(u, LWS_PRE + ch->state.len + 128))
-		return;
-	u->len = LWS_PRE;
-	if (buf_printf(u, "{\"type\":\"update\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
-	               ch->name, (unsigned long long)ch->state_seq) ||
-	    buf_append(u, ch->state.p, ch->state.len) || buf_puts(u, "}"))
-		return;
-	ch->pub_seq = ch->state_seq;
+	}
+	ch->pushed_head = ch->ring_head;
 	for (size_t i = 0; i < ch->n_subs; i++)
 		push(ch->l, ch->subs[i]);
 }
@@ -296,23 +331,13 @@ static void flush_cb(uv_timer_t *t)
 	flush(t->data);
 }
 
-/* Flush the channel's state soon: half a coalescing interval after the
- * first change (so a gift's "pending" and "succeeded", a few ms apart,
- * make one update) and at most once per interval. */
-/* A crowded channel costs a frame per subscriber per flush: past
- * LIVE_CROWD subscribers it is flushed less often and shows fewer donation
- * events (its state's "recent" list still has every gift). */
-#define LIVE_CROWD 2000
-
-static uint64_t crowd_factor(const struct channel *ch)
-{
-	return (1 + ch->n_subs / LIVE_CROWD) * (uint64_t)ch->l->slow;
-}
-
+/* Flush the channel soon: half a coalescing interval after the first
+ * change (so a gift's "pending" and "succeeded", a few ms apart, and its
+ * donation event make one write) and at most once per interval. */
 static void schedule_flush(struct channel *ch)
 {
 	uint64_t now = util_mono_ns(),
-	         interval = (uint64_t)ch->l->cfg.coalesce_ms * 1000000u * crowd_factor(ch);
+	         interval = (uint64_t)ch->l->cfg.coalesce_ms * 1000000u * (uint64_t)ch->l->slow;
 	uint64_t due = now + interval / 2;
 
 	if (ch->flush_pending)
@@ -337,19 +362,19 @@ static void take_state(struct channel *ch, const char *data, size_t len, uint64_
 		schedule_flush(ch);
 }
 
-/* A donation event: into the ring unless the channel's wall is full this
+/* A donation event: into the ring, for the next flush, unless the
+ * channel's wall is full: at most wall_per_s (divided by slow) in any
  * second. */
 static void take_event(struct live *l, struct channel *ch, const char *data, size_t len)
 {
-	int64_t second = now_ms() / 1000;
+	int64_t now = now_ms();
+	uint64_t cap = (uint64_t)(l->cfg.wall_per_s / l->slow), per = (uint64_t)l->cfg.wall_per_s;
 	struct buf b = {0};
 	size_t slot;
 
-	if (second != ch->wall_second) {
-		ch->wall_second = second;
-		ch->wall_sent = 0;
-	}
-	if ((uint64_t)ch->wall_sent * crowd_factor(ch) >= (uint64_t)l->cfg.wall_per_s) {
+	if (cap < 1)
+		cap = 1;
+	if (ch->wall_n >= cap && now - ch->wall_ms[(ch->wall_n - cap) % per] < 1000) {
 		atomic_fetch_add(&l->thinned, 1);
 		return;
 	}
@@ -363,14 +388,14 @@ static void take_event(struct live *l, struct channel *ch, const char *data, siz
 		buf_fini(&b);
 		return;
 	}
-	ch->wall_sent++;
+	ch->wall_ms[ch->wall_n++ % per] = now;
 	slot = ch->ring_head % LIVE_RING;
 	free(ch->ring[slot]);
 	ch->ring[slot] = b.p;
-	ch->ring_len[slot] = b.len;
+	ch->ring_frame[slot] = frame_head(b.p + LWS_PRE, b.len - LWS_PRE, 0x1);
+	ch->ring_len[slot] = (size_t)(b.p + b.len - ch->ring_frame[slot]);
 	ch->ring_head++;
-	for (size_t i = 0; i < ch->n_subs; i++)
-		push(l, ch->subs[i]);
+	schedule_flush(ch);
 }
 
 /* The loop's messages. */
@@ -589,31 +614,33 @@ static void receive(struct live *l, struct live_pss *p, const char *in, size_t l
 
 /* ---- writing (loop thread) ---- */
 
-/* Write frame (LWS_PRE bytes of room, then len bytes) as one text frame. */
-static int send_frame(struct live *l, struct live_pss *p, char *frame, size_t len)
+/* Append a whole frame to the write being gathered in l->tx. */
+static int tx_frame(struct live *l, const char *frame, size_t len)
 {
 	atomic_fetch_add(&l->frames, 1);
-	return lws_write(p->wsi, (unsigned char *)frame + LWS_PRE, len, LWS_WRITE_TEXT) < (int)len
-	           ? -1
-	           : 0;
+	return buf_append(&l->tx, frame, len);
 }
 
-/* The snapshot frame of a subscription, in scratch. */
-static int build_snapshot(struct live *l, struct channel *ch)
+/* Append a frame whose payload is prefix, body[0..body_len), suffix. */
+static int tx_build(struct live *l, unsigned char opcode, const char *prefix, const char *body,
+                    size_t body_len, const char *suffix)
 {
-	struct buf *b = &l->scratch;
+	struct buf *t = &l->tx;
+	size_t np = strlen(prefix), ns = strlen(suffix), len = np + body_len + ns, at, hl;
+	char *f;
 
-	b->len = 0;
-	if (buf_reserve(b, LWS_PRE + ch->state.len + 128))
+	if (buf_reserve(t, 10 + len))
 		return -1;
-	b->len = LWS_PRE;
-	return buf_printf(b, "{\"type\":\"snapshot\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
-	                  ch->name, (unsigned long long)ch->pub_seq) ||
-	               buf_append(b, ch->update.p + ch->update.len - ch->state.len - 1,
-	                          ch->state.len) ||
-	               buf_puts(b, "}")
-	           ? -1
-	           : 0;
+	at = t->len + 10; /* room for the longest header */
+	memcpy(t->p + at, prefix, np);
+	memcpy(t->p + at + np, body, body_len);
+	memcpy(t->p + at + np + body_len, suffix, ns);
+	f = frame_head(t->p + at, len, opcode);
+	hl = (size_t)(t->p + at - f);
+	memmove(t->p + t->len, f, hl + len);
+	t->len += hl + len;
+	atomic_fetch_add(&l->frames, 1);
+	return 0;
 }
 
 static int pending(const struct live_pss *p)
@@ -632,9 +659,69 @@ static int pending(const struct live_pss *p)
 	return 0;
 }
 
-/* Write one pending frame. Returns 0, or -1 to close the connection. */
-static int write_one(struct live *l, struct live_pss *p)
+/* Gather p's pending frames into l->tx: an error, a ping, then per
+ * subscription its snapshot, or its donation events and the latest state,
+ * until about LIVE_TX_MAX bytes. Returns 0 or -1. */
+static int gather(struct live *l, struct live_pss *p)
 {
+	if (p->err[0]) {
+		if (tx_build(l, 0x1, p->err, "", 0, ""))
+			return -1;
+		p->err[0] = '\0';
+	}
+	if (p->want_ping) {
+		/* With a payload: lws does not report an empty pong. */
+		if (tx_build(l, 0x9, "tally", "", 0, ""))
+			return -1;
+		p->want_ping = 0;
+		p->ping_out = 1;
+	}
+	for (int i = 0; i < p->n_subs && l->tx.len < LIVE_TX_MAX; i++) {
+		struct live_sub *sub = &p->subs[i];
+		struct channel *ch = sub->ch;
+
+		if (sub->need_snapshot) {
+			char head[160];
+
+			if (!ch->pub_seq)
+				continue; /* nothing to show yet */
+			snprintf(head, sizeof(head),
+			         "{\"type\":\"snapshot\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
+			         ch->name, (unsigned long long)ch->pub_seq);
+			/* pub_seq's state ends the update frame. */
+			if (tx_build(l, 0x1, head,
+			             ch->update.p + ch->update.len - ch->state.len - 1,
+			             ch->state.len, "}"))
+				return -1;
+			sub->need_snapshot = 0;
+			sub->sent_seq = ch->pub_seq;
+			sub->tail = ch->ring_head;
+			continue;
+		}
+		if (ch->ring_head - sub->tail > LIVE_RING)
+			sub->tail = ch->ring_head - LIVE_RING; /* it skips ahead */
+		for (; sub->tail < ch->ring_head && l->tx.len < LIVE_TX_MAX; sub->tail++) {
+			size_t slot = sub->tail % LIVE_RING;
+
+			if (tx_frame(l, ch->ring_frame[slot], ch->ring_len[slot]))
+				return -1;
+		}
+		if (sub->sent_seq < ch->pub_seq && l->tx.len < LIVE_TX_MAX) {
+			sub->sent_seq = ch->pub_seq;
+			if (tx_frame(l, ch->update.p + ch->update_at,
+			             ch->update.len - ch->update_at))
+				return -1;
+		}
+	}
+	return 0;
+}
+
+/* One write of p's pending frames; a close goes alone, through lws.
+ * Returns 0, or -1 to close the connection. */
+static int write_some(struct live *l, struct live_pss *p)
+{
+	struct buf *t = &l->tx;
+
 	if (p->close_code) {
 		/* lws sends the reason given to lws_close_reason when it
 		 * closes the connection politely; a WRITEABLE callback that
@@ -647,67 +734,32 @@ static int write_one(struct live *l, struct live_pss *p)
 		p->close_sent = 1;
 		return 0;
 	}
-	if (p->err[0]) {
-		struct buf *b = &l->scratch;
-		size_t n = strlen(p->err);
-
-		b->len = 0;
-		if (buf_reserve(b, LWS_PRE + n + 1))
-			return -1;
-		memcpy(b->p + LWS_PRE, p->err, n);
-		p->err[0] = '\0';
-		return send_frame(l, p, b->p, n);
-	}
-	if (p->want_ping) {
-		/* With a payload: lws does not report an empty pong. */
-		unsigned char ping[LWS_PRE + 5];
-
-		memcpy(ping + LWS_PRE, "tally", 5);
-		p->want_ping = 0;
-		p->ping_out = 1;
-		return lws_write(p->wsi, ping + LWS_PRE, 5, LWS_WRITE_PING) < 0 ? -1 : 0;
-	}
-	/* Per subscription: its snapshot, then gifts, then the latest state
-	 * (the update frame is shared by every subscriber of the channel). */
-	for (int i = 0; i < p->n_subs; i++) {
-		struct live_sub *sub = &p->subs[i];
-		struct channel *ch = sub->ch;
-
-		if (sub->need_snapshot) {
-			if (!ch->pub_seq)
-				continue; /* nothing to show yet */
-			if (build_snapshot(l, ch))
-				return -1;
-			sub->need_snapshot = 0;
-			sub->sent_seq = ch->pub_seq;
-			sub->tail = ch->ring_head;
-			return send_frame(l, p, l->scratch.p, l->scratch.len - LWS_PRE);
-		}
-		if (sub->tail < ch->ring_head) {
-			size_t slot;
-
-			if (ch->ring_head - sub->tail > LIVE_RING)
-				sub->tail = ch->ring_head - LIVE_RING;
-			slot = sub->tail++ % LIVE_RING;
-			return send_frame(l, p, ch->ring[slot], ch->ring_len[slot] - LWS_PRE);
-		}
-		if (sub->sent_seq < ch->pub_seq) {
-			sub->sent_seq = ch->pub_seq;
-			return send_frame(l, p, ch->update.p, ch->update.len - LWS_PRE);
-		}
-	}
-	return 0;
+	t->len = 0;
+	if (buf_reserve(t, LWS_PRE + 1024))
+		return -1;
+	t->len = LWS_PRE;
+	if (gather(l, p))
+		return -1;
+	if (t->len == LWS_PRE)
+		return 0;
+	/* The frames are whole: lws sends them as they are, in one send(),
+	 * and keeps what the socket did not take (LWS_WRITE_HTTP on a
+	 * websocket is raw: roles/ws/ops-ws.c). */
+	return lws_write(p->wsi, (unsigned char *)t->p + LWS_PRE, t->len - LWS_PRE,
+	                 LWS_WRITE_HTTP) < 0
+	           ? -1
+	           : 0;
 }
 
-/* Write frames while each goes out whole, at most LIVE_WRITES_PER_CALL:
- * lws keeps a partly sent frame in its buflist and queues what is written
- * after it behind (lib/core-net/output.c), and we stop as soon as
- * something stays buffered, so a viewer owes at most one frame. Returns 0
+/* Write while each write goes out whole, at most LIVE_WRITES_PER_CALL
+ * times: lws keeps a partly sent write in its buflist and queues what is
+ * written after it behind (lib/core-net/output.c), and we stop as soon as
+ * something stays buffered, so a viewer owes at most one write. Returns 0
  * or -1 (the connection must close). */
 static int drain(struct live *l, struct live_pss *p)
 {
 	for (int n = 0; n < LIVE_WRITES_PER_CALL && pending(p); n++) {
-		if (write_one(l, p))
+		if (write_some(l, p))
 			return -1;
 		if (lws_partial_buffered(p->wsi))
 			break;
@@ -970,7 +1022,7 @@ int live_new(struct server *s, unsigned fd_limit, struct live **out, char *err, 
 	l->cfg.timeout_s = positive(c->live_timeout_s, 45);
 	l->cfg.slow_s = positive(c->live_slow_s, 10);
 	l->cfg.per_address = positive(c->live_per_address, 256);
-	l->cfg.nice = c->live_nice > 0 ? c->live_nice : 0;
+	l->cfg.nice = c->live_nice >= 0 ? c->live_nice : 10;
 	l->cfg.limit_loopback = c->rate_limit_loopback;
 	/* Leave room for the API, SQLite, the log and the job workers. */
 	l->cfg.max_viewers = c->max_viewers > 0 ? c->max_viewers
@@ -1018,7 +1070,7 @@ void live_free(struct live *l)
 		return;
 	uvloop_free(l->loop); /* runs on_stop (if not yet), which closes the channels */
 	free(l->by_id);
-	buf_fini(&l->scratch);
+	buf_fini(&l->tx);
 	addrcount_free(l->addrs);
 	free(l);
 }

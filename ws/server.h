@@ -28,7 +28,7 @@ struct server_config {
 	int live_ping_s;      /* ping a quiet viewer after this long (30) */
 	int live_timeout_s;   /* hang up on a viewer silent this long (45) */
 	int live_slow_s;      /* drop a viewer that takes no data this long (10) */
-	int live_nice;        /* nice of the live thread (default 10): under
+	int live_nice;        /* nice of the live thread, 0-19 (-1: 10): under
 	                       * overload the donors' threads run first */
 };
 
