@@ -1,7 +1,7 @@
 /* tests/bench/fanout.c - the live fan-out benchmark: websocket viewers and
  * donors at once, against tally or against nginx + nchan.
  *
- * DESIGN: one process, one thread, one epoll loop over nonblocking sockets;
+ * DESIGN: one thread per process, one epoll loop over nonblocking sockets;
  * only libc. Phases, each with a deadline (and alarm() over the whole run):
  *   1. subscribe: N websocket clients (RFC 6455 handshake, masked frames)
  *      connect at a bounded pace, spread round-robin over campaigns c1..cM
@@ -15,6 +15,11 @@
  *   3. answers: up to 10 s for the requests still in flight.
  *   4. settle: up to --settle s until every viewer's highest total_cents
  *      equals the sum of the gifts its campaign accepted.
+ * The viewers are read by a second process (forked once they are all
+ * subscribed; --one-process keeps them in this one): a loop that reads
+ * 10,000 viewers' frames would otherwise hold each POST's answer behind
+ * them and measure itself. The gifts table and the accepted sums are in
+ * shared memory, so the viewer process times each gift against its send.
  * Screen latency: every text frame is scanned for "message":"s<i>"
  * (donation events and the recent list of snapshot/update frames). A
  * viewer remembers, per its campaign, the highest gift index it has seen
@@ -36,7 +41,11 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,7 +97,7 @@ struct hist {
 static struct opts {
 	const char *host, *path, *target, *label, *result, *prefix, *token;
 	int port, subs, campaigns, hot, conns, rate, seconds, idle, settle, connect_rate, header;
-	int pid, verbose;
+	int pid, verbose, one_process;
 } o = {
     .host = "127.0.0.1",
     .target = "tally",
@@ -109,8 +118,8 @@ static size_t n_conns;
 static int ep;
 static int nchan;
 static struct gift *gifts;
-static size_t n_gifts, cap_gifts;
-static uint32_t *cidx_next; /* per campaign: next gift index */
+static size_t n_gifts, cap_gifts; /* gifts: shared memory, cap_gifts fixed */
+static uint32_t *cidx_next;       /* per campaign: next gift index */
 static int64_t *accepted_sum;
 static uint64_t *accepted_n;
 static struct hist lat_post, lat_screen, lat_event, lat_state; /* screen: by frame kind */
@@ -124,6 +133,24 @@ static int close_code[CODES_N], close_n[CODES_N];
 static uint32_t rng = 0x9e3779b9u;
 static char run_tag[16]; /* "-<hex>": ends every stamp of this run */
 static size_t run_tag_len;
+
+/* What the viewer process learns from the donors' and tells them back. */
+struct viewer_result {
+	size_t live, exact;          /* viewers open at the end; with the exact total */
+	uint64_t expected, seen_sum; /* (viewer, gift) pairs accepted; seen */
+	struct hist lat_screen, lat_event, lat_state;
+	uint64_t fps_hist[FPS_N + 1], fps_max, fps_folded;
+	uint64_t rx_bytes, frames, error_frames, foreign_stamps, old_stamps;
+	uint64_t subs_ready, subs_dead;
+	int close_code[CODES_N], close_n[CODES_N];
+	uint64_t cpu_ns; /* the viewer process's CPU over the load */
+};
+static struct shared {
+	_Atomic size_t n_gifts;  /* gifts[0..n) are made */
+	_Atomic int64_t win0_ns; /* the load started */
+	atomic_int load_done;    /* every answer is in: settle and report */
+	struct viewer_result r;
+} * sh;
 
 static uint64_t now_ns(void)
 {
@@ -970,13 +997,8 @@ static int64_t next_gift(void)
 
 	if (o.rate > 0 && n_gifts >= gifts_due)
 		return -1;
-	if (n_gifts == cap_gifts) {
-		size_t cap = cap_gifts ? cap_gifts * 2 : 65536;
-		struct gift *v = realloc(gifts, cap * sizeof(*v));
-		if (!v)
-			die("out of memory");
-		gifts = v, cap_gifts = cap;
-	}
+	if (n_gifts == cap_gifts)
+		return -1; /* the table is full: no more gifts this run */
 	k = o.hot ? 0 : rr_campaign++ % (uint32_t)o.campaigns;
 	g = &gifts[n_gifts];
 	g->campaign = k;
@@ -984,7 +1006,9 @@ static int64_t next_gift(void)
 	g->amount = 100 + (uint32_t)(n_gifts % 97) * 25;
 	g->status = 0;
 	g->sent_ns = 0;
-	return (int64_t)n_gifts++;
+	n_gifts++;
+	atomic_store(&sh->n_gifts, n_gifts);
+	return (int64_t)n_gifts - 1;
 }
 
 static uint64_t run_id;
@@ -1086,6 +1110,7 @@ static void usage(void)
 	    "              [--rate R] [--conns C] [--seconds S] [--idle] [--pid PID]\n"
 	    "              [--settle S] [--connect-rate R] [--path /live] [--host 127.0.0.1]\n"
 	    "              [--prefix c] [--label TEXT] [--header] [--result FILE] [--verbose]\n"
+	    "              [--one-process]\n"
 	    "  N viewers over campaigns PREFIX1..PREFIXM (--hot: all on PREFIX1); gifts at R/s\n"
 	    "  (0: as fast as answered) on C connections for S s; one markdown row on stdout.\n");
 	exit(2);
@@ -1147,6 +1172,8 @@ static void parse(int argc, char **argv)
 			o.header = 1;
 		else if (!strcmp(a, "--verbose"))
 			o.verbose = 1;
+		else if (!strcmp(a, "--one-process"))
+			o.one_process = 1;
 		else
 			usage();
 		if (takes && !v)
@@ -1175,6 +1202,77 @@ static void fmt_ms(char *out, size_t cap, double v)
 		snprintf(out, cap, "%.0f", v);
 }
 
+/* Shared with the viewer process (before it is forked). */
+static void *shared_alloc(size_t bytes)
+{
+	void *p = mmap(NULL, bytes ? bytes : 1, PROT_READ | PROT_WRITE,
+	               MAP_SHARED | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap %zu bytes: %s", bytes, strerror(errno));
+	return p;
+}
+
+/* After the load: wait up to --settle s until every viewer's total equals
+ * its campaign's accepted sum, then sum up the viewers into r. */
+static void viewers_finish(struct viewer_result *r)
+{
+	uint64_t deadline;
+
+	r->live = 0;
+	for (size_t i = 0; i < (size_t)o.subs; i++)
+		r->live += conns[i].state == OPEN && conns[i].ready;
+	for (deadline = now_ns() + (uint64_t)o.settle * 1000000000u; now_ns() < deadline;) {
+		if (o.idle || exact_subs() == r->live)
+			break;
+		loop_once(100);
+	}
+	r->exact = exact_subs();
+	r->live = 0;
+	r->expected = r->seen_sum = 0;
+	for (size_t i = 0; i < (size_t)o.subs; i++) {
+		struct conn *c = &conns[i];
+		if (c->ready)
+			fps_fold(c);
+		if (c->state == OPEN && c->ready) {
+			r->live++;
+			r->expected += accepted_n[c->campaign];
+			r->seen_sum += c->seen;
+		}
+	}
+	r->lat_screen = lat_screen, r->lat_event = lat_event, r->lat_state = lat_state;
+	memcpy(r->fps_hist, fps_hist, sizeof(fps_hist));
+	r->fps_max = fps_max, r->fps_folded = fps_folded;
+	r->rx_bytes = rx_bytes, r->frames = frames, r->error_frames = error_frames;
+	r->foreign_stamps = foreign_stamps, r->old_stamps = old_stamps;
+	r->subs_ready = subs_ready, r->subs_dead = subs_dead;
+	memcpy(r->close_code, close_code, sizeof(close_code));
+	memcpy(r->close_n, close_n, sizeof(close_n));
+}
+
+/* The viewer process: read the viewers until the donors are done, then
+ * settle and report through sh->r. Never returns. */
+static void viewers_apart(void)
+{
+	uint64_t cpu0 = 0;
+
+	win_secs = o.seconds;
+	if (prctl(PR_SET_PDEATHSIG, SIGKILL))
+		die("prctl: %s", strerror(errno));
+	alarm((unsigned)(o.seconds + 10 + o.settle + 60));
+	while (!atomic_load(&sh->load_done)) {
+		n_gifts = atomic_load(&sh->n_gifts);
+		if (!win0_ns && (win0_ns = atomic_load(&sh->win0_ns)))
+			cpu0 = self_cpu_ns();
+		loop_once(10);
+	}
+	n_gifts = atomic_load(&sh->n_gifts);
+	sh->r.cpu_ns = cpu0 ? self_cpu_ns() - cpu0 : 0;
+	viewers_finish(&sh->r);
+	fflush(stderr);
+	_exit(0);
+}
+
 int main(int argc, char **argv)
 {
 	struct rlimit rl;
@@ -1186,8 +1284,10 @@ int main(int argc, char **argv)
 	double tool_pct;
 	double load_s, cpu_pct, fps_p99 = 0, kib_sub = 0;
 	char post50[16], post99[16], scr50[16], scr99[16], scrmax[16], drops[256], seen[32];
-	uint64_t expected = 0, seen_sum = 0;
+	uint64_t expected = 0, seen_sum = 0, rx_at_fork = 0;
 	size_t exact, live;
+	pid_t viewer_pid = 0;
+	struct viewer_result vr;
 	FILE *rf;
 
 	parse(argc, argv);
@@ -1217,8 +1317,14 @@ int main(int argc, char **argv)
 	first_pub = (size_t)o.subs;
 	conns = calloc(n_conns ? n_conns : 1, sizeof(*conns));
 	cidx_next = calloc((size_t)o.campaigns, sizeof(*cidx_next));
-	accepted_sum = calloc((size_t)o.campaigns, sizeof(*accepted_sum));
-	accepted_n = calloc((size_t)o.campaigns, sizeof(*accepted_n));
+	/* In shared memory (zeroed): what the viewer process reads. Room for
+	 * 2,000,000 gifts a second (pages are only used as they are
+	 * touched). */
+	sh = shared_alloc(sizeof(*sh));
+	cap_gifts = ((size_t)o.seconds + 1) * 2000000u;
+	gifts = shared_alloc(cap_gifts * sizeof(*gifts));
+	accepted_sum = shared_alloc((size_t)o.campaigns * sizeof(*accepted_sum));
+	accepted_n = shared_alloc((size_t)o.campaigns * sizeof(*accepted_n));
 	sent_sum = calloc((size_t)o.campaigns, sizeof(*sent_sum));
 	if (!conns || !cidx_next || !accepted_sum || !accepted_n || !sent_sum)
 		die("out of memory");
@@ -1269,6 +1375,28 @@ int main(int argc, char **argv)
 		loop_once(50);
 	p_subs = proc_read();
 
+	/* The viewers go to a process of their own. This one then forgets
+	 * them: a new epoll set (the old one is the viewer process's now) and
+	 * its copies of their sockets closed. */
+	if (!o.one_process && !o.idle && o.subs) {
+		fflush(stdout);
+		fflush(stderr);
+		viewer_pid = fork();
+		if (viewer_pid < 0)
+			die("fork: %s", strerror(errno));
+		if (viewer_pid == 0)
+			viewers_apart();
+		close(ep);
+		if ((ep = epoll_create1(EPOLL_CLOEXEC)) < 0)
+			die("epoll_create1: %s", strerror(errno));
+		for (size_t i = 0; i < first_pub; i++)
+			if (conns[i].fd >= 0) {
+				close(conns[i].fd);
+				conns[i].fd = -1;
+			}
+		rx_at_fork = rx_bytes;
+	}
+
 	/* 2. load, or idle */
 	for (size_t i = first_pub; i < n_conns; i++)
 		if (conn_open(&conns[i]))
@@ -1283,6 +1411,7 @@ int main(int argc, char **argv)
 	}
 	load0_ns = now_ns();
 	win0_ns = (int64_t)load0_ns;
+	atomic_store(&sh->win0_ns, win0_ns);
 	win_secs = o.seconds;
 	load_end_ns = load0_ns + (uint64_t)o.seconds * 1000000000u;
 	cpu_t0 = load0_ns;
@@ -1331,26 +1460,28 @@ int main(int argc, char **argv)
 		}
 
 	/* 4. settle: every viewer's total equals its campaign's accepted sum */
-	live = 0;
-	for (size_t i = 0; i < (size_t)o.subs; i++)
-		live += conns[i].state == OPEN && conns[i].ready;
-	for (deadline = now_ns() + (uint64_t)o.settle * 1000000000u; now_ns() < deadline;) {
-		if (o.idle || exact_subs() == live)
-			break;
-		loop_once(100);
+	if (viewer_pid > 0) {
+		int status;
+
+		atomic_store(&sh->load_done, 1);
+		if (waitpid(viewer_pid, &status, 0) < 0 || !WIFEXITED(status) ||
+		    WEXITSTATUS(status))
+			die("the viewer process failed");
+		vr = sh->r;
+		vr.rx_bytes += rx_bytes - rx_at_fork;
+		tool_pct += (double)vr.cpu_ns / (double)(cpu_t1 - cpu_t0) * 100.0;
+	} else {
+		viewers_finish(&vr);
 	}
-	exact = exact_subs();
-	live = 0;
-	for (size_t i = 0; i < (size_t)o.subs; i++) {
-		struct conn *c = &conns[i];
-		if (c->ready)
-			fps_fold(c);
-		if (c->state == OPEN && c->ready) {
-			live++;
-			expected += accepted_n[c->campaign];
-			seen_sum += c->seen;
-		}
-	}
+	live = vr.live, exact = vr.exact, expected = vr.expected, seen_sum = vr.seen_sum;
+	lat_screen = vr.lat_screen, lat_event = vr.lat_event, lat_state = vr.lat_state;
+	memcpy(fps_hist, vr.fps_hist, sizeof(fps_hist));
+	fps_max = vr.fps_max, fps_folded = vr.fps_folded;
+	rx_bytes = vr.rx_bytes, frames = vr.frames, error_frames = vr.error_frames;
+	foreign_stamps = vr.foreign_stamps, old_stamps = vr.old_stamps;
+	subs_ready = vr.subs_ready, subs_dead = vr.subs_dead;
+	memcpy(close_code, vr.close_code, sizeof(close_code));
+	memcpy(close_n, vr.close_n, sizeof(close_n));
 
 	/* Report. */
 	load_s =
