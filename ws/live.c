@@ -777,8 +777,8 @@ static int drain(struct live *l, struct live_pss *p)
  * for its callback, as lws wants. */
 static void push(struct live *l, struct live_pss *p)
 {
-	if (p->close_sent)
-		return;
+	if (p->close_sent || (p->closing_ms && !p->close_code))
+		return; /* dropped for not reading: nothing more goes to it */
 	if (p->waiting_ms || p->in_callback || p->close_code || p->err[0] ||
 	    lws_partial_buffered(p->wsi)) {
 		want_write(p);
@@ -964,7 +964,7 @@ static void on_tick(void *user, uint64_t now_ns)
 	for (struct live_pss *p = l->all; p; p = p->next) {
 		if (p->closing_ms && now - p->closing_ms > CLOSE_GRACE_MS) {
 			lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
-		} else if (p->waiting_ms && now - p->waiting_ms > slow_ms) {
+		} else if (p->waiting_ms && !p->closing_ms && now - p->waiting_ms > slow_ms) {
 			/* It takes no data: it cannot be sent a close either. */
 			atomic_fetch_add(&l->dropped_slow, 1);
 			p->waiting_ms = 0;
