@@ -90,7 +90,7 @@ int main(void)
 	    {"util", util_suite}, {"buf", buf_suite},         {"validate", validate_suite},
 	    {"db", db_suite},     {"engine", engine_suite},   {"http", http_suite},
 	    {"live", live_suite}, {"restart", restart_suite}, {"console", console_suite},
-	    {"e2e", e2e_suite},   {"jobs", jobs_suite},
+	    {"e2e", e2e_suite},   {"jobs", jobs_suite},       {"acceptor", acceptor_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;

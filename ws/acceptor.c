@@ -6,14 +6,20 @@
  * the listening socket: it accepts, waits (epoll) for the first bytes of
  * the request, looks at them without reading them (MSG_PEEK) and hands the
  * socket to the loop that serves its path, "GET /live" to the live loop
- * and everything else to the API loop. Each loop adopts the socket on its
- * own thread (lws_adopt_socket_vhost); the bytes are still in the kernel,
- * so it parses the request as if it had accepted it. Connections wait here
- * at most first_bytes_ms and at most PENDING_MAX at once (the oldest goes
- * first). When the process runs out of descriptors, a spare one is closed
- * to accept and drop the connection at once, so accept() never spins.
+ * and everything else to the API loop, once the whole request head (up to
+ * the blank line) is there: a client that trickles its headers (slowloris)
+ * waits here, where it costs a descriptor and a slot, not in a loop that
+ * keeps a header table for it. Each loop adopts the socket on its own
+ * thread (lws_adopt_socket_vhost); the bytes are still in the kernel, so it
+ * parses the request as if it had accepted it. Connections wait here at
+ * most head_ms (then 408), at most per_address from one client address
+ * (then 429; loopback exempt unless limit_loopback) and at most PENDING_MAX
+ * at once (the oldest goes first). When the process runs out of
+ * descriptors, a spare one is closed to accept and drop the connection at
+ * once, so accept() never spins.
  */
 #include "ws/acceptor.h"
+#include "ws/addrcount.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -30,15 +36,19 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define PENDING_MAX 1024
+#define PENDING_MAX 4096 /* connections waiting for their request head */
+#define HEAD_PEEK 8192   /* a head longer than this goes on (the loop answers 431) */
+#define ADDR_SLOTS 8192  /* addresses waiting at once that are counted */
 #define LIVE_PREFIX "GET /live"
 
 struct pending_conn {
 	int fd;
 	int64_t deadline_ms;
+	char ip[ADDRCOUNT_IP_SIZE]; /* counted against this address; "" = not */
 };
 
 struct acceptor {
@@ -54,9 +64,13 @@ struct acceptor {
 	/* Acceptor thread only. */
 	struct pending_conn pending[PENDING_MAX];
 	int n_pending;
+	int *slot_of;   /* by descriptor: index in pending + 1, 0 = none */
+	size_t n_slots; /* descriptors slot_of covers */
+	struct addrcount *addrs;
+	char *peek; /* HEAD_PEEK bytes */
 	int64_t last_emfile_log_ms;
 	/* Counters (atomics: read from any thread). */
-	atomic_ullong accepted, api, live, refused_full, timed_out, dropped;
+	atomic_ullong accepted, api, live, refused_full, timed_out, dropped, refused_address;
 };
 
 static int fail_errno(char *err, size_t errcap, const char *what)
@@ -119,15 +133,29 @@ int acceptor_new(const struct acceptor_config *cfg, struct acceptor **out, char 
 {
 	struct acceptor *a = calloc(1, sizeof(*a));
 	struct epoll_event ev = {.events = EPOLLIN};
+	struct rlimit rl;
 	int rc;
 
 	*out = NULL;
 	if (!a)
 		return -ENOMEM;
 	a->cfg = *cfg;
-	if (a->cfg.first_bytes_ms <= 0)
-		a->cfg.first_bytes_ms = 10000;
+	if (a->cfg.head_ms <= 0)
+		a->cfg.head_ms = 5000;
+	if (a->cfg.per_address <= 0)
+		a->cfg.per_address = 64;
 	a->lfd = a->efd = a->epfd = a->spare = -1;
+	a->n_slots = getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY ||
+	                     rl.rlim_cur > (1u << 20)
+	                 ? (1u << 20)
+	                 : (size_t)rl.rlim_cur;
+	a->slot_of = calloc(a->n_slots, sizeof(*a->slot_of));
+	a->peek = malloc(HEAD_PEEK);
+	if (!a->slot_of || !a->peek || addrcount_new(ADDR_SLOTS, &a->addrs)) {
+		snprintf(err, errcap, "out of memory");
+		rc = -ENOMEM;
+		goto fail;
+	}
 	rc = listen_on(a, err, errcap);
 	if (rc)
 		goto fail;
@@ -160,44 +188,71 @@ int acceptor_port(const struct acceptor *a)
 	return a->port;
 }
 
-static void drop_pending(struct acceptor *a, int i)
+/* Take pending[i] off the list (not out of the epoll set); its address
+ * is no longer counted. Returns its descriptor. */
+static int unlist(struct acceptor *a, int i)
 {
-	/* Closing the descriptor also takes it out of the epoll set. */
-	close(a->pending[i].fd);
-	a->pending[i] = a->pending[--a->n_pending];
+	struct pending_conn *pc = &a->pending[i];
+	int fd = pc->fd;
+
+	if (pc->ip[0])
+		addrcount_remove(a->addrs, pc->ip);
+	a->slot_of[fd] = 0;
+	*pc = a->pending[--a->n_pending];
+	if (i < a->n_pending)
+		a->slot_of[pc->fd] = i + 1;
+	return fd;
 }
 
 static int find_pending(const struct acceptor *a, int fd)
 {
-	for (int i = 0; i < a->n_pending; i++)
-		if (a->pending[i].fd == fd)
-			return i;
-	return -1;
+	return fd >= 0 && (size_t)fd < a->n_slots ? a->slot_of[fd] - 1 : -1;
 }
 
-/* Tell a viewer the live loop is full, best effort, and close. */
-static void refuse_full(struct acceptor *a, int fd)
+/* Answer status as JSON, best effort (the socket may not take it), and
+ * close: a client that is turned away learns why. retry_after: seconds,
+ * 0 for none. */
+static void answer_close(int fd, const char *status, const char *code, const char *msg,
+                         int retry_after)
 {
-	static const char answer[] = "HTTP/1.1 503 Service Unavailable\r\n"
-	                             "Content-Type: application/json\r\n"
-	                             "Retry-After: 5\r\nConnection: close\r\n"
-	                             "Content-Length: 82\r\n\r\n"
-	                             "{\"error\":{\"code\":\"live_full\",\"message\":\"too many "
-	                             "viewers; retry shortly\"}}";
+	char body[256], retry[32] = "", head[512];
+	int bl = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+	                  code, msg),
+	    hl;
 
-	if (send(fd, answer, sizeof(answer) - 1, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 &&
-	    errno != EAGAIN)
-		log_msg(LOG_DEBUG, "acceptor.refuse_failed", "%s", strerror(errno));
-	atomic_fetch_add(&a->refused_full, 1);
+	if (retry_after > 0)
+		snprintf(retry, sizeof(retry), "Retry-After: %d\r\n", retry_after);
+	hl = snprintf(head, sizeof(head),
+	              "HTTP/1.1 %s\r\nContent-Type: application/json\r\n%s"
+	              "Connection: close\r\nContent-Length: %d\r\n\r\n%s",
+	              status, retry, bl, body);
+	if (hl > 0 && hl < (int)sizeof(head) &&
+	    send(fd, head, (size_t)hl, MSG_NOSIGNAL | MSG_DONTWAIT) < 0 && errno != EAGAIN)
+		log_msg(LOG_DEBUG, "acceptor.answer_failed", "%s", strerror(errno));
 	close(fd);
 }
 
-/* Route fd by its first bytes. Returns 1 when handed over or closed, 0
+/* A waiting connection that took too long or made room for a newer one:
+ * 408, and it goes (closing also takes it out of the epoll set). */
+static void time_out(struct acceptor *a, int i)
+{
+	atomic_fetch_add(&a->timed_out, 1);
+	answer_close(unlist(a, i), "408 Request Timeout", "request_timeout",
+	             "the request head did not arrive in time", 0);
+}
+
+/* 1 when head[0..n) holds a whole request head (up to a blank line). */
+static int head_complete(const char *head, size_t n)
+{
+	return memmem(head, n, "\r\n\r\n", 4) || memmem(head, n, "\n\n", 2);
+}
+
+/* Route fd by its request head. Returns 1 when handed over or closed, 0
  * when more bytes are needed. */
 static int classify(struct acceptor *a, int fd)
 {
-	char head[sizeof(LIVE_PREFIX)];
-	ssize_t n = recv(fd, head, sizeof(head), MSG_PEEK | MSG_DONTWAIT);
+	char *head = a->peek;
+	ssize_t n = recv(fd, head, HEAD_PEEK, MSG_PEEK | MSG_DONTWAIT);
 	enum acceptor_route route;
 	size_t want = sizeof(LIVE_PREFIX); /* the prefix and the byte after it */
 
@@ -207,14 +262,16 @@ static int classify(struct acceptor *a, int fd)
 		close(fd); /* closed or reset before a request */
 		return 1;
 	}
-	if ((size_t)n < want && !memcmp(head, LIVE_PREFIX, (size_t)n))
-		return 0; /* could still be "GET /live" */
+	if (n < HEAD_PEEK && !head_complete(head, (size_t)n))
+		return 0;
 	route = (size_t)n >= want && !memcmp(head, LIVE_PREFIX, want - 1) &&
 	                (head[want - 1] == ' ' || head[want - 1] == '?')
 	            ? ROUTE_LIVE
 	            : ROUTE_API;
 	if (route == ROUTE_LIVE && a->cfg.live_full && a->cfg.live_full(a->cfg.ctx)) {
-		refuse_full(a, fd);
+		atomic_fetch_add(&a->refused_full, 1);
+		answer_close(fd, "503 Service Unavailable", "live_full",
+		             "too many viewers; retry shortly", 5);
 		return 1;
 	}
 	if (a->cfg.hand(a->cfg.ctx, fd, route)) {
@@ -248,11 +305,46 @@ static void shed(struct acceptor *a)
 	}
 }
 
+/* The client's address, counted against per_address. Returns 0, or -1
+ * when the address has its fill (fd is answered 429 and closed). */
+static int count_address(struct acceptor *a, int fd, const struct sockaddr_storage *ss,
+                         char ip[ADDRCOUNT_IP_SIZE])
+{
+	const void *addr = ss->ss_family == AF_INET6
+	                       ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
+	                       : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+	int rc;
+
+	ip[0] = '\0';
+	if (!inet_ntop(ss->ss_family, addr, ip, ADDRCOUNT_IP_SIZE)) {
+		ip[0] = '\0';
+		return 0;
+	}
+	if (util_is_loopback(ip) && !a->cfg.limit_loopback) {
+		ip[0] = '\0';
+		return 0;
+	}
+	rc = addrcount_add(a->addrs, ip, a->cfg.per_address);
+	if (rc == -EBUSY) {
+		atomic_fetch_add(&a->refused_address, 1);
+		answer_close(fd, "429 Too Many Requests", "too_many_connections",
+		             "too many connections waiting from this address", 5);
+		return -1;
+	}
+	if (rc)
+		ip[0] = '\0'; /* -ENOSPC: too many addresses to count; not limited */
+	return 0;
+}
+
 static void accept_all(struct acceptor *a)
 {
 	for (int round = 0; round < 256; round++) {
 		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
-		int one = 1, fd = accept4(a->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		char ip[ADDRCOUNT_IP_SIZE];
+		int one = 1,
+		    fd = accept4(a->lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE)
@@ -266,26 +358,34 @@ static void accept_all(struct acceptor *a)
 		atomic_fetch_add(&a->accepted, 1);
 		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 			log_msg(LOG_DEBUG, "acceptor.nodelay_failed", "%s", strerror(errno));
-		if (classify(a, fd))
+		if ((size_t)fd >= a->n_slots) {
+			atomic_fetch_add(&a->dropped, 1);
+			close(fd);
+			continue;
+		}
+		if (classify(a, fd) || count_address(a, fd, &ss, ip))
 			continue;
 		if (a->n_pending == PENDING_MAX) {
-			/* Full of silent connections: the oldest goes. */
+			/* Full of slow connections: the oldest goes. */
 			int oldest = 0;
 
 			for (int i = 1; i < a->n_pending; i++)
 				if (a->pending[i].deadline_ms < a->pending[oldest].deadline_ms)
 					oldest = i;
-			atomic_fetch_add(&a->timed_out, 1);
-			drop_pending(a, oldest);
+			time_out(a, oldest);
 		}
 		ev.data.fd = fd;
 		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev)) {
 			log_msg(LOG_WARN, "acceptor.epoll_failed", "%s", strerror(errno));
+			if (ip[0])
+				addrcount_remove(a->addrs, ip);
 			close(fd);
 			continue;
 		}
-		a->pending[a->n_pending++] =
-		    (struct pending_conn){fd, util_now_ms() + a->cfg.first_bytes_ms};
+		a->pending[a->n_pending] =
+		    (struct pending_conn){.fd = fd, .deadline_ms = util_now_ms() + a->cfg.head_ms};
+		memcpy(a->pending[a->n_pending].ip, ip, sizeof(ip));
+		a->slot_of[fd] = ++a->n_pending;
 	}
 }
 
@@ -298,8 +398,7 @@ static void expire(struct acceptor *a)
 			i++;
 			continue;
 		}
-		atomic_fetch_add(&a->timed_out, 1);
-		drop_pending(a, i);
+		time_out(a, i);
 	}
 }
 
@@ -326,29 +425,27 @@ static void *acceptor_main(void *arg)
 				accept_all(a);
 			} else if (fd != a->efd && (k = find_pending(a, fd)) >= 0) {
 				/* Out of the epoll set before the hand-over: the
-				 * loop that adopts it must be its only watcher. */
+				 * loop that adopts it must be its only watcher. So
+				 * it leaves the set only once its head is whole. */
+				ssize_t got = recv(fd, a->peek, HEAD_PEEK, MSG_PEEK | MSG_DONTWAIT);
+
+				if (got > 0 && got < HEAD_PEEK &&
+				    !head_complete(a->peek, (size_t)got))
+					continue; /* more to come */
+				if (got < 0 && (errno == EAGAIN || errno == EINTR))
+					continue;
 				if (epoll_ctl(a->epfd, EPOLL_CTL_DEL, fd, NULL))
 					log_msg(LOG_WARN, "acceptor.epoll_failed", "%s",
 					        strerror(errno));
-				struct pending_conn pc = a->pending[k];
-
-				a->pending[k] = a->pending[--a->n_pending];
-				if (!classify(a, fd)) {
-					struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
-
-					ev.data.fd = fd;
-					if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-						close(fd);
-						continue;
-					}
-					a->pending[a->n_pending++] = pc; /* same deadline */
-				}
+				unlist(a, k);
+				if (!classify(a, fd)) /* cannot happen: the head is whole */
+					close(fd);
 			}
 		}
 		expire(a);
 	}
 	while (a->n_pending)
-		drop_pending(a, 0);
+		close(unlist(a, 0));
 	return NULL;
 }
 
@@ -389,6 +486,7 @@ void acceptor_get_stats(struct acceptor *a, struct acceptor_stats *out)
 	out->refused_full = atomic_load(&a->refused_full);
 	out->timed_out = atomic_load(&a->timed_out);
 	out->dropped = atomic_load(&a->dropped);
+	out->refused_address = atomic_load(&a->refused_address);
 }
 
 void acceptor_free(struct acceptor *a)
@@ -397,12 +495,15 @@ void acceptor_free(struct acceptor *a)
 		return;
 	acceptor_stop(a);
 	while (a->n_pending)
-		drop_pending(a, 0);
+		close(unlist(a, 0));
 	if (a->epfd >= 0)
 		close(a->epfd);
 	if (a->efd >= 0)
 		close(a->efd);
 	if (a->spare >= 0)
 		close(a->spare);
+	addrcount_free(a->addrs);
+	free(a->slot_of);
+	free(a->peek);
 	free(a);
 }

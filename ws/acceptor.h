@@ -21,8 +21,11 @@ struct acceptor_config {
 	 * connection is answered 503 and closed. May be NULL. */
 	int (*live_full)(void *ctx);
 	void *ctx;
-	int first_bytes_ms; /* a connection that sends nothing this long is
-	                     * closed (default 10,000) */
+	int head_ms;        /* a connection whose request head is not whole
+	                     * this long is answered 408 (default 5,000) */
+	int per_address;    /* connections waiting for their head from one
+	                     * address; more are answered 429 (default 64) */
+	int limit_loopback; /* count 127.0.0.0/8 and ::1 too */
 };
 
 struct acceptor;
@@ -45,7 +48,7 @@ void acceptor_stop(struct acceptor *a);
 
 /* Connections accepted, handed to each route, and refused so far. */
 struct acceptor_stats {
-	unsigned long long accepted, api, live, refused_full, timed_out, dropped;
+	unsigned long long accepted, api, live, refused_full, timed_out, dropped, refused_address;
 };
 void acceptor_get_stats(struct acceptor *a, struct acceptor_stats *out);
 

@@ -158,10 +158,14 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 	info.protocols = bound;
 	info.user = s;
 	info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
-	info.max_http_header_pool = 1024;
+	/* Heads arrive whole (the acceptor waits for them), so a header
+	 * table is held only while a request is read and answered; a
+	 * keep-alive client that trickles its next request, or its body,
+	 * is cut off after timeout_secs. */
+	info.max_http_header_pool = 4096;
 	info.max_http_header_data = 4096;
 	info.fd_limit_per_thread = (unsigned)s->n_conns;
-	info.timeout_secs = 20;
+	info.timeout_secs = 10;
 	info.keepalive_timeout = 60;
 	info.vhost_name = "tally";
 	info.server_string = "tally";
@@ -183,6 +187,7 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 	ac.hand = hand;
 	ac.live_full = viewers_full;
 	ac.ctx = s;
+	ac.limit_loopback = cfg->rate_limit_loopback;
 	rc = acceptor_new(&ac, &s->acceptor, err, errcap);
 	if (rc)
 		goto fail;
