@@ -50,7 +50,7 @@ ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -g $(SANFLAGS) -I. -MMD -MP 
 	      $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 
-BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o
+BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o base/watchdog.o
 CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/publish.o core/commit.o core/intake.o core/staff.o \
 	     core/demo.o core/jobs.o core/work.o core/processor.o core/receipt.o core/webhook.o \
 	     core/transfer.o
@@ -63,7 +63,8 @@ MAIN_OBJ  := $(BUILD)/tally.o
 TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c \
 	     tests/test_buf.c tests/test_db.c tests/test_engine.c tests/test_console.c \
 	     tests/test_http.c tests/test_live.c tests/test_restart.c tests/test_e2e.c \
-	     tests/test_jobs.c tests/test_acceptor.c
+	     tests/test_jobs.c tests/test_acceptor.c \
+	     tests/test_watchdog.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
 .PHONY: all run check check-deps test deps install uninstall clean format format-check bench fuzz

@@ -87,10 +87,13 @@ int main(void)
 		const char *name;
 		Suite *(*make)(void);
 	} suites[] = {
-	    {"util", util_suite}, {"buf", buf_suite},         {"validate", validate_suite},
-	    {"db", db_suite},     {"engine", engine_suite},   {"http", http_suite},
-	    {"live", live_suite}, {"restart", restart_suite}, {"console", console_suite},
-	    {"e2e", e2e_suite},   {"jobs", jobs_suite},       {"acceptor", acceptor_suite},
+	    {"util", util_suite},         {"buf", buf_suite},
+	    {"validate", validate_suite}, {"db", db_suite},
+	    {"engine", engine_suite},     {"http", http_suite},
+	    {"live", live_suite},         {"restart", restart_suite},
+	    {"console", console_suite},   {"e2e", e2e_suite},
+	    {"jobs", jobs_suite},         {"acceptor", acceptor_suite},
+	    {"watchdog", watchdog_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;

@@ -17,6 +17,7 @@ Suite *restart_suite(void);
 Suite *e2e_suite(void);
 Suite *jobs_suite(void);
 Suite *acceptor_suite(void);
+Suite *watchdog_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
  * /tmp); removed with tests_rmdir. */

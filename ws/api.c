@@ -2,6 +2,7 @@
 #include "ws/internal.h"
 #include "ws/acceptor.h"
 #include "base/log.h"
+#include "base/watchdog.h"
 #include "base/util.h"
 #include "core/validate.h"
 
@@ -268,6 +269,7 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	    (long long)es.intake_depth, (long long)es.campaigns, (long long)es.idem_entries,
 	    (long long)live_viewers(s->live), (long long)es.uptime_s);
 	rc |= live_metrics(s, b);
+	rc |= watchdog_metrics(s->watchdog, b);
 	rc |= engine_jobs_metrics(s->engine, b);
 	if (rc)
 		return -1;

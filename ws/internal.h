@@ -126,8 +126,10 @@ struct server {
 	uint64_t etag_epoch;
 	atomic_llong http_requests;
 	uint32_t next_gen;
-	uint64_t pass;         /* lws_service() calls so far */
-	int64_t async_pending; /* requests waiting for the engine */
+	uint64_t pass;             /* lws_service() calls so far */
+	struct watchdog *watchdog; /* notices a loop that stops turning */
+	struct watch *watch;       /* the API loop's (its thread) */
+	int64_t async_pending;     /* requests waiting for the engine */
 	uint64_t stop_started_ns;
 	int refusing;            /* drain out of time: queue refused */
 	struct conn_slot *conns; /* index = fd */

@@ -1037,6 +1037,7 @@ int live_new(struct server *s, unsigned fd_limit, struct live **out, char *err, 
 	uc.on_tick = on_tick;
 	uc.on_stop = on_stop;
 	uc.tick_ms = 1000;
+	uc.watchdog = s->watchdog;
 	rc = uvloop_new(&uc, &l->loop, err, errcap);
 	if (rc) {
 		free(l);

@@ -20,6 +20,7 @@
 #include "ws/ratelimit.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "base/watchdog.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 
 #define STOP_GRACE_NS (5ull * 1000000000ull) /* then queued work gets 503 */
 #define STOP_HARD_NS (15ull * 1000000000ull) /* then the loop ends regardless */
+#define LOOP_STALL_MS 3000 /* a loop silent this long is reported (base/watchdog.c) */
 
 void server_post(struct server *s, struct xmsg *m)
 {
@@ -145,6 +147,13 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 		goto fail;
 
 	lws_set_log_level(LLL_ERR | LLL_WARN, lws_log);
+	rc = watchdog_new(LOOP_STALL_MS, &s->watchdog);
+	if (!rc)
+		rc = watchdog_start(s->watchdog);
+	if (rc) {
+		snprintf(err, errcap, "cannot start the watchdog: %s", strerror(-rc));
+		goto fail;
+	}
 	rc = live_new(s, (unsigned)s->n_conns, &s->live, err, errcap);
 	if (rc)
 		goto fail;
@@ -218,16 +227,20 @@ int server_run(struct server *s)
 {
 	log_event(LOG_INFO, "server.listening",
 	          json_pack("{s:s,s:i}", "address", s->cfg.listen_addr, "port", s->port));
+	s->watch = watchdog_join(s->watchdog, "api");
 	for (;;) {
 		if (lws_service(s->ctx, 0) < 0) {
 			log_msg(LOG_ERROR, "server.failed", "the service loop failed");
+			watch_leave(s->watch);
 			return -EIO;
 		}
+		watch_beat(s->watch); /* the 100 ms tick returns it at least that often */
 		s->pass++;
 		if (s->stopping &&
 		    (s->async_pending <= 0 || util_mono_ns() - s->stop_started_ns > STOP_HARD_NS))
 			break;
 	}
+	watch_leave(s->watch);
 	/* The viewers' loop reads the engine: it ends before the caller
 	 * frees the engine. */
 	live_stop(s->live);
@@ -262,6 +275,7 @@ void server_free(struct server *s)
 		lws_context_destroy(s->ctx);
 	}
 	assets_free(s->assets);
+	watchdog_free(s->watchdog); /* after every loop it watches */
 	for (m = s->qhead; m;) {
 		struct xmsg *next = m->next;
 

@@ -19,6 +19,7 @@
 #include "ws/internal.h"
 #include "base/log.h"
 #include "base/util.h"
+#include "base/watchdog.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -46,7 +47,8 @@ struct uvloop {
 	pthread_mutex_t qlock; /* guards the queue and closed; nothing inside */
 	struct xmsg *qhead, *qtail;
 	size_t depth;
-	int closed; /* no more posts */
+	int closed;          /* no more posts */
+	struct watch *watch; /* loop thread */
 };
 
 /* No validity checks: secs_since_valid_hangup 0 turns them off. */
@@ -101,6 +103,7 @@ static void wake_cb(uv_async_t *h)
 	struct uvloop *l = h->data;
 	struct xmsg *m;
 
+	watch_beat(l->watch);
 	if (l->stopping)
 		return;
 	if (atomic_load(&l->stop_asked)) {
@@ -121,6 +124,7 @@ static void tick_cb(uv_timer_t *t)
 {
 	struct uvloop *l = t->data;
 
+	watch_beat(l->watch);
 	if (!l->stopping && l->cfg.on_tick)
 		l->cfg.on_tick(l->cfg.user, util_mono_ns());
 }
@@ -229,7 +233,10 @@ static void *loop_main(void *arg)
 	/* Linux keeps a nice value per thread. */
 	if (l->nice && setpriority(PRIO_PROCESS, (id_t)gettid(), l->nice))
 		log_msg(LOG_WARN, "uvloop.nice_failed", "%s", strerror(errno));
+	if (l->cfg.watchdog)
+		l->watch = watchdog_join(l->cfg.watchdog, l->cfg.name);
 	uv_run(&l->loop, UV_RUN_DEFAULT);
+	watch_leave(l->watch);
 	return NULL;
 }
 

@@ -11,6 +11,7 @@
 
 struct xmsg;
 struct uvloop;
+struct watchdog;
 
 struct uvloop_config {
 	const struct lws_protocols *protocols; /* NULL-terminated, outlive the loop */
@@ -23,6 +24,8 @@ struct uvloop_config {
 	void (*on_stop)(void *user);                  /* once, when asked to stop, before the
 	                                               * context goes: close the connections */
 	int tick_ms;
+	struct watchdog *watchdog; /* watches the loop (a beat per tick and
+	                            * per wakeup); may be NULL */
 };
 
 /* Create the loop and the context (no listening socket: connections come
