@@ -16,7 +16,8 @@ static const char *const own[] = {
     [TALLY_EEXISTS - TALLY_EJSON] = "a campaign with this slug already exists",
     [TALLY_ENODONATION - TALLY_EJSON] = "no donation has this id",
     [TALLY_ESTATE - TALLY_EJSON] = "the action does not apply in the current state",
-    [TALLY_EIO - TALLY_EJSON] = "storage failure: nothing was recorded",
+    [TALLY_EIO - TALLY_EJSON] =
+        "storage is failing (disk full?): nothing was recorded; retry shortly",
     [TALLY_EIDEM_REUSED - TALLY_EJSON] =
         "this Idempotency-Key was already used with a different request",
     [TALLY_EIDEM_BUSY - TALLY_EJSON] =

@@ -24,7 +24,7 @@ enum tally_err {
 	TALLY_EEXISTS,       /* 409 campaign_exists */
 	TALLY_ENODONATION,   /* 404 donation_not_found */
 	TALLY_ESTATE,        /* 409 the action does not apply in this state */
-	TALLY_EIO,           /* 500 storage failure, nothing recorded */
+	TALLY_EIO,           /* 503 storage_unavailable: nothing recorded */
 	TALLY_EIDEM_REUSED,  /* 422 idempotency_key_reused */
 	TALLY_EIDEM_BUSY,    /* 409 idempotency_key_in_use */
 	TALLY_EIDEM_KEY,     /* 422 the Idempotency-Key is too long */

@@ -42,6 +42,8 @@ struct db_writer {
 	uint64_t last_checkpoint_ns;
 	uint64_t last_tick_ns;
 	struct db_writer_hooks hooks;
+	char last_error[256];     /* writer thread: the last failed batch's */
+	uint64_t failed_at_start; /* failed_commits when the failing began */
 };
 
 static void hist_add(uint64_t *hist, const double *bounds, double v)
@@ -66,9 +68,29 @@ static int apply_batch(struct db_writer *w, struct db_op *ops)
 		rc = db_store_commit(w->store);
 	if (rc == SQLITE_OK)
 		return 0;
-	log_msg(LOG_ERROR, "db.batch_failed", "batch rolled back: %s", db_store_errmsg(w->store));
+	snprintf(w->last_error, sizeof(w->last_error), "%s", db_store_errmsg(w->store));
 	db_store_rollback(w->store);
 	return db_errno(rc) ? db_errno(rc) : -EIO;
+}
+
+/* One log line when commits start failing and one when they succeed
+ * again, not one per batch: a full disk fails thousands a second. */
+static void note_outcome(struct db_writer *w, int rc, uint64_t failed_before)
+{
+	int64_t since = w->stats.failing_since_ms;
+
+	if (rc && !since) {
+		w->stats.failing_since_ms = util_now_ms();
+		log_msg(LOG_ERROR, "db.commits_failing",
+		        "commits fail (%s): donations are answered 503 until they succeed",
+		        w->last_error);
+	} else if (!rc && since) {
+		w->stats.failing_since_ms = 0;
+		log_msg(LOG_WARN, "db.commits_recovered",
+		        "commits succeed again after %.1f s and %llu failed batches",
+		        (double)(util_now_ms() - since) / 1000.0,
+		        (unsigned long long)(w->stats.failed_commits - failed_before));
+	}
 }
 
 static void maybe_checkpoint(struct db_writer *w)
@@ -163,7 +185,10 @@ static void *writer_main(void *arg)
 		w->stats.batches++;
 		w->stats.ops += n;
 		w->stats.last_batch = n;
+		if (rc && !w->stats.failing_since_ms)
+			w->failed_at_start = w->stats.failed_commits;
 		w->stats.failed_commits += rc != 0;
+		note_outcome(w, rc, w->failed_at_start);
 		hist_add(w->stats.batch_size_hist, commit_batch_size_bounds, (double)n);
 		hist_add(w->stats.commit_seconds_hist, commit_seconds_bounds, secs);
 		w->stats.commit_seconds_sum += secs;

@@ -93,7 +93,7 @@ int main(void)
 	    {"live", live_suite},         {"restart", restart_suite},
 	    {"console", console_suite},   {"e2e", e2e_suite},
 	    {"jobs", jobs_suite},         {"acceptor", acceptor_suite},
-	    {"watchdog", watchdog_suite},
+	    {"watchdog", watchdog_suite}, {"storage", storage_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;

@@ -18,6 +18,7 @@ Suite *e2e_suite(void);
 Suite *jobs_suite(void);
 Suite *acceptor_suite(void);
 Suite *watchdog_suite(void);
+Suite *storage_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
  * /tmp); removed with tests_rmdir. */

@@ -115,8 +115,15 @@ static int h_healthz(struct server *s, struct http_pss *p)
 
 static int h_readyz(struct server *s, struct http_pss *p)
 {
+	struct engine_stats es;
+
 	if (s->stopping)
 		return http_error(p, 503, "shutting_down", "the server is draining", NULL, 1);
+	engine_get_stats(s->engine, &es);
+	if (es.commits.failing_since_ms)
+		return http_error(p, 503, "storage_unavailable",
+		                  "commits are failing (disk full?): donations are refused", NULL,
+		                  1);
 	if (buf_puts(http_body(p), "{\"status\":\"ready\"}"))
 		return -1;
 	return http_send(p, 200, NULL, NULL, 0);

@@ -187,6 +187,7 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_ECURRENCY, 422, "validation_failed", "currency"},
 	    {TALLY_EOVERLOADED, 503, "overloaded", NULL},
 	    {TALLY_ESHUTDOWN, 503, "shutting_down", NULL},
+	    {TALLY_EIO, 503, "storage_unavailable", NULL},
 	    {TALLY_EEXISTS, 409, "campaign_exists", "slug"},
 	    {TALLY_ENODONATION, 404, "donation_not_found", NULL},
 	    {TALLY_ESTATE, 409, "invalid_state", NULL},
