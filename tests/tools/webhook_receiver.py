@@ -3,7 +3,7 @@
 
 Usage:
     tests/tools/webhook_receiver.py --port 0 --secret S [--fail-first N]
-                                    [--latency-ms N] [--tolerance-s 300]
+                                    [--latency-ms N] [--tolerance-s 300] [--hang]
 
 Listens on 127.0.0.1 only. Prints exactly one line "PORT <n>" on stdout once it
 listens, then serves until SIGTERM/SIGINT (exit status 0). HTTP/1.1 keep-alive,
@@ -22,6 +22,10 @@ A POST to any path other than /_reset is a webhook delivery. It must carry
                                       check (counted in requests and failed only)
 --latency-ms N delays every delivery answer by N ms (asyncio sleep); the event
 is recorded when it arrives, before the delay.
+--hang: an endpoint that accepts connections and never answers. Every
+delivery is read and counted in "requests", then left unanswered, so its
+connection stays open until the sender gives up; nothing is checked or
+recorded. Control endpoints still answer.
 
 Control endpoints (not counted in "requests", never delayed):
     GET  /_events            {"events":[bodies in arrival order, as sent],
@@ -63,6 +67,8 @@ class Receiver:
         self.latency = args.latency_ms / 1000.0
         self.tolerance = args.tolerance_s
         self.fail_first = args.fail_first
+        self.hang = args.hang
+        self.forever = None  # --hang: a future nobody ever sets
         self.routes = {
             ("GET", "/_events"): self.events_route,
             ("POST", "/_reset"): self.reset_route,
@@ -88,6 +94,11 @@ class Receiver:
             if req.path in ("/_events", "/_reset"):
                 return proto_error(405, "method not allowed")
             return proto_error(404, "not found")
+        if self.hang:
+            self.requests += 1
+            if self.forever is None:
+                self.forever = asyncio.get_running_loop().create_future()
+            return self.forever
         res = self.deliver(req)
         if self.latency > 0:
             return self._sleep_then(res)
@@ -168,6 +179,7 @@ def main():
     ap.add_argument("--fail-first", type=int, default=0)
     ap.add_argument("--latency-ms", type=int, default=0)
     ap.add_argument("--tolerance-s", type=int, default=300)
+    ap.add_argument("--hang", action="store_true")
     args = ap.parse_args()
     try:
         asyncio.run(serve(Receiver(args), args.port))
