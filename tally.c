@@ -100,7 +100,9 @@ static void usage(FILE *f)
 	           "  --jobs Q:K=V,...      queue settings; Q is payments, receipts or webhooks,\n"
 	           "                        K is workers, inflight, attempts, backoff-ms,\n"
 	           "                        backoff-max-ms or nice (of its threads; receipts\n"
-	           "                        and webhooks 19), e.g. --jobs payments:inflight=512\n"
+	           "                        and webhooks 19), e.g. --jobs payments:inflight=512;\n"
+	           "                        webhooks also per-endpoint (attempts at once for\n"
+	           "                        one endpoint, 8; the rest wait)\n"
 	           "  --job-retention-s N   delete done jobs after N s (default 86400; 0 keeps)\n"
 	           "  --token-file PATH     admin token file (default DB.token)\n"
 	           "  --rate-limit N        writes (POST/PATCH) per second per client address;\n"
@@ -168,11 +170,20 @@ static const struct kv_key job_keys[] = {{"workers", 1, 16},
                                          {"attempts", 1, 100},
                                          {"backoff-ms", 1, 86400000},
                                          {"backoff-max-ms", 1, 604800000},
-                                         {"nice", 0, 19}};
+                                         {"nice", 0, 19},
+                                         {"per-endpoint", 1, 4096}};
+
+/* What one --jobs sets: the queue's policy, and per-endpoint (-1 when not
+ * given), which only the webhooks queue has. */
+struct jobs_arg {
+	struct job_policy *p;
+	long per_endpoint;
+};
 
 static void set_job_key(void *ctx, size_t k, long v)
 {
-	struct job_policy *p = ctx;
+	struct jobs_arg *a = ctx;
+	struct job_policy *p = a->p;
 
 	switch (k) {
 	case 0:
@@ -190,16 +201,20 @@ static void set_job_key(void *ctx, size_t k, long v)
 	case 4:
 		p->backoff_max_ms = v;
 		break;
-	default:
+	case 5:
 		p->nice = (int)v;
+		break;
+	default:
+		a->per_endpoint = v;
 	}
 }
 
 /* --jobs QUEUE:key=value,... */
-static int parse_jobs(const char *arg, struct job_policy *policy)
+static int parse_jobs(const char *arg, struct jobs_config *cfg)
 {
 	char copy[256], *q;
 	struct job_policy *p;
+	struct jobs_arg a = {NULL, -1};
 	int qi;
 
 	if (snprintf(copy, sizeof(copy), "%s", arg) >= (int)sizeof(copy))
@@ -211,9 +226,17 @@ static int parse_jobs(const char *arg, struct job_policy *policy)
 	qi = job_queue_by_name(copy);
 	if (qi < 0)
 		goto bad;
-	p = &policy[qi];
-	if (each_kv(q, job_keys, UTIL_ARRAY_LEN(job_keys), set_job_key, p))
+	p = &cfg->policy[qi];
+	a.p = p;
+	if (each_kv(q, job_keys, UTIL_ARRAY_LEN(job_keys), set_job_key, &a))
 		goto bad;
+	if (a.per_endpoint >= 0 && qi != JOB_WEBHOOKS) {
+		fprintf(stderr, "tally: --jobs per-endpoint is a webhooks setting; got '%s'\n",
+		        arg);
+		return -EINVAL;
+	}
+	if (a.per_endpoint >= 0)
+		cfg->per_endpoint = (int)a.per_endpoint;
 	if (p->backoff_max_ms < p->backoff_ms)
 		p->backoff_max_ms = p->backoff_ms;
 	return 0;
@@ -221,7 +244,8 @@ bad:
 	fprintf(stderr,
 	        "tally: --jobs wants QUEUE:KEY=N,... with QUEUE payments, receipts or webhooks "
 	        "and KEY workers (1-16), inflight (1-4096), attempts (1-100), backoff-ms, "
-	        "backoff-max-ms or nice (0-19); got '%s'\n",
+	        "backoff-max-ms, nice (0-19) or, for webhooks, per-endpoint (1-4096); got "
+	        "'%s'\n",
 	        arg);
 	return -EINVAL;
 }
@@ -476,7 +500,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 			w->webhook_secret[w->n_webhooks - 1] = optarg;
 			break;
 		case OPT_JOBS:
-			if (parse_jobs(optarg, o->jobs.policy))
+			if (parse_jobs(optarg, &o->jobs))
 				return -EINVAL;
 			break;
 		case OPT_RETENTION:
@@ -958,14 +982,15 @@ int main(int argc, char **argv)
 		const struct work_config *w = &o.work;
 
 		log_event(LOG_INFO, "jobs.config",
-		          json_pack("{s:s,s:i,s:f,s:s?,s:s,s:i,s:i,s:i,s:i}", "processor",
+		          json_pack("{s:s,s:i,s:f,s:s?,s:s,s:i,s:i,s:i,s:i,s:i}", "processor",
 		                    w->processor, "mock_latency_ms", w->mock_latency_ms,
 		                    "mock_fail_rate", w->mock_fail_rate, "smtp", w->smtp_url,
 		                    "outbox", w->outbox ? w->outbox : "(DB-outbox)", "webhooks",
 		                    w->n_webhooks, "payments_inflight",
 		                    o.jobs.policy[JOB_PAYMENTS].inflight, "receipts_inflight",
 		                    o.jobs.policy[JOB_RECEIPTS].inflight, "webhooks_inflight",
-		                    o.jobs.policy[JOB_WEBHOOKS].inflight));
+		                    o.jobs.policy[JOB_WEBHOOKS].inflight, "webhooks_per_endpoint",
+		                    o.jobs.per_endpoint));
 	}
 	rc = compose_jobs(&o, err, sizeof(err));
 	if (rc) {

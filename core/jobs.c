@@ -6,6 +6,18 @@
  * eventfd to be woken, a read connection to fetch the job's donation, and a
  * curl multi handle, so one thread keeps hundreds of captures, emails or
  * webhooks in flight without a thread each.
+ *
+ * Endpoints: one webhook endpoint that hangs must not take every slot of
+ * its queue. A queue's ready jobs wait in lanes, one FIFO per endpoint and
+ * one (LANE_ANY) for every job without an endpoint, and the queue counts
+ * its running jobs per lane. A worker takes the oldest head among the lanes
+ * that are under their cap (jobs_config per_endpoint, over all the queue's
+ * workers; LANE_ANY has none), so a full lane's jobs stay ready, unstarted
+ * and uncounted as attempts, while the others keep flowing. The cap lives
+ * here, where jobs are taken, rather than in the webhook handler: a job
+ * held back there would already be running and hold a worker's slot. A job
+ * leaves its lane's running count when it leaves the running list, i.e.
+ * once its outcome is committed (detach).
  */
 #include "core/jobs.h"
 #include "base/log.h"
@@ -29,6 +41,8 @@
 #define LAT_BUCKETS 48        /* upper bound of bucket i: 0.05 ms * 1.4^i */
 #define WINDOW_NS (10ull * 1000000000ull)
 #define NO_ENDPOINT 255
+#define LANE_ANY JOB_MAX_ENDPOINTS /* jobs without an endpoint: no cap */
+#define LANES (JOB_MAX_ENDPOINTS + 1)
 
 struct jlist {
 	struct job *head, *tail;
@@ -54,7 +68,10 @@ struct worker {
 
 struct queue {
 	struct job_policy pol;
-	struct jlist ready, running, dead, held;
+	struct jlist ready[LANES]; /* FIFOs by lane (see DESIGN) */
+	int64_t n_ready;           /* in every lane */
+	int lane_running[LANES];   /* running jobs by lane */
+	struct jlist running, dead, held;
 	struct job **heap; /* scheduled, min by next_run_at */
 	size_t n_heap, heap_cap;
 	int paused;
@@ -106,6 +123,7 @@ void jobs_config_defaults(struct jobs_config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	memcpy(cfg->policy, defaults, sizeof(defaults));
 	cfg->receipts = 1;
+	cfg->per_endpoint = 8;
 }
 
 /* ---- lists, heap, hash (under js->lock) ---- */
@@ -134,6 +152,11 @@ static void jl_remove(struct jlist *l, struct job *j)
 		l->tail = j->prev;
 	j->prev = j->next = NULL;
 	l->n--;
+}
+
+static int lane_of(const struct job *j)
+{
+	return j->endpoint == NO_ENDPOINT ? LANE_ANY : j->endpoint;
 }
 
 static int heap_less(const struct job *a, const struct job *b)
@@ -280,10 +303,12 @@ static void detach(struct jobs *js, struct job *j)
 
 	switch (j->state) {
 	case JOB_READY:
-		jl_remove(&q->ready, j);
+		jl_remove(&q->ready[lane_of(j)], j);
+		q->n_ready--;
 		break;
 	case JOB_RUNNING:
 		jl_remove(&q->running, j);
+		q->lane_running[lane_of(j)]--; /* its endpoint has a slot again */
 		break;
 	case JOB_SCHEDULED:
 		heap_remove(q, j);
@@ -311,7 +336,8 @@ static void attach(struct jobs *js, struct job *j, enum job_state st)
 		j->state = st = JOB_READY;
 	if (st == JOB_READY) {
 		j->ready_ns = util_mono_ns();
-		jl_push(&q->ready, j);
+		jl_push(&q->ready[lane_of(j)], j);
+		q->n_ready++;
 	} else {
 		jl_push(&q->dead, j);
 	}
@@ -684,7 +710,7 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 			window_roll(q, util_mono_ns());
 			q->done_win[0]++;
 		}
-		wake_q[j->queue] |= q->ready.n > 0; /* a slot opened */
+		wake_q[j->queue] |= q->n_ready > 0; /* a slot opened */
 		if (u->state == JOB_GONE || u->state == JOB_DONE) {
 			hash_del(js, j);
 			job_free(j);
@@ -996,6 +1022,24 @@ static void wait_work(struct worker *w, int timeout_ms)
 		log_msg(LOG_WARN, "jobs.wake_failed", "%s", strerror(errno));
 }
 
+/* The next job to take from q: the oldest head among the lanes under
+ * their cap, or NULL (under the lock). */
+static struct job *next_ready(const struct jobs *js, const struct queue *q)
+{
+	struct job *best = NULL;
+
+	for (int l = 0; l < LANES; l++) {
+		struct job *h = q->ready[l].head;
+
+		if (!h || (l != LANE_ANY && js->cfg.per_endpoint > 0 &&
+		           q->lane_running[l] >= js->cfg.per_endpoint))
+			continue;
+		if (!best || h->ready_ns < best->ready_ns)
+			best = h;
+	}
+	return best;
+}
+
 /* Move scheduled jobs that are due to ready (under the lock). */
 static void promote_due(struct jobs *js, struct queue *q, int64_t now)
 {
@@ -1044,16 +1088,21 @@ static void *worker_main(void *arg)
 			 * commit too: the writer's backlog stays bounded. */
 			while (!q->paused && n < TAKE_MAX && w->inflight + n < q->pol.inflight &&
 			       q->running.n <
-			           (int64_t)q->pol.inflight * q->pol.workers + AWAIT_COMMIT_MAX &&
-			       q->ready.head) {
-				struct job *j = q->ready.head;
-				int64_t waited = (int64_t)now_ns - j->ready_ns;
-				double ms = waited > 0 ? (double)waited / 1e6 : 0;
-				int b = bucket_of(ms);
+			           (int64_t)q->pol.inflight * q->pol.workers + AWAIT_COMMIT_MAX) {
+				struct job *j = next_ready(js, q);
+				int64_t waited;
+				double ms;
+				int b;
 
-				jl_remove(&q->ready, j);
+				if (!j)
+					break;
+				waited = (int64_t)now_ns - j->ready_ns;
+				ms = waited > 0 ? (double)waited / 1e6 : 0;
+				b = bucket_of(ms);
+				detach(js, j);
 				j->state = JOB_RUNNING;
 				jl_push(&q->running, j);
+				q->lane_running[lane_of(j)]++;
 				window_roll(q, now_ns);
 				q->lat_win[0][b]++;
 				q->lat_all[b]++;
@@ -1209,7 +1258,7 @@ void jobs_queue_info(struct jobs *js, enum job_queue qi, struct job_queue_info *
 	out->paused = q->paused;
 	out->workers = q->pol.workers;
 	out->inflight = q->pol.inflight;
-	out->ready = q->ready.n;
+	out->ready = q->n_ready;
 	out->running = q->running.n;
 	out->scheduled = (int64_t)q->n_heap;
 	out->dead = q->dead.n;
@@ -1229,15 +1278,33 @@ static void each_job(struct jobs *js, enum job_queue qi, enum job_state st, int 
                      void (*fn)(struct jobs *js, const struct job *j, void *ctx), void *ctx)
 {
 	struct queue *q = &js->q[qi];
-	const struct jlist *l = st == JOB_READY     ? &q->ready
-	                        : st == JOB_RUNNING ? &q->running
-	                        : st == JOB_DEAD    ? &q->dead
-	                                            : &q->held;
+	const struct jlist *l = st == JOB_RUNNING ? &q->running
+	                        : st == JOB_DEAD  ? &q->dead
+	                                          : &q->held;
 	int n = 0;
 
 	if (st == JOB_SCHEDULED) {
 		for (size_t i = 0; i < q->n_heap && n < limit; i++, n++)
 			fn(js, q->heap[i], ctx);
+		return;
+	}
+	if (st == JOB_READY) {
+		/* Merge the lanes by the time each job became ready. */
+		const struct job *at[LANES];
+
+		for (int i = 0; i < LANES; i++)
+			at[i] = q->ready[i].head;
+		for (; n < limit; n++) {
+			int best = -1;
+
+			for (int i = 0; i < LANES; i++)
+				if (at[i] && (best < 0 || at[i]->ready_ns < at[best]->ready_ns))
+					best = i;
+			if (best < 0)
+				break;
+			fn(js, at[best], ctx);
+			at[best] = at[best]->next;
+		}
 		return;
 	}
 	for (const struct job *j = l->head; j && n < limit; j = j->next, n++)
@@ -1298,7 +1365,7 @@ int jobs_wait_idle(struct jobs *js, enum job_queue qi, int timeout_ms)
 		until.tv_nsec -= 1000000000L;
 	}
 	pthread_mutex_lock(&js->lock);
-	while (rc == 0 && (q->ready.n || q->running.n || q->n_heap || q->held.n))
+	while (rc == 0 && (q->n_ready || q->running.n || q->n_heap || q->held.n))
 		rc = pthread_cond_timedwait(&js->idle, &js->lock, &until);
 	pthread_mutex_unlock(&js->lock);
 	return rc ? -ETIMEDOUT : 0;
@@ -1327,7 +1394,7 @@ int jobs_metrics(struct jobs *js, struct buf *out)
 		                 "tally_queue_paused{queue=\"%s\"} %d\n"
 		                 "tally_jobs_done_total{queue=\"%s\"} %lld\n"
 		                 "tally_jobs_failed_total{queue=\"%s\"} %lld\n",
-		                 n, (long long)q->ready.n, n, (long long)q->running.n, n, q->n_heap,
+		                 n, (long long)q->n_ready, n, (long long)q->running.n, n, q->n_heap,
 		                 n, (long long)q->dead.n, n, q->paused, n, (long long)q->done_total,
 		                 n, (long long)q->failed_total);
 		for (int b = 0; b <= LAT_BUCKETS; b++) {

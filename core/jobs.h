@@ -83,7 +83,10 @@ struct jobs_config {
 	struct job_handler handler[JOB_QUEUES];
 	int n_endpoints;                         /* webhook endpoints */
 	const char *endpoint[JOB_MAX_ENDPOINTS]; /* their URLs (outlive jobs) */
-	int receipts;                            /* 0: no receipt jobs */
+	/* Attempts running at once for one endpoint, over all the webhooks
+	 * workers (0: no cap); its other jobs wait ready. */
+	int per_endpoint;
+	int receipts; /* 0: no receipt jobs */
 };
 
 struct jobs_hooks {
@@ -99,8 +102,9 @@ struct jobs;
 /* Set cfg to the defaults: payments 1 thread x 256 in flight, 8 attempts
  * from 1 s; receipts 2 x 32, 10 from 5 s (libcurl finishes an SMTP DATA
  * phase blocking, and files are written one by one: threads help);
- * webhooks 1 x 64, 12 from 5 s; backoff at most 1 h; receipts and
- * webhooks threads at nice 10 (they yield to intake, captures and viewers). */
+ * webhooks 1 x 64, 12 from 5 s, at most 8 running per endpoint; backoff at
+ * most 1 h; receipts and webhooks threads at nice 19 (they yield to intake,
+ * captures and viewers). */
 void jobs_config_defaults(struct jobs_config *cfg);
 
 /* Load every job that is not done from db and the queues' switches and

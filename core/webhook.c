@@ -11,6 +11,10 @@
  * header) is the same on every attempt, and the receiver drops repeats by
  * it. Only the signature's time changes between attempts.
  *
+ * An endpoint that hangs costs its own deliveries only: core/jobs.c starts
+ * at most jobs_config per_endpoint attempts at once for one endpoint (see
+ * its DESIGN), and a transfer gives up after work_config timeout_ms.
+ *
  * State: every attempt that builds a request owns a struct
  * webhook_attempt (r->state) until the worker ends it.
  */

@@ -840,6 +840,94 @@ START_TEST(webhook_retries_keep_the_event_id)
 }
 END_TEST
 
+/* A count from a receiver's /_events?summary=1. */
+static long long tool_count(int port, const char *key)
+{
+	json_t *v = tool_get(port, "/_events?summary=1");
+	long long n = jnum(v, key);
+
+	json_decref(v);
+	return n;
+}
+
+/* Wait (at most ms) until the receiver on port counts n in key; returns
+ * the last count seen. */
+static long long wait_tool_count(int port, const char *key, long long n, int ms)
+{
+	long long seen = tool_count(port, key);
+
+	for (int i = 0; i < ms / 20 && seen < n; i++) {
+		usleep(20000);
+		seen = tool_count(port, key);
+	}
+	return seen;
+}
+
+/* The webhooks jobs in state whose url ends with suffix (at most 1000);
+ * *attempts gets the sum of their attempts. */
+static int hooks_to(const char *state, const char *suffix, long long *attempts)
+{
+	char path[128];
+	json_t *list, *j;
+	size_t i, k = strlen(suffix);
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/api/v1/admin/jobs?queue=webhooks&state=%s&limit=1000",
+	         state);
+	list = get(srv.port, path, 1);
+	*attempts = 0;
+	json_array_foreach(json_object_get(list, "jobs"), i, j)
+	{
+		const char *url =
+		    json_string_value(json_object_get(json_object_get(j, "payload"), "url"));
+		size_t len = url ? strlen(url) : 0;
+
+		if (len >= k && !strcmp(url + len - k, suffix)) {
+			n++;
+			*attempts += jnum(j, "attempts");
+		}
+	}
+	json_decref(list);
+	return n;
+}
+
+START_TEST(hanging_endpoint_holds_only_its_share)
+{
+	/* More gifts than the queue has slots (64): without a cap per
+	 * endpoint the hanging one would take them all. */
+	enum { N = 100, SHARE = 8 };
+	char args[512];
+	long long attempts;
+
+	ck_assert_int_eq(itest_tool_start(&tool, "webhook_receiver.py", "--secret whsec_h --hang"),
+	                 0);
+	ck_assert_int_eq(itest_tool_start(&hook, "webhook_receiver.py", "--secret whsec_ok"), 0);
+	snprintf(args, sizeof(args),
+	         "--webhook http://127.0.0.1:%d/hang --webhook-secret whsec_h "
+	         "--webhook http://127.0.0.1:%d/ok --webhook-secret whsec_ok",
+	         tool.port, hook.port);
+	start(args);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(donate("tok_visa", 1000 + i, "a@example.org", NULL, 0), 202);
+	/* Every healthy delivery arrives while the hanging ones still hang
+	 * (a transfer gives up after 10 s). */
+	ck_assert_int_eq(wait_tool_count(hook.port, "accepted", N, 5000), N);
+	ck_assert_int_eq(tool_count(hook.port, "distinct_ids"), N);
+	ck_assert_int_eq(tool_count(hook.port, "bad_signatures"), 0);
+	/* The hanging endpoint got its share and no more; the rest of its
+	 * events wait ready, no attempt spent on them. */
+	ck_assert_int_eq(tool_count(tool.port, "requests"), SHARE);
+	ck_assert_int_eq(hooks_to("running", "/hang", &attempts), SHARE);
+	ck_assert_int_eq(hooks_to("ready", "/hang", &attempts), N - SHARE);
+	ck_assert_int_eq(attempts, 0);
+	ck_assert_int_eq(queue_num("webhooks", "failed"), 0);
+	/* The receiver counts a delivery before tally commits it. */
+	for (int i = 0; i < 250 && queue_num("webhooks", "done") < N; i++)
+		usleep(20000);
+	ck_assert_int_eq(queue_num("webhooks", "done"), N);
+}
+END_TEST
+
 START_TEST(refund_takes_the_gift_out)
 {
 	char args[256], id[32], path[128], pend[32];
@@ -1011,6 +1099,9 @@ START_TEST(bad_job_options_are_refused)
 	    {"", "--jobs payments:speed=2", "--jobs wants QUEUE:KEY=N"},
 	    {"", "--jobs payments:inflight=", "--jobs wants QUEUE:KEY=N"},
 	    {"", "--jobs receipts:nice=20", "--jobs wants QUEUE:KEY=N"},
+	    {"", "--jobs webhooks:per-endpoint=0", "--jobs wants QUEUE:KEY=N"},
+	    {"", "--jobs webhooks:per-endpoint=4097", "--jobs wants QUEUE:KEY=N"},
+	    {"", "--jobs payments:per-endpoint=2", "per-endpoint is a webhooks setting"},
 	    {"", "--live viewers=0", "--live wants KEY=N"},
 	    {"", "--live fps=3", "--live wants KEY=N"},
 	    {"", "--live ping-s=30,timeout-s=30", "--live wants KEY=N"},
@@ -1065,6 +1156,7 @@ Suite *jobs_suite(void)
 	tcase_add_test(it, done_jobs_are_pruned_after_the_retention);
 	tcase_add_test(it, receipts_over_smtp);
 	tcase_add_test(it, webhook_retries_keep_the_event_id);
+	tcase_add_test(it, hanging_endpoint_holds_only_its_share);
 	tcase_add_test(it, refund_takes_the_gift_out);
 	tcase_add_test(it, queue_api_rejects_bad_input);
 	suite_add_tcase(s, it);
