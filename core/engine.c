@@ -383,7 +383,7 @@ void engine_free(struct engine *e)
 	 * back: stop the workers, then the writer, then free the jobs. The
 	 * reader closes first so the writer's last checkpoint can remove the
 	 * WAL. */
-	jobs_stop(e->jobs, 5000);
+	jobs_stop(e->jobs, JOBS_STOP_WAIT_MS);
 	if (e->reader && sqlite3_close(e->reader) != SQLITE_OK)
 		log_msg(LOG_ERROR, "db.close_failed", "reader connection still busy");
 	e->reader = NULL;

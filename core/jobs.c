@@ -18,6 +18,12 @@
  * held back there would already be running and hold a worker's slot. A job
  * leaves its lane's running count when it leaves the running list, i.e.
  * once its outcome is committed (detach).
+ *
+ * Stop: jobs_stop gives the attempts in flight until a deadline. At the
+ * deadline each worker removes its unfinished transfers from curl (the
+ * connections close) and quits; those jobs are still ready or scheduled in
+ * the database with their attempt uncounted, so they run again at the next
+ * start and nothing is lost.
  */
 #include "core/jobs.h"
 #include "base/log.h"
@@ -1137,7 +1143,8 @@ static void *worker_main(void *arg)
 		run_free(r);
 	}
 	if (w->transfers)
-		log_msg(LOG_WARN, "jobs.abandoned", "%s: %d attempts still in flight at stop",
+		log_msg(LOG_WARN, "jobs.abandoned",
+		        "%s: %d attempts still in flight at stop; they run again at the next start",
 		        job_queue_names[w->q], w->transfers);
 	while (w->xfers) {
 		struct job_run *r = w->xfers;

@@ -20,6 +20,13 @@
 
 #define JOB_MAX_ENDPOINTS 8
 
+/* How long a stop lets attempts in flight finish (jobs_stop's wait_ms at
+ * exit). tally promises to exit within 5 s of SIGTERM: the API's drain
+ * comes first (about 0.1-0.3 s) and the writer's last commit and checkpoint
+ * after, so the attempts get 3 s and a hanging endpoint cannot use the
+ * rest. */
+#define JOBS_STOP_WAIT_MS 3000
+
 /* The delay before the next attempt after `attempts` failed ones:
  * d = min(backoff_max, backoff * 2^(attempts-1)), then a uniform jitter in
  * [d/2, d] from r in [0, 1). */
@@ -158,7 +165,10 @@ int jobs_wait_idle(struct jobs *js, enum job_queue q, int timeout_ms);
 int jobs_metrics(struct jobs *js, struct buf *out);
 
 /* Stop taking jobs, let attempts in flight finish (at most wait_ms), join
- * the workers. Results already handed to the writer still commit. */
+ * the workers. Results already handed to the writer still commit. An
+ * attempt still in flight at wait_ms is abandoned (its transfer removed,
+ * its connection closed) without being recorded: the job runs again at the
+ * next start, its attempt not counted. */
 void jobs_stop(struct jobs *js, int wait_ms);
 
 void jobs_free(struct jobs *js);

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- unit: retry schedule ---- */
@@ -891,6 +892,14 @@ static int hooks_to(const char *state, const char *suffix, long long *attempts)
 	return n;
 }
 
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 START_TEST(hanging_endpoint_holds_only_its_share)
 {
 	/* More gifts than the queue has slots (64): without a cap per
@@ -925,6 +934,62 @@ START_TEST(hanging_endpoint_holds_only_its_share)
 	for (int i = 0; i < 250 && queue_num("webhooks", "done") < N; i++)
 		usleep(20000);
 	ck_assert_int_eq(queue_num("webhooks", "done"), N);
+}
+END_TEST
+
+START_TEST(sigterm_with_a_hanging_endpoint_exits_in_time)
+{
+	enum { N = 5, SHARE = 3 };
+	char args[512], port[32];
+	long long attempts;
+	double t0, took;
+	int st, hport;
+
+	ck_assert_int_eq(itest_tool_start(&tool, "webhook_receiver.py", "--secret whsec_h --hang"),
+	                 0);
+	hport = tool.port;
+	snprintf(args, sizeof(args),
+	         "--webhook http://127.0.0.1:%d/h --webhook-secret whsec_h "
+	         "--jobs webhooks:per-endpoint=%d",
+	         hport, SHARE);
+	start(args);
+	for (int i = 0; i < N; i++)
+		ck_assert_int_eq(donate("tok_visa", 1000 + i, "a@example.org", NULL, 0), 202);
+	ck_assert_int_eq(wait_tool_count(hport, "requests", SHARE, 5000), SHARE);
+	for (int i = 0; i < 250 && hooks_to("ready", "/h", &attempts) < N - SHARE; i++)
+		usleep(20000);
+	ck_assert_int_eq(hooks_to("running", "/h", &attempts), SHARE);
+	ck_assert_int_eq(hooks_to("ready", "/h", &attempts), N - SHARE);
+
+	/* The README promises an exit within 5 s of SIGTERM: the attempts
+	 * that hang are cut off in time. */
+	t0 = mono_s();
+	st = itest_signal(&srv, SIGTERM);
+	took = mono_s() - t0;
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+	ck_assert_msg(took < 5.0, "SIGTERM took %.2f s", took);
+	/* Nothing lost, nothing counted: every event is still to be sent,
+	 * the cut-off attempts not spent. */
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM jobs WHERE queue = 'webhooks'"
+	                                       " AND state = 'ready' AND attempts = 0"),
+	                 N);
+	ck_assert_int_eq(tool_count(hport, "requests"), SHARE);
+
+	/* The endpoint recovers (a receiver on the same address) and tally
+	 * starts again: every event is delivered once. */
+	itest_tool_stop(&tool);
+	snprintf(port, sizeof(port), "--secret whsec_h --port %d", hport);
+	ck_assert_int_eq(itest_tool_start(&hook, "webhook_receiver.py", port), 0);
+	ck_assert_int_eq(hook.port, hport);
+	snprintf(args, sizeof(args),
+	         "--job-retention-s 0 --webhook http://127.0.0.1:%d/h --webhook-secret whsec_h",
+	         hport);
+	ck_assert_int_eq(itest_start(&srv, args), 0);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	ck_assert_int_eq(tool_count(hport, "accepted"), N);
+	ck_assert_int_eq(tool_count(hport, "distinct_ids"), N);
+	ck_assert_int_eq(queue_num("webhooks", "done"), N);
+	ck_assert_int_eq(queue_num("webhooks", "failed"), 0);
 }
 END_TEST
 
@@ -1157,6 +1222,7 @@ Suite *jobs_suite(void)
 	tcase_add_test(it, receipts_over_smtp);
 	tcase_add_test(it, webhook_retries_keep_the_event_id);
 	tcase_add_test(it, hanging_endpoint_holds_only_its_share);
+	tcase_add_test(it, sigterm_with_a_hanging_endpoint_exits_in_time);
 	tcase_add_test(it, refund_takes_the_gift_out);
 	tcase_add_test(it, queue_api_rejects_bad_input);
 	suite_add_tcase(s, it);
