@@ -55,7 +55,7 @@ CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/pub
 	     core/demo.o core/jobs.o core/work.o core/processor.o core/receipt.o core/webhook.o \
 	     core/transfer.o
 DB_OBJS   := db/db.o db/store.o db/writer.o
-WS_OBJS   := ws/acceptor.o ws/addrcount.o ws/admin.o ws/feed.o ws/uvloop.o ws/server.o ws/http.o ws/api.o ws/live.o ws/assets.o ws/ratelimit.o
+WS_OBJS   := ws/acceptor.o ws/addrcount.o ws/pacer.o ws/admin.o ws/feed.o ws/uvloop.o ws/server.o ws/http.o ws/api.o ws/live.o ws/assets.o ws/ratelimit.o
 TUI_OBJS  := tui/console.o tui/console_fmt.o
 LIB_OBJS  := $(addprefix $(BUILD)/,$(BASE_OBJS) $(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
 MAIN_OBJ  := $(BUILD)/tally.o
@@ -64,7 +64,8 @@ TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c 
 	     tests/test_buf.c tests/test_db.c tests/test_engine.c tests/test_console.c \
 	     tests/test_http.c tests/test_live.c tests/test_restart.c tests/test_e2e.c \
 	     tests/test_jobs.c tests/test_acceptor.c \
-	     tests/test_watchdog.c tests/test_storage.c
+	     tests/test_watchdog.c tests/test_storage.c \
+	     tests/test_pacer.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
 .PHONY: all run check check-deps test deps install uninstall clean format format-check bench fuzz

@@ -19,6 +19,7 @@ Suite *jobs_suite(void);
 Suite *acceptor_suite(void);
 Suite *watchdog_suite(void);
 Suite *storage_suite(void);
+Suite *pacer_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
  * /tmp); removed with tests_rmdir. */

@@ -113,9 +113,28 @@ static int h_healthz(struct server *s, struct http_pss *p)
 	return http_send(p, 200, NULL, NULL, 0);
 }
 
+/* The load the viewers are shedding (ws/pacer.c), for /readyz and
+ * /metrics. */
+static int degraded_metrics(struct server *s, struct buf *b)
+{
+	struct live_stats ls;
+
+	live_get_stats(s->live, &ls);
+	return buf_printf(b,
+	                  "# HELP tally_live_slow How many times slower than configured the "
+	                  "live channels are updated (1: full speed).\n"
+	                  "# TYPE tally_live_slow gauge\n"
+	                  "tally_live_slow %d\n"
+	                  "# HELP tally_live_refusing 1 while new viewers are refused under load.\n"
+	                  "# TYPE tally_live_refusing gauge\n"
+	                  "tally_live_refusing %d\n",
+	                  ls.slow, ls.refusing);
+}
+
 static int h_readyz(struct server *s, struct http_pss *p)
 {
 	struct engine_stats es;
+	struct live_stats ls;
 
 	if (s->stopping)
 		return http_error(p, 503, "shutting_down", "the server is draining", NULL, 1);
@@ -124,7 +143,14 @@ static int h_readyz(struct server *s, struct http_pss *p)
 		return http_error(p, 503, "storage_unavailable",
 		                  "commits are failing (disk full?): donations are refused", NULL,
 		                  1);
-	if (buf_puts(http_body(p), "{\"status\":\"ready\"}"))
+	/* Still ready for donors while the viewers give way. */
+	live_get_stats(s->live, &ls);
+	if (ls.slow > 1
+	        ? buf_printf(http_body(p),
+	                     "{\"status\":\"degraded\",\"live_slow\":%d,"
+	                     "\"live_refusing\":%s,\"intake_depth\":%lld}",
+	                     ls.slow, ls.refusing ? "true" : "false", (long long)es.intake_depth)
+	        : buf_puts(http_body(p), "{\"status\":\"ready\"}"))
 		return -1;
 	return http_send(p, 200, NULL, NULL, 0);
 }
@@ -277,6 +303,7 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	    (long long)live_viewers(s->live), (long long)es.uptime_s);
 	rc |= live_metrics(s, b);
 	rc |= watchdog_metrics(s->watchdog, b);
+	rc |= degraded_metrics(s, b);
 	rc |= engine_jobs_metrics(s->engine, b);
 	if (rc)
 		return -1;

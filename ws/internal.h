@@ -217,6 +217,8 @@ struct live_stats {
 	int64_t viewers, subscriptions, queue_depth;
 	uint64_t frames, events_thinned, dropped_slow, dropped_ping, refused_address,
 	    closed_too_big, dropped_msgs;
+	int slow;     /* channels' intervals times this (1: full speed) */
+	int refusing; /* new viewers refused: as slow as it goes, still pressed */
 };
 void live_get_stats(struct live *l, struct live_stats *out);
 /* Close the viewers and end the live loop's thread (idempotent; not from

@@ -26,6 +26,7 @@
  */
 #include "ws/internal.h"
 #include "ws/addrcount.h"
+#include "ws/pacer.h"
 #include "ws/uvloop.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -46,8 +47,8 @@
 #define LIVE_TX_MAX 65536
 #define LIVE_WRITES_PER_CALL 4  /* writes per WRITEABLE callback at most */
 #define LIVE_QUEUE_MAX 20000    /* channel messages waiting for the loop */
-#define LIVE_SLOW_MAX 16        /* the most the loop slows its channels */
 #define LIVE_BEHIND 2000        /* messages waiting at a tick: slow down */
+#define INTAKE_BEHIND 2000      /* donations waiting for the writer: slow down */
 #define LIVE_SNDBUF (64 * 1024) /* a viewer's socket buffer: small and fixed */
 #define ADDR_SLOTS 16384        /* addresses connected at once that are counted */
 #define CLOSE_GRACE_MS 2000     /* a close frame not sent by then: dropped */
@@ -133,9 +134,11 @@ struct live {
 	atomic_uint watch_board, watch_day;
 	int stopping;
 	/* Degrading under load (loop thread): the coalescing interval is
-	 * multiplied and the donation events divided by `slow`, 1..LIVE_SLOW_MAX
-	 * (see pace). */
-	int slow, calm_seconds;
+	 * multiplied and the donation events divided by `slow` (ws/pacer.c);
+	 * the acceptor reads `refusing` and `slow_now`. */
+	struct pacer pacer;
+	int slow;
+	atomic_int refusing, slow_now;
 	atomic_int resync; /* messages were dropped: read every state again */
 	atomic_ullong dropped_msgs;
 };
@@ -173,13 +176,16 @@ int64_t live_viewers(struct live *l)
 
 int live_full(struct live *l)
 {
-	return l->cfg.max_viewers > 0 && atomic_load(&l->viewers) >= l->cfg.max_viewers;
+	return (l->cfg.max_viewers > 0 && atomic_load(&l->viewers) >= l->cfg.max_viewers) ||
+	       atomic_load(&l->refusing);
 }
 
 void live_get_stats(struct live *l, struct live_stats *out)
 {
 	memset(out, 0, sizeof(*out));
 	out->viewers = atomic_load(&l->viewers);
+	out->slow = atomic_load(&l->slow_now);
+	out->refusing = atomic_load(&l->refusing);
 	out->subscriptions = atomic_load(&l->subscriptions);
 	out->queue_depth = (int64_t)uvloop_depth(l->loop);
 	out->frames = atomic_load(&l->frames);
@@ -933,22 +939,20 @@ static void resync(struct live *l)
 }
 
 /* Once a second: slow the channels down while channel messages pile up
- * (the loop is not keeping up), speed them up again after three calm
- * seconds. A crowded channel's own fan-out makes flushes late without the
- * loop falling behind, so the queue is the signal, not the lateness. */
+ * (the loop is not keeping up) or donations wait for the writer, speed
+ * them up again after three calm seconds, refuse new viewers while they
+ * are as slow as they go (ws/pacer.c). A crowded channel's own fan-out
+ * makes flushes late without the loop falling behind, so the queues are
+ * the signal, not the lateness. */
 static void pace(struct live *l)
 {
-	size_t depth = uvloop_depth(l->loop);
+	struct engine_stats es;
 	int dropped = atomic_exchange(&l->resync, 0);
 
-	if (dropped || depth > LIVE_BEHIND) {
-		l->calm_seconds = 0;
-		if (l->slow < LIVE_SLOW_MAX)
-			l->slow *= 2;
-	} else if (l->slow > 1 && ++l->calm_seconds >= 3) {
-		l->calm_seconds = 0;
-		l->slow /= 2;
-	}
+	engine_get_stats(l->s->engine, &es);
+	l->slow = pacer_tick(&l->pacer, (int64_t)uvloop_depth(l->loop), es.intake_depth, dropped);
+	atomic_store(&l->slow_now, l->slow);
+	atomic_store(&l->refusing, pacer_refusing(&l->pacer));
 	if (dropped)
 		resync(l);
 }
@@ -1016,6 +1020,8 @@ int live_new(struct server *s, unsigned fd_limit, struct live **out, char *err, 
 		return -ENOMEM;
 	l->s = s;
 	l->slow = 1;
+	pacer_init(&l->pacer, LIVE_BEHIND, INTAKE_BEHIND);
+	atomic_store(&l->slow_now, 1);
 	l->cfg.coalesce_ms = positive(c->coalesce_ms, 100);
 	l->cfg.wall_per_s = positive(c->live_wall_per_s, 5);
 	l->cfg.ping_s = positive(c->live_ping_s, 30);
