@@ -191,6 +191,7 @@ struct commit_stats {
 	uint64_t batches;
 	uint64_t ops;
 	uint64_t failed_commits;
+	uint64_t crowded;         /* operations queued while the queue was half full */
 	int64_t failing_since_ms; /* commits fail since then (disk full, I/O
 	                           * errors); 0 while they succeed */
 	uint64_t last_batch;

@@ -256,9 +256,12 @@ static int submit(struct db_writer *w, struct db_op *op, int force)
 		return -ESHUTDOWN;
 	}
 	if (!force && w->depth >= w->max_queue) {
+		w->stats.crowded++;
 		pthread_mutex_unlock(&w->lock);
 		return -EAGAIN;
 	}
+	if (w->depth >= w->max_queue / 2)
+		w->stats.crowded++;
 	wake = !w->head;
 	if (w->tail)
 		w->tail->next = op;

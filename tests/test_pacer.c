@@ -5,7 +5,7 @@
 #include "ws/pacer.h"
 
 #define LIVE_BEHIND 2000
-#define INTAKE_BEHIND 500
+#define INTAKE_BEHIND 0
 
 START_TEST(pressure_slows_then_refuses_then_recovers)
 {

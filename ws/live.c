@@ -45,10 +45,12 @@
 #define LIVE_WATCH_SLOTS 65536
 #define LIVE_RX_MAX 1024
 #define LIVE_TX_MAX 65536
-#define LIVE_WRITES_PER_CALL 4  /* writes per WRITEABLE callback at most */
-#define LIVE_QUEUE_MAX 20000    /* channel messages waiting for the loop */
-#define LIVE_BEHIND 2000        /* messages waiting at a tick: slow down */
-#define INTAKE_BEHIND 2000      /* donations waiting for the writer: slow down */
+#define LIVE_WRITES_PER_CALL 4 /* writes per WRITEABLE callback at most */
+#define LIVE_QUEUE_MAX 20000   /* channel messages waiting for the loop */
+#define LIVE_BEHIND 2000       /* messages waiting at a tick: slow down */
+#define INTAKE_BEHIND                                                                              \
+	0                       /* donations queued while the writer's queue was                   \
+	                         * half full since the last tick: slow down */
 #define LIVE_SNDBUF (64 * 1024) /* a viewer's socket buffer: small and fixed */
 #define ADDR_SLOTS 16384        /* addresses connected at once that are counted */
 #define CLOSE_GRACE_MS 2000     /* a close frame not sent by then: dropped */
@@ -138,6 +140,7 @@ struct live {
 	 * the acceptor reads `refusing` and `slow_now`. */
 	struct pacer pacer;
 	int slow;
+	uint64_t crowded_seen; /* the writer's crowded count at the last tick */
 	atomic_int refusing, slow_now;
 	atomic_int resync; /* messages were dropped: read every state again */
 	atomic_ullong dropped_msgs;
@@ -950,7 +953,9 @@ static void pace(struct live *l)
 	int dropped = atomic_exchange(&l->resync, 0);
 
 	engine_get_stats(l->s->engine, &es);
-	l->slow = pacer_tick(&l->pacer, (int64_t)uvloop_depth(l->loop), es.intake_depth, dropped);
+	l->slow = pacer_tick(&l->pacer, (int64_t)uvloop_depth(l->loop),
+	                     (int64_t)(es.commits.crowded - l->crowded_seen), dropped);
+	l->crowded_seen = es.commits.crowded;
 	atomic_store(&l->slow_now, l->slow);
 	atomic_store(&l->refusing, pacer_refusing(&l->pacer));
 	if (dropped)

@@ -7,9 +7,11 @@
  * as they go, new viewers are refused (503 live_full); and only when the
  * intake queue itself is full do donations get 503. Pressure is either
  * side falling behind: live messages waiting for the live loop, or
- * donations waiting for the writer (the donors' own queue: when it grows,
- * every CPU the viewers take is one the donors wait for). Once a second
- * slow doubles under pressure and halves after three calm seconds.
+ * donations that found the writer's queue half full since the last look
+ * (the donors' own queue: when it fills, every CPU the viewers take is one
+ * the donors wait for; a count, not a sample, so a burst between two looks
+ * counts). Once a second slow doubles under pressure and halves after
+ * three calm seconds.
  */
 #include "ws/pacer.h"
 
@@ -22,9 +24,9 @@ void pacer_init(struct pacer *p, int64_t live_behind, int64_t intake_behind)
 	p->intake_behind = intake_behind;
 }
 
-int pacer_tick(struct pacer *p, int64_t live_waiting, int64_t intake_waiting, int dropped)
+int pacer_tick(struct pacer *p, int64_t live_waiting, int64_t intake_crowded, int dropped)
 {
-	int pressed = dropped || live_waiting > p->live_behind || intake_waiting > p->intake_behind;
+	int pressed = dropped || live_waiting > p->live_behind || intake_crowded > p->intake_behind;
 
 	if (pressed) {
 		p->calm_seconds = 0;
