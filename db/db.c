@@ -3,10 +3,13 @@
 #include "base/log.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 /* Each entry brings the schema from version i to i + 1. Never edit a
  * released step: append a new one. */
@@ -207,6 +210,61 @@ fail:
 	return rc;
 }
 
+/* The database holds donors' names and emails: its files are 0600
+ * whatever the umask. SQLite would create the database 0644 less the
+ * umask, and gives a -wal, -shm or -journal file the database file's mode
+ * when it creates one; so the database file is created here, 0600, before
+ * SQLite opens it. Files of ours that an older tally left open to group or
+ * others lose those bits (logged as db.mode_tightened); someone else's are
+ * left as they are, with a warning. */
+static int private_files(const char *path, char *errbuf, size_t errcap)
+{
+	static const char *const suffixes[] = {"", "-wal", "-shm", "-journal"};
+	char p[4200];
+	struct stat st;
+	int fd;
+
+	if (!path[0] || !strcmp(path, ":memory:") || !strncmp(path, "file:", 5))
+		return 0; /* not a plain file name: SQLite's business */
+	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd >= 0) {
+		if (close(fd)) {
+			snprintf(errbuf, errcap, "%s: %s", path, strerror(errno));
+			return -errno;
+		}
+	} else if (errno != EEXIST) {
+		snprintf(errbuf, errcap, "%s: %s", path, strerror(errno));
+		return -errno;
+	}
+	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
+		if (snprintf(p, sizeof(p), "%s%s", path, suffixes[i]) >= (int)sizeof(p)) {
+			snprintf(errbuf, errcap, "%s: path too long", path);
+			return -ENAMETOOLONG;
+		}
+		if (stat(p, &st)) {
+			if (errno == ENOENT)
+				continue;
+			snprintf(errbuf, errcap, "%s: %s", p, strerror(errno));
+			return -errno;
+		}
+		if (!S_ISREG(st.st_mode) || !(st.st_mode & (S_IRWXG | S_IRWXO)))
+			continue;
+		if (st.st_uid != geteuid())
+			log_msg(LOG_WARN, "db.mode_open",
+			        "%s is open to group or others (mode %04o) and belongs to "
+			        "another user: not changed",
+			        p, (unsigned)(st.st_mode & 07777));
+		else if (chmod(p, st.st_mode & 07700))
+			log_msg(LOG_WARN, "db.mode_open",
+			        "%s is open to group or others (mode %04o): %s", p,
+			        (unsigned)(st.st_mode & 07777), strerror(errno));
+		else
+			log_msg(LOG_WARN, "db.mode_tightened", "%s was mode %04o, now %04o", p,
+			        (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 07700));
+	}
+	return 0;
+}
+
 int db_open(const char *path, const char *synchronous, sqlite3 **out, char *errbuf, size_t errcap)
 {
 	sqlite3 *db = NULL;
@@ -215,6 +273,9 @@ int db_open(const char *path, const char *synchronous, sqlite3 **out, char *errb
 
 	*out = NULL;
 	db_global_init();
+	rc = private_files(path, errbuf, errcap);
+	if (rc)
+		return rc;
 	rc = sqlite3_open_v2(
 	    path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
 	if (rc != SQLITE_OK) {

@@ -41,7 +41,9 @@ void db_global_init(void);
 
 /* Open (creating if needed) the database at path with WAL and the given
  * synchronous level ("FULL" or "NORMAL"), and bring the schema up to
- * DB_SCHEMA_VERSION. Returns 0 and a connection in *out, or a negative
+ * DB_SCHEMA_VERSION. The database and its -wal and -shm files are mode
+ * 0600 whatever the umask (existing ones of ours open to group or others
+ * are tightened). Returns 0 and a connection in *out, or a negative
  * errno-style code with a message in errbuf. The caller closes it. */
 int db_open(const char *path, const char *synchronous, sqlite3 **out, char *errbuf, size_t errcap);
 

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -182,6 +183,88 @@ START_TEST(open_errors)
 		ck_assert_int_lt(db_open(db_path, "FULL", &db, err, sizeof(err)), 0);
 		ck_assert_ptr_null(db);
 	}
+}
+END_TEST
+
+static unsigned mode_of(const char *path)
+{
+	struct stat st;
+
+	ck_assert_msg(stat(path, &st) == 0, "%s: %s", path, strerror(errno));
+	return (unsigned)(st.st_mode & 07777);
+}
+
+/* The database holds names and emails: it and its -wal and -shm are 0600
+ * whatever the umask (SQLite alone makes them 0644 under 022, 0666
+ * under 0). */
+START_TEST(files_private_whatever_umask)
+{
+	static const mode_t masks[] = {022, 0, 002};
+	mode_t saved = umask(022);
+
+	for (size_t i = 0; i < sizeof(masks) / sizeof(masks[0]); i++) {
+		char err[256] = "", path[700], side[720];
+		sqlite3 *db = NULL;
+
+		umask(masks[i]);
+		snprintf(path, sizeof(path), "%s/u%03o.db", tmp_dir, (unsigned)masks[i]);
+		ck_assert_msg(db_open(path, "FULL", &db, err, sizeof(err)) == 0, "%s", err);
+		ck_assert_int_eq(mode_of(path), 0600);
+		snprintf(side, sizeof(side), "%s-wal", path);
+		ck_assert_int_eq(mode_of(side), 0600);
+		snprintf(side, sizeof(side), "%s-shm", path);
+		ck_assert_int_eq(mode_of(side), 0600);
+		ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+	}
+	umask(saved);
+}
+END_TEST
+
+/* Files an older tally left readable by everyone (the database, and the
+ * -wal and -shm of a connection still open) are tightened on open, and
+ * the data is intact. A database of another user is left as it is. */
+START_TEST(loose_files_tightened)
+{
+	char err[256] = "", side[720];
+	sqlite3 *db = NULL, *plain;
+	mode_t saved = umask(022);
+
+	plain = open_plain();
+	ck_assert_int_eq(sqlite3_exec(plain,
+	                              "PRAGMA journal_mode=WAL; CREATE TABLE old (x);"
+	                              " INSERT INTO old VALUES (42);",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	ck_assert_int_eq(mode_of(db_path), 0644); /* what SQLite makes */
+	snprintf(side, sizeof(side), "%s-wal", db_path);
+	ck_assert_int_eq(mode_of(side), 0644);
+	ck_assert_msg(db_open(db_path, "FULL", &db, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(mode_of(db_path), 0600);
+	ck_assert_int_eq(mode_of(side), 0600);
+	snprintf(side, sizeof(side), "%s-shm", db_path);
+	ck_assert_int_eq(mode_of(side), 0600);
+	ck_assert_int_eq(query_int(db, "SELECT x FROM old"), 42);
+	ck_assert_int_eq(query_int(db, "PRAGMA user_version"), DB_SCHEMA_VERSION);
+	ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_close(plain), SQLITE_OK);
+
+	if (geteuid() == 0) { /* only root can give a file away */
+		char other[700];
+		sqlite3 *o = NULL;
+
+		snprintf(other, sizeof(other), "%s/other.db", tmp_dir);
+		ck_assert_int_eq(sqlite3_open(other, &o), SQLITE_OK);
+		ck_assert_int_eq(sqlite3_exec(o, "CREATE TABLE t (x)", NULL, NULL, NULL),
+		                 SQLITE_OK);
+		ck_assert_int_eq(sqlite3_close(o), SQLITE_OK);
+		ck_assert_int_eq(chown(other, 65534, 65534), 0);
+		ck_assert_int_eq(mode_of(other), 0644);
+		o = NULL;
+		ck_assert_msg(db_open(other, "FULL", &o, err, sizeof(err)) == 0, "%s", err);
+		ck_assert_int_eq(mode_of(other), 0644);
+		ck_assert_int_eq(sqlite3_close(o), SQLITE_OK);
+	}
+	umask(saved);
 }
 END_TEST
 
@@ -971,6 +1054,8 @@ Suite *db_suite(void)
 	tcase_add_test(tc, reopen_is_idempotent);
 	tcase_add_test(tc, newer_schema_refused);
 	tcase_add_test(tc, open_errors);
+	tcase_add_test(tc, files_private_whatever_umask);
+	tcase_add_test(tc, loose_files_tightened);
 	tcase_add_test(tc, errno_mapping);
 	suite_add_tcase(s, tc);
 
