@@ -22,6 +22,7 @@
 #include <locale.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -574,19 +575,37 @@ static int parse_args(int argc, char **argv, struct options *o)
 	return 0;
 }
 
+/* Put why the admin token cannot be had into err; returns rc. */
+__attribute__((format(printf, 4, 5))) static int token_fail(int rc, char *err, size_t errcap,
+                                                            const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errcap, fmt, ap); /* a long path may be cut short */
+	va_end(ap);
+	return rc;
+}
+
 /* The admin token: $TALLY_ADMIN_TOKEN, else the token file (created with a
- * random token, mode 0600, on first start). */
-static int load_token(const struct options *o, char *tok, size_t cap, char *path, size_t pcap)
+ * random token, mode 0600, on first start). Whoever reads the file is an
+ * admin, so a file open to group or others is refused, as ssh refuses a
+ * private key that others can read. Returns 0, or a negative errno with
+ * a message in err. */
+static int load_token(const struct options *o, char *tok, size_t cap, char *path, size_t pcap,
+                      char *err, size_t errcap)
 {
 	const char *env = getenv("TALLY_ADMIN_TOKEN");
 	unsigned char raw[24];
+	struct stat st;
 	ssize_t n;
-	int fd;
+	int fd, rc;
 
 	path[0] = '\0';
 	if (env && *env) {
 		if (strlen(env) >= cap)
-			return -ENAMETOOLONG;
+			return token_fail(-ENAMETOOLONG, err, errcap,
+			                  "TALLY_ADMIN_TOKEN is longer than %zu bytes", cap - 1);
 		snprintf(tok, cap, "%s", env);
 		return 0;
 	}
@@ -594,29 +613,63 @@ static int load_token(const struct options *o, char *tok, size_t cap, char *path
 		snprintf(path, pcap, "%s", o->token_file);
 	else
 		snprintf(path, pcap, "%s.token", o->db_path);
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd >= 0) {
+		if (fstat(fd, &st)) {
+			rc = -errno;
+			close(fd);
+			return token_fail(rc, err, errcap, "admin token file %s: %s", path,
+			                  strerror(-rc));
+		}
+		if (!S_ISREG(st.st_mode)) {
+			close(fd);
+			return token_fail(-EINVAL, err, errcap,
+			                  "admin token file %s is not a regular file", path);
+		}
+		if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+			close(fd);
+			return token_fail(-EPERM, err, errcap,
+			                  "admin token file %s is open to group or others (mode "
+			                  "%04o): anyone who reads it is an admin. Refusing to "
+			                  "start; run 'chmod 600 %s' (or set TALLY_ADMIN_TOKEN)",
+			                  path, (unsigned)(st.st_mode & 07777), path);
+		}
 		n = read(fd, tok, cap - 1);
+		rc = n < 0 ? -errno : 0;
 		close(fd);
 		if (n <= 0)
-			return -EINVAL;
+			return token_fail(rc ? rc : -EINVAL, err, errcap, "admin token file %s: %s",
+			                  path, rc ? strerror(-rc) : "empty");
 		tok[n] = '\0';
 		tok[strcspn(tok, "\r\n")] = '\0';
-		return tok[0] ? 0 : -EINVAL;
+		if (!tok[0])
+			return token_fail(-EINVAL, err, errcap,
+			                  "admin token file %s: empty first line", path);
+		return 0;
+	}
+	if (errno != ENOENT) {
+		rc = -errno;
+		return token_fail(rc, err, errcap, "admin token file %s: %s", path, strerror(-rc));
 	}
 	if (util_random(raw, sizeof(raw)))
-		return -EIO;
+		return token_fail(-EIO, err, errcap, "admin token: no random bytes");
 	for (size_t i = 0; i < sizeof(raw); i++)
 		snprintf(tok + 2 * i, cap - 2 * i, "%02x", raw[i]);
 	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
+	if (fd < 0) {
+		rc = -errno;
+		return token_fail(rc, err, errcap, "admin token file %s: %s", path, strerror(-rc));
+	}
 	n = write(fd, tok, strlen(tok));
 	if (n != (ssize_t)strlen(tok) || write(fd, "\n", 1) != 1) {
 		close(fd);
-		return -EIO;
+		return token_fail(-EIO, err, errcap, "admin token file %s: cannot write it", path);
 	}
-	return close(fd) ? -errno : 0;
+	if (close(fd)) {
+		rc = -errno;
+		return token_fail(rc, err, errcap, "admin token file %s: %s", path, strerror(-rc));
+	}
+	return 0;
 }
 
 static void *signal_main(void *arg)
@@ -963,10 +1016,10 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	rc = load_token(&o, token, sizeof(token), token_path, sizeof(token_path));
+	rc = load_token(&o, token, sizeof(token), token_path, sizeof(token_path), err, sizeof(err));
 	if (rc) {
-		fprintf(stderr, "tally: admin token (%s): %s\n",
-		        token_path[0] ? token_path : "TALLY_ADMIN_TOKEN", strerror(-rc));
+		fprintf(stderr, "tally: %s\n", err);
+		log_msg(LOG_ERROR, "admin_token.failed", "%s", err);
 		goto out;
 	}
 	if (token_path[0])

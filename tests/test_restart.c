@@ -1,17 +1,22 @@
 /* tests/test_restart.c - durability of the real binary: totals survive a
  * clean restart, and every donation acknowledged with 202 survives SIGKILL
- * exactly once, even in the middle of a load. */
+ * exactly once, even in the middle of a load; the files it keeps are
+ * private (modes under umask 022, the admin token file's check). */
 #include "tests/itest.h"
 #include "tests/tests.h"
 
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sqlite3.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -434,6 +439,245 @@ START_TEST(full_queue_answers_503)
 }
 END_TEST
 
+/* ---- the files tally keeps ---- */
+
+/* Start $TALLY_BIN --headless on a free port with DIR/t.db, the extra
+ * args (space separated, may be NULL) and, unlike itest_start, no
+ * TALLY_ADMIN_TOKEN (so it uses a token file), under umask 022; its
+ * stderr goes to s->log. Returns 0 once it serves, 1 once it has exited
+ * (*status its wait status), -1 when neither within 10 s. */
+static int start_plain(struct itest_server *s, const char *extra, int *status)
+{
+	const char *bin = getenv("TALLY_BIN") ? getenv("TALLY_BIN") : "./tally";
+	const char *assets = getenv("TALLY_ASSETS") ? getenv("TALLY_ASSETS") : "assets";
+	char *argv[24], *copy = extra ? strdup(extra) : NULL, line[512];
+	int argc = 0;
+
+	snprintf(s->db, sizeof(s->db), "%s/t.db", s->dir);
+	snprintf(s->log, sizeof(s->log), "%s/stderr", s->dir);
+	argv[argc++] = (char *)bin;
+	argv[argc++] = "--headless";
+	argv[argc++] = "--listen";
+	argv[argc++] = "127.0.0.1:0";
+	argv[argc++] = "--db";
+	argv[argc++] = s->db;
+	argv[argc++] = "--assets";
+	argv[argc++] = (char *)assets;
+	for (char *tok = copy ? strtok(copy, " ") : NULL; tok && argc < 22; tok = strtok(NULL, " "))
+		argv[argc++] = tok;
+	argv[argc] = NULL;
+	s->pid = fork();
+	ck_assert_int_ge(s->pid, 0);
+	if (s->pid == 0) {
+		int fd = open(s->log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+
+		if (fd < 0 || dup2(fd, STDERR_FILENO) < 0 || dup2(fd, STDOUT_FILENO) < 0)
+			_exit(126);
+		umask(022);
+		unsetenv("TALLY_ADMIN_TOKEN");
+		execv(bin, argv);
+		_exit(127);
+	}
+	free(copy);
+	for (int i = 0; i < 400; i++) {
+		FILE *f;
+
+		if (waitpid(s->pid, status, WNOHANG) == s->pid) {
+			s->pid = 0;
+			return 1;
+		}
+		f = fopen(s->log, "r");
+		while (f && fgets(line, sizeof(line), f)) {
+			char *p = strstr(line, "tally: serving http://");
+
+			if (p && (p = strrchr(p, ':')) != NULL)
+				s->port = atoi(p + 1);
+		}
+		if (f)
+			fclose(f);
+		if (s->port > 0)
+			return 0;
+		usleep(25000);
+	}
+	return -1;
+}
+
+/* 1 when the file at path has a line containing needle. */
+static int file_has(const char *path, const char *needle)
+{
+	FILE *f = fopen(path, "r");
+	char line[1024];
+	int found = 0;
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		found |= strstr(line, needle) != NULL;
+	fclose(f);
+	return found;
+}
+
+static unsigned mode_of(const char *path)
+{
+	struct stat st;
+
+	ck_assert_msg(stat(path, &st) == 0, "%s: %s", path, strerror(errno));
+	return (unsigned)(st.st_mode & 07777);
+}
+
+/* Every entry of dir (and of its folders) other than the test's own
+ * "stderr" must be closed to others; returns how many were checked. */
+static int assert_closed_to_others(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_msg(d != NULL, "%s: %s", dir, strerror(errno));
+	while ((e = readdir(d)) != NULL) {
+		char path[1024];
+		struct stat st;
+
+		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..") ||
+		    !strcmp(e->d_name, "stderr"))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		ck_assert_int_eq(lstat(path, &st), 0);
+		ck_assert_msg(!(st.st_mode & S_IRWXO), "%s is mode %04o: open to others", path,
+		              (unsigned)(st.st_mode & 07777));
+		n++;
+		if (S_ISDIR(st.st_mode))
+			n += assert_closed_to_others(path);
+	}
+	closedir(d);
+	return n;
+}
+
+/* Under umask 022 (which leaves new files readable by everyone), the
+ * files tally creates hold donors' names and emails or the admin token:
+ * the database and its -wal and -shm, the token and the lock are 0600;
+ * the log, the receipt outbox and its receipts are closed to others. */
+START_TEST(files_private_under_umask_022)
+{
+	static const char *const private[] = {"t.db", "t.db-wal", "t.db-shm", "t.db.token",
+	                                      "t.db.lock"};
+	static const char campaign[] =
+	    "{\"slug\":\"food\",\"name\":\"Food\",\"currency\":\"USD\",\"goal_cents\":1000}";
+	struct itest_server s;
+	struct itest_resp r;
+	char path[700], token[128], headers[256], extra[700];
+	FILE *f;
+	int st = 0, found = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.dir = tests_tmpdir();
+	ck_assert_ptr_nonnull(s.dir);
+	snprintf(extra, sizeof(extra), "--log %s/tally.log", s.dir);
+	ck_assert_int_eq(start_plain(&s, extra, &st), 0);
+	/* The token it generated lets us in. */
+	snprintf(path, sizeof(path), "%s/t.db.token", s.dir);
+	f = fopen(path, "r");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_ptr_nonnull(fgets(token, sizeof(token), f));
+	fclose(f);
+	token[strcspn(token, "\n")] = '\0';
+	snprintf(headers, sizeof(headers),
+	         "Authorization: Bearer %s\r\nContent-Type: application/json\r\n", token);
+	ck_assert_int_eq(itest_http(s.port, "POST", "/api/v1/admin/campaigns", headers, campaign,
+	                            strlen(campaign), &r),
+	                 0);
+	ck_assert_int_eq(r.status, 201);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_donate(s.port, "food", 2500, "Ada", "ada@example.org"), 202);
+	/* Barrier: the receipt lands in the outbox once captured. */
+	snprintf(path, sizeof(path), "%s/t.db-outbox/receipt-dn_1.eml", s.dir);
+	for (int i = 0; i < 400 && !found; i++) {
+		found = access(path, F_OK) == 0;
+		if (!found)
+			usleep(25000);
+	}
+	ck_assert_msg(found, "no receipt at %s", path);
+	for (size_t i = 0; i < sizeof(private) / sizeof(private[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s", s.dir, private[i]);
+		ck_assert_msg(mode_of(path) == 0600, "%s is mode %04o, not 0600", path,
+		              mode_of(path));
+	}
+	/* t.db*, token, lock, tally.log, the outbox and its receipt. */
+	ck_assert_int_ge(assert_closed_to_others(s.dir), 8);
+	st = itest_signal(&s, SIGTERM);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "SIGTERM exit status %d", st);
+	snprintf(path, sizeof(path), "%s/t.db", s.dir);
+	ck_assert_int_eq(mode_of(path), 0600);
+	itest_cleanup(&s);
+}
+END_TEST
+
+/* Write text into DIR/name with the given mode (whatever the umask). */
+static void write_file(const char *dir, const char *name, const char *text, mode_t mode, char *path,
+                       size_t cap)
+{
+	int fd;
+
+	snprintf(path, cap, "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	ck_assert_int_eq(fchmod(fd, mode), 0);
+	ck_assert_int_eq(close(fd), 0);
+}
+
+/* A token file only its owner can read is used. */
+START_TEST(token_file_0600_accepted)
+{
+	struct itest_server s;
+	struct itest_resp r;
+	char path[700], extra[720];
+	int st = 0;
+
+	memset(&s, 0, sizeof(s));
+	s.dir = tests_tmpdir();
+	ck_assert_ptr_nonnull(s.dir);
+	write_file(s.dir, "admin.token", ITEST_TOKEN "\n", 0600, path, sizeof(path));
+	snprintf(extra, sizeof(extra), "--token-file %s", path);
+	ck_assert_msg(start_plain(&s, extra, &st) == 0, "did not start (status %d)", st);
+	ck_assert_int_eq(itest_admin_get(s.port, "/api/v1/admin/queues", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(mode_of(path), 0600);
+	itest_cleanup(&s);
+}
+END_TEST
+
+/* Whoever reads the token file is an admin: one open to group or others
+ * stops the start with a message that says what to do, and nothing is
+ * written (no database). */
+START_TEST(token_file_open_to_others_refused)
+{
+	static const mode_t modes[] = {0644, 0640, 0604};
+
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		struct itest_server s;
+		char path[700], extra[720], want[64];
+		int st = 0;
+
+		memset(&s, 0, sizeof(s));
+		s.dir = tests_tmpdir();
+		ck_assert_ptr_nonnull(s.dir);
+		write_file(s.dir, "admin.token", ITEST_TOKEN "\n", modes[i], path, sizeof(path));
+		snprintf(extra, sizeof(extra), "--token-file %s", path);
+		ck_assert_int_eq(start_plain(&s, extra, &st), 1);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 1, "exit status %d", st);
+		snprintf(want, sizeof(want), "is open to group or others (mode %04o)",
+		         (unsigned)modes[i]);
+		ck_assert_msg(file_has(s.log, want), "no '%s' in %s", want, s.log);
+		ck_assert_msg(file_has(s.log, "chmod 600"), "no 'chmod 600' hint in %s", s.log);
+		ck_assert_int_eq(access(s.db, F_OK), -1);
+		ck_assert_int_eq(mode_of(path), modes[i]); /* not changed behind our back */
+		itest_cleanup(&s);
+	}
+}
+END_TEST
+
 Suite *restart_suite(void)
 {
 	Suite *s = suite_create("restart");
@@ -449,6 +693,14 @@ Suite *restart_suite(void)
 	tcase_add_test(tc, status_and_limits_survive_restart);
 	tcase_add_test(tc, retry_after_pause_and_restart_replays);
 	tcase_add_test(tc, full_queue_answers_503);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("files");
+	tcase_add_unchecked_fixture(tc, tests_root_setup, tests_root_teardown);
+	tcase_set_timeout(tc, 30);
+	tcase_add_test(tc, files_private_under_umask_022);
+	tcase_add_test(tc, token_file_0600_accepted);
+	tcase_add_test(tc, token_file_open_to_others_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }
