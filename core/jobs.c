@@ -1382,28 +1382,49 @@ int jobs_metrics(struct jobs *js, struct buf *out)
 {
 	int rc = 0;
 
-	rc |= buf_puts(out, "# TYPE tally_jobs gauge\n"
-	                    "# TYPE tally_queue_paused gauge\n"
-	                    "# TYPE tally_jobs_done_total counter\n"
-	                    "# TYPE tally_jobs_failed_total counter\n"
-	                    "# TYPE tally_job_queue_latency_seconds histogram\n");
+	/* The text format wants each family whole, HELP and TYPE first: one
+	 * family at a time, every queue in it, all under one lock. */
 	pthread_mutex_lock(&js->lock);
+	rc |= buf_puts(out, "# HELP tally_jobs Jobs in each queue by state (scheduled: waiting to "
+	                    "retry).\n"
+	                    "# TYPE tally_jobs gauge\n");
 	for (int qi = 0; qi < JOB_QUEUES; qi++) {
-		struct queue *q = &js->q[qi];
+		const struct queue *q = &js->q[qi];
 		const char *n = job_queue_names[qi];
-		uint64_t cum = 0;
 
 		rc |= buf_printf(out,
 		                 "tally_jobs{queue=\"%s\",state=\"ready\"} %lld\n"
 		                 "tally_jobs{queue=\"%s\",state=\"running\"} %lld\n"
 		                 "tally_jobs{queue=\"%s\",state=\"scheduled\"} %zu\n"
-		                 "tally_jobs{queue=\"%s\",state=\"dead\"} %lld\n"
-		                 "tally_queue_paused{queue=\"%s\"} %d\n"
-		                 "tally_jobs_done_total{queue=\"%s\"} %lld\n"
-		                 "tally_jobs_failed_total{queue=\"%s\"} %lld\n",
+		                 "tally_jobs{queue=\"%s\",state=\"dead\"} %lld\n",
 		                 n, (long long)q->n_ready, n, (long long)q->running.n, n, q->n_heap,
-		                 n, (long long)q->dead.n, n, q->paused, n, (long long)q->done_total,
-		                 n, (long long)q->failed_total);
+		                 n, (long long)q->dead.n);
+	}
+	rc |= buf_puts(out, "# HELP tally_queue_paused 1 when the job queue is paused, else 0.\n"
+	                    "# TYPE tally_queue_paused gauge\n");
+	for (int qi = 0; qi < JOB_QUEUES; qi++)
+		rc |= buf_printf(out, "tally_queue_paused{queue=\"%s\"} %d\n", job_queue_names[qi],
+		                 js->q[qi].paused);
+	rc |= buf_puts(out, "# HELP tally_jobs_done_total Jobs that ended done (a declined capture "
+	                    "too); kept across restarts.\n"
+	                    "# TYPE tally_jobs_done_total counter\n");
+	for (int qi = 0; qi < JOB_QUEUES; qi++)
+		rc |= buf_printf(out, "tally_jobs_done_total{queue=\"%s\"} %lld\n",
+		                 job_queue_names[qi], (long long)js->q[qi].done_total);
+	rc |= buf_puts(out, "# HELP tally_jobs_failed_total Attempts that failed (to be retried, "
+	                    "dead, or a declined capture); kept across restarts.\n"
+	                    "# TYPE tally_jobs_failed_total counter\n");
+	for (int qi = 0; qi < JOB_QUEUES; qi++)
+		rc |= buf_printf(out, "tally_jobs_failed_total{queue=\"%s\"} %lld\n",
+		                 job_queue_names[qi], (long long)js->q[qi].failed_total);
+	rc |= buf_puts(out, "# HELP tally_job_queue_latency_seconds Time a job waited ready "
+	                    "before a worker took it, since start.\n"
+	                    "# TYPE tally_job_queue_latency_seconds histogram\n");
+	for (int qi = 0; qi < JOB_QUEUES; qi++) {
+		const struct queue *q = &js->q[qi];
+		const char *n = job_queue_names[qi];
+		uint64_t cum = 0;
+
 		for (int b = 0; b <= LAT_BUCKETS; b++) {
 			cum += q->lat_all[b];
 			if (b % 4 == 3 && b < LAT_BUCKETS)
