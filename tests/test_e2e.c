@@ -2,7 +2,8 @@
  * real tally --demo console in tmux, and the widget in headless Chromium
  * (the console against a fake source runs in the console suite). Each runs a script and asserts it
  * passed; the script prints what failed. And /metrics through promtool,
- * Prometheus's own checker. */
+ * Prometheus's own checker, and INSTALL's systemd unit through
+ * systemd-analyze (verify, and security for its sandbox). */
 #include "tests/itest.h"
 #include "tests/tests.h"
 
@@ -43,6 +44,17 @@ START_TEST(widget_in_chromium)
 
 	snprintf(cmd, sizeof(cmd), "bash tests/browser/run '%s' '%s'",
 	         env_or("TALLY_BIN", "build/release/tally"), env_or("TALLY_ASSETS", "assets"));
+	run(cmd);
+}
+END_TEST
+
+/* INSTALL's unit parses and keeps its sandbox (tests/install_unit.sh). */
+START_TEST(install_unit_verified_and_hardened)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "bash tests/install_unit.sh '%s' INSTALL",
+	         env_or("TALLY_BIN", "build/release/tally"));
 	run(cmd);
 }
 END_TEST
@@ -193,6 +205,7 @@ Suite *e2e_suite(void)
 	TCase *tui = tcase_create("terminal");
 	TCase *web = tcase_create("browser");
 	TCase *metrics = tcase_create("metrics");
+	TCase *unit = tcase_create("unit");
 
 	tcase_set_timeout(tui, 120);
 	tcase_add_test(tui, tally_console_in_tmux);
@@ -205,5 +218,8 @@ Suite *e2e_suite(void)
 	tcase_set_timeout(metrics, 30);
 	tcase_add_test(metrics, metrics_pass_promtool);
 	suite_add_tcase(s, metrics);
+	tcase_set_timeout(unit, 30);
+	tcase_add_test(unit, install_unit_verified_and_hardened);
+	suite_add_tcase(s, unit);
 	return s;
 }
