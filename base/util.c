@@ -1,4 +1,5 @@
-/* base/util.c - time, UTF-8 checks, RFC 3339, randomness, hashing. */
+/* base/util.c - time, UTF-8 checks, RFC 3339, randomness, hashing (FNV-1a
+ * unkeyed, SipHash-2-4 keyed). */
 #include "base/util.h"
 
 #include <errno.h>
@@ -227,6 +228,70 @@ uint64_t util_hash_add(uint64_t h, const void *s, size_t len)
 uint64_t util_hash(const void *s, size_t len)
 {
 	return util_hash_add(14695981039346656037ull, s, len);
+}
+
+int util_hash_key_random(struct util_hash_key *key)
+{
+	return util_random(key, sizeof(*key));
+}
+
+static uint64_t rotl64(uint64_t x, int b)
+{
+	return (x << b) | (x >> (64 - b));
+}
+
+/* One SipRound over the state v[0..3]. */
+static void sip_round(uint64_t *v)
+{
+	v[0] += v[1];
+	v[1] = rotl64(v[1], 13) ^ v[0];
+	v[0] = rotl64(v[0], 32);
+	v[2] += v[3];
+	v[3] = rotl64(v[3], 16) ^ v[2];
+	v[0] += v[3];
+	v[3] = rotl64(v[3], 21) ^ v[0];
+	v[2] += v[1];
+	v[1] = rotl64(v[1], 17) ^ v[2];
+	v[2] = rotl64(v[2], 32);
+}
+
+/* Little-endian 64-bit word from n <= 8 bytes of p. */
+static uint64_t le64(const unsigned char *p, size_t n)
+{
+	uint64_t m = 0;
+
+	for (size_t i = 0; i < n; i++)
+		m |= (uint64_t)p[i] << (8 * i);
+	return m;
+}
+
+/* SipHash-2-4 (Aumasson and Bernstein, 2012): two rounds per 8-byte word,
+ * the last word carrying the length's low byte on top, four rounds to
+ * finish. */
+uint64_t util_hash_keyed(const struct util_hash_key *key, const void *s, size_t len)
+{
+	const unsigned char *p = s;
+	uint64_t v[4] = {key->k0 ^ 0x736f6d6570736575ull, key->k1 ^ 0x646f72616e646f6dull,
+	                 key->k0 ^ 0x6c7967656e657261ull, key->k1 ^ 0x7465646279746573ull};
+	uint64_t m;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		m = le64(p + i, 8);
+		v[3] ^= m;
+		sip_round(v);
+		sip_round(v);
+		v[0] ^= m;
+	}
+	m = le64(p + i, len - i) | (uint64_t)len << 56;
+	v[3] ^= m;
+	sip_round(v);
+	sip_round(v);
+	v[0] ^= m;
+	v[2] ^= 0xff;
+	for (int r = 0; r < 4; r++)
+		sip_round(v);
+	return v[0] ^ v[1] ^ v[2] ^ v[3];
 }
 
 int util_is_loopback(const char *ip)

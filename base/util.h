@@ -36,11 +36,27 @@ int util_random(void *buf, size_t n);
  * Runs in time dependent only on blen. */
 int util_ct_equal(const char *a, size_t alen, const char *b, size_t blen);
 
-/* 64-bit FNV-1a hash of s[0..len). */
+/* 64-bit FNV-1a hash of s[0..len). Unkeyed: anyone can compute it, so
+ * anyone can build inputs that collide. Fine for stored fingerprints and
+ * for tables of names staff choose; a table keyed by what clients send
+ * uses util_hash_keyed. */
 uint64_t util_hash(const void *s, size_t len);
 
 /* Continue an FNV-1a hash h (from util_hash) over s[0..len). */
 uint64_t util_hash_add(uint64_t h, const void *s, size_t len);
+
+/* A secret key for util_hash_keyed: 128 random bits, one per table. */
+struct util_hash_key {
+	uint64_t k0, k1;
+};
+
+/* Fill *key from util_random. Returns 0 or -errno. */
+int util_hash_key_random(struct util_hash_key *key);
+
+/* SipHash-2-4 of s[0..len) under key. Without the key an outsider cannot
+ * predict which inputs collide, so clients cannot flood one bucket of a
+ * table that hashes their keys with it. Any thread. */
+uint64_t util_hash_keyed(const struct util_hash_key *key, const void *s, size_t len);
 
 /* 1 if ip (text) is a loopback address: 127.0.0.0/8, ::1 or IPv4-mapped
  * 127.x. */

@@ -154,7 +154,9 @@ void engine_free(struct engine *e);
  * response was appended to replay now (done is not called), 0 with
  * *replayed = 0 when queued (done runs once it committed or failed, with
  * a->replayed when the database already knew the key), or an error now
- * (done is not called). */
+ * (done is not called): among them TALLY_EOVERLOADED when the writer's
+ * queue is full or when the key's bucket of recent keys is full of gifts
+ * still in flight (see core/idem.c). */
 int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
                   const char *idem_key, struct buf *replay, int *replayed, engine_done_fn done,
                   void *ud);

@@ -118,7 +118,10 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 		enum idem_result found;
 
 		fp = fingerprint(slug, req);
-		if (idem_begin(e->idem, idem_key, fp, now, replay, &found))
+		rc = idem_begin(e->idem, idem_key, fp, now, replay, &found);
+		if (rc == -EAGAIN) /* the key's bucket is full of gifts in flight */
+			return TALLY_EOVERLOADED;
+		if (rc)
 			return TALLY_EIO;
 		switch (found) {
 		case IDEM_REPLAY:

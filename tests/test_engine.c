@@ -2,6 +2,7 @@
  * listeners of core/engine. */
 #include "tests/tests.h"
 #include "core/engine.h"
+#include "core/idem.h"
 #include "core/jobs.h"
 #include "core/validate.h"
 #include "core/work.h"
@@ -1227,6 +1228,171 @@ START_TEST(sync_is_a_barrier)
 }
 END_TEST
 
+/* ---- recent idempotency keys (core/idem.c) ---- */
+
+#define OLD_BUCKET_MASK ((UINT64_C(1) << 18) - 1) /* the unseeded table's */
+#define FLOOD_STAGES 11                           /* 2^11 keys */
+
+static const char key_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+static void key_block(uint32_t n, char *b)
+{
+	for (int i = 0; i < 4; i++)
+		b[i] = key_alphabet[(n >> (6 * i)) & 63];
+}
+
+/* Keys that all land in one bucket of a table indexed by the low 18 bits
+ * of unseeded FNV-1a, built as an attacker would: those bits of the state
+ * depend only on the same bits before, so two 4-byte blocks that meet from
+ * one state (a birthday search, ~600 tries) make a stage, and any choice
+ * of one block per stage gives a key of the same bucket: 2^stages keys.
+ * keys holds 2^stages strings of 4 x stages + 1 bytes. */
+static void fnv_flood_keys(int stages, char (*keys)[4 * FLOOD_STAGES + 1])
+{
+	static uint32_t seen[OLD_BUCKET_MASK + 1];
+	char blocks[FLOOD_STAGES][2][4];
+	uint64_t h = util_hash("", 0);
+
+	for (int s = 0; s < stages; s++) {
+		uint32_t n;
+
+		memset(seen, 0, sizeof(seen));
+		for (n = 0; n < (UINT32_C(1) << 24); n++) {
+			char b[4];
+			uint64_t x;
+
+			key_block(n, b);
+			x = util_hash_add(h, b, 4) & OLD_BUCKET_MASK;
+			if (seen[x]) {
+				key_block(seen[x] - 1, blocks[s][0]);
+				memcpy(blocks[s][1], b, 4);
+				h = util_hash_add(h, b, 4);
+				break;
+			}
+			seen[x] = n + 1;
+		}
+		ck_assert_uint_lt(n, UINT32_C(1) << 24);
+	}
+	for (size_t k = 0; k < ((size_t)1 << stages); k++) {
+		for (int s = 0; s < stages; s++)
+			memcpy(keys[k] + 4 * s, blocks[s][(k >> s) & 1], 4);
+		keys[k][4 * stages] = '\0';
+	}
+}
+
+/* Keys that share a bucket of a table of cap entries under seed: the table
+ * has the smallest power of two >= 16 and >= cap + cap/4 buckets. */
+static void same_bucket_keys(const struct util_hash_key *seed, size_t cap, int n, char (*keys)[24])
+{
+	size_t buckets = 16;
+	uint64_t want = 0;
+	int found = 0;
+
+	while (buckets < cap + cap / 4)
+		buckets *= 2;
+	for (uint32_t i = 0; found < n && i < 100000000; i++) {
+		char k[24];
+		uint64_t b;
+
+		snprintf(k, sizeof(k), "key-%u", (unsigned)i);
+		b = util_hash_keyed(seed, k, strlen(k)) & (buckets - 1);
+		if (!found)
+			want = b;
+		if (b == want)
+			memcpy(keys[found++], k, sizeof(k));
+	}
+	ck_assert_int_eq(found, n);
+}
+
+static enum idem_result idem_try(struct idem_table *t, const char *key, uint64_t fp, int want_rc)
+{
+	struct buf replay = {0};
+	enum idem_result r = IDEM_NEW;
+	int rc = idem_begin(t, key, fp, 1000, &replay, &r);
+
+	ck_assert_msg(rc == want_rc, "%s: idem_begin %d, expected %d", key, rc, want_rc);
+	if (!rc && r == IDEM_REPLAY)
+		ck_assert_int_eq(replay.len, 2);
+	buf_fini(&replay);
+	return r;
+}
+
+/* Keys built to collide in the unseeded FNV table of before spread over
+ * the keyed table like any keys: no long chain, every key answers. */
+START_TEST(idem_fnv_flood_spreads)
+{
+	static char keys[1 << FLOOD_STAGES][4 * FLOOD_STAGES + 1];
+	size_t n = (size_t)1 << FLOOD_STAGES;
+	uint64_t old_bucket;
+	struct idem_table *t;
+
+	fnv_flood_keys(FLOOD_STAGES, keys);
+	old_bucket = util_hash(keys[0], strlen(keys[0])) & OLD_BUCKET_MASK;
+	for (size_t k = 0; k < n; k++) {
+		ck_assert_uint_eq(util_hash(keys[k], strlen(keys[k])) & OLD_BUCKET_MASK,
+		                  old_bucket);
+		ck_assert(k == 0 || strcmp(keys[k], keys[k - 1]));
+	}
+	ck_assert_int_eq(idem_new(200000, 60000, &t), 0);
+	for (size_t k = 0; k < n; k++) {
+		ck_assert_int_eq(idem_try(t, keys[k], 7, 0), IDEM_NEW);
+		idem_finish(t, keys[k], 7, "{}", 2);
+	}
+	ck_assert_uint_eq(idem_count(t), n);
+	/* 2,048 keys in 262,144 buckets: a chain of 5 happens once in about
+	 * ten million runs; the unseeded table had one chain of 2,048. */
+	ck_assert_uint_le(idem_longest_chain(t), 4);
+	for (size_t k = 0; k < n; k++)
+		ck_assert_int_eq(idem_try(t, keys[k], 7, 0), IDEM_REPLAY);
+	idem_free(t);
+}
+END_TEST
+
+/* A bucket never holds more than IDEM_CHAIN_MAX entries: past it, the
+ * oldest finished entry makes room, and with none finished the new key is
+ * refused (-EAGAIN: 503 overloaded to the client). Lookups in a full chain
+ * still answer. */
+START_TEST(idem_chain_is_bounded)
+{
+	const struct util_hash_key seed = {UINT64_C(0x0123456789abcdef), UINT64_C(42)};
+	char keys[IDEM_CHAIN_MAX + 1][24];
+	struct idem_table *t;
+
+	same_bucket_keys(&seed, 1000, IDEM_CHAIN_MAX + 1, keys);
+	ck_assert_int_eq(idem_new_seeded(1000, 60000, &seed, &t), 0);
+	for (int k = 0; k < IDEM_CHAIN_MAX; k++)
+		ck_assert_int_eq(idem_try(t, keys[k], 1, 0), IDEM_NEW);
+	ck_assert_uint_eq(idem_longest_chain(t), IDEM_CHAIN_MAX); /* one bucket indeed */
+	/* All in flight: nothing can go, the newcomer is refused. */
+	idem_try(t, keys[IDEM_CHAIN_MAX], 1, -EAGAIN);
+	ck_assert_uint_eq(idem_count(t), IDEM_CHAIN_MAX);
+	ck_assert_int_eq(idem_try(t, keys[3], 1, 0), IDEM_IN_FLIGHT);
+	ck_assert_int_eq(idem_try(t, keys[3], 2, 0), IDEM_REUSED);
+
+	/* Two finish; the newcomer evicts the older of them (keys[2]). */
+	idem_finish(t, keys[2], 1, "{}", 2);
+	idem_finish(t, keys[5], 1, "{}", 2);
+	ck_assert_int_eq(idem_try(t, keys[IDEM_CHAIN_MAX], 1, 0), IDEM_NEW);
+	ck_assert_uint_eq(idem_longest_chain(t), IDEM_CHAIN_MAX);
+	ck_assert_int_eq(idem_try(t, keys[5], 1, 0), IDEM_REPLAY);
+	/* keys[2] was forgotten (the database answers it now): new again,
+	 * evicting keys[5], the last finished one. */
+	ck_assert_int_eq(idem_try(t, keys[2], 1, 0), IDEM_NEW);
+	idem_try(t, keys[5], 1, -EAGAIN);
+	ck_assert_uint_eq(idem_longest_chain(t), IDEM_CHAIN_MAX);
+	ck_assert_uint_eq(idem_count(t), IDEM_CHAIN_MAX);
+	idem_free(t);
+
+	/* Under another (random) secret the same keys scatter. */
+	ck_assert_int_eq(idem_new(1000, 60000, &t), 0);
+	for (int k = 0; k <= IDEM_CHAIN_MAX; k++)
+		ck_assert_int_eq(idem_try(t, keys[k], 1, 0), IDEM_NEW);
+	ck_assert_uint_le(idem_longest_chain(t), 3);
+	idem_free(t);
+}
+END_TEST
+
 Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -1253,6 +1419,11 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, listeners);
 	tcase_add_test(tc, seq_and_body_agree);
 	tcase_add_test(tc, sync_is_a_barrier);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("idem");
+	tcase_add_test(tc, idem_fnv_flood_spreads);
+	tcase_add_test(tc, idem_chain_is_bounded);
 	suite_add_tcase(s, tc);
 	return s;
 }

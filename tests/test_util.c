@@ -4,6 +4,9 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -377,6 +380,59 @@ START_TEST(hash_fnv1a_vectors)
 }
 END_TEST
 
+/* SipHash-2-4's reference vectors (key 00..0f, message 00..len-1), and
+ * every tail length against OpenSSL's SipHash. */
+START_TEST(hash_keyed_vectors)
+{
+	const struct util_hash_key k = {UINT64_C(0x0706050403020100), UINT64_C(0x0f0e0d0c0b0a0908)};
+	unsigned char key[16], msg[64];
+	EVP_MAC *mac = EVP_MAC_fetch(NULL, "SIPHASH", NULL);
+
+	for (int i = 0; i < 64; i++)
+		msg[i] = (unsigned char)i;
+	for (int i = 0; i < 16; i++)
+		key[i] = (unsigned char)i;
+	ck_assert_uint_eq(util_hash_keyed(&k, msg, 0), UINT64_C(0x726fdb47dd0e0e31));
+	ck_assert_uint_eq(util_hash_keyed(&k, msg, 1), UINT64_C(0x74f839c593dc67fd));
+	ck_assert_uint_eq(util_hash_keyed(&k, msg, 8), UINT64_C(0x93f5f5799a932462));
+	ck_assert_uint_eq(util_hash_keyed(&k, msg, 15), UINT64_C(0xa129ca6149be45e5));
+	ck_assert_ptr_nonnull(mac);
+	for (size_t len = 0; len <= sizeof(msg); len++) {
+		EVP_MAC_CTX *ctx = EVP_MAC_CTX_new(mac);
+		size_t size = 8, outl = 0;
+		OSSL_PARAM params[] = {OSSL_PARAM_construct_size_t("size", &size),
+		                       OSSL_PARAM_construct_end()};
+		unsigned char out[8];
+		uint64_t want = 0;
+
+		ck_assert_ptr_nonnull(ctx);
+		ck_assert_int_eq(EVP_MAC_init(ctx, key, sizeof(key), params), 1);
+		ck_assert_int_eq(EVP_MAC_update(ctx, msg, len), 1);
+		ck_assert_int_eq(EVP_MAC_final(ctx, out, &outl, sizeof(out)), 1);
+		ck_assert_uint_eq(outl, 8);
+		for (int i = 0; i < 8; i++)
+			want |= (uint64_t)out[i] << (8 * i);
+		ck_assert_uint_eq(util_hash_keyed(&k, msg, len), want);
+		EVP_MAC_CTX_free(ctx);
+	}
+	EVP_MAC_free(mac);
+}
+END_TEST
+
+/* Every table gets its own secret: two never match, and the same input
+ * hashes differently under them. */
+START_TEST(hash_key_random)
+{
+	struct util_hash_key a, b;
+
+	ck_assert_int_eq(util_hash_key_random(&a), 0);
+	ck_assert_int_eq(util_hash_key_random(&b), 0);
+	ck_assert(a.k0 != b.k0 || a.k1 != b.k1);
+	ck_assert_uint_ne(util_hash_keyed(&a, "idem-key", 8), util_hash_keyed(&b, "idem-key", 8));
+	ck_assert_uint_eq(util_hash_keyed(&a, "idem-key", 8), util_hash_keyed(&a, "idem-key", 8));
+}
+END_TEST
+
 /* ---- clocks and randomness ---- */
 
 START_TEST(clocks)
@@ -433,6 +489,8 @@ Suite *util_suite(void)
 	tcase_add_test(tc, ct_equal);
 	tcase_add_test(tc, hash_stable);
 	tcase_add_test(tc, hash_fnv1a_vectors);
+	tcase_add_test(tc, hash_keyed_vectors);
+	tcase_add_test(tc, hash_key_random);
 	tcase_add_test(tc, clocks);
 	tcase_add_test(tc, random_bytes);
 	suite_add_tcase(s, tc);
