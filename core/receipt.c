@@ -21,6 +21,7 @@
 #include "core/receipt.h"
 #include "core/transfer.h"
 #include "core/work.h"
+#include "base/currency.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -89,7 +90,7 @@ static int header_text(struct buf *out, const char *s)
 int work_receipt_message(const struct work_config *cfg, const struct db_job_donation *d,
                          struct buf *out)
 {
-	char date[64], ts[32];
+	char date[64], ts[32], amount[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	int rc = 0;
@@ -110,11 +111,12 @@ int work_receipt_message(const struct work_config *cfg, const struct db_job_dona
 	                 date, (long long)d->id);
 	rc |= buf_printf(out, "Dear %s,\r\n\r\nThank you for your gift to %s.\r\n\r\n",
 	                 d->name[0] ? d->name : "friend", d->campaign_name);
+	/* In the currency's own minor units: JPY 1234, USD 12.34, KWD 1.234. */
+	rc |= currency_format(amount, sizeof(amount), d->amount_cents, d->currency) < 0;
 	rc |= buf_printf(out,
-	                 "  Campaign:     %s\r\n  Amount:       %s %lld.%02lld\r\n"
+	                 "  Campaign:     %s\r\n  Amount:       %s %s\r\n"
 	                 "  Date:         %s\r\n  Donation id:  dn_%lld\r\n\r\n",
-	                 d->campaign_slug, d->currency, (long long)(d->amount_cents / 100),
-	                 (long long)(d->amount_cents % 100),
+	                 d->campaign_slug, d->currency, amount,
 	                 util_rfc3339(d->created_at, ts, sizeof(ts)), (long long)d->id);
 	if (cfg->tax_note && cfg->tax_note[0])
 		rc |= buf_printf(out, "%s\r\n\r\n", cfg->tax_note);

@@ -134,6 +134,42 @@ START_TEST(receipt_text)
 }
 END_TEST
 
+/* The amount is written in the currency's minor units (ISO 4217): yen have
+ * no decimals, dinars three. */
+START_TEST(receipt_amount_by_currency)
+{
+	static const struct {
+		const char *currency;
+		int64_t amount;
+		const char *line;
+	} cases[] = {
+	    {"USD", 1234, "  Amount:       USD 12.34\r\n"},
+	    {"USD", 5, "  Amount:       USD 0.05\r\n"},
+	    {"EUR", 100000000, "  Amount:       EUR 1000000.00\r\n"},
+	    {"JPY", 1234, "  Amount:       JPY 1234\r\n"},
+	    {"JPY", 1, "  Amount:       JPY 1\r\n"},
+	    {"KRW", 50000, "  Amount:       KRW 50000\r\n"},
+	    {"KWD", 1234, "  Amount:       KWD 1.234\r\n"},
+	    {"BHD", 5, "  Amount:       BHD 0.005\r\n"},
+	};
+	struct work_config cfg;
+
+	work_config_defaults(&cfg);
+	cfg.smtp_from = "giving@example.org";
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct db_job_donation d = sample();
+		struct buf b = {0};
+
+		snprintf(d.currency, sizeof(d.currency), "%s", cases[i].currency);
+		d.amount_cents = cases[i].amount;
+		ck_assert_int_eq(work_receipt_message(&cfg, &d, &b), 0);
+		ck_assert_msg(strstr(b.p, cases[i].line), "%s %lld: no \"%s\" in:\n%s",
+		              cases[i].currency, (long long)cases[i].amount, cases[i].line, b.p);
+		buf_fini(&b);
+	}
+}
+END_TEST
+
 START_TEST(event_body_is_json)
 {
 	struct db_job_donation d = sample();
@@ -1204,6 +1240,7 @@ Suite *jobs_suite(void)
 	tcase_add_test(unit, names_round_trip);
 	tcase_add_test(unit, signature_matches_reference);
 	tcase_add_test(unit, receipt_text);
+	tcase_add_test(unit, receipt_amount_by_currency);
 	tcase_add_test(unit, event_body_is_json);
 	tcase_add_test(unit, bad_job_options_are_refused);
 	suite_add_tcase(s, unit);

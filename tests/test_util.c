@@ -1,6 +1,7 @@
 /* tests/test_util.c - UTF-8, control characters, RFC 3339, constant-time
  * comparison, hashing and the clocks of base/util. */
 #include "tests/tests.h"
+#include "base/currency.h"
 #include "base/util.h"
 
 #include <errno.h>
@@ -433,6 +434,51 @@ START_TEST(hash_key_random)
 }
 END_TEST
 
+/* ---- currencies ---- */
+
+START_TEST(currency_exponents)
+{
+	static const char *const zero[] = {"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XOF"};
+	static const char *const three[] = {"BHD", "IQD", "JOD", "KWD", "LYD", "OMR", "TND"};
+
+	for (size_t i = 0; i < sizeof(zero) / sizeof(zero[0]); i++)
+		ck_assert_int_eq(currency_exponent(zero[i]), 0);
+	for (size_t i = 0; i < sizeof(three) / sizeof(three[0]); i++)
+		ck_assert_int_eq(currency_exponent(three[i]), 3);
+	ck_assert_int_eq(currency_exponent("CLF"), 4);
+	ck_assert_int_eq(currency_exponent("USD"), 2);
+	ck_assert_int_eq(currency_exponent("EUR"), 2);
+	ck_assert_int_eq(currency_exponent("ZZZ"), 2); /* accepted, unknown: 2 */
+}
+END_TEST
+
+START_TEST(currency_formats)
+{
+	char b[32];
+
+	ck_assert_int_eq(currency_format(b, sizeof(b), 1234, "USD"), 5);
+	ck_assert_str_eq(b, "12.34");
+	currency_format(b, sizeof(b), 1234, "JPY");
+	ck_assert_str_eq(b, "1234");
+	currency_format(b, sizeof(b), 1234, "KWD");
+	ck_assert_str_eq(b, "1.234");
+	currency_format(b, sizeof(b), 12345, "CLF");
+	ck_assert_str_eq(b, "1.2345");
+	currency_format(b, sizeof(b), 0, "USD");
+	ck_assert_str_eq(b, "0.00");
+	currency_format(b, sizeof(b), -5, "USD");
+	ck_assert_str_eq(b, "-0.05");
+	currency_format(b, sizeof(b), INT64_MAX, "USD");
+	ck_assert_str_eq(b, "92233720368547758.07");
+	currency_format(b, sizeof(b), INT64_MIN, "JPY");
+	ck_assert_str_eq(b, "-9223372036854775808");
+	/* Too small: nothing half-written. */
+	ck_assert_int_eq(currency_format(b, 5, 1234, "USD"), -ENOSPC);
+	ck_assert_str_eq(b, "");
+	ck_assert_int_eq(currency_format(b, 6, 1234, "USD"), 5);
+}
+END_TEST
+
 /* ---- clocks and randomness ---- */
 
 START_TEST(clocks)
@@ -483,6 +529,11 @@ Suite *util_suite(void)
 	tcase_add_test(tc, rfc3339_parse_dates);
 	tcase_add_test(tc, rfc3339_parse_garbage);
 	tcase_add_test(tc, rfc3339_round_trip);
+	suite_add_tcase(s, tc);
+
+	tc = tcase_create("currency");
+	tcase_add_test(tc, currency_exponents);
+	tcase_add_test(tc, currency_formats);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("misc");
