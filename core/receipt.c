@@ -10,8 +10,10 @@
  * - the message carries Message-ID <receipt-dn_<id>@tally>, the same on
  *   every attempt, so a repeat left by an attempt cut short after sending
  *   can be told from a second gift's receipt;
- * - the outbox file appears whole under its final name or not at all, and
- *   never replaces one that exists.
+ * - the outbox file appears whole under its final name or not at all,
+ *   never replaces one that exists, and is on disk (file and folder
+ *   fsynced) before the attempt is reported done: a receipt marked sent
+ *   survives a power cut.
  * A gift refunded (or without an email) before its receipt went out is
  * skipped: nothing to thank for.
  *
@@ -140,10 +142,30 @@ static int write_all(int fd, const char *p, size_t len)
 	return 0;
 }
 
-/* Write msg into the outbox under its final name, whole or not at all: an
- * unnamed file (O_TMPFILE) linked in once written, or, where the file
- * system has no O_TMPFILE, a temporary name linked in. The link fails if
- * the name exists, so a receipt is written once. */
+/* fsync the folder dir, so that a name linked into it survives a power
+ * cut. Returns 0 or -errno. */
+static int sync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return -errno;
+	if (fsync(fd))
+		rc = -errno;
+	if (close(fd) && !rc)
+		rc = -errno;
+	return rc;
+}
+
+/* Write msg into the outbox under its final name, whole or not at all, and
+ * durably before the job is reported done: the data is written and synced
+ * in an unnamed file (O_TMPFILE) or, where the file system has none, under
+ * a temporary name; then it is linked in under its final name and the
+ * folder synced. The link fails if the name exists, so a receipt is written
+ * once; an existing name is a previous attempt's, already synced before it
+ * was linked, and the folder is synced again in case that attempt ended
+ * before it did. A failed write, fsync or link is a failed attempt,
+ * retried. */
 static void outbox_write(const struct work_config *cfg, struct job_run *r, const struct buf *msg)
 {
 	char path[4096], tmp[4200];
@@ -155,12 +177,16 @@ static void outbox_write(const struct work_config *cfg, struct job_run *r, const
 		char proc[64];
 
 		rc = write_all(fd, msg->p, msg->len);
+		if (!rc && fsync(fd))
+			rc = -errno;
 		snprintf(proc, sizeof(proc), "/proc/self/fd/%d", fd);
 		if (!rc && linkat(AT_FDCWD, proc, AT_FDCWD, path, AT_SYMLINK_FOLLOW) &&
 		    errno != EEXIST)
 			rc = -errno;
 		if (close(fd) && !rc)
 			rc = -errno;
+		if (!rc)
+			rc = sync_dir(cfg->outbox);
 		if (!rc) {
 			r->result.kind = JOB_OK;
 			return;
@@ -183,12 +209,16 @@ static void outbox_write(const struct work_config *cfg, struct job_run *r, const
 		return;
 	}
 	rc = write_all(fd, msg->p, msg->len);
+	if (!rc && fsync(fd))
+		rc = -errno;
 	if (close(fd) && !rc)
 		rc = -errno;
 	if (!rc && link(tmp, path) && errno != EEXIST)
 		rc = -errno;
 	if (unlink(tmp))
 		log_msg(LOG_WARN, "receipts.unlink_failed", "%s: %s", tmp, strerror(errno));
+	if (!rc)
+		rc = sync_dir(cfg->outbox);
 	if (rc)
 		work_result(r, JOB_RETRY, "%s: %s", path, strerror(-rc));
 	else

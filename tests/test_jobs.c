@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -805,6 +806,113 @@ static char *read_file(const char *path)
 	return buf;
 }
 
+/* Every entry of dir, dot files included (an outbox's temporary files). */
+static int count_entries(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int n = 0;
+
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d)))
+		n += strcmp(e->d_name, ".") && strcmp(e->d_name, "..");
+	closedir(d);
+	return n;
+}
+
+/* The first job of queue q in state st whose last_error holds text, within
+ * ms; 1 when found. */
+static int wait_job_error(const char *q, const char *st, const char *text, int ms)
+{
+	for (int i = 0; i < ms / 20; i++) {
+		json_t *js = jobs(q, st), *j;
+		size_t k;
+		int found = 0;
+
+		json_array_foreach(json_object_get(js, "jobs"), k, j)
+		{
+			const char *err = json_string_value(json_object_get(j, "last_error"));
+
+			found |= err && strstr(err, text) != NULL;
+		}
+		json_decref(js);
+		if (found)
+			return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
+/* A receipt in the outbox is whole under its final name once the job is
+ * done (written, fsynced, linked, folder fsynced: see core/receipt.c), no
+ * temporary file stays behind, and an attempt whose file cannot be written
+ * fails and is retried. */
+START_TEST(outbox_receipt_whole_and_retried)
+{
+	char outbox[700], aside[720], path[800], body[512];
+	struct itest_resp r;
+	struct stat st;
+	char *mail;
+	size_t len;
+	FILE *f;
+
+	start("--org-name Example-Food-Bank --jobs receipts:backoff-ms=50,backoff-max-ms=100");
+	ck_assert_int_eq(itest_create_campaign(srv.port, "yen", "JPY", 100000), 201);
+	snprintf(body, sizeof(body),
+	         "{\"amount_cents\":1234,\"currency\":\"JPY\",\"donor\":{\"name\":\"Ada\","
+	         "\"email\":\"ada@example.org\"}}");
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/campaigns/yen/donations", body, 0, &r),
+	                 0);
+	ck_assert_int_eq(r.status, 202);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	snprintf(outbox, sizeof(outbox), "%s-outbox", srv.db);
+	ck_assert_int_eq(count_entries(outbox), 1);
+	snprintf(path, sizeof(path), "%s/receipt-dn_1.eml", outbox);
+	ck_assert_int_eq(stat(path, &st), 0);
+	f = fopen(path, "rb");
+	ck_assert_ptr_nonnull(f);
+	mail = calloc(1, (size_t)st.st_size + 1);
+	ck_assert_ptr_nonnull(mail);
+	len = fread(mail, 1, (size_t)st.st_size + 1, f);
+	fclose(f);
+	ck_assert_uint_eq(len, (size_t)st.st_size);
+	ck_assert_int_eq(strncmp(mail, "From: ", 6), 0);
+	ck_assert_ptr_nonnull(strstr(mail, "Message-ID: <receipt-dn_1@tally>\r\n"));
+	ck_assert_ptr_nonnull(strstr(mail, "  Amount:       JPY 1234\r\n"));
+	ck_assert_uint_gt(len, 20);
+	ck_assert_str_eq(mail + len - 19, "Example-Food-Bank\r\n"); /* the last line */
+	free(mail);
+	ck_assert_int_eq(queue_num("receipts", "done"), 1);
+	ck_assert_int_eq(queue_num("receipts", "dead"), 0);
+
+	/* The outbox is not a folder now: the attempt fails and waits to be
+	 * retried; once the folder is back, the retry writes the receipt. */
+	snprintf(aside, sizeof(aside), "%s-aside", outbox);
+	ck_assert_int_eq(rename(outbox, aside), 0);
+	f = fopen(outbox, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fclose(f), 0);
+	snprintf(body, sizeof(body),
+	         "{\"amount_cents\":500,\"currency\":\"JPY\",\"donor\":{\"name\":\"Bo\","
+	         "\"email\":\"bo@example.org\"}}");
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/campaigns/yen/donations", body, 0, &r),
+	                 0);
+	ck_assert_int_eq(r.status, 202);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(wait_job_error("receipts", "scheduled", "Not a directory", 5000), 1);
+	ck_assert_int_eq(unlink(outbox), 0);
+	ck_assert_int_eq(rename(aside, outbox), 0);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	ck_assert_int_eq(queue_num("receipts", "done"), 2);
+	ck_assert_int_eq(count_entries(outbox), 2);
+	snprintf(path, sizeof(path), "%s/receipt-dn_2.eml", outbox);
+	mail = read_file(path);
+	ck_assert_ptr_nonnull(strstr(mail, "  Amount:       JPY 500\r\n"));
+	free(mail);
+}
+END_TEST
+
 START_TEST(receipts_over_smtp)
 {
 	char args[512], path[700], id[32], bad[32];
@@ -1257,6 +1365,7 @@ Suite *jobs_suite(void)
 	tcase_add_test(it, sigterm_lets_captures_in_flight_finish);
 	tcase_add_test(it, done_jobs_are_pruned_after_the_retention);
 	tcase_add_test(it, receipts_over_smtp);
+	tcase_add_test(it, outbox_receipt_whole_and_retried);
 	tcase_add_test(it, webhook_retries_keep_the_event_id);
 	tcase_add_test(it, hanging_endpoint_holds_only_its_share);
 	tcase_add_test(it, sigterm_with_a_hanging_endpoint_exits_in_time);
