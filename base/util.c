@@ -78,7 +78,22 @@ int util_has_control(const char *s, size_t len, int allow_newline)
 			continue;
 		if (c < 0x20 || c == 0x7f)
 			return 1;
+		if (c == 0xc2 && i + 1 < len && (unsigned char)s[i + 1] >= 0x80 &&
+		    (unsigned char)s[i + 1] <= 0x9f)
+			return 1;
 	}
+	return 0;
+}
+
+int util_has_bidi_control(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	/* U+202A..U+202E are E2 80 AA..AE; U+2066..U+2069 are E2 81 A6..A9. */
+	for (size_t i = 0; i + 2 < len; i++)
+		if (p[i] == 0xe2 && ((p[i + 1] == 0x80 && p[i + 2] >= 0xaa && p[i + 2] <= 0xae) ||
+		                     (p[i + 1] == 0x81 && p[i + 2] >= 0xa6 && p[i + 2] <= 0xa9)))
+			return 1;
 	return 0;
 }
 

@@ -17,9 +17,16 @@ uint64_t util_mono_ns(void);
  * (shortest form, no surrogates, <= U+10FFFF), else -1. */
 long util_utf8_len(const char *s, size_t len);
 
-/* Return 1 if s[0..len) holds a C0 control character or DEL (a newline is
- * allowed when allow_newline is set), else 0. */
+/* Return 1 if s[0..len) holds a C0 control character, DEL or a C1 control
+ * (U+0080..U+009F, encoded C2 80..C2 9F) (a newline is allowed when
+ * allow_newline is set), else 0. */
 int util_has_control(const char *s, size_t len, int allow_newline);
+
+/* Return 1 if s[0..len) holds a bidirectional embedding, override or
+ * isolate (U+202A..U+202E, U+2066..U+2069): characters that make text
+ * display in another order than it reads (a name that shows as "Ada" next
+ * to an amount it reverses), else 0. */
+int util_has_bidi_control(const char *s, size_t len);
 
 /* Format ms since the epoch as RFC 3339 UTC with millisecond precision
  * ("2026-11-28T12:00:00.000Z") into buf (>= 25 bytes). Returns buf. */

@@ -71,6 +71,9 @@ static const char *check_string(const char *s, size_t len, long min_cp, long max
 		return "must be valid UTF-8 without NUL characters";
 	if (util_has_control(s, len, allow_newline))
 		return "must not contain control characters";
+	if (util_has_bidi_control(s, len))
+		return "must not contain bidirectional override or isolate characters "
+		       "(U+202A to U+202E, U+2066 to U+2069)";
 	if (cp < min_cp || cp > max_cp || len >= cap) {
 		snprintf(msg, msgcap, "must be %ld to %ld characters long", min_cp, max_cp);
 		return msg;

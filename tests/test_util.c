@@ -125,6 +125,48 @@ START_TEST(control_chars)
 	ck_assert_int_eq(util_has_control(" ~", 2, 0), 0);
 	/* Only len bytes are looked at. */
 	ck_assert_int_eq(util_has_control("ab\x01", 2, 0), 0);
+	/* C1 controls: U+0080..U+009F (C2 80..C2 9F), NEL even with newlines. */
+	ck_assert_int_eq(util_has_control("\xc2\x80", 2, 0), 1);
+	ck_assert_int_eq(util_has_control("a\xc2\x85"
+	                                  "b",
+	                                  4, 1),
+	                 1);
+	ck_assert_int_eq(util_has_control("\xc2\x9b[31m", 5, 0), 1);
+	ck_assert_int_eq(util_has_control("\xc2\x9f", 2, 0), 1);
+	ck_assert_int_eq(util_has_control("\xc2\xa0", 2, 0), 0); /* no-break space */
+	ck_assert_int_eq(util_has_control("\xc2\xbf", 2, 0), 0);
+	ck_assert_int_eq(util_has_control("\xc3\x80", 2, 0), 0);  /* À */
+	ck_assert_int_eq(util_has_control("a\xc2\x80", 2, 0), 0); /* cut off */
+}
+END_TEST
+
+START_TEST(bidi_controls)
+{
+	static const char *const bad[] = {
+	    "\xe2\x80\xaa", "\xe2\x80\xab", "\xe2\x80\xac", "\xe2\x80\xad", "\xe2\x80\xae",
+	    "\xe2\x81\xa6", "\xe2\x81\xa7", "\xe2\x81\xa8", "\xe2\x81\xa9",
+	};
+	static const char *const fine[] = {
+	    "\xe2\x80\xa9",
+	    "\xe2\x80\xaf",
+	    "\xe2\x80\x8f",
+	    "\xe2\x81\xa5",
+	    "\xe2\x81\xaa",
+	    "\xe2\x82\xac",
+	    "\xd7\xa9\xd7\x9c\xd7\x95\xd7\x9d",
+	};
+	char s[32];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(s, sizeof(s), "ab%scd", bad[i]);
+		ck_assert_int_eq(util_has_bidi_control(s, strlen(s)), 1);
+		ck_assert_int_eq(util_has_bidi_control(bad[i], 3), 1);
+		ck_assert_int_eq(util_has_bidi_control(bad[i], 2), 0); /* cut off */
+	}
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++)
+		ck_assert_int_eq(util_has_bidi_control(fine[i], strlen(fine[i])), 0);
+	ck_assert_int_eq(util_has_bidi_control("", 0), 0);
+	ck_assert_int_eq(util_has_bidi_control("plain", 5), 0);
 }
 END_TEST
 
@@ -520,6 +562,7 @@ Suite *util_suite(void)
 	tcase_add_test(tc, utf8_surrogates_and_range);
 	tcase_add_test(tc, utf8_truncated_and_stray);
 	tcase_add_test(tc, control_chars);
+	tcase_add_test(tc, bidi_controls);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("rfc3339");

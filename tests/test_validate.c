@@ -1111,6 +1111,123 @@ START_TEST(fast_path_agrees_on_mutations)
 }
 END_TEST
 
+/* ---- bidirectional controls and C1 controls ---- */
+
+/* Characters that reorder or hide text: the bidi embeddings, overrides and
+ * isolates (U+202A..U+202E, U+2066..U+2069), then C1 controls (U+0080,
+ * U+0085 NEL, U+009B CSI, U+009F). UTF-8 and JSON-escaped. */
+static const struct {
+	const char *utf8, *escaped;
+	int bidi;
+} sneaky[] = {
+    {"\xe2\x80\xaa", "\\u202a", 1}, {"\xe2\x80\xab", "\\u202B", 1}, {"\xe2\x80\xac", "\\u202c", 1},
+    {"\xe2\x80\xad", "\\u202d", 1}, {"\xe2\x80\xae", "\\u202e", 1}, {"\xe2\x81\xa6", "\\u2066", 1},
+    {"\xe2\x81\xa7", "\\u2067", 1}, {"\xe2\x81\xa8", "\\u2068", 1}, {"\xe2\x81\xa9", "\\u2069", 1},
+    {"\xc2\x80", "\\u0080", 0},     {"\xc2\x85", "\\u0085", 0},     {"\xc2\x9b", "\\u009b", 0},
+    {"\xc2\x9f", "\\u009f", 0},
+};
+
+#define BIDI_MESSAGE                                                                               \
+	"must not contain bidirectional override or isolate characters (U+202A to U+202E, U+2066 " \
+	"to U+2069)"
+
+/* body is refused on field alone, with the message for sneaky[i]; the fast
+ * path and the full path agree. */
+static void expect_sneaky_refused(const char *body, size_t i, const char *field)
+{
+	struct donation_req req;
+	struct validate_error err = {{0}, NULL};
+	const char *msg;
+
+	ck_assert_int_eq(validate_donation(body, strlen(body), &lim, &req, &err), TALLY_EFIELDS);
+	ck_assert_uint_eq(json_object_size(err.fields), 1);
+	msg = json_string_value(json_object_get(err.fields, field));
+	ck_assert_msg(msg, "%s: no %s in the fields", body, field);
+	ck_assert_str_eq(msg,
+	                 sneaky[i].bidi ? BIDI_MESSAGE : "must not contain control characters");
+	validate_error_fini(&err);
+	same_both_ways(body, strlen(body));
+}
+
+START_TEST(donation_bidi_and_c1_refused)
+{
+	static const char *const fmt[][2] = {
+	    {"donor.name", "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":"
+	                   "\"Ada%sevol\",\"email\":\"ada@example.org\"}}"},
+	    {"message", "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\","
+	                "\"email\":\"ada@example.org\"},\"message\":\"Thanks %s 0001$\"}"},
+	};
+	char body[512];
+
+	for (size_t i = 0; i < sizeof(sneaky) / sizeof(sneaky[0]); i++)
+		for (size_t f = 0; f < 2; f++) {
+			snprintf(body, sizeof(body), fmt[f][1], sneaky[i].utf8);
+			expect_sneaky_refused(body, i, fmt[f][0]);
+			snprintf(body, sizeof(body), fmt[f][1], sneaky[i].escaped);
+			expect_sneaky_refused(body, i, fmt[f][0]);
+		}
+	/* Alone, at the start, at the end. */
+	expect_sneaky_refused("{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":"
+	                      "\"\xe2\x80\xae\",\"email\":\"ada@example.org\"}}",
+	                      4, "donor.name");
+	expect_sneaky_refused("{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":"
+	                      "\"Ada\",\"email\":\"ada@example.org\"},\"message\":\"Go\xc2\x9f\"}",
+	                      12, "message");
+}
+END_TEST
+
+/* Their neighbours are ordinary text: marks, spaces and letters of
+ * right-to-left scripts stay welcome. */
+START_TEST(donation_bidi_neighbours_accepted)
+{
+	static const char *const fine[] = {
+	    "\xe2\x80\x8f",                             /* U+200F RIGHT-TO-LEFT MARK */
+	    "\xe2\x80\xa9",                             /* U+2029 PARAGRAPH SEPARATOR */
+	    "\xe2\x80\xaf",                             /* U+202F NARROW NO-BREAK SPACE */
+	    "\xe2\x81\xa5",                             /* U+2065 (unassigned) */
+	    "\xe2\x81\xaa",                             /* U+206A */
+	    "\xc2\xa0",                                 /* U+00A0 NO-BREAK SPACE */
+	    "\xd7\xa9\xd7\xa8\xd7\x94",                 /* Hebrew */
+	    "\xd9\x81\xd8\xa7\xd8\xb7\xd9\x85\xd8\xa9", /* Arabic */
+	};
+	struct donation_req req;
+
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "Ada %s", fine[i]);
+		expect_donation_ok(donor_with("name", json_string(name)), &req);
+		ck_assert_str_eq(req.name, name);
+		expect_donation_ok(donation_with("message", json_string(name)), &req);
+		ck_assert_str_eq(req.message, name);
+	}
+}
+END_TEST
+
+START_TEST(campaign_bidi_and_c1_refused)
+{
+	for (size_t i = 0; i < sizeof(sneaky) / sizeof(sneaky[0]); i++) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "Food %s bank", sneaky[i].utf8);
+		expect_campaign_field(campaign_with("name", json_string(name)), 1, "name");
+		expect_campaign_field(json_pack("{s:s}", "name", name), 0, "name");
+	}
+	{
+		static const char body[] =
+		    "{\"slug\":\"a\",\"name\":\"Gifts \\u202etxt.exe\",\"currency\":\"EUR\"}";
+		struct campaign_spec spec;
+		struct validate_error err = {{0}, NULL};
+
+		ck_assert_int_eq(validate_campaign(body, strlen(body), 1, &spec, &err),
+		                 TALLY_EFIELDS);
+		ck_assert_str_eq(json_string_value(json_object_get(err.fields, "name")),
+		                 BIDI_MESSAGE);
+		validate_error_fini(&err);
+	}
+}
+END_TEST
+
 Suite *validate_suite(void)
 {
 	Suite *s = suite_create("validate");
@@ -1142,6 +1259,8 @@ Suite *validate_suite(void)
 	tcase_add_test(tc, donation_payment_token);
 	tcase_add_test(tc, donation_payment_token_null);
 	tcase_add_test(tc, donation_many_errors);
+	tcase_add_test(tc, donation_bidi_and_c1_refused);
+	tcase_add_test(tc, donation_bidi_neighbours_accepted);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("campaign");
@@ -1153,6 +1272,7 @@ Suite *validate_suite(void)
 	tcase_add_test(tc, campaign_fields);
 	tcase_add_test(tc, campaign_times);
 	tcase_add_test(tc, campaign_update);
+	tcase_add_test(tc, campaign_bidi_and_c1_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -31,7 +31,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (a.amount_cents < lim.min_cents || a.amount_cents > lim.max_cents ||
 		    !validate_currency(a.currency) || !a.name[0] || !strchr(a.email, '@') ||
 		    util_utf8_len(a.name, strlen(a.name)) < 0 ||
-		    util_utf8_len(a.message, strlen(a.message)) < 0 || !a.payment_token[0])
+		    util_utf8_len(a.message, strlen(a.message)) < 0 || !a.payment_token[0] ||
+		    util_has_control(a.name, strlen(a.name), 0) ||
+		    util_has_control(a.message, strlen(a.message), 1) ||
+		    util_has_bidi_control(a.name, strlen(a.name)) ||
+		    util_has_bidi_control(a.message, strlen(a.message)))
 			abort();
 	} else if (ra == TALLY_EFIELDS && !ea.fields) {
 		abort();
