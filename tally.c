@@ -81,7 +81,7 @@ static void usage(FILE *f)
 	           "  --log PATH            log file (console mode default: ./tally.log)\n"
 	           "  --sync full|normal    SQLite synchronous level (default full)\n"
 	           "  --min-cents N         smallest donation (default 100)\n"
-	           "  --max-cents N         largest donation (default 100000000)\n"
+	           "  --max-cents N         largest donation (default 100000000, at most 10^12)\n"
 	           "  --queue N             intake queue bound before 503 (default 65536)\n"
 	           "  --processor mock|stripe  payment processor (default mock; stripe reads\n"
 	           "                        STRIPE_SECRET_KEY)\n"
@@ -426,9 +426,14 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_MIN:
 		case OPT_MAX:
-			if (parse_long(optarg, 1, LONG_MAX, &v)) {
-				fprintf(stderr, "tally: %s wants a positive number of cents\n",
-				        c == OPT_MIN ? "--min-cents" : "--max-cents");
+			/* At most 10^12 minor units a gift, so that no sum of
+			 * gifts can overflow (see TALLY_AMOUNT_MAX). */
+			if (parse_long(optarg, 1, TALLY_AMOUNT_MAX, &v)) {
+				fprintf(stderr,
+				        "tally: %s wants 1 to %lld minor units of the currency "
+				        "(cents), got '%s'\n",
+				        c == OPT_MIN ? "--min-cents" : "--max-cents",
+				        (long long)TALLY_AMOUNT_MAX, optarg);
 				return -EINVAL;
 			}
 			if (c == OPT_MIN)

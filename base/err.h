@@ -33,6 +33,7 @@ enum tally_err {
 	TALLY_ENOJOB,        /* 404 job_not_found */
 	TALLY_ENOQUEUE,      /* 404 queue_not_found */
 	TALLY_EJOBBUSY,      /* 409 job_running: an attempt is in flight */
+	TALLY_ETOTAL,        /* 422 the gift would take its campaign past TALLY_TOTAL_MAX */
 	TALLY_ELAST
 };
 

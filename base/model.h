@@ -21,6 +21,18 @@
 #define TALLY_IDEM_KEY_MAX 255 /* bytes of printable ASCII */
 #define TALLY_BODY_MAX (16 * 1024)
 
+/* Money bounds, in a currency's minor units (cents of USD, yen of JPY).
+ * TALLY_AMOUNT_MAX, the largest gift --max-cents may allow: 10^12 is ten
+ * billion dollars or euros, or a trillion yen, more than any one gift, with
+ * room for currencies of many minor units (IDR, VND). TALLY_TOTAL_MAX, what
+ * one campaign's gifts (raised, pending and in flight together) and its
+ * goal may reach: 10^15, a thousand largest gifts. Both stay below 2^53,
+ * so a browser's JSON numbers hold them exactly, and int64 sums of up to
+ * 9,223 campaigns at the cap cannot overflow; sums past that are checked
+ * (__builtin_add_overflow) and refused. */
+#define TALLY_AMOUNT_MAX INT64_C(1000000000000)
+#define TALLY_TOTAL_MAX INT64_C(1000000000000000)
+
 #define TALLY_SLUG_SIZE (TALLY_SLUG_MAX + 1)
 #define TALLY_CAMPAIGN_NAME_SIZE (TALLY_CAMPAIGN_NAME_MAX * 4 + 1)
 #define TALLY_DONOR_NAME_SIZE (TALLY_DONOR_NAME_MAX * 4 + 1)

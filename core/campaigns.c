@@ -152,6 +152,13 @@ struct campaign *campaign_new(const struct campaign_row *row)
 		return NULL;
 	c->w = *row;
 	c->pub = *row;
+	{
+		int64_t claimed;
+
+		if (__builtin_add_overflow(row->raised_cents, row->pending_cents, &claimed))
+			claimed = INT64_MAX; /* stored past any bound: takes nothing more */
+		atomic_init(&c->claimed_cents, claimed);
+	}
 	c->effective = campaign_effective(row, util_now_ms());
 	return c;
 }
@@ -332,21 +339,25 @@ int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 	int64_t now = util_now_ms(), total = 0, donors = 0, gifts = 0, live = 0;
 	double per_s;
 	size_t n;
-	int rc;
+	int rc, overflow = 0;
 
 	pthread_mutex_lock(&e->lock);
 	*seq = e->seq_sum;
 	n = e->n_campaigns;
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n && !overflow; i++) {
 		const struct campaign_row *c = &e->ranked[ENGINE_BY_TOTAL][i]->pub;
 
-		total += c->raised_cents;
-		donors += c->donor_count;
-		gifts += c->donation_count;
+		/* Each campaign stays under TALLY_TOTAL_MAX, so only thousands
+		 * of full campaigns could overflow: refuse then, never wrap. */
+		overflow = __builtin_add_overflow(total, c->raised_cents, &total) ||
+		           __builtin_add_overflow(donors, c->donor_count, &donors) ||
+		           __builtin_add_overflow(gifts, c->donation_count, &gifts);
 		live += campaign_effective(c, now) == CAMPAIGN_ACTIVE;
 	}
 	per_s = rates_per_s(e, now);
 	pthread_mutex_unlock(&e->lock);
+	if (overflow)
+		return -EOVERFLOW;
 	rc = buf_printf(out,
 	                "{\"total_cents\":%lld,\"raised_cents\":%lld,\"donor_count\":%lld,"
 	                "\"donation_count\":%lld,\"gifts_per_min\":%.0f,\"campaigns_live\":%lld,"

@@ -71,6 +71,23 @@ fail:
 
 /* ---- step 1: mirror ---- */
 
+/* *total += delta, checked: admission keeps every campaign's gifts under
+ * TALLY_TOTAL_MAX, so an overflow here means numbers from elsewhere (a
+ * database edited by hand); the total then stays as it was, never wraps,
+ * and the error is logged. */
+static void add_cents(int64_t *total, int64_t delta, const struct campaign *c, const char *what)
+{
+	int64_t sum;
+
+	if (__builtin_add_overflow(*total, delta, &sum)) {
+		log_msg(LOG_ERROR, "engine.total_overflow",
+		        "campaign %s: %s %lld + %lld overflows; left at %lld", c->w.slug, what,
+		        (long long)*total, (long long)delta, (long long)*total);
+		return;
+	}
+	*total = sum;
+}
+
 /* A gift was recorded: it is pending until its capture succeeds. */
 static void mirror_donation(struct engine *e, const struct db_op *op)
 {
@@ -78,7 +95,7 @@ static void mirror_donation(struct engine *e, const struct db_op *op)
 
 	if (!c)
 		return;
-	c->w.pending_cents += op->u.donation.req.amount_cents;
+	add_cents(&c->w.pending_cents, op->u.donation.req.amount_cents, c, "pending_cents");
 	bump_seq(c);
 	publish_mark(e, c);
 }
@@ -95,8 +112,12 @@ static void mirror_effect(struct engine *e, const struct db_op *op)
 	if (!c || !u->applied || !rule->public)
 		return;
 	bump_seq(c);
-	c->w.pending_cents += rule->pending * d->amount_cents;
-	c->w.raised_cents += rule->raised * d->amount_cents;
+	add_cents(&c->w.pending_cents, rule->pending * d->amount_cents, c, "pending_cents");
+	add_cents(&c->w.raised_cents, rule->raised * d->amount_cents, c, "raised_cents");
+	/* A failed capture or a refund gives its room back (a success only
+	 * moves the gift from pending to raised). */
+	if (rule->pending + rule->raised < 0)
+		atomic_fetch_sub(&c->claimed_cents, d->amount_cents);
 	c->w.donation_count += rule->raised;
 	if (rule->raised > 0)
 		c->w.donor_count += u->new_donor;

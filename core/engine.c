@@ -314,6 +314,13 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 	int rc;
 
 	*out = NULL;
+	if (cfg->limits.min_cents < 1 || cfg->limits.max_cents > TALLY_AMOUNT_MAX ||
+	    cfg->limits.min_cents > cfg->limits.max_cents) {
+		snprintf(err, errcap, "donation limits %lld to %lld: want 1 <= min <= max <= %lld",
+		         (long long)cfg->limits.min_cents, (long long)cfg->limits.max_cents,
+		         (long long)TALLY_AMOUNT_MAX);
+		return -EINVAL;
+	}
 	e = calloc(1, sizeof(*e));
 	if (!e)
 		return -ENOMEM;

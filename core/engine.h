@@ -154,7 +154,9 @@ void engine_free(struct engine *e);
  * response was appended to replay now (done is not called), 0 with
  * *replayed = 0 when queued (done runs once it committed or failed, with
  * a->replayed when the database already knew the key), or an error now
- * (done is not called): among them TALLY_EOVERLOADED when the writer's
+ * (done is not called): among them TALLY_ETOTAL when the amount would
+ * take the campaign's gifts (raised, pending and in flight) past
+ * TALLY_TOTAL_MAX, and TALLY_EOVERLOADED when the writer's
  * queue is full or when the key's bucket of recent keys is full of gifts
  * still in flight (see core/idem.c). */
 int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
@@ -265,7 +267,8 @@ int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, st
 /* Append the giving day's public state: {"total_cents", "raised_cents",
  * "donor_count", "donation_count", "gifts_per_min", "campaigns_live",
  * "campaigns"} and store its seq (the sum of every campaign's seq, as the
- * leaderboard's). Returns 0 or -ENOMEM. */
+ * leaderboard's). Returns 0, -ENOMEM, or -EOVERFLOW when a sum passes
+ * INT64_MAX (nothing appended). */
 int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq);
 
 /* A row of the staff view. */

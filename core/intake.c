@@ -1,10 +1,11 @@
 /* core/intake.c - donations: admission, idempotency keys, their answers.
  *
  * DESIGN: a donation is admitted on the caller's thread (its key is new or
- * its answer is known, the campaign exists, is open and takes this
- * currency, the writer has room), gets its id and its 202 body, and goes to
- * the writer. Idempotency lives here alone: the recent keys in memory
- * (idem.c) answer double clicks and quick retries; SQLite, which stores a
+ * its answer is known, the campaign exists, is open, takes this currency
+ * and has room for the amount under TALLY_TOTAL_MAX counting the gifts
+ * still in flight, the writer has room), gets its id and its 202 body, and
+ * goes to the writer. So no sum of a campaign's money can overflow. Idempotency lives here alone:
+ * the recent keys in memory (idem.c) answer double clicks and quick retries; SQLite, which stores a
  * key on the donation it created, answers the rest, both before admission
  * (a retry of a gift whose campaign has closed since) and in the writer
  * (a key that left memory: the op comes back as a replay).
@@ -78,9 +79,21 @@ static int stored_answer(struct engine *e, const char *key, uint64_t fp, int64_t
 	return 0;
 }
 
-/* Is the campaign open to this gift? Returns 0 with its id, or why not. */
+/* 1 if c can take amount more without passing TALLY_TOTAL_MAX (raised,
+ * pending and in flight together). e->lock held. */
+static int has_room(struct campaign *c, int64_t amount)
+{
+	int64_t sum;
+
+	return !__builtin_add_overflow((int64_t)atomic_load(&c->claimed_cents), amount, &sum) &&
+	       sum <= TALLY_TOTAL_MAX;
+}
+
+/* Is the campaign open to this gift, and has it room for it? Returns 0
+ * with its id and *admitted (the gift now counts in its claimed_cents), or
+ * why not. */
 static int admit(struct engine *e, const char *slug, const struct donation_req *req, int64_t now,
-                 int64_t *campaign_id)
+                 int64_t *campaign_id, struct campaign **admitted)
 {
 	struct campaign *c;
 	int rc = TALLY_ENOCAMPAIGN;
@@ -94,10 +107,21 @@ static int admit(struct engine *e, const char *slug, const struct donation_req *
 		rc = st == CAMPAIGN_PAUSED                    ? TALLY_EPAUSED
 		     : st == CAMPAIGN_CLOSED                  ? TALLY_ECLOSED
 		     : strcmp(c->pub.currency, req->currency) ? TALLY_ECURRENCY
+		     : !has_room(c, req->amount_cents)        ? TALLY_ETOTAL
 		                                              : 0;
+		if (!rc) {
+			atomic_fetch_add(&c->claimed_cents, req->amount_cents);
+			*admitted = c;
+		}
 	}
 	pthread_mutex_unlock(&e->lock);
 	return rc;
+}
+
+/* An admitted gift that is not stored after all leaves the count. */
+static void give_back(struct campaign *c, int64_t amount)
+{
+	atomic_fetch_sub(&c->claimed_cents, amount);
 }
 
 int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
@@ -105,6 +129,7 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
                   void *ud)
 {
 	struct pending *p;
+	struct campaign *c = NULL;
 	int64_t now = util_now_ms(), campaign_id = 0;
 	uint64_t fp = 0;
 	int rc;
@@ -135,10 +160,12 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 			break;
 		}
 	}
-	rc = admit(e, slug, req, now, &campaign_id);
+	rc = admit(e, slug, req, now, &campaign_id, &c);
 	p = rc ? NULL : pending_new(e, DB_OP_DONATION, done, ud, NULL);
-	if (!rc && !p)
+	if (!rc && !p) {
+		give_back(c, req->amount_cents);
 		rc = TALLY_EIO;
+	}
 	if (rc) {
 		if (idem_key[0]) {
 			idem_abort(e->idem, idem_key);
@@ -162,6 +189,8 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 	p->body_len = publish_render_receipt(p->body, sizeof(p->body), p->op.u.donation.id, slug,
 	                                     req->amount_cents, req->currency, now);
 	rc = engine_submit(e, p, 0);
+	if (rc)
+		give_back(c, req->amount_cents);
 	if (rc && idem_key[0])
 		idem_abort(e->idem, idem_key);
 	return rc;
@@ -172,6 +201,11 @@ void intake_finish(struct engine *e, struct pending *p, int rc)
 	struct db_op *op = &p->op;
 	const char *key = op->u.donation.idem_key;
 	struct engine_answer a = {0};
+	struct campaign *admitted = campaign_find_id(e, op->campaign_id);
+
+	/* Stored, it is pending now and stays claimed; else it leaves. */
+	if (admitted && (rc || op->u.donation.replay))
+		give_back(admitted, op->u.donation.req.amount_cents);
 
 	if (!rc && op->u.donation.replay) {
 		/* The database knew the key: answer what it answered then. */

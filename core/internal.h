@@ -47,6 +47,14 @@ struct campaign {
 	size_t rank[2];              /* position in e->ranked[by] */
 	uint32_t rate[RATE_BUCKETS]; /* succeeded gifts per 10 s bucket */
 	int64_t rate_epoch;          /* bucket index of rate[0]'s period */
+
+	/* What the campaign holds or may come to hold: raised + pending +
+	 * the gifts admitted and not yet stored; at most TALLY_TOTAL_MAX, so
+	 * no sum of its money can overflow. Added to under e->lock at
+	 * admission (intake.c), taken from by the writer when a gift is not
+	 * stored after all (intake_finish) or leaves the totals (a failed
+	 * capture, a refund: commit.c). */
+	atomic_llong claimed_cents;
 };
 
 /* What the engine keeps per queued operation. */

@@ -566,8 +566,7 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 	} else if (json_object_get(root, "currency")) {
 		field_error(err, "currency", "cannot be changed");
 	}
-	if (take_int(root, "goal_cents", 0, 0, INT64_C(1000000000000000), &out->goal_cents, err) ==
-	    1)
+	if (take_int(root, "goal_cents", 0, 0, TALLY_TOTAL_MAX, &out->goal_cents, err) == 1)
 		out->has_goal = 1;
 	if (take_time(root, "starts_at", &out->starts_at, err) == 1)
 		out->has_starts = 1;

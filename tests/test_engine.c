@@ -12,6 +12,8 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,7 +30,7 @@ static struct jobs_config jobs_cfg;
 static char install_id[40];
 static char outbox[700];
 
-static struct engine *open_engine_queue(size_t max_queue)
+static struct engine *open_engine_with(size_t max_queue, int jobs_paused)
 {
 	struct engine_config cfg;
 	struct engine *e = NULL;
@@ -46,9 +48,15 @@ static struct engine *open_engine_queue(size_t max_queue)
 	cfg.db_path = db_path;
 	cfg.synchronous = "NORMAL";
 	cfg.max_queue = max_queue;
+	cfg.jobs_paused_at_start = jobs_paused;
 	ck_assert_msg(engine_open(&cfg, &e, err, sizeof(err)) == 0, "engine_open: %s", err);
 	ck_assert_ptr_nonnull(e);
 	return e;
+}
+
+static struct engine *open_engine_queue(size_t max_queue)
+{
+	return open_engine_with(max_queue, 0);
 }
 
 static struct engine *open_engine(void)
@@ -1393,6 +1401,146 @@ START_TEST(idem_chain_is_bounded)
 }
 END_TEST
 
+/* ---- money bounds: no sum can overflow ---- */
+
+static void count_ok(void *ud, const struct engine_answer *a)
+{
+	if (!a->rc)
+		atomic_fetch_add((atomic_int *)ud, 1);
+}
+
+/* A campaign holds at most TALLY_TOTAL_MAX of gifts, counting those still
+ * on their way to the database: the gift that would pass it is refused
+ * (TALLY_ETOTAL) and nothing of it is stored. */
+START_TEST(campaign_total_is_bounded)
+{
+	struct donation_req big = make_req(TALLY_AMOUNT_MAX, "USD", "Ada", "ada@example.org");
+	struct donation_req small = make_req(100, "USD", "Bob", "bob@example.org");
+	int n = (int)(TALLY_TOTAL_MAX / TALLY_AMOUNT_MAX);
+	atomic_int ok = 0;
+	struct buf b = {0};
+	json_t *c;
+
+	engine_free(eng);
+	eng = open_engine_with(65536, 1); /* captures wait: every gift stays pending */
+	create_ok("big", "USD");
+	create_ok("other", "USD");
+	for (int i = 0; i < n; i++)
+		ck_assert_int_eq(
+		    engine_donate(eng, "big", &big, NULL, NULL, &replayed, count_ok, &ok),
+		    TALLY_OK);
+	/* Still in flight, not yet published: counted all the same. */
+	ck_assert_int_eq(engine_donate(eng, "big", &small, NULL, NULL, &replayed, count_ok, &ok),
+	                 TALLY_ETOTAL);
+	ck_assert_int_eq(engine_sync(eng), TALLY_OK);
+	ck_assert_int_eq(atomic_load(&ok), n);
+	c = campaign_json("big", NULL, NULL);
+	ck_assert_int_eq(jint(c, "pending_cents"), TALLY_TOTAL_MAX);
+	json_decref(c);
+	/* Published now: still full, to the last cent. */
+	ck_assert_int_eq(engine_donate(eng, "big", &small, NULL, NULL, &replayed, count_ok, &ok),
+	                 TALLY_ETOTAL);
+	small.amount_cents = 1;
+	ck_assert_int_eq(engine_donate(eng, "big", &small, NULL, NULL, &replayed, count_ok, &ok),
+	                 TALLY_ETOTAL);
+	ck_assert_int_eq(engine_sync(eng), TALLY_OK);
+	ck_assert_int_eq(atomic_load(&ok), n);
+	c = campaign_json("big", NULL, NULL);
+	ck_assert_int_eq(jint(c, "pending_cents"), TALLY_TOTAL_MAX);
+	json_decref(c);
+	{
+		char id[32];
+
+		snprintf(id, sizeof(id), "dn_%d", n + 1);
+		ck_assert_int_eq(engine_donation_json(eng, id, &b), TALLY_ENODONATION);
+	}
+	/* Other campaigns are not affected. */
+	ck_assert_int_eq(engine_donate(eng, "other", &small, NULL, NULL, &replayed, count_ok, &ok),
+	                 TALLY_OK);
+	ck_assert_int_eq(engine_sync(eng), TALLY_OK);
+	ck_assert_int_eq(atomic_load(&ok), n + 1);
+	buf_fini(&b);
+}
+END_TEST
+
+static void set_raised(const char *slug, int64_t raised)
+{
+	sqlite3 *db = NULL;
+	sqlite3_stmt *st = NULL;
+
+	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	ck_assert_int_eq(
+	    sqlite3_prepare_v2(db, "UPDATE campaigns SET raised_cents = ?1 WHERE slug = ?2", -1,
+	                       &st, NULL),
+	    SQLITE_OK);
+	ck_assert_int_eq(sqlite3_bind_int64(st, 1, raised), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_bind_text(st, 2, slug, -1, SQLITE_STATIC), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_step(st), SQLITE_DONE);
+	ck_assert_int_eq(sqlite3_changes(db), 1);
+	ck_assert_int_eq(sqlite3_finalize(st), SQLITE_OK);
+	ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+}
+
+/* Totals near INT64_MAX (a database edited by hand): every sum that would
+ * pass it is refused, none wraps - a gift to the campaign, its capture's
+ * effect on the total, the giving day's total. */
+START_TEST(sums_near_int64_max_never_wrap)
+{
+	const int64_t near = INT64_MAX - 50;
+	struct donation_req r = make_req(100, "USD", "Ada", "ada@example.org");
+	uint64_t seq;
+	struct buf b = {0};
+	json_t *c;
+
+	char log_path[700];
+	FILE *f;
+	char line[1024];
+	int logged = 0;
+
+	/* A gift of 100 pending in "a" while the totals are set. */
+	engine_free(eng);
+	snprintf(log_path, sizeof(log_path), "%s/tally.log", tmp_dir);
+	ck_assert_int_eq(log_open(log_path), 0); /* no thread runs now */
+	eng = open_engine_with(65536, 1);
+	create_ok("a", "USD");
+	create_ok("b", "USD");
+	ck_assert_int_eq(engine_donate(eng, "a", &r, NULL, NULL, &replayed, NULL, NULL), TALLY_OK);
+	ck_assert_int_eq(engine_sync(eng), TALLY_OK);
+	engine_free(eng);
+	set_raised("a", near);
+	set_raised("b", near);
+	eng = open_engine();
+
+	/* The capture moves 100 from pending to raised: raised would pass
+	 * INT64_MAX, so it stays as it was (and the error is logged). */
+	settle_queue(JOB_PAYMENTS);
+	c = campaign_json("a", NULL, NULL);
+	ck_assert_int_eq(jint(c, "raised_cents"), near);
+	ck_assert_int_eq(jint(c, "pending_cents"), 0);
+	ck_assert_int_eq(jint(c, "donation_count"), 1);
+	json_decref(c);
+	f = fopen(log_path, "r");
+	ck_assert_ptr_nonnull(f);
+	while (fgets(line, sizeof(line), f))
+		logged |= strstr(line, "\"engine.total_overflow\"") && strstr(line, "campaign a");
+	fclose(f);
+	ck_assert_msg(logged, "no engine.total_overflow in %s", log_path);
+
+	/* New gifts: refused, nothing stored. */
+	ck_assert_int_eq(engine_donate(eng, "a", &r, NULL, NULL, &replayed, NULL, NULL),
+	                 TALLY_ETOTAL);
+	ck_assert_int_eq(engine_donate(eng, "b", &r, NULL, NULL, &replayed, NULL, NULL),
+	                 TALLY_ETOTAL);
+	ck_assert_int_eq(engine_donation_json(eng, "dn_2", &b), TALLY_ENODONATION);
+
+	/* The day's total of two such campaigns: refused, not wrapped. */
+	b.len = 0;
+	ck_assert_int_eq(engine_day_json(eng, &b, &seq), -EOVERFLOW);
+	ck_assert_uint_eq(b.len, 0);
+	buf_fini(&b);
+}
+END_TEST
+
 Suite *engine_suite(void)
 {
 	Suite *s = suite_create("engine");
@@ -1419,6 +1567,8 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, listeners);
 	tcase_add_test(tc, seq_and_body_agree);
 	tcase_add_test(tc, sync_is_a_barrier);
+	tcase_add_test(tc, campaign_total_is_bounded);
+	tcase_add_test(tc, sums_near_int64_max_never_wrap);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("idem");

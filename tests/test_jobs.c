@@ -1338,6 +1338,58 @@ START_TEST(bad_job_options_are_refused)
 }
 END_TEST
 
+/* --min-cents and --max-cents take 1 to 10^12 (TALLY_AMOUNT_MAX): a larger
+ * gift would let a few of them overflow a total. */
+START_TEST(amount_options_are_bounded)
+{
+	static const struct {
+		const char *args, *says;
+	} bad[] = {
+	    {"--max-cents 9223372036854775807",
+	     "--max-cents wants 1 to 1000000000000 minor units of the currency (cents), got "
+	     "'9223372036854775807'"},
+	    {"--max-cents 1000000000001", "--max-cents wants 1 to 1000000000000"},
+	    {"--max-cents 99999999999999999999", "--max-cents wants 1 to 1000000000000"},
+	    {"--max-cents 0", "--max-cents wants 1 to 1000000000000"},
+	    {"--max-cents -5", "--max-cents wants 1 to 1000000000000"},
+	    {"--max-cents 10e9", "--max-cents wants 1 to 1000000000000"},
+	    {"--min-cents 1000000000001", "--min-cents wants 1 to 1000000000000"},
+	    {"--min-cents 500 --max-cents 100", "--min-cents is larger than --max-cents"},
+	};
+	char *dir = tests_tmpdir(), db[600], out[4096];
+	int code;
+
+	ck_assert_ptr_nonnull(dir);
+	snprintf(db, sizeof(db), "%s/never.db", dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		run_cli("", bad[i].args, db, &code, out, sizeof(out));
+		ck_assert_msg(code == 2, "%s: exit %d: %s", bad[i].args, code, out);
+		ck_assert_msg(strstr(out, bad[i].says), "%s: said %s", bad[i].args, out);
+		ck_assert_msg(access(db, F_OK) != 0, "%s: created the database", bad[i].args);
+	}
+	tests_rmdir(dir);
+}
+END_TEST
+
+/* The bound itself is a valid --max-cents: a gift of 10^12 is taken, one
+ * cent more is a validation error. */
+START_TEST(max_cents_at_the_bound)
+{
+	char id[32];
+	json_t *c;
+
+	start("--max-cents 1000000000000 --jobs payments:workers=1");
+	ck_assert_int_eq(donate("tok_visa", 1000000000000LL, "ada@example.org", id, sizeof(id)),
+	                 202);
+	ck_assert_int_eq(donate("tok_visa", 1000000000001LL, "bob@example.org", NULL, 0), 422);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	c = campaign();
+	ck_assert_int_eq(jnum(c, "total_cents"), 1000000000000LL);
+	ck_assert_int_eq(jnum(c, "donation_count"), 1);
+	json_decref(c);
+}
+END_TEST
+
 Suite *jobs_suite(void)
 {
 	Suite *s = suite_create("jobs");
@@ -1351,6 +1403,7 @@ Suite *jobs_suite(void)
 	tcase_add_test(unit, receipt_amount_by_currency);
 	tcase_add_test(unit, event_body_is_json);
 	tcase_add_test(unit, bad_job_options_are_refused);
+	tcase_add_test(unit, amount_options_are_bounded);
 	suite_add_tcase(s, unit);
 	tcase_add_unchecked_fixture(it, tests_root_setup, tests_root_teardown);
 	tcase_add_checked_fixture(it, setup, teardown);
@@ -1366,6 +1419,7 @@ Suite *jobs_suite(void)
 	tcase_add_test(it, done_jobs_are_pruned_after_the_retention);
 	tcase_add_test(it, receipts_over_smtp);
 	tcase_add_test(it, outbox_receipt_whole_and_retried);
+	tcase_add_test(it, max_cents_at_the_bound);
 	tcase_add_test(it, webhook_retries_keep_the_event_id);
 	tcase_add_test(it, hanging_endpoint_holds_only_its_share);
 	tcase_add_test(it, sigterm_with_a_hanging_endpoint_exits_in_time);
