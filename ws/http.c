@@ -188,6 +188,7 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_EOVERLOADED, 503, "overloaded", NULL},
 	    {TALLY_ESHUTDOWN, 503, "shutting_down", NULL},
 	    {TALLY_EIO, 503, "storage_unavailable", NULL},
+	    {TALLY_ETOTAL, 422, "validation_failed", "amount_cents"},
 	    {TALLY_EEXISTS, 409, "campaign_exists", "slug"},
 	    {TALLY_ENODONATION, 404, "donation_not_found", NULL},
 	    {TALLY_ESTATE, 409, "invalid_state", NULL},
