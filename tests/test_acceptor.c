@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 static struct itest_server srv;
@@ -140,6 +143,50 @@ START_TEST(waiting_connections_per_address_are_limited)
 }
 END_TEST
 
+/* A port already taken: tally says so and exits 1, cleanly (it crashed
+ * while freeing the live loop it had made but not started). */
+START_TEST(a_taken_port_is_refused_cleanly)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t sl = sizeof(sa);
+	int fd = socket(AF_INET, SOCK_STREAM, 0), status, out[2];
+	char listen_arg[64], *dir = tests_tmpdir(), db[512], got[4096];
+	const char *bin = getenv("TALLY_BIN");
+	size_t used = 0;
+	ssize_t n;
+	pid_t pid;
+
+	ck_assert_ptr_nonnull(bin);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	ck_assert_int_eq(listen(fd, 1), 0);
+	ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &sl), 0);
+	snprintf(listen_arg, sizeof(listen_arg), "127.0.0.1:%d", ntohs(sa.sin_port));
+	snprintf(db, sizeof(db), "%s/t.db", dir);
+	ck_assert_int_eq(pipe(out), 0);
+	pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		dup2(out[1], 2);
+		setenv("TALLY_ADMIN_TOKEN", ITEST_TOKEN, 1);
+		execl(bin, bin, "--headless", "--listen", listen_arg, "--db", db, "--assets",
+		      getenv("TALLY_ASSETS") ? getenv("TALLY_ASSETS") : "assets", (char *)NULL);
+		_exit(127);
+	}
+	close(out[1]);
+	while (used < sizeof(got) - 1 && (n = read(out[0], got + used, sizeof(got) - 1 - used)) > 0)
+		used += (size_t)n;
+	got[used] = '\0';
+	close(out[0]);
+	ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+	ck_assert_msg(WIFEXITED(status), "tally died of signal %d", WTERMSIG(status));
+	ck_assert_int_eq(WEXITSTATUS(status), 1);
+	ck_assert_ptr_nonnull(strstr(got, "Address already in use"));
+	close(fd);
+	tests_rmdir(dir);
+}
+END_TEST
+
 Suite *acceptor_suite(void)
 {
 	Suite *s = suite_create("acceptor");
@@ -150,6 +197,7 @@ Suite *acceptor_suite(void)
 	tcase_add_test(tc, slow_heads_do_not_keep_donors_waiting);
 	tcase_add_test(tc, a_head_too_slow_is_answered_408);
 	tcase_add_test(tc, waiting_connections_per_address_are_limited);
+	tcase_add_test(tc, a_taken_port_is_refused_cleanly);
 	suite_add_tcase(s, tc);
 	return s;
 }

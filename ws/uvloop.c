@@ -311,10 +311,16 @@ void uvloop_free(struct uvloop *l)
 	if (l->started) {
 		uvloop_join(l);
 	} else if (l->handles_ready) {
-		/* Never ran: stop it here, as its thread would have, without
-		 * telling a user that may be half made. */
-		l->cfg.on_stop = NULL;
-		do_stop(l);
+		/* Never ran: go round on this thread as its own would have, so
+		 * lws closes its handles inside the loop (destroying the context
+		 * outside it left close callbacks into lws's event plugin after
+		 * lws had unloaded it: a crash when the port was taken). */
+		atomic_store(&l->stop_asked, 1);
+		if (uv_async_send(&l->wake))
+			log_msg(LOG_WARN, "uvloop.wake_failed", "the %s loop was not woken",
+			        l->cfg.name);
+		else
+			uv_run(&l->loop, UV_RUN_DEFAULT);
 	}
 	/* lws finishes a foreign loop's destruction in steps, each needing
 	 * the loop to run its close callbacks. */
