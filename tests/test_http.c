@@ -929,6 +929,53 @@ START_TEST(bodyless_post_closes_instead_of_eating_the_next_request)
 }
 END_TEST
 
+/* ---- framing, half-close, headers ---- */
+
+/* A request with both Content-Length and Transfer-Encoding is refused before
+ * its body is read (either framing could be the one a proxy saw): 400, the
+ * connection closed, nothing recorded. */
+START_TEST(content_length_with_transfer_encoding_is_refused)
+{
+	static const struct {
+		const char *headers; /* %zu: the body's length */
+		const char *body;
+	} cases[] = {
+	    {"Transfer-Encoding: chunked\r\nContent-Length: %zu\r\n", GOOD},
+	    {"Content-Length: %zu\r\nTransfer-Encoding: chunked\r\n",
+	     "87\r\n" GOOD "\r\n0\r\n\r\n"},
+	    {"Transfer-Encoding: identity\r\nContent-Length: %zu\r\n", GOOD},
+	    {"Content-Length: %zu\r\nTransfer-Encoding: gzip, chunked\r\n", GOOD},
+	};
+	struct itest_resp r;
+	char req[2048], head[256], conn[32];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd, n;
+
+		snprintf(head, sizeof(head), cases[i].headers, strlen(cases[i].body));
+		n = snprintf(req, sizeof(req),
+		             "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n" JSON
+		             "%s\r\n%s",
+		             head, cases[i].body);
+		ck_assert_int_lt(n, (int)sizeof(req));
+		fd = itest_conn_open(srv.port);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_msg(itest_conn_request(fd, req, (size_t)n, 5000, &r) == 0,
+		              "case %zu: no answer", i);
+		json_decref(expect_error(&r, 400, "bad_request"));
+		ck_assert_ptr_nonnull(itest_header(&r, "connection", conn, sizeof(conn)));
+		ck_assert_str_eq(conn, "close");
+		itest_resp_fini(&r);
+		ck_assert_msg(itest_conn_closed(fd, 2000), "case %zu: the connection stayed open",
+		              i);
+		close(fd);
+	}
+	ck_assert_int_eq(donations_in_db(), 0);
+	ck_assert_int_eq(itest_donate(srv.port, "food", 700, "After", "after@example.org"), 202);
+	ck_assert_int_eq(donations_in_db(), 1);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -957,6 +1004,7 @@ Suite *http_suite(void)
 	                    (int)(sizeof(close_cases) / sizeof(close_cases[0])));
 	tcase_add_test(tc, keep_alive_serves_requests_in_a_row);
 	tcase_add_test(tc, bodyless_post_closes_instead_of_eating_the_next_request);
+	tcase_add_test(tc, content_length_with_transfer_encoding_is_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -468,6 +468,16 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 	n = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ctype, sizeof(ctype));
 	p->json_body = n > 0 && !strncasecmp(ctype, "application/json", 16) &&
 	               (ctype[16] == '\0' || ctype[16] == ';' || ctype[16] == ' ');
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0 &&
+	    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0) {
+		/* Two framings: whichever we picked, a proxy in front may have
+		 * picked the other (request smuggling, RFC 9112 6.1). Answer
+		 * before any of the body is read, then close. */
+		p->close_after = 1;
+		return http_error(p, 400, "bad_request",
+		                  "send either Content-Length or Transfer-Encoding, not both", NULL,
+		                  0);
+	}
 	n = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH, clen, sizeof(clen));
 	if (n > 0) {
 		char *end;
