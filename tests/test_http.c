@@ -7,6 +7,7 @@
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -976,6 +977,57 @@ START_TEST(content_length_with_transfer_encoding_is_refused)
 }
 END_TEST
 
+/* A client that shuts down its sending side once the request is out (a
+ * half-close) still gets the answer, sync or async, with a body or
+ * without: the donor learns the outcome of a gift that was recorded. */
+START_TEST(half_closed_client_gets_its_answer)
+{
+	static const struct {
+		const char *what, *head, *body; /* body NULL: no Content-Length */
+		int status;
+	} cases[] = {
+	    {"gift (async)", "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n" JSON,
+	     GOOD, 202},
+	    {"bad gift (sync)",
+	     "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n" JSON, "{}", 422},
+	    {"body-less POST (async)",
+	     "POST /api/v1/admin/queues/receipts/pause HTTP/1.1\r\nHost: x\r\n" ADMIN, NULL, 200},
+	    {"empty body (async)",
+	     "POST /api/v1/admin/queues/receipts/resume HTTP/1.1\r\nHost: x\r\n" ADMIN, "", 200},
+	    {"GET", "GET /api/v1/campaigns/food HTTP/1.1\r\nHost: x\r\n", NULL, 200},
+	};
+	struct itest_resp r;
+	char req[2048];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd, n;
+
+		if (cases[i].body)
+			n = snprintf(req, sizeof(req), "%sContent-Length: %zu\r\n\r\n%s",
+			             cases[i].head, strlen(cases[i].body), cases[i].body);
+		else
+			n = snprintf(req, sizeof(req), "%s\r\n", cases[i].head);
+		ck_assert_int_lt(n, (int)sizeof(req));
+		fd = itest_conn_open(srv.port);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_int_eq(send(fd, req, (size_t)n, MSG_NOSIGNAL), n);
+		ck_assert_int_eq(shutdown(fd, SHUT_WR), 0);
+		ck_assert_msg(itest_conn_request(fd, "", 0, 5000, &r) == 0, "%s: no answer",
+		              cases[i].what);
+		ck_assert_msg(r.status == cases[i].status, "%s: status %d, want %d: %s",
+		              cases[i].what, r.status, cases[i].status, r.body);
+		itest_resp_fini(&r);
+		ck_assert_msg(itest_conn_closed(fd, 2000), "%s: the connection stayed open",
+		              cases[i].what);
+		close(fd);
+	}
+	ck_assert_int_eq(donations_in_db(), 1);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1005,6 +1057,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, keep_alive_serves_requests_in_a_row);
 	tcase_add_test(tc, bodyless_post_closes_instead_of_eating_the_next_request);
 	tcase_add_test(tc, content_length_with_transfer_encoding_is_refused);
+	tcase_add_test(tc, half_closed_client_gets_its_answer);
 	suite_add_tcase(s, tc);
 	return s;
 }

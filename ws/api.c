@@ -74,7 +74,7 @@ void api_complete(struct server *s, struct xmsg *m)
 		lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
 		return;
 	}
-	if (lws_callback_on_writable(p->wsi) < 0)
+	if (http_resume_rx(p) || lws_callback_on_writable(p->wsi) < 0)
 		log_msg(LOG_WARN, "http.writable_failed", "connection is closing");
 }
 

@@ -8,7 +8,9 @@
  * the request's reference ((fd << 32) | gen) to the engine; the answer then
  * comes back through the server queue and is written on WRITEABLE. The gen
  * guards against answering a request on a connection that closed or moved
- * on to another request meanwhile.
+ * on to another request meanwhile. The connection is not read while the
+ * engine works, so a client that half-closes after its request still gets
+ * the answer.
  */
 #include "ws/internal.h"
 #include "ws/ratelimit.h"
@@ -16,8 +18,10 @@
 #include "base/util.h"
 #include "core/validate.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static const struct {
 	enum lws_token_indexes tok;
@@ -250,6 +254,7 @@ int http_flush(struct http_pss *p)
 	if (lws_write(p->wsi, (unsigned char *)p->out.p + p->out_start, len,
 	              LWS_WRITE_HTTP_FINAL) != (int)len)
 		return -1;
+
 	/* Requests are bounded per connection; keep idle buffers small. */
 	if (p->out.cap > 65536)
 		buf_fini(&p->out);
@@ -258,6 +263,44 @@ int http_flush(struct http_pss *p)
 	if (p->close_after)
 		return -1;
 	return lws_http_transaction_completed(p->wsi) ? -1 : 0;
+}
+
+/* A client may shut down its side once its request is out (a half-close)
+ * and wait for the answer, but lws closes a connection as soon as it reads
+ * that end of stream. So the connection is not read while the engine works
+ * on a request (lws serves no WRITEABLE either meanwhile: reading resumes
+ * once the answer is built), and an answer that is ready when lws closes
+ * anyway goes to the socket in the close callback, before lws shuts the
+ * socket down. */
+static int pause_rx(struct http_pss *p)
+{
+	if (p->rx_paused)
+		return 0;
+	p->rx_paused = 1;
+	return lws_rx_flow_control(p->wsi, 0) ? -1 : 0;
+}
+
+int http_resume_rx(struct http_pss *p)
+{
+	if (!p->rx_paused)
+		return 0;
+	p->rx_paused = 0;
+	return lws_rx_flow_control(p->wsi, 1) ? -1 : 0;
+}
+
+static void flush_on_close(struct http_pss *p)
+{
+	size_t len = p->out.len - p->out_start;
+	ssize_t n;
+
+	if (!p->ready || !p->wsi)
+		return;
+	p->ready = 0;
+	n = send(lws_get_socket_fd(p->wsi), p->out.p + p->out_start, len,
+	         MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (n != (ssize_t)len)
+		log_msg(LOG_INFO, "http.answer_lost", "the client closed before its answer: %s",
+		        n < 0 ? strerror(errno) : "short write");
 }
 
 /* Match path against pattern; '*' matches one non-empty segment. */
@@ -539,7 +582,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		}
 		if (rc)
 			return -1;
-		return p->async ? 0 : http_flush(p);
+		if (p->async)
+			return pause_rx(p);
+		return http_flush(p);
 
 	case LWS_CALLBACK_HTTP_BODY:
 		if (!p->in_body)
@@ -573,7 +618,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			                "the body is larger than 16384 bytes", NULL, 0);
 		else
 			rc = dispatch(s, p);
-		if (rc)
+		if (rc || (p->async && pause_rx(p)))
 			return -1;
 		/* Answer from WRITEABLE, not from inside the body callback: an
 		 * answer written here lets lws read pipelined bytes as a body. */
@@ -587,6 +632,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 		if (p) {
+			flush_on_close(p);
 			if (p->async) { /* its answer will find no one */
 				s->async_pending--;
 				p->async = 0;
@@ -595,6 +641,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 				memset(&s->conns[p->fd], 0, sizeof(s->conns[p->fd]));
 			buf_fini(&p->body);
 			buf_fini(&p->out);
+			p->rx_paused = 0;
 			p->wsi = NULL;
 			p->peer[0] = '\0';
 		}

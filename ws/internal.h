@@ -29,7 +29,8 @@ struct http_pss {
 	enum http_method method;
 	unsigned admin : 1, async : 1, ready : 1, close_after : 1, json_body : 1, has_len : 1,
 	    too_large : 1, in_body : 1;
-	uint64_t rep_pass; /* service pass of the last repeated BODY_COMPLETION */
+	unsigned rx_paused : 1; /* reading stopped until the answer is written */
+	uint64_t rep_pass;      /* service pass of the last repeated BODY_COMPLETION */
 	int rep_count;
 	uint64_t started_ns;
 	char path[HTTP_PATH_MAX + 1];
@@ -186,6 +187,10 @@ uint64_t http_ref(const struct http_pss *p);
 /* Write a ready response now (in a callback of p->wsi). Returns the value
  * the callback should return. */
 int http_flush(struct http_pss *p);
+
+/* Read the connection again once an async answer is built (it is not read
+ * while the engine works: see http.c). Returns 0 or -1. */
+int http_resume_rx(struct http_pss *p);
 
 /* Value of query parameter name into dst; returns length or -1 if absent. */
 int http_query(const struct http_pss *p, const char *name, char *dst, size_t cap);
