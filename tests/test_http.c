@@ -1028,6 +1028,64 @@ START_TEST(half_closed_client_gets_its_answer)
 }
 END_TEST
 
+/* Answers any origin may read carry Access-Control-Allow-Origin: the public
+ * reads (errors included), static files, the donation POST and its
+ * preflight. Staff answers never do, whatever their status. */
+START_TEST(cors_only_on_public_answers)
+{
+	static const struct {
+		const char *what, *method, *path, *headers, *body;
+		int status, cors;
+	} cases[] = {
+	    {"campaign", "GET", "/api/v1/campaigns/food", NULL, NULL, 200, 1},
+	    {"campaign list", "HEAD", "/api/v1/campaigns", NULL, NULL, 200, 1},
+	    {"no campaign", "GET", "/api/v1/campaigns/nope", NULL, NULL, 404, 1},
+	    {"leaderboard", "GET", "/api/v1/leaderboard", NULL, NULL, 200, 1},
+	    {"static file", "GET", "/widget.js", NULL, NULL, 200, 1},
+	    {"gift", "POST", "/api/v1/campaigns/food/donations", JSON, GOOD, 202, 1},
+	    {"bad gift", "POST", "/api/v1/campaigns/food/donations", JSON, "{}", 422, 1},
+	    {"preflight", "OPTIONS", "/api/v1/campaigns/food/donations", NULL, NULL, 204, 1},
+	    {"queues", "GET", "/api/v1/admin/queues", ADMIN, NULL, 200, 0},
+	    {"queues, no token", "GET", "/api/v1/admin/queues", NULL, NULL, 401, 0},
+	    {"audit", "GET", "/api/v1/admin/audit", ADMIN, NULL, 200, 0},
+	    {"pause (async)", "POST", "/api/v1/admin/campaigns/food/pause", ADMIN JSON, "{}", 200,
+	     0},
+	    {"resume (async)", "POST", "/api/v1/admin/campaigns/food/resume", ADMIN JSON, "{}", 200,
+	     0},
+	    {"create, bad body", "POST", "/api/v1/admin/campaigns", ADMIN JSON, "{}", 422, 0},
+	    {"admin preflight", "OPTIONS", "/api/v1/admin/queues", NULL, NULL, 204, 0},
+	    {"admin campaign preflight", "OPTIONS", "/api/v1/admin/campaigns/food", NULL, NULL, 204,
+	     0},
+	};
+	struct itest_resp r;
+	char v[64];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		const char *acao;
+
+		ck_assert_int_eq(itest_http(srv.port, cases[i].method, cases[i].path,
+		                            cases[i].headers, cases[i].body,
+		                            cases[i].body ? strlen(cases[i].body) : 0, &r),
+		                 0);
+		ck_assert_msg(r.status == cases[i].status, "%s: status %d, want %d: %s",
+		              cases[i].what, r.status, cases[i].status, r.body);
+		acao = itest_header(&r, "access-control-allow-origin", v, sizeof(v));
+		if (cases[i].cors)
+			ck_assert_msg(acao && !strcmp(acao, "*"), "%s: no ACAO: %s", cases[i].what,
+			              r.headers);
+		else
+			ck_assert_msg(!acao, "%s: ACAO on a staff answer: %s", cases[i].what,
+			              r.headers);
+		if (!strcmp(cases[i].method, "OPTIONS"))
+			ck_assert_msg(!itest_header(&r, "access-control-allow-methods", v,
+			                            sizeof(v)) == !cases[i].cors,
+			              "%s: preflight headers: %s", cases[i].what, r.headers);
+		itest_resp_fini(&r);
+	}
+	ck_assert_int_eq(donations_in_db(), 1);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1058,6 +1116,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, bodyless_post_closes_instead_of_eating_the_next_request);
 	tcase_add_test(tc, content_length_with_transfer_encoding_is_refused);
 	tcase_add_test(tc, half_closed_client_gets_its_answer);
+	tcase_add_test(tc, cors_only_on_public_answers);
 	suite_add_tcase(s, tc);
 	return s;
 }

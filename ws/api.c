@@ -80,11 +80,9 @@ void api_complete(struct server *s, struct xmsg *m)
 
 static int send_json(struct http_pss *p, int status, const char *etag)
 {
-	struct http_header h[3];
+	struct http_header h[2];
 	int n = 0;
 
-	h[n].name = "access-control-allow-origin:";
-	h[n++].value = "*";
 	h[n].name = "cache-control:";
 	h[n++].value = "no-cache";
 	if (etag) {
@@ -692,27 +690,27 @@ static int h_audit(struct server *s, struct http_pss *p)
 }
 
 const struct route api_routes[] = {
-    {M_GET, "/healthz", 0, 200, h_healthz},
-    {M_GET, "/readyz", 0, 200, h_readyz},
-    {M_GET, "/metrics", 0, 200, h_metrics},
-    {M_GET, "/api/v1/campaigns", 0, 200, h_campaign_list},
-    {M_GET, "/api/v1/campaigns/*", 0, 200, h_campaign_get},
-    {M_POST, "/api/v1/campaigns/*/donations", 0, 202, h_donate},
-    {M_GET, "/api/v1/donations/*", 0, 200, h_donation_get},
-    {M_GET, "/api/v1/leaderboard", 0, 200, h_leaderboard},
-    {M_POST, "/api/v1/admin/campaigns", 1, 201, h_admin_create},
-    {M_PATCH, "/api/v1/admin/campaigns/*", 1, 200, h_admin_update},
-    {M_POST, "/api/v1/admin/campaigns/*/pause", 1, 200, h_admin_pause},
-    {M_POST, "/api/v1/admin/campaigns/*/resume", 1, 200, h_admin_resume},
-    {M_POST, "/api/v1/admin/campaigns/*/close", 1, 200, h_admin_close},
-    {M_GET, "/api/v1/admin/queues", 1, 200, h_queues},
-    {M_POST, "/api/v1/admin/queues/*/pause", 1, 200, h_queue_pause},
-    {M_POST, "/api/v1/admin/queues/*/resume", 1, 200, h_queue_resume},
-    {M_POST, "/api/v1/admin/queues/*/retry-dead", 1, 200, h_queue_retry_dead},
-    {M_GET, "/api/v1/admin/jobs", 1, 200, h_jobs},
-    {M_POST, "/api/v1/admin/jobs/*/retry", 1, 200, h_job_retry},
-    {M_DELETE, "/api/v1/admin/jobs/*", 1, 200, h_job_discard},
-    {M_POST, "/api/v1/admin/donations/*/refund", 1, 202, h_refund},
-    {M_GET, "/api/v1/admin/audit", 1, 200, h_audit},
+    {M_GET, "/healthz", 0, 0, 200, h_healthz},
+    {M_GET, "/readyz", 0, 0, 200, h_readyz},
+    {M_GET, "/metrics", 0, 0, 200, h_metrics},
+    {M_GET, "/api/v1/campaigns", 0, 1, 200, h_campaign_list},
+    {M_GET, "/api/v1/campaigns/*", 0, 1, 200, h_campaign_get},
+    {M_POST, "/api/v1/campaigns/*/donations", 0, 1, 202, h_donate},
+    {M_GET, "/api/v1/donations/*", 0, 1, 200, h_donation_get},
+    {M_GET, "/api/v1/leaderboard", 0, 1, 200, h_leaderboard},
+    {M_POST, "/api/v1/admin/campaigns", 1, 0, 201, h_admin_create},
+    {M_PATCH, "/api/v1/admin/campaigns/*", 1, 0, 200, h_admin_update},
+    {M_POST, "/api/v1/admin/campaigns/*/pause", 1, 0, 200, h_admin_pause},
+    {M_POST, "/api/v1/admin/campaigns/*/resume", 1, 0, 200, h_admin_resume},
+    {M_POST, "/api/v1/admin/campaigns/*/close", 1, 0, 200, h_admin_close},
+    {M_GET, "/api/v1/admin/queues", 1, 0, 200, h_queues},
+    {M_POST, "/api/v1/admin/queues/*/pause", 1, 0, 200, h_queue_pause},
+    {M_POST, "/api/v1/admin/queues/*/resume", 1, 0, 200, h_queue_resume},
+    {M_POST, "/api/v1/admin/queues/*/retry-dead", 1, 0, 200, h_queue_retry_dead},
+    {M_GET, "/api/v1/admin/jobs", 1, 0, 200, h_jobs},
+    {M_POST, "/api/v1/admin/jobs/*/retry", 1, 0, 200, h_job_retry},
+    {M_DELETE, "/api/v1/admin/jobs/*", 1, 0, 200, h_job_discard},
+    {M_POST, "/api/v1/admin/donations/*/refund", 1, 0, 202, h_refund},
+    {M_GET, "/api/v1/admin/audit", 1, 0, 200, h_audit},
 };
 const size_t api_n_routes = UTIL_ARRAY_LEN(api_routes);

@@ -150,10 +150,9 @@ void assets_free(struct assets *a)
 int assets_serve(struct assets *a, struct http_pss *p)
 {
 	const char *path = strcmp(p->path, "/") ? p->path : "/index.html";
-	struct http_header h[3] = {
+	struct http_header h[2] = {
 	    {"etag:", NULL},
 	    {"cache-control:", "no-cache"},
-	    {"access-control-allow-origin:", "*"},
 	};
 
 	for (size_t i = 0; a && i < a->n; i++) {
@@ -163,12 +162,13 @@ int assets_serve(struct assets *a, struct http_pss *p)
 		if (strcmp(x->path, path))
 			continue;
 		h[0].value = x->etag;
+		p->cors = 1; /* widgets load from any page */
 		b = http_body(p);
 		if (p->if_none_match[0] && strstr(p->if_none_match, x->etag))
-			return http_send(p, 304, x->ctype, h, 3) ? -1 : 1;
+			return http_send(p, 304, x->ctype, h, 2) ? -1 : 1;
 		if (buf_append(b, x->data, x->len))
 			return -1;
-		return http_send(p, 200, x->ctype, h, 3) ? -1 : 1;
+		return http_send(p, 200, x->ctype, h, 2) ? -1 : 1;
 	}
 	return 0;
 }

@@ -133,6 +133,10 @@ int http_send(struct http_pss *p, int status, const char *ctype, const struct ht
 		                                (const unsigned char *)hdrs[i].value,
 		                                (int)strlen(hdrs[i].value), &h, end))
 			return -1;
+	if (p->cors &&
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+	                                (const unsigned char *)"*", 1, &h, end))
+		return -1;
 	if (p->close_after &&
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
 	                                 5, &h, end))
@@ -326,6 +330,23 @@ static int match(const char *pattern, const char *path, char param[2][HTTP_PATH_
 	return !*pattern && !*path;
 }
 
+/* 1 when any origin may read the answers to method on path: a route of
+ * the table marked cors (HEAD as GET; OPTIONS, the preflight, for any
+ * method of it). Admin routes never are. */
+static int cors_allowed(struct http_pss *p)
+{
+	enum http_method m = p->method == M_HEAD ? M_GET : p->method;
+
+	for (size_t i = 0; i < api_n_routes; i++) {
+		const struct route *r = &api_routes[i];
+
+		if (r->cors && (r->method == m || m == M_OPTIONS) &&
+		    match(r->pattern, p->path, p->param))
+			return 1;
+	}
+	return 0;
+}
+
 static int dispatch(struct server *s, struct http_pss *p)
 {
 	int path_matched = 0, rc;
@@ -334,15 +355,17 @@ static int dispatch(struct server *s, struct http_pss *p)
 	if (s->stopping)
 		p->close_after = 1; /* draining: no more requests on this connection */
 	if (p->method == M_OPTIONS) {
+		/* A preflight: granted only where cross-origin answers are
+		 * (p->cors adds the origin). */
 		static const struct http_header h[] = {
-		    {"access-control-allow-origin:", "*"},
 		    {"access-control-allow-methods:", "GET, POST, OPTIONS"},
 		    {"access-control-allow-headers:", "Content-Type, Idempotency-Key"},
 		    {"access-control-max-age:", "86400"},
 		};
 
 		http_body(p);
-		return http_send(p, 204, "text/plain", h, (int)UTIL_ARRAY_LEN(h)) ? -1 : 0;
+		return http_send(p, 204, "text/plain", h, p->cors ? (int)UTIL_ARRAY_LEN(h) : 0) ? -1
+		                                                                                : 0;
 	}
 	for (size_t i = 0; i < api_n_routes; i++) {
 		const struct route *r = &api_routes[i];
@@ -433,7 +456,7 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 	p->fd = (int)lws_get_socket_fd(wsi);
 	p->gen = ++s->next_gen;
 	p->async = p->ready = p->admin = p->too_large = p->has_len = 0;
-	p->json_body = p->in_body = 0;
+	p->json_body = p->in_body = p->cors = 0;
 	p->close_after = client_wants_close(wsi);
 	p->rep_pass = ~0ull;
 	p->body.len = 0;
@@ -460,6 +483,7 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 		                  0);
 	}
 	snprintf(p->path, sizeof(p->path), "%s", uri);
+	p->cors = cors_allowed(p);
 	p->query[0] = '\0';
 	{
 		/* Rebuild the query string from lws's url-arg fragments. */

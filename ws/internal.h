@@ -29,7 +29,8 @@ struct http_pss {
 	enum http_method method;
 	unsigned admin : 1, async : 1, ready : 1, close_after : 1, json_body : 1, has_len : 1,
 	    too_large : 1, in_body : 1;
-	unsigned rx_paused : 1; /* reading stopped until the answer is written */
+	unsigned rx_paused : 1; /* reading stopped until the answer is built */
+	unsigned cors : 1;      /* any origin may read the answer */
 	uint64_t rep_pass;      /* service pass of the last repeated BODY_COMPLETION */
 	int rep_count;
 	uint64_t started_ns;
@@ -55,6 +56,7 @@ struct route {
 	enum http_method method;
 	const char *pattern; /* "/api/v1/campaigns/ * /donations" */
 	int admin;           /* needs the bearer token */
+	int cors;            /* answers readable by any origin (public reads, donating) */
 	int ok_status;       /* status of an async success */
 	int (*handler)(struct server *s, struct http_pss *p);
 };
