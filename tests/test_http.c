@@ -4,10 +4,13 @@
 #include "tests/itest.h"
 #include "tests/tests.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1086,6 +1089,189 @@ START_TEST(cors_only_on_public_answers)
 }
 END_TEST
 
+/* Every answer says nosniff and no-referrer and has a Content-Security-
+ * Policy: JSON and files one that lets nothing load or frame them, HTML
+ * pages their own (scripts by hash, framed by this origin only), except
+ * the widget, which any site may frame. */
+START_TEST(security_headers_on_every_answer)
+{
+	static const struct {
+		const char *what, *method, *path, *headers, *body;
+		int status;
+		const char *csp; /* NULL: a page's own policy */
+	} cases[] = {
+	    {"JSON", "GET", "/api/v1/campaigns/food", NULL, NULL, 200,
+	     "default-src 'none'; frame-ancestors 'none'"},
+	    {"JSON error", "GET", "/api/v1/campaigns/nope", NULL, NULL, 404,
+	     "default-src 'none'; frame-ancestors 'none'"},
+	    {"async 202", "POST", "/api/v1/campaigns/food/donations", JSON, GOOD, 202,
+	     "default-src 'none'; frame-ancestors 'none'"},
+	    {"staff", "GET", "/api/v1/admin/queues", ADMIN, NULL, 200,
+	     "default-src 'none'; frame-ancestors 'none'"},
+	    {"preflight", "OPTIONS", "/api/v1/campaigns/food/donations", NULL, NULL, 204,
+	     "default-src 'none'; frame-ancestors 'none'"},
+	    {"metrics", "GET", "/metrics", NULL, NULL, 200,
+	     "default-src 'none'; frame-ancestors 'none'"},
+	    {"script", "GET", "/widget.js", NULL, NULL, 200,
+	     "default-src 'none'; frame-ancestors 'none'"},
+	    {"landing page", "GET", "/", NULL, NULL, 200, NULL},
+	    {"board", "GET", "/board.html", NULL, NULL, 200, NULL},
+	    {"widget", "GET", "/widget.html?campaign=food", NULL, NULL, 200, NULL},
+	};
+	struct itest_resp r;
+	char v[1024];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int widget = strstr(cases[i].path, "widget.html") != NULL;
+
+		ck_assert_int_eq(itest_http(srv.port, cases[i].method, cases[i].path,
+		                            cases[i].headers, cases[i].body,
+		                            cases[i].body ? strlen(cases[i].body) : 0, &r),
+		                 0);
+		ck_assert_msg(r.status == cases[i].status, "%s: status %d", cases[i].what,
+		              r.status);
+		ck_assert_ptr_nonnull(itest_header(&r, "x-content-type-options", v, sizeof(v)));
+		ck_assert_str_eq(v, "nosniff");
+		ck_assert_ptr_nonnull(itest_header(&r, "referrer-policy", v, sizeof(v)));
+		ck_assert_str_eq(v, "no-referrer");
+		ck_assert_msg(!itest_header(&r, "x-frame-options", v, sizeof(v)),
+		              "%s: X-Frame-Options", cases[i].what);
+		ck_assert_msg(itest_header(&r, "content-security-policy", v, sizeof(v)) != NULL,
+		              "%s: no CSP: %s", cases[i].what, r.headers);
+		if (cases[i].csp) {
+			ck_assert_str_eq(v, cases[i].csp);
+		} else {
+			/* The page's inline script runs by its hash, nothing else inline. */
+			ck_assert_msg(strstr(v, "default-src 'none'; script-src 'self' 'sha256-") ==
+			                  v,
+			              "%s: %s", cases[i].what, v);
+			{
+				const char *ss = strstr(v, "script-src");
+
+				ck_assert_ptr_null(memmem(ss, strcspn(ss, ";"), "unsafe", 6));
+			}
+			ck_assert_ptr_nonnull(strstr(v, "style-src 'self' 'unsafe-inline';"));
+			ck_assert_ptr_nonnull(strstr(v, "connect-src 'self';"));
+			ck_assert_ptr_nonnull(strstr(v, "base-uri 'none';"));
+			if (widget)
+				ck_assert_msg(!strstr(v, "frame-ancestors"),
+				              "the widget cannot be framed: %s", v);
+			else
+				ck_assert_msg(strstr(v, "; frame-ancestors 'self'") != NULL,
+				              "%s may be framed by others: %s", cases[i].what, v);
+		}
+		itest_resp_fini(&r);
+	}
+}
+END_TEST
+
+/* Write len bytes of data to path (created or truncated). */
+static void write_file(const char *path, const char *data, size_t len)
+{
+	FILE *f = fopen(path, "wb");
+
+	ck_assert_msg(f != NULL, "%s: %s", path, strerror(errno));
+	ck_assert_int_eq(fwrite(data, 1, len, f), len);
+	ck_assert_int_eq(fclose(f), 0);
+}
+
+/* Stop the fixture's server and make a copy of the assets folder in a new
+ * server directory: its path into dir, for the test to change. */
+static void copy_assets(char *dir, size_t cap)
+{
+	const char *src = getenv("TALLY_ASSETS") ? getenv("TALLY_ASSETS") : "assets";
+	struct dirent *de;
+	DIR *d;
+
+	itest_cleanup(&srv);
+	memset(&srv, 0, sizeof(srv));
+	srv.dir = tests_tmpdir();
+	ck_assert_ptr_nonnull(srv.dir);
+	snprintf(dir, cap, "%s/assets", srv.dir);
+	ck_assert_int_eq(mkdir(dir, 0755), 0);
+	d = opendir(src);
+	ck_assert_ptr_nonnull(d);
+	while ((de = readdir(d))) {
+		char from[1024], to[1024], *data;
+		struct stat st;
+		FILE *f;
+
+		snprintf(from, sizeof(from), "%s/%s", src, de->d_name);
+		if (de->d_name[0] == '.' || stat(from, &st) || !S_ISREG(st.st_mode))
+			continue;
+		data = malloc((size_t)st.st_size + 1);
+		f = fopen(from, "rb");
+		ck_assert(data && f);
+		ck_assert_int_eq(fread(data, 1, (size_t)st.st_size, f), (size_t)st.st_size);
+		fclose(f);
+		snprintf(to, sizeof(to), "%s/%s", dir, de->d_name);
+		write_file(to, data, (size_t)st.st_size);
+		free(data);
+	}
+	closedir(d);
+}
+
+/* Start the server on the assets folder dir. Returns itest_start's result. */
+static int start_on_assets(const char *dir)
+{
+	char *old = getenv("TALLY_ASSETS") ? strdup(getenv("TALLY_ASSETS")) : NULL;
+	int rc;
+
+	setenv("TALLY_ASSETS", dir, 1);
+	rc = itest_start(&srv, NULL);
+	if (old)
+		setenv("TALLY_ASSETS", old, 1);
+	else
+		unsetenv("TALLY_ASSETS");
+	free(old);
+	return rc;
+}
+
+/* A page's policy names each of its inline scripts by the SHA-256 a browser
+ * computes (after turning CR LF into LF), and no script with a src. */
+START_TEST(page_policy_hashes_inline_scripts)
+{
+	static const char page[] =
+	    "<!doctype html>\r\n<title>t</title>\r\n<script>\r\nlet a = 1;\r\n"
+	    "</script><script src=\"widget.js\"></script>\r\n"
+	    "<SCRIPT type=\"module\">b()</SCRIPT><scripts>x</scripts>";
+	struct itest_resp r;
+	char dir[600], path[700], csp[1024];
+
+	copy_assets(dir, sizeof(dir));
+	snprintf(path, sizeof(path), "%s/t.html", dir);
+	write_file(path, page, sizeof(page) - 1);
+	ck_assert_int_eq(start_on_assets(dir), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/t.html", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	ck_assert_ptr_nonnull(itest_header(&r, "content-security-policy", csp, sizeof(csp)));
+	/* echo -n $'\nlet a = 1;\n' | sha256sum, and b(): base64 digests. */
+	ck_assert_str_eq(csp, "default-src 'none'; script-src 'self' "
+	                      "'sha256-wCpX6PRaV2tYabHPuD0EVrhGyeiYQpOhQOJ8OhOtDwA=' "
+	                      "'sha256-cf242PFc/kb7xD0Qzhsmd9vvRkc+cWFmbi+k+YvtdKc='; "
+	                      "style-src 'self' 'unsafe-inline'; connect-src 'self'; "
+	                      "img-src 'self' data:; base-uri 'none'; form-action 'none'; "
+	                      "frame-ancestors 'self'");
+	itest_resp_fini(&r);
+
+	/* A page whose policy cannot be made: tally says so and does not start. */
+	ck_assert_int_eq(itest_signal(&srv, SIGTERM), 0);
+	write_file(path, "<p>x</p><script>let a = 1;", 26);
+	ck_assert_int_ne(start_on_assets(dir), 0);
+	{
+		FILE *f = fopen(srv.log, "r");
+		char line[512];
+		int said = 0;
+
+		ck_assert_ptr_nonnull(f);
+		while (fgets(line, sizeof(line), f))
+			said |= strstr(line, "t.html: a <script> is not closed") != NULL;
+		fclose(f);
+		ck_assert_msg(said, "no message about t.html in %s", srv.log);
+	}
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1117,6 +1303,8 @@ Suite *http_suite(void)
 	tcase_add_test(tc, content_length_with_transfer_encoding_is_refused);
 	tcase_add_test(tc, half_closed_client_gets_its_answer);
 	tcase_add_test(tc, cors_only_on_public_answers);
+	tcase_add_test(tc, security_headers_on_every_answer);
+	tcase_add_test(tc, page_policy_hashes_inline_scripts);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -107,9 +107,19 @@ static const char *reason(int status)
 	return "Status";
 }
 
+/* On every answer: no MIME sniffing (a JSON body or a text file is never
+ * run as a script or a page), no Referer to the sites a page links to, and
+ * a Content-Security-Policy (an HTML page's own from assets.c, else one
+ * that lets nothing load or frame the answer). */
+static const struct http_header security_headers[] = {
+    {"x-content-type-options:", "nosniff"},
+    {"referrer-policy:", "no-referrer"},
+};
+
 int http_send(struct http_pss *p, int status, const char *ctype, const struct http_header *hdrs,
               int n_hdrs)
 {
+	const char *csp = p->csp ? p->csp : HTTP_CSP_NONE;
 	unsigned char hdr[HTTP_HDR_ROOM], *h = hdr, *end = hdr + sizeof(hdr) - 1;
 	size_t body_start = LWS_PRE + HTTP_HDR_ROOM, body_len, hlen;
 	struct lws *wsi = p->wsi;
@@ -133,6 +143,15 @@ int http_send(struct http_pss *p, int status, const char *ctype, const struct ht
 		                                (const unsigned char *)hdrs[i].value,
 		                                (int)strlen(hdrs[i].value), &h, end))
 			return -1;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(security_headers); i++)
+		if (lws_add_http_header_by_name(wsi,
+		                                (const unsigned char *)security_headers[i].name,
+		                                (const unsigned char *)security_headers[i].value,
+		                                (int)strlen(security_headers[i].value), &h, end))
+			return -1;
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"content-security-policy:",
+	                                (const unsigned char *)csp, (int)strlen(csp), &h, end))
+		return -1;
 	if (p->cors &&
 	    lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
 	                                (const unsigned char *)"*", 1, &h, end))
@@ -461,6 +480,7 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 	p->rep_pass = ~0ull;
 	p->body.len = 0;
 	p->route = NULL;
+	p->csp = NULL;
 	if (p->fd >= 0 && (size_t)p->fd < s->n_conns) {
 		s->conns[p->fd].wsi = wsi;
 		s->conns[p->fd].pss = p;

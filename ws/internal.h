@@ -17,6 +17,8 @@
 #define HTTP_PATH_MAX 512
 #define HTTP_QUERY_MAX 512
 #define HTTP_IDEM_MAX 255
+/* The policy of every answer but an HTML page's: nothing may load or frame it. */
+#define HTTP_CSP_NONE "default-src 'none'; frame-ancestors 'none'"
 
 enum http_method { M_GET, M_HEAD, M_POST, M_PATCH, M_DELETE, M_PUT, M_OPTIONS, M_OTHER };
 
@@ -43,6 +45,8 @@ struct http_pss {
 	struct buf out;   /* LWS_PRE + header room + response body */
 	size_t out_start; /* where the response starts in out */
 	const struct route *route;
+	const char *csp;                  /* the answer's Content-Security-Policy;
+	                                   * NULL: HTTP_CSP_NONE */
 	int metric_route;                 /* index into http_metrics */
 	char param[2][HTTP_PATH_MAX + 1]; /* path segments matched by '*' */
 };
