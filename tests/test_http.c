@@ -1272,6 +1272,67 @@ START_TEST(page_policy_hashes_inline_scripts)
 }
 END_TEST
 
+/* A symlink in the assets folder is served only when it leads to a file
+ * inside the folder: one to /etc/passwd or to a file beside the folder is
+ * not found, while the plain files and an inside link still serve. */
+START_TEST(asset_symlinks_stay_inside_the_folder)
+{
+	static const struct {
+		const char *path;
+		int status;
+	} cases[] = {
+	    {"/passwd.txt", 404}, {"/outside.html", 404}, {"/up.css", 404},
+	    {"/inside.css", 200}, {"/style.css", 200},    {"/", 200},
+	    {"/widget.js", 200},
+	};
+	struct itest_resp r;
+	char dir[600], path[700], target[700], *css;
+	size_t css_len;
+
+	copy_assets(dir, sizeof(dir));
+	snprintf(target, sizeof(target), "%s/outside.html", srv.dir);
+	write_file(target, "<p>beside-the-folder</p>", 24);
+	snprintf(path, sizeof(path), "%s/outside.html", dir);
+	ck_assert_int_eq(symlink(target, path), 0);
+	snprintf(path, sizeof(path), "%s/passwd.txt", dir);
+	ck_assert_int_eq(symlink("/etc/passwd", path), 0);
+	snprintf(path, sizeof(path), "%s/up.css", dir);
+	ck_assert_int_eq(symlink("../assets/../outside.html", path), 0);
+	snprintf(path, sizeof(path), "%s/inside.css", dir);
+	ck_assert_int_eq(symlink("style.css", path), 0);
+	ck_assert_int_eq(start_on_assets(dir), 0);
+
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/style.css", NULL, NULL, 0, &r), 0);
+	css = r.body;
+	css_len = r.len;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(itest_http(srv.port, "GET", cases[i].path, NULL, NULL, 0, &r), 0);
+		ck_assert_msg(r.status == cases[i].status, "%s: status %d, want %d", cases[i].path,
+		              r.status, cases[i].status);
+		if (cases[i].status == 404)
+			json_decref(expect_error(&r, 404, "not_found"));
+		ck_assert_ptr_null(strstr(r.body, "root:x:0:0:"));
+		ck_assert_ptr_null(strstr(r.body, "beside-the-folder"));
+		if (!strcmp(cases[i].path, "/inside.css"))
+			ck_assert(r.len == css_len && !memcmp(r.body, css, css_len));
+		itest_resp_fini(&r);
+	}
+	free(css);
+	{
+		/* The log names each refused file. */
+		FILE *f = fopen(srv.log, "r");
+		char line[1024];
+		int refused = 0;
+
+		ck_assert_ptr_nonnull(f);
+		while (fgets(line, sizeof(line), f))
+			refused += strstr(line, "assets.refused") != NULL;
+		fclose(f);
+		ck_assert_int_eq(refused, 3);
+	}
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1305,6 +1366,7 @@ Suite *http_suite(void)
 	tcase_add_test(tc, cors_only_on_public_answers);
 	tcase_add_test(tc, security_headers_on_every_answer);
 	tcase_add_test(tc, page_policy_hashes_inline_scripts);
+	tcase_add_test(tc, asset_symlinks_stay_inside_the_folder);
 	suite_add_tcase(s, tc);
 	return s;
 }

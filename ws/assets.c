@@ -1,6 +1,7 @@
 /* ws/assets.c - static files, read into memory at start and served with
  * strong ETags. The folder is small (widgets, pages); serving from memory
- * keeps the service thread free of file I/O.
+ * keeps the service thread free of file I/O. A symlink in the folder is
+ * followed only to a file inside it.
  *
  * DESIGN: each HTML page gets its Content-Security-Policy at load: scripts
  * from this origin plus the page's own inline scripts, by their SHA-256
@@ -10,11 +11,13 @@
  * except the embeddable ones (widget.html), which any site may frame.
  */
 #include "ws/internal.h"
+#include "base/log.h"
 #include "base/util.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,15 +70,43 @@ static const char *ctype_of(const char *name)
 	return NULL;
 }
 
-static int read_file(int dirfd, const char *name, char **data, size_t *len)
+/* Open name in the folder dirfd, whose real path is root: a symlink is
+ * followed only when it leads to a file inside the folder (else -EXDEV).
+ * Returns the descriptor or a negative errno. */
+static int open_inside(const char *root, int dirfd, const char *name)
 {
-	int fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC);
+	size_t n = strlen(root);
+	char path[PATH_MAX], *real;
+	struct stat st;
+	int fd;
+
+	if (fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW))
+		return -errno;
+	if (!S_ISLNK(st.st_mode))
+		fd = openat(dirfd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	else if ((size_t)snprintf(path, sizeof(path), "%s/%s", root, name) >= sizeof(path))
+		return -ENAMETOOLONG;
+	else if (!(real = realpath(path, NULL)))
+		return -errno;
+	else if (strncmp(real, root, n) || (real[n] != '/' && n > 1)) {
+		free(real);
+		return -EXDEV;
+	} else {
+		fd = open(real, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+		free(real);
+	}
+	return fd < 0 ? -errno : fd;
+}
+
+static int read_file(const char *root, int dirfd, const char *name, char **data, size_t *len)
+{
+	int fd = open_inside(root, dirfd, name);
 	struct stat st;
 	size_t got = 0;
 	char *p;
 
 	if (fd < 0)
-		return -errno;
+		return fd;
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || st.st_size > ASSET_MAX_SIZE) {
 		close(fd);
 		return -EINVAL;
@@ -211,6 +242,7 @@ int assets_load(const char *dir, struct assets **out, char *err, size_t errcap)
 {
 	struct assets *a = calloc(1, sizeof(*a));
 	struct dirent *de;
+	char *root = NULL;
 	DIR *d;
 	int rc = 0;
 
@@ -219,7 +251,9 @@ int assets_load(const char *dir, struct assets **out, char *err, size_t errcap)
 		return -ENOMEM;
 	a->v = calloc(ASSET_MAX_COUNT, sizeof(*a->v));
 	d = opendir(dir);
-	if (!a->v || !d) {
+	if (d)
+		root = realpath(dir, NULL);
+	if (!a->v || !d || !root) {
 		rc = a->v ? -errno : -ENOMEM;
 		snprintf(err, errcap, "assets folder %s: %s", dir, strerror(-rc));
 		goto fail;
@@ -230,9 +264,16 @@ int assets_load(const char *dir, struct assets **out, char *err, size_t errcap)
 
 		if (de->d_name[0] == '.' || !ctype || strlen(de->d_name) > 200)
 			continue;
-		rc = read_file(dirfd(d), de->d_name, &x->data, &x->len);
+		rc = read_file(root, dirfd(d), de->d_name, &x->data, &x->len);
 		if (rc == -EINVAL)
 			continue; /* not a regular file, or too large */
+		if (rc == -EXDEV) {
+			log_msg(LOG_WARN, "assets.refused",
+			        "%s/%s leads outside the assets folder: not served", dir,
+			        de->d_name);
+			rc = 0;
+			continue;
+		}
 		if (rc) {
 			snprintf(err, errcap, "reading %s/%s: %s", dir, de->d_name, strerror(-rc));
 			goto fail;
@@ -250,11 +291,13 @@ int assets_load(const char *dir, struct assets **out, char *err, size_t errcap)
 		}
 	}
 	closedir(d);
+	free(root);
 	*out = a;
 	return 0;
 fail:
 	if (d)
 		closedir(d);
+	free(root);
 	assets_free(a);
 	return rc ? rc : -EIO;
 }
