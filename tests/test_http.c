@@ -1333,6 +1333,121 @@ START_TEST(asset_symlinks_stay_inside_the_folder)
 }
 END_TEST
 
+/* A request head that lws parses but HTTP refuses gets a JSON answer, then
+ * the connection closes: a bad request line (no version, junk, no request
+ * line at all), a method lws does not know (501), another HTTP version
+ * (505), a missing or second Host, a known header field past
+ * HTTP_FIELD_MAX (431, naming it). */
+START_TEST(bad_request_heads_are_answered)
+{
+	static const struct {
+		const char *what, *head; /* %s: a 4000-byte value */
+		int status;
+		const char *code, *field;
+	} cases[] = {
+	    {"no version", "GET /healthz\r\nHost: x\r\n\r\n", 400, "bad_request", NULL},
+	    {"junk version", "GET /healthz HTTP/one\r\nHost: x\r\n\r\n", 400, "bad_request", NULL},
+	    {"extra word", "GET /healthz HTTP/1.1 please\r\nHost: x\r\n\r\n", 400, "bad_request",
+	     NULL},
+	    {"HTTP/2.0", "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 505,
+	     "http_version_not_supported", NULL},
+	    {"unknown method", "BREW /pot HTTP/1.1\r\nHost: x\r\n\r\n", 501, "not_implemented",
+	     NULL},
+	    {"lower-case method", "brew /pot HTTP/1.1\r\nHost: x\r\n\r\n", 400, "bad_request",
+	     NULL},
+	    {"not HTTP", "hello there\r\n\r\n", 400, "bad_request", NULL},
+	    {"no Host", "GET /healthz HTTP/1.1\r\n\r\n", 400, "bad_request", NULL},
+	    {"two Hosts", "GET /healthz HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400, "bad_request",
+	     NULL},
+	    {"long User-Agent", "GET /healthz HTTP/1.1\r\nHost: x\r\nUser-Agent: %s\r\n\r\n", 431,
+	     "header_too_large", "user-agent"},
+	    {"long Referer on a POST",
+	     "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: x\r\n" JSON
+	     "Referer: %s\r\nContent-Length: 2\r\n\r\n{}",
+	     431, "header_too_large", "referer"},
+	};
+	struct itest_resp r;
+	char *big = malloc(4001), *req = malloc(8192), conn[32];
+
+	ck_assert(big && req);
+	memset(big, 'v', 4000);
+	big[4000] = '\0';
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd, n = snprintf(req, 8192, cases[i].head, big);
+		json_t *fields;
+
+		fd = itest_conn_open(srv.port);
+		ck_assert_int_ge(fd, 0);
+		ck_assert_msg(itest_conn_request(fd, req, (size_t)n, 5000, &r) == 0,
+		              "%s: no answer", cases[i].what);
+		ck_assert_msg(r.status == cases[i].status, "%s: status %d, want %d: %s",
+		              cases[i].what, r.status, cases[i].status, r.body);
+		fields = expect_error(&r, cases[i].status, cases[i].code);
+		if (cases[i].field)
+			ck_assert_msg(json_object_get(fields, cases[i].field) != NULL,
+			              "%s: no field %s in %s", cases[i].what, cases[i].field,
+			              r.body);
+		json_decref(fields);
+		ck_assert_ptr_nonnull(itest_header(&r, "connection", conn, sizeof(conn)));
+		ck_assert_str_eq(conn, "close");
+		ck_assert_ptr_nonnull(
+		    itest_header(&r, "x-content-type-options", conn, sizeof(conn)));
+		itest_resp_fini(&r);
+		ck_assert_msg(itest_conn_closed(fd, 2000), "%s: the connection stayed open",
+		              cases[i].what);
+		close(fd);
+	}
+	free(big);
+	free(req);
+	ck_assert_int_eq(donations_in_db(), 0);
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+}
+END_TEST
+
+/* What lws 4.1 decides alone, without a callback to answer from (see
+ * http_context_options): a head past its header space is closed without
+ * an answer, and a request target with a bad %-escape gets lws's own 403
+ * page, with our safety headers. Either way the server goes on serving. */
+START_TEST(lws_refusals_close_and_keep_serving)
+{
+	struct itest_resp r;
+	char *req = malloc(12000), v[64];
+	int fd, n;
+
+	ck_assert_ptr_nonnull(req);
+	n = snprintf(req, 12000, "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: ");
+	memset(req + n, 'b', 9000);
+	n += 9000;
+	n += snprintf(req + n, 12000 - (size_t)n, "\r\n\r\n");
+	fd = itest_conn_open(srv.port);
+	ck_assert_int_ge(fd, 0);
+	/* No answer: the read ends at the close, not at the timeout. */
+	ck_assert_int_ne(itest_conn_request(fd, req, (size_t)n, 3000, &r), 0);
+	ck_assert_int_eq(r.status, 0);
+	ck_assert(itest_conn_closed(fd, 100));
+	close(fd);
+	free(req);
+
+	fd = itest_conn_open(srv.port);
+	ck_assert_int_ge(fd, 0);
+	n = snprintf(v, sizeof(v), "GET /%%zz HTTP/1.1\r\nHost: x\r\n\r\n");
+	ck_assert_int_eq(itest_conn_request(fd, v, (size_t)n, 3000, &r), 0);
+	ck_assert_int_eq(r.status, 403);
+	ck_assert_ptr_nonnull(itest_header(&r, "x-content-type-options", v, sizeof(v)));
+	ck_assert_str_eq(v, "nosniff");
+	ck_assert_ptr_nonnull(itest_header(&r, "content-security-policy", v, sizeof(v)));
+	itest_resp_fini(&r);
+	ck_assert(itest_conn_closed(fd, 2000));
+	close(fd);
+
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/healthz", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1367,6 +1482,8 @@ Suite *http_suite(void)
 	tcase_add_test(tc, security_headers_on_every_answer);
 	tcase_add_test(tc, page_policy_hashes_inline_scripts);
 	tcase_add_test(tc, asset_symlinks_stay_inside_the_folder);
+	tcase_add_test(tc, bad_request_heads_are_answered);
+	tcase_add_test(tc, lws_refusals_close_and_keep_serving);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -97,8 +97,11 @@ static const char *reason(int status)
 	    {415, "Unsupported Media Type"},
 	    {422, "Unprocessable Content"},
 	    {429, "Too Many Requests"},
+	    {431, "Request Header Fields Too Large"},
 	    {500, "Internal Server Error"},
+	    {501, "Not Implemented"},
 	    {503, "Service Unavailable"},
+	    {505, "HTTP Version Not Supported"},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(reasons); i++)
@@ -463,6 +466,49 @@ static int client_wants_close(struct lws *wsi)
 	return want_close || (!http11 && !keep);
 }
 
+/* Answer what lws parsed but HTTP refuses, and close after: a request line
+ * whose version is not HTTP/d.d (400) or not HTTP/1 (505), a header field
+ * that lws cut at its token limit (431), and a request without exactly one
+ * Host (400; HTTP/1.0 may send none). Returns 0 when the headers are fine,
+ * else the result of the answer. */
+static int check_headers(struct server *s, struct lws *wsi, struct http_pss *p)
+{
+	char v[16], name[64], msg[96];
+	int n = copy_header(wsi, WSI_TOKEN_HTTP, v, sizeof(v));
+
+	if (n != 8 || strncmp(v, "HTTP/", 5) || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
+	    v[7] < '0' || v[7] > '9') {
+		p->close_after = 1;
+		return http_error(p, 400, "bad_request",
+		                  "the request line is not METHOD /path HTTP/1.1", NULL, 0);
+	}
+	if (v[5] != '1') {
+		p->close_after = 1;
+		return http_error(p, 505, "http_version_not_supported",
+		                  "this server speaks HTTP/1.0 and HTTP/1.1", NULL, 0);
+	}
+	for (int t = 0; t < WSI_TOKEN_COUNT; t++) {
+		const char *tok;
+
+		if (!s->token_limits.token_limit[t] ||
+		    lws_hdr_total_length(wsi, (enum lws_token_indexes)t) < HTTP_FIELD_MAX)
+			continue;
+		tok = (const char *)lws_token_to_string((enum lws_token_indexes)t);
+		snprintf(name, sizeof(name), "%.*s", tok ? (int)strcspn(tok, ":") : 0,
+		         tok ? tok : "");
+		snprintf(msg, sizeof(msg), "a header field is %d bytes or longer", HTTP_FIELD_MAX);
+		p->close_after = 1;
+		return http_error(p, 431, "header_too_large", msg,
+		                  name[0] ? json_pack("{s:s}", name, msg) : NULL, 0);
+	}
+	if (lws_hdr_fragment_length(wsi, WSI_TOKEN_HOST, 1) > 0 ||
+	    (v[7] != '0' && lws_hdr_total_length(wsi, WSI_TOKEN_HOST) <= 0)) {
+		p->close_after = 1;
+		return http_error(p, 400, "bad_request", "send exactly one Host header", NULL, 0);
+	}
+	return 0;
+}
+
 /* Start a request: returns 0 to go on, or the result of an early answer. */
 static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const char *uri)
 {
@@ -495,6 +541,9 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 	if (!p->peer[0]) /* known already when lws kept this pss from the last request */
 		if (!lws_get_peer_simple(wsi, p->peer, sizeof(p->peer)))
 			snprintf(p->peer, sizeof(p->peer), "unknown");
+	p->path[0] = '\0';
+	if ((n = check_headers(s, wsi, p)))
+		return n;
 
 	if (strlen(uri) > HTTP_PATH_MAX) {
 		p->path[0] = '\0';
@@ -594,6 +643,109 @@ static int needs_body(const struct http_pss *p)
 	return p->method == M_POST || p->method == M_PATCH || p->method == M_PUT;
 }
 
+/* 1 for the tokens of the request line's target, which lws must never cut
+ * (too long a target is answered 414). */
+static int target_token(int t)
+{
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(method_tokens); i++)
+		if (t == (int)method_tokens[i].tok)
+			return 1;
+	return t == WSI_TOKEN_HTTP_URI_ARGS || t == WSI_TOKEN_CONNECT;
+}
+
+/* The answers lws writes itself carry the same safety headers as ours. */
+static const struct lws_protocol_vhost_options lws_answer_headers[] = {
+    {&lws_answer_headers[1], NULL, "x-content-type-options:", "nosniff"},
+    {&lws_answer_headers[2], NULL, "referrer-policy:", "no-referrer"},
+    {NULL, NULL, "content-security-policy:", HTTP_CSP_NONE},
+};
+
+/* What lws 4.1 does with a bad request head, and what we make of it:
+ * - a header field lws knows (Host, User-Agent, Cookie...) longer than its
+ *   token limit is cut there and the rest skipped: check_headers answers
+ *   431 (the limit is what flags it);
+ * - a method lws does not know (or no request line at all) makes lws hand
+ *   the connection to its fallback role, raw-skt on this protocol, with the
+ *   bytes read: we answer 501 (400 without a request line) from
+ *   LWS_CALLBACK_RAW_RX and close;
+ * - lws closes by itself, with no callback we could answer from: the whole
+ *   head over HTTP_HEADERS_MAX (a custom field too long, or many fields),
+ *   more header fields than it has fragments for, a second request line;
+ *   and a head line with no colon, an obsolete folded line or a NUL byte
+ *   in a field never ends the head: the connection waits for the 20 s
+ *   timeout (or the space to fill);
+ * - lws takes a field name with a space in it, or lines ending in a bare
+ *   LF, as it reads them; tally reads no such field.
+ * - lws answers 403 itself (text/html, with lws_answer_headers) to a
+ *   request target with a bad %-escape. */
+void http_context_options(struct server *s, struct lws_context_creation_info *info)
+{
+	for (int t = 0; t < WSI_TOKEN_COUNT; t++)
+		s->token_limits.token_limit[t] = target_token(t) ? 0 : HTTP_FIELD_MAX;
+	info->token_limits = &s->token_limits;
+	info->headers = lws_answer_headers;
+	info->options |= LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG;
+	info->listen_accept_role = "raw-skt";
+	info->listen_accept_protocol = "http";
+}
+
+/* 1 when the bytes start with "METHOD /target HTTP/": a request line with
+ * a method lws does not know, rather than no request line at all. */
+static int request_line(const char *b, size_t len)
+{
+	size_t i = 0, t;
+
+	while (i < len && i < 32 && b[i] >= 'A' && b[i] <= 'Z')
+		i++;
+	if (!i || i >= len || b[i] != ' ')
+		return 0;
+	t = ++i;
+	while (i < len && b[i] != ' ' && b[i] != '\r' && b[i] != '\n')
+		i++;
+	return i > t && len - i >= 6 && !memcmp(b + i, " HTTP/", 6);
+}
+
+/* A connection lws's parser gave up on at the request line (its fallback):
+ * 501 for a method it does not know, else 400; then close. Returns the
+ * callback's result. */
+static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, struct http_pss *p,
+                        const char *in, size_t len)
+{
+	size_t out_len;
+
+	switch (reason) {
+	case LWS_CALLBACK_RAW_ADOPT:
+		p->wsi = wsi;
+		p->fd = -1; /* never answered through the queue */
+		p->started_ns = util_mono_ns();
+		p->metric_route = (int)api_n_routes + 1;
+		p->close_after = 1;
+		return 0;
+	case LWS_CALLBACK_RAW_RX:
+		if (p->ready)
+			return 0; /* more of the same: the answer is on its way */
+		if (in && request_line(in, len)
+		        ? http_error(p, 501, "not_implemented",
+		                     "this server does not implement that method", NULL, 0)
+		        : http_error(p, 400, "bad_request",
+		                     "the request line is not METHOD /path HTTP/1.1", NULL, 0))
+			return -1;
+		return lws_callback_on_writable(wsi) < 0 ? -1 : 0;
+	case LWS_CALLBACK_RAW_WRITEABLE:
+		if (!p->ready)
+			return 0;
+		p->ready = 0;
+		out_len = p->out.len - p->out_start;
+		if (lws_write(wsi, (unsigned char *)p->out.p + p->out_start, out_len,
+		              LWS_WRITE_RAW) != (int)out_len)
+			log_msg(LOG_INFO, "http.answer_lost",
+			        "the answer to a request lws refused");
+		return -1;
+	default:
+		return 0;
+	}
+}
+
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
@@ -673,8 +825,15 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP_WRITEABLE:
 		return http_flush(p);
 
+	case LWS_CALLBACK_RAW_ADOPT:
+	case LWS_CALLBACK_RAW_RX:
+	case LWS_CALLBACK_RAW_WRITEABLE:
+		return p ? raw_callback(wsi, reason, p, in, len) : -1;
+
 	case LWS_CALLBACK_CLOSED_HTTP:
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_RAW_CLOSE:
+	case LWS_CALLBACK_RAW_SKT_DROP_PROTOCOL:
 		if (p) {
 			flush_on_close(p);
 			if (p->async) { /* its answer will find no one */

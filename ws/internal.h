@@ -17,6 +17,10 @@
 #define HTTP_PATH_MAX 512
 #define HTTP_QUERY_MAX 512
 #define HTTP_IDEM_MAX 255
+#define HTTP_HEADERS_MAX                                                                           \
+	4096                /* lws's header space per request (names lws knows                     \
+	                     * are not counted) */
+#define HTTP_FIELD_MAX 3072 /* one header field's value at most: 431 */
 /* The policy of every answer but an HTML page's: nothing may load or frame it. */
 #define HTTP_CSP_NONE "default-src 'none'; frame-ancestors 'none'"
 
@@ -149,6 +153,7 @@ struct server {
 	struct http_metrics *metrics;
 	lws_sorted_usec_list_t tick_sul;
 	struct buf scratch;
+	struct lws_token_limits token_limits; /* read by lws (http_context_options) */
 };
 
 /* Queue a message for the service thread and wake it. Any thread. Takes
@@ -167,6 +172,11 @@ int admin_answer_json(const struct engine_answer *a, struct buf *out);
 
 /* ---- http.c ---- */
 extern const struct lws_protocols http_protocol;
+
+/* Set the API loop's HTTP options in info (before lws_create_context):
+ * header limits, the answer to a request that is not HTTP, and the
+ * headers of the answers lws writes itself. */
+void http_context_options(struct server *s, struct lws_context_creation_info *info);
 
 /* Start a response body: returns the buffer to append the body to. */
 struct buf *http_body(struct http_pss *p);

@@ -172,12 +172,13 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 	 * keep-alive client that trickles its next request, or its body,
 	 * is cut off after timeout_secs. */
 	info.max_http_header_pool = 4096;
-	info.max_http_header_data = 4096;
+	info.max_http_header_data = HTTP_HEADERS_MAX;
 	info.fd_limit_per_thread = (unsigned)s->n_conns;
 	info.timeout_secs = 10;
 	info.keepalive_timeout = 60;
 	info.vhost_name = "tally";
 	info.server_string = "tally";
+	http_context_options(s, &info);
 	s->ctx = lws_create_context(&info);
 	if (!s->ctx) {
 		snprintf(err, errcap, "cannot create the API loop");
