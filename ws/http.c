@@ -280,7 +280,6 @@ int http_flush(struct http_pss *p)
 	if (lws_write(p->wsi, (unsigned char *)p->out.p + p->out_start, len,
 	              LWS_WRITE_HTTP_FINAL) != (int)len)
 		return -1;
-
 	/* Requests are bounded per connection; keep idle buffers small. */
 	if (p->out.cap > 65536)
 		buf_fini(&p->out);
@@ -466,6 +465,8 @@ static int client_wants_close(struct lws *wsi)
 	return want_close || (!http11 && !keep);
 }
 
+static const char bad_request_line[] = "the request line is not METHOD /path HTTP/1.1";
+
 /* Answer what lws parsed but HTTP refuses, and close after: a request line
  * whose version is not HTTP/d.d (400) or not HTTP/1 (505), a header field
  * that lws cut at its token limit (431), and a request without exactly one
@@ -479,8 +480,7 @@ static int check_headers(struct server *s, struct lws *wsi, struct http_pss *p)
 	if (n != 8 || strncmp(v, "HTTP/", 5) || v[5] < '0' || v[5] > '9' || v[6] != '.' ||
 	    v[7] < '0' || v[7] > '9') {
 		p->close_after = 1;
-		return http_error(p, 400, "bad_request",
-		                  "the request line is not METHOD /path HTTP/1.1", NULL, 0);
+		return http_error(p, 400, "bad_request", bad_request_line, NULL, 0);
 	}
 	if (v[5] != '1') {
 		p->close_after = 1;
@@ -675,7 +675,7 @@ static const struct lws_protocol_vhost_options lws_answer_headers[] = {
  *   in a field never ends the head: the connection waits for the 20 s
  *   timeout (or the space to fill);
  * - lws takes a field name with a space in it, or lines ending in a bare
- *   LF, as it reads them; tally reads no such field.
+ *   LF, as it reads them (tally reads no such field);
  * - lws answers 403 itself (text/html, with lws_answer_headers) to a
  *   request target with a bad %-escape. */
 void http_context_options(struct server *s, struct lws_context_creation_info *info)
@@ -686,7 +686,7 @@ void http_context_options(struct server *s, struct lws_context_creation_info *in
 	info->headers = lws_answer_headers;
 	info->options |= LWS_SERVER_OPTION_FALLBACK_TO_APPLY_LISTEN_ACCEPT_CONFIG;
 	info->listen_accept_role = "raw-skt";
-	info->listen_accept_protocol = "http";
+	info->listen_accept_protocol = http_protocol.name;
 }
 
 /* 1 when the bytes start with "METHOD /target HTTP/": a request line with
@@ -727,8 +727,7 @@ static int raw_callback(struct lws *wsi, enum lws_callback_reasons reason, struc
 		if (in && request_line(in, len)
 		        ? http_error(p, 501, "not_implemented",
 		                     "this server does not implement that method", NULL, 0)
-		        : http_error(p, 400, "bad_request",
-		                     "the request line is not METHOD /path HTTP/1.1", NULL, 0))
+		        : http_error(p, 400, "bad_request", bad_request_line, NULL, 0))
 			return -1;
 		return lws_callback_on_writable(wsi) < 0 ? -1 : 0;
 	case LWS_CALLBACK_RAW_WRITEABLE:
