@@ -546,6 +546,52 @@ static long rss_kib(pid_t pid)
 	return kib;
 }
 
+/* Upgrades that are refused, some after lws bound them to the live
+ * protocol (no Host, no key: its handshake fails), never touch the
+ * viewers gauge: it counts established websockets only. */
+START_TEST(refused_upgrades_leave_the_viewers_gauge_at_zero)
+{
+	static const char *const refused[] = {
+	    /* no Sec-WebSocket-Key */
+	    "GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tally.live.v1\r\n\r\n",
+	    /* no Host */
+	    "GET /live HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	    "Sec-WebSocket-Protocol: tally.live.v1\r\n\r\n",
+	    /* a subprotocol tally does not speak */
+	    "GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+	    "Sec-WebSocket-Protocol: chat\r\n\r\n",
+	    /* no subprotocol */
+	    "GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+	    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n",
+	    /* no upgrade at all */
+	    "GET /live HTTP/1.1\r\nHost: x\r\n\r\n",
+	};
+	char *m;
+	int fd;
+
+	for (int round = 0; round < 3; round++)
+		for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+			/* Read until the server closes it: its CLOSED callback
+			 * has run by then. */
+			char *got = itest_raw(srv.port, refused[i], strlen(refused[i]), 3000);
+
+			ck_assert_ptr_nonnull(got);
+			ck_assert_msg(strncmp(got, "HTTP/1.1 101", 12), "upgrade %zu was taken", i);
+			free(got);
+		}
+	ck_assert_int_eq(metric("tally_live_viewers "), 0);
+	fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	m = itest_ws_wait_for(fd, "snapshot", 3000);
+	ck_assert_ptr_nonnull(m);
+	free(m);
+	ck_assert_int_eq(metric("tally_live_viewers "), 1);
+	close(fd);
+}
+END_TEST
+
 /* Donation events are capped per channel in any second (the wall); every
  * gift still reaches the total, and the events arrive with the updates. */
 START_TEST(donation_events_are_capped_per_channel)
@@ -750,6 +796,7 @@ Suite *live_suite(void)
 	tcase_add_test(tc, silent_viewer_is_pinged_then_closed_4001);
 	tcase_add_test(tc, slow_readers_are_dropped_without_memory_growth);
 	tcase_add_test(tc, sigterm_with_viewers_drains);
+	tcase_add_test(tc, refused_upgrades_leave_the_viewers_gauge_at_zero);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("addrcount");
 	tcase_add_test(tc, addrcount_limits_and_forgets);

@@ -96,7 +96,8 @@ struct live_sub {
 };
 
 struct live_pss {
-	struct lws *wsi;
+	struct lws *wsi;              /* set at ESTABLISHED: NULL for an upgrade
+	                               * lws refused after binding us (zeroed) */
 	struct live_pss *prev, *next; /* every viewer, for the tick */
 	struct live_sub subs[LIVE_MAX_SUBS];
 	int n_subs;
@@ -893,6 +894,10 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		}
 		return drain(l, p);
 	case LWS_CALLBACK_CLOSED:
+		/* A refused upgrade (no Host or key, say) is closed here
+		 * without having been ESTABLISHED: nothing of it was counted. */
+		if (!p || !p->wsi)
+			return 0;
 		while (p->n_subs)
 			unsubscribe(l, p, p->n_subs - 1);
 		uncount_address(l, p);
