@@ -150,6 +150,54 @@ START_TEST(since_current_seq_skips_snapshot)
 }
 END_TEST
 
+/* A since that is not the channel's current seq gets a snapshot: the
+ * viewer cannot be trusted to hold the latest state. */
+START_TEST(since_not_the_current_seq_gets_a_snapshot)
+{
+	static const char *const sinces[] = {
+	    "-1",
+	    "\"abc\"",
+	    "1.5",
+	    "1e300",
+	    "null",
+	    "true",
+	    "{}",
+	    "9223372036854775807",
+	    "18446744073709551615",
+	};
+	int fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	char *m = itest_ws_wait_for(fd, "snapshot", 3000), req[200];
+	json_int_t seq = 0;
+	json_t *j;
+
+	ck_assert_ptr_nonnull(m);
+	j = json_loads(m, 0, NULL);
+	ck_assert_int_eq(json_unpack(j, "{s:I}", "seq", &seq), 0);
+	json_decref(j);
+	free(m);
+	close(fd);
+	for (size_t i = 0; i < sizeof(sinces) / sizeof(sinces[0]) + 1; i++) {
+		char one_more[32];
+		const char *since = sinces[i < sizeof(sinces) / sizeof(sinces[0]) ? i : 0];
+
+		if (i == sizeof(sinces) / sizeof(sinces[0])) {
+			/* one past the current seq */
+			snprintf(one_more, sizeof(one_more), "%lld", (long long)seq + 1);
+			since = one_more;
+		}
+		snprintf(req, sizeof(req),
+		         "{\"op\":\"subscribe\",\"channel\":\"campaign:food\",\"since\":%s}",
+		         since);
+		fd = subscribe(req);
+		m = itest_ws_recv(fd, 3000);
+		ck_assert_msg(m != NULL, "since %s: nothing came", since);
+		ck_assert_msg(strstr(m, "\"type\":\"snapshot\"") != NULL, "since %s: %s", since, m);
+		free(m);
+		close(fd);
+	}
+}
+END_TEST
+
 START_TEST(bad_messages_get_errors)
 {
 	static const char *const bad[] = {
@@ -783,6 +831,7 @@ Suite *live_suite(void)
 	tcase_add_test(tc, snapshot_then_updates);
 	tcase_add_test(tc, anonymous_and_hidden_amounts);
 	tcase_add_test(tc, since_current_seq_skips_snapshot);
+	tcase_add_test(tc, since_not_the_current_seq_gets_a_snapshot);
 	tcase_add_test(tc, bad_messages_get_errors);
 	tcase_add_test(tc, many_subscribers_all_get_the_update);
 	tcase_add_test(tc, leaderboard_channel);

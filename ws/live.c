@@ -554,8 +554,12 @@ static void subscribe(struct live *l, struct live_pss *p, struct channel *ch, js
 		p->in_callback = 0;
 	}
 	sub->tail = ch->ring_head;
+	/* A since that names the state the channel is at skips the
+	 * snapshot; any other (older, newer, negative, not an integer)
+	 * cannot be trusted to show what the viewer has: it gets one. */
 	sub->need_snapshot =
-	    !(json_is_integer(since) && (uint64_t)json_integer_value(since) >= ch->pub_seq);
+	    !(ch->pub_seq && json_is_integer(since) && json_integer_value(since) >= 0 &&
+	      (uint64_t)json_integer_value(since) == ch->pub_seq);
 	sub->sent_seq = sub->need_snapshot ? 0 : ch->pub_seq;
 	want_write(p);
 }
@@ -597,7 +601,12 @@ static void receive(struct live *l, struct live_pss *p, const char *in, size_t l
 	json_t *msg = NULL, *since = NULL;
 	const char *op = NULL, *channel = NULL;
 
-	if (!(msg = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr)) ||
+	msg = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr);
+	/* A number past 64 bits (a since nobody was ever sent) is read as
+	 * a real: the message stands, and the since is no seq. */
+	if (!msg && json_error_code(&jerr) == json_error_numeric_overflow)
+		msg = json_loadb(in, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
+	if (!msg ||
 	    json_unpack(msg, "{s:s, s:s, s?o}", "op", &op, "channel", &channel, "since", &since)) {
 		set_error(
 		    p, "bad_request",
