@@ -608,35 +608,56 @@ char *itest_ws_recv(int fd, int timeout_ms)
 	}
 }
 
-int itest_ws_send_frame(int fd, int opcode, const void *payload, size_t len)
+size_t itest_ws_frame(unsigned char *out, size_t cap, int fin, int opcode, int masked,
+                      const void *payload, size_t len)
 {
-	unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78}, *frame;
+	unsigned char mask[4] = {0x12, 0x34, 0x56, 0x78};
 	const unsigned char *pl = payload;
 	size_t hl = 2;
-	int rc;
 
-	frame = malloc(len + 14);
-	if (!frame)
-		return -1;
-	frame[0] = (unsigned char)(0x80 | (opcode & 0x0f));
+	if (cap < len + 14)
+		return 0;
+	out[0] = (unsigned char)((fin ? 0x80 : 0) | (opcode & 0x0f));
 	if (len < 126) {
-		frame[1] = (unsigned char)(0x80 | len);
+		out[1] = (unsigned char)len;
 	} else if (len < 65536) {
-		frame[1] = 0x80 | 126;
-		frame[2] = (unsigned char)(len >> 8);
-		frame[3] = (unsigned char)len;
+		out[1] = 126;
+		out[2] = (unsigned char)(len >> 8);
+		out[3] = (unsigned char)len;
 		hl = 4;
 	} else {
-		frame[1] = 0x80 | 127;
+		out[1] = 127;
 		for (int i = 0; i < 8; i++)
-			frame[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
+			out[2 + i] = (unsigned char)((uint64_t)len >> (56 - 8 * i));
 		hl = 10;
 	}
-	memcpy(frame + hl, mask, 4);
+	if (!masked) {
+		memcpy(out + hl, pl, len);
+		return hl + len;
+	}
+	out[1] |= 0x80;
+	memcpy(out + hl, mask, 4);
 	hl += 4;
 	for (size_t i = 0; i < len; i++)
-		frame[hl + i] = pl[i] ^ mask[i % 4];
-	rc = send_all(fd, frame, hl + len);
+		out[hl + i] = pl[i] ^ mask[i % 4];
+	return hl + len;
+}
+
+int itest_send(int fd, const void *bytes, size_t len)
+{
+	return send_all(fd, bytes, len);
+}
+
+int itest_ws_send_frame(int fd, int opcode, const void *payload, size_t len)
+{
+	unsigned char *frame = malloc(len + 14);
+	size_t n;
+	int rc;
+
+	if (!frame)
+		return -1;
+	n = itest_ws_frame(frame, len + 14, 1, opcode, 1, payload, len);
+	rc = n ? send_all(fd, frame, n) : -1;
 	free(frame);
 	return rc;
 }

@@ -101,6 +101,16 @@ int itest_ws_keep(int fd, int ms);
 /* Send one frame of any opcode (masked, payload of len bytes). */
 int itest_ws_send_frame(int fd, int opcode, const void *payload, size_t len);
 
+/* Write one client frame into out (cap bytes at least len + 14): FIN set
+ * when fin, the payload masked when masked (a client must mask: 0 is for
+ * tests of the server's refusal). Returns the frame's length, 0 when it
+ * does not fit. */
+size_t itest_ws_frame(unsigned char *out, size_t cap, int fin, int opcode, int masked,
+                      const void *payload, size_t len);
+
+/* Send bytes on fd as they are (a frame in parts, say). Returns 0 or -1. */
+int itest_send(int fd, const void *bytes, size_t len);
+
 /* GET path with the admin token. Returns 0 or -1. */
 int itest_admin_get(int port, const char *path, struct itest_resp *r);
 

@@ -476,6 +476,123 @@ START_TEST(message_too_big_closes_4009)
 }
 END_TEST
 
+#define FOOD_SUB "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"
+
+/* A /live websocket with nothing sent yet. */
+static int viewer(void)
+{
+	int fd = itest_ws_connect(srv.port, "/live", "tally.live.v1", NULL);
+
+	ck_assert_int_ge(fd, 0);
+	return fd;
+}
+
+/* Send frame[0..len) in two writes, cut at cut, 50 ms apart: the server
+ * reads them apart. */
+static void send_in_two(int fd, const unsigned char *frame, size_t len, size_t cut)
+{
+	ck_assert_int_eq(itest_send(fd, frame, cut), 0);
+	usleep(50000);
+	ck_assert_int_eq(itest_send(fd, frame + cut, len - cut), 0);
+}
+
+/* A subscribe message padded with spaces to size bytes (valid JSON). */
+static void padded_sub(char *out, size_t size)
+{
+	memset(out, ' ', size);
+	memcpy(out, FOOD_SUB, strlen(FOOD_SUB));
+}
+
+/* A message that arrives in two TCP reads (inside its header, or its
+ * header and half the payload, then the rest) is read whole, up to the
+ * limit of 1024 bytes; past it, it is still closed with 4009. */
+START_TEST(message_in_two_writes_is_read_whole)
+{
+	unsigned char frame[2048];
+	char big[1025];
+	size_t n = itest_ws_frame(frame, sizeof(frame), 1, 0x1, 1, FOOD_SUB, strlen(FOOD_SUB));
+	size_t cuts[] = {1, 3, 6 + strlen(FOOD_SUB) / 2, n - 1};
+	char *m;
+	int fd;
+
+	ck_assert_uint_gt(n, 0);
+	for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+		fd = viewer();
+		send_in_two(fd, frame, n, cuts[i]);
+		m = itest_ws_wait_for(fd, "\"type\":\"snapshot\"", 3000);
+		ck_assert_msg(m != NULL, "cut at %zu of %zu: no snapshot", cuts[i], n);
+		free(m);
+		close(fd);
+	}
+	/* 1024 bytes exactly, in two writes: taken. */
+	padded_sub(big, 1024);
+	n = itest_ws_frame(frame, sizeof(frame), 1, 0x1, 1, big, 1024);
+	fd = viewer();
+	send_in_two(fd, frame, n, 4 + 4 + 500);
+	m = itest_ws_wait_for(fd, "\"type\":\"snapshot\"", 3000);
+	ck_assert_msg(m != NULL, "1024 bytes in two writes: no snapshot");
+	free(m);
+	close(fd);
+	/* 1025 bytes, in two writes: closed with 4009. */
+	padded_sub(big, 1025);
+	n = itest_ws_frame(frame, sizeof(frame), 1, 0x1, 1, big, 1025);
+	fd = viewer();
+	send_in_two(fd, frame, n, 4 + 4 + 500);
+	ck_assert_int_eq(itest_ws_close_code(fd, 1, 3000), 4009);
+	close(fd);
+}
+END_TEST
+
+/* A message in several frames (FIN clear, then continuation frames, a
+ * ping between them, an empty last one) is one message; their sum past
+ * 1024 bytes closes with 4009. */
+START_TEST(fragmented_message_is_one_message)
+{
+	static const char *const parts[] = {"{\"op\":\"subscribe\",", "\"channel\":", "",
+	                                    "\"campaign:food\"}", ""};
+	unsigned char frame[2048];
+	char part[400];
+	size_t n;
+	char *m;
+	int fd = viewer();
+
+	for (size_t i = 0; i < sizeof(parts) / sizeof(parts[0]); i++) {
+		int last = i + 1 == sizeof(parts) / sizeof(parts[0]);
+
+		n = itest_ws_frame(frame, sizeof(frame), last, i ? 0x0 : 0x1, 1, parts[i],
+		                   strlen(parts[i]));
+		ck_assert_int_eq(itest_send(fd, frame, n), 0);
+		if (i == 1) /* a control frame may come between the parts */
+			ck_assert_int_eq(itest_ws_send_frame(fd, 0x9, "hi", 2), 0);
+		usleep(20000);
+	}
+	m = itest_ws_wait_for(fd, "\"type\":\"snapshot\"", 3000);
+	ck_assert_msg(m != NULL, "a message in five frames was not read");
+	free(m);
+	/* The connection takes the next message as usual. */
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"leaderboard\"}"),
+	                 0);
+	m = itest_ws_wait_for(fd, "\"channel\":\"leaderboard\"", 3000);
+	ck_assert_ptr_nonnull(m);
+	free(m);
+	close(fd);
+
+	/* Three frames of 400 bytes (JSON, then spaces): 1200 in all. */
+	fd = viewer();
+	for (int i = 0; i < 3; i++) {
+		if (i)
+			memset(part, ' ', sizeof(part));
+		else
+			padded_sub(part, sizeof(part));
+		n = itest_ws_frame(frame, sizeof(frame), i == 2, i ? 0x0 : 0x1, 1, part,
+		                   sizeof(part));
+		ck_assert_int_eq(itest_send(fd, frame, n), 0);
+	}
+	ck_assert_int_eq(itest_ws_close_code(fd, 1, 3000), 4009);
+	close(fd);
+}
+END_TEST
+
 /* A server of its own with the given arguments and the "food" campaign. */
 static void restart_with(const char *args)
 {
@@ -840,6 +957,8 @@ Suite *live_suite(void)
 	tcase_add_test(tc, donation_events_are_capped_per_channel);
 	tcase_add_test(tc, subscriptions_per_connection);
 	tcase_add_test(tc, message_too_big_closes_4009);
+	tcase_add_test(tc, message_in_two_writes_is_read_whole);
+	tcase_add_test(tc, fragmented_message_is_one_message);
 	tcase_add_test(tc, connections_per_address_close_4029);
 	tcase_add_test(tc, viewers_limit_answers_503);
 	tcase_add_test(tc, silent_viewer_is_pinged_then_closed_4001);

@@ -56,10 +56,11 @@
 #define CLOSE_GRACE_MS 2000     /* a close frame not sent by then: dropped */
 
 enum close_code {
-	CLOSE_NO_PONG = 4001,   /* silent past the timeout */
-	CLOSE_TOO_BIG = 4009,   /* a message over LIVE_RX_MAX bytes */
-	CLOSE_PER_ADDR = 4029,  /* too many connections from this address */
-	CLOSE_GOING_AWAY = 1001 /* tally stops */
+	CLOSE_NO_PONG = 4001,    /* silent past the timeout */
+	CLOSE_TOO_BIG = 4009,    /* a message over LIVE_RX_MAX bytes */
+	CLOSE_PER_ADDR = 4029,   /* too many connections from this address */
+	CLOSE_GOING_AWAY = 1001, /* tally stops */
+	CLOSE_INTERNAL = 1011    /* no memory to take a message */
 };
 
 struct live_pss;
@@ -112,6 +113,8 @@ struct live_pss {
 	int64_t ping_ms;            /* when the outstanding ping was asked for */
 	int in_callback;            /* writes wait for a WRITEABLE callback */
 	char ip[ADDRCOUNT_IP_SIZE]; /* counted against this address; "" = not */
+	char *rx;                   /* a message that came in parts, so far; NULL when none */
+	size_t rx_len;              /* its length, at most LIVE_RX_MAX */
 };
 
 struct live {
@@ -631,6 +634,46 @@ static void receive(struct live *l, struct live_pss *p, const char *in, size_t l
 	json_decref(msg);
 }
 
+/* A part of a client message. lws hands over the payload as it arrives:
+ * a frame may come in several parts, and a message in several frames
+ * (FIN clear, then continuation frames; lws refuses one that does not
+ * follow the rules). The first part of a message is the first part of
+ * its first frame; the last is the end of a frame with FIN. A message
+ * that comes whole (the usual case) is read where it lies; parts are
+ * gathered in p->rx. More than LIVE_RX_MAX bytes in all, counting what
+ * the current frame still announces, close the connection with 4009. */
+static void take_part(struct live *l, struct live_pss *p, const char *in, size_t len)
+{
+	size_t announced = lws_remaining_packet_payload(p->wsi);
+	int first = lws_is_first_fragment(p->wsi), last = lws_is_final_fragment(p->wsi);
+
+	if (first)
+		p->rx_len = 0;
+	if (len > LIVE_RX_MAX || announced > LIVE_RX_MAX - len ||
+	    p->rx_len > LIVE_RX_MAX - len - announced) {
+		atomic_fetch_add(&l->too_big, 1);
+		set_close(p, CLOSE_TOO_BIG, "messages are at most 1024 bytes");
+		goto done;
+	}
+	if (first && last) {
+		receive(l, p, in, len);
+		return;
+	}
+	if (!p->rx && !(p->rx = malloc(LIVE_RX_MAX))) {
+		set_close(p, CLOSE_INTERNAL, "out of memory");
+		return;
+	}
+	memcpy(p->rx + p->rx_len, in, len);
+	p->rx_len += len;
+	if (!last)
+		return;
+	receive(l, p, p->rx, p->rx_len);
+done:
+	free(p->rx);
+	p->rx = NULL;
+	p->rx_len = 0;
+}
+
 /* ---- writing (loop thread) ---- */
 
 /* Append a whole frame to the write being gathered in l->tx. */
@@ -882,14 +925,8 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_RECEIVE:
 		p->last_rx_ms = now_ms();
 		p->ping_out = 0;
-		if (!lws_is_first_fragment(wsi) || !lws_is_final_fragment(wsi) ||
-		    lws_remaining_packet_payload(wsi) || len > LIVE_RX_MAX) {
-			atomic_fetch_add(&l->too_big, 1);
-			set_close(p, CLOSE_TOO_BIG, "messages are at most 1024 bytes");
-			return 0;
-		}
 		if (!p->close_code)
-			receive(l, p, in, len);
+			take_part(l, p, in, len);
 		return 0;
 	case LWS_CALLBACK_RECEIVE_PONG:
 		p->last_rx_ms = now_ms();
@@ -907,6 +944,8 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		 * without having been ESTABLISHED: nothing of it was counted. */
 		if (!p || !p->wsi)
 			return 0;
+		free(p->rx);
+		p->rx = NULL;
 		while (p->n_subs)
 			unsubscribe(l, p, p->n_subs - 1);
 		uncount_address(l, p);
