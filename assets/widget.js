@@ -1,6 +1,7 @@
 /* tally widget.js: live giving-day totals for any page, no dependencies.
  * DESIGN: a TallyLive owns one websocket to <origin>/live (subprotocol tally.live.v1) for
- * all its channels ("campaign:SLUG", "leaderboard"). It keeps each channel's last seq and
+ * its channels ("campaign:SLUG", "leaderboard"): at most 8, the server's limit per connection;
+ * a TallyLive.Pool spreads more over several websockets. It keeps each channel's last seq and
  * drops older snapshots/updates (unless 3 come in a row: the server's counter restarted).
  * On close: reconnect after 0.5 s doubling to 10 s, jittered; resubscribe with "since".
  * Money stays integer minor units until Intl.NumberFormat; server text only via textContent.
@@ -164,11 +165,76 @@
     }
   };
 
+  /* Pool(opts): TallyLive's subscribe / on / state / lastSeq / close over as many websockets
+   * as its channels need, PER_SOCKET channels to each (the server refuses a ninth on one
+   * connection); a channel stays on its socket, a socket left with no channel closes, and
+   * each reconnects and resubscribes with "since" on its own. state: "open" when every
+   * socket is open, "closed" when one is (or there is none), else "connecting". */
+  var PER_SOCKET = 8;
+  function Pool(opts) {
+    if (!(this instanceof Pool)) return new Pool(opts);
+    this.opts = opts || {};
+    this.state = 'closed';
+    this._socks = []; /* {live, n: channels on it} */
+    this._on = Object.create(null); /* channel -> {sock, refs} */
+    this._ev = { state: [], message: [] };
+  }
+  var Q = Pool.prototype;
+  Q.on = P.on;
+  Q._emit = P._emit;
+
+  Q._add = function () {
+    var self = this, s = { live: new TallyLive(this.opts), n: 0 };
+    s.live.on('state', function () { self._update(); });
+    s.live.on('message', function (m) { self._emit(self._ev.message, m); });
+    this._socks.push(s);
+    return s;
+  };
+
+  Q._update = function () {
+    var st = this._socks.map(function (s) { return s.live.state; });
+    var next = !st.length || st.indexOf('closed') >= 0 ? 'closed' : st.indexOf('connecting') >= 0 ? 'connecting' : 'open';
+    if (this.state !== next) this._emit(this._ev.state, this.state = next);
+  };
+
+  Q.subscribe = function (channel, fn) {
+    var self = this, c = this._on[channel];
+    if (!c) {
+      var sock = this._socks.filter(function (s) { return s.n < PER_SOCKET; })[0] || this._add();
+      sock.n++;
+      c = this._on[channel] = { sock: sock, refs: 0 };
+    }
+    c.refs++;
+    var off = c.sock.live.subscribe(channel, fn), done = false;
+    this._update();
+    return function () {
+      if (done) return;
+      done = true;
+      off();
+      if (--c.refs) return;
+      delete self._on[channel];
+      if (--c.sock.n) return;
+      self._socks.splice(self._socks.indexOf(c.sock), 1);
+      c.sock.live.close();
+      self._update();
+    };
+  };
+
+  Q.lastSeq = function (channel) { var c = this._on[channel]; return c ? c.sock.live.lastSeq(channel) : null; };
+
+  Q.close = function () {
+    var socks = this._socks;
+    this._socks = [];
+    this._on = Object.create(null);
+    socks.forEach(function (s) { s.live.close(); });
+    this._update();
+  };
+
   var shared = Object.create(null);
-  /* One connection per server origin, shared by all auto-mounted widgets. */
+  /* One pool of connections per server origin, shared by all auto-mounted widgets. */
   TallyLive.shared = function (origin) {
     origin = origin || defaultOrigin();
-    return shared[origin] || (shared[origin] = new TallyLive({ origin: origin }));
+    return shared[origin] || (shared[origin] = new Pool({ origin: origin }));
   };
 
   var fmts = Object.create(null);
@@ -437,6 +503,7 @@
   }
 
   TallyLive.View = View;
+  TallyLive.Pool = Pool;
   TallyLive.template = template;
   TallyLive.el = el;
   TallyLive.mount = mount;

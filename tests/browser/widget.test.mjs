@@ -109,12 +109,24 @@ async function api(method, urlPath, body, { admin = false } = {}) {
   return { status: r.status, json, text };
 }
 
-async function donate(amount, donor, extra = {}) {
-  const r = await api('POST', '/api/v1/campaigns/food/donations', {
+async function donate(amount, donor, extra = {}, slug = 'food') {
+  const r = await api('POST', `/api/v1/campaigns/${slug}/donations`, {
     amount_cents: amount, currency: 'USD', donor, ...extra,
   });
   assert.equal(r.status, 202, `donation POST: ${r.status} ${r.text}`);
   return r;
+}
+
+// The server again on the same port and database, after it was killed; the port may take a
+// moment to be free again.
+async function restartOn(port) {
+  for (let i = 0; ; i++) {
+    try { await startServer(`127.0.0.1:${port}`); break; } catch (e) {
+      if (i >= 10) throw e;
+      await sleep(300);
+    }
+  }
+  assert.equal(server.port, port, 'restarted on another port');
 }
 
 // ---------- browser helpers ----------
@@ -123,8 +135,9 @@ const consoleErrors = []; // console.error and failed loads: a failure unless th
 const wsFrames = []; // every websocket frame any page received
 const benign = []; // console errors that are not the page's: reported, never a failure
 
-async function openPage(ctx, label, url) {
+async function openPage(ctx, label, url, { onWebSocket = null } = {}) {
   const page = await ctx.newPage();
+  if (onWebSocket) page.on('websocket', onWebSocket);
   page.setDefaultTimeout(5000);
   page.on('pageerror', (e) => pageErrors.push(`[${label}] ${e.message}`));
   page.on('console', (m) => {
@@ -334,14 +347,7 @@ async function main() {
       await stopServer('SIGKILL');
       await widget.waitForSelector('#conn:not([data-state="open"])', { timeout: 5000 });
       const down = Date.now();
-      // same port and database; the port may take a moment to be free again
-      for (let i = 0; ; i++) {
-        try { await startServer(`127.0.0.1:${port}`); break; } catch (e) {
-          if (i >= 10) throw e;
-          await sleep(300);
-        }
-      }
-      assert.equal(server.port, port, 'restarted on another port');
+      await restartOn(port);
       await widget.waitForSelector('#conn[data-state="open"]', { timeout: RECONNECT_MS });
       console.log(`#   reconnected ${Date.now() - down} ms after the kill`);
       const api1 = await api('GET', '/api/v1/campaigns/food');
@@ -362,6 +368,88 @@ async function main() {
       assert.equal(await attr(widget, '#donors', 'data-count'), '3');
       assert.equal(await text(widget, '#conn'), 'live');
     }, { allowConsole: /WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET/ });
+
+    await runCase('h. index.html keeps eleven campaigns live, eight to a websocket, across a restart', async () => {
+      const slugs = ['food'];
+      for (let i = 1; i <= 10; i++) {
+        const slug = `extra-${i}`;
+        const r = await api('POST', '/api/v1/admin/campaigns',
+          { slug, name: `Extra ${i}`, currency: 'USD', goal_cents: 50000 }, { admin: true });
+        assert.equal(r.status, 201, `create ${slug}: ${r.status} ${r.text}`);
+        slugs.push(slug);
+      }
+      const socks = []; // per websocket of the page: the messages it sent and received
+      const idx = await openPage(ctx, 'index11', '/', {
+        onWebSocket: (ws) => {
+          const k = { sent: [], got: [] };
+          socks.push(k);
+          ws.on('framesent', (f) => k.sent.push(String(f.payload)));
+          ws.on('framereceived', (f) => k.got.push(String(f.payload)));
+        },
+      });
+      const card = (slug) => `#campaigns li[data-slug="${slug}"]`;
+      await idx.waitForSelector('#conn[data-state="open"]', { timeout: 5000 });
+      for (const slug of slugs) await idx.waitForSelector(`${card(slug)} [data-part="total"][data-cents]`, { timeout: 5000 });
+      const subs = (k) => k.sent.map((t) => JSON.parse(t)).filter((m) => m.op === 'subscribe');
+      assert.equal(socks.length, 2, `${socks.length} websockets for 11 campaigns`);
+      const chans = socks.map((k) => subs(k).map((m) => m.channel));
+      assert.ok(chans.every((c) => c.length <= 8), `subscriptions per websocket: ${chans.map((c) => c.length)}`);
+      assert.deepEqual(chans.flat().sort(), slugs.map((x) => `campaign:${x}`).sort());
+      // every campaign goes live: a gift to each shows in its card within the live deadline
+      const gift = async (label) => {
+        const want = Object.fromEntries(await Promise.all(slugs.map(async (slug) =>
+          [slug, Number(await attr(idx, `${card(slug)} [data-part="total"]`, 'data-cents')) + 300])));
+        const watches = await Promise.all(slugs.map((slug) => arm(idx, `${card(slug)} [data-part="total"][data-cents="${want[slug]}"]`)));
+        const t0 = Date.now();
+        await Promise.all(slugs.map((slug) => donate(300, { name: 'Pat', email: 'pat@example.org' }, {}, slug)));
+        const res = await Promise.all(watches.map((w) => w.result()));
+        const late = slugs.filter((slug, i) => res[i].t === null || res[i].before || res[i].t - t0 > LIVE_MS);
+        console.log(`#   ${label}: slowest card ${Math.max(...res.map((x) => (x.t === null ? Infinity : x.t - t0)))} ms after the first POST`);
+        assert.deepEqual(late, [], `${label}: cards not updated live within ${LIVE_MS} ms`);
+      };
+      await gift('11 gifts');
+      for (const k of socks) {
+        assert.ok(!k.got.some((t) => t.includes('"type":"error"')), `an error frame: ${k.got.find((t) => t.includes('error'))}`);
+      }
+      // a restart: each websocket comes back and resubscribes its channels with "since"
+      const port = server.port, before = socks.length;
+      await stopServer('SIGKILL');
+      await idx.waitForSelector('#conn:not([data-state="open"])', { timeout: 5000 });
+      await restartOn(port);
+      await idx.waitForSelector('#conn[data-state="open"]', { timeout: RECONNECT_MS });
+      const again = socks.slice(before);
+      assert.equal(again.length, 2, `${again.length} websockets after the restart`);
+      const resub = again.flatMap(subs);
+      assert.deepEqual(resub.map((m) => m.channel).sort(), slugs.map((x) => `campaign:${x}`).sort());
+      assert.ok(resub.every((m) => Number.isInteger(m.since)), `a resubscription without since: ${JSON.stringify(resub)}`);
+      await gift('11 gifts after the restart');
+      await idx.close();
+    }, { allowConsole: /WebSocket connection to .* failed|ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|Failed to fetch/ });
+
+    await runCase('i. nine auto-mounted widgets on one page all go live, over two websockets', async () => {
+      const slugs = ['food', ...Array.from({ length: 8 }, (_, i) => `extra-${i + 1}`)];
+      let sockets = 0;
+      const page = await ctx.newPage();
+      page.setDefaultTimeout(5000);
+      page.on('pageerror', (e) => pageErrors.push(`[mount9] ${e.message}`));
+      page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(`[mount9] ${m.text()}`); });
+      page.on('websocket', () => { sockets++; });
+      await page.setContent('<!doctype html><body>' +
+        slugs.map((x) => `<div data-tally-campaign="${x}" data-tally-kind="total"></div>`).join('') +
+        `<script src="${server.origin}/widget.js"></script></body>`, { waitUntil: 'load' });
+      const box = (slug) => `[data-tally-campaign="${slug}"] [data-part="total"]`;
+      for (const slug of slugs) await page.waitForSelector(`${box(slug)}[data-cents]`, { timeout: 5000 });
+      assert.equal(sockets, 2, `${sockets} websockets for 9 widgets`);
+      const want = {};
+      for (const slug of slugs) want[slug] = Number(await attr(page, box(slug), 'data-cents')) + 200;
+      const watches = await Promise.all(slugs.map((slug) => arm(page, `${box(slug)}[data-cents="${want[slug]}"]`)));
+      const t0 = Date.now();
+      await Promise.all(slugs.map((slug) => donate(200, { name: 'Sam', email: 'sam@example.org' }, {}, slug)));
+      const res = await Promise.all(watches.map((w) => w.result()));
+      const late = slugs.filter((slug, i) => res[i].t === null || res[i].before || res[i].t - t0 > LIVE_MS);
+      assert.deepEqual(late, [], `widgets not updated live within ${LIVE_MS} ms`);
+      await page.close();
+    });
   } finally {
     if (browser) await withTimeout(browser.close(), 10000, 'browser close').catch((e) => console.log(`# ${e.message}`));
     await stopServer('SIGTERM').catch((e) => console.log(`# ${e.message}`));
