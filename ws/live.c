@@ -279,6 +279,17 @@ static struct channel *channel_make(struct live *l, int64_t id, const char *slug
 	return l->by_id[id];
 }
 
+/* End p's connection soon, dropping what lws holds for it. lws keeps
+ * deadlines in a list whose libuv timer it sets again only after a
+ * socket event (event-libs/libuv: its idle handle), and from a timer of
+ * ours none may come for long: the loop is woken (lws_cancel_service, on
+ * its own thread) so that the deadline is seen now. */
+static void end_soon(struct live_pss *p)
+{
+	lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+	lws_cancel_service(lws_get_context(p->wsi));
+}
+
 /* Ask for a WRITEABLE callback; a connection that cannot take one is
  * closing, and its CLOSED callback unsubscribes it. */
 static void want_write(struct live_pss *p)
@@ -286,7 +297,7 @@ static void want_write(struct live_pss *p)
 	if (!p->waiting_ms)
 		p->waiting_ms = now_ms();
 	if (lws_callback_on_writable(p->wsi) < 0)
-		lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		end_soon(p);
 }
 
 /* Write the header of a whole unmasked server frame (FIN, opcode) into
@@ -793,6 +804,7 @@ static int write_some(struct live *l, struct live_pss *p)
 		lws_close_reason(p->wsi, (enum lws_close_status)p->close_code,
 		                 (unsigned char *)p->close_why, strlen(p->close_why));
 		lws_set_timeout(p->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
+		lws_cancel_service(lws_get_context(p->wsi)); /* as in end_soon */
 		p->close_sent = 1;
 		return 0;
 	}
@@ -847,7 +859,7 @@ static void push(struct live *l, struct live_pss *p)
 		return;
 	}
 	if (drain(l, p))
-		lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		end_soon(p);
 }
 
 /* ---- connections (loop thread) ---- */
@@ -1025,13 +1037,13 @@ static void on_tick(void *user, uint64_t now_ns)
 	pace(l);
 	for (struct live_pss *p = l->all; p; p = p->next) {
 		if (p->closing_ms && now - p->closing_ms > CLOSE_GRACE_MS) {
-			lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+			end_soon(p);
 		} else if (p->waiting_ms && !p->closing_ms && now - p->waiting_ms > slow_ms) {
 			/* It takes no data: it cannot be sent a close either. */
 			atomic_fetch_add(&l->dropped_slow, 1);
 			p->waiting_ms = 0;
 			p->closing_ms = now;
-			lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+			end_soon(p);
 		} else if (!p->close_code && !p->ping_out && now - p->last_rx_ms > ping_ms) {
 			p->want_ping = 1;
 			p->ping_ms = now;
