@@ -4,6 +4,7 @@
 #include "tests/itest.h"
 #include "tests/tests.h"
 #include "ws/addrcount.h"
+#include "ws/wsproto.h"
 #include "base/util.h"
 
 #include <errno.h>
@@ -938,6 +939,333 @@ START_TEST(addrcount_limits_and_forgets)
 }
 END_TEST
 
+/* ---- the websocket protocol, without sockets ---- */
+
+START_TEST(wsproto_utf8)
+{
+	static const struct {
+		const char *s;
+		int ok;
+	} cases[] = {
+	    {"", 1},
+	    {"plain", 1},
+	    {"caf\xc3\xa9", 1},
+	    {"\xe2\x82\xac", 1},
+	    {"\xed\x9f\xbf\xee\x80\x80", 1}, /* either side of the surrogates */
+	    {"\xf0\x9d\x84\x9e", 1},
+	    {"\xf4\x8f\xbf\xbf", 1}, /* U+10FFFF */
+	    {"\xc0\xaf", 0},         /* overlong */
+	    {"\xc1\xbf", 0},
+	    {"\xe0\x80\xaf", 0},
+	    {"\xf0\x80\x80\xaf", 0},
+	    {"\xed\xa0\x80", 0}, /* surrogates */
+	    {"\xed\xbf\xbf", 0},
+	    {"\xf4\x90\x80\x80", 0}, /* past U+10FFFF */
+	    {"\xf5\x80\x80\x80", 0},
+	    {"\x80", 0},     /* a continuation alone */
+	    {"\xe2\x82", 0}, /* cut short */
+	    {"a\xc3", 0},
+	    {"\xc3\x28", 0},
+	    {"\xfe", 0},
+	    {"\xff", 0},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(wsproto_utf8_ok((const unsigned char *)cases[i].s,
+		                              strlen(cases[i].s)) == cases[i].ok,
+		              "case %zu", i);
+}
+END_TEST
+
+#define UP_LINE "GET /live HTTP/1.1\r\n"
+#define UP_HOST "Host: h\r\n"
+#define UP_UPGRADE "Upgrade: websocket\r\n"
+#define UP_CONN "Connection: Upgrade\r\n"
+#define UP_KEY "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+#define UP_VERSION "Sec-WebSocket-Version: 13\r\n"
+#define UP_PROTO "Sec-WebSocket-Protocol: tally.live.v1\r\n"
+#define UP_ALL UP_LINE UP_HOST UP_UPGRADE UP_CONN UP_KEY UP_VERSION UP_PROTO "\r\n"
+
+static int upgrade_of(const char *req, struct wsproto_upgrade *up)
+{
+	return wsproto_upgrade(req, strlen(req), 2048, "/live", "tally.live.v1", up);
+}
+
+START_TEST(wsproto_upgrade_requests)
+{
+	static const char *const good[] = {
+	    UP_ALL,
+	    "GET /live?x=1 HTTP/1.1\r\nhost: h\r\nUPGRADE: WebSocket\r\n"
+	    "connection: keep-alive, upgrade\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	    "SEC-WEBSOCKET-VERSION: 13\r\nSec-WebSocket-Protocol: chat\r\n"
+	    "Sec-WebSocket-Protocol:  chat2 ,tally.live.v1 \r\n\r\n",
+	};
+	static const struct {
+		const char *req;
+		int status;
+	} bad[] = {
+	    {"POST /live HTTP/1.1\r\n" UP_HOST UP_UPGRADE UP_CONN UP_KEY UP_VERSION UP_PROTO "\r\n",
+	     400},
+	    {"GET /lively HTTP/1.1\r\n" UP_HOST UP_UPGRADE UP_CONN UP_KEY UP_VERSION UP_PROTO
+	     "\r\n",
+	     400},
+	    {"GET /live HTTP/1.0\r\n" UP_HOST UP_UPGRADE UP_CONN UP_KEY UP_VERSION UP_PROTO "\r\n",
+	     400},
+	    {"GET /live\r\n" UP_HOST UP_UPGRADE UP_CONN UP_KEY UP_VERSION UP_PROTO "\r\n", 400},
+	    {UP_LINE UP_HOST UP_CONN UP_KEY UP_VERSION UP_PROTO "\r\n", 400},
+	    {UP_LINE UP_HOST "Upgrade: h2c\r\n" UP_CONN UP_KEY UP_VERSION UP_PROTO "\r\n", 400},
+	    {UP_LINE UP_HOST UP_UPGRADE "Connection: close\r\n" UP_KEY UP_VERSION UP_PROTO "\r\n",
+	     400},
+	    {UP_LINE UP_HOST UP_UPGRADE UP_CONN UP_KEY "Sec-WebSocket-Version: 8\r\n" UP_PROTO
+	                                               "\r\n",
+	     426},
+	    {UP_LINE UP_HOST UP_UPGRADE UP_CONN UP_KEY UP_PROTO "\r\n", 426},
+	    {UP_LINE UP_UPGRADE UP_CONN UP_KEY UP_VERSION UP_PROTO "\r\n", 400},
+	    {UP_LINE "Host:\r\n" UP_UPGRADE UP_CONN UP_KEY UP_VERSION UP_PROTO "\r\n", 400},
+	    {UP_LINE UP_HOST UP_UPGRADE UP_CONN UP_VERSION UP_PROTO "\r\n", 400},
+	    {UP_LINE UP_HOST UP_UPGRADE UP_CONN
+	     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ=\r\n" UP_VERSION UP_PROTO "\r\n",
+	     400},
+	    {UP_LINE UP_HOST UP_UPGRADE UP_CONN
+	     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub2*jZQ==\r\n" UP_VERSION UP_PROTO "\r\n",
+	     400},
+	    {UP_LINE UP_HOST UP_UPGRADE UP_CONN UP_KEY UP_KEY UP_VERSION UP_PROTO "\r\n", 400},
+	    {UP_LINE UP_HOST UP_UPGRADE UP_CONN UP_KEY UP_VERSION "\r\n", 400},
+	    {UP_LINE UP_HOST UP_UPGRADE UP_CONN UP_KEY UP_VERSION
+	     "Sec-WebSocket-Protocol: tally.live.v2\r\n\r\n",
+	     400},
+	    {UP_LINE UP_HOST "no colon here\r\n" UP_UPGRADE UP_CONN UP_KEY UP_VERSION UP_PROTO
+	                     "\r\n",
+	     400},
+	    {UP_LINE UP_HOST UP_UPGRADE " folded\r\n" UP_CONN UP_KEY UP_VERSION UP_PROTO "\r\n",
+	     400},
+	    {UP_LINE UP_HOST "Upgrade: websocket\nX: y\r\n" UP_CONN UP_KEY UP_VERSION UP_PROTO
+	                     "\r\n",
+	     400},
+	    {"GET /live\n HTTP/1.1\r\n" UP_HOST UP_UPGRADE UP_CONN UP_KEY UP_VERSION UP_PROTO
+	     "\r\n",
+	     400},
+	};
+	struct wsproto_upgrade up;
+	char req[3000];
+	size_t n = strlen(UP_ALL);
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		ck_assert_msg(upgrade_of(good[i], &up) == 0, "good %zu: %s", i, up.why);
+		ck_assert_uint_eq(up.used, strlen(good[i]));
+		/* RFC 6455 1.3's own example */
+		ck_assert_str_eq(up.accept, "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=");
+	}
+	/* What follows the head (the first frames) is not part of it. */
+	snprintf(req, sizeof(req), "%s\x81\x85", UP_ALL);
+	ck_assert_int_eq(upgrade_of(req, &up), 0);
+	ck_assert_uint_eq(up.used, n);
+	/* Every head cut short wants more. */
+	for (size_t k = 0; k < n; k++)
+		ck_assert_int_eq(wsproto_upgrade(UP_ALL, k, 2048, "/live", "tally.live.v1", &up),
+		                 -EAGAIN);
+	/* A head longer than max: 431, whole or not. */
+	ck_assert_int_eq(wsproto_upgrade(UP_ALL, n, n - 1, "/live", "tally.live.v1", &up), -EINVAL);
+	ck_assert_int_eq(up.status, 431);
+	ck_assert_int_eq(wsproto_upgrade(UP_ALL, n - 5, n - 5, "/live", "tally.live.v1", &up),
+	                 -EINVAL);
+	ck_assert_int_eq(up.status, 431);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		ck_assert_msg(upgrade_of(bad[i].req, &up) == -EINVAL, "bad %zu taken", i);
+		ck_assert_msg(up.status == bad[i].status, "bad %zu: %d", i, up.status);
+		ck_assert_ptr_nonnull(up.why);
+	}
+}
+END_TEST
+
+/* What a reader saw, as text: "T:msg|" "B:msg|" "P:ping|" "O|" "C:code:why|". */
+struct seen {
+	char log[4096];
+	size_t n;
+};
+
+static void seen_add(struct seen *s, const char *tag, const char *p, size_t len)
+{
+	int w = snprintf(s->log + s->n, sizeof(s->log) - s->n, "%s%.*s|", tag, (int)len, p);
+
+	ck_assert(w > 0 && (size_t)w < sizeof(s->log) - s->n);
+	s->n += (size_t)w;
+}
+
+static int seen_message(void *user, const char *msg, size_t len, int binary)
+{
+	seen_add(user, binary ? "B:" : "T:", msg, len);
+	return 0;
+}
+
+static int seen_ping(void *user, const unsigned char *payload, size_t len)
+{
+	seen_add(user, "P:", (const char *)payload, len);
+	return 0;
+}
+
+static int seen_pong(void *user)
+{
+	seen_add(user, "O", "", 0);
+	return 0;
+}
+
+static int seen_close(void *user, int code, const char *reason, size_t len)
+{
+	char tag[16];
+
+	snprintf(tag, sizeof(tag), "C:%d:", code);
+	seen_add(user, tag, reason, len);
+	return 0;
+}
+
+static const struct wsproto_sink seen_sink = {seen_message, seen_ping, seen_pong, seen_close};
+
+/* Append one client frame to a stream. */
+static void put(unsigned char *stream, size_t cap, size_t *len, int fin, int opcode, int masked,
+                const void *payload, size_t n)
+{
+	size_t k = itest_ws_frame(stream + *len, cap - *len, fin, opcode, masked, payload, n);
+
+	ck_assert_uint_gt(k, 0);
+	*len += k;
+}
+
+/* Feed stream[0..len) in pieces of step bytes (0: varied); the result
+ * of the last call that was not 0. */
+static int feed(struct wsproto_rx *rx, const unsigned char *stream, size_t len, size_t step,
+                struct seen *s)
+{
+	int last = 0;
+
+	for (size_t at = 0, k = 0; at < len; k++) {
+		size_t n = step ? step : 1 + (k * 7) % 13;
+		int rc;
+
+		if (n > len - at)
+			n = len - at;
+		rc = wsproto_rx_feed(rx, stream + at, n, &seen_sink, s);
+		if (rc)
+			last = rc;
+		at += n;
+	}
+	return last;
+}
+
+START_TEST(wsproto_reads_frames_in_any_pieces)
+{
+	unsigned char stream[2048];
+	char long_text[300];
+	size_t len = 0, steps[] = {1, 2, 3, 5, 0, sizeof(stream)};
+	char want[2048];
+
+	memset(long_text, 'x', sizeof(long_text));
+	put(stream, sizeof(stream), &len, 0, 0x1, 1, "{\"a\":", 5);
+	put(stream, sizeof(stream), &len, 1, 0x9, 1, "p1", 2); /* between the parts */
+	put(stream, sizeof(stream), &len, 0, 0x0, 1, "", 0);
+	put(stream, sizeof(stream), &len, 1, 0x0, 1, "1}", 2);
+	put(stream, sizeof(stream), &len, 1, 0x2, 1, "bin", 3);
+	put(stream, sizeof(stream), &len, 1, 0xA, 1, "", 0);
+	put(stream, sizeof(stream), &len, 1, 0x1, 1, long_text,
+	    sizeof(long_text)); /* 16-bit length */
+	put(stream, sizeof(stream), &len, 1, 0x1, 1, "", 0);
+	put(stream, sizeof(stream), &len, 1, 0x8, 1,
+	    "\x03\xe8"
+	    "bye",
+	    5);
+	snprintf(want, sizeof(want), "P:p1|T:{\"a\":1}|B:bin|O|T:%.*s|T:|C:1000:bye|",
+	         (int)sizeof(long_text), long_text);
+	for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+		struct wsproto_rx rx = {.max = 1024};
+		struct seen s = {.n = 0};
+
+		ck_assert_int_eq(feed(&rx, stream, len, steps[i], &s), 0);
+		ck_assert_msg(!strcmp(s.log, want), "pieces of %zu: %s", steps[i], s.log);
+		wsproto_rx_fini(&rx);
+	}
+}
+END_TEST
+
+START_TEST(wsproto_limits_and_faults)
+{
+	unsigned char stream[512], big[40];
+	size_t len = 0;
+	struct wsproto_rx rx = {.max = 16};
+	struct seen s = {.n = 0};
+
+	/* Over max, in one frame and in two: reported, skipped, and the
+	 * stream goes on. */
+	memset(big, ' ', sizeof(big));
+	put(stream, sizeof(stream), &len, 1, 0x1, 1, big, 17);
+	put(stream, sizeof(stream), &len, 1, 0x1, 1, "ok", 2);
+	put(stream, sizeof(stream), &len, 0, 0x1, 1, big, 10);
+	put(stream, sizeof(stream), &len, 1, 0x0, 1, big, 10);
+	put(stream, sizeof(stream), &len, 1, 0x1, 1, "16 bytes exactly", 16);
+	ck_assert_int_eq(feed(&rx, stream, len, 0, &s), -EMSGSIZE);
+	ck_assert_str_eq(s.log, "T:ok|T:16 bytes exactly|");
+	wsproto_rx_fini(&rx);
+
+	/* Faults stop the reader for good, with a reason. */
+	{
+		static const struct {
+			int fin, opcode, masked;
+			const char *payload;
+			size_t n;
+			int rc;
+		} faults[] = {
+		    {1, 0x1, 0, "hi", 2, -EPROTO},           /* not masked */
+		    {1, 0x0, 1, "hi", 2, -EPROTO},           /* continuation first */
+		    {1, 0x7, 1, "hi", 2, -EPROTO},           /* unknown opcode */
+		    {0, 0xA, 1, "", 0, -EPROTO},             /* fragmented pong */
+		    {1, 0x8, 1, "\x03", 1, -EPROTO},         /* close of one byte */
+		    {1, 0x8, 1, "\x03\xee", 2, -EPROTO},     /* close 1006 */
+		    {1, 0x8, 1, "\x03\xe8\xff", 3, -EILSEQ}, /* a reason not UTF-8 */
+		    {1, 0x1, 1, "\xed\xa0\x80", 3, -EILSEQ}, /* a surrogate */
+		};
+
+		for (size_t i = 0; i < sizeof(faults) / sizeof(faults[0]); i++) {
+			struct wsproto_rx r = {.max = 64};
+
+			len = 0;
+			s.n = 0;
+			s.log[0] = '\0';
+			put(stream, sizeof(stream), &len, faults[i].fin, faults[i].opcode,
+			    faults[i].masked, faults[i].payload, faults[i].n);
+			ck_assert_msg(feed(&r, stream, len, 0, &s) == faults[i].rc, "fault %zu", i);
+			ck_assert_ptr_nonnull(r.why);
+			/* A good frame after it is not read. */
+			len = 0;
+			put(stream, sizeof(stream), &len, 1, 0x1, 1, "ok", 2);
+			ck_assert_int_eq(wsproto_rx_feed(&r, stream, len, &seen_sink, &s),
+			                 faults[i].rc);
+			ck_assert_msg(s.n == 0, "fault %zu: %s", i, s.log);
+			wsproto_rx_fini(&r);
+		}
+	}
+	/* Reserved bits; a 64-bit length with its top bit set. */
+	{
+		unsigned char rsv[] = {0xC1, 0x80, 1, 2, 3, 4};
+		unsigned char huge[] = {0x81, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4};
+		struct wsproto_rx r = {.max = 64};
+
+		ck_assert_int_eq(wsproto_rx_feed(&r, rsv, sizeof(rsv), &seen_sink, &s), -EPROTO);
+		memset(&r, 0, sizeof(r));
+		r.max = 64;
+		ck_assert_int_eq(wsproto_rx_feed(&r, huge, sizeof(huge), &seen_sink, &s), -EPROTO);
+	}
+	/* A message cut off mid-way is freed by fini (the sanitizer build
+	 * would tell). */
+	len = 0;
+	memset(&rx, 0, sizeof(rx));
+	rx.max = 64;
+	put(stream, sizeof(stream), &len, 0, 0x1, 1, "half", 4);
+	ck_assert_int_eq(wsproto_rx_feed(&rx, stream, len, &seen_sink, &s), 0);
+	ck_assert_ptr_nonnull(rx.msg);
+	wsproto_rx_fini(&rx);
+	ck_assert_ptr_null(rx.msg);
+}
+END_TEST
+
 Suite *live_suite(void)
 {
 	Suite *s = suite_create("live");
@@ -965,6 +1293,12 @@ Suite *live_suite(void)
 	tcase_add_test(tc, slow_readers_are_dropped_without_memory_growth);
 	tcase_add_test(tc, sigterm_with_viewers_drains);
 	tcase_add_test(tc, refused_upgrades_leave_the_viewers_gauge_at_zero);
+	suite_add_tcase(s, tc);
+	tc = tcase_create("wsproto");
+	tcase_add_test(tc, wsproto_utf8);
+	tcase_add_test(tc, wsproto_upgrade_requests);
+	tcase_add_test(tc, wsproto_reads_frames_in_any_pieces);
+	tcase_add_test(tc, wsproto_limits_and_faults);
 	suite_add_tcase(s, tc);
 	tc = tcase_create("addrcount");
 	tcase_add_test(tc, addrcount_limits_and_forgets);
