@@ -472,6 +472,26 @@ int itest_donate(int port, const char *slug, long long cents, const char *name, 
 	return status;
 }
 
+int itest_read_head(int fd, char *out, size_t cap, int timeout_ms)
+{
+	size_t used = 0;
+
+	/* Byte by byte, so that no byte after it is taken. */
+	while (used + 1 < cap) {
+		struct pollfd pfd = {fd, POLLIN, 0};
+
+		if (poll(&pfd, 1, timeout_ms) <= 0 || recv(fd, out + used, 1, 0) != 1)
+			break;
+		used++;
+		out[used] = '\0';
+		if (used >= 4 && !memcmp(out + used - 4, "\r\n\r\n", 4))
+			return 0;
+	}
+	if (cap)
+		out[used] = '\0';
+	return -1;
+}
+
 int itest_ws_connect(int port, const char *path, const char *subprotocol, int *status)
 {
 	char req[1024], resp[4096];
@@ -700,6 +720,11 @@ static int ws_frame(int fd, int timeout_ms, int *opcode, char **out, size_t *out
 	*out = msg;
 	*outlen = len;
 	return 0;
+}
+
+int itest_ws_next(int fd, int timeout_ms, int *opcode, char **payload, size_t *len)
+{
+	return ws_frame(fd, timeout_ms, opcode, payload, len);
 }
 
 static long ms_since(const struct timespec *t0)

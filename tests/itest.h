@@ -79,6 +79,9 @@ int itest_donate(int port, const char *slug, long long cents, const char *name, 
 /* Websocket client: connect to path with subprotocol (NULL for none).
  * Returns the fd, or -1 (and *status the HTTP status when not 101). */
 int itest_ws_connect(int port, const char *path, const char *subprotocol, int *status);
+/* Read an HTTP head (up to its blank line, nothing after) from fd into
+ * out (NUL-ended) within timeout_ms per byte. Returns 0 or -1. */
+int itest_read_head(int fd, char *out, size_t cap, int timeout_ms);
 int itest_ws_send(int fd, const char *text);
 /* A /live websocket whose receive buffer is rcvbuf bytes: a reader that
  * takes nothing fills it soon. Returns the fd or -1. */
@@ -107,6 +110,10 @@ int itest_ws_send_frame(int fd, int opcode, const void *payload, size_t len);
  * does not fit. */
 size_t itest_ws_frame(unsigned char *out, size_t cap, int fin, int opcode, int masked,
                       const void *payload, size_t len);
+
+/* Read the next frame of any opcode: its payload (malloc'd, NUL-ended)
+ * in *payload. Returns 0, -1 when the connection ended, -2 on timeout. */
+int itest_ws_next(int fd, int timeout_ms, int *opcode, char **payload, size_t *len);
 
 /* Send bytes on fd as they are (a frame in parts, say). Returns 0 or -1. */
 int itest_send(int fd, const void *bytes, size_t len);

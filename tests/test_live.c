@@ -594,6 +594,240 @@ START_TEST(fragmented_message_is_one_message)
 }
 END_TEST
 
+/* ---- the websocket protocol ---- */
+
+/* Read frames until the server's close: its code (0 for none), whether a
+ * text frame came first, and whether the server then ended the
+ * connection. Fails the test when no close comes within 3 s. */
+static int close_after(int fd, int *text_first, int *ended)
+{
+	*text_first = 0;
+	for (int i = 0; i < 100; i++) {
+		char *pl = NULL;
+		size_t len = 0;
+		int op = 0, rc = itest_ws_next(fd, 3000, &op, &pl, &len);
+
+		ck_assert_msg(rc == 0, "no close frame (%d)", rc);
+		if (op == 0x1)
+			*text_first = 1;
+		if (op == 0x8) {
+			int code =
+			    len >= 2 ? ((unsigned char)pl[0] << 8) | (unsigned char)pl[1] : 0;
+
+			free(pl);
+			*ended = itest_conn_closed(fd, 3000);
+			return code;
+		}
+		free(pl);
+	}
+	ck_abort_msg("frames and no close");
+	return -1;
+}
+
+/* Frames RFC 6455 forbids from a client close the connection with 1002
+ * (1007 for text that is not UTF-8), and nothing in them is acted on;
+ * the server ends the connection after its close frame. */
+START_TEST(forbidden_frames_are_refused)
+{
+	static const char bad_utf8[] = "{\"op\":\"subscribe\",\"channel\":\"campaign:\xc0\xaf\"}";
+	struct {
+		const char *what;
+		int fin, opcode, masked;
+		const char *payload;
+		size_t len;
+		unsigned char or0; /* bits added to the first byte */
+		int code;
+	} cases[] = {
+	    {"unmasked", 1, 0x1, 0, FOOD_SUB, strlen(FOOD_SUB), 0, 1002},
+	    {"reserved bit", 1, 0x1, 1, FOOD_SUB, strlen(FOOD_SUB), 0x40, 1002},
+	    {"opcode 3", 1, 0x3, 1, FOOD_SUB, strlen(FOOD_SUB), 0, 1002},
+	    {"continuation first", 1, 0x0, 1, FOOD_SUB, strlen(FOOD_SUB), 0, 1002},
+	    {"fragmented ping", 0, 0x9, 1, "hi", 2, 0, 1002},
+	    {"close of one byte", 1, 0x8, 1, "x", 1, 0, 1002},
+	    {"close code 1005", 1, 0x8, 1, "\x03\xed", 2, 0, 1002},
+	    {"text not UTF-8", 1, 0x1, 1, bad_utf8, sizeof(bad_utf8) - 1, 0, 1007},
+	};
+	unsigned char frame[512], big[126];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int fd = viewer(), text_first, ended, code;
+		size_t n = itest_ws_frame(frame, sizeof(frame), cases[i].fin, cases[i].opcode,
+		                          cases[i].masked, cases[i].payload, cases[i].len);
+
+		frame[0] |= cases[i].or0;
+		ck_assert_int_eq(itest_send(fd, frame, n), 0);
+		code = close_after(fd, &text_first, &ended);
+		ck_assert_msg(code == cases[i].code, "%s: close %d", cases[i].what, code);
+		ck_assert_msg(!text_first, "%s: answered before the close", cases[i].what);
+		ck_assert_msg(ended, "%s: the connection stayed", cases[i].what);
+		close(fd);
+	}
+	/* A ping of 126 bytes; a new message inside a fragmented one. */
+	{
+		int fd = viewer(), text_first, ended;
+		size_t n;
+
+		memset(big, 'p', sizeof(big));
+		n = itest_ws_frame(frame, sizeof(frame), 1, 0x9, 1, big, sizeof(big));
+		ck_assert_int_eq(itest_send(fd, frame, n), 0);
+		ck_assert_int_eq(close_after(fd, &text_first, &ended), 1002);
+		close(fd);
+		fd = viewer();
+		n = itest_ws_frame(frame, sizeof(frame), 0, 0x1, 1, "{\"op\":", 6);
+		ck_assert_int_eq(itest_send(fd, frame, n), 0);
+		n = itest_ws_frame(frame, sizeof(frame), 1, 0x1, 1, FOOD_SUB, strlen(FOOD_SUB));
+		ck_assert_int_eq(itest_send(fd, frame, n), 0);
+		ck_assert_int_eq(close_after(fd, &text_first, &ended), 1002);
+		ck_assert(!text_first);
+		close(fd);
+	}
+	/* The same message masked is taken, and the server goes on. */
+	{
+		int fd = viewer();
+		size_t n =
+		    itest_ws_frame(frame, sizeof(frame), 1, 0x1, 1, FOOD_SUB, strlen(FOOD_SUB));
+		char *m;
+
+		ck_assert_int_eq(itest_send(fd, frame, n), 0);
+		m = itest_ws_wait_for(fd, "\"type\":\"snapshot\"", 3000);
+		ck_assert_ptr_nonnull(m);
+		free(m);
+		close(fd);
+	}
+}
+END_TEST
+
+/* A client's ping is answered with a pong of its payload; its close is
+ * answered with its code, then the server ends the connection. */
+START_TEST(pings_and_closes_are_answered)
+{
+	unsigned char frame[64];
+	int fd = subscribe(FOOD_SUB), op = 0, got_pong = 0;
+	char *pl = NULL;
+	size_t len = 0, n;
+
+	free(itest_ws_wait_for(fd, "snapshot", 3000));
+	ck_assert_int_eq(itest_ws_send_frame(fd, 0x9, "abc123", 6), 0);
+	for (int i = 0; i < 10 && !got_pong; i++) {
+		ck_assert_int_eq(itest_ws_next(fd, 3000, &op, &pl, &len), 0);
+		if (op == 0xA) {
+			got_pong = 1;
+			ck_assert_uint_eq(len, 6);
+			ck_assert_str_eq(pl, "abc123");
+		}
+		free(pl);
+	}
+	ck_assert(got_pong);
+	n = itest_ws_frame(frame, sizeof(frame), 1, 0x8, 1, "\x0f\xa0see you", 9);
+	ck_assert_int_eq(itest_send(fd, frame, n), 0);
+	ck_assert_int_eq(itest_ws_next(fd, 3000, &op, &pl, &len), 0);
+	ck_assert_int_eq(op, 0x8);
+	ck_assert_uint_ge(len, 2);
+	ck_assert_int_eq(((unsigned char)pl[0] << 8) | (unsigned char)pl[1], 4000);
+	free(pl);
+	ck_assert(itest_conn_closed(fd, 3000));
+	close(fd);
+	/* A close with no code is answered with one with no code. */
+	fd = viewer();
+	n = itest_ws_frame(frame, sizeof(frame), 1, 0x8, 1, "", 0);
+	ck_assert_int_eq(itest_send(fd, frame, n), 0);
+	ck_assert_int_eq(itest_ws_next(fd, 3000, &op, &pl, &len), 0);
+	ck_assert_int_eq(op, 0x8);
+	ck_assert_uint_eq(len, 0);
+	free(pl);
+	ck_assert(itest_conn_closed(fd, 3000));
+	close(fd);
+	/* Our close (4009) is answered: the connection ends at the answer. */
+	fd = viewer();
+	{
+		char big[1100];
+
+		padded_sub(big, sizeof(big));
+		ck_assert_int_eq(itest_ws_send_frame(fd, 0x1, big, sizeof(big)), 0);
+	}
+	ck_assert_int_eq(itest_ws_close_code(fd, 1, 3000), 4009);
+	ck_assert_int_eq(itest_ws_send_frame(fd, 0x8, "\x0f\xa9", 2), 0);
+	ck_assert(itest_conn_closed(fd, 1000));
+	close(fd);
+}
+END_TEST
+
+/* The upgrade: the 101 names the accept key (RFC 6455's own example) and
+ * the subprotocol; a request in parts is read whole; refusals are HTTP
+ * errors with a JSON body, and the connection ends. */
+START_TEST(upgrades_are_answered)
+{
+	static const char *const head = "GET /live HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+	                                "Connection: keep-alive, Upgrade\r\n"
+	                                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n";
+	struct {
+		const char *tail;
+		const char *status;
+		const char *needle;
+	} cases[] = {
+	    {"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat, tally.live.v1\r\n\r\n",
+	     "HTTP/1.1 101 ", "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"},
+	    {"Sec-WebSocket-Version: 8\r\nSec-WebSocket-Protocol: tally.live.v1\r\n\r\n",
+	     "HTTP/1.1 426 ", "Sec-WebSocket-Version: 13\r\n"},
+	    {"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat\r\n\r\n", "HTTP/1.1 400 ",
+	     "\"code\":\"bad_request\""},
+	};
+	char req[4096], *got;
+	int fd;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(req, sizeof(req), "%s%s", head, cases[i].tail);
+		got = itest_raw(srv.port, req, strlen(req), 500);
+		ck_assert_ptr_nonnull(got);
+		ck_assert_msg(!strncmp(got, cases[i].status, strlen(cases[i].status)), "%zu: %s", i,
+		              got);
+		ck_assert_msg(strstr(got, cases[i].needle) != NULL, "%zu: %s", i, got);
+		if (i == 0)
+			ck_assert_ptr_nonnull(
+			    strstr(got, "Sec-WebSocket-Protocol: tally.live.v1\r\n"));
+		free(got);
+	}
+	/* A head over 2 KiB: 431. */
+	snprintf(req, sizeof(req), "%sX-Pad: %02200d\r\n\r\n", head, 0);
+	got = itest_raw(srv.port, req, strlen(req), 2000);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_msg(!strncmp(got, "HTTP/1.1 431 ", 13), "%s", got);
+	free(got);
+	/* HTTP/1.0: 400. */
+	got = itest_raw(srv.port, "GET /live HTTP/1.0\r\nHost: x\r\n\r\n", 31, 2000);
+	ck_assert_ptr_nonnull(got);
+	ck_assert_msg(!strncmp(got, "HTTP/1.1 400 ", 13), "%s", got);
+	free(got);
+	/* In three parts, 50 ms apart, the frame right behind it. */
+	snprintf(req, sizeof(req), "%s%s", head,
+	         "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tally.live.v1\r\n\r\n");
+	fd = itest_conn_open(srv.port);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(itest_send(fd, req, 7), 0);
+	usleep(50000);
+	ck_assert_int_eq(itest_send(fd, req + 7, 60), 0);
+	usleep(50000);
+	{
+		unsigned char frame[128];
+		size_t n =
+		    itest_ws_frame(frame, sizeof(frame), 1, 0x1, 1, FOOD_SUB, strlen(FOOD_SUB));
+		char rest[1024];
+		size_t rl = strlen(req) - 67;
+		char *m;
+
+		memcpy(rest, req + 67, rl);
+		memcpy(rest + rl, frame, n);
+		ck_assert_int_eq(itest_send(fd, rest, rl + n), 0);
+		ck_assert_int_eq(itest_read_head(fd, rest, sizeof(rest), 3000), 0);
+		ck_assert_msg(!strncmp(rest, "HTTP/1.1 101 ", 13), "%s", rest);
+		m = itest_ws_wait_for(fd, "\"type\":\"snapshot\"", 3000);
+		ck_assert_ptr_nonnull(m);
+		free(m);
+		close(fd);
+	}
+}
+END_TEST
+
 /* A server of its own with the given arguments and the "food" campaign. */
 static void restart_with(const char *args)
 {
@@ -891,8 +1125,9 @@ START_TEST(sigterm_with_viewers_drains)
 	}
 	st = itest_signal(&srv, SIGTERM);
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+	/* Each was told: close 1001, going away. */
 	for (int i = 0; i < 5; i++) {
-		ck_assert_int_ge(itest_ws_close_code(fd[i], 1, 2000), 0);
+		ck_assert_int_eq(itest_ws_close_code(fd[i], 1, 2000), 1001);
 		close(fd[i]);
 	}
 }
@@ -1287,6 +1522,9 @@ Suite *live_suite(void)
 	tcase_add_test(tc, message_too_big_closes_4009);
 	tcase_add_test(tc, message_in_two_writes_is_read_whole);
 	tcase_add_test(tc, fragmented_message_is_one_message);
+	tcase_add_test(tc, forbidden_frames_are_refused);
+	tcase_add_test(tc, pings_and_closes_are_answered);
+	tcase_add_test(tc, upgrades_are_answered);
 	tcase_add_test(tc, connections_per_address_close_4029);
 	tcase_add_test(tc, viewers_limit_answers_503);
 	tcase_add_test(tc, silent_viewer_is_pinged_then_closed_4001);

@@ -16,18 +16,28 @@
  * latest state) are gathered and written whole, in one send(): the kernel's
  * cost per send, not per byte, is what fan-out pays. A reader that falls
  * more than LIVE_RING gifts behind skips ahead, so memory per viewer is
- * constant. Limits, each answered: donation events per channel in any
- * second (the rest are thinned away: the state's "recent" list still shows
- * them), subscriptions per connection (an error frame), connections per
- * address (close 4029), message size (close 4009), silence (a ping after
+ * constant. The sockets are adopted raw and the websocket protocol is
+ * tally's (ws/wsproto.c): lws's websocket role takes frames a client did
+ * not mask, which RFC 6455 forbids. The upgrade is read (in parts, at most
+ * LIVE_HEAD_MAX bytes) and answered with a 101 or an HTTP error; a viewer
+ * is counted once its upgrade is taken. A client's message may come in
+ * parts and frames, LIVE_RX_MAX bytes in all. A close is a frame like the
+ * others, gathered alone: the connection ends at the client's answer, at
+ * once after a fault in its stream, or after CLOSE_GRACE_MS. Limits, each
+ * answered: donation events per channel in any second (the rest are
+ * thinned away: the state's "recent" list still shows them),
+ * subscriptions per connection (an error frame), connections per address
+ * (close 4029), message size (close 4009), frames RFC 6455 forbids (close
+ * 1002, or 1007 for text that is not UTF-8), silence (a ping after
  * ping_s, close 4001 after timeout_s), a reader that takes no data for
  * slow_s (dropped: it cannot be sent a close), viewers in all (the
- * acceptor answers 503).
+ * acceptor answers 503). When tally stops, each viewer is sent 1001.
  */
 #include "ws/internal.h"
 #include "ws/addrcount.h"
 #include "ws/pacer.h"
 #include "ws/uvloop.h"
+#include "ws/wsproto.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -44,6 +54,8 @@
 #define LIVE_RING 32
 #define LIVE_WATCH_SLOTS 65536
 #define LIVE_RX_MAX 1024
+#define LIVE_HEAD_MAX 2048 /* an upgrade request's head at most */
+#define LIVE_UPGRADE_S 10  /* to send the whole upgrade request */
 #define LIVE_TX_MAX 65536
 #define LIVE_WRITES_PER_CALL 4 /* writes per WRITEABLE callback at most */
 #define LIVE_QUEUE_MAX 20000   /* channel messages waiting for the loop */
@@ -60,6 +72,9 @@ enum close_code {
 	CLOSE_TOO_BIG = 4009,    /* a message over LIVE_RX_MAX bytes */
 	CLOSE_PER_ADDR = 4029,   /* too many connections from this address */
 	CLOSE_GOING_AWAY = 1001, /* tally stops */
+	CLOSE_PROTOCOL = 1002,   /* a frame RFC 6455 forbids (unmasked, say) */
+	CLOSE_EMPTY = 1005,      /* a close frame with no code (never sent as one) */
+	CLOSE_NOT_UTF8 = 1007,   /* text that is not UTF-8 */
 	CLOSE_INTERNAL = 1011    /* no memory to take a message */
 };
 
@@ -97,24 +112,33 @@ struct live_sub {
 };
 
 struct live_pss {
-	struct lws *wsi;              /* set at ESTABLISHED: NULL for an upgrade
-	                               * lws refused after binding us (zeroed) */
+	struct lws *wsi;
 	struct live_pss *prev, *next; /* every viewer, for the tick */
 	struct live_sub subs[LIVE_MAX_SUBS];
 	int n_subs;
-	char err[200];      /* a pending error frame, "" when none */
+	int open;   /* its upgrade was taken: a viewer, counted */
+	char *head; /* the upgrade request so far, when it came in parts */
+	size_t head_len;
+	char *reply; /* an HTTP answer due before anything (101, or a
+	              * refusal); NULL when none */
+	size_t reply_len;
+	int reply_ends;       /* a refusal: the connection ends once it is sent */
+	struct wsproto_rx rx; /* the client's frames */
+	char err[200];        /* a pending error frame, "" when none */
+	unsigned char pong[WSPROTO_CONTROL_MAX]; /* the payload of a pong due */
+	size_t pong_len;
 	int64_t last_rx_ms; /* anything from the peer, pongs included */
 	int64_t waiting_ms; /* asked for a write and not had it since; 0 = not */
 	int64_t closing_ms; /* a close frame is due since; 0 = not closing */
-	int close_code;     /* to send, 0 = none */
-	int close_sent;     /* lws is closing it with close_code */
+	int close_code;     /* to send (CLOSE_EMPTY: one with no code), 0 = none */
+	int close_sent;     /* sent: the client's close, or the grace, ends it */
+	int close_now;      /* end the connection once the close is sent */
+	int peer_closed;    /* the client's close frame came: nothing more is read */
 	const char *close_why;
-	int want_ping, ping_out;
+	int want_ping, ping_out, want_pong;
 	int64_t ping_ms;            /* when the outstanding ping was asked for */
 	int in_callback;            /* writes wait for a WRITEABLE callback */
 	char ip[ADDRCOUNT_IP_SIZE]; /* counted against this address; "" = not */
-	char *rx;                   /* a message that came in parts, so far; NULL when none */
-	size_t rx_len;              /* its length, at most LIVE_RX_MAX */
 };
 
 struct live {
@@ -279,14 +303,18 @@ static struct channel *channel_make(struct live *l, int64_t id, const char *slug
 	return l->by_id[id];
 }
 
-/* End p's connection soon, dropping what lws holds for it. lws keeps
- * deadlines in a list whose libuv timer it sets again only after a
- * socket event (event-libs/libuv: its idle handle), and from a timer of
- * ours none may come for long: the loop is woken (lws_cancel_service, on
- * its own thread) so that the deadline is seen now. */
-static void end_soon(struct live_pss *p)
+/* End p's connection soon: at once, dropping what lws holds for it, or
+ * politely, once lws has sent that (the keep-alive timeout is the one
+ * lws treats so: core-net/wsi-timeout.c, close.c). lws keeps deadlines in
+ * a list whose libuv timer it sets again only after a socket event
+ * (event-libs/libuv: its idle handle), and from a timer of ours none may
+ * come for long: the loop is woken (lws_cancel_service, on its own
+ * thread) so that the deadline is seen now. */
+static void end_soon(struct live_pss *p, int politely)
 {
-	lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+	lws_set_timeout(p->wsi,
+	                politely ? PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE : PENDING_TIMEOUT_CLOSE_SEND,
+	                LWS_TO_KILL_ASYNC);
 	lws_cancel_service(lws_get_context(p->wsi));
 }
 
@@ -297,7 +325,7 @@ static void want_write(struct live_pss *p)
 	if (!p->waiting_ms)
 		p->waiting_ms = now_ms();
 	if (lws_callback_on_writable(p->wsi) < 0)
-		end_soon(p);
+		end_soon(p, 0);
 }
 
 /* Write the header of a whole unmasked server frame (FIN, opcode) into
@@ -435,7 +463,11 @@ static void on_msg(void *user, struct xmsg *m)
 		 * holds little kernel memory and is noticed sooner. */
 		if (setsockopt(m->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)))
 			log_msg(LOG_DEBUG, "live.sndbuf_failed", "%s", strerror(errno));
-		if (l->stopping || !lws_adopt_socket_vhost(uvloop_vhost(l->loop), m->fd))
+		/* Raw: lws reads and writes, the websocket is ours (wsproto.c). */
+		if (l->stopping ||
+		    !lws_adopt_descriptor_vhost(uvloop_vhost(l->loop), LWS_ADOPT_SOCKET,
+		                                (lws_sock_file_fd_type){.sockfd = m->fd},
+		                                "tally.live.v1", NULL))
 			close(m->fd);
 		return;
 	}
@@ -645,46 +677,6 @@ static void receive(struct live *l, struct live_pss *p, const char *in, size_t l
 	json_decref(msg);
 }
 
-/* A part of a client message. lws hands over the payload as it arrives:
- * a frame may come in several parts, and a message in several frames
- * (FIN clear, then continuation frames; lws refuses one that does not
- * follow the rules). The first part of a message is the first part of
- * its first frame; the last is the end of a frame with FIN. A message
- * that comes whole (the usual case) is read where it lies; parts are
- * gathered in p->rx. More than LIVE_RX_MAX bytes in all, counting what
- * the current frame still announces, close the connection with 4009. */
-static void take_part(struct live *l, struct live_pss *p, const char *in, size_t len)
-{
-	size_t announced = lws_remaining_packet_payload(p->wsi);
-	int first = lws_is_first_fragment(p->wsi), last = lws_is_final_fragment(p->wsi);
-
-	if (first)
-		p->rx_len = 0;
-	if (len > LIVE_RX_MAX || announced > LIVE_RX_MAX - len ||
-	    p->rx_len > LIVE_RX_MAX - len - announced) {
-		atomic_fetch_add(&l->too_big, 1);
-		set_close(p, CLOSE_TOO_BIG, "messages are at most 1024 bytes");
-		goto done;
-	}
-	if (first && last) {
-		receive(l, p, in, len);
-		return;
-	}
-	if (!p->rx && !(p->rx = malloc(LIVE_RX_MAX))) {
-		set_close(p, CLOSE_INTERNAL, "out of memory");
-		return;
-	}
-	memcpy(p->rx + p->rx_len, in, len);
-	p->rx_len += len;
-	if (!last)
-		return;
-	receive(l, p, p->rx, p->rx_len);
-done:
-	free(p->rx);
-	p->rx = NULL;
-	p->rx_len = 0;
-}
-
 /* ---- writing (loop thread) ---- */
 
 /* Append a whole frame to the write being gathered in l->tx. */
@@ -718,9 +710,11 @@ static int tx_build(struct live *l, unsigned char opcode, const char *prefix, co
 
 static int pending(const struct live_pss *p)
 {
-	if (p->close_sent)
+	if (p->reply)
+		return 1;
+	if (p->reply_ends || p->close_sent)
 		return 0;
-	if (p->err[0] || p->close_code || p->want_ping)
+	if (p->err[0] || p->close_code || p->want_ping || p->want_pong)
 		return 1;
 	for (int i = 0; i < p->n_subs; i++) {
 		const struct live_sub *sub = &p->subs[i];
@@ -732,11 +726,43 @@ static int pending(const struct live_pss *p)
 	return 0;
 }
 
-/* Gather p's pending frames into l->tx: an error, a ping, then per
- * subscription its snapshot, or its donation events and the latest state,
- * until about LIVE_TX_MAX bytes. Returns 0 or -1. */
+/* Append p's close frame: its code (none for CLOSE_EMPTY) and reason. */
+static int tx_close(struct live *l, struct live_pss *p)
+{
+	char payload[WSPROTO_CONTROL_MAX];
+	size_t n = 0;
+
+	if (p->close_code != CLOSE_EMPTY) {
+		size_t why = strnlen(p->close_why, sizeof(payload) - 2);
+
+		payload[0] = (char)(p->close_code >> 8);
+		payload[1] = (char)(p->close_code & 0xff);
+		memcpy(payload + 2, p->close_why, why);
+		n = 2 + why;
+	}
+	return tx_build(l, 0x8, "", payload, n, "");
+}
+
+/* Gather what p is due into l->tx: the answer to its upgrade first; then
+ * its close frame alone when it is closing; else an error, a pong, a
+ * ping, then per subscription its snapshot, or its donation events and
+ * the latest state, until about LIVE_TX_MAX bytes. Returns 0 or -1. */
 static int gather(struct live *l, struct live_pss *p)
 {
+	if (p->reply) {
+		if (buf_append(&l->tx, p->reply, p->reply_len))
+			return -1;
+		free(p->reply);
+		p->reply = NULL;
+		if (p->reply_ends)
+			return 0;
+	}
+	if (p->close_code) {
+		if (tx_close(l, p))
+			return -1;
+		p->close_sent = 1;
+		return 0;
+	}
 	if (p->err[0]) {
 		if (tx_build(l, 0x1, p->err, "", 0, ""))
 			return -1;
@@ -748,6 +774,11 @@ static int gather(struct live *l, struct live_pss *p)
 			return -1;
 		p->want_ping = 0;
 		p->ping_out = 1;
+	}
+	if (p->want_pong) {
+		if (tx_build(l, 0xA, "", (const char *)p->pong, p->pong_len, ""))
+			return -1;
+		p->want_pong = 0;
 	}
 	for (int i = 0; i < p->n_subs && l->tx.len < LIVE_TX_MAX; i++) {
 		struct live_sub *sub = &p->subs[i];
@@ -789,25 +820,11 @@ static int gather(struct live *l, struct live_pss *p)
 	return 0;
 }
 
-/* One write of p's pending frames; a close goes alone, through lws.
- * Returns 0, or -1 to close the connection. */
+/* One write of what p is due. Returns 0, or -1 to close the connection. */
 static int write_some(struct live *l, struct live_pss *p)
 {
 	struct buf *t = &l->tx;
 
-	if (p->close_code) {
-		/* lws sends the reason given to lws_close_reason when it
-		 * closes the connection politely; a WRITEABLE callback that
-		 * returns -1, or a timeout, close violently (no close frame).
-		 * The one timeout lws treats as polite is the keep-alive idle
-		 * one (core-net/wsi-timeout.c): at once, it sends our frame. */
-		lws_close_reason(p->wsi, (enum lws_close_status)p->close_code,
-		                 (unsigned char *)p->close_why, strlen(p->close_why));
-		lws_set_timeout(p->wsi, PENDING_TIMEOUT_HTTP_KEEPALIVE_IDLE, LWS_TO_KILL_ASYNC);
-		lws_cancel_service(lws_get_context(p->wsi)); /* as in end_soon */
-		p->close_sent = 1;
-		return 0;
-	}
 	t->len = 0;
 	if (buf_reserve(t, LWS_PRE + 1024))
 		return -1;
@@ -817,12 +834,12 @@ static int write_some(struct live *l, struct live_pss *p)
 	if (t->len == LWS_PRE)
 		return 0;
 	/* The frames are whole: lws sends them as they are, in one send(),
-	 * and keeps what the socket did not take (LWS_WRITE_HTTP on a
-	 * websocket is raw: roles/ws/ops-ws.c). */
-	return lws_write(p->wsi, (unsigned char *)t->p + LWS_PRE, t->len - LWS_PRE,
-	                 LWS_WRITE_HTTP) < 0
-	           ? -1
-	           : 0;
+	 * and keeps what the socket did not take. */
+	if (lws_write(p->wsi, (unsigned char *)t->p + LWS_PRE, t->len - LWS_PRE, LWS_WRITE_RAW) < 0)
+		return -1;
+	if (p->reply_ends || (p->close_sent && p->close_now))
+		end_soon(p, 1); /* the last words */
+	return 0;
 }
 
 /* Write while each write goes out whole, at most LIVE_WRITES_PER_CALL
@@ -859,7 +876,7 @@ static void push(struct live *l, struct live_pss *p)
 		return;
 	}
 	if (drain(l, p))
-		end_soon(p);
+		end_soon(p, 0);
 }
 
 /* ---- connections (loop thread) ---- */
@@ -910,54 +927,246 @@ static void unlink_pss(struct live *l, struct live_pss *p)
 	p->prev = p->next = NULL;
 }
 
+/* ---- the websocket protocol (loop thread): ws/wsproto.c reads it ---- */
+
+/* An HTTP answer to the upgrade, due before anything else. Returns 0 or
+ * -ENOMEM. */
+static int set_reply(struct live_pss *p, const char *text, size_t len)
+{
+	char *r = malloc(len);
+
+	if (!r)
+		return -ENOMEM;
+	memcpy(r, text, len);
+	free(p->reply);
+	p->reply = r;
+	p->reply_len = len;
+	want_write(p);
+	return 0;
+}
+
+/* Refuse the upgrade: an HTTP error, then the connection ends. */
+static void refuse(struct live_pss *p, int status, const char *why)
+{
+	const char *reason = status == 426   ? "Upgrade Required"
+	                     : status == 431 ? "Request Header Fields Too Large"
+	                                     : "Bad Request",
+	           *code = status == 426   ? "upgrade_required"
+	                   : status == 431 ? "headers_too_large"
+	                                   : "bad_request";
+	char body[256], text[512];
+	int nb = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
+	                  code, why),
+	    n = snprintf(text, sizeof(text),
+	                 "HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+	                 "Content-Length: %d\r\nConnection: close\r\n%s\r\n%s",
+	                 status, reason, nb, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "",
+	                 body);
+
+	free(p->head);
+	p->head = NULL;
+	p->head_len = 0;
+	p->reply_ends = 1;
+	if (nb < 0 || n < 0 || (size_t)n >= sizeof(text) || set_reply(p, text, (size_t)n))
+		end_soon(p, 0);
+}
+
+/* The upgrade is taken: p is a viewer. */
+static void open_viewer(struct live *l, struct live_pss *p, const char *accept)
+{
+	char text[256];
+	int n = snprintf(text, sizeof(text),
+	                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+	                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+	                 "Sec-WebSocket-Protocol: tally.live.v1\r\n\r\n",
+	                 accept);
+
+	free(p->head);
+	p->head = NULL;
+	p->head_len = 0;
+	p->open = 1;
+	p->last_rx_ms = now_ms();
+	p->rx.max = LIVE_RX_MAX;
+	lws_set_timeout(p->wsi, NO_PENDING_TIMEOUT, 0);
+	link_pss(l, p);
+	atomic_fetch_add(&l->viewers, 1);
+	if (n < 0 || (size_t)n >= sizeof(text) || set_reply(p, text, (size_t)n)) {
+		end_soon(p, 0);
+		return;
+	}
+	if (count_address(l, p)) {
+		atomic_fetch_add(&l->refused_address, 1);
+		set_close(p, CLOSE_PER_ADDR, "too many connections from this address");
+	}
+}
+
+/* Read the upgrade request from in[0..len) (after what came before).
+ * Returns how many bytes of in it took when it is whole and taken (the
+ * rest are frames), or -1 when no frames follow (it is not whole yet, or
+ * it was refused). */
+static long take_upgrade(struct live *l, struct live_pss *p, const char *in, size_t len)
+{
+	struct wsproto_upgrade up;
+	size_t before = p->head_len;
+	int rc;
+
+	if (before) {
+		size_t n = len < LIVE_HEAD_MAX - before ? len : LIVE_HEAD_MAX - before;
+
+		memcpy(p->head + before, in, n);
+		p->head_len += n;
+		rc = wsproto_upgrade(p->head, p->head_len, LIVE_HEAD_MAX, "/live", "tally.live.v1",
+		                     &up);
+	} else {
+		rc = wsproto_upgrade(in, len, LIVE_HEAD_MAX, "/live", "tally.live.v1", &up);
+	}
+	if (rc == -EAGAIN) {
+		/* Not whole, and shorter than LIVE_HEAD_MAX (else 431). */
+		if (!before) {
+			if (!(p->head = malloc(LIVE_HEAD_MAX))) {
+				refuse(p, 400, "out of memory");
+				return -1;
+			}
+			memcpy(p->head, in, len);
+			p->head_len = len;
+		}
+		return -1;
+	}
+	if (rc) {
+		refuse(p, up.status, up.why);
+		return -1;
+	}
+	open_viewer(l, p, up.accept);
+	return (long)(up.used - before);
+}
+
+struct rx_ctx {
+	struct live *l;
+	struct live_pss *p;
+};
+
+static int on_message(void *user, const char *msg, size_t len, int binary)
+{
+	struct rx_ctx *c = user;
+
+	(void)binary; /* JSON either way */
+	if (!c->p->close_code)
+		receive(c->l, c->p, msg, len);
+	return 0;
+}
+
+static int on_ping(void *user, const unsigned char *payload, size_t len)
+{
+	struct live_pss *p = ((struct rx_ctx *)user)->p;
+
+	if (!p->close_code) {
+		memcpy(p->pong, payload, len); /* the latest ping is answered */
+		p->pong_len = len;
+		p->want_pong = 1;
+		want_write(p);
+	}
+	return 0;
+}
+
+static int on_pong(void *user)
+{
+	(void)user; /* a sign of life, as any byte is */
+	return 0;
+}
+
+/* The client's close: the answer to ours ends the connection; else it
+ * is answered with its own code (ours, if one is already due) and the
+ * connection ends once that is sent. Nothing after it is read. */
+static int on_close(void *user, int code, const char *reason, size_t len)
+{
+	struct live_pss *p = ((struct rx_ctx *)user)->p;
+
+	(void)reason;
+	(void)len;
+	if (p->close_sent)
+		return -ECONNRESET;
+	p->peer_closed = 1;
+	p->close_now = 1;
+	set_close(p, code ? code : CLOSE_EMPTY, "");
+	return -ESHUTDOWN;
+}
+
+static const struct wsproto_sink live_sink = {on_message, on_ping, on_pong, on_close};
+
+/* Bytes from the client: the upgrade, then frames. Returns 0, or -1 to
+ * end the connection. */
+static int take_bytes(struct live *l, struct live_pss *p, const unsigned char *in, size_t len)
+{
+	struct rx_ctx c = {l, p};
+	long used = 0;
+	int rc;
+
+	if (!p->open) {
+		if (p->reply_ends)
+			return 0; /* refused: the rest is not read */
+		used = take_upgrade(l, p, (const char *)in, len);
+		if (used < 0)
+			return 0;
+	}
+	p->last_rx_ms = now_ms();
+	p->ping_out = 0;
+	if (p->peer_closed || p->rx.broken)
+		return 0;
+	rc = wsproto_rx_feed(&p->rx, in + used, len - (size_t)used, &live_sink, &c);
+	switch (rc) {
+	case 0:
+	case -ESHUTDOWN:
+		return 0;
+	case -ECONNRESET:
+		return -1; /* the client answered our close: done */
+	case -EMSGSIZE:
+		/* The stream stays readable: the client's close is seen. */
+		atomic_fetch_add(&l->too_big, 1);
+		set_close(p, CLOSE_TOO_BIG, "messages are at most 1024 bytes");
+		return 0;
+	default:
+		/* The stream cannot be read on: close at once. */
+		set_close(p,
+		          rc == -EPROTO   ? CLOSE_PROTOCOL
+		          : rc == -EILSEQ ? CLOSE_NOT_UTF8
+		                          : CLOSE_INTERNAL,
+		          p->rx.why ? p->rx.why : "cannot read the stream");
+		p->close_now = 1;
+		return 0;
+	}
+}
+
 static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
 	struct live_pss *p = user;
 	struct live *l = lws_context_user(lws_get_context(wsi));
-	char uri[16];
 
 	switch (reason) {
-	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
-		if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI) < 0 ||
-		    strcmp(uri, "/live"))
-			return -1;
-		return 0;
-	case LWS_CALLBACK_ESTABLISHED:
+	case LWS_CALLBACK_RAW_ADOPT:
 		memset(p, 0, sizeof(*p));
 		p->wsi = wsi;
-		p->last_rx_ms = now_ms();
-		link_pss(l, p);
-		atomic_fetch_add(&l->viewers, 1);
-		if (count_address(l, p)) {
-			atomic_fetch_add(&l->refused_address, 1);
-			set_close(p, CLOSE_PER_ADDR, "too many connections from this address");
-		}
+		lws_set_timeout(wsi, PENDING_TIMEOUT_HOLDING_AH, LIVE_UPGRADE_S);
 		return 0;
-	case LWS_CALLBACK_RECEIVE:
-		p->last_rx_ms = now_ms();
-		p->ping_out = 0;
-		if (!p->close_code)
-			take_part(l, p, in, len);
-		return 0;
-	case LWS_CALLBACK_RECEIVE_PONG:
-		p->last_rx_ms = now_ms();
-		p->ping_out = 0;
-		return 0;
-	case LWS_CALLBACK_SERVER_WRITEABLE:
+	case LWS_CALLBACK_RAW_RX:
+		return take_bytes(l, p, in, len);
+	case LWS_CALLBACK_RAW_WRITEABLE:
 		p->waiting_ms = 0;
 		if (lws_send_pipe_choked(wsi)) {
 			want_write(p);
 			return 0;
 		}
 		return drain(l, p);
-	case LWS_CALLBACK_CLOSED:
-		/* A refused upgrade (no Host or key, say) is closed here
-		 * without having been ESTABLISHED: nothing of it was counted. */
-		if (!p || !p->wsi)
+	case LWS_CALLBACK_RAW_CLOSE:
+		if (!p)
 			return 0;
-		free(p->rx);
-		p->rx = NULL;
+		free(p->head);
+		free(p->reply);
+		p->head = p->reply = NULL;
+		wsproto_rx_fini(&p->rx);
+		/* Refused, or gone before its upgrade: never counted. */
+		if (!p->open)
+			return 0;
 		while (p->n_subs)
 			unsubscribe(l, p, p->n_subs - 1);
 		uncount_address(l, p);
@@ -969,26 +1178,11 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	}
 }
 
-static int live_http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                              void *in, size_t len)
-{
-	/* Only the upgrade to tally.live.v1 is served here: an upgrade
-	 * without that subprotocol lands on this protocol and is refused. */
-	if (reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION)
-		return -1;
-	if (reason == LWS_CALLBACK_HTTP) {
-		lws_return_http_status(wsi, HTTP_STATUS_BAD_REQUEST,
-		                       "use a websocket with subprotocol tally.live.v1");
-		return -1;
-	}
-	return lws_callback_http_dummy(wsi, reason, user, in, len);
-}
-
+/* The sockets are adopted raw (on_msg): the protocol is ours. */
 static const struct lws_protocols live_protocols[] = {
-    {"http", live_http_callback, 0, 0, 0, NULL, 0},
-    /* tx_packet_size: lws sends at most this much per send(); left 0 it
-     * would be rx_buffer_size (1 KiB), cutting every update in two. */
-    {"tally.live.v1", live_callback, sizeof(struct live_pss), LIVE_RX_MAX, 0, NULL, LIVE_TX_MAX},
+    /* tx_packet_size: what lws sends at most per send() (core-net/
+     * output.c); left 0 it would be rx_buffer_size, or 4 KiB. */
+    {"tally.live.v1", live_callback, sizeof(struct live_pss), 0, 0, NULL, LIVE_TX_MAX},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
@@ -1037,13 +1231,13 @@ static void on_tick(void *user, uint64_t now_ns)
 	pace(l);
 	for (struct live_pss *p = l->all; p; p = p->next) {
 		if (p->closing_ms && now - p->closing_ms > CLOSE_GRACE_MS) {
-			end_soon(p);
+			end_soon(p, 0);
 		} else if (p->waiting_ms && !p->closing_ms && now - p->waiting_ms > slow_ms) {
 			/* It takes no data: it cannot be sent a close either. */
 			atomic_fetch_add(&l->dropped_slow, 1);
 			p->waiting_ms = 0;
 			p->closing_ms = now;
-			end_soon(p);
+			end_soon(p, 0);
 		} else if (!p->close_code && !p->ping_out && now - p->last_rx_ms > ping_ms) {
 			p->want_ping = 1;
 			p->ping_ms = now;
@@ -1063,6 +1257,13 @@ static void on_stop(void *user)
 	struct live *l = user;
 
 	l->stopping = 1;
+	/* Each viewer is sent its close (1001) as far as its socket takes
+	 * it now; the end of the context closes the sockets. */
+	for (struct live_pss *p = l->all; p; p = p->next) {
+		set_close(p, CLOSE_GOING_AWAY, "tally stops");
+		if (!p->close_sent && !lws_partial_buffered(p->wsi) && write_some(l, p))
+			log_msg(LOG_DEBUG, "live.close_failed", "no close frame for a viewer");
+	}
 	/* The channels go with their timers' close callbacks; the array of
 	 * them goes in live_free. */
 	for (size_t i = 0; i < l->cap; i++)
