@@ -20,6 +20,9 @@
 #define TALLY_TOKEN_MAX 64     /* bytes */
 #define TALLY_IDEM_KEY_MAX 255 /* bytes of printable ASCII */
 #define TALLY_BODY_MAX (16 * 1024)
+/* A gift's status token: 128 random bits as lower-case hex, the capability
+ * that reads the gift's public status (GET /api/v1/donations/{id}?token=). */
+#define TALLY_STATUS_TOKEN_LEN 32
 
 /* Money bounds, in a currency's minor units (cents of USD, yen of JPY).
  * TALLY_AMOUNT_MAX, the largest gift --max-cents may allow: 10^12 is ten
@@ -40,6 +43,7 @@
 #define TALLY_MESSAGE_SIZE (TALLY_MESSAGE_MAX * 4 + 1)
 #define TALLY_TOKEN_SIZE (TALLY_TOKEN_MAX + 1)
 #define TALLY_IDEM_KEY_SIZE (TALLY_IDEM_KEY_MAX + 1)
+#define TALLY_STATUS_TOKEN_SIZE (TALLY_STATUS_TOKEN_LEN + 1)
 #define TALLY_CURRENCY_SIZE 4 /* ISO 4217 code and its NUL */
 
 /* ---- campaigns ---- */

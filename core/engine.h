@@ -167,9 +167,20 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 const struct donation_limits *engine_limits(struct engine *e);
 
 /* Append a donation's public JSON (id, campaign, status, amount unless
- * hidden, currency, created_at). Reads SQLite on the calling thread through
- * a private connection. Returns 0, TALLY_ENODONATION or TALLY_EIO. */
-int engine_donation_json(struct engine *e, const char *id, struct buf *out);
+ * hidden, currency, created_at, reason when failed or refunded) when token
+ * is its status token (the one its 202 showed). Reads SQLite on the calling
+ * thread through the engine's read connection. Returns 0, TALLY_EIO, or
+ * TALLY_ENODONATION for an unknown id and equally for a NULL, empty or
+ * wrong token and for gifts recorded before status tokens existed (tokens
+ * are compared in constant time). */
+int engine_donation_json(struct engine *e, const char *id, const char *token, struct buf *out);
+
+/* Append a donation's JSON for staff: the public fields (amount_cents
+ * even when hidden), then donor {name, email}, anonymous, hide_amount,
+ * message, processor_ref, receipt_sent_at, refund_requested_at (null when
+ * none) and has_status_token. Never the token itself. Returns 0,
+ * TALLY_ENODONATION or TALLY_EIO. */
+int engine_donation_staff_json(struct engine *e, const char *id, struct buf *out);
 
 /* ---- staff.c: staff actions (each is audited under its actor) ---- */
 

@@ -9,6 +9,9 @@
  * key on the donation it created, answers the rest, both before admission
  * (a retry of a gift whose campaign has closed since) and in the writer
  * (a key that left memory: the op comes back as a replay).
+ * Each gift gets a status token at admission, 128 random bits stored with
+ * it: its 202 (and every replay of that 202) shows the token, and the
+ * public status read wants it, so sequential ids cannot be walked.
  */
 #include "core/internal.h"
 #include "core/jobs.h"
@@ -70,12 +73,30 @@ static int stored_answer(struct engine *e, const char *key, uint64_t fp, int64_t
 		if (c)
 			slug = c->pub.slug;
 		len = publish_render_receipt(body, sizeof(body), row.id, slug, row.amount_cents,
-		                             row.currency, row.created_at);
+		                             row.currency, row.created_at, row.status_token);
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (!replay || buf_append(replay, body, len))
 		return otherwise;
 	*replayed = 1;
+	return 0;
+}
+
+/* A new status token: 128 bits from the OS, as lower-case hex. Returns 0
+ * or -errno. */
+static int new_status_token(char out[TALLY_STATUS_TOKEN_SIZE])
+{
+	static const char hex[] = "0123456789abcdef";
+	unsigned char raw[TALLY_STATUS_TOKEN_LEN / 2];
+	int rc = util_random(raw, sizeof(raw));
+
+	if (rc)
+		return rc;
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		out[2 * i] = hex[raw[i] >> 4];
+		out[2 * i + 1] = hex[raw[i] & 0xf];
+	}
+	out[TALLY_STATUS_TOKEN_LEN] = '\0';
 	return 0;
 }
 
@@ -132,6 +153,7 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 	struct campaign *c = NULL;
 	int64_t now = util_now_ms(), campaign_id = 0;
 	uint64_t fp = 0;
+	char token[TALLY_STATUS_TOKEN_SIZE];
 	int rc;
 
 	*replayed = 0;
@@ -161,6 +183,11 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 		}
 	}
 	rc = admit(e, slug, req, now, &campaign_id, &c);
+	if (!rc && new_status_token(token)) {
+		log_msg(LOG_ERROR, "intake.random_failed", "no random bytes for a status token");
+		give_back(c, req->amount_cents);
+		rc = TALLY_EIO;
+	}
 	p = rc ? NULL : pending_new(e, DB_OP_DONATION, done, ud, NULL);
 	if (!rc && !p) {
 		give_back(c, req->amount_cents);
@@ -184,10 +211,11 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 	p->op.u.donation.id = atomic_fetch_add(&e->next_donation_id, 1);
 	p->op.u.donation.job_id = jobs_next_id(e->jobs);
 	memcpy(p->op.u.donation.idem_key, idem_key, strlen(idem_key) + 1);
+	memcpy(p->op.u.donation.status_token, token, sizeof(token));
 	p->op.u.donation.idem_hash = (int64_t)fp;
 	p->op.u.donation.idem_expired = now - IDEM_LIFETIME_MS;
 	p->body_len = publish_render_receipt(p->body, sizeof(p->body), p->op.u.donation.id, slug,
-	                                     req->amount_cents, req->currency, now);
+	                                     req->amount_cents, req->currency, now, token);
 	rc = engine_submit(e, p, 0);
 	if (rc)
 		give_back(c, req->amount_cents);
@@ -215,7 +243,7 @@ void intake_finish(struct engine *e, struct pending *p, int rc)
 		p->body_len = publish_render_receipt(
 		    p->body, sizeof(p->body), op->u.donation.id, c ? c->w.slug : "",
 		    op->u.donation.prev_amount_cents, op->u.donation.prev_currency,
-		    op->u.donation.prev_created_at);
+		    op->u.donation.prev_created_at, op->u.donation.status_token);
 		idem_finish(e->idem, key, fp, p->body, p->body_len);
 		if (fp == (uint64_t)op->u.donation.idem_hash)
 			a.replayed = 1;
@@ -267,35 +295,94 @@ int intake_donation_row(struct engine *e, const char *id, int64_t *n, struct db_
 	return rc ? TALLY_EIO : 0;
 }
 
-int engine_donation_json(struct engine *e, const char *id, struct buf *out)
+/* Append a donation's JSON: its public fields, then with staff set what
+ * only staff see. */
+static int render_donation(struct engine *e, int64_t n, const struct db_donation_row *row,
+                           const struct db_donation_staff *staff, struct buf *out)
 {
-	struct db_donation_row row;
 	const char *slug = "";
 	char ts[32];
+	int rc;
+
+	pthread_mutex_lock(&e->lock);
+	{
+		struct campaign *c = campaign_find_id(e, row->campaign_id);
+
+		if (c)
+			slug = c->pub.slug;
+		rc = buf_printf(out, "{\"id\":\"dn_%lld\",\"campaign\":\"%s\",\"status\":\"%s\"",
+		                (long long)n, slug, row->status);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (!row->hide_amount || staff)
+		rc |= buf_printf(out, ",\"amount_cents\":%lld", (long long)row->amount_cents);
+	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\"", row->currency,
+	                 util_rfc3339(row->created_at, ts, sizeof(ts)));
+	if (row->reason[0] && strcmp(row->status, "succeeded")) {
+		rc |= buf_puts(out, ",\"reason\":");
+		rc |= buf_json_string(out, row->reason);
+	}
+	if (staff) {
+		rc |= buf_puts(out, ",\"donor\":{\"name\":");
+		rc |= buf_json_string(out, row->name);
+		rc |= buf_puts(out, ",\"email\":");
+		rc |= buf_json_string(out, staff->email);
+		rc |= buf_printf(out, "},\"anonymous\":%s,\"hide_amount\":%s,\"message\":",
+		                 row->anonymous ? "true" : "false",
+		                 row->hide_amount ? "true" : "false");
+		rc |= buf_json_string(out, row->message);
+		rc |= buf_puts(out, ",\"processor_ref\":");
+		rc |= staff->processor_ref[0] ? buf_json_string(out, staff->processor_ref)
+		                              : buf_puts(out, "null");
+		rc |= staff->receipt_sent_at
+		          ? buf_printf(out, ",\"receipt_sent_at\":\"%s\"",
+		                       util_rfc3339(staff->receipt_sent_at, ts, sizeof(ts)))
+		          : buf_puts(out, ",\"receipt_sent_at\":null");
+		rc |= staff->refund_requested_at
+		          ? buf_printf(out, ",\"refund_requested_at\":\"%s\"",
+		                       util_rfc3339(staff->refund_requested_at, ts, sizeof(ts)))
+		          : buf_puts(out, ",\"refund_requested_at\":null");
+		rc |= buf_printf(out, ",\"has_status_token\":%s",
+		                 row->status_token[0] ? "true" : "false");
+	}
+	rc |= buf_puts(out, "}");
+	return rc ? -ENOMEM : 0;
+}
+
+int engine_donation_json(struct engine *e, const char *id, const char *token, struct buf *out)
+{
+	struct db_donation_row row;
 	int64_t n;
 	int rc;
 
 	rc = intake_donation_row(e, id, &n, &row);
 	if (rc)
 		return rc;
-	pthread_mutex_lock(&e->lock);
-	{
-		struct campaign *c = campaign_find_id(e, row.campaign_id);
+	/* No token, a wrong one, or a gift from before tokens: the same
+	 * answer as an unknown id, so a guess learns nothing. The stored
+	 * token is the second operand: the time taken depends on its length
+	 * alone. */
+	if (!token || !row.status_token[0] ||
+	    !util_ct_equal(token, strlen(token), row.status_token, strlen(row.status_token)))
+		return TALLY_ENODONATION;
+	return render_donation(e, n, &row, NULL, out);
+}
 
-		if (c)
-			slug = c->pub.slug;
-		rc = buf_printf(out, "{\"id\":\"dn_%lld\",\"campaign\":\"%s\",\"status\":\"%s\"",
-		                (long long)n, slug, row.status);
-	}
-	pthread_mutex_unlock(&e->lock);
-	if (!row.hide_amount)
-		rc |= buf_printf(out, ",\"amount_cents\":%lld", (long long)row.amount_cents);
-	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\"", row.currency,
-	                 util_rfc3339(row.created_at, ts, sizeof(ts)));
-	if (row.reason[0] && strcmp(row.status, "succeeded")) {
-		rc |= buf_puts(out, ",\"reason\":");
-		rc |= buf_json_string(out, row.reason);
-	}
-	rc |= buf_puts(out, "}");
-	return rc ? -ENOMEM : 0;
+int engine_donation_staff_json(struct engine *e, const char *id, struct buf *out)
+{
+	struct db_donation_staff staff;
+	struct db_donation_row row;
+	int64_t n;
+	int rc;
+
+	if (parse_donation_id(id, &n))
+		return TALLY_ENODONATION;
+	pthread_mutex_lock(&e->reader_lock);
+	rc = db_donation_get_staff(e->reader, n, &row, &staff);
+	pthread_mutex_unlock(&e->reader_lock);
+	if (rc == -ENOENT)
+		return TALLY_ENODONATION;
+	if (rc)
+		return TALLY_EIO;
+	return render_donation(e, n, &row, &staff, out);
 }

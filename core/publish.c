@@ -83,14 +83,16 @@ char *publish_render_gift(const char *name, int64_t amount, int hide, const char
 }
 
 size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
-                              const char *currency, int64_t created_at)
+                              const char *currency, int64_t created_at, const char *status_token)
 {
 	char ts[32];
 	int n = snprintf(dst, cap,
 	                 "{\"id\":\"dn_%lld\",\"status\":\"pending\",\"campaign\":\"%s\","
-	                 "\"amount_cents\":%lld,\"currency\":\"%s\",\"created_at\":\"%s\"}",
+	                 "\"amount_cents\":%lld,\"currency\":\"%s\",\"created_at\":\"%s\"%s%s%s}",
 	                 (long long)id, slug, (long long)amount, currency,
-	                 util_rfc3339(created_at, ts, sizeof(ts)));
+	                 util_rfc3339(created_at, ts, sizeof(ts)),
+	                 status_token[0] ? ",\"status_token\":\"" : "", status_token,
+	                 status_token[0] ? "\"" : "");
 
 	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }

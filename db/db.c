@@ -103,6 +103,10 @@ static const char *const migrations[] = {
      * (two databases on one processor account must never share keys). */
     "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);"
     "INSERT INTO meta VALUES ('install_id', 'tly' || lower(hex(randomblob(8))));",
+    /* 5: a gift's public status is read with its status token, given out
+     * once in its 202 (and again in replays of that 202, so it is kept as
+     * given, not hashed). Gifts made before have none: staff only. */
+    "ALTER TABLE donations ADD COLUMN status_token TEXT;",
 };
 
 static void global_init_once(void)
@@ -412,11 +416,12 @@ static void read_donation(sqlite3_stmt *st, struct db_donation_row *row)
 	row->hide_amount = sqlite3_column_int(st, 8);
 	row->created_at = sqlite3_column_int64(st, 9);
 	copy_text(row->reason, sizeof(row->reason), st, 10);
+	copy_text(row->status_token, sizeof(row->status_token), st, 11);
 }
 
 #define DONATION_COLUMNS                                                                           \
 	"id, campaign_id, amount_cents, currency, donor_name, message, status, anonymous,"         \
-	" hide_amount, created_at, coalesce(reason, '')"
+	" hide_amount, created_at, coalesce(reason, ''), coalesce(status_token, '')"
 
 int db_load_donations(sqlite3 *db, const char *ids,
                       int (*cb)(void *ud, const struct db_donation_row *row), void *ud)
@@ -459,13 +464,19 @@ int db_load_donations(sqlite3 *db, const char *ids,
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
-int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out)
+/* One donation by id, and its staff columns when staff is not NULL. */
+static int donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out,
+                        struct db_donation_staff *staff)
 {
 	static const char sql[] = "SELECT " DONATION_COLUMNS " FROM donations WHERE id = ?1";
+	static const char sql_staff[] =
+	    "SELECT " DONATION_COLUMNS ", donor_email, coalesce(processor_ref, ''),"
+	    " coalesce(receipt_sent_at, 0), coalesce(refund_requested_at, 0)"
+	    " FROM donations WHERE id = ?1";
 	sqlite3_stmt *st;
 	int rc;
 
-	rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+	rc = sqlite3_prepare_v2(db, staff ? sql_staff : sql, -1, &st, NULL);
 	if (rc != SQLITE_OK)
 		return db_errno(rc);
 	if (sqlite3_bind_int64(st, 1, id) != SQLITE_OK) {
@@ -473,12 +484,30 @@ int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out)
 		return -EIO;
 	}
 	rc = sqlite3_step(st);
-	if (rc == SQLITE_ROW)
+	if (rc == SQLITE_ROW) {
 		read_donation(st, out);
+		if (staff) {
+			copy_text(staff->email, sizeof(staff->email), st, 12);
+			copy_text(staff->processor_ref, sizeof(staff->processor_ref), st, 13);
+			staff->receipt_sent_at = sqlite3_column_int64(st, 14);
+			staff->refund_requested_at = sqlite3_column_int64(st, 15);
+		}
+	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
 		return 0;
 	return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+}
+
+int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out)
+{
+	return donation_get(db, id, out, NULL);
+}
+
+int db_donation_get_staff(sqlite3 *db, int64_t id, struct db_donation_row *out,
+                          struct db_donation_staff *staff)
+{
+	return donation_get(db, id, out, staff);
 }
 
 int db_donation_by_key(sqlite3 *db, const char *key, struct db_donation_row *out,
@@ -499,7 +528,7 @@ int db_donation_by_key(sqlite3 *db, const char *key, struct db_donation_row *out
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		read_donation(st, out);
-		*idem_hash = sqlite3_column_int64(st, 11);
+		*idem_hash = sqlite3_column_int64(st, 12);
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)

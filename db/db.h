@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 4
+#define DB_SCHEMA_VERSION 5
 
 /* A campaign as stored, with the ids of its newest gifts. */
 struct db_campaign_row {
@@ -32,6 +32,9 @@ struct db_donation_row {
 	int hide_amount;
 	int64_t created_at;
 	char reason[200]; /* why it failed or was refunded; "" when none */
+	/* The capability to read its status; "" for gifts recorded before
+	 * tokens existed (staff only). */
+	char status_token[TALLY_STATUS_TOKEN_SIZE];
 };
 
 /* Process-wide SQLite settings, before the first connection: no memory
@@ -62,6 +65,19 @@ int db_load_donations(sqlite3 *db, const char *ids,
 
 /* Fetch one donation. Returns 0, -ENOENT, or -EIO. */
 int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out);
+
+/* What only staff see of a donation. */
+struct db_donation_staff {
+	char email[TALLY_EMAIL_SIZE];
+	char processor_ref[128];     /* "" until the processor named the charge */
+	int64_t receipt_sent_at;     /* ms since the epoch; 0 when not yet */
+	int64_t refund_requested_at; /* ms since the epoch; 0 when none */
+};
+
+/* Fetch one donation with its staff fields, in one read. Returns 0,
+ * -ENOENT, or -EIO. */
+int db_donation_get_staff(sqlite3 *db, int64_t id, struct db_donation_row *out,
+                          struct db_donation_staff *staff);
 
 /* Fetch the donation created with idempotency key `key` and its request
  * fingerprint. Returns 0, -ENOENT, or -EIO. */

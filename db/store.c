@@ -62,10 +62,10 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INSERT_DONATION] =
         "INSERT INTO donations (campaign_id, amount_cents, currency, donor_name,"
         " donor_email, anonymous, hide_amount, message, payment_token, status, created_at,"
-        " id, idem_key, idem_hash)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13)",
-    [ST_FIND_IDEM] = "SELECT id, idem_hash, campaign_id, amount_cents, currency, created_at"
-                     " FROM donations WHERE idem_key = ?1",
+        " id, idem_key, idem_hash, status_token)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13, ?14)",
+    [ST_FIND_IDEM] = "SELECT id, idem_hash, campaign_id, amount_cents, currency, created_at,"
+                     " coalesce(status_token, '') FROM donations WHERE idem_key = ?1",
     [ST_FREE_IDEM] = "UPDATE donations SET idem_key = NULL WHERE id = ?1",
     [ST_INSERT_DONOR] = "INSERT OR IGNORE INTO donors (campaign_id, email) VALUES (?1, lower(?2))",
     [ST_BUMP_CAMPAIGN] = "UPDATE campaigns SET raised_cents = raised_cents + ?2,"
@@ -279,6 +279,7 @@ static int insert_donation(struct db_store *ds, struct db_op *op)
 	    bind_text(st, 8, d->message) || bind_text(st, 9, d->payment_token) ||
 	    sqlite3_bind_int64(st, 10, op->now_ms) ||
 	    sqlite3_bind_int64(st, 11, op->u.donation.id) ||
+	    (op->u.donation.status_token[0] && bind_text(st, 14, op->u.donation.status_token)) ||
 	    (has_key && (bind_text(st, 12, op->u.donation.idem_key) ||
 	                 sqlite3_bind_int64(st, 13, op->u.donation.idem_hash))))
 		return SQLITE_ERROR;
@@ -286,11 +287,13 @@ static int insert_donation(struct db_store *ds, struct db_op *op)
 }
 
 /* The insert hit a constraint: if the idempotency key names an earlier
- * donation, describe it (op->u.donation.replay) or, when that one is older
+ * donation, describe it (op->u.donation.replay, its status token in
+ * op->u.donation.status_token) or, when that one is older
  * than the key's lifetime, free the key and say so with SQLITE_ROW. */
 static int find_idem(struct db_store *ds, struct db_op *op)
 {
 	sqlite3_stmt *st = ds->st[ST_FIND_IDEM];
+	char token[TALLY_STATUS_TOKEN_SIZE] = "";
 	int64_t id = 0;
 	int rc;
 
@@ -309,6 +312,8 @@ static int find_idem(struct db_store *ds, struct db_op *op)
 		snprintf(op->u.donation.prev_currency, sizeof(op->u.donation.prev_currency), "%s",
 		         cur ? (const char *)cur : "");
 		op->u.donation.prev_created_at = sqlite3_column_int64(st, 5);
+		cur = sqlite3_column_text(st, 6);
+		snprintf(token, sizeof(token), "%s", cur ? (const char *)cur : "");
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -317,6 +322,7 @@ static int find_idem(struct db_store *ds, struct db_op *op)
 	if (op->u.donation.prev_created_at >= op->u.donation.idem_expired) {
 		op->u.donation.replay = 1;
 		op->u.donation.id = id;
+		memcpy(op->u.donation.status_token, token, sizeof(token));
 		return SQLITE_DONE;
 	}
 	st = ds->st[ST_FREE_IDEM];

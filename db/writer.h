@@ -95,6 +95,9 @@ struct db_op {
 			int64_t prev_amount_cents;
 			int64_t prev_created_at;
 			char prev_currency[4];
+			/* in: the gift's status token; out (replay): the earlier
+			 * gift's, "" when it has none */
+			char status_token[TALLY_STATUS_TOKEN_SIZE];
 		} donation;
 		struct campaign_spec campaign; /* in (create, update) */
 		enum campaign_status status;   /* in (status) */

@@ -187,7 +187,7 @@ T send-keys -t console y
 wait_for "discarded job $job" 5
 admin_get '/api/v1/admin/jobs?queue=payments&state=dead&limit=1000' | grep -q "\"id\":$job," &&
 	fail "discarded job $job is still dead"
-http_get "/api/v1/donations/$gift" | grep -q '"status":"failed"' ||
+admin_get "/api/v1/admin/donations/$gift" | grep -q '"status":"failed"' ||
 	fail "the gift $gift of the discarded capture did not fail"
 
 step="retry all dead jobs"

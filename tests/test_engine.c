@@ -642,7 +642,7 @@ START_TEST(donation_lookup)
 	    "1",
 	};
 	struct donation_req r = make_req(2500, "USD", "Ada", "ada@example.org");
-	char ack[512], id[64];
+	char ack[512], id[64], token[64], other[64];
 	struct buf b = {0};
 	json_t *ackj, *d;
 
@@ -650,9 +650,18 @@ START_TEST(donation_lookup)
 	donate_ok("spring", &r, ack, sizeof(ack));
 	ackj = parse(ack, strlen(ack));
 	snprintf(id, sizeof(id), "%s", jstr(ackj, "id"));
+	snprintf(token, sizeof(token), "%s", jstr(ackj, "status_token"));
 	json_decref(ackj);
+	ck_assert_uint_eq(strlen(token), TALLY_STATUS_TOKEN_LEN);
+	ck_assert_uint_eq(strspn(token, "0123456789abcdef"), TALLY_STATUS_TOKEN_LEN);
+	r = make_req(100, "USD", "Bo", "bo@example.org");
+	donate_ok("spring", &r, ack, sizeof(ack));
+	ackj = parse(ack, strlen(ack));
+	snprintf(other, sizeof(other), "%s", jstr(ackj, "status_token"));
+	json_decref(ackj);
+	ck_assert_str_ne(token, other);
 
-	ck_assert_int_eq(engine_donation_json(eng, id, &b), 0);
+	ck_assert_int_eq(engine_donation_json(eng, id, token, &b), 0);
 	d = parse(b.p, b.len);
 	ck_assert_str_eq(jstr(d, "id"), id);
 	ck_assert_str_eq(jstr(d, "campaign"), "spring");
@@ -669,10 +678,36 @@ START_TEST(donation_lookup)
 	buf_fini(&b);
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(bad); i++) {
-		ck_assert_msg(engine_donation_json(eng, bad[i], &b) == TALLY_ENODONATION,
+		ck_assert_msg(engine_donation_json(eng, bad[i], token, &b) == TALLY_ENODONATION,
 		              "id \"%s\" found", bad[i]);
+		ck_assert_msg(engine_donation_staff_json(eng, bad[i], &b) == TALLY_ENODONATION,
+		              "id \"%s\" found by staff", bad[i]);
 		ck_assert_uint_eq(b.len, 0);
 	}
+	/* The right id without its token answers as an unknown id does. */
+	{
+		char longer[80], shorter[64];
+		const char *wrong[] = {NULL, "", other, longer, shorter, "0"};
+
+		snprintf(longer, sizeof(longer), "%sx", token);
+		snprintf(shorter, sizeof(shorter), "%.*s", TALLY_STATUS_TOKEN_LEN - 1, token);
+		for (size_t i = 0; i < UTIL_ARRAY_LEN(wrong); i++) {
+			ck_assert_msg(engine_donation_json(eng, id, wrong[i], &b) ==
+			                  TALLY_ENODONATION,
+			              "found with token %zu", i);
+			ck_assert_uint_eq(b.len, 0);
+		}
+	}
+	/* Staff read it without the token, with the donor's details. */
+	ck_assert_int_eq(engine_donation_staff_json(eng, id, &b), 0);
+	d = parse(b.p, b.len);
+	ck_assert_str_eq(jstr(d, "id"), id);
+	ck_assert_str_eq(jstr(d, "status"), "succeeded");
+	ck_assert_int_eq(jint(d, "amount_cents"), 2500);
+	ck_assert_str_eq(jstr(json_object_get(d, "donor"), "email"), "ada@example.org");
+	ck_assert(json_is_true(json_object_get(d, "has_status_token")));
+	ck_assert_ptr_null(strstr(b.p, token));
+	json_decref(d);
 	buf_fini(&b);
 }
 END_TEST
@@ -692,7 +727,7 @@ static void assert_no_secrets(const char *text, size_t len)
 START_TEST(anonymous_and_hidden)
 {
 	struct donation_req r;
-	char ack[512], id_anon[64], id_hidden[64];
+	char ack[512], id_anon[64], id_hidden[64], tok_anon[64], tok_hidden[64];
 	struct buf b = {0};
 	uint64_t version;
 	json_t *c, *recent, *g, *j;
@@ -705,6 +740,7 @@ START_TEST(anonymous_and_hidden)
 	assert_no_secrets(ack, strlen(ack));
 	j = parse(ack, strlen(ack));
 	snprintf(id_anon, sizeof(id_anon), "%s", jstr(j, "id"));
+	snprintf(tok_anon, sizeof(tok_anon), "%s", jstr(j, "status_token"));
 	json_decref(j);
 
 	r = make_req(7700, "USD", "Quiet Quinn", "quinn@example.org");
@@ -712,6 +748,7 @@ START_TEST(anonymous_and_hidden)
 	donate_ok("spring", &r, ack, sizeof(ack));
 	j = parse(ack, strlen(ack));
 	snprintf(id_hidden, sizeof(id_hidden), "%s", jstr(j, "id"));
+	snprintf(tok_hidden, sizeof(tok_hidden), "%s", jstr(j, "status_token"));
 	json_decref(j);
 
 	r = make_req(100, "USD", "Open Olga", "olga@example.org");
@@ -740,13 +777,20 @@ START_TEST(anonymous_and_hidden)
 	ck_assert_int_eq(engine_campaign_list_json(eng, 0, 10, &b, &version), 0);
 	assert_no_secrets(b.p, b.len);
 	b.len = 0;
-	ck_assert_int_eq(engine_donation_json(eng, id_anon, &b), 0);
+	ck_assert_int_eq(engine_donation_json(eng, id_anon, tok_anon, &b), 0);
 	assert_no_secrets(b.p, b.len);
 	b.len = 0;
-	ck_assert_int_eq(engine_donation_json(eng, id_hidden, &b), 0);
+	ck_assert_int_eq(engine_donation_json(eng, id_hidden, tok_hidden, &b), 0);
 	assert_no_secrets(b.p, b.len);
 	j = parse(b.p, b.len);
 	ck_assert_ptr_null(json_object_get(j, "amount_cents"));
+	json_decref(j);
+	/* Staff see the hidden amount. */
+	b.len = 0;
+	ck_assert_int_eq(engine_donation_staff_json(eng, id_hidden, &b), 0);
+	j = parse(b.p, b.len);
+	ck_assert_int_eq(jint(j, "amount_cents"), 7700);
+	ck_assert(json_is_true(json_object_get(j, "hide_amount")));
 	json_decref(j);
 	buf_fini(&b);
 }
@@ -843,7 +887,7 @@ START_TEST(restart_rebuilds)
 	static const char *const slugs[] = {"spring", "summer"};
 	json_t *before[2], *after[2];
 	struct donation_req r;
-	char ack[512];
+	char ack[512], last_token[64];
 	int64_t last_id;
 
 	create_ok("spring", "USD");
@@ -865,6 +909,7 @@ START_TEST(restart_rebuilds)
 		json_t *j = parse(ack, strlen(ack));
 
 		last_id = strtoll(jstr(j, "id") + 3, NULL, 10);
+		snprintf(last_token, sizeof(last_token), "%s", jstr(j, "status_token"));
 		json_decref(j);
 	}
 	ck_assert_int_eq(engine_campaign_action_sync(eng, "summer", "pause", "tester"), TALLY_OK);
@@ -901,7 +946,8 @@ START_TEST(restart_rebuilds)
 		json_decref(after[i]);
 	}
 
-	/* Ids continue after the largest stored one; old ids still resolve. */
+	/* Ids continue after the largest stored one; old ids still resolve,
+	 * with their status tokens. */
 	{
 		struct buf b = {0};
 		char id[32];
@@ -913,7 +959,7 @@ START_TEST(restart_rebuilds)
 		ck_assert_int_eq(strtoll(jstr(j, "id") + 3, NULL, 10), last_id + 1);
 		json_decref(j);
 		snprintf(id, sizeof(id), "dn_%lld", (long long)last_id);
-		ck_assert_int_eq(engine_donation_json(eng, id, &b), 0);
+		ck_assert_int_eq(engine_donation_json(eng, id, last_token, &b), 0);
 		ck_assert_ptr_nonnull(strstr(b.p, "\"campaign\":\"summer\""));
 		buf_fini(&b);
 	}

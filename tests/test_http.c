@@ -78,16 +78,18 @@ START_TEST(donation_is_recorded_and_counted)
 {
 	struct itest_resp r;
 	json_t *j;
-	const char *id, *status;
+	const char *id, *status, *token;
 	char path[128];
 	json_int_t total, donors, count;
 
 	post_donation("food", GOOD, &r);
 	ck_assert_int_eq(r.status, 202);
 	j = parse(&r);
-	ck_assert_int_eq(json_unpack(j, "{s:s,s:s}", "id", &id, "status", &status), 0);
+	ck_assert_int_eq(
+	    json_unpack(j, "{s:s,s:s,s:s}", "id", &id, "status", &status, "status_token", &token),
+	    0);
 	ck_assert(!strcmp(status, "succeeded") || !strcmp(status, "pending"));
-	snprintf(path, sizeof(path), "/api/v1/donations/%s", id);
+	snprintf(path, sizeof(path), "/api/v1/donations/%s?token=%s", id, token);
 	json_decref(j);
 	itest_resp_fini(&r);
 	ck_assert_int_eq(donations_in_db(), 1);
