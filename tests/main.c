@@ -94,7 +94,7 @@ int main(void)
 	    {"console", console_suite},   {"e2e", e2e_suite},
 	    {"jobs", jobs_suite},         {"acceptor", acceptor_suite},
 	    {"watchdog", watchdog_suite}, {"storage", storage_suite},
-	    {"pacer", pacer_suite},
+	    {"pacer", pacer_suite},       {"privacy", privacy_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;
