@@ -1498,7 +1498,7 @@ START_TEST(campaign_total_is_bounded)
 		char id[32];
 
 		snprintf(id, sizeof(id), "dn_%d", n + 1);
-		ck_assert_int_eq(engine_donation_json(eng, id, &b), TALLY_ENODONATION);
+		ck_assert_int_eq(engine_donation_staff_json(eng, id, &b), TALLY_ENODONATION);
 	}
 	/* Other campaigns are not affected. */
 	ck_assert_int_eq(engine_donate(eng, "other", &small, NULL, NULL, &replayed, count_ok, &ok),
@@ -1577,7 +1577,7 @@ START_TEST(sums_near_int64_max_never_wrap)
 	                 TALLY_ETOTAL);
 	ck_assert_int_eq(engine_donate(eng, "b", &r, NULL, NULL, &replayed, NULL, NULL),
 	                 TALLY_ETOTAL);
-	ck_assert_int_eq(engine_donation_json(eng, "dn_2", &b), TALLY_ENODONATION);
+	ck_assert_int_eq(engine_donation_staff_json(eng, "dn_2", &b), TALLY_ENODONATION);
 
 	/* The day's total of two such campaigns: refused, not wrapped. */
 	b.len = 0;
