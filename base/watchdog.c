@@ -6,7 +6,7 @@
  * busy or idle. Each watched loop beats once per turn (one relaxed atomic
  * add); this thread looks every stall_ms / 4, and a loop whose beat has
  * not moved for stall_ms is stalled: one log line when it stalls, with
- * what its thread's CPU clock says (spinning: it ran over a tenth of the time;
+ * what its thread's CPU clock says (spinning: it ran over 2 % of the time;
  * blocked: it did not), and one when it beats again. /metrics shows
  * tally_loop_stalled{loop} (0 or 1) and tally_loop_stalls_total{loop}.
  * A stalled loop is not killed: what it holds is unknown, and a restart is
@@ -102,7 +102,7 @@ static void look(struct watchdog *w, uint64_t now)
 			        "the %s loop has not turned for %.1f s and is %s (%.0f %% CPU): "
 			        "it answers nothing meanwhile",
 			        h->name, (double)(now - h->seen_ns) / 1e9,
-			        share > 0.1 ? "spinning" : "blocked", share * 100.0);
+			        share > 0.02 ? "spinning" : "blocked", share * 100.0);
 		}
 	}
 }
