@@ -7,6 +7,7 @@
 #include "ws/wsproto.h"
 #include "base/util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
@@ -1114,6 +1115,124 @@ START_TEST(slow_readers_are_dropped_without_memory_growth)
 }
 END_TEST
 
+/* CPU ticks (user + system) the named thread of pid has used, -1 if none. */
+static long long thread_ticks(pid_t pid, const char *name)
+{
+	char path[512], comm[64], stat[1024], *close_paren;
+	long long ticks = -1;
+	unsigned long ut, st;
+	DIR *d;
+	struct dirent *de;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/comm", (int)pid, de->d_name);
+		f = fopen(path, "r");
+		if (!f || !fgets(comm, sizeof(comm), f)) {
+			if (f)
+				fclose(f);
+			continue;
+		}
+		fclose(f);
+		comm[strcspn(comm, "\n")] = '\0';
+		if (strcmp(comm, name))
+			continue;
+		snprintf(path, sizeof(path), "/proc/%d/task/%s/stat", (int)pid, de->d_name);
+		f = fopen(path, "r");
+		if (f && fgets(stat, sizeof(stat), f) && (close_paren = strrchr(stat, ')')) &&
+		    sscanf(close_paren + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu",
+		           &ut, &st) == 2)
+			ticks = (long long)(ut + st);
+		if (f)
+			fclose(f);
+		break;
+	}
+	closedir(d);
+	return ticks;
+}
+
+/* Readers that never read close their sockets while tally is writing to
+ * them and dropping them (the case that once left a service loop spinning
+ * on a closed socket): the live loop keeps turning, goes idle, and serves
+ * the next viewer. */
+START_TEST(closing_stuck_readers_leave_the_loop_idle)
+{
+	enum { SLOW = 40, WAVES = 5, WAVE = 20 };
+	char note[480], body[800], total[64];
+	int slow[SLOW], watcher, fresh;
+	long long t0, t1;
+	char *m;
+
+	restart_with("--live slow-s=1,wall-per-s=1000");
+	for (int i = 0; i < SLOW; i++) {
+		slow[i] = itest_ws_connect_slow(srv.port, 2048);
+		ck_assert_int_ge(slow[i], 0);
+		ck_assert_int_eq(
+		    itest_ws_send(slow[i], "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"),
+		    0);
+	}
+	memset(note, 'y', sizeof(note) - 1);
+	note[sizeof(note) - 1] = '\0';
+	snprintf(body, sizeof(body),
+	         "{\"amount_cents\":100,\"currency\":\"USD\",\"donor\":{\"name\":\"Stuck\","
+	         "\"email\":\"stuck@example.org\"},\"message\":\"%s\"}",
+	         note);
+	watcher = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	for (int w = 0; w < WAVES; w++) {
+		for (int i = 0; i < WAVE; i++) {
+			struct itest_resp r;
+
+			ck_assert_int_eq(itest_post_json(srv.port,
+			                                 "/api/v1/campaigns/food/donations", body,
+			                                 0, &r),
+			                 0);
+			ck_assert_int_eq(r.status, 202);
+			itest_resp_fini(&r);
+		}
+		/* Half the stuck readers go while their buffers are full and
+		 * tally is still writing; the rest are left to be dropped. */
+		if (w == WAVES / 2)
+			for (int i = 0; i < SLOW / 2; i++)
+				close(slow[i]);
+		ck_assert_int_eq(itest_settle(srv.port), 0);
+		snprintf(total, sizeof(total), "\"total_cents\":%d", (w + 1) * WAVE * 100);
+		m = itest_ws_wait_for(watcher, total, 5000);
+		ck_assert_msg(m != NULL, "the watcher did not see %s", total);
+		free(m);
+	}
+	close(watcher);
+	/* The rest close as tally drops them (slow-s=1). */
+	for (int i = 0; i < 40 && metric("tally_live_dropped_total{reason=\"slow\"} ") < SLOW / 2;
+	     i++)
+		usleep(100000);
+	for (int i = SLOW / 2; i < SLOW; i++)
+		close(slow[i]);
+	for (int i = 0; i < 50 && metric("tally_live_viewers ") != 0; i++)
+		usleep(100000);
+	ck_assert_int_eq(metric("tally_live_viewers "), 0);
+	/* Turning, and idle: over a second its thread used a fraction of it. */
+	t0 = thread_ticks(srv.pid, "live");
+	ck_assert_int_ge(t0, 0);
+	usleep(1000000); /* the input: a second with nothing to do */
+	t1 = thread_ticks(srv.pid, "live");
+	ck_assert_msg(t1 - t0 < 50, "the live thread used %lld of 100 ticks while idle", t1 - t0);
+	ck_assert_int_eq(metric("tally_loop_stalls_total{loop=\"live\"} "), 0);
+	fresh = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	snprintf(total, sizeof(total), "\"total_cents\":%d", WAVES * WAVE * 100);
+	m = itest_ws_wait_for(fresh, total, 5000);
+	ck_assert_msg(m != NULL, "a new viewer did not get the total");
+	free(m);
+	close(fresh);
+}
+END_TEST
+
 /* SIGTERM with viewers connected: they are closed, tally exits 0. */
 START_TEST(sigterm_with_viewers_drains)
 {
@@ -1529,6 +1648,7 @@ Suite *live_suite(void)
 	tcase_add_test(tc, viewers_limit_answers_503);
 	tcase_add_test(tc, silent_viewer_is_pinged_then_closed_4001);
 	tcase_add_test(tc, slow_readers_are_dropped_without_memory_growth);
+	tcase_add_test(tc, closing_stuck_readers_leave_the_loop_idle);
 	tcase_add_test(tc, sigterm_with_viewers_drains);
 	tcase_add_test(tc, refused_upgrades_leave_the_viewers_gauge_at_zero);
 	suite_add_tcase(s, tc);
