@@ -12,6 +12,7 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "tui/console.h"
+#include "ws/proxy.h"
 #include "ws/server.h"
 
 #include <curl/curl.h>
@@ -49,6 +50,7 @@ struct options {
 	long mock_latency_ms; /* -1: not given */
 	double rate_limit, rate_burst;
 	int rate_limit_loopback;
+	struct proxies *trusted;   /* --trusted-proxy; NULL when none */
 	struct server_config live; /* the live settings (--live) */
 	struct engine_config engine;
 	/* The job queues, composed here: policies and handlers (work.c). */
@@ -111,6 +113,9 @@ static void usage(FILE *f)
 	           "  --rate-burst N        bucket size for --rate-limit (default 2 x N)\n"
 	           "  --rate-limit-loopback also limit 127.0.0.1 and ::1 (exempt by default),\n"
 	           "                        writes and live connections per address\n"
+	           "  --trusted-proxy CIDR  a reverse proxy (127.0.0.1/32, 10.0.0.0/8, ::1/128;\n"
+	           "                        repeatable): from it, the client is the right-most\n"
+	           "                        X-Forwarded-For address it does not trust\n"
 	           "  --live K=N,...        live viewers: viewers (all, default what the file\n"
 	           "                        limit allows), per-address (256), wall-per-s\n"
 	           "                        (donation events per channel per second, 5),\n"
@@ -345,7 +350,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_HOOK_SECRET,
 		OPT_JOBS,
 		OPT_RETENTION,
-		OPT_LIVE
+		OPT_LIVE,
+		OPT_PROXY
 	};
 	static const struct option longopts[] = {
 	    {"headless", no_argument, NULL, 'H'},
@@ -378,6 +384,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"jobs", required_argument, NULL, OPT_JOBS},
 	    {"job-retention-s", required_argument, NULL, OPT_RETENTION},
 	    {"live", required_argument, NULL, OPT_LIVE},
+	    {"trusted-proxy", required_argument, NULL, OPT_PROXY},
 	    {NULL, 0, NULL, 0},
 	};
 	struct work_config *w = &o->work;
@@ -544,6 +551,19 @@ static int parse_args(int argc, char **argv, struct options *o)
 			if (parse_live(optarg, &o->live))
 				return -EINVAL;
 			break;
+		case OPT_PROXY: {
+			char perr[256];
+
+			if (!o->trusted && proxies_new(&o->trusted)) {
+				fprintf(stderr, "tally: out of memory\n");
+				return -ENOMEM;
+			}
+			if (proxies_add(o->trusted, optarg, perr, sizeof(perr))) {
+				fprintf(stderr, "tally: %s\n", perr);
+				return -EINVAL;
+			}
+			break;
+		}
 		default:
 			usage(stderr);
 			return -EINVAL;
@@ -990,8 +1010,10 @@ int main(int argc, char **argv)
 	o.db_path = "tally.db";
 	o.mock_latency_ms = -1;
 	o.live.live_nice = -1; /* the live loop's default */
-	if (parse_args(argc, argv, &o))
+	if (parse_args(argc, argv, &o)) {
+		proxies_free(o.trusted);
 		return 2;
+	}
 	o.engine.db_path = o.db_path;
 	if (!o.assets_dir)
 		o.assets_dir = default_assets();
@@ -1072,6 +1094,7 @@ int main(int argc, char **argv)
 	scfg.rate_limit = o.rate_limit;
 	scfg.rate_burst = o.rate_burst;
 	scfg.rate_limit_loopback = o.rate_limit_loopback;
+	scfg.trusted = o.trusted;
 	scfg.max_viewers = o.live.max_viewers;
 	scfg.live_per_address = o.live.live_per_address;
 	scfg.live_wall_per_s = o.live.live_wall_per_s;
@@ -1153,6 +1176,7 @@ out:
 	atomic_store(&the_server, NULL);
 	engine_free(engine);
 	server_free(server);
+	proxies_free(o.trusted);
 	if (curl_inited)
 		curl_global_cleanup();
 	log_msg(LOG_INFO, "stop", "exit %d", exit_code);

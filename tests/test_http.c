@@ -3,6 +3,7 @@
  * written, server still serving). */
 #include "tests/itest.h"
 #include "tests/tests.h"
+#include "ws/proxy.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -1450,6 +1451,251 @@ START_TEST(lws_refusals_close_and_keep_serving)
 }
 END_TEST
 
+/* ---- trusted proxies (X-Forwarded-For) ---- */
+
+/* A donation to food "from" the X-Forwarded-For xff (NULL: no header);
+ * returns its status. */
+static int post_via(const char *xff)
+{
+	struct itest_resp r;
+	char hdrs[512];
+	int st;
+
+	snprintf(hdrs, sizeof(hdrs), "Content-Type: application/json\r\n%s%s%s",
+	         xff ? "X-Forwarded-For: " : "", xff ? xff : "", xff ? "\r\n" : "");
+	ck_assert_int_eq(itest_http(srv.port, "POST", "/api/v1/campaigns/food/donations", hdrs,
+	                            GOOD, strlen(GOOD), &r),
+	                 0);
+	st = r.status;
+	ck_assert_msg(st == 202 || st == 429, "status %d: %s", st, r.body);
+	itest_resp_fini(&r);
+	return st;
+}
+
+/* Post "from" xff until it is answered 429 (bounded). */
+static void exhaust(const char *xff)
+{
+	for (int i = 0; i < 20; i++)
+		if (post_via(xff) == 429)
+			return;
+	ck_abort_msg("never rate limited as %s", xff ? xff : "the peer");
+}
+
+/* Pause or resume food as an admin "from" xff, then read the newest audit
+ * entry's actor into actor. */
+static void audit_actor_via(const char *xff, char *actor, size_t cap)
+{
+	static int paused;
+	struct itest_resp r;
+	char hdrs[2048];
+	json_t *j;
+
+	snprintf(hdrs, sizeof(hdrs), "Authorization: Bearer " ITEST_TOKEN "\r\n%s%s%s",
+	         xff ? "X-Forwarded-For: " : "", xff ? xff : "", xff ? "\r\n" : "");
+	paused = !paused;
+	ck_assert_int_eq(itest_http(srv.port, "POST",
+	                            paused ? "/api/v1/admin/campaigns/food/pause"
+	                                   : "/api/v1/admin/campaigns/food/resume",
+	                            hdrs, NULL, 0, &r),
+	                 0);
+	ck_assert_msg(r.status == 200, "status %d: %s", r.status, r.body);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_admin_get(srv.port, "/api/v1/admin/audit?limit=1", &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	j = parse(&r);
+	snprintf(actor, cap, "%s",
+	         json_string_value(
+	             json_object_get(json_array_get(json_object_get(j, "entries"), 0), "actor")));
+	json_decref(j);
+	itest_resp_fini(&r);
+}
+
+static void restart_with(const char *args)
+{
+	itest_cleanup(&srv);
+	memset(&srv, 0, sizeof(srv));
+	ck_assert_int_eq(itest_start(&srv, args), 0);
+	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 0), 201);
+}
+
+/* Two clients behind one trusted proxy (the same loopback peer) each have
+ * their own bucket, and the audit names the client. */
+START_TEST(trusted_proxy_separates_clients)
+{
+	char actor[128];
+
+	restart_with("--rate-limit 1 --rate-burst 2 --rate-limit-loopback "
+	             "--trusted-proxy 127.0.0.1/32 --trusted-proxy 10.0.0.0/8");
+	exhaust("203.0.113.5");
+	ck_assert_int_eq(post_via("203.0.113.5"), 429);
+	ck_assert_int_eq(post_via("203.0.113.6"), 202);
+	/* Spelt otherwise, with a trusted hop after it: the same client. */
+	ck_assert_int_eq(post_via(" 203.0.113.5 , 10.1.2.3"), 429);
+	audit_actor_via("198.51.100.7", actor, sizeof(actor));
+	ck_assert_str_eq(actor, "admin@198.51.100.7");
+	audit_actor_via("2001:DB8:0::1", actor, sizeof(actor));
+	ck_assert_str_eq(actor, "admin@2001:db8::1");
+	/* Every hop trusted: the left-most is the client. */
+	audit_actor_via("10.9.9.9, 127.0.0.1", actor, sizeof(actor));
+	ck_assert_str_eq(actor, "admin@10.9.9.9");
+	/* No header: the peer itself. */
+	audit_actor_via(NULL, actor, sizeof(actor));
+	ck_assert_str_eq(actor, "admin@127.0.0.1");
+}
+END_TEST
+
+/* From a peer that is not trusted the header means nothing: one bucket. */
+START_TEST(untrusted_peer_header_is_ignored)
+{
+	char actor[128];
+
+	restart_with("--rate-limit 1 --rate-burst 2 --rate-limit-loopback "
+	             "--trusted-proxy 10.0.0.0/8");
+	audit_actor_via("198.51.100.7", actor, sizeof(actor));
+	ck_assert_str_eq(actor, "admin@127.0.0.1");
+	exhaust("203.0.113.5");
+	ck_assert_int_eq(post_via("203.0.113.6"), 429);
+	ck_assert_int_eq(post_via(NULL), 429);
+}
+END_TEST
+
+/* A client that writes its own X-Forwarded-For ("evil, real") through a
+ * trusted proxy is still the address the proxy added. */
+START_TEST(trusted_proxy_forged_chain_uses_rightmost_untrusted)
+{
+	char actor[128];
+
+	restart_with("--rate-limit 1 --rate-burst 2 --rate-limit-loopback "
+	             "--trusted-proxy 127.0.0.1/32");
+	exhaust("1.1.1.1, 198.51.100.20");
+	ck_assert_int_eq(post_via("2.2.2.2, 198.51.100.20"), 429);
+	ck_assert_int_eq(post_via("garbage, 198.51.100.20"), 429);
+	ck_assert_int_eq(post_via("198.51.100.21"), 202);
+	audit_actor_via("6.6.6.6, 198.51.100.7", actor, sizeof(actor));
+	ck_assert_str_eq(actor, "admin@198.51.100.7");
+}
+END_TEST
+
+/* Garbage where the client should be: the header is ignored, the peer
+ * is the client. */
+START_TEST(trusted_proxy_garbage_falls_back_to_peer)
+{
+	static const char *const garbage[] = {
+	    "not-an-ip",
+	    "203.0.113.5:8080",
+	    "[2001:db8::1]",
+	    "203.0.113.5,",
+	    ",",
+	    " ",
+	    "203.0.113.256",
+	    "203.0.113.5 203.0.113.6",
+	    "unknown, 127.0.0.1",
+	    "1.2.3.4;x",
+	};
+	char actor[128];
+
+	restart_with("--trusted-proxy 127.0.0.1/32");
+	for (size_t i = 0; i < sizeof(garbage) / sizeof(garbage[0]); i++) {
+		audit_actor_via(garbage[i], actor, sizeof(actor));
+		ck_assert_msg(!strcmp(actor, "admin@127.0.0.1"), "'%s' gave %s", garbage[i], actor);
+	}
+	/* A header longer than tally reads is ignored too. */
+	{
+		char big[1400];
+
+		memset(big, 0, sizeof(big));
+		for (size_t n = 0; n + 10 < sizeof(big) - 16;)
+			n += (size_t)snprintf(big + n, sizeof(big) - n, "10.0.0.%zu, ", n % 200);
+		strcat(big, "198.51.100.9");
+		audit_actor_via(big, actor, sizeof(actor));
+		ck_assert_str_eq(actor, "admin@127.0.0.1");
+	}
+}
+END_TEST
+
+/* Bad --trusted-proxy values: tally does not start and says why. */
+START_TEST(bad_trusted_proxy_is_refused)
+{
+	static const struct {
+		const char *arg, *says;
+	} bad[] = {
+	    {"localhost", "--trusted-proxy wants an address or CIDR"},
+	    {"10.0.0.0/33", "an IPv4 prefix is 0 to 32 bits"},
+	    {"::1/129", "an IPv6 prefix is 0 to 128 bits"},
+	    {"10.0.0.1/8", "bits set past the prefix"},
+	    {"10.0.0.0/", "--trusted-proxy wants an address or CIDR"},
+	    {"10.0.0.0/8x", "--trusted-proxy wants an address or CIDR"},
+	    {"/8", "--trusted-proxy wants an address or CIDR"},
+	    {"''", "--trusted-proxy wants an address or CIDR"},
+	};
+	const char *bin = getenv("TALLY_BIN") ? getenv("TALLY_BIN") : "./tally";
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char cmd[1024], out[2048], db[600];
+		size_t n;
+		FILE *p;
+		int st;
+
+		snprintf(db, sizeof(db), "%s/never.db", srv.dir);
+		snprintf(cmd, sizeof(cmd), "%s --headless --db %s --trusted-proxy %s 2>&1", bin, db,
+		         bad[i].arg);
+		p = popen(cmd, "r");
+		ck_assert_ptr_nonnull(p);
+		n = fread(out, 1, sizeof(out) - 1, p);
+		out[n] = '\0';
+		st = pclose(p);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: status %d", bad[i].arg,
+		              st);
+		ck_assert_msg(strstr(out, bad[i].says), "%s said: %s", bad[i].arg, out);
+		ck_assert_int_eq(access(db, F_OK), -1); /* nothing written */
+	}
+}
+END_TEST
+
+/* The walk itself, without a server. */
+START_TEST(proxy_client_walk)
+{
+	static const struct {
+		const char *peer, *xff, *want;
+	} cases[] = {
+	    {"127.0.0.1", "203.0.113.5", "203.0.113.5"},
+	    {"127.0.0.1", NULL, "127.0.0.1"},
+	    {"192.0.2.1", "203.0.113.5", "192.0.2.1"}, /* peer not trusted */
+	    {"127.0.0.1", "6.6.6.6, 203.0.113.5", "203.0.113.5"},
+	    {"127.0.0.1", "203.0.113.5, 10.0.0.7, 10.0.0.8", "203.0.113.5"},
+	    {"127.0.0.1", "10.0.0.7", "10.0.0.7"},             /* all trusted: left-most */
+	    {"127.0.0.1", "junk, 203.0.113.5", "203.0.113.5"}, /* left of the client */
+	    {"127.0.0.1", "203.0.113.5, junk", "127.0.0.1"},
+	    {"127.0.0.1", "", "127.0.0.1"},
+	    {"127.0.0.1", "2001:DB8::A", "2001:db8::a"},
+	    {"::ffff:127.0.0.1", "203.0.113.5", "203.0.113.5"}, /* mapped peer */
+	    {"::1", "203.0.113.5", "203.0.113.5"},
+	    {"::2", "203.0.113.5", "::2"},
+	};
+	struct proxies *p;
+	char err[256], out[PROXY_IP_SIZE];
+
+	ck_assert_int_eq(proxies_new(&p), 0);
+	ck_assert_int_eq(proxies_add(p, "127.0.0.1/32", err, sizeof(err)), 0);
+	ck_assert_int_eq(proxies_add(p, "10.0.0.0/8", err, sizeof(err)), 0);
+	ck_assert_int_eq(proxies_add(p, "::1", err, sizeof(err)), 0);
+	ck_assert_int_eq(proxies_count(p), 3);
+	ck_assert_int_eq(proxies_add(p, "10.0.0.0/6", err, sizeof(err)), -EINVAL);
+	ck_assert_int_eq(proxies_count(p), 3);
+	ck_assert(proxies_trusted(p, "10.255.255.255"));
+	ck_assert(!proxies_trusted(p, "11.0.0.0"));
+	ck_assert(!proxies_trusted(p, "127.0.0.2"));
+	ck_assert(!proxies_trusted(NULL, "127.0.0.1"));
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		proxies_client(p, cases[i].peer, cases[i].xff, out, sizeof(out));
+		ck_assert_msg(!strcmp(out, cases[i].want), "%s via %s: got %s, want %s",
+		              cases[i].xff ? cases[i].xff : "(none)", cases[i].peer, out,
+		              cases[i].want);
+	}
+	proxies_free(p);
+}
+END_TEST
+
 Suite *http_suite(void)
 {
 	Suite *s = suite_create("http");
@@ -1472,6 +1718,12 @@ Suite *http_suite(void)
 	tcase_add_test(tc, bad_idempotency_keys);
 	tcase_add_test(tc, leaderboard_ranks_incrementally);
 	tcase_add_test(tc, rate_limit_answers_429);
+	tcase_add_test(tc, trusted_proxy_separates_clients);
+	tcase_add_test(tc, untrusted_peer_header_is_ignored);
+	tcase_add_test(tc, trusted_proxy_forged_chain_uses_rightmost_untrusted);
+	tcase_add_test(tc, trusted_proxy_garbage_falls_back_to_peer);
+	tcase_add_test(tc, bad_trusted_proxy_is_refused);
+	tcase_add_test(tc, proxy_client_walk);
 	tcase_add_test(tc, pipelined_posts_do_not_stall_the_server);
 	tcase_add_test(tc, patch_keeps_the_schedule_consistent);
 	tcase_add_loop_test(tc, connection_close_closes_after_every_answer, 0,

@@ -20,6 +20,7 @@
  */
 #include "ws/acceptor.h"
 #include "ws/addrcount.h"
+#include "ws/proxy.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -320,7 +321,8 @@ static int count_address(struct acceptor *a, int fd, const struct sockaddr_stora
 		ip[0] = '\0';
 		return 0;
 	}
-	if (util_is_loopback(ip) && !a->cfg.limit_loopback) {
+	if ((util_is_loopback(ip) && !a->cfg.limit_loopback) ||
+	    proxies_trusted(a->cfg.trusted, ip)) {
 		ip[0] = '\0';
 		return 0;
 	}

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+struct proxies;
+
 enum acceptor_route {
 	ROUTE_API,  /* everything but the live websocket */
 	ROUTE_LIVE, /* GET /live */
@@ -26,6 +28,9 @@ struct acceptor_config {
 	int per_address;    /* connections waiting for their head from one
 	                     * address; more are answered 429 (default 64) */
 	int limit_loopback; /* count 127.0.0.0/8 and ::1 too */
+	/* Trusted proxies (ws/proxy.h; NULL: none): not counted per address,
+	 * since one speaks for many clients. Read-only. */
+	const struct proxies *trusted;
 };
 
 struct acceptor;

@@ -485,7 +485,7 @@ static int h_donate(struct server *s, struct http_pss *p)
 
 static void actor_of(const struct http_pss *p, char *dst, size_t cap)
 {
-	snprintf(dst, cap, "admin@%s", p->peer);
+	snprintf(dst, cap, "admin@%s", p->client);
 }
 
 static int h_admin_create(struct server *s, struct http_pss *p)

@@ -13,6 +13,7 @@
  * the answer.
  */
 #include "ws/internal.h"
+#include "ws/proxy.h"
 #include "ws/ratelimit.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -404,8 +405,8 @@ static int dispatch(struct server *s, struct http_pss *p)
 		p->route = r;
 		p->metric_route = (int)i;
 		if (s->ratelimit && m != M_GET &&
-		    (s->cfg.rate_limit_loopback || !util_is_loopback(p->peer))) {
-			int wait = ratelimit_take(s->ratelimit, p->peer, util_mono_ns());
+		    (s->cfg.rate_limit_loopback || !util_is_loopback(p->client))) {
+			int wait = ratelimit_take(s->ratelimit, p->client, util_mono_ns());
 
 			if (wait > 0)
 				return http_error(
@@ -449,6 +450,23 @@ static int copy_header(struct lws *wsi, enum lws_token_indexes tok, char *dst, s
  * reading as lws's). We act on it ourselves: lws closes only from
  * lws_http_transaction_completed(), which it defers while it still expects
  * a request body. */
+/* The request's client address: the peer's, or when the peer is a
+ * trusted proxy, the one its X-Forwarded-For names (per request: a proxy
+ * sends many clients' requests down one kept-alive connection). A header
+ * too long to copy is ignored like a malformed one. */
+static void client_of(struct server *s, struct lws *wsi, struct http_pss *p)
+{
+	char xff[PROXY_XFF_MAX + 1];
+	int n;
+
+	if (!proxies_trusted(s->cfg.trusted, p->peer)) {
+		memcpy(p->client, p->peer, sizeof(p->client));
+		return;
+	}
+	n = lws_hdr_copy(wsi, xff, (int)sizeof(xff), WSI_TOKEN_X_FORWARDED_FOR);
+	proxies_client(s->cfg.trusted, p->peer, n > 0 ? xff : NULL, p->client, sizeof(p->client));
+}
+
 static int client_wants_close(struct lws *wsi)
 {
 	char conn[256], ver[16], *tok, *save = NULL;
@@ -541,6 +559,7 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 	if (!p->peer[0]) /* known already when lws kept this pss from the last request */
 		if (!lws_get_peer_simple(wsi, p->peer, sizeof(p->peer)))
 			snprintf(p->peer, sizeof(p->peer), "unknown");
+	client_of(s, wsi, p);
 	p->path[0] = '\0';
 	if ((n = check_headers(s, wsi, p)))
 		return n;

@@ -44,7 +44,9 @@ struct http_pss {
 	char query[HTTP_QUERY_MAX + 1];
 	char idem_key[HTTP_IDEM_MAX + 1];
 	char if_none_match[512];
-	char peer[48];
+	char peer[48];    /* the socket's peer address */
+	char client[48];  /* the request's client: peer, or from X-Forwarded-For
+	                   * when peer is a trusted proxy (ws/proxy.c) */
 	struct buf body;  /* request body */
 	struct buf out;   /* LWS_PRE + header room + response body */
 	size_t out_start; /* where the response starts in out */

@@ -36,6 +36,7 @@
 #include "ws/internal.h"
 #include "ws/addrcount.h"
 #include "ws/pacer.h"
+#include "ws/proxy.h"
 #include "ws/uvloop.h"
 #include "ws/wsproto.h"
 #include "base/log.h"
@@ -148,6 +149,7 @@ struct live {
 	struct live_config {
 		int coalesce_ms, wall_per_s, ping_s, timeout_s, slow_s, per_address, nice;
 		int limit_loopback;
+		const struct proxies *trusted; /* read-only */
 		long max_viewers;
 	} cfg;
 	struct channel **by_id; /* campaign channels, index = id */
@@ -883,14 +885,19 @@ static void push(struct live *l, struct live_pss *p)
 
 /* Count the connection against its address. Returns 0, or -1 when the
  * address has its fill. */
-static int count_address(struct live *l, struct live_pss *p)
+static int count_address(struct live *l, struct live_pss *p, const struct wsproto_upgrade *up)
 {
-	char ip[ADDRCOUNT_IP_SIZE] = "";
+	char peer[ADDRCOUNT_IP_SIZE] = "", ip[ADDRCOUNT_IP_SIZE];
 	int rc;
 
 	p->ip[0] = '\0';
-	if (!lws_get_peer_simple(p->wsi, ip, sizeof(ip)) ||
-	    (util_is_loopback(ip) && !l->cfg.limit_loopback))
+	if (!lws_get_peer_simple(p->wsi, peer, sizeof(peer)))
+		return 0;
+	/* Behind a trusted proxy, the client it names (ws/proxy.c). */
+	proxies_client(l->cfg.trusted, peer,
+	               up->forwarded[0] && !up->forwarded_bad ? up->forwarded : NULL, ip,
+	               sizeof(ip));
+	if (util_is_loopback(ip) && !l->cfg.limit_loopback)
 		return 0;
 	rc = addrcount_add(l->addrs, ip, l->cfg.per_address);
 	if (rc == -EBUSY)
@@ -972,14 +979,14 @@ static void refuse(struct live_pss *p, int status, const char *why)
 }
 
 /* The upgrade is taken: p is a viewer. */
-static void open_viewer(struct live *l, struct live_pss *p, const char *accept)
+static void open_viewer(struct live *l, struct live_pss *p, const struct wsproto_upgrade *up)
 {
 	char text[256];
 	int n = snprintf(text, sizeof(text),
 	                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 	                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
 	                 "Sec-WebSocket-Protocol: tally.live.v1\r\n\r\n",
-	                 accept);
+	                 up->accept);
 
 	free(p->head);
 	p->head = NULL;
@@ -994,7 +1001,7 @@ static void open_viewer(struct live *l, struct live_pss *p, const char *accept)
 		end_soon(p, 0);
 		return;
 	}
-	if (count_address(l, p)) {
+	if (count_address(l, p, up)) {
 		atomic_fetch_add(&l->refused_address, 1);
 		set_close(p, CLOSE_PER_ADDR, "too many connections from this address");
 	}
@@ -1036,7 +1043,7 @@ static long take_upgrade(struct live *l, struct live_pss *p, const char *in, siz
 		refuse(p, up.status, up.why);
 		return -1;
 	}
-	open_viewer(l, p, up.accept);
+	open_viewer(l, p, &up);
 	return (long)(up.used - before);
 }
 
@@ -1301,6 +1308,7 @@ int live_new(struct server *s, unsigned fd_limit, struct live **out, char *err, 
 	l->cfg.per_address = positive(c->live_per_address, 256);
 	l->cfg.nice = c->live_nice >= 0 ? c->live_nice : 10;
 	l->cfg.limit_loopback = c->rate_limit_loopback;
+	l->cfg.trusted = c->trusted;
 	/* Leave room for the API, SQLite, the log and the job workers. */
 	l->cfg.max_viewers = c->max_viewers > 0 ? c->max_viewers
 	                     : fd_limit > 1024  ? (long)fd_limit - 512

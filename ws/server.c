@@ -198,6 +198,7 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 	ac.live_full = viewers_full;
 	ac.ctx = s;
 	ac.limit_loopback = cfg->rate_limit_loopback;
+	ac.trusted = cfg->trusted;
 	rc = acceptor_new(&ac, &s->acceptor, err, errcap);
 	if (rc)
 		goto fail;

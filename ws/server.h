@@ -10,6 +10,8 @@
 
 #include <stdint.h>
 
+struct proxies;
+
 struct server_config {
 	const char *listen_addr; /* "127.0.0.1" */
 	int port;                /* 8080; 0 picks a free port */
@@ -20,6 +22,11 @@ struct server_config {
 	double rate_burst;       /* bucket size (default 2 x rate) */
 	int rate_limit_loopback; /* also limit 127.0.0.0/8 and ::1 (writes and the
 	                          * live connections per address) */
+	/* Peers whose X-Forwarded-For names the client (for the rate limit,
+	 * the connections per address and the audit's actor); NULL or empty:
+	 * none. Read-only while the server runs; the caller frees it after
+	 * server_free. */
+	const struct proxies *trusted;
 	/* Live viewers (0 = default for each): */
 	long max_viewers;     /* open /live websockets at most (default: what
 	                       * the descriptor limit allows) */

@@ -71,6 +71,25 @@ static int refuse(struct wsproto_upgrade *up, int status, const char *why)
 	return -EINVAL;
 }
 
+/* Append one X-Forwarded-For value to up->forwarded (several headers read
+ * as one list). */
+static void forwarded(struct wsproto_upgrade *up, const char *v, size_t n)
+{
+	size_t have = strlen(up->forwarded), comma = have ? 1 : 0;
+
+	if (up->forwarded_bad)
+		return;
+	if (have + comma + n > WSPROTO_FORWARDED_MAX) {
+		up->forwarded[0] = '\0';
+		up->forwarded_bad = 1;
+		return;
+	}
+	if (comma)
+		up->forwarded[have++] = ',';
+	memcpy(up->forwarded + have, v, n);
+	up->forwarded[have + n] = '\0';
+}
+
 int wsproto_upgrade(const char *req, size_t len, size_t max, const char *path, const char *protocol,
                     struct wsproto_upgrade *up)
 {
@@ -129,6 +148,8 @@ int wsproto_upgrade(const char *req, size_t len, size_t max, const char *path, c
 			version = ve - v == 2 && !memcmp(v, "13", 2);
 		} else if (IS("Sec-WebSocket-Protocol")) {
 			proto |= list_has(v, (size_t)(ve - v), protocol);
+		} else if (IS("X-Forwarded-For")) {
+			forwarded(up, v, (size_t)(ve - v));
 		}
 #undef IS
 	}

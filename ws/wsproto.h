@@ -8,7 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WSPROTO_CONTROL_MAX 125 /* a control frame's payload at most */
+#define WSPROTO_CONTROL_MAX 125    /* a control frame's payload at most */
+#define WSPROTO_FORWARDED_MAX 1024 /* X-Forwarded-For kept at most */
 
 /* ---- the upgrade ---- */
 
@@ -17,6 +18,10 @@ struct wsproto_upgrade {
 	int status;      /* on -EINVAL: 400, 426 or 431 */
 	const char *why; /* on -EINVAL: what is wrong, static text */
 	char accept[32]; /* on success: the Sec-WebSocket-Accept value */
+	/* On success: the X-Forwarded-For values joined by commas, "" when
+	 * there is none or when they do not fit (then forwarded_bad is 1). */
+	char forwarded[WSPROTO_FORWARDED_MAX + 1];
+	int forwarded_bad;
 };
 
 /* Read an upgrade request to a websocket at path with the subprotocol
