@@ -447,13 +447,13 @@ START_TEST(subscriptions_per_connection)
 	/* Eight so far: the ninth is refused, the connection stays. */
 	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"),
 	                 0);
-	m = itest_ws_wait_for(fd, "too_many_subscriptions", 3000);
+	m = itest_ws_wait_for(fd, "too_many_subscriptions", 10000);
 	ck_assert_msg(m != NULL, "no error for the ninth subscription");
 	free(m);
 	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"unsubscribe\",\"channel\":\"day\"}"), 0);
 	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"),
 	                 0);
-	m = itest_ws_wait_for(fd, "\"channel\":\"campaign:food\"", 3000);
+	m = itest_ws_wait_for(fd, "\"channel\":\"campaign:food\"", 10000);
 	ck_assert_msg(m != NULL, "a freed slot was not usable");
 	free(m);
 	close(fd);
