@@ -3,7 +3,7 @@
 
 Usage:
     tests/tools/stripe_standin.py --port 0 [--latency-ms N] [--secret-key KEY]
-                                  [--fail-first N]
+                                  [--fail-first N] [--fail-rate P] [--seed N]
 
 Listens on 127.0.0.1 only. Prints exactly one line "PORT <n>" on stdout once it
 listens, then serves until SIGTERM/SIGINT (exit status 0). HTTP/1.1 keep-alive,
@@ -46,9 +46,13 @@ can be in flight); the charge is created at the end of that delay.
 --fail-first N answers HTTP 500 api_error to the first N new charge
 attempts (confirmations, or creations with confirm=true, that are neither
 replays nor waiting on one); like Stripe, the 500 is stored for its key.
+--fail-rate P answers the same HTTP 500 to each later new charge attempt with
+probability P (0 to 1), drawn from a generator seeded with --seed N (default
+0), so a crash-loop test gets transient failures all along, not only first.
 
 Control endpoints (no auth, no latency, not counted in "requests"):
     GET  /_stats            {"requests","captures","refunds","replays","intents",
+                             "injected" (500s of --fail-first and --fail-rate),
                              "by_key": {key: {"requests","charged"[, "refunded"]}},
                              "by_donation": {metadata donation_id:
                                  {"intents","confirms","charges"}}}
@@ -64,6 +68,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import sys
 import time
@@ -136,6 +141,8 @@ class Stripe:
         self.secret = "Bearer " + args.secret_key
         self.latency = args.latency_ms / 1000.0
         self.fail_first = args.fail_first
+        self.fail_rate = args.fail_rate
+        self.rng = random.Random(args.seed)
         self.routes = {
             ("POST", "/v1/payment_intents"): self.api,
             ("POST", "/v1/refunds"): self.api,
@@ -155,6 +162,7 @@ class Stripe:
         self.captures = 0
         self.refunds = 0
         self.replays = 0
+        self.injected = 0
         self.fail_left = fail_first
         self.keys = {}      # idempotency key -> KeyState
         self.intents = {}   # pi id -> {"obj", "pm", "refunded", "donation"}
@@ -196,7 +204,7 @@ class Stripe:
     def stats(self, req):
         out = {"requests": self.requests, "captures": self.captures,
                "refunds": self.refunds, "replays": self.replays,
-               "intents": len(self.intents)}
+               "intents": len(self.intents), "injected": self.injected}
         if "summary=1" not in req.query.split("&"):
             by_key = {}
             for k, st in self.keys.items():
@@ -303,6 +311,10 @@ class Stripe:
         d["confirms"] += 1
         if self.fail_left > 0:
             self.fail_left -= 1
+            self.injected += 1
+            return ERR_TRANSIENT, True
+        if self.fail_rate > 0 and self.rng.random() < self.fail_rate:
+            self.injected += 1
             return ERR_TRANSIENT, True
         if pm in ("tok_chargeDeclined", "tok_chargeDeclinedProcessingError"):
             # As Stripe: a failed payment detaches the payment method and
@@ -409,7 +421,11 @@ def main():
     ap.add_argument("--latency-ms", type=int, default=0)
     ap.add_argument("--secret-key", default="sk_test_tally")
     ap.add_argument("--fail-first", type=int, default=0)
+    ap.add_argument("--fail-rate", type=float, default=0.0)
+    ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
+    if not 0.0 <= args.fail_rate <= 1.0:
+        ap.error("--fail-rate must be between 0 and 1")
     try:
         asyncio.run(serve(Stripe(args), args.port))
     except BrokenPipeError:
