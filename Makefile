@@ -8,6 +8,8 @@
 #   make format-check  fail when a tracked .c/.h differs from .clang-format
 #   make bench      benchmarks (prints tables; not part of make check)
 #   make fuzz       libFuzzer on the donation validator (FUZZ_SECONDS=60)
+#   make torture    crash loop: SIGKILL under load, then the invariants
+#                   (ROUNDS=50, SEED=N to replay a run)
 #   make install PREFIX=/usr/local DESTDIR=
 
 VERSION    := 0.1.0
@@ -68,7 +70,8 @@ TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c 
 	     tests/test_pacer.c tests/test_privacy.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
-.PHONY: all run check check-deps test deps install uninstall clean format format-check bench fuzz
+.PHONY: all run check check-deps test deps install uninstall clean format format-check bench fuzz \
+	torture
 
 all: tally
 
@@ -170,6 +173,18 @@ fuzz:
 	@mkdir -p build/fuzz/corpus
 	cp -n tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
 	build/fuzz/fuzz_donation -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus
+
+# Crash loop (tests/torture/crashloop.py): ROUNDS rounds of mixed load,
+# each ended by SIGKILL at a random moment, then a restart and the
+# invariants (nothing acknowledged lost or doubled, nothing charged twice,
+# totals equal to the database, no job lost). Prints its seed; SEED=N
+# replays the same plan.
+ROUNDS ?= 50
+SEED   ?=
+torture:
+	@scripts/deps --check
+	@$(MAKE) --no-print-directory $(BUILD)/tally
+	tests/torture/crashloop.py --tally $(BUILD)/tally --rounds $(ROUNDS) $(if $(SEED),--seed $(SEED))
 
 install: tally
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(DATADIR)/assets $(DESTDIR)$(MANDIR)/man1
