@@ -159,8 +159,10 @@ class Tally:
         raise Abort(f"tally did not listen within {START_DEADLINE:.0f} s (see {self.log})")
 
     def kill(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL (unless it is dead already) and reap it."""
+        if self.proc:
+            if self.proc.poll() is None:
+                self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
         self.port = 0
 
@@ -332,7 +334,9 @@ def gift_worker(led, tally, seed, rnd, tid, stop):
     rng = random.Random(f"{seed}-{rnd}-{tid}")
     client = Client(lambda: tally.port)
     n = 0
-    while not stop.is_set():
+    # A little think time between requests: enough gifts in flight at
+    # the kill, not a flood that makes every round's checks slow.
+    while not stop.wait(rng.uniform(0.0, 0.003)):
         with led.lock:
             old = led.acked[rng.randrange(len(led.acked))] if led.acked and \
                 rng.random() < 0.08 else None
@@ -799,18 +803,23 @@ def main():
                                 f"{JOIN_DEADLINE:.0f} s")
             if after_s is not None:
                 time.sleep(after_s)
-                tally.kill()
+            tally.kill()  # (reaps the one killed above)
+            s0 = time.monotonic()
             tally.start()
+            start_s = time.monotonic() - s0
             retried = resolve(led, tally, seed, rnd)
             s0 = time.monotonic()
             stuck = settle(tally)
             settle_s = time.monotonic() - s0
+            check_s = 0.0
             v = list(led.violations)
             led.violations.clear()
             if stuck:
                 v.append(("jobs", stuck))
             else:
-                v += checker.run(led)
+                c0 = time.monotonic()
+            v += checker.run(led)
+            check_s = time.monotonic() - c0
             d = {k: led.counts.get(k, 0) - before.get(k, 0) for k in led.counts}
             kill = f"kill at {load_s:.2f} s" if after_s is None else \
                 f"kill {after_s:.2f} s after {load_s:.2f} s of load"
@@ -822,7 +831,8 @@ def main():
                   f"{d.get('replays', 0)} replays, {d.get('refunds asked', 0)} refunds, "
                   f"{d.get('staff pause', 0) + d.get('staff resume', 0)} pause/resume "
                   f"(gift answers {answers}); "
-                  f"settled in {settle_s:.2f} s; round {time.monotonic() - r0:.2f} s; "
+                  f"restart {start_s:.2f} s, settle {settle_s:.2f} s, checks {check_s:.2f} s, "
+                  f"round {time.monotonic() - r0:.2f} s; "
                   f"{'ok' if not v else 'FAILED'}", flush=True)
             if v:
                 report(rnd, v)
@@ -847,7 +857,6 @@ def main():
         for t in tools:
             t.stop()
     st = getattr(locals().get("checker"), "stats", {})
-    dur = time.monotonic() - t_start
     with led.lock:
         states = {}
         for g in led.gifts.values():
@@ -855,17 +864,15 @@ def main():
     print(f"torture: {len(led.gifts)} gifts sent ({states}), "
           f"{sum(1 for s in led.refunds.values() if s == 'acked')} refunds, "
           f"{st.get('captures', 0)} captures and {st.get('injected', 0)} injected 500s "
-          f"at the stand-in, {tally.runs if tally else 0} starts of tally; "
-          f"duration {dur:.1f} s", flush=True)
+          f"at the stand-in, {tally.runs if tally else 0} starts of tally", flush=True)
+    if failed_round is None and not args.keep:
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"torture: duration {time.monotonic() - t_start:.1f} s; seed {seed}"
+          + ("" if failed_round is None and not args.keep else f"; folder kept: {tmp}"))
     if failed_round is None:
         print(f"torture: {ok_rounds} passed, 0 failed")
-        if not args.keep:
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            print(f"torture: folder kept: {tmp}")
         return 0
-    print(f"torture: {ok_rounds} passed, 1 failed (round {failed_round}); seed {seed}; "
-          f"folder kept: {tmp}")
+    print(f"torture: {ok_rounds} passed, 1 failed (round {failed_round})")
     return 1
 
 
