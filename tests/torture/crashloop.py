@@ -351,13 +351,35 @@ def gift_worker(led, tally, seed, rnd, tid, stop):
         body = json.dumps({"amount_cents": amount, "currency": "USD",
                            "donor": {"name": "Donor %d" % rng.randrange(1000),
                                      "email": rng.choice(EMAILS)},
-                           "message": "round %d" % rnd, "payment_token": token}).encode()
+                           "message": "round %s" % rnd, "payment_token": token}).encode()
         g = Gift(f"s{seed}-r{rnd}-t{tid}-{n}", slug, body, amount, token, rnd)
         with led.lock:
             led.gifts[g.key] = g
         led.count("gifts sent")
         send_gift(led, client, g)
     client.close()
+
+
+def load(led, tally, seed, rnd, seconds, kill):
+    """Clients and staff for `seconds`; then SIGKILL tally if `kill` (the
+    clients are stopped just after, so requests are in flight)."""
+    stop = threading.Event()
+    threads = [threading.Thread(target=gift_worker, args=(led, tally, seed, rnd, t, stop),
+                                daemon=True) for t in range(GIFT_THREADS)]
+    threads.append(threading.Thread(target=staff_worker, args=(led, tally, seed, rnd, stop),
+                                    daemon=True))
+    for t in threads:
+        t.start()
+    time.sleep(seconds)
+    if kill:
+        tally.proc.send_signal(signal.SIGKILL)
+    stop.set()
+    deadline = time.monotonic() + JOIN_DEADLINE
+    for t in threads:
+        t.join(max(0.0, deadline - time.monotonic()))
+        if t.is_alive():
+            raise Abort(f"round {rnd}: a client thread did not stop within "
+                        f"{JOIN_DEADLINE:.0f} s")
 
 
 def staff_action(led, client, rng, slug=None, action=None):
@@ -516,22 +538,18 @@ class Checker:
             ic = [r[0] for r in db.execute("PRAGMA integrity_check")]
             if ic != ["ok"]:
                 v.append(("integrity", "; ".join(ic[:5])))
-            camps = {r[0]: r[1:] for r in db.execute(
-                "SELECT id, slug, status, raised_cents, pending_cents, donor_count,"
-                " donation_count FROM campaigns")}
+            camps = {r[0]: r[1:] for r in db.execute("SELECT id, slug FROM campaigns")}
             rows = db.execute("SELECT id, idem_key, campaign_id, amount_cents, status,"
                               " payment_token FROM donations").fetchall()
             sent = {r[0] for r in db.execute("SELECT id FROM donations"
                                              " WHERE receipt_sent_at IS NOT NULL")}
-            donors = dict(db.execute("SELECT campaign_id, count(*) FROM donors"
-                                     " GROUP BY campaign_id").fetchall())
+            self.check_totals(led, db, v, live)
             jobs = db.execute("SELECT id, queue, kind, donation_id, state, attempts,"
                               " coalesce(last_error, '') FROM jobs").fetchall()
         finally:
             db.close()
         self.check_gifts(led, rows, camps, v)
         self.check_charges(rows, v)
-        self.check_totals(led, rows, camps, donors, v, live)
         self.check_jobs(led, rows, sent, jobs, v, full_events)
         return v
 
@@ -599,18 +617,20 @@ class Checker:
                                  "are refunded"))
         self.stats = st
 
-    def check_totals(self, led, rows, camps, donors, v, live):
-        want = {cid: [0, 0, 0] for cid in camps}  # raised, count, pending
-        for _, _, cid, amount, status, _ in rows:
-            if status == "succeeded":
-                want[cid][0] += amount
-                want[cid][1] += 1
-            elif status == "pending":
-                want[cid][2] += amount
+    def check_totals(self, led, db, v, live):
+        """Memory and the campaigns rows against the gifts' sums."""
+        camps = db.execute("SELECT id, slug, status, raised_cents, pending_cents, donor_count,"
+                           " donation_count FROM campaigns").fetchall()
+        sums = {r[0]: r[1:] for r in db.execute(
+            "SELECT campaign_id, sum(iif(status = 'succeeded', amount_cents, 0)),"
+            " sum(status = 'succeeded'), sum(iif(status = 'pending', amount_cents, 0))"
+            " FROM donations GROUP BY campaign_id")}
+        donors = dict(db.execute("SELECT campaign_id, count(*) FROM donors"
+                                 " GROUP BY campaign_id").fetchall())
         client = Client(lambda: self.tally.port)
         try:
-            for cid, (slug, status, raised, pending, ndonors, count) in camps.items():
-                w = want[cid]
+            for cid, slug, status, raised, pending, ndonors, count in camps:
+                w = sums.get(cid, (0, 0, 0))
                 exp = {"total_cents": w[0], "donation_count": w[1], "pending_cents": w[2],
                        "donor_count": donors.get(cid, 0)}
                 got = {"total_cents": raised, "donation_count": count,
@@ -638,6 +658,16 @@ class Checker:
                 led.status[slug] = {status}
         finally:
             client.close()
+
+    def totals(self, led):
+        """The totals alone (a check while tally runs, before the kill)."""
+        v = []
+        db = sqlite3.connect(f"file:{self.tally.db}?mode=ro", uri=True, timeout=10)
+        try:
+            self.check_totals(led, db, v, True)
+        finally:
+            db.close()
+        return v
 
     def check_jobs(self, led, rows, sent, jobs, v, full_events):
         status = {r[0]: r[4] for r in rows}
@@ -721,9 +751,18 @@ class Checker:
 
 # ---------------------------------------------------------------- the run
 
-def report(rnd, v):
+def report(rnd, v, per=10):
+    """Each broken invariant with its first `per` cases and a count."""
+    by = {}
     for inv, detail in v:
-        print(f"VIOLATION round {rnd} [{inv}]: {detail}", flush=True)
+        by.setdefault(inv, []).append(detail)
+    for inv, details in by.items():
+        for d in details[:per]:
+            print(f"VIOLATION round {rnd} [{inv}]: {d}", flush=True)
+        if len(details) > per:
+            print(f"VIOLATION round {rnd} [{inv}]: ... {len(details) - per} more", flush=True)
+    print(f"round {rnd}: broken invariants: " +
+          ", ".join(f"{inv} ({len(d)})" for inv, d in by.items()), flush=True)
 
 
 def main():
@@ -783,24 +822,17 @@ def main():
             n_acked = len(led.acked)
             load_s = rng.uniform(0.2, 2.0)
             after_s = rng.uniform(0.0, 0.3) if rng.random() < 0.25 else None
-            stop = threading.Event()
-            threads = [threading.Thread(target=gift_worker,
-                                        args=(led, tally, seed, rnd, t, stop), daemon=True)
-                       for t in range(GIFT_THREADS)]
-            threads.append(threading.Thread(target=staff_worker,
-                                            args=(led, tally, seed, rnd, stop), daemon=True))
-            for t in threads:
-                t.start()
-            time.sleep(load_s)
-            if after_s is None:
-                tally.proc.send_signal(signal.SIGKILL)
-            stop.set()
-            deadline = time.monotonic() + JOIN_DEADLINE
-            for t in threads:
-                t.join(max(0.0, deadline - time.monotonic()))
-                if t.is_alive():
-                    raise Abort(f"round {rnd}: a client thread did not stop within "
-                                f"{JOIN_DEADLINE:.0f} s")
+            # Warm-up: load, settle, and memory against the database
+            # while tally still runs (the restart rebuilds memory from
+            # the database, so this is where a wrong mirror shows).
+            load(led, tally, seed, f"{rnd}w", rng.uniform(0.1, 0.4), False)
+            stuck = settle(tally)
+            v = [("jobs", stuck)] if stuck else checker.totals(led)
+            if v:
+                report(f"{rnd} (warm-up, before the kill)", v)
+                failed_round = rnd
+                break
+            load(led, tally, seed, rnd, load_s, after_s is None)
             if after_s is not None:
                 time.sleep(after_s)
             tally.kill()  # (reaps the one killed above)
@@ -818,8 +850,8 @@ def main():
                 v.append(("jobs", stuck))
             else:
                 c0 = time.monotonic()
-            v += checker.run(led)
-            check_s = time.monotonic() - c0
+                v += checker.run(led)
+                check_s = time.monotonic() - c0
             d = {k: led.counts.get(k, 0) - before.get(k, 0) for k in led.counts}
             kill = f"kill at {load_s:.2f} s" if after_s is None else \
                 f"kill {after_s:.2f} s after {load_s:.2f} s of load"
