@@ -443,9 +443,13 @@ def staff_worker(led, tally, seed, rnd, stop):
             staff_action(led, client, rng)
         else:
             with led.lock:
-                cands = [g for g in led.acked if g.token == "tok_visa"
-                         and g.id not in led.refunds]
-                dn = rng.choice(cands).id if cands else None
+                if led.refunds and rng.random() < 0.1:
+                    # Asked again (a double click): a success, one refund.
+                    dn = rng.choice(sorted(led.refunds))
+                else:
+                    cands = [g for g in led.acked if g.token == "tok_visa"
+                             and g.id not in led.refunds]
+                    dn = rng.choice(cands).id if cands else None
             if dn:
                 led.count("refunds asked")
                 send_refund(led, client, dn)
