@@ -297,7 +297,11 @@ def gift_answer(led, g, status, resp, doc, replay_expected=False):
             else:
                 g.state = "refused"
             return True
-        if status == 503 or status is None:
+        # No final answer: tally is down or busy, or the same key is in
+        # flight on another connection (two retries at once; after a
+        # restart the key is looked up in SQLite, and meanwhile 409
+        # idempotency_key_in_use says "retry shortly").
+        if status == 503 or status is None or code == "idempotency_key_in_use":
             if g.state != "acked":
                 g.state = "unknown"
             return False
