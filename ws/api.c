@@ -313,16 +313,9 @@ static int h_metrics(struct server *s, struct http_pss *p)
 static int query_limit(struct http_pss *p, int max, int *limit)
 {
 	char v[32], msg[40];
-	char *end;
-	long n;
 
-	if (http_query(p, "limit", v, sizeof(v)) < 0)
+	if (http_query(p, "limit", v, sizeof(v)) < 0 || !uri_limit(v, max, limit))
 		return 0;
-	n = strtol(v, &end, 10);
-	if (!*end && v[0] && n >= 1 && n <= max) {
-		*limit = (int)n;
-		return 0;
-	}
 	snprintf(msg, sizeof(msg), "must be 1 to %d", max);
 	return http_error(p, 400, "invalid_query", "limit is out of range",
 	                  json_pack("{s:s}", "limit", msg), 0)
@@ -340,14 +333,9 @@ static int h_campaign_list(struct server *s, struct http_pss *p)
 
 	if ((rc = query_limit(p, 500, &limit)))
 		return rc < 0 ? -1 : 0;
-	if (http_query(p, "cursor", v, sizeof(v)) >= 0) {
-		char *end;
-
-		after = strtoll(v, &end, 10);
-		if (*end || !v[0] || after < 0)
-			return http_error(p, 400, "invalid_query", "cursor is not one we gave out",
-			                  json_pack("{s:s}", "cursor", "must be a next value"), 0);
-	}
+	if (http_query(p, "cursor", v, sizeof(v)) >= 0 && uri_cursor(v, &after))
+		return http_error(p, 400, "invalid_query", "cursor is not one we gave out",
+		                  json_pack("{s:s}", "cursor", "must be a next value"), 0);
 	b = http_body(p);
 	if (engine_campaign_list_json(s->engine, after, limit, b, &version))
 		return -1;
@@ -621,28 +609,13 @@ static int h_jobs(struct server *s, struct http_pss *p)
 	return send_json(p, 200, NULL);
 }
 
-static int job_id(const char *s, int64_t *out)
-{
-	char *end;
-	long long n;
-
-	if (*s < '1' || *s > '9')
-		return -1;
-	errno = 0;
-	n = strtoll(s, &end, 10);
-	if (*end || errno)
-		return -1;
-	*out = n;
-	return 0;
-}
-
 static int h_job_action(struct server *s, struct http_pss *p, const char *action)
 {
 	char actor[64];
 	int64_t id;
 	int rc;
 
-	if (job_id(p->param[0], &id))
+	if (uri_id(p->param[0], &id))
 		return http_engine_error(p, TALLY_ENOJOB);
 	actor_of(p, actor, sizeof(actor));
 	rc = engine_job_action(s->engine, id, action, actor, engine_done, ref_ud(p));

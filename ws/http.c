@@ -244,24 +244,7 @@ int http_engine_error(struct http_pss *p, int rc)
 
 int http_query(const struct http_pss *p, const char *name, char *dst, size_t cap)
 {
-	size_t nlen = strlen(name);
-	const char *q = p->query;
-
-	while (*q) {
-		const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q);
-
-		if ((size_t)(end - q) > nlen && !strncmp(q, name, nlen) && q[nlen] == '=') {
-			size_t vlen = (size_t)(end - q) - nlen - 1;
-
-			if (vlen >= cap)
-				vlen = cap - 1;
-			memcpy(dst, q + nlen + 1, vlen);
-			dst[vlen] = '\0';
-			return (int)vlen;
-		}
-		q = amp ? amp + 1 : end;
-	}
-	return -1;
+	return uri_query_get(p->query, name, dst, cap);
 }
 
 int http_flush(struct http_pss *p)
@@ -329,29 +312,6 @@ static void flush_on_close(struct http_pss *p)
 		        n < 0 ? strerror(errno) : "short write");
 }
 
-/* Match path against pattern; '*' matches one non-empty segment. */
-static int match(const char *pattern, const char *path, char param[2][HTTP_PATH_MAX + 1])
-{
-	int n = 0;
-
-	while (*pattern && *path) {
-		if (*pattern == '*') {
-			size_t len = strcspn(path, "/");
-
-			if (!len || n == 2)
-				return 0;
-			memcpy(param[n], path, len);
-			param[n++][len] = '\0';
-			path += len;
-			pattern++;
-			continue;
-		}
-		if (*pattern++ != *path++)
-			return 0;
-	}
-	return !*pattern && !*path;
-}
-
 /* 1 when any origin may read the answers to method on path: a route of
  * the table marked cors (HEAD as GET; OPTIONS, the preflight, for any
  * method of it). Admin routes never are. */
@@ -363,7 +323,7 @@ static int cors_allowed(struct http_pss *p)
 		const struct route *r = &api_routes[i];
 
 		if (r->cors && (r->method == m || m == M_OPTIONS) &&
-		    match(r->pattern, p->path, p->param))
+		    uri_match(r->pattern, p->path, p->param))
 			return 1;
 	}
 	return 0;
@@ -393,7 +353,7 @@ static int dispatch(struct server *s, struct http_pss *p)
 		const struct route *r = &api_routes[i];
 		enum http_method m = p->method == M_HEAD ? M_GET : p->method;
 
-		if (!match(r->pattern, p->path, p->param))
+		if (!uri_match(r->pattern, p->path, p->param))
 			continue;
 		path_matched = 1;
 		if (r->method != m)
@@ -527,6 +487,12 @@ static int check_headers(struct server *s, struct lws *wsi, struct http_pss *p)
 	return 0;
 }
 
+/* uri_frag_fn over lws's decoded URL arguments. */
+static int url_arg(void *ud, int i, char *dst, size_t cap)
+{
+	return lws_hdr_copy_fragment(ud, dst, (int)cap, WSI_TOKEN_HTTP_URI_ARGS, i);
+}
+
 /* Start a request: returns 0 to go on, or the result of an early answer. */
 static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const char *uri)
 {
@@ -572,35 +538,11 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 	}
 	snprintf(p->path, sizeof(p->path), "%s", uri);
 	p->cors = cors_allowed(p);
-	p->query[0] = '\0';
-	{
-		/* Rebuild the query string from lws's url-arg fragments. */
-		size_t used = 0;
-
-		if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > HTTP_QUERY_MAX) {
-			p->close_after = 1;
-			return http_error(p, 414, "uri_too_long", "the query string is too long",
-			                  NULL, 0);
-		}
-
-		for (int i = 0; i < 32; i++) {
-			char frag[HTTP_QUERY_MAX + 1];
-			int len = lws_hdr_copy_fragment(wsi, frag, sizeof(frag),
-			                                WSI_TOKEN_HTTP_URI_ARGS, i);
-
-			if (len <= 0)
-				break;
-			if (used + (size_t)len + 2 > sizeof(p->query)) {
-				p->close_after = 1;
-				return http_error(p, 414, "uri_too_long",
-				                  "the query string is too long", NULL, 0);
-			}
-			if (used)
-				p->query[used++] = '&';
-			memcpy(p->query + used, frag, (size_t)len);
-			used += (size_t)len;
-			p->query[used] = '\0';
-		}
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_URI_ARGS) > HTTP_QUERY_MAX ||
+	    uri_query_build(p->query, sizeof(p->query), url_arg, wsi)) {
+		p->query[0] = '\0';
+		p->close_after = 1;
+		return http_error(p, 414, "uri_too_long", "the query string is too long", NULL, 0);
 	}
 	if (copy_header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, p->if_none_match,
 	                sizeof(p->if_none_match)) < 0)

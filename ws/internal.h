@@ -7,6 +7,7 @@
 #include "core/engine.h"
 #include "core/validate.h"
 #include "ws/server.h"
+#include "ws/uri.h"
 
 #include <libwebsockets.h>
 #include <pthread.h>
@@ -14,8 +15,6 @@
 #include <stdatomic.h>
 
 #define HTTP_HDR_ROOM 1024 /* bytes reserved before a body for headers */
-#define HTTP_PATH_MAX 512
-#define HTTP_QUERY_MAX 512
 #define HTTP_IDEM_MAX 255
 #define HTTP_HEADERS_MAX                                                                           \
 	4096                /* lws's header space per request (names lws knows                     \
