@@ -35,6 +35,7 @@
  */
 #include "ws/internal.h"
 #include "ws/addrcount.h"
+#include "ws/live_msg.h"
 #include "ws/pacer.h"
 #include "ws/proxy.h"
 #include "ws/uvloop.h"
@@ -560,7 +561,8 @@ static int fetch_state(struct live *l, struct channel *ch)
 	return rc;
 }
 
-static void subscribe(struct live *l, struct live_pss *p, struct channel *ch, json_t *since)
+static void subscribe(struct live *l, struct live_pss *p, struct channel *ch,
+                      const struct live_msg *m)
 {
 	struct live_sub *sub;
 	int idx = find_sub(p, ch);
@@ -602,42 +604,29 @@ static void subscribe(struct live *l, struct live_pss *p, struct channel *ch, js
 		p->in_callback = 0;
 	}
 	sub->tail = ch->ring_head;
-	/* A since that names the state the channel is at skips the
-	 * snapshot; any other (older, newer, negative, not an integer)
-	 * cannot be trusted to show what the viewer has: it gets one. */
-	sub->need_snapshot =
-	    !(ch->pub_seq && json_is_integer(since) && json_integer_value(since) >= 0 &&
-	      (uint64_t)json_integer_value(since) == ch->pub_seq);
+	sub->need_snapshot = live_msg_needs_snapshot(m, ch->pub_seq);
 	sub->sent_seq = sub->need_snapshot ? 0 : ch->pub_seq;
 	want_write(p);
 }
 
-/* The channel a client names, made on first use; NULL with an error set
- * when there is none. */
-static struct channel *lookup_channel(struct live *l, struct live_pss *p, const char *name,
+/* The channel m names, made on first use; NULL with an error set when
+ * there is none. */
+static struct channel *lookup_channel(struct live *l, struct live_pss *p, const struct live_msg *m,
                                       int create)
 {
-	const char *slug = name + 9;
 	struct channel *ch;
 	int64_t id;
 
-	if (!strcmp(name, "leaderboard"))
+	if (m->channel == LIVE_MSG_BOARD)
 		return l->board;
-	if (!strcmp(name, "day"))
+	if (m->channel == LIVE_MSG_DAY)
 		return l->day;
-	if (strncmp(name, "campaign:", 9)) {
-		set_error(p, "channel_not_found",
-		          "channels are campaign:SLUG, leaderboard and day");
-		return NULL;
-	}
-	id = validate_slug(slug, strlen(slug))
-	         ? engine_campaign_id(l->s->engine, slug, strlen(slug))
-	         : TALLY_ENOCAMPAIGN;
+	id = engine_campaign_id(l->s->engine, m->slug, strlen(m->slug));
 	if (id < 0) {
 		set_error(p, "campaign_not_found", "no campaign has this slug");
 		return NULL;
 	}
-	ch = create ? channel_make(l, id, slug) : channel_get(l, id);
+	ch = create ? channel_make(l, id, m->slug) : channel_get(l, id);
 	if (!ch && create)
 		set_error(p, "internal", "out of memory");
 	return ch;
@@ -645,38 +634,23 @@ static struct channel *lookup_channel(struct live *l, struct live_pss *p, const 
 
 static void receive(struct live *l, struct live_pss *p, const char *in, size_t len)
 {
-	json_error_t jerr;
-	json_t *msg = NULL, *since = NULL;
-	const char *op = NULL, *channel = NULL;
+	struct live_msg m;
+	struct channel *ch;
 
-	msg = json_loadb(in, len, JSON_REJECT_DUPLICATES, &jerr);
-	/* A number past 64 bits (a since nobody was ever sent) is read as
-	 * a real: the message stands, and the since is no seq. */
-	if (!msg && json_error_code(&jerr) == json_error_numeric_overflow)
-		msg = json_loadb(in, len, JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, &jerr);
-	if (!msg ||
-	    json_unpack(msg, "{s:s, s:s, s?o}", "op", &op, "channel", &channel, "since", &since)) {
-		set_error(
-		    p, "bad_request",
-		    "send {\\\"op\\\":\\\"subscribe\\\",\\\"channel\\\":\\\"campaign:SLUG\\\"}");
-		json_decref(msg);
+	if (live_msg_parse(in, len, &m)) {
+		set_error(p, m.err_code, m.err_message);
 		return;
 	}
-	if (!strcmp(op, "subscribe")) {
-		struct channel *ch = lookup_channel(l, p, channel, 1);
-
+	ch = lookup_channel(l, p, &m, m.op == LIVE_MSG_SUBSCRIBE);
+	if (m.op == LIVE_MSG_SUBSCRIBE) {
 		if (ch)
-			subscribe(l, p, ch, since);
-	} else if (!strcmp(op, "unsubscribe")) {
-		struct channel *ch = lookup_channel(l, p, channel, 0);
+			subscribe(l, p, ch, &m);
+	} else {
 		int idx = ch ? find_sub(p, ch) : -1;
 
 		if (idx >= 0)
 			unsubscribe(l, p, idx);
-	} else {
-		set_error(p, "bad_request", "op must be subscribe or unsubscribe");
 	}
-	json_decref(msg);
 }
 
 /* ---- writing (loop thread) ---- */
