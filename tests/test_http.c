@@ -414,6 +414,63 @@ START_TEST(oversized_and_unknown)
 }
 END_TEST
 
+/* Every argument of a query is read whole and on its own: an empty one
+ * ("?&", "&&") hides nothing after it, an encoded '&' stays inside its
+ * value, a number too long for its buffer is refused rather than cut,
+ * one that overflows is refused, and a query of exactly 512 bytes is
+ * served (513 is too long). */
+START_TEST(query_arguments_are_read_whole)
+{
+	static const struct {
+		const char *path;
+		int status;
+	} cases[] = {
+	    {"/api/v1/leaderboard?&limit=abc", 400},
+	    {"/api/v1/leaderboard?by=donors&&limit=abc", 400},
+	    {"/api/v1/leaderboard?;limit=0", 400},
+	    {"/api/v1/leaderboard?limit=5%26by=donors", 400},
+	    {"/api/v1/leaderboard?by=donors%26limit=5", 400},
+	    {"/api/v1/campaigns?limit=0000000000000000000000000000005x", 400},
+	    {"/api/v1/campaigns?limit=00000000000000000000000000000050", 400},
+	    {"/api/v1/campaigns?cursor=99999999999999999999", 400},
+	    {"/api/v1/campaigns?cursor=0000000000000000000000000000001x", 400},
+	    {"/api/v1/leaderboard?by=donors&limit=5&", 200},
+	};
+	struct itest_resp r;
+	char path[700];
+	json_t *j;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		ck_assert_int_eq(itest_http(srv.port, "GET", cases[i].path, NULL, NULL, 0, &r), 0);
+		ck_assert_msg(r.status == cases[i].status, "%s: %d, want %d: %s", cases[i].path,
+		              r.status, cases[i].status, r.body);
+		if (r.status == 400)
+			json_decref(expect_error(&r, 400, "invalid_query"));
+		itest_resp_fini(&r);
+	}
+	ck_assert_int_eq(itest_create_campaign(srv.port, "b-camp", "USD", 0), 201);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/campaigns?&&limit=1", NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	j = parse(&r);
+	ck_assert_int_eq(json_array_size(json_object_get(j, "campaigns")), 1);
+	json_decref(j);
+	itest_resp_fini(&r);
+	/* "?a=" and 510 bytes: 512 in all. */
+	snprintf(path, sizeof(path), "/api/v1/leaderboard?a=");
+	memset(path + strlen(path), 'x', 510);
+	path[22 + 510] = '\0';
+	ck_assert_int_eq(itest_http(srv.port, "GET", path, NULL, NULL, 0, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	path[22 + 510] = 'x';
+	path[22 + 511] = '\0';
+	ck_assert_int_eq(itest_http(srv.port, "GET", path, NULL, NULL, 0, &r), 0);
+	json_decref(expect_error(&r, 414, "uri_too_long"));
+	itest_resp_fini(&r);
+}
+END_TEST
+
 START_TEST(static_assets_and_probes)
 {
 	struct itest_resp r;
@@ -1712,6 +1769,7 @@ Suite *http_suite(void)
 	tcase_add_loop_test(tc, bad_input_is_refused, 0,
 	                    (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
 	tcase_add_test(tc, oversized_and_unknown);
+	tcase_add_test(tc, query_arguments_are_read_whole);
 	tcase_add_test(tc, static_assets_and_probes);
 	tcase_add_test(tc, idempotency_key_replays_and_refuses_reuse);
 	tcase_add_test(tc, double_click_records_one_gift);

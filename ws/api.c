@@ -312,9 +312,9 @@ static int h_metrics(struct server *s, struct http_pss *p)
  * answering 400 invalid_query; -1 when even that failed. */
 static int query_limit(struct http_pss *p, int max, int *limit)
 {
-	char v[32], msg[40];
+	char msg[40];
 
-	if (http_query(p, "limit", v, sizeof(v)) < 0 || !uri_limit(v, max, limit))
+	if (!uri_limit(p->query, max, limit))
 		return 0;
 	snprintf(msg, sizeof(msg), "must be 1 to %d", max);
 	return http_error(p, 400, "invalid_query", "limit is out of range",
@@ -325,7 +325,7 @@ static int query_limit(struct http_pss *p, int max, int *limit)
 
 static int h_campaign_list(struct server *s, struct http_pss *p)
 {
-	char v[32], etag[96];
+	char etag[96];
 	int limit = 100, rc;
 	long long after = 0;
 	uint64_t version;
@@ -333,7 +333,7 @@ static int h_campaign_list(struct server *s, struct http_pss *p)
 
 	if ((rc = query_limit(p, 500, &limit)))
 		return rc < 0 ? -1 : 0;
-	if (http_query(p, "cursor", v, sizeof(v)) >= 0 && uri_cursor(v, &after))
+	if (uri_cursor(p->query, &after))
 		return http_error(p, 400, "invalid_query", "cursor is not one we gave out",
 		                  json_pack("{s:s}", "cursor", "must be a next value"), 0);
 	b = http_body(p);

@@ -40,7 +40,7 @@ struct http_pss {
 	int rep_count;
 	uint64_t started_ns;
 	char path[HTTP_PATH_MAX + 1];
-	char query[HTTP_QUERY_MAX + 1];
+	char query[URI_QUERY_SIZE]; /* the arguments (uri_query_build) */
 	char idem_key[HTTP_IDEM_MAX + 1];
 	char if_none_match[512];
 	char peer[48];    /* the socket's peer address */
@@ -209,7 +209,8 @@ int http_flush(struct http_pss *p);
  * while the engine works: see http.c). Returns 0 or -1. */
 int http_resume_rx(struct http_pss *p);
 
-/* Value of query parameter name into dst; returns length or -1 if absent. */
+/* Value of query parameter name into dst (cut to fit); returns its whole
+ * length or -1 if absent (uri_query_get). */
 int http_query(const struct http_pss *p, const char *name, char *dst, size_t cap);
 
 /* ---- api.c ---- */

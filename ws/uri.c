@@ -32,18 +32,19 @@ int uri_query_build(char *query, size_t cap, uri_frag_fn frag, void *ud)
 	size_t used = 0;
 
 	query[0] = '\0';
-	for (int i = 0; i < 32; i++) {
+	/* 512 bytes hold at most 513 fragments. */
+	for (int i = 0; i <= HTTP_QUERY_MAX; i++) {
 		char f[HTTP_QUERY_MAX + 1];
 		int len = frag(ud, i, f, sizeof(f));
 
-		if (len <= 0)
+		if (len < 0)
 			break;
+		if (!len)
+			continue;
 		if (used + (size_t)len + 2 > cap)
 			return -1;
-		if (used)
-			query[used++] = '&';
-		memcpy(query + used, f, (size_t)len);
-		used += (size_t)len;
+		memcpy(query + used, f, (size_t)len + 1);
+		used += (size_t)len + 1;
 		query[used] = '\0';
 	}
 	return 0;
@@ -52,42 +53,58 @@ int uri_query_build(char *query, size_t cap, uri_frag_fn frag, void *ud)
 int uri_query_get(const char *query, const char *name, char *dst, size_t cap)
 {
 	size_t nlen = strlen(name);
-	const char *q = query;
 
-	while (*q) {
-		const char *amp = strchr(q, '&'), *end = amp ? amp : q + strlen(q);
+	for (const char *q = query; *q; q += strlen(q) + 1) {
+		size_t len = strlen(q), vlen, n;
 
-		if ((size_t)(end - q) > nlen && !strncmp(q, name, nlen) && q[nlen] == '=') {
-			size_t vlen = (size_t)(end - q) - nlen - 1;
-
-			if (vlen >= cap)
-				vlen = cap - 1;
-			memcpy(dst, q + nlen + 1, vlen);
-			dst[vlen] = '\0';
-			return (int)vlen;
-		}
-		q = amp ? amp + 1 : end;
+		if (len <= nlen || strncmp(q, name, nlen) || q[nlen] != '=')
+			continue;
+		vlen = len - nlen - 1;
+		n = vlen < cap ? vlen : cap - 1;
+		memcpy(dst, q + nlen + 1, n);
+		dst[n] = '\0';
+		return (int)vlen;
 	}
 	return -1;
 }
 
-int uri_limit(const char *v, int max, int *out)
+/* The whole value of ?name= read as a long long: 1 when absent, 0 with
+ * *out, -1 when it is not a number that fits. */
+static int query_number(const char *query, const char *name, long long *out)
 {
-	char *end;
-	long n = strtol(v, &end, 10);
+	char v[32], *end;
+	int n = uri_query_get(query, name, v, sizeof(v));
 
-	if (*end || !v[0] || n < 1 || n > max)
+	if (n < 0)
+		return 1;
+	if (!v[0] || n >= (int)sizeof(v))
+		return -1;
+	errno = 0;
+	*out = strtoll(v, &end, 10);
+	return *end || errno ? -1 : 0;
+}
+
+int uri_limit(const char *query, int max, int *out)
+{
+	long long n;
+	int rc = query_number(query, "limit", &n);
+
+	if (rc > 0)
+		return 0;
+	if (rc || n < 1 || n > max)
 		return -1;
 	*out = (int)n;
 	return 0;
 }
 
-int uri_cursor(const char *v, long long *out)
+int uri_cursor(const char *query, long long *out)
 {
-	char *end;
-	long long n = strtoll(v, &end, 10);
+	long long n;
+	int rc = query_number(query, "cursor", &n);
 
-	if (*end || !v[0] || n < 0)
+	if (rc > 0)
+		return 0;
+	if (rc || n < 0)
 		return -1;
 	*out = n;
 	return 0;

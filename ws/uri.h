@@ -11,6 +11,8 @@
 
 #define HTTP_PATH_MAX 512
 #define HTTP_QUERY_MAX 512
+/* A built query: every argument followed by a NUL, then an empty one. */
+#define URI_QUERY_SIZE (HTTP_QUERY_MAX + 2)
 
 /* 1 when path matches pattern, else 0. A '*' in pattern matches one
  * non-empty path segment (no '/'), at most two of them, copied into
@@ -22,21 +24,29 @@ int uri_match(const char *pattern, const char *path, char param[2][HTTP_PATH_MAX
  * length, 0 for an empty fragment, or -1 when there is no fragment i. */
 typedef int (*uri_frag_fn)(void *ud, int i, char *dst, size_t cap);
 
-/* Build the query (cap bytes) from the fragments frag gives. Returns 0,
- * or -1 when they do not fit (answer 414). */
+/* Build the query (cap bytes, URI_QUERY_SIZE for any query lws accepts
+ * within HTTP_QUERY_MAX) from the fragments frag gives; empty ones ("a&&b")
+ * are left out. Each argument is kept whole: an encoded '&' in a value
+ * stays in it. Returns 0, or -1 when they do not fit (answer 414). */
 int uri_query_build(char *query, size_t cap, uri_frag_fn frag, void *ud);
 
-/* The value of parameter name in a query made by uri_query_build, copied
- * into dst (cap bytes, NUL-terminated; cut to fit). Returns its length, or
- * -1 when the query has no such parameter. */
+/* The value of the first parameter name in a query made by
+ * uri_query_build, copied into dst (cap > 0 bytes, NUL-terminated; cut to
+ * fit). Returns the value's whole length (cap or more: it was cut), or -1
+ * when the query has no such parameter. */
 int uri_query_get(const char *query, const char *name, char *dst, size_t cap);
 
-/* ?limit=N: 0 with *out = N when v is a number from 1 to max, else -1. */
-int uri_limit(const char *v, int max, int *out);
+/* Numbers are read by strtoll from values of at most 31 bytes. */
 
-/* ?cursor=N (a "next" value given out): 0 with *out = N when v is a
- * number >= 0, else -1. */
-int uri_cursor(const char *v, long long *out);
+/* ?limit=N in query: 0 with *out = N when it is a number from 1 to max, 0
+ * with *out untouched when there is no limit, -1 when it is anything else
+ * (answer 400). */
+int uri_limit(const char *query, int max, int *out);
+
+/* ?cursor=N in query (a "next" value given out): 0 with *out = N when it
+ * is a number >= 0, 0 with *out untouched when there is no cursor, -1 when
+ * it is anything else (answer 400). */
+int uri_cursor(const char *query, long long *out);
 
 /* A numeric id in a path (a job's): 0 with *out when s is a positive
  * decimal number without a leading zero that fits, else -1. */
