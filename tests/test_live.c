@@ -200,6 +200,26 @@ START_TEST(since_not_the_current_seq_gets_a_snapshot)
 }
 END_TEST
 
+/* A negative "since" is no seq a viewer can hold: it gets the snapshot,
+ * on any channel and down to the smallest 64-bit number. */
+START_TEST(negative_since_gets_the_snapshot)
+{
+	static const char *const reqs[] = {
+	    "{\"op\":\"subscribe\",\"channel\":\"campaign:food\",\"since\":-1}",
+	    "{\"op\":\"subscribe\",\"channel\":\"leaderboard\",\"since\":-9223372036854775808}",
+	};
+
+	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+		int fd = subscribe(reqs[i]);
+		char *m = itest_ws_wait_for(fd, "\"type\":\"snapshot\"", 3000);
+
+		ck_assert_msg(m != NULL, "no snapshot for %s", reqs[i]);
+		free(m);
+		close(fd);
+	}
+}
+END_TEST
+
 START_TEST(bad_messages_get_errors)
 {
 	static const char *const bad[] = {
@@ -1631,6 +1651,7 @@ Suite *live_suite(void)
 	tcase_add_test(tc, anonymous_and_hidden_amounts);
 	tcase_add_test(tc, since_current_seq_skips_snapshot);
 	tcase_add_test(tc, since_not_the_current_seq_gets_a_snapshot);
+	tcase_add_test(tc, negative_since_gets_the_snapshot);
 	tcase_add_test(tc, bad_messages_get_errors);
 	tcase_add_test(tc, many_subscribers_all_get_the_update);
 	tcase_add_test(tc, leaderboard_channel);
