@@ -29,8 +29,8 @@ static const char *const own[] = {
     [TALLY_ENOQUEUE - TALLY_EJSON] = "no queue has this name (payments, receipts, webhooks)",
     [TALLY_EJOBBUSY - TALLY_EJSON] = "an attempt of this job is in flight; try again when it ends",
     [TALLY_ETOTAL - TALLY_EJSON] =
-        "this gift would take the campaign's total past 10^15 minor units, the most one "
-        "campaign can hold",
+        ("this gift would take the campaign's total past 10^15 minor units, the most one "
+         "campaign can hold"),
 };
 
 int tally_is_own(int err)
