@@ -7,7 +7,7 @@
 #   make check-deps which folder may include which (make check runs it first)
 #   make format-check  fail when a tracked .c/.h differs from .clang-format
 #   make bench      benchmarks (prints tables; not part of make check)
-#   make fuzz       libFuzzer on the donation validator (FUZZ_SECONDS=60)
+#   make fuzz       libFuzzer on every parser of untrusted input (FUZZ_SECONDS=60 each)
 #   make torture    crash loop: SIGKILL under load, then the invariants
 #                   (ROUNDS=50, SEED=N to replay a run)
 #   make install PREFIX=/usr/local DESTDIR=
@@ -160,19 +160,59 @@ $(BUILD)/fanout: tests/bench/fanout.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -o $@ $<
 
-# libFuzzer on the request validator (clang); FUZZ_SECONDS=60 by default.
+# libFuzzer (clang) on every parser of untrusted input, one harness per
+# tests/fuzz/fuzz_<name>.c, each with its seeds in tests/fuzz/corpus/<name>/.
+# The library is built again with clang, ASan, UBSan (every report fatal)
+# and coverage into build/fuzz/libtally.a; a harness links what it needs.
+#   make fuzz                       every harness FUZZ_SECONDS (60) each
+#   make fuzz FUZZ_SECONDS=N        N seconds each
+#   make fuzz FUZZ=uri FUZZ_RUNS=10000000   one harness, stop at N inputs
+# Inputs that found new paths collect in build/fuzz/corpus/<name>/; a
+# crash is saved as build/fuzz/crash-<name>-* and fails the run.
 FUZZ_SECONDS ?= 60
-build/fuzz/fuzz_donation: tests/fuzz/fuzz_donation.c core/validate.c base/util.c base/buf.c
-	@mkdir -p build/fuzz
-	clang -std=c11 -D_GNU_SOURCE -g -O1 -I. -fsanitize=fuzzer,address,undefined \
-		$(shell $(PKG_CONFIG) --cflags jansson) -o $@ $^ $(shell $(PKG_CONFIG) --libs jansson)
+FUZZ_RUNS    ?= -1
+FUZZ_ALL     := donation campaign uri live_msg idem receipt
+FUZZ         ?= $(FUZZ_ALL)
+FUZZ_CC      ?= clang
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+FUZZ_CFLAGS   = -std=c11 -D_GNU_SOURCE $(WARN) -O1 -g $(FUZZ_SAN) -I. -MMD -MP \
+	        -DTALLY_VERSION='"$(VERSION)"' -DTALLY_ASSETS_DIR='"$(DATADIR)/assets"' $(PKG_CFLAGS)
+FUZZ_OBJS    := $(addprefix build/fuzz/,$(BASE_OBJS) $(CORE_OBJS) $(DB_OBJS) $(WS_OBJS))
+# The longest input worth trying: bodies up to 4 KiB (the 16 KiB cap is a
+# length check), a /live message up to its 1024-byte limit and a little
+# more, a request target up to its two 512-byte limits and a little more,
+# a few hundred operations on the idempotency table.
+FUZZ_MAX_LEN_donation := 4096
+FUZZ_MAX_LEN_campaign := 4096
+FUZZ_MAX_LEN_uri      := 1200
+FUZZ_MAX_LEN_live_msg := 1200
+FUZZ_MAX_LEN_idem     := 1024
+FUZZ_MAX_LEN_receipt  := 4096
+
+build/fuzz/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/libtally.a: $(FUZZ_OBJS)
+	rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libtally.a
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libtally.a $(LDLIBS_ALL)
+
+define fuzz_run
+	build/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) \
+		-max_len=$(FUZZ_MAX_LEN_$(1)) -print_final_stats=1 \
+		-artifact_prefix=build/fuzz/crash-$(1)- build/fuzz/corpus/$(1) tests/fuzz/corpus/$(1)
+
+endef
 
 fuzz:
 	@scripts/deps --fuzz
-	@$(MAKE) --no-print-directory build/fuzz/fuzz_donation
-	@mkdir -p build/fuzz/corpus
-	cp -n tests/fuzz/corpus/* build/fuzz/corpus/ 2>/dev/null || true
-	build/fuzz/fuzz_donation -max_total_time=$(FUZZ_SECONDS) -max_len=4096 build/fuzz/corpus
+	@$(MAKE) --no-print-directory $(addprefix build/fuzz/fuzz_,$(FUZZ))
+	@mkdir -p $(addprefix build/fuzz/corpus/,$(FUZZ))
+	$(foreach h,$(FUZZ),$(call fuzz_run,$(h)))
 
 # Crash loop (tests/torture/crashloop.py): ROUNDS rounds of mixed load,
 # each ended by SIGKILL at a random moment, then a restart and the

@@ -2,18 +2,60 @@
  *
  * Feeds arbitrary bytes to validate_donation (the fast scan and the jansson
  * path) and to validate_donation_full, and checks what must always hold:
- * both agree on the result, an accepted donation satisfies every limit, and
+ * both agree on the result, the fields and the message; an accepted
+ * donation satisfies every limit of the contract; a refusal says why; and
  * nothing crashes or leaks (build with -fsanitize=fuzzer,address,undefined).
- *   make fuzz            # builds build/fuzz/fuzz_donation and runs it 60 s
+ *   make fuzz FUZZ=donation
  */
 #include "base/util.h"
 #include "core/validate.h"
 
+#include <ctype.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* Valid UTF-8 of min..max code points with no control character (a
+ * newline only when allowed) and no bidirectional override or isolate. */
+static int text_ok(const char *s, long min, long max, int newline)
+{
+	long n = util_utf8_len(s, strlen(s));
+
+	return n >= min && n <= max && !util_has_control(s, strlen(s), newline) &&
+	       !util_has_bidi_control(s, strlen(s));
+}
+
+static int blank(const char *s)
+{
+	for (; *s; s++)
+		if (!isspace((unsigned char)*s))
+			return 0;
+	return 1;
+}
+
+static void check_accepted(const struct donation_req *a, const struct donation_limits *lim)
+{
+	if (a->amount_cents < lim->min_cents || a->amount_cents > lim->max_cents ||
+	    !validate_currency(a->currency))
+		abort();
+	if (!text_ok(a->name, 1, TALLY_DONOR_NAME_MAX, 0) || blank(a->name))
+		abort();
+	if (!text_ok(a->email, 3, TALLY_EMAIL_MAX, 0) || strlen(a->email) > TALLY_EMAIL_MAX ||
+	    !strchr(a->email, '@') || strchr(strchr(a->email, '@') + 1, '@'))
+		abort();
+	if (!text_ok(a->message, 0, TALLY_MESSAGE_MAX, 1))
+		abort();
+	if (!a->payment_token[0] || strlen(a->payment_token) > TALLY_TOKEN_MAX)
+		abort();
+	for (const char *t = a->payment_token; *t; t++)
+		if (!isalnum((unsigned char)*t) && *t != '_' && *t != '-')
+			abort();
+	if ((a->anonymous != 0 && a->anonymous != 1) ||
+	    (a->hide_amount != 0 && a->hide_amount != 1))
+		abort();
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -26,19 +68,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (ra != rb)
 		abort();
 	if (ra == TALLY_OK) {
-		if (memcmp(&a, &b, sizeof(a)))
+		if (memcmp(&a, &b, sizeof(a)) || ea.fields || eb.fields)
 			abort();
-		if (a.amount_cents < lim.min_cents || a.amount_cents > lim.max_cents ||
-		    !validate_currency(a.currency) || !a.name[0] || !strchr(a.email, '@') ||
-		    util_utf8_len(a.name, strlen(a.name)) < 0 ||
-		    util_utf8_len(a.message, strlen(a.message)) < 0 || !a.payment_token[0] ||
-		    util_has_control(a.name, strlen(a.name), 0) ||
-		    util_has_control(a.message, strlen(a.message), 1) ||
-		    util_has_bidi_control(a.name, strlen(a.name)) ||
-		    util_has_bidi_control(a.message, strlen(a.message)))
+		check_accepted(&a, &lim);
+	} else {
+		/* A refusal names its reason, the same on both paths. */
+		if ((ra != TALLY_EJSON && ra != TALLY_EFIELDS) || !ea.message[0] ||
+		    strcmp(ea.message, eb.message))
 			abort();
-	} else if (ra == TALLY_EFIELDS && !ea.fields) {
-		abort();
+		if (ra == TALLY_EFIELDS &&
+		    (!ea.fields || !eb.fields || !json_object_size(ea.fields) ||
+		     !json_equal(ea.fields, eb.fields)))
+			abort();
+		if (ra == TALLY_EJSON && (ea.fields || eb.fields))
+			abort();
 	}
 	validate_error_fini(&ea);
 	validate_error_fini(&eb);
