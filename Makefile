@@ -92,7 +92,7 @@ $(BUILD)/tests/%.o: tests/%.c
 $(BUILD)/tally-tests: $(TEST_OBJS) $(LIB_OBJS)
 	$(CC) $(SANFLAGS) -o $@ $^ $(CHECK_FLAGS) $(LDLIBS_ALL)
 
-$(BUILD)/console-demo: $(BUILD)/tests/console_demo.o $(TUI_OBJS:%=$(BUILD)/%)
+$(BUILD)/console-demo: $(BUILD)/tests/console_demo.o $(TUI_OBJS:%=$(BUILD)/%) $(BUILD)/base/util.o
 	$(CC) $(SANFLAGS) -o $@ $^ $(LDLIBS_ALL)
 
 deps:

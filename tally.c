@@ -774,7 +774,7 @@ static void local_fetch_queues(struct local_source *ls, struct console_model *m)
 		cq->latency_ms_p99 = qi.latency_ms_p99 > 0 ? qi.latency_ms_p99 : -1;
 		dead[q] = qi.dead;
 	}
-	console_dead_share(dead, JOB_QUEUES, CONSOLE_DEAD_MAX, take);
+	util_fair_share(dead, JOB_QUEUES, CONSOLE_DEAD_MAX, take);
 	m->n_dead = 0;
 	for (int q = 0; q < JOB_QUEUES; q++) {
 		ls->n_jobs = 0;

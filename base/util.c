@@ -321,3 +321,33 @@ int util_thread_name(const char *name)
 	snprintf(n, sizeof n, "%s", name);
 	return -pthread_setname_np(pthread_self(), n);
 }
+
+size_t util_fair_share(const int64_t *avail, size_t n, size_t cap, size_t *take)
+{
+	size_t left = cap;
+
+	for (size_t i = 0; i < n; i++)
+		take[i] = 0;
+	/* Rounds of equal shares; a queue that needs less than its share
+	 * leaves the rest for the next round. Each round gives at least one
+	 * row to every queue still wanting, so it ends. */
+	while (left > 0) {
+		size_t wanting = 0, share;
+
+		for (size_t i = 0; i < n; i++)
+			if (avail[i] > 0 && (uint64_t)avail[i] > take[i])
+				wanting++;
+		if (wanting == 0)
+			break;
+		share = left / wanting ? left / wanting : 1;
+		for (size_t i = 0; i < n && left > 0; i++) {
+			if (!(avail[i] > 0 && (uint64_t)avail[i] > take[i]))
+				continue;
+			uint64_t more = (uint64_t)avail[i] - take[i];
+			size_t give = more < share ? (size_t)more : share;
+			take[i] += give;
+			left -= give;
+		}
+	}
+	return cap - left;
+}

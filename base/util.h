@@ -73,4 +73,11 @@ int util_is_loopback(const char *ip);
  * Never the main thread: its name is the process's. Returns 0 or -errno. */
 int util_thread_name(const char *name);
 
+/* Split cap rows fairly between n lists that have avail[i] rows each
+ * (negative counts as 0): each gets an equal share and what one cannot use
+ * goes to the others, so one long list never hides another (the dead jobs
+ * of each queue in the console's feed). Writes take[i] <= avail[i] and
+ * returns their sum, min(cap, sum of avail). Any thread. */
+size_t util_fair_share(const int64_t *avail, size_t n, size_t cap, size_t *take);
+
 #endif

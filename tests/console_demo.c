@@ -13,6 +13,7 @@
  * usage: console_demo [EXTRA [DEAD]]
  *   EXTRA more generated campaigns, DEAD more dead payments jobs (scrolling)
  */
+#include "base/util.h"
 #include "tui/console.h"
 
 #include <errno.h>
@@ -107,7 +108,7 @@ static void demo_fetch_queues(struct demo *d, struct console_model *m)
 	}
 	m->n_queues = DEMO_QUEUES;
 	/* each queue's share of the list, in queue order, oldest first */
-	console_dead_share(avail, DEMO_QUEUES, CONSOLE_DEAD_MAX, take);
+	util_fair_share(avail, DEMO_QUEUES, CONSOLE_DEAD_MAX, take);
 	m->n_dead = 0;
 	for (size_t i = 0; i < DEMO_QUEUES; i++)
 		for (size_t k = 0; k < d->n_dead && take[i] > 0; k++)

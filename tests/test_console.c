@@ -7,6 +7,7 @@
  * has its own main() and runs alone.
  */
 #include "tests/tests.h"
+#include "base/util.h"
 #include "tui/console.h"
 #include "tui/console_fmt.h"
 
@@ -527,14 +528,14 @@ START_TEST(model_fini_clears_queues_and_dead_jobs)
 }
 END_TEST
 
-/* console_dead_share(avail, n, cap) gives want[] and returns their sum. */
+/* util_fair_share(avail, n, cap) gives want[] and returns their sum. */
 static void check_share(const int64_t *avail, size_t n, size_t cap, const size_t *want)
 {
 	size_t take[8], total = 0;
 
 	ck_assert_uint_le(n, 8);
 	memset(take, 0xa5, sizeof take);
-	size_t got = console_dead_share(avail, n, cap, take);
+	size_t got = util_fair_share(avail, n, cap, take);
 	for (size_t i = 0; i < n; i++) {
 		ck_assert_msg(take[i] == want[i], "queue %zu: took %zu, want %zu (cap %zu)", i,
 		              take[i], want[i], cap);
@@ -569,7 +570,7 @@ START_TEST(dead_share_edges)
 	check_share((const int64_t[]){-5, 4, INT64_MIN}, 3, 50, (const size_t[]){0, 4, 0});
 	check_share((const int64_t[]){INT64_MAX, INT64_MAX, 1}, 3, 50, (const size_t[]){25, 24, 1});
 	check_share((const int64_t[]){7, 7, 7}, 3, 0, (const size_t[]){0, 0, 0});
-	ck_assert_uint_eq(console_dead_share(NULL, 0, 50, take), 0);
+	ck_assert_uint_eq(util_fair_share(NULL, 0, 50, take), 0);
 	ck_assert_uint_eq(take[0], 9); /* n = 0: nothing written */
 }
 END_TEST

@@ -70,8 +70,8 @@ struct console_model {
 	size_t n_queues;                    /* <= CONSOLE_QUEUES_MAX; 0: no job queues */
 	struct console_queue queues[CONSOLE_QUEUES_MAX];
 	/* Dead jobs grouped by queue in queues[] order, oldest first in each;
-	 * at most CONSOLE_DEAD_MAX of the queues' dead counts (see
-	 * console_dead_share()). */
+	 * at most CONSOLE_DEAD_MAX of the queues' dead counts, shared fairly (see
+	 * util_fair_share()). */
 	size_t n_dead;
 	struct console_job dead[CONSOLE_DEAD_MAX];
 };
@@ -100,14 +100,6 @@ struct console_source {
 	 * NULL: strerror() for every code. */
 	const char *(*errtext)(void *ctx, int rc);
 };
-
-/* Split cap rows of the dead-job list (CONSOLE_DEAD_MAX in the model)
- * fairly between n queues that have avail[i] dead jobs (negative counts as
- * 0): each gets an equal share and what one cannot use goes to the others,
- * so one queue full of dead jobs never hides another's. Writes take[i] <=
- * avail[i] and returns their sum, min(cap, sum of avail). For sources
- * filling console_model.dead; any thread. */
-size_t console_dead_share(const int64_t *avail, size_t n, size_t cap, size_t *take);
 
 /* Free what a model owns and zero it (queues and dead jobs too). */
 void console_model_fini(struct console_model *m);
