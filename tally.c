@@ -9,9 +9,12 @@
 #include "core/engine.h"
 #include "core/jobs.h"
 #include "core/work.h"
+#include "base/buf.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "tui/console.h"
+#include "tui/console_mirror.h"
+#include "ws/console_feed.h"
 #include "ws/proxy.h"
 #include "ws/server.h"
 
@@ -730,118 +733,46 @@ static void *signal_main(void *arg)
 }
 
 /* ---- the in-process console source ---- */
+/* It reads the same feed as a remote console (ws/console_feed.c), through
+ * a mirror (tui/console_mirror.c), so both show the same numbers; its
+ * actions call the engine. */
 struct local_source {
 	struct engine *engine;
-	struct server *server;
+	struct console_feed *feed;
+	struct console_mirror *mirror;
+	struct buf msg;
+	int said_hello;
 	char server_name[96];
-	struct job_record jobs[CONSOLE_DEAD_MAX]; /* local_fetch's scratch */
-	int n_jobs;
 };
 
-static int keep_job(void *ud, const struct job_record *j)
+static int local_next(struct local_source *ls, char *err, size_t errcap)
 {
-	struct local_source *ls = ud;
+	int rc;
 
-	if (ls->n_jobs < CONSOLE_DEAD_MAX)
-		ls->jobs[ls->n_jobs++] = *j;
-	return 0;
-}
-
-/* The job queues and a fair share of each one's dead jobs into m. */
-static void local_fetch_queues(struct local_source *ls, struct console_model *m)
-{
-	int64_t dead[JOB_QUEUES];
-	size_t take[JOB_QUEUES];
-
-	_Static_assert(JOB_QUEUES <= CONSOLE_QUEUES_MAX, "the console shows every queue");
-	m->n_queues = JOB_QUEUES;
-	for (int q = 0; q < JOB_QUEUES; q++) {
-		struct console_queue *cq = &m->queues[q];
-		struct job_queue_info qi;
-
-		engine_queue_info(ls->engine, (enum job_queue)q, &qi);
-		snprintf(cq->name, sizeof(cq->name), "%s", job_queue_names[q]);
-		cq->paused = qi.paused;
-		cq->ready = qi.ready;
-		cq->running = qi.running;
-		cq->scheduled = qi.scheduled;
-		cq->dead = qi.dead;
-		cq->done = qi.done_total;
-		cq->failed = qi.failed_total;
-		cq->done_per_s = qi.done_per_s;
-		/* 0: no job started in the window */
-		cq->latency_ms_p50 = qi.latency_ms_p50 > 0 ? qi.latency_ms_p50 : -1;
-		cq->latency_ms_p99 = qi.latency_ms_p99 > 0 ? qi.latency_ms_p99 : -1;
-		dead[q] = qi.dead;
-	}
-	util_fair_share(dead, JOB_QUEUES, CONSOLE_DEAD_MAX, take);
-	m->n_dead = 0;
-	for (int q = 0; q < JOB_QUEUES; q++) {
-		ls->n_jobs = 0;
-		if (take[q] && engine_jobs_each(ls->engine, (enum job_queue)q, JOB_DEAD,
-		                                (int)take[q], keep_job, ls))
-			continue;
-		for (int i = 0; i < ls->n_jobs && m->n_dead < CONSOLE_DEAD_MAX; i++) {
-			const struct job_record *b = &ls->jobs[i];
-			struct console_job *cj = &m->dead[m->n_dead++];
-
-			cj->id = b->id;
-			cj->donation_id = b->donation_id;
-			cj->attempts = b->attempts;
-			snprintf(cj->queue, sizeof(cj->queue), "%s", job_queue_names[q]);
-			snprintf(cj->kind, sizeof(cj->kind), "%s", job_kind_names[b->kind]);
-			snprintf(cj->last_error, sizeof(cj->last_error), "%s", b->last_error);
-		}
-	}
+	ls->msg.len = 0;
+	rc = console_feed_next(ls->feed, &ls->msg);
+	return rc ? rc : console_mirror_apply(ls->mirror, ls->msg.p, ls->msg.len, err, errcap);
 }
 
 static int local_fetch(void *ctx, struct console_model *m)
 {
 	struct local_source *ls = ctx;
-	struct engine_campaign_info *infos;
-	struct engine_stats es;
-	struct server_stats ss;
-	long n = engine_campaign_infos(ls->engine, &infos);
+	char err[160];
+	int rc = 0;
 
-	if (n < 0)
-		return (int)n;
-	engine_get_stats(ls->engine, &es);
-	server_get_stats(ls->server, &ss);
-	free(m->campaigns);
-	m->campaigns = calloc(n ? (size_t)n : 1, sizeof(*m->campaigns));
-	if (!m->campaigns) {
-		free(infos);
-		m->n_campaigns = 0;
-		return -ENOMEM;
+	if (!ls->said_hello) {
+		rc = local_next(ls, err, sizeof(err));
+		ls->said_hello = !rc;
 	}
-	for (long i = 0; i < n; i++) {
-		struct console_campaign *c = &m->campaigns[i];
-
-		const struct campaign_row *r = &infos[i].c;
-
-		snprintf(c->slug, sizeof(c->slug), "%s", r->slug);
-		snprintf(c->name, sizeof(c->name), "%.128s", r->name);
-		memcpy(c->currency, r->currency, sizeof(c->currency));
-		snprintf(c->status, sizeof(c->status), "%s",
-		         campaign_status_names[infos[i].effective]);
-		c->goal_cents = r->goal_cents;
-		c->total_cents = r->raised_cents;
-		c->pending_cents = r->pending_cents;
-		c->donor_count = r->donor_count;
-		c->donation_count = r->donation_count;
-		c->per_min = infos[i].per_min;
-	}
-	m->n_campaigns = (size_t)n;
-	free(infos);
+	if (!rc)
+		rc = local_next(ls, err, sizeof(err));
+	if (!rc)
+		rc = console_mirror_copy(ls->mirror, m);
+	if (rc)
+		return rc;
 	snprintf(m->server, sizeof(m->server), "%s", ls->server_name);
 	m->connected = 1;
 	m->error[0] = '\0';
-	m->uptime_s = es.uptime_s;
-	m->donations_per_s = es.donations_per_s;
-	m->donations_total = es.donations_total;
-	m->intake_depth = es.intake_depth;
-	m->ws_clients = ss.ws_clients;
-	local_fetch_queues(ls, m);
 	return 0;
 }
 
@@ -1133,7 +1064,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "tally: serving http://%s:%d/\n", o.listen_addr, ss.port);
 	}
 	if (console) {
-		struct local_source ls = {.engine = engine, .server = server};
+		struct local_source ls = {.engine = engine};
 		struct console_source src = {
 		    .fetch = local_fetch,
 		    .set_paused = local_set_paused,
@@ -1148,13 +1079,26 @@ int main(int argc, char **argv)
 
 		server_get_stats(server, &ss);
 		snprintf(ls.server_name, sizeof(ls.server_name), "%s:%d", o.listen_addr, ss.port);
+		rc = console_feed_new(server, "console", "admin", LONG_MAX, &ls.feed);
+		if (!rc)
+			rc = console_mirror_new(&ls.mirror);
+		if (rc) {
+			console_feed_free(ls.feed);
+			fprintf(stderr, "tally: console: %s\n", strerror(-rc));
+			goto out;
+		}
 		rc = pthread_create(&srv_thread, NULL, server_thread, server);
 		if (rc) {
 			fprintf(stderr, "tally: cannot start the server thread: %s\n",
 			        strerror(rc));
+			console_feed_free(ls.feed);
+			console_mirror_free(ls.mirror);
 			goto out;
 		}
 		rc = console_run(&src, &console_stop);
+		console_feed_free(ls.feed);
+		console_mirror_free(ls.mirror);
+		buf_fini(&ls.msg);
 		server_stop(server);
 		if (pthread_join(srv_thread, NULL))
 			log_msg(LOG_WARN, "stop", "server thread did not join");

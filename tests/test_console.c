@@ -8,7 +8,9 @@
  */
 #include "tests/tests.h"
 #include "base/util.h"
+#include "base/buf.h"
 #include "tui/console.h"
+#include "tui/console_mirror.h"
 #include "tui/console_fmt.h"
 
 #include <check.h>
@@ -641,6 +643,180 @@ static void utf8_locale(void)
 	              "no UTF-8 locale (C.UTF-8) available");
 }
 
+/* ---- the mirror: feed messages -> model ---- */
+
+static int mirror_apply_str(struct console_mirror *mi, const char *msg, char *err, size_t cap)
+{
+	return console_mirror_apply(mi, msg, strlen(msg), err, cap);
+}
+
+#define EMPTY_STATE_HEAD                                                                           \
+	"{\"type\":\"state\",\"uptime_s\":5,\"donations_per_s\":1.5,\"donations_total\":9,"        \
+	"\"intake_depth\":2,\"ws_clients\":3,\"live_slow\":4,\"live_refusing\":true,"              \
+	"\"storage_failing_ms\":2500,\"queues\":[{\"name\":\"payments\",\"paused\":true,"          \
+	"\"ready\":1,\"running\":2,\"scheduled\":3,\"dead\":4,\"done\":5,\"failed\":6,"            \
+	"\"done_per_s\":0.5,\"latency_ms_p50\":0,\"latency_ms_p99\":12.5}],"                       \
+	"\"dead\":[{\"id\":7,\"donation_id\":8,\"attempts\":3,\"queue\":\"payments\","             \
+	"\"kind\":\"capture\",\"last_error\":\"HTTP 500\"}],"
+
+START_TEST(mirror_applies_hello_and_states)
+{
+	struct console_mirror *mi;
+	struct console_model m = {0};
+	char err[128] = "";
+
+	ck_assert_int_eq(console_mirror_new(&mi), 0);
+	ck_assert_int_eq(mirror_apply_str(mi,
+	                                  "{\"type\":\"hello\",\"server\":\"10.0.0.1:8080\","
+	                                  "\"who\":\"ana\",\"role\":\"operator\"}",
+	                                  err, sizeof err),
+	                 0);
+	ck_assert_int_eq(mirror_apply_str(mi,
+	                                  EMPTY_STATE_HEAD
+	                                  "\"campaigns\":[{\"slug\":\"a\",\"name\":\"A\","
+	                                  "\"currency\":\"USD\",\"status\":\"active\","
+	                                  "\"goal_cents\":100,\"total_cents\":50,"
+	                                  "\"pending_cents\":1,\"donor_count\":2,"
+	                                  "\"donation_count\":3,\"per_min\":1.5},"
+	                                  "{\"slug\":\"b\",\"name\":\"B\",\"currency\":\"EUR\","
+	                                  "\"status\":\"paused\",\"total_cents\":7}],"
+	                                  "\"n_campaigns\":2,\"synced\":false}",
+	                                  err, sizeof err),
+	                 0);
+	ck_assert(!console_mirror_synced(mi));
+	/* b changes; c arrives; a is not sent again and stays as it was */
+	ck_assert_int_eq(mirror_apply_str(mi,
+	                                  EMPTY_STATE_HEAD
+	                                  "\"campaigns\":[{\"slug\":\"b\",\"name\":\"B\","
+	                                  "\"currency\":\"EUR\",\"status\":\"active\","
+	                                  "\"total_cents\":70},{\"slug\":\"c\",\"name\":\"C\"}],"
+	                                  "\"n_campaigns\":3,\"synced\":true}",
+	                                  err, sizeof err),
+	                 0);
+	ck_assert(console_mirror_synced(mi));
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_str_eq(m.who, "ana");
+	ck_assert_str_eq(m.role, "operator");
+	ck_assert_str_eq(m.server, ""); /* the source names the server, not the feed */
+	ck_assert_int_eq(m.uptime_s, 5);
+	ck_assert_int_eq(m.donations_total, 9);
+	ck_assert_int_eq(m.intake_depth, 2);
+	ck_assert_int_eq(m.ws_clients, 3);
+	ck_assert_int_eq(m.live_slow, 4);
+	ck_assert_int_eq(m.live_refusing, 1);
+	ck_assert_int_eq(m.storage_failing_ms, 2500);
+	ck_assert_uint_eq(m.n_queues, 1);
+	ck_assert_str_eq(m.queues[0].name, "payments");
+	ck_assert_int_eq(m.queues[0].paused, 1);
+	ck_assert_int_eq(m.queues[0].scheduled, 3);
+	ck_assert_int_eq(m.queues[0].dead, 4);
+	ck_assert(m.queues[0].latency_ms_p50 < 0); /* 0: none started */
+	ck_assert(m.queues[0].latency_ms_p99 > 12.4 && m.queues[0].latency_ms_p99 < 12.6);
+	ck_assert_uint_eq(m.n_dead, 1);
+	ck_assert_int_eq(m.dead[0].id, 7);
+	ck_assert_str_eq(m.dead[0].kind, "capture");
+	ck_assert_str_eq(m.dead[0].last_error, "HTTP 500");
+	ck_assert_uint_eq(m.n_campaigns, 3);
+	ck_assert_str_eq(m.campaigns[0].slug, "a");
+	ck_assert_int_eq(m.campaigns[0].total_cents, 50);
+	ck_assert_int_eq(m.campaigns[0].goal_cents, 100);
+	ck_assert_str_eq(m.campaigns[1].status, "active");
+	ck_assert_int_eq(m.campaigns[1].total_cents, 70);
+	ck_assert_str_eq(m.campaigns[2].name, "C");
+	console_model_fini(&m);
+	console_mirror_free(mi);
+}
+END_TEST
+
+START_TEST(mirror_refuses_bad_messages_whole)
+{
+	static const char *const bad[] = {
+	    "",
+	    "[]",
+	    "{\"type\":42}",
+	    "{\"type\":\"gossip\"}",
+	    "{\"type\":\"state\"}",
+	    "{\"type\":\"state\",\"queues\":[],\"dead\":[],\"campaigns\":{}}",
+	    "{\"type\":\"state\",\"queues\":[],\"dead\":[],\"campaigns\":[{\"name\":\"no slug\"}]}",
+	    "{\"type\":\"state\",\"queues\":[],\"dead\":[],\"campaigns\":[{\"slug\":\"\"}]}",
+	    "{\"type\":\"state\",\"queues\":[{\"ready\":1}],\"dead\":[],\"campaigns\":[]}",
+	    "{\"type\":\"state\",\"queues\":[],\"dead\":[{\"id\":\"x\"}],\"campaigns\":[]}",
+	    "{\"type\":\"state\",\"queues\":[{\"name\":\"1\"},{\"name\":\"2\"},{\"name\":\"3\"},"
+	    "{\"name\":\"4\"},{\"name\":\"5\"},{\"name\":\"6\"},{\"name\":\"7\"},{\"name\":\"8\"},"
+	    "{\"name\":\"9\"}],\"dead\":[],\"campaigns\":[]}",
+	    /* a good campaign before a bad one: neither is applied */
+	    "{\"type\":\"state\",\"uptime_s\":99,\"queues\":[],\"dead\":[],"
+	    "\"campaigns\":[{\"slug\":\"ok\"},{\"slug\":7}]}",
+	};
+	struct console_mirror *mi;
+	struct console_model m = {0};
+
+	ck_assert_int_eq(console_mirror_new(&mi), 0);
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		char err[128] = "";
+
+		ck_assert_msg(mirror_apply_str(mi, bad[i], err, sizeof err) == -EINVAL, "taken: %s",
+		              bad[i]);
+		ck_assert_msg(err[0], "no reason for: %s", bad[i]);
+	}
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_uint_eq(m.n_campaigns, 0);
+	ck_assert_int_eq(m.uptime_s, 0);
+	console_model_fini(&m);
+	console_mirror_free(mi);
+}
+END_TEST
+
+START_TEST(mirror_holds_many_campaigns)
+{
+	struct console_mirror *mi;
+	struct console_model m = {0};
+	struct buf b = {0};
+	char err[128];
+
+	ck_assert_int_eq(console_mirror_new(&mi), 0);
+	/* 20,000 campaigns in batches of 1,000, then every 7th again */
+	for (int batch = 0; batch < 20; batch++) {
+		b.len = 0;
+		ck_assert_int_eq(buf_puts(&b, "{\"type\":\"state\",\"queues\":[],\"dead\":[],"
+		                              "\"campaigns\":["),
+		                 0);
+		for (int i = 0; i < 1000; i++)
+			ck_assert_int_eq(buf_printf(&b, "%s{\"slug\":\"c%d\",\"total_cents\":%d}",
+			                            i ? "," : "", batch * 1000 + i,
+			                            batch * 1000 + i),
+			                 0);
+		ck_assert_int_eq(buf_puts(&b, "]}"), 0);
+		ck_assert_int_eq(console_mirror_apply(mi, b.p, b.len, err, sizeof err), 0);
+	}
+	b.len = 0;
+	ck_assert_int_eq(
+	    buf_puts(&b, "{\"type\":\"state\",\"queues\":[],\"dead\":[],\"campaigns\":["), 0);
+	for (int i = 0; i < 20000; i += 7)
+		ck_assert_int_eq(
+		    buf_printf(&b, "%s{\"slug\":\"c%d\",\"total_cents\":%d}", i ? "," : "", i, -i),
+		    0);
+	ck_assert_int_eq(buf_puts(&b, "]}"), 0);
+	ck_assert_int_eq(console_mirror_apply(mi, b.p, b.len, err, sizeof err), 0);
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_uint_eq(m.n_campaigns, 20000);
+	for (int i = 0; i < 20000; i++) {
+		char slug[16];
+
+		snprintf(slug, sizeof slug, "c%d", i);
+		ck_assert_str_eq(m.campaigns[i].slug, slug);
+		ck_assert_int_eq(m.campaigns[i].total_cents, i % 7 ? i : -i);
+	}
+	/* reset forgets them */
+	console_mirror_reset(mi);
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_uint_eq(m.n_campaigns, 0);
+	buf_fini(&b);
+	console_model_fini(&m);
+	console_mirror_free(mi);
+}
+END_TEST
+
 Suite *console_suite(void)
 {
 	Suite *s = suite_create("console");
@@ -688,6 +864,9 @@ Suite *console_suite(void)
 	tcase_add_test(model, model_fini_clears_queues_and_dead_jobs);
 	tcase_add_test(model, dead_share_fair);
 	tcase_add_test(model, dead_share_edges);
+	tcase_add_test(model, mirror_applies_hello_and_states);
+	tcase_add_test(model, mirror_refuses_bad_messages_whole);
+	tcase_add_test(model, mirror_holds_many_campaigns);
 	tcase_add_test(model, run_needs_a_terminal);
 	tcase_add_test(model, run_rejects_bad_source);
 	suite_add_tcase(s, model);

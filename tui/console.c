@@ -1652,6 +1652,29 @@ static void draw_queue_alerts(struct console *c, WINDOW *w, int *x)
 	}
 }
 
+/* The server's own trouble, worst first: commits failing (donations are
+ * answered 503), then viewers shed under load. */
+static void draw_server_alerts(struct console *c, WINDOW *w, int *x)
+{
+	const struct console_model *m = &c->model;
+	char buf[TEXT_CAP], num[32];
+
+	if (m->storage_failing_ms > 0) {
+		console_fmt_duration(num, sizeof num, m->storage_failing_ms / 1000);
+		snprintf(buf, sizeof buf, "STORAGE FAILING %s", num);
+		put(c, w, x, ROLE_NORMAL, "  ");
+		put(c, w, x, ROLE_ERROR, buf);
+	}
+	if (m->live_refusing) {
+		put(c, w, x, ROLE_NORMAL, "  ");
+		put(c, w, x, ROLE_ERROR, "refusing viewers");
+	} else if (m->live_slow > 1) {
+		snprintf(buf, sizeof buf, "viewers slowed x%d", m->live_slow);
+		put(c, w, x, ROLE_NORMAL, "  ");
+		put(c, w, x, ROLE_WARN, buf);
+	}
+}
+
 static void draw_header(struct console *c)
 {
 	const struct console_model *m = &c->model;
@@ -1678,6 +1701,7 @@ static void draw_header(struct console *c)
 		}
 	}
 
+	draw_server_alerts(c, w, &x);
 	draw_queue_alerts(c, w, &x);
 	put(c, w, &x, ROLE_DIM, "  up ");
 	console_fmt_duration(num, sizeof num, m->uptime_s);

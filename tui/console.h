@@ -65,6 +65,13 @@ struct console_model {
 	int64_t donations_total; /* committed since start */
 	int64_t intake_depth;    /* donations waiting for the writer */
 	int64_t ws_clients;      /* live websocket subscribers */
+	/* Trouble the header's banner names: */
+	int live_slow;              /* viewers updated this many times slower (1: not) */
+	int live_refusing;          /* new viewers refused under load */
+	int64_t storage_failing_ms; /* commits failing for this long (0: they work) */
+	int synced;                 /* every campaign has arrived (a remote source) */
+	char who[65];               /* the staff token attached, "" when not known */
+	char role[16];              /* its role: viewer, operator or admin */
 	size_t n_campaigns;
 	struct console_campaign *campaigns; /* malloc'd, n_campaigns entries */
 	size_t n_queues;                    /* <= CONSOLE_QUEUES_MAX; 0: no job queues */

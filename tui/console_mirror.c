@@ -1,0 +1,289 @@
+/* tui/console_mirror.c - a console model kept from the feed's messages.
+ *
+ * DESIGN: the campaigns are an array in arrival order with an index by
+ * slug (open addressing, at most half full), so a state of a thousand
+ * changed rows costs a thousand lookups whatever the table's size. A
+ * message is read whole with jansson and checked before anything of it
+ * is applied: a bad one changes nothing.
+ */
+#include "tui/console_mirror.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct console_mirror {
+	struct console_model m; /* campaigns: m.n_campaigns of cap */
+	size_t cap;
+	uint32_t *index; /* slot -> campaign index + 1; 0 = empty */
+	size_t slots;    /* a power of two */
+};
+
+int console_mirror_new(struct console_mirror **out)
+{
+	*out = calloc(1, sizeof(**out));
+	return *out ? 0 : -ENOMEM;
+}
+
+void console_mirror_reset(struct console_mirror *mi)
+{
+	free(mi->m.campaigns);
+	free(mi->index);
+	memset(mi, 0, sizeof(*mi));
+}
+
+void console_mirror_free(struct console_mirror *mi)
+{
+	if (!mi)
+		return;
+	console_mirror_reset(mi);
+	free(mi);
+}
+
+int console_mirror_synced(const struct console_mirror *mi)
+{
+	return mi->m.synced;
+}
+
+static uint32_t slug_hash(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+/* The slot of slug: where it is, or the empty slot where it would go. */
+static size_t slot_of(const struct console_mirror *mi, const char *slug)
+{
+	size_t i = slug_hash(slug) & (mi->slots - 1);
+
+	while (mi->index[i] && strcmp(mi->m.campaigns[mi->index[i] - 1].slug, slug))
+		i = (i + 1) & (mi->slots - 1);
+	return i;
+}
+
+static int rehash(struct console_mirror *mi, size_t slots)
+{
+	uint32_t *old = mi->index;
+
+	mi->index = calloc(slots, sizeof(*mi->index));
+	if (!mi->index) {
+		mi->index = old;
+		return -ENOMEM;
+	}
+	mi->slots = slots;
+	free(old);
+	for (size_t k = 0; k < mi->m.n_campaigns; k++)
+		mi->index[slot_of(mi, mi->m.campaigns[k].slug)] = (uint32_t)k + 1;
+	return 0;
+}
+
+/* The row of slug, added (zeroed, slug set) when new; NULL: no memory. */
+static struct console_campaign *row(struct console_mirror *mi, const char *slug)
+{
+	size_t i;
+
+	if ((mi->m.n_campaigns + 1) * 2 > mi->slots && rehash(mi, mi->slots ? mi->slots * 2 : 64))
+		return NULL;
+	i = slot_of(mi, slug);
+	if (mi->index[i])
+		return &mi->m.campaigns[mi->index[i] - 1];
+	if (mi->m.n_campaigns == mi->cap) {
+		size_t cap = mi->cap ? mi->cap * 2 : 64;
+		struct console_campaign *n = realloc(mi->m.campaigns, cap * sizeof(*n));
+
+		if (!n)
+			return NULL;
+		mi->m.campaigns = n;
+		mi->cap = cap;
+	}
+	memset(&mi->m.campaigns[mi->m.n_campaigns], 0, sizeof(*mi->m.campaigns));
+	snprintf(mi->m.campaigns[mi->m.n_campaigns].slug, sizeof(mi->m.campaigns->slug), "%s", slug);
+	mi->index[i] = (uint32_t)++mi->m.n_campaigns;
+	return &mi->m.campaigns[mi->m.n_campaigns - 1];
+}
+
+/* ---- reading fields ---- */
+
+static void text(json_t *o, const char *key, char *dst, size_t cap)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+
+	snprintf(dst, cap, "%s", v ? v : "");
+}
+
+static int64_t num(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : (int64_t)json_number_value(v);
+}
+
+static double real(json_t *o, const char *key, double missing)
+{
+	json_t *v = json_object_get(o, key);
+
+	return json_is_number(v) ? json_number_value(v) : missing;
+}
+
+static int flag(json_t *o, const char *key)
+{
+	return json_is_true(json_object_get(o, key));
+}
+
+/* ---- checking a state before it is applied ---- */
+
+static int bad(char *err, size_t cap, const char *what)
+{
+	snprintf(err, cap, "%s", what);
+	return -EINVAL;
+}
+
+static int state_ok(json_t *st, char *err, size_t cap)
+{
+	json_t *cs = json_object_get(st, "campaigns"), *qs = json_object_get(st, "queues"),
+	       *ds = json_object_get(st, "dead"), *v;
+	size_t i;
+
+	if (!json_is_array(cs) || !json_is_array(qs) || !json_is_array(ds))
+		return bad(err, cap, "a state without campaigns, queues and dead jobs");
+	if (json_array_size(qs) > CONSOLE_QUEUES_MAX || json_array_size(ds) > CONSOLE_DEAD_MAX)
+		return bad(err, cap, "a state with too many queues or dead jobs");
+	json_array_foreach (cs, i, v) {
+		const char *slug = json_string_value(json_object_get(v, "slug"));
+
+		if (!json_is_object(v) || !slug || !*slug ||
+		    strlen(slug) >= sizeof(((struct console_campaign *)0)->slug))
+			return bad(err, cap, "a campaign without a slug");
+	}
+	json_array_foreach (qs, i, v)
+		if (!json_is_object(v) || !json_is_string(json_object_get(v, "name")))
+			return bad(err, cap, "a queue without a name");
+	json_array_foreach (ds, i, v)
+		if (!json_is_object(v) || !json_is_integer(json_object_get(v, "id")))
+			return bad(err, cap, "a dead job without an id");
+	return 0;
+}
+
+static int apply_state(struct console_mirror *mi, json_t *st)
+{
+	struct console_model *m = &mi->m;
+	json_t *v;
+	size_t i;
+
+	m->uptime_s = num(st, "uptime_s");
+	m->donations_per_s = real(st, "donations_per_s", 0);
+	m->donations_total = num(st, "donations_total");
+	m->intake_depth = num(st, "intake_depth");
+	m->ws_clients = num(st, "ws_clients");
+	m->live_slow = (int)num(st, "live_slow");
+	m->live_refusing = flag(st, "live_refusing");
+	m->storage_failing_ms = num(st, "storage_failing_ms");
+	m->synced = flag(st, "synced");
+	m->n_queues = 0;
+	json_array_foreach (json_object_get(st, "queues"), i, v) {
+		struct console_queue *q = &m->queues[m->n_queues++];
+
+		text(v, "name", q->name, sizeof(q->name));
+		q->paused = flag(v, "paused");
+		q->ready = num(v, "ready");
+		q->running = num(v, "running");
+		q->scheduled = num(v, "scheduled");
+		q->dead = num(v, "dead");
+		q->done = num(v, "done");
+		q->failed = num(v, "failed");
+		q->done_per_s = real(v, "done_per_s", 0);
+		/* 0: no job started in the window */
+		q->latency_ms_p50 = real(v, "latency_ms_p50", 0) > 0 ? real(v, "latency_ms_p50", 0) : -1;
+		q->latency_ms_p99 = real(v, "latency_ms_p99", 0) > 0 ? real(v, "latency_ms_p99", 0) : -1;
+	}
+	m->n_dead = 0;
+	json_array_foreach (json_object_get(st, "dead"), i, v) {
+		struct console_job *j = &m->dead[m->n_dead++];
+
+		j->id = num(v, "id");
+		j->donation_id = num(v, "donation_id");
+		j->attempts = (int)num(v, "attempts");
+		text(v, "queue", j->queue, sizeof(j->queue));
+		text(v, "kind", j->kind, sizeof(j->kind));
+		text(v, "last_error", j->last_error, sizeof(j->last_error));
+	}
+	json_array_foreach (json_object_get(st, "campaigns"), i, v) {
+		struct console_campaign *c = row(mi, json_string_value(json_object_get(v, "slug")));
+
+		if (!c)
+			return -ENOMEM;
+		text(v, "name", c->name, sizeof(c->name));
+		text(v, "currency", c->currency, sizeof(c->currency));
+		text(v, "status", c->status, sizeof(c->status));
+		c->goal_cents = num(v, "goal_cents");
+		c->total_cents = num(v, "total_cents");
+		c->pending_cents = num(v, "pending_cents");
+		c->donor_count = num(v, "donor_count");
+		c->donation_count = num(v, "donation_count");
+		c->per_min = real(v, "per_min", -1);
+	}
+	return 0;
+}
+
+int console_mirror_apply(struct console_mirror *mi, const char *msg, size_t len, char *err,
+                         size_t errcap)
+{
+	json_error_t je;
+	json_t *root = json_loadb(msg, len, 0, &je);
+	const char *type = json_string_value(json_object_get(root, "type"));
+	int rc = 0;
+
+	if (!root || !json_is_object(root) || !type) {
+		rc = bad(err, errcap, "a message that is not a JSON object with a type");
+	} else if (!strcmp(type, "hello")) {
+		text(root, "server", mi->m.server, sizeof(mi->m.server));
+		text(root, "who", mi->m.who, sizeof(mi->m.who));
+		text(root, "role", mi->m.role, sizeof(mi->m.role));
+	} else if (!strcmp(type, "state")) {
+		rc = state_ok(root, err, errcap);
+		if (!rc)
+			rc = apply_state(mi, root);
+	} else {
+		rc = bad(err, errcap, "a message of an unknown type");
+	}
+	json_decref(root);
+	return rc;
+}
+
+int console_mirror_copy(const struct console_mirror *mi, struct console_model *m)
+{
+	const struct console_model *s = &mi->m;
+	struct console_campaign *cs = realloc(m->campaigns, (s->n_campaigns ? s->n_campaigns : 1) *
+	                                                        sizeof(*cs));
+
+	if (!cs)
+		return -ENOMEM;
+	if (s->n_campaigns)
+		memcpy(cs, s->campaigns, s->n_campaigns * sizeof(*cs));
+	m->campaigns = cs;
+	m->n_campaigns = s->n_campaigns;
+	m->uptime_s = s->uptime_s;
+	m->donations_per_s = s->donations_per_s;
+	m->donations_total = s->donations_total;
+	m->intake_depth = s->intake_depth;
+	m->ws_clients = s->ws_clients;
+	m->live_slow = s->live_slow;
+	m->live_refusing = s->live_refusing;
+	m->storage_failing_ms = s->storage_failing_ms;
+	m->synced = s->synced;
+	memcpy(m->who, s->who, sizeof(m->who));
+	memcpy(m->role, s->role, sizeof(m->role));
+	m->n_queues = s->n_queues;
+	memcpy(m->queues, s->queues, sizeof(m->queues));
+	m->n_dead = s->n_dead;
+	memcpy(m->dead, s->dead, sizeof(m->dead));
+	return 0;
+}

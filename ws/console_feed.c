@@ -1,0 +1,248 @@
+/* ws/console_feed.c - what a staff console shows, as JSON messages.
+ *
+ * DESIGN: a feed remembers, per campaign id, a signature of the row it
+ * last sent (FNV-1a over the fields the console shows); a state carries
+ * the rows whose signature changed, in id order from where the last state
+ * stopped, at most CONSOLE_FEED_BATCH of them, and says "synced" once a
+ * whole pass found nothing left to send. Everything else in a state
+ * (header numbers, queues, dead jobs) is small and sent whole each time.
+ * The numbers come from the engine's and the loops' counters, all read
+ * from memory; the dead jobs from the job queues' memory.
+ */
+#include "ws/console_feed.h"
+#include "ws/internal.h"
+#include "base/util.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct console_feed {
+	struct server *s;
+	char who[65], role[16];
+	int hello_sent;
+	long batch;
+	uint64_t *sig; /* index = campaign id; 0 = never sent */
+	size_t cap;
+	struct job_record dead[CONSOLE_FEED_DEAD]; /* one queue's, while listed */
+	int n_dead;
+};
+
+int console_feed_new(struct server *s, const char *who, const char *role, long batch,
+                     struct console_feed **out)
+{
+	struct console_feed *f = calloc(1, sizeof(*f));
+
+	*out = NULL;
+	if (!f)
+		return -ENOMEM;
+	f->s = s;
+	f->batch = batch > 0 ? batch : CONSOLE_FEED_BATCH;
+	snprintf(f->who, sizeof(f->who), "%s", who ? who : "");
+	snprintf(f->role, sizeof(f->role), "%s", role ? role : "");
+	*out = f;
+	return 0;
+}
+
+void console_feed_free(struct console_feed *f)
+{
+	if (!f)
+		return;
+	free(f->sig);
+	free(f);
+}
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= b[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+/* Never 0, so that 0 means "never sent". */
+static uint64_t row_sig(const struct engine_campaign_info *i)
+{
+	const struct campaign_row *r = &i->c;
+	uint64_t h = 0xcbf29ce484222325ull;
+	int64_t nums[] = {r->goal_cents,     r->raised_cents,      r->pending_cents,
+	                  r->donor_count,    r->donation_count,    (int64_t)i->effective,
+	                  (int64_t)(i->per_min * 10)};
+
+	h = fnv(h, r->slug, strlen(r->slug));
+	h = fnv(h, r->name, strlen(r->name));
+	h = fnv(h, r->currency, strlen(r->currency));
+	h = fnv(h, nums, sizeof(nums));
+	return h ? h : 1;
+}
+
+static int grow(struct console_feed *f, int64_t id)
+{
+	size_t want = (size_t)id + 1, cap = f->cap ? f->cap : 64;
+	uint64_t *n;
+
+	if (want <= f->cap)
+		return 0;
+	while (cap < want)
+		cap *= 2;
+	n = realloc(f->sig, cap * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	memset(n + f->cap, 0, (cap - f->cap) * sizeof(*n));
+	f->sig = n;
+	f->cap = cap;
+	return 0;
+}
+
+static int campaign_json(struct buf *b, const struct engine_campaign_info *i)
+{
+	const struct campaign_row *r = &i->c;
+	int rc = buf_puts(b, "{\"slug\":");
+
+	rc |= buf_json_string(b, r->slug);
+	rc |= buf_puts(b, ",\"name\":");
+	rc |= buf_json_string(b, r->name);
+	rc |= buf_puts(b, ",\"currency\":");
+	rc |= buf_json_string(b, r->currency);
+	rc |= buf_printf(b,
+	                 ",\"status\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
+	                 "\"pending_cents\":%lld,\"donor_count\":%lld,\"donation_count\":%lld,"
+	                 "\"per_min\":%.1f}",
+	                 campaign_status_names[i->effective], (long long)r->goal_cents,
+	                 (long long)r->raised_cents, (long long)r->pending_cents,
+	                 (long long)r->donor_count, (long long)r->donation_count, i->per_min);
+	return rc;
+}
+
+/* The changed campaigns, then "synced" and the count. */
+static int campaigns_json(struct console_feed *f, struct buf *b)
+{
+	struct engine_campaign_info *infos;
+	long n = engine_campaign_infos(f->s->engine, &infos);
+	int rc = 0, left = 0;
+	long sent = 0;
+
+	if (n < 0)
+		return (int)n;
+	rc |= buf_puts(b, ",\"campaigns\":[");
+	for (long i = 0; i < n && !rc; i++) {
+		uint64_t sig;
+
+		if (infos[i].c.id < 0 || grow(f, infos[i].c.id)) {
+			rc = -ENOMEM;
+			break;
+		}
+		sig = row_sig(&infos[i]);
+		if (f->sig[infos[i].c.id] == sig)
+			continue;
+		if (sent == f->batch) {
+			left = 1; /* the next state goes on */
+			break;
+		}
+		rc |= sent++ ? buf_puts(b, ",") : 0;
+		rc |= campaign_json(b, &infos[i]);
+		f->sig[infos[i].c.id] = sig;
+	}
+	rc |= buf_printf(b, "],\"n_campaigns\":%ld,\"synced\":%s", n, left ? "false" : "true");
+	free(infos);
+	return rc ? -ENOMEM : 0;
+}
+
+static int keep_dead(void *ud, const struct job_record *j)
+{
+	struct console_feed *f = ud;
+
+	if (f->n_dead < CONSOLE_FEED_DEAD)
+		f->dead[f->n_dead++] = *j;
+	return 0;
+}
+
+/* The queues, then the dead jobs: CONSOLE_FEED_DEAD shared fairly between
+ * the queues, oldest first in each. */
+static int queues_json(struct console_feed *f, struct buf *b)
+{
+	int64_t dead[JOB_QUEUES];
+	size_t take[JOB_QUEUES];
+	int rc = buf_puts(b, ",\"queues\":["), first = 1;
+
+	for (int q = 0; q < JOB_QUEUES; q++) {
+		struct job_queue_info qi;
+
+		engine_queue_info(f->s->engine, (enum job_queue)q, &qi);
+		dead[q] = qi.dead;
+		rc |= q ? buf_puts(b, ",") : 0;
+		rc |= admin_queue_json(b, (enum job_queue)q, &qi);
+	}
+	rc |= buf_puts(b, "],\"dead\":[");
+	util_fair_share(dead, JOB_QUEUES, CONSOLE_FEED_DEAD, take);
+	for (int q = 0; q < JOB_QUEUES && !rc; q++) {
+		f->n_dead = 0;
+		if (!take[q] || engine_jobs_each(f->s->engine, (enum job_queue)q, JOB_DEAD,
+		                                 (int)take[q], keep_dead, f))
+			continue; /* none, or not readable now: the next state has them */
+		for (int i = 0; i < f->n_dead; i++) {
+			const struct job_record *j = &f->dead[i];
+
+			rc |= first ? 0 : buf_puts(b, ",");
+			first = 0;
+			rc |= buf_printf(b,
+			                 "{\"id\":%lld,\"donation_id\":%lld,\"attempts\":%d,"
+			                 "\"queue\":\"%s\",\"kind\":\"%s\",\"last_error\":",
+			                 (long long)j->id, (long long)j->donation_id, j->attempts,
+			                 job_queue_names[q], job_kind_names[j->kind]);
+			rc |= buf_json_string(b, j->last_error);
+			rc |= buf_puts(b, "}");
+		}
+	}
+	rc |= buf_puts(b, "]");
+	return rc ? -ENOMEM : 0;
+}
+
+static int hello_json(struct console_feed *f, struct buf *b)
+{
+	int rc = buf_printf(b, "{\"type\":\"hello\",\"version\":\"%s\",\"server\":\"%s:%d\",\"who\":",
+	                    TALLY_VERSION, f->s->cfg.listen_addr ? f->s->cfg.listen_addr : "",
+	                    f->s->port);
+
+	rc |= buf_json_string(b, f->who);
+	rc |= buf_puts(b, ",\"role\":");
+	rc |= buf_json_string(b, f->role);
+	rc |= buf_puts(b, "}");
+	return rc ? -ENOMEM : 0;
+}
+
+int console_feed_next(struct console_feed *f, struct buf *out)
+{
+	struct engine_stats es;
+	struct live_stats ls;
+	int rc;
+
+	if (!f->hello_sent) {
+		rc = hello_json(f, out);
+		f->hello_sent = !rc;
+		return rc;
+	}
+	engine_get_stats(f->s->engine, &es);
+	live_get_stats(f->s->live, &ls);
+	rc = buf_printf(out,
+	                "{\"type\":\"state\",\"uptime_s\":%lld,\"donations_per_s\":%.2f,"
+	                "\"donations_total\":%lld,\"intake_depth\":%lld,\"ws_clients\":%lld,"
+	                "\"live_slow\":%d,\"live_refusing\":%s,\"storage_failing_ms\":%lld",
+	                (long long)es.uptime_s, es.donations_per_s, (long long)es.donations_total,
+	                (long long)es.intake_depth, (long long)ls.viewers, ls.slow,
+	                ls.refusing ? "true" : "false",
+	                (long long)(es.commits.failing_since_ms
+	                                ? util_now_ms() - es.commits.failing_since_ms
+	                                : 0));
+	if (rc)
+		return -ENOMEM;
+	rc = queues_json(f, out);
+	if (!rc)
+		rc = campaigns_json(f, out);
+	if (!rc && buf_puts(out, "}"))
+		rc = -ENOMEM;
+	return rc;
+}
