@@ -105,7 +105,8 @@ static struct console_campaign *row(struct console_mirror *mi, const char *slug)
 		mi->cap = cap;
 	}
 	memset(&mi->m.campaigns[mi->m.n_campaigns], 0, sizeof(*mi->m.campaigns));
-	snprintf(mi->m.campaigns[mi->m.n_campaigns].slug, sizeof(mi->m.campaigns->slug), "%s", slug);
+	snprintf(mi->m.campaigns[mi->m.n_campaigns].slug, sizeof(mi->m.campaigns->slug), "%s",
+	         slug);
 	mi->index[i] = (uint32_t)++mi->m.n_campaigns;
 	return &mi->m.campaigns[mi->m.n_campaigns - 1];
 }
@@ -156,19 +157,22 @@ static int state_ok(json_t *st, char *err, size_t cap)
 		return bad(err, cap, "a state without campaigns, queues and dead jobs");
 	if (json_array_size(qs) > CONSOLE_QUEUES_MAX || json_array_size(ds) > CONSOLE_DEAD_MAX)
 		return bad(err, cap, "a state with too many queues or dead jobs");
-	json_array_foreach (cs, i, v) {
+	json_array_foreach(cs, i, v)
+	{
 		const char *slug = json_string_value(json_object_get(v, "slug"));
 
 		if (!json_is_object(v) || !slug || !*slug ||
 		    strlen(slug) >= sizeof(((struct console_campaign *)0)->slug))
 			return bad(err, cap, "a campaign without a slug");
 	}
-	json_array_foreach (qs, i, v)
-		if (!json_is_object(v) || !json_is_string(json_object_get(v, "name")))
-			return bad(err, cap, "a queue without a name");
-	json_array_foreach (ds, i, v)
-		if (!json_is_object(v) || !json_is_integer(json_object_get(v, "id")))
-			return bad(err, cap, "a dead job without an id");
+	json_array_foreach(qs, i, v) if (!json_is_object(v) ||
+	                                 !json_is_string(json_object_get(
+	                                     v, "name"))) return bad(err, cap,
+	                                                             "a queue without a name");
+	json_array_foreach(ds, i, v) if (!json_is_object(v) ||
+	                                 !json_is_integer(json_object_get(
+	                                     v, "id"))) return bad(err, cap,
+	                                                           "a dead job without an id");
 	return 0;
 }
 
@@ -188,7 +192,8 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 	m->storage_failing_ms = num(st, "storage_failing_ms");
 	m->synced = flag(st, "synced");
 	m->n_queues = 0;
-	json_array_foreach (json_object_get(st, "queues"), i, v) {
+	json_array_foreach(json_object_get(st, "queues"), i, v)
+	{
 		struct console_queue *q = &m->queues[m->n_queues++];
 
 		text(v, "name", q->name, sizeof(q->name));
@@ -201,11 +206,14 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 		q->failed = num(v, "failed");
 		q->done_per_s = real(v, "done_per_s", 0);
 		/* 0: no job started in the window */
-		q->latency_ms_p50 = real(v, "latency_ms_p50", 0) > 0 ? real(v, "latency_ms_p50", 0) : -1;
-		q->latency_ms_p99 = real(v, "latency_ms_p99", 0) > 0 ? real(v, "latency_ms_p99", 0) : -1;
+		q->latency_ms_p50 =
+		    real(v, "latency_ms_p50", 0) > 0 ? real(v, "latency_ms_p50", 0) : -1;
+		q->latency_ms_p99 =
+		    real(v, "latency_ms_p99", 0) > 0 ? real(v, "latency_ms_p99", 0) : -1;
 	}
 	m->n_dead = 0;
-	json_array_foreach (json_object_get(st, "dead"), i, v) {
+	json_array_foreach(json_object_get(st, "dead"), i, v)
+	{
 		struct console_job *j = &m->dead[m->n_dead++];
 
 		j->id = num(v, "id");
@@ -215,7 +223,8 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 		text(v, "kind", j->kind, sizeof(j->kind));
 		text(v, "last_error", j->last_error, sizeof(j->last_error));
 	}
-	json_array_foreach (json_object_get(st, "campaigns"), i, v) {
+	json_array_foreach(json_object_get(st, "campaigns"), i, v)
+	{
 		struct console_campaign *c = row(mi, json_string_value(json_object_get(v, "slug")));
 
 		if (!c)
@@ -261,8 +270,8 @@ int console_mirror_apply(struct console_mirror *mi, const char *msg, size_t len,
 int console_mirror_copy(const struct console_mirror *mi, struct console_model *m)
 {
 	const struct console_model *s = &mi->m;
-	struct console_campaign *cs = realloc(m->campaigns, (s->n_campaigns ? s->n_campaigns : 1) *
-	                                                        sizeof(*cs));
+	struct console_campaign *cs =
+	    realloc(m->campaigns, (s->n_campaigns ? s->n_campaigns : 1) * sizeof(*cs));
 
 	if (!cs)
 		return -ENOMEM;

@@ -45,6 +45,7 @@
 #define HEAD_PEEK 8192   /* a head longer than this goes on (the loop answers 431) */
 #define ADDR_SLOTS 8192  /* addresses waiting at once that are counted */
 #define LIVE_PREFIX "GET /live"
+#define CONSOLE_PREFIX "GET /live/console" /* the staff console's feed */
 
 struct pending_conn {
 	int fd;
@@ -256,6 +257,7 @@ static int classify(struct acceptor *a, int fd)
 	ssize_t n = recv(fd, head, HEAD_PEEK, MSG_PEEK | MSG_DONTWAIT);
 	enum acceptor_route route;
 	size_t want = sizeof(LIVE_PREFIX); /* the prefix and the byte after it */
+	int console;
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return 0;
@@ -269,7 +271,15 @@ static int classify(struct acceptor *a, int fd)
 	                (head[want - 1] == ' ' || head[want - 1] == '?')
 	            ? ROUTE_LIVE
 	            : ROUTE_API;
-	if (route == ROUTE_LIVE && a->cfg.live_full && a->cfg.live_full(a->cfg.ctx)) {
+	/* A staff console is never refused for the viewers' crowd: it is
+	 * how on-call sees the crowd. */
+	console =
+	    (size_t)n >= sizeof(CONSOLE_PREFIX) &&
+	    !memcmp(head, CONSOLE_PREFIX, sizeof(CONSOLE_PREFIX) - 1) &&
+	    (head[sizeof(CONSOLE_PREFIX) - 1] == ' ' || head[sizeof(CONSOLE_PREFIX) - 1] == '?');
+	if (console)
+		route = ROUTE_LIVE;
+	if (route == ROUTE_LIVE && !console && a->cfg.live_full && a->cfg.live_full(a->cfg.ctx)) {
 		atomic_fetch_add(&a->refused_full, 1);
 		answer_close(fd, "503 Service Unavailable", "live_full",
 		             "too many viewers; retry shortly", 5);

@@ -68,9 +68,9 @@ static uint64_t row_sig(const struct engine_campaign_info *i)
 {
 	const struct campaign_row *r = &i->c;
 	uint64_t h = 0xcbf29ce484222325ull;
-	int64_t nums[] = {r->goal_cents,     r->raised_cents,      r->pending_cents,
-	                  r->donor_count,    r->donation_count,    (int64_t)i->effective,
-	                  (int64_t)(i->per_min * 10)};
+	int64_t nums[] = {
+	    r->goal_cents,     r->raised_cents,       r->pending_cents,          r->donor_count,
+	    r->donation_count, (int64_t)i->effective, (int64_t)(i->per_min * 10)};
 
 	h = fnv(h, r->slug, strlen(r->slug));
 	h = fnv(h, r->name, strlen(r->name));
@@ -203,9 +203,10 @@ static int queues_json(struct console_feed *f, struct buf *b)
 
 static int hello_json(struct console_feed *f, struct buf *b)
 {
-	int rc = buf_printf(b, "{\"type\":\"hello\",\"version\":\"%s\",\"server\":\"%s:%d\",\"who\":",
-	                    TALLY_VERSION, f->s->cfg.listen_addr ? f->s->cfg.listen_addr : "",
-	                    f->s->port);
+	int rc = buf_printf(
+	    b,
+	    "{\"type\":\"hello\",\"version\":\"%s\",\"server\":\"%s:%d\",\"who\":", TALLY_VERSION,
+	    f->s->cfg.listen_addr ? f->s->cfg.listen_addr : "", f->s->port);
 
 	rc |= buf_json_string(b, f->who);
 	rc |= buf_puts(b, ",\"role\":");

@@ -35,6 +35,7 @@
  */
 #include "ws/internal.h"
 #include "ws/addrcount.h"
+#include "ws/console_feed.h"
 #include "ws/live_msg.h"
 #include "ws/pacer.h"
 #include "ws/proxy.h"
@@ -68,6 +69,7 @@
 #define LIVE_SNDBUF (64 * 1024) /* a viewer's socket buffer: small and fixed */
 #define ADDR_SLOTS 16384        /* addresses connected at once that are counted */
 #define CLOSE_GRACE_MS 2000     /* a close frame not sent by then: dropped */
+#define CONSOLE_MS 250          /* a staff console's state at most this often */
 
 enum close_code {
 	CLOSE_NO_PONG = 4001,    /* silent past the timeout */
@@ -141,6 +143,12 @@ struct live_pss {
 	int64_t ping_ms;            /* when the outstanding ping was asked for */
 	int in_callback;            /* writes wait for a WRITEABLE callback */
 	char ip[ADDRCOUNT_IP_SIZE]; /* counted against this address; "" = not */
+	/* A staff console (/live/console) instead of a viewer: its feed, and
+	 * the frame of its next message (from cmsg_at; empty when none). */
+	struct console_feed *feed;
+	struct buf cmsg;
+	size_t cmsg_at;
+	struct live_pss *c_prev, *c_next; /* every console */
 };
 
 struct live {
@@ -175,6 +183,10 @@ struct live {
 	atomic_int refusing, slow_now;
 	atomic_int resync; /* messages were dropped: read every state again */
 	atomic_ullong dropped_msgs;
+	struct live_pss *consoles; /* staff consoles, fed every CONSOLE_MS */
+	uv_timer_t console_timer;  /* runs while there are consoles */
+	int console_timer_made;
+	atomic_llong n_consoles;
 };
 
 static const struct lws_protocols live_protocols[];
@@ -690,7 +702,7 @@ static int pending(const struct live_pss *p)
 		return 1;
 	if (p->reply_ends || p->close_sent)
 		return 0;
-	if (p->err[0] || p->close_code || p->want_ping || p->want_pong)
+	if (p->err[0] || p->close_code || p->want_ping || p->want_pong || p->cmsg.len)
 		return 1;
 	for (int i = 0; i < p->n_subs; i++) {
 		const struct live_sub *sub = &p->subs[i];
@@ -755,6 +767,11 @@ static int gather(struct live *l, struct live_pss *p)
 		if (tx_build(l, 0xA, "", (const char *)p->pong, p->pong_len, ""))
 			return -1;
 		p->want_pong = 0;
+	}
+	if (p->cmsg.len) {
+		if (tx_frame(l, p->cmsg.p + p->cmsg_at, p->cmsg.len - p->cmsg_at))
+			return -1;
+		p->cmsg.len = 0;
 	}
 	for (int i = 0; i < p->n_subs && l->tx.len < LIVE_TX_MAX; i++) {
 		struct live_sub *sub = &p->subs[i];
@@ -931,9 +948,13 @@ static void refuse(struct live_pss *p, int status, const char *why)
 {
 	const char *reason = status == 426   ? "Upgrade Required"
 	                     : status == 431 ? "Request Header Fields Too Large"
+	                     : status == 401 ? "Unauthorized"
+	                     : status == 403 ? "Forbidden"
 	                                     : "Bad Request",
 	           *code = status == 426   ? "upgrade_required"
 	                   : status == 431 ? "headers_too_large"
+	                   : status == 401 ? "unauthorized"
+	                   : status == 403 ? "forbidden"
 	                                   : "bad_request";
 	char body[256], text[512];
 	int nb = snprintf(body, sizeof(body), "{\"error\":{\"code\":\"%s\",\"message\":\"%s\"}}",
@@ -981,6 +1002,147 @@ static void open_viewer(struct live *l, struct live_pss *p, const struct wsproto
 	}
 }
 
+/* ---- staff consoles (loop thread) ---- */
+
+/* 1 when the request line asks for the console feed. */
+static int console_request(const char *req, size_t len)
+{
+	static const char line[] = "GET /live/console";
+	size_t n = sizeof(line) - 1;
+
+	return len > n && !memcmp(req, line, n) && (req[n] == ' ' || req[n] == '?');
+}
+
+/* The staff token a console presents ("Bearer TOKEN"); constant time. */
+static int console_token_ok(const struct live *l, const char *authorization)
+{
+	const char *t = l->s->cfg.admin_token;
+
+	if (strncasecmp(authorization, "Bearer ", 7) || !t || !*t)
+		return 0;
+	return util_ct_equal(authorization + 7, strlen(authorization + 7), t, strlen(t));
+}
+
+/* A browser names the page that opens a websocket in Origin: only a page
+ * of this server may open a console. A client that is not a browser sends
+ * none. */
+static int console_origin_ok(const struct wsproto_upgrade *up)
+{
+	const char *o = up->origin;
+
+	if (!o[0])
+		return 1;
+	if (!strncmp(o, "http://", 7))
+		o += 7;
+	else if (!strncmp(o, "https://", 8))
+		o += 8;
+	else
+		return 0;
+	return up->host[0] && !strcasecmp(o, up->host);
+}
+
+/* Frame the feed's next message into p->cmsg, unless one is still due or
+ * the socket holds a write. Returns 0 or -ENOMEM. */
+static int console_next(struct live_pss *p)
+{
+	size_t len;
+	char *f;
+
+	if (p->cmsg.len || p->close_code || lws_partial_buffered(p->wsi))
+		return 0;
+	if (buf_reserve(&p->cmsg, 4096))
+		return -ENOMEM;
+	p->cmsg.len = 10; /* room for the longest frame header */
+	if (console_feed_next(p->feed, &p->cmsg)) {
+		p->cmsg.len = 0;
+		return -ENOMEM;
+	}
+	len = p->cmsg.len - 10;
+	f = frame_head(p->cmsg.p + 10, len, 0x1);
+	p->cmsg_at = (size_t)(f - p->cmsg.p);
+	return 0;
+}
+
+static void console_tick(uv_timer_t *t)
+{
+	struct live *l = t->data;
+
+	for (struct live_pss *p = l->consoles; p; p = p->c_next) {
+		if (console_next(p))
+			set_close(p, CLOSE_INTERNAL, "no memory for the console's state");
+		push(l, p);
+	}
+}
+
+/* The upgrade to /live/console is taken: p is a console. */
+static void open_console(struct live *l, struct live_pss *p, const struct wsproto_upgrade *up)
+{
+	char text[256];
+	int n = snprintf(text, sizeof(text),
+	                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+	                 "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n"
+	                 "Sec-WebSocket-Protocol: tally.console.v1\r\n\r\n",
+	                 up->accept);
+
+	if (!console_token_ok(l, up->authorization)) {
+		refuse(p, 401, "a console needs a staff token: Authorization: Bearer TOKEN");
+		return;
+	}
+	if (!console_origin_ok(up)) {
+		refuse(p, 403, "a console may be opened only from this server's own pages");
+		return;
+	}
+	if (!l->console_timer_made) {
+		if (uv_timer_init(l->uv, &l->console_timer)) {
+			refuse(p, 400, "cannot time the console's feed");
+			return;
+		}
+		l->console_timer.data = l;
+		l->console_timer_made = 1;
+	}
+	if (console_feed_new(l->s, "admin", "admin", 0, &p->feed)) {
+		refuse(p, 400, "out of memory");
+		return;
+	}
+	free(p->head);
+	p->head = NULL;
+	p->head_len = 0;
+	p->open = 1;
+	p->last_rx_ms = now_ms();
+	p->rx.max = LIVE_RX_MAX;
+	lws_set_timeout(p->wsi, NO_PENDING_TIMEOUT, 0);
+	link_pss(l, p);
+	p->c_prev = NULL;
+	p->c_next = l->consoles;
+	if (l->consoles)
+		l->consoles->c_prev = p;
+	l->consoles = p;
+	atomic_fetch_add(&l->n_consoles, 1);
+	if (!uv_is_active((uv_handle_t *)&l->console_timer) &&
+	    uv_timer_start(&l->console_timer, console_tick, 0, CONSOLE_MS))
+		log_msg(LOG_WARN, "live.console_timer", "cannot start the console's timer");
+	if (n < 0 || (size_t)n >= sizeof(text) || set_reply(p, text, (size_t)n))
+		end_soon(p, 0);
+}
+
+static void close_console(struct live *l, struct live_pss *p)
+{
+	if (p->c_prev)
+		p->c_prev->c_next = p->c_next;
+	else if (l->consoles == p)
+		l->consoles = p->c_next;
+	if (p->c_next)
+		p->c_next->c_prev = p->c_prev;
+	p->c_prev = p->c_next = NULL;
+	console_feed_free(p->feed);
+	p->feed = NULL;
+	buf_fini(&p->cmsg);
+	unlink_pss(l, p);
+	atomic_fetch_sub(&l->n_consoles, 1);
+	if (!l->consoles && l->console_timer_made)
+		uv_timer_stop(&l->console_timer);
+}
+
 /* Read the upgrade request from in[0..len) (after what came before).
  * Returns how many bytes of in it took when it is whole and taken (the
  * rest are frames), or -1 when no frames follow (it is not whole yet, or
@@ -989,18 +1151,21 @@ static long take_upgrade(struct live *l, struct live_pss *p, const char *in, siz
 {
 	struct wsproto_upgrade up;
 	size_t before = p->head_len;
-	int rc;
+	const char *req = in;
+	size_t req_len = len;
+	int rc, console;
 
 	if (before) {
 		size_t n = len < LIVE_HEAD_MAX - before ? len : LIVE_HEAD_MAX - before;
 
 		memcpy(p->head + before, in, n);
 		p->head_len += n;
-		rc = wsproto_upgrade(p->head, p->head_len, LIVE_HEAD_MAX, "/live", "tally.live.v1",
-		                     &up);
-	} else {
-		rc = wsproto_upgrade(in, len, LIVE_HEAD_MAX, "/live", "tally.live.v1", &up);
+		req = p->head;
+		req_len = p->head_len;
 	}
+	console = console_request(req, req_len);
+	rc = wsproto_upgrade(req, req_len, LIVE_HEAD_MAX, console ? "/live/console" : "/live",
+	                     console ? "tally.console.v1" : "tally.live.v1", &up);
 	if (rc == -EAGAIN) {
 		/* Not whole, and shorter than LIVE_HEAD_MAX (else 431). */
 		if (!before) {
@@ -1017,7 +1182,12 @@ static long take_upgrade(struct live *l, struct live_pss *p, const char *in, siz
 		refuse(p, up.status, up.why);
 		return -1;
 	}
-	open_viewer(l, p, &up);
+	if (console)
+		open_console(l, p, &up);
+	else
+		open_viewer(l, p, &up);
+	if (!p->open)
+		return -1; /* refused */
 	return (long)(up.used - before);
 }
 
@@ -1030,8 +1200,8 @@ static int on_message(void *user, const char *msg, size_t len, int binary)
 {
 	struct rx_ctx *c = user;
 
-	(void)binary; /* JSON either way */
-	if (!c->p->close_code)
+	(void)binary;                         /* JSON either way */
+	if (!c->p->close_code && !c->p->feed) /* a console's messages are not read */
 		receive(c->l, c->p, msg, len);
 	return 0;
 }
@@ -1148,6 +1318,10 @@ static int live_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		/* Refused, or gone before its upgrade: never counted. */
 		if (!p->open)
 			return 0;
+		if (p->feed) {
+			close_console(l, p);
+			return 0;
+		}
 		while (p->n_subs)
 			unsubscribe(l, p, p->n_subs - 1);
 		uncount_address(l, p);
@@ -1244,6 +1418,10 @@ static void on_stop(void *user)
 		set_close(p, CLOSE_GOING_AWAY, "tally stops");
 		if (!p->close_sent && !lws_partial_buffered(p->wsi) && write_some(l, p))
 			log_msg(LOG_DEBUG, "live.close_failed", "no close frame for a viewer");
+	}
+	if (l->console_timer_made) {
+		uv_timer_stop(&l->console_timer);
+		uv_close((uv_handle_t *)&l->console_timer, NULL);
 	}
 	/* The channels go with their timers' close callbacks; the array of
 	 * them goes in live_free. */

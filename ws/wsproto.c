@@ -90,6 +90,27 @@ static void forwarded(struct wsproto_upgrade *up, const char *v, size_t n)
 	up->forwarded[have + n] = '\0';
 }
 
+/* What to say when the subprotocol is missing (static text). */
+static const char *no_protocol(const char *protocol)
+{
+	return strcmp(protocol, "tally.console.v1")
+	           ? "use a websocket with subprotocol tally.live.v1"
+	           : "use a websocket with subprotocol tally.console.v1";
+}
+
+/* Copy a header's value [v, ve) into dst (WSPROTO_VALUE_MAX + 1 bytes).
+ * Returns 0, or -1 when it does not fit. */
+static int keep(char *dst, const char *v, const char *ve)
+{
+	size_t n = (size_t)(ve - v);
+
+	if (n > WSPROTO_VALUE_MAX)
+		return -1;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+	return 0;
+}
+
 int wsproto_upgrade(const char *req, size_t len, size_t max, const char *path, const char *protocol,
                     struct wsproto_upgrade *up)
 {
@@ -136,6 +157,14 @@ int wsproto_upgrade(const char *req, size_t len, size_t max, const char *path, c
 #define IS(name) (nl == sizeof(name) - 1 && !strncasecmp(p, name, nl))
 		if (IS("Host")) {
 			host = ve > v;
+			if (keep(up->host, v, ve))
+				return refuse(up, 431, "the Host header is too long");
+		} else if (IS("Authorization")) {
+			if (keep(up->authorization, v, ve))
+				return refuse(up, 431, "the Authorization header is too long");
+		} else if (IS("Origin")) {
+			if (keep(up->origin, v, ve))
+				return refuse(up, 431, "the Origin header is too long");
 		} else if (IS("Upgrade")) {
 			upgrade |= list_has(v, (size_t)(ve - v), "websocket");
 		} else if (IS("Connection")) {
@@ -154,7 +183,7 @@ int wsproto_upgrade(const char *req, size_t len, size_t max, const char *path, c
 #undef IS
 	}
 	if (!upgrade || !connection)
-		return refuse(up, 400, "use a websocket with subprotocol tally.live.v1");
+		return refuse(up, 400, no_protocol(protocol));
 	if (!version)
 		return refuse(up, 426, "Sec-WebSocket-Version must be 13");
 	if (!host)
@@ -162,7 +191,7 @@ int wsproto_upgrade(const char *req, size_t len, size_t max, const char *path, c
 	if (keys != 1 || !key_ok(key, key_len))
 		return refuse(up, 400, "Sec-WebSocket-Key must be one key of 16 bytes in base64");
 	if (!proto)
-		return refuse(up, 400, "use a websocket with subprotocol tally.live.v1");
+		return refuse(up, 400, no_protocol(protocol));
 	memcpy(buf, key, 24);
 	memcpy(buf + 24, WS_GUID, sizeof(WS_GUID) - 1);
 	if (!lws_SHA1((unsigned char *)buf, 24 + sizeof(WS_GUID) - 1, sha) ||

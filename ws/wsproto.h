@@ -10,6 +10,7 @@
 
 #define WSPROTO_CONTROL_MAX 125    /* a control frame's payload at most */
 #define WSPROTO_FORWARDED_MAX 1024 /* X-Forwarded-For kept at most */
+#define WSPROTO_VALUE_MAX 320      /* Authorization, Origin or Host at most */
 
 /* ---- the upgrade ---- */
 
@@ -22,6 +23,11 @@ struct wsproto_upgrade {
 	 * there is none or when they do not fit (then forwarded_bad is 1). */
 	char forwarded[WSPROTO_FORWARDED_MAX + 1];
 	int forwarded_bad;
+	/* On success: the Authorization, Origin and Host values, "" when
+	 * absent; a longer value than fits is refused (431). */
+	char authorization[WSPROTO_VALUE_MAX + 1];
+	char origin[WSPROTO_VALUE_MAX + 1];
+	char host[WSPROTO_VALUE_MAX + 1];
 };
 
 /* Read an upgrade request to a websocket at path with the subprotocol
