@@ -14,6 +14,7 @@
 #include "base/util.h"
 #include "tui/console.h"
 #include "tui/console_mirror.h"
+#include "tui/remote.h"
 #include "ws/console_feed.h"
 #include "ws/proxy.h"
 #include "ws/server.h"
@@ -615,17 +616,64 @@ __attribute__((format(printf, 4, 5))) static int token_fail(int rc, char *err, s
 	return rc;
 }
 
+/* Read the token from the file at path: its first line. Whoever reads the
+ * file is staff, so a file open to group or others is refused, as ssh
+ * refuses a private key that others can read. Returns 0, -ENOENT when
+ * there is no such file (err untouched), or a negative errno with a
+ * message in err. */
+static int read_token_file(const char *path, char *tok, size_t cap, char *err, size_t errcap)
+{
+	struct stat st;
+	ssize_t n;
+	int fd, rc;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	if (fd < 0) {
+		rc = -errno;
+		return rc == -ENOENT ? rc
+		                     : token_fail(rc, err, errcap, "admin token file %s: %s", path,
+		                                  strerror(-rc));
+	}
+	if (fstat(fd, &st)) {
+		rc = -errno;
+		close(fd);
+		return token_fail(rc, err, errcap, "admin token file %s: %s", path, strerror(-rc));
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return token_fail(-EINVAL, err, errcap, "admin token file %s is not a regular file",
+		                  path);
+	}
+	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+		close(fd);
+		return token_fail(-EPERM, err, errcap,
+		                  "admin token file %s is open to group or others (mode "
+		                  "%04o): anyone who reads it is an admin. Refusing to "
+		                  "start; run 'chmod 600 %s' (or set TALLY_ADMIN_TOKEN)",
+		                  path, (unsigned)(st.st_mode & 07777), path);
+	}
+	n = read(fd, tok, cap - 1);
+	rc = n < 0 ? -errno : 0;
+	close(fd);
+	if (n <= 0)
+		return token_fail(rc ? rc : -EINVAL, err, errcap, "admin token file %s: %s", path,
+		                  rc ? strerror(-rc) : "empty");
+	tok[n] = '\0';
+	tok[strcspn(tok, "\r\n")] = '\0';
+	if (!tok[0])
+		return token_fail(-EINVAL, err, errcap, "admin token file %s: empty first line",
+		                  path);
+	return 0;
+}
+
 /* The admin token: $TALLY_ADMIN_TOKEN, else the token file (created with a
- * random token, mode 0600, on first start). Whoever reads the file is an
- * admin, so a file open to group or others is refused, as ssh refuses a
- * private key that others can read. Returns 0, or a negative errno with
- * a message in err. */
+ * random token, mode 0600, on first start; read_token_file). Returns 0, or
+ * a negative errno with a message in err. */
 static int load_token(const struct options *o, char *tok, size_t cap, char *path, size_t pcap,
                       char *err, size_t errcap)
 {
 	const char *env = getenv("TALLY_ADMIN_TOKEN");
 	unsigned char raw[24];
-	struct stat st;
 	ssize_t n;
 	int fd, rc;
 
@@ -641,44 +689,9 @@ static int load_token(const struct options *o, char *tok, size_t cap, char *path
 		snprintf(path, pcap, "%s", o->token_file);
 	else
 		snprintf(path, pcap, "%s.token", o->db_path);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
-	if (fd >= 0) {
-		if (fstat(fd, &st)) {
-			rc = -errno;
-			close(fd);
-			return token_fail(rc, err, errcap, "admin token file %s: %s", path,
-			                  strerror(-rc));
-		}
-		if (!S_ISREG(st.st_mode)) {
-			close(fd);
-			return token_fail(-EINVAL, err, errcap,
-			                  "admin token file %s is not a regular file", path);
-		}
-		if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-			close(fd);
-			return token_fail(-EPERM, err, errcap,
-			                  "admin token file %s is open to group or others (mode "
-			                  "%04o): anyone who reads it is an admin. Refusing to "
-			                  "start; run 'chmod 600 %s' (or set TALLY_ADMIN_TOKEN)",
-			                  path, (unsigned)(st.st_mode & 07777), path);
-		}
-		n = read(fd, tok, cap - 1);
-		rc = n < 0 ? -errno : 0;
-		close(fd);
-		if (n <= 0)
-			return token_fail(rc ? rc : -EINVAL, err, errcap, "admin token file %s: %s",
-			                  path, rc ? strerror(-rc) : "empty");
-		tok[n] = '\0';
-		tok[strcspn(tok, "\r\n")] = '\0';
-		if (!tok[0])
-			return token_fail(-EINVAL, err, errcap,
-			                  "admin token file %s: empty first line", path);
-		return 0;
-	}
-	if (errno != ENOENT) {
-		rc = -errno;
-		return token_fail(rc, err, errcap, "admin token file %s: %s", path, strerror(-rc));
-	}
+	rc = read_token_file(path, tok, cap, err, errcap);
+	if (rc != -ENOENT)
+		return rc;
 	if (util_random(raw, sizeof(raw)))
 		return token_fail(-EIO, err, errcap, "admin token: no random bytes");
 	for (size_t i = 0; i < sizeof(raw); i++)
@@ -912,6 +925,104 @@ static int compose_jobs(struct options *o, char *err, size_t errcap)
 	return 0;
 }
 
+/* ---- tally console --connect URL: the console of a server elsewhere ---- */
+
+static void console_signal(int sig)
+{
+	(void)sig;
+	console_stop = 1;
+}
+
+static void console_usage(FILE *f)
+{
+	fprintf(f, "usage: tally console --connect http://HOST:PORT [--token-file PATH]\n"
+	           "  Attach the staff console to a running tally. The staff token comes\n"
+	           "  from TALLY_ADMIN_TOKEN or the first line of --token-file (mode 0600).\n");
+}
+
+static int console_main(int argc, char **argv)
+{
+	static const struct option longs[] = {{"connect", required_argument, NULL, 'c'},
+	                                      {"token-file", required_argument, NULL, 't'},
+	                                      {"help", no_argument, NULL, 'h'},
+	                                      {NULL, 0, NULL, 0}};
+	const char *url = NULL, *token_file = NULL, *env = getenv("TALLY_ADMIN_TOKEN");
+	char token[300], err[512];
+	struct console_source src;
+	struct sigaction sa;
+	struct remote *r = NULL;
+	int c, rc;
+
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "", longs, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			url = optarg;
+			break;
+		case 't':
+			token_file = optarg;
+			break;
+		case 'h':
+			console_usage(stdout);
+			return 0;
+		default:
+			fprintf(stderr, "tally console: unknown or incomplete option '%s'\n",
+			        argv[optind - 1]);
+			console_usage(stderr);
+			return 2;
+		}
+	}
+	if (!url || optind < argc) {
+		console_usage(stderr);
+		return 2;
+	}
+	if (token_file) {
+		rc = read_token_file(token_file, token, sizeof(token), err, sizeof(err));
+		if (rc == -ENOENT)
+			snprintf(err, sizeof(err), "token file %s: no such file", token_file);
+		if (rc) {
+			fprintf(stderr, "tally console: %s\n", err);
+			return 1;
+		}
+	} else if (env && *env && strlen(env) < sizeof(token)) {
+		snprintf(token, sizeof(token), "%s", env);
+	} else {
+		fprintf(stderr, "tally console: a staff token is needed: set TALLY_ADMIN_TOKEN or "
+		                "give --token-file\n");
+		return 1;
+	}
+	if (remote_new(url, token, &r, err, sizeof(err))) {
+		fprintf(stderr, "tally console: %s\n", err);
+		return 2;
+	}
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = console_signal;
+	if (sigemptyset(&sa.sa_mask) || sigaction(SIGINT, &sa, NULL) ||
+	    sigaction(SIGTERM, &sa, NULL) || sigaction(SIGHUP, &sa, NULL) ||
+	    signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
+		fprintf(stderr, "tally console: cannot set up signals: %s\n", strerror(errno));
+		remote_free(r);
+		return 1;
+	}
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		fprintf(stderr, "tally console: curl_global_init failed\n");
+		remote_free(r);
+		return 1;
+	}
+	rc = remote_start(r);
+	if (rc) {
+		fprintf(stderr, "tally console: cannot start the reader: %s\n", strerror(-rc));
+	} else {
+		remote_source(r, &src);
+		rc = console_run(&src, &console_stop);
+		if (rc)
+			fprintf(stderr, "tally console: %s\n", strerror(-rc));
+	}
+	remote_free(r);
+	curl_global_cleanup();
+	return rc ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	struct options o;
@@ -926,11 +1037,8 @@ int main(int argc, char **argv)
 
 	/* Before any thread: the console draws UTF-8 names by the locale. */
 	setlocale(LC_CTYPE, "");
-	if (argc > 1 && !strcmp(argv[1], "console")) {
-		fprintf(stderr, "tally console: attaching to a remote server is not available in "
-		                "this version; run tally on the server's terminal instead\n");
-		return 2;
-	}
+	if (argc > 1 && !strcmp(argv[1], "console"))
+		return console_main(argc - 1, argv + 1);
 	memset(&o, 0, sizeof(o));
 	engine_config_defaults(&o.engine);
 	jobs_config_defaults(&o.jobs);

@@ -1,7 +1,14 @@
 #!/usr/bin/env bash
 # tests/tally_tmux.sh - the real tally console in a real terminal.
 #
-# usage: tests/tally_tmux.sh PATH/TO/tally ASSETS_DIR
+# usage: tests/tally_tmux.sh PATH/TO/tally ASSETS_DIR [remote]
+#
+# With "remote", tally runs --headless outside tmux and the console is
+# `tally console --connect` (the same steps, over the console feed and
+# the admin API), then: a second remote console shows the same numbers
+# and sees the first one's pause; a bad token is refused on screen; the
+# server killed, the console says reconnecting and keeps its numbers;
+# the server back on the same port, the console catches up by itself.
 #
 # Starts `tally --demo` on a free port with a temporary database in a
 # detached tmux session (120x30), with a flaky mock processor and one
@@ -19,6 +26,7 @@ set -u
 
 bin=${1:-}
 assets=${2:-assets}
+mode=${3:-local}
 if [ -z "$bin" ] || [ ! -x "$bin" ]; then
 	echo "usage: $0 PATH/TO/tally ASSETS_DIR" >&2
 	exit 2
@@ -30,8 +38,10 @@ sock="tally-console-test-$$"
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/tally-console.XXXXXX") || exit 1
 step=setup
 T() { tmux -L "$sock" -f /dev/null "$@"; }
+srv=
 cleanup() {
 	T kill-server >/dev/null 2>&1
+	[ -n "$srv" ] && kill "$srv" 2>/dev/null && wait "$srv" 2>/dev/null
 	# on a failure tally may still be closing its files after losing the
 	# terminal: retry for a while
 	for _ in $(seq 1 50); do
@@ -48,7 +58,8 @@ fail() {
 	exit 1
 }
 
-capture() { T capture-pane -p -t console >"$tmp/screen" 2>/dev/null; }
+win=console
+capture() { T capture-pane -p -t "$win" >"$tmp/screen" 2>/dev/null; }
 
 # wait_for REGEX [SECONDS]: until the screen matches.
 wait_for() {
@@ -80,14 +91,41 @@ admin_get() { http_get "$1" t; }
 payments_col() { grep -E '^ payments ' "$tmp/screen" | head -n 1 | awk -v n="$1" '{ print $n }' | tr -d ,; }
 
 step="start"
-T new-session -d -s console -x 120 -y 30 \
-	"cd '$tmp' && TALLY_ADMIN_TOKEN=t '$bin' --demo --listen 127.0.0.1:0 --db '$tmp/t.db' \
-	 --assets '$assets' --log '$tmp/log' --mock-fail-rate 0.3 --jobs payments:attempts=1; \
-	 echo \"exit=\$?\" >'$tmp/exit'; sleep 30" ||
-	fail "tmux could not start"
-wait_for "Riverside Food Bank" 10
-port=$(grep -o '"event":"ready"[^}]*"port":[0-9]*' "$tmp/log" | grep -o '[0-9]*$' | head -n 1)
-[ -n "$port" ] || fail "no port in the log"
+server_args=(--demo --db "$tmp/t.db" --assets "$assets" --mock-fail-rate 0.3 --jobs payments:attempts=1)
+ready_port() { grep -o '"event":"ready"[^}]*"port":[0-9]*' "$tmp/log" | grep -o '[0-9]*$' | tail -n 1; }
+readies() { cat "$tmp/log" 2>/dev/null | grep -c '"event":"ready"'; }
+# start_server PORT: a headless tally in the background (remote mode)
+start_server() {
+	local deadline=$((SECONDS + 10)) n
+	n=$(readies)
+	TALLY_ADMIN_TOKEN=t "$bin" --headless --listen "127.0.0.1:$1" --log "$tmp/log" "${server_args[@]}" \
+		>/dev/null 2>>"$tmp/server.err" &
+	srv=$!
+	until [ "$(readies)" -gt "$n" ]; do
+		kill -0 "$srv" 2>/dev/null || fail "the server did not start: $(tail -n 3 "$tmp/server.err")"
+		[ $SECONDS -lt $deadline ] || fail "the server did not get ready in 10 s"
+		sleep 0.05
+	done
+}
+if [ "$mode" = remote ]; then
+	start_server 0
+	port=$(ready_port)
+	[ -n "$port" ] || fail "no port in the log"
+	T new-session -d -s console -x 120 -y 30 \
+		"cd '$tmp' && TALLY_ADMIN_TOKEN=t '$bin' console --connect http://127.0.0.1:$port; \
+		 echo \"exit=\$?\" >'$tmp/exit'; sleep 30" ||
+		fail "tmux could not start"
+	wait_for "Riverside Food Bank" 10
+	wait_for "http://127.0.0.1:$port +connected" 5
+else
+	T new-session -d -s console -x 120 -y 30 \
+		"cd '$tmp' && TALLY_ADMIN_TOKEN=t '$bin' --listen 127.0.0.1:0 --log '$tmp/log' ${server_args[*]@Q}; \
+		 echo \"exit=\$?\" >'$tmp/exit'; sleep 30" ||
+		fail "tmux could not start"
+	wait_for "Riverside Food Bank" 10
+	port=$(ready_port)
+	[ -n "$port" ] || fail "no port in the log"
+fi
 
 step="totals move"
 wait_for '\$[0-9,]+\.[0-9]{2}' 5
@@ -207,6 +245,71 @@ admin_get /api/v1/admin/queues | grep -q '"name":"payments","paused":false' ||
 	fail "the admin API does not say payments runs again"
 T send-keys -t console t
 wait_for 'Campaign +Status +Total' 5
+
+if [ "$mode" = remote ]; then
+	step="a second console agrees"
+	T send-keys -t console g p
+	wait_for "[Pp]ause .*\?|y/n" 5
+	T send-keys -t console y
+	wait_for "paused [a-z-]+" 5
+	paused=$(sed -nE 's/.*paused ([a-z-]+).*/\1/p' "$tmp/screen" | head -n 1)
+	row=$(grep -E "\($paused\) +paused" "$tmp/screen" | head -n 1 | sed -E 's/ +/ /g')
+	[ -n "$row" ] || fail "no paused row for $paused"
+	T new-window -d -n second \
+		"TALLY_ADMIN_TOKEN=t '$bin' console --connect http://127.0.0.1:$port; sleep 30" ||
+		fail "no second window"
+	win=second
+	wait_for "\($paused\) +paused" 10
+	row2=$(grep -E "\($paused\) +paused" "$tmp/screen" | head -n 1 | sed -E 's/ +/ /g')
+	[ "$row" = "$row2" ] || fail "the consoles disagree: '$row' vs '$row2'"
+	# what the second one does, the first one sees
+	T send-keys -t second g
+	for _ in $(seq 1 40); do # select the paused campaign's row
+		capture
+		grep -E "^>? ?.*\($paused\)" "$tmp/screen" >/dev/null || break
+		T send-keys -t second / && break
+	done
+	T send-keys -t second "$paused" Enter
+	wait_for "\($paused\) +paused" 5
+	T send-keys -t second r
+	wait_for "[Rr]esume .*\?|y/n" 5
+	T send-keys -t second y
+	win=console
+	wait_for "\($paused\) +active" 5
+	T kill-window -t second
+
+	step="a bad token is refused on screen"
+	T new-window -d -n bad \
+		"TALLY_ADMIN_TOKEN=wrong '$bin' console --connect http://127.0.0.1:$port; sleep 30" ||
+		fail "no window for the bad token"
+	win=bad
+	wait_for "refused \(401\)" 10
+	T kill-window -t bad
+	win=console
+
+	step="the server goes away"
+	capture
+	total=$(grep -Eo 'gifts [0-9,]+' "$tmp/screen" | head -n 1)
+	kill -9 "$srv"
+	wait "$srv" 2>/dev/null
+	srv=
+	wait_for "reconnecting \([0-9]+ s\)" 15
+	grep -q "Riverside Food Bank" "$tmp/screen" || fail "the campaigns went with the server"
+
+	step="the server comes back"
+	start_server "$port"
+	wait_for "http://127.0.0.1:$port +connected" 15
+	wait_for "Riverside Food Bank" 5
+	# the demo donates again: the gift count passes what it was
+	deadline=$((SECONDS + 15))
+	while :; do
+		capture
+		now=$(grep -Eo 'gifts [0-9,]+' "$tmp/screen" | head -n 1)
+		[ -n "$now" ] && [ "${now//[^0-9]/}" -gt "${total//[^0-9]/}" ] && break
+		[ $SECONDS -lt $deadline ] || fail "the console did not catch up ($total, then $now)"
+		sleep 0.2
+	done
+fi
 
 step="quit"
 T send-keys -t console q

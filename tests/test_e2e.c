@@ -38,6 +38,18 @@ START_TEST(tally_console_in_tmux)
 }
 END_TEST
 
+/* The same console attached to a headless server, and what only a remote
+ * console meets: a second console, a bad token, the server gone and back. */
+START_TEST(remote_console_in_tmux)
+{
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd), "bash tests/tally_tmux.sh '%s' '%s' remote",
+	         env_or("TALLY_BIN", "build/release/tally"), env_or("TALLY_ASSETS", "assets"));
+	run(cmd);
+}
+END_TEST
+
 START_TEST(widget_in_chromium)
 {
 	char cmd[1024];
@@ -209,6 +221,7 @@ Suite *e2e_suite(void)
 
 	tcase_set_timeout(tui, 120);
 	tcase_add_test(tui, tally_console_in_tmux);
+	tcase_add_test(tui, remote_console_in_tmux);
 	suite_add_tcase(s, tui);
 	tcase_set_timeout(web, 240);
 	tcase_add_test(web, widget_in_chromium);

@@ -1691,8 +1691,10 @@ static void draw_header(struct console *c)
 		         errtext(-c->fetch_rc, err, sizeof err));
 		put(c, w, &x, ROLE_ERROR, buf);
 	} else if (!m->connected) {
-		snprintf(buf, sizeof buf, "disconnected%s%s", m->error[0] ? ": " : "", m->error);
-		put(c, w, &x, ROLE_ERROR, buf);
+		/* A remote source's words: "reconnecting (12 s): why", "stale
+		 * since 12:00:01" (its numbers are older than they look). */
+		put(c, w, &x, strncmp(m->error, "stale", 5) ? ROLE_ERROR : ROLE_WARN,
+		    m->error[0] ? m->error : "disconnected");
 	} else {
 		put(c, w, &x, ROLE_OK, "connected");
 		if (m->error[0]) {
