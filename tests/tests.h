@@ -21,6 +21,7 @@ Suite *watchdog_suite(void);
 Suite *storage_suite(void);
 Suite *pacer_suite(void);
 Suite *privacy_suite(void);
+Suite *feed_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
  * /tmp); removed with tests_rmdir. */

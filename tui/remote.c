@@ -33,9 +33,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define HEAD_MAX 8192       /* the server's answer to the upgrade at most */
-#define MSG_MAX (16 << 20)  /* one message at most */
-#define CONNECT_MS 3000     /* connecting and upgrading at most */
+#define HEAD_MAX 8192      /* the server's answer to the upgrade at most */
+#define MSG_MAX (16 << 20) /* one message at most */
+#define CONNECT_MS 3000    /* connecting and upgrading at most */
 #define ERR_CAP 160
 #define ACTION_SEEN_MS 1500 /* an action waits for its state at most */
 
@@ -56,7 +56,7 @@ struct remote {
 	int64_t last_msg_ms; /* monotonic; 0: none on this connection */
 	int64_t down_ms;     /* monotonic, when the link went down */
 	time_t last_msg_wall;
-	uint64_t states; /* states applied, ever */
+	uint64_t states;   /* states applied, ever */
 	char why[ERR_CAP]; /* why the last connection ended or failed */
 
 	/* the console thread's: the last action's error */
@@ -93,11 +93,13 @@ int remote_new(const char *url, const char *token, struct remote **out, char *er
 	}
 	for (const char *p = colon + 1; p < end; p++)
 		if (*p < '0' || *p > '9') {
-			snprintf(err, errcap, "--connect: the port must be a number (got '%s')", url);
+			snprintf(err, errcap, "--connect: the port must be a number (got '%s')",
+			         url);
 			return -EINVAL;
 		}
 	if (!token || !*token || strlen(token) >= sizeof(r->token) || strpbrk(token, "\r\n")) {
-		snprintf(err, errcap, "a staff token is needed (TALLY_ADMIN_TOKEN or --token-file)");
+		snprintf(err, errcap,
+		         "a staff token is needed (TALLY_ADMIN_TOKEN or --token-file)");
 		return -EINVAL;
 	}
 	r = calloc(1, sizeof(*r));
@@ -173,8 +175,8 @@ static int dial(struct remote *r, char *why, size_t cap)
 			continue;
 		}
 		p = (struct pollfd){.fd = fd, .events = POLLOUT};
-		if (poll(&p, 1, CONNECT_MS) != 1 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) ||
-		    soerr) {
+		if (poll(&p, 1, CONNECT_MS) != 1 ||
+		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr) {
 			snprintf(why, cap, "cannot connect: %s",
 			         soerr ? strerror(soerr) : "timed out");
 			close(fd);
@@ -385,7 +387,8 @@ static int frames(struct remote *r, int fd, struct buf *in, struct buf *msg, int
 				char err[ERR_CAP];
 
 				pthread_mutex_lock(&r->lock);
-				rc = console_mirror_apply(r->mirror, msg->p, msg->len, err, sizeof(err));
+				rc = console_mirror_apply(r->mirror, msg->p, msg->len, err,
+				                          sizeof(err));
 				if (!rc) {
 					r->states++;
 					pthread_cond_broadcast(&r->wake);
@@ -396,7 +399,8 @@ static int frames(struct remote *r, int fd, struct buf *in, struct buf *msg, int
 				}
 				pthread_mutex_unlock(&r->lock);
 				if (rc)
-					snprintf(why, cap, "a message the console cannot read: %.120s",
+					snprintf(why, cap,
+					         "a message the console cannot read: %.120s",
 					         rc == -EINVAL ? err : strerror(-rc));
 			}
 			break;

@@ -14,10 +14,10 @@
 
 #include <stddef.h>
 
-#define REMOTE_STALE_MS 3000        /* no message for this long: stale */
-#define REMOTE_DEAD_MS 10000        /* no message for this long: reconnect */
-#define REMOTE_BACKOFF_MAX_MS 8000  /* between two connection attempts at most */
-#define REMOTE_ACTION_TIMEOUT_S 5   /* an action's HTTP request at most */
+#define REMOTE_STALE_MS 3000       /* no message for this long: stale */
+#define REMOTE_DEAD_MS 10000       /* no message for this long: reconnect */
+#define REMOTE_BACKOFF_MAX_MS 8000 /* between two connection attempts at most */
+#define REMOTE_ACTION_TIMEOUT_S 5  /* an action's HTTP request at most */
 
 struct remote;
 

@@ -1,0 +1,247 @@
+/* tests/test_feed.c - the staff console's feed on /live/console, against
+ * the real binary: who may open it, what it sends, in what batches, and
+ * that the viewers' crowd never locks the console out. */
+#include "tests/itest.h"
+#include "tests/tests.h"
+
+#include <check.h>
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define KEY "dGhlIHNhbXBsZSBub25jZQ=="
+
+/* Send a console upgrade with extra header lines; returns the fd with the
+ * answer's head in head (the status in *status), or -1. */
+static int feed_open(int port, const char *extra, char *head, size_t cap, int *status)
+{
+	char req[2048];
+	int fd = itest_conn_open(port);
+	int n = snprintf(req, sizeof(req),
+	                 "GET /live/console HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+	                 "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: " KEY
+	                 "\r\nSec-WebSocket-Version: 13\r\n%s\r\n",
+	                 port, extra);
+
+	*status = 0;
+	if (fd < 0)
+		return -1;
+	if (n < 0 || (size_t)n >= sizeof(req) || itest_send(fd, req, (size_t)n) ||
+	    itest_read_head(fd, head, cap, 5000) || sscanf(head, "HTTP/1.1 %d", status) != 1) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+#define PROTO "Sec-WebSocket-Protocol: tally.console.v1\r\n"
+#define AUTH "Authorization: Bearer " ITEST_TOKEN "\r\n"
+
+static int feed_status(int port, const char *extra)
+{
+	char head[4096];
+	int status, fd = feed_open(port, extra, head, sizeof(head), &status);
+
+	if (fd >= 0)
+		close(fd);
+	return status;
+}
+
+/* The next message, parsed; NULL on timeout. */
+static json_t *next_msg(int fd)
+{
+	char *t = itest_ws_recv(fd, 5000);
+	json_t *j = t ? json_loads(t, 0, NULL) : NULL;
+
+	free(t);
+	return j;
+}
+
+static json_t *campaign_in(json_t *state, const char *slug)
+{
+	size_t i;
+	json_t *c;
+
+	json_array_foreach (json_object_get(state, "campaigns"), i, c)
+		if (!strcmp(json_string_value(json_object_get(c, "slug")), slug))
+			return c;
+	return NULL;
+}
+
+START_TEST(only_staff_from_here_may_open_it)
+{
+	struct itest_server s = {0};
+
+	itest_start_with_food(&s);
+	ck_assert_int_eq(feed_status(s.port, PROTO), 401);
+	ck_assert_int_eq(feed_status(s.port, PROTO "Authorization: Bearer nope\r\n"), 401);
+	ck_assert_int_eq(feed_status(s.port, PROTO "Authorization: Basic " ITEST_TOKEN "\r\n"), 401);
+	ck_assert_int_eq(feed_status(s.port, PROTO AUTH "Origin: http://evil.example\r\n"), 403);
+	ck_assert_int_eq(feed_status(s.port, PROTO AUTH "Origin: null\r\n"), 403);
+	ck_assert_int_eq(feed_status(s.port, AUTH), 400); /* no subprotocol */
+	ck_assert_int_eq(
+	    feed_status(s.port, "Sec-WebSocket-Protocol: tally.live.v1\r\n" AUTH), 400);
+	{
+		char origin[128];
+
+		snprintf(origin, sizeof(origin), PROTO AUTH "Origin: http://127.0.0.1:%d\r\n",
+		         s.port);
+		ck_assert_int_eq(feed_status(s.port, origin), 101);
+	}
+	ck_assert_int_eq(feed_status(s.port, PROTO AUTH), 101);
+	itest_cleanup(&s);
+}
+END_TEST
+
+START_TEST(hello_then_states_with_what_changed)
+{
+	struct itest_server s = {0};
+	char head[4096];
+	int status, fd, seen = 0;
+	json_t *m;
+
+	itest_start_with_food(&s);
+	ck_assert_int_eq(itest_create_campaign(s.port, "books", "EUR", 5000), 201);
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	ck_assert_ptr_nonnull(strstr(head, "Sec-WebSocket-Protocol: tally.console.v1"));
+	m = next_msg(fd);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_str_eq(json_string_value(json_object_get(m, "type")), "hello");
+	ck_assert_str_eq(json_string_value(json_object_get(m, "who")), "admin");
+	json_decref(m);
+	m = next_msg(fd); /* the first state: every campaign */
+	ck_assert_ptr_nonnull(m);
+	ck_assert_str_eq(json_string_value(json_object_get(m, "type")), "state");
+	ck_assert(json_is_true(json_object_get(m, "synced")));
+	ck_assert_int_eq(json_integer_value(json_object_get(m, "n_campaigns")), 2);
+	ck_assert_ptr_nonnull(campaign_in(m, "food"));
+	ck_assert_ptr_nonnull(campaign_in(m, "books"));
+	ck_assert_int_eq(json_array_size(json_object_get(m, "queues")), 3);
+	json_decref(m);
+	ck_assert_int_eq(itest_donate(s.port, "food", 2500, "Ada", "ada@example.org"), 202);
+	/* later states carry food once it changed, and never books again */
+	for (int i = 0; i < 40 && seen < 1; i++) {
+		json_t *c;
+
+		m = next_msg(fd);
+		ck_assert_ptr_nonnull(m);
+		ck_assert_ptr_null(campaign_in(m, "books"));
+		c = campaign_in(m, "food");
+		if (c && json_integer_value(json_object_get(c, "total_cents")) == 2500) {
+			ck_assert_int_eq(json_integer_value(json_object_get(c, "donor_count")), 1);
+			seen = 1;
+		}
+		json_decref(m);
+	}
+	ck_assert_int_eq(seen, 1);
+	/* a console's messages are not read: the feed goes on */
+	ck_assert_int_eq(itest_ws_send(fd, "{\"type\":\"subscribe\",\"channel\":\"leaderboard\"}"), 0);
+	m = next_msg(fd);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_str_eq(json_string_value(json_object_get(m, "type")), "state");
+	json_decref(m);
+	close(fd);
+	itest_cleanup(&s);
+}
+END_TEST
+
+START_TEST(many_campaigns_come_in_batches)
+{
+	struct itest_server s = {0};
+	char head[4096], slug[32];
+	int status, fd, total = 0, states = 0, synced = 0;
+
+	ck_assert_int_eq(itest_start(&s, NULL), 0);
+	for (int i = 0; i < 2300; i++) {
+		snprintf(slug, sizeof(slug), "c%d", i);
+		ck_assert_int_eq(itest_create_campaign(s.port, slug, "USD", 100000), 201);
+	}
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	json_decref(next_msg(fd)); /* hello */
+	while (!synced && states < 10) {
+		json_t *m = next_msg(fd);
+		size_t n;
+
+		ck_assert_ptr_nonnull(m);
+		n = json_array_size(json_object_get(m, "campaigns"));
+		ck_assert_uint_le(n, 1000);
+		ck_assert_int_eq(json_integer_value(json_object_get(m, "n_campaigns")), 2300);
+		total += (int)n;
+		synced = json_is_true(json_object_get(m, "synced"));
+		ck_assert(synced || n == 1000);
+		states++;
+		json_decref(m);
+	}
+	ck_assert_int_eq(synced, 1);
+	ck_assert_int_eq(states, 3);
+	ck_assert_int_eq(total, 2300);
+	close(fd);
+	itest_cleanup(&s);
+}
+END_TEST
+
+START_TEST(a_console_gets_in_when_viewers_are_full)
+{
+	struct itest_server s = {0};
+	char head[4096];
+	int status, v1, v2, fd;
+
+	ck_assert_int_eq(itest_start(&s, "--live viewers=1"), 0);
+	ck_assert_int_eq(itest_create_campaign(s.port, "food", "USD", 100000), 201);
+	v1 = itest_ws_connect(s.port, "/live", "tally.live.v1", &status);
+	ck_assert_int_ge(v1, 0);
+	v2 = itest_ws_connect(s.port, "/live", "tally.live.v1", &status);
+	ck_assert_int_lt(v2, 0);
+	ck_assert_int_eq(status, 503);
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	json_decref(next_msg(fd));
+	{
+		json_t *m = next_msg(fd);
+
+		ck_assert_ptr_nonnull(m);
+		ck_assert_int_eq(json_integer_value(json_object_get(m, "ws_clients")), 1);
+		json_decref(m);
+	}
+	close(fd);
+	close(v1);
+	itest_cleanup(&s);
+}
+END_TEST
+
+START_TEST(consoles_hear_the_server_stop)
+{
+	struct itest_server s = {0};
+	char head[4096];
+	int status, fd;
+
+	itest_start_with_food(&s);
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	json_decref(next_msg(fd));
+	ck_assert_int_eq(kill(s.pid, SIGTERM), 0);
+	ck_assert_int_eq(itest_ws_close_code(fd, 1, 10000), 1001);
+	close(fd);
+	itest_cleanup(&s);
+}
+END_TEST
+
+Suite *feed_suite(void)
+{
+	Suite *s = suite_create("feed");
+	TCase *tc = tcase_create("feed");
+
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, only_staff_from_here_may_open_it);
+	tcase_add_test(tc, hello_then_states_with_what_changed);
+	tcase_add_test(tc, many_campaigns_come_in_batches);
+	tcase_add_test(tc, a_console_gets_in_when_viewers_are_full);
+	tcase_add_test(tc, consoles_hear_the_server_stop);
+	suite_add_tcase(s, tc);
+	return s;
+}
