@@ -14,6 +14,7 @@
  */
 #include "base/watchdog.h"
 #include "base/buf.h"
+#include "base/events.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -84,6 +85,8 @@ static void look(struct watchdog *w, uint64_t now)
 				log_msg(LOG_WARN, "loop.recovered",
 				        "the %s loop turns again after %.1f s", h->name,
 				        (double)(now - h->seen_ns) / 1e9);
+				events_note("stall", NULL, "the %s loop turns again after %.1f s",
+				            h->name, (double)(now - h->seen_ns) / 1e9);
 			}
 			h->seen = beat;
 			h->seen_ns = now;
@@ -103,6 +106,9 @@ static void look(struct watchdog *w, uint64_t now)
 			        "it answers nothing meanwhile",
 			        h->name, (double)(now - h->seen_ns) / 1e9,
 			        share > 0.02 ? "spinning" : "blocked", share * 100.0);
+			events_note("stall", NULL, "the %s loop has not turned for %.1f s (%s)",
+			            h->name, (double)(now - h->seen_ns) / 1e9,
+			            share > 0.02 ? "spinning" : "blocked");
 		}
 	}
 }

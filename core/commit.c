@@ -15,6 +15,7 @@
  */
 #include "core/internal.h"
 #include "core/jobs.h"
+#include "base/events.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -291,11 +292,14 @@ static void answer(struct engine *e, struct pending *p, int rc)
 {
 	struct db_op *op = &p->op;
 
-	if (op->audit.actor[0] && !rc)
+	if (op->audit.actor[0] && !rc) {
 		log_event(LOG_INFO, "staff.action",
 		          json_pack("{s:s,s:s,s:s,s:s}", "actor", op->audit.actor, "action",
 		                    op->audit.action, "target", op->audit.target, "detail",
 		                    op->audit.detail));
+		events_note("staff", op->audit.actor, "%s %s%s%.100s", op->audit.action,
+		            op->audit.target, op->audit.detail[0] ? ": " : "", op->audit.detail);
+	}
 	if (op->kind == DB_OP_DONATION)
 		intake_finish(e, p, rc);
 	else

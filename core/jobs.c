@@ -26,6 +26,7 @@
  * start and nothing is lost.
  */
 #include "core/jobs.h"
+#include "base/events.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -712,6 +713,14 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 		set_error(j, u->error);
 		q->done_total += u->done;
 		q->failed_total += u->failed;
+		if (u->state == JOB_DEAD)
+			events_note(
+			    "dead", NULL, "job %lld (%s %s, dn_%lld) after %d attempts: %.80s",
+			    (long long)j->id, job_queue_names[j->queue], job_kind_names[j->kind],
+			    (long long)u->donation_id, u->attempts, u->error);
+		else if (u->effect == EFFECT_FAILED)
+			events_note("decline", NULL, "dn_%lld: %.120s", (long long)u->donation_id,
+			            u->reason);
 		if (u->done) {
 			window_roll(q, util_mono_ns());
 			q->done_win[0]++;

@@ -14,6 +14,7 @@
 #include "db/writer.h"
 #include "db/db.h"
 #include "db/store.h"
+#include "base/events.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -84,12 +85,16 @@ static void note_outcome(struct db_writer *w, int rc, uint64_t failed_before)
 		log_msg(LOG_ERROR, "db.commits_failing",
 		        "commits fail (%s): donations are answered 503 until they succeed",
 		        w->last_error);
+		events_note("storage", NULL, "commits fail (%.80s): donations answered 503",
+		            w->last_error);
 	} else if (!rc && since) {
 		w->stats.failing_since_ms = 0;
 		log_msg(LOG_WARN, "db.commits_recovered",
 		        "commits succeed again after %.1f s and %llu failed batches",
 		        (double)(util_now_ms() - since) / 1000.0,
 		        (unsigned long long)(w->stats.failed_commits - failed_before));
+		events_note("storage", NULL, "commits succeed again after %.1f s",
+		            (double)(util_now_ms() - since) / 1000.0);
 	}
 }
 

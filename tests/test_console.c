@@ -767,6 +767,52 @@ START_TEST(mirror_refuses_bad_messages_whole)
 }
 END_TEST
 
+START_TEST(mirror_keeps_the_newest_events_once)
+{
+	struct console_mirror *mi;
+	struct console_model m = {0};
+	struct buf b = {0};
+	char err[128];
+	uint64_t seq = 0;
+
+	ck_assert_int_eq(console_mirror_new(&mi), 0);
+	/* 7 states of 100 events: the model keeps the newest 500, in order;
+	 * a state that repeats old events adds nothing */
+	for (int k = 0; k < 8; k++) {
+		uint64_t from = k == 7 ? seq - 50 : seq;
+
+		b.len = 0;
+		ck_assert_int_eq(buf_puts(&b, "{\"type\":\"state\",\"queues\":[],\"dead\":[],"
+		                              "\"campaigns\":[],\"events\":["),
+		                 0);
+		for (int i = 1; i <= 100; i++)
+			ck_assert_int_eq(
+			    buf_printf(&b,
+			               "%s{\"seq\":%llu,\"at_ms\":%d,\"kind\":\"staff\","
+			               "\"who\":\"ana\",\"text\":\"pause c%llu\"}",
+			               i > 1 ? "," : "", (unsigned long long)(from + i), 1000 + i,
+			               (unsigned long long)(from + i)),
+			    0);
+		ck_assert_int_eq(buf_puts(&b, "]}"), 0);
+		ck_assert_int_eq(console_mirror_apply(mi, b.p, b.len, err, sizeof err), 0);
+		if (k < 7)
+			seq += 100;
+	}
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	/* the last state brought 50 new ones (701..750) */
+	ck_assert_uint_eq(m.n_events, CONSOLE_EVENTS_MAX);
+	ck_assert_uint_eq(m.events[m.n_events - 1].seq, 750);
+	ck_assert_uint_eq(m.events[0].seq, 251);
+	for (size_t i = 1; i < m.n_events; i++)
+		ck_assert_uint_eq(m.events[i].seq, m.events[i - 1].seq + 1);
+	ck_assert_str_eq(m.events[0].who, "ana");
+	ck_assert_str_eq(m.events[0].text, "pause c251");
+	buf_fini(&b);
+	console_model_fini(&m);
+	console_mirror_free(mi);
+}
+END_TEST
+
 START_TEST(mirror_holds_many_campaigns)
 {
 	struct console_mirror *mi;
@@ -867,6 +913,7 @@ Suite *console_suite(void)
 	tcase_add_test(model, mirror_applies_hello_and_states);
 	tcase_add_test(model, mirror_refuses_bad_messages_whole);
 	tcase_add_test(model, mirror_holds_many_campaigns);
+	tcase_add_test(model, mirror_keeps_the_newest_events_once);
 	tcase_add_test(model, run_needs_a_terminal);
 	tcase_add_test(model, run_rejects_bad_source);
 	suite_add_tcase(s, model);

@@ -65,9 +65,9 @@ static json_t *campaign_in(json_t *state, const char *slug)
 	size_t i;
 	json_t *c;
 
-	json_array_foreach (json_object_get(state, "campaigns"), i, c)
-		if (!strcmp(json_string_value(json_object_get(c, "slug")), slug))
-			return c;
+	json_array_foreach(
+	    json_object_get(state, "campaigns"), i,
+	    c) if (!strcmp(json_string_value(json_object_get(c, "slug")), slug)) return c;
 	return NULL;
 }
 
@@ -78,12 +78,13 @@ START_TEST(only_staff_from_here_may_open_it)
 	itest_start_with_food(&s);
 	ck_assert_int_eq(feed_status(s.port, PROTO), 401);
 	ck_assert_int_eq(feed_status(s.port, PROTO "Authorization: Bearer nope\r\n"), 401);
-	ck_assert_int_eq(feed_status(s.port, PROTO "Authorization: Basic " ITEST_TOKEN "\r\n"), 401);
+	ck_assert_int_eq(feed_status(s.port, PROTO "Authorization: Basic " ITEST_TOKEN "\r\n"),
+	                 401);
 	ck_assert_int_eq(feed_status(s.port, PROTO AUTH "Origin: http://evil.example\r\n"), 403);
 	ck_assert_int_eq(feed_status(s.port, PROTO AUTH "Origin: null\r\n"), 403);
 	ck_assert_int_eq(feed_status(s.port, AUTH), 400); /* no subprotocol */
-	ck_assert_int_eq(
-	    feed_status(s.port, "Sec-WebSocket-Protocol: tally.live.v1\r\n" AUTH), 400);
+	ck_assert_int_eq(feed_status(s.port, "Sec-WebSocket-Protocol: tally.live.v1\r\n" AUTH),
+	                 400);
 	{
 		char origin[128];
 
@@ -139,7 +140,8 @@ START_TEST(hello_then_states_with_what_changed)
 	}
 	ck_assert_int_eq(seen, 1);
 	/* a console's messages are not read: the feed goes on */
-	ck_assert_int_eq(itest_ws_send(fd, "{\"type\":\"subscribe\",\"channel\":\"leaderboard\"}"), 0);
+	ck_assert_int_eq(itest_ws_send(fd, "{\"type\":\"subscribe\",\"channel\":\"leaderboard\"}"),
+	                 0);
 	m = next_msg(fd);
 	ck_assert_ptr_nonnull(m);
 	ck_assert_str_eq(json_string_value(json_object_get(m, "type")), "state");
@@ -231,6 +233,66 @@ START_TEST(consoles_hear_the_server_stop)
 }
 END_TEST
 
+/* Wait (up to 40 states) for an event of kind whose text holds needle;
+ * 1 when seen, with its who copied. */
+static int wait_event(int fd, const char *kind, const char *needle, char *who, size_t cap)
+{
+	for (int i = 0; i < 40; i++) {
+		json_t *m = next_msg(fd), *es = json_object_get(m, "events");
+
+		if (!m)
+			return 0;
+		for (size_t k = 0; k < json_array_size(es); k++) {
+			json_t *e = json_array_get(es, k);
+			const char *t = json_string_value(json_object_get(e, "text"));
+
+			if (!strcmp(json_string_value(json_object_get(e, "kind")), kind) && t &&
+			    strstr(t, needle)) {
+				snprintf(who, cap, "%s",
+				         json_string_value(json_object_get(e, "who")));
+				json_decref(m);
+				return 1;
+			}
+		}
+		json_decref(m);
+	}
+	return 0;
+}
+
+START_TEST(notable_events_reach_the_console)
+{
+	struct itest_server s = {0};
+	struct itest_resp r;
+	char head[4096], who[80] = "";
+	int status, fd;
+
+	itest_start_with_food(&s);
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	json_decref(next_msg(fd));
+	ck_assert_int_eq(itest_post_json(s.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &r),
+	                 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	ck_assert(wait_event(fd, "staff", "campaign.pause food", who, sizeof(who)));
+	ck_assert_ptr_nonnull(strstr(who, "admin"));
+	ck_assert_int_eq(
+	    itest_post_json(s.port, "/api/v1/admin/campaigns/food/resume", "{}", 1, &r), 0);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_post_json(s.port, "/api/v1/campaigns/food/donations",
+	                                 "{\"amount_cents\":700,\"currency\":\"USD\","
+	                                 "\"donor\":{\"name\":\"Eve\",\"email\":\"e@x.org\"},"
+	                                 "\"payment_token\":\"tok_chargeDeclined\"}",
+	                                 0, &r),
+	                 0);
+	ck_assert_int_eq(r.status, 202);
+	itest_resp_fini(&r);
+	ck_assert(wait_event(fd, "decline", "declined", who, sizeof(who)));
+	close(fd);
+	itest_cleanup(&s);
+}
+END_TEST
+
 Suite *feed_suite(void)
 {
 	Suite *s = suite_create("feed");
@@ -242,6 +304,7 @@ Suite *feed_suite(void)
 	tcase_add_test(tc, many_campaigns_come_in_batches);
 	tcase_add_test(tc, a_console_gets_in_when_viewers_are_full);
 	tcase_add_test(tc, consoles_hear_the_server_stop);
+	tcase_add_test(tc, notable_events_reach_the_console);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -54,6 +54,19 @@ struct console_job {
 	char last_error[160];
 };
 
+/* Notable events the model keeps at most (the newest). */
+#define CONSOLE_EVENTS_MAX 500
+
+/* One notable event: a staff action, a declined gift, a dead job, viewers
+ * shed, storage failing, a stalled loop. */
+struct console_event {
+	uint64_t seq;
+	int64_t at_ms; /* ms since the epoch */
+	char kind[16];
+	char who[64];
+	char text[160];
+};
+
 /* The whole view model. The source fills it; the console owns the array and
  * frees it with console_model_fini(). */
 struct console_model {
@@ -81,6 +94,9 @@ struct console_model {
 	 * util_fair_share()). */
 	size_t n_dead;
 	struct console_job dead[CONSOLE_DEAD_MAX];
+	/* The newest notable events, oldest first. */
+	size_t n_events;
+	struct console_event events[CONSOLE_EVENTS_MAX];
 };
 
 /* What the console can do to the server. Every function returns 0 or a

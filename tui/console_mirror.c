@@ -150,37 +150,72 @@ static int bad(char *err, size_t cap, const char *what)
 static int state_ok(json_t *st, char *err, size_t cap)
 {
 	json_t *cs = json_object_get(st, "campaigns"), *qs = json_object_get(st, "queues"),
-	       *ds = json_object_get(st, "dead"), *v;
-	size_t i;
+	       *ds = json_object_get(st, "dead"), *es = json_object_get(st, "events");
 
 	if (!json_is_array(cs) || !json_is_array(qs) || !json_is_array(ds))
 		return bad(err, cap, "a state without campaigns, queues and dead jobs");
 	if (json_array_size(qs) > CONSOLE_QUEUES_MAX || json_array_size(ds) > CONSOLE_DEAD_MAX)
 		return bad(err, cap, "a state with too many queues or dead jobs");
-	json_array_foreach(cs, i, v)
-	{
+	if (es && !json_is_array(es))
+		return bad(err, cap, "events that are not a list");
+	for (size_t i = 0; i < json_array_size(cs); i++) {
+		json_t *v = json_array_get(cs, i);
 		const char *slug = json_string_value(json_object_get(v, "slug"));
 
 		if (!json_is_object(v) || !slug || !*slug ||
 		    strlen(slug) >= sizeof(((struct console_campaign *)0)->slug))
 			return bad(err, cap, "a campaign without a slug");
 	}
-	json_array_foreach(qs, i, v) if (!json_is_object(v) ||
-	                                 !json_is_string(json_object_get(
-	                                     v, "name"))) return bad(err, cap,
-	                                                             "a queue without a name");
-	json_array_foreach(ds, i, v) if (!json_is_object(v) ||
-	                                 !json_is_integer(json_object_get(
-	                                     v, "id"))) return bad(err, cap,
-	                                                           "a dead job without an id");
+	for (size_t i = 0; i < json_array_size(qs); i++)
+		if (!json_is_string(json_object_get(json_array_get(qs, i), "name")))
+			return bad(err, cap, "a queue without a name");
+	for (size_t i = 0; i < json_array_size(ds); i++)
+		if (!json_is_integer(json_object_get(json_array_get(ds, i), "id")))
+			return bad(err, cap, "a dead job without an id");
+	for (size_t i = 0; i < json_array_size(es); i++)
+		if (!json_is_integer(json_object_get(json_array_get(es, i), "seq")))
+			return bad(err, cap, "an event without a seq");
 	return 0;
+}
+
+/* Append the events newer than the newest kept, dropping the oldest
+ * beyond CONSOLE_EVENTS_MAX. */
+static void apply_events(struct console_model *m, json_t *es)
+{
+	uint64_t newest = m->n_events ? m->events[m->n_events - 1].seq : 0;
+	size_t fresh = 0;
+
+	for (size_t i = 0; i < json_array_size(es); i++)
+		fresh += (uint64_t)num(json_array_get(es, i), "seq") > newest;
+	if (fresh > CONSOLE_EVENTS_MAX)
+		fresh = CONSOLE_EVENTS_MAX;
+	if (m->n_events + fresh > CONSOLE_EVENTS_MAX) {
+		size_t drop = m->n_events + fresh - CONSOLE_EVENTS_MAX;
+
+		memmove(m->events, m->events + drop, (m->n_events - drop) * sizeof(*m->events));
+		m->n_events -= drop;
+	}
+	for (size_t i = 0; i < json_array_size(es); i++) {
+		json_t *v = json_array_get(es, i);
+		struct console_event *e;
+
+		if ((uint64_t)num(v, "seq") <= newest || m->n_events == CONSOLE_EVENTS_MAX)
+			continue;
+		e = &m->events[m->n_events++];
+		e->seq = (uint64_t)num(v, "seq");
+		e->at_ms = num(v, "at_ms");
+		text(v, "kind", e->kind, sizeof(e->kind));
+		text(v, "who", e->who, sizeof(e->who));
+		text(v, "text", e->text, sizeof(e->text));
+		newest = e->seq;
+	}
 }
 
 static int apply_state(struct console_mirror *mi, json_t *st)
 {
 	struct console_model *m = &mi->m;
-	json_t *v;
-	size_t i;
+	json_t *qs = json_object_get(st, "queues"), *ds = json_object_get(st, "dead"),
+	       *cs = json_object_get(st, "campaigns");
 
 	m->uptime_s = num(st, "uptime_s");
 	m->donations_per_s = real(st, "donations_per_s", 0);
@@ -191,10 +226,10 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 	m->live_refusing = flag(st, "live_refusing");
 	m->storage_failing_ms = num(st, "storage_failing_ms");
 	m->synced = flag(st, "synced");
-	m->n_queues = 0;
-	json_array_foreach(json_object_get(st, "queues"), i, v)
-	{
-		struct console_queue *q = &m->queues[m->n_queues++];
+	m->n_queues = json_array_size(qs);
+	for (size_t i = 0; i < m->n_queues; i++) {
+		json_t *v = json_array_get(qs, i);
+		struct console_queue *q = &m->queues[i];
 
 		text(v, "name", q->name, sizeof(q->name));
 		q->paused = flag(v, "paused");
@@ -211,10 +246,10 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 		q->latency_ms_p99 =
 		    real(v, "latency_ms_p99", 0) > 0 ? real(v, "latency_ms_p99", 0) : -1;
 	}
-	m->n_dead = 0;
-	json_array_foreach(json_object_get(st, "dead"), i, v)
-	{
-		struct console_job *j = &m->dead[m->n_dead++];
+	m->n_dead = json_array_size(ds);
+	for (size_t i = 0; i < m->n_dead; i++) {
+		json_t *v = json_array_get(ds, i);
+		struct console_job *j = &m->dead[i];
 
 		j->id = num(v, "id");
 		j->donation_id = num(v, "donation_id");
@@ -223,8 +258,9 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 		text(v, "kind", j->kind, sizeof(j->kind));
 		text(v, "last_error", j->last_error, sizeof(j->last_error));
 	}
-	json_array_foreach(json_object_get(st, "campaigns"), i, v)
-	{
+	apply_events(m, json_object_get(st, "events"));
+	for (size_t i = 0; i < json_array_size(cs); i++) {
+		json_t *v = json_array_get(cs, i);
 		struct console_campaign *c = row(mi, json_string_value(json_object_get(v, "slug")));
 
 		if (!c)
@@ -294,5 +330,7 @@ int console_mirror_copy(const struct console_mirror *mi, struct console_model *m
 	memcpy(m->queues, s->queues, sizeof(m->queues));
 	m->n_dead = s->n_dead;
 	memcpy(m->dead, s->dead, sizeof(m->dead));
+	m->n_events = s->n_events;
+	memcpy(m->events, s->events, s->n_events * sizeof(*m->events));
 	return 0;
 }

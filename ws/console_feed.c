@@ -11,6 +11,7 @@
  */
 #include "ws/console_feed.h"
 #include "ws/internal.h"
+#include "base/events.h"
 #include "base/util.h"
 
 #include <errno.h>
@@ -26,6 +27,8 @@ struct console_feed {
 	size_t cap;
 	struct job_record dead[CONSOLE_FEED_DEAD]; /* one queue's, while listed */
 	int n_dead;
+	uint64_t event_seq; /* the last event sent */
+	struct tally_event events[CONSOLE_FEED_EVENTS];
 };
 
 int console_feed_new(struct server *s, const char *who, const char *role, long batch,
@@ -201,6 +204,29 @@ static int queues_json(struct console_feed *f, struct buf *b)
 	return rc ? -ENOMEM : 0;
 }
 
+/* The notable events since the last state (base/events.c). */
+static int events_json(struct console_feed *f, struct buf *b)
+{
+	size_t n = events_since(f->event_seq, f->events, CONSOLE_FEED_EVENTS);
+	int rc = buf_puts(b, ",\"events\":[");
+
+	for (size_t i = 0; i < n; i++) {
+		const struct tally_event *e = &f->events[i];
+
+		rc |= buf_printf(b, "%s{\"seq\":%llu,\"at_ms\":%lld,\"kind\":", i ? "," : "",
+		                 (unsigned long long)e->seq, (long long)e->at_ms);
+		rc |= buf_json_string(b, e->kind);
+		rc |= buf_puts(b, ",\"who\":");
+		rc |= buf_json_string(b, e->who);
+		rc |= buf_puts(b, ",\"text\":");
+		rc |= buf_json_string(b, e->text);
+		rc |= buf_puts(b, "}");
+		f->event_seq = e->seq;
+	}
+	rc |= buf_puts(b, "]");
+	return rc ? -ENOMEM : 0;
+}
+
 static int hello_json(struct console_feed *f, struct buf *b)
 {
 	int rc = buf_printf(
@@ -241,6 +267,8 @@ int console_feed_next(struct console_feed *f, struct buf *out)
 	if (rc)
 		return -ENOMEM;
 	rc = queues_json(f, out);
+	if (!rc)
+		rc = events_json(f, out);
 	if (!rc)
 		rc = campaigns_json(f, out);
 	if (!rc && buf_puts(out, "}"))

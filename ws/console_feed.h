@@ -5,7 +5,8 @@
  * tally.console.v1, served by the live loop). Both read the same messages,
  * so two consoles show the same numbers. The first message is a "hello"
  * (the server and who is attached); each next one a "state": the header's
- * numbers, the queues, the dead jobs, and the campaigns that changed since
+ * numbers, the queues, the dead jobs, the notable events since the last
+ * state (base/events.h), and the campaigns that changed since
  * the previous state (every campaign at first, CONSOLE_FEED_BATCH at a
  * time, then only changes). tui/console_model.c reads them.
  */
@@ -18,6 +19,7 @@
 
 #define CONSOLE_FEED_BATCH 1000 /* campaigns per state message at most */
 #define CONSOLE_FEED_DEAD 50    /* dead jobs per state message at most */
+#define CONSOLE_FEED_EVENTS 100 /* notable events per state at most (the newest) */
 
 struct server;
 struct console_feed;

@@ -41,6 +41,7 @@
 #include "ws/proxy.h"
 #include "ws/uvloop.h"
 #include "ws/wsproto.h"
+#include "base/events.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -1364,14 +1365,25 @@ static void resync(struct live *l)
 static void pace(struct live *l)
 {
 	struct engine_stats es;
-	int dropped = atomic_exchange(&l->resync, 0);
+	int dropped = atomic_exchange(&l->resync, 0), was_slow = l->slow,
+	    was_refusing = atomic_load(&l->refusing), refusing;
 
 	engine_get_stats(l->s->engine, &es);
 	l->slow = pacer_tick(&l->pacer, (int64_t)uvloop_depth(l->loop),
 	                     (int64_t)(es.commits.crowded - l->crowded_seen), dropped);
 	l->crowded_seen = es.commits.crowded;
+	refusing = pacer_refusing(&l->pacer);
 	atomic_store(&l->slow_now, l->slow);
-	atomic_store(&l->refusing, pacer_refusing(&l->pacer));
+	atomic_store(&l->refusing, refusing);
+	/* On-call sees when viewers start and stop giving way. */
+	if (was_slow == 1 && l->slow > 1)
+		events_note("overload", NULL, "viewers slowed down for the donors");
+	else if (was_slow > 1 && l->slow == 1)
+		events_note("overload", NULL, "viewers back to full speed");
+	if (refusing != was_refusing)
+		events_note("overload", NULL, "%s",
+		            refusing ? "new viewers refused (503 live_full)"
+		                     : "new viewers taken again");
 	if (dropped)
 		resync(l);
 }
