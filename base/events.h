@@ -18,8 +18,8 @@
 #define EVENT_TEXT_SIZE 160
 
 struct tally_event {
-	uint64_t seq;  /* 1, 2, ... in the order noted */
-	int64_t at_ms; /* wall clock, ms since the epoch */
+	uint64_t seq;               /* 1, 2, ... in the order noted */
+	int64_t at_ms;              /* wall clock, ms since the epoch */
 	char kind[EVENT_KIND_SIZE]; /* "staff", "decline", "dead", "overload", "storage", "stall" */
 	char who[EVENT_WHO_SIZE];   /* the staff member or token name; "" when none */
 	char text[EVENT_TEXT_SIZE];
@@ -27,7 +27,7 @@ struct tally_event {
 
 /* Note an event (text cut to fit). */
 __attribute__((format(printf, 3, 4))) void events_note(const char *kind, const char *who,
-                                                        const char *fmt, ...);
+                                                       const char *fmt, ...);
 
 /* Copy the events after seq `after`, oldest first, at most n of them (the
  * newest n when more wait). Returns how many were copied. */

@@ -167,6 +167,7 @@ struct job_queue_info {
 	int paused, workers, inflight;
 	int64_t ready, running, scheduled, dead, held;
 	int64_t done_total, failed_total;      /* stored counters, since ever */
+	int64_t declined;                      /* captures declined, since start */
 	double done_per_s;                     /* last 10-20 s */
 	double latency_ms_p50, latency_ms_p99; /* ready -> started, last 10-20 s */
 };

@@ -83,6 +83,7 @@ struct queue {
 	size_t n_heap, heap_cap;
 	int paused;
 	int64_t done_total, failed_total;
+	int64_t declined; /* captures that ended declined, since start */
 	struct worker *workers;
 	/* Windows of 10 s: [0] is the current one. */
 	uint64_t win_start_ns;
@@ -718,9 +719,11 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 			    "dead", NULL, "job %lld (%s %s, dn_%lld) after %d attempts: %.80s",
 			    (long long)j->id, job_queue_names[j->queue], job_kind_names[j->kind],
 			    (long long)u->donation_id, u->attempts, u->error);
-		else if (u->effect == EFFECT_FAILED)
+		else if (u->effect == EFFECT_FAILED) {
+			q->declined++;
 			events_note("decline", NULL, "dn_%lld: %.120s", (long long)u->donation_id,
 			            u->reason);
+		}
 		if (u->done) {
 			window_roll(q, util_mono_ns());
 			q->done_win[0]++;
@@ -1280,6 +1283,7 @@ void jobs_queue_info(struct jobs *js, enum job_queue qi, struct job_queue_info *
 	out->dead = q->dead.n;
 	out->held = q->held.n;
 	out->done_total = q->done_total;
+	out->declined = q->declined;
 	out->failed_total = q->failed_total;
 	span = (double)(now - q->win_start_ns) / 1e9 + 10.0;
 	out->done_per_s = (double)(q->done_win[0] + q->done_win[1]) / span;

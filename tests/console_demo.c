@@ -39,9 +39,9 @@ struct demo {
 };
 
 static const struct console_queue seed_queues[DEMO_QUEUES] = {
-    {"payments", 0, 3, 1, 2, 0, 1200, 4, 6.5, 120, 1250},
-    {"receipts", 0, 0, 0, 0, 0, 1180, 0, 6.4, 3.4, 48.2},
-    {"webhooks", 0, 0, 0, 1, 0, 90, 2, 0.5, -1, -1},
+    {"payments", 0, 3, 1, 2, 0, 1200, 4, 40, 6.5, 120, 1250},
+    {"receipts", 0, 0, 0, 0, 0, 1180, 0, 0, 6.4, 3.4, 48.2},
+    {"webhooks", 0, 0, 0, 1, 0, 90, 2, 0, 0.5, -1, -1},
 };
 
 static const struct console_job seed_dead[] = {

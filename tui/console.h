@@ -39,6 +39,7 @@ struct console_queue {
 	int64_t scheduled;    /* failed, waiting to retry */
 	int64_t dead;         /* out of attempts: wait for staff */
 	int64_t done, failed; /* since ever */
+	int64_t declined;     /* captures declined since the server started */
 	double done_per_s;    /* recent window */
 	/* ready -> started, recent window; < 0 when no job started in it */
 	double latency_ms_p50, latency_ms_p99;

@@ -239,6 +239,7 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 		q->dead = num(v, "dead");
 		q->done = num(v, "done");
 		q->failed = num(v, "failed");
+		q->declined = num(v, "declined");
 		q->done_per_s = real(v, "done_per_s", 0);
 		/* 0: no job started in the window */
 		q->latency_ms_p50 =

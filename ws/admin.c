@@ -14,12 +14,13 @@ int admin_queue_json(struct buf *out, enum job_queue q, const struct job_queue_i
 	                  "{\"name\":\"%s\",\"paused\":%s,\"ready\":%lld,\"running\":%lld,"
 	                  "\"scheduled\":%lld,\"dead\":%lld,\"held\":%lld,\"done\":%lld,"
 	                  "\"failed\":%lld,\"done_per_s\":%.1f,\"latency_ms_p50\":%.2f,"
-	                  "\"latency_ms_p99\":%.2f,\"workers\":%d,\"inflight\":%d}",
+	                  "\"latency_ms_p99\":%.2f,\"workers\":%d,\"inflight\":%d,"
+	                  "\"declined\":%lld}",
 	                  job_queue_names[q], i->paused ? "true" : "false", (long long)i->ready,
 	                  (long long)i->running, (long long)i->scheduled, (long long)i->dead,
 	                  (long long)i->held, (long long)i->done_total, (long long)i->failed_total,
 	                  i->done_per_s, i->latency_ms_p50, i->latency_ms_p99, i->workers,
-	                  i->inflight);
+	                  i->inflight, (long long)i->declined);
 }
 
 int admin_queues_json(struct engine *e, struct buf *out)
