@@ -31,6 +31,13 @@ static const char *const own[] = {
     [TALLY_ETOTAL - TALLY_EJSON] =
         ("this gift would take the campaign's total past 10^15 minor units, the most one "
          "campaign can hold"),
+    [TALLY_ENOTOKEN - TALLY_EJSON] = "no staff token has this name",
+    [TALLY_ETOKEN_EXISTS - TALLY_EJSON] =
+        ("a staff token with this name exists (names are never reused, revoked ones "
+         "included, and \"admin\" is the startup token's)"),
+    [TALLY_ESTARTUP - TALLY_EJSON] =
+        ("the startup token (TALLY_ADMIN_TOKEN or the token file) cannot be revoked "
+         "through the API: change it and restart tally"),
 };
 
 int tally_is_own(int err)

@@ -34,6 +34,9 @@ enum tally_err {
 	TALLY_ENOQUEUE,      /* 404 queue_not_found */
 	TALLY_EJOBBUSY,      /* 409 job_running: an attempt is in flight */
 	TALLY_ETOTAL,        /* 422 the gift would take its campaign past TALLY_TOTAL_MAX */
+	TALLY_ENOTOKEN,      /* 404 token_not_found: no staff token has this name */
+	TALLY_ETOKEN_EXISTS, /* 409 token_exists: the name is taken (revoked ones too) */
+	TALLY_ESTARTUP,      /* 409 startup_token: the startup token is not revoked here */
 	TALLY_ELAST
 };
 

@@ -13,6 +13,8 @@ const char *const job_state_names[JOB_GONE + 1] = {"ready", "running", "schedule
 const enum job_queue job_kind_queue[JOB_KINDS] = {JOB_PAYMENTS, JOB_PAYMENTS, JOB_RECEIPTS,
                                                   JOB_WEBHOOKS, JOB_WEBHOOKS, JOB_WEBHOOKS};
 
+const char *const staff_role_names[STAFF_ROLES] = {"public", "viewer", "operator", "admin"};
+
 const double commit_batch_size_bounds[COMMIT_HIST_BUCKETS] = {1,   2,   5,   10,   20,   50,
                                                               100, 200, 500, 1000, 2000, 5000};
 const double commit_seconds_bounds[COMMIT_HIST_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
@@ -54,4 +56,11 @@ int job_kind_by_name(const char *name)
 int job_state_by_name(const char *name)
 {
 	return lookup(job_state_names, JOB_HELD, name);
+}
+
+int staff_role_by_name(const char *s)
+{
+	int r = lookup(staff_role_names, STAFF_ROLES, s);
+
+	return r == STAFF_PUBLIC ? -1 : r;
 }

@@ -185,10 +185,54 @@ struct job_record {
 
 /* ---- staff ---- */
 
+/* A staff token's name: 1-64 of [A-Za-z0-9._-], but not "." or ".." (a
+ * path segment could not name them). Names are unique without regard to
+ * case, and never reused, revoked ones included. */
+#define TALLY_STAFF_NAME_MAX 64
+#define TALLY_STAFF_NAME_SIZE (TALLY_STAFF_NAME_MAX + 1)
+/* A staff token's secret: "tly_" and 32 random bytes in base64url. */
+#define TALLY_STAFF_SECRET_LEN (4 + 43)
+#define TALLY_STAFF_SECRET_SIZE (TALLY_STAFF_SECRET_LEN + 1)
+/* What is stored of a secret: its SHA-256, as lower-case hex. */
+#define TALLY_STAFF_HASH_LEN 64
+#define TALLY_STAFF_HASH_SIZE (TALLY_STAFF_HASH_LEN + 1)
+/* Who did a staff action, as the audit keeps it: "NAME@ADDRESS" (a staff
+ * token's name and the client's address) from the API, "console" or "cli"
+ * from the local ones. */
+#define TALLY_ACTOR_SIZE 128
+
+/* What a staff token may do; each role may do everything the ones before
+ * it may. STAFF_PUBLIC is no token at all: the public routes. */
+enum staff_role { STAFF_PUBLIC, STAFF_VIEWER, STAFF_OPERATOR, STAFF_ADMIN, STAFF_ROLES };
+
+extern const char *const staff_role_names[STAFF_ROLES];
+
+/* The role named s: viewer, operator or admin (never public); -1 for any
+ * other name. */
+int staff_role_by_name(const char *s);
+
+/* A staff token as staff see it: never its secret, nor its hash. Times are
+ * ms since the epoch; revoked_at is 0 while the token is valid. */
+struct staff_token {
+	char name[TALLY_STAFF_NAME_SIZE];
+	enum staff_role role;
+	int64_t created_at, revoked_at;
+	int startup; /* the token tally started with (TALLY_ADMIN_TOKEN or the
+	              * token file): an admin, not stored, never revoked;
+	              * created_at 0 */
+};
+
+/* Who a request's bearer is: a valid token's name and role, or role
+ * STAFF_PUBLIC and name "" for none. */
+struct staff_identity {
+	char name[TALLY_STAFF_NAME_SIZE];
+	enum staff_role role;
+};
+
 /* A staff action as the audit table keeps it. */
 struct audit_entry {
 	int64_t id, at;
-	char actor[64];
+	char actor[TALLY_ACTOR_SIZE];
 	char action[40];
 	char target[128];
 	char detail[256];

@@ -307,7 +307,7 @@ static int load(struct engine *e, sqlite3 *db, char *err, size_t errcap)
 
 int engine_open(const struct engine_config *cfg, struct engine **out, char *err, size_t errcap)
 {
-	struct db_writer_hooks hooks = {commit_batch, commit_tick, NULL};
+	struct db_writer_hooks hooks = {commit_batch, commit_tick, NULL, NULL};
 	struct jobs_hooks jh = {commit_job_outcomes, NULL};
 	struct engine *e;
 	sqlite3 *db = NULL;

@@ -107,6 +107,17 @@ static const char *const migrations[] = {
      * once in its 202 (and again in replays of that 202, so it is kept as
      * given, not hashed). Gifts made before have none: staff only. */
     "ALTER TABLE donations ADD COLUMN status_token TEXT;",
+    /* 6: named staff tokens with roles. Only a secret's SHA-256 is kept
+     * (the secret is shown once); names are unique without regard to case
+     * and stay taken once revoked, so the audit's names stay unambiguous. */
+    "CREATE TABLE staff_tokens ("
+    "  id INTEGER PRIMARY KEY,"
+    "  name TEXT NOT NULL UNIQUE COLLATE NOCASE,"
+    "  role TEXT NOT NULL CHECK (role IN ('viewer','operator','admin')),"
+    "  hash TEXT NOT NULL,"
+    "  created_at INTEGER NOT NULL,"
+    "  revoked_at INTEGER"
+    ");",
 };
 
 static void global_init_once(void)
@@ -794,4 +805,45 @@ int db_install_id(sqlite3 *db, char *out, size_t cap)
 	if (rc == SQLITE_ROW)
 		return 0;
 	return rc == SQLITE_DONE ? -ENOENT : db_errno(rc);
+}
+
+struct token_walk {
+	int (*cb)(void *ud, const struct staff_token *t, const char *hash);
+	void *ud;
+};
+
+static int visit_token(sqlite3_stmt *st, void *ctx)
+{
+	struct token_walk *w = ctx;
+	struct staff_token t = {0};
+	char role[16], hash[TALLY_STAFF_HASH_SIZE];
+	int r;
+
+	copy_text(t.name, sizeof(t.name), st, 0);
+	copy_text(role, sizeof(role), st, 1);
+	copy_text(hash, sizeof(hash), st, 2);
+	t.created_at = sqlite3_column_int64(st, 3);
+	t.revoked_at = sqlite3_column_int64(st, 4);
+	r = staff_role_by_name(role);
+	if (r < 0) {
+		log_msg(LOG_WARN, "tokens.row_unknown", "staff token %s: unknown role %s; skipped",
+		        t.name, role);
+		return 0;
+	}
+	t.role = (enum staff_role)r;
+	return w->cb(w->ud, &t, hash);
+}
+
+int db_list_tokens(sqlite3 *db, int (*cb)(void *ud, const struct staff_token *t, const char *hash),
+                   void *ud)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db,
+	                            "SELECT name, role, hash, created_at, coalesce(revoked_at, 0)"
+	                            " FROM staff_tokens ORDER BY id",
+	                            -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	return walk(st, visit_token, &(struct token_walk){cb, ud});
 }

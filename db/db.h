@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 5
+#define DB_SCHEMA_VERSION 6
 
 /* A campaign as stored, with the ids of its newest gifts. */
 struct db_campaign_row {
@@ -130,6 +130,13 @@ int db_load_queues(sqlite3 *db, int (*cb)(void *ud, const struct db_queue_row *r
 /* Call cb for the newest limit audit entries, newest first. */
 int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct audit_entry *row),
                   void *ud);
+
+/* Call cb for every staff token, in the order they were added, with the
+ * SHA-256 of its secret as stored (hex); rows of a role tally does not know
+ * are skipped (logged). A non-zero return from cb stops the walk and is
+ * returned. */
+int db_list_tokens(sqlite3 *db, int (*cb)(void *ud, const struct staff_token *t, const char *hash),
+                   void *ud);
 
 /* This database's installation id (for processor idempotency keys). */
 int db_install_id(sqlite3 *db, char *out, size_t cap);

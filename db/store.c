@@ -52,6 +52,10 @@ enum stmt_id {
 	ST_AUDIT,
 	ST_PRUNE_SCAN,
 	ST_PRUNE_FLOOR,
+	ST_TOKEN_INSERT,
+	ST_TOKEN_REVOKE,
+	ST_TOKEN_GET,
+	ST_DATA_VERSION,
 	ST_COUNT
 };
 
@@ -119,6 +123,14 @@ static const char *const stmt_sql[ST_COUNT] = {
                       " WHERE id > ?1 ORDER BY id LIMIT 2000",
     [ST_PRUNE_FLOOR] = "INSERT INTO meta VALUES ('job_id_floor', ?1) ON CONFLICT (key) DO UPDATE"
                        " SET value = max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+    /* name is COLLATE NOCASE: these match it without regard to case. */
+    [ST_TOKEN_INSERT] = "INSERT INTO staff_tokens (name, role, hash, created_at)"
+                        " VALUES (?1, ?2, ?3, ?4)",
+    [ST_TOKEN_REVOKE] = "UPDATE staff_tokens SET revoked_at = ?2"
+                        " WHERE name = ?1 AND revoked_at IS NULL",
+    [ST_TOKEN_GET] = "SELECT name, role, created_at, coalesce(revoked_at, 0) FROM staff_tokens"
+                     " WHERE name = ?1",
+    [ST_DATA_VERSION] = "PRAGMA data_version",
 };
 
 /* Per-batch counters of one queue. */
@@ -895,6 +907,74 @@ fail:
 	ds->prune_cursor = 0;
 }
 
+static int add_token(struct db_store *ds, struct db_op *op)
+{
+	sqlite3_stmt *st = ds->st[ST_TOKEN_INSERT];
+	int rc;
+
+	if ((unsigned)op->u.token.role >= STAFF_ROLES || op->u.token.role == STAFF_PUBLIC) {
+		op->rc = -EINVAL;
+		return SQLITE_OK;
+	}
+	if (bind_text(st, 1, op->u.token.name) ||
+	    bind_text(st, 2, staff_role_names[op->u.token.role]) ||
+	    bind_text(st, 3, op->u.token.hash) || sqlite3_bind_int64(st, 4, op->now_ms))
+		return SQLITE_ERROR;
+	rc = step_reset(st);
+	if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+		op->rc = -EEXIST; /* the name is taken */
+		return SQLITE_OK;
+	}
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
+static int revoke_token(struct db_store *ds, struct db_op *op)
+{
+	sqlite3_stmt *st = ds->st[ST_TOKEN_REVOKE], *get = ds->st[ST_TOKEN_GET];
+	char role[16] = "";
+	int rc, r;
+
+	if (bind_text(st, 1, op->u.token.name) || sqlite3_bind_int64(st, 2, op->now_ms))
+		return SQLITE_ERROR;
+	rc = step_reset(st);
+	if (rc != SQLITE_DONE)
+		return rc;
+	op->u.token.changed = sqlite3_changes(ds->db) > 0;
+	if (bind_text(get, 1, op->u.token.name))
+		return SQLITE_ERROR;
+	rc = sqlite3_step(get);
+	if (rc == SQLITE_ROW) {
+		const unsigned char *name = sqlite3_column_text(get, 0);
+		const unsigned char *rn = sqlite3_column_text(get, 1);
+
+		snprintf(op->u.token.name, sizeof(op->u.token.name), "%s",
+		         name ? (const char *)name : "");
+		snprintf(role, sizeof(role), "%s", rn ? (const char *)rn : "");
+		op->u.token.created_at = sqlite3_column_int64(get, 2);
+		op->u.token.revoked_at = sqlite3_column_int64(get, 3);
+	}
+	sqlite3_reset(get);
+	sqlite3_clear_bindings(get);
+	if (rc == SQLITE_DONE) {
+		op->rc = -ENOENT;
+		return SQLITE_OK;
+	}
+	if (rc != SQLITE_ROW)
+		return rc;
+	r = staff_role_by_name(role);
+	op->u.token.role = r < 0 ? STAFF_PUBLIC : (enum staff_role)r;
+	if (!op->u.token.changed)
+		op->audit.actor[0] = '\0'; /* nothing happened: nothing to audit */
+	else
+		snprintf(op->audit.target, sizeof(op->audit.target), "%s", op->u.token.name);
+	return SQLITE_OK;
+}
+
+static int apply_token(struct db_store *ds, struct db_op *op)
+{
+	return op->kind == DB_OP_TOKEN_ADD ? add_token(ds, op) : revoke_token(ds, op);
+}
+
 static int apply_nothing(struct db_store *ds, struct db_op *op)
 {
 	(void)ds;
@@ -914,6 +994,8 @@ static int (*const op_table[DB_OP_KINDS])(struct db_store *ds, struct db_op *op)
     [DB_OP_QUEUE_RETRY_DEAD] = apply_queue,
     [DB_OP_REFUND] = apply_refund,
     [DB_OP_SYNC] = apply_nothing,
+    [DB_OP_TOKEN_ADD] = apply_token,
+    [DB_OP_TOKEN_REVOKE] = apply_token,
 };
 
 int db_store_apply(struct db_store *ds, struct db_op *op)
@@ -967,6 +1049,17 @@ void db_store_rollback(struct db_store *ds)
 	ds->n_later = 0;
 	ds->n_done = 0;
 	recent_forget(ds);
+}
+
+int db_store_data_version(struct db_store *ds, int64_t *out)
+{
+	sqlite3_stmt *st = ds->st[ST_DATA_VERSION];
+	int rc = sqlite3_step(st);
+
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	return rc == SQLITE_ROW ? SQLITE_OK : rc;
 }
 
 const char *db_store_errmsg(struct db_store *ds)

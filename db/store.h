@@ -38,6 +38,10 @@ int db_store_flush(struct db_store *ds, int64_t now);
  * keep them). Failures are logged. */
 void db_store_prune(struct db_store *ds, int64_t keep_ms);
 
+/* PRAGMA data_version of the store's connection into *out: it changes
+ * when another connection commits to the database. */
+int db_store_data_version(struct db_store *ds, int64_t *out);
+
 const char *db_store_errmsg(struct db_store *ds);
 
 #endif

@@ -9,7 +9,10 @@
  * error rolls the batch back and fails every op in it. The queue is bounded
  * so overload is answered, not buffered. Every 10 s the writer restarts the
  * WAL (checkpoint RESTART) so readers can never make it grow without bound;
- * about once a second it prunes old done jobs and calls the tick hook.
+ * about once a second it prunes old done jobs, calls the tick hook and
+ * looks whether another connection committed (PRAGMA data_version). The
+ * same transaction runs without the thread in db_apply_now, for a
+ * command-line tool.
  */
 #include "db/writer.h"
 #include "db/db.h"
@@ -42,6 +45,7 @@ struct db_writer {
 	struct db_store *store;
 	uint64_t last_checkpoint_ns;
 	uint64_t last_tick_ns;
+	int64_t data_version; /* at the last tick; -1 before the first */
 	struct db_writer_hooks hooks;
 	char last_error[256];     /* writer thread: the last failed batch's */
 	uint64_t failed_at_start; /* failed_commits when the failing began */
@@ -56,22 +60,29 @@ static void hist_add(uint64_t *hist, const double *bounds, double v)
 	hist[b]++;
 }
 
+/* Apply ops (linked through next) in one transaction on ds. Returns 0 or
+ * a negative errno, with SQLite's message in err (rolled back). */
+static int apply_ops(struct db_store *ds, struct db_op *ops, char *err, size_t errcap)
+{
+	int rc = db_store_begin(ds);
+
+	for (struct db_op *op = ops; op && rc == SQLITE_OK; op = op->next)
+		rc = db_store_apply(ds, op);
+	if (rc == SQLITE_OK)
+		rc = db_store_flush(ds, util_now_ms());
+	if (rc == SQLITE_OK)
+		rc = db_store_commit(ds);
+	if (rc == SQLITE_OK)
+		return 0;
+	snprintf(err, errcap, "%s", db_store_errmsg(ds));
+	db_store_rollback(ds);
+	return db_errno(rc) ? db_errno(rc) : -EIO;
+}
+
 /* Apply a batch in one transaction. Returns 0 or a negative errno. */
 static int apply_batch(struct db_writer *w, struct db_op *ops)
 {
-	int rc = db_store_begin(w->store);
-
-	for (struct db_op *op = ops; op && rc == SQLITE_OK; op = op->next)
-		rc = db_store_apply(w->store, op);
-	if (rc == SQLITE_OK)
-		rc = db_store_flush(w->store, util_now_ms());
-	if (rc == SQLITE_OK)
-		rc = db_store_commit(w->store);
-	if (rc == SQLITE_OK)
-		return 0;
-	snprintf(w->last_error, sizeof(w->last_error), "%s", db_store_errmsg(w->store));
-	db_store_rollback(w->store);
-	return db_errno(rc) ? db_errno(rc) : -EIO;
+	return apply_ops(w->store, ops, w->last_error, sizeof(w->last_error));
 }
 
 /* One log line when commits start failing and one when they succeed
@@ -111,19 +122,41 @@ static void maybe_checkpoint(struct db_writer *w)
 		log_msg(LOG_WARN, "db.checkpoint_failed", "%s", sqlite3_errmsg(w->db));
 }
 
+/* Tell the changed_elsewhere hook when another connection committed since
+ * the last look (the write connection's own commits do not move its
+ * data_version). */
+static void look_elsewhere(struct db_writer *w)
+{
+	int64_t v;
+
+	if (!w->hooks.changed_elsewhere)
+		return;
+	if (db_store_data_version(w->store, &v) != SQLITE_OK) {
+		log_msg(LOG_WARN, "db.data_version_failed", "%s", db_store_errmsg(w->store));
+		return;
+	}
+	if (v == w->data_version)
+		return;
+	w->data_version = v;
+	w->hooks.changed_elsewhere(w->hooks.ctx);
+}
+
 static void maybe_tick(struct db_writer *w)
 {
 	uint64_t now = util_mono_ns();
 	int64_t keep;
 
-	if (!w->hooks.tick || now - w->last_tick_ns < 1000000000ull)
+	if ((!w->hooks.tick && !w->hooks.changed_elsewhere) ||
+	    now - w->last_tick_ns < 1000000000ull)
 		return;
 	w->last_tick_ns = now;
 	pthread_mutex_lock(&w->lock);
 	keep = w->retention_ms;
 	pthread_mutex_unlock(&w->lock);
 	db_store_prune(w->store, keep);
-	w->hooks.tick(w->hooks.ctx);
+	if (w->hooks.tick)
+		w->hooks.tick(w->hooks.ctx);
+	look_elsewhere(w);
 }
 
 static void *writer_main(void *arg)
@@ -222,6 +255,7 @@ int db_writer_new(sqlite3 *conn, size_t max_queue, size_t max_batch,
 	w->max_queue = max_queue;
 	w->max_batch = max_batch ? max_batch : 1;
 	w->hooks = *hooks;
+	w->data_version = -1;
 	rc = db_store_new(conn, w->max_batch, &w->store);
 	if (rc)
 		goto fail;
@@ -362,4 +396,19 @@ void db_writer_free(struct db_writer *w)
 	pthread_cond_destroy(&w->cond);
 	pthread_mutex_destroy(&w->lock);
 	free(w);
+}
+
+int db_apply_now(sqlite3 *db, struct db_op *op, char *err, size_t errcap)
+{
+	struct db_store *ds;
+	int rc = db_store_new(db, 1, &ds);
+
+	if (rc) {
+		snprintf(err, errcap, "preparing the statements: %s", sqlite3_errmsg(db));
+		return rc;
+	}
+	op->next = NULL;
+	rc = apply_ops(ds, op, err, errcap);
+	db_store_free(ds);
+	return rc;
 }

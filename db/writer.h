@@ -25,6 +25,8 @@ enum db_op_kind {
 	DB_OP_QUEUE_RETRY_DEAD, /* make every dead job of a queue ready (u.queue) */
 	DB_OP_REFUND,           /* ask for a refund: insert its job (u.refund) */
 	DB_OP_SYNC,             /* nothing: a barrier (engine_sync) */
+	DB_OP_TOKEN_ADD,        /* insert a staff token (u.token) */
+	DB_OP_TOKEN_REVOKE,     /* mark a staff token revoked (u.token) */
 	DB_OP_KINDS
 };
 
@@ -65,7 +67,7 @@ struct db_job_update {
 /* A staff action, recorded in the audit table in the same transaction as
  * the change (actor "" = not a staff action). */
 struct db_audit {
-	char actor[64];
+	char actor[TALLY_ACTOR_SIZE];
 	char action[40];
 	char target[128];
 	char detail[256];
@@ -74,7 +76,7 @@ struct db_audit {
 struct db_op {
 	struct db_op *next; /* queue link, owned by the writer while queued */
 	enum db_op_kind kind;
-	int rc;              /* out: 0, -EEXIST (slug taken), -ENOENT, -EIO... */
+	int rc;              /* out: 0, -EEXIST (slug or token name taken), -ENOENT, -EIO... */
 	int64_t campaign_id; /* in (donation, update, status); out (create) */
 	int64_t now_ms;      /* in: creation time to record */
 	union {
@@ -112,6 +114,18 @@ struct db_op {
 			char reason[200];
 			struct db_new_job job;
 		} refund;
+		/* A staff token by name (matched without regard to case). An
+		 * add fails with -EEXIST when the name is taken, a revoke with
+		 * -ENOENT when no token has it; revoking a revoked token changes
+		 * nothing and writes no audit row. */
+		struct {
+			char name[TALLY_STAFF_NAME_SIZE]; /* in; out (revoke): as stored */
+			enum staff_role role;             /* in (add); out (revoke) */
+			char hash[TALLY_STAFF_HASH_SIZE]; /* in (add): its secret's SHA-256 */
+			int64_t created_at;               /* out (revoke) */
+			int64_t revoked_at;               /* out (revoke): now, or before */
+			int changed;                      /* out (revoke): 0 if revoked before */
+		} token;
 	} u;
 	struct db_audit audit;
 	void *owner; /* caller's context, untouched by the writer */
@@ -125,6 +139,12 @@ struct db_writer_hooks {
 	/* Called on the writer thread about once a second (may be NULL). */
 	void (*tick)(void *ctx);
 	void *ctx;
+	/* Called on the writer thread, at a tick, when another connection
+	 * committed to the database since the last one (a command-line tool,
+	 * say; PRAGMA data_version of the write connection), and at the
+	 * first tick, for what committed before the writer started. May be
+	 * NULL. */
+	void (*changed_elsewhere)(void *ctx);
 };
 
 struct db_writer;
@@ -161,5 +181,13 @@ void db_writer_stats(struct db_writer *w, struct commit_stats *out);
 /* Commit everything queued, stop the thread, close the connection and free
  * w. Must not be called from the batch_done hook. */
 void db_writer_free(struct db_writer *w);
+
+/* Record op (and its audit row) on db in a transaction of its own, without
+ * a writer thread: for a command-line tool beside a running server (WAL
+ * and the busy timeout let both write) or without one. The caller keeps
+ * db and op. Returns 0, with op->rc telling how the op itself went (-EEXIST
+ * and the like: nothing written), or a negative errno with a message in
+ * err (the transaction rolled back). */
+int db_apply_now(sqlite3 *db, struct db_op *op, char *err, size_t errcap);
 
 #endif
