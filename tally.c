@@ -1118,7 +1118,11 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	curl_inited = 1;
+	o.engine.admin_token = token;
 	rc = engine_open(&o.engine, &engine, err, sizeof(err));
+	/* The engine keeps the startup token's SHA-256 only. */
+	explicit_bzero(token, sizeof(token));
+	o.engine.admin_token = NULL;
 	if (rc) {
 		fprintf(stderr, "tally: %s\n", err);
 		log_msg(LOG_ERROR, "engine.open_failed", "%s", err);
@@ -1128,7 +1132,6 @@ int main(int argc, char **argv)
 	scfg.listen_addr = o.listen_addr;
 	scfg.port = o.port;
 	scfg.assets_dir = o.assets_dir;
-	scfg.admin_token = token;
 	scfg.coalesce_ms = 100;
 	scfg.rate_limit = o.rate_limit;
 	scfg.rate_burst = o.rate_burst;

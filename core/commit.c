@@ -3,7 +3,8 @@
  * DESIGN: everything here runs on the writer thread, after COMMIT returned
  * (or after the batch failed), in four steps over the whole batch:
  *   1. mirror: each committed op changes its campaign's working copy
- *      (totals, status, recent gifts) and marks it;
+ *      (totals, status, recent gifts) and marks it, or the staff token
+ *      table (a token added or revoked works so from its answer on);
  *   2. publish (publish.c): JSON, seq and numbers swapped in together,
  *      then the listeners;
  *   3. release the job states: new jobs become ready, finished attempts
@@ -200,6 +201,25 @@ static void mirror_campaign_change(struct engine *e, struct pending *p)
 	publish_mark(e, c);
 }
 
+/* A staff token change committed: the table follows before the answer, so
+ * a token works (or stops working) once its answer is out. */
+static void mirror_token(struct engine *e, const struct db_op *op)
+{
+	struct staff_token t = {0};
+
+	if (op->kind == DB_OP_TOKEN_REVOKE) {
+		/* Revoked before, by another process, perhaps not read yet. */
+		tokens_revoke(e->tokens, op->u.token.name, op->u.token.revoked_at);
+		return;
+	}
+	snprintf(t.name, sizeof(t.name), "%s", op->u.token.name);
+	t.role = op->u.token.role;
+	t.created_at = op->now_ms;
+	if (tokens_add(e->tokens, &t, op->u.token.hash))
+		log_msg(LOG_ERROR, "tokens.add_failed",
+		        "staff token %s is stored but works only after a restart", t.name);
+}
+
 static void mirror(struct engine *e, struct pending *p)
 {
 	struct db_op *op = &p->op;
@@ -219,6 +239,10 @@ static void mirror(struct engine *e, struct pending *p)
 	case DB_OP_CAMPAIGN_STATUS:
 	case DB_OP_CAMPAIGN_TOUCH:
 		mirror_campaign_change(e, p);
+		break;
+	case DB_OP_TOKEN_ADD:
+	case DB_OP_TOKEN_REVOKE:
+		mirror_token(e, op);
 		break;
 	default:
 		break;
@@ -306,15 +330,17 @@ static void answer(struct engine *e, struct pending *p, int rc)
 		staff_finish(e, p, rc);
 }
 
-static int map_rc(int rc)
+static int map_rc(const struct db_op *op, int rc)
 {
+	int token = op->kind == DB_OP_TOKEN_ADD || op->kind == DB_OP_TOKEN_REVOKE;
+
 	switch (rc) {
 	case 0:
 		return 0;
 	case -EEXIST:
-		return TALLY_EEXISTS;
+		return token ? TALLY_ETOKEN_EXISTS : TALLY_EEXISTS;
 	case -ENOENT:
-		return TALLY_ENOCAMPAIGN;
+		return token ? TALLY_ENOTOKEN : TALLY_ENOCAMPAIGN;
 	case -ESHUTDOWN:
 		return TALLY_ESHUTDOWN;
 	case -EALREADY:
@@ -341,7 +367,7 @@ void commit_batch(void *ctx, struct db_op *ops, int commit_rc)
 		struct pending *p = ops->owner;
 		struct db_op *next = ops->next;
 
-		answer(e, p, map_rc(commit_rc ? commit_rc : ops->rc));
+		answer(e, p, map_rc(ops, commit_rc ? commit_rc : ops->rc));
 		p->next_free = done_list;
 		done_list = p;
 		ops = next;
@@ -371,6 +397,19 @@ void commit_tick(void *ctx)
 		if (engine_submit(e, p, 1))
 			c->touch_pending = 0;
 	}
+}
+
+void commit_elsewhere(void *ctx)
+{
+	struct engine *e = ctx;
+	int rc = tokens_load(e->tokens, e->reader, &e->reader_lock);
+
+	if (rc)
+		log_msg(LOG_WARN, "tokens.reload_failed", "the staff tokens stay as they were: %s",
+		        tally_strerror(rc));
+	else
+		log_msg(LOG_DEBUG, "tokens.reloaded",
+		        "another process changed the database: staff tokens read again");
 }
 
 int commit_job_outcomes(void *ctx, struct db_job_update *upd, int n)

@@ -99,6 +99,7 @@ struct pending *pending_new(struct engine *e, enum db_op_kind kind, engine_done_
 	p->done = done;
 	p->ud = ud;
 	p->body_len = 0;
+	p->secret[0] = '\0';
 	snprintf(p->actor, sizeof(p->actor), "%s", actor ? actor : "");
 	return p;
 }
@@ -305,9 +306,28 @@ static int load(struct engine *e, sqlite3 *db, char *err, size_t errcap)
 	return 0;
 }
 
+/* The staff tokens: the startup one, then those stored. (What another
+ * process stores from now on is read at the writer's first tick.) */
+static int load_tokens(struct engine *e, sqlite3 *db, char *err, size_t errcap)
+{
+	int rc = tokens_new(&e->tokens);
+
+	if (!rc && e->cfg.admin_token && *e->cfg.admin_token)
+		rc = tokens_set_startup(e->tokens, e->cfg.admin_token);
+	if (rc) {
+		snprintf(err, errcap, "the startup token: %s", tally_strerror(rc));
+		return rc;
+	}
+	rc = tokens_load(e->tokens, db, NULL);
+	if (rc)
+		snprintf(err, errcap, "%s: loading the staff tokens: %s", e->cfg.db_path,
+		         sqlite3_errmsg(db));
+	return rc;
+}
+
 int engine_open(const struct engine_config *cfg, struct engine **out, char *err, size_t errcap)
 {
-	struct db_writer_hooks hooks = {commit_batch, commit_tick, NULL, NULL};
+	struct db_writer_hooks hooks = {commit_batch, commit_tick, NULL, commit_elsewhere};
 	struct jobs_hooks jh = {commit_job_outcomes, NULL};
 	struct engine *e;
 	sqlite3 *db = NULL;
@@ -340,6 +360,9 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 	if (rc)
 		goto fail;
 	rc = load(e, db, err, errcap);
+	if (rc)
+		goto fail;
+	rc = load_tokens(e, db, err, errcap);
 	if (rc)
 		goto fail;
 	rc = idem_new(IDEM_MEMORY_CAP, IDEM_MEMORY_WINDOW_MS, &e->idem);
@@ -401,6 +424,7 @@ void engine_free(struct engine *e)
 		free(e->gifts[i].json);
 	free(e->gifts);
 	idem_free(e->idem);
+	tokens_free(e->tokens);
 	buf_fini(&e->scratch);
 	while (e->pool) {
 		struct pending *next = e->pool->next_free;

@@ -36,6 +36,9 @@
  *                   e->seq_sum and the engine's counters.
  *   e->reader_lock  the engine's read connection (donation and audit reads).
  *   e->pool_lock    the pool of pending operations.
+ *   tokens lock     (core/tokens.c) the staff token table; taken by the API
+ *                   and live loops to tell who a bearer is, by the writer
+ *                   when a token change commits or the table is read again.
  *   jobs lock       (core/jobs.c) every queue's lists; taken by workers, by
  *                   commit.c when releasing job states, and by staff reads.
  *   writer lock     (db/writer.c) the writer's FIFO and stats.
@@ -67,6 +70,10 @@ struct engine_config {
 	 * when nobody needs it. At least 40 bytes. */
 	char *install_id;
 	int64_t job_retention_ms; /* delete done jobs older than this */
+	/* The startup token (TALLY_ADMIN_TOKEN or the token file): an admin
+	 * named "admin", kept in memory only (its SHA-256), never revoked
+	 * through the API. NULL or "" for none; read by engine_open only. */
+	const char *admin_token;
 	int jobs_paused_at_start; /* tests: workers start stopped */
 };
 
@@ -96,6 +103,7 @@ enum engine_answer_kind {
 	ANSWER_QUEUE,  /* a queue action: queue, retried */
 	ANSWER_JOB,    /* a job action: job_id, job_queue, job_state */
 	ANSWER_REFUND, /* a refund asked for: donation_id, job_id */
+	ANSWER_TOKEN,  /* a staff token added or revoked: token, secret */
 };
 
 struct engine_answer {
@@ -111,6 +119,10 @@ struct engine_answer {
 	enum job_queue job_queue;           /* ANSWER_JOB */
 	enum job_state job_state;           /* ANSWER_JOB: JOB_GONE if discarded */
 	int64_t donation_id;                /* ANSWER_REFUND */
+	const struct staff_token *token;    /* ANSWER_TOKEN: as it is now */
+	const char *secret;                 /* ANSWER_TOKEN: a new token's
+	                                     * secret, shown this once; NULL
+	                                     * after a revoke */
 };
 
 typedef void (*engine_done_fn)(void *ud, const struct engine_answer *a);
@@ -245,6 +257,33 @@ int engine_jobs_each(struct engine *e, enum job_queue q, enum job_state st, int 
 
 /* Append the jobs' Prometheus lines. */
 int engine_jobs_metrics(struct engine *e, struct buf *out);
+
+/* ---- staff.c: staff tokens ---- */
+
+/* Who a bearer is, from memory (no SQLite read): see tokens_auth. Returns
+ * 0 with *out, or -ENOENT (unknown or revoked: *out is role STAFF_PUBLIC).
+ * Any thread. */
+int engine_staff_auth(struct engine *e, const char *bearer, size_t len, struct staff_identity *out);
+
+/* Add staff token name (validate_token_name) with role: a new secret from
+ * getrandom(), of which only the SHA-256 is stored. The answer
+ * (ANSWER_TOKEN) carries the token and its secret, the only time it is
+ * shown; the token works from then on. TALLY_ETOKEN_EXISTS when the name
+ * is taken (without regard to case, revoked tokens and the startup
+ * token's included), TALLY_EFIELDS for a bad name or role. */
+int engine_token_add(struct engine *e, const char *name, enum staff_role role, const char *actor,
+                     engine_done_fn done, void *ud);
+
+/* Revoke staff token name: it stops working once the answer comes
+ * (ANSWER_TOKEN, with when it was revoked). Revoking a revoked token is a
+ * success that changes nothing. TALLY_ENOTOKEN, or TALLY_ESTARTUP for
+ * the startup token. */
+int engine_token_revoke(struct engine *e, const char *name, const char *actor, engine_done_fn done,
+                        void *ud);
+
+/* Copy every staff token (never a secret or hash; the startup token first)
+ * into a malloc'd array the caller frees. Returns the count or -ENOMEM. */
+long engine_tokens_list(struct engine *e, struct staff_token **out);
 
 /* ---- campaigns.c: reads, all from memory ---- */
 

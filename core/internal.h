@@ -6,13 +6,16 @@
  *   publish.c    rendering, and publishing a campaign's JSON with its seq
  *   commit.c     a committed batch, in order (writer thread only)
  *   intake.c     donations and their idempotency keys
- *   staff.c      staff actions on campaigns, queues, jobs and refunds
+ *   staff.c      staff actions on campaigns, queues, jobs, refunds and
+ *                staff tokens
+ * and core/tokens.c, the staff token table (its own lock, a leaf).
  */
 #ifndef TALLY_CORE_INTERNAL_H
 #define TALLY_CORE_INTERNAL_H
 
 #include "core/engine.h"
 #include "core/idem.h"
+#include "core/tokens.h"
 #include "db/writer.h"
 
 #include <pthread.h>
@@ -63,7 +66,10 @@ struct pending {
 	struct pending *next_free; /* in e->pool */
 	engine_done_fn done;
 	void *ud;
-	char actor[64];
+	char actor[TALLY_ACTOR_SIZE];
+	/* A new staff token's secret, for its answer only (never stored;
+	 * wiped once answered). */
+	char secret[TALLY_STAFF_SECRET_SIZE];
 	size_t body_len;
 	char body[320];
 };
@@ -98,6 +104,7 @@ struct engine {
 
 	atomic_llong next_donation_id;
 	struct idem_table *idem; /* thread-safe on its own */
+	struct tokens *tokens;   /* staff tokens; thread-safe on its own */
 	int64_t started_ms;
 
 	/* Added while the writer may already run: a slot is written, then
@@ -191,6 +198,9 @@ size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slu
 /* ---- commit.c (writer hooks) ---- */
 void commit_batch(void *ctx, struct db_op *ops, int commit_rc);
 void commit_tick(void *ctx);
+/* Another process committed to the database (tally token, say): read the
+ * staff tokens again. */
+void commit_elsewhere(void *ctx);
 /* Job attempts finished (worker thread): hand them to the writer. */
 int commit_job_outcomes(void *ctx, struct db_job_update *upd, int n);
 

@@ -1,15 +1,18 @@
 /* core/staff.c - what staff do: create and change campaigns, pause and
- * resume queues, retry and discard jobs, refund gifts, and read the audit
- * trail and the job lists. Every action is checked here on the caller's
- * thread, recorded with its audit row by the writer in one transaction,
- * and answered by staff_finish once everything it changed is visible.
+ * resume queues, retry and discard jobs, refund gifts, add and revoke staff
+ * tokens, and read the audit trail, the job lists and the tokens. Every
+ * action is checked here on the caller's thread, recorded with its audit
+ * row by the writer in one transaction, and answered by staff_finish once
+ * everything it changed is visible.
  */
 #include "core/internal.h"
 #include "core/jobs.h"
+#include "core/validate.h"
 #include "base/util.h"
 #include "db/db.h"
 
 #include <errno.h>
+#include <openssl/crypto.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -257,6 +260,67 @@ int engine_audit_each(struct engine *e, int limit, int (*cb)(void *ud, const str
 	return rc < 0 && !tally_is_own(rc) ? TALLY_EIO : rc;
 }
 
+/* ---- staff tokens ---- */
+
+int engine_staff_auth(struct engine *e, const char *bearer, size_t len, struct staff_identity *out)
+{
+	return tokens_auth(e->tokens, bearer, len, out);
+}
+
+int engine_token_add(struct engine *e, const char *name, enum staff_role role, const char *actor,
+                     engine_done_fn done, void *ud)
+{
+	struct staff_token now;
+	struct pending *p;
+	char detail[32];
+	int rc;
+
+	if (!validate_token_name(name, strlen(name)) || role <= STAFF_PUBLIC || role >= STAFF_ROLES)
+		return TALLY_EFIELDS;
+	if (tokens_name_reserved(name) || !tokens_find(e->tokens, name, &now))
+		return TALLY_ETOKEN_EXISTS;
+	p = pending_new(e, DB_OP_TOKEN_ADD, done, ud, actor);
+	if (!p)
+		return TALLY_EIO;
+	rc = tokens_secret_new(p->secret, sizeof(p->secret));
+	if (!rc)
+		rc = tokens_hash_hex(p->secret, strlen(p->secret), p->op.u.token.hash);
+	if (rc) {
+		OPENSSL_cleanse(p->secret, sizeof(p->secret));
+		pending_free(e, p);
+		return TALLY_EIO;
+	}
+	snprintf(p->op.u.token.name, sizeof(p->op.u.token.name), "%s", name);
+	p->op.u.token.role = role;
+	snprintf(detail, sizeof(detail), "role %s", staff_role_names[role]);
+	pending_audit(p, "token.create", name, detail);
+	return engine_submit(e, p, 1);
+}
+
+int engine_token_revoke(struct engine *e, const char *name, const char *actor, engine_done_fn done,
+                        void *ud)
+{
+	struct pending *p;
+
+	if (!validate_token_name(name, strlen(name)))
+		return TALLY_ENOTOKEN;
+	if (tokens_name_reserved(name))
+		return TALLY_ESTARTUP;
+	/* Whether it exists is the database's to say: a token that another
+	 * process added a moment ago may not be in memory yet. */
+	p = pending_new(e, DB_OP_TOKEN_REVOKE, done, ud, actor);
+	if (!p)
+		return TALLY_EIO;
+	snprintf(p->op.u.token.name, sizeof(p->op.u.token.name), "%s", name);
+	pending_audit(p, "token.revoke", name, NULL);
+	return engine_submit(e, p, 1);
+}
+
+long engine_tokens_list(struct engine *e, struct staff_token **out)
+{
+	return tokens_list(e->tokens, out);
+}
+
 /* ---- answers (writer thread) ---- */
 
 void staff_finish(struct engine *e, struct pending *p, int rc)
@@ -264,6 +328,7 @@ void staff_finish(struct engine *e, struct pending *p, int rc)
 	struct db_op *op = &p->op;
 	struct engine_answer a = {0};
 	struct job_queue_info qi;
+	struct staff_token tok = {0};
 	struct campaign *c;
 	struct buf b = {0};
 
@@ -273,8 +338,10 @@ void staff_finish(struct engine *e, struct pending *p, int rc)
 		if (c)
 			c->touch_pending = 0;
 	}
-	if (!p->done)
+	if (!p->done) {
+		OPENSSL_cleanse(p->secret, sizeof(p->secret));
 		return;
+	}
 	a.rc = rc;
 	if (!rc) {
 		switch (op->kind) {
@@ -297,6 +364,17 @@ void staff_finish(struct engine *e, struct pending *p, int rc)
 			a.donation_id = op->u.refund.donation_id;
 			a.job_id = op->u.refund.job.id;
 			break;
+		case DB_OP_TOKEN_ADD:
+		case DB_OP_TOKEN_REVOKE:
+			snprintf(tok.name, sizeof(tok.name), "%s", op->u.token.name);
+			tok.role = op->u.token.role;
+			tok.created_at =
+			    op->kind == DB_OP_TOKEN_ADD ? op->now_ms : op->u.token.created_at;
+			tok.revoked_at = op->kind == DB_OP_TOKEN_ADD ? 0 : op->u.token.revoked_at;
+			a.kind = ANSWER_TOKEN;
+			a.token = &tok;
+			a.secret = op->kind == DB_OP_TOKEN_ADD ? p->secret : NULL;
+			break;
 		case DB_OP_SYNC:
 			break;
 		default:
@@ -312,4 +390,5 @@ void staff_finish(struct engine *e, struct pending *p, int rc)
 	}
 	p->done(p->ud, &a);
 	buf_fini(&b);
+	OPENSSL_cleanse(p->secret, sizeof(p->secret));
 }

@@ -196,6 +196,21 @@ int validate_slug(const char *s, size_t len)
 	return 1;
 }
 
+int validate_token_name(const char *s, size_t len)
+{
+	if (len < 1 || len > TALLY_STAFF_NAME_MAX || (len == 1 && s[0] == '.') ||
+	    (len == 2 && s[0] == '.' && s[1] == '.'))
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
 static int valid_email(const char *s)
 {
 	const char *at = strchr(s, '@');
@@ -578,6 +593,42 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 	json_decref(root);
 	if (err->fields) {
 		snprintf(err->message, sizeof(err->message), "the campaign has invalid fields");
+		return TALLY_EFIELDS;
+	}
+	return TALLY_OK;
+}
+
+int validate_token(const char *body, size_t len, char name[TALLY_STAFF_NAME_SIZE],
+                   enum staff_role *role, struct validate_error *err)
+{
+	json_t *root, *v;
+	int rc, k;
+
+	name[0] = '\0';
+	*role = STAFF_PUBLIC;
+	err->message[0] = '\0';
+	err->fields = NULL;
+	rc = validate_json_object(body, len, &root, err);
+	if (rc)
+		return rc;
+	if (take_string(root, "name", "name", 1, 1, TALLY_STAFF_NAME_MAX, 0, name,
+	                TALLY_STAFF_NAME_SIZE, err) == 1 &&
+	    !validate_token_name(name, strlen(name)))
+		field_error(
+		    err, "name",
+		    "must be 1-64 of A-Z, a-z, 0-9, '.', '_' and '-' (not \".\" or \"..\")");
+	v = json_object_get(root, "role");
+	k = json_is_string(v) ? staff_role_by_name(json_string_value(v)) : -1;
+	if (!v || json_is_null(v))
+		field_error(err, "role", "is required (viewer, operator or admin)");
+	else if (k < 0)
+		field_error(err, "role", "must be viewer, operator or admin");
+	else
+		*role = (enum staff_role)k;
+	json_decref(root);
+	if (err->fields) {
+		name[0] = '\0';
+		snprintf(err->message, sizeof(err->message), "the token has invalid fields");
 		return TALLY_EFIELDS;
 	}
 	return TALLY_OK;

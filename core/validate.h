@@ -44,6 +44,16 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 /* 1 if s is a valid campaign slug: 1-64 of [a-z0-9-], not starting with '-'. */
 int validate_slug(const char *s, size_t len);
 
+/* Validate a staff token body {"name", "role"}: name as validate_token_name
+ * wants it, role viewer, operator or admin; other fields are ignored.
+ * Returns TALLY_OK, TALLY_EJSON or TALLY_EFIELDS. */
+int validate_token(const char *body, size_t len, char name[TALLY_STAFF_NAME_SIZE],
+                   enum staff_role *role, struct validate_error *err);
+
+/* 1 if s is a valid staff token name: 1-64 of [A-Za-z0-9._-], and neither
+ * "." nor "..". */
+int validate_token_name(const char *s, size_t len);
+
 /* 1 if s is an upper-case three-letter currency code. */
 int validate_currency(const char *s);
 

@@ -1,11 +1,13 @@
 /* ws/admin.c - the JSON of the staff listings and answers: queues, jobs,
- * the audit trail, and the answers of queue, job and refund actions. The
- * engine hands over plain structs; their JSON shape is decided here. */
+ * the audit trail, staff tokens, and the answers of queue, job, refund and
+ * token actions. The engine hands over plain structs; their JSON shape is
+ * decided here. */
 #include "ws/internal.h"
 #include "base/util.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int admin_queue_json(struct buf *out, enum job_queue q, const struct job_queue_info *i)
@@ -112,6 +114,49 @@ int admin_audit_json(struct engine *e, int limit, struct buf *out)
 	return lc.rc ? -ENOMEM : 0;
 }
 
+/* A time, or null for 0. */
+static int put_time(struct buf *out, int64_t ms)
+{
+	char ts[32];
+
+	return ms ? buf_printf(out, "\"%s\"", util_rfc3339(ms, ts, sizeof(ts)))
+	          : buf_puts(out, "null");
+}
+
+int admin_token_json(struct buf *out, const struct staff_token *t, const char *secret)
+{
+	int rc = buf_puts(out, "{\"name\":");
+
+	rc |= buf_json_string(out, t->name);
+	rc |= buf_printf(out, ",\"role\":\"%s\",\"created_at\":", staff_role_names[t->role]);
+	rc |= put_time(out, t->created_at);
+	rc |= buf_puts(out, ",\"revoked_at\":");
+	rc |= put_time(out, t->revoked_at);
+	rc |= buf_printf(out, ",\"startup\":%s", t->startup ? "true" : "false");
+	if (secret) {
+		rc |= buf_puts(out, ",\"secret\":");
+		rc |= buf_json_string(out, secret);
+	}
+	rc |= buf_puts(out, "}");
+	return rc ? -ENOMEM : 0;
+}
+
+int admin_tokens_json(struct engine *e, struct buf *out)
+{
+	struct staff_token *v;
+	long n = engine_tokens_list(e, &v);
+	int rc;
+
+	if (n < 0)
+		return (int)n;
+	rc = buf_puts(out, "{\"tokens\":[");
+	for (long i = 0; i < n && !rc; i++)
+		rc = (i ? buf_puts(out, ",") : 0) || admin_token_json(out, &v[i], NULL);
+	rc |= buf_puts(out, "]}");
+	free(v);
+	return rc ? -ENOMEM : 0;
+}
+
 int admin_answer_json(const struct engine_answer *a, struct buf *out)
 {
 	int rc = 0;
@@ -135,6 +180,9 @@ int admin_answer_json(const struct engine_answer *a, struct buf *out)
 		                "{\"id\":\"dn_%lld\",\"status\":\"succeeded\","
 		                "\"refund\":\"requested\",\"job\":%lld}",
 		                (long long)a->donation_id, (long long)a->job_id);
+		break;
+	case ANSWER_TOKEN:
+		rc = admin_token_json(out, a->token, a->secret);
 		break;
 	case ANSWER_PLAIN:
 		rc = a->len ? buf_append(out, a->body, a->len) : buf_puts(out, "{}");

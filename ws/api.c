@@ -41,6 +41,8 @@ static void engine_done(void *ud, const struct engine_answer *a)
 	if (m->len)
 		memcpy(m->data, b.p, m->len);
 	m->data[m->len] = '\0';
+	if (a->secret && b.p)
+		explicit_bzero(b.p, b.len); /* a new token's secret: the answer keeps it */
 	buf_fini(&b);
 	server_post(api_server, m);
 }
@@ -471,16 +473,17 @@ static int h_donate(struct server *s, struct http_pss *p)
 	return HTTP_ASYNC;
 }
 
+/* The audit's actor: the staff token's name and the client's address. */
 static void actor_of(const struct http_pss *p, char *dst, size_t cap)
 {
-	snprintf(dst, cap, "admin@%s", p->client);
+	snprintf(dst, cap, "%s@%s", p->who.name, p->client);
 }
 
 static int h_admin_create(struct server *s, struct http_pss *p)
 {
 	struct validate_error err = {{0}, NULL};
 	struct campaign_spec spec;
-	char actor[64];
+	char actor[TALLY_ACTOR_SIZE];
 	int rc;
 
 	if ((rc = need_json(p)))
@@ -499,7 +502,7 @@ static int h_admin_update(struct server *s, struct http_pss *p)
 {
 	struct validate_error err = {{0}, NULL};
 	struct campaign_spec spec;
-	char actor[64];
+	char actor[TALLY_ACTOR_SIZE];
 	int rc;
 
 	if ((rc = need_json(p)))
@@ -518,7 +521,7 @@ static int h_admin_update(struct server *s, struct http_pss *p)
 
 static int h_admin_action(struct server *s, struct http_pss *p)
 {
-	char actor[64];
+	char actor[TALLY_ACTOR_SIZE];
 	int rc;
 
 	if (!validate_slug(p->param[0], strlen(p->param[0])))
@@ -560,7 +563,7 @@ static int h_queues(struct server *s, struct http_pss *p)
 
 static int h_queue_action(struct server *s, struct http_pss *p, const char *action)
 {
-	char actor[64];
+	char actor[TALLY_ACTOR_SIZE];
 	int rc;
 
 	actor_of(p, actor, sizeof(actor));
@@ -611,7 +614,7 @@ static int h_jobs(struct server *s, struct http_pss *p)
 
 static int h_job_action(struct server *s, struct http_pss *p, const char *action)
 {
-	char actor[64];
+	char actor[TALLY_ACTOR_SIZE];
 	int64_t id;
 	int rc;
 
@@ -636,7 +639,7 @@ static int h_job_discard(struct server *s, struct http_pss *p)
 
 static int h_refund(struct server *s, struct http_pss *p)
 {
-	char actor[64], reason[201] = "";
+	char actor[TALLY_ACTOR_SIZE], reason[201] = "";
 	json_t *body = NULL, *r;
 	struct validate_error err = {{0}, NULL};
 	int rc;
@@ -678,29 +681,90 @@ static int h_audit(struct server *s, struct http_pss *p)
 	return send_json(p, 200, NULL);
 }
 
+/* ---- staff tokens ---- */
+
+static int h_whoami(struct server *s, struct http_pss *p)
+{
+	struct buf *b = http_body(p);
+	int rc = buf_puts(b, "{\"name\":");
+
+	(void)s;
+	rc |= buf_json_string(b, p->who.name);
+	rc |= buf_printf(b, ",\"role\":\"%s\"}", staff_role_names[p->who.role]);
+	return rc ? -1 : send_json(p, 200, NULL);
+}
+
+static int h_tokens(struct server *s, struct http_pss *p)
+{
+	if (admin_tokens_json(s->engine, http_body(p)))
+		return -1;
+	return send_json(p, 200, NULL);
+}
+
+static int h_token_add(struct server *s, struct http_pss *p)
+{
+	struct validate_error err = {{0}, NULL};
+	char name[TALLY_STAFF_NAME_SIZE], actor[TALLY_ACTOR_SIZE];
+	enum staff_role role;
+	int rc;
+
+	if ((rc = need_json(p)))
+		return rc < 0 ? -1 : 0;
+	rc = validate_token(p->body.p ? p->body.p : "", p->body.len, name, &role, &err);
+	if (rc)
+		return validation_error(p, rc, &err);
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_token_add(s->engine, name, role, actor, engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	return HTTP_ASYNC;
+}
+
+static int h_token_revoke(struct server *s, struct http_pss *p)
+{
+	char actor[TALLY_ACTOR_SIZE];
+	int rc;
+
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_token_revoke(s->engine, p->param[0], actor, engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	return HTTP_ASYNC;
+}
+
+/* Every route, with the least staff role that may call it: this table is
+ * the one place that says who may do what. A viewer reads every staff
+ * listing (the tokens' excepted) and acts on nothing; an operator also
+ * pauses and resumes campaigns and queues and retries or discards jobs; an
+ * admin does everything: creates, changes and closes campaigns, refunds,
+ * and manages the staff tokens. */
 const struct route api_routes[] = {
-    {M_GET, "/healthz", 0, 0, 200, h_healthz},
-    {M_GET, "/readyz", 0, 0, 200, h_readyz},
-    {M_GET, "/metrics", 0, 0, 200, h_metrics},
-    {M_GET, "/api/v1/campaigns", 0, 1, 200, h_campaign_list},
-    {M_GET, "/api/v1/campaigns/*", 0, 1, 200, h_campaign_get},
-    {M_POST, "/api/v1/campaigns/*/donations", 0, 1, 202, h_donate},
-    {M_GET, "/api/v1/donations/*", 0, 1, 200, h_donation_get},
-    {M_GET, "/api/v1/leaderboard", 0, 1, 200, h_leaderboard},
-    {M_POST, "/api/v1/admin/campaigns", 1, 0, 201, h_admin_create},
-    {M_PATCH, "/api/v1/admin/campaigns/*", 1, 0, 200, h_admin_update},
-    {M_POST, "/api/v1/admin/campaigns/*/pause", 1, 0, 200, h_admin_pause},
-    {M_POST, "/api/v1/admin/campaigns/*/resume", 1, 0, 200, h_admin_resume},
-    {M_POST, "/api/v1/admin/campaigns/*/close", 1, 0, 200, h_admin_close},
-    {M_GET, "/api/v1/admin/queues", 1, 0, 200, h_queues},
-    {M_POST, "/api/v1/admin/queues/*/pause", 1, 0, 200, h_queue_pause},
-    {M_POST, "/api/v1/admin/queues/*/resume", 1, 0, 200, h_queue_resume},
-    {M_POST, "/api/v1/admin/queues/*/retry-dead", 1, 0, 200, h_queue_retry_dead},
-    {M_GET, "/api/v1/admin/jobs", 1, 0, 200, h_jobs},
-    {M_POST, "/api/v1/admin/jobs/*/retry", 1, 0, 200, h_job_retry},
-    {M_DELETE, "/api/v1/admin/jobs/*", 1, 0, 200, h_job_discard},
-    {M_GET, "/api/v1/admin/donations/*", 1, 0, 200, h_admin_donation_get},
-    {M_POST, "/api/v1/admin/donations/*/refund", 1, 0, 202, h_refund},
-    {M_GET, "/api/v1/admin/audit", 1, 0, 200, h_audit},
+    {M_GET, "/healthz", STAFF_PUBLIC, 0, 200, h_healthz},
+    {M_GET, "/readyz", STAFF_PUBLIC, 0, 200, h_readyz},
+    {M_GET, "/metrics", STAFF_PUBLIC, 0, 200, h_metrics},
+    {M_GET, "/api/v1/campaigns", STAFF_PUBLIC, 1, 200, h_campaign_list},
+    {M_GET, "/api/v1/campaigns/*", STAFF_PUBLIC, 1, 200, h_campaign_get},
+    {M_POST, "/api/v1/campaigns/*/donations", STAFF_PUBLIC, 1, 202, h_donate},
+    {M_GET, "/api/v1/donations/*", STAFF_PUBLIC, 1, 200, h_donation_get},
+    {M_GET, "/api/v1/leaderboard", STAFF_PUBLIC, 1, 200, h_leaderboard},
+    {M_POST, "/api/v1/admin/campaigns", STAFF_ADMIN, 0, 201, h_admin_create},
+    {M_PATCH, "/api/v1/admin/campaigns/*", STAFF_ADMIN, 0, 200, h_admin_update},
+    {M_POST, "/api/v1/admin/campaigns/*/pause", STAFF_OPERATOR, 0, 200, h_admin_pause},
+    {M_POST, "/api/v1/admin/campaigns/*/resume", STAFF_OPERATOR, 0, 200, h_admin_resume},
+    {M_POST, "/api/v1/admin/campaigns/*/close", STAFF_ADMIN, 0, 200, h_admin_close},
+    {M_GET, "/api/v1/admin/queues", STAFF_VIEWER, 0, 200, h_queues},
+    {M_POST, "/api/v1/admin/queues/*/pause", STAFF_OPERATOR, 0, 200, h_queue_pause},
+    {M_POST, "/api/v1/admin/queues/*/resume", STAFF_OPERATOR, 0, 200, h_queue_resume},
+    {M_POST, "/api/v1/admin/queues/*/retry-dead", STAFF_OPERATOR, 0, 200, h_queue_retry_dead},
+    {M_GET, "/api/v1/admin/jobs", STAFF_VIEWER, 0, 200, h_jobs},
+    {M_POST, "/api/v1/admin/jobs/*/retry", STAFF_OPERATOR, 0, 200, h_job_retry},
+    {M_DELETE, "/api/v1/admin/jobs/*", STAFF_OPERATOR, 0, 200, h_job_discard},
+    {M_GET, "/api/v1/admin/donations/*", STAFF_VIEWER, 0, 200, h_admin_donation_get},
+    {M_POST, "/api/v1/admin/donations/*/refund", STAFF_ADMIN, 0, 202, h_refund},
+    {M_GET, "/api/v1/admin/audit", STAFF_VIEWER, 0, 200, h_audit},
+    {M_GET, "/api/v1/admin/whoami", STAFF_VIEWER, 0, 200, h_whoami},
+    {M_GET, "/api/v1/admin/tokens", STAFF_ADMIN, 0, 200, h_tokens},
+    {M_POST, "/api/v1/admin/tokens", STAFF_ADMIN, 0, 201, h_token_add},
+    {M_DELETE, "/api/v1/admin/tokens/*", STAFF_ADMIN, 0, 200, h_token_revoke},
 };
 const size_t api_n_routes = UTIL_ARRAY_LEN(api_routes);

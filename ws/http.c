@@ -230,6 +230,9 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_ENOJOB, 404, "job_not_found", NULL},
 	    {TALLY_ENOQUEUE, 404, "queue_not_found", NULL},
 	    {TALLY_EJOBBUSY, 409, "job_running", NULL},
+	    {TALLY_ENOTOKEN, 404, "token_not_found", NULL},
+	    {TALLY_ETOKEN_EXISTS, 409, "token_exists", "name"},
+	    {TALLY_ESTARTUP, 409, "startup_token", NULL},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
@@ -329,6 +332,22 @@ static int cors_allowed(struct http_pss *p)
 	return 0;
 }
 
+/* 403: the caller's token is valid but its role is below need. The error
+ * names the role needed, in its message and as "role_needed". */
+static int forbidden(struct http_pss *p, enum staff_role need)
+{
+	struct buf *b = http_body(p);
+	char msg[200];
+	int rc;
+
+	snprintf(msg, sizeof(msg), "this endpoint needs the %s role; token %s has the %s role",
+	         staff_role_names[need], p->who.name, staff_role_names[p->who.role]);
+	rc = buf_puts(b, "{\"error\":{\"code\":\"forbidden\",\"message\":");
+	rc |= buf_json_string(b, msg);
+	rc |= buf_printf(b, ",\"role_needed\":\"%s\"}}", staff_role_names[need]);
+	return rc ? -1 : http_send(p, 403, NULL, NULL, 0);
+}
+
 static int dispatch(struct server *s, struct http_pss *p)
 {
 	int path_matched = 0, rc;
@@ -358,10 +377,13 @@ static int dispatch(struct server *s, struct http_pss *p)
 		path_matched = 1;
 		if (r->method != m)
 			continue;
-		if (r->admin && !p->admin)
-			return http_error(p, 401, "unauthorized",
-			                  "this endpoint needs Authorization: Bearer <admin token>",
-			                  NULL, 0);
+		if (r->role > p->who.role)
+			return p->who.role == STAFF_PUBLIC
+			           ? http_error(p, 401, "unauthorized",
+			                        "this endpoint needs Authorization: Bearer <staff "
+			                        "token>",
+			                        NULL, 0)
+			           : forbidden(p, r->role);
 		p->route = r;
 		p->metric_route = (int)i;
 		if (s->ratelimit && m != M_GET &&
@@ -504,8 +526,10 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 	p->metric_route = (int)api_n_routes + 1;
 	p->fd = (int)lws_get_socket_fd(wsi);
 	p->gen = ++s->next_gen;
-	p->async = p->ready = p->admin = p->too_large = p->has_len = 0;
+	p->async = p->ready = p->too_large = p->has_len = 0;
 	p->json_body = p->in_body = p->cors = 0;
+	p->who.role = STAFF_PUBLIC; /* until a bearer is read below */
+	p->who.name[0] = '\0';
 	p->close_after = client_wants_close(wsi);
 	p->rep_pass = ~0ull;
 	p->body.len = 0;
@@ -558,10 +582,11 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 	if (n > 0 &&
 	    lws_hdr_custom_copy(wsi, p->idem_key, sizeof(p->idem_key), "idempotency-key:", 16) < 0)
 		p->idem_key[0] = '\0';
+	/* Who the bearer is, from the engine's token table in memory. */
 	if (copy_header(wsi, WSI_TOKEN_HTTP_AUTHORIZATION, auth, sizeof(auth)) > 7 &&
-	    !strncasecmp(auth, "Bearer ", 7))
-		p->admin = util_ct_equal(auth + 7, strlen(auth + 7), s->cfg.admin_token,
-		                         strlen(s->cfg.admin_token));
+	    !strncasecmp(auth, "Bearer ", 7) &&
+	    engine_staff_auth(s->engine, auth + 7, strlen(auth + 7), &p->who))
+		p->who.role = STAFF_PUBLIC; /* unknown or revoked: 401 where it matters */
 	n = copy_header(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE, ctype, sizeof(ctype));
 	p->json_body = n > 0 && !strncasecmp(ctype, "application/json", 16) &&
 	               (ctype[16] == '\0' || ctype[16] == ';' || ctype[16] == ' ');

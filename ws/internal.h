@@ -32,8 +32,8 @@ struct http_pss {
 	uint32_t gen; /* names the current request */
 	int fd;
 	enum http_method method;
-	unsigned admin : 1, async : 1, ready : 1, close_after : 1, json_body : 1, has_len : 1,
-	    too_large : 1, in_body : 1;
+	unsigned async : 1, ready : 1, close_after : 1, json_body : 1, has_len : 1, too_large : 1,
+	    in_body : 1;
 	unsigned rx_paused : 1; /* reading stopped until the answer is built */
 	unsigned cors : 1;      /* any origin may read the answer */
 	uint64_t rep_pass;      /* service pass of the last repeated BODY_COMPLETION */
@@ -43,12 +43,14 @@ struct http_pss {
 	char query[URI_QUERY_SIZE]; /* the arguments (uri_query_build) */
 	char idem_key[HTTP_IDEM_MAX + 1];
 	char if_none_match[512];
-	char peer[48];    /* the socket's peer address */
-	char client[48];  /* the request's client: peer, or from X-Forwarded-For
-	                   * when peer is a trusted proxy (ws/proxy.c) */
-	struct buf body;  /* request body */
-	struct buf out;   /* LWS_PRE + header room + response body */
-	size_t out_start; /* where the response starts in out */
+	char peer[48];             /* the socket's peer address */
+	char client[48];           /* the request's client: peer, or from X-Forwarded-For
+	                            * when peer is a trusted proxy (ws/proxy.c) */
+	struct staff_identity who; /* the bearer's staff token: role STAFF_PUBLIC
+	                            * without a valid one */
+	struct buf body;           /* request body */
+	struct buf out;            /* LWS_PRE + header room + response body */
+	size_t out_start;          /* where the response starts in out */
 	const struct route *route;
 	const char *csp;                  /* the answer's Content-Security-Policy;
 	                                   * NULL: HTTP_CSP_NONE */
@@ -63,10 +65,11 @@ struct http_header {
 
 struct route {
 	enum http_method method;
-	const char *pattern; /* "/api/v1/campaigns/ * /donations" */
-	int admin;           /* needs the bearer token */
-	int cors;            /* answers readable by any origin (public reads, donating) */
-	int ok_status;       /* status of an async success */
+	const char *pattern;  /* "/api/v1/campaigns/ * /donations" */
+	enum staff_role role; /* the least role that may call it (STAFF_PUBLIC:
+	                       * anyone); below it 403, without a token 401 */
+	int cors;             /* answers readable by any origin (public reads, donating) */
+	int ok_status;        /* status of an async success */
 	int (*handler)(struct server *s, struct http_pss *p);
 };
 
@@ -168,6 +171,11 @@ int admin_queues_json(struct engine *e, struct buf *out);
 int admin_jobs_json(struct engine *e, enum job_queue q, enum job_state st, int limit,
                     struct buf *out);
 int admin_audit_json(struct engine *e, int limit, struct buf *out);
+/* {"name","role","created_at","revoked_at","startup"} of one staff token
+ * (never its secret or hash), then, when secret is not NULL, its secret. */
+int admin_token_json(struct buf *out, const struct staff_token *t, const char *secret);
+/* {"tokens":[...]}: every staff token, the startup one first. */
+int admin_tokens_json(struct engine *e, struct buf *out);
 /* The JSON of a successful asynchronous answer (writer thread). */
 int admin_answer_json(const struct engine_answer *a, struct buf *out);
 

@@ -1014,14 +1014,17 @@ static int console_request(const char *req, size_t len)
 	return len > n && !memcmp(req, line, n) && (req[n] == ' ' || req[n] == '?');
 }
 
-/* The staff token a console presents ("Bearer TOKEN"); constant time. */
-static int console_token_ok(const struct live *l, const char *authorization)
+/* The staff token a console presents ("Bearer TOKEN"): any valid one (a
+ * viewer at least), from the engine's token table in memory. Returns 1
+ * with who it is in *who, else 0. */
+static int console_token_ok(const struct live *l, const char *authorization,
+                            struct staff_identity *who)
 {
-	const char *t = l->s->cfg.admin_token;
-
-	if (strncasecmp(authorization, "Bearer ", 7) || !t || !*t)
+	if (strncasecmp(authorization, "Bearer ", 7))
 		return 0;
-	return util_ct_equal(authorization + 7, strlen(authorization + 7), t, strlen(t));
+	return !engine_staff_auth(l->s->engine, authorization + 7, strlen(authorization + 7),
+	                          who) &&
+	       who->role >= STAFF_VIEWER;
 }
 
 /* A browser names the page that opens a websocket in Origin: only a page
@@ -1078,6 +1081,7 @@ static void console_tick(uv_timer_t *t)
 /* The upgrade to /live/console is taken: p is a console. */
 static void open_console(struct live *l, struct live_pss *p, const struct wsproto_upgrade *up)
 {
+	struct staff_identity who;
 	char text[256];
 	int n = snprintf(text, sizeof(text),
 	                 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
@@ -1085,7 +1089,7 @@ static void open_console(struct live *l, struct live_pss *p, const struct wsprot
 	                 "Sec-WebSocket-Protocol: tally.console.v1\r\n\r\n",
 	                 up->accept);
 
-	if (!console_token_ok(l, up->authorization)) {
+	if (!console_token_ok(l, up->authorization, &who)) {
 		refuse(p, 401, "a console needs a staff token: Authorization: Bearer TOKEN");
 		return;
 	}
@@ -1101,7 +1105,7 @@ static void open_console(struct live *l, struct live_pss *p, const struct wsprot
 		l->console_timer.data = l;
 		l->console_timer_made = 1;
 	}
-	if (console_feed_new(l->s, "admin", "admin", 0, &p->feed)) {
+	if (console_feed_new(l->s, who.name, staff_role_names[who.role], 0, &p->feed)) {
 		refuse(p, 400, "out of memory");
 		return;
 	}

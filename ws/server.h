@@ -16,7 +16,6 @@ struct server_config {
 	const char *listen_addr; /* "127.0.0.1" */
 	int port;                /* 8080; 0 picks a free port */
 	const char *assets_dir;  /* static files, loaded into memory at start */
-	const char *admin_token; /* bearer token for /api/v1/admin */
 	int coalesce_ms;         /* live updates per channel at most this often */
 	double rate_limit;       /* writes per second per client; 0 = off */
 	double rate_burst;       /* bucket size (default 2 x rate) */
