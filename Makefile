@@ -55,12 +55,12 @@ LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o base/watchdog.o base/currency.o base/events.o
 CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/publish.o core/commit.o core/intake.o core/staff.o \
 	     core/demo.o core/jobs.o core/work.o core/processor.o core/receipt.o core/webhook.o \
-	     core/transfer.o core/tokens.o
+	     core/transfer.o core/tokens.o core/tokendb.o
 DB_OBJS   := db/db.o db/store.o db/writer.o
 WS_OBJS   := ws/acceptor.o ws/addrcount.o ws/pacer.o ws/admin.o ws/feed.o ws/uvloop.o ws/server.o ws/http.o ws/uri.o ws/api.o ws/live.o ws/live_msg.o ws/wsproto.o ws/assets.o ws/ratelimit.o ws/proxy.o ws/console_feed.o
 TUI_OBJS  := tui/console.o tui/console_fmt.o tui/console_mirror.o tui/remote.o
 LIB_OBJS  := $(addprefix $(BUILD)/,$(BASE_OBJS) $(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
-MAIN_OBJ  := $(BUILD)/tally.o
+MAIN_OBJ  := $(BUILD)/tally.o $(BUILD)/tally_token.o
 
 TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c \
 	     tests/test_buf.c tests/test_db.c tests/test_engine.c tests/test_console.c \

@@ -18,6 +18,7 @@
 #include "ws/console_feed.h"
 #include "ws/proxy.h"
 #include "ws/server.h"
+#include "tally_token.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -74,6 +75,9 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: tally [options]\n"
 	           "       tally console --connect http://HOST:PORT [--token-file PATH]\n"
+	           "       tally token add NAME --role viewer|operator|admin [--db PATH]\n"
+	           "       tally token list [--db PATH]\n"
+	           "       tally token revoke NAME [--db PATH]\n"
 	           "\n"
 	           "A giving-day donation engine: records donations durably in SQLite, streams\n"
 	           "live campaign totals to browser widgets and shows a staff console.\n"
@@ -128,7 +132,9 @@ static void usage(FILE *f)
 	           "  --help, --version\n"
 	           "\n"
 	           "Environment: TALLY_ADMIN_TOKEN is the admin bearer token; when unset, one is\n"
-	           "generated on first start and kept next to the database (mode 0600).\n");
+	           "generated on first start and kept next to the database (mode 0600). It is\n"
+	           "the admin named \"admin\"; `tally token` makes named tokens with roles\n"
+	           "(viewer, operator, admin): see tally token --help.\n");
 }
 
 static int parse_long(const char *s, long min, long max, long *out)
@@ -1037,6 +1043,8 @@ int main(int argc, char **argv)
 
 	/* Before any thread: the console draws UTF-8 names by the locale. */
 	setlocale(LC_CTYPE, "");
+	if (argc > 1 && !strcmp(argv[1], "token"))
+		return tally_token_main(argc - 1, argv + 1);
 	if (argc > 1 && !strcmp(argv[1], "console"))
 		return console_main(argc - 1, argv + 1);
 	memset(&o, 0, sizeof(o));
