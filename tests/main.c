@@ -95,7 +95,7 @@ int main(void)
 	    {"jobs", jobs_suite},         {"acceptor", acceptor_suite},
 	    {"watchdog", watchdog_suite}, {"storage", storage_suite},
 	    {"pacer", pacer_suite},       {"privacy", privacy_suite},
-	    {"feed", feed_suite},
+	    {"feed", feed_suite},         {"tokens", tokens_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;

@@ -22,6 +22,7 @@ Suite *storage_suite(void);
 Suite *pacer_suite(void);
 Suite *privacy_suite(void);
 Suite *feed_suite(void);
+Suite *tokens_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
  * /tmp); removed with tests_rmdir. */
