@@ -290,12 +290,15 @@ static int upgrade(struct remote *r, int fd, struct buf *in, char *why, size_t c
 
 		/* The refusal's body: what came with the head, enough for a
 		 * short JSON error. */
+		size_t body = (size_t)(end + 4 - in->p);
+
 		if (buf_reserve(in, 1))
 			return -1;
 		in->p[in->len] = '\0';
-		error_message(end + 4, msg, sizeof(msg));
-		sscanf(in->p, "HTTP/1.%*d %d", &status);
-		snprintf(why, cap, "refused (%d)%s%s", status, msg[0] ? ": " : "", msg);
+		error_message(in->p + body, msg, sizeof(msg));
+		if (sscanf(in->p, "HTTP/1.%*d %d", &status) != 1)
+			status = 0;
+		snprintf(why, cap, "refused (%d)%s%.120s", status, msg[0] ? ": " : "", msg);
 		return -1;
 	}
 	if (!strcasestr(in->p, want)) {
@@ -641,7 +644,7 @@ static int request(struct remote *r, const char *method, const char *path)
 		snprintf(r->action_err, sizeof(r->action_err), "cannot set up the request");
 	} else if (curl_easy_perform(e) != CURLE_OK) {
 		rc = -EIO;
-		snprintf(r->action_err, sizeof(r->action_err), "%s", cerr[0] ? cerr : "no answer");
+		snprintf(r->action_err, sizeof(r->action_err), "%.150s", cerr[0] ? cerr : "no answer");
 	} else if (curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status) || status < 200 ||
 	           status > 299) {
 		rc = status == 401 || status == 403 ? -EACCES
