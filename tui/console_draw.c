@@ -1,0 +1,330 @@
+/* tui/console_draw.c - what the views share to draw (text in a cell, tables
+ * fitted to the width, the progress bar) and the frame around them: the
+ * header with its alerts, the message line, the key bar.
+ *
+ * Every string that came from the source is drawn through console_fmt_trunc(),
+ * which cuts by display width and replaces control characters, so a campaign
+ * name cannot smuggle escape sequences to the terminal. Drawing calls return
+ * ERR only when clipped at a window edge; their results are not checked.
+ */
+#include "console_int.h"
+
+#include "console_fmt.h"
+
+/* ---- drawing primitives ---------------------------------------------------- */
+
+/* Draw text in `width` columns at (y, x), truncated with "…" or padded,
+ * clipped at the window's right edge. Returns the columns used. */
+int draw_text(WINDOW *w, int y, int x, int width, const char *text, int right, attr_t attr)
+{
+	char buf[TEXT_CAP];
+	int maxx = getmaxx(w), cols;
+
+	if (x >= maxx || width <= 0)
+		return 0;
+	if (width > maxx - x)
+		width = maxx - x;
+	cols = console_fmt_trunc(buf, sizeof buf, text, width, 1);
+	if (cols < 0)
+		return 0;
+	wattrset(w, attr);
+	wmove(w, y, x);
+	if (right)
+		for (int i = cols; i < width; i++)
+			waddch(w, ' ');
+	waddstr(w, buf);
+	if (!right)
+		for (int i = cols; i < width; i++)
+			waddch(w, ' ');
+	return width;
+}
+
+/* Draw text at *x in its natural width (clipped at the edge), advance *x. */
+void draw_put(struct console *c, WINDOW *w, int *x, enum role role, const char *text)
+{
+	int room = getmaxx(w) - *x;
+	int cols = console_fmt_width(text);
+
+	if (room <= 0)
+		return;
+	*x += draw_text(w, 0, *x, cols < room ? cols : room, text, 0, c->attr[role]);
+}
+
+/* Fit a table of n columns into maxx columns: a margin of one on the left,
+ * COL_GAP between columns. width[] holds each column's natural width and
+ * shown[] which are in. With a flexible column (flex >= 0) it takes what
+ * is left, one column short of the edge, and needs at least flex_min;
+ * without one the table must fit. Until then the shown column with the
+ * highest drop[] goes (0: never). Every table of the console fits this way. */
+void draw_table_fit(int n, const int *drop, int flex, int flex_min, int maxx, int *width,
+                    int *shown)
+{
+	for (;;) {
+		int used = 1, worst = -1, fits;
+
+		for (int k = 0; k < n; k++) {
+			if (!shown[k] || k == flex)
+				continue;
+			used += COL_GAP + width[k];
+			if (drop[k] > (worst < 0 ? 0 : drop[worst]))
+				worst = k;
+		}
+		if (flex >= 0) {
+			width[flex] = maxx - used - 1;
+			fits = width[flex] >= flex_min;
+		} else {
+			fits = used - COL_GAP <= maxx;
+		}
+		if (fits || worst < 0)
+			break;
+		shown[worst] = 0;
+	}
+	if (flex >= 0 && width[flex] < 1)
+		width[flex] = 1;
+}
+
+/* Widen width[] (n columns) to the cells' display widths. */
+void draw_widen(int n, char cell[][TEXT_CAP], int *width)
+{
+	for (int k = 0; k < n; k++) {
+		int w = console_fmt_width(cell[k]);
+		if (w > width[k])
+			width[k] = w;
+	}
+}
+
+void draw_table_init(int n, const struct tcol *cols, int *width, int *shown, int *drop)
+{
+	for (int k = 0; k < n; k++) {
+		width[k] = console_fmt_width(cols[k].title);
+		shown[k] = 1;
+		drop[k] = cols[k].drop;
+	}
+}
+
+/* One row of a fitted table at y: text[k] in role[k]; the selected row
+ * (sel non-zero) all in sel, highlighted edge to edge. */
+void draw_table_row(struct console *c, WINDOW *w, int y, const struct tcol *cols, int n,
+                    const int *width, const int *shown, const char *const *text,
+                    const enum role *role, attr_t sel)
+{
+	int x = 1;
+
+	if (sel)
+		mvwhline(w, y, 0, ' ' | sel, getmaxx(w));
+	for (int k = 0; k < n; k++) {
+		if (!shown[k])
+			continue;
+		draw_text(w, y, x, width[k], text[k], cols[k].right, sel ? sel : c->attr[role[k]]);
+		x += width[k] + COL_GAP;
+	}
+}
+
+void draw_table_titles(struct console *c, WINDOW *w, int y, const struct tcol *cols, int n,
+                       const int *width, const int *shown)
+{
+	const char *text[TCOLS_MAX];
+	enum role role[TCOLS_MAX];
+
+	for (int k = 0; k < n; k++) {
+		text[k] = cols[k].title;
+		role[k] = ROLE_HEADER;
+	}
+	draw_table_row(c, w, y, cols, n, width, shown, text, role, 0);
+}
+
+void draw_bar(struct console *c, WINDOW *w, int y, int x, int width,
+              const struct console_campaign *cc, attr_t sel)
+{
+	int maxx = getmaxx(w);
+	int full = console_fmt_bar_cells(cc->total_cents, cc->goal_cents, width);
+	attr_t on = sel ? sel : c->attr[ROLE_OK], off = sel ? sel : c->attr[ROLE_DIM];
+
+	if (cc->goal_cents <= 0)
+		return; /* no goal: nothing to fill */
+	wmove(w, y, x);
+	for (int i = 0; i < width && x + i < maxx; i++) {
+		wattrset(w, i < full ? on : off);
+		if (c->utf8)
+			waddstr(w, i < full ? "\xe2\x96\x88" : "\xe2\x96\x91"); /* █ ░ */
+		else
+			waddch(w, i < full ? '#' : '.');
+	}
+}
+
+/* ---- header, message line, key bar ------------------------------------------------------ */
+
+/* Dead jobs and paused queues, seen from every view. */
+static void draw_queue_alerts(struct console *c, WINDOW *w, int *x)
+{
+	const struct console_model *m = &c->model;
+	const char *paused = NULL;
+	char buf[TEXT_CAP], num[32];
+	int64_t dead = view_queues_dead_total(m);
+	size_t n_paused = 0;
+
+	for (size_t i = 0; i < m->n_queues; i++) {
+		if (m->queues[i].paused) {
+			paused = m->queues[i].name;
+			n_paused++;
+		}
+	}
+	if (dead > 0) {
+		console_fmt_int(num, sizeof num, dead);
+		snprintf(buf, sizeof buf, "%s dead job%s", num, dead == 1 ? "" : "s");
+		draw_put(c, w, x, ROLE_NORMAL, "  ");
+		draw_put(c, w, x, ROLE_ERROR, buf);
+	}
+	if (n_paused == 1)
+		snprintf(buf, sizeof buf, "%s paused", paused);
+	else if (n_paused > 1)
+		snprintf(buf, sizeof buf, "%zu queues paused", n_paused);
+	if (n_paused) {
+		draw_put(c, w, x, ROLE_NORMAL, "  ");
+		draw_put(c, w, x, ROLE_WARN, buf);
+	}
+}
+
+/* The server's own trouble, worst first: commits failing (donations are
+ * answered 503), then viewers shed under load. */
+static void draw_server_alerts(struct console *c, WINDOW *w, int *x)
+{
+	const struct console_model *m = &c->model;
+	char buf[TEXT_CAP], num[32];
+
+	if (m->storage_failing_ms > 0) {
+		console_fmt_duration(num, sizeof num, m->storage_failing_ms / 1000);
+		snprintf(buf, sizeof buf, "STORAGE FAILING %s", num);
+		draw_put(c, w, x, ROLE_NORMAL, "  ");
+		draw_put(c, w, x, ROLE_ERROR, buf);
+	}
+	if (m->live_refusing) {
+		draw_put(c, w, x, ROLE_NORMAL, "  ");
+		draw_put(c, w, x, ROLE_ERROR, "refusing viewers");
+	} else if (m->live_slow > 1) {
+		snprintf(buf, sizeof buf, "viewers slowed x%d", m->live_slow);
+		draw_put(c, w, x, ROLE_NORMAL, "  ");
+		draw_put(c, w, x, ROLE_WARN, buf);
+	}
+}
+
+void draw_header(struct console *c)
+{
+	const struct console_model *m = &c->model;
+	WINDOW *w = c->w_header;
+	char buf[TEXT_CAP], num[64], err[128];
+	int x = 0;
+
+	werase(w);
+	draw_put(c, w, &x, ROLE_HEADER, " tally ");
+	draw_put(c, w, &x, ROLE_NORMAL, m->server[0] ? m->server : "-");
+	draw_put(c, w, &x, ROLE_NORMAL, "  ");
+	if (c->fetch_rc < 0) {
+		snprintf(buf, sizeof buf, "fetch failed: %s",
+		         errtext(-c->fetch_rc, err, sizeof err));
+		draw_put(c, w, &x, ROLE_ERROR, buf);
+	} else if (!m->connected) {
+		/* A remote source's words: "reconnecting (12 s): why", "stale
+		 * since 12:00:01" (its numbers are older than they look). */
+		draw_put(c, w, &x, strncmp(m->error, "stale", 5) ? ROLE_ERROR : ROLE_WARN,
+		         m->error[0] ? m->error : "disconnected");
+	} else {
+		draw_put(c, w, &x, ROLE_OK, "connected");
+		if (m->error[0]) {
+			draw_put(c, w, &x, ROLE_NORMAL, " ");
+			draw_put(c, w, &x, ROLE_WARN, m->error);
+		}
+	}
+
+	draw_server_alerts(c, w, &x);
+	draw_queue_alerts(c, w, &x);
+	draw_put(c, w, &x, ROLE_DIM, "  up ");
+	console_fmt_duration(num, sizeof num, m->uptime_s);
+	draw_put(c, w, &x, ROLE_NORMAL, num);
+	draw_put(c, w, &x, ROLE_DIM, "  gifts/s ");
+	console_fmt_rate(num, sizeof num, m->donations_per_s);
+	draw_put(c, w, &x, ROLE_NORMAL, num);
+	draw_put(c, w, &x, ROLE_DIM, "  gifts ");
+	console_fmt_int(num, sizeof num, m->donations_total);
+	draw_put(c, w, &x, ROLE_NORMAL, num);
+	draw_put(c, w, &x, ROLE_DIM, "  intake ");
+	console_fmt_int(num, sizeof num, m->intake_depth);
+	draw_put(c, w, &x, m->intake_depth > 1000 ? ROLE_WARN : ROLE_NORMAL, num);
+	draw_put(c, w, &x, ROLE_DIM, "  ws ");
+	console_fmt_int(num, sizeof num, m->ws_clients);
+	draw_put(c, w, &x, ROLE_NORMAL, num);
+}
+
+void draw_msgline(struct console *c)
+{
+	WINDOW *w = c->w_msg;
+	char buf[TEXT_CAP];
+	int x = 0;
+
+	werase(w);
+	switch (c->prompt) {
+	case PROMPT_FILTER:
+		draw_put(c, w, &x, ROLE_HEADER, "Filter: ");
+		draw_put(c, w, &x, ROLE_NORMAL, c->filter);
+		wmove(w, 0, x < getmaxx(w) ? x : getmaxx(w) - 1); /* the cursor */
+		return;
+	case PROMPT_CONFIRM:
+		draw_put(c, w, &x, ROLE_WARN, c->confirm_q);
+		return;
+	case PROMPT_NONE:
+		break;
+	}
+	if (c->msg_until) {
+		draw_put(c, w, &x, c->msg_role, c->msg);
+	} else if (c->views[0] == &view_queues) {
+		view_queues_summary(c, buf, sizeof buf);
+		draw_put(c, w, &x, ROLE_DIM, buf);
+	} else if (c->filter[0]) {
+		snprintf(buf, sizeof buf, "filter \"%s\": %zu of %zu campaigns, sorted by %s",
+		         c->filter, c->n_rows, c->model.n_campaigns, view_campaigns_sort_name(c));
+		draw_put(c, w, &x, ROLE_DIM, buf);
+	} else {
+		snprintf(buf, sizeof buf, "%zu campaigns, sorted by %s", c->model.n_campaigns,
+		         view_campaigns_sort_name(c));
+		draw_put(c, w, &x, ROLE_DIM, buf);
+	}
+}
+
+static int bar_entry_width(const struct key_entry *e)
+{
+	return console_fmt_width(e->name) + 1 + console_fmt_width(e->bar) + 2;
+}
+
+static void draw_bar_entry(struct console *c, WINDOW *w, int *x, const struct key_entry *e)
+{
+	draw_put(c, w, x, ROLE_KEY, e->name);
+	draw_put(c, w, x, ROLE_NORMAL, " ");
+	draw_put(c, w, x, ROLE_NORMAL, e->bar);
+	draw_put(c, w, x, ROLE_NORMAL, "  ");
+}
+
+/* The view's keys from the left, the global ones flush right; view keys
+ * that would run into the global ones are left out. */
+void draw_keybar(struct console *c)
+{
+	const struct view_ops *v = console_view_top(c);
+	WINDOW *w = c->w_bar;
+	int x = 0, gx = getmaxx(w), gw = 0;
+
+	werase(w);
+	for (size_t i = 0; i < console_n_global_keys; i++)
+		if (console_global_keys[i].bar)
+			gw += bar_entry_width(&console_global_keys[i]);
+	gx = gx - gw + 2 > 0 ? gx - gw + 2 : 0;
+	for (size_t i = 0; i < v->n_keys; i++) {
+		if (!v->keys[i].bar)
+			continue;
+		if (x + bar_entry_width(&v->keys[i]) > gx)
+			break;
+		draw_bar_entry(c, w, &x, &v->keys[i]);
+	}
+	x = x > gx ? x : gx;
+	for (size_t i = 0; i < console_n_global_keys; i++)
+		if (console_global_keys[i].bar)
+			draw_bar_entry(c, w, &x, &console_global_keys[i]);
+}
