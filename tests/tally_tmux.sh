@@ -243,6 +243,13 @@ T send-keys -t console y
 wait_for 'resumed queue payments' 5
 admin_get /api/v1/admin/queues | grep -q '"name":"payments","paused":false' ||
 	fail "the admin API does not say payments runs again"
+step="events view"
+T send-keys -t console t
+wait_for 'Time +Kind +Who +What' 5
+# the queue's pause and resume are there, with who did them
+wait_for 'staff +[^ ]+ +queue.resume payments' 5
+wait_for 'staff +[^ ]+ +queue.pause payments' 5
+wait_for 'decline|dead +- +job [0-9]+ \(payments capture' 5
 T send-keys -t console t
 wait_for 'Campaign +Status +Total' 5
 

@@ -259,7 +259,7 @@ grep -Fq -- 'hook said bad?]0;pwned? reply' "$tmp/screen" ||
 	fail "the escape sequence in an error was not shown as ?"
 grep -Fq -- 'point de terminaison: réponse 410' "$tmp/screen" || fail "UTF-8 error not intact"
 grep -Fq -- '6 dead jobs' "$tmp/screen" || fail "the header does not count the dead jobs"
-grep -Fq -- 't/Esc Campaigns' "$tmp/screen" || fail "no queues key bar"
+grep -Fq -- 't Events' "$tmp/screen" || fail "no queues key bar"
 grep -Eq -- '120 ms +1\.25 s' "$tmp/screen" || fail "latencies not shown"
 
 step="queue done counts rise"
@@ -342,14 +342,19 @@ queue_row payments | grep -q active || fail "payments row does not say active"
 step="queues help and back"
 keys '?'
 wait_for 'tally console - keys' "the help screen"
-keys G
+keys NPage
 wait_for 'retry all dead jobs of the queue' "help lists the queue keys"
+keys G
+wait_for 'filter by kind, who or text' "help lists the events keys"
 keys Escape
 wait_for 'Queue +State +Ready' "the queues view after Esc"
 keys Tab
 wait_for '^Esc Back' "the help screen after Tab"
 keys Tab
 wait_for 'Queue +State +Ready' "the queues view after a second Tab"
+keys t
+wait_for 'Time +Kind +Who +What' "the events view after t"
+wait_for 'no events yet' "the empty events view"
 keys t
 wait_for 'Campaign +Status +Total' "the campaigns view after t"
 

@@ -212,7 +212,11 @@ __attribute__((format(printf, 3, 4))) void console_ask(struct console *c, action
 /* t: the other main view (campaigns or queues). */
 void console_act_toggle_view(struct console *c)
 {
-	c->views[0] = c->views[0] == &view_queues ? &view_campaigns : &view_queues;
+	/* t cycles the main views: campaigns, queues, events */
+	c->views[0] = c->views[0] == &view_campaigns ? &view_queues
+	              : c->views[0] == &view_queues  ? &view_events
+	                                             : &view_campaigns;
+	c->efollow = 1;
 	c->depth = 1;
 	c->dirty |= DIRTY_BODY | DIRTY_BAR | DIRTY_MSG;
 }

@@ -279,6 +279,9 @@ void draw_msgline(struct console *c)
 	} else if (c->views[0] == &view_queues) {
 		view_queues_summary(c, buf, sizeof buf);
 		draw_put(c, w, &x, ROLE_DIM, buf);
+	} else if (c->views[0] == &view_events) {
+		view_events_summary(c, buf, sizeof buf);
+		draw_put(c, w, &x, ROLE_DIM, buf);
 	} else if (c->filter[0]) {
 		snprintf(buf, sizeof buf, "filter \"%s\": %zu of %zu campaigns, sorted by %s",
 		         c->filter, c->n_rows, c->model.n_campaigns, view_campaigns_sort_name(c));

@@ -103,6 +103,11 @@ struct console {
 	size_t sort;       /* index into sorts[] (view_campaigns.c) */
 	char filter[FILTER_CAP];
 
+	/* the events view: model.events that match the filter, oldest first */
+	const struct console_event *erows[CONSOLE_EVENTS_MAX];
+	size_t n_erows, etop; /* rows; first row shown */
+	int efollow;          /* at the bottom: new events scroll into view */
+
 	/* the queues view: rows are model.queues, then model.dead */
 	size_t qsel, qtop;   /* selected row; first dead job shown */
 	char qsel_queue[16]; /* the selection follows this queue ... */
@@ -290,6 +295,13 @@ void view_queues_summary(const struct console *c, char *buf, size_t cap);
 
 /* Dead jobs of all queues (saturating). */
 int64_t view_queues_dead_total(const struct console_model *m);
+
+/* ---- view_events.c --------------------------------------------------------- */
+
+extern const struct view_ops view_events;
+
+/* The events view's idle message line into buf. */
+void view_events_summary(struct console *c, char *buf, size_t cap);
 
 /* ---- view_help.c ----------------------------------------------------------- */
 

@@ -644,7 +644,8 @@ static int request(struct remote *r, const char *method, const char *path)
 		snprintf(r->action_err, sizeof(r->action_err), "cannot set up the request");
 	} else if (curl_easy_perform(e) != CURLE_OK) {
 		rc = -EIO;
-		snprintf(r->action_err, sizeof(r->action_err), "%.150s", cerr[0] ? cerr : "no answer");
+		snprintf(r->action_err, sizeof(r->action_err), "%.150s",
+		         cerr[0] ? cerr : "no answer");
 	} else if (curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status) || status < 200 ||
 	           status > 299) {
 		rc = status == 401 || status == 403 ? -EACCES

@@ -69,6 +69,7 @@ static size_t help_rows(struct help_row *out)
 	const struct help_section help_sections[] = {
 	    {"Campaigns view", view_campaigns.keys, view_campaigns.n_keys},
 	    {"Queues view", view_queues.keys, view_queues.n_keys},
+	    {"Events view", view_events.keys, view_events.n_keys},
 	    {"Help view", help_keys, N_OF(help_keys)},
 	    {"Everywhere", console_global_keys, console_n_global_keys},
 	};

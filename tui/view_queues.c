@@ -322,7 +322,7 @@ static const struct key_entry queues_keys[] = {
     {{'G', KEYFN(KEY_END)}, "G/End", NULL, "select the last dead job", act_q_last},
     {{KEYFN(KEY_PPAGE)}, "PgUp", NULL, "one page up", act_q_page_up},
     {{KEYFN(KEY_NPAGE)}, "PgDn", NULL, "one page down", act_q_page_down},
-    {{'t', KEY_ESC}, "t/Esc", "Campaigns", "back to the campaigns view", console_act_toggle_view},
+    {{'t'}, "t", "Events", "show the notable events", console_act_toggle_view},
     {{'p'}, "p", "Pause", "pause the selected queue (asks y/n)", act_q_pause},
     {{'r'}, "r", "Resume", "resume the selected queue (asks y/n)", act_q_resume},
     {{'R'}, "R", "Retry", "retry the selected dead job now", act_retry},
