@@ -142,12 +142,34 @@ static void model_sanitize(struct console_model *m)
 	}
 }
 
+/* One sample a second of what the header draws over time. */
+static void console_sample(struct console *c)
+{
+	const struct console_model *m = &c->model;
+	int64_t now = now_ms();
+	size_t k = c->n_hist % HIST_N;
+
+	if (c->n_hist && now - c->sampled_ms < 1000)
+		return;
+	c->sampled_ms = now;
+	c->rate_hist[k] = m->donations_per_s;
+	c->pay_done[k] = c->pay_declined[k] = -1; /* no payments queue */
+	for (size_t i = 0; i < m->n_queues; i++)
+		if (!strcmp(m->queues[i].name, "payments")) {
+			c->pay_done[k] = m->queues[i].done;
+			c->pay_declined[k] = m->queues[i].declined;
+		}
+	c->n_hist++;
+}
+
 void console_fetch(struct console *c)
 {
 	int rc = c->src->fetch(c->src->ctx, &c->model);
 
 	c->fetch_rc = rc < 0 ? rc : 0;
 	model_sanitize(&c->model);
+	if (!rc && c->model.connected)
+		console_sample(c);
 	view_campaigns_rebuild(c);
 	view_queues_follow(c);
 	c->dirty |= DIRTY_HEADER | DIRTY_BODY | DIRTY_MSG;
@@ -285,8 +307,8 @@ static int relayout(struct console *c)
 	getmaxyx(stdscr, h, w);
 	c->too_small = h < MIN_LINES || w < MIN_COLS;
 	if (!c->too_small) {
-		c->w_header = newwin(1, w, 0, 0);
-		c->w_body = newwin(h - 3, w, 1, 0);
+		c->w_header = newwin(HEADER_ROWS, w, 0, 0);
+		c->w_body = newwin(h - 2 - HEADER_ROWS, w, HEADER_ROWS, 0);
 		c->w_msg = newwin(1, w, h - 2, 0);
 		c->w_bar = newwin(1, w, h - 1, 0);
 		if (!c->w_header || !c->w_body || !c->w_msg || !c->w_bar) {

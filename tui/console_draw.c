@@ -183,6 +183,15 @@ static void draw_queue_alerts(struct console *c, WINDOW *w, int *x)
 		draw_put(c, w, x, ROLE_NORMAL, "  ");
 		draw_put(c, w, x, ROLE_WARN, buf);
 	}
+	/* Captures waiting to be tried again: the processor is failing. */
+	for (size_t i = 0; i < m->n_queues; i++) {
+		if (strcmp(m->queues[i].name, "payments") || m->queues[i].scheduled <= 0)
+			continue;
+		console_fmt_int(num, sizeof num, m->queues[i].scheduled);
+		snprintf(buf, sizeof buf, "processor failing: %s captures retrying", num);
+		draw_put(c, w, x, ROLE_NORMAL, "  ");
+		draw_put(c, w, x, ROLE_ERROR, buf);
+	}
 }
 
 /* The server's own trouble, worst first: commits failing (donations are
@@ -208,11 +217,113 @@ static void draw_server_alerts(struct console *c, WINDOW *w, int *x)
 	}
 }
 
+/* Text at (y, *x) in its natural width, clipped at the edge; advance *x. */
+static void put_at(struct console *c, WINDOW *w, int y, int *x, enum role role, const char *text)
+{
+	int room = getmaxx(w) - *x;
+	int cols = console_fmt_width(text);
+
+	if (room <= 0)
+		return;
+	*x += draw_text(w, y, *x, cols < room ? cols : room, text, 0, c->attr[role]);
+}
+
+/* The last n gifts/s samples as a sparkline of n cells into buf. */
+static void sparkline(const struct console *c, char *buf, size_t cap, size_t n)
+{
+	static const char *const bars[] = {"\u2581", "\u2582", "\u2583", "\u2584",
+	                                   "\u2585", "\u2586", "\u2587", "\u2588"};
+	static const char ascii[] = "_.-=+*#@";
+	size_t have = c->n_hist < n ? c->n_hist : n, at = 0;
+	double top = 0;
+
+	buf[0] = '\0';
+	for (size_t i = 0; i < have; i++) {
+		double v = c->rate_hist[(c->n_hist - have + i) % HIST_N];
+
+		top = v > top ? v : top;
+	}
+	for (size_t i = 0; i < have && at + 4 < cap; i++) {
+		double v = c->rate_hist[(c->n_hist - have + i) % HIST_N];
+		int level = top > 0 ? (int)(v / top * 7.0 + 0.5) : 0;
+
+		if (c->utf8) {
+			memcpy(buf + at, bars[level], 3);
+			at += 3;
+		} else {
+			buf[at++] = ascii[level];
+		}
+	}
+	buf[at] = '\0';
+}
+
+/* The share of captures that succeeded over the last minute (the payments
+ * queue's done and declined counts); < 0 when none ended in it. */
+static double pay_success(const struct console *c)
+{
+	size_t span = c->n_hist < HIST_N ? c->n_hist : HIST_N, now, then;
+	int64_t done, declined;
+
+	if (span < 2)
+		return -1;
+	now = (c->n_hist - 1) % HIST_N;
+	/* the oldest sample that had the queue (a remote console's first
+	 * samples may come before its first state) */
+	for (size_t back = span; back >= 2; back--) {
+		then = (c->n_hist - back) % HIST_N;
+		if (c->pay_done[then] >= 0 && c->pay_done[now] >= 0) {
+			done = c->pay_done[now] - c->pay_done[then];
+			declined = c->pay_declined[now] - c->pay_declined[then];
+			return done > 0 ? (double)(done - declined) / (double)done : -1;
+		}
+	}
+	return -1;
+}
+
+/* The day's total: the campaigns' totals in the currency most of them use
+ * (a giving day has one), and how many campaigns use another. */
+static void day_total(const struct console_model *m, char *buf, size_t cap)
+{
+	const char *cur[8];
+	size_t count[8] = {0}, n_cur = 0, best = 0, others = 0;
+	int64_t sum = 0;
+
+	for (size_t i = 0; i < m->n_campaigns; i++) {
+		size_t k = 0;
+
+		while (k < n_cur && strcmp(cur[k], m->campaigns[i].currency))
+			k++;
+		if (k == n_cur && n_cur < N_OF(cur))
+			cur[n_cur++] = m->campaigns[i].currency;
+		if (k < n_cur && ++count[k] > count[best])
+			best = k;
+	}
+	if (!n_cur) {
+		snprintf(buf, cap, "-");
+		return;
+	}
+	for (size_t i = 0; i < m->n_campaigns; i++) {
+		if (!strcmp(m->campaigns[i].currency, cur[best]))
+			sum += m->campaigns[i].total_cents;
+		else
+			others++;
+	}
+	console_fmt_money(buf, cap, sum, cur[best]);
+	if (others) {
+		size_t n = strlen(buf);
+
+		snprintf(buf + n, cap - n, " (+%zu campaign%s in other currencies)", others,
+		         others == 1 ? "" : "s");
+	}
+}
+
 void draw_header(struct console *c)
 {
 	const struct console_model *m = &c->model;
 	WINDOW *w = c->w_header;
 	char buf[TEXT_CAP], num[64], err[128];
+	int64_t backlog = 0;
+	double pay;
 	int x = 0;
 
 	werase(w);
@@ -235,24 +346,55 @@ void draw_header(struct console *c)
 			draw_put(c, w, &x, ROLE_WARN, m->error);
 		}
 	}
-
+	if (m->role[0] && strcmp(m->role, "admin")) {
+		snprintf(buf, sizeof buf, "  as %s (%s)", m->who, m->role);
+		draw_put(c, w, &x, ROLE_DIM, buf);
+	}
 	draw_server_alerts(c, w, &x);
 	draw_queue_alerts(c, w, &x);
-	draw_put(c, w, &x, ROLE_DIM, "  up ");
-	console_fmt_duration(num, sizeof num, m->uptime_s);
-	draw_put(c, w, &x, ROLE_NORMAL, num);
-	draw_put(c, w, &x, ROLE_DIM, "  gifts/s ");
+
+	/* the second row: the day's numbers */
+	if (HEADER_ROWS < 2)
+		return;
+	x = 0;
+	put_at(c, w, 1, &x, ROLE_DIM, " day ");
+	day_total(m, buf, sizeof buf);
+	put_at(c, w, 1, &x, ROLE_HEADER, buf);
+	put_at(c, w, 1, &x, ROLE_DIM, "  gifts/s ");
 	console_fmt_rate(num, sizeof num, m->donations_per_s);
-	draw_put(c, w, &x, ROLE_NORMAL, num);
-	draw_put(c, w, &x, ROLE_DIM, "  gifts ");
+	put_at(c, w, 1, &x, ROLE_NORMAL, num);
+	put_at(c, w, 1, &x, ROLE_NORMAL, " ");
+	sparkline(c, buf, sizeof buf, 20);
+	put_at(c, w, 1, &x, ROLE_OK, buf);
+	put_at(c, w, 1, &x, ROLE_DIM, "  paid ");
+	pay = pay_success(c);
+	if (pay < 0)
+		snprintf(num, sizeof num, "-");
+	else
+		snprintf(num, sizeof num, "%.1f%%", pay * 100.0);
+	put_at(c, w, 1, &x,
+	       pay < 0     ? ROLE_NORMAL
+	       : pay < 0.5 ? ROLE_ERROR
+	       : pay < 0.9 ? ROLE_WARN
+	                   : ROLE_NORMAL,
+	       num);
+	for (size_t i = 0; i < m->n_queues; i++)
+		backlog += m->queues[i].ready + m->queues[i].scheduled;
+	put_at(c, w, 1, &x, ROLE_DIM, "  backlog ");
+	console_fmt_int(num, sizeof num, backlog);
+	put_at(c, w, 1, &x, backlog > 10000 ? ROLE_WARN : ROLE_NORMAL, num);
+	put_at(c, w, 1, &x, ROLE_DIM, "  gifts ");
 	console_fmt_int(num, sizeof num, m->donations_total);
-	draw_put(c, w, &x, ROLE_NORMAL, num);
-	draw_put(c, w, &x, ROLE_DIM, "  intake ");
+	put_at(c, w, 1, &x, ROLE_NORMAL, num);
+	put_at(c, w, 1, &x, ROLE_DIM, "  intake ");
 	console_fmt_int(num, sizeof num, m->intake_depth);
-	draw_put(c, w, &x, m->intake_depth > 1000 ? ROLE_WARN : ROLE_NORMAL, num);
-	draw_put(c, w, &x, ROLE_DIM, "  ws ");
+	put_at(c, w, 1, &x, m->intake_depth > 1000 ? ROLE_WARN : ROLE_NORMAL, num);
+	put_at(c, w, 1, &x, ROLE_DIM, "  ws ");
 	console_fmt_int(num, sizeof num, m->ws_clients);
-	draw_put(c, w, &x, ROLE_NORMAL, num);
+	put_at(c, w, 1, &x, ROLE_NORMAL, num);
+	put_at(c, w, 1, &x, ROLE_DIM, "  up ");
+	console_fmt_duration(num, sizeof num, m->uptime_s);
+	put_at(c, w, 1, &x, ROLE_NORMAL, num);
 }
 
 void draw_msgline(struct console *c)

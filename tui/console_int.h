@@ -29,8 +29,10 @@
 #define VIEW_DEPTH 4
 #define FILTER_CAP 64 /* bytes of filter text, NUL included */
 #define COL_GAP 2
-#define TEXT_CAP 512 /* one cell or line of text, truncated */
-#define TCOLS_MAX 16 /* columns a table of draw_table_*() may have */
+#define TEXT_CAP 512  /* one cell or line of text, truncated */
+#define TCOLS_MAX 16  /* columns a table of draw_table_*() may have */
+#define HEADER_ROWS 2 /* status and alerts; the day's numbers */
+#define HIST_N 61     /* seconds of header history (a minute, both ends) */
 
 /* Keys: characters as themselves, curses KEY_* codes apart from them. */
 #define KEYFN(k) (0x1000000 | (k))
@@ -128,6 +130,14 @@ struct console {
 	const struct view_ops *views[VIEW_DEPTH];
 	int depth;
 	size_t help_top;
+
+	/* The header's history, one sample a second (console_sample): gifts/s
+	 * for the sparkline, the payments queue's done and declined counts
+	 * for the success rate over the last minute. */
+	double rate_hist[HIST_N];
+	int64_t pay_done[HIST_N], pay_declined[HIST_N];
+	size_t n_hist;      /* samples taken, ever; [n_hist % HIST_N] next */
+	int64_t sampled_ms; /* monotonic, the last sample */
 
 	WINDOW *w_header, *w_body, *w_msg, *w_bar; /* NULL when too small */
 	int too_small;

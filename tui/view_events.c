@@ -38,8 +38,7 @@ static size_t event_height(const struct console *c)
 /* The first row shown: the bottom page while following. */
 static size_t event_top(struct console *c)
 {
-	size_t vis = event_height(c), n = event_rows(c),
-	       last_top = n > vis ? n - vis : 0;
+	size_t vis = event_height(c), n = event_rows(c), last_top = n > vis ? n - vis : 0;
 
 	if (c->efollow || c->etop > last_top)
 		c->etop = last_top;
@@ -114,8 +113,7 @@ static const struct key_entry events_keys[] = {
     {{'G', KEYFN(KEY_END)}, "G/End", NULL, "the newest, and follow new ones", act_e_last},
     {{KEYFN(KEY_PPAGE)}, "PgUp", NULL, "one page up", act_e_page_up},
     {{KEYFN(KEY_NPAGE)}, "PgDn", NULL, "one page down", act_e_page_down},
-    {{'/'}, "/", "Filter", "filter by kind, who or text; Enter keeps it, Esc clears",
-     act_e_filter},
+    {{'/'}, "/", "Filter", "filter by kind, who or text; Enter keeps it, Esc clears", act_e_filter},
     {{KEY_ESC}, "Esc", NULL, "clear the filter", act_e_clear},
     {{'t'}, "t", "Campaigns", "back to the campaigns view", console_act_toggle_view},
 };
