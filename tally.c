@@ -850,6 +850,39 @@ static int local_job_discard(void *ctx, int64_t id)
 	return local_job_action(ctx, id, "discard");
 }
 
+static int local_close(void *ctx, const char *slug)
+{
+	struct local_source *ls = ctx;
+
+	return engine_campaign_action_sync(ls->engine, slug, "close", "console");
+}
+
+static int local_refund(void *ctx, int64_t donation_id, const char *reason)
+{
+	struct local_source *ls = ctx;
+	char id[32];
+
+	snprintf(id, sizeof(id), "dn_%lld", (long long)donation_id);
+	return engine_refund_sync(ls->engine, id, reason, "console");
+}
+
+static int local_campaign_json(void *ctx, const char *slug, char **out)
+{
+	struct local_source *ls = ctx;
+	struct buf b = {0};
+	uint64_t seq;
+	int rc = engine_campaign_json(ls->engine, slug, strlen(slug), &b, &seq);
+
+	if (!rc)
+		rc = buf_append(&b, "", 1) ? -ENOMEM : 0;
+	if (rc) {
+		buf_fini(&b);
+		return rc;
+	}
+	*out = b.p; /* the buffer's bytes, NUL-terminated: the caller frees them */
+	return 0;
+}
+
 /* tally's own codes get their text; errnos are the console's to word. */
 static const char *local_errtext(void *ctx, int rc)
 {
@@ -1193,6 +1226,9 @@ int main(int argc, char **argv)
 		    .job_retry = local_job_retry,
 		    .job_discard = local_job_discard,
 		    .errtext = local_errtext,
+		    .close_campaign = local_close,
+		    .refund = local_refund,
+		    .campaign_json = local_campaign_json,
 		};
 		struct server_stats ss;
 

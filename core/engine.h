@@ -238,6 +238,8 @@ int engine_job_action(struct engine *e, int64_t id, const char *action, const ch
  * TALLY_ESTATE when not succeeded or already being refunded. */
 int engine_refund(struct engine *e, const char *id, const char *reason, const char *actor,
                   engine_done_fn done, void *ud);
+/* The same, waiting for the answer (the console's thread). */
+int engine_refund_sync(struct engine *e, const char *id, const char *reason, const char *actor);
 
 /* Call cb for the newest limit audit entries, newest first (a non-zero
  * return stops the walk). cb runs under the engine's read-connection lock:

@@ -198,6 +198,14 @@ int engine_job_action_sync(struct engine *e, int64_t id, const char *action, con
 	return waiter_wait(&w, engine_job_action(e, id, action, actor, waiter_done, &w));
 }
 
+int engine_refund_sync(struct engine *e, const char *id, const char *reason, const char *actor)
+{
+	struct waiter w;
+
+	waiter_init(&w);
+	return waiter_wait(&w, engine_refund(e, id, reason, actor, waiter_done, &w));
+}
+
 void engine_queue_info(struct engine *e, enum job_queue q, struct job_queue_info *out)
 {
 	jobs_queue_info(e->jobs, q, out);

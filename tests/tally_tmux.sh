@@ -285,6 +285,45 @@ if [ "$mode" = remote ]; then
 	wait_for "\($paused\) +active" 5
 	T kill-window -t second
 
+	step="a campaign in detail, closed by keys"
+	T send-keys -t console g Enter
+	wait_for 'Recent gifts' 5
+	wait_for 'Raised \$[0-9,]+\.[0-9]{2}' 5
+	slug=$(sed -nE '3s/^ .* \(([a-z-]+)\) +(active|paused|closed).*/\1/p' "$tmp/screen")
+	[ -n "$slug" ] || fail "no campaign slug in the detail's title"
+	T send-keys -t console c
+	wait_for "Close $slug for good \(no more gifts\)\? y/n" 5
+	T send-keys -t console y
+	wait_for "closed $slug" 5
+	http_get "/api/v1/campaigns/$slug" | grep -q '"status":"closed"' ||
+		fail "the API does not say $slug is closed"
+	T send-keys -t console Escape
+	wait_for 'Campaign +Status +Total' 5
+
+	step="a dead job in detail"
+	T send-keys -t console t G Enter
+	wait_for 'Job [0-9]+ +dead: waits for staff' 5
+	wait_for 'Last error +processing_error: simulated' 5
+	T send-keys -t console f
+	wait_for 'Refund the gift dn_[0-9]+ \(money back to the donor\)\? y/n' 5
+	T send-keys -t console y
+	wait_for 'refund dn_[0-9]+ failed: ' 5 # a dead capture's gift was never paid
+	T send-keys -t console Escape t t
+	wait_for 'Campaign +Status +Total' 5
+
+	step="a viewer's console cannot act"
+	vt=$("$bin" token add night-viewer --role viewer --db "$tmp/t.db" 2>/dev/null)
+	[ -n "$vt" ] || fail "tally token add printed no secret"
+	T new-window -d -n viewer \
+		"TALLY_ADMIN_TOKEN='$vt' '$bin' console --connect http://127.0.0.1:$port; sleep 30" ||
+		fail "no window for the viewer"
+	win=viewer
+	wait_for 'connected +as night-viewer \(viewer\)' 10
+	T send-keys -t viewer p
+	wait_for 'token night-viewer is a viewer: to pause campaigns it needs the operator role' 5
+	T kill-window -t viewer
+	win=console
+
 	step="a bad token is refused on screen"
 	T new-window -d -n bad \
 		"TALLY_ADMIN_TOKEN=wrong '$bin' console --connect http://127.0.0.1:$port; sleep 30" ||

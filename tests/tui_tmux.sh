@@ -350,10 +350,21 @@ queue_row payments | grep -q active || fail "payments row does not say active"
 step="queues help and back"
 keys '?'
 wait_for 'tally console - keys' "the help screen"
-keys NPage
-wait_for 'retry all dead jobs of the queue' "help lists the queue keys"
-keys NPage
-wait_for 'back to the campaigns view' "help lists the events keys"
+# page_to ERE DESCRIPTION: PgDn through the help (at most 8 pages) until
+# the screen matches
+page_to() {
+	local _
+	for _ in $(seq 8); do
+		cap && grep -Eq -- "$1" "$tmp/screen" && return 0
+		keys NPage
+		sleep 0.2
+	done
+	wait_for "$1" "$2"
+}
+page_to 'retry all dead jobs of the queue' "help lists the queue keys"
+page_to 'Events view' "help lists the events keys"
+page_to 'Job view \(Enter on a dead job\)' "help lists the job view's keys"
+page_to 'refund this job.s gift' "help lists the refund key"
 keys Escape
 wait_for 'Queue +State +Ready' "the queues view after Esc"
 keys Tab

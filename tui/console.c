@@ -100,7 +100,7 @@ const struct view_ops *console_view_top(const struct console *c)
 	return c->views[c->depth - 1];
 }
 
-static void view_push(struct console *c, const struct view_ops *v)
+void console_view_push(struct console *c, const struct view_ops *v)
 {
 	if (c->depth < VIEW_DEPTH)
 		c->views[c->depth++] = v;
@@ -192,7 +192,7 @@ static void act_help(struct console *c)
 	if (console_view_top(c) == &view_help)
 		console_view_pop(c);
 	else
-		view_push(c, &view_help);
+		console_view_push(c, &view_help);
 }
 
 /* Tab: the next of the main view and help; back down the stack if it is
@@ -213,7 +213,7 @@ static void act_next_view(struct console *c)
 			return;
 		}
 	}
-	view_push(c, next);
+	console_view_push(c, next);
 }
 
 /* Open the y/n prompt: on y, fn runs with the confirm_* fields. */
@@ -548,7 +548,7 @@ int console_run(const struct console_source *src, volatile sig_atomic_t *stop)
 	if (rc)
 		goto out_curses;
 
-	view_push(&c, &view_campaigns);
+	console_view_push(&c, &view_campaigns);
 	console_fetch(&c);
 	rc = relayout(&c);
 	if (rc)
@@ -588,6 +588,7 @@ out:
 	if (set_ctype)
 		(void)setlocale(LC_CTYPE, "C");
 	free(c.rows);
+	free(c.detail_json);
 	console_model_fini(&c.model);
 	return rc;
 }

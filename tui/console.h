@@ -120,6 +120,14 @@ struct console_source {
 	int (*job_retry)(void *ctx, int64_t id);
 	/* Drop one job for good (a discarded capture fails its gift). */
 	int (*job_discard)(void *ctx, int64_t id);
+	/* Close the campaign with this slug for good. */
+	int (*close_campaign)(void *ctx, const char *slug);
+	/* Refund the gift dn_<donation_id> (the processor's refund runs as a
+	 * job); reason is the staff member's words. */
+	int (*refund)(void *ctx, int64_t donation_id, const char *reason);
+	/* The campaign's public JSON (with its recent gifts) into *out,
+	 * malloc'd and NUL-terminated; the caller frees it. */
+	int (*campaign_json)(void *ctx, const char *slug, char **out);
 	/* Text for a code the actions returned, or NULL to use strerror(-rc).
 	 * NULL: strerror() for every code. */
 	const char *(*errtext)(void *ctx, int rc);

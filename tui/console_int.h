@@ -110,6 +110,14 @@ struct console {
 	size_t n_erows, etop; /* rows; first row shown */
 	int efollow;          /* at the bottom: new events scroll into view */
 
+	/* the campaign view: which one, its public JSON (recent gifts) and
+	 * when it was read (monotonic ms; 0: read it) */
+	char detail_slug[65];
+	char *detail_json;
+	int64_t detail_at;
+	/* the job view: the job as it was when the view opened */
+	struct console_job job;
+
 	/* the queues view: rows are model.queues, then model.dead */
 	size_t qsel, qtop;   /* selected row; first dead job shown */
 	char qsel_queue[16]; /* the selection follows this queue ... */
@@ -204,6 +212,27 @@ static inline const char *action_errtext(const struct console *c, int rc, char *
 	return t ? t : errtext(rc < 0 ? -rc : rc, buf, cap);
 }
 
+/* 1 when the attached staff token may do what (its role is need or above:
+ * viewer < operator < admin); else 0, and the message line says why. A
+ * source that names no role (the in-process console) may do anything. */
+static inline int console_may(struct console *c, const char *need, const char *what)
+{
+	static const char *const order[] = {"viewer", "operator", "admin"};
+	int have = -1, want = 0;
+
+	if (!c->model.role[0])
+		return 1;
+	for (int i = 0; i < 3; i++) {
+		have = strcmp(c->model.role, order[i]) ? have : i;
+		want = strcmp(need, order[i]) ? want : i;
+	}
+	if (have >= want)
+		return 1;
+	message(c, ROLE_WARN, "token %s is a %s: to %s it needs the %s role", c->model.who,
+	        c->model.role, what, need);
+	return 0;
+}
+
 /* ---- console.c: the loop, the view stack, prompts, key dispatch ---------- */
 
 /* Pull a fresh model from the source; the views find their selection again. */
@@ -211,6 +240,9 @@ void console_fetch(struct console *c);
 
 /* The view on top of the stack. */
 const struct view_ops *console_view_top(const struct console *c);
+
+/* Show v over the current view. */
+void console_view_push(struct console *c, const struct view_ops *v);
 
 /* Back to the view under the top one (never below the main view). */
 void console_view_pop(struct console *c);
@@ -290,6 +322,12 @@ void view_campaigns_ensure_visible(struct console *c);
 /* The filter text changed: rebuild the rows. */
 void view_campaigns_filter_changed(struct console *c);
 
+/* Ask y/n to pause (pause=1) or resume campaign cc (the operator role). */
+void view_campaigns_ask_paused(struct console *c, const struct console_campaign *cc, int pause);
+
+/* The selected campaign, or NULL. */
+const struct console_campaign *view_campaigns_selected(const struct console *c);
+
 /* The name of the current sort ("total", "name", "rate"). */
 const char *view_campaigns_sort_name(const struct console *c);
 
@@ -303,8 +341,23 @@ void view_queues_follow(struct console *c);
 /* The queues view's idle message line into buf. */
 void view_queues_summary(const struct console *c, char *buf, size_t cap);
 
+/* Retry job j now; ask y/n to discard it (the operator role). */
+void view_queues_retry(struct console *c, const struct console_job *j);
+void view_queues_ask_discard(struct console *c, const struct console_job *j);
+
+/* The selected dead job, or NULL (a queue row is selected). */
+const struct console_job *view_queues_selected_job(const struct console *c);
+
 /* Dead jobs of all queues (saturating). */
 int64_t view_queues_dead_total(const struct console_model *m);
+
+/* ---- view_campaign.c, view_job.c: one campaign, one dead job ------------ */
+
+extern const struct view_ops view_campaign, view_job;
+
+/* Push the view of campaign cc; of dead job j (copied). */
+void view_campaign_open(struct console *c, const struct console_campaign *cc);
+void view_job_open(struct console *c, const struct console_job *j);
 
 /* ---- view_events.c --------------------------------------------------------- */
 

@@ -613,7 +613,8 @@ static size_t collect(char *p, size_t size, size_t n, void *ud)
 
 /* One admin API request; 2xx is 0. Else a negative code, with the
  * server's message (or curl's) kept for errtext. */
-static int request(struct remote *r, const char *method, const char *path)
+static int request_body(struct remote *r, const char *method, const char *path, const char *json,
+                        char **answer)
 {
 	char url[512], auth[340], cerr[CURL_ERROR_SIZE] = "";
 	struct curl_slist *h = NULL, *h2;
@@ -639,7 +640,8 @@ static int request(struct remote *r, const char *method, const char *path)
 	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr) ||
 	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect) ||
 	    curl_easy_setopt(e, CURLOPT_WRITEDATA, &body) ||
-	    (!strcmp(method, "POST") && curl_easy_setopt(e, CURLOPT_POSTFIELDS, "{}"))) {
+	    (!strcmp(method, "POST") &&
+	     curl_easy_setopt(e, CURLOPT_POSTFIELDS, json ? json : "{}"))) {
 		rc = -EIO;
 		snprintf(r->action_err, sizeof(r->action_err), "cannot set up the request");
 	} else if (curl_easy_perform(e) != CURLE_OK) {
@@ -655,6 +657,13 @@ static int request(struct remote *r, const char *method, const char *path)
 		snprintf(r->action_err, sizeof(r->action_err), "HTTP %ld", status);
 		if (!buf_append(&body, "", 1))
 			error_message(body.p, r->action_err, sizeof(r->action_err));
+	} else if (answer) {
+		/* a read: the answer's body, NUL-terminated, is the caller's */
+		rc = buf_append(&body, "", 1) ? -ENOMEM : 0;
+		if (!rc) {
+			*answer = body.p;
+			body = (struct buf){0};
+		}
 	} else {
 		rc = 0;
 		see_it(r);
@@ -663,6 +672,11 @@ static int request(struct remote *r, const char *method, const char *path)
 	curl_easy_cleanup(e);
 	buf_fini(&body);
 	return r->action_rc = rc;
+}
+
+static int request(struct remote *r, const char *method, const char *path)
+{
+	return request_body(r, method, path, NULL, NULL);
 }
 
 static int remote_set_paused(void *ctx, const char *slug, int pause)
@@ -718,6 +732,47 @@ static int remote_job_discard(void *ctx, int64_t id)
 	return request(ctx, "DELETE", path);
 }
 
+static int remote_close(void *ctx, const char *slug)
+{
+	char path[256];
+	char *s = curl_easy_escape(NULL, slug, 0);
+
+	if (!s)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/api/v1/admin/campaigns/%s/close", s);
+	curl_free(s);
+	return request(ctx, "POST", path);
+}
+
+static int remote_refund(void *ctx, int64_t donation_id, const char *reason)
+{
+	char path[96];
+	json_t *body = json_pack("{s:s}", "reason", reason ? reason : "");
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	int rc;
+
+	json_decref(body);
+	if (!text)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/api/v1/admin/donations/dn_%lld/refund",
+	         (long long)donation_id);
+	rc = request_body(ctx, "POST", path, text, NULL);
+	free(text);
+	return rc;
+}
+
+static int remote_campaign_json(void *ctx, const char *slug, char **out)
+{
+	char path[256];
+	char *s = curl_easy_escape(NULL, slug, 0);
+
+	if (!s)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/api/v1/campaigns/%s", s);
+	curl_free(s);
+	return request_body(ctx, "GET", path, NULL, out);
+}
+
 static const char *remote_errtext(void *ctx, int rc)
 {
 	struct remote *r = ctx;
@@ -736,5 +791,8 @@ void remote_source(struct remote *r, struct console_source *src)
 	    .job_retry = remote_job_retry,
 	    .job_discard = remote_job_discard,
 	    .errtext = remote_errtext,
+	    .close_campaign = remote_close,
+	    .refund = remote_refund,
+	    .campaign_json = remote_campaign_json,
 	};
 }

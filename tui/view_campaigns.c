@@ -149,6 +149,21 @@ const char *view_campaigns_sort_name(const struct console *c)
 
 /* ---- actions ------------------------------------------------------------------- */
 
+const struct console_campaign *view_campaigns_selected(const struct console *c)
+{
+	return row_at(c, c->sel);
+}
+
+static void act_open(struct console *c)
+{
+	const struct console_campaign *cc = row_at(c, c->sel);
+
+	if (cc)
+		view_campaign_open(c, cc);
+	else
+		message(c, ROLE_WARN, "no campaign selected");
+}
+
 static void act_up(struct console *c)
 {
 	if (c->sel > 0)
@@ -215,12 +230,20 @@ static void confirm_campaign(struct console *c);
 static void ask_paused(struct console *c, int pause)
 {
 	const struct console_campaign *cc = row_at(c, c->sel);
-	const char *want = pause ? "paused" : "active";
 
 	if (!cc) {
 		message(c, ROLE_WARN, "no campaign selected");
 		return;
 	}
+	view_campaigns_ask_paused(c, cc, pause);
+}
+
+void view_campaigns_ask_paused(struct console *c, const struct console_campaign *cc, int pause)
+{
+	const char *want = pause ? "paused" : "active";
+
+	if (!console_may(c, "operator", pause ? "pause campaigns" : "resume campaigns"))
+		return;
 	if (strcmp(cc->status, want) == 0) {
 		message(c, ROLE_WARN, "%s is already %s", cc->slug, want);
 		return;
@@ -273,6 +296,11 @@ static const struct key_entry campaigns_keys[] = {
     {{'p'}, "p", "Pause", "pause the selected campaign (asks y/n)", act_pause},
     {{'r'}, "r", "Resume", "resume the selected campaign (asks y/n)", act_resume},
     {{'t'}, "t", "Queues", "show the job queues and dead jobs", console_act_toggle_view},
+    {{'\r', '\n', KEYFN(KEY_ENTER)},
+     "Enter",
+     "Detail",
+     "the selected campaign: numbers, recent gifts, close",
+     act_open},
 };
 
 /* ---- campaigns view ------------------------------------------------------------------- */

@@ -54,7 +54,7 @@ static const char *const help_notes[] = {
     "jobs and names paused queues from every view.",
 };
 
-#define HELP_ROWS_MAX 64
+#define HELP_ROWS_MAX 96
 
 static void help_add(struct help_row *out, size_t *n, enum help_kind kind, const char *a,
                      const char *b)
@@ -70,6 +70,8 @@ static size_t help_rows(struct help_row *out)
 	    {"Campaigns view", view_campaigns.keys, view_campaigns.n_keys},
 	    {"Queues view", view_queues.keys, view_queues.n_keys},
 	    {"Events view", view_events.keys, view_events.n_keys},
+	    {"Campaign view (Enter on a campaign)", view_campaign.keys, view_campaign.n_keys},
+	    {"Job view (Enter on a dead job)", view_job.keys, view_job.n_keys},
 	    {"Help view", help_keys, N_OF(help_keys)},
 	    {"Everywhere", console_global_keys, console_n_global_keys},
 	};

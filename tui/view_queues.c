@@ -194,6 +194,8 @@ static void ask_queue_paused(struct console *c, int pause)
 {
 	const struct console_queue *q = q_sel_queue(c);
 
+	if (!console_may(c, "operator", pause ? "pause queues" : "resume queues"))
+		return;
 	if (!q) {
 		message(c, ROLE_WARN, "no queue selected");
 		return;
@@ -239,6 +241,8 @@ static void act_retry_dead(struct console *c)
 	const struct console_queue *q = q_sel_queue(c);
 	char num[32];
 
+	if (!console_may(c, "operator", "retry dead jobs"))
+		return;
 	if (!q) {
 		message(c, ROLE_WARN, "no queue selected");
 		return;
@@ -254,6 +258,11 @@ static void act_retry_dead(struct console *c)
 }
 
 /* The selected dead job, or NULL after saying why there is none. */
+const struct console_job *view_queues_selected_job(const struct console *c)
+{
+	return q_sel_job(c);
+}
+
 static const struct console_job *job_for_action(struct console *c, const char *what)
 {
 	const struct console_job *j = q_sel_job(c);
@@ -263,15 +272,30 @@ static const struct console_job *job_for_action(struct console *c, const char *w
 	return j;
 }
 
+static void act_open(struct console *c)
+{
+	const struct console_job *j = job_for_action(c, "open");
+
+	if (j)
+		view_job_open(c, j);
+}
+
 static void act_retry(struct console *c)
 {
-	const struct console_source *src = c->src;
 	const struct console_job *j = job_for_action(c, "retry");
+
+	if (j)
+		view_queues_retry(c, j);
+}
+
+void view_queues_retry(struct console *c, const struct console_job *j)
+{
+	const struct console_source *src = c->src;
 	char gift[32], err[128];
 	int64_t id;
 	int rc;
 
-	if (!j)
+	if (!console_may(c, "operator", "retry jobs"))
 		return;
 	id = j->id;
 	console_fmt_donation(gift, sizeof gift, j->donation_id);
@@ -302,9 +326,16 @@ static void confirm_discard(struct console *c)
 static void act_discard(struct console *c)
 {
 	const struct console_job *j = job_for_action(c, "discard");
+
+	if (j)
+		view_queues_ask_discard(c, j);
+}
+
+void view_queues_ask_discard(struct console *c, const struct console_job *j)
+{
 	char gift[32];
 
-	if (!j)
+	if (!console_may(c, "operator", "discard jobs"))
 		return;
 	c->confirm_job = j->id;
 	console_fmt_donation(gift, sizeof gift, j->donation_id);
@@ -328,6 +359,11 @@ static const struct key_entry queues_keys[] = {
     {{'R'}, "R", "Retry", "retry the selected dead job now", act_retry},
     {{'D', KEYFN(KEY_DC)}, "D/Del", "Discard", "discard the selected job (asks y/n)", act_discard},
     {{'A'}, "A", "Retry all", "retry all dead jobs of the queue (asks y/n)", act_retry_dead},
+    {{'\r', '\n', KEYFN(KEY_ENTER)},
+     "Enter",
+     NULL,
+     "the selected dead job: its error in full, retry, discard, refund its gift",
+     act_open},
 };
 
 /* ---- queues view ------------------------------------------------------------------------- */
