@@ -17,6 +17,12 @@
  * at once (the oldest goes first). When the process runs out of
  * descriptors, a spare one is closed to accept and drop the connection at
  * once, so accept() never spins.
+ * With TLS (cfg.take), the path cannot be read before the handshake: each
+ * connection goes at once to the TLS front (ws/tls.c), which comes back
+ * after the handshake with the plaintext end of a socket pair and the
+ * client's address (acceptor_pass, through a queue and an eventfd); from
+ * there the plaintext waits and is routed as above, counted against the
+ * client's address, and the loop is told that address with the hand-over.
  */
 #include "ws/acceptor.h"
 #include "ws/addrcount.h"
@@ -50,7 +56,16 @@
 struct pending_conn {
 	int fd;
 	int64_t deadline_ms;
-	char ip[ADDRCOUNT_IP_SIZE]; /* counted against this address; "" = not */
+	char ip[ADDRCOUNT_IP_SIZE];   /* counted against this address; "" = not */
+	char peer[ADDRCOUNT_IP_SIZE]; /* the client's address when fd is not its
+	                               * socket (TLS); "" = the socket's own */
+};
+
+/* A connection passed by the TLS front (acceptor_pass). */
+struct passed_conn {
+	struct passed_conn *next;
+	int fd;
+	char peer[ADDRCOUNT_IP_SIZE];
 };
 
 struct acceptor {
@@ -59,6 +74,7 @@ struct acceptor {
 	int efd;   /* eventfd: stop */
 	int epfd;  /* epoll */
 	int spare; /* a descriptor kept to give back when out of them */
+	int pfd;   /* eventfd: connections passed (TLS only, else -1) */
 	int port;
 	pthread_t thread;
 	int started;
@@ -71,6 +87,12 @@ struct acceptor {
 	struct addrcount *addrs;
 	char *peek; /* HEAD_PEEK bytes */
 	int64_t last_emfile_log_ms;
+	/* Passed connections (TLS): plock guards the list and pclosed;
+	 * nothing is taken inside it. */
+	pthread_mutex_t plock;
+	int plock_ready;
+	struct passed_conn *phead, *ptail;
+	int pclosed; /* stopping: nothing more is passed */
 	/* Counters (atomics: read from any thread). */
 	atomic_ullong accepted, api, live, refused_full, timed_out, dropped, refused_address;
 };
@@ -146,7 +168,7 @@ int acceptor_new(const struct acceptor_config *cfg, struct acceptor **out, char 
 		a->cfg.head_ms = 5000;
 	if (a->cfg.per_address <= 0)
 		a->cfg.per_address = 64;
-	a->lfd = a->efd = a->epfd = a->spare = -1;
+	a->lfd = a->efd = a->epfd = a->spare = a->pfd = -1;
 	a->n_slots = getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur == RLIM_INFINITY ||
 	                     rl.rlim_cur > (1u << 20)
 	                 ? (1u << 20)
@@ -177,6 +199,24 @@ int acceptor_new(const struct acceptor_config *cfg, struct acceptor **out, char 
 	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->efd, &ev)) {
 		rc = fail_errno(err, errcap, "epoll_ctl");
 		goto fail;
+	}
+	if (a->cfg.take) {
+		if (pthread_mutex_init(&a->plock, NULL)) {
+			snprintf(err, errcap, "acceptor set-up: no mutex");
+			rc = -ENOMEM;
+			goto fail;
+		}
+		a->plock_ready = 1;
+		a->pfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		if (a->pfd < 0) {
+			rc = fail_errno(err, errcap, "acceptor set-up");
+			goto fail;
+		}
+		ev.data.fd = a->pfd;
+		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, a->pfd, &ev)) {
+			rc = fail_errno(err, errcap, "epoll_ctl");
+			goto fail;
+		}
 	}
 	*out = a;
 	return 0;
@@ -249,14 +289,27 @@ static int head_complete(const char *head, size_t n)
 	return memmem(head, n, "\r\n\r\n", 4) || memmem(head, n, "\n\n", 2);
 }
 
-/* Route fd by its request head. Returns 1 when handed over or closed, 0
- * when more bytes are needed. */
-static int classify(struct acceptor *a, int fd)
+/* 1 when the head starts with prefix (plen bytes) and then ' ' or '?'. */
+static int prefixed(const char *head, size_t n, const char *prefix, size_t plen)
+{
+	return n > plen && !memcmp(head, prefix, plen) && (head[plen] == ' ' || head[plen] == '?');
+}
+
+enum acceptor_route acceptor_route_of(const char *head, size_t n)
+{
+	return prefixed(head, n, LIVE_PREFIX, sizeof(LIVE_PREFIX) - 1) ||
+	               prefixed(head, n, CONSOLE_PREFIX, sizeof(CONSOLE_PREFIX) - 1)
+	           ? ROUTE_LIVE
+	           : ROUTE_API;
+}
+
+/* Route fd by its request head; peer as for cfg.hand. Returns 1 when
+ * handed over or closed, 0 when more bytes are needed. */
+static int classify(struct acceptor *a, int fd, const char *peer)
 {
 	char *head = a->peek;
 	ssize_t n = recv(fd, head, HEAD_PEEK, MSG_PEEK | MSG_DONTWAIT);
 	enum acceptor_route route;
-	size_t want = sizeof(LIVE_PREFIX); /* the prefix and the byte after it */
 	int console;
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -267,25 +320,17 @@ static int classify(struct acceptor *a, int fd)
 	}
 	if (n < HEAD_PEEK && !head_complete(head, (size_t)n))
 		return 0;
-	route = (size_t)n >= want && !memcmp(head, LIVE_PREFIX, want - 1) &&
-	                (head[want - 1] == ' ' || head[want - 1] == '?')
-	            ? ROUTE_LIVE
-	            : ROUTE_API;
+	route = acceptor_route_of(head, (size_t)n);
 	/* A staff console is never refused for the viewers' crowd: it is
 	 * how on-call sees the crowd. */
-	console =
-	    (size_t)n >= sizeof(CONSOLE_PREFIX) &&
-	    !memcmp(head, CONSOLE_PREFIX, sizeof(CONSOLE_PREFIX) - 1) &&
-	    (head[sizeof(CONSOLE_PREFIX) - 1] == ' ' || head[sizeof(CONSOLE_PREFIX) - 1] == '?');
-	if (console)
-		route = ROUTE_LIVE;
+	console = prefixed(head, (size_t)n, CONSOLE_PREFIX, sizeof(CONSOLE_PREFIX) - 1);
 	if (route == ROUTE_LIVE && !console && a->cfg.live_full && a->cfg.live_full(a->cfg.ctx)) {
 		atomic_fetch_add(&a->refused_full, 1);
 		answer_close(fd, "503 Service Unavailable", "live_full",
 		             "too many viewers; retry shortly", 5);
 		return 1;
 	}
-	if (a->cfg.hand(a->cfg.ctx, fd, route)) {
+	if (a->cfg.hand(a->cfg.ctx, fd, route, peer)) {
 		atomic_fetch_add(&a->dropped, 1);
 		close(fd);
 		return 1;
@@ -316,21 +361,26 @@ static void shed(struct acceptor *a)
 	}
 }
 
-/* The client's address, counted against per_address. Returns 0, or -1
- * when the address has its fill (fd is answered 429 and closed). */
-static int count_address(struct acceptor *a, int fd, const struct sockaddr_storage *ss,
-                         char ip[ADDRCOUNT_IP_SIZE])
+/* The address of ss as text into ip ("" when it has none). */
+static void ip_of(const struct sockaddr_storage *ss, char ip[ADDRCOUNT_IP_SIZE])
 {
 	const void *addr = ss->ss_family == AF_INET6
 	                       ? (const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr
 	                       : (const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+
+	if (!inet_ntop(ss->ss_family, addr, ip, ADDRCOUNT_IP_SIZE))
+		ip[0] = '\0';
+}
+
+/* Count fd against its client's address ip (which stays set when
+ * counted, else becomes ""). Returns 0, or -1 when the address has its
+ * fill (fd is answered 429 and closed). */
+static int count_address(struct acceptor *a, int fd, char ip[ADDRCOUNT_IP_SIZE])
+{
 	int rc;
 
-	ip[0] = '\0';
-	if (!inet_ntop(ss->ss_family, addr, ip, ADDRCOUNT_IP_SIZE)) {
-		ip[0] = '\0';
+	if (!ip[0])
 		return 0;
-	}
 	if ((util_is_loopback(ip) && !a->cfg.limit_loopback) ||
 	    proxies_trusted(a->cfg.trusted, ip)) {
 		ip[0] = '\0';
@@ -348,10 +398,48 @@ static int count_address(struct acceptor *a, int fd, const struct sockaddr_stora
 	return 0;
 }
 
+/* A connection to route (accepted, or passed with peer by the TLS front):
+ * at once when its head is whole, else it waits for the rest. ip: its
+ * client's address, to count it by. */
+static void admit(struct acceptor *a, int fd, char ip[ADDRCOUNT_IP_SIZE], const char *peer)
+{
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
+	struct pending_conn *pc;
+
+	if ((size_t)fd >= a->n_slots) {
+		atomic_fetch_add(&a->dropped, 1);
+		close(fd);
+		return;
+	}
+	if (classify(a, fd, peer) || count_address(a, fd, ip))
+		return;
+	if (a->n_pending == PENDING_MAX) {
+		/* Full of slow connections: the oldest goes. */
+		int oldest = 0;
+
+		for (int i = 1; i < a->n_pending; i++)
+			if (a->pending[i].deadline_ms < a->pending[oldest].deadline_ms)
+				oldest = i;
+		time_out(a, oldest);
+	}
+	ev.data.fd = fd;
+	if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		log_msg(LOG_WARN, "acceptor.epoll_failed", "%s", strerror(errno));
+		if (ip[0])
+			addrcount_remove(a->addrs, ip);
+		close(fd);
+		return;
+	}
+	pc = &a->pending[a->n_pending];
+	*pc = (struct pending_conn){.fd = fd, .deadline_ms = util_now_ms() + a->cfg.head_ms};
+	memcpy(pc->ip, ip, sizeof(pc->ip));
+	snprintf(pc->peer, sizeof(pc->peer), "%s", peer ? peer : "");
+	a->slot_of[fd] = ++a->n_pending;
+}
+
 static void accept_all(struct acceptor *a)
 {
 	for (int round = 0; round < 256; round++) {
-		struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
 		struct sockaddr_storage ss;
 		socklen_t sl = sizeof(ss);
 		char ip[ADDRCOUNT_IP_SIZE];
@@ -370,34 +458,89 @@ static void accept_all(struct acceptor *a)
 		atomic_fetch_add(&a->accepted, 1);
 		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 			log_msg(LOG_DEBUG, "acceptor.nodelay_failed", "%s", strerror(errno));
-		if ((size_t)fd >= a->n_slots) {
-			atomic_fetch_add(&a->dropped, 1);
-			close(fd);
+		ip_of(&ss, ip);
+		if (a->cfg.take) {
+			/* TLS: the front does the handshake, then passes it back. */
+			if (a->cfg.take(a->cfg.ctx, fd, ip)) {
+				atomic_fetch_add(&a->dropped, 1);
+				close(fd);
+			}
 			continue;
 		}
-		if (classify(a, fd) || count_address(a, fd, &ss, ip))
-			continue;
-		if (a->n_pending == PENDING_MAX) {
-			/* Full of slow connections: the oldest goes. */
-			int oldest = 0;
+		admit(a, fd, ip, NULL);
+	}
+}
 
-			for (int i = 1; i < a->n_pending; i++)
-				if (a->pending[i].deadline_ms < a->pending[oldest].deadline_ms)
-					oldest = i;
-			time_out(a, oldest);
-		}
-		ev.data.fd = fd;
-		if (epoll_ctl(a->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-			log_msg(LOG_WARN, "acceptor.epoll_failed", "%s", strerror(errno));
-			if (ip[0])
-				addrcount_remove(a->addrs, ip);
-			close(fd);
-			continue;
-		}
-		a->pending[a->n_pending] =
-		    (struct pending_conn){.fd = fd, .deadline_ms = util_now_ms() + a->cfg.head_ms};
-		memcpy(a->pending[a->n_pending].ip, ip, sizeof(ip));
-		a->slot_of[fd] = ++a->n_pending;
+/* Route the connections the TLS front passed. */
+static void take_passed(struct acceptor *a)
+{
+	struct passed_conn *pc;
+	uint64_t v;
+
+	if (read(a->pfd, &v, sizeof(v)) < 0 && errno != EAGAIN)
+		log_msg(LOG_DEBUG, "acceptor.wake_read_failed", "%s", strerror(errno));
+	pthread_mutex_lock(&a->plock);
+	pc = a->phead;
+	a->phead = a->ptail = NULL;
+	pthread_mutex_unlock(&a->plock);
+	while (pc) {
+		struct passed_conn *next = pc->next;
+		char ip[ADDRCOUNT_IP_SIZE];
+
+		memcpy(ip, pc->peer, sizeof(ip));
+		admit(a, pc->fd, ip, pc->peer);
+		free(pc);
+		pc = next;
+	}
+}
+
+int acceptor_pass(struct acceptor *a, int fd, const char *peer)
+{
+	struct passed_conn *pc = malloc(sizeof(*pc));
+	uint64_t one = 1;
+	int wake;
+
+	if (!pc)
+		return -ENOMEM;
+	pc->next = NULL;
+	pc->fd = fd;
+	snprintf(pc->peer, sizeof(pc->peer), "%s", peer ? peer : "");
+	pthread_mutex_lock(&a->plock);
+	if (a->pclosed) {
+		pthread_mutex_unlock(&a->plock);
+		free(pc);
+		return -ESHUTDOWN;
+	}
+	wake = !a->phead;
+	if (a->ptail)
+		a->ptail->next = pc;
+	else
+		a->phead = pc;
+	a->ptail = pc;
+	pthread_mutex_unlock(&a->plock);
+	if (wake && write(a->pfd, &one, sizeof(one)) != sizeof(one))
+		log_msg(LOG_WARN, "acceptor.wake_failed", "%s", strerror(errno));
+	return 0;
+}
+
+/* Stopping: nothing more is passed; close what was. */
+static void close_passed(struct acceptor *a)
+{
+	struct passed_conn *pc;
+
+	if (!a->plock_ready)
+		return;
+	pthread_mutex_lock(&a->plock);
+	a->pclosed = 1;
+	pc = a->phead;
+	a->phead = a->ptail = NULL;
+	pthread_mutex_unlock(&a->plock);
+	while (pc) {
+		struct passed_conn *next = pc->next;
+
+		close(pc->fd);
+		free(pc);
+		pc = next;
 	}
 }
 
@@ -435,11 +578,14 @@ static void *acceptor_main(void *arg)
 
 			if (fd == a->lfd) {
 				accept_all(a);
+			} else if (fd == a->pfd) {
+				take_passed(a);
 			} else if (fd != a->efd && (k = find_pending(a, fd)) >= 0) {
 				/* Out of the epoll set before the hand-over: the
 				 * loop that adopts it must be its only watcher. So
 				 * it leaves the set only once its head is whole. */
 				ssize_t got = recv(fd, a->peek, HEAD_PEEK, MSG_PEEK | MSG_DONTWAIT);
+				char peer[ADDRCOUNT_IP_SIZE];
 
 				if (got > 0 && got < HEAD_PEEK &&
 				    !head_complete(a->peek, (size_t)got))
@@ -449,8 +595,10 @@ static void *acceptor_main(void *arg)
 				if (epoll_ctl(a->epfd, EPOLL_CTL_DEL, fd, NULL))
 					log_msg(LOG_WARN, "acceptor.epoll_failed", "%s",
 					        strerror(errno));
+				memcpy(peer, a->pending[k].peer, sizeof(peer));
 				unlist(a, k);
-				if (!classify(a, fd)) /* cannot happen: the head is whole */
+				/* cannot fail to route: the head is whole */
+				if (!classify(a, fd, peer[0] ? peer : NULL))
 					close(fd);
 			}
 		}
@@ -478,6 +626,7 @@ void acceptor_stop(struct acceptor *a)
 	if (!a)
 		return;
 	atomic_store(&a->stopping, 1);
+	close_passed(a); /* the TLS front closes what it would pass */
 	if (a->started) {
 		if (write(a->efd, &one, sizeof(one)) != sizeof(one))
 			log_msg(LOG_WARN, "acceptor.wake_failed", "%s", strerror(errno));
@@ -488,6 +637,7 @@ void acceptor_stop(struct acceptor *a)
 	if (a->lfd >= 0)
 		close(a->lfd);
 	a->lfd = -1;
+	close_passed(a); /* passed while the thread ended */
 }
 
 void acceptor_get_stats(struct acceptor *a, struct acceptor_stats *out)
@@ -514,6 +664,10 @@ void acceptor_free(struct acceptor *a)
 		close(a->efd);
 	if (a->spare >= 0)
 		close(a->spare);
+	if (a->pfd >= 0)
+		close(a->pfd);
+	if (a->plock_ready)
+		pthread_mutex_destroy(&a->plock);
 	addrcount_free(a->addrs);
 	free(a->slot_of);
 	free(a->peek);

@@ -50,11 +50,11 @@ void server_post(struct server *s, struct xmsg *m)
 		lws_cancel_service(s->ctx);
 }
 
-/* The acceptor's hand-over (acceptor thread). */
-static int hand(void *ctx, int fd, enum acceptor_route route)
+/* The acceptor's hand-over (acceptor thread); peer: see acceptor.h. */
+static int hand(void *ctx, int fd, enum acceptor_route route, const char *peer)
 {
 	struct server *s = ctx;
-	struct xmsg *m = xmsg_new(XM_ADOPT, 0, NULL, 0);
+	struct xmsg *m = xmsg_new(XM_ADOPT, 0, peer, peer ? strlen(peer) : 0);
 
 	if (!m)
 		return -ENOMEM;
