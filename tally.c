@@ -19,6 +19,7 @@
 #include "ws/proxy.h"
 #include "ws/server.h"
 #include "tally_token.h"
+#include "ws/tls_ctx.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -52,7 +53,8 @@ struct options {
 	const char *assets_dir;
 	const char *log_path;
 	const char *token_file;
-	long mock_latency_ms; /* -1: not given */
+	const char *tls_cert, *tls_key; /* --tls-cert, --tls-key; NULL: plain HTTP */
+	long mock_latency_ms;           /* -1: not given */
 	double rate_limit, rate_burst;
 	int rate_limit_loopback;
 	struct proxies *trusted;   /* --trusted-proxy; NULL when none */
@@ -85,6 +87,11 @@ static void usage(FILE *f)
 	           "  --headless            server only; JSON log lines on stderr\n"
 	           "  --demo                seed demo campaigns and a stream of donations\n"
 	           "  --listen ADDR:PORT    address to serve (default 127.0.0.1:8080)\n"
+	           "  --tls-cert PATH       serve HTTPS and wss:// on that port: the server's\n"
+	           "                        certificate (PEM, then any intermediates);\n"
+	           "                        with --tls-key, both or neither\n"
+	           "  --tls-key PATH        its private key (PEM, unencrypted, mode 0600);\n"
+	           "                        TLS 1.2 and 1.3 only, plain HTTP gets a 400\n"
 	           "  --db PATH             SQLite database (default ./tally.db)\n"
 	           "  --assets DIR          widget and page files (default ./assets if present,\n"
 	           "                        else " TALLY_ASSETS_DIR ")\n"
@@ -361,7 +368,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_JOBS,
 		OPT_RETENTION,
 		OPT_LIVE,
-		OPT_PROXY
+		OPT_PROXY,
+		OPT_TLS_CERT,
+		OPT_TLS_KEY
 	};
 	static const struct option longopts[] = {
 	    {"headless", no_argument, NULL, 'H'},
@@ -395,6 +404,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"job-retention-s", required_argument, NULL, OPT_RETENTION},
 	    {"live", required_argument, NULL, OPT_LIVE},
 	    {"trusted-proxy", required_argument, NULL, OPT_PROXY},
+	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
+	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {NULL, 0, NULL, 0},
 	};
 	struct work_config *w = &o->work;
@@ -541,6 +552,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_TOKEN:
 			o->token_file = optarg;
+			break;
+		case OPT_TLS_CERT:
+			o->tls_cert = optarg;
+			break;
+		case OPT_TLS_KEY:
+			o->tls_key = optarg;
 			break;
 		case OPT_RATE:
 		case OPT_BURST:
@@ -1069,6 +1086,7 @@ int main(int argc, char **argv)
 	struct engine *engine = NULL;
 	struct server *server = NULL;
 	struct demo *demo = NULL;
+	struct tls_ctx *tls = NULL;
 	pthread_t sig_thread, srv_thread;
 	sigset_t set;
 	char err[512], token[256], token_path[PATH_MAX];
@@ -1094,6 +1112,22 @@ int main(int argc, char **argv)
 		proxies_free(o.trusted);
 		return 2;
 	}
+	/* TLS is checked before anything is opened or served: a bad
+	 * certificate or key is one line naming the file, and exit 1. */
+	if (!o.tls_cert != !o.tls_key) {
+		fprintf(stderr,
+		        "tally: %s without %s: give both (the certificate and its key), "
+		        "or neither\n",
+		        o.tls_cert ? "--tls-cert" : "--tls-key",
+		        o.tls_cert ? "--tls-key" : "--tls-cert");
+		proxies_free(o.trusted);
+		return 1;
+	}
+	if (o.tls_cert && tls_ctx_new(o.tls_cert, o.tls_key, &tls, err, sizeof(err))) {
+		fprintf(stderr, "tally: %s\n", err);
+		proxies_free(o.trusted);
+		return 1;
+	}
 	o.engine.db_path = o.db_path;
 	if (!o.assets_dir)
 		o.assets_dir = default_assets();
@@ -1103,9 +1137,19 @@ int main(int argc, char **argv)
 	rc = log_open(o.log_path);
 	if (rc) {
 		fprintf(stderr, "tally: cannot open log %s: %s\n", o.log_path, strerror(-rc));
+		tls_ctx_free(tls);
 		return 1;
 	}
 	raise_fd_limit();
+	if (tls) {
+		log_event(LOG_INFO, "tls.ready",
+		          json_pack("{s:s,s:s,s:s}", "cert", o.tls_cert, "subject",
+		                    tls_ctx_subject(tls), "not_after", tls_ctx_not_after(tls)));
+		if (tls_ctx_expired(tls))
+			log_msg(LOG_WARN, "tls.cert_expired",
+			        "the certificate %s expired %s: clients will refuse it", o.tls_cert,
+			        tls_ctx_not_after(tls));
+	}
 
 	/* Every thread inherits this mask; only the signal thread takes them. */
 	sigemptyset(&set);
@@ -1115,11 +1159,13 @@ int main(int argc, char **argv)
 	sigaddset(&set, SIGUSR2);
 	if (pthread_sigmask(SIG_BLOCK, &set, NULL) || signal(SIGPIPE, SIG_IGN) == SIG_ERR) {
 		fprintf(stderr, "tally: cannot set up signal handling\n");
+		tls_ctx_free(tls);
 		return 1;
 	}
 	rc = pthread_create(&sig_thread, NULL, signal_main, &set);
 	if (rc) {
 		fprintf(stderr, "tally: cannot start the signal thread: %s\n", strerror(rc));
+		tls_ctx_free(tls);
 		return 1;
 	}
 
@@ -1185,6 +1231,7 @@ int main(int argc, char **argv)
 	scfg.live_timeout_s = o.live.live_timeout_s;
 	scfg.live_slow_s = o.live.live_slow_s;
 	scfg.live_nice = o.live.live_nice;
+	scfg.tls = tls;
 	if (o.live.coalesce_ms)
 		scfg.coalesce_ms = o.live.coalesce_ms;
 	rc = server_new(&scfg, engine, &server, err, sizeof(err));
@@ -1213,7 +1260,8 @@ int main(int argc, char **argv)
 		    LOG_INFO, "ready",
 		    json_pack("{s:I,s:i}", "campaigns", (json_int_t)es.campaigns, "port", ss.port));
 		if (!console)
-			fprintf(stderr, "tally: serving http://%s:%d/\n", o.listen_addr, ss.port);
+			fprintf(stderr, "tally: serving %s://%s:%d/\n", tls ? "https" : "http",
+			        o.listen_addr, ss.port);
 	}
 	if (console) {
 		struct local_source ls = {.engine = engine};
@@ -1275,6 +1323,7 @@ out:
 	atomic_store(&the_server, NULL);
 	engine_free(engine);
 	server_free(server);
+	tls_ctx_free(tls); /* after the server that used it */
 	proxies_free(o.trusted);
 	if (curl_inited)
 		curl_global_cleanup();

@@ -1,6 +1,7 @@
 /* ws/api.c - the HTTP API: the route table and its handlers. */
 #include "ws/internal.h"
 #include "ws/acceptor.h"
+#include "ws/tls.h"
 #include "base/log.h"
 #include "base/watchdog.h"
 #include "base/util.h"
@@ -232,6 +233,35 @@ static int live_metrics(struct server *s, struct buf *b)
 	    as.refused_full, (unsigned long long)ls.dropped_msgs, as.api, as.live);
 }
 
+/* The TLS front's, when TLS is on. */
+static int tls_metrics(struct server *s, struct buf *b)
+{
+	struct tls_stats ts;
+
+	if (!s->tls)
+		return 0;
+	tls_get_stats(s->tls, &ts);
+	return buf_printf(
+	    b,
+	    "# HELP tally_tls_connections TLS connections past their handshake, open now, by "
+	    "the thread that serves them (the viewers' is at the live loop's nice).\n"
+	    "# TYPE tally_tls_connections gauge\n"
+	    "tally_tls_connections{loop=\"api\"} %lld\n"
+	    "tally_tls_connections{loop=\"live\"} %lld\n"
+	    "# HELP tally_tls_handshakes_total TLS connections by how their start ended.\n"
+	    "# TYPE tally_tls_handshakes_total counter\n"
+	    "tally_tls_handshakes_total{result=\"ok\"} %llu\n"
+	    "tally_tls_handshakes_total{result=\"failed\"} %llu\n"
+	    "tally_tls_handshakes_total{result=\"timed_out\"} %llu\n"
+	    "tally_tls_handshakes_total{result=\"plain_http\"} %llu\n"
+	    "tally_tls_handshakes_total{result=\"per_address\"} %llu\n"
+	    "tally_tls_handshakes_total{result=\"out_of_files\"} %llu\n",
+	    (long long)ts.open_api, (long long)ts.open_live, (unsigned long long)ts.handshakes,
+	    (unsigned long long)ts.failed, (unsigned long long)ts.timed_out,
+	    (unsigned long long)ts.plain_http, (unsigned long long)ts.refused_address,
+	    (unsigned long long)ts.out_of_files);
+}
+
 static int h_metrics(struct server *s, struct http_pss *p)
 {
 	static const char *const methods[] = {"GET", "HEAD", "POST", "PATCH", "DELETE", "PUT"};
@@ -302,6 +332,7 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	    (long long)es.intake_depth, (long long)es.campaigns, (long long)es.idem_entries,
 	    (long long)live_viewers(s->live), (long long)es.uptime_s);
 	rc |= live_metrics(s, b);
+	rc |= tls_metrics(s, b);
 	rc |= watchdog_metrics(s->watchdog, b);
 	rc |= degraded_metrics(s, b);
 	rc |= engine_jobs_metrics(s->engine, b);

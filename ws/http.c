@@ -546,9 +546,12 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 			p->method = method_tokens[i].method;
 			break;
 		}
-	if (!p->peer[0]) /* known already when lws kept this pss from the last request */
-		if (!lws_get_peer_simple(wsi, p->peer, sizeof(p->peer)))
+	if (!p->peer[0]) { /* known already when lws kept this pss from the last request */
+		if (s->peers && p->fd >= 0 && (size_t)p->fd < s->n_conns && s->peers[p->fd][0])
+			memcpy(p->peer, s->peers[p->fd], sizeof(p->peer)); /* TLS: as handed over */
+		else if (!lws_get_peer_simple(wsi, p->peer, sizeof(p->peer)))
 			snprintf(p->peer, sizeof(p->peer), "unknown");
+	}
 	client_of(s, wsi, p);
 	p->path[0] = '\0';
 	if ((n = check_headers(s, wsi, p)))
@@ -849,6 +852,9 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		while (m) {
 			struct xmsg *next = m->next;
 
+			if (m->kind == XM_ADOPT && s->peers && m->fd >= 0 &&
+			    (size_t)m->fd < s->n_conns) /* TLS: the client's address */
+				snprintf(s->peers[m->fd], sizeof(s->peers[m->fd]), "%s", m->data);
 			if (m->kind == XM_REPLY)
 				api_complete(s, m);
 			else if (m->kind == XM_ADOPT &&

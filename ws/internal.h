@@ -97,7 +97,7 @@ struct xmsg {
 	uint64_t ref;        /* XM_REPLY: (fd << 32) | gen */
 	int rc;              /* XM_REPLY: engine result */
 	int replayed;        /* XM_REPLY: the answer to an earlier request */
-	int fd;              /* XM_ADOPT */
+	int fd;              /* XM_ADOPT (data: the client's address under TLS, else "") */
 	int64_t campaign_id; /* XM_STATE, XM_EVENT: the channel */
 	uint64_t seq;        /* XM_STATE: the state's seq */
 	size_t len;
@@ -115,6 +115,7 @@ struct conn_slot {
 };
 
 struct live;
+struct tls;
 struct assets;
 struct ratelimit;
 struct acceptor;
@@ -158,6 +159,11 @@ struct server {
 	lws_sorted_usec_list_t tick_sul;
 	struct buf scratch;
 	struct lws_token_limits token_limits; /* read by lws (http_context_options) */
+	struct tls *tls;                      /* the TLS front; NULL: plain HTTP */
+	/* TLS: each connection's client address by descriptor, as the
+	 * hand-over said (the socket is one end of a pair); set when the loop
+	 * adopts it. NULL in plain HTTP (the socket's peer is the client). */
+	char (*peers)[48];
 };
 
 /* Queue a message for the service thread and wake it. Any thread. Takes

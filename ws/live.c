@@ -168,6 +168,11 @@ struct live {
 	struct live_pss *all; /* every viewer */
 	struct buf tx;        /* LWS_PRE room, then the frames of one write */
 	struct addrcount *addrs;
+	/* TLS: each connection's client address by descriptor, as the
+	 * hand-over said (the socket is one end of a pair); NULL in plain
+	 * HTTP, where the socket's peer is the client. */
+	char (*peers)[ADDRCOUNT_IP_SIZE];
+	unsigned n_peers;
 	atomic_llong viewers;       /* open websockets (any thread reads) */
 	atomic_llong subscriptions; /* any thread reads */
 	atomic_ullong frames, thinned, dropped_slow, dropped_ping, refused_address, too_big;
@@ -474,6 +479,9 @@ static void on_msg(void *user, struct xmsg *m)
 
 	if (m->kind == XM_ADOPT) {
 		int size = LIVE_SNDBUF;
+
+		if (l->peers && m->fd >= 0 && (unsigned)m->fd < l->n_peers)
+			snprintf(l->peers[m->fd], sizeof(l->peers[m->fd]), "%s", m->data);
 
 		/* A small fixed send buffer: a viewer that stops reading
 		 * holds little kernel memory and is noticed sooner. */
@@ -880,10 +888,13 @@ static void push(struct live *l, struct live_pss *p)
 static int count_address(struct live *l, struct live_pss *p, const struct wsproto_upgrade *up)
 {
 	char peer[ADDRCOUNT_IP_SIZE] = "", ip[ADDRCOUNT_IP_SIZE];
-	int rc;
+	int rc, fd;
 
 	p->ip[0] = '\0';
-	if (!lws_get_peer_simple(p->wsi, peer, sizeof(peer)))
+	fd = (int)lws_get_socket_fd(p->wsi);
+	if (l->peers && fd >= 0 && (unsigned)fd < l->n_peers && l->peers[fd][0])
+		memcpy(peer, l->peers[fd], sizeof(peer)); /* TLS: as handed over */
+	else if (!lws_get_peer_simple(p->wsi, peer, sizeof(peer)))
 		return 0;
 	/* Behind a trusted proxy, the client it names (ws/proxy.c). */
 	proxies_client(l->cfg.trusted, peer,
@@ -1477,10 +1488,21 @@ int live_new(struct server *s, unsigned fd_limit, struct live **out, char *err, 
 	l->cfg.nice = c->live_nice >= 0 ? c->live_nice : 10;
 	l->cfg.limit_loopback = c->rate_limit_loopback;
 	l->cfg.trusted = c->trusted;
-	/* Leave room for the API, SQLite, the log and the job workers. */
+	/* Leave room for the API, SQLite, the log and the job workers; under
+	 * TLS a viewer holds three descriptors (ws/tls.c). */
 	l->cfg.max_viewers = c->max_viewers > 0 ? c->max_viewers
 	                     : fd_limit > 1024  ? (long)fd_limit - 512
 	                                        : (long)fd_limit / 2;
+	if (c->tls && c->max_viewers <= 0)
+		l->cfg.max_viewers /= 3;
+	if (c->tls) {
+		l->n_peers = fd_limit;
+		l->peers = calloc(fd_limit, sizeof(*l->peers));
+		if (!l->peers) {
+			free(l);
+			return -ENOMEM;
+		}
+	}
 	memset(&uc, 0, sizeof(uc));
 	uc.protocols = live_protocols;
 	uc.user = l;
@@ -1524,6 +1546,7 @@ void live_free(struct live *l)
 		return;
 	uvloop_free(l->loop); /* runs on_stop (if not yet), which closes the channels */
 	free(l->by_id);
+	free(l->peers);
 	buf_fini(&l->tx);
 	addrcount_free(l->addrs);
 	free(l);

@@ -14,10 +14,17 @@
  * thread) and drains: the acceptor stops accepting, new donations get 503,
  * in-flight ones are answered, then the loop returns and the live loop
  * closes its viewers.
+ * With TLS (cfg.tls), the TLS front (ws/tls.c) sits between the acceptor
+ * and the loops: the acceptor gives it every connection, it gives the
+ * plaintext end of a socket pair back with the client's address, and the
+ * loops keep that address by descriptor when they adopt the socket. It is
+ * stopped last, after both loops closed their ends, so that what they
+ * wrote last is encrypted and sent (TLS_FLUSH_MS at most).
  */
 #include "ws/internal.h"
 #include "ws/acceptor.h"
 #include "ws/ratelimit.h"
+#include "ws/tls.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "base/watchdog.h"
@@ -32,6 +39,7 @@
 #define STOP_GRACE_NS (5ull * 1000000000ull) /* then queued work gets 503 */
 #define STOP_HARD_NS (15ull * 1000000000ull) /* then the loop ends regardless */
 #define LOOP_STALL_MS 3000 /* a loop silent this long is reported (base/watchdog.c) */
+#define TLS_FLUSH_MS 500   /* at the end, TLS connections send what the loops wrote */
 
 void server_post(struct server *s, struct xmsg *m)
 {
@@ -63,6 +71,22 @@ static int hand(void *ctx, int fd, enum acceptor_route route, const char *peer)
 		return live_post(s->live, m);
 	server_post(s, m);
 	return 0;
+}
+
+/* TLS: a connection accepted goes to the front (acceptor thread). */
+static int take(void *ctx, int fd, const char *ip)
+{
+	struct server *s = ctx;
+
+	return tls_take(s->tls, fd, ip);
+}
+
+/* TLS: the front passes a connection's plaintext back (a front thread). */
+static int pass(void *ctx, int fd, const char *peer)
+{
+	struct server *s = ctx;
+
+	return acceptor_pass(s->acceptor, fd, peer);
 }
 
 static int viewers_full(void *ctx)
@@ -133,7 +157,9 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 	s->n_conns = (size_t)rl.rlim_cur;
 	s->conns = calloc(s->n_conns, sizeof(*s->conns));
 	s->metrics = calloc(1, sizeof(*s->metrics));
-	rc = s->conns && s->metrics ? 0 : -ENOMEM;
+	if (cfg->tls)
+		s->peers = calloc(s->n_conns, sizeof(*s->peers));
+	rc = s->conns && s->metrics && (!cfg->tls || s->peers) ? 0 : -ENOMEM;
 	if (rc)
 		goto fail;
 	if (cfg->rate_limit > 0)
@@ -191,10 +217,26 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 		rc = -EIO;
 		goto fail;
 	}
+	if (cfg->tls) {
+		struct tls_config tc;
+
+		memset(&tc, 0, sizeof(tc));
+		tc.keys = cfg->tls;
+		tc.limit_loopback = cfg->rate_limit_loopback;
+		tc.trusted = cfg->trusted;
+		tc.live_nice = cfg->live_nice >= 0 ? cfg->live_nice : 10;
+		tc.watchdog = s->watchdog;
+		tc.pass = pass;
+		tc.ctx = s;
+		rc = tls_new(&tc, &s->tls, err, errcap);
+		if (rc)
+			goto fail;
+	}
 	memset(&ac, 0, sizeof(ac));
 	ac.addr = cfg->listen_addr;
 	ac.port = cfg->port;
 	ac.hand = hand;
+	ac.take = cfg->tls ? take : NULL;
 	ac.live_full = viewers_full;
 	ac.ctx = s;
 	ac.limit_loopback = cfg->rate_limit_loopback;
@@ -212,6 +254,8 @@ int server_new(const struct server_config *cfg, struct engine *e, struct server 
 	}
 	lws_sul_schedule(s->ctx, 0, &s->tick_sul, tick_cb, 100 * LWS_US_PER_MS);
 	rc = live_start(s->live);
+	if (!rc && s->tls)
+		rc = tls_start(s->tls);
 	if (!rc)
 		rc = acceptor_start(s->acceptor);
 	if (rc) {
@@ -228,7 +272,8 @@ fail:
 int server_run(struct server *s)
 {
 	log_event(LOG_INFO, "server.listening",
-	          json_pack("{s:s,s:i}", "address", s->cfg.listen_addr, "port", s->port));
+	          json_pack("{s:s,s:i,s:b}", "address", s->cfg.listen_addr, "port", s->port, "tls",
+	                    s->tls != NULL));
 	s->watch = watchdog_join(s->watchdog, "api");
 	for (;;) {
 		if (lws_service(s->ctx, 0) < 0) {
@@ -276,6 +321,9 @@ void server_free(struct server *s)
 		lws_sul_cancel(&s->tick_sul);
 		lws_context_destroy(s->ctx);
 	}
+	/* Both loops closed their ends: what they wrote last goes out. */
+	tls_stop(s->tls, TLS_FLUSH_MS);
+	tls_free(s->tls);
 	assets_free(s->assets);
 	watchdog_free(s->watchdog); /* after every loop it watches */
 	for (m = s->qhead; m;) {
@@ -288,6 +336,7 @@ void server_free(struct server *s)
 	}
 	buf_fini(&s->scratch);
 	free(s->conns);
+	free(s->peers);
 	free(s->metrics);
 	ratelimit_free(s->ratelimit);
 	pthread_mutex_destroy(&s->qlock);

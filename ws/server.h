@@ -1,7 +1,8 @@
 /* ws/server.h - the network side: an acceptor thread owning the listening
  * socket, the API loop (a libwebsockets context and its service thread:
  * the HTTP API, static assets, metrics) and the live loop (another context
- * on libuv with a thread of its own: the /live websockets).
+ * on libuv with a thread of its own: the /live websockets); with TLS, the
+ * TLS front's two threads between the acceptor and the loops.
  */
 #ifndef TALLY_WS_SERVER_H
 #define TALLY_WS_SERVER_H
@@ -11,6 +12,7 @@
 #include <stdint.h>
 
 struct proxies;
+struct tls_ctx;
 
 struct server_config {
 	const char *listen_addr; /* "127.0.0.1" */
@@ -36,6 +38,10 @@ struct server_config {
 	int live_slow_s;      /* drop a viewer that takes no data this long (10) */
 	int live_nice;        /* nice of the live thread, 0-19 (-1: 10): under
 	                       * overload the donors' threads run first */
+	/* TLS on the same port for everything (ws/tls.c): the certificate
+	 * and key (ws/tls_ctx.h), read-only, freed by the caller after
+	 * server_free; NULL: plain HTTP. */
+	const struct tls_ctx *tls;
 };
 
 struct server;
