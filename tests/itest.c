@@ -38,6 +38,9 @@ static int read_port(const char *log)
 	while (fgets(line, sizeof(line), f)) {
 		char *p = strstr(line, "tally: serving http://");
 
+		if (!p) /* --tls-cert */
+			p = strstr(line, "tally: serving https://");
+
 		if (p) {
 			p = strrchr(p, ':');
 			if (p)

@@ -96,6 +96,7 @@ int main(void)
 	    {"watchdog", watchdog_suite}, {"storage", storage_suite},
 	    {"pacer", pacer_suite},       {"privacy", privacy_suite},
 	    {"feed", feed_suite},         {"tokens", tokens_suite},
+	    {"tls", tls_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;
