@@ -15,16 +15,14 @@
  * or 503 itself, or hands it to the API loop or the live loop, which read
  * and write plaintext as on a TCP socket and take the client's address
  * from the hand-over (rate limit, connections per address, audit, logs).
- * The front then moves bytes both ways: records read from the client are
- * decrypted and written to app; what the loop writes is read from app,
- * encrypted and sent. Each direction stops when the other side does not
- * take more (the bytes wait in a buffer of the connection's own, taken
- * only while they wait), so a slow reader's backlog stays in the kernel
- * and the loops see it as on TCP. The end of the client's data (or
- * close_notify) is passed on as a half close; when the loop closes its
- * end, the front sends close_notify and a FIN, reads and drops what the
- * client still sends for up to TLS_LINGER_MS (so that the last answer is
- * not lost to a reset), and closes.
+ * The front then moves bytes both ways (ws/tls_pump.c: each direction
+ * stops when its far side takes no more, so a slow reader's backlog stays
+ * in the kernel and the loops see it as on TCP). When the loop closes its
+ * end, the front sends what it wrote last, close_notify and a FIN, reads
+ * and drops what the client still sends for up to TLS_LINGER_MS (so that
+ * the last answer is not lost to a reset), and closes. When the loop
+ * hangs up on a client that takes nothing (the live loop drops such a
+ * viewer), the client has TLS_DRAIN_MS to take the rest.
  * Two threads share this, each with its epoll set, so that the two-loop
  * separation holds for the records too: "tls" (nice 0) does every
  * handshake and serves the API's connections; a connection whose first
@@ -43,6 +41,7 @@
 #include "ws/addrcount.h"
 #include "ws/proxy.h"
 #include "ws/tls_ctx.h"
+#include "ws/tls_pump.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "base/watchdog.h"
@@ -61,7 +60,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define TLS_CHUNK 16384           /* plaintext moved per read: a record's worth */
 #define TLS_ROUNDS 32             /* reads each way per step, then the others' turn */
 #define TLS_WAITING_MAX 4096      /* deadlines per thread (more: the oldest goes) */
 #define TLS_ADDR_SLOTS 8192       /* addresses counted in their handshake at once */
@@ -84,20 +82,13 @@ enum conn_state {
 	S_LINGER,    /* close_notify and FIN sent: dropping the client's last bytes */
 };
 
-enum want { WANT_IN, WANT_OUT }; /* what OpenSSL waits for on the client's socket */
-
 struct conn;
 
+/* One of a connection's two sockets in the epoll set (its descriptor is
+ * in the pump). */
 struct end {
 	struct conn *c;
-	int fd;          /* -1 when closed */
 	uint32_t events; /* in the thread's epoll set with these; 0: not in it */
-};
-
-/* Bytes that wait for a side to take them; p is NULL when none. */
-struct pend {
-	unsigned char *p;
-	size_t off, len;
 };
 
 struct conn {
@@ -107,7 +98,8 @@ struct conn {
 	struct conn *next_move;   /* the moving list */
 	struct end net;           /* the client's socket: records */
 	struct end app;           /* our end of the pair: plaintext */
-	SSL *ssl;                 /* NULL before the first byte and once lingering */
+	struct tls_pump pump;     /* the sockets (-1 when closed) and the SSL (NULL
+	                           * before the first byte and once lingering) */
 	enum conn_state state;
 	int64_t deadline_ms;              /* S_SNIFF, S_HANDSHAKE, S_LINGER: then it goes */
 	int wait_idx;                     /* in the thread's waiting array, -1: not */
@@ -116,12 +108,6 @@ struct conn {
 	char first[ACCEPTOR_ROUTE_BYTES]; /* the first plaintext bytes, for the route */
 	size_t first_len;
 	unsigned linked : 1, routed : 1, move : 1, moving : 1, again : 1, dead : 1, is_open : 1;
-	unsigned in_eof : 1;  /* no more from the client (or nobody reads it) */
-	unsigned out_eof : 1; /* the loop closed its end: close_notify is due */
-	unsigned app_hup : 1; /* the loop hung up while the client was not reading */
-	unsigned shut : 1;    /* close_notify sent */
-	enum want rd_want, wr_want;
-	struct pend to_app, to_net;
 };
 
 struct lane {
@@ -144,7 +130,7 @@ struct lane {
 	int n_waiting;
 	int64_t next_expire_ms;
 	int64_t last_nofile_log_ms;
-	unsigned char *scratch; /* TLS_CHUNK */
+	unsigned char *scratch; /* TLS_PUMP_CHUNK */
 	struct watch *watch;
 };
 
@@ -203,22 +189,9 @@ static int lane_post(struct lane *l, struct conn *c)
 	return 0;
 }
 
-static void pend_drop(struct pend *pd)
+static int end_fd(const struct end *e)
 {
-	free(pd->p);
-	pd->p = NULL;
-	pd->off = pd->len = 0;
-}
-
-/* Keep p[0..n) (n <= TLS_CHUNK) until a side takes it. Returns 0 or -1. */
-static int pend_keep(struct pend *pd, const unsigned char *p, size_t n)
-{
-	if (!pd->p && !(pd->p = malloc(TLS_CHUNK)))
-		return -1;
-	memmove(pd->p, p, n);
-	pd->off = 0;
-	pd->len = n;
-	return 0;
+	return e == &e->c->net ? e->c->pump.net : e->c->pump.app;
 }
 
 /* Put e in the epoll set with ev (0: out of it). Returns 0 or -1. */
@@ -227,9 +200,9 @@ static int set_events(struct lane *l, struct end *e, uint32_t ev)
 	struct epoll_event ee = {.events = ev, .data.ptr = e};
 	int op = !ev ? EPOLL_CTL_DEL : e->events ? EPOLL_CTL_MOD : EPOLL_CTL_ADD;
 
-	if (ev == e->events || e->fd < 0)
+	if (ev == e->events || end_fd(e) < 0)
 		return 0;
-	if (epoll_ctl(l->epfd, op, e->fd, &ee)) {
+	if (epoll_ctl(l->epfd, op, end_fd(e), &ee)) {
 		log_msg(LOG_WARN, "tls.epoll_failed", "%s", strerror(errno));
 		return -1;
 	}
@@ -288,16 +261,15 @@ static void conn_release(struct lane *l, struct conn *c)
 	if (c->is_open)
 		atomic_fetch_sub(&l->open, 1);
 	c->is_open = 0;
-	SSL_free(c->ssl);
-	c->ssl = NULL;
-	if (c->net.fd >= 0)
-		close(c->net.fd); /* also takes it out of the epoll set */
-	if (c->app.fd >= 0)
-		close(c->app.fd);
-	c->net.fd = c->app.fd = -1;
+	SSL_free(c->pump.ssl);
+	c->pump.ssl = NULL;
+	if (c->pump.net >= 0)
+		close(c->pump.net); /* also takes it out of the epoll set */
+	if (c->pump.app >= 0)
+		close(c->pump.app);
+	c->pump.net = c->pump.app = -1;
 	c->net.events = c->app.events = 0;
-	pend_drop(&c->to_app);
-	pend_drop(&c->to_net);
+	tls_pump_fini(&c->pump);
 }
 
 /* Close c now; it is freed at the end of the turn (events of this turn
@@ -350,7 +322,7 @@ static void wait_until(struct lane *l, struct conn *c, int64_t deadline_ms)
 static void linger(struct lane *l, struct conn *c)
 {
 	for (int i = 0; i < TLS_LINGER_READS; i++) {
-		ssize_t n = recv(c->net.fd, l->scratch, TLS_CHUNK, MSG_DONTWAIT);
+		ssize_t n = recv(c->pump.net, l->scratch, TLS_PUMP_CHUNK, MSG_DONTWAIT);
 
 		if (n > 0 || (n < 0 && errno == EINTR))
 			continue;
@@ -366,16 +338,15 @@ static void linger(struct lane *l, struct conn *c)
  * while tally stops). */
 static void start_linger(struct lane *l, struct conn *c)
 {
-	if (c->app.fd >= 0) {
-		close(c->app.fd);
-		c->app.fd = -1;
+	if (c->pump.app >= 0) {
+		close(c->pump.app);
+		c->pump.app = -1;
 		c->app.events = 0;
 	}
-	SSL_free(c->ssl); /* its close_notify is sent */
-	c->ssl = NULL;
-	pend_drop(&c->to_app);
-	pend_drop(&c->to_net);
-	if (atomic_load(&l->t->stopping) || shutdown(c->net.fd, SHUT_WR) ||
+	SSL_free(c->pump.ssl); /* its close_notify is sent */
+	c->pump.ssl = NULL;
+	tls_pump_fini(&c->pump);
+	if (atomic_load(&l->t->stopping) || shutdown(c->pump.net, SHUT_WR) ||
 	    set_events(l, &c->net, EPOLLIN)) {
 		conn_close(l, c);
 		return;
@@ -401,14 +372,14 @@ static void refuse_plain(struct lane *l, struct conn *c)
 	/* What it sent so far is read first: closing with unread bytes
 	 * would reset the connection before the client reads the answer. */
 	while (got < TLS_PLAIN_MAX) {
-		ssize_t r = recv(c->net.fd, l->scratch, TLS_CHUNK, MSG_DONTWAIT);
+		ssize_t r = recv(c->pump.net, l->scratch, TLS_PUMP_CHUNK, MSG_DONTWAIT);
 
 		if (r <= 0)
 			break;
 		got += (size_t)r;
 	}
 	if (n > 0 && (size_t)n < sizeof(msg) &&
-	    send(c->net.fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+	    send(c->pump.net, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
 		log_msg(LOG_DEBUG, "tls.answer_failed", "%s", strerror(errno));
 	unwait(l, c);
 	uncount(l->t, c);
@@ -440,11 +411,11 @@ static void opened(struct lane *l, struct conn *c)
 		conn_close(l, c);
 		return;
 	}
-	c->app = (struct end){.c = c, .fd = sv[0]};
+	c->pump.app = sv[0];
+	c->pump.rd_want = TLS_WANT_IN;
+	c->pump.wr_want = TLS_WANT_OUT;
 	c->state = S_OPEN;
 	c->is_open = 1;
-	c->rd_want = WANT_IN;
-	c->wr_want = WANT_OUT;
 	atomic_fetch_add(&t->handshakes, 1);
 	atomic_fetch_add(&l->open, 1);
 	if (t->cfg.pass(t->cfg.ctx, sv[1], c->peer)) {
@@ -460,12 +431,12 @@ static void handshake(struct lane *l, struct conn *c)
 	int r, e;
 
 	ERR_clear_error();
-	r = SSL_accept(c->ssl);
+	r = SSL_accept(c->pump.ssl);
 	if (r == 1) {
 		opened(l, c);
 		return;
 	}
-	e = SSL_get_error(c->ssl, r);
+	e = SSL_get_error(c->pump.ssl, r);
 	if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
 		ERR_clear_error();
 		if (set_events(l, &c->net, e == SSL_ERROR_WANT_READ ? EPOLLIN : EPOLLOUT))
@@ -481,7 +452,7 @@ static void handshake(struct lane *l, struct conn *c)
 static void sniff(struct lane *l, struct conn *c)
 {
 	unsigned char b;
-	ssize_t n = recv(c->net.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	ssize_t n = recv(c->pump.net, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -494,39 +465,15 @@ static void sniff(struct lane *l, struct conn *c)
 		return;
 	}
 	ERR_clear_error();
-	c->ssl = SSL_new(l->t->ssl);
-	if (!c->ssl || SSL_set_fd(c->ssl, c->net.fd) != 1) {
+	c->pump.ssl = SSL_new(l->t->ssl);
+	if (!c->pump.ssl || SSL_set_fd(c->pump.ssl, c->pump.net) != 1) {
 		log_msg(LOG_WARN, "tls.setup_failed", "%s", ssl_reason());
 		conn_close(l, c);
 		return;
 	}
-	SSL_set_accept_state(c->ssl);
+	SSL_set_accept_state(c->pump.ssl);
 	c->state = S_HANDSHAKE;
 	handshake(l, c);
-}
-
-/* 0 when OpenSSL waits for the socket (*want says which way), -1 when the
- * connection is over (an error, a reset, an alert). */
-static int ssl_wait(struct conn *c, int r, enum want *want)
-{
-	switch (SSL_get_error(c->ssl, r)) {
-	case SSL_ERROR_WANT_READ:
-		*want = WANT_IN;
-		return 0;
-	case SSL_ERROR_WANT_WRITE:
-		*want = WANT_OUT;
-		return 0;
-	default:
-		log_msg(LOG_DEBUG, "tls.closed", "%s: %s", c->peer, ssl_reason());
-		return -1;
-	}
-}
-
-/* Nobody reads the plaintext any more: drop the client's bytes. */
-static void app_gone(struct conn *c)
-{
-	c->in_eof = 1;
-	pend_drop(&c->to_app);
 }
 
 /* The first plaintext bytes: which thread serves the connection. */
@@ -544,121 +491,13 @@ static void note_first(struct lane *l, struct conn *c, const unsigned char *p, s
 	c->move = l->id == LANE_API && acceptor_route_of(c->first, c->first_len) == ROUTE_LIVE;
 }
 
-/* Client to loop: returns 1 when bytes moved, 0 when blocked, -1 when the
- * connection is over. */
-static int pump_in(struct lane *l, struct conn *c)
-{
-	ssize_t w;
-	int n;
-
-	if (c->to_app.p) {
-		w = send(c->app.fd, c->to_app.p + c->to_app.off, c->to_app.len - c->to_app.off,
-		         MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (w < 0) {
-			if (errno == EAGAIN || errno == EINTR)
-				return 0;
-			app_gone(c);
-			return 1;
-		}
-		c->to_app.off += (size_t)w;
-		if (c->to_app.off == c->to_app.len)
-			pend_drop(&c->to_app);
-		return 1;
-	}
-	if (c->in_eof)
-		return 0;
-	ERR_clear_error();
-	n = SSL_read(c->ssl, l->scratch, TLS_CHUNK);
-	if (n <= 0) {
-		if (SSL_get_error(c->ssl, n) == SSL_ERROR_ZERO_RETURN) {
-			/* close_notify, or the end of the stream (read as one,
-			 * see tls_ctx.c): the loop sees the client's FIN. */
-			ERR_clear_error();
-			c->in_eof = 1;
-			if (shutdown(c->app.fd, SHUT_WR))
-				log_msg(LOG_DEBUG, "tls.shutdown_failed", "%s", strerror(errno));
-			return 1;
-		}
-		return ssl_wait(c, n, &c->rd_want);
-	}
-	if (!c->routed)
-		note_first(l, c, l->scratch, (size_t)n);
-	w = send(c->app.fd, l->scratch, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
-	if (w < 0 && errno != EAGAIN && errno != EINTR) {
-		app_gone(c);
-		return 1;
-	}
-	if (w < 0)
-		w = 0;
-	if (w < n && pend_keep(&c->to_app, l->scratch + w, (size_t)(n - w)))
-		return -1;
-	return 1;
-}
-
-/* Loop to client: returns 1 when bytes moved, 0 when blocked, -1 when the
- * connection is over. */
-static int pump_out(struct lane *l, struct conn *c)
-{
-	ssize_t n;
-	int w;
-
-	if (c->to_net.p) {
-		ERR_clear_error();
-		w = SSL_write(c->ssl, c->to_net.p + c->to_net.off,
-		              (int)(c->to_net.len - c->to_net.off));
-		if (w <= 0)
-			return ssl_wait(c, w, &c->wr_want);
-		c->to_net.off += (size_t)w;
-		if (c->to_net.off == c->to_net.len)
-			pend_drop(&c->to_net);
-		return 1;
-	}
-	if (c->out_eof) {
-		if (c->shut)
-			return 0;
-		ERR_clear_error();
-		w = SSL_shutdown(c->ssl);
-		if (w < 0)
-			return ssl_wait(c, w, &c->wr_want);
-		c->shut = 1;
-		return 1;
-	}
-	n = recv(c->app.fd, l->scratch, TLS_CHUNK, MSG_DONTWAIT);
-	if (n < 0)
-		return errno == EAGAIN || errno == EINTR ? 0 : -1;
-	if (n == 0) {
-		c->out_eof = 1;
-		return 1;
-	}
-	ERR_clear_error();
-	w = SSL_write(c->ssl, l->scratch, (int)n);
-	if (w == n)
-		return 1;
-	if (w > 0)
-		return pend_keep(&c->to_net, l->scratch + w, (size_t)(n - w)) ? -1 : 1;
-	/* Nothing went: the same bytes are written again once the socket
-	 * takes them (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). */
-	if (ssl_wait(c, w, &c->wr_want) || pend_keep(&c->to_net, l->scratch, (size_t)n))
-		return -1;
-	return 1;
-}
-
 /* What each socket waits for now. Returns 0 or -1. */
 static int rearm(struct lane *l, struct conn *c)
 {
-	uint32_t ne = 0, ae = 0;
+	uint32_t ne, ae;
 
-	if (!c->in_eof && !c->to_app.p)
-		ne |= c->rd_want == WANT_OUT ? EPOLLOUT : EPOLLIN;
-	if (c->to_net.p || c->out_eof)
-		ne |= c->wr_want == WANT_IN ? EPOLLIN : EPOLLOUT;
-	if (c->to_app.p)
-		ae |= EPOLLOUT;
-	if (!c->out_eof && !c->to_net.p)
-		ae |= EPOLLIN;
-	else if (!c->out_eof && !c->app_hup)
-		ae |= EPOLLRDHUP;          /* notice the loop hanging up meanwhile */
-	if (c->app_hup && c->wait_idx < 0) /* e.g. it dropped a reader that takes nothing */
+	tls_pump_events(&c->pump, &ne, &ae);
+	if (c->pump.app_hup && c->wait_idx < 0) /* e.g. it dropped a reader that takes nothing */
 		wait_until(l, c, util_now_ms() + TLS_DRAIN_MS);
 	return set_events(l, &c->net, ne) || set_events(l, &c->app, ae) ? -1 : 0;
 }
@@ -668,13 +507,17 @@ static void serve(struct lane *l, struct conn *c)
 	int rounds;
 
 	for (rounds = 0; rounds < TLS_ROUNDS; rounds++) {
-		int in = pump_in(l, c), out = in < 0 ? -1 : pump_out(l, c);
+		size_t fresh;
+		int in = tls_pump_in(&c->pump, l->scratch, &fresh), out;
 
+		if (fresh && !c->routed)
+			note_first(l, c, l->scratch, fresh);
+		out = in < 0 ? -1 : tls_pump_out(&c->pump, l->scratch);
 		if (in < 0 || out < 0) {
 			conn_close(l, c);
 			return;
 		}
-		if (c->shut) {
+		if (c->pump.shut) {
 			start_linger(l, c);
 			return;
 		}
@@ -744,7 +587,7 @@ static void adopt(struct lane *l, struct conn *c)
 			atomic_fetch_add(&l->open, 1);
 		/* A viewer that stops reading holds little kernel memory, and
 		 * the live loop notices it as soon as on TCP. */
-		if (setsockopt(c->net.fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)))
+		if (setsockopt(c->pump.net, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)))
 			log_msg(LOG_DEBUG, "tls.sndbuf_failed", "%s", strerror(errno));
 		step(l, c); /* moved here: OpenSSL may hold bytes already */
 		return;
@@ -909,8 +752,8 @@ static void *lane_main(void *arg)
 			if (e->c->dead)
 				continue;
 			if (e == &e->c->app && (evs[i].events & (EPOLLRDHUP | EPOLLHUP)) &&
-			    e->c->to_net.p)
-				e->c->app_hup = 1;
+			    e->c->pump.to_net.p)
+				e->c->pump.app_hup = 1;
 			step(l, e->c);
 		}
 		run_again(l);
@@ -978,7 +821,7 @@ int tls_new(const struct tls_config *cfg, struct tls **out, char *err, size_t er
 		}
 		l->lock_ready = 1;
 		l->waiting = calloc(TLS_WAITING_MAX, sizeof(*l->waiting));
-		l->scratch = malloc(TLS_CHUNK);
+		l->scratch = malloc(TLS_PUMP_CHUNK);
 		if (!l->waiting || !l->scratch) {
 			snprintf(err, errcap, "out of memory");
 			rc = -ENOMEM;
@@ -1018,8 +861,10 @@ int tls_take(struct tls *t, int fd, const char *peer)
 
 	if (!c)
 		return -ENOMEM;
-	c->net = (struct end){.c = c, .fd = fd};
-	c->app = (struct end){.c = c, .fd = -1};
+	c->net.c = c;
+	c->app.c = c;
+	c->pump.net = fd;
+	c->pump.app = -1;
 	c->wait_idx = -1;
 	c->state = S_SNIFF;
 	snprintf(c->peer, sizeof(c->peer), "%s", peer ? peer : "");
