@@ -312,20 +312,16 @@ void server_free(struct server *s)
 
 	if (!s)
 		return;
-	/* Nothing new comes in; the viewers go with their loop; then the
-	 * API loop. */
-	acceptor_free(s->acceptor);
+	/* Nothing new comes in (the acceptor stops now but is freed last:
+	 * the TLS front may still pass it a connection, which it refuses);
+	 * the viewers go with their loop; then the API loop. */
+	acceptor_stop(s->acceptor);
 	live_free(s->live);
 	s->live = NULL;
 	if (s->ctx) {
 		lws_sul_cancel(&s->tick_sul);
 		lws_context_destroy(s->ctx);
 	}
-	/* Both loops closed their ends: what they wrote last goes out. */
-	tls_stop(s->tls, TLS_FLUSH_MS);
-	tls_free(s->tls);
-	assets_free(s->assets);
-	watchdog_free(s->watchdog); /* after every loop it watches */
 	for (m = s->qhead; m;) {
 		struct xmsg *next = m->next;
 
@@ -334,6 +330,13 @@ void server_free(struct server *s)
 		free(m);
 		m = next;
 	}
+	s->qhead = s->qtail = NULL;
+	/* Both loops closed their ends: what they wrote last goes out. */
+	tls_stop(s->tls, TLS_FLUSH_MS);
+	tls_free(s->tls);
+	acceptor_free(s->acceptor);
+	assets_free(s->assets);
+	watchdog_free(s->watchdog); /* after every loop it watches */
 	buf_fini(&s->scratch);
 	free(s->conns);
 	free(s->peers);
