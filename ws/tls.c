@@ -272,8 +272,17 @@ static void conn_release(struct lane *l, struct conn *c)
 	tls_pump_fini(&c->pump);
 }
 
+/* A closed c goes to the dead list once no list of the turn holds it. */
+static void bury(struct lane *l, struct conn *c)
+{
+	if (!c->dead || c->again || c->moving)
+		return;
+	c->link = l->dead;
+	l->dead = c;
+}
+
 /* Close c now; it is freed at the end of the turn (events of this turn
- * may still name it). */
+ * may still name it), or once the again or moving list lets it go. */
 static void conn_close(struct lane *l, struct conn *c)
 {
 	if (c->dead)
@@ -283,8 +292,7 @@ static void conn_close(struct lane *l, struct conn *c)
 	uncount(l->t, c);
 	unlink_conn(l, c);
 	conn_release(l, c);
-	c->link = l->dead;
-	l->dead = c;
+	bury(l, c);
 }
 
 static void free_dead(struct lane *l)
@@ -635,7 +643,9 @@ static void run_again(struct lane *l)
 		struct conn *next = c->next_again;
 
 		c->again = 0;
-		if (!c->dead)
+		if (c->dead)
+			bury(l, c);
+		else
 			step(l, c);
 		c = next;
 	}
@@ -661,11 +671,30 @@ static void expire(struct lane *l)
 	}
 }
 
-/* Hand the connections whose first bytes asked for /live to the live
- * lane, SSL state and all. */
+/* Hand c, SSL state and all, to the live lane: off this thread's set
+ * and list, into the live lane's inbox. */
+static void move_one(struct lane *l, struct conn *c)
+{
+	c->move = 0;
+	/* One that is closing, or has a deadline here, stays. */
+	if (c->state != S_OPEN || c->wait_idx >= 0 || atomic_load(&l->t->stopping))
+		return;
+	if (set_events(l, &c->net, 0) || set_events(l, &c->app, 0)) {
+		conn_close(l, c);
+		return;
+	}
+	unlink_conn(l, c);
+	atomic_fetch_sub(&l->open, 1);
+	if (lane_post(&l->t->lanes[LANE_LIVE], c)) {
+		atomic_fetch_add(&l->open, 1);
+		link_conn(l, c);
+		conn_close(l, c);
+	}
+}
+
+/* The connections whose first bytes asked for /live go to the live lane. */
 static void move_all(struct lane *l)
 {
-	struct tls *t = l->t;
 	struct conn *c = l->moving;
 
 	l->moving = NULL;
@@ -673,24 +702,14 @@ static void move_all(struct lane *l)
 		struct conn *next = c->next_move;
 
 		c->moving = 0;
-		/* One on the again list moves once it has had its turn. */
-		if (!c->dead && !c->again && !atomic_load(&t->stopping)) {
-			if (set_events(l, &c->net, 0) || set_events(l, &c->app, 0)) {
-				conn_close(l, c);
-			} else {
-				unlink_conn(l, c);
-				c->move = 0;
-				atomic_fetch_sub(&l->open, 1);
-				if (lane_post(&t->lanes[LANE_LIVE], c)) {
-					atomic_fetch_add(&l->open, 1);
-					link_conn(l, c);
-					conn_close(l, c);
-				}
-			}
-		} else if (!c->dead && c->again) {
+		if (c->dead) {
+			bury(l, c);
+		} else if (c->again) { /* it moves once it has had its turn */
 			c->moving = 1;
 			c->next_move = l->moving;
 			l->moving = c;
+		} else {
+			move_one(l, c);
 		}
 		c = next;
 	}
@@ -777,7 +796,8 @@ static void *lane_main(void *arg)
 	}
 	while (l->all)
 		conn_close(l, l->all);
-	l->again = l->moving = NULL;
+	run_again(l); /* all closed: each is buried */
+	move_all(l);
 	free_dead(l);
 	watch_leave(l->watch);
 	return NULL;
