@@ -398,20 +398,27 @@ static int count_address(struct acceptor *a, int fd, char ip[ADDRCOUNT_IP_SIZE])
 	return 0;
 }
 
-/* A connection to route (accepted, or passed with peer by the TLS front):
- * at once when its head is whole, else it waits for the rest. ip: its
- * client's address, to count it by. */
-static void admit(struct acceptor *a, int fd, char ip[ADDRCOUNT_IP_SIZE], const char *peer)
+/* A connection to route: at once when its head is whole, else it waits
+ * for the rest. Accepted: ss is its client's address (peer NULL); passed
+ * by the TLS front: peer is (ss NULL). */
+static void admit(struct acceptor *a, int fd, const struct sockaddr_storage *ss, const char *peer)
 {
 	struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP};
 	struct pending_conn *pc;
+	char ip[ADDRCOUNT_IP_SIZE];
 
 	if ((size_t)fd >= a->n_slots) {
 		atomic_fetch_add(&a->dropped, 1);
 		close(fd);
 		return;
 	}
-	if (classify(a, fd, peer) || count_address(a, fd, ip))
+	if (classify(a, fd, peer))
+		return;
+	if (ss)
+		ip_of(ss, ip);
+	else
+		snprintf(ip, sizeof(ip), "%s", peer);
+	if (count_address(a, fd, ip))
 		return;
 	if (a->n_pending == PENDING_MAX) {
 		/* Full of slow connections: the oldest goes. */
@@ -458,16 +465,16 @@ static void accept_all(struct acceptor *a)
 		atomic_fetch_add(&a->accepted, 1);
 		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)))
 			log_msg(LOG_DEBUG, "acceptor.nodelay_failed", "%s", strerror(errno));
-		ip_of(&ss, ip);
 		if (a->cfg.take) {
 			/* TLS: the front does the handshake, then passes it back. */
+			ip_of(&ss, ip);
 			if (a->cfg.take(a->cfg.ctx, fd, ip)) {
 				atomic_fetch_add(&a->dropped, 1);
 				close(fd);
 			}
 			continue;
 		}
-		admit(a, fd, ip, NULL);
+		admit(a, fd, &ss, NULL);
 	}
 }
 
@@ -485,10 +492,8 @@ static void take_passed(struct acceptor *a)
 	pthread_mutex_unlock(&a->plock);
 	while (pc) {
 		struct passed_conn *next = pc->next;
-		char ip[ADDRCOUNT_IP_SIZE];
 
-		memcpy(ip, pc->peer, sizeof(ip));
-		admit(a, pc->fd, ip, pc->peer);
+		admit(a, pc->fd, NULL, pc->peer);
 		free(pc);
 		pc = next;
 	}
