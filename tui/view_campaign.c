@@ -95,8 +95,7 @@ static void act_close(struct console *c)
 }
 
 static const struct key_entry campaign_keys[] = {
-    {{KEY_ESC, KEYFN(KEY_LEFT)}, "Esc", "Back",
-     "back to the campaigns", act_back},
+    {{KEY_ESC, KEYFN(KEY_LEFT)}, "Esc", "Back", "back to the campaigns", act_back},
     {{'p'}, "p", "Pause", "pause this campaign (asks y/n)", act_pause},
     {{'r'}, "r", "Resume", "resume this campaign (asks y/n)", act_resume},
     {{'c'}, "c", "Close", "close this campaign for good (asks y/n)", act_close},
@@ -121,7 +120,8 @@ static void draw_gifts(struct console *c, WINDOW *w, int y)
 
 	draw_text(w, y++, 1, maxx - 1, "Recent gifts", 0, c->attr[ROLE_HEADER]);
 	if (!json_is_array(recent) || !json_array_size(recent))
-		draw_text(w, y, 3, maxx - 3, root ? "none yet" : "reading...", 0, c->attr[ROLE_DIM]);
+		draw_text(w, y, 3, maxx - 3, root ? "none yet" : "reading...", 0,
+		          c->attr[ROLE_DIM]);
 	for (size_t i = 0; i < json_array_size(recent) && y < maxy; i++, y++) {
 		json_t *g = json_array_get(recent, i);
 		const char *at = json_string_value(json_object_get(g, "at")),

@@ -63,8 +63,7 @@ static void act_refund(struct console *c)
 }
 
 static const struct key_entry job_keys[] = {
-    {{KEY_ESC, KEYFN(KEY_LEFT)}, "Esc", "Back", "back to the queues",
-     act_back},
+    {{KEY_ESC, KEYFN(KEY_LEFT)}, "Esc", "Back", "back to the queues", act_back},
     {{'R'}, "R", "Retry", "retry this job now", act_retry},
     {{'D', KEYFN(KEY_DC)}, "D/Del", "Discard", "discard this job (asks y/n)", act_discard},
     {{'f'}, "f", "Refund", "refund this job's gift (asks y/n)", act_refund},
