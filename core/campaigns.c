@@ -369,21 +369,35 @@ int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 
 long engine_campaign_infos(struct engine *e, struct engine_campaign_info **out)
 {
+	return engine_campaign_infos_changed(e, NULL, 0, out);
+}
+
+long engine_campaign_infos_changed(struct engine *e, const uint64_t *seen, size_t n_seen,
+                                   struct engine_campaign_info **out)
+{
 	struct engine_campaign_info *v;
 	int64_t now = util_now_ms();
+	size_t want = 0;
 	long n = 0;
 
 	pthread_mutex_lock(&e->lock);
-	v = calloc(e->n_campaigns ? e->n_campaigns : 1, sizeof(*v));
+	/* Count first: a reader of changes usually wants a few rows, and a
+	 * table's worth of zeroed memory four times a second is not free. */
+	for (size_t i = 1; i < e->id_cap; i++) {
+		const struct campaign *c = e->by_id[i];
+
+		want += c && c->json && !(seen && i < n_seen && seen[i] == c->pub.seq);
+	}
+	v = malloc((want ? want : 1) * sizeof(*v));
 	if (!v) {
 		pthread_mutex_unlock(&e->lock);
 		return -ENOMEM;
 	}
-	for (size_t i = 1; i < e->id_cap; i++) {
+	for (size_t i = 1; i < e->id_cap && (size_t)n < want; i++) {
 		struct campaign *c = e->by_id[i];
 		struct engine_campaign_info *r;
 
-		if (!c || !c->json)
+		if (!c || !c->json || (seen && i < n_seen && seen[i] == c->pub.seq))
 			continue;
 		r = &v[n++];
 		r->c = c->pub;

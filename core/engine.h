@@ -344,6 +344,12 @@ struct engine_stats {
  * or -ENOMEM. */
 long engine_campaign_infos(struct engine *e, struct engine_campaign_info **out);
 
+/* The same, only the campaigns whose published seq is not seen[id] (ids
+ * from n_seen on are all copied): a reader that keeps the seqs it showed
+ * copies only what changed. seen NULL: every campaign. */
+long engine_campaign_infos_changed(struct engine *e, const uint64_t *seen, size_t n_seen,
+                                   struct engine_campaign_info **out);
+
 void engine_get_stats(struct engine *e, struct engine_stats *out);
 
 #endif

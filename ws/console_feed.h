@@ -17,9 +17,10 @@
 
 #include <stdint.h>
 
-#define CONSOLE_FEED_BATCH 1000 /* campaigns per state message at most */
-#define CONSOLE_FEED_DEAD 50    /* dead jobs per state message at most */
-#define CONSOLE_FEED_EVENTS 100 /* notable events per state at most (the newest) */
+#define CONSOLE_FEED_BATCH 1000   /* campaigns per state message at most */
+#define CONSOLE_FEED_DEAD 50      /* dead jobs per state message at most */
+#define CONSOLE_FEED_EVENTS 100   /* notable events per state at most (the newest) */
+#define CONSOLE_FEED_FULL_MS 5000 /* every campaign looked at again this often */
 
 struct server;
 struct console_feed;
