@@ -260,6 +260,36 @@ START_TEST(rate)
 }
 END_TEST
 
+START_TEST(spark_levels)
+{
+	const double v[] = {0, 1, 2, 3, 4, 5, 6, 7, -1, NAN};
+	char buf[64];
+
+	ck_assert_int_eq(console_fmt_spark(buf, sizeof buf, v, 10, 0), 10);
+	ck_assert_str_eq(buf, "_.-=+*#@__");
+	ck_assert_int_eq(console_fmt_spark(buf, sizeof buf, v, 8, 1), 8);
+	ck_assert_str_eq(buf, "\u2581\u2582\u2583\u2584\u2585\u2586\u2587\u2588");
+	/* all zero: the lowest level; nothing: empty */
+	ck_assert_int_eq(console_fmt_spark(buf, sizeof buf, v, 1, 0), 1);
+	ck_assert_str_eq(buf, "_");
+	ck_assert_int_eq(console_fmt_spark(buf, sizeof buf, v, 0, 1), 0);
+	ck_assert_str_eq(buf, "");
+	/* scaled to the largest, whatever its size */
+	{
+		const double big[] = {1e6, 5e5, 2e6};
+
+		ck_assert_int_eq(console_fmt_spark(buf, sizeof buf, big, 3, 0), 3);
+		ck_assert_str_eq(buf, "+-@"); /* 3.5 and 1.75 of 7 levels, rounded */
+	}
+	/* bounded: whole cells only, always terminated */
+	ck_assert_int_eq(console_fmt_spark(buf, 7, v, 10, 1), 2);
+	ck_assert_str_eq(buf, "\u2581\u2582");
+	ck_assert_int_eq(console_fmt_spark(buf, 1, v, 10, 0), 0);
+	ck_assert_str_eq(buf, "");
+	ck_assert_int_eq(console_fmt_spark(buf, 0, v, 10, 0), 0);
+}
+END_TEST
+
 START_TEST(latency_units)
 {
 	CHECK_FMT(console_fmt_latency, 0.0, "0.00 ms");
@@ -888,6 +918,7 @@ Suite *console_suite(void)
 	tcase_add_test(fmt, bar_cells);
 	tcase_add_test(fmt, duration);
 	tcase_add_test(fmt, rate);
+	tcase_add_test(fmt, spark_levels);
 	tcase_add_test(fmt, latency_units);
 	tcase_add_test(fmt, latency_never_rounds_into_the_next_unit);
 	tcase_add_test(fmt, latency_buffer_bounds);

@@ -228,33 +228,15 @@ static void put_at(struct console *c, WINDOW *w, int y, int *x, enum role role, 
 	*x += draw_text(w, y, *x, cols < room ? cols : room, text, 0, c->attr[role]);
 }
 
-/* The last n gifts/s samples as a sparkline of n cells into buf. */
+/* The last n gifts/s samples as a sparkline into buf. */
 static void sparkline(const struct console *c, char *buf, size_t cap, size_t n)
 {
-	static const char *const bars[] = {"\u2581", "\u2582", "\u2583", "\u2584",
-	                                   "\u2585", "\u2586", "\u2587", "\u2588"};
-	static const char ascii[] = "_.-=+*#@";
-	size_t have = c->n_hist < n ? c->n_hist : n, at = 0;
-	double top = 0;
+	double v[HIST_N];
+	size_t have = c->n_hist < n ? c->n_hist : n;
 
-	buf[0] = '\0';
-	for (size_t i = 0; i < have; i++) {
-		double v = c->rate_hist[(c->n_hist - have + i) % HIST_N];
-
-		top = v > top ? v : top;
-	}
-	for (size_t i = 0; i < have && at + 4 < cap; i++) {
-		double v = c->rate_hist[(c->n_hist - have + i) % HIST_N];
-		int level = top > 0 ? (int)(v / top * 7.0 + 0.5) : 0;
-
-		if (c->utf8) {
-			memcpy(buf + at, bars[level], 3);
-			at += 3;
-		} else {
-			buf[at++] = ascii[level];
-		}
-	}
-	buf[at] = '\0';
+	for (size_t i = 0; i < have; i++)
+		v[i] = c->rate_hist[(c->n_hist - have + i) % HIST_N];
+	console_fmt_spark(buf, cap, v, have, c->utf8);
 }
 
 /* The share of captures that succeeded over the last minute (the payments

@@ -217,6 +217,33 @@ int console_fmt_duration(char *buf, size_t cap, int64_t seconds)
 	return emit(buf, cap, tmp, (size_t)n);
 }
 
+int console_fmt_spark(char *buf, size_t cap, const double *v, size_t n, int utf8)
+{
+	static const char *const bars[] = {"\u2581", "\u2582", "\u2583", "\u2584",
+	                                   "\u2585", "\u2586", "\u2587", "\u2588"};
+	static const char ascii[] = "_.-=+*#@";
+	size_t at = 0, cell = utf8 ? 3 : 1;
+	double top = 0;
+	int cells = 0;
+
+	if (!cap)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (v[i] > top)
+			top = v[i];
+	for (size_t i = 0; i < n && at + cell < cap; i++, cells++) {
+		int level = top > 0 && v[i] > 0 ? (int)(v[i] / top * 7.0 + 0.5) : 0;
+
+		if (utf8)
+			memcpy(buf + at, bars[level], 3);
+		else
+			buf[at] = ascii[level];
+		at += cell;
+	}
+	buf[at] = '\0';
+	return cells;
+}
+
 int console_fmt_rate(char *buf, size_t cap, double v)
 {
 	char tmp[32];

@@ -47,6 +47,13 @@ int console_fmt_duration(char *buf, size_t cap, int64_t seconds);
  * negative value or NaN. */
 int console_fmt_rate(char *buf, size_t cap, double v);
 
+/* A sparkline of v[0..n), oldest first: one cell per value, eight levels
+ * scaled to the largest (all lowest when none is above 0; a negative or
+ * NaN value counts as 0), in block characters when utf8, else in
+ * "_.-=+*#@". Returns the cells written (n when it fits), 0 when nothing
+ * fits; buf is always NUL-terminated when cap > 0. */
+int console_fmt_spark(char *buf, size_t cap, const double *v, size_t n, int utf8);
+
 /* Milliseconds of latency in a unit that keeps three significant digits at
  * most: "0.05 ms", "12.3 ms", "120 ms", "1.25 s", "42.0 s", "3.5 min",
  * "2.0 h" (hours from 60 min, at most ">999999 h"); "-" for a negative
