@@ -603,10 +603,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 	}
 	for (int i = 0; i < w->n_webhooks; i++)
 		if (!w->webhook_secret[i] || !*w->webhook_secret[i]) {
+			char url[256];
+
 			fprintf(stderr,
 			        "tally: --webhook %s needs a secret (--webhook-secret or "
 			        "TALLY_WEBHOOK_SECRET)\n",
-			        w->webhook_url[i]);
+			        util_url_redact(w->webhook_url[i], url, sizeof(url)));
 			return -EINVAL;
 		}
 	if (o->mock_latency_ms >= 0)
@@ -1186,12 +1188,16 @@ int main(int argc, char **argv)
 	                    "max_cents", (json_int_t)o.engine.limits.max_cents));
 	{
 		const struct work_config *w = &o.work;
+		char smtp[512];
+		/* The SMTP URL may hold a login: the log gets it without. */
+		const char *smtp_url =
+		    w->smtp_url ? util_url_redact(w->smtp_url, smtp, sizeof(smtp)) : NULL;
 
 		log_event(LOG_INFO, "jobs.config",
 		          json_pack("{s:s,s:i,s:f,s:s?,s:s,s:i,s:i,s:i,s:i,s:i}", "processor",
 		                    w->processor, "mock_latency_ms", w->mock_latency_ms,
-		                    "mock_fail_rate", w->mock_fail_rate, "smtp", w->smtp_url,
-		                    "outbox", w->outbox ? w->outbox : "(DB-outbox)", "webhooks",
+		                    "mock_fail_rate", w->mock_fail_rate, "smtp", smtp_url, "outbox",
+		                    w->outbox ? w->outbox : "(DB-outbox)", "webhooks",
 		                    w->n_webhooks, "payments_inflight",
 		                    o.jobs.policy[JOB_PAYMENTS].inflight, "receipts_inflight",
 		                    o.jobs.policy[JOB_RECEIPTS].inflight, "webhooks_inflight",

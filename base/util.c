@@ -314,6 +314,20 @@ int util_is_loopback(const char *ip)
 	return !strncmp(ip, "127.", 4) || !strcmp(ip, "::1") || !strncmp(ip, "::ffff:127.", 11);
 }
 
+char *util_url_redact(const char *url, char *out, size_t cap)
+{
+	const char *sep = strstr(url, "://");
+	const char *auth = sep ? sep + 3 : url;
+	size_t auth_len = strcspn(auth, "/?#");
+	const char *at = memrchr(auth, '@', auth_len);
+
+	if (!at)
+		snprintf(out, cap, "%s", url);
+	else
+		snprintf(out, cap, "%.*s%s", (int)(auth - url), url, at + 1);
+	return out;
+}
+
 int util_thread_name(const char *name)
 {
 	char n[16];

@@ -69,6 +69,13 @@ uint64_t util_hash_keyed(const struct util_hash_key *key, const void *s, size_t 
  * 127.x. */
 int util_is_loopback(const char *ip);
 
+/* Copy url into out (cap bytes, NUL-ended, cut when longer) without its
+ * userinfo: "smtp://user:password@host:25/x" gives "smtp://host:25/x", a
+ * URL without "scheme://" is read as starting with its authority, one
+ * without '@' in its authority is copied as it is. For logs, which must
+ * never hold a password. Returns out. Any thread. */
+char *util_url_redact(const char *url, char *out, size_t cap);
+
 /* Name the calling thread (top -H, gdb, perf; at most 15 bytes are kept).
  * Never the main thread: its name is the process's. Returns 0 or -errno. */
 int util_thread_name(const char *name);

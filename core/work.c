@@ -11,6 +11,7 @@
 #include "core/processor.h"
 #include "core/receipt.h"
 #include "core/webhook.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -77,7 +78,10 @@ int work_setup(const struct work_config *cfg, struct jobs_config *jc, char *err,
 	}
 	for (int i = 0; i < cfg->n_webhooks; i++) {
 		if (!cfg->webhook_secret[i] || !cfg->webhook_secret[i][0]) {
-			snprintf(err, errcap, "webhook %s has no secret", cfg->webhook_url[i]);
+			char url[256];
+
+			snprintf(err, errcap, "webhook %s has no secret",
+			         util_url_redact(cfg->webhook_url[i], url, sizeof(url)));
 			return -EINVAL;
 		}
 		jc->endpoint[i] = cfg->webhook_url[i];

@@ -357,6 +357,31 @@ END_TEST
 
 /* ---- constant-time comparison ---- */
 
+START_TEST(url_redact)
+{
+	static const struct {
+		const char *in, *out;
+	} cases[] = {
+	    {"smtp://user:pw@mail.example.org:587", "smtp://mail.example.org:587"},
+	    {"smtp://user:pw@mail.example.org:587/", "smtp://mail.example.org:587/"},
+	    {"smtps://us%40er:p@ss@host", "smtps://host"}, /* the last '@' ends it */
+	    {"https://token@hooks.example.org/in?a=b@c", "https://hooks.example.org/in?a=b@c"},
+	    {"https://hooks.example.org/x@y", "https://hooks.example.org/x@y"},
+	    {"smtp://127.0.0.1:2525", "smtp://127.0.0.1:2525"},
+	    {"user:pw@host:25", "host:25"},
+	    {"http://@host", "http://host"},
+	    {"", ""},
+	};
+	char out[64], small[8];
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(cases); i++)
+		ck_assert_str_eq(util_url_redact(cases[i].in, out, sizeof(out)), cases[i].out);
+	/* Cut short, never with the login. */
+	ck_assert_str_eq(util_url_redact("smtp://user:secret@hostname", small, sizeof(small)),
+	                 "smtp://");
+}
+END_TEST
+
 START_TEST(ct_equal)
 {
 	ck_assert_int_eq(util_ct_equal("secret", 6, "secret", 6), 1);
@@ -580,6 +605,7 @@ Suite *util_suite(void)
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("misc");
+	tcase_add_test(tc, url_redact);
 	tcase_add_test(tc, ct_equal);
 	tcase_add_test(tc, hash_stable);
 	tcase_add_test(tc, hash_fnv1a_vectors);
