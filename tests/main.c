@@ -97,6 +97,7 @@ int main(void)
 	    {"pacer", pacer_suite},       {"privacy", privacy_suite},
 	    {"feed", feed_suite},         {"tokens", tokens_suite},
 	    {"tls", tls_suite},
+	    {"logs", logs_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;
