@@ -7,7 +7,8 @@
 #   make check-deps which folder may include which (make check runs it first)
 #   make format-check  fail when a tracked .c/.h differs from .clang-format
 #   make bench      benchmarks (prints tables; not part of make check)
-#   make fuzz       libFuzzer on every parser of untrusted input (FUZZ_SECONDS=60 each)
+#   make fuzz       libFuzzer on every parser of untrusted input (FUZZ_SECONDS=60 each,
+#                   FUZZ_JOBS=2 two at a time)
 #   make torture    crash loop: SIGKILL under load, then the invariants
 #                   (ROUNDS=50, SEED=N to replay a run)
 #   make install PREFIX=/usr/local DESTDIR=
@@ -171,11 +172,15 @@ $(BUILD)/fanout: tests/bench/fanout.c
 # and coverage into build/fuzz/libtally.a; a harness links what it needs.
 #   make fuzz                       every harness FUZZ_SECONDS (60) each
 #   make fuzz FUZZ_SECONDS=N        N seconds each
+#   make fuzz FUZZ_JOBS=2           two harnesses at a time (one core each)
 #   make fuzz FUZZ=uri FUZZ_RUNS=10000000   one harness, stop at N inputs
 # Inputs that found new paths collect in build/fuzz/corpus/<name>/; a
-# crash is saved as build/fuzz/crash-<name>-* and fails the run.
+# crash is saved as build/fuzz/crash-<name>-* and fails the run. With
+# FUZZ_JOBS above 1 each harness's output is printed whole when it ends,
+# and every harness runs even when one fails (make -k).
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= -1
+FUZZ_JOBS    ?= 1
 FUZZ_ALL     := donation campaign uri live_msg idem receipt
 FUZZ         ?= $(FUZZ_ALL)
 FUZZ_CC      ?= clang
@@ -206,18 +211,18 @@ build/fuzz/fuzz_%: tests/fuzz/fuzz_%.c build/fuzz/libtally.a
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< build/fuzz/libtally.a $(LDLIBS_ALL)
 
-define fuzz_run
-	build/fuzz/fuzz_$(1) -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) \
-		-max_len=$(FUZZ_MAX_LEN_$(1)) -print_final_stats=1 \
-		-artifact_prefix=build/fuzz/crash-$(1)- build/fuzz/corpus/$(1) tests/fuzz/corpus/$(1)
-
-endef
+# One harness's run (make fuzz builds them all first).
+fuzz-run-%:
+	@mkdir -p build/fuzz/corpus/$*
+	build/fuzz/fuzz_$* -max_total_time=$(FUZZ_SECONDS) -runs=$(FUZZ_RUNS) \
+		-max_len=$(FUZZ_MAX_LEN_$*) -print_final_stats=1 \
+		-artifact_prefix=build/fuzz/crash-$*- build/fuzz/corpus/$* tests/fuzz/corpus/$*
 
 fuzz:
 	@scripts/deps --fuzz
-	@$(MAKE) --no-print-directory $(addprefix build/fuzz/fuzz_,$(FUZZ))
-	@mkdir -p $(addprefix build/fuzz/corpus/,$(FUZZ))
-	$(foreach h,$(FUZZ),$(call fuzz_run,$(h)))
+	@$(MAKE) --no-print-directory -j$(FUZZ_JOBS) $(addprefix build/fuzz/fuzz_,$(FUZZ))
+	@$(MAKE) --no-print-directory -j$(FUZZ_JOBS) $(if $(filter-out 1,$(FUZZ_JOBS)),-k -Otarget) \
+		$(addprefix fuzz-run-,$(FUZZ))
 
 # Crash loop (tests/torture/crashloop.py): ROUNDS rounds of mixed load,
 # each ended by SIGKILL at a random moment, then a restart and the
