@@ -27,6 +27,13 @@ static void sleep_ms(int ms)
 	nanosleep(&ts, NULL);
 }
 
+int itest_slowdown(void)
+{
+	const char *v = getenv("TALLY_VALGRIND");
+
+	return v && *v && strcmp(v, "0") ? 10 : 1;
+}
+
 static int read_port(const char *log)
 {
 	char line[512];
@@ -99,7 +106,7 @@ int itest_start(struct itest_server *s, const char *extra)
 		_exit(127);
 	}
 	free(copy);
-	for (int i = 0; i < 200; i++) {
+	for (int i = 0; i < 200 * itest_slowdown(); i++) {
 		int st;
 
 		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
@@ -131,7 +138,7 @@ int itest_signal(struct itest_server *s, int sig)
 	if (s->pid <= 0)
 		return -1;
 	kill(s->pid, sig);
-	for (int i = 0; i < 400; i++) {
+	for (int i = 0; i < 400 * itest_slowdown(); i++) {
 		if (waitpid(s->pid, &st, WNOHANG) == s->pid) {
 			s->pid = 0;
 			return st;
@@ -861,7 +868,7 @@ int itest_settle(int port)
 {
 	/* Up to 30 s: a sanitizer build on a busy machine is slow to drain
 	 * its queues (receipts are fsynced). */
-	for (int i = 0; i < 3000; i++) {
+	for (int i = 0; i < 3000 * itest_slowdown(); i++) {
 		struct itest_resp r;
 		int idle;
 

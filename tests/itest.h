@@ -24,6 +24,10 @@ struct itest_resp {
 	size_t len;
 };
 
+/* How many times longer than usual a server may take to start, stop or
+ * settle: 10 under make valgrind (TALLY_VALGRIND set, not "0"), else 1. */
+int itest_slowdown(void);
+
 /* Start `$TALLY_BIN --headless --listen 127.0.0.1:0 --db DIR/t.db` plus
  * extra args (space separated, may be NULL), with TALLY_ADMIN_TOKEN set.
  * Creates DIR when s->dir is NULL. Waits until it serves. Returns 0 or -1. */
@@ -121,7 +125,7 @@ int itest_send(int fd, const void *bytes, size_t len);
 /* GET path with the admin token. Returns 0 or -1. */
 int itest_admin_get(int port, const char *path, struct itest_resp *r);
 
-/* Wait (at most 10 s) until no job is ready, running, held or waiting to
+/* Wait (at most 30 s, times itest_slowdown) until no job is ready, running, held or waiting to
  * retry: every accepted gift is captured or declined and its receipts and
  * webhooks done (or dead). Returns 0 or -1. */
 int itest_settle(int port);

@@ -1405,6 +1405,9 @@ Suite *jobs_suite(void)
 	tcase_add_test(unit, event_body_is_json);
 	tcase_add_test(unit, bad_job_options_are_refused);
 	tcase_add_test(unit, amount_options_are_bounded);
+	/* The option tests run tally forty times: a moment each, but a
+	 * second or more under valgrind (make valgrind multiplies this). */
+	tcase_set_timeout(unit, 20);
 	suite_add_tcase(s, unit);
 	tcase_add_unchecked_fixture(it, tests_root_setup, tests_root_teardown);
 	tcase_add_checked_fixture(it, setup, teardown);

@@ -1120,11 +1120,14 @@ START_TEST(slow_readers_are_dropped_without_memory_growth)
 	free(m);
 	after = rss_kib(srv.pid);
 	/* They were sent about 5 MB that they never read. A sanitizer's
-	 * allocator keeps freed memory and shadows the rest, so its RSS says
-	 * nothing of what tally holds: the bound applies to a plain build. */
+	 * allocator keeps freed memory and shadows the rest, and so does
+	 * valgrind's (it holds 20 MB of freed blocks back to catch their
+	 * use), so their RSS says nothing of what tally holds: the bound
+	 * applies to a plain build run as it is. */
 #if !defined(__SANITIZE_ADDRESS__) && !defined(__SANITIZE_THREAD__)
-	ck_assert_msg(after - before < 8 * 1024, "RSS grew %ld KiB with %d stuck readers",
-	              after - before, SLOW);
+	if (itest_slowdown() == 1)
+		ck_assert_msg(after - before < 8 * 1024, "RSS grew %ld KiB with %d stuck readers",
+		              after - before, SLOW);
 #else
 	(void)after;
 	(void)before;

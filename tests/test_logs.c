@@ -186,17 +186,17 @@ START_TEST(search_finds_every_form)
 		char text[512];
 
 		snprintf(text, sizeof(text), "{\"msg\":\"GET /x?e=%s&y=1\"}", forms[i]);
-		ck_assert_msg(find_secret(text, s, 0, form, sizeof(form)), "form %d missed: %s",
-		              i, text);
+		ck_assert_msg(find_secret(text, s, 0, form, sizeof(form)), "form %d missed: %s", i,
+		              text);
 		free(forms[i]);
 	}
-	ck_assert_ptr_nonnull(find_secret("zo%C3%AB+%22q%22+a%2Fb%2Bc%40example.org", s, 0, form,
-	                                  sizeof(form)));
-	ck_assert_ptr_null(find_secret("{\"msg\":\"Zo \\\"Q\\\" a/b c@example.org\"}", s, 0,
-	                               form, sizeof(form)));
+	ck_assert_ptr_nonnull(
+	    find_secret("zo%C3%AB+%22q%22+a%2Fb%2Bc%40example.org", s, 0, form, sizeof(form)));
+	ck_assert_ptr_null(
+	    find_secret("{\"msg\":\"Zo \\\"Q\\\" a/b c@example.org\"}", s, 0, form, sizeof(form)));
 	/* A token's first half is found; less than that is not. */
-	ck_assert_ptr_nonnull(find_secret("id 0123456789abcdef...", "0123456789abcdef0123456789abcdef",
-	                                  1, form, sizeof(form)));
+	ck_assert_ptr_nonnull(find_secret(
+	    "id 0123456789abcdef...", "0123456789abcdef0123456789abcdef", 1, form, sizeof(form)));
 	ck_assert_ptr_null(find_secret("id 0123456789abcde...", "0123456789abcdef0123456789abcdef",
 	                               1, form, sizeof(form)));
 }
@@ -325,9 +325,8 @@ static int request(const char *method, const char *path, const char *headers, co
 	struct itest_resp r;
 	int status;
 
-	ck_assert_int_eq(itest_http(srv.port, method, path, headers, body,
-	                            body ? strlen(body) : 0, &r),
-	                 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, method, path, headers, body, body ? strlen(body) : 0, &r), 0);
 	status = r.status;
 	itest_resp_fini(&r);
 	return status;
@@ -389,15 +388,15 @@ static void attacker(int port)
 	                         "YWRtaW46YXR0YWNrZXItZ3Vlc3MtMGI3ZDVmM2E5MWMyZTY0OA==\r\n",
 	                         NULL),
 	                 401);
-	ck_assert_int_eq(request("GET", "/api/v1/donations/dn_1?token=" ATTACKER_STATUS, NULL, NULL),
-	                 404);
+	ck_assert_int_eq(
+	    request("GET", "/api/v1/donations/dn_1?token=" ATTACKER_STATUS, NULL, NULL), 404);
 	snprintf(req, sizeof(req),
 	         "GET /live/console HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nUpgrade: websocket\r\n"
 	         "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 	         "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tally.console.v1\r\n"
 	         "Authorization: Bearer " ATTACKER_CONSOLE "\r\n\r\n",
 	         port);
-	got = itest_raw(port, req, strlen(req), 3000);
+	got = itest_raw(port, req, strlen(req), 3000 * itest_slowdown());
 	ck_assert_ptr_nonnull(got);
 	ck_assert_msg(strstr(got, " 401 "), "the console was not refused: %s", got);
 	free(got);
@@ -407,7 +406,7 @@ static void attacker(int port)
 	         "GET /api/v1/admin/queues HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
 	         "Authorization: Bearer " ATTACKER_BIG "%s\r\n\r\n",
 	         port, pad);
-	got = itest_raw(port, req, strlen(req), 3000);
+	got = itest_raw(port, req, strlen(req), 3000 * itest_slowdown());
 	ck_assert_ptr_nonnull(got);
 	ck_assert_msg(strstr(got, " 431 "), "the big header was not refused: %s", got);
 	free(got);
@@ -423,10 +422,10 @@ START_TEST(a_session_logs_no_secret)
 	ck_assert_ptr_nonnull(all);
 	smtp_dir = tests_tmpdir();
 	ck_assert_ptr_nonnull(smtp_dir);
-	ck_assert_int_eq(
-	    itest_tool_start(&stripe, "stripe_standin.py", "--secret-key " STRIPE_KEY), 0);
-	ck_assert_int_eq(itest_tool_start(&hook_ok, "webhook_receiver.py", "--secret " HOOK_SECRET_OK),
+	ck_assert_int_eq(itest_tool_start(&stripe, "stripe_standin.py", "--secret-key " STRIPE_KEY),
 	                 0);
+	ck_assert_int_eq(
+	    itest_tool_start(&hook_ok, "webhook_receiver.py", "--secret " HOOK_SECRET_OK), 0);
 	ck_assert_int_eq(itest_tool_start(&hook_fail, "webhook_receiver.py",
 	                                  "--secret " HOOK_SECRET_FAIL " --fail-first 3"),
 	                 0);
@@ -477,9 +476,9 @@ START_TEST(a_session_logs_no_secret)
 	ck_assert_int_eq(give(&ss, "idem-logs-bob-2c7e9b0f4a1d6358", NAME_BOB, EMAIL_BOB,
 	                      "tok_chargeDeclined", bob, bob_tok),
 	                 202);
-	ck_assert_int_eq(give(&ss, "idem-logs-cy-f06b3d8a1e5c2947", NAME_CY, EMAIL_CY, "tok_visa",
-	                      cy, cy_tok),
-	                 202);
+	ck_assert_int_eq(
+	    give(&ss, "idem-logs-cy-f06b3d8a1e5c2947", NAME_CY, EMAIL_CY, "tok_visa", cy, cy_tok),
+	    202);
 	ck_assert_int_eq(give(&ss, "idem-logs-dee-91a4e7c3b6f0d258", NAME_DEE, EMAIL_DEE,
 	                      "tok_chargeDeclinedProcessingError", dee, dee_tok),
 	                 202);
@@ -490,11 +489,12 @@ START_TEST(a_session_logs_no_secret)
 	                         "Content-Type: application/json\r\n",
 	                         "{\"donor\":{\"email\":\"" EMAIL_BOB "\"}"),
 	                 400);
-	ck_assert_int_eq(request("POST", "/api/v1/campaigns/food/donations",
-	                         "Content-Type: application/json\r\n",
-	                         "{\"amount_cents\":-5,\"currency\":\"USD\",\"donor\":{\"name\":\"" NAME_BOB
-	                         "\",\"email\":\"" EMAIL_BOB "@@\"},\"payment_token\":\"tok_visa\"}"),
-	                 422);
+	ck_assert_int_eq(
+	    request("POST", "/api/v1/campaigns/food/donations",
+	            "Content-Type: application/json\r\n",
+	            "{\"amount_cents\":-5,\"currency\":\"USD\",\"donor\":{\"name\":\"" NAME_BOB
+	            "\",\"email\":\"" EMAIL_BOB "@@\"},\"payment_token\":\"tok_visa\"}"),
+	    422);
 	attacker(srv.port);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	expect_status(ada, ada_tok, "\"succeeded\"");
@@ -516,16 +516,15 @@ START_TEST(a_session_logs_no_secret)
 	snprintf(path, sizeof(path), "/api/v1/admin/donations/%s/refund", ada);
 	snprintf(body, sizeof(body), "{\"reason\":\"requested by the donor\"}");
 	ck_assert_int_eq(request("POST", path, ADMIN_JSON, body), 202);
-	ck_assert_int_eq(request("POST", "/api/v1/admin/queues/receipts/retry-dead", ADMIN_JSON, ""),
-	                 200);
+	ck_assert_int_eq(
+	    request("POST", "/api/v1/admin/queues/receipts/retry-dead", ADMIN_JSON, ""), 200);
 	ck_assert_int_eq(request("POST", "/api/v1/admin/campaigns/food/pause", ADMIN_JSON, ""),
 	                 200);
 	ck_assert_int_eq(request("POST", "/api/v1/admin/campaigns/food/resume", ADMIN_JSON, ""),
 	                 200);
-	ck_assert_int_eq(
-	    request("GET", "/api/v1/admin/audit?limit=50", "Authorization: Bearer " ITEST_TOKEN "\r\n",
-	            NULL),
-	    200);
+	ck_assert_int_eq(request("GET", "/api/v1/admin/audit?limit=50",
+	                         "Authorization: Bearer " ITEST_TOKEN "\r\n", NULL),
+	                 200);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	expect_status(ada, ada_tok, "\"refunded\"");
 	stop_and_collect(&all);

@@ -445,7 +445,8 @@ END_TEST
  * args (space separated, may be NULL) and, unlike itest_start, no
  * TALLY_ADMIN_TOKEN (so it uses a token file), under umask 022; its
  * stderr goes to s->log. Returns 0 once it serves, 1 once it has exited
- * (*status its wait status), -1 when neither within 10 s. */
+ * (*status its wait status), -1 when neither within 10 s (times
+ * itest_slowdown). */
 static int start_plain(struct itest_server *s, const char *extra, int *status)
 {
 	const char *bin = getenv("TALLY_BIN") ? getenv("TALLY_BIN") : "./tally";
@@ -479,7 +480,7 @@ static int start_plain(struct itest_server *s, const char *extra, int *status)
 		_exit(127);
 	}
 	free(copy);
-	for (int i = 0; i < 400; i++) {
+	for (int i = 0; i < 400 * itest_slowdown(); i++) {
 		FILE *f;
 
 		if (waitpid(s->pid, status, WNOHANG) == s->pid) {
