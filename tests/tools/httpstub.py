@@ -3,12 +3,21 @@
 An app object has handle(req) returning (status, body_bytes, extra_header_lines)
 or an awaitable of that, and may have error(status, msg) shaping the answers to
 malformed requests (default: {"error": msg}). serve(app, port) listens on
-127.0.0.1, prints "PORT <n>" and runs until SIGTERM/SIGINT.
+127.0.0.1, prints "PORT <n>" and runs until SIGTERM/SIGINT; listen(app, port)
+only listens (a second, control listener) and returns the asyncio server.
+
+Outages: a handler may return (or resolve to) RESET: the connection gets the
+first half of an answer's head, then a TCP reset (SO_LINGER 0), as from a
+server or balancer that dies mid-answer. hang() is an awaitable that never
+completes: the request stays unanswered until the client gives up.
+parse_mode(body, modes) reads a {"mode": ...} control body.
 """
 
 import asyncio
 import json
 import signal
+import socket
+import struct
 import sys
 from collections import deque
 
@@ -25,8 +34,30 @@ REASONS = {
 }
 
 
+RESET = object()  # a handler's result: half a head, then a TCP reset
+HALF_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: appl"
+
+
 def jbytes(obj):
     return json.dumps(obj, separators=(",", ":")).encode()
+
+
+async def hang():
+    """Never completes (an answer that never comes); cancelled at close."""
+    await asyncio.get_running_loop().create_future()
+
+
+def parse_mode(body, modes):
+    """The mode of a control body {"mode": M, ...}: (M, obj) or (None, error
+    answer) when the body is not such an object or M is not in modes."""
+    try:
+        obj = json.loads(body or b"null")
+    except ValueError:
+        obj = None
+    if not isinstance(obj, dict) or obj.get("mode") not in modes:
+        return None, (400, jbytes({"error": "want {\"mode\": one of %s}" % "|".join(modes)}),
+                      "")
+    return obj["mode"], obj
 
 
 def proto_error(status, msg):
@@ -155,10 +186,10 @@ class HttpProtocol(asyncio.Protocol):
             res = self.error(500, "internal error in the test tool")
         if not keep:
             self.closing = True
-        if type(res) is tuple and not self.queue:
+        if (type(res) is tuple or res is RESET) and not self.queue:
             self._write(res, keep)
             return
-        if type(res) is not tuple:
+        if type(res) is not tuple and res is not RESET:
             res = asyncio.ensure_future(res)
             res.add_done_callback(self._done)
         self.queue.append([res, keep])
@@ -174,7 +205,7 @@ class HttpProtocol(asyncio.Protocol):
         q = self.queue
         while q:
             res, keep = q[0]
-            if type(res) is not tuple:
+            if type(res) is not tuple and res is not RESET:
                 if not res.done():
                     break
                 if res.cancelled() or res.exception() is not None:
@@ -185,7 +216,7 @@ class HttpProtocol(asyncio.Protocol):
                     res = res.result()
             q.popleft()
             self._write(res, keep)
-            if not keep:
+            if not keep or res is RESET:
                 q.clear()
                 return
         if self.paused and len(q) < MAX_QUEUE // 2 and self.transport:
@@ -195,6 +226,9 @@ class HttpProtocol(asyncio.Protocol):
     def _write(self, res, keep):
         t = self.transport
         if t is None:
+            return
+        if res is RESET:
+            self._reset(t)
             return
         status, body, extra = res
         t.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
@@ -206,12 +240,30 @@ class HttpProtocol(asyncio.Protocol):
             self.transport = None
 
 
+    def _reset(self, t):
+        """Half an answer's head, then RST: close with SO_LINGER 0."""
+        self.closing = True
+        t.write(HALF_HEAD)
+        sock = t.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        t.abort()
+        self.transport = None
+
+
+async def listen(app, port, conns=None):
+    """Listen on 127.0.0.1:port for app; returns the asyncio server."""
+    loop = asyncio.get_running_loop()
+    conns = set() if conns is None else conns
+    return await loop.create_server(lambda: HttpProtocol(app, conns), "127.0.0.1",
+                                    port, backlog=4096, reuse_address=True)
+
+
 async def serve(app, port):
     """Listen on 127.0.0.1:port, print PORT, run until SIGTERM/SIGINT."""
     loop = asyncio.get_running_loop()
     conns = set()
-    server = await loop.create_server(lambda: HttpProtocol(app, conns), "127.0.0.1",
-                                      port, backlog=4096, reuse_address=True)
+    server = await listen(app, port, conns)
     print(f"PORT {server.sockets[0].getsockname()[1]}", flush=True)
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

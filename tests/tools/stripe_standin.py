@@ -4,6 +4,7 @@
 Usage:
     tests/tools/stripe_standin.py --port 0 [--latency-ms N] [--secret-key KEY]
                                   [--fail-first N] [--fail-rate P] [--seed N]
+                                  [--hang | --reset]
 
 Listens on 127.0.0.1 only. Prints exactly one line "PORT <n>" on stdout once it
 listens, then serves until SIGTERM/SIGINT (exit status 0). HTTP/1.1 keep-alive,
@@ -50,15 +51,36 @@ replays nor waiting on one); like Stripe, the 500 is stored for its key.
 probability P (0 to 1), drawn from a generator seeded with --seed N (default
 0), so a crash-loop test gets transient failures all along, not only first.
 
+Outages (a mode; "ok" is the normal service above). Every /v1 request is
+counted in "requests"; then, by mode:
+    hang   read the request, never answer and never process it: the
+           connection stays open until the client gives up (counted in "hung")
+    reset  process the request as in "ok" (a charge, its stored answer),
+           then send half the answer's head and reset the connection
+           (SO_LINGER 0): the client never learns the outcome (counted in
+           "resets")
+    500    answer HTTP 500 api_error at once, nothing processed or stored
+           for the key, as from a balancer in front of a down API (counted
+           in "injected")
+--hang or --reset start in that mode. POST /_mode switches at run time, so a
+test can end an outage without a restart: {"mode":"ok|hang|reset|500"},
+optionally with "only":"create|confirm|get|refund" to hit one kind of request
+and serve the rest (e.g. reset only confirmations: the charge is made and
+its answer lost). Requests already hanging stay unanswered.
+
 Control endpoints (no auth, no latency, not counted in "requests"):
     GET  /_stats            {"requests","captures","refunds","replays","intents",
-                             "injected" (500s of --fail-first and --fail-rate),
+                             "injected" (500s of --fail-first, --fail-rate and
+                             mode 500), "hung", "resets", "mode",
                              "by_key": {key: {"requests","charged"[, "refunded"]}},
                              "by_donation": {metadata donation_id:
                                  {"intents","confirms","charges"}}}
     GET  /_stats?summary=1  the same without by_key
-    POST /_reset            forget everything, restore the --fail-first budget;
-                            /_reset?fail_first=N sets a new budget instead.
+    POST /_reset            forget everything, restore the --fail-first budget
+                            and the starting mode; /_reset?fail_first=N sets a
+                            new budget instead.
+    POST /_mode             {"mode":M[,"only":K]} -> 200 {"mode":M,"only":K};
+                            another body -> 400
 
 Unknown paths -> 404, known path with another method -> 405. Every answer is
 application/json with a Content-Length.
@@ -74,7 +96,7 @@ import sys
 import time
 from urllib.parse import parse_qsl
 
-from httpstub import jbytes, serve
+from httpstub import RESET, hang, jbytes, parse_mode, serve
 
 # --------------------------------------------------------------------------
 # The Stripe stand-in proper.
@@ -96,6 +118,8 @@ REPLAYED = "Idempotent-Replayed: true\r\n"
 CURRENCY_RE = re.compile(r"[A-Za-z]{3}\Z")
 INTENT_PATH = re.compile(r"/v1/payment_intents/(pi_[A-Za-z0-9]+)(/confirm)?\Z")
 MAX_AMOUNT = 99999999
+MODES = ("ok", "hang", "reset", "500")
+KINDS = ("create", "confirm", "get", "refund")
 
 
 def invalid(message, param=None, code=None, status=400):
@@ -143,11 +167,13 @@ class Stripe:
         self.fail_first = args.fail_first
         self.fail_rate = args.fail_rate
         self.rng = random.Random(args.seed)
+        self.start_mode = "hang" if args.hang else "reset" if args.reset else "ok"
         self.routes = {
             ("POST", "/v1/payment_intents"): self.api,
             ("POST", "/v1/refunds"): self.api,
             ("GET", "/_stats"): self.stats,
             ("POST", "/_reset"): self.reset_route,
+            ("POST", "/_mode"): self.mode_route,
         }
         self.processors = {
             "/v1/payment_intents": self.create_intent,
@@ -158,6 +184,10 @@ class Stripe:
         self.reset(self.fail_first)
 
     def reset(self, fail_first):
+        self.mode = self.start_mode
+        self.only = None     # the kind of request the mode hits; None: all
+        self.hung = 0
+        self.resets = 0
         self.requests = 0
         self.captures = 0
         self.refunds = 0
@@ -170,6 +200,37 @@ class Stripe:
         self.inflight = {}  # idempotency key -> (fingerprint, future of answer)
 
     def handle(self, req):
+        if self.mode != "ok" and req.path.startswith("/v1/"):
+            kind = self.kind_of(req)
+            if self.only is None or self.only == kind:
+                return self.outage(req)
+        return self.serve(req)
+
+    def kind_of(self, req):
+        m = INTENT_PATH.match(req.path)
+        if m:
+            return "confirm" if m.group(2) else "get"
+        return {"/v1/payment_intents": "create", "/v1/refunds": "refund"}.get(req.path)
+
+    def outage(self, req):
+        """A /v1 request during an outage (see the module docstring)."""
+        if self.mode == "hang":
+            self.requests += 1
+            self.hung += 1
+            return hang()
+        if self.mode == "500":
+            self.requests += 1
+            self.injected += 1
+            return ERR_TRANSIENT
+        self.resets += 1
+        res = self.serve(req)
+        return RESET if type(res) is tuple else self._then_reset(res)
+
+    async def _then_reset(self, res):
+        await res
+        return RESET
+
+    def serve(self, req):
         m = INTENT_PATH.match(req.path)
         if m and req.method == "GET" and not m.group(2):
             self.requests += 1
@@ -204,7 +265,8 @@ class Stripe:
     def stats(self, req):
         out = {"requests": self.requests, "captures": self.captures,
                "refunds": self.refunds, "replays": self.replays,
-               "intents": len(self.intents), "injected": self.injected}
+               "intents": len(self.intents), "injected": self.injected,
+               "hung": self.hung, "resets": self.resets, "mode": self.mode}
         if "summary=1" not in req.query.split("&"):
             by_key = {}
             for k, st in self.keys.items():
@@ -221,6 +283,16 @@ class Stripe:
         ff = q.get("fail_first", "")
         self.reset(int(ff) if ff.isdigit() else self.fail_first)
         return (200, b'{"ok":true}', "")
+
+    def mode_route(self, req):
+        mode, obj = parse_mode(req.body, MODES)
+        if mode is None:
+            return obj
+        only = obj.get("only")
+        if only is not None and only not in KINDS:
+            return (400, jbytes({"error": "only: one of " + "|".join(KINDS)}), "")
+        self.mode, self.only = mode, only
+        return (200, jbytes({"mode": mode, "only": only}), "")
 
     # ---- /v1 endpoints
 
@@ -423,6 +495,9 @@ def main():
     ap.add_argument("--fail-first", type=int, default=0)
     ap.add_argument("--fail-rate", type=float, default=0.0)
     ap.add_argument("--seed", type=int, default=0)
+    outage = ap.add_mutually_exclusive_group()
+    outage.add_argument("--hang", action="store_true")
+    outage.add_argument("--reset", action="store_true")
     args = ap.parse_args()
     if not 0.0 <= args.fail_rate <= 1.0:
         ap.error("--fail-rate must be between 0 and 1")

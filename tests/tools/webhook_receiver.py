@@ -3,7 +3,8 @@
 
 Usage:
     tests/tools/webhook_receiver.py --port 0 --secret S [--fail-first N]
-                                    [--latency-ms N] [--tolerance-s 300] [--hang]
+                                    [--latency-ms N] [--tolerance-s 300]
+                                    [--hang | --reset]
 
 Listens on 127.0.0.1 only. Prints exactly one line "PORT <n>" on stdout once it
 listens, then serves until SIGTERM/SIGINT (exit status 0). HTTP/1.1 keep-alive,
@@ -22,19 +23,31 @@ A POST to any path other than /_reset is a webhook delivery. It must carry
                                       check (counted in requests and failed only)
 --latency-ms N delays every delivery answer by N ms (asyncio sleep); the event
 is recorded when it arrives, before the delay.
---hang: an endpoint that accepts connections and never answers. Every
-delivery is read and counted in "requests", then left unanswered, so its
-connection stays open until the sender gives up; nothing is checked or
-recorded. Control endpoints still answer.
+Outages (a mode; "ok" is the normal service above):
+    hang   an endpoint that accepts connections and never answers. Every
+           delivery is read and counted in "requests", then left unanswered,
+           so its connection stays open until the sender gives up; nothing
+           is checked or recorded.
+    reset  every delivery is checked and recorded as in "ok", then the
+           connection gets half an answer's head and a TCP reset (SO_LINGER
+           0): the event arrived, the sender never learns it (counted in
+           "resets" too)
+    503    every delivery answered 503 {"error":"stand-in failure"} before
+           any check (counted in "requests" and "failed")
+--hang or --reset start in that mode; POST /_mode {"mode":"ok|hang|reset|503"}
+switches at run time (deliveries already hanging stay unanswered). Control
+endpoints answer in every mode.
 
 Control endpoints (not counted in "requests", never delayed):
     GET  /_events            {"events":[bodies in arrival order, as sent],
                               "accepted":N,"bad_signatures":N,"bad_bodies":N,
-                              "failed":N,"requests":N}
+                              "failed":N,"requests":N,"resets":N,"mode":M}
     GET  /_events?summary=1  the counts, plus "distinct_ids":N and
                              "by_type":{type:count}, without the bodies
     POST /_reset             forget everything, restore the --fail-first
-                             budget; /_reset?fail_first=N sets a new budget.
+                             budget and the starting mode; /_reset?fail_first=N
+                             sets a new budget.
+    POST /_mode              {"mode":M} -> 200 {"mode":M}; another body -> 400
 Only the first 100000 bodies are kept; later ones are only counted
 ("accepted", "distinct_ids" and "by_type" keep counting).
 """
@@ -48,9 +61,10 @@ import sys
 import time
 from urllib.parse import parse_qsl
 
-from httpstub import jbytes, proto_error, serve
+from httpstub import RESET, hang, jbytes, parse_mode, proto_error, serve
 
 MAX_EVENTS = 100000
+MODES = ("ok", "hang", "reset", "503")
 
 # --------------------------------------------------------------------------
 # The webhook receiver proper.
@@ -67,15 +81,17 @@ class Receiver:
         self.latency = args.latency_ms / 1000.0
         self.tolerance = args.tolerance_s
         self.fail_first = args.fail_first
-        self.hang = args.hang
-        self.forever = None  # --hang: a future nobody ever sets
+        self.start_mode = "hang" if args.hang else "reset" if args.reset else "ok"
         self.routes = {
             ("GET", "/_events"): self.events_route,
             ("POST", "/_reset"): self.reset_route,
+            ("POST", "/_mode"): self.mode_route,
         }
         self.reset(self.fail_first)
 
     def reset(self, fail_first):
+        self.mode = self.start_mode
+        self.resets = 0
         self.fail_left = fail_first
         self.requests = 0
         self.accepted = 0
@@ -91,15 +107,20 @@ class Receiver:
         if fn is not None:
             return fn(req)
         if req.method != "POST":
-            if req.path in ("/_events", "/_reset"):
+            if req.path in ("/_events", "/_reset", "/_mode"):
                 return proto_error(405, "method not allowed")
             return proto_error(404, "not found")
-        if self.hang:
+        if self.mode == "hang":
             self.requests += 1
-            if self.forever is None:
-                self.forever = asyncio.get_running_loop().create_future()
-            return self.forever
+            return hang()
+        if self.mode == "503":
+            self.requests += 1
+            self.failed += 1
+            return FAILED
         res = self.deliver(req)
+        if self.mode == "reset":
+            self.resets += 1
+            res = RESET
         if self.latency > 0:
             return self._sleep_then(res)
         return res
@@ -158,7 +179,7 @@ class Receiver:
     def events_route(self, req):
         counts = {"accepted": self.accepted, "bad_signatures": self.bad_signatures,
                   "bad_bodies": self.bad_bodies, "failed": self.failed,
-                  "requests": self.requests}
+                  "requests": self.requests, "resets": self.resets, "mode": self.mode}
         if "summary=1" in req.query.split("&"):
             counts["distinct_ids"] = len(self.ids)
             counts["by_type"] = self.by_type
@@ -171,6 +192,13 @@ class Receiver:
         self.reset(int(ff) if ff.isdigit() else self.fail_first)
         return OK
 
+    def mode_route(self, req):
+        mode, err = parse_mode(req.body, MODES)
+        if mode is None:
+            return err
+        self.mode = mode
+        return (200, jbytes({"mode": mode}), "")
+
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -179,7 +207,9 @@ def main():
     ap.add_argument("--fail-first", type=int, default=0)
     ap.add_argument("--latency-ms", type=int, default=0)
     ap.add_argument("--tolerance-s", type=int, default=300)
-    ap.add_argument("--hang", action="store_true")
+    outage = ap.add_mutually_exclusive_group()
+    outage.add_argument("--hang", action="store_true")
+    outage.add_argument("--reset", action="store_true")
     args = ap.parse_args()
     try:
         asyncio.run(serve(Receiver(args), args.port))
