@@ -117,8 +117,9 @@ static void usage(FILE *f)
 	           "  --webhook-secret S    HMAC secret of the preceding --webhook\n"
 	           "  --jobs Q:K=V,...      queue settings; Q is payments, receipts or webhooks,\n"
 	           "                        K is workers, inflight, attempts, backoff-ms,\n"
-	           "                        backoff-max-ms or nice (of its threads; receipts\n"
-	           "                        and webhooks 19), e.g. --jobs payments:inflight=512;\n"
+	           "                        backoff-max-ms, nice (of its threads; receipts\n"
+	           "                        and webhooks 19) or timeout-ms (an attempt's time\n"
+	           "                        limit, 10000), e.g. --jobs payments:inflight=512;\n"
 	           "                        webhooks also per-endpoint (attempts at once for\n"
 	           "                        one endpoint, 8; the rest wait)\n"
 	           "  --job-retention-s N   delete done jobs after N s (default 86400; 0 keeps)\n"
@@ -194,6 +195,7 @@ static const struct kv_key job_keys[] = {{"workers", 1, 16},
                                          {"backoff-ms", 1, 86400000},
                                          {"backoff-max-ms", 1, 604800000},
                                          {"nice", 0, 19},
+                                         {"timeout-ms", 10, 3600000},
                                          {"per-endpoint", 1, 4096}};
 
 /* What one --jobs sets: the queue's policy, and per-endpoint (-1 when not
@@ -226,6 +228,9 @@ static void set_job_key(void *ctx, size_t k, long v)
 		break;
 	case 5:
 		p->nice = (int)v;
+		break;
+	case 6:
+		p->timeout_ms = v;
 		break;
 	default:
 		a->per_endpoint = v;
@@ -267,8 +272,8 @@ bad:
 	fprintf(stderr,
 	        "tally: --jobs wants QUEUE:KEY=N,... with QUEUE payments, receipts or webhooks "
 	        "and KEY workers (1-16), inflight (1-4096), attempts (1-100), backoff-ms, "
-	        "backoff-max-ms, nice (0-19) or, for webhooks, per-endpoint (1-4096); got "
-	        "'%s'\n",
+	        "backoff-max-ms, nice (0-19), timeout-ms (10-3600000) or, for webhooks, "
+	        "per-endpoint (1-4096); got '%s'\n",
 	        arg);
 	return -EINVAL;
 }

@@ -161,6 +161,10 @@ struct job_policy {
 	int64_t backoff_ms; /* delay after the first failed attempt */
 	int64_t backoff_max_ms;
 	int nice; /* of the queue's threads: slow work yields the CPU to donors */
+	/* An attempt's time limit, over all its transfers (connect, a server
+	 * that never answers, a blocking SMTP DATA end): then it fails and
+	 * is retried. */
+	int64_t timeout_ms;
 };
 
 struct job_queue_info {

@@ -123,9 +123,9 @@ int64_t job_backoff_ms(const struct job_policy *p, int attempts, double r)
 void jobs_config_defaults(struct jobs_config *cfg)
 {
 	static const struct job_policy defaults[JOB_QUEUES] = {
-	    {1, 256, 8, 1000, 3600 * 1000, 0},
-	    {2, 32, 10, 5000, 3600 * 1000, 19},
-	    {1, 64, 12, 5000, 3600 * 1000, 19},
+	    {1, 256, 8, 1000, 3600 * 1000, 0, 10000},
+	    {2, 32, 10, 5000, 3600 * 1000, 19, 10000},
+	    {1, 64, 12, 5000, 3600 * 1000, 19, 10000},
 	};
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -884,23 +884,40 @@ static void complete(struct worker *w, struct job_run *r)
 	run_free(r);
 }
 
-/* Hand r's transfer to the worker's multi handle and list it. */
-static CURLMcode xfer_add(struct worker *w, struct job_run *r)
+/* Hand r's transfer to the worker's multi handle and list it, with what is
+ * left of its attempt's time as its limit. Returns 0, or -1 with a result
+ * (JOB_RETRY) in r when the attempt is out of time or curl refused. */
+static int xfer_add(struct worker *w, struct job_run *r)
 {
-	/* PRIVATE again each time: a reset handle has lost it. */
-	CURLMcode mc = curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r) == CURLE_OK
-	                   ? curl_multi_add_handle(w->multi, r->easy)
-	                   : CURLM_BAD_EASY_HANDLE;
+	uint64_t now = util_mono_ns();
+	long left_ms = r->deadline_ns > now ? (long)((r->deadline_ns - now + 999999) / 1000000) : 0;
+	CURLMcode mc;
 
-	if (mc != CURLM_OK)
-		return mc;
+	if (left_ms <= 0) {
+		r->result.kind = JOB_RETRY;
+		snprintf(r->result.error, sizeof(r->result.error),
+		         "the attempt ran out of time (%lld ms)",
+		         (long long)w->js->q[w->q].pol.timeout_ms);
+		return -1;
+	}
+	/* Set again each time: a reset handle has lost them. */
+	mc = curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r) ||
+	             curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, left_ms)
+	         ? CURLM_BAD_EASY_HANDLE
+	         : curl_multi_add_handle(w->multi, r->easy);
+	if (mc != CURLM_OK) {
+		r->result.kind = JOB_RETRY;
+		snprintf(r->result.error, sizeof(r->result.error), "curl: %s",
+		         curl_multi_strerror(mc));
+		return -1;
+	}
 	w->transfers++;
 	r->prev = NULL;
 	r->next = w->xfers;
 	if (w->xfers)
 		w->xfers->prev = r;
 	w->xfers = r;
-	return CURLM_OK;
+	return 0;
 }
 
 static void xfer_unlink(struct worker *w, struct job_run *r)
@@ -928,6 +945,7 @@ static void start_one(struct worker *w, struct job *j)
 		return;
 	}
 	r->job = j;
+	r->deadline_ns = util_mono_ns() + (uint64_t)w->js->q[w->q].pol.timeout_ms * 1000000ull;
 	rc = db_job_donation(w->db, &w->don_stmt, j->donation_id, &r->don);
 	if (rc == -ESRCH) {
 		r->result.kind = JOB_FAIL;
@@ -955,16 +973,8 @@ static void start_one(struct worker *w, struct job *j)
 		*pp = r;
 		return;
 	}
-	if (rc == JOB_RUN_CURL) {
-		CURLMcode mc;
-
-		mc = xfer_add(w, r);
-		if (mc == CURLM_OK)
-			return;
-		r->result.kind = JOB_RETRY;
-		snprintf(r->result.error, sizeof(r->result.error), "curl: %s",
-		         curl_multi_strerror(mc));
-	}
+	if (rc == JOB_RUN_CURL && xfer_add(w, r) == 0)
+		return;
 	complete(w, r);
 }
 
@@ -1001,14 +1011,9 @@ static void reap_transfers(struct worker *w)
 		if (!r)
 			continue;
 		xfer_unlink(w, r);
-		if (r->finish(r, result) == JOB_RUN_CURL) {
-			/* The attempt goes on with another request. */
-			if (xfer_add(w, r) == CURLM_OK)
-				continue;
-			r->result.kind = JOB_RETRY;
-			snprintf(r->result.error, sizeof(r->result.error),
-			         "curl: cannot add the transfer");
-		}
+		/* JOB_RUN_CURL: the attempt goes on with another request. */
+		if (r->finish(r, result) == JOB_RUN_CURL && xfer_add(w, r) == 0)
+			continue;
 		complete(w, r);
 	}
 }

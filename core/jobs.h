@@ -59,8 +59,10 @@ struct job_run {
 	struct db_job_donation don; /* the job's donation, read before start */
 	struct job_result result;
 	/* Async: */
-	uint64_t due_ns; /* JOB_RUN_DELAY: deliver result then */
-	CURL *easy;      /* JOB_RUN_CURL: the transfer (the worker runs it) */
+	uint64_t due_ns;      /* JOB_RUN_DELAY: deliver result then */
+	uint64_t deadline_ns; /* the attempt's time limit (policy timeout_ms):
+	                       * the worker gives each transfer what is left */
+	CURL *easy;           /* JOB_RUN_CURL: the transfer (the worker runs it) */
 	/* The transfer ended: fill result and return JOB_RUN_DONE, or set
 	 * up the next transfer of the same attempt on r->easy (reset) and
 	 * return JOB_RUN_CURL. */
@@ -110,8 +112,8 @@ struct jobs;
  * from 1 s; receipts 2 x 32, 10 from 5 s (libcurl finishes an SMTP DATA
  * phase blocking, and files are written one by one: threads help);
  * webhooks 1 x 64, 12 from 5 s, at most 8 running per endpoint; backoff at
- * most 1 h; receipts and webhooks threads at nice 19 (they yield to intake,
- * captures and viewers). */
+ * most 1 h; an attempt's time limit 10 s; receipts and webhooks threads at
+ * nice 19 (they yield to intake, captures and viewers). */
 void jobs_config_defaults(struct jobs_config *cfg);
 
 /* Load every job that is not done from db and the queues' switches and

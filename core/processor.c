@@ -265,11 +265,11 @@ static int stripe_request(struct job_run *r, int step)
 	}
 	if (r->easy) {
 		a->form.len = 0;
-		if (transfer_reset(&a->t, r->easy, cfg->timeout_ms, url)) {
+		if (transfer_reset(&a->t, r->easy, url)) {
 			work_result(r, JOB_RETRY, "curl setup failed");
 			return JOB_RUN_DONE;
 		}
-	} else if (!(r->easy = transfer_easy(&a->t, cfg->timeout_ms, url))) {
+	} else if (!(r->easy = transfer_easy(&a->t, url))) {
 		work_result(r, JOB_RETRY, "out of memory");
 		return JOB_RUN_DONE;
 	}

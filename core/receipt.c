@@ -257,7 +257,7 @@ static int smtp_send(const struct work_config *cfg, struct job_run *r, struct re
 {
 	char from[300];
 
-	r->easy = transfer_easy(&a->t, cfg->timeout_ms, cfg->smtp_url);
+	r->easy = transfer_easy(&a->t, cfg->smtp_url);
 	snprintf(from, sizeof(from), "<%s>", cfg->smtp_from);
 	a->rcpt = curl_slist_append(NULL, r->don.email);
 	if (!r->easy || !a->rcpt) {

@@ -15,34 +15,33 @@ static size_t collect(char *data, size_t size, size_t n, void *ud)
 	return buf_append(&t->resp, data, size * n) ? 0 : size * n;
 }
 
-int transfer_setup(struct transfer *t, CURL *e, long timeout_ms, const char *url)
+int transfer_setup(struct transfer *t, CURL *e, const char *url)
 {
 	t->errbuf[0] = '\0';
 	return curl_easy_setopt(e, CURLOPT_URL, url) || curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) ||
-	       curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout_ms) ||
 	       curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) ||
 	       curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect) ||
 	       curl_easy_setopt(e, CURLOPT_WRITEDATA, t);
 }
 
-CURL *transfer_easy(struct transfer *t, long timeout_ms, const char *url)
+CURL *transfer_easy(struct transfer *t, const char *url)
 {
 	CURL *e = curl_easy_init();
 
-	if (e && transfer_setup(t, e, timeout_ms, url)) {
+	if (e && transfer_setup(t, e, url)) {
 		curl_easy_cleanup(e);
 		return NULL;
 	}
 	return e;
 }
 
-int transfer_reset(struct transfer *t, CURL *e, long timeout_ms, const char *url)
+int transfer_reset(struct transfer *t, CURL *e, const char *url)
 {
 	curl_easy_reset(e);
 	curl_slist_free_all(t->headers);
 	t->headers = NULL;
 	t->resp.len = 0;
-	return transfer_setup(t, e, timeout_ms, url);
+	return transfer_setup(t, e, url);
 }
 
 int transfer_header(struct transfer *t, const char *fmt, ...)

@@ -2,10 +2,11 @@
  *
  * The Stripe adapter (core/processor.c), SMTP receipts (core/receipt.c)
  * and webhooks (core/webhook.c) each set up an easy handle the same way:
- * the URL, no signals, a timeout, curl's error text, the answer collected
- * (at most 64 KiB). Each handler's per-attempt struct embeds a struct
- * transfer for that; the handler owns it and frees it with transfer_fini
- * from its state_free, after the worker cleaned up the easy handle.
+ * the URL, no signals, curl's error text, the answer collected (at most
+ * 64 KiB). Time limits are not theirs: core/jobs.c gives every transfer
+ * what is left of its attempt's (the queue's timeout-ms) when it starts it. Each handler's
+ * per-attempt struct embeds a struct transfer for that; the handler owns it and frees it with
+ * transfer_fini from its state_free, after the worker cleaned up the easy handle.
  *
  * Why a module of its own rather than in core/work.c: work.c is the
  * configuration and the wiring of the queues, and one handler (the mock
@@ -26,19 +27,19 @@ struct transfer {
 	char errbuf[CURL_ERROR_SIZE]; /* curl's reason for a failed transfer */
 };
 
-/* Set the common options on e for url: no signals, timeout_ms, t->errbuf
- * (emptied) as the error buffer, the answer into t->resp. Returns 0 or
- * non-zero when curl refused an option. */
-int transfer_setup(struct transfer *t, CURL *e, long timeout_ms, const char *url);
+/* Set the common options on e for url: no signals, t->errbuf (emptied) as
+ * the error buffer, the answer into t->resp. Returns 0 or non-zero when
+ * curl refused an option. */
+int transfer_setup(struct transfer *t, CURL *e, const char *url);
 
 /* A new easy handle with transfer_setup's options, owned by the caller.
  * NULL when out of memory. */
-CURL *transfer_easy(struct transfer *t, long timeout_ms, const char *url);
+CURL *transfer_easy(struct transfer *t, const char *url);
 
 /* Ready e and t for another request of the same attempt: e reset, the
  * header lines freed, the answer emptied, transfer_setup again. Returns 0
  * or non-zero as transfer_setup. */
-int transfer_reset(struct transfer *t, CURL *e, long timeout_ms, const char *url);
+int transfer_reset(struct transfer *t, CURL *e, const char *url);
 
 /* Append one printf-formatted header line (cut at 511 bytes) to
  * t->headers. Returns 0 or -1 (out of memory). */

@@ -13,7 +13,8 @@
  *
  * An endpoint that hangs costs its own deliveries only: core/jobs.c starts
  * at most jobs_config per_endpoint attempts at once for one endpoint (see
- * its DESIGN), and a transfer gives up after work_config timeout_ms.
+ * its DESIGN), and an attempt gives up after the queue's timeout-ms
+ * (core/jobs.c sets every transfer's time limit).
  *
  * State: every attempt that builds a request owns a struct
  * webhook_attempt (r->state) until the worker ends it.
@@ -137,7 +138,7 @@ int webhook_start(void *ctx, struct job_run *r)
 		work_result(r, JOB_RETRY, "out of memory");
 		return JOB_RUN_DONE;
 	}
-	r->easy = transfer_easy(&a->t, cfg->timeout_ms, cfg->webhook_url[ep]);
+	r->easy = transfer_easy(&a->t, cfg->webhook_url[ep]);
 	if (!r->easy) {
 		work_result(r, JOB_RETRY, "out of memory");
 		return JOB_RUN_DONE;

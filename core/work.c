@@ -29,7 +29,6 @@ void work_config_defaults(struct work_config *cfg)
 	cfg->outbox = "tally-outbox";
 	cfg->org_name = "tally";
 	cfg->tax_note = "No goods or services were provided in exchange for this gift.";
-	cfg->timeout_ms = 10000;
 }
 
 void work_result(struct job_run *r, enum job_result_kind kind, const char *fmt, ...)

@@ -33,7 +33,6 @@ struct work_config {
 	int n_webhooks;
 	const char *webhook_url[JOB_MAX_ENDPOINTS];
 	const char *webhook_secret[JOB_MAX_ENDPOINTS];
-	long timeout_ms; /* one HTTP or SMTP attempt */
 };
 
 void work_config_defaults(struct work_config *cfg);

@@ -22,7 +22,7 @@
 
 START_TEST(backoff_doubles_with_jitter_and_cap)
 {
-	struct job_policy p = {1, 1, 10, 1000, 30000, 0};
+	struct job_policy p = {1, 1, 10, 1000, 30000, 0, 10000};
 	int64_t prev_max = 0;
 
 	for (int n = 1; n <= 12; n++) {
@@ -1309,6 +1309,9 @@ START_TEST(bad_job_options_are_refused)
 	    {"", "--jobs payments:speed=2", "--jobs wants QUEUE:KEY=N"},
 	    {"", "--jobs payments:inflight=", "--jobs wants QUEUE:KEY=N"},
 	    {"", "--jobs receipts:nice=20", "--jobs wants QUEUE:KEY=N"},
+	    {"", "--jobs payments:timeout-ms=9", "--jobs wants QUEUE:KEY=N"},
+	    {"", "--jobs smtp:timeout-ms=1000", "--jobs wants QUEUE:KEY=N"},
+	    {"", "--jobs receipts:timeout-ms=3600001", "--jobs wants QUEUE:KEY=N"},
 	    {"", "--jobs webhooks:per-endpoint=0", "--jobs wants QUEUE:KEY=N"},
 	    {"", "--jobs webhooks:per-endpoint=4097", "--jobs wants QUEUE:KEY=N"},
 	    {"", "--jobs payments:per-endpoint=2", "per-endpoint is a webhooks setting"},
