@@ -108,6 +108,11 @@ class HttpProtocol(asyncio.Protocol):
         self.conns.discard(self)
         self.transport = None
         self.closing = True
+        # Answers still to come (a hanging one, say) have nobody to go to.
+        q, self.queue = self.queue, deque()
+        for res, _ in q:
+            if type(res) is not tuple and res is not RESET:
+                res.cancel()
 
     def data_received(self, data):
         if self.closing:
