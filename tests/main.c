@@ -98,6 +98,7 @@ int main(void)
 	    {"feed", feed_suite},         {"tokens", tokens_suite},
 	    {"tls", tls_suite},
 	    {"logs", logs_suite},
+	    {"outage", outage_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;

@@ -1,0 +1,513 @@
+/* tests/test_outage.c - outage drills: the real binary against stand-ins
+ * for the processor, the SMTP server and a webhook endpoint that hang,
+ * answer errors or reset the connection mid-answer (tests/tools, outage
+ * modes). Each drill shows that while the service is out intake still
+ * answers 202 in its normal time and the public reads answer, that the
+ * jobs wait in the queue and retry on their schedule (the stand-in's count
+ * of attempts over a window is held to what the backoff allows; none is
+ * dead before its attempts are spent), and that once the outage ends (the
+ * stand-in switched back to "ok", no restart) every job drains: every gift
+ * captured exactly once, every receipt and event delivered, the totals
+ * exact. */
+#include "tests/itest.h"
+#include "tests/tests.h"
+
+#include <jansson.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+enum { N = 16, MORE = 4 }; /* gifts before the window, and during it */
+
+/* The queues' policy in the drills: an attempt has 250 ms, a retry waits
+ * between 300 and 600 ms (600 ms with jitter, never more), and 100
+ * attempts are far more than a drill spends. */
+#define DRILL(q) "--jobs " q ":timeout-ms=250,backoff-ms=600,backoff-max-ms=600,attempts=100"
+#define MIN_GAP_S 0.3 /* the least time between two attempts of a job */
+
+static struct itest_server srv;
+static struct itest_tool tool, hook;
+static int control; /* the SMTP sink's control port */
+static long long given; /* cents accepted so far */
+static int gifts;
+
+static void setup(void)
+{
+	memset(&srv, 0, sizeof(srv));
+	memset(&tool, 0, sizeof(tool));
+	memset(&hook, 0, sizeof(hook));
+	control = 0;
+	given = 0;
+	gifts = 0;
+	setenv("STRIPE_SECRET_KEY", "sk_test_tally", 1);
+}
+
+static void teardown(void)
+{
+	itest_cleanup(&srv);
+	itest_tool_stop(&tool);
+	itest_tool_stop(&hook);
+}
+
+static double mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static json_t *body_json(const struct itest_resp *r)
+{
+	json_t *v = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
+
+	ck_assert_msg(v != NULL, "not JSON (%d): %.300s", r->status, r->body ? r->body : "");
+	return v;
+}
+
+/* GET path on port (as staff when admin); 200 or a failure. Caller decrefs. */
+static json_t *get(int port, const char *path, int admin)
+{
+	struct itest_resp r;
+	json_t *v;
+
+	if (admin)
+		ck_assert_int_eq(itest_admin_get(port, path, &r), 0);
+	else
+		ck_assert_int_eq(itest_http(port, "GET", path, NULL, NULL, 0, &r), 0);
+	ck_assert_msg(r.status == 200, "GET %s: %d %.300s", path, r.status, r.body);
+	v = body_json(&r);
+	itest_resp_fini(&r);
+	return v;
+}
+
+static long long jnum(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	ck_assert_msg(json_is_integer(v), "%s is not an integer", key);
+	return json_integer_value(v);
+}
+
+/* A number from a stand-in's JSON answer to GET path. */
+static long long tool_num(int port, const char *path, const char *key)
+{
+	json_t *v = get(port, path, 0);
+	long long n = jnum(v, key);
+
+	json_decref(v);
+	return n;
+}
+
+/* Switch a stand-in's outage mode (POST /_mode with body). */
+static void set_mode(int port, const char *body)
+{
+	struct itest_resp r;
+
+	ck_assert_int_eq(itest_post_json(port, "/_mode", body, 0, &r), 0);
+	ck_assert_msg(r.status == 200, "mode %s: %d %s", body, r.status, r.body);
+	itest_resp_fini(&r);
+}
+
+/* Start the SMTP sink with args and --control; read its control port. */
+static void start_sink(const char *args)
+{
+	char all[256], line[64];
+
+	snprintf(all, sizeof(all), "--control %s", args);
+	ck_assert_int_eq(itest_tool_start(&tool, "smtp_sink.py", all), 0);
+	ck_assert_ptr_nonnull(fgets(line, sizeof(line), tool.out));
+	ck_assert_int_eq(sscanf(line, "CONTROL %d", &control), 1);
+}
+
+static long long sink(const char *key)
+{
+	return tool_num(control, "/_stats", key);
+}
+
+/* Start tally with extra args and a USD campaign "food". */
+static void start(const char *extra)
+{
+	char args[1024];
+
+	snprintf(args, sizeof(args), "--job-retention-s 0 %s", extra);
+	ck_assert_msg(itest_start(&srv, args) == 0, "tally did not start");
+	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 10000000), 201);
+}
+
+/* Give one gift: answered 202 within a second, as when nothing is out. */
+static void give(void)
+{
+	long long cents = 1000 + gifts;
+	char body[512];
+	struct itest_resp r;
+	double t0 = mono_s(), took;
+
+	snprintf(body, sizeof(body),
+	         "{\"amount_cents\":%lld,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\","
+	         "\"email\":\"ada%d@example.org\"},\"payment_token\":\"tok_visa\"}",
+	         cents, gifts);
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/campaigns/food/donations", body, 0, &r),
+	                 0);
+	took = mono_s() - t0;
+	ck_assert_msg(r.status == 202, "gift %d: %d %s", gifts, r.status, r.body);
+	ck_assert_msg(took < 1.0, "gift %d took %.2f s", gifts, took);
+	itest_resp_fini(&r);
+	given += cents;
+	gifts++;
+}
+
+static long long queue_num(const char *name, const char *key)
+{
+	json_t *all = get(srv.port, "/api/v1/admin/queues", 1), *v;
+	long long n = -1;
+	size_t i;
+
+	json_array_foreach(json_object_get(all, "queues"), i, v)
+	{
+		if (!strcmp(json_string_value(json_object_get(v, "name")), name))
+			n = jnum(v, key);
+	}
+	json_decref(all);
+	ck_assert_int_ge(n, 0);
+	return n;
+}
+
+/* The campaign's public read answers within a second: *pending and
+ * *total get its pending_cents and total_cents. */
+static void campaign(long long *pending, long long *total)
+{
+	double t0 = mono_s();
+	json_t *c = get(srv.port, "/api/v1/campaigns/food", 0);
+
+	ck_assert_msg(mono_s() - t0 < 1.0, "the campaign took %.2f s", mono_s() - t0);
+	*pending = jnum(c, "pending_cents");
+	*total = jnum(c, "total_cents");
+	json_decref(c);
+}
+
+/* The jobs of queue q still to do (ready, running or scheduled), read in
+ * one statement from the database: how many, and the fewest attempts any
+ * of them has spent in *least (a running job's row is still ready). */
+static int open_jobs(const char *q, long long *least)
+{
+	char sql[256];
+
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) * 1000000 + coalesce(min(attempts), 0) FROM jobs WHERE queue = "
+	         "'%s' AND state IN ('ready', 'running', 'scheduled')",
+	         q);
+	{
+		long long v = itest_sql_int(srv.db, sql);
+
+		ck_assert_int_ge(v, 0);
+		*least = v % 1000000;
+		return (int)(v / 1000000);
+	}
+}
+
+/* How many attempts the stand-in has seen (each attempt of the drill is
+ * one request, connection or RCPT there). */
+typedef long long (*seen_fn)(void);
+
+/* While the outage lasts: every one of the n jobs of queue q waits (none
+ * dead, none done), and they back off as scheduled. Tally's own count
+ * gives the window: until every job has spent two more attempts (counted
+ * when they fail; the first may have been under way at the start). Over
+ * it the stand-in must see at least one new attempt per job and at most
+ * what the backoff allows, 2 + window / MIN_GAP_S per job (a hot retry
+ * loop makes thousands); the window lasts at least one gap. */
+static void waits_and_backs_off(const char *q, int n, seen_fn seen)
+{
+	long long least, first, r0, r1;
+	double t0, dt;
+	int ok = 0;
+
+	ck_assert_int_eq(open_jobs(q, &first), n);
+	t0 = mono_s();
+	r0 = seen();
+	for (int i = 0; i < 1500 && !ok; i++) {
+		ck_assert_int_eq(open_jobs(q, &least), n);
+		ok = least >= first + 2;
+		if (!ok)
+			usleep(20000);
+	}
+	dt = mono_s() - t0;
+	r1 = seen();
+	ck_assert_msg(ok, "%s: the jobs did not retry twice in %.1f s", q, dt);
+	ck_assert_msg(r1 - r0 >= n, "%s: %lld attempts seen for %d jobs", q, r1 - r0, n);
+	ck_assert_msg((double)(r1 - r0) <= n * (2 + dt / MIN_GAP_S),
+	              "%s: %lld attempts in %.2f s for %d jobs: a hot retry loop", q, r1 - r0, dt,
+	              n);
+	ck_assert_msg(dt >= MIN_GAP_S, "%s: two more attempts each in %.2f s", q, dt);
+	ck_assert_int_eq(queue_num(q, "dead"), 0);
+	ck_assert_int_eq(queue_num(q, "done"), 0);
+}
+
+/* Wait (at most 30 s) until queue q has done n jobs. */
+static void wait_done(const char *q, long long n)
+{
+	long long done = 0;
+
+	for (int i = 0; i < 1500 && (done = queue_num(q, "done")) < n; i++)
+		usleep(20000);
+	ck_assert_msg(done == n, "%s: %lld of %lld done", q, done, n);
+}
+
+/* After the outage: nothing left to do and nothing dead; every gift
+ * succeeded, counted once in the campaign. */
+static void drained(void)
+{
+	long long pending, total;
+
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	for (int q = 0; q < 3; q++) {
+		const char *name = q == 0 ? "payments" : q == 1 ? "receipts" : "webhooks";
+
+		ck_assert_msg(queue_num(name, "dead") == 0, "%s has dead jobs", name);
+	}
+	ck_assert_int_eq(queue_num("payments", "done"), gifts);
+	ck_assert_int_eq(
+	    itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE status = 'succeeded'"),
+	    gifts);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT raised_cents FROM campaigns"), given);
+	campaign(&pending, &total);
+	ck_assert_int_eq(pending, 0);
+	ck_assert_int_eq(total, given);
+}
+
+/* ---- the processor ---- */
+
+static long long processor_requests(void)
+{
+	return tool_num(tool.port, "/_stats?summary=1", "requests");
+}
+
+/* Every gift charged exactly once: one charge per donation at the
+ * stand-in, and no idempotency key charged twice. */
+static void charged_once(void)
+{
+	json_t *st = get(tool.port, "/_stats", 0), *v;
+	const char *k;
+	int keys_charged = 0;
+
+	ck_assert_int_eq(jnum(st, "captures"), gifts);
+	ck_assert_int_eq(json_object_size(json_object_get(st, "by_donation")), gifts);
+	json_object_foreach(json_object_get(st, "by_donation"), k, v)
+	{
+		ck_assert_msg(jnum(v, "charges") == 1, "%s: %lld charges", k, jnum(v, "charges"));
+	}
+	json_object_foreach(json_object_get(st, "by_key"), k, v)
+	{
+		keys_charged += json_is_true(json_object_get(v, "charged"));
+	}
+	ck_assert_int_eq(keys_charged, gifts);
+	json_decref(st);
+}
+
+/* The processor is out in mode (a /_mode body, or NULL when the stand-in
+ * started in it): intake and reads stay up, captures wait and back off;
+ * then it comes back and every gift is captured once. */
+static void processor_drill(const char *standin_args, const char *mode)
+{
+	char args[512];
+	long long pending, total;
+
+	ck_assert_int_eq(itest_tool_start(&tool, "stripe_standin.py", standin_args), 0);
+	if (mode)
+		set_mode(tool.port, mode);
+	snprintf(args, sizeof(args), "--processor stripe --stripe-url http://127.0.0.1:%d " DRILL("payments"),
+	         tool.port);
+	start(args);
+	for (int i = 0; i < N; i++)
+		give();
+	campaign(&pending, &total);
+	ck_assert_int_eq(pending, given);
+	ck_assert_int_eq(total, 0);
+	waits_and_backs_off("payments", N, processor_requests);
+	for (int i = 0; i < MORE; i++)
+		give();
+	campaign(&pending, &total);
+	ck_assert_int_eq(pending, given);
+	ck_assert_int_eq(total, 0);
+
+	set_mode(tool.port, "{\"mode\":\"ok\"}");
+	drained();
+	charged_once();
+}
+
+/* The processor reads every request and never answers. */
+START_TEST(processor_hang)
+{
+	processor_drill("--hang", NULL);
+	ck_assert_int_ge(tool_num(tool.port, "/_stats?summary=1", "hung"), 2 * N);
+}
+END_TEST
+
+/* The processor answers 500 to everything. */
+START_TEST(processor_500)
+{
+	processor_drill("", "{\"mode\":\"500\"}");
+	ck_assert_int_ge(tool_num(tool.port, "/_stats?summary=1", "injected"), 2 * N);
+}
+END_TEST
+
+/* The processor does the work, then the connection is reset half-way
+ * through the answer's head: tally never learns an intent's id. */
+START_TEST(processor_reset)
+{
+	processor_drill("--reset", NULL);
+	ck_assert_int_ge(tool_num(tool.port, "/_stats?summary=1", "resets"), 2 * N);
+}
+END_TEST
+
+/* Only confirmations are reset: the card is charged and the answer lost.
+ * The next attempt reads the intent and finds it succeeded: no second
+ * charge, though the outage never ends. */
+START_TEST(processor_reset_after_the_charge)
+{
+	char args[512];
+	json_t *st, *v;
+	const char *k;
+
+	ck_assert_int_eq(itest_tool_start(&tool, "stripe_standin.py", ""), 0);
+	set_mode(tool.port, "{\"mode\":\"reset\",\"only\":\"confirm\"}");
+	snprintf(args, sizeof(args), "--processor stripe --stripe-url http://127.0.0.1:%d " DRILL("payments"),
+	         tool.port);
+	start(args);
+	for (int i = 0; i < N; i++)
+		give();
+	drained();
+	charged_once();
+	st = get(tool.port, "/_stats", 0);
+	ck_assert_int_eq(jnum(st, "resets"), N);
+	json_object_foreach(json_object_get(st, "by_donation"), k, v)
+	{
+		ck_assert_int_eq(jnum(v, "intents"), 1);
+		ck_assert_int_eq(jnum(v, "confirms"), 1);
+	}
+	json_decref(st);
+}
+END_TEST
+
+/* ---- receipts over SMTP ---- */
+
+static long long sink_connections(void)
+{
+	return sink("connections");
+}
+
+static long long sink_refused(void)
+{
+	return sink("refused");
+}
+
+/* The SMTP server is out (mode, a /_mode body): gifts are captured and
+ * their webhooks delivered while the receipts wait and back off; then it
+ * comes back and every donor gets one receipt. */
+static void smtp_drill(const char *mode, seen_fn seen)
+{
+	char args[512];
+
+	start_sink("");
+	set_mode(control, mode);
+	ck_assert_int_eq(itest_tool_start(&hook, "webhook_receiver.py", "--secret whsec_o"), 0);
+	snprintf(args, sizeof(args),
+	         "--smtp-url smtp://127.0.0.1:%d --webhook http://127.0.0.1:%d/h "
+	         "--webhook-secret whsec_o " DRILL("receipts"),
+	         tool.port, hook.port);
+	start(args);
+	for (int i = 0; i < N; i++)
+		give();
+	wait_done("payments", N);
+	wait_done("webhooks", N);
+	waits_and_backs_off("receipts", N, seen);
+	for (int i = 0; i < MORE; i++)
+		give();
+	wait_done("payments", gifts);
+
+	set_mode(control, "{\"mode\":\"ok\"}");
+	drained();
+	ck_assert_int_eq(queue_num("receipts", "done"), gifts);
+	ck_assert_int_eq(queue_num("webhooks", "done"), gifts);
+	ck_assert_int_eq(sink("messages"), gifts);
+	ck_assert_int_eq(sink("distinct_message_ids"), gifts);
+	ck_assert_int_eq(sink("duplicates"), 0);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE "
+	                                       "receipt_sent_at IS NOT NULL"),
+	                 gifts);
+}
+
+/* The server takes connections and never greets. */
+START_TEST(smtp_hang)
+{
+	smtp_drill("{\"mode\":\"hang\"}", sink_connections);
+}
+END_TEST
+
+/* The server defers every recipient (451). */
+START_TEST(smtp_refusing)
+{
+	smtp_drill("{\"mode\":\"refuse\"}", sink_refused);
+}
+END_TEST
+
+/* ---- webhooks ---- */
+
+static long long hook_requests(void)
+{
+	return tool_num(hook.port, "/_events?summary=1", "requests");
+}
+
+/* The endpoint takes every event, then the connection is reset half-way
+ * through the answer: tally cannot know, retries, and the receiver sees
+ * repeats of the same event ids; once it answers, every event is done. */
+START_TEST(webhook_reset)
+{
+	char args[512];
+
+	ck_assert_int_eq(itest_tool_start(&hook, "webhook_receiver.py", "--secret whsec_r --reset"),
+	                 0);
+	snprintf(args, sizeof(args),
+	         "--webhook http://127.0.0.1:%d/h --webhook-secret whsec_r " DRILL("webhooks"),
+	         hook.port);
+	start(args);
+	for (int i = 0; i < N; i++)
+		give();
+	wait_done("payments", N);
+	waits_and_backs_off("webhooks", N, hook_requests);
+	for (int i = 0; i < MORE; i++)
+		give();
+	wait_done("payments", gifts);
+
+	set_mode(hook.port, "{\"mode\":\"ok\"}");
+	drained();
+	ck_assert_int_eq(queue_num("webhooks", "done"), gifts);
+	ck_assert_int_eq(tool_num(hook.port, "/_events?summary=1", "distinct_ids"), gifts);
+	ck_assert_int_eq(tool_num(hook.port, "/_events?summary=1", "bad_signatures"), 0);
+	ck_assert_int_ge(tool_num(hook.port, "/_events?summary=1", "resets"), 2 * N);
+}
+END_TEST
+
+Suite *outage_suite(void)
+{
+	Suite *s = suite_create("outage");
+	TCase *tc = tcase_create("drills");
+
+	tcase_add_unchecked_fixture(tc, tests_root_setup, tests_root_teardown);
+	tcase_add_checked_fixture(tc, setup, teardown);
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, processor_hang);
+	tcase_add_test(tc, processor_500);
+	tcase_add_test(tc, processor_reset);
+	tcase_add_test(tc, processor_reset_after_the_charge);
+	tcase_add_test(tc, smtp_hang);
+	tcase_add_test(tc, smtp_refusing);
+	tcase_add_test(tc, webhook_reset);
+	suite_add_tcase(s, tc);
+	return s;
+}
