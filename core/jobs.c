@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define TAKE_MAX 64
@@ -988,6 +989,21 @@ static void deliver_timers(struct worker *w, uint64_t now)
 	}
 }
 
+/* A transfer that failed leaves no connection to be used again. libcurl
+ * (7.88) puts an SMTP connection whose end of DATA went unanswered back in
+ * its pool, the server's session still stuck there: the next receipt sent
+ * down it fails too, and a late answer would be read as the answer to the
+ * next command. Shutting its socket down makes curl find the connection
+ * dead and drop it, without a QUIT, before it is used again. */
+static void drop_connection(CURL *e)
+{
+	curl_socket_t s = CURL_SOCKET_BAD;
+
+	if (curl_easy_getinfo(e, CURLINFO_ACTIVESOCKET, &s) == CURLE_OK && s != CURL_SOCKET_BAD &&
+	    shutdown(s, SHUT_RDWR) && errno != ENOTCONN)
+		log_msg(LOG_WARN, "jobs.shutdown_failed", "%s", strerror(errno));
+}
+
 static void reap_transfers(struct worker *w)
 {
 	CURLMsg *m;
@@ -1005,6 +1021,8 @@ static void reap_transfers(struct worker *w)
 			continue;
 		result = m->data.result; /* m is invalid after the removal */
 
+		if (result != CURLE_OK)
+			drop_connection(m->easy_handle);
 		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&r);
 		curl_multi_remove_handle(w->multi, m->easy_handle);
 		w->transfers--;

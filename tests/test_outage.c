@@ -31,7 +31,7 @@ enum { N = 16, MORE = 4 }; /* gifts before the window, and during it */
 
 static struct itest_server srv;
 static struct itest_tool tool, hook;
-static int control; /* the SMTP sink's control port */
+static int control;     /* the SMTP sink's control port */
 static long long given; /* cents accepted so far */
 static int gifts;
 
@@ -320,7 +320,8 @@ static void processor_drill(const char *standin_args, const char *mode)
 	ck_assert_int_eq(itest_tool_start(&tool, "stripe_standin.py", standin_args), 0);
 	if (mode)
 		set_mode(tool.port, mode);
-	snprintf(args, sizeof(args), "--processor stripe --stripe-url http://127.0.0.1:%d " DRILL("payments"),
+	snprintf(args, sizeof(args),
+	         "--processor stripe --stripe-url http://127.0.0.1:%d " DRILL("payments"),
 	         tool.port);
 	start(args);
 	for (int i = 0; i < N; i++)
@@ -376,7 +377,8 @@ START_TEST(processor_reset_after_the_charge)
 
 	ck_assert_int_eq(itest_tool_start(&tool, "stripe_standin.py", ""), 0);
 	set_mode(tool.port, "{\"mode\":\"reset\",\"only\":\"confirm\"}");
-	snprintf(args, sizeof(args), "--processor stripe --stripe-url http://127.0.0.1:%d " DRILL("payments"),
+	snprintf(args, sizeof(args),
+	         "--processor stripe --stripe-url http://127.0.0.1:%d " DRILL("payments"),
 	         tool.port);
 	start(args);
 	for (int i = 0; i < N; i++)
@@ -409,7 +411,7 @@ static long long sink_refused(void)
 /* The SMTP server is out (mode, a /_mode body): gifts are captured and
  * their webhooks delivered while the receipts wait and back off; then it
  * comes back and every donor gets one receipt. */
-static void smtp_drill(const char *mode, seen_fn seen)
+static void smtp_drill(const char *mode, seen_fn seen, const char *extra)
 {
 	char args[512];
 
@@ -418,8 +420,8 @@ static void smtp_drill(const char *mode, seen_fn seen)
 	ck_assert_int_eq(itest_tool_start(&hook, "webhook_receiver.py", "--secret whsec_o"), 0);
 	snprintf(args, sizeof(args),
 	         "--smtp-url smtp://127.0.0.1:%d --webhook http://127.0.0.1:%d/h "
-	         "--webhook-secret whsec_o " DRILL("receipts"),
-	         tool.port, hook.port);
+	         "--webhook-secret whsec_o " DRILL("receipts") " %s",
+	         tool.port, hook.port, extra);
 	start(args);
 	for (int i = 0; i < N; i++)
 		give();
@@ -445,14 +447,28 @@ static void smtp_drill(const char *mode, seen_fn seen)
 /* The server takes connections and never greets. */
 START_TEST(smtp_hang)
 {
-	smtp_drill("{\"mode\":\"hang\"}", sink_connections);
+	smtp_drill("{\"mode\":\"hang\"}", sink_connections, "");
 }
 END_TEST
 
 /* The server defers every recipient (451). */
 START_TEST(smtp_refusing)
 {
-	smtp_drill("{\"mode\":\"refuse\"}", sink_refused);
+	smtp_drill("{\"mode\":\"refuse\"}", sink_refused, "");
+}
+END_TEST
+
+/* The server takes the message and never answers its end. A connection
+ * whose session is stuck so is not used for another receipt: nothing more
+ * is sent down a stuck session. One receipt at a time, so that the next
+ * one always starts after the failed one ended (two transfers in flight
+ * on one worker may still meet in one pass of curl, the failed one's
+ * connection handed to the other before tally sees the failure). */
+START_TEST(smtp_hang_after_the_message)
+{
+	smtp_drill("{\"mode\":\"hang-data\"}", sink_connections,
+	           "--jobs receipts:workers=1,inflight=1");
+	ck_assert_int_eq(sink("sent_to_stuck"), 0);
 }
 END_TEST
 
@@ -507,6 +523,7 @@ Suite *outage_suite(void)
 	tcase_add_test(tc, processor_reset_after_the_charge);
 	tcase_add_test(tc, smtp_hang);
 	tcase_add_test(tc, smtp_refusing);
+	tcase_add_test(tc, smtp_hang_after_the_message);
 	tcase_add_test(tc, webhook_reset);
 	suite_add_tcase(s, tc);
 	return s;

@@ -26,7 +26,10 @@ Outages (a mode; "ok" is the normal service above):
     hang       accept the TCP connection and never greet: the client waits
                for a 220 that never comes (counted in "hung")
     hang-data  greet and take the message, then never answer its final "."
-               (counted in "data_hung"; nothing written)
+               (counted in "data_hung"; nothing written). A client that sends
+               anything more down such a session (the next message, say) is
+               counted in "sent_to_stuck": it took a stuck session for a
+               live one.
     refuse     answer "451 4.3.0 try again later" to every RCPT TO (counted
                in "refused"), as a server that defers all mail
 --hang starts in mode hang. Connections and sessions keep the mode they
@@ -34,8 +37,8 @@ started in for the greeting; RCPT and DATA see the mode of their moment.
 
 --control          also serve HTTP control endpoints on a second free port,
                    printed as a second line "CONTROL <n>" after "PORT <n>":
-    GET  /_stats   {"mode","connections","hung","data_hung","refused",
-                    "messages","distinct_message_ids","duplicates"}
+    GET  /_stats   {"mode","connections","hung","data_hung","sent_to_stuck",
+                    "refused","messages","distinct_message_ids","duplicates"}
                    (duplicates: accepted messages whose Message-ID header an
                    earlier accepted one had)
     POST /_mode    {"mode":"ok|hang|hang-data|refuse"} -> 200 {"mode":M};
@@ -80,13 +83,15 @@ class SinkHandler:
         self.connections = 0
         self.hung = 0
         self.data_hung = 0
+        self.sent_to_stuck = 0
         self.refused = 0
         self.messages = 0
         self.ids = {}  # Message-ID -> accepted messages with it
 
     def stats(self):
         return {"mode": self.mode, "connections": self.connections, "hung": self.hung,
-                "data_hung": self.data_hung, "refused": self.refused,
+                "data_hung": self.data_hung, "sent_to_stuck": self.sent_to_stuck,
+                "refused": self.refused,
                 "messages": self.messages, "distinct_message_ids": len(self.ids),
                 "duplicates": sum(n - 1 for n in self.ids.values())}
 
@@ -103,6 +108,7 @@ class SinkHandler:
     async def handle_DATA(self, server, session, envelope):
         if self.mode == "hang-data":
             self.data_hung += 1
+            server.stuck = True
             await hang()
         if self.delay > 0:
             await asyncio.sleep(self.delay)
@@ -126,9 +132,12 @@ class SinkHandler:
 class TrackedSMTP(SMTP):
     """aiosmtpd session that keeps itself in a set while connected."""
 
-    def __init__(self, conns, *args, **kw):
-        super().__init__(*args, **kw)
+    def __init__(self, conns, handler, *args, **kw):
+        super().__init__(handler, *args, **kw)
         self.conns = conns
+        self.sink = handler
+        self.stuck = False  # hang-data: its message is never answered
+        self.counted = False
 
     def connection_made(self, transport):
         self.conns.add(self)
@@ -137,6 +146,12 @@ class TrackedSMTP(SMTP):
     def connection_lost(self, error):
         self.conns.discard(self)
         super().connection_lost(error)
+
+    def data_received(self, data):
+        if self.stuck and not self.counted:
+            self.counted = True
+            self.sink.sent_to_stuck += 1
+        super().data_received(data)
 
 
 class Silent(asyncio.Protocol):
