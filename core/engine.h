@@ -41,6 +41,9 @@
  *                   when a token change commits or the table is read again.
  *   jobs lock       (core/jobs.c) every queue's lists; taken by workers, by
  *                   commit.c when releasing job states, and by staff reads.
+ *   socks_lock      (core/jobs.c, one per job worker) the sockets curl opened
+ *                   for the worker; taken by curl's socket callbacks and by
+ *                   jobs_stop, which cuts them at its deadline. A leaf.
  *   writer lock     (db/writer.c) the writer's FIFO and stats.
  *   idem lock       (core/idem.c) the recent idempotency keys.
  */

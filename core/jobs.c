@@ -20,10 +20,17 @@
  * once its outcome is committed (detach).
  *
  * Stop: jobs_stop gives the attempts in flight until a deadline. At the
- * deadline each worker removes its unfinished transfers from curl (the
- * connections close) and quits; those jobs are still ready or scheduled in
- * the database with their attempt uncounted, so they run again at the next
- * start and nothing is lost.
+ * deadline it cuts every connection of every worker (shutdown(2) on the
+ * sockets curl opened for it, pooled ones too), each worker removes its
+ * unfinished transfers from curl and quits; those jobs are still ready or
+ * scheduled in the database with their attempt uncounted, so they run
+ * again at the next start and nothing is lost. The cut is what keeps the
+ * deadline: libcurl (7.88) waits for some SMTP answers inside one call
+ * (the end of DATA, and a transfer removed before it ended sends the end
+ * of DATA and waits too), up to the attempt's whole time limit, and its
+ * pool says QUIT to each idle connection at cleanup and waits for the
+ * answer for up to two minutes; on a cut socket each of those fails at
+ * once.
  */
 #include "core/jobs.h"
 #include "base/events.h"
@@ -68,10 +75,20 @@ struct worker {
 	sqlite3 *db;
 	sqlite3_stmt *don_stmt;
 	int inflight, transfers;
+	int abandoned;             /* attempts cut off at the stop */
 	struct job_run *timers;    /* sorted by due_ns */
 	struct job_run *xfers;     /* transfers in flight */
 	struct db_job_update *out; /* outcomes not yet handed over */
 	int n_out;
+	/* Every socket curl opened for this worker (its pool's too), so that
+	 * a stop can cut them (see DESIGN). socks_lock guards the four; it is
+	 * a leaf, taken by curl's open and close callbacks (on this worker's
+	 * thread, or on jobs_free's after the join) and by jobs_stop. */
+	pthread_mutex_t socks_lock;
+	int socks_lock_ok;
+	int *socks;
+	int n_socks, cap_socks;
+	int socks_cut; /* cut: a socket opened now is cut at once */
 };
 
 struct queue {
@@ -104,6 +121,8 @@ struct jobs {
 	atomic_llong next_id;
 	int stopping;
 	uint64_t stop_deadline_ns;
+	int exited;          /* workers whose thread has ended (under lock) */
+	atomic_int cut;      /* the stop's deadline passed: what ends now is abandoned */
 	pthread_cond_t idle; /* broadcast whenever jobs leave their state */
 	const char *db_path; /* workers open their own read connections */
 };
@@ -498,6 +517,7 @@ int jobs_new(const struct jobs_config *cfg, const struct jobs_hooks *hooks, cons
 		return rc;
 	}
 	atomic_init(&js->next_id, max_id + 1);
+	atomic_init(&js->cut, 0);
 	*out = js;
 	return 0;
 }
@@ -885,6 +905,69 @@ static void complete(struct worker *w, struct job_run *r)
 	run_free(r);
 }
 
+/* ---- the worker's sockets (see DESIGN: Stop) ---- */
+
+/* Shut down every socket of w and any it opens from now on. Any thread. */
+static void cut_sockets(struct worker *w)
+{
+	if (!w->socks_lock_ok)
+		return;
+	pthread_mutex_lock(&w->socks_lock);
+	w->socks_cut = 1;
+	for (int i = 0; i < w->n_socks; i++)
+		if (shutdown(w->socks[i], SHUT_RDWR) && errno != ENOTCONN)
+			log_msg(LOG_WARN, "jobs.shutdown_failed", "%s", strerror(errno));
+	pthread_mutex_unlock(&w->socks_lock);
+}
+
+/* CURLOPT_OPENSOCKETFUNCTION: a socket as curl's own, listed. */
+static curl_socket_t sock_open(void *ud, curlsocktype purpose, struct curl_sockaddr *a)
+{
+	struct worker *w = ud;
+	int fd = socket(a->family, a->socktype | SOCK_CLOEXEC, a->protocol), ok = 1;
+
+	(void)purpose;
+	if (fd < 0)
+		return CURL_SOCKET_BAD;
+	pthread_mutex_lock(&w->socks_lock);
+	if (w->n_socks == w->cap_socks) {
+		int cap = w->cap_socks ? 2 * w->cap_socks : 64;
+		int *v = realloc(w->socks, (size_t)cap * sizeof(*v));
+
+		if (v) {
+			w->socks = v;
+			w->cap_socks = cap;
+		}
+		ok = v != NULL;
+	}
+	if (ok) {
+		w->socks[w->n_socks++] = fd;
+		if (w->socks_cut && shutdown(fd, SHUT_RDWR))
+			log_msg(LOG_WARN, "jobs.shutdown_failed", "%s", strerror(errno));
+	}
+	pthread_mutex_unlock(&w->socks_lock);
+	if (!ok) {
+		close(fd);
+		return CURL_SOCKET_BAD;
+	}
+	return fd;
+}
+
+/* CURLOPT_CLOSESOCKETFUNCTION: off the list, closed. */
+static int sock_close(void *ud, curl_socket_t fd)
+{
+	struct worker *w = ud;
+
+	pthread_mutex_lock(&w->socks_lock);
+	for (int i = 0; i < w->n_socks; i++)
+		if (w->socks[i] == fd) {
+			w->socks[i] = w->socks[--w->n_socks];
+			break;
+		}
+	pthread_mutex_unlock(&w->socks_lock);
+	return close(fd) ? 1 : 0;
+}
+
 /* Hand r's transfer to the worker's multi handle and list it, with what is
  * left of its attempt's time as its limit. Returns 0, or -1 with a result
  * (JOB_RETRY) in r when the attempt is out of time or curl refused. */
@@ -903,7 +986,11 @@ static int xfer_add(struct worker *w, struct job_run *r)
 	}
 	/* Set again each time: a reset handle has lost them. */
 	mc = curl_easy_setopt(r->easy, CURLOPT_PRIVATE, r) ||
-	             curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, left_ms)
+	             curl_easy_setopt(r->easy, CURLOPT_TIMEOUT_MS, left_ms) ||
+	             curl_easy_setopt(r->easy, CURLOPT_OPENSOCKETFUNCTION, sock_open) ||
+	             curl_easy_setopt(r->easy, CURLOPT_OPENSOCKETDATA, w) ||
+	             curl_easy_setopt(r->easy, CURLOPT_CLOSESOCKETFUNCTION, sock_close) ||
+	             curl_easy_setopt(r->easy, CURLOPT_CLOSESOCKETDATA, w)
 	         ? CURLM_BAD_EASY_HANDLE
 	         : curl_multi_add_handle(w->multi, r->easy);
 	if (mc != CURLM_OK) {
@@ -1029,6 +1116,13 @@ static void reap_transfers(struct worker *w)
 		if (!r)
 			continue;
 		xfer_unlink(w, r);
+		if (atomic_load(&w->js->cut)) {
+			/* Cut off at the stop: not recorded, run again. */
+			w->inflight--;
+			w->abandoned++;
+			run_free(r);
+			continue;
+		}
 		/* JOB_RUN_CURL: the attempt goes on with another request. */
 		if (r->finish(r, result) == JOB_RUN_CURL && xfer_add(w, r) == 0)
 			continue;
@@ -1170,17 +1264,21 @@ static void *worker_main(void *arg)
 			wait_work(w, timeout);
 	}
 	/* Out of time: what is still in flight stays "running" in memory and
-	 * ready in the database, so it runs again after the restart. */
+	 * ready in the database, so it runs again after the restart. Its
+	 * connections are cut first: removing an SMTP transfer that has not
+	 * ended makes curl send the end of DATA and wait for the answer, and
+	 * curl_multi_cleanup says QUIT to every pooled connection. */
+	cut_sockets(w);
 	while (w->timers) {
 		struct job_run *r = w->timers;
 
 		w->timers = r->next;
 		run_free(r);
 	}
-	if (w->transfers)
+	if (w->transfers + w->abandoned)
 		log_msg(LOG_WARN, "jobs.abandoned",
 		        "%s: %d attempts still in flight at stop; they run again at the next start",
-		        job_queue_names[w->q], w->transfers);
+		        job_queue_names[w->q], w->transfers + w->abandoned);
 	while (w->xfers) {
 		struct job_run *r = w->xfers;
 
@@ -1189,6 +1287,10 @@ static void *worker_main(void *arg)
 		run_free(r);
 	}
 	w->transfers = 0;
+	pthread_mutex_lock(&js->lock);
+	js->exited++;
+	pthread_cond_broadcast(&js->idle);
+	pthread_mutex_unlock(&js->lock);
 	return NULL;
 }
 
@@ -1209,6 +1311,9 @@ int jobs_start(struct jobs *js)
 
 			w->js = js;
 			w->q = (enum job_queue)qi;
+			if (pthread_mutex_init(&w->socks_lock, NULL))
+				return -ENOMEM;
+			w->socks_lock_ok = 1;
 			w->out = calloc(OUT_MAX, sizeof(*w->out));
 			if (!w->out)
 				return -ENOMEM;
@@ -1232,8 +1337,26 @@ int jobs_start(struct jobs *js)
 	return 0;
 }
 
+/* The CLOCK_REALTIME time ms from now, for pthread_cond_timedwait. */
+static struct timespec realtime_in(int ms)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	t.tv_sec += ms / 1000;
+	t.tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (t.tv_nsec >= 1000000000L) {
+		t.tv_sec++;
+		t.tv_nsec -= 1000000000L;
+	}
+	return t;
+}
+
 void jobs_stop(struct jobs *js, int wait_ms)
 {
+	struct timespec until;
+	int started = 0, cut;
+
 	if (!js)
 		return;
 	pthread_mutex_lock(&js->lock);
@@ -1244,11 +1367,27 @@ void jobs_stop(struct jobs *js, int wait_ms)
 	js->stopping = 1;
 	js->stop_deadline_ns = util_mono_ns() + (uint64_t)wait_ms * 1000000ull;
 	for (int qi = 0; qi < JOB_QUEUES; qi++)
-		for (int i = 0; js->q[qi].workers && i < js->q[qi].pol.workers; i++)
+		for (int i = 0; js->q[qi].workers && i < js->q[qi].pol.workers; i++) {
 			js->q[qi].workers[i].idle = 1;
+			started += js->q[qi].workers[i].started;
+		}
 	for (int qi = 0; qi < JOB_QUEUES; qi++)
 		wake(js, (enum job_queue)qi);
+	/* Until the deadline the attempts may finish; then every worker's
+	 * connections are cut, so that one stuck inside a curl call comes
+	 * out of it at once (see DESIGN). */
+	until = realtime_in(wait_ms);
+	while (js->exited < started &&
+	       pthread_cond_timedwait(&js->idle, &js->lock, &until) != ETIMEDOUT)
+		;
+	cut = js->exited < started;
 	pthread_mutex_unlock(&js->lock);
+	if (cut) {
+		atomic_store(&js->cut, 1);
+		for (int qi = 0; qi < JOB_QUEUES; qi++)
+			for (int i = 0; js->q[qi].workers && i < js->q[qi].pol.workers; i++)
+				cut_sockets(&js->q[qi].workers[i]);
+	}
 	for (int qi = 0; qi < JOB_QUEUES; qi++) {
 		struct queue *q = &js->q[qi];
 
@@ -1397,16 +1536,9 @@ int jobs_each(struct jobs *js, enum job_queue qi, enum job_state st, int limit,
 int jobs_wait_idle(struct jobs *js, enum job_queue qi, int timeout_ms)
 {
 	const struct queue *q = &js->q[qi];
-	struct timespec until;
+	struct timespec until = realtime_in(timeout_ms);
 	int rc = 0;
 
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += timeout_ms / 1000;
-	until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
 	pthread_mutex_lock(&js->lock);
 	while (rc == 0 && (q->n_ready || q->running.n || q->n_heap || q->held.n))
 		rc = pthread_cond_timedwait(&js->idle, &js->lock, &until);
@@ -1499,6 +1631,9 @@ void jobs_free(struct jobs *js)
 				        "a worker's connection is busy");
 			if (w->multi)
 				curl_multi_cleanup(w->multi);
+			if (w->socks_lock_ok)
+				pthread_mutex_destroy(&w->socks_lock);
+			free(w->socks);
 			if (w->efd >= 0)
 				close(w->efd);
 			free(w->out);

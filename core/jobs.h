@@ -167,10 +167,12 @@ int jobs_wait_idle(struct jobs *js, enum job_queue q, int timeout_ms);
 int jobs_metrics(struct jobs *js, struct buf *out);
 
 /* Stop taking jobs, let attempts in flight finish (at most wait_ms), join
- * the workers. Results already handed to the writer still commit. An
- * attempt still in flight at wait_ms is abandoned (its transfer removed,
- * its connection closed) without being recorded: the job runs again at the
- * next start, its attempt not counted. */
+ * the workers. Results already handed to the writer still commit. At
+ * wait_ms every worker's connections are cut (a transfer stuck inside a
+ * curl call comes out of it at once) and an attempt still in flight is
+ * abandoned without being recorded: the job runs again at the next start,
+ * its attempt not counted. Returns soon after wait_ms whatever the servers
+ * do. */
 void jobs_stop(struct jobs *js, int wait_ms);
 
 void jobs_free(struct jobs *js);

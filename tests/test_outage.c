@@ -509,10 +509,128 @@ START_TEST(webhook_reset)
 }
 END_TEST
 
+/* ---- SIGTERM while a service hangs ---- */
+
+/* Wait (at most 10 s) until fn() counts n. */
+static int wait_count(seen_fn fn, long long n)
+{
+	long long v = fn();
+
+	for (int i = 0; i < 500 && v < n; i++) {
+		usleep(20000);
+		v = fn();
+	}
+	return v >= n;
+}
+
+/* SIGTERM: tally exits 0 within the 5 s the README promises, though the
+ * attempts in flight hang (their time limit is the default 10 s); they
+ * are cut off uncounted, so the n jobs of queue q wait ready in the
+ * database, none spent, none dead. */
+static void sigterm_in_time(const char *q, int n)
+{
+	char sql[256];
+	double t0 = mono_s(), took;
+	int st = itest_signal(&srv, SIGTERM);
+
+	took = mono_s() - t0;
+	ck_assert_msg(st != -1, "tally did not exit within 10 s of SIGTERM");
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "exit status %d", st);
+	ck_assert_msg(took < 5.0, "SIGTERM took %.2f s", took);
+	snprintf(sql, sizeof(sql),
+	         "SELECT count(*) FROM jobs WHERE queue = '%s' AND state = 'ready' AND "
+	         "attempts = 0",
+	         q);
+	ck_assert_int_eq(itest_sql_int(srv.db, sql), n);
+	snprintf(sql, sizeof(sql), "SELECT count(*) FROM jobs WHERE queue = '%s'", q);
+	ck_assert_int_eq(itest_sql_int(srv.db, sql), n);
+}
+
+static long long processor_hung(void)
+{
+	return tool_num(tool.port, "/_stats?summary=1", "hung");
+}
+
+START_TEST(sigterm_with_the_processor_hanging)
+{
+	char args[512];
+
+	ck_assert_int_eq(itest_tool_start(&tool, "stripe_standin.py", "--hang"), 0);
+	snprintf(args, sizeof(args),
+	         "--processor stripe --stripe-url http://127.0.0.1:%d --job-retention-s 0",
+	         tool.port);
+	start(args);
+	for (int i = 0; i < N; i++)
+		give();
+	ck_assert_int_eq(wait_count(processor_hung, N), 1);
+	sigterm_in_time("payments", N);
+	ck_assert_int_eq(
+	    itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE status = 'pending'"), N);
+
+	/* The processor is back and tally starts again: every gift is
+	 * captured once. */
+	set_mode(tool.port, "{\"mode\":\"ok\"}");
+	ck_assert_int_eq(itest_start(&srv, args), 0);
+	drained();
+	charged_once();
+}
+END_TEST
+
+static long long sink_hung(void)
+{
+	return sink("hung");
+}
+
+static long long sink_data_hung(void)
+{
+	return sink("data_hung");
+}
+
+/* The SMTP server hangs (mode) with receipts in flight; SIGTERM, then a
+ * restart with the server back: every donor gets one receipt. */
+static void sigterm_with_smtp(const char *mode, seen_fn hanging, long long at_least)
+{
+	char args[512];
+
+	start_sink("");
+	set_mode(control, mode);
+	snprintf(args, sizeof(args), "--smtp-url smtp://127.0.0.1:%d --job-retention-s 0",
+	         tool.port);
+	start(args);
+	for (int i = 0; i < N; i++)
+		give();
+	wait_done("payments", N);
+	ck_assert_int_eq(wait_count(hanging, at_least), 1);
+	sigterm_in_time("receipts", N);
+
+	set_mode(control, "{\"mode\":\"ok\"}");
+	ck_assert_int_eq(itest_start(&srv, args), 0);
+	drained();
+	ck_assert_int_eq(queue_num("receipts", "done"), N);
+	ck_assert_int_eq(sink("messages"), N);
+	ck_assert_int_eq(sink("distinct_message_ids"), N);
+}
+
+/* Every receipt waits for a greeting that never comes. */
+START_TEST(sigterm_with_smtp_never_greeting)
+{
+	sigterm_with_smtp("{\"mode\":\"hang\"}", sink_hung, N);
+}
+END_TEST
+
+/* The server took a message and never answers its end: libcurl waits for
+ * that answer inside one call, the worker with it. */
+START_TEST(sigterm_with_smtp_stuck_after_the_message)
+{
+	sigterm_with_smtp("{\"mode\":\"hang-data\"}", sink_data_hung, 1);
+}
+END_TEST
+
 Suite *outage_suite(void)
 {
 	Suite *s = suite_create("outage");
 	TCase *tc = tcase_create("drills");
+	TCase *stop = tcase_create("shutdown");
 
 	tcase_add_unchecked_fixture(tc, tests_root_setup, tests_root_teardown);
 	tcase_add_checked_fixture(tc, setup, teardown);
@@ -526,5 +644,12 @@ Suite *outage_suite(void)
 	tcase_add_test(tc, smtp_hang_after_the_message);
 	tcase_add_test(tc, webhook_reset);
 	suite_add_tcase(s, tc);
+	tcase_add_unchecked_fixture(stop, tests_root_setup, tests_root_teardown);
+	tcase_add_checked_fixture(stop, setup, teardown);
+	tcase_set_timeout(stop, 120);
+	tcase_add_test(stop, sigterm_with_the_processor_hanging);
+	tcase_add_test(stop, sigterm_with_smtp_never_greeting);
+	tcase_add_test(stop, sigterm_with_smtp_stuck_after_the_message);
+	suite_add_tcase(s, stop);
 	return s;
 }
