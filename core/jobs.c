@@ -1078,10 +1078,12 @@ static void deliver_timers(struct worker *w, uint64_t now)
 
 /* A transfer that failed leaves no connection to be used again. libcurl
  * (7.88) puts an SMTP connection whose end of DATA went unanswered back in
- * its pool, the server's session still stuck there: the next receipt sent
- * down it fails too, and a late answer would be read as the answer to the
- * next command. Shutting its socket down makes curl find the connection
- * dead and drop it, without a QUIT, before it is used again. */
+ * its pool, the server's session still stuck there, and the next receipt
+ * sent down it fails too. Shutting its socket down makes curl find the
+ * connection dead and drop it, without a QUIT, before it is used again.
+ * (Two transfers of one worker can still meet inside one curl call: the
+ * failed one's connection handed on before tally sees the failure; that
+ * costs the other one failed attempt.) */
 static void drop_connection(CURL *e)
 {
 	curl_socket_t s = CURL_SOCKET_BAD;
