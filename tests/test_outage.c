@@ -184,6 +184,26 @@ static long long queue_num(const char *name, const char *key)
 	return n;
 }
 
+/* Queue q as staff see it, from one answer (one snapshot): its jobs still
+ * to do (ready, running or waiting to retry) and its failed attempts. */
+static long long queue_open(const char *name, long long *failed)
+{
+	json_t *all = get(srv.port, "/api/v1/admin/queues", 1), *v;
+	long long n = -1;
+	size_t i;
+
+	json_array_foreach(json_object_get(all, "queues"), i, v)
+	{
+		if (!strcmp(json_string_value(json_object_get(v, "name")), name)) {
+			n = jnum(v, "ready") + jnum(v, "running") + jnum(v, "scheduled");
+			*failed = jnum(v, "failed");
+		}
+	}
+	json_decref(all);
+	ck_assert_int_ge(n, 0);
+	return n;
+}
+
 /* The campaign's public read answers within a second: *pending and
  * *total get its pending_cents and total_cents. */
 static void campaign(long long *pending, long long *total)
@@ -230,7 +250,7 @@ typedef long long (*seen_fn)(void);
  * loop makes thousands); the window lasts at least one gap. */
 static void waits_and_backs_off(const char *q, int n, seen_fn seen)
 {
-	long long least, first, r0, r1;
+	long long least, first, r0, r1, failed;
 	double t0, dt;
 	int ok = 0;
 
@@ -251,6 +271,9 @@ static void waits_and_backs_off(const char *q, int n, seen_fn seen)
 	              "%s: %lld attempts in %.2f s for %d jobs: a hot retry loop", q, r1 - r0, dt,
 	              n);
 	ck_assert_msg(dt >= MIN_GAP_S, "%s: two more attempts each in %.2f s", q, dt);
+	/* Staff see them all waiting, their failed attempts counted. */
+	ck_assert_int_eq(queue_open(q, &failed), n);
+	ck_assert_int_ge(failed, 2 * n);
 	ck_assert_int_eq(queue_num(q, "dead"), 0);
 	ck_assert_int_eq(queue_num(q, "done"), 0);
 }
