@@ -539,6 +539,51 @@ START_TEST(webhook_reset)
 }
 END_TEST
 
+/* ---- the stand-ins' switch ---- */
+
+/* POST body to port's /_mode: 400 naming what was wrong (want). */
+static void mode_refused(int port, const char *body, const char *want)
+{
+	struct itest_resp r;
+
+	ck_assert_int_eq(itest_post_json(port, "/_mode", body, 0, &r), 0);
+	ck_assert_msg(r.status == 400, "mode %s: %d %s", body, r.status, r.body);
+	ck_assert_msg(strstr(r.body, want) != NULL, "mode %s: %s", body, r.body);
+	itest_resp_fini(&r);
+}
+
+/* A mode a stand-in does not know is refused, saying which it knows, and
+ * changes nothing. */
+START_TEST(stand_ins_refuse_unknown_modes)
+{
+	static const char *const bad[] = {
+	    "{\"mode\":\"down\"}", "{\"mode\":1}", "{}", "[\"ok\"]", "not json", ""};
+
+	ck_assert_int_eq(itest_tool_start(&hook, "webhook_receiver.py", "--secret whsec_m"), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		mode_refused(hook.port, bad[i], "ok|hang|reset|503");
+	json_decref(get(hook.port, "/_events?summary=1", 0)); /* still serving */
+	itest_tool_stop(&hook);
+
+	start_sink("");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		mode_refused(control, bad[i], "ok|hang|hang-data|refuse");
+	itest_tool_stop(&tool);
+
+	ck_assert_int_eq(itest_tool_start(&tool, "stripe_standin.py", ""), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		mode_refused(tool.port, bad[i], "ok|hang|reset|500");
+	mode_refused(tool.port, "{\"mode\":\"reset\",\"only\":\"charges\"}",
+	             "create|confirm|get|refund");
+	{
+		json_t *st = get(tool.port, "/_stats?summary=1", 0);
+
+		ck_assert_str_eq(json_string_value(json_object_get(st, "mode")), "ok");
+		json_decref(st);
+	}
+}
+END_TEST
+
 /* ---- the receipts outbox full ---- */
 
 static char disk[600], filler[700];
@@ -791,6 +836,7 @@ Suite *outage_suite(void)
 	tcase_add_test(tc, smtp_refusing);
 	tcase_add_test(tc, smtp_hang_after_the_message);
 	tcase_add_test(tc, webhook_reset);
+	tcase_add_test(tc, stand_ins_refuse_unknown_modes);
 	suite_add_tcase(s, tc);
 	tcase_add_unchecked_fixture(stop, tests_root_setup, tests_root_teardown);
 	tcase_add_checked_fixture(stop, setup, teardown);
