@@ -96,8 +96,7 @@ int main(void)
 	    {"watchdog", watchdog_suite}, {"storage", storage_suite},
 	    {"pacer", pacer_suite},       {"privacy", privacy_suite},
 	    {"feed", feed_suite},         {"tokens", tokens_suite},
-	    {"tls", tls_suite},
-	    {"logs", logs_suite},
+	    {"tls", tls_suite},           {"logs", logs_suite},
 	    {"outage", outage_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
