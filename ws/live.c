@@ -985,6 +985,20 @@ static void refuse(struct live_pss *p, int status, const char *why)
 		end_soon(p, 0);
 }
 
+/* The upgrade is taken: the head is done with, frames are read from now
+ * on, and p joins the connections the tick looks after. */
+static void opened(struct live *l, struct live_pss *p)
+{
+	free(p->head);
+	p->head = NULL;
+	p->head_len = 0;
+	p->open = 1;
+	p->last_rx_ms = now_ms();
+	p->rx.max = LIVE_RX_MAX;
+	lws_set_timeout(p->wsi, NO_PENDING_TIMEOUT, 0);
+	link_pss(l, p);
+}
+
 /* The upgrade is taken: p is a viewer. */
 static void open_viewer(struct live *l, struct live_pss *p, const struct wsproto_upgrade *up)
 {
@@ -995,14 +1009,7 @@ static void open_viewer(struct live *l, struct live_pss *p, const struct wsproto
 	                 "Sec-WebSocket-Protocol: tally.live.v1\r\n\r\n",
 	                 up->accept);
 
-	free(p->head);
-	p->head = NULL;
-	p->head_len = 0;
-	p->open = 1;
-	p->last_rx_ms = now_ms();
-	p->rx.max = LIVE_RX_MAX;
-	lws_set_timeout(p->wsi, NO_PENDING_TIMEOUT, 0);
-	link_pss(l, p);
+	opened(l, p);
 	atomic_fetch_add(&l->viewers, 1);
 	if (n < 0 || (size_t)n >= sizeof(text) || set_reply(p, text, (size_t)n)) {
 		end_soon(p, 0);
@@ -1120,14 +1127,7 @@ static void open_console(struct live *l, struct live_pss *p, const struct wsprot
 		refuse(p, 400, "out of memory");
 		return;
 	}
-	free(p->head);
-	p->head = NULL;
-	p->head_len = 0;
-	p->open = 1;
-	p->last_rx_ms = now_ms();
-	p->rx.max = LIVE_RX_MAX;
-	lws_set_timeout(p->wsi, NO_PENDING_TIMEOUT, 0);
-	link_pss(l, p);
+	opened(l, p);
 	p->c_prev = NULL;
 	p->c_next = l->consoles;
 	if (l->consoles)
