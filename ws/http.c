@@ -857,9 +857,13 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 				snprintf(s->peers[m->fd], sizeof(s->peers[m->fd]), "%s", m->data);
 			if (m->kind == XM_REPLY)
 				api_complete(s, m);
-			else if (m->kind == XM_ADOPT &&
-			         (s->stopping || !lws_adopt_socket_vhost(s->vhost, m->fd)))
+			else if (m->kind == XM_ADOPT && s->stopping)
 				close(m->fd);
+			/* lws closes the socket itself when it cannot adopt
+			 * it (core-net/adopt.c): closing it again could close
+			 * a descriptor another thread has opened since. */
+			else if (m->kind == XM_ADOPT && !lws_adopt_socket_vhost(s->vhost, m->fd))
+				log_msg(LOG_WARN, "http.adopt_failed", "a connection was dropped");
 			free(m);
 			m = next;
 		}

@@ -487,12 +487,15 @@ static void on_msg(void *user, struct xmsg *m)
 		 * holds little kernel memory and is noticed sooner. */
 		if (setsockopt(m->fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size)))
 			log_msg(LOG_DEBUG, "live.sndbuf_failed", "%s", strerror(errno));
-		/* Raw: lws reads and writes, the websocket is ours (wsproto.c). */
-		if (l->stopping ||
-		    !lws_adopt_descriptor_vhost(uvloop_vhost(l->loop), LWS_ADOPT_SOCKET,
-		                                (lws_sock_file_fd_type){.sockfd = m->fd},
-		                                "tally.live.v1", NULL))
+		/* Raw: lws reads and writes, the websocket is ours (wsproto.c).
+		 * lws closes the socket itself when it cannot adopt it
+		 * (core-net/adopt.c): it is not closed again here. */
+		if (l->stopping)
 			close(m->fd);
+		else if (!lws_adopt_descriptor_vhost(uvloop_vhost(l->loop), LWS_ADOPT_SOCKET,
+		                                     (lws_sock_file_fd_type){.sockfd = m->fd},
+		                                     "tally.live.v1", NULL))
+			log_msg(LOG_WARN, "live.adopt_failed", "a viewer's connection was dropped");
 		return;
 	}
 	ch = channel_get(l, m->campaign_id);
