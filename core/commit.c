@@ -402,8 +402,13 @@ void commit_tick(void *ctx)
 void commit_elsewhere(void *ctx)
 {
 	struct engine *e = ctx;
-	int rc = tokens_load(e->tokens, e->reader, &e->reader_lock);
+	int rc = 0;
 
+	/* engine_free closes the reader before it stops the writer. */
+	pthread_mutex_lock(&e->reader_lock);
+	if (e->reader)
+		rc = tokens_load(e->tokens, e->reader);
+	pthread_mutex_unlock(&e->reader_lock);
 	if (rc)
 		log_msg(LOG_WARN, "tokens.reload_failed", "the staff tokens stay as they were: %s",
 		        tally_strerror(rc));

@@ -318,7 +318,7 @@ static int load_tokens(struct engine *e, sqlite3 *db, char *err, size_t errcap)
 		snprintf(err, errcap, "the startup token: %s", tally_strerror(rc));
 		return rc;
 	}
-	rc = tokens_load(e->tokens, db, NULL);
+	rc = tokens_load(e->tokens, db);
 	if (rc)
 		snprintf(err, errcap, "%s: loading the staff tokens: %s", e->cfg.db_path,
 		         sqlite3_errmsg(db));
@@ -412,11 +412,14 @@ void engine_free(struct engine *e)
 	/* Workers hand results to the writer, whose commit_batch hands them
 	 * back: stop the workers, then the writer, then free the jobs. The
 	 * reader closes first so the writer's last checkpoint can remove the
-	 * WAL. */
+	 * WAL; the writer's hooks may still read through it until then, so it
+	 * is closed under its lock and they find it gone. */
 	jobs_stop(e->jobs, JOBS_STOP_WAIT_MS);
+	pthread_mutex_lock(&e->reader_lock);
 	if (e->reader && sqlite3_close(e->reader) != SQLITE_OK)
 		log_msg(LOG_ERROR, "db.close_failed", "reader connection still busy");
 	e->reader = NULL;
+	pthread_mutex_unlock(&e->reader_lock);
 	db_writer_free(e->writer);
 	jobs_free(e->jobs);
 	campaigns_free(e);

@@ -216,7 +216,7 @@ static int load_cb(void *ud, const struct staff_token *tok, const char *hash)
 	return 0;
 }
 
-int tokens_load(struct tokens *t, sqlite3 *db, pthread_mutex_t *db_lock)
+int tokens_load(struct tokens *t, sqlite3 *db)
 {
 	struct loaded l = {NULL, 0, 0, 0};
 	struct entry *old;
@@ -227,11 +227,7 @@ int tokens_load(struct tokens *t, sqlite3 *db, pthread_mutex_t *db_lock)
 	if (grow(&l.v, 0, &l.cap))
 		return -ENOMEM;
 	l.n = 1;
-	if (db_lock)
-		pthread_mutex_lock(db_lock);
 	rc = db_list_tokens(db, load_cb, &l);
-	if (db_lock)
-		pthread_mutex_unlock(db_lock);
 	if (rc) {
 		free(l.v);
 		return rc < 0 ? rc : -EIO;

@@ -39,10 +39,9 @@ void tokens_free(struct tokens *t);
 int tokens_set_startup(struct tokens *t, const char *secret);
 
 /* Replace the stored tokens in the table by those db holds now (the
- * startup token stays). db_lock, when not NULL, is held while db is read
- * and released before the table's own lock is taken. Returns 0 or a
+ * startup token stays). The caller serialises db's use. Returns 0 or a
  * negative errno (the table is left as it was). */
-int tokens_load(struct tokens *t, sqlite3 *db, pthread_mutex_t *db_lock);
+int tokens_load(struct tokens *t, sqlite3 *db);
 
 /* A token was added (committed): put it in the table with the hash of its
  * secret (hex, as stored). Returns 0, -EINVAL (a bad hash) or -ENOMEM. */

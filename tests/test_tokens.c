@@ -374,7 +374,7 @@ START_TEST(table_in_memory)
 	ck_assert_int_eq(op.rc, 0);
 	ck_assert_int_eq(db_apply_now(db, &op, err, sizeof(err)), 0);
 	ck_assert_int_eq(op.rc, -EEXIST);
-	ck_assert_int_eq(tokens_load(tb, db, NULL), 0);
+	ck_assert_int_eq(tokens_load(tb, db), 0);
 	ck_assert_int_eq(tokens_auth(tb, s2, strlen(s2), &who), 0);
 	ck_assert_str_eq(who.name, "viewer-9");
 	ck_assert_int_eq(who.role, STAFF_VIEWER);
