@@ -118,8 +118,10 @@ check-deps:
 	@scripts/check-deps
 
 # The whole suite: the include rules first, then unit tests, integration
-# tests against the real binary, the console under tmux. Check prints the
-# summary line.
+# tests against the real binary, the console under tmux. Each suite runs
+# in its own runner, CHECK_JOBS at a time (tests/run-suites), which adds
+# up Check's summary lines; CHECK_JOBS=1 runs them one after another.
+CHECK_JOBS ?= 2
 ifeq ($(TSAN),1)
 # TSan: every process (the runner, its forks, the tally servers it starts)
 # writes its reports to $(BUILD)/tsan-reports, so one from a server whose
@@ -136,10 +138,10 @@ check: check-deps
 	@norand=""; if setarch "$$(uname -m)" -R true 2>/dev/null; then \
 		norand="setarch $$(uname -m) -R"; fi; \
 	opts="halt_on_error=1 second_deadlock_stack=1 $(if $(wildcard tests/tsan.supp),suppressions=$(CURDIR)/tests/tsan.supp )log_path=$(CURDIR)/$(TSAN_REPORTS)/tsan $$TSAN_OPTIONS"; \
-	echo "TSAN_OPTIONS=\"$$opts\" $$norand ./$(BUILD)/tally-tests"; \
+	echo "TSAN_OPTIONS=\"$$opts\" tests/run-suites $(CHECK_JOBS) $$norand ./$(BUILD)/tally-tests"; \
 	TSAN_OPTIONS="$$opts" \
 	TALLY_BIN=$(BUILD)/tally TALLY_CONSOLE_DEMO=$(BUILD)/console-demo \
-	TALLY_ASSETS=assets $$norand ./$(BUILD)/tally-tests; rc=$$?; \
+	TALLY_ASSETS=assets tests/run-suites $(CHECK_JOBS) $$norand ./$(BUILD)/tally-tests; rc=$$?; \
 	if [ -n "$$(ls $(TSAN_REPORTS))" ]; then \
 		grep -h '^SUMMARY' $(TSAN_REPORTS)/* | sort -u | while read -r sum; do \
 			cat "$$(grep -lxF "$$sum" $(TSAN_REPORTS)/* | head -n 1)"; done; \
@@ -154,7 +156,7 @@ check: check-deps
 	@scripts/deps --check
 	@$(MAKE) --no-print-directory $(BUILD)/tally $(BUILD)/tally-tests $(BUILD)/console-demo
 	TALLY_BIN=$(BUILD)/tally TALLY_CONSOLE_DEMO=$(BUILD)/console-demo \
-	TALLY_ASSETS=assets ./$(BUILD)/tally-tests
+	TALLY_ASSETS=assets tests/run-suites $(CHECK_JOBS) ./$(BUILD)/tally-tests
 endif
 
 test: check

@@ -1,6 +1,7 @@
 /* tests/main.c - runs every suite in one Check runner (fork mode) so the
  * summary line covers the whole suite. CK_RUN_SUITE=name runs one suite,
- * CK_RUN_SUITES="a b" several. */
+ * CK_RUN_SUITES="a b" several; --list prints the suites' names (the
+ * order they run in), one per line, for tests/run-suites. */
 #include "tests/tests.h"
 
 #include <stdio.h>
@@ -81,7 +82,7 @@ static int listed(const char *list, const char *name)
 	return 0;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	static const struct {
 		const char *name;
@@ -102,6 +103,16 @@ int main(void)
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;
 	int failed;
+
+	if (argc == 2 && !strcmp(argv[1], "--list")) {
+		for (size_t i = 0; i < sizeof(suites) / sizeof(suites[0]); i++)
+			printf("%s\n", suites[i].name);
+		return fflush(stdout) ? EXIT_FAILURE : EXIT_SUCCESS;
+	}
+	if (argc > 1) {
+		fprintf(stderr, "usage: %s [--list]\n", argv[0]);
+		return EXIT_FAILURE;
+	}
 
 	/* CK_RUN_SUITE=name / CK_RUN_CASE=name select what runs (Check);
 	 * CK_RUN_SUITES="engine live jobs" runs several suites. */
