@@ -4,6 +4,7 @@
 #include "tests/itest.h"
 #include "tests/tests.h"
 #include "ws/addrcount.h"
+#include "ws/acceptor.h"
 #include "ws/wsproto.h"
 #include "base/util.h"
 
@@ -1368,6 +1369,37 @@ static int upgrade_of(const char *req, struct wsproto_upgrade *up)
 	return wsproto_upgrade(req, strlen(req), 2048, "/live", "tally.live.v1", up);
 }
 
+/* The path rule the acceptor routes by and the live loop tells a
+ * console from a viewer by. */
+START_TEST(wsproto_gets_paths)
+{
+	static const struct {
+		const char *req, *path;
+		int want;
+	} cases[] = {
+	    {"GET /live HTTP/1.1\r\n", "/live", 1},
+	    {"GET /live?since=3 HTTP/1.1\r\n", "/live", 1},
+	    {"GET /live/console HTTP/1.1\r\n", "/live", 0},
+	    {"GET /live/console HTTP/1.1\r\n", "/live/console", 1},
+	    {"GET /live/console?x HTTP/1.1\r\n", "/live/console", 1},
+	    {"GET /live/consoles HTTP/1.1\r\n", "/live/console", 0},
+	    {"GET /livery HTTP/1.1\r\n", "/live", 0},
+	    {"POST /live HTTP/1.1\r\n", "/live", 0},
+	    {"get /live HTTP/1.1\r\n", "/live", 0},
+	    {"GET /live", "/live", 0}, /* the byte after the path not here yet */
+	    {"GET ", "/live", 0},
+	    {"", "/live", 0},
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+		ck_assert_msg(wsproto_gets(cases[i].req, strlen(cases[i].req), cases[i].path) ==
+		                  cases[i].want,
+		              "%s / %s", cases[i].req, cases[i].path);
+	ck_assert_int_eq(acceptor_route_of("GET /live/console ", 18), ROUTE_LIVE);
+	ck_assert_int_eq(acceptor_route_of("GET /livez ", 11), ROUTE_API);
+}
+END_TEST
+
 START_TEST(wsproto_upgrade_requests)
 {
 	static const char *const good[] = {
@@ -1678,6 +1710,7 @@ Suite *live_suite(void)
 	suite_add_tcase(s, tc);
 	tc = tcase_create("wsproto");
 	tcase_add_test(tc, wsproto_utf8);
+	tcase_add_test(tc, wsproto_gets_paths);
 	tcase_add_test(tc, wsproto_upgrade_requests);
 	tcase_add_test(tc, wsproto_reads_frames_in_any_pieces);
 	tcase_add_test(tc, wsproto_limits_and_faults);

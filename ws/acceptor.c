@@ -27,6 +27,7 @@
 #include "ws/acceptor.h"
 #include "ws/addrcount.h"
 #include "ws/proxy.h"
+#include "ws/wsproto.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -50,8 +51,6 @@
 #define PENDING_MAX 4096 /* connections waiting for their request head */
 #define HEAD_PEEK 8192   /* a head longer than this goes on (the loop answers 431) */
 #define ADDR_SLOTS 8192  /* addresses waiting at once that are counted */
-#define LIVE_PREFIX "GET /live"
-#define CONSOLE_PREFIX "GET /live/console" /* the staff console's feed */
 
 struct pending_conn {
 	int fd;
@@ -289,18 +288,10 @@ static int head_complete(const char *head, size_t n)
 	return memmem(head, n, "\r\n\r\n", 4) || memmem(head, n, "\n\n", 2);
 }
 
-/* 1 when the head starts with prefix (plen bytes) and then ' ' or '?'. */
-static int prefixed(const char *head, size_t n, const char *prefix, size_t plen)
-{
-	return n > plen && !memcmp(head, prefix, plen) && (head[plen] == ' ' || head[plen] == '?');
-}
-
 enum acceptor_route acceptor_route_of(const char *head, size_t n)
 {
-	return prefixed(head, n, LIVE_PREFIX, sizeof(LIVE_PREFIX) - 1) ||
-	               prefixed(head, n, CONSOLE_PREFIX, sizeof(CONSOLE_PREFIX) - 1)
-	           ? ROUTE_LIVE
-	           : ROUTE_API;
+	return wsproto_gets(head, n, "/live") || wsproto_gets(head, n, "/live/console") ? ROUTE_LIVE
+	                                                                                : ROUTE_API;
 }
 
 /* Route fd by its request head; peer as for cfg.hand. Returns 1 when
@@ -323,7 +314,7 @@ static int classify(struct acceptor *a, int fd, const char *peer)
 	route = acceptor_route_of(head, (size_t)n);
 	/* A staff console is never refused for the viewers' crowd: it is
 	 * how on-call sees the crowd. */
-	console = prefixed(head, (size_t)n, CONSOLE_PREFIX, sizeof(CONSOLE_PREFIX) - 1);
+	console = wsproto_gets(head, (size_t)n, "/live/console");
 	if (route == ROUTE_LIVE && !console && a->cfg.live_full && a->cfg.live_full(a->cfg.ctx)) {
 		atomic_fetch_add(&a->refused_full, 1);
 		answer_close(fd, "503 Service Unavailable", "live_full",

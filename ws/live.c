@@ -1026,15 +1026,6 @@ static void open_viewer(struct live *l, struct live_pss *p, const struct wsproto
 
 /* ---- staff consoles (loop thread) ---- */
 
-/* 1 when the request line asks for the console feed. */
-static int console_request(const char *req, size_t len)
-{
-	static const char line[] = "GET /live/console";
-	size_t n = sizeof(line) - 1;
-
-	return len > n && !memcmp(req, line, n) && (req[n] == ' ' || req[n] == '?');
-}
-
 /* The staff token a console presents ("Bearer TOKEN"): any valid one (a
  * viewer at least), from the engine's token table in memory. Returns 1
  * with who it is in *who, else 0. */
@@ -1182,7 +1173,7 @@ static long take_upgrade(struct live *l, struct live_pss *p, const char *in, siz
 		req = p->head;
 		req_len = p->head_len;
 	}
-	console = console_request(req, req_len);
+	console = wsproto_gets(req, req_len, "/live/console");
 	rc = wsproto_upgrade(req, req_len, LIVE_HEAD_MAX, console ? "/live/console" : "/live",
 	                     console ? "tally.console.v1" : "tally.live.v1", &up);
 	if (rc == -EAGAIN) {

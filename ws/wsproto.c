@@ -111,6 +111,14 @@ static int keep(char *dst, const char *v, const char *ve)
 	return 0;
 }
 
+int wsproto_gets(const char *req, size_t len, const char *path)
+{
+	size_t n = strlen(path);
+
+	return len > 4 + n && !memcmp(req, "GET ", 4) && !memcmp(req + 4, path, n) &&
+	       (req[4 + n] == ' ' || req[4 + n] == '?');
+}
+
 int wsproto_upgrade(const char *req, size_t len, size_t max, const char *path, const char *protocol,
                     struct wsproto_upgrade *up)
 {

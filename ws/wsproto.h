@@ -30,6 +30,11 @@ struct wsproto_upgrade {
 	char host[WSPROTO_VALUE_MAX + 1];
 };
 
+/* 1 when the request in req[0..len) is a GET of path, that is when it
+ * starts "GET " path and then a space or '?' (what an upgrade to path
+ * starts with), else 0. */
+int wsproto_gets(const char *req, size_t len, const char *path);
+
 /* Read an upgrade request to a websocket at path with the subprotocol
  * protocol from req[0..len). Returns 0 (whole and acceptable), -EAGAIN
  * (not whole yet: read more, unless len reached max, which is -EINVAL
