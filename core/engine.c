@@ -224,8 +224,10 @@ static int lock_database(struct engine *e, const char *db_path, char *err, size_
 	}
 	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (fd < 0) {
-		snprintf(err, errcap, "%s: %s", path, strerror(errno));
-		return -errno;
+		int saved = errno;
+
+		snprintf(err, errcap, "%s: %s", path, strerror(saved));
+		return -saved;
 	}
 	if (flock(fd, LOCK_EX | LOCK_NB)) {
 		int rc = errno == EWOULDBLOCK ? TALLY_ELOCKED : -errno;

@@ -72,8 +72,10 @@ int work_setup(const struct work_config *cfg, struct jobs_config *jc, char *err,
 		return -EINVAL;
 	}
 	if (!cfg->smtp_url && mkdir(cfg->outbox, 0750) && errno != EEXIST) {
-		snprintf(err, errcap, "receipt outbox %s: %s", cfg->outbox, strerror(errno));
-		return -errno;
+		int e = errno; /* snprintf may change errno */
+
+		snprintf(err, errcap, "receipt outbox %s: %s", cfg->outbox, strerror(e));
+		return -e;
 	}
 	for (int i = 0; i < cfg->n_webhooks; i++) {
 		if (!cfg->webhook_secret[i] || !cfg->webhook_secret[i][0]) {

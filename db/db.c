@@ -244,12 +244,16 @@ static int private_files(const char *path, char *errbuf, size_t errcap)
 	fd = open(path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
 	if (fd >= 0) {
 		if (close(fd)) {
-			snprintf(errbuf, errcap, "%s: %s", path, strerror(errno));
-			return -errno;
+			int e = errno; /* snprintf may change errno */
+
+			snprintf(errbuf, errcap, "%s: %s", path, strerror(e));
+			return -e;
 		}
 	} else if (errno != EEXIST) {
-		snprintf(errbuf, errcap, "%s: %s", path, strerror(errno));
-		return -errno;
+		int e = errno;
+
+		snprintf(errbuf, errcap, "%s: %s", path, strerror(e));
+		return -e;
 	}
 	for (size_t i = 0; i < sizeof(suffixes) / sizeof(suffixes[0]); i++) {
 		if (snprintf(p, sizeof(p), "%s%s", path, suffixes[i]) >= (int)sizeof(p)) {
@@ -257,10 +261,12 @@ static int private_files(const char *path, char *errbuf, size_t errcap)
 			return -ENAMETOOLONG;
 		}
 		if (stat(p, &st)) {
-			if (errno == ENOENT)
+			int e = errno;
+
+			if (e == ENOENT)
 				continue;
-			snprintf(errbuf, errcap, "%s: %s", p, strerror(errno));
-			return -errno;
+			snprintf(errbuf, errcap, "%s: %s", p, strerror(e));
+			return -e;
 		}
 		if (!S_ISREG(st.st_mode) || !(st.st_mode & (S_IRWXG | S_IRWXO)))
 			continue;
