@@ -67,11 +67,15 @@ static struct xmsg *take_all(struct uvloop *l)
 	return m;
 }
 
+/* Messages never delivered: a connection handed over but never adopted
+ * is closed with its message. */
 static void free_all(struct xmsg *m)
 {
 	while (m) {
 		struct xmsg *next = m->next;
 
+		if (m->kind == XM_ADOPT && m->fd >= 0 && close(m->fd))
+			log_msg(LOG_DEBUG, "uvloop.close_failed", "%s", strerror(errno));
 		free(m);
 		m = next;
 	}
