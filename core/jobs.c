@@ -628,6 +628,7 @@ static void transition(struct jobs *js, const struct job *j, const struct job_ru
 	memset(u, 0, offsetof(struct db_job_update, d));
 	u->job_id = j->id;
 	u->queue = (enum job_queue)j->queue;
+	u->kind = (enum job_kind)j->kind;
 	u->donation_id = j->donation_id;
 	u->attempts = j->attempts + 1;
 	if (r->don.id == j->donation_id) {
@@ -735,16 +736,8 @@ static void committed_locked(struct jobs *js, const struct db_job_update *u, int
 		set_error(j, u->error);
 		q->done_total += u->done;
 		q->failed_total += u->failed;
-		if (u->state == JOB_DEAD)
-			events_note(
-			    "dead", NULL, "job %lld (%s %s, dn_%lld) after %d attempts: %.80s",
-			    (long long)j->id, job_queue_names[j->queue], job_kind_names[j->kind],
-			    (long long)u->donation_id, u->attempts, u->error);
-		else if (u->effect == EFFECT_FAILED) {
+		if (u->state != JOB_DEAD && u->effect == EFFECT_FAILED)
 			q->declined++;
-			events_note("decline", NULL, "dn_%lld: %.120s", (long long)u->donation_id,
-			            u->reason);
-		}
 		if (u->done) {
 			window_roll(q, util_mono_ns());
 			q->done_win[0]++;
@@ -793,6 +786,22 @@ void jobs_committed_many(struct jobs *js, const struct db_job_update *const *upd
 			wake(js, (enum job_queue)i);
 	pthread_cond_broadcast(&js->idle);
 	pthread_mutex_unlock(&js->lock);
+	/* The console's events, formatted outside the jobs' lock. */
+	for (int i = 0; i < n; i++) {
+		const struct db_job_update *u = upd[i];
+
+		if (rc[i])
+			continue;
+		if (u->state == JOB_DEAD)
+			events_note("dead", NULL,
+			            "job %lld (%s %s, dn_%lld) after %d attempts: %.80s",
+			            (long long)u->job_id, job_queue_names[u->queue],
+			            job_kind_names[u->kind], (long long)u->donation_id, u->attempts,
+			            u->error);
+		else if (u->effect == EFFECT_FAILED)
+			events_note("decline", NULL, "dn_%lld: %.120s", (long long)u->donation_id,
+			            u->reason);
+	}
 }
 
 void jobs_committed(struct jobs *js, const struct db_job_update *u, int rc)
@@ -824,6 +833,7 @@ int jobs_hold(struct jobs *js, int64_t id, const char *action, struct db_job_upd
 	memset(u, 0, offsetof(struct db_job_update, d));
 	u->job_id = j->id;
 	u->queue = (enum job_queue)j->queue;
+	u->kind = (enum job_kind)j->kind;
 	u->donation_id = j->donation_id;
 	u->attempts = j->attempts;
 	u->next_run_at = util_now_ms();

@@ -42,6 +42,7 @@ struct db_new_job {
 struct db_job_update {
 	int64_t job_id;
 	enum job_queue queue;
+	enum job_kind kind;
 	enum job_state state; /* ready, scheduled, done, dead; JOB_GONE deletes */
 	int attempts;
 	int64_t next_run_at;
