@@ -1057,6 +1057,60 @@ START_TEST(donation_events_are_capped_per_channel)
 }
 END_TEST
 
+/* The wall keeps the newest events of a burst, not the oldest: with a
+ * long coalescing interval the first flush comes half an interval (500 ms)
+ * after the first gift, and decides every event that came by then. */
+START_TEST(the_wall_keeps_the_newest_events)
+{
+	enum { CAP = 3, GIFTS = 20 };
+	int fd, events = 0, sum = 0, kept[CAP];
+	char total[64];
+	uint64_t t0;
+	double burst_ms;
+	char *m;
+
+	restart_with("--live wall-per-s=3,coalesce-ms=1000");
+	fd = subscribe("{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}");
+	m = itest_ws_wait_for(fd, "\"type\":\"snapshot\"", 3000);
+	ck_assert_ptr_nonnull(m);
+	free(m);
+	t0 = util_mono_ns();
+	for (int i = 0; i < GIFTS; i++) {
+		ck_assert_int_eq(
+		    itest_donate(srv.port, "food", 100 + i, "Wall", "wall@example.org"), 202);
+		sum += 100 + i;
+	}
+	burst_ms = (double)(util_mono_ns() - t0) / 1e6;
+	snprintf(total, sizeof(total), "\"total_cents\":%d", sum);
+	for (;;) {
+		m = itest_ws_recv(fd, 5000);
+		ck_assert_msg(m != NULL, "no frame with %s", total);
+		if (strstr(m, "\"type\":\"donation\"")) {
+			const char *a = strstr(m, "\"amount_cents\":");
+
+			ck_assert_ptr_nonnull(a);
+			ck_assert_int_lt(events, CAP);
+			kept[events++] = atoi(a + strlen("\"amount_cents\":"));
+		}
+		if (strstr(m, total)) {
+			free(m);
+			break;
+		}
+		free(m);
+	}
+	ck_assert_int_ge(events, 1);
+	/* The whole burst came before the first flush (captures included,
+	 * which take a few ms each here): the flush kept its last CAP gifts. */
+	if (burst_ms < 300) {
+		ck_assert_int_eq(events, CAP);
+		for (int k = 0; k < CAP; k++)
+			ck_assert_msg(kept[k] == 100 + GIFTS - CAP + k, "event %d shows %d cents",
+			              k, kept[k]);
+	}
+	close(fd);
+}
+END_TEST
+
 /* Readers that take nothing are dropped, and cost no memory meanwhile. */
 START_TEST(slow_readers_are_dropped_without_memory_growth)
 {
@@ -1693,6 +1747,7 @@ Suite *live_suite(void)
 	tcase_add_test(tc, etag_and_live_agree_with_the_body);
 	tcase_add_test(tc, day_channel);
 	tcase_add_test(tc, donation_events_are_capped_per_channel);
+	tcase_add_test(tc, the_wall_keeps_the_newest_events);
 	tcase_add_test(tc, subscriptions_per_connection);
 	tcase_add_test(tc, message_too_big_closes_4009);
 	tcase_add_test(tc, message_in_two_writes_is_read_whole);

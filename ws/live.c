@@ -98,15 +98,17 @@ struct channel {
 	                       * state; the frame's header ends the room */
 	size_t update_at;     /* where the whole update frame starts in update */
 	uint64_t pub_seq;     /* the state subscribers are brought to */
-	uint64_t pushed_head; /* ring_head at the last flush */
+	uint64_t pushed_head; /* ring_head at the last flush: events before it
+	                       * were kept or thinned; after it, not decided */
 	uint64_t last_flush_ns;
+	uint64_t sweep_ns; /* how long the last flush took to write to everyone */
 	int flush_pending;
 	char *ring[LIVE_RING];       /* LWS_PRE room + a donation event's payload */
 	char *ring_frame[LIVE_RING]; /* the whole frame, header first, in ring[] */
 	size_t ring_len[LIVE_RING];  /* its length */
 	uint64_t ring_head;          /* events ever pushed */
-	int64_t *wall_ms;            /* when the last wall_per_s events were taken */
-	uint64_t wall_n;             /* events ever taken (wall_ms[wall_n % wall_per_s] next) */
+	int64_t *wall_ms;            /* when the last wall_per_s events were kept */
+	uint64_t wall_n;             /* events ever kept (wall_ms[wall_n % wall_per_s] next) */
 };
 
 struct live_sub {
@@ -372,14 +374,54 @@ static char *frame_head(char *payload, size_t len, unsigned char opcode)
 	return (char *)h;
 }
 
+/* Decide the donation events that came since the last flush: the wall
+ * keeps at most wall_per_s (divided by slow) in any second, the newest of
+ * them; the older ones are thinned away (the state's "recent" list still
+ * shows them). Keeping the newest matters on a crowded channel: events
+ * that waited in the loop's queue through a long sweep are the stalest.
+ * Returns how many were kept. */
+static uint64_t decide_events(struct live *l, struct channel *ch)
+{
+	int64_t now = now_ms();
+	uint64_t cap = (uint64_t)(l->cfg.wall_per_s / l->slow), per = (uint64_t)l->cfg.wall_per_s;
+	uint64_t fresh = ch->ring_head - ch->pushed_head, within = 0, keep;
+
+	if (cap < 1)
+		cap = 1;
+	/* kept in the last second (wall_ms is in time order, newest last) */
+	while (within < cap && within < ch->wall_n &&
+	       now - ch->wall_ms[(ch->wall_n - within - 1) % per] < 1000)
+		within++;
+	keep = fresh < cap - within ? fresh : cap - within;
+	if (keep > LIVE_RING)
+		keep = LIVE_RING; /* what the ring holds */
+	for (uint64_t h = ch->pushed_head; h < ch->ring_head - keep; h++) {
+		size_t slot = h % LIVE_RING;
+
+		if (ch->ring_head - h > LIVE_RING)
+			continue; /* overwritten by a newer event already */
+		free(ch->ring[slot]);
+		ch->ring[slot] = ch->ring_frame[slot] = NULL;
+		ch->ring_len[slot] = 0;
+	}
+	if (fresh > keep)
+		atomic_fetch_add(&l->thinned, fresh - keep);
+	for (uint64_t k = 0; k < keep; k++)
+		ch->wall_ms[ch->wall_n++ % per] = now;
+	ch->pushed_head = ch->ring_head;
+	return keep;
+}
+
 /* Bring every subscriber to the channel's latest state and its new
  * donation events: the update frame is built once for all of them. */
 static void flush(struct channel *ch)
 {
 	struct buf *u = &ch->update;
+	uint64_t kept;
 
 	ch->flush_pending = 0;
 	ch->last_flush_ns = util_mono_ns();
+	kept = decide_events(ch->l, ch);
 	if (ch->state_seq > ch->pub_seq && ch->state.len) {
 		u->len = 0;
 		if (buf_reserve(u, LWS_PRE + ch->state.len + 128))
@@ -391,12 +433,12 @@ static void flush(struct channel *ch)
 			return;
 		ch->update_at = (size_t)(frame_head(u->p + LWS_PRE, u->len - LWS_PRE, 0x1) - u->p);
 		ch->pub_seq = ch->state_seq;
-	} else if (ch->ring_head == ch->pushed_head) {
+	} else if (!kept) {
 		return;
 	}
-	ch->pushed_head = ch->ring_head;
 	for (size_t i = 0; i < ch->n_subs; i++)
 		push(ch->l, ch->subs[i]);
+	ch->sweep_ns = util_mono_ns() - ch->last_flush_ns;
 }
 
 static void flush_cb(uv_timer_t *t)
@@ -406,7 +448,11 @@ static void flush_cb(uv_timer_t *t)
 
 /* Flush the channel soon: half a coalescing interval after the first
  * change (so a gift's "pending" and "succeeded", a few ms apart, and its
- * donation event make one write) and at most once per interval. */
+ * donation event make one write) and at most once per interval. A channel
+ * whose last flush took half an interval or more to write to all its
+ * viewers (thousands on one campaign) goes as soon as the interval allows:
+ * its changes gathered during that sweep, and waiting longer would only
+ * add to every gift's time to the screen. */
 static void schedule_flush(struct channel *ch)
 {
 	uint64_t now = util_mono_ns(),
@@ -415,6 +461,8 @@ static void schedule_flush(struct channel *ch)
 
 	if (ch->flush_pending)
 		return;
+	if (ch->sweep_ns >= interval / 2)
+		due = now;
 	if (ch->last_flush_ns + interval > due)
 		due = ch->last_flush_ns + interval;
 	ch->flush_pending = 1;
@@ -435,22 +483,13 @@ static void take_state(struct channel *ch, const char *data, size_t len, uint64_
 		schedule_flush(ch);
 }
 
-/* A donation event: into the ring, for the next flush, unless the
- * channel's wall is full: at most wall_per_s (divided by slow) in any
- * second. */
-static void take_event(struct live *l, struct channel *ch, const char *data, size_t len)
+/* A donation event: into the ring, for the next flush to keep or thin
+ * (decide_events). */
+static void take_event(struct channel *ch, const char *data, size_t len)
 {
-	int64_t now = now_ms();
-	uint64_t cap = (uint64_t)(l->cfg.wall_per_s / l->slow), per = (uint64_t)l->cfg.wall_per_s;
 	struct buf b = {0};
 	size_t slot;
 
-	if (cap < 1)
-		cap = 1;
-	if (ch->wall_n >= cap && now - ch->wall_ms[(ch->wall_n - cap) % per] < 1000) {
-		atomic_fetch_add(&l->thinned, 1);
-		return;
-	}
 	if (buf_reserve(&b, LWS_PRE + len + 96)) {
 		buf_fini(&b);
 		return;
@@ -461,7 +500,6 @@ static void take_event(struct live *l, struct channel *ch, const char *data, siz
 		buf_fini(&b);
 		return;
 	}
-	ch->wall_ms[ch->wall_n++ % per] = now;
 	slot = ch->ring_head % LIVE_RING;
 	free(ch->ring[slot]);
 	ch->ring[slot] = b.p;
@@ -504,7 +542,7 @@ static void on_msg(void *user, struct xmsg *m)
 	if (m->kind == XM_STATE)
 		take_state(ch, m->data, m->len, m->seq);
 	else if (m->kind == XM_EVENT)
-		take_event(l, ch, m->data, m->len);
+		take_event(ch, m->data, m->len);
 }
 
 int live_post(struct live *l, struct xmsg *m)
@@ -627,7 +665,7 @@ static void subscribe(struct live *l, struct live_pss *p, struct channel *ch,
 		flush(ch);
 		p->in_callback = 0;
 	}
-	sub->tail = ch->ring_head;
+	sub->tail = ch->pushed_head;
 	sub->need_snapshot = live_msg_needs_snapshot(m, ch->pub_seq);
 	sub->sent_seq = sub->need_snapshot ? 0 : ch->pub_seq;
 	want_write(p);
@@ -720,7 +758,7 @@ static int pending(const struct live_pss *p)
 		const struct live_sub *sub = &p->subs[i];
 
 		if (sub->need_snapshot || sub->sent_seq < sub->ch->pub_seq ||
-		    sub->tail < sub->ch->ring_head)
+		    sub->tail < sub->ch->pushed_head)
 			return 1;
 	}
 	return 0;
@@ -804,15 +842,16 @@ static int gather(struct live *l, struct live_pss *p)
 				return -1;
 			sub->need_snapshot = 0;
 			sub->sent_seq = ch->pub_seq;
-			sub->tail = ch->ring_head;
+			sub->tail = ch->pushed_head;
 			continue;
 		}
 		if (ch->ring_head - sub->tail > LIVE_RING)
 			sub->tail = ch->ring_head - LIVE_RING; /* it skips ahead */
-		for (; sub->tail < ch->ring_head && l->tx.len < LIVE_TX_MAX; sub->tail++) {
+		for (; sub->tail < ch->pushed_head && l->tx.len < LIVE_TX_MAX; sub->tail++) {
 			size_t slot = sub->tail % LIVE_RING;
 
-			if (tx_frame(l, ch->ring_frame[slot], ch->ring_len[slot]))
+			if (ch->ring_len[slot] &&
+			    tx_frame(l, ch->ring_frame[slot], ch->ring_len[slot]))
 				return -1;
 		}
 		if (sub->sent_seq < ch->pub_seq && l->tx.len < LIVE_TX_MAX) {
