@@ -8,7 +8,8 @@
  * remote console's source (tui/remote.c, run headless) attached over TLS
  * with --ca-file, refused without it ("not trusted" on its reconnect
  * line), against a plain-HTTP server, and each bad URL or --ca-file
- * refused at start with its line. */
+ * refused at start with its line; and the real console in tmux
+ * (tests/tally_tmux.sh tls). */
 #include "tests/itest.h"
 #include "tests/tests.h"
 #include "tui/console.h"
@@ -1330,6 +1331,20 @@ START_TEST(a_bad_url_or_ca_file_stops_the_console)
 }
 END_TEST
 
+/* The same in a real terminal: tests/tally_tmux.sh in its tls mode. */
+START_TEST(the_console_over_https_in_tmux)
+{
+	char cmd[1024];
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "bash tests/tally_tmux.sh '%s' '%s' tls", tally_bin(),
+	         getenv("TALLY_ASSETS") ? getenv("TALLY_ASSETS") : "assets");
+	st = system(cmd);
+	ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "'%s' failed (status %d)",
+	              cmd, st);
+}
+END_TEST
+
 Suite *tls_suite(void)
 {
 	Suite *s = suite_create("tls");
@@ -1337,6 +1352,7 @@ Suite *tls_suite(void)
 	TCase *lim = tcase_create("per-address");
 	TCase *slowc = tcase_create("slow-reader");
 	TCase *bad = tcase_create("start-up");
+	TCase *term = tcase_create("console-in-tmux");
 
 	tcase_add_checked_fixture(tc, start, stop);
 	tcase_set_timeout(tc, 30);
@@ -1370,5 +1386,9 @@ Suite *tls_suite(void)
 	tcase_add_test(bad, a_certificate_for_another_name_is_refused);
 	tcase_add_loop_test(bad, a_bad_url_or_ca_file_stops_the_console, 0, BADC_CASES);
 	suite_add_tcase(s, bad);
+
+	tcase_set_timeout(term, 60);
+	tcase_add_test(term, the_console_over_https_in_tmux);
+	suite_add_tcase(s, term);
 	return s;
 }
