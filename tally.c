@@ -76,7 +76,8 @@ static _Atomic(struct server *) the_server;
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: tally [options]\n"
-	           "       tally console --connect http://HOST:PORT [--token-file PATH]\n"
+	           "       tally console --connect http[s]://HOST:PORT [--token-file PATH]\n"
+	           "                     [--ca-file PATH]\n"
 	           "       tally token add NAME --role viewer|operator|admin [--db PATH]\n"
 	           "       tally token list [--db PATH]\n"
 	           "       tally token revoke NAME [--db PATH]\n"
@@ -998,18 +999,25 @@ static void console_signal(int sig)
 
 static void console_usage(FILE *f)
 {
-	fprintf(f, "usage: tally console --connect http://HOST:PORT [--token-file PATH]\n"
+	fprintf(f, "usage: tally console --connect http[s]://HOST:PORT [--token-file PATH]\n"
+	           "                     [--ca-file PATH]\n"
 	           "  Attach the staff console to a running tally. The staff token comes\n"
-	           "  from TALLY_ADMIN_TOKEN or the first line of --token-file (mode 0600).\n");
+	           "  from TALLY_ADMIN_TOKEN or the first line of --token-file (mode 0600).\n"
+	           "  https:// (a tally started with --tls-cert) is TLS 1.2 or later; the\n"
+	           "  server's certificate must name HOST and be signed by a CA the system\n"
+	           "  trusts, or by one in --ca-file (PEM: for a self-signed certificate,\n"
+	           "  the certificate itself). There is no way to skip the check.\n");
 }
 
 static int console_main(int argc, char **argv)
 {
 	static const struct option longs[] = {{"connect", required_argument, NULL, 'c'},
 	                                      {"token-file", required_argument, NULL, 't'},
+	                                      {"ca-file", required_argument, NULL, 'a'},
 	                                      {"help", no_argument, NULL, 'h'},
 	                                      {NULL, 0, NULL, 0}};
-	const char *url = NULL, *token_file = NULL, *env = getenv("TALLY_ADMIN_TOKEN");
+	const char *url = NULL, *token_file = NULL, *ca_file = NULL;
+	const char *env = getenv("TALLY_ADMIN_TOKEN");
 	char token[300], err[512];
 	struct console_source src;
 	struct sigaction sa;
@@ -1024,6 +1032,9 @@ static int console_main(int argc, char **argv)
 			break;
 		case 't':
 			token_file = optarg;
+			break;
+		case 'a':
+			ca_file = optarg;
 			break;
 		case 'h':
 			console_usage(stdout);
@@ -1054,9 +1065,9 @@ static int console_main(int argc, char **argv)
 		                "give --token-file\n");
 		return 1;
 	}
-	if (remote_new(url, token, &r, err, sizeof(err))) {
+	if (remote_new(url, token, ca_file, &r, err, sizeof(err))) {
 		fprintf(stderr, "tally console: %s\n", err);
-		return 2;
+		return 1;
 	}
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = console_signal;

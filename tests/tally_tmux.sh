@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # tests/tally_tmux.sh - the real tally console in a real terminal.
 #
-# usage: tests/tally_tmux.sh PATH/TO/tally ASSETS_DIR [remote]
+# usage: tests/tally_tmux.sh PATH/TO/tally ASSETS_DIR [remote|tls]
 #
 # With "remote", tally runs --headless outside tmux and the console is
 # `tally console --connect` (the same steps, over the console feed and
@@ -9,6 +9,12 @@
 # and sees the first one's pause; a bad token is refused on screen; the
 # server killed, the console says reconnecting and keeps its numbers;
 # the server back on the same port, the console catches up by itself.
+#
+# With "tls", the headless tally serves a self-signed certificate made
+# here (openssl req -x509): `tally console --connect https://... --ca-file`
+# shows the campaigns and "connected" and pauses a campaign by keys (the
+# admin API over HTTPS agrees); without --ca-file the console says the
+# certificate is not trusted; http:// to the TLS port is refused (400).
 #
 # Starts `tally --demo` on a free port with a temporary database in a
 # detached tmux session (120x30), with a flaky mock processor and one
@@ -107,6 +113,66 @@ start_server() {
 		sleep 0.05
 	done
 }
+# quit_console: q, then the console's exit status must be 0.
+quit_console() {
+	step="quit"
+	T send-keys -t console q
+	local deadline=$((SECONDS + 8))
+	while [ ! -s "$tmp/exit" ]; do
+		[ $SECONDS -lt $deadline ] || fail "tally did not exit after q"
+		sleep 0.1
+	done
+	grep -q '^exit=0$' "$tmp/exit" || fail "tally exited with $(cat "$tmp/exit")"
+}
+if [ "$mode" = tls ]; then
+	step="certificate"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-subj /CN=tally-test -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+		-keyout "$tmp/key.pem" -out "$tmp/cert.pem" >/dev/null 2>&1 || fail "openssl req failed"
+	chmod 600 "$tmp/key.pem" || fail "chmod"
+	server_args+=(--tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem")
+	step="start"
+	start_server 0
+	port=$(ready_port)
+	[ -n "$port" ] || fail "no port in the log"
+	T new-session -d -s console -x 120 -y 30 \
+		"cd '$tmp' && TALLY_ADMIN_TOKEN=t '$bin' console --connect https://127.0.0.1:$port \
+		 --ca-file '$tmp/cert.pem'; echo \"exit=\$?\" >'$tmp/exit'; sleep 30" ||
+		fail "tmux could not start"
+	wait_for "Riverside Food Bank" 10
+	wait_for "https://127.0.0.1:$port +connected" 5
+
+	step="pause over https"
+	T send-keys -t console g
+	T send-keys -t console p
+	wait_for "[Pp]ause .*\?|y/n" 5
+	T send-keys -t console y
+	wait_for "paused [a-z-]+" 5
+	curl -sS --max-time 5 --cacert "$tmp/cert.pem" "https://127.0.0.1:$port/api/v1/campaigns" |
+		grep -q '"status":"paused"' || fail "the API over HTTPS shows no paused campaign"
+
+	step="not trusted without --ca-file"
+	T new-window -d -n untrusted \
+		"TALLY_ADMIN_TOKEN=t '$bin' console --connect https://127.0.0.1:$port; sleep 30" ||
+		fail "no window for the console without --ca-file"
+	win=untrusted
+	wait_for "reconnecting \([0-9]+ s\): certificate not trusted: self-signed certificate \(use --ca-file\)" 10
+	grep -q "Riverside Food Bank" "$tmp/screen" && fail "an untrusted server's campaigns are shown"
+	T kill-window -t untrusted
+
+	step="http:// to the TLS port"
+	T new-window -d -n plain \
+		"TALLY_ADMIN_TOKEN=t '$bin' console --connect http://127.0.0.1:$port; sleep 30" ||
+		fail "no window for the http:// console"
+	win=plain
+	wait_for "reconnecting \([0-9]+ s\): refused \(400\)" 10
+	T kill-window -t plain
+	win=console
+
+	quit_console
+	echo "tally_tmux: ok"
+	exit 0
+fi
 if [ "$mode" = remote ]; then
 	start_server 0
 	port=$(ready_port)
@@ -357,12 +423,5 @@ if [ "$mode" = remote ]; then
 	done
 fi
 
-step="quit"
-T send-keys -t console q
-deadline=$((SECONDS + 8))
-while [ ! -s "$tmp/exit" ]; do
-	[ $SECONDS -lt $deadline ] || fail "tally did not exit after q"
-	sleep 0.1
-done
-grep -q '^exit=0$' "$tmp/exit" || fail "tally exited with $(cat "$tmp/exit")"
+quit_console
 echo "tally_tmux: ok"

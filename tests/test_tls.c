@@ -4,9 +4,16 @@
  * donation, /live over wss, plain HTTP refused, old protocol versions
  * refused, the client's address seen through the TLS front, every start-up
  * with a bad certificate or key refused with its line, and SIGTERM with
- * TLS connections open. */
+ * TLS connections open. Then `tally console --connect https://`: the
+ * remote console's source (tui/remote.c, run headless) attached over TLS
+ * with --ca-file, refused without it ("not trusted" on its reconnect
+ * line), against a plain-HTTP server, and each bad URL or --ca-file
+ * refused at start with its line; and the real console in tmux
+ * (tests/tally_tmux.sh tls). */
 #include "tests/itest.h"
 #include "tests/tests.h"
+#include "tui/console.h"
+#include "tui/remote.h"
 
 #include <errno.h>
 #include <openssl/err.h>
@@ -46,9 +53,9 @@ static EVP_PKEY *new_key(void)
 	return k;
 }
 
-/* A self-signed certificate of key k for 127.0.0.1 and localhost, valid
- * from a minute ago for a day (or expired a day ago). */
-static X509 *self_signed(EVP_PKEY *k, int expired)
+/* A self-signed certificate of key k for the names of san (subjectAltName
+ * syntax), valid from a minute ago for a day (or expired a day ago). */
+static X509 *self_signed_for(EVP_PKEY *k, int expired, const char *san)
 {
 	X509 *x = X509_new();
 	X509_NAME *n;
@@ -68,12 +75,18 @@ static X509 *self_signed(EVP_PKEY *k, int expired)
 	ck_assert_int_eq(X509_set_issuer_name(x, n), 1);
 	X509V3_set_ctx_nodb(&v3);
 	X509V3_set_ctx(&v3, x, x, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, "IP:127.0.0.1,DNS:localhost");
+	ext = X509V3_EXT_conf_nid(NULL, &v3, NID_subject_alt_name, san);
 	ck_assert_ptr_nonnull(ext);
 	ck_assert_int_eq(X509_add_ext(x, ext, -1), 1);
 	X509_EXTENSION_free(ext);
 	ck_assert_int_gt(X509_sign(x, k, EVP_sha256()), 0);
 	return x;
+}
+
+/* The same for 127.0.0.1 and localhost. */
+static X509 *self_signed(EVP_PKEY *k, int expired)
+{
+	return self_signed_for(k, expired, "IP:127.0.0.1,DNS:localhost");
 }
 
 /* dir/name: the certificate x and/or the key k (encrypted with pass when
@@ -905,29 +918,21 @@ static void start_slow(void)
 
 /* ---- start-up refused ---- */
 
-/* Run tally with args (after --headless --listen --db --assets) and
- * collect what it says: returns its exit status (-1 when it was still
- * running after 10 s, then killed). */
-static int run_tally(const char *const *args, char *out, size_t cap, char *db, size_t dbcap)
+static const char *tally_bin(void)
 {
-	const char *bin = getenv("TALLY_BIN") ? getenv("TALLY_BIN") : "./tally";
-	const char *argv[24];
-	int argc = 0, pipefd[2], st = -1;
+	return getenv("TALLY_BIN") ? getenv("TALLY_BIN") : "./tally";
+}
+
+/* Run argv (argv[0] the tally binary) and collect what it says: returns
+ * its exit status (-1 when it was still running after 10 s, then
+ * killed). */
+static int run_argv(const char *const *argv, char *out, size_t cap)
+{
+	const char *bin = argv[0];
+	int pipefd[2], st = -1;
 	size_t used = 0;
 	pid_t pid;
 
-	snprintf(db, dbcap, "%s/t.db", dir);
-	argv[argc++] = bin;
-	argv[argc++] = "--headless";
-	argv[argc++] = "--listen";
-	argv[argc++] = "127.0.0.1:0";
-	argv[argc++] = "--db";
-	argv[argc++] = db;
-	argv[argc++] = "--assets";
-	argv[argc++] = getenv("TALLY_ASSETS") ? getenv("TALLY_ASSETS") : "assets";
-	for (int i = 0; args[i] && argc < 23; i++)
-		argv[argc++] = args[i];
-	argv[argc] = NULL;
 	ck_assert_int_eq(pipe(pipefd), 0);
 	pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -969,6 +974,28 @@ static int run_tally(const char *const *args, char *out, size_t cap, char *db, s
 	out[used] = '\0';
 	close(pipefd[0]);
 	return st == -1 ? -1 : WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+}
+
+/* Run tally with args (after --headless --listen --db --assets), as
+ * run_argv. */
+static int run_tally(const char *const *args, char *out, size_t cap, char *db, size_t dbcap)
+{
+	const char *argv[24];
+	int argc = 0;
+
+	snprintf(db, dbcap, "%s/t.db", dir);
+	argv[argc++] = tally_bin();
+	argv[argc++] = "--headless";
+	argv[argc++] = "--listen";
+	argv[argc++] = "127.0.0.1:0";
+	argv[argc++] = "--db";
+	argv[argc++] = db;
+	argv[argc++] = "--assets";
+	argv[argc++] = getenv("TALLY_ASSETS") ? getenv("TALLY_ASSETS") : "assets";
+	for (int i = 0; args[i] && argc < 23; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	return run_argv(argv, out, cap);
 }
 
 enum bad_case {
@@ -1095,6 +1122,229 @@ static void make_keys_only(void)
 	memset(&srv, 0, sizeof(srv));
 }
 
+/* ---- tally console --connect https:// ---- */
+
+/* The remote console's source for url, trusting ca_file (NULL: the
+ * system's CAs), its reader started. */
+static struct remote *remote_open(const char *url, const char *ca_file, struct console_source *src)
+{
+	struct remote *r;
+	char err[512];
+
+	ck_assert_msg(remote_new(url, ITEST_TOKEN, ca_file, &r, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(remote_start(r), 0);
+	remote_source(r, src);
+	return r;
+}
+
+/* What the console would show, fetched until done(m) or 10 s: 1 when
+ * done came true (m then holds that model), else 0 (m the last one). */
+static int remote_until(struct console_source *src, struct console_model *m,
+                        int (*done)(const struct console_model *, const void *), const void *arg)
+{
+	for (int i = 0; i < 200 * itest_slowdown(); i++) {
+		ck_assert_int_eq(src->fetch(src->ctx, m), 0);
+		if (done(m, arg))
+			return 1;
+		poll(NULL, 0, 50);
+	}
+	return 0;
+}
+
+/* Connected, with campaign arg's status "active" or "paused" as wanted. */
+static int shows_campaign(const struct console_model *m, const void *arg)
+{
+	const char *const *want = arg; /* slug, status */
+
+	for (size_t i = 0; m->connected && i < m->n_campaigns; i++)
+		if (!strcmp(m->campaigns[i].slug, want[0]) &&
+		    !strcmp(m->campaigns[i].status, want[1]))
+			return 1;
+	return 0;
+}
+
+/* Not connected, the reconnect line holding arg. */
+static int says(const struct console_model *m, const void *arg)
+{
+	return !m->connected && strstr(m->error, arg) && !strncmp(m->error, "reconnecting (", 14);
+}
+
+START_TEST(a_remote_console_over_https_with_its_ca_file)
+{
+	struct console_model *m = calloc(1, sizeof(*m));
+	struct console_source src;
+	struct remote *r;
+	struct itest_resp resp;
+	const char *active[] = {"food", "active"}, *paused[] = {"food", "paused"};
+	char url[64];
+
+	ck_assert_ptr_nonnull(m);
+	create_food();
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", srv.port);
+	r = remote_open(url, cert_path, &src);
+	ck_assert_msg(remote_until(&src, m, shows_campaign, active), "not connected: %s", m->error);
+	ck_assert_str_eq(m->server, url);
+	ck_assert_str_eq(m->error, "");
+	/* An action: the admin API through libcurl, trusting the same file. */
+	ck_assert_msg(src.set_paused(src.ctx, "food", 1) == 0, "pause: %s",
+	              src.errtext(src.ctx, -EIO) ? src.errtext(src.ctx, -EIO) : "?");
+	ck_assert_msg(remote_until(&src, m, shows_campaign, paused), "no pause seen: %s", m->error);
+	ck_assert_int_eq(tls_http("GET", "/api/v1/campaigns/food", NULL, NULL, &resp), 0);
+	ck_assert_ptr_nonnull(strstr(resp.body, "\"status\":\"paused\""));
+	itest_resp_fini(&resp);
+	remote_free(r);
+	console_model_fini(m);
+	free(m);
+}
+END_TEST
+
+START_TEST(a_remote_console_without_the_ca_file_is_not_trusted)
+{
+	struct console_model *m = calloc(1, sizeof(*m));
+	struct console_source src;
+	struct remote *r;
+	const char *e;
+	char url[64];
+	int rc;
+
+	ck_assert_ptr_nonnull(m);
+	create_food();
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/", srv.port);
+	r = remote_open(url, NULL, &src);
+	ck_assert_msg(
+	    remote_until(&src, m, says,
+	                 "certificate not trusted: self-signed certificate (use --ca-file)"),
+	    "said: %s", m->error);
+	ck_assert_int_eq(m->n_campaigns, 0);
+	/* An action is refused the same way, with curl's words. */
+	rc = src.set_paused(src.ctx, "food", 1);
+	ck_assert_int_ne(rc, 0);
+	e = src.errtext(src.ctx, rc);
+	ck_assert_msg(e && strstr(e, "certificate"), "action said: %s", e ? e : "(nothing)");
+	remote_free(r);
+	console_model_fini(m);
+	free(m);
+}
+END_TEST
+
+/* A certificate for another name: refused, though it is trusted. */
+START_TEST(a_certificate_for_another_name_is_refused)
+{
+	struct console_model *m = calloc(1, sizeof(*m));
+	struct console_source src;
+	struct remote *r;
+	EVP_PKEY *k = new_key();
+	X509 *x = self_signed_for(k, 0, "DNS:tally.example");
+	char url[64], extra[1400];
+
+	ck_assert_ptr_nonnull(m);
+	write_pem("other-cert.pem", x, NULL, NULL, 0644, cert_path, sizeof(cert_path));
+	write_pem("other-key.pem", NULL, k, NULL, 0600, key_path, sizeof(key_path));
+	X509_free(x);
+	EVP_PKEY_free(k);
+	snprintf(extra, sizeof(extra), "--tls-cert %s --tls-key %s", cert_path, key_path);
+	ck_assert_int_eq(itest_start(&srv, extra), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", srv.port);
+	r = remote_open(url, cert_path, &src);
+	ck_assert_msg(
+	    remote_until(&src, m, says, "certificate is not for 127.0.0.1: IP address mismatch"),
+	    "said: %s", m->error);
+	remote_free(r);
+	console_model_fini(m);
+	free(m);
+}
+END_TEST
+
+START_TEST(https_to_a_plain_http_server_says_why)
+{
+	struct console_model *m = calloc(1, sizeof(*m));
+	struct console_source src;
+	struct remote *r;
+	char url[64], want[96];
+
+	ck_assert_ptr_nonnull(m);
+	ck_assert_int_eq(itest_start(&srv, NULL), 0);
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d", srv.port);
+	snprintf(want, sizeof(want), "no TLS answer from 127.0.0.1:%d in ", srv.port);
+	r = remote_open(url, cert_path, &src);
+	ck_assert_msg(remote_until(&src, m, says, want), "said: %s", m->error);
+	ck_assert_ptr_nonnull(strstr(m->error, "is it an http:// server?"));
+	remote_free(r);
+	console_model_fini(m);
+	free(m);
+}
+END_TEST
+
+enum bad_connect {
+	BADC_SCHEME,
+	BADC_NO_CA_FILE,
+	BADC_CA_FILE_IS_DIR,
+	BADC_GARBAGE_CA_FILE,
+	BADC_CA_FILE_WITH_HTTP,
+	BADC_CASES
+};
+
+START_TEST(a_bad_url_or_ca_file_stops_the_console)
+{
+	const char *argv[] = {tally_bin(), "console", "--connect", "https://127.0.0.1:9",
+	                      "--ca-file", cert_path, NULL};
+	char got[4096], path[600], want[1500], line[1600];
+	int rc;
+
+	switch ((enum bad_connect)_i) {
+	case BADC_SCHEME:
+		argv[3] = "ftp://127.0.0.1:9";
+		argv[4] = NULL;
+		snprintf(want, sizeof(want),
+		         "--connect takes http://HOST:PORT or https://HOST:PORT (got "
+		         "'ftp://127.0.0.1:9')");
+		break;
+	case BADC_NO_CA_FILE:
+		snprintf(path, sizeof(path), "%s/missing.pem", dir);
+		argv[5] = path;
+		snprintf(want, sizeof(want), "--ca-file %s: No such file or directory", path);
+		break;
+	case BADC_CA_FILE_IS_DIR:
+		argv[5] = dir;
+		snprintf(want, sizeof(want), "--ca-file %s: not a regular file", dir);
+		break;
+	case BADC_GARBAGE_CA_FILE:
+		write_text("garbage.pem", "this is not a certificate\n", 0644, path, sizeof(path));
+		argv[5] = path;
+		snprintf(want, sizeof(want), "--ca-file %s: no PEM certificate in it", path);
+		break;
+	case BADC_CA_FILE_WITH_HTTP:
+		argv[3] = "http://127.0.0.1:9";
+		snprintf(want, sizeof(want),
+		         "--ca-file is for an https:// server (got 'http://127.0.0.1:9')");
+		break;
+	case BADC_CASES:
+		break;
+	}
+	rc = run_argv(argv, got, sizeof(got));
+	ck_assert_msg(rc == 1, "case %d: exit %d, said: %s", _i, rc, got);
+	snprintf(line, sizeof(line), "tally console: %s", want);
+	ck_assert_msg(!strncmp(got, line, strlen(line)), "case %d: wanted \"%s\", got: %s", _i,
+	              line, got);
+	ck_assert_msg(strchr(got, '\n') == got + strlen(got) - 1, "case %d: more than a line: %s",
+	              _i, got);
+}
+END_TEST
+
+/* The same in a real terminal: tests/tally_tmux.sh in its tls mode. */
+START_TEST(the_console_over_https_in_tmux)
+{
+	char cmd[1024];
+	int st;
+
+	snprintf(cmd, sizeof(cmd), "bash tests/tally_tmux.sh '%s' '%s' tls", tally_bin(),
+	         getenv("TALLY_ASSETS") ? getenv("TALLY_ASSETS") : "assets");
+	st = system(cmd);
+	ck_assert_msg(st != -1 && WIFEXITED(st) && WEXITSTATUS(st) == 0, "'%s' failed (status %d)",
+	              cmd, st);
+}
+END_TEST
+
 Suite *tls_suite(void)
 {
 	Suite *s = suite_create("tls");
@@ -1102,6 +1352,7 @@ Suite *tls_suite(void)
 	TCase *lim = tcase_create("per-address");
 	TCase *slowc = tcase_create("slow-reader");
 	TCase *bad = tcase_create("start-up");
+	TCase *term = tcase_create("console-in-tmux");
 
 	tcase_add_checked_fixture(tc, start, stop);
 	tcase_set_timeout(tc, 30);
@@ -1114,6 +1365,8 @@ Suite *tls_suite(void)
 	tcase_add_test(tc, a_silent_connection_is_closed);
 	tcase_add_test(tc, a_slow_head_after_the_handshake_gets_408);
 	tcase_add_test(tc, sigterm_drains_with_tls_connections_open);
+	tcase_add_test(tc, a_remote_console_over_https_with_its_ca_file);
+	tcase_add_test(tc, a_remote_console_without_the_ca_file_is_not_trusted);
 	suite_add_tcase(s, tc);
 
 	tcase_add_checked_fixture(lim, start_limited, stop);
@@ -1129,6 +1382,13 @@ Suite *tls_suite(void)
 	tcase_set_timeout(bad, 30);
 	tcase_add_loop_test(bad, a_bad_certificate_or_key_stops_the_start, 0, BAD_CASES);
 	tcase_add_test(bad, an_expired_certificate_starts_with_a_warning);
+	tcase_add_test(bad, https_to_a_plain_http_server_says_why);
+	tcase_add_test(bad, a_certificate_for_another_name_is_refused);
+	tcase_add_loop_test(bad, a_bad_url_or_ca_file_stops_the_console, 0, BADC_CASES);
 	suite_add_tcase(s, bad);
+
+	tcase_set_timeout(term, 60);
+	tcase_add_test(term, the_console_over_https_in_tmux);
+	suite_add_tcase(s, term);
 	return s;
 }

@@ -8,28 +8,29 @@
  * tried again after a backoff (0.5 s doubling to REMOTE_BACKOFF_MAX_MS);
  * the mirror keeps the last numbers meanwhile, and a new connection's
  * feed sends every campaign again, so nothing needs clearing. The
- * client's frames are masked (RFC 6455); the server's may not be. Actions
- * are admin API requests made with libcurl on the console thread, each
- * bounded by REMOTE_ACTION_TIMEOUT_S; the server's error message is what
- * errtext shows.
+ * client's frames are masked (RFC 6455); the server's may not be. For
+ * https:// the connection is TLS (tui/remote_conn.c: certificate and name
+ * verified, a failure's reason on the reconnect line). Actions are admin
+ * API requests made with libcurl on the console thread, each bounded by
+ * REMOTE_ACTION_TIMEOUT_S, trusting the same --ca-file; the server's
+ * error message is what errtext shows.
  */
 #include "tui/remote.h"
 #include "tui/console_mirror.h"
+#include "tui/remote_conn.h"
 #include "base/buf.h"
 #include "base/util.h"
 
 #include <curl/curl.h>
 #include <errno.h>
 #include <jansson.h>
-#include <netdb.h>
 #include <openssl/evp.h>
-#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,9 +43,11 @@
 enum link { LINK_CONNECTING, LINK_UP, LINK_DOWN };
 
 struct remote {
-	char url[96]; /* http://HOST:PORT, no trailing slash */
+	char url[96]; /* http(s)://HOST:PORT, no trailing slash */
 	char host[64], port[8];
 	char token[300];
+	struct remote_tls *tls; /* https:// only, else NULL; read-only */
+	char *ca_file;          /* --ca-file for libcurl, or NULL */
 	pthread_t thread;
 	int started;
 
@@ -69,18 +72,21 @@ static int64_t mono_ms(void)
 	return (int64_t)(util_mono_ns() / 1000000u);
 }
 
-int remote_new(const char *url, const char *token, struct remote **out, char *err, size_t errcap)
+int remote_new(const char *url, const char *token, const char *ca_file, struct remote **out,
+               char *err, size_t errcap)
 {
 	struct remote *r;
 	const char *h, *colon, *end;
 	size_t hl;
+	int tls = !strncmp(url, "https://", 8);
 
 	*out = NULL;
-	if (strncmp(url, "http://", 7)) {
-		snprintf(err, errcap, "--connect takes http://HOST:PORT (got '%s')", url);
+	if (strncmp(url, "http://", 7) && !tls) {
+		snprintf(err, errcap,
+		         "--connect takes http://HOST:PORT or https://HOST:PORT (got '%s')", url);
 		return -EINVAL;
 	}
-	h = url + 7;
+	h = url + (tls ? 8 : 7);
 	end = h + strlen(h);
 	if (end > h && end[-1] == '/')
 		end--;
@@ -88,7 +94,8 @@ int remote_new(const char *url, const char *token, struct remote **out, char *er
 	hl = colon ? (size_t)(colon - h) : 0;
 	if (!colon || !hl || hl >= sizeof(r->host) || end - colon < 2 || end - colon > 6 ||
 	    memchr(h, '/', (size_t)(end - h)) || memchr(h, '@', (size_t)(end - h))) {
-		snprintf(err, errcap, "--connect takes http://HOST:PORT (got '%s')", url);
+		snprintf(err, errcap, "--connect takes %s://HOST:PORT (got '%s')",
+		         tls ? "https" : "http", url);
 		return -EINVAL;
 	}
 	for (const char *p = colon + 1; p < end; p++)
@@ -97,6 +104,10 @@ int remote_new(const char *url, const char *token, struct remote **out, char *er
 			         url);
 			return -EINVAL;
 		}
+	if (ca_file && !tls) {
+		snprintf(err, errcap, "--ca-file is for an https:// server (got '%s')", url);
+		return -EINVAL;
+	}
 	if (!token || !*token || strlen(token) >= sizeof(r->token) || strpbrk(token, "\r\n")) {
 		snprintf(err, errcap,
 		         "a staff token is needed (TALLY_ADMIN_TOKEN or --token-file)");
@@ -107,23 +118,41 @@ int remote_new(const char *url, const char *token, struct remote **out, char *er
 		return -ENOMEM;
 	memcpy(r->host, h, hl);
 	memcpy(r->port, colon + 1, (size_t)(end - colon - 1));
-	snprintf(r->url, sizeof(r->url), "http://%.63s:%.7s", r->host, r->port);
+	snprintf(r->url, sizeof(r->url), "%s://%.63s:%.7s", tls ? "https" : "http", r->host,
+	         r->port);
 	snprintf(r->token, sizeof(r->token), "%s", token);
 	r->link = LINK_CONNECTING;
 	r->down_ms = mono_ms();
+	if (tls) {
+		int rc = remote_tls_new(ca_file, &r->tls, err, errcap);
+
+		if (rc) {
+			free(r);
+			return rc;
+		}
+		if (ca_file && !(r->ca_file = strdup(ca_file))) {
+			remote_tls_free(r->tls);
+			free(r);
+			return -ENOMEM;
+		}
+	}
 	if (console_mirror_new(&r->mirror) || pthread_mutex_init(&r->lock, NULL)) {
 		console_mirror_free(r->mirror);
-		free(r);
-		return -ENOMEM;
+		goto fail;
 	}
 	if (pthread_cond_init(&r->wake, NULL)) {
 		pthread_mutex_destroy(&r->lock);
 		console_mirror_free(r->mirror);
-		free(r);
-		return -ENOMEM;
+		goto fail;
 	}
 	*out = r;
 	return 0;
+fail:
+	remote_tls_free(r->tls);
+	free(r->ca_file);
+	free(r);
+	snprintf(err, errcap, "out of memory");
+	return -ENOMEM;
 }
 
 static int stopping(struct remote *r)
@@ -147,69 +176,6 @@ static void link_down(struct remote *r, const char *why)
 }
 
 /* ---- the socket ---- */
-
-/* Connect within CONNECT_MS. Returns the fd or -1 (why says). */
-static int dial(struct remote *r, char *why, size_t cap)
-{
-	struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res, *ai;
-	int fd = -1, rc = getaddrinfo(r->host, r->port, &hints, &res);
-
-	if (rc) {
-		snprintf(why, cap, "cannot resolve %s: %s", r->host, gai_strerror(rc));
-		return -1;
-	}
-	snprintf(why, cap, "cannot connect");
-	for (ai = res; ai && fd < 0; ai = ai->ai_next) {
-		struct pollfd p;
-		int soerr = 0;
-		socklen_t sl = sizeof(soerr);
-
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK,
-		            ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) && errno != EINPROGRESS) {
-			snprintf(why, cap, "cannot connect: %s", strerror(errno));
-			close(fd);
-			fd = -1;
-			continue;
-		}
-		p = (struct pollfd){.fd = fd, .events = POLLOUT};
-		if (poll(&p, 1, CONNECT_MS) != 1 ||
-		    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) || soerr) {
-			snprintf(why, cap, "cannot connect: %s",
-			         soerr ? strerror(soerr) : "timed out");
-			close(fd);
-			fd = -1;
-		}
-	}
-	freeaddrinfo(res);
-	return fd;
-}
-
-/* Write all of b within the deadline. Returns 0 or -1. */
-static int send_all(int fd, const void *b, size_t n, int64_t deadline)
-{
-	const char *p = b;
-
-	while (n) {
-		ssize_t k = send(fd, p, n, MSG_NOSIGNAL);
-
-		if (k > 0) {
-			p += k;
-			n -= (size_t)k;
-			continue;
-		}
-		if (k < 0 && errno != EAGAIN && errno != EINTR)
-			return -1;
-		struct pollfd pf = {.fd = fd, .events = POLLOUT};
-		int64_t left = deadline - mono_ms();
-
-		if (left <= 0 || poll(&pf, 1, (int)left) < 0)
-			return -1;
-	}
-	return 0;
-}
 
 /* Sec-WebSocket-Accept for key. */
 static int accept_of(const char *key, char *out, size_t cap)
@@ -237,9 +203,9 @@ static void error_message(const char *body, char *out, size_t cap)
 	json_decref(j);
 }
 
-/* Upgrade fd to the console feed. Returns 0, or -1 (why says); in then
+/* Upgrade c to the console feed. Returns 0, or -1 (why says); in then
  * holds the bytes that came after the answer's head (frames). */
-static int upgrade(struct remote *r, int fd, struct buf *in, char *why, size_t cap)
+static int upgrade(struct remote *r, struct remote_conn *c, struct buf *in, char *why, size_t cap)
 {
 	unsigned char raw[16];
 	char key[32], want[32], req[1024];
@@ -261,26 +227,22 @@ static int upgrade(struct remote *r, int fd, struct buf *in, char *why, size_t c
 	             "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
 	             "Sec-WebSocket-Protocol: tally.console.v1\r\nAuthorization: Bearer %s\r\n\r\n",
 	             r->host, r->port, key, r->token);
-	if (n < 0 || (size_t)n >= sizeof(req) || send_all(fd, req, (size_t)n, deadline)) {
+	if (n < 0 || (size_t)n >= sizeof(req) || remote_conn_send(c, req, (size_t)n, deadline)) {
 		snprintf(why, cap, "cannot send the upgrade");
 		return -1;
 	}
 	in->len = 0;
 	while (!(in->len && (end = memmem(in->p, in->len, "\r\n\r\n", 4)))) {
-		struct pollfd pf = {.fd = fd, .events = POLLIN};
 		int64_t left = deadline - mono_ms();
 		ssize_t k;
 
-		if (in->len >= HEAD_MAX || left <= 0 || poll(&pf, 1, (int)left) != 1 ||
-		    buf_reserve(in, 4096)) {
+		if (in->len >= HEAD_MAX || left <= 0 || buf_reserve(in, 4096)) {
 			snprintf(why, cap, "no answer to the upgrade");
 			return -1;
 		}
-		k = recv(fd, in->p + in->len, 4096, 0);
-		if (k <= 0) {
-			snprintf(why, cap, "the server closed the connection");
+		k = remote_conn_recv(c, in->p + in->len, 4096, (int)left, why, cap);
+		if (k < 0)
 			return -1;
-		}
 		in->len += (size_t)k;
 	}
 	*end = '\0';
@@ -316,7 +278,8 @@ static int upgrade(struct remote *r, int fd, struct buf *in, char *why, size_t c
 }
 
 /* Send a masked control frame (a pong, or a close). */
-static int send_control(int fd, unsigned char op, const unsigned char *payload, size_t n)
+static int send_control(struct remote_conn *c, unsigned char op, const unsigned char *payload,
+                        size_t n)
 {
 	unsigned char f[2 + 4 + 125];
 	unsigned char mask[4];
@@ -328,13 +291,13 @@ static int send_control(int fd, unsigned char op, const unsigned char *payload, 
 	memcpy(f + 2, mask, 4);
 	for (size_t i = 0; i < n; i++)
 		f[6 + i] = payload[i] ^ mask[i % 4];
-	return send_all(fd, f, 6 + n, mono_ms() + CONNECT_MS);
+	return remote_conn_send(c, f, 6 + n, mono_ms() + CONNECT_MS);
 }
 
 /* Take whole frames from the front of in. Returns 0 to read on, or -1
  * (why says) to drop the connection. */
-static int frames(struct remote *r, int fd, struct buf *in, struct buf *msg, int *msg_open,
-                  char *why, size_t cap)
+static int frames(struct remote *r, struct remote_conn *c, struct buf *in, struct buf *msg,
+                  int *msg_open, char *why, size_t cap)
 {
 	size_t at = 0;
 	int rc = 0;
@@ -409,13 +372,13 @@ static int frames(struct remote *r, int fd, struct buf *in, struct buf *msg, int
 			break;
 		case 0x8: /* close: answer it with its code, then reconnect */
 			/* The answer is a courtesy: the connection ends either way. */
-			(void)send_control(fd, 0x8, h + hl, len >= 2 ? 2 : 0);
+			(void)send_control(c, 0x8, h + hl, len >= 2 ? 2 : 0);
 			snprintf(why, cap, "the server closed the feed%s%.*s", len > 2 ? ": " : "",
 			         len > 2 ? (int)(len - 2 < 100 ? len - 2 : 100) : 0,
 			         len > 2 ? (const char *)h + hl + 2 : "");
 			return -1;
 		case 0x9: /* ping */
-			if (len > 125 || send_control(fd, 0xA, h + hl, (size_t)len))
+			if (len > 125 || send_control(c, 0xA, h + hl, (size_t)len))
 				rc = -1;
 			break;
 		case 0xA: /* pong */
@@ -431,13 +394,13 @@ static int frames(struct remote *r, int fd, struct buf *in, struct buf *msg, int
 }
 
 /* Read one connection until it fails or the console stops. */
-static void session(struct remote *r, int fd)
+static void session(struct remote *r, struct remote_conn *c)
 {
 	struct buf in = {0}, msg = {0};
 	char why[ERR_CAP] = "";
 	int msg_open = 0;
 
-	if (upgrade(r, fd, &in, why, sizeof(why))) {
+	if (upgrade(r, c, &in, why, sizeof(why))) {
 		link_down(r, why);
 		goto out;
 	}
@@ -445,11 +408,10 @@ static void session(struct remote *r, int fd)
 	r->last_msg_ms = mono_ms(); /* the hello is due at once */
 	pthread_mutex_unlock(&r->lock);
 	for (;;) {
-		struct pollfd pf = {.fd = fd, .events = POLLIN};
 		int64_t quiet;
 		ssize_t k;
 
-		if (frames(r, fd, &in, &msg, &msg_open, why, sizeof(why))) {
+		if (frames(r, c, &in, &msg, &msg_open, why, sizeof(why))) {
 			link_down(r, why[0] ? why : "out of memory");
 			break;
 		}
@@ -462,21 +424,13 @@ static void session(struct remote *r, int fd)
 			link_down(r, "the server went quiet");
 			break;
 		}
-		if (poll(&pf, 1, 250) < 0 && errno != EINTR) {
-			link_down(r, strerror(errno));
-			break;
-		}
-		if (!(pf.revents & (POLLIN | POLLHUP | POLLERR)))
-			continue;
 		if (buf_reserve(&in, 65536)) {
 			link_down(r, "out of memory");
 			break;
 		}
-		k = recv(fd, in.p + in.len, 65536, 0);
-		if (k <= 0) {
-			if (k < 0 && (errno == EAGAIN || errno == EINTR))
-				continue;
-			link_down(r, k ? strerror(errno) : "the server closed the connection");
+		k = remote_conn_recv(c, in.p + in.len, 65536, 250, why, sizeof(why));
+		if (k < 0) {
+			link_down(r, why);
 			break;
 		}
 		in.len += (size_t)k;
@@ -484,27 +438,35 @@ static void session(struct remote *r, int fd)
 out:
 	buf_fini(&in);
 	buf_fini(&msg);
-	close(fd);
+	remote_conn_close(c);
 }
 
 static void *reader_main(void *arg)
 {
 	struct remote *r = arg;
 	int64_t backoff = 500;
+	sigset_t pipe;
+
+	/* A write to a connection the server closed is an error here, not a
+	 * SIGPIPE (OpenSSL writes without MSG_NOSIGNAL). */
+	if (sigemptyset(&pipe) || sigaddset(&pipe, SIGPIPE) ||
+	    pthread_sigmask(SIG_BLOCK, &pipe, NULL)) {
+		link_down(r, "cannot block SIGPIPE in the reader");
+		return NULL;
+	}
 
 	while (!stopping(r)) {
 		char why[ERR_CAP];
 		int64_t began = mono_ms();
-		int fd;
+		struct remote_conn c;
 
 		pthread_mutex_lock(&r->lock);
 		r->link = r->link == LINK_UP ? LINK_DOWN : r->link;
 		pthread_mutex_unlock(&r->lock);
-		fd = dial(r, why, sizeof(why));
-		if (fd < 0)
+		if (remote_conn_open(&c, r->host, r->port, r->tls, CONNECT_MS, why, sizeof(why)))
 			link_down(r, why);
 		else
-			session(r, fd);
+			session(r, &c);
 		/* A connection that lived a while starts the backoff over. */
 		if (mono_ms() - began > REMOTE_DEAD_MS)
 			backoff = 500;
@@ -552,6 +514,8 @@ void remote_free(struct remote *r)
 	console_mirror_free(r->mirror);
 	pthread_cond_destroy(&r->wake);
 	pthread_mutex_destroy(&r->lock);
+	remote_tls_free(r->tls);
+	free(r->ca_file);
 	free(r);
 }
 
@@ -640,6 +604,11 @@ static int request_body(struct remote *r, const char *method, const char *path, 
 	    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, cerr) ||
 	    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, collect) ||
 	    curl_easy_setopt(e, CURLOPT_WRITEDATA, &body) ||
+	    /* https://: the reader's trust, TLS 1.2 or later, names checked */
+	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) ||
+	    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) ||
+	    curl_easy_setopt(e, CURLOPT_SSLVERSION, (long)CURL_SSLVERSION_TLSv1_2) ||
+	    (r->ca_file && curl_easy_setopt(e, CURLOPT_CAINFO, r->ca_file)) ||
 	    (!strcmp(method, "POST") &&
 	     curl_easy_setopt(e, CURLOPT_POSTFIELDS, json ? json : "{}"))) {
 		rc = -EIO;

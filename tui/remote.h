@@ -1,6 +1,7 @@
 /* tui/remote.h - the console's source for a server elsewhere.
  *
- * `tally console --connect http://HOST:PORT` reads the server's console
+ * `tally console --connect http://HOST:PORT` (or https://, over TLS with
+ * the certificate verified, see remote_conn.h) reads the server's console
  * feed over its websocket (/live/console, subprotocol tally.console.v1)
  * on a thread of its own, and acts through the admin HTTP API. The
  * connection's state is part of what fetch returns: connected, stale (no
@@ -21,10 +22,14 @@
 
 struct remote;
 
-/* Parse url ("http://HOST:PORT", an optional trailing slash) and keep the
- * token. Returns 0, or -EINVAL with a message in err. Nothing is
- * connected yet. */
-int remote_new(const char *url, const char *token, struct remote **out, char *err, size_t errcap);
+/* Parse url ("http://HOST:PORT" or "https://HOST:PORT", an optional
+ * trailing slash) and keep the token. For https://, the server's
+ * certificate must be signed by one in ca_file (PEM; NULL: the system's
+ * CAs) and name HOST; ca_file is read now, and is refused with http://.
+ * Returns 0, or a negative errno with one line in err (a bad URL, a
+ * missing or unreadable ca_file). Nothing is connected yet. */
+int remote_new(const char *url, const char *token, const char *ca_file, struct remote **out,
+               char *err, size_t errcap);
 
 /* Start the reader thread. Returns 0 or a negative errno. */
 int remote_start(struct remote *r);
