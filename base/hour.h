@@ -12,9 +12,9 @@
 #define HOUR_MINUTES 60
 
 struct hour_window {
-	int64_t minute;                /* the minute (ms since the epoch / 60000) of bucket 0 */
-	uint32_t gifts[HOUR_MINUTES];  /* bucket i: the minute `minute - i` */
-	int64_t cents[HOUR_MINUTES];   /* their amount, in minor units */
+	int64_t minute;               /* the minute (ms since the epoch / 60000) of bucket 0 */
+	uint32_t gifts[HOUR_MINUTES]; /* bucket i: the minute `minute - i` */
+	int64_t cents[HOUR_MINUTES];  /* their amount, in minor units */
 };
 
 /* Count one gift of cents at now_ms (ms since the epoch). A time before
