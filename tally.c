@@ -58,6 +58,7 @@ struct options {
 	double rate_limit, rate_burst;
 	int rate_limit_loopback;
 	struct proxies *trusted;   /* --trusted-proxy; NULL when none */
+	long alert_paused_min;     /* --alert-paused-min: 15; 0 off */
 	struct server_config live; /* the live settings (--live) */
 	struct engine_config engine;
 	/* The job queues, composed here: policies and handlers (work.c). */
@@ -138,6 +139,9 @@ static void usage(FILE *f)
 	           "                        (donation events per channel per second, 5),\n"
 	           "                        coalesce-ms (100), ping-s (30), timeout-s (45),\n"
 	           "                        slow-s (10), nice (of the live thread, 10)\n"
+	           "  --alert-paused-min N  a campaign paused longer than N minutes is an\n"
+	           "                        alert in every staff console's header (default\n"
+	           "                        15; 0 turns it off; at most 10080, a week)\n"
 	           "  --help, --version\n"
 	           "\n"
 	           "Environment: TALLY_ADMIN_TOKEN is the admin bearer token; when unset, one is\n"
@@ -376,7 +380,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_LIVE,
 		OPT_PROXY,
 		OPT_TLS_CERT,
-		OPT_TLS_KEY
+		OPT_TLS_KEY,
+		OPT_ALERT_PAUSED
 	};
 	static const struct option longopts[] = {
 	    {"headless", no_argument, NULL, 'H'},
@@ -412,6 +417,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"trusted-proxy", required_argument, NULL, OPT_PROXY},
 	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
+	    {"alert-paused-min", required_argument, NULL, OPT_ALERT_PAUSED},
 	    {NULL, 0, NULL, 0},
 	};
 	struct work_config *w = &o->work;
@@ -558,6 +564,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_TOKEN:
 			o->token_file = optarg;
+			break;
+		case OPT_ALERT_PAUSED:
+			if (parse_long(optarg, 0, CONSOLE_ALERT_PAUSED_MAX, &o->alert_paused_min)) {
+				fprintf(
+				    stderr,
+				    "tally: --alert-paused-min wants 0 (off) to %d minutes, got "
+				    "'%s'\n",
+				    CONSOLE_ALERT_PAUSED_MAX, optarg);
+				return -EINVAL;
+			}
 			break;
 		case OPT_TLS_CERT:
 			o->tls_cert = optarg;
@@ -1125,6 +1141,7 @@ int main(int argc, char **argv)
 	o.port = 8080;
 	o.db_path = "tally.db";
 	o.mock_latency_ms = -1;
+	o.alert_paused_min = 15;
 	o.live.live_nice = -1; /* the live loop's default */
 	if (parse_args(argc, argv, &o)) {
 		proxies_free(o.trusted);
@@ -1254,6 +1271,7 @@ int main(int argc, char **argv)
 	scfg.live_slow_s = o.live.live_slow_s;
 	scfg.live_nice = o.live.live_nice;
 	scfg.tls = tls;
+	scfg.alert_paused_min = (int)o.alert_paused_min;
 	if (o.live.coalesce_ms)
 		scfg.coalesce_ms = o.live.coalesce_ms;
 	rc = server_new(&scfg, engine, &server, err, sizeof(err));

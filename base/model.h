@@ -67,6 +67,10 @@ struct campaign_row {
 	int64_t goal_cents, starts_at, ends_at, created_at;
 	int64_t raised_cents, donor_count, donation_count, pending_cents;
 	uint64_t seq;
+	/* Since when the status has been paused, 0 while it is not. Not a
+	 * column: at start-up the engine takes it from the audit (the
+	 * campaign.pause that paused it), then from each pause it commits. */
+	int64_t paused_since;
 };
 
 /* A validated campaign create/update. has_* flags tell which fields were

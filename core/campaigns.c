@@ -170,6 +170,7 @@ void campaign_free(struct campaign *c)
 	for (int k = 0; k < c->n_recent; k++)
 		free(c->recent[k]);
 	free(c->json);
+	free(c->hour);
 	free(c);
 }
 
@@ -404,6 +405,9 @@ long engine_campaign_infos_changed(struct engine *e, const uint64_t *seen, size_
 		r->effective = campaign_effective(&c->pub, now);
 		r->per_min = rate_sum(c->rate, RATE_BUCKETS, c->rate_epoch, now / 10000) * 60.0 /
 		             (RATE_BUCKETS * 10);
+		r->hour_gifts = r->hour_cents = 0;
+		if (c->hour)
+			hour_sum(c->hour, now, &r->hour_gifts, &r->hour_cents);
 	}
 	pthread_mutex_unlock(&e->lock);
 	*out = v;

@@ -109,6 +109,7 @@ static void mirror_effect(struct engine *e, const struct db_op *op)
 	const struct donation_req *d = &u->d;
 	const struct effect_rule *rule = &effect_rules[u->effect];
 	struct campaign *c = campaign_find_id(e, op->campaign_id);
+	struct hour_window *hour;
 	char *gift;
 
 	if (!c || !u->applied || !rule->public)
@@ -126,7 +127,14 @@ static void mirror_effect(struct engine *e, const struct db_op *op)
 	publish_mark(e, c);
 	if (u->effect != EFFECT_SUCCEEDED)
 		return;
+	/* Allocated outside the lock; only this thread sets it. Without
+	 * memory the hour's rate misses this gift, nothing else does. */
+	hour = c->hour ? NULL : calloc(1, sizeof(*hour));
 	pthread_mutex_lock(&e->lock);
+	if (hour)
+		c->hour = hour;
+	if (c->hour)
+		hour_add(c->hour, op->now_ms, d->amount_cents);
 	rate_add(c->rate, RATE_BUCKETS, &c->rate_epoch, op->now_ms / 10000, 1);
 	e->donations_total++;
 	rate_add(e->rate, 10, &e->rate_epoch, op->now_ms / 1000, 1);
@@ -192,8 +200,15 @@ static void mirror_campaign_change(struct engine *e, struct pending *p)
 		if (s->has_ends)
 			c->w.ends_at = s->ends_at;
 	}
-	if (p->op.kind == DB_OP_CAMPAIGN_STATUS)
+	if (p->op.kind == DB_OP_CAMPAIGN_STATUS) {
+		/* A pause counts from the one that paused it (the audit row's
+		 * time, which a restart reads back), not from repeats. */
+		if (p->op.u.status != CAMPAIGN_PAUSED)
+			c->w.paused_since = 0;
+		else if (c->w.status != CAMPAIGN_PAUSED)
+			c->w.paused_since = p->op.now_ms;
 		c->w.status = p->op.u.status;
+	}
 	if (p->op.kind == DB_OP_CAMPAIGN_TOUCH)
 		c->touch_pending = 0;
 	c->effective = campaign_effective(&c->w, util_now_ms());

@@ -280,6 +280,52 @@ static int load_campaign_cb(void *ud, const struct db_campaign_row *row)
 	return 0;
 }
 
+/* The audit's pauses and resumes, oldest first: a campaign has been
+ * paused since the first pause after its last resume (a repeated pause
+ * changes nothing). */
+static int load_pause_cb(void *ud, const struct audit_entry *a)
+{
+	struct engine *e = ud;
+	struct campaign *c = campaign_find_slug(e, a->target, strlen(a->target));
+
+	if (!c)
+		return 0;
+	if (!strcmp(a->action, "campaign.resume"))
+		c->w.paused_since = 0;
+	else if (!c->w.paused_since)
+		c->w.paused_since = a->at;
+	return 0;
+}
+
+/* Since when each paused campaign has been paused. Not stored as such: the
+ * audit row of a pause is written in the pause's own transaction, with the
+ * same time as the commit that set paused_since before the restart. A
+ * paused campaign without one (a database changed by hand) counts from
+ * now, and the log says so. */
+static int load_pauses(struct engine *e, sqlite3 *db)
+{
+	int rc = db_campaign_pauses(db, load_pause_cb, e);
+
+	if (rc)
+		return rc;
+	for (size_t i = 1; i < e->id_cap; i++) {
+		struct campaign *c = e->by_id[i];
+
+		if (!c)
+			continue;
+		if (c->w.status != CAMPAIGN_PAUSED) {
+			c->w.paused_since = 0;
+		} else if (!c->w.paused_since) {
+			c->w.paused_since = e->started_ms;
+			log_msg(LOG_WARN, "campaign.paused_unknown",
+			        "campaign %s is paused and the audit does not say since when: "
+			        "counted from now",
+			        c->w.slug);
+		}
+	}
+	return 0;
+}
+
 /* Rebuild the cache from the stored aggregates (never replaying rows). */
 static int load(struct engine *e, sqlite3 *db, char *err, size_t errcap)
 {
@@ -302,6 +348,12 @@ static int load(struct engine *e, sqlite3 *db, char *err, size_t errcap)
 		if (!e->slots)
 			return -ENOMEM;
 		e->slot_cap = 64;
+	}
+	rc = load_pauses(e, db);
+	if (rc) {
+		snprintf(err, errcap, "%s: reading the campaigns' pauses: %s", e->cfg.db_path,
+		         sqlite3_errmsg(db));
+		return rc;
 	}
 	publish_batch(e);
 	atomic_init(&e->next_donation_id, max_id + 1);

@@ -328,9 +328,12 @@ int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq);
 
 /* A row of the staff view. */
 struct engine_campaign_info {
-	struct campaign_row c;          /* as published */
+	struct campaign_row c;          /* as published (c.paused_since too) */
 	enum campaign_status effective; /* after the schedule */
 	double per_min;                 /* succeeded gifts, last minute */
+	/* Succeeded gifts and their amount over the last hour (this minute
+	 * and the 59 before it), from memory; refunds do not take them out. */
+	int64_t hour_gifts, hour_cents;
 };
 
 struct engine_stats {

@@ -16,6 +16,7 @@
 #include "core/engine.h"
 #include "core/idem.h"
 #include "core/tokens.h"
+#include "base/hour.h"
 #include "db/writer.h"
 
 #include <pthread.h>
@@ -50,6 +51,9 @@ struct campaign {
 	size_t rank[2];              /* position in e->ranked[by] */
 	uint32_t rate[RATE_BUCKETS]; /* succeeded gifts per 10 s bucket */
 	int64_t rate_epoch;          /* bucket index of rate[0]'s period */
+	struct hour_window *hour;    /* succeeded gifts per minute, the last
+	                              * hour; NULL until the first (malloc'd
+	                              * by the writer, freed with c) */
 
 	/* What the campaign holds or may come to hold: raised + pending +
 	 * the gifts admitted and not yet stored; at most TALLY_TOTAL_MAX, so

@@ -796,6 +796,20 @@ int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct audit
 	return walk(st, visit_audit, &(struct audit_walk){cb, ud});
 }
 
+int db_campaign_pauses(sqlite3 *db, int (*cb)(void *ud, const struct audit_entry *row), void *ud)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db,
+	                            "SELECT id, at, actor, action, target, detail FROM audit"
+	                            " WHERE action IN ('campaign.pause', 'campaign.resume')"
+	                            " ORDER BY id",
+	                            -1, &st, NULL);
+
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	return walk(st, visit_audit, &(struct audit_walk){cb, ud});
+}
+
 int db_install_id(sqlite3 *db, char *out, size_t cap)
 {
 	sqlite3_stmt *st;

@@ -131,6 +131,11 @@ int db_load_queues(sqlite3 *db, int (*cb)(void *ud, const struct db_queue_row *r
 int db_list_audit(sqlite3 *db, int limit, int (*cb)(void *ud, const struct audit_entry *row),
                   void *ud);
 
+/* Call cb for every campaign.pause and campaign.resume audit entry, oldest
+ * first (the engine finds since when a paused campaign has been paused).
+ * A non-zero return from cb stops the walk and is returned. */
+int db_campaign_pauses(sqlite3 *db, int (*cb)(void *ud, const struct audit_entry *row), void *ud);
+
 /* Call cb for every staff token, in the order they were added, with the
  * SHA-256 of its secret as stored (hex); rows of a role tally does not know
  * are skipped (logged). A non-zero return from cb stops the walk and is

@@ -3,7 +3,8 @@
  *
  * A handful of campaigns in several currencies (one with a UTF-8 name, one
  * with wide CJK characters, one closed) whose totals grow on every fetch
- * unless paused; set_paused flips the status. Three job queues whose done
+ * unless paused; set_paused flips the status (and notes since when it is
+ * paused: the header's alert comes after 15 minutes). Three job queues whose done
  * counts grow unless paused, and a few dead jobs (errors with UTF-8 and
  * with an escape sequence); retry and discard remove a job, retry-dead
  * empties a queue's list. Job 103 is "running": retrying or discarding it
@@ -56,15 +57,18 @@ static const struct console_job seed_dead[] = {
 #define N_SEED_DEAD (sizeof seed_dead / sizeof seed_dead[0])
 
 static const struct console_campaign seed[] = {
-    {"spring-gala", "Spring Gala 2025", "USD", "active", 5000000, 1234567, 0, 210, 250, 0},
-    {"library-fund", "Library Renovation Fund", "USD", "active", 2500000, 830000, 0, 95, 120, 0},
+    {"spring-gala", "Spring Gala 2025", "USD", "active", 5000000, 1234567, 0, 210, 250, 0, 0, 0, 0},
+    {"library-fund", "Library Renovation Fund", "USD", "active", 2500000, 830000, 0, 95, 120, 0, 0,
+     0, 0},
     {"cafe-creme", "Caf\xc3\xa9 Cr\xc3\xa8me Scholarship", "EUR", "active", 1000000, 402050, 0, 61,
-     64, 0},
-    {"animal-rescue", "Animal Rescue League", "GBP", "active", 0, 150099, 0, 33, 40, 0},
-    {"maple-leaf", "Maple Leaf Youth Hockey", "CAD", "active", 750000, 99900, 0, 12, 15, 0},
+     64, 0, 0, 0, 0},
+    {"animal-rescue", "Animal Rescue League", "GBP", "active", 0, 150099, 0, 33, 40, 0, 0, 0, 0},
+    {"maple-leaf", "Maple Leaf Youth Hockey", "CAD", "active", 750000, 99900, 0, 12, 15, 0, 0, 0,
+     0},
     {"tokyo-relief", "\xe6\x9d\xb1\xe4\xba\xac Relief Fund", "JPY", "active", 5000000, 1203400, 0,
-     44, 51, 0},
-    {"old-campaign", "Old Campaign 2019", "USD", "closed", 1000000, 950000, 0, 400, 512, 0},
+     44, 51, 0, 0, 0, 0},
+    {"old-campaign", "Old Campaign 2019", "USD", "closed", 1000000, 950000, 0, 400, 512, 0, 0, 0,
+     0},
 };
 
 #define N_SEED (sizeof seed / sizeof seed[0])
@@ -156,6 +160,8 @@ static int demo_fetch(void *ctx, struct console_model *m)
 	m->donations_total = d->gifts;
 	m->intake_depth = (int64_t)(d->fetches % 7);
 	m->ws_clients = 42;
+	m->server_now_ms = util_now_ms();
+	m->alert_paused_min = 15;
 	demo_fetch_queues(d, m);
 	return 0;
 }
@@ -170,6 +176,8 @@ static int demo_set_paused(void *ctx, const char *slug, int pause)
 			continue;
 		if (strcmp(cc->status, "closed") == 0)
 			return -EPERM;
+		if (pause != !strcmp(cc->status, "paused"))
+			cc->paused_since_ms = pause ? util_now_ms() : 0;
 		snprintf(cc->status, sizeof cc->status, "%s", pause ? "paused" : "active");
 		return 0;
 	}

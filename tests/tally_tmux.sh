@@ -8,7 +8,10 @@
 # the admin API), then: a second remote console shows the same numbers
 # and sees the first one's pause; a bad token is refused on screen; the
 # server killed, the console says reconnecting and keeps its numbers;
-# the server back on the same port, the console catches up by itself.
+# the server back on the same port, the console catches up by itself;
+# then f + y on a dead receipt's detail refunds its paid gift (the admin
+# API says the refund was asked, and the gift ends refunded or its
+# refund job dead).
 #
 # With "tls", the headless tally serves a self-signed certificate made
 # here (openssl req -x509): `tally console --connect https://... --ca-file`
@@ -20,8 +23,9 @@
 # detached tmux session (120x30), with a flaky mock processor and one
 # attempt per capture so that dead jobs come quickly, and checks through
 # `tmux capture-pane` that the console shows the demo campaigns, that
-# totals move, that p + y pauses the selected campaign (and the HTTP API
-# agrees), that r + y resumes it; then in the queues view (t) that the
+# totals move, that p + y pauses the selected campaign (the HTTP API
+# agrees, and answers a gift to it 409 campaign_paused), that r + y
+# resumes it; then in the queues view (t) that the
 # payments done count rises, that p + y pauses the payments queue (the
 # admin API says paused), that R retries a dead job (the API lists it
 # ready, no longer dead), D + y discards one (its gift fails), A + y
@@ -91,6 +95,16 @@ http_get() {
 
 # admin_get PATH: GET with the admin token (TALLY_ADMIN_TOKEN=t below).
 admin_get() { http_get "$1" t; }
+
+# http_post PATH JSON: the answer to a POST of JSON (ASCII) on the
+# server's port, through bash's /dev/tcp.
+http_post() {
+	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+	printf 'POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+		"$1" "${#2}" "$2" >&3
+	timeout 5 cat <&3
+	exec 3<&-
+}
 
 # The payments row of the queue table, and its columns by the title row
 # (Queue State Ready Running Retrying Dead Done ...).
@@ -213,6 +227,15 @@ T send-keys -t console y
 wait_for "paused" 5
 slug=$(http_get /api/v1/campaigns | grep -o '"slug":"[a-z-]*"[^}]*"status":"paused"' | head -n 1)
 [ -n "$slug" ] || fail "the API shows no paused campaign"
+slug=${slug#'"slug":"'}
+slug=${slug%%'"'*}
+
+step="a gift to the paused campaign"
+answer=$(http_post "/api/v1/campaigns/$slug/donations" \
+	'{"amount_cents":2500,"currency":"USD","donor":{"name":"Ada","email":"ada@example.org"},"payment_token":"tok_visa"}')
+status=$(printf '%s\n' "$answer" | head -n 1 | tr -d '\r')
+case $status in "HTTP/1.1 409 "*) ;; *) fail "a gift to paused $slug was answered '$status'" ;; esac
+printf '%s' "$answer" | grep -q '"code":"campaign_paused"' || fail "the 409 is not campaign_paused: $answer"
 
 step="resume"
 T send-keys -t console r
@@ -401,7 +424,8 @@ if [ "$mode" = remote ]; then
 
 	step="the server goes away"
 	capture
-	total=$(grep -Eo 'gifts [0-9,]+' "$tmp/screen" | head -n 1)
+	total=$(grep -Eo 'day \$[0-9,]+\.[0-9]{2}' "$tmp/screen" | head -n 1)
+	[ -n "$total" ] || fail "no day total in the header"
 	kill -9 "$srv"
 	wait "$srv" 2>/dev/null
 	srv=
@@ -409,18 +433,59 @@ if [ "$mode" = remote ]; then
 	grep -q "Riverside Food Bank" "$tmp/screen" || fail "the campaigns went with the server"
 
 	step="the server comes back"
+	# with receipts that cannot go out (nothing listens on port 1) and one
+	# attempt each: dead receipts of paid gifts, for the refund below
+	server_args+=(--smtp-url smtp://127.0.0.1:1 --jobs receipts:attempts=1)
 	start_server "$port"
 	wait_for "http://127.0.0.1:$port +connected" 15
 	wait_for "Riverside Food Bank" 5
-	# the demo donates again: the gift count passes what it was
+	# the demo donates again: the day's total (stored, unlike the gifts
+	# counted since the server started) passes what it was
 	deadline=$((SECONDS + 15))
 	while :; do
 		capture
-		now=$(grep -Eo 'gifts [0-9,]+' "$tmp/screen" | head -n 1)
+		now=$(grep -Eo 'day \$[0-9,]+\.[0-9]{2}' "$tmp/screen" | head -n 1)
 		[ -n "$now" ] && [ "${now//[^0-9]/}" -gt "${total//[^0-9]/}" ] && break
 		[ $SECONDS -lt $deadline ] || fail "the console did not catch up ($total, then $now)"
 		sleep 0.2
 	done
+
+	step="a gift refunded from a job's detail"
+	T send-keys -t console t
+	wait_for 'Dead job +Queue +Kind +Gift +Tries +Last error' 5
+	# the receipts row counts dead ones (column 6)
+	wait_for '^ receipts +[a-z]+ +[0-9,]+ +[0-9,]+ +[0-9,]+ +[1-9]' 15
+	# receipts come after payments in the dead list: G takes the last one
+	# (pressed until the list has caught up with the queue table)
+	for _ in $(seq 1 20); do
+		T send-keys -t console G
+		sleep 0.25
+		capture || fail "the console is gone"
+		grep -Eq '^ +[0-9]+ +receipts +receipt +dn_[0-9]+' "$tmp/screen" && break
+	done
+	wait_for '^ +[0-9]+ +receipts +receipt +dn_[0-9]+' 1
+	T send-keys -t console G Enter # once more: the last is a receipt now
+	wait_for 'Job [0-9]+ +dead: waits for staff' 5
+	wait_for 'Kind +receipt' 5
+	T send-keys -t console f
+	wait_for 'Refund the gift dn_[0-9]+ \(money back to the donor\)\? y/n' 5
+	gift=$(sed -nE 's/.*Refund the gift (dn_[0-9]+) .*/\1/p' "$tmp/screen" | head -n 1)
+	[ -n "$gift" ] || fail "no gift in the question"
+	T send-keys -t console y
+	wait_for "refund of $gift asked" 5
+	admin_get "/api/v1/admin/donations/$gift" | grep -q '"refund_requested_at":"' ||
+		fail "the admin API has no refund asked for $gift"
+	# the refund job runs: the gift ends refunded, or (the mock fails 30 %
+	# of attempts, one each here) its refund job is dead
+	deadline=$((SECONDS + 10))
+	until admin_get "/api/v1/admin/donations/$gift" | grep -q '"status":"refunded"' ||
+		admin_get '/api/v1/admin/jobs?queue=payments&state=dead&limit=1000' |
+		grep -q "\"kind\":\"refund\"[^}]*\"donation_id\":\"$gift\""; do
+		[ $SECONDS -lt $deadline ] || fail "$gift neither refunded nor with a dead refund job after 10 s"
+		sleep 0.2
+	done
+	T send-keys -t console Escape t t
+	wait_for 'Campaign +Status +Total' 5
 fi
 
 quit_console

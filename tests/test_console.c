@@ -238,6 +238,135 @@ START_TEST(duration)
 }
 END_TEST
 
+START_TEST(minutes)
+{
+	char b[32];
+
+	ck_assert_int_eq(console_fmt_minutes(b, sizeof b, 0), 5);
+	ck_assert_str_eq(b, "0 min");
+	console_fmt_minutes(b, sizeof b, 17);
+	ck_assert_str_eq(b, "17 min");
+	console_fmt_minutes(b, sizeof b, 59);
+	ck_assert_str_eq(b, "59 min");
+	console_fmt_minutes(b, sizeof b, 60);
+	ck_assert_str_eq(b, "1 h 0 min");
+	console_fmt_minutes(b, sizeof b, 125);
+	ck_assert_str_eq(b, "2 h 5 min");
+	console_fmt_minutes(b, sizeof b, 24 * 60 + 61);
+	ck_assert_str_eq(b, "1 d 1 h");
+	console_fmt_minutes(b, sizeof b, -3);
+	ck_assert_str_eq(b, "0 min");
+	ck_assert_int_gt(console_fmt_minutes(b, sizeof b, INT64_MAX), 0);
+	ck_assert_int_eq(console_fmt_minutes(b, 5, 17), -ENOSPC);
+}
+END_TEST
+
+/* A campaign for the pause alerts: paused (or not) since `since`. */
+static struct console_campaign paused_at(const char *slug, const char *status, int64_t since)
+{
+	struct console_campaign cc;
+
+	memset(&cc, 0, sizeof cc);
+	snprintf(cc.slug, sizeof cc.slug, "%s", slug);
+	snprintf(cc.name, sizeof cc.name, "Campaign %s", slug);
+	memcpy(cc.currency, "USD", 4);
+	snprintf(cc.status, sizeof cc.status, "%s", status);
+	cc.paused_since_ms = since;
+	return cc;
+}
+
+#define NOW_MS INT64_C(1800000000000)
+#define MIN_MS INT64_C(60000)
+
+START_TEST(paused_alert_text)
+{
+	struct console_campaign cs[4];
+	char b[128];
+
+	cs[0] = paused_at("spring", "paused", NOW_MS - 15 * MIN_MS);
+	cs[1] = paused_at("summer", "active", NOW_MS - 90 * MIN_MS); /* resumed */
+	/* exactly 15 minutes is not longer than 15 */
+	ck_assert_int_eq(console_fmt_paused_alert(b, sizeof b, cs, 2, NOW_MS, 15), 0);
+	ck_assert_str_eq(b, "");
+	ck_assert_int_eq(console_fmt_paused_min(&cs[0], NOW_MS), 15);
+	ck_assert_int_eq(console_fmt_paused_min(&cs[1], NOW_MS), -1);
+	ck_assert(!console_fmt_paused_long(&cs[0], NOW_MS, 15));
+	ck_assert(console_fmt_paused_long(&cs[0], NOW_MS + 1, 15));
+	console_fmt_paused_alert(b, sizeof b, cs, 2, NOW_MS + 1, 15);
+	ck_assert_str_eq(b, "spring paused 15 min");
+	console_fmt_paused_alert(b, sizeof b, cs, 2, NOW_MS + 2 * MIN_MS, 15);
+	ck_assert_str_eq(b, "spring paused 17 min");
+	/* off, no clock, no paused_since: no alert */
+	ck_assert_int_eq(console_fmt_paused_alert(b, sizeof b, cs, 2, NOW_MS + MIN_MS * 60, 0), 0);
+	ck_assert_int_eq(console_fmt_paused_alert(b, sizeof b, cs, 2, 0, 15), 0);
+	cs[2] = paused_at("winter", "paused", 0);
+	ck_assert_int_eq(console_fmt_paused_alert(b, sizeof b, cs + 2, 1, NOW_MS, 1), 0);
+	/* several: the longest first, then how many more */
+	cs[2] = paused_at("autumn", "paused", NOW_MS - 125 * MIN_MS);
+	cs[3] = paused_at("winter", "paused", NOW_MS - 20 * MIN_MS);
+	console_fmt_paused_alert(b, sizeof b, cs, 4, NOW_MS, 15);
+	ck_assert_str_eq(b, "autumn paused 2 h 5 min +1 more");
+	console_fmt_paused_alert(b, sizeof b, cs, 4, NOW_MS + MIN_MS, 15);
+	ck_assert_str_eq(b, "autumn paused 2 h 6 min +2 more");
+	/* a paused_since ahead of the server's clock is 0 minutes */
+	cs[0] = paused_at("spring", "paused", NOW_MS + MIN_MS);
+	ck_assert_int_eq(console_fmt_paused_min(&cs[0], NOW_MS), 0);
+	ck_assert(!console_fmt_paused_long(&cs[0], NOW_MS, 1));
+	ck_assert_int_eq(console_fmt_paused_alert(b, 8, cs + 2, 1, NOW_MS, 15), -ENOSPC);
+}
+END_TEST
+
+/* The header (drawn off screen through the test hook) names a campaign
+ * paused longer than the server's alert_paused_min, and only then, on the
+ * server's clock (the model's server_now_ms), with the console's own
+ * clock nowhere: no test waits. */
+START_TEST(header_alerts_long_pauses_only)
+{
+	struct console_campaign cs[3];
+	struct console_model m;
+	char out[2048];
+
+	memset(&m, 0, sizeof m);
+	snprintf(m.server, sizeof m.server, "10.0.0.1:8080");
+	m.connected = 1;
+	m.alert_paused_min = 15;
+	m.server_now_ms = NOW_MS;
+	cs[0] = paused_at("spring", "paused", NOW_MS - 15 * MIN_MS);
+	cs[1] = paused_at("summer", "active", 0);
+	m.campaigns = cs;
+	m.n_campaigns = 2;
+	ck_assert_int_eq(console_header_text(&m, 120, out, sizeof out), 0);
+	ck_assert_msg(strstr(out, " tally 10.0.0.1:8080  connected"), "header: %s", out);
+	ck_assert_msg(!strstr(out, "paused"), "an alert at 15 min exactly: %s", out);
+	m.server_now_ms = NOW_MS + 2 * MIN_MS;
+	ck_assert_int_eq(console_header_text(&m, 120, out, sizeof out), 0);
+	ck_assert_msg(strstr(out, "connected  spring paused 17 min\n"), "header: %s", out);
+	/* the next row is the day's numbers, as ever */
+	ck_assert_msg(strstr(out, "\n day "), "header: %s", out);
+	/* a server that asks for an hour: not yet */
+	m.alert_paused_min = 60;
+	ck_assert_int_eq(console_header_text(&m, 120, out, sizeof out), 0);
+	ck_assert_msg(!strstr(out, "paused"), "header: %s", out);
+	/* off */
+	m.alert_paused_min = 0;
+	m.server_now_ms = NOW_MS + 600 * MIN_MS;
+	ck_assert_int_eq(console_header_text(&m, 120, out, sizeof out), 0);
+	ck_assert_msg(!strstr(out, "paused"), "header: %s", out);
+	/* several, at 80 columns */
+	m.alert_paused_min = 15;
+	m.server_now_ms = NOW_MS;
+	cs[0] = paused_at("spring", "paused", NOW_MS - 16 * MIN_MS);
+	cs[1] = paused_at("summer", "paused", NOW_MS - 40 * MIN_MS);
+	cs[2] = paused_at("autumn", "paused", NOW_MS - 5 * MIN_MS);
+	m.n_campaigns = 3;
+	ck_assert_int_eq(console_header_text(&m, 80, out, sizeof out), 0);
+	ck_assert_msg(strstr(out, "summer paused 40 min +1 more\n"), "header: %s", out);
+	ck_assert_int_eq(console_header_text(&m, 80, out, 8), -ENOSPC);
+	ck_assert_int_eq(console_header_text(&m, 10, out, sizeof out), -EINVAL);
+	ck_assert_int_eq(console_header_text(NULL, 80, out, sizeof out), -EINVAL);
+}
+END_TEST
+
 #define CHECK_FMT(fn, v, want)                                                                     \
 	do {                                                                                       \
 		char b_[32];                                                                       \
@@ -758,6 +887,74 @@ START_TEST(mirror_applies_hello_and_states)
 }
 END_TEST
 
+/* The hello's alert_paused_min, the state's clock, each campaign's pause
+ * and last hour. */
+START_TEST(mirror_keeps_pauses_and_the_hour)
+{
+	static const struct {
+		const char *value;
+		int want;
+	} alerts[] = {{"20", 20},   {"0", 0},      {"-5", 0},
+	              {"99999", 0}, {"\"15\"", 0}, {"10080", 10080}};
+	struct console_mirror *mi;
+	struct console_model m = {0};
+	char err[128] = "", hello[160];
+
+	ck_assert_int_eq(console_mirror_new(&mi), 0);
+	for (size_t i = 0; i < sizeof alerts / sizeof alerts[0]; i++) {
+		snprintf(hello, sizeof hello,
+		         "{\"type\":\"hello\",\"who\":\"ana\",\"role\":\"admin\","
+		         "\"alert_paused_min\":%s}",
+		         alerts[i].value);
+		ck_assert_int_eq(mirror_apply_str(mi, hello, err, sizeof err), 0);
+		ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+		ck_assert_msg(m.alert_paused_min == alerts[i].want, "alert_paused_min %s: %d",
+		              alerts[i].value, m.alert_paused_min);
+	}
+	ck_assert_int_eq(
+	    mirror_apply_str(mi, "{\"type\":\"hello\",\"who\":\"ana\"}", err, sizeof err), 0);
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_int_eq(m.alert_paused_min, 0); /* an older server: no alert */
+	ck_assert_int_eq(
+	    mirror_apply_str(mi, "{\"type\":\"hello\",\"who\":\"ana\",\"alert_paused_min\":15}",
+	                     err, sizeof err),
+	    0);
+	ck_assert_int_eq(
+	    mirror_apply_str(mi,
+	                     "{\"type\":\"state\",\"now_ms\":1800000000000,"
+	                     "\"queues\":[],\"dead\":[],"
+	                     "\"campaigns\":[{\"slug\":\"spring\",\"status\":\"paused\","
+	                     "\"paused_since_ms\":1799998980000,\"hour_gifts\":42,"
+	                     "\"hour_cents\":123456}],\"synced\":true}",
+	                     err, sizeof err),
+	    0);
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_int_eq(m.alert_paused_min, 15);
+	ck_assert_int_eq(m.server_now_ms, INT64_C(1800000000000));
+	ck_assert_uint_eq(m.n_campaigns, 1);
+	ck_assert_int_eq(m.campaigns[0].paused_since_ms, INT64_C(1799998980000));
+	ck_assert_int_eq(m.campaigns[0].hour_gifts, 42);
+	ck_assert_int_eq(m.campaigns[0].hour_cents, 123456);
+	ck_assert_int_eq(console_fmt_paused_min(&m.campaigns[0], m.server_now_ms), 17);
+	/* resumed: the row comes without paused_since_ms */
+	ck_assert_int_eq(
+	    mirror_apply_str(mi,
+	                     "{\"type\":\"state\",\"now_ms\":1800000001000,"
+	                     "\"queues\":[],\"dead\":[],"
+	                     "\"campaigns\":[{\"slug\":\"spring\",\"status\":\"active\","
+	                     "\"hour_gifts\":43,\"hour_cents\":123556}],"
+	                     "\"synced\":true}",
+	                     err, sizeof err),
+	    0);
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_int_eq(m.campaigns[0].paused_since_ms, 0);
+	ck_assert_int_eq(m.campaigns[0].hour_gifts, 43);
+	ck_assert_int_eq(m.server_now_ms, INT64_C(1800000001000));
+	console_model_fini(&m);
+	console_mirror_free(mi);
+}
+END_TEST
+
 START_TEST(mirror_refuses_bad_messages_whole)
 {
 	static const char *const bad[] = {
@@ -917,6 +1114,8 @@ Suite *console_suite(void)
 	tcase_add_test(fmt, percent_int64_limits);
 	tcase_add_test(fmt, bar_cells);
 	tcase_add_test(fmt, duration);
+	tcase_add_test(fmt, minutes);
+	tcase_add_test(fmt, paused_alert_text);
 	tcase_add_test(fmt, rate);
 	tcase_add_test(fmt, spark_levels);
 	tcase_add_test(fmt, latency_units);
@@ -942,6 +1141,8 @@ Suite *console_suite(void)
 	tcase_add_test(model, dead_share_fair);
 	tcase_add_test(model, dead_share_edges);
 	tcase_add_test(model, mirror_applies_hello_and_states);
+	tcase_add_test(model, mirror_keeps_pauses_and_the_hour);
+	tcase_add_test(model, header_alerts_long_pauses_only);
 	tcase_add_test(model, mirror_refuses_bad_messages_whole);
 	tcase_add_test(model, mirror_holds_many_campaigns);
 	tcase_add_test(model, mirror_keeps_the_newest_events_once);

@@ -6,6 +6,7 @@
 #include "core/jobs.h"
 #include "core/validate.h"
 #include "core/work.h"
+#include "base/hour.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -992,6 +993,172 @@ START_TEST(restart_keeps_seq)
 }
 END_TEST
 
+/* ---- since when a campaign is paused; its last hour ---- */
+
+/* Run one SQL statement on the database while no engine has it open. */
+static void db_exec(const char *sql)
+{
+	sqlite3 *db = NULL;
+	char *msg = NULL;
+
+	ck_assert_int_eq(sqlite3_open(db_path, &db), SQLITE_OK);
+	ck_assert_msg(sqlite3_exec(db, sql, NULL, NULL, &msg) == SQLITE_OK, "%s: %s", sql,
+	              msg ? msg : "?");
+	ck_assert_int_gt(sqlite3_changes(db), 0);
+	ck_assert_int_eq(sqlite3_close(db), SQLITE_OK);
+}
+
+/* paused_since is the time of the pause that paused the campaign: a
+ * repeated pause keeps it, a resume clears it, a close ends it, and a
+ * restart reads it back from the audit, so a pause two hours old is
+ * still two hours old after one. */
+START_TEST(paused_since_pause_resume_restart)
+{
+	int64_t t0 = util_now_ms(), first, since;
+
+	create_ok("spring", "USD");
+	create_ok("summer", "USD");
+	ck_assert_int_eq(info_of("spring").c.paused_since, 0);
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "pause", "tester"), TALLY_OK);
+	first = info_of("spring").c.paused_since;
+	ck_assert(first >= t0 && first <= util_now_ms());
+	ck_assert_int_eq(info_of("spring").effective, CAMPAIGN_PAUSED);
+	ck_assert_int_eq(info_of("summer").c.paused_since, 0);
+	/* a repeated pause is not a new one */
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "pause", "tester"), TALLY_OK);
+	ck_assert_int_eq(info_of("spring").c.paused_since, first);
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "resume", "tester"), TALLY_OK);
+	ck_assert_int_eq(info_of("spring").c.paused_since, 0);
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "pause", "tester"), TALLY_OK);
+	since = info_of("spring").c.paused_since;
+	ck_assert(since >= first && since <= util_now_ms());
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "pause", "tester"), TALLY_OK);
+	/* summer was paused and resumed: not paused after the restart */
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "summer", "pause", "tester"), TALLY_OK);
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "summer", "resume", "tester"), TALLY_OK);
+
+	engine_free(eng);
+	eng = open_engine();
+	ck_assert_int_eq(info_of("spring").c.paused_since, since);
+	ck_assert_int_eq(info_of("spring").effective, CAMPAIGN_PAUSED);
+	ck_assert_int_eq(info_of("summer").c.paused_since, 0);
+
+	/* Two hours ago, as the audit says: still two hours after a restart. */
+	engine_free(eng);
+	eng = NULL;
+	db_exec("UPDATE audit SET at = at - 7200000 WHERE target = 'spring'");
+	eng = open_engine();
+	ck_assert_int_eq(info_of("spring").c.paused_since, since - 7200000);
+	engine_free(eng);
+	eng = open_engine();
+	ck_assert_int_eq(info_of("spring").c.paused_since, since - 7200000);
+
+	/* closed, it is no longer paused */
+	ck_assert_int_eq(engine_campaign_action_sync(eng, "spring", "close", "tester"), TALLY_OK);
+	ck_assert_int_eq(info_of("spring").c.paused_since, 0);
+	engine_free(eng);
+	eng = open_engine();
+	ck_assert_int_eq(info_of("spring").c.paused_since, 0);
+	ck_assert_int_eq(info_of("spring").effective, CAMPAIGN_CLOSED);
+}
+END_TEST
+
+/* A campaign paused with no audit row (a database changed by hand) has
+ * been paused as far as tally knows since it started: never 0. */
+START_TEST(paused_since_without_audit_counts_from_start)
+{
+	int64_t t0;
+
+	create_ok("spring", "USD");
+	engine_free(eng);
+	eng = NULL;
+	db_exec("UPDATE campaigns SET status = 'paused' WHERE slug = 'spring'");
+	t0 = util_now_ms();
+	eng = open_engine();
+	ck_assert_int_eq(info_of("spring").effective, CAMPAIGN_PAUSED);
+	ck_assert(info_of("spring").c.paused_since >= t0);
+	ck_assert(info_of("spring").c.paused_since <= util_now_ms());
+}
+END_TEST
+
+/* The last hour's gifts and amount: succeeded gifts only, per campaign,
+ * from memory. */
+START_TEST(hour_counts_succeeded_gifts)
+{
+	struct donation_req r;
+
+	create_ok("spring", "USD");
+	create_ok("summer", "USD");
+	ck_assert_int_eq(info_of("spring").hour_gifts, 0);
+	ck_assert_int_eq(info_of("spring").hour_cents, 0);
+	for (int i = 0; i < 3; i++) {
+		r = make_req(1000 + i, "USD", "Ada", "ada@example.org");
+		donate_ok("spring", &r, NULL, 0);
+	}
+	r = make_req(700, "USD", "Eve", "eve@example.org");
+	memcpy(r.payment_token, "tok_chargeDeclined", 19);
+	donate_ok("spring", &r, NULL, 0); /* recorded, then declined */
+	r = make_req(500, "USD", "Bo", "bo@example.org");
+	donate_ok("summer", &r, NULL, 0);
+	ck_assert_int_eq(info_of("spring").hour_gifts, 3);
+	ck_assert_int_eq(info_of("spring").hour_cents, 3003);
+	ck_assert_int_eq(info_of("summer").hour_gifts, 1);
+	ck_assert_int_eq(info_of("summer").hour_cents, 500);
+}
+END_TEST
+
+/* The minute ring itself (base/hour.c), on a clock of the test's own. */
+START_TEST(hour_window_slides_by_the_minute)
+{
+	struct hour_window h;
+	const int64_t t0 = INT64_C(1800000000000); /* a minute's start */
+	int64_t gifts, cents;
+
+	memset(&h, 0, sizeof(h));
+	hour_sum(&h, t0, &gifts, &cents);
+	ck_assert_int_eq(gifts, 0);
+	ck_assert_int_eq(cents, 0);
+	hour_add(&h, t0, 100);
+	hour_add(&h, t0 + 59999, 200);
+	hour_add(&h, t0 + 60000, 400); /* the next minute */
+	hour_sum(&h, t0 + 60000, &gifts, &cents);
+	ck_assert_int_eq(gifts, 3);
+	ck_assert_int_eq(cents, 700);
+	/* t0's minute is the oldest of the hour until 59 minutes later ... */
+	hour_sum(&h, t0 + 59 * 60000 + 59999, &gifts, &cents);
+	ck_assert_int_eq(gifts, 3);
+	ck_assert_int_eq(cents, 700);
+	/* ... then it leaves, the next one a minute after */
+	hour_sum(&h, t0 + 60 * 60000, &gifts, &cents);
+	ck_assert_int_eq(gifts, 1);
+	ck_assert_int_eq(cents, 400);
+	hour_sum(&h, t0 + 61 * 60000, &gifts, &cents);
+	ck_assert_int_eq(gifts, 0);
+	ck_assert_int_eq(cents, 0);
+	/* a gift late in the hour shifts the ring: t0's minute falls out */
+	hour_add(&h, t0 + 60 * 60000, 800);
+	hour_sum(&h, t0 + 60 * 60000, &gifts, &cents);
+	ck_assert_int_eq(gifts, 2);
+	ck_assert_int_eq(cents, 1200);
+	/* an older time counts in its own minute while that is in the hour */
+	hour_add(&h, t0 + 30 * 60000, 16);
+	hour_add(&h, t0 - 60000, 32); /* out of the hour: not counted */
+	hour_sum(&h, t0 + 60 * 60000, &gifts, &cents);
+	ck_assert_int_eq(gifts, 3);
+	ck_assert_int_eq(cents, 1216);
+	/* after two silent hours a gift starts the ring over */
+	hour_add(&h, t0 + 180 * 60000, 5);
+	hour_sum(&h, t0 + 180 * 60000, &gifts, &cents);
+	ck_assert_int_eq(gifts, 1);
+	ck_assert_int_eq(cents, 5);
+	/* asked about a time before the newest minute (the clock stepped
+	 * back): the minutes after it are not counted */
+	hour_sum(&h, t0 + 179 * 60000, &gifts, &cents);
+	ck_assert_int_eq(gifts, 0);
+	ck_assert_int_eq(cents, 0);
+}
+END_TEST
+
 /* ---- listeners ---- */
 
 struct heard {
@@ -1615,6 +1782,10 @@ Suite *engine_suite(void)
 	tcase_add_test(tc, sync_is_a_barrier);
 	tcase_add_test(tc, campaign_total_is_bounded);
 	tcase_add_test(tc, sums_near_int64_max_never_wrap);
+	tcase_add_test(tc, paused_since_pause_resume_restart);
+	tcase_add_test(tc, paused_since_without_audit_counts_from_start);
+	tcase_add_test(tc, hour_counts_succeeded_gifts);
+	tcase_add_test(tc, hour_window_slides_by_the_minute);
 	suite_add_tcase(s, tc);
 
 	tc = tcase_create("idem");

@@ -3,6 +3,7 @@
  * that the viewers' crowd never locks the console out. */
 #include "tests/itest.h"
 #include "tests/tests.h"
+#include "base/util.h"
 
 #include <check.h>
 #include <jansson.h>
@@ -10,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #define KEY "dGhlIHNhbXBsZSBub25jZQ=="
@@ -293,6 +295,210 @@ START_TEST(notable_events_reach_the_console)
 }
 END_TEST
 
+/* The state after which campaign slug's row satisfies ok (up to 40 states:
+ * 10 s); NULL when none did. The caller decrefs it. */
+static json_t *wait_row(int fd, const char *slug, int (*ok)(json_t *row, void *ud), void *ud)
+{
+	for (int i = 0; i < 40; i++) {
+		json_t *m = next_msg(fd), *c = m ? campaign_in(m, slug) : NULL;
+
+		if (!m)
+			return NULL;
+		if (c && ok(c, ud))
+			return m;
+		json_decref(m);
+	}
+	return NULL;
+}
+
+static int64_t jnum(json_t *o, const char *key)
+{
+	return (int64_t)json_integer_value(json_object_get(o, key));
+}
+
+static int hour_is(json_t *row, void *ud)
+{
+	const int64_t *want = ud;
+
+	return jnum(row, "hour_gifts") == want[0] && jnum(row, "hour_cents") == want[1];
+}
+
+static int is_paused(json_t *row, void *ud)
+{
+	(void)ud;
+	return !strcmp(json_string_value(json_object_get(row, "status")), "paused");
+}
+
+static int is_active(json_t *row, void *ud)
+{
+	(void)ud;
+	return !strcmp(json_string_value(json_object_get(row, "status")), "active");
+}
+
+/* A feed's hello, checked, and its alert_paused_min. */
+static int64_t hello_alert(int fd)
+{
+	json_t *m = next_msg(fd);
+	int64_t v;
+
+	ck_assert_ptr_nonnull(m);
+	ck_assert_str_eq(json_string_value(json_object_get(m, "type")), "hello");
+	ck_assert(json_is_integer(json_object_get(m, "alert_paused_min")));
+	v = jnum(m, "alert_paused_min");
+	json_decref(m);
+	return v;
+}
+
+/* The hello names --alert-paused-min; a paused campaign's row says since
+ * when, on the server's clock that each state gives (now_ms), the same
+ * after a restart; every row carries its last hour's gifts and amount. */
+START_TEST(pauses_and_the_hour_arrive)
+{
+	struct itest_server s = {0};
+	struct itest_resp r;
+	char head[4096];
+	int64_t hour[2] = {2, 4000}, before, since, now;
+	int status, fd;
+	json_t *m, *c;
+
+	ck_assert_int_eq(itest_start(&s, "--alert-paused-min 20"), 0);
+	ck_assert_int_eq(itest_create_campaign(s.port, "food", "USD", 100000), 201);
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	ck_assert_int_eq(hello_alert(fd), 20);
+	m = next_msg(fd);
+	ck_assert_ptr_nonnull(m);
+	c = campaign_in(m, "food");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_int_eq(jnum(c, "hour_gifts"), 0);
+	ck_assert_int_eq(jnum(c, "hour_cents"), 0);
+	ck_assert_ptr_null(json_object_get(c, "paused_since_ms"));
+	now = jnum(m, "now_ms");
+	ck_assert(now > 0 && llabs((long long)(now - util_now_ms())) < 60000);
+	json_decref(m);
+
+	/* two gifts succeed: the hour shows them */
+	ck_assert_int_eq(itest_donate(s.port, "food", 2500, "Ada", "ada@example.org"), 202);
+	ck_assert_int_eq(itest_donate(s.port, "food", 1500, "Bo", "bo@example.org"), 202);
+	m = wait_row(fd, "food", hour_is, hour);
+	ck_assert_msg(m != NULL, "the hour never showed 2 gifts, 4000 cents");
+	json_decref(m);
+
+	/* paused: since when, no later than the state that says so */
+	before = util_now_ms();
+	ck_assert_int_eq(itest_post_json(s.port, "/api/v1/admin/campaigns/food/pause", "{}", 1, &r),
+	                 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	m = wait_row(fd, "food", is_paused, NULL);
+	ck_assert_ptr_nonnull(m);
+	c = campaign_in(m, "food");
+	since = jnum(c, "paused_since_ms");
+	ck_assert_msg(since >= before - 1000 && since <= jnum(m, "now_ms"),
+	              "paused_since_ms %lld: paused at %lld, state at %lld", (long long)since,
+	              (long long)before, (long long)jnum(m, "now_ms"));
+	ck_assert_int_eq(jnum(c, "hour_gifts"), 2);
+	json_decref(m);
+	close(fd);
+
+	/* a restart keeps since when; the hour is memory only */
+	ck_assert_int_eq(itest_signal(&s, SIGTERM), 0);
+	ck_assert_int_eq(itest_start(&s, "--alert-paused-min 20"), 0);
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	ck_assert_int_eq(hello_alert(fd), 20);
+	m = next_msg(fd);
+	ck_assert_ptr_nonnull(m);
+	c = campaign_in(m, "food");
+	ck_assert_ptr_nonnull(c);
+	ck_assert_str_eq(json_string_value(json_object_get(c, "status")), "paused");
+	ck_assert_int_eq(jnum(c, "paused_since_ms"), since);
+	json_decref(m);
+
+	/* resumed: the row says so, and no longer since when */
+	ck_assert_int_eq(
+	    itest_post_json(s.port, "/api/v1/admin/campaigns/food/resume", "{}", 1, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	m = wait_row(fd, "food", is_active, NULL);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_null(json_object_get(campaign_in(m, "food"), "paused_since_ms"));
+	json_decref(m);
+	close(fd);
+	itest_cleanup(&s);
+}
+END_TEST
+
+/* Without the option the hello says 15; 0 turns the alert off. */
+START_TEST(alert_minutes_default_and_off)
+{
+	struct itest_server s = {0};
+	char head[4096];
+	int status, fd;
+
+	ck_assert_int_eq(itest_start(&s, NULL), 0);
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	ck_assert_int_eq(hello_alert(fd), 15);
+	close(fd);
+	ck_assert_int_eq(itest_signal(&s, SIGTERM), 0);
+	ck_assert_int_eq(itest_start(&s, "--alert-paused-min 0"), 0);
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	ck_assert_int_eq(hello_alert(fd), 0);
+	close(fd);
+	itest_cleanup(&s);
+}
+END_TEST
+
+/* A bad --alert-paused-min is refused at start with what it wants, before
+ * anything is written. */
+START_TEST(bad_alert_minutes_are_refused)
+{
+	static const char *const bad[] = {
+	    "x", "-1", "10081", "1.5", "15min", "''", "99999999999999999999"};
+	const char *bin = getenv("TALLY_BIN") ? getenv("TALLY_BIN") : "./tally";
+	char *dir = tests_tmpdir(), cmd[2048], out[4096];
+
+	ck_assert_ptr_nonnull(dir);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		FILE *p;
+		size_t n;
+		int st;
+
+		snprintf(cmd, sizeof(cmd),
+		         "%s --headless --db %s/never.db --alert-paused-min %s 2>&1", bin, dir,
+		         bad[i]);
+		p = popen(cmd, "r");
+		ck_assert_ptr_nonnull(p);
+		n = fread(out, 1, sizeof(out) - 1, p);
+		out[n] = '\0';
+		st = pclose(p);
+		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: status %d: %s", bad[i],
+		              st, out);
+		ck_assert_msg(
+		    strstr(out, "tally: --alert-paused-min wants 0 (off) to 10080 minutes"),
+		    "%s: said %s", bad[i], out);
+		snprintf(cmd, sizeof(cmd), "%s/never.db", dir);
+		ck_assert_msg(access(cmd, F_OK) != 0, "%s: created the database", bad[i]);
+	}
+	/* and without its value */
+	snprintf(cmd, sizeof(cmd), "%s --headless --db %s/never.db --alert-paused-min 2>&1", bin,
+	         dir);
+	{
+		FILE *p = popen(cmd, "r");
+		int st;
+
+		ck_assert_ptr_nonnull(p);
+		while (fread(out, 1, sizeof(out), p) > 0)
+			;
+		st = pclose(p);
+		ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 2);
+	}
+	tests_rmdir(dir);
+}
+END_TEST
+
 Suite *feed_suite(void)
 {
 	Suite *s = suite_create("feed");
@@ -305,6 +511,9 @@ Suite *feed_suite(void)
 	tcase_add_test(tc, a_console_gets_in_when_viewers_are_full);
 	tcase_add_test(tc, consoles_hear_the_server_stop);
 	tcase_add_test(tc, notable_events_reach_the_console);
+	tcase_add_test(tc, pauses_and_the_hour_arrive);
+	tcase_add_test(tc, alert_minutes_default_and_off);
+	tcase_add_test(tc, bad_alert_minutes_are_refused);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -592,3 +592,65 @@ out:
 	console_model_fini(&c.model);
 	return rc;
 }
+
+/* ---- test hook ------------------------------------------------------------------------ */
+
+int console_header_text(const struct console_model *m, int cols, char *out, size_t cap)
+{
+	FILE *to = NULL, *from = NULL;
+	SCREEN *screen = NULL;
+	WINDOW *pad = NULL;
+	struct console *c = NULL;
+	size_t len = 0;
+	int rc = -ENOTTY;
+
+	if (!m || !out || !cap || cols < MIN_COLS || cols > TEXT_CAP)
+		return -EINVAL;
+	out[0] = '\0';
+	c = calloc(1, sizeof(*c));
+	to = fopen("/dev/null", "w");
+	from = fopen("/dev/null", "r");
+	if (!c || !to || !from) {
+		rc = c ? -errno : -ENOMEM;
+		goto out;
+	}
+	screen = newterm("xterm", to, from);
+	if (!screen)
+		goto out;
+	set_term(screen);
+	pad = newpad(HEADER_ROWS, cols);
+	if (!pad)
+		goto out_curses;
+	c->model = *m; /* shares m's campaigns: never finished here */
+	c->w_header = pad;
+	draw_header(c);
+	rc = 0;
+	for (int y = 0; y < HEADER_ROWS && !rc; y++) {
+		char line[TEXT_CAP + 1];
+		int n = mvwinnstr(pad, y, 0, line, cols);
+		size_t k = n > 0 ? (size_t)n : 0;
+
+		while (k > 0 && line[k - 1] == ' ')
+			k--;
+		if (len + k + 2 > cap) {
+			rc = -ENOSPC;
+			out[0] = '\0';
+			break;
+		}
+		memcpy(out + len, line, k);
+		len += k;
+		out[len++] = '\n';
+		out[len] = '\0';
+	}
+	delwin(pad);
+out_curses:
+	endwin();
+	delscreen(screen);
+out:
+	if (to)
+		fclose(to);
+	if (from)
+		fclose(from);
+	free(c);
+	return rc;
+}

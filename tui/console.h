@@ -24,6 +24,11 @@ struct console_campaign {
 	int64_t donor_count;
 	int64_t donation_count;
 	double per_min; /* donations per minute, recent window */
+	/* Paused since (ms since the epoch, the server's clock); 0 when not
+	 * paused or not known. */
+	int64_t paused_since_ms;
+	/* Succeeded gifts and their amount over the last hour. */
+	int64_t hour_gifts, hour_cents;
 };
 
 /* The job queues as the console shows them (payments, receipts, webhooks). */
@@ -55,6 +60,9 @@ struct console_job {
 	char last_error[160];
 };
 
+/* The longest --alert-paused-min, in minutes (a week). */
+#define CONSOLE_ALERT_PAUSED_MAX 10080
+
 /* Notable events the model keeps at most (the newest). */
 #define CONSOLE_EVENTS_MAX 500
 
@@ -84,6 +92,9 @@ struct console_model {
 	int live_refusing;          /* new viewers refused under load */
 	int64_t storage_failing_ms; /* commits failing for this long (0: they work) */
 	int synced;                 /* every campaign has arrived (a remote source) */
+	int64_t server_now_ms;      /* the server's clock at its last state (ms since
+	                             * the epoch); 0: not known */
+	int alert_paused_min;       /* a campaign paused longer is an alert; 0: off */
 	char who[65];               /* the staff token attached, "" when not known */
 	char role[16];              /* its role: viewer, operator or admin */
 	size_t n_campaigns;
@@ -140,5 +151,12 @@ void console_model_fini(struct console_model *m);
  * non-zero (checked at least every 250 ms). Initialises and ends curses.
  * Returns 0 on a normal quit, negative errno on failure (e.g. no terminal). */
 int console_run(const struct console_source *src, volatile sig_atomic_t *stop);
+
+/* Test hook: the header as console_run() would draw it from m, cols wide
+ * (40 to 512), as text: each row with its trailing blanks cut and a '\n',
+ * into out. It draws off screen (curses writing to /dev/null as an xterm),
+ * so it needs no terminal; never while console_run() runs. Returns 0,
+ * -EINVAL, -ENOSPC (out is too small), or -ENOTTY (curses did not start). */
+int console_header_text(const struct console_model *m, int cols, char *out, size_t cap);
 
 #endif

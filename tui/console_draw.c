@@ -194,6 +194,21 @@ static void draw_queue_alerts(struct console *c, WINDOW *w, int *x)
 	}
 }
 
+/* Campaigns paused longer than the server's alert_paused_min (on the
+ * server's clock, so that every console agrees): the longest, and how
+ * many more. */
+static void draw_campaign_alerts(struct console *c, WINDOW *w, int *x)
+{
+	const struct console_model *m = &c->model;
+	char buf[TEXT_CAP];
+
+	if (console_fmt_paused_alert(buf, sizeof buf, m->campaigns, m->n_campaigns,
+	                             m->server_now_ms, m->alert_paused_min) <= 0)
+		return;
+	draw_put(c, w, x, ROLE_NORMAL, "  ");
+	draw_put(c, w, x, ROLE_WARN, buf);
+}
+
 /* The server's own trouble, worst first: commits failing (donations are
  * answered 503), then viewers shed under load. */
 static void draw_server_alerts(struct console *c, WINDOW *w, int *x)
@@ -334,6 +349,7 @@ void draw_header(struct console *c)
 	}
 	draw_server_alerts(c, w, &x);
 	draw_queue_alerts(c, w, &x);
+	draw_campaign_alerts(c, w, &x);
 
 	/* the second row: the day's numbers */
 	if (HEADER_ROWS < 2)

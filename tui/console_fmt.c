@@ -7,6 +7,7 @@
  * digit without ever forming a product that could overflow.
  */
 #include "console_fmt.h"
+#include "console.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -303,6 +304,64 @@ int console_fmt_donation(char *buf, size_t cap, int64_t id)
 		return emit(buf, cap, "-", 1);
 	n = snprintf(tmp, sizeof tmp, "dn_%lld", (long long)id);
 	return emit(buf, cap, tmp, (size_t)n);
+}
+
+int console_fmt_minutes(char *buf, size_t cap, int64_t minutes)
+{
+	char tmp[64];
+	int n;
+
+	if (minutes < 0)
+		minutes = 0;
+	if (minutes < 60)
+		n = snprintf(tmp, sizeof tmp, "%lld min", (long long)minutes);
+	else if (minutes < 24 * 60)
+		n = snprintf(tmp, sizeof tmp, "%lld h %lld min", (long long)(minutes / 60),
+		             (long long)(minutes % 60));
+	else
+		n = snprintf(tmp, sizeof tmp, "%lld d %lld h", (long long)(minutes / (24 * 60)),
+		             (long long)(minutes / 60 % 24));
+	return emit(buf, cap, tmp, (size_t)n);
+}
+
+int64_t console_fmt_paused_min(const struct console_campaign *cc, int64_t now_ms)
+{
+	if (strcmp(cc->status, "paused") || cc->paused_since_ms <= 0 || now_ms <= 0)
+		return -1;
+	return now_ms > cc->paused_since_ms ? (now_ms - cc->paused_since_ms) / 60000 : 0;
+}
+
+int console_fmt_paused_long(const struct console_campaign *cc, int64_t now_ms, int limit_min)
+{
+	return limit_min > 0 && console_fmt_paused_min(cc, now_ms) >= 0 &&
+	       now_ms - cc->paused_since_ms > (int64_t)limit_min * 60000;
+}
+
+int console_fmt_paused_alert(char *buf, size_t cap, const struct console_campaign *cs, size_t n,
+                             int64_t now_ms, int limit_min)
+{
+	const struct console_campaign *worst = NULL;
+	char tmp[256], span[64];
+	size_t more = 0;
+	int len;
+
+	for (size_t i = 0; i < n; i++) {
+		if (!console_fmt_paused_long(&cs[i], now_ms, limit_min))
+			continue;
+		if (worst && cs[i].paused_since_ms >= worst->paused_since_ms) {
+			more++;
+			continue;
+		}
+		more += worst != NULL;
+		worst = &cs[i];
+	}
+	if (!worst)
+		return emit(buf, cap, "", 0);
+	console_fmt_minutes(span, sizeof span, console_fmt_paused_min(worst, now_ms));
+	len = snprintf(tmp, sizeof tmp, "%s paused %s", worst->slug, span);
+	if (more)
+		len += snprintf(tmp + len, sizeof tmp - (size_t)len, " +%zu more", more);
+	return emit(buf, cap, tmp, (size_t)len);
 }
 
 /* Decode one UTF-8 sequence at s into *cp and return its length (1-4), or

@@ -64,6 +64,32 @@ int console_fmt_latency(char *buf, size_t cap, double ms);
 /* A donation's public id, "dn_42"; "-" when id <= 0. */
 int console_fmt_donation(char *buf, size_t cap, int64_t id);
 
+/* Whole minutes as "17 min", from an hour on "2 h 5 min", from a day on
+ * "3 d 4 h"; a negative value shows as "0 min". */
+int console_fmt_minutes(char *buf, size_t cap, int64_t minutes);
+
+struct console_campaign;
+
+/* Whole minutes campaign cc has been paused at now_ms (ms since the epoch,
+ * on the server's clock, as paused_since_ms is); -1 when it is not paused
+ * or since when is not known (no paused_since_ms, no clock). A
+ * paused_since_ms ahead of now_ms counts as 0. */
+int64_t console_fmt_paused_min(const struct console_campaign *cc, int64_t now_ms);
+
+/* 1 when cc has been paused longer than limit_min minutes at now_ms (more
+ * than limit_min x 60 s, to the millisecond); 0 when not, or when
+ * limit_min <= 0 (the alert is off). */
+int console_fmt_paused_long(const struct console_campaign *cc, int64_t now_ms, int limit_min);
+
+/* The header's alert for the campaigns of cs[0..n) paused longer than
+ * limit_min minutes at now_ms (console_fmt_paused_long): the one paused
+ * longest (the first of those paused equally long) as "spring paused 17
+ * min", then " +N more" when N others are too. "" when none is (or the
+ * alert is off). The slug is copied as it is: draw it through
+ * console_fmt_trunc(). */
+int console_fmt_paused_alert(char *buf, size_t cap, const struct console_campaign *cs, size_t n,
+                             int64_t now_ms, int limit_min);
+
 /* Display columns that console_fmt_trunc() would give the whole of s. Bytes
  * that are not valid UTF-8, control characters and characters the locale
  * cannot print count as one "?" each. NULL counts as "". */

@@ -139,6 +139,14 @@ static int flag(json_t *o, const char *key)
 	return json_is_true(json_object_get(o, key));
 }
 
+/* The hello's alert_paused_min: 0 (off) when missing or out of range. */
+static int alert_minutes(json_t *hello)
+{
+	int64_t v = num(hello, "alert_paused_min");
+
+	return v > 0 && v <= CONSOLE_ALERT_PAUSED_MAX ? (int)v : 0;
+}
+
 /* ---- checking a state before it is applied ---- */
 
 static int bad(char *err, size_t cap, const char *what)
@@ -217,6 +225,7 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 	json_t *qs = json_object_get(st, "queues"), *ds = json_object_get(st, "dead"),
 	       *cs = json_object_get(st, "campaigns");
 
+	m->server_now_ms = num(st, "now_ms");
 	m->uptime_s = num(st, "uptime_s");
 	m->donations_per_s = real(st, "donations_per_s", 0);
 	m->donations_total = num(st, "donations_total");
@@ -275,6 +284,9 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 		c->donor_count = num(v, "donor_count");
 		c->donation_count = num(v, "donation_count");
 		c->per_min = real(v, "per_min", -1);
+		c->paused_since_ms = num(v, "paused_since_ms");
+		c->hour_gifts = num(v, "hour_gifts");
+		c->hour_cents = num(v, "hour_cents");
 	}
 	return 0;
 }
@@ -293,6 +305,7 @@ int console_mirror_apply(struct console_mirror *mi, const char *msg, size_t len,
 		text(root, "server", mi->m.server, sizeof(mi->m.server));
 		text(root, "who", mi->m.who, sizeof(mi->m.who));
 		text(root, "role", mi->m.role, sizeof(mi->m.role));
+		mi->m.alert_paused_min = alert_minutes(root);
 	} else if (!strcmp(type, "state")) {
 		rc = state_ok(root, err, errcap);
 		if (!rc)
@@ -325,6 +338,8 @@ int console_mirror_copy(const struct console_mirror *mi, struct console_model *m
 	m->live_refusing = s->live_refusing;
 	m->storage_failing_ms = s->storage_failing_ms;
 	m->synced = s->synced;
+	m->server_now_ms = s->server_now_ms;
+	m->alert_paused_min = s->alert_paused_min;
 	memcpy(m->who, s->who, sizeof(m->who));
 	memcpy(m->role, s->role, sizeof(m->role));
 	m->n_queues = s->n_queues;

@@ -1,8 +1,9 @@
 /* tui/view_campaign.c - one campaign in detail, pushed by Enter on the
  * campaigns view: its numbers (from the model, live), its recent gifts
  * (the campaign's public JSON from the source, read again every
- * DETAIL_REFRESH_MS while the view shows), and its actions: pause,
- * resume (the operator role) and close (admin, asks y/n).
+ * DETAIL_REFRESH_MS while the view shows), the last hour's gifts and how
+ * long it has been paused (from the model, as the feed sent them), and its
+ * actions: pause, resume (the operator role) and close (admin, asks y/n).
  */
 #include "console_int.h"
 #include "console_fmt.h"
@@ -144,6 +145,28 @@ static void draw_gifts(struct console *c, WINDOW *w, int y)
 	json_decref(root);
 }
 
+/* The last hour's gifts, their amount and their rate (the server's
+ * minute ring, sent with the campaign); how long it has been paused. */
+static void draw_hour(struct console *c, WINDOW *w, int y, const struct console_campaign *cc)
+{
+	const struct console_model *m = &c->model;
+	int64_t paused = console_fmt_paused_min(cc, m->server_now_ms);
+	char a[64], b[64], line[TEXT_CAP];
+	int x = 1;
+
+	console_fmt_int(a, sizeof a, cc->hour_gifts);
+	console_fmt_money(b, sizeof b, cc->hour_cents, cc->currency);
+	snprintf(line, sizeof line, "%s gift%s, %s (%.1f/min)", a, cc->hour_gifts == 1 ? "" : "s",
+	         b, (double)cc->hour_gifts / 60.0);
+	pair(c, w, y, &x, "Last hour", line, ROLE_NORMAL);
+	if (paused < 0)
+		return;
+	console_fmt_minutes(a, sizeof a, paused);
+	pair(c, w, y, &x, "Paused for", a,
+	     console_fmt_paused_long(cc, m->server_now_ms, m->alert_paused_min) ? ROLE_ERROR
+	                                                                        : ROLE_WARN);
+}
+
 static void campaign_draw(struct console *c, WINDOW *w)
 {
 	const struct console_campaign *cc = shown(c);
@@ -185,7 +208,8 @@ static void campaign_draw(struct console *c, WINDOW *w)
 		snprintf(a, sizeof a, "%.1f/min", cc->per_min);
 		pair(c, w, 3, &x, "Rate", a, ROLE_NORMAL);
 	}
-	draw_gifts(c, w, 5);
+	draw_hour(c, w, 4, cc);
+	draw_gifts(c, w, 6);
 }
 
 static int campaign_key(struct console *c, int key)

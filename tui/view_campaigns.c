@@ -404,11 +404,14 @@ static void campaigns_layout(const struct console *c, int maxx, struct layout *l
 	draw_table_fit(COL_COUNT, drop, COL_NAME, NAME_MIN, maxx, l->width, l->shown);
 }
 
-static enum role status_role(const char *status)
+/* Paused longer than the alert's minutes: as the header's alert. */
+static enum role status_role(const struct console *c, const struct console_campaign *cc)
 {
-	if (strcmp(status, "active") == 0)
+	if (strcmp(cc->status, "active") == 0)
 		return ROLE_OK;
-	if (strcmp(status, "paused") == 0)
+	if (console_fmt_paused_long(cc, c->model.server_now_ms, c->model.alert_paused_min))
+		return ROLE_ERROR;
+	if (strcmp(cc->status, "paused") == 0)
 		return ROLE_WARN;
 	return ROLE_DIM;
 }
@@ -453,8 +456,7 @@ static void campaigns_draw(struct console *c, WINDOW *w)
 			if (!l.shown[k])
 				continue;
 			if (columns[k].cell) {
-				enum role role =
-				    k == COL_STATUS ? status_role(cc->status) : ROLE_NORMAL;
+				enum role role = k == COL_STATUS ? status_role(c, cc) : ROLE_NORMAL;
 				columns[k].cell(cc, buf, sizeof buf);
 				draw_text(w, y, x, l.width[k], buf, columns[k].right,
 				          selected ? sel : c->attr[role]);

@@ -9,7 +9,14 @@
  * (engine_campaign_infos_changed: with 10,000 campaigns, a full copy four
  * times a second per console cost a third of a core), and every
  * CONSOLE_FEED_FULL_MS all of them, for what changes with time alone
- * (gifts per minute, a schedule's status). Everything else in a state
+ * (gifts per minute, a schedule's status). A row carries the campaign's
+ * gifts and amount over the last hour (the engine's minute ring) and,
+ * while it is paused, since when: two numbers more per row, and they
+ * change when the row changes anyway or, the hour sliding on, at most
+ * once a minute, which the full pass picks up. Sending them only for the
+ * campaign a console has open would need the console to tell the feed
+ * what it shows; feeds do not read consoles' messages, and two consoles
+ * showing one campaign would each need their own. Everything else in a state
  * (header numbers, queues, dead jobs) is small and sent whole each time.
  * The numbers come from the engine's and the loops' counters, all read
  * from memory; the dead jobs from the job queues' memory.
@@ -81,8 +88,9 @@ static uint64_t row_sig(const struct engine_campaign_info *i)
 	const struct campaign_row *r = &i->c;
 	uint64_t h = 0xcbf29ce484222325ull;
 	int64_t nums[] = {
-	    r->goal_cents,     r->raised_cents,       r->pending_cents,          r->donor_count,
-	    r->donation_count, (int64_t)i->effective, (int64_t)(i->per_min * 10)};
+	    r->goal_cents,     r->raised_cents,       r->pending_cents,           r->donor_count,
+	    r->donation_count, (int64_t)i->effective, (int64_t)(i->per_min * 10), r->paused_since,
+	    i->hour_gifts,     i->hour_cents};
 
 	h = fnv(h, r->slug, strlen(r->slug));
 	h = fnv(h, r->name, strlen(r->name));
@@ -127,10 +135,14 @@ static int campaign_json(struct buf *b, const struct engine_campaign_info *i)
 	rc |= buf_printf(b,
 	                 ",\"status\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
 	                 "\"pending_cents\":%lld,\"donor_count\":%lld,\"donation_count\":%lld,"
-	                 "\"per_min\":%.1f}",
+	                 "\"per_min\":%.1f,\"hour_gifts\":%lld,\"hour_cents\":%lld",
 	                 campaign_status_names[i->effective], (long long)r->goal_cents,
 	                 (long long)r->raised_cents, (long long)r->pending_cents,
-	                 (long long)r->donor_count, (long long)r->donation_count, i->per_min);
+	                 (long long)r->donor_count, (long long)r->donation_count, i->per_min,
+	                 (long long)i->hour_gifts, (long long)i->hour_cents);
+	if (i->effective == CAMPAIGN_PAUSED && r->paused_since)
+		rc |= buf_printf(b, ",\"paused_since_ms\":%lld", (long long)r->paused_since);
+	rc |= buf_puts(b, "}");
 	return rc;
 }
 
@@ -261,7 +273,7 @@ static int hello_json(struct console_feed *f, struct buf *b)
 	rc |= buf_json_string(b, f->who);
 	rc |= buf_puts(b, ",\"role\":");
 	rc |= buf_json_string(b, f->role);
-	rc |= buf_puts(b, "}");
+	rc |= buf_printf(b, ",\"alert_paused_min\":%d}", f->s->cfg.alert_paused_min);
 	return rc ? -ENOMEM : 0;
 }
 
@@ -279,12 +291,13 @@ int console_feed_next(struct console_feed *f, struct buf *out)
 	engine_get_stats(f->s->engine, &es);
 	live_get_stats(f->s->live, &ls);
 	rc = buf_printf(out,
-	                "{\"type\":\"state\",\"uptime_s\":%lld,\"donations_per_s\":%.2f,"
+	                "{\"type\":\"state\",\"now_ms\":%lld,\"uptime_s\":%lld,"
+	                "\"donations_per_s\":%.2f,"
 	                "\"donations_total\":%lld,\"intake_depth\":%lld,\"ws_clients\":%lld,"
 	                "\"live_slow\":%d,\"live_refusing\":%s,\"storage_failing_ms\":%lld",
-	                (long long)es.uptime_s, es.donations_per_s, (long long)es.donations_total,
-	                (long long)es.intake_depth, (long long)ls.viewers, ls.slow,
-	                ls.refusing ? "true" : "false",
+	                (long long)util_now_ms(), (long long)es.uptime_s, es.donations_per_s,
+	                (long long)es.donations_total, (long long)es.intake_depth,
+	                (long long)ls.viewers, ls.slow, ls.refusing ? "true" : "false",
 	                (long long)(es.commits.failing_since_ms
 	                                ? util_now_ms() - es.commits.failing_since_ms
 	                                : 0));

@@ -4,7 +4,9 @@
  * one over the console websocket (/live/console, subprotocol
  * tally.console.v1, served by the live loop). Both read the same messages,
  * so two consoles show the same numbers. The first message is a "hello"
- * (the server and who is attached); each next one a "state": the header's
+ * (the server, who is attached, and alert_paused_min: after how many
+ * minutes a paused campaign is an alert, so that every console agrees);
+ * each next one a "state": the server's clock (now_ms) and the header's
  * numbers, the queues, the dead jobs, the notable events since the last
  * state (base/events.h), and the campaigns that changed since
  * the previous state (every campaign at first, CONSOLE_FEED_BATCH at a

@@ -42,6 +42,10 @@ struct server_config {
 	 * and key (ws/tls_ctx.h), read-only, freed by the caller after
 	 * server_free; NULL: plain HTTP. */
 	const struct tls_ctx *tls;
+	/* Staff consoles: a campaign paused longer than this many minutes is
+	 * an alert in every console's header (the console feed's hello says
+	 * so); 0: no such alert (tally's default is 15). */
+	int alert_paused_min;
 };
 
 struct server;
