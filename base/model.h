@@ -180,6 +180,25 @@ struct job_queue_info {
 	double latency_ms_p50, latency_ms_p99; /* ready -> started, last 10-20 s */
 };
 
+/* A job's failed attempts, as it keeps them (the jobs table's history
+ * column): the newest JOB_HISTORY_MAX, each error cut to
+ * JOB_HISTORY_ERROR_MAX bytes (whole UTF-8 characters; last_error keeps
+ * the newest whole). A successful attempt adds nothing. */
+#define JOB_HISTORY_MAX 10
+#define JOB_HISTORY_ERROR_MAX 160
+
+struct job_attempt {
+	int attempt;     /* its number: 1 for the job's first attempt */
+	int64_t at_ms;   /* when it started, ms since the epoch */
+	int64_t took_ms; /* how long it ran until its result */
+	char error[JOB_HISTORY_ERROR_MAX + 1];
+};
+
+struct job_history {
+	int n;                                 /* 0..JOB_HISTORY_MAX */
+	struct job_attempt a[JOB_HISTORY_MAX]; /* oldest first */
+};
+
 /* A job as staff see it (from memory or from its row). */
 struct job_record {
 	int64_t id, donation_id, next_run_at, created_at;

@@ -25,6 +25,21 @@ uint64_t util_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+size_t util_utf8_cut(const char *s, size_t len, size_t max)
+{
+	const unsigned char *b = (const unsigned char *)s;
+	size_t n = max;
+
+	if (len <= max)
+		return len;
+	/* b[n] is the first byte left out: while it continues a sequence,
+	 * leave out the bytes before it too, back to the sequence's lead
+	 * (at most three: a longer run is not UTF-8). */
+	while (n > 0 && max - n < 3 && (b[n] & 0xc0) == 0x80)
+		n--;
+	return (b[n] & 0xc0) == 0x80 ? max : n;
+}
+
 long util_utf8_len(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;

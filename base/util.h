@@ -17,6 +17,11 @@ uint64_t util_mono_ns(void);
  * (shortest form, no surrogates, <= U+10FFFF), else -1. */
 long util_utf8_len(const char *s, size_t len);
 
+/* The length of the longest prefix of s[0..len) of at most max bytes that
+ * does not end inside a UTF-8 sequence (len when len <= max). Bytes that
+ * are not UTF-8 are cut where they fall. */
+size_t util_utf8_cut(const char *s, size_t len, size_t max);
+
 /* Return 1 if s[0..len) holds a C0 control character, DEL or a C1 control
  * (U+0080..U+009F, encoded C2 80..C2 9F) (a newline is allowed when
  * allow_newline is set), else 0. */

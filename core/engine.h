@@ -12,7 +12,9 @@
  *             the writer: writes answer through engine_done_fn.
  *   live loop (ws/, another lws thread) reads campaigns, the leaderboard
  *             and the day's totals when a viewer subscribes; the rest it
- *             is sent by the listeners.
+ *             is sent by the listeners. For a staff console it reads the
+ *             feed's numbers, and the history of a dead job it has not
+ *             sent yet (engine_job_histories, through SQLite).
  *   writer    (db/writer.c) owns the write connection. After each COMMIT it
  *             runs commit.c, in this order: mirror the batch into each
  *             campaign's working copy -> publish.c: JSON, seq and numbers
@@ -34,7 +36,8 @@
  *   e->lock         the campaign table, every campaign's published half
  *                   (pub, json, rank, rate), the rankings, e->version,
  *                   e->seq_sum and the engine's counters.
- *   e->reader_lock  the engine's read connection (donation and audit reads).
+ *   e->reader_lock  the engine's read connection (donation, audit and job
+ *                   history reads).
  *   e->pool_lock    the pool of pending operations.
  *   tokens lock     (core/tokens.c) the staff token table; taken by the API
  *                   and live loops to tell who a bearer is, by the writer
@@ -259,6 +262,15 @@ void engine_queue_info(struct engine *e, enum job_queue q, struct job_queue_info
  * Returns 0, TALLY_EIO, -ENOMEM, or cb's return. */
 int engine_jobs_each(struct engine *e, enum job_queue q, enum job_state st, int limit,
                      int (*cb)(void *ud, const struct job_record *j), void *ud);
+
+/* Read the failed attempts of the n jobs ids[] (see struct job_history)
+ * into out[], from SQLite: they are not kept in memory, where a long outage
+ * would hold ten errors for each of its many jobs. out[i].n is 0 for a job
+ * with none, or gone. Takes the read-connection lock a few jobs at a time,
+ * so a long list does not hold up the donations' reads; any thread, never
+ * under another engine lock (nor from engine_jobs_each's callback on done
+ * jobs). Returns 0, TALLY_EIO, or -ENOMEM. */
+int engine_job_histories(struct engine *e, const int64_t *ids, size_t n, struct job_history *out);
 
 /* Append the jobs' Prometheus lines. */
 int engine_jobs_metrics(struct engine *e, struct buf *out);

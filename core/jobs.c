@@ -649,6 +649,15 @@ static void transition(struct jobs *js, const struct job *j, const struct job_ru
 	}
 	u->next_run_at = j->next_run_at;
 	snprintf(u->error, sizeof(u->error), "%s", res->kind == JOB_OK ? "" : res->error);
+	if (res->kind != JOB_OK) {
+		/* A failure goes in the job's history; a success costs
+		 * nothing here (no clock read, nothing more written). */
+		uint64_t now = util_mono_ns();
+
+		u->attempt_ms =
+		    now > r->started_ns ? (int64_t)((now - r->started_ns) / 1000000u) : 0;
+		u->attempt_at = util_now_ms() - u->attempt_ms;
+	}
 	u->state = rule->state;
 	u->effect = rule->effect;
 	u->done = rule->done;
@@ -1043,7 +1052,8 @@ static void start_one(struct worker *w, struct job *j)
 		return;
 	}
 	r->job = j;
-	r->deadline_ns = util_mono_ns() + (uint64_t)w->js->q[w->q].pol.timeout_ms * 1000000ull;
+	r->started_ns = util_mono_ns();
+	r->deadline_ns = r->started_ns + (uint64_t)w->js->q[w->q].pol.timeout_ms * 1000000ull;
 	rc = db_job_donation(w->db, &w->don_stmt, j->donation_id, &r->don);
 	if (rc == -ESRCH) {
 		r->result.kind = JOB_FAIL;

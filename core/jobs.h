@@ -58,6 +58,7 @@ struct job_run {
 	struct job *job;
 	struct db_job_donation don; /* the job's donation, read before start */
 	struct job_result result;
+	uint64_t started_ns; /* monotonic: when the attempt started */
 	/* Async: */
 	uint64_t due_ns;      /* JOB_RUN_DELAY: deliver result then */
 	uint64_t deadline_ns; /* the attempt's time limit (policy timeout_ms):

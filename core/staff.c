@@ -229,6 +229,23 @@ int engine_jobs_each(struct engine *e, enum job_queue q, enum job_state st, int 
 	return rc < 0 && !tally_is_own(rc) ? TALLY_EIO : rc;
 }
 
+int engine_job_histories(struct engine *e, const int64_t *ids, size_t n, struct job_history *out)
+{
+	enum { AT_ONCE = 32 };
+	int rc = 0;
+
+	for (size_t i = 0; i < n; i++)
+		out[i].n = 0;
+	for (size_t i = 0; i < n && !rc; i += AT_ONCE) {
+		pthread_mutex_lock(&e->reader_lock);
+		rc = e->reader ? db_job_histories(e->reader, ids + i,
+		                                  n - i < AT_ONCE ? n - i : AT_ONCE, out + i)
+		               : -EIO;
+		pthread_mutex_unlock(&e->reader_lock);
+	}
+	return rc == -ENOMEM ? rc : rc ? TALLY_EIO : 0;
+}
+
 /* ---- refunds and the audit trail ---- */
 
 int engine_refund(struct engine *e, const char *id, const char *reason, const char *actor,

@@ -1,6 +1,7 @@
 /* db/db.c - schema migrations, connection setup and read queries. */
 #include "db/db.h"
 #include "base/log.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -118,7 +119,15 @@ static const char *const migrations[] = {
     "  created_at INTEGER NOT NULL,"
     "  revoked_at INTEGER"
     ");",
+    /* 7: each job remembers its failed attempts: a JSON array, oldest
+     * first, of [attempt, started at (ms since the epoch), took (ms),
+     * error], at most JOB_HISTORY_MAX of them, appended by the UPDATE that
+     * records the failure (db/store.c). NULL until an attempt fails: a job
+     * that succeeds at once never writes it. */
+    "ALTER TABLE jobs ADD COLUMN history TEXT;",
 };
+
+_Static_assert(UTIL_ARRAY_LEN(migrations) == DB_SCHEMA_VERSION, "one migration per schema version");
 
 static void global_init_once(void)
 {
@@ -729,6 +738,67 @@ int db_list_jobs(sqlite3 *db, enum job_queue queue, enum job_state state, int li
 		return -EIO;
 	}
 	return walk(st, visit_job, &(struct job_walk){cb, ud});
+}
+
+/* One job's history (see migration 7), oldest first: entries that are not
+ * [attempt, at, took, error] with whole numbers are skipped, a history
+ * that is not a JSON array reads as none. */
+#define HISTORY_SQL                                                                                \
+	"SELECT json_extract(e.value, '$[0]'), json_extract(e.value, '$[1]'),"                     \
+	" json_extract(e.value, '$[2]'), json_extract(e.value, '$[3]')"                            \
+	" FROM jobs j, json_each(CASE WHEN json_valid(j.history) THEN"                             \
+	" CASE json_type(j.history) WHEN 'array' THEN j.history ELSE '[]' END ELSE '[]' END) e"    \
+	" WHERE j.id = ?1 AND e.type = 'array' ORDER BY e.key"
+
+static void read_attempt(sqlite3_stmt *st, struct job_history *h)
+{
+	struct job_attempt *a;
+	const unsigned char *t;
+	size_t len;
+
+	for (int i = 0; i < 3; i++)
+		if (sqlite3_column_type(st, i) != SQLITE_INTEGER)
+			return;
+	if (h->n == JOB_HISTORY_MAX) {
+		/* more than tally writes: keep the newest */
+		memmove(h->a, h->a + 1, (JOB_HISTORY_MAX - 1) * sizeof(h->a[0]));
+		h->n--;
+	}
+	a = &h->a[h->n++];
+	a->attempt = sqlite3_column_int(st, 0);
+	a->at_ms = sqlite3_column_int64(st, 1);
+	a->took_ms = sqlite3_column_int64(st, 2);
+	t = sqlite3_column_text(st, 3);
+	len = t ? util_utf8_cut((const char *)t, (size_t)sqlite3_column_bytes(st, 3),
+	                        JOB_HISTORY_ERROR_MAX)
+	        : 0;
+	if (len)
+		memcpy(a->error, t, len);
+	a->error[len] = '\0';
+}
+
+int db_job_histories(sqlite3 *db, const int64_t *ids, size_t n, struct job_history *out)
+{
+	sqlite3_stmt *st;
+	int rc = sqlite3_prepare_v2(db, HISTORY_SQL, -1, &st, NULL), err = 0;
+
+	for (size_t i = 0; i < n; i++)
+		out[i].n = 0;
+	if (rc != SQLITE_OK)
+		return db_errno(rc) ? db_errno(rc) : -EIO;
+	for (size_t i = 0; i < n && !err; i++) {
+		if (sqlite3_bind_int64(st, 1, ids[i]) != SQLITE_OK) {
+			err = -EIO;
+			break;
+		}
+		while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+			read_attempt(st, &out[i]);
+		sqlite3_reset(st);
+		if (rc != SQLITE_DONE)
+			err = db_errno(rc) ? db_errno(rc) : -EIO;
+	}
+	sqlite3_finalize(st);
+	return err;
 }
 
 struct queue_walk {

@@ -12,7 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define DB_SCHEMA_VERSION 6
+#define DB_SCHEMA_VERSION 7
 
 /* A campaign as stored, with the ids of its newest gifts. */
 struct db_campaign_row {
@@ -114,6 +114,11 @@ int db_load_jobs(sqlite3 *db, int (*cb)(void *ud, const struct job_record *row),
 /* Call cb for up to limit jobs of queue in state, newest first. */
 int db_list_jobs(sqlite3 *db, enum job_queue queue, enum job_state state, int limit,
                  int (*cb)(void *ud, const struct job_record *row), void *ud);
+
+/* Read the failed attempts of the n jobs ids[] into out[] (n entries;
+ * out[i].n = 0 for a job without any, or without a row). Returns 0 or a
+ * negative errno-style code. */
+int db_job_histories(sqlite3 *db, const int64_t *ids, size_t n, struct job_history *out);
 
 /* Store the largest job id (0 when none) in *out. */
 int db_max_job_id(sqlite3 *db, int64_t *out);

@@ -89,8 +89,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INSERT_JOB] = "INSERT INTO jobs (id, queue, kind, donation_id, url, state, attempts,"
                       " next_run_at, created_at, updated_at)"
                       " VALUES (?1, ?2, ?3, ?4, ?5, 'ready', 0, ?6, ?6, ?6)",
+    /* ?7 non-zero: a failed attempt, appended to the history as [?3, ?7,
+     * ?8, ?9], the oldest dropped past ?10 (JOB_HISTORY_MAX) entries; a
+     * history that is not a JSON array (edited by hand) starts over rather
+     * than fail the batch. */
     [ST_UPDATE_JOB] = "UPDATE jobs SET state = ?2, attempts = ?3, next_run_at = ?4,"
-                      " last_error = nullif(?5, ''), updated_at = ?6 WHERE id = ?1",
+                      " last_error = nullif(?5, ''), updated_at = ?6,"
+                      " history = CASE WHEN ?7 = 0 THEN history ELSE json_insert("
+                      "  CASE WHEN history IS NULL OR NOT json_valid(history) THEN '[]'"
+                      "  WHEN json_type(history) <> 'array' THEN '[]'"
+                      "  WHEN json_array_length(history) >= ?10 THEN json_remove(history, '$[0]')"
+                      "  ELSE history END, '$[#]', json_array(?3, ?7, ?8, ?9)) END"
+                      " WHERE id = ?1",
     [ST_DONE_JOB] = "UPDATE jobs SET state = 'done', attempts = attempts + 1, updated_at = ?2"
                     " WHERE id = ?1",
     [ST_DELETE_JOB] = "DELETE FROM jobs WHERE id = ?1",
@@ -648,7 +658,7 @@ static int apply_job(struct db_store *ds, struct db_op *op)
 
 	if (rc != SQLITE_OK)
 		return rc;
-	if (j->state == JOB_DONE && !j->error[0]) {
+	if (j->state == JOB_DONE && !j->error[0] && !j->attempt_at) {
 		/* The common case: marked done with the batch's others. */
 		if (ds->n_done == ds->done_cap) {
 			size_t cap = ds->done_cap ? ds->done_cap * 2 : 1024;
@@ -669,7 +679,14 @@ static int apply_job(struct db_store *ds, struct db_op *op)
 		    bind_text(st, 2, job_state_names[j->state]) ||
 		    sqlite3_bind_int(st, 3, j->attempts) ||
 		    sqlite3_bind_int64(st, 4, j->next_run_at) || bind_text(st, 5, j->error) ||
-		    sqlite3_bind_int64(st, 6, op->now_ms))
+		    sqlite3_bind_int64(st, 6, op->now_ms) ||
+		    sqlite3_bind_int64(st, 7, j->attempt_at) ||
+		    sqlite3_bind_int64(st, 8, j->attempt_ms) ||
+		    sqlite3_bind_text(
+		        st, 9, j->error,
+		        (int)util_utf8_cut(j->error, strlen(j->error), JOB_HISTORY_ERROR_MAX),
+		        SQLITE_STATIC) ||
+		    sqlite3_bind_int(st, 10, JOB_HISTORY_MAX))
 			return SQLITE_ERROR;
 	} else {
 		st = ds->st[ST_DELETE_JOB];

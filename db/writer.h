@@ -47,6 +47,11 @@ struct db_job_update {
 	int attempts;
 	int64_t next_run_at;
 	char error[256];
+	/* An attempt that failed, appended to the job's history with error
+	 * (the newest JOB_HISTORY_MAX kept): when it started (ms since the
+	 * epoch) and how long it took. attempt_at 0: no attempt to remember
+	 * (a success, a staff action). */
+	int64_t attempt_at, attempt_ms;
 	int done, failed; /* add to the queue's done_total / failed_total */
 	enum job_effect effect;
 	int64_t donation_id;

@@ -6,10 +6,10 @@
  * unless paused; set_paused flips the status (and notes since when it is
  * paused: the header's alert comes after 15 minutes). Three job queues whose done
  * counts grow unless paused, and a few dead jobs (errors with UTF-8 and
- * with an escape sequence); retry and discard remove a job, retry-dead
- * empties a queue's list. Job 103 is "running": retrying or discarding it
- * fails with the demo's own code, which errtext explains. SIGINT/SIGTERM
- * set the stop flag, so they also show that console_run() honours it.
+ * with an escape sequence, and their attempts' histories); retry and discard remove a job,
+ * retry-dead empties a queue's list. Job 103 is "running": retrying or discarding it fails with the
+ * demo's own code, which errtext explains. SIGINT/SIGTERM set the stop flag, so they also show that
+ * console_run() honours it.
  *
  * usage: console_demo [EXTRA [DEAD]]
  *   EXTRA more generated campaigns, DEAD more dead payments jobs (scrolling)
@@ -45,13 +45,22 @@ static const struct console_queue seed_queues[DEMO_QUEUES] = {
     {"webhooks", 0, 0, 0, 1, 0, 90, 2, 0, 0.5, -1, -1},
 };
 
+/* (their histories are made up at start: demo_history) */
 static const struct console_job seed_dead[] = {
-    {101, 41, 8, "payments", "capture", "processing_error: simulated transient failure"},
-    {102, 57, 8, "payments", "capture", "processor timeout after 30 s"},
-    {BUSY_JOB, 58, 8, "payments", "capture", "processing_error: rate limited"},
-    {205, 12, 10, "receipts", "receipt", "smtp: 550 5.1.1 <ada@example.org>: mailbox unavailable"},
-    {306, 12, 12, "webhooks", "donation.succeeded", "hook said bad\x1b]0;pwned\x07 reply"},
-    {307, 13, 12, "webhooks", "donation.failed", "point de terminaison: r\xc3\xa9ponse 410"},
+    {101, 41, 8, "payments", "capture", "processing_error: simulated transient failure",
+     .n_history = 0},
+    {102, 57, 8, "payments", "capture",
+     "processor timeout after 30 s: no answer from https://api.processor.example/v1/"
+     "payment_intents/pi_3NqLx2 (connect 12 ms, TLS 48 ms, the first byte never came); "
+     "the next attempt reads the intent first and confirms it at most once",
+     .n_history = 0},
+    {BUSY_JOB, 58, 8, "payments", "capture", "processing_error: rate limited", .n_history = 0},
+    {205, 12, 10, "receipts", "receipt", "smtp: 550 5.1.1 <ada@example.org>: mailbox unavailable",
+     .n_history = 0},
+    {306, 12, 12, "webhooks", "donation.succeeded", "hook said bad\x1b]0;pwned\x07 reply",
+     .n_history = 0},
+    {307, 13, 12, "webhooks", "donation.failed", "point de terminaison: r\xc3\xa9ponse 410",
+     .n_history = 0},
 };
 
 #define N_SEED_DEAD (sizeof seed_dead / sizeof seed_dead[0])
@@ -72,6 +81,26 @@ static const struct console_campaign seed[] = {
 };
 
 #define N_SEED (sizeof seed / sizeof seed[0])
+
+/* A dead job's failed attempts: the newest CONSOLE_ATTEMPTS_MAX of its
+ * attempts, a minute apart up to now, each with its error (the older ones
+ * a timeout, so the table shows more than one text). */
+static void demo_history(struct console_job *j, int64_t now_ms)
+{
+	int n = j->attempts < CONSOLE_ATTEMPTS_MAX ? j->attempts : CONSOLE_ATTEMPTS_MAX;
+
+	j->n_history = n;
+	for (int k = 0; k < n; k++) {
+		struct console_attempt *a = &j->history[k];
+
+		a->attempt = j->attempts - n + 1 + k;
+		a->at_ms = now_ms - (int64_t)(n - k) * 60000;
+		a->took_ms = 40 + 15 * (int64_t)k;
+		snprintf(a->error, sizeof a->error, "%.160s",
+		         k % 3 == 1 && k < n - 1 ? "connect timeout after 10000 ms"
+		                                 : j->last_error);
+	}
+}
 
 static volatile sig_atomic_t stop_flag;
 
@@ -291,6 +320,8 @@ int main(int argc, char **argv)
 		memcpy(j->kind, "capture", 8);
 		snprintf(j->last_error, sizeof j->last_error, "generated failure %zu", k);
 	}
+	for (size_t k = 0; k < d.n_dead; k++)
+		demo_history(&d.dead[k], (int64_t)time(NULL) * 1000);
 	memcpy(d.c, seed, sizeof seed);
 	for (size_t i = N_SEED; i < d.n; i++) {
 		struct console_campaign *cc = &d.c[i];

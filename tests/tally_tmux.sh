@@ -26,8 +26,9 @@
 # totals move, that p + y pauses the selected campaign (the HTTP API
 # agrees, and answers a gift to it 409 campaign_paused), that r + y
 # resumes it; then in the queues view (t) that the
-# payments done count rises, that p + y pauses the payments queue (the
-# admin API says paused), that R retries a dead job (the API lists it
+# payments done count rises, that a dead job's detail lists its attempt
+# (when, how long, the mock's error), that p + y pauses the payments queue
+# (the admin API says paused), that R retries a dead job (the API lists it
 # ready, no longer dead), D + y discards one (its gift fails), A + y
 # retries the rest, r + y resumes the queue (the API agrees); and that q
 # quits with exit status 0. Every wait is bounded; the tmux server and the
@@ -105,6 +106,10 @@ http_post() {
 	timeout 5 cat <&3
 	exec 3<&-
 }
+
+# A row of a job detail's attempts table: number, HH:MM:SS, how long, the
+# mock's error.
+attempt_row='^ +[0-9]+ +[0-9]{2}:[0-9]{2}:[0-9]{2} +[0-9.]+ (ms|s) +processing_error: simulated transient failure'
 
 # The payments row of the queue table, and its columns by the title row
 # (Queue State Ready Running Retrying Dead Done ...).
@@ -278,6 +283,16 @@ done
 grep -Eq '^ +[0-9]+ +payments +capture +dn_[0-9]+ +1 +processing_error: simulated' "$tmp/screen" ||
 	fail "no dead capture with its error in the list"
 
+step="a dead job's attempts"
+# one attempt each: its row in the detail's table, with when, how long and
+# the mock's error
+T send-keys -t console G Enter
+wait_for 'Job [0-9]+ +dead: waits for staff' 5
+wait_for 'Attempt +When +Took +Error' 5
+wait_for "$attempt_row" 5
+T send-keys -t console Escape
+wait_for 'Dead job +Queue +Kind +Gift +Tries +Last error' 5
+
 step="pause the payments queue"
 T send-keys -t console g p
 wait_for 'Pause queue payments\? y/n' 5
@@ -393,6 +408,8 @@ if [ "$mode" = remote ]; then
 	T send-keys -t console t G Enter
 	wait_for 'Job [0-9]+ +dead: waits for staff' 5
 	wait_for 'Last error +processing_error: simulated' 5
+	wait_for 'Attempt +When +Took +Error' 5
+	wait_for "$attempt_row" 5
 	T send-keys -t console f
 	wait_for 'Refund the gift dn_[0-9]+ \(money back to the donor\)\? y/n' 5
 	T send-keys -t console y
@@ -424,6 +441,8 @@ if [ "$mode" = remote ]; then
 
 	step="the server goes away"
 	capture
+	# the day's total, kept in the database ("gifts" counts since the
+	# server started, and starts over with it)
 	total=$(grep -Eo 'day \$[0-9,]+\.[0-9]{2}' "$tmp/screen" | head -n 1)
 	[ -n "$total" ] || fail "no day total in the header"
 	kill -9 "$srv"

@@ -1040,6 +1040,129 @@ START_TEST(mirror_keeps_the_newest_events_once)
 }
 END_TEST
 
+/* A state listing the given dead jobs (JSON objects, comma-separated). */
+static int apply_dead(struct console_mirror *mi, const char *dead)
+{
+	char msg[8192], err[128] = "";
+	int n = snprintf(msg, sizeof msg,
+	                 "{\"type\":\"state\",\"queues\":[],\"campaigns\":[],\"dead\":[%s]}", dead);
+
+	ck_assert_int_lt(n, (int)sizeof msg);
+	n = console_mirror_apply(mi, msg, (size_t)n, err, sizeof err);
+	ck_assert_msg(n == 0, "refused (%s): %s", err, msg);
+	return n;
+}
+
+#define DEAD7(attempts, extra)                                                                     \
+	"{\"id\":7,\"donation_id\":8,\"attempts\":" #attempts ",\"queue\":\"payments\","           \
+	"\"kind\":\"capture\",\"last_error\":\"HTTP 500\"" extra "}"
+#define DEAD9 "{\"id\":9,\"attempts\":1,\"queue\":\"receipts\",\"kind\":\"receipt\"}"
+#define TWO_ATTEMPTS                                                                               \
+	",\"attempt_history\":[{\"attempt\":1,\"at_ms\":1700000000000,\"ms\":120,"                 \
+	"\"error\":\"HTTP 502\"},{\"attempt\":2,\"at_ms\":1700000060000,\"ms\":95,"                \
+	"\"error\":\"HTTP 500\"}]"
+
+static const struct console_job *mirror_dead(struct console_mirror *mi, struct console_model *m,
+                                             int64_t id)
+{
+	ck_assert_int_eq(console_mirror_copy(mi, m), 0);
+	for (size_t i = 0; i < m->n_dead; i++)
+		if (m->dead[i].id == id)
+			return &m->dead[i];
+	ck_abort_msg("no dead job %lld", (long long)id);
+	return NULL;
+}
+
+/* A dead job's attempt_history is read into the model, kept while later
+ * states list the job with the same attempts without it (the feed sends it
+ * once), dropped when its attempts change; a bad one, or bad entries, are
+ * ignored without refusing the state. */
+START_TEST(mirror_reads_and_keeps_attempt_history)
+{
+	struct console_mirror *mi;
+	struct console_model m = {0};
+	const struct console_job *j;
+	char dead[6000], hist[4000];
+	size_t n = 0;
+
+	ck_assert_int_eq(console_mirror_new(&mi), 0);
+	apply_dead(mi, DEAD7(2, TWO_ATTEMPTS) "," DEAD9);
+	j = mirror_dead(mi, &m, 7);
+	ck_assert_int_eq(j->n_history, 2);
+	ck_assert_int_eq(j->history[0].attempt, 1);
+	ck_assert_int_eq(j->history[0].at_ms, 1700000000000);
+	ck_assert_int_eq(j->history[0].took_ms, 120);
+	ck_assert_str_eq(j->history[0].error, "HTTP 502");
+	ck_assert_int_eq(j->history[1].attempt, 2);
+	ck_assert_str_eq(j->history[1].error, "HTTP 500");
+	ck_assert_int_eq(mirror_dead(mi, &m, 9)->n_history, 0); /* none sent */
+
+	/* listed again without it, in another order: kept */
+	apply_dead(mi, DEAD9 "," DEAD7(2, ""));
+	ck_assert_int_eq(mirror_dead(mi, &m, 7)->n_history, 2);
+	ck_assert_str_eq(mirror_dead(mi, &m, 7)->history[1].error, "HTTP 500");
+	/* a history that is not a list counts as not sent: kept too */
+	apply_dead(mi, DEAD7(2, ",\"attempt_history\":\"oops\""));
+	ck_assert_int_eq(mirror_dead(mi, &m, 7)->n_history, 2);
+	apply_dead(mi, DEAD7(2, ",\"attempt_history\":null"));
+	ck_assert_int_eq(mirror_dead(mi, &m, 7)->n_history, 2);
+	/* an empty list is a history: none */
+	apply_dead(mi, DEAD7(2, ",\"attempt_history\":[]"));
+	ck_assert_int_eq(mirror_dead(mi, &m, 7)->n_history, 0);
+	apply_dead(mi, DEAD7(2, TWO_ATTEMPTS));
+	/* off the list, or back with other attempts and none sent: gone */
+	apply_dead(mi, DEAD9);
+	apply_dead(mi, DEAD7(2, ""));
+	ck_assert_int_eq(mirror_dead(mi, &m, 7)->n_history, 0);
+	apply_dead(mi, DEAD7(2, TWO_ATTEMPTS));
+	apply_dead(mi, DEAD7(3, ""));
+	ck_assert_int_eq(mirror_dead(mi, &m, 7)->n_history, 0);
+
+	/* entries that are not attempts are skipped, the rest read */
+	apply_dead(mi, DEAD7(3, ",\"attempt_history\":[1,\"x\",[2],{},{\"attempt\":\"1\","
+	                        "\"at_ms\":5},{\"at_ms\":5},{\"attempt\":2,\"at_ms\":1.5},"
+	                        "{\"attempt\":2,\"at_ms\":10,\"ms\":\"slow\",\"error\":7},"
+	                        "{\"attempt\":3,\"at_ms\":20,\"ms\":4,\"error\":\"ok\"}]"));
+	j = mirror_dead(mi, &m, 7);
+	ck_assert_int_eq(j->n_history, 2);
+	ck_assert_int_eq(j->history[0].attempt, 2);
+	ck_assert_int_eq(j->history[0].took_ms, -1); /* not said */
+	ck_assert_str_eq(j->history[0].error, "");
+	ck_assert_int_eq(j->history[1].attempt, 3);
+	ck_assert_int_eq(j->history[1].took_ms, 4);
+	ck_assert_str_eq(j->history[1].error, "ok");
+
+	/* more than the model keeps: the newest; a long error is cut */
+	for (int a = 1; a <= CONSOLE_ATTEMPTS_MAX + 3; a++)
+		n += (size_t)snprintf(
+		    hist + n, sizeof hist - n,
+		    "%s{\"attempt\":%d,\"at_ms\":%d,\"ms\":1,\"error\":\"%s\"}", a > 1 ? "," : "",
+		    a, 1000 * a,
+		    a == CONSOLE_ATTEMPTS_MAX + 3
+		        ? "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		          "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		          "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+		        : "e");
+	ck_assert_uint_lt(n, sizeof hist);
+	snprintf(dead, sizeof dead, DEAD7(13, ",\"attempt_history\":[%s]"), hist);
+	apply_dead(mi, dead);
+	j = mirror_dead(mi, &m, 7);
+	ck_assert_int_eq(j->n_history, CONSOLE_ATTEMPTS_MAX);
+	ck_assert_int_eq(j->history[0].attempt, 4);
+	ck_assert_int_eq(j->history[CONSOLE_ATTEMPTS_MAX - 1].attempt, 13);
+	ck_assert_int_eq(j->history[CONSOLE_ATTEMPTS_MAX - 1].at_ms, 13000);
+	ck_assert_uint_eq(strlen(j->history[CONSOLE_ATTEMPTS_MAX - 1].error),
+	                  CONSOLE_ATTEMPT_ERROR_SIZE - 1);
+
+	/* a new connection starts over */
+	console_mirror_reset(mi);
+	apply_dead(mi, DEAD7(13, ""));
+	ck_assert_int_eq(mirror_dead(mi, &m, 7)->n_history, 0);
+	console_model_fini(&m);
+	console_mirror_free(mi);
+}
+END_TEST
+
 START_TEST(mirror_holds_many_campaigns)
 {
 	struct console_mirror *mi;
@@ -1146,6 +1269,7 @@ Suite *console_suite(void)
 	tcase_add_test(model, mirror_refuses_bad_messages_whole);
 	tcase_add_test(model, mirror_holds_many_campaigns);
 	tcase_add_test(model, mirror_keeps_the_newest_events_once);
+	tcase_add_test(model, mirror_reads_and_keeps_attempt_history);
 	tcase_add_test(model, run_needs_a_terminal);
 	tcase_add_test(model, run_rejects_bad_source);
 	suite_add_tcase(s, model);

@@ -702,6 +702,228 @@ START_TEST(read_queries)
 }
 END_TEST
 
+/* ---- a job's attempt history (schema 7) ---- */
+
+/* An attempt of job id that failed with error: scheduled again (dead when
+ * dead is set), attempt number n, started at `at` and ran `ms`. */
+static struct db_op *failed_attempt_op(int64_t id, int n, int64_t at, int64_t ms, const char *error,
+                                       int dead)
+{
+	struct db_op *op = calloc(1, sizeof(*op));
+
+	ck_assert_ptr_nonnull(op);
+	op->kind = DB_OP_JOB_UPDATE;
+	op->now_ms = at + ms;
+	op->u.job.job_id = id;
+	op->u.job.queue = JOB_PAYMENTS;
+	op->u.job.state = dead ? JOB_DEAD : JOB_SCHEDULED;
+	op->u.job.attempts = n;
+	op->u.job.next_run_at = at + ms + 1000;
+	op->u.job.failed = 1;
+	op->u.job.donation_id = id;
+	op->u.job.attempt_at = at;
+	op->u.job.attempt_ms = ms;
+	snprintf(op->u.job.error, sizeof(op->u.job.error), "%s", error);
+	return op;
+}
+
+/* Submit op and wait for it; its rc must be 0. */
+static void submit_one(struct db_writer *w, struct db_op *op)
+{
+	size_t before = col.n_done;
+
+	ck_assert_int_eq(db_writer_submit(w, op), 0);
+	wait_done(before + 1);
+	ck_assert_int_eq(op->rc, 0);
+}
+
+static struct job_history *history_of(sqlite3 *rd, int64_t id)
+{
+	static struct job_history h;
+
+	ck_assert_int_eq(db_job_histories(rd, &id, 1, &h), 0);
+	return &h;
+}
+
+/* A schema 6 database (the jobs table without its history) is brought to
+ * 7: its jobs keep their rows and read as having no history, and the
+ * failures that come after are kept. */
+START_TEST(schema_6_gains_job_history)
+{
+	sqlite3 *db = NULL, *plain, *rd = NULL;
+	char err[256] = "", text[64];
+	struct db_writer *w;
+	struct job_history *h;
+
+	ck_assert_msg(db_open(db_path, "NORMAL", &db, err, sizeof(err)) == 0, "%s", err);
+	sqlite3_close(db);
+	/* what tally 6 left: no history column, version 6, a dead job */
+	plain = open_plain();
+	ck_assert_int_eq(
+	    sqlite3_exec(plain,
+	                 "ALTER TABLE jobs DROP COLUMN history;"
+	                 "PRAGMA user_version = 6;"
+	                 "INSERT INTO jobs (id, queue, kind, donation_id, state,"
+	                 " attempts, next_run_at, last_error, created_at, updated_at)"
+	                 " VALUES (5, 'payments', 'capture', 1, 'dead', 8, 1, 'HTTP 500',"
+	                 " 1, 1);",
+	                 NULL, NULL, NULL),
+	    SQLITE_OK);
+	ck_assert_int_eq(query_int(plain, "SELECT count(*) FROM pragma_table_info('jobs')"
+	                                  " WHERE name = 'history'"),
+	                 0);
+	sqlite3_close(plain);
+
+	w = start_writer(64, 64);
+	plain = open_plain();
+	ck_assert_int_eq(query_int(plain, "PRAGMA user_version"), 7);
+	ck_assert_int_eq(query_int(plain, "SELECT history IS NULL FROM jobs WHERE id = 5"), 1);
+	query_text(plain, "SELECT last_error FROM jobs WHERE id = 5", text, sizeof(text));
+	ck_assert_str_eq(text, "HTTP 500");
+	ck_assert_msg(db_open_reader(db_path, &rd, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(history_of(rd, 5)->n, 0);
+	/* staff retry it; it fails once more: one entry, the ninth attempt */
+	submit_one(w, failed_attempt_op(5, 9, 1700000200000, 42, "HTTP 502", 1));
+	h = history_of(rd, 5);
+	ck_assert_int_eq(h->n, 1);
+	ck_assert_int_eq(h->a[0].attempt, 9);
+	ck_assert_int_eq(h->a[0].at_ms, 1700000200000);
+	ck_assert_int_eq(h->a[0].took_ms, 42);
+	ck_assert_str_eq(h->a[0].error, "HTTP 502");
+	query_text(plain, "SELECT history FROM jobs WHERE id = 5", text, sizeof(text));
+	ck_assert_str_eq(text, "[[9,1700000200000,42,\"HTTP 502\"]]");
+	sqlite3_close(plain);
+	sqlite3_close(rd);
+	db_writer_free(w);
+	collector_fini();
+}
+END_TEST
+
+/* Each failed attempt is appended with its number, time, duration and
+ * error, the newest JOB_HISTORY_MAX kept, errors cut to whole characters;
+ * a staff action and a success add nothing, and a gift captured at once
+ * never writes a history. */
+START_TEST(job_history_appended_bounded_and_only_on_failure)
+{
+	struct db_writer *w = start_writer(64, 64);
+	sqlite3 *plain, *rd = NULL;
+	char err[256] = "", long_err[256];
+	struct job_history *h, hs[3];
+	int64_t cid, ids[3] = {1, 2, 99};
+	struct db_op *op;
+	size_t k;
+
+	cid = create_campaign(w, "alpha");
+	submit_one(w, donation_op(cid, 1, 100, "a@example.org"));
+	submit_one(w, donation_op(cid, 2, 200, "b@example.org"));
+	ck_assert_msg(db_open_reader(db_path, &rd, err, sizeof(err)) == 0, "%s", err);
+	plain = open_plain();
+
+	/* gift 2 is captured at its first attempt: nothing more is written */
+	capture_all(w, 2, 2);
+	ck_assert_int_eq(query_int(plain, "SELECT state = 'done' AND history IS NULL"
+	                                  " FROM jobs WHERE id = 2"),
+	                 1);
+	ck_assert_int_eq(history_of(rd, 2)->n, 0);
+
+	/* gift 1: twelve failures, the last dead; the first two fall out */
+	for (int n = 1; n <= JOB_HISTORY_MAX + 2; n++) {
+		char e[32];
+
+		snprintf(e, sizeof(e), "HTTP 5%02d", n);
+		submit_one(w, failed_attempt_op(1, n, 1700000000000 + n * 1000, n, e,
+		                                n == JOB_HISTORY_MAX + 2));
+	}
+	ck_assert_int_eq(
+	    query_int(plain, "SELECT json_array_length(history) FROM jobs WHERE id = 1"),
+	    JOB_HISTORY_MAX);
+	h = history_of(rd, 1);
+	ck_assert_int_eq(h->n, JOB_HISTORY_MAX);
+	for (int i = 0; i < h->n; i++) {
+		char e[32];
+
+		snprintf(e, sizeof(e), "HTTP 5%02d", i + 3);
+		ck_assert_int_eq(h->a[i].attempt, i + 3);
+		ck_assert_int_eq(h->a[i].at_ms, 1700000000000 + (i + 3) * 1000);
+		ck_assert_int_eq(h->a[i].took_ms, i + 3);
+		ck_assert_str_eq(h->a[i].error, e);
+	}
+
+	/* a staff retry (no attempt) leaves it as it is */
+	op = failed_attempt_op(1, JOB_HISTORY_MAX + 2, 0, 0, "HTTP 512", 0);
+	op->u.job.state = JOB_READY;
+	op->u.job.failed = 0;
+	submit_one(w, op);
+	ck_assert_int_eq(history_of(rd, 1)->n, JOB_HISTORY_MAX);
+	ck_assert_int_eq(history_of(rd, 1)->a[JOB_HISTORY_MAX - 1].attempt, 12);
+
+	/* a long error is cut at JOB_HISTORY_ERROR_MAX bytes, not inside the
+	 * two-byte "é" that straddles the bound; last_error keeps it whole */
+	memset(long_err, 'x', sizeof(long_err));
+	long_err[JOB_HISTORY_ERROR_MAX - 1] = '\xc3';
+	long_err[JOB_HISTORY_ERROR_MAX] = '\xa9';
+	long_err[JOB_HISTORY_ERROR_MAX + 20] = '\0';
+	submit_one(w, failed_attempt_op(1, 13, 1700000100000, 7, long_err, 1));
+	h = history_of(rd, 1);
+	ck_assert_int_eq(h->n, JOB_HISTORY_MAX);
+	ck_assert_int_eq(h->a[JOB_HISTORY_MAX - 1].attempt, 13);
+	ck_assert_uint_eq(strlen(h->a[JOB_HISTORY_MAX - 1].error), JOB_HISTORY_ERROR_MAX - 1);
+	ck_assert_int_eq(
+	    memcmp(h->a[JOB_HISTORY_MAX - 1].error, long_err, JOB_HISTORY_ERROR_MAX - 1), 0);
+	ck_assert_int_eq(query_int(plain, "SELECT length(CAST(last_error AS BLOB)) FROM jobs"
+	                                  " WHERE id = 1"),
+	                 JOB_HISTORY_ERROR_MAX + 20);
+
+	/* then it succeeds: done, its history stays for the done listing */
+	op = capture_op(1);
+	op->u.job.attempts = 14;
+	submit_one(w, op);
+	ck_assert_int_eq(query_int(plain, "SELECT state = 'done' FROM jobs WHERE id = 1"), 1);
+	ck_assert_int_eq(history_of(rd, 1)->n, JOB_HISTORY_MAX);
+
+	/* several at once; a job without a row has none */
+	ck_assert_int_eq(db_job_histories(rd, ids, 3, hs), 0);
+	ck_assert_int_eq(hs[0].n, JOB_HISTORY_MAX);
+	ck_assert_int_eq(hs[1].n, 0);
+	ck_assert_int_eq(hs[2].n, 0);
+
+	/* a history that is not what tally writes (edited by hand) reads as
+	 * none, entries that are not attempts are skipped, and the next
+	 * failure starts it over instead of failing the batch */
+	ck_assert_int_eq(sqlite3_exec(plain, "UPDATE jobs SET history = 'not json' WHERE id = 2",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	ck_assert_int_eq(history_of(rd, 2)->n, 0);
+	submit_one(w, failed_attempt_op(2, 2, 1700000300000, 5, "HTTP 500", 0));
+	ck_assert_int_eq(history_of(rd, 2)->n, 1);
+	ck_assert_int_eq(sqlite3_exec(plain,
+	                              "UPDATE jobs SET history = '[1, [\"x\"], {\"a\":1},"
+	                              " [3, 1700000400000, 9, \"kept\"]]' WHERE id = 2",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	h = history_of(rd, 2);
+	ck_assert_int_eq(h->n, 1);
+	ck_assert_str_eq(h->a[0].error, "kept");
+	ck_assert_int_eq(sqlite3_exec(plain,
+	                              "UPDATE jobs SET history = '{\"a\":[1,2,3,\"x\"]}'"
+	                              " WHERE id = 2",
+	                              NULL, NULL, NULL),
+	                 SQLITE_OK);
+	ck_assert_int_eq(history_of(rd, 2)->n, 0);
+	submit_one(w, failed_attempt_op(2, 3, 1700000500000, 5, "HTTP 503", 0));
+	h = history_of(rd, 2);
+	ck_assert_int_eq(h->n, 1);
+	ck_assert_str_eq(h->a[0].error, "HTTP 503");
+
+	for (k = 0; k < col.n_done; k++)
+		ck_assert_int_eq(col.commit_rc[k], 0);
+	sqlite3_close(plain);
+	sqlite3_close(rd);
+	db_writer_free(w);
+	collector_fini();
+}
+END_TEST
+
 /* One batch holding a duplicate slug and a gift to a missing campaign: only
  * those two ops fail. */
 START_TEST(writer_failed_ops_spare_the_batch)
@@ -1072,6 +1294,8 @@ Suite *db_suite(void)
 	tcase_add_test(tc, writer_batch_limit);
 	tcase_add_test(tc, writer_free_commits_queued);
 	tcase_add_test(tc, writer_free_without_waiting);
+	tcase_add_test(tc, schema_6_gains_job_history);
+	tcase_add_test(tc, job_history_appended_bounded_and_only_on_failure);
 	suite_add_tcase(s, tc);
 	return s;
 }

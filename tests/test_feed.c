@@ -499,6 +499,113 @@ START_TEST(bad_alert_minutes_are_refused)
 }
 END_TEST
 
+/* The dead job id in state m, or NULL. */
+static json_t *dead_in(json_t *m, long long id)
+{
+	json_t *ds = json_object_get(m, "dead");
+
+	for (size_t i = 0; i < json_array_size(ds); i++)
+		if (json_integer_value(json_object_get(json_array_get(ds, i), "id")) == id)
+			return json_array_get(ds, i);
+	return NULL;
+}
+
+/* Wait (up to 40 states) for a state listing a dead job with `attempts`;
+ * returns that state (the caller decrefs) and the job in *job. */
+static json_t *wait_dead_with(int fd, long long attempts, json_t **job)
+{
+	for (int i = 0; i < 40; i++) {
+		json_t *m = next_msg(fd), *ds = json_object_get(m, "dead");
+
+		ck_assert_ptr_nonnull(m);
+		for (size_t k = 0; k < json_array_size(ds); k++)
+			if (json_integer_value(
+			        json_object_get(json_array_get(ds, k), "attempts")) == attempts) {
+				*job = json_array_get(ds, k);
+				return m;
+			}
+		json_decref(m);
+	}
+	ck_abort_msg("no dead job with %lld attempts in 40 states", attempts);
+	return NULL;
+}
+
+static void check_history(json_t *job, size_t n)
+{
+	json_t *h = json_object_get(job, "attempt_history");
+
+	ck_assert_msg(json_is_array(h), "no attempt_history");
+	ck_assert_uint_eq(json_array_size(h), n);
+	for (size_t i = 0; i < n; i++) {
+		json_t *a = json_array_get(h, i);
+
+		ck_assert_int_eq(json_integer_value(json_object_get(a, "attempt")),
+		                 (long long)i + 1);
+		ck_assert_int_gt(json_integer_value(json_object_get(a, "at_ms")), 0);
+		ck_assert(json_is_integer(json_object_get(a, "ms")));
+		ck_assert_str_eq(json_string_value(json_object_get(a, "error")),
+		                 "processing_error: simulated transient failure");
+	}
+}
+
+/* A dead job's attempt history comes with the first state that lists it,
+ * and again only when it died again with more attempts. */
+START_TEST(a_dead_jobs_history_is_sent_once)
+{
+	struct itest_server s = {0};
+	struct itest_resp r;
+	char head[4096], path[128];
+	int status, fd;
+	json_t *m, *job;
+	long long id;
+
+	ck_assert_int_eq(
+	    itest_start(&s, "--mock-fail-rate 1 --jobs payments:attempts=2,backoff-ms=20"), 0);
+	ck_assert_int_eq(itest_create_campaign(s.port, "food", "USD", 100000), 201);
+	ck_assert_int_eq(itest_donate(s.port, "food", 2500, "Ada", "ada@example.org"), 202);
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	json_decref(next_msg(fd)); /* hello */
+	m = wait_dead_with(fd, 2, &job);
+	check_history(job, 2);
+	id = json_integer_value(json_object_get(job, "id"));
+	json_decref(m);
+	/* the console has it: the next states list the job without it */
+	for (int i = 0; i < 2; i++) {
+		m = next_msg(fd);
+		ck_assert_ptr_nonnull(m);
+		job = dead_in(m, id);
+		ck_assert_ptr_nonnull(job);
+		ck_assert_ptr_null(json_object_get(job, "attempt_history"));
+		json_decref(m);
+	}
+	/* retried, it fails once more: sent again, with the third attempt */
+	snprintf(path, sizeof(path), "/api/v1/admin/jobs/%lld/retry", id);
+	ck_assert_int_eq(itest_post_json(s.port, path, "{}", 1, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	m = wait_dead_with(fd, 3, &job);
+	ck_assert_int_eq(json_integer_value(json_object_get(job, "id")), id);
+	check_history(job, 3);
+	json_decref(m);
+	m = next_msg(fd);
+	ck_assert_ptr_nonnull(m);
+	ck_assert_ptr_null(json_object_get(dead_in(m, id), "attempt_history"));
+	json_decref(m);
+	close(fd);
+	/* a new console gets it at once */
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	json_decref(next_msg(fd));
+	m = next_msg(fd);
+	ck_assert_ptr_nonnull(m);
+	check_history(dead_in(m, id), 3);
+	json_decref(m);
+	close(fd);
+	itest_cleanup(&s);
+}
+END_TEST
+
 Suite *feed_suite(void)
 {
 	Suite *s = suite_create("feed");
@@ -514,6 +621,7 @@ Suite *feed_suite(void)
 	tcase_add_test(tc, pauses_and_the_hour_arrive);
 	tcase_add_test(tc, alert_minutes_default_and_off);
 	tcase_add_test(tc, bad_alert_minutes_are_refused);
+	tcase_add_test(tc, a_dead_jobs_history_is_sent_once);
 	suite_add_tcase(s, tc);
 	return s;
 }

@@ -3,6 +3,7 @@
  * sink and a webhook receiver that checks signatures (tests/tools). */
 #include "core/jobs.h"
 #include "core/work.h"
+#include "base/util.h"
 #include "tests/itest.h"
 #include "tests/tests.h"
 
@@ -412,6 +413,32 @@ START_TEST(decline_fails_the_gift_and_signs_the_event)
 	json_decref(c);
 	/* A decline is an answer: the job is done, never retried. */
 	ck_assert_int_eq(queue_num("payments", "dead"), 0);
+	{
+		/* its one attempt is in the job's history, with the decline */
+		json_t *done = jobs("payments", "done"), *j;
+		size_t i;
+		int seen = 0;
+
+		json_array_foreach(json_object_get(done, "jobs"), i, j)
+		{
+			json_t *h = json_object_get(j, "attempt_history");
+			const char *dn = json_string_value(
+			    json_object_get(json_object_get(j, "payload"), "donation_id"));
+
+			if (strcmp(dn, bad_id)) {
+				ck_assert_uint_eq(json_array_size(h), 0);
+				continue;
+			}
+			seen = 1;
+			ck_assert_uint_eq(json_array_size(h), 1);
+			ck_assert_int_eq(jnum(json_array_get(h, 0), "attempt"), 1);
+			ck_assert_ptr_nonnull(strstr(
+			    json_string_value(json_object_get(json_array_get(h, 0), "error")),
+			    "card_declined"));
+		}
+		ck_assert_int_eq(seen, 1);
+		json_decref(done);
+	}
 	ck_assert_int_eq(queue_num("payments", "done"), 2);
 	ck_assert_int_eq(queue_num("payments", "failed"), 1);
 
@@ -555,6 +582,85 @@ START_TEST(dead_then_staff_retry)
 	                     json_array_get(json_object_get(audit, "entries"), 0), "actor")),
 	                 "admin@127.0.0.1");
 	json_decref(audit);
+}
+END_TEST
+
+/* The attempts array of the only job of q in state, checked to hold n
+ * failures in order: numbered 1..n, each started after the one before, a
+ * duration, and the processor's error. Caller decrefs *list. */
+static json_t *expect_history(const char *q, const char *state, size_t n, json_t **list)
+{
+	json_t *j0, *h;
+	int64_t prev = 0;
+
+	*list = jobs(q, state);
+	ck_assert_uint_eq(json_array_size(json_object_get(*list, "jobs")), 1);
+	j0 = json_array_get(json_object_get(*list, "jobs"), 0);
+	h = json_object_get(j0, "attempt_history");
+	ck_assert_msg(json_is_array(h), "no attempt_history in the %s job", state);
+	ck_assert_uint_eq(json_array_size(h), n);
+	for (size_t i = 0; i < n; i++) {
+		json_t *a = json_array_get(h, i);
+		const char *at = json_string_value(json_object_get(a, "at"));
+		const char *err = json_string_value(json_object_get(a, "error"));
+		int64_t ms;
+
+		ck_assert_int_eq(jnum(a, "attempt"), (long long)i + 1);
+		ck_assert_msg(at && util_parse_rfc3339(at, &ms) == 0, "attempt %zu: at %s", i,
+		              at ? at : "(none)");
+		ck_assert_msg(ms > prev, "attempt %zu started at %s, not after the one before", i,
+		              at);
+		prev = ms;
+		ck_assert_int_ge(jnum(a, "ms"), 0);
+		ck_assert_msg(err && strstr(err, "processor HTTP 500"), "attempt %zu: error %s", i,
+		              err ? err : "(none)");
+	}
+	return j0;
+}
+
+START_TEST(each_failed_attempt_is_listed_with_its_error_and_time)
+{
+	char id[32], ok_id[32], path[128];
+	json_t *list, *j0;
+	long long job;
+
+	start_stripe("--fail-first 3", "--jobs payments:attempts=3,backoff-ms=20");
+	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
+	ck_assert_int_eq(wait_dead("payments", 1, 5000), 1);
+	j0 = expect_history("payments", "dead", 3, &list);
+	ck_assert_int_eq(jnum(j0, "attempts"), 3);
+	ck_assert_str_eq(json_string_value(json_object_get(j0, "last_error")),
+	                 json_string_value(json_object_get(
+	                     json_array_get(json_object_get(j0, "attempt_history"), 2), "error")));
+	job = jnum(j0, "id");
+	json_decref(list);
+
+	/* retried by staff, it succeeds: the done job (read from SQLite)
+	 * still lists the three failures, and the success adds none */
+	snprintf(path, sizeof(path), "/api/v1/admin/jobs/%lld/retry", job);
+	ck_assert_int_eq(admin_status("POST", path, NULL), 200);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	expect_status(id, "succeeded");
+	j0 = expect_history("payments", "done", 3, &list);
+	ck_assert_int_eq(jnum(j0, "attempts"), 4);
+	json_decref(list);
+
+	/* a capture that succeeds at once has an empty history, and its row
+	 * none at all */
+	ck_assert_int_eq(donate("tok_visa", 1200, "bob@example.org", ok_id, sizeof(ok_id)), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	expect_status(ok_id, "succeeded");
+	list = jobs("payments", "done");
+	j0 = json_array_get(json_object_get(list, "jobs"), 0); /* newest first */
+	ck_assert_str_eq(
+	    json_string_value(json_object_get(json_object_get(j0, "payload"), "donation_id")),
+	    ok_id);
+	ck_assert_uint_eq(json_array_size(json_object_get(j0, "attempt_history")), 0);
+	ck_assert(json_is_array(json_object_get(j0, "attempt_history")));
+	json_decref(list);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM jobs WHERE history IS NULL"
+	                                       " AND queue = 'payments'"),
+	                 1);
 }
 END_TEST
 
@@ -1418,6 +1524,7 @@ Suite *jobs_suite(void)
 	tcase_add_test(it, decline_fails_the_gift_and_signs_the_event);
 	tcase_add_test(it, transient_failures_then_success);
 	tcase_add_test(it, dead_then_staff_retry);
+	tcase_add_test(it, each_failed_attempt_is_listed_with_its_error_and_time);
 	tcase_add_test(it, stripe_failed_payment_is_not_confirmed_again);
 	tcase_add_test(it, discard_fails_a_stuck_gift);
 	tcase_add_test(it, paused_queue_waits_across_restart);

@@ -105,6 +105,30 @@ START_TEST(utf8_truncated_and_stray)
 }
 END_TEST
 
+/* A prefix of at most max bytes, never ending inside a character. */
+START_TEST(utf8_cut)
+{
+	const char *s = "ab\xc3\xa9" /* é */ "\xe2\x82\xac" /* € */ "\xf0\x9f\x8e\x81" /* 🎁 */;
+	size_t len = strlen(s);
+
+	ck_assert_uint_eq(util_utf8_cut(s, len, 100), len);
+	ck_assert_uint_eq(util_utf8_cut(s, len, len), len);
+	ck_assert_uint_eq(util_utf8_cut(s, len, 0), 0);
+	ck_assert_uint_eq(util_utf8_cut(s, len, 2), 2);
+	ck_assert_uint_eq(util_utf8_cut(s, len, 3), 2); /* inside é */
+	ck_assert_uint_eq(util_utf8_cut(s, len, 4), 4);
+	ck_assert_uint_eq(util_utf8_cut(s, len, 5), 4); /* inside € */
+	ck_assert_uint_eq(util_utf8_cut(s, len, 6), 4);
+	ck_assert_uint_eq(util_utf8_cut(s, len, 7), 7);
+	ck_assert_uint_eq(util_utf8_cut(s, len, 8), 7); /* inside 🎁 */
+	ck_assert_uint_eq(util_utf8_cut(s, len, 10), 7);
+	ck_assert_uint_eq(util_utf8_cut(s, len, 11), 11);
+	/* not UTF-8 (a run of continuation bytes): cut where it falls */
+	ck_assert_uint_eq(util_utf8_cut("a\x80\x80\x80\x80\x80", 6, 5), 5);
+	ck_assert_uint_eq(util_utf8_cut("\x80\x80", 2, 1), 1);
+}
+END_TEST
+
 /* ---- control characters ---- */
 
 START_TEST(control_chars)
@@ -586,6 +610,7 @@ Suite *util_suite(void)
 	tcase_add_test(tc, utf8_overlong);
 	tcase_add_test(tc, utf8_surrogates_and_range);
 	tcase_add_test(tc, utf8_truncated_and_stray);
+	tcase_add_test(tc, utf8_cut);
 	tcase_add_test(tc, control_chars);
 	tcase_add_test(tc, bidi_controls);
 	suite_add_tcase(s, tc);

@@ -17,7 +17,8 @@
 # relayouts, down to "terminal too small" and back; q quits and the demo
 # exits 0 with nothing on stderr (so a sanitizer build fails the test on any
 # report); a second run, with 60 more dead jobs, scrolls the dead list to its
-# end and ends on SIGTERM through the stop flag. Every wait is bounded (5 s,
+# end, shows a dead job's attempts table whole at 80x24 and ends on SIGTERM
+# through the stop flag. Every wait is bounded (5 s,
 # or $TUI_TMUX_TIMEOUT seconds for a slow machine); the tmux server and
 # temporary files go away on every exit path.
 set -u
@@ -411,6 +412,28 @@ wait_for '66 dead jobs, showing 31-50 of 50 listed' "the end of the dead list"
 grep -Eq -- '^ +307 +webhooks' "$tmp/screen" || fail "the last dead job is not shown"
 keys PPage
 wait_for 'showing 30-49 of 50 listed' "one page up (the selection 20 rows up)"
+
+step="a dead job's attempts at 80x24"
+T resize-window -t "$session" -x 80 -y 24 || fail "resize-window failed"
+keys G Enter
+wait_for 'Job 307 +dead: waits for staff' "the detail of job 307"
+wait_for 'Attempts +12 \(the last 10 below\)' "its attempts, the last 10 listed"
+grep -Eq -- '^ Last error +point de terminaison: réponse 410' "$tmp/screen" ||
+	fail "no last error in the detail"
+grep -Eq -- '^ Attempt +When +Took +Error' "$tmp/screen" || fail "no attempts table"
+grep -Eq -- '^ +3 +[0-9]{2}:[0-9]{2}:[0-9]{2} +40\.0 ms +point de terminaison: réponse 410' \
+	"$tmp/screen" || fail "no row of attempt 3, the oldest kept"
+grep -Eq -- '^ +4 +[0-9]{2}:[0-9]{2}:[0-9]{2} +55\.0 ms +connect timeout after 10000 ms' \
+	"$tmp/screen" || fail "no row of attempt 4"
+grep -Eq -- '^ +12 +[0-9]{2}:[0-9]{2}:[0-9]{2} +175 ms +point de terminaison: réponse 410' \
+	"$tmp/screen" || fail "no row of attempt 12, the newest (last)"
+lines=$(wc -l <"$tmp/screen")
+[ "$lines" -le 24 ] || fail "the job detail takes $lines lines at 80x24"
+widest=$(LC_ALL=C.UTF-8 wc -L <"$tmp/screen")
+[ "$widest" -le 80 ] || fail "a line of the job detail is $widest columns wide at 80x24"
+grep -Fq -- 'Esc Back' "$tmp/screen" || fail "no key bar under the job detail"
+keys Escape
+wait_for 'Dead job +Queue' "the queues view after Esc"
 
 step="stop flag"
 pid=$(cat "$tmp/pid" 2>/dev/null)

@@ -139,6 +139,10 @@ static void model_sanitize(struct console_model *m)
 		j->queue[sizeof j->queue - 1] = '\0';
 		j->kind[sizeof j->kind - 1] = '\0';
 		j->last_error[sizeof j->last_error - 1] = '\0';
+		if (j->n_history < 0 || j->n_history > CONSOLE_ATTEMPTS_MAX)
+			j->n_history = j->n_history < 0 ? 0 : CONSOLE_ATTEMPTS_MAX;
+		for (int k = 0; k < j->n_history; k++)
+			j->history[k].error[sizeof j->history[k].error - 1] = '\0';
 	}
 }
 

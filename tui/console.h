@@ -50,14 +50,31 @@ struct console_queue {
 	double latency_ms_p50, latency_ms_p99;
 };
 
+/* A dead job's failed attempts the model keeps at most (the newest; the
+ * server keeps as many), and the bytes of each one's error (the server
+ * cuts them there). */
+#define CONSOLE_ATTEMPTS_MAX 10
+#define CONSOLE_ATTEMPT_ERROR_SIZE 161
+
+/* One failed attempt of a job. */
+struct console_attempt {
+	int attempt;     /* its number, from 1 */
+	int64_t at_ms;   /* when it started, ms since the epoch */
+	int64_t took_ms; /* how long it ran */
+	char error[CONSOLE_ATTEMPT_ERROR_SIZE];
+};
+
 /* One dead job. */
 struct console_job {
 	int64_t id;
 	int64_t donation_id; /* shown as "dn_N"; 0 when none */
 	int attempts;
 	char queue[16];
-	char kind[24]; /* "capture", "receipt", "donation.succeeded", ... */
-	char last_error[160];
+	char kind[24];        /* "capture", "receipt", "donation.succeeded", ... */
+	char last_error[256]; /* whole, as the server keeps it */
+	/* Its failed attempts, oldest first (0 when the source did not say). */
+	int n_history;
+	struct console_attempt history[CONSOLE_ATTEMPTS_MAX];
 };
 
 /* The longest --alert-paused-min, in minutes (a week). */

@@ -5,6 +5,12 @@
  * changed rows costs a thousand lookups whatever the table's size. A
  * message is read whole with jansson and checked before anything of it
  * is applied: a bad one changes nothing.
+ *
+ * A dead job's attempt history comes once (ws/console_feed.c): a state
+ * lists it only for a job the state before did not list with the same
+ * attempts. So a dead job without one keeps what the previous state's
+ * list had for it; a history that is not a list counts as not sent, and
+ * an entry of it that is not an attempt is skipped.
  */
 #include "tui/console_mirror.h"
 
@@ -18,8 +24,9 @@
 struct console_mirror {
 	struct console_model m; /* campaigns: m.n_campaigns of cap */
 	size_t cap;
-	uint32_t *index; /* slot -> campaign index + 1; 0 = empty */
-	size_t slots;    /* a power of two */
+	uint32_t *index;                           /* slot -> campaign index + 1; 0 = empty */
+	size_t slots;                              /* a power of two */
+	struct console_job prev[CONSOLE_DEAD_MAX]; /* the dead list before a state */
 };
 
 int console_mirror_new(struct console_mirror **out)
@@ -219,11 +226,57 @@ static void apply_events(struct console_model *m, json_t *es)
 	}
 }
 
+/* One attempt of a history; 0 when v is not one. */
+static int read_attempt(json_t *v, struct console_attempt *a)
+{
+	json_t *n = json_object_get(v, "attempt"), *at = json_object_get(v, "at_ms"),
+	       *ms = json_object_get(v, "ms");
+
+	if (!json_is_object(v) || !json_is_integer(n) || !json_is_integer(at))
+		return 0;
+	a->attempt = (int)json_integer_value(n);
+	a->at_ms = (int64_t)json_integer_value(at);
+	a->took_ms = json_is_integer(ms) ? (int64_t)json_integer_value(ms) : -1;
+	text(v, "error", a->error, sizeof(a->error));
+	return 1;
+}
+
+/* Job j's history from hs, or kept from the previous dead list (see
+ * DESIGN); n_prev entries in prev. */
+static void apply_history(struct console_job *j, json_t *hs, const struct console_job *prev,
+                          size_t n_prev)
+{
+	j->n_history = 0;
+	if (!json_is_array(hs)) {
+		for (size_t i = 0; i < n_prev; i++)
+			if (prev[i].id == j->id && prev[i].attempts == j->attempts) {
+				j->n_history = prev[i].n_history;
+				memcpy(j->history, prev[i].history,
+				       (size_t)prev[i].n_history * sizeof(j->history[0]));
+				break;
+			}
+		return;
+	}
+	for (size_t i = 0; i < json_array_size(hs); i++) {
+		struct console_attempt a;
+
+		if (!read_attempt(json_array_get(hs, i), &a))
+			continue;
+		if (j->n_history == CONSOLE_ATTEMPTS_MAX) { /* keep the newest */
+			memmove(j->history, j->history + 1,
+			        (CONSOLE_ATTEMPTS_MAX - 1) * sizeof(j->history[0]));
+			j->n_history--;
+		}
+		j->history[j->n_history++] = a;
+	}
+}
+
 static int apply_state(struct console_mirror *mi, json_t *st)
 {
 	struct console_model *m = &mi->m;
 	json_t *qs = json_object_get(st, "queues"), *ds = json_object_get(st, "dead"),
 	       *cs = json_object_get(st, "campaigns");
+	size_t n_prev;
 
 	m->server_now_ms = num(st, "now_ms");
 	m->uptime_s = num(st, "uptime_s");
@@ -256,6 +309,8 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 		q->latency_ms_p99 =
 		    real(v, "latency_ms_p99", 0) > 0 ? real(v, "latency_ms_p99", 0) : -1;
 	}
+	n_prev = m->n_dead;
+	memcpy(mi->prev, m->dead, n_prev * sizeof(m->dead[0]));
 	m->n_dead = json_array_size(ds);
 	for (size_t i = 0; i < m->n_dead; i++) {
 		json_t *v = json_array_get(ds, i);
@@ -267,6 +322,7 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 		text(v, "queue", j->queue, sizeof(j->queue));
 		text(v, "kind", j->kind, sizeof(j->kind));
 		text(v, "last_error", j->last_error, sizeof(j->last_error));
+		apply_history(j, json_object_get(v, "attempt_history"), mi->prev, n_prev);
 	}
 	apply_events(m, json_object_get(st, "events"));
 	for (size_t i = 0; i < json_array_size(cs); i++) {
@@ -345,7 +401,7 @@ int console_mirror_copy(const struct console_mirror *mi, struct console_model *m
 	m->n_queues = s->n_queues;
 	memcpy(m->queues, s->queues, sizeof(m->queues));
 	m->n_dead = s->n_dead;
-	memcpy(m->dead, s->dead, sizeof(m->dead));
+	memcpy(m->dead, s->dead, s->n_dead * sizeof(m->dead[0]));
 	m->n_events = s->n_events;
 	memcpy(m->events, s->events, s->n_events * sizeof(*m->events));
 	return 0;

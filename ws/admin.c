@@ -45,44 +45,96 @@ struct list_ctx {
 	int n, rc;
 };
 
-static int job_cb(void *ud, const struct job_record *j)
+/* A job's failed attempts, oldest first: [{"attempt","at","ms","error"}]. */
+static int history_json(struct buf *out, const struct job_history *h)
 {
-	struct list_ctx *lc = ud;
+	int rc = buf_puts(out, "[");
+
+	for (int i = 0; i < h->n; i++) {
+		const struct job_attempt *a = &h->a[i];
+		char ts[32];
+
+		rc |= buf_printf(
+		    out, "%s{\"attempt\":%d,\"at\":\"%s\",\"ms\":%lld,\"error\":", i ? "," : "",
+		    a->attempt, util_rfc3339(a->at_ms, ts, sizeof(ts)), (long long)a->took_ms);
+		rc |= buf_json_string(out, a->error);
+		rc |= buf_puts(out, "}");
+	}
+	return rc | buf_puts(out, "]");
+}
+
+static int job_json(struct buf *out, const struct job_record *j, const struct job_history *h,
+                    int first)
+{
 	const char *kind = job_kind_names[j->kind];
 	char ts[32], ts2[32];
+	int rc = buf_printf(out,
+	                    "%s{\"id\":%lld,\"queue\":\"%s\",\"kind\":\"%s\",\"state\":\"%s\","
+	                    "\"attempts\":%d,\"next_run_at\":\"%s\",\"created_at\":\"%s\","
+	                    "\"last_error\":",
+	                    first ? "" : ",", (long long)j->id, job_queue_names[j->queue], kind,
+	                    job_state_names[j->state], j->attempts,
+	                    util_rfc3339(j->next_run_at, ts, sizeof(ts)),
+	                    util_rfc3339(j->created_at, ts2, sizeof(ts2)));
 
-	lc->rc |= buf_printf(lc->out,
-	                     "%s{\"id\":%lld,\"queue\":\"%s\",\"kind\":\"%s\",\"state\":\"%s\","
-	                     "\"attempts\":%d,\"next_run_at\":\"%s\",\"created_at\":\"%s\","
-	                     "\"last_error\":",
-	                     lc->n++ ? "," : "", (long long)j->id, job_queue_names[j->queue], kind,
-	                     job_state_names[j->state], j->attempts,
-	                     util_rfc3339(j->next_run_at, ts, sizeof(ts)),
-	                     util_rfc3339(j->created_at, ts2, sizeof(ts2)));
-	lc->rc |=
-	    j->last_error[0] ? buf_json_string(lc->out, j->last_error) : buf_puts(lc->out, "null");
-	lc->rc |= buf_printf(lc->out, ",\"payload\":{\"donation_id\":\"dn_%lld\"",
-	                     (long long)j->donation_id);
+	rc |= j->last_error[0] ? buf_json_string(out, j->last_error) : buf_puts(out, "null");
+	rc |= buf_puts(out, ",\"attempt_history\":");
+	rc |= history_json(out, h);
+	rc |=
+	    buf_printf(out, ",\"payload\":{\"donation_id\":\"dn_%lld\"", (long long)j->donation_id);
 	if (j->url[0]) {
-		lc->rc |= buf_printf(
-		    lc->out, ",\"event_id\":\"evt_%lld_%s\",\"url\":", (long long)j->donation_id,
+		rc |= buf_printf(
+		    out, ",\"event_id\":\"evt_%lld_%s\",\"url\":", (long long)j->donation_id,
 		    strchr(kind, '.') ? strchr(kind, '.') + 1 : kind);
-		lc->rc |= buf_json_string(lc->out, j->url);
+		rc |= buf_json_string(out, j->url);
 	}
-	lc->rc |= buf_puts(lc->out, "}}");
+	return rc | buf_puts(out, "}}");
+}
+
+/* The listing's jobs, copied: their histories are read after the walk
+ * (done jobs are walked under the read-connection lock). */
+struct jobs_got {
+	struct job_record *v;
+	int n, cap;
+};
+
+static int keep_job(void *ud, const struct job_record *j)
+{
+	struct jobs_got *g = ud;
+
+	if (g->n < g->cap)
+		g->v[g->n++] = *j;
 	return 0;
 }
 
 int admin_jobs_json(struct engine *e, enum job_queue q, enum job_state st, int limit,
                     struct buf *out)
 {
-	struct list_ctx lc = {out, 0, buf_puts(out, "{\"jobs\":[")};
-	int rc = engine_jobs_each(e, q, st, limit, job_cb, &lc);
+	struct jobs_got g = {calloc(limit > 0 ? (size_t)limit : 1, sizeof(*g.v)), 0, limit};
+	struct job_history *h = NULL;
+	int64_t *ids = NULL;
+	int rc = g.v ? engine_jobs_each(e, q, st, limit, keep_job, &g) : -ENOMEM;
 
-	if (rc)
-		return rc;
-	lc.rc |= buf_puts(out, "]}");
-	return lc.rc ? -ENOMEM : 0;
+	if (!rc && g.n) {
+		ids = malloc((size_t)g.n * sizeof(*ids));
+		h = malloc((size_t)g.n * sizeof(*h));
+		if (!ids || !h)
+			rc = -ENOMEM;
+		for (int i = 0; !rc && i < g.n; i++)
+			ids[i] = g.v[i].id;
+		if (!rc)
+			rc = engine_job_histories(e, ids, (size_t)g.n, h);
+	}
+	if (!rc) {
+		rc = buf_puts(out, "{\"jobs\":[");
+		for (int i = 0; i < g.n && !rc; i++)
+			rc = job_json(out, &g.v[i], &h[i], i == 0);
+		rc = rc || buf_puts(out, "]}") ? -ENOMEM : 0;
+	}
+	free(ids);
+	free(h);
+	free(g.v);
+	return rc;
 }
 
 static int audit_cb(void *ud, const struct audit_entry *a)

@@ -20,6 +20,13 @@
  * (header numbers, queues, dead jobs) is small and sent whole each time.
  * The numbers come from the engine's and the loops' counters, all read
  * from memory; the dead jobs from the job queues' memory.
+ *
+ * A dead job's attempt history (up to ten errors) is not in memory and
+ * would make a state ten times longer: a state carries it only for the
+ * dead jobs the previous state did not list with the same number of
+ * attempts, read from SQLite then (engine_job_histories); the console
+ * keeps it from state to state (tui/console_mirror.c). So a console whose
+ * dead list holds still costs no read and no history at all.
  */
 #include "ws/console_feed.h"
 #include "ws/internal.h"
@@ -42,7 +49,17 @@ struct console_feed {
 	int behind;      /* the last pass left rows for the next one */
 	struct job_record dead[CONSOLE_FEED_DEAD]; /* one queue's, while listed */
 	int n_dead;
-	uint64_t event_seq; /* the last event sent */
+	/* The dead jobs the last state listed with their history sent (then
+	 * or before): id and attempts. */
+	struct told {
+		int64_t id;
+		int attempts;
+	} told[CONSOLE_FEED_DEAD], told_now[CONSOLE_FEED_DEAD];
+	int n_told, n_told_now;
+	struct job_history hist[CONSOLE_FEED_DEAD]; /* one queue's, read to send */
+	int64_t hist_ids[CONSOLE_FEED_DEAD];
+	int hist_of[CONSOLE_FEED_DEAD]; /* dead[i]'s index in hist, -1: not sent */
+	uint64_t event_seq;             /* the last event sent */
 	struct tally_event events[CONSOLE_FEED_EVENTS];
 };
 
@@ -199,8 +216,62 @@ static int keep_dead(void *ud, const struct job_record *j)
 	return 0;
 }
 
+static int was_told(const struct console_feed *f, const struct job_record *j)
+{
+	for (int i = 0; i < f->n_told; i++)
+		if (f->told[i].id == j->id && f->told[i].attempts == j->attempts)
+			return 1;
+	return 0;
+}
+
+/* Read the history of this queue's dead jobs the console does not have
+ * (see DESIGN); hist_of[i] says where dead[i]'s is, -1 when it is not
+ * sent. When the read fails none is sent: the next state tries again. */
+static void read_histories(struct console_feed *f)
+{
+	int n = 0;
+
+	for (int i = 0; i < f->n_dead; i++) {
+		f->hist_of[i] = -1;
+		if (was_told(f, &f->dead[i])) {
+			f->told_now[f->n_told_now++] =
+			    (struct told){f->dead[i].id, f->dead[i].attempts};
+			continue;
+		}
+		f->hist_of[i] = n;
+		f->hist_ids[n++] = f->dead[i].id;
+	}
+	if (!n)
+		return;
+	if (engine_job_histories(f->s->engine, f->hist_ids, (size_t)n, f->hist)) {
+		for (int i = 0; i < f->n_dead; i++)
+			f->hist_of[i] = -1;
+		return;
+	}
+	for (int i = 0; i < f->n_dead; i++)
+		if (f->hist_of[i] >= 0)
+			f->told_now[f->n_told_now++] =
+			    (struct told){f->dead[i].id, f->dead[i].attempts};
+}
+
+static int history_json(struct buf *b, const struct job_history *h)
+{
+	int rc = buf_puts(b, ",\"attempt_history\":[");
+
+	for (int i = 0; i < h->n; i++) {
+		const struct job_attempt *a = &h->a[i];
+
+		rc |= buf_printf(
+		    b, "%s{\"attempt\":%d,\"at_ms\":%lld,\"ms\":%lld,\"error\":", i ? "," : "",
+		    a->attempt, (long long)a->at_ms, (long long)a->took_ms);
+		rc |= buf_json_string(b, a->error);
+		rc |= buf_puts(b, "}");
+	}
+	return rc | buf_puts(b, "]");
+}
+
 /* The queues, then the dead jobs: CONSOLE_FEED_DEAD shared fairly between
- * the queues, oldest first in each. */
+ * the queues, oldest first in each, with the histories the console lacks. */
 static int queues_json(struct console_feed *f, struct buf *b)
 {
 	int64_t dead[JOB_QUEUES];
@@ -217,11 +288,13 @@ static int queues_json(struct console_feed *f, struct buf *b)
 	}
 	rc |= buf_puts(b, "],\"dead\":[");
 	util_fair_share(dead, JOB_QUEUES, CONSOLE_FEED_DEAD, take);
+	f->n_told_now = 0;
 	for (int q = 0; q < JOB_QUEUES && !rc; q++) {
 		f->n_dead = 0;
 		if (!take[q] || engine_jobs_each(f->s->engine, (enum job_queue)q, JOB_DEAD,
 		                                 (int)take[q], keep_dead, f))
 			continue; /* none, or not readable now: the next state has them */
+		read_histories(f);
 		for (int i = 0; i < f->n_dead; i++) {
 			const struct job_record *j = &f->dead[i];
 
@@ -233,6 +306,8 @@ static int queues_json(struct console_feed *f, struct buf *b)
 			                 (long long)j->id, (long long)j->donation_id, j->attempts,
 			                 job_queue_names[q], job_kind_names[j->kind]);
 			rc |= buf_json_string(b, j->last_error);
+			if (f->hist_of[i] >= 0)
+				rc |= history_json(b, &f->hist[f->hist_of[i]]);
 			rc |= buf_puts(b, "}");
 		}
 	}
@@ -310,5 +385,10 @@ int console_feed_next(struct console_feed *f, struct buf *out)
 		rc = campaigns_json(f, out, es.campaigns);
 	if (!rc && buf_puts(out, "}"))
 		rc = -ENOMEM;
+	if (!rc) {
+		/* The state is whole: from now on the console has these. */
+		memcpy(f->told, f->told_now, (size_t)f->n_told_now * sizeof(f->told[0]));
+		f->n_told = f->n_told_now;
+	}
 	return rc;
 }
