@@ -65,7 +65,7 @@ WS_OBJS   := ws/acceptor.o ws/addrcount.o ws/pacer.o ws/admin.o ws/feed.o ws/uvl
 TUI_OBJS  := tui/console.o tui/console_draw.o tui/view_campaigns.o tui/view_queues.o tui/view_help.o tui/view_events.o tui/view_campaign.o tui/view_job.o \
 	     tui/console_fmt.o tui/console_mirror.o tui/remote.o tui/remote_conn.o
 LIB_OBJS  := $(addprefix $(BUILD)/,$(BASE_OBJS) $(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
-MAIN_OBJ  := $(BUILD)/tally.o $(BUILD)/tally_token.o
+MAIN_OBJ  := $(BUILD)/tally.o $(BUILD)/tally_console.o $(BUILD)/tally_token.o
 
 TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c \
 	     tests/test_buf.c tests/test_db.c tests/test_engine.c tests/test_console.c \

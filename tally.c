@@ -13,11 +13,10 @@
 #include "base/log.h"
 #include "base/util.h"
 #include "tui/console.h"
-#include "tui/console_mirror.h"
 #include "tui/remote.h"
-#include "ws/console_feed.h"
 #include "ws/proxy.h"
 #include "ws/server.h"
+#include "tally_console.h"
 #include "tally_token.h"
 #include "ws/tls_ctx.h"
 
@@ -792,145 +791,6 @@ static void *signal_main(void *arg)
 	return NULL;
 }
 
-/* ---- the in-process console source ---- */
-/* It reads the same feed as a remote console (ws/console_feed.c), through
- * a mirror (tui/console_mirror.c), so both show the same numbers; its
- * actions call the engine. */
-struct local_source {
-	struct engine *engine;
-	struct console_feed *feed;
-	struct console_mirror *mirror;
-	struct buf msg;
-	int said_hello;
-	char server_name[96];
-};
-
-static int local_next(struct local_source *ls, char *err, size_t errcap)
-{
-	int rc;
-
-	ls->msg.len = 0;
-	rc = console_feed_next(ls->feed, &ls->msg);
-	return rc ? rc : console_mirror_apply(ls->mirror, ls->msg.p, ls->msg.len, err, errcap);
-}
-
-static int local_fetch(void *ctx, struct console_model *m)
-{
-	struct local_source *ls = ctx;
-	char err[160];
-	int rc = 0;
-
-	if (!ls->said_hello) {
-		rc = local_next(ls, err, sizeof(err));
-		ls->said_hello = !rc;
-	}
-	if (!rc)
-		rc = local_next(ls, err, sizeof(err));
-	if (!rc)
-		rc = console_mirror_copy(ls->mirror, m);
-	if (rc)
-		return rc;
-	snprintf(m->server, sizeof(m->server), "%s", ls->server_name);
-	m->connected = 1;
-	m->error[0] = '\0';
-	return 0;
-}
-
-static int local_set_paused(void *ctx, const char *slug, int pause)
-{
-	struct local_source *ls = ctx;
-	int rc =
-	    engine_campaign_action_sync(ls->engine, slug, pause ? "pause" : "resume", "console");
-
-	switch (rc) {
-	case TALLY_OK:
-		return 0;
-	case TALLY_ECLOSED:
-		return -EPERM; /* closed campaigns stay closed */
-	case TALLY_ENOCAMPAIGN:
-		return -ENOENT;
-	default:
-		return -EIO;
-	}
-}
-
-/* The queue and job actions return tally's codes as they are; local_errtext
- * explains them. */
-static int local_queue_action(struct local_source *ls, const char *queue, const char *action)
-{
-	int rc = engine_queue_action_sync(ls->engine, queue, action, "console");
-
-	return rc;
-}
-
-static int local_queue_set_paused(void *ctx, const char *queue, int pause)
-{
-	return local_queue_action(ctx, queue, pause ? "pause" : "resume");
-}
-
-static int local_queue_retry_dead(void *ctx, const char *queue)
-{
-	return local_queue_action(ctx, queue, "retry-dead");
-}
-
-static int local_job_action(void *ctx, int64_t id, const char *action)
-{
-	struct local_source *ls = ctx;
-	int rc = engine_job_action_sync(ls->engine, id, action, "console");
-
-	return rc;
-}
-
-static int local_job_retry(void *ctx, int64_t id)
-{
-	return local_job_action(ctx, id, "retry");
-}
-
-static int local_job_discard(void *ctx, int64_t id)
-{
-	return local_job_action(ctx, id, "discard");
-}
-
-static int local_close(void *ctx, const char *slug)
-{
-	struct local_source *ls = ctx;
-
-	return engine_campaign_action_sync(ls->engine, slug, "close", "console");
-}
-
-static int local_refund(void *ctx, int64_t donation_id, const char *reason)
-{
-	struct local_source *ls = ctx;
-	char id[32];
-
-	snprintf(id, sizeof(id), "dn_%lld", (long long)donation_id);
-	return engine_refund_sync(ls->engine, id, reason, "console");
-}
-
-static int local_campaign_json(void *ctx, const char *slug, char **out)
-{
-	struct local_source *ls = ctx;
-	struct buf b = {0};
-	uint64_t seq;
-	int rc = engine_campaign_json(ls->engine, slug, strlen(slug), &b, &seq);
-
-	if (!rc)
-		rc = buf_append(&b, "", 1) ? -ENOMEM : 0;
-	if (rc) {
-		buf_fini(&b);
-		return rc;
-	}
-	*out = b.p; /* the buffer's bytes, NUL-terminated: the caller frees them */
-	return 0;
-}
-
-/* tally's own codes get their text; errnos are the console's to word. */
-static const char *local_errtext(void *ctx, int rc)
-{
-	(void)ctx;
-	return tally_is_own(rc) ? tally_strerror(rc) : NULL;
-}
-
 static void *server_thread(void *arg)
 {
 	struct server *s = arg;
@@ -1304,44 +1164,28 @@ int main(int argc, char **argv)
 			        o.listen_addr, ss.port);
 	}
 	if (console) {
-		struct local_source ls = {.engine = engine};
-		struct console_source src = {
-		    .fetch = local_fetch,
-		    .set_paused = local_set_paused,
-		    .ctx = &ls,
-		    .queue_set_paused = local_queue_set_paused,
-		    .queue_retry_dead = local_queue_retry_dead,
-		    .job_retry = local_job_retry,
-		    .job_discard = local_job_discard,
-		    .errtext = local_errtext,
-		    .close_campaign = local_close,
-		    .refund = local_refund,
-		    .campaign_json = local_campaign_json,
-		};
+		struct local_source *ls = NULL;
+		struct console_source src;
 		struct server_stats ss;
+		char name[96];
 
 		server_get_stats(server, &ss);
-		snprintf(ls.server_name, sizeof(ls.server_name), "%s:%d", o.listen_addr, ss.port);
-		rc = console_feed_new(server, "console", "admin", LONG_MAX, &ls.feed);
-		if (!rc)
-			rc = console_mirror_new(&ls.mirror);
+		snprintf(name, sizeof(name), "%s:%d", o.listen_addr, ss.port);
+		rc = tally_console_new(engine, server, name, &ls);
 		if (rc) {
-			console_feed_free(ls.feed);
 			fprintf(stderr, "tally: console: %s\n", strerror(-rc));
 			goto out;
 		}
+		tally_console_source(ls, &src);
 		rc = pthread_create(&srv_thread, NULL, server_thread, server);
 		if (rc) {
 			fprintf(stderr, "tally: cannot start the server thread: %s\n",
 			        strerror(rc));
-			console_feed_free(ls.feed);
-			console_mirror_free(ls.mirror);
+			tally_console_free(ls);
 			goto out;
 		}
 		rc = console_run(&src, &console_stop);
-		console_feed_free(ls.feed);
-		console_mirror_free(ls.mirror);
-		buf_fini(&ls.msg);
+		tally_console_free(ls);
 		server_stop(server);
 		if (pthread_join(srv_thread, NULL))
 			log_msg(LOG_WARN, "stop", "server thread did not join");
