@@ -950,3 +950,34 @@ void itest_tool_stop(struct itest_tool *t)
 	t->pid = 0;
 	t->out = NULL;
 }
+
+json_t *itest_json_body(const struct itest_resp *r)
+{
+	json_t *v = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
+
+	ck_assert_msg(v != NULL, "not JSON (%d): %.300s", r->status, r->body ? r->body : "");
+	return v;
+}
+
+json_t *itest_get_json(int port, const char *path, int admin)
+{
+	struct itest_resp r;
+	json_t *v;
+
+	if (admin)
+		ck_assert_int_eq(itest_admin_get(port, path, &r), 0);
+	else
+		ck_assert_int_eq(itest_http(port, "GET", path, NULL, NULL, 0, &r), 0);
+	ck_assert_msg(r.status == 200, "GET %s: %d %.300s", path, r.status, r.body);
+	v = itest_json_body(&r);
+	itest_resp_fini(&r);
+	return v;
+}
+
+long long itest_json_int(json_t *o, const char *key)
+{
+	json_t *v = json_object_get(o, key);
+
+	ck_assert_msg(json_is_integer(v), "%s is not an integer", key);
+	return json_integer_value(v);
+}

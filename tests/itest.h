@@ -3,6 +3,7 @@
 #ifndef TALLY_TESTS_ITEST_H
 #define TALLY_TESTS_ITEST_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <sys/types.h>
@@ -124,6 +125,16 @@ int itest_send(int fd, const void *bytes, size_t len);
 
 /* GET path with the admin token. Returns 0 or -1. */
 int itest_admin_get(int port, const char *path, struct itest_resp *r);
+
+/* r's body as JSON; fails the test when it is not. Caller decrefs. */
+json_t *itest_json_body(const struct itest_resp *r);
+
+/* GET path on port (as staff when admin), which must answer 200 with
+ * JSON; fails the test otherwise. Caller decrefs. */
+json_t *itest_get_json(int port, const char *path, int admin);
+
+/* The integer o[key]; fails the test when it is not one. */
+long long itest_json_int(json_t *o, const char *key);
 
 /* Wait (at most 30 s, times itest_slowdown) until no job is ready, running, held or waiting to
  * retry: every accepted gift is captured or declined and its receipts and

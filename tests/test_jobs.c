@@ -216,38 +216,6 @@ static void teardown(void)
 	itest_tool_stop(&hook);
 }
 
-static json_t *body_json(const struct itest_resp *r)
-{
-	json_t *v = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
-
-	ck_assert_msg(v != NULL, "not JSON (%d): %.300s", r->status, r->body ? r->body : "");
-	return v;
-}
-
-/* GET path (admin when asked); status must be 200. Caller decrefs. */
-static json_t *get(int port, const char *path, int admin)
-{
-	struct itest_resp r;
-	json_t *v;
-
-	if (admin)
-		ck_assert_int_eq(itest_admin_get(port, path, &r), 0);
-	else
-		ck_assert_int_eq(itest_http(port, "GET", path, NULL, NULL, 0, &r), 0);
-	ck_assert_msg(r.status == 200, "GET %s: %d %.300s", path, r.status, r.body);
-	v = body_json(&r);
-	itest_resp_fini(&r);
-	return v;
-}
-
-static long long jnum(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-
-	ck_assert_msg(json_is_integer(v), "%s is not an integer", key);
-	return json_integer_value(v);
-}
-
 /* Start tally with extra args and a USD campaign "food". */
 static void start(const char *extra)
 {
@@ -273,7 +241,7 @@ static int donate(const char *token, long long cents, const char *email, char *i
 	                 0);
 	status = r.status;
 	if (status == 202 && id) {
-		json_t *v = body_json(&r);
+		json_t *v = itest_json_body(&r);
 
 		ck_assert_str_eq(json_string_value(json_object_get(v, "status")), "pending");
 		snprintf(id, cap, "%s", json_string_value(json_object_get(v, "id")));
@@ -289,7 +257,7 @@ static json_t *donation(const char *id)
 	char path[128];
 
 	snprintf(path, sizeof(path), "/api/v1/admin/donations/%s", id);
-	return get(srv.port, path, 1);
+	return itest_get_json(srv.port, path, 1);
 }
 
 static void expect_status(const char *id, const char *status)
@@ -304,7 +272,7 @@ static void expect_status(const char *id, const char *status)
 
 static json_t *queue(const char *name)
 {
-	json_t *all = get(srv.port, "/api/v1/admin/queues", 1), *q = NULL;
+	json_t *all = itest_get_json(srv.port, "/api/v1/admin/queues", 1), *q = NULL;
 	size_t i;
 	json_t *v;
 
@@ -321,7 +289,7 @@ static json_t *queue(const char *name)
 static long long queue_num(const char *name, const char *key)
 {
 	json_t *q = queue(name);
-	long long n = jnum(q, key);
+	long long n = itest_json_int(q, key);
 
 	json_decref(q);
 	return n;
@@ -333,12 +301,12 @@ static json_t *jobs(const char *q, const char *state)
 	char path[128];
 
 	snprintf(path, sizeof(path), "/api/v1/admin/jobs?queue=%s&state=%s", q, state);
-	return get(srv.port, path, 1);
+	return itest_get_json(srv.port, path, 1);
 }
 
 static json_t *campaign(void)
 {
-	return get(srv.port, "/api/v1/campaigns/food", 0);
+	return itest_get_json(srv.port, "/api/v1/campaigns/food", 0);
 }
 
 static int admin(const char *method, const char *path, const char *body, struct itest_resp *r)
@@ -379,7 +347,7 @@ static json_t *tool_get(int port, const char *path)
 
 	ck_assert_int_eq(itest_http(port, "GET", path, NULL, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 200);
-	v = body_json(&r);
+	v = itest_json_body(&r);
 	itest_resp_fini(&r);
 	return v;
 }
@@ -407,9 +375,9 @@ START_TEST(decline_fails_the_gift_and_signs_the_event)
 	json_decref(d);
 	expect_status(ok_id, "succeeded");
 	c = campaign();
-	ck_assert_int_eq(jnum(c, "total_cents"), 1200); /* only the captured gift */
-	ck_assert_int_eq(jnum(c, "pending_cents"), 0);
-	ck_assert_int_eq(jnum(c, "donation_count"), 1);
+	ck_assert_int_eq(itest_json_int(c, "total_cents"), 1200); /* only the captured gift */
+	ck_assert_int_eq(itest_json_int(c, "pending_cents"), 0);
+	ck_assert_int_eq(itest_json_int(c, "donation_count"), 1);
 	json_decref(c);
 	/* A decline is an answer: the job is done, never retried. */
 	ck_assert_int_eq(queue_num("payments", "dead"), 0);
@@ -431,7 +399,7 @@ START_TEST(decline_fails_the_gift_and_signs_the_event)
 			}
 			seen = 1;
 			ck_assert_uint_eq(json_array_size(h), 1);
-			ck_assert_int_eq(jnum(json_array_get(h, 0), "attempt"), 1);
+			ck_assert_int_eq(itest_json_int(json_array_get(h, 0), "attempt"), 1);
 			ck_assert_ptr_nonnull(strstr(
 			    json_string_value(json_object_get(json_array_get(h, 0), "error")),
 			    "card_declined"));
@@ -443,7 +411,7 @@ START_TEST(decline_fails_the_gift_and_signs_the_event)
 	ck_assert_int_eq(queue_num("payments", "failed"), 1);
 
 	ev = tool_get(hook.port, "/_events");
-	ck_assert_int_eq(jnum(ev, "bad_signatures"), 0);
+	ck_assert_int_eq(itest_json_int(ev, "bad_signatures"), 0);
 	ck_assert_int_eq(json_array_size(json_object_get(ev, "events")), 2);
 	for (size_t i = 0; i < 2; i++) {
 		const char *type, *id;
@@ -487,7 +455,7 @@ START_TEST(transient_failures_then_success)
 	expect_status(id, "succeeded");
 	done = jobs("payments", "done");
 	j0 = json_array_get(json_object_get(done, "jobs"), 0);
-	ck_assert_int_eq(jnum(j0, "attempts"), 3);
+	ck_assert_int_eq(itest_json_int(j0, "attempts"), 3);
 	ck_assert_str_eq(json_string_value(json_object_get(j0, "kind")), "capture");
 	ck_assert_str_eq(
 	    json_string_value(json_object_get(json_object_get(j0, "payload"), "donation_id")), id);
@@ -495,12 +463,12 @@ START_TEST(transient_failures_then_success)
 	/* One PaymentIntent, confirmed three times (each failure stored by
 	 * the processor under its own key), charged once. */
 	st = tool_get(tool.port, "/_stats");
-	ck_assert_int_eq(jnum(st, "captures"), 1);
+	ck_assert_int_eq(itest_json_int(st, "captures"), 1);
 	key = json_object_get(json_object_get(st, "by_donation"), id);
 	ck_assert_ptr_nonnull(key);
-	ck_assert_int_eq(jnum(key, "intents"), 1);
-	ck_assert_int_eq(jnum(key, "confirms"), 3);
-	ck_assert_int_eq(jnum(key, "charges"), 1);
+	ck_assert_int_eq(itest_json_int(key, "intents"), 1);
+	ck_assert_int_eq(itest_json_int(key, "confirms"), 3);
+	ck_assert_int_eq(itest_json_int(key, "charges"), 1);
 	json_decref(st);
 	/* The intent's id is stored on the gift. */
 	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE"
@@ -529,11 +497,11 @@ START_TEST(stripe_failed_payment_is_not_confirmed_again)
 	ck_assert_msg(strstr(reason, "payment_failed"), "reason: %s", reason);
 	st = tool_get(tool.port, "/_stats");
 	per = json_object_get(json_object_get(st, "by_donation"), id);
-	ck_assert_int_eq(jnum(per, "intents"), 1);
-	ck_assert_int_eq(jnum(per, "confirms"), 1);
-	ck_assert_int_eq(jnum(per, "charges"), 0);
+	ck_assert_int_eq(itest_json_int(per, "intents"), 1);
+	ck_assert_int_eq(itest_json_int(per, "confirms"), 1);
+	ck_assert_int_eq(itest_json_int(per, "charges"), 0);
 	/* create, confirm (402), then one read: nothing more. */
-	ck_assert_int_le(jnum(st, "requests"), 3);
+	ck_assert_int_le(itest_json_int(st, "requests"), 3);
 	json_decref(st);
 }
 END_TEST
@@ -550,17 +518,17 @@ START_TEST(dead_then_staff_retry)
 	ck_assert_int_eq(wait_dead("payments", 1, 5000), 1);
 	dead = jobs("payments", "dead");
 	j0 = json_array_get(json_object_get(dead, "jobs"), 0);
-	ck_assert_int_eq(jnum(j0, "attempts"), 2);
+	ck_assert_int_eq(itest_json_int(j0, "attempts"), 2);
 	ck_assert_str_eq(json_string_value(json_object_get(j0, "state")), "dead");
 	ck_assert_ptr_nonnull(
 	    strstr(json_string_value(json_object_get(j0, "last_error")), "processor HTTP 500"));
-	job = jnum(j0, "id");
+	job = itest_json_int(j0, "id");
 	json_decref(dead);
 	/* The gift waits, pending, for a person. */
 	expect_status(id, "pending");
 	c = campaign();
-	ck_assert_int_eq(jnum(c, "pending_cents"), 2500);
-	ck_assert_int_eq(jnum(c, "total_cents"), 0);
+	ck_assert_int_eq(itest_json_int(c, "pending_cents"), 2500);
+	ck_assert_int_eq(itest_json_int(c, "total_cents"), 0);
 	json_decref(c);
 
 	snprintf(path, sizeof(path), "/api/v1/admin/jobs/%lld/retry", job);
@@ -574,7 +542,7 @@ START_TEST(dead_then_staff_retry)
 	/* Done jobs leave memory: acting on one again is a 404. */
 	ck_assert_int_eq(admin_status("POST", path, NULL), 404);
 	ck_assert_int_eq(admin_status("POST", "/api/v1/admin/jobs/abc/retry", NULL), 404);
-	audit = get(srv.port, "/api/v1/admin/audit?limit=5", 1);
+	audit = itest_get_json(srv.port, "/api/v1/admin/audit?limit=5", 1);
 	ck_assert_str_eq(json_string_value(json_object_get(
 	                     json_array_get(json_object_get(audit, "entries"), 0), "action")),
 	                 "job.retry");
@@ -605,13 +573,13 @@ static json_t *expect_history(const char *q, const char *state, size_t n, json_t
 		const char *err = json_string_value(json_object_get(a, "error"));
 		int64_t ms;
 
-		ck_assert_int_eq(jnum(a, "attempt"), (long long)i + 1);
+		ck_assert_int_eq(itest_json_int(a, "attempt"), (long long)i + 1);
 		ck_assert_msg(at && util_parse_rfc3339(at, &ms) == 0, "attempt %zu: at %s", i,
 		              at ? at : "(none)");
 		ck_assert_msg(ms > prev, "attempt %zu started at %s, not after the one before", i,
 		              at);
 		prev = ms;
-		ck_assert_int_ge(jnum(a, "ms"), 0);
+		ck_assert_int_ge(itest_json_int(a, "ms"), 0);
 		ck_assert_msg(err && strstr(err, "processor HTTP 500"), "attempt %zu: error %s", i,
 		              err ? err : "(none)");
 	}
@@ -628,11 +596,11 @@ START_TEST(each_failed_attempt_is_listed_with_its_error_and_time)
 	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
 	ck_assert_int_eq(wait_dead("payments", 1, 5000), 1);
 	j0 = expect_history("payments", "dead", 3, &list);
-	ck_assert_int_eq(jnum(j0, "attempts"), 3);
+	ck_assert_int_eq(itest_json_int(j0, "attempts"), 3);
 	ck_assert_str_eq(json_string_value(json_object_get(j0, "last_error")),
 	                 json_string_value(json_object_get(
 	                     json_array_get(json_object_get(j0, "attempt_history"), 2), "error")));
-	job = jnum(j0, "id");
+	job = itest_json_int(j0, "id");
 	json_decref(list);
 
 	/* retried by staff, it succeeds: the done job (read from SQLite)
@@ -642,7 +610,7 @@ START_TEST(each_failed_attempt_is_listed_with_its_error_and_time)
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	expect_status(id, "succeeded");
 	j0 = expect_history("payments", "done", 3, &list);
-	ck_assert_int_eq(jnum(j0, "attempts"), 4);
+	ck_assert_int_eq(itest_json_int(j0, "attempts"), 4);
 	json_decref(list);
 
 	/* a capture that succeeds at once has an empty history, and its row
@@ -675,7 +643,7 @@ START_TEST(discard_fails_a_stuck_gift)
 	    donate("tok_chargeDeclinedProcessingError", 900, "a@example.org", id, sizeof(id)), 202);
 	ck_assert_int_eq(wait_dead("payments", 1, 5000), 1);
 	dead = jobs("payments", "dead");
-	job = jnum(json_array_get(json_object_get(dead, "jobs"), 0), "id");
+	job = itest_json_int(json_array_get(json_object_get(dead, "jobs"), 0), "id");
 	ck_assert_ptr_nonnull(
 	    strstr(json_string_value(json_object_get(
 	               json_array_get(json_object_get(dead, "jobs"), 0), "last_error")),
@@ -688,7 +656,7 @@ START_TEST(discard_fails_a_stuck_gift)
 	ck_assert_str_eq(json_string_value(json_object_get(d, "reason")), "discarded by staff");
 	json_decref(d);
 	c = campaign();
-	ck_assert_int_eq(jnum(c, "pending_cents"), 0);
+	ck_assert_int_eq(itest_json_int(c, "pending_cents"), 0);
 	json_decref(c);
 	ck_assert_int_eq(queue_num("payments", "dead"), 0);
 	ck_assert_int_eq(admin_status("DELETE", path, NULL), 404);
@@ -712,7 +680,7 @@ START_TEST(paused_queue_waits_across_restart)
 		                 202);
 	usleep(300000);
 	q = queue("payments");
-	ck_assert_int_eq(jnum(q, "ready"), 3);
+	ck_assert_int_eq(itest_json_int(q, "ready"), 3);
 	ck_assert(json_is_true(json_object_get(q, "paused")));
 	json_decref(q);
 	expect_status(id[0], "pending");
@@ -723,11 +691,11 @@ START_TEST(paused_queue_waits_across_restart)
 	ck_assert_int_eq(itest_start(&srv, "--job-retention-s 0"), 0);
 	usleep(200000);
 	q = queue("payments");
-	ck_assert_int_eq(jnum(q, "ready"), 3);
+	ck_assert_int_eq(itest_json_int(q, "ready"), 3);
 	ck_assert(json_is_true(json_object_get(q, "paused")));
 	json_decref(q);
 	c = campaign();
-	ck_assert_int_eq(jnum(c, "pending_cents"), 3000);
+	ck_assert_int_eq(itest_json_int(c, "pending_cents"), 3000);
 	json_decref(c);
 
 	ck_assert_int_eq(admin_status("POST", "/api/v1/admin/queues/payments/resume", NULL), 200);
@@ -735,10 +703,10 @@ START_TEST(paused_queue_waits_across_restart)
 	for (int i = 0; i < 3; i++)
 		expect_status(id[i], "succeeded");
 	c = campaign();
-	ck_assert_int_eq(jnum(c, "total_cents"), 3000);
-	ck_assert_int_eq(jnum(c, "pending_cents"), 0);
+	ck_assert_int_eq(itest_json_int(c, "total_cents"), 3000);
+	ck_assert_int_eq(itest_json_int(c, "pending_cents"), 0);
 	json_decref(c);
-	audit = get(srv.port, "/api/v1/admin/audit", 1);
+	audit = itest_get_json(srv.port, "/api/v1/admin/audit", 1);
 	ck_assert_str_eq(json_string_value(json_object_get(
 	                     json_array_get(json_object_get(audit, "entries"), 0), "action")),
 	                 "queue.resume");
@@ -758,7 +726,7 @@ static int wait_processor_requests(int n)
 	for (int i = 0; i < 100 && seen < n; i++) {
 		json_t *st = tool_get(tool.port, "/_stats?summary=1");
 
-		seen = (int)jnum(st, "requests");
+		seen = (int)itest_json_int(st, "requests");
 		json_decref(st);
 		usleep(10000);
 	}
@@ -799,12 +767,14 @@ START_TEST(sigkill_during_capture_charges_once)
 	st = tool_get(tool.port, "/_stats");
 	/* Each gift has one PaymentIntent (the creation key replays it after
 	 * the restart) and one charge. */
-	ck_assert_int_eq(jnum(st, "captures"), N);
+	ck_assert_int_eq(itest_json_int(st, "captures"), N);
 	ck_assert_int_eq(json_object_size(json_object_get(st, "by_donation")), N);
 	json_object_foreach(json_object_get(st, "by_donation"), k, v)
 	{
-		ck_assert_msg(jnum(v, "intents") == 1, "%s: %lld intents", k, jnum(v, "intents"));
-		ck_assert_msg(jnum(v, "charges") == 1, "%s: %lld charges", k, jnum(v, "charges"));
+		ck_assert_msg(itest_json_int(v, "intents") == 1, "%s: %lld intents", k,
+		              itest_json_int(v, "intents"));
+		ck_assert_msg(itest_json_int(v, "charges") == 1, "%s: %lld charges", k,
+		              itest_json_int(v, "charges"));
 	}
 	json_decref(st);
 	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT sum(amount_cents) FROM donations"),
@@ -835,8 +805,8 @@ START_TEST(sigterm_lets_captures_in_flight_finish)
 	                                       " 'payments' AND state <> 'done'"),
 	                 0);
 	st = tool_get(tool.port, "/_stats?summary=1");
-	ck_assert_int_eq(jnum(st, "captures"), N);
-	ck_assert_int_eq(jnum(st, "replays"), 0);
+	ck_assert_int_eq(itest_json_int(st, "captures"), N);
+	ck_assert_int_eq(itest_json_int(st, "replays"), 0);
 	json_decref(st);
 }
 END_TEST
@@ -1057,7 +1027,8 @@ START_TEST(receipts_over_smtp)
 	    strstr(json_string_value(json_object_get(
 	               json_array_get(json_object_get(dead, "jobs"), 0), "last_error")),
 	           "550"));
-	ck_assert_int_eq(jnum(json_array_get(json_object_get(dead, "jobs"), 0), "attempts"), 1);
+	ck_assert_int_eq(
+	    itest_json_int(json_array_get(json_object_get(dead, "jobs"), 0), "attempts"), 1);
 	json_decref(dead);
 	ck_assert_int_eq(count_files(dir), 1);
 	tests_rmdir(dir);
@@ -1079,8 +1050,8 @@ START_TEST(webhook_retries_keep_the_event_id)
 	ck_assert_int_eq(donate("tok_visa", 2500, "ada@example.org", id, sizeof(id)), 202);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ev = tool_get(hook.port, "/_events");
-	ck_assert_int_eq(jnum(ev, "requests"), 3);
-	ck_assert_int_eq(jnum(ev, "bad_signatures"), 0);
+	ck_assert_int_eq(itest_json_int(ev, "requests"), 3);
+	ck_assert_int_eq(itest_json_int(ev, "bad_signatures"), 0);
 	ck_assert_int_eq(json_array_size(json_object_get(ev, "events")), 1);
 	e0 = json_array_get(json_object_get(ev, "events"), 0);
 	snprintf(want, sizeof(want), "evt_%s_succeeded", id + 3);
@@ -1096,7 +1067,7 @@ END_TEST
 static long long tool_count(int port, const char *key)
 {
 	json_t *v = tool_get(port, "/_events?summary=1");
-	long long n = jnum(v, key);
+	long long n = itest_json_int(v, key);
 
 	json_decref(v);
 	return n;
@@ -1126,7 +1097,7 @@ static int hooks_to(const char *state, const char *suffix, long long *attempts)
 
 	snprintf(path, sizeof(path), "/api/v1/admin/jobs?queue=webhooks&state=%s&limit=1000",
 	         state);
-	list = get(srv.port, path, 1);
+	list = itest_get_json(srv.port, path, 1);
 	*attempts = 0;
 	json_array_foreach(json_object_get(list, "jobs"), i, j)
 	{
@@ -1136,7 +1107,7 @@ static int hooks_to(const char *state, const char *suffix, long long *attempts)
 
 		if (len >= k && !strcmp(url + len - k, suffix)) {
 			n++;
-			*attempts += jnum(j, "attempts");
+			*attempts += itest_json_int(j, "attempts");
 		}
 	}
 	json_decref(list);
@@ -1273,14 +1244,14 @@ START_TEST(refund_takes_the_gift_out)
 	ck_assert_str_eq(json_string_value(json_object_get(d, "reason")), "donor asked");
 	json_decref(d);
 	c = campaign();
-	ck_assert_int_eq(jnum(c, "total_cents"), 0);
-	ck_assert_int_eq(jnum(c, "donation_count"), 0);
+	ck_assert_int_eq(itest_json_int(c, "total_cents"), 0);
+	ck_assert_int_eq(itest_json_int(c, "donation_count"), 0);
 	json_decref(c);
 	/* Once is enough. */
 	ck_assert_int_eq(admin_status("POST", path, NULL), 409);
 	ev = tool_get(hook.port, "/_events?summary=1");
-	ck_assert_int_eq(jnum(json_object_get(ev, "by_type"), "donation.refunded"), 1);
-	ck_assert_int_eq(jnum(json_object_get(ev, "by_type"), "donation.succeeded"), 1);
+	ck_assert_int_eq(itest_json_int(json_object_get(ev, "by_type"), "donation.refunded"), 1);
+	ck_assert_int_eq(itest_json_int(json_object_get(ev, "by_type"), "donation.succeeded"), 1);
 	json_decref(ev);
 
 	/* A refund whose job staff discard may be asked for again. */
@@ -1296,7 +1267,7 @@ START_TEST(refund_takes_the_gift_out)
 		char del[96];
 
 		ck_assert_str_eq(json_string_value(json_object_get(j0, "kind")), "refund");
-		snprintf(del, sizeof(del), "/api/v1/admin/jobs/%lld", jnum(j0, "id"));
+		snprintf(del, sizeof(del), "/api/v1/admin/jobs/%lld", itest_json_int(j0, "id"));
 		json_decref(ready);
 		ck_assert_int_eq(admin_status("DELETE", del, NULL), 200);
 	}
@@ -1355,13 +1326,13 @@ START_TEST(queue_api_rejects_bad_input)
 	ck_assert_int_eq(admin_status("POST", "/api/v1/admin/queues/payments/pause", NULL), 200);
 	ck_assert_int_eq(donate("tok_visa", 500, "b@example.org", id, sizeof(id)), 202);
 	ready = jobs("payments", "ready");
-	job = jnum(json_array_get(json_object_get(ready, "jobs"), 0), "id");
+	job = itest_json_int(json_array_get(json_object_get(ready, "jobs"), 0), "id");
 	json_decref(ready);
 	snprintf(path, sizeof(path), "/api/v1/admin/jobs/%lld/retry", job);
 	ck_assert_int_eq(admin_status("POST", path, NULL), 409);
 	/* Nothing above was audited: only the pause. */
 	{
-		json_t *a = get(srv.port, "/api/v1/admin/audit", 1);
+		json_t *a = itest_get_json(srv.port, "/api/v1/admin/audit", 1);
 
 		ck_assert_int_eq(json_array_size(json_object_get(a, "entries")), 2);
 		ck_assert_str_eq(json_string_value(json_object_get(
@@ -1494,8 +1465,8 @@ START_TEST(max_cents_at_the_bound)
 	ck_assert_int_eq(donate("tok_visa", 1000000000001LL, "bob@example.org", NULL, 0), 422);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	c = campaign();
-	ck_assert_int_eq(jnum(c, "total_cents"), 1000000000000LL);
-	ck_assert_int_eq(jnum(c, "donation_count"), 1);
+	ck_assert_int_eq(itest_json_int(c, "total_cents"), 1000000000000LL);
+	ck_assert_int_eq(itest_json_int(c, "donation_count"), 1);
 	json_decref(c);
 }
 END_TEST

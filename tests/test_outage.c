@@ -68,43 +68,11 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static json_t *body_json(const struct itest_resp *r)
-{
-	json_t *v = json_loadb(r->body ? r->body : "", r->len, 0, NULL);
-
-	ck_assert_msg(v != NULL, "not JSON (%d): %.300s", r->status, r->body ? r->body : "");
-	return v;
-}
-
-/* GET path on port (as staff when admin); 200 or a failure. Caller decrefs. */
-static json_t *get(int port, const char *path, int admin)
-{
-	struct itest_resp r;
-	json_t *v;
-
-	if (admin)
-		ck_assert_int_eq(itest_admin_get(port, path, &r), 0);
-	else
-		ck_assert_int_eq(itest_http(port, "GET", path, NULL, NULL, 0, &r), 0);
-	ck_assert_msg(r.status == 200, "GET %s: %d %.300s", path, r.status, r.body);
-	v = body_json(&r);
-	itest_resp_fini(&r);
-	return v;
-}
-
-static long long jnum(json_t *o, const char *key)
-{
-	json_t *v = json_object_get(o, key);
-
-	ck_assert_msg(json_is_integer(v), "%s is not an integer", key);
-	return json_integer_value(v);
-}
-
 /* A number from a stand-in's JSON answer to GET path. */
 static long long tool_num(int port, const char *path, const char *key)
 {
-	json_t *v = get(port, path, 0);
-	long long n = jnum(v, key);
+	json_t *v = itest_get_json(port, path, 0);
+	long long n = itest_json_int(v, key);
 
 	json_decref(v);
 	return n;
@@ -170,14 +138,14 @@ static void give(void)
 
 static long long queue_num(const char *name, const char *key)
 {
-	json_t *all = get(srv.port, "/api/v1/admin/queues", 1), *v;
+	json_t *all = itest_get_json(srv.port, "/api/v1/admin/queues", 1), *v;
 	long long n = -1;
 	size_t i;
 
 	json_array_foreach(json_object_get(all, "queues"), i, v)
 	{
 		if (!strcmp(json_string_value(json_object_get(v, "name")), name))
-			n = jnum(v, key);
+			n = itest_json_int(v, key);
 	}
 	json_decref(all);
 	ck_assert_int_ge(n, 0);
@@ -188,15 +156,16 @@ static long long queue_num(const char *name, const char *key)
  * to do (ready, running or waiting to retry) and its failed attempts. */
 static long long queue_open(const char *name, long long *failed)
 {
-	json_t *all = get(srv.port, "/api/v1/admin/queues", 1), *v;
+	json_t *all = itest_get_json(srv.port, "/api/v1/admin/queues", 1), *v;
 	long long n = -1;
 	size_t i;
 
 	json_array_foreach(json_object_get(all, "queues"), i, v)
 	{
 		if (!strcmp(json_string_value(json_object_get(v, "name")), name)) {
-			n = jnum(v, "ready") + jnum(v, "running") + jnum(v, "scheduled");
-			*failed = jnum(v, "failed");
+			n = itest_json_int(v, "ready") + itest_json_int(v, "running") +
+			    itest_json_int(v, "scheduled");
+			*failed = itest_json_int(v, "failed");
 		}
 	}
 	json_decref(all);
@@ -209,11 +178,11 @@ static long long queue_open(const char *name, long long *failed)
 static void campaign(long long *pending, long long *total)
 {
 	double t0 = mono_s();
-	json_t *c = get(srv.port, "/api/v1/campaigns/food", 0);
+	json_t *c = itest_get_json(srv.port, "/api/v1/campaigns/food", 0);
 
 	ck_assert_msg(mono_s() - t0 < 1.0, "the campaign took %.2f s", mono_s() - t0);
-	*pending = jnum(c, "pending_cents");
-	*total = jnum(c, "total_cents");
+	*pending = itest_json_int(c, "pending_cents");
+	*total = itest_json_int(c, "total_cents");
 	json_decref(c);
 }
 
@@ -321,15 +290,16 @@ static long long processor_requests(void)
  * stand-in, and no idempotency key charged twice. */
 static void charged_once(void)
 {
-	json_t *st = get(tool.port, "/_stats", 0), *v;
+	json_t *st = itest_get_json(tool.port, "/_stats", 0), *v;
 	const char *k;
 	int keys_charged = 0;
 
-	ck_assert_int_eq(jnum(st, "captures"), gifts);
+	ck_assert_int_eq(itest_json_int(st, "captures"), gifts);
 	ck_assert_int_eq(json_object_size(json_object_get(st, "by_donation")), gifts);
 	json_object_foreach(json_object_get(st, "by_donation"), k, v)
 	{
-		ck_assert_msg(jnum(v, "charges") == 1, "%s: %lld charges", k, jnum(v, "charges"));
+		ck_assert_msg(itest_json_int(v, "charges") == 1, "%s: %lld charges", k,
+		              itest_json_int(v, "charges"));
 	}
 	json_object_foreach(json_object_get(st, "by_key"), k, v)
 	{
@@ -415,12 +385,12 @@ START_TEST(processor_reset_after_the_charge)
 		give();
 	drained();
 	charged_once();
-	st = get(tool.port, "/_stats", 0);
-	ck_assert_int_eq(jnum(st, "resets"), N);
+	st = itest_get_json(tool.port, "/_stats", 0);
+	ck_assert_int_eq(itest_json_int(st, "resets"), N);
 	json_object_foreach(json_object_get(st, "by_donation"), k, v)
 	{
-		ck_assert_int_eq(jnum(v, "intents"), 1);
-		ck_assert_int_eq(jnum(v, "confirms"), 1);
+		ck_assert_int_eq(itest_json_int(v, "intents"), 1);
+		ck_assert_int_eq(itest_json_int(v, "confirms"), 1);
 	}
 	json_decref(st);
 }
@@ -562,7 +532,7 @@ START_TEST(stand_ins_refuse_unknown_modes)
 	ck_assert_int_eq(itest_tool_start(&hook, "webhook_receiver.py", "--secret whsec_m"), 0);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		mode_refused(hook.port, bad[i], "ok|hang|reset|503");
-	json_decref(get(hook.port, "/_events?summary=1", 0)); /* still serving */
+	json_decref(itest_get_json(hook.port, "/_events?summary=1", 0)); /* still serving */
 	itest_tool_stop(&hook);
 
 	start_sink("");
@@ -576,7 +546,7 @@ START_TEST(stand_ins_refuse_unknown_modes)
 	mode_refused(tool.port, "{\"mode\":\"reset\",\"only\":\"charges\"}",
 	             "create|confirm|get|refund");
 	{
-		json_t *st = get(tool.port, "/_stats?summary=1", 0);
+		json_t *st = itest_get_json(tool.port, "/_stats?summary=1", 0);
 
 		ck_assert_str_eq(json_string_value(json_object_get(st, "mode")), "ok");
 		json_decref(st);
