@@ -133,6 +133,10 @@ json_t *itest_json_body(const struct itest_resp *r);
  * JSON; fails the test otherwise. Caller decrefs. */
 json_t *itest_get_json(int port, const char *path, int admin);
 
+/* The whole file at path, NUL-ended (malloc'd); fails the test when it
+ * cannot be read. */
+char *itest_slurp(const char *path);
+
 /* The integer o[key]; fails the test when it is not one. */
 long long itest_json_int(json_t *o, const char *key);
 

@@ -227,25 +227,6 @@ static void teardown(void)
 	smtp_dir = NULL;
 }
 
-/* The whole file at path (NUL-ended, malloc'd). */
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *text;
-	long n;
-
-	ck_assert_msg(f != NULL, "cannot open %s", path);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_ge(n, 0);
-	rewind(f);
-	text = calloc(1, (size_t)n + 1);
-	ck_assert_ptr_nonnull(text);
-	ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return text;
-}
-
 /* Stop the server with SIGTERM (it must exit 0, so its log is whole) and
  * append its log to *all. */
 static void stop_and_collect(char **all)
@@ -254,7 +235,7 @@ static void stop_and_collect(char **all)
 	int st = itest_signal(&srv, SIGTERM);
 
 	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "tally ended with status %d", st);
-	log = slurp(srv.log);
+	log = itest_slurp(srv.log);
 	ck_assert_msg(strstr(log, "\"server.listening\"") && strstr(log, "\"stop\""),
 	              "the log misses its start or stop: %s", log);
 	joined = malloc(strlen(*all) + strlen(log) + 1);

@@ -291,25 +291,6 @@ START_TEST(staff_read_any_gift)
 }
 END_TEST
 
-/* Read the whole server log. */
-static char *read_log(void)
-{
-	FILE *f = fopen(srv.log, "r");
-	char *text;
-	long n;
-
-	ck_assert_ptr_nonnull(f);
-	ck_assert_int_eq(fseek(f, 0, SEEK_END), 0);
-	n = ftell(f);
-	ck_assert_int_ge(n, 0);
-	rewind(f);
-	text = calloc(1, (size_t)n + 1);
-	ck_assert_ptr_nonnull(text);
-	ck_assert_uint_eq(fread(text, 1, (size_t)n, f), (size_t)n);
-	fclose(f);
-	return text;
-}
-
 START_TEST(token_never_logged)
 {
 	struct gift g, again;
@@ -351,7 +332,7 @@ START_TEST(token_never_logged)
 	/* The log is whole once the server has stopped. */
 	st = itest_signal(&srv, SIGTERM);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	log = read_log();
+	log = itest_slurp(srv.log);
 	ck_assert_msg(strstr(log, "\"server.listening\"") && strstr(log, "\"stop\""),
 	              "the log misses its start or stop: %s", log);
 	ck_assert_msg(!strstr(log, g.token), "the token is in the log: %s", log);
