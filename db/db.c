@@ -125,6 +125,81 @@ static const char *const migrations[] = {
      * records the failure (db/store.c). NULL until an attempt fails: a job
      * that succeeds at once never writes it. */
     "ALTER TABLE jobs ADD COLUMN history TEXT;",
+    /* 8: the giving day's mechanics. A donation is online (through the
+     * processor) or offline (cheque, cash, DAF: entered by staff, counted
+     * at once); fee_cents is the processing fee its donor chose to cover,
+     * charged beside the gift and never counted toward goals or matches.
+     * pool_id and matched_cents are the match the gift reserved at intake,
+     * in the writer's order: reserved while pending, matched once
+     * succeeded, set back to 0 when released (a failed or discarded gift, a
+     * refund while its pool is open). Every pool's and campaign's match is
+     * a SUM over these columns. A challenge's awards are rows of their
+     * own, each naming the gift that unlocked it. giving_day holds the
+     * day's schedule (one row at most). */
+    "ALTER TABLE campaigns ADD COLUMN category TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE campaigns ADD COLUMN matched_cents INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE campaigns ADD COLUMN bonus_cents INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE donations ADD COLUMN source TEXT NOT NULL DEFAULT 'online'"
+    "  CHECK (source IN ('online','offline'));"
+    "ALTER TABLE donations ADD COLUMN method TEXT;"
+    "ALTER TABLE donations ADD COLUMN note TEXT;"
+    "ALTER TABLE donations ADD COLUMN received_at INTEGER;"
+    "ALTER TABLE donations ADD COLUMN fee_cents INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (fee_cents >= 0);"
+    "ALTER TABLE donations ADD COLUMN pool_id INTEGER;"
+    "ALTER TABLE donations ADD COLUMN matched_cents INTEGER NOT NULL DEFAULT 0"
+    "  CHECK (matched_cents >= 0);"
+    "CREATE TABLE match_pools ("
+    "  id INTEGER PRIMARY KEY,"
+    "  slug TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL,"
+    "  sponsor TEXT NOT NULL DEFAULT '',"
+    "  currency TEXT NOT NULL,"
+    "  amount_cents INTEGER NOT NULL CHECK (amount_cents > 0),"
+    "  ratio INTEGER NOT NULL DEFAULT 1 CHECK (ratio BETWEEN 1 AND 100),"
+    "  per_gift_cap_cents INTEGER NOT NULL DEFAULT 0,"
+    "  per_donor_cap_cents INTEGER NOT NULL DEFAULT 0,"
+    "  campaigns TEXT NOT NULL DEFAULT '',"
+    "  starts_at INTEGER,"
+    "  ends_at INTEGER,"
+    "  match_offline INTEGER NOT NULL DEFAULT 0,"
+    "  status TEXT NOT NULL DEFAULT 'active'"
+    "    CHECK (status IN ('active','paused','depleted')),"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE challenges ("
+    "  id INTEGER PRIMARY KEY,"
+    "  slug TEXT NOT NULL UNIQUE,"
+    "  name TEXT NOT NULL,"
+    "  sponsor TEXT NOT NULL DEFAULT '',"
+    "  currency TEXT NOT NULL,"
+    "  kind TEXT NOT NULL CHECK (kind IN ('amount','donors','gifts')),"
+    "  threshold INTEGER NOT NULL CHECK (threshold > 0),"
+    "  bonus_cents INTEGER NOT NULL CHECK (bonus_cents > 0),"
+    "  winners INTEGER NOT NULL DEFAULT 0 CHECK (winners >= 0),"
+    "  campaigns TEXT NOT NULL DEFAULT '',"
+    "  min_gift_cents INTEGER NOT NULL DEFAULT 0,"
+    "  online_only INTEGER NOT NULL DEFAULT 0,"
+    "  starts_at INTEGER NOT NULL,"
+    "  ends_at INTEGER NOT NULL,"
+    "  created_at INTEGER NOT NULL"
+    ");"
+    "CREATE TABLE challenge_awards ("
+    "  challenge_id INTEGER NOT NULL,"
+    "  campaign_id INTEGER NOT NULL,"
+    "  bonus_cents INTEGER NOT NULL,"
+    "  donation_id INTEGER NOT NULL,"
+    "  at INTEGER NOT NULL,"
+    "  PRIMARY KEY (challenge_id, campaign_id)"
+    ") WITHOUT ROWID;"
+    "CREATE TABLE giving_day ("
+    "  id INTEGER PRIMARY KEY CHECK (id = 1),"
+    "  name TEXT NOT NULL DEFAULT '',"
+    "  early_at INTEGER,"
+    "  opens_at INTEGER NOT NULL,"
+    "  closes_at INTEGER NOT NULL,"
+    "  currency TEXT"
+    ");",
 };
 
 _Static_assert(UTIL_ARRAY_LEN(migrations) == DB_SCHEMA_VERSION, "one migration per schema version");
