@@ -761,7 +761,8 @@ START_TEST(schema_6_gains_job_history)
 	plain = open_plain();
 	ck_assert_int_eq(
 	    sqlite3_exec(plain,
-	                 TESTS_UNDO_SCHEMA_8 "ALTER TABLE jobs DROP COLUMN history;"
+	                 TESTS_UNDO_SCHEMA_8
+	                 "ALTER TABLE jobs DROP COLUMN history;"
 	                 "PRAGMA user_version = 6;"
 	                 "INSERT INTO jobs (id, queue, kind, donation_id, state,"
 	                 " attempts, next_run_at, last_error, created_at, updated_at)"

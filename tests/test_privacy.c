@@ -368,7 +368,8 @@ START_TEST(gifts_from_before_tokens_are_staff_only)
 	st = itest_signal(&srv, SIGTERM);
 	ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
 	/* Make it the database of the release before status tokens. */
-	sql_exec(TESTS_UNDO_SCHEMA_8 "ALTER TABLE donations DROP COLUMN status_token; DROP TABLE staff_tokens;"
+	sql_exec(TESTS_UNDO_SCHEMA_8
+	         "ALTER TABLE donations DROP COLUMN status_token; DROP TABLE staff_tokens;"
 	         " ALTER TABLE jobs DROP COLUMN history; PRAGMA user_version = 4;");
 	ck_assert_int_eq(itest_start(&srv, NULL), 0);
 	ck_assert_int_eq(itest_sql_int(srv.db, "PRAGMA user_version"), DB_SCHEMA_VERSION);

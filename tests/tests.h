@@ -7,18 +7,18 @@
 
 /* SQL that takes a database of schema 8 back to what schema 7 had, so a
  * test can make the database of an older release (then set user_version). */
-#define TESTS_UNDO_SCHEMA_8                                                                       \
-	"ALTER TABLE campaigns DROP COLUMN category;"                                             \
-	"ALTER TABLE campaigns DROP COLUMN matched_cents;"                                        \
-	"ALTER TABLE campaigns DROP COLUMN bonus_cents;"                                          \
-	"ALTER TABLE donations DROP COLUMN source;"                                               \
-	"ALTER TABLE donations DROP COLUMN method;"                                               \
-	"ALTER TABLE donations DROP COLUMN note;"                                                 \
-	"ALTER TABLE donations DROP COLUMN received_at;"                                          \
-	"ALTER TABLE donations DROP COLUMN fee_cents;"                                            \
-	"ALTER TABLE donations DROP COLUMN pool_id;"                                              \
-	"ALTER TABLE donations DROP COLUMN matched_cents;"                                        \
-	"DROP TABLE match_pools; DROP TABLE challenges; DROP TABLE challenge_awards;"             \
+#define TESTS_UNDO_SCHEMA_8                                                                        \
+	"ALTER TABLE campaigns DROP COLUMN category;"                                              \
+	"ALTER TABLE campaigns DROP COLUMN matched_cents;"                                         \
+	"ALTER TABLE campaigns DROP COLUMN bonus_cents;"                                           \
+	"ALTER TABLE donations DROP COLUMN source;"                                                \
+	"ALTER TABLE donations DROP COLUMN method;"                                                \
+	"ALTER TABLE donations DROP COLUMN note;"                                                  \
+	"ALTER TABLE donations DROP COLUMN received_at;"                                           \
+	"ALTER TABLE donations DROP COLUMN fee_cents;"                                             \
+	"ALTER TABLE donations DROP COLUMN pool_id;"                                               \
+	"ALTER TABLE donations DROP COLUMN matched_cents;"                                         \
+	"DROP TABLE match_pools; DROP TABLE challenges; DROP TABLE challenge_awards;"              \
 	"DROP TABLE giving_day;"
 
 Suite *util_suite(void);
