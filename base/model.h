@@ -14,6 +14,7 @@
  * code point takes at most 4 bytes: *_SIZE is the buffer for one. */
 #define TALLY_SLUG_MAX 64 /* bytes of [a-z0-9-] */
 #define TALLY_CAMPAIGN_NAME_MAX 128
+#define TALLY_CATEGORY_MAX 64 /* a campaign's category, as leaderboards group */
 #define TALLY_DONOR_NAME_MAX 100
 #define TALLY_EMAIL_MAX 254 /* bytes */
 #define TALLY_MESSAGE_MAX 500
@@ -38,6 +39,7 @@
 
 #define TALLY_SLUG_SIZE (TALLY_SLUG_MAX + 1)
 #define TALLY_CAMPAIGN_NAME_SIZE (TALLY_CAMPAIGN_NAME_MAX * 4 + 1)
+#define TALLY_CATEGORY_SIZE (TALLY_CATEGORY_MAX * 4 + 1)
 #define TALLY_DONOR_NAME_SIZE (TALLY_DONOR_NAME_MAX * 4 + 1)
 #define TALLY_EMAIL_SIZE (TALLY_EMAIL_MAX + 1)
 #define TALLY_MESSAGE_SIZE (TALLY_MESSAGE_MAX * 4 + 1)
@@ -65,13 +67,25 @@ struct campaign_row {
 	char currency[TALLY_CURRENCY_SIZE];
 	enum campaign_status status; /* as stored (before the schedule) */
 	int64_t goal_cents, starts_at, ends_at, created_at;
-	int64_t raised_cents, donor_count, donation_count, pending_cents;
+	char category[TALLY_CATEGORY_SIZE]; /* "" for none */
+	/* The money: raised_cents is the donors' (succeeded online and
+	 * offline gifts, less refunds), matched_cents what match pools added
+	 * to those gifts, bonus_cents the challenges it unlocked; its total is
+	 * the sum of the three (campaign_total). */
+	int64_t raised_cents, matched_cents, bonus_cents;
+	int64_t donor_count, donation_count, pending_cents;
 	uint64_t seq;
 	/* Since when the status has been paused, 0 while it is not. Not a
 	 * column: at start-up the engine takes it from the audit (the
 	 * campaign.pause that paused it), then from each pause it commits. */
 	int64_t paused_since;
 };
+
+/* raised + matched + bonus: what the campaign's thermometer shows. */
+static inline int64_t campaign_total(const struct campaign_row *r)
+{
+	return r->raised_cents + r->matched_cents + r->bonus_cents;
+}
 
 /* A validated campaign create/update. has_* flags tell which fields were
  * given (an update may give any subset). Times are ms since the epoch; 0 with

@@ -39,16 +39,16 @@ static int render_campaign(struct buf *b, const struct campaign *c, int64_t now)
 	rc |= buf_json_string(b, r->slug);
 	rc |= buf_puts(b, ",\"name\":");
 	rc |= buf_json_string(b, r->name);
-	rc |= buf_printf(b,
-	                 ",\"currency\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
-	                 "\"raised_cents\":%lld,\"matched_cents\":0,\"bonus_cents\":0,"
-	                 "\"donor_count\":%lld,\"donation_count\":%lld,\"pending_cents\":%lld,"
-	                 "\"status\":\"%s\",\"seq\":%llu",
-	                 r->currency, (long long)r->goal_cents, (long long)r->raised_cents,
-	                 (long long)r->raised_cents, (long long)r->donor_count,
-	                 (long long)r->donation_count, (long long)r->pending_cents,
-	                 campaign_status_names[campaign_effective(r, now)],
-	                 (unsigned long long)r->seq);
+	rc |= buf_printf(
+	    b,
+	    ",\"currency\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
+	    "\"raised_cents\":%lld,\"matched_cents\":%lld,\"bonus_cents\":%lld,"
+	    "\"donor_count\":%lld,\"donation_count\":%lld,\"pending_cents\":%lld,"
+	    "\"status\":\"%s\",\"seq\":%llu",
+	    r->currency, (long long)r->goal_cents, (long long)campaign_total(r),
+	    (long long)r->raised_cents, (long long)r->matched_cents, (long long)r->bonus_cents,
+	    (long long)r->donor_count, (long long)r->donation_count, (long long)r->pending_cents,
+	    campaign_status_names[campaign_effective(r, now)], (unsigned long long)r->seq);
 	rc |= put_time(b, "starts_at", r->starts_at);
 	rc |= put_time(b, "ends_at", r->ends_at);
 	rc |= buf_puts(b, ",\"recent\":[");
@@ -156,7 +156,7 @@ void publish_batch(struct engine *e)
 	pthread_mutex_lock(&e->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct campaign *f = fresh[i].c;
-		int64_t raised = f->pub.raised_cents, donors = f->pub.donor_count;
+		int64_t total = campaign_total(&f->pub), donors = f->pub.donor_count;
 		char *old = f->json;
 
 		e->seq_sum += f->w.seq - f->pub.seq;
@@ -164,7 +164,7 @@ void publish_batch(struct engine *e)
 		f->json = fresh[i].json;
 		f->json_len = fresh[i].len;
 		fresh[i].json = old;
-		if (f->pub.raised_cents != raised)
+		if (campaign_total(&f->pub) != total)
 			campaigns_rerank(e, f, ENGINE_BY_TOTAL);
 		if (f->pub.donor_count != donors)
 			campaigns_rerank(e, f, ENGINE_BY_DONORS);

@@ -462,7 +462,8 @@ int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_
 	static const char sql[] =
 	    "SELECT id, slug, name, currency, status, goal_cents, coalesce(starts_at,0),"
 	    " coalesce(ends_at,0), created_at, raised_cents, donor_count, donation_count, seq,"
-	    " recent_ids, pending_cents FROM campaigns ORDER BY id";
+	    " recent_ids, pending_cents, category, matched_cents, bonus_cents"
+	    " FROM campaigns ORDER BY id";
 	sqlite3_stmt *st;
 	struct db_campaign_row row;
 	int rc, stop = 0;
@@ -493,6 +494,9 @@ int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_
 		c->seq = (uint64_t)sqlite3_column_int64(st, 12);
 		copy_text(row.recent_ids, sizeof(row.recent_ids), st, 13);
 		c->pending_cents = sqlite3_column_int64(st, 14);
+		copy_text(c->category, sizeof(c->category), st, 15);
+		c->matched_cents = sqlite3_column_int64(st, 16);
+		c->bonus_cents = sqlite3_column_int64(st, 17);
 		stop = cb(ud, &row);
 		if (stop)
 			break;
