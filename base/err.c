@@ -38,6 +38,7 @@ static const char *const own[] = {
     [TALLY_ESTARTUP - TALLY_EJSON] =
         ("the startup token (TALLY_ADMIN_TOKEN or the token file) cannot be revoked "
          "through the API: change it and restart tally"),
+    [TALLY_ENOCATEGORY - TALLY_EJSON] = "no campaign has this category",
 };
 
 int tally_is_own(int err)

@@ -37,6 +37,7 @@ enum tally_err {
 	TALLY_ENOTOKEN,      /* 404 token_not_found: no staff token has this name */
 	TALLY_ETOKEN_EXISTS, /* 409 token_exists: the name is taken (revoked ones too) */
 	TALLY_ESTARTUP,      /* 409 startup_token: the startup token is not revoked here */
+	TALLY_ENOCATEGORY,   /* 404 category_not_found: no campaign has this category */
 	TALLY_ELAST
 };
 

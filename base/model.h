@@ -97,8 +97,9 @@ struct campaign_spec {
 	int64_t goal_cents;
 	int64_t starts_at;
 	int64_t ends_at;
+	char category[TALLY_CATEGORY_SIZE]; /* validate_category's; "" clears */
 	unsigned has_slug : 1, has_name : 1, has_currency : 1, has_goal : 1, has_starts : 1,
-	    has_ends : 1;
+	    has_ends : 1, has_category : 1;
 };
 
 /* ---- donations ---- */

@@ -134,6 +134,8 @@ int campaigns_add(struct engine *e, struct campaign *c, int rank)
 		r[e->n_campaigns] = c;
 		c->rank[by] = e->n_campaigns;
 	}
+	if (boards_count(e, c->pub.category, c->pub.currency, 1))
+		return -ENOMEM;
 	slot_put(e->slots, e->slot_cap, c);
 	e->by_id[id] = c;
 	e->n_campaigns++;
@@ -182,6 +184,7 @@ void campaigns_free(struct engine *e)
 	free(e->slots);
 	free(e->ranked[0]);
 	free(e->ranked[1]);
+	boards_free(e);
 	e->by_id = e->slots = e->ranked[0] = e->ranked[1] = NULL;
 	e->id_cap = e->slot_cap = e->n_campaigns = 0;
 }
@@ -309,71 +312,102 @@ int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct
 int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, struct buf *out,
                             uint64_t *version)
 {
-	int64_t now = util_now_ms();
-	int rc = 0;
+	struct engine_board_query q = {by, limit, NULL, NULL};
+	int mixed;
 
-	pthread_mutex_lock(&e->lock);
-	*version = e->seq_sum;
-	rc |= buf_printf(out, "{\"by\":\"%s\",\"entries\":[",
-	                 by == ENGINE_BY_TOTAL ? "total" : "donors");
-	for (size_t i = 0; i < e->n_campaigns && (int)i < limit; i++) {
-		const struct campaign_row *c = &e->ranked[by][i]->pub;
+	return engine_board_json(e, &q, out, version, &mixed);
+}
 
-		if (i)
-			rc |= buf_puts(out, ",");
-		rc |= buf_printf(out, "{\"rank\":%zu,\"slug\":\"%s\",\"name\":", i + 1, c->slug);
-		rc |= buf_json_string(out, c->name);
-		rc |= buf_printf(out,
-		                 ",\"currency\":\"%s\",\"total_cents\":%lld,\"raised_cents\":%lld,"
-		                 "\"matched_cents\":%lld,\"bonus_cents\":%lld,\"donor_count\":%lld,"
-		                 "\"goal_cents\":%lld,\"status\":\"%s\"}",
-		                 c->currency, (long long)campaign_total(c),
-		                 (long long)c->raised_cents, (long long)c->matched_cents,
-		                 (long long)c->bonus_cents, (long long)c->donor_count,
-		                 (long long)c->goal_cents,
-		                 campaign_status_names[campaign_effective(c, now)]);
-	}
-	pthread_mutex_unlock(&e->lock);
-	rc |= buf_puts(out, "]}");
-	return rc ? -ENOMEM : 0;
+/* The day's money in one currency. */
+struct day_sum {
+	char currency[TALLY_CURRENCY_SIZE];
+	int64_t raised, matched, bonus;
+};
+
+static int put_day_sum(struct buf *out, const struct day_sum *d)
+{
+	return buf_printf(out,
+	                  "\"total_cents\":%lld,\"raised_cents\":%lld,\"matched_cents\":%lld,"
+	                  "\"bonus_cents\":%lld",
+	                  (long long)(d->raised + d->matched + d->bonus), (long long)d->raised,
+	                  (long long)d->matched, (long long)d->bonus);
+}
+
+static int cmp_day_sum(const void *a, const void *b)
+{
+	return strcmp(((const struct day_sum *)a)->currency, ((const struct day_sum *)b)->currency);
 }
 
 int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 {
-	int64_t now = util_now_ms(), raised = 0, matched = 0, bonus = 0, donors = 0, gifts = 0,
-	        live = 0;
+	int64_t now = util_now_ms(), donors = 0, gifts = 0, live = 0;
+	struct day_sum *sums;
+	size_t n, n_sums = 0;
 	double per_s;
-	size_t n;
-	int rc, overflow = 0;
+	int rc = 0, overflow = 0;
 
 	pthread_mutex_lock(&e->lock);
 	*seq = e->seq_sum;
 	n = e->n_campaigns;
+	/* As many currencies as groups at most (boards.c). */
+	sums = calloc(e->n_groups ? e->n_groups : 1, sizeof(*sums));
+	if (!sums) {
+		pthread_mutex_unlock(&e->lock);
+		return -ENOMEM;
+	}
 	for (size_t i = 0; i < n && !overflow; i++) {
 		const struct campaign_row *c = &e->ranked[ENGINE_BY_TOTAL][i]->pub;
+		struct day_sum *d;
+		size_t k;
 
+		for (k = 0; k < n_sums && strcmp(sums[k].currency, c->currency); k++)
+			;
+		if (k == n_sums)
+			memcpy(sums[n_sums++].currency, c->currency, sizeof(c->currency));
+		d = &sums[k];
 		/* Each campaign stays under TALLY_TOTAL_MAX, so only thousands
-		 * of full campaigns could overflow: refuse then, never wrap. */
-		overflow = __builtin_add_overflow(raised, c->raised_cents, &raised) ||
-		           __builtin_add_overflow(matched, c->matched_cents, &matched) ||
-		           __builtin_add_overflow(bonus, c->bonus_cents, &bonus) ||
+		 * of full campaigns could overflow: refuse then, never wrap.
+		 * Amounts add up per currency only. */
+		overflow = __builtin_add_overflow(d->raised, c->raised_cents, &d->raised) ||
+		           __builtin_add_overflow(d->matched, c->matched_cents, &d->matched) ||
+		           __builtin_add_overflow(d->bonus, c->bonus_cents, &d->bonus) ||
+		           d->raised > INT64_MAX / 3 || d->matched > INT64_MAX / 3 ||
+		           d->bonus > INT64_MAX / 3 ||
 		           __builtin_add_overflow(donors, c->donor_count, &donors) ||
 		           __builtin_add_overflow(gifts, c->donation_count, &gifts);
 		live += campaign_effective(c, now) == CAMPAIGN_ACTIVE;
 	}
 	per_s = rates_per_s(e, now);
 	pthread_mutex_unlock(&e->lock);
-	if (overflow ||
-	    (raised > INT64_MAX / 3 || matched > INT64_MAX / 3 || bonus > INT64_MAX / 3))
+	if (overflow) {
+		free(sums);
 		return -EOVERFLOW;
-	rc = buf_printf(out,
-	                "{\"total_cents\":%lld,\"raised_cents\":%lld,\"matched_cents\":%lld,"
-	                "\"bonus_cents\":%lld,\"donor_count\":%lld,"
-	                "\"donation_count\":%lld,\"gifts_per_min\":%.0f,\"campaigns_live\":%lld,"
-	                "\"campaigns\":%zu}",
-	                (long long)(raised + matched + bonus), (long long)raised,
-	                (long long)matched, (long long)bonus, (long long)donors, (long long)gifts,
-	                per_s * 60.0, (long long)live, n);
+	}
+	qsort(sums, n_sums, sizeof(*sums), cmp_day_sum);
+	/* One currency (or none): its sums at the top, as ever. Several: no
+	 * sum across them; each is under by_currency. */
+	if (n_sums <= 1) {
+		struct day_sum none = {"", 0, 0, 0};
+
+		rc |= buf_puts(out, "{");
+		rc |= put_day_sum(out, n_sums ? &sums[0] : &none);
+		rc |= n_sums ? buf_printf(out, ",\"currency\":\"%s\"", sums[0].currency)
+		             : buf_puts(out, ",\"currency\":null");
+	} else {
+		rc |= buf_puts(out, "{\"total_cents\":null,\"raised_cents\":null,"
+		                    "\"matched_cents\":null,\"bonus_cents\":null,\"currency\":null");
+	}
+	rc |= buf_puts(out, ",\"by_currency\":{");
+	for (size_t k = 0; k < n_sums; k++) {
+		rc |= buf_printf(out, "%s\"%s\":{", k ? "," : "", sums[k].currency);
+		rc |= put_day_sum(out, &sums[k]);
+		rc |= buf_puts(out, "}");
+	}
+	free(sums);
+	rc |= buf_printf(out,
+	                 "},\"donor_count\":%lld,\"donation_count\":%lld,\"gifts_per_min\":%.0f,"
+	                 "\"campaigns_live\":%lld,\"campaigns\":%zu}",
+	                 (long long)donors, (long long)gifts, per_s * 60.0, (long long)live, n);
 	return rc ? -ENOMEM : 0;
 }
 

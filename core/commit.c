@@ -161,6 +161,7 @@ static void mirror_campaign_create(struct engine *e, struct pending *p)
 	memcpy(row.slug, s->slug, sizeof(row.slug));
 	memcpy(row.name, s->name, sizeof(row.name));
 	memcpy(row.currency, s->currency, sizeof(row.currency));
+	memcpy(row.category, s->category, sizeof(row.category));
 	row.status = CAMPAIGN_ACTIVE;
 	row.goal_cents = s->goal_cents;
 	row.starts_at = s->starts_at;
@@ -199,6 +200,8 @@ static void mirror_campaign_change(struct engine *e, struct pending *p)
 			c->w.starts_at = s->starts_at;
 		if (s->has_ends)
 			c->w.ends_at = s->ends_at;
+		if (s->has_category)
+			memcpy(c->w.category, s->category, sizeof(c->w.category));
 	}
 	if (p->op.kind == DB_OP_CAMPAIGN_STATUS) {
 		/* A pause counts from the one that paused it (the audit row's

@@ -323,19 +323,64 @@ int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct
 
 enum engine_rank { ENGINE_BY_TOTAL, ENGINE_BY_DONORS };
 
-/* Append {"by":"total"|"donors","entries":[{slug,name,currency,total_cents,
- * donor_count,goal_cents}...]} with the top `limit` campaigns. The ranking
- * is kept sorted as totals change (never sorted per call). *version is the
- * sum of all campaigns' seqs: it grows with every change, across restarts
- * too, so clients can use it as the leaderboard's seq. */
+/* The overall leaderboard: engine_board_json over every campaign, in the
+ * only currency they use (no entries when they use several). */
 int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, struct buf *out,
                             uint64_t *version);
 
+/* ---- boards.c: leaderboards by category and currency ---- */
+
+/* Which campaigns a leaderboard covers. category NULL or "": every
+ * campaign, else those whose category is exactly this (byte for byte).
+ * currency NULL or "": the one currency the covered campaigns use. */
+struct engine_board_query {
+	enum engine_rank by;
+	int limit; /* entries at most */
+	const char *category;
+	const char *currency;
+};
+
+/* Append {"by","category" (null for all),"currency" (null when not
+ * determined),"currencies":[the covered campaigns' currencies, sorted],
+ * "entries":[{rank (1.. within the board),slug,name,category,currency,
+ * total_cents,raised_cents,matched_cents,bonus_cents,donor_count,
+ * goal_cents,status}...]}: the top `limit` covered campaigns in the
+ * board's currency, from the kept ranking (never sorted per call; one walk
+ * at most). Amounts of two currencies are never compared: without a
+ * currency asked for, when the covered campaigns use several, the board
+ * has no entries and *needs_currency is 1 (the API answers 400
+ * currency_required). A currency nobody uses gives no entries. *version is
+ * the sum of every campaign's seq: it grows with every change (a category
+ * changed too), across restarts, so it serves as the board's seq and ETag.
+ * Returns 0, TALLY_ENOCATEGORY (no campaign has the category) or
+ * -ENOMEM. */
+int engine_board_json(struct engine *e, const struct engine_board_query *q, struct buf *out,
+                      uint64_t *version, int *needs_currency);
+
+/* 0 when some campaign has category (NULL: any) and currency (NULL: any),
+ * else TALLY_ENOCATEGORY (none has the category) or TALLY_ECURRENCY (none
+ * of them uses the currency). A live channel is made only for a board
+ * that passes. */
+int engine_board_exists(struct engine *e, const char *category, const char *currency);
+
+/* Append {"categories":[{"category","campaigns":N,"currencies":{"USD":
+ * {"campaigns","total_cents","raised_cents","donor_count"},...}}...]}:
+ * every category some campaign has, in byte order, with its sums per
+ * currency (never added across currencies; campaigns without a category
+ * are not listed). *version as engine_board_json's. Returns 0 or
+ * -ENOMEM. */
+int engine_categories_json(struct engine *e, struct buf *out, uint64_t *version);
+
 /* Append the giving day's public state: {"total_cents", "raised_cents",
- * "donor_count", "donation_count", "gifts_per_min", "campaigns_live",
- * "campaigns"} and store its seq (the sum of every campaign's seq, as the
- * leaderboard's). Returns 0, -ENOMEM, or -EOVERFLOW when a sum passes
- * INT64_MAX (nothing appended). */
+ * "matched_cents", "bonus_cents", "currency", "by_currency", "donor_count",
+ * "donation_count", "gifts_per_min", "campaigns_live", "campaigns"} and
+ * store its seq (the sum of every campaign's seq, as the leaderboard's).
+ * Money is never added across currencies: by_currency holds each
+ * currency's sums ({"USD":{"total_cents",...}}); when every campaign uses
+ * one currency its sums are also at the top with "currency" naming it,
+ * and when they use several the top sums and "currency" are null. Returns
+ * 0, -ENOMEM, or -EOVERFLOW when a sum passes INT64_MAX / 3 (nothing
+ * appended). */
 int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq);
 
 /* A row of the staff view. */

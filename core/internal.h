@@ -3,6 +3,7 @@
  *   engine.c     open, free, listeners, the pool of pending operations,
  *                submit, engine_sync
  *   campaigns.c  the campaign table, its rankings and every read of it
+ *   boards.c     leaderboards by category and currency, the categories
  *   publish.c    rendering, and publishing a campaign's JSON with its seq
  *   commit.c     a committed batch, in order (writer thread only)
  *   intake.c     donations and their idempotency keys
@@ -99,6 +100,8 @@ struct engine {
 	size_t slot_cap;         /* power of two */
 	size_t n_campaigns;
 	struct campaign **ranked[2]; /* by total, by donors; best first */
+	struct board_group *groups;  /* (category, currency) pairs: boards.c */
+	size_t n_groups, cap_groups;
 	uint64_t version;            /* bumps on any published change */
 	uint64_t seq_sum;            /* sum of every published seq: stored, so
 	                              * it only grows, across restarts too */
@@ -181,6 +184,12 @@ enum campaign_status campaign_effective(const struct campaign_row *r, int64_t no
 /* Count n gifts in a rate window of buckets. */
 void rate_add(uint32_t *buckets, int n, int64_t *epoch, int64_t now_epoch, uint32_t add);
 void campaigns_free(struct engine *e);
+
+/* ---- boards.c (callers hold e->lock) ---- */
+/* Count a published campaign in (delta 1) or out of (delta -1) the group
+ * (category, currency). Returns 0, or -ENOMEM (counting in only). */
+int boards_count(struct engine *e, const char *category, const char *currency, int delta);
+void boards_free(struct engine *e);
 
 /* ---- publish.c (writer thread) ---- */
 /* Queue c to be published at the end of the batch. */

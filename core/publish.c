@@ -39,6 +39,8 @@ static int render_campaign(struct buf *b, const struct campaign *c, int64_t now)
 	rc |= buf_json_string(b, r->slug);
 	rc |= buf_puts(b, ",\"name\":");
 	rc |= buf_json_string(b, r->name);
+	rc |= buf_puts(b, ",\"category\":");
+	rc |= r->category[0] ? buf_json_string(b, r->category) : buf_puts(b, "null");
 	rc |= buf_printf(
 	    b,
 	    ",\"currency\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
@@ -160,6 +162,13 @@ void publish_batch(struct engine *e)
 		char *old = f->json;
 
 		e->seq_sum += f->w.seq - f->pub.seq;
+		if (strcmp(f->pub.category, f->w.category)) {
+			boards_count(e, f->pub.category, f->pub.currency, -1);
+			if (boards_count(e, f->w.category, f->w.currency, 1))
+				log_msg(LOG_ERROR, "engine.category_lost",
+				        "campaign %s: out of memory: its category's boards miss it",
+				        f->w.slug);
+		}
 		f->pub = f->w;
 		f->json = fresh[i].json;
 		f->json_len = fresh[i].len;

@@ -536,6 +536,54 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 	return TALLY_OK;
 }
 
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+#define CATEGORY_MAX_TEXT STRINGIFY(TALLY_CATEGORY_MAX)
+
+const char *validate_category(const char *s, size_t len, char out[TALLY_CATEGORY_SIZE])
+{
+	out[0] = '\0';
+	while (len && isspace((unsigned char)*s))
+		s++, len--;
+	while (len && isspace((unsigned char)s[len - 1]))
+		len--;
+	if (util_utf8_len(s, len) < 0 || memchr(s, '\0', len))
+		return "must be valid UTF-8 without NUL characters";
+	if (util_has_control(s, len, 0))
+		return "must not contain control characters";
+	if (util_has_bidi_control(s, len))
+		return "must not contain bidirectional override or isolate characters "
+		       "(U+202A to U+202E, U+2066 to U+2069)";
+	if (util_utf8_len(s, len) > TALLY_CATEGORY_MAX || len >= TALLY_CATEGORY_SIZE)
+		return "must be at most " CATEGORY_MAX_TEXT " characters long";
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return NULL;
+}
+
+/* "category": a string (trimmed; "" clears) or null (clears). */
+static void take_category(json_t *root, struct campaign_spec *out, struct validate_error *err)
+{
+	json_t *v = json_object_get(root, "category");
+	const char *why;
+
+	if (!v)
+		return;
+	if (json_is_null(v)) {
+		out->has_category = 1;
+		return;
+	}
+	if (!json_is_string(v)) {
+		field_error(err, "category", "must be a string or null");
+		return;
+	}
+	why = validate_category(json_string_value(v), json_string_length(v), out->category);
+	if (why)
+		field_error(err, "category", why);
+	else
+		out->has_category = 1;
+}
+
 int validate_campaign(const char *body, size_t len, int create, struct campaign_spec *out,
                       struct validate_error *err)
 {
@@ -583,6 +631,7 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 	}
 	if (take_int(root, "goal_cents", 0, 0, TALLY_TOTAL_MAX, &out->goal_cents, err) == 1)
 		out->has_goal = 1;
+	take_category(root, out, err);
 	if (take_time(root, "starts_at", &out->starts_at, err) == 1)
 		out->has_starts = 1;
 	if (take_time(root, "ends_at", &out->ends_at, err) == 1)

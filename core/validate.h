@@ -57,6 +57,15 @@ int validate_token_name(const char *s, size_t len);
 /* 1 if s is an upper-case three-letter currency code. */
 int validate_currency(const char *s);
 
+/* A campaign's category, from s[0..len) (a request body's value, a query
+ * or a channel name): leading and trailing ASCII white space trimmed, then
+ * at most TALLY_CATEGORY_MAX code points of UTF-8 with no control, NUL or
+ * bidirectional control characters, copied into out. "" (or only white
+ * space) is no category. Categories compare byte for byte: "Arts" and
+ * "arts" are two. Returns NULL when valid, else the reason (static
+ * text). */
+const char *validate_category(const char *s, size_t len, char out[TALLY_CATEGORY_SIZE]);
+
 void validate_error_fini(struct validate_error *err);
 
 #endif

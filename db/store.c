@@ -78,11 +78,13 @@ static const char *const stmt_sql[ST_COUNT] = {
                          " WHERE id = ?1",
     [ST_RECENT_IDS] = "SELECT recent_ids FROM campaigns WHERE id = ?1",
     [ST_INSERT_CAMPAIGN] = "INSERT INTO campaigns (slug, name, currency, goal_cents, starts_at,"
-                           " ends_at, created_at, seq) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1)",
+                           " ends_at, created_at, seq, category)"
+                           " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 1, ?8)",
     [ST_UPDATE_CAMPAIGN] = "UPDATE campaigns SET name = coalesce(?2, name),"
                            " goal_cents = coalesce(?3, goal_cents),"
                            " starts_at = CASE WHEN ?4 THEN nullif(?5, 0) ELSE starts_at END,"
                            " ends_at = CASE WHEN ?6 THEN nullif(?7, 0) ELSE ends_at END,"
+                           " category = CASE WHEN ?8 THEN ?9 ELSE category END,"
                            " seq = seq + 1 WHERE id = ?1",
     [ST_SET_STATUS] = "UPDATE campaigns SET status = ?2, seq = seq + 1 WHERE id = ?1",
     [ST_TOUCH] = "UPDATE campaigns SET seq = seq + 1 WHERE id = ?1",
@@ -779,7 +781,7 @@ static int apply_campaign(struct db_store *ds, struct db_op *op)
 		if (bind_text(st, 1, c->slug) || bind_text(st, 2, c->name) ||
 		    bind_text(st, 3, c->currency) || sqlite3_bind_int64(st, 4, c->goal_cents) ||
 		    bind_opt_time(st, 5, c->starts_at) || bind_opt_time(st, 6, c->ends_at) ||
-		    sqlite3_bind_int64(st, 7, op->now_ms))
+		    sqlite3_bind_int64(st, 7, op->now_ms) || bind_text(st, 8, c->category))
 			return SQLITE_ERROR;
 	} else {
 		st = ds->st[ST_UPDATE_CAMPAIGN];
@@ -788,7 +790,8 @@ static int apply_campaign(struct db_store *ds, struct db_op *op)
 		    (c->has_goal && sqlite3_bind_int64(st, 3, c->goal_cents)) ||
 		    sqlite3_bind_int(st, 4, c->has_starts) ||
 		    sqlite3_bind_int64(st, 5, c->starts_at) ||
-		    sqlite3_bind_int(st, 6, c->has_ends) || sqlite3_bind_int64(st, 7, c->ends_at))
+		    sqlite3_bind_int(st, 6, c->has_ends) || sqlite3_bind_int64(st, 7, c->ends_at) ||
+		    sqlite3_bind_int(st, 8, c->has_category) || bind_text(st, 9, c->category))
 			return SQLITE_ERROR;
 	}
 	rc = step_reset(st);

@@ -399,26 +399,111 @@ static int h_campaign_get(struct server *s, struct http_pss *p)
 	return send_json(p, 200, etag);
 }
 
+/* ?category=C and ?currency=XXX of a board into q (buffers of the
+ * caller). Returns 0; 1 after answering 400 invalid_query; -1 when even
+ * that failed. */
+static int query_board(struct http_pss *p, char category[TALLY_CATEGORY_SIZE],
+                       char currency[TALLY_CURRENCY_SIZE], struct engine_board_query *q)
+{
+	char raw[TALLY_CATEGORY_SIZE + 1];
+	const char *why = NULL;
+	int len = http_query(p, "category", raw, sizeof(raw));
+
+	category[0] = currency[0] = '\0';
+	if (len >= (int)sizeof(raw))
+		why = "must be at most 64 characters long";
+	else if (len >= 0)
+		why = validate_category(raw, (size_t)len, category);
+	if (why)
+		return http_error(p, 400, "invalid_query", "category is not a valid category",
+		                  json_pack("{s:s}", "category", why), 0)
+		           ? -1
+		           : 1;
+	len = http_query(p, "currency", raw, sizeof(raw));
+	if (len >= 0 && (len != 3 || !validate_currency(raw)))
+		return http_error(p, 400, "invalid_query", "currency is not a currency code",
+		                  json_pack("{s:s}", "currency",
+		                            "must be a three-letter ISO 4217 code such as USD"),
+		                  0)
+		           ? -1
+		           : 1;
+	if (len == 3)
+		memcpy(currency, raw, 4);
+	q->category = category;
+	q->currency = currency;
+	return 0;
+}
+
+/* 400 currency_required: the board's body (read before the error's
+ * replaces it) lists the currencies. */
+static int currency_required(struct http_pss *p, const char *board, size_t len)
+{
+	json_t *v = json_loadb(board, len, 0, NULL), *list, *c;
+	struct buf msg = {0};
+	size_t i;
+	int rc;
+
+	list = json_object_get(v, "currencies");
+	buf_puts(&msg, "required: these campaigns use ");
+	json_array_foreach(list, i, c)
+	{
+		buf_printf(&msg, "%s%s", i ? ", " : "", json_string_value(c));
+	}
+	rc = http_error(p, 400, "currency_required",
+	                "the campaigns use more than one currency: choose one with ?currency=",
+	                json_pack("{s:s?,s:O?}", "currency", msg.p, "currencies", list), 0);
+	json_decref(v);
+	buf_fini(&msg);
+	return rc;
+}
+
 static int h_leaderboard(struct server *s, struct http_pss *p)
 {
-	enum engine_rank by = ENGINE_BY_TOTAL;
-	char v[32], etag[96];
+	struct engine_board_query q = {ENGINE_BY_TOTAL, 10, NULL, NULL};
+	char v[32], etag[128], category[TALLY_CATEGORY_SIZE], currency[TALLY_CURRENCY_SIZE];
 	uint64_t version;
-	int limit = 10, rc;
+	struct buf *b;
+	size_t at;
+	int rc, mixed;
 
 	if (http_query(p, "by", v, sizeof(v)) >= 0) {
 		if (!strcmp(v, "donors"))
-			by = ENGINE_BY_DONORS;
+			q.by = ENGINE_BY_DONORS;
 		else if (strcmp(v, "total"))
 			return http_error(p, 400, "invalid_query", "by must be total or donors",
 			                  json_pack("{s:s}", "by", "must be total or donors"), 0);
 	}
-	if ((rc = query_limit(p, 100, &limit)))
+	if ((rc = query_limit(p, 100, &q.limit)))
 		return rc < 0 ? -1 : 0;
-	if (engine_leaderboard_json(s->engine, by, limit, http_body(p), &version))
+	if ((rc = query_board(p, category, currency, &q)))
+		return rc < 0 ? -1 : 0;
+	b = http_body(p);
+	at = b->len;
+	rc = engine_board_json(s->engine, &q, b, &version, &mixed);
+	if (rc == TALLY_ENOCATEGORY)
+		return http_engine_error(p, rc);
+	if (rc)
 		return -1;
-	snprintf(etag, sizeof(etag), "\"%llx-b%llu-%d-%d\"", (unsigned long long)s->etag_epoch,
-	         (unsigned long long)version, (int)by, limit);
+	if (mixed)
+		return currency_required(p, b->p + at, b->len - at);
+	/* The category and currency asked for are part of the board's name. */
+	snprintf(etag, sizeof(etag), "\"%llx-b%llu-%d-%d-%llx-%s\"",
+	         (unsigned long long)s->etag_epoch, (unsigned long long)version, (int)q.by,
+	         q.limit, (unsigned long long)util_hash(category, strlen(category)), currency);
+	if (not_modified(p, etag))
+		return send_json(p, 304, etag);
+	return send_json(p, 200, etag);
+}
+
+static int h_categories(struct server *s, struct http_pss *p)
+{
+	char etag[96];
+	uint64_t version;
+
+	if (engine_categories_json(s->engine, http_body(p), &version))
+		return -1;
+	snprintf(etag, sizeof(etag), "\"%llx-k%llu\"", (unsigned long long)s->etag_epoch,
+	         (unsigned long long)version);
 	if (not_modified(p, etag))
 		return send_json(p, 304, etag);
 	return send_json(p, 200, etag);
@@ -778,6 +863,7 @@ const struct route api_routes[] = {
     {M_POST, "/api/v1/campaigns/*/donations", STAFF_PUBLIC, 1, 202, h_donate},
     {M_GET, "/api/v1/donations/*", STAFF_PUBLIC, 1, 200, h_donation_get},
     {M_GET, "/api/v1/leaderboard", STAFF_PUBLIC, 1, 200, h_leaderboard},
+    {M_GET, "/api/v1/categories", STAFF_PUBLIC, 1, 200, h_categories},
     {M_POST, "/api/v1/admin/campaigns", STAFF_ADMIN, 0, 201, h_admin_create},
     {M_PATCH, "/api/v1/admin/campaigns/*", STAFF_ADMIN, 0, 200, h_admin_update},
     {M_POST, "/api/v1/admin/campaigns/*/pause", STAFF_OPERATOR, 0, 200, h_admin_pause},

@@ -233,6 +233,7 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_ENOTOKEN, 404, "token_not_found", NULL},
 	    {TALLY_ETOKEN_EXISTS, 409, "token_exists", "name"},
 	    {TALLY_ESTARTUP, 409, "startup_token", NULL},
+	    {TALLY_ENOCATEGORY, 404, "category_not_found", "category"},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
