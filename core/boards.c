@@ -85,7 +85,7 @@ static int cmp_code(const void *a, const void *b)
 static long scope_currencies(struct engine *e, const char *category,
                              char (**out)[TALLY_CURRENCY_SIZE])
 {
-	char (*v)[TALLY_CURRENCY_SIZE];
+	char(*v)[TALLY_CURRENCY_SIZE];
 	size_t n = 0;
 
 	*out = NULL;
@@ -120,7 +120,7 @@ int engine_board_json(struct engine *e, const struct engine_board_query *q, stru
 {
 	const char *category = q->category && *q->category ? q->category : NULL;
 	const char *currency = q->currency && *q->currency ? q->currency : NULL;
-	char (*cur)[TALLY_CURRENCY_SIZE] = NULL;
+	char(*cur)[TALLY_CURRENCY_SIZE] = NULL;
 	int64_t now = util_now_ms();
 	long n_cur;
 	int rc = 0, shown = 0;
@@ -133,7 +133,7 @@ int engine_board_json(struct engine *e, const struct engine_board_query *q, stru
 		pthread_mutex_unlock(&e->lock);
 		return -ENOMEM;
 	}
-	if (category && n_cur == 0) {
+	if (category && n_cur == 0 && !q->empty_ok) {
 		pthread_mutex_unlock(&e->lock);
 		free(cur);
 		return TALLY_ENOCATEGORY;
@@ -141,8 +141,8 @@ int engine_board_json(struct engine *e, const struct engine_board_query *q, stru
 	if (!currency && n_cur == 1)
 		currency = cur[0];
 	*needs_currency = !currency && n_cur > 1;
-	rc |= buf_printf(out, "{\"by\":\"%s\",\"category\":",
-	                 q->by == ENGINE_BY_TOTAL ? "total" : "donors");
+	rc |= buf_printf(
+	    out, "{\"by\":\"%s\",\"category\":", q->by == ENGINE_BY_TOTAL ? "total" : "donors");
 	rc |= put_string_or_null(out, category);
 	rc |= buf_puts(out, ",\"currency\":");
 	rc |= put_string_or_null(out, currency);

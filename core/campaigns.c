@@ -312,7 +312,7 @@ int engine_campaign_list_json(struct engine *e, int64_t after, int limit, struct
 int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, struct buf *out,
                             uint64_t *version)
 {
-	struct engine_board_query q = {by, limit, NULL, NULL};
+	struct engine_board_query q = {by, limit, NULL, NULL, 0};
 	int mixed;
 
 	return engine_board_json(e, &q, out, version, &mixed);
@@ -394,8 +394,9 @@ int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 		rc |= n_sums ? buf_printf(out, ",\"currency\":\"%s\"", sums[0].currency)
 		             : buf_puts(out, ",\"currency\":null");
 	} else {
-		rc |= buf_puts(out, "{\"total_cents\":null,\"raised_cents\":null,"
-		                    "\"matched_cents\":null,\"bonus_cents\":null,\"currency\":null");
+		rc |=
+		    buf_puts(out, "{\"total_cents\":null,\"raised_cents\":null,"
+		                  "\"matched_cents\":null,\"bonus_cents\":null,\"currency\":null");
 	}
 	rc |= buf_puts(out, ",\"by_currency\":{");
 	for (size_t k = 0; k < n_sums; k++) {

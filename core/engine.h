@@ -338,6 +338,9 @@ struct engine_board_query {
 	int limit; /* entries at most */
 	const char *category;
 	const char *currency;
+	int empty_ok; /* a category no campaign has: a board with no entries,
+	               * not TALLY_ENOCATEGORY (a live channel whose
+	               * category emptied) */
 };
 
 /* Append {"by","category" (null for all),"currency" (null when not

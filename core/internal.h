@@ -102,9 +102,9 @@ struct engine {
 	struct campaign **ranked[2]; /* by total, by donors; best first */
 	struct board_group *groups;  /* (category, currency) pairs: boards.c */
 	size_t n_groups, cap_groups;
-	uint64_t version;            /* bumps on any published change */
-	uint64_t seq_sum;            /* sum of every published seq: stored, so
-	                              * it only grows, across restarts too */
+	uint64_t version; /* bumps on any published change */
+	uint64_t seq_sum; /* sum of every published seq: stored, so
+	                   * it only grows, across restarts too */
 	int64_t donations_total;
 	uint32_t rate[10]; /* succeeded gifts per 1 s bucket */
 	int64_t rate_epoch;

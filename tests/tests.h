@@ -29,6 +29,7 @@ Suite *engine_suite(void);
 Suite *console_suite(void);
 Suite *http_suite(void);
 Suite *live_suite(void);
+Suite *boards_suite(void);
 Suite *restart_suite(void);
 Suite *e2e_suite(void);
 Suite *jobs_suite(void);

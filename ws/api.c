@@ -459,7 +459,7 @@ static int currency_required(struct http_pss *p, const char *board, size_t len)
 
 static int h_leaderboard(struct server *s, struct http_pss *p)
 {
-	struct engine_board_query q = {ENGINE_BY_TOTAL, 10, NULL, NULL};
+	struct engine_board_query q = {ENGINE_BY_TOTAL, 10, NULL, NULL, 0};
 	char v[32], etag[128], category[TALLY_CATEGORY_SIZE], currency[TALLY_CURRENCY_SIZE];
 	uint64_t version;
 	struct buf *b;
@@ -488,8 +488,8 @@ static int h_leaderboard(struct server *s, struct http_pss *p)
 		return currency_required(p, b->p + at, b->len - at);
 	/* The category and currency asked for are part of the board's name. */
 	snprintf(etag, sizeof(etag), "\"%llx-b%llu-%d-%d-%llx-%s\"",
-	         (unsigned long long)s->etag_epoch, (unsigned long long)version, (int)q.by,
-	         q.limit, (unsigned long long)util_hash(category, strlen(category)), currency);
+	         (unsigned long long)s->etag_epoch, (unsigned long long)version, (int)q.by, q.limit,
+	         (unsigned long long)util_hash(category, strlen(category)), currency);
 	if (not_modified(p, etag))
 		return send_json(p, 304, etag);
 	return send_json(p, 200, etag);

@@ -88,7 +88,30 @@ static void on_published(void *ctx)
 	b.len = 0;
 	if (live_watched(s->live, LIVE_DAY_ID) && engine_day_json(s->engine, &b, &seq) == 0)
 		post_state(s, LIVE_DAY_ID, &b, seq);
+	/* The boards of a category or currency someone watches: each is
+	 * sent after every batch (one walk of the ranking at most each, at
+	 * most LIVE_BOARDS_MAX of them); the loop drops a state that did not
+	 * change. */
+	{
+		struct live_board_key keys[LIVE_BOARDS_MAX];
+		size_t n = live_boards_watched(s->live, keys);
+
+		for (size_t k = 0; k < n; k++) {
+			b.len = 0;
+			if (live_board_json(s->engine, &keys[k], &b, &seq) == 0)
+				post_state(s, keys[k].id, &b, seq);
+		}
+	}
 	buf_fini(&b);
+}
+
+int live_board_json(struct engine *e, const struct live_board_key *key, struct buf *out,
+                    uint64_t *seq)
+{
+	struct engine_board_query q = {ENGINE_BY_TOTAL, 10, key->category, key->currency, 1};
+	int mixed;
+
+	return engine_board_json(e, &q, out, seq, &mixed);
 }
 
 struct engine_listener feed_listener(struct server *s)

@@ -90,6 +90,19 @@ enum xmsg_kind {
 /* Channel ids besides campaign ids (> 0). */
 #define LIVE_BOARD_ID (-1) /* "leaderboard" */
 #define LIVE_DAY_ID (-2)   /* "day" */
+/* Leaderboards of a category or currency: ids from here down, one per
+ * board made (ws/live.c), at most LIVE_BOARDS_MAX at once. */
+#define LIVE_BOARDS_ID0 (-1000)
+#define LIVE_BOARDS_MAX 32
+
+/* Which campaigns a live leaderboard covers ("" for any category, or for
+ * the one currency they use), its channel's id, and how many watch it. */
+struct live_board_key {
+	char category[TALLY_CATEGORY_SIZE];
+	char currency[TALLY_CURRENCY_SIZE];
+	int64_t id; /* 0: none */
+	size_t watchers;
+};
 
 struct xmsg {
 	struct xmsg *next;
@@ -245,6 +258,16 @@ int live_post(struct live *l, struct xmsg *m);
 /* 1 when somebody watches channel id now (any thread); the messages of an
  * unwatched channel are skipped. */
 int live_watched(struct live *l, int64_t id);
+
+/* Copy the keys of the boards someone watches into out (room for
+ * LIVE_BOARDS_MAX); returns how many. Any thread (the writer's feed). */
+size_t live_boards_watched(struct live *l, struct live_board_key *out);
+
+/* A board's state, as its channel shows it: the top 10 by total
+ * (engine_board_json; no entries, currency null and the currencies listed
+ * when the campaigns use several and key names none). ws/feed.c. */
+int live_board_json(struct engine *e, const struct live_board_key *key, struct buf *out,
+                    uint64_t *seq);
 /* Open /live websockets now (any thread). */
 int64_t live_viewers(struct live *l);
 /* 1 when the live loop takes no more viewers (any thread). */

@@ -71,6 +71,7 @@
 #define ADDR_SLOTS 16384        /* addresses connected at once that are counted */
 #define CLOSE_GRACE_MS 2000     /* a close frame not sent by then: dropped */
 #define CONSOLE_MS 250          /* a staff console's state at most this often */
+#define LIVE_NAME_MAX 640       /* a channel's name, escaped for JSON */
 
 enum close_code {
 	CLOSE_NO_PONG = 4001,    /* silent past the timeout */
@@ -88,8 +89,9 @@ struct live_pss;
 struct channel {
 	uv_timer_t timer; /* coalescing */
 	struct live *l;
-	int64_t id; /* campaign id, LIVE_BOARD_ID or LIVE_DAY_ID */
-	char name[80];
+	int64_t id; /* campaign id, LIVE_BOARD_ID, LIVE_DAY_ID, or a board's
+	             * (<= LIVE_BOARDS_ID0) */
+	char *name; /* as frames show it: escaped for a JSON string */
 	struct live_pss **subs;
 	size_t n_subs, cap_subs;
 	struct buf state;     /* the latest full state sent to the channel */
@@ -167,8 +169,20 @@ struct live {
 	struct channel **by_id; /* campaign channels, index = id */
 	size_t cap;
 	struct channel *board, *day;
-	struct live_pss *all; /* every viewer */
-	struct buf tx;        /* LWS_PRE room, then the frames of one write */
+	/* Leaderboards of one category and/or currency, made on subscribe
+	 * for boards some campaign has (engine_board_exists), at most
+	 * LIVE_BOARDS_MAX at once: a slot whose channel nobody watches is
+	 * taken for a new one. The channels are the loop's; their keys are
+	 * read by the writer (live_boards_watched) under boards_lock, which
+	 * guards key[] and nothing else (a leaf). Each new board gets a new
+	 * id, so a state sent for a board that has since left its slot never
+	 * reaches the slot's new channel. */
+	struct channel *boards[LIVE_BOARDS_MAX];
+	pthread_mutex_t boards_lock;
+	struct live_board_key key[LIVE_BOARDS_MAX]; /* id 0: slot unused */
+	int64_t next_board_id;                      /* loop thread */
+	struct live_pss *all;                       /* every viewer */
+	struct buf tx;                              /* LWS_PRE room, then the frames of one write */
 	struct addrcount *addrs;
 	/* TLS: each connection's client address by descriptor, as the
 	 * hand-over said (the socket is one end of a pair); NULL in plain
@@ -178,9 +192,9 @@ struct live {
 	atomic_llong viewers;       /* open websockets (any thread reads) */
 	atomic_llong subscriptions; /* any thread reads */
 	atomic_ullong frames, thinned, dropped_slow, dropped_ping, refused_address, too_big;
-	atomic_uint watch[LIVE_WATCH_SLOTS]; /* subscribers per campaign slot;
-	                                      * [0] board and day: every campaign */
-	atomic_uint watch_board, watch_day;
+	atomic_uint watch[LIVE_WATCH_SLOTS];              /* subscribers per campaign slot;
+	                                                   * [0] board and day: every campaign */
+	atomic_uint watch_board, watch_day, watch_boards; /* watch_boards: of all boards[] */
 	int stopping;
 	/* Degrading under load (loop thread): the coalescing interval is
 	 * multiplied and the donation events divided by `slow` (ws/pacer.c);
@@ -199,6 +213,7 @@ struct live {
 
 static const struct lws_protocols live_protocols[];
 static void push(struct live *l, struct live_pss *p);
+static void set_error(struct live_pss *p, const char *code, const char *msg);
 
 static int64_t now_ms(void)
 {
@@ -213,6 +228,8 @@ static atomic_uint *watch_of(struct live *l, int64_t id)
 		return &l->watch_board;
 	if (id == LIVE_DAY_ID)
 		return &l->watch_day;
+	if (id <= LIVE_BOARDS_ID0)
+		return &l->watch_boards;
 	return &l->watch[(uint64_t)id % LIVE_WATCH_SLOTS];
 }
 
@@ -263,6 +280,7 @@ static void channel_free_cb(uv_handle_t *h)
 	buf_fini(&ch->state);
 	buf_fini(&ch->update);
 	free(ch->subs);
+	free(ch->name);
 	free(ch);
 }
 
@@ -282,10 +300,11 @@ static struct channel *channel_alloc(struct live *l, int64_t id, const char *nam
 		return NULL;
 	ch->l = l;
 	ch->id = id;
-	snprintf(ch->name, sizeof(ch->name), "%s", name);
+	ch->name = strdup(name);
 	ch->wall_ms = calloc((size_t)l->cfg.wall_per_s, sizeof(*ch->wall_ms));
-	if (!ch->wall_ms || uv_timer_init(l->uv, &ch->timer)) {
+	if (!ch->name || !ch->wall_ms || uv_timer_init(l->uv, &ch->timer)) {
 		free(ch->wall_ms);
+		free(ch->name);
 		free(ch);
 		return NULL;
 	}
@@ -299,7 +318,113 @@ static struct channel *channel_get(struct live *l, int64_t id)
 		return l->board;
 	if (id == LIVE_DAY_ID)
 		return l->day;
+	if (id <= LIVE_BOARDS_ID0) {
+		for (int k = 0; k < LIVE_BOARDS_MAX; k++)
+			if (l->boards[k] && l->boards[k]->id == id)
+				return l->boards[k];
+		return NULL;
+	}
 	return id > 0 && (size_t)id < l->cap ? l->by_id[id] : NULL;
+}
+
+/* ---- boards of a category or currency (loop thread; see struct live) ---- */
+
+/* The board's channel name, escaped for JSON, into a malloc'd string. */
+static char *board_name(const char *category, const char *currency)
+{
+	struct buf b = {0};
+	int rc = buf_puts(&b, "leaderboard");
+
+	if (currency[0])
+		rc |= buf_printf(&b, ":currency:%s", currency);
+	if (category[0]) {
+		size_t at;
+
+		rc |= buf_puts(&b, ":category:");
+		at = b.len;
+		rc |= buf_json_string(&b, category);
+		if (!rc) { /* the string without its quotes */
+			memmove(b.p + at, b.p + at + 1, b.len - at - 2);
+			b.len -= 2;
+			b.p[b.len] = '\0';
+		}
+	}
+	if (rc || b.len >= LIVE_NAME_MAX) {
+		buf_fini(&b);
+		return NULL;
+	}
+	return b.p;
+}
+
+static int board_slot(struct live *l, const char *category, const char *currency)
+{
+	for (int k = 0; k < LIVE_BOARDS_MAX; k++)
+		if (l->boards[k] && !strcmp(l->key[k].category, category) &&
+		    !strcmp(l->key[k].currency, currency))
+			return k;
+	return -1;
+}
+
+/* The board's channel, made when create (NULL with an error set when it
+ * cannot be: every slot watched, or no memory). */
+static struct channel *board_channel(struct live *l, struct live_pss *p, const char *category,
+                                     const char *currency, int create)
+{
+	int k = board_slot(l, category, currency);
+	char *name;
+
+	if (k >= 0 || !create)
+		return k >= 0 ? l->boards[k] : NULL;
+	for (k = 0; k < LIVE_BOARDS_MAX && l->boards[k] && l->boards[k]->n_subs; k++)
+		;
+	if (k == LIVE_BOARDS_MAX) {
+		set_error(p, "too_many_channels", "too many leaderboard channels are watched");
+		return NULL;
+	}
+	name = board_name(category, currency);
+	if (name) {
+		struct channel *ch = channel_alloc(l, l->next_board_id, name);
+
+		free(name);
+		if (ch) {
+			channel_close(l->boards[k]);
+			l->boards[k] = ch;
+			pthread_mutex_lock(&l->boards_lock);
+			memset(&l->key[k], 0, sizeof(l->key[k]));
+			memcpy(l->key[k].category, category, strlen(category) + 1);
+			memcpy(l->key[k].currency, currency, strlen(currency) + 1);
+			l->key[k].id = l->next_board_id--;
+			pthread_mutex_unlock(&l->boards_lock);
+			return ch;
+		}
+	}
+	set_error(p, "internal", "out of memory");
+	return NULL;
+}
+
+/* A board's subscribers changed: the writer reads only watched keys. */
+static void board_watchers(struct live *l, const struct channel *ch)
+{
+	for (int k = 0; k < LIVE_BOARDS_MAX; k++)
+		if (l->boards[k] == ch) {
+			pthread_mutex_lock(&l->boards_lock);
+			l->key[k].watchers = ch->n_subs;
+			pthread_mutex_unlock(&l->boards_lock);
+		}
+}
+
+size_t live_boards_watched(struct live *l, struct live_board_key *out)
+{
+	size_t n = 0;
+
+	if (!l || !atomic_load(&l->watch_boards))
+		return 0;
+	pthread_mutex_lock(&l->boards_lock);
+	for (int k = 0; k < LIVE_BOARDS_MAX; k++)
+		if (l->key[k].id && l->key[k].watchers)
+			out[n++] = l->key[k];
+	pthread_mutex_unlock(&l->boards_lock);
+	return n;
 }
 
 static struct channel *channel_make(struct live *l, int64_t id, const char *slug)
@@ -475,6 +600,10 @@ static void take_state(struct channel *ch, const char *data, size_t len, uint64_
 {
 	if (seq <= ch->state_seq && ch->state.len)
 		return;
+	/* A board of a category or currency is sent after every batch; most
+	 * batches leave it as it was, and its viewers need no new frame. */
+	if (ch->id <= LIVE_BOARDS_ID0 && ch->state.len == len && !memcmp(ch->state.p, data, len))
+		return;
 	ch->state.len = 0;
 	if (buf_append(&ch->state, data, len))
 		return;
@@ -573,6 +702,8 @@ static void unsubscribe(struct live *l, struct live_pss *p, int idx)
 	atomic_fetch_sub(watch_of(l, ch->id), 1);
 	atomic_fetch_sub(&l->subscriptions, 1);
 	p->subs[idx] = p->subs[--p->n_subs];
+	if (ch->id <= LIVE_BOARDS_ID0)
+		board_watchers(l, ch);
 }
 
 static void set_error(struct live_pss *p, const char *code, const char *msg)
@@ -600,6 +731,18 @@ static int find_sub(struct live_pss *p, const struct channel *ch)
 	return -1;
 }
 
+/* A board's state, as feed.c renders it. */
+static int board_state(struct live *l, const struct channel *ch, struct buf *b, uint64_t *seq)
+{
+	for (int k = 0; k < LIVE_BOARDS_MAX; k++)
+		if (l->boards[k] == ch) {
+			const struct live_board_key *key = &l->key[k]; /* the loop writes it */
+
+			return live_board_json(l->s->engine, key, b, seq);
+		}
+	return TALLY_ENOCATEGORY;
+}
+
 /* Read a channel's state from the engine (a channel nobody watched had no
  * messages). Returns 0 or an error. */
 static int fetch_state(struct live *l, struct channel *ch)
@@ -610,6 +753,8 @@ static int fetch_state(struct live *l, struct channel *ch)
 
 	if (ch->id == LIVE_BOARD_ID)
 		rc = engine_leaderboard_json(l->s->engine, ENGINE_BY_TOTAL, 10, &b, &seq);
+	else if (ch->id <= LIVE_BOARDS_ID0)
+		rc = board_state(l, ch, &b, &seq);
 	else if (ch->id == LIVE_DAY_ID)
 		rc = engine_day_json(l->s->engine, &b, &seq);
 	else
@@ -648,6 +793,8 @@ static void subscribe(struct live *l, struct live_pss *p, struct channel *ch,
 		ch->subs[ch->n_subs++] = p;
 		/* Watched before the state is read: no change can slip
 		 * between the read and the first message (feed.c). */
+		if (ch->id <= LIVE_BOARDS_ID0)
+			board_watchers(l, ch);
 		atomic_fetch_add(watch_of(l, ch->id), 1);
 		atomic_fetch_add(&l->subscriptions, 1);
 		idx = p->n_subs++;
@@ -655,7 +802,10 @@ static void subscribe(struct live *l, struct live_pss *p, struct channel *ch,
 	}
 	sub = &p->subs[idx];
 	if (fetch_state(l, ch)) {
-		set_error(p, "campaign_not_found", "no campaign has this slug");
+		if (ch->id <= LIVE_BOARDS_ID0)
+			set_error(p, "category_not_found", "no campaign has this category");
+		else
+			set_error(p, "campaign_not_found", "no campaign has this slug");
 		unsubscribe(l, p, idx);
 		return;
 	}
@@ -683,6 +833,25 @@ static struct channel *lookup_channel(struct live *l, struct live_pss *p, const 
 		return l->board;
 	if (m->channel == LIVE_MSG_DAY)
 		return l->day;
+	if (m->channel == LIVE_MSG_BOARD_OF) {
+		/* Made only for a board some campaign has: bounded by them. */
+		if (create) {
+			int rc =
+			    engine_board_exists(l->s->engine, m->category[0] ? m->category : NULL,
+			                        m->currency[0] ? m->currency : NULL);
+
+			if (rc == TALLY_ENOCATEGORY) {
+				set_error(p, "category_not_found", "no campaign has this category");
+				return NULL;
+			}
+			if (rc) {
+				set_error(p, "currency_not_found",
+				          "no campaign (of this category) uses this currency");
+				return NULL;
+			}
+		}
+		return board_channel(l, p, m->category, m->currency, create);
+	}
 	id = engine_campaign_id(l->s->engine, m->slug, strlen(m->slug));
 	if (id < 0) {
 		set_error(p, "campaign_not_found", "no campaign has this slug");
@@ -828,7 +997,7 @@ static int gather(struct live *l, struct live_pss *p)
 		struct channel *ch = sub->ch;
 
 		if (sub->need_snapshot) {
-			char head[160];
+			char head[LIVE_NAME_MAX + 80];
 
 			if (!ch->pub_seq)
 				continue; /* nothing to show yet */
@@ -1396,8 +1565,10 @@ static void resync(struct live *l)
 {
 	struct channel *extra[2] = {l->board, l->day};
 
-	for (size_t i = 0; i < l->cap + 2; i++) {
-		struct channel *ch = i < l->cap ? l->by_id[i] : extra[i - l->cap];
+	for (size_t i = 0; i < l->cap + 2 + LIVE_BOARDS_MAX; i++) {
+		struct channel *ch = i < l->cap       ? l->by_id[i]
+		                     : i < l->cap + 2 ? extra[i - l->cap]
+		                                      : l->boards[i - l->cap - 2];
 
 		if (ch && ch->n_subs && fetch_state(l, ch) == 0 && ch->state_seq > ch->pub_seq)
 			schedule_flush(ch);
@@ -1489,6 +1660,10 @@ static void on_stop(void *user)
 		channel_close(l->by_id[i]);
 	channel_close(l->board);
 	channel_close(l->day);
+	for (int k = 0; k < LIVE_BOARDS_MAX; k++) {
+		channel_close(l->boards[k]);
+		l->boards[k] = NULL;
+	}
 	l->cap = 0;
 	l->board = l->day = NULL;
 }
@@ -1510,6 +1685,7 @@ int live_new(struct server *s, unsigned fd_limit, struct live **out, char *err, 
 		return -ENOMEM;
 	l->s = s;
 	l->slow = 1;
+	pthread_mutex_init(&l->boards_lock, NULL);
 	pacer_init(&l->pacer, LIVE_BEHIND, INTAKE_BEHIND);
 	atomic_store(&l->slow_now, 1);
 	l->cfg.coalesce_ms = positive(c->coalesce_ms, 100);
@@ -1552,6 +1728,7 @@ int live_new(struct server *s, unsigned fd_limit, struct live **out, char *err, 
 		return rc;
 	}
 	l->uv = uvloop_uv(l->loop);
+	l->next_board_id = LIVE_BOARDS_ID0;
 	l->board = channel_alloc(l, LIVE_BOARD_ID, "leaderboard");
 	l->day = channel_alloc(l, LIVE_DAY_ID, "day");
 	if (!l->board || !l->day || addrcount_new(ADDR_SLOTS, &l->addrs)) {
@@ -1582,5 +1759,6 @@ void live_free(struct live *l)
 	free(l->peers);
 	buf_fini(&l->tx);
 	addrcount_free(l->addrs);
+	pthread_mutex_destroy(&l->boards_lock);
 	free(l);
 }

@@ -14,6 +14,42 @@ static int refuse(struct live_msg *out, const char *code, const char *message)
 	return -EINVAL;
 }
 
+/* leaderboard:category:C, leaderboard:currency:XXX[:category:C] (rest:
+ * what follows "leaderboard:"). */
+static int parse_board(const char *rest, struct live_msg *out)
+{
+	const char *category = NULL;
+
+	if (!strncmp(rest, "currency:", 9)) {
+		const char *code = rest + 9;
+
+		if (strlen(code) < 3 || (code[3] && strncmp(code + 3, ":category:", 10)))
+			return refuse(out, "channel_not_found",
+			              "leaderboard channels are leaderboard:category:C, "
+			              "leaderboard:currency:XXX and "
+			              "leaderboard:currency:XXX:category:C");
+		memcpy(out->currency, code, 3);
+		out->currency[3] = '\0';
+		if (!validate_currency(out->currency))
+			return refuse(out, "currency_not_found",
+			              "a currency is three capital letters such as USD");
+		if (code[3])
+			category = code + 13;
+	} else if (!strncmp(rest, "category:", 9)) {
+		category = rest + 9;
+	} else {
+		return refuse(out, "channel_not_found",
+		              "leaderboard channels are leaderboard:category:C, "
+		              "leaderboard:currency:XXX and leaderboard:currency:XXX:category:C");
+	}
+	/* As stored: valid, trimmed already, not empty. */
+	if (category && (validate_category(category, strlen(category), out->category) ||
+	                 !out->category[0] || strcmp(out->category, category)))
+		return refuse(out, "category_not_found", "no campaign has this category");
+	out->channel = LIVE_MSG_BOARD_OF;
+	return 0;
+}
+
 static int parse_channel(const char *name, struct live_msg *out)
 {
 	const char *slug;
@@ -22,13 +58,16 @@ static int parse_channel(const char *name, struct live_msg *out)
 		out->channel = LIVE_MSG_BOARD;
 		return 0;
 	}
+	if (!strncmp(name, "leaderboard:", 12))
+		return parse_board(name + 12, out);
 	if (!strcmp(name, "day")) {
 		out->channel = LIVE_MSG_DAY;
 		return 0;
 	}
 	if (strncmp(name, "campaign:", 9))
 		return refuse(out, "channel_not_found",
-		              "channels are campaign:SLUG, leaderboard and day");
+		              "channels are campaign:SLUG, leaderboard, leaderboard:category:C, "
+		              "leaderboard:currency:XXX[:category:C] and day");
 	slug = name + 9;
 	if (!validate_slug(slug, strlen(slug)))
 		return refuse(out, "campaign_not_found", "no campaign has this slug");
