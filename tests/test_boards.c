@@ -32,15 +32,15 @@ static void stop(void)
 
 /* POST a campaign; category_json is the JSON value of "category" (NULL:
  * none given). Returns the status; the body in *out when out. */
-static int create(const char *slug, const char *currency, const char *category_json,
-                  json_t **out)
+static int create(const char *slug, const char *currency, const char *category_json, json_t **out)
 {
 	char body[1024];
 	struct itest_resp r;
 	int status;
 
-	snprintf(body, sizeof(body), "{\"slug\":\"%s\",\"name\":\"Campaign %s\",\"currency\":\"%s\"%s%s}",
-	         slug, slug, currency, category_json ? ",\"category\":" : "",
+	snprintf(body, sizeof(body),
+	         "{\"slug\":\"%s\",\"name\":\"Campaign %s\",\"currency\":\"%s\"%s%s}", slug, slug,
+	         currency, category_json ? ",\"category\":" : "",
 	         category_json ? category_json : "");
 	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns", body, 1, &r), 0);
 	status = r.status;
@@ -57,7 +57,8 @@ static int patch(const char *slug, const char *body, json_t **out)
 	int status;
 
 	snprintf(path, sizeof(path), "/api/v1/admin/campaigns/%s", slug);
-	ck_assert_int_eq(itest_http(srv.port, "PATCH", path, admin_json, body, strlen(body), &r), 0);
+	ck_assert_int_eq(itest_http(srv.port, "PATCH", path, admin_json, body, strlen(body), &r),
+	                 0);
 	status = r.status;
 	if (out)
 		*out = itest_json_body(&r);
@@ -153,8 +154,8 @@ START_TEST(category_set_changed_cleared_and_kept)
 	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM campaigns WHERE category = "
 	                                       "'Zoo \xc3\xa9t\xc3\xa9'"),
 	                 1);
-	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM campaigns WHERE category = ''"),
-	                 1);
+	ck_assert_int_eq(
+	    itest_sql_int(srv.db, "SELECT count(*) FROM campaigns WHERE category = ''"), 1);
 
 	/* A restart reads the categories back, boards and all. */
 	ck_assert_int_eq(itest_signal(&srv, SIGTERM), 0);
@@ -172,8 +173,15 @@ START_TEST(bad_categories_are_refused_and_nothing_written)
 {
 	char long_ok[64 * 2 + 3], too_long[65 * 2 + 3];
 	static const char *const bad[] = {
-	    "5", "true", "{}", "[\"Arts\"]", "\"a\\u0007b\"", "\"tab\\there\"", "\"a\\u202eb\"",
-	    "\"line\\nbreak\"", "\"c1\\u0085\"",
+	    "5",
+	    "true",
+	    "{}",
+	    "[\"Arts\"]",
+	    "\"a\\u0007b\"",
+	    "\"tab\\there\"",
+	    "\"a\\u202eb\"",
+	    "\"line\\nbreak\"",
+	    "\"c1\\u0085\"",
 	};
 	json_t *j;
 
@@ -236,7 +244,7 @@ static const char *slugs_of(json_t *board)
 static void seed_usd(void)
 {
 	static const char *const cats[][2] = {
-	    {"a1", "\"Arts\""}, {"a2", "\"Arts\""}, {"a3", "\"Arts\""},
+	    {"a1", "\"Arts\""},    {"a2", "\"Arts\""}, {"a3", "\"Arts\""},
 	    {"b1", "\"Animals\""}, {"n1", NULL},
 	};
 
@@ -305,29 +313,26 @@ START_TEST(etag_names_the_category)
 	char etag[128], hdr[256];
 
 	seed_usd();
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?category=Arts", NULL,
-	                            NULL, 0, &r),
-	                 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/leaderboard?category=Arts", NULL, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	ck_assert_ptr_nonnull(itest_header(&r, "etag", etag, sizeof(etag)));
 	itest_resp_fini(&r);
 	snprintf(hdr, sizeof(hdr), "If-None-Match: %s\r\n", etag);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?category=Arts", hdr,
-	                            NULL, 0, &r),
-	                 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/leaderboard?category=Arts", hdr, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 304);
 	itest_resp_fini(&r);
 	/* Another category's board is another body. */
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?category=Animals", hdr,
-	                            NULL, 0, &r),
-	                 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/leaderboard?category=Animals", hdr, NULL, 0, &r),
+	    0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
 	/* A category change is a new version. */
 	ck_assert_int_eq(patch("a1", "{\"category\":\"Animals\"}", NULL), 200);
-	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/leaderboard?category=Arts", hdr,
-	                            NULL, 0, &r),
-	                 0);
+	ck_assert_int_eq(
+	    itest_http(srv.port, "GET", "/api/v1/leaderboard?category=Arts", hdr, NULL, 0, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
 }
@@ -456,11 +461,11 @@ START_TEST(live_category_board_snapshot_and_update)
 	j = wait_json(fd, "\"total_cents\":21000");
 	ck_assert_str_eq(str(j, "type"), "update");
 	ck_assert_str_eq(slugs_of(json_object_get(j, "data")), "a1 a3 a2");
-	ck_assert_int_eq(itest_json_int(json_array_get(json_object_get(json_object_get(j, "data"),
-	                                                               "entries"),
-	                                               0),
-	                                "total_cents"),
-	                 21000);
+	ck_assert_int_eq(
+	    itest_json_int(
+	        json_array_get(json_object_get(json_object_get(j, "data"), "entries"), 0),
+	        "total_cents"),
+	    21000);
 	json_decref(j);
 	close(fd);
 
@@ -483,12 +488,12 @@ START_TEST(live_category_board_snapshot_and_update)
 	j = wait_json(fd, "\"channel\":\"day\"");
 	d = json_object_get(j, "data");
 	ck_assert(json_is_null(json_object_get(d, "total_cents")));
-	ck_assert_int_eq(
-	    itest_json_int(json_object_get(json_object_get(d, "by_currency"), "USD"), "total_cents"),
-	    102500);
-	ck_assert_int_eq(
-	    itest_json_int(json_object_get(json_object_get(d, "by_currency"), "EUR"), "total_cents"),
-	    0);
+	ck_assert_int_eq(itest_json_int(json_object_get(json_object_get(d, "by_currency"), "USD"),
+	                                "total_cents"),
+	                 102500);
+	ck_assert_int_eq(itest_json_int(json_object_get(json_object_get(d, "by_currency"), "EUR"),
+	                                "total_cents"),
+	                 0);
 	json_decref(j);
 	close(fd);
 }
@@ -550,8 +555,8 @@ START_TEST(live_bad_board_names)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		sub(fd, bad[i].channel);
 		j = wait_json(fd, "\"type\":\"error\"");
-		ck_assert_msg(!strcmp(str(j, "code"), bad[i].code), "%s: %s, not %s", bad[i].channel,
-		              str(j, "code"), bad[i].code);
+		ck_assert_msg(!strcmp(str(j, "code"), bad[i].code), "%s: %s, not %s",
+		              bad[i].channel, str(j, "code"), bad[i].code);
 		json_decref(j);
 	}
 	/* Still serving after the errors. */
@@ -598,7 +603,8 @@ START_TEST(live_boards_are_bounded)
 		{
 			char msg[128];
 
-			snprintf(msg, sizeof(msg), "{\"op\":\"unsubscribe\",\"channel\":\"%s\"}", cat);
+			snprintf(msg, sizeof(msg), "{\"op\":\"unsubscribe\",\"channel\":\"%s\"}",
+			         cat);
 			ck_assert_int_eq(itest_ws_send(fds[1], msg), 0);
 		}
 	}
@@ -606,7 +612,8 @@ START_TEST(live_boards_are_bounded)
 	json_decref(wait_json(fds[1], "\"channel\":\"campaign:c1\""));
 	snprintf(cat, sizeof(cat), "leaderboard:category:Cat %d", BOARDS);
 	sub(fds[BOARDS / PER], cat);
-	j = wait_json(fds[BOARDS / PER], "\"type\":\"snapshot\",\"channel\":\"leaderboard:category");
+	j = wait_json(fds[BOARDS / PER],
+	              "\"type\":\"snapshot\",\"channel\":\"leaderboard:category");
 	ck_assert_str_eq(str(j, "channel"), "leaderboard:category:Cat 32");
 	json_decref(j);
 	for (int v = 0; v <= BOARDS / PER; v++)

@@ -833,7 +833,8 @@ START_TEST(mirror_applies_hello_and_states)
 	ck_assert_int_eq(mirror_apply_str(mi,
 	                                  EMPTY_STATE_HEAD
 	                                  "\"campaigns\":[{\"slug\":\"a\",\"name\":\"A\","
-	                                  "\"currency\":\"USD\",\"status\":\"active\","
+	                                  "\"currency\":\"USD\",\"category\":\"Arts\","
+	                                  "\"status\":\"active\","
 	                                  "\"goal_cents\":100,\"total_cents\":50,"
 	                                  "\"pending_cents\":1,\"donor_count\":2,"
 	                                  "\"donation_count\":3,\"per_min\":1.5},"
@@ -879,6 +880,8 @@ START_TEST(mirror_applies_hello_and_states)
 	ck_assert_str_eq(m.campaigns[0].slug, "a");
 	ck_assert_int_eq(m.campaigns[0].total_cents, 50);
 	ck_assert_int_eq(m.campaigns[0].goal_cents, 100);
+	ck_assert_str_eq(m.campaigns[0].category, "Arts");
+	ck_assert_str_eq(m.campaigns[1].category, "");
 	ck_assert_str_eq(m.campaigns[1].status, "active");
 	ck_assert_int_eq(m.campaigns[1].total_cents, 70);
 	ck_assert_str_eq(m.campaigns[2].name, "C");

@@ -108,6 +108,18 @@ START_TEST(hello_then_states_with_what_changed)
 
 	itest_start_with_food(&s);
 	ck_assert_int_eq(itest_create_campaign(s.port, "books", "EUR", 5000), 201);
+	{
+		const char *patch = "{\"category\":\"Reading\"}";
+		struct itest_resp r;
+
+		ck_assert_int_eq(itest_http(s.port, "PATCH", "/api/v1/admin/campaigns/books",
+		                            "Content-Type: application/json\r\n"
+		                            "Authorization: Bearer " ITEST_TOKEN "\r\n",
+		                            patch, strlen(patch), &r),
+		                 0);
+		ck_assert_int_eq(r.status, 200);
+		itest_resp_fini(&r);
+	}
 	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
 	ck_assert_int_eq(status, 101);
 	ck_assert_ptr_nonnull(strstr(head, "Sec-WebSocket-Protocol: tally.console.v1"));
@@ -123,6 +135,10 @@ START_TEST(hello_then_states_with_what_changed)
 	ck_assert_int_eq(json_integer_value(json_object_get(m, "n_campaigns")), 2);
 	ck_assert_ptr_nonnull(campaign_in(m, "food"));
 	ck_assert_ptr_nonnull(campaign_in(m, "books"));
+	ck_assert_str_eq(json_string_value(json_object_get(campaign_in(m, "books"), "category")),
+	                 "Reading");
+	ck_assert_str_eq(json_string_value(json_object_get(campaign_in(m, "food"), "category")),
+	                 "");
 	ck_assert_int_eq(json_array_size(json_object_get(m, "queues")), 3);
 	json_decref(m);
 	ck_assert_int_eq(itest_donate(s.port, "food", 2500, "Ada", "ada@example.org"), 202);

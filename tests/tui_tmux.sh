@@ -242,6 +242,12 @@ step="filter cleared"
 keys Escape
 wait_for 'Spring Gala 2025' "the full list after Esc"
 
+step="campaign detail shows the category"
+keys g Enter
+wait_for 'Category: Arts & Letters' "the category in the campaign's detail"
+keys Escape
+wait_for 'Campaign +Status +Total' "the campaigns view after Esc"
+
 # ---- help ------------------------------------------------------------------------------
 step="help"
 keys '?'

@@ -29,6 +29,7 @@ struct console_campaign {
 	int64_t paused_since_ms;
 	/* Succeeded gifts and their amount over the last hour. */
 	int64_t hour_gifts, hour_cents;
+	char category[257]; /* "" for none (TALLY_CATEGORY_SIZE) */
 };
 
 /* The job queues as the console shows them (payments, receipts, webhooks). */

@@ -333,6 +333,7 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 			return -ENOMEM;
 		text(v, "name", c->name, sizeof(c->name));
 		text(v, "currency", c->currency, sizeof(c->currency));
+		text(v, "category", c->category, sizeof(c->category));
 		text(v, "status", c->status, sizeof(c->status));
 		c->goal_cents = num(v, "goal_cents");
 		c->total_cents = num(v, "total_cents");

@@ -182,10 +182,15 @@ static void campaign_draw(struct console *c, WINDOW *w)
 	read_gifts(c);
 	snprintf(line, sizeof line, "%s (%s)", cc->name, cc->slug);
 	x += draw_text(w, 0, x, console_fmt_width(line), line, 0, c->attr[ROLE_HEADER]) + 3;
-	draw_text(w, 0, x, 8, cc->status, 0,
-	          c->attr[!strcmp(cc->status, "active")   ? ROLE_OK
-	                  : !strcmp(cc->status, "paused") ? ROLE_WARN
-	                                                  : ROLE_DIM]);
+	x += draw_text(w, 0, x, 8, cc->status, 0,
+	               c->attr[!strcmp(cc->status, "active")   ? ROLE_OK
+	                       : !strcmp(cc->status, "paused") ? ROLE_WARN
+	                                                       : ROLE_DIM]) +
+	     3;
+	if (cc->category[0] && maxx - x > 12) {
+		snprintf(line, sizeof line, "Category: %s", cc->category);
+		draw_text(w, 0, x, maxx - x - 1, line, 0, c->attr[ROLE_DIM]);
+	}
 	x = 1;
 	console_fmt_money(a, sizeof a, cc->total_cents, cc->currency);
 	pair(c, w, 2, &x, "Raised", a, ROLE_NORMAL);

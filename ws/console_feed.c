@@ -112,6 +112,7 @@ static uint64_t row_sig(const struct engine_campaign_info *i)
 	h = fnv(h, r->slug, strlen(r->slug));
 	h = fnv(h, r->name, strlen(r->name));
 	h = fnv(h, r->currency, strlen(r->currency));
+	h = fnv(h, r->category, strlen(r->category));
 	h = fnv(h, nums, sizeof(nums));
 	return h ? h : 1;
 }
@@ -149,6 +150,8 @@ static int campaign_json(struct buf *b, const struct engine_campaign_info *i)
 	rc |= buf_json_string(b, r->name);
 	rc |= buf_puts(b, ",\"currency\":");
 	rc |= buf_json_string(b, r->currency);
+	rc |= buf_puts(b, ",\"category\":");
+	rc |= buf_json_string(b, r->category);
 	rc |= buf_printf(b,
 	                 ",\"status\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
 	                 "\"pending_cents\":%lld,\"donor_count\":%lld,\"donation_count\":%lld,"
