@@ -238,23 +238,30 @@
   };
 
   var fmts = Object.create(null);
-  function moneyFmt(currency, locale, whole) {
-    var key = locale + currency + whole, o = { style: 'currency', currency: currency };
-    if (whole) o.minimumFractionDigits = o.maximumFractionDigits = 0;
+  function moneyFmt(currency, locale, digits) {
+    var key = locale + currency + digits, o = { style: 'currency', currency: currency };
+    o.minimumFractionDigits = o.maximumFractionDigits = digits;
     if (!(key in fmts)) try { fmts[key] = new Intl.NumberFormat(locale || undefined, o); } catch (e) { fmts[key] = null; }
     return fmts[key];
   }
 
-  /* Integer minor units -> "$1,234.56". The exponent is the currency's (ISO 4217, as
-   * Intl knows it: USD 2, JPY 0). opts: {locale, whole: drop the minor part}. */
+  /* ISO 4217 exponents other than 2: the server's table (base/currency.c). Amounts are
+   * integers in these minor units; Intl's own digits (CLDR) differ for some codes
+   * (IQD: 0 there, 3 here) and are unknown without Intl, so they are never used. */
+  var EXPONENTS = { BHD: 3, BIF: 0, CLF: 4, CLP: 0, DJF: 0, GNF: 0, IQD: 3, ISK: 0, JOD: 3, JPY: 0,
+    KMF: 0, KRW: 0, KWD: 3, LYD: 3, OMR: 3, PYG: 0, RWF: 0, TND: 3, UGX: 0, UYI: 0, UYW: 4,
+    VND: 0, VUV: 0, XAF: 0, XOF: 0, XPF: 0 };
+  function exponent(currency) { return Object.prototype.hasOwnProperty.call(EXPONENTS, currency) ? EXPONENTS[currency] : 2; }
+
+  /* Integer minor units -> "$1,234.56", "¥1,234", "KWD 1.234". The exponent is ISO 4217's
+   * (exponent()). opts: {locale, whole: drop the minor part}. */
   function formatMoney(cents, currency, opts) {
     opts = opts || {};
     if (!isNum(cents)) return '\u2014';
     currency = typeof currency === 'string' && currency ? currency.toUpperCase() : 'USD';
-    var f = moneyFmt(currency, opts.locale, false), d = f ? f.resolvedOptions().maximumFractionDigits : 2;
+    var d = exponent(currency), shown = opts.whole ? 0 : d, f = moneyFmt(currency, opts.locale, shown);
     var s = String(Math.abs(Math.trunc(cents))).padStart(d + 1, '0'), i = s.length - d;
-    var dec = (cents < 0 ? '-' : '') + s.slice(0, i) + (d && !opts.whole ? '.' + s.slice(i) : ''); /* exact decimal string */
-    if (opts.whole) f = moneyFmt(currency, opts.locale, true);
+    var dec = (cents < 0 ? '-' : '') + s.slice(0, i) + (shown ? '.' + s.slice(i) : ''); /* exact decimal string */
     if (!f) return dec + ' ' + currency;
     try { return f.format(dec); } catch (e) { return f.format(Number(dec)); }
   }

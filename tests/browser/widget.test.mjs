@@ -456,6 +456,85 @@ async function main() {
       assert.deepEqual(late, [], `widgets not updated live within ${LIVE_MS} ms`);
       await page.close();
     });
+
+    await runCase('j. amounts follow ISO 4217 minor units: JPY none, KWD and IQD three', async () => {
+      const page = await openPage(ctx, 'money', '/board.html');
+      const got = await page.evaluate(() => {
+        const f = (c, cur, o) => TallyLive.formatMoney(c, cur, Object.assign({ locale: 'en-US' }, o));
+        return [f(123456, 'JPY'), f(1234567, 'KWD'), f(1234567, 'IQD'), f(1234567, 'KWD', { whole: true }),
+          f(123456, 'USD'), f(5, 'KWD'), f(-5, 'USD'), f(1, 'CLF')];
+      });
+      const nf = (cur, v, d) => new Intl.NumberFormat('en-US', { style: 'currency', currency: cur,
+        minimumFractionDigits: d, maximumFractionDigits: d }).format(v);
+      assert.deepEqual(got, [nf('JPY', 123456, 0), nf('KWD', 1234.567, 3), nf('IQD', 1234.567, 3),
+        nf('KWD', 1234, 0), nf('USD', 1234.56, 2), nf('KWD', 0.005, 3), nf('USD', -0.05, 2), nf('CLF', 0.0001, 4)]);
+      assert.equal(got[0], '\u00a5123,456');
+      await page.close();
+    });
+
+    await runCase('k. board.html shows a board per category beside the overall one, each live', async () => {
+      for (const [slug, cat] of [['art-1', 'Arts'], ['art-2', 'Arts'], ['pet-1', 'Animals']]) {
+        const r = await api('POST', '/api/v1/admin/campaigns',
+          { slug, name: `Campaign ${slug}`, currency: 'USD', category: cat }, { admin: true });
+        assert.equal(r.status, 201, `create ${slug}: ${r.status} ${r.text}`);
+      }
+      await donate(300, { name: 'Ann', email: 'ann@example.org' }, {}, 'art-1');
+      const page = await openPage(ctx, 'board', '/board.html?rotate_ms=2000&limit=20');
+      await page.waitForSelector('#board li', { timeout: 5000 }); /* the overall board stays */
+      await page.waitForSelector('#cats:not([hidden]) .cat-board li', { timeout: 5000 });
+      const seen = new Set();
+      for (let i = 0; i < 40 && seen.size < 2; i++) {
+        const name = await page.$eval('#cats', (e) => e.getAttribute('data-category'));
+        const slugs = await page.$$eval('#cat-board li', (l) => l.map((e) => e.getAttribute('data-slug')));
+        if (slugs.length) {
+          const want = name === 'Arts' ? ['art-1', 'art-2'] : ['pet-1'];
+          assert.deepEqual(slugs, want, `the ${name} board shows ${slugs}`);
+          seen.add(name);
+        }
+        await sleep(250);
+      }
+      assert.deepEqual([...seen].sort(), ['Animals', 'Arts'], 'the category boards did not take turns');
+      await page.close();
+    });
+
+    await runCase(`l. board.html?category=Arts shows only Arts, live within ${LIVE_MS} ms`, async () => {
+      const page = await openPage(ctx, 'board-arts', '/board.html?category=Arts');
+      await page.waitForSelector('#board li[data-slug="art-2"]', { timeout: 5000 });
+      const slugs = await page.$$eval('#board li', (l) => l.map((e) => e.getAttribute('data-slug')));
+      assert.deepEqual(slugs, ['art-1', 'art-2']);
+      assert.ok(await page.$eval('#cats', (e) => e.hidden), 'a one-category board shows no rotation');
+      assert.equal(await text(page, '#title'), 'Arts Leaderboard');
+      const w = await arm(page, '#board li[data-slug="art-2"] .total[data-cents="900"]');
+      const t0 = Date.now();
+      await donate(900, { name: 'Bo', email: 'bo@example.org' }, {}, 'art-2');
+      const x = await w.result();
+      assert.ok(x.t !== null && !x.before, 'art-2 never showed 900');
+      assert.ok(x.t - t0 <= LIVE_MS, `art-2's gift took ${x.t - t0} ms`);
+      const order = await page.$$eval('#board li', (l) => l.map((e) => e.getAttribute('data-slug')));
+      assert.deepEqual(order, ['art-2', 'art-1'], 'art-2 moved to the top of its board');
+      await page.close();
+    });
+
+    await runCase('m. with two currencies the board never ranks them together; the day sums each', async () => {
+      const r = await api('POST', '/api/v1/admin/campaigns',
+        { slug: 'yen-1', name: 'Yen Campaign', currency: 'JPY', category: 'Arts' }, { admin: true });
+      assert.equal(r.status, 201, `create yen-1: ${r.status} ${r.text}`);
+      const g = await api('POST', '/api/v1/campaigns/yen-1/donations',
+        { amount_cents: 5000, currency: 'JPY', donor: { name: 'Kei', email: 'kei@example.org' } });
+      assert.equal(g.status, 202, `JPY gift: ${g.status} ${g.text}`);
+      const page = await openPage(ctx, 'board-mixed', '/board.html?limit=20');
+      await page.waitForSelector('#board[data-currency="JPY"] li[data-slug="yen-1"]', { timeout: 5000 });
+      const slugs = await page.$$eval('#board li', (l) => l.map((e) => e.getAttribute('data-slug')));
+      assert.deepEqual(slugs, ['yen-1'], 'only JPY campaigns on the JPY board');
+      await page.waitForFunction(() => /\u00a55,000/.test(document.getElementById('board').textContent), null, { timeout: 5000 });
+      await page.waitForFunction(() => /\u00a5/.test(document.getElementById('day-total').textContent) &&
+        /\$/.test(document.getElementById('day-total').textContent), null, { timeout: 5000 });
+      const usdBoard = await openPage(ctx, 'board-usd', '/board.html?currency=USD&limit=20');
+      await usdBoard.waitForSelector('#board[data-currency="USD"] li[data-slug="food"]', { timeout: 5000 });
+      assert.equal(await usdBoard.$$eval('#board li[data-slug="yen-1"]', (l) => l.length), 0);
+      await usdBoard.close();
+      await page.close();
+    });
   } finally {
     if (browser) await withTimeout(browser.close(), 10000, 'browser close').catch((e) => console.log(`# ${e.message}`));
     await stopServer('SIGTERM').catch((e) => console.log(`# ${e.message}`));
