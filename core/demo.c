@@ -15,13 +15,14 @@ static const struct {
 	const char *slug, *name;
 	int64_t goal_cents;
 	int weight;
+	const char *category; /* the board shows a leaderboard per category */
 } demo_campaigns[] = {
-    {"food-bank", "Riverside Food Bank", 5000000, 5},
-    {"animal-rescue", "Hillside Animal Rescue", 2500000, 4},
-    {"literacy", "Readers First Literacy Project", 1500000, 3},
-    {"river-cleanup", "Clean River Coalition", 1000000, 2},
-    {"youth-music", "Youth Music Workshop", 750000, 2},
-    {"library", "Northside Library Friends", 500000, 1},
+    {"food-bank", "Riverside Food Bank", 5000000, 5, "Community"},
+    {"animal-rescue", "Hillside Animal Rescue", 2500000, 4, "Animals"},
+    {"literacy", "Readers First Literacy Project", 1500000, 3, "Education"},
+    {"river-cleanup", "Clean River Coalition", 1000000, 2, "Community"},
+    {"youth-music", "Youth Music Workshop", 750000, 2, "Arts"},
+    {"library", "Northside Library Friends", 500000, 1, "Education"},
 };
 
 static const char *const first[] = {"Ada",     "Grace",   "Alan", "Katherine", "Linus",  "Margaret",
@@ -126,7 +127,9 @@ int demo_start(struct engine *e, struct demo **out)
 		snprintf(spec.name, sizeof(spec.name), "%s", demo_campaigns[i].name);
 		memcpy(spec.currency, "USD", 4);
 		spec.goal_cents = demo_campaigns[i].goal_cents;
+		snprintf(spec.category, sizeof(spec.category), "%s", demo_campaigns[i].category);
 		spec.has_slug = spec.has_name = spec.has_currency = spec.has_goal = 1;
+		spec.has_category = 1;
 		rc = engine_campaign_create_sync(e, &spec, "demo");
 		if (rc && rc != TALLY_EEXISTS) {
 			log_msg(LOG_ERROR, "demo.create_failed", "%s: %s", spec.slug,

@@ -621,6 +621,26 @@ START_TEST(live_boards_are_bounded)
 }
 END_TEST
 
+START_TEST(demo_campaigns_have_categories)
+{
+	json_t *j, *cats;
+
+	itest_cleanup(&srv);
+	memset(&srv, 0, sizeof(srv));
+	ck_assert_int_eq(itest_start(&srv, "--demo"), 0);
+	j = itest_get_json(srv.port, "/api/v1/categories", 0);
+	cats = json_object_get(j, "categories");
+	ck_assert_int_eq(json_array_size(cats), 4);
+	ck_assert_str_eq(str(json_array_get(cats, 0), "category"), "Animals");
+	ck_assert_str_eq(str(json_array_get(cats, 1), "category"), "Arts");
+	ck_assert_str_eq(str(json_array_get(cats, 2), "category"), "Community");
+	ck_assert_str_eq(str(json_array_get(cats, 3), "category"), "Education");
+	ck_assert_int_eq(itest_json_int(json_array_get(cats, 3), "campaigns"), 2);
+	json_decref(j);
+	ck_assert_str_eq(category_of("food-bank"), "Community");
+}
+END_TEST
+
 Suite *boards_suite(void)
 {
 	Suite *s = suite_create("boards");
@@ -638,6 +658,7 @@ Suite *boards_suite(void)
 	tcase_add_test(tc, live_category_board_one_currency_and_the_day);
 	tcase_add_test(tc, live_bad_board_names);
 	tcase_add_test(tc, live_boards_are_bounded);
+	tcase_add_test(tc, demo_campaigns_have_categories);
 	suite_add_tcase(s, tc);
 	return s;
 }
