@@ -1228,6 +1228,63 @@ START_TEST(campaign_bidi_and_c1_refused)
 }
 END_TEST
 
+START_TEST(category_trimmed_bounded_and_printable)
+{
+	char out[TALLY_CATEGORY_SIZE], long_ok[TALLY_CATEGORY_MAX * 4 + 1],
+	    too_long[sizeof(long_ok) + 4];
+	struct campaign_spec spec;
+	struct validate_error err;
+	static const char *const bad[] = {"a\x01"
+	                                  "b",
+	                                  "a\x7f",
+	                                  "\xc2\x85x",
+	                                  "a\xe2\x80\xae"
+	                                  "b",
+	                                  "\xff\xfe",
+	                                  "a\tb"};
+
+	ck_assert_ptr_null(validate_category("  Arts \t", 8, out));
+	ck_assert_str_eq(out, "Arts");
+	ck_assert_ptr_null(validate_category("   ", 3, out));
+	ck_assert_str_eq(out, "");
+	ck_assert_ptr_null(validate_category("Say \"hi\": now", 13, out));
+	ck_assert_str_eq(out, "Say \"hi\": now");
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		ck_assert_msg(validate_category(bad[i], strlen(bad[i]), out) != NULL, "took %zu",
+		              i);
+	ck_assert_ptr_nonnull(validate_category("a\0b", 3, out));
+	/* 64 code points of four bytes each fit, 65 do not */
+	for (int i = 0; i < TALLY_CATEGORY_MAX + 1; i++)
+		memcpy(too_long + 4 * i, "\xf0\x9f\x8e\xa8", 4);
+	memcpy(long_ok, too_long, TALLY_CATEGORY_MAX * 4);
+	long_ok[TALLY_CATEGORY_MAX * 4] = '\0';
+	too_long[(TALLY_CATEGORY_MAX + 1) * 4] = '\0';
+	ck_assert_ptr_null(validate_category(long_ok, strlen(long_ok), out));
+	ck_assert_uint_eq(strlen(out), TALLY_CATEGORY_MAX * 4);
+	ck_assert_ptr_nonnull(validate_category(too_long, strlen(too_long), out));
+
+	/* in a campaign: set, cleared by "" or null, refused otherwise */
+	ck_assert_int_eq(validate_campaign("{\"category\":\" Arts \"}",
+	                                   strlen("{\"category\":\" Arts \"}"), 0, &spec, &err),
+	                 0);
+	ck_assert(spec.has_category);
+	ck_assert_str_eq(spec.category, "Arts");
+	ck_assert_int_eq(
+	    validate_campaign("{\"category\":null}", strlen("{\"category\":null}"), 0, &spec, &err),
+	    0);
+	ck_assert(spec.has_category);
+	ck_assert_str_eq(spec.category, "");
+	ck_assert_int_eq(
+	    validate_campaign("{\"name\":\"x\"}", strlen("{\"name\":\"x\"}"), 0, &spec, &err), 0);
+	ck_assert(!spec.has_category);
+	ck_assert_int_eq(
+	    validate_campaign("{\"category\":[1]}", strlen("{\"category\":[1]}"), 0, &spec, &err),
+	    TALLY_EFIELDS);
+	ck_assert_ptr_nonnull(json_object_get(err.fields, "category"));
+	validate_error_fini(&err);
+}
+END_TEST
+
 Suite *validate_suite(void)
 {
 	Suite *s = suite_create("validate");
@@ -1273,6 +1330,7 @@ Suite *validate_suite(void)
 	tcase_add_test(tc, campaign_times);
 	tcase_add_test(tc, campaign_update);
 	tcase_add_test(tc, campaign_bidi_and_c1_refused);
+	tcase_add_test(tc, category_trimmed_bounded_and_printable);
 	suite_add_tcase(s, tc);
 	return s;
 }
