@@ -571,7 +571,7 @@ START_TEST(live_boards_are_bounded)
 {
 	enum { BOARDS = 32, PER = 8 };
 	int fds[BOARDS / PER + 1];
-	char slug[16], cat[32];
+	char slug[16], cat[64];
 	json_t *j;
 
 	for (int i = 0; i <= BOARDS; i++) {
