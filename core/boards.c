@@ -179,25 +179,17 @@ int engine_board_json(struct engine *e, const struct engine_board_query *q, stru
 
 int engine_board_exists(struct engine *e, const char *category, const char *currency)
 {
-	int found = 0;
+	int has_category = !category, has_both = 0;
 
 	pthread_mutex_lock(&e->lock);
-	for (size_t i = 0; i < e->n_groups && !found; i++)
-		found = (!category || !strcmp(e->groups[i].category, category)) &&
-		        (!currency || !strcmp(e->groups[i].currency, currency));
-	pthread_mutex_unlock(&e->lock);
-	if (found)
-		return 0;
-	if (category) {
-		/* Say which of the two is missing. */
-		pthread_mutex_lock(&e->lock);
-		for (size_t i = 0; i < e->n_groups && !found; i++)
-			found = !strcmp(e->groups[i].category, category);
-		pthread_mutex_unlock(&e->lock);
-		if (!found)
-			return TALLY_ENOCATEGORY;
+	for (size_t i = 0; i < e->n_groups && !has_both; i++) {
+		int in = !category || !strcmp(e->groups[i].category, category);
+
+		has_category |= in;
+		has_both = in && (!currency || !strcmp(e->groups[i].currency, currency));
 	}
-	return TALLY_ECURRENCY;
+	pthread_mutex_unlock(&e->lock);
+	return has_both ? 0 : has_category ? TALLY_ECURRENCY : TALLY_ENOCATEGORY;
 }
 
 /* Campaigns by category, then currency (byte order); e->lock held. */

@@ -467,6 +467,16 @@ START_TEST(live_category_board_snapshot_and_update)
 	        "total_cents"),
 	    21000);
 	json_decref(j);
+	/* A board whose category empties stays, with no entries. */
+	sub(fd, "leaderboard:category:Animals");
+	j = wait_json(fd, "\"channel\":\"leaderboard:category:Animals\"");
+	ck_assert_str_eq(slugs_of(json_object_get(j, "data")), "b1");
+	json_decref(j);
+	ck_assert_int_eq(patch("b1", "{\"category\":\"Arts\"}", NULL), 200);
+	j = wait_json(fd, "\"entries\":[]");
+	ck_assert_str_eq(str(j, "channel"), "leaderboard:category:Animals");
+	ck_assert_str_eq(str(j, "type"), "update");
+	json_decref(j);
 	close(fd);
 
 	/* Arts mixes USD and EUR: its board without a currency has no
