@@ -444,14 +444,16 @@ static int currency_required(struct http_pss *p, const char *board, size_t len)
 	int rc;
 
 	list = json_object_get(v, "currencies");
-	buf_puts(&msg, "required: these campaigns use ");
+	rc = buf_puts(&msg, "required: these campaigns use ");
 	json_array_foreach(list, i, c)
 	{
-		buf_printf(&msg, "%s%s", i ? ", " : "", json_string_value(c));
+		rc |= buf_printf(&msg, "%s%s", i ? ", " : "", json_string_value(c));
 	}
+	/* Out of memory: the error goes without the list rather than not at all. */
 	rc = http_error(p, 400, "currency_required",
 	                "the campaigns use more than one currency: choose one with ?currency=",
-	                json_pack("{s:s?,s:O?}", "currency", msg.p, "currencies", list), 0);
+	                json_pack("{s:s?,s:O?}", "currency", rc ? NULL : msg.p, "currencies", list),
+	                0);
 	json_decref(v);
 	buf_fini(&msg);
 	return rc;
