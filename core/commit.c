@@ -102,6 +102,35 @@ static void mirror_donation(struct engine *e, const struct db_op *op)
 	publish_mark(e, c);
 }
 
+/* The gift's match follows its donation (as db/store.c moved the
+ * campaign's stored matched_cents in the same transaction). */
+static void mirror_match(struct engine *e, const struct db_job_update *u, struct campaign *c)
+{
+	int64_t m = u->matched_cents;
+
+	if (!u->pool_id || m <= 0)
+		return;
+	switch (u->effect) {
+	case EFFECT_SUCCEEDED:
+		match_settle(e->match, u->pool_id, m);
+		if (c)
+			add_cents(&c->w.matched_cents, m, c, "matched_cents");
+		break;
+	case EFFECT_FAILED:
+		match_release(e->match, u->pool_id, u->d.email, m);
+		break;
+	case EFFECT_REFUNDED:
+		if (!u->match_released)
+			break;
+		match_unuse(e->match, u->pool_id, u->d.email, m);
+		if (c)
+			add_cents(&c->w.matched_cents, -m, c, "matched_cents");
+		break;
+	default:
+		break;
+	}
+}
+
 /* A job's effect on its donation committed. */
 static void mirror_effect(struct engine *e, const struct db_op *op)
 {
@@ -112,7 +141,10 @@ static void mirror_effect(struct engine *e, const struct db_op *op)
 	struct hour_window *hour;
 	char *gift;
 
-	if (!c || !u->applied || !rule->public)
+	if (!u->applied)
+		return;
+	mirror_match(e, u, c);
+	if (!c || !rule->public)
 		return;
 	bump_seq(c);
 	add_cents(&c->w.pending_cents, rule->pending * d->amount_cents, c, "pending_cents");
@@ -140,7 +172,7 @@ static void mirror_effect(struct engine *e, const struct db_op *op)
 	rate_add(e->rate, 10, &e->rate_epoch, op->now_ms / 1000, 1);
 	pthread_mutex_unlock(&e->lock);
 	gift = publish_render_gift(d->anonymous ? "Anonymous" : d->name, d->amount_cents,
-	                           d->hide_amount, d->message, u->created_at);
+	                           u->matched_cents, d->hide_amount, d->message, u->created_at);
 	if (!gift) {
 		log_msg(LOG_ERROR, "engine.render_failed", "dn_%lld: out of memory",
 		        (long long)u->donation_id);
@@ -235,6 +267,24 @@ static void mirror_token(struct engine *e, const struct db_op *op)
 		        "staff token %s is stored but works only after a restart", t.name);
 }
 
+/* A pool was created or changed: the book follows, and every campaign of
+ * its currency shows its banner again (the writer bumped their seq). */
+static void mirror_pool(struct engine *e, const struct db_op *op)
+{
+	if (match_put(e->match, &op->u.pool))
+		log_msg(LOG_ERROR, "match.put_failed",
+		        "match pool %s is stored but matches only after a restart",
+		        op->u.pool.slug);
+	for (size_t i = 1; i < e->id_cap; i++) {
+		struct campaign *c = e->by_id[i];
+
+		if (!c || strcmp(c->w.currency, op->u.pool.currency))
+			continue;
+		c->w.seq++; /* as the writer did */
+		publish_mark(e, c);
+	}
+}
+
 static void mirror(struct engine *e, struct pending *p)
 {
 	struct db_op *op = &p->op;
@@ -258,6 +308,10 @@ static void mirror(struct engine *e, struct pending *p)
 	case DB_OP_TOKEN_ADD:
 	case DB_OP_TOKEN_REVOKE:
 		mirror_token(e, op);
+		break;
+	case DB_OP_POOL_CREATE:
+	case DB_OP_POOL_UPDATE:
+		mirror_pool(e, op);
 		break;
 	default:
 		break;
@@ -348,14 +402,17 @@ static void answer(struct engine *e, struct pending *p, int rc)
 static int map_rc(const struct db_op *op, int rc)
 {
 	int token = op->kind == DB_OP_TOKEN_ADD || op->kind == DB_OP_TOKEN_REVOKE;
+	int pool = op->kind == DB_OP_POOL_CREATE || op->kind == DB_OP_POOL_UPDATE;
 
 	switch (rc) {
 	case 0:
 		return 0;
 	case -EEXIST:
-		return token ? TALLY_ETOKEN_EXISTS : TALLY_EEXISTS;
+		return token ? TALLY_ETOKEN_EXISTS : pool ? TALLY_EPOOL_EXISTS : TALLY_EEXISTS;
 	case -ENOENT:
-		return token ? TALLY_ENOTOKEN : TALLY_ENOCAMPAIGN;
+		return token ? TALLY_ENOTOKEN : pool ? TALLY_ENOPOOL : TALLY_ENOCAMPAIGN;
+	case -ERANGE:
+		return TALLY_EPOOL_AMOUNT;
 	case -ESHUTDOWN:
 		return TALLY_ESHUTDOWN;
 	case -EALREADY:
@@ -367,11 +424,41 @@ static int map_rc(const struct db_op *op, int rc)
 	}
 }
 
+int commit_prepare(void *ctx, struct db_op *op)
+{
+	struct engine *e = ctx;
+
+	if (op->kind == DB_OP_DONATION) {
+		const struct donation_req *d = &op->u.donation.req;
+		struct match_gift g = {op->campaign_id, d->currency, d->email,
+		                       d->amount_cents, op->now_ms,  0};
+
+		match_reserve(e->match, &g, &op->u.donation.pool_id, &op->u.donation.matched_cents);
+		return 0;
+	}
+	return pools_prepare(e, op);
+}
+
+/* Reservations of gifts that were not stored go back to their pools. */
+static void unreserve(struct engine *e, struct db_op *ops, int commit_rc)
+{
+	for (struct db_op *op = ops; op; op = op->next) {
+		if (op->kind != DB_OP_DONATION || !op->u.donation.matched_cents ||
+		    !(commit_rc || op->rc || op->u.donation.replay))
+			continue;
+		match_release(e->match, op->u.donation.pool_id, op->u.donation.req.email,
+		              op->u.donation.matched_cents);
+		op->u.donation.pool_id = 0;
+		op->u.donation.matched_cents = 0;
+	}
+}
+
 void commit_batch(void *ctx, struct db_op *ops, int commit_rc)
 {
 	struct engine *e = ctx;
 	struct pending *done_list = NULL;
 
+	unreserve(e, ops, commit_rc);
 	if (!commit_rc)
 		for (struct db_op *op = ops; op; op = op->next)
 			if (!op->rc)

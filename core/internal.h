@@ -15,6 +15,7 @@
 
 #include "core/engine.h"
 #include "core/idem.h"
+#include "core/match.h"
 #include "core/tokens.h"
 #include "base/hour.h"
 #include "db/writer.h"
@@ -107,8 +108,9 @@ struct engine {
 	int64_t rate_epoch;
 
 	atomic_llong next_donation_id;
-	struct idem_table *idem; /* thread-safe on its own */
-	struct tokens *tokens;   /* staff tokens; thread-safe on its own */
+	struct idem_table *idem;  /* thread-safe on its own */
+	struct tokens *tokens;    /* staff tokens; thread-safe on its own */
+	struct match_book *match; /* match pools; changed by the writer only */
 	int64_t started_ms;
 
 	/* Added while the writer may already run: a slot is written, then
@@ -191,16 +193,20 @@ void publish_mark(struct engine *e, struct campaign *c);
 void publish_batch(struct engine *e);
 /* A gift as a donation event's data object; malloc'd, NULL when out of
  * memory. */
-char *publish_render_gift(const char *name, int64_t amount, int hide, const char *message,
-                          int64_t at);
+char *publish_render_gift(const char *name, int64_t amount, int64_t matched, int hide,
+                          const char *message, int64_t at);
 /* The 202 body of a donation (a replay renders the same text from the
  * stored row, so everything here must come from the row). status_token
  * is shown when not "" (gifts recorded before tokens have none). */
 size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
-                              const char *currency, int64_t created_at, const char *status_token);
+                              int64_t matched, const char *currency, int64_t created_at,
+                              const char *status_token);
 
 /* ---- commit.c (writer hooks) ---- */
 void commit_batch(void *ctx, struct db_op *ops, int commit_rc);
+/* Decide what depends on the writer's order (a gift's match), just before
+ * op is stored. */
+int commit_prepare(void *ctx, struct db_op *op);
 void commit_tick(void *ctx);
 /* Another process committed to the database (tally token, say): read the
  * staff tokens again. */
@@ -216,6 +222,16 @@ struct db_donation_row;
 /* Read donation "dn_N" through the engine's reader. Returns 0 (with N in
  * *n), TALLY_ENODONATION or TALLY_EIO. */
 int intake_donation_row(struct engine *e, const char *id, int64_t *n, struct db_donation_row *row);
+
+/* ---- pools.c ---- */
+/* The campaign's match banner as a JSON member (",\"match\":{...}" or
+ * ",\"match\":null"). Any thread. */
+int pools_banner_json(struct engine *e, const struct campaign_row *c, int64_t now, struct buf *out);
+/* Refuse a pool update whose amount is below what the pool has promised
+ * by now (-ERANGE). Writer thread, in the writer's order. */
+int pools_prepare(struct engine *e, struct db_op *op);
+/* A committed pool op's answer: the pool as it is now. */
+int pools_answer(struct engine *e, const struct db_op *op, struct buf *out);
 
 /* ---- staff.c ---- */
 /* Answer a committed (or failed) staff action on the writer thread. */

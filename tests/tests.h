@@ -18,6 +18,7 @@
 	"ALTER TABLE donations DROP COLUMN fee_cents;"                                             \
 	"ALTER TABLE donations DROP COLUMN pool_id;"                                               \
 	"ALTER TABLE donations DROP COLUMN matched_cents;"                                         \
+	"ALTER TABLE donations DROP COLUMN match_released;"                                        \
 	"DROP TABLE match_pools; DROP TABLE challenges; DROP TABLE challenge_awards;"              \
 	"DROP TABLE giving_day;"
 

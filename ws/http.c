@@ -233,6 +233,10 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_ENOTOKEN, 404, "token_not_found", NULL},
 	    {TALLY_ETOKEN_EXISTS, 409, "token_exists", "name"},
 	    {TALLY_ESTARTUP, 409, "startup_token", NULL},
+	    {TALLY_ENOPOOL, 404, "pool_not_found", NULL},
+	    {TALLY_EPOOL_EXISTS, 409, "pool_exists", "slug"},
+	    {TALLY_EPOOL_AMOUNT, 422, "validation_failed", "amount_cents"},
+	    {TALLY_EPOOL_CURRENCY, 422, "validation_failed", "campaigns"},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
