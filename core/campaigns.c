@@ -370,10 +370,12 @@ int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 	                "{\"total_cents\":%lld,\"raised_cents\":%lld,\"matched_cents\":%lld,"
 	                "\"bonus_cents\":%lld,\"donor_count\":%lld,"
 	                "\"donation_count\":%lld,\"gifts_per_min\":%.0f,\"campaigns_live\":%lld,"
-	                "\"campaigns\":%zu}",
+	                "\"campaigns\":%zu",
 	                (long long)(raised + matched + bonus), (long long)raised,
 	                (long long)matched, (long long)bonus, (long long)donors, (long long)gifts,
 	                per_s * 60.0, (long long)live, n);
+	rc |= pools_day_json(e, now, out);
+	rc |= buf_puts(out, "}");
 	return rc ? -ENOMEM : 0;
 }
 

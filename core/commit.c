@@ -477,6 +477,44 @@ void commit_batch(void *ctx, struct db_op *ops, int commit_rc)
 	pending_release(e, done_list);
 }
 
+/* A campaign's match banner changes with gifts to other campaigns too (a
+ * pool for all of them): when the pools' money moved, show it again on
+ * each campaign whose banner is not what it shows, at once when its state
+ * changed (exhausted, ended, open again), else at most every
+ * BANNER_REFRESH_MS. Through the writer, so seq stays stored. */
+#define BANNER_REFRESH_MS 5000
+static void touch_banners(struct engine *e, int64_t now)
+{
+	uint64_t v = match_version(e->match);
+
+	/* A pool's window opening or ending changes no money: look every
+	 * BANNER_REFRESH_MS anyway. */
+	if (v == e->banner_version && now - e->banner_scan_at < BANNER_REFRESH_MS)
+		return;
+	e->banner_version = v;
+	e->banner_scan_at = now;
+	for (size_t i = 1; i < e->id_cap; i++) {
+		struct campaign *c = e->by_id[i];
+		struct pending *p;
+		int state;
+
+		if (!c || c->touch_pending ||
+		    pools_banner_key(e, &c->w, now, &state) == c->banner_key)
+			continue;
+		if (state == c->banner_state && now - c->banner_at < BANNER_REFRESH_MS) {
+			e->banner_version = 0; /* look again at the next tick */
+			continue;
+		}
+		p = pending_new(e, DB_OP_CAMPAIGN_TOUCH, NULL, NULL, NULL);
+		if (!p)
+			return;
+		p->op.campaign_id = c->w.id;
+		c->touch_pending = 1;
+		if (engine_submit(e, p, 1))
+			c->touch_pending = 0;
+	}
+}
+
 void commit_tick(void *ctx)
 {
 	struct engine *e = ctx;
@@ -499,6 +537,7 @@ void commit_tick(void *ctx)
 		if (engine_submit(e, p, 1))
 			c->touch_pending = 0;
 	}
+	touch_banners(e, now);
 }
 
 void commit_elsewhere(void *ctx)

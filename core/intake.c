@@ -325,8 +325,11 @@ static int render_donation(struct engine *e, int64_t n, const struct db_donation
 		                (long long)n, slug, row->status);
 	}
 	pthread_mutex_unlock(&e->lock);
+	/* The match it holds now (0 once failed, or refunded and given
+	 * back); hidden with the amount, which it would reveal. */
 	if (!row->hide_amount || staff)
-		rc |= buf_printf(out, ",\"amount_cents\":%lld", (long long)row->amount_cents);
+		rc |= buf_printf(out, ",\"amount_cents\":%lld,\"matched_cents\":%lld",
+		                 (long long)row->amount_cents, (long long)db_donation_matched(row));
 	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\"", row->currency,
 	                 util_rfc3339(row->created_at, ts, sizeof(ts)));
 	if (row->reason[0] && strcmp(row->status, "succeeded")) {

@@ -44,6 +44,12 @@ struct campaign {
 	enum campaign_status effective; /* writer: after the schedule, as of
 	                                 * the last recorded change */
 	struct campaign *next_dirty;
+	/* writer: the match banner as last rendered (pools_banner_json), its
+	 * state and when: a tick shows a pool's change on campaigns that had
+	 * no gift of their own (commit_tick) */
+	uint64_t banner_key;
+	int banner_state;
+	int64_t banner_at;
 
 	/* Guarded by e->lock. */
 	struct campaign_row pub;
@@ -135,7 +141,9 @@ struct engine {
 	struct pending *pool;
 	size_t pool_len;
 
-	int lock_fd; /* flock on DB.lock: one tally per database */
+	int lock_fd;             /* flock on DB.lock: one tally per database */
+	uint64_t banner_version; /* writer: match_version at the last banner check */
+	int64_t banner_scan_at;  /* writer: when that was */
 };
 
 /* ---- engine.c ---- */
@@ -226,7 +234,14 @@ int intake_donation_row(struct engine *e, const char *id, int64_t *n, struct db_
 /* ---- pools.c ---- */
 /* The campaign's match banner as a JSON member (",\"match\":{...}" or
  * ",\"match\":null"). Any thread. */
-int pools_banner_json(struct engine *e, const struct campaign_row *c, int64_t now, struct buf *out);
+int pools_banner_json(struct engine *e, const struct campaign_row *c, int64_t now, struct buf *out,
+                      uint64_t *key, int *state);
+/* The banner's key and state as pools_banner_json would set them now (0
+ * and -1: no banner). */
+uint64_t pools_banner_key(struct engine *e, const struct campaign_row *c, int64_t now, int *state);
+/* The day's match pools (",\"match_pools\":[...]"): what the board shows.
+ * Any thread. */
+int pools_day_json(struct engine *e, int64_t now, struct buf *out);
 /* Refuse a pool update whose amount is below what the pool has promised
  * by now (-ERANGE). Writer thread, in the writer's order. */
 int pools_prepare(struct engine *e, struct db_op *op);

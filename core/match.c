@@ -40,7 +40,7 @@ struct donor_slot {
 };
 
 struct match_book {
-	pthread_mutex_t lock; /* guards everything below; a leaf */
+	pthread_mutex_t lock;   /* guards everything below; a leaf */
 	struct pool_row *pools; /* id order */
 	size_t n, cap;
 	struct donor_slot *donors;

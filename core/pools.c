@@ -88,23 +88,80 @@ int engine_pool_json(struct engine *e, const char *slug, struct buf *out)
 	return pool_json(e, &p, util_now_ms(), out);
 }
 
-int pools_banner_json(struct engine *e, const struct campaign_row *c, int64_t now,
-                      struct buf *out)
+/* What a banner shows, in one number: its pool, state and what is left
+ * (0: no banner). */
+static uint64_t banner_key(const struct pool_row *p, int64_t now)
+{
+	uint64_t v[3] = {(uint64_t)p->id, (uint64_t)match_state_of(p, now),
+	                 (uint64_t)match_remaining(p)};
+
+	return util_hash(v, sizeof(v)) | 1;
+}
+
+uint64_t pools_banner_key(struct engine *e, const struct campaign_row *c, int64_t now, int *state)
+{
+	struct pool_row p;
+
+	*state = -1;
+	if (!match_banner(e->match, c->id, c->currency, now, &p))
+		return 0;
+	*state = (int)match_state_of(&p, now);
+	return banner_key(&p, now);
+}
+
+int pools_banner_json(struct engine *e, const struct campaign_row *c, int64_t now, struct buf *out,
+                      uint64_t *key, int *state)
 {
 	struct pool_row p;
 	int rc;
 
+	*key = 0;
+	*state = -1;
 	if (!match_banner(e->match, c->id, c->currency, now, &p))
 		return buf_puts(out, ",\"match\":null") ? -ENOMEM : 0;
+	*key = banner_key(&p, now);
+	*state = (int)match_state_of(&p, now);
 	rc = buf_puts(out, ",\"match\":{\"pool\":");
 	rc |= buf_json_string(out, p.slug);
 	rc |= buf_puts(out, ",\"name\":");
 	rc |= buf_json_string(out, p.name);
 	rc |= buf_puts(out, ",\"sponsor\":");
 	rc |= buf_json_string(out, p.sponsor);
-	rc |= buf_printf(out, ",\"ratio\":%d,\"remaining_cents\":%lld,\"state\":\"%s\"}", p.ratio,
-	                 (long long)match_remaining(&p), match_state_names[match_state_of(&p, now)]);
+	rc |=
+	    buf_printf(out, ",\"ratio\":%d,\"remaining_cents\":%lld,\"state\":\"%s\"}", p.ratio,
+	               (long long)match_remaining(&p), match_state_names[match_state_of(&p, now)]);
 	return rc ? -ENOMEM : 0;
+}
+
+int pools_day_json(struct engine *e, int64_t now, struct buf *out)
+{
+	struct pool_row *v;
+	long n = match_list(e->match, &v);
+	int rc;
+
+	if (n < 0)
+		return (int)n;
+	rc = buf_puts(out, ",\"match_pools\":[");
+	for (long i = 0, shown = 0; i < n; i++) {
+		enum match_state st = match_state_of(&v[i], now);
+
+		if (st == MATCH_ENDED && v[i].status == POOL_DEPLETED)
+			continue; /* staff ended it: not the public's business */
+		rc |= shown++ ? buf_puts(out, ",") : 0;
+		rc |= buf_puts(out, "{\"slug\":");
+		rc |= buf_json_string(out, v[i].slug);
+		rc |= buf_puts(out, ",\"name\":");
+		rc |= buf_json_string(out, v[i].name);
+		rc |= buf_puts(out, ",\"sponsor\":");
+		rc |= buf_json_string(out, v[i].sponsor);
+		rc |= buf_printf(out,
+		                 ",\"currency\":\"%s\",\"ratio\":%d,\"amount_cents\":%lld,"
+		                 "\"remaining_cents\":%lld,\"state\":\"%s\"}",
+		                 v[i].currency, v[i].ratio, (long long)v[i].amount_cents,
+		                 (long long)match_remaining(&v[i]), match_state_names[st]);
+	}
+	free(v);
+	return rc | buf_puts(out, "]") ? -ENOMEM : 0;
 }
 
 /* Find the spec's campaigns: ids into p (ascending), and the pool's

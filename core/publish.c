@@ -29,7 +29,7 @@ static int put_time(struct buf *b, const char *key, int64_t ms)
 }
 
 /* Render c's public JSON (from its working copy) into b. */
-static int render_campaign(struct engine *e, struct buf *b, const struct campaign *c, int64_t now)
+static int render_campaign(struct engine *e, struct buf *b, struct campaign *c, int64_t now)
 {
 	const struct campaign_row *r = &c->w;
 	int rc = 0;
@@ -51,7 +51,8 @@ static int render_campaign(struct engine *e, struct buf *b, const struct campaig
 	    campaign_status_names[campaign_effective(r, now)], (unsigned long long)r->seq);
 	rc |= put_time(b, "starts_at", r->starts_at);
 	rc |= put_time(b, "ends_at", r->ends_at);
-	rc |= pools_banner_json(e, r, now, b);
+	rc |= pools_banner_json(e, r, now, b, &c->banner_key, &c->banner_state);
+	c->banner_at = now;
 	rc |= buf_puts(b, ",\"recent\":[");
 	for (int i = 0; i < c->n_recent; i++) {
 		if (i)

@@ -33,7 +33,8 @@ static const char touch_sql[] = "UPDATE campaigns SET seq = seq + 1 WHERE curren
 
 int db_pool_stmts_init(sqlite3 *db, struct db_pool_stmts *s)
 {
-	int rc = sqlite3_prepare_v3(db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->insert, NULL);
+	int rc =
+	    sqlite3_prepare_v3(db, insert_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->insert, NULL);
 
 	if (rc == SQLITE_OK)
 		rc = sqlite3_prepare_v3(db, update_sql, -1, SQLITE_PREPARE_PERSISTENT, &s->update,
@@ -197,7 +198,8 @@ int db_load_pool_donors(sqlite3 *db,
 	static const char sql[] =
 	    "SELECT pool_id, lower(donor_email), sum(matched_cents) FROM donations"
 	    " WHERE pool_id IS NOT NULL AND matched_cents > 0 AND donor_email <> ''"
-	    " AND (status IN ('pending', 'succeeded') OR (status = 'refunded' AND NOT match_released))"
+	    " AND (status IN ('pending', 'succeeded') OR (status = 'refunded' AND NOT "
+	    "match_released))"
 	    " GROUP BY pool_id, lower(donor_email)";
 	sqlite3_stmt *st;
 	int rc, stop = 0;
