@@ -45,6 +45,8 @@ static const char *const own[] = {
     [TALLY_EPOOL_CURRENCY - TALLY_EJSON] =
         ("every campaign a pool matches must take the pool's currency (a match never "
          "mixes currencies)"),
+    [TALLY_ENOCHALLENGE - TALLY_EJSON] = "no challenge has this slug",
+    [TALLY_ECHALLENGE_EXISTS - TALLY_EJSON] = "a challenge with this slug already exists",
 };
 
 int tally_is_own(int err)

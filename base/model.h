@@ -153,6 +153,51 @@ struct pool_spec {
 	    has_ends : 1, has_offline : 1;
 };
 
+/* ---- challenges ---- */
+
+/* A bonus a campaign unlocks by reaching a threshold inside a window
+ * ("power hour"), paid by a sponsor to the first `winners` campaigns that
+ * reach it (0: to every one). What counts is explicit and recomputable
+ * from the donations: gifts that succeeded (a later refund takes nothing
+ * back), made inside [starts_at, ends_at), of at least min_gift_cents, in
+ * the challenge's currency, online only when online_only; a unique donor
+ * is an email (in lower case) per campaign. */
+#define TALLY_CHALLENGE_CAMPAIGNS_MAX TALLY_POOL_CAMPAIGNS_MAX
+
+enum challenge_kind { CHALLENGE_AMOUNT, CHALLENGE_DONORS, CHALLENGE_GIFTS, CHALLENGE_KINDS };
+
+extern const char *const challenge_kind_names[CHALLENGE_KINDS];
+
+/* The kind named s; -1 when unknown. */
+int challenge_kind_by_name(const char *s);
+
+struct challenge_row {
+	int64_t id;
+	char slug[TALLY_SLUG_SIZE];
+	char name[TALLY_CAMPAIGN_NAME_SIZE];
+	char sponsor[TALLY_CAMPAIGN_NAME_SIZE];
+	char currency[TALLY_CURRENCY_SIZE];
+	enum challenge_kind kind;
+	int64_t threshold;   /* minor units (amount), donors or gifts */
+	int64_t bonus_cents; /* to each winner */
+	int winners;         /* 0: every campaign that reaches it */
+	int n_campaigns;     /* 0: every campaign of its currency */
+	int64_t campaigns[TALLY_CHALLENGE_CAMPAIGNS_MAX]; /* ids, ascending */
+	int64_t min_gift_cents;
+	int online_only;
+	int64_t starts_at, ends_at; /* ms; both set */
+	int64_t created_at;
+	int awarded; /* awards made (not a column: counted from the awards) */
+};
+
+/* A validated challenge create. campaigns are slugs until the engine
+ * finds them. */
+struct challenge_spec {
+	struct challenge_row row;
+	int n_slugs, all;
+	char slugs[TALLY_CHALLENGE_CAMPAIGNS_MAX][TALLY_SLUG_SIZE];
+};
+
 /* ---- donations ---- */
 
 struct donation_limits {

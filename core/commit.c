@@ -313,6 +313,22 @@ static void mirror(struct engine *e, struct pending *p)
 	case DB_OP_POOL_UPDATE:
 		mirror_pool(e, op);
 		break;
+	case DB_OP_CHALLENGE_CREATE:
+		/* Every campaign of its currency shows it (the writer bumped
+		 * their seq). */
+		for (size_t i = 1; i < e->id_cap; i++) {
+			struct campaign *c = e->by_id[i];
+
+			if (c && !strcmp(c->w.currency, op->u.challenge.currency)) {
+				c->w.seq++;
+				publish_mark(e, c);
+			}
+		}
+		challenges_created(e, op);
+		break;
+	case DB_OP_AWARD:
+		challenges_unlocked(e, op);
+		break;
 	default:
 		break;
 	}
@@ -403,12 +419,16 @@ static int map_rc(const struct db_op *op, int rc)
 {
 	int token = op->kind == DB_OP_TOKEN_ADD || op->kind == DB_OP_TOKEN_REVOKE;
 	int pool = op->kind == DB_OP_POOL_CREATE || op->kind == DB_OP_POOL_UPDATE;
+	int challenge = op->kind == DB_OP_CHALLENGE_CREATE;
 
 	switch (rc) {
 	case 0:
 		return 0;
 	case -EEXIST:
-		return token ? TALLY_ETOKEN_EXISTS : pool ? TALLY_EPOOL_EXISTS : TALLY_EEXISTS;
+		return token       ? TALLY_ETOKEN_EXISTS
+		       : pool      ? TALLY_EPOOL_EXISTS
+		       : challenge ? TALLY_ECHALLENGE_EXISTS
+		                   : TALLY_EEXISTS;
 	case -ENOENT:
 		return token ? TALLY_ENOTOKEN : pool ? TALLY_ENOPOOL : TALLY_ENOCAMPAIGN;
 	case -ERANGE:
@@ -439,6 +459,11 @@ int commit_prepare(void *ctx, struct db_op *op)
 	return pools_prepare(e, op);
 }
 
+void commit_applied(void *ctx, struct db_op *op)
+{
+	challenges_applied(ctx, op);
+}
+
 /* Reservations of gifts that were not stored go back to their pools. */
 static void unreserve(struct engine *e, struct db_op *ops, int commit_rc)
 {
@@ -459,6 +484,20 @@ void commit_batch(void *ctx, struct db_op *ops, int commit_rc)
 	struct pending *done_list = NULL;
 
 	unreserve(e, ops, commit_rc);
+	if (commit_rc && e->bonus_counted) {
+		/* The challenge book counted gifts that did not commit: read it
+		 * again from what did. */
+		int rc;
+
+		pthread_mutex_lock(&e->reader_lock);
+		rc = e->reader ? bonus_book_load(e->bonus, e->reader) : -ESHUTDOWN;
+		pthread_mutex_unlock(&e->reader_lock);
+		if (rc)
+			log_msg(LOG_ERROR, "challenge.reload_failed",
+			        "the challenges' progress may be off until a restart: %s",
+			        tally_strerror(rc));
+	}
+	e->bonus_counted = 0;
 	if (!commit_rc)
 		for (struct db_op *op = ops; op; op = op->next)
 			if (!op->rc)

@@ -382,8 +382,8 @@ static int load_tokens(struct engine *e, sqlite3 *db, char *err, size_t errcap)
 
 int engine_open(const struct engine_config *cfg, struct engine **out, char *err, size_t errcap)
 {
-	struct db_writer_hooks hooks = {commit_batch, commit_tick, NULL, commit_elsewhere,
-	                                commit_prepare};
+	struct db_writer_hooks hooks = {commit_batch,     commit_tick,    NULL,
+	                                commit_elsewhere, commit_prepare, commit_applied};
 	struct jobs_hooks jh = {commit_job_outcomes, NULL};
 	struct engine *e;
 	sqlite3 *db = NULL;
@@ -419,9 +419,13 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 	rc = match_book_new(&e->match);
 	if (!rc)
 		rc = match_book_load(e->match, db);
+	if (!rc)
+		rc = bonus_book_new(&e->bonus);
+	if (!rc)
+		rc = bonus_book_load(e->bonus, db);
 	if (rc) {
-		snprintf(err, errcap, "%s: loading the match pools: %s", cfg->db_path,
-		         tally_strerror(rc));
+		snprintf(err, errcap, "%s: loading the match pools and challenges: %s",
+		         cfg->db_path, tally_strerror(rc));
 		goto fail;
 	}
 	rc = load(e, db, err, errcap);
@@ -495,6 +499,7 @@ void engine_free(struct engine *e)
 	idem_free(e->idem);
 	tokens_free(e->tokens);
 	match_book_free(e->match);
+	bonus_book_free(e->bonus);
 	buf_fini(&e->scratch);
 	while (e->pool) {
 		struct pending *next = e->pool->next_free;

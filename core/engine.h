@@ -236,6 +236,18 @@ int engine_pool_action(struct engine *e, const char *slug, const char *action, c
 int engine_pools_json(struct engine *e, struct buf *out);
 int engine_pool_json(struct engine *e, const char *slug, struct buf *out);
 
+/* ---- challenges.c: challenges (admin) ----
+ * Create one from a validated spec (campaigns by slug: TALLY_ENOCAMPAIGN;
+ * one currency: TALLY_EPOOL_CURRENCY; TALLY_ECHALLENGE_EXISTS). Campaigns
+ * that reached it before it existed unlock it at once. The answer's body
+ * is its JSON. Any thread. */
+int engine_challenge_create(struct engine *e, const struct challenge_spec *spec, const char *actor,
+                            engine_done_fn done, void *ud);
+/* Every challenge, or one (TALLY_ENOCHALLENGE), with its awards and the
+ * campaigns closest to it. Returns 0 or a negative code. */
+int engine_challenges_json(struct engine *e, struct buf *out);
+int engine_challenge_json(struct engine *e, const char *slug, struct buf *out);
+
 /* Blocking helpers for start-up code and tests: run the call and wait. */
 int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *spec,
                                 const char *actor);

@@ -15,6 +15,7 @@
 
 #include "core/engine.h"
 #include "core/idem.h"
+#include "core/bonus.h"
 #include "core/match.h"
 #include "core/tokens.h"
 #include "base/hour.h"
@@ -117,6 +118,8 @@ struct engine {
 	struct idem_table *idem;  /* thread-safe on its own */
 	struct tokens *tokens;    /* staff tokens; thread-safe on its own */
 	struct match_book *match; /* match pools; changed by the writer only */
+	struct bonus_book *bonus; /* challenges; changed by the writer only */
+	int bonus_counted;        /* writer: this batch counted gifts in it */
 	int64_t started_ms;
 
 	/* Added while the writer may already run: a slot is written, then
@@ -215,6 +218,9 @@ void commit_batch(void *ctx, struct db_op *ops, int commit_rc);
 /* Decide what depends on the writer's order (a gift's match), just before
  * op is stored. */
 int commit_prepare(void *ctx, struct db_op *op);
+/* Decide what follows from an applied op in the same transaction (the
+ * challenges a gift's success unlocks). */
+void commit_applied(void *ctx, struct db_op *op);
 void commit_tick(void *ctx);
 /* Another process committed to the database (tally token, say): read the
  * staff tokens again. */
@@ -247,6 +253,21 @@ int pools_day_json(struct engine *e, int64_t now, struct buf *out);
 int pools_prepare(struct engine *e, struct db_op *op);
 /* A committed pool op's answer: the pool as it is now. */
 int pools_answer(struct engine *e, const struct db_op *op, struct buf *out);
+
+/* ---- challenges.c ---- */
+/* The campaign's standing in each challenge that covers it, as a JSON
+ * member (",\"challenges\":[...]"). Any thread. */
+int challenges_campaign_json(struct engine *e, const struct campaign_row *c, int64_t now,
+                             struct buf *out);
+/* A gift's success was applied: count it in the challenges and link the
+ * awards it unlocks after op (the writer applies them next). Writer. */
+void challenges_applied(struct engine *e, struct db_op *op);
+/* A committed challenge: into the book, then the awards already due. */
+void challenges_created(struct engine *e, const struct db_op *op);
+/* A committed award: the campaign's bonus, and the console's event. */
+void challenges_unlocked(struct engine *e, const struct db_op *op);
+/* A committed challenge's answer: the challenge as it is now. */
+int challenges_answer(struct engine *e, const struct db_op *op, struct buf *out);
 
 /* ---- staff.c ---- */
 /* Answer a committed (or failed) staff action on the writer thread. */

@@ -53,6 +53,7 @@ static int render_campaign(struct engine *e, struct buf *b, struct campaign *c, 
 	rc |= put_time(b, "ends_at", r->ends_at);
 	rc |= pools_banner_json(e, r, now, b, &c->banner_key, &c->banner_state);
 	c->banner_at = now;
+	rc |= challenges_campaign_json(e, r, now, b);
 	rc |= buf_puts(b, ",\"recent\":[");
 	for (int i = 0; i < c->n_recent; i++) {
 		if (i)

@@ -747,6 +747,99 @@ int validate_pool(const char *body, size_t len, int create, struct pool_spec *ou
 	return TALLY_OK;
 }
 
+int validate_challenge(const char *body, size_t len, struct challenge_spec *out,
+                       struct validate_error *err)
+{
+	static const char *const known[] = {
+	    "slug",           "name",        "sponsor",   "currency",  "kind",
+	    "threshold",      "bonus_cents", "winners",   "campaigns", "campaign",
+	    "min_gift_cents", "online_only", "starts_at", "ends_at"};
+	struct challenge_row *c = &out->row;
+	struct pool_spec campaigns;
+	const char *key;
+	json_t *root, *v;
+	int64_t n;
+	int rc, k;
+
+	memset(out, 0, sizeof(*out));
+	err->message[0] = '\0';
+	err->fields = NULL;
+	rc = validate_json_object(body, len, &root, err);
+	if (rc)
+		return rc;
+	json_object_foreach(root, key, v)
+	{
+		size_t i = 0;
+
+		while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], key))
+			i++;
+		if (i == sizeof(known) / sizeof(known[0]))
+			field_error(err, key, "is not a field of a challenge");
+	}
+	if (take_string(root, "slug", "slug", 1, 1, TALLY_SLUG_MAX, 0, c->slug, sizeof(c->slug),
+	                err) == 1 &&
+	    !validate_slug(c->slug, strlen(c->slug)))
+		field_error(err, "slug", "must be 1-64 of a-z, 0-9 and '-', not starting with '-'");
+	if (take_string(root, "name", "name", 1, 1, TALLY_CAMPAIGN_NAME_MAX, 0, c->name,
+	                sizeof(c->name), err) == 1 &&
+	    blank(c->name))
+		field_error(err, "name", "must not be blank");
+	take_string(root, "sponsor", "sponsor", 0, 0, TALLY_CAMPAIGN_NAME_MAX, 0, c->sponsor,
+	            sizeof(c->sponsor), err);
+	if (take_string(root, "currency", "currency", 0, 3, 3, 0, c->currency, sizeof(c->currency),
+	                err) == 1 &&
+	    !validate_currency(c->currency))
+		field_error(err, "currency", "must be a three-letter ISO 4217 code such as USD");
+	v = json_object_get(root, "kind");
+	k = json_is_string(v) ? challenge_kind_by_name(json_string_value(v)) : -1;
+	if (k < 0)
+		field_error(err, "kind", "must be amount, donors or gifts");
+	else
+		c->kind = (enum challenge_kind)k;
+	take_int(root, "threshold", 1, 1, TALLY_TOTAL_MAX, &c->threshold, err);
+	take_int(root, "bonus_cents", 1, 1, TALLY_TOTAL_MAX, &c->bonus_cents, err);
+	if (take_int(root, "winners", 0, 0, 10000, &n, err) == 1)
+		c->winners = (int)n;
+	take_int(root, "min_gift_cents", 0, 0, TALLY_AMOUNT_MAX, &c->min_gift_cents, err);
+	take_bool(root, "online_only", &c->online_only, err);
+	/* "campaign": one slug (DESIGN.md's shape), or "campaigns": "all" or
+	 * a list, as a match pool names them. */
+	memset(&campaigns, 0, sizeof(campaigns));
+	v = json_object_get(root, "campaign");
+	if (v && json_object_get(root, "campaigns")) {
+		field_error(err, "campaigns", "give campaign or campaigns, not both");
+	} else if (v) {
+		if (!json_is_string(v) ||
+		    !validate_slug(json_string_value(v), json_string_length(v)))
+			field_error(err, "campaign", "must be a campaign slug");
+		else {
+			memcpy(out->slugs[0], json_string_value(v), json_string_length(v) + 1);
+			out->n_slugs = 1;
+		}
+	} else {
+		take_pool_campaigns(root, &campaigns, err);
+		if (!campaigns.has_campaigns && !json_object_get(root, "campaigns"))
+			field_error(err, "campaigns", "is required: \"all\" or campaign slugs");
+		out->all = campaigns.all;
+		out->n_slugs = campaigns.n_slugs;
+		memcpy(out->slugs, campaigns.slugs, sizeof(out->slugs));
+	}
+	if (out->all && !c->currency[0])
+		field_error(err, "currency", "is required when the challenge is for all campaigns");
+	if (take_time(root, "starts_at", &c->starts_at, err) != 1 || !c->starts_at)
+		field_error(err, "starts_at", "is required (RFC 3339)");
+	if (take_time(root, "ends_at", &c->ends_at, err) != 1 || !c->ends_at)
+		field_error(err, "ends_at", "is required (RFC 3339)");
+	else if (c->starts_at && c->ends_at <= c->starts_at)
+		field_error(err, "ends_at", "must be after starts_at");
+	json_decref(root);
+	if (err->fields) {
+		snprintf(err->message, sizeof(err->message), "the challenge has invalid fields");
+		return TALLY_EFIELDS;
+	}
+	return TALLY_OK;
+}
+
 int validate_token(const char *body, size_t len, char name[TALLY_STAFF_NAME_SIZE],
                    enum staff_role *role, struct validate_error *err)
 {

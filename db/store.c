@@ -12,6 +12,7 @@
  */
 #include "db/store.h"
 #include "db/db.h"
+#include "db/challenges.h"
 #include "db/pools.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -203,6 +204,7 @@ struct db_store {
 	size_t n_done, done_cap;
 	sqlite3_stmt *done_many; /* INSERT_ROWS ids per statement */
 	struct db_pool_stmts pools;
+	struct db_challenge_stmts challenges;
 };
 
 #define INSERT_ROWS 32
@@ -1054,6 +1056,11 @@ static int apply_pool(struct db_store *ds, struct db_op *op)
 	return db_pool_apply(&ds->pools, ds->db, op);
 }
 
+static int apply_challenge(struct db_store *ds, struct db_op *op)
+{
+	return db_challenge_apply(&ds->challenges, ds->db, op);
+}
+
 /* How each kind of op is recorded. */
 static int (*const op_table[DB_OP_KINDS])(struct db_store *ds, struct db_op *op) = {
     [DB_OP_DONATION] = apply_donation,
@@ -1070,6 +1077,8 @@ static int (*const op_table[DB_OP_KINDS])(struct db_store *ds, struct db_op *op)
     [DB_OP_TOKEN_REVOKE] = apply_token,
     [DB_OP_POOL_CREATE] = apply_pool,
     [DB_OP_POOL_UPDATE] = apply_pool,
+    [DB_OP_CHALLENGE_CREATE] = apply_challenge,
+    [DB_OP_AWARD] = apply_challenge,
 };
 
 int db_store_apply(struct db_store *ds, struct db_op *op)
@@ -1200,6 +1209,8 @@ int db_store_new(sqlite3 *db, size_t max_batch, struct db_store **out)
 		                  INSERT_ROWS, 1, "?%d", ")", &ds->done_many);
 	if (rc == SQLITE_OK)
 		rc = db_pool_stmts_init(db, &ds->pools);
+	if (rc == SQLITE_OK)
+		rc = db_challenge_stmts_init(db, &ds->challenges);
 	if (rc != SQLITE_OK) {
 		log_msg(LOG_ERROR, "db.prepare_failed", "%s", sqlite3_errmsg(db));
 		rc = db_errno(rc);
@@ -1221,6 +1232,7 @@ void db_store_free(struct db_store *ds)
 	sqlite3_finalize(ds->insert_many);
 	sqlite3_finalize(ds->done_many);
 	db_pool_stmts_fini(&ds->pools);
+	db_challenge_stmts_fini(&ds->challenges);
 	free(ds->later);
 	free(ds->done_ids);
 	free(ds->bumps);

@@ -74,6 +74,8 @@ static int apply_ops(struct db_store *ds, const struct db_writer_hooks *hooks, s
 			op->rc = refused;
 		else
 			rc = db_store_apply(ds, op);
+		if (rc == SQLITE_OK && hooks && hooks->applied)
+			hooks->applied(hooks->ctx, op);
 	}
 	if (rc == SQLITE_OK)
 		rc = db_store_flush(ds, util_now_ms());

@@ -29,6 +29,8 @@ enum db_op_kind {
 	DB_OP_TOKEN_REVOKE,     /* mark a staff token revoked (u.token) */
 	DB_OP_POOL_CREATE,      /* insert a match pool (u.pool; its id out) */
 	DB_OP_POOL_UPDATE,      /* store a match pool's settings and status (u.pool) */
+	DB_OP_CHALLENGE_CREATE, /* insert a challenge (u.challenge; its id out) */
+	DB_OP_AWARD,            /* a campaign unlocked a challenge's bonus (u.award) */
 	DB_OP_KINDS
 };
 
@@ -144,6 +146,13 @@ struct db_op {
 		/* The pool as it is to be stored (create: slug taken -EEXIST;
 		 * update: no such id -ENOENT). */
 		struct pool_row pool;
+		/* create: slug taken -EEXIST */
+		struct challenge_row challenge;
+		/* The award row and the campaign's bonus_cents (an award
+		 * already made: -EEXIST, nothing written). */
+		struct {
+			int64_t challenge_id, campaign_id, bonus_cents, donation_id;
+		} award;
 	} u;
 	struct db_audit audit;
 	void *owner; /* caller's context, untouched by the writer */
@@ -170,6 +179,12 @@ struct db_writer_hooks {
 	 * says why. If the op then fails or its batch does not commit,
 	 * batch_done says so (op->rc, commit_rc). May be NULL. */
 	int (*prepare)(void *ctx, struct db_op *op);
+	/* Called on the writer thread right after op was applied (op->rc
+	 * set), before the next op is prepared. It may link new ops after op
+	 * (op->next): the writer applies them next, in the same transaction,
+	 * and hands them to batch_done with the rest (a challenge unlocked by
+	 * this gift's success). May be NULL. */
+	void (*applied)(void *ctx, struct db_op *op);
 };
 
 struct db_writer;

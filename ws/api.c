@@ -669,6 +669,50 @@ static int h_pool_deplete(struct server *s, struct http_pss *p)
 	return pool_action(s, p, "deplete");
 }
 
+/* ---- challenges ---- */
+
+static int h_challenges(struct server *s, struct http_pss *p)
+{
+	if (engine_challenges_json(s->engine, http_body(p)))
+		return -1;
+	return send_json(p, 200, NULL);
+}
+
+static int h_challenge_get(struct server *s, struct http_pss *p)
+{
+	int rc;
+
+	if (!validate_slug(p->param[0], strlen(p->param[0])))
+		return http_engine_error(p, TALLY_ENOCHALLENGE);
+	rc = engine_challenge_json(s->engine, p->param[0], http_body(p));
+	if (rc)
+		return rc == -ENOMEM ? -1 : http_engine_error(p, rc);
+	return send_json(p, 200, NULL);
+}
+
+static int h_challenge_create(struct server *s, struct http_pss *p)
+{
+	struct validate_error err = {{0}, NULL};
+	char actor[TALLY_ACTOR_SIZE];
+	struct challenge_spec *spec;
+	int rc;
+
+	if ((rc = need_json(p)))
+		return rc < 0 ? -1 : 0;
+	spec = malloc(sizeof(*spec));
+	if (!spec)
+		return -1;
+	rc = validate_challenge(p->body.p ? p->body.p : "", p->body.len, spec, &err);
+	if (rc) {
+		free(spec);
+		return validation_error(p, rc, &err);
+	}
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_challenge_create(s->engine, spec, actor, engine_done, ref_ud(p));
+	free(spec);
+	return rc ? http_engine_error(p, rc) : HTTP_ASYNC;
+}
+
 /* ---- queues, jobs, refunds, audit ---- */
 
 static int h_queues(struct server *s, struct http_pss *p)
@@ -877,6 +921,9 @@ const struct route api_routes[] = {
     {M_POST, "/api/v1/admin/match-pools/*/pause", STAFF_OPERATOR, 0, 200, h_pool_pause},
     {M_POST, "/api/v1/admin/match-pools/*/resume", STAFF_OPERATOR, 0, 200, h_pool_resume},
     {M_POST, "/api/v1/admin/match-pools/*/deplete", STAFF_ADMIN, 0, 200, h_pool_deplete},
+    {M_GET, "/api/v1/admin/challenges", STAFF_VIEWER, 0, 200, h_challenges},
+    {M_POST, "/api/v1/admin/challenges", STAFF_ADMIN, 0, 201, h_challenge_create},
+    {M_GET, "/api/v1/admin/challenges/*", STAFF_VIEWER, 0, 200, h_challenge_get},
     {M_GET, "/api/v1/admin/queues", STAFF_VIEWER, 0, 200, h_queues},
     {M_POST, "/api/v1/admin/queues/*/pause", STAFF_OPERATOR, 0, 200, h_queue_pause},
     {M_POST, "/api/v1/admin/queues/*/resume", STAFF_OPERATOR, 0, 200, h_queue_resume},

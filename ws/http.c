@@ -237,6 +237,8 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_EPOOL_EXISTS, 409, "pool_exists", "slug"},
 	    {TALLY_EPOOL_AMOUNT, 422, "validation_failed", "amount_cents"},
 	    {TALLY_EPOOL_CURRENCY, 422, "validation_failed", "campaigns"},
+	    {TALLY_ENOCHALLENGE, 404, "challenge_not_found", NULL},
+	    {TALLY_ECHALLENGE_EXISTS, 409, "challenge_exists", "slug"},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
