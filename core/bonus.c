@@ -35,7 +35,7 @@ struct progress {
 };
 
 struct bonus_book {
-	pthread_mutex_t lock; /* guards everything below; a leaf */
+	pthread_mutex_t lock;     /* guards everything below; a leaf */
 	struct challenge_row *ch; /* id order */
 	size_t n, cap;
 	struct progress *pr;
@@ -134,8 +134,8 @@ static int grow(void **v, size_t *cap, size_t used, size_t size)
 
 /* The progress of (challenge, campaign); created when add (NULL without
  * memory). b->lock held. */
-static struct progress *progress_of(struct bonus_book *b, int64_t challenge_id,
-                                    int64_t campaign_id, int add)
+static struct progress *progress_of(struct bonus_book *b, int64_t challenge_id, int64_t campaign_id,
+                                    int add)
 {
 	uint64_t key = pair_key(challenge_id, campaign_id);
 	size_t i;
@@ -186,7 +186,7 @@ int bonus_covers(const struct challenge_row *c, int64_t campaign_id, const char 
 
 static int64_t value_of(const struct challenge_row *c, const struct progress *p)
 {
-	return c->kind == CHALLENGE_AMOUNT ? p->amount
+	return c->kind == CHALLENGE_AMOUNT   ? p->amount
 	       : c->kind == CHALLENGE_DONORS ? p->donors
 	                                     : p->gifts;
 }
@@ -222,7 +222,8 @@ int bonus_count(struct bonus_book *b, const struct bonus_gift *g, int64_t now,
 			continue;
 		p = progress_of(b, c->id, g->campaign_id, 1);
 		if (!p)
-			continue; /* without memory the book undercounts; a restart reads it again */
+			continue; /* without memory the book undercounts; a restart reads it again
+			           */
 		p->amount += g->amount_cents;
 		p->gifts++;
 		if (g->email[0] && donor_add(b, c->id, g->campaign_id, g->email) == 1)
@@ -438,8 +439,8 @@ int bonus_leaders(struct bonus_book *b, int64_t id, struct bonus_progress *out, 
 			for (k = n; k > 0; k--) {
 				const struct bonus_progress *o = &out[k - 1];
 				int better = v.awarded != o->awarded ? v.awarded
-				             : v.awarded            ? v.award_at < o->award_at
-				                                    : v.value > o->value;
+				             : v.awarded             ? v.award_at < o->award_at
+				                                     : v.value > o->value;
 
 				if (!better)
 					break;

@@ -35,9 +35,9 @@ struct bonus_award {
 /* A campaign's standing in one challenge. */
 struct bonus_progress {
 	int64_t challenge_id, campaign_id;
-	int64_t value;     /* in the challenge's kind: minor units, donors, gifts */
-	int awarded;       /* it unlocked the bonus */
-	int64_t award_at;  /* when (ms), 0 if not */
+	int64_t value;    /* in the challenge's kind: minor units, donors, gifts */
+	int awarded;      /* it unlocked the bonus */
+	int64_t award_at; /* when (ms), 0 if not */
 };
 
 /* Returns 0 or -ENOMEM. */

@@ -152,8 +152,8 @@ int challenges_campaign_json(struct engine *e, const struct campaign_row *c, int
 	return rc | buf_puts(out, "]") ? -ENOMEM : 0;
 }
 
-int engine_challenge_create(struct engine *e, const struct challenge_spec *spec,
-                            const char *actor, engine_done_fn done, void *ud)
+int engine_challenge_create(struct engine *e, const struct challenge_spec *spec, const char *actor,
+                            engine_done_fn done, void *ud)
 {
 	struct challenge_row c = spec->row, have;
 	struct pending *p;
@@ -213,9 +213,10 @@ static void link_awards(struct engine *e, struct db_op *op, const struct bonus_a
 		char target[160], detail[96];
 
 		if (!a) {
-			log_msg(LOG_ERROR, "challenge.award_lost",
-			        "challenge %s: campaign %lld reached it; no memory to record the award",
-			        v[i].slug, (long long)v[i].campaign_id);
+			log_msg(
+			    LOG_ERROR, "challenge.award_lost",
+			    "challenge %s: campaign %lld reached it; no memory to record the award",
+			    v[i].slug, (long long)v[i].campaign_id);
 			continue;
 		}
 		a->op.now_ms = util_now_ms();
@@ -244,8 +245,13 @@ void challenges_applied(struct engine *e, struct db_op *op)
 
 	if (op->kind != DB_OP_JOB_UPDATE || op->rc || !u->applied || u->effect != EFFECT_SUCCEEDED)
 		return;
-	g = (struct bonus_gift){u->donation_id, u->campaign_id, u->d.currency, u->d.email,
-	                        u->d.amount_cents, u->created_at, 0};
+	g = (struct bonus_gift){u->donation_id,
+	                        u->campaign_id,
+	                        u->d.currency,
+	                        u->d.email,
+	                        u->d.amount_cents,
+	                        u->created_at,
+	                        0};
 	e->bonus_counted = 1;
 	n = bonus_count(e->bonus, &g, op->now_ms, v, AWARDS_AT_ONCE);
 	link_awards(e, op, v, n);
@@ -292,6 +298,6 @@ void challenges_unlocked(struct engine *e, const struct db_op *op)
 	c->w.bonus_cents += op->u.award.bonus_cents;
 	c->w.seq++; /* as the writer did */
 	publish_mark(e, c);
-	events_note("challenge", NULL, "%s unlocked %s: %lld %s bonus", c->w.slug,
-	            op->audit.target, (long long)op->u.award.bonus_cents, c->w.currency);
+	events_note("challenge", NULL, "%s unlocked %s: %lld %s bonus", c->w.slug, op->audit.target,
+	            (long long)op->u.award.bonus_cents, c->w.currency);
 }

@@ -156,8 +156,7 @@ static void parse_ids(struct challenge_row *c, const char *s)
 	}
 }
 
-int db_load_challenges(sqlite3 *db, int (*cb)(void *ud, const struct challenge_row *row),
-                       void *ud)
+int db_load_challenges(sqlite3 *db, int (*cb)(void *ud, const struct challenge_row *row), void *ud)
 {
 	static const char q[] = "SELECT id, " CHALLENGE_COLUMNS " FROM challenges ORDER BY id";
 	sqlite3_stmt *st;
@@ -257,8 +256,9 @@ int db_challenge_progress(sqlite3 *db, const struct challenge_row *c,
 		return -EIO;
 	}
 	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-		struct db_progress_row p = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
-		                            sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
+		struct db_progress_row p = {
+		    sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1),
+		    sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)};
 
 		stop = cb(ud, &p);
 		if (stop)
@@ -273,8 +273,9 @@ int db_challenge_progress(sqlite3 *db, const struct challenge_row *c,
 int db_challenge_donors(sqlite3 *db, const struct challenge_row *c,
                         int (*cb)(void *ud, int64_t campaign_id, const char *email), void *ud)
 {
-	static const char q[] = "SELECT DISTINCT d.campaign_id, lower(d.donor_email) FROM donations d"
-	                        " WHERE" COUNTED " AND d.donor_email <> ''";
+	static const char q[] =
+	    "SELECT DISTINCT d.campaign_id, lower(d.donor_email) FROM donations d"
+	    " WHERE" COUNTED " AND d.donor_email <> ''";
 	sqlite3_stmt *st;
 	int rc, stop = 0;
 

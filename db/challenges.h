@@ -19,14 +19,13 @@ int db_challenge_stmts_init(sqlite3 *db, struct db_challenge_stmts *s);
 void db_challenge_stmts_fini(struct db_challenge_stmts *s);
 
 /* Record a DB_OP_CHALLENGE_CREATE (op->u.challenge.id out; the seq of
- * every campaign of its currency bumps: they show it) or a DB_OP_AWARD (the award row, and the campaign's bonus_cents and seq).
- * Returns SQLITE_OK (op->rc -EEXIST: slug taken, or the award made
+ * every campaign of its currency bumps: they show it) or a DB_OP_AWARD (the award row, and the
+ * campaign's bonus_cents and seq). Returns SQLITE_OK (op->rc -EEXIST: slug taken, or the award made
  * before) or the code of an error that fails the batch. Writer thread. */
 int db_challenge_apply(struct db_challenge_stmts *s, sqlite3 *db, struct db_op *op);
 
 /* Call cb for each challenge in id order (awarded 0). */
-int db_load_challenges(sqlite3 *db, int (*cb)(void *ud, const struct challenge_row *row),
-                       void *ud);
+int db_load_challenges(sqlite3 *db, int (*cb)(void *ud, const struct challenge_row *row), void *ud);
 
 struct db_award_row {
 	int64_t challenge_id, campaign_id, bonus_cents, donation_id, at;
