@@ -194,9 +194,8 @@ START_TEST(declines_and_refunds_give_the_match_back)
 	ck_assert_int_eq(give("food", 1000, "b@example.org", "tok_visa"), 2000);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(pool_int("acme", "used_cents"), 2000);
-	ck_assert_int_eq(admin_post("/api/v1/admin/donations/dn_2/refund", "{\"reason\":\"asked\"}",
-	                            NULL),
-	                 202);
+	ck_assert_int_eq(
+	    admin_post("/api/v1/admin/donations/dn_2/refund", "{\"reason\":\"asked\"}", NULL), 202);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(pool_int("acme", "used_cents"), 0);
 	ck_assert_int_eq(pool_int("acme", "remaining_cents"), 5000);
@@ -208,9 +207,8 @@ START_TEST(declines_and_refunds_give_the_match_back)
 	ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "ended");
 	json_decref(j);
 	ck_assert_int_eq(give("food", 500, "d@example.org", "tok_visa"), 0);
-	ck_assert_int_eq(admin_post("/api/v1/admin/donations/dn_3/refund", "{\"reason\":\"asked\"}",
-	                            NULL),
-	                 202);
+	ck_assert_int_eq(
+	    admin_post("/api/v1/admin/donations/dn_3/refund", "{\"reason\":\"asked\"}", NULL), 202);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(campaign_int("food", "matched_cents"), 1000);
 	ck_assert_int_eq(pool_int("acme", "used_cents"), 1000);
@@ -329,10 +327,10 @@ START_TEST(bad_pools_are_refused_and_nothing_is_written)
 
 		ck_assert_msg(st == bad[i].status, "%s: %d", bad[i].body, st);
 		if (bad[i].field)
-			ck_assert_msg(json_object_get(json_object_get(json_object_get(j, "error"),
-			                                              "fields"),
-			                              bad[i].field) != NULL,
-			              "%s: no field %s", bad[i].body, bad[i].field);
+			ck_assert_msg(
+			    json_object_get(json_object_get(json_object_get(j, "error"), "fields"),
+			                    bad[i].field) != NULL,
+			    "%s: no field %s", bad[i].body, bad[i].field);
 		json_decref(j);
 	}
 	ck_assert_int_eq(sql("SELECT count(*) FROM match_pools"), 0);
@@ -341,9 +339,8 @@ START_TEST(bad_pools_are_refused_and_nothing_is_written)
 	{
 		struct itest_resp r;
 
-		ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/match-pools", big_pool, 0,
-		                                 &r),
-		                 0);
+		ck_assert_int_eq(
+		    itest_post_json(srv.port, "/api/v1/admin/match-pools", big_pool, 0, &r), 0);
 		ck_assert_int_eq(r.status, 401);
 		itest_resp_fini(&r);
 	}
@@ -381,7 +378,8 @@ START_TEST(the_donation_event_carries_the_match)
 	ck_assert_int_eq(admin_post("/api/v1/admin/match-pools", big_pool, NULL), 201);
 	fd = itest_ws_connect(srv.port, "/live", "tally.live.v1", &st);
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"), 0);
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"),
+	                 0);
 	msg = itest_ws_wait_for(fd, "\"snapshot\"", 5000);
 	ck_assert_ptr_nonnull(msg);
 	ck_assert_ptr_nonnull(strstr(msg, "\"remaining_cents\":5000"));
