@@ -200,6 +200,15 @@ int engine_challenge_create(struct engine *e, const struct challenge_spec *spec,
 	return engine_submit(e, p, 1);
 }
 
+int engine_challenge_create_sync(struct engine *e, const struct challenge_spec *spec,
+                                 const char *actor)
+{
+	struct waiter w;
+
+	waiter_init(&w);
+	return waiter_wait(&w, engine_challenge_create(e, spec, actor, waiter_done, &w));
+}
+
 int challenges_answer(struct engine *e, const struct db_op *op, struct buf *out)
 {
 	return engine_challenge_json(e, op->u.challenge.slug, out);

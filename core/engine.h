@@ -247,6 +247,10 @@ int engine_challenge_create(struct engine *e, const struct challenge_spec *spec,
  * campaigns closest to it. Returns 0 or a negative code. */
 int engine_challenges_json(struct engine *e, struct buf *out);
 int engine_challenge_json(struct engine *e, const char *slug, struct buf *out);
+/* Blocking forms of the two creates (start-up code: the demo). */
+int engine_pool_create_sync(struct engine *e, const struct pool_spec *spec, const char *actor);
+int engine_challenge_create_sync(struct engine *e, const struct challenge_spec *spec,
+                                 const char *actor);
 
 /* Blocking helpers for start-up code and tests: run the call and wait. */
 int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *spec,

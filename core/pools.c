@@ -309,6 +309,14 @@ int engine_pool_action(struct engine *e, const char *slug, const char *action, c
 	return TALLY_ESTATE;
 }
 
+int engine_pool_create_sync(struct engine *e, const struct pool_spec *spec, const char *actor)
+{
+	struct waiter w;
+
+	waiter_init(&w);
+	return waiter_wait(&w, engine_pool_create(e, spec, actor, waiter_done, &w));
+}
+
 int pools_prepare(struct engine *e, struct db_op *op)
 {
 	struct pool_row have;
