@@ -311,6 +311,7 @@
     '.tally-match{margin:.5em 0;padding:.4em .7em;border-radius:.4em;background:rgba(22,163,74,.14);font-weight:600}' +
     '.tally-match[data-state=exhausted],.tally-match[data-state=paused]{background:rgba(100,116,139,.16)}' +
     '.tally-gift-match{margin-left:.4em;font-size:.85em;color:#15803d}' +
+    '.tally-challenge{margin:.5em 0;font-weight:600}.tally-challenge[data-state=unlocked]{color:#b45309}' +
     '.tally-amounts{margin-top:.3em;display:flex;flex-wrap:wrap;align-items:baseline;gap:0 .6em}' +
     '.tally-total{font-size:1.9em;font-weight:800;display:inline-block;transform-origin:0}.tally-of,.tally-meta{color:var(--tm)}' +
     '.tally-track{height:.8em;border-radius:1em;background:var(--tt);overflow:hidden;margin:.45em 0}' +
@@ -349,6 +350,7 @@
       ]),
       el('p.tally-notice', { part: 'notice', hidden: true }),
       el('p.tally-match', { part: 'match', hidden: true }),
+      el('p.tally-challenge', { part: 'challenge', hidden: true }),
       el('div.tally-amounts', null, [
         el('span.tally-total', { part: 'total' }, '\u2014'),
         el('span.tally-of', { part: 'goalwrap', hidden: true }, ['of ', el('span', { part: 'goal' }), ' goal'])
@@ -395,6 +397,8 @@
         this.gifts.unshift(m.data);
         this.renderWall();
       }
+    } else if (m.type === 'challenge' && this.p.challenge) {
+      bump(this.p.challenge, 'tally-bump'); /* the update that follows shows it */
     } else if (m.type === 'error') {
       this.showError(m.code || 'error', m.message || m.code || 'error');
     }
@@ -447,6 +451,7 @@
         : status === 'closed' ? 'This campaign has closed. Thank you!' : '');
     }
     renderMatch(p.match, d.match, cur, o);
+    renderChallenges(p.challenge, d.challenges, cur, o);
     this.renderWall();
   };
 
@@ -460,6 +465,28 @@
     return 'Gifts matched ' + int(m.ratio) + ':1' + by + ': ' + formatMoney(int(m.remaining_cents), cur, o) +
       ' of match left';
   }
+  /* Challenges: the unlocked ones ("Unlocked: Power hour, +$1,000.00 from
+   * ACME"), else the open one closest to done ("Power hour: 12 of 25
+   * donors"). */
+  function renderChallenges(node, list, cur, o) {
+    if (!node) return;
+    list = Array.isArray(list) ? list : [];
+    var won = list.filter(function (c) { return c && c.state === 'unlocked'; });
+    var open = list.filter(function (c) { return c && c.state === 'open'; });
+    var what = function (c, n) {
+      return c.kind === 'amount' ? formatMoney(n, cur, o)
+        : formatCount(n) + (c.kind === 'donors' ? (n === 1 ? ' donor' : ' donors') : (n === 1 ? ' gift' : ' gifts'));
+    };
+    var text = won.length ? 'Unlocked: ' + won.map(function (c) {
+      return String(c.name) + ', +' + formatMoney(int(c.bonus_cents), cur, o) + (c.sponsor ? ' from ' + c.sponsor : '');
+    }).join('; ')
+      : open.length ? String(open[0].name) + ': ' + what(open[0], int(open[0].progress)) + ' of ' +
+        what(open[0], int(open[0].threshold)) : '';
+    node.hidden = !text;
+    node.setAttribute('data-state', won.length ? 'unlocked' : open.length ? 'open' : '');
+    setText(node, text);
+  }
+
   function renderMatch(node, m, cur, o) {
     if (!node) return;
     var show = !!m && typeof m === 'object' && (m.state === 'open' || m.state === 'exhausted' || m.state === 'paused');

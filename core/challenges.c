@@ -301,6 +301,10 @@ void challenges_created(struct engine *e, const struct db_op *op)
 void challenges_unlocked(struct engine *e, const struct db_op *op)
 {
 	struct campaign *c = campaign_find_id(e, op->u.award.campaign_id);
+	struct challenge_row ch;
+	struct buf b = {0};
+	char ts[32];
+	int rc;
 
 	if (!c)
 		return;
@@ -309,4 +313,19 @@ void challenges_unlocked(struct engine *e, const struct db_op *op)
 	publish_mark(e, c);
 	events_note("challenge", NULL, "%s unlocked %s: %lld %s bonus", c->w.slug, op->audit.target,
 	            (long long)op->u.award.bonus_cents, c->w.currency);
+	/* And a live event on the campaign's channel. */
+	if (bonus_get(e->bonus, op->audit.target, &ch))
+		return;
+	rc = buf_puts(&b, "{\"challenge\":");
+	rc |= buf_json_string(&b, ch.slug);
+	rc |= buf_puts(&b, ",\"name\":");
+	rc |= buf_json_string(&b, ch.name);
+	rc |= buf_puts(&b, ",\"sponsor\":");
+	rc |= buf_json_string(&b, ch.sponsor);
+	rc |= buf_printf(&b, ",\"bonus_cents\":%lld,\"at\":\"%s\"}",
+	                 (long long)op->u.award.bonus_cents,
+	                 util_rfc3339(op->now_ms, ts, sizeof(ts)));
+	if (!rc)
+		commit_queue_event(e, c->w.id, "challenge", b.p);
+	buf_fini(&b);
 }

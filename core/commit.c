@@ -45,8 +45,7 @@ static void push_recent(struct campaign *c, char *gift)
 	c->n_recent++;
 }
 
-/* Keep a gift for the donation event sent after publishing. */
-static void queue_gift(struct engine *e, int64_t campaign_id, const char *json)
+void commit_queue_event(struct engine *e, int64_t campaign_id, const char *type, const char *json)
 {
 	size_t len = strlen(json);
 	char *copy;
@@ -64,7 +63,7 @@ static void queue_gift(struct engine *e, int64_t campaign_id, const char *json)
 	if (!copy)
 		goto fail;
 	memcpy(copy, json, len + 1);
-	e->gifts[e->n_gifts++] = (struct gift_event){campaign_id, copy, len};
+	e->gifts[e->n_gifts++] = (struct gift_event){campaign_id, type, copy, len};
 	return;
 fail:
 	log_msg(LOG_ERROR, "engine.event_lost", "campaign %lld: out of memory",
@@ -178,7 +177,7 @@ static void mirror_effect(struct engine *e, const struct db_op *op)
 		        (long long)u->donation_id);
 		return;
 	}
-	queue_gift(e, c->w.id, gift);
+	commit_queue_event(e, c->w.id, "donation", gift);
 	push_recent(c, gift);
 }
 

@@ -64,13 +64,14 @@ void engine_notify_published(struct engine *e)
 			e->listeners[i].published(e->listeners[i].ctx);
 }
 
-void engine_notify_donation(struct engine *e, int64_t campaign_id, const char *json, size_t len)
+void engine_notify_event(struct engine *e, int64_t campaign_id, const char *type, const char *json,
+                         size_t len)
 {
 	int n = atomic_load_explicit(&e->n_listeners, memory_order_acquire);
 
 	for (int i = 0; i < n; i++)
-		if (e->listeners[i].donation)
-			e->listeners[i].donation(e->listeners[i].ctx, campaign_id, json, len);
+		if (e->listeners[i].event)
+			e->listeners[i].event(e->listeners[i].ctx, campaign_id, type, json, len);
 }
 
 /* ---- pending operations ---- */

@@ -93,9 +93,13 @@ struct engine;
 struct engine_listener {
 	/* A campaign's public state changed (totals, status, settings). */
 	void (*campaign_changed)(void *ctx, int64_t campaign_id, uint64_t seq);
-	/* A public gift succeeded: json is the "data" object of a donation
-	 * event (name, amount_cents unless hidden, message, at). */
-	void (*donation)(void *ctx, int64_t campaign_id, const char *json, size_t len);
+	/* A live event on the campaign: type "donation" (a public gift
+	 * succeeded: json is the event's "data" object - name, amount_cents
+	 * and matched_cents unless hidden, message, at) or "challenge" (the
+	 * campaign unlocked a challenge's bonus: challenge, name, sponsor,
+	 * bonus_cents, at). */
+	void (*event)(void *ctx, int64_t campaign_id, const char *type, const char *json,
+	              size_t len);
 	/* A batch was published and the calls above for it are done (the
 	 * leaderboard and the day's totals may have moved). */
 	void (*published)(void *ctx);

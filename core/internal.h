@@ -89,7 +89,8 @@ struct pending {
 /* A gift whose donation event waits for the batch to be published. */
 struct gift_event {
 	int64_t campaign_id;
-	char *json; /* malloc'd: freed once the listeners had it */
+	const char *type; /* "donation", "challenge": static */
+	char *json;       /* malloc'd: freed once the listeners had it */
 	size_t len;
 };
 
@@ -162,7 +163,8 @@ int engine_submit(struct engine *e, struct pending *p, int force);
 void pending_audit(struct pending *p, const char *action, const char *target, const char *detail);
 /* Call every listener's campaign_changed / donation. Writer thread. */
 void engine_notify_changed(struct engine *e, int64_t campaign_id, uint64_t seq);
-void engine_notify_donation(struct engine *e, int64_t campaign_id, const char *json, size_t len);
+void engine_notify_event(struct engine *e, int64_t campaign_id, const char *type, const char *json,
+                         size_t len);
 void engine_notify_published(struct engine *e);
 
 /* A blocking call: init, pass waiter_done and the waiter, then wait with
@@ -225,6 +227,9 @@ void commit_tick(void *ctx);
 /* Another process committed to the database (tally token, say): read the
  * staff tokens again. */
 void commit_elsewhere(void *ctx);
+/* Keep a live event (a copy of json) to send once the batch is published.
+ * Writer thread. */
+void commit_queue_event(struct engine *e, int64_t campaign_id, const char *type, const char *json);
 /* Job attempts finished (worker thread): hand them to the writer. */
 int commit_job_outcomes(void *ctx, struct db_job_update *upd, int n);
 

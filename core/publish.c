@@ -193,8 +193,8 @@ void publish_batch(struct engine *e)
 	if (fresh != stack)
 		free(fresh);
 	for (size_t i = 0; i < e->n_gifts; i++) {
-		engine_notify_donation(e, e->gifts[i].campaign_id, e->gifts[i].json,
-		                       e->gifts[i].len);
+		engine_notify_event(e, e->gifts[i].campaign_id, e->gifts[i].type, e->gifts[i].json,
+		                    e->gifts[i].len);
 		free(e->gifts[i].json);
 	}
 	if (n || e->n_gifts)

@@ -433,6 +433,8 @@ static void challenge(const char *slug, const char *rules)
 START_TEST(the_first_campaign_to_reach_a_challenge_wins_it)
 {
 	json_t *c;
+	int fd, st;
+	char *msg;
 
 	challenge("power", "\"kind\":\"donors\",\"threshold\":2,\"bonus_cents\":10000,"
 	                   "\"winners\":1,\"campaigns\":\"all\",\"currency\":\"USD\","
@@ -443,10 +445,24 @@ START_TEST(the_first_campaign_to_reach_a_challenge_wins_it)
 	give("books", 100, "b@example.org", "tok_visa");
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(campaign_int("books", "bonus_cents"), 0);
-	/* food gets there first; books after it wins nothing. */
+	/* food gets there first (a live event says so); books after it wins
+	 * nothing. */
+	fd = itest_ws_connect(srv.port, "/live", "tally.live.v1", &st);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(itest_ws_send(fd, "{\"op\":\"subscribe\",\"channel\":\"campaign:food\"}"),
+	                 0);
+	msg = itest_ws_wait_for(fd, "\"snapshot\"", 5000);
+	ck_assert_ptr_nonnull(msg);
+	free(msg);
 	give("food", 500, "c@example.org", "tok_visa");
 	give("food", 500, "d@example.org", "tok_visa");
 	ck_assert_int_eq(itest_settle(srv.port), 0);
+	msg = itest_ws_wait_for(fd, "\"type\":\"challenge\"", 10000);
+	ck_assert_ptr_nonnull(msg);
+	ck_assert_ptr_nonnull(strstr(msg, "\"challenge\":\"power\""));
+	ck_assert_ptr_nonnull(strstr(msg, "\"bonus_cents\":10000"));
+	free(msg);
+	close(fd);
 	give("books", 500, "e@example.org", "tok_visa");
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(campaign_int("food", "bonus_cents"), 10000);

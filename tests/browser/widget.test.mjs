@@ -480,6 +480,22 @@ async function main() {
       assert.equal(r2.json.matched_cents, 1000);
       assert.ok((await wOut.result()).t !== null, 'the banner never said the match ran out');
       assert.match(await text(page, '#match'), /run out/);
+      // a challenge for 4 gifts: the 2 made count, then 1 more, then the 4th unlocks it
+      const now = Date.now();
+      const ch = await api('POST', '/api/v1/admin/challenges', {
+        slug: 'hour', name: 'Power hour', sponsor: 'Bakery', kind: 'gifts', threshold: 4, bonus_cents: 5000,
+        campaign: 'matched', starts_at: new Date(now - 60000).toISOString(), ends_at: new Date(now + 3600000).toISOString(),
+      }, { admin: true });
+      assert.equal(ch.status, 201, `create challenge: ${ch.status} ${ch.text}`);
+      await page.waitForSelector('#challenge[data-state="open"]', { timeout: 5000 });
+      assert.match(await text(page, '#challenge'), /Power hour: 2 gifts of 4 gifts/);
+      const wOpen = await arm(page, '#challenge', '3 gifts of 4');
+      await donate(100, { name: 'Jo', email: 'jo@example.org' }, {}, 'matched');
+      assert.ok((await wOpen.result()).t !== null, `the challenge's progress never showed: ${await text(page, '#challenge')}`);
+      const wWon = await arm(page, '#challenge[data-state="unlocked"]');
+      await donate(100, { name: 'Jo', email: 'jo@example.org' }, {}, 'matched');
+      assert.ok((await wWon.result()).t !== null, 'the challenge never showed unlocked');
+      assert.match(await text(page, '#challenge'), /Unlocked: Power hour, \+\$50\.00 from Bakery/);
       await page.close();
     });
   } finally {
