@@ -407,8 +407,10 @@ int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 	free(sums);
 	rc |= buf_printf(out,
 	                 "},\"donor_count\":%lld,\"donation_count\":%lld,\"gifts_per_min\":%.0f,"
-	                 "\"campaigns_live\":%lld,\"campaigns\":%zu}",
+	                 "\"campaigns_live\":%lld,\"campaigns\":%zu",
 	                 (long long)donors, (long long)gifts, per_s * 60.0, (long long)live, n);
+	rc |= pools_day_json(e, now, out);
+	rc |= buf_puts(out, "}");
 	return rc ? -ENOMEM : 0;
 }
 

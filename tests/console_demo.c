@@ -67,19 +67,19 @@ static const struct console_job seed_dead[] = {
 
 static const struct console_campaign seed[] = {
     {"spring-gala", "Spring Gala 2025", "USD", "active", 5000000, 1234567, 0, 210, 250, 0, 0, 0, 0,
-     "Arts & Letters"},
+     0, 0, 0, "Arts & Letters"},
     {"library-fund", "Library Renovation Fund", "USD", "active", 2500000, 830000, 0, 95, 120, 0, 0,
-     0, 0, "Arts & Letters"},
+     0, 0, 0, 0, 0, "Arts & Letters"},
     {"cafe-creme", "Caf\xc3\xa9 Cr\xc3\xa8me Scholarship", "EUR", "active", 1000000, 402050, 0, 61,
-     64, 0, 0, 0, 0, "Arts & Letters"},
-    {"animal-rescue", "Animal Rescue League", "GBP", "active", 0, 150099, 0, 33, 40, 0, 0, 0, 0,
-     "Arts & Letters"},
+     64, 0, 0, 0, 0, 0, 0, 0, "Arts & Letters"},
+    {"animal-rescue", "Animal Rescue League", "GBP", "active", 0, 150099, 0, 33, 40, 0, 0, 0, 0, 0,
+     0, 0, "Arts & Letters"},
     {"maple-leaf", "Maple Leaf Youth Hockey", "CAD", "active", 750000, 99900, 0, 12, 15, 0, 0, 0, 0,
-     "Arts & Letters"},
+     0, 0, 0, "Arts & Letters"},
     {"tokyo-relief", "\xe6\x9d\xb1\xe4\xba\xac Relief Fund", "JPY", "active", 5000000, 1203400, 0,
-     44, 51, 0, 0, 0, 0, "Arts & Letters"},
+     44, 51, 0, 0, 0, 0, 0, 0, 0, "Arts & Letters"},
     {"old-campaign", "Old Campaign 2019", "USD", "closed", 1000000, 950000, 0, 400, 512, 0, 0, 0, 0,
-     "Arts & Letters"},
+     0, 0, 0, "Arts & Letters"},
 };
 
 #define N_SEED (sizeof seed / sizeof seed[0])

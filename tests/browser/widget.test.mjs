@@ -457,7 +457,49 @@ async function main() {
       await page.close();
     });
 
-    await runCase('j. amounts follow ISO 4217 minor units: JPY none, KWD and IQD three', async () => {
+    await runCase('j. the match banner counts down, a matched gift says so, and an empty pool shows it', async () => {
+      const cp = await api('POST', '/api/v1/admin/campaigns',
+        { slug: 'matched', name: 'Matched', currency: 'USD', goal_cents: 100000 }, { admin: true });
+      assert.equal(cp.status, 201, `create campaign: ${cp.status} ${cp.text}`);
+      const pool = await api('POST', '/api/v1/admin/match-pools',
+        { slug: 'acme', name: 'ACME match', sponsor: 'ACME', amount_cents: 3000, ratio: 2, campaigns: ['matched'] },
+        { admin: true });
+      assert.equal(pool.status, 201, `create pool: ${pool.status} ${pool.text}`);
+      const page = await openPage(ctx, 'matched', '/widget.html?campaign=matched');
+      await page.waitForSelector('#match[data-state="open"]', { timeout: 5000 });
+      assert.match(await text(page, '#match'), /matched 2:1 by ACME: \$30\.00 of match left/);
+      const wMatch = await arm(page, '#match', '$10.00 of match left');
+      const wGift = await arm(page, '#wall li', '+$20.00 matched');
+      const r = await donate(1000, { name: 'Mo', email: 'mo@example.org' }, {}, 'matched');
+      assert.equal(r.json.matched_cents, 2000);
+      assert.ok((await wMatch.result()).t !== null, 'the banner never showed $10.00 left');
+      assert.ok((await wGift.result()).t !== null, 'the gift never showed its match');
+      assert.equal(await attr(page, '#total', 'data-cents'), '3000');
+      const wOut = await arm(page, '#match[data-state="exhausted"]');
+      const r2 = await donate(2000, { name: 'Li', email: 'li@example.org' }, {}, 'matched');
+      assert.equal(r2.json.matched_cents, 1000);
+      assert.ok((await wOut.result()).t !== null, 'the banner never said the match ran out');
+      assert.match(await text(page, '#match'), /run out/);
+      // a challenge for 4 gifts: the 2 made count, then 1 more, then the 4th unlocks it
+      const now = Date.now();
+      const ch = await api('POST', '/api/v1/admin/challenges', {
+        slug: 'hour', name: 'Power hour', sponsor: 'Bakery', kind: 'gifts', threshold: 4, bonus_cents: 5000,
+        campaign: 'matched', starts_at: new Date(now - 60000).toISOString(), ends_at: new Date(now + 3600000).toISOString(),
+      }, { admin: true });
+      assert.equal(ch.status, 201, `create challenge: ${ch.status} ${ch.text}`);
+      await page.waitForSelector('#challenge[data-state="open"]', { timeout: 5000 });
+      assert.match(await text(page, '#challenge'), /Power hour: 2 gifts of 4 gifts/);
+      const wOpen = await arm(page, '#challenge', '3 gifts of 4');
+      await donate(100, { name: 'Jo', email: 'jo@example.org' }, {}, 'matched');
+      assert.ok((await wOpen.result()).t !== null, `the challenge's progress never showed: ${await text(page, '#challenge')}`);
+      const wWon = await arm(page, '#challenge[data-state="unlocked"]');
+      await donate(100, { name: 'Jo', email: 'jo@example.org' }, {}, 'matched');
+      assert.ok((await wWon.result()).t !== null, 'the challenge never showed unlocked');
+      assert.match(await text(page, '#challenge'), /Unlocked: Power hour, \+\$50\.00 from Bakery/);
+      await page.close();
+    });
+
+    await runCase('k. amounts follow ISO 4217 minor units: JPY none, KWD and IQD three', async () => {
       const page = await openPage(ctx, 'money', '/board.html');
       const got = await page.evaluate(() => {
         const f = (c, cur, o) => TallyLive.formatMoney(c, cur, Object.assign({ locale: 'en-US' }, o));
@@ -472,7 +514,7 @@ async function main() {
       await page.close();
     });
 
-    await runCase('k. board.html shows a board per category beside the overall one, each live', async () => {
+    await runCase('l. board.html shows a board per category beside the overall one, each live', async () => {
       for (const [slug, cat] of [['art-1', 'Arts'], ['art-2', 'Arts'], ['pet-1', 'Animals']]) {
         const r = await api('POST', '/api/v1/admin/campaigns',
           { slug, name: `Campaign ${slug}`, currency: 'USD', category: cat }, { admin: true });
@@ -497,7 +539,7 @@ async function main() {
       await page.close();
     });
 
-    await runCase(`l. board.html?category=Arts shows only Arts, live within ${LIVE_MS} ms`, async () => {
+    await runCase(`m. board.html?category=Arts shows only Arts, live within ${LIVE_MS} ms`, async () => {
       const page = await openPage(ctx, 'board-arts', '/board.html?category=Arts');
       await page.waitForSelector('#board li[data-slug="art-2"]', { timeout: 5000 });
       const slugs = await page.$$eval('#board li', (l) => l.map((e) => e.getAttribute('data-slug')));
@@ -515,7 +557,7 @@ async function main() {
       await page.close();
     });
 
-    await runCase('m. with two currencies the board never ranks them together; the day sums each', async () => {
+    await runCase('n. with two currencies the board never ranks them together; the day sums each', async () => {
       const r = await api('POST', '/api/v1/admin/campaigns',
         { slug: 'yen-1', name: 'Yen Campaign', currency: 'JPY', category: 'Arts' }, { admin: true });
       assert.equal(r.status, 201, `create yen-1: ${r.status} ${r.text}`);
@@ -530,7 +572,7 @@ async function main() {
       await page.waitForFunction(() => /\u00a5/.test(document.getElementById('day-total').textContent) &&
         /\$/.test(document.getElementById('day-total').textContent), null, { timeout: 5000 });
       const usdBoard = await openPage(ctx, 'board-usd', '/board.html?currency=USD&limit=20');
-      await usdBoard.waitForSelector('#board[data-currency="USD"] li[data-slug="food"]', { timeout: 5000 });
+      await usdBoard.waitForSelector('#board[data-currency="USD"] li', { timeout: 5000 });
       assert.equal(await usdBoard.$$eval('#board li[data-slug="yen-1"]', (l) => l.length), 0);
       await usdBoard.close();
       await page.close();
