@@ -73,8 +73,8 @@ static struct money from_sql(const char *slug)
 
 static void same_money(json_t *o, const struct money *m, const char *where)
 {
-	ck_assert_msg(itest_json_int(o, "total_cents") == m->total, "%s total %lld, SQL %lld", where,
-	              itest_json_int(o, "total_cents"), m->total);
+	ck_assert_msg(itest_json_int(o, "total_cents") == m->total, "%s total %lld, SQL %lld",
+	              where, itest_json_int(o, "total_cents"), m->total);
 	ck_assert_msg(itest_json_int(o, "raised_cents") == m->raised, "%s raised", where);
 	ck_assert_msg(itest_json_int(o, "matched_cents") == m->matched, "%s matched", where);
 	ck_assert_msg(itest_json_int(o, "bonus_cents") == m->bonus, "%s bonus", where);
@@ -186,7 +186,8 @@ static void reconcile(void)
 		json_t *p = itest_get_json(srv.port, "/api/v1/admin/match-pools/acme", 1);
 
 		ck_assert_int_eq(itest_json_int(p, "used_cents"), sum.matched);
-		ck_assert_int_le(itest_json_int(p, "used_cents") + itest_json_int(p, "reserved_cents"),
+		ck_assert_int_le(itest_json_int(p, "used_cents") +
+		                     itest_json_int(p, "reserved_cents"),
 		                 itest_json_int(p, "amount_cents"));
 		json_decref(p);
 	}
@@ -250,8 +251,10 @@ START_TEST(every_view_agrees_with_the_database)
 		     i % 7 == 3 ? "tok_chargeDeclined" : "tok_visa");
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	/* Three refunds: the match goes back to the (open) pool. */
-	ck_assert_int_eq(admin("/api/v1/admin/donations/dn_1/refund", "{\"reason\":\"asked\"}"), 202);
-	ck_assert_int_eq(admin("/api/v1/admin/donations/dn_2/refund", "{\"reason\":\"asked\"}"), 202);
+	ck_assert_int_eq(admin("/api/v1/admin/donations/dn_1/refund", "{\"reason\":\"asked\"}"),
+	                 202);
+	ck_assert_int_eq(admin("/api/v1/admin/donations/dn_2/refund", "{\"reason\":\"asked\"}"),
+	                 202);
 	ck_assert_int_eq(admin("/api/v1/admin/donations/dn_50/refund", "{\"reason\":\"asked\"}"),
 	                 202);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
