@@ -722,6 +722,27 @@ static const struct route_case {
     {"POST", "/api/v1/admin/tokens", "/api/v1/admin/tokens",
      "{\"name\":\"made-by-%s\",\"role\":\"viewer\"}", STAFF_ADMIN, 201},
     {"DELETE", "/api/v1/admin/tokens/*", "/api/v1/admin/tokens/nobody-%s", NULL, STAFF_ADMIN, 404},
+    {"GET", "/api/v1/admin/match-pools", "/api/v1/admin/match-pools", NULL, STAFF_VIEWER, 200},
+    {"GET", "/api/v1/admin/match-pools/*", "/api/v1/admin/match-pools/nope", NULL, STAFF_VIEWER,
+     404},
+    {"POST", "/api/v1/admin/match-pools", "/api/v1/admin/match-pools",
+     "{\"slug\":\"made-by-%s\",\"name\":\"X\",\"amount_cents\":100,\"campaigns\":[\"food\"]}",
+     STAFF_ADMIN, 201},
+    {"PATCH", "/api/v1/admin/match-pools/*", "/api/v1/admin/match-pools/nope", "{\"ratio\":2}",
+     STAFF_ADMIN, 404},
+    {"POST", "/api/v1/admin/match-pools/*/pause", "/api/v1/admin/match-pools/nope/pause", "{}",
+     STAFF_OPERATOR, 404},
+    {"POST", "/api/v1/admin/match-pools/*/resume", "/api/v1/admin/match-pools/nope/resume", "{}",
+     STAFF_OPERATOR, 404},
+    {"POST", "/api/v1/admin/match-pools/*/deplete", "/api/v1/admin/match-pools/nope/deplete", "{}",
+     STAFF_ADMIN, 404},
+    {"GET", "/api/v1/admin/challenges", "/api/v1/admin/challenges", NULL, STAFF_VIEWER, 200},
+    {"GET", "/api/v1/admin/challenges/*", "/api/v1/admin/challenges/nope", NULL, STAFF_VIEWER, 404},
+    {"POST", "/api/v1/admin/challenges", "/api/v1/admin/challenges",
+     "{\"slug\":\"made-by-%s\",\"name\":\"X\",\"kind\":\"gifts\",\"threshold\":5,"
+     "\"bonus_cents\":100,\"campaign\":\"food\",\"starts_at\":\"2026-01-01T00:00:00Z\","
+     "\"ends_at\":\"2027-01-01T00:00:00Z\"}",
+     STAFF_ADMIN, 201},
 };
 
 static const char *const method_names[] = {"GET",    "HEAD", "POST",    "PATCH",
