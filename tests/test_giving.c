@@ -538,6 +538,17 @@ START_TEST(bad_challenges_are_refused)
 	                            NULL),
 	                 404);
 	ck_assert_int_eq(sql("SELECT count(*) FROM challenges"), 0);
+	/* DESIGN.md's shape: one campaign, no name (the slug stands in). */
+	ck_assert_int_eq(admin_post("/api/v1/admin/challenges",
+	                            "{\"slug\":\"power-hour\",\"campaign\":\"food\",\"kind\":"
+	                            "\"donors\",\"threshold\":50,\"bonus_cents\":100000,"
+	                            "\"starts_at\":\"2026-12-01T00:00:00Z\",\"ends_at\":"
+	                            "\"2026-12-03T00:00:00Z\"}",
+	                            NULL),
+	                 201);
+	ck_assert_int_eq(sql("SELECT count(*) FROM challenges WHERE name = 'power-hour' AND"
+	                     " currency = 'USD' AND campaigns = '1'"),
+	                 1);
 }
 END_TEST
 
