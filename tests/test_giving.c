@@ -498,6 +498,10 @@ START_TEST(a_challenge_counts_what_came_before_it)
 	                    "\"campaigns\":[\"food\",\"books\"]");
 	ck_assert_int_eq(bonus_soon("food", 700), 700);
 	ck_assert_int_eq(campaign_int("books", "bonus_cents"), 0);
+	/* The award names the gift that counted. */
+	ck_assert_int_eq(sql("SELECT d.amount_cents FROM challenge_awards a JOIN donations d"
+	                     " ON d.id = a.donation_id"),
+	                 3000);
 	give("books", 1500, "c@example.org", "tok_visa");
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(campaign_int("books", "bonus_cents"), 700);
