@@ -91,8 +91,8 @@ int db_export_open(const char *path, const struct export_filter *f, struct db_ex
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(x->db, pragma, NULL, NULL, NULL);
 	if (rc == SQLITE_OK)
-		rc = sqlite3_prepare_v2(x->db, "SELECT coalesce(max(id), 0) FROM donations", -1, &st,
-		                        NULL);
+		rc = sqlite3_prepare_v2(x->db, "SELECT coalesce(max(id), 0) FROM donations", -1,
+		                        &st, NULL);
 	if (rc == SQLITE_OK && (rc = sqlite3_step(st)) == SQLITE_ROW) {
 		x->end = sqlite3_column_int64(st, 0);
 		rc = SQLITE_OK;

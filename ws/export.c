@@ -45,14 +45,14 @@
 
 struct export_stream {
 	struct engine_export *x;
-	struct buf out;                      /* EXPORT_PRE, then the chunk's CSV */
-	unsigned char head[HTTP_HDR_ROOM];   /* the answer's head, until it is sent */
-	size_t head_len;                     /* 0 once sent */
-	int chunked;                         /* HTTP/1.1: chunked; 1.0: ended by close */
-	int head_only;                       /* HEAD: the head and nothing else */
-	int header_row;                      /* the CSV's first line is still to write */
-	int closing;                         /* all written; close the connection once
-	                                      * lws has sent what it buffered */
+	struct buf out;                    /* EXPORT_PRE, then the chunk's CSV */
+	unsigned char head[HTTP_HDR_ROOM]; /* the answer's head, until it is sent */
+	size_t head_len;                   /* 0 once sent */
+	int chunked;                       /* HTTP/1.1: chunked; 1.0: ended by close */
+	int head_only;                     /* HEAD: the head and nothing else */
+	int header_row;                    /* the CSV's first line is still to write */
+	int closing;                       /* all written; close the connection once
+	                                    * lws has sent what it buffered */
 	uint64_t rows;
 };
 
@@ -143,8 +143,8 @@ struct query {
 /* A parameter's reader: 0, or an error text for its "fields" entry. */
 typedef const char *(*param_fn)(const char *v, struct query *q);
 
-static const char *one_of(const char *v, const char *const *names, size_t n, char *dst,
-                          size_t cap, const char *err)
+static const char *one_of(const char *v, const char *const *names, size_t n, char *dst, size_t cap,
+                          const char *err)
 {
 	for (size_t i = 0; i < n; i++)
 		if (!strcmp(v, names[i])) {
@@ -178,16 +178,16 @@ static const char *p_from(const char *v, struct query *q)
 {
 	q->f.has_from = 1;
 	return util_parse_rfc3339(v, &q->f.from) ? "must be an RFC 3339 time such as "
-	                                            "2026-12-01T00:00:00Z"
-	                                          : NULL;
+	                                           "2026-12-01T00:00:00Z"
+	                                         : NULL;
 }
 
 static const char *p_to(const char *v, struct query *q)
 {
 	q->f.has_to = 1;
 	return util_parse_rfc3339(v, &q->f.to) ? "must be an RFC 3339 time such as "
-	                                          "2026-12-02T00:00:00Z"
-	                                        : NULL;
+	                                         "2026-12-02T00:00:00Z"
+	                                       : NULL;
 }
 
 static const struct param {
@@ -220,7 +220,12 @@ static int read_query(struct http_pss *p, struct query *q)
 		size_t i;
 		const char *why;
 
+		/* The name as the error shows it: 40 bytes at most, printable
+		 * ASCII ('?' for any other byte: the JSON must be UTF-8). */
 		snprintf(name, sizeof(name), "%.*s", (int)(nlen < 40 ? nlen : 40), a);
+		for (char *c = name; *c; c++)
+			if (*c < 0x20 || *c > 0x7e)
+				*c = '?';
 		for (i = 0; i < UTIL_ARRAY_LEN(params); i++)
 			if (strlen(params[i].name) == nlen && !strncmp(a, params[i].name, nlen))
 				break;
@@ -358,7 +363,8 @@ int export_writeable(struct server *s, struct http_pss *p)
 		return -1;
 	st->out.len = EXPORT_PRE;
 	if ((rc = fill(st))) {
-		log_msg(LOG_ERROR, "export.failed", "a donations export stopped after %llu rows: %s",
+		log_msg(LOG_ERROR, "export.failed",
+		        "a donations export stopped after %llu rows: %s",
 		        (unsigned long long)st->rows, tally_strerror(rc));
 		return -1; /* no last chunk: the client sees the file is cut */
 	}
@@ -373,7 +379,8 @@ int export_writeable(struct server *s, struct http_pss *p)
 			start -= (size_t)n;
 			memcpy(st->out.p + start, size, (size_t)n);
 		}
-		if ((len && buf_puts(&st->out, "\r\n")) || (final && buf_puts(&st->out, "0\r\n\r\n")))
+		if ((len && buf_puts(&st->out, "\r\n")) ||
+		    (final && buf_puts(&st->out, "0\r\n\r\n")))
 			return -1;
 	}
 	if (st->head_len) {
