@@ -99,6 +99,7 @@ int main(int argc, char **argv)
 	    {"feed", feed_suite},         {"tokens", tokens_suite},
 	    {"tls", tls_suite},           {"logs", logs_suite},
 	    {"outage", outage_suite},     {"giving", giving_suite},
+	    {"export", export_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;
