@@ -9,7 +9,9 @@
  *
  * THREADS
  *   API loop  (ws/, an lws thread) calls the API below; never blocks on
- *             the writer: writes answer through engine_done_fn.
+ *             the writer: writes answer through engine_done_fn. A
+ *             donations export reads on a connection of its own, a
+ *             bounded page at a time (export.c).
  *   live loop (ws/, another lws thread) reads campaigns, the leaderboard
  *             and the day's totals when a viewer subscribes; the rest it
  *             is sent by the listeners. For a staff console it reads the
