@@ -12,6 +12,7 @@
 #include "tests/tests.h"
 #include "ws/csv.h"
 
+#include <dirent.h>
 #include <jansson.h>
 #include <poll.h>
 #include <signal.h>
@@ -26,15 +27,34 @@
 #define NCOLS 20
 
 static const char *const header[NCOLS] = {
-    "id",          "created_at", "campaign",      "status",      "source",
-    "method",      "currency",   "amount_cents",  "fee_cents",   "matched_cents",
-    "bonus_cents", "pool",       "donor_name",    "donor_email", "anonymous",
-    "message",     "note",       "received_at",   "reason",      "processor_ref",
+    "id",          "created_at", "campaign",     "status",      "source",
+    "method",      "currency",   "amount_cents", "fee_cents",   "matched_cents",
+    "bonus_cents", "pool",       "donor_name",   "donor_email", "anonymous",
+    "message",     "note",       "received_at",  "reason",      "processor_ref",
 };
 
-enum { C_ID, C_CREATED, C_CAMPAIGN, C_STATUS, C_SOURCE, C_METHOD, C_CURRENCY, C_AMOUNT, C_FEE,
-       C_MATCHED, C_BONUS, C_POOL, C_NAME, C_EMAIL, C_ANON, C_MESSAGE, C_NOTE, C_RECEIVED,
-       C_REASON, C_REF };
+enum {
+	C_ID,
+	C_CREATED,
+	C_CAMPAIGN,
+	C_STATUS,
+	C_SOURCE,
+	C_METHOD,
+	C_CURRENCY,
+	C_AMOUNT,
+	C_FEE,
+	C_MATCHED,
+	C_BONUS,
+	C_POOL,
+	C_NAME,
+	C_EMAIL,
+	C_ANON,
+	C_MESSAGE,
+	C_NOTE,
+	C_RECEIVED,
+	C_REASON,
+	C_REF
+};
 
 static struct itest_server srv;
 
@@ -117,7 +137,7 @@ static void csv_read(const char *s, size_t len, struct csv_file *f)
 				continue;
 			}
 			CHECK(i + 1 < len && s[i] == '\r' && s[i + 1] == '\n',
-			              "record %zu does not end in CRLF (at byte %zu)", f->n + 1, i);
+			      "record %zu does not end in CRLF (at byte %zu)", f->n + 1, i);
 			i += 2;
 			break;
 		}
@@ -155,12 +175,12 @@ static char *dechunk(const char *b, size_t len, size_t *out_len)
 		CHECK(i < len, "the body ends before its last chunk");
 		sz = strtoul(b + i, &end, 16);
 		CHECK(end != b + i && end + 2 <= b + len && !memcmp(end, "\r\n", 2),
-		              "a bad chunk size line at %zu", i);
+		      "a bad chunk size line at %zu", i);
 		i = (size_t)(end - b) + 2;
 		if (!sz)
 			break;
 		CHECK(i + sz + 2 <= len && !memcmp(b + i + sz, "\r\n", 2),
-		              "a chunk of %lu bytes at %zu is cut", sz, i);
+		      "a chunk of %lu bytes at %zu is cut", sz, i);
 		memcpy(out + n, b + i, sz);
 		n += sz;
 		i += sz + 2;
@@ -340,7 +360,8 @@ START_TEST(columns_and_head)
 	give("food", 1200, "Bo", "", "tok_chargeDeclined", bad, sizeof(bad));
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	j = itest_get_json(srv.port, "/api/v1/admin/donations/dn_1", 1);
-	snprintf(created, sizeof(created), "%s", json_string_value(json_object_get(j, "created_at")));
+	snprintf(created, sizeof(created), "%s",
+	         json_string_value(json_object_get(j, "created_at")));
 	json_decref(j);
 
 	export_ok("", &f);
@@ -376,12 +397,11 @@ START_TEST(columns_and_head)
 	csv_free(&f);
 
 	/* HTTP/1.0: no chunks, the close ends the file. */
-	raw = itest_raw(srv.port,
-	                "GET " EXPORT_PATH " HTTP/1.0\r\nAuthorization: Bearer " ITEST_TOKEN
-	                "\r\n\r\n",
-	                strlen("GET " EXPORT_PATH " HTTP/1.0\r\nAuthorization: Bearer " ITEST_TOKEN
-	                       "\r\n\r\n"),
-	                5000);
+	raw = itest_raw(
+	    srv.port,
+	    "GET " EXPORT_PATH " HTTP/1.0\r\nAuthorization: Bearer " ITEST_TOKEN "\r\n\r\n",
+	    strlen("GET " EXPORT_PATH " HTTP/1.0\r\nAuthorization: Bearer " ITEST_TOKEN "\r\n\r\n"),
+	    5000);
 	ck_assert_ptr_nonnull(raw);
 	ck_assert_msg(!strncmp(raw, "HTTP/1.1 200", 12), "%s", raw);
 	ck_assert_ptr_null(strstr(raw, "transfer-encoding"));
@@ -426,7 +446,8 @@ START_TEST(kept_alive_after_an_export)
 			struct pollfd p = {fd, POLLIN, 0};
 			ssize_t m;
 
-			ck_assert_msg(poll(&p, 1, 5000) == 1, "request %d: no end (%zu bytes)", k, n);
+			ck_assert_msg(poll(&p, 1, 5000) == 1, "request %d: no end (%zu bytes)", k,
+			              n);
 			m = recv(fd, got + n, sizeof(got) - 1 - n, 0);
 			ck_assert_msg(m > 0, "request %d: closed after %zu bytes", k, n);
 			n += (size_t)m;
@@ -492,10 +513,10 @@ START_TEST(filters)
 
 		export_ok(cases[i].query, &f);
 		for (size_t k = 1; k < f.n; k++)
-			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s", k > 1 ? " " : "",
-			         f.rec[k].cell[C_ID]);
-		ck_assert_msg(!strcmp(got, cases[i].ids), "%s: [%s], want [%s]", cases[i].query, got,
-		              cases[i].ids);
+			snprintf(got + strlen(got), sizeof(got) - strlen(got), "%s%s",
+			         k > 1 ? " " : "", f.rec[k].cell[C_ID]);
+		ck_assert_msg(!strcmp(got, cases[i].ids), "%s: [%s], want [%s]", cases[i].query,
+		              got, cases[i].ids);
 		csv_free(&f);
 	}
 
@@ -566,9 +587,9 @@ START_TEST(bad_filters)
 		ck_assert_str_eq(json_string_value(json_object_get(e, "code")),
 		                 cases[i].status == 404 ? "campaign_not_found" : "invalid_query");
 		ck_assert_ptr_nonnull(json_string_value(json_object_get(e, "message")));
-		ck_assert_msg(json_is_string(json_object_get(json_object_get(e, "fields"),
-		                                             cases[i].field)),
-		              "%s: fields do not name %s: %s", cases[i].query, cases[i].field, r.body);
+		ck_assert_msg(
+		    json_is_string(json_object_get(json_object_get(e, "fields"), cases[i].field)),
+		    "%s: fields do not name %s: %s", cases[i].query, cases[i].field, r.body);
 		ck_assert_ptr_null(strstr(r.body, "donor_name"));
 		json_decref(j);
 		itest_resp_fini(&r);
@@ -600,9 +621,9 @@ START_TEST(admin_only)
 		get_export(k ? "?x=1" : "", k ? oper : viewer, &r);
 		ck_assert_int_eq(r.status, 403);
 		j = itest_json_body(&r);
-		ck_assert_str_eq(json_string_value(
-		                     json_object_get(json_object_get(j, "error"), "role_needed")),
-		                 "admin");
+		ck_assert_str_eq(
+		    json_string_value(json_object_get(json_object_get(j, "error"), "role_needed")),
+		    "admin");
 		ck_assert_ptr_null(strstr(r.body, "ada@example.org"));
 		json_decref(j);
 		itest_resp_fini(&r);
@@ -697,7 +718,8 @@ START_TEST(quoting)
 	char id[4][32];
 
 	for (size_t i = 0; i < 4; i++)
-		give("food", 1000, cases[i].name, cases[i].message, "tok_visa", id[i], sizeof(id[i]));
+		give("food", 1000, cases[i].name, cases[i].message, "tok_visa", id[i],
+		     sizeof(id[i]));
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	export_ok("", &f);
 	ck_assert_uint_eq(f.n, 5);
@@ -872,11 +894,45 @@ static void export_eventually(struct csv_file *f)
 	ck_abort_msg("exports stay busy after their clients left");
 }
 
+/* How many descriptors the server has open on its database file: the
+ * engine's connections', and one for each export open. (SQLite keeps a
+ * closed connection's descriptor while other connections hold locks on
+ * the file, and gives it to the next connection that opens it: so the
+ * count is taken after a first export.) */
+static int db_fds(void)
+{
+	char path[64], link[600], target[600];
+	struct dirent *e;
+	DIR *d;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)srv.pid);
+	d = opendir(path);
+	ck_assert_ptr_nonnull(d);
+	while ((e = readdir(d))) {
+		ssize_t len;
+
+		snprintf(link, sizeof(link), "%s/%s", path, e->d_name);
+		len = readlink(link, target, sizeof(target) - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		n += !strcmp(target, srv.db);
+	}
+	closedir(d);
+	return n;
+}
+
 START_TEST(clients_that_leave_free_their_export)
 {
 	struct csv_file f;
+	int fds;
 
 	large_database();
+	export_eventually(&f); /* what a first export leaves open is open */
+	csv_free(&f);
+	fds = db_fds();
+	ck_assert_int_gt(fds, 0); /* the engine's own */
 	/* Clients that read a little, then close with data unread (a reset). */
 	for (int k = 0; k < 6; k++) {
 		char part[3000];
@@ -888,6 +944,8 @@ START_TEST(clients_that_leave_free_their_export)
 	}
 	export_eventually(&f);
 	csv_free(&f);
+	/* Their SQLite connections are closed. */
+	ck_assert_int_eq(db_fds(), fds);
 	ck_assert_int_eq(itest_donate(srv.port, "food", 2500, "Ada", "ada@example.org"), 202);
 	/* And a server that stops with exports running frees them. */
 	{
