@@ -38,11 +38,16 @@ struct db_export {
 /* Bound parameters: 1 lower id (exclusive), 2 upper id, 3 limit, 4
  * campaign id (0: any), 5 status ('': any), 6 source ('': any), 7 from and
  * 8 to (NULL: unbounded). The LEFT JOINs keep donations the outer loop, so
- * its rowid range drives the walk. A gift's bonus is what the challenges
- * it unlocked awarded (challenge_awards.donation_id). */
+ * its rowid range drives the walk. A gift's match is what its pool gives
+ * for it now, as db_donation_matched reads it: the reserved match while
+ * pending or succeeded (or refunded after its pool closed), else 0. Its
+ * bonus is what the challenges it unlocked awarded
+ * (challenge_awards.donation_id). */
 static const char page_sql[] =
     "SELECT d.id, d.created_at, coalesce(c.slug, ''), d.status, d.source,"
-    " coalesce(d.method, ''), d.currency, d.amount_cents, d.fee_cents, d.matched_cents,"
+    " coalesce(d.method, ''), d.currency, d.amount_cents, d.fee_cents,"
+    " CASE WHEN d.status IN ('pending', 'succeeded')"
+    "  OR (d.status = 'refunded' AND NOT d.match_released) THEN d.matched_cents ELSE 0 END,"
     " (SELECT coalesce(sum(a.bonus_cents), 0) FROM challenge_awards a"
     "  WHERE a.donation_id = d.id),"
     " coalesce(p.slug, ''), d.donor_name, d.donor_email, d.anonymous, d.message,"

@@ -542,6 +542,88 @@ START_TEST(filters)
 }
 END_TEST
 
+/* With the real match pools and challenges: each gift's pool, match and
+ * bonus as the engine stored them. */
+START_TEST(pools_and_challenges)
+{
+	struct itest_resp r;
+	struct csv_file f;
+	long long matched = 0, bonus = 0;
+	char sql[200];
+
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/match-pools",
+	                                 "{\"slug\":\"acme\",\"name\":\"Acme\","
+	                                 "\"amount_cents\":100000,\"campaigns\":[\"food\"]}",
+	                                 1, &r),
+	                 0);
+	ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/challenges",
+	                                 "{\"slug\":\"two-gifts\",\"name\":\"Two gifts\","
+	                                 "\"kind\":\"gifts\",\"threshold\":2,"
+	                                 "\"bonus_cents\":5000,\"campaign\":\"food\","
+	                                 "\"starts_at\":\"2020-01-01T00:00:00Z\","
+	                                 "\"ends_at\":\"2099-01-01T00:00:00Z\"}",
+	                                 1, &r),
+	                 0);
+	ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+	itest_resp_fini(&r);
+	give("food", 1000, "A", "", "tok_visa", NULL, 0);
+	give("food", 1200, "B", "", "tok_chargeDeclined", NULL, 0);
+	give("food", 1500, "C", "", "tok_visa", NULL, 0);
+	give("food", 1700, "D", "", "tok_visa", NULL, 0);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+
+	export_ok("", &f);
+	ck_assert_uint_eq(f.n, 5);
+	for (size_t i = 1; i < f.n; i++) {
+		const struct csv_rec *row = &f.rec[i];
+		long long id = atoll(row->cell[C_ID] + 3);
+
+		/* The match a gift has now: none once it failed. */
+		snprintf(sql, sizeof(sql),
+		         "SELECT CASE WHEN status = 'failed' THEN 0 ELSE matched_cents END"
+		         " FROM donations WHERE id = %lld",
+		         id);
+		ck_assert_int_eq(atoll(row->cell[C_MATCHED]), itest_sql_int(srv.db, sql));
+		snprintf(sql, sizeof(sql),
+		         "SELECT coalesce(sum(bonus_cents), 0) FROM challenge_awards"
+		         " WHERE donation_id = %lld",
+		         id);
+		ck_assert_int_eq(atoll(row->cell[C_BONUS]), itest_sql_int(srv.db, sql));
+		snprintf(sql, sizeof(sql),
+		         "SELECT pool_id IS NOT NULL FROM donations WHERE id = %lld", id);
+		ck_assert_str_eq(row->cell[C_POOL], itest_sql_int(srv.db, sql) ? "acme" : "");
+		matched += atoll(row->cell[C_MATCHED]);
+		bonus += atoll(row->cell[C_BONUS]);
+	}
+	/* The three gifts that succeeded were matched 1:1; the second of
+	 * them unlocked the bonus. */
+	ck_assert_int_eq(matched, 1000 + 1500 + 1700);
+	ck_assert_int_eq(bonus, 5000);
+	ck_assert_str_eq(row_of(&f, "dn_3")->cell[C_BONUS], "5000");
+	ck_assert_str_eq(row_of(&f, "dn_2")->cell[C_MATCHED], "0");
+	ck_assert_str_eq(row_of(&f, "dn_2")->cell[C_POOL], "acme");
+	csv_free(&f);
+
+	/* A refund while the pool is open gives the match back. */
+	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/donations/dn_4/refund",
+	                                 "{\"reason\":\"asked\"}", 1, &r),
+	                 0);
+	ck_assert_msg(r.status == 202, "%d %s", r.status, r.body);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	export_ok("?status=refunded", &f);
+	ck_assert_uint_eq(f.n, 2);
+	ck_assert_str_eq(f.rec[1].cell[C_ID], "dn_4");
+	ck_assert_str_eq(f.rec[1].cell[C_MATCHED], "0");
+	ck_assert_str_eq(f.rec[1].cell[C_REASON], "asked");
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT match_released FROM donations WHERE id = 4"),
+	                 1);
+	csv_free(&f);
+}
+END_TEST
+
 START_TEST(bad_filters)
 {
 	static const struct {
@@ -1005,6 +1087,7 @@ Suite *export_suite(void)
 	tcase_add_test(tc, columns_and_head);
 	tcase_add_test(tc, kept_alive_after_an_export);
 	tcase_add_test(tc, filters);
+	tcase_add_test(tc, pools_and_challenges);
 	tcase_add_test(tc, bad_filters);
 	tcase_add_test(tc, admin_only);
 	tcase_add_test(tc, formulas_neutralised);
