@@ -67,7 +67,7 @@ TUI_OBJS  := tui/console.o tui/console_draw.o tui/view_campaigns.o tui/view_queu
 LIB_OBJS  := $(addprefix $(BUILD)/,$(BASE_OBJS) $(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
 MAIN_OBJ  := $(BUILD)/tally.o $(BUILD)/tally_console.o $(BUILD)/tally_token.o
 
-TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c \
+TEST_SRCS := tests/main.c tests/itest.c tests/itest_csv.c tests/test_util.c tests/test_validate.c \
 	     tests/test_buf.c tests/test_db.c tests/test_engine.c tests/test_console.c \
 	     tests/test_http.c tests/test_live.c tests/test_restart.c tests/test_e2e.c \
 	     tests/test_jobs.c tests/test_acceptor.c \
