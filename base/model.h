@@ -377,6 +377,29 @@ struct audit_entry {
 	char detail[256];
 };
 
+/* ---- the donations export (GET /api/v1/admin/donations.csv) ---- */
+
+/* Which gifts an export takes: 0 or "" is no filter. Times are ms since
+ * the epoch on a gift's created_at: from inclusive, to exclusive. */
+struct export_filter {
+	int64_t campaign_id;
+	char status[10]; /* pending, succeeded, failed or refunded */
+	char source[8];  /* online or offline */
+	int64_t from, to;
+	unsigned has_from : 1, has_to : 1;
+};
+
+/* One exported gift. The strings point into the database's row, valid
+ * until the next row is asked for; "" for none (never NULL). Amounts are
+ * minor units; times are ms since the epoch, 0 for none. */
+struct export_row {
+	int64_t id, created_at, received_at;
+	int64_t amount_cents, fee_cents, matched_cents, bonus_cents;
+	int anonymous;
+	const char *campaign, *status, *source, *method, *currency, *pool;
+	const char *donor_name, *donor_email, *message, *note, *reason, *processor_ref;
+};
+
 /* ---- the writer's commits ---- */
 
 #define COMMIT_HIST_BUCKETS 12

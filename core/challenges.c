@@ -3,6 +3,7 @@
  * each. The progress and awards themselves are the challenge book's
  * (core/bonus.c), kept by the writer. */
 #include "core/internal.h"
+#include "db/challenges.h"
 #include "base/events.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -284,6 +285,16 @@ void challenges_created(struct engine *e, const struct db_op *op)
 	 * order), each award an op of its own through the writer. */
 	while ((n = bonus_due(e->bonus, util_now_ms(), v, AWARDS_AT_ONCE)) > 0) {
 		struct db_op head = {0};
+
+		/* Each names the newest gift that counted, as an award made
+		 * as gifts succeed names the one that reached it. */
+		pthread_mutex_lock(&e->reader_lock);
+		for (int i = 0; i < n && e->reader; i++)
+			if (db_challenge_last_gift(e->reader, &op->u.challenge, v[i].campaign_id,
+			                           &v[i].donation_id))
+				log_msg(LOG_WARN, "challenge.gift_unknown",
+				        "challenge %s: the award names no gift", v[i].slug);
+		pthread_mutex_unlock(&e->reader_lock);
 
 		link_awards(e, &head, v, n);
 		while (head.next) {

@@ -9,7 +9,9 @@
  *
  * THREADS
  *   API loop  (ws/, an lws thread) calls the API below; never blocks on
- *             the writer: writes answer through engine_done_fn.
+ *             the writer: writes answer through engine_done_fn. A
+ *             donations export reads on a connection of its own, a
+ *             bounded page at a time (export.c).
  *   live loop (ws/, another lws thread) reads campaigns, the leaderboard
  *             and the day's totals when a viewer subscribes; the rest it
  *             is sent by the listeners. For a staff console it reads the
@@ -456,5 +458,28 @@ long engine_campaign_infos_changed(struct engine *e, const uint64_t *seen, size_
                                    struct engine_campaign_info **out);
 
 void engine_get_stats(struct engine *e, struct engine_stats *out);
+
+/* ---- export.c: the donations export (staff) ---- */
+
+/* An export reads through a read-only SQLite connection of its own, owned
+ * by the thread that opened it (the API loop): bounded pages, no snapshot
+ * held between them (db/export.h). */
+struct engine_export;
+
+/* Open an export of the gifts f takes (the caller resolved the campaign
+ * with engine_campaign_id). Returns 0 with *out, -ENOMEM or TALLY_EIO. */
+int engine_export_open(struct engine *e, const struct export_filter *f, struct engine_export **out);
+
+/* The next gift into *row with *got = 1, or *got = 0 at the end of a page
+ * (call again for the next one unless engine_export_finished). row's
+ * strings stay valid until the next call. Returns 0, -ENOMEM or TALLY_EIO
+ * (the export cannot go on). */
+int engine_export_next(struct engine_export *x, struct export_row *row, int *got);
+
+/* 1 once every gift of the export was read. */
+int engine_export_finished(const struct engine_export *x);
+
+/* Free x (NULL is fine), finished or not. */
+void engine_export_close(struct engine_export *x);
 
 #endif

@@ -823,6 +823,11 @@ int validate_challenge(const char *body, size_t len, struct challenge_spec *out,
 		if (i == sizeof(known) / sizeof(known[0]))
 			field_error(err, key, "is not a field of a challenge");
 	}
+	/* DESIGN.md's shape has no name: the slug stands in for it then. */
+	if (!json_object_get(root, "name") && json_is_string(json_object_get(root, "slug")) &&
+	    json_object_set_new(root, "name",
+	                        json_string(json_string_value(json_object_get(root, "slug")))))
+		field_error(err, "name", "is required");
 	take_slug_name(root, 1, c->slug, c->name, err);
 	take_string(root, "sponsor", "sponsor", 0, 0, TALLY_CAMPAIGN_NAME_MAX, 0, c->sponsor,
 	            sizeof(c->sponsor), err);

@@ -244,6 +244,29 @@ int db_challenge_progress(sqlite3 *db, const struct challenge_row *c,
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
+int db_challenge_last_gift(sqlite3 *db, const struct challenge_row *c, int64_t campaign_id,
+                           int64_t *out)
+{
+	static const char q[] = "SELECT coalesce(max(d.id), 0) FROM donations d WHERE" COUNTED
+	                        " AND d.campaign_id = ?6";
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = 0;
+	rc = sqlite3_prepare_v2(db, q, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	if (bind_rules(st, c) || sqlite3_bind_int64(st, 6, campaign_id)) {
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
+}
+
 int db_challenge_donors(sqlite3 *db, const struct challenge_row *c,
                         int (*cb)(void *ud, int64_t campaign_id, const char *email), void *ud)
 {

@@ -111,6 +111,7 @@ int main(int argc, char **argv)
 	    {"outage", outage_suite},
 	    {"giving", giving_suite},
 	    {"reconcile", reconcile_suite},
+	    {"export", export_suite},
 	    {"boards", boards_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");

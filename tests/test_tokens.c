@@ -696,6 +696,7 @@ static const struct route_case {
      STAFF_VIEWER, 200},
     {"GET", "/api/v1/admin/donations/*", "/api/v1/admin/donations/dn_1", NULL, STAFF_VIEWER, 200},
     {"GET", "/api/v1/admin/audit", "/api/v1/admin/audit?limit=5", NULL, STAFF_VIEWER, 200},
+    {"GET", "/api/v1/admin/donations.csv", "/api/v1/admin/donations.csv", NULL, STAFF_ADMIN, 200},
     {"GET", "/api/v1/admin/whoami", "/api/v1/admin/whoami", NULL, STAFF_VIEWER, 200},
     {"POST", "/api/v1/admin/campaigns/*/pause", "/api/v1/admin/campaigns/food/pause", "{}",
      STAFF_OPERATOR, 200},

@@ -46,6 +46,7 @@ Suite *logs_suite(void);
 Suite *outage_suite(void);
 Suite *giving_suite(void);
 Suite *reconcile_suite(void);
+Suite *export_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
  * /tmp); removed with tests_rmdir. */

@@ -985,8 +985,9 @@ static int h_token_revoke(struct server *s, struct http_pss *p)
  * listing (the tokens' excepted) and acts on nothing; an operator also
  * pauses and resumes campaigns, match pools and queues and retries or
  * discards jobs; an admin does everything: creates, changes and closes
- * campaigns, creates, changes and depletes match pools, refunds, and
- * manages the staff tokens. */
+ * campaigns, creates, changes and depletes match pools, refunds, manages
+ * the staff tokens, and exports the donations (every donor's name and
+ * email in one file: a viewer looks up one gift at a time). */
 const struct route api_routes[] = {
     {M_GET, "/healthz", STAFF_PUBLIC, 0, 200, h_healthz},
     {M_GET, "/readyz", STAFF_PUBLIC, 0, 200, h_readyz},
@@ -1019,6 +1020,7 @@ const struct route api_routes[] = {
     {M_GET, "/api/v1/admin/jobs", STAFF_VIEWER, 0, 200, h_jobs},
     {M_POST, "/api/v1/admin/jobs/*/retry", STAFF_OPERATOR, 0, 200, h_job_retry},
     {M_DELETE, "/api/v1/admin/jobs/*", STAFF_OPERATOR, 0, 200, h_job_discard},
+    {M_GET, "/api/v1/admin/donations.csv", STAFF_ADMIN, 0, 200, export_handler},
     {M_GET, "/api/v1/admin/donations/*", STAFF_VIEWER, 0, 200, h_admin_donation_get},
     {M_POST, "/api/v1/admin/donations/*/refund", STAFF_ADMIN, 0, 202, h_refund},
     {M_GET, "/api/v1/admin/audit", STAFF_VIEWER, 0, 200, h_audit},
