@@ -222,7 +222,7 @@ $(BUILD)/fanout: tests/bench/fanout.c
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= -1
 FUZZ_JOBS    ?= 1
-FUZZ_ALL     := donation campaign uri live_msg idem receipt
+FUZZ_ALL     := donation campaign uri live_msg idem receipt giving
 FUZZ         ?= $(FUZZ_ALL)
 FUZZ_CC      ?= clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -239,6 +239,7 @@ FUZZ_MAX_LEN_uri      := 1200
 FUZZ_MAX_LEN_live_msg := 1200
 FUZZ_MAX_LEN_idem     := 1024
 FUZZ_MAX_LEN_receipt  := 4096
+FUZZ_MAX_LEN_giving   := 4096
 
 build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -739,6 +739,7 @@ int validate_pool(const char *body, size_t len, int create, struct pool_spec *ou
 	if (!create && !(out->has_name || out->has_sponsor || out->has_amount || out->has_ratio ||
 	                 out->has_gift_cap || out->has_donor_cap || out->has_campaigns ||
 	                 out->has_starts || out->has_ends || out->has_offline)) {
+		field_error(err, "body", "names no field to change");
 		snprintf(err->message, sizeof(err->message), "the update changes nothing");
 		return TALLY_EFIELDS;
 	}

@@ -113,4 +113,3 @@ char *dechunk(const char *b, size_t len, size_t *out_len)
 	*out_len = n;
 	return out;
 }
-
