@@ -38,6 +38,11 @@ static const char *const own[] = {
     [TALLY_ESTARTUP - TALLY_EJSON] =
         ("the startup token (TALLY_ADMIN_TOKEN or the token file) cannot be revoked "
          "through the API: change it and restart tally"),
+    [TALLY_ENOFEE - TALLY_EJSON] =
+        "this server offers no fee coverage (no --fee configured): send cover_fee false",
+    [TALLY_EOFFLINE - TALLY_EJSON] =
+        ("an offline gift did not go through the processor, so it cannot be refunded "
+         "through it: return the money by hand"),
 };
 
 int tally_is_own(int err)

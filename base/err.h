@@ -37,6 +37,8 @@ enum tally_err {
 	TALLY_ENOTOKEN,      /* 404 token_not_found: no staff token has this name */
 	TALLY_ETOKEN_EXISTS, /* 409 token_exists: the name is taken (revoked ones too) */
 	TALLY_ESTARTUP,      /* 409 startup_token: the startup token is not revoked here */
+	TALLY_ENOFEE,        /* 422 cover_fee asked for, and no fee is configured (--fee) */
+	TALLY_EOFFLINE,      /* 409 offline_gift: not through the processor, no refund here */
 	TALLY_ELAST
 };
 

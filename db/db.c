@@ -518,11 +518,18 @@ static void read_donation(sqlite3_stmt *st, struct db_donation_row *row)
 	row->created_at = sqlite3_column_int64(st, 9);
 	copy_text(row->reason, sizeof(row->reason), st, 10);
 	copy_text(row->status_token, sizeof(row->status_token), st, 11);
+	row->fee_cents = sqlite3_column_int64(st, 12);
+	row->offline = sqlite3_column_int(st, 13);
+	copy_text(row->method, sizeof(row->method), st, 14);
+	row->received_at = sqlite3_column_int64(st, 15);
 }
 
+/* The columns read_donation reads, DONATION_NCOLS of them. */
 #define DONATION_COLUMNS                                                                           \
 	"id, campaign_id, amount_cents, currency, donor_name, message, status, anonymous,"         \
-	" hide_amount, created_at, coalesce(reason, ''), coalesce(status_token, '')"
+	" hide_amount, created_at, coalesce(reason, ''), coalesce(status_token, ''), fee_cents,"   \
+	" source = 'offline', coalesce(method, ''), coalesce(received_at, 0)"
+#define DONATION_NCOLS 16
 
 int db_load_donations(sqlite3 *db, const char *ids,
                       int (*cb)(void *ud, const struct db_donation_row *row), void *ud)
@@ -572,7 +579,7 @@ static int donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out,
 	static const char sql[] = "SELECT " DONATION_COLUMNS " FROM donations WHERE id = ?1";
 	static const char sql_staff[] =
 	    "SELECT " DONATION_COLUMNS ", donor_email, coalesce(processor_ref, ''),"
-	    " coalesce(receipt_sent_at, 0), coalesce(refund_requested_at, 0)"
+	    " coalesce(receipt_sent_at, 0), coalesce(refund_requested_at, 0), coalesce(note, '')"
 	    " FROM donations WHERE id = ?1";
 	sqlite3_stmt *st;
 	int rc;
@@ -588,10 +595,12 @@ static int donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out,
 	if (rc == SQLITE_ROW) {
 		read_donation(st, out);
 		if (staff) {
-			copy_text(staff->email, sizeof(staff->email), st, 12);
-			copy_text(staff->processor_ref, sizeof(staff->processor_ref), st, 13);
-			staff->receipt_sent_at = sqlite3_column_int64(st, 14);
-			staff->refund_requested_at = sqlite3_column_int64(st, 15);
+			copy_text(staff->email, sizeof(staff->email), st, DONATION_NCOLS);
+			copy_text(staff->processor_ref, sizeof(staff->processor_ref), st,
+			          DONATION_NCOLS + 1);
+			staff->receipt_sent_at = sqlite3_column_int64(st, DONATION_NCOLS + 2);
+			staff->refund_requested_at = sqlite3_column_int64(st, DONATION_NCOLS + 3);
+			copy_text(staff->note, sizeof(staff->note), st, DONATION_NCOLS + 4);
 		}
 	}
 	sqlite3_finalize(st);
@@ -629,7 +638,7 @@ int db_donation_by_key(sqlite3 *db, const char *key, struct db_donation_row *out
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		read_donation(st, out);
-		*idem_hash = sqlite3_column_int64(st, 12);
+		*idem_hash = sqlite3_column_int64(st, DONATION_NCOLS);
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
@@ -674,7 +683,8 @@ int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job
 	    "SELECT d.id, d.campaign_id, d.amount_cents, d.created_at,"
 	    " coalesce(d.receipt_sent_at, 0), d.anonymous, d.hide_amount, d.currency, d.status,"
 	    " d.payment_token, d.donor_email, d.donor_name, d.message, c.slug, c.name,"
-	    " coalesce(d.processor_ref, ''), coalesce(d.reason, '')"
+	    " coalesce(d.processor_ref, ''), coalesce(d.reason, ''), d.fee_cents,"
+	    " d.source = 'offline'"
 	    " FROM donations d JOIN campaigns c ON c.id = d.campaign_id WHERE d.id = ?1";
 	sqlite3_stmt *st = *cache;
 	int rc;
@@ -707,6 +717,8 @@ int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job
 		copy_text(out->campaign_name, sizeof(out->campaign_name), st, 14);
 		copy_text(out->processor_ref, sizeof(out->processor_ref), st, 15);
 		copy_text(out->reason, sizeof(out->reason), st, 16);
+		out->fee_cents = sqlite3_column_int64(st, 17);
+		out->offline = sqlite3_column_int(st, 18);
 	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)

@@ -27,6 +27,8 @@ enum db_op_kind {
 	DB_OP_SYNC,             /* nothing: a barrier (engine_sync) */
 	DB_OP_TOKEN_ADD,        /* insert a staff token (u.token) */
 	DB_OP_TOKEN_REVOKE,     /* mark a staff token revoked (u.token) */
+	DB_OP_OFFLINE,          /* insert an offline gift, succeeded and counted at
+	                         * once (u.donation with u.donation.offline) */
 	DB_OP_KINDS
 };
 
@@ -70,6 +72,16 @@ struct db_job_update {
 	struct donation_req d;
 };
 
+/* What an offline gift adds to a donation op: how it came in, and its
+ * receipt and webhook jobs, inserted with it. received_at 0: now_ms. */
+struct db_offline {
+	enum gift_method method;
+	char note[TALLY_NOTE_SIZE];
+	int64_t received_at;
+	struct db_new_job follow[DB_MAX_NEW_JOBS];
+	int n_follow;
+};
+
 /* A staff action, recorded in the audit table in the same transaction as
  * the change (actor "" = not a staff action). */
 struct db_audit {
@@ -102,10 +114,16 @@ struct db_op {
 			int64_t prev_campaign_id;
 			int64_t prev_amount_cents;
 			int64_t prev_created_at;
+			int64_t prev_fee_cents;
+			int64_t prev_received_at;
+			int prev_offline; /* the earlier gift is an offline one */
+			char prev_method[8];
 			char prev_currency[4];
 			/* in: the gift's status token; out (replay): the earlier
 			 * gift's, "" when it has none */
 			char status_token[TALLY_STATUS_TOKEN_SIZE];
+			/* DB_OP_OFFLINE only (job_id unused: no capture). */
+			struct db_offline offline;
 		} donation;
 		struct campaign_spec campaign; /* in (create, update) */
 		enum campaign_status status;   /* in (status) */

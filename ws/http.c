@@ -233,6 +233,8 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_ENOTOKEN, 404, "token_not_found", NULL},
 	    {TALLY_ETOKEN_EXISTS, 409, "token_exists", "name"},
 	    {TALLY_ESTARTUP, 409, "startup_token", NULL},
+	    {TALLY_ENOFEE, 422, "validation_failed", "cover_fee"},
+	    {TALLY_EOFFLINE, 409, "offline_gift", NULL},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
