@@ -50,9 +50,9 @@ END_TEST
 START_TEST(fee_refuses_anything_else)
 {
 	static const char *const bad[] = {
-	    "",       "2.2",      "2.2%",     "2.2%+",    "%+30",     "2.2+30",  "2.2%30",
-	    "2.%+30", "2.222%+1", "20.01%+0", "21%+0",    "2%+100001", "-1%+0",  "2%+-1",
-	    "2%+3x",  " 2%+3",    "2%+3 ",    "2,5%+30",  "1e1%+0",   "2%+30%", "9999999%+0",
+	    "",       "2.2",      "2.2%",     "2.2%+",   "%+30",      "2.2+30", "2.2%30",
+	    "2.%+30", "2.222%+1", "20.01%+0", "21%+0",   "2%+100001", "-1%+0",  "2%+-1",
+	    "2%+3x",  " 2%+3",    "2%+3 ",    "2,5%+30", "1e1%+0",    "2%+30%", "9999999%+0",
 	};
 	struct fee_rule f = {7, 7};
 
@@ -75,10 +75,12 @@ START_TEST(offline_body_is_checked_field_by_field)
 	} bad[] = {
 	    {"{\"method\":\"cheque\",\"donor\":{\"name\":\"A\"}}", "amount_cents"},
 	    {"{\"amount_cents\":0,\"method\":\"cash\",\"donor\":{\"name\":\"A\"}}", "amount_cents"},
-	    {"{\"amount_cents\":-5,\"method\":\"cash\",\"donor\":{\"name\":\"A\"}}", "amount_cents"},
+	    {"{\"amount_cents\":-5,\"method\":\"cash\",\"donor\":{\"name\":\"A\"}}",
+	     "amount_cents"},
 	    {"{\"amount_cents\":1000000000001,\"method\":\"cash\",\"donor\":{\"name\":\"A\"}}",
 	     "amount_cents"},
-	    {"{\"amount_cents\":2.5,\"method\":\"cash\",\"donor\":{\"name\":\"A\"}}", "amount_cents"},
+	    {"{\"amount_cents\":2.5,\"method\":\"cash\",\"donor\":{\"name\":\"A\"}}",
+	     "amount_cents"},
 	    {"{\"amount_cents\":\"25\",\"method\":\"cash\",\"donor\":{\"name\":\"A\"}}",
 	     "amount_cents"},
 	    {"{\"amount_cents\":25,\"donor\":{\"name\":\"A\"}}", "method"},
@@ -103,7 +105,8 @@ START_TEST(offline_body_is_checked_field_by_field)
 	    {"{\"amount_cents\":25,\"method\":\"cash\",\"received_at\":\"2027-02-01T00:00:00Z\","
 	     "\"donor\":{\"name\":\"A\"}}",
 	     "received_at"},
-	    {"{\"amount_cents\":25,\"method\":\"cash\",\"receipt\":true,\"donor\":{\"name\":\"A\"}}",
+	    {"{\"amount_cents\":25,\"method\":\"cash\",\"receipt\":true,\"donor\":{\"name\":\"A\"}"
+	     "}",
 	     "receipt"},
 	    {"{\"amount_cents\":25,\"method\":\"cash\",\"receipt\":\"yes\",\"donor\":{\"name\":"
 	     "\"A\"}}",
@@ -122,9 +125,10 @@ START_TEST(offline_body_is_checked_field_by_field)
 		validate_error_fini(&err);
 	}
 	/* A note one character too long. */
-	snprintf(note, sizeof(note),
-	         "{\"amount_cents\":25,\"method\":\"daf\",\"donor\":{\"name\":\"A\"},\"note\":\"%0*d\"}",
-	         TALLY_NOTE_MAX + 1, 0);
+	snprintf(
+	    note, sizeof(note),
+	    "{\"amount_cents\":25,\"method\":\"daf\",\"donor\":{\"name\":\"A\"},\"note\":\"%0*d\"}",
+	    TALLY_NOTE_MAX + 1, 0);
 	ck_assert_int_eq(validate_offline(note, strlen(note), NOW_MS, &o, &err), TALLY_EFIELDS);
 	ck_assert_ptr_nonnull(json_object_get(err.fields, "note"));
 	validate_error_fini(&err);
@@ -133,10 +137,11 @@ START_TEST(offline_body_is_checked_field_by_field)
 
 	/* The whole shape, taken. */
 	{
-		const char *ok = "{\"amount_cents\":250000,\"currency\":\"USD\",\"method\":\"daf\","
-		                 "\"donor\":{\"name\":\"Grace\",\"email\":\"grace@example.org\"},"
-		                 "\"anonymous\":true,\"message\":\"For the pantry\",\"note\":\"DAF "
-		                 "grant #77\",\"received_at\":\"2027-01-14T09:30:00Z\",\"receipt\":true}";
+		const char *ok =
+		    "{\"amount_cents\":250000,\"currency\":\"USD\",\"method\":\"daf\","
+		    "\"donor\":{\"name\":\"Grace\",\"email\":\"grace@example.org\"},"
+		    "\"anonymous\":true,\"message\":\"For the pantry\",\"note\":\"DAF "
+		    "grant #77\",\"received_at\":\"2027-01-14T09:30:00Z\",\"receipt\":true}";
 
 		ck_assert_int_eq(validate_offline(ok, strlen(ok), NOW_MS, &o, &err), TALLY_OK);
 		ck_assert_int_eq(o.d.amount_cents, 250000);
@@ -180,13 +185,25 @@ START_TEST(console_reads_amounts)
 		const char *s, *cur;
 		long long want; /* -1: refused */
 	} cases[] = {
-	    {"250", "USD", 25000},       {"250.5", "USD", 25050},   {"250.05", "USD", 25005},
-	    {"1,250.00", "USD", 125000}, {"0.01", "usd", 1},        {"5000", "JPY", 5000},
-	    {"1.234", "KWD", 1234},      {"10000000000", "USD", 1000000000000LL},
-	    {"5000.5", "JPY", -1},       {"250.005", "USD", -1},    {"", "USD", -1},
-	    {"0", "USD", -1},            {"-5", "USD", -1},         {"25.", "USD", -1},
-	    {".5", "USD", -1},           {"2x", "USD", -1},         {"1.2.3", "USD", -1},
-	    {"10000000000.01", "USD", -1}, {"99999999999999", "JPY", -1},
+	    {"250", "USD", 25000},
+	    {"250.5", "USD", 25050},
+	    {"250.05", "USD", 25005},
+	    {"1,250.00", "USD", 125000},
+	    {"0.01", "usd", 1},
+	    {"5000", "JPY", 5000},
+	    {"1.234", "KWD", 1234},
+	    {"10000000000", "USD", 1000000000000LL},
+	    {"5000.5", "JPY", -1},
+	    {"250.005", "USD", -1},
+	    {"", "USD", -1},
+	    {"0", "USD", -1},
+	    {"-5", "USD", -1},
+	    {"25.", "USD", -1},
+	    {".5", "USD", -1},
+	    {"2x", "USD", -1},
+	    {"1.2.3", "USD", -1},
+	    {"10000000000.01", "USD", -1},
+	    {"99999999999999", "JPY", -1},
 	};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -197,8 +214,8 @@ START_TEST(console_reads_amounts)
 			ck_assert_msg(rc == -1 && v == -7, "'%s' %s was taken as %lld", cases[i].s,
 			              cases[i].cur, (long long)v);
 		else
-			ck_assert_msg(rc == 0 && v == cases[i].want, "'%s' %s: rc %d, %lld", cases[i].s,
-			              cases[i].cur, rc, (long long)v);
+			ck_assert_msg(rc == 0 && v == cases[i].want, "'%s' %s: rc %d, %lld",
+			              cases[i].s, cases[i].cur, rc, (long long)v);
 	}
 }
 END_TEST
@@ -356,8 +373,8 @@ START_TEST(offline_gift_counts_at_once)
 	ck_assert_ptr_nonnull(m);
 	free(m);
 
-	ck_assert_int_eq(post("/api/v1/admin/campaigns/food/offline-donations", ITEST_TOKEN, "chq-1",
-	                      CHEQUE, &r),
+	ck_assert_int_eq(post("/api/v1/admin/campaigns/food/offline-donations", ITEST_TOKEN,
+	                      "chq-1", CHEQUE, &r),
 	                 0);
 	ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
 	v = itest_json_body(&r);
@@ -423,8 +440,8 @@ START_TEST(offline_gift_counts_at_once)
 	json_decref(v);
 
 	/* The same key and body: the first answer again, nothing new. */
-	ck_assert_int_eq(post("/api/v1/admin/campaigns/food/offline-donations", ITEST_TOKEN, "chq-1",
-	                      CHEQUE, &r),
+	ck_assert_int_eq(post("/api/v1/admin/campaigns/food/offline-donations", ITEST_TOKEN,
+	                      "chq-1", CHEQUE, &r),
 	                 0);
 	ck_assert_int_eq(r.status, 201);
 	ck_assert_ptr_nonnull(itest_header(&r, "idempotent-replayed", hv, sizeof(hv)));
@@ -434,7 +451,8 @@ START_TEST(offline_gift_counts_at_once)
 	json_decref(v);
 	itest_resp_fini(&r);
 	/* The same key, another body: refused, nothing written. */
-	ck_assert_int_eq(post("/api/v1/admin/campaigns/food/offline-donations", ITEST_TOKEN, "chq-1",
+	ck_assert_int_eq(post("/api/v1/admin/campaigns/food/offline-donations", ITEST_TOKEN,
+	                      "chq-1",
 	                      "{\"amount_cents\":2600,\"method\":\"cheque\",\"donor\":{\"name\":"
 	                      "\"Ada\"}}",
 	                      &r),
@@ -484,10 +502,10 @@ START_TEST(offline_gift_survives_a_restart)
 	ck_assert_int_eq(itest_start(&srv, NULL), 0);
 	ck_assert_int_eq(offline("food", "chq-9", CHEQUE, again, sizeof(again)), 201);
 	ck_assert_str_eq(again, id);
-	ck_assert_int_eq(offline("food", "chq-9",
-	                         "{\"amount_cents\":1,\"method\":\"cash\",\"donor\":{\"name\":\"A\"}}",
-	                         NULL, 0),
-	                 422);
+	ck_assert_int_eq(
+	    offline("food", "chq-9",
+	            "{\"amount_cents\":1,\"method\":\"cash\",\"donor\":{\"name\":\"A\"}}", NULL, 0),
+	    422);
 	c = campaign("food");
 	ck_assert_int_eq(itest_json_int(c, "raised_cents"), 2500);
 	ck_assert_int_eq(itest_json_int(c, "donation_count"), 1);
@@ -522,7 +540,8 @@ START_TEST(offline_gift_bad_input_writes_nothing)
 	    {"{\"amount_cents\":25,\"method\":\"cash\",\"received_at\":\"2999-01-01T00:00:00Z\","
 	     "\"donor\":{\"name\":\"A\"}}",
 	     422, "validation_failed", "received_at"},
-	    {"{\"amount_cents\":25,\"method\":\"cash\",\"receipt\":true,\"donor\":{\"name\":\"A\"}}",
+	    {"{\"amount_cents\":25,\"method\":\"cash\",\"receipt\":true,\"donor\":{\"name\":\"A\"}"
+	     "}",
 	     422, "validation_failed", "receipt"},
 	    {"{\"amount_cents\":25,", 400, "invalid_json", NULL},
 	    {"[]", 400, "invalid_json", NULL},
@@ -537,9 +556,9 @@ START_TEST(offline_gift_bad_input_writes_nothing)
 		expect_error(&r, bad[i].status, bad[i].code, bad[i].field);
 		itest_resp_fini(&r);
 	}
-	ck_assert_int_eq(post("/api/v1/admin/campaigns/nope/offline-donations", ITEST_TOKEN, NULL,
-	                      CHEQUE, &r),
-	                 0);
+	ck_assert_int_eq(
+	    post("/api/v1/admin/campaigns/nope/offline-donations", ITEST_TOKEN, NULL, CHEQUE, &r),
+	    0);
 	expect_error(&r, 404, "campaign_not_found", NULL);
 	itest_resp_fini(&r);
 	/* A key with a control character. */
@@ -561,7 +580,8 @@ START_TEST(offline_gift_paused_yes_closed_no)
 	json_t *c;
 
 	start(NULL);
-	ck_assert_int_eq(post("/api/v1/admin/campaigns/food/pause", ITEST_TOKEN, NULL, "{}", &r), 0);
+	ck_assert_int_eq(post("/api/v1/admin/campaigns/food/pause", ITEST_TOKEN, NULL, "{}", &r),
+	                 0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
 	ck_assert_int_eq(offline("food", NULL, CHEQUE, NULL, 0), 201);
@@ -569,12 +589,13 @@ START_TEST(offline_gift_paused_yes_closed_no)
 	ck_assert_str_eq(json_string_value(json_object_get(c, "status")), "paused");
 	ck_assert_int_eq(itest_json_int(c, "raised_cents"), 2500);
 	json_decref(c);
-	ck_assert_int_eq(post("/api/v1/admin/campaigns/food/close", ITEST_TOKEN, NULL, "{}", &r), 0);
+	ck_assert_int_eq(post("/api/v1/admin/campaigns/food/close", ITEST_TOKEN, NULL, "{}", &r),
+	                 0);
 	ck_assert_int_eq(r.status, 200);
 	itest_resp_fini(&r);
-	ck_assert_int_eq(post("/api/v1/admin/campaigns/food/offline-donations", ITEST_TOKEN, NULL,
-	                      CHEQUE, &r),
-	                 0);
+	ck_assert_int_eq(
+	    post("/api/v1/admin/campaigns/food/offline-donations", ITEST_TOKEN, NULL, CHEQUE, &r),
+	    0);
 	expect_error(&r, 409, "campaign_closed", NULL);
 	itest_resp_fini(&r);
 	ck_assert_int_eq(sql("SELECT count(*) FROM donations"), 1);
@@ -679,7 +700,8 @@ START_TEST(offline_gift_receipt_and_webhook)
 	ck_assert_ptr_nonnull(strstr(mail, "  Received:     offline"));
 	ck_assert_ptr_null(strstr(mail, "Fee covered"));
 	free(mail);
-	ck_assert_int_eq(sql("SELECT count(*) FROM donations WHERE receipt_sent_at IS NOT NULL"), 1);
+	ck_assert_int_eq(sql("SELECT count(*) FROM donations WHERE receipt_sent_at IS NOT NULL"),
+	                 1);
 	/* Two webhooks, no capture, no processor. */
 	ev = itest_get_json(hook.port, "/_events", 0);
 	ck_assert_int_eq(json_array_size(json_object_get(ev, "events")), 2);
@@ -756,9 +778,8 @@ START_TEST(fee_is_charged_not_counted)
 	json_decref(c);
 	ck_assert_int_eq(sql("SELECT raised_cents FROM campaigns"), 3500);
 	v = itest_get_json(srv.port, "/api/v1/leaderboard", 0);
-	ck_assert_int_eq(itest_json_int(json_array_get(json_object_get(v, "entries"), 0),
-	                                "total_cents"),
-	                 3500);
+	ck_assert_int_eq(
+	    itest_json_int(json_array_get(json_object_get(v, "entries"), 0), "total_cents"), 3500);
 	json_decref(v);
 	snprintf(path, sizeof(path), "/api/v1/donations/%s?token=%s", id, token);
 	v = itest_get_json(srv.port, path, 0);
@@ -847,8 +868,8 @@ END_TEST
 /* A bad --fee stops tally before it opens anything, with one line. */
 START_TEST(fee_option_errors)
 {
-	static const char *const bad[] = {"2.2", "2.2%", "abc", "21%+0", "2%+100001", "2.123%+0",
-	                                  "-1%+0", "%+5"};
+	static const char *const bad[] = {"2.2",       "2.2%",     "abc",   "21%+0",
+	                                  "2%+100001", "2.123%+0", "-1%+0", "%+5"};
 	const char *bin = getenv("TALLY_BIN") ? getenv("TALLY_BIN") : "./tally";
 	char *dir = tests_tmpdir(), db[600], cmd[1024], out[4096];
 
@@ -860,7 +881,8 @@ START_TEST(fee_option_errors)
 		int st;
 		char *nl;
 
-		snprintf(cmd, sizeof(cmd), "%s --headless --db %s --fee '%s' 2>&1", bin, db, bad[i]);
+		snprintf(cmd, sizeof(cmd), "%s --headless --db %s --fee '%s' 2>&1", bin, db,
+		         bad[i]);
 		p = popen(cmd, "r");
 		ck_assert_ptr_nonnull(p);
 		n = fread(out, 1, sizeof(out) - 1, p);
@@ -868,8 +890,9 @@ START_TEST(fee_option_errors)
 		st = pclose(p);
 		ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 2, "%s: exit %d: %s", bad[i],
 		              WIFEXITED(st) ? WEXITSTATUS(st) : -1, out);
-		ck_assert_msg(!strncmp(out, "tally: --fee wants PERCENT%+FIXED such as 2.2%+30", 49),
-		              "%s: said %s", bad[i], out);
+		ck_assert_msg(
+		    !strncmp(out, "tally: --fee wants PERCENT%+FIXED such as 2.2%+30", 49),
+		    "%s: said %s", bad[i], out);
 		nl = strchr(out, '\n');
 		ck_assert_msg(nl && nl[1] == '\0', "%s: more than one line: %s", bad[i], out);
 		ck_assert_ptr_nonnull(strstr(out, bad[i]));
