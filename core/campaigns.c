@@ -43,8 +43,8 @@ static void slot_put(struct campaign **slots, size_t cap, struct campaign *c)
 /* 1 if a ranks before b: higher published key, then the older campaign. */
 static int ranks_before(const struct campaign *a, const struct campaign *b, int by)
 {
-	int64_t ka = by == ENGINE_BY_TOTAL ? a->pub.raised_cents : a->pub.donor_count;
-	int64_t kb = by == ENGINE_BY_TOTAL ? b->pub.raised_cents : b->pub.donor_count;
+	int64_t ka = by == ENGINE_BY_TOTAL ? campaign_total(&a->pub) : a->pub.donor_count;
+	int64_t kb = by == ENGINE_BY_TOTAL ? campaign_total(&b->pub) : b->pub.donor_count;
 
 	return ka != kb ? ka > kb : a->pub.id < b->pub.id;
 }
@@ -324,9 +324,12 @@ int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, st
 		rc |= buf_printf(out, "{\"rank\":%zu,\"slug\":\"%s\",\"name\":", i + 1, c->slug);
 		rc |= buf_json_string(out, c->name);
 		rc |= buf_printf(out,
-		                 ",\"currency\":\"%s\",\"total_cents\":%lld,\"donor_count\":%lld,"
+		                 ",\"currency\":\"%s\",\"total_cents\":%lld,\"raised_cents\":%lld,"
+		                 "\"matched_cents\":%lld,\"bonus_cents\":%lld,\"donor_count\":%lld,"
 		                 "\"goal_cents\":%lld,\"status\":\"%s\"}",
-		                 c->currency, (long long)c->raised_cents, (long long)c->donor_count,
+		                 c->currency, (long long)campaign_total(c),
+		                 (long long)c->raised_cents, (long long)c->matched_cents,
+		                 (long long)c->bonus_cents, (long long)c->donor_count,
 		                 (long long)c->goal_cents,
 		                 campaign_status_names[campaign_effective(c, now)]);
 	}
@@ -337,7 +340,8 @@ int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, st
 
 int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 {
-	int64_t now = util_now_ms(), total = 0, donors = 0, gifts = 0, live = 0;
+	int64_t now = util_now_ms(), raised = 0, matched = 0, bonus = 0, donors = 0, gifts = 0,
+	        live = 0;
 	double per_s;
 	size_t n;
 	int rc, overflow = 0;
@@ -350,21 +354,28 @@ int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 
 		/* Each campaign stays under TALLY_TOTAL_MAX, so only thousands
 		 * of full campaigns could overflow: refuse then, never wrap. */
-		overflow = __builtin_add_overflow(total, c->raised_cents, &total) ||
+		overflow = __builtin_add_overflow(raised, c->raised_cents, &raised) ||
+		           __builtin_add_overflow(matched, c->matched_cents, &matched) ||
+		           __builtin_add_overflow(bonus, c->bonus_cents, &bonus) ||
 		           __builtin_add_overflow(donors, c->donor_count, &donors) ||
 		           __builtin_add_overflow(gifts, c->donation_count, &gifts);
 		live += campaign_effective(c, now) == CAMPAIGN_ACTIVE;
 	}
 	per_s = rates_per_s(e, now);
 	pthread_mutex_unlock(&e->lock);
-	if (overflow)
+	if (overflow ||
+	    (raised > INT64_MAX / 3 || matched > INT64_MAX / 3 || bonus > INT64_MAX / 3))
 		return -EOVERFLOW;
 	rc = buf_printf(out,
-	                "{\"total_cents\":%lld,\"raised_cents\":%lld,\"donor_count\":%lld,"
+	                "{\"total_cents\":%lld,\"raised_cents\":%lld,\"matched_cents\":%lld,"
+	                "\"bonus_cents\":%lld,\"donor_count\":%lld,"
 	                "\"donation_count\":%lld,\"gifts_per_min\":%.0f,\"campaigns_live\":%lld,"
-	                "\"campaigns\":%zu}",
-	                (long long)total, (long long)total, (long long)donors, (long long)gifts,
+	                "\"campaigns\":%zu",
+	                (long long)(raised + matched + bonus), (long long)raised,
+	                (long long)matched, (long long)bonus, (long long)donors, (long long)gifts,
 	                per_s * 60.0, (long long)live, n);
+	rc |= pools_day_json(e, now, out);
+	rc |= buf_puts(out, "}");
 	return rc ? -ENOMEM : 0;
 }
 

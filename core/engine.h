@@ -241,6 +241,41 @@ int engine_campaign_update(struct engine *e, const char *slug, const struct camp
 int engine_campaign_action(struct engine *e, const char *slug, const char *action,
                            const char *actor, engine_done_fn done, void *ud);
 
+/* ---- pools.c: match pools (admin) ----
+ * Create a pool from a validated spec (its campaigns found by slug:
+ * TALLY_ENOCAMPAIGN; each must take the pool's currency, which defaults to
+ * theirs: TALLY_EPOOL_CURRENCY), change the given fields of one (an amount
+ * below what it has promised: TALLY_EPOOL_AMOUNT, checked again in the
+ * writer's order), or pause, resume or deplete it (depleting ends it for
+ * good: TALLY_ESTATE for anything else then). TALLY_ENOPOOL,
+ * TALLY_EPOOL_EXISTS. The answer's body is the pool's JSON. Any thread. */
+int engine_pool_create(struct engine *e, const struct pool_spec *spec, const char *actor,
+                       engine_done_fn done, void *ud);
+int engine_pool_update(struct engine *e, const char *slug, const struct pool_spec *spec,
+                       const char *actor, engine_done_fn done, void *ud);
+int engine_pool_action(struct engine *e, const char *slug, const char *action, const char *actor,
+                       engine_done_fn done, void *ud);
+/* Every pool, or one (TALLY_ENOPOOL), as staff see it: settings, state,
+ * remaining, reserved and used. Returns 0 or a negative code. */
+int engine_pools_json(struct engine *e, struct buf *out);
+int engine_pool_json(struct engine *e, const char *slug, struct buf *out);
+
+/* ---- challenges.c: challenges (admin) ----
+ * Create one from a validated spec (campaigns by slug: TALLY_ENOCAMPAIGN;
+ * one currency: TALLY_EPOOL_CURRENCY; TALLY_ECHALLENGE_EXISTS). Campaigns
+ * that reached it before it existed unlock it at once. The answer's body
+ * is its JSON. Any thread. */
+int engine_challenge_create(struct engine *e, const struct challenge_spec *spec, const char *actor,
+                            engine_done_fn done, void *ud);
+/* Every challenge, or one (TALLY_ENOCHALLENGE), with its awards and the
+ * campaigns closest to it. Returns 0 or a negative code. */
+int engine_challenges_json(struct engine *e, struct buf *out);
+int engine_challenge_json(struct engine *e, const char *slug, struct buf *out);
+/* Blocking forms of the two creates (start-up code: the demo). */
+int engine_pool_create_sync(struct engine *e, const struct pool_spec *spec, const char *actor);
+int engine_challenge_create_sync(struct engine *e, const struct challenge_spec *spec,
+                                 const char *actor);
+
 /* Blocking helpers for start-up code and tests: run the call and wait. */
 int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *spec,
                                 const char *actor);

@@ -67,8 +67,9 @@ static size_t render_answer(char *dst, size_t cap, const struct db_donation_row 
 		return publish_render_offline(dst, cap, row->id, slug, row->amount_cents,
 		                              row->currency, row->method, row->received_at,
 		                              row->created_at);
-	return publish_render_receipt(dst, cap, row->id, slug, row->amount_cents, row->fee_cents,
-	                              row->currency, row->created_at, row->status_token);
+	return publish_render_receipt(dst, cap, row->id, slug, row->amount_cents,
+	                              row->matched_cents, row->fee_cents, row->currency,
+	                              row->created_at, row->status_token);
 }
 
 /* The answer SQLite holds for an idempotency key: 0 with *replayed and the
@@ -79,7 +80,7 @@ static int stored_answer(struct engine *e, const char *key, uint64_t fp, int64_t
 {
 	struct db_donation_row row;
 	const char *slug = "";
-	char body[320];
+	char body[384];
 	int64_t hash;
 	size_t len;
 	int rc;
@@ -245,6 +246,8 @@ static int submit_gift(struct engine *e, const char *slug, struct donation_req *
 	memcpy(p->op.u.donation.status_token, token, sizeof(token));
 	p->op.u.donation.idem_hash = (int64_t)fp;
 	p->op.u.donation.idem_expired = now - IDEM_LIFETIME_MS;
+	p->op.u.donation.pool_id = 0;
+	p->op.u.donation.matched_cents = 0;
 	if (offline) {
 		struct db_offline *o = &p->op.u.donation.offline;
 		char detail[160];
@@ -262,7 +265,7 @@ static int submit_gift(struct engine *e, const char *slug, struct donation_req *
 		pending_audit(p, "offline_gift", slug, detail);
 	} else {
 		p->body_len =
-		    publish_render_receipt(p->body, sizeof(p->body), id, slug, req->amount_cents,
+		    publish_render_receipt(p->body, sizeof(p->body), id, slug, req->amount_cents, 0,
 		                           req->fee_cents, req->currency, now, token);
 	}
 	/* Staff's gifts are not refused by donor load (the queue's bound). */
@@ -359,6 +362,7 @@ void intake_finish(struct engine *e, struct pending *p, int rc)
 
 		row.id = op->u.donation.id;
 		row.amount_cents = op->u.donation.prev_amount_cents;
+		row.matched_cents = op->u.donation.prev_matched_cents;
 		row.fee_cents = op->u.donation.prev_fee_cents;
 		row.created_at = op->u.donation.prev_created_at;
 		row.offline = op->u.donation.prev_offline;
@@ -372,10 +376,18 @@ void intake_finish(struct engine *e, struct pending *p, int rc)
 			a.replayed = 1;
 		else
 			rc = TALLY_EIDEM_REUSED;
-	} else if (key[0]) {
-		if (rc)
+	} else {
+		/* The writer decided its match just before storing it: the 202
+		 * says so (and its replays, from memory or the row, the same). */
+		if (!rc && op->u.donation.matched_cents && admitted && op->kind == DB_OP_DONATION)
+			p->body_len = publish_render_receipt(
+			    p->body, sizeof(p->body), op->u.donation.id, admitted->w.slug,
+			    op->u.donation.req.amount_cents, op->u.donation.matched_cents,
+			    op->u.donation.req.fee_cents, op->u.donation.req.currency, op->now_ms,
+			    op->u.donation.status_token);
+		if (key[0] && rc)
 			idem_abort(e->idem, key);
-		else
+		else if (key[0])
 			idem_finish(e->idem, key, (uint64_t)op->u.donation.idem_hash, p->body,
 			            p->body_len);
 	}
@@ -437,10 +449,14 @@ static int render_donation(struct engine *e, int64_t n, const struct db_donation
 		                (long long)n, slug, row->status);
 	}
 	pthread_mutex_unlock(&e->lock);
+	/* The match it holds now (0 once failed, or refunded and given
+	 * back); hidden with the amount, which it would reveal. */
 	if (!row->hide_amount || staff)
 		rc |= buf_printf(out,
-		                 ",\"amount_cents\":%lld,\"fee_cents\":%lld,\"charged_cents\":%lld",
-		                 (long long)row->amount_cents, (long long)row->fee_cents,
+		                 ",\"amount_cents\":%lld,\"matched_cents\":%lld,\"fee_cents\":%lld,"
+		                 "\"charged_cents\":%lld",
+		                 (long long)row->amount_cents, (long long)db_donation_matched(row),
+		                 (long long)row->fee_cents,
 		                 (long long)(row->amount_cents + row->fee_cents));
 	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\",\"source\":\"%s\"",
 	                 row->currency, util_rfc3339(row->created_at, ts, sizeof(ts)),

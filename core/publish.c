@@ -29,7 +29,7 @@ static int put_time(struct buf *b, const char *key, int64_t ms)
 }
 
 /* Render c's public JSON (from its working copy) into b. */
-static int render_campaign(struct buf *b, const struct campaign *c, int64_t now)
+static int render_campaign(struct engine *e, struct buf *b, struct campaign *c, int64_t now)
 {
 	const struct campaign_row *r = &c->w;
 	int rc = 0;
@@ -39,18 +39,21 @@ static int render_campaign(struct buf *b, const struct campaign *c, int64_t now)
 	rc |= buf_json_string(b, r->slug);
 	rc |= buf_puts(b, ",\"name\":");
 	rc |= buf_json_string(b, r->name);
-	rc |= buf_printf(b,
-	                 ",\"currency\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
-	                 "\"raised_cents\":%lld,\"matched_cents\":0,\"bonus_cents\":0,"
-	                 "\"donor_count\":%lld,\"donation_count\":%lld,\"pending_cents\":%lld,"
-	                 "\"status\":\"%s\",\"seq\":%llu",
-	                 r->currency, (long long)r->goal_cents, (long long)r->raised_cents,
-	                 (long long)r->raised_cents, (long long)r->donor_count,
-	                 (long long)r->donation_count, (long long)r->pending_cents,
-	                 campaign_status_names[campaign_effective(r, now)],
-	                 (unsigned long long)r->seq);
+	rc |= buf_printf(
+	    b,
+	    ",\"currency\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
+	    "\"raised_cents\":%lld,\"matched_cents\":%lld,\"bonus_cents\":%lld,"
+	    "\"donor_count\":%lld,\"donation_count\":%lld,\"pending_cents\":%lld,"
+	    "\"status\":\"%s\",\"seq\":%llu",
+	    r->currency, (long long)r->goal_cents, (long long)campaign_total(r),
+	    (long long)r->raised_cents, (long long)r->matched_cents, (long long)r->bonus_cents,
+	    (long long)r->donor_count, (long long)r->donation_count, (long long)r->pending_cents,
+	    campaign_status_names[campaign_effective(r, now)], (unsigned long long)r->seq);
 	rc |= put_time(b, "starts_at", r->starts_at);
 	rc |= put_time(b, "ends_at", r->ends_at);
+	rc |= pools_banner_json(e, r, now, b, &c->banner_key, &c->banner_state);
+	c->banner_at = now;
+	rc |= challenges_campaign_json(e, r, now, b);
 	rc |= buf_puts(b, ",\"recent\":[");
 	for (int i = 0; i < c->n_recent; i++) {
 		if (i)
@@ -61,8 +64,8 @@ static int render_campaign(struct buf *b, const struct campaign *c, int64_t now)
 	return rc ? -ENOMEM : 0;
 }
 
-char *publish_render_gift(const char *name, int64_t amount, int hide, const char *message,
-                          int64_t at)
+char *publish_render_gift(const char *name, int64_t amount, int64_t matched, int hide,
+                          const char *message, int64_t at)
 {
 	struct buf b = {0};
 	char ts[32];
@@ -71,7 +74,8 @@ char *publish_render_gift(const char *name, int64_t amount, int hide, const char
 	rc |= buf_puts(&b, "{\"name\":");
 	rc |= buf_json_string(&b, name);
 	if (!hide)
-		rc |= buf_printf(&b, ",\"amount_cents\":%lld", (long long)amount);
+		rc |= buf_printf(&b, ",\"amount_cents\":%lld,\"matched_cents\":%lld",
+		                 (long long)amount, (long long)matched);
 	rc |= buf_puts(&b, ",\"message\":");
 	rc |= buf_json_string(&b, message);
 	rc |= buf_printf(&b, ",\"at\":\"%s\"}", util_rfc3339(at, ts, sizeof(ts)));
@@ -83,16 +87,16 @@ char *publish_render_gift(const char *name, int64_t amount, int hide, const char
 }
 
 size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
-                              int64_t fee, const char *currency, int64_t created_at,
-                              const char *status_token)
+                              int64_t matched, int64_t fee, const char *currency,
+                              int64_t created_at, const char *status_token)
 {
 	char ts[32];
 	int n =
 	    snprintf(dst, cap,
 	             "{\"id\":\"dn_%lld\",\"status\":\"pending\",\"campaign\":\"%s\","
-	             "\"amount_cents\":%lld,\"fee_cents\":%lld,\"charged_cents\":%lld,"
-	             "\"currency\":\"%s\",\"created_at\":\"%s\"%s%s%s}",
-	             (long long)id, slug, (long long)amount, (long long)fee,
+	             "\"amount_cents\":%lld,\"matched_cents\":%lld,\"fee_cents\":%lld,"
+	             "\"charged_cents\":%lld,\"currency\":\"%s\",\"created_at\":\"%s\"%s%s%s}",
+	             (long long)id, slug, (long long)amount, (long long)matched, (long long)fee,
 	             (long long)(amount + fee), currency, util_rfc3339(created_at, ts, sizeof(ts)),
 	             status_token[0] ? ",\"status_token\":\"" : "", status_token,
 	             status_token[0] ? "\"" : "");
@@ -157,7 +161,7 @@ void publish_batch(struct engine *e)
 			fresh = bigger;
 			cap *= 2;
 		}
-		if (render_campaign(&e->scratch, c, now) == 0) {
+		if (render_campaign(e, &e->scratch, c, now) == 0) {
 			json = malloc(e->scratch.len + 1);
 			if (json)
 				memcpy(json, e->scratch.p, e->scratch.len + 1);
@@ -175,7 +179,7 @@ void publish_batch(struct engine *e)
 	pthread_mutex_lock(&e->lock);
 	for (size_t i = 0; i < n; i++) {
 		struct campaign *f = fresh[i].c;
-		int64_t raised = f->pub.raised_cents, donors = f->pub.donor_count;
+		int64_t total = campaign_total(&f->pub), donors = f->pub.donor_count;
 		char *old = f->json;
 
 		e->seq_sum += f->w.seq - f->pub.seq;
@@ -183,7 +187,7 @@ void publish_batch(struct engine *e)
 		f->json = fresh[i].json;
 		f->json_len = fresh[i].len;
 		fresh[i].json = old;
-		if (f->pub.raised_cents != raised)
+		if (campaign_total(&f->pub) != total)
 			campaigns_rerank(e, f, ENGINE_BY_TOTAL);
 		if (f->pub.donor_count != donors)
 			campaigns_rerank(e, f, ENGINE_BY_DONORS);

@@ -98,7 +98,8 @@ int main(int argc, char **argv)
 	    {"pacer", pacer_suite},       {"privacy", privacy_suite},
 	    {"feed", feed_suite},         {"tokens", tokens_suite},
 	    {"tls", tls_suite},           {"logs", logs_suite},
-	    {"outage", outage_suite},     {"gifts", gifts_suite},
+	    {"outage", outage_suite},     {"giving", giving_suite},
+	    {"gifts", gifts_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;

@@ -233,6 +233,12 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_ENOTOKEN, 404, "token_not_found", NULL},
 	    {TALLY_ETOKEN_EXISTS, 409, "token_exists", "name"},
 	    {TALLY_ESTARTUP, 409, "startup_token", NULL},
+	    {TALLY_ENOPOOL, 404, "pool_not_found", NULL},
+	    {TALLY_EPOOL_EXISTS, 409, "pool_exists", "slug"},
+	    {TALLY_EPOOL_AMOUNT, 422, "validation_failed", "amount_cents"},
+	    {TALLY_EPOOL_CURRENCY, 422, "validation_failed", "campaigns"},
+	    {TALLY_ENOCHALLENGE, 404, "challenge_not_found", NULL},
+	    {TALLY_ECHALLENGE_EXISTS, 409, "challenge_exists", "slug"},
 	    {TALLY_ENOFEE, 422, "validation_failed", "cover_fee"},
 	    {TALLY_EOFFLINE, 409, "offline_gift", NULL},
 	};

@@ -456,6 +456,32 @@ async function main() {
       assert.deepEqual(late, [], `widgets not updated live within ${LIVE_MS} ms`);
       await page.close();
     });
+
+    await runCase('j. the match banner counts down, a matched gift says so, and an empty pool shows it', async () => {
+      const cp = await api('POST', '/api/v1/admin/campaigns',
+        { slug: 'matched', name: 'Matched', currency: 'USD', goal_cents: 100000 }, { admin: true });
+      assert.equal(cp.status, 201, `create campaign: ${cp.status} ${cp.text}`);
+      const pool = await api('POST', '/api/v1/admin/match-pools',
+        { slug: 'acme', name: 'ACME match', sponsor: 'ACME', amount_cents: 3000, ratio: 2, campaigns: ['matched'] },
+        { admin: true });
+      assert.equal(pool.status, 201, `create pool: ${pool.status} ${pool.text}`);
+      const page = await openPage(ctx, 'matched', '/widget.html?campaign=matched');
+      await page.waitForSelector('#match[data-state="open"]', { timeout: 5000 });
+      assert.match(await text(page, '#match'), /matched 2:1 by ACME: \$30\.00 of match left/);
+      const wMatch = await arm(page, '#match', '$10.00 of match left');
+      const wGift = await arm(page, '#wall li', '+$20.00 matched');
+      const r = await donate(1000, { name: 'Mo', email: 'mo@example.org' }, {}, 'matched');
+      assert.equal(r.json.matched_cents, 2000);
+      assert.ok((await wMatch.result()).t !== null, 'the banner never showed $10.00 left');
+      assert.ok((await wGift.result()).t !== null, 'the gift never showed its match');
+      assert.equal(await attr(page, '#total', 'data-cents'), '3000');
+      const wOut = await arm(page, '#match[data-state="exhausted"]');
+      const r2 = await donate(2000, { name: 'Li', email: 'li@example.org' }, {}, 'matched');
+      assert.equal(r2.json.matched_cents, 1000);
+      assert.ok((await wOut.result()).t !== null, 'the banner never said the match ran out');
+      assert.match(await text(page, '#match'), /run out/);
+      await page.close();
+    });
   } finally {
     if (browser) await withTimeout(browser.close(), 10000, 'browser close').catch((e) => console.log(`# ${e.message}`));
     await stopServer('SIGTERM').catch((e) => console.log(`# ${e.message}`));
