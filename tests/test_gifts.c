@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- unit: the fee ---- */
@@ -714,6 +715,49 @@ START_TEST(offline_gift_receipt_and_webhook)
 }
 END_TEST
 
+/* An offline gift counts toward challenges when it is stored (one that
+ * is online_only excepted), as the rebuild at start counts it. */
+START_TEST(offline_gift_unlocks_a_challenge)
+{
+	char json[600], from[40], to[40];
+	time_t t0 = time(NULL) - 60, t1 = time(NULL) + 3600;
+	struct itest_resp r;
+	struct tm tm;
+	json_t *c;
+
+	start(NULL);
+	strftime(from, sizeof(from), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t0, &tm));
+	strftime(to, sizeof(to), "%Y-%m-%dT%H:%M:%SZ", gmtime_r(&t1, &tm));
+	for (int online_only = 0; online_only < 2; online_only++) {
+		snprintf(json, sizeof(json),
+		         "{\"slug\":\"ch-%d\",\"name\":\"Cheques count\",\"kind\":\"amount\","
+		         "\"threshold\":2000,\"bonus_cents\":%d,\"campaigns\":\"all\","
+		         "\"currency\":\"USD\",\"online_only\":%s,\"starts_at\":\"%s\","
+		         "\"ends_at\":\"%s\"}",
+		         online_only, online_only ? 700 : 500, online_only ? "true" : "false", from,
+		         to);
+		ck_assert_int_eq(post("/api/v1/admin/challenges", ITEST_TOKEN, NULL, json, &r), 0);
+		ck_assert_msg(r.status == 201, "%d %s", r.status, r.body);
+		itest_resp_fini(&r);
+	}
+	ck_assert_int_eq(offline("food", NULL, CHEQUE, NULL, 0), 201);
+	/* By the 201: the award was stored in the gift's transaction. */
+	c = campaign("food");
+	ck_assert_int_eq(itest_json_int(c, "raised_cents"), 2500);
+	ck_assert_int_eq(itest_json_int(c, "bonus_cents"), 500);
+	ck_assert_int_eq(itest_json_int(c, "total_cents"), 3000);
+	json_decref(c);
+	ck_assert_int_eq(sql("SELECT count(*) FROM challenge_awards"), 1);
+	/* After a restart, rebuilt from the donations: the same. */
+	ck_assert_int_eq(WEXITSTATUS(itest_signal(&srv, SIGTERM)), 0);
+	ck_assert_int_eq(itest_start(&srv, NULL), 0);
+	c = campaign("food");
+	ck_assert_int_eq(itest_json_int(c, "bonus_cents"), 500);
+	json_decref(c);
+	ck_assert_int_eq(sql("SELECT count(*) FROM challenge_awards"), 1);
+}
+END_TEST
+
 /* ---- integration: covered fees ---- */
 
 static int donate(const char *key, const char *slug, const char *currency, long long cents,
@@ -923,6 +967,7 @@ Suite *gifts_suite(void)
 	tcase_add_test(it, offline_gift_paused_yes_closed_no);
 	tcase_add_test(it, offline_gift_roles_and_no_refund);
 	tcase_add_test(it, offline_gift_receipt_and_webhook);
+	tcase_add_test(it, offline_gift_unlocks_a_challenge);
 	tcase_add_test(it, fee_is_charged_not_counted);
 	tcase_add_test(it, fee_not_offered_is_refused);
 	tcase_add_test(it, fee_receipts_in_usd_and_jpy);
