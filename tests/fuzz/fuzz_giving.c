@@ -65,7 +65,7 @@ static void check_pool(const struct pool_spec *s, int create)
 	if (p->per_gift_cap_cents < 0 || p->per_gift_cap_cents > INT64_C(1000000000000) ||
 	    p->per_donor_cap_cents < 0 || p->per_donor_cap_cents > TOTAL_MAX)
 		abort();
-	check_slugs((char (*)[TALLY_SLUG_SIZE])s->slugs, s->n_slugs, s->all);
+	check_slugs((char(*)[TALLY_SLUG_SIZE])s->slugs, s->n_slugs, s->all);
 	if (create && s->all && !s->has_currency)
 		abort();
 	if (s->has_currency && !validate_currency(p->currency))
@@ -87,7 +87,7 @@ static void check_challenge(const struct challenge_spec *s)
 		abort();
 	if (c->starts_at <= 0 || c->ends_at <= c->starts_at)
 		abort();
-	check_slugs((char (*)[TALLY_SLUG_SIZE])s->slugs, s->n_slugs, s->all);
+	check_slugs((char(*)[TALLY_SLUG_SIZE])s->slugs, s->n_slugs, s->all);
 	if (!s->all && !s->n_slugs)
 		abort();
 	if (s->all && !validate_currency(c->currency))
@@ -116,7 +116,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	else
 		check_refusal(rch, &ech);
 	/* Not JSON, or not an object: all three refuse it alike. */
-	if ((rc == TALLY_EJSON) != (ru == TALLY_EJSON) || (rc == TALLY_EJSON) != (rch == TALLY_EJSON))
+	if ((rc == TALLY_EJSON) != (ru == TALLY_EJSON) ||
+	    (rc == TALLY_EJSON) != (rch == TALLY_EJSON))
 		abort();
 	/* An accepted create is refused as an update for its slug alone
 	 * (and its currency, when it names one). */
