@@ -55,7 +55,7 @@ ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -g $(SANFLAGS) -I. -MMD -MP 
 	      $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 
-BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o base/watchdog.o base/currency.o base/events.o base/hour.o
+BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o base/watchdog.o base/currency.o base/events.o base/hour.o base/fee.o
 CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/boards.o core/publish.o core/commit.o core/intake.o core/staff.o \
 	     core/demo.o core/jobs.o core/work.o core/processor.o core/receipt.o core/webhook.o \
 	     core/transfer.o core/tokens.o core/tokendb.o core/match.o core/pools.o core/bonus.o core/challenges.o core/export.o
@@ -76,7 +76,8 @@ TEST_SRCS := tests/main.c tests/itest.c tests/itest_csv.c tests/test_util.c test
 	     tests/test_tls.c \
 	     tests/test_logs.c \
 	     tests/test_outage.c tests/test_giving.c tests/test_reconcile.c \
-	     tests/test_export.c tests/test_boards.c
+	     tests/test_export.c \
+	     tests/test_gifts.c tests/test_boards.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
 .PHONY: all run check check-deps test deps install uninstall clean format format-check bench fuzz \
@@ -222,7 +223,7 @@ $(BUILD)/fanout: tests/bench/fanout.c
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= -1
 FUZZ_JOBS    ?= 1
-FUZZ_ALL     := donation campaign uri live_msg idem receipt
+FUZZ_ALL     := donation campaign uri live_msg idem receipt giving
 FUZZ         ?= $(FUZZ_ALL)
 FUZZ_CC      ?= clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -239,6 +240,7 @@ FUZZ_MAX_LEN_uri      := 1200
 FUZZ_MAX_LEN_live_msg := 1200
 FUZZ_MAX_LEN_idem     := 1024
 FUZZ_MAX_LEN_receipt  := 4096
+FUZZ_MAX_LEN_giving   := 4096
 
 build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)

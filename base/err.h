@@ -43,6 +43,8 @@ enum tally_err {
 	TALLY_EPOOL_CURRENCY,    /* 422 a named campaign's currency is not the pool's */
 	TALLY_ENOCHALLENGE,      /* 404 challenge_not_found */
 	TALLY_ECHALLENGE_EXISTS, /* 409 challenge_exists: the slug is taken */
+	TALLY_ENOFEE,            /* 422 cover_fee asked for, and no fee is configured (--fee) */
+	TALLY_EOFFLINE,          /* 409 offline_gift: not through the processor, no refund here */
 	TALLY_ENOCATEGORY,       /* 404 category_not_found: no campaign has this category */
 	TALLY_ELAST
 };

@@ -253,15 +253,30 @@ void challenges_applied(struct engine *e, struct db_op *op)
 	struct bonus_gift g;
 	int n;
 
-	if (op->kind != DB_OP_JOB_UPDATE || op->rc || !u->applied || u->effect != EFFECT_SUCCEEDED)
+	if (op->kind == DB_OP_OFFLINE && !op->rc && !op->u.donation.replay) {
+		/* An offline gift succeeds as it is stored: it counts now, as
+		 * the rebuild at start counts it (not for online_only ones). */
+		const struct donation_req *d = &op->u.donation.req;
+
+		g = (struct bonus_gift){op->u.donation.id,
+		                        op->campaign_id,
+		                        d->currency,
+		                        d->email,
+		                        d->amount_cents,
+		                        op->now_ms,
+		                        1};
+	} else if (op->kind != DB_OP_JOB_UPDATE || op->rc || !u->applied ||
+	           u->effect != EFFECT_SUCCEEDED) {
 		return;
-	g = (struct bonus_gift){u->donation_id,
-	                        u->campaign_id,
-	                        u->d.currency,
-	                        u->d.email,
-	                        u->d.amount_cents,
-	                        u->created_at,
-	                        0};
+	} else {
+		g = (struct bonus_gift){u->donation_id,
+		                        u->campaign_id,
+		                        u->d.currency,
+		                        u->d.email,
+		                        u->d.amount_cents,
+		                        u->created_at,
+		                        0};
+	}
 	e->bonus_counted = 1;
 	n = bonus_count(e->bonus, &g, op->now_ms, v, AWARDS_AT_ONCE);
 	link_awards(e, op, v, n);

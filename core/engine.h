@@ -57,6 +57,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/fee.h"
 #include "base/model.h"
 
 #include <stddef.h>
@@ -68,6 +69,8 @@ struct engine_config {
 	const char *db_path;
 	const char *synchronous; /* "FULL" (default) or "NORMAL" */
 	struct donation_limits limits;
+	/* The processing fee donors may cover (--fee); all 0: not offered. */
+	struct fee_rule fee;
 	size_t max_queue; /* intake queue bound */
 	size_t max_batch; /* operations per transaction */
 	/* The queues' policies and handlers (the composition root sets them
@@ -187,6 +190,27 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
                   const char *idem_key, struct buf *replay, int *replayed, engine_done_fn done,
                   void *ud);
 
+/* Record an offline gift (a cheque, cash, a donor-advised fund) that
+ * staff received, to the campaign `slug`: stored succeeded at once with
+ * source 'offline', counted in the campaign's numbers in the same commit
+ * as a succeeded online gift is (effect_rules[EFFECT_OFFLINE]), its live
+ * donation event sent when public, its receipt (req->receipt, and an
+ * email) and donation.succeeded webhooks queued in the same transaction.
+ * Never charged. Audited as offline_gift under actor. A campaign that is
+ * paused or outside its schedule takes it (staff record what came in);
+ * a closed one answers TALLY_ECLOSED. req->d.currency "" takes the
+ * campaign's. idem_key works as engine_donate's (its fingerprint is the
+ * offline gift's: the same key on a public donation is a reuse); the
+ * answer's body (and every replay of it) is the 201 JSON. Returns as
+ * engine_donate does, TALLY_ECURRENCY and TALLY_ETOTAL included. */
+int engine_offline_gift(struct engine *e, const char *slug, const struct offline_req *req,
+                        const char *idem_key, const char *actor, struct buf *replay, int *replayed,
+                        engine_done_fn done, void *ud);
+/* The same, waiting for the answer (the console's thread): 0 or an error;
+ * the new gift's id ("dn_N") in id when not NULL. */
+int engine_offline_gift_sync(struct engine *e, const char *slug, const struct offline_req *req,
+                             const char *actor, char *id, size_t idcap);
+
 /* The configured donation limits (valid while e lives). */
 const struct donation_limits *engine_limits(struct engine *e);
 
@@ -281,8 +305,10 @@ int engine_job_action(struct engine *e, int64_t id, const char *action, const ch
                       engine_done_fn done, void *ud);
 
 /* Ask the processor to refund a succeeded donation ("dn_N"); it becomes
- * refunded when the refund job succeeds. TALLY_ENODONATION, or
- * TALLY_ESTATE when not succeeded or already being refunded. */
+ * refunded when the refund job succeeds. TALLY_ENODONATION,
+ * TALLY_EOFFLINE for an offline gift (it never went through the
+ * processor), or TALLY_ESTATE when not succeeded or already being
+ * refunded. */
 int engine_refund(struct engine *e, const char *id, const char *reason, const char *actor,
                   engine_done_fn done, void *ud);
 /* The same, waiting for the answer (the console's thread). */

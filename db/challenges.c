@@ -15,10 +15,10 @@
 	" min_gift_cents, online_only, starts_at, ends_at, created_at"
 
 static const char *const sql[] = {
-    "INSERT INTO challenges (" CHALLENGE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-    " ?10, ?11, ?12, ?13, ?14)",
-    "INSERT INTO challenge_awards (challenge_id, campaign_id, bonus_cents, donation_id, at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5)",
+    ("INSERT INTO challenges (" CHALLENGE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+     " ?10, ?11, ?12, ?13, ?14)"),
+    ("INSERT INTO challenge_awards (challenge_id, campaign_id, bonus_cents, donation_id, at)"
+     " VALUES (?1, ?2, ?3, ?4, ?5)"),
     /* The award shows on the campaign: its bonus, and a change (seq). */
     "UPDATE campaigns SET bonus_cents = bonus_cents + ?2, seq = seq + 1 WHERE id = ?1",
     "UPDATE campaigns SET seq = seq + 1 WHERE currency = ?1",

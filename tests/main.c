@@ -112,6 +112,7 @@ int main(int argc, char **argv)
 	    {"giving", giving_suite},
 	    {"reconcile", reconcile_suite},
 	    {"export", export_suite},
+	    {"gifts", gifts_suite},
 	    {"boards", boards_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");

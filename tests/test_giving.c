@@ -716,6 +716,45 @@ START_TEST(the_challenge_book_counts_by_its_rules)
 }
 END_TEST
 
+START_TEST(offline_gifts_draw_only_from_pools_that_take_them)
+{
+	json_t *j;
+
+	ck_assert_int_eq(admin_post("/api/v1/admin/match-pools", big_pool, NULL), 201);
+	/* acme does not take offline gifts: a cheque is not matched. */
+	ck_assert_int_eq(admin_post("/api/v1/admin/campaigns/food/offline-donations",
+	                            "{\"amount_cents\":1000,\"method\":\"cheque\",\"donor\":"
+	                            "{\"name\":\"Cy\"}}",
+	                            &j),
+	                 201);
+	ck_assert_int_eq(itest_json_int(j, "matched_cents"), 0);
+	json_decref(j);
+	ck_assert_int_eq(admin_post("/api/v1/admin/match-pools",
+	                            "{\"slug\":\"cheques\",\"name\":\"Cheques too\","
+	                            "\"amount_cents\":700,\"campaigns\":[\"food\"],"
+	                            "\"match_offline\":true}",
+	                            NULL),
+	                 201);
+	/* cheques does: matched at once, what is left of it. */
+	ck_assert_int_eq(admin_post("/api/v1/admin/campaigns/food/offline-donations",
+	                            "{\"amount_cents\":1000,\"method\":\"cash\",\"donor\":"
+	                            "{\"name\":\"Di\",\"email\":\"di@example.org\"}}",
+	                            &j),
+	                 201);
+	ck_assert_int_eq(itest_json_int(j, "matched_cents"), 700);
+	json_decref(j);
+	ck_assert_int_eq(pool_int("cheques", "used_cents"), 700);
+	ck_assert_int_eq(pool_int("cheques", "reserved_cents"), 0);
+	ck_assert_int_eq(campaign_int("food", "matched_cents"), 700);
+	ck_assert_int_eq(campaign_int("food", "raised_cents"), 2000);
+	/* An online gift still draws from acme, the older pool. */
+	ck_assert_int_eq(give("food", 1000, "a@example.org", "tok_visa"), 2000);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	assert_sums("cheques");
+	assert_sums("acme");
+}
+END_TEST
+
 Suite *giving_suite(void)
 {
 	Suite *s = suite_create("giving");
@@ -735,6 +774,7 @@ Suite *giving_suite(void)
 	tcase_add_test(tc, bad_pools_are_refused_and_nothing_is_written);
 	tcase_add_test(tc, the_donation_event_carries_the_match);
 	tcase_add_test(tc, a_restart_and_a_kill_keep_every_sum);
+	tcase_add_test(tc, offline_gifts_draw_only_from_pools_that_take_them);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(ch, start, stop);
 	tcase_set_timeout(ch, 60);

@@ -1,6 +1,6 @@
 /* tests/test_reconcile.c - money that reconciles to the cent everywhere.
- * A mixed load (online gifts, declines, a match pool running out, a
- * challenge unlocking, refunds) against the real server; then the
+ * A mixed load (online gifts, declines, offline gifts, a match pool
+ * running out, a challenge unlocking, refunds) against the real server; then the
  * campaign JSON, the leaderboard, the live day channel, the console feed
  * and the CSV export must all agree with SUMs over the database, and again
  * after a SIGKILL and a restart. */
@@ -316,6 +316,19 @@ START_TEST(every_view_agrees_with_the_database)
 	for (int i = 0; i < 120; i++)
 		post(slugs[i % N_SLUGS], 500 + (i % 9) * 250, i % 15,
 		     i % 7 == 3 ? "tok_chargeDeclined" : "tok_visa");
+	/* Offline gifts: cheques, some from the same donors; counted at once
+	 * and the same way everywhere. */
+	for (int i = 0; i < 9; i++) {
+		char body[300], path[128];
+
+		snprintf(body, sizeof(body),
+		         "{\"amount_cents\":%d,\"method\":\"cheque\",\"donor\":{\"name\":"
+		         "\"Donor %d\",\"email\":\"donor%d@example.org\"},\"note\":\"#%d\"}",
+		         2000 + i * 100, i * 3, i * 3, 1000 + i);
+		snprintf(path, sizeof(path), "/api/v1/admin/campaigns/%s/offline-donations",
+		         slugs[i % N_SLUGS]);
+		ck_assert_int_eq(admin(path, body), 201);
+	}
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	/* Three refunds: the match goes back to the (open) pool. */
 	ck_assert_int_eq(admin("/api/v1/admin/donations/dn_1/refund", "{\"reason\":\"asked\"}"),
@@ -334,6 +347,9 @@ START_TEST(every_view_agrees_with_the_database)
 	                                       "'refunded'"),
 	                 3);
 	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM challenge_awards"), 1);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE source ="
+	                                       " 'offline' AND status = 'succeeded'"),
+	                 9);
 	ck_assert_int_gt(itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE status ="
 	                                       " 'succeeded' AND matched_cents = 0"),
 	                 0);

@@ -711,6 +711,10 @@ static const struct route_case {
     {"POST", "/api/v1/admin/jobs/*/retry", "/api/v1/admin/jobs/999999/retry", "{}", STAFF_OPERATOR,
      404},
     {"DELETE", "/api/v1/admin/jobs/*", "/api/v1/admin/jobs/999999", NULL, STAFF_OPERATOR, 404},
+    {"POST", "/api/v1/admin/campaigns/*/offline-donations",
+     "/api/v1/admin/campaigns/food/offline-donations",
+     "{\"amount_cents\":100,\"method\":\"cash\",\"donor\":{\"name\":\"by %s\"}}", STAFF_OPERATOR,
+     201},
     {"POST", "/api/v1/admin/campaigns", "/api/v1/admin/campaigns",
      "{\"slug\":\"made-by-%s\",\"name\":\"X\",\"currency\":\"USD\"}", STAFF_ADMIN, 201},
     {"PATCH", "/api/v1/admin/campaigns/*", "/api/v1/admin/campaigns/food", "{\"goal_cents\":5}",
@@ -838,7 +842,8 @@ START_TEST(every_route_for_every_role)
 	                 0);
 	ck_assert_int_eq(count_sql(srv.db, "SELECT count(*) FROM audit WHERE actor LIKE 'to@%' AND"
 	                                   " action NOT IN ('campaign.pause', 'campaign.resume',"
-	                                   " 'queue.pause', 'queue.resume', 'queue.retry-dead')"),
+	                                   " 'queue.pause', 'queue.resume', 'queue.retry-dead',"
+	                                   " 'offline_gift')"),
 	                 0);
 	ck_assert_int_eq(count_sql(srv.db, "SELECT count(*) FROM audit WHERE actor = "
 	                                   "'to@127.0.0.1' AND action = 'queue.pause'"),

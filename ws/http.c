@@ -272,6 +272,8 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_EPOOL_CURRENCY, 422, "validation_failed", "campaigns"},
 	    {TALLY_ENOCHALLENGE, 404, "challenge_not_found", NULL},
 	    {TALLY_ECHALLENGE_EXISTS, 409, "challenge_exists", "slug"},
+	    {TALLY_ENOFEE, 422, "validation_failed", "cover_fee"},
+	    {TALLY_EOFFLINE, 409, "offline_gift", NULL},
 	    {TALLY_ENOCATEGORY, 404, "category_not_found", "category"},
 	};
 
