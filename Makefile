@@ -56,7 +56,7 @@ ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -g $(SANFLAGS) -I. -MMD -MP 
 LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 
 BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o base/watchdog.o base/currency.o base/events.o base/hour.o
-CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/publish.o core/commit.o core/intake.o core/staff.o \
+CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/publish.o core/commit.o core/intake.o core/staff.o core/day.o core/day_staff.o \
 	     core/demo.o core/jobs.o core/work.o core/processor.o core/receipt.o core/webhook.o \
 	     core/transfer.o core/tokens.o core/tokendb.o
 DB_OBJS   := db/db.o db/store.o db/writer.o

@@ -7,6 +7,7 @@
  * lock, since nobody else writes it.
  */
 #include "core/internal.h"
+#include "core/day.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -144,7 +145,7 @@ int campaigns_add(struct engine *e, struct campaign *c, int rank)
 	return 0;
 }
 
-struct campaign *campaign_new(const struct campaign_row *row)
+struct campaign *campaign_new(const struct campaign_row *row, const struct giving_day *day)
 {
 	struct campaign *c = calloc(1, sizeof(*c));
 
@@ -159,7 +160,7 @@ struct campaign *campaign_new(const struct campaign_row *row)
 			claimed = INT64_MAX; /* stored past any bound: takes nothing more */
 		atomic_init(&c->claimed_cents, claimed);
 	}
-	c->effective = campaign_effective(row, util_now_ms());
+	c->effective = campaign_effective(row, day, util_now_ms());
 	return c;
 }
 
@@ -186,11 +187,13 @@ void campaigns_free(struct engine *e)
 	e->id_cap = e->slot_cap = e->n_campaigns = 0;
 }
 
-enum campaign_status campaign_effective(const struct campaign_row *r, int64_t now)
+enum campaign_status campaign_effective(const struct campaign_row *r, const struct giving_day *day,
+                                        int64_t now)
 {
 	if (r->status != CAMPAIGN_ACTIVE)
 		return r->status;
-	if ((r->starts_at && now < r->starts_at) || (r->ends_at && now >= r->ends_at))
+	if ((r->starts_at && now < r->starts_at) || (r->ends_at && now >= r->ends_at) ||
+	    !day_takes_gifts(day, now))
 		return CAMPAIGN_CLOSED;
 	return CAMPAIGN_ACTIVE;
 }
@@ -331,23 +334,48 @@ int engine_leaderboard_json(struct engine *e, enum engine_rank by, int limit, st
 		                 (long long)c->raised_cents, (long long)c->matched_cents,
 		                 (long long)c->bonus_cents, (long long)c->donor_count,
 		                 (long long)c->goal_cents,
-		                 campaign_status_names[campaign_effective(c, now)]);
+		                 campaign_status_names[campaign_effective(c, &e->day, now)]);
 	}
 	pthread_mutex_unlock(&e->lock);
 	rc |= buf_puts(out, "]}");
 	return rc ? -ENOMEM : 0;
 }
 
+/* The day's schedule, its phase and the server's clock at now. */
+static int day_schedule_json(struct buf *out, const struct giving_day *d, int64_t now)
+{
+	static const char *const times[] = {"early_at", "opens_at", "closes_at"};
+	const int64_t at[] = {d->early_at, d->opens_at, d->closes_at};
+	char ts[32];
+	int rc = 0;
+
+	rc |= buf_puts(out, "{\"name\":");
+	rc |= d->set ? buf_json_string(out, d->name) : buf_puts(out, "null");
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(times); i++)
+		rc |= d->set && at[i] ? buf_printf(out, ",\"%s\":\"%s\"", times[i],
+		                                   util_rfc3339(at[i], ts, sizeof(ts)))
+		                      : buf_printf(out, ",\"%s\":null", times[i]);
+	rc |= d->set && d->currency[0] ? buf_printf(out, ",\"currency\":\"%s\"", d->currency)
+	                               : buf_puts(out, ",\"currency\":null");
+	rc |= buf_printf(out,
+	                 ",\"phase\":\"%s\",\"now\":\"%s\",\"now_ms\":%lld,\"opens_in_ms\":%lld,",
+	                 day_phase_names[day_phase(d, now)], util_rfc3339(now, ts, sizeof(ts)),
+	                 (long long)now, (long long)day_opens_in_ms(d, now));
+	return rc;
+}
+
 int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 {
 	int64_t now = util_now_ms(), raised = 0, matched = 0, bonus = 0, donors = 0, gifts = 0,
 	        live = 0;
+	struct giving_day day;
 	double per_s;
 	size_t n;
 	int rc, overflow = 0;
 
 	pthread_mutex_lock(&e->lock);
-	*seq = e->seq_sum;
+	*seq = e->seq_sum + e->day_seq;
+	day = e->day;
 	n = e->n_campaigns;
 	for (size_t i = 0; i < n && !overflow; i++) {
 		const struct campaign_row *c = &e->ranked[ENGINE_BY_TOTAL][i]->pub;
@@ -359,21 +387,22 @@ int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 		           __builtin_add_overflow(bonus, c->bonus_cents, &bonus) ||
 		           __builtin_add_overflow(donors, c->donor_count, &donors) ||
 		           __builtin_add_overflow(gifts, c->donation_count, &gifts);
-		live += campaign_effective(c, now) == CAMPAIGN_ACTIVE;
+		live += campaign_effective(c, &e->day, now) == CAMPAIGN_ACTIVE;
 	}
 	per_s = rates_per_s(e, now);
 	pthread_mutex_unlock(&e->lock);
 	if (overflow ||
 	    (raised > INT64_MAX / 3 || matched > INT64_MAX / 3 || bonus > INT64_MAX / 3))
 		return -EOVERFLOW;
-	rc = buf_printf(out,
-	                "{\"total_cents\":%lld,\"raised_cents\":%lld,\"matched_cents\":%lld,"
-	                "\"bonus_cents\":%lld,\"donor_count\":%lld,"
-	                "\"donation_count\":%lld,\"gifts_per_min\":%.0f,\"campaigns_live\":%lld,"
-	                "\"campaigns\":%zu}",
-	                (long long)(raised + matched + bonus), (long long)raised,
-	                (long long)matched, (long long)bonus, (long long)donors, (long long)gifts,
-	                per_s * 60.0, (long long)live, n);
+	rc = day_schedule_json(out, &day, now);
+	rc |= buf_printf(out,
+	                 "\"total_cents\":%lld,\"raised_cents\":%lld,\"matched_cents\":%lld,"
+	                 "\"bonus_cents\":%lld,\"donor_count\":%lld,"
+	                 "\"donation_count\":%lld,\"gifts_per_min\":%.0f,\"campaigns_live\":%lld,"
+	                 "\"campaigns\":%zu}",
+	                 (long long)(raised + matched + bonus), (long long)raised,
+	                 (long long)matched, (long long)bonus, (long long)donors, (long long)gifts,
+	                 per_s * 60.0, (long long)live, n);
 	return rc ? -ENOMEM : 0;
 }
 
@@ -411,7 +440,7 @@ long engine_campaign_infos_changed(struct engine *e, const uint64_t *seen, size_
 			continue;
 		r = &v[n++];
 		r->c = c->pub;
-		r->effective = campaign_effective(&c->pub, now);
+		r->effective = campaign_effective(&c->pub, &e->day, now);
 		r->per_min = rate_sum(c->rate, RATE_BUCKETS, c->rate_epoch, now / 10000) * 60.0 /
 		             (RATE_BUCKETS * 10);
 		r->hour_gifts = r->hour_cents = 0;

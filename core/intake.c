@@ -14,6 +14,7 @@
  * public status read wants it, so sequential ids cannot be walked.
  */
 #include "core/internal.h"
+#include "core/day.h"
 #include "core/jobs.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -122,11 +123,14 @@ static int admit(struct engine *e, const char *slug, const struct donation_req *
 	pthread_mutex_lock(&e->lock);
 	c = campaign_find_slug(e, slug, strlen(slug));
 	if (c) {
-		enum campaign_status st = campaign_effective(&c->pub, now);
+		enum campaign_status st = campaign_effective(&c->pub, NULL, now);
+		enum day_phase phase = day_phase(&e->day, now);
 
 		*campaign_id = c->pub.id;
 		rc = st == CAMPAIGN_PAUSED                    ? TALLY_EPAUSED
 		     : st == CAMPAIGN_CLOSED                  ? TALLY_ECLOSED
+		     : phase == DAY_BEFORE                    ? TALLY_EDAY_BEFORE
+		     : phase == DAY_CLOSED                    ? TALLY_EDAY_CLOSED
 		     : strcmp(c->pub.currency, req->currency) ? TALLY_ECURRENCY
 		     : !has_room(c, req->amount_cents)        ? TALLY_ETOTAL
 		                                              : 0;

@@ -27,6 +27,7 @@ enum db_op_kind {
 	DB_OP_SYNC,             /* nothing: a barrier (engine_sync) */
 	DB_OP_TOKEN_ADD,        /* insert a staff token (u.token) */
 	DB_OP_TOKEN_REVOKE,     /* mark a staff token revoked (u.token) */
+	DB_OP_DAY,              /* the giving day's schedule (u.day) */
 	DB_OP_KINDS
 };
 
@@ -132,6 +133,18 @@ struct db_op {
 			int64_t revoked_at;               /* out (revoke): now, or before */
 			int changed;                      /* out (revoke): 0 if revoked before */
 		} token;
+		/* The giving day: set (replace) or clear the schedule, or
+		 * touch (its phase changed with time). Each bumps every
+		 * campaign's seq (their status follows the day) and the day's
+		 * own seq (meta day_seq). A set fails with -EXDEV when a
+		 * campaign has another currency than day.currency (when not
+		 * ""); a clear with no day changes nothing (changed 0, no
+		 * audit row). */
+		struct {
+			enum db_day_action { DB_DAY_SET, DB_DAY_CLEAR, DB_DAY_TOUCH } action;
+			struct giving_day day; /* in (set) */
+			int changed;           /* out */
+		} day;
 	} u;
 	struct db_audit audit;
 	void *owner; /* caller's context, untouched by the writer */

@@ -233,6 +233,10 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_ENOTOKEN, 404, "token_not_found", NULL},
 	    {TALLY_ETOKEN_EXISTS, 409, "token_exists", "name"},
 	    {TALLY_ESTARTUP, 409, "startup_token", NULL},
+	    {TALLY_EDAY_BEFORE, 409, "campaign_closed", NULL},
+	    {TALLY_EDAY_CLOSED, 409, "campaign_closed", NULL},
+	    {TALLY_EDAY_CURRENCY, 409, "currency_mismatch", "currency"},
+	    {TALLY_ENOT_DAY_CURRENCY, 422, "validation_failed", "currency"},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
