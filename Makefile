@@ -75,7 +75,8 @@ TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c 
 	     tests/test_pacer.c tests/test_privacy.c tests/test_feed.c tests/test_tokens.c \
 	     tests/test_tls.c \
 	     tests/test_logs.c \
-	     tests/test_outage.c
+	     tests/test_outage.c \
+	     tests/test_day.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
 .PHONY: all run check check-deps test deps install uninstall clean format format-check bench fuzz \

@@ -38,8 +38,7 @@ int64_t day_opens_in_ms(const struct giving_day *d, int64_t now)
 	return day_set(d) && now < d->opens_at ? d->opens_at - now : 0;
 }
 
-int64_t day_campaign_opens_at(const struct campaign_row *r, const struct giving_day *d,
-                              int64_t now)
+int64_t day_campaign_opens_at(const struct campaign_row *r, const struct giving_day *d, int64_t now)
 {
 	int64_t at = now;
 

@@ -98,7 +98,7 @@ int main(int argc, char **argv)
 	    {"pacer", pacer_suite},       {"privacy", privacy_suite},
 	    {"feed", feed_suite},         {"tokens", tokens_suite},
 	    {"tls", tls_suite},           {"logs", logs_suite},
-	    {"outage", outage_suite},
+	    {"outage", outage_suite},     {"day", day_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;

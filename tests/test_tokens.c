@@ -722,6 +722,11 @@ static const struct route_case {
     {"POST", "/api/v1/admin/tokens", "/api/v1/admin/tokens",
      "{\"name\":\"made-by-%s\",\"role\":\"viewer\"}", STAFF_ADMIN, 201},
     {"DELETE", "/api/v1/admin/tokens/*", "/api/v1/admin/tokens/nobody-%s", NULL, STAFF_ADMIN, 404},
+    {"PUT", "/api/v1/admin/day", "/api/v1/admin/day",
+     "{\"name\":\"Day of %s\",\"opens_at\":\"2030-01-01T00:00:00Z\","
+     "\"closes_at\":\"2030-01-02T00:00:00Z\"}",
+     STAFF_ADMIN, 200},
+    {"DELETE", "/api/v1/admin/day", "/api/v1/admin/day", NULL, STAFF_ADMIN, 200},
 };
 
 static const char *const method_names[] = {"GET",    "HEAD", "POST",    "PATCH",

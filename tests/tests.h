@@ -42,6 +42,7 @@ Suite *tokens_suite(void);
 Suite *tls_suite(void);
 Suite *logs_suite(void);
 Suite *outage_suite(void);
+Suite *day_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
  * /tmp); removed with tests_rmdir. */
