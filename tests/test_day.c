@@ -132,9 +132,11 @@ static const struct bad_day {
      "opens_at"},
     {"{\"name\":\"D\",\"opens_at\":1800000000000,\"closes_at\":\"2027-01-16T00:00:00Z\"}",
      "opens_at"},
-    {"{\"name\":\"D\",\"opens_at\":\"2027-01-16T00:00:00Z\",\"closes_at\":\"2027-01-16T00:00:00Z\"}",
+    {"{\"name\":\"D\",\"opens_at\":\"2027-01-16T00:00:00Z\",\"closes_at\":\"2027-01-16T00:00:"
+     "00Z\"}",
      "closes_at"},
-    {"{\"name\":\"D\",\"opens_at\":\"2027-01-16T00:00:00Z\",\"closes_at\":\"2027-01-15T00:00:00Z\"}",
+    {"{\"name\":\"D\",\"opens_at\":\"2027-01-16T00:00:00Z\",\"closes_at\":\"2027-01-15T00:00:"
+     "00Z\"}",
      "closes_at"},
     {"{\"name\":\"D\",\"early_at\":\"2027-01-15T12:00:00Z\",\"opens_at\":\"2027-01-15T12:00:00Z\","
      "\"closes_at\":\"2027-01-16T00:00:00Z\"}",
@@ -142,12 +144,14 @@ static const struct bad_day {
     {"{\"name\":\"D\",\"early_at\":\"2027-01-15T13:00:00Z\",\"opens_at\":\"2027-01-15T12:00:00Z\","
      "\"closes_at\":\"2027-01-16T00:00:00Z\"}",
      "early_at"},
-    {"{\"name\":\"D\",\"opens_at\":\"2027-01-15T12:00:00Z\",\"closes_at\":\"2027-03-16T00:00:00Z\"}",
+    {"{\"name\":\"D\",\"opens_at\":\"2027-01-15T12:00:00Z\",\"closes_at\":\"2027-03-16T00:00:"
+     "00Z\"}",
      "closes_at"},
     {"{\"name\":\"D\",\"early_at\":\"2026-10-15T12:00:00Z\",\"opens_at\":\"2027-01-15T12:00:00Z\","
      "\"closes_at\":\"2027-01-16T00:00:00Z\"}",
      "early_at"},
-    {"{\"name\":\"D\",\"opens_at\":\"1990-01-15T12:00:00Z\",\"closes_at\":\"1990-01-16T00:00:00Z\"}",
+    {"{\"name\":\"D\",\"opens_at\":\"1990-01-15T12:00:00Z\",\"closes_at\":\"1990-01-16T00:00:"
+     "00Z\"}",
      "opens_at"},
     {"{\"name\":\"D\",\"opens_at\":\"2027-01-15T12:00:00Z\",\"closes_at\":\"2027-01-16T00:00:00Z\","
      "\"currency\":\"usd\"}",
@@ -171,8 +175,8 @@ START_TEST(bad_bodies_name_their_field)
 	ck_assert_int_eq(d.set, 0);
 	ck_assert(strlen(err.message) > 0);
 	if (b->field)
-		ck_assert_msg(json_object_get(err.fields, b->field) != NULL, "%s: no message for %s",
-		              b->body, b->field);
+		ck_assert_msg(json_object_get(err.fields, b->field) != NULL,
+		              "%s: no message for %s", b->body, b->field);
 	validate_error_fini(&err);
 }
 END_TEST
@@ -231,7 +235,8 @@ static void day_body(char *out, size_t cap, int64_t early, int64_t opens, int64_
 	util_rfc3339(now + early, e, sizeof(e));
 	util_rfc3339(now + opens, o, sizeof(o));
 	util_rfc3339(now + closes, c, sizeof(c));
-	snprintf(out, cap, "{\"name\":\"Giving Day\"%s%s%s,\"opens_at\":\"%s\",\"closes_at\":\"%s\"%s}",
+	snprintf(out, cap,
+	         "{\"name\":\"Giving Day\"%s%s%s,\"opens_at\":\"%s\",\"closes_at\":\"%s\"%s}",
 	         early ? ",\"early_at\":\"" : "", early ? e : "", early ? "\"" : "", o, c, cur);
 }
 
@@ -266,9 +271,10 @@ static const char *str_of(json_t *o, const char *key)
 /* Donate to food: the status, and the error's message when refused. */
 static int donate(char *msg, size_t cap)
 {
-	static const char body[] = "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":"
-	                           "\"Ada\",\"email\":\"ada@example.org\"},\"payment_token\":"
-	                           "\"tok_visa\"}";
+	static const char body[] =
+	    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":"
+	    "\"Ada\",\"email\":\"ada@example.org\"},\"payment_token\":"
+	    "\"tok_visa\"}";
 	struct itest_resp r;
 	int st;
 
@@ -372,11 +378,13 @@ static const struct bad_put {
 	int status;
 	const char *code, *field;
 } bad_puts[] = {
-    {"{\"name\":\"D\",\"opens_at\":\"2027-01-15T12:00:00Z\",\"closes_at\":\"2027-01-16T00:00:00Z\"}",
+    {"{\"name\":\"D\",\"opens_at\":\"2027-01-15T12:00:00Z\",\"closes_at\":\"2027-01-16T00:00:"
+     "00Z\"}",
      0, 1, 401, "unauthorized", NULL},
     {"{\"name\":\"D\"}", 1, 0, 415, "unsupported_media_type", NULL},
     {"{\"name\":", 1, 1, 400, "invalid_json", NULL},
-    {"{\"name\":\"D\",\"opens_at\":\"2027-01-16T00:00:00Z\",\"closes_at\":\"2027-01-15T00:00:00Z\"}",
+    {"{\"name\":\"D\",\"opens_at\":\"2027-01-16T00:00:00Z\",\"closes_at\":\"2027-01-15T00:00:"
+     "00Z\"}",
      1, 1, 422, "validation_failed", "closes_at"},
     {"{\"name\":\"D\",\"early_at\":\"2027-01-16T00:00:00Z\",\"opens_at\":\"2027-01-15T12:00:00Z\","
      "\"closes_at\":\"2027-01-16T12:00:00Z\"}",
@@ -438,8 +446,8 @@ START_TEST(gifts_only_while_the_day_takes_them)
 	str_of(j, "opens_at");
 	json_decref(j);
 	j = itest_get_json(srv.port, "/api/v1/leaderboard", 0);
-	ck_assert_str_eq(
-	    str_of(json_array_get(json_object_get(j, "entries"), 0), "status"), "closed");
+	ck_assert_str_eq(str_of(json_array_get(json_object_get(j, "entries"), 0), "status"),
+	                 "closed");
 	json_decref(j);
 
 	/* Early giving: taken; the campaign is active, nothing to wait for. */
@@ -576,15 +584,15 @@ START_TEST(one_currency_for_the_day)
 	ck_assert_int_eq(count("SELECT count(*) FROM giving_day"), 0);
 	ck_assert_int_eq(put_day(0, -60 * MIN, 60 * MIN, "USD"), 200);
 	/* From now on a campaign in another currency is refused. */
-	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/campaigns",
-	                                 "{\"slug\":\"euro\",\"name\":\"Euro\",\"currency\":\"EUR\"}",
-	                                 1, &r),
-	                 0);
+	ck_assert_int_eq(
+	    itest_post_json(srv.port, "/api/v1/admin/campaigns",
+	                    "{\"slug\":\"euro\",\"name\":\"Euro\",\"currency\":\"EUR\"}", 1, &r),
+	    0);
 	ck_assert_int_eq(r.status, 422);
 	j = itest_json_body(&r);
 	ck_assert_str_eq(str_of(json_object_get(j, "error"), "code"), "validation_failed");
-	ck_assert_ptr_nonnull(json_object_get(json_object_get(json_object_get(j, "error"), "fields"),
-	                                      "currency"));
+	ck_assert_ptr_nonnull(
+	    json_object_get(json_object_get(json_object_get(j, "error"), "fields"), "currency"));
 	json_decref(j);
 	itest_resp_fini(&r);
 	ck_assert_int_eq(count("SELECT count(*) FROM campaigns WHERE slug = 'euro'"), 0);
@@ -624,6 +632,58 @@ START_TEST(the_day_survives_a_restart)
 }
 END_TEST
 
+/* The staff console's feed carries the schedule in each state (ms on the
+ * server's clock), and nothing while there is none. */
+START_TEST(the_console_feed_carries_the_day)
+{
+	char req[600], head[2048];
+	long long end;
+	json_t *day = NULL;
+	int fd = itest_conn_open(srv.port), n, saw_none = 0;
+
+	ck_assert_int_ge(fd, 0);
+	n = snprintf(req, sizeof(req),
+	             "GET /live/console HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n"
+	             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+	             "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	             "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tally.console.v1\r\n"
+	             "Authorization: Bearer %s\r\n\r\n",
+	             srv.port, ITEST_TOKEN);
+	ck_assert_int_eq(itest_send(fd, req, (size_t)n), 0);
+	ck_assert_int_eq(itest_read_head(fd, head, sizeof(head), 10000), 0);
+	ck_assert_ptr_nonnull(strstr(head, " 101 "));
+	end = mono_ms() + 10000 * itest_slowdown();
+	while (!day && mono_ms() < end) {
+		char *t = itest_ws_recv(fd, (int)(end - mono_ms()));
+		json_t *m = t ? json_loads(t, 0, NULL) : NULL;
+
+		free(t);
+		if (!m)
+			break;
+		if (!strcmp(str_of(m, "type"), "state")) {
+			json_t *d = json_object_get(m, "day");
+
+			if (!d && !saw_none) {
+				saw_none = 1;
+				ck_assert_int_eq(put_day(-60 * MIN, 60 * MIN, 120 * MIN, NULL),
+				                 200);
+			} else if (d) {
+				day = json_incref(d);
+			}
+		}
+		json_decref(m);
+	}
+	close(fd);
+	ck_assert(saw_none);
+	ck_assert_msg(day != NULL, "no state with the day");
+	ck_assert_int_eq(itest_json_int(day, "closes_ms") - itest_json_int(day, "opens_ms"),
+	                 60 * MIN);
+	ck_assert_int_eq(itest_json_int(day, "opens_ms") - itest_json_int(day, "early_ms"),
+	                 120 * MIN);
+	json_decref(day);
+}
+END_TEST
+
 Suite *day_suite(void)
 {
 	Suite *s = suite_create("day");
@@ -649,6 +709,7 @@ Suite *day_suite(void)
 	tcase_add_test(api, get_follows_the_flip);
 	tcase_add_test(api, one_currency_for_the_day);
 	tcase_add_test(api, the_day_survives_a_restart);
+	tcase_add_test(api, the_console_feed_carries_the_day);
 	suite_add_tcase(s, api);
 	return s;
 }
