@@ -810,7 +810,7 @@ static int h_day_delete(struct server *s, struct http_pss *p)
  * listing (the tokens' excepted) and acts on nothing; an operator also
  * pauses and resumes campaigns and queues and retries or discards jobs; an
  * admin does everything: creates, changes and closes campaigns, refunds,
- * and manages the staff tokens. */
+ * manages the staff tokens and sets the giving day. */
 const struct route api_routes[] = {
     {M_GET, "/healthz", STAFF_PUBLIC, 0, 200, h_healthz},
     {M_GET, "/readyz", STAFF_PUBLIC, 0, 200, h_readyz},
