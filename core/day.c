@@ -33,6 +33,18 @@ int day_takes_gifts(const struct giving_day *d, int64_t now)
 	return p == DAY_NONE || p == DAY_EARLY || p == DAY_OPEN;
 }
 
+int64_t day_next_change(const struct giving_day *d, int64_t now)
+{
+	const int64_t at[] = {d ? d->early_at : 0, d ? d->opens_at : 0, d ? d->closes_at : 0};
+
+	if (!day_set(d))
+		return 0;
+	for (size_t i = 0; i < sizeof(at) / sizeof(at[0]); i++)
+		if (at[i] > now)
+			return at[i];
+	return 0;
+}
+
 int64_t day_opens_in_ms(const struct giving_day *d, int64_t now)
 {
 	return day_set(d) && now < d->opens_at ? d->opens_at - now : 0;

@@ -21,6 +21,10 @@ int day_takes_gifts(const struct giving_day *d, int64_t now);
 /* The first moment gifts are taken: early_at, else opens_at (0: no day). */
 int64_t day_first_gift_at(const struct giving_day *d);
 
+/* The next moment after now at which the phase changes (early_at, opens_at
+ * or closes_at); 0 when none is ahead or there is no day. */
+int64_t day_next_change(const struct giving_day *d, int64_t now);
+
 /* ms from now to the opening (opens_at): 0 once open, closed, or with no
  * day. */
 int64_t day_opens_in_ms(const struct giving_day *d, int64_t now);

@@ -9,8 +9,9 @@
  * campaign's seq and the day's own seq in its transaction and republishes
  * every campaign, so a campaign's status (closed before the opening and
  * after the closing) flips for readers and live channels without a
- * request: commit_tick calls day_tick about once a second, which queues a
- * touch when the phase at that moment is not the one last recorded.
+ * request: commit_tick calls day_tick about once a second and at the
+ * moment the next phase starts (db_writer_tick_at), which queues a touch
+ * when the phase at that moment is not the one last recorded.
  * Gifts do not wait for that: admission reads the phase at their own
  * moment.
  */
@@ -99,6 +100,7 @@ void day_mirror(struct engine *e, const struct db_op *op)
 	pthread_mutex_unlock(&e->lock);
 	e->day_phase = day_phase(&e->day, now);
 	e->day_dirty = 1;
+	db_writer_tick_at(e->writer, day_next_change(&e->day, now));
 	for (size_t i = 1; i < e->id_cap; i++) {
 		struct campaign *c = e->by_id[i];
 
@@ -114,6 +116,8 @@ int day_tick(struct engine *e, int64_t now)
 {
 	struct pending *p;
 
+	/* The next phase starts on time: a tick is asked for at that moment. */
+	db_writer_tick_at(e->writer, day_next_change(&e->day, now));
 	if (e->day_touch_pending || !e->day.set || day_phase(&e->day, now) == e->day_phase)
 		return 0;
 	p = pending_new(e, DB_OP_DAY, NULL, NULL, NULL);

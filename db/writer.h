@@ -194,6 +194,12 @@ void db_writer_refuse(struct db_writer *w);
 /* Delete done jobs older than ms (0 = keep them). Any thread. */
 void db_writer_set_job_retention(struct db_writer *w, int64_t ms);
 
+/* Call the tick hook again at at_ms (ms since the epoch, the wall clock),
+ * as well as about once a second: a change of state due at an exact moment
+ * then happens on time. The earliest asked for wins; a tick at or after it
+ * clears it. Writer thread only (the hooks). */
+void db_writer_tick_at(struct db_writer *w, int64_t at_ms);
+
 /* Copy the counters. Any thread. */
 void db_writer_stats(struct db_writer *w, struct commit_stats *out);
 

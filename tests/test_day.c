@@ -60,6 +60,13 @@ START_TEST(gifts_follow_the_phase)
 	ck_assert_int_eq(day_opens_in_ms(NULL, T0), 0);
 	ck_assert_int_eq(day_first_gift_at(&with_early), T0 - 10 * MIN);
 	ck_assert_int_eq(day_first_gift_at(&without_early), T0);
+	/* the moments a tick is asked for */
+	ck_assert_int_eq(day_next_change(&with_early, T0 - 60 * MIN), T0 - 10 * MIN);
+	ck_assert_int_eq(day_next_change(&with_early, T0 - 10 * MIN), T0);
+	ck_assert_int_eq(day_next_change(&with_early, T0), T0 + 60 * MIN);
+	ck_assert_int_eq(day_next_change(&with_early, T0 + 60 * MIN), 0);
+	ck_assert_int_eq(day_next_change(&without_early, T0 - 60 * MIN), T0);
+	ck_assert_int_eq(day_next_change(NULL, T0), 0);
 }
 END_TEST
 
