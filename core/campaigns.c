@@ -364,19 +364,16 @@ static int day_schedule_json(struct buf *out, const struct giving_day *d, int64_
 	return rc;
 }
 
-int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
+/* Render the day's totals at now into e->day_totals (e->lock held): a
+ * sum over every campaign, kept for the seq and second it shows, so that
+ * however many ask (GET /api/v1/day is public) it is made once a second
+ * at most, or once per change. Returns 0, -EOVERFLOW or -ENOSPC. */
+static int day_totals(struct engine *e, uint64_t seq, int64_t now)
 {
-	int64_t now = util_now_ms(), raised = 0, matched = 0, bonus = 0, donors = 0, gifts = 0,
-	        live = 0;
-	struct giving_day day;
-	double per_s;
-	size_t n;
-	int rc, overflow = 0;
+	int64_t raised = 0, matched = 0, bonus = 0, donors = 0, gifts = 0, live = 0;
+	size_t n = e->n_campaigns;
+	int overflow = 0, len;
 
-	pthread_mutex_lock(&e->lock);
-	*seq = e->seq_sum + e->day_seq;
-	day = e->day;
-	n = e->n_campaigns;
 	for (size_t i = 0; i < n && !overflow; i++) {
 		const struct campaign_row *c = &e->ranked[ENGINE_BY_TOTAL][i]->pub;
 
@@ -389,20 +386,49 @@ int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 		           __builtin_add_overflow(gifts, c->donation_count, &gifts);
 		live += campaign_effective(c, &e->day, now) == CAMPAIGN_ACTIVE;
 	}
-	per_s = rates_per_s(e, now);
-	pthread_mutex_unlock(&e->lock);
 	if (overflow ||
 	    (raised > INT64_MAX / 3 || matched > INT64_MAX / 3 || bonus > INT64_MAX / 3))
 		return -EOVERFLOW;
+	len = snprintf(e->day_totals, sizeof(e->day_totals),
+	               "\"total_cents\":%lld,\"raised_cents\":%lld,\"matched_cents\":%lld,"
+	               "\"bonus_cents\":%lld,\"donor_count\":%lld,"
+	               "\"donation_count\":%lld,\"gifts_per_min\":%.0f,\"campaigns_live\":%lld,"
+	               "\"campaigns\":%zu}",
+	               (long long)(raised + matched + bonus), (long long)raised, (long long)matched,
+	               (long long)bonus, (long long)donors, (long long)gifts,
+	               rates_per_s(e, now) * 60.0, (long long)live, n);
+	if (len < 0 || (size_t)len >= sizeof(e->day_totals)) {
+		e->day_totals_len = 0;
+		return -ENOSPC;
+	}
+	e->day_totals_len = (size_t)len;
+	e->day_totals_seq = seq;
+	e->day_totals_sec = now / 1000;
+	return 0;
+}
+
+int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
+{
+	int64_t now = util_now_ms();
+	struct giving_day day;
+	char totals[sizeof(e->day_totals)];
+	size_t len = 0;
+	int rc = 0;
+
+	pthread_mutex_lock(&e->lock);
+	*seq = e->seq_sum + e->day_seq;
+	day = e->day;
+	if (!e->day_totals_len || e->day_totals_seq != *seq || e->day_totals_sec != now / 1000)
+		rc = day_totals(e, *seq, now);
+	if (!rc) {
+		len = e->day_totals_len;
+		memcpy(totals, e->day_totals, len);
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (rc)
+		return rc == -EOVERFLOW ? rc : -ENOMEM;
 	rc = day_schedule_json(out, &day, now);
-	rc |= buf_printf(out,
-	                 "\"total_cents\":%lld,\"raised_cents\":%lld,\"matched_cents\":%lld,"
-	                 "\"bonus_cents\":%lld,\"donor_count\":%lld,"
-	                 "\"donation_count\":%lld,\"gifts_per_min\":%.0f,\"campaigns_live\":%lld,"
-	                 "\"campaigns\":%zu}",
-	                 (long long)(raised + matched + bonus), (long long)raised,
-	                 (long long)matched, (long long)bonus, (long long)donors, (long long)gifts,
-	                 per_s * 60.0, (long long)live, n);
+	rc |= buf_append(out, totals, len);
 	return rc ? -ENOMEM : 0;
 }
 

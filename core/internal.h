@@ -147,6 +147,12 @@ struct engine {
 	enum day_phase day_phase;
 	int day_touch_pending;
 	int day_dirty;
+	/* The day's totals as last rendered (campaigns.c), for the seq and
+	 * the second they show; guarded by e->lock. */
+	char day_totals[512];
+	size_t day_totals_len;
+	uint64_t day_totals_seq;
+	int64_t day_totals_sec;
 };
 
 /* ---- engine.c ---- */
