@@ -638,7 +638,8 @@ int validate_day(const char *body, size_t len, struct giving_day *out, struct va
 {
 	static const char *const known[] = {"name", "early_at", "opens_at", "closes_at",
 	                                    "currency"};
-	const int64_t floor_ms = INT64_C(946684800000); /* 2000-01-01 */
+	const int64_t floor_ms = INT64_C(946684800000);    /* 2000-01-01 */
+	const int64_t ceiling_ms = INT64_C(4102444800000); /* 2100-01-01 */
 	const char *key;
 	json_t *root, *v;
 	int rc, have_opens, have_closes;
@@ -677,6 +678,8 @@ int validate_day(const char *body, size_t len, struct giving_day *out, struct va
 		field_error(err, "early_at", "must be after 2000-01-01");
 	if (out->opens_at && out->opens_at < floor_ms)
 		field_error(err, "opens_at", "must be after 2000-01-01");
+	if (out->closes_at && out->closes_at > ceiling_ms)
+		field_error(err, "closes_at", "must be before 2100-01-01");
 	if (out->early_at && out->opens_at && out->early_at >= out->opens_at)
 		field_error(err, "early_at", "must be before opens_at");
 	if (out->opens_at && out->closes_at && out->closes_at <= out->opens_at)

@@ -57,7 +57,7 @@ int validate_token_name(const char *s, size_t len);
 /* Validate a giving day body {"name", "early_at" (optional, null for
  * none), "opens_at", "closes_at" (RFC 3339), "currency" (optional, null
  * for none)}: early_at < opens_at < closes_at, each within
- * TALLY_DAY_SPAN_MAX of the others and after 2000-01-01, name at most
+ * TALLY_DAY_SPAN_MAX of the others, from 2000-01-01 to 2100-01-01, name at most
  * TALLY_DAY_NAME_MAX characters. Returns TALLY_OK (out->set 1), TALLY_EJSON
  * or TALLY_EFIELDS. */
 int validate_day(const char *body, size_t len, struct giving_day *out, struct validate_error *err);

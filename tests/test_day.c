@@ -160,6 +160,9 @@ static const struct bad_day {
     {"{\"name\":\"D\",\"opens_at\":\"1990-01-15T12:00:00Z\",\"closes_at\":\"1990-01-16T00:00:"
      "00Z\"}",
      "opens_at"},
+    {"{\"name\":\"D\",\"opens_at\":\"2100-01-15T12:00:00Z\",\"closes_at\":\"2100-01-16T00:00:"
+     "00Z\"}",
+     "closes_at"},
     {"{\"name\":\"D\",\"opens_at\":\"2027-01-15T12:00:00Z\",\"closes_at\":\"2027-01-16T00:00:00Z\","
      "\"currency\":\"usd\"}",
      "currency"},
@@ -439,6 +442,29 @@ START_TEST(bad_puts_write_nothing)
 }
 END_TEST
 
+/* Every bad body of the rules' table, over HTTP: 400 or 422 naming its
+ * field, and nothing written. */
+START_TEST(every_bad_body_over_http)
+{
+	const struct bad_day *b = &bad_days[_i];
+	struct itest_resp r;
+	json_t *j, *e;
+
+	ck_assert_int_eq(call("PUT", "/api/v1/admin/day", 1, b->body, &r), 0);
+	ck_assert_msg(r.status == (b->field ? 422 : 400), "%s: %d %s", b->body, r.status, r.body);
+	j = itest_json_body(&r);
+	e = json_object_get(j, "error");
+	ck_assert_str_eq(str_of(e, "code"), b->field ? "validation_failed" : "invalid_json");
+	if (b->field)
+		ck_assert_msg(json_object_get(json_object_get(e, "fields"), b->field) != NULL,
+		              "no message for %s: %s", b->field, r.body);
+	json_decref(j);
+	itest_resp_fini(&r);
+	ck_assert_int_eq(count("SELECT count(*) FROM giving_day"), 0);
+	ck_assert_int_eq(count("SELECT count(*) FROM audit WHERE action LIKE 'day.%'"), 0);
+}
+END_TEST
+
 START_TEST(gifts_only_while_the_day_takes_them)
 {
 	char msg[300];
@@ -711,6 +737,8 @@ Suite *day_suite(void)
 	tcase_add_test(api, put_get_delete);
 	tcase_add_loop_test(api, bad_puts_write_nothing, 0,
 	                    (int)(sizeof(bad_puts) / sizeof(bad_puts[0])));
+	tcase_add_loop_test(api, every_bad_body_over_http, 0,
+	                    (int)(sizeof(bad_days) / sizeof(bad_days[0])));
 	tcase_add_test(api, gifts_only_while_the_day_takes_them);
 	tcase_add_test(api, phases_flip_by_time_alone);
 	tcase_add_test(api, get_follows_the_flip);
