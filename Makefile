@@ -58,8 +58,8 @@ LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o base/watchdog.o base/currency.o base/events.o base/hour.o
 CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/publish.o core/commit.o core/intake.o core/staff.o core/day.o core/day_staff.o \
 	     core/demo.o core/jobs.o core/work.o core/processor.o core/receipt.o core/webhook.o \
-	     core/transfer.o core/tokens.o core/tokendb.o
-DB_OBJS   := db/db.o db/store.o db/writer.o
+	     core/transfer.o core/tokens.o core/tokendb.o core/match.o core/pools.o core/bonus.o core/challenges.o
+DB_OBJS   := db/db.o db/store.o db/writer.o db/pools.o db/challenges.o
 WS_OBJS   := ws/acceptor.o ws/addrcount.o ws/pacer.o ws/admin.o ws/feed.o ws/uvloop.o ws/server.o ws/http.o ws/uri.o ws/api.o ws/live.o ws/live_msg.o ws/wsproto.o ws/assets.o ws/ratelimit.o ws/proxy.o ws/console_feed.o \
 	     ws/tls.o ws/tls_ctx.o ws/tls_pump.o
 TUI_OBJS  := tui/console.o tui/console_draw.o tui/view_campaigns.o tui/view_queues.o tui/view_help.o tui/view_events.o tui/view_campaign.o tui/view_job.o \
@@ -75,7 +75,7 @@ TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c 
 	     tests/test_pacer.c tests/test_privacy.c tests/test_feed.c tests/test_tokens.c \
 	     tests/test_tls.c \
 	     tests/test_logs.c \
-	     tests/test_outage.c \
+	     tests/test_outage.c tests/test_giving.c tests/test_reconcile.c \
 	     tests/test_day.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 

@@ -337,6 +337,10 @@
     '.tally-badge:empty{display:none}.tally-badge:not([data-status=active]){color:#fff;background:#4b5563;border-color:transparent}' +
     '.tally-badge[data-status=paused]{background:#d97706}' +
     '.tally-notice{margin:.5em 0;padding:.4em .7em;border-radius:.4em;background:rgba(217,119,6,.16);font-weight:600}' +
+    '.tally-match{margin:.5em 0;padding:.4em .7em;border-radius:.4em;background:rgba(22,163,74,.14);font-weight:600}' +
+    '.tally-match[data-state=exhausted],.tally-match[data-state=paused]{background:rgba(100,116,139,.16)}' +
+    '.tally-gift-match{margin-left:.4em;font-size:.85em;color:#15803d}' +
+    '.tally-challenge{margin:.5em 0;font-weight:600}.tally-challenge[data-state=unlocked]{color:#b45309}' +
     '.tally-amounts{margin-top:.3em;display:flex;flex-wrap:wrap;align-items:baseline;gap:0 .6em}' +
     '.tally-total{font-size:1.9em;font-weight:800;display:inline-block;transform-origin:0}.tally-of,.tally-meta{color:var(--tm)}' +
     '.tally-track{height:.8em;border-radius:1em;background:var(--tt);overflow:hidden;margin:.45em 0}' +
@@ -374,6 +378,8 @@
         el('span.tally-badge', { part: 'status' })
       ]),
       el('p.tally-notice', { part: 'notice', hidden: true }),
+      el('p.tally-match', { part: 'match', hidden: true }),
+      el('p.tally-challenge', { part: 'challenge', hidden: true }),
       el('div.tally-amounts', null, [
         el('span.tally-total', { part: 'total' }, '\u2014'),
         el('span.tally-of', { part: 'goalwrap', hidden: true }, ['of ', el('span', { part: 'goal' }), ' goal'])
@@ -420,6 +426,8 @@
         this.gifts.unshift(m.data);
         this.renderWall();
       }
+    } else if (m.type === 'challenge' && this.p.challenge) {
+      bump(this.p.challenge, 'tally-bump'); /* the update that follows shows it */
     } else if (m.type === 'error') {
       this.showError(m.code || 'error', m.message || m.code || 'error');
     }
@@ -467,6 +475,8 @@
     if (p.status) { setText(p.status, status); p.status.setAttribute('data-status', status); }
     this.root.setAttribute('data-status', status);
     this.renderNotice();
+    renderMatch(p.match, d.match, cur, o);
+    renderChallenges(p.challenge, d.challenges, cur, o);
     this.renderWall();
   };
 
@@ -487,6 +497,46 @@
     }
   };
 
+  /* The match banner: "Gifts matched 2:1 by ACME: $1,200 of match left", or
+   * that it ran out or is paused; hidden without a pool, before its window
+   * and after it ended. */
+  function matchText(m, cur, o) {
+    var by = m.sponsor ? ' by ' + m.sponsor : '';
+    if (m.state === 'exhausted') return 'The match' + by + ' has run out. Thank you!';
+    if (m.state === 'paused') return 'The match' + by + ' is paused for now.';
+    return 'Gifts matched ' + int(m.ratio) + ':1' + by + ': ' + formatMoney(int(m.remaining_cents), cur, o) +
+      ' of match left';
+  }
+  /* Challenges: the unlocked ones ("Unlocked: Power hour, +$1,000.00 from
+   * ACME"), else the open one closest to done ("Power hour: 12 of 25
+   * donors"). */
+  function renderChallenges(node, list, cur, o) {
+    if (!node) return;
+    list = Array.isArray(list) ? list : [];
+    var won = list.filter(function (c) { return c && c.state === 'unlocked'; });
+    var open = list.filter(function (c) { return c && c.state === 'open'; });
+    var what = function (c, n) {
+      return c.kind === 'amount' ? formatMoney(n, cur, o)
+        : formatCount(n) + (c.kind === 'donors' ? (n === 1 ? ' donor' : ' donors') : (n === 1 ? ' gift' : ' gifts'));
+    };
+    var text = won.length ? 'Unlocked: ' + won.map(function (c) {
+      return String(c.name) + ', +' + formatMoney(int(c.bonus_cents), cur, o) + (c.sponsor ? ' from ' + c.sponsor : '');
+    }).join('; ')
+      : open.length ? String(open[0].name) + ': ' + what(open[0], int(open[0].progress)) + ' of ' +
+        what(open[0], int(open[0].threshold)) : '';
+    node.hidden = !text;
+    node.setAttribute('data-state', won.length ? 'unlocked' : open.length ? 'open' : '');
+    setText(node, text);
+  }
+
+  function renderMatch(node, m, cur, o) {
+    if (!node) return;
+    var show = !!m && typeof m === 'object' && (m.state === 'open' || m.state === 'exhausted' || m.state === 'paused');
+    node.hidden = !show;
+    node.setAttribute('data-state', show ? m.state : '');
+    setText(node, show ? matchText(m, cur, o) : '');
+  }
+
   V.renderWall = function () {
     var ul = this.p.wall;
     if (!ul) return;
@@ -501,6 +551,10 @@
         var kids = [el('span.tally-gift-name', null, String(g.name || 'Anonymous'))];
         if (isNum(g.amount_cents)) {
           kids.push(el('span.tally-gift-amount', { 'data-cents': int(g.amount_cents) }, formatMoney(g.amount_cents, cur, o)));
+          if (int(g.matched_cents) > 0) {
+            kids.push(el('span.tally-gift-match', { 'data-cents': int(g.matched_cents) },
+              '+' + formatMoney(g.matched_cents, cur, o) + ' matched'));
+          }
         }
         kids.push(el('time.tally-gift-at', { datetime: typeof g.at === 'string' ? g.at : null }, ago(g.at)));
         if (g.message) kids.push(el('span.tally-gift-msg', null, String(g.message)));

@@ -38,6 +38,15 @@ static const char *const own[] = {
     [TALLY_ESTARTUP - TALLY_EJSON] =
         ("the startup token (TALLY_ADMIN_TOKEN or the token file) cannot be revoked "
          "through the API: change it and restart tally"),
+    [TALLY_ENOPOOL - TALLY_EJSON] = "no match pool has this slug",
+    [TALLY_EPOOL_EXISTS - TALLY_EJSON] = "a match pool with this slug already exists",
+    [TALLY_EPOOL_AMOUNT - TALLY_EJSON] =
+        "amount_cents is below what the pool has already promised (reserved + used)",
+    [TALLY_EPOOL_CURRENCY - TALLY_EJSON] =
+        ("every campaign a pool matches must take the pool's currency (a match never "
+         "mixes currencies)"),
+    [TALLY_ENOCHALLENGE - TALLY_EJSON] = "no challenge has this slug",
+    [TALLY_ECHALLENGE_EXISTS - TALLY_EJSON] = "a challenge with this slug already exists",
     [TALLY_EDAY_BEFORE - TALLY_EJSON] =
         "the giving day has not opened yet: GET /api/v1/day tells when gifts are taken",
     [TALLY_EDAY_CLOSED - TALLY_EJSON] = "the giving day has closed: gifts are no longer taken",

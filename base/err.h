@@ -37,6 +37,12 @@ enum tally_err {
 	TALLY_ENOTOKEN,          /* 404 token_not_found: no staff token has this name */
 	TALLY_ETOKEN_EXISTS,     /* 409 token_exists: the name is taken (revoked ones too) */
 	TALLY_ESTARTUP,          /* 409 startup_token: the startup token is not revoked here */
+	TALLY_ENOPOOL,           /* 404 pool_not_found: no match pool has this slug */
+	TALLY_EPOOL_EXISTS,      /* 409 pool_exists: the slug is taken */
+	TALLY_EPOOL_AMOUNT,      /* 422 the amount is below what the pool has promised */
+	TALLY_EPOOL_CURRENCY,    /* 422 a named campaign's currency is not the pool's */
+	TALLY_ENOCHALLENGE,      /* 404 challenge_not_found */
+	TALLY_ECHALLENGE_EXISTS, /* 409 challenge_exists: the slug is taken */
 	TALLY_EDAY_BEFORE,       /* 409 campaign_closed: the giving day has not opened yet */
 	TALLY_EDAY_CLOSED,       /* 409 campaign_closed: the giving day has closed */
 	TALLY_EDAY_CURRENCY,     /* 409 currency_mismatch: a campaign has another currency */

@@ -5,6 +5,10 @@
 
 const char *const campaign_status_names[CAMPAIGN_STATUSES] = {"active", "paused", "closed"};
 
+const char *const pool_status_names[POOL_STATUSES] = {"active", "paused", "depleted"};
+
+const char *const challenge_kind_names[CHALLENGE_KINDS] = {"amount", "donors", "gifts"};
+
 const char *const job_queue_names[JOB_QUEUES] = {"payments", "receipts", "webhooks"};
 const char *const job_kind_names[JOB_KINDS] = {
     "capture", "refund", "receipt", "donation.succeeded", "donation.failed", "donation.refunded"};
@@ -43,6 +47,16 @@ static int lookup(const char *const *names, int n, const char *name)
 int campaign_status_by_name(const char *s)
 {
 	return lookup(campaign_status_names, CAMPAIGN_STATUSES, s);
+}
+
+int pool_status_by_name(const char *s)
+{
+	return lookup(pool_status_names, POOL_STATUSES, s);
+}
+
+int challenge_kind_by_name(const char *s)
+{
+	return lookup(challenge_kind_names, CHALLENGE_KINDS, s);
 }
 
 int job_queue_by_name(const char *name)

@@ -123,6 +123,103 @@ struct campaign_spec {
 	    has_ends : 1;
 };
 
+/* ---- match pools ---- */
+
+/* A sponsor's pool that matches gifts: each gift reserves its match at
+ * intake, in the writer's order (core/match.c says how much). */
+#define TALLY_POOL_CAMPAIGNS_MAX 64 /* campaigns a pool names; 0 = all */
+#define TALLY_POOL_RATIO_MAX 10     /* 10:1 at most */
+
+/* A pool's switch, as staff set it: paused pools reserve nothing new (the
+ * reservations made go on); a depleted pool is closed for good (staff
+ * ended it), as is one whose window ended. */
+enum pool_status { POOL_ACTIVE, POOL_PAUSED, POOL_DEPLETED, POOL_STATUSES };
+
+extern const char *const pool_status_names[POOL_STATUSES];
+
+/* The status named s; -1 when unknown. */
+int pool_status_by_name(const char *s);
+
+/* A match pool: its settings as stored, and the sums over its gifts. */
+struct pool_row {
+	int64_t id;
+	char slug[TALLY_SLUG_SIZE];
+	char name[TALLY_CAMPAIGN_NAME_SIZE];
+	char sponsor[TALLY_CAMPAIGN_NAME_SIZE];
+	char currency[TALLY_CURRENCY_SIZE];
+	int64_t amount_cents;                        /* what the sponsor gives, in all */
+	int ratio;                                   /* 2: two of match for one given */
+	int64_t per_gift_cap_cents;                  /* at most this match per gift; 0: none */
+	int64_t per_donor_cap_cents;                 /* per donor (email) over the pool; 0: none */
+	int n_campaigns;                             /* 0: every campaign of its currency */
+	int64_t campaigns[TALLY_POOL_CAMPAIGNS_MAX]; /* ids, ascending */
+	int64_t starts_at, ends_at;                  /* ms; 0: open-ended */
+	int match_offline;                           /* offline gifts draw too */
+	enum pool_status status;
+	int64_t created_at;
+	/* SUM(matched_cents) of its gifts: pending ones (reserved) and
+	 * succeeded or refunded-but-kept ones (used). Never stored as such:
+	 * read from the donations at start, then kept by the writer. */
+	int64_t reserved_cents, used_cents;
+};
+
+/* A validated pool create/update (has_* tell which fields were given; an
+ * update may give any subset). campaigns are slugs until the engine finds
+ * them. */
+struct pool_spec {
+	struct pool_row row;
+	int n_slugs, all;
+	char slugs[TALLY_POOL_CAMPAIGNS_MAX][TALLY_SLUG_SIZE];
+	unsigned has_slug : 1, has_name : 1, has_sponsor : 1, has_currency : 1, has_amount : 1,
+	    has_ratio : 1, has_gift_cap : 1, has_donor_cap : 1, has_campaigns : 1, has_starts : 1,
+	    has_ends : 1, has_offline : 1;
+};
+
+/* ---- challenges ---- */
+
+/* A bonus a campaign unlocks by reaching a threshold inside a window
+ * ("power hour"), paid by a sponsor to the first `winners` campaigns that
+ * reach it (0: to every one). What counts is explicit and recomputable
+ * from the donations: gifts that succeeded (a later refund takes nothing
+ * back), made inside [starts_at, ends_at), of at least min_gift_cents, in
+ * the challenge's currency, online only when online_only; a unique donor
+ * is an email (in lower case) per campaign. */
+#define TALLY_CHALLENGE_CAMPAIGNS_MAX TALLY_POOL_CAMPAIGNS_MAX
+
+enum challenge_kind { CHALLENGE_AMOUNT, CHALLENGE_DONORS, CHALLENGE_GIFTS, CHALLENGE_KINDS };
+
+extern const char *const challenge_kind_names[CHALLENGE_KINDS];
+
+/* The kind named s; -1 when unknown. */
+int challenge_kind_by_name(const char *s);
+
+struct challenge_row {
+	int64_t id;
+	char slug[TALLY_SLUG_SIZE];
+	char name[TALLY_CAMPAIGN_NAME_SIZE];
+	char sponsor[TALLY_CAMPAIGN_NAME_SIZE];
+	char currency[TALLY_CURRENCY_SIZE];
+	enum challenge_kind kind;
+	int64_t threshold;   /* minor units (amount), donors or gifts */
+	int64_t bonus_cents; /* to each winner */
+	int winners;         /* 0: every campaign that reaches it */
+	int n_campaigns;     /* 0: every campaign of its currency */
+	int64_t campaigns[TALLY_CHALLENGE_CAMPAIGNS_MAX]; /* ids, ascending */
+	int64_t min_gift_cents;
+	int online_only;
+	int64_t starts_at, ends_at; /* ms; both set */
+	int64_t created_at;
+	int awarded; /* awards made (not a column: counted from the awards) */
+};
+
+/* A validated challenge create. campaigns are slugs until the engine
+ * finds them. */
+struct challenge_spec {
+	struct challenge_row row;
+	int n_slugs, all;
+	char slugs[TALLY_CHALLENGE_CAMPAIGNS_MAX][TALLY_SLUG_SIZE];
+};
+
 /* ---- donations ---- */
 
 struct donation_limits {

@@ -393,7 +393,7 @@ static int day_totals(struct engine *e, uint64_t seq, int64_t now)
 	               "\"total_cents\":%lld,\"raised_cents\":%lld,\"matched_cents\":%lld,"
 	               "\"bonus_cents\":%lld,\"donor_count\":%lld,"
 	               "\"donation_count\":%lld,\"gifts_per_min\":%.0f,\"campaigns_live\":%lld,"
-	               "\"campaigns\":%zu}",
+	               "\"campaigns\":%zu",
 	               (long long)(raised + matched + bonus), (long long)raised, (long long)matched,
 	               (long long)bonus, (long long)donors, (long long)gifts,
 	               rates_per_s(e, now) * 60.0, (long long)live, n);
@@ -429,6 +429,8 @@ int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 		return rc == -EOVERFLOW ? rc : -ENOMEM;
 	rc = day_schedule_json(out, &day, now);
 	rc |= buf_append(out, totals, len);
+	rc |= pools_day_json(e, now, out);
+	rc |= buf_puts(out, "}");
 	return rc ? -ENOMEM : 0;
 }
 

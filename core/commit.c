@@ -45,8 +45,7 @@ static void push_recent(struct campaign *c, char *gift)
 	c->n_recent++;
 }
 
-/* Keep a gift for the donation event sent after publishing. */
-static void queue_gift(struct engine *e, int64_t campaign_id, const char *json)
+void commit_queue_event(struct engine *e, int64_t campaign_id, const char *type, const char *json)
 {
 	size_t len = strlen(json);
 	char *copy;
@@ -64,7 +63,7 @@ static void queue_gift(struct engine *e, int64_t campaign_id, const char *json)
 	if (!copy)
 		goto fail;
 	memcpy(copy, json, len + 1);
-	e->gifts[e->n_gifts++] = (struct gift_event){campaign_id, copy, len};
+	e->gifts[e->n_gifts++] = (struct gift_event){campaign_id, type, copy, len};
 	return;
 fail:
 	log_msg(LOG_ERROR, "engine.event_lost", "campaign %lld: out of memory",
@@ -102,6 +101,35 @@ static void mirror_donation(struct engine *e, const struct db_op *op)
 	publish_mark(e, c);
 }
 
+/* The gift's match follows its donation (as db/store.c moved the
+ * campaign's stored matched_cents in the same transaction). */
+static void mirror_match(struct engine *e, const struct db_job_update *u, struct campaign *c)
+{
+	int64_t m = u->matched_cents;
+
+	if (!u->pool_id || m <= 0)
+		return;
+	switch (u->effect) {
+	case EFFECT_SUCCEEDED:
+		match_settle(e->match, u->pool_id, m);
+		if (c)
+			add_cents(&c->w.matched_cents, m, c, "matched_cents");
+		break;
+	case EFFECT_FAILED:
+		match_release(e->match, u->pool_id, u->d.email, m);
+		break;
+	case EFFECT_REFUNDED:
+		if (!u->match_released)
+			break;
+		match_unuse(e->match, u->pool_id, u->d.email, m);
+		if (c)
+			add_cents(&c->w.matched_cents, -m, c, "matched_cents");
+		break;
+	default:
+		break;
+	}
+}
+
 /* A job's effect on its donation committed. */
 static void mirror_effect(struct engine *e, const struct db_op *op)
 {
@@ -112,7 +140,10 @@ static void mirror_effect(struct engine *e, const struct db_op *op)
 	struct hour_window *hour;
 	char *gift;
 
-	if (!c || !u->applied || !rule->public)
+	if (!u->applied)
+		return;
+	mirror_match(e, u, c);
+	if (!c || !rule->public)
 		return;
 	bump_seq(c);
 	add_cents(&c->w.pending_cents, rule->pending * d->amount_cents, c, "pending_cents");
@@ -140,13 +171,13 @@ static void mirror_effect(struct engine *e, const struct db_op *op)
 	rate_add(e->rate, 10, &e->rate_epoch, op->now_ms / 1000, 1);
 	pthread_mutex_unlock(&e->lock);
 	gift = publish_render_gift(d->anonymous ? "Anonymous" : d->name, d->amount_cents,
-	                           d->hide_amount, d->message, u->created_at);
+	                           u->matched_cents, d->hide_amount, d->message, u->created_at);
 	if (!gift) {
 		log_msg(LOG_ERROR, "engine.render_failed", "dn_%lld: out of memory",
 		        (long long)u->donation_id);
 		return;
 	}
-	queue_gift(e, c->w.id, gift);
+	commit_queue_event(e, c->w.id, "donation", gift);
 	push_recent(c, gift);
 }
 
@@ -235,6 +266,24 @@ static void mirror_token(struct engine *e, const struct db_op *op)
 		        "staff token %s is stored but works only after a restart", t.name);
 }
 
+/* A pool was created or changed: the book follows, and every campaign of
+ * its currency shows its banner again (the writer bumped their seq). */
+static void mirror_pool(struct engine *e, const struct db_op *op)
+{
+	if (match_put(e->match, &op->u.pool))
+		log_msg(LOG_ERROR, "match.put_failed",
+		        "match pool %s is stored but matches only after a restart",
+		        op->u.pool.slug);
+	for (size_t i = 1; i < e->id_cap; i++) {
+		struct campaign *c = e->by_id[i];
+
+		if (!c || strcmp(c->w.currency, op->u.pool.currency))
+			continue;
+		c->w.seq++; /* as the writer did */
+		publish_mark(e, c);
+	}
+}
+
 static void mirror(struct engine *e, struct pending *p)
 {
 	struct db_op *op = &p->op;
@@ -258,6 +307,26 @@ static void mirror(struct engine *e, struct pending *p)
 	case DB_OP_TOKEN_ADD:
 	case DB_OP_TOKEN_REVOKE:
 		mirror_token(e, op);
+		break;
+	case DB_OP_POOL_CREATE:
+	case DB_OP_POOL_UPDATE:
+		mirror_pool(e, op);
+		break;
+	case DB_OP_CHALLENGE_CREATE:
+		/* Every campaign of its currency shows it (the writer bumped
+		 * their seq). */
+		for (size_t i = 1; i < e->id_cap; i++) {
+			struct campaign *c = e->by_id[i];
+
+			if (c && !strcmp(c->w.currency, op->u.challenge.currency)) {
+				c->w.seq++;
+				publish_mark(e, c);
+			}
+		}
+		challenges_created(e, op);
+		break;
+	case DB_OP_AWARD:
+		challenges_unlocked(e, op);
 		break;
 	case DB_OP_DAY:
 		day_mirror(e, op);
@@ -351,14 +420,21 @@ static void answer(struct engine *e, struct pending *p, int rc)
 static int map_rc(const struct db_op *op, int rc)
 {
 	int token = op->kind == DB_OP_TOKEN_ADD || op->kind == DB_OP_TOKEN_REVOKE;
+	int pool = op->kind == DB_OP_POOL_CREATE || op->kind == DB_OP_POOL_UPDATE;
+	int challenge = op->kind == DB_OP_CHALLENGE_CREATE;
 
 	switch (rc) {
 	case 0:
 		return 0;
 	case -EEXIST:
-		return token ? TALLY_ETOKEN_EXISTS : TALLY_EEXISTS;
+		return token       ? TALLY_ETOKEN_EXISTS
+		       : pool      ? TALLY_EPOOL_EXISTS
+		       : challenge ? TALLY_ECHALLENGE_EXISTS
+		                   : TALLY_EEXISTS;
 	case -ENOENT:
-		return token ? TALLY_ENOTOKEN : TALLY_ENOCAMPAIGN;
+		return token ? TALLY_ENOTOKEN : pool ? TALLY_ENOPOOL : TALLY_ENOCAMPAIGN;
+	case -ERANGE:
+		return TALLY_EPOOL_AMOUNT;
 	case -ESHUTDOWN:
 		return TALLY_ESHUTDOWN;
 	case -EALREADY:
@@ -372,11 +448,60 @@ static int map_rc(const struct db_op *op, int rc)
 	}
 }
 
+int commit_prepare(void *ctx, struct db_op *op)
+{
+	struct engine *e = ctx;
+
+	if (op->kind == DB_OP_DONATION) {
+		const struct donation_req *d = &op->u.donation.req;
+		struct match_gift g = {op->campaign_id, d->currency, d->email,
+		                       d->amount_cents, op->now_ms,  0};
+
+		match_reserve(e->match, &g, &op->u.donation.pool_id, &op->u.donation.matched_cents);
+		return 0;
+	}
+	return pools_prepare(e, op);
+}
+
+void commit_applied(void *ctx, struct db_op *op)
+{
+	challenges_applied(ctx, op);
+}
+
+/* Reservations of gifts that were not stored go back to their pools. */
+static void unreserve(struct engine *e, struct db_op *ops, int commit_rc)
+{
+	for (struct db_op *op = ops; op; op = op->next) {
+		if (op->kind != DB_OP_DONATION || !op->u.donation.matched_cents ||
+		    !(commit_rc || op->rc || op->u.donation.replay))
+			continue;
+		match_release(e->match, op->u.donation.pool_id, op->u.donation.req.email,
+		              op->u.donation.matched_cents);
+		op->u.donation.pool_id = 0;
+		op->u.donation.matched_cents = 0;
+	}
+}
+
 void commit_batch(void *ctx, struct db_op *ops, int commit_rc)
 {
 	struct engine *e = ctx;
 	struct pending *done_list = NULL;
 
+	unreserve(e, ops, commit_rc);
+	if (commit_rc && e->bonus_counted) {
+		/* The challenge book counted gifts that did not commit: read it
+		 * again from what did. */
+		int rc;
+
+		pthread_mutex_lock(&e->reader_lock);
+		rc = e->reader ? bonus_book_load(e->bonus, e->reader) : -ESHUTDOWN;
+		pthread_mutex_unlock(&e->reader_lock);
+		if (rc)
+			log_msg(LOG_ERROR, "challenge.reload_failed",
+			        "the challenges' progress may be off until a restart: %s",
+			        tally_strerror(rc));
+	}
+	e->bonus_counted = 0;
 	if (!commit_rc)
 		for (struct db_op *op = ops; op; op = op->next)
 			if (!op->rc)
@@ -393,6 +518,44 @@ void commit_batch(void *ctx, struct db_op *ops, int commit_rc)
 		ops = next;
 	}
 	pending_release(e, done_list);
+}
+
+/* A campaign's match banner changes with gifts to other campaigns too (a
+ * pool for all of them): when the pools' money moved, show it again on
+ * each campaign whose banner is not what it shows, at once when its state
+ * changed (exhausted, ended, open again), else at most every
+ * BANNER_REFRESH_MS. Through the writer, so seq stays stored. */
+#define BANNER_REFRESH_MS 5000
+static void touch_banners(struct engine *e, int64_t now)
+{
+	uint64_t v = match_version(e->match);
+
+	/* A pool's window opening or ending changes no money: look every
+	 * BANNER_REFRESH_MS anyway. */
+	if (v == e->banner_version && now - e->banner_scan_at < BANNER_REFRESH_MS)
+		return;
+	e->banner_version = v;
+	e->banner_scan_at = now;
+	for (size_t i = 1; i < e->id_cap; i++) {
+		struct campaign *c = e->by_id[i];
+		struct pending *p;
+		int state;
+
+		if (!c || c->touch_pending ||
+		    pools_banner_key(e, &c->w, now, &state) == c->banner_key)
+			continue;
+		if (state == c->banner_state && now - c->banner_at < BANNER_REFRESH_MS) {
+			e->banner_version = 0; /* look again at the next tick */
+			continue;
+		}
+		p = pending_new(e, DB_OP_CAMPAIGN_TOUCH, NULL, NULL, NULL);
+		if (!p)
+			return;
+		p->op.campaign_id = c->w.id;
+		c->touch_pending = 1;
+		if (engine_submit(e, p, 1))
+			c->touch_pending = 0;
+	}
 }
 
 void commit_tick(void *ctx)
@@ -420,6 +583,7 @@ void commit_tick(void *ctx)
 		if (engine_submit(e, p, 1))
 			c->touch_pending = 0;
 	}
+	touch_banners(e, now);
 }
 
 void commit_elsewhere(void *ctx)

@@ -117,6 +117,57 @@ static void *demo_main(void *arg)
 	return NULL;
 }
 
+/* The day's sponsors: a match for every campaign, and a power hour from
+ * now on for the first three campaigns to reach 25 new donors. Made once
+ * (a restart finds them). */
+static int seed_sponsors(struct engine *e)
+{
+	struct pool_spec *ps = calloc(1, sizeof(*ps));
+	struct challenge_spec *cs = calloc(1, sizeof(*cs));
+	int64_t now = util_now_ms();
+	int rc = ps && cs ? 0 : -ENOMEM;
+
+	if (!rc) {
+		struct pool_row *p = &ps->row;
+
+		snprintf(p->slug, sizeof(p->slug), "community-match");
+		snprintf(p->name, sizeof(p->name), "Community Match");
+		snprintf(p->sponsor, sizeof(p->sponsor), "Riverside Credit Union");
+		memcpy(p->currency, "USD", 4);
+		p->amount_cents = 25000000;
+		p->ratio = 1;
+		p->per_gift_cap_cents = 50000;
+		ps->all = 1;
+		ps->has_ratio = 1;
+		rc = engine_pool_create_sync(e, ps, "demo");
+		if (rc == TALLY_EPOOL_EXISTS)
+			rc = 0;
+	}
+	if (!rc) {
+		struct challenge_row *c = &cs->row;
+
+		snprintf(c->slug, sizeof(c->slug), "power-hour");
+		snprintf(c->name, sizeof(c->name), "Power Hour: 25 donors");
+		snprintf(c->sponsor, sizeof(c->sponsor), "Hillside Bakery");
+		memcpy(c->currency, "USD", 4);
+		c->kind = CHALLENGE_DONORS;
+		c->threshold = 25;
+		c->bonus_cents = 100000;
+		c->winners = 3;
+		c->starts_at = now;
+		c->ends_at = now + 3600 * 1000;
+		cs->all = 1;
+		rc = engine_challenge_create_sync(e, cs, "demo");
+		if (rc == TALLY_ECHALLENGE_EXISTS)
+			rc = 0;
+	}
+	if (rc)
+		log_msg(LOG_ERROR, "demo.sponsors_failed", "%s", tally_strerror(rc));
+	free(ps);
+	free(cs);
+	return rc;
+}
+
 /* The demo's giving day, from this start: early giving now, the opening
  * DEMO_OPENS_MS from now (the board counts down to it), the closing hours
  * later; in dollars, as the demo campaigns are. */
@@ -170,6 +221,9 @@ int demo_start(struct engine *e, struct demo **out)
 			return rc;
 		}
 	}
+	rc = seed_sponsors(e);
+	if (rc)
+		return rc;
 	demo_day(e);
 	d = calloc(1, sizeof(*d));
 	if (!d)

@@ -65,13 +65,14 @@ void engine_notify_published(struct engine *e)
 			e->listeners[i].published(e->listeners[i].ctx);
 }
 
-void engine_notify_donation(struct engine *e, int64_t campaign_id, const char *json, size_t len)
+void engine_notify_event(struct engine *e, int64_t campaign_id, const char *type, const char *json,
+                         size_t len)
 {
 	int n = atomic_load_explicit(&e->n_listeners, memory_order_acquire);
 
 	for (int i = 0; i < n; i++)
-		if (e->listeners[i].donation)
-			e->listeners[i].donation(e->listeners[i].ctx, campaign_id, json, len);
+		if (e->listeners[i].event)
+			e->listeners[i].event(e->listeners[i].ctx, campaign_id, type, json, len);
 }
 
 /* ---- pending operations ---- */
@@ -249,7 +250,8 @@ static int load_recent_cb(void *ud, const struct db_donation_row *row)
 	if (c->n_recent == RECENT_MAX)
 		return 0;
 	gift = publish_render_gift(row->anonymous ? "Anonymous" : row->name, row->amount_cents,
-	                           row->hide_amount, row->message, row->created_at);
+	                           db_donation_matched(row), row->hide_amount, row->message,
+	                           row->created_at);
 	if (!gift)
 		return -ENOMEM;
 	c->recent[c->n_recent++] = gift;
@@ -389,7 +391,8 @@ static int load_tokens(struct engine *e, sqlite3 *db, char *err, size_t errcap)
 
 int engine_open(const struct engine_config *cfg, struct engine **out, char *err, size_t errcap)
 {
-	struct db_writer_hooks hooks = {commit_batch, commit_tick, NULL, commit_elsewhere};
+	struct db_writer_hooks hooks = {commit_batch,     commit_tick,    NULL,
+	                                commit_elsewhere, commit_prepare, commit_applied};
 	struct jobs_hooks jh = {commit_job_outcomes, NULL};
 	struct engine *e;
 	sqlite3 *db = NULL;
@@ -421,12 +424,26 @@ int engine_open(const struct engine_config *cfg, struct engine **out, char *err,
 	rc = db_open(cfg->db_path, cfg->synchronous, &db, err, errcap);
 	if (rc)
 		goto fail;
+	/* The pools first: a campaign's JSON shows its match banner. */
+	rc = match_book_new(&e->match);
+	if (!rc)
+		rc = match_book_load(e->match, db);
+	if (!rc)
+		rc = bonus_book_new(&e->bonus);
+	if (!rc)
+		rc = bonus_book_load(e->bonus, db);
+	if (rc) {
+		snprintf(err, errcap, "%s: loading the match pools and challenges: %s",
+		         cfg->db_path, tally_strerror(rc));
+		goto fail;
+	}
 	rc = load(e, db, err, errcap);
 	if (rc)
 		goto fail;
 	rc = load_tokens(e, db, err, errcap);
 	if (rc)
 		goto fail;
+
 	rc = idem_new(IDEM_MEMORY_CAP, IDEM_MEMORY_WINDOW_MS, &e->idem);
 	if (rc)
 		goto fail;
@@ -490,6 +507,8 @@ void engine_free(struct engine *e)
 	free(e->gifts);
 	idem_free(e->idem);
 	tokens_free(e->tokens);
+	match_book_free(e->match);
+	bonus_book_free(e->bonus);
 	buf_fini(&e->scratch);
 	while (e->pool) {
 		struct pending *next = e->pool->next_free;

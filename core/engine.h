@@ -93,9 +93,13 @@ struct engine;
 struct engine_listener {
 	/* A campaign's public state changed (totals, status, settings). */
 	void (*campaign_changed)(void *ctx, int64_t campaign_id, uint64_t seq);
-	/* A public gift succeeded: json is the "data" object of a donation
-	 * event (name, amount_cents unless hidden, message, at). */
-	void (*donation)(void *ctx, int64_t campaign_id, const char *json, size_t len);
+	/* A live event on the campaign: type "donation" (a public gift
+	 * succeeded: json is the event's "data" object - name, amount_cents
+	 * and matched_cents unless hidden, message, at) or "challenge" (the
+	 * campaign unlocked a challenge's bonus: challenge, name, sponsor,
+	 * bonus_cents, at). */
+	void (*event)(void *ctx, int64_t campaign_id, const char *type, const char *json,
+	              size_t len);
 	/* A batch was published and the calls above for it are done (the
 	 * leaderboard and the day's totals may have moved). */
 	void (*published)(void *ctx);
@@ -216,6 +220,41 @@ int engine_campaign_update(struct engine *e, const char *slug, const struct camp
  * an unknown action. The answer's body is the campaign's new public JSON. */
 int engine_campaign_action(struct engine *e, const char *slug, const char *action,
                            const char *actor, engine_done_fn done, void *ud);
+
+/* ---- pools.c: match pools (admin) ----
+ * Create a pool from a validated spec (its campaigns found by slug:
+ * TALLY_ENOCAMPAIGN; each must take the pool's currency, which defaults to
+ * theirs: TALLY_EPOOL_CURRENCY), change the given fields of one (an amount
+ * below what it has promised: TALLY_EPOOL_AMOUNT, checked again in the
+ * writer's order), or pause, resume or deplete it (depleting ends it for
+ * good: TALLY_ESTATE for anything else then). TALLY_ENOPOOL,
+ * TALLY_EPOOL_EXISTS. The answer's body is the pool's JSON. Any thread. */
+int engine_pool_create(struct engine *e, const struct pool_spec *spec, const char *actor,
+                       engine_done_fn done, void *ud);
+int engine_pool_update(struct engine *e, const char *slug, const struct pool_spec *spec,
+                       const char *actor, engine_done_fn done, void *ud);
+int engine_pool_action(struct engine *e, const char *slug, const char *action, const char *actor,
+                       engine_done_fn done, void *ud);
+/* Every pool, or one (TALLY_ENOPOOL), as staff see it: settings, state,
+ * remaining, reserved and used. Returns 0 or a negative code. */
+int engine_pools_json(struct engine *e, struct buf *out);
+int engine_pool_json(struct engine *e, const char *slug, struct buf *out);
+
+/* ---- challenges.c: challenges (admin) ----
+ * Create one from a validated spec (campaigns by slug: TALLY_ENOCAMPAIGN;
+ * one currency: TALLY_EPOOL_CURRENCY; TALLY_ECHALLENGE_EXISTS). Campaigns
+ * that reached it before it existed unlock it at once. The answer's body
+ * is its JSON. Any thread. */
+int engine_challenge_create(struct engine *e, const struct challenge_spec *spec, const char *actor,
+                            engine_done_fn done, void *ud);
+/* Every challenge, or one (TALLY_ENOCHALLENGE), with its awards and the
+ * campaigns closest to it. Returns 0 or a negative code. */
+int engine_challenges_json(struct engine *e, struct buf *out);
+int engine_challenge_json(struct engine *e, const char *slug, struct buf *out);
+/* Blocking forms of the two creates (start-up code: the demo). */
+int engine_pool_create_sync(struct engine *e, const struct pool_spec *spec, const char *actor);
+int engine_challenge_create_sync(struct engine *e, const struct challenge_spec *spec,
+                                 const char *actor);
 
 /* Blocking helpers for start-up code and tests: run the call and wait. */
 int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *spec,

@@ -74,7 +74,8 @@ static int stored_answer(struct engine *e, const char *key, uint64_t fp, int64_t
 		if (c)
 			slug = c->pub.slug;
 		len = publish_render_receipt(body, sizeof(body), row.id, slug, row.amount_cents,
-		                             row.currency, row.created_at, row.status_token);
+		                             row.matched_cents, row.currency, row.created_at,
+		                             row.status_token);
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (!replay || buf_append(replay, body, len))
@@ -218,8 +219,10 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 	memcpy(p->op.u.donation.status_token, token, sizeof(token));
 	p->op.u.donation.idem_hash = (int64_t)fp;
 	p->op.u.donation.idem_expired = now - IDEM_LIFETIME_MS;
+	p->op.u.donation.pool_id = 0;
+	p->op.u.donation.matched_cents = 0;
 	p->body_len = publish_render_receipt(p->body, sizeof(p->body), p->op.u.donation.id, slug,
-	                                     req->amount_cents, req->currency, now, token);
+	                                     req->amount_cents, 0, req->currency, now, token);
 	rc = engine_submit(e, p, 0);
 	if (rc)
 		give_back(c, req->amount_cents);
@@ -246,17 +249,25 @@ void intake_finish(struct engine *e, struct pending *p, int rc)
 
 		p->body_len = publish_render_receipt(
 		    p->body, sizeof(p->body), op->u.donation.id, c ? c->w.slug : "",
-		    op->u.donation.prev_amount_cents, op->u.donation.prev_currency,
-		    op->u.donation.prev_created_at, op->u.donation.status_token);
+		    op->u.donation.prev_amount_cents, op->u.donation.prev_matched_cents,
+		    op->u.donation.prev_currency, op->u.donation.prev_created_at,
+		    op->u.donation.status_token);
 		idem_finish(e->idem, key, fp, p->body, p->body_len);
 		if (fp == (uint64_t)op->u.donation.idem_hash)
 			a.replayed = 1;
 		else
 			rc = TALLY_EIDEM_REUSED;
-	} else if (key[0]) {
-		if (rc)
+	} else {
+		/* The writer decided its match just before storing it: the 202
+		 * says so (and its replays, from memory or the row, the same). */
+		if (!rc && op->u.donation.matched_cents && admitted)
+			p->body_len = publish_render_receipt(
+			    p->body, sizeof(p->body), op->u.donation.id, admitted->w.slug,
+			    op->u.donation.req.amount_cents, op->u.donation.matched_cents,
+			    op->u.donation.req.currency, op->now_ms, op->u.donation.status_token);
+		if (key[0] && rc)
 			idem_abort(e->idem, key);
-		else
+		else if (key[0])
 			idem_finish(e->idem, key, (uint64_t)op->u.donation.idem_hash, p->body,
 			            p->body_len);
 	}
@@ -318,8 +329,11 @@ static int render_donation(struct engine *e, int64_t n, const struct db_donation
 		                (long long)n, slug, row->status);
 	}
 	pthread_mutex_unlock(&e->lock);
+	/* The match it holds now (0 once failed, or refunded and given
+	 * back); hidden with the amount, which it would reveal. */
 	if (!row->hide_amount || staff)
-		rc |= buf_printf(out, ",\"amount_cents\":%lld", (long long)row->amount_cents);
+		rc |= buf_printf(out, ",\"amount_cents\":%lld,\"matched_cents\":%lld",
+		                 (long long)row->amount_cents, (long long)db_donation_matched(row));
 	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\"", row->currency,
 	                 util_rfc3339(row->created_at, ts, sizeof(ts)));
 	if (row->reason[0] && strcmp(row->status, "succeeded")) {

@@ -15,6 +15,8 @@
 
 #include "core/engine.h"
 #include "core/idem.h"
+#include "core/bonus.h"
+#include "core/match.h"
 #include "core/tokens.h"
 #include "base/hour.h"
 #include "db/writer.h"
@@ -43,6 +45,12 @@ struct campaign {
 	enum campaign_status effective; /* writer: after the schedule, as of
 	                                 * the last recorded change */
 	struct campaign *next_dirty;
+	/* writer: the match banner as last rendered (pools_banner_json), its
+	 * state and when: a tick shows a pool's change on campaigns that had
+	 * no gift of their own (commit_tick) */
+	uint64_t banner_key;
+	int banner_state;
+	int64_t banner_at;
 
 	/* Guarded by e->lock. */
 	struct campaign_row pub;
@@ -81,7 +89,8 @@ struct pending {
 /* A gift whose donation event waits for the batch to be published. */
 struct gift_event {
 	int64_t campaign_id;
-	char *json; /* malloc'd: freed once the listeners had it */
+	const char *type; /* "donation", "challenge": static */
+	char *json;       /* malloc'd: freed once the listeners had it */
 	size_t len;
 };
 
@@ -107,8 +116,11 @@ struct engine {
 	int64_t rate_epoch;
 
 	atomic_llong next_donation_id;
-	struct idem_table *idem; /* thread-safe on its own */
-	struct tokens *tokens;   /* staff tokens; thread-safe on its own */
+	struct idem_table *idem;  /* thread-safe on its own */
+	struct tokens *tokens;    /* staff tokens; thread-safe on its own */
+	struct match_book *match; /* match pools; changed by the writer only */
+	struct bonus_book *bonus; /* challenges; changed by the writer only */
+	int bonus_counted;        /* writer: this batch counted gifts in it */
 	int64_t started_ms;
 
 	/* Added while the writer may already run: a slot is written, then
@@ -133,7 +145,9 @@ struct engine {
 	struct pending *pool;
 	size_t pool_len;
 
-	int lock_fd; /* flock on DB.lock: one tally per database */
+	int lock_fd;             /* flock on DB.lock: one tally per database */
+	uint64_t banner_version; /* writer: match_version at the last banner check */
+	int64_t banner_scan_at;  /* writer: when that was */
 
 	/* The giving day (core/day_staff.c): changed by the writer under
 	 * e->lock as a day op commits, read under e->lock (the writer reads
@@ -168,7 +182,8 @@ int engine_submit(struct engine *e, struct pending *p, int force);
 void pending_audit(struct pending *p, const char *action, const char *target, const char *detail);
 /* Call every listener's campaign_changed / donation. Writer thread. */
 void engine_notify_changed(struct engine *e, int64_t campaign_id, uint64_t seq);
-void engine_notify_donation(struct engine *e, int64_t campaign_id, const char *json, size_t len);
+void engine_notify_event(struct engine *e, int64_t campaign_id, const char *type, const char *json,
+                         size_t len);
 void engine_notify_published(struct engine *e);
 
 /* A blocking call: init, pass waiter_done and the waiter, then wait with
@@ -213,20 +228,30 @@ void publish_mark(struct engine *e, struct campaign *c);
 void publish_batch(struct engine *e);
 /* A gift as a donation event's data object; malloc'd, NULL when out of
  * memory. */
-char *publish_render_gift(const char *name, int64_t amount, int hide, const char *message,
-                          int64_t at);
+char *publish_render_gift(const char *name, int64_t amount, int64_t matched, int hide,
+                          const char *message, int64_t at);
 /* The 202 body of a donation (a replay renders the same text from the
  * stored row, so everything here must come from the row). status_token
  * is shown when not "" (gifts recorded before tokens have none). */
 size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
-                              const char *currency, int64_t created_at, const char *status_token);
+                              int64_t matched, const char *currency, int64_t created_at,
+                              const char *status_token);
 
 /* ---- commit.c (writer hooks) ---- */
 void commit_batch(void *ctx, struct db_op *ops, int commit_rc);
+/* Decide what depends on the writer's order (a gift's match), just before
+ * op is stored. */
+int commit_prepare(void *ctx, struct db_op *op);
+/* Decide what follows from an applied op in the same transaction (the
+ * challenges a gift's success unlocks). */
+void commit_applied(void *ctx, struct db_op *op);
 void commit_tick(void *ctx);
 /* Another process committed to the database (tally token, say): read the
  * staff tokens again. */
 void commit_elsewhere(void *ctx);
+/* Keep a live event (a copy of json) to send once the batch is published.
+ * Writer thread. */
+void commit_queue_event(struct engine *e, int64_t campaign_id, const char *type, const char *json);
 /* Job attempts finished (worker thread): hand them to the writer. */
 int commit_job_outcomes(void *ctx, struct db_job_update *upd, int n);
 
@@ -239,6 +264,37 @@ struct db_donation_row;
  * *n), TALLY_ENODONATION or TALLY_EIO. */
 int intake_donation_row(struct engine *e, const char *id, int64_t *n, struct db_donation_row *row);
 
+/* ---- pools.c ---- */
+/* The campaign's match banner as a JSON member (",\"match\":{...}" or
+ * ",\"match\":null"). Any thread. */
+int pools_banner_json(struct engine *e, const struct campaign_row *c, int64_t now, struct buf *out,
+                      uint64_t *key, int *state);
+/* The banner's key and state as pools_banner_json would set them now (0
+ * and -1: no banner). */
+uint64_t pools_banner_key(struct engine *e, const struct campaign_row *c, int64_t now, int *state);
+/* The day's match pools (",\"match_pools\":[...]"): what the board shows.
+ * Any thread. */
+int pools_day_json(struct engine *e, int64_t now, struct buf *out);
+/* Refuse a pool update whose amount is below what the pool has promised
+ * by now (-ERANGE). Writer thread, in the writer's order. */
+int pools_prepare(struct engine *e, struct db_op *op);
+/* A committed pool op's answer: the pool as it is now. */
+int pools_answer(struct engine *e, const struct db_op *op, struct buf *out);
+
+/* ---- challenges.c ---- */
+/* The campaign's standing in each challenge that covers it, as a JSON
+ * member (",\"challenges\":[...]"). Any thread. */
+int challenges_campaign_json(struct engine *e, const struct campaign_row *c, int64_t now,
+                             struct buf *out);
+/* A gift's success was applied: count it in the challenges and link the
+ * awards it unlocks after op (the writer applies them next). Writer. */
+void challenges_applied(struct engine *e, struct db_op *op);
+/* A committed challenge: into the book, then the awards already due. */
+void challenges_created(struct engine *e, const struct db_op *op);
+/* A committed award: the campaign's bonus, and the console's event. */
+void challenges_unlocked(struct engine *e, const struct db_op *op);
+/* A committed challenge's answer: the challenge as it is now. */
+int challenges_answer(struct engine *e, const struct db_op *op, struct buf *out);
 /* ---- day_staff.c (writer thread) ---- */
 /* A committed day op: the schedule, its seq, every campaign touched. */
 void day_mirror(struct engine *e, const struct db_op *op);

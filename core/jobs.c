@@ -639,6 +639,8 @@ static void transition(struct jobs *js, const struct job *j, const struct job_ru
 		u->has_donation = 1;
 		u->campaign_id = d->campaign_id;
 		u->created_at = d->created_at;
+		u->pool_id = d->pool_id;
+		u->matched_cents = d->matched_cents;
 		u->d.amount_cents = d->amount_cents;
 		u->d.anonymous = d->anonymous;
 		u->d.hide_amount = d->hide_amount;

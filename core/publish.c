@@ -29,12 +29,12 @@ static int put_time(struct buf *b, const char *key, int64_t ms)
 	return buf_printf(b, ",\"%s\":\"%s\"", key, util_rfc3339(ms, ts, sizeof(ts)));
 }
 
-/* Render c's public JSON (from its working copy) into b, under the day
- * (the writer's to read). */
-static int render_campaign(struct buf *b, const struct campaign *c, const struct giving_day *day,
-                           int64_t now)
+/* Render c's public JSON (from its working copy) into b, under the
+ * giving day (the writer's to read). */
+static int render_campaign(struct engine *e, struct buf *b, struct campaign *c, int64_t now)
 {
 	const struct campaign_row *r = &c->w;
+	const struct giving_day *day = &e->day;
 	int rc = 0;
 
 	b->len = 0;
@@ -56,6 +56,9 @@ static int render_campaign(struct buf *b, const struct campaign *c, const struct
 	rc |= put_time(b, "ends_at", r->ends_at);
 	/* Closed for now by a schedule (its own or the day's): when it opens. */
 	rc |= put_time(b, "opens_at", day_campaign_opens_at(r, day, now));
+	rc |= pools_banner_json(e, r, now, b, &c->banner_key, &c->banner_state);
+	c->banner_at = now;
+	rc |= challenges_campaign_json(e, r, now, b);
 	rc |= buf_puts(b, ",\"recent\":[");
 	for (int i = 0; i < c->n_recent; i++) {
 		if (i)
@@ -66,8 +69,8 @@ static int render_campaign(struct buf *b, const struct campaign *c, const struct
 	return rc ? -ENOMEM : 0;
 }
 
-char *publish_render_gift(const char *name, int64_t amount, int hide, const char *message,
-                          int64_t at)
+char *publish_render_gift(const char *name, int64_t amount, int64_t matched, int hide,
+                          const char *message, int64_t at)
 {
 	struct buf b = {0};
 	char ts[32];
@@ -76,7 +79,8 @@ char *publish_render_gift(const char *name, int64_t amount, int hide, const char
 	rc |= buf_puts(&b, "{\"name\":");
 	rc |= buf_json_string(&b, name);
 	if (!hide)
-		rc |= buf_printf(&b, ",\"amount_cents\":%lld", (long long)amount);
+		rc |= buf_printf(&b, ",\"amount_cents\":%lld,\"matched_cents\":%lld",
+		                 (long long)amount, (long long)matched);
 	rc |= buf_puts(&b, ",\"message\":");
 	rc |= buf_json_string(&b, message);
 	rc |= buf_printf(&b, ",\"at\":\"%s\"}", util_rfc3339(at, ts, sizeof(ts)));
@@ -88,13 +92,15 @@ char *publish_render_gift(const char *name, int64_t amount, int hide, const char
 }
 
 size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
-                              const char *currency, int64_t created_at, const char *status_token)
+                              int64_t matched, const char *currency, int64_t created_at,
+                              const char *status_token)
 {
 	char ts[32];
 	int n = snprintf(dst, cap,
 	                 "{\"id\":\"dn_%lld\",\"status\":\"pending\",\"campaign\":\"%s\","
-	                 "\"amount_cents\":%lld,\"currency\":\"%s\",\"created_at\":\"%s\"%s%s%s}",
-	                 (long long)id, slug, (long long)amount, currency,
+	                 "\"amount_cents\":%lld,\"matched_cents\":%lld,\"currency\":\"%s\","
+	                 "\"created_at\":\"%s\"%s%s%s}",
+	                 (long long)id, slug, (long long)amount, (long long)matched, currency,
 	                 util_rfc3339(created_at, ts, sizeof(ts)),
 	                 status_token[0] ? ",\"status_token\":\"" : "", status_token,
 	                 status_token[0] ? "\"" : "");
@@ -143,7 +149,7 @@ void publish_batch(struct engine *e)
 			fresh = bigger;
 			cap *= 2;
 		}
-		if (render_campaign(&e->scratch, c, &e->day, now) == 0) {
+		if (render_campaign(e, &e->scratch, c, now) == 0) {
 			json = malloc(e->scratch.len + 1);
 			if (json)
 				memcpy(json, e->scratch.p, e->scratch.len + 1);
@@ -192,8 +198,8 @@ void publish_batch(struct engine *e)
 	if (fresh != stack)
 		free(fresh);
 	for (size_t i = 0; i < e->n_gifts; i++) {
-		engine_notify_donation(e, e->gifts[i].campaign_id, e->gifts[i].json,
-		                       e->gifts[i].len);
+		engine_notify_event(e, e->gifts[i].campaign_id, e->gifts[i].type, e->gifts[i].json,
+		                    e->gifts[i].len);
 		free(e->gifts[i].json);
 	}
 	if (n || e->n_gifts || e->day_dirty)

@@ -406,6 +406,16 @@ void staff_finish(struct engine *e, struct pending *p, int rc)
 			break;
 		case DB_OP_SYNC:
 			break;
+		case DB_OP_POOL_CREATE:
+		case DB_OP_POOL_UPDATE:
+		case DB_OP_CHALLENGE_CREATE:
+			a.kind = ANSWER_PLAIN;
+			if (op->kind == DB_OP_CHALLENGE_CREATE ? challenges_answer(e, op, &b)
+			                                       : pools_answer(e, op, &b))
+				a.rc = TALLY_EIO;
+			a.body = b.p;
+			a.len = b.len;
+			break;
 		case DB_OP_DAY: {
 			uint64_t seq;
 

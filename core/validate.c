@@ -598,6 +598,248 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 	return TALLY_OK;
 }
 
+/* The "campaigns" of a pool: "all", or an array of distinct slugs. */
+static void take_pool_campaigns(json_t *root, struct pool_spec *out, struct validate_error *err)
+{
+	json_t *v = json_object_get(root, "campaigns"), *item;
+	size_t i;
+
+	if (!v)
+		return;
+	if (json_is_string(v) && !strcmp(json_string_value(v), "all")) {
+		out->all = 1;
+		out->has_campaigns = 1;
+		return;
+	}
+	if (!json_is_array(v) || json_array_size(v) == 0 ||
+	    json_array_size(v) > TALLY_POOL_CAMPAIGNS_MAX) {
+		field_error(err, "campaigns", "must be \"all\" or an array of 1-64 campaign slugs");
+		return;
+	}
+	json_array_foreach(v, i, item)
+	{
+		const char *s = json_is_string(item) ? json_string_value(item) : NULL;
+
+		if (!s || !validate_slug(s, strlen(s))) {
+			field_error(err, "campaigns", "must hold campaign slugs");
+			return;
+		}
+		for (int k = 0; k < out->n_slugs; k++)
+			if (!strcmp(out->slugs[k], s)) {
+				field_error(err, "campaigns", "names a campaign twice");
+				return;
+			}
+		memcpy(out->slugs[out->n_slugs++], s, strlen(s) + 1);
+	}
+	out->has_campaigns = 1;
+}
+
+int validate_pool(const char *body, size_t len, int create, struct pool_spec *out,
+                  struct validate_error *err)
+{
+	static const char *const known[] = {"slug",
+	                                    "name",
+	                                    "sponsor",
+	                                    "currency",
+	                                    "amount_cents",
+	                                    "ratio",
+	                                    "per_gift_cap_cents",
+	                                    "per_donor_cap_cents",
+	                                    "campaigns",
+	                                    "starts_at",
+	                                    "ends_at",
+	                                    "match_offline"};
+	struct pool_row *p = &out->row;
+	const char *key;
+	json_t *root, *v;
+	int64_t n;
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	err->message[0] = '\0';
+	err->fields = NULL;
+	rc = validate_json_object(body, len, &root, err);
+	if (rc)
+		return rc;
+	/* Money rides on these fields: a misspelt one is an error, never
+	 * ignored. */
+	json_object_foreach(root, key, v)
+	{
+		size_t k = 0;
+
+		while (k < sizeof(known) / sizeof(known[0]) && strcmp(known[k], key))
+			k++;
+		if (k == sizeof(known) / sizeof(known[0]))
+			field_error(err, key, "is not a field of a match pool");
+	}
+	if (create) {
+		if (take_string(root, "slug", "slug", 1, 1, TALLY_SLUG_MAX, 0, p->slug,
+		                sizeof(p->slug), err) == 1) {
+			if (!validate_slug(p->slug, strlen(p->slug)))
+				field_error(
+				    err, "slug",
+				    "must be 1-64 of a-z, 0-9 and '-', not starting with '-'");
+			else
+				out->has_slug = 1;
+		}
+	} else if (json_object_get(root, "slug")) {
+		field_error(err, "slug", "cannot be changed");
+	}
+	if (take_string(root, "name", "name", create, 1, TALLY_CAMPAIGN_NAME_MAX, 0, p->name,
+	                sizeof(p->name), err) == 1) {
+		if (blank(p->name))
+			field_error(err, "name", "must not be blank");
+		else
+			out->has_name = 1;
+	}
+	if (take_string(root, "sponsor", "sponsor", 0, 0, TALLY_CAMPAIGN_NAME_MAX, 0, p->sponsor,
+	                sizeof(p->sponsor), err) == 1)
+		out->has_sponsor = 1;
+	if (create) {
+		if (take_string(root, "currency", "currency", 0, 3, 3, 0, p->currency,
+		                sizeof(p->currency), err) == 1) {
+			if (!validate_currency(p->currency))
+				field_error(err, "currency",
+				            "must be a three-letter ISO 4217 code such as USD");
+			else
+				out->has_currency = 1;
+		}
+	} else if (json_object_get(root, "currency")) {
+		field_error(err, "currency", "cannot be changed");
+	}
+	if (take_int(root, "amount_cents", create, 1, TALLY_TOTAL_MAX, &p->amount_cents, err) == 1)
+		out->has_amount = 1;
+	if (take_int(root, "ratio", 0, 1, TALLY_POOL_RATIO_MAX, &n, err) == 1) {
+		p->ratio = (int)n;
+		out->has_ratio = 1;
+	}
+	if (take_int(root, "per_gift_cap_cents", 0, 0, TALLY_AMOUNT_MAX, &p->per_gift_cap_cents,
+	             err) == 1)
+		out->has_gift_cap = 1;
+	if (take_int(root, "per_donor_cap_cents", 0, 0, TALLY_TOTAL_MAX, &p->per_donor_cap_cents,
+	             err) == 1)
+		out->has_donor_cap = 1;
+	take_pool_campaigns(root, out, err);
+	if (create && !out->has_campaigns && !json_object_get(root, "campaigns"))
+		field_error(err, "campaigns", "is required: \"all\" or an array of campaign slugs");
+	if (create && out->all && !out->has_currency && !json_object_get(root, "currency"))
+		field_error(err, "currency", "is required when the pool matches all campaigns");
+	if (take_time(root, "starts_at", &p->starts_at, err) == 1)
+		out->has_starts = 1;
+	if (take_time(root, "ends_at", &p->ends_at, err) == 1)
+		out->has_ends = 1;
+	if (out->has_starts && out->has_ends && p->starts_at && p->ends_at &&
+	    p->ends_at <= p->starts_at)
+		field_error(err, "ends_at", "must be after starts_at");
+	if (take_bool(root, "match_offline", &p->match_offline, err) == 1)
+		out->has_offline = 1;
+	json_decref(root);
+	if (err->fields) {
+		snprintf(err->message, sizeof(err->message), "the match pool has invalid fields");
+		return TALLY_EFIELDS;
+	}
+	if (!create && !(out->has_name || out->has_sponsor || out->has_amount || out->has_ratio ||
+	                 out->has_gift_cap || out->has_donor_cap || out->has_campaigns ||
+	                 out->has_starts || out->has_ends || out->has_offline)) {
+		snprintf(err->message, sizeof(err->message), "the update changes nothing");
+		return TALLY_EFIELDS;
+	}
+	return TALLY_OK;
+}
+
+int validate_challenge(const char *body, size_t len, struct challenge_spec *out,
+                       struct validate_error *err)
+{
+	static const char *const known[] = {
+	    "slug",           "name",        "sponsor",   "currency",  "kind",
+	    "threshold",      "bonus_cents", "winners",   "campaigns", "campaign",
+	    "min_gift_cents", "online_only", "starts_at", "ends_at"};
+	struct challenge_row *c = &out->row;
+	struct pool_spec campaigns;
+	const char *key;
+	json_t *root, *v;
+	int64_t n;
+	int rc, k;
+
+	memset(out, 0, sizeof(*out));
+	err->message[0] = '\0';
+	err->fields = NULL;
+	rc = validate_json_object(body, len, &root, err);
+	if (rc)
+		return rc;
+	json_object_foreach(root, key, v)
+	{
+		size_t i = 0;
+
+		while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], key))
+			i++;
+		if (i == sizeof(known) / sizeof(known[0]))
+			field_error(err, key, "is not a field of a challenge");
+	}
+	if (take_string(root, "slug", "slug", 1, 1, TALLY_SLUG_MAX, 0, c->slug, sizeof(c->slug),
+	                err) == 1 &&
+	    !validate_slug(c->slug, strlen(c->slug)))
+		field_error(err, "slug", "must be 1-64 of a-z, 0-9 and '-', not starting with '-'");
+	if (take_string(root, "name", "name", 1, 1, TALLY_CAMPAIGN_NAME_MAX, 0, c->name,
+	                sizeof(c->name), err) == 1 &&
+	    blank(c->name))
+		field_error(err, "name", "must not be blank");
+	take_string(root, "sponsor", "sponsor", 0, 0, TALLY_CAMPAIGN_NAME_MAX, 0, c->sponsor,
+	            sizeof(c->sponsor), err);
+	if (take_string(root, "currency", "currency", 0, 3, 3, 0, c->currency, sizeof(c->currency),
+	                err) == 1 &&
+	    !validate_currency(c->currency))
+		field_error(err, "currency", "must be a three-letter ISO 4217 code such as USD");
+	v = json_object_get(root, "kind");
+	k = json_is_string(v) ? challenge_kind_by_name(json_string_value(v)) : -1;
+	if (k < 0)
+		field_error(err, "kind", "must be amount, donors or gifts");
+	else
+		c->kind = (enum challenge_kind)k;
+	take_int(root, "threshold", 1, 1, TALLY_TOTAL_MAX, &c->threshold, err);
+	take_int(root, "bonus_cents", 1, 1, TALLY_TOTAL_MAX, &c->bonus_cents, err);
+	if (take_int(root, "winners", 0, 0, 10000, &n, err) == 1)
+		c->winners = (int)n;
+	take_int(root, "min_gift_cents", 0, 0, TALLY_AMOUNT_MAX, &c->min_gift_cents, err);
+	take_bool(root, "online_only", &c->online_only, err);
+	/* "campaign": one slug (DESIGN.md's shape), or "campaigns": "all" or
+	 * a list, as a match pool names them. */
+	memset(&campaigns, 0, sizeof(campaigns));
+	v = json_object_get(root, "campaign");
+	if (v && json_object_get(root, "campaigns")) {
+		field_error(err, "campaigns", "give campaign or campaigns, not both");
+	} else if (v) {
+		if (!json_is_string(v) ||
+		    !validate_slug(json_string_value(v), json_string_length(v)))
+			field_error(err, "campaign", "must be a campaign slug");
+		else {
+			memcpy(out->slugs[0], json_string_value(v), json_string_length(v) + 1);
+			out->n_slugs = 1;
+		}
+	} else {
+		take_pool_campaigns(root, &campaigns, err);
+		if (!campaigns.has_campaigns && !json_object_get(root, "campaigns"))
+			field_error(err, "campaigns", "is required: \"all\" or campaign slugs");
+		out->all = campaigns.all;
+		out->n_slugs = campaigns.n_slugs;
+		memcpy(out->slugs, campaigns.slugs, sizeof(out->slugs));
+	}
+	if (out->all && !c->currency[0])
+		field_error(err, "currency", "is required when the challenge is for all campaigns");
+	if (take_time(root, "starts_at", &c->starts_at, err) != 1 || !c->starts_at)
+		field_error(err, "starts_at", "is required (RFC 3339)");
+	if (take_time(root, "ends_at", &c->ends_at, err) != 1 || !c->ends_at)
+		field_error(err, "ends_at", "is required (RFC 3339)");
+	else if (c->starts_at && c->ends_at <= c->starts_at)
+		field_error(err, "ends_at", "must be after starts_at");
+	json_decref(root);
+	if (err->fields) {
+		snprintf(err->message, sizeof(err->message), "the challenge has invalid fields");
+		return TALLY_EFIELDS;
+	}
+	return TALLY_OK;
+}
+
 int validate_token(const char *body, size_t len, char name[TALLY_STAFF_NAME_SIZE],
                    enum staff_role *role, struct validate_error *err)
 {

@@ -41,6 +41,21 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 int validate_campaign(const char *body, size_t len, int create, struct campaign_spec *out,
                       struct validate_error *err);
 
+/* Validate a match pool body; create=1 requires slug, name, amount_cents
+ * and campaigns ("all" needs currency); an update (create=0) accepts any
+ * non-empty subset but neither slug nor currency. Unknown fields are
+ * errors. Returns TALLY_OK, TALLY_EJSON or TALLY_EFIELDS. */
+int validate_pool(const char *body, size_t len, int create, struct pool_spec *out,
+                  struct validate_error *err);
+
+/* Validate a challenge body: slug, name, kind (amount, donors, gifts),
+ * threshold, bonus_cents, starts_at and ends_at required; "campaign" (one
+ * slug) or "campaigns" ("all", which needs currency, or slugs); winners
+ * (0: all), min_gift_cents, online_only, sponsor optional. Unknown fields
+ * are errors. Returns TALLY_OK, TALLY_EJSON or TALLY_EFIELDS. */
+int validate_challenge(const char *body, size_t len, struct challenge_spec *out,
+                       struct validate_error *err);
+
 /* 1 if s is a valid campaign slug: 1-64 of [a-z0-9-], not starting with '-'. */
 int validate_slug(const char *s, size_t len);
 

@@ -130,10 +130,11 @@ static const char *const migrations[] = {
      * at once); fee_cents is the processing fee its donor chose to cover,
      * charged beside the gift and never counted toward goals or matches.
      * pool_id and matched_cents are the match the gift reserved at intake,
-     * in the writer's order: reserved while pending, matched once
-     * succeeded, set back to 0 when released (a failed or discarded gift, a
-     * refund while its pool is open). Every pool's and campaign's match is
-     * a SUM over these columns. A challenge's awards are rows of their
+     * in the writer's order, never changed after: reserved while pending,
+     * matched once succeeded, released when the gift fails (its status
+     * says so) or is refunded while its pool is open (match_released 1; a
+     * refund after the pool closed keeps the match). Every pool's and
+     * campaign's match is a SUM over these columns. A challenge's awards are rows of their
      * own, each naming the gift that unlocked it. giving_day holds the
      * day's schedule (one row at most). */
     "ALTER TABLE campaigns ADD COLUMN category TEXT NOT NULL DEFAULT '';"
@@ -149,6 +150,7 @@ static const char *const migrations[] = {
     "ALTER TABLE donations ADD COLUMN pool_id INTEGER;"
     "ALTER TABLE donations ADD COLUMN matched_cents INTEGER NOT NULL DEFAULT 0"
     "  CHECK (matched_cents >= 0);"
+    "ALTER TABLE donations ADD COLUMN match_released INTEGER NOT NULL DEFAULT 0;"
     "CREATE TABLE match_pools ("
     "  id INTEGER PRIMARY KEY,"
     "  slug TEXT NOT NULL UNIQUE,"
@@ -507,6 +509,14 @@ int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
 }
 
+int64_t db_donation_matched(const struct db_donation_row *row)
+{
+	if (!strcmp(row->status, "pending") || !strcmp(row->status, "succeeded") ||
+	    (!strcmp(row->status, "refunded") && !row->match_released))
+		return row->matched_cents;
+	return 0;
+}
+
 static void read_donation(sqlite3_stmt *st, struct db_donation_row *row)
 {
 	memset(row, 0, sizeof(*row));
@@ -522,11 +532,15 @@ static void read_donation(sqlite3_stmt *st, struct db_donation_row *row)
 	row->created_at = sqlite3_column_int64(st, 9);
 	copy_text(row->reason, sizeof(row->reason), st, 10);
 	copy_text(row->status_token, sizeof(row->status_token), st, 11);
+	row->matched_cents = sqlite3_column_int64(st, 12);
+	row->match_released = sqlite3_column_int(st, 13);
 }
 
 #define DONATION_COLUMNS                                                                           \
 	"id, campaign_id, amount_cents, currency, donor_name, message, status, anonymous,"         \
-	" hide_amount, created_at, coalesce(reason, ''), coalesce(status_token, '')"
+	" hide_amount, created_at, coalesce(reason, ''), coalesce(status_token, ''),"              \
+	" matched_cents, match_released"
+#define DONATION_NCOLS 14 /* the columns above: read_donation's */
 
 int db_load_donations(sqlite3 *db, const char *ids,
                       int (*cb)(void *ud, const struct db_donation_row *row), void *ud)
@@ -592,10 +606,11 @@ static int donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out,
 	if (rc == SQLITE_ROW) {
 		read_donation(st, out);
 		if (staff) {
-			copy_text(staff->email, sizeof(staff->email), st, 12);
-			copy_text(staff->processor_ref, sizeof(staff->processor_ref), st, 13);
-			staff->receipt_sent_at = sqlite3_column_int64(st, 14);
-			staff->refund_requested_at = sqlite3_column_int64(st, 15);
+			copy_text(staff->email, sizeof(staff->email), st, DONATION_NCOLS);
+			copy_text(staff->processor_ref, sizeof(staff->processor_ref), st,
+			          DONATION_NCOLS + 1);
+			staff->receipt_sent_at = sqlite3_column_int64(st, DONATION_NCOLS + 2);
+			staff->refund_requested_at = sqlite3_column_int64(st, DONATION_NCOLS + 3);
 		}
 	}
 	sqlite3_finalize(st);
@@ -633,7 +648,7 @@ int db_donation_by_key(sqlite3 *db, const char *key, struct db_donation_row *out
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		read_donation(st, out);
-		*idem_hash = sqlite3_column_int64(st, 12);
+		*idem_hash = sqlite3_column_int64(st, DONATION_NCOLS);
 	}
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
@@ -678,7 +693,8 @@ int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job
 	    "SELECT d.id, d.campaign_id, d.amount_cents, d.created_at,"
 	    " coalesce(d.receipt_sent_at, 0), d.anonymous, d.hide_amount, d.currency, d.status,"
 	    " d.payment_token, d.donor_email, d.donor_name, d.message, c.slug, c.name,"
-	    " coalesce(d.processor_ref, ''), coalesce(d.reason, '')"
+	    " coalesce(d.processor_ref, ''), coalesce(d.reason, ''), coalesce(d.pool_id, 0),"
+	    " d.matched_cents"
 	    " FROM donations d JOIN campaigns c ON c.id = d.campaign_id WHERE d.id = ?1";
 	sqlite3_stmt *st = *cache;
 	int rc;
@@ -711,6 +727,8 @@ int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job
 		copy_text(out->campaign_name, sizeof(out->campaign_name), st, 14);
 		copy_text(out->processor_ref, sizeof(out->processor_ref), st, 15);
 		copy_text(out->reason, sizeof(out->reason), st, 16);
+		out->pool_id = sqlite3_column_int64(st, 17);
+		out->matched_cents = sqlite3_column_int64(st, 18);
 	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)

@@ -35,7 +35,16 @@ struct db_donation_row {
 	/* The capability to read its status; "" for gifts recorded before
 	 * tokens existed (staff only). */
 	char status_token[TALLY_STATUS_TOKEN_SIZE];
+	/* The match it reserved at intake (what its 202 said), and whether a
+	 * refund gave it back: it counts as matched while the gift is
+	 * pending or succeeded, or refunded and not released. */
+	int64_t matched_cents;
+	int match_released;
 };
+
+/* The match a gift holds now: its reservation while pending or
+ * succeeded, or refunded without giving it back; 0 otherwise. */
+int64_t db_donation_matched(const struct db_donation_row *row);
 
 /* Process-wide SQLite settings, before the first connection: no memory
  * statistics (they put a global mutex around every allocation, which the
@@ -95,6 +104,7 @@ int db_max_donation_id(sqlite3 *db, int64_t *out);
 /* What a job worker needs of a donation and its campaign. */
 struct db_job_donation {
 	int64_t id, campaign_id, amount_cents, created_at, receipt_sent_at;
+	int64_t pool_id, matched_cents; /* its match as reserved (0: none) */
 	int anonymous, hide_amount;
 	char currency[TALLY_CURRENCY_SIZE];
 	char status[10];

@@ -12,6 +12,8 @@
  */
 #include "db/store.h"
 #include "db/db.h"
+#include "db/challenges.h"
+#include "db/pools.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -42,6 +44,7 @@ enum stmt_id {
 	ST_DON_SUCCEEDED,
 	ST_DON_FAILED,
 	ST_DON_REFUNDED,
+	ST_DON_RELEASED,
 	ST_DON_RECEIPT,
 	ST_DON_REF,
 	ST_DON_UNREFUND,
@@ -71,15 +74,18 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INSERT_DONATION] =
         "INSERT INTO donations (campaign_id, amount_cents, currency, donor_name,"
         " donor_email, anonymous, hide_amount, message, payment_token, status, created_at,"
-        " id, idem_key, idem_hash, status_token)"
-        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13, ?14)",
+        " id, idem_key, idem_hash, status_token, pool_id, matched_cents)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13, ?14,"
+        " nullif(?15, 0), ?16)",
     [ST_FIND_IDEM] = "SELECT id, idem_hash, campaign_id, amount_cents, currency, created_at,"
-                     " coalesce(status_token, '') FROM donations WHERE idem_key = ?1",
+                     " coalesce(status_token, ''), matched_cents FROM donations"
+                     " WHERE idem_key = ?1",
     [ST_FREE_IDEM] = "UPDATE donations SET idem_key = NULL WHERE id = ?1",
     [ST_INSERT_DONOR] = "INSERT OR IGNORE INTO donors (campaign_id, email) VALUES (?1, lower(?2))",
     [ST_BUMP_CAMPAIGN] = "UPDATE campaigns SET raised_cents = raised_cents + ?2,"
                          " donor_count = donor_count + ?3, donation_count = donation_count + ?4,"
-                         " pending_cents = pending_cents + ?6, seq = seq + 1, recent_ids = ?5"
+                         " pending_cents = pending_cents + ?6, matched_cents = matched_cents + ?7,"
+                         " seq = seq + 1, recent_ids = ?5"
                          " WHERE id = ?1",
     [ST_RECENT_IDS] = "SELECT recent_ids FROM campaigns WHERE id = ?1",
     [ST_INSERT_CAMPAIGN] = "INSERT INTO campaigns (slug, name, currency, goal_cents, starts_at,"
@@ -113,13 +119,20 @@ static const char *const stmt_sql[ST_COUNT] = {
      * update (UPDATE ... RETURNING would build an ephemeral table per
      * call, which costs more than the read). */
     [ST_DON_FETCH] = "SELECT campaign_id, amount_cents, currency, donor_name, donor_email,"
-                     " anonymous, hide_amount, message, created_at FROM donations WHERE id = ?1",
+                     " anonymous, hide_amount, message, created_at, coalesce(pool_id, 0),"
+                     " matched_cents FROM donations WHERE id = ?1",
     [ST_DON_SUCCEEDED] = "UPDATE donations SET status = 'succeeded', processor_ref = ?2"
                          " WHERE id = ?1 AND status = 'pending'",
     [ST_DON_FAILED] = "UPDATE donations SET status = 'failed', reason = ?2"
                       " WHERE id = ?1 AND status = 'pending'",
-    [ST_DON_REFUNDED] = "UPDATE donations SET status = 'refunded', reason = coalesce(reason, ?2)"
+    /* A refund gives the gift's match back to its pool while the pool
+     * is open (not depleted by staff, its window not ended at ?3). */
+    [ST_DON_REFUNDED] = "UPDATE donations SET status = 'refunded', reason = coalesce(reason, ?2),"
+                        " match_released = (matched_cents > 0 AND EXISTS (SELECT 1 FROM"
+                        " match_pools p WHERE p.id = donations.pool_id AND p.status <> 'depleted'"
+                        " AND (p.ends_at IS NULL OR p.ends_at > ?3)))"
                         " WHERE id = ?1 AND status = 'succeeded'",
+    [ST_DON_RELEASED] = "SELECT match_released FROM donations WHERE id = ?1",
     [ST_DON_RECEIPT] = "UPDATE donations SET receipt_sent_at = ?2 WHERE id = ?1",
     [ST_DON_REF] = "UPDATE donations SET processor_ref = ?2 WHERE id = ?1 AND status = 'pending'",
     [ST_DON_UNREFUND] = "UPDATE donations SET refund_requested_at = NULL WHERE id = ?1"
@@ -169,6 +182,7 @@ struct bump {
 	int64_t donors;
 	int64_t donations;
 	int64_t pending;
+	int64_t matched;
 };
 
 /* The newest gift ids of a campaign, newest first, as stored in
@@ -201,6 +215,8 @@ struct db_store {
 	int64_t *done_ids;
 	size_t n_done, done_cap;
 	sqlite3_stmt *done_many; /* INSERT_ROWS ids per statement */
+	struct db_pool_stmts pools;
+	struct db_challenge_stmts challenges;
 };
 
 #define INSERT_ROWS 32
@@ -286,7 +302,7 @@ static void recent_forget(struct db_store *ds)
 }
 
 static void bump_add(struct db_store *ds, int64_t campaign_id, int64_t raised, int64_t donors,
-                     int64_t donations, int64_t pending)
+                     int64_t donations, int64_t pending, int64_t matched)
 {
 	size_t mask = ds->bump_cap - 1;
 	size_t i = (size_t)util_hash(&campaign_id, sizeof(campaign_id)) & mask;
@@ -298,6 +314,7 @@ static void bump_add(struct db_store *ds, int64_t campaign_id, int64_t raised, i
 	ds->bumps[i].donors += donors;
 	ds->bumps[i].donations += donations;
 	ds->bumps[i].pending += pending;
+	ds->bumps[i].matched += matched;
 }
 
 static int insert_donation(struct db_store *ds, struct db_op *op)
@@ -314,6 +331,8 @@ static int insert_donation(struct db_store *ds, struct db_op *op)
 	    sqlite3_bind_int64(st, 10, op->now_ms) ||
 	    sqlite3_bind_int64(st, 11, op->u.donation.id) ||
 	    (op->u.donation.status_token[0] && bind_text(st, 14, op->u.donation.status_token)) ||
+	    sqlite3_bind_int64(st, 15, op->u.donation.pool_id) ||
+	    sqlite3_bind_int64(st, 16, op->u.donation.matched_cents) ||
 	    (has_key && (bind_text(st, 12, op->u.donation.idem_key) ||
 	                 sqlite3_bind_int64(st, 13, op->u.donation.idem_hash))))
 		return SQLITE_ERROR;
@@ -348,6 +367,7 @@ static int find_idem(struct db_store *ds, struct db_op *op)
 		op->u.donation.prev_created_at = sqlite3_column_int64(st, 5);
 		cur = sqlite3_column_text(st, 6);
 		snprintf(token, sizeof(token), "%s", cur ? (const char *)cur : "");
+		op->u.donation.prev_matched_cents = sqlite3_column_int64(st, 7);
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -419,7 +439,7 @@ static int apply_donation(struct db_store *ds, struct db_op *op)
 		if (rc != SQLITE_OK)
 			return rc;
 	}
-	bump_add(ds, op->campaign_id, 0, 0, 0, d->amount_cents);
+	bump_add(ds, op->campaign_id, 0, 0, 0, d->amount_cents, 0);
 	return SQLITE_OK;
 }
 
@@ -486,6 +506,8 @@ static void read_effect(sqlite3_stmt *st, struct db_job_update *j, int64_t *camp
 	j->d.hide_amount = sqlite3_column_int(st, 6);
 	copy_col(j->d.message, sizeof(j->d.message), st, 7);
 	j->created_at = sqlite3_column_int64(st, 8);
+	j->pool_id = sqlite3_column_int64(st, 9);
+	j->matched_cents = sqlite3_column_int64(st, 10);
 }
 
 /* Push id onto a campaign's newest-gift list. */
@@ -500,6 +522,24 @@ static int recent_push(struct db_store *ds, int64_t campaign_id, int64_t id)
 	if (r->n < RECENT_IDS)
 		r->n++;
 	return SQLITE_OK;
+}
+
+/* Read back whether a refund gave its match back (the UPDATE decided). */
+static int match_released(struct db_store *ds, struct db_job_update *j)
+{
+	sqlite3_stmt *st = ds->st[ST_DON_RELEASED];
+	int rc;
+
+	if (sqlite3_bind_int64(st, 1, j->donation_id))
+		return SQLITE_ERROR;
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		j->match_released = sqlite3_column_int(st, 0);
+		rc = SQLITE_OK;
+	}
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return rc == SQLITE_DONE ? SQLITE_CORRUPT : rc;
 }
 
 /* Apply a job's effect on its donation. Sets j->applied when the donation
@@ -564,7 +604,8 @@ static int apply_effect(struct db_store *ds, struct db_op *op)
 	/* Only from the state the effect starts from (the UPDATE says so):
 	 * a repeated outcome (at-least-once) changes nothing. */
 	if (sqlite3_bind_int64(st, 1, j->donation_id) ||
-	    bind_text(st, 2, j->effect == EFFECT_SUCCEEDED ? j->ref : j->reason))
+	    bind_text(st, 2, j->effect == EFFECT_SUCCEEDED ? j->ref : j->reason) ||
+	    (j->effect == EFFECT_REFUNDED && sqlite3_bind_int64(st, 3, op->now_ms)))
 		return SQLITE_ERROR;
 	rc = step_reset(st);
 	if (rc != SQLITE_DONE)
@@ -573,6 +614,11 @@ static int apply_effect(struct db_store *ds, struct db_op *op)
 	cid = j->campaign_id;
 	if (!j->applied)
 		return SQLITE_OK;
+	if (j->effect == EFFECT_REFUNDED && j->matched_cents > 0) {
+		rc = match_released(ds, j);
+		if (rc != SQLITE_OK)
+			return rc;
+	}
 	op->campaign_id = cid;
 	if (j->effect == EFFECT_SUCCEEDED) {
 		st = ds->st[ST_INSERT_DONOR];
@@ -591,9 +637,15 @@ static int apply_effect(struct db_store *ds, struct db_op *op)
 		 * same rule the engine's cache follows. */
 		const struct effect_rule *rule = &effect_rules[j->effect];
 
+		/* A success makes its reserved match the campaign's; a refund
+		 * takes it away only when it went back to the pool. */
+		int64_t matched = j->effect == EFFECT_SUCCEEDED ? j->matched_cents
+		                  : j->match_released           ? -j->matched_cents
+		                                                : 0;
+
 		bump_add(ds, cid, rule->raised * j->d.amount_cents,
 		         rule->raised > 0 ? j->new_donor : 0, rule->raised,
-		         rule->pending * j->d.amount_cents);
+		         rule->pending * j->d.amount_cents, matched);
 	}
 	return later_add(ds, j->follow, j->n_follow, j->donation_id);
 }
@@ -866,7 +918,7 @@ static int flush_bumps(struct db_store *ds)
 		    sqlite3_bind_int64(st, 2, b->raised) || sqlite3_bind_int64(st, 3, b->donors) ||
 		    sqlite3_bind_int64(st, 4, b->donations) ||
 		    sqlite3_bind_text(st, 5, ids, (int)len, SQLITE_TRANSIENT) ||
-		    sqlite3_bind_int64(st, 6, b->pending))
+		    sqlite3_bind_int64(st, 6, b->pending) || sqlite3_bind_int64(st, 7, b->matched))
 			return SQLITE_ERROR;
 		rc = step_reset(st);
 		if (rc != SQLITE_DONE)
@@ -1060,6 +1112,16 @@ static int apply_nothing(struct db_store *ds, struct db_op *op)
 	return SQLITE_OK;
 }
 
+static int apply_pool(struct db_store *ds, struct db_op *op)
+{
+	return db_pool_apply(&ds->pools, ds->db, op);
+}
+
+static int apply_challenge(struct db_store *ds, struct db_op *op)
+{
+	return db_challenge_apply(&ds->challenges, ds->db, op);
+}
+
 /* How each kind of op is recorded. */
 static int (*const op_table[DB_OP_KINDS])(struct db_store *ds, struct db_op *op) = {
     [DB_OP_DONATION] = apply_donation,
@@ -1074,6 +1136,10 @@ static int (*const op_table[DB_OP_KINDS])(struct db_store *ds, struct db_op *op)
     [DB_OP_SYNC] = apply_nothing,
     [DB_OP_TOKEN_ADD] = apply_token,
     [DB_OP_TOKEN_REVOKE] = apply_token,
+    [DB_OP_POOL_CREATE] = apply_pool,
+    [DB_OP_POOL_UPDATE] = apply_pool,
+    [DB_OP_CHALLENGE_CREATE] = apply_challenge,
+    [DB_OP_AWARD] = apply_challenge,
     [DB_OP_DAY] = apply_day,
 };
 
@@ -1203,6 +1269,10 @@ int db_store_new(sqlite3 *db, size_t max_batch, struct db_store **out)
 		                  "UPDATE jobs SET state = 'done', attempts = attempts + 1,"
 		                  " updated_at = ?1 WHERE id IN (",
 		                  INSERT_ROWS, 1, "?%d", ")", &ds->done_many);
+	if (rc == SQLITE_OK)
+		rc = db_pool_stmts_init(db, &ds->pools);
+	if (rc == SQLITE_OK)
+		rc = db_challenge_stmts_init(db, &ds->challenges);
 	if (rc != SQLITE_OK) {
 		log_msg(LOG_ERROR, "db.prepare_failed", "%s", sqlite3_errmsg(db));
 		rc = db_errno(rc);
@@ -1223,6 +1293,8 @@ void db_store_free(struct db_store *ds)
 		sqlite3_finalize(ds->st[i]);
 	sqlite3_finalize(ds->insert_many);
 	sqlite3_finalize(ds->done_many);
+	db_pool_stmts_fini(&ds->pools);
+	db_challenge_stmts_fini(&ds->challenges);
 	free(ds->later);
 	free(ds->done_ids);
 	free(ds->bumps);

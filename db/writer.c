@@ -65,12 +65,21 @@ static void hist_add(uint64_t *hist, const double *bounds, double v)
 
 /* Apply ops (linked through next) in one transaction on ds. Returns 0 or
  * a negative errno, with SQLite's message in err (rolled back). */
-static int apply_ops(struct db_store *ds, struct db_op *ops, char *err, size_t errcap)
+static int apply_ops(struct db_store *ds, const struct db_writer_hooks *hooks, struct db_op *ops,
+                     char *err, size_t errcap)
 {
 	int rc = db_store_begin(ds);
 
-	for (struct db_op *op = ops; op && rc == SQLITE_OK; op = op->next)
-		rc = db_store_apply(ds, op);
+	for (struct db_op *op = ops; op && rc == SQLITE_OK; op = op->next) {
+		int refused = hooks && hooks->prepare ? hooks->prepare(hooks->ctx, op) : 0;
+
+		if (refused)
+			op->rc = refused;
+		else
+			rc = db_store_apply(ds, op);
+		if (rc == SQLITE_OK && hooks && hooks->applied)
+			hooks->applied(hooks->ctx, op);
+	}
 	if (rc == SQLITE_OK)
 		rc = db_store_flush(ds, util_now_ms());
 	if (rc == SQLITE_OK)
@@ -85,7 +94,7 @@ static int apply_ops(struct db_store *ds, struct db_op *ops, char *err, size_t e
 /* Apply a batch in one transaction. Returns 0 or a negative errno. */
 static int apply_batch(struct db_writer *w, struct db_op *ops)
 {
-	return apply_ops(w->store, ops, w->last_error, sizeof(w->last_error));
+	return apply_ops(w->store, &w->hooks, ops, w->last_error, sizeof(w->last_error));
 }
 
 /* One log line when commits start failing and one when they succeed
@@ -427,7 +436,7 @@ int db_apply_now(sqlite3 *db, struct db_op *op, char *err, size_t errcap)
 		return rc;
 	}
 	op->next = NULL;
-	rc = apply_ops(ds, op, err, errcap);
+	rc = apply_ops(ds, NULL, op, err, errcap);
 	db_store_free(ds);
 	return rc;
 }

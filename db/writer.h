@@ -27,6 +27,10 @@ enum db_op_kind {
 	DB_OP_SYNC,             /* nothing: a barrier (engine_sync) */
 	DB_OP_TOKEN_ADD,        /* insert a staff token (u.token) */
 	DB_OP_TOKEN_REVOKE,     /* mark a staff token revoked (u.token) */
+	DB_OP_POOL_CREATE,      /* insert a match pool (u.pool; its id out) */
+	DB_OP_POOL_UPDATE,      /* store a match pool's settings and status (u.pool) */
+	DB_OP_CHALLENGE_CREATE, /* insert a challenge (u.challenge; its id out) */
+	DB_OP_AWARD,            /* a campaign unlocked a challenge's bonus (u.award) */
 	DB_OP_DAY,              /* the giving day's schedule (u.day) */
 	DB_OP_KINDS
 };
@@ -68,6 +72,9 @@ struct db_job_update {
 	int has_donation;
 	int64_t campaign_id;
 	int64_t created_at;
+	int64_t pool_id, matched_cents; /* its match as reserved (0: none) */
+	int match_released;             /* out (refunded): its pool was open, so the
+	                                 * match went back to it */
 	struct donation_req d;
 };
 
@@ -103,10 +110,14 @@ struct db_op {
 			int64_t prev_campaign_id;
 			int64_t prev_amount_cents;
 			int64_t prev_created_at;
+			int64_t prev_matched_cents;
 			char prev_currency[4];
 			/* in: the gift's status token; out (replay): the earlier
 			 * gift's, "" when it has none */
 			char status_token[TALLY_STATUS_TOKEN_SIZE];
+			/* in: the match the gift reserved, set by the prepare
+			 * hook in the writer's order (0, 0: none) */
+			int64_t pool_id, matched_cents;
 		} donation;
 		struct campaign_spec campaign; /* in (create, update) */
 		enum campaign_status status;   /* in (status) */
@@ -133,6 +144,16 @@ struct db_op {
 			int64_t revoked_at;               /* out (revoke): now, or before */
 			int changed;                      /* out (revoke): 0 if revoked before */
 		} token;
+		/* The pool as it is to be stored (create: slug taken -EEXIST;
+		 * update: no such id -ENOENT). */
+		struct pool_row pool;
+		/* create: slug taken -EEXIST */
+		struct challenge_row challenge;
+		/* The award row and the campaign's bonus_cents (an award
+		 * already made: -EEXIST, nothing written). */
+		struct {
+			int64_t challenge_id, campaign_id, bonus_cents, donation_id;
+		} award;
 		/* The giving day: set (replace) or clear the schedule, or
 		 * touch (its phase changed with time). Each bumps every
 		 * campaign's seq (their status follows the day) and the day's
@@ -164,6 +185,19 @@ struct db_writer_hooks {
 	 * first tick, for what committed before the writer started. May be
 	 * NULL. */
 	void (*changed_elsewhere)(void *ctx);
+	/* Called on the writer thread for each op just before it is applied,
+	 * in the writer's order (the one total order of everything): the
+	 * engine decides what depends on that order here (a gift's match).
+	 * A negative errno refuses the op: it is not applied and op->rc
+	 * says why. If the op then fails or its batch does not commit,
+	 * batch_done says so (op->rc, commit_rc). May be NULL. */
+	int (*prepare)(void *ctx, struct db_op *op);
+	/* Called on the writer thread right after op was applied (op->rc
+	 * set), before the next op is prepared. It may link new ops after op
+	 * (op->next): the writer applies them next, in the same transaction,
+	 * and hands them to batch_done with the rest (a challenge unlocked by
+	 * this gift's success). May be NULL. */
+	void (*applied)(void *ctx, struct db_op *op);
 };
 
 struct db_writer;

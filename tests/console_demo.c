@@ -66,18 +66,20 @@ static const struct console_job seed_dead[] = {
 #define N_SEED_DEAD (sizeof seed_dead / sizeof seed_dead[0])
 
 static const struct console_campaign seed[] = {
-    {"spring-gala", "Spring Gala 2025", "USD", "active", 5000000, 1234567, 0, 210, 250, 0, 0, 0, 0},
+    {"spring-gala", "Spring Gala 2025", "USD", "active", 5000000, 1234567, 0, 210, 250, 0, 0, 0, 0,
+     0, 0, 0},
     {"library-fund", "Library Renovation Fund", "USD", "active", 2500000, 830000, 0, 95, 120, 0, 0,
-     0, 0},
+     0, 0, 0, 0, 0},
     {"cafe-creme", "Caf\xc3\xa9 Cr\xc3\xa8me Scholarship", "EUR", "active", 1000000, 402050, 0, 61,
-     64, 0, 0, 0, 0},
-    {"animal-rescue", "Animal Rescue League", "GBP", "active", 0, 150099, 0, 33, 40, 0, 0, 0, 0},
-    {"maple-leaf", "Maple Leaf Youth Hockey", "CAD", "active", 750000, 99900, 0, 12, 15, 0, 0, 0,
-     0},
+     64, 0, 0, 0, 0, 0, 0, 0},
+    {"animal-rescue", "Animal Rescue League", "GBP", "active", 0, 150099, 0, 33, 40, 0, 0, 0, 0, 0,
+     0, 0},
+    {"maple-leaf", "Maple Leaf Youth Hockey", "CAD", "active", 750000, 99900, 0, 12, 15, 0, 0, 0, 0,
+     0, 0, 0},
     {"tokyo-relief", "\xe6\x9d\xb1\xe4\xba\xac Relief Fund", "JPY", "active", 5000000, 1203400, 0,
-     44, 51, 0, 0, 0, 0},
-    {"old-campaign", "Old Campaign 2019", "USD", "closed", 1000000, 950000, 0, 400, 512, 0, 0, 0,
-     0},
+     44, 51, 0, 0, 0, 0, 0, 0, 0},
+    {"old-campaign", "Old Campaign 2019", "USD", "closed", 1000000, 950000, 0, 400, 512, 0, 0, 0, 0,
+     0, 0, 0},
 };
 
 #define N_SEED (sizeof seed / sizeof seed[0])

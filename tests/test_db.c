@@ -409,7 +409,7 @@ static struct db_op *done_op(size_t i)
 
 static struct db_writer *start_writer(size_t max_queue, size_t max_batch)
 {
-	struct db_writer_hooks hooks = {batch_done, NULL, &col, NULL};
+	struct db_writer_hooks hooks = {batch_done, NULL, &col, NULL, NULL, NULL};
 	struct db_writer *w = NULL;
 	sqlite3 *db = NULL;
 	char err[256] = "";

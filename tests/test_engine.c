@@ -1182,8 +1182,9 @@ static void on_changed(void *ctx, int64_t id, uint64_t seq)
 	pthread_mutex_unlock(&h->lock);
 }
 
-static void on_donation(void *ctx, int64_t id, const char *json, size_t len)
+static void on_donation(void *ctx, int64_t id, const char *type, const char *json, size_t len)
 {
+	ck_assert_str_eq(type, "donation");
 	struct heard *h = ctx;
 
 	pthread_mutex_lock(&h->lock);

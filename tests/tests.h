@@ -18,6 +18,7 @@
 	"ALTER TABLE donations DROP COLUMN fee_cents;"                                             \
 	"ALTER TABLE donations DROP COLUMN pool_id;"                                               \
 	"ALTER TABLE donations DROP COLUMN matched_cents;"                                         \
+	"ALTER TABLE donations DROP COLUMN match_released;"                                        \
 	"DROP TABLE match_pools; DROP TABLE challenges; DROP TABLE challenge_awards;"              \
 	"DROP TABLE giving_day;"
 
@@ -42,6 +43,8 @@ Suite *tokens_suite(void);
 Suite *tls_suite(void);
 Suite *logs_suite(void);
 Suite *outage_suite(void);
+Suite *giving_suite(void);
+Suite *reconcile_suite(void);
 Suite *day_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or

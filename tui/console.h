@@ -17,9 +17,9 @@ struct console_campaign {
 	char slug[65];
 	char name[129];
 	char currency[4];
-	char status[8];     /* "active" | "paused" | "closed" */
-	int64_t goal_cents; /* 0 = no goal */
-	int64_t total_cents;
+	char status[8];      /* "active" | "paused" | "closed" */
+	int64_t goal_cents;  /* 0 = no goal */
+	int64_t total_cents; /* raised + matched + bonus */
 	int64_t pending_cents;
 	int64_t donor_count;
 	int64_t donation_count;
@@ -29,6 +29,9 @@ struct console_campaign {
 	int64_t paused_since_ms;
 	/* Succeeded gifts and their amount over the last hour. */
 	int64_t hour_gifts, hour_cents;
+	/* What total_cents is made of: donors' gifts, what match pools
+	 * added, the challenges' bonuses. */
+	int64_t raised_cents, matched_cents, bonus_cents;
 };
 
 /* The job queues as the console shows them (payments, receipts, webhooks). */

@@ -339,6 +339,9 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 		text(v, "status", c->status, sizeof(c->status));
 		c->goal_cents = num(v, "goal_cents");
 		c->total_cents = num(v, "total_cents");
+		c->raised_cents = num(v, "raised_cents");
+		c->matched_cents = num(v, "matched_cents");
+		c->bonus_cents = num(v, "bonus_cents");
 		c->pending_cents = num(v, "pending_cents");
 		c->donor_count = num(v, "donor_count");
 		c->donation_count = num(v, "donation_count");

@@ -188,7 +188,8 @@ static void campaign_draw(struct console *c, WINDOW *w)
 	                                                  : ROLE_DIM]);
 	x = 1;
 	console_fmt_money(a, sizeof a, cc->total_cents, cc->currency);
-	pair(c, w, 2, &x, "Raised", a, ROLE_NORMAL);
+	pair(c, w, 2, &x, cc->matched_cents || cc->bonus_cents ? "Total" : "Raised", a,
+	     ROLE_NORMAL);
 	if (cc->goal_cents > 0) {
 		console_fmt_money(b, sizeof b, cc->goal_cents, cc->currency);
 		pair(c, w, 2, &x, "of goal", b, ROLE_NORMAL);
@@ -209,6 +210,16 @@ static void campaign_draw(struct console *c, WINDOW *w)
 		pair(c, w, 3, &x, "Rate", a, ROLE_NORMAL);
 	}
 	draw_hour(c, w, 4, cc);
+	if (cc->matched_cents || cc->bonus_cents) {
+		/* What the total is made of: donors', sponsors' match, bonuses. */
+		x = 1;
+		console_fmt_money(a, sizeof a, cc->raised_cents, cc->currency);
+		pair(c, w, 5, &x, "Raised", a, ROLE_NORMAL);
+		console_fmt_money(a, sizeof a, cc->matched_cents, cc->currency);
+		pair(c, w, 5, &x, "Matched", a, ROLE_NORMAL);
+		console_fmt_money(a, sizeof a, cc->bonus_cents, cc->currency);
+		pair(c, w, 5, &x, "Bonus", a, ROLE_NORMAL);
+	}
 	draw_gifts(c, w, 6);
 }
 

@@ -583,6 +583,136 @@ static int h_admin_close(struct server *s, struct http_pss *p)
 	return h_admin_action(s, p);
 }
 
+/* ---- match pools ---- */
+
+static int h_pools(struct server *s, struct http_pss *p)
+{
+	if (engine_pools_json(s->engine, http_body(p)))
+		return -1;
+	return send_json(p, 200, NULL);
+}
+
+static int h_pool_get(struct server *s, struct http_pss *p)
+{
+	int rc;
+
+	if (!validate_slug(p->param[0], strlen(p->param[0])))
+		return http_engine_error(p, TALLY_ENOPOOL);
+	rc = engine_pool_json(s->engine, p->param[0], http_body(p));
+	if (rc)
+		return rc == -ENOMEM ? -1 : http_engine_error(p, rc);
+	return send_json(p, 200, NULL);
+}
+
+/* Create (no slug in the path) or change a pool. */
+static int pool_put(struct server *s, struct http_pss *p, int create)
+{
+	struct validate_error err = {{0}, NULL};
+	char actor[TALLY_ACTOR_SIZE];
+	struct pool_spec *spec;
+	int rc;
+
+	if ((rc = need_json(p)))
+		return rc < 0 ? -1 : 0;
+	if (!create && !validate_slug(p->param[0], strlen(p->param[0])))
+		return http_engine_error(p, TALLY_ENOPOOL);
+	spec = malloc(sizeof(*spec)); /* 5 KB: not on the service thread's stack */
+	if (!spec)
+		return -1;
+	rc = validate_pool(p->body.p ? p->body.p : "", p->body.len, create, spec, &err);
+	if (rc) {
+		free(spec);
+		return validation_error(p, rc, &err);
+	}
+	actor_of(p, actor, sizeof(actor));
+	rc = create
+	         ? engine_pool_create(s->engine, spec, actor, engine_done, ref_ud(p))
+	         : engine_pool_update(s->engine, p->param[0], spec, actor, engine_done, ref_ud(p));
+	free(spec);
+	return rc ? http_engine_error(p, rc) : HTTP_ASYNC;
+}
+
+static int h_pool_create(struct server *s, struct http_pss *p)
+{
+	return pool_put(s, p, 1);
+}
+
+static int h_pool_update(struct server *s, struct http_pss *p)
+{
+	return pool_put(s, p, 0);
+}
+
+static int pool_action(struct server *s, struct http_pss *p, const char *action)
+{
+	char actor[TALLY_ACTOR_SIZE];
+	int rc;
+
+	if (!validate_slug(p->param[0], strlen(p->param[0])))
+		return http_engine_error(p, TALLY_ENOPOOL);
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_pool_action(s->engine, p->param[0], action, actor, engine_done, ref_ud(p));
+	return rc ? http_engine_error(p, rc) : HTTP_ASYNC;
+}
+
+static int h_pool_pause(struct server *s, struct http_pss *p)
+{
+	return pool_action(s, p, "pause");
+}
+
+static int h_pool_resume(struct server *s, struct http_pss *p)
+{
+	return pool_action(s, p, "resume");
+}
+
+static int h_pool_deplete(struct server *s, struct http_pss *p)
+{
+	return pool_action(s, p, "deplete");
+}
+
+/* ---- challenges ---- */
+
+static int h_challenges(struct server *s, struct http_pss *p)
+{
+	if (engine_challenges_json(s->engine, http_body(p)))
+		return -1;
+	return send_json(p, 200, NULL);
+}
+
+static int h_challenge_get(struct server *s, struct http_pss *p)
+{
+	int rc;
+
+	if (!validate_slug(p->param[0], strlen(p->param[0])))
+		return http_engine_error(p, TALLY_ENOCHALLENGE);
+	rc = engine_challenge_json(s->engine, p->param[0], http_body(p));
+	if (rc)
+		return rc == -ENOMEM ? -1 : http_engine_error(p, rc);
+	return send_json(p, 200, NULL);
+}
+
+static int h_challenge_create(struct server *s, struct http_pss *p)
+{
+	struct validate_error err = {{0}, NULL};
+	char actor[TALLY_ACTOR_SIZE];
+	struct challenge_spec *spec;
+	int rc;
+
+	if ((rc = need_json(p)))
+		return rc < 0 ? -1 : 0;
+	spec = malloc(sizeof(*spec));
+	if (!spec)
+		return -1;
+	rc = validate_challenge(p->body.p ? p->body.p : "", p->body.len, spec, &err);
+	if (rc) {
+		free(spec);
+		return validation_error(p, rc, &err);
+	}
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_challenge_create(s->engine, spec, actor, engine_done, ref_ud(p));
+	free(spec);
+	return rc ? http_engine_error(p, rc) : HTTP_ASYNC;
+}
+
 /* ---- queues, jobs, refunds, audit ---- */
 
 static int h_queues(struct server *s, struct http_pss *p)
@@ -808,8 +938,9 @@ static int h_day_delete(struct server *s, struct http_pss *p)
 /* Every route, with the least staff role that may call it: this table is
  * the one place that says who may do what. A viewer reads every staff
  * listing (the tokens' excepted) and acts on nothing; an operator also
- * pauses and resumes campaigns and queues and retries or discards jobs; an
- * admin does everything: creates, changes and closes campaigns, refunds,
+ * pauses and resumes campaigns, match pools and queues and retries or
+ * discards jobs; an admin does everything: creates, changes and closes
+ * campaigns, creates, changes and depletes match pools, refunds,
  * manages the staff tokens and sets the giving day. */
 const struct route api_routes[] = {
     {M_GET, "/healthz", STAFF_PUBLIC, 0, 200, h_healthz},
@@ -825,6 +956,16 @@ const struct route api_routes[] = {
     {M_POST, "/api/v1/admin/campaigns/*/pause", STAFF_OPERATOR, 0, 200, h_admin_pause},
     {M_POST, "/api/v1/admin/campaigns/*/resume", STAFF_OPERATOR, 0, 200, h_admin_resume},
     {M_POST, "/api/v1/admin/campaigns/*/close", STAFF_ADMIN, 0, 200, h_admin_close},
+    {M_GET, "/api/v1/admin/match-pools", STAFF_VIEWER, 0, 200, h_pools},
+    {M_POST, "/api/v1/admin/match-pools", STAFF_ADMIN, 0, 201, h_pool_create},
+    {M_GET, "/api/v1/admin/match-pools/*", STAFF_VIEWER, 0, 200, h_pool_get},
+    {M_PATCH, "/api/v1/admin/match-pools/*", STAFF_ADMIN, 0, 200, h_pool_update},
+    {M_POST, "/api/v1/admin/match-pools/*/pause", STAFF_OPERATOR, 0, 200, h_pool_pause},
+    {M_POST, "/api/v1/admin/match-pools/*/resume", STAFF_OPERATOR, 0, 200, h_pool_resume},
+    {M_POST, "/api/v1/admin/match-pools/*/deplete", STAFF_ADMIN, 0, 200, h_pool_deplete},
+    {M_GET, "/api/v1/admin/challenges", STAFF_VIEWER, 0, 200, h_challenges},
+    {M_POST, "/api/v1/admin/challenges", STAFF_ADMIN, 0, 201, h_challenge_create},
+    {M_GET, "/api/v1/admin/challenges/*", STAFF_VIEWER, 0, 200, h_challenge_get},
     {M_GET, "/api/v1/admin/queues", STAFF_VIEWER, 0, 200, h_queues},
     {M_POST, "/api/v1/admin/queues/*/pause", STAFF_OPERATOR, 0, 200, h_queue_pause},
     {M_POST, "/api/v1/admin/queues/*/resume", STAFF_OPERATOR, 0, 200, h_queue_resume},

@@ -107,7 +107,7 @@ static uint64_t row_sig(const struct engine_campaign_info *i)
 	int64_t nums[] = {
 	    r->goal_cents,     r->raised_cents,       r->pending_cents,           r->donor_count,
 	    r->donation_count, (int64_t)i->effective, (int64_t)(i->per_min * 10), r->paused_since,
-	    i->hour_gifts,     i->hour_cents};
+	    i->hour_gifts,     i->hour_cents,         r->matched_cents,           r->bonus_cents};
 
 	h = fnv(h, r->slug, strlen(r->slug));
 	h = fnv(h, r->name, strlen(r->name));
@@ -151,12 +151,15 @@ static int campaign_json(struct buf *b, const struct engine_campaign_info *i)
 	rc |= buf_json_string(b, r->currency);
 	rc |= buf_printf(b,
 	                 ",\"status\":\"%s\",\"goal_cents\":%lld,\"total_cents\":%lld,"
+	                 "\"raised_cents\":%lld,\"matched_cents\":%lld,\"bonus_cents\":%lld,"
 	                 "\"pending_cents\":%lld,\"donor_count\":%lld,\"donation_count\":%lld,"
 	                 "\"per_min\":%.1f,\"hour_gifts\":%lld,\"hour_cents\":%lld",
 	                 campaign_status_names[i->effective], (long long)r->goal_cents,
-	                 (long long)r->raised_cents, (long long)r->pending_cents,
-	                 (long long)r->donor_count, (long long)r->donation_count, i->per_min,
-	                 (long long)i->hour_gifts, (long long)i->hour_cents);
+	                 (long long)campaign_total(r), (long long)r->raised_cents,
+	                 (long long)r->matched_cents, (long long)r->bonus_cents,
+	                 (long long)r->pending_cents, (long long)r->donor_count,
+	                 (long long)r->donation_count, i->per_min, (long long)i->hour_gifts,
+	                 (long long)i->hour_cents);
 	if (i->effective == CAMPAIGN_PAUSED && r->paused_since)
 		rc |= buf_printf(b, ",\"paused_since_ms\":%lld", (long long)r->paused_since);
 	rc |= buf_puts(b, "}");

@@ -63,14 +63,21 @@ static void on_changed(void *ctx, int64_t campaign_id, uint64_t seq)
 	buf_fini(&b);
 }
 
-static void on_donation(void *ctx, int64_t campaign_id, const char *json, size_t len)
+static void on_event(void *ctx, int64_t campaign_id, const char *type, const char *json, size_t len)
 {
 	struct server *s = ctx;
 	struct xmsg *m;
+	struct buf b = {0};
 
 	if (!live_watched(s->live, campaign_id))
 		return;
-	m = xmsg_new(XM_EVENT, campaign_id, json, len);
+	/* The event's type, a newline, its data (live.c take_event). */
+	if (buf_puts(&b, type) || buf_puts(&b, "\n") || buf_append(&b, json, len)) {
+		buf_fini(&b);
+		return;
+	}
+	m = xmsg_new(XM_EVENT, campaign_id, b.p, b.len);
+	buf_fini(&b);
 	if (m && live_post(s->live, m))
 		log_msg(LOG_DEBUG, "live.feed_closed", "the live loop is stopping");
 }
@@ -93,7 +100,7 @@ static void on_published(void *ctx)
 
 struct engine_listener feed_listener(struct server *s)
 {
-	struct engine_listener l = {on_changed, on_donation, on_published, s};
+	struct engine_listener l = {on_changed, on_event, on_published, s};
 
 	return l;
 }

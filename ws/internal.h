@@ -121,7 +121,7 @@ struct ratelimit;
 struct acceptor;
 
 /* Request metrics, by route (api_routes index, then "static", "other"). */
-#define METRIC_ROUTES 32
+#define METRIC_ROUTES 64
 #define METRIC_BUCKETS 12
 extern const double metric_latency_bounds[METRIC_BUCKETS]; /* seconds */
 struct http_metrics {

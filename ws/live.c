@@ -483,19 +483,24 @@ static void take_state(struct channel *ch, const char *data, size_t len, uint64_
 		schedule_flush(ch);
 }
 
-/* A donation event: into the ring, for the next flush to keep or thin
- * (decide_events). */
-static void take_event(struct channel *ch, const char *data, size_t len)
+/* An event ("TYPE\nDATA", ws/feed.c): into the ring, for the next flush to
+ * keep or thin (decide_events). */
+static void take_event(struct channel *ch, const char *msg, size_t msg_len)
 {
+	const char *nl = memchr(msg, '\n', msg_len);
+	const char *data = nl ? nl + 1 : msg;
+	size_t len = nl ? msg_len - (size_t)(data - msg) : msg_len;
+	int type_len = nl ? (int)(nl - msg) : 8;
 	struct buf b = {0};
 	size_t slot;
 
-	if (buf_reserve(&b, LWS_PRE + len + 96)) {
+	if (buf_reserve(&b, LWS_PRE + len + 96 + (size_t)type_len)) {
 		buf_fini(&b);
 		return;
 	}
 	b.len = LWS_PRE;
-	if (buf_printf(&b, "{\"type\":\"donation\",\"channel\":\"%s\",\"data\":", ch->name) ||
+	if (buf_printf(&b, "{\"type\":\"%.*s\",\"channel\":\"%s\",\"data\":", type_len,
+	               nl ? msg : "donation", ch->name) ||
 	    buf_append(&b, data, len) || buf_puts(&b, "}")) {
 		buf_fini(&b);
 		return;

@@ -457,6 +457,46 @@ async function main() {
       await page.close();
     });
 
+    await runCase('j. the match banner counts down, a matched gift says so, and an empty pool shows it', async () => {
+      const cp = await api('POST', '/api/v1/admin/campaigns',
+        { slug: 'matched', name: 'Matched', currency: 'USD', goal_cents: 100000 }, { admin: true });
+      assert.equal(cp.status, 201, `create campaign: ${cp.status} ${cp.text}`);
+      const pool = await api('POST', '/api/v1/admin/match-pools',
+        { slug: 'acme', name: 'ACME match', sponsor: 'ACME', amount_cents: 3000, ratio: 2, campaigns: ['matched'] },
+        { admin: true });
+      assert.equal(pool.status, 201, `create pool: ${pool.status} ${pool.text}`);
+      const page = await openPage(ctx, 'matched', '/widget.html?campaign=matched');
+      await page.waitForSelector('#match[data-state="open"]', { timeout: 5000 });
+      assert.match(await text(page, '#match'), /matched 2:1 by ACME: \$30\.00 of match left/);
+      const wMatch = await arm(page, '#match', '$10.00 of match left');
+      const wGift = await arm(page, '#wall li', '+$20.00 matched');
+      const r = await donate(1000, { name: 'Mo', email: 'mo@example.org' }, {}, 'matched');
+      assert.equal(r.json.matched_cents, 2000);
+      assert.ok((await wMatch.result()).t !== null, 'the banner never showed $10.00 left');
+      assert.ok((await wGift.result()).t !== null, 'the gift never showed its match');
+      assert.equal(await attr(page, '#total', 'data-cents'), '3000');
+      const wOut = await arm(page, '#match[data-state="exhausted"]');
+      const r2 = await donate(2000, { name: 'Li', email: 'li@example.org' }, {}, 'matched');
+      assert.equal(r2.json.matched_cents, 1000);
+      assert.ok((await wOut.result()).t !== null, 'the banner never said the match ran out');
+      assert.match(await text(page, '#match'), /run out/);
+      // a challenge for 4 gifts: the 2 made count, then 1 more, then the 4th unlocks it
+      const now = Date.now();
+      const ch = await api('POST', '/api/v1/admin/challenges', {
+        slug: 'hour', name: 'Power hour', sponsor: 'Bakery', kind: 'gifts', threshold: 4, bonus_cents: 5000,
+        campaign: 'matched', starts_at: new Date(now - 60000).toISOString(), ends_at: new Date(now + 3600000).toISOString(),
+      }, { admin: true });
+      assert.equal(ch.status, 201, `create challenge: ${ch.status} ${ch.text}`);
+      await page.waitForSelector('#challenge[data-state="open"]', { timeout: 5000 });
+      assert.match(await text(page, '#challenge'), /Power hour: 2 gifts of 4 gifts/);
+      const wOpen = await arm(page, '#challenge', '3 gifts of 4');
+      await donate(100, { name: 'Jo', email: 'jo@example.org' }, {}, 'matched');
+      assert.ok((await wOpen.result()).t !== null, `the challenge's progress never showed: ${await text(page, '#challenge')}`);
+      const wWon = await arm(page, '#challenge[data-state="unlocked"]');
+      await donate(100, { name: 'Jo', email: 'jo@example.org' }, {}, 'matched');
+      assert.ok((await wWon.result()).t !== null, 'the challenge never showed unlocked');
+      assert.match(await text(page, '#challenge'), /Unlocked: Power hour, \+\$50\.00 from Bakery/);
+      await page.close();
     // the giving day's schedule: times relative to now, as RFC 3339
     const at = (ms) => new Date(Date.now() + ms).toISOString();
     const putDay = async (body) => {
