@@ -520,6 +520,21 @@ void commit_batch(void *ctx, struct db_op *ops, int commit_rc)
 	pending_release(e, done_list);
 }
 
+/* Record through the writer that c's public state changed (its seq), like
+ * any other change. Returns 0 or -ENOMEM. */
+static int touch(struct engine *e, struct campaign *c)
+{
+	struct pending *p = pending_new(e, DB_OP_CAMPAIGN_TOUCH, NULL, NULL, NULL);
+
+	if (!p)
+		return -ENOMEM;
+	p->op.campaign_id = c->w.id;
+	c->touch_pending = 1;
+	if (engine_submit(e, p, 1))
+		c->touch_pending = 0;
+	return 0;
+}
+
 /* A campaign's match banner changes with gifts to other campaigns too (a
  * pool for all of them): when the pools' money moved, show it again on
  * each campaign whose banner is not what it shows, at once when its state
@@ -538,7 +553,6 @@ static void touch_banners(struct engine *e, int64_t now)
 	e->banner_scan_at = now;
 	for (size_t i = 1; i < e->id_cap; i++) {
 		struct campaign *c = e->by_id[i];
-		struct pending *p;
 		int state;
 
 		if (!c || c->touch_pending ||
@@ -548,13 +562,8 @@ static void touch_banners(struct engine *e, int64_t now)
 			e->banner_version = 0; /* look again at the next tick */
 			continue;
 		}
-		p = pending_new(e, DB_OP_CAMPAIGN_TOUCH, NULL, NULL, NULL);
-		if (!p)
+		if (touch(e, c))
 			return;
-		p->op.campaign_id = c->w.id;
-		c->touch_pending = 1;
-		if (engine_submit(e, p, 1))
-			c->touch_pending = 0;
 	}
 }
 
@@ -570,18 +579,12 @@ void commit_tick(void *ctx)
 		return;
 	for (size_t i = 1; i < e->id_cap; i++) {
 		struct campaign *c = e->by_id[i];
-		struct pending *p;
 
 		if (!c || c->touch_pending || (!c->w.starts_at && !c->w.ends_at) ||
 		    campaign_effective(&c->w, &e->day, now) == c->effective)
 			continue;
-		p = pending_new(e, DB_OP_CAMPAIGN_TOUCH, NULL, NULL, NULL);
-		if (!p)
+		if (touch(e, c))
 			return;
-		p->op.campaign_id = c->w.id;
-		c->touch_pending = 1;
-		if (engine_submit(e, p, 1))
-			c->touch_pending = 0;
 	}
 	touch_banners(e, now);
 }

@@ -536,11 +536,43 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 	return TALLY_OK;
 }
 
+/* The slug (required on create, refused on update) and the name
+ * (required on create) of a campaign, pool or challenge, into buffers of
+ * TALLY_SLUG_SIZE and TALLY_CAMPAIGN_NAME_SIZE. Returns 1 | 2: which of
+ * the two were given and valid. */
+static int take_slug_name(json_t *root, int create, char *slug, char *name,
+                          struct validate_error *err)
+{
+	int got = 0;
+
+	if (create) {
+		if (take_string(root, "slug", "slug", 1, 1, TALLY_SLUG_MAX, 0, slug,
+		                TALLY_SLUG_SIZE, err) == 1) {
+			if (!validate_slug(slug, strlen(slug)))
+				field_error(
+				    err, "slug",
+				    "must be 1-64 of a-z, 0-9 and '-', not starting with '-'");
+			else
+				got |= 1;
+		}
+	} else if (json_object_get(root, "slug")) {
+		field_error(err, "slug", "cannot be changed");
+	}
+	if (take_string(root, "name", "name", create, 1, TALLY_CAMPAIGN_NAME_MAX, 0, name,
+	                TALLY_CAMPAIGN_NAME_SIZE, err) == 1) {
+		if (blank(name))
+			field_error(err, "name", "must not be blank");
+		else
+			got |= 2;
+	}
+	return got;
+}
+
 int validate_campaign(const char *body, size_t len, int create, struct campaign_spec *out,
                       struct validate_error *err)
 {
 	json_t *root;
-	int rc;
+	int rc, got;
 
 	memset(out, 0, sizeof(*out));
 	err->message[0] = '\0';
@@ -549,26 +581,9 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 	if (rc)
 		return rc;
 
-	if (create) {
-		if (take_string(root, "slug", "slug", 1, 1, TALLY_SLUG_MAX, 0, out->slug,
-		                sizeof(out->slug), err) == 1) {
-			if (!validate_slug(out->slug, strlen(out->slug)))
-				field_error(
-				    err, "slug",
-				    "must be 1-64 of a-z, 0-9 and '-', not starting with '-'");
-			else
-				out->has_slug = 1;
-		}
-	} else if (json_object_get(root, "slug")) {
-		field_error(err, "slug", "cannot be changed");
-	}
-	if (take_string(root, "name", "name", create, 1, TALLY_CAMPAIGN_NAME_MAX, 0, out->name,
-	                sizeof(out->name), err) == 1) {
-		if (blank(out->name))
-			field_error(err, "name", "must not be blank");
-		else
-			out->has_name = 1;
-	}
+	got = take_slug_name(root, create, out->slug, out->name, err);
+	out->has_slug = (got & 1) != 0;
+	out->has_name = (got & 2) != 0;
 	if (create) {
 		if (take_string(root, "currency", "currency", 1, 3, 3, 0, out->currency,
 		                sizeof(out->currency), err) == 1) {
@@ -653,7 +668,7 @@ int validate_pool(const char *body, size_t len, int create, struct pool_spec *ou
 	const char *key;
 	json_t *root, *v;
 	int64_t n;
-	int rc;
+	int rc, got;
 
 	memset(out, 0, sizeof(*out));
 	err->message[0] = '\0';
@@ -672,26 +687,9 @@ int validate_pool(const char *body, size_t len, int create, struct pool_spec *ou
 		if (k == sizeof(known) / sizeof(known[0]))
 			field_error(err, key, "is not a field of a match pool");
 	}
-	if (create) {
-		if (take_string(root, "slug", "slug", 1, 1, TALLY_SLUG_MAX, 0, p->slug,
-		                sizeof(p->slug), err) == 1) {
-			if (!validate_slug(p->slug, strlen(p->slug)))
-				field_error(
-				    err, "slug",
-				    "must be 1-64 of a-z, 0-9 and '-', not starting with '-'");
-			else
-				out->has_slug = 1;
-		}
-	} else if (json_object_get(root, "slug")) {
-		field_error(err, "slug", "cannot be changed");
-	}
-	if (take_string(root, "name", "name", create, 1, TALLY_CAMPAIGN_NAME_MAX, 0, p->name,
-	                sizeof(p->name), err) == 1) {
-		if (blank(p->name))
-			field_error(err, "name", "must not be blank");
-		else
-			out->has_name = 1;
-	}
+	got = take_slug_name(root, create, p->slug, p->name, err);
+	out->has_slug = (got & 1) != 0;
+	out->has_name = (got & 2) != 0;
 	if (take_string(root, "sponsor", "sponsor", 0, 0, TALLY_CAMPAIGN_NAME_MAX, 0, p->sponsor,
 	                sizeof(p->sponsor), err) == 1)
 		out->has_sponsor = 1;
@@ -776,14 +774,7 @@ int validate_challenge(const char *body, size_t len, struct challenge_spec *out,
 		if (i == sizeof(known) / sizeof(known[0]))
 			field_error(err, key, "is not a field of a challenge");
 	}
-	if (take_string(root, "slug", "slug", 1, 1, TALLY_SLUG_MAX, 0, c->slug, sizeof(c->slug),
-	                err) == 1 &&
-	    !validate_slug(c->slug, strlen(c->slug)))
-		field_error(err, "slug", "must be 1-64 of a-z, 0-9 and '-', not starting with '-'");
-	if (take_string(root, "name", "name", 1, 1, TALLY_CAMPAIGN_NAME_MAX, 0, c->name,
-	                sizeof(c->name), err) == 1 &&
-	    blank(c->name))
-		field_error(err, "name", "must not be blank");
+	take_slug_name(root, 1, c->slug, c->name, err);
 	take_string(root, "sponsor", "sponsor", 0, 0, TALLY_CAMPAIGN_NAME_MAX, 0, c->sponsor,
 	            sizeof(c->sponsor), err);
 	if (take_string(root, "currency", "currency", 0, 3, 3, 0, c->currency, sizeof(c->currency),

@@ -57,13 +57,9 @@ static int insert_challenge(struct db_challenge_stmts *s, sqlite3 *db, struct db
 {
 	struct challenge_row *c = &op->u.challenge;
 	sqlite3_stmt *st = s->insert;
-	char ids[TALLY_CHALLENGE_CAMPAIGNS_MAX * 21] = "";
-	size_t len = 0;
+	char ids[TALLY_CHALLENGE_CAMPAIGNS_MAX * 21];
+	size_t len = db_ids_text(c->campaigns, c->n_campaigns, ids, sizeof(ids));
 	int rc;
-
-	for (int i = 0; i < c->n_campaigns; i++)
-		len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%lld", i ? "," : "",
-		                        (long long)c->campaigns[i]);
 	if (sqlite3_bind_text(st, 1, c->slug, -1, SQLITE_STATIC) ||
 	    sqlite3_bind_text(st, 2, c->name, -1, SQLITE_STATIC) ||
 	    sqlite3_bind_text(st, 3, c->sponsor, -1, SQLITE_STATIC) ||
@@ -134,28 +130,6 @@ int db_challenge_apply(struct db_challenge_stmts *s, sqlite3 *db, struct db_op *
 	return op->kind == DB_OP_AWARD ? insert_award(s, op) : insert_challenge(s, db, op);
 }
 
-static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
-static void parse_ids(struct challenge_row *c, const char *s)
-{
-	c->n_campaigns = 0;
-	while (*s && c->n_campaigns < TALLY_CHALLENGE_CAMPAIGNS_MAX) {
-		char *end;
-		long long v = strtoll(s, &end, 10);
-
-		if (end == s)
-			break;
-		if (v > 0)
-			c->campaigns[c->n_campaigns++] = v;
-		s = *end == ',' ? end + 1 : end;
-	}
-}
-
 int db_load_challenges(sqlite3 *db, int (*cb)(void *ud, const struct challenge_row *row), void *ud)
 {
 	static const char q[] = "SELECT id, " CHALLENGE_COLUMNS " FROM challenges ORDER BY id";
@@ -172,18 +146,18 @@ int db_load_challenges(sqlite3 *db, int (*cb)(void *ud, const struct challenge_r
 
 		memset(&c, 0, sizeof(c));
 		c.id = sqlite3_column_int64(st, 0);
-		copy_text(c.slug, sizeof(c.slug), st, 1);
-		copy_text(c.name, sizeof(c.name), st, 2);
-		copy_text(c.sponsor, sizeof(c.sponsor), st, 3);
-		copy_text(c.currency, sizeof(c.currency), st, 4);
-		copy_text(kind, sizeof(kind), st, 5);
+		db_copy_text(c.slug, sizeof(c.slug), st, 1);
+		db_copy_text(c.name, sizeof(c.name), st, 2);
+		db_copy_text(c.sponsor, sizeof(c.sponsor), st, 3);
+		db_copy_text(c.currency, sizeof(c.currency), st, 4);
+		db_copy_text(kind, sizeof(kind), st, 5);
 		k = challenge_kind_by_name(kind);
 		c.kind = k < 0 ? CHALLENGE_AMOUNT : (enum challenge_kind)k;
 		c.threshold = sqlite3_column_int64(st, 6);
 		c.bonus_cents = sqlite3_column_int64(st, 7);
 		c.winners = sqlite3_column_int(st, 8);
-		copy_text(ids, sizeof(ids), st, 9);
-		parse_ids(&c, ids);
+		db_copy_text(ids, sizeof(ids), st, 9);
+		c.n_campaigns = db_ids_parse(ids, c.campaigns, TALLY_CHALLENGE_CAMPAIGNS_MAX);
 		c.min_gift_cents = sqlite3_column_int64(st, 10);
 		c.online_only = sqlite3_column_int(st, 11);
 		c.starts_at = sqlite3_column_int64(st, 12);

@@ -452,11 +452,39 @@ int db_open_reader(const char *path, sqlite3 **out, char *errbuf, size_t errcap)
 	return 0;
 }
 
-static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
+void db_copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
 {
 	const unsigned char *t = sqlite3_column_text(st, col);
 
 	snprintf(dst, cap, "%s", t ? (const char *)t : "");
+}
+
+size_t db_ids_text(const int64_t *ids, int n, char *dst, size_t cap)
+{
+	size_t len = 0;
+
+	dst[0] = '\0';
+	for (int i = 0; i < n && len < cap; i++)
+		len += (size_t)snprintf(dst + len, cap - len, "%s%lld", i ? "," : "",
+		                        (long long)ids[i]);
+	return len < cap ? len : cap - 1;
+}
+
+int db_ids_parse(const char *s, int64_t *ids, int max)
+{
+	int n = 0;
+
+	while (*s && n < max) {
+		char *end;
+		long long v = strtoll(s, &end, 10);
+
+		if (end == s)
+			break;
+		if (v > 0)
+			ids[n++] = v;
+		s = *end == ',' ? end + 1 : end;
+	}
+	return n;
 }
 
 int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_row *row), void *ud)
@@ -480,10 +508,10 @@ int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_
 
 		memset(&row, 0, sizeof(row));
 		c->id = sqlite3_column_int64(st, 0);
-		copy_text(c->slug, sizeof(c->slug), st, 1);
-		copy_text(c->name, sizeof(c->name), st, 2);
-		copy_text(c->currency, sizeof(c->currency), st, 3);
-		copy_text(status, sizeof(status), st, 4);
+		db_copy_text(c->slug, sizeof(c->slug), st, 1);
+		db_copy_text(c->name, sizeof(c->name), st, 2);
+		db_copy_text(c->currency, sizeof(c->currency), st, 3);
+		db_copy_text(status, sizeof(status), st, 4);
 		known = campaign_status_by_name(status);
 		c->status = known < 0 ? CAMPAIGN_ACTIVE : (enum campaign_status)known;
 		c->goal_cents = sqlite3_column_int64(st, 5);
@@ -494,9 +522,9 @@ int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_
 		c->donor_count = sqlite3_column_int64(st, 10);
 		c->donation_count = sqlite3_column_int64(st, 11);
 		c->seq = (uint64_t)sqlite3_column_int64(st, 12);
-		copy_text(row.recent_ids, sizeof(row.recent_ids), st, 13);
+		db_copy_text(row.recent_ids, sizeof(row.recent_ids), st, 13);
 		c->pending_cents = sqlite3_column_int64(st, 14);
-		copy_text(c->category, sizeof(c->category), st, 15);
+		db_copy_text(c->category, sizeof(c->category), st, 15);
 		c->matched_cents = sqlite3_column_int64(st, 16);
 		c->bonus_cents = sqlite3_column_int64(st, 17);
 		stop = cb(ud, &row);
@@ -523,15 +551,15 @@ static void read_donation(sqlite3_stmt *st, struct db_donation_row *row)
 	row->id = sqlite3_column_int64(st, 0);
 	row->campaign_id = sqlite3_column_int64(st, 1);
 	row->amount_cents = sqlite3_column_int64(st, 2);
-	copy_text(row->currency, sizeof(row->currency), st, 3);
-	copy_text(row->name, sizeof(row->name), st, 4);
-	copy_text(row->message, sizeof(row->message), st, 5);
-	copy_text(row->status, sizeof(row->status), st, 6);
+	db_copy_text(row->currency, sizeof(row->currency), st, 3);
+	db_copy_text(row->name, sizeof(row->name), st, 4);
+	db_copy_text(row->message, sizeof(row->message), st, 5);
+	db_copy_text(row->status, sizeof(row->status), st, 6);
 	row->anonymous = sqlite3_column_int(st, 7);
 	row->hide_amount = sqlite3_column_int(st, 8);
 	row->created_at = sqlite3_column_int64(st, 9);
-	copy_text(row->reason, sizeof(row->reason), st, 10);
-	copy_text(row->status_token, sizeof(row->status_token), st, 11);
+	db_copy_text(row->reason, sizeof(row->reason), st, 10);
+	db_copy_text(row->status_token, sizeof(row->status_token), st, 11);
 	row->matched_cents = sqlite3_column_int64(st, 12);
 	row->match_released = sqlite3_column_int(st, 13);
 }
@@ -606,9 +634,9 @@ static int donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out,
 	if (rc == SQLITE_ROW) {
 		read_donation(st, out);
 		if (staff) {
-			copy_text(staff->email, sizeof(staff->email), st, DONATION_NCOLS);
-			copy_text(staff->processor_ref, sizeof(staff->processor_ref), st,
-			          DONATION_NCOLS + 1);
+			db_copy_text(staff->email, sizeof(staff->email), st, DONATION_NCOLS);
+			db_copy_text(staff->processor_ref, sizeof(staff->processor_ref), st,
+			             DONATION_NCOLS + 1);
 			staff->receipt_sent_at = sqlite3_column_int64(st, DONATION_NCOLS + 2);
 			staff->refund_requested_at = sqlite3_column_int64(st, DONATION_NCOLS + 3);
 		}
@@ -717,16 +745,16 @@ int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job
 		out->receipt_sent_at = sqlite3_column_int64(st, 4);
 		out->anonymous = sqlite3_column_int(st, 5);
 		out->hide_amount = sqlite3_column_int(st, 6);
-		copy_text(out->currency, sizeof(out->currency), st, 7);
-		copy_text(out->status, sizeof(out->status), st, 8);
-		copy_text(out->token, sizeof(out->token), st, 9);
-		copy_text(out->email, sizeof(out->email), st, 10);
-		copy_text(out->name, sizeof(out->name), st, 11);
-		copy_text(out->message, sizeof(out->message), st, 12);
-		copy_text(out->campaign_slug, sizeof(out->campaign_slug), st, 13);
-		copy_text(out->campaign_name, sizeof(out->campaign_name), st, 14);
-		copy_text(out->processor_ref, sizeof(out->processor_ref), st, 15);
-		copy_text(out->reason, sizeof(out->reason), st, 16);
+		db_copy_text(out->currency, sizeof(out->currency), st, 7);
+		db_copy_text(out->status, sizeof(out->status), st, 8);
+		db_copy_text(out->token, sizeof(out->token), st, 9);
+		db_copy_text(out->email, sizeof(out->email), st, 10);
+		db_copy_text(out->name, sizeof(out->name), st, 11);
+		db_copy_text(out->message, sizeof(out->message), st, 12);
+		db_copy_text(out->campaign_slug, sizeof(out->campaign_slug), st, 13);
+		db_copy_text(out->campaign_name, sizeof(out->campaign_name), st, 14);
+		db_copy_text(out->processor_ref, sizeof(out->processor_ref), st, 15);
+		db_copy_text(out->reason, sizeof(out->reason), st, 16);
 		out->pool_id = sqlite3_column_int64(st, 17);
 		out->matched_cents = sqlite3_column_int64(st, 18);
 	}
@@ -753,11 +781,11 @@ static int read_job(sqlite3_stmt *st, struct job_record *row)
 	row->next_run_at = sqlite3_column_int64(st, 2);
 	row->created_at = sqlite3_column_int64(st, 3);
 	row->attempts = sqlite3_column_int(st, 5);
-	copy_text(queue, sizeof(queue), st, 6);
-	copy_text(kind, sizeof(kind), st, 7);
-	copy_text(state, sizeof(state), st, 8);
-	copy_text(row->url, sizeof(row->url), st, 9);
-	copy_text(row->last_error, sizeof(row->last_error), st, 10);
+	db_copy_text(queue, sizeof(queue), st, 6);
+	db_copy_text(kind, sizeof(kind), st, 7);
+	db_copy_text(state, sizeof(state), st, 8);
+	db_copy_text(row->url, sizeof(row->url), st, 9);
+	db_copy_text(row->last_error, sizeof(row->last_error), st, 10);
 	q = job_queue_by_name(queue);
 	k = job_kind_by_name(kind);
 	s = job_state_by_name(state);
@@ -908,7 +936,7 @@ static int visit_queue(sqlite3_stmt *st, void *ctx)
 	struct queue_walk *w = ctx;
 	struct db_queue_row row = {0};
 
-	copy_text(row.name, sizeof(row.name), st, 0);
+	db_copy_text(row.name, sizeof(row.name), st, 0);
 	row.paused = sqlite3_column_int(st, 1);
 	row.done_total = sqlite3_column_int64(st, 2);
 	row.failed_total = sqlite3_column_int64(st, 3);
@@ -938,10 +966,10 @@ static int visit_audit(sqlite3_stmt *st, void *ctx)
 
 	row.id = sqlite3_column_int64(st, 0);
 	row.at = sqlite3_column_int64(st, 1);
-	copy_text(row.actor, sizeof(row.actor), st, 2);
-	copy_text(row.action, sizeof(row.action), st, 3);
-	copy_text(row.target, sizeof(row.target), st, 4);
-	copy_text(row.detail, sizeof(row.detail), st, 5);
+	db_copy_text(row.actor, sizeof(row.actor), st, 2);
+	db_copy_text(row.action, sizeof(row.action), st, 3);
+	db_copy_text(row.target, sizeof(row.target), st, 4);
+	db_copy_text(row.detail, sizeof(row.detail), st, 5);
 	return w->cb(w->ud, &row);
 }
 
@@ -992,11 +1020,11 @@ int db_load_day(sqlite3 *db, struct giving_day *out, uint64_t *seq)
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW) {
 		out->set = 1;
-		copy_text(out->name, sizeof(out->name), st, 0);
+		db_copy_text(out->name, sizeof(out->name), st, 0);
 		out->early_at = sqlite3_column_int64(st, 1);
 		out->opens_at = sqlite3_column_int64(st, 2);
 		out->closes_at = sqlite3_column_int64(st, 3);
-		copy_text(out->currency, sizeof(out->currency), st, 4);
+		db_copy_text(out->currency, sizeof(out->currency), st, 4);
 	}
 	sqlite3_finalize(st);
 	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
@@ -1019,7 +1047,7 @@ int db_install_id(sqlite3 *db, char *out, size_t cap)
 		return db_errno(rc);
 	rc = sqlite3_step(st);
 	if (rc == SQLITE_ROW)
-		copy_text(out, cap, st, 0);
+		db_copy_text(out, cap, st, 0);
 	sqlite3_finalize(st);
 	if (rc == SQLITE_ROW)
 		return 0;
@@ -1038,9 +1066,9 @@ static int visit_token(sqlite3_stmt *st, void *ctx)
 	char role[16], hash[TALLY_STAFF_HASH_SIZE];
 	int r;
 
-	copy_text(t.name, sizeof(t.name), st, 0);
-	copy_text(role, sizeof(role), st, 1);
-	copy_text(hash, sizeof(hash), st, 2);
+	db_copy_text(t.name, sizeof(t.name), st, 0);
+	db_copy_text(role, sizeof(role), st, 1);
+	db_copy_text(hash, sizeof(hash), st, 2);
 	t.created_at = sqlite3_column_int64(st, 3);
 	t.revoked_at = sqlite3_column_int64(st, 4);
 	r = staff_role_by_name(role);

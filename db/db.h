@@ -77,6 +77,17 @@ int db_load_campaigns(sqlite3 *db, int (*cb)(void *ud, const struct db_campaign_
 int db_load_donations(sqlite3 *db, const char *ids,
                       int (*cb)(void *ud, const struct db_donation_row *row), void *ud);
 
+/* Copy column col of st's row as text ("" for NULL), cut to cap. */
+void db_copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col);
+
+/* A list of ids as stored ("3,7,12"; "" for none), cut to cap; returns
+ * its length. */
+size_t db_ids_text(const int64_t *ids, int n, char *dst, size_t cap);
+
+/* Parse such a list into ids (at most max; ids that are not positive
+ * numbers are skipped). Returns how many. */
+int db_ids_parse(const char *s, int64_t *ids, int max);
+
 /* Fetch one donation. Returns 0, -ENOENT, or -EIO. */
 int db_donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out);
 

@@ -53,17 +53,6 @@ void db_pool_stmts_fini(struct db_pool_stmts *s)
 	s->insert = s->update = s->touch = NULL;
 }
 
-/* "3,7,12": a pool's campaign ids as stored ("" for all). */
-static void ids_text(const struct pool_row *p, char *dst, size_t cap)
-{
-	size_t len = 0;
-
-	dst[0] = '\0';
-	for (int i = 0; i < p->n_campaigns && len < cap; i++)
-		len += (size_t)snprintf(dst + len, cap - len, "%s%lld", i ? "," : "",
-		                        (long long)p->campaigns[i]);
-}
-
 static int bind_row(sqlite3_stmt *st, const struct pool_row *p, const char *ids)
 {
 	return sqlite3_bind_text(st, 1, p->slug, -1, SQLITE_STATIC) ||
@@ -88,7 +77,7 @@ int db_pool_apply(struct db_pool_stmts *s, sqlite3 *db, struct db_op *op)
 	char ids[TALLY_POOL_CAMPAIGNS_MAX * 21];
 	int rc;
 
-	ids_text(p, ids, sizeof(ids));
+	db_ids_text(p->campaigns, p->n_campaigns, ids, sizeof(ids));
 	if (bind_row(st, p, ids) || (!create && sqlite3_bind_int64(st, 15, p->id))) {
 		sqlite3_reset(st);
 		sqlite3_clear_bindings(st);
@@ -117,29 +106,6 @@ int db_pool_apply(struct db_pool_stmts *s, sqlite3 *db, struct db_op *op)
 	return rc == SQLITE_DONE ? SQLITE_OK : rc;
 }
 
-static void copy_text(char *dst, size_t cap, sqlite3_stmt *st, int col)
-{
-	const unsigned char *t = sqlite3_column_text(st, col);
-
-	snprintf(dst, cap, "%s", t ? (const char *)t : "");
-}
-
-/* Parse "3,7,12" into p->campaigns (at most TALLY_POOL_CAMPAIGNS_MAX). */
-static void parse_ids(struct pool_row *p, const char *s)
-{
-	p->n_campaigns = 0;
-	while (*s && p->n_campaigns < TALLY_POOL_CAMPAIGNS_MAX) {
-		char *end;
-		long long v = strtoll(s, &end, 10);
-
-		if (end == s)
-			break;
-		if (v > 0)
-			p->campaigns[p->n_campaigns++] = v;
-		s = *end == ',' ? end + 1 : end;
-	}
-}
-
 int db_load_pools(sqlite3 *db, int (*cb)(void *ud, const struct pool_row *row), void *ud)
 {
 	static const char sql[] =
@@ -162,20 +128,20 @@ int db_load_pools(sqlite3 *db, int (*cb)(void *ud, const struct pool_row *row), 
 
 		memset(&p, 0, sizeof(p));
 		p.id = sqlite3_column_int64(st, 0);
-		copy_text(p.slug, sizeof(p.slug), st, 1);
-		copy_text(p.name, sizeof(p.name), st, 2);
-		copy_text(p.sponsor, sizeof(p.sponsor), st, 3);
-		copy_text(p.currency, sizeof(p.currency), st, 4);
+		db_copy_text(p.slug, sizeof(p.slug), st, 1);
+		db_copy_text(p.name, sizeof(p.name), st, 2);
+		db_copy_text(p.sponsor, sizeof(p.sponsor), st, 3);
+		db_copy_text(p.currency, sizeof(p.currency), st, 4);
 		p.amount_cents = sqlite3_column_int64(st, 5);
 		p.ratio = sqlite3_column_int(st, 6);
 		p.per_gift_cap_cents = sqlite3_column_int64(st, 7);
 		p.per_donor_cap_cents = sqlite3_column_int64(st, 8);
-		copy_text(ids, sizeof(ids), st, 9);
-		parse_ids(&p, ids);
+		db_copy_text(ids, sizeof(ids), st, 9);
+		p.n_campaigns = db_ids_parse(ids, p.campaigns, TALLY_POOL_CAMPAIGNS_MAX);
 		p.starts_at = sqlite3_column_int64(st, 10);
 		p.ends_at = sqlite3_column_int64(st, 11);
 		p.match_offline = sqlite3_column_int(st, 12);
-		copy_text(status, sizeof(status), st, 13);
+		db_copy_text(status, sizeof(status), st, 13);
 		known = pool_status_by_name(status);
 		p.status = known < 0 ? POOL_PAUSED : (enum pool_status)known;
 		p.created_at = sqlite3_column_int64(st, 14);
