@@ -497,6 +497,8 @@ async function main() {
       assert.ok((await wWon.result()).t !== null, 'the challenge never showed unlocked');
       assert.match(await text(page, '#challenge'), /Unlocked: Power hour, \+\$50\.00 from Bakery/);
       await page.close();
+    });
+
     // the giving day's schedule: times relative to now, as RFC 3339
     const at = (ms) => new Date(Date.now() + ms).toISOString();
     const putDay = async (body) => {
@@ -505,7 +507,7 @@ async function main() {
     };
     const secs = (s) => s.split(':').reduce((a, x) => a * 60 + Number(x), 0);
 
-    await runCase('j. the board counts down to the opening, and the widget says when its campaign opens', async () => {
+    await runCase('k. the board counts down to the opening, and the widget says when its campaign opens', async () => {
       await putDay({ opens_at: at(2 * 3600 * 1000), closes_at: at(5 * 3600 * 1000) });
       const board = await openPage(ctx, 'board', '/board.html');
       await board.waitForSelector('#phase[data-phase="before"]', { timeout: 5000 });
@@ -532,7 +534,7 @@ async function main() {
       await board.close();
     });
 
-    await runCase('k. the board and the widget show "Closed" once the day closes, on time and unasked', async () => {
+    await runCase('l. the board and the widget show "Closed" once the day closes, on time and unasked', async () => {
       const board = await openPage(ctx, 'board2', '/board.html');
       await putDay({ opens_at: at(1500), closes_at: at(3500) });
       await board.waitForSelector('#phase[data-phase="before"]', { timeout: 5000 });
