@@ -55,19 +55,19 @@ ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -g $(SANFLAGS) -I. -MMD -MP 
 	      $(PKG_CFLAGS) $(CFLAGS)
 LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 
-BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o base/watchdog.o base/currency.o base/events.o base/hour.o
+BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o base/watchdog.o base/currency.o base/events.o base/hour.o base/fee.o
 CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/publish.o core/commit.o core/intake.o core/staff.o core/day.o core/day_staff.o \
 	     core/demo.o core/jobs.o core/work.o core/processor.o core/receipt.o core/webhook.o \
-	     core/transfer.o core/tokens.o core/tokendb.o core/match.o core/pools.o core/bonus.o core/challenges.o
-DB_OBJS   := db/db.o db/store.o db/writer.o db/pools.o db/challenges.o
+	     core/transfer.o core/tokens.o core/tokendb.o core/match.o core/pools.o core/bonus.o core/challenges.o core/export.o
+DB_OBJS   := db/db.o db/store.o db/writer.o db/pools.o db/challenges.o db/export.o
 WS_OBJS   := ws/acceptor.o ws/addrcount.o ws/pacer.o ws/admin.o ws/feed.o ws/uvloop.o ws/server.o ws/http.o ws/uri.o ws/api.o ws/live.o ws/live_msg.o ws/wsproto.o ws/assets.o ws/ratelimit.o ws/proxy.o ws/console_feed.o \
-	     ws/tls.o ws/tls_ctx.o ws/tls_pump.o
+	     ws/tls.o ws/tls_ctx.o ws/tls_pump.o ws/csv.o ws/export.o
 TUI_OBJS  := tui/console.o tui/console_draw.o tui/view_campaigns.o tui/view_queues.o tui/view_help.o tui/view_events.o tui/view_campaign.o tui/view_job.o \
 	     tui/console_fmt.o tui/console_mirror.o tui/remote.o tui/remote_conn.o
 LIB_OBJS  := $(addprefix $(BUILD)/,$(BASE_OBJS) $(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
 MAIN_OBJ  := $(BUILD)/tally.o $(BUILD)/tally_console.o $(BUILD)/tally_token.o
 
-TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c \
+TEST_SRCS := tests/main.c tests/itest.c tests/itest_csv.c tests/test_util.c tests/test_validate.c \
 	     tests/test_buf.c tests/test_db.c tests/test_engine.c tests/test_console.c \
 	     tests/test_http.c tests/test_live.c tests/test_restart.c tests/test_e2e.c \
 	     tests/test_jobs.c tests/test_acceptor.c \
@@ -76,6 +76,8 @@ TEST_SRCS := tests/main.c tests/itest.c tests/test_util.c tests/test_validate.c 
 	     tests/test_tls.c \
 	     tests/test_logs.c \
 	     tests/test_outage.c tests/test_giving.c tests/test_reconcile.c \
+	     tests/test_export.c \
+	     tests/test_gifts.c \
 	     tests/test_day.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
@@ -222,7 +224,7 @@ $(BUILD)/fanout: tests/bench/fanout.c
 FUZZ_SECONDS ?= 60
 FUZZ_RUNS    ?= -1
 FUZZ_JOBS    ?= 1
-FUZZ_ALL     := donation campaign uri live_msg idem receipt
+FUZZ_ALL     := donation campaign uri live_msg idem receipt giving
 FUZZ         ?= $(FUZZ_ALL)
 FUZZ_CC      ?= clang
 FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -239,6 +241,7 @@ FUZZ_MAX_LEN_uri      := 1200
 FUZZ_MAX_LEN_live_msg := 1200
 FUZZ_MAX_LEN_idem     := 1024
 FUZZ_MAX_LEN_receipt  := 4096
+FUZZ_MAX_LEN_giving   := 4096
 
 build/fuzz/%.o: %.c
 	@mkdir -p $(dir $@)

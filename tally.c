@@ -100,6 +100,9 @@ static void usage(FILE *f)
 	           "  --sync full|normal    SQLite synchronous level (default full)\n"
 	           "  --min-cents N         smallest donation (default 100)\n"
 	           "  --max-cents N         largest donation (default 100000000, at most 10^12)\n"
+	           "  --fee PERCENT%%+FIXED processing fee donors may cover (cover_fee), such as\n"
+	           "                        2.2%%+30: ceil(gift x percent) + fixed minor units\n"
+	           "                        (default 0%%+0: not offered)\n"
 	           "  --queue N             intake queue bound before 503 (default 65536)\n"
 	           "  --processor mock|stripe  payment processor (default mock; stripe reads\n"
 	           "                        STRIPE_SECRET_KEY)\n"
@@ -380,7 +383,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_PROXY,
 		OPT_TLS_CERT,
 		OPT_TLS_KEY,
-		OPT_ALERT_PAUSED
+		OPT_ALERT_PAUSED,
+		OPT_FEE
 	};
 	static const struct option longopts[] = {
 	    {"headless", no_argument, NULL, 'H'},
@@ -394,6 +398,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"sync", required_argument, NULL, OPT_SYNC},
 	    {"min-cents", required_argument, NULL, OPT_MIN},
 	    {"max-cents", required_argument, NULL, OPT_MAX},
+	    {"fee", required_argument, NULL, OPT_FEE},
 	    {"queue", required_argument, NULL, OPT_QUEUE},
 	    {"processor", required_argument, NULL, OPT_PROC},
 	    {"mock-latency-ms", required_argument, NULL, OPT_LAT},
@@ -479,6 +484,18 @@ static int parse_args(int argc, char **argv, struct options *o)
 				o->engine.limits.min_cents = v;
 			else
 				o->engine.limits.max_cents = v;
+			break;
+		case OPT_FEE:
+			if (fee_parse(optarg, &o->engine.fee)) {
+				fprintf(
+				    stderr,
+				    "tally: --fee wants PERCENT%%+FIXED such as 2.2%%+30 (percent "
+				    "0 "
+				    "to %d with at most 2 decimals, fixed 0 to %d minor units), "
+				    "got '%s'\n",
+				    FEE_BP_MAX / 100, FEE_FIXED_MAX, optarg);
+				return -EINVAL;
+			}
 			break;
 		case OPT_QUEUE:
 			if (parse_long(optarg, 1, 10000000, &v)) {

@@ -128,6 +128,23 @@ static int local_refund(void *ctx, int64_t donation_id, const char *reason)
 	return engine_refund_sync(ls->engine, id, reason, "console");
 }
 
+static int local_offline_gift(void *ctx, const char *slug, int64_t amount_cents, const char *method,
+                              const char *name, const char *note, char *id, size_t idcap)
+{
+	struct local_source *ls = ctx;
+	struct offline_req req;
+
+	memset(&req, 0, sizeof(req));
+	if (gift_method_by_name(method) < 0 || strlen(name) >= sizeof(req.d.name) ||
+	    strlen(note) >= sizeof(req.note))
+		return TALLY_EFIELDS;
+	req.d.amount_cents = amount_cents;
+	req.method = (enum gift_method)gift_method_by_name(method);
+	snprintf(req.d.name, sizeof(req.d.name), "%s", name);
+	snprintf(req.note, sizeof(req.note), "%s", note);
+	return engine_offline_gift_sync(ls->engine, slug, &req, "console", id, idcap);
+}
+
 static int local_campaign_json(void *ctx, const char *slug, char **out)
 {
 	struct local_source *ls = ctx;
@@ -186,6 +203,7 @@ void tally_console_source(struct local_source *ls, struct console_source *src)
 	    .errtext = local_errtext,
 	    .close_campaign = local_close,
 	    .refund = local_refund,
+	    .offline_gift = local_offline_gift,
 	    .campaign_json = local_campaign_json,
 	};
 }

@@ -47,6 +47,11 @@ static const char *const own[] = {
          "mixes currencies)"),
     [TALLY_ENOCHALLENGE - TALLY_EJSON] = "no challenge has this slug",
     [TALLY_ECHALLENGE_EXISTS - TALLY_EJSON] = "a challenge with this slug already exists",
+    [TALLY_ENOFEE - TALLY_EJSON] =
+        "this server offers no fee coverage (no --fee configured): send cover_fee false",
+    [TALLY_EOFFLINE - TALLY_EJSON] =
+        ("an offline gift did not go through the processor, so it cannot be refunded "
+         "through it: return the money by hand"),
     [TALLY_EDAY_BEFORE - TALLY_EJSON] =
         "the giving day has not opened yet: GET /api/v1/day tells when gifts are taken",
     [TALLY_EDAY_CLOSED - TALLY_EJSON] = "the giving day has closed: gifts are no longer taken",

@@ -43,6 +43,8 @@ enum tally_err {
 	TALLY_EPOOL_CURRENCY,    /* 422 a named campaign's currency is not the pool's */
 	TALLY_ENOCHALLENGE,      /* 404 challenge_not_found */
 	TALLY_ECHALLENGE_EXISTS, /* 409 challenge_exists: the slug is taken */
+	TALLY_ENOFEE,            /* 422 cover_fee asked for, and no fee is configured (--fee) */
+	TALLY_EOFFLINE,          /* 409 offline_gift: not through the processor, no refund here */
 	TALLY_EDAY_BEFORE,       /* 409 campaign_closed: the giving day has not opened yet */
 	TALLY_EDAY_CLOSED,       /* 409 campaign_closed: the giving day has closed */
 	TALLY_EDAY_CURRENCY,     /* 409 currency_mismatch: a campaign has another currency */

@@ -26,7 +26,7 @@ const double commit_batch_size_bounds[COMMIT_HIST_BUCKETS] = {1,   2,   5,   10,
 const double commit_seconds_bounds[COMMIT_HIST_BUCKETS] = {0.0005, 0.001, 0.002, 0.005, 0.01, 0.02,
                                                            0.05,   0.1,   0.25,  0.5,   1.0,  2.5};
 
-const struct effect_rule effect_rules[EFFECT_REFUND_DROPPED + 1] = {
+const struct effect_rule effect_rules[EFFECT_OFFLINE + 1] = {
     [EFFECT_NONE] = {NULL, NULL, 0, 0, 0},
     [EFFECT_SUCCEEDED] = {"pending", "succeeded", -1, 1, 1},
     [EFFECT_FAILED] = {"pending", "failed", -1, 0, 1},
@@ -34,7 +34,11 @@ const struct effect_rule effect_rules[EFFECT_REFUND_DROPPED + 1] = {
     [EFFECT_RECEIPT] = {NULL, NULL, 0, 0, 0},
     [EFFECT_REF] = {"pending", NULL, 0, 0, 0},
     [EFFECT_REFUND_DROPPED] = {"succeeded", NULL, 0, 0, 0},
+    /* Inserted succeeded: never pending, counted as a succeeded gift. */
+    [EFFECT_OFFLINE] = {NULL, "succeeded", 0, 1, 1},
 };
+
+const char *const gift_method_names[GIFT_METHODS] = {"cheque", "cash", "daf", "other"};
 
 static int lookup(const char *const *names, int n, const char *name)
 {
@@ -72,6 +76,11 @@ int job_kind_by_name(const char *name)
 int job_state_by_name(const char *name)
 {
 	return lookup(job_state_names, JOB_HELD, name);
+}
+
+int gift_method_by_name(const char *s)
+{
+	return lookup(gift_method_names, GIFT_METHODS, s);
 }
 
 int staff_role_by_name(const char *s)

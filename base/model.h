@@ -237,6 +237,34 @@ struct donation_req {
 	char payment_token[TALLY_TOKEN_SIZE];
 	int anonymous;
 	int hide_amount;
+	int cover_fee;     /* the donor covers the processing fee (--fee) */
+	int64_t fee_cents; /* set by the engine at admission: charged beside
+	                    * amount_cents, never counted in any total */
+};
+
+/* ---- offline gifts (cheques, cash, donor-advised funds) ---- */
+
+/* How an offline gift came in. */
+enum gift_method { METHOD_CHEQUE, METHOD_CASH, METHOD_DAF, METHOD_OTHER, GIFT_METHODS };
+
+extern const char *const gift_method_names[GIFT_METHODS];
+
+/* The method named s; -1 when unknown. */
+int gift_method_by_name(const char *s);
+
+/* Staff's note on an offline gift (never public). */
+#define TALLY_NOTE_MAX 200
+#define TALLY_NOTE_SIZE (TALLY_NOTE_MAX * 4 + 1)
+
+/* A validated offline gift, entered by staff. d.email may be "";
+ * d.payment_token is "" and d.cover_fee 0. received_at is ms since the
+ * epoch, 0 for "when recorded". */
+struct offline_req {
+	struct donation_req d;
+	enum gift_method method;
+	char note[TALLY_NOTE_SIZE];
+	int64_t received_at;
+	int receipt; /* queue a receipt when d.email is set */
 };
 
 /* ---- jobs ---- */
@@ -266,6 +294,7 @@ enum job_effect {
 	EFFECT_RECEIPT,        /* the receipt went out: remember when */
 	EFFECT_REF,            /* still pending: remember the processor's id */
 	EFFECT_REFUND_DROPPED, /* a refund job discarded: may be asked again */
+	EFFECT_OFFLINE,        /* an offline gift recorded: succeeded and counted at once */
 };
 
 /* What an effect does, read by the writer (which donation status it moves
@@ -278,7 +307,7 @@ struct effect_rule {
 	int public;            /* the campaign's public state changes */
 };
 
-extern const struct effect_rule effect_rules[EFFECT_REFUND_DROPPED + 1];
+extern const struct effect_rule effect_rules[EFFECT_OFFLINE + 1];
 
 extern const char *const job_queue_names[JOB_QUEUES];
 extern const char *const job_kind_names[JOB_KINDS];
@@ -396,6 +425,29 @@ struct audit_entry {
 	char action[40];
 	char target[128];
 	char detail[256];
+};
+
+/* ---- the donations export (GET /api/v1/admin/donations.csv) ---- */
+
+/* Which gifts an export takes: 0 or "" is no filter. Times are ms since
+ * the epoch on a gift's created_at: from inclusive, to exclusive. */
+struct export_filter {
+	int64_t campaign_id;
+	char status[10]; /* pending, succeeded, failed or refunded */
+	char source[8];  /* online or offline */
+	int64_t from, to;
+	unsigned has_from : 1, has_to : 1;
+};
+
+/* One exported gift. The strings point into the database's row, valid
+ * until the next row is asked for; "" for none (never NULL). Amounts are
+ * minor units; times are ms since the epoch, 0 for none. */
+struct export_row {
+	int64_t id, created_at, received_at;
+	int64_t amount_cents, fee_cents, matched_cents, bonus_cents;
+	int anonymous;
+	const char *campaign, *status, *source, *method, *currency, *pool;
+	const char *donor_name, *donor_email, *message, *note, *reason, *processor_ref;
 };
 
 /* ---- the writer's commits ---- */

@@ -350,7 +350,7 @@ int bonus_put(struct bonus_book *b, const struct challenge_row *c, sqlite3 *db)
 
 	pthread_mutex_lock(&b->lock);
 	rc = put_locked(b, c);
-	if (!rc)
+	if (!rc && db)
 		rc = load_challenge(b, c, db);
 	pthread_mutex_unlock(&b->lock);
 	return rc;

@@ -58,7 +58,8 @@ int bonus_count(struct bonus_book *b, const struct bonus_gift *g, int64_t now,
                 struct bonus_award *out, int max);
 
 /* Add a new challenge, with its progress read from db (gifts before its
- * creation that it counts). Returns 0 or a negative errno. Writer. */
+ * creation that it counts; db NULL: none). Returns 0 or a negative errno.
+ * Writer. */
 int bonus_put(struct bonus_book *b, const struct challenge_row *c, sqlite3 *db);
 
 /* Awards due but not made (a challenge created after campaigns reached

@@ -3,6 +3,7 @@
  * each. The progress and awards themselves are the challenge book's
  * (core/bonus.c), kept by the writer. */
 #include "core/internal.h"
+#include "db/challenges.h"
 #include "base/events.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -252,15 +253,30 @@ void challenges_applied(struct engine *e, struct db_op *op)
 	struct bonus_gift g;
 	int n;
 
-	if (op->kind != DB_OP_JOB_UPDATE || op->rc || !u->applied || u->effect != EFFECT_SUCCEEDED)
+	if (op->kind == DB_OP_OFFLINE && !op->rc && !op->u.donation.replay) {
+		/* An offline gift succeeds as it is stored: it counts now, as
+		 * the rebuild at start counts it (not for online_only ones). */
+		const struct donation_req *d = &op->u.donation.req;
+
+		g = (struct bonus_gift){op->u.donation.id,
+		                        op->campaign_id,
+		                        d->currency,
+		                        d->email,
+		                        d->amount_cents,
+		                        op->now_ms,
+		                        1};
+	} else if (op->kind != DB_OP_JOB_UPDATE || op->rc || !u->applied ||
+	           u->effect != EFFECT_SUCCEEDED) {
 		return;
-	g = (struct bonus_gift){u->donation_id,
-	                        u->campaign_id,
-	                        u->d.currency,
-	                        u->d.email,
-	                        u->d.amount_cents,
-	                        u->created_at,
-	                        0};
+	} else {
+		g = (struct bonus_gift){u->donation_id,
+		                        u->campaign_id,
+		                        u->d.currency,
+		                        u->d.email,
+		                        u->d.amount_cents,
+		                        u->created_at,
+		                        0};
+	}
 	e->bonus_counted = 1;
 	n = bonus_count(e->bonus, &g, op->now_ms, v, AWARDS_AT_ONCE);
 	link_awards(e, op, v, n);
@@ -284,6 +300,16 @@ void challenges_created(struct engine *e, const struct db_op *op)
 	 * order), each award an op of its own through the writer. */
 	while ((n = bonus_due(e->bonus, util_now_ms(), v, AWARDS_AT_ONCE)) > 0) {
 		struct db_op head = {0};
+
+		/* Each names the newest gift that counted, as an award made
+		 * as gifts succeed names the one that reached it. */
+		pthread_mutex_lock(&e->reader_lock);
+		for (int i = 0; i < n && e->reader; i++)
+			if (db_challenge_last_gift(e->reader, &op->u.challenge, v[i].campaign_id,
+			                           &v[i].donation_id))
+				log_msg(LOG_WARN, "challenge.gift_unknown",
+				        "challenge %s: the award names no gift", v[i].slug);
+		pthread_mutex_unlock(&e->reader_lock);
 
 		link_awards(e, &head, v, n);
 		while (head.next) {

@@ -130,21 +130,18 @@ static void mirror_match(struct engine *e, const struct db_job_update *u, struct
 	}
 }
 
-/* A job's effect on its donation committed. */
-static void mirror_effect(struct engine *e, const struct db_op *op)
+/* A gift's effect on its campaign, by its rule (effect_rules): the one
+ * path of a capture's outcome, a refund and an offline gift alike. d is
+ * the gift, matched its match, new_donor its donor's first succeeded gift
+ * here, id its donation id, created_at when it was recorded. */
+static void mirror_gift(struct engine *e, struct campaign *c, enum job_effect effect,
+                        const struct donation_req *d, int64_t matched, int new_donor, int64_t id,
+                        int64_t created_at, int64_t now_ms)
 {
-	const struct db_job_update *u = &op->u.job;
-	const struct donation_req *d = &u->d;
-	const struct effect_rule *rule = &effect_rules[u->effect];
-	struct campaign *c = campaign_find_id(e, op->campaign_id);
+	const struct effect_rule *rule = &effect_rules[effect];
 	struct hour_window *hour;
 	char *gift;
 
-	if (!u->applied)
-		return;
-	mirror_match(e, u, c);
-	if (!c || !rule->public)
-		return;
 	bump_seq(c);
 	add_cents(&c->w.pending_cents, rule->pending * d->amount_cents, c, "pending_cents");
 	add_cents(&c->w.raised_cents, rule->raised * d->amount_cents, c, "raised_cents");
@@ -154,9 +151,9 @@ static void mirror_effect(struct engine *e, const struct db_op *op)
 		atomic_fetch_sub(&c->claimed_cents, d->amount_cents);
 	c->w.donation_count += rule->raised;
 	if (rule->raised > 0)
-		c->w.donor_count += u->new_donor;
+		c->w.donor_count += new_donor;
 	publish_mark(e, c);
-	if (u->effect != EFFECT_SUCCEEDED)
+	if (effect != EFFECT_SUCCEEDED && effect != EFFECT_OFFLINE)
 		return;
 	/* Allocated outside the lock; only this thread sets it. Without
 	 * memory the hour's rate misses this gift, nothing else does. */
@@ -165,20 +162,52 @@ static void mirror_effect(struct engine *e, const struct db_op *op)
 	if (hour)
 		c->hour = hour;
 	if (c->hour)
-		hour_add(c->hour, op->now_ms, d->amount_cents);
-	rate_add(c->rate, RATE_BUCKETS, &c->rate_epoch, op->now_ms / 10000, 1);
+		hour_add(c->hour, now_ms, d->amount_cents);
+	rate_add(c->rate, RATE_BUCKETS, &c->rate_epoch, now_ms / 10000, 1);
 	e->donations_total++;
-	rate_add(e->rate, 10, &e->rate_epoch, op->now_ms / 1000, 1);
+	rate_add(e->rate, 10, &e->rate_epoch, now_ms / 1000, 1);
 	pthread_mutex_unlock(&e->lock);
-	gift = publish_render_gift(d->anonymous ? "Anonymous" : d->name, d->amount_cents,
-	                           u->matched_cents, d->hide_amount, d->message, u->created_at);
+	gift = publish_render_gift(d->anonymous ? "Anonymous" : d->name, d->amount_cents, matched,
+	                           d->hide_amount, d->message, created_at);
 	if (!gift) {
-		log_msg(LOG_ERROR, "engine.render_failed", "dn_%lld: out of memory",
-		        (long long)u->donation_id);
+		log_msg(LOG_ERROR, "engine.render_failed", "dn_%lld: out of memory", (long long)id);
 		return;
 	}
 	commit_queue_event(e, c->w.id, "donation", gift);
 	push_recent(c, gift);
+}
+
+/* A job's effect on its donation committed. */
+static void mirror_effect(struct engine *e, const struct db_op *op)
+{
+	const struct db_job_update *u = &op->u.job;
+	struct campaign *c = campaign_find_id(e, op->campaign_id);
+
+	if (!u->applied)
+		return;
+	mirror_match(e, u, c);
+	if (!c || !effect_rules[u->effect].public)
+		return;
+	mirror_gift(e, c, u->effect, &u->d, u->matched_cents, u->new_donor, u->donation_id,
+	            u->created_at, op->now_ms);
+}
+
+/* An offline gift committed: succeeded and counted at once. */
+static void mirror_offline(struct engine *e, const struct db_op *op)
+{
+	struct campaign *c = campaign_find_id(e, op->campaign_id);
+
+	/* A match the prepare hook reserved for it is matched money at once,
+	 * as the store counted it. */
+	if (op->u.donation.pool_id && op->u.donation.matched_cents > 0) {
+		match_settle(e->match, op->u.donation.pool_id, op->u.donation.matched_cents);
+		if (c)
+			add_cents(&c->w.matched_cents, op->u.donation.matched_cents, c,
+			          "matched_cents");
+	}
+	if (c)
+		mirror_gift(e, c, EFFECT_OFFLINE, &op->u.donation.req, op->u.donation.matched_cents,
+		            op->u.donation.new_donor, op->u.donation.id, op->now_ms, op->now_ms);
 }
 
 static void mirror_campaign_create(struct engine *e, struct pending *p)
@@ -293,6 +322,10 @@ static void mirror(struct engine *e, struct pending *p)
 		if (!op->u.donation.replay)
 			mirror_donation(e, op);
 		break;
+	case DB_OP_OFFLINE:
+		if (!op->u.donation.replay)
+			mirror_offline(e, op);
+		break;
 	case DB_OP_JOB_UPDATE:
 		mirror_effect(e, op);
 		break;
@@ -376,6 +409,20 @@ static void release(struct engine *e, struct db_op *ops, int commit_rc)
 				        "restart",
 				        (long long)op->u.donation.id);
 			break;
+		case DB_OP_OFFLINE:
+			/* Its receipt and webhooks, stored with it. */
+			for (int i = 0;
+			     !op->u.donation.replay && i < op->u.donation.offline.n_follow; i++) {
+				const struct db_new_job *n = &op->u.donation.offline.follow[i];
+
+				if (jobs_add(e->jobs, n->id, n->kind, op->u.donation.id, n->url,
+				             op->now_ms))
+					log_msg(LOG_ERROR, "engine.job_lost",
+					        "dn_%lld: job %lld is stored but not queued until "
+					        "restart",
+					        (long long)op->u.donation.id, (long long)n->id);
+			}
+			break;
 		case DB_OP_REFUND:
 			jobs_add(e->jobs, op->u.refund.job.id, JOB_REFUND, op->u.refund.donation_id,
 			         NULL, op->now_ms);
@@ -403,7 +450,7 @@ static void answer(struct engine *e, struct pending *p, int rc)
 {
 	struct db_op *op = &p->op;
 
-	if (op->audit.actor[0] && !rc) {
+	if (op->audit.actor[0] && !rc && !(op->kind == DB_OP_OFFLINE && op->u.donation.replay)) {
 		log_event(LOG_INFO, "staff.action",
 		          json_pack("{s:s,s:s,s:s,s:s}", "actor", op->audit.actor, "action",
 		                    op->audit.action, "target", op->audit.target, "detail",
@@ -411,7 +458,7 @@ static void answer(struct engine *e, struct pending *p, int rc)
 		events_note("staff", op->audit.actor, "%s %s%s%.100s", op->audit.action,
 		            op->audit.target, op->audit.detail[0] ? ": " : "", op->audit.detail);
 	}
-	if (op->kind == DB_OP_DONATION)
+	if (op->kind == DB_OP_DONATION || op->kind == DB_OP_OFFLINE)
 		intake_finish(e, p, rc);
 	else
 		staff_finish(e, p, rc);
@@ -452,10 +499,12 @@ int commit_prepare(void *ctx, struct db_op *op)
 {
 	struct engine *e = ctx;
 
-	if (op->kind == DB_OP_DONATION) {
+	if (op->kind == DB_OP_DONATION || op->kind == DB_OP_OFFLINE) {
+		/* An offline gift draws only from pools that match them
+		 * (match_offline), and its match is matched money at once. */
 		const struct donation_req *d = &op->u.donation.req;
 		struct match_gift g = {op->campaign_id, d->currency, d->email,
-		                       d->amount_cents, op->now_ms,  0};
+		                       d->amount_cents, op->now_ms,  op->kind == DB_OP_OFFLINE};
 
 		match_reserve(e->match, &g, &op->u.donation.pool_id, &op->u.donation.matched_cents);
 		return 0;
@@ -472,7 +521,8 @@ void commit_applied(void *ctx, struct db_op *op)
 static void unreserve(struct engine *e, struct db_op *ops, int commit_rc)
 {
 	for (struct db_op *op = ops; op; op = op->next) {
-		if (op->kind != DB_OP_DONATION || !op->u.donation.matched_cents ||
+		if ((op->kind != DB_OP_DONATION && op->kind != DB_OP_OFFLINE) ||
+		    !op->u.donation.matched_cents ||
 		    !(commit_rc || op->rc || op->u.donation.replay))
 			continue;
 		match_release(e->match, op->u.donation.pool_id, op->u.donation.req.email,

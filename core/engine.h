@@ -9,7 +9,9 @@
  *
  * THREADS
  *   API loop  (ws/, an lws thread) calls the API below; never blocks on
- *             the writer: writes answer through engine_done_fn.
+ *             the writer: writes answer through engine_done_fn. A
+ *             donations export reads on a connection of its own, a
+ *             bounded page at a time (export.c).
  *   live loop (ws/, another lws thread) reads campaigns, the leaderboard
  *             and the day's totals when a viewer subscribes; the rest it
  *             is sent by the listeners. For a staff console it reads the
@@ -55,6 +57,7 @@
 
 #include "base/buf.h"
 #include "base/err.h"
+#include "base/fee.h"
 #include "base/model.h"
 
 #include <stddef.h>
@@ -66,6 +69,8 @@ struct engine_config {
 	const char *db_path;
 	const char *synchronous; /* "FULL" (default) or "NORMAL" */
 	struct donation_limits limits;
+	/* The processing fee donors may cover (--fee); all 0: not offered. */
+	struct fee_rule fee;
 	size_t max_queue; /* intake queue bound */
 	size_t max_batch; /* operations per transaction */
 	/* The queues' policies and handlers (the composition root sets them
@@ -185,6 +190,27 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
                   const char *idem_key, struct buf *replay, int *replayed, engine_done_fn done,
                   void *ud);
 
+/* Record an offline gift (a cheque, cash, a donor-advised fund) that
+ * staff received, to the campaign `slug`: stored succeeded at once with
+ * source 'offline', counted in the campaign's numbers in the same commit
+ * as a succeeded online gift is (effect_rules[EFFECT_OFFLINE]), its live
+ * donation event sent when public, its receipt (req->receipt, and an
+ * email) and donation.succeeded webhooks queued in the same transaction.
+ * Never charged. Audited as offline_gift under actor. A campaign that is
+ * paused or outside its schedule takes it (staff record what came in);
+ * a closed one answers TALLY_ECLOSED. req->d.currency "" takes the
+ * campaign's. idem_key works as engine_donate's (its fingerprint is the
+ * offline gift's: the same key on a public donation is a reuse); the
+ * answer's body (and every replay of it) is the 201 JSON. Returns as
+ * engine_donate does, TALLY_ECURRENCY and TALLY_ETOTAL included. */
+int engine_offline_gift(struct engine *e, const char *slug, const struct offline_req *req,
+                        const char *idem_key, const char *actor, struct buf *replay, int *replayed,
+                        engine_done_fn done, void *ud);
+/* The same, waiting for the answer (the console's thread): 0 or an error;
+ * the new gift's id ("dn_N") in id when not NULL. */
+int engine_offline_gift_sync(struct engine *e, const char *slug, const struct offline_req *req,
+                             const char *actor, char *id, size_t idcap);
+
 /* The configured donation limits (valid while e lives). */
 const struct donation_limits *engine_limits(struct engine *e);
 
@@ -279,8 +305,10 @@ int engine_job_action(struct engine *e, int64_t id, const char *action, const ch
                       engine_done_fn done, void *ud);
 
 /* Ask the processor to refund a succeeded donation ("dn_N"); it becomes
- * refunded when the refund job succeeds. TALLY_ENODONATION, or
- * TALLY_ESTATE when not succeeded or already being refunded. */
+ * refunded when the refund job succeeds. TALLY_ENODONATION,
+ * TALLY_EOFFLINE for an offline gift (it never went through the
+ * processor), or TALLY_ESTATE when not succeeded or already being
+ * refunded. */
 int engine_refund(struct engine *e, const char *id, const char *reason, const char *actor,
                   engine_done_fn done, void *ud);
 /* The same, waiting for the answer (the console's thread). */
@@ -438,5 +466,28 @@ long engine_campaign_infos_changed(struct engine *e, const uint64_t *seen, size_
                                    struct engine_campaign_info **out);
 
 void engine_get_stats(struct engine *e, struct engine_stats *out);
+
+/* ---- export.c: the donations export (staff) ---- */
+
+/* An export reads through a read-only SQLite connection of its own, owned
+ * by the thread that opened it (the API loop): bounded pages, no snapshot
+ * held between them (db/export.h). */
+struct engine_export;
+
+/* Open an export of the gifts f takes (the caller resolved the campaign
+ * with engine_campaign_id). Returns 0 with *out, -ENOMEM or TALLY_EIO. */
+int engine_export_open(struct engine *e, const struct export_filter *f, struct engine_export **out);
+
+/* The next gift into *row with *got = 1, or *got = 0 at the end of a page
+ * (call again for the next one unless engine_export_finished). row's
+ * strings stay valid until the next call. Returns 0, -ENOMEM or TALLY_EIO
+ * (the export cannot go on). */
+int engine_export_next(struct engine_export *x, struct export_row *row, int *got);
+
+/* 1 once every gift of the export was read. */
+int engine_export_finished(const struct engine_export *x);
+
+/* Free x (NULL is fine), finished or not. */
+void engine_export_close(struct engine_export *x);
 
 #endif

@@ -39,12 +39,38 @@ static uint64_t fingerprint(const char *slug, const struct donation_req *r)
 {
 	const char *const strs[] = {slug,     r->currency, r->name,
 	                            r->email, r->message,  r->payment_token};
-	int64_t nums[] = {r->amount_cents, r->anonymous, r->hide_amount};
+	int64_t nums[] = {r->amount_cents, r->anonymous, r->hide_amount, r->cover_fee};
 	uint64_t h = util_hash("", 0);
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(strs); i++)
 		h = util_hash_add(util_hash_add(h, strs[i], strlen(strs[i])), "\x1f", 1);
 	return util_hash_add(h, nums, sizeof(nums));
+}
+
+/* An offline gift's: the donation's fields, then what only offline gifts
+ * have, behind a marker no online gift's fingerprint has (the same key on
+ * both routes is a reuse). The currency is the one given ("" when none). */
+static uint64_t fingerprint_offline(const char *slug, const struct offline_req *o)
+{
+	int64_t nums[] = {o->method, o->received_at, o->receipt};
+	uint64_t h = util_hash_add(fingerprint(slug, &o->d), "offline\x1f", 8);
+
+	h = util_hash_add(util_hash_add(h, o->note, strlen(o->note)), "\x1f", 1);
+	return util_hash_add(h, nums, sizeof(nums));
+}
+
+/* The first answer of a gift, rendered from what its row stores: a 202
+ * for an online gift, a 201 for an offline one. */
+static size_t render_answer(char *dst, size_t cap, const struct db_donation_row *row,
+                            const char *slug)
+{
+	if (row->offline)
+		return publish_render_offline(dst, cap, row->id, slug, row->amount_cents,
+		                              row->matched_cents, row->currency, row->method,
+		                              row->received_at, row->created_at);
+	return publish_render_receipt(dst, cap, row->id, slug, row->amount_cents,
+	                              row->matched_cents, row->fee_cents, row->currency,
+	                              row->created_at, row->status_token);
 }
 
 /* The answer SQLite holds for an idempotency key: 0 with *replayed and the
@@ -55,7 +81,7 @@ static int stored_answer(struct engine *e, const char *key, uint64_t fp, int64_t
 {
 	struct db_donation_row row;
 	const char *slug = "";
-	char body[320];
+	char body[384];
 	int64_t hash;
 	size_t len;
 	int rc;
@@ -73,9 +99,7 @@ static int stored_answer(struct engine *e, const char *key, uint64_t fp, int64_t
 
 		if (c)
 			slug = c->pub.slug;
-		len = publish_render_receipt(body, sizeof(body), row.id, slug, row.amount_cents,
-		                             row.matched_cents, row.currency, row.created_at,
-		                             row.status_token);
+		len = render_answer(body, sizeof(body), &row, slug);
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (!replay || buf_append(replay, body, len))
@@ -115,8 +139,8 @@ static int has_room(struct campaign *c, int64_t amount)
 /* Is the campaign open to this gift, and has it room for it? Returns 0
  * with its id and *admitted (the gift now counts in its claimed_cents), or
  * why not. */
-static int admit(struct engine *e, const char *slug, const struct donation_req *req, int64_t now,
-                 int64_t *campaign_id, struct campaign **admitted)
+static int admit(struct engine *e, const char *slug, struct donation_req *req, int offline,
+                 int64_t now, int64_t *campaign_id, struct campaign **admitted)
 {
 	struct campaign *c;
 	int rc = TALLY_ENOCAMPAIGN;
@@ -124,9 +148,16 @@ static int admit(struct engine *e, const char *slug, const struct donation_req *
 	pthread_mutex_lock(&e->lock);
 	c = campaign_find_slug(e, slug, strlen(slug));
 	if (c) {
-		enum campaign_status st = campaign_effective(&c->pub, NULL, now);
-		enum day_phase phase = day_phase(&e->day, now);
+		/* Staff record the cheques that came in whether the campaign
+		 * is paused or outside its schedule or the giving day's; only
+		 * closing it (the books are closed) refuses them. */
+		enum campaign_status st = !offline ? campaign_effective(&c->pub, NULL, now)
+		                          : c->pub.status == CAMPAIGN_CLOSED ? CAMPAIGN_CLOSED
+		                                                             : CAMPAIGN_ACTIVE;
+		enum day_phase phase = offline ? DAY_NONE : day_phase(&e->day, now);
 
+		if (offline && !req->currency[0])
+			memcpy(req->currency, c->pub.currency, sizeof(req->currency));
 		*campaign_id = c->pub.id;
 		rc = st == CAMPAIGN_PAUSED                    ? TALLY_EPAUSED
 		     : st == CAMPAIGN_CLOSED                  ? TALLY_ECLOSED
@@ -150,26 +181,23 @@ static void give_back(struct campaign *c, int64_t amount)
 	atomic_fetch_sub(&c->claimed_cents, amount);
 }
 
-int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
-                  const char *idem_key, struct buf *replay, int *replayed, engine_done_fn done,
-                  void *ud)
+/* Admit and queue a gift: an online one (offline NULL) or an offline one
+ * (kind DB_OP_OFFLINE, audited under actor). See engine_donate. */
+static int submit_gift(struct engine *e, const char *slug, struct donation_req *req,
+                       const struct offline_req *offline, uint64_t fp, const char *idem_key,
+                       const char *actor, struct buf *replay, int *replayed, engine_done_fn done,
+                       void *ud)
 {
 	struct pending *p;
 	struct campaign *c = NULL;
-	int64_t now = util_now_ms(), campaign_id = 0;
-	uint64_t fp = 0;
+	int64_t now = util_now_ms(), campaign_id = 0, id;
 	char token[TALLY_STATUS_TOKEN_SIZE];
 	int rc;
 
 	*replayed = 0;
-	if (!idem_key)
-		idem_key = "";
-	if (strlen(idem_key) > TALLY_IDEM_KEY_MAX)
-		return TALLY_EIDEM_KEY;
 	if (idem_key[0]) {
 		enum idem_result found;
 
-		fp = fingerprint(slug, req);
 		rc = idem_begin(e->idem, idem_key, fp, now, replay, &found);
 		if (rc == -EAGAIN) /* the key's bucket is full of gifts in flight */
 			return TALLY_EOVERLOADED;
@@ -187,13 +215,15 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 			break;
 		}
 	}
-	rc = admit(e, slug, req, now, &campaign_id, &c);
+	rc = admit(e, slug, req, offline != NULL, now, &campaign_id, &c);
 	if (!rc && new_status_token(token)) {
 		log_msg(LOG_ERROR, "intake.random_failed", "no random bytes for a status token");
 		give_back(c, req->amount_cents);
 		rc = TALLY_EIO;
 	}
-	p = rc ? NULL : pending_new(e, DB_OP_DONATION, done, ud, NULL);
+	p = rc ? NULL
+	       : pending_new(e, offline ? DB_OP_OFFLINE : DB_OP_DONATION, done, ud,
+	                     offline ? actor : NULL);
 	if (!rc && !p) {
 		give_back(c, req->amount_cents);
 		rc = TALLY_EIO;
@@ -208,26 +238,112 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 		}
 		return rc;
 	}
+	id = atomic_fetch_add(&e->next_donation_id, 1);
 	p->op.now_ms = now;
 	p->op.campaign_id = campaign_id;
 	p->op.u.donation.req = *req;
 	p->op.u.donation.new_donor = 0;
 	p->op.u.donation.replay = 0;
-	p->op.u.donation.id = atomic_fetch_add(&e->next_donation_id, 1);
-	p->op.u.donation.job_id = jobs_next_id(e->jobs);
+	p->op.u.donation.id = id;
+	p->op.u.donation.job_id = offline ? 0 : jobs_next_id(e->jobs);
 	memcpy(p->op.u.donation.idem_key, idem_key, strlen(idem_key) + 1);
 	memcpy(p->op.u.donation.status_token, token, sizeof(token));
 	p->op.u.donation.idem_hash = (int64_t)fp;
 	p->op.u.donation.idem_expired = now - IDEM_LIFETIME_MS;
 	p->op.u.donation.pool_id = 0;
 	p->op.u.donation.matched_cents = 0;
-	p->body_len = publish_render_receipt(p->body, sizeof(p->body), p->op.u.donation.id, slug,
-	                                     req->amount_cents, 0, req->currency, now, token);
-	rc = engine_submit(e, p, 0);
+	if (offline) {
+		struct db_offline *o = &p->op.u.donation.offline;
+		char detail[160];
+
+		o->method = offline->method;
+		memcpy(o->note, offline->note, sizeof(o->note));
+		o->received_at = offline->received_at ? offline->received_at : now;
+		o->n_follow =
+		    jobs_success_followups(e->jobs, offline->receipt, req->email, o->follow);
+		p->body_len = publish_render_offline(
+		    p->body, sizeof(p->body), id, slug, req->amount_cents, 0, req->currency,
+		    gift_method_names[o->method], o->received_at, now);
+		snprintf(detail, sizeof(detail), "dn_%lld %lld %s %s", (long long)id,
+		         (long long)req->amount_cents, req->currency, gift_method_names[o->method]);
+		pending_audit(p, "offline_gift", slug, detail);
+	} else {
+		p->body_len =
+		    publish_render_receipt(p->body, sizeof(p->body), id, slug, req->amount_cents, 0,
+		                           req->fee_cents, req->currency, now, token);
+	}
+	/* Staff's gifts are not refused by donor load (the queue's bound). */
+	rc = engine_submit(e, p, offline != NULL);
 	if (rc)
 		give_back(c, req->amount_cents);
 	if (rc && idem_key[0])
 		idem_abort(e->idem, idem_key);
+	return rc;
+}
+
+int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
+                  const char *idem_key, struct buf *replay, int *replayed, engine_done_fn done,
+                  void *ud)
+{
+	struct donation_req r = *req;
+
+	*replayed = 0;
+	if (!idem_key)
+		idem_key = "";
+	if (strlen(idem_key) > TALLY_IDEM_KEY_MAX)
+		return TALLY_EIDEM_KEY;
+	if (r.cover_fee && !fee_offered(&e->cfg.fee))
+		return TALLY_ENOFEE;
+	r.fee_cents = r.cover_fee ? fee_compute(&e->cfg.fee, r.amount_cents) : 0;
+	return submit_gift(e, slug, &r, NULL, idem_key[0] ? fingerprint(slug, req) : 0, idem_key,
+	                   NULL, replay, replayed, done, ud);
+}
+
+int engine_offline_gift(struct engine *e, const char *slug, const struct offline_req *req,
+                        const char *idem_key, const char *actor, struct buf *replay, int *replayed,
+                        engine_done_fn done, void *ud)
+{
+	struct donation_req r = req->d;
+
+	*replayed = 0;
+	if (!idem_key)
+		idem_key = "";
+	if (strlen(idem_key) > TALLY_IDEM_KEY_MAX)
+		return TALLY_EIDEM_KEY;
+	r.payment_token[0] = '\0';
+	r.cover_fee = 0;
+	r.fee_cents = 0;
+	return submit_gift(e, slug, &r, req, idem_key[0] ? fingerprint_offline(slug, req) : 0,
+	                   idem_key, actor, replay, replayed, done, ud);
+}
+
+/* engine_offline_gift_sync's wait: the answer's rc and the gift's id. */
+struct offline_waiter {
+	struct waiter w;
+	char id[32];
+};
+
+static void offline_done(void *ud, const struct engine_answer *a)
+{
+	struct offline_waiter *ow = ud;
+	const char *at = a->body ? strstr(a->body, "\"id\":\"") : NULL;
+
+	if (!a->rc && at)
+		snprintf(ow->id, sizeof(ow->id), "%.*s", (int)strcspn(at + 6, "\""), at + 6);
+	waiter_done(&ow->w, a);
+}
+
+int engine_offline_gift_sync(struct engine *e, const char *slug, const struct offline_req *req,
+                             const char *actor, char *id, size_t idcap)
+{
+	struct offline_waiter ow = {.id = ""};
+	int replayed, rc;
+
+	waiter_init(&ow.w);
+	rc = waiter_wait(&ow.w, engine_offline_gift(e, slug, req, NULL, actor, NULL, &replayed,
+	                                            offline_done, &ow));
+	if (id && idcap)
+		snprintf(id, idcap, "%s", rc ? "" : ow.id);
 	return rc;
 }
 
@@ -246,12 +362,19 @@ void intake_finish(struct engine *e, struct pending *p, int rc)
 		/* The database knew the key: answer what it answered then. */
 		struct campaign *c = campaign_find_id(e, op->u.donation.prev_campaign_id);
 		uint64_t fp = (uint64_t)op->u.donation.prev_hash;
+		struct db_donation_row row = {0};
 
-		p->body_len = publish_render_receipt(
-		    p->body, sizeof(p->body), op->u.donation.id, c ? c->w.slug : "",
-		    op->u.donation.prev_amount_cents, op->u.donation.prev_matched_cents,
-		    op->u.donation.prev_currency, op->u.donation.prev_created_at,
-		    op->u.donation.status_token);
+		row.id = op->u.donation.id;
+		row.amount_cents = op->u.donation.prev_amount_cents;
+		row.matched_cents = op->u.donation.prev_matched_cents;
+		row.fee_cents = op->u.donation.prev_fee_cents;
+		row.created_at = op->u.donation.prev_created_at;
+		row.offline = op->u.donation.prev_offline;
+		row.received_at = op->u.donation.prev_received_at;
+		memcpy(row.currency, op->u.donation.prev_currency, sizeof(row.currency));
+		memcpy(row.method, op->u.donation.prev_method, sizeof(row.method));
+		memcpy(row.status_token, op->u.donation.status_token, sizeof(row.status_token));
+		p->body_len = render_answer(p->body, sizeof(p->body), &row, c ? c->w.slug : "");
 		idem_finish(e->idem, key, fp, p->body, p->body_len);
 		if (fp == (uint64_t)op->u.donation.idem_hash)
 			a.replayed = 1;
@@ -260,11 +383,19 @@ void intake_finish(struct engine *e, struct pending *p, int rc)
 	} else {
 		/* The writer decided its match just before storing it: the 202
 		 * says so (and its replays, from memory or the row, the same). */
-		if (!rc && op->u.donation.matched_cents && admitted)
+		if (!rc && op->u.donation.matched_cents && admitted && op->kind == DB_OP_DONATION)
 			p->body_len = publish_render_receipt(
 			    p->body, sizeof(p->body), op->u.donation.id, admitted->w.slug,
 			    op->u.donation.req.amount_cents, op->u.donation.matched_cents,
-			    op->u.donation.req.currency, op->now_ms, op->u.donation.status_token);
+			    op->u.donation.req.fee_cents, op->u.donation.req.currency, op->now_ms,
+			    op->u.donation.status_token);
+		else if (!rc && op->u.donation.matched_cents && admitted)
+			p->body_len = publish_render_offline(
+			    p->body, sizeof(p->body), op->u.donation.id, admitted->w.slug,
+			    op->u.donation.req.amount_cents, op->u.donation.matched_cents,
+			    op->u.donation.req.currency,
+			    gift_method_names[op->u.donation.offline.method],
+			    op->u.donation.offline.received_at, op->now_ms);
 		if (key[0] && rc)
 			idem_abort(e->idem, key);
 		else if (key[0])
@@ -332,10 +463,15 @@ static int render_donation(struct engine *e, int64_t n, const struct db_donation
 	/* The match it holds now (0 once failed, or refunded and given
 	 * back); hidden with the amount, which it would reveal. */
 	if (!row->hide_amount || staff)
-		rc |= buf_printf(out, ",\"amount_cents\":%lld,\"matched_cents\":%lld",
-		                 (long long)row->amount_cents, (long long)db_donation_matched(row));
-	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\"", row->currency,
-	                 util_rfc3339(row->created_at, ts, sizeof(ts)));
+		rc |= buf_printf(out,
+		                 ",\"amount_cents\":%lld,\"matched_cents\":%lld,\"fee_cents\":%lld,"
+		                 "\"charged_cents\":%lld",
+		                 (long long)row->amount_cents, (long long)db_donation_matched(row),
+		                 (long long)row->fee_cents,
+		                 (long long)(row->amount_cents + row->fee_cents));
+	rc |= buf_printf(out, ",\"currency\":\"%s\",\"created_at\":\"%s\",\"source\":\"%s\"",
+	                 row->currency, util_rfc3339(row->created_at, ts, sizeof(ts)),
+	                 row->offline ? "offline" : "online");
 	if (row->reason[0] && strcmp(row->status, "succeeded")) {
 		rc |= buf_puts(out, ",\"reason\":");
 		rc |= buf_json_string(out, row->reason);
@@ -362,6 +498,12 @@ static int render_donation(struct engine *e, int64_t n, const struct db_donation
 		          : buf_puts(out, ",\"refund_requested_at\":null");
 		rc |= buf_printf(out, ",\"has_status_token\":%s",
 		                 row->status_token[0] ? "true" : "false");
+		if (row->offline) {
+			rc |= buf_printf(
+			    out, ",\"method\":\"%s\",\"received_at\":\"%s\",\"note\":", row->method,
+			    util_rfc3339(row->received_at, ts, sizeof(ts)));
+			rc |= buf_json_string(out, staff->note);
+		}
 	}
 	rc |= buf_puts(out, "}");
 	return rc ? -ENOMEM : 0;

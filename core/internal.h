@@ -83,7 +83,7 @@ struct pending {
 	 * wiped once answered). */
 	char secret[TALLY_STAFF_SECRET_SIZE];
 	size_t body_len;
-	char body[320];
+	char body[384]; /* the longest 202 is about 350 bytes */
 };
 
 /* A gift whose donation event waits for the batch to be published. */
@@ -231,11 +231,17 @@ void publish_batch(struct engine *e);
 char *publish_render_gift(const char *name, int64_t amount, int64_t matched, int hide,
                           const char *message, int64_t at);
 /* The 202 body of a donation (a replay renders the same text from the
- * stored row, so everything here must come from the row). status_token
- * is shown when not "" (gifts recorded before tokens have none). */
+ * stored row, so everything here must come from the row): fee_cents is
+ * the covered fee, charged_cents amount + fee. status_token is shown when
+ * not "" (gifts recorded before tokens have none). */
 size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
-                              int64_t matched, const char *currency, int64_t created_at,
-                              const char *status_token);
+                              int64_t matched, int64_t fee, const char *currency,
+                              int64_t created_at, const char *status_token);
+/* The 201 body of an offline gift, from what its row stores (replays
+ * render the same text). */
+size_t publish_render_offline(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
+                              int64_t matched, const char *currency, const char *method,
+                              int64_t received_at, int64_t created_at);
 
 /* ---- commit.c (writer hooks) ---- */
 void commit_batch(void *ctx, struct db_op *ops, int commit_rc);

@@ -616,6 +616,18 @@ static void follow_hooks(struct jobs *js, struct db_job_update *u, enum job_kind
 		follow(js, u, kind, js->cfg.endpoint[i]);
 }
 
+int jobs_success_followups(struct jobs *js, int receipt, const char *email, struct db_new_job *out)
+{
+	struct db_job_update u;
+
+	u.n_follow = 0;
+	if (receipt && js->cfg.receipts && email[0])
+		follow(js, &u, JOB_RECEIPT, NULL);
+	follow_hooks(js, &u, job_rules[JOB_CAPTURE][JOB_OK].hooks);
+	memcpy(out, u.follow, (size_t)u.n_follow * sizeof(out[0]));
+	return u.n_follow;
+}
+
 /* What an attempt's result means: the job's next state and the effect on
  * its donation, as one record for the writer (job_rules says which). */
 static void transition(struct jobs *js, const struct job *j, const struct job_run *r,

@@ -128,6 +128,13 @@ int jobs_start(struct jobs *js);
 /* A fresh job id (any thread). */
 int64_t jobs_next_id(struct jobs *js);
 
+/* The jobs that follow a gift that succeeded without a capture (an
+ * offline gift), as a capture's success would have them follow: a receipt
+ * when receipt is set, the donor has an email and receipts are on, and a
+ * donation.succeeded webhook per endpoint. Fills at most DB_MAX_NEW_JOBS
+ * of out with fresh ids; returns how many (any thread). */
+int jobs_success_followups(struct jobs *js, int receipt, const char *email, struct db_new_job *out);
+
 /* A committed new job: make it ready (any thread; after its commit). */
 int jobs_add(struct jobs *js, int64_t id, enum job_kind kind, int64_t donation_id, const char *url,
              int64_t now);

@@ -25,6 +25,7 @@
 #include "core/processor.h"
 #include "core/transfer.h"
 #include "core/work.h"
+#include "base/log.h"
 #include "base/util.h"
 
 #include <jansson.h>
@@ -67,6 +68,15 @@ int processor_mock_start(void *ctx, struct job_run *r)
 			 * donation always gets the same charge id. */
 			snprintf(r->result.ref, sizeof(r->result.ref), "ch_mock_dn_%lld",
 			         (long long)d->id);
+			/* What a processor would be asked to charge: the gift
+			 * and the fee its donor covers (a test reads it; only
+			 * for covered fees, so a plain gift costs no log line). */
+			if (d->fee_cents)
+				log_msg(LOG_INFO, "processor.mock_charge",
+				        "dn_%lld: charged %lld %s (gift %lld + fee %lld)",
+				        (long long)d->id,
+				        (long long)(d->amount_cents + d->fee_cents), d->currency,
+				        (long long)d->amount_cents, (long long)d->fee_cents);
 		}
 	}
 	if (cfg->mock_latency_ms <= 0)
@@ -279,7 +289,8 @@ static int stripe_request(struct job_run *r, int step)
 		for (int i = 0; i < 3; i++)
 			cur[i] = (char)(d->currency[i] | 0x20);
 		cur[3] = '\0';
-		snprintf(num, sizeof(num), "%lld", (long long)d->amount_cents);
+		/* The gift and the fee its donor chose to cover, in one charge. */
+		snprintf(num, sizeof(num), "%lld", (long long)(d->amount_cents + d->fee_cents));
 		rc |= form_add(&a->form, r->easy, "amount", num);
 		rc |= form_add(&a->form, r->easy, "currency", cur);
 		if (!strncmp(d->token, "tok_", 4)) {

@@ -92,18 +92,36 @@ char *publish_render_gift(const char *name, int64_t amount, int64_t matched, int
 }
 
 size_t publish_render_receipt(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
-                              int64_t matched, const char *currency, int64_t created_at,
-                              const char *status_token)
+                              int64_t matched, int64_t fee, const char *currency,
+                              int64_t created_at, const char *status_token)
 {
 	char ts[32];
+	int n =
+	    snprintf(dst, cap,
+	             "{\"id\":\"dn_%lld\",\"status\":\"pending\",\"campaign\":\"%s\","
+	             "\"amount_cents\":%lld,\"matched_cents\":%lld,\"fee_cents\":%lld,"
+	             "\"charged_cents\":%lld,\"currency\":\"%s\",\"created_at\":\"%s\"%s%s%s}",
+	             (long long)id, slug, (long long)amount, (long long)matched, (long long)fee,
+	             (long long)(amount + fee), currency, util_rfc3339(created_at, ts, sizeof(ts)),
+	             status_token[0] ? ",\"status_token\":\"" : "", status_token,
+	             status_token[0] ? "\"" : "");
+
+	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+size_t publish_render_offline(char *dst, size_t cap, int64_t id, const char *slug, int64_t amount,
+                              int64_t matched, const char *currency, const char *method,
+                              int64_t received_at, int64_t created_at)
+{
+	char ts[32], rts[32];
 	int n = snprintf(dst, cap,
-	                 "{\"id\":\"dn_%lld\",\"status\":\"pending\",\"campaign\":\"%s\","
-	                 "\"amount_cents\":%lld,\"matched_cents\":%lld,\"currency\":\"%s\","
-	                 "\"created_at\":\"%s\"%s%s%s}",
+	                 "{\"id\":\"dn_%lld\",\"status\":\"succeeded\",\"source\":\"offline\","
+	                 "\"campaign\":\"%s\",\"amount_cents\":%lld,\"matched_cents\":%lld,"
+	                 "\"currency\":\"%s\",\"method\":\"%s\",\"received_at\":\"%s\","
+	                 "\"created_at\":\"%s\"}",
 	                 (long long)id, slug, (long long)amount, (long long)matched, currency,
-	                 util_rfc3339(created_at, ts, sizeof(ts)),
-	                 status_token[0] ? ",\"status_token\":\"" : "", status_token,
-	                 status_token[0] ? "\"" : "");
+	                 method, util_rfc3339(received_at, rts, sizeof(rts)),
+	                 util_rfc3339(created_at, ts, sizeof(ts)));
 
 	return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }

@@ -92,7 +92,7 @@ static int header_text(struct buf *out, const char *s)
 int work_receipt_message(const struct work_config *cfg, const struct db_job_donation *d,
                          struct buf *out)
 {
-	char date[64], ts[32], amount[32];
+	char date[64], ts[32], amount[32], fee[32], total[32];
 	time_t now = time(NULL);
 	struct tm tm;
 	int rc = 0;
@@ -115,10 +115,20 @@ int work_receipt_message(const struct work_config *cfg, const struct db_job_dona
 	                 d->name[0] ? d->name : "friend", d->campaign_name);
 	/* In the currency's own minor units: JPY 1234, USD 12.34, KWD 1.234. */
 	rc |= currency_format(amount, sizeof(amount), d->amount_cents, d->currency) < 0;
-	rc |= buf_printf(out,
-	                 "  Campaign:     %s\r\n  Amount:       %s %s\r\n"
-	                 "  Date:         %s\r\n  Donation id:  dn_%lld\r\n\r\n",
-	                 d->campaign_slug, d->currency, amount,
+	rc |= buf_printf(out, "  Campaign:     %s\r\n  Amount:       %s %s\r\n", d->campaign_slug,
+	                 d->currency, amount);
+	if (d->fee_cents) {
+		/* The gift and the fee its donor covered apart (only the gift
+		 * counts toward the campaign), then what the card was charged. */
+		rc |= currency_format(fee, sizeof(fee), d->fee_cents, d->currency) < 0;
+		rc |= currency_format(total, sizeof(total), d->amount_cents + d->fee_cents,
+		                      d->currency) < 0;
+		rc |= buf_printf(out, "  Fee covered:  %s %s\r\n  Total charged: %s %s\r\n",
+		                 d->currency, fee, d->currency, total);
+	}
+	if (d->offline)
+		rc |= buf_puts(out, "  Received:     offline (not charged here)\r\n");
+	rc |= buf_printf(out, "  Date:         %s\r\n  Donation id:  dn_%lld\r\n\r\n",
 	                 util_rfc3339(d->created_at, ts, sizeof(ts)), (long long)d->id);
 	if (cfg->tax_note && cfg->tax_note[0])
 		rc |= buf_printf(out, "%s\r\n\r\n", cfg->tax_note);

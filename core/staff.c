@@ -261,6 +261,8 @@ int engine_refund(struct engine *e, const char *id, const char *reason, const ch
 	rc = intake_donation_row(e, id, &n, &row);
 	if (rc)
 		return rc;
+	if (row.offline)
+		return TALLY_EOFFLINE;
 	if (strcmp(row.status, "succeeded"))
 		return TALLY_ESTATE;
 	p = pending_new(e, DB_OP_REFUND, done, ud, actor);

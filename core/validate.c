@@ -398,7 +398,16 @@ static int fast_donation(const char *body, size_t len, const struct donation_lim
                          struct donation_req *out)
 {
 	struct scan sc = {body, body + len};
-	enum { AMOUNT = 1, CURRENCY = 2, DONOR = 4, ANON = 8, HIDE = 16, MSG = 32, TOKEN = 64 };
+	enum {
+		AMOUNT = 1,
+		CURRENCY = 2,
+		DONOR = 4,
+		ANON = 8,
+		HIDE = 16,
+		MSG = 32,
+		TOKEN = 64,
+		FEE = 128
+	};
 	int seen = 0;
 
 	if (len > TALLY_BODY_MAX || util_utf8_len(body, len) < 0 || !eat(&sc, '{'))
@@ -432,6 +441,9 @@ static int fast_donation(const char *body, size_t len, const struct donation_lim
 			bit = MSG;
 			ok = fast_string(&sc, 0, TALLY_MESSAGE_MAX, 1, out->message,
 			                 sizeof(out->message));
+		} else if (key_is(k, klen, "cover_fee")) {
+			bit = FEE;
+			ok = scan_bool(&sc, &out->cover_fee);
 		} else if (key_is(k, klen, "payment_token")) {
 			bit = TOKEN;
 			ok = fast_string(&sc, 1, TALLY_TOKEN_MAX, 0, out->payment_token,
@@ -516,6 +528,7 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 	}
 	take_bool(root, "anonymous", &out->anonymous, err);
 	take_bool(root, "hide_amount", &out->hide_amount, err);
+	take_bool(root, "cover_fee", &out->cover_fee, err);
 	take_string(root, "message", "message", 0, 0, TALLY_MESSAGE_MAX, 1, out->message,
 	            sizeof(out->message), err);
 	if (take_string(root, "payment_token", "payment_token", 0, 1, TALLY_TOKEN_MAX, 0,
@@ -566,6 +579,76 @@ static int take_slug_name(json_t *root, int create, char *slug, char *name,
 			got |= 2;
 	}
 	return got;
+}
+
+int validate_offline(const char *body, size_t len, int64_t now, struct offline_req *out,
+                     struct validate_error *err)
+{
+	struct donation_req *d = &out->d;
+	json_t *root, *donor, *v;
+	char msg[120];
+	int rc;
+
+	memset(out, 0, sizeof(*out));
+	err->message[0] = '\0';
+	err->fields = NULL;
+	rc = validate_json_object(body, len, &root, err);
+	if (rc)
+		return rc;
+	snprintf(msg, sizeof(msg), "must be an integer number of minor units from 1 to %lld",
+	         (long long)TALLY_AMOUNT_MAX);
+	v = json_object_get(root, "amount_cents");
+	if (!v)
+		field_error(err, "amount_cents", "is required");
+	else if (!json_is_integer(v) || json_integer_value(v) < 1 ||
+	         json_integer_value(v) > TALLY_AMOUNT_MAX)
+		field_error(err, "amount_cents", msg);
+	else
+		d->amount_cents = json_integer_value(v);
+	if (take_string(root, "currency", "currency", 0, 3, 3, 0, d->currency, sizeof(d->currency),
+	                err) == 1 &&
+	    !validate_currency(d->currency))
+		field_error(err, "currency", "must be a three-letter ISO 4217 code such as USD");
+	v = json_object_get(root, "method");
+	if (!v)
+		field_error(err, "method", "is required");
+	else if (!json_is_string(v) || gift_method_by_name(json_string_value(v)) < 0)
+		field_error(err, "method", "must be cheque, cash, daf or other");
+	else
+		out->method = (enum gift_method)gift_method_by_name(json_string_value(v));
+	donor = json_object_get(root, "donor");
+	if (!donor) {
+		field_error(err, "donor", "is required");
+	} else if (!json_is_object(donor)) {
+		field_error(err, "donor", "must be an object with a name (and an email if known)");
+	} else {
+		if (take_string(donor, "name", "donor.name", 1, 1, TALLY_DONOR_NAME_MAX, 0, d->name,
+		                sizeof(d->name), err) == 1 &&
+		    blank(d->name))
+			field_error(err, "donor.name", "must not be blank");
+		if (take_string(donor, "email", "donor.email", 0, 3, TALLY_EMAIL_MAX, 0, d->email,
+		                sizeof(d->email), err) == 1 &&
+		    !valid_email(d->email))
+			field_error(err, "donor.email",
+			            "must be an email address like ada@example.org, or absent");
+	}
+	take_bool(root, "anonymous", &d->anonymous, err);
+	take_bool(root, "hide_amount", &d->hide_amount, err);
+	take_string(root, "message", "message", 0, 0, TALLY_MESSAGE_MAX, 1, d->message,
+	            sizeof(d->message), err);
+	take_string(root, "note", "note", 0, 0, TALLY_NOTE_MAX, 1, out->note, sizeof(out->note),
+	            err);
+	if (take_time(root, "received_at", &out->received_at, err) == 1 && out->received_at > now)
+		field_error(err, "received_at", "must not be in the future");
+	if (take_bool(root, "receipt", &out->receipt, err) == 1 && out->receipt && !d->email[0] &&
+	    !json_object_get(err->fields, "donor.email"))
+		field_error(err, "receipt", "needs donor.email: a receipt goes by email");
+	json_decref(root);
+	if (err->fields) {
+		snprintf(err->message, sizeof(err->message), "the offline gift has invalid fields");
+		return TALLY_EFIELDS;
+	}
+	return TALLY_OK;
 }
 
 int validate_campaign(const char *body, size_t len, int create, struct campaign_spec *out,
@@ -739,6 +822,7 @@ int validate_pool(const char *body, size_t len, int create, struct pool_spec *ou
 	if (!create && !(out->has_name || out->has_sponsor || out->has_amount || out->has_ratio ||
 	                 out->has_gift_cap || out->has_donor_cap || out->has_campaigns ||
 	                 out->has_starts || out->has_ends || out->has_offline)) {
+		field_error(err, "body", "names no field to change");
 		snprintf(err->message, sizeof(err->message), "the update changes nothing");
 		return TALLY_EFIELDS;
 	}
@@ -774,6 +858,11 @@ int validate_challenge(const char *body, size_t len, struct challenge_spec *out,
 		if (i == sizeof(known) / sizeof(known[0]))
 			field_error(err, key, "is not a field of a challenge");
 	}
+	/* DESIGN.md's shape has no name: the slug stands in for it then. */
+	if (!json_object_get(root, "name") && json_is_string(json_object_get(root, "slug")) &&
+	    json_object_set_new(root, "name",
+	                        json_string(json_string_value(json_object_get(root, "slug")))))
+		field_error(err, "name", "is required");
 	take_slug_name(root, 1, c->slug, c->name, err);
 	take_string(root, "sponsor", "sponsor", 0, 0, TALLY_CAMPAIGN_NAME_MAX, 0, c->sponsor,
 	            sizeof(c->sponsor), err);

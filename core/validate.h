@@ -36,6 +36,15 @@ int validate_donation(const char *body, size_t len, const struct donation_limits
 int validate_donation_full(const char *body, size_t len, const struct donation_limits *lim,
                            struct donation_req *out, struct validate_error *err);
 
+/* Validate an offline gift body {"amount_cents" (1 to TALLY_AMOUNT_MAX),
+ * "currency" (optional), "method" (cheque, cash, daf, other), "donor":
+ * {"name", "email" (optional)}, "anonymous", "hide_amount", "message",
+ * "note", "received_at" (RFC 3339, not after now, ms since the epoch),
+ * "receipt" (needs donor.email)}. Returns TALLY_OK, TALLY_EJSON or
+ * TALLY_EFIELDS. */
+int validate_offline(const char *body, size_t len, int64_t now, struct offline_req *out,
+                     struct validate_error *err);
+
 /* Validate a campaign body; create=1 requires slug, name and currency, an
  * update (create=0) accepts any subset but not slug. */
 int validate_campaign(const char *body, size_t len, int create, struct campaign_spec *out,

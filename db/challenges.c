@@ -15,10 +15,10 @@
 	" min_gift_cents, online_only, starts_at, ends_at, created_at"
 
 static const char *const sql[] = {
-    "INSERT INTO challenges (" CHALLENGE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
-    " ?10, ?11, ?12, ?13, ?14)",
-    "INSERT INTO challenge_awards (challenge_id, campaign_id, bonus_cents, donation_id, at)"
-    " VALUES (?1, ?2, ?3, ?4, ?5)",
+    ("INSERT INTO challenges (" CHALLENGE_COLUMNS ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9,"
+     " ?10, ?11, ?12, ?13, ?14)"),
+    ("INSERT INTO challenge_awards (challenge_id, campaign_id, bonus_cents, donation_id, at)"
+     " VALUES (?1, ?2, ?3, ?4, ?5)"),
     /* The award shows on the campaign: its bonus, and a change (seq). */
     "UPDATE campaigns SET bonus_cents = bonus_cents + ?2, seq = seq + 1 WHERE id = ?1",
     "UPDATE campaigns SET seq = seq + 1 WHERE currency = ?1",
@@ -242,6 +242,29 @@ int db_challenge_progress(sqlite3 *db, const struct challenge_row *c,
 	if (stop)
 		return stop;
 	return rc == SQLITE_DONE ? 0 : db_errno(rc);
+}
+
+int db_challenge_last_gift(sqlite3 *db, const struct challenge_row *c, int64_t campaign_id,
+                           int64_t *out)
+{
+	static const char q[] = "SELECT coalesce(max(d.id), 0) FROM donations d WHERE" COUNTED
+	                        " AND d.campaign_id = ?6";
+	sqlite3_stmt *st;
+	int rc;
+
+	*out = 0;
+	rc = sqlite3_prepare_v2(db, q, -1, &st, NULL);
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	if (bind_rules(st, c) || sqlite3_bind_int64(st, 6, campaign_id)) {
+		sqlite3_finalize(st);
+		return -EIO;
+	}
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		*out = sqlite3_column_int64(st, 0);
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : db_errno(rc);
 }
 
 int db_challenge_donors(sqlite3 *db, const struct challenge_row *c,

@@ -45,6 +45,11 @@ struct db_progress_row {
 int db_challenge_progress(sqlite3 *db, const struct challenge_row *c,
                           int (*cb)(void *ud, const struct db_progress_row *row), void *ud);
 
+/* The newest gift of campaign_id that c counts (0: none): the one an
+ * award made after the fact names. */
+int db_challenge_last_gift(sqlite3 *db, const struct challenge_row *c, int64_t campaign_id,
+                           int64_t *out);
+
 /* Call cb for each (campaign, donor email in lower case) that c counts. */
 int db_challenge_donors(sqlite3 *db, const struct challenge_row *c,
                         int (*cb)(void *ud, int64_t campaign_id, const char *email), void *ud);

@@ -562,13 +562,19 @@ static void read_donation(sqlite3_stmt *st, struct db_donation_row *row)
 	db_copy_text(row->status_token, sizeof(row->status_token), st, 11);
 	row->matched_cents = sqlite3_column_int64(st, 12);
 	row->match_released = sqlite3_column_int(st, 13);
+	row->fee_cents = sqlite3_column_int64(st, 14);
+	row->offline = sqlite3_column_int(st, 15);
+	db_copy_text(row->method, sizeof(row->method), st, 16);
+	row->received_at = sqlite3_column_int64(st, 17);
 }
 
+/* The columns read_donation reads, DONATION_NCOLS of them. */
 #define DONATION_COLUMNS                                                                           \
 	"id, campaign_id, amount_cents, currency, donor_name, message, status, anonymous,"         \
 	" hide_amount, created_at, coalesce(reason, ''), coalesce(status_token, ''),"              \
-	" matched_cents, match_released"
-#define DONATION_NCOLS 14 /* the columns above: read_donation's */
+	" matched_cents, match_released, fee_cents, source = 'offline', coalesce(method, ''),"     \
+	" coalesce(received_at, 0)"
+#define DONATION_NCOLS 18 /* the columns above: read_donation's */
 
 int db_load_donations(sqlite3 *db, const char *ids,
                       int (*cb)(void *ud, const struct db_donation_row *row), void *ud)
@@ -618,7 +624,7 @@ static int donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out,
 	static const char sql[] = "SELECT " DONATION_COLUMNS " FROM donations WHERE id = ?1";
 	static const char sql_staff[] =
 	    "SELECT " DONATION_COLUMNS ", donor_email, coalesce(processor_ref, ''),"
-	    " coalesce(receipt_sent_at, 0), coalesce(refund_requested_at, 0)"
+	    " coalesce(receipt_sent_at, 0), coalesce(refund_requested_at, 0), coalesce(note, '')"
 	    " FROM donations WHERE id = ?1";
 	sqlite3_stmt *st;
 	int rc;
@@ -639,6 +645,7 @@ static int donation_get(sqlite3 *db, int64_t id, struct db_donation_row *out,
 			             DONATION_NCOLS + 1);
 			staff->receipt_sent_at = sqlite3_column_int64(st, DONATION_NCOLS + 2);
 			staff->refund_requested_at = sqlite3_column_int64(st, DONATION_NCOLS + 3);
+			db_copy_text(staff->note, sizeof(staff->note), st, DONATION_NCOLS + 4);
 		}
 	}
 	sqlite3_finalize(st);
@@ -722,7 +729,7 @@ int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job
 	    " coalesce(d.receipt_sent_at, 0), d.anonymous, d.hide_amount, d.currency, d.status,"
 	    " d.payment_token, d.donor_email, d.donor_name, d.message, c.slug, c.name,"
 	    " coalesce(d.processor_ref, ''), coalesce(d.reason, ''), coalesce(d.pool_id, 0),"
-	    " d.matched_cents"
+	    " d.matched_cents, d.fee_cents, d.source = 'offline'"
 	    " FROM donations d JOIN campaigns c ON c.id = d.campaign_id WHERE d.id = ?1";
 	sqlite3_stmt *st = *cache;
 	int rc;
@@ -757,6 +764,8 @@ int db_job_donation(sqlite3 *db, sqlite3_stmt **cache, int64_t id, struct db_job
 		db_copy_text(out->reason, sizeof(out->reason), st, 16);
 		out->pool_id = sqlite3_column_int64(st, 17);
 		out->matched_cents = sqlite3_column_int64(st, 18);
+		out->fee_cents = sqlite3_column_int64(st, 19);
+		out->offline = sqlite3_column_int(st, 20);
 	}
 	sqlite3_reset(st);
 	if (rc == SQLITE_ROW)

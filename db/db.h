@@ -40,6 +40,10 @@ struct db_donation_row {
 	 * pending or succeeded, or refunded and not released. */
 	int64_t matched_cents;
 	int match_released;
+	int64_t fee_cents;   /* the covered processing fee; 0 when none */
+	int offline;         /* entered by staff (source 'offline') */
+	char method[8];      /* an offline gift's method; "" for online ones */
+	int64_t received_at; /* an offline gift's; 0 for online ones */
 };
 
 /* The match a gift holds now: its reservation while pending or
@@ -97,6 +101,7 @@ struct db_donation_staff {
 	char processor_ref[128];     /* "" until the processor named the charge */
 	int64_t receipt_sent_at;     /* ms since the epoch; 0 when not yet */
 	int64_t refund_requested_at; /* ms since the epoch; 0 when none */
+	char note[TALLY_NOTE_SIZE];  /* staff's note on an offline gift */
 };
 
 /* Fetch one donation with its staff fields, in one read. Returns 0,
@@ -116,6 +121,8 @@ int db_max_donation_id(sqlite3 *db, int64_t *out);
 struct db_job_donation {
 	int64_t id, campaign_id, amount_cents, created_at, receipt_sent_at;
 	int64_t pool_id, matched_cents; /* its match as reserved (0: none) */
+	int64_t fee_cents;              /* charged beside amount_cents */
+	int offline;                    /* entered by staff: never charged */
 	int anonymous, hide_amount;
 	char currency[TALLY_CURRENCY_SIZE];
 	char status[10];

@@ -27,6 +27,7 @@ enum stmt_id {
 	ST_COMMIT,
 	ST_ROLLBACK,
 	ST_INSERT_DONATION,
+	ST_INSERT_OFFLINE,
 	ST_INSERT_DONOR,
 	ST_FIND_IDEM,
 	ST_FREE_IDEM,
@@ -74,12 +75,21 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_INSERT_DONATION] =
         "INSERT INTO donations (campaign_id, amount_cents, currency, donor_name,"
         " donor_email, anonymous, hide_amount, message, payment_token, status, created_at,"
-        " id, idem_key, idem_hash, status_token, pool_id, matched_cents)"
+        " id, idem_key, idem_hash, status_token, pool_id, matched_cents, fee_cents)"
         " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'pending', ?10, ?11, ?12, ?13, ?14,"
-        " nullif(?15, 0), ?16)",
+        " nullif(?15, 0), ?16, ?17)",
+    /* An offline gift: succeeded from the start, no payment token. */
+    [ST_INSERT_OFFLINE] =
+        "INSERT INTO donations (campaign_id, amount_cents, currency, donor_name,"
+        " donor_email, anonymous, hide_amount, message, payment_token, status, created_at,"
+        " id, idem_key, idem_hash, status_token, pool_id, matched_cents, source, method, note,"
+        " received_at)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, '', 'succeeded', ?10, ?11, ?12, ?13, ?14,"
+        " nullif(?15, 0), ?16, 'offline', ?17, ?18, ?19)",
     [ST_FIND_IDEM] = "SELECT id, idem_hash, campaign_id, amount_cents, currency, created_at,"
-                     " coalesce(status_token, ''), matched_cents FROM donations"
-                     " WHERE idem_key = ?1",
+                     " coalesce(status_token, ''), matched_cents, fee_cents, source = 'offline',"
+                     " coalesce(method, ''), coalesce(received_at, 0)"
+                     " FROM donations WHERE idem_key = ?1",
     [ST_FREE_IDEM] = "UPDATE donations SET idem_key = NULL WHERE id = ?1",
     [ST_INSERT_DONOR] = "INSERT OR IGNORE INTO donors (campaign_id, email) VALUES (?1, lower(?2))",
     [ST_BUMP_CAMPAIGN] = "UPDATE campaigns SET raised_cents = raised_cents + ?2,"
@@ -138,7 +148,7 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_DON_UNREFUND] = "UPDATE donations SET refund_requested_at = NULL WHERE id = ?1"
                         " AND status = 'succeeded'",
     [ST_DON_REFUND_ASK] = "UPDATE donations SET refund_requested_at = ?2, reason = ?3"
-                          " WHERE id = ?1 AND status = 'succeeded'"
+                          " WHERE id = ?1 AND status = 'succeeded' AND source = 'online'"
                           " AND refund_requested_at IS NULL",
     [ST_QUEUE_PAUSE] = "UPDATE queues SET paused = ?2 WHERE name = ?1",
     [ST_QUEUE_COUNT] = "UPDATE queues SET done_total = done_total + ?2,"
@@ -320,14 +330,25 @@ static void bump_add(struct db_store *ds, int64_t campaign_id, int64_t raised, i
 static int insert_donation(struct db_store *ds, struct db_op *op)
 {
 	const struct donation_req *d = &op->u.donation.req;
-	sqlite3_stmt *st = ds->st[ST_INSERT_DONATION];
+	int offline = op->kind == DB_OP_OFFLINE;
+	sqlite3_stmt *st = ds->st[offline ? ST_INSERT_OFFLINE : ST_INSERT_DONATION];
 	int has_key = op->u.donation.idem_key[0] != '\0';
 
+	if (offline) {
+		const struct db_offline *o = &op->u.donation.offline;
+
+		if (bind_text(st, 17, gift_method_names[o->method]) ||
+		    (o->note[0] && bind_text(st, 18, o->note)) ||
+		    sqlite3_bind_int64(st, 19, o->received_at ? o->received_at : op->now_ms))
+			return SQLITE_ERROR;
+	} else if (sqlite3_bind_int64(st, 17, d->fee_cents)) {
+		return SQLITE_ERROR;
+	}
 	if (sqlite3_bind_int64(st, 1, op->campaign_id) ||
 	    sqlite3_bind_int64(st, 2, d->amount_cents) || bind_text(st, 3, d->currency) ||
 	    bind_text(st, 4, d->name) || bind_text(st, 5, d->email) ||
 	    sqlite3_bind_int(st, 6, d->anonymous) || sqlite3_bind_int(st, 7, d->hide_amount) ||
-	    bind_text(st, 8, d->message) || bind_text(st, 9, d->payment_token) ||
+	    bind_text(st, 8, d->message) || (!offline && bind_text(st, 9, d->payment_token)) ||
 	    sqlite3_bind_int64(st, 10, op->now_ms) ||
 	    sqlite3_bind_int64(st, 11, op->u.donation.id) ||
 	    (op->u.donation.status_token[0] && bind_text(st, 14, op->u.donation.status_token)) ||
@@ -368,6 +389,12 @@ static int find_idem(struct db_store *ds, struct db_op *op)
 		cur = sqlite3_column_text(st, 6);
 		snprintf(token, sizeof(token), "%s", cur ? (const char *)cur : "");
 		op->u.donation.prev_matched_cents = sqlite3_column_int64(st, 7);
+		op->u.donation.prev_fee_cents = sqlite3_column_int64(st, 8);
+		op->u.donation.prev_offline = sqlite3_column_int(st, 9);
+		cur = sqlite3_column_text(st, 10);
+		snprintf(op->u.donation.prev_method, sizeof(op->u.donation.prev_method), "%s",
+		         cur ? (const char *)cur : "");
+		op->u.donation.prev_received_at = sqlite3_column_int64(st, 11);
 	}
 	sqlite3_reset(st);
 	sqlite3_clear_bindings(st);
@@ -408,8 +435,46 @@ static int later_add(struct db_store *ds, const struct db_new_job *jobs, int n, 
 	return SQLITE_OK;
 }
 
+static int recent_push(struct db_store *ds, int64_t campaign_id, int64_t id);
+
+/* An offline gift was inserted succeeded: its donor, the campaign's
+ * newest gifts and numbers (as effect_rules[EFFECT_OFFLINE] says, the rule
+ * the engine's cache follows too), and its receipt and webhook jobs, in
+ * the same transaction (the outbox). A gift without an email is a donor
+ * of its own: nothing tells two such donors apart. */
+static int count_offline(struct db_store *ds, struct db_op *op)
+{
+	const struct donation_req *d = &op->u.donation.req;
+	const struct effect_rule *rule = &effect_rules[EFFECT_OFFLINE];
+	int rc;
+
+	op->u.donation.new_donor = 1;
+	if (d->email[0]) {
+		sqlite3_stmt *st = ds->st[ST_INSERT_DONOR];
+
+		if (sqlite3_bind_int64(st, 1, op->campaign_id) || bind_text(st, 2, d->email))
+			return SQLITE_ERROR;
+		rc = step_reset(st);
+		if (rc != SQLITE_DONE)
+			return rc;
+		op->u.donation.new_donor = sqlite3_changes(ds->db) > 0;
+	}
+	rc = recent_push(ds, op->campaign_id, op->u.donation.id);
+	if (rc != SQLITE_OK)
+		return rc;
+	/* Its match, when the prepare hook reserved one (a pool that takes
+	 * offline gifts), is matched money at once: the gift succeeded. */
+	bump_add(ds, op->campaign_id, rule->raised * d->amount_cents,
+	         rule->raised > 0 ? op->u.donation.new_donor : 0, rule->raised,
+	         rule->pending * d->amount_cents, op->u.donation.matched_cents);
+	return later_add(ds, op->u.donation.offline.follow, op->u.donation.offline.n_follow,
+	                 op->u.donation.id);
+}
+
 /* Returns SQLITE_OK, or the code of an error that must fail the batch. A
- * constraint error is recorded in op->rc and returns SQLITE_OK. */
+ * constraint error is recorded in op->rc and returns SQLITE_OK. An online
+ * gift (DB_OP_DONATION) is inserted pending with its capture job; an
+ * offline one (DB_OP_OFFLINE) succeeded (count_offline). */
 static int apply_donation(struct db_store *ds, struct db_op *op)
 {
 	const struct donation_req *d = &op->u.donation.req;
@@ -430,6 +495,8 @@ static int apply_donation(struct db_store *ds, struct db_op *op)
 	}
 	if (rc != SQLITE_DONE)
 		return rc;
+	if (op->kind == DB_OP_OFFLINE)
+		return count_offline(ds, op);
 	/* The transactional outbox: no gift without its capture job, inserted
 	 * with the batch's other new jobs before COMMIT. */
 	{
@@ -1140,6 +1207,7 @@ static int (*const op_table[DB_OP_KINDS])(struct db_store *ds, struct db_op *op)
     [DB_OP_POOL_UPDATE] = apply_pool,
     [DB_OP_CHALLENGE_CREATE] = apply_challenge,
     [DB_OP_AWARD] = apply_challenge,
+    [DB_OP_OFFLINE] = apply_donation,
     [DB_OP_DAY] = apply_day,
 };
 
@@ -1153,6 +1221,9 @@ int db_store_apply(struct db_store *ds, struct db_op *op)
 		return SQLITE_OK;
 	}
 	rc = op_table[op->kind](ds, op);
+	/* A replayed offline gift was audited when it was recorded. */
+	if (op->kind == DB_OP_OFFLINE && op->u.donation.replay)
+		return rc;
 	if (rc == SQLITE_OK && op->audit.actor[0] && !op->rc)
 		rc = apply_audit_row(ds, op);
 	return rc;

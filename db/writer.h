@@ -31,6 +31,8 @@ enum db_op_kind {
 	DB_OP_POOL_UPDATE,      /* store a match pool's settings and status (u.pool) */
 	DB_OP_CHALLENGE_CREATE, /* insert a challenge (u.challenge; its id out) */
 	DB_OP_AWARD,            /* a campaign unlocked a challenge's bonus (u.award) */
+	DB_OP_OFFLINE,          /* insert an offline gift, succeeded and counted at
+	                         * once (u.donation with u.donation.offline) */
 	DB_OP_DAY,              /* the giving day's schedule (u.day) */
 	DB_OP_KINDS
 };
@@ -78,6 +80,16 @@ struct db_job_update {
 	struct donation_req d;
 };
 
+/* What an offline gift adds to a donation op: how it came in, and its
+ * receipt and webhook jobs, inserted with it. received_at 0: now_ms. */
+struct db_offline {
+	enum gift_method method;
+	char note[TALLY_NOTE_SIZE];
+	int64_t received_at;
+	struct db_new_job follow[DB_MAX_NEW_JOBS];
+	int n_follow;
+};
+
 /* A staff action, recorded in the audit table in the same transaction as
  * the change (actor "" = not a staff action). */
 struct db_audit {
@@ -111,6 +123,10 @@ struct db_op {
 			int64_t prev_amount_cents;
 			int64_t prev_created_at;
 			int64_t prev_matched_cents;
+			int64_t prev_fee_cents;
+			int64_t prev_received_at;
+			int prev_offline; /* the earlier gift is an offline one */
+			char prev_method[8];
 			char prev_currency[4];
 			/* in: the gift's status token; out (replay): the earlier
 			 * gift's, "" when it has none */
@@ -118,6 +134,8 @@ struct db_op {
 			/* in: the match the gift reserved, set by the prepare
 			 * hook in the writer's order (0, 0: none) */
 			int64_t pool_id, matched_cents;
+			/* DB_OP_OFFLINE only (job_id unused: no capture). */
+			struct db_offline offline;
 		} donation;
 		struct campaign_spec campaign; /* in (create, update) */
 		enum campaign_status status;   /* in (status) */

@@ -273,6 +273,33 @@ static int demo_job_discard(void *ctx, int64_t id)
 	return demo_job_action(ctx, id, 0);
 }
 
+/* An offline gift: counted at once, as the engine counts it; the ids
+ * start at dn_9001. A closed campaign refuses it. */
+static int demo_offline_gift(void *ctx, const char *slug, int64_t amount_cents, const char *method,
+                             const char *name, const char *note, char *id, size_t idcap)
+{
+	static int64_t next = 9001;
+	struct demo *d = ctx;
+
+	(void)method;
+	(void)name;
+	(void)note;
+	for (size_t i = 0; i < d->n; i++) {
+		struct console_campaign *cc = &d->c[i];
+
+		if (strcmp(cc->slug, slug) != 0)
+			continue;
+		if (strcmp(cc->status, "closed") == 0)
+			return -EPERM;
+		cc->total_cents += amount_cents;
+		cc->donation_count++;
+		cc->donor_count++;
+		snprintf(id, idcap, "dn_%lld", (long long)next++);
+		return 0;
+	}
+	return -ENOENT;
+}
+
 static const char *demo_errtext(void *ctx, int rc)
 {
 	(void)ctx;
@@ -291,6 +318,7 @@ int main(int argc, char **argv)
 	    .job_retry = demo_job_retry,
 	    .job_discard = demo_job_discard,
 	    .errtext = demo_errtext,
+	    .offline_gift = demo_offline_gift,
 	};
 	struct sigaction sa;
 	size_t extra = argc > 1 ? strtoul(argv[1], NULL, 10) : 0;

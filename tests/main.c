@@ -111,6 +111,8 @@ int main(int argc, char **argv)
 	    {"outage", outage_suite},
 	    {"giving", giving_suite},
 	    {"reconcile", reconcile_suite},
+	    {"export", export_suite},
+	    {"gifts", gifts_suite},
 	    {"day", day_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");

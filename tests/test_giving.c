@@ -5,6 +5,8 @@
  * SUMs over the database, after a restart too. */
 #include "tests/itest.h"
 #include "tests/tests.h"
+#include "core/bonus.h"
+#include "core/match.h"
 
 #include <jansson.h>
 #include <signal.h>
@@ -498,6 +500,10 @@ START_TEST(a_challenge_counts_what_came_before_it)
 	                    "\"campaigns\":[\"food\",\"books\"]");
 	ck_assert_int_eq(bonus_soon("food", 700), 700);
 	ck_assert_int_eq(campaign_int("books", "bonus_cents"), 0);
+	/* The award names the gift that counted. */
+	ck_assert_int_eq(sql("SELECT d.amount_cents FROM challenge_awards a JOIN donations d"
+	                     " ON d.id = a.donation_id"),
+	                 3000);
 	give("books", 1500, "c@example.org", "tok_visa");
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	ck_assert_int_eq(campaign_int("books", "bonus_cents"), 700);
@@ -538,15 +544,228 @@ START_TEST(bad_challenges_are_refused)
 	                            NULL),
 	                 404);
 	ck_assert_int_eq(sql("SELECT count(*) FROM challenges"), 0);
+	/* DESIGN.md's shape: one campaign, no name (the slug stands in). */
+	ck_assert_int_eq(admin_post("/api/v1/admin/challenges",
+	                            "{\"slug\":\"power-hour\",\"campaign\":\"food\",\"kind\":"
+	                            "\"donors\",\"threshold\":50,\"bonus_cents\":100000,"
+	                            "\"starts_at\":\"2026-12-01T00:00:00Z\",\"ends_at\":"
+	                            "\"2026-12-03T00:00:00Z\"}",
+	                            NULL),
+	                 201);
+	ck_assert_int_eq(sql("SELECT count(*) FROM challenges WHERE name = 'power-hour' AND"
+	                     " currency = 'USD' AND campaigns = '1'"),
+	                 1);
+}
+END_TEST
+
+/* ---- the books themselves, without a server ---- */
+
+static struct pool_row pool_row(int64_t id, int64_t amount, int ratio)
+{
+	struct pool_row p;
+
+	memset(&p, 0, sizeof(p));
+	p.id = id;
+	snprintf(p.slug, sizeof(p.slug), "p%lld", (long long)id);
+	memcpy(p.currency, "USD", 4);
+	p.amount_cents = amount;
+	p.ratio = ratio;
+	p.status = POOL_ACTIVE;
+	return p;
+}
+
+static int64_t reserve(struct match_book *b, int64_t campaign, const char *email, int64_t amount,
+                       int64_t at, int offline, int64_t *pool)
+{
+	struct match_gift g = {campaign, "USD", email, amount, at, offline};
+	int64_t m;
+
+	match_reserve(b, &g, pool, &m);
+	return m;
+}
+
+START_TEST(the_match_book_decides_in_order)
+{
+	struct match_book *b;
+	struct pool_row p = pool_row(1, 5000, 2), q = pool_row(2, 1000, 1), got;
+	int64_t pool;
+
+	ck_assert_int_eq(match_book_new(&b), 0);
+	p.per_gift_cap_cents = 3000;
+	p.per_donor_cap_cents = 4000;
+	p.n_campaigns = 2;
+	p.campaigns[0] = 3;
+	p.campaigns[1] = 7;
+	ck_assert_int_eq(match_put(b, &p), 0);
+	ck_assert_int_eq(match_put(b, &q), 0); /* all USD campaigns */
+	/* 2:1, capped at 30 a gift, 40 a donor (any case), oldest pool first. */
+	ck_assert_int_eq(reserve(b, 3, "a@x.org", 1000, 10, 0, &pool), 2000);
+	ck_assert_int_eq(pool, 1);
+	ck_assert_int_eq(reserve(b, 7, "A@X.org", 5000, 10, 0, &pool), 2000);
+	ck_assert_int_eq(reserve(b, 7, "a@x.org", 5000, 10, 0, &pool), 1000); /* pool 2 */
+	ck_assert_int_eq(pool, 2);
+	ck_assert_int_eq(reserve(b, 3, "b@x.org", 5000, 10, 0, &pool), 1000); /* what is left */
+	ck_assert_int_eq(pool, 1);
+	ck_assert_int_eq(reserve(b, 3, "c@x.org", 5000, 10, 0, &pool), 0);
+	ck_assert_int_eq(pool, 0);
+	ck_assert_int_eq(match_get(b, "p1", &got), 0);
+	ck_assert_int_eq(got.reserved_cents, 5000);
+	ck_assert_int_eq(match_remaining(&got), 0);
+	ck_assert_int_eq(match_state_of(&got, 10), MATCH_EXHAUSTED);
+	/* A failure gives back, a success keeps, a refund gives back too. */
+	match_release(b, 1, "b@x.org", 1000);
+	match_settle(b, 1, 2000);
+	match_unuse(b, 1, "a@x.org", 2000);
+	ck_assert_int_eq(match_get(b, "p1", &got), 0);
+	ck_assert_int_eq(got.reserved_cents, 2000);
+	ck_assert_int_eq(got.used_cents, 0);
+	ck_assert_int_eq(match_remaining(&got), 3000);
+	/* The donor got 20 back: 20 of 40 are left to a's next gifts. */
+	ck_assert_int_eq(reserve(b, 3, "a@x.org", 9000, 10, 0, &pool), 2000);
+	match_book_free(b);
+}
+END_TEST
+
+START_TEST(the_match_book_keeps_windows_switches_and_sources)
+{
+	struct match_book *b;
+	struct pool_row p = pool_row(1, 100000, 1), got;
+	int64_t pool;
+
+	ck_assert_int_eq(match_book_new(&b), 0);
+	p.starts_at = 100;
+	p.ends_at = 200;
+	ck_assert_int_eq(match_put(b, &p), 0);
+	ck_assert_int_eq(reserve(b, 1, "a@x.org", 1000, 99, 0, &pool), 0);
+	ck_assert_int_eq(reserve(b, 1, "a@x.org", 1000, 200, 0, &pool), 0);
+	ck_assert_int_eq(reserve(b, 1, "a@x.org", 1000, 100, 1, &pool), 0); /* offline */
+	ck_assert_int_eq(reserve(b, 1, "a@x.org", 1000, 100, 0, &pool), 1000);
+	{
+		struct match_gift eur = {1, "EUR", "a@x.org", 1000, 150, 0};
+		int64_t m;
+
+		match_reserve(b, &eur, &pool, &m);
+		ck_assert_int_eq(m, 0);
+	}
+	p.match_offline = 1;
+	p.status = POOL_PAUSED;
+	ck_assert_int_eq(match_put(b, &p), 0); /* settings change, money stays */
+	ck_assert_int_eq(reserve(b, 1, "a@x.org", 1000, 150, 1, &pool), 0);
+	ck_assert_int_eq(match_get(b, "p1", &got), 0);
+	ck_assert_int_eq(got.reserved_cents, 1000);
+	ck_assert_int_eq(match_state_of(&got, 150), MATCH_PAUSED);
+	p.status = POOL_ACTIVE;
+	ck_assert_int_eq(match_put(b, &p), 0);
+	ck_assert_int_eq(reserve(b, 1, "", 1000, 150, 1, &pool), 1000);
+	ck_assert_int_eq(match_get(b, "p1", &got), 0);
+	ck_assert_int_eq(match_state_of(&got, 150), MATCH_OPEN);
+	ck_assert_int_eq(match_state_of(&got, 200), MATCH_ENDED);
+	ck_assert_int_eq(match_state_of(&got, 50), MATCH_UPCOMING);
+	match_book_free(b);
+}
+END_TEST
+
+START_TEST(the_challenge_book_counts_by_its_rules)
+{
+	struct bonus_book *b;
+	struct challenge_row c;
+	struct bonus_award a[4];
+	struct bonus_progress pr[4];
+
+	ck_assert_int_eq(bonus_book_new(&b), 0);
+	memset(&c, 0, sizeof(c));
+	c.id = 1;
+	snprintf(c.slug, sizeof(c.slug), "hour");
+	memcpy(c.currency, "USD", 4);
+	c.kind = CHALLENGE_DONORS;
+	c.threshold = 2;
+	c.bonus_cents = 500;
+	c.winners = 1;
+	c.min_gift_cents = 100;
+	c.online_only = 1;
+	c.starts_at = 100;
+	c.ends_at = 200;
+	/* No database: nothing counted before it. */
+	ck_assert_int_eq(bonus_put(b, &c, NULL), 0);
+	{
+		struct bonus_gift g[] = {
+		    {1, 5, "USD", "a@x.org", 1000, 150, 0}, /* counts */
+		    {2, 5, "USD", "A@x.org", 1000, 150, 0}, /* same donor */
+		    {3, 5, "USD", "b@x.org", 50, 150, 0},   /* under the minimum */
+		    {4, 5, "USD", "c@x.org", 1000, 99, 0},  /* before the window */
+		    {5, 5, "USD", "d@x.org", 1000, 150, 1}, /* offline */
+		    {6, 5, "EUR", "e@x.org", 1000, 150, 0}, /* another currency */
+		    {7, 6, "USD", "f@x.org", 1000, 150, 0}, /* another campaign */
+		    {8, 6, "USD", "g@x.org", 1000, 150, 0}, /* 6 reaches it first */
+		    {9, 5, "USD", "h@x.org", 1000, 150, 0}, /* 5 too late */
+		};
+		int n[9];
+
+		for (size_t i = 0; i < 9; i++)
+			n[i] = bonus_count(b, &g[i], 160, a, 4);
+		for (size_t i = 0; i < 9; i++)
+			ck_assert_msg(n[i] == (i == 7), "gift %zu made %d awards", i + 1, n[i]);
+	}
+	ck_assert_int_eq(bonus_for_campaign(b, 5, "USD", &c, pr, 1), 1);
+	ck_assert_int_eq(pr[0].value, 2);
+	ck_assert_int_eq(pr[0].awarded, 0);
+	ck_assert_int_eq(bonus_leaders(b, 1, pr, 4), 2);
+	ck_assert_int_eq(pr[0].campaign_id, 6);
+	ck_assert_int_eq(pr[0].awarded, 1);
+	bonus_book_free(b);
+}
+END_TEST
+
+START_TEST(offline_gifts_draw_only_from_pools_that_take_them)
+{
+	json_t *j;
+
+	ck_assert_int_eq(admin_post("/api/v1/admin/match-pools", big_pool, NULL), 201);
+	/* acme does not take offline gifts: a cheque is not matched. */
+	ck_assert_int_eq(admin_post("/api/v1/admin/campaigns/food/offline-donations",
+	                            "{\"amount_cents\":1000,\"method\":\"cheque\",\"donor\":"
+	                            "{\"name\":\"Cy\"}}",
+	                            &j),
+	                 201);
+	ck_assert_int_eq(itest_json_int(j, "matched_cents"), 0);
+	json_decref(j);
+	ck_assert_int_eq(admin_post("/api/v1/admin/match-pools",
+	                            "{\"slug\":\"cheques\",\"name\":\"Cheques too\","
+	                            "\"amount_cents\":700,\"campaigns\":[\"food\"],"
+	                            "\"match_offline\":true}",
+	                            NULL),
+	                 201);
+	/* cheques does: matched at once, what is left of it. */
+	ck_assert_int_eq(admin_post("/api/v1/admin/campaigns/food/offline-donations",
+	                            "{\"amount_cents\":1000,\"method\":\"cash\",\"donor\":"
+	                            "{\"name\":\"Di\",\"email\":\"di@example.org\"}}",
+	                            &j),
+	                 201);
+	ck_assert_int_eq(itest_json_int(j, "matched_cents"), 700);
+	json_decref(j);
+	ck_assert_int_eq(pool_int("cheques", "used_cents"), 700);
+	ck_assert_int_eq(pool_int("cheques", "reserved_cents"), 0);
+	ck_assert_int_eq(campaign_int("food", "matched_cents"), 700);
+	ck_assert_int_eq(campaign_int("food", "raised_cents"), 2000);
+	/* An online gift still draws from acme, the older pool. */
+	ck_assert_int_eq(give("food", 1000, "a@example.org", "tok_visa"), 2000);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	assert_sums("cheques");
+	assert_sums("acme");
 }
 END_TEST
 
 Suite *giving_suite(void)
 {
 	Suite *s = suite_create("giving");
+	TCase *books = tcase_create("books");
 	TCase *tc = tcase_create("pools");
 	TCase *ch = tcase_create("challenges");
 
+	tcase_add_test(books, the_match_book_decides_in_order);
+	tcase_add_test(books, the_match_book_keeps_windows_switches_and_sources);
+	tcase_add_test(books, the_challenge_book_counts_by_its_rules);
+	suite_add_tcase(s, books);
 	tcase_add_checked_fixture(tc, start, stop);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, pool_matches_in_order_and_never_promises_more);
@@ -555,6 +774,7 @@ Suite *giving_suite(void)
 	tcase_add_test(tc, bad_pools_are_refused_and_nothing_is_written);
 	tcase_add_test(tc, the_donation_event_carries_the_match);
 	tcase_add_test(tc, a_restart_and_a_kill_keep_every_sum);
+	tcase_add_test(tc, offline_gifts_draw_only_from_pools_that_take_them);
 	suite_add_tcase(s, tc);
 	tcase_add_checked_fixture(ch, start, stop);
 	tcase_set_timeout(ch, 60);

@@ -1,10 +1,11 @@
 /* tests/test_reconcile.c - money that reconciles to the cent everywhere.
- * A mixed load (online gifts, declines, a match pool running out, a
- * challenge unlocking, refunds) against the real server; then the
- * campaign JSON, the leaderboard, the live day channel and the console
- * feed must all agree with SUMs over the database, and again after a
- * SIGKILL and a restart. */
+ * A mixed load (online gifts, declines, offline gifts, a match pool
+ * running out, a challenge unlocking, refunds) against the real server; then the
+ * campaign JSON, the leaderboard, the live day channel, the console feed
+ * and the CSV export must all agree with SUMs over the database, and again
+ * after a SIGKILL and a restart. */
 #include "tests/itest.h"
+#include "tests/itest_csv.h"
 #include "tests/tests.h"
 
 #include <jansson.h>
@@ -135,15 +136,70 @@ static json_t *day_state(void)
 	return data;
 }
 
+/* The index of column name in the export's header row. */
+static int column(const struct csv_file *f, const char *name)
+{
+	for (int k = 0; k < f->rec[0].n; k++)
+		if (!strcmp(f->rec[0].cell[k], name))
+			return k;
+	ck_abort_msg("the export has no column %s", name);
+	return -1;
+}
+
+/* The export's money for one campaign: raised from the succeeded rows,
+ * matched and bonus from every row (a gift's match is 0 once it was
+ * released). */
+static struct money from_csv(const struct csv_file *f, const char *slug)
+{
+	int camp = column(f, "campaign"), status = column(f, "status");
+	int amount = column(f, "amount_cents"), matched = column(f, "matched_cents");
+	int bonus = column(f, "bonus_cents");
+	struct money m = {0, 0, 0, 0, 0, 0};
+
+	for (size_t i = 1; i < f->n; i++) {
+		char **c = f->rec[i].cell;
+
+		if (strcmp(c[camp], slug))
+			continue;
+		if (!strcmp(c[status], "succeeded")) {
+			m.raised += atoll(c[amount]);
+			m.gifts++;
+		}
+		m.matched += atoll(c[matched]);
+		m.bonus += atoll(c[bonus]);
+	}
+	m.total = m.raised + m.matched + m.bonus;
+	return m;
+}
+
+static void export_csv(struct csv_file *f)
+{
+	struct itest_resp r;
+	size_t n;
+	char *csv;
+
+	ck_assert_int_eq(itest_http(srv.port, "GET", "/api/v1/admin/donations.csv",
+	                            "Authorization: Bearer " ITEST_TOKEN "\r\n", NULL, 0, &r),
+	                 0);
+	ck_assert_int_eq(r.status, 200);
+	csv = dechunk(r.body, r.len, &n);
+	csv_read(csv, n, f);
+	free(csv);
+	itest_resp_fini(&r);
+	ck_assert_uint_ge(f->n, 2);
+}
+
 /* Every view against SQL. */
 static void reconcile(void)
 {
+	struct csv_file csv;
 	json_t *board = itest_get_json(srv.port, "/api/v1/leaderboard?limit=50", 0);
 	json_t *console = console_state(), *day = day_state();
 	struct money sum = {0, 0, 0, 0, 0, 0};
 	size_t i;
 	json_t *e;
 
+	export_csv(&csv);
 	for (size_t k = 0; k < N_SLUGS; k++) {
 		struct money m = from_sql(slugs[k]);
 		char path[128];
@@ -155,6 +211,16 @@ static void reconcile(void)
 		same_money(c, &m, slugs[k]);
 		ck_assert_int_eq(itest_json_int(c, "donation_count"), m.gifts);
 		json_decref(c);
+		{
+			struct money x = from_csv(&csv, slugs[k]);
+
+			ck_assert_msg(x.raised == m.raised && x.matched == m.matched &&
+			                  x.bonus == m.bonus && x.gifts == m.gifts,
+			              "%s: the export has %lld/%lld/%lld in %lld gifts, SQL "
+			              "%lld/%lld/%lld in %lld",
+			              slugs[k], x.raised, x.matched, x.bonus, x.gifts, m.raised,
+			              m.matched, m.bonus, m.gifts);
+		}
 		json_array_foreach(json_object_get(board, "entries"), i, e)
 		{
 			if (strcmp(json_string_value(json_object_get(e, "slug")), slugs[k]))
@@ -194,6 +260,7 @@ static void reconcile(void)
 	json_decref(board);
 	json_decref(console);
 	json_decref(day);
+	csv_free(&csv);
 }
 
 static void post(const char *slug, long long cents, int donor, const char *token)
@@ -249,6 +316,19 @@ START_TEST(every_view_agrees_with_the_database)
 	for (int i = 0; i < 120; i++)
 		post(slugs[i % N_SLUGS], 500 + (i % 9) * 250, i % 15,
 		     i % 7 == 3 ? "tok_chargeDeclined" : "tok_visa");
+	/* Offline gifts: cheques, some from the same donors; counted at once
+	 * and the same way everywhere. */
+	for (int i = 0; i < 9; i++) {
+		char body[300], path[128];
+
+		snprintf(body, sizeof(body),
+		         "{\"amount_cents\":%d,\"method\":\"cheque\",\"donor\":{\"name\":"
+		         "\"Donor %d\",\"email\":\"donor%d@example.org\"},\"note\":\"#%d\"}",
+		         2000 + i * 100, i * 3, i * 3, 1000 + i);
+		snprintf(path, sizeof(path), "/api/v1/admin/campaigns/%s/offline-donations",
+		         slugs[i % N_SLUGS]);
+		ck_assert_int_eq(admin(path, body), 201);
+	}
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	/* Three refunds: the match goes back to the (open) pool. */
 	ck_assert_int_eq(admin("/api/v1/admin/donations/dn_1/refund", "{\"reason\":\"asked\"}"),
@@ -267,6 +347,9 @@ START_TEST(every_view_agrees_with_the_database)
 	                                       "'refunded'"),
 	                 3);
 	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM challenge_awards"), 1);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE source ="
+	                                       " 'offline' AND status = 'succeeded'"),
+	                 9);
 	ck_assert_int_gt(itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE status ="
 	                                       " 'succeeded' AND matched_cents = 0"),
 	                 0);

@@ -696,6 +696,7 @@ static const struct route_case {
      STAFF_VIEWER, 200},
     {"GET", "/api/v1/admin/donations/*", "/api/v1/admin/donations/dn_1", NULL, STAFF_VIEWER, 200},
     {"GET", "/api/v1/admin/audit", "/api/v1/admin/audit?limit=5", NULL, STAFF_VIEWER, 200},
+    {"GET", "/api/v1/admin/donations.csv", "/api/v1/admin/donations.csv", NULL, STAFF_ADMIN, 200},
     {"GET", "/api/v1/admin/whoami", "/api/v1/admin/whoami", NULL, STAFF_VIEWER, 200},
     {"POST", "/api/v1/admin/campaigns/*/pause", "/api/v1/admin/campaigns/food/pause", "{}",
      STAFF_OPERATOR, 200},
@@ -710,6 +711,10 @@ static const struct route_case {
     {"POST", "/api/v1/admin/jobs/*/retry", "/api/v1/admin/jobs/999999/retry", "{}", STAFF_OPERATOR,
      404},
     {"DELETE", "/api/v1/admin/jobs/*", "/api/v1/admin/jobs/999999", NULL, STAFF_OPERATOR, 404},
+    {"POST", "/api/v1/admin/campaigns/*/offline-donations",
+     "/api/v1/admin/campaigns/food/offline-donations",
+     "{\"amount_cents\":100,\"method\":\"cash\",\"donor\":{\"name\":\"by %s\"}}", STAFF_OPERATOR,
+     201},
     {"POST", "/api/v1/admin/campaigns", "/api/v1/admin/campaigns",
      "{\"slug\":\"made-by-%s\",\"name\":\"X\",\"currency\":\"USD\"}", STAFF_ADMIN, 201},
     {"PATCH", "/api/v1/admin/campaigns/*", "/api/v1/admin/campaigns/food", "{\"goal_cents\":5}",
@@ -842,7 +847,8 @@ START_TEST(every_route_for_every_role)
 	                 0);
 	ck_assert_int_eq(count_sql(srv.db, "SELECT count(*) FROM audit WHERE actor LIKE 'to@%' AND"
 	                                   " action NOT IN ('campaign.pause', 'campaign.resume',"
-	                                   " 'queue.pause', 'queue.resume', 'queue.retry-dead')"),
+	                                   " 'queue.pause', 'queue.resume', 'queue.retry-dead',"
+	                                   " 'offline_gift')"),
 	                 0);
 	ck_assert_int_eq(count_sql(srv.db, "SELECT count(*) FROM audit WHERE actor = "
 	                                   "'to@127.0.0.1' AND action = 'queue.pause'"),

@@ -8,7 +8,9 @@
 # `tmux capture-pane -p` and checks: campaign names, money and the header
 # render; totals change between captures; p+y pauses the selected campaign,
 # p+n cancels, r+y resumes, pausing a closed campaign shows the error; the
-# / filter narrows the list and Esc clears it; ? and Tab show help and Esc
+# / filter narrows the list and Esc clears it; o on a campaign's detail asks
+# an offline gift's amount (a bad one cancels), method, name and note, then
+# y records it; ? and Tab show help and Esc
 # goes back; t shows the queues view: queue counts (done rising), dead jobs
 # with their errors (an escape sequence in one shown as "?"), p+y pauses the
 # selected queue and r+y resumes it, R retries a dead job (and the next one
@@ -239,6 +241,43 @@ keys y
 wait_for 'pause old-campaign failed: ' "the error from set_paused"
 
 step="filter cleared"
+keys Escape
+wait_for 'Spring Gala 2025' "the full list after Esc"
+
+# ---- an offline gift from a campaign's detail ---------------------------------------
+step="offline gift"
+keys /
+wait_for '^Filter:' "the filter prompt"
+keys -l 'tokyo'
+wait_gone 'Spring Gala 2025' "Spring Gala filtered out"
+keys Enter
+wait_for 'filter "tokyo": 1 of' "the filter status line"
+keys Enter
+wait_for 'Relief Fund \(tokyo-relief\)' "the campaign's detail"
+grep -Eq -- 'o Offline' "$tmp/screen" || fail "the detail's key bar misses o Offline"
+keys o
+wait_for 'Offline gift to tokyo-relief: amount in JPY:' "the amount prompt"
+keys -l '12.5'
+keys Enter
+wait_for "offline gift cancelled: '12.5' is not an amount of JPY" "a yen amount with decimals refused"
+keys o
+wait_for 'amount in JPY:' "the amount prompt again"
+keys -l '5000'
+keys Enter
+wait_for 'Method: cheque, cash, daf or other' "the method prompt"
+keys -l 'cash'
+keys Enter
+wait_for "Donor's name:" "the name prompt"
+keys -l 'Ada'
+keys Enter
+wait_for 'Note for staff' "the note prompt"
+keys -l 'bake sale'
+keys Enter
+wait_for 'Record .*5,000 by cash from Ada to tokyo-relief, note: bake sale\? y/n' "the offline gift's confirmation"
+keys y
+wait_for 'recorded dn_9001: .*5,000 cash from Ada' "the offline gift recorded"
+keys Escape
+wait_for 'filter "tokyo"' "the list after Esc"
 keys Escape
 wait_for 'Spring Gala 2025' "the full list after Esc"
 

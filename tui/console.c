@@ -235,6 +235,21 @@ __attribute__((format(printf, 3, 4))) void console_ask(struct console *c, action
 	c->dirty |= DIRTY_MSG;
 }
 
+__attribute__((format(printf, 3, 4))) void console_input(struct console *c, action_fn fn,
+                                                         const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(c->input_q, sizeof c->input_q, fmt, ap);
+	va_end(ap);
+	c->input[0] = '\0';
+	c->input_fn = fn;
+	c->prompt = PROMPT_INPUT;
+	c->msg_until = 0;
+	c->dirty |= DIRTY_MSG;
+}
+
 /* t: the other main view (campaigns or queues). */
 void console_act_toggle_view(struct console *c)
 {
@@ -357,7 +372,8 @@ static void scheme_init(struct console *c)
 
 static void render(struct console *c)
 {
-	int want_cursor = !c->too_small && c->prompt == PROMPT_FILTER;
+	int want_cursor =
+	    !c->too_small && (c->prompt == PROMPT_FILTER || c->prompt == PROMPT_INPUT);
 
 	if (!c->dirty)
 		return;
@@ -400,32 +416,73 @@ static void render(struct console *c)
 /* ---- input ------------------------------------------------------------------------------------
  */
 
-static void filter_append(struct console *c, wchar_t ch)
+/* Append ch to the text in buf (cap bytes) as UTF-8, when it fits. */
+static void text_append(char *buf, size_t cap, wchar_t ch)
 {
 	char mb[MB_LEN_MAX];
 	mbstate_t st;
-	size_t len = strlen(c->filter), n;
+	size_t len = strlen(buf), n;
 
 	memset(&st, 0, sizeof st);
 	n = wcrtomb(mb, ch, &st);
-	if (n == (size_t)-1 || len + n >= sizeof c->filter)
+	if (n == (size_t)-1 || len + n >= cap)
 		return;
-	memcpy(c->filter + len, mb, n);
-	c->filter[len + n] = '\0';
+	memcpy(buf + len, mb, n);
+	buf[len + n] = '\0';
+}
+
+/* Drop the last whole UTF-8 character of buf. */
+static void text_backspace(char *buf)
+{
+	size_t n = strlen(buf);
+
+	/* continuation bytes, then its lead */
+	while (n > 0 && ((unsigned char)buf[n - 1] & 0xc0) == 0x80)
+		n--;
+	if (n > 0)
+		n--;
+	buf[n] = '\0';
+}
+
+static void filter_append(struct console *c, wchar_t ch)
+{
+	text_append(c->filter, sizeof c->filter, ch);
 	view_campaigns_filter_changed(c);
 }
 
 static void filter_backspace(struct console *c)
 {
-	size_t n = strlen(c->filter);
-
-	/* drop the last whole UTF-8 character: continuation bytes, then its lead */
-	while (n > 0 && ((unsigned char)c->filter[n - 1] & 0xc0) == 0x80)
-		n--;
-	if (n > 0)
-		n--;
-	c->filter[n] = '\0';
+	text_backspace(c->filter);
 	view_campaigns_filter_changed(c);
+}
+
+/* Keys while a line of text is asked for (console_input). */
+static int input_key(struct console *c, int key)
+{
+	c->dirty |= DIRTY_MSG;
+	switch (key) {
+	case KEY_ESC:
+		c->prompt = PROMPT_NONE;
+		message(c, ROLE_NORMAL, "cancelled");
+		return 1;
+	case '\r':
+	case '\n':
+	case KEYFN(KEY_ENTER):
+		c->prompt = PROMPT_NONE;
+		c->input_fn(c);
+		return 1;
+	case KEYFN(KEY_BACKSPACE):
+	case 127:
+	case 8:
+		text_backspace(c->input);
+		return 1;
+	case KEY_CTRL('u'):
+		c->input[0] = '\0';
+		return 1;
+	}
+	if (key >= 0x20 && key < KEYFN(0) && iswprint((wint_t)key))
+		text_append(c->input, sizeof c->input, (wchar_t)key);
+	return 1; /* nothing else acts while typing */
 }
 
 /* Keys while a prompt is open. Returns 1 when the key was used. */
@@ -440,6 +497,8 @@ static int prompt_key(struct console *c, int key)
 			message(c, ROLE_NORMAL, "cancelled");
 		return 1;
 	}
+	if (c->prompt == PROMPT_INPUT)
+		return input_key(c, key);
 	switch (key) {
 	case KEY_ESC:
 		c->prompt = PROMPT_NONE;

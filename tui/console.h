@@ -160,6 +160,12 @@ struct console_source {
 	/* Refund the gift dn_<donation_id> (the processor's refund runs as a
 	 * job); reason is the staff member's words. */
 	int (*refund)(void *ctx, int64_t donation_id, const char *reason);
+	/* Record an offline gift (a cheque, cash, a donor-advised fund) that
+	 * staff received: amount in the campaign's minor units, method
+	 * cheque|cash|daf|other, the donor's name, staff's note ("" for
+	 * none). The new gift's id ("dn_N") into id. NULL: not offered. */
+	int (*offline_gift)(void *ctx, const char *slug, int64_t amount_cents, const char *method,
+	                    const char *name, const char *note, char *id, size_t idcap);
 	/* The campaign's public JSON (with its recent gifts) into *out,
 	 * malloc'd and NUL-terminated; the caller frees it. */
 	int (*campaign_json)(void *ctx, const char *slug, char **out);

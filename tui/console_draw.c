@@ -419,6 +419,11 @@ void draw_msgline(struct console *c)
 	case PROMPT_CONFIRM:
 		draw_put(c, w, &x, ROLE_WARN, c->confirm_q);
 		return;
+	case PROMPT_INPUT:
+		draw_put(c, w, &x, ROLE_HEADER, c->input_q);
+		draw_put(c, w, &x, ROLE_NORMAL, c->input);
+		wmove(w, 0, x < getmaxx(w) ? x : getmaxx(w) - 1); /* the cursor */
+		return;
 	case PROMPT_NONE:
 		break;
 	}

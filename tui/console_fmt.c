@@ -103,6 +103,44 @@ int console_fmt_int(char *buf, size_t cap, int64_t v)
 	return emit(buf, cap, tmp, n);
 }
 
+/* The ISO exponent console_fmt_money gives the (valid, upper-case) code. */
+static int exponent_of(const char *code)
+{
+	return code_listed(zero_decimals, code) ? 0 : code_listed(three_decimals, code) ? 3 : 2;
+}
+
+int console_fmt_parse_money(const char *s, const char *currency, int64_t *out)
+{
+	char code[4] = "";
+	int exponent, decimals = -1, digits = 0;
+	int64_t v = 0;
+
+	for (int i = 0; i < 3 && currency && currency[i]; i++)
+		code[i] = ascii_upper(currency[i]);
+	exponent = strlen(code) == 3 ? exponent_of(code) : 2;
+	for (; *s; s++) {
+		if (*s == ',' && decimals < 0 && digits)
+			continue;
+		if (*s == '.' && decimals < 0 && digits) {
+			decimals = 0;
+			continue;
+		}
+		if (*s < '0' || *s > '9' || ++digits > 13)
+			return -1;
+		if (decimals >= 0 && ++decimals > exponent)
+			return -1;
+		v = v * 10 + (*s - '0');
+	}
+	if (!digits || decimals == 0)
+		return -1;
+	for (int i = decimals < 0 ? 0 : decimals; i < exponent; i++)
+		v *= 10;
+	if (v <= 0 || v > 1000000000000LL)
+		return -1;
+	*out = v;
+	return 0;
+}
+
 int console_fmt_money(char *buf, size_t cap, int64_t cents, const char *currency)
 {
 	char code[4] = "???";
@@ -125,10 +163,8 @@ int console_fmt_money(char *buf, size_t cap, int64_t cents, const char *currency
 			/* "€" only where the locale can show it */
 			if (memcmp(symbols[i].code, code, 4) == 0 && wcwidth(symbols[i].cp) == 1)
 				symbol = symbols[i].utf8;
-		if (valid && code_listed(zero_decimals, code))
-			exponent = 0;
-		else if (valid && code_listed(three_decimals, code))
-			exponent = 3;
+		if (valid)
+			exponent = exponent_of(code);
 	}
 
 	uint64_t unit = exponent == 0 ? 1 : exponent == 3 ? 1000 : 100;

@@ -26,6 +26,12 @@
  * three ASCII letters: "???" as the code. Exact over the whole int64 range. */
 int console_fmt_money(char *buf, size_t cap, int64_t cents, const char *currency);
 
+/* Parse an amount typed in major units of currency ("250", "250.5",
+ * "1,250.00"; JPY "5000") into its minor units, as console_fmt_money
+ * writes them: no more decimals than the currency has, no sign, at most
+ * 10^12 minor units. Returns 0, or -1 for anything else. */
+int console_fmt_parse_money(const char *s, const char *currency, int64_t *out);
+
 /* An integer with thousands separators: "-1,234,567". */
 int console_fmt_int(char *buf, size_t cap, int64_t v);
 

@@ -64,7 +64,7 @@ enum {
 	DIRTY_SCREEN = 1 << 4, /* repaint the whole terminal from scratch */
 };
 
-enum prompt { PROMPT_NONE, PROMPT_FILTER, PROMPT_CONFIRM };
+enum prompt { PROMPT_NONE, PROMPT_FILTER, PROMPT_CONFIRM, PROMPT_INPUT };
 
 struct console;
 struct view_ops;
@@ -130,6 +130,20 @@ struct console {
 	char confirm_slug[65];    /* a campaign's slug or a queue's name */
 	char confirm_name[129];
 	int64_t confirm_job;
+
+	/* A line of text asked for (console_input): the question, what was
+	 * typed, and what Enter does with it. */
+	char input_q[TEXT_CAP];
+	char input[256];
+	action_fn input_fn;
+	/* The offline gift being entered on the campaign view, one answer
+	 * at a time (view_campaign.c). */
+	struct {
+		char slug[65], currency[4];
+		int64_t amount_cents;
+		char method[8];
+		char name[256], note[256];
+	} offline;
 
 	char msg[256];
 	enum role msg_role;
@@ -250,6 +264,11 @@ void console_view_pop(struct console *c);
 /* Open the y/n prompt: on y, fn runs with the confirm_* fields. */
 __attribute__((format(printf, 3, 4))) void console_ask(struct console *c, action_fn fn,
                                                        const char *fmt, ...);
+
+/* Ask for a line of text on the message line: Enter runs fn with it in
+ * c->input, Esc cancels. */
+__attribute__((format(printf, 3, 4))) void console_input(struct console *c, action_fn fn,
+                                                         const char *fmt, ...);
 
 /* t: the other main view (campaigns or queues). */
 void console_act_toggle_view(struct console *c);

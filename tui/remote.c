@@ -730,6 +730,39 @@ static int remote_refund(void *ctx, int64_t donation_id, const char *reason)
 	return rc;
 }
 
+/* Through the admin API, as any staff client would (the server checks
+ * the fields and the role). */
+static int remote_offline_gift(void *ctx, const char *slug, int64_t amount_cents,
+                               const char *method, const char *name, const char *note, char *id,
+                               size_t idcap)
+{
+	char path[256], *answer = NULL, *text, *s = curl_easy_escape(NULL, slug, 0);
+	json_t *body, *got;
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	snprintf(path, sizeof(path), "/api/v1/admin/campaigns/%s/offline-donations", s);
+	curl_free(s);
+	body = json_pack("{s:I,s:s,s:{s:s},s:s}", "amount_cents", (json_int_t)amount_cents,
+	                 "method", method, "donor", "name", name, "note", note);
+	text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	json_decref(body);
+	if (!text)
+		return -ENOMEM;
+	rc = request_body(ctx, "POST", path, text, &answer);
+	free(text);
+	got = !rc && answer ? json_loads(answer, 0, NULL) : NULL;
+	if (id && idcap)
+		snprintf(id, idcap, "%s",
+		         json_string_value(json_object_get(got, "id"))
+		             ? json_string_value(json_object_get(got, "id"))
+		             : "");
+	json_decref(got);
+	free(answer);
+	return rc;
+}
+
 static int remote_campaign_json(void *ctx, const char *slug, char **out)
 {
 	char path[256];
@@ -762,6 +795,7 @@ void remote_source(struct remote *r, struct console_source *src)
 	    .errtext = remote_errtext,
 	    .close_campaign = remote_close,
 	    .refund = remote_refund,
+	    .offline_gift = remote_offline_gift,
 	    .campaign_json = remote_campaign_json,
 	};
 }

@@ -3,7 +3,9 @@
  * (the campaign's public JSON from the source, read again every
  * DETAIL_REFRESH_MS while the view shows), the last hour's gifts and how
  * long it has been paused (from the model, as the feed sent them), and its
- * actions: pause, resume (the operator role) and close (admin, asks y/n).
+ * actions: pause, resume (the operator role), close (admin, asks y/n), and
+ * record an offline gift (operator: amount, method, name and note asked one
+ * after the other on the message line, then y/n).
  */
 #include "console_int.h"
 #include "console_fmt.h"
@@ -95,11 +97,107 @@ static void act_close(struct console *c)
 	console_ask(c, confirm_close, "Close %s for good (no more gifts)? y/n", cc->slug);
 }
 
+/* ---- an offline gift: amount -> method -> name -> note -> y/n ---- */
+
+static void confirm_offline(struct console *c)
+{
+	const struct console_source *src = c->src;
+	char id[32] = "", err[128], money[64];
+	int rc = src->offline_gift
+	             ? src->offline_gift(src->ctx, c->offline.slug, c->offline.amount_cents,
+	                                 c->offline.method, c->offline.name, c->offline.note, id,
+	                                 sizeof id)
+	             : -ENOTSUP;
+
+	console_fmt_money(money, sizeof money, c->offline.amount_cents, c->offline.currency);
+	if (rc == 0)
+		message(c, ROLE_OK, "recorded %s: %s %s from %s, counted now", id, money,
+		        c->offline.method, c->offline.name);
+	else
+		message(c, ROLE_ERROR, "offline gift to %s failed: %s", c->offline.slug,
+		        action_errtext(c, rc, err, sizeof err));
+	c->detail_at = 0; /* show it among the recent gifts */
+	console_fetch(c);
+}
+
+static void got_note(struct console *c)
+{
+	char money[64];
+
+	snprintf(c->offline.note, sizeof c->offline.note, "%s", c->input);
+	console_fmt_money(money, sizeof money, c->offline.amount_cents, c->offline.currency);
+	console_ask(c, confirm_offline, "Record %s by %s from %s to %s%s%s? y/n", money,
+	            c->offline.method, c->offline.name, c->offline.slug,
+	            c->offline.note[0] ? ", note: " : "", c->offline.note);
+}
+
+static void got_name(struct console *c)
+{
+	const char *p = c->input;
+
+	while (*p == ' ')
+		p++;
+	if (!*p) {
+		message(c, ROLE_ERROR, "offline gift cancelled: the donor's name is needed");
+		return;
+	}
+	snprintf(c->offline.name, sizeof c->offline.name, "%s", p);
+	console_input(c, got_note, "Note for staff (Enter for none): ");
+}
+
+static void got_method(struct console *c)
+{
+	static const char *const methods[] = {"cheque", "cash", "daf", "other"};
+	const char *m = c->input[0] ? c->input : "cheque";
+	size_t i;
+
+	for (i = 0; i < N_OF(methods) && strcmp(methods[i], m); i++)
+		;
+	if (i == N_OF(methods)) {
+		message(c, ROLE_ERROR,
+		        "offline gift cancelled: the method is cheque, cash, daf or other");
+		return;
+	}
+	snprintf(c->offline.method, sizeof c->offline.method, "%s", methods[i]);
+	console_input(c, got_name, "Donor's name: ");
+}
+
+static void got_amount(struct console *c)
+{
+	if (console_fmt_parse_money(c->input, c->offline.currency, &c->offline.amount_cents)) {
+		message(c, ROLE_ERROR, "offline gift cancelled: '%s' is not an amount of %s",
+		        c->input, c->offline.currency);
+		return;
+	}
+	console_input(c, got_method, "Method: cheque, cash, daf or other [cheque]: ");
+}
+
+static void act_offline(struct console *c)
+{
+	const struct console_campaign *cc = shown(c);
+
+	if (!cc || !console_may(c, "operator", "record offline gifts"))
+		return;
+	if (!c->src->offline_gift) {
+		message(c, ROLE_WARN, "this source cannot record offline gifts");
+		return;
+	}
+	memset(&c->offline, 0, sizeof c->offline);
+	snprintf(c->offline.slug, sizeof c->offline.slug, "%s", cc->slug);
+	snprintf(c->offline.currency, sizeof c->offline.currency, "%s", cc->currency);
+	console_input(c, got_amount, "Offline gift to %s: amount in %s: ", cc->slug, cc->currency);
+}
+
 static const struct key_entry campaign_keys[] = {
     {{KEY_ESC, KEYFN(KEY_LEFT)}, "Esc", "Back", "back to the campaigns", act_back},
     {{'p'}, "p", "Pause", "pause this campaign (asks y/n)", act_pause},
     {{'r'}, "r", "Resume", "resume this campaign (asks y/n)", act_resume},
     {{'c'}, "c", "Close", "close this campaign for good (asks y/n)", act_close},
+    {{'o'},
+     "o",
+     "Offline",
+     "record an offline gift (cheque, cash, DAF): asks amount, method, name, note, then y/n",
+     act_offline},
 };
 
 /* One "label value" pair at (y, *x). */

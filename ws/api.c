@@ -510,6 +510,39 @@ static void actor_of(const struct http_pss *p, char *dst, size_t cap)
 	snprintf(dst, cap, "%s@%s", p->who.name, p->client);
 }
 
+/* An offline gift staff received: 201 once committed, counted at once. */
+static int h_offline(struct server *s, struct http_pss *p)
+{
+	struct validate_error err = {{0}, NULL};
+	struct offline_req req;
+	char actor[TALLY_ACTOR_SIZE];
+	int rc, was_replayed;
+
+	if ((rc = need_json(p)))
+		return rc < 0 ? -1 : 0;
+	for (const char *k = p->idem_key; *k; k++)
+		if (*k < 0x21 || *k > 0x7e)
+			return http_error(p, 422, "validation_failed", "Idempotency-Key is invalid",
+			                  json_pack("{s:s}", "Idempotency-Key",
+			                            "must be 1 to 255 printable ASCII characters"),
+			                  0);
+	if (s->stopping)
+		return http_engine_error(p, TALLY_ESHUTDOWN);
+	if (!validate_slug(p->param[0], strlen(p->param[0])))
+		return http_engine_error(p, TALLY_ENOCAMPAIGN);
+	rc = validate_offline(p->body.p ? p->body.p : "", p->body.len, util_now_ms(), &req, &err);
+	if (rc)
+		return validation_error(p, rc, &err);
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_offline_gift(s->engine, p->param[0], &req, p->idem_key, actor, http_body(p),
+	                         &was_replayed, engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	if (was_replayed)
+		return http_send(p, 201, NULL, replayed, 1);
+	return HTTP_ASYNC;
+}
+
 static int h_admin_create(struct server *s, struct http_pss *p)
 {
 	struct validate_error err = {{0}, NULL};
@@ -938,10 +971,12 @@ static int h_day_delete(struct server *s, struct http_pss *p)
 /* Every route, with the least staff role that may call it: this table is
  * the one place that says who may do what. A viewer reads every staff
  * listing (the tokens' excepted) and acts on nothing; an operator also
- * pauses and resumes campaigns, match pools and queues and retries or
- * discards jobs; an admin does everything: creates, changes and closes
- * campaigns, creates, changes and depletes match pools, refunds,
- * manages the staff tokens and sets the giving day. */
+ * pauses and resumes campaigns, match pools and queues, retries or
+ * discards jobs and records offline gifts (cheques and cash that came in);
+ * an admin does everything: creates, changes and closes campaigns,
+ * creates, changes and depletes match pools, refunds, manages the staff
+ * tokens, exports the donations (every donor's name and email in one
+ * file: a viewer looks up one gift at a time) and sets the giving day. */
 const struct route api_routes[] = {
     {M_GET, "/healthz", STAFF_PUBLIC, 0, 200, h_healthz},
     {M_GET, "/readyz", STAFF_PUBLIC, 0, 200, h_readyz},
@@ -956,6 +991,7 @@ const struct route api_routes[] = {
     {M_POST, "/api/v1/admin/campaigns/*/pause", STAFF_OPERATOR, 0, 200, h_admin_pause},
     {M_POST, "/api/v1/admin/campaigns/*/resume", STAFF_OPERATOR, 0, 200, h_admin_resume},
     {M_POST, "/api/v1/admin/campaigns/*/close", STAFF_ADMIN, 0, 200, h_admin_close},
+    {M_POST, "/api/v1/admin/campaigns/*/offline-donations", STAFF_OPERATOR, 0, 201, h_offline},
     {M_GET, "/api/v1/admin/match-pools", STAFF_VIEWER, 0, 200, h_pools},
     {M_POST, "/api/v1/admin/match-pools", STAFF_ADMIN, 0, 201, h_pool_create},
     {M_GET, "/api/v1/admin/match-pools/*", STAFF_VIEWER, 0, 200, h_pool_get},
@@ -973,6 +1009,7 @@ const struct route api_routes[] = {
     {M_GET, "/api/v1/admin/jobs", STAFF_VIEWER, 0, 200, h_jobs},
     {M_POST, "/api/v1/admin/jobs/*/retry", STAFF_OPERATOR, 0, 200, h_job_retry},
     {M_DELETE, "/api/v1/admin/jobs/*", STAFF_OPERATOR, 0, 200, h_job_discard},
+    {M_GET, "/api/v1/admin/donations.csv", STAFF_ADMIN, 0, 200, export_handler},
     {M_GET, "/api/v1/admin/donations/*", STAFF_VIEWER, 0, 200, h_admin_donation_get},
     {M_POST, "/api/v1/admin/donations/*/refund", STAFF_ADMIN, 0, 202, h_refund},
     {M_GET, "/api/v1/admin/audit", STAFF_VIEWER, 0, 200, h_audit},

@@ -120,11 +120,62 @@ static const struct http_header security_headers[] = {
     {"referrer-policy:", "no-referrer"},
 };
 
+/* The head of an answer into hdr (HTTP_HDR_ROOM bytes): its length, or 0
+ * when it does not fit. body_len < 0: a streamed body (chunked when
+ * chunked, else ended by closing the connection). */
+static size_t build_head(struct http_pss *p, int status, const char *ctype,
+                         const struct http_header *hdrs, int n_hdrs, long long body_len,
+                         int chunked, unsigned char *hdr)
+{
+	const char *csp = p->csp ? p->csp : HTTP_CSP_NONE;
+	unsigned char *h = hdr, *end = hdr + HTTP_HDR_ROOM - 1;
+	struct lws *wsi = p->wsi;
+
+	ctype = ctype ? ctype : "application/json; charset=utf-8";
+	/* Our own status line: lws leaves the reason phrase of 201/202/204/409/
+	 * 422/429 empty. tally serves HTTP/1.1 only (no TLS, so no h2). */
+	h += snprintf((char *)h, HTTP_HDR_ROOM, "HTTP/1.1 %d %s\r\n", status, reason(status));
+	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+	                                 (const unsigned char *)ctype, (int)strlen(ctype), &h, end))
+		return 0;
+	if (body_len >= 0 &&
+	    lws_add_http_header_content_length(wsi, (lws_filepos_t)body_len, &h, end))
+		return 0;
+	if (body_len < 0 && chunked &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING,
+	                                 (const unsigned char *)"chunked", 7, &h, end))
+		return 0;
+	for (int i = 0; i < n_hdrs; i++)
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[i].name,
+		                                (const unsigned char *)hdrs[i].value,
+		                                (int)strlen(hdrs[i].value), &h, end))
+			return 0;
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(security_headers); i++)
+		if (lws_add_http_header_by_name(wsi,
+		                                (const unsigned char *)security_headers[i].name,
+		                                (const unsigned char *)security_headers[i].value,
+		                                (int)strlen(security_headers[i].value), &h, end))
+			return 0;
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"content-security-policy:",
+	                                (const unsigned char *)csp, (int)strlen(csp), &h, end))
+		return 0;
+	if (p->cors &&
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
+	                                (const unsigned char *)"*", 1, &h, end))
+		return 0;
+	if (p->close_after &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
+	                                 5, &h, end))
+		return 0;
+	if (lws_finalize_http_header(wsi, &h, end))
+		return 0;
+	return (size_t)(h - hdr);
+}
+
 int http_send(struct http_pss *p, int status, const char *ctype, const struct http_header *hdrs,
               int n_hdrs)
 {
-	const char *csp = p->csp ? p->csp : HTTP_CSP_NONE;
-	unsigned char hdr[HTTP_HDR_ROOM], *h = hdr, *end = hdr + sizeof(hdr) - 1;
+	unsigned char hdr[HTTP_HDR_ROOM];
 	size_t body_start = LWS_PRE + HTTP_HDR_ROOM, body_len, hlen;
 	struct lws *wsi = p->wsi;
 
@@ -133,40 +184,9 @@ int http_send(struct http_pss *p, int status, const char *ctype, const struct ht
 	body_len = p->out.len - body_start;
 	if (p->method == M_HEAD)
 		p->out.len = body_start;
-	ctype = ctype ? ctype : "application/json; charset=utf-8";
-	/* Our own status line: lws leaves the reason phrase of 201/202/204/409/
-	 * 422/429 empty. tally serves HTTP/1.1 only (no TLS, so no h2). */
-	h += snprintf((char *)h, sizeof(hdr), "HTTP/1.1 %d %s\r\n", status, reason(status));
-	if (lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
-	                                 (const unsigned char *)ctype, (int)strlen(ctype), &h,
-	                                 end) ||
-	    lws_add_http_header_content_length(wsi, body_len, &h, end))
+	hlen = build_head(p, status, ctype, hdrs, n_hdrs, (long long)body_len, 0, hdr);
+	if (!hlen)
 		return -1;
-	for (int i = 0; i < n_hdrs; i++)
-		if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[i].name,
-		                                (const unsigned char *)hdrs[i].value,
-		                                (int)strlen(hdrs[i].value), &h, end))
-			return -1;
-	for (size_t i = 0; i < UTIL_ARRAY_LEN(security_headers); i++)
-		if (lws_add_http_header_by_name(wsi,
-		                                (const unsigned char *)security_headers[i].name,
-		                                (const unsigned char *)security_headers[i].value,
-		                                (int)strlen(security_headers[i].value), &h, end))
-			return -1;
-	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"content-security-policy:",
-	                                (const unsigned char *)csp, (int)strlen(csp), &h, end))
-		return -1;
-	if (p->cors &&
-	    lws_add_http_header_by_name(wsi, (const unsigned char *)"access-control-allow-origin:",
-	                                (const unsigned char *)"*", 1, &h, end))
-		return -1;
-	if (p->close_after &&
-	    lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION, (const unsigned char *)"close",
-	                                 5, &h, end))
-		return -1;
-	if (lws_finalize_http_header(wsi, &h, end))
-		return -1;
-	hlen = (size_t)(h - hdr);
 	record(lws_context_user(lws_get_context(wsi)), p, status);
 	p->out_start = body_start - hlen;
 	memcpy(p->out.p + p->out_start, hdr, hlen);
@@ -174,6 +194,19 @@ int http_send(struct http_pss *p, int status, const char *ctype, const struct ht
 	atomic_fetch_add(&((struct server *)lws_context_user(lws_get_context(wsi)))->http_requests,
 	                 1);
 	return 0;
+}
+
+size_t http_stream_head(struct http_pss *p, int status, const char *ctype,
+                        const struct http_header *hdrs, int n_hdrs, int chunked, unsigned char *dst)
+{
+	struct server *s = lws_context_user(lws_get_context(p->wsi));
+	size_t hlen = build_head(p, status, ctype, hdrs, n_hdrs, -1, chunked, dst);
+
+	if (!hlen)
+		return 0;
+	record(s, p, status);
+	atomic_fetch_add(&s->http_requests, 1);
+	return hlen;
 }
 
 int http_error(struct http_pss *p, int status, const char *code, const char *message,
@@ -239,6 +272,8 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_EPOOL_CURRENCY, 422, "validation_failed", "campaigns"},
 	    {TALLY_ENOCHALLENGE, 404, "challenge_not_found", NULL},
 	    {TALLY_ECHALLENGE_EXISTS, 409, "challenge_exists", "slug"},
+	    {TALLY_ENOFEE, 422, "validation_failed", "cover_fee"},
+	    {TALLY_EOFFLINE, 409, "offline_gift", NULL},
 	    {TALLY_EDAY_BEFORE, 409, "campaign_closed", NULL},
 	    {TALLY_EDAY_CLOSED, 409, "campaign_closed", NULL},
 	    {TALLY_EDAY_CURRENCY, 409, "currency_mismatch", "currency"},
@@ -801,7 +836,7 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 				p->rep_pass = s->pass;
 				p->rep_count = 0;
 			}
-			if (++p->rep_count > 8 || (!p->async && !p->ready))
+			if (++p->rep_count > 8 || (!p->async && !p->ready && !p->export))
 				return -1;
 			p->close_after = 1;
 			return 0;
@@ -821,6 +856,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		return 0;
 
 	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (p->export)
+			return export_writeable(s, p);
 		return http_flush(p);
 
 	case LWS_CALLBACK_RAW_ADOPT:
@@ -834,7 +871,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_RAW_SKT_DROP_PROTOCOL:
 		if (p) {
 			flush_on_close(p);
-			if (p->async) { /* its answer will find no one */
+			export_free(s, p); /* a client gone mid-stream */
+			if (p->async) {    /* its answer will find no one */
 				s->async_pending--;
 				p->async = 0;
 			}

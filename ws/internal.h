@@ -55,6 +55,8 @@ struct http_pss {
 	const char *csp;                  /* the answer's Content-Security-Policy;
 	                                   * NULL: HTTP_CSP_NONE */
 	int metric_route;                 /* index into http_metrics */
+	struct export_stream *export;     /* a CSV export being streamed
+	                                   * (ws/export.c); NULL else */
 	char param[2][HTTP_PATH_MAX + 1]; /* path segments matched by '*' */
 };
 
@@ -164,6 +166,7 @@ struct server {
 	 * hand-over said (the socket is one end of a pair); set when the loop
 	 * adopts it. NULL in plain HTTP (the socket's peer is the client). */
 	char (*peers)[48];
+	int exports_open; /* CSV exports streaming now (ws/export.c) */
 };
 
 /* Queue a message for the service thread and wake it. Any thread. Takes
@@ -219,6 +222,15 @@ uint64_t http_ref(const struct http_pss *p);
  * the callback should return. */
 int http_flush(struct http_pss *p);
 
+/* The head of a streamed answer (no Content-Length; Transfer-Encoding:
+ * chunked when chunked, else the body ends when the connection closes)
+ * into dst (HTTP_HDR_ROOM bytes), counted in the metrics as answered with
+ * status. Nothing is written: the stream sends it before its first bytes.
+ * Returns its length, 0 when it does not fit. */
+size_t http_stream_head(struct http_pss *p, int status, const char *ctype,
+                        const struct http_header *hdrs, int n_hdrs, int chunked,
+                        unsigned char *dst);
+
 /* Read the connection again once an async answer is built (it is not read
  * while the engine works: see http.c). Returns 0 or -1. */
 int http_resume_rx(struct http_pss *p);
@@ -226,6 +238,16 @@ int http_resume_rx(struct http_pss *p);
 /* Value of query parameter name into dst (cut to fit); returns its whole
  * length or -1 if absent (uri_query_get). */
 int http_query(const struct http_pss *p, const char *name, char *dst, size_t cap);
+
+/* ---- export.c: GET /api/v1/admin/donations.csv ---- */
+/* The route's handler: check the filters, open the export and start the
+ * stream (or answer an error). */
+int export_handler(struct server *s, struct http_pss *p);
+/* WRITEABLE on a connection streaming an export: write its next chunk.
+ * Returns the value the callback should return. */
+int export_writeable(struct server *s, struct http_pss *p);
+/* Free p's export, if any (the connection closes). */
+void export_free(struct server *s, struct http_pss *p);
 
 /* ---- api.c ---- */
 extern const struct route api_routes[];
