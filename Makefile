@@ -56,7 +56,7 @@ ALL_CFLAGS  = -std=c11 -D_GNU_SOURCE $(WARN) $(OPT) -g $(SANFLAGS) -I. -MMD -MP 
 LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 
 BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o base/watchdog.o base/currency.o base/events.o base/hour.o base/fee.o
-CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/boards.o core/publish.o core/commit.o core/intake.o core/staff.o \
+CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/boards.o core/publish.o core/commit.o core/intake.o core/staff.o core/day.o core/day_staff.o \
 	     core/demo.o core/jobs.o core/work.o core/processor.o core/receipt.o core/webhook.o \
 	     core/transfer.o core/tokens.o core/tokendb.o core/match.o core/pools.o core/bonus.o core/challenges.o core/export.o
 DB_OBJS   := db/db.o db/store.o db/writer.o db/pools.o db/challenges.o db/export.o
@@ -77,7 +77,8 @@ TEST_SRCS := tests/main.c tests/itest.c tests/itest_csv.c tests/test_util.c test
 	     tests/test_logs.c \
 	     tests/test_outage.c tests/test_giving.c tests/test_reconcile.c \
 	     tests/test_export.c \
-	     tests/test_gifts.c tests/test_boards.c
+	     tests/test_gifts.c tests/test_boards.c \
+	     tests/test_day.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
 .PHONY: all run check check-deps test deps install uninstall clean format format-check bench fuzz \

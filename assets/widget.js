@@ -274,6 +274,35 @@
   /* whole percent of goal (floor), or null without a goal */
   function percent(total, goal) { return int(goal) > 0 ? Math.floor(Math.max(0, int(total)) * 100 / int(goal)) : null; }
 
+  /* The server's clock: offset = server now - local now at receipt (the day's now_ms),
+   * so a countdown follows the server's time, not the viewer's. */
+  var clockOffset = 0, clockSet = false, clockAsk = null;
+  function setServerNow(ms) { if (isNum(ms)) { clockOffset = ms - Date.now(); clockSet = true; } }
+  function serverNow() { return Date.now() + clockOffset; }
+  /* Once per page: GET /api/v1/day's now_ms (for widgets, which watch no day channel). */
+  function askServerClock() {
+    if (clockSet || clockAsk || !root.fetch) return;
+    clockAsk = fetch(defaultOrigin() + '/api/v1/day', { cache: 'no-store' })
+      .then(function (r) { return r.json(); }).then(function (d) { if (!clockSet) setServerNow(d.now_ms); })
+      .catch(function () { /* the local clock then */ });
+  }
+
+  /* ms -> "2:14:05" ("1d 2:14:05" past a day); whole seconds, rounded up. */
+  function formatCountdown(ms) {
+    var s = Math.max(0, Math.ceil((isNum(ms) ? ms : 0) / 1000)), d = Math.floor(s / 86400);
+    var h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60), pad = function (n) { return (n < 10 ? '0' : '') + n; };
+    return (d ? d + 'd ' : '') + h + ':' + pad(m) + ':' + pad(s % 60);
+  }
+
+  /* The giving day's phase at server time now, by the server's rule (GET /api/v1/day):
+   * none | before | early | open | closed. */
+  function dayPhase(day, now) {
+    var t = function (k) { var v = day && typeof day[k] === 'string' ? Date.parse(day[k]) : NaN; return isNaN(v) ? null : v; };
+    var early = t('early_at'), opens = t('opens_at'), closes = t('closes_at');
+    if (opens === null || closes === null) return 'none';
+    return now >= closes ? 'closed' : now >= opens ? 'open' : early !== null && now >= early ? 'early' : 'before';
+  }
+
   function ago(iso) {
     var t = Date.parse(iso), s = (Date.now() - t) / 1000;
     return isNaN(t) ? '' : s < 45 ? 'just now' : s < 3600 ? Math.round(s / 60) + ' min ago'
@@ -452,14 +481,27 @@
     setText(p.donorslabel, count === 1 ? 'donor' : 'donors');
     if (p.status) { setText(p.status, status); p.status.setAttribute('data-status', status); }
     this.root.setAttribute('data-status', status);
-    if (p.notice) {
-      p.notice.hidden = status === 'active';
-      setText(p.notice, status === 'paused' ? 'Donations are paused for now.'
-        : status === 'closed' ? 'This campaign has closed. Thank you!' : '');
-    }
+    this.renderNotice();
     renderMatch(p.match, d.match, cur, o);
     renderChallenges(p.challenge, d.challenges, cur, o);
     this.renderWall();
+  };
+
+  /* Closed for now (its own window or the giving day's, with opens_at): "Opens in 2:14:05",
+   * counted by the server's clock; closed for good: "Closed". */
+  V.renderNotice = function () {
+    var d = this.state, p = this.p;
+    if (!d) return;
+    var status = typeof d.status === 'string' && d.status ? d.status : 'active';
+    var opens = status === 'closed' && typeof d.opens_at === 'string' ? Date.parse(d.opens_at) : NaN;
+    if (!isNaN(opens)) askServerClock();
+    this.root.setAttribute('data-opens', isNaN(opens) ? '' : d.opens_at);
+    if (p.notice) {
+      p.notice.hidden = status === 'active';
+      setText(p.notice, status === 'paused' ? 'Donations are paused for now.'
+        : !isNaN(opens) ? 'Opens in ' + formatCountdown(opens - serverNow())
+          : status === 'closed' ? 'Closed. Thank you!' : '');
+    }
   };
 
   /* The match banner: "Gifts matched 2:1 by ACME: $1,200 of match left", or
@@ -543,6 +585,7 @@
   };
 
   if (root.setInterval) setInterval(function () { views.forEach(function (v) { v.tick(); }); }, 30000);
+  if (root.setInterval) setInterval(function () { views.forEach(function (v) { if (v.root.getAttribute('data-opens')) v.renderNotice(); }); }, 1000);
 
   var KINDS = { thermometer: 1, total: 1, donors: 1, wall: 1 };
   function mount(node, live) {
@@ -575,6 +618,10 @@
   TallyLive.connText = connText;
   TallyLive.bump = bump;
   TallyLive.validSlug = validSlug;
+  TallyLive.formatCountdown = formatCountdown;
+  TallyLive.dayPhase = dayPhase;
+  TallyLive.setServerNow = setServerNow;
+  TallyLive.serverNow = serverNow;
   TallyLive.version = '1';
 
   /* All campaigns from GET /api/v1/campaigns, following "next" (as ?cursor=), at most 20 pages. */

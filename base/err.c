@@ -53,6 +53,13 @@ static const char *const own[] = {
         ("an offline gift did not go through the processor, so it cannot be refunded "
          "through it: return the money by hand"),
     [TALLY_ENOCATEGORY - TALLY_EJSON] = "no campaign has this category",
+    [TALLY_EDAY_BEFORE - TALLY_EJSON] =
+        "the giving day has not opened yet: GET /api/v1/day tells when gifts are taken",
+    [TALLY_EDAY_CLOSED - TALLY_EJSON] = "the giving day has closed: gifts are no longer taken",
+    [TALLY_EDAY_CURRENCY - TALLY_EJSON] =
+        "a campaign has another currency than the one given for the whole day",
+    [TALLY_ENOT_DAY_CURRENCY - TALLY_EJSON] =
+        "the giving day takes one currency: a campaign must use the day's currency",
 };
 
 int tally_is_own(int err)

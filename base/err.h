@@ -46,6 +46,10 @@ enum tally_err {
 	TALLY_ENOFEE,            /* 422 cover_fee asked for, and no fee is configured (--fee) */
 	TALLY_EOFFLINE,          /* 409 offline_gift: not through the processor, no refund here */
 	TALLY_ENOCATEGORY,       /* 404 category_not_found: no campaign has this category */
+	TALLY_EDAY_BEFORE,       /* 409 campaign_closed: the giving day has not opened yet */
+	TALLY_EDAY_CLOSED,       /* 409 campaign_closed: the giving day has closed */
+	TALLY_EDAY_CURRENCY,     /* 409 currency_mismatch: a campaign has another currency */
+	TALLY_ENOT_DAY_CURRENCY, /* 422 a campaign's currency is not the day's */
 	TALLY_ELAST
 };
 

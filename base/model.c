@@ -17,6 +17,8 @@ const char *const job_state_names[JOB_GONE + 1] = {"ready", "running", "schedule
 const enum job_queue job_kind_queue[JOB_KINDS] = {JOB_PAYMENTS, JOB_PAYMENTS, JOB_RECEIPTS,
                                                   JOB_WEBHOOKS, JOB_WEBHOOKS, JOB_WEBHOOKS};
 
+const char *const day_phase_names[DAY_PHASES] = {"none", "before", "early", "open", "closed"};
+
 const char *const staff_role_names[STAFF_ROLES] = {"public", "viewer", "operator", "admin"};
 
 const double commit_batch_size_bounds[COMMIT_HIST_BUCKETS] = {1,   2,   5,   10,   20,   50,

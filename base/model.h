@@ -87,6 +87,28 @@ static inline int64_t campaign_total(const struct campaign_row *r)
 	return r->raised_cents + r->matched_cents + r->bonus_cents;
 }
 
+/* ---- the giving day ---- */
+
+#define TALLY_DAY_NAME_MAX 128
+#define TALLY_DAY_SPAN_MAX (INT64_C(31) * 24 * 3600 * 1000) /* opening to closing */
+
+/* The day's schedule (at most one): gifts are taken from early_at (or
+ * opens_at when there is no early window) until closes_at. Times are ms
+ * since the epoch; early_at 0 for no early window; currency "" when the
+ * day does not fix one. set 0: no day configured. */
+struct giving_day {
+	int set;
+	char name[TALLY_DAY_NAME_MAX * 4 + 1];
+	int64_t early_at, opens_at, closes_at;
+	char currency[TALLY_CURRENCY_SIZE];
+};
+
+/* Where a moment stands in the day: none (no day configured), before
+ * (nothing taken yet), early (the early-giving window), open, closed. */
+enum day_phase { DAY_NONE, DAY_BEFORE, DAY_EARLY, DAY_OPEN, DAY_CLOSED, DAY_PHASES };
+
+extern const char *const day_phase_names[DAY_PHASES];
+
 /* A validated campaign create/update. has_* flags tell which fields were
  * given (an update may give any subset). Times are ms since the epoch; 0 with
  * has_* set means "cleared" (JSON null). */

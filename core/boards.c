@@ -169,7 +169,7 @@ int engine_board_json(struct engine *e, const struct engine_board_query *q, stru
 		                 (long long)c->raised_cents, (long long)c->matched_cents,
 		                 (long long)c->bonus_cents, (long long)c->donor_count,
 		                 (long long)c->goal_cents,
-		                 campaign_status_names[campaign_effective(c, now)]);
+		                 campaign_status_names[campaign_effective(c, &e->day, now)]);
 	}
 	pthread_mutex_unlock(&e->lock);
 	free(cur);

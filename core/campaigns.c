@@ -7,6 +7,7 @@
  * lock, since nobody else writes it.
  */
 #include "core/internal.h"
+#include "core/day.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -146,7 +147,7 @@ int campaigns_add(struct engine *e, struct campaign *c, int rank)
 	return 0;
 }
 
-struct campaign *campaign_new(const struct campaign_row *row)
+struct campaign *campaign_new(const struct campaign_row *row, const struct giving_day *day)
 {
 	struct campaign *c = calloc(1, sizeof(*c));
 
@@ -161,7 +162,7 @@ struct campaign *campaign_new(const struct campaign_row *row)
 			claimed = INT64_MAX; /* stored past any bound: takes nothing more */
 		atomic_init(&c->claimed_cents, claimed);
 	}
-	c->effective = campaign_effective(row, util_now_ms());
+	c->effective = campaign_effective(row, day, util_now_ms());
 	return c;
 }
 
@@ -189,11 +190,13 @@ void campaigns_free(struct engine *e)
 	e->id_cap = e->slot_cap = e->n_campaigns = 0;
 }
 
-enum campaign_status campaign_effective(const struct campaign_row *r, int64_t now)
+enum campaign_status campaign_effective(const struct campaign_row *r, const struct giving_day *day,
+                                        int64_t now)
 {
 	if (r->status != CAMPAIGN_ACTIVE)
 		return r->status;
-	if ((r->starts_at && now < r->starts_at) || (r->ends_at && now >= r->ends_at))
+	if ((r->starts_at && now < r->starts_at) || (r->ends_at && now >= r->ends_at) ||
+	    !day_takes_gifts(day, now))
 		return CAMPAIGN_CLOSED;
 	return CAMPAIGN_ACTIVE;
 }
@@ -338,23 +341,49 @@ static int cmp_day_sum(const void *a, const void *b)
 	return strcmp(((const struct day_sum *)a)->currency, ((const struct day_sum *)b)->currency);
 }
 
-int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
+/* The day's schedule, its phase and the server's clock at now (its
+ * currency is with the totals: day_totals). */
+static int day_schedule_json(struct buf *out, const struct giving_day *d, int64_t now)
 {
-	int64_t now = util_now_ms(), donors = 0, gifts = 0, live = 0;
+	static const char *const times[] = {"early_at", "opens_at", "closes_at"};
+	const int64_t at[] = {d->early_at, d->opens_at, d->closes_at};
+	char ts[32];
+	int rc = 0;
+
+	rc |= buf_puts(out, "{\"name\":");
+	rc |= d->set ? buf_json_string(out, d->name) : buf_puts(out, "null");
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(times); i++)
+		rc |= d->set && at[i] ? buf_printf(out, ",\"%s\":\"%s\"", times[i],
+		                                   util_rfc3339(at[i], ts, sizeof(ts)))
+		                      : buf_printf(out, ",\"%s\":null", times[i]);
+	rc |= buf_printf(out,
+	                 ",\"phase\":\"%s\",\"now\":\"%s\",\"now_ms\":%lld,\"opens_in_ms\":%lld,",
+	                 day_phase_names[day_phase(d, now)], util_rfc3339(now, ts, sizeof(ts)),
+	                 (long long)now, (long long)day_opens_in_ms(d, now));
+	return rc;
+}
+
+/* Render the day's totals at now into e->day_totals (e->lock held): sums
+ * over every campaign, per currency (never added across currencies), kept
+ * for the seq and second they show, so that however many ask (GET
+ * /api/v1/day is public) they are made once a second at most, or once per
+ * change. One currency (or none): its sums at the top; several: the top
+ * sums are null, and each is under by_currency. "currency" is the day's
+ * when the schedule sets one (every campaign then takes it), else the one
+ * its campaigns use, else null. Returns 0, -EOVERFLOW or -ENOMEM. */
+static int day_totals(struct engine *e, uint64_t seq, int64_t now)
+{
+	int64_t donors = 0, gifts = 0, live = 0;
+	struct buf *b = &e->day_totals;
 	struct day_sum *sums;
-	size_t n, n_sums = 0;
-	double per_s;
+	size_t n = e->n_campaigns, n_sums = 0;
 	int rc = 0, overflow = 0;
 
-	pthread_mutex_lock(&e->lock);
-	*seq = e->seq_sum;
-	n = e->n_campaigns;
+	e->day_totals_seq = 0;
 	/* As many currencies as groups at most (boards.c). */
 	sums = calloc(e->n_groups ? e->n_groups : 1, sizeof(*sums));
-	if (!sums) {
-		pthread_mutex_unlock(&e->lock);
+	if (!sums)
 		return -ENOMEM;
-	}
 	for (size_t i = 0; i < n && !overflow; i++) {
 		const struct campaign_row *c = &e->ranked[ENGINE_BY_TOTAL][i]->pub;
 		struct day_sum *d;
@@ -375,43 +404,70 @@ int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
 		           d->bonus > INT64_MAX / 3 ||
 		           __builtin_add_overflow(donors, c->donor_count, &donors) ||
 		           __builtin_add_overflow(gifts, c->donation_count, &gifts);
-		live += campaign_effective(c, now) == CAMPAIGN_ACTIVE;
+		live += campaign_effective(c, &e->day, now) == CAMPAIGN_ACTIVE;
 	}
-	per_s = rates_per_s(e, now);
-	pthread_mutex_unlock(&e->lock);
 	if (overflow) {
 		free(sums);
 		return -EOVERFLOW;
 	}
 	qsort(sums, n_sums, sizeof(*sums), cmp_day_sum);
-	/* One currency (or none): its sums at the top, as ever. Several: no
-	 * sum across them; each is under by_currency. */
+	b->len = 0;
 	if (n_sums <= 1) {
 		struct day_sum none = {"", 0, 0, 0};
 
-		rc |= buf_puts(out, "{");
-		rc |= put_day_sum(out, n_sums ? &sums[0] : &none);
-		rc |= n_sums ? buf_printf(out, ",\"currency\":\"%s\"", sums[0].currency)
-		             : buf_puts(out, ",\"currency\":null");
+		rc |= put_day_sum(b, n_sums ? &sums[0] : &none);
 	} else {
-		rc |=
-		    buf_puts(out, "{\"total_cents\":null,\"raised_cents\":null,"
-		                  "\"matched_cents\":null,\"bonus_cents\":null,\"currency\":null");
+		rc |= buf_puts(b, "\"total_cents\":null,\"raised_cents\":null,"
+		                  "\"matched_cents\":null,\"bonus_cents\":null");
 	}
-	rc |= buf_puts(out, ",\"by_currency\":{");
+	if (e->day.set && e->day.currency[0])
+		rc |= buf_printf(b, ",\"currency\":\"%s\"", e->day.currency);
+	else if (n_sums == 1)
+		rc |= buf_printf(b, ",\"currency\":\"%s\"", sums[0].currency);
+	else
+		rc |= buf_puts(b, ",\"currency\":null");
+	rc |= buf_puts(b, ",\"by_currency\":{");
 	for (size_t k = 0; k < n_sums; k++) {
-		rc |= buf_printf(out, "%s\"%s\":{", k ? "," : "", sums[k].currency);
-		rc |= put_day_sum(out, &sums[k]);
-		rc |= buf_puts(out, "}");
+		rc |= buf_printf(b, "%s\"%s\":{", k ? "," : "", sums[k].currency);
+		rc |= put_day_sum(b, &sums[k]);
+		rc |= buf_puts(b, "}");
 	}
 	free(sums);
-	rc |= buf_printf(out,
+	rc |= buf_printf(b,
 	                 "},\"donor_count\":%lld,\"donation_count\":%lld,\"gifts_per_min\":%.0f,"
 	                 "\"campaigns_live\":%lld,\"campaigns\":%zu",
-	                 (long long)donors, (long long)gifts, per_s * 60.0, (long long)live, n);
-	rc |= pools_day_json(e, now, out);
-	rc |= buf_puts(out, "}");
-	return rc ? -ENOMEM : 0;
+	                 (long long)donors, (long long)gifts, rates_per_s(e, now) * 60.0,
+	                 (long long)live, n);
+	if (rc)
+		return -ENOMEM;
+	e->day_totals_seq = seq;
+	e->day_totals_sec = now / 1000;
+	return 0;
+}
+
+int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq)
+{
+	int64_t now = util_now_ms();
+	struct giving_day day;
+	struct buf totals = {0};
+	int rc = 0;
+
+	pthread_mutex_lock(&e->lock);
+	*seq = e->seq_sum + e->day_seq;
+	day = e->day;
+	if (e->day_totals_seq != *seq || e->day_totals_sec != now / 1000)
+		rc = day_totals(e, *seq, now);
+	if (!rc && buf_append(&totals, e->day_totals.p, e->day_totals.len))
+		rc = -ENOMEM;
+	pthread_mutex_unlock(&e->lock);
+	if (!rc) {
+		rc = day_schedule_json(out, &day, now) || buf_append(out, totals.p, totals.len) ||
+		             pools_day_json(e, now, out) || buf_puts(out, "}")
+		         ? -ENOMEM
+		         : 0;
+	}
+	buf_fini(&totals);
+	return rc;
 }
 
 long engine_campaign_infos(struct engine *e, struct engine_campaign_info **out)
@@ -448,7 +504,7 @@ long engine_campaign_infos_changed(struct engine *e, const uint64_t *seen, size_
 			continue;
 		r = &v[n++];
 		r->c = c->pub;
-		r->effective = campaign_effective(&c->pub, now);
+		r->effective = campaign_effective(&c->pub, &e->day, now);
 		r->per_min = rate_sum(c->rate, RATE_BUCKETS, c->rate_epoch, now / 10000) * 60.0 /
 		             (RATE_BUCKETS * 10);
 		r->hour_gifts = r->hour_cents = 0;

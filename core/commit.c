@@ -228,7 +228,7 @@ static void mirror_campaign_create(struct engine *e, struct pending *p)
 	row.ends_at = s->ends_at;
 	row.created_at = p->op.now_ms;
 	row.seq = 1; /* as inserted */
-	c = campaign_new(&row);
+	c = campaign_new(&row, &e->day);
 	if (!c) {
 		p->op.rc = -ENOMEM;
 		return;
@@ -274,7 +274,7 @@ static void mirror_campaign_change(struct engine *e, struct pending *p)
 	}
 	if (p->op.kind == DB_OP_CAMPAIGN_TOUCH)
 		c->touch_pending = 0;
-	c->effective = campaign_effective(&c->w, util_now_ms());
+	c->effective = campaign_effective(&c->w, &e->day, util_now_ms());
 	c->w.seq++; /* as the writer did */
 	publish_mark(e, c);
 }
@@ -363,6 +363,9 @@ static void mirror(struct engine *e, struct pending *p)
 		break;
 	case DB_OP_AWARD:
 		challenges_unlocked(e, op);
+		break;
+	case DB_OP_DAY:
+		day_mirror(e, op);
 		break;
 	default:
 		break;
@@ -488,6 +491,8 @@ static int map_rc(const struct db_op *op, int rc)
 		return TALLY_ESTATE;
 	case -ESRCH:
 		return TALLY_ENOJOB;
+	case -EXDEV:
+		return TALLY_EDAY_CURRENCY;
 	default:
 		return TALLY_EIO;
 	}
@@ -621,12 +626,15 @@ void commit_tick(void *ctx)
 	int64_t now = util_now_ms();
 
 	/* A schedule opening or closing a campaign changes its public state:
-	 * record that (seq) through the writer like any other change. */
+	 * record that (seq) through the writer like any other change. The
+	 * day's phase touches every campaign at once. */
+	if (day_tick(e, now))
+		return;
 	for (size_t i = 1; i < e->id_cap; i++) {
 		struct campaign *c = e->by_id[i];
 
 		if (!c || c->touch_pending || (!c->w.starts_at && !c->w.ends_at) ||
-		    campaign_effective(&c->w, now) == c->effective)
+		    campaign_effective(&c->w, &e->day, now) == c->effective)
 			continue;
 		if (touch(e, c))
 			return;

@@ -49,10 +49,18 @@ struct demo {
 	unsigned seed;
 };
 
+/* Refusals a demo gift may meet: a campaign paused or closed by staff, or
+ * the demo's giving day closed. */
+static int expected(int rc)
+{
+	return rc == TALLY_EPAUSED || rc == TALLY_ECLOSED || rc == TALLY_EDAY_BEFORE ||
+	       rc == TALLY_EDAY_CLOSED;
+}
+
 static void ignore_done(void *ud, const struct engine_answer *a)
 {
 	(void)ud;
-	if (a->rc && a->rc != TALLY_EPAUSED && a->rc != TALLY_ECLOSED)
+	if (a->rc && !expected(a->rc))
 		log_msg(LOG_WARN, "demo.donation_failed", "%s", tally_strerror(a->rc));
 }
 
@@ -98,7 +106,7 @@ static void *demo_main(void *arg)
 		req.anonymous = rand_r(&d->seed) % 7 == 0;
 		rc = engine_donate(d->engine, demo_campaigns[c].slug, &req, NULL, NULL, &replayed,
 		                   ignore_done, NULL);
-		if (rc && rc != TALLY_EPAUSED && rc != TALLY_ECLOSED && rc != TALLY_EOVERLOADED)
+		if (rc && !expected(rc) && rc != TALLY_EOVERLOADED)
 			log_msg(LOG_WARN, "demo.donation_refused", "%s", tally_strerror(rc));
 		/* Bursty: mostly 50-300 ms apart, sometimes a quick run. */
 		ts.tv_sec = 0;
@@ -161,6 +169,34 @@ static int seed_sponsors(struct engine *e)
 	return rc;
 }
 
+/* The demo's giving day, from this start: early giving now, the opening
+ * DEMO_OPENS_MS from now (the board counts down to it), the closing hours
+ * later; in dollars, as the demo campaigns are. */
+#define DEMO_OPENS_MS (3 * 60 * 1000)
+#define DEMO_CLOSES_MS (6 * 3600 * 1000)
+
+static void demo_day(struct engine *e)
+{
+	struct giving_day day = {0};
+	int64_t now = util_now_ms();
+	int rc;
+
+	day.set = 1;
+	snprintf(day.name, sizeof(day.name), "%s", "Demo Giving Day");
+	day.early_at = now - 1000;
+	day.opens_at = now + DEMO_OPENS_MS;
+	day.closes_at = now + DEMO_CLOSES_MS;
+	memcpy(day.currency, "USD", 4);
+	rc = engine_day_set_sync(e, &day, "demo");
+	if (rc == TALLY_EDAY_CURRENCY) { /* a database with campaigns in other currencies */
+		day.currency[0] = '\0';
+		rc = engine_day_set_sync(e, &day, "demo");
+	}
+	if (rc) /* the demo runs on without a day */
+		log_msg(LOG_WARN, "demo.day_failed", "the demo's giving day: %s",
+		        tally_strerror(rc));
+}
+
 int demo_start(struct engine *e, struct demo **out)
 {
 	struct demo *d;
@@ -191,6 +227,7 @@ int demo_start(struct engine *e, struct demo **out)
 	rc = seed_sponsors(e);
 	if (rc)
 		return rc;
+	demo_day(e);
 	d = calloc(1, sizeof(*d));
 	if (!d)
 		return -ENOMEM;

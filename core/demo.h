@@ -6,7 +6,10 @@
 
 struct demo;
 
-/* Create the demo campaigns that do not exist yet, then start a thread that
+/* Create the demo campaigns that do not exist yet, set the demo's giving
+ * day (early giving from now, opening three minutes after start, closing
+ * six hours after; it replaces any day the database had), then start a
+ * thread that
  * sends a steady, bursty stream of donations through the engine (the same
  * path as the HTTP API). Returns 0 or a negative code. */
 int demo_start(struct engine *e, struct demo **out);

@@ -4,6 +4,7 @@
  * that do the work are listed in internal.h.
  */
 #include "core/internal.h"
+#include "core/day.h"
 #include "core/jobs.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -265,7 +266,7 @@ struct load_ctx {
 static int load_campaign_cb(void *ud, const struct db_campaign_row *row)
 {
 	struct load_ctx *lc = ud;
-	struct campaign *c = campaign_new(&row->c);
+	struct campaign *c = campaign_new(&row->c, &lc->e->day);
 	int rc;
 
 	if (!c)
@@ -335,6 +336,13 @@ static int load(struct engine *e, sqlite3 *db, char *err, size_t errcap)
 	int64_t max_id = 0;
 	int rc;
 
+	rc = db_load_day(db, &e->day, &e->day_seq);
+	if (rc) {
+		snprintf(err, errcap, "%s: loading the giving day: %s", e->cfg.db_path,
+		         sqlite3_errmsg(db));
+		return rc;
+	}
+	e->day_phase = day_phase(&e->day, util_now_ms());
 	rc = db_load_campaigns(db, load_campaign_cb, &lc);
 	campaigns_sort(e);
 	if (!rc)
@@ -502,6 +510,7 @@ void engine_free(struct engine *e)
 	match_book_free(e->match);
 	bonus_book_free(e->bonus);
 	buf_fini(&e->scratch);
+	buf_fini(&e->day_totals);
 	while (e->pool) {
 		struct pending *next = e->pool->next_free;
 

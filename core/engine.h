@@ -342,6 +342,32 @@ int engine_job_histories(struct engine *e, const int64_t *ids, size_t n, struct 
 /* Append the jobs' Prometheus lines. */
 int engine_jobs_metrics(struct engine *e, struct buf *out);
 
+/* ---- day_staff.c: the giving day's schedule (core/day.h has its rules) ---- */
+
+/* Set the giving day's schedule from a validated day (d->set 1, early_at 0
+ * or before opens_at, opens_at before closes_at, currency "" or a code):
+ * it replaces any before, and every campaign's status follows it from the
+ * answer on. Audited as day.set. TALLY_EFIELDS when the times are out of
+ * order; TALLY_EDAY_CURRENCY (nothing written) when d->currency is set and
+ * a campaign has another. The answer's body is engine_day_json's. */
+int engine_day_set(struct engine *e, const struct giving_day *d, const char *actor,
+                   engine_done_fn done, void *ud);
+
+/* Remove the schedule: gifts follow the campaigns' own windows only.
+ * Without a schedule it is a success that changes nothing (no audit row).
+ * The answer's body is engine_day_json's. */
+int engine_day_clear(struct engine *e, const char *actor, engine_done_fn done, void *ud);
+
+/* engine_day_set, waiting for the answer (start-up code: the demo). */
+int engine_day_set_sync(struct engine *e, const struct giving_day *d, const char *actor);
+
+/* Copy the schedule as published (out->set 0: none). */
+void engine_day_get(struct engine *e, struct giving_day *out);
+
+/* 1 if a campaign in currency may exist under the day's schedule (no day,
+ * no day currency, or the same one). */
+int engine_day_currency_ok(struct engine *e, const char *currency);
+
 /* ---- staff.c: staff tokens ---- */
 
 /* Who a bearer is, from memory (no SQLite read): see tokens_auth. Returns
@@ -441,16 +467,21 @@ int engine_board_exists(struct engine *e, const char *category, const char *curr
  * -ENOMEM. */
 int engine_categories_json(struct engine *e, struct buf *out, uint64_t *version);
 
-/* Append the giving day's public state: {"total_cents", "raised_cents",
- * "matched_cents", "bonus_cents", "currency", "by_currency", "donor_count",
- * "donation_count", "gifts_per_min", "campaigns_live", "campaigns"} and
- * store its seq (the sum of every campaign's seq, as the leaderboard's).
- * Money is never added across currencies: by_currency holds each
- * currency's sums ({"USD":{"total_cents",...}}); when every campaign uses
- * one currency its sums are also at the top with "currency" naming it,
- * and when they use several the top sums and "currency" are null. Returns
- * 0, -ENOMEM, or -EOVERFLOW when a sum passes INT64_MAX / 3 (nothing
- * appended). */
+/* Append the giving day's public state: its schedule {"name", "early_at",
+ * "opens_at", "closes_at" (null when not set), "phase"
+ * (none|before|early|open|closed), "now" and "now_ms" (the server's clock
+ * as rendered), "opens_in_ms" (0 once open)}, then its money and counts
+ * {"total_cents", "raised_cents", "matched_cents", "bonus_cents",
+ * "currency", "by_currency", "donor_count", "donation_count",
+ * "gifts_per_min", "campaigns_live", "campaigns"} and "match_pools", and
+ * store its seq (the sum of every campaign's seq plus the day's own: it
+ * only grows, across restarts too). Money is never added across
+ * currencies: by_currency holds each currency's sums ({"USD":
+ * {"total_cents",...}}); when every campaign uses one currency its sums are
+ * also at the top, and when they use several the top sums are null.
+ * "currency" is the day's when the schedule sets one, else the one the
+ * campaigns use, else null. Returns 0, -ENOMEM, or -EOVERFLOW when a sum
+ * passes INT64_MAX / 3 (nothing appended). */
 int engine_day_json(struct engine *e, struct buf *out, uint64_t *seq);
 
 /* A row of the staff view. */

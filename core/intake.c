@@ -14,6 +14,7 @@
  * public status read wants it, so sequential ids cannot be walked.
  */
 #include "core/internal.h"
+#include "core/day.h"
 #include "core/jobs.h"
 #include "base/log.h"
 #include "base/util.h"
@@ -148,17 +149,20 @@ static int admit(struct engine *e, const char *slug, struct donation_req *req, i
 	c = campaign_find_slug(e, slug, strlen(slug));
 	if (c) {
 		/* Staff record the cheques that came in whether the campaign
-		 * is paused or outside its schedule; only closing it (the
-		 * books are closed) refuses them. */
-		enum campaign_status st = !offline ? campaign_effective(&c->pub, now)
+		 * is paused or outside its schedule or the giving day's; only
+		 * closing it (the books are closed) refuses them. */
+		enum campaign_status st = !offline ? campaign_effective(&c->pub, NULL, now)
 		                          : c->pub.status == CAMPAIGN_CLOSED ? CAMPAIGN_CLOSED
 		                                                             : CAMPAIGN_ACTIVE;
+		enum day_phase phase = offline ? DAY_NONE : day_phase(&e->day, now);
 
 		if (offline && !req->currency[0])
 			memcpy(req->currency, c->pub.currency, sizeof(req->currency));
 		*campaign_id = c->pub.id;
 		rc = st == CAMPAIGN_PAUSED                    ? TALLY_EPAUSED
 		     : st == CAMPAIGN_CLOSED                  ? TALLY_ECLOSED
+		     : phase == DAY_BEFORE                    ? TALLY_EDAY_BEFORE
+		     : phase == DAY_CLOSED                    ? TALLY_EDAY_CLOSED
 		     : strcmp(c->pub.currency, req->currency) ? TALLY_ECURRENCY
 		     : !has_room(c, req->amount_cents)        ? TALLY_ETOTAL
 		                                              : 0;

@@ -151,6 +151,24 @@ struct engine {
 	int lock_fd;             /* flock on DB.lock: one tally per database */
 	uint64_t banner_version; /* writer: match_version at the last banner check */
 	int64_t banner_scan_at;  /* writer: when that was */
+
+	/* The giving day (core/day_staff.c): changed by the writer under
+	 * e->lock as a day op commits, read under e->lock (the writer reads
+	 * it without). day_seq is stored (meta day_seq): it grows with each
+	 * change of the day, across restarts too. */
+	struct giving_day day;
+	uint64_t day_seq;
+	/* Writer thread only: the phase as of the last recorded change, a
+	 * touch queued, and a day change to tell the listeners of even when
+	 * no campaign moved. */
+	enum day_phase day_phase;
+	int day_touch_pending;
+	int day_dirty;
+	/* The day's totals as last rendered (campaigns.c), for the seq and
+	 * the second they show (seq 0: none); guarded by e->lock. */
+	struct buf day_totals;
+	uint64_t day_totals_seq;
+	int64_t day_totals_sec;
 };
 
 /* ---- engine.c ---- */
@@ -191,11 +209,14 @@ int campaigns_add(struct engine *e, struct campaign *c, int rank);
 void campaigns_sort(struct engine *e);
 /* Move c to its place in ranking `by` after its published key changed. */
 void campaigns_rerank(struct engine *e, struct campaign *c, int by);
-/* A new campaign from its stored record (w and pub both set). */
-struct campaign *campaign_new(const struct campaign_row *row);
+/* A new campaign from its stored record (w and pub both set), its
+ * effective status taken under day. */
+struct campaign *campaign_new(const struct campaign_row *row, const struct giving_day *day);
 void campaign_free(struct campaign *c);
-/* Status after the schedule is applied at now. */
-enum campaign_status campaign_effective(const struct campaign_row *r, int64_t now);
+/* Status after the schedules are applied at now: the campaign's own
+ * window, then the giving day's (day may be NULL: none). */
+enum campaign_status campaign_effective(const struct campaign_row *r, const struct giving_day *day,
+                                        int64_t now);
 /* Count n gifts in a rate window of buckets. */
 void rate_add(uint32_t *buckets, int n, int64_t *epoch, int64_t now_epoch, uint32_t add);
 void campaigns_free(struct engine *e);
@@ -288,6 +309,12 @@ void challenges_created(struct engine *e, const struct db_op *op);
 void challenges_unlocked(struct engine *e, const struct db_op *op);
 /* A committed challenge's answer: the challenge as it is now. */
 int challenges_answer(struct engine *e, const struct db_op *op, struct buf *out);
+/* ---- day_staff.c (writer thread) ---- */
+/* A committed day op: the schedule, its seq, every campaign touched. */
+void day_mirror(struct engine *e, const struct db_op *op);
+/* At a tick: queue a touch when the day's phase changed with time.
+ * Returns 1 when one is queued (the campaigns' own checks wait). */
+int day_tick(struct engine *e, int64_t now);
 
 /* ---- staff.c ---- */
 /* Answer a committed (or failed) staff action on the writer thread. */

@@ -11,6 +11,7 @@
  * campaign changes first, then the batch's gifts.
  */
 #include "core/internal.h"
+#include "core/day.h"
 #include "base/log.h"
 #include "base/util.h"
 
@@ -28,10 +29,12 @@ static int put_time(struct buf *b, const char *key, int64_t ms)
 	return buf_printf(b, ",\"%s\":\"%s\"", key, util_rfc3339(ms, ts, sizeof(ts)));
 }
 
-/* Render c's public JSON (from its working copy) into b. */
+/* Render c's public JSON (from its working copy) into b, under the
+ * giving day (the writer's to read). */
 static int render_campaign(struct engine *e, struct buf *b, struct campaign *c, int64_t now)
 {
 	const struct campaign_row *r = &c->w;
+	const struct giving_day *day = &e->day;
 	int rc = 0;
 
 	b->len = 0;
@@ -50,9 +53,11 @@ static int render_campaign(struct engine *e, struct buf *b, struct campaign *c, 
 	    r->currency, (long long)r->goal_cents, (long long)campaign_total(r),
 	    (long long)r->raised_cents, (long long)r->matched_cents, (long long)r->bonus_cents,
 	    (long long)r->donor_count, (long long)r->donation_count, (long long)r->pending_cents,
-	    campaign_status_names[campaign_effective(r, now)], (unsigned long long)r->seq);
+	    campaign_status_names[campaign_effective(r, day, now)], (unsigned long long)r->seq);
 	rc |= put_time(b, "starts_at", r->starts_at);
 	rc |= put_time(b, "ends_at", r->ends_at);
+	/* Closed for now by a schedule (its own or the day's): when it opens. */
+	rc |= put_time(b, "opens_at", day_campaign_opens_at(r, day, now));
 	rc |= pools_banner_json(e, r, now, b, &c->banner_key, &c->banner_state);
 	c->banner_at = now;
 	rc |= challenges_campaign_json(e, r, now, b);
@@ -224,7 +229,8 @@ void publish_batch(struct engine *e)
 		                    e->gifts[i].len);
 		free(e->gifts[i].json);
 	}
-	if (n || e->n_gifts)
+	if (n || e->n_gifts || e->day_dirty)
 		engine_notify_published(e);
+	e->day_dirty = 0;
 	e->n_gifts = 0;
 }

@@ -30,6 +30,8 @@ int engine_campaign_create(struct engine *e, const struct campaign_spec *spec, c
 	pthread_mutex_unlock(&e->lock);
 	if (exists)
 		return TALLY_EEXISTS;
+	if (!engine_day_currency_ok(e, spec->currency))
+		return TALLY_ENOT_DAY_CURRENCY;
 	p = pending_new(e, DB_OP_CAMPAIGN_CREATE, done, ud, actor);
 	if (!p)
 		return TALLY_EIO;
@@ -359,6 +361,8 @@ void staff_finish(struct engine *e, struct pending *p, int rc)
 	struct campaign *c;
 	struct buf b = {0};
 
+	if (op->kind == DB_OP_DAY && op->u.day.action == DB_DAY_TOUCH && rc)
+		e->day_touch_pending = 0; /* not committed: the next tick retries */
 	if (op->kind == DB_OP_CAMPAIGN_TOUCH && rc) {
 		/* The schedule change did not commit: let the next tick retry. */
 		c = campaign_find_id(e, op->campaign_id);
@@ -414,6 +418,15 @@ void staff_finish(struct engine *e, struct pending *p, int rc)
 			a.body = b.p;
 			a.len = b.len;
 			break;
+		case DB_OP_DAY: {
+			uint64_t seq;
+
+			if (engine_day_json(e, &b, &seq))
+				a.rc = TALLY_EIO;
+			a.body = b.p;
+			a.len = b.len;
+			break;
+		}
 		default:
 			/* Campaign actions answer with the new public state. */
 			c = campaign_find_id(e, op->campaign_id);

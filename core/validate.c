@@ -1004,3 +1004,66 @@ int validate_token(const char *body, size_t len, char name[TALLY_STAFF_NAME_SIZE
 	}
 	return TALLY_OK;
 }
+
+int validate_day(const char *body, size_t len, struct giving_day *out, struct validate_error *err)
+{
+	static const char *const known[] = {"name", "early_at", "opens_at", "closes_at",
+	                                    "currency"};
+	const int64_t floor_ms = INT64_C(946684800000);    /* 2000-01-01 */
+	const int64_t ceiling_ms = INT64_C(4102444800000); /* 2100-01-01 */
+	const char *key;
+	json_t *root, *v;
+	int rc, have_opens, have_closes;
+
+	memset(out, 0, sizeof(*out));
+	err->message[0] = '\0';
+	err->fields = NULL;
+	rc = validate_json_object(body, len, &root, err);
+	if (rc)
+		return rc;
+	json_object_foreach(root, key, v)
+	{
+		size_t i = 0;
+
+		while (i < UTIL_ARRAY_LEN(known) && strcmp(known[i], key))
+			i++;
+		if (i == UTIL_ARRAY_LEN(known))
+			field_error(err, key, "is not a field of the giving day");
+	}
+	if (take_string(root, "name", "name", 1, 1, TALLY_DAY_NAME_MAX, 0, out->name,
+	                sizeof(out->name), err) == 1 &&
+	    blank(out->name))
+		field_error(err, "name", "must not be blank");
+	take_time(root, "early_at", &out->early_at, err);
+	have_opens = take_time(root, "opens_at", &out->opens_at, err);
+	have_closes = take_time(root, "closes_at", &out->closes_at, err);
+	if (have_opens == 0 || (have_opens == 1 && !out->opens_at))
+		field_error(err, "opens_at", "is required");
+	if (have_closes == 0 || (have_closes == 1 && !out->closes_at))
+		field_error(err, "closes_at", "is required");
+	if (take_string(root, "currency", "currency", 0, 3, 3, 0, out->currency,
+	                sizeof(out->currency), err) == 1 &&
+	    !validate_currency(out->currency))
+		field_error(err, "currency", "must be a three-letter ISO 4217 code such as USD");
+	if (out->early_at && out->early_at < floor_ms)
+		field_error(err, "early_at", "must be after 2000-01-01");
+	if (out->opens_at && out->opens_at < floor_ms)
+		field_error(err, "opens_at", "must be after 2000-01-01");
+	if (out->closes_at && out->closes_at > ceiling_ms)
+		field_error(err, "closes_at", "must be before 2100-01-01");
+	if (out->early_at && out->opens_at && out->early_at >= out->opens_at)
+		field_error(err, "early_at", "must be before opens_at");
+	if (out->opens_at && out->closes_at && out->closes_at <= out->opens_at)
+		field_error(err, "closes_at", "must be after opens_at");
+	if (out->opens_at && out->closes_at && out->closes_at - out->opens_at > TALLY_DAY_SPAN_MAX)
+		field_error(err, "closes_at", "must be at most 31 days after opens_at");
+	if (out->early_at && out->opens_at && out->opens_at - out->early_at > TALLY_DAY_SPAN_MAX)
+		field_error(err, "early_at", "must be at most 31 days before opens_at");
+	json_decref(root);
+	if (err->fields) {
+		snprintf(err->message, sizeof(err->message), "the giving day has invalid fields");
+		return TALLY_EFIELDS;
+	}
+	out->set = 1;
+	return TALLY_OK;
+}

@@ -78,6 +78,14 @@ int validate_token(const char *body, size_t len, char name[TALLY_STAFF_NAME_SIZE
  * "." nor "..". */
 int validate_token_name(const char *s, size_t len);
 
+/* Validate a giving day body {"name", "early_at" (optional, null for
+ * none), "opens_at", "closes_at" (RFC 3339), "currency" (optional, null
+ * for none)}: early_at < opens_at < closes_at, each within
+ * TALLY_DAY_SPAN_MAX of the others, from 2000-01-01 to 2100-01-01, name at most
+ * TALLY_DAY_NAME_MAX characters. Returns TALLY_OK (out->set 1), TALLY_EJSON
+ * or TALLY_EFIELDS. */
+int validate_day(const char *body, size_t len, struct giving_day *out, struct validate_error *err);
+
 /* 1 if s is an upper-case three-letter currency code. */
 int validate_currency(const char *s);
 

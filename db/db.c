@@ -1014,6 +1014,38 @@ int db_campaign_pauses(sqlite3 *db, int (*cb)(void *ud, const struct audit_entry
 	return walk(st, visit_audit, &(struct audit_walk){cb, ud});
 }
 
+int db_load_day(sqlite3 *db, struct giving_day *out, uint64_t *seq)
+{
+	sqlite3_stmt *st;
+	int64_t n = 0;
+	int rc = sqlite3_prepare_v2(db,
+	                            "SELECT name, coalesce(early_at, 0), opens_at, closes_at,"
+	                            " coalesce(currency, '') FROM giving_day WHERE id = 1",
+	                            -1, &st, NULL);
+
+	memset(out, 0, sizeof(*out));
+	if (rc != SQLITE_OK)
+		return db_errno(rc);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		out->set = 1;
+		db_copy_text(out->name, sizeof(out->name), st, 0);
+		out->early_at = sqlite3_column_int64(st, 1);
+		out->opens_at = sqlite3_column_int64(st, 2);
+		out->closes_at = sqlite3_column_int64(st, 3);
+		db_copy_text(out->currency, sizeof(out->currency), st, 4);
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+		return db_errno(rc);
+	rc = query_int64(db,
+	                 "SELECT coalesce((SELECT CAST(value AS INTEGER) FROM meta"
+	                 " WHERE key = 'day_seq'), 0)",
+	                 &n);
+	*seq = n > 0 ? (uint64_t)n : 0;
+	return rc;
+}
+
 int db_install_id(sqlite3 *db, char *out, size_t cap)
 {
 	sqlite3_stmt *st;

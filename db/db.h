@@ -63,6 +63,11 @@ void db_global_init(void);
  * errno-style code with a message in errbuf. The caller closes it. */
 int db_open(const char *path, const char *synchronous, sqlite3 **out, char *errbuf, size_t errcap);
 
+/* Read the giving day's schedule into *out (out->set 0 when there is
+ * none) and the day's seq (meta day_seq, 0 before the first change).
+ * Returns 0 or a negative errno. */
+int db_load_day(sqlite3 *db, struct giving_day *out, uint64_t *seq);
+
 /* Open a read-only connection to an existing database. */
 int db_open_reader(const char *path, sqlite3 **out, char *errbuf, size_t errcap);
 

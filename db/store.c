@@ -60,6 +60,11 @@ enum stmt_id {
 	ST_TOKEN_REVOKE,
 	ST_TOKEN_GET,
 	ST_DATA_VERSION,
+	ST_DAY_SET,
+	ST_DAY_CLEAR,
+	ST_DAY_OTHER_CURRENCY,
+	ST_DAY_SEQ,
+	ST_TOUCH_ALL,
 	ST_COUNT
 };
 
@@ -166,6 +171,13 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_TOKEN_GET] = "SELECT name, role, created_at, coalesce(revoked_at, 0) FROM staff_tokens"
                      " WHERE name = ?1",
     [ST_DATA_VERSION] = "PRAGMA data_version",
+    [ST_DAY_SET] = "INSERT OR REPLACE INTO giving_day (id, name, early_at, opens_at, closes_at,"
+                   " currency) VALUES (1, ?1, nullif(?2, 0), ?3, ?4, nullif(?5, ''))",
+    [ST_DAY_CLEAR] = "DELETE FROM giving_day",
+    [ST_DAY_OTHER_CURRENCY] = "SELECT 1 FROM campaigns WHERE currency <> ?1 LIMIT 1",
+    [ST_DAY_SEQ] = "INSERT INTO meta VALUES ('day_seq', 1) ON CONFLICT (key) DO UPDATE"
+                   " SET value = CAST(value AS INTEGER) + 1",
+    [ST_TOUCH_ALL] = "UPDATE campaigns SET seq = seq + 1",
 };
 
 /* Per-batch counters of one queue. */
@@ -1114,6 +1126,55 @@ static int apply_token(struct db_store *ds, struct db_op *op)
 	return op->kind == DB_OP_TOKEN_ADD ? add_token(ds, op) : revoke_token(ds, op);
 }
 
+/* The day's schedule: see DB_OP_DAY. */
+static int apply_day(struct db_store *ds, struct db_op *op)
+{
+	const struct giving_day *d = &op->u.day.day;
+	sqlite3_stmt *st;
+	int rc;
+
+	op->u.day.changed = 1;
+	if (op->u.day.action == DB_DAY_SET) {
+		if (d->currency[0]) {
+			st = ds->st[ST_DAY_OTHER_CURRENCY];
+			if (bind_text(st, 1, d->currency))
+				return SQLITE_ERROR;
+			rc = step_reset(st);
+			if (rc == SQLITE_ROW) {
+				op->rc = -EXDEV;
+				return SQLITE_OK;
+			}
+			if (rc != SQLITE_DONE)
+				return rc;
+		}
+		st = ds->st[ST_DAY_SET];
+		if (bind_text(st, 1, d->name) || sqlite3_bind_int64(st, 2, d->early_at) ||
+		    sqlite3_bind_int64(st, 3, d->opens_at) ||
+		    sqlite3_bind_int64(st, 4, d->closes_at) || bind_text(st, 5, d->currency))
+			return SQLITE_ERROR;
+		rc = step_reset(st);
+		if ((rc & 0xff) == SQLITE_CONSTRAINT) {
+			op->rc = -EINVAL;
+			return SQLITE_OK;
+		}
+		if (rc != SQLITE_DONE)
+			return rc;
+	} else if (op->u.day.action == DB_DAY_CLEAR) {
+		rc = step_reset(ds->st[ST_DAY_CLEAR]);
+		if (rc != SQLITE_DONE)
+			return rc;
+		if (sqlite3_changes(ds->db) == 0) {
+			op->u.day.changed = 0;
+			op->audit.actor[0] = '\0'; /* nothing happened: nothing to audit */
+			return SQLITE_OK;
+		}
+	}
+	rc = step_reset(ds->st[ST_DAY_SEQ]);
+	if (rc == SQLITE_DONE)
+		rc = step_reset(ds->st[ST_TOUCH_ALL]);
+	return rc == SQLITE_DONE ? SQLITE_OK : rc;
+}
+
 static int apply_nothing(struct db_store *ds, struct db_op *op)
 {
 	(void)ds;
@@ -1150,6 +1211,7 @@ static int (*const op_table[DB_OP_KINDS])(struct db_store *ds, struct db_op *op)
     [DB_OP_CHALLENGE_CREATE] = apply_challenge,
     [DB_OP_AWARD] = apply_challenge,
     [DB_OP_OFFLINE] = apply_donation,
+    [DB_OP_DAY] = apply_day,
 };
 
 int db_store_apply(struct db_store *ds, struct db_op *op)

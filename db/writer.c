@@ -10,7 +10,9 @@
  * so overload is answered, not buffered. Every 10 s the writer restarts the
  * WAL (checkpoint RESTART) so readers can never make it grow without bound;
  * about once a second it prunes old done jobs, calls the tick hook and
- * looks whether another connection committed (PRAGMA data_version). The
+ * looks whether another connection committed (PRAGMA data_version); a hook
+ * that knows when its next change of state is due (the giving day's next
+ * phase) asks for a tick at that moment too (db_writer_tick_at). The
  * same transaction runs without the thread in db_apply_now, for a
  * command-line tool.
  */
@@ -46,6 +48,7 @@ struct db_writer {
 	uint64_t last_checkpoint_ns;
 	uint64_t last_tick_ns;
 	int64_t data_version; /* at the last tick; -1 before the first */
+	int64_t tick_at_ms;   /* an extra tick due then (wall clock); 0: none */
 	struct db_writer_hooks hooks;
 	char last_error[256];     /* writer thread: the last failed batch's */
 	uint64_t failed_at_start; /* failed_commits when the failing began */
@@ -153,11 +156,14 @@ static void look_elsewhere(struct db_writer *w)
 static void maybe_tick(struct db_writer *w)
 {
 	uint64_t now = util_mono_ns();
+	int due = w->tick_at_ms && util_now_ms() >= w->tick_at_ms;
 	int64_t keep;
 
 	if ((!w->hooks.tick && !w->hooks.changed_elsewhere) ||
-	    now - w->last_tick_ns < 1000000000ull)
+	    (!due && now - w->last_tick_ns < 1000000000ull))
 		return;
+	if (due)
+		w->tick_at_ms = 0;
 	w->last_tick_ns = now;
 	pthread_mutex_lock(&w->lock);
 	keep = w->retention_ms;
@@ -186,9 +192,16 @@ static void *writer_main(void *arg)
 		pthread_mutex_lock(&w->lock);
 		while (!w->head && !w->stopping) {
 			struct timespec ts;
+			int64_t at;
 
 			clock_gettime(CLOCK_REALTIME, &ts);
+			at = (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 			ts.tv_sec += 1;
+			if (w->tick_at_ms && w->tick_at_ms < at + 1000) {
+				at = w->tick_at_ms > at ? w->tick_at_ms : at;
+				ts.tv_sec = (time_t)(at / 1000);
+				ts.tv_nsec = (long)(at % 1000) * 1000000L;
+			}
 			if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT)
 				break;
 		}
@@ -373,6 +386,12 @@ void db_writer_set_job_retention(struct db_writer *w, int64_t ms)
 	pthread_mutex_lock(&w->lock);
 	w->retention_ms = ms;
 	pthread_mutex_unlock(&w->lock);
+}
+
+void db_writer_tick_at(struct db_writer *w, int64_t at_ms)
+{
+	if (at_ms > 0 && (!w->tick_at_ms || at_ms < w->tick_at_ms))
+		w->tick_at_ms = at_ms;
 }
 
 void db_writer_stats(struct db_writer *w, struct commit_stats *out)

@@ -33,6 +33,7 @@ enum db_op_kind {
 	DB_OP_AWARD,            /* a campaign unlocked a challenge's bonus (u.award) */
 	DB_OP_OFFLINE,          /* insert an offline gift, succeeded and counted at
 	                         * once (u.donation with u.donation.offline) */
+	DB_OP_DAY,              /* the giving day's schedule (u.day) */
 	DB_OP_KINDS
 };
 
@@ -171,6 +172,18 @@ struct db_op {
 		struct {
 			int64_t challenge_id, campaign_id, bonus_cents, donation_id;
 		} award;
+		/* The giving day: set (replace) or clear the schedule, or
+		 * touch (its phase changed with time). Each bumps every
+		 * campaign's seq (their status follows the day) and the day's
+		 * own seq (meta day_seq). A set fails with -EXDEV when a
+		 * campaign has another currency than day.currency (when not
+		 * ""); a clear with no day changes nothing (changed 0, no
+		 * audit row). */
+		struct {
+			enum db_day_action { DB_DAY_SET, DB_DAY_CLEAR, DB_DAY_TOUCH } action;
+			struct giving_day day; /* in (set) */
+			int changed;           /* out */
+		} day;
 	} u;
 	struct db_audit audit;
 	void *owner; /* caller's context, untouched by the writer */
@@ -232,6 +245,12 @@ void db_writer_refuse(struct db_writer *w);
 
 /* Delete done jobs older than ms (0 = keep them). Any thread. */
 void db_writer_set_job_retention(struct db_writer *w, int64_t ms);
+
+/* Call the tick hook again at at_ms (ms since the epoch, the wall clock),
+ * as well as about once a second: a change of state due at an exact moment
+ * then happens on time. The earliest asked for wins; a tick at or after it
+ * clears it. Writer thread only (the hooks). */
+void db_writer_tick_at(struct db_writer *w, int64_t at_ms);
 
 /* Copy the counters. Any thread. */
 void db_writer_stats(struct db_writer *w, struct commit_stats *out);

@@ -114,6 +114,7 @@ int main(int argc, char **argv)
 	    {"export", export_suite},
 	    {"gifts", gifts_suite},
 	    {"boards", boards_suite},
+	    {"day", day_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;

@@ -367,6 +367,49 @@ START_TEST(header_alerts_long_pauses_only)
 }
 END_TEST
 
+/* The giving day in the header's second row: a countdown to the opening,
+ * early giving, open until, closed; nothing without a day. On the
+ * server's clock (server_now_ms). */
+START_TEST(header_shows_the_day)
+{
+	struct console_model m;
+	char out[2048], b[96];
+
+	memset(&m, 0, sizeof m);
+	snprintf(m.server, sizeof m.server, "10.0.0.1:8080");
+	m.connected = 1;
+	m.server_now_ms = NOW_MS;
+	ck_assert_int_eq(console_header_text(&m, 160, out, sizeof out), 0);
+	ck_assert_msg(!strstr(out, "opens") && !strstr(out, "closed"), "no day: %s", out);
+	m.day_early_ms = NOW_MS + 10 * MIN_MS;
+	m.day_opens_ms = NOW_MS + 134 * MIN_MS + 5000;
+	m.day_closes_ms = NOW_MS + 600 * MIN_MS;
+	ck_assert_int_eq(console_header_text(&m, 160, out, sizeof out), 0);
+	ck_assert_msg(strstr(out, "\n day -  opens in 2:14:05  gifts/s"), "header: %s", out);
+	m.server_now_ms = NOW_MS + 10 * MIN_MS; /* early giving from here */
+	ck_assert_int_eq(console_header_text(&m, 160, out, sizeof out), 0);
+	ck_assert_msg(strstr(out, "early giving, opens in 2:04:05"), "header: %s", out);
+	m.server_now_ms = NOW_MS + 134 * MIN_MS + 5000;
+	ck_assert_int_eq(console_header_text(&m, 160, out, sizeof out), 0);
+	ck_assert_msg(strstr(out, "open, closes in 7:45:55"), "header: %s", out);
+	m.server_now_ms = NOW_MS + 600 * MIN_MS;
+	ck_assert_int_eq(console_header_text(&m, 160, out, sizeof out), 0);
+	ck_assert_msg(strstr(out, "\n day -  closed  gifts/s"), "header: %s", out);
+	/* the rule at its bounds, and rounding up to whole seconds */
+	ck_assert_int_eq(console_fmt_day_phase(0, 0, 0, NOW_MS), 0);
+	ck_assert_int_eq(console_fmt_day_phase(0, NOW_MS, NOW_MS + 1, NOW_MS - 1), 1);
+	ck_assert_int_eq(console_fmt_day_phase(NOW_MS - 1, NOW_MS, NOW_MS + 1, NOW_MS - 1), 2);
+	ck_assert_int_eq(console_fmt_day_phase(0, NOW_MS, NOW_MS + 1, NOW_MS), 3);
+	ck_assert_int_eq(console_fmt_day_phase(0, NOW_MS, NOW_MS + 1, NOW_MS + 1), 4);
+	ck_assert_int_gt(console_fmt_day(b, sizeof b, 0, NOW_MS + 1, NOW_MS + 5, NOW_MS), 0);
+	ck_assert_str_eq(b, "opens in 0:00:01");
+	ck_assert_int_eq(console_fmt_day(b, sizeof b, 0, 0, 0, NOW_MS), 0);
+	ck_assert_str_eq(b, "");
+	ck_assert_int_eq(console_fmt_day(b, 4, 0, NOW_MS + 1, NOW_MS + 5, NOW_MS), -ENOSPC);
+	ck_assert_int_eq(console_fmt_day(NULL, 4, 0, NOW_MS + 1, NOW_MS + 5, NOW_MS), -EINVAL);
+}
+END_TEST
+
 #define CHECK_FMT(fn, v, want)                                                                     \
 	do {                                                                                       \
 		char b_[32];                                                                       \
@@ -953,6 +996,20 @@ START_TEST(mirror_keeps_pauses_and_the_hour)
 	ck_assert_int_eq(m.campaigns[0].paused_since_ms, 0);
 	ck_assert_int_eq(m.campaigns[0].hour_gifts, 43);
 	ck_assert_int_eq(m.server_now_ms, INT64_C(1800000001000));
+	ck_assert_int_eq(m.day_opens_ms, 0); /* no day in the state: none */
+	/* the giving day's schedule */
+	ck_assert_int_eq(
+	    mirror_apply_str(mi,
+	                     "{\"type\":\"state\",\"now_ms\":1800000002000,"
+	                     "\"day\":{\"early_ms\":1800000000000,\"opens_ms\":1800000300000,"
+	                     "\"closes_ms\":1800003600000},"
+	                     "\"queues\":[],\"dead\":[],\"campaigns\":[],\"synced\":true}",
+	                     err, sizeof err),
+	    0);
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_int_eq(m.day_early_ms, INT64_C(1800000000000));
+	ck_assert_int_eq(m.day_opens_ms, INT64_C(1800000300000));
+	ck_assert_int_eq(m.day_closes_ms, INT64_C(1800003600000));
 	console_model_fini(&m);
 	console_mirror_free(mi);
 }
@@ -1269,6 +1326,7 @@ Suite *console_suite(void)
 	tcase_add_test(model, mirror_applies_hello_and_states);
 	tcase_add_test(model, mirror_keeps_pauses_and_the_hour);
 	tcase_add_test(model, header_alerts_long_pauses_only);
+	tcase_add_test(model, header_shows_the_day);
 	tcase_add_test(model, mirror_refuses_bad_messages_whole);
 	tcase_add_test(model, mirror_holds_many_campaigns);
 	tcase_add_test(model, mirror_keeps_the_newest_events_once);

@@ -748,6 +748,11 @@ static const struct route_case {
      "\"bonus_cents\":100,\"campaign\":\"food\",\"starts_at\":\"2026-01-01T00:00:00Z\","
      "\"ends_at\":\"2027-01-01T00:00:00Z\"}",
      STAFF_ADMIN, 201},
+    {"PUT", "/api/v1/admin/day", "/api/v1/admin/day",
+     "{\"name\":\"Day of %s\",\"opens_at\":\"2030-01-01T00:00:00Z\","
+     "\"closes_at\":\"2030-01-02T00:00:00Z\"}",
+     STAFF_ADMIN, 200},
+    {"DELETE", "/api/v1/admin/day", "/api/v1/admin/day", NULL, STAFF_ADMIN, 200},
 };
 
 static const char *const method_names[] = {"GET",    "HEAD", "POST",    "PATCH",

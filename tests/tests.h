@@ -48,6 +48,7 @@ Suite *giving_suite(void);
 Suite *reconcile_suite(void);
 Suite *export_suite(void);
 Suite *gifts_suite(void);
+Suite *day_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
  * /tmp); removed with tests_rmdir. */

@@ -116,8 +116,12 @@ struct console_model {
 	int64_t server_now_ms;      /* the server's clock at its last state (ms since
 	                             * the epoch); 0: not known */
 	int alert_paused_min;       /* a campaign paused longer is an alert; 0: off */
-	char who[65];               /* the staff token attached, "" when not known */
-	char role[16];              /* its role: viewer, operator or admin */
+	/* The giving day's schedule (ms since the epoch, the server's clock):
+	 * early giving from day_early_ms (0: none), open from day_opens_ms to
+	 * day_closes_ms; day_opens_ms 0: no day configured. */
+	int64_t day_early_ms, day_opens_ms, day_closes_ms;
+	char who[65];  /* the staff token attached, "" when not known */
+	char role[16]; /* its role: viewer, operator or admin */
 	size_t n_campaigns;
 	struct console_campaign *campaigns; /* malloc'd, n_campaigns entries */
 	size_t n_queues;                    /* <= CONSOLE_QUEUES_MAX; 0: no job queues */

@@ -358,6 +358,14 @@ void draw_header(struct console *c)
 	put_at(c, w, 1, &x, ROLE_DIM, " day ");
 	day_total(m, buf, sizeof buf);
 	put_at(c, w, 1, &x, ROLE_HEADER, buf);
+	if (console_fmt_day(buf, sizeof buf, m->day_early_ms, m->day_opens_ms, m->day_closes_ms,
+	                    m->server_now_ms) > 0) {
+		int phase = console_fmt_day_phase(m->day_early_ms, m->day_opens_ms,
+		                                  m->day_closes_ms, m->server_now_ms);
+
+		put_at(c, w, 1, &x, ROLE_NORMAL, "  ");
+		put_at(c, w, 1, &x, phase == 3 ? ROLE_OK : phase == 4 ? ROLE_DIM : ROLE_WARN, buf);
+	}
 	put_at(c, w, 1, &x, ROLE_DIM, "  gifts/s ");
 	console_fmt_rate(num, sizeof num, m->donations_per_s);
 	put_at(c, w, 1, &x, ROLE_NORMAL, num);

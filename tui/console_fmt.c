@@ -254,6 +254,36 @@ int console_fmt_duration(char *buf, size_t cap, int64_t seconds)
 	return emit(buf, cap, tmp, (size_t)n);
 }
 
+int console_fmt_day_phase(int64_t early_ms, int64_t opens_ms, int64_t closes_ms, int64_t now_ms)
+{
+	if (!opens_ms)
+		return 0;
+	if (now_ms >= closes_ms)
+		return 4;
+	if (now_ms >= opens_ms)
+		return 3;
+	return early_ms && now_ms >= early_ms ? 2 : 1;
+}
+
+int console_fmt_day(char *buf, size_t cap, int64_t early_ms, int64_t opens_ms, int64_t closes_ms,
+                    int64_t now_ms)
+{
+	static const char *const lead[] = {"", "opens in ", "early giving, opens in ",
+	                                   "open, closes in ", "closed"};
+	int phase = console_fmt_day_phase(early_ms, opens_ms, closes_ms, now_ms);
+	int64_t to = phase == 3 ? closes_ms : opens_ms;
+	char tmp[96], d[48];
+	int n;
+
+	if (!buf || !cap)
+		return -EINVAL;
+	if (phase == 0 || phase == 4)
+		return emit(buf, cap, lead[phase], strlen(lead[phase]));
+	console_fmt_duration(d, sizeof d, (to - now_ms + 999) / 1000);
+	n = snprintf(tmp, sizeof tmp, "%s%s", lead[phase], d);
+	return emit(buf, cap, tmp, (size_t)n);
+}
+
 int console_fmt_spark(char *buf, size_t cap, const double *v, size_t n, int utf8)
 {
 	static const char *const bars[] = {"\u2581", "\u2582", "\u2583", "\u2584",

@@ -74,6 +74,18 @@ int console_fmt_donation(char *buf, size_t cap, int64_t id);
  * "3 d 4 h"; a negative value shows as "0 min". */
 int console_fmt_minutes(char *buf, size_t cap, int64_t minutes);
 
+/* The giving day's phase at now_ms (every time in ms since the epoch, on
+ * the server's clock): 0 no day (opens_ms 0), 1 before, 2 early giving
+ * (from early_ms, 0 for none), 3 open (from opens_ms), 4 closed (from
+ * closes_ms). */
+int console_fmt_day_phase(int64_t early_ms, int64_t opens_ms, int64_t closes_ms, int64_t now_ms);
+
+/* The header's word on the day at now_ms: "opens in 2:14:05", "early
+ * giving, opens in 0:03:00", "open, closes in 5:00:00", "closed"; "" with
+ * no day. Whole seconds, rounded up. */
+int console_fmt_day(char *buf, size_t cap, int64_t early_ms, int64_t opens_ms, int64_t closes_ms,
+                    int64_t now_ms);
+
 struct console_campaign;
 
 /* Whole minutes campaign cc has been paused at now_ms (ms since the epoch,

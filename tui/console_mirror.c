@@ -279,6 +279,9 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 	size_t n_prev;
 
 	m->server_now_ms = num(st, "now_ms");
+	m->day_early_ms = num(json_object_get(st, "day"), "early_ms");
+	m->day_opens_ms = num(json_object_get(st, "day"), "opens_ms");
+	m->day_closes_ms = num(json_object_get(st, "day"), "closes_ms");
 	m->uptime_s = num(st, "uptime_s");
 	m->donations_per_s = real(st, "donations_per_s", 0);
 	m->donations_total = num(st, "donations_total");
@@ -399,6 +402,9 @@ int console_mirror_copy(const struct console_mirror *mi, struct console_model *m
 	m->storage_failing_ms = s->storage_failing_ms;
 	m->synced = s->synced;
 	m->server_now_ms = s->server_now_ms;
+	m->day_early_ms = s->day_early_ms;
+	m->day_opens_ms = s->day_opens_ms;
+	m->day_closes_ms = s->day_closes_ms;
 	m->alert_paused_min = s->alert_paused_min;
 	memcpy(m->who, s->who, sizeof(m->who));
 	memcpy(m->role, s->role, sizeof(m->role));

@@ -1013,6 +1013,48 @@ static int h_token_revoke(struct server *s, struct http_pss *p)
 	return HTTP_ASYNC;
 }
 
+/* The giving day: its schedule, phase, server clock and totals. Never
+ * cached by clients (now_ms is the clock a countdown follows). */
+static int h_day_get(struct server *s, struct http_pss *p)
+{
+	uint64_t seq;
+
+	if (engine_day_json(s->engine, http_body(p), &seq))
+		return -1;
+	return send_json(p, 200, NULL);
+}
+
+static int h_day_put(struct server *s, struct http_pss *p)
+{
+	struct validate_error err = {{0}, NULL};
+	struct giving_day day;
+	char actor[TALLY_ACTOR_SIZE];
+	int rc;
+
+	if ((rc = need_json(p)))
+		return rc < 0 ? -1 : 0;
+	rc = validate_day(p->body.p ? p->body.p : "", p->body.len, &day, &err);
+	if (rc)
+		return validation_error(p, rc, &err);
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_day_set(s->engine, &day, actor, engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	return HTTP_ASYNC;
+}
+
+static int h_day_delete(struct server *s, struct http_pss *p)
+{
+	char actor[TALLY_ACTOR_SIZE];
+	int rc;
+
+	actor_of(p, actor, sizeof(actor));
+	rc = engine_day_clear(s->engine, actor, engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	return HTTP_ASYNC;
+}
+
 /* Every route, with the least staff role that may call it: this table is
  * the one place that says who may do what. A viewer reads every staff
  * listing (the tokens' excepted) and acts on nothing; an operator also
@@ -1020,8 +1062,8 @@ static int h_token_revoke(struct server *s, struct http_pss *p)
  * discards jobs and records offline gifts (cheques and cash that came in);
  * an admin does everything: creates, changes and closes campaigns,
  * creates, changes and depletes match pools, refunds, manages the staff
- * tokens, and exports the donations (every donor's name and email in one
- * file: a viewer looks up one gift at a time). */
+ * tokens, exports the donations (every donor's name and email in one
+ * file: a viewer looks up one gift at a time) and sets the giving day. */
 const struct route api_routes[] = {
     {M_GET, "/healthz", STAFF_PUBLIC, 0, 200, h_healthz},
     {M_GET, "/readyz", STAFF_PUBLIC, 0, 200, h_readyz},
@@ -1063,5 +1105,8 @@ const struct route api_routes[] = {
     {M_GET, "/api/v1/admin/tokens", STAFF_ADMIN, 0, 200, h_tokens},
     {M_POST, "/api/v1/admin/tokens", STAFF_ADMIN, 0, 201, h_token_add},
     {M_DELETE, "/api/v1/admin/tokens/*", STAFF_ADMIN, 0, 200, h_token_revoke},
+    {M_GET, "/api/v1/day", STAFF_PUBLIC, 1, 200, h_day_get},
+    {M_PUT, "/api/v1/admin/day", STAFF_ADMIN, 0, 200, h_day_put},
+    {M_DELETE, "/api/v1/admin/day", STAFF_ADMIN, 0, 200, h_day_delete},
 };
 const size_t api_n_routes = UTIL_ARRAY_LEN(api_routes);

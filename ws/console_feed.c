@@ -362,6 +362,7 @@ int console_feed_next(struct console_feed *f, struct buf *out)
 {
 	struct engine_stats es;
 	struct live_stats ls;
+	struct giving_day day;
 	int rc;
 
 	if (!f->hello_sent) {
@@ -382,6 +383,11 @@ int console_feed_next(struct console_feed *f, struct buf *out)
 	                (long long)(es.commits.failing_since_ms
 	                                ? util_now_ms() - es.commits.failing_since_ms
 	                                : 0));
+	engine_day_get(f->s->engine, &day);
+	if (!rc && day.set)
+		rc = buf_printf(
+		    out, ",\"day\":{\"early_ms\":%lld,\"opens_ms\":%lld,\"closes_ms\":%lld}",
+		    (long long)day.early_at, (long long)day.opens_at, (long long)day.closes_at);
 	if (rc)
 		return -ENOMEM;
 	rc = queues_json(f, out);

@@ -275,6 +275,10 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_ENOFEE, 422, "validation_failed", "cover_fee"},
 	    {TALLY_EOFFLINE, 409, "offline_gift", NULL},
 	    {TALLY_ENOCATEGORY, 404, "category_not_found", "category"},
+	    {TALLY_EDAY_BEFORE, 409, "campaign_closed", NULL},
+	    {TALLY_EDAY_CLOSED, 409, "campaign_closed", NULL},
+	    {TALLY_EDAY_CURRENCY, 409, "currency_mismatch", "currency"},
+	    {TALLY_ENOT_DAY_CURRENCY, 422, "validation_failed", "currency"},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)

@@ -955,6 +955,26 @@ static int tx_close(struct live *l, struct live_pss *p)
 	return tx_build(l, 0x8, "", payload, n, "");
 }
 
+/* The day channel's snapshot, rendered afresh when its state is still the
+ * one of pub_seq: its now_ms is the clock a countdown sets itself by, which
+ * the state kept since the last change would show stale. Otherwise (or
+ * without memory) the kept state. Returns 0 or -1. */
+static int tx_day_snapshot(struct live *l, struct channel *ch, const char *head)
+{
+	struct buf b = {0};
+	uint64_t seq = 0;
+	int rc;
+
+	if (engine_day_json(l->s->engine, &b, &seq) || seq != ch->pub_seq) {
+		buf_fini(&b);
+		return tx_build(l, 0x1, head, ch->update.p + ch->update.len - ch->state.len - 1,
+		                ch->state.len, "}");
+	}
+	rc = tx_build(l, 0x1, head, b.p, b.len, "}");
+	buf_fini(&b);
+	return rc;
+}
+
 /* Gather what p is due into l->tx: the answer to its upgrade first; then
  * its close frame alone when it is closing; else an error, a pong, a
  * ping, then per subscription its snapshot, or its donation events and
@@ -1010,9 +1030,11 @@ static int gather(struct live *l, struct live_pss *p)
 			         "{\"type\":\"snapshot\",\"channel\":\"%s\",\"seq\":%llu,\"data\":",
 			         ch->name, (unsigned long long)ch->pub_seq);
 			/* pub_seq's state ends the update frame. */
-			if (tx_build(l, 0x1, head,
-			             ch->update.p + ch->update.len - ch->state.len - 1,
-			             ch->state.len, "}"))
+			if (ch == l->day
+			        ? tx_day_snapshot(l, ch, head)
+			        : tx_build(l, 0x1, head,
+			                   ch->update.p + ch->update.len - ch->state.len - 1,
+			                   ch->state.len, "}"))
 				return -1;
 			sub->need_snapshot = 0;
 			sub->sent_seq = ch->pub_seq;

@@ -577,6 +577,62 @@ async function main() {
       await usdBoard.close();
       await page.close();
     });
+
+    // the giving day's schedule: times relative to now, as RFC 3339
+    const at = (ms) => new Date(Date.now() + ms).toISOString();
+    const putDay = async (body) => {
+      const r = await api('PUT', '/api/v1/admin/day', { name: 'Giving Day', ...body }, { admin: true });
+      assert.equal(r.status, 200, `PUT day: ${r.status} ${r.text}`);
+    };
+    const secs = (s) => s.split(':').reduce((a, x) => a * 60 + Number(x), 0);
+
+    await runCase('o. the board counts down to the opening, and the widget says when its campaign opens', async () => {
+      await putDay({ opens_at: at(2 * 3600 * 1000), closes_at: at(5 * 3600 * 1000) });
+      const board = await openPage(ctx, 'board', '/board.html');
+      await board.waitForSelector('#phase[data-phase="before"]', { timeout: 5000 });
+      assert.equal(await text(board, '#phase-label'), 'Opens in');
+      const first = await text(board, '#countdown');
+      assert.match(first, /^\d+:\d\d:\d\d$/, `countdown "${first}"`);
+      assert.ok(secs(first) <= 7200 && secs(first) >= 7200 - 30, `countdown ${first} is not about 2:00:00`);
+      assert.match(await text(board, '#phase'), /^Opens in 1:59:\d\d|^Opens in 2:00:00/);
+      assert.equal(await text(board, '#title'), 'Giving Day');
+      // it ticks by itself
+      await board.waitForFunction((was) => document.getElementById('countdown').textContent.trim() !== was, first, { timeout: 3000 });
+      assert.ok(secs(await text(board, '#countdown')) < secs(first), 'the countdown went up');
+      // the widget of a campaign closed until then
+      await widget.waitForFunction(() => /^Opens in \d+:\d\d:\d\d$/.test(document.getElementById('notice').textContent), null, { timeout: 5000 });
+      assert.equal(await text(widget, '#status'), 'closed');
+      assert.ok(await widget.isVisible('#notice'), 'no "Opens in" notice');
+      // early giving before the opening
+      await putDay({ early_at: at(-60000), opens_at: at(3600 * 1000), closes_at: at(5 * 3600 * 1000) });
+      await board.waitForSelector('#phase[data-phase="early"]', { timeout: 5000 });
+      assert.equal(await text(board, '#phase-label'), 'Early giving');
+      assert.match(await text(board, '#countdown'), /opens in 0:59:\d\d|opens in 1:00:00/);
+      await widget.waitForFunction(() => document.getElementById('status').textContent === 'active', null, { timeout: 5000 });
+      assert.ok(!(await widget.isVisible('#notice')), 'a notice while the campaign takes gifts');
+      await board.close();
+    });
+
+    await runCase('p. the board and the widget show "Closed" once the day closes, on time and unasked', async () => {
+      const board = await openPage(ctx, 'board2', '/board.html');
+      await putDay({ opens_at: at(1500), closes_at: at(3500) });
+      await board.waitForSelector('#phase[data-phase="before"]', { timeout: 5000 });
+      await board.waitForSelector('#phase[data-phase="open"]', { timeout: 5000 });
+      assert.match(await text(board, '#countdown'), /closes in 0:00:0\d/);
+      await board.waitForSelector('#phase[data-phase="closed"]', { timeout: 5000 });
+      assert.equal(await text(board, '#phase'), 'Closed');
+      await widget.waitForFunction(() => document.getElementById('notice').textContent === 'Closed. Thank you!', null, { timeout: 5000 });
+      assert.equal(await text(widget, '#status'), 'closed');
+      const r = await api('POST', '/api/v1/campaigns/food/donations',
+        { amount_cents: 500, currency: 'USD', donor: { name: 'Late', email: 'late@example.org' } });
+      assert.equal(r.status, 409, `a gift after the closing: ${r.status} ${r.text}`);
+      // without a schedule the phase line goes away
+      const d = await api('DELETE', '/api/v1/admin/day', undefined, { admin: true });
+      assert.equal(d.status, 200, `DELETE day: ${d.status} ${d.text}`);
+      await board.waitForSelector('#phase', { state: 'hidden', timeout: 5000 });
+      await widget.waitForFunction(() => document.getElementById('status').textContent === 'active', null, { timeout: 5000 });
+      await board.close();
+    });
   } finally {
     if (browser) await withTimeout(browser.close(), 10000, 'browser close').catch((e) => console.log(`# ${e.message}`));
     await stopServer('SIGTERM').catch((e) => console.log(`# ${e.message}`));
