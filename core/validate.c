@@ -745,6 +745,28 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 	return TALLY_OK;
 }
 
+/* Money and schedules ride on these bodies: a field that is not one of
+ * known (a misspelling, say) is an error, never ignored. what names the
+ * body in the message ("a match pool"). */
+static void refuse_unknown(json_t *root, const char *const *known, size_t n, const char *what,
+                           struct validate_error *err)
+{
+	const char *key;
+	json_t *v;
+	char msg[80];
+
+	snprintf(msg, sizeof(msg), "is not a field of %s", what);
+	json_object_foreach(root, key, v)
+	{
+		size_t i = 0;
+
+		while (i < n && strcmp(known[i], key))
+			i++;
+		if (i == n)
+			field_error(err, key, msg);
+	}
+}
+
 /* The "campaigns" of a pool: "all", or an array of distinct slugs. */
 static void take_pool_campaigns(json_t *root, struct pool_spec *out, struct validate_error *err)
 {
@@ -797,8 +819,7 @@ int validate_pool(const char *body, size_t len, int create, struct pool_spec *ou
 	                                    "ends_at",
 	                                    "match_offline"};
 	struct pool_row *p = &out->row;
-	const char *key;
-	json_t *root, *v;
+	json_t *root;
 	int64_t n;
 	int rc, got;
 
@@ -808,17 +829,7 @@ int validate_pool(const char *body, size_t len, int create, struct pool_spec *ou
 	rc = validate_json_object(body, len, &root, err);
 	if (rc)
 		return rc;
-	/* Money rides on these fields: a misspelt one is an error, never
-	 * ignored. */
-	json_object_foreach(root, key, v)
-	{
-		size_t k = 0;
-
-		while (k < sizeof(known) / sizeof(known[0]) && strcmp(known[k], key))
-			k++;
-		if (k == sizeof(known) / sizeof(known[0]))
-			field_error(err, key, "is not a field of a match pool");
-	}
+	refuse_unknown(root, known, UTIL_ARRAY_LEN(known), "a match pool", err);
 	got = take_slug_name(root, create, p->slug, p->name, err);
 	out->has_slug = (got & 1) != 0;
 	out->has_name = (got & 2) != 0;
@@ -887,7 +898,6 @@ int validate_challenge(const char *body, size_t len, struct challenge_spec *out,
 	    "min_gift_cents", "online_only", "starts_at", "ends_at"};
 	struct challenge_row *c = &out->row;
 	struct pool_spec campaigns;
-	const char *key;
 	json_t *root, *v;
 	int64_t n;
 	int rc, k;
@@ -898,15 +908,7 @@ int validate_challenge(const char *body, size_t len, struct challenge_spec *out,
 	rc = validate_json_object(body, len, &root, err);
 	if (rc)
 		return rc;
-	json_object_foreach(root, key, v)
-	{
-		size_t i = 0;
-
-		while (i < sizeof(known) / sizeof(known[0]) && strcmp(known[i], key))
-			i++;
-		if (i == sizeof(known) / sizeof(known[0]))
-			field_error(err, key, "is not a field of a challenge");
-	}
+	refuse_unknown(root, known, UTIL_ARRAY_LEN(known), "a challenge", err);
 	/* DESIGN.md's shape has no name: the slug stands in for it then. */
 	if (!json_object_get(root, "name") && json_is_string(json_object_get(root, "slug")) &&
 	    json_object_set_new(root, "name",
@@ -1011,8 +1013,7 @@ int validate_day(const char *body, size_t len, struct giving_day *out, struct va
 	                                    "currency"};
 	const int64_t floor_ms = INT64_C(946684800000);    /* 2000-01-01 */
 	const int64_t ceiling_ms = INT64_C(4102444800000); /* 2100-01-01 */
-	const char *key;
-	json_t *root, *v;
+	json_t *root;
 	int rc, have_opens, have_closes;
 
 	memset(out, 0, sizeof(*out));
@@ -1021,15 +1022,7 @@ int validate_day(const char *body, size_t len, struct giving_day *out, struct va
 	rc = validate_json_object(body, len, &root, err);
 	if (rc)
 		return rc;
-	json_object_foreach(root, key, v)
-	{
-		size_t i = 0;
-
-		while (i < UTIL_ARRAY_LEN(known) && strcmp(known[i], key))
-			i++;
-		if (i == UTIL_ARRAY_LEN(known))
-			field_error(err, key, "is not a field of the giving day");
-	}
+	refuse_unknown(root, known, UTIL_ARRAY_LEN(known), "the giving day", err);
 	if (take_string(root, "name", "name", 1, 1, TALLY_DAY_NAME_MAX, 0, out->name,
 	                sizeof(out->name), err) == 1 &&
 	    blank(out->name))
