@@ -28,6 +28,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+/* The category and currency expected_error found in a board's channel
+ * name (NULL: none). */
+static const char *board_cat, *board_cur;
+
 /* The error frame as live.c's set_error writes it. */
 static void check_frame(const struct live_msg *m)
 {
@@ -47,6 +51,37 @@ static void check_frame(const struct live_msg *m)
 	json_decref(j);
 }
 
+/* A board's channel after "leaderboard:": category:C, currency:XXX or
+ * currency:XXX:category:C, C a category as stored (valid, trimmed, not
+ * empty) and XXX three capital letters. */
+static const char *board_error(const char *rest, const char **cat, const char **cur)
+{
+	char norm[TALLY_CATEGORY_SIZE];
+	const char *c = NULL;
+
+	*cat = *cur = NULL;
+	if (!strncmp(rest, "currency:", 9)) {
+		const char *code = rest + 9;
+		char three[4] = "";
+
+		if (strlen(code) < 3 || (code[3] && strncmp(code + 3, ":category:", 10)))
+			return "channel_not_found";
+		memcpy(three, code, 3);
+		if (!validate_currency(three))
+			return "currency_not_found";
+		*cur = code;
+		c = code[3] ? code + 13 : NULL;
+	} else if (!strncmp(rest, "category:", 9)) {
+		c = rest + 9;
+	} else {
+		return "channel_not_found";
+	}
+	if (c && (validate_category(c, strlen(c), norm) || !norm[0] || strcmp(norm, c)))
+		return "category_not_found";
+	*cat = c;
+	return NULL;
+}
+
 static const char *expected_error(json_t *root, const char **op, const char **ch)
 {
 	json_t *o = json_object_get(root, "op"), *c = json_object_get(root, "channel");
@@ -59,6 +94,8 @@ static const char *expected_error(json_t *root, const char **op, const char **ch
 		return "bad_request";
 	if (!strcmp(*ch, "leaderboard") || !strcmp(*ch, "day"))
 		return NULL;
+	if (!strncmp(*ch, "leaderboard:", 12))
+		return board_error(*ch + 12, &board_cat, &board_cur);
 	if (strncmp(*ch, "campaign:", 9))
 		return "channel_not_found";
 	if (!validate_slug(*ch + 9, strlen(*ch + 9)))
@@ -94,6 +131,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	json_t *root = json_loadb((const char *)data, size, JSON_REJECT_DUPLICATES, &jerr);
 	const char *op = NULL, *ch = NULL, *want;
 
+	board_cat = board_cur = NULL;
 	if (!root && json_error_code(&jerr) == json_error_numeric_overflow)
 		root = json_loadb((const char *)data, size,
 		                  JSON_REJECT_DUPLICATES | JSON_DECODE_INT_AS_REAL, NULL);
@@ -112,7 +150,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			abort();
 		if (!strcmp(ch, "leaderboard") ? m.channel != LIVE_MSG_BOARD || m.slug[0]
 		    : !strcmp(ch, "day")       ? m.channel != LIVE_MSG_DAY || m.slug[0]
-		                         : m.channel != LIVE_MSG_CAMPAIGN || strcmp(m.slug, ch + 9))
+		    : !strncmp(ch, "leaderboard:", 12)
+		        ? m.channel != LIVE_MSG_BOARD_OF || m.slug[0] ||
+		              strcmp(m.category, board_cat ? board_cat : "") ||
+		              strncmp(m.currency, board_cur ? board_cur : "", 3) ||
+		              strlen(m.currency) != (board_cur ? 3u : 0u)
+		        : m.channel != LIVE_MSG_CAMPAIGN || strcmp(m.slug, ch + 9))
 			abort();
 		if (m.has_since != json_is_integer(since) ||
 		    (m.has_since && m.since != json_integer_value(since)) ||
