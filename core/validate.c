@@ -169,6 +169,21 @@ static int take_time(json_t *obj, const char *key, int64_t *dst, struct validate
 	return 1;
 }
 
+/* The "currency" field (required or not) into dst (TALLY_CURRENCY_SIZE):
+ * 1 when given and an ISO 4217 code, 0 when absent, -1 when invalid
+ * (reported). */
+static int take_currency(json_t *root, int required, char *dst, struct validate_error *err)
+{
+	int rc = take_string(root, "currency", "currency", required, 3, 3, 0, dst,
+	                     TALLY_CURRENCY_SIZE, err);
+
+	if (rc == 1 && !validate_currency(dst)) {
+		field_error(err, "currency", "must be a three-letter ISO 4217 code such as USD");
+		return -1;
+	}
+	return rc;
+}
+
 static int blank(const char *s)
 {
 	for (; *s; s++)
@@ -505,10 +520,7 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 		else
 			out->amount_cents = json_integer_value(v);
 	}
-	if (take_string(root, "currency", "currency", 1, 3, 3, 0, out->currency,
-	                sizeof(out->currency), err) == 1 &&
-	    !validate_currency(out->currency))
-		field_error(err, "currency", "must be a three-letter ISO 4217 code such as USD");
+	take_currency(root, 1, out->currency, err);
 
 	donor = json_object_get(root, "donor");
 	if (!donor) {
@@ -653,10 +665,7 @@ int validate_offline(const char *body, size_t len, int64_t now, struct offline_r
 		field_error(err, "amount_cents", msg);
 	else
 		d->amount_cents = json_integer_value(v);
-	if (take_string(root, "currency", "currency", 0, 3, 3, 0, d->currency, sizeof(d->currency),
-	                err) == 1 &&
-	    !validate_currency(d->currency))
-		field_error(err, "currency", "must be a three-letter ISO 4217 code such as USD");
+	take_currency(root, 0, d->currency, err);
 	v = json_object_get(root, "method");
 	if (!v)
 		field_error(err, "method", "is required");
@@ -716,14 +725,8 @@ int validate_campaign(const char *body, size_t len, int create, struct campaign_
 	out->has_slug = (got & 1) != 0;
 	out->has_name = (got & 2) != 0;
 	if (create) {
-		if (take_string(root, "currency", "currency", 1, 3, 3, 0, out->currency,
-		                sizeof(out->currency), err) == 1) {
-			if (!validate_currency(out->currency))
-				field_error(err, "currency",
-				            "must be a three-letter ISO 4217 code such as USD");
-			else
-				out->has_currency = 1;
-		}
+		if (take_currency(root, 1, out->currency, err) == 1)
+			out->has_currency = 1;
 	} else if (json_object_get(root, "currency")) {
 		field_error(err, "currency", "cannot be changed");
 	}
@@ -837,14 +840,8 @@ int validate_pool(const char *body, size_t len, int create, struct pool_spec *ou
 	                sizeof(p->sponsor), err) == 1)
 		out->has_sponsor = 1;
 	if (create) {
-		if (take_string(root, "currency", "currency", 0, 3, 3, 0, p->currency,
-		                sizeof(p->currency), err) == 1) {
-			if (!validate_currency(p->currency))
-				field_error(err, "currency",
-				            "must be a three-letter ISO 4217 code such as USD");
-			else
-				out->has_currency = 1;
-		}
+		if (take_currency(root, 0, p->currency, err) == 1)
+			out->has_currency = 1;
 	} else if (json_object_get(root, "currency")) {
 		field_error(err, "currency", "cannot be changed");
 	}
@@ -917,10 +914,7 @@ int validate_challenge(const char *body, size_t len, struct challenge_spec *out,
 	take_slug_name(root, 1, c->slug, c->name, err);
 	take_string(root, "sponsor", "sponsor", 0, 0, TALLY_CAMPAIGN_NAME_MAX, 0, c->sponsor,
 	            sizeof(c->sponsor), err);
-	if (take_string(root, "currency", "currency", 0, 3, 3, 0, c->currency, sizeof(c->currency),
-	                err) == 1 &&
-	    !validate_currency(c->currency))
-		field_error(err, "currency", "must be a three-letter ISO 4217 code such as USD");
+	take_currency(root, 0, c->currency, err);
 	v = json_object_get(root, "kind");
 	k = json_is_string(v) ? challenge_kind_by_name(json_string_value(v)) : -1;
 	if (k < 0)
@@ -1034,10 +1028,7 @@ int validate_day(const char *body, size_t len, struct giving_day *out, struct va
 		field_error(err, "opens_at", "is required");
 	if (have_closes == 0 || (have_closes == 1 && !out->closes_at))
 		field_error(err, "closes_at", "is required");
-	if (take_string(root, "currency", "currency", 0, 3, 3, 0, out->currency,
-	                sizeof(out->currency), err) == 1 &&
-	    !validate_currency(out->currency))
-		field_error(err, "currency", "must be a three-letter ISO 4217 code such as USD");
+	take_currency(root, 0, out->currency, err);
 	if (out->early_at && out->early_at < floor_ms)
 		field_error(err, "early_at", "must be after 2000-01-01");
 	if (out->opens_at && out->opens_at < floor_ms)
