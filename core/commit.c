@@ -300,20 +300,27 @@ static void mirror_token(struct engine *e, const struct db_op *op)
 
 /* A pool was created or changed: the book follows, and every campaign of
  * its currency shows its banner again (the writer bumped their seq). */
+/* Every campaign of currency shows a change (a pool's or a challenge's):
+ * the writer bumped their seq with the op (db/pools.c, db/challenges.c). */
+static void touch_currency(struct engine *e, const char *currency)
+{
+	for (size_t i = 1; i < e->id_cap; i++) {
+		struct campaign *c = e->by_id[i];
+
+		if (!c || strcmp(c->w.currency, currency))
+			continue;
+		c->w.seq++; /* as the writer did */
+		publish_mark(e, c);
+	}
+}
+
 static void mirror_pool(struct engine *e, const struct db_op *op)
 {
 	if (match_put(e->match, &op->u.pool))
 		log_msg(LOG_ERROR, "match.put_failed",
 		        "match pool %s is stored but matches only after a restart",
 		        op->u.pool.slug);
-	for (size_t i = 1; i < e->id_cap; i++) {
-		struct campaign *c = e->by_id[i];
-
-		if (!c || strcmp(c->w.currency, op->u.pool.currency))
-			continue;
-		c->w.seq++; /* as the writer did */
-		publish_mark(e, c);
-	}
+	touch_currency(e, op->u.pool.currency);
 }
 
 static void mirror(struct engine *e, struct pending *p)
@@ -349,16 +356,7 @@ static void mirror(struct engine *e, struct pending *p)
 		mirror_pool(e, op);
 		break;
 	case DB_OP_CHALLENGE_CREATE:
-		/* Every campaign of its currency shows it (the writer bumped
-		 * their seq). */
-		for (size_t i = 1; i < e->id_cap; i++) {
-			struct campaign *c = e->by_id[i];
-
-			if (c && !strcmp(c->w.currency, op->u.challenge.currency)) {
-				c->w.seq++;
-				publish_mark(e, c);
-			}
-		}
+		touch_currency(e, op->u.challenge.currency);
 		challenges_created(e, op);
 		break;
 	case DB_OP_AWARD:
