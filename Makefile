@@ -58,7 +58,7 @@ LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o base/watchdog.o base/currency.o base/events.o base/hour.o base/fee.o
 CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/boards.o core/publish.o core/commit.o core/intake.o core/staff.o core/day.o core/day_staff.o \
 	     core/demo.o core/jobs.o core/work.o core/processor.o core/receipt.o core/webhook.o \
-	     core/transfer.o core/tokens.o core/tokendb.o core/match.o core/pools.o core/bonus.o core/challenges.o core/export.o
+	     core/transfer.o core/tokens.o core/tokendb.o core/match.o core/pools.o core/bonus.o core/challenges.o core/export.o core/shield.o
 DB_OBJS   := db/db.o db/store.o db/writer.o db/pools.o db/challenges.o db/export.o
 WS_OBJS   := ws/acceptor.o ws/addrcount.o ws/pacer.o ws/admin.o ws/feed.o ws/uvloop.o ws/server.o ws/http.o ws/uri.o ws/api.o ws/live.o ws/live_msg.o ws/wsproto.o ws/assets.o ws/ratelimit.o ws/proxy.o ws/console_feed.o \
 	     ws/tls.o ws/tls_ctx.o ws/tls_pump.o ws/csv.o ws/export.o
