@@ -62,7 +62,7 @@ CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/boa
 DB_OBJS   := db/db.o db/store.o db/writer.o db/pools.o db/challenges.o db/export.o
 WS_OBJS   := ws/acceptor.o ws/addrcount.o ws/pacer.o ws/admin.o ws/feed.o ws/uvloop.o ws/server.o ws/http.o ws/uri.o ws/api.o ws/live.o ws/live_msg.o ws/wsproto.o ws/assets.o ws/ratelimit.o ws/proxy.o ws/console_feed.o \
 	     ws/tls.o ws/tls_ctx.o ws/tls_pump.o ws/csv.o ws/export.o
-TUI_OBJS  := tui/console.o tui/console_draw.o tui/view_campaigns.o tui/view_queues.o tui/view_help.o tui/view_events.o tui/view_campaign.o tui/view_job.o \
+TUI_OBJS  := tui/console.o tui/console_draw.o tui/view_campaigns.o tui/view_queues.o tui/view_help.o tui/view_events.o tui/view_shield.o tui/view_campaign.o tui/view_job.o \
 	     tui/console_fmt.o tui/console_mirror.o tui/remote.o tui/remote_conn.o
 LIB_OBJS  := $(addprefix $(BUILD)/,$(BASE_OBJS) $(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
 MAIN_OBJ  := $(BUILD)/tally.o $(BUILD)/tally_console.o $(BUILD)/tally_token.o

@@ -8,7 +8,10 @@
  * counts grow unless paused, and a few dead jobs (errors with UTF-8 and
  * with an escape sequence, and their attempts' histories); retry and discard remove a job,
  * retry-dead empties a queue's list. Job 103 is "running": retrying or discarding it fails with the
- * demo's own code, which errtext explains. SIGINT/SIGTERM set the stop flag, so they also show that
+ * demo's own code, which errtext explains. The card-testing shield is up on animal-rescue, with a
+ * blocked address, a blocked card and a watched email; S raises it on every campaign (the state
+ * says raised) and lowering it brings every campaign's down and forgets the offenders, as the
+ * server's shield_lower does. SIGINT/SIGTERM set the stop flag, so they also show that
  * console_run() honours it.
  *
  * usage: console_demo [EXTRA [DEAD]]
@@ -37,6 +40,7 @@ struct demo {
 	struct console_queue q[DEMO_QUEUES];
 	struct console_job *dead; /* every dead job, any queue */
 	size_t n_dead;
+	int shield_raised, shield_lowered; /* by S; lowered: nothing is up or blocked */
 };
 
 static const struct console_queue seed_queues[DEMO_QUEUES] = {
@@ -153,6 +157,59 @@ static void demo_fetch_queues(struct demo *d, struct console_model *m)
 			}
 }
 
+/* The shield: up on animal-rescue for ten minutes from start, an address
+ * and a card blocked, an email watched; raised by S; lowered, nothing. */
+static void demo_fetch_shield(struct demo *d, struct console_model *m)
+{
+	struct console_shield *sh = &m->shield;
+	int64_t started = (int64_t)d->started * 1000;
+
+	memset(sh, 0, sizeof *sh);
+	sh->known = 1;
+	sh->window_s = 600;
+	sh->block_s = 900;
+	sh->up_s = 600;
+	sh->up_min_cents = 500;
+	sh->attempts_per_min = 140;
+	sh->trips = 1 + d->shield_raised;
+	sh->blocks_address = 1;
+	sh->blocks_card = 1;
+	sh->refused_blocked = 37;
+	sh->refused_below_min = 5;
+	sh->refused_capture = 3;
+	if (d->shield_lowered && !d->shield_raised) {
+		snprintf(sh->state, sizeof sh->state, "down");
+		return;
+	}
+	snprintf(sh->state, sizeof sh->state, "%s", d->shield_raised ? "raised" : "up");
+	sh->campaigns_up = d->shield_raised ? 3 : 1;
+	sh->declines_per_min = 64;
+	sh->campaigns_total = 2;
+	sh->n_campaigns = 2;
+	sh->campaigns[0] = (struct console_shield_campaign){
+	    "animal-rescue", 1, started, d->shield_raised ? 0 : started + 600000, 61, 70};
+	sh->campaigns[1] = (struct console_shield_campaign){
+	    "spring-gala", d->shield_raised, d->shield_raised ? started : 0, 0, 3, 70};
+	sh->offenders_total = d->shield_lowered ? 0 : 3;
+	if (d->shield_lowered)
+		return;
+	sh->n_offenders = 3;
+	sh->offenders[0] = (struct console_offender){
+	    "address", "203.0.113.7", 58, 60, 1, started + 900000, "58 declines of 60 attempts"};
+	sh->offenders[1] = (struct console_offender){
+	    "card", "fp_9Xk2mQ", 3, 3, 1, started + 900000, "3 declines of 3 attempts"};
+	sh->offenders[2] = (struct console_offender){"email", "carder@example.net", 2, 0, 0, 0, ""};
+}
+
+static int demo_shield_set(void *ctx, int raise)
+{
+	struct demo *d = ctx;
+
+	d->shield_raised = raise;
+	d->shield_lowered |= !raise;
+	return 0;
+}
+
 static int demo_fetch(void *ctx, struct console_model *m)
 {
 	struct demo *d = ctx;
@@ -194,6 +251,7 @@ static int demo_fetch(void *ctx, struct console_model *m)
 	m->server_now_ms = util_now_ms();
 	m->alert_paused_min = 15;
 	demo_fetch_queues(d, m);
+	demo_fetch_shield(d, m);
 	return 0;
 }
 
@@ -319,6 +377,7 @@ int main(int argc, char **argv)
 	    .job_discard = demo_job_discard,
 	    .errtext = demo_errtext,
 	    .offline_gift = demo_offline_gift,
+	    .shield_set = demo_shield_set,
 	};
 	struct sigaction sa;
 	size_t extra = argc > 1 ? strtoul(argv[1], NULL, 10) : 0;

@@ -16,8 +16,8 @@
  * repaint. Keys are read from stdscr, which is kept refreshed (never touched
  * between a redraw and the next read) so wget_wch() never repaints it.
  *
- * Views form a stack (the main view at the bottom: campaigns or queues,
- * switched with t; help pushed over it); each has draw and key functions
+ * Views form a stack (the main view at the bottom: campaigns, queues,
+ * events or the shield, cycled with t; help pushed over it); each has draw and key functions
  * and a key table. A key goes to the active prompt (filter text, y/n
  * confirmation) first, then to the top view, then to the global table. The
  * same tables write the help screen (view_help.c) and the key bar
@@ -114,6 +114,23 @@ void console_view_pop(struct console *c)
 	c->dirty |= DIRTY_BODY | DIRTY_BAR | DIRTY_MSG;
 }
 
+static void shield_sanitize(struct console_shield *sh)
+{
+	sh->state[sizeof sh->state - 1] = '\0';
+	if (sh->n_campaigns > CONSOLE_SHIELD_CAMPAIGNS)
+		sh->n_campaigns = CONSOLE_SHIELD_CAMPAIGNS;
+	for (size_t i = 0; i < sh->n_campaigns; i++)
+		sh->campaigns[i].slug[sizeof sh->campaigns[i].slug - 1] = '\0';
+	if (sh->n_offenders > CONSOLE_SHIELD_OFFENDERS)
+		sh->n_offenders = CONSOLE_SHIELD_OFFENDERS;
+	for (size_t i = 0; i < sh->n_offenders; i++) {
+		struct console_offender *x = &sh->offenders[i];
+		x->kind[sizeof x->kind - 1] = '\0';
+		x->key[sizeof x->key - 1] = '\0';
+		x->why[sizeof x->why - 1] = '\0';
+	}
+}
+
 /* Make every string of the model terminated, whatever the source did. */
 static void model_sanitize(struct console_model *m)
 {
@@ -144,6 +161,7 @@ static void model_sanitize(struct console_model *m)
 		for (int k = 0; k < j->n_history; k++)
 			j->history[k].error[sizeof j->history[k].error - 1] = '\0';
 	}
+	shield_sanitize(&m->shield);
 }
 
 /* One sample a second of what the header draws over time. */
@@ -250,12 +268,13 @@ __attribute__((format(printf, 3, 4))) void console_input(struct console *c, acti
 	c->dirty |= DIRTY_MSG;
 }
 
-/* t: the other main view (campaigns or queues). */
+/* t: the next main view (campaigns, queues, events, shield). */
 void console_act_toggle_view(struct console *c)
 {
-	/* t cycles the main views: campaigns, queues, events */
+	/* t cycles the main views: campaigns, queues, events, shield */
 	c->views[0] = c->views[0] == &view_campaigns ? &view_queues
 	              : c->views[0] == &view_queues  ? &view_events
+	              : c->views[0] == &view_events  ? &view_shield
 	                                             : &view_campaigns;
 	c->efollow = 1;
 	c->depth = 1;
@@ -268,6 +287,11 @@ const struct key_entry console_global_keys[] = {
     {{'?', KEYFN(KEY_F(1))}, "?/F1", "Help", "show or hide this help", act_help},
     {{'\t'}, "Tab", "View", "next view", act_next_view},
     {{KEY_CTRL('l')}, "^L", NULL, "redraw the screen", act_redraw},
+    {{'S'},
+     "S",
+     NULL,
+     "raise the card-testing shield; lower it when up or raised (asks y/n)",
+     view_shield_toggle},
     {{'q', KEYFN(KEY_F(10))}, "q/F10", "Quit", "quit the console", act_quit},
 };
 

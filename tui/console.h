@@ -97,6 +97,48 @@ struct console_event {
 	char text[160];
 };
 
+/* The card-testing shield (core/shield.h) as the console shows it: its
+ * state, the campaigns whose shield is up (or that declined lately), the
+ * worst offenders. Times are ms since the epoch on the server's clock; 0:
+ * none. */
+#define CONSOLE_SHIELD_CAMPAIGNS                                                                   \
+	20                          /* campaigns kept at most: up first, then                      \
+	                             * by declines per minute */
+#define CONSOLE_SHIELD_OFFENDERS 10 /* offenders kept at most, worst first */
+
+struct console_shield_campaign {
+	char slug[65];
+	int up;
+	int64_t since_ms, until_ms; /* until 0: until staff lower it */
+	int64_t declines_per_min, attempts_per_min;
+};
+
+/* An address, an email or a card fingerprint that declined lately. */
+struct console_offender {
+	char kind[8]; /* "address", "email" or "card" */
+	char key[65];
+	int64_t declines, attempts; /* in the shield's window */
+	int blocked;
+	int64_t until_ms; /* while blocked */
+	char why[96];     /* the rule that blocked it */
+};
+
+struct console_shield {
+	int known;     /* 0: the source has no shield, or has not said yet */
+	char state[8]; /* "off", "down", "up" (a campaign's) or "raised" (staff's) */
+	int64_t campaigns_up, declines_per_min, attempts_per_min, declines_total, trips;
+	int64_t blocks_address, blocks_email, blocks_card; /* since start */
+	int64_t refused_blocked, refused_below_min, refused_captcha, refused_capture;
+	int64_t up_min_cents; /* the least gift while up (the rules') */
+	int window_s, block_s, up_s;
+	size_t n_campaigns;      /* <= CONSOLE_SHIELD_CAMPAIGNS */
+	int64_t campaigns_total; /* how many the server listed */
+	struct console_shield_campaign campaigns[CONSOLE_SHIELD_CAMPAIGNS];
+	size_t n_offenders;      /* <= CONSOLE_SHIELD_OFFENDERS */
+	int64_t offenders_total; /* how many the server counts */
+	struct console_offender offenders[CONSOLE_SHIELD_OFFENDERS];
+};
+
 /* The whole view model. The source fills it; the console owns the array and
  * frees it with console_model_fini(). */
 struct console_model {
@@ -134,6 +176,8 @@ struct console_model {
 	/* The newest notable events, oldest first. */
 	size_t n_events;
 	struct console_event events[CONSOLE_EVENTS_MAX];
+	/* The card-testing shield. */
+	struct console_shield shield;
 };
 
 /* What the console can do to the server. Every function returns 0 or a
@@ -170,6 +214,10 @@ struct console_source {
 	/* The campaign's public JSON (with its recent gifts) into *out,
 	 * malloc'd and NUL-terminated; the caller frees it. */
 	int (*campaign_json)(void *ctx, const char *slug, char **out);
+	/* Raise the card-testing shield on every campaign (raise=1), or
+	 * lower it (raise=0: every campaign's comes down, every block is
+	 * forgotten). NULL: not offered. */
+	int (*shield_set)(void *ctx, int raise);
 	/* Text for a code the actions returned, or NULL to use strerror(-rc).
 	 * NULL: strerror() for every code. */
 	const char *(*errtext)(void *ctx, int rc);

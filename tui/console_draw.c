@@ -209,6 +209,17 @@ static void draw_campaign_alerts(struct console *c, WINDOW *w, int *x)
 	draw_put(c, w, x, ROLE_WARN, buf);
 }
 
+/* The card-testing shield, when it is up on a campaign or raised. */
+static void draw_shield_alert(struct console *c, WINDOW *w, int *x)
+{
+	char buf[TEXT_CAP];
+
+	if (view_shield_alert(&c->model, buf, sizeof buf) <= 0)
+		return;
+	draw_put(c, w, x, ROLE_NORMAL, "  ");
+	draw_put(c, w, x, ROLE_WARN, buf);
+}
+
 /* The server's own trouble, worst first: commits failing (donations are
  * answered 503), then viewers shed under load. */
 static void draw_server_alerts(struct console *c, WINDOW *w, int *x)
@@ -348,6 +359,7 @@ void draw_header(struct console *c)
 		draw_put(c, w, &x, ROLE_DIM, buf);
 	}
 	draw_server_alerts(c, w, &x);
+	draw_shield_alert(c, w, &x);
 	draw_queue_alerts(c, w, &x);
 	draw_campaign_alerts(c, w, &x);
 
@@ -434,6 +446,9 @@ void draw_msgline(struct console *c)
 		draw_put(c, w, &x, ROLE_DIM, buf);
 	} else if (c->views[0] == &view_events) {
 		view_events_summary(c, buf, sizeof buf);
+		draw_put(c, w, &x, ROLE_DIM, buf);
+	} else if (c->views[0] == &view_shield) {
+		view_shield_summary(c, buf, sizeof buf);
 		draw_put(c, w, &x, ROLE_DIM, buf);
 	} else if (c->filter[0]) {
 		snprintf(buf, sizeof buf, "filter \"%s\": %zu of %zu campaigns, sorted by %s",

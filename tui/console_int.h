@@ -270,7 +270,7 @@ __attribute__((format(printf, 3, 4))) void console_ask(struct console *c, action
 __attribute__((format(printf, 3, 4))) void console_input(struct console *c, action_fn fn,
                                                          const char *fmt, ...);
 
-/* t: the other main view (campaigns or queues). */
+/* t: the next main view (campaigns, queues, events, shield). */
 void console_act_toggle_view(struct console *c);
 
 /* Run the entry of map (n entries) that has this key; 1 when there was one. */
@@ -384,6 +384,22 @@ extern const struct view_ops view_events;
 
 /* The events view's idle message line into buf. */
 void view_events_summary(struct console *c, char *buf, size_t cap);
+
+/* ---- view_shield.c -------------------------------------------------------- */
+
+extern const struct view_ops view_shield;
+
+/* S: raise the shield on every campaign when it is down; ask y/n to lower
+ * it when it is up or raised (the operator role). Any view. */
+void view_shield_toggle(struct console *c);
+
+/* The shield view's idle message line into buf. */
+void view_shield_summary(const struct console *c, char *buf, size_t cap);
+
+/* The header's alert when the shield is up or raised ("shield raised",
+ * "shield up: spring +2 more") into buf; returns its length, 0 when
+ * there is none. */
+int view_shield_alert(const struct console_model *m, char *buf, size_t cap);
 
 /* ---- view_help.c ----------------------------------------------------------- */
 

@@ -11,8 +11,17 @@
  * attempts. So a dead job without one keeps what the previous state's
  * list had for it; a history that is not a list counts as not sent, and
  * an entry of it that is not an attempt is skipped.
+ *
+ * The card-testing shield ("shield", core/shield.c's shield_json) comes
+ * in a state only when the feed rendered it (about once a second, and
+ * only when it changed): a state without one keeps the last. Its times
+ * are RFC 3339 text; a time that does not parse is 0 (not known). Of its
+ * campaigns the mirror keeps CONSOLE_SHIELD_CAMPAIGNS, those up first,
+ * then by declines per minute; of its offenders the first
+ * CONSOLE_SHIELD_OFFENDERS (the server sends them worst first).
  */
 #include "tui/console_mirror.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -162,6 +171,27 @@ static int bad(char *err, size_t cap, const char *what)
 	return -EINVAL;
 }
 
+/* A state's shield, when it has one: an object with a state, its
+ * campaigns and offenders lists of objects. */
+static int shield_ok(json_t *sh, char *err, size_t cap)
+{
+	json_t *cs = json_object_get(sh, "campaigns"), *os = json_object_get(sh, "offenders");
+
+	if (!sh)
+		return 0;
+	if (!json_is_object(sh) || !json_is_string(json_object_get(sh, "state")))
+		return bad(err, cap, "a shield without a state");
+	if ((cs && !json_is_array(cs)) || (os && !json_is_array(os)))
+		return bad(err, cap, "a shield whose campaigns or offenders are not lists");
+	for (size_t i = 0; i < json_array_size(cs); i++)
+		if (!json_is_string(json_object_get(json_array_get(cs, i), "campaign")))
+			return bad(err, cap, "a shield's campaign without a slug");
+	for (size_t i = 0; i < json_array_size(os); i++)
+		if (!json_is_string(json_object_get(json_array_get(os, i), "key")))
+			return bad(err, cap, "a shield's offender without a key");
+	return 0;
+}
+
 static int state_ok(json_t *st, char *err, size_t cap)
 {
 	json_t *cs = json_object_get(st, "campaigns"), *qs = json_object_get(st, "queues"),
@@ -190,7 +220,7 @@ static int state_ok(json_t *st, char *err, size_t cap)
 	for (size_t i = 0; i < json_array_size(es); i++)
 		if (!json_is_integer(json_object_get(json_array_get(es, i), "seq")))
 			return bad(err, cap, "an event without a seq");
-	return 0;
+	return shield_ok(json_object_get(st, "shield"), err, cap);
 }
 
 /* Append the events newer than the newest kept, dropping the oldest
@@ -223,6 +253,92 @@ static void apply_events(struct console_model *m, json_t *es)
 		text(v, "who", e->who, sizeof(e->who));
 		text(v, "text", e->text, sizeof(e->text));
 		newest = e->seq;
+	}
+}
+
+/* An RFC 3339 time as ms since the epoch; 0 when missing or bad. */
+static int64_t when(json_t *o, const char *key)
+{
+	const char *v = json_string_value(json_object_get(o, key));
+	int64_t ms;
+
+	return v && !util_parse_rfc3339(v, &ms) ? ms : 0;
+}
+
+/* 1 when campaign a goes before b: up first, then by declines. */
+static int shield_before(const struct console_shield_campaign *a,
+                         const struct console_shield_campaign *b)
+{
+	if (a->up != b->up)
+		return a->up;
+	return a->declines_per_min > b->declines_per_min;
+}
+
+/* The shield of a state (checked by shield_ok) into sh. */
+static void apply_shield(struct console_shield *sh, json_t *v)
+{
+	json_t *cs = json_object_get(v, "campaigns"), *os = json_object_get(v, "offenders"),
+	       *blocks = json_object_get(v, "blocks"), *refused = json_object_get(v, "refused"),
+	       *rules = json_object_get(v, "rules");
+
+	memset(sh, 0, sizeof(*sh));
+	sh->known = 1;
+	text(v, "state", sh->state, sizeof(sh->state));
+	sh->campaigns_up = num(v, "campaigns_up");
+	sh->declines_per_min = num(v, "declines_per_min");
+	sh->attempts_per_min = num(v, "attempts_per_min");
+	sh->declines_total = num(v, "declines_total");
+	sh->trips = num(v, "trips");
+	sh->blocks_address = num(blocks, "address");
+	sh->blocks_email = num(blocks, "email");
+	sh->blocks_card = num(blocks, "card");
+	sh->refused_blocked = num(refused, "blocked");
+	sh->refused_below_min = num(refused, "below_min");
+	sh->refused_captcha = num(refused, "captcha");
+	sh->refused_capture = num(refused, "capture");
+	sh->up_min_cents = num(rules, "up_min_cents");
+	sh->window_s = (int)num(rules, "window_s");
+	sh->block_s = (int)num(rules, "block_s");
+	sh->up_s = (int)num(rules, "up_s");
+	sh->campaigns_total = (int64_t)json_array_size(cs);
+	for (size_t i = 0; i < json_array_size(cs); i++) {
+		json_t *c = json_array_get(cs, i);
+		struct console_shield_campaign k;
+		size_t at;
+
+		memset(&k, 0, sizeof(k));
+		text(c, "campaign", k.slug, sizeof(k.slug));
+		k.up = flag(c, "up");
+		k.since_ms = when(c, "since");
+		k.until_ms = when(c, "until");
+		k.declines_per_min = num(c, "declines_per_min");
+		k.attempts_per_min = num(c, "attempts_per_min");
+		/* kept in order: insert, the last one falling off when full */
+		at = sh->n_campaigns;
+		while (at > 0 && shield_before(&k, &sh->campaigns[at - 1]))
+			at--;
+		if (at == CONSOLE_SHIELD_CAMPAIGNS)
+			continue;
+		if (sh->n_campaigns < CONSOLE_SHIELD_CAMPAIGNS)
+			sh->n_campaigns++;
+		memmove(&sh->campaigns[at + 1], &sh->campaigns[at],
+		        (sh->n_campaigns - 1 - at) * sizeof(k));
+		sh->campaigns[at] = k;
+	}
+	sh->offenders_total = json_is_integer(json_object_get(v, "offenders_total"))
+	                          ? num(v, "offenders_total")
+	                          : (int64_t)json_array_size(os);
+	for (size_t i = 0; i < json_array_size(os) && i < CONSOLE_SHIELD_OFFENDERS; i++) {
+		json_t *o = json_array_get(os, i);
+		struct console_offender *x = &sh->offenders[sh->n_offenders++];
+
+		text(o, "kind", x->kind, sizeof(x->kind));
+		text(o, "key", x->key, sizeof(x->key));
+		x->declines = num(o, "declines");
+		x->attempts = num(o, "attempts");
+		x->blocked = flag(o, "blocked");
+		x->until_ms = when(o, "until");
+		text(o, "why", x->why, sizeof(x->why));
 	}
 }
 
@@ -328,6 +444,8 @@ static int apply_state(struct console_mirror *mi, json_t *st)
 		apply_history(j, json_object_get(v, "attempt_history"), mi->prev, n_prev);
 	}
 	apply_events(m, json_object_get(st, "events"));
+	if (json_object_get(st, "shield"))
+		apply_shield(&m->shield, json_object_get(st, "shield"));
 	for (size_t i = 0; i < json_array_size(cs); i++) {
 		json_t *v = json_array_get(cs, i);
 		struct console_campaign *c = row(mi, json_string_value(json_object_get(v, "slug")));
@@ -414,5 +532,6 @@ int console_mirror_copy(const struct console_mirror *mi, struct console_model *m
 	memcpy(m->dead, s->dead, s->n_dead * sizeof(m->dead[0]));
 	m->n_events = s->n_events;
 	memcpy(m->events, s->events, s->n_events * sizeof(*m->events));
+	m->shield = s->shield;
 	return 0;
 }

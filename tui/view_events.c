@@ -115,7 +115,7 @@ static const struct key_entry events_keys[] = {
     {{KEYFN(KEY_NPAGE)}, "PgDn", NULL, "one page down", act_e_page_down},
     {{'/'}, "/", "Filter", "filter by kind, who or text; Enter keeps it, Esc clears", act_e_filter},
     {{KEY_ESC}, "Esc", NULL, "clear the filter", act_e_clear},
-    {{'t'}, "t", "Campaigns", "back to the campaigns view", console_act_toggle_view},
+    {{'t'}, "t", "Shield", "show the card-testing shield", console_act_toggle_view},
 };
 
 static enum role kind_role(const char *kind)

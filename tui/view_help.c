@@ -52,9 +52,14 @@ static const char *const help_notes[] = {
     "jobs are out of attempts and wait for staff. A discarded capture fails its",
     "gift. p50/p99: recent wait from ready to started. The header counts dead",
     "jobs and names paused queues from every view.",
+    "Shield: declined captures counted per address, email, card and campaign.",
+    "An offender past a rule is blocked (429) until its time runs out; a",
+    "campaign with many declines in a minute raises its shield (a higher least",
+    "gift, a CAPTCHA when set up) and lowers it by itself. S raises it on every",
+    "campaign until lowered; the header says when it is up or raised.",
 };
 
-#define HELP_ROWS_MAX 96
+#define HELP_ROWS_MAX 128
 
 static void help_add(struct help_row *out, size_t *n, enum help_kind kind, const char *a,
                      const char *b)
@@ -70,6 +75,7 @@ static size_t help_rows(struct help_row *out)
 	    {"Campaigns view", view_campaigns.keys, view_campaigns.n_keys},
 	    {"Queues view", view_queues.keys, view_queues.n_keys},
 	    {"Events view", view_events.keys, view_events.n_keys},
+	    {"Shield view", view_shield.keys, view_shield.n_keys},
 	    {"Campaign view (Enter on a campaign)", view_campaign.keys, view_campaign.n_keys},
 	    {"Job view (Enter on a dead job)", view_job.keys, view_job.n_keys},
 	    {"Help view", help_keys, N_OF(help_keys)},
