@@ -162,6 +162,17 @@ static int local_campaign_json(void *ctx, const char *slug, char **out)
 	return 0;
 }
 
+/* Raise or lower the shield, audited under "console" as the API audits
+ * its routes; the next state carries the shield whatever its cadence. */
+static int local_shield_set(void *ctx, int raise)
+{
+	struct local_source *ls = ctx;
+	int rc = engine_shield_action(ls->engine, raise ? "raise" : "lower", "console");
+
+	console_feed_shield_now(ls->feed);
+	return rc < 0 ? rc : 0;
+}
+
 /* tally's own codes get their text; errnos are the console's to word. */
 static const char *local_errtext(void *ctx, int rc)
 {
@@ -205,6 +216,7 @@ void tally_console_source(struct local_source *ls, struct console_source *src)
 	    .refund = local_refund,
 	    .offline_gift = local_offline_gift,
 	    .campaign_json = local_campaign_json,
+	    .shield_set = local_shield_set,
 	};
 }
 

@@ -15,11 +15,17 @@
 # with their errors (an escape sequence in one shown as "?"), p+y pauses the
 # selected queue and r+y resumes it, R retries a dead job (and the next one
 # slides under the cursor), D+y discards one, A+y retries all of a queue,
-# the source's own error text shows when an action fails; resizing
+# the source's own error text shows when an action fails; t on to the
+# events view and the shield view: the state, the campaign up and the one
+# declining, the blocked address and card and the watched email, the
+# counts, the header's alert; S+n keeps it, S+y lowers it (offenders
+# forgotten, the alert gone), S raises it (the header says so), S+y lowers
+# it again; resizing
 # relayouts, down to "terminal too small" and back; q quits and the demo
 # exits 0 with nothing on stderr (so a sanitizer build fails the test on any
 # report); a second run, with 60 more dead jobs, scrolls the dead list to its
-# end, shows a dead job's attempts table whole at 80x24 and ends on SIGTERM
+# end, shows a dead job's attempts table and the shield view whole at
+# 80x24 and ends on SIGTERM
 # through the stop flag. Every wait is bounded (5 s,
 # or $TUI_TMUX_TIMEOUT seconds for a slow machine); the tmux server and
 # temporary files go away on every exit path.
@@ -420,6 +426,46 @@ wait_for 'Queue +State +Ready' "the queues view after a second Tab"
 keys t
 wait_for 'Time +Kind +Who +What' "the events view after t"
 wait_for 'no events yet' "the empty events view"
+
+step="shield view"
+keys t
+wait_for 'Shield UP on 1 campaign +declines/min 64 +attempts/min 140 +trips 1' "the shield view after t"
+grep -Eq -- 'connected  shield up: animal-rescue  ' "$tmp/screen" || fail "no shield alert in the header"
+grep -Eq -- '^ Campaign +Shield +Since +Down in +Declines/min +Attempts/min' "$tmp/screen" ||
+	fail "no campaign table"
+grep -Eq -- '^ animal-rescue +up +[0-9]{2}:[0-9]{2}:[0-9]{2} +0:0[0-9]:[0-9]{2} +61 +70' "$tmp/screen" ||
+	fail "animal-rescue is not up, with since, down in and its rates"
+grep -Eq -- '^ spring-gala +- +- +- +3 +70' "$tmp/screen" || fail "no spring-gala row, declining, not up"
+grep -Eq -- '^ address +203\.0\.113\.7 +blocked +58 +60 +0:1[0-9]:[0-9]{2} +58 declines of 60 attempts' \
+	"$tmp/screen" || fail "no blocked address with its counts, time left and why"
+grep -Eq -- '^ card +fp_9Xk2mQ +blocked +3 +3 ' "$tmp/screen" || fail "no blocked card"
+grep -Eq -- '^ email +carder@example\.net +watched +2 +0 +- +-' "$tmp/screen" || fail "no watched email"
+grep -Eq -- 'blocked since start: 1 address, 0 emails, 1 card' "$tmp/screen" || fail "no block counts"
+grep -Eq -- 'refused: 37 blocked, 5 below the least gift, 0 CAPTCHA, 3 captures' "$tmp/screen" ||
+	fail "no refusal counts"
+grep -Eq -- '^S Raise/lower  t Campaigns ' "$tmp/screen" || fail "no shield key bar"
+keys S
+wait_for 'Lower the shield up on 1 campaign\? Every block is forgotten\. y/n' "the lower prompt"
+keys n
+wait_for 'cancelled' "the lower cancelled"
+grep -Fq -- 'Shield UP' "$tmp/screen" || fail "n lowered the shield"
+keys S
+wait_for 'y/n' "the lower prompt again"
+keys y
+wait_for 'lowered the shield: every campaign.s is down, blocks forgotten' "the lower's message"
+wait_for 'Shield down +declines/min 0' "the shield down"
+wait_for 'no offender: nobody declined in the window' "the offenders forgotten"
+grep -Fq -- 'shield up' "$tmp/screen" && fail "the header still says the shield is up"
+keys S
+wait_for 'raised the shield on every campaign until lowered' "the raise's message"
+wait_for 'Shield RAISED by staff on every campaign' "the shield raised"
+wait_for 'connected  shield raised  ' "the header's alert for a raised shield"
+wait_for '^ animal-rescue +up +[0-9:]+ +when lowered' "a raised campaign up until lowered"
+keys S
+wait_for 'Lower the shield raised by staff\? .* y/n' "the lower prompt of a raised shield"
+keys y
+wait_for 'Shield down' "the shield down again"
+wait_gone 'shield raised' "the header's alert"
 keys t
 wait_for 'Campaign +Status +Total' "the campaigns view after t"
 
@@ -479,6 +525,15 @@ widest=$(LC_ALL=C.UTF-8 wc -L <"$tmp/screen")
 grep -Fq -- 'Esc Back' "$tmp/screen" || fail "no key bar under the job detail"
 keys Escape
 wait_for 'Dead job +Queue' "the queues view after Esc"
+
+step="the shield view at 80x24"
+keys t t
+wait_for '^ address +203\.0\.113\.7 +blocked' "the shield view"
+lines=$(wc -l <"$tmp/screen")
+[ "$lines" -le 24 ] || fail "the shield view takes $lines lines at 80x24"
+widest=$(LC_ALL=C.UTF-8 wc -L <"$tmp/screen")
+[ "$widest" -le 80 ] || fail "a line of the shield view is $widest columns wide at 80x24"
+grep -Eq -- '^ animal-rescue +up ' "$tmp/screen" || fail "no campaign up at 80x24"
 
 step="stop flag"
 pid=$(cat "$tmp/pid" 2>/dev/null)

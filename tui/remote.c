@@ -775,6 +775,12 @@ static int remote_campaign_json(void *ctx, const char *slug, char **out)
 	return request_body(ctx, "GET", path, NULL, out);
 }
 
+static int remote_shield_set(void *ctx, int raise)
+{
+	return request(ctx, "POST",
+	               raise ? "/api/v1/admin/shield/raise" : "/api/v1/admin/shield/lower");
+}
+
 static const char *remote_errtext(void *ctx, int rc)
 {
 	struct remote *r = ctx;
@@ -797,5 +803,6 @@ void remote_source(struct remote *r, struct console_source *src)
 	    .refund = remote_refund,
 	    .offline_gift = remote_offline_gift,
 	    .campaign_json = remote_campaign_json,
+	    .shield_set = remote_shield_set,
 	};
 }

@@ -27,7 +27,8 @@ static void confirm_lower(struct console *c)
 	char err[128];
 
 	if (rc == 0)
-		message(c, ROLE_OK, "lowered the shield: every campaign's is down, blocks forgotten");
+		message(c, ROLE_OK,
+		        "lowered the shield: every campaign's is down, blocks forgotten");
 	else
 		message(c, ROLE_ERROR, "lower the shield failed: %s",
 		        action_errtext(c, rc, err, sizeof err));
@@ -52,9 +53,10 @@ void view_shield_toggle(struct console *c)
 		return;
 	}
 	if (!strcmp(sh->state, "raised")) {
-		console_ask(c, confirm_lower,
-		            "Lower the shield raised by staff? Every campaign's comes down and every "
-		            "block is forgotten. y/n");
+		console_ask(
+		    c, confirm_lower,
+		    "Lower the shield raised by staff? Every campaign's comes down and every "
+		    "block is forgotten. y/n");
 		return;
 	}
 	if (!strcmp(sh->state, "up")) {
@@ -86,8 +88,8 @@ static const struct key_entry shield_keys[] = {
 enum ccol { CC_SLUG, CC_SHIELD, CC_SINCE, CC_UNTIL, CC_DECLINES, CC_ATTEMPTS, CC_COUNT };
 
 static const struct tcol ccols[CC_COUNT] = {
-    [CC_SLUG] = {"Campaign", 0, 0},     [CC_SHIELD] = {"Shield", 0, 0},
-    [CC_SINCE] = {"Since", 0, 3},       [CC_UNTIL] = {"Down in", 0, 2},
+    [CC_SLUG] = {"Campaign", 0, 0},         [CC_SHIELD] = {"Shield", 0, 0},
+    [CC_SINCE] = {"Since", 0, 3},           [CC_UNTIL] = {"Down in", 0, 2},
     [CC_DECLINES] = {"Declines/min", 1, 0}, [CC_ATTEMPTS] = {"Attempts/min", 1, 1},
 };
 
@@ -227,10 +229,11 @@ static void draw_summary(struct console *c, WINDOW *w, const struct console_shie
 	put(c, w, 2, &x, ROLE_NORMAL, buf);
 
 	x = 1;
-	snprintf(buf, sizeof buf,
-	         "rules: a %d min window; blocks last %d min; up for %d min, least gift %lld.%02lld",
-	         sh->window_s / 60, sh->block_s / 60, sh->up_s / 60,
-	         (long long)(sh->up_min_cents / 100), (long long)(sh->up_min_cents % 100));
+	snprintf(
+	    buf, sizeof buf,
+	    "rules: a %d min window; blocks last %d min; up for %d min, least gift %lld.%02lld",
+	    sh->window_s / 60, sh->block_s / 60, sh->up_s / 60, (long long)(sh->up_min_cents / 100),
+	    (long long)(sh->up_min_cents % 100));
 	put(c, w, 3, &x, ROLE_DIM, buf);
 }
 
@@ -248,8 +251,8 @@ static void shield_draw(struct console *c, WINDOW *w)
 
 	werase(w);
 	if (!sh->known) {
-		draw_text(w, 1, 2, maxx - 2, "no card-testing shield in this source (or not yet)", 0,
-		          c->attr[ROLE_DIM]);
+		draw_text(w, 1, 2, maxx - 2, "no card-testing shield in this source (or not yet)",
+		          0, c->attr[ROLE_DIM]);
 		return;
 	}
 	draw_summary(c, w, sh);
@@ -339,8 +342,9 @@ void view_shield_summary(const struct console *c, char *buf, size_t cap)
 		snprintf(buf, cap, "no shield in this source");
 	else
 		snprintf(buf, cap, "%zu of %lld campaign%s declining or up, %zu of %lld offender%s",
-		         sh->n_campaigns < (size_t)sh->campaigns_total ? sh->n_campaigns
-		                                                       : (size_t)sh->campaigns_total,
+		         sh->n_campaigns < (size_t)sh->campaigns_total
+		             ? sh->n_campaigns
+		             : (size_t)sh->campaigns_total,
 		         (long long)sh->campaigns_total, sh->campaigns_total == 1 ? "" : "s",
 		         sh->n_offenders, (long long)sh->offenders_total,
 		         sh->offenders_total == 1 ? "" : "s");

@@ -27,9 +27,18 @@
  * attempts, read from SQLite then (engine_job_histories); the console
  * keeps it from state to state (tui/console_mirror.c). So a console whose
  * dead list holds still costs no read and no history at all.
+ *
+ * The card-testing shield (core/shield.c's shield_json, its worst
+ * CONSOLE_FEED_OFFENDERS offenders) goes in a state as "shield" when the
+ * server has one: rendered at most every CONSOLE_FEED_SHIELD_MS (it walks
+ * the shield's tables under its lock, which the intake path takes too),
+ * or at the next state after console_feed_shield_now(), and sent only
+ * when its text differs from the last one sent (an idle shield costs a
+ * render a second and no bytes); the console keeps the last.
  */
 #include "ws/console_feed.h"
 #include "ws/internal.h"
+#include "core/shield.h"
 #include "base/events.h"
 #include "base/util.h"
 
@@ -61,6 +70,10 @@ struct console_feed {
 	int hist_of[CONSOLE_FEED_DEAD]; /* dead[i]'s index in hist, -1: not sent */
 	uint64_t event_seq;             /* the last event sent */
 	struct tally_event events[CONSOLE_FEED_EVENTS];
+	struct buf shield;       /* the shield as last rendered */
+	int64_t shield_ms;       /* monotonic, when; 0: render at the next state */
+	uint64_t shield_sig;     /* the FNV-1a of the last sent; 0: none */
+	uint64_t shield_sig_now; /* of the one this state carries */
 };
 
 int console_feed_new(struct server *s, const char *who, const char *role, long batch,
@@ -85,7 +98,13 @@ void console_feed_free(struct console_feed *f)
 		return;
 	free(f->sig);
 	free(f->seq);
+	buf_fini(&f->shield);
 	free(f);
+}
+
+void console_feed_shield_now(struct console_feed *f)
+{
+	f->shield_ms = 0;
 }
 
 static uint64_t fnv(uint64_t h, const void *p, size_t n)
@@ -344,6 +363,30 @@ static int events_json(struct console_feed *f, struct buf *b)
 	return rc ? -ENOMEM : 0;
 }
 
+/* The shield when it is due and changed (see DESIGN). */
+static int shield_member(struct console_feed *f, struct buf *b)
+{
+	struct shield *sh = engine_shield(f->s->engine);
+	int64_t now = (int64_t)(util_mono_ns() / 1000000u);
+	uint64_t sig;
+
+	f->shield_sig_now = f->shield_sig;
+	if (!sh || (f->shield_ms && now - f->shield_ms < CONSOLE_FEED_SHIELD_MS))
+		return 0;
+	f->shield_ms = now;
+	f->shield.len = 0;
+	if (shield_json(sh, util_now_ms(), CONSOLE_FEED_OFFENDERS, &f->shield))
+		return -ENOMEM;
+	sig = fnv(0xcbf29ce484222325ull, f->shield.p, f->shield.len);
+	sig = sig ? sig : 1;
+	if (sig == f->shield_sig)
+		return 0;
+	f->shield_sig_now = sig;
+	if (buf_puts(b, ",\"shield\":") || buf_append(b, f->shield.p, f->shield.len))
+		return -ENOMEM;
+	return 0;
+}
+
 static int hello_json(struct console_feed *f, struct buf *b)
 {
 	int rc = buf_printf(
@@ -394,6 +437,8 @@ int console_feed_next(struct console_feed *f, struct buf *out)
 	if (!rc)
 		rc = events_json(f, out);
 	if (!rc)
+		rc = shield_member(f, out);
+	if (!rc)
 		rc = campaigns_json(f, out, es.campaigns);
 	if (!rc && buf_puts(out, "}"))
 		rc = -ENOMEM;
@@ -401,6 +446,7 @@ int console_feed_next(struct console_feed *f, struct buf *out)
 		/* The state is whole: from now on the console has these. */
 		memcpy(f->told, f->told_now, (size_t)f->n_told_now * sizeof(f->told[0]));
 		f->n_told = f->n_told_now;
+		f->shield_sig = f->shield_sig_now;
 	}
 	return rc;
 }

@@ -10,7 +10,8 @@
  * numbers, the queues, the dead jobs, the notable events since the last
  * state (base/events.h), and the campaigns that changed since
  * the previous state (every campaign at first, CONSOLE_FEED_BATCH at a
- * time, then only changes). tui/console_model.c reads them.
+ * time, then only changes), and the card-testing shield (core/shield.h)
+ * when it changed. tui/console_mirror.c reads them.
  */
 #ifndef TALLY_WS_CONSOLE_FEED_H
 #define TALLY_WS_CONSOLE_FEED_H
@@ -19,10 +20,12 @@
 
 #include <stdint.h>
 
-#define CONSOLE_FEED_BATCH 1000   /* campaigns per state message at most */
-#define CONSOLE_FEED_DEAD 50      /* dead jobs per state message at most */
-#define CONSOLE_FEED_EVENTS 100   /* notable events per state at most (the newest) */
-#define CONSOLE_FEED_FULL_MS 5000 /* every campaign looked at again this often */
+#define CONSOLE_FEED_BATCH 1000     /* campaigns per state message at most */
+#define CONSOLE_FEED_DEAD 50        /* dead jobs per state message at most */
+#define CONSOLE_FEED_EVENTS 100     /* notable events per state at most (the newest) */
+#define CONSOLE_FEED_FULL_MS 5000   /* every campaign looked at again this often */
+#define CONSOLE_FEED_SHIELD_MS 1000 /* the shield rendered at most this often */
+#define CONSOLE_FEED_OFFENDERS 10   /* the shield's worst offenders per state */
 
 struct server;
 struct console_feed;
@@ -40,5 +43,9 @@ void console_feed_free(struct console_feed *f);
  * that the server is alive). Returns 0 or -ENOMEM. Not thread-safe: one
  * caller per feed. */
 int console_feed_next(struct console_feed *f, struct buf *out);
+
+/* Make the next state carry the shield whatever its cadence (after a staff
+ * action on it, so the console shows what it did at once). */
+void console_feed_shield_now(struct console_feed *f);
 
 #endif
