@@ -30,8 +30,13 @@
 # (when, how long, the mock's error), that p + y pauses the payments queue
 # (the admin API says paused), that R retries a dead job (the API lists it
 # ready, no longer dead), D + y discards one (its gift fails), A + y
-# retries the rest, r + y resumes the queue (the API agrees); and that q
-# quits with exit status 0. Every wait is bounded; the tmux server and the
+# retries the rest, r + y resumes the queue (the API agrees); that declined
+# cards from one address (behind 127.0.0.1 as a trusted proxy, with a
+# shield that trips at three declines) show in the shield view as a
+# blocked address and a campaign up, with the header's alert; that S + y
+# lowers the shield (the admin API says down, nothing blocked, the address
+# gives again), S raises it and S + y lowers it again, each audited under
+# the console's actor; and that q quits with exit status 0. Every wait is bounded; the tmux server and the
 # temporary folder go away on every path.
 set -u
 
@@ -107,6 +112,16 @@ http_post() {
 	exec 3<&-
 }
 
+# http_post_from ADDRESS PATH JSON: the same, for a client at ADDRESS
+# behind the trusted proxy (127.0.0.1 itself is exempt from the shield).
+http_post_from() {
+	exec 3<>"/dev/tcp/127.0.0.1/$port" || return 1
+	printf 'POST %s HTTP/1.1\r\nHost: x\r\nX-Forwarded-For: %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s' \
+		"$2" "$1" "${#3}" "$3" >&3
+	timeout 5 cat <&3
+	exec 3<&-
+}
+
 # A row of a job detail's attempts table: number, HH:MM:SS, how long, the
 # mock's error.
 attempt_row='^ +[0-9]+ +[0-9]{2}:[0-9]{2}:[0-9]{2} +[0-9.]+ (ms|s) +processing_error: simulated transient failure'
@@ -116,7 +131,10 @@ attempt_row='^ +[0-9]+ +[0-9]{2}:[0-9]{2}:[0-9]{2} +[0-9.]+ (ms|s) +processing_e
 payments_col() { grep -E '^ payments ' "$tmp/screen" | head -n 1 | awk -v n="$1" '{ print $n }' | tr -d ,; }
 
 step="start"
-server_args=(--demo --db "$tmp/t.db" --assets "$assets" --mock-fail-rate 0.3 --jobs payments:attempts=1)
+# a shield that trips at three declines (an address's, a campaign's in a
+# minute), for clients behind 127.0.0.1 as a proxy
+server_args=(--demo --db "$tmp/t.db" --assets "$assets" --mock-fail-rate 0.3 --jobs payments:attempts=1
+	--trusted-proxy 127.0.0.1/32 --shield address-declines=3,campaign-declines=3)
 ready_port() { grep -o '"event":"ready"[^}]*"port":[0-9]*' "$tmp/log" | grep -o '[0-9]*$' | tail -n 1; }
 readies() { cat "$tmp/log" 2>/dev/null | grep -c '"event":"ready"'; }
 # start_server PORT: a headless tally in the background (remote mode)
@@ -354,6 +372,64 @@ wait_for 'Time +Kind +Who +What' 5
 wait_for 'staff +[^ ]+ +queue.resume payments' 5
 wait_for 'staff +[^ ]+ +queue.pause payments' 5
 wait_for 'decline|dead +- +job [0-9]+ \(payments capture' 5
+
+step="a card tester"
+# declined cards from one address to one campaign, each its own card and
+# email, until the address is blocked (429) and the campaign's shield is up
+tester=203.0.113.7
+deadline=$((SECONDS + 15))
+n=0
+until admin_get /api/v1/admin/shield | grep -q '"state":"up"' &&
+	admin_get /api/v1/admin/shield | grep -Eq "\"kind\":\"address\",\"key\":\"$tester\",[^}]*\"blocked\":true"; do
+	[ $SECONDS -lt $deadline ] || fail "no blocked address and no campaign up after $n declined gifts: $(admin_get /api/v1/admin/shield | tail -n 1)"
+	if [ -z "${blocked:-}" ]; then
+		n=$((n + 1))
+		answer=$(http_post_from "$tester" "/api/v1/campaigns/$slug/donations" \
+			"{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"T\",\"email\":\"t$n@example.net\"},\"payment_token\":\"tok_card_t${n}_declined\"}")
+		case $(printf '%s\n' "$answer" | head -n 1) in *" 429 "*) blocked=1 ;; esac
+	fi
+	sleep 0.1
+done
+
+step="the shield view"
+T send-keys -t console t
+wait_for 'Shield UP on 1 campaign +declines/min [1-9]' 5
+wait_for "^ $slug +up +[0-9]{2}:[0-9]{2}:[0-9]{2} +0:[0-9]{2}:[0-9]{2} +[1-9][0-9]* +[1-9]" 5
+wait_for "^ address +203\.0\.113\.7 +blocked +[1-9][0-9]* +[1-9][0-9]* +0:1[0-9]:[0-9]{2} +[0-9]+ declines of [0-9]+ attempts" 5
+wait_for "connected  shield up: $slug" 5
+
+step="the shield lowered by keys"
+T send-keys -t console S
+wait_for 'Lower the shield up on 1 campaign\? Every block is forgotten\. y/n' 5
+T send-keys -t console y
+wait_for 'lowered the shield' 5
+admin_get /api/v1/admin/shield | grep -q '"state":"down"' || fail "the admin API does not say the shield is down"
+admin_get /api/v1/admin/shield | grep -q '"blocked":true' && fail "the admin API still lists a blocked offender"
+wait_for 'Shield down' 5
+answer=$(http_post_from "$tester" "/api/v1/campaigns/$slug/donations" \
+	'{"amount_cents":2500,"currency":"USD","donor":{"name":"T","email":"after@example.net"},"payment_token":"tok_visa"}')
+case $(printf '%s\n' "$answer" | head -n 1) in *" 201 "* | *" 200 "* | *" 202 "*) ;;
+*) fail "a gift from the unblocked address was answered '$(printf '%s\n' "$answer" | head -n 1)'" ;; esac
+
+step="the shield raised by keys"
+T send-keys -t console S
+wait_for 'raised the shield on every campaign' 5
+admin_get /api/v1/admin/shield | grep -q '"state":"raised"' || fail "the admin API does not say the shield is raised"
+wait_for 'Shield RAISED by staff' 5
+wait_for 'connected  shield raised' 5
+T send-keys -t console S
+wait_for 'Lower the shield raised by staff\? .*y/n' 5
+T send-keys -t console y
+wait_for 'Shield down' 5
+admin_get /api/v1/admin/shield | grep -q '"state":"down"' || fail "the admin API does not say the shield is down again"
+# audited, with who did it (in-process the console; remotely the token,
+# "admin" at start, at the client's address)
+audit=$(admin_get '/api/v1/admin/audit?limit=20')
+[ "$mode" = remote ] && actor='admin@127\.0\.0\.1' || actor=console
+printf '%s' "$audit" | grep -Eq "\"actor\":\"$actor\",\"action\":\"shield\.raise\"" ||
+	fail "no shield.raise by $actor in the audit: $audit"
+printf '%s' "$audit" | grep -Eq "\"actor\":\"$actor\",\"action\":\"shield\.lower\"" ||
+	fail "no shield.lower by $actor in the audit: $audit"
 T send-keys -t console t
 wait_for 'Campaign +Status +Total' 5
 
@@ -414,7 +490,7 @@ if [ "$mode" = remote ]; then
 	wait_for 'Refund the gift dn_[0-9]+ \(money back to the donor\)\? y/n' 5
 	T send-keys -t console y
 	wait_for 'refund dn_[0-9]+ failed: ' 5 # a dead capture's gift was never paid
-	T send-keys -t console Escape t t
+	T send-keys -t console Escape t t t
 	wait_for 'Campaign +Status +Total' 5
 
 	step="a viewer's console cannot act"
@@ -503,7 +579,7 @@ if [ "$mode" = remote ]; then
 		[ $SECONDS -lt $deadline ] || fail "$gift neither refunded nor with a dead refund job after 10 s"
 		sleep 0.2
 	done
-	T send-keys -t console Escape t t
+	T send-keys -t console Escape t t t
 	wait_for 'Campaign +Status +Total' 5
 fi
 
