@@ -9,9 +9,11 @@
 #include "tests/tests.h"
 #include "base/util.h"
 #include "base/buf.h"
+#include "base/log.h"
 #include "tui/console.h"
 #include "tui/console_mirror.h"
 #include "tui/console_fmt.h"
+#include "core/shield.h"
 
 #include <check.h>
 #include <errno.h>
@@ -1031,6 +1033,18 @@ START_TEST(mirror_refuses_bad_messages_whole)
 	    "{\"type\":\"state\",\"queues\":[{\"name\":\"1\"},{\"name\":\"2\"},{\"name\":\"3\"},"
 	    "{\"name\":\"4\"},{\"name\":\"5\"},{\"name\":\"6\"},{\"name\":\"7\"},{\"name\":\"8\"},"
 	    "{\"name\":\"9\"}],\"dead\":[],\"campaigns\":[]}",
+	    /* shields: not an object, no state, lists that are not, a campaign
+	     * without its slug, an offender without its key */
+	    "{\"type\":\"state\",\"queues\":[],\"dead\":[],\"campaigns\":[],\"shield\":[]}",
+	    "{\"type\":\"state\",\"queues\":[],\"dead\":[],\"campaigns\":[],\"shield\":{}}",
+	    "{\"type\":\"state\",\"queues\":[],\"dead\":[],\"campaigns\":[],"
+	    "\"shield\":{\"state\":\"up\",\"campaigns\":{}}}",
+	    "{\"type\":\"state\",\"queues\":[],\"dead\":[],\"campaigns\":[],"
+	    "\"shield\":{\"state\":\"up\",\"offenders\":7}}",
+	    "{\"type\":\"state\",\"queues\":[],\"dead\":[],\"campaigns\":[],"
+	    "\"shield\":{\"state\":\"up\",\"campaigns\":[{\"up\":true}]}}",
+	    "{\"type\":\"state\",\"queues\":[],\"dead\":[],\"campaigns\":[],"
+	    "\"shield\":{\"state\":\"up\",\"offenders\":[{\"kind\":\"email\"}]}}",
 	    /* a good campaign before a bad one: neither is applied */
 	    "{\"type\":\"state\",\"uptime_s\":99,\"queues\":[],\"dead\":[],"
 	    "\"campaigns\":[{\"slug\":\"ok\"},{\"slug\":7}]}",
@@ -1049,6 +1063,178 @@ START_TEST(mirror_refuses_bad_messages_whole)
 	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
 	ck_assert_uint_eq(m.n_campaigns, 0);
 	ck_assert_int_eq(m.uptime_s, 0);
+	ck_assert_int_eq(m.shield.known, 0);
+	console_model_fini(&m);
+	console_mirror_free(mi);
+}
+END_TEST
+
+/* ---- the card-testing shield: shield_json -> the feed's state -> mirror -> header ---- */
+
+#define T0 1764547200000LL /* 2025-12-01T00:00:00Z: the shield's clock in these tests */
+
+/* A state with the shield sh as shield_json renders it at now (none: NULL). */
+static int apply_shield_state(struct console_mirror *mi, struct shield *sh, int64_t now)
+{
+	struct buf b = {0};
+	char err[128] = "";
+	int rc = buf_printf(&b,
+	                    "{\"type\":\"state\",\"now_ms\":%lld,\"queues\":[],\"dead\":[],"
+	                    "\"campaigns\":[]",
+	                    (long long)now);
+
+	if (sh && !rc)
+		rc = buf_puts(&b, ",\"shield\":") || shield_json(sh, now, 10, &b);
+	rc = rc || buf_puts(&b, "}");
+	ck_assert_int_eq(rc, 0);
+	rc = console_mirror_apply(mi, b.p, b.len, err, sizeof err);
+	ck_assert_msg(rc == 0, "refused (%s): %.*s", err, (int)b.len, b.p);
+	buf_fini(&b);
+	return rc;
+}
+
+/* Gift id from addr to campaign with email, declined (its card fp). */
+static void tester_gift(struct shield *sh, int64_t id, const char *addr, const char *email,
+                        const char *fp, int64_t now)
+{
+	struct shield_ask ask = {addr, email, "spring", 2500};
+	struct shield_answer a;
+
+	ck_assert_int_eq(shield_admit(sh, &ask, now, &a), SHIELD_PASS);
+	shield_note_gift(sh, id, addr, "curl/8", "", "spring");
+	shield_outcome(sh, id, email, fp, 1, now);
+}
+
+/* What the real shield renders reaches the model whole: state, counts,
+ * the campaign up with since and until, the blocked address with until
+ * and why; the header says so; a raise and a lower follow; a state
+ * without a shield keeps the last. */
+START_TEST(mirror_reads_the_shield_and_the_header_shows_it)
+{
+	struct shield_config cfg;
+	struct shield *sh;
+	struct console_mirror *mi;
+	struct console_model m = {0};
+	const struct console_offender *addr = NULL;
+	char out[2048];
+
+	log_set_level(LOG_ERROR); /* the shield's notes of its blocks: expected */
+	shield_config_defaults(&cfg);
+	cfg.addr_declines = 3;
+	cfg.campaign_declines = 3;
+	ck_assert_int_eq(shield_new(&cfg, &sh), 0);
+	ck_assert_int_eq(console_mirror_new(&mi), 0);
+	for (int i = 1; i <= 3; i++) {
+		char email[32], fp[16];
+
+		snprintf(email, sizeof email, "t%d@example.net", i);
+		snprintf(fp, sizeof fp, "fp_t%d", i);
+		tester_gift(sh, i, "203.0.113.7", email, fp, T0 + i);
+	}
+	apply_shield_state(mi, sh, T0 + 1000);
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_int_eq(m.shield.known, 1);
+	ck_assert_str_eq(m.shield.state, "up");
+	ck_assert_int_eq(m.shield.campaigns_up, 1);
+	ck_assert_int_eq(m.shield.declines_per_min, 3);
+	ck_assert_int_eq(m.shield.attempts_per_min, 3);
+	ck_assert_int_eq(m.shield.trips, 1);
+	ck_assert_int_eq(m.shield.blocks_address, 1);
+	ck_assert_int_eq(m.shield.up_min_cents, 500);
+	ck_assert_int_eq(m.shield.block_s, 900);
+	ck_assert_uint_eq(m.shield.n_campaigns, 1);
+	ck_assert_str_eq(m.shield.campaigns[0].slug, "spring");
+	ck_assert_int_eq(m.shield.campaigns[0].up, 1);
+	ck_assert_int_eq(m.shield.campaigns[0].since_ms, T0 + 3);
+	ck_assert_int_eq(m.shield.campaigns[0].until_ms, T0 + 3 + 600000);
+	ck_assert_int_eq(m.shield.campaigns[0].declines_per_min, 3);
+	for (size_t i = 0; i < m.shield.n_offenders; i++)
+		if (!strcmp(m.shield.offenders[i].kind, "address"))
+			addr = &m.shield.offenders[i];
+	ck_assert_ptr_nonnull(addr);
+	ck_assert_str_eq(m.shield.offenders[0].kind, "address"); /* blocked first */
+	ck_assert_str_eq(addr->key, "203.0.113.7");
+	ck_assert_int_eq(addr->blocked, 1);
+	ck_assert_int_eq(addr->declines, 3);
+	ck_assert_int_eq(addr->until_ms, T0 + 3 + 900000);
+	ck_assert_str_eq(addr->why, "3 declines of 3 attempts");
+	ck_assert_int_eq(m.shield.offenders_total, (int64_t)m.shield.n_offenders);
+	snprintf(m.server, sizeof m.server, "10.0.0.1:8080");
+	m.connected = 1;
+	ck_assert_int_eq(console_header_text(&m, 160, out, sizeof out), 0);
+	ck_assert_msg(strstr(out, "connected  shield up: spring\n"), "header: %s", out);
+
+	/* a state without a shield keeps it */
+	apply_shield_state(mi, NULL, T0 + 2000);
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_str_eq(m.shield.state, "up");
+
+	/* staff raise it: every campaign, until lowered */
+	ck_assert_int_eq(shield_raise(sh, T0 + 3000), 1);
+	apply_shield_state(mi, sh, T0 + 3000);
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_str_eq(m.shield.state, "raised");
+	ck_assert_int_eq(m.shield.campaigns[0].since_ms, T0 + 3000);
+	ck_assert_int_eq(m.shield.campaigns[0].until_ms, 0);
+	ck_assert_int_eq(console_header_text(&m, 160, out, sizeof out), 0);
+	ck_assert_msg(strstr(out, "connected  shield raised\n"), "header: %s", out);
+
+	/* and lower it: nothing up, nothing blocked, no alert */
+	ck_assert_int_eq(shield_lower(sh, T0 + 4000), 1);
+	apply_shield_state(mi, sh, T0 + 4000);
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_str_eq(m.shield.state, "down");
+	ck_assert_uint_eq(m.shield.n_offenders, 0);
+	ck_assert_int_eq(console_header_text(&m, 160, out, sizeof out), 0);
+	ck_assert_msg(!strstr(out, "shield"), "header: %s", out);
+	console_model_fini(&m);
+	console_mirror_free(mi);
+	shield_free(sh);
+}
+END_TEST
+
+/* The mirror keeps CONSOLE_SHIELD_CAMPAIGNS of a long list, those up first
+ * then by declines, and the first CONSOLE_SHIELD_OFFENDERS offenders; a
+ * time that does not parse is 0. */
+START_TEST(mirror_keeps_the_worst_of_the_shield)
+{
+	struct console_mirror *mi;
+	struct console_model m = {0};
+	struct buf b = {0};
+	char err[128] = "";
+
+	ck_assert_int_eq(console_mirror_new(&mi), 0);
+	ck_assert_int_eq(buf_puts(&b, "{\"type\":\"state\",\"queues\":[],\"dead\":[],"
+	                              "\"campaigns\":[],\"shield\":{\"state\":\"up\","
+	                              "\"campaigns_up\":2,\"campaigns\":["),
+	                 0);
+	for (int i = 0; i < 30; i++)
+		ck_assert_int_eq(
+		    buf_printf(&b,
+		               "%s{\"campaign\":\"c%d\",\"up\":%s,\"since\":%s,"
+		               "\"until\":null,\"declines_per_min\":%d}",
+		               i ? "," : "", i, i == 7 || i == 20 ? "true" : "false",
+		               i == 7 ? "\"yesterday\"" : "\"2025-12-01T00:00:00.000Z\"", i),
+		    0);
+	ck_assert_int_eq(buf_puts(&b, "],\"offenders\":["), 0);
+	for (int i = 0; i < 15; i++)
+		ck_assert_int_eq(
+		    buf_printf(&b, "%s{\"kind\":\"card\",\"key\":\"fp_%d\"}", i ? "," : "", i), 0);
+	ck_assert_int_eq(buf_puts(&b, "],\"offenders_total\":40}}"), 0);
+	ck_assert_int_eq(console_mirror_apply(mi, b.p, b.len, err, sizeof err), 0);
+	ck_assert_int_eq(console_mirror_copy(mi, &m), 0);
+	ck_assert_uint_eq(m.shield.n_campaigns, CONSOLE_SHIELD_CAMPAIGNS);
+	ck_assert_int_eq(m.shield.campaigns_total, 30);
+	ck_assert_str_eq(m.shield.campaigns[0].slug, "c20"); /* up, more declines */
+	ck_assert_str_eq(m.shield.campaigns[1].slug, "c7");
+	ck_assert_int_eq(m.shield.campaigns[1].since_ms, 0); /* "yesterday" */
+	ck_assert_int_eq(m.shield.campaigns[2].since_ms, T0);
+	ck_assert_str_eq(m.shield.campaigns[2].slug, "c29"); /* then by declines */
+	ck_assert_str_eq(m.shield.campaigns[CONSOLE_SHIELD_CAMPAIGNS - 1].slug, "c11");
+	ck_assert_uint_eq(m.shield.n_offenders, CONSOLE_SHIELD_OFFENDERS);
+	ck_assert_str_eq(m.shield.offenders[9].key, "fp_9");
+	ck_assert_int_eq(m.shield.offenders_total, 40);
+	buf_fini(&b);
 	console_model_fini(&m);
 	console_mirror_free(mi);
 }
@@ -1331,6 +1517,8 @@ Suite *console_suite(void)
 	tcase_add_test(model, mirror_holds_many_campaigns);
 	tcase_add_test(model, mirror_keeps_the_newest_events_once);
 	tcase_add_test(model, mirror_reads_and_keeps_attempt_history);
+	tcase_add_test(model, mirror_reads_the_shield_and_the_header_shows_it);
+	tcase_add_test(model, mirror_keeps_the_worst_of_the_shield);
 	tcase_add_test(model, run_needs_a_terminal);
 	tcase_add_test(model, run_rejects_bad_source);
 	suite_add_tcase(s, model);

@@ -622,6 +622,75 @@ START_TEST(a_dead_jobs_history_is_sent_once)
 }
 END_TEST
 
+/* The next state's shield within n states; NULL when none carried one.
+ * *states counts the states read. The caller decrefs the state in *m. */
+static json_t *next_shield(int fd, int n, json_t **m, int *states)
+{
+	for (int i = 0; i < n; i++) {
+		json_t *st = next_msg(fd), *sh;
+
+		ck_assert_ptr_nonnull(st);
+		(*states)++;
+		sh = json_object_get(st, "shield");
+		if (sh) {
+			*m = st;
+			return sh;
+		}
+		json_decref(st);
+	}
+	return NULL;
+}
+
+/* The card-testing shield in the feed: the first state has it whole
+ * (shield_json's fields), an idle shield is not sent again, a raise (a
+ * staff action through the API) comes in the next render, a lower too. */
+START_TEST(the_shield_comes_when_it_changes)
+{
+	struct itest_server s = {0};
+	struct itest_resp r;
+	char head[4096];
+	int status, fd, states = 0;
+	json_t *m = NULL, *sh;
+
+	itest_start_with_food(&s);
+	fd = feed_open(s.port, PROTO AUTH, head, sizeof(head), &status);
+	ck_assert_int_eq(status, 101);
+	json_decref(next_msg(fd)); /* hello */
+	sh = next_shield(fd, 1, &m, &states);
+	ck_assert_ptr_nonnull(sh);
+	ck_assert_str_eq(json_string_value(json_object_get(sh, "state")), "down");
+	ck_assert(json_is_array(json_object_get(sh, "campaigns")));
+	ck_assert(json_is_array(json_object_get(sh, "offenders")));
+	ck_assert(json_is_object(json_object_get(sh, "rules")));
+	ck_assert(json_is_object(json_object_get(sh, "refused")));
+	ck_assert_int_eq(json_integer_value(json_object_get(sh, "trips")), 0);
+	json_decref(m);
+	/* idle: eight states (2 s, two renders) and none carries it */
+	states = 0;
+	ck_assert_ptr_null(next_shield(fd, 8, &m, &states));
+	ck_assert_int_eq(itest_post_json(s.port, "/api/v1/admin/shield/raise", "{}", 1, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	/* at the next render, at most a second (4 states) and one away */
+	states = 0;
+	sh = next_shield(fd, 6, &m, &states);
+	ck_assert_ptr_nonnull(sh);
+	ck_assert_str_eq(json_string_value(json_object_get(sh, "state")), "raised");
+	ck_assert(json_is_true(json_object_get(sh, "raised")));
+	ck_assert_int_eq(json_integer_value(json_object_get(sh, "trips")), 1);
+	json_decref(m);
+	ck_assert_int_eq(itest_post_json(s.port, "/api/v1/admin/shield/lower", "{}", 1, &r), 0);
+	ck_assert_int_eq(r.status, 200);
+	itest_resp_fini(&r);
+	sh = next_shield(fd, 6, &m, &states);
+	ck_assert_ptr_nonnull(sh);
+	ck_assert_str_eq(json_string_value(json_object_get(sh, "state")), "down");
+	json_decref(m);
+	close(fd);
+	itest_cleanup(&s);
+}
+END_TEST
+
 Suite *feed_suite(void)
 {
 	Suite *s = suite_create("feed");
@@ -638,6 +707,7 @@ Suite *feed_suite(void)
 	tcase_add_test(tc, alert_minutes_default_and_off);
 	tcase_add_test(tc, bad_alert_minutes_are_refused);
 	tcase_add_test(tc, a_dead_jobs_history_is_sent_once);
+	tcase_add_test(tc, the_shield_comes_when_it_changes);
 	suite_add_tcase(s, tc);
 	return s;
 }
