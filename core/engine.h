@@ -51,6 +51,10 @@
  *                   jobs_stop, which cuts them at its deadline. A leaf.
  *   writer lock     (db/writer.c) the writer's FIFO and stats.
  *   idem lock       (core/idem.c) the recent idempotency keys.
+ *   shield lock     (core/shield.c) the card-testing shield's counts, blocks
+ *                   and the clients of gifts awaiting capture; taken by the
+ *                   API loop per donation, the payments workers per capture
+ *                   and staff, with no other lock held.
  */
 #ifndef TALLY_CORE_ENGINE_H
 #define TALLY_CORE_ENGINE_H
