@@ -415,6 +415,8 @@ page_to() {
 }
 page_to 'retry all dead jobs of the queue' "help lists the queue keys"
 page_to 'Events view' "help lists the events keys"
+page_to 'Shield view' "help lists the shield keys"
+page_to 'raise the shield on every campaign' "help lists S"
 page_to 'Job view \(Enter on a dead job\)' "help lists the job view's keys"
 page_to 'refund this job.s gift' "help lists the refund key"
 keys Escape

@@ -1,6 +1,7 @@
 /* tui/view_events.c - the events view: a live tail of what on-call should
  * see (staff actions with who did them, declines, dead jobs, viewers shed,
- * storage failing, stalled loops), newest at the bottom.
+ * storage failing, stalled loops, the shield's blocks and trips), newest
+ * at the bottom.
  *
  * The rows are model.events that match the filter (the same filter text
  * as the campaigns view: a substring of the kind, who or text, without
@@ -122,7 +123,7 @@ static enum role kind_role(const char *kind)
 {
 	if (!strcmp(kind, "dead") || !strcmp(kind, "storage") || !strcmp(kind, "stall"))
 		return ROLE_ERROR;
-	if (!strcmp(kind, "decline") || !strcmp(kind, "overload"))
+	if (!strcmp(kind, "decline") || !strcmp(kind, "overload") || !strcmp(kind, "shield"))
 		return ROLE_WARN;
 	return ROLE_NORMAL;
 }
