@@ -61,7 +61,7 @@ CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/boa
 	     core/transfer.o core/tokens.o core/tokendb.o core/match.o core/pools.o core/bonus.o core/challenges.o core/export.o core/shield.o
 DB_OBJS   := db/db.o db/store.o db/writer.o db/pools.o db/challenges.o db/export.o
 WS_OBJS   := ws/acceptor.o ws/addrcount.o ws/pacer.o ws/admin.o ws/feed.o ws/uvloop.o ws/server.o ws/http.o ws/uri.o ws/api.o ws/live.o ws/live_msg.o ws/wsproto.o ws/assets.o ws/ratelimit.o ws/proxy.o ws/console_feed.o \
-	     ws/tls.o ws/tls_ctx.o ws/tls_pump.o ws/csv.o ws/export.o
+	     ws/tls.o ws/tls_ctx.o ws/tls_pump.o ws/csv.o ws/export.o ws/shield.o
 TUI_OBJS  := tui/console.o tui/console_draw.o tui/view_campaigns.o tui/view_queues.o tui/view_help.o tui/view_events.o tui/view_campaign.o tui/view_job.o \
 	     tui/console_fmt.o tui/console_mirror.o tui/remote.o tui/remote_conn.o
 LIB_OBJS  := $(addprefix $(BUILD)/,$(BASE_OBJS) $(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))

@@ -8,6 +8,7 @@
 #include "core/demo.h"
 #include "core/engine.h"
 #include "core/jobs.h"
+#include "core/shield.h"
 #include "core/work.h"
 #include "base/buf.h"
 #include "base/log.h"
@@ -56,9 +57,10 @@ struct options {
 	long mock_latency_ms;           /* -1: not given */
 	double rate_limit, rate_burst;
 	int rate_limit_loopback;
-	struct proxies *trusted;   /* --trusted-proxy; NULL when none */
-	long alert_paused_min;     /* --alert-paused-min: 15; 0 off */
-	struct server_config live; /* the live settings (--live) */
+	struct proxies *trusted;     /* --trusted-proxy; NULL when none */
+	long alert_paused_min;       /* --alert-paused-min: 15; 0 off */
+	struct server_config live;   /* the live settings (--live) */
+	struct shield_config shield; /* the card-testing shield (--shield) */
 	struct engine_config engine;
 	/* The job queues, composed here: policies and handlers (work.c). */
 	struct work_config work;
@@ -136,6 +138,12 @@ static void usage(FILE *f)
 	           "  --trusted-proxy CIDR  a reverse proxy (127.0.0.1/32, 10.0.0.0/8, ::1/128;\n"
 	           "                        repeatable): from it, the client is the right-most\n"
 	           "                        X-Forwarded-For address it does not trust\n"
+	           "  --shield off|NAME=N,...  the card-testing shield (on by default): window-s\n"
+	           "                        (600), address-declines (10), address-ratio (50 %%),\n"
+	           "                        email-declines (5), card-declines (3),\n"
+	           "                        card-attempts (20), block-s (900),\n"
+	           "                        campaign-declines (60 a minute), campaign-ratio\n"
+	           "                        (50 %%), up-s (600), up-min-cents (500)\n"
 	           "  --live K=N,...        live viewers: viewers (all, default what the file\n"
 	           "                        limit allows), per-address (256), wall-per-s\n"
 	           "                        (donation events per channel per second, 5),\n"
@@ -384,7 +392,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_TLS_CERT,
 		OPT_TLS_KEY,
 		OPT_ALERT_PAUSED,
-		OPT_FEE
+		OPT_FEE,
+		OPT_SHIELD
 	};
 	static const struct option longopts[] = {
 	    {"headless", no_argument, NULL, 'H'},
@@ -419,6 +428,7 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"job-retention-s", required_argument, NULL, OPT_RETENTION},
 	    {"live", required_argument, NULL, OPT_LIVE},
 	    {"trusted-proxy", required_argument, NULL, OPT_PROXY},
+	    {"shield", required_argument, NULL, OPT_SHIELD},
 	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {"alert-paused-min", required_argument, NULL, OPT_ALERT_PAUSED},
@@ -616,6 +626,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 			if (parse_live(optarg, &o->live))
 				return -EINVAL;
 			break;
+		case OPT_SHIELD: {
+			char serr[384];
+
+			if (shield_config_parse(&o->shield, optarg, serr, sizeof(serr))) {
+				fprintf(stderr, "tally: %s\n", serr);
+				return -EINVAL;
+			}
+			break;
+		}
 		case OPT_PROXY: {
 			char perr[256];
 
@@ -996,6 +1015,7 @@ int main(int argc, char **argv)
 	struct server_config scfg;
 	struct engine *engine = NULL;
 	struct server *server = NULL;
+	struct shield *shield = NULL;
 	struct demo *demo = NULL;
 	struct tls_ctx *tls = NULL;
 	pthread_t sig_thread, srv_thread;
@@ -1013,6 +1033,7 @@ int main(int argc, char **argv)
 	engine_config_defaults(&o.engine);
 	jobs_config_defaults(&o.jobs);
 	work_config_defaults(&o.work);
+	shield_config_defaults(&o.shield);
 	o.work.outbox = NULL; /* DB-outbox unless --outbox */
 	snprintf(o.listen_addr, sizeof(o.listen_addr), "127.0.0.1");
 	o.port = 8080;
@@ -1121,6 +1142,13 @@ int main(int argc, char **argv)
 		goto out;
 	}
 	curl_inited = 1;
+	rc = shield_new(&o.shield, &shield);
+	if (rc) {
+		fprintf(stderr, "tally: the shield: %s\n", strerror(-rc));
+		goto out;
+	}
+	/* Before the engine starts the payments workers that read it. */
+	o.engine.shield = o.work.shield = shield;
 	o.engine.admin_token = token;
 	rc = engine_open(&o.engine, &engine, err, sizeof(err));
 	/* The engine keeps the startup token's SHA-256 only. */
@@ -1224,7 +1252,8 @@ out:
 	atomic_store(&the_server, NULL);
 	engine_free(engine);
 	server_free(server);
-	tls_ctx_free(tls); /* after the server that used it */
+	shield_free(shield); /* after the engine's workers and the server */
+	tls_ctx_free(tls);   /* after the server that used it */
 	proxies_free(o.trusted);
 	if (curl_inited)
 		curl_global_cleanup();

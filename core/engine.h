@@ -86,6 +86,10 @@ struct engine_config {
 	 * through the API. NULL or "" for none; read by engine_open only. */
 	const char *admin_token;
 	int jobs_paused_at_start; /* tests: workers start stopped */
+	/* The card-testing shield (core/shield.h), owned by the composition
+	 * root and outliving the engine; NULL: none. The engine notes each
+	 * online gift's client in it at admission. */
+	struct shield *shield;
 };
 
 /* Fill cfg with defaults (./tally.db, FULL, 1.00 to 1,000,000.00, ...). */
@@ -190,6 +194,20 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
                   const char *idem_key, struct buf *replay, int *replayed, engine_done_fn done,
                   void *ud);
 
+/* The same for a gift from a client (its address, user agent and page,
+ * any NULL): noted in the shield with the gift's id once admitted, for
+ * the processor's client signals and the shield's counts. */
+struct gift_client {
+	const char *addr, *user_agent, *page;
+};
+
+int engine_donate_from(struct engine *e, const char *slug, const struct donation_req *req,
+                       const struct gift_client *client, const char *idem_key, struct buf *replay,
+                       int *replayed, engine_done_fn done, void *ud);
+
+/* The shield of cfg.shield (NULL: none). */
+struct shield *engine_shield(struct engine *e);
+
 /* Record an offline gift (a cheque, cash, a donor-advised fund) that
  * staff received, to the campaign `slug`: stored succeeded at once with
  * source 'offline', counted in the campaign's numbers in the same commit
@@ -281,6 +299,14 @@ int engine_challenge_json(struct engine *e, const char *slug, struct buf *out);
 int engine_pool_create_sync(struct engine *e, const struct pool_spec *spec, const char *actor);
 int engine_challenge_create_sync(struct engine *e, const struct challenge_spec *spec,
                                  const char *actor);
+
+/* Raise ("raise") or lower ("lower") the card-testing shield on every
+ * campaign (core/shield.h), at once, and audit it under actor (written
+ * in the background: the shield lives in memory, and a restart brings it
+ * down). Returns 1 when that changed the shield, 0 when it was already
+ * so, TALLY_ESTATE for another action or without a shield, TALLY_EIO
+ * when the audit could not be queued (the shield changed all the same). */
+int engine_shield_action(struct engine *e, const char *action, const char *actor);
 
 /* Blocking helpers for start-up code and tests: run the call and wait. */
 int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *spec,

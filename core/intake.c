@@ -16,6 +16,7 @@
 #include "core/internal.h"
 #include "core/day.h"
 #include "core/jobs.h"
+#include "core/shield.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "db/db.h"
@@ -184,9 +185,9 @@ static void give_back(struct campaign *c, int64_t amount)
 /* Admit and queue a gift: an online one (offline NULL) or an offline one
  * (kind DB_OP_OFFLINE, audited under actor). See engine_donate. */
 static int submit_gift(struct engine *e, const char *slug, struct donation_req *req,
-                       const struct offline_req *offline, uint64_t fp, const char *idem_key,
-                       const char *actor, struct buf *replay, int *replayed, engine_done_fn done,
-                       void *ud)
+                       const struct offline_req *offline, const struct gift_client *client,
+                       uint64_t fp, const char *idem_key, const char *actor, struct buf *replay,
+                       int *replayed, engine_done_fn done, void *ud)
 {
 	struct pending *p;
 	struct campaign *c = NULL;
@@ -239,6 +240,9 @@ static int submit_gift(struct engine *e, const char *slug, struct donation_req *
 		return rc;
 	}
 	id = atomic_fetch_add(&e->next_donation_id, 1);
+	if (client)
+		shield_note_gift(e->cfg.shield, id, client->addr, client->user_agent, client->page,
+		                 slug);
 	p->op.now_ms = now;
 	p->op.campaign_id = campaign_id;
 	p->op.u.donation.req = *req;
@@ -281,9 +285,21 @@ static int submit_gift(struct engine *e, const char *slug, struct donation_req *
 	return rc;
 }
 
+struct shield *engine_shield(struct engine *e)
+{
+	return e->cfg.shield;
+}
+
 int engine_donate(struct engine *e, const char *slug, const struct donation_req *req,
                   const char *idem_key, struct buf *replay, int *replayed, engine_done_fn done,
                   void *ud)
+{
+	return engine_donate_from(e, slug, req, NULL, idem_key, replay, replayed, done, ud);
+}
+
+int engine_donate_from(struct engine *e, const char *slug, const struct donation_req *req,
+                       const struct gift_client *client, const char *idem_key, struct buf *replay,
+                       int *replayed, engine_done_fn done, void *ud)
 {
 	struct donation_req r = *req;
 
@@ -295,8 +311,8 @@ int engine_donate(struct engine *e, const char *slug, const struct donation_req 
 	if (r.cover_fee && !fee_offered(&e->cfg.fee))
 		return TALLY_ENOFEE;
 	r.fee_cents = r.cover_fee ? fee_compute(&e->cfg.fee, r.amount_cents) : 0;
-	return submit_gift(e, slug, &r, NULL, idem_key[0] ? fingerprint(slug, req) : 0, idem_key,
-	                   NULL, replay, replayed, done, ud);
+	return submit_gift(e, slug, &r, NULL, client, idem_key[0] ? fingerprint(slug, req) : 0,
+	                   idem_key, NULL, replay, replayed, done, ud);
 }
 
 int engine_offline_gift(struct engine *e, const char *slug, const struct offline_req *req,
@@ -313,7 +329,7 @@ int engine_offline_gift(struct engine *e, const char *slug, const struct offline
 	r.payment_token[0] = '\0';
 	r.cover_fee = 0;
 	r.fee_cents = 0;
-	return submit_gift(e, slug, &r, req, idem_key[0] ? fingerprint_offline(slug, req) : 0,
+	return submit_gift(e, slug, &r, req, NULL, idem_key[0] ? fingerprint_offline(slug, req) : 0,
 	                   idem_key, actor, replay, replayed, done, ud);
 }
 

@@ -23,6 +23,7 @@
  * lives until the worker ends the attempt; the mock needs none.
  */
 #include "core/processor.h"
+#include "core/shield.h"
 #include "core/transfer.h"
 #include "core/work.h"
 #include "base/log.h"
@@ -34,28 +35,87 @@
 #include <string.h>
 #include <strings.h>
 
+/* ---- the shield (core/shield.h) ---- */
+
+/* Before a capture reaches the processor: 1 when the shield refuses it
+ * (its address or email was blocked since it was admitted: r->result
+ * says why), else 0. */
+static int shield_refuses(const struct work_config *cfg, struct job_run *r)
+{
+	char why[96];
+
+	if (r->job->kind != JOB_CAPTURE || strcmp(r->don.status, "pending") ||
+	    !shield_capture_ok(cfg->shield, r->don.id, r->don.email, util_now_ms(), why,
+	                       sizeof(why)))
+		return 0;
+	work_result(r, JOB_FAIL, "too_many_attempts: not sent to the processor: %s", why);
+	return 1;
+}
+
+/* A capture's answer, for the shield's counts: declined (JOB_FAIL) or
+ * not (JOB_OK), with the card's fingerprint ("" when none). */
+static void shield_tell(const struct work_config *cfg, const struct job_run *r,
+                        const char *fingerprint)
+{
+	if (r->job->kind == JOB_CAPTURE && r->result.kind != JOB_RETRY)
+		shield_outcome(cfg->shield, r->don.id, r->don.email, fingerprint,
+		               r->result.kind == JOB_FAIL, util_now_ms());
+}
+
 /* ---- mock ---- */
+
+/* The mock's cards. Every test token is a card of its own, with the
+ * fingerprint fp_<name> (tok_visa: fp_visa), as Stripe's test tokens
+ * are; tok_card_<ID> is card ID, which succeeds, and
+ * tok_card_<ID>_declined the same card declined (ID: 1 to 32 letters or
+ * digits), so a test can make floods of distinct cards. Returns 1 when
+ * tok is such a card (fp filled, *declined set), else 0. */
+static int mock_card(const char *tok, char *fp, size_t cap, int *declined)
+{
+	const char *id = tok + 9, *end;
+	size_t n;
+
+	*declined = !strcmp(tok, "tok_chargeDeclined");
+	if (strncmp(tok, "tok_card_", 9)) {
+		snprintf(fp, cap, "fp_%.40s", tok + 4);
+		return 0;
+	}
+	n = strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
+	end = id + n;
+	if (n < 1 || n > 32 || (*end && strcmp(end, "_declined")))
+		return 0;
+	*declined = *end != '\0';
+	snprintf(fp, cap, "fp_%.*s", (int)n, id);
+	return 1;
+}
 
 int processor_mock_start(void *ctx, struct job_run *r)
 {
 	const struct work_config *cfg = ctx;
 	const struct db_job_donation *d = &r->don;
 	const char *tok = d->token;
+	char fp[48] = "";
+	int declined = 0, card = 0;
 
-	if (r->job->kind == JOB_REFUND) {
+	if (strncmp(tok, "tok_", 4) == 0)
+		card = mock_card(tok, fp, sizeof(fp), &declined);
+	if (shield_refuses(cfg, r)) {
+		fp[0] = '\0';
+	} else if (r->job->kind == JOB_REFUND) {
 		r->result.kind = JOB_OK;
 		snprintf(r->result.ref, sizeof(r->result.ref), "re_mock_dn_%lld", (long long)d->id);
 	} else if (strcmp(d->status, "pending")) {
 		/* Decided by an earlier attempt: nothing to charge again. */
 		r->result.kind = JOB_OK;
 		snprintf(r->result.ref, sizeof(r->result.ref), "%s", d->processor_ref);
-	} else if (!strcmp(tok, "tok_chargeDeclined")) {
+	} else if (declined) {
 		work_result(r, JOB_FAIL, "card_declined: Your card was declined.");
 	} else if (!strcmp(tok, "tok_chargeDeclinedProcessingError")) {
 		work_result(r, JOB_RETRY,
 		            "processing_error: An error occurred while processing the card.");
-	} else if (strncmp(tok, "tok_", 4)) {
+	} else if (strncmp(tok, "tok_", 4) || (!card && !strncmp(tok, "tok_card_", 9))) {
 		work_result(r, JOB_FAIL, "invalid_payment_token: unknown payment token");
+		fp[0] = '\0';
 	} else {
 		uint32_t x = 0;
 
@@ -79,6 +139,7 @@ int processor_mock_start(void *ctx, struct job_run *r)
 				        (long long)d->amount_cents, (long long)d->fee_cents);
 		}
 	}
+	shield_tell(cfg, r, fp);
 	if (cfg->mock_latency_ms <= 0)
 		return JOB_RUN_DONE;
 	r->due_ns = util_mono_ns() + (uint64_t)cfg->mock_latency_ms * 1000000ull;
@@ -119,6 +180,7 @@ static const char *json_str(json_t *o, const char *path1, const char *path2)
 }
 
 static int stripe_request(struct job_run *r, int step);
+static const char *stripe_fingerprint(json_t *o);
 
 /* Go on from an intent's status. pm_gone: the intent has no payment
  * method left (Stripe drops it when a payment fails). */
@@ -225,6 +287,8 @@ static int stripe_finish(struct job_run *r, CURLcode rc)
 		 * transient or fixable by staff; retried, then dead. */
 		work_result(r, JOB_RETRY, "processor HTTP %ld: %s", code, msg ? msg : "no message");
 	}
+	if (next == JOB_RUN_DONE)
+		shield_tell(a->cfg, r, stripe_fingerprint(o));
 	json_decref(o);
 	return next;
 }
@@ -239,6 +303,48 @@ static int form_add(struct buf *b, CURL *e, const char *key, const char *value)
 	rc = buf_printf(b, "%s%s=%s", b->len ? "&" : "", key, esc);
 	curl_free(esc);
 	return rc;
+}
+
+/* The donor's client as Stripe Radar asks for it (its address, user
+ * agent and the page the gift came from), when the shield still holds
+ * it: tally never stores them. Returns 0 or non-zero (out of memory). */
+static int add_signals(struct stripe_attempt *a, struct job_run *r)
+{
+	struct shield_client c;
+	int rc = 0;
+
+	if (shield_client_of(a->cfg->shield, r->don.id, &c))
+		return 0;
+	if (c.addr[0])
+		rc |= form_add(&a->form, r->easy, "metadata[client_ip]", c.addr);
+	if (c.user_agent[0])
+		rc |= form_add(&a->form, r->easy, "metadata[client_user_agent]", c.user_agent);
+	if (c.page[0])
+		rc |= form_add(&a->form, r->easy, "metadata[client_page]", c.page);
+	return rc;
+}
+
+/* The card's fingerprint in a Stripe answer: an error's payment method
+ * (a decline), the intent's last error's, or its own when expanded. */
+static const char *stripe_fingerprint(json_t *o)
+{
+	static const char *const paths[][2] = {
+	    {"error", "payment_method"},
+	    {"last_payment_error", "payment_method"},
+	    {"payment_method", NULL},
+	};
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(paths); i++) {
+		json_t *pm = json_object_get(o, paths[i][0]);
+		const char *fp;
+
+		if (paths[i][1])
+			pm = json_object_get(pm, paths[i][1]);
+		fp = json_str(json_object_get(pm, "card"), "fingerprint", NULL);
+		if (fp)
+			return fp;
+	}
+	return "";
 }
 
 /* Set up step's request on r->easy (new, or reset for a second request of
@@ -303,6 +409,7 @@ static int stripe_request(struct job_run *r, int step)
 		rc |= form_add(&a->form, r->easy, "payment_method_types[]", "card");
 		rc |= form_add(&a->form, r->easy, "confirm", "false");
 		rc |= form_add(&a->form, r->easy, "metadata[donation_id]", dn);
+		rc |= add_signals(a, r);
 		/* Per attempt: Stripe replays a stored 500 for a day. A crash
 		 * or a failed commit leaves attempts unchanged, so the next try
 		 * replays this same intent; an intent whose id we never learned
@@ -355,6 +462,8 @@ int processor_stripe_start(void *ctx, struct job_run *r)
 			r->result.kind = JOB_OK; /* decided by an earlier attempt */
 			return JOB_RUN_DONE;
 		}
+		if (shield_refuses(ctx, r))
+			return JOB_RUN_DONE;
 		step = !strncmp(d->processor_ref, "pi_", 3) ? STRIPE_GET : STRIPE_CREATE;
 	}
 	a = work_attempt_new(r, sizeof(*a), stripe_attempt_free);

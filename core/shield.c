@@ -55,6 +55,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -143,6 +144,76 @@ void shield_config_defaults(struct shield_config *cfg)
 	    .up_s = 600,
 	    .up_min_cents = 500,
 	};
+}
+
+int shield_config_parse(struct shield_config *cfg, const char *spec, char *err, size_t errcap)
+{
+	static const struct {
+		const char *name;
+		size_t off;
+		long long lo, hi;
+	} keys[] = {
+	    {"window-s", offsetof(struct shield_config, window_s), 10, 86400},
+	    {"address-declines", offsetof(struct shield_config, addr_declines), 1, 1000000},
+	    {"address-ratio", offsetof(struct shield_config, addr_ratio_pct), 0, 100},
+	    {"email-declines", offsetof(struct shield_config, email_declines), 1, 1000000},
+	    {"card-declines", offsetof(struct shield_config, card_declines), 1, 1000000},
+	    {"card-attempts", offsetof(struct shield_config, card_attempts), 1, 1000000},
+	    {"block-s", offsetof(struct shield_config, block_s), 1, 86400},
+	    {"campaign-declines", offsetof(struct shield_config, campaign_declines), 1, 1000000},
+	    {"campaign-ratio", offsetof(struct shield_config, campaign_ratio_pct), 0, 100},
+	    {"up-s", offsetof(struct shield_config, up_s), 1, 86400},
+	    {"up-min-cents", SIZE_MAX, 1, 1000000000000LL},
+	};
+	const char *at = spec;
+
+	if (!strcmp(spec, "off") || !strcmp(spec, "on")) {
+		cfg->enabled = spec[1] == 'n';
+		return 0;
+	}
+	while (*at) {
+		size_t n = strcspn(at, ","), klen = strcspn(at, "=,");
+		char *end;
+		long long v;
+		size_t i;
+
+		for (i = 0; i < UTIL_ARRAY_LEN(keys); i++)
+			if (strlen(keys[i].name) == klen && !strncmp(at, keys[i].name, klen))
+				break;
+		if (i == UTIL_ARRAY_LEN(keys) || at[klen] != '=') {
+			snprintf(err, errcap,
+			         "--shield wants off, on or NAME=N,... (NAME: window-s, "
+			         "address-declines, address-ratio, email-declines, card-declines, "
+			         "card-attempts, block-s, campaign-declines, campaign-ratio, up-s, "
+			         "up-min-cents); got '%.*s'",
+			         (int)n, at);
+			return -EINVAL;
+		}
+		errno = 0;
+		v = strtoll(at + klen + 1, &end, 10);
+		if (errno || end == at + klen + 1 || end != at + n || v < keys[i].lo ||
+		    v > keys[i].hi) {
+			snprintf(err, errcap, "--shield %s wants %lld to %lld, got '%.*s'",
+			         keys[i].name, keys[i].lo, keys[i].hi, (int)(n - klen - 1),
+			         at + klen + 1);
+			return -EINVAL;
+		}
+		if (keys[i].off == SIZE_MAX)
+			cfg->up_min_cents = v;
+		else
+			*(int *)(void *)((char *)cfg + keys[i].off) = (int)v;
+		at += n + (at[n] == ',');
+		if (at[-1] == ',' && !*at) {
+			snprintf(err, errcap, "--shield: nothing after the last comma");
+			return -EINVAL;
+		}
+	}
+	if (at == spec) {
+		snprintf(err, errcap, "--shield wants off, on or NAME=N,...; got nothing");
+		return -EINVAL;
+	}
+	cfg->enabled = 1;
+	return 0;
 }
 
 int shield_new(const struct shield_config *cfg, struct shield **out)
@@ -454,8 +525,8 @@ enum shield_verdict shield_admit(struct shield *sh, const struct shield_ask *ask
 
 		window_sum(sh, &a->w, now, &d, &n);
 		if (d >= 2 && d * 100 >= (uint32_t)sh->cfg.addr_ratio_pct * n)
-			block(sh, K_ADDR, a, now, &ns, "%u declines of %u attempts while the shield is up",
-			      d, n);
+			block(sh, K_ADDR, a, now, &ns,
+			      "%u declines of %u attempts while the shield is up", d, n);
 	}
 	if (blocked(a, now) || blocked(em, now)) {
 		const struct entry *x = blocked(a, now) ? a : em;
@@ -643,7 +714,8 @@ void shield_outcome(struct shield *sh, int64_t donation_id, const char *email,
 				c->up_since = now;
 				sh->trips++;
 				note(&ns,
-				     "campaign %s: shield up for %d s: %u declines of %u attempts in "
+				     "campaign %s: shield up for %d s: %u declines of %u attempts "
+				     "in "
 				     "a minute; gifts from %lld",
 				     c->slug, sh->cfg.up_s, d, n, (long long)sh->cfg.up_min_cents);
 			}
@@ -789,20 +861,20 @@ int shield_json(struct shield *sh, int64_t now, int limit, struct buf *out)
 	seconds_sum(sh->all_sec, sh->all_declines, sh->all_attempts, now, &d, &a);
 	for (uint32_t i = 0; i < sh->n_camp; i++)
 		up += campaign_up(sh, &sh->camp[i], now);
-	rc |= buf_printf(out,
-	                 "{\"enabled\":%s,\"raised\":%s,\"state\":\"%s\",\"campaigns_up\":%d,"
-	                 "\"declines_per_min\":%u,\"attempts_per_min\":%u,\"declines_total\":%llu,"
-	                 "\"trips\":%llu,\"blocks\":{\"address\":%llu,\"email\":%llu,\"card\":%llu},"
-	                 "\"refused\":{",
-	                 c->enabled ? "true" : "false", sh->raised ? "true" : "false",
-	                 !c->enabled ? "off"
-	                 : sh->raised ? "raised"
-	                 : up         ? "up"
-	                              : "down",
-	                 up, d, a, (unsigned long long)sh->declines_total,
-	                 (unsigned long long)sh->trips, (unsigned long long)sh->blocks[K_ADDR],
-	                 (unsigned long long)sh->blocks[K_EMAIL],
-	                 (unsigned long long)sh->blocks[K_CARD]);
+	rc |= buf_printf(
+	    out,
+	    "{\"enabled\":%s,\"raised\":%s,\"state\":\"%s\",\"campaigns_up\":%d,"
+	    "\"declines_per_min\":%u,\"attempts_per_min\":%u,\"declines_total\":%llu,"
+	    "\"trips\":%llu,\"blocks\":{\"address\":%llu,\"email\":%llu,\"card\":%llu},"
+	    "\"refused\":{",
+	    c->enabled ? "true" : "false", sh->raised ? "true" : "false",
+	    !c->enabled  ? "off"
+	    : sh->raised ? "raised"
+	    : up         ? "up"
+	                 : "down",
+	    up, d, a, (unsigned long long)sh->declines_total, (unsigned long long)sh->trips,
+	    (unsigned long long)sh->blocks[K_ADDR], (unsigned long long)sh->blocks[K_EMAIL],
+	    (unsigned long long)sh->blocks[K_CARD]);
 	for (int r = 0; r < REFUSALS; r++)
 		rc |= buf_printf(out, "%s\"%s\":%llu", r ? "," : "", refusal_names[r],
 		                 (unsigned long long)sh->refused[r]);
@@ -818,7 +890,9 @@ int shield_json(struct shield *sh, int64_t now, int limit, struct buf *out)
 		rc |= buf_json_string(out, k->slug);
 		rc |= buf_printf(out, ",\"up\":%s", campaign_up(sh, k, now) ? "true" : "false");
 		rc |= json_time(out, "since",
-		                sh->raised ? sh->raised_at : k->up_until > now ? k->up_since : 0);
+		                sh->raised          ? sh->raised_at
+		                : k->up_until > now ? k->up_since
+		                                    : 0);
 		rc |= json_time(out, "until", !sh->raised && k->up_until > now ? k->up_until : 0);
 		rc |= buf_printf(out, ",\"declines_per_min\":%u,\"attempts_per_min\":%u}", kd, ka);
 		first = 0;
@@ -834,7 +908,9 @@ int shield_json(struct shield *sh, int64_t now, int limit, struct buf *out)
 	                 c->window_s, c->addr_declines, c->addr_ratio_pct, c->email_declines,
 	                 c->card_declines, c->card_attempts, c->block_s, c->campaign_declines,
 	                 c->campaign_ratio_pct, c->up_s, (long long)c->up_min_cents,
-	                 !c->captcha ? "off" : c->captcha_always ? "always" : "when_up");
+	                 !c->captcha         ? "off"
+	                 : c->captcha_always ? "always"
+	                                     : "when_up");
 	pthread_mutex_unlock(&sh->lock);
 	return rc ? -ENOMEM : 0;
 }
@@ -862,13 +938,12 @@ int shield_metrics(struct shield *sh, int64_t now, struct buf *out)
 	                 "counted.\n"
 	                 "# TYPE tally_shield_declines_total counter\n"
 	                 "tally_shield_declines_total %llu\n",
-	                 (unsigned long long)sh->trips, up,
-	                 (unsigned long long)sh->declines_total);
+	                 (unsigned long long)sh->trips, up, (unsigned long long)sh->declines_total);
 	rc |= buf_puts(out, "# HELP tally_shield_blocks_total Offenders blocked, by kind.\n"
 	                    "# TYPE tally_shield_blocks_total counter\n");
 	for (int k = 0; k < KINDS; k++)
-		rc |= buf_printf(out, "tally_shield_blocks_total{kind=\"%s\"} %llu\n", kind_names[k],
-		                 (unsigned long long)sh->blocks[k]);
+		rc |= buf_printf(out, "tally_shield_blocks_total{kind=\"%s\"} %llu\n",
+		                 kind_names[k], (unsigned long long)sh->blocks[k]);
 	rc |= buf_puts(out, "# HELP tally_shield_blocked Offenders blocked now, by kind.\n"
 	                    "# TYPE tally_shield_blocked gauge\n");
 	for (int k = 0; k < KINDS; k++)

@@ -36,6 +36,14 @@ struct shield_config {
 
 void shield_config_defaults(struct shield_config *cfg);
 
+/* Apply --shield SPEC to cfg: "off", "on", or comma-separated NAME=N
+ * (window-s, address-declines, address-ratio, email-declines,
+ * card-declines, card-attempts, block-s, campaign-declines,
+ * campaign-ratio, up-s, up-min-cents). Returns 0, or -EINVAL with one
+ * line in err naming what is wrong and the range wanted (cfg may be
+ * changed in part). */
+int shield_config_parse(struct shield_config *cfg, const char *spec, char *err, size_t errcap);
+
 struct shield;
 
 /* A new shield with cfg's rules (copied). Returns 0 or -ENOMEM. */

@@ -7,6 +7,7 @@
  */
 #include "core/internal.h"
 #include "core/jobs.h"
+#include "core/shield.h"
 #include "core/validate.h"
 #include "base/util.h"
 #include "db/db.h"
@@ -110,6 +111,23 @@ int engine_campaign_action(struct engine *e, const char *slug, const char *actio
 	snprintf(what, sizeof(what), "campaign.%s", action);
 	pending_audit(p, what, slug, NULL);
 	return engine_submit(e, p, 1);
+}
+
+int engine_shield_action(struct engine *e, const char *action, const char *actor)
+{
+	int raise = !strcmp(action, "raise"), changed;
+	struct pending *p;
+
+	if (!e->cfg.shield || (!raise && strcmp(action, "lower")))
+		return TALLY_ESTATE;
+	changed = raise ? shield_raise(e->cfg.shield, util_now_ms())
+	                : shield_lower(e->cfg.shield, util_now_ms());
+	p = pending_new(e, DB_OP_SYNC, NULL, NULL, actor);
+	if (!p)
+		return TALLY_EIO;
+	pending_audit(p, raise ? "shield.raise" : "shield.lower", "shield",
+	              changed ? NULL : "no change");
+	return engine_submit(e, p, 1) ? TALLY_EIO : changed;
 }
 
 int engine_campaign_create_sync(struct engine *e, const struct campaign_spec *spec,

@@ -30,6 +30,9 @@ struct work_config {
 	const char *outbox; /* folder for .eml receipts */
 	const char *org_name;
 	const char *tax_note;
+	struct shield *shield; /* the card-testing shield (NULL: none): the
+	                        * payments queue asks it before a capture, tells
+	                        * it each outcome and reads a gift's client */
 	int n_webhooks;
 	const char *webhook_url[JOB_MAX_ENDPOINTS];
 	const char *webhook_secret[JOB_MAX_ENDPOINTS];

@@ -6,6 +6,7 @@
 #include "base/watchdog.h"
 #include "base/util.h"
 #include "core/validate.h"
+#include "core/shield.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -336,6 +337,8 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	rc |= watchdog_metrics(s->watchdog, b);
 	rc |= degraded_metrics(s, b);
 	rc |= engine_jobs_metrics(s->engine, b);
+	if (engine_shield(s->engine))
+		rc |= shield_metrics(engine_shield(s->engine), util_now_ms(), b);
 	if (rc)
 		return -1;
 	return http_send(p, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);
@@ -561,9 +564,10 @@ static int validation_error(struct http_pss *p, int rc, struct validate_error *e
 static int h_donate(struct server *s, struct http_pss *p)
 {
 	struct validate_error err = {{0}, NULL};
+	struct gift_client client = {p->client, p->user_agent, p->page};
 	struct donation_req req;
 	struct buf *b;
-	int rc, was_replayed;
+	int rc, was_replayed, captcha;
 
 	if ((rc = need_json(p)))
 		return rc < 0 ? -1 : 0;
@@ -581,9 +585,12 @@ static int h_donate(struct server *s, struct http_pss *p)
 	                       &req, &err);
 	if (rc)
 		return validation_error(p, rc, &err);
+	if ((rc = shield_gate(s, p, p->param[0], &req, &captcha)))
+		return rc < 0 ? -1 : 0;
+	(void)captcha; /* no CAPTCHA verifier yet: never asked for */
 	b = http_body(p);
-	rc = engine_donate(s->engine, p->param[0], &req, p->idem_key, b, &was_replayed, engine_done,
-	                   ref_ud(p));
+	rc = engine_donate_from(s->engine, p->param[0], &req, &client, p->idem_key, b,
+	                        &was_replayed, engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
 	if (was_replayed)
@@ -1105,6 +1112,9 @@ const struct route api_routes[] = {
     {M_GET, "/api/v1/admin/tokens", STAFF_ADMIN, 0, 200, h_tokens},
     {M_POST, "/api/v1/admin/tokens", STAFF_ADMIN, 0, 201, h_token_add},
     {M_DELETE, "/api/v1/admin/tokens/*", STAFF_ADMIN, 0, 200, h_token_revoke},
+    {M_GET, "/api/v1/admin/shield", STAFF_VIEWER, 0, 200, shield_h_get},
+    {M_POST, "/api/v1/admin/shield/raise", STAFF_OPERATOR, 0, 200, shield_h_raise},
+    {M_POST, "/api/v1/admin/shield/lower", STAFF_OPERATOR, 0, 200, shield_h_lower},
     {M_GET, "/api/v1/day", STAFF_PUBLIC, 1, 200, h_day_get},
     {M_PUT, "/api/v1/admin/day", STAFF_ADMIN, 0, 200, h_day_put},
     {M_DELETE, "/api/v1/admin/day", STAFF_ADMIN, 0, 200, h_day_delete},

@@ -466,6 +466,25 @@ static int dispatch(struct server *s, struct http_pss *p)
 	return http_error(p, 404, "not_found", "no such path", NULL, 0);
 }
 
+/* A header's value cut to at most cap - 1 bytes, at a UTF-8 character's
+ * start ("" without one). */
+static void copy_header_cut(struct lws *wsi, enum lws_token_indexes tok, char *dst, size_t cap)
+{
+	char v[HTTP_FIELD_MAX + 1];
+	int len = lws_hdr_total_length(wsi, tok);
+	size_t n;
+
+	dst[0] = '\0';
+	if (len <= 0 || (size_t)len >= sizeof(v) || lws_hdr_copy(wsi, v, (int)sizeof(v), tok) < 0)
+		return;
+	n = strlen(v);
+	if (n >= cap)
+		for (n = cap - 1; n > 0 && ((unsigned char)v[n] & 0xc0) == 0x80; n--)
+			;
+	memcpy(dst, v, n);
+	dst[n] = '\0';
+}
+
 static int copy_header(struct lws *wsi, enum lws_token_indexes tok, char *dst, size_t cap)
 {
 	int len = lws_hdr_total_length(wsi, tok);
@@ -621,6 +640,14 @@ static int begin(struct server *s, struct lws *wsi, struct http_pss *p, const ch
 		p->query[0] = '\0';
 		p->close_after = 1;
 		return http_error(p, 414, "uri_too_long", "the query string is too long", NULL, 0);
+	}
+	p->user_agent[0] = p->page[0] = '\0';
+	if (p->method == M_POST) {
+		copy_header_cut(wsi, WSI_TOKEN_HTTP_USER_AGENT, p->user_agent,
+		                sizeof(p->user_agent));
+		copy_header_cut(wsi, WSI_TOKEN_HTTP_REFERER, p->page, sizeof(p->page));
+		if (!p->page[0])
+			copy_header_cut(wsi, WSI_TOKEN_ORIGIN, p->page, sizeof(p->page));
 	}
 	if (copy_header(wsi, WSI_TOKEN_HTTP_IF_NONE_MATCH, p->if_none_match,
 	                sizeof(p->if_none_match)) < 0)

@@ -46,6 +46,9 @@ struct http_pss {
 	char peer[48];             /* the socket's peer address */
 	char client[48];           /* the request's client: peer, or from X-Forwarded-For
 	                            * when peer is a trusted proxy (ws/proxy.c) */
+	char user_agent[200];      /* a POST's User-Agent, cut to fit ("" without) */
+	char page[200];            /* a POST's Referer, else its Origin, cut to fit:
+	                            * the page a gift came from (client signals) */
 	struct staff_identity who; /* the bearer's staff token: role STAFF_PUBLIC
 	                            * without a valid one */
 	struct buf body;           /* request body */
@@ -261,6 +264,18 @@ int export_handler(struct server *s, struct http_pss *p);
 int export_writeable(struct server *s, struct http_pss *p);
 /* Free p's export, if any (the connection closes). */
 void export_free(struct server *s, struct http_pss *p);
+
+/* ---- shield.c: the card-testing shield on the API ---- */
+/* Pass a donation through the shield before it is admitted: 0 to go on
+ * (*captcha: only with a valid CAPTCHA token), 1 when answered (429
+ * too_many_attempts, 422 below the protected minimum), -1 when the
+ * answer could not be built. */
+int shield_gate(struct server *s, struct http_pss *p, const char *slug,
+                const struct donation_req *req, int *captcha);
+/* GET /api/v1/admin/shield, POST .../raise and .../lower. */
+int shield_h_get(struct server *s, struct http_pss *p);
+int shield_h_raise(struct server *s, struct http_pss *p);
+int shield_h_lower(struct server *s, struct http_pss *p);
 
 /* ---- api.c ---- */
 extern const struct route api_routes[];

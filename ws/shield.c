@@ -1,0 +1,79 @@
+/* ws/shield.c - the card-testing shield on the API: the gate every public
+ * donation passes before it is admitted, and the staff routes that show,
+ * raise and lower the shield (core/shield.h holds the rules). */
+#include "ws/internal.h"
+#include "core/shield.h"
+#include "base/util.h"
+
+#include <stdio.h>
+
+int shield_gate(struct server *s, struct http_pss *p, const char *slug,
+                const struct donation_req *req, int *captcha)
+{
+	struct shield_ask ask = {p->client, req->email, slug, req->amount_cents};
+	struct shield_answer a;
+	char msg[160];
+
+	*captcha = 0;
+	switch (shield_admit(engine_shield(s->engine), &ask, util_now_ms(), &a)) {
+	case SHIELD_PASS:
+		*captcha = a.captcha;
+		return 0;
+	case SHIELD_BLOCKED:
+		return http_error(p, 429, "too_many_attempts",
+		                  "too many declined payments from this address or email; retry "
+		                  "later",
+		                  NULL, a.retry_after_s)
+		           ? -1
+		           : 1;
+	case SHIELD_BELOW_MIN:
+		snprintf(msg, sizeof(msg),
+		         "must be at least %lld while this campaign is protected from card testing",
+		         (long long)a.min_cents);
+		return http_error(p, 422, "validation_failed", "amount_cents is too small",
+		                  json_pack("{s:s}", "amount_cents", msg), 0)
+		           ? -1
+		           : 1;
+	}
+	return 0;
+}
+
+static int send_state(struct server *s, struct http_pss *p)
+{
+	static const struct http_header nocache[] = {{"cache-control:", "no-cache"}};
+	struct shield *sh = engine_shield(s->engine);
+	struct buf *b = http_body(p);
+
+	if (!sh)
+		return http_error(p, 404, "not_found", "the shield is not set up", NULL, 0);
+	if (shield_json(sh, util_now_ms(), 20, b))
+		return -1;
+	return http_send(p, 200, NULL, nocache, 1);
+}
+
+int shield_h_get(struct server *s, struct http_pss *p)
+{
+	return send_state(s, p);
+}
+
+static int action(struct server *s, struct http_pss *p, const char *what)
+{
+	char actor[TALLY_ACTOR_SIZE];
+	int rc;
+
+	snprintf(actor, sizeof(actor), "%s@%s", p->who.name, p->client);
+	rc = engine_shield_action(s->engine, what, actor);
+	if (rc < 0 && rc != TALLY_EIO)
+		return http_engine_error(p, rc);
+	return send_state(s, p);
+}
+
+int shield_h_raise(struct server *s, struct http_pss *p)
+{
+	return action(s, p, "raise");
+}
+
+int shield_h_lower(struct server *s, struct http_pss *p)
+{
+	return action(s, p, "lower");
+}
