@@ -938,6 +938,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 				snprintf(s->peers[m->fd], sizeof(s->peers[m->fd]), "%s", m->data);
 			if (m->kind == XM_REPLY)
 				api_complete(s, m);
+			else if (m->kind == XM_CAPTCHA)
+				api_captcha_done(s, m);
 			else if (m->kind == XM_ADOPT && s->stopping)
 				close(m->fd);
 			/* lws closes the socket itself when it cannot adopt

@@ -46,6 +46,10 @@ struct server_config {
 	 * an alert in every console's header (the console feed's hello says
 	 * so); 0: no such alert (tally's default is 15). */
 	int alert_paused_min;
+	/* The CAPTCHA verifier (core/captcha.h) for the gifts the shield wants
+	 * checked; NULL: none. The caller frees it after server_run returned
+	 * and before server_free (its last answers are posted to the loop). */
+	struct captcha *captcha;
 };
 
 struct server;
