@@ -657,10 +657,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 			int pr = captcha_provider_by_name(optarg);
 
 			if (pr < 0) {
-				fprintf(stderr,
-				        "tally: --captcha wants turnstile, hcaptcha or recaptcha, got "
-				        "'%s'\n",
-				        optarg);
+				fprintf(
+				    stderr,
+				    "tally: --captcha wants turnstile, hcaptcha or recaptcha, got "
+				    "'%s'\n",
+				    optarg);
 				return -EINVAL;
 			}
 			o->captcha.provider = (enum captcha_provider)pr;
@@ -672,10 +673,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_CAPTCHA_URL:
 			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) {
-				fprintf(stderr,
-				        "tally: --captcha-url wants an http:// or https:// URL, got "
-				        "'%s'\n",
-				        optarg);
+				fprintf(
+				    stderr,
+				    "tally: --captcha-url wants an http:// or https:// URL, got "
+				    "'%s'\n",
+				    optarg);
 				return -EINVAL;
 			}
 			o->captcha.url = optarg;
@@ -688,7 +690,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_CAPTCHA_TIMEOUT:
 			if (parse_long(optarg, 100, CAPTCHA_TIMEOUT_MS_MAX, &v)) {
 				fprintf(stderr,
-				        "tally: --captcha-timeout-ms wants 100 to %d (milliseconds), got "
+				        "tally: --captcha-timeout-ms wants 100 to %d "
+				        "(milliseconds), got "
 				        "'%s'\n",
 				        CAPTCHA_TIMEOUT_MS_MAX, optarg);
 				return -EINVAL;
@@ -805,9 +808,9 @@ static int read_secret_file(const char *path, const struct secret_kind *k, char 
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		rc = -errno;
-		return rc == -ENOENT ? rc
-		                     : token_fail(rc, err, errcap, "%s %s: %s", k->what, path,
-		                                  strerror(-rc));
+		return rc == -ENOENT
+		           ? rc
+		           : token_fail(rc, err, errcap, "%s %s: %s", k->what, path, strerror(-rc));
 	}
 	if (fstat(fd, &st)) {
 		rc = -errno;
@@ -816,8 +819,8 @@ static int read_secret_file(const char *path, const struct secret_kind *k, char 
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return token_fail(-EINVAL, err, errcap, "%s %s is not a regular file",
-		                  k->what, path);
+		return token_fail(-EINVAL, err, errcap, "%s %s is not a regular file", k->what,
+		                  path);
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		close(fd);
@@ -836,8 +839,7 @@ static int read_secret_file(const char *path, const struct secret_kind *k, char 
 	tok[n] = '\0';
 	tok[strcspn(tok, "\r\n")] = '\0';
 	if (!tok[0])
-		return token_fail(-EINVAL, err, errcap, "%s %s: empty first line", k->what,
-		                  path);
+		return token_fail(-EINVAL, err, errcap, "%s %s: empty first line", k->what, path);
 	return 0;
 }
 
@@ -865,14 +867,16 @@ static int load_captcha_secret(struct options *o)
 		}
 		snprintf(o->captcha_secret, sizeof(o->captcha_secret), "%s", env);
 	} else if (!o->captcha_secret_file) {
-		fprintf(stderr,
-		        "tally: --captcha %s needs its secret key: --captcha-secret-file PATH (mode "
-		        "0600) or TALLY_CAPTCHA_SECRET\n",
-		        captcha_provider_name(o->captcha.provider));
+		fprintf(
+		    stderr,
+		    "tally: --captcha %s needs its secret key: --captcha-secret-file PATH (mode "
+		    "0600) or TALLY_CAPTCHA_SECRET\n",
+		    captcha_provider_name(o->captcha.provider));
 		return -EINVAL;
 	} else {
-		rc = read_secret_file(o->captcha_secret_file, &captcha_secret_kind, o->captcha_secret,
-		                      sizeof(o->captcha_secret), err, sizeof(err));
+		rc = read_secret_file(o->captcha_secret_file, &captcha_secret_kind,
+		                      o->captcha_secret, sizeof(o->captcha_secret), err,
+		                      sizeof(err));
 		if (rc == -ENOENT)
 			snprintf(err, sizeof(err), "%s %s: no such file", captcha_secret_kind.what,
 			         o->captcha_secret_file);

@@ -18,7 +18,7 @@
 #define TALLY_DONOR_NAME_MAX 100
 #define TALLY_EMAIL_MAX 254 /* bytes */
 #define TALLY_MESSAGE_MAX 500
-#define TALLY_TOKEN_MAX 64     /* bytes */
+#define TALLY_TOKEN_MAX 64 /* bytes */
 /* A donation's CAPTCHA token (core/captcha.h): bytes of printable ASCII.
  * Checked, never stored: it is not part of struct donation_req. */
 #define TALLY_CAPTCHA_TOKEN_MAX 4096

@@ -239,7 +239,8 @@ static void finish(struct captcha *c, struct creq *r, CURLcode rc)
 	enum captcha_result res;
 
 	if (rc != CURLE_OK) {
-		snprintf(why, sizeof(why), "the verifier did not answer: %s", transfer_error(&r->t, rc));
+		snprintf(why, sizeof(why), "the verifier did not answer: %s",
+		         transfer_error(&r->t, rc));
 		log_msg(LOG_WARN, "captcha.unavailable", "%s", why);
 		answer(c, r, CAPTCHA_UNAVAILABLE, why);
 		return;
@@ -421,8 +422,8 @@ static int form_add(struct buf *b, const char *name, const char *value)
 	for (const unsigned char *s = (const unsigned char *)value; *s; s++) {
 		char esc[3] = {'%', hex[*s >> 4], hex[*s & 15]};
 
-		if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
-		    *s == '-' || *s == '.' || *s == '_' || *s == '~') {
+		if ((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') ||
+		    (*s >= '0' && *s <= '9') || *s == '-' || *s == '.' || *s == '_' || *s == '~') {
 			if (buf_append(b, s, 1))
 				return -ENOMEM;
 		} else if (buf_append(b, esc, 3)) {
@@ -432,8 +433,8 @@ static int form_add(struct buf *b, const char *name, const char *value)
 	return 0;
 }
 
-int captcha_verify(struct captcha *c, const char *token, const char *remoteip,
-                   captcha_done_fn done, void *ud)
+int captcha_verify(struct captcha *c, const char *token, const char *remoteip, captcha_done_fn done,
+                   void *ud)
 {
 	size_t len = token ? strlen(token) : 0;
 	struct creq *r;
@@ -454,7 +455,8 @@ int captcha_verify(struct captcha *c, const char *token, const char *remoteip,
 	if (rc)
 		return rc;
 	r = calloc(1, sizeof(*r));
-	if (!r || form_add(&r->form, "secret", c->secret) || form_add(&r->form, "response", token) ||
+	if (!r || form_add(&r->form, "secret", c->secret) ||
+	    form_add(&r->form, "response", token) ||
 	    (remoteip && *remoteip && form_add(&r->form, "remoteip", remoteip))) {
 		req_free(r);
 		pthread_mutex_lock(&c->lock);

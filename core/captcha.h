@@ -81,8 +81,8 @@ typedef void (*captcha_done_fn)(void *ud, enum captcha_result result, const char
  * TALLY_EOVERLOADED (max_inflight reached), TALLY_ESHUTDOWN (stopping),
  * -EINVAL (a bad token) or -ENOMEM, and then done is never called. Any
  * thread; never blocks on the network. */
-int captcha_verify(struct captcha *c, const char *token, const char *remoteip,
-                   captcha_done_fn done, void *ud);
+int captcha_verify(struct captcha *c, const char *token, const char *remoteip, captcha_done_fn done,
+                   void *ud);
 
 struct captcha_stats {
 	uint64_t ok, rejected, unavailable, overloaded;

@@ -28,7 +28,9 @@
 #include <unistd.h>
 
 #define SECRET "captcha-test-secret"
-#define GIFT "\"amount_cents\":1500,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\",\"email\":\"ada@example.org\"}"
+#define GIFT                                                                                       \
+	"\"amount_cents\":1500,\"currency\":\"USD\",\"donor\":{\"name\":\"Ada\",\"email\":\"ada@"  \
+	"example.org\"}"
 
 static struct itest_server srv;
 static struct itest_tool verifier;

@@ -663,11 +663,12 @@ START_TEST(donation_captcha_token)
 			json_object_set_new(o, "message", json_string("line\nbreak"));
 		body = json_dumps(o, JSON_COMPACT);
 		json_decref(o);
-		ck_assert_int_eq(validate_donation_captcha(body, strlen(body), &lim, &req, tok, &err),
-		                 TALLY_OK);
+		ck_assert_int_eq(
+		    validate_donation_captcha(body, strlen(body), &lim, &req, tok, &err), TALLY_OK);
 		ck_assert_str_eq(tok, s);
 		/* Not part of the request: the same as without a token. */
-		ck_assert_int_eq(validate_donation(body, strlen(body), &lim, &plain, &err), TALLY_OK);
+		ck_assert_int_eq(validate_donation(body, strlen(body), &lim, &plain, &err),
+		                 TALLY_OK);
 		ck_assert(!memcmp(&req, &plain, sizeof(req)));
 		free(body);
 	}

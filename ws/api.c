@@ -578,8 +578,8 @@ static int donate(struct server *s, struct http_pss *p, const struct donation_re
 	struct buf *b = http_body(p);
 	int rc, was_replayed;
 
-	rc = engine_donate_from(s->engine, p->param[0], req, &client, p->idem_key, b,
-	                        &was_replayed, engine_done, ref_ud(p));
+	rc = engine_donate_from(s->engine, p->param[0], req, &client, p->idem_key, b, &was_replayed,
+	                        engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
 	if (was_replayed)

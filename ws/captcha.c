@@ -49,10 +49,9 @@ static void verified(void *ud, enum captcha_result result, const char *why)
 
 static int refuse_required(struct http_pss *p)
 {
-	return http_error(p, 403, "captcha_required", tally_strerror(TALLY_ECAPTCHA_REQUIRED),
-	                  json_pack("{s:s}", "captcha_token",
-	                            "required while this campaign is protected"),
-	                  0);
+	return http_error(
+	    p, 403, "captcha_required", tally_strerror(TALLY_ECAPTCHA_REQUIRED),
+	    json_pack("{s:s}", "captcha_token", "required while this campaign is protected"), 0);
 }
 
 static int refuse_down(struct http_pss *p)
@@ -102,9 +101,9 @@ int captcha_verdict(struct server *s, struct http_pss *p, int result, const char
 		return refuse_down(p) ? -1 : 0;
 	snprintf(msg, sizeof(msg),
 	         "the CAPTCHA was not solved (%s): solve it again and send its new token", why);
-	return http_error(p, 403, "captcha_failed", msg,
-	                  json_pack("{s:s}", "captcha_token", "was refused by the CAPTCHA provider"),
-	                  0)
+	return http_error(
+	           p, 403, "captcha_failed", msg,
+	           json_pack("{s:s}", "captcha_token", "was refused by the CAPTCHA provider"), 0)
 	           ? -1
 	           : 0;
 }

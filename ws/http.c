@@ -290,7 +290,7 @@ int http_engine_error(struct http_pss *p, int rc)
 			                  map[i].field
 			                      ? json_pack("{s:s}", map[i].field, tally_strerror(rc))
 			                      : NULL,
-			                  rc == TALLY_ECAPTCHA_DOWN                            ? 5
+			                  rc == TALLY_ECAPTCHA_DOWN                        ? 5
 			                  : map[i].status == 503 || rc == TALLY_EIDEM_BUSY ? 1
 			                                                                   : 0);
 	return http_error(p, 500, "internal", tally_strerror(rc), NULL, 0);

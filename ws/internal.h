@@ -89,9 +89,9 @@ enum xmsg_kind {
 	XM_REPLY,   /* API: an engine answer (ref, rc, replayed, data) */
 	XM_CAPTCHA, /* API: a CAPTCHA verdict (ref, rc: enum captcha_result,
 	             * data: why) */
-	XM_ADOPT, /* either loop: a connection to serve (fd) */
-	XM_STATE, /* live: a channel's full public state (channel, seq, data) */
-	XM_EVENT, /* live: a donation event on a channel (channel, data) */
+	XM_ADOPT,   /* either loop: a connection to serve (fd) */
+	XM_STATE,   /* live: a channel's full public state (channel, seq, data) */
+	XM_EVENT,   /* live: a donation event on a channel (channel, data) */
 };
 
 /* Channel ids besides campaign ids (> 0). */
