@@ -78,7 +78,7 @@ TEST_SRCS := tests/main.c tests/itest.c tests/itest_csv.c tests/test_util.c test
 	     tests/test_outage.c tests/test_giving.c tests/test_reconcile.c \
 	     tests/test_export.c \
 	     tests/test_gifts.c tests/test_boards.c \
-	     tests/test_day.c tests/test_captcha.c
+	     tests/test_day.c tests/test_shield.c tests/test_captcha.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
 .PHONY: all run check check-deps test deps install uninstall clean format format-check bench fuzz \

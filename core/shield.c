@@ -43,8 +43,10 @@
  * capture's outcome; it is never stored.
  *
  * Memory is bounded: each key kind holds SHIELD_KEYS entries (the oldest
- * not blocked goes first), campaigns SHIELD_CAMPAIGNS, gifts SHIELD_GIFTS
- * (a newer gift takes an older one's slot).
+ * not blocked goes first), campaigns SHIELD_CAMPAIGNS (a campaign is
+ * watched from its first decline: only an admitted gift declines, so a
+ * request's slug never makes one), gifts SHIELD_GIFTS (a newer gift takes
+ * an older one's slot).
  */
 #include "core/shield.h"
 #include "base/events.h"
@@ -518,7 +520,9 @@ enum shield_verdict shield_admit(struct shield *sh, const struct shield_ask *ask
 	a = entry_find(sh, K_ADDR, akey);
 	if (ekey[0])
 		em = entry_find(sh, K_EMAIL, ekey);
-	c = campaign_get(sh, ask->campaign, 1);
+	/* Found, never made here: a slug from a request may name no
+	 * campaign. A campaign is watched from its first decline on. */
+	c = campaign_get(sh, ask->campaign, 0);
 	up = campaign_up(sh, c, now);
 	if (up && a && !blocked(a, now)) {
 		uint32_t d, n;

@@ -190,13 +190,27 @@ void itest_cleanup(struct itest_server *s)
  * itest_ws_connect_slow sets it for a reader that falls behind. */
 static int next_rcvbuf;
 
-static int dial(int port)
+static int dial(int port);
+
+/* A connection to 127.0.0.1:port from src (an IPv4 address: a loopback
+ * alias such as 127.0.0.7), or from the kernel's choice when NULL. */
+static int dial_from(int port, const char *src)
 {
 	struct sockaddr_in sa = {0};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
 
 	if (fd < 0)
 		return -1;
+	if (src) {
+		struct sockaddr_in me = {0};
+
+		me.sin_family = AF_INET;
+		if (inet_pton(AF_INET, src, &me.sin_addr) != 1 ||
+		    bind(fd, (struct sockaddr *)&me, sizeof(me))) {
+			close(fd);
+			return -1;
+		}
+	}
 	if (next_rcvbuf &&
 	    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &next_rcvbuf, sizeof(next_rcvbuf))) {
 		close(fd);
@@ -211,6 +225,11 @@ static int dial(int port)
 		return -1;
 	}
 	return fd;
+}
+
+static int dial(int port)
+{
+	return dial_from(port, NULL);
 }
 
 static int send_all(int fd, const void *data, size_t len)
@@ -349,6 +368,11 @@ static void deadline_in(struct timespec *deadline, int timeout_ms)
 int itest_conn_open(int port)
 {
 	return dial(port);
+}
+
+int itest_conn_open_from(int port, const char *src)
+{
+	return dial_from(port, src);
 }
 
 int itest_conn_request(int fd, const char *bytes, size_t len, int timeout_ms, struct itest_resp *r)

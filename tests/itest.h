@@ -57,6 +57,10 @@ char *itest_raw(int port, const char *bytes, size_t len, int timeout_ms);
 /* A raw HTTP connection, for tests of the connection itself. Open one to
  * port: returns the fd (close it with close()) or -1. */
 int itest_conn_open(int port);
+/* The same from the local address src (an IPv4 loopback alias such as
+ * 127.0.0.7: every 127/8 address is the loopback's), for tests of what
+ * tally decides per client address. */
+int itest_conn_open_from(int port, const char *src);
 
 /* Send bytes on fd, then read one response (headers, then a body of its
  * Content-Length; not for HEAD) within timeout_ms. Returns 0 or -1. */

@@ -115,6 +115,7 @@ int main(int argc, char **argv)
 	    {"gifts", gifts_suite},
 	    {"boards", boards_suite},
 	    {"day", day_suite},
+	    {"shield", shield_suite},
 	    {"captcha", captcha_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");

@@ -698,6 +698,9 @@ static const struct route_case {
     {"GET", "/api/v1/admin/audit", "/api/v1/admin/audit?limit=5", NULL, STAFF_VIEWER, 200},
     {"GET", "/api/v1/admin/donations.csv", "/api/v1/admin/donations.csv", NULL, STAFF_ADMIN, 200},
     {"GET", "/api/v1/admin/whoami", "/api/v1/admin/whoami", NULL, STAFF_VIEWER, 200},
+    {"GET", "/api/v1/admin/shield", "/api/v1/admin/shield", NULL, STAFF_VIEWER, 200},
+    {"POST", "/api/v1/admin/shield/raise", "/api/v1/admin/shield/raise", "{}", STAFF_OPERATOR, 200},
+    {"POST", "/api/v1/admin/shield/lower", "/api/v1/admin/shield/lower", "{}", STAFF_OPERATOR, 200},
     {"POST", "/api/v1/admin/campaigns/*/pause", "/api/v1/admin/campaigns/food/pause", "{}",
      STAFF_OPERATOR, 200},
     {"POST", "/api/v1/admin/campaigns/*/resume", "/api/v1/admin/campaigns/food/resume", "{}",
@@ -848,7 +851,7 @@ START_TEST(every_route_for_every_role)
 	ck_assert_int_eq(count_sql(srv.db, "SELECT count(*) FROM audit WHERE actor LIKE 'to@%' AND"
 	                                   " action NOT IN ('campaign.pause', 'campaign.resume',"
 	                                   " 'queue.pause', 'queue.resume', 'queue.retry-dead',"
-	                                   " 'offline_gift')"),
+	                                   " 'offline_gift', 'shield.raise', 'shield.lower')"),
 	                 0);
 	ck_assert_int_eq(count_sql(srv.db, "SELECT count(*) FROM audit WHERE actor = "
 	                                   "'to@127.0.0.1' AND action = 'queue.pause'"),

@@ -46,6 +46,7 @@ Suite *logs_suite(void);
 Suite *outage_suite(void);
 Suite *giving_suite(void);
 Suite *reconcile_suite(void);
+Suite *shield_suite(void);
 Suite *export_suite(void);
 Suite *gifts_suite(void);
 Suite *day_suite(void);

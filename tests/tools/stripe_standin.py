@@ -21,6 +21,8 @@ KEY defaults to sk_test_tally, and an Idempotency-Key header):
         payment method (not tok_*/pm_*)   -> 400 invalid_request_error
     POST /v1/payment_intents/{id}/confirm  (Idempotency-Key too)
         tok_chargeDeclined                -> 402 card_error card_declined
+                                             (error.payment_method.card.fingerprint
+                                             is fp_ and the token's name)
         tok_chargeDeclinedProcessingError -> 402 card_error processing_error
                                              (both: the intent loses its payment
                                              method, requires_payment_method,
@@ -74,7 +76,8 @@ Control endpoints (no auth, no latency, not counted in "requests"):
                              mode 500), "hung", "resets", "mode",
                              "by_key": {key: {"requests","charged"[, "refunded"]}},
                              "by_donation": {metadata donation_id:
-                                 {"intents","confirms","charges"}}}
+                                 {"intents","confirms","charges",
+                                  "metadata" (of its last intent)}}}
     GET  /_stats?summary=1  the same without by_key
     POST /_reset            forget everything, restore the --fail-first budget
                             and the starting mode; /_reset?fail_first=N sets a
@@ -390,13 +393,17 @@ class Stripe:
             return ERR_TRANSIENT, True
         if pm in ("tok_chargeDeclined", "tok_chargeDeclinedProcessingError"):
             # As Stripe: a failed payment detaches the payment method and
-            # records why; confirming again needs a new one.
+            # records why; confirming again needs a new one. The error
+            # names the payment method, with its card's fingerprint.
             obj["status"] = "requires_payment_method"
             obj["payment_method"] = None
-            err = ERR_DECLINED if pm == "tok_chargeDeclined" else ERR_PROCESSING
-            obj["last_payment_error"] = json.loads(err[1])["error"]
+            base = ERR_DECLINED if pm == "tok_chargeDeclined" else ERR_PROCESSING
+            e = json.loads(base[1])["error"]
+            e["payment_method"] = {"id": "pm_" + pm[4:], "object": "payment_method",
+                                   "card": {"fingerprint": "fp_" + pm[4:]}}
+            obj["last_payment_error"] = e
             intent["pm"] = None
-            return err, True
+            return (base[0], jbytes({"error": e}), base[2]), True
         obj["status"] = "succeeded"
         obj["amount_received"] = obj["amount"]
         self.captures += 1
@@ -431,7 +438,9 @@ class Stripe:
                "metadata": meta}
         intent = self.intents[pi] = {"obj": obj, "pm": pm, "refunded": 0,
                                      "donation": meta.get("donation_id", "")}
-        self.donation(intent["donation"])["intents"] += 1
+        d = self.donation(intent["donation"])
+        d["intents"] += 1
+        d["metadata"] = meta
         if p.get("confirm") == "true":
             return self.charge(st, intent)
         return (200, jbytes(obj), ""), True
