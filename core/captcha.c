@@ -386,18 +386,27 @@ fail:
 	return rc;
 }
 
+void captcha_stop(struct captcha *c)
+{
+	CURLMcode mc;
+
+	pthread_mutex_lock(&c->lock);
+	c->stop = 1;
+	pthread_mutex_unlock(&c->lock);
+	/* Safe after the thread ended too: the multi handle lives until
+	 * captcha_free. */
+	mc = curl_multi_wakeup(c->multi);
+	if (mc != CURLM_OK)
+		log_msg(LOG_WARN, "captcha.wake_failed", "%s", curl_multi_strerror(mc));
+}
+
 void captcha_free(struct captcha *c)
 {
 	CURLMcode mc;
 
 	if (!c)
 		return;
-	pthread_mutex_lock(&c->lock);
-	c->stop = 1;
-	pthread_mutex_unlock(&c->lock);
-	mc = curl_multi_wakeup(c->multi);
-	if (mc != CURLM_OK)
-		log_msg(LOG_WARN, "captcha.wake_failed", "%s", curl_multi_strerror(mc));
+	captcha_stop(c);
 	if (pthread_join(c->thread, NULL))
 		log_msg(LOG_WARN, "captcha.join_failed", "the captcha thread did not join");
 	mc = curl_multi_cleanup(c->multi);

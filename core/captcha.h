@@ -57,10 +57,15 @@ struct captcha;
  * must have run. Returns 0, or a negative errno with a reason in err. */
 int captcha_new(const struct captcha_config *cfg, struct captcha **out, char *err, size_t errcap);
 
-/* Stop the thread and free c. Every verification still queued or in
- * flight is answered CAPTCHA_UNAVAILABLE ("shutting down") first, on the
- * captcha thread, before this returns. NULL is a no-op. Not from a done
- * callback. */
+/* Stop taking verifications: every one still queued or in flight is
+ * answered CAPTCHA_UNAVAILABLE ("tally is shutting down") soon after, on
+ * the captcha thread, which then ends; captcha_verify answers
+ * TALLY_ESHUTDOWN from now on. Any thread (the API loop when its drain
+ * begins, so no gift waits on the network then); again: a no-op. */
+void captcha_stop(struct captcha *c);
+
+/* captcha_stop, wait for the thread (every answer given) and free c.
+ * NULL is a no-op. Not from a done callback. */
 void captcha_free(struct captcha *c);
 
 enum captcha_result {

@@ -835,7 +835,8 @@ static int offenders_json(struct shield *sh, int64_t now, int limit, struct buf 
 				continue;
 			o[n++] = (struct offender){(enum key_kind)k, x, d, a, blocked(x, now)};
 		}
-	qsort(o, n, sizeof(*o), offender_cmp);
+	if (n) /* o is NULL when there is none: qsort's pointer must not be */
+		qsort(o, n, sizeof(*o), offender_cmp);
 	rc |= buf_puts(out, ",\"offenders\":[");
 	for (size_t i = 0; i < n && (int)i < limit; i++) {
 		const struct entry *x = o[i].x;

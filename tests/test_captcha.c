@@ -9,19 +9,16 @@
 #include "base/err.h"
 #include "base/util.h"
 
-#include <arpa/inet.h>
 #include <check.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -81,21 +78,15 @@ static void teardown(void)
 	memset(&verifier, 0, sizeof(verifier));
 }
 
-/* POST a gift (the body's fields after GIFT: "" or ",\"captcha_token\":...")
- * from the address from (127.0.0.x), with an Idempotency-Key when key is
- * not NULL. Returns the status; r keeps the answer. */
-static int give_from(const char *from, const char *more, const char *key, struct itest_resp *r)
+/* Send a gift (the body's fields after GIFT: "" or ",\"captcha_token\":...")
+ * from the address from (127.0.0.x, itest_conn_open_from), with an
+ * Idempotency-Key when key is not NULL. Returns the connection. */
+static int send_gift(const char *from, const char *more, const char *key)
 {
-	struct sockaddr_in src = {.sin_family = AF_INET}, dst = {.sin_family = AF_INET};
 	char body[8192], req[12288], keyh[300] = "";
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), n;
+	int fd = itest_conn_open_from(srv.port, from), n;
 
 	ck_assert_int_ge(fd, 0);
-	ck_assert_int_eq(inet_pton(AF_INET, from, &src.sin_addr), 1);
-	ck_assert_int_eq(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
-	dst.sin_port = htons((uint16_t)srv.port);
-	dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(connect(fd, (struct sockaddr *)&dst, sizeof(dst)), 0);
 	n = snprintf(body, sizeof(body), "{" GIFT "%s}", more);
 	ck_assert_int_lt(n, (int)sizeof(body));
 	if (key)
@@ -105,7 +96,16 @@ static int give_from(const char *from, const char *more, const char *key, struct
 	             "close\r\nContent-Type: application/json\r\n%sContent-Length: %zu\r\n\r\n%s",
 	             keyh, strlen(body), body);
 	ck_assert_int_lt(n, (int)sizeof(req));
-	ck_assert_int_eq(itest_conn_request(fd, req, (size_t)n, 20000 * itest_slowdown(), r), 0);
+	ck_assert_int_eq(itest_send(fd, req, (size_t)n), 0);
+	return fd;
+}
+
+/* send_gift and read the answer into r; returns its status. */
+static int give_from(const char *from, const char *more, const char *key, struct itest_resp *r)
+{
+	int fd = send_gift(from, more, key);
+
+	ck_assert_int_eq(itest_conn_request(fd, "", 0, 20000 * itest_slowdown(), r), 0);
 	close(fd);
 	return r->status;
 }
@@ -377,6 +377,42 @@ START_TEST(a_bad_token_field_is_422)
 }
 END_TEST
 
+/* A check in flight when tally stops is answered at once, not held until
+ * the verifier's time limit: the drain does not wait on the network. */
+START_TEST(a_stop_answers_checks_in_flight)
+{
+	struct itest_resp r;
+	int64_t end, t0;
+	json_t *fs;
+	int fd, st;
+
+	start("--captcha-always --captcha-timeout-ms 20000");
+	fd = send_gift("127.0.0.2", ",\"captcha_token\":\"slow-stop\"", NULL);
+	/* Barrier: the stand-in holds the check. */
+	end = now_ms() + 10000 * itest_slowdown();
+	for (;;) {
+		fs = forms();
+		st = (int)json_array_size(fs);
+		json_decref(fs);
+		if (st == 1 || now_ms() > end)
+			break;
+		poll(NULL, 0, 10);
+	}
+	ck_assert_int_eq(st, 1);
+	t0 = now_ms();
+	ck_assert_int_eq(kill(srv.pid, SIGTERM), 0);
+	ck_assert_int_eq(itest_conn_request(fd, "", 0, 20000 * itest_slowdown(), &r), 0);
+	close(fd);
+	expect_refused(&r, 503, "captcha_unavailable");
+	itest_resp_fini(&r);
+	st = itest_signal(&srv, 0);
+	ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "tally ended with status %d", st);
+	ck_assert_msg(now_ms() - t0 < 4000 * itest_slowdown(), "the stop took %lld ms",
+	              (long long)(now_ms() - t0));
+	ck_assert_int_eq(donations(), 0);
+}
+END_TEST
+
 /* ---- bad options: exit 2 and one line ---- */
 
 /* Run tally with args (NULL-ended) and env TALLY_CAPTCHA_SECRET unset;
@@ -544,6 +580,7 @@ Suite *captcha_suite(void)
 	tcase_add_test(tc, the_token_is_not_in_the_fingerprint_nor_kept);
 	tcase_add_test(tc, without_always_only_a_raised_shield_asks);
 	tcase_add_test(tc, a_bad_token_field_is_422);
+	tcase_add_test(tc, a_stop_answers_checks_in_flight);
 	suite_add_tcase(s, tc);
 
 	tcase_add_unchecked_fixture(opts, tests_root_setup, tests_root_teardown);

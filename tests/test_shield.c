@@ -432,7 +432,8 @@ START_TEST(memory_stays_bounded)
 	}
 	for (int i = 0; i < cfg.campaign_declines; i++) {
 		snprintf(addr, sizeof(addr), "10.201.0.%d", i + 1);
-		ck_assert_int_eq(gift(100 + i, addr, NULL, "late", 100, "", 1, T0 + 4), SHIELD_PASS);
+		ck_assert_int_eq(gift(100 + i, addr, NULL, "late", 100, "", 1, T0 + 4),
+		                 SHIELD_PASS);
 	}
 	ck_assert_int_eq(ask("10.202.0.1", NULL, "late", 100, T0 + 5, NULL), SHIELD_BELOW_MIN);
 }

@@ -47,8 +47,9 @@ struct server_config {
 	 * so); 0: no such alert (tally's default is 15). */
 	int alert_paused_min;
 	/* The CAPTCHA verifier (core/captcha.h) for the gifts the shield wants
-	 * checked; NULL: none. The caller frees it after server_run returned
-	 * and before server_free (its last answers are posted to the loop). */
+	 * checked; NULL: none. The loop stops it when its drain begins (the
+	 * checks in flight are answered then); the caller frees it after
+	 * server_run returned and before server_free. */
 	struct captcha *captcha;
 };
 
