@@ -96,6 +96,8 @@ struct captcha {
 	struct captcha_stats stats;
 	/* The thread's own. */
 	struct creq *running;
+	uint64_t logged_ns;  /* when "captcha.unavailable" was last logged */
+	uint64_t not_logged; /* failures since, not logged one by one */
 };
 
 static void req_free(struct creq *r)
@@ -232,6 +234,25 @@ static enum captcha_result verdict(const struct buf *resp, char *why, size_t cap
 	return res;
 }
 
+/* Log a verifier that did not answer: at most one line a second (an
+ * outage fails every protected gift), saying how many went unlogged. */
+static void log_unavailable(struct captcha *c, const char *why)
+{
+	uint64_t now = util_mono_ns();
+
+	if (c->logged_ns && now - c->logged_ns < 1000000000ull) {
+		c->not_logged++;
+		return;
+	}
+	if (c->not_logged)
+		log_msg(LOG_WARN, "captcha.unavailable", "%s (and %llu more since the last line)",
+		        why, (unsigned long long)c->not_logged);
+	else
+		log_msg(LOG_WARN, "captcha.unavailable", "%s", why);
+	c->logged_ns = now;
+	c->not_logged = 0;
+}
+
 static void finish(struct captcha *c, struct creq *r, CURLcode rc)
 {
 	char why[256];
@@ -241,14 +262,14 @@ static void finish(struct captcha *c, struct creq *r, CURLcode rc)
 	if (rc != CURLE_OK) {
 		snprintf(why, sizeof(why), "the verifier did not answer: %s",
 		         transfer_error(&r->t, rc));
-		log_msg(LOG_WARN, "captcha.unavailable", "%s", why);
+		log_unavailable(c, why);
 		answer(c, r, CAPTCHA_UNAVAILABLE, why);
 		return;
 	}
 	code = transfer_code(r->easy);
 	if (code != 200) {
 		snprintf(why, sizeof(why), "the verifier answered HTTP %ld", code);
-		log_msg(LOG_WARN, "captcha.unavailable", "%s", why);
+		log_unavailable(c, why);
 		answer(c, r, CAPTCHA_UNAVAILABLE, why);
 		return;
 	}

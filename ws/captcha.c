@@ -16,32 +16,29 @@
 #include "ws/internal.h"
 #include "core/captcha.h"
 #include "core/shield.h"
-#include "base/log.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Where a verdict goes: the server and the request's reference. */
+/* The longest reason a verdict carries (core/captcha.c's are shorter). */
+#define WHY_MAX 255
+
+/* Where a verdict goes: the server, and its message, made when the check
+ * is handed over so the captcha thread never allocates to answer. */
 struct wait {
 	struct server *s;
-	uint64_t ref;
+	struct xmsg *m; /* XM_CAPTCHA, ref set; WHY_MAX + 1 bytes of data */
 };
 
 /* The captcha thread: hand the verdict to the API loop. */
 static void verified(void *ud, enum captcha_result result, const char *why)
 {
 	struct wait *w = ud;
-	struct xmsg *m = xmsg_new(XM_CAPTCHA, 0, why, strlen(why));
+	struct xmsg *m = w->m;
 
-	if (!m) {
-		/* The request then waits for the drain or its client to go;
-		 * nothing was admitted. */
-		log_msg(LOG_ERROR, "http.reply_lost", "out of memory posting a CAPTCHA verdict");
-		free(w);
-		return;
-	}
-	m->ref = w->ref;
+	snprintf(m->data, WHY_MAX + 1, "%s", why);
+	m->len = strlen(m->data);
 	m->rc = (int)result;
 	server_post(w->s, m);
 	free(w);
@@ -62,6 +59,7 @@ static int refuse_down(struct http_pss *p)
 
 int captcha_gate(struct server *s, struct http_pss *p, const char *token)
 {
+	static const char room[WHY_MAX]; /* the reason's room, written later */
 	struct shield *sh = engine_shield(s->engine);
 	struct wait *w;
 	int rc;
@@ -71,18 +69,25 @@ int captcha_gate(struct server *s, struct http_pss *p, const char *token)
 		return refuse_required(p) ? -1 : 0;
 	}
 	w = malloc(sizeof(*w));
+	if (w && !(w->m = xmsg_new(XM_CAPTCHA, 0, room, WHY_MAX))) {
+		free(w);
+		w = NULL;
+	}
 	if (!w || !s->cfg.captcha) {
 		/* Without a verifier the shield never asks (--captcha sets it
 		 * up); fail closed all the same. */
+		if (w)
+			free(w->m);
 		free(w);
 		shield_captcha_refused(sh);
 		return refuse_down(p) ? -1 : 0;
 	}
 	w->s = s;
-	w->ref = http_ref(p);
+	w->m->ref = http_ref(p);
 	rc = captcha_verify(s->cfg.captcha, token, p->client, verified, w);
 	if (rc == 0)
 		return HTTP_ASYNC;
+	free(w->m);
 	free(w);
 	shield_captcha_refused(sh);
 	if (rc == TALLY_EOVERLOADED || rc == TALLY_ESHUTDOWN)
