@@ -432,7 +432,8 @@ START_TEST(memory_stays_bounded)
 	}
 	for (int i = 0; i < cfg.campaign_declines; i++) {
 		snprintf(addr, sizeof(addr), "10.201.0.%d", i + 1);
-		ck_assert_int_eq(gift(100 + i, addr, NULL, "late", 100, "", 1, T0 + 4), SHIELD_PASS);
+		ck_assert_int_eq(gift(100 + i, addr, NULL, "late", 100, "", 1, T0 + 4),
+		                 SHIELD_PASS);
 	}
 	ck_assert_int_eq(ask("10.202.0.1", NULL, "late", 100, T0 + 5, NULL), SHIELD_BELOW_MIN);
 }
@@ -723,7 +724,22 @@ START_TEST(staff_raise_and_lower_it_from_the_api)
 	struct client c = {-1, "127.0.3.1"};
 	struct itest_resp r;
 	json_t *st, *audit;
+	static const char keyed[] =
+	    "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: t\r\n"
+	    "Content-Type: application/json\r\nIdempotency-Key: gift-before-the-shield\r\n"
+	    "Content-Length: 125\r\n\r\n"
+	    "{\"amount_cents\":100,\"currency\":\"USD\",\"donor\":{\"name\":\"K\",\"email\":"
+	    "\"k@real.example\"},\"payment_token\":\"tok_card_k1abcdefghijkl\"}";
+	char first[512], hv[16];
+	int fd;
 
+	/* A small gift with a key, acknowledged before the shield is raised. */
+	fd = itest_conn_open_from(srv.port, "127.0.3.2");
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(itest_conn_request(fd, keyed, strlen(keyed), 10000, &r), 0);
+	ck_assert_int_eq(r.status, 202);
+	snprintf(first, sizeof(first), "%s", r.body);
+	itest_resp_fini(&r);
 	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/shield/raise", "", 1, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	st = itest_json_body(&r);
@@ -732,6 +748,13 @@ START_TEST(staff_raise_and_lower_it_from_the_api)
 	itest_resp_fini(&r);
 	ck_assert_int_eq(post_gift(srv.port, &c, "food", 100, "a@real.example", "tok_card_a1"),
 	                 422);
+	/* Its retry is answered as the first time, not refused. */
+	ck_assert_int_eq(itest_conn_request(fd, keyed, strlen(keyed), 10000, &r), 0);
+	ck_assert_int_eq(r.status, 202);
+	ck_assert_str_eq(r.body, first);
+	ck_assert_str_eq(itest_header(&r, "Idempotent-Replayed", hv, sizeof(hv)), "true");
+	itest_resp_fini(&r);
+	close(fd);
 	ck_assert_int_eq(post_gift(srv.port, &c, "food", 1000, "a@real.example", "tok_card_a1"),
 	                 202);
 	close(c.fd);
