@@ -53,7 +53,8 @@ void shield_free(struct shield *sh);
 /* ---- the intake path (the API loop) ---- */
 
 /* Who asks: the client's address (after --trusted-proxy), the donor's
- * email (any case), the campaign's slug and the amount. */
+ * email (any case), the campaign's slug (NULL when no campaign has it:
+ * only campaigns that exist are watched) and the amount. */
 struct shield_ask {
 	const char *addr;
 	const char *email;

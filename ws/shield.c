@@ -6,11 +6,15 @@
 #include "base/util.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int shield_gate(struct server *s, struct http_pss *p, const char *slug,
                 const struct donation_req *req, int *captcha)
 {
-	struct shield_ask ask = {p->client, req->email, slug, req->amount_cents};
+	/* A slug no campaign has is the engine's 404 to answer; the shield
+	 * keeps no room for it. */
+	const char *known = engine_campaign_id(s->engine, slug, strlen(slug)) >= 0 ? slug : NULL;
+	struct shield_ask ask = {p->client, req->email, known, req->amount_cents};
 	struct shield_answer a;
 	char msg[160];
 
