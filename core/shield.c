@@ -573,7 +573,7 @@ void shield_note_gift(struct shield *sh, int64_t donation_id, const char *addr,
 {
 	struct gift *g;
 
-	if (!sh || !sh->cfg.enabled || donation_id <= 0)
+	if (!sh || !sh->cfg.enabled || donation_id <= 0 || exempt(addr))
 		return;
 	g = &sh->gifts[(uint64_t)donation_id & (SHIELD_GIFTS - 1)];
 	pthread_mutex_lock(&sh->lock);

@@ -858,7 +858,40 @@ START_TEST(stripe_gets_client_signals_and_gives_fingerprints)
 	ck_assert_str_eq(json_string_value(json_object_get(md, "client_page")),
 	                 "https://example.org/give/food?utm=mail");
 	ck_assert_int_eq(itest_json_int(st, "captures"), 1);
+	/* In an update of the new intent, not in its creation (a creation
+	 * is replayed after a crash, without them). */
+	ck_assert_int_eq(
+	    itest_json_int(json_object_get(json_object_get(st, "by_donation"), "dn_1"), "updates"),
+	    1);
 	json_decref(st);
+	/* An update that fails holds no gift back. */
+	{
+		struct itest_resp r;
+		static const char mode[] = "{\"mode\":\"500\",\"only\":\"update\"}";
+		char *log;
+
+		ck_assert_int_eq(itest_http(stripe.port, "POST", "/_mode",
+		                            "Content-Type: application/json\r\n", mode,
+		                            strlen(mode), &r),
+		                 0);
+		ck_assert_int_eq(r.status, 200);
+		itest_resp_fini(&r);
+		ck_assert_int_eq(browser_gift("127.0.0.5", "ada2@example.org", "tok_visa"), 202);
+		ck_assert_int_eq(itest_settle(srv.port), 0);
+		ck_assert_int_eq(itest_sql_int(srv.db,
+		                               "SELECT count(*) FROM donations WHERE "
+		                               "donor_email = 'ada2@example.org' AND status ="
+		                               " 'succeeded'"),
+		                 1);
+		log = itest_slurp(srv.log);
+		ck_assert_ptr_nonnull(strstr(log, "processor.signals_failed"));
+		free(log);
+		ck_assert_int_eq(itest_http(stripe.port, "POST", "/_mode",
+		                            "Content-Type: application/json\r\n",
+		                            "{\"mode\":\"ok\"}", 13, &r),
+		                 0);
+		itest_resp_fini(&r);
+	}
 	/* One card declined from three addresses: the card is blocked, and
 	 * with it the third address. */
 	ck_assert_int_eq(browser_gift("127.0.0.6", "b1@example.org", "tok_chargeDeclined"), 202);
