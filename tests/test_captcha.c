@@ -277,21 +277,35 @@ START_TEST(the_token_is_not_in_the_fingerprint_nor_kept)
 	struct itest_resp r;
 	char v[16];
 	char *log, *db;
+	json_t *fs;
 
 	start("--captcha-always");
 	ck_assert_int_eq(
 	    give_from("127.0.0.2", ",\"captcha_token\":\"ok-first-Zq9\"", "gift-key-1", &r), 202);
 	itest_resp_fini(&r);
 	settle();
-	/* The same gift with a new token (a token is good once): a replay,
-	 * not idempotency_key_reused. */
+	/* A retry of the acknowledged gift (a token is good once at the
+	 * providers): its first 202, with another token, a bad one or none,
+	 * and no new check. */
 	ck_assert_int_eq(
 	    give_from("127.0.0.2", ",\"captcha_token\":\"ok-second-Zq9\"", "gift-key-1", &r), 202);
 	ck_assert_ptr_nonnull(itest_header(&r, "idempotent-replayed", v, sizeof(v)));
 	itest_resp_fini(&r);
+	ck_assert_int_eq(give_from("127.0.0.2", ",\"captcha_token\":\"bad-Zq9\"", "gift-key-1", &r),
+	                 202);
+	ck_assert_ptr_nonnull(itest_header(&r, "idempotent-replayed", v, sizeof(v)));
+	itest_resp_fini(&r);
+	ck_assert_int_eq(give_from("127.0.0.2", "", "gift-key-1", &r), 202);
+	ck_assert_ptr_nonnull(itest_header(&r, "idempotent-replayed", v, sizeof(v)));
+	itest_resp_fini(&r);
+	fs = forms();
+	ck_assert_int_eq(json_array_size(fs), 1);
+	json_decref(fs);
 	ck_assert_int_eq(donations(), 1);
-	/* A bad token is refused before the key is looked at. */
-	give_from("127.0.0.2", ",\"captcha_token\":\"bad-Zq9\"", "gift-key-1", &r);
+	/* Another gift under the same key is no retry: it is checked (and
+	 * refused here before the key is looked at). */
+	give_from("127.0.0.2", ",\"captcha_token\":\"bad-Zq9\",\"message\":\"other\"", "gift-key-1",
+	          &r);
 	expect_refused(&r, 403, "captcha_failed");
 	itest_resp_fini(&r);
 	/* Neither the log nor the database holds a token. */

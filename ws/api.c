@@ -615,7 +615,7 @@ static int h_donate(struct server *s, struct http_pss *p)
 	/* The gift waits for the verifier (ws/captcha.c); api_captcha_done
 	 * takes it on from there. */
 	if (captcha)
-		return captcha_gate(s, p, token);
+		return captcha_gate(s, p, &req, token);
 	return donate(s, p, &req);
 }
 

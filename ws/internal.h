@@ -281,12 +281,14 @@ int shield_h_lower(struct server *s, struct http_pss *p);
 
 /* ---- captcha.c: the CAPTCHA check on the API ---- */
 /* Check the donor's CAPTCHA token (token: "" when the body had none) of a
- * gift shield_gate wants checked: HTTP_ASYNC when the verifier has it
- * (its verdict comes back as an XM_CAPTCHA message, for
- * api_captcha_done), else the refusal is answered (403 captcha_required,
- * 503 overloaded or captcha_unavailable): 0, or -1 when it could not be
- * built. */
-int captcha_gate(struct server *s, struct http_pss *p, const char *token);
+ * gift req (validated) shield_gate wants checked: HTTP_ASYNC when the
+ * verifier has it (its verdict comes back as an XM_CAPTCHA message, for
+ * api_captcha_done), else answered: a retry of an acknowledged gift its
+ * first 202 (no token needed), or the refusal (403 captcha_required, 503
+ * overloaded or captcha_unavailable); 0, or -1 when the answer could not
+ * be built. */
+int captcha_gate(struct server *s, struct http_pss *p, const struct donation_req *req,
+                 const char *token);
 /* Answer a verdict that refuses the gift (403 captcha_failed, 503
  * captcha_unavailable) and count it in the shield: 0 or -1. 1 when the
  * verdict lets the gift go on (nothing answered). */
