@@ -217,6 +217,21 @@ int shield_config_parse(struct shield_config *cfg, const char *spec, char *err, 
 	return 0;
 }
 
+/* Free sh and its tables (any of them NULL); its lock is the caller's. */
+static void free_tables(struct shield *sh)
+{
+	if (!sh)
+		return;
+	for (int k = 0; k < KINDS; k++) {
+		free(sh->t[k].e);
+		free(sh->t[k].head);
+	}
+	free(sh->camp);
+	free(sh->camp_head);
+	free(sh->gifts);
+	free(sh);
+}
+
 int shield_new(const struct shield_config *cfg, struct shield **out)
 {
 	struct shield *sh = calloc(1, sizeof(*sh));
@@ -252,16 +267,7 @@ int shield_new(const struct shield_config *cfg, struct shield **out)
 		*out = sh;
 		return 0;
 	}
-	if (sh) {
-		for (int k = 0; k < KINDS; k++) {
-			free(sh->t[k].e);
-			free(sh->t[k].head);
-		}
-		free(sh->camp);
-		free(sh->camp_head);
-		free(sh->gifts);
-		free(sh);
-	}
+	free_tables(sh);
 	return rc ? rc : -ENOMEM;
 }
 
@@ -270,14 +276,7 @@ void shield_free(struct shield *sh)
 	if (!sh)
 		return;
 	pthread_mutex_destroy(&sh->lock);
-	for (int k = 0; k < KINDS; k++) {
-		free(sh->t[k].e);
-		free(sh->t[k].head);
-	}
-	free(sh->camp);
-	free(sh->camp_head);
-	free(sh->gifts);
-	free(sh);
+	free_tables(sh);
 }
 
 /* ---- windows ---- */

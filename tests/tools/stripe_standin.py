@@ -450,15 +450,21 @@ class Stripe:
             return self.charge(st, intent)
         return (200, jbytes(obj), ""), True
 
+    def intent_of(self, params):
+        """The intent a request's path names, or its 404 answer."""
+        pi = dict(params).get("__intent", "")
+        intent = self.intents.get(pi)
+        if intent is None:
+            return None, (invalid(f"No such payment_intent: '{pi}'", "intent",
+                                  "resource_missing", status=404), True)
+        return intent, None
+
     def update_intent(self, st, params):
         """Add metadata to an intent not yet confirmed (Stripe takes updates
         until it succeeds)."""
-        p = dict(params)
-        pi = p.get("__intent", "")
-        intent = self.intents.get(pi)
+        intent, missing_answer = self.intent_of(params)
         if intent is None:
-            return invalid(f"No such payment_intent: '{pi}'", "intent", "resource_missing",
-                           status=404), True
+            return missing_answer
         if intent["obj"]["status"] == "succeeded":
             return invalid("This PaymentIntent has already succeeded.", None,
                            "payment_intent_unexpected_state"), True
@@ -470,12 +476,9 @@ class Stripe:
         return (200, jbytes(intent["obj"]), ""), True
 
     def confirm_intent(self, st, params):
-        p = dict(params)
-        pi = p.get("__intent", "")
-        intent = self.intents.get(pi)
+        intent, missing_answer = self.intent_of(params)
         if intent is None:
-            return invalid(f"No such payment_intent: '{pi}'", "intent", "resource_missing",
-                           status=404), True
+            return missing_answer
         status = intent["obj"]["status"]
         if status == "requires_payment_method" and intent["pm"] is None:
             return invalid("You cannot confirm this PaymentIntent because it's missing a "
