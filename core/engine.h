@@ -51,6 +51,10 @@
  *                   jobs_stop, which cuts them at its deadline. A leaf.
  *   writer lock     (db/writer.c) the writer's FIFO and stats.
  *   idem lock       (core/idem.c) the recent idempotency keys.
+ *   shield lock     (core/shield.c) the card-testing shield's counts, blocks
+ *                   and the clients of gifts awaiting capture; taken by the
+ *                   API loop per donation, the payments workers per capture
+ *                   and staff, with no other lock held.
  */
 #ifndef TALLY_CORE_ENGINE_H
 #define TALLY_CORE_ENGINE_H
@@ -204,6 +208,14 @@ struct gift_client {
 int engine_donate_from(struct engine *e, const char *slug, const struct donation_req *req,
                        const struct gift_client *client, const char *idem_key, struct buf *replay,
                        int *replayed, engine_done_fn done, void *ud);
+
+/* The first answer of a gift whose idempotency key (and request) tally
+ * knows, appended to replay with *replayed set; nothing is admitted. For
+ * a gift the shield would refuse: a retry of one acknowledged before
+ * still gets its 202. Returns 0 (*replayed 0 when the key is new, busy or
+ * another request's) or TALLY_EOVERLOADED/TALLY_EIO. */
+int engine_donate_replay(struct engine *e, const char *slug, const struct donation_req *req,
+                         const char *idem_key, struct buf *replay, int *replayed);
 
 /* The shield of cfg.shield (NULL: none). */
 struct shield *engine_shield(struct engine *e);

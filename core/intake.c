@@ -315,6 +315,31 @@ int engine_donate_from(struct engine *e, const char *slug, const struct donation
 	                   idem_key, NULL, replay, replayed, done, ud);
 }
 
+int engine_donate_replay(struct engine *e, const char *slug, const struct donation_req *req,
+                         const char *idem_key, struct buf *replay, int *replayed)
+{
+	uint64_t fp = fingerprint(slug, req);
+	int64_t now = util_now_ms();
+	enum idem_result found;
+	int rc;
+
+	*replayed = 0;
+	if (!idem_key || !idem_key[0] || strlen(idem_key) > TALLY_IDEM_KEY_MAX)
+		return 0;
+	rc = idem_begin(e->idem, idem_key, fp, now, replay, &found);
+	if (rc)
+		return rc == -EAGAIN ? TALLY_EOVERLOADED : TALLY_EIO;
+	if (found == IDEM_REPLAY) {
+		*replayed = 1;
+		return 0;
+	}
+	if (found != IDEM_NEW)
+		return 0;
+	idem_abort(e->idem, idem_key);
+	rc = stored_answer(e, idem_key, fp, now, replay, replayed, TALLY_ENODONATION);
+	return rc == TALLY_ENODONATION || rc == TALLY_EIDEM_REUSED ? 0 : rc;
+}
+
 int engine_offline_gift(struct engine *e, const char *slug, const struct offline_req *req,
                         const char *idem_key, const char *actor, struct buf *replay, int *replayed,
                         engine_done_fn done, void *ud)

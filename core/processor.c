@@ -148,7 +148,7 @@ int processor_mock_start(void *ctx, struct job_run *r)
 
 /* ---- Stripe PaymentIntents ---- */
 
-enum { STRIPE_CREATE, STRIPE_GET, STRIPE_CONFIRM, STRIPE_REFUND };
+enum { STRIPE_CREATE, STRIPE_GET, STRIPE_SIGNALS, STRIPE_CONFIRM, STRIPE_REFUND };
 
 /* One Stripe attempt: up to three requests on the same easy handle
  * (create or get, then confirm, or get after an unexpected state). */
@@ -159,6 +159,8 @@ struct stripe_attempt {
 	int confirms;    /* charges asked for in this attempt (at most one) */
 	int replayed;    /* the answer said Idempotent-Replayed: true */
 	struct buf form; /* the request's form body */
+	int has_client;  /* the shield still holds the donor's client */
+	struct shield_client client;
 };
 
 static void stripe_attempt_free(void *state)
@@ -213,7 +215,11 @@ static int stripe_status(struct job_run *r, const char *status, int pm_gone, con
 		work_result(r, JOB_FAIL, "%s: %s", status, r->result.ref);
 		return JOB_RUN_DONE;
 	}
-	return stripe_request(r, STRIPE_CONFIRM);
+	/* A new intent gets the donor's client signals before it is
+	 * confirmed (see add_signals). */
+	return stripe_request(r, a->step == STRIPE_CREATE && !a->replayed && a->has_client
+	                             ? STRIPE_SIGNALS
+	                             : STRIPE_CONFIRM);
 }
 
 static size_t stripe_header(char *data, size_t size, size_t n, void *ud)
@@ -234,6 +240,14 @@ static int stripe_finish(struct job_run *r, CURLcode rc)
 	const char *msg, *ecode, *type, *id, *status;
 	json_t *o;
 
+	if (a->step == STRIPE_SIGNALS) {
+		/* Signals help Radar; a gift does not wait on them. */
+		if (rc != CURLE_OK || code != 200)
+			log_msg(LOG_WARN, "processor.signals_failed",
+			        "dn_%lld: client signals not added to %s (HTTP %ld)",
+			        (long long)r->don.id, r->result.ref, code);
+		return stripe_request(r, STRIPE_CONFIRM);
+	}
 	if (rc != CURLE_OK) {
 		work_result(r, JOB_RETRY, "processor unreachable: %s", transfer_error(&a->t, rc));
 		return JOB_RUN_DONE;
@@ -306,21 +320,23 @@ static int form_add(struct buf *b, CURL *e, const char *key, const char *value)
 }
 
 /* The donor's client as Stripe Radar asks for it (its address, user
- * agent and the page the gift came from), when the shield still holds
- * it: tally never stores them. Returns 0 or non-zero (out of memory). */
+ * agent and the page the gift came from), when the shield still held it
+ * as the attempt began: tally never stores them. They go in an update of
+ * a new intent between its creation and its confirmation, never in the
+ * creation itself: a creation is replayed under its key after a crash,
+ * when the signals are gone, and Stripe refuses a key whose parameters
+ * changed. Returns 0 or non-zero (out of memory). */
 static int add_signals(struct stripe_attempt *a, struct job_run *r)
 {
-	struct shield_client c;
+	const struct shield_client *c = &a->client;
 	int rc = 0;
 
-	if (shield_client_of(a->cfg->shield, r->don.id, &c))
-		return 0;
-	if (c.addr[0])
-		rc |= form_add(&a->form, r->easy, "metadata[client_ip]", c.addr);
-	if (c.user_agent[0])
-		rc |= form_add(&a->form, r->easy, "metadata[client_user_agent]", c.user_agent);
-	if (c.page[0])
-		rc |= form_add(&a->form, r->easy, "metadata[client_page]", c.page);
+	if (c->addr[0])
+		rc |= form_add(&a->form, r->easy, "metadata[client_ip]", c->addr);
+	if (c->user_agent[0])
+		rc |= form_add(&a->form, r->easy, "metadata[client_user_agent]", c->user_agent);
+	if (c->page[0])
+		rc |= form_add(&a->form, r->easy, "metadata[client_page]", c->page);
 	return rc;
 }
 
@@ -363,6 +379,10 @@ static int stripe_request(struct job_run *r, int step)
 		snprintf(url, sizeof(url), "%s/v1/payment_intents", cfg->stripe_url);
 		break;
 	case STRIPE_GET:
+		snprintf(url, sizeof(url), "%s/v1/payment_intents/%s", cfg->stripe_url,
+		         r->result.ref);
+		break;
+	case STRIPE_SIGNALS:
 		snprintf(url, sizeof(url), "%s/v1/payment_intents/%s", cfg->stripe_url,
 		         r->result.ref);
 		break;
@@ -409,12 +429,15 @@ static int stripe_request(struct job_run *r, int step)
 		rc |= form_add(&a->form, r->easy, "payment_method_types[]", "card");
 		rc |= form_add(&a->form, r->easy, "confirm", "false");
 		rc |= form_add(&a->form, r->easy, "metadata[donation_id]", dn);
-		rc |= add_signals(a, r);
 		/* Per attempt: Stripe replays a stored 500 for a day. A crash
 		 * or a failed commit leaves attempts unchanged, so the next try
 		 * replays this same intent; an intent whose id we never learned
 		 * was never confirmed. */
 		rc |= transfer_header(&a->t, "Idempotency-Key: %s-%s-create-%d", cfg->install_id,
+		                      dn, r->job->attempts + 1);
+	} else if (step == STRIPE_SIGNALS) {
+		rc |= add_signals(a, r);
+		rc |= transfer_header(&a->t, "Idempotency-Key: %s-%s-signals-%d", cfg->install_id,
 		                      dn, r->job->attempts + 1);
 	} else if (step == STRIPE_CONFIRM) {
 		rc |= transfer_header(&a->t, "Idempotency-Key: %s-%s-confirm-%d", cfg->install_id,
@@ -472,5 +495,7 @@ int processor_stripe_start(void *ctx, struct job_run *r)
 		return JOB_RUN_DONE;
 	}
 	a->cfg = ctx;
+	if (r->job->kind == JOB_CAPTURE)
+		a->has_client = !shield_client_of(a->cfg->shield, d->id, &a->client);
 	return stripe_request(r, step);
 }

@@ -43,8 +43,9 @@
  * capture's outcome; it is never stored.
  *
  * Memory is bounded: each key kind holds SHIELD_KEYS entries (the oldest
- * not blocked goes first), campaigns SHIELD_CAMPAIGNS, gifts SHIELD_GIFTS
- * (a newer gift takes an older one's slot).
+ * not blocked goes first), campaigns SHIELD_CAMPAIGNS (only campaigns
+ * that exist: the API names none for a slug the engine does not know),
+ * gifts SHIELD_GIFTS (a newer gift takes an older one's slot).
  */
 #include "core/shield.h"
 #include "base/events.h"
@@ -216,6 +217,21 @@ int shield_config_parse(struct shield_config *cfg, const char *spec, char *err, 
 	return 0;
 }
 
+/* Free sh and its tables (any of them NULL); its lock is the caller's. */
+static void free_tables(struct shield *sh)
+{
+	if (!sh)
+		return;
+	for (int k = 0; k < KINDS; k++) {
+		free(sh->t[k].e);
+		free(sh->t[k].head);
+	}
+	free(sh->camp);
+	free(sh->camp_head);
+	free(sh->gifts);
+	free(sh);
+}
+
 int shield_new(const struct shield_config *cfg, struct shield **out)
 {
 	struct shield *sh = calloc(1, sizeof(*sh));
@@ -251,16 +267,7 @@ int shield_new(const struct shield_config *cfg, struct shield **out)
 		*out = sh;
 		return 0;
 	}
-	if (sh) {
-		for (int k = 0; k < KINDS; k++) {
-			free(sh->t[k].e);
-			free(sh->t[k].head);
-		}
-		free(sh->camp);
-		free(sh->camp_head);
-		free(sh->gifts);
-		free(sh);
-	}
+	free_tables(sh);
 	return rc ? rc : -ENOMEM;
 }
 
@@ -269,14 +276,7 @@ void shield_free(struct shield *sh)
 	if (!sh)
 		return;
 	pthread_mutex_destroy(&sh->lock);
-	for (int k = 0; k < KINDS; k++) {
-		free(sh->t[k].e);
-		free(sh->t[k].head);
-	}
-	free(sh->camp);
-	free(sh->camp_head);
-	free(sh->gifts);
-	free(sh);
+	free_tables(sh);
 }
 
 /* ---- windows ---- */
@@ -518,7 +518,7 @@ enum shield_verdict shield_admit(struct shield *sh, const struct shield_ask *ask
 	a = entry_find(sh, K_ADDR, akey);
 	if (ekey[0])
 		em = entry_find(sh, K_EMAIL, ekey);
-	c = campaign_get(sh, ask->campaign, 1);
+	c = ask->campaign ? campaign_get(sh, ask->campaign, 1) : NULL;
 	up = campaign_up(sh, c, now);
 	if (up && a && !blocked(a, now)) {
 		uint32_t d, n;
@@ -572,7 +572,7 @@ void shield_note_gift(struct shield *sh, int64_t donation_id, const char *addr,
 {
 	struct gift *g;
 
-	if (!sh || !sh->cfg.enabled || donation_id <= 0)
+	if (!sh || !sh->cfg.enabled || donation_id <= 0 || exempt(addr))
 		return;
 	g = &sh->gifts[(uint64_t)donation_id & (SHIELD_GIFTS - 1)];
 	pthread_mutex_lock(&sh->lock);
@@ -831,7 +831,8 @@ static int offenders_json(struct shield *sh, int64_t now, int limit, struct buf 
 				continue;
 			o[n++] = (struct offender){(enum key_kind)k, x, d, a, blocked(x, now)};
 		}
-	qsort(o, n, sizeof(*o), offender_cmp);
+	if (n)
+		qsort(o, n, sizeof(*o), offender_cmp);
 	rc |= buf_puts(out, ",\"offenders\":[");
 	for (size_t i = 0; i < n && (int)i < limit; i++) {
 		const struct entry *x = o[i].x;

@@ -53,7 +53,8 @@ void shield_free(struct shield *sh);
 /* ---- the intake path (the API loop) ---- */
 
 /* Who asks: the client's address (after --trusted-proxy), the donor's
- * email (any case), the campaign's slug and the amount. */
+ * email (any case), the campaign's slug (NULL when no campaign has it:
+ * only campaigns that exist are watched) and the amount. */
 struct shield_ask {
 	const char *addr;
 	const char *email;
@@ -88,8 +89,9 @@ void shield_captcha_refused(struct shield *sh);
 /* The client of an admitted gift (the engine, at admission): its address,
  * user agent and page (Referer or Origin), kept in memory (never stored)
  * until the capture's outcome, for the processor (client signals) and to
- * count a decline against the address. Any string may be NULL or "". The
- * oldest are forgotten past a bound. */
+ * count a decline against the address. Any string but addr may be NULL
+ * or "". Nothing is kept for 127.0.0.1 and ::1 (exempt) or when the
+ * shield is off. The oldest are forgotten past a bound. */
 struct shield_client {
 	char addr[48];
 	char user_agent[200];

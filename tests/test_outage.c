@@ -544,7 +544,7 @@ START_TEST(stand_ins_refuse_unknown_modes)
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		mode_refused(tool.port, bad[i], "ok|hang|reset|500");
 	mode_refused(tool.port, "{\"mode\":\"reset\",\"only\":\"charges\"}",
-	             "create|confirm|get|refund");
+	             "create|update|confirm|get|refund");
 	{
 		json_t *st = itest_get_json(tool.port, "/_stats?summary=1", 0);
 

@@ -52,8 +52,8 @@ static enum shield_verdict ask(const char *addr, const char *email, const char *
 /* One gift through the shield: admitted, noted, and its capture's
  * outcome. Returns the verdict (no outcome unless it passed). */
 static enum shield_verdict gift(int64_t id, const char *addr, const char *email,
-                                const char *campaign, long long cents, const char *fp,
-                                int declined, int64_t now)
+                                const char *campaign, long long cents, const char *fp, int declined,
+                                int64_t now)
 {
 	enum shield_verdict v = ask(addr, email, campaign, cents, now, NULL);
 
@@ -100,7 +100,8 @@ START_TEST(an_address_is_blocked_at_its_declines)
 	for (int i = 0; i < 9; i++) {
 		snprintf(fp, sizeof(fp), "fp_%d", i);
 		snprintf(email, sizeof(email), "t%d@example.org", i);
-		ck_assert_int_eq(gift(i + 1, "127.0.0.9", email, "food", 100, fp, 1, T0 + i), SHIELD_PASS);
+		ck_assert_int_eq(gift(i + 1, "127.0.0.9", email, "food", 100, fp, 1, T0 + i),
+		                 SHIELD_PASS);
 	}
 	ck_assert_int_eq(ask("127.0.0.9", "new@example.org", "food", 100, T0 + 10, NULL),
 	                 SHIELD_PASS);
@@ -119,9 +120,9 @@ START_TEST(an_address_is_blocked_at_its_declines)
 	                     T0 + 11 + cfg.block_s * 1000LL - 1000, &a),
 	                 SHIELD_BLOCKED);
 	ck_assert_int_eq(a.retry_after_s, 1);
-	ck_assert_int_eq(ask("127.0.0.9", "x@example.org", "food", 2500,
-	                     T0 + 11 + cfg.block_s * 1000LL, NULL),
-	                 SHIELD_PASS);
+	ck_assert_int_eq(
+	    ask("127.0.0.9", "x@example.org", "food", 2500, T0 + 11 + cfg.block_s * 1000LL, NULL),
+	    SHIELD_PASS);
 }
 END_TEST
 
@@ -195,9 +196,9 @@ START_TEST(a_card_blocks_whoever_tries_it)
 	                 SHIELD_BLOCKED);
 	ck_assert_int_eq(ask("198.51.100.1", "fresh@example.org", "food", 100, T0 + 1, NULL),
 	                 SHIELD_PASS);
-	ck_assert_int_eq(gift(4, "198.51.100.50", "d@example.org", "food", 100, "fp_stolen", 1,
-	                      T0 + 2),
-	                 SHIELD_PASS);
+	ck_assert_int_eq(
+	    gift(4, "198.51.100.50", "d@example.org", "food", 100, "fp_stolen", 1, T0 + 2),
+	    SHIELD_PASS);
 	ck_assert_int_eq(ask("198.51.100.50", "e@example.org", "food", 2500, T0 + 3, NULL),
 	                 SHIELD_BLOCKED);
 	ck_assert_int_eq(ask("198.51.100.77", "d@example.org", "food", 2500, T0 + 3, NULL),
@@ -289,8 +290,9 @@ START_TEST(local_tools_are_exempt_but_aliases_are_not)
 {
 	make();
 	for (int i = 0; i < 50; i++) {
-		ck_assert_int_eq(gift(i + 1, "127.0.0.1", "me@example.org", "food", 100, "fp_l", 1, T0),
-		                 SHIELD_PASS);
+		ck_assert_int_eq(
+		    gift(i + 1, "127.0.0.1", "me@example.org", "food", 100, "fp_l", 1, T0),
+		    SHIELD_PASS);
 		ck_assert_int_eq(gift(i + 101, "::1", "me@example.org", "food", 100, "fp_l", 1, T0),
 		                 SHIELD_PASS);
 	}
@@ -300,7 +302,8 @@ START_TEST(local_tools_are_exempt_but_aliases_are_not)
 	ck_assert_int_eq(itest_json_int(st, "declines_total"), 0);
 	json_decref(st);
 	for (int i = 0; i < 10; i++)
-		ck_assert_int_eq(gift(i + 200, "127.0.0.2", NULL, "food", 100, "", 1, T0), SHIELD_PASS);
+		ck_assert_int_eq(gift(i + 200, "127.0.0.2", NULL, "food", 100, "", 1, T0),
+		                 SHIELD_PASS);
 	ck_assert_int_eq(ask("127.0.0.2", NULL, "food", 100, T0, NULL), SHIELD_BLOCKED);
 }
 END_TEST
@@ -398,8 +401,9 @@ START_TEST(off_decides_nothing)
 	cfg.addr_declines = 1;
 	make();
 	for (int i = 0; i < 20; i++)
-		ck_assert_int_eq(gift(i + 1, "127.0.0.8", "x@example.org", "food", 100, "fp", 1, T0),
-		                 SHIELD_PASS);
+		ck_assert_int_eq(
+		    gift(i + 1, "127.0.0.8", "x@example.org", "food", 100, "fp", 1, T0),
+		    SHIELD_PASS);
 }
 END_TEST
 
@@ -417,6 +421,17 @@ START_TEST(memory_stays_bounded)
 		ck_assert_int_eq(ask(addr, NULL, "food", 100, T0 + 1, NULL), SHIELD_PASS);
 	}
 	ck_assert_int_eq(ask("172.16.0.1", NULL, "food", 100, T0 + 2, NULL), SHIELD_BLOCKED);
+	/* A slug no campaign has (the API asks with none) takes no room. */
+	for (int i = 0; i < 10000; i++) {
+		snprintf(addr, sizeof(addr), "10.200.%d.%d", i >> 8, i & 255);
+		ck_assert_int_eq(ask(addr, NULL, NULL, 100, T0 + 3, NULL), SHIELD_PASS);
+	}
+	for (int i = 0; i < cfg.campaign_declines; i++) {
+		snprintf(addr, sizeof(addr), "10.201.0.%d", i + 1);
+		ck_assert_int_eq(gift(100 + i, addr, NULL, "late", 100, "", 1, T0 + 4),
+		                 SHIELD_PASS);
+	}
+	ck_assert_int_eq(ask("10.202.0.1", NULL, "late", 100, T0 + 5, NULL), SHIELD_BELOW_MIN);
 }
 END_TEST
 
@@ -441,8 +456,9 @@ START_TEST(the_option_is_read_strictly)
 
 	ck_assert_int_eq(shield_config_parse(&cfg, "off", err, sizeof(err)), 0);
 	ck_assert_int_eq(cfg.enabled, 0);
-	ck_assert_int_eq(shield_config_parse(&cfg, "address-declines=4,up-min-cents=1000,card-"
-	                                           "attempts=7",
+	ck_assert_int_eq(shield_config_parse(&cfg,
+	                                     "address-declines=4,up-min-cents=1000,card-"
+	                                     "attempts=7",
 	                                     err, sizeof(err)),
 	                 0);
 	ck_assert_int_eq(cfg.enabled, 1);
@@ -496,7 +512,8 @@ static int post_gift(int port, struct client *c, const char *slug, long long cen
 		if (c->fd < 0)
 			c->fd = itest_conn_open_from(port, c->addr);
 		ck_assert_msg(c->fd >= 0, "cannot connect from %s", c->addr);
-		if (itest_conn_request(c->fd, req, strlen(req), 10000 * itest_slowdown(), &r) == 0) {
+		if (itest_conn_request(c->fd, req, strlen(req), 10000 * itest_slowdown(), &r) ==
+		    0) {
 			st = r.status;
 			if (strstr(r.headers, "onnection: close")) {
 				close(c->fd);
@@ -538,7 +555,8 @@ START_TEST(a_flood_is_turned_away_while_donors_give)
 	size_t i;
 
 	for (int k = 0; k < FLOOD_ADDRS; k++)
-		flood[k] = (struct client){-1, ""}, snprintf(flood[k].addr, 32, "127.0.0.%d", 10 + k);
+		flood[k] = (struct client){-1, ""},
+		snprintf(flood[k].addr, 32, "127.0.0.%d", 10 + k);
 	for (int k = 0; k < REAL_ADDRS; k++)
 		real[k] = (struct client){-1, ""}, snprintf(real[k].addr, 32, "127.0.9.%d", 1 + k);
 	t0 = now_s();
@@ -547,7 +565,8 @@ START_TEST(a_flood_is_turned_away_while_donors_give)
 			int s;
 
 			snprintf(email, sizeof(email), "t%d.%d@flood.example", k, round);
-			s = post_gift(srv.port, &flood[k], "food", 100, email, "tok_chargeDeclined");
+			s = post_gift(srv.port, &flood[k], "food", 100, email,
+			              "tok_chargeDeclined");
 			ck_assert_msg(s == 202 || s == 429 || s == 422, "flood got %d", s);
 			status[s % 600]++;
 			attempts++;
@@ -572,8 +591,8 @@ START_TEST(a_flood_is_turned_away_while_donors_give)
 			close(real[k].fd);
 	ck_assert_int_eq(itest_settle(srv.port), 0);
 	/* Turned away within seconds... */
-	ck_assert_msg(tripped > 0 && tripped < 5.0 * itest_slowdown(),
-	              "first refusal after %.2f s", tripped);
+	ck_assert_msg(tripped > 0 && tripped < 5.0 * itest_slowdown(), "first refusal after %.2f s",
+	              tripped);
 	ck_assert_msg(refused * 10 >= attempts * 9, "only %d of %lld flood attempts refused",
 	              refused, attempts);
 	/* ...at a bounded cost: gifts that reached the processor and were
@@ -596,7 +615,8 @@ START_TEST(a_flood_is_turned_away_while_donors_give)
 	{
 		const char *key = json_string_value(json_object_get(o, "key"));
 
-		ck_assert_msg(strncmp(key, "127.0.9.", 8) || !json_is_true(json_object_get(o, "blocked")),
+		ck_assert_msg(strncmp(key, "127.0.9.", 8) ||
+		                  !json_is_true(json_object_get(o, "blocked")),
 		              "real donors' address %s blocked", key);
 	}
 	ck_assert_int_gt(itest_json_int(json_object_get(st, "blocks"), "address"), 0);
@@ -607,8 +627,10 @@ START_TEST(a_flood_is_turned_away_while_donors_give)
 		struct itest_resp r;
 
 		ck_assert_int_eq(itest_http(srv.port, "GET", "/metrics", NULL, NULL, 0, &r), 0);
-		ck_assert_ptr_nonnull(strstr(r.body, "tally_shield_blocks_total{kind=\"address\"} "));
-		ck_assert_ptr_null(strstr(r.body, "tally_shield_blocks_total{kind=\"address\"} 0\n"));
+		ck_assert_ptr_nonnull(
+		    strstr(r.body, "tally_shield_blocks_total{kind=\"address\"} "));
+		ck_assert_ptr_null(
+		    strstr(r.body, "tally_shield_blocks_total{kind=\"address\"} 0\n"));
 		itest_resp_fini(&r);
 	}
 	{
@@ -649,7 +671,8 @@ START_TEST(a_campaign_shield_protects_and_comes_down)
 
 	snprintf(c.addr, sizeof(c.addr), "127.0.2.1");
 	c.fd = -1;
-	ck_assert_int_eq(post_gift(srv.port, &c, "food", 100, "n@real.example", "tok_card_n1"), 422);
+	ck_assert_int_eq(post_gift(srv.port, &c, "food", 100, "n@real.example", "tok_card_n1"),
+	                 422);
 	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations"), before);
 	/* A real gift goes through, and succeeds. */
 	ck_assert_int_eq(post_gift(srv.port, &c, "food", 2500, "n@real.example", "tok_card_n1"),
@@ -683,7 +706,8 @@ START_TEST(a_campaign_shield_protects_and_comes_down)
 	}
 	ck_assert_msg(!up, "the shield did not come down");
 	c.fd = -1;
-	ck_assert_int_eq(post_gift(srv.port, &c, "food", 100, "m@real.example", "tok_card_m1"), 202);
+	ck_assert_int_eq(post_gift(srv.port, &c, "food", 100, "m@real.example", "tok_card_m1"),
+	                 202);
 	close(c.fd);
 }
 END_TEST
@@ -696,14 +720,37 @@ START_TEST(staff_raise_and_lower_it_from_the_api)
 	struct client c = {-1, "127.0.3.1"};
 	struct itest_resp r;
 	json_t *st, *audit;
+	static const char keyed[] =
+	    "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: t\r\n"
+	    "Content-Type: application/json\r\nIdempotency-Key: gift-before-the-shield\r\n"
+	    "Content-Length: 125\r\n\r\n"
+	    "{\"amount_cents\":100,\"currency\":\"USD\",\"donor\":{\"name\":\"K\",\"email\":"
+	    "\"k@real.example\"},\"payment_token\":\"tok_card_k1abcdefghijkl\"}";
+	char first[512], hv[16];
+	int fd;
 
+	/* A small gift with a key, acknowledged before the shield is raised. */
+	fd = itest_conn_open_from(srv.port, "127.0.3.2");
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(itest_conn_request(fd, keyed, strlen(keyed), 10000, &r), 0);
+	ck_assert_int_eq(r.status, 202);
+	snprintf(first, sizeof(first), "%s", r.body);
+	itest_resp_fini(&r);
 	ck_assert_int_eq(itest_post_json(srv.port, "/api/v1/admin/shield/raise", "", 1, &r), 0);
 	ck_assert_int_eq(r.status, 200);
 	st = itest_json_body(&r);
 	ck_assert_str_eq(json_string_value(json_object_get(st, "state")), "raised");
 	json_decref(st);
 	itest_resp_fini(&r);
-	ck_assert_int_eq(post_gift(srv.port, &c, "food", 100, "a@real.example", "tok_card_a1"), 422);
+	ck_assert_int_eq(post_gift(srv.port, &c, "food", 100, "a@real.example", "tok_card_a1"),
+	                 422);
+	/* Its retry is answered as the first time, not refused. */
+	ck_assert_int_eq(itest_conn_request(fd, keyed, strlen(keyed), 10000, &r), 0);
+	ck_assert_int_eq(r.status, 202);
+	ck_assert_str_eq(r.body, first);
+	ck_assert_str_eq(itest_header(&r, "Idempotent-Replayed", hv, sizeof(hv)), "true");
+	itest_resp_fini(&r);
+	close(fd);
 	ck_assert_int_eq(post_gift(srv.port, &c, "food", 1000, "a@real.example", "tok_card_a1"),
 	                 202);
 	close(c.fd);
@@ -720,7 +767,8 @@ START_TEST(staff_raise_and_lower_it_from_the_api)
 	json_decref(st);
 	itest_resp_fini(&r);
 	c.fd = -1;
-	ck_assert_int_eq(post_gift(srv.port, &c, "food", 100, "a@real.example", "tok_card_a2"), 202);
+	ck_assert_int_eq(post_gift(srv.port, &c, "food", 100, "a@real.example", "tok_card_a2"),
+	                 202);
 	close(c.fd);
 	/* Audited (in the background: wait for it), by whom. */
 	for (int i = 0, found = 0; !found; i++) {
@@ -739,6 +787,137 @@ START_TEST(staff_raise_and_lower_it_from_the_api)
 			nanosleep(&ts, NULL);
 		}
 	}
+}
+END_TEST
+
+/* ---- through Stripe (the stand-in) ---- */
+
+static struct itest_tool stripe;
+
+static void stripe_start(void)
+{
+	char args[256];
+
+	ck_assert_int_eq(itest_tool_start(&stripe, "stripe_standin.py", ""), 0);
+	setenv("STRIPE_SECRET_KEY", "sk_test_tally", 1);
+	snprintf(args, sizeof(args), "--processor stripe --stripe-url http://127.0.0.1:%d",
+	         stripe.port);
+	ck_assert_int_eq(itest_start(&srv, args), 0);
+	ck_assert_int_eq(itest_create_campaign(srv.port, "food", "USD", 10000000), 201);
+}
+
+static void stripe_stop(void)
+{
+	itest_cleanup(&srv);
+	itest_tool_stop(&stripe);
+}
+
+/* A gift from src with a browser's headers; returns the status. */
+static int browser_gift(const char *src, const char *email, const char *token)
+{
+	char body[512], req[2048];
+	struct itest_resp r;
+	int fd = itest_conn_open_from(srv.port, src), n, st = -1;
+
+	ck_assert_int_ge(fd, 0);
+	n = snprintf(body, sizeof(body),
+	             "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"B\","
+	             "\"email\":\"%s\"},\"payment_token\":\"%s\"}",
+	             email, token);
+	snprintf(req, sizeof(req),
+	         "POST /api/v1/campaigns/food/donations HTTP/1.1\r\nHost: t\r\n"
+	         "Content-Type: application/json\r\n"
+	         "User-Agent: Mozilla/5.0 (X11; Linux x86_64) tally-test\r\n"
+	         "Referer: https://example.org/give/food?utm=mail\r\n"
+	         "Content-Length: %d\r\nConnection: close\r\n\r\n%s",
+	         n, body);
+	if (itest_conn_request(fd, req, strlen(req), 10000 * itest_slowdown(), &r) == 0) {
+		st = r.status;
+		itest_resp_fini(&r);
+	}
+	close(fd);
+	return st;
+}
+
+/* Stripe Radar gets the donor's client (address, user agent, page) with
+ * the PaymentIntent; the card's fingerprint in Stripe's decline feeds the
+ * card rule. */
+START_TEST(stripe_gets_client_signals_and_gives_fingerprints)
+{
+	json_t *st, *md, *o;
+
+	ck_assert_int_eq(browser_gift("127.0.0.5", "ada@example.org", "tok_visa"), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	st = itest_get_json(stripe.port, "/_stats", 0);
+	md = json_object_get(json_object_get(json_object_get(st, "by_donation"), "dn_1"),
+	                     "metadata");
+	ck_assert_ptr_nonnull(md);
+	ck_assert_str_eq(json_string_value(json_object_get(md, "client_ip")), "127.0.0.5");
+	ck_assert_str_eq(json_string_value(json_object_get(md, "client_user_agent")),
+	                 "Mozilla/5.0 (X11; Linux x86_64) tally-test");
+	ck_assert_str_eq(json_string_value(json_object_get(md, "client_page")),
+	                 "https://example.org/give/food?utm=mail");
+	ck_assert_int_eq(itest_json_int(st, "captures"), 1);
+	/* In an update of the new intent, not in its creation (a creation
+	 * is replayed after a crash, without them). */
+	ck_assert_int_eq(
+	    itest_json_int(json_object_get(json_object_get(st, "by_donation"), "dn_1"), "updates"),
+	    1);
+	json_decref(st);
+	/* An update that fails holds no gift back. */
+	{
+		struct itest_resp r;
+		static const char mode[] = "{\"mode\":\"500\",\"only\":\"update\"}";
+		char *log;
+
+		ck_assert_int_eq(itest_http(stripe.port, "POST", "/_mode",
+		                            "Content-Type: application/json\r\n", mode,
+		                            strlen(mode), &r),
+		                 0);
+		ck_assert_int_eq(r.status, 200);
+		itest_resp_fini(&r);
+		ck_assert_int_eq(browser_gift("127.0.0.5", "ada2@example.org", "tok_visa"), 202);
+		ck_assert_int_eq(itest_settle(srv.port), 0);
+		ck_assert_int_eq(itest_sql_int(srv.db,
+		                               "SELECT count(*) FROM donations WHERE "
+		                               "donor_email = 'ada2@example.org' AND status ="
+		                               " 'succeeded'"),
+		                 1);
+		log = itest_slurp(srv.log);
+		ck_assert_ptr_nonnull(strstr(log, "processor.signals_failed"));
+		free(log);
+		ck_assert_int_eq(itest_http(stripe.port, "POST", "/_mode",
+		                            "Content-Type: application/json\r\n",
+		                            "{\"mode\":\"ok\"}", 13, &r),
+		                 0);
+		itest_resp_fini(&r);
+	}
+	/* One card declined from three addresses: the card is blocked, and
+	 * with it the third address. */
+	ck_assert_int_eq(browser_gift("127.0.0.6", "b1@example.org", "tok_chargeDeclined"), 202);
+	ck_assert_int_eq(browser_gift("127.0.0.7", "b2@example.org", "tok_chargeDeclined"), 202);
+	ck_assert_int_eq(browser_gift("127.0.0.8", "b3@example.org", "tok_chargeDeclined"), 202);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	ck_assert_int_eq(browser_gift("127.0.0.8", "b4@example.org", "tok_visa"), 429);
+	ck_assert_int_eq(browser_gift("127.0.0.9", "b3@example.org", "tok_visa"), 429);
+	ck_assert_int_eq(browser_gift("127.0.0.9", "b5@example.org", "tok_visa"), 202);
+	st = itest_get_json(srv.port, "/api/v1/admin/shield", 1);
+	o = NULL;
+	{
+		json_t *x;
+		size_t i;
+
+		json_array_foreach(json_object_get(st, "offenders"), i, x)
+		{
+			if (!strcmp(json_string_value(json_object_get(x, "key")),
+			            "fp_chargeDeclined"))
+				o = x;
+		}
+	}
+	ck_assert_ptr_nonnull(o);
+	ck_assert(json_is_true(json_object_get(o, "blocked")));
+	ck_assert_int_eq(json_integer_value(json_object_get(o, "declines")), 3);
+	json_decref(st);
 }
 END_TEST
 
@@ -785,5 +964,13 @@ Suite *shield_suite(void)
 	tcase_set_timeout(camp, 120);
 	tcase_add_test(camp, a_campaign_shield_protects_and_comes_down);
 	suite_add_tcase(s, camp);
+	{
+		TCase *str = tcase_create("stripe");
+
+		tcase_add_checked_fixture(str, stripe_start, stripe_stop);
+		tcase_set_timeout(str, 60);
+		tcase_add_test(str, stripe_gets_client_signals_and_gives_fingerprints);
+		suite_add_tcase(s, str);
+	}
 	return s;
 }

@@ -6,16 +6,29 @@
 #include "base/util.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int shield_gate(struct server *s, struct http_pss *p, const char *slug,
                 const struct donation_req *req, int *captcha)
 {
-	struct shield_ask ask = {p->client, req->email, slug, req->amount_cents};
+	/* A slug no campaign has is the engine's 404 to answer; the shield
+	 * keeps no room for it. */
+	const char *known = engine_campaign_id(s->engine, slug, strlen(slug)) >= 0 ? slug : NULL;
+	struct shield_ask ask = {p->client, req->email, known, req->amount_cents};
 	struct shield_answer a;
 	char msg[160];
 
+	static const struct http_header replayed[] = {{"idempotent-replayed:", "true"}};
+	enum shield_verdict v = shield_admit(engine_shield(s->engine), &ask, util_now_ms(), &a);
+	int was = 0;
+
 	*captcha = 0;
-	switch (shield_admit(engine_shield(s->engine), &ask, util_now_ms(), &a)) {
+	/* A retry of a gift acknowledged before the shield went up is
+	 * answered as before, not refused. */
+	if (v != SHIELD_PASS && p->idem_key[0] &&
+	    !engine_donate_replay(s->engine, slug, req, p->idem_key, http_body(p), &was) && was)
+		return http_send(p, 202, NULL, replayed, 1) ? -1 : 1;
+	switch (v) {
 	case SHIELD_PASS:
 		*captcha = a.captcha;
 		return 0;

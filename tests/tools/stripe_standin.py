@@ -19,8 +19,12 @@ KEY defaults to sk_test_tally, and an Idempotency-Key header):
         with confirm=true: as the confirmation below
         missing/invalid amount (integer 1..99999999), currency (3 letters),
         payment method (not tok_*/pm_*)   -> 400 invalid_request_error
+    POST /v1/payment_intents/{id}  metadata[...] (Idempotency-Key too): merged
+                              into the intent's; 400 once it succeeded
     POST /v1/payment_intents/{id}/confirm  (Idempotency-Key too)
         tok_chargeDeclined                -> 402 card_error card_declined
+                                             (error.payment_method.card.fingerprint
+                                             is fp_ and the token's name)
         tok_chargeDeclinedProcessingError -> 402 card_error processing_error
                                              (both: the intent loses its payment
                                              method, requires_payment_method,
@@ -64,7 +68,7 @@ counted in "requests"; then, by mode:
            in "injected")
 --hang or --reset start in that mode. POST /_mode switches at run time, so a
 test can end an outage without a restart: {"mode":"ok|hang|reset|500"},
-optionally with "only":"create|confirm|get|refund" to hit one kind of request
+optionally with "only":"create|update|confirm|get|refund" to hit one kind of request
 and serve the rest (e.g. reset only confirmations: the charge is made and
 its answer lost). Requests already hanging stay unanswered.
 
@@ -74,7 +78,8 @@ Control endpoints (no auth, no latency, not counted in "requests"):
                              mode 500), "hung", "resets", "mode",
                              "by_key": {key: {"requests","charged"[, "refunded"]}},
                              "by_donation": {metadata donation_id:
-                                 {"intents","confirms","charges"}}}
+                                 {"intents","confirms","charges",
+                                  "metadata" (of its last intent)}}}
     GET  /_stats?summary=1  the same without by_key
     POST /_reset            forget everything, restore the --fail-first budget
                             and the starting mode; /_reset?fail_first=N sets a
@@ -119,7 +124,7 @@ CURRENCY_RE = re.compile(r"[A-Za-z]{3}\Z")
 INTENT_PATH = re.compile(r"/v1/payment_intents/(pi_[A-Za-z0-9]+)(/confirm)?\Z")
 MAX_AMOUNT = 99999999
 MODES = ("ok", "hang", "reset", "500")
-KINDS = ("create", "confirm", "get", "refund")
+KINDS = ("create", "update", "confirm", "get", "refund")
 
 
 def invalid(message, param=None, code=None, status=400):
@@ -176,6 +181,7 @@ class Stripe:
             ("POST", "/_mode"): self.mode_route,
         }
         self.processors = {
+            "/v1/payment_intents/*": self.update_intent,
             "/v1/payment_intents": self.create_intent,
             "/v1/payment_intents/*/confirm": self.confirm_intent,
             "/v1/refunds": self.create_refund,
@@ -209,7 +215,7 @@ class Stripe:
     def kind_of(self, req):
         m = INTENT_PATH.match(req.path)
         if m:
-            return "confirm" if m.group(2) else "get"
+            return "confirm" if m.group(2) else "update" if req.method == "POST" else "get"
         return {"/v1/payment_intents": "create", "/v1/refunds": "refund"}.get(req.path)
 
     def outage(self, req):
@@ -243,6 +249,8 @@ class Stripe:
             return self.delayed((200, jbytes(intent["obj"]), ""))
         if m and req.method == "POST" and m.group(2):
             return self.api(req, "/v1/payment_intents/*/confirm", m.group(1))
+        if m and req.method == "POST":
+            return self.api(req, "/v1/payment_intents/*", m.group(1))
         fn = self.routes.get((req.method, req.path))
         if fn is None:
             if req.path not in self.paths:
@@ -390,13 +398,17 @@ class Stripe:
             return ERR_TRANSIENT, True
         if pm in ("tok_chargeDeclined", "tok_chargeDeclinedProcessingError"):
             # As Stripe: a failed payment detaches the payment method and
-            # records why; confirming again needs a new one.
+            # records why; confirming again needs a new one. The error
+            # names the payment method, with its card's fingerprint.
             obj["status"] = "requires_payment_method"
             obj["payment_method"] = None
-            err = ERR_DECLINED if pm == "tok_chargeDeclined" else ERR_PROCESSING
-            obj["last_payment_error"] = json.loads(err[1])["error"]
+            base = ERR_DECLINED if pm == "tok_chargeDeclined" else ERR_PROCESSING
+            e = json.loads(base[1])["error"]
+            e["payment_method"] = {"id": "pm_" + pm[4:], "object": "payment_method",
+                                   "card": {"fingerprint": "fp_" + pm[4:]}}
+            obj["last_payment_error"] = e
             intent["pm"] = None
-            return err, True
+            return (base[0], jbytes({"error": e}), base[2]), True
         obj["status"] = "succeeded"
         obj["amount_received"] = obj["amount"]
         self.captures += 1
@@ -431,18 +443,42 @@ class Stripe:
                "metadata": meta}
         intent = self.intents[pi] = {"obj": obj, "pm": pm, "refunded": 0,
                                      "donation": meta.get("donation_id", "")}
-        self.donation(intent["donation"])["intents"] += 1
+        d = self.donation(intent["donation"])
+        d["intents"] += 1
+        d["metadata"] = meta
         if p.get("confirm") == "true":
             return self.charge(st, intent)
         return (200, jbytes(obj), ""), True
 
-    def confirm_intent(self, st, params):
-        p = dict(params)
-        pi = p.get("__intent", "")
+    def intent_of(self, params):
+        """The intent a request's path names, or its 404 answer."""
+        pi = dict(params).get("__intent", "")
         intent = self.intents.get(pi)
         if intent is None:
-            return invalid(f"No such payment_intent: '{pi}'", "intent", "resource_missing",
-                           status=404), True
+            return None, (invalid(f"No such payment_intent: '{pi}'", "intent",
+                                  "resource_missing", status=404), True)
+        return intent, None
+
+    def update_intent(self, st, params):
+        """Add metadata to an intent not yet confirmed (Stripe takes updates
+        until it succeeds)."""
+        intent, missing_answer = self.intent_of(params)
+        if intent is None:
+            return missing_answer
+        if intent["obj"]["status"] == "succeeded":
+            return invalid("This PaymentIntent has already succeeded.", None,
+                           "payment_intent_unexpected_state"), True
+        meta = {k[9:-1]: v for k, v in params if k.startswith("metadata[") and k.endswith("]")}
+        intent["obj"]["metadata"].update(meta)
+        d = self.donation(intent["donation"])
+        d["updates"] = d.get("updates", 0) + 1
+        d["metadata"] = intent["obj"]["metadata"]
+        return (200, jbytes(intent["obj"]), ""), True
+
+    def confirm_intent(self, st, params):
+        intent, missing_answer = self.intent_of(params)
+        if intent is None:
+            return missing_answer
         status = intent["obj"]["status"]
         if status == "requires_payment_method" and intent["pm"] is None:
             return invalid("You cannot confirm this PaymentIntent because it's missing a "
