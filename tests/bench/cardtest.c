@@ -307,7 +307,8 @@ static void conn_close(struct conn *c)
 			t->status = -1;
 		}
 	}
-	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+	if (epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL))
+		die("epoll_ctl");
 	close(c->fd);
 	a->conns--;
 	open_conns--;
