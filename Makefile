@@ -58,10 +58,10 @@ LDLIBS_ALL  = $(PKG_LIBS) -lpthread -lm
 BASE_OBJS := base/util.o base/log.o base/buf.o base/err.o base/model.o base/watchdog.o base/currency.o base/events.o base/hour.o base/fee.o
 CORE_OBJS := core/validate.o core/idem.o core/engine.o core/campaigns.o core/boards.o core/publish.o core/commit.o core/intake.o core/staff.o core/day.o core/day_staff.o \
 	     core/demo.o core/jobs.o core/work.o core/processor.o core/receipt.o core/webhook.o \
-	     core/transfer.o core/tokens.o core/tokendb.o core/match.o core/pools.o core/bonus.o core/challenges.o core/export.o core/shield.o
+	     core/transfer.o core/tokens.o core/tokendb.o core/match.o core/pools.o core/bonus.o core/challenges.o core/export.o core/shield.o core/captcha.o
 DB_OBJS   := db/db.o db/store.o db/writer.o db/pools.o db/challenges.o db/export.o
 WS_OBJS   := ws/acceptor.o ws/addrcount.o ws/pacer.o ws/admin.o ws/feed.o ws/uvloop.o ws/server.o ws/http.o ws/uri.o ws/api.o ws/live.o ws/live_msg.o ws/wsproto.o ws/assets.o ws/ratelimit.o ws/proxy.o ws/console_feed.o \
-	     ws/tls.o ws/tls_ctx.o ws/tls_pump.o ws/csv.o ws/export.o ws/shield.o
+	     ws/tls.o ws/tls_ctx.o ws/tls_pump.o ws/csv.o ws/export.o ws/shield.o ws/captcha.o
 TUI_OBJS  := tui/console.o tui/console_draw.o tui/view_campaigns.o tui/view_queues.o tui/view_help.o tui/view_events.o tui/view_campaign.o tui/view_job.o \
 	     tui/console_fmt.o tui/console_mirror.o tui/remote.o tui/remote_conn.o
 LIB_OBJS  := $(addprefix $(BUILD)/,$(BASE_OBJS) $(CORE_OBJS) $(DB_OBJS) $(WS_OBJS) $(TUI_OBJS))
@@ -78,7 +78,7 @@ TEST_SRCS := tests/main.c tests/itest.c tests/itest_csv.c tests/test_util.c test
 	     tests/test_outage.c tests/test_giving.c tests/test_reconcile.c \
 	     tests/test_export.c \
 	     tests/test_gifts.c tests/test_boards.c \
-	     tests/test_day.c tests/test_shield.c
+	     tests/test_day.c tests/test_shield.c tests/test_captcha.c
 TEST_OBJS := $(addprefix $(BUILD)/,$(TEST_SRCS:.c=.o))
 
 .PHONY: all run check check-deps test deps install uninstall clean format format-check bench fuzz \

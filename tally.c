@@ -8,6 +8,7 @@
 #include "core/demo.h"
 #include "core/engine.h"
 #include "core/jobs.h"
+#include "core/captcha.h"
 #include "core/shield.h"
 #include "core/work.h"
 #include "base/buf.h"
@@ -61,6 +62,12 @@ struct options {
 	long alert_paused_min;       /* --alert-paused-min: 15; 0 off */
 	struct server_config live;   /* the live settings (--live) */
 	struct shield_config shield; /* the card-testing shield (--shield) */
+	/* The CAPTCHA verifier (--captcha*); its secret is read after the
+	 * options (load_captcha_secret). */
+	struct captcha_config captcha;
+	const char *captcha_secret_file;
+	char captcha_secret[512];
+	int captcha_opts; /* a --captcha-* option was given */
 	struct engine_config engine;
 	/* The job queues, composed here: policies and handlers (work.c). */
 	struct work_config work;
@@ -144,6 +151,16 @@ static void usage(FILE *f)
 	           "                        card-attempts (20), block-s (900),\n"
 	           "                        campaign-declines (60 a minute), campaign-ratio\n"
 	           "                        (50 %%), up-s (600), up-min-cents (500)\n"
+	           "  --captcha turnstile|hcaptcha|recaptcha  check a CAPTCHA token\n"
+	           "                        (captcha_token) on gifts while a campaign's\n"
+	           "                        shield is up; the secret key is TALLY_CAPTCHA_SECRET\n"
+	           "                        or the first line of --captcha-secret-file\n"
+	           "  --captcha-secret-file PATH  the CAPTCHA's secret key (mode 0600)\n"
+	           "  --captcha-url URL     the siteverify URL (default: the provider's)\n"
+	           "  --captcha-always      every gift needs a CAPTCHA token, shield up or not\n"
+	           "                        (127.0.0.1 and ::1 never do)\n"
+	           "  --captcha-timeout-ms N  a verification's time limit (default 2000, 100 to\n"
+	           "                        30000); past it the gift gets 503\n"
 	           "  --live K=N,...        live viewers: viewers (all, default what the file\n"
 	           "                        limit allows), per-address (256), wall-per-s\n"
 	           "                        (donation events per channel per second, 5),\n"
@@ -393,7 +410,12 @@ static int parse_args(int argc, char **argv, struct options *o)
 		OPT_TLS_KEY,
 		OPT_ALERT_PAUSED,
 		OPT_FEE,
-		OPT_SHIELD
+		OPT_SHIELD,
+		OPT_CAPTCHA,
+		OPT_CAPTCHA_SECRET,
+		OPT_CAPTCHA_URL,
+		OPT_CAPTCHA_ALWAYS,
+		OPT_CAPTCHA_TIMEOUT
 	};
 	static const struct option longopts[] = {
 	    {"headless", no_argument, NULL, 'H'},
@@ -429,6 +451,11 @@ static int parse_args(int argc, char **argv, struct options *o)
 	    {"live", required_argument, NULL, OPT_LIVE},
 	    {"trusted-proxy", required_argument, NULL, OPT_PROXY},
 	    {"shield", required_argument, NULL, OPT_SHIELD},
+	    {"captcha", required_argument, NULL, OPT_CAPTCHA},
+	    {"captcha-secret-file", required_argument, NULL, OPT_CAPTCHA_SECRET},
+	    {"captcha-url", required_argument, NULL, OPT_CAPTCHA_URL},
+	    {"captcha-always", no_argument, NULL, OPT_CAPTCHA_ALWAYS},
+	    {"captcha-timeout-ms", required_argument, NULL, OPT_CAPTCHA_TIMEOUT},
 	    {"tls-cert", required_argument, NULL, OPT_TLS_CERT},
 	    {"tls-key", required_argument, NULL, OPT_TLS_KEY},
 	    {"alert-paused-min", required_argument, NULL, OPT_ALERT_PAUSED},
@@ -626,6 +653,52 @@ static int parse_args(int argc, char **argv, struct options *o)
 			if (parse_live(optarg, &o->live))
 				return -EINVAL;
 			break;
+		case OPT_CAPTCHA: {
+			int pr = captcha_provider_by_name(optarg);
+
+			if (pr < 0) {
+				fprintf(
+				    stderr,
+				    "tally: --captcha wants turnstile, hcaptcha or recaptcha, got "
+				    "'%s'\n",
+				    optarg);
+				return -EINVAL;
+			}
+			o->captcha.provider = (enum captcha_provider)pr;
+			break;
+		}
+		case OPT_CAPTCHA_SECRET:
+			o->captcha_secret_file = optarg;
+			o->captcha_opts = 1;
+			break;
+		case OPT_CAPTCHA_URL:
+			if (strncmp(optarg, "http://", 7) && strncmp(optarg, "https://", 8)) {
+				fprintf(
+				    stderr,
+				    "tally: --captcha-url wants an http:// or https:// URL, got "
+				    "'%s'\n",
+				    optarg);
+				return -EINVAL;
+			}
+			o->captcha.url = optarg;
+			o->captcha_opts = 1;
+			break;
+		case OPT_CAPTCHA_ALWAYS:
+			o->shield.captcha_always = 1;
+			o->captcha_opts = 1;
+			break;
+		case OPT_CAPTCHA_TIMEOUT:
+			if (parse_long(optarg, 100, CAPTCHA_TIMEOUT_MS_MAX, &v)) {
+				fprintf(stderr,
+				        "tally: --captcha-timeout-ms wants 100 to %d "
+				        "(milliseconds), got "
+				        "'%s'\n",
+				        CAPTCHA_TIMEOUT_MS_MAX, optarg);
+				return -EINVAL;
+			}
+			o->captcha.timeout_ms = (int)v;
+			o->captcha_opts = 1;
+			break;
 		case OPT_SHIELD: {
 			char serr[384];
 
@@ -679,6 +752,16 @@ static int parse_args(int argc, char **argv, struct options *o)
 			return -EINVAL;
 		}
 	}
+	if (o->captcha_opts && o->captcha.provider == CAPTCHA_NONE) {
+		fprintf(stderr, "tally: the --captcha-* options need --captcha PROVIDER\n");
+		return -EINVAL;
+	}
+	if (o->shield.captcha_always && !o->shield.enabled) {
+		fprintf(stderr, "tally: --captcha-always needs the shield (it decides which gifts "
+		                "are exempt): drop --shield off\n");
+		return -EINVAL;
+	}
+	o->shield.captcha = o->captcha.provider != CAPTCHA_NONE;
 	if (o->engine.limits.min_cents > o->engine.limits.max_cents) {
 		fprintf(stderr, "tally: --min-cents is larger than --max-cents\n");
 		return -EINVAL;
@@ -698,12 +781,25 @@ __attribute__((format(printf, 4, 5))) static int token_fail(int rc, char *err, s
 	return rc;
 }
 
-/* Read the token from the file at path: its first line. Whoever reads the
- * file is staff, so a file open to group or others is refused, as ssh
- * refuses a private key that others can read. Returns 0, -ENOENT when
- * there is no such file (err untouched), or a negative errno with a
+/* A file holding a secret: what the messages call it, what its reader
+ * could do, and the variable that replaces it. */
+struct secret_kind {
+	const char *what, *risk, *env;
+};
+
+static const struct secret_kind admin_token_kind = {
+    "admin token file", "anyone who reads it is an admin", "TALLY_ADMIN_TOKEN"};
+static const struct secret_kind captcha_secret_kind = {
+    "CAPTCHA secret file", "anyone who reads it can pass as this site to the CAPTCHA provider",
+    "TALLY_CAPTCHA_SECRET"};
+
+/* Read the secret from the file at path: its first line. Whoever reads
+ * the file has the secret, so a file open to group or others is refused,
+ * as ssh refuses a private key that others can read. Returns 0, -ENOENT
+ * when there is no such file (err untouched), or a negative errno with a
  * message in err. */
-static int read_token_file(const char *path, char *tok, size_t cap, char *err, size_t errcap)
+static int read_secret_file(const char *path, const struct secret_kind *k, char *tok, size_t cap,
+                            char *err, size_t errcap)
 {
 	struct stat st;
 	ssize_t n;
@@ -712,39 +808,84 @@ static int read_token_file(const char *path, char *tok, size_t cap, char *err, s
 	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		rc = -errno;
-		return rc == -ENOENT ? rc
-		                     : token_fail(rc, err, errcap, "admin token file %s: %s", path,
-		                                  strerror(-rc));
+		return rc == -ENOENT
+		           ? rc
+		           : token_fail(rc, err, errcap, "%s %s: %s", k->what, path, strerror(-rc));
 	}
 	if (fstat(fd, &st)) {
 		rc = -errno;
 		close(fd);
-		return token_fail(rc, err, errcap, "admin token file %s: %s", path, strerror(-rc));
+		return token_fail(rc, err, errcap, "%s %s: %s", k->what, path, strerror(-rc));
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return token_fail(-EINVAL, err, errcap, "admin token file %s is not a regular file",
+		return token_fail(-EINVAL, err, errcap, "%s %s is not a regular file", k->what,
 		                  path);
 	}
 	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
 		close(fd);
 		return token_fail(-EPERM, err, errcap,
-		                  "admin token file %s is open to group or others (mode "
-		                  "%04o): anyone who reads it is an admin. Refusing to "
-		                  "start; run 'chmod 600 %s' (or set TALLY_ADMIN_TOKEN)",
-		                  path, (unsigned)(st.st_mode & 07777), path);
+		                  "%s %s is open to group or others (mode %04o): %s. "
+		                  "Refusing to start; run 'chmod 600 %s' (or set %s)",
+		                  k->what, path, (unsigned)(st.st_mode & 07777), k->risk, path,
+		                  k->env);
 	}
 	n = read(fd, tok, cap - 1);
 	rc = n < 0 ? -errno : 0;
 	close(fd);
 	if (n <= 0)
-		return token_fail(rc ? rc : -EINVAL, err, errcap, "admin token file %s: %s", path,
+		return token_fail(rc ? rc : -EINVAL, err, errcap, "%s %s: %s", k->what, path,
 		                  rc ? strerror(-rc) : "empty");
 	tok[n] = '\0';
 	tok[strcspn(tok, "\r\n")] = '\0';
 	if (!tok[0])
-		return token_fail(-EINVAL, err, errcap, "admin token file %s: empty first line",
-		                  path);
+		return token_fail(-EINVAL, err, errcap, "%s %s: empty first line", k->what, path);
+	return 0;
+}
+
+static int read_token_file(const char *path, char *tok, size_t cap, char *err, size_t errcap)
+{
+	return read_secret_file(path, &admin_token_kind, tok, cap, err, errcap);
+}
+
+/* The CAPTCHA's secret key (--captcha): $TALLY_CAPTCHA_SECRET, else the
+ * first line of --captcha-secret-file. Returns 0 (nothing to do without
+ * --captcha), or -EINVAL with the reason on stderr. */
+static int load_captcha_secret(struct options *o)
+{
+	const char *env = getenv("TALLY_CAPTCHA_SECRET");
+	char err[640];
+	int rc;
+
+	if (o->captcha.provider == CAPTCHA_NONE)
+		return 0;
+	if (env && *env) {
+		if (strlen(env) >= sizeof(o->captcha_secret)) {
+			fprintf(stderr, "tally: TALLY_CAPTCHA_SECRET is longer than %zu bytes\n",
+			        sizeof(o->captcha_secret) - 1);
+			return -EINVAL;
+		}
+		snprintf(o->captcha_secret, sizeof(o->captcha_secret), "%s", env);
+	} else if (!o->captcha_secret_file) {
+		fprintf(
+		    stderr,
+		    "tally: --captcha %s needs its secret key: --captcha-secret-file PATH (mode "
+		    "0600) or TALLY_CAPTCHA_SECRET\n",
+		    captcha_provider_name(o->captcha.provider));
+		return -EINVAL;
+	} else {
+		rc = read_secret_file(o->captcha_secret_file, &captcha_secret_kind,
+		                      o->captcha_secret, sizeof(o->captcha_secret), err,
+		                      sizeof(err));
+		if (rc == -ENOENT)
+			snprintf(err, sizeof(err), "%s %s: no such file", captcha_secret_kind.what,
+			         o->captcha_secret_file);
+		if (rc) {
+			fprintf(stderr, "tally: %s\n", err);
+			return -EINVAL;
+		}
+	}
+	o->captcha.secret = o->captcha_secret;
 	return 0;
 }
 
@@ -1016,6 +1157,7 @@ int main(int argc, char **argv)
 	struct engine *engine = NULL;
 	struct server *server = NULL;
 	struct shield *shield = NULL;
+	struct captcha *captcha = NULL;
 	struct demo *demo = NULL;
 	struct tls_ctx *tls = NULL;
 	pthread_t sig_thread, srv_thread;
@@ -1034,6 +1176,7 @@ int main(int argc, char **argv)
 	jobs_config_defaults(&o.jobs);
 	work_config_defaults(&o.work);
 	shield_config_defaults(&o.shield);
+	captcha_config_defaults(&o.captcha);
 	o.work.outbox = NULL; /* DB-outbox unless --outbox */
 	snprintf(o.listen_addr, sizeof(o.listen_addr), "127.0.0.1");
 	o.port = 8080;
@@ -1041,7 +1184,7 @@ int main(int argc, char **argv)
 	o.mock_latency_ms = -1;
 	o.alert_paused_min = 15;
 	o.live.live_nice = -1; /* the live loop's default */
-	if (parse_args(argc, argv, &o)) {
+	if (parse_args(argc, argv, &o) || load_captcha_secret(&o)) {
 		proxies_free(o.trusted);
 		return 2;
 	}
@@ -1149,6 +1292,26 @@ int main(int argc, char **argv)
 	}
 	/* Before the engine starts the payments workers that read it. */
 	o.engine.shield = o.work.shield = shield;
+	if (o.captcha.provider != CAPTCHA_NONE) {
+		char url[256];
+
+		rc = captcha_new(&o.captcha, &captcha, err, sizeof(err));
+		explicit_bzero(o.captcha_secret, sizeof(o.captcha_secret)); /* copied */
+		if (rc) {
+			fprintf(stderr, "tally: %s\n", err);
+			log_msg(LOG_ERROR, "captcha.setup_failed", "%s", err);
+			goto out;
+		}
+		log_event(LOG_INFO, "captcha.config",
+		          json_pack("{s:s,s:s,s:i,s:b}", "provider",
+		                    captcha_provider_name(o.captcha.provider), "url",
+		                    util_url_redact(o.captcha.url
+		                                        ? o.captcha.url
+		                                        : captcha_default_url(o.captcha.provider),
+		                                    url, sizeof(url)),
+		                    "timeout_ms", o.captcha.timeout_ms, "always",
+		                    o.shield.captcha_always));
+	}
 	o.engine.admin_token = token;
 	rc = engine_open(&o.engine, &engine, err, sizeof(err));
 	/* The engine keeps the startup token's SHA-256 only. */
@@ -1177,6 +1340,7 @@ int main(int argc, char **argv)
 	scfg.live_nice = o.live.live_nice;
 	scfg.tls = tls;
 	scfg.alert_paused_min = (int)o.alert_paused_min;
+	scfg.captcha = captcha;
 	if (o.live.coalesce_ms)
 		scfg.coalesce_ms = o.live.coalesce_ms;
 	rc = server_new(&scfg, engine, &server, err, sizeof(err));
@@ -1250,6 +1414,9 @@ out:
 	if (pthread_kill(sig_thread, SIGUSR2) == 0 && pthread_join(sig_thread, NULL))
 		log_msg(LOG_WARN, "stop", "signal thread did not join");
 	atomic_store(&the_server, NULL);
+	/* The verifier answers what it still holds "unavailable" into the
+	 * server's queue: after the loop stopped, before server_free. */
+	captcha_free(captcha);
 	engine_free(engine);
 	server_free(server);
 	shield_free(shield); /* after the engine's workers and the server */

@@ -60,6 +60,12 @@ static const char *const own[] = {
         "a campaign has another currency than the one given for the whole day",
     [TALLY_ENOT_DAY_CURRENCY - TALLY_EJSON] =
         "the giving day takes one currency: a campaign must use the day's currency",
+    [TALLY_ECAPTCHA_REQUIRED - TALLY_EJSON] =
+        "this campaign is protected: send the CAPTCHA's token as captcha_token",
+    [TALLY_ECAPTCHA_FAILED - TALLY_EJSON] =
+        "the CAPTCHA was not solved: solve it again and send its new token",
+    [TALLY_ECAPTCHA_DOWN - TALLY_EJSON] =
+        "the CAPTCHA cannot be checked right now: nothing was recorded; retry shortly",
 };
 
 int tally_is_own(int err)

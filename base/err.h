@@ -50,6 +50,9 @@ enum tally_err {
 	TALLY_EDAY_CLOSED,       /* 409 campaign_closed: the giving day has closed */
 	TALLY_EDAY_CURRENCY,     /* 409 currency_mismatch: a campaign has another currency */
 	TALLY_ENOT_DAY_CURRENCY, /* 422 a campaign's currency is not the day's */
+	TALLY_ECAPTCHA_REQUIRED, /* 403 captcha_required: a protected gift came without a token */
+	TALLY_ECAPTCHA_FAILED,   /* 403 captcha_failed: the CAPTCHA provider refused the token */
+	TALLY_ECAPTCHA_DOWN,     /* 503 captcha_unavailable: the verifier did not answer */
 	TALLY_ELAST
 };
 

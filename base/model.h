@@ -18,7 +18,10 @@
 #define TALLY_DONOR_NAME_MAX 100
 #define TALLY_EMAIL_MAX 254 /* bytes */
 #define TALLY_MESSAGE_MAX 500
-#define TALLY_TOKEN_MAX 64     /* bytes */
+#define TALLY_TOKEN_MAX 64 /* bytes */
+/* A donation's CAPTCHA token (core/captcha.h): bytes of printable ASCII.
+ * Checked, never stored: it is not part of struct donation_req. */
+#define TALLY_CAPTCHA_TOKEN_MAX 4096
 #define TALLY_IDEM_KEY_MAX 255 /* bytes of printable ASCII */
 #define TALLY_BODY_MAX (16 * 1024)
 /* A gift's status token: 128 random bits as lower-case hex, the capability
@@ -44,6 +47,7 @@
 #define TALLY_EMAIL_SIZE (TALLY_EMAIL_MAX + 1)
 #define TALLY_MESSAGE_SIZE (TALLY_MESSAGE_MAX * 4 + 1)
 #define TALLY_TOKEN_SIZE (TALLY_TOKEN_MAX + 1)
+#define TALLY_CAPTCHA_TOKEN_SIZE (TALLY_CAPTCHA_TOKEN_MAX + 1)
 #define TALLY_IDEM_KEY_SIZE (TALLY_IDEM_KEY_MAX + 1)
 #define TALLY_STATUS_TOKEN_SIZE (TALLY_STATUS_TOKEN_LEN + 1)
 #define TALLY_CURRENCY_SIZE 4 /* ISO 4217 code and its NUL */

@@ -28,6 +28,10 @@
  *   workers   (core/jobs.c, per queue) run attempts; outcomes go to the
  *             writer as ops; they read donations through their own
  *             connection.
+ *   captcha   (core/captcha.c, with --captcha) checks donors' CAPTCHA
+ *             tokens on its own curl multi handle; hands each verdict to
+ *             the API loop (ws/captcha.c), which then calls the API
+ *             above as for any gift.
  *   console   (tui/) reads through engine_campaign_infos/engine_get_stats and
  *             acts through the *_sync calls.
  *   main      opens and frees the engine; the demo feeder donates.
@@ -55,6 +59,9 @@
  *                   and the clients of gifts awaiting capture; taken by the
  *                   API loop per donation, the payments workers per capture
  *                   and staff, with no other lock held.
+ *   captcha lock    (core/captcha.c) the verifier's FIFO, its count in
+ *                   flight and its counters; taken by the API loop and
+ *                   the captcha thread. A leaf.
  */
 #ifndef TALLY_CORE_ENGINE_H
 #define TALLY_CORE_ENGINE_H

@@ -408,9 +408,30 @@ static int fast_donor(struct scan *sc, struct donation_req *out)
 	return eat(sc, '}') && seen == 3;
 }
 
+/* A CAPTCHA token: 1 to TALLY_CAPTCHA_TOKEN_MAX bytes of printable ASCII
+ * (the providers' tokens are base64url and dots). */
+static int valid_captcha_token(const char *s, size_t len)
+{
+	if (len < 1 || len > TALLY_CAPTCHA_TOKEN_MAX)
+		return 0;
+	for (size_t i = 0; i < len; i++)
+		if (s[i] < 0x21 || s[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* Copy a valid token into tok (when not NULL). */
+static void keep_captcha_token(char *tok, const char *s, size_t len)
+{
+	if (!tok)
+		return;
+	memcpy(tok, s, len);
+	tok[len] = '\0';
+}
+
 /* Returns 1 with *out filled when the body is a plain, valid donation. */
 static int fast_donation(const char *body, size_t len, const struct donation_limits *lim,
-                         struct donation_req *out)
+                         struct donation_req *out, char *tok)
 {
 	struct scan sc = {body, body + len};
 	enum {
@@ -421,7 +442,8 @@ static int fast_donation(const char *body, size_t len, const struct donation_lim
 		HIDE = 16,
 		MSG = 32,
 		TOKEN = 64,
-		FEE = 128
+		FEE = 128,
+		CAPTCHA = 256
 	};
 	int seen = 0;
 
@@ -464,6 +486,14 @@ static int fast_donation(const char *body, size_t len, const struct donation_lim
 			ok = fast_string(&sc, 1, TALLY_TOKEN_MAX, 0, out->payment_token,
 			                 sizeof(out->payment_token)) &&
 			     valid_token(out->payment_token);
+		} else if (key_is(k, klen, "captcha_token")) {
+			const char *t;
+			size_t tlen;
+
+			bit = CAPTCHA;
+			ok = scan_string(&sc, &t, &tlen) && valid_captcha_token(t, tlen);
+			if (ok)
+				keep_captcha_token(tok, t, tlen);
 		} else {
 			return 0;
 		}
@@ -481,26 +511,48 @@ static int fast_donation(const char *body, size_t len, const struct donation_lim
 	return 1;
 }
 
-int validate_donation(const char *body, size_t len, const struct donation_limits *lim,
-                      struct donation_req *out, struct validate_error *err)
+#define STRINGIFY_(x) #x
+#define STRINGIFY(x) STRINGIFY_(x)
+
+static int full_donation(const char *body, size_t len, const struct donation_limits *lim,
+                         struct donation_req *out, char *tok, struct validate_error *err);
+
+int validate_donation_captcha(const char *body, size_t len, const struct donation_limits *lim,
+                              struct donation_req *out, char *token, struct validate_error *err)
 {
 	memset(out, 0, sizeof(*out));
-	if (fast_donation(body, len, lim, out)) {
+	if (token)
+		token[0] = '\0';
+	if (fast_donation(body, len, lim, out, token)) {
 		err->message[0] = '\0';
 		err->fields = NULL;
 		return TALLY_OK;
 	}
-	return validate_donation_full(body, len, lim, out, err);
+	return full_donation(body, len, lim, out, token, err);
+}
+
+int validate_donation(const char *body, size_t len, const struct donation_limits *lim,
+                      struct donation_req *out, struct validate_error *err)
+{
+	return validate_donation_captcha(body, len, lim, out, NULL, err);
 }
 
 int validate_donation_full(const char *body, size_t len, const struct donation_limits *lim,
                            struct donation_req *out, struct validate_error *err)
 {
-	json_t *root, *donor;
+	return full_donation(body, len, lim, out, NULL, err);
+}
+
+static int full_donation(const char *body, size_t len, const struct donation_limits *lim,
+                         struct donation_req *out, char *tok, struct validate_error *err)
+{
+	json_t *root, *donor, *captcha;
 	char msg[120];
 	int rc;
 
 	memset(out, 0, sizeof(*out));
+	if (tok)
+		tok[0] = '\0';
 	err->message[0] = '\0';
 	err->fields = NULL;
 	rc = validate_json_object(body, len, &root, err);
@@ -553,6 +605,17 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 		 * does the same. */
 		memcpy(out->payment_token, "tok_visa", sizeof("tok_visa"));
 	}
+	captcha = json_object_get(root, "captcha_token");
+	if (captcha && !json_is_null(captcha)) {
+		if (!json_is_string(captcha) ||
+		    !valid_captcha_token(json_string_value(captcha), json_string_length(captcha)))
+			field_error(err, "captcha_token",
+			            "must be the CAPTCHA's token: 1 to " STRINGIFY(
+			                TALLY_CAPTCHA_TOKEN_MAX) " printable ASCII characters");
+		else
+			keep_captcha_token(tok, json_string_value(captcha),
+			                   json_string_length(captcha));
+	}
 	json_decref(root);
 	if (err->fields) {
 		snprintf(err->message, sizeof(err->message), "the donation has invalid fields");
@@ -561,8 +624,6 @@ int validate_donation_full(const char *body, size_t len, const struct donation_l
 	return TALLY_OK;
 }
 
-#define STRINGIFY_(x) #x
-#define STRINGIFY(x) STRINGIFY_(x)
 #define CATEGORY_MAX_TEXT STRINGIFY(TALLY_CATEGORY_MAX)
 
 const char *validate_category(const char *s, size_t len, char out[TALLY_CATEGORY_SIZE])

@@ -26,9 +26,17 @@ struct validate_error {
 int validate_json_object(const char *body, size_t len, json_t **out, struct validate_error *err);
 
 /* Validate a donation body. Returns TALLY_OK, TALLY_EJSON or
- * TALLY_EFIELDS. */
+ * TALLY_EFIELDS. An optional "captcha_token" (1 to
+ * TALLY_CAPTCHA_TOKEN_MAX printable ASCII bytes) is checked and dropped. */
 int validate_donation(const char *body, size_t len, const struct donation_limits *lim,
                       struct donation_req *out, struct validate_error *err);
+
+/* The same, and the body's "captcha_token" copied into token
+ * (TALLY_CAPTCHA_TOKEN_SIZE bytes; "" when absent or null). The token is
+ * not part of out: it never reaches the idempotency fingerprint, the
+ * writer or the log. */
+int validate_donation_captcha(const char *body, size_t len, const struct donation_limits *lim,
+                              struct donation_req *out, char *token, struct validate_error *err);
 
 /* The same with jansson only (validate_donation tries an allocation-free
  * scan of the common shape first and falls back to this). Same results;

@@ -116,6 +116,7 @@ int main(int argc, char **argv)
 	    {"boards", boards_suite},
 	    {"day", day_suite},
 	    {"shield", shield_suite},
+	    {"captcha", captcha_suite},
 	};
 	const char *only = getenv("CK_RUN_SUITES");
 	SRunner *sr = NULL;

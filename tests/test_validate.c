@@ -635,6 +635,54 @@ START_TEST(donation_payment_token)
 }
 END_TEST
 
+/* "captcha_token": kept apart from the request (never in its fingerprint
+ * or the writer's op), the same on the fast path and the jansson one. */
+START_TEST(donation_captcha_token)
+{
+	static const char *const bad[] = {"", "two words", "t\xc3\xb6k", "tab\tbed", "nl\n"};
+	char tok[TALLY_CAPTCHA_TOKEN_SIZE], *s, *body;
+	struct validate_error err = {{0}, NULL};
+	struct donation_req req, plain;
+	json_t *o;
+
+	for (size_t i = 0; i < UTIL_ARRAY_LEN(bad); i++)
+		expect_donation_field(donation_with("captcha_token", json_string(bad[i])),
+		                      "captcha_token");
+	expect_donation_field(donation_with("captcha_token", json_integer(1)), "captcha_token");
+	s = repeat("t", TALLY_CAPTCHA_TOKEN_MAX + 1);
+	expect_donation_field(donation_with("captcha_token", json_string(s)), "captcha_token");
+	free(s);
+
+	/* The longest token, on the fast path (a plain body) and on the full
+	 * one (an escape elsewhere sends the body there). */
+	s = repeat("t", TALLY_CAPTCHA_TOKEN_MAX);
+	for (int full = 0; full < 2; full++) {
+		o = base_donation();
+		json_object_set_new(o, "captcha_token", json_string(s));
+		if (full)
+			json_object_set_new(o, "message", json_string("line\nbreak"));
+		body = json_dumps(o, JSON_COMPACT);
+		json_decref(o);
+		ck_assert_int_eq(
+		    validate_donation_captcha(body, strlen(body), &lim, &req, tok, &err), TALLY_OK);
+		ck_assert_str_eq(tok, s);
+		/* Not part of the request: the same as without a token. */
+		ck_assert_int_eq(validate_donation(body, strlen(body), &lim, &plain, &err),
+		                 TALLY_OK);
+		ck_assert(!memcmp(&req, &plain, sizeof(req)));
+		free(body);
+	}
+	free(s);
+	/* Absent or null: "". */
+	body = "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":"
+	       "\"a@b.org\"},\"captcha_token\":null}";
+	strcpy(tok, "stale");
+	ck_assert_int_eq(validate_donation_captcha(body, strlen(body), &lim, &req, tok, &err),
+	                 TALLY_OK);
+	ck_assert_str_eq(tok, "");
+}
+END_TEST
+
 /* "payment_token": null is treated like an absent field everywhere else
  * (message, flags): an accepted request must never carry an empty token,
  * which the field's own rule (1 to 64 characters) forbids. */
@@ -1061,6 +1109,16 @@ static const char *const diff_corpus[] = {
     "x",
     "{\"amount_cents\":2500,\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\","
     "\"email\":\"a@b.org\"}}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+    "\"captcha_token\":\"0.aZ-_~x.y\"}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+    "\"captcha_token\":\"two words\"}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+    "\"captcha_token\":\"\"}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+    "\"captcha_token\":7}",
+    "{\"amount_cents\":2500,\"currency\":\"USD\",\"donor\":{\"name\":\"A\",\"email\":\"a@b.org\"},"
+    "\"captcha_token\":\"a\",\"captcha_token\":\"b\"}",
     "{}",
     "[]",
     "",
@@ -1315,6 +1373,7 @@ Suite *validate_suite(void)
 	tcase_add_test(tc, donation_flags);
 	tcase_add_test(tc, donation_payment_token);
 	tcase_add_test(tc, donation_payment_token_null);
+	tcase_add_test(tc, donation_captcha_token);
 	tcase_add_test(tc, donation_many_errors);
 	tcase_add_test(tc, donation_bidi_and_c1_refused);
 	tcase_add_test(tc, donation_bidi_neighbours_accepted);

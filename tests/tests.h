@@ -50,6 +50,7 @@ Suite *shield_suite(void);
 Suite *export_suite(void);
 Suite *gifts_suite(void);
 Suite *day_suite(void);
+Suite *captcha_suite(void);
 
 /* A fresh temporary directory for this test (mkdtemp under $TMPDIR or
  * /tmp); removed with tests_rmdir. */

@@ -6,6 +6,7 @@
 #include "base/watchdog.h"
 #include "base/util.h"
 #include "core/validate.h"
+#include "core/captcha.h"
 #include "core/shield.h"
 
 #include <stdio.h>
@@ -56,6 +57,19 @@ static void *ref_ud(const struct http_pss *p)
 	return (void *)(uintptr_t)http_ref(p);
 }
 
+/* An async request's answer was built (rc 0) or could not be (-1): send
+ * it, or drop the connection rather than leave it hanging. */
+static void answered(struct http_pss *p, int rc)
+{
+	if (rc) {
+		log_msg(LOG_ERROR, "http.reply_failed", "cannot build a reply");
+		lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		return;
+	}
+	if (http_resume_rx(p) || lws_callback_on_writable(p->wsi) < 0)
+		log_msg(LOG_WARN, "http.writable_failed", "connection is closing");
+}
+
 void api_complete(struct server *s, struct xmsg *m)
 {
 	struct http_pss *p = http_lookup(s, m->ref);
@@ -72,14 +86,7 @@ void api_complete(struct server *s, struct xmsg *m)
 	} else {
 		rc = http_engine_error(p, m->rc);
 	}
-	if (rc) {
-		/* Nothing to send: drop the connection rather than leave it hanging. */
-		log_msg(LOG_ERROR, "http.reply_failed", "cannot build a reply");
-		lws_set_timeout(p->wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
-		return;
-	}
-	if (http_resume_rx(p) || lws_callback_on_writable(p->wsi) < 0)
-		log_msg(LOG_WARN, "http.writable_failed", "connection is closing");
+	answered(p, rc);
 }
 
 static int send_json(struct http_pss *p, int status, const char *etag)
@@ -339,6 +346,8 @@ static int h_metrics(struct server *s, struct http_pss *p)
 	rc |= engine_jobs_metrics(s->engine, b);
 	if (engine_shield(s->engine))
 		rc |= shield_metrics(engine_shield(s->engine), util_now_ms(), b);
+	if (s->cfg.captcha)
+		rc |= captcha_metrics(s->cfg.captcha, b);
 	if (rc)
 		return -1;
 	return http_send(p, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, 0);
@@ -561,13 +570,29 @@ static int validation_error(struct http_pss *p, int rc, struct validate_error *e
 	return http_error(p, 422, "validation_failed", err->message, fields, 0);
 }
 
+/* Admit a validated gift (after the shield and any CAPTCHA): HTTP_ASYNC
+ * when the engine will answer, else answered now (0, or -1). */
+static int donate(struct server *s, struct http_pss *p, const struct donation_req *req)
+{
+	struct gift_client client = {p->client, p->user_agent, p->page};
+	struct buf *b = http_body(p);
+	int rc, was_replayed;
+
+	rc = engine_donate_from(s->engine, p->param[0], req, &client, p->idem_key, b, &was_replayed,
+	                        engine_done, ref_ud(p));
+	if (rc)
+		return http_engine_error(p, rc);
+	if (was_replayed)
+		return http_send(p, 202, NULL, replayed, 1);
+	return HTTP_ASYNC;
+}
+
 static int h_donate(struct server *s, struct http_pss *p)
 {
 	struct validate_error err = {{0}, NULL};
-	struct gift_client client = {p->client, p->user_agent, p->page};
 	struct donation_req req;
-	struct buf *b;
-	int rc, was_replayed, captcha;
+	char token[TALLY_CAPTCHA_TOKEN_SIZE];
+	int rc, captcha;
 
 	if ((rc = need_json(p)))
 		return rc < 0 ? -1 : 0;
@@ -581,21 +606,39 @@ static int h_donate(struct server *s, struct http_pss *p)
 		return http_engine_error(p, TALLY_ESHUTDOWN);
 	if (!validate_slug(p->param[0], strlen(p->param[0])))
 		return http_engine_error(p, TALLY_ENOCAMPAIGN);
-	rc = validate_donation(p->body.p ? p->body.p : "", p->body.len, engine_limits(s->engine),
-	                       &req, &err);
+	rc = validate_donation_captcha(p->body.p ? p->body.p : "", p->body.len,
+	                               engine_limits(s->engine), &req, token, &err);
 	if (rc)
 		return validation_error(p, rc, &err);
 	if ((rc = shield_gate(s, p, p->param[0], &req, &captcha)))
 		return rc < 0 ? -1 : 0;
-	(void)captcha; /* no CAPTCHA verifier yet: never asked for */
-	b = http_body(p);
-	rc = engine_donate_from(s->engine, p->param[0], &req, &client, p->idem_key, b,
-	                        &was_replayed, engine_done, ref_ud(p));
-	if (rc)
-		return http_engine_error(p, rc);
-	if (was_replayed)
-		return http_send(p, 202, NULL, replayed, 1);
-	return HTTP_ASYNC;
+	/* The gift waits for the verifier (ws/captcha.c); api_captcha_done
+	 * takes it on from there. */
+	if (captcha)
+		return captcha_gate(s, p, &req, token);
+	return donate(s, p, &req);
+}
+
+void api_captcha_done(struct server *s, struct xmsg *m)
+{
+	struct validate_error err = {{0}, NULL};
+	struct http_pss *p = http_lookup(s, m->ref);
+	struct donation_req req;
+	int rc;
+
+	if (!p || !p->async || !p->route)
+		return; /* the client went away: nothing was admitted */
+	rc = captcha_verdict(s, p, m->rc, m->data);
+	if (rc == 1) {
+		/* The body is still the request's (reading waits for the
+		 * answer): the same gift h_donate validated. */
+		rc = validate_donation(p->body.p ? p->body.p : "", p->body.len,
+		                       engine_limits(s->engine), &req, &err);
+		rc = rc ? validation_error(p, rc, &err) : donate(s, p, &req);
+		if (rc == HTTP_ASYNC)
+			return; /* the engine answers (api_complete) */
+	}
+	answered(p, rc ? -1 : 0);
 }
 
 /* The audit's actor: the staff token's name and the client's address. */

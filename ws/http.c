@@ -279,6 +279,9 @@ int http_engine_error(struct http_pss *p, int rc)
 	    {TALLY_EDAY_CLOSED, 409, "campaign_closed", NULL},
 	    {TALLY_EDAY_CURRENCY, 409, "currency_mismatch", "currency"},
 	    {TALLY_ENOT_DAY_CURRENCY, 422, "validation_failed", "currency"},
+	    {TALLY_ECAPTCHA_REQUIRED, 403, "captcha_required", "captcha_token"},
+	    {TALLY_ECAPTCHA_FAILED, 403, "captcha_failed", "captcha_token"},
+	    {TALLY_ECAPTCHA_DOWN, 503, "captcha_unavailable", NULL},
 	};
 
 	for (size_t i = 0; i < UTIL_ARRAY_LEN(map); i++)
@@ -287,7 +290,9 @@ int http_engine_error(struct http_pss *p, int rc)
 			                  map[i].field
 			                      ? json_pack("{s:s}", map[i].field, tally_strerror(rc))
 			                      : NULL,
-			                  map[i].status == 503 || rc == TALLY_EIDEM_BUSY ? 1 : 0);
+			                  rc == TALLY_ECAPTCHA_DOWN                        ? 5
+			                  : map[i].status == 503 || rc == TALLY_EIDEM_BUSY ? 1
+			                                                                   : 0);
 	return http_error(p, 500, "internal", tally_strerror(rc), NULL, 0);
 }
 
@@ -933,6 +938,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 				snprintf(s->peers[m->fd], sizeof(s->peers[m->fd]), "%s", m->data);
 			if (m->kind == XM_REPLY)
 				api_complete(s, m);
+			else if (m->kind == XM_CAPTCHA)
+				api_captcha_done(s, m);
 			else if (m->kind == XM_ADOPT && s->stopping)
 				close(m->fd);
 			/* lws closes the socket itself when it cannot adopt

@@ -86,10 +86,12 @@ struct route {
  * shows comes as a channel's full state with its seq, or an event on it,
  * so the same messages could reach a separate edge process from a bus. */
 enum xmsg_kind {
-	XM_REPLY, /* API: an engine answer (ref, rc, replayed, data) */
-	XM_ADOPT, /* either loop: a connection to serve (fd) */
-	XM_STATE, /* live: a channel's full public state (channel, seq, data) */
-	XM_EVENT, /* live: a donation event on a channel (channel, data) */
+	XM_REPLY,   /* API: an engine answer (ref, rc, replayed, data) */
+	XM_CAPTCHA, /* API: a CAPTCHA verdict (ref, rc: enum captcha_result,
+	             * data: why) */
+	XM_ADOPT,   /* either loop: a connection to serve (fd) */
+	XM_STATE,   /* live: a channel's full public state (channel, seq, data) */
+	XM_EVENT,   /* live: a donation event on a channel (channel, data) */
 };
 
 /* Channel ids besides campaign ids (> 0). */
@@ -277,11 +279,29 @@ int shield_h_get(struct server *s, struct http_pss *p);
 int shield_h_raise(struct server *s, struct http_pss *p);
 int shield_h_lower(struct server *s, struct http_pss *p);
 
+/* ---- captcha.c: the CAPTCHA check on the API ---- */
+/* Check the donor's CAPTCHA token (token: "" when the body had none) of a
+ * gift req (validated) shield_gate wants checked: HTTP_ASYNC when the
+ * verifier has it (its verdict comes back as an XM_CAPTCHA message, for
+ * api_captcha_done), else answered: a retry of an acknowledged gift its
+ * first 202 (no token needed), or the refusal (403 captcha_required, 503
+ * overloaded or captcha_unavailable); 0, or -1 when the answer could not
+ * be built. */
+int captcha_gate(struct server *s, struct http_pss *p, const struct donation_req *req,
+                 const char *token);
+/* Answer a verdict that refuses the gift (403 captcha_failed, 503
+ * captcha_unavailable) and count it in the shield: 0 or -1. 1 when the
+ * verdict lets the gift go on (nothing answered). */
+int captcha_verdict(struct server *s, struct http_pss *p, int result, const char *why);
+
 /* ---- api.c ---- */
 extern const struct route api_routes[];
 extern const size_t api_n_routes;
 /* Called on the service thread when an async engine call completed. */
 void api_complete(struct server *s, struct xmsg *m);
+/* Called on the service thread with a donation's CAPTCHA verdict
+ * (XM_CAPTCHA): refuse the gift, or admit it as h_donate does. */
+void api_captcha_done(struct server *s, struct xmsg *m);
 /* Set the server that engine completions are posted to. */
 void api_init(struct server *s);
 

@@ -25,6 +25,7 @@
 #include "ws/acceptor.h"
 #include "ws/ratelimit.h"
 #include "ws/tls.h"
+#include "core/captcha.h"
 #include "base/log.h"
 #include "base/util.h"
 #include "base/watchdog.h"
@@ -104,6 +105,10 @@ static void tick_cb(lws_sorted_usec_list_t *sul)
 		s->stopping = 1;
 		s->stop_started_ns = util_mono_ns();
 		acceptor_stop(s->acceptor); /* joins the acceptor: nothing new comes */
+		/* Gifts waiting for a CAPTCHA verdict are answered now (503
+		 * captcha_unavailable) rather than hold the drain. */
+		if (s->cfg.captcha)
+			captcha_stop(s->cfg.captcha);
 		log_msg(LOG_INFO, "server.draining", "answering in-flight requests");
 	}
 	if (s->stopping && !s->refusing && util_mono_ns() - s->stop_started_ns > STOP_GRACE_NS) {

@@ -46,6 +46,11 @@ struct server_config {
 	 * an alert in every console's header (the console feed's hello says
 	 * so); 0: no such alert (tally's default is 15). */
 	int alert_paused_min;
+	/* The CAPTCHA verifier (core/captcha.h) for the gifts the shield wants
+	 * checked; NULL: none. The loop stops it when its drain begins (the
+	 * checks in flight are answered then); the caller frees it after
+	 * server_run returned and before server_free. */
+	struct captcha *captcha;
 };
 
 struct server;

@@ -3,7 +3,8 @@
  * Feeds arbitrary bytes to validate_donation (the fast scan and the jansson
  * path) and to validate_donation_full, and checks what must always hold:
  * both agree on the result, the fields and the message; an accepted
- * donation satisfies every limit of the contract; a refusal says why; and
+ * donation satisfies every limit of the contract; a refusal says why;
+ * validate_donation_captcha agrees and keeps only a well-formed token; and
  * nothing crashes or leaks (build with -fsanitize=fuzzer,address,undefined).
  *   make fuzz FUZZ=donation
  */
@@ -85,5 +86,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	validate_error_fini(&ea);
 	validate_error_fini(&eb);
+	{
+		/* The CAPTCHA token's variant: the same verdict and request; a
+		 * kept token is "" or 1 to TALLY_CAPTCHA_TOKEN_MAX printable
+		 * ASCII bytes. */
+		static char tok[TALLY_CAPTCHA_TOKEN_SIZE];
+		struct donation_req c;
+		int rc = validate_donation_captcha((const char *)data, size, &lim, &c, tok, &ea);
+
+		if (rc != ra || (rc == TALLY_OK && memcmp(&a, &c, sizeof(a))))
+			abort();
+		if (rc == TALLY_OK) {
+			if (strlen(tok) > TALLY_CAPTCHA_TOKEN_MAX)
+				abort();
+			for (const char *t = tok; *t; t++)
+				if (*t < 0x21 || *t > 0x7e)
+					abort();
+		}
+		validate_error_fini(&ea);
+	}
 	return 0;
 }
