@@ -201,11 +201,16 @@ valgrind: check-deps
 
 bench:
 	@scripts/deps --bench
-	@$(MAKE) --no-print-directory $(BUILD)/tally $(BUILD)/fanout
+	@$(MAKE) --no-print-directory $(BUILD)/tally $(BUILD)/fanout $(BUILD)/cardtest
 	tests/bench/run $(BUILD)/tally
 
 # The live fan-out load tool (tests/bench/fanout drives it): libc only.
 $(BUILD)/fanout: tests/bench/fanout.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -o $@ $<
+
+# The card-testing load tool (tests/bench/cardtest drives it): libc only.
+$(BUILD)/cardtest: tests/bench/cardtest.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE $(WARN) -O2 -g -o $@ $<
 

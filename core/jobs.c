@@ -931,6 +931,10 @@ static void flush_outcomes(struct worker *w)
 
 static void complete(struct worker *w, struct job_run *r)
 {
+	const struct job_handler *h = &w->js->cfg.handler[r->job->queue];
+
+	if (h->ended)
+		h->ended(h->ctx, r);
 	if (w->n_out == OUT_MAX)
 		flush_outcomes(w);
 	transition(w->js, r->job, r, &w->out[w->n_out++]);

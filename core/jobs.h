@@ -48,8 +48,9 @@ enum job_result_kind { JOB_OK, JOB_RETRY, JOB_FAIL };
 
 struct job_result {
 	enum job_result_kind kind;
-	char error[256]; /* why it failed (RETRY, FAIL) */
-	char ref[128];   /* processor reference (OK) */
+	char error[256];      /* why it failed (RETRY, FAIL) */
+	char ref[128];        /* processor reference (OK) */
+	char fingerprint[64]; /* a capture's card, when the processor named it */
 };
 
 /* One attempt in flight on a worker thread. A handler either fills result
@@ -85,6 +86,10 @@ struct job_handler {
 	 * with r->easy and r->finish set. Whatever it returns, it may leave
 	 * per-attempt state in r->state with r->state_free. */
 	int (*start)(void *ctx, struct job_run *r);
+	/* Optional: r's result is final, delivered now (after a delay or a
+	 * transfer, as the answer would reach tally), just before it is
+	 * recorded. Must not block. */
+	void (*ended)(void *ctx, const struct job_run *r);
 	void *ctx;
 };
 

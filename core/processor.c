@@ -52,13 +52,12 @@ static int shield_refuses(const struct work_config *cfg, struct job_run *r)
 	return 1;
 }
 
-/* A capture's answer, for the shield's counts: declined (JOB_FAIL) or
- * not (JOB_OK), with the card's fingerprint ("" when none). */
-static void shield_tell(const struct work_config *cfg, const struct job_run *r,
-                        const char *fingerprint)
+void processor_ended(void *ctx, const struct job_run *r)
 {
+	const struct work_config *cfg = ctx;
+
 	if (r->job->kind == JOB_CAPTURE && r->result.kind != JOB_RETRY)
-		shield_outcome(cfg->shield, r->don.id, r->don.email, fingerprint,
+		shield_outcome(cfg->shield, r->don.id, r->don.email, r->result.fingerprint,
 		               r->result.kind == JOB_FAIL, util_now_ms());
 }
 
@@ -139,7 +138,7 @@ int processor_mock_start(void *ctx, struct job_run *r)
 				        (long long)d->amount_cents, (long long)d->fee_cents);
 		}
 	}
-	shield_tell(cfg, r, fp);
+	snprintf(r->result.fingerprint, sizeof(r->result.fingerprint), "%s", fp);
 	if (cfg->mock_latency_ms <= 0)
 		return JOB_RUN_DONE;
 	r->due_ns = util_mono_ns() + (uint64_t)cfg->mock_latency_ms * 1000000ull;
@@ -302,7 +301,8 @@ static int stripe_finish(struct job_run *r, CURLcode rc)
 		work_result(r, JOB_RETRY, "processor HTTP %ld: %s", code, msg ? msg : "no message");
 	}
 	if (next == JOB_RUN_DONE)
-		shield_tell(a->cfg, r, stripe_fingerprint(o));
+		snprintf(r->result.fingerprint, sizeof(r->result.fingerprint), "%s",
+		         stripe_fingerprint(o));
 	json_decref(o);
 	return next;
 }

@@ -11,4 +11,9 @@
 int processor_mock_start(void *ctx, struct job_run *r);
 int processor_stripe_start(void *ctx, struct job_run *r);
 
+/* job_handler ended for both: a capture's answer reached tally; tell the
+ * card-testing shield (work_config.shield) whether it was declined, with
+ * the card's fingerprint. */
+void processor_ended(void *ctx, const struct job_run *r);
+
 #endif

@@ -56,6 +56,7 @@ int work_setup(const struct work_config *cfg, struct jobs_config *jc, char *err,
 {
 	if (!strcmp(cfg->processor, "mock")) {
 		jc->handler[JOB_PAYMENTS].start = processor_mock_start;
+		jc->handler[JOB_PAYMENTS].ended = processor_ended;
 	} else if (!strcmp(cfg->processor, "stripe")) {
 		if (!cfg->stripe_key || !cfg->stripe_key[0]) {
 			snprintf(err, errcap,
@@ -63,6 +64,7 @@ int work_setup(const struct work_config *cfg, struct jobs_config *jc, char *err,
 			return -EINVAL;
 		}
 		jc->handler[JOB_PAYMENTS].start = processor_stripe_start;
+		jc->handler[JOB_PAYMENTS].ended = processor_ended;
 	} else {
 		snprintf(err, errcap, "unknown processor '%s' (mock or stripe)", cfg->processor);
 		return -EINVAL;
