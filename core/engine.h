@@ -57,8 +57,9 @@
  *   idem lock       (core/idem.c) the recent idempotency keys.
  *   shield lock     (core/shield.c) the card-testing shield's counts, blocks
  *                   and the clients of gifts awaiting capture; taken by the
- *                   API loop per donation, the payments workers per capture
- *                   and staff, with no other lock held.
+ *                   API loop per donation, the payments workers per capture,
+ *                   staff, and the console feed (at most once a second per
+ *                   console), with no other lock held.
  *   captcha lock    (core/captcha.c) the verifier's FIFO, its count in
  *                   flight and its counters; taken by the API loop and
  *                   the captcha thread. A leaf.

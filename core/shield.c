@@ -885,7 +885,9 @@ int shield_json(struct shield *sh, int64_t now, int limit, struct buf *out)
 		uint32_t kd, ka;
 
 		seconds_sum(k->sec, k->declines, k->attempts, now, &kd, &ka);
-		if (!kd && !campaign_up(sh, k, now))
+		/* Up by its own declines, or declining: a raise covers every
+		 * campaign and says so once ("raised"), not per campaign. */
+		if (!kd && k->up_until <= now)
 			continue;
 		rc |= buf_printf(out, "%s{\"campaign\":", first ? "" : ",");
 		rc |= buf_json_string(out, k->slug);
