@@ -40,14 +40,19 @@ int draw_text(WINDOW *w, int y, int x, int width, const char *text, int right, a
 }
 
 /* Draw text at *x in its natural width (clipped at the edge), advance *x. */
-void draw_put(struct console *c, WINDOW *w, int *x, enum role role, const char *text)
+void draw_put_at(struct console *c, WINDOW *w, int y, int *x, enum role role, const char *text)
 {
 	int room = getmaxx(w) - *x;
 	int cols = console_fmt_width(text);
 
 	if (room <= 0)
 		return;
-	*x += draw_text(w, 0, *x, cols < room ? cols : room, text, 0, c->attr[role]);
+	*x += draw_text(w, y, *x, cols < room ? cols : room, text, 0, c->attr[role]);
+}
+
+void draw_put(struct console *c, WINDOW *w, int *x, enum role role, const char *text)
+{
+	draw_put_at(c, w, 0, x, role, text);
 }
 
 /* Fit a table of n columns into maxx columns: a margin of one on the left,
@@ -243,17 +248,6 @@ static void draw_server_alerts(struct console *c, WINDOW *w, int *x)
 	}
 }
 
-/* Text at (y, *x) in its natural width, clipped at the edge; advance *x. */
-static void put_at(struct console *c, WINDOW *w, int y, int *x, enum role role, const char *text)
-{
-	int room = getmaxx(w) - *x;
-	int cols = console_fmt_width(text);
-
-	if (room <= 0)
-		return;
-	*x += draw_text(w, y, *x, cols < room ? cols : room, text, 0, c->attr[role]);
-}
-
 /* The last n gifts/s samples as a sparkline into buf. */
 static void sparkline(const struct console *c, char *buf, size_t cap, size_t n)
 {
@@ -367,52 +361,56 @@ void draw_header(struct console *c)
 	if (HEADER_ROWS < 2)
 		return;
 	x = 0;
-	put_at(c, w, 1, &x, ROLE_DIM, " day ");
+	draw_put_at(c, w, 1, &x, ROLE_DIM, " day ");
 	day_total(m, buf, sizeof buf);
-	put_at(c, w, 1, &x, ROLE_HEADER, buf);
+	draw_put_at(c, w, 1, &x, ROLE_HEADER, buf);
 	if (console_fmt_day(buf, sizeof buf, m->day_early_ms, m->day_opens_ms, m->day_closes_ms,
 	                    m->server_now_ms) > 0) {
 		int phase = console_fmt_day_phase(m->day_early_ms, m->day_opens_ms,
 		                                  m->day_closes_ms, m->server_now_ms);
 
-		put_at(c, w, 1, &x, ROLE_NORMAL, "  ");
-		put_at(c, w, 1, &x, phase == 3 ? ROLE_OK : phase == 4 ? ROLE_DIM : ROLE_WARN, buf);
+		draw_put_at(c, w, 1, &x, ROLE_NORMAL, "  ");
+		draw_put_at(c, w, 1, &x,
+		            phase == 3   ? ROLE_OK
+		            : phase == 4 ? ROLE_DIM
+		                         : ROLE_WARN,
+		            buf);
 	}
-	put_at(c, w, 1, &x, ROLE_DIM, "  gifts/s ");
+	draw_put_at(c, w, 1, &x, ROLE_DIM, "  gifts/s ");
 	console_fmt_rate(num, sizeof num, m->donations_per_s);
-	put_at(c, w, 1, &x, ROLE_NORMAL, num);
-	put_at(c, w, 1, &x, ROLE_NORMAL, " ");
+	draw_put_at(c, w, 1, &x, ROLE_NORMAL, num);
+	draw_put_at(c, w, 1, &x, ROLE_NORMAL, " ");
 	sparkline(c, buf, sizeof buf, 20);
-	put_at(c, w, 1, &x, ROLE_OK, buf);
-	put_at(c, w, 1, &x, ROLE_DIM, "  paid ");
+	draw_put_at(c, w, 1, &x, ROLE_OK, buf);
+	draw_put_at(c, w, 1, &x, ROLE_DIM, "  paid ");
 	pay = pay_success(c);
 	if (pay < 0)
 		snprintf(num, sizeof num, "-");
 	else
 		snprintf(num, sizeof num, "%.1f%%", pay * 100.0);
-	put_at(c, w, 1, &x,
-	       pay < 0     ? ROLE_NORMAL
-	       : pay < 0.5 ? ROLE_ERROR
-	       : pay < 0.9 ? ROLE_WARN
-	                   : ROLE_NORMAL,
-	       num);
+	draw_put_at(c, w, 1, &x,
+	            pay < 0     ? ROLE_NORMAL
+	            : pay < 0.5 ? ROLE_ERROR
+	            : pay < 0.9 ? ROLE_WARN
+	                        : ROLE_NORMAL,
+	            num);
 	for (size_t i = 0; i < m->n_queues; i++)
 		backlog += m->queues[i].ready + m->queues[i].scheduled;
-	put_at(c, w, 1, &x, ROLE_DIM, "  backlog ");
+	draw_put_at(c, w, 1, &x, ROLE_DIM, "  backlog ");
 	console_fmt_int(num, sizeof num, backlog);
-	put_at(c, w, 1, &x, backlog > 10000 ? ROLE_WARN : ROLE_NORMAL, num);
-	put_at(c, w, 1, &x, ROLE_DIM, "  gifts ");
+	draw_put_at(c, w, 1, &x, backlog > 10000 ? ROLE_WARN : ROLE_NORMAL, num);
+	draw_put_at(c, w, 1, &x, ROLE_DIM, "  gifts ");
 	console_fmt_int(num, sizeof num, m->donations_total);
-	put_at(c, w, 1, &x, ROLE_NORMAL, num);
-	put_at(c, w, 1, &x, ROLE_DIM, "  intake ");
+	draw_put_at(c, w, 1, &x, ROLE_NORMAL, num);
+	draw_put_at(c, w, 1, &x, ROLE_DIM, "  intake ");
 	console_fmt_int(num, sizeof num, m->intake_depth);
-	put_at(c, w, 1, &x, m->intake_depth > 1000 ? ROLE_WARN : ROLE_NORMAL, num);
-	put_at(c, w, 1, &x, ROLE_DIM, "  ws ");
+	draw_put_at(c, w, 1, &x, m->intake_depth > 1000 ? ROLE_WARN : ROLE_NORMAL, num);
+	draw_put_at(c, w, 1, &x, ROLE_DIM, "  ws ");
 	console_fmt_int(num, sizeof num, m->ws_clients);
-	put_at(c, w, 1, &x, ROLE_NORMAL, num);
-	put_at(c, w, 1, &x, ROLE_DIM, "  up ");
+	draw_put_at(c, w, 1, &x, ROLE_NORMAL, num);
+	draw_put_at(c, w, 1, &x, ROLE_DIM, "  up ");
 	console_fmt_duration(num, sizeof num, m->uptime_s);
-	put_at(c, w, 1, &x, ROLE_NORMAL, num);
+	draw_put_at(c, w, 1, &x, ROLE_NORMAL, num);
 }
 
 void draw_msgline(struct console *c)

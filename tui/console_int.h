@@ -290,6 +290,8 @@ int draw_text(WINDOW *w, int y, int x, int width, const char *text, int right, a
 /* Draw text on row 0 at *x in its natural width (clipped at the edge),
  * advance *x. */
 void draw_put(struct console *c, WINDOW *w, int *x, enum role role, const char *text);
+/* The same on row y. */
+void draw_put_at(struct console *c, WINDOW *w, int y, int *x, enum role role, const char *text);
 
 /* A campaign's progress bar, width cells at (y, x); sel non-zero: all in sel. */
 void draw_bar(struct console *c, WINDOW *w, int y, int x, int width,

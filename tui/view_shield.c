@@ -164,15 +164,6 @@ static void offender_cells(const struct console_offender *x, int64_t now, char c
 	role[OC_WHY] = x->blocked ? ROLE_NORMAL : ROLE_DIM;
 }
 
-/* Text at (y, *x) in its natural width, clipped at the edge; advance *x. */
-static void put(struct console *c, WINDOW *w, int y, int *x, enum role role, const char *text)
-{
-	int room = getmaxx(w) - *x, cols = console_fmt_width(text);
-
-	if (room > 0)
-		*x += draw_text(w, y, *x, cols < room ? cols : room, text, 0, c->attr[role]);
-}
-
 /* The state in words and its role. */
 static enum role state_words(const struct console_shield *sh, char *buf, size_t cap)
 {
@@ -200,17 +191,17 @@ static void draw_summary(struct console *c, WINDOW *w, const struct console_shie
 	int x = 1;
 	enum role r = state_words(sh, buf, sizeof buf);
 
-	put(c, w, 0, &x, ROLE_HEADER, "Shield ");
-	put(c, w, 0, &x, r, buf);
-	put(c, w, 0, &x, ROLE_DIM, "   declines/min ");
+	draw_put_at(c, w, 0, &x, ROLE_HEADER, "Shield ");
+	draw_put_at(c, w, 0, &x, r, buf);
+	draw_put_at(c, w, 0, &x, ROLE_DIM, "   declines/min ");
 	console_fmt_int(num, sizeof num, sh->declines_per_min);
-	put(c, w, 0, &x, sh->declines_per_min ? ROLE_WARN : ROLE_NORMAL, num);
-	put(c, w, 0, &x, ROLE_DIM, "   attempts/min ");
+	draw_put_at(c, w, 0, &x, sh->declines_per_min ? ROLE_WARN : ROLE_NORMAL, num);
+	draw_put_at(c, w, 0, &x, ROLE_DIM, "   attempts/min ");
 	console_fmt_int(num, sizeof num, sh->attempts_per_min);
-	put(c, w, 0, &x, ROLE_NORMAL, num);
-	put(c, w, 0, &x, ROLE_DIM, "   trips ");
+	draw_put_at(c, w, 0, &x, ROLE_NORMAL, num);
+	draw_put_at(c, w, 0, &x, ROLE_DIM, "   trips ");
 	console_fmt_int(num, sizeof num, sh->trips);
-	put(c, w, 0, &x, ROLE_NORMAL, num);
+	draw_put_at(c, w, 0, &x, ROLE_NORMAL, num);
 
 	x = 1;
 	console_fmt_int(a, sizeof a, sh->blocks_address);
@@ -219,14 +210,14 @@ static void draw_summary(struct console *c, WINDOW *w, const struct console_shie
 	snprintf(buf, sizeof buf, "blocked since start: %s address%s, %s email%s, %s card%s", a,
 	         sh->blocks_address == 1 ? "" : "es", e, sh->blocks_email == 1 ? "" : "s", k,
 	         sh->blocks_card == 1 ? "" : "s");
-	put(c, w, 1, &x, ROLE_NORMAL, buf);
+	draw_put_at(c, w, 1, &x, ROLE_NORMAL, buf);
 
 	x = 1;
 	snprintf(buf, sizeof buf,
 	         "refused: %lld blocked, %lld below the least gift, %lld CAPTCHA, %lld captures",
 	         (long long)sh->refused_blocked, (long long)sh->refused_below_min,
 	         (long long)sh->refused_captcha, (long long)sh->refused_capture);
-	put(c, w, 2, &x, ROLE_NORMAL, buf);
+	draw_put_at(c, w, 2, &x, ROLE_NORMAL, buf);
 
 	x = 1;
 	snprintf(
@@ -234,7 +225,7 @@ static void draw_summary(struct console *c, WINDOW *w, const struct console_shie
 	    "rules: a %d min window; blocks last %d min; up for %d min, least gift %lld.%02lld",
 	    sh->window_s / 60, sh->block_s / 60, sh->up_s / 60, (long long)(sh->up_min_cents / 100),
 	    (long long)(sh->up_min_cents % 100));
-	put(c, w, 3, &x, ROLE_DIM, buf);
+	draw_put_at(c, w, 3, &x, ROLE_DIM, buf);
 }
 
 static void shield_draw(struct console *c, WINDOW *w)
