@@ -50,7 +50,7 @@ static void engine_done(void *ud, const struct engine_answer *a)
 	server_post(api_server, m);
 }
 
-static const struct http_header replayed[] = {{"idempotent-replayed:", "true"}};
+const struct http_header api_replayed[1] = {{"idempotent-replayed:", "true"}};
 
 static void *ref_ud(const struct http_pss *p)
 {
@@ -82,7 +82,7 @@ void api_complete(struct server *s, struct xmsg *m)
 
 		rc = buf_append(b, m->data, m->len)
 		         ? -1
-		         : http_send(p, p->route->ok_status, NULL, replayed, m->replayed);
+		         : http_send(p, p->route->ok_status, NULL, api_replayed, m->replayed);
 	} else {
 		rc = http_engine_error(p, m->rc);
 	}
@@ -583,7 +583,7 @@ static int donate(struct server *s, struct http_pss *p, const struct donation_re
 	if (rc)
 		return http_engine_error(p, rc);
 	if (was_replayed)
-		return http_send(p, 202, NULL, replayed, 1);
+		return http_send(p, 202, NULL, api_replayed, 1);
 	return HTTP_ASYNC;
 }
 
@@ -615,7 +615,7 @@ static int h_donate(struct server *s, struct http_pss *p)
 	/* The gift waits for the verifier (ws/captcha.c); api_captcha_done
 	 * takes it on from there. */
 	if (captcha)
-		return captcha_gate(s, p, &req, token);
+		return captcha_gate(s, p, token);
 	return donate(s, p, &req);
 }
 
@@ -641,8 +641,7 @@ void api_captcha_done(struct server *s, struct xmsg *m)
 	answered(p, rc ? -1 : 0);
 }
 
-/* The audit's actor: the staff token's name and the client's address. */
-static void actor_of(const struct http_pss *p, char *dst, size_t cap)
+void api_actor(const struct http_pss *p, char *dst, size_t cap)
 {
 	snprintf(dst, cap, "%s@%s", p->who.name, p->client);
 }
@@ -670,13 +669,13 @@ static int h_offline(struct server *s, struct http_pss *p)
 	rc = validate_offline(p->body.p ? p->body.p : "", p->body.len, util_now_ms(), &req, &err);
 	if (rc)
 		return validation_error(p, rc, &err);
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_offline_gift(s->engine, p->param[0], &req, p->idem_key, actor, http_body(p),
 	                         &was_replayed, engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
 	if (was_replayed)
-		return http_send(p, 201, NULL, replayed, 1);
+		return http_send(p, 201, NULL, api_replayed, 1);
 	return HTTP_ASYNC;
 }
 
@@ -692,7 +691,7 @@ static int h_admin_create(struct server *s, struct http_pss *p)
 	rc = validate_campaign(p->body.p ? p->body.p : "", p->body.len, 1, &spec, &err);
 	if (rc)
 		return validation_error(p, rc, &err);
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_campaign_create(s->engine, &spec, actor, engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
@@ -713,7 +712,7 @@ static int h_admin_update(struct server *s, struct http_pss *p)
 	rc = validate_campaign(p->body.p ? p->body.p : "", p->body.len, 0, &spec, &err);
 	if (rc)
 		return validation_error(p, rc, &err);
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_campaign_update(s->engine, p->param[0], &spec, actor, engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
@@ -727,7 +726,7 @@ static int h_admin_action(struct server *s, struct http_pss *p)
 
 	if (!validate_slug(p->param[0], strlen(p->param[0])))
 		return http_engine_error(p, TALLY_ENOCAMPAIGN);
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_campaign_action(s->engine, p->param[0], p->param[1], actor, engine_done,
 	                            ref_ud(p));
 	if (rc)
@@ -794,7 +793,7 @@ static int pool_put(struct server *s, struct http_pss *p, int create)
 		free(spec);
 		return validation_error(p, rc, &err);
 	}
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = create
 	         ? engine_pool_create(s->engine, spec, actor, engine_done, ref_ud(p))
 	         : engine_pool_update(s->engine, p->param[0], spec, actor, engine_done, ref_ud(p));
@@ -819,7 +818,7 @@ static int pool_action(struct server *s, struct http_pss *p, const char *action)
 
 	if (!validate_slug(p->param[0], strlen(p->param[0])))
 		return http_engine_error(p, TALLY_ENOPOOL);
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_pool_action(s->engine, p->param[0], action, actor, engine_done, ref_ud(p));
 	return rc ? http_engine_error(p, rc) : HTTP_ASYNC;
 }
@@ -877,7 +876,7 @@ static int h_challenge_create(struct server *s, struct http_pss *p)
 		free(spec);
 		return validation_error(p, rc, &err);
 	}
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_challenge_create(s->engine, spec, actor, engine_done, ref_ud(p));
 	free(spec);
 	return rc ? http_engine_error(p, rc) : HTTP_ASYNC;
@@ -897,7 +896,7 @@ static int h_queue_action(struct server *s, struct http_pss *p, const char *acti
 	char actor[TALLY_ACTOR_SIZE];
 	int rc;
 
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_queue_action(s->engine, p->param[0], action, actor, engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
@@ -951,7 +950,7 @@ static int h_job_action(struct server *s, struct http_pss *p, const char *action
 
 	if (uri_id(p->param[0], &id))
 		return http_engine_error(p, TALLY_ENOJOB);
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_job_action(s->engine, id, action, actor, engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
@@ -993,7 +992,7 @@ static int h_refund(struct server *s, struct http_pss *p)
 			snprintf(reason, sizeof(reason), "%s", json_string_value(r));
 		json_decref(body);
 	}
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_refund(s->engine, p->param[0], reason, actor, engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
@@ -1044,7 +1043,7 @@ static int h_token_add(struct server *s, struct http_pss *p)
 	rc = validate_token(p->body.p ? p->body.p : "", p->body.len, name, &role, &err);
 	if (rc)
 		return validation_error(p, rc, &err);
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_token_add(s->engine, name, role, actor, engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
@@ -1056,7 +1055,7 @@ static int h_token_revoke(struct server *s, struct http_pss *p)
 	char actor[TALLY_ACTOR_SIZE];
 	int rc;
 
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_token_revoke(s->engine, p->param[0], actor, engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
@@ -1086,7 +1085,7 @@ static int h_day_put(struct server *s, struct http_pss *p)
 	rc = validate_day(p->body.p ? p->body.p : "", p->body.len, &day, &err);
 	if (rc)
 		return validation_error(p, rc, &err);
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_day_set(s->engine, &day, actor, engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);
@@ -1098,7 +1097,7 @@ static int h_day_delete(struct server *s, struct http_pss *p)
 	char actor[TALLY_ACTOR_SIZE];
 	int rc;
 
-	actor_of(p, actor, sizeof(actor));
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_day_clear(s->engine, actor, engine_done, ref_ud(p));
 	if (rc)
 		return http_engine_error(p, rc);

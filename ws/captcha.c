@@ -57,22 +57,13 @@ static int refuse_down(struct http_pss *p)
 	                  5);
 }
 
-int captcha_gate(struct server *s, struct http_pss *p, const struct donation_req *req,
-                 const char *token)
+int captcha_gate(struct server *s, struct http_pss *p, const char *token)
 {
-	static const struct http_header replayed[] = {{"idempotent-replayed:", "true"}};
 	static const char room[WHY_MAX]; /* the reason's room, written later */
 	struct shield *sh = engine_shield(s->engine);
 	struct wait *w;
-	int rc, was = 0;
+	int rc;
 
-	/* A retry of a gift acknowledged before (same Idempotency-Key and
-	 * request) gets its first 202 without a new check: a token is good
-	 * once at the providers, and nothing is admitted again. */
-	if (p->idem_key[0] &&
-	    !engine_donate_replay(s->engine, p->param[0], req, p->idem_key, http_body(p), &was) &&
-	    was)
-		return http_send(p, 202, NULL, replayed, 1) ? -1 : 0;
 	if (!token[0]) {
 		shield_captcha_refused(sh);
 		return refuse_required(p) ? -1 : 0;

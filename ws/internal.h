@@ -269,9 +269,10 @@ void export_free(struct server *s, struct http_pss *p);
 
 /* ---- shield.c: the card-testing shield on the API ---- */
 /* Pass a donation through the shield before it is admitted: 0 to go on
- * (*captcha: only with a valid CAPTCHA token), 1 when answered (429
- * too_many_attempts, 422 below the protected minimum), -1 when the
- * answer could not be built. */
+ * (*captcha: only with a valid CAPTCHA token), 1 when answered (a retry
+ * of a gift acknowledged before, which would be refused or checked, gets
+ * its first 202; else 429 too_many_attempts, 422 below the protected
+ * minimum), -1 when the answer could not be built. */
 int shield_gate(struct server *s, struct http_pss *p, const char *slug,
                 const struct donation_req *req, int *captcha);
 /* GET /api/v1/admin/shield, POST .../raise and .../lower. */
@@ -281,20 +282,23 @@ int shield_h_lower(struct server *s, struct http_pss *p);
 
 /* ---- captcha.c: the CAPTCHA check on the API ---- */
 /* Check the donor's CAPTCHA token (token: "" when the body had none) of a
- * gift req (validated) shield_gate wants checked: HTTP_ASYNC when the
- * verifier has it (its verdict comes back as an XM_CAPTCHA message, for
- * api_captcha_done), else answered: a retry of an acknowledged gift its
- * first 202 (no token needed), or the refusal (403 captcha_required, 503
- * overloaded or captcha_unavailable); 0, or -1 when the answer could not
- * be built. */
-int captcha_gate(struct server *s, struct http_pss *p, const struct donation_req *req,
-                 const char *token);
+ * gift shield_gate wants checked (a retry of an acknowledged gift was
+ * replayed there): HTTP_ASYNC when the verifier has it (its verdict
+ * comes back as an XM_CAPTCHA message, for api_captcha_done), else the
+ * refusal answered (403 captcha_required, 503 overloaded or
+ * captcha_unavailable): 0, or -1 when the answer could not be built. */
+int captcha_gate(struct server *s, struct http_pss *p, const char *token);
 /* Answer a verdict that refuses the gift (403 captcha_failed, 503
  * captcha_unavailable) and count it in the shield: 0 or -1. 1 when the
  * verdict lets the gift go on (nothing answered). */
 int captcha_verdict(struct server *s, struct http_pss *p, int result, const char *why);
 
 /* ---- api.c ---- */
+/* The header of an answer replayed for its Idempotency-Key. */
+extern const struct http_header api_replayed[1];
+/* The audit's actor: the staff token's name and the client's address,
+ * "NAME@ADDR". */
+void api_actor(const struct http_pss *p, char *dst, size_t cap);
 extern const struct route api_routes[];
 extern const size_t api_n_routes;
 /* Called on the service thread when an async engine call completed. */

@@ -17,17 +17,15 @@ int shield_gate(struct server *s, struct http_pss *p, const char *slug,
 	struct shield_ask ask = {p->client, req->email, known, req->amount_cents};
 	struct shield_answer a;
 	char msg[160];
-
-	static const struct http_header replayed[] = {{"idempotent-replayed:", "true"}};
 	enum shield_verdict v = shield_admit(engine_shield(s->engine), &ask, util_now_ms(), &a);
 	int was = 0;
 
 	*captcha = 0;
-	/* A retry of a gift acknowledged before the shield went up is
-	 * answered as before, not refused. */
-	if (v != SHIELD_PASS && p->idem_key[0] &&
+	/* A retry of a gift acknowledged before is answered as before: not
+	 * refused, and not checked again (a CAPTCHA token is good once). */
+	if ((v != SHIELD_PASS || a.captcha) && p->idem_key[0] &&
 	    !engine_donate_replay(s->engine, slug, req, p->idem_key, http_body(p), &was) && was)
-		return http_send(p, 202, NULL, replayed, 1) ? -1 : 1;
+		return http_send(p, 202, NULL, api_replayed, 1) ? -1 : 1;
 	switch (v) {
 	case SHIELD_PASS:
 		*captcha = a.captcha;
@@ -74,7 +72,7 @@ static int action(struct server *s, struct http_pss *p, const char *what)
 	char actor[TALLY_ACTOR_SIZE];
 	int rc;
 
-	snprintf(actor, sizeof(actor), "%s@%s", p->who.name, p->client);
+	api_actor(p, actor, sizeof(actor));
 	rc = engine_shield_action(s->engine, what, actor);
 	if (rc < 0 && rc != TALLY_EIO)
 		return http_engine_error(p, rc);
