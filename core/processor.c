@@ -67,8 +67,8 @@ void processor_ended(void *ctx, const struct job_run *r)
  * fingerprint fp_<name> (tok_visa: fp_visa), as Stripe's test tokens
  * are; tok_card_<ID> is card ID, which succeeds, and
  * tok_card_<ID>_declined the same card declined (ID: 1 to 32 letters or
- * digits), so a test can make floods of distinct cards. Returns 1 when
- * tok is such a card (fp filled, *declined set), else 0. */
+ * digits), so a test can make floods of distinct cards. Returns 0 with
+ * fp and *declined set, or -1 for a tok_card_ token of another form. */
 static int mock_card(const char *tok, char *fp, size_t cap, int *declined)
 {
 	const char *id = tok + 9, *end;
@@ -82,10 +82,10 @@ static int mock_card(const char *tok, char *fp, size_t cap, int *declined)
 	n = strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789");
 	end = id + n;
 	if (n < 1 || n > 32 || (*end && strcmp(end, "_declined")))
-		return 0;
+		return -1;
 	*declined = *end != '\0';
 	snprintf(fp, cap, "fp_%.*s", (int)n, id);
-	return 1;
+	return 0;
 }
 
 int processor_mock_start(void *ctx, struct job_run *r)
@@ -94,10 +94,9 @@ int processor_mock_start(void *ctx, struct job_run *r)
 	const struct db_job_donation *d = &r->don;
 	const char *tok = d->token;
 	char fp[48] = "";
-	int declined = 0, card = 0;
+	int declined = 0;
+	int known = !strncmp(tok, "tok_", 4) && !mock_card(tok, fp, sizeof(fp), &declined);
 
-	if (strncmp(tok, "tok_", 4) == 0)
-		card = mock_card(tok, fp, sizeof(fp), &declined);
 	if (shield_refuses(cfg, r)) {
 		fp[0] = '\0';
 	} else if (r->job->kind == JOB_REFUND) {
@@ -112,9 +111,8 @@ int processor_mock_start(void *ctx, struct job_run *r)
 	} else if (!strcmp(tok, "tok_chargeDeclinedProcessingError")) {
 		work_result(r, JOB_RETRY,
 		            "processing_error: An error occurred while processing the card.");
-	} else if (strncmp(tok, "tok_", 4) || (!card && !strncmp(tok, "tok_card_", 9))) {
+	} else if (!known) {
 		work_result(r, JOB_FAIL, "invalid_payment_token: unknown payment token");
-		fp[0] = '\0';
 	} else {
 		uint32_t x = 0;
 

@@ -489,6 +489,16 @@ static int campaign_up(const struct shield *sh, const struct campaign *c, int64_
 	return sh->raised || (c && c->up_until > now);
 }
 
+/* How many campaigns are up now; lock held. */
+static int campaigns_up(const struct shield *sh, int64_t now)
+{
+	int up = 0;
+
+	for (uint32_t i = 0; i < sh->n_camp; i++)
+		up += campaign_up(sh, &sh->camp[i], now);
+	return up;
+}
+
 /* ---- the intake path ---- */
 
 /* 127.0.0.1 and ::1 (also as a mapped address): local tools. Loopback
@@ -860,8 +870,7 @@ int shield_json(struct shield *sh, int64_t now, int limit, struct buf *out)
 
 	pthread_mutex_lock(&sh->lock);
 	seconds_sum(sh->all_sec, sh->all_declines, sh->all_attempts, now, &d, &a);
-	for (uint32_t i = 0; i < sh->n_camp; i++)
-		up += campaign_up(sh, &sh->camp[i], now);
+	up = campaigns_up(sh, now);
 	rc |= buf_printf(
 	    out,
 	    "{\"enabled\":%s,\"raised\":%s,\"state\":\"%s\",\"campaigns_up\":%d,"
@@ -924,8 +933,7 @@ int shield_metrics(struct shield *sh, int64_t now, struct buf *out)
 	int rc = 0, up = 0;
 
 	pthread_mutex_lock(&sh->lock);
-	for (uint32_t i = 0; i < sh->n_camp; i++)
-		up += campaign_up(sh, &sh->camp[i], now);
+	up = campaigns_up(sh, now);
 	for (int k = 0; k < KINDS; k++)
 		for (uint32_t i = 0; i < SHIELD_KEYS; i++)
 			blocked_now[k] += sh->t[k].e[i].used && blocked(&sh->t[k].e[i], now);
