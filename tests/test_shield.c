@@ -921,6 +921,48 @@ START_TEST(stripe_gets_client_signals_and_gives_fingerprints)
 }
 END_TEST
 
+/* The mock's cards: tok_card_<1 to 32 letters or digits>[_declined];
+ * any other tok_card_ token is refused as unknown, never charged. */
+START_TEST(mock_cards_of_another_form_are_unknown)
+{
+	static const char *const bad[] = {
+	    "tok_card_",
+	    "tok_card_a-b",
+	    "tok_card_x_declinedd",
+	    "tok_card_x_",
+	    "tok_card_123456789012345678901234567890123",
+	};
+	struct client c = {-1, "127.0.4.1"};
+	char email[64], q[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(email, sizeof(email), "bad%zu@real.example", i);
+		ck_assert_int_eq(post_gift(srv.port, &c, "food", 2500, email, bad[i]), 202);
+	}
+	ck_assert_int_eq(post_gift(srv.port, &c, "food", 2500, "ok@real.example",
+	                           "tok_card_12345678901234567890123456789012"),
+	                 202);
+	ck_assert_int_eq(
+	    post_gift(srv.port, &c, "food", 2500, "no@real.example", "tok_card_ok1_declined"), 202);
+	close(c.fd);
+	ck_assert_int_eq(itest_settle(srv.port), 0);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(q, sizeof(q),
+		         "SELECT count(*) FROM donations WHERE donor_email = 'bad%zu@real.example' "
+		         "AND status = 'failed' AND reason LIKE 'invalid_payment_token%%'",
+		         i);
+		ck_assert_msg(itest_sql_int(srv.db, q) == 1, "%s was not refused", bad[i]);
+	}
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE donor_email "
+	                                       "= 'ok@real.example' AND status = 'succeeded'"),
+	                 1);
+	ck_assert_int_eq(itest_sql_int(srv.db, "SELECT count(*) FROM donations WHERE donor_email "
+	                                       "= 'no@real.example' AND reason LIKE "
+	                                       "'card_declined%'"),
+	                 1);
+}
+END_TEST
+
 static void flood_start(void)
 {
 	ck_assert_int_eq(itest_start(&srv, NULL), 0);
@@ -959,6 +1001,7 @@ Suite *shield_suite(void)
 	tcase_set_timeout(flood, 120);
 	tcase_add_test(flood, a_flood_is_turned_away_while_donors_give);
 	tcase_add_test(flood, staff_raise_and_lower_it_from_the_api);
+	tcase_add_test(flood, mock_cards_of_another_form_are_unknown);
 	suite_add_tcase(s, flood);
 	tcase_add_checked_fixture(camp, campaign_start, server_stop);
 	tcase_set_timeout(camp, 120);
