@@ -509,6 +509,11 @@ static int exempt(const char *addr)
 	       !strcmp(addr, "::ffff:127.0.0.1");
 }
 
+int shield_watches(const struct shield *sh, const char *addr)
+{
+	return sh && sh->cfg.enabled && !exempt(addr);
+}
+
 enum shield_verdict shield_admit(struct shield *sh, const struct shield_ask *ask, int64_t now,
                                  struct shield_answer *out)
 {
@@ -520,7 +525,7 @@ enum shield_verdict shield_admit(struct shield *sh, const struct shield_ask *ask
 	int up;
 
 	memset(out, 0, sizeof(*out));
-	if (!sh || !sh->cfg.enabled || exempt(ask->addr))
+	if (!shield_watches(sh, ask->addr))
 		return SHIELD_PASS;
 	key_of(K_ADDR, ask->addr, akey);
 	key_of(K_EMAIL, ask->email ? ask->email : "", ekey);
@@ -582,7 +587,7 @@ void shield_note_gift(struct shield *sh, int64_t donation_id, const char *addr,
 {
 	struct gift *g;
 
-	if (!sh || !sh->cfg.enabled || donation_id <= 0 || exempt(addr))
+	if (donation_id <= 0 || !shield_watches(sh, addr))
 		return;
 	g = &sh->gifts[(uint64_t)donation_id & (SHIELD_GIFTS - 1)];
 	pthread_mutex_lock(&sh->lock);

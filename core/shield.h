@@ -79,6 +79,10 @@ struct shield_answer {
  * of its address (what the address's ratio divides by) and its campaign.
  * 127.0.0.1 and ::1 always pass, uncounted (local tools); so does
  * everything when the shield is off. */
+/* 1 when the shield decides for a client at addr (it is on, and addr is
+ * not 127.0.0.1 or ::1), else 0: shield_admit passes it uncounted. */
+int shield_watches(const struct shield *sh, const char *addr);
+
 enum shield_verdict shield_admit(struct shield *sh, const struct shield_ask *ask, int64_t now,
                                  struct shield_answer *out);
 

@@ -11,13 +11,17 @@
 int shield_gate(struct server *s, struct http_pss *p, const char *slug,
                 const struct donation_req *req, int *captcha)
 {
+	struct shield *sh = engine_shield(s->engine);
 	/* A slug no campaign has is the engine's 404 to answer; the shield
-	 * keeps no room for it. */
-	const char *known = engine_campaign_id(s->engine, slug, strlen(slug)) >= 0 ? slug : NULL;
+	 * keeps no room for it. Looked up only for a client it watches. */
+	const char *known =
+	    shield_watches(sh, p->client) && engine_campaign_id(s->engine, slug, strlen(slug)) >= 0
+	        ? slug
+	        : NULL;
 	struct shield_ask ask = {p->client, req->email, known, req->amount_cents};
 	struct shield_answer a;
 	char msg[160];
-	enum shield_verdict v = shield_admit(engine_shield(s->engine), &ask, util_now_ms(), &a);
+	enum shield_verdict v = shield_admit(sh, &ask, util_now_ms(), &a);
 	int was = 0;
 
 	*captcha = 0;
